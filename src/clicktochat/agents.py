@@ -1,0 +1,145 @@
+"""Who answers a chat: agents' weekly hours, who is available now, and fair rotation
+among them when a link points at a whole business."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import InvalidInput
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+Hours = dict[str, list[str]]
+"""{"mon": ["09:00-13:00", "15:00-19:00"], ...}; a range ending before it starts runs past midnight."""
+
+
+@dataclass(frozen=True)
+class Business:
+    id: int
+    name: str
+    timezone: str
+    fallback_agent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    business_id: int
+    name: str
+    channel: str
+    address: str
+    hours: Hours | None  # None: always available
+    timezone: str
+
+
+def check_timezone(name: str, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(field, f"{name!r} is not an IANA time zone such as Europe/Rome") from None
+    return name
+
+
+def parse_hours(value: Any, field: str = "hours") -> Hours | None:
+    """Validate hours given as a mapping, or as text like "mon-fri 09:00-13:00,15:00-19:00; sat 10:00-12:00"."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):
+        value = _hours_from_text(value, field)
+    if not isinstance(value, dict):
+        raise InvalidInput(field, "must be an object mapping weekdays (mon..sun) to lists of 'HH:MM-HH:MM'")
+    hours: Hours = {}
+    for day, ranges in value.items():
+        if day not in WEEKDAYS:
+            raise InvalidInput(f"{field}.{day}", f"unknown weekday; use one of {', '.join(WEEKDAYS)}")
+        if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
+            raise InvalidInput(f"{field}.{day}", "must be a list of 'HH:MM-HH:MM' strings")
+        for r in ranges:
+            match = _RANGE.match(r)
+            if not match or r[:5] == r[6:] or (r[6:8] == "24" and r[9:] != "00"):
+                raise InvalidInput(f"{field}.{day}", f"{r!r} is not a time range like 09:00-18:00")
+        if ranges:
+            hours[day] = list(ranges)
+    return {day: hours[day] for day in WEEKDAYS if day in hours} or None
+
+
+def _hours_from_text(text: str, field: str) -> dict[str, list[str]]:
+    hours: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        days, _, ranges = part.partition(" ")
+        for day in _expand_days(days.lower(), field):
+            hours.setdefault(day, []).extend(r.strip() for r in ranges.split(",") if r.strip())
+    return hours
+
+
+def _expand_days(days: str, field: str) -> list[str]:
+    result: list[str] = []
+    for item in days.split(","):
+        first, _, last = item.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise InvalidInput(field, f"{item!r} is not a weekday or range of weekdays like mon-fri")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        result.extend(WEEKDAYS[i % 7] for i in range(start, end + 1 if end >= start else end + 8))
+    return result
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:5])
+
+
+def is_available(agent: Agent, now: datetime) -> bool:
+    if agent.hours is None:
+        return True
+    local = now.astimezone(ZoneInfo(agent.timezone))
+    today = WEEKDAYS[local.weekday()]
+    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+    minute = local.hour * 60 + local.minute
+    for r in agent.hours.get(today, []):
+        start, end = _minutes(r[:5]), _minutes(r[6:])
+        if start <= minute < end or (end <= start and minute >= start):
+            return True
+    for r in agent.hours.get(yesterday, []):
+        start, end = _minutes(r[:5]), _minutes(r[6:])
+        if end <= start and minute < end:
+            return True
+    return False
+
+
+class Rotation:
+    """Round-robin per business over whoever is available at each click, so agents share
+    chats evenly even as they come and go. In memory: a restart only resets the turn."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, int] = {}
+
+    def choose(self, business_id: int, candidates: Sequence[Agent]) -> Agent:
+        ordered = sorted(candidates, key=lambda a: a.id)
+        last = self._last.get(business_id, 0)
+        chosen = next((a for a in ordered if a.id > last), ordered[0])
+        self._last[business_id] = chosen.id
+        return chosen
+
+
+def route(
+    business_id: int,
+    agents: Sequence[Agent],
+    fallback: Agent | None,
+    now: datetime,
+    rotation: Rotation,
+) -> Agent | None:
+    """An available agent in turn; else the business's fallback; else anyone in turn
+    (a message left outside hours still reaches someone)."""
+    available = [a for a in agents if is_available(a, now)]
+    if available:
+        return rotation.choose(business_id, available)
+    if fallback is not None:
+        return fallback
+    if agents:
+        return rotation.choose(business_id, agents)
+    return None

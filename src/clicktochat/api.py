@@ -1,0 +1,395 @@
+"""REST API v1: thin handlers over `Service`. Request and response bodies are pydantic
+models, so validation errors name their fields and the OpenAPI document is generated from
+the same classes the handlers use."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .agents import Agent, Business, is_available
+from .errors import FieldError, InvalidInput, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from .keys import check_api_key
+from .links import ShortLink
+from .service import CreatedLink, Service, timestamp
+from .tokens import token_key
+
+MAX_BODY_BYTES = 64 * 1024
+Mode = Literal["auto", "redirect", "landing"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LinkCreate(Body):
+    to: str | None = Field(None, description="Phone number with country code, e.g. +39 347 123 4567.")
+    channel: str = Field("whatsapp", description="Messenger of `to`.")
+    agent_id: int | None = Field(None, description="Lead to this agent (short links: editable later).")
+    business_id: int | None = Field(None, description="Lead to whoever of this business is available.")
+    text: str = Field("", description="Pre-filled message, at most 1000 characters.")
+    campaign: str | None = Field(None, description="Label counted with each click, e.g. summer-ad.")
+    source: str | None = Field(None, description="Where the link is placed, e.g. flyer, instagram-bio.")
+    mode: Mode = Field("auto", description="auto: phones go to the chat, desktops see a landing page.")
+    short: bool = Field(True, description="true: a short link stored here; false: a signed link.")
+    slug: str | None = Field(None, description="Custom slug for a short link; random when left out.")
+    expires_at: AwareDatetime | None = Field(None, description="When the link stops working.")
+    expires_in: int | None = Field(None, gt=0, description="Seconds from now until the link stops working.")
+    title: str | None = Field(None, description="Name shown on a signed link's landing page.")
+
+
+class LinkUpdate(Body):
+    to: str | None = None
+    channel: str = "whatsapp"
+    agent_id: int | None = None
+    business_id: int | None = None
+    text: str = ""
+    campaign: str | None = None
+    source: str | None = None
+    mode: Mode = "auto"
+    disabled: bool = False
+    expires_at: AwareDatetime | None = None
+
+
+class BusinessCreate(Body):
+    name: str
+    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Rome.")
+
+
+class BusinessUpdate(Body):
+    name: str = ""
+    timezone: str = "UTC"
+    fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available.")
+
+
+Hours = dict[str, list[str]] | str | None
+HOURS_HELP = 'Weekly hours, {"mon": ["09:00-13:00", "15:00-19:00"], ...} or "mon-fri 09:00-18:00; sat 10:00-12:00".'
+
+
+class AgentCreate(Body):
+    name: str
+    address: str = Field(description="Phone number with country code.")
+    channel: str = "whatsapp"
+    hours: Hours = Field(None, description=HOURS_HELP + " Null: always available.")
+    timezone: str | None = Field(None, description="Defaults to the business's.")
+
+
+class AgentUpdate(Body):
+    name: str = ""
+    address: str = ""
+    channel: str = "whatsapp"
+    hours: Hours = None
+    timezone: str | None = None
+
+
+class LinkOut(BaseModel):
+    slug: str
+    url: str
+    channel: str | None
+    to: str | None
+    agent_id: int | None
+    business_id: int | None
+    text: str
+    campaign: str | None
+    source: str | None
+    mode: Mode
+    disabled: bool
+    expires_at: str | None
+    created_at: str | None
+    updated_at: str | None
+    chat_url: str | None = Field(description="Where a click goes now (null when it depends on who is available).")
+    clicks: int | None = Field(None, description="Clicks recorded so far (written within a second or so).")
+
+
+class SignedLinkOut(BaseModel):
+    url: str
+    short: Literal[False] = False
+    key: str = Field(description="Identifies this link in click records.")
+    channel: str
+    to: str
+    text: str
+    campaign: str | None
+    source: str | None
+    mode: Mode
+    expires_at: str | None
+    chat_url: str
+
+
+class BusinessOut(BaseModel):
+    id: int
+    name: str
+    timezone: str
+    fallback_agent_id: int | None
+
+
+class AgentOut(BaseModel):
+    id: int
+    business_id: int
+    name: str
+    channel: str
+    address: str
+    hours: dict[str, list[str]] | None
+    timezone: str
+    available_now: bool
+
+
+class LinkList(BaseModel):
+    links: list[LinkOut]
+
+
+class BusinessList(BaseModel):
+    businesses: list[BusinessOut]
+
+
+class AgentList(BaseModel):
+    agents: list[AgentOut]
+
+
+# -- plumbing -------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[Request, Service], Awaitable[Response]]
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Every API endpoint but the OpenAPI document wants a valid bearer API key."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        service: Service = request.app.state.service
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized(
+                "Send an API key in the header 'Authorization: Bearer <key>'; "
+                "create one with `clicktochat apikey create NAME`."
+            )
+        if await check_api_key(service.store, key.strip()) is None:
+            raise Unauthorized("This API key is not valid, or it has been revoked.")
+        return await handler(request, service)
+
+    return wrapper
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        return model.model_validate_json(body or b"null")
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
+            raise MalformedRequest(f"The body is not valid JSON: {errors[0]['ctx'].get('error', '')}") from None
+        if errors[0]["loc"] == ():
+            raise MalformedRequest("The body must be a JSON object.") from None
+        raise InvalidInput.many(
+            [FieldError(".".join(str(part) for part in e["loc"]), _reason(e)) for e in errors]
+        ) from None
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "is not a known field"
+    if error["type"] == "missing":
+        return "is required"
+    return str(error["msg"])
+
+
+def changes_of(model: BaseModel) -> dict[str, Any]:
+    """Only the fields the client sent: PATCH semantics."""
+    return {name: getattr(model, name) for name in model.model_fields_set}
+
+
+def epoch(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def out(model: BaseModel, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def link_out(service: Service, link: ShortLink, clicks: int | None = None) -> LinkOut:
+    return LinkOut(
+        slug=link.slug, url=service.short_url(link.slug), channel=link.channel, to=link.address,
+        agent_id=link.agent_id, business_id=link.business_id, text=link.text, campaign=link.campaign,
+        source=link.source, mode=link.mode, disabled=link.disabled,  # type: ignore[arg-type]
+        expires_at=timestamp(link.expires_at), created_at=timestamp(link.created_at),
+        updated_at=timestamp(link.updated_at), chat_url=service.destination_url(link), clicks=clicks,
+    )  # fmt: skip
+
+
+def signed_out(service: Service, created: CreatedLink) -> SignedLinkOut:
+    signed, token = created.signed, created.token
+    assert signed is not None and token is not None
+    return SignedLinkOut(
+        url=created.url, key=token_key(token), channel=signed.channel, to=signed.address, text=signed.text,
+        campaign=signed.campaign, source=signed.source, mode=signed.mode,  # type: ignore[arg-type]
+        expires_at=timestamp(signed.expires_at), chat_url=service.destination_url(signed) or "",
+    )  # fmt: skip
+
+
+def business_out(business: Business) -> BusinessOut:
+    return BusinessOut(**business.__dict__)
+
+
+def agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(**agent.__dict__, available_now=is_available(agent, datetime.now(UTC)))
+
+
+# -- links ----------------------------------------------------------------------------
+
+
+@endpoint
+async def create_link(request: Request, service: Service) -> Response:
+    body = await read_body(request, LinkCreate)
+    if body.expires_at is not None and body.expires_in is not None:
+        raise InvalidInput("expires_in", "give expires_at or expires_in, not both")
+    expires = epoch(body.expires_at) or (int(time.time()) + body.expires_in if body.expires_in else None)
+    fields = body.model_dump(exclude={"expires_at", "expires_in"})
+    created = await service.create_link(**fields, expires_at=expires)
+    if created.short is not None:
+        return out(link_out(service, created.short, clicks=0), 201)
+    return out(signed_out(service, created), 201)
+
+
+@endpoint
+async def list_links(request: Request, service: Service) -> Response:
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    links = await service.store.links(limit, offset)
+    return out(LinkList(links=[link_out(service, link) for link in links]))
+
+
+@endpoint
+async def get_link(request: Request, service: Service) -> Response:
+    link = await service.get_link(request.path_params["slug"])
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+
+
+@endpoint
+async def update_link(request: Request, service: Service) -> Response:
+    changes = changes_of(await read_body(request, LinkUpdate))
+    if "expires_at" in changes:
+        changes["expires_at"] = epoch(changes["expires_at"])
+    link = await service.update_link(request.path_params["slug"], changes)
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+
+
+@endpoint
+async def disable_link(request: Request, service: Service) -> Response:
+    """Short links are never deleted: a printed slug must not lead somewhere new by accident."""
+    link = await service.update_link(request.path_params["slug"], {"disabled": True})
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+
+
+# -- businesses and agents ------------------------------------------------------------
+
+
+@endpoint
+async def list_businesses(request: Request, service: Service) -> Response:
+    businesses = await service.store.businesses()
+    return out(BusinessList(businesses=[business_out(b) for b in businesses]))
+
+
+@endpoint
+async def create_business(request: Request, service: Service) -> Response:
+    body = await read_body(request, BusinessCreate)
+    return out(business_out(await service.add_business(body.name, body.timezone)), 201)
+
+
+@endpoint
+async def get_business(request: Request, service: Service) -> Response:
+    return out(business_out(await service.get_business(request.path_params["business_id"])))
+
+
+@endpoint
+async def update_business(request: Request, service: Service) -> Response:
+    changes = changes_of(await read_body(request, BusinessUpdate))
+    return out(business_out(await service.update_business(request.path_params["business_id"], changes)))
+
+
+@endpoint
+async def delete_business(request: Request, service: Service) -> Response:
+    await service.delete_business(request.path_params["business_id"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def list_agents(request: Request, service: Service) -> Response:
+    business = await service.get_business(request.path_params["business_id"])
+    return out(AgentList(agents=[agent_out(a) for a in await service.store.agents(business.id)]))
+
+
+@endpoint
+async def create_agent(request: Request, service: Service) -> Response:
+    body = await read_body(request, AgentCreate)
+    business = await service.get_business(request.path_params["business_id"])
+    agent = await service.add_agent(business.id, body.name, body.address, body.channel, body.hours, body.timezone)
+    return out(agent_out(agent), 201)
+
+
+@endpoint
+async def get_agent(request: Request, service: Service) -> Response:
+    return out(agent_out(await service.get_agent(request.path_params["agent_id"])))
+
+
+@endpoint
+async def update_agent(request: Request, service: Service) -> Response:
+    changes = changes_of(await read_body(request, AgentUpdate))
+    return out(agent_out(await service.update_agent(request.path_params["agent_id"], changes)))
+
+
+@endpoint
+async def delete_agent(request: Request, service: Service) -> Response:
+    await service.delete_agent(request.path_params["agent_id"])
+    return Response(status_code=204)
+
+
+async def openapi_document(request: Request) -> Response:
+    from .openapi import openapi
+
+    return JSONResponse(openapi(request.app.state.service.base_url))
+
+
+routes = [
+    Route("/openapi.json", openapi_document, methods=["GET"]),
+    Route("/links", list_links, methods=["GET"]),
+    Route("/links", create_link, methods=["POST"]),
+    Route("/links/{slug}", get_link, methods=["GET"]),
+    Route("/links/{slug}", update_link, methods=["PATCH"]),
+    Route("/links/{slug}", disable_link, methods=["DELETE"]),
+    Route("/businesses", list_businesses, methods=["GET"]),
+    Route("/businesses", create_business, methods=["POST"]),
+    Route("/businesses/{business_id:int}", get_business, methods=["GET"]),
+    Route("/businesses/{business_id:int}", update_business, methods=["PATCH"]),
+    Route("/businesses/{business_id:int}", delete_business, methods=["DELETE"]),
+    Route("/businesses/{business_id:int}/agents", list_agents, methods=["GET"]),
+    Route("/businesses/{business_id:int}/agents", create_agent, methods=["POST"]),
+    Route("/agents/{agent_id:int}", get_agent, methods=["GET"]),
+    Route("/agents/{agent_id:int}", update_agent, methods=["PATCH"]),
+    Route("/agents/{agent_id:int}", delete_agent, methods=["DELETE"]),
+]

@@ -1,0 +1,124 @@
+"""The ASGI application: routes, the one error handler, and the lifespan that opens the
+database, starts the click writer and cache watcher, and flushes clicks on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from . import __version__, api, views
+from .clicks import ClickRecorder
+from .demo import seed_demo
+from .errors import InternalError, ProblemError
+from .service import Service
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def asset_dir(name: str) -> Path:
+    """`templates/` and `widget/`: inside the installed package, or at the top of a checkout."""
+    installed = Path(__file__).parent / name
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / name
+
+
+def create_app(settings: Settings) -> Starlette:
+    templates = Jinja2Templates(directory=str(asset_dir("templates")))
+    templates.env.globals["version"] = __version__
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service = await Service.open(settings)
+        recorder = ClickRecorder(service.store, settings.flush_interval)
+        app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
+        try:
+            if settings.demo:
+                await seed_demo(service)
+            recorder.start()
+            watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                await recorder.stop()
+                log.info("click writer stopped; nothing pending")
+        finally:
+            await service.close()
+
+    app = Starlette(
+        routes=[
+            *views.routes,
+            Mount("/api/v1", routes=api.routes),
+            Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
+        ],
+        exception_handlers={ProblemError: problem_response, HTTPException: problem_response, 500: server_error},
+        lifespan=lifespan,
+    )
+    app.state.templates = templates
+    return app
+
+
+async def watch_routing_version(service: Service, interval: float) -> None:
+    """Drop the link cache when another process (the CLI) changed links, agents or businesses."""
+    seen = await service.store.routing_version()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            version = await service.store.routing_version()
+        except Exception:
+            log.exception("could not read routing_version")
+            continue
+        if version != seen:
+            seen = version
+            service.cache.clear()
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith("/api/") or (
+        "json" in accept and "text/html" not in accept
+    )
+
+
+async def problem_response(request: Request, exc: Exception) -> Response:
+    """One error shape: RFC 9457 problem+json for API clients, a friendly page for people."""
+    if isinstance(exc, ProblemError):
+        status, title, detail, errors = exc.status, exc.title, exc.detail, [e.as_dict() for e in exc.errors]
+    else:
+        assert isinstance(exc, HTTPException)
+        status, title = exc.status_code, HTTPStatus(exc.status_code).phrase
+        detail, errors = (exc.detail if exc.detail != title else _default_detail(status)), []
+    headers = dict(getattr(exc, "headers", None) or {})
+    if wants_json(request):
+        body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}
+        return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+    templates: Jinja2Templates = request.app.state.templates
+    response = templates.TemplateResponse(
+        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
+    )
+    response.headers.update(views.PAGE_HEADERS | headers)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return await problem_response(request, InternalError("Something went wrong on our side. Please try again."))
+
+
+def _default_detail(status: int) -> str:
+    return {
+        404: "There is nothing at this address.",
+        405: "This address does not accept that method.",
+    }.get(status, HTTPStatus(status).description)

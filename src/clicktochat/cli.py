@@ -1,0 +1,452 @@
+"""The `clicktochat` command. Every command takes --db and --base-url (or their
+CLICKTOCHAT_* variables), so the CLI and a running server share one database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, api
+from .agents import is_available
+from .errors import ProblemError
+from .keys import create_api_key, rotate_signing_key
+from .links import ShortLink
+from .service import CreatedLink, Service, timestamp
+from .settings import Settings
+from .store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(command: F) -> F:
+    command = click.option("--base-url", help="Public origin written into links [env: CLICKTOCHAT_BASE_URL].")(command)
+    command = click.option("--db", help="SQLite database file [env: CLICKTOCHAT_DB; default: clicktochat.db].")(command)
+    return command
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(command)
+
+
+def settings_from(**flags: Any) -> Settings:
+    try:
+        return Settings.from_env(**flags)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+T = TypeVar("T")
+
+
+def run_with_service(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]]) -> T:
+    """Open the database, run `work`, close; input errors become a message and exit code 1."""
+
+    async def main() -> T:
+        service = await Service.open(settings_from(db=db, base_url=base_url))
+        try:
+            return await work(service)
+        finally:
+            await service.close()
+
+    try:
+        return asyncio.run(main())
+    except ProblemError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[("" if row.get(c) is None else str(row.get(c))).replace("\n", "⏎") for c in columns] for row in rows]
+    widths = [min(40, max(len(c), *(len(r[i]) for r in cells))) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="clicktochat")
+def cli() -> None:
+    """Self-hosted click-to-chat: signed links, short links and QR codes that open
+    WhatsApp with the right person and a pre-filled message.
+
+    Start with `clicktochat serve --demo`, then open http://127.0.0.1:8000/.
+    """
+
+
+# -- serve and init ---------------------------------------------------------------------
+
+
+@cli.command()
+@common_options
+@click.option("--host", help="Interface to listen on [env: CLICKTOCHAT_HOST; default: 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [env: CLICKTOCHAT_PORT; default: 8000].")
+@click.option("--demo", is_flag=True, default=None, help="Seed a demo shop, agents and links.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(db: str | None, base_url: str | None, host: str | None, port: int | None, demo: bool | None,
+          log_level: str) -> None:  # fmt: skip
+    """Run the web server (one process, one SQLite file). Stop it with Ctrl-C or SIGTERM:
+    recorded clicks are written before it exits."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = settings_from(db=db, base_url=base_url, host=host, port=port, demo=demo)
+    if not settings.base_url:
+        shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
+    asyncio.run(_record_base_url(settings))
+    click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {settings.db})", err=True)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        access_log=False,  # access logs would hold visitors' IP addresses
+        http="httptools", lifespan="on", server_header=False, timeout_graceful_shutdown=10,
+    )  # fmt: skip
+
+
+async def _record_base_url(settings: Settings) -> None:
+    """So that `link create` in another terminal prints links this server answers."""
+    store = await Store.open(settings.db)
+    try:
+        await store.set_meta("base_url", settings.base_url)
+    finally:
+        await store.close()
+
+
+@cli.command()
+@common_options
+def init(db: str | None, base_url: str | None) -> None:
+    """Create the database and its first signing key (serve does this too)."""
+
+    async def work(service: Service) -> str:
+        if base_url:
+            await service.store.set_meta("base_url", service.base_url)
+        return service.settings.db
+
+    click.echo(f"Database ready: {run_with_service(db, base_url, work)}")
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """Keys that sign links. The newest signs; all verify, so printed links keep working."""
+
+
+@keys.command("list")
+@common_options
+@json_option
+def keys_list(db: str | None, base_url: str | None, as_json: bool) -> None:
+    """List signing keys (their dates, never the keys)."""
+    found = run_with_service(db, base_url, lambda s: s.store.signing_key_dates())
+    rows = [{"id": i, "created_at": timestamp(at), "signs": i == found[-1][0]} for i, at in found]
+    print_json(rows) if as_json else print_table(rows, ["id", "created_at", "signs"])
+
+
+@keys.command("rotate")
+@common_options
+def keys_rotate(db: str | None, base_url: str | None) -> None:
+    """Add a new signing key. Restart the server to sign with it; old links keep working."""
+    found = run_with_service(db, base_url, lambda s: rotate_signing_key(s.store))
+    click.echo(f"Added signing key {len(found)}; {len(found)} keys verify links.")
+
+
+# -- API keys -----------------------------------------------------------------------------
+
+
+@cli.group()
+def apikey() -> None:
+    """API keys for the REST API (Authorization: Bearer KEY)."""
+
+
+@apikey.command("create")
+@common_options
+@click.argument("name")
+def apikey_create(db: str | None, base_url: str | None, name: str) -> None:
+    """Create a key and print it once: it is stored only as a hash."""
+    if not name.strip() or len(name) > 100:
+        raise click.BadParameter("give a name of 1 to 100 characters", param_hint="NAME")
+    new = run_with_service(db, base_url, lambda s: create_api_key(s.store, name.strip()))
+    click.echo(f"API key {new.id} ({name}). Copy it now; it will not be shown again:", err=True)
+    click.echo(new.key)
+
+
+@apikey.command("list")
+@common_options
+@json_option
+def apikey_list(db: str | None, base_url: str | None, as_json: bool) -> None:
+    """List API keys (name, prefix, dates)."""
+    found = run_with_service(db, base_url, lambda s: s.store.api_keys())
+    rows = [
+        {"id": k.id, "name": k.name, "prefix": k.prefix + "…", "created_at": timestamp(k.created_at),
+         "last_used_at": timestamp(k.last_used_at), "revoked_at": timestamp(k.revoked_at)}
+        for k in found
+    ]  # fmt: skip
+    print_json(rows) if as_json else print_table(rows, ["id", "name", "prefix", "created_at", "revoked_at"])
+
+
+@apikey.command("revoke")
+@common_options
+@click.argument("key_id", type=int)
+def apikey_revoke(db: str | None, base_url: str | None, key_id: int) -> None:
+    """Revoke a key at once."""
+    if not run_with_service(db, base_url, lambda s: s.store.revoke_api_key(key_id)):
+        raise click.ClickException(f"There is no active API key {key_id}.")
+    click.echo(f"Revoked API key {key_id}.")
+
+
+# -- businesses and agents ----------------------------------------------------------------
+
+
+@cli.group()
+def business() -> None:
+    """Businesses: who a link can lead to as a whole, rotating among its agents."""
+
+
+@business.command("add")
+@common_options
+@click.argument("name")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone, e.g. Europe/Rome.")
+@json_option
+def business_add(db: str | None, base_url: str | None, name: str, timezone: str, as_json: bool) -> None:
+    """Add a business; prints its id."""
+    found = run_with_service(db, base_url, lambda s: s.add_business(name, timezone))
+    print_json(found.__dict__) if as_json else click.echo(found.id)
+
+
+@business.command("list")
+@common_options
+@json_option
+def business_list(db: str | None, base_url: str | None, as_json: bool) -> None:
+    """List businesses."""
+    rows = [b.__dict__ for b in run_with_service(db, base_url, lambda s: s.store.businesses())]
+    print_json(rows) if as_json else print_table(rows, ["id", "name", "timezone", "fallback_agent_id"])
+
+
+@business.command("edit")
+@common_options
+@click.argument("business_id", type=int)
+@click.option("--name")
+@click.option("--timezone")
+@click.option("--fallback-agent", type=int, help="Agent who gets chats when nobody is available (0: none).")
+def business_edit(db: str | None, base_url: str | None, business_id: int, name: str | None, timezone: str | None,
+                  fallback_agent: int | None) -> None:  # fmt: skip
+    """Change a business."""
+    changes: dict[str, Any] = {k: v for k, v in {"name": name, "timezone": timezone}.items() if v is not None}
+    if fallback_agent is not None:
+        changes["fallback_agent_id"] = fallback_agent or None
+    found = run_with_service(db, base_url, lambda s: s.update_business(business_id, changes))
+    click.echo(f"Business {found.id}: {found.name} ({found.timezone})")
+
+
+@cli.group()
+def agent() -> None:
+    """Agents: the people who answer chats, with their hours."""
+
+
+@agent.command("add")
+@common_options
+@click.option("--business", "business_id", type=int, required=True, help="Business id.")
+@click.option("--name", required=True)
+@click.option("--to", "address", required=True, help="Phone number with country code.")
+@click.option("--channel", default="whatsapp", show_default=True)
+@click.option("--hours", help='e.g. "mon-fri 09:00-13:00,15:00-19:00; sat 10:00-12:00" (default: always).')
+@click.option("--timezone", help="Defaults to the business's.")
+@json_option
+def agent_add(db: str | None, base_url: str | None, business_id: int, name: str, address: str, channel: str,
+              hours: str | None, timezone: str | None, as_json: bool) -> None:  # fmt: skip
+    """Add an agent to a business; prints its id."""
+    found = run_with_service(
+        db, base_url, lambda s: s.add_agent(business_id, name, address, channel, hours, timezone)
+    )
+    print_json(found.__dict__) if as_json else click.echo(found.id)
+
+
+@agent.command("list")
+@common_options
+@click.option("--business", "business_id", type=int, help="Only this business's agents.")
+@json_option
+def agent_list(db: str | None, base_url: str | None, business_id: int | None, as_json: bool) -> None:
+    """List agents and whether each is available now."""
+    found = run_with_service(db, base_url, lambda s: s.store.agents(business_id))
+    now = datetime.now(UTC)
+    rows = [a.__dict__ | {"available_now": is_available(a, now)} for a in found]
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            row["hours"] = "; ".join(f"{d} {','.join(r)}" for d, r in (row["hours"] or {}).items()) or "always"
+        print_table(rows, ["id", "business_id", "name", "address", "timezone", "hours", "available_now"])
+
+
+# -- links ----------------------------------------------------------------------------------
+
+
+def expiry(expires_in: int | None, expires_at: datetime | None) -> int | None:
+    if expires_in is not None and expires_at is not None:
+        raise click.UsageError("give --expires-in or --expires-at, not both")
+    if expires_in is not None:
+        if expires_in <= 0:
+            raise click.BadParameter("must be a positive number of seconds", param_hint="--expires-in")
+        return int(time.time()) + expires_in
+    if expires_at is not None:
+        return int((expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)).timestamp())
+    return None
+
+
+def link_row(service: Service, link: ShortLink, clicks: int | None = None) -> dict[str, Any]:
+    """The same object the API returns."""
+    return api.link_out(service, link, clicks).model_dump(mode="json")
+
+
+@cli.group()
+def link() -> None:
+    """Chat links: signed (for ads, nothing stored) or short (for print, editable later)."""
+
+
+DESTINATION_OPTIONS: list[Callable[[F], F]] = [
+    click.option("--to", help="Phone number with country code, e.g. '+39 347 123 4567'."),
+    click.option("--agent", "agent_id", type=int, help="Lead to this agent."),
+    click.option("--business", "business_id", type=int, help="Lead to whoever of this business is available."),
+    click.option("--channel", help="Messenger of --to [default: whatsapp]."),
+    click.option("--text", help="Pre-filled message (at most 1000 characters)."),
+    click.option("--campaign", help="Label counted with each click, e.g. summer-ad."),
+    click.option("--source", help="Where the link is placed, e.g. flyer."),
+    click.option("--mode", type=click.Choice(["auto", "redirect", "landing"]),
+                 help="auto (default): phones go straight to the chat, desktops see a landing page."),
+    click.option("--expires-in", type=int, help="Seconds until the link stops working."),
+    click.option("--expires-at", type=click.DateTime(), help="When the link stops working (UTC if no zone)."),
+]  # fmt: skip
+
+
+def destination_options(command: F) -> F:
+    for option in reversed(DESTINATION_OPTIONS):
+        command = option(command)
+    return command
+
+
+@link.command("create")
+@common_options
+@destination_options
+@click.option("--short", is_flag=True, help="Make a short link (stored, editable) instead of a signed one.")
+@click.option("--slug", help="Custom slug for a short link (implies --short).")
+@click.option("--title", help="Name shown on a signed link's landing page.")
+@json_option
+def link_create(db: str | None, base_url: str | None, short: bool, slug: str | None, title: str | None,
+                as_json: bool, expires_in: int | None, expires_at: datetime | None, **fields: Any) -> None:  # fmt: skip
+    """Make a link; the URL is the last line printed.
+
+    Signed links (the default) carry everything in the URL: nothing is stored, nothing can
+    be changed. Short links (--short) are stored: short to print and their destination
+    can be edited after printing; prefer them for paper and QR codes."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    short = short or slug is not None
+
+    async def work(service: Service) -> dict[str, Any]:
+        created = await service.create_link(
+            **fields, short=short, slug=slug, title=title, expires_at=expiry(expires_in, expires_at)
+        )
+        if created.short is not None:
+            return link_row(service, created.short, clicks=0)
+        return api.signed_out(service, created).model_dump(mode="json")
+
+    row = run_with_service(db, base_url, work)
+    print_json(row) if as_json else click.echo(row["url"])
+
+
+@link.command("list")
+@common_options
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@json_option
+def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -> None:
+    """List short links, newest first."""
+
+    async def work(service: Service) -> list[dict[str, Any]]:
+        return [link_row(service, x, await service.link_clicks(x.slug)) for x in await service.store.links(limit)]
+
+    rows = run_with_service(db, base_url, work)
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            row["to"] = row["to"] or (f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}")
+            row["state"] = "disabled" if row["disabled"] else "active"
+        print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
+
+
+@link.command("show")
+@common_options
+@click.argument("slug_or_url")
+@json_option
+def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: bool) -> None:
+    """Show a short link (or a signed link's URL) with its clicks."""
+    ref = slug_or_url.rstrip("/").rsplit("/", 1)[-1]
+    is_signed = "/c/" in slug_or_url or "." in ref
+
+    async def work(service: Service) -> dict[str, Any]:
+        if is_signed:
+            created = CreatedLink(service.signed_url(ref), signed=service.signer.verify(ref), token=ref)
+            clicks = await service.signed_link_clicks(ref)
+            return api.signed_out(service, created).model_dump(mode="json") | {"clicks": clicks}
+        found = await service.get_link(ref)
+        return link_row(service, found, await service.link_clicks(found.slug))
+
+    row = run_with_service(db, base_url, work)
+    if as_json:
+        print_json(row)
+    else:
+        for key, value in row.items():
+            if value is not None:
+                click.echo(f"{key + ':':<12} {value}")
+
+
+@link.command("edit")
+@common_options
+@click.argument("slug")
+@destination_options
+def link_edit(db: str | None, base_url: str | None, slug: str, expires_in: int | None,
+              expires_at: datetime | None, **fields: Any) -> None:  # fmt: skip
+    """Change a short link after printing: its destination, text, labels, mode or expiry."""
+    changes = {k: v for k, v in fields.items() if v is not None}
+    when = expiry(expires_in, expires_at)
+    if when is not None:
+        changes["expires_at"] = when
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    found = run_with_service(db, base_url, lambda s: s.update_link(slug, changes))
+    click.echo(f"Updated {found.slug}.")
+
+
+@link.command("disable")
+@common_options
+@click.argument("slug")
+def link_disable(db: str | None, base_url: str | None, slug: str) -> None:
+    """Turn a short link off: visitors see a friendly 'no longer active' page."""
+    found = run_with_service(db, base_url, lambda s: s.update_link(slug, {"disabled": True}))
+    click.echo(f"Disabled {found.slug}.")
+
+
+@link.command("enable")
+@common_options
+@click.argument("slug")
+def link_enable(db: str | None, base_url: str | None, slug: str) -> None:
+    """Turn a disabled short link back on."""
+    found = run_with_service(db, base_url, lambda s: s.update_link(slug, {"disabled": False}))
+    click.echo(f"Enabled {found.slug}.")
+
+
+def main() -> None:
+    cli(prog_name="clicktochat")
+

@@ -1,0 +1,107 @@
+"""Click recording: the request only appends an event to a list in memory; a background
+task parses and writes them to SQLite in batches, so no click waits on the disk. Stopping
+the recorder writes what is left, so a graceful shutdown loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .store import Store
+from .useragents import parse_device
+
+log = logging.getLogger(__name__)
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+MAX_UTM_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    """Raw facts of one click, kept cheap to build: parsing happens in the writer."""
+
+    at: float
+    link_kind: str  # short | signed
+    link_key: str
+    channel: str
+    agent_id: int | None
+    campaign: str | None
+    source: str | None
+    query_string: bytes
+    referer: str
+    user_agent: str
+
+    def to_row(self) -> tuple[Any, ...]:
+        try:
+            query = parse_qs(self.query_string.decode("latin-1"), max_num_fields=100)
+        except ValueError:  # more fields than anyone sends but an attacker
+            query = {}
+        utm = [query[key][0][:MAX_UTM_LENGTH] if key in query else None for key in UTM_KEYS]
+        device = parse_device(self.user_agent[:1000])
+        return (
+            self.at, self.link_kind, self.link_key, self.channel, self.agent_id, self.campaign, self.source,
+            *utm, int("fbclid" in query), int("gclid" in query), referrer_host(self.referer),
+            device.device_class, device.os_family, device.browser_family,
+        )  # fmt: skip
+
+
+def referrer_host(referer: str) -> str | None:
+    """Only the host: full referrer URLs can carry personal data."""
+    try:
+        host = urlsplit(referer).hostname
+    except ValueError:
+        return None
+    return host[:253] if host else None
+
+
+class ClickRecorder:
+    def __init__(self, store: Store, flush_interval: float = 1.0, batch_size: int = 5000) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._pending: list[ClickEvent] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def record(self, event: ClickEvent) -> None:
+        """Called on the request path: an append, nothing else."""
+        self._pending.append(event)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
+
+    async def stop(self) -> None:
+        """Stop the loop, then write everything still pending."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.flush()
+
+    async def flush(self) -> int:
+        written = 0
+        while self._pending:
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+            try:
+                await self.store.add_clicks([event.to_row() for event in batch])
+            except Exception:
+                self._pending[:0] = batch  # keep them for the next try: never drop clicks
+                raise
+            written += len(batch)
+        return written
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.flush_interval)
+            except TimeoutError:
+                pass
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)

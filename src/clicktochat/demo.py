@@ -1,0 +1,42 @@
+"""`serve --demo`: an Italian pastry shop with two agents, their hours, and a few links,
+so a new user has something real to click within a minute of installing."""
+
+from __future__ import annotations
+
+import json
+
+from .service import Service
+
+DEMO_SLUGS = ("vetrina", "ordini", "torte")
+
+
+async def seed_demo(service: Service) -> bool:
+    """Seed once per database; False if it was already there."""
+    if await service.store.get_meta("demo"):
+        return False
+    shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
+    giulia = await service.add_agent(
+        shop.id, "Giulia", "+39 347 123 4567", hours="mon-fri 09:00-13:00,15:00-19:00; sat 09:00-13:00"
+    )
+    await service.add_agent(shop.id, "Marco", "+39 348 765 4321", hours="tue-sat 14:00-20:00; sun 09:00-12:00")
+    await service.update_business(shop.id, {"fallback_agent_id": giulia.id})
+    await service.create_link(
+        business_id=shop.id, slug="vetrina", campaign="shop-window", source="poster",
+        text="Ciao! Ho visto la vetrina: avete ancora i cannoli? 🍰",
+    )  # fmt: skip
+    await service.create_link(
+        agent_id=giulia.id, slug="ordini", mode="landing", campaign="orders",
+        text="Ciao Giulia! Vorrei ordinare una torta per sabato.\nNome: \nPersone: ",
+    )  # fmt: skip
+    await service.create_link(
+        to="+39 347 123 4567", slug="torte", mode="redirect", campaign="instagram-bio", text="Info torte & prezzi?"
+    )
+    ad = await service.create_link(
+        to="+39 347 123 4567", short=False, campaign="summer-ad", source="facebook",
+        text="Ciao! Info sull'offerta estiva?", title=shop.name,
+    )  # fmt: skip
+    assert ad.token is not None
+    await service.store.set_meta(
+        "demo", json.dumps({"business_id": shop.id, "slugs": list(DEMO_SLUGS), "token": ad.token})
+    )
+    return True

@@ -1,0 +1,87 @@
+"""Errors that carry their HTTP status, so plain functions can refuse input without knowing
+about HTTP, and one handler (in `app.py`) renders them as problem+json or a friendly page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class ProblemError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class InvalidInput(ProblemError):
+    """Input that is well-formed but wrong: a bad number, a too-long text, a taken slug."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}", [FieldError(field, reason)])
+
+    @classmethod
+    def many(cls, errors: list[FieldError]) -> InvalidInput:
+        error = cls.__new__(cls)
+        ProblemError.__init__(error, "; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        return error
+
+
+class MalformedRequest(ProblemError):
+    status = 400
+    title = "Malformed request"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="clicktochat"'}
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+
+
+class Gone(ProblemError):
+    status = 410
+    title = "Gone"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
+
+
+class Unavailable(ProblemError):
+    status = 503
+    title = "Unavailable"
+
+
+class InternalError(ProblemError):
+    status = 500
+    title = "Internal server error"

@@ -1,0 +1,147 @@
+"""Short links: slugs people can type from paper, and what a slug leads to at the moment
+of the click (a fixed number, one agent, or whoever is on duty at a business)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .agents import Agent, Rotation, route
+from .errors import InvalidInput
+
+SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+"""No 0/o, 1/l/i: a slug read off a flyer is typed right the first time."""
+RANDOM_SLUG_LENGTH = 7  # 31**7 ≈ 2.7e10 slugs
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+RESERVED_SLUGS = frozenset(
+    "admin api app c s qr poster static widget widget.js login logout new edit help about "
+    "favicon.ico robots.txt well-known".split()
+)
+MAX_LABEL_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class ShortLink:
+    slug: str
+    text: str = ""
+    channel: str | None = None
+    address: str | None = None
+    agent_id: int | None = None
+    business_id: int | None = None
+    campaign: str | None = None
+    source: str | None = None
+    mode: str = "auto"
+    disabled: bool = False
+    expires_at: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A short link with all it needs to route a click, as kept in the in-process cache."""
+
+    link: ShortLink
+    title: str | None  # the business's name, for the landing page
+    agents: tuple[Agent, ...] = ()  # the business's agents, when the link points at the business
+    fallback: Agent | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    channel: str
+    address: str
+    agent_id: int | None = None
+
+
+def random_slug() -> str:
+    return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(RANDOM_SLUG_LENGTH))
+
+
+def check_slug(slug: str, field: str = "slug") -> str:
+    """A custom slug, lower-cased: slugs are matched case-insensitively, as people type them."""
+    normalized = slug.strip().lower()
+    if not SLUG_PATTERN.match(normalized):
+        raise InvalidInput(
+            field,
+            f"{slug!r} is not a valid slug: use 1 to 64 letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit",
+        )
+    if normalized in RESERVED_SLUGS:
+        raise InvalidInput(field, f"{slug!r} is reserved; choose another slug")
+    return normalized
+
+
+def check_label(value: str | None, field: str) -> str | None:
+    """Campaign and source labels: short, printable, shown in stats."""
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if len(value) > MAX_LABEL_LENGTH:
+        raise InvalidInput(field, f"is {len(value)} characters long; at most {MAX_LABEL_LENGTH}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def check_mode(mode: str, field: str = "mode") -> str:
+    if mode not in ("auto", "redirect", "landing"):
+        raise InvalidInput(field, f"{mode!r} is not one of auto, redirect, landing")
+    return mode
+
+
+def resolve(target: Target, now: datetime, rotation: Rotation) -> Destination | None:
+    link = target.link
+    if link.channel is not None and link.address is not None:
+        return Destination(link.channel, link.address)
+    if link.agent_id is not None:
+        agent = target.agents[0] if target.agents else None
+    else:
+        agent = route(link.business_id or 0, target.agents, target.fallback, now, rotation)
+    return Destination(agent.channel, agent.address, agent.id) if agent else None
+
+
+_MISSING = object()
+
+
+class LinkCache:
+    """Short links by slug, in memory: a click on a cached slug reads nothing from disk.
+    Cleared whole by any edit in this process, and by `routing_version` moving when another
+    process (the CLI) edits the database. Unknown slugs are cached too, so a flood of bad
+    slugs cannot turn into a flood of reads."""
+
+    def __init__(self, loader: Callable[[str], Awaitable[Target | None]], size: int = 10_000) -> None:
+        self._loader = loader
+        self._size = size
+        self._entries: OrderedDict[str, Target | None] = OrderedDict()
+        self._generation = 0
+
+    def peek(self, slug: str) -> Target | None | object:
+        """The cached target, None for a known-unknown slug, or MISSING."""
+        entry = self._entries.get(slug, _MISSING)
+        if entry is not _MISSING:
+            self._entries.move_to_end(slug)
+        return entry
+
+    async def get(self, slug: str) -> Target | None:
+        entry = self.peek(slug)
+        if entry is not _MISSING:
+            return entry  # type: ignore[return-value]
+        generation = self._generation
+        target = await self._loader(slug)
+        if generation == self._generation:  # not cleared while we were reading: still true
+            self._entries[slug] = target
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return target
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._generation += 1
+
+    def __len__(self) -> int:
+        return len(self._entries)

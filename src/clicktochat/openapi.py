@@ -1,0 +1,120 @@
+"""The OpenAPI 3.1 document of `/api/v1`, built from the pydantic models the handlers use;
+a test checks it against the routes and validates real responses with its schemas."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import __version__
+from .api import (
+    AgentCreate, AgentList, AgentOut, AgentUpdate, BusinessCreate, BusinessList, BusinessOut, BusinessUpdate,
+    LinkCreate, LinkList, LinkOut, LinkUpdate, SignedLinkOut,
+)  # fmt: skip
+
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "errors"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+# (method, path, summary, request body, {status: response model or None})
+OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
+    ("get", "/links", "List short links, newest first (?limit, ?offset)", None, {200: LinkList}),
+    ("post", "/links", "Create a short link, or a signed link with short=false", LinkCreate,
+     {201: [LinkOut, SignedLinkOut], 409: None}),
+    ("get", "/links/{slug}", "A short link with its click count", None, {200: LinkOut, 404: None}),
+    ("patch", "/links/{slug}", "Change a short link (destination, text, mode, state...)", LinkUpdate,
+     {200: LinkOut, 404: None}),
+    ("delete", "/links/{slug}", "Disable a short link (slugs are never reused)", None, {200: LinkOut, 404: None}),
+    ("get", "/businesses", "List businesses", None, {200: BusinessList}),
+    ("post", "/businesses", "Create a business", BusinessCreate, {201: BusinessOut}),
+    ("get", "/businesses/{business_id}", "A business", None, {200: BusinessOut, 404: None}),
+    ("patch", "/businesses/{business_id}", "Change a business", BusinessUpdate, {200: BusinessOut, 404: None}),
+    ("delete", "/businesses/{business_id}", "Delete a business and its agents", None, {204: None, 404: None, 409: None}),
+    ("get", "/businesses/{business_id}/agents", "A business's agents", None, {200: AgentList, 404: None}),
+    ("post", "/businesses/{business_id}/agents", "Add an agent", AgentCreate, {201: AgentOut, 404: None}),
+    ("get", "/agents/{agent_id}", "An agent, with availability now", None, {200: AgentOut, 404: None}),
+    ("patch", "/agents/{agent_id}", "Change an agent", AgentUpdate, {200: AgentOut, 404: None}),
+    ("delete", "/agents/{agent_id}", "Delete an agent", None, {204: None, 404: None, 409: None}),
+]  # fmt: skip
+
+MODELS: list[type[BaseModel]] = [
+    LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
+    BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList,
+]  # fmt: skip
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+@cache
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Problem": PROBLEM}
+    for model in MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def _response(status: int, model: Any) -> dict[str, Any]:
+    if status == 204:
+        return {"description": "Done; no body."}
+    if model is None:
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        return {"description": {404: "Not found", 409: "Conflict"}.get(status, "Error"), "content": problem}
+    schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
+    return {"description": "OK" if status < 300 else "Created", "content": {"application/json": {"schema": schema}}}
+
+
+def openapi(base_url: str) -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    common = {
+        "400": {"description": "Malformed JSON", "content": problem},
+        "401": {"description": "No API key, or a bad one", "content": problem},
+        "422": {"description": "Invalid input; `errors` names each field and why", "content": problem},
+    }
+    paths: dict[str, Any] = {}
+    for method, path, summary, body, responses in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {str(s): _response(s, m) for s, m in responses.items()} | common,
+        }
+        params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+        if params:
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string" if p == "slug" else "integer"}}
+                for p in params
+            ]
+        if body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+            operation["responses"]["415"] = {"description": "Body is not JSON", "content": problem}
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "clicktochat API", "version": __version__},
+        "servers": [{"url": f"{base_url}/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "clicktochat apikey create"}},
+        },
+    }

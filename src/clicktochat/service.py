@@ -1,0 +1,307 @@
+"""What the REST API and the CLI can do, validated once here so both refuse the same
+input with the same words. Everything a running server shares lives on `Service`."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .agents import Agent, Business, Rotation, check_timezone, parse_hours
+from .channels import check_text, deep_link, get_channel
+from .errors import Conflict, InvalidInput, NotFound
+from .keys import signing_keys
+from .links import LinkCache, ShortLink, check_label, check_mode, check_slug, random_slug
+from .settings import Settings
+from .store import Store
+from .tokens import LinkSigner, SignedLink, token_key
+
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class CreatedLink:
+    url: str
+    short: ShortLink | None = None
+    signed: SignedLink | None = None
+    token: str | None = None
+
+
+class Service:
+    def __init__(self, store: Store, settings: Settings, signer: LinkSigner, base_url: str) -> None:
+        self.store = store
+        self.settings = settings
+        self.signer = signer
+        self.base_url = base_url.rstrip("/")
+        self.cache = LinkCache(store.target, settings.cache_size)
+        self.rotation = Rotation()
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Service:
+        store = await Store.open(settings.db)
+        try:
+            signer = LinkSigner(await signing_keys(store, settings.signing_keys))
+            base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"
+        except BaseException:
+            await store.close()
+            raise
+        return cls(store, settings, signer, base_url)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # -- links ------------------------------------------------------------------------
+
+    def short_url(self, slug: str) -> str:
+        return f"{self.base_url}/s/{slug}"
+
+    def signed_url(self, token: str) -> str:
+        return f"{self.base_url}/c/{token}"
+
+    async def create_link(
+        self,
+        *,
+        to: str | None = None,
+        channel: str = "whatsapp",
+        text: str = "",
+        agent_id: int | None = None,
+        business_id: int | None = None,
+        campaign: str | None = None,
+        source: str | None = None,
+        mode: str = "auto",
+        short: bool = True,
+        slug: str | None = None,
+        expires_at: int | None = None,
+        title: str | None = None,
+    ) -> CreatedLink:
+        destination = await self._destination(to, channel, agent_id, business_id)
+        text = check_text(text, get_channel(destination["channel"] or "whatsapp"))
+        labels = {"campaign": check_label(campaign, "campaign"), "source": check_label(source, "source")}
+        mode = check_mode(mode)
+        if expires_at is not None and expires_at <= time.time():
+            raise InvalidInput("expires_at", "is in the past")
+        if not short:
+            return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
+        link = ShortLink(slug="", text=text, mode=mode, expires_at=expires_at, **destination, **labels)
+        if slug is not None:
+            link = await self._insert(replace(link, slug=check_slug(slug)))
+        else:
+            for _ in range(10):  # 2.7e10 slugs: a collision is rare, ten in a row means a full table
+                try:
+                    link = await self._insert(replace(link, slug=random_slug()), retry=True)
+                    break
+                except _SlugTaken:
+                    continue
+            else:
+                raise Conflict("Could not find a free random slug; choose one with slug.")
+        self.cache.clear()
+        return CreatedLink(self.short_url(link.slug), short=link)
+
+    async def _create_signed(
+        self, destination: dict[str, Any], text: str, labels: dict[str, str | None], mode: str,
+        expires_at: int | None, title: str | None, slug: str | None,
+    ) -> CreatedLink:  # fmt: skip
+        if slug is not None:
+            raise InvalidInput("slug", "only short links have a slug; leave it out or set short to true")
+        if destination["channel"] is None:
+            # A signed link carries its destination: it is fixed when the link is made.
+            agent = await self._pick_agent_now(destination)
+            destination = {"channel": agent.channel, "address": agent.address}
+            business = await self.store.business(agent.business_id)
+            title = title or (business.name if business else None)
+        signed = SignedLink(
+            channel=destination["channel"], address=destination["address"], text=text, mode=mode,
+            expires_at=expires_at, title=check_label(title, "title"), **labels,
+        )  # fmt: skip
+        token = self.signer.sign(signed)
+        return CreatedLink(self.signed_url(token), signed=signed, token=token)
+
+    async def _pick_agent_now(self, destination: dict[str, Any]) -> Agent:
+        if destination["agent_id"] is not None:
+            agent = await self.store.agent(destination["agent_id"])
+        else:
+            agents = await self.store.agents(destination["business_id"])
+            agent = agents[0] if agents else None
+        if agent is None:
+            raise InvalidInput("business_id", "this business has no agents yet")
+        return agent
+
+    async def _insert(self, link: ShortLink, retry: bool = False) -> ShortLink:
+        try:
+            return await self.store.add_link(link)
+        except sqlite3.IntegrityError as exc:
+            if "links.slug" not in str(exc):
+                raise
+            if retry:
+                raise _SlugTaken from None
+            raise InvalidInput("slug", f"{link.slug!r} is already taken; choose another slug") from None
+
+    async def _destination(
+        self, to: str | None, channel: str, agent_id: int | None, business_id: int | None
+    ) -> dict[str, Any]:
+        """Exactly one of a number, an agent or a business."""
+        given = [name for name, value in (("to", to), ("agent_id", agent_id), ("business_id", business_id))
+                 if value is not None]  # fmt: skip
+        if len(given) != 1:
+            field = given[1] if len(given) > 1 else "to"
+            raise InvalidInput(field, "give exactly one destination: to (a number), agent_id or business_id")
+        empty = {"channel": None, "address": None, "agent_id": None, "business_id": None}
+        if to is not None:
+            found = get_channel(channel)
+            return empty | {"channel": found.name, "address": found.normalize(to, self.settings.default_region, "to")}
+        if agent_id is not None:
+            if await self.store.agent(agent_id) is None:
+                raise InvalidInput("agent_id", f"there is no agent {agent_id}")
+            return empty | {"agent_id": agent_id}
+        assert business_id is not None
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        return empty | {"business_id": business_id}
+
+    async def get_link(self, slug: str) -> ShortLink:
+        link = await self.store.link(slug.lower())
+        if link is None:
+            raise NotFound(f"There is no short link {slug!r}.")
+        return link
+
+    async def update_link(self, slug: str, changes: dict[str, Any]) -> ShortLink:
+        """Change a printed link: its destination, text, labels, mode, expiry or state."""
+        link = await self.get_link(slug)
+        update: dict[str, Any] = {}
+        if {"to", "agent_id", "business_id"} & changes.keys():
+            update |= await self._destination(
+                changes.get("to"), changes.get("channel") or link.channel or "whatsapp",
+                changes.get("agent_id"), changes.get("business_id"),
+            )  # fmt: skip
+        elif "channel" in changes:
+            raise InvalidInput("channel", "change the channel together with to")
+        channel = update.get("channel", link.channel) or "whatsapp"
+        if "text" in changes:
+            update["text"] = check_text(changes["text"] or "", get_channel(channel))
+        for label in ("campaign", "source"):
+            if label in changes:
+                update[label] = check_label(changes[label], label)
+        if "mode" in changes:
+            update["mode"] = check_mode(changes["mode"])
+        if "disabled" in changes:
+            update["disabled"] = int(bool(changes["disabled"]))
+        if "expires_at" in changes:
+            update["expires_at"] = changes["expires_at"]
+        await self.store.update_link(link.slug, update)
+        self.cache.clear()
+        return await self.get_link(link.slug)
+
+    async def link_clicks(self, slug: str) -> int:
+        return await self.store.click_count("short", slug)
+
+    async def signed_link_clicks(self, token: str) -> int:
+        return await self.store.click_count("signed", token_key(token))
+
+    def destination_url(self, link: ShortLink | SignedLink) -> str | None:
+        if link.channel is None or link.address is None:
+            return None
+        return deep_link(link.channel, link.address, link.text)
+
+    # -- businesses and agents --------------------------------------------------------
+
+    async def add_business(self, name: str, timezone: str = "UTC") -> Business:
+        return await self.store.add_business(_check_name(name), check_timezone(timezone))
+
+    async def get_business(self, business_id: int) -> Business:
+        business = await self.store.business(business_id)
+        if business is None:
+            raise NotFound(f"There is no business {business_id}.")
+        return business
+
+    async def update_business(self, business_id: int, changes: dict[str, Any]) -> Business:
+        await self.get_business(business_id)
+        update: dict[str, Any] = {}
+        if "name" in changes:
+            update["name"] = _check_name(changes["name"])
+        if "timezone" in changes:
+            update["timezone"] = check_timezone(changes["timezone"])
+        if "fallback_agent_id" in changes:
+            fallback = changes["fallback_agent_id"]
+            agent = await self.store.agent(fallback) if fallback is not None else None
+            if fallback is not None and (agent is None or agent.business_id != business_id):
+                raise InvalidInput("fallback_agent_id", f"there is no agent {fallback} in this business")
+            update["fallback_agent_id"] = fallback
+        await self.store.update_business(business_id, update)
+        self.cache.clear()
+        return await self.get_business(business_id)
+
+    async def delete_business(self, business_id: int) -> None:
+        await self.get_business(business_id)
+        try:
+            await self.store.delete_business(business_id)
+        except sqlite3.IntegrityError:
+            raise Conflict("Links still lead to this business or its agents; point them elsewhere first.") from None
+        self.cache.clear()
+
+    async def add_agent(
+        self, business_id: int, name: str, to: str, channel: str = "whatsapp", hours: Any = None,
+        timezone: str | None = None,
+    ) -> Agent:  # fmt: skip
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        found = get_channel(channel)
+        address = found.normalize(to, self.settings.default_region, "address")
+        agent = await self.store.add_agent(
+            business_id, _check_name(name), found.name, address, parse_hours(hours),
+            check_timezone(timezone) if timezone else None,
+        )  # fmt: skip
+        self.cache.clear()
+        return agent
+
+    async def get_agent(self, agent_id: int) -> Agent:
+        agent = await self.store.agent(agent_id)
+        if agent is None:
+            raise NotFound(f"There is no agent {agent_id}.")
+        return agent
+
+    async def update_agent(self, agent_id: int, changes: dict[str, Any]) -> Agent:
+        agent = await self.get_agent(agent_id)
+        update: dict[str, Any] = {}
+        if "name" in changes:
+            update["name"] = _check_name(changes["name"])
+        if "address" in changes or "channel" in changes:
+            found = get_channel(changes.get("channel") or agent.channel)
+            update["channel"] = found.name
+            update["address"] = found.normalize(
+                changes.get("address") or agent.address, self.settings.default_region, "address"
+            )
+        if "hours" in changes:
+            update["hours"] = parse_hours(changes["hours"])
+        if "timezone" in changes:
+            update["timezone"] = check_timezone(changes["timezone"]) if changes["timezone"] else None
+        await self.store.update_agent(agent_id, update)
+        self.cache.clear()
+        return await self.get_agent(agent_id)
+
+    async def delete_agent(self, agent_id: int) -> None:
+        await self.get_agent(agent_id)
+        try:
+            await self.store.delete_agent(agent_id)
+        except sqlite3.IntegrityError:
+            raise Conflict("Links still lead to this agent; point them elsewhere first.") from None
+        self.cache.clear()
+
+
+class _SlugTaken(Exception):
+    pass
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("name", "is required")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput("name", f"is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
+    return name
+
+
+def timestamp(value: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC, the form the API speaks."""
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z") if value is not None else None

@@ -1,0 +1,78 @@
+"""One settings object, declared as data so every setting has a default, an environment
+variable and a help text in one place (the README table is checked against it by a test)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "CLICKTOCHAT_"
+
+
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = setting("clicktochat.db", "Path of the SQLite database file (created on first use).")
+    base_url: str = setting(
+        "",
+        "Public origin written into links and QR codes, e.g. https://chat.example.com. "
+        "Empty: `serve` uses http://HOST:PORT and records it so the other commands print the same origin.",
+    )
+    host: str = setting("127.0.0.1", "Interface `serve` listens on.")
+    port: int = setting(8000, "Port `serve` listens on.")
+    secret_keys: str = setting(
+        "",
+        "Comma-separated signing keys, newest last. Empty: keys are generated once and kept in the "
+        "database (rotate them with `clicktochat keys rotate`).",
+    )
+    default_region: str = setting(
+        "", "Two-letter country (e.g. IT, US) used to read phone numbers written without a country code."
+    )
+    flush_interval: float = setting(1.0, "Seconds between two batched writes of recorded clicks.")
+    cache_size: int = setting(10_000, "Short links kept in the in-process cache.")
+    demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `CLICKTOCHAT_*` variables, then explicit overrides (CLI flags) that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def signing_keys(self) -> list[str]:
+        return [key.strip() for key in self.secret_keys.split(",") if key.strip()]
+
+
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None
+
+
+def documented_settings() -> list[tuple[str, Any, str]]:
+    """(environment variable, default, help) for each setting: the source of the README table."""
+    return [
+        (ENV_PREFIX + f.name.upper(), f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)
+    ]

@@ -1,0 +1,336 @@
+"""All SQL lives here. One aiosqlite connection per process (its own thread, so the event
+loop never waits on disk), WAL so the CLI and the server share the file, writes serialised
+by a lock and wrapped in `BEGIN IMMEDIATE` transactions, migrations by `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any
+
+import aiosqlite
+
+from .agents import Agent, Business
+from .links import ShortLink, Target
+
+AGENT_COLUMNS = "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone)"
+LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
+CLICK_COLUMNS = (
+    "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
+    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+    "has_fbclid", "has_gclid", "referrer_host", "device_class", "os_family", "browser_family",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    name: str
+    prefix: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("clicktochat") / "migrations"
+    found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
+    return sorted(found)
+
+
+def _agent(row: Sequence[Any]) -> Agent:
+    return Agent(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6])
+
+
+def _link(row: Sequence[Any]) -> ShortLink:
+    values = dict(zip(LINK_COLUMNS.split(", "), row, strict=True))
+    values["disabled"] = bool(values["disabled"])
+    return ShortLink(**values)
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> Store:
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of the process
+            await db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db)
+            await store.migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def migrate(self) -> None:
+        async with self.transaction() as db:
+            (version,) = await self._one("PRAGMA user_version")
+            for number, script in migrations():
+                if number > version:
+                    # executescript would COMMIT first; run statement by statement instead.
+                    for statement in _split_sql(script):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version = {int(number)}")
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- meta -------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    async def routing_version(self) -> int:
+        return int(await self.get_meta("routing_version") or 0)
+
+    # -- signing keys -----------------------------------------------------------------
+
+    async def signing_keys(self) -> list[str]:
+        """Oldest first, as itsdangerous wants them (it signs with the last)."""
+        return [row[0] for row in await self._all("SELECT key FROM signing_keys ORDER BY id")]
+
+    async def signing_key_dates(self) -> list[tuple[int, int]]:
+        return [(r[0], r[1]) for r in await self._all("SELECT id, created_at FROM signing_keys ORDER BY id")]
+
+    async def add_signing_key(self, key: str, only_if_none: bool = False) -> bool:
+        async with self.transaction() as db:
+            if only_if_none and await self._one("SELECT 1 FROM signing_keys LIMIT 1"):
+                return False
+            await db.execute("INSERT INTO signing_keys (key, created_at) VALUES (?, ?)", (key, int(time.time())))
+            return True
+
+    # -- API keys ---------------------------------------------------------------------
+
+    async def add_api_key(self, name: str, prefix: str, key_hash: str) -> int:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO api_keys (name, prefix, hash, created_at) VALUES (?, ?, ?, ?)",
+                (name, prefix, key_hash, int(time.time())),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def api_keys(self) -> list[ApiKey]:
+        rows = await self._all(
+            "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys ORDER BY id"
+        )
+        return [ApiKey(*row) for row in rows]
+
+    async def api_key_hash(self, key_hash: str) -> tuple[int, str] | None:
+        """(id, stored hash) of an active key with this hash."""
+        row = await self._one("SELECT id, hash FROM api_keys WHERE hash = ? AND revoked_at IS NULL", (key_hash,))
+        return (row[0], row[1]) if row else None
+
+    async def revoke_api_key(self, key_id: int) -> bool:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (int(time.time()), key_id)
+            )
+            return cursor.rowcount > 0
+
+    # -- businesses and agents --------------------------------------------------------
+
+    async def add_business(self, name: str, timezone: str) -> Business:
+        now = int(time.time())
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO businesses (name, timezone, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (name, timezone, now, now),
+            )
+        return Business(int(cursor.lastrowid or 0), name, timezone)
+
+    async def business(self, business_id: int) -> Business | None:
+        row = await self._one(
+            "SELECT id, name, timezone, fallback_agent_id FROM businesses WHERE id = ?", (business_id,)
+        )
+        return Business(*row) if row else None
+
+    async def businesses(self) -> list[Business]:
+        rows = await self._all("SELECT id, name, timezone, fallback_agent_id FROM businesses ORDER BY id")
+        return [Business(*row) for row in rows]
+
+    async def update_business(self, business_id: int, changes: dict[str, Any]) -> None:
+        await self._update("businesses", "id", business_id, changes)
+
+    async def delete_business(self, business_id: int) -> bool:
+        """False if unknown; sqlite3.IntegrityError if links still lead to it or its agents."""
+        async with self.transaction() as db:
+            cursor = await db.execute("DELETE FROM businesses WHERE id = ?", (business_id,))
+            return cursor.rowcount > 0
+
+    async def add_agent(
+        self, business_id: int, name: str, channel: str, address: str, hours: dict[str, Any] | None,
+        timezone: str | None,
+    ) -> Agent:  # fmt: skip
+        now = int(time.time())
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO agents (business_id, name, channel, address, hours, timezone, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (business_id, name, channel, address, json.dumps(hours) if hours else None, timezone, now, now),
+            )
+        agent = await self.agent(int(cursor.lastrowid or 0))
+        assert agent is not None
+        return agent
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        row = await self._one(
+            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id WHERE a.id = ?",
+            (agent_id,),
+        )
+        return _agent(row) if row else None
+
+    async def agents(self, business_id: int | None = None) -> list[Agent]:
+        rows = await self._all(
+            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id"
+            " WHERE ? IS NULL OR a.business_id = ? ORDER BY a.id",
+            (business_id, business_id),
+        )
+        return [_agent(row) for row in rows]
+
+    async def update_agent(self, agent_id: int, changes: dict[str, Any]) -> None:
+        if "hours" in changes:
+            changes = {**changes, "hours": json.dumps(changes["hours"]) if changes["hours"] else None}
+        await self._update("agents", "id", agent_id, changes)
+
+    async def delete_agent(self, agent_id: int) -> bool:
+        async with self.transaction() as db:
+            cursor = await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+            return cursor.rowcount > 0
+
+    # -- short links ------------------------------------------------------------------
+
+    async def add_link(self, link: ShortLink) -> ShortLink:
+        """sqlite3.IntegrityError if the slug is taken."""
+        now = int(time.time())
+        values = {f.name: getattr(link, f.name) for f in fields(link)} | {"created_at": now, "updated_at": now}
+        async with self.transaction() as db:
+            await db.execute(
+                f"INSERT INTO links ({LINK_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
+            )
+        return ShortLink(**values)
+
+    async def link(self, slug: str) -> ShortLink | None:
+        row = await self._one(f"SELECT {LINK_COLUMNS} FROM links WHERE slug = ?", (slug,))
+        return _link(row) if row else None
+
+    async def links(self, limit: int = 100, offset: int = 0) -> list[ShortLink]:
+        rows = await self._all(
+            f"SELECT {LINK_COLUMNS} FROM links ORDER BY created_at DESC, slug LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [_link(row) for row in rows]
+
+    async def update_link(self, slug: str, changes: dict[str, Any]) -> None:
+        await self._update("links", "slug", slug, changes)
+
+    async def target(self, slug: str) -> Target | None:
+        """Everything a click on `slug` needs, in one read: the cache holds the result."""
+        link = await self.link(slug)
+        if link is None:
+            return None
+        business_id = link.business_id
+        agents: list[Agent] = []
+        if link.agent_id is not None:
+            agent = await self.agent(link.agent_id)
+            agents = [agent] if agent else []
+            business_id = agent.business_id if agent else None
+        elif link.business_id is not None:
+            agents = await self.agents(link.business_id)
+        business = await self.business(business_id) if business_id is not None else None
+        fallback = None
+        if business and business.fallback_agent_id is not None and link.agent_id is None:
+            fallback = await self.agent(business.fallback_agent_id)
+        return Target(link, business.name if business else None, tuple(agents), fallback)
+
+    async def _update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
+        # Column names come from our own code (API models and CLI options), never from input.
+        allowed = {"businesses": {"name", "timezone", "fallback_agent_id"},
+                   "agents": {"name", "channel", "address", "hours", "timezone"},
+                   "links": set(LINK_COLUMNS.split(", ")) - {"slug", "created_at", "updated_at"}}[table]  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)} in {table}")
+        if not changes:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
+                (*changes.values(), int(time.time()), key),
+            )
+
+    # -- clicks -----------------------------------------------------------------------
+
+    async def add_clicks(self, rows: list[tuple[Any, ...]]) -> None:
+        async with self.transaction() as db:
+            await db.executemany(
+                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
+                rows,
+            )
+
+    async def click_count(self, link_kind: str, link_key: str) -> int:
+        row = await self._one(
+            "SELECT count(*) FROM clicks WHERE link_kind = ? AND link_key = ?", (link_kind, link_key)
+        )
+        return int(row[0])
+
+    async def clicks(self, link_kind: str, link_key: str) -> list[dict[str, Any]]:
+        async with self.db.execute(
+            f"SELECT {', '.join(CLICK_COLUMNS)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
+            (link_kind, link_key),
+        ) as cursor:
+            return [dict(zip(CLICK_COLUMNS, row, strict=True)) for row in await cursor.fetchall()]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration, keeping trigger bodies (BEGIN ... END;) whole."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

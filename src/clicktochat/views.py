@@ -1,0 +1,134 @@
+"""The public pages: a click on a signed or short link, and the welcome page.
+
+The click path reads no database (signed links carry their destination; short links come
+from the in-process cache) and writes none (the click is appended to the recorder)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .channels import CHANNELS, deep_link
+from .clicks import ClickEvent
+from .errors import Gone, NotFound, Unavailable
+from .links import SLUG_PATTERN, resolve
+from .qr import qr_svg
+from .tokens import token_key
+from .useragents import is_mobile, is_preview_crawler
+
+CLICK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+PAGE_HEADERS = CLICK_HEADERS | {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One link at the moment of its click, whichever kind it is."""
+
+    kind: str  # short | signed
+    key: str
+    link_url: str
+    channel: str
+    address: str
+    text: str
+    mode: str
+    agent_id: int | None
+    campaign: str | None
+    source: str | None
+    title: str | None
+
+
+async def signed_link(request: Request) -> Response:
+    service = request.app.state.service
+    token = request.path_params["token"]
+    link = service.signer.verify(token)
+    click = Click(
+        "signed", token_key(token), service.signed_url(token), link.channel, link.address, link.text,
+        link.mode, None, link.campaign, link.source, link.title,
+    )  # fmt: skip
+    return respond(request, click)
+
+
+async def short_link(request: Request) -> Response:
+    service = request.app.state.service
+    slug = request.path_params["slug"].lower()
+    target = await service.cache.get(slug) if SLUG_PATTERN.match(slug) else None
+    if target is None:
+        raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
+    link = target.link
+    if link.disabled:
+        raise Gone("This chat link has been turned off by the business.")
+    if link.expires_at is not None and time.time() >= link.expires_at:
+        raise Gone("This chat link has expired.")
+    destination = resolve(target, datetime.now(UTC), service.rotation)
+    if destination is None:
+        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
+    click = Click(
+        "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
+        link.mode, destination.agent_id, link.campaign, link.source, target.title,
+    )  # fmt: skip
+    return respond(request, click)
+
+
+def respond(request: Request, click: Click) -> Response:
+    """Crawlers get a preview page and are not counted; people are counted, then sent to the
+    chat (phones, or mode=redirect) or shown the landing page (desktops, or mode=landing)."""
+    user_agent = request.headers.get("user-agent", "")
+    chat_url = deep_link(click.channel, click.address, click.text)
+    if is_preview_crawler(user_agent):
+        return page(request, "preview.html", click=click, channel=CHANNELS[click.channel])
+    if request.method == "GET":
+        request.app.state.recorder.record(
+            ClickEvent(
+                time.time(), click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
+                request.scope["query_string"], request.headers.get("referer", ""), user_agent,
+            )  # fmt: skip
+        )
+    if click.mode == "redirect" or (click.mode == "auto" and is_mobile(user_agent)):
+        return RedirectResponse(chat_url, status_code=302, headers=CLICK_HEADERS)
+    return page(
+        request, "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
+        qr=qr_svg(click.link_url),
+    )  # fmt: skip
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: object) -> Response:
+    response = request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+async def welcome(request: Request) -> Response:
+    service = request.app.state.service
+    demo = json.loads(await service.store.get_meta("demo") or "null")
+    links = []
+    if demo:
+        for slug in demo["slugs"]:
+            link = await service.store.link(slug)
+            if link is not None:
+                links.append({"url": service.short_url(slug), "link": link, "qr": qr_svg(service.short_url(slug))})
+        signed = service.signed_url(demo["token"])
+        links.append({"url": signed, "link": service.signer.verify(demo["token"]), "qr": qr_svg(signed)})
+    business = await service.store.business(demo["business_id"]) if demo else None
+    return page(request, "welcome.html", links=links, business=business, base_url=service.base_url)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
+
+
+routes = [
+    Route("/", welcome, methods=["GET"]),
+    Route("/healthz", health, methods=["GET"]),
+    Route("/c/{token}", signed_link, methods=["GET"]),
+    Route("/s/{slug}", short_link, methods=["GET"]),
+]
