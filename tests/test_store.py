@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from clicktochat.keys import signing_keys
+from clicktochat.links import ShortLink
+from clicktochat.store import Store, migrations
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [number for number, _ in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+def test_open_migrates_once_and_uses_wal(db_path: str) -> None:
+    async def scenario() -> None:
+        for _ in range(2):  # the second open finds the schema in place
+            store = await Store.open(db_path)
+            (version,) = await store._one("PRAGMA user_version")
+            (mode,) = await store._one("PRAGMA journal_mode")
+            (fks,) = await store._one("PRAGMA foreign_keys")
+            await store.close()
+            assert (version, mode, fks) == (len(migrations()), "wal", 1)
+
+    asyncio.run(scenario())
+
+
+def test_first_signing_key_is_generated_once_and_kept(db_path: str) -> None:
+    async def open_keys() -> list[str]:
+        store = await Store.open(db_path)
+        try:
+            return await signing_keys(store, configured=[])
+        finally:
+            await store.close()
+
+    first = asyncio.run(open_keys())
+    assert len(first) == 1 and len(first[0]) >= 40
+    assert asyncio.run(open_keys()) == first  # a restart keeps the key: printed links keep working
+
+
+def test_configured_keys_win_over_stored_ones(db_path: str) -> None:
+    async def scenario() -> list[str]:
+        store = await Store.open(db_path)
+        try:
+            return await signing_keys(store, configured=["a", "b"])
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == ["a", "b"]
+
+
+def test_routing_version_moves_with_every_change_that_affects_a_click(db_path: str) -> None:
+    async def scenario() -> list[int]:
+        store = await Store.open(db_path)
+        versions = [await store.routing_version()]
+        business = await store.add_business("Shop", "UTC")
+        agent = await store.add_agent(business.id, "A", "whatsapp", "393471234567", None, None)
+        versions.append(await store.routing_version())
+        await store.add_link(ShortLink("x", agent_id=agent.id))
+        versions.append(await store.routing_version())
+        await store.update_link("x", {"text": "hi"})
+        versions.append(await store.routing_version())
+        await store.update_business(business.id, {"name": "Shop 2"})
+        versions.append(await store.routing_version())
+        await store.set_meta("unrelated", "1")
+        versions.append(await store.routing_version())
+        await store.close()
+        return versions
+
+    versions = asyncio.run(scenario())
+    assert versions[:5] == sorted(set(versions[:5]))  # strictly increasing
+    assert versions[5] == versions[4]  # other writes do not drop the cache
+
+
+def test_a_link_has_exactly_one_destination(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            await store.add_link(ShortLink("both", channel="whatsapp", address="1", business_id=1))
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(scenario())
+    except sqlite3.IntegrityError as exc:
+        assert "CHECK" in str(exc)
+    else:
+        raise AssertionError("the CHECK constraint did not fire")
+
+
+def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
+    async def scenario() -> list[str]:
+        store = await Store.open(db_path)
+        rows = await store._all("SELECT name FROM pragma_table_info('clicks')")
+        await store.close()
+        return [row[0] for row in rows]
+
+    columns = asyncio.run(scenario())
+    assert "referrer_host" in columns
+    assert not [c for c in columns if "ip" in c.split("_") or "user_agent" in c or c == "referer"]

@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
+from starlette.testclient import TestClient
+
+from clicktochat.app import create_app
+from clicktochat.service import Service
+from clicktochat.settings import Settings
+
+TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
+
+
+def make(client: TestClient, service: Service, **fields: object) -> str:
+    """A link's URL path (/c/... or /s/...)."""
+    created = call(client, service.create_link(**fields))  # type: ignore[arg-type]
+    return urlsplit(created.url).path  # type: ignore[attr-defined]
+
+
+def clicks(client: TestClient, service: Service, kind: str, key: str) -> int:
+    flush(client)
+    return call(client, service.store.click_count(kind, key))  # type: ignore[return-value]
+
+
+def test_phone_goes_straight_to_the_chat_with_the_exact_text(client: TestClient, service: Service) -> None:
+    for path in (make(client, service, to="+39 347 123 4567", text=TEXT, short=False),
+                 make(client, service, to="+39 347 123 4567", text=TEXT, slug="vetrina")):  # fmt: skip
+        for ua in (IPHONE, ANDROID):
+            response = client.get(path, headers={"user-agent": ua})
+            assert response.status_code == 302
+            location = urlsplit(response.headers["location"])
+            assert (location.scheme, location.netloc, location.path) == ("https", "wa.me", "/393471234567")
+            assert parse_qs(location.query)["text"] == [TEXT]
+            assert response.headers["cache-control"] == "no-store"
+            assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_desktop_gets_a_landing_page_with_button_preview_and_qr(client: TestClient, service: Service) -> None:
+    shop = call(client, service.add_business("Pasticceria <b>Dolce</b>", "Europe/Rome"))
+    call(client, service.add_agent(shop.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
+    path = make(client, service, business_id=shop.id, text="<script>alert(1)</script>", slug="shop")  # type: ignore[attr-defined]
+    page = client.get(path, headers={"user-agent": DESKTOP})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Pasticceria &lt;b&gt;Dolce&lt;/b&gt;" in page.text  # names are escaped, never HTML
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text
+    assert 'href="https://wa.me/393471234567?text=%3Cscript%3Ealert%281%29%3C%2Fscript%3E"' in page.text
+    assert "<svg" in page.text  # the QR code to continue on the phone
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert clicks(client, service, "short", "shop") == 1
+
+
+def test_modes_override_the_device_rule(client: TestClient, service: Service) -> None:
+    always = make(client, service, to="+39 347 123 4567", mode="redirect", slug="always")
+    landing = make(client, service, to="+39 347 123 4567", mode="landing", short=False)
+    assert client.get(always, headers={"user-agent": DESKTOP}).status_code == 302
+    assert client.get(landing, headers={"user-agent": IPHONE}).status_code == 200
+
+
+def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient, service: Service) -> None:
+    path = make(client, service, to="+39 347 123 4567", text="Info sui cannoli?", slug="cannoli")
+    for ua in (WHATSAPP_PREVIEW, "facebookexternalhit/1.1", "Twitterbot/1.0", ""):
+        response = client.get(path, headers={"user-agent": ua})
+        assert response.status_code == 200
+        assert '<meta property="og:title" content="Chat with us on WhatsApp">' in response.text
+        assert '<meta property="og:description" content="Info sui cannoli?">' in response.text
+        assert "393471234567" not in response.text  # previews never show the number
+    client.head(path, headers={"user-agent": IPHONE})  # link checkers: not a click either
+    assert clicks(client, service, "short", "cannoli") == 0
+    client.get(path, headers={"user-agent": IPHONE})
+    assert clicks(client, service, "short", "cannoli") == 1
+
+
+def test_every_human_click_is_counted_per_link(client: TestClient, service: Service) -> None:
+    signed = make(client, service, to="+39 347 123 4567", short=False, campaign="ad")
+    short = make(client, service, to="+39 347 123 4567", slug="flyer")
+    for _ in range(7):
+        client.get(signed, headers={"user-agent": IPHONE})
+    for ua in (IPHONE, DESKTOP, ANDROID):
+        client.get(short + "?utm_source=flyer&gclid=1", headers={"user-agent": ua, "referer": "https://x.it/a?b"})
+    from clicktochat.tokens import token_key
+
+    assert clicks(client, service, "signed", token_key(signed.rsplit("/", 1)[1])) == 7
+    assert clicks(client, service, "short", "flyer") == 3
+    rows = call(client, service.store.clicks("short", "flyer"))
+    assert {r["device_class"] for r in rows} == {"mobile", "desktop"}  # type: ignore[attr-defined]
+    assert {(r["utm_source"], r["has_gclid"], r["referrer_host"]) for r in rows} == {("flyer", 1, "x.it")}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_bad_tokens_are_404_pages_never_redirects(client: TestClient, service: Service, accept: str) -> None:
+    good = make(client, service, to="+39 347 123 4567", short=False)
+    for path in (good[:-2], good + "x", good.replace("/c/", "/c/x"), "/c/garbage", "/c/a.b.c", "/c/" + "A" * 3000):
+        response = client.get(path, headers={"user-agent": IPHONE, "accept": accept})
+        assert response.status_code == 404, path
+        assert "location" not in response.headers
+        if accept == "application/json":
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["detail"] == "This link is not valid. Check that it was copied completely."
+        else:
+            assert "This link is not valid" in response.text and "<h1>Not found</h1>" in response.text
+
+
+def test_expired_and_disabled_links_are_410_pages(client: TestClient, service: Service) -> None:
+    soon = int(time.time()) + 1
+    signed = make(client, service, to="+39 347 123 4567", short=False, expires_at=soon)
+    short = make(client, service, to="+39 347 123 4567", slug="promo", expires_at=soon)
+    make(client, service, to="+39 347 123 4567", slug="old")
+    call(client, service.update_link("old", {"disabled": True}))
+    time.sleep(max(0.0, soon - time.time()) + 0.05)
+    for path, words in ((signed, "This link has expired."), (short, "This chat link has expired."),
+                        ("/s/old", "turned off by the business")):  # fmt: skip
+        response = client.get(path, headers={"user-agent": IPHONE})
+        assert response.status_code == 410 and words in response.text
+    assert clicks(client, service, "short", "promo") == 0
+
+
+@pytest.mark.parametrize("slug", ["nope", "NOPE", "a%20b", "%3Cscript%3E", "x" * 300, "admin"])
+def test_unknown_slugs_are_friendly_404_pages(client: TestClient, slug: str) -> None:
+    response = client.get(f"/s/{slug}", headers={"user-agent": IPHONE})
+    assert response.status_code == 404
+    assert "There is no chat link here" in response.text
+    assert "<script>" not in response.text
+
+
+def test_slugs_match_whatever_the_case(client: TestClient, service: Service) -> None:
+    make(client, service, to="+39 347 123 4567", slug="vetrina")
+    assert client.get("/s/VETRINA", headers={"user-agent": IPHONE}).status_code == 302
+
+
+def test_a_business_link_rotates_and_falls_back(client: TestClient, service: Service) -> None:
+    shop = call(client, service.add_business("Shop", "UTC"))
+    ids = [call(client, service.add_agent(shop.id, f"A{i}", f"+39 347 123 456{i}")).id for i in (1, 2)]  # type: ignore[attr-defined]
+    path = make(client, service, business_id=shop.id, slug="team")  # type: ignore[attr-defined]
+    numbers = [client.get(path, headers={"user-agent": IPHONE}).headers["location"][14:26] for _ in range(4)]
+    assert numbers == ["393471234561", "393471234562"] * 2
+    # Nobody on shift (hours that exclude now): the fallback agent gets the chat.
+    closed = "mon-sun 00:00-00:01" if datetime.now(UTC).strftime("%H:%M") > "00:01" else "mon-sun 12:00-12:01"
+    for agent_id in ids:
+        call(client, service.update_agent(agent_id, {"hours": closed}))
+    call(client, service.update_business(shop.id, {"fallback_agent_id": ids[1]}))  # type: ignore[attr-defined]
+    assert {client.get(path, headers={"user-agent": IPHONE}).headers["location"][14:26] for _ in range(3)} == {
+        "393471234562"
+    }
+
+
+def test_a_business_with_nobody_to_answer_is_503(client: TestClient, service: Service) -> None:
+    shop = call(client, service.add_business("Empty", "UTC"))
+    path = make(client, service, business_id=shop.id, slug="empty")  # type: ignore[attr-defined]
+    response = client.get(path, headers={"user-agent": IPHONE})
+    assert response.status_code == 503 and "has not added anyone" in response.text
+
+
+def test_the_click_path_reads_and_writes_nothing(client: TestClient, service: Service) -> None:
+    signed = make(client, service, to="+39 347 123 4567", short=False)
+    short = make(client, service, to="+39 347 123 4567", slug="cached")
+    client.get(short, headers={"user-agent": IPHONE})  # first click fills the cache
+    flush(client)
+    statements: list[str] = []
+    call(client, service.store.db.set_trace_callback(statements.append))
+    try:
+        for path in (signed, short) * 5:
+            assert client.get(path, headers={"user-agent": IPHONE}).status_code == 302
+    finally:
+        call(client, service.store.db.set_trace_callback(None))
+    assert [s for s in statements if "routing_version" not in s] == []  # only the 1 s cache watcher may run
+
+
+@pytest.fixture
+def slow_client(tmp_path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    settings = Settings(db=str(tmp_path / "x.db"), base_url="https://chat.example.com", flush_interval=0.05)
+    with TestClient(create_app(settings), follow_redirects=False) as c:
+        yield c
+
+
+def test_an_edit_from_another_process_reaches_the_running_server(slow_client: TestClient) -> None:
+    service = slow_client.app.state.service  # type: ignore[attr-defined]
+    make(slow_client, service, to="+39 347 123 4567", slug="edited")
+    assert "393471234567" in slow_client.get("/s/edited", headers={"user-agent": IPHONE}).headers["location"]
+
+    def edit_like_the_cli() -> None:  # its own connection, thread and event loop, like `clicktochat link edit`
+        async def run() -> None:
+            other = await Service.open(Settings(db=service.settings.db))
+            await other.update_link("edited", {"to": "+39 348 765 4321"})
+            await other.close()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=edit_like_the_cli)
+    thread.start()
+    thread.join()
+    deadline = time.time() + 3
+    while "393487654321" not in slow_client.get("/s/edited", headers={"user-agent": IPHONE}).headers["location"]:
+        assert time.time() < deadline, "the cache was never dropped"
+        time.sleep(0.02)
+
+
+def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(db=str(tmp_path / "demo.db"), base_url="http://127.0.0.1:8000", demo=True)
+    with TestClient(create_app(settings)) as demo:
+        page = demo.get("/")
+        assert page.status_code == 200
+        assert "Pasticceria Dolce Vita" in page.text
+        for slug in ("vetrina", "ordini", "torte"):
+            assert f"http://127.0.0.1:8000/s/{slug}" in page.text
+        assert "http://127.0.0.1:8000/c/" in page.text
+        assert page.text.count("<svg") == 4
+        agents = sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0]
+    with TestClient(create_app(settings)) as again:  # seeding is once per database
+        assert again.get("/").status_code == 200
+        assert sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
+
+
+def test_welcome_page_without_demo_says_how_to_start(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "clicktochat link create" in page.text
+
+
+def test_unknown_pages_and_methods(client: TestClient) -> None:
+    assert client.get("/nowhere").status_code == 404
+    assert "There is nothing at this address." in client.get("/nowhere").text
+    api = client.get("/api/v1/nowhere")
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    assert client.post("/s/x").status_code == 405
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "pending_clicks": 0}
