@@ -52,8 +52,8 @@ def create_app(settings: Settings) -> Starlette:
                 yield
             finally:
                 watcher.cancel()
-                await recorder.stop()
-                log.info("click writer stopped; nothing pending")
+                written = await recorder.stop()
+                log.info("click writer stopped: wrote the last %d clicks, none pending", written)
         finally:
             await service.close()
 

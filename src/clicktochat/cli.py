@@ -4,6 +4,7 @@ CLICKTOCHAT_* variables), so the CLI and a running server share one database."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -108,8 +109,10 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
         settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
     asyncio.run(_record_base_url(settings))
     click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {settings.db})", err=True)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["clicktochat"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, log_config=log_config,
         access_log=False,  # access logs would hold visitors' IP addresses
         http="httptools", lifespan="on", server_header=False, timeout_graceful_shutdown=10,
     )  # fmt: skip

@@ -76,12 +76,12 @@ class ClickRecorder:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
 
-    async def stop(self) -> None:
-        """Stop the loop, then write everything still pending."""
+    async def stop(self) -> int:
+        """Stop the loop, then write everything still pending; returns how many that was."""
         self._stopping.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        return await self.flush()
 
     async def flush(self) -> int:
         written = 0
@@ -99,6 +99,7 @@ class ClickRecorder:
         while not self._stopping.is_set():
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.flush_interval)
+                return  # stop() writes the rest
             except TimeoutError:
                 pass
             try:
