@@ -110,3 +110,18 @@ def test_signed_links_survive_a_restart_and_a_key_rotation(tmp_path: Path) -> No
     keys = [row[0] for row in sqlite3.connect(db).execute("SELECT key FROM signing_keys")]
     assert len(keys) == 2
     assert not any(key in output for key in keys)  # secrets never reach the logs
+
+
+def test_the_api_example_runs_against_a_real_server(tmp_path: Path) -> None:
+    db, port = tmp_path / "example.db", free_port()
+    key = cli(db, "apikey", "create", "example")
+    with server(db, port):
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve().parents[1] / "examples" / "api_client.py")],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CLICKTOCHAT_URL": f"http://127.0.0.1:{port}", "CLICKTOCHAT_API_KEY": key},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"short link: http://127.0.0.1:{port}/s/" in done.stdout
+    assert "a bad number is refused: 422 [{'field': 'to', 'reason': \"'+39 12' is too short\"}]" in done.stdout
+    assert "clicks so far: 0" in done.stdout

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clicktochat.settings import Settings, documented_settings
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_defaults_then_environment_then_flags() -> None:
+    assert Settings.from_env({}).port == 8000
+    env = {"CLICKTOCHAT_PORT": "9000", "CLICKTOCHAT_DEMO": "yes", "CLICKTOCHAT_FLUSH_INTERVAL": "0.5"}
+    from_env = Settings.from_env(env)
+    assert (from_env.port, from_env.demo, from_env.flush_interval) == (9000, True, 0.5)
+    assert Settings.from_env(env, port=9100, db=None).port == 9100  # flags win; None means "not given"
+
+
+def test_empty_variables_mean_default() -> None:
+    assert Settings.from_env({"CLICKTOCHAT_PORT": ""}).port == 8000
+
+
+@pytest.mark.parametrize(("name", "value"), [("PORT", "abc"), ("DEMO", "maybe"), ("FLUSH_INTERVAL", "soon")])
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"CLICKTOCHAT_{name}='{value}' is not a valid"):
+        Settings.from_env({f"CLICKTOCHAT_{name}": value})
+
+
+def test_signing_keys_are_a_comma_separated_list() -> None:
+    assert Settings(secret_keys=" old , new ,").signing_keys == ["old", "new"]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    for variable, _default, help_text in documented_settings():
+        row = next((line for line in README.splitlines() if line.startswith(f"| `{variable}` |")), None)
+        assert row is not None, f"{variable} is missing from the README's configuration table"
+        assert help_text in row
