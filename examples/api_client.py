@@ -16,7 +16,8 @@ def main() -> int:
     base = os.environ.get("CLICKTOCHAT_URL", "http://127.0.0.1:8000").rstrip("/") + "/api/v1"
     headers = {"Authorization": f"Bearer {os.environ['CLICKTOCHAT_API_KEY']}"}
     with httpx.Client(base_url=base, headers=headers, timeout=10) as api:
-        shop = api.post("/businesses", json={"name": "Bottega Verde", "timezone": "Europe/Rome"}).raise_for_status().json()
+        shop = api.post("/businesses", json={"name": "Bottega Verde", "timezone": "Europe/Rome"})
+        shop = shop.raise_for_status().json()
         agent = api.post(
             f"/businesses/{shop['id']}/agents",
             json={"name": "Anna", "address": "+39 347 123 4567", "hours": "mon-sat 09:00-19:30"},

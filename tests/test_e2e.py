@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import DESKTOP, IPHONE
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,16 @@ import pytest
 from clicktochat.agents import Agent, Rotation
 from clicktochat.errors import InvalidInput
 from clicktochat.links import (
-    RANDOM_SLUG_LENGTH, SLUG_ALPHABET, LinkCache, ShortLink, Target, check_label, check_mode, check_slug,
-    random_slug, resolve,
+    RANDOM_SLUG_LENGTH,
+    SLUG_ALPHABET,
+    LinkCache,
+    ShortLink,
+    Target,
+    check_label,
+    check_mode,
+    check_slug,
+    random_slug,
+    resolve,
 )  # fmt: skip
 
 

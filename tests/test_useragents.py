@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
 
 from clicktochat.useragents import is_mobile, is_preview_crawler, parse_device
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
 
 PREVIEWERS = [
     WHATSAPP_PREVIEW,

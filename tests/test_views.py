@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
 from starlette.testclient import TestClient
 
 from clicktochat.app import create_app
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
 
 TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
 

@@ -64,7 +64,7 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
         }
         raise InvalidInput(field, f"{raw!r} {reasons.get(possible, 'is not a valid phone number')}")
     if not phonenumbers.is_valid_number(number):
-        where = phonenumbers.region_code_for_country_code(number.country_code)
+        where = phonenumbers.region_code_for_country_code(number.country_code or 0)
         raise InvalidInput(field, f"{raw!r} is not a valid phone number in {where}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 

@@ -384,7 +384,8 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
         print_json(rows)
     else:
         for row in rows:
-            row["to"] = row["to"] or (f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}")
+            target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
+            row["to"] = row["to"] or target
             row["state"] = "disabled" if row["disabled"] else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
 

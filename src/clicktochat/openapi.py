@@ -10,8 +10,19 @@ from pydantic import BaseModel
 
 from . import __version__
 from .api import (
-    AgentCreate, AgentList, AgentOut, AgentUpdate, BusinessCreate, BusinessList, BusinessOut, BusinessUpdate,
-    LinkCreate, LinkList, LinkOut, LinkUpdate, SignedLinkOut,
+    AgentCreate,
+    AgentList,
+    AgentOut,
+    AgentUpdate,
+    BusinessCreate,
+    BusinessList,
+    BusinessOut,
+    BusinessUpdate,
+    LinkCreate,
+    LinkList,
+    LinkOut,
+    LinkUpdate,
+    SignedLinkOut,
 )  # fmt: skip
 
 PROBLEM = {
@@ -46,7 +57,8 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/businesses", "Create a business", BusinessCreate, {201: BusinessOut}),
     ("get", "/businesses/{business_id}", "A business", None, {200: BusinessOut, 404: None}),
     ("patch", "/businesses/{business_id}", "Change a business", BusinessUpdate, {200: BusinessOut, 404: None}),
-    ("delete", "/businesses/{business_id}", "Delete a business and its agents", None, {204: None, 404: None, 409: None}),
+    ("delete", "/businesses/{business_id}", "Delete a business and its agents", None,
+     {204: None, 404: None, 409: None}),
     ("get", "/businesses/{business_id}/agents", "A business's agents", None, {200: AgentList, 404: None}),
     ("post", "/businesses/{business_id}/agents", "Add an agent", AgentCreate, {201: AgentOut, 404: None}),
     ("get", "/agents/{agent_id}", "An agent, with availability now", None, {200: AgentOut, 404: None}),
@@ -115,6 +127,8 @@ def openapi(base_url: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": _schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "clicktochat apikey create"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "clicktochat apikey create NAME"}
+            },
         },
     }

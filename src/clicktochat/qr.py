@@ -15,5 +15,5 @@ def qr_svg(data: str) -> str:
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=10)
     code.add_data(data)
     code.make(fit=True)
-    svg = code.make_image(image_factory=SvgPathImage).to_string(encoding="unicode")
+    svg: str = code.make_image(image_factory=SvgPathImage).to_string(encoding="unicode")
     return svg.split("?>", 1)[-1].strip()  # inline in HTML: no XML declaration

@@ -84,7 +84,10 @@ class Service:
             raise InvalidInput("expires_at", "is in the past")
         if not short:
             return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
-        link = ShortLink(slug="", text=text, mode=mode, expires_at=expires_at, **destination, **labels)
+        link = ShortLink(
+            slug="", text=text, mode=mode, expires_at=expires_at, campaign=labels["campaign"], source=labels["source"],
+            **destination,
+        )
         if slug is not None:
             link = await self._insert(replace(link, slug=check_slug(slug)))
         else:

@@ -56,7 +56,7 @@ class Settings:
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = type(f.default)
+    kind: type[Any] = type(f.default)
     try:
         if kind is bool:
             if raw.lower() in {"1", "true", "yes", "on"}:

@@ -102,7 +102,8 @@ def respond(request: Request, click: Click) -> Response:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: object) -> Response:
-    response = request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
+    templates = request.app.state.templates
+    response: Response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     return response
 
