@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
-from .errors import Gone, NotFound, Unavailable
+from .errors import Gone, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, resolve
 from .qr import qr_svg
 from .tokens import token_key
@@ -117,8 +117,13 @@ async def welcome(request: Request) -> Response:
             link = await service.store.link(slug)
             if link is not None:
                 links.append({"url": service.short_url(slug), "link": link, "qr": qr_svg(service.short_url(slug))})
-        signed = service.signed_url(demo["token"])
-        links.append({"url": signed, "link": service.signer.verify(demo["token"]), "qr": qr_svg(signed)})
+        try:  # signed with a key that may since have been replaced by CLICKTOCHAT_SECRET_KEYS
+            signed_link = service.signer.verify(demo["token"])
+        except ProblemError:
+            signed_link = None
+        if signed_link is not None:
+            signed = service.signed_url(demo["token"])
+            links.append({"url": signed, "link": signed_link, "qr": qr_svg(signed)})
     business = await service.store.business(demo["business_id"]) if demo else None
     return page(request, "welcome.html", links=links, business=business, base_url=service.base_url)
 
