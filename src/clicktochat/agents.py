@@ -41,7 +41,7 @@ class Agent:
 def check_timezone(name: str, field: str = "timezone") -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as 'Europe'
         raise InvalidInput(field, f"{name!r} is not an IANA time zone such as Europe/Rome") from None
     return name
 
@@ -73,6 +73,8 @@ def _hours_from_text(text: str, field: str) -> dict[str, list[str]]:
     hours: dict[str, list[str]] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         days, _, ranges = part.partition(" ")
+        if not ranges.strip():
+            raise InvalidInput(field, f"{part!r} has no time ranges; write e.g. 'mon-fri 09:00-18:00'")
         for day in _expand_days(days.lower(), field):
             hours.setdefault(day, []).extend(r.strip() for r in ranges.split(",") if r.strip())
     return hours

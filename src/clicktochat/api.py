@@ -19,7 +19,7 @@ from .agents import Agent, Business, is_available
 from .errors import FieldError, InvalidInput, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .keys import check_api_key
 from .links import ShortLink
-from .service import CreatedLink, Service, timestamp
+from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .tokens import token_key
 
 MAX_BODY_BYTES = 64 * 1024
@@ -42,7 +42,9 @@ class LinkCreate(Body):
     short: bool = Field(True, description="true: a short link stored here; false: a signed link.")
     slug: str | None = Field(None, description="Custom slug for a short link; random when left out.")
     expires_at: AwareDatetime | None = Field(None, description="When the link stops working.")
-    expires_in: int | None = Field(None, gt=0, description="Seconds from now until the link stops working.")
+    expires_in: int | None = Field(
+        None, gt=0, le=MAX_EXPIRY_SECONDS, description="Seconds from now until the link stops working."
+    )
     title: str | None = Field(None, description="Name shown on a signed link's landing page.")
 
 

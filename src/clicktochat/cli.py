@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from .agents import is_available
 from .errors import ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import ShortLink
-from .service import CreatedLink, Service, timestamp
+from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
 from .store import Store
 
@@ -59,6 +60,8 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
         return asyncio.run(main())
     except ProblemError as exc:
         raise click.ClickException(exc.detail) from None
+    except (sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"cannot use the database {db or 'clicktochat.db'}: {exc}") from None
 
 
 def print_json(value: Any) -> None:
@@ -153,6 +156,10 @@ def keys() -> None:
 @json_option
 def keys_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     """List signing keys (their dates, never the keys)."""
+    configured = settings_from(db=db).signing_keys
+    if configured:
+        click.echo(f"CLICKTOCHAT_SECRET_KEYS is set: links are signed with its {len(configured)} keys, "
+                   "not with the keys stored in the database listed here.", err=True)  # fmt: skip
     found = run_with_service(db, base_url, lambda s: s.store.signing_key_dates())
     rows = [{"id": i, "created_at": timestamp(at), "signs": i == found[-1][0]} for i, at in found]
     print_json(rows) if as_json else print_table(rows, ["id", "created_at", "signs"])
@@ -162,6 +169,8 @@ def keys_list(db: str | None, base_url: str | None, as_json: bool) -> None:
 @common_options
 def keys_rotate(db: str | None, base_url: str | None) -> None:
     """Add a new signing key. Restart the server to sign with it; old links keep working."""
+    if settings_from(db=db).signing_keys:
+        raise click.ClickException("CLICKTOCHAT_SECRET_KEYS is set: add the new key at the end of that list instead.")
     found = run_with_service(db, base_url, lambda s: rotate_signing_key(s.store))
     click.echo(f"Added signing key {len(found)}; {len(found)} keys verify links.")
 
@@ -301,8 +310,8 @@ def expiry(expires_in: int | None, expires_at: datetime | None) -> int | None:
     if expires_in is not None and expires_at is not None:
         raise click.UsageError("give --expires-in or --expires-at, not both")
     if expires_in is not None:
-        if expires_in <= 0:
-            raise click.BadParameter("must be a positive number of seconds", param_hint="--expires-in")
+        if not 0 < expires_in <= MAX_EXPIRY_SECONDS:
+            raise click.BadParameter("must be from 1 second to 100 years", param_hint="--expires-in")
         return int(time.time()) + expires_in
     if expires_at is not None:
         return int((expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)).timestamp())

@@ -19,6 +19,7 @@ from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
 
 MAX_NAME_LENGTH = 200
+MAX_EXPIRY_SECONDS = 100 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,7 @@ class Service:
         text = check_text(text, get_channel(destination["channel"] or "whatsapp"))
         labels = {"campaign": check_label(campaign, "campaign"), "source": check_label(source, "source")}
         mode = check_mode(mode)
-        if expires_at is not None and expires_at <= time.time():
-            raise InvalidInput("expires_at", "is in the past")
+        expires_at = check_expiry(expires_at)
         if not short:
             return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
         link = ShortLink(
@@ -191,7 +191,7 @@ class Service:
         if "disabled" in changes:
             update["disabled"] = int(bool(changes["disabled"]))
         if "expires_at" in changes:
-            update["expires_at"] = changes["expires_at"]
+            update["expires_at"] = check_expiry(changes["expires_at"], allow_past=True)
         await self.store.update_link(link.slug, update)
         self.cache.clear()
         return await self.get_link(link.slug)
@@ -303,6 +303,17 @@ def _check_name(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput("name", f"is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
     return name
+
+
+def check_expiry(expires_at: int | None, allow_past: bool = False) -> int | None:
+    """Unix seconds within the next hundred years (past only when ending a link now)."""
+    if expires_at is None:
+        return None
+    if not allow_past and expires_at <= time.time():
+        raise InvalidInput("expires_at", "is in the past")
+    if expires_at > time.time() + MAX_EXPIRY_SECONDS:
+        raise InvalidInput("expires_at", "is more than 100 years away; leave it out for a link that never expires")
+    return expires_at
 
 
 def timestamp(value: int | None) -> str | None:

@@ -1,0 +1,724 @@
+"""The `clicktochat` command, end to end: click's CliRunner against a real SQLite file, the
+installed module as a subprocess, and the app (TestClient) over the same database file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from starlette.testclient import TestClient
+
+from clicktochat import __version__
+from clicktochat.app import create_app
+from clicktochat.cli import cli
+from clicktochat.settings import Settings
+
+BASE = "https://chat.example.com"
+NUMBER = "+39 347 123 4567"
+DIGITS = "393471234567"
+TEXT = "Ciao! Info sull'ordine?"
+TEXT_ENCODED = "Ciao%21%20Info%20sull%27ordine%3F"
+OTHER_NUMBER = "+1 650 253 0000"
+OTHER_DIGITS = "16502530000"
+HOURS = "mon-fri 09:00-13:00,15:00-19:00; sat 10:00-12:00"
+SLUG_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CLICKTOCHAT_* variable from the outer shell, and no stray clicktochat.db in the checkout."""
+    for name in list(os.environ):
+        if name.startswith("CLICKTOCHAT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "cli.db")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(cli, list(args), env=env)
+
+
+def describe(result: Result) -> str:
+    return (
+        f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}\n"
+        f"exception: {result.exception!r}"
+    )
+
+
+def ok(result: Result) -> Result:
+    """Exit 0 and nothing raised; shows the output when it did not."""
+    assert result.exit_code == 0 and result.exception is None, describe(result)
+    return result
+
+
+def fails(result: Result, code: int, *fragments: str) -> Result:
+    """A clean refusal: the exit code, each fragment on stderr, nothing on stdout, no traceback."""
+    assert result.exit_code == code, describe(result)
+    assert isinstance(result.exception, SystemExit), f"crashed with {result.exception!r}"
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error:") or result.stderr.startswith("Usage:")
+    for fragment in fragments:
+        assert fragment in result.stderr, f"{fragment!r} not in stderr: {result.stderr!r}"
+    return result
+
+
+def last_line(result: Result) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+def query(db: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTOCHAT_")}
+    return env | extra
+
+
+def run_module(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clicktochat", *args],
+        capture_output=True, text=True, timeout=timeout, env=subprocess_env(**env),
+    )  # fmt: skip
+
+
+def create(runner: CliRunner, db: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """`link create` with the usual number; returns the URL (the last stdout line)."""
+    return last_line(ok(invoke(runner, "link", "create", "--db", db, "--base-url", BASE, *args, env=env)))
+
+
+@pytest.fixture
+def shop(runner: CliRunner, db: str) -> dict[str, int]:
+    """A business in Rome with one agent working Italian shop hours."""
+    business = int(ok(invoke(runner, "business", "add", "--db", db, "Pizzeria Da Mario", "--timezone",
+                             "Europe/Rome")).stdout)  # fmt: skip
+    agent = int(ok(invoke(runner, "agent", "add", "--db", db, "--business", str(business), "--name", "Giulia",
+                          "--to", "+39 333 765 4321", "--hours", HOURS)).stdout)  # fmt: skip
+    return {"business": business, "agent": agent}
+
+
+# -- help and version ---------------------------------------------------------------------
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = ok(invoke(runner, "--help"))
+    commands = result.stdout.split("Commands:", 1)[1]
+    listed = {line.split()[0] for line in commands.strip().splitlines()}
+    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link"}
+    assert ok(invoke(runner, "-h")).stdout == result.stdout
+
+
+def test_link_create_help_mentions_short_slug_and_json(runner: CliRunner) -> None:
+    text = ok(invoke(runner, "link", "create", "--help")).stdout
+    for option in ("--short", "--slug", "--json", "--to", "--text", "--campaign", "--expires-in"):
+        assert option in text
+    assert "last line" in text
+
+
+def test_version(runner: CliRunner) -> None:
+    assert ok(invoke(runner, "--version")).stdout == f"clicktochat, version {__version__}\n"
+
+
+def test_unknown_command_is_a_usage_error(runner: CliRunner) -> None:
+    fails(invoke(runner, "links"), 2, "No such command 'links'")
+
+
+# -- init and signing keys ----------------------------------------------------------------
+
+
+def test_init_creates_the_database_with_one_signing_key(runner: CliRunner, db: str) -> None:
+    assert not Path(db).exists()
+    result = ok(invoke(runner, "init", "--db", db))
+    assert result.stdout == f"Database ready: {db}\n"
+    assert Path(db).is_file()
+    assert len(query(db, "SELECT key FROM signing_keys")) == 1
+    assert query(db, "SELECT value FROM meta WHERE key = 'base_url'") == []  # nothing given, nothing recorded
+    ok(invoke(runner, "init", "--db", db))  # a second init keeps the one key
+    assert len(query(db, "SELECT key FROM signing_keys")) == 1
+
+
+def test_init_takes_the_database_from_the_environment(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "from-env.db"
+    ok(invoke(runner, "init", env={"CLICKTOCHAT_DB": str(path)}))
+    assert path.is_file()
+    assert not (tmp_path / "clicktochat.db").exists()
+
+
+def test_keys_list_rotate_and_secrets_never_printed(runner: CliRunner, db: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("CLICKTOCHAT_BASE_URL", BASE)
+    outputs: list[str] = []
+
+    def run(*args: str) -> Result:
+        result = ok(invoke(runner, *args))
+        outputs.extend([result.stdout, result.stderr])
+        return result
+
+    run("init", "--db", db)
+    table = run("keys", "list", "--db", db).stdout.strip().splitlines()
+    assert table[0].split() == ["ID", "CREATED_AT", "SIGNS"]
+    assert len(table) == 2 and table[1].split()[0] == "1" and table[1].split()[-1] == "True"
+    listed = json.loads(run("keys", "list", "--db", db, "--json").stdout)
+    assert [(k["id"], k["signs"]) for k in listed] == [(1, True)]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["created_at"])
+
+    before = last_line(run("link", "create", "--db", db, "--base-url", BASE, "--to", NUMBER, "--text", TEXT))
+    assert run("keys", "rotate", "--db", db).stdout == "Added signing key 2; 2 keys verify links.\n"
+    listed = json.loads(run("keys", "list", "--db", db, "--json").stdout)
+    assert [(k["id"], k["signs"]) for k in listed] == [(1, False), (2, True)]
+    after = last_line(run("link", "create", "--db", db, "--base-url", BASE, "--to", NUMBER, "--text", TEXT))
+
+    # Same payload, different key: the newest key signs now.
+    assert before != after
+    assert before.rsplit(".", 1)[0] == after.rsplit(".", 1)[0]
+    for url in (before, after):
+        shown = json.loads(run("link", "show", "--db", db, url, "--json").stdout)
+        assert shown["url"] == url
+        assert shown["chat_url"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+        assert shown["clicks"] == 0
+        assert f"to:          {DIGITS}" in run("link", "show", "--db", db, url).stdout
+
+    secrets = [row[0] for row in query(db, "SELECT key FROM signing_keys")]
+    assert len(secrets) == 2 and all(len(s) >= 32 for s in secrets)
+    for secret in secrets:
+        for output in outputs:
+            assert secret not in output
+
+
+def test_tampered_signed_link_is_refused(runner: CliRunner, db: str) -> None:
+    url = create(runner, db, "--to", NUMBER)
+    payload, signature = url.rsplit(".", 1)
+    forged = payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    fails(invoke(runner, "link", "show", "--db", db, forged), 1, "This link is not valid")
+
+
+def test_links_signed_with_configured_keys_verify_only_with_them(runner: CliRunner, db: str) -> None:
+    env = {"CLICKTOCHAT_SECRET_KEYS": "configured-secret-for-tests-0123456789"}
+    url = create(runner, db, "--to", NUMBER, env=env)
+    ok(invoke(runner, "link", "show", "--db", db, url, env=env))
+    fails(invoke(runner, "link", "show", "--db", db, url), 1, "not valid")
+
+
+# -- link create ----------------------------------------------------------------------------
+
+
+def test_signed_link_url_is_the_last_stdout_line(runner: CliRunner, db: str) -> None:
+    result = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--text", TEXT,
+                       "--campaign", "summer-ad", "--base-url", BASE))  # fmt: skip
+    assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", last_line(result))
+    assert result.stderr == ""
+    assert query(db, "SELECT count(*) FROM links") == [(0,)]  # signed links store nothing
+
+
+def test_signed_link_json(runner: CliRunner, db: str) -> None:
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--text", TEXT,
+                         "--campaign", "summer-ad", "--base-url", BASE, "--json"))  # fmt: skip
+    assert row["url"].startswith(f"{BASE}/c/")
+    assert row["chat_url"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+    assert row["campaign"] == "summer-ad"
+    assert row["to"] == DIGITS and row["channel"] == "whatsapp" and row["text"] == TEXT
+    assert row["short"] is False and row["source"] is None and row["expires_at"] is None
+
+
+def test_short_link_with_slug(runner: CliRunner, db: str) -> None:
+    url = create(runner, db, "--to", NUMBER, "--short", "--slug", "vetrina")
+    assert url == f"{BASE}/s/vetrina"
+    assert query(db, "SELECT slug, address FROM links") == [("vetrina", DIGITS)]
+
+
+def test_slug_implies_short_and_is_lower_cased(runner: CliRunner, db: str) -> None:
+    assert create(runner, db, "--to", NUMBER, "--slug", "Vetrina") == f"{BASE}/s/vetrina"
+
+
+def test_short_link_gets_a_random_seven_character_slug(runner: CliRunner, db: str) -> None:
+    urls = {create(runner, db, "--to", NUMBER, "--short") for _ in range(3)}
+    assert len(urls) == 3
+    for url in urls:
+        assert re.fullmatch(rf"https://chat\.example\.com/s/[{SLUG_CHARS}]{{7}}", url), url
+    assert query(db, "SELECT count(*) FROM links") == [(3,)]
+
+
+def test_short_link_json(runner: CliRunner, db: str) -> None:
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--base-url", BASE, "--to", NUMBER,
+                         "--text", TEXT, "--slug", "vetrina", "--source", "flyer", "--mode", "landing",
+                         "--json"))  # fmt: skip
+    assert row["url"] == f"{BASE}/s/vetrina" and row["slug"] == "vetrina"
+    assert row["chat_url"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+    assert (row["source"], row["mode"], row["clicks"], row["disabled"]) == ("flyer", "landing", 0, False)
+
+
+def test_base_url_from_environment(runner: CliRunner, db: str) -> None:
+    env = {"CLICKTOCHAT_BASE_URL": "https://env.example.org"}
+    url = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, env=env)))
+    assert url.startswith("https://env.example.org/c/")
+    flag = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE,
+                               env=env)))  # fmt: skip
+    assert flag.startswith(f"{BASE}/c/")  # the flag wins over the variable
+
+
+def test_base_url_recorded_by_init_is_used(runner: CliRunner, db: str) -> None:
+    ok(invoke(runner, "init", "--db", db, "--base-url", "https://recorded.example.net/"))
+    assert query(db, "SELECT value FROM meta WHERE key = 'base_url'") == [("https://recorded.example.net",)]
+    url = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "menu")))
+    assert url == "https://recorded.example.net/s/menu"
+    env = {"CLICKTOCHAT_BASE_URL": "https://env.example.org"}
+    shown = as_json(invoke(runner, "link", "show", "--db", db, "menu", "--json", env=env))
+    assert shown["url"] == "https://env.example.org/s/menu"  # the variable wins over the recorded one
+
+
+def test_without_any_base_url_links_point_at_the_local_server(runner: CliRunner, db: str) -> None:
+    url = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "menu")))
+    assert url == "http://127.0.0.1:8000/s/menu"
+
+
+# -- phone numbers --------------------------------------------------------------------------
+
+
+def test_international_00_prefix_is_accepted(runner: CliRunner, db: str) -> None:
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--to", "0039 347 123 4567", "--json"))
+    assert row["to"] == DIGITS and row["chat_url"] == f"https://wa.me/{DIGITS}"
+
+
+def test_national_number_needs_a_default_region(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", "(650) 253-0000"), 1,
+          "to: '(650) 253-0000' has no country code", "CLICKTOCHAT_DEFAULT_REGION")  # fmt: skip
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--to", "(650) 253-0000", "--json",
+                         env={"CLICKTOCHAT_DEFAULT_REGION": "US"}))  # fmt: skip
+    assert row["chat_url"] == f"https://wa.me/{OTHER_DIGITS}"
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("+39 347", "is too short"),
+        ("+39 12345678901234", "is too long"),
+        ("+999 123456", "has an unknown country code"),
+    ],
+)
+def test_invalid_number_is_refused(runner: CliRunner, db: str, number: str, reason: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", number), 1, f"to: {number!r} {reason}")
+
+
+def test_text_longer_than_1000_characters_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--short", "--text", "x" * 1001), 1,
+          "text: is 1001 characters long", "at most 1000")  # fmt: skip
+    assert query(db, "SELECT count(*) FROM links") == [(0,)]
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--text", "x" * 1000,
+                         "--json"))  # fmt: skip
+    assert row["text"] == "x" * 1000
+
+
+def test_reserved_slug_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "admin"), 1,
+          "slug: 'admin' is reserved")  # fmt: skip
+
+
+def test_invalid_slug_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "no spaces"), 1,
+          "'no spaces' is not a valid slug")  # fmt: skip
+
+
+def test_duplicate_slug_is_refused(runner: CliRunner, db: str) -> None:
+    create(runner, db, "--to", NUMBER, "--slug", "vetrina")
+    fails(invoke(runner, "link", "create", "--db", db, "--to", OTHER_NUMBER, "--slug", "VETRINA"), 1,
+          "slug: 'vetrina' is already taken")  # fmt: skip
+    assert query(db, "SELECT slug, address FROM links") == [("vetrina", DIGITS)]  # the first one is untouched
+
+
+def test_unknown_channel_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--channel", "telegram"), 1,
+          "channel: unknown channel 'telegram'; known channels: whatsapp")  # fmt: skip
+
+
+def test_two_destinations_are_refused(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--agent", str(shop["agent"])), 1,
+          "give exactly one destination")  # fmt: skip
+    fails(invoke(runner, "link", "create", "--db", db), 1, "give exactly one destination")
+
+
+def test_unknown_agent_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--agent", "42", "--short"), 1, "there is no agent 42")
+
+
+def test_unknown_link_in_show(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "show", "--db", db, "nope"), 1, "There is no short link 'nope'.")
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5"])
+def test_expires_in_must_be_positive(runner: CliRunner, db: str, seconds: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-in", seconds), 2,
+          "--expires-in", "must be a positive number of seconds")  # fmt: skip
+
+
+def test_expires_at_in_the_past_is_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-at", "2001-01-01"), 1,
+          "expires_at: is in the past")  # fmt: skip
+
+
+def test_expires_in_and_expires_at_together_are_refused(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-in", "60",
+                 "--expires-at", "2099-01-01"), 2, "not both")  # fmt: skip
+
+
+def test_expires_in_is_written_into_the_link(runner: CliRunner, db: str) -> None:
+    row = as_json(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "soon",
+                         "--expires-in", "3600", "--json"))  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["expires_at"])
+    ((stored,),) = query(db, "SELECT expires_at FROM links WHERE slug = 'soon'")
+    created = query(db, "SELECT created_at FROM links WHERE slug = 'soon'")[0][0]
+    assert 3590 <= stored - created <= 3610
+
+
+def test_huge_expires_in_is_refused_cleanly_and_stores_nothing(runner: CliRunner, db: str) -> None:
+    """BUG (cli.py `expiry`, line 304): --expires-in has no upper bound; a far-future expiry is stored,
+    then turning it into a date (service.timestamp) raises ValueError, and every later `link list` crashes."""
+    result = invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--short", "--slug", "forever",
+                    "--expires-in", "999999999999999")  # fmt: skip
+    listing = invoke(runner, "link", "list", "--db", db)
+    assert listing.exception is None, f"link list crashed afterwards: {listing.exception!r}"
+    assert listing.stdout == "(none)\n"
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "expires" in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_invalid_port_variable_is_a_usage_error_before_serving(tmp_path: Path) -> None:
+    db = tmp_path / "serve.db"
+    proc = run_module("serve", "--db", str(db), timeout=30, CLICKTOCHAT_PORT="abc")
+    assert proc.returncode == 2
+    assert "CLICKTOCHAT_PORT='abc' is not a valid int" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not db.exists()  # refused before opening the database, let alone listening
+
+
+def test_invalid_port_flag_is_a_usage_error(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "serve", "--db", db, "--port", "abc"), 2, "'abc' is not a valid integer")
+    assert not Path(db).exists()
+
+
+def test_invalid_boolean_variable_is_a_usage_error(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, env={"CLICKTOCHAT_DEMO": "maybe"}), 2,
+          "CLICKTOCHAT_DEMO='maybe' is not a valid bool")  # fmt: skip
+
+
+def test_apikey_revoke_unknown(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "apikey", "revoke", "--db", db, "999"), 1, "There is no active API key 999.")
+    fails(invoke(runner, "apikey", "revoke", "--db", db, "abc"), 2, "'abc' is not a valid integer")
+
+
+def test_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    """BUG (cli.py `run_with_service`, lines 57-61): only ProblemError is turned into a message;
+    sqlite3.OperationalError 'unable to open database file' escapes as a traceback.
+    (Run as a subprocess: in-process, aiosqlite's worker thread also trips over the closed loop.)"""
+    path = tmp_path / "missing" / "x.db"
+    proc = run_module("init", "--db", str(path))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("Error:") and str(path) in proc.stderr
+    assert proc.stdout == ""
+
+
+# -- businesses and agents -------------------------------------------------------------------
+
+
+def test_business_add_prints_id_and_list_json(runner: CliRunner, db: str) -> None:
+    assert ok(invoke(runner, "business", "add", "--db", db, "Pizzeria Da Mario", "--timezone", "Europe/Rome")
+              ).stdout == "1\n"  # fmt: skip
+    assert ok(invoke(runner, "business", "add", "--db", db, "Bar Sport")).stdout == "2\n"
+    assert as_json(invoke(runner, "business", "list", "--db", db, "--json")) == [
+        {"id": 1, "name": "Pizzeria Da Mario", "timezone": "Europe/Rome", "fallback_agent_id": None},
+        {"id": 2, "name": "Bar Sport", "timezone": "UTC", "fallback_agent_id": None},
+    ]
+    table = ok(invoke(runner, "business", "list", "--db", db)).stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "TIMEZONE", "FALLBACK_AGENT_ID"]
+    assert "Pizzeria Da Mario" in table[1] and "Europe/Rome" in table[1]
+
+
+def test_business_bad_timezone_and_empty_name(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "business", "add", "--db", db, "Shop", "--timezone", "Mars/Olympus"), 1,
+          "timezone: 'Mars/Olympus' is not an IANA time zone")  # fmt: skip
+    fails(invoke(runner, "business", "add", "--db", db, "   "), 1, "name: is required")
+    assert as_json(invoke(runner, "business", "list", "--db", db, "--json")) == []
+
+
+def test_timezone_that_is_a_folder_is_refused_cleanly(runner: CliRunner, db: str) -> None:
+    """BUG (agents.py `check_timezone`, line 44): ZoneInfo("Europe") raises IsADirectoryError,
+    which is not caught (only ZoneInfoNotFoundError and ValueError are), so the CLI prints a traceback."""
+    fails(invoke(runner, "business", "add", "--db", db, "Shop", "--timezone", "Europe"), 1,
+          "'Europe' is not an IANA time zone")  # fmt: skip
+
+
+def test_agent_add_and_list_json(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    second = ok(invoke(runner, "agent", "add", "--db", db, "--business", str(shop["business"]),
+                       "--name", "Marco", "--to", OTHER_NUMBER, "--timezone", "America/New_York",
+                       "--json"))  # fmt: skip
+    assert json.loads(second.stdout)["timezone"] == "America/New_York"
+    agents = as_json(invoke(runner, "agent", "list", "--db", db, "--json"))
+    assert [a["id"] for a in agents] == [shop["agent"], shop["agent"] + 1]
+    giulia, marco = agents
+    assert giulia["hours"] == {
+        "mon": ["09:00-13:00", "15:00-19:00"], "tue": ["09:00-13:00", "15:00-19:00"],
+        "wed": ["09:00-13:00", "15:00-19:00"], "thu": ["09:00-13:00", "15:00-19:00"],
+        "fri": ["09:00-13:00", "15:00-19:00"], "sat": ["10:00-12:00"],
+    }  # fmt: skip
+    assert giulia["timezone"] == "Europe/Rome" and giulia["address"] == "393337654321"
+    assert giulia["business_id"] == shop["business"] and isinstance(giulia["available_now"], bool)
+    assert marco["hours"] is None and marco["available_now"] is True
+    table = ok(invoke(runner, "agent", "list", "--db", db)).stdout
+    assert "always" in table and "mon 09:00-13:00,15:00-19:00" in table
+
+
+def test_agent_timezone_defaults_to_the_business(runner: CliRunner, db: str) -> None:
+    ok(invoke(runner, "business", "add", "--db", db, "Shop", "--timezone", "Asia/Tokyo"))
+    row = as_json(invoke(runner, "agent", "add", "--db", db, "--business", "1", "--name", "Aki",
+                         "--to", NUMBER, "--json"))  # fmt: skip
+    assert row["timezone"] == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(
+    ("hours", "reason"),
+    [
+        ("mon-fri 9:00-18:00", "'9:00-18:00' is not a time range like 09:00-18:00"),
+        ("mon-fri 09:00-25:00", "'09:00-25:00' is not a time range"),
+        ("funday 09:00-18:00", "'funday' is not a weekday"),
+        ("mon 10:00-10:00", "'10:00-10:00' is not a time range"),
+    ],
+)
+def test_agent_bad_hours_are_refused(runner: CliRunner, db: str, shop: dict[str, int], hours: str,
+                                     reason: str) -> None:  # fmt: skip
+    fails(invoke(runner, "agent", "add", "--db", db, "--business", str(shop["business"]), "--name", "X",
+                 "--to", OTHER_NUMBER, "--hours", hours), 1, "hours", reason)  # fmt: skip
+    assert len(as_json(invoke(runner, "agent", "list", "--db", db, "--json"))) == 1
+
+
+def test_agent_hours_without_times_are_refused(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    """BUG (agents.py `_hours_from_text` line 75, `parse_hours` line 67): "mon-fri" with no time
+    ranges yields empty day lists, which are dropped, so hours become None: the agent is silently
+    available ALWAYS, weekends included — the opposite of what was written."""
+    result = invoke(runner, "agent", "add", "--db", db, "--business", str(shop["business"]), "--name", "X",
+                    "--to", OTHER_NUMBER, "--hours", "mon-fri")  # fmt: skip
+    fails(result, 1, "hours")
+
+
+def test_agent_bad_timezone_number_and_business(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    base = ["agent", "add", "--db", db, "--name", "X"]
+    business = str(shop["business"])
+    fails(invoke(runner, *base, "--business", business, "--to", OTHER_NUMBER, "--timezone", "Rome"), 1,
+          "timezone: 'Rome' is not an IANA time zone")  # fmt: skip
+    fails(invoke(runner, *base, "--business", business, "--to", "+39 347"), 1,
+          "address: '+39 347' is too short")  # fmt: skip
+    fails(invoke(runner, *base, "--business", "99", "--to", OTHER_NUMBER), 1, "there is no business 99")
+    fails(invoke(runner, "agent", "add", "--db", db, "--business", "1", "--to", OTHER_NUMBER), 2,
+          "Missing option '--name'")  # fmt: skip
+
+
+# -- link list / show / edit / disable / enable ----------------------------------------------
+
+
+def test_link_list_table_and_json(runner: CliRunner, db: str, shop: dict[str, int],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("CLICKTOCHAT_BASE_URL", BASE)
+    assert ok(invoke(runner, "link", "list", "--db", db)).stdout == "(none)\n"
+    create(runner, db, "--to", NUMBER, "--text", TEXT, "--campaign", "summer-ad", "--slug", "vetrina")
+    create(runner, db, "--agent", str(shop["agent"]), "--slug", "giulia")
+    create(runner, db, "--business", str(shop["business"]), "--slug", "negozio")
+    create(runner, db, "--to", NUMBER)  # signed: not listed
+
+    lines = ok(invoke(runner, "link", "list", "--db", db)).stdout.splitlines()
+    assert lines[0].split() == ["SLUG", "TO", "CAMPAIGN", "MODE", "STATE", "CLICKS", "TEXT"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"vetrina", "giulia", "negozio"}
+    assert rows["vetrina"].split()[:6] == ["vetrina", DIGITS, "summer-ad", "auto", "active", "0"]
+    assert TEXT in rows["vetrina"]
+    assert f"agent {shop['agent']}" in rows["giulia"] and f"business {shop['business']}" in rows["negozio"]
+
+    listed = {row["slug"]: row for row in as_json(invoke(runner, "link", "list", "--db", db, "--json"))}
+    assert set(listed) == {"vetrina", "giulia", "negozio"}
+    assert all(row["clicks"] == 0 for row in listed.values())
+    assert listed["vetrina"]["url"] == f"{BASE}/s/vetrina" and listed["vetrina"]["campaign"] == "summer-ad"
+    assert listed["giulia"]["chat_url"] is None and listed["giulia"]["agent_id"] == shop["agent"]
+    assert len(as_json(invoke(runner, "link", "list", "--db", db, "--json", "--limit", "2"))) == 2
+    fails(invoke(runner, "link", "list", "--db", db, "--limit", "0"), 2, "--limit")
+
+
+def test_link_show_edit_disable_enable(runner: CliRunner, db: str, shop: dict[str, int],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("CLICKTOCHAT_BASE_URL", BASE)
+    create(runner, db, "--to", NUMBER, "--text", TEXT, "--campaign", "summer-ad", "--slug", "vetrina")
+
+    def show() -> dict[str, Any]:
+        row: dict[str, Any] = as_json(invoke(runner, "link", "show", "--db", db, "vetrina", "--json"))
+        return row
+
+    first = show()
+    assert first["chat_url"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+    assert (first["clicks"], first["disabled"], first["campaign"]) == (0, False, "summer-ad")
+    assert show() == as_json(invoke(runner, "link", "show", "--db", db, "VETRINA", "--json"))
+    text = ok(invoke(runner, "link", "show", "--db", db, f"{BASE}/s/vetrina")).stdout
+    assert f"url:         {BASE}/s/vetrina" in text and "disabled:    False" in text
+
+    edit = ok(invoke(runner, "link", "edit", "--db", db, "vetrina", "--to", OTHER_NUMBER))
+    assert edit.stdout == "Updated vetrina.\n"
+    edited = show()
+    assert edited["chat_url"] == f"https://wa.me/{OTHER_DIGITS}?text={TEXT_ENCODED}"
+    assert edited["to"] == OTHER_DIGITS and edited["text"] == TEXT and edited["campaign"] == "summer-ad"
+
+    ok(invoke(runner, "link", "edit", "--db", db, "vetrina", "--text", "Buongiorno & grazie"))
+    assert show()["chat_url"] == f"https://wa.me/{OTHER_DIGITS}?text=Buongiorno%20%26%20grazie"
+
+    ok(invoke(runner, "link", "edit", "--db", db, "vetrina", "--agent", str(shop["agent"])))
+    by_agent = show()
+    assert by_agent["agent_id"] == shop["agent"]
+    assert by_agent["to"] is None and by_agent["channel"] is None and by_agent["chat_url"] is None
+    assert by_agent["text"] == "Buongiorno & grazie"
+
+    assert ok(invoke(runner, "link", "disable", "--db", db, "vetrina")).stdout == "Disabled vetrina.\n"
+    assert "disabled:    True" in ok(invoke(runner, "link", "show", "--db", db, "vetrina")).stdout
+    assert show()["disabled"] is True
+    assert "disabled" in ok(invoke(runner, "link", "list", "--db", db)).stdout.splitlines()[1].split()
+    assert ok(invoke(runner, "link", "enable", "--db", db, "vetrina")).stdout == "Enabled vetrina.\n"
+    assert show()["disabled"] is False
+    assert query(db, "SELECT disabled, agent_id, address FROM links") == [(0, shop["agent"], None)]
+
+
+def test_link_edit_refusals(runner: CliRunner, db: str) -> None:
+    create(runner, db, "--to", NUMBER, "--slug", "vetrina")
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina"), 2, "nothing to change")
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--to", "+39 347"), 1,
+          "to: '+39 347' is too short")  # fmt: skip
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--text", "y" * 1001), 1, "at most 1000")
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--channel", "whatsapp"), 1,
+          "change the channel together with to")  # fmt: skip
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--agent", "7"), 1, "there is no agent 7")
+    fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--expires-in", "0"), 2, "--expires-in")
+    fails(invoke(runner, "link", "edit", "--db", db, "nope", "--text", "x"), 1,
+          "There is no short link 'nope'.")  # fmt: skip
+    fails(invoke(runner, "link", "disable", "--db", db, "nope"), 1, "There is no short link 'nope'.")
+    assert query(db, "SELECT address, text, disabled FROM links") == [(DIGITS, "", 0)]
+
+
+# -- API keys -----------------------------------------------------------------------------------
+
+
+def test_apikey_create_list_revoke(runner: CliRunner, db: str) -> None:
+    created = ok(invoke(runner, "apikey", "create", "--db", db, "zapier"))
+    key = last_line(created)
+    assert re.fullmatch(r"ctc_[A-Za-z0-9_-]{40,}", key)
+    assert created.stdout == key + "\n"  # only the key on stdout: `KEY=$(clicktochat apikey create x)` works
+    assert "Copy it now" in created.stderr and key not in created.stderr
+
+    table = ok(invoke(runner, "apikey", "list", "--db", db)).stdout
+    assert key[:10] + "…" in table and key not in table and "zapier" in table
+    (row,) = as_json(invoke(runner, "apikey", "list", "--db", db, "--json"))
+    assert (row["id"], row["name"], row["prefix"], row["revoked_at"]) == (1, "zapier", key[:10] + "…", None)
+    assert key not in json.dumps(row)
+    assert key not in "".join(str(v) for r in query(db, "SELECT * FROM api_keys") for v in r)  # stored hashed
+
+    assert ok(invoke(runner, "apikey", "revoke", "--db", db, "1")).stdout == "Revoked API key 1.\n"
+    (row,) = as_json(invoke(runner, "apikey", "list", "--db", db, "--json"))
+    assert row["revoked_at"] is not None
+    fails(invoke(runner, "apikey", "revoke", "--db", db, "1"), 1, "There is no active API key 1.")
+
+
+def test_apikey_name_is_checked(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "apikey", "create", "--db", db, "  "), 2, "give a name of 1 to 100 characters")
+    fails(invoke(runner, "apikey", "create", "--db", db, "n" * 101), 2, "give a name of 1 to 100 characters")
+
+
+def test_revoked_key_is_refused_by_the_running_api(runner: CliRunner, db: str) -> None:
+    key = last_line(ok(invoke(runner, "apikey", "create", "--db", db, "integration")))
+    create(runner, db, "--to", NUMBER, "--slug", "vetrina")
+    auth = {"Authorization": f"Bearer {key}"}
+    app = create_app(Settings(db=db, base_url=BASE, flush_interval=0.05))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        response = client.get("/api/v1/links", headers=auth)
+        assert response.status_code == 200, response.text
+        assert [link["slug"] for link in response.json()["links"]] == ["vetrina"]
+        assert client.get("/api/v1/links").status_code == 401
+
+        ok(invoke(runner, "apikey", "revoke", "--db", db, "1"))  # while the server runs
+
+        response = client.get("/api/v1/links", headers=auth)
+        assert response.status_code == 401
+        assert "revoked" in response.json()["detail"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_short_link_made_by_the_cli_redirects_in_the_app(runner: CliRunner, db: str) -> None:
+    create(runner, db, "--to", NUMBER, "--text", TEXT, "--slug", "vetrina", "--mode", "redirect")
+    signed = create(runner, db, "--to", NUMBER, "--text", TEXT, "--mode", "redirect")
+    app = create_app(Settings(db=db, base_url=BASE, flush_interval=0.05))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        for url in (f"{BASE}/s/vetrina", signed):
+            response = client.get(url.removeprefix(BASE))
+            assert response.is_redirect, (url, response.status_code)
+            assert response.headers["location"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+
+
+# -- the installed command, as a subprocess --------------------------------------------------
+
+
+def test_module_creates_a_link_in_a_subprocess(tmp_path: Path) -> None:
+    db = str(tmp_path / "proc.db")
+    proc = run_module("link", "create", "--db", db, "--to", NUMBER, "--text", TEXT, "--campaign", "summer-ad",
+                      CLICKTOCHAT_BASE_URL=BASE)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", proc.stdout.strip())
+
+    shown = run_module("link", "show", "--db", db, proc.stdout.strip(), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["chat_url"] == f"https://wa.me/{DIGITS}?text={TEXT_ENCODED}"
+
+
+def test_module_refuses_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    proc = run_module("link", "create", "--db", str(tmp_path / "proc.db"), "--to", "347 123 4567")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("Error: to: '347 123 4567' has no country code")
+    assert "Traceback" not in proc.stderr
+
+
+def test_module_version_and_usage_error() -> None:
+    proc = run_module("--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"clicktochat, version {__version__}\n", "")
+    proc = run_module("link", "edit")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "Missing argument 'SLUG'" in proc.stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_db(tmp_path: Path) -> Iterator[None]:
+    """Commands given --db must never fall back to ./clicktochat.db."""
+    yield
+    assert not (tmp_path / "clicktochat.db").exists()
