@@ -311,7 +311,8 @@ def expiry(expires_in: int | None, expires_at: datetime | None) -> int | None:
         raise click.UsageError("give --expires-in or --expires-at, not both")
     if expires_in is not None:
         if not 0 < expires_in <= MAX_EXPIRY_SECONDS:
-            raise click.BadParameter("must be from 1 second to 100 years", param_hint="--expires-in")
+            reason = "must be a positive number of seconds, at most 100 years"
+            raise click.BadParameter(reason, param_hint="--expires-in")
         return int(time.time()) + expires_in
     if expires_at is not None:
         return int((expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)).timestamp())

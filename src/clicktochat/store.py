@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -61,6 +62,9 @@ class Store:
 
     @classmethod
     async def open(cls, path: str) -> Store:
+        folder = Path(path).parent
+        if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
+            raise FileNotFoundError(f"the folder {folder} does not exist")
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
