@@ -8,9 +8,9 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -72,8 +72,16 @@ class BusinessUpdate(Body):
     fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available.")
 
 
-Hours = dict[str, list[str]] | str | None
 HOURS_HELP = 'Weekly hours, {"mon": ["09:00-13:00", "15:00-19:00"], ...} or "mon-fri 09:00-18:00; sat 10:00-12:00".'
+HOURS_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        {"type": "string"},
+        {"type": "null"},
+    ]
+}
+# Any JSON here: agents.parse_hours checks it and names `hours` or `hours.<day>` in its errors.
+Hours = Annotated[Any, WithJsonSchema(HOURS_SCHEMA)]
 
 
 class AgentCreate(Body):
@@ -229,7 +237,7 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not low <= int(raw) <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -270,7 +278,10 @@ async def create_link(request: Request, service: Service) -> Response:
     body = await read_body(request, LinkCreate)
     if body.expires_at is not None and body.expires_in is not None:
         raise InvalidInput("expires_in", "give expires_at or expires_in, not both")
-    expires = epoch(body.expires_at) or (int(time.time()) + body.expires_in if body.expires_in else None)
+    if body.expires_at is not None:
+        expires = epoch(body.expires_at)
+    else:
+        expires = int(time.time()) + body.expires_in if body.expires_in is not None else None
     fields = body.model_dump(exclude={"expires_at", "expires_in"})
     created = await service.create_link(**fields, expires_at=expires)
     if created.short is not None:
@@ -377,21 +388,21 @@ async def openapi_document(request: Request) -> Response:
     return JSONResponse(openapi(request.app.state.service.base_url))
 
 
+def resource(path: str, **handlers: Callable[[Request], Awaitable[Response]]) -> Route:
+    """One route per path, dispatching on the method, so a 405 lists every allowed method."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers.get(request.method, handlers["GET"])(request)  # HEAD is answered as GET
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 routes = [
     Route("/openapi.json", openapi_document, methods=["GET"]),
-    Route("/links", list_links, methods=["GET"]),
-    Route("/links", create_link, methods=["POST"]),
-    Route("/links/{slug}", get_link, methods=["GET"]),
-    Route("/links/{slug}", update_link, methods=["PATCH"]),
-    Route("/links/{slug}", disable_link, methods=["DELETE"]),
-    Route("/businesses", list_businesses, methods=["GET"]),
-    Route("/businesses", create_business, methods=["POST"]),
-    Route("/businesses/{business_id:int}", get_business, methods=["GET"]),
-    Route("/businesses/{business_id:int}", update_business, methods=["PATCH"]),
-    Route("/businesses/{business_id:int}", delete_business, methods=["DELETE"]),
-    Route("/businesses/{business_id:int}/agents", list_agents, methods=["GET"]),
-    Route("/businesses/{business_id:int}/agents", create_agent, methods=["POST"]),
-    Route("/agents/{agent_id:int}", get_agent, methods=["GET"]),
-    Route("/agents/{agent_id:int}", update_agent, methods=["PATCH"]),
-    Route("/agents/{agent_id:int}", delete_agent, methods=["DELETE"]),
+    resource("/links", GET=list_links, POST=create_link),
+    resource("/links/{slug}", GET=get_link, PATCH=update_link, DELETE=disable_link),
+    resource("/businesses", GET=list_businesses, POST=create_business),
+    resource("/businesses/{business_id:int}", GET=get_business, PATCH=update_business, DELETE=delete_business),
+    resource("/businesses/{business_id:int}/agents", GET=list_agents, POST=create_agent),
+    resource("/agents/{agent_id:int}", GET=get_agent, PATCH=update_agent, DELETE=delete_agent),
 ]

@@ -98,8 +98,9 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         status, title, detail, errors = exc.status, exc.title, exc.detail, [e.as_dict() for e in exc.errors]
     else:
         assert isinstance(exc, HTTPException)
-        status, title = exc.status_code, HTTPStatus(exc.status_code).phrase
-        detail, errors = (exc.detail if exc.detail != title else _default_detail(status)), []
+        status, phrase = exc.status_code, HTTPStatus(exc.status_code).phrase
+        title = phrase[0] + phrase[1:].lower()  # "Not found", as our own errors write it
+        detail, errors = (exc.detail if exc.detail != phrase else _default_detail(status)), []
     headers = dict(getattr(exc, "headers", None) or {})
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}

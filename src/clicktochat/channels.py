@@ -33,6 +33,8 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
     text = raw.strip()
     if not text:
         raise InvalidInput(field, "a phone number is required")
+    if not any(ch.isdigit() for ch in text):
+        raise InvalidInput(field, f"{raw!r} is not a phone number")
     if text.startswith("00"):
         text = "+" + text[2:]  # the international prefix most of the world dials
     region = default_region.upper() or None

@@ -117,6 +117,7 @@ def openapi(base_url: str) -> dict[str, Any]:
             ]
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+            operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}
             operation["responses"]["415"] = {"description": "Body is not JSON", "content": problem}
         paths.setdefault(path, {})[method] = operation
     return {

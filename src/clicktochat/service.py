@@ -145,6 +145,7 @@ class Service:
         self, to: str | None, channel: str, agent_id: int | None, business_id: int | None
     ) -> dict[str, Any]:
         """Exactly one of a number, an agent or a business."""
+        found = get_channel(channel)
         given = [name for name, value in (("to", to), ("agent_id", agent_id), ("business_id", business_id))
                  if value is not None]  # fmt: skip
         if len(given) != 1:
@@ -152,7 +153,6 @@ class Service:
             raise InvalidInput(field, "give exactly one destination: to (a number), agent_id or business_id")
         empty = {"channel": None, "address": None, "agent_id": None, "business_id": None}
         if to is not None:
-            found = get_channel(channel)
             return empty | {"channel": found.name, "address": found.normalize(to, self.settings.default_region, "to")}
         if agent_id is not None:
             if await self.store.agent(agent_id) is None:
@@ -269,12 +269,13 @@ class Service:
         update: dict[str, Any] = {}
         if "name" in changes:
             update["name"] = _check_name(changes["name"])
-        if "address" in changes or "channel" in changes:
-            found = get_channel(changes.get("channel") or agent.channel)
-            update["channel"] = found.name
-            update["address"] = found.normalize(
-                changes.get("address") or agent.address, self.settings.default_region, "address"
-            )
+        if "channel" in changes:
+            update["channel"] = get_channel(changes["channel"]).name
+        if "address" in changes:
+            found = get_channel(update.get("channel", agent.channel))
+            update["address"] = found.normalize(changes["address"], self.settings.default_region, "address")
+        elif "channel" in changes and update["channel"] != agent.channel:
+            raise InvalidInput("address", "give the address on the new channel together with channel")
         if "hours" in changes:
             update["hours"] = parse_hours(changes["hours"])
         if "timezone" in changes:

@@ -164,6 +164,8 @@ class Store:
         return (row[0], row[1]) if row else None
 
     async def revoke_api_key(self, key_id: int) -> bool:
+        if not _fits(key_id):
+            return False
         async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (int(time.time()), key_id)
@@ -182,6 +184,8 @@ class Store:
         return Business(int(cursor.lastrowid or 0), name, timezone)
 
     async def business(self, business_id: int) -> Business | None:
+        if not _fits(business_id):
+            return None
         row = await self._one(
             "SELECT id, name, timezone, fallback_agent_id FROM businesses WHERE id = ?", (business_id,)
         )
@@ -216,6 +220,8 @@ class Store:
         return agent
 
     async def agent(self, agent_id: int) -> Agent | None:
+        if not _fits(agent_id):
+            return None
         row = await self._one(
             f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id WHERE a.id = ?",
             (agent_id,),
@@ -323,6 +329,11 @@ class Store:
             (link_kind, link_key),
         ) as cursor:
             return [dict(zip(CLICK_COLUMNS, row, strict=True)) for row in await cursor.fetchall()]
+
+
+def _fits(row_id: int) -> bool:
+    """Ids from outside may be larger than SQLite's 64-bit integers: such an id names no row."""
+    return 0 <= row_id < 2**63
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,261 @@
+"""The OpenAPI document: valid OpenAPI 3.1, in step with the routes, and true of what the
+running app answers (real responses validated with the document's own schemas)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from starlette.testclient import TestClient
+
+from clicktochat.api import routes
+
+API = "/api/v1"
+DOC_URI = "urn:clicktochat:openapi"
+NUMBER = "+39 347 123 4567"
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:
+    response = client.get(f"{API}/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    return response.json()  # type: ignore[no-any-return]
+
+
+def pointer(*parts: str) -> str:
+    return "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def validator(document: dict[str, Any], schema_pointer: str) -> Draft202012Validator:
+    """A validator of one schema inside the document; its `#/components/...` refs resolve
+    against the whole document."""
+    registry: Registry[Any] = Registry().with_resource(
+        DOC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    return Draft202012Validator({"$ref": DOC_URI + schema_pointer}, registry=registry)
+
+
+def check_response(document: dict[str, Any], method: str, path: str, response: httpx.Response) -> None:
+    """The response's status and media type are documented for the operation, and its body
+    validates against the documented schema."""
+    operation = document["paths"][path][method]
+    status = str(response.status_code)
+    assert status in operation["responses"], f"{method.upper()} {path} does not document {status}"
+    media_type = response.headers["content-type"].split(";")[0]
+    content = operation["responses"][status]["content"]
+    assert media_type in content, f"{method.upper()} {path} {status}: {media_type} not in {sorted(content)}"
+    schema_at = pointer("paths", path, method, "responses", status, "content", media_type, "schema")
+    validator(document, schema_at).validate(response.json())
+
+
+def check_request(document: dict[str, Any], method: str, path: str, body: dict[str, Any]) -> None:
+    schema_at = pointer("paths", path, method, "requestBody", "content", "application/json", "schema")
+    validator(document, schema_at).validate(body)
+
+
+# -- the document itself --------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    validate(document)  # raises on an invalid document
+    assert document["servers"] == [{"url": "https://chat.example.com/api/v1"}]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}]
+
+
+def test_every_schema_in_the_document_is_a_valid_json_schema(document: dict[str, Any]) -> None:
+    assert set(document["components"]["schemas"]) >= {"Problem", "LinkOut", "SignedLinkOut", "AgentOut"}
+    for schema in document["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_every_route_is_documented_and_nothing_else(document: dict[str, Any]) -> None:
+    served = set()
+    for route in routes:
+        if route.path == "/openapi.json":
+            continue
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {business_id:int} -> {business_id}
+        for method in route.methods or ():
+            if method != "HEAD":  # Starlette adds HEAD to every GET route
+                served.add((method.lower(), path))
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert served == documented
+    assert len(served) == 15
+
+
+def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        names = re.findall(r"\{(\w+)\}", path)
+        for method, operation in item.items():
+            declared = [(p["name"], p["in"], p["required"]) for p in operation.get("parameters", [])]
+            assert declared == [(name, "path", True) for name in names], (method, path)
+
+
+def test_operations_with_a_body_document_it_and_415(document: dict[str, Any]) -> None:
+    with_body = {(m, p) for p, item in document["paths"].items() for m, op in item.items() if "requestBody" in op}
+    assert with_body == {
+        ("post", "/links"), ("patch", "/links/{slug}"), ("post", "/businesses"), ("patch", "/businesses/{business_id}"),
+        ("post", "/businesses/{business_id}/agents"), ("patch", "/agents/{agent_id}"),
+    }  # fmt: skip
+    for method, path in with_body:
+        responses = document["paths"][path][method]["responses"]
+        assert {"400", "401", "415", "422"} <= set(responses), (method, path)
+
+
+def test_request_schemas_refuse_what_the_api_refuses(document: dict[str, Any]) -> None:
+    check_request(document, "post", "/links", {"to": NUMBER, "short": False, "text": "Ciao", "expires_in": 60})
+    for bad in ({"to": NUMBER, "colour": "red"}, {"agent_id": "5"}, {"to": NUMBER, "mode": "bad"},
+                {"to": NUMBER, "expires_in": 0}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            check_request(document, "post", "/links", bad)
+    check_request(
+        document,
+        "post",
+        "/businesses/{business_id}/agents",
+        {"name": "A", "address": NUMBER, "hours": "mon 09:00-10:00"},
+    )
+    with pytest.raises(ValidationError):
+        check_request(document, "post", "/businesses/{business_id}/agents", {"name": "A"})
+
+
+# -- real responses against the document ----------------------------------------------
+
+
+def test_link_responses_match_the_document(client: TestClient, auth: dict[str, str], document: dict[str, Any]) -> None:
+    shop = client.post(f"{API}/businesses", json={"name": "Dolce"}, headers=auth)
+    check_response(document, "post", "/businesses", shop)
+    agent = client.post(
+        f"{API}/businesses/{shop.json()['id']}/agents", json={"name": "A", "address": NUMBER}, headers=auth
+    )
+
+    bodies: list[dict[str, Any]] = [
+        {"to": NUMBER, "text": "Ciao 🍰", "campaign": "c", "source": "s", "expires_in": 3600},
+        {"to": NUMBER, "slug": "custom", "mode": "landing"},
+        {"agent_id": agent.json()["id"]},  # nulls where the destination depends on the agent
+        {"business_id": shop.json()["id"], "slug": "shop"},
+    ]
+    for body in bodies:
+        check_request(document, "post", "/links", body)
+        response = client.post(f"{API}/links", json=body, headers=auth)
+        assert response.status_code == 201
+        check_response(document, "post", "/links", response)
+        slug = response.json()["slug"]
+        check_response(document, "get", "/links/{slug}", client.get(f"{API}/links/{slug}", headers=auth))
+
+    signed = client.post(f"{API}/links", json={"to": NUMBER, "short": False, "expires_in": 60}, headers=auth)
+    assert signed.status_code == 201 and signed.json()["short"] is False
+    check_response(document, "post", "/links", signed)
+    signed_to_agent = client.post(f"{API}/links", json={"agent_id": agent.json()["id"], "short": False}, headers=auth)
+    assert signed_to_agent.status_code == 201
+    check_response(document, "post", "/links", signed_to_agent)
+
+    listed = client.get(f"{API}/links", headers=auth)
+    assert len(listed.json()["links"]) == 4
+    check_response(document, "get", "/links", listed)
+    check_response(
+        document, "patch", "/links/{slug}", client.patch(f"{API}/links/custom", json={"text": "x"}, headers=auth)
+    )
+    check_response(document, "delete", "/links/{slug}", client.delete(f"{API}/links/custom", headers=auth))
+
+
+def test_the_201_schema_tells_short_and_signed_links_apart(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any]
+) -> None:
+    schema = document["paths"]["/links"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    assert schema == {
+        "oneOf": [{"$ref": "#/components/schemas/LinkOut"}, {"$ref": "#/components/schemas/SignedLinkOut"}]
+    }
+    short = client.post(f"{API}/links", json={"to": NUMBER}, headers=auth).json()
+    signed = client.post(f"{API}/links", json={"to": NUMBER, "short": False}, headers=auth).json()
+    link_out = validator(document, "#/components/schemas/LinkOut")
+    signed_out = validator(document, "#/components/schemas/SignedLinkOut")
+    assert link_out.is_valid(short) and not signed_out.is_valid(short)
+    assert signed_out.is_valid(signed) and not link_out.is_valid(signed)
+
+
+def test_business_and_agent_responses_match_the_document(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any]
+) -> None:
+    shop = client.post(f"{API}/businesses", json={"name": "Dolce", "timezone": "Europe/Rome"}, headers=auth)
+    assert shop.status_code == 201
+    check_response(document, "post", "/businesses", shop)
+    business_id = shop.json()["id"]
+    check_response(document, "get", "/businesses", client.get(f"{API}/businesses", headers=auth))
+    check_response(
+        document, "get", "/businesses/{business_id}", client.get(f"{API}/businesses/{business_id}", headers=auth)
+    )
+
+    for body in ({"name": "Always", "address": NUMBER},
+                 {"name": "Hours", "address": NUMBER, "hours": "mon-fri 09:00-18:00; sat 10:00-12:00",
+                  "timezone": "Asia/Tokyo"}):  # fmt: skip
+        agent = client.post(f"{API}/businesses/{business_id}/agents", json=body, headers=auth)
+        assert agent.status_code == 201
+        check_response(document, "post", "/businesses/{business_id}/agents", agent)
+        agent_id = agent.json()["id"]
+        check_response(document, "get", "/agents/{agent_id}", client.get(f"{API}/agents/{agent_id}", headers=auth))
+        patched = client.patch(f"{API}/agents/{agent_id}", json={"hours": {"sun": ["10:00-11:00"]}}, headers=auth)
+        check_response(document, "patch", "/agents/{agent_id}", patched)
+    agents = client.get(f"{API}/businesses/{business_id}/agents", headers=auth)
+    assert len(agents.json()["agents"]) == 2
+    check_response(document, "get", "/businesses/{business_id}/agents", agents)
+
+    patched = client.patch(f"{API}/businesses/{business_id}", json={"fallback_agent_id": agent_id}, headers=auth)
+    assert patched.json()["fallback_agent_id"] == agent_id
+    check_response(document, "patch", "/businesses/{business_id}", patched)
+
+    deleted = client.delete(f"{API}/agents/{agent_id}", headers=auth)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert "204" in document["paths"]["/agents/{agent_id}"]["delete"]["responses"]
+
+
+def test_problem_responses_match_the_document(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any]
+) -> None:
+    invalid = client.post(f"{API}/links", json={"to": "12", "colour": "red"}, headers=auth)
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "colour"
+    check_response(document, "post", "/links", invalid)
+
+    bad_timezone = client.post(f"{API}/businesses", json={"name": "x", "timezone": "Mars/Olympus"}, headers=auth)
+    assert bad_timezone.status_code == 422
+    check_response(document, "post", "/businesses", bad_timezone)
+
+    malformed = client.post(f"{API}/links", content=b"{bad", headers=auth | {"content-type": "application/json"})
+    assert malformed.status_code == 400
+    check_response(document, "post", "/links", malformed)
+
+    not_json = client.post(f"{API}/links", content=b"to=1", headers=auth | {"content-type": "text/plain"})
+    assert not_json.status_code == 415
+    check_response(document, "post", "/links", not_json)
+
+    unauthorized = client.get(f"{API}/links")
+    assert unauthorized.status_code == 401
+    check_response(document, "get", "/links", unauthorized)
+
+    missing = client.get(f"{API}/links/nope", headers=auth)
+    assert missing.status_code == 404
+    check_response(document, "get", "/links/{slug}", missing)
+
+    shop = client.post(f"{API}/businesses", json={"name": "Dolce"}, headers=auth).json()
+    client.post(f"{API}/links", json={"business_id": shop["id"], "slug": "held"}, headers=auth)
+    conflict = client.delete(f"{API}/businesses/{shop['id']}", headers=auth)
+    assert conflict.status_code == 409
+    check_response(document, "delete", "/businesses/{business_id}", conflict)
+
+
+def test_the_document_is_served_with_the_configured_origin(settings: Any, db_path: str) -> None:
+    from dataclasses import replace
+
+    from clicktochat.app import create_app
+
+    other = replace(settings, base_url="https://links.example.org")
+    with TestClient(create_app(other)) as client:
+        assert client.get(f"{API}/openapi.json").json()["servers"] == [{"url": "https://links.example.org/api/v1"}]
