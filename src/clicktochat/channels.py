@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 import phonenumbers
@@ -104,6 +105,7 @@ def check_text(text: str, channel: Channel, field: str = "text") -> str:
     return text
 
 
+@lru_cache(maxsize=8192)
 def deep_link(channel_name: str, address: str, text: str) -> str:
     """The URL a click is sent to. Address and text were validated when the link was made."""
     return CHANNELS[channel_name].build_url(address, text)

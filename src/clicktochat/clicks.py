@@ -34,10 +34,12 @@ class ClickEvent:
     user_agent: str
 
     def to_row(self) -> tuple[Any, ...]:
-        try:
-            query = parse_qs(self.query_string.decode("latin-1"), max_num_fields=100)
-        except ValueError:  # more fields than anyone sends but an attacker
-            query = {}
+        query: dict[str, list[str]] = {}
+        if self.query_string:
+            try:
+                query = parse_qs(self.query_string.decode("latin-1"), max_num_fields=100)
+            except ValueError:  # more fields than anyone sends but an attacker
+                pass
         utm = [query[key][0][:MAX_UTM_LENGTH] if key in query else None for key in UTM_KEYS]
         device = parse_device(self.user_agent[:1000])
         return (
@@ -49,6 +51,8 @@ class ClickEvent:
 
 def referrer_host(referer: str) -> str | None:
     """Only the host: full referrer URLs can carry personal data."""
+    if not referer:
+        return None
     try:
         host = urlsplit(referer).hostname
     except ValueError:

@@ -15,6 +15,7 @@ from .errors import Gone, NotFound
 
 SALT = "clicktochat.signed-link.v1"
 MODES = ("auto", "redirect", "landing")
+VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class LinkSigner:
         self._serializer = URLSafeSerializer(
             keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
+        # Tokens whose signature checked out: a popular ad link is verified once, not per click.
+        # Only valid tokens enter, so garbage cannot evict them faster than real clicks refill it.
+        self._verified: dict[str, SignedLink] = {}
 
     def sign(self, link: SignedLink) -> str:
         token = self._serializer.dumps(link.to_payload())
@@ -80,10 +84,15 @@ class LinkSigner:
 
     def verify(self, token: str, now: float | None = None) -> SignedLink:
         """The link, or NotFound for anything tampered/truncated/unknown, Gone once expired."""
-        try:
-            link = SignedLink.from_payload(self._serializer.loads(token))
-        except (BadSignature, ValueError, TypeError, UnicodeError):
-            raise NotFound("This link is not valid. Check that it was copied completely.") from None
+        link = self._verified.get(token)
+        if link is None:
+            try:
+                link = SignedLink.from_payload(self._serializer.loads(token))
+            except (BadSignature, ValueError, TypeError, UnicodeError):
+                raise NotFound("This link is not valid. Check that it was copied completely.") from None
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()  # crude but bounded; refilled by the links people click
+            self._verified[token] = link
         if link.expires_at is not None and (time.time() if now is None else now) >= link.expires_at:
             raise Gone("This link has expired.")
         return link

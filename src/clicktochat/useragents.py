@@ -10,26 +10,35 @@ from functools import lru_cache
 
 import ua_parser
 
+# Lower-case patterns searched in the lower-cased user agent: several times faster than
+# re.IGNORECASE over this many alternatives.
 _PREVIEW_OR_BOT = re.compile(
-    r"WhatsApp|facebookexternalhit|facebookcatalog|Facebot|meta-externalagent|Twitterbot|Slackbot|"
-    r"TelegramBot|LinkedInBot|Discordbot|Googlebot|Google-InspectionTool|Google-PageRenderer|"
-    r"AdsBot-Google|Mediapartners-Google|APIs-Google|bingbot|BingPreview|Applebot|SkypeUriPreview|"
-    r"redditbot|Pinterest|Embedly|vkShare|Iframely|Mastodon|Bluesky|Snap URL Preview|"
-    r"YandexBot|Baiduspider|DuckDuckBot|ia_archiver|HeadlessChrome|"
-    r"\bbot\b|crawler|spider|preview|curl/|Wget/|python-requests|python-httpx|Go-http-client|okhttp",
-    re.IGNORECASE,
+    r"whatsapp|facebookexternalhit|facebookcatalog|facebot|meta-externalagent|twitterbot|slackbot|"
+    r"telegrambot|linkedinbot|discordbot|googlebot|google-inspectiontool|google-pagerenderer|"
+    r"adsbot-google|mediapartners-google|apis-google|bingbot|bingpreview|applebot|skypeuripreview|"
+    r"redditbot|pinterest|embedly|vkshare|iframely|mastodon|bluesky|snap url preview|"
+    r"yandexbot|baiduspider|duckduckbot|ia_archiver|headlesschrome|"
+    r"\bbot\b|crawler|spider|preview|curl/|wget/|python-requests|python-httpx|go-http-client|okhttp"
 )
-_MOBILE = re.compile(r"Mobi|Android|iPhone|iPod|iPad|Windows Phone|BlackBerry|Opera Mini|IEMobile|KAIOS", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|android|iphone|ipod|ipad|windows phone|blackberry|opera mini|iemobile|kaios")
+MAX_USER_AGENT_LENGTH = 512
+
+
+@lru_cache(maxsize=8192)
+def classify(user_agent: str) -> tuple[bool, bool]:
+    """(is a link-preview crawler or script, is a phone), memoised: most clicks come from a
+    few thousand distinct browsers. An empty user agent is a script, not a person."""
+    lowered = user_agent[:MAX_USER_AGENT_LENGTH].lower()
+    return (not lowered or _PREVIEW_OR_BOT.search(lowered) is not None, _MOBILE.search(lowered) is not None)
 
 
 def is_preview_crawler(user_agent: str) -> bool:
-    """Link previews and crawlers get an Open Graph page and are not counted as clicks.
-    An empty user agent is a script, not a person."""
-    return not user_agent or bool(_PREVIEW_OR_BOT.search(user_agent))
+    """Link previews and crawlers get an Open Graph page and are not counted as clicks."""
+    return classify(user_agent)[0]
 
 
 def is_mobile(user_agent: str) -> bool:
-    return bool(_MOBILE.search(user_agent))
+    return classify(user_agent)[1]
 
 
 @dataclass(frozen=True)
