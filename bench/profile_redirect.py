@@ -107,13 +107,13 @@ async def measure(links: Links, db: str, args: argparse.Namespace) -> None:
         # The click writer runs on the same event loop and CPU: its cost per click counts too.
         for _ in range(args.requests):
             recorder.record(
-                ClickEvent(time.time(), "short", "bench", "whatsapp", None, None, None, b"", "", IPHONE_SAFARI)
+                ClickEvent(int(time.time()), "short", "bench", "whatsapp", None, None, None, b"", "", IPHONE_SAFARI)
             )
         events = recorder.pending
         began = time.perf_counter()
         await recorder.flush()
         flush = (time.perf_counter() - began) / events * 1e6
-        event = ClickEvent(time.time(), "short", "bench", "whatsapp", None, None, None, b"", "", IPHONE_SAFARI)
+        event = ClickEvent(int(time.time()), "short", "bench", "whatsapp", None, None, None, b"", "", IPHONE_SAFARI)
         to_row = min(timeit.repeat(event.to_row, number=20_000, repeat=3)) / 20_000 * 1e6
         print(
             f"\nclick writer, per click: {flush:.1f} µs in all, of which ClickEvent.to_row {to_row:.1f} µs "

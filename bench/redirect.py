@@ -89,7 +89,7 @@ async def make_links(db: str) -> Links:
 
 def count_clicks(db: str) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT link_kind, count(*) FROM clicks GROUP BY link_kind").fetchall()
+        rows = conn.execute("SELECT link_kind, sum(n) FROM clicks GROUP BY link_kind").fetchall()
     return {"short": 0, "signed": 0} | dict(rows)
 
 
@@ -271,6 +271,18 @@ class Run:
     load: Load
     answered: int  # requests the load generators completed, warm-up and check included
     clicks: int | None  # clicks our server wrote for this run (None for the bare app)
+    cpu_us: float  # the server's CPU time (all threads, user + system) per measured request
+
+    @property
+    def cost(self) -> float:
+        """Requests per CPU-second: less noisy than req/s on a shared, virtualised core."""
+        return 1e6 / self.cpu_us if self.cpu_us else 0.0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_target(
@@ -286,15 +298,17 @@ def run_target(
     server_cpu, load_cpu = cpus
     port = free_port()
     before = count_clicks(db)
-    with server(server_argv(target, db, port, links.location), port, log_path, server_cpu):
+    with server(server_argv(target, db, port, links.location), port, log_path, server_cpu) as proc:
         verify(port, target.path, links.location)
         warm = load(tool, port, target.path, args.warmup, args.connections, load_cpu) if args.warmup > 0 else None
+        cpu_before = process_cpu_seconds(proc.pid)
         measured = load(tool, port, target.path, args.duration, args.connections, load_cpu)
+        cpu_used = process_cpu_seconds(proc.pid) - cpu_before
     answered = 1 + (warm.requests if warm else 0) + measured.requests
     clicks = None
     if target.link_kind is not None:
         clicks = count_clicks(db)[target.link_kind] - before[target.link_kind]
-    return Run(target, round_, measured, answered, clicks)
+    return Run(target, round_, measured, answered, clicks, cpu_used / measured.requests * 1e6)
 
 
 def cpu_model() -> str:
@@ -331,6 +345,17 @@ def report(targets: list[Target], runs: list[Run], how: str, connections: int) -
         best = chosen[target] = pick(runs_of(target), how).load
         rounds = "  ".join(f"{r.load.rps:,.0f}" for r in runs_of(target))
         print(f"{target.label:<22}{best.rps:>10,.0f}{fmt_us(best.p50_us):>11}{fmt_us(best.p99_us):>11}   {rounds}")
+
+    print(f"\n{'server CPU per request':<22}{'µs':>10}   per round (user + system time, all threads)")
+    for target in targets:
+        cpu = [r.cpu_us for r in runs_of(target)]
+        print(f"{target.label:<22}{min(cpu):>10.1f}   {'  '.join(f'{c:.1f}' for c in cpu)}")
+
+    print()
+    for target in our_targets:
+        cpu_ratio = min(r.cpu_us for r in runs_of(bare_target)) / min(r.cpu_us for r in runs_of(target))
+        verdict = "ok" if cpu_ratio >= TARGET_RATIO else f"BELOW the {TARGET_RATIO} target"
+        print(f"CPU-time ratio {target.label} / bare: {cpu_ratio:.2f} ({verdict}): bare's CPU per request / ours")
 
     print()
     ratios: dict[str, float] = {}

@@ -8,7 +8,7 @@ from conftest import IPHONE
 
 
 def event(query: bytes = b"", referer: str = "", ua: str = IPHONE, key: str = "vetrina") -> ClickEvent:
-    return ClickEvent(1700000000.5, "short", key, "whatsapp", 3, "summer", "flyer", query, referer, ua)
+    return ClickEvent(1700000000, "short", key, "whatsapp", 3, "summer", "flyer", query, referer, ua)
 
 
 def test_a_click_row_keeps_campaign_utm_ad_ids_and_device_but_not_the_url() -> None:
@@ -17,7 +17,7 @@ def test_a_click_row_keeps_campaign_utm_ad_ids_and_device_but_not_the_url() -> N
         "https://www.instagram.com/p/secret-post?user=me",
     ).to_row(), strict=True))  # fmt: skip
     assert row == {
-        "at": 1700000000.5, "link_kind": "short", "link_key": "vetrina", "channel": "whatsapp", "agent_id": 3,
+        "at": 1700000000, "link_kind": "short", "link_key": "vetrina", "channel": "whatsapp", "agent_id": 3,
         "campaign": "summer", "source": "flyer", "utm_source": "ig", "utm_medium": "social",
         "utm_campaign": "summer", "utm_content": "reel", "utm_term": "cake", "has_fbclid": 1, "has_gclid": 0,
         "referrer_host": "www.instagram.com", "device_class": "mobile", "os_family": "iOS",
@@ -85,3 +85,23 @@ def test_a_failed_write_keeps_the_clicks_for_the_next_try(db_path: str) -> None:
         return kept, count
 
     assert asyncio.run(scenario()) == (1, 1)
+
+
+def test_identical_clicks_in_the_same_second_share_a_row(db_path: str) -> None:
+    async def scenario() -> list[dict[str, object]]:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, flush_interval=60)
+        for _ in range(1000):
+            recorder.record(event())  # same second, same everything
+        recorder.record(event(query=b"utm_source=ig"))  # differs: a row of its own
+        recorder.record(ClickEvent(1700000001, "short", "vetrina", "whatsapp", 3, "summer", "flyer", b"", "", IPHONE))
+        await recorder.flush()
+        rows = await store.clicks("short", "vetrina")
+        assert await store.click_count("short", "vetrina") == 1002
+        await store.close()
+        return rows
+
+    rows = asyncio.run(scenario())
+    assert [(r["at"], r["utm_source"], r["n"]) for r in rows] == [
+        (1700000000, None, 1000), (1700000000, "ig", 1), (1700000001, None, 1)
+    ]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from .store import Store
@@ -18,11 +18,11 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term
 MAX_UTM_LENGTH = 200
 
 
-@dataclass(frozen=True, slots=True)
-class ClickEvent:
-    """Raw facts of one click, kept cheap to build: parsing happens in the writer."""
+class ClickEvent(NamedTuple):
+    """Raw facts of one click, kept cheap to build (a tuple: identical clicks in the same
+    second hash alike, so the writer parses and stores each distinct one once)."""
 
-    at: float
+    at: int  # Unix seconds
     link_kind: str  # short | signed
     link_key: str
     channel: str
@@ -47,6 +47,11 @@ class ClickEvent:
             *utm, int("fbclid" in query), int("gclid" in query), referrer_host(self.referer),
             device.device_class, device.os_family, device.browser_family,
         )  # fmt: skip
+
+
+def merge_identical(events: list[ClickEvent]) -> list[tuple[Any, ...]]:
+    """One row per distinct click (to the second), with how many there were."""
+    return [(*event.to_row(), n) for event, n in Counter(events).items()]
 
 
 def referrer_host(referer: str) -> str | None:
@@ -92,7 +97,7 @@ class ClickRecorder:
         while self._pending:
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
             try:
-                await self.store.add_clicks([event.to_row() for event in batch])
+                await self.store.add_clicks(merge_identical(batch))
             except Exception:
                 self._pending[:0] = batch  # keep them for the next try: never drop clicks
                 raise

@@ -8,7 +8,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .agents import Agent, Rotation, route
 from .errors import InvalidInput
@@ -94,14 +94,15 @@ def check_mode(mode: str, field: str = "mode") -> str:
     return mode
 
 
-def resolve(target: Target, now: datetime, rotation: Rotation) -> Destination | None:
+def resolve(target: Target, now: datetime | None, rotation: Rotation) -> Destination | None:
+    """Where a click on `target` goes; `now` (default: the clock) only matters for businesses."""
     link = target.link
     if link.channel is not None and link.address is not None:
         return Destination(link.channel, link.address)
     if link.agent_id is not None:
         agent = target.agents[0] if target.agents else None
     else:
-        agent = route(link.business_id or 0, target.agents, target.fallback, now, rotation)
+        agent = route(link.business_id or 0, target.agents, target.fallback, now or datetime.now(UTC), rotation)
     return Destination(agent.channel, agent.address, agent.id) if agent else None
 
 

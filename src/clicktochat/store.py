@@ -311,24 +311,26 @@ class Store:
     # -- clicks -----------------------------------------------------------------------
 
     async def add_clicks(self, rows: list[tuple[Any, ...]]) -> None:
+        """Rows in CLICK_COLUMNS order, then the count of identical clicks they stand for."""
         async with self.transaction() as db:
             await db.executemany(
-                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
+                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}, n) VALUES ({', '.join('?' * len(CLICK_COLUMNS))}, ?)",
                 rows,
             )
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
         row = await self._one(
-            "SELECT count(*) FROM clicks WHERE link_kind = ? AND link_key = ?", (link_kind, link_key)
+            "SELECT coalesce(sum(n), 0) FROM clicks WHERE link_kind = ? AND link_key = ?", (link_kind, link_key)
         )
         return int(row[0])
 
     async def clicks(self, link_kind: str, link_key: str) -> list[dict[str, Any]]:
+        columns = (*CLICK_COLUMNS, "n")
         async with self.db.execute(
-            f"SELECT {', '.join(CLICK_COLUMNS)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
+            f"SELECT {', '.join(columns)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
             (link_kind, link_key),
         ) as cursor:
-            return [dict(zip(CLICK_COLUMNS, row, strict=True)) for row in await cursor.fetchall()]
+            return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
 
 
 def _fits(row_id: int) -> bool:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
@@ -22,6 +24,9 @@ from .qr import qr_svg
 from .tokens import token_key
 from .useragents import classify
 
+if TYPE_CHECKING:
+    from .service import Service
+
 CLICK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 PAGE_HEADERS = CLICK_HEADERS | {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -30,9 +35,8 @@ PAGE_HEADERS = CLICK_HEADERS | {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Click:
-    """One link at the moment of its click, whichever kind it is."""
+class Click(NamedTuple):
+    """One link at the moment of its click, whichever kind it is (a tuple: built per click)."""
 
     kind: str  # short | signed
     key: str
@@ -47,20 +51,17 @@ class Click:
     title: str | None
 
 
-async def signed_link(request: Request) -> Response:
-    service = request.app.state.service
-    token = request.path_params["token"]
+async def signed_click(service: Service, params: dict[str, str]) -> Click:
+    token = params["token"]
     link = service.signer.verify(token)
-    click = Click(
+    return Click(
         "signed", token_key(token), service.signed_url(token), link.channel, link.address, link.text,
         link.mode, None, link.campaign, link.source, link.title,
     )  # fmt: skip
-    return respond(request, click)
 
 
-async def short_link(request: Request) -> Response:
-    service = request.app.state.service
-    slug = request.path_params["slug"].lower()
+async def short_click(service: Service, params: dict[str, str]) -> Click:
+    slug = params["slug"].lower()
     target = await service.cache.get(slug) if SLUG_PATTERN.match(slug) else None
     if target is None:
         raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
@@ -69,37 +70,55 @@ async def short_link(request: Request) -> Response:
         raise Gone("This chat link has been turned off by the business.")
     if link.expires_at is not None and time.time() >= link.expires_at:
         raise Gone("This chat link has expired.")
-    destination = resolve(target, datetime.now(UTC), service.rotation)
+    destination = resolve(target, None, service.rotation)
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
-    click = Click(
+    return Click(
         "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
         link.mode, destination.agent_id, link.campaign, link.source, target.title,
     )  # fmt: skip
-    return respond(request, click)
 
 
-def respond(request: Request, click: Click) -> Response:
-    """Crawlers get a preview page and are not counted; people are counted, then sent to the
-    chat (phones, or mode=redirect) or shown the landing page (desktops, or mode=landing)."""
-    user_agent, referer = click_headers(request.scope["headers"])
-    preview, mobile = classify(user_agent)
-    if preview:
-        return page(request, "preview.html", click=click, channel=CHANNELS[click.channel])
-    if request.method == "GET":
-        request.app.state.recorder.record(
-            ClickEvent(
-                time.time(), click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
-                request.scope["query_string"], referer, user_agent,
-            )  # fmt: skip
-        )
-    chat_url = deep_link(click.channel, click.address, click.text)
-    if click.mode == "redirect" or (click.mode == "auto" and mobile):
-        return RedirectResponse(chat_url, status_code=302, headers=CLICK_HEADERS)
-    return page(
-        request, "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
-        qr=qr_svg(click.link_url),
-    )  # fmt: skip
+class ClickEndpoint:
+    """A click route as a plain ASGI app: the redirect, the path that must be fast, is sent
+    without building Request and Response objects. Crawlers get a preview page and are not
+    counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
+    the landing page (desktops, or mode=landing). Errors raised here reach the app's handler."""
+
+    def __init__(self, lookup: Callable[[Service, dict[str, str]], Awaitable[Click]]) -> None:
+        self.lookup = lookup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state
+        click = await self.lookup(state.service, scope["path_params"])
+        user_agent, referer = click_headers(scope["headers"])
+        preview, mobile = classify(user_agent)
+        if preview:
+            response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
+            return await response(scope, receive, send)
+        if scope["method"] == "GET":
+            state.recorder.record(
+                ClickEvent(
+                    int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
+                    click.source, scope["query_string"], referer, user_agent,
+                )  # fmt: skip
+            )
+        chat_url = deep_link(click.channel, click.address, click.text)
+        if click.mode == "redirect" or (click.mode == "auto" and mobile):
+            await send({"type": "http.response.start", "status": 302, "headers": redirect_headers(chat_url)})
+            return await send({"type": "http.response.body", "body": b""})
+        response = page(
+            Request(scope), "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
+            qr=qr_svg(click.link_url),
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
+@lru_cache(maxsize=8192)
+def redirect_headers(location: str) -> list[tuple[bytes, bytes]]:
+    """The raw headers of a 302 to `location` (an ASCII URL from channels.deep_link)."""
+    headers = [(name.lower().encode(), value.encode()) for name, value in CLICK_HEADERS.items()]
+    return [*headers, (b"content-length", b"0"), (b"location", location.encode("ascii"))]
 
 
 def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str]:
@@ -145,8 +164,8 @@ async def health(request: Request) -> Response:
 
 
 routes = [  # the two click routes first: the router tries routes in order
-    Route("/c/{token}", signed_link, methods=["GET"]),
-    Route("/s/{slug}", short_link, methods=["GET"]),
+    Route("/c/{token}", ClickEndpoint(signed_click), methods=["GET"]),
+    Route("/s/{slug}", ClickEndpoint(short_click), methods=["GET"]),
     Route("/", welcome, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
 ]

@@ -66,9 +66,12 @@ CREATE TABLE links (
 CREATE INDEX links_agent ON links (agent_id);
 CREATE INDEX links_business ON links (business_id);
 
+-- One row counts `n` identical clicks in the same second: a burst (an ad going live, a bot)
+-- costs one row, not thousands, and the writer keeps up on one core.
 CREATE TABLE clicks (
     id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,                -- Unix seconds
+    at INTEGER NOT NULL,             -- Unix seconds
+    n INTEGER NOT NULL DEFAULT 1 CHECK (n > 0),
     link_kind TEXT NOT NULL CHECK (link_kind IN ('short', 'signed')),
     link_key TEXT NOT NULL,          -- the slug, or tokens.token_key() of a signed link
     channel TEXT NOT NULL,
