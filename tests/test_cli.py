@@ -191,7 +191,8 @@ def test_keys_list_rotate_and_secrets_never_printed(runner: CliRunner, db: str,
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["created_at"])
 
     before = last_line(run("link", "create", "--db", db, "--base-url", BASE, "--to", NUMBER, "--text", TEXT))
-    assert run("keys", "rotate", "--db", db).stdout == "Added signing key 2; 2 keys verify links.\n"
+    rotated = run("keys", "rotate", "--db", db).stdout
+    assert rotated == "Added signing key 2: it signs new links; all 2 keys verify links.\n"
     listed = json.loads(run("keys", "list", "--db", db, "--json").stdout)
     assert [(k["id"], k["signs"]) for k in listed] == [(1, False), (2, True)]
     after = last_line(run("link", "create", "--db", db, "--base-url", BASE, "--to", NUMBER, "--text", TEXT))
@@ -234,7 +235,9 @@ def test_signed_link_url_is_the_last_stdout_line(runner: CliRunner, db: str) -> 
     result = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--text", TEXT,
                        "--campaign", "summer-ad", "--base-url", BASE))  # fmt: skip
     assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", last_line(result))
-    assert result.stderr == ""
+    assert result.stderr.startswith(f"Note: {db} did not exist; it is a new, empty database.")
+    again = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE))
+    assert again.stderr == ""  # the note is for a new database only
     assert query(db, "SELECT count(*) FROM links") == [(0,)]  # signed links store nothing
 
 
@@ -383,7 +386,7 @@ def test_expires_in_must_be_positive(runner: CliRunner, db: str, seconds: str) -
 
 def test_expires_at_in_the_past_is_refused(runner: CliRunner, db: str) -> None:
     fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-at", "2001-01-01"), 1,
-          "expires_at: is in the past")  # fmt: skip
+          "--expires-at: is in the past")  # fmt: skip
 
 
 def test_expires_in_and_expires_at_together_are_refused(runner: CliRunner, db: str) -> None:
@@ -432,6 +435,7 @@ def test_invalid_boolean_variable_is_a_usage_error(runner: CliRunner, db: str) -
 
 
 def test_apikey_revoke_unknown(runner: CliRunner, db: str) -> None:
+    ok(invoke(runner, "init", "--db", db))
     fails(invoke(runner, "apikey", "revoke", "--db", db, "999"), 1, "There is no active API key 999.")
     fails(invoke(runner, "apikey", "revoke", "--db", db, "abc"), 2, "'abc' is not a valid integer")
 
@@ -536,7 +540,7 @@ def test_agent_bad_timezone_number_and_business(runner: CliRunner, db: str, shop
     fails(invoke(runner, *base, "--business", business, "--to", OTHER_NUMBER, "--timezone", "Rome"), 1,
           "timezone: 'Rome' is not an IANA time zone")  # fmt: skip
     fails(invoke(runner, *base, "--business", business, "--to", "+39 347"), 1,
-          "address: '+39 347' is too short")  # fmt: skip
+          "--to: '+39 347' is too short")  # fmt: skip
     fails(invoke(runner, *base, "--business", "99", "--to", OTHER_NUMBER), 1, "there is no business 99")
     fails(invoke(runner, "agent", "add", "--db", db, "--business", "1", "--to", OTHER_NUMBER), 2,
           "Missing option '--name'")  # fmt: skip
@@ -693,7 +697,7 @@ def test_module_creates_a_link_in_a_subprocess(tmp_path: Path) -> None:
     proc = run_module("link", "create", "--db", db, "--to", NUMBER, "--text", TEXT, "--campaign", "summer-ad",
                       CLICKTOCHAT_BASE_URL=BASE)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    assert proc.stderr.startswith("Note: ") and "new, empty database" in proc.stderr
     assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", proc.stdout.strip())
 
     shown = run_module("link", "show", "--db", db, proc.stdout.strip(), "--json")
@@ -705,7 +709,7 @@ def test_module_refuses_bad_input_without_a_traceback(tmp_path: Path) -> None:
     proc = run_module("link", "create", "--db", str(tmp_path / "proc.db"), "--to", "347 123 4567")
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert proc.stderr.startswith("Error: to: '347 123 4567' has no country code")
+    assert proc.stderr.startswith("Error: --to: '347 123 4567' has no country code")
     assert "Traceback" not in proc.stderr
 
 
@@ -722,3 +726,18 @@ def _no_leftover_db(tmp_path: Path) -> Iterator[None]:
     """Commands given --db must never fall back to ./clicktochat.db."""
     yield
     assert not (tmp_path / "clicktochat.db").exists()
+
+
+def test_agent_or_business_links_are_short_links(runner: CliRunner, db: str) -> None:
+    shop = last_line(ok(invoke(runner, "business", "add", "--db", db, "Shop")))
+    ok(invoke(runner, "agent", "add", "--db", db, "--business", shop, "--name", "Giulia", "--to", NUMBER))
+    url = last_line(ok(invoke(runner, "link", "create", "--db", db, "--business", shop, "--base-url", BASE)))
+    assert re.fullmatch(r"https://chat\.example\.com/s/[a-z2-9]{7}", url)  # routed at each click, editable
+
+
+def test_expires_at_takes_an_iso_time_with_a_zone(runner: CliRunner, db: str) -> None:
+    made = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "promo",
+                     "--expires-at", "2099-01-31T18:00+01:00", "--json"))  # fmt: skip
+    assert json.loads(made.stdout)["expires_at"] == "2099-01-31T17:00:00Z"
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-at", "tomorrow"), 2,
+          "'tomorrow' is not an ISO 8601 date and time")  # fmt: skip

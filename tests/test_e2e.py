@@ -126,3 +126,16 @@ def test_the_api_example_runs_against_a_real_server(tmp_path: Path) -> None:
     assert f"short link: http://127.0.0.1:{port}/s/" in done.stdout
     assert "a bad number is refused: 422 [{'field': 'to', 'reason': \"'+39 12' is too short\"}]" in done.stdout
     assert "clicks so far: 0" in done.stdout
+
+
+def test_a_key_rotated_while_the_server_runs_is_used_at_once(tmp_path: Path) -> None:
+    db, port = tmp_path / "rotate.db", free_port()
+    with server(db, port):
+        before = cli(db, "link", "create", "--to", "+39 347 123 4567")
+        cli(db, "keys", "rotate")
+        after = cli(db, "link", "create", "--to", "+39 348 765 4321")  # signed with the new key
+        deadline = time.time() + 5
+        while httpx.get(after, headers={"user-agent": IPHONE}).status_code != 302:
+            assert time.time() < deadline, "the running server never learnt the new key"
+            time.sleep(0.1)
+        assert httpx.get(before, headers={"user-agent": IPHONE}).headers["location"] == "https://wa.me/393471234567"

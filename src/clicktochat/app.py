@@ -71,7 +71,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 async def watch_routing_version(service: Service, interval: float) -> None:
-    """Drop the link cache when another process (the CLI) changed links, agents or businesses."""
+    """Drop the link cache and reload signing keys when another process (the CLI) changed
+    links, agents, businesses or keys."""
     seen = await service.store.routing_version()
     while True:
         await asyncio.sleep(interval)
@@ -83,6 +84,7 @@ async def watch_routing_version(service: Service, interval: float) -> None:
         if version != seen:
             seen = version
             service.cache.clear()
+            await service.reload_signing_keys()
 
 
 def wants_json(request: Request) -> bool:

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -45,6 +46,22 @@ def settings_from(**flags: Any) -> Settings:
 
 T = TypeVar("T")
 
+FLAGS = {"to": "--to", "address": "--to", "agent_id": "--agent", "business_id": "--business",
+         "fallback_agent_id": "--fallback-agent", "expires_at": "--expires-at"}  # fmt: skip
+"""API field names as the CLI's flags, so error messages name what the user typed."""
+
+
+class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
+    name = "datetime"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date and time, e.g. 2027-01-31T18:00+01:00", param, ctx)
+
 
 def run_with_service(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]]) -> T:
     """Open the database, run `work`, close; input errors become a message and exit code 1."""
@@ -56,12 +73,22 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
         finally:
             await service.close()
 
+    path = Path(db or settings_from().db)
+    new = not path.exists()
     try:
-        return asyncio.run(main())
+        result = asyncio.run(main())
     except ProblemError as exc:
+        if exc.errors:
+            raise click.ClickException(
+                "; ".join(f"{FLAGS.get(e.field, e.field)}: {e.reason}" for e in exc.errors)
+            ) from None
         raise click.ClickException(exc.detail) from None
     except (sqlite3.Error, OSError) as exc:
-        raise click.ClickException(f"cannot use the database {db or 'clicktochat.db'}: {exc}") from None
+        raise click.ClickException(f"cannot use the database {path}: {exc}") from None
+    if new:
+        click.echo(f"Note: {path} did not exist; it is a new, empty database. A running server uses the "
+                   "database of the folder it was started in (or its --db).", err=True)  # fmt: skip
+    return result
 
 
 def print_json(value: Any) -> None:
@@ -168,11 +195,12 @@ def keys_list(db: str | None, base_url: str | None, as_json: bool) -> None:
 @keys.command("rotate")
 @common_options
 def keys_rotate(db: str | None, base_url: str | None) -> None:
-    """Add a new signing key. Restart the server to sign with it; old links keep working."""
+    """Add a new signing key: new links are signed with it (running servers pick it up
+    within a second); links signed before keep working."""
     if settings_from(db=db).signing_keys:
         raise click.ClickException("CLICKTOCHAT_SECRET_KEYS is set: add the new key at the end of that list instead.")
     found = run_with_service(db, base_url, lambda s: rotate_signing_key(s.store))
-    click.echo(f"Added signing key {len(found)}; {len(found)} keys verify links.")
+    click.echo(f"Added signing key {len(found)}: it signs new links; all {len(found)} keys verify links.")
 
 
 # -- API keys -----------------------------------------------------------------------------
@@ -340,7 +368,8 @@ DESTINATION_OPTIONS: list[Callable[[F], F]] = [
     click.option("--mode", type=click.Choice(["auto", "redirect", "landing"]),
                  help="auto (default): phones go straight to the chat, desktops see a landing page."),
     click.option("--expires-in", type=int, help="Seconds until the link stops working."),
-    click.option("--expires-at", type=click.DateTime(), help="When the link stops working (UTC if no zone)."),
+    click.option("--expires-at", type=IsoDateTime(),
+                 help="When the link stops working: ISO 8601, e.g. 2027-01-31T18:00+01:00 (UTC if no zone)."),
 ]  # fmt: skip
 
 
@@ -365,7 +394,8 @@ def link_create(db: str | None, base_url: str | None, short: bool, slug: str | N
     be changed. Short links (--short) are stored: short to print and their destination
     can be edited after printing; prefer them for paper and QR codes."""
     fields = {k: v for k, v in fields.items() if v is not None}
-    short = short or slug is not None
+    # A slug, an agent or a business only make sense for short links: signed links carry a number.
+    short = short or slug is not None or "agent_id" in fields or "business_id" in fields
 
     async def work(service: Service) -> dict[str, Any]:
         created = await service.create_link(
@@ -396,7 +426,8 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
         for row in rows:
             target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
             row["to"] = row["to"] or target
-            row["state"] = "disabled" if row["disabled"] else "active"
+            expired = row["expires_at"] is not None and row["expires_at"] <= timestamp(int(time.time()))
+            row["state"] = "disabled" if row["disabled"] else "expired" if expired else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
 
 

@@ -53,6 +53,11 @@ class Service:
     async def close(self) -> None:
         await self.store.close()
 
+    async def reload_signing_keys(self) -> None:
+        keys = await signing_keys(self.store, self.settings.signing_keys)
+        if keys != self.signer.keys:
+            self.signer = LinkSigner(keys)
+
     # -- links ------------------------------------------------------------------------
 
     def short_url(self, slug: str) -> str:
@@ -108,28 +113,18 @@ class Service:
     ) -> CreatedLink:  # fmt: skip
         if slug is not None:
             raise InvalidInput("slug", "only short links have a slug; leave it out or set short to true")
-        if destination["channel"] is None:
-            # A signed link carries its destination: it is fixed when the link is made.
-            agent = await self._pick_agent_now(destination)
-            destination = {"channel": agent.channel, "address": agent.address}
-            business = await self.store.business(agent.business_id)
-            title = title or (business.name if business else None)
+        for field in ("agent_id", "business_id"):
+            if destination[field] is not None:
+                # A signed link carries a fixed number; who is on shift is only known at the click.
+                raise InvalidInput(
+                    field, "signed links lead to a fixed number (to); make a short link to lead to an agent or business"
+                )
         signed = SignedLink(
             channel=destination["channel"], address=destination["address"], text=text, mode=mode,
             expires_at=expires_at, title=check_label(title, "title"), **labels,
         )  # fmt: skip
         token = self.signer.sign(signed)
         return CreatedLink(self.signed_url(token), signed=signed, token=token)
-
-    async def _pick_agent_now(self, destination: dict[str, Any]) -> Agent:
-        if destination["agent_id"] is not None:
-            agent = await self.store.agent(destination["agent_id"])
-        else:
-            agents = await self.store.agents(destination["business_id"])
-            agent = agents[0] if agents else None
-        if agent is None:
-            raise InvalidInput("business_id", "this business has no agents yet")
-        return agent
 
     async def _insert(self, link: ShortLink, retry: bool = False) -> ShortLink:
         try:

@@ -69,6 +69,7 @@ class LinkSigner:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
+        self.keys = list(keys)
         # itsdangerous signs with the last key and verifies with any of them: key rotation.
         self._serializer = URLSafeSerializer(
             keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}

@@ -92,8 +92,8 @@ CREATE TABLE clicks (
 );
 CREATE INDEX clicks_link ON clicks (link_kind, link_key, at);
 
--- Any change to what a short link resolves to bumps routing_version, which every server
--- process polls to drop its cache: an edit made by the CLI reaches a running server.
+-- Any change to what a link resolves to bumps routing_version, which every server process
+-- polls to drop its cache and reload keys: an edit made by the CLI reaches a running server.
 CREATE TRIGGER links_insert AFTER INSERT ON links
 BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
 CREATE TRIGGER links_update AFTER UPDATE ON links
@@ -109,4 +109,7 @@ BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
 CREATE TRIGGER businesses_update AFTER UPDATE ON businesses
 BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
 CREATE TRIGGER businesses_delete AFTER DELETE ON businesses
+BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
+-- A key added by `clicktochat keys rotate` must reach running servers before links signed with it do.
+CREATE TRIGGER signing_keys_insert AFTER INSERT ON signing_keys
 BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
