@@ -89,3 +89,15 @@ def test_timezones_are_checked() -> None:
     for bad in ("Mars/Olympus", "", "../../etc/passwd"):
         with pytest.raises(InvalidInput, match="is not an IANA time zone"):
             check_timezone(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["mon-fri 09:00-13:00,15:00-19:00; sat 09:00-13:00", "mon 09:00-10:00; wed 09:00-10:00", "mon-sun 00:00-24:00",
+     "tue-sat 14:00-20:00; sun 09:00-12:00"],
+)  # fmt: skip
+def test_format_hours_is_the_inverse_of_parsing(text: str) -> None:
+    from clicktochat.agents import format_hours
+
+    assert format_hours(parse_hours(text)) == text
+    assert format_hours(None) == "always"

@@ -406,9 +406,9 @@ def test_list_links_with_limit_and_offset(api: Api) -> None:
     assert [link["slug"] for link in ok(api.get("/links", params={"offset": 4}))["links"]] == slugs[4:]
     assert ok(api.get("/links", params={"offset": 5})) == {"links": []}
     assert len(ok(api.get("/links", params={"limit": 1000}))["links"]) == 5
-    # Listed links carry the same fields as one link (the count is only on GET of one link).
+    # Listed links carry the same fields as one link, clicks included.
     one = ok(api.get(f"/links/{slugs[0]}"))
-    assert everything[0] == one | {"clicks": None}
+    assert everything[0] == one and one["clicks"] == 0
 
 
 @pytest.mark.parametrize(
@@ -1192,3 +1192,15 @@ def test_deleted_agent_no_longer_gets_the_business_chats(api: Api, client: TestC
     assert seen == {f"https://wa.me/{DIGITS}", f"https://wa.me/{OTHER_DIGITS}"}  # rotation
     assert api.delete(f"/agents/{first['id']}").status_code == 204
     assert {redirect_target(client, "team") for _ in range(4)} == {f"https://wa.me/{OTHER_DIGITS}"}
+
+
+def test_listed_links_carry_clicks_and_keys_their_last_use(api: Api, client: TestClient, service: Service) -> None:
+    api.link(to=NUMBER, slug="busy")
+    api.link(to=NUMBER, slug="quiet")
+    for _ in range(3):
+        click(client, f"{BASE}/s/busy", IPHONE)
+    flush(client)
+    listed = {link["slug"]: link["clicks"] for link in ok(api.get("/links"))["links"]}
+    assert listed == {"busy": 3, "quiet": 0}
+    (key,) = call(client, service.store.api_keys())
+    assert key.last_used_at is not None and abs(key.last_used_at - time.time()) < 60

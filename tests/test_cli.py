@@ -499,7 +499,7 @@ def test_agent_add_and_list_json(runner: CliRunner, db: str, shop: dict[str, int
     assert giulia["business_id"] == shop["business"] and isinstance(giulia["available_now"], bool)
     assert marco["hours"] is None and marco["available_now"] is True
     table = ok(invoke(runner, "agent", "list", "--db", db)).stdout
-    assert "always" in table and "mon 09:00-13:00,15:00-19:00" in table
+    assert "always" in table and "mon-fri 09:00-13:00,15:00-19:00; sat 10:00-12:00" in table
 
 
 def test_agent_timezone_defaults_to_the_business(runner: CliRunner, db: str) -> None:

@@ -91,6 +91,24 @@ def _expand_days(days: str, field: str) -> list[str]:
     return result
 
 
+def format_hours(hours: Hours | None) -> str:
+    """Hours as people write them: "mon-fri 09:00-13:00,15:00-19:00; sat 09:00-13:00"."""
+    if not hours:
+        return "always"
+    parts: list[str] = []
+    day = 0
+    while day < 7:
+        ranges = hours.get(WEEKDAYS[day])
+        end = day
+        while end + 1 < 7 and ranges and hours.get(WEEKDAYS[end + 1]) == ranges:
+            end += 1
+        if ranges:
+            days = WEEKDAYS[day] if end == day else f"{WEEKDAYS[day]}-{WEEKDAYS[end]}"
+            parts.append(f"{days} {','.join(ranges)}")
+        day = end + 1
+    return "; ".join(parts)
+
+
 def _minutes(hhmm: str) -> int:
     return int(hhmm[:2]) * 60 + int(hhmm[3:5])
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, api
-from .agents import is_available
+from .agents import format_hours, is_available
 from .errors import ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import ShortLink
@@ -100,7 +100,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         click.echo("(none)")
         return
     cells = [[("" if row.get(c) is None else str(row.get(c))).replace("\n", "⏎") for c in columns] for row in rows]
-    widths = [min(40, max(len(c), *(len(r[i]) for r in cells))) for i, c in enumerate(columns)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [w if i == len(widths) - 1 else min(40, w) for i, w in enumerate(widths)]  # the last one whole
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -327,8 +328,8 @@ def agent_list(db: str | None, base_url: str | None, business_id: int | None, as
         print_json(rows)
     else:
         for row in rows:
-            row["hours"] = "; ".join(f"{d} {','.join(r)}" for d, r in (row["hours"] or {}).items()) or "always"
-        print_table(rows, ["id", "business_id", "name", "address", "timezone", "hours", "available_now"])
+            row["hours"] = format_hours(row["hours"])
+        print_table(rows, ["id", "business_id", "name", "address", "timezone", "available_now", "hours"])
 
 
 # -- links ----------------------------------------------------------------------------------
@@ -417,7 +418,9 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
     """List short links, newest first."""
 
     async def work(service: Service) -> list[dict[str, Any]]:
-        return [link_row(service, x, await service.link_clicks(x.slug)) for x in await service.store.links(limit)]
+        links = await service.store.links(limit)
+        clicks = await service.store.click_counts("short", [x.slug for x in links])
+        return [link_row(service, x, clicks[x.slug]) for x in links]
 
     rows = run_with_service(db, base_url, work)
     if as_json:

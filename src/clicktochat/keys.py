@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from .store import Store
 
 API_KEY_PREFIX = "ctc_"
+LAST_USED_PRECISION = 60  # seconds
 
 
 async def signing_keys(store: Store, configured: list[str]) -> list[str]:
@@ -52,4 +54,7 @@ async def check_api_key(store: Store, key: str) -> int | None:
     found = await store.api_key_hash(expected)
     if found is None or not hmac.compare_digest(found[1], expected):
         return None
-    return found[0]
+    key_id, _, last_used_at = found
+    if last_used_at is None or time.time() - last_used_at > LAST_USED_PRECISION:
+        await store.touch_api_key(key_id)  # to the minute: one write a minute at most, not one a call
+    return key_id

@@ -158,10 +158,16 @@ class Store:
         )
         return [ApiKey(*row) for row in rows]
 
-    async def api_key_hash(self, key_hash: str) -> tuple[int, str] | None:
-        """(id, stored hash) of an active key with this hash."""
-        row = await self._one("SELECT id, hash FROM api_keys WHERE hash = ? AND revoked_at IS NULL", (key_hash,))
-        return (row[0], row[1]) if row else None
+    async def api_key_hash(self, key_hash: str) -> tuple[int, str, int | None] | None:
+        """(id, stored hash, last used) of an active key with this hash."""
+        row = await self._one(
+            "SELECT id, hash, last_used_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL", (key_hash,)
+        )
+        return (row[0], row[1], row[2]) if row else None
+
+    async def touch_api_key(self, key_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (int(time.time()), key_id))
 
     async def revoke_api_key(self, key_id: int) -> bool:
         if not _fits(key_id):
@@ -323,6 +329,17 @@ class Store:
             "SELECT coalesce(sum(n), 0) FROM clicks WHERE link_kind = ? AND link_key = ?", (link_kind, link_key)
         )
         return int(row[0])
+
+    async def click_counts(self, link_kind: str, link_keys: list[str]) -> dict[str, int]:
+        """Clicks of many links in one query (for lists)."""
+        if not link_keys:
+            return {}
+        rows = await self._all(
+            "SELECT link_key, sum(n) FROM clicks WHERE link_kind = ? AND link_key IN"
+            " (SELECT value FROM json_each(?)) GROUP BY link_key",
+            (link_kind, json.dumps(link_keys)),
+        )
+        return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
 
     async def clicks(self, link_kind: str, link_key: str) -> list[dict[str, Any]]:
         columns = (*CLICK_COLUMNS, "n")

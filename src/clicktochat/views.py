@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .agents import format_hours, is_available
 from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
 from .errors import Gone, NotFound, ProblemError, Unavailable
@@ -156,7 +158,12 @@ async def welcome(request: Request) -> Response:
             signed = service.signed_url(demo["token"])
             links.append({"url": signed, "link": signed_link, "qr": qr_svg(signed)})
     business = await service.store.business(demo["business_id"]) if demo else None
-    return page(request, "welcome.html", links=links, business=business, base_url=service.base_url)
+    now = datetime.now(UTC)
+    agents = [
+        {"agent": agent, "hours": format_hours(agent.hours), "available": is_available(agent, now)}
+        for agent in (await service.store.agents(business.id) if business else [])
+    ]
+    return page(request, "welcome.html", links=links, business=business, agents=agents, base_url=service.base_url)
 
 
 async def health(request: Request) -> Response:
