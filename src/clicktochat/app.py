@@ -24,6 +24,7 @@ from .demo import seed_demo
 from .errors import InternalError, ProblemError
 from .service import Service
 from .settings import Settings
+from .useragents import parse_device
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             if settings.demo:
                 await seed_demo(service)
+            parse_device("")  # load ua-parser's rules now (~0.1 s), not during the first flush
             recorder.start()
             watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
             try:

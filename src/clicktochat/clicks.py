@@ -97,7 +97,8 @@ class ClickRecorder:
         while self._pending:
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
             try:
-                await self.store.add_clicks(merge_identical(batch))
+                # Parsing thousands of new user agents takes a while: off the event loop.
+                await self.store.add_clicks(await asyncio.to_thread(merge_identical, batch))
             except Exception:
                 self._pending[:0] = batch  # keep them for the next try: never drop clicks
                 raise
