@@ -35,7 +35,7 @@ from clicktochat.channels import deep_link  # noqa: E402
 from clicktochat.clicks import ClickEvent  # noqa: E402
 from clicktochat.settings import Settings  # noqa: E402
 from clicktochat.tokens import token_key  # noqa: E402
-from clicktochat.useragents import is_mobile, is_preview_crawler  # noqa: E402
+from clicktochat.useragents import classify  # noqa: E402
 
 Scope = dict[str, Any]
 
@@ -123,8 +123,7 @@ async def measure(links: Links, db: str, args: argparse.Namespace) -> None:
         service = ours.state.service
         signed = service.signer.verify(links.token)
         pieces: list[tuple[str, Callable[[], object]]] = [
-            ("is_preview_crawler(iPhone UA)", lambda: is_preview_crawler(IPHONE_SAFARI)),
-            ("is_mobile(iPhone UA)", lambda: is_mobile(IPHONE_SAFARI)),
+            ("classify(iPhone UA), memoised", lambda: classify(IPHONE_SAFARI)),
             ("service.signer.verify(token)", lambda: service.signer.verify(links.token)),
             ("token_key(token)", lambda: token_key(links.token)),
             ("service.signed_url(token)", lambda: service.signed_url(links.token)),

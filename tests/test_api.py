@@ -1204,3 +1204,17 @@ def test_listed_links_carry_clicks_and_keys_their_last_use(api: Api, client: Tes
     assert listed == {"busy": 3, "quiet": 0}
     (key,) = call(client, service.store.api_keys())
     assert key.last_used_at is not None and abs(key.last_used_at - time.time()) < 60
+
+
+def test_title_is_for_signed_links_only(api: Api) -> None:
+    response = api.post("/links", {"to": NUMBER, "slug": "titled", "title": "Shop"})
+    assert invalid(response, "title") == "is for signed links; a short link's page shows its business's name"
+
+
+def test_the_api_modes_are_the_link_modes() -> None:
+    from typing import get_args
+
+    from clicktochat.api import Mode
+    from clicktochat.links import MODES
+
+    assert get_args(Mode) == MODES

@@ -741,3 +741,12 @@ def test_expires_at_takes_an_iso_time_with_a_zone(runner: CliRunner, db: str) ->
     assert json.loads(made.stdout)["expires_at"] == "2099-01-31T17:00:00Z"
     fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--expires-at", "tomorrow"), 2,
           "'tomorrow' is not an ISO 8601 date and time")  # fmt: skip
+
+
+def test_ids_beyond_sqlite_are_refused_cleanly(runner: CliRunner, db: str) -> None:
+    ok(invoke(runner, "init", "--db", db))
+    huge = "9" * 25
+    listed = ok(invoke(runner, "agent", "list", "--db", db, "--business", huge))
+    assert listed.stdout == "(none)\n"
+    fails(invoke(runner, "apikey", "revoke", "--db", db, huge), 1)
+    fails(invoke(runner, "link", "create", "--db", db, "--agent", huge), 1, "--agent: there is no agent")

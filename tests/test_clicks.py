@@ -105,3 +105,20 @@ def test_identical_clicks_in_the_same_second_share_a_row(db_path: str) -> None:
     assert [(r["at"], r["utm_source"], r["n"]) for r in rows] == [
         (1700000000, None, 1000), (1700000000, "ig", 1), (1700000001, None, 1)
     ]
+
+
+def test_email_addresses_in_utm_values_are_not_kept() -> None:
+    row = dict(zip(CLICK_COLUMNS, event(b"utm_source=newsletter&utm_term=ada%40example.com").to_row(), strict=True))
+    assert (row["utm_source"], row["utm_term"]) == ("newsletter", None)
+
+
+def test_memory_is_bounded_when_the_database_keeps_failing(db_path: str) -> None:
+    async def scenario() -> tuple[int, int]:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, max_pending=10)
+        for _ in range(15):
+            recorder.record(event())
+        await store.close()
+        return recorder.pending, recorder.dropped
+
+    assert asyncio.run(scenario()) == (10, 5)

@@ -85,7 +85,7 @@ def test_cache_reads_each_slug_once_and_clear_forgets() -> None:
 
     async def loader(slug: str) -> Target | None:
         reads.append(slug)
-        return Target(ShortLink(slug, channel="whatsapp", address="1"), None) if slug != "nope" else None
+        return None if slug.startswith("nope") else Target(ShortLink(slug, channel="whatsapp", address="1"), None)
 
     async def scenario() -> None:
         cache = LinkCache(loader, size=2)
@@ -94,13 +94,18 @@ def test_cache_reads_each_slug_once_and_clear_forgets() -> None:
         assert await cache.get("nope") is None
         assert await cache.get("nope") is None  # unknown slugs are cached too
         assert reads == ["a", "nope"]
-        await cache.get("b")  # size 2: evicts the least recently used ("a")
-        assert len(cache) == 2
+        await cache.get("b")
+        await cache.get("c")  # size 2: evicts the least recently used found link ("a")
+        assert len(cache) == 3  # two links and one unknown slug
         await cache.get("a")
-        assert reads == ["a", "nope", "b", "a"]
+        assert reads == ["a", "nope", "b", "c", "a"]
+        for bad in ("nope", "nope1", "nope2", "nope3"):  # unknown slugs evict only each other
+            await cache.get(bad)
+        await cache.get("a")
+        assert reads[-1] == "nope3"
         cache.clear()
         await cache.get("a")
-        assert reads[-1] == "a" and len(reads) == 5
+        assert reads[-1] == "a" and len(reads) == 9
 
     asyncio.run(scenario())
 

@@ -36,3 +36,13 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         row = next((line for line in README.splitlines() if line.startswith(f"| `{variable}` |")), None)
         assert row is not None, f"{variable} is missing from the README's configuration table"
         assert help_text in row
+
+
+@pytest.mark.parametrize("name", ["FLUSH_INTERVAL", "CACHE_SIZE", "PORT"])
+def test_numbers_must_be_positive(name: str) -> None:
+    with pytest.raises(ValueError, match=f"CLICKTOCHAT_{name} must be more than 0"):
+        Settings.from_env({f"CLICKTOCHAT_{name}": "0"})
+
+
+def test_secret_keys_stay_out_of_the_repr() -> None:
+    assert "hunter2" not in repr(Settings(secret_keys="hunter2"))

@@ -98,3 +98,24 @@ def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
     columns = asyncio.run(scenario())
     assert "referrer_host" in columns
     assert not [c for c in columns if "ip" in c.split("_") or "user_agent" in c or c == "referer"]
+
+
+def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
+    async def scenario() -> str:
+        store = await Store.open(db_path)
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        write = asyncio.create_task(store.add_business("Shop", "UTC"))
+        await asyncio.sleep(0.2)  # our BEGIN IMMEDIATE is waiting on the busy timeout
+        write.cancel()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        try:
+            await write
+        except asyncio.CancelledError:
+            pass
+        business = await store.add_business("Later", "UTC")  # the connection is usable again
+        await store.close()
+        return business.name
+
+    assert asyncio.run(scenario()) == "Later"

@@ -88,3 +88,20 @@ def test_unexpired_link_verifies_with_real_clock() -> None:
     signer = LinkSigner(["k1"])
     token = signer.sign(SignedLink("whatsapp", "1", expires_at=int(time.time()) + 60))
     assert signer.verify(token).address == "1"
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-10] + "!!!!" + t[-10:],      # characters base64 decoding would skip
+    lambda t: t[:-10] + "****" + t[-10:],
+    lambda t: t + "=",                          # padding
+    lambda t: t[:-1] + {"A": "B", "B": "A"}.get(t[-1], "A" if t[-1] != "A" else "B"),  # spare bits of the last char
+    lambda t: t.replace(".", ". "),
+    lambda t: t + "\\n",
+    lambda t: "A" * 9000 + "." + t.split(".")[-1],  # far longer than any token we make
+])  # fmt: skip
+def test_other_spellings_of_a_valid_token_are_not_found(mangle) -> None:  # type: ignore[no-untyped-def]
+    signer = LinkSigner(["k1"])
+    token = signer.sign(LINK)
+    with pytest.raises(NotFound):
+        signer.verify(mangle(token))
+    assert signer.verify(token) == LINK

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from clicktochat.useragents import is_mobile, is_preview_crawler, parse_device
+from clicktochat.useragents import classify, parse_device
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
 
 PREVIEWERS = [
@@ -32,17 +32,17 @@ PEOPLE = [
 
 @pytest.mark.parametrize("ua", PREVIEWERS)
 def test_previewers_and_scripts_are_recognised(ua: str) -> None:
-    assert is_preview_crawler(ua)
+    assert classify(ua)[0]
 
 
 @pytest.mark.parametrize("ua", PEOPLE)
 def test_people_are_not_previewers(ua: str) -> None:
-    assert not is_preview_crawler(ua)
+    assert not classify(ua)[0]
 
 
 def test_mobile_detection() -> None:
-    assert is_mobile(IPHONE) and is_mobile(ANDROID) and is_mobile(PEOPLE[3])
-    assert not is_mobile(DESKTOP)
+    assert classify(IPHONE)[1] and classify(ANDROID)[1] and classify(PEOPLE[3])[1]
+    assert not classify(DESKTOP)[1]
 
 
 def test_device_families_for_stats() -> None:

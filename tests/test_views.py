@@ -244,3 +244,54 @@ def test_welcome_page_survives_replaced_signing_keys(tmp_path) -> None:  # type:
     with TestClient(create_app(Settings(db=db, demo=True, secret_keys="another-key"))) as second:
         page = second.get("/")
         assert page.status_code == 200 and page.text.count("<svg") == 3  # the signed demo link is left out
+
+
+def test_a_signed_link_too_long_for_a_qr_code_still_gets_its_landing_page(client: TestClient, service: Service) -> None:
+    text = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1000))  # 1000 CJK characters: 3 KB
+    path = make(client, service, to="+39 347 123 4567", text=text, short=False)
+    assert len(path) > 2400  # more than a QR code can hold
+    page = client.get(path, headers={"user-agent": DESKTOP})
+    assert page.status_code == 200
+    assert "Open WhatsApp" in page.text and "<svg" not in page.text  # no QR code, no error
+
+
+def test_huge_headers_are_cut_before_they_are_kept(client: TestClient, service: Service) -> None:
+    path = make(client, service, to="+39 347 123 4567", slug="huge")
+    huge = IPHONE + " x" * 50_000
+    headers = {"user-agent": huge, "referer": "https://a.it/" + "r" * 9000}
+    response = client.get(path + "?utm_source=" + "q" * 5000, headers=headers)
+    assert response.status_code == 302
+    pending = client.app.state.recorder._pending  # type: ignore[attr-defined]
+    (event,) = pending
+    assert len(event.user_agent) == 512 and len(event.referer) == 2048 and len(event.query_string) == 2048
+    assert clicks(client, service, "short", "huge") == 1
+
+
+def test_previews_and_heads_do_not_take_a_turn_in_the_rotation(client: TestClient, service: Service) -> None:
+    shop = call(client, service.add_business("Shop", "UTC"))
+    for i in (1, 2):
+        call(client, service.add_agent(shop.id, f"A{i}", f"+39 347 123 456{i}"))  # type: ignore[attr-defined]
+    path = make(client, service, business_id=shop.id, slug="turns")  # type: ignore[attr-defined]
+    numbers = []
+    for _ in range(4):
+        client.get(path, headers={"user-agent": WHATSAPP_PREVIEW})  # the chat app fetches a preview
+        client.head(path, headers={"user-agent": IPHONE})
+        numbers.append(client.get(path, headers={"user-agent": IPHONE}).headers["location"][14:26])
+    assert numbers == ["393471234561", "393471234562"] * 2
+
+
+def test_the_watcher_survives_a_failed_check(slow_client: TestClient) -> None:
+    service = slow_client.app.state.service  # type: ignore[attr-defined]
+    make(slow_client, service, to="+39 347 123 4567", slug="watched")
+    slow_client.get("/s/watched", headers={"user-agent": IPHONE})
+    other = sqlite3.connect(service.settings.db)
+    other.execute("ALTER TABLE meta RENAME TO meta_away")  # the watcher's reads now fail
+    time.sleep(0.3)
+    other.execute("ALTER TABLE meta_away RENAME TO meta")
+    other.execute("UPDATE links SET address = '393487654321' WHERE slug = 'watched'")
+    other.commit()
+    deadline = time.time() + 3
+    while "393487654321" not in slow_client.get("/s/watched", headers={"user-agent": IPHONE}).headers["location"]:
+        assert time.time() < deadline, "the watcher stopped after an error"
+        time.sleep(0.05)
+    other.close()

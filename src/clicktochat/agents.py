@@ -138,11 +138,13 @@ class Rotation:
     def __init__(self) -> None:
         self._last: dict[int, int] = {}
 
-    def choose(self, business_id: int, candidates: Sequence[Agent]) -> Agent:
+    def choose(self, business_id: int, candidates: Sequence[Agent], advance: bool = True) -> Agent:
+        """Whose turn it is; `advance=False` only looks (a link preview must not use a turn)."""
         ordered = sorted(candidates, key=lambda a: a.id)
         last = self._last.get(business_id, 0)
         chosen = next((a for a in ordered if a.id > last), ordered[0])
-        self._last[business_id] = chosen.id
+        if advance:
+            self._last[business_id] = chosen.id
         return chosen
 
 
@@ -152,14 +154,15 @@ def route(
     fallback: Agent | None,
     now: datetime,
     rotation: Rotation,
+    advance: bool = True,
 ) -> Agent | None:
     """An available agent in turn; else the business's fallback; else anyone in turn
     (a message left outside hours still reaches someone)."""
     available = [a for a in agents if is_available(a, now)]
     if available:
-        return rotation.choose(business_id, available)
+        return rotation.choose(business_id, available, advance)
     if fallback is not None:
         return fallback
     if agents:
-        return rotation.choose(business_id, agents)
+        return rotation.choose(business_id, agents, advance)
     return None

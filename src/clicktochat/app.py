@@ -54,6 +54,8 @@ def create_app(settings: Settings) -> Starlette:
                 yield
             finally:
                 watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
                 written = await recorder.stop()
                 log.info("click writer stopped: wrote the last %d clicks, none pending", written)
         finally:
@@ -75,18 +77,17 @@ def create_app(settings: Settings) -> Starlette:
 async def watch_routing_version(service: Service, interval: float) -> None:
     """Drop the link cache and reload signing keys when another process (the CLI) changed
     links, agents, businesses or keys."""
-    seen = await service.store.routing_version()
+    seen: int | None = None
     while True:
-        await asyncio.sleep(interval)
         try:
             version = await service.store.routing_version()
-        except Exception:
-            log.exception("could not read routing_version")
-            continue
-        if version != seen:
+            if seen is not None and version != seen:
+                service.cache.clear()
+                await service.reload_signing_keys()
             seen = version
-            service.cache.clear()
-            await service.reload_signing_keys()
+        except Exception:  # a locked database, say: try again at the next tick
+            log.exception("could not check for changes made by other processes")
+        await asyncio.sleep(interval)
 
 
 def wants_json(request: Request) -> bool:

@@ -19,7 +19,7 @@ from . import __version__, api
 from .agents import format_hours, is_available
 from .errors import ProblemError
 from .keys import create_api_key, rotate_signing_key
-from .links import ShortLink
+from .links import MODES, ShortLink
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
 from .store import Store
@@ -83,6 +83,8 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
                 "; ".join(f"{FLAGS.get(e.field, e.field)}: {e.reason}" for e in exc.errors)
             ) from None
         raise click.ClickException(exc.detail) from None
+    except OverflowError:
+        raise click.ClickException("that id is larger than any id can be") from None
     except (sqlite3.Error, OSError) as exc:
         raise click.ClickException(f"cannot use the database {path}: {exc}") from None
     if new:
@@ -366,7 +368,7 @@ DESTINATION_OPTIONS: list[Callable[[F], F]] = [
     click.option("--text", help="Pre-filled message (at most 1000 characters)."),
     click.option("--campaign", help="Label counted with each click, e.g. summer-ad."),
     click.option("--source", help="Where the link is placed, e.g. flyer."),
-    click.option("--mode", type=click.Choice(["auto", "redirect", "landing"]),
+    click.option("--mode", type=click.Choice(MODES),
                  help="auto (default): phones go straight to the chat, desktops see a landing page."),
     click.option("--expires-in", type=int, help="Seconds until the link stops working."),
     click.option("--expires-at", type=IsoDateTime(),

@@ -40,13 +40,18 @@ class ClickEvent(NamedTuple):
                 query = parse_qs(self.query_string.decode("latin-1"), max_num_fields=100)
             except ValueError:  # more fields than anyone sends but an attacker
                 pass
-        utm = [query[key][0][:MAX_UTM_LENGTH] if key in query else None for key in UTM_KEYS]
-        device = parse_device(self.user_agent[:1000])
+        utm = [utm_value(query[key][0]) if key in query else None for key in UTM_KEYS]
+        device = parse_device(self.user_agent)
         return (
             self.at, self.link_kind, self.link_key, self.channel, self.agent_id, self.campaign, self.source,
             *utm, int("fbclid" in query), int("gclid" in query), referrer_host(self.referer),
             device.device_class, device.os_family, device.browser_family,
         )  # fmt: skip
+
+
+def utm_value(value: str) -> str | None:
+    """A campaign label, cut short; e-mail addresses (newsletters put them there) are dropped."""
+    return None if "@" in value else value[:MAX_UTM_LENGTH]
 
 
 def merge_identical(events: list[ClickEvent]) -> list[tuple[Any, ...]]:
@@ -66,17 +71,25 @@ def referrer_host(referer: str) -> str | None:
 
 
 class ClickRecorder:
-    def __init__(self, store: Store, flush_interval: float = 1.0, batch_size: int = 5000) -> None:
+    def __init__(
+        self, store: Store, flush_interval: float = 1.0, batch_size: int = 5000, max_pending: int = 1_000_000
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.dropped = 0  # clicks refused because the database has been failing for a long while
         self._pending: list[ClickEvent] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     def record(self, event: ClickEvent) -> None:
-        """Called on the request path: an append, nothing else."""
-        self._pending.append(event)
+        """Called on the request path: an append, nothing else. Memory is bounded: if writes have
+        failed for so long that a million clicks wait, newer ones are counted as dropped."""
+        if len(self._pending) < self.max_pending:
+            self._pending.append(event)
+        else:
+            self.dropped += 1
 
     @property
     def pending(self) -> int:
@@ -99,8 +112,8 @@ class ClickRecorder:
             try:
                 # Parsing thousands of new user agents takes a while: off the event loop.
                 await self.store.add_clicks(await asyncio.to_thread(merge_identical, batch))
-            except Exception:
-                self._pending[:0] = batch  # keep them for the next try: never drop clicks
+            except BaseException:  # an error or a cancellation: keep them for the next try
+                self._pending[:0] = batch
                 raise
             written += len(batch)
         return written
@@ -116,3 +129,5 @@ class ClickRecorder:
                 await self.flush()
             except Exception:
                 log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
+            if self.dropped:
+                log.error("%d clicks were dropped: the database refused writes for too long", self.dropped)

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from .agents import Agent, Rotation, route
 from .errors import InvalidInput
@@ -16,12 +17,14 @@ from .errors import InvalidInput
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 """No 0/o, 1/l/i: a slug read off a flyer is typed right the first time."""
 RANDOM_SLUG_LENGTH = 7  # 31**7 ≈ 2.7e10 slugs
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 RESERVED_SLUGS = frozenset(
     "admin api app c s qr poster static widget widget.js login logout new edit help about "
     "favicon.ico robots.txt well-known".split()
 )
 MAX_LABEL_LENGTH = 100
+MODES = ("auto", "redirect", "landing")
+"""What a click gets: auto (phones go to the chat, desktops see the landing page), or always one."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def random_slug() -> str:
 def check_slug(slug: str, field: str = "slug") -> str:
     """A custom slug, lower-cased: slugs are matched case-insensitively, as people type them."""
     normalized = slug.strip().lower()
-    if not SLUG_PATTERN.match(normalized):
+    if not SLUG_PATTERN.fullmatch(normalized):
         raise InvalidInput(
             field,
             f"{slug!r} is not a valid slug: use 1 to 64 letters, digits, '-' or '_', "
@@ -89,60 +92,58 @@ def check_label(value: str | None, field: str) -> str | None:
 
 
 def check_mode(mode: str, field: str = "mode") -> str:
-    if mode not in ("auto", "redirect", "landing"):
+    if mode not in MODES:
         raise InvalidInput(field, f"{mode!r} is not one of auto, redirect, landing")
     return mode
 
 
-def resolve(target: Target, now: datetime | None, rotation: Rotation) -> Destination | None:
-    """Where a click on `target` goes; `now` (default: the clock) only matters for businesses."""
+def resolve(target: Target, now: datetime | None, rotation: Rotation, advance: bool = True) -> Destination | None:
+    """Where a click on `target` goes; `now` (default: the clock) only matters for businesses,
+    and only a click that `advance`s takes a turn in the rotation (not previews or HEADs)."""
     link = target.link
     if link.channel is not None and link.address is not None:
         return Destination(link.channel, link.address)
     if link.agent_id is not None:
         agent = target.agents[0] if target.agents else None
     else:
-        agent = route(link.business_id or 0, target.agents, target.fallback, now or datetime.now(UTC), rotation)
+        now = now or datetime.now(UTC)
+        agent = route(link.business_id or 0, target.agents, target.fallback, now, rotation, advance)
     return Destination(agent.channel, agent.address, agent.id) if agent else None
-
-
-_MISSING = object()
 
 
 class LinkCache:
     """Short links by slug, in memory: a click on a cached slug reads nothing from disk.
     Cleared whole by any edit in this process, and by `routing_version` moving when another
-    process (the CLI) edits the database. Unknown slugs are cached too, so a flood of bad
-    slugs cannot turn into a flood of reads."""
+    process (the CLI) edits the database. Unknown slugs are remembered apart, in an LRU of
+    their own: a repeated bad slug costs one read, and bad slugs never push real links out."""
 
     def __init__(self, loader: Callable[[str], Awaitable[Target | None]], size: int = 10_000) -> None:
         self._loader = loader
         self._size = size
-        self._entries: OrderedDict[str, Target | None] = OrderedDict()
+        self._found: OrderedDict[str, Target] = OrderedDict()
+        self._unknown: OrderedDict[str, None] = OrderedDict()
         self._generation = 0
 
-    def peek(self, slug: str) -> Target | None | object:
-        """The cached target, None for a known-unknown slug, or MISSING."""
-        entry = self._entries.get(slug, _MISSING)
-        if entry is not _MISSING:
-            self._entries.move_to_end(slug)
-        return entry
-
     async def get(self, slug: str) -> Target | None:
-        entry = self.peek(slug)
-        if entry is not _MISSING:
-            return entry  # type: ignore[return-value]
+        target = self._found.get(slug)
+        if target is not None:
+            self._found.move_to_end(slug)
+            return target
+        if slug in self._unknown:
+            return None
         generation = self._generation
         target = await self._loader(slug)
         if generation == self._generation:  # not cleared while we were reading: still true
-            self._entries[slug] = target
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            entries: OrderedDict[str, Any] = self._found if target is not None else self._unknown
+            entries[slug] = target
+            if len(entries) > self._size:
+                entries.popitem(last=False)
         return target
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._found.clear()
+        self._unknown.clear()
         self._generation += 1
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._found) + len(self._unknown)

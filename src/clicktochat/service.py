@@ -54,8 +54,9 @@ class Service:
         await self.store.close()
 
     async def reload_signing_keys(self) -> None:
-        keys = await signing_keys(self.store, self.settings.signing_keys)
-        if keys != self.signer.keys:
+        """After `keys rotate` in another process; reads only."""
+        keys = self.settings.signing_keys or await self.store.signing_keys()
+        if keys and keys != self.signer.keys:
             self.signer = LinkSigner(keys)
 
     # -- links ------------------------------------------------------------------------
@@ -89,6 +90,8 @@ class Service:
         expires_at = check_expiry(expires_at)
         if not short:
             return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
+        if title is not None:
+            raise InvalidInput("title", "is for signed links; a short link's page shows its business's name")
         link = ShortLink(
             slug="", text=text, mode=mode, expires_at=expires_at, campaign=labels["campaign"], source=labels["source"],
             **destination,

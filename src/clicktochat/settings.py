@@ -12,8 +12,8 @@ from typing import Any
 ENV_PREFIX = "CLICKTOCHAT_"
 
 
-def setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Settings:
         "",
         "Comma-separated signing keys, newest last. Empty: keys are generated once and kept in the "
         "database (rotate them with `clicktochat keys rotate`).",
+        secret=True,
     )
     default_region: str = setting(
         "", "Two-letter country (e.g. IT, US) used to read phone numbers written without a country code."
@@ -49,6 +50,11 @@ class Settings:
                 values[f.name] = _convert(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        for name in ("flush_interval", "cache_size", "port"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
 
     @property
     def signing_keys(self) -> list[str]:

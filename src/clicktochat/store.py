@@ -84,13 +84,21 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await self.db.execute("BEGIN IMMEDIATE")
                 yield self.db
+                await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                # Shielded: a cancelled task must not leave the connection inside a transaction.
+                await asyncio.shield(self._rollback())
                 raise
-            await self.db.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
+        # cancelled task has run too, and `in_transaction` tells the truth.
+        await self.db.execute("SELECT 1")
+        if self.db.in_transaction:
+            await self.db.execute("ROLLBACK")
 
     async def migrate(self) -> None:
         async with self.transaction() as db:
@@ -235,6 +243,8 @@ class Store:
         return _agent(row) if row else None
 
     async def agents(self, business_id: int | None = None) -> list[Agent]:
+        if business_id is not None and not _fits(business_id):
+            return []
         rows = await self._all(
             f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id"
             " WHERE ? IS NULL OR a.business_id = ? ORDER BY a.id",

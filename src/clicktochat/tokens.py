@@ -4,18 +4,23 @@ database read and a link printed years ago still verifies as long as its key is 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .channels import CHANNELS
 from .errors import Gone, NotFound
+from .links import MODES
 
 SALT = "clicktochat.signed-link.v1"
-MODES = ("auto", "redirect", "landing")
 VERIFIED_CACHE_SIZE = 10_000
+MAX_TOKEN_LENGTH = 8192  # a 1000-character message in any script stays well below
+# An optional "." (zlib-compressed payload), the base64url payload, ".", 43 characters of SHA-256.
+_TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class LinkSigner:
         link = self._verified.get(token)
         if link is None:
             try:
+                if not is_canonical(token):
+                    raise ValueError("not a token we make")
                 link = SignedLink.from_payload(self._serializer.loads(token))
             except (BadSignature, ValueError, TypeError, UnicodeError):
                 raise NotFound("This link is not valid. Check that it was copied completely.") from None
@@ -97,6 +104,16 @@ class LinkSigner:
         if link.expires_at is not None and (time.time() if now is None else now) >= link.expires_at:
             raise Gone("This link has expired.")
         return link
+
+
+def is_canonical(token: str) -> bool:
+    """Exactly the form `sign` produces. itsdangerous's base64 decoding skips characters outside
+    its alphabet and ignores the spare bits of the last one, so without this one link would have
+    endless valid spellings (splitting its clicks, and filling caches with long variants)."""
+    if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+        return False
+    signature = token.rsplit(".", 1)[1]
+    return base64_encode(base64_decode(signature)).decode() == signature
 
 
 def token_key(token: str) -> str:

@@ -28,17 +28,8 @@ MAX_USER_AGENT_LENGTH = 512
 def classify(user_agent: str) -> tuple[bool, bool]:
     """(is a link-preview crawler or script, is a phone), memoised: most clicks come from a
     few thousand distinct browsers. An empty user agent is a script, not a person."""
-    lowered = user_agent[:MAX_USER_AGENT_LENGTH].lower()
+    lowered = user_agent[:MAX_USER_AGENT_LENGTH].lower()  # callers cut it already; the cache keys too
     return (not lowered or _PREVIEW_OR_BOT.search(lowered) is not None, _MOBILE.search(lowered) is not None)
-
-
-def is_preview_crawler(user_agent: str) -> bool:
-    """Link previews and crawlers get an Open Graph page and are not counted as clicks."""
-    return classify(user_agent)[0]
-
-
-def is_mobile(user_agent: str) -> bool:
-    return classify(user_agent)[1]
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,7 @@ def parse_device(user_agent: str) -> Device:
     device = result.device.family if result.device else "Other"
     if "iPad" in device or "Tablet" in device or (os_family == "Android" and "Mobile" not in user_agent):
         device_class = "tablet"
-    elif os_family in {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"} or is_mobile(user_agent):
+    elif os_family in {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"} or classify(user_agent)[1]:
         device_class = "mobile"
     elif os_family in {"Windows", "Mac OS X", "Linux", "Ubuntu", "Fedora", "Chrome OS", "FreeBSD"}:
         device_class = "desktop"

@@ -24,11 +24,13 @@ from .errors import Gone, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, resolve
 from .qr import qr_svg
 from .tokens import token_key
-from .useragents import classify
+from .useragents import MAX_USER_AGENT_LENGTH, classify
 
 if TYPE_CHECKING:
     from .service import Service
 
+MAX_REFERER_LENGTH = 2048
+MAX_QUERY_LENGTH = 2048
 CLICK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 PAGE_HEADERS = CLICK_HEADERS | {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -53,7 +55,7 @@ class Click(NamedTuple):
     title: str | None
 
 
-async def signed_click(service: Service, params: dict[str, str]) -> Click:
+async def signed_click(service: Service, params: dict[str, str], counted: bool) -> Click:
     token = params["token"]
     link = service.signer.verify(token)
     return Click(
@@ -62,9 +64,10 @@ async def signed_click(service: Service, params: dict[str, str]) -> Click:
     )  # fmt: skip
 
 
-async def short_click(service: Service, params: dict[str, str]) -> Click:
+async def short_click(service: Service, params: dict[str, str], counted: bool) -> Click:
+    """`counted`: a person's GET; only those take a turn in the agents' rotation."""
     slug = params["slug"].lower()
-    target = await service.cache.get(slug) if SLUG_PATTERN.match(slug) else None
+    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
     if target is None:
         raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
     link = target.link
@@ -72,7 +75,7 @@ async def short_click(service: Service, params: dict[str, str]) -> Click:
         raise Gone("This chat link has been turned off by the business.")
     if link.expires_at is not None and time.time() >= link.expires_at:
         raise Gone("This chat link has expired.")
-    destination = resolve(target, None, service.rotation)
+    destination = resolve(target, None, service.rotation, advance=counted)
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
     return Click(
@@ -87,22 +90,23 @@ class ClickEndpoint:
     counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
     the landing page (desktops, or mode=landing). Errors raised here reach the app's handler."""
 
-    def __init__(self, lookup: Callable[[Service, dict[str, str]], Awaitable[Click]]) -> None:
+    def __init__(self, lookup: Callable[[Service, dict[str, str], bool], Awaitable[Click]]) -> None:
         self.lookup = lookup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
-        click = await self.lookup(state.service, scope["path_params"])
         user_agent, referer = click_headers(scope["headers"])
         preview, mobile = classify(user_agent)
+        counted = not preview and scope["method"] == "GET"  # HEAD is a link checker
+        click = await self.lookup(state.service, scope["path_params"], counted)
         if preview:
             response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
             return await response(scope, receive, send)
-        if scope["method"] == "GET":
+        if counted:
             state.recorder.record(
                 ClickEvent(
                     int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
-                    click.source, scope["query_string"], referer, user_agent,
+                    click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent,
                 )  # fmt: skip
             )
         chat_url = deep_link(click.channel, click.address, click.text)
@@ -124,13 +128,14 @@ def redirect_headers(location: str) -> list[tuple[bytes, bytes]]:
 
 
 def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str]:
-    """User agent and referrer in one pass over the raw headers (cheaper than `request.headers`)."""
+    """User agent and referrer in one pass over the raw headers (cheaper than `request.headers`),
+    cut to a length no browser sends, before anything keeps them in memory."""
     user_agent = referer = ""
     for name, value in raw:
         if name == b"user-agent":
-            user_agent = value.decode("latin-1")
+            user_agent = value[:MAX_USER_AGENT_LENGTH].decode("latin-1")
         elif name == b"referer":
-            referer = value.decode("latin-1")
+            referer = value[:MAX_REFERER_LENGTH].decode("latin-1")
     return user_agent, referer
 
 
