@@ -1,24 +1,134 @@
-"""QR codes of our own links, as inline SVG for the landing and welcome pages."""
+"""QR codes of our own links (so scans are counted and short links stay editable), as SVG or
+PNG, with options checked so that what gets printed scans. Rendered with segno, which
+bench/qr.py measured faster than qrcode for SVG; renders are memoised."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
-import qrcode
-import qrcode.constants
-from qrcode.exceptions import DataOverflowError
-from qrcode.image.svg import SvgPathImage
+import segno
+from segno import DataOverflowError
+
+from .errors import InvalidInput
+
+ERROR_LEVELS = ("L", "M", "Q", "H")
+KINDS = {"svg": "image/svg+xml", "png": "image/png"}
+MIN_CONTRAST = 4.5  # WCAG AA for text: phone cameras in dim shops need at least as much
+_HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
-@lru_cache(maxsize=1024)
-def qr_svg(data: str) -> str | None:
-    """An SVG QR code; error correction M and a 4-module quiet zone scan well from a screen.
-    None when `data` is too long for any QR code (a signed link with a very long message)."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=10)
-    code.add_data(data)
-    try:
-        code.make(fit=True)
-    except (DataOverflowError, ValueError):
+@dataclass(frozen=True)
+class QROptions:
+    """Defaults that scan well printed small: correction M, a 4-module quiet zone, black on white."""
+
+    scale: int | None = None  # pixels per module (PNG; the SVG is scalable)
+    size: int | None = None  # or the whole image's width in pixels (PNG: at most, in whole modules)
+    border: int = 4
+    error: str = "M"
+    dark: str = "#000000"
+    light: str = "#ffffff"
+
+
+def parse_options(params: Mapping[str, str]) -> QROptions:
+    """Options from query parameters; each bad value is a 422 naming its parameter."""
+    known = {"size", "scale", "border", "error", "dark", "light", "inverted"}
+    for name in params:
+        if name not in known:
+            raise InvalidInput(name, f"is not a QR option; use {', '.join(sorted(known))}")
+    size = _number(params, "size", 64, 4096)
+    scale = _number(params, "scale", 1, 100)
+    if size is not None and scale is not None:
+        raise InvalidInput("scale", "give size or scale, not both")
+    border = _number(params, "border", 2, 20)
+    error = params.get("error", "M").upper()
+    if error not in ERROR_LEVELS:
+        raise InvalidInput("error", f"{params['error']!r} is not one of L, M, Q, H")
+    dark, light = _colour(params, "dark", "#000000"), _colour(params, "light", "#ffffff")
+    inverted = params.get("inverted", "false").lower()
+    if inverted not in ("true", "false"):
+        raise InvalidInput("inverted", "must be true or false")
+    check_colours(dark, light, allow_inverted=inverted == "true")
+    return QROptions(scale, size, 4 if border is None else border, error, dark, light)
+
+
+def _number(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None:
         return None
-    svg: str = code.make_image(image_factory=SvgPathImage).to_string(encoding="unicode")
-    return svg.split("?>", 1)[-1].strip()  # inline in HTML: no XML declaration
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise InvalidInput(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _colour(params: Mapping[str, str], name: str, default: str) -> str:
+    raw = params.get(name, default)
+    match = _HEX.fullmatch(raw)
+    if not match:
+        raise InvalidInput(name, f"{raw!r} is not a hex colour like #1a7f37 or 1a7f37")
+    digits = match[1] if len(match[1]) == 6 else "".join(c * 2 for c in match[1])
+    return "#" + digits.lower()
+
+
+def luminance(colour: str) -> float:
+    """WCAG relative luminance of #rrggbb."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def check_colours(dark: str, light: str, allow_inverted: bool = False) -> None:
+    ratio = contrast(dark, light)
+    if ratio < MIN_CONTRAST:
+        raise InvalidInput("dark", f"{dark} on {light} has a contrast of {ratio:.1f}:1; phones need {MIN_CONTRAST}:1")
+    if luminance(dark) > luminance(light) and not allow_inverted:
+        raise InvalidInput(
+            "dark", f"{dark} is lighter than {light}: many scanners cannot read light-on-dark codes "
+            "(add inverted=true if yours can)",
+        )  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def render(data: str, options: QROptions, kind: str) -> bytes:
+    """The image bytes; DataOverflowError when `data` does not fit in any QR code."""
+    code = segno.make(data, error=options.error.lower(), boost_error=False, micro=False)
+    scale: float = options.scale or (1 if kind == "svg" else 10)  # an SVG scales itself
+    if options.size is not None:
+        modules = int(code.symbol_size(border=options.border)[0])
+        # An SVG is exactly `size` wide; a PNG as wide as whole pixels per module allow, for crisp edges.
+        scale = options.size / modules if kind == "svg" else max(1, options.size // modules)
+    out = io.BytesIO()
+    if kind == "svg":
+        unsized = options.size is None and options.scale is None
+        code.save(out, kind="svg", border=options.border, dark=options.dark, light=options.light, scale=scale,
+                  xmldecl=False, svgclass=None, lineclass=None, omitsize=unsized)  # fmt: skip
+    else:
+        code.save(out, kind="png", border=options.border, dark=options.dark, light=options.light, scale=scale)
+    return out.getvalue()
+
+
+def etag(data: str, options: QROptions, kind: str) -> str:
+    """Strong: the same link and options always give the same bytes."""
+    return '"' + hashlib.sha256(f"{data}|{options}|{kind}".encode()).hexdigest()[:32] + '"'
+
+
+def version(data: str, error: str = "M") -> int:
+    """The QR version (size class 1-40) a link needs; short links make small codes."""
+    return int(segno.make(data, error=error.lower(), boost_error=False, micro=False).version)
+
+
+def qr_svg(data: str) -> str | None:
+    """An inline SVG for our pages, or None when `data` is too long for any QR code."""
+    try:
+        return render(data, QROptions(), "svg").decode()
+    except DataOverflowError:
+        return None

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
+from segno import DataOverflowError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,9 +21,9 @@ from starlette.types import Receive, Scope, Send
 from .agents import format_hours, is_available
 from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
-from .errors import Gone, NotFound, ProblemError, Unavailable
+from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, resolve
-from .qr import qr_svg
+from .qr import KINDS, etag, parse_options, qr_svg, render
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
 
@@ -171,6 +172,39 @@ async def welcome(request: Request) -> Response:
     return page(request, "welcome.html", links=links, business=business, agents=agents, base_url=service.base_url)
 
 
+async def short_link_qr(request: Request) -> Response:
+    """The QR code of a short link: its URL never changes, but the link may go, so revalidate."""
+    service = request.app.state.service
+    slug = request.path_params["slug"].lower()
+    if not SLUG_PATTERN.fullmatch(slug) or await service.cache.get(slug) is None:
+        raise NotFound("There is no chat link here, so there is no QR code either.")
+    return qr_response(request, service.short_url(slug), "no-cache")
+
+
+async def signed_link_qr(request: Request) -> Response:
+    """The QR code of a signed link: the same token always gives the same image."""
+    service = request.app.state.service
+    token = request.path_params["token"]
+    service.signer.verify(token)
+    return qr_response(request, service.signed_url(token), "public, max-age=31536000, immutable")
+
+
+def qr_response(request: Request, data: str, cache_control: str) -> Response:
+    kind = request.path_params["kind"]
+    if kind not in KINDS:
+        raise NotFound("QR codes come as .svg or .png.")
+    options = parse_options(request.query_params)
+    tag = etag(data, options, kind)
+    headers = {"ETag": tag, "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    try:
+        body = render(data, options, kind)
+    except DataOverflowError:
+        raise InvalidInput("error", "this link is too long for a QR code at this correction level") from None
+    return Response(body, media_type=KINDS[kind], headers=headers)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
 
@@ -178,6 +212,8 @@ async def health(request: Request) -> Response:
 routes = [  # the two click routes first: the router tries routes in order
     Route("/c/{token}", ClickEndpoint(signed_click), methods=["GET"]),
     Route("/s/{slug}", ClickEndpoint(short_click), methods=["GET"]),
+    Route("/qr/s/{slug}.{kind}", short_link_qr, methods=["GET"]),
+    Route("/qr/c/{token}.{kind}", signed_link_qr, methods=["GET"]),
     Route("/", welcome, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
 ]
