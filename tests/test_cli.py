@@ -132,7 +132,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     result = ok(invoke(runner, "--help"))
     commands = result.stdout.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
-    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link"}
+    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "qr"}
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
@@ -750,3 +750,22 @@ def test_ids_beyond_sqlite_are_refused_cleanly(runner: CliRunner, db: str) -> No
     assert listed.stdout == "(none)\n"
     fails(invoke(runner, "apikey", "revoke", "--db", db, huge), 1)
     fails(invoke(runner, "link", "create", "--db", db, "--agent", huge), 1, "--agent: there is no agent")
+
+
+def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    import cv2
+
+    ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "vetrina", "--base-url", BASE))
+    png = tmp_path / "vetrina.png"
+    done = ok(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--size", "400", "--base-url", BASE))
+    assert done.stdout == f"Wrote {png}: QR version 3 for {BASE}/s/vetrina\n"
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+    assert text == f"{BASE}/s/vetrina"
+    signed = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE)))
+    svg = tmp_path / "ad.svg"
+    done = ok(invoke(runner, "qr", signed, "-o", str(svg), "--db", db, "--base-url", BASE))
+    assert svg.read_text().startswith("<svg") and "a short link would make a smaller code" in done.stdout
+    fails(invoke(runner, "qr", "vetrina", "-o", str(tmp_path / "x.gif"), "--db", db), 2, "must end in .svg or .png")
+    fails(invoke(runner, "qr", "nope", "-o", str(png), "--db", db), 1, "There is no short link 'nope'")
+    fails(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--dark", "777777", "--light", "888888"), 1,
+          "--dark: #777777 on #888888 has a contrast of 1.3:1")  # fmt: skip
