@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from starlette.templating import Jinja2Templates
 
 from . import __version__, api
 from .agents import format_hours, is_available
 from .errors import ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
+from .posters import FORMATS, WORDS, Poster, find_chromium, print_pdf
 from .qr import KINDS, parse_options, render, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
@@ -539,6 +541,41 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
+
+
+@cli.command()
+@common_options
+@click.argument("slug")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The PDF to write.")
+@click.option("--format", "page_format", type=click.Choice(FORMATS), default="a4", show_default=True,
+              help="A4 or A5 poster, or A6 table tent.")  # fmt: skip
+@click.option("--lang", type=click.Choice(list(WORDS)), default="en", show_default=True,
+              help="Language of the call to action.")  # fmt: skip
+def poster(db: str | None, base_url: str | None, slug: str, output: str, page_format: str, lang: str) -> None:
+    """Print a short link's poster to PDF with headless Chromium (the same page as
+    /poster/s/SLUG on the server)."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise click.ClickException(
+            "printing a poster needs Chromium: install it (Debian/Ubuntu: apt-get install chromium), "
+            f"or open /poster/s/{slug} on your server and print it to PDF from your browser"
+        )
+
+    async def work(service: Service) -> Poster:
+        link = await service.get_link(slug)
+        target = await service.store.target(link.slug)
+        return Poster(service.short_url(link.slug), target.title if target else None, page_format, lang)
+
+    found = run_with_service(db, base_url, work)
+    from .app import asset_dir
+
+    templates = asset_dir("templates")
+    env = Jinja2Templates(directory=str(templates)).env
+    try:
+        print_pdf(env, found, (templates / "static" / "poster.css").read_text(), Path(output), chromium)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote {output}: {page_format.upper()} poster for {found.url}")
 
 
 def main() -> None:

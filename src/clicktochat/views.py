@@ -23,6 +23,7 @@ from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
 from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, resolve
+from .posters import Poster, poster_options
 from .qr import KINDS, etag, parse_options, qr_svg, render
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
@@ -205,6 +206,17 @@ def qr_response(request: Request, data: str, cache_control: str) -> Response:
     return Response(body, media_type=KINDS[kind], headers=headers)
 
 
+async def poster(request: Request) -> Response:
+    """A print-ready poster of a short link (?format=a4|a5|a6, ?lang=en|it|es|pt|de|fr)."""
+    service = request.app.state.service
+    slug = request.path_params["slug"].lower()
+    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    if target is None:
+        raise NotFound("There is no chat link here, so there is no poster either.")
+    page_format, lang = poster_options(request.query_params)
+    return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang))
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
 
@@ -214,6 +226,7 @@ routes = [  # the two click routes first: the router tries routes in order
     Route("/s/{slug}", ClickEndpoint(short_click), methods=["GET"]),
     Route("/qr/s/{slug}.{kind}", short_link_qr, methods=["GET"]),
     Route("/qr/c/{token}.{kind}", signed_link_qr, methods=["GET"]),
+    Route("/poster/s/{slug}", poster, methods=["GET"]),
     Route("/", welcome, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
 ]
