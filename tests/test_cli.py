@@ -132,7 +132,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     result = ok(invoke(runner, "--help"))
     commands = result.stdout.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
-    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "qr"}
+    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "qr", "poster"}
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
