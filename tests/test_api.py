@@ -654,7 +654,8 @@ def test_body_must_be_a_json_object(api: Api, method: str, path: str) -> None:
         assert body["errors"] == []
     for content in (b"[]", b'[{"to": "x"}]', b"5", b'"text"', b"null", b"true", b""):
         body = problem(api.raw(method, path, content, "application/json"), 400)
-        assert body["detail"] == "The body must be a JSON object."
+        expected = "The body is empty; send a JSON object." if not content else "The body must be a JSON object."
+        assert body["detail"] == expected
 
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "text/json", None):
         body = problem(api.raw(method, path, b'{"name": "x"}', content_type), 415)

@@ -769,3 +769,10 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     fails(invoke(runner, "qr", "nope", "-o", str(png), "--db", db), 1, "There is no short link 'nope'")
     fails(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--dark", "777777", "--light", "888888"), 1,
           "--dark: #777777 on #888888 has a contrast of 1.3:1")  # fmt: skip
+
+
+def test_no_expiry_undoes_an_expiry(runner: CliRunner, db: str) -> None:
+    ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "promo", "--expires-in", "60"))
+    ok(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry"))
+    assert json.loads(ok(invoke(runner, "link", "show", "promo", "--db", db, "--json")).stdout)["expires_at"] is None
+    fails(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry", "--expires-in", "5"), 2, "not both")

@@ -28,7 +28,8 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 
 
 def test_signing_keys_are_a_comma_separated_list() -> None:
-    assert Settings(secret_keys=" old , new ,").signing_keys == ["old", "new"]
+    old, new = "o" * 32, "n" * 40
+    assert Settings(secret_keys=f" {old} , {new} ,").signing_keys == [old, new]
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
@@ -45,4 +46,9 @@ def test_numbers_must_be_positive(name: str) -> None:
 
 
 def test_secret_keys_stay_out_of_the_repr() -> None:
-    assert "hunter2" not in repr(Settings(secret_keys="hunter2"))
+    assert "hunter2" not in repr(Settings(secret_keys="hunter2" * 5))
+
+
+def test_short_signing_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="each key needs at least 32 characters"):
+        Settings.from_env({"CLICKTOCHAT_SECRET_KEYS": "short"})

@@ -206,7 +206,8 @@ async def read_body(request: Request, model: type[M]) -> M:
         if errors[0]["type"] == "json_invalid":
             raise MalformedRequest(f"The body is not valid JSON: {errors[0]['ctx'].get('error', '')}") from None
         if errors[0]["loc"] == ():
-            raise MalformedRequest("The body must be a JSON object.") from None
+            raise MalformedRequest("The body is empty; send a JSON object." if not body else
+                                   "The body must be a JSON object.") from None  # fmt: skip
         raise InvalidInput.many(
             [FieldError(".".join(str(part) for part in e["loc"]), _reason(e)) for e in errors]
         ) from None

@@ -191,7 +191,8 @@ def keys_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     """List signing keys (their dates, never the keys)."""
     configured = settings_from(db=db).signing_keys
     if configured:
-        click.echo(f"CLICKTOCHAT_SECRET_KEYS is set: links are signed with its {len(configured)} keys, "
+        keys = "1 key" if len(configured) == 1 else f"{len(configured)} keys"
+        click.echo(f"CLICKTOCHAT_SECRET_KEYS is set: links are signed with its {keys}, "
                    "not with the keys stored in the database listed here.", err=True)  # fmt: skip
     found = run_with_service(db, base_url, lambda s: s.store.signing_key_dates())
     rows = [{"id": i, "created_at": timestamp(at), "signs": i == found[-1][0]} for i, at in found]
@@ -469,12 +470,15 @@ def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: b
 @common_options
 @click.argument("slug")
 @destination_options
+@click.option("--no-expiry", is_flag=True, help="Remove the link's expiry: it works again, for good.")
 def link_edit(db: str | None, base_url: str | None, slug: str, expires_in: int | None,
-              expires_at: datetime | None, **fields: Any) -> None:  # fmt: skip
+              expires_at: datetime | None, no_expiry: bool, **fields: Any) -> None:  # fmt: skip
     """Change a short link after printing: its destination, text, labels, mode or expiry."""
     changes = {k: v for k, v in fields.items() if v is not None}
     when = expiry(expires_in, expires_at)
-    if when is not None:
+    if when is not None and no_expiry:
+        raise click.UsageError("give an expiry or --no-expiry, not both")
+    if when is not None or no_expiry:
         changes["expires_at"] = when
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")

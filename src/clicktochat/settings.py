@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENV_PREFIX = "CLICKTOCHAT_"
+MIN_KEY_LENGTH = 32
 
 
 def setting(default: Any, help: str, secret: bool = False) -> Any:
@@ -55,6 +56,12 @@ class Settings:
         for name in ("flush_interval", "cache_size", "port"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
+        if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
+            # A short key can be guessed offline from one link, and then any link forged.
+            raise ValueError(
+                f"{ENV_PREFIX}SECRET_KEYS: each key needs at least {MIN_KEY_LENGTH} characters; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
 
     @property
     def signing_keys(self) -> list[str]:
