@@ -26,7 +26,7 @@ def decode_pdf(pdf: Path | bytes) -> tuple[str, tuple[int, int], int]:
     """The QR code's text, the first page's size in millimetres, and the number of pages."""
     document = pypdfium2.PdfDocument(pdf)
     width, height = document[0].get_size()
-    image = np.array(document[0].render(scale=3).to_pil().convert("L"))
+    image = np.ascontiguousarray(document[0].render(scale=3, grayscale=True).to_numpy().squeeze())
     text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
     return str(text), (round(width * MM_PER_POINT), round(height * MM_PER_POINT)), len(document)
 
