@@ -776,3 +776,29 @@ def test_no_expiry_undoes_an_expiry(runner: CliRunner, db: str) -> None:
     ok(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry"))
     assert json.loads(ok(invoke(runner, "link", "show", "promo", "--db", db, "--json")).stdout)["expires_at"] is None
     fails(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry", "--expires-in", "5"), 2, "not both")
+
+
+def test_business_logo_and_a_qr_code_with_it(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    import io
+
+    import cv2
+    from PIL import Image
+
+    shop = last_line(ok(invoke(runner, "business", "add", "--db", db, "Shop")))
+    ok(invoke(runner, "agent", "add", "--db", db, "--business", shop, "--name", "Giulia", "--to", NUMBER))
+    ok(invoke(runner, "link", "create", "--db", db, "--business", shop, "--slug", "shop", "--base-url", BASE))
+    png = tmp_path / "code.png"
+    fails(invoke(runner, "qr", "shop", "-o", str(png), "--db", db, "--logo", "business"), 1, "no business logo")
+    logo = tmp_path / "logo.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), "#8e44ad").save(buffer, format="JPEG")
+    logo.write_bytes(buffer.getvalue())
+    set_logo = ok(invoke(runner, "business", "logo", shop, str(logo), "--db", db))
+    assert set_logo.stdout == f"Set the logo of business {shop}.\n"
+    done = ok(invoke(runner, "qr", "shop", "-o", str(png), "--db", db, "--logo", "business", "--base-url", BASE))
+    assert "QR version 4" in done.stdout  # correction H
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+    assert text == f"{BASE}/s/shop"
+    fails(invoke(runner, "business", "logo", shop, str(tmp_path / "code.png"), "--remove", "--db", db), 2, "--remove")
+    ok(invoke(runner, "business", "logo", shop, "--remove", "--db", db))
+    fails(invoke(runner, "business", "logo", shop, str(png.parent / "none.png"), "--db", db), 2)

@@ -104,3 +104,21 @@ def test_the_cli_says_how_to_get_chromium_when_it_is_missing(tmp_path: Path) -> 
     )  # fmt: skip
     assert done.returncode == 1
     assert "printing a poster needs Chromium: install it (Debian/Ubuntu: apt-get install chromium)" in done.stderr
+
+
+def test_chromium_reads_an_svg_code_with_a_logo(tmp_path: Path) -> None:
+    """SVG cannot be decoded without drawing it: Chromium draws it, OpenCV reads the screenshot."""
+    db, port = tmp_path / "svg.db", free_port()
+    base = f"http://127.0.0.1:{port}"
+    cli(db, "link", "create", "--to", "+39 347 123 4567", "--slug", "vetrina", "--base-url", base)
+    with server(db, port), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 600, "height": 600})
+            for query in ("", "?logo=channel&size=500", "?dark=0b3d91&light=f5f5dc&error=Q"):
+                page.goto(f"{base}/qr/s/vetrina.svg{query}")
+                shot = cv2.imdecode(np.frombuffer(page.screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE)
+                text, _, _ = cv2.QRCodeDetector().detectAndDecode(shot)
+                assert text == f"{base}/s/vetrina", query
+        finally:
+            browser.close()

@@ -19,10 +19,12 @@ from .agents import Agent, Business, is_available
 from .errors import FieldError, InvalidInput, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .keys import check_api_key
 from .links import ShortLink
+from .logos import MAX_UPLOAD_BYTES
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .tokens import token_key
 
 MAX_BODY_BYTES = 64 * 1024
+LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
 Mode = Literal["auto", "redirect", "landing"]
 
 
@@ -354,6 +356,27 @@ async def delete_business(request: Request, service: Service) -> Response:
 
 
 @endpoint
+async def put_logo(request: Request, service: Service) -> Response:
+    """The business's logo (PNG, JPEG or WebP, at most 512 KiB), for QR codes and posters."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in LOGO_TYPES:
+        raise UnsupportedMediaType(f"Send the logo as {', '.join(LOGO_TYPES)}.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(f"The logo is larger than {MAX_UPLOAD_BYTES} bytes.")
+    await service.set_logo(request.path_params["business_id"], body)
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_logo(request: Request, service: Service) -> Response:
+    await service.set_logo(request.path_params["business_id"], None)
+    return Response(status_code=204)
+
+
+@endpoint
 async def list_agents(request: Request, service: Service) -> Response:
     business = await service.get_business(request.path_params["business_id"])
     return out(AgentList(agents=[agent_out(a) for a in await service.store.agents(business.id)]))
@@ -394,7 +417,8 @@ def resource(path: str, **handlers: Callable[[Request], Awaitable[Response]]) ->
     """One route per path, dispatching on the method, so a 405 lists every allowed method."""
 
     async def dispatch(request: Request) -> Response:
-        return await handlers.get(request.method, handlers["GET"])(request)  # HEAD is answered as GET
+        handler = handlers.get(request.method) or handlers["GET"]  # HEAD is answered as GET
+        return await handler(request)
 
     return Route(path, dispatch, methods=list(handlers))
 
@@ -406,5 +430,6 @@ routes = [
     resource("/businesses", GET=list_businesses, POST=create_business),
     resource("/businesses/{business_id:int}", GET=get_business, PATCH=update_business, DELETE=delete_business),
     resource("/businesses/{business_id:int}/agents", GET=list_agents, POST=create_agent),
+    resource("/businesses/{business_id:int}/logo", PUT=put_logo, DELETE=delete_logo),
     resource("/agents/{agent_id:int}", GET=get_agent, PATCH=update_agent, DELETE=delete_agent),
 ]

@@ -18,9 +18,10 @@ from starlette.templating import Jinja2Templates
 
 from . import __version__, api
 from .agents import format_hours, is_available
-from .errors import ProblemError
+from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
+from .logos import channel_icon
 from .posters import FORMATS, WORDS, Poster, find_chromium, print_pdf
 from .qr import KINDS, parse_options, render, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
@@ -298,6 +299,20 @@ def business_edit(db: str | None, base_url: str | None, business_id: int, name: 
     click.echo(f"Business {found.id}: {found.name} ({found.timezone})")
 
 
+@business.command("logo")
+@common_options
+@click.argument("business_id", type=int)
+@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--remove", is_flag=True, help="Remove the logo.")
+def business_logo(db: str | None, base_url: str | None, business_id: int, image: str | None, remove: bool) -> None:
+    """Set a business's logo (PNG, JPEG or WebP) for its QR codes (logo=business) and posters."""
+    if (image is None) == (not remove):
+        raise click.UsageError("give an IMAGE file, or --remove")
+    data = Path(image).read_bytes() if image else None
+    run_with_service(db, base_url, lambda s: s.set_logo(business_id, data))
+    click.echo(f"Removed the logo of business {business_id}." if remove else f"Set the logo of business {business_id}.")
+
+
 @cli.group()
 def agent() -> None:
     """Agents: the people who answer chats, with their hours."""
@@ -528,6 +543,8 @@ async def link_url(service: Service, slug_or_url: str) -> str:
 @click.option("--dark", help="Colour of the modules, e.g. #1a4d2e [default: #000000].")
 @click.option("--light", help="Background colour [default: #ffffff].")
 @click.option("--inverted", is_flag=True, help="Allow light modules on a dark background.")
+@click.option("--logo", type=click.Choice(["channel", "business"]),
+              help="The channel's icon or the business's logo in the middle (correction H).")  # fmt: skip
 def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inverted: bool,
        **options: str | None) -> None:  # fmt: skip
     """Write the QR code of a link to a file. It encodes our link (clicks are counted, short
@@ -539,8 +556,17 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
 
     async def work(service: Service) -> tuple[str, int]:
         url = await link_url(service, slug_or_url)
-        Path(output).write_bytes(render(url, parse_options(params), kind))
-        return url, version(url)
+        chosen = parse_options(params)
+        logo = None
+        if chosen.logo == "channel":
+            logo = channel_icon("whatsapp")
+        elif chosen.logo == "business":
+            target = await service.store.target(url.rsplit("/", 1)[-1]) if "/s/" in url else None
+            logo = await service.store.logo(target.business_id) if target and target.business_id else None
+            if logo is None:
+                raise InvalidInput("logo", "this link has no business logo; set one with `business logo`")
+        Path(output).write_bytes(render(url, chosen, kind, logo))
+        return url, version(url, chosen.error)
 
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
@@ -568,7 +594,9 @@ def poster(db: str | None, base_url: str | None, slug: str, output: str, page_fo
     async def work(service: Service) -> Poster:
         link = await service.get_link(slug)
         target = await service.store.target(link.slug)
-        return Poster(service.short_url(link.slug), target.title if target else None, page_format, lang)
+        business_id = target.business_id if target else None
+        logo = await service.store.logo(business_id) if business_id is not None else None
+        return Poster(service.short_url(link.slug), target.title if target else None, page_format, lang, logo)
 
     found = run_with_service(db, base_url, work)
     from .app import asset_dir

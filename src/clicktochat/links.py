@@ -52,6 +52,7 @@ class Target:
     title: str | None  # the business's name, for the landing page
     agents: tuple[Agent, ...] = ()  # the business's agents, when the link points at the business
     fallback: Agent | None = None
+    business_id: int | None = None  # of the link's business or agent, for its logo
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("delete", "/businesses/{business_id}", "Delete a business and its agents", None,
      {204: None, 404: None, 409: None}),
     ("get", "/businesses/{business_id}/agents", "A business's agents", None, {200: AgentList, 404: None}),
+    ("put", "/businesses/{business_id}/logo", "Set the business's logo (PNG, JPEG or WebP body, at most 512 KiB)",
+     None, {204: None, 404: None}),
+    ("delete", "/businesses/{business_id}/logo", "Remove the business's logo", None, {204: None, 404: None}),
     ("post", "/businesses/{business_id}/agents", "Add an agent", AgentCreate, {201: AgentOut, 404: None}),
     ("get", "/agents/{agent_id}", "An agent, with availability now", None, {200: AgentOut, 404: None}),
     ("patch", "/agents/{agent_id}", "Change an agent", AgentUpdate, {200: AgentOut, 404: None}),
@@ -119,6 +122,14 @@ def openapi(base_url: str) -> dict[str, Any]:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
             operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}
             operation["responses"]["415"] = {"description": "Body is not JSON", "content": problem}
+        if path.endswith("/logo") and method == "put":
+            binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+            types = ("image/png", "image/jpeg", "image/webp")
+            operation["requestBody"] = {"required": True, "content": {t: binary for t in types}}
+            operation["responses"] |= {
+                "413": {"description": "Logo over 512 KiB", "content": problem},
+                "415": {"description": "Not PNG, JPEG or WebP", "content": problem},
+            }
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",

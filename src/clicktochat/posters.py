@@ -4,6 +4,7 @@ the short URL in readable text. One Jinja page with print CSS for A4, A5 and A6 
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +41,11 @@ class Poster:
     business: str | None
     format: str
     lang: str
+    logo: bytes | None = None  # the business's PNG
+
+    @property
+    def logo_uri(self) -> str | None:
+        return "data:image/png;base64," + base64.b64encode(self.logo).decode() if self.logo else None
 
     @property
     def call_to_action(self) -> str:

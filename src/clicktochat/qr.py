@@ -14,6 +14,7 @@ from functools import lru_cache
 import segno
 from segno import DataOverflowError
 
+from . import logos
 from .errors import InvalidInput
 
 ERROR_LEVELS = ("L", "M", "Q", "H")
@@ -32,11 +33,12 @@ class QROptions:
     error: str = "M"
     dark: str = "#000000"
     light: str = "#ffffff"
+    logo: str | None = None  # "channel" (its icon) or "business" (its uploaded logo); forces H
 
 
 def parse_options(params: Mapping[str, str]) -> QROptions:
     """Options from query parameters; each bad value is a 422 naming its parameter."""
-    known = {"size", "scale", "border", "error", "dark", "light", "inverted"}
+    known = {"size", "scale", "border", "error", "dark", "light", "inverted", "logo"}
     for name in params:
         if name not in known:
             raise InvalidInput(name, f"is not a QR option; use {', '.join(sorted(known))}")
@@ -45,15 +47,20 @@ def parse_options(params: Mapping[str, str]) -> QROptions:
     if size is not None and scale is not None:
         raise InvalidInput("scale", "give size or scale, not both")
     border = _number(params, "border", 2, 20)
-    error = params.get("error", "M").upper()
+    logo = params.get("logo")
+    if logo is not None and logo not in ("channel", "business"):
+        raise InvalidInput("logo", f"{logo!r} is not one of channel, business")
+    error = params.get("error", "H" if logo else "M").upper()
     if error not in ERROR_LEVELS:
         raise InvalidInput("error", f"{params['error']!r} is not one of L, M, Q, H")
+    if logo and error != "H":
+        raise InvalidInput("error", "a code with a logo needs error correction H, to rebuild what the logo hides")
     dark, light = _colour(params, "dark", "#000000"), _colour(params, "light", "#ffffff")
     inverted = params.get("inverted", "false").lower()
     if inverted not in ("true", "false"):
         raise InvalidInput("inverted", "must be true or false")
     check_colours(dark, light, allow_inverted=inverted == "true")
-    return QROptions(scale, size, 4 if border is None else border, error, dark, light)
+    return QROptions(scale, size, 4 if border is None else border, error, dark, light, logo)
 
 
 def _number(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
@@ -98,27 +105,39 @@ def check_colours(dark: str, light: str, allow_inverted: bool = False) -> None:
 
 
 @lru_cache(maxsize=512)
-def render(data: str, options: QROptions, kind: str) -> bytes:
-    """The image bytes; DataOverflowError when `data` does not fit in any QR code."""
+def render(data: str, options: QROptions, kind: str, logo: bytes | None = None) -> bytes:
+    """The image bytes, with `logo` (PNG) in the middle if given; DataOverflowError when `data`
+    does not fit in any QR code."""
     code = segno.make(data, error=options.error.lower(), boost_error=False, micro=False)
+    modules = int(code.symbol_size(border=options.border)[0])
     scale: float = options.scale or (1 if kind == "svg" else 10)  # an SVG scales itself
     if options.size is not None:
-        modules = int(code.symbol_size(border=options.border)[0])
         # An SVG is exactly `size` wide; a PNG as wide as whole pixels per module allow, for crisp edges.
         scale = options.size / modules if kind == "svg" else max(1, options.size // modules)
     out = io.BytesIO()
-    if kind == "svg":
-        unsized = options.size is None and options.scale is None
-        code.save(out, kind="svg", border=options.border, dark=options.dark, light=options.light, scale=scale,
-                  xmldecl=False, svgclass=None, lineclass=None, omitsize=unsized)  # fmt: skip
-    else:
-        code.save(out, kind="png", border=options.border, dark=options.dark, light=options.light, scale=scale)
-    return out.getvalue()
+    colours = {"dark": options.dark, "light": options.light, "border": options.border}
+    if kind == "png":
+        code.save(out, kind="png", scale=scale, **colours)
+        png = out.getvalue()
+        return logos.add_to_png(png, logo, options.light, int(options.border * scale)) if logo else png
+    sized = options.size is not None or options.scale is not None
+    if logo is None:
+        code.save(out, kind="svg", scale=scale, xmldecl=False, svgclass=None, lineclass=None, omitsize=not sized,
+                  **colours)  # fmt: skip
+        return out.getvalue()
+    # In module units, so the logo can be placed by modules; then sized like the others.
+    code.save(out, kind="svg", xmldecl=False, svgclass=None, lineclass=None, omitsize=True, **colours)
+    svg = logos.add_to_svg(out.getvalue().decode(), modules, options.border, logo, options.light)
+    if sized:
+        width = f"{modules * scale:g}"
+        svg = svg.replace("<svg ", f'<svg width="{width}" height="{width}" ', 1)
+    return svg.encode()
 
 
-def etag(data: str, options: QROptions, kind: str) -> str:
-    """Strong: the same link and options always give the same bytes."""
-    return '"' + hashlib.sha256(f"{data}|{options}|{kind}".encode()).hexdigest()[:32] + '"'
+def etag(data: str, options: QROptions, kind: str, logo: bytes | None = None) -> str:
+    """Strong: the same link, options and logo always give the same bytes."""
+    logo_hash = hashlib.sha256(logo).hexdigest() if logo else ""
+    return '"' + hashlib.sha256(f"{data}|{options}|{kind}|{logo_hash}".encode()).hexdigest()[:32] + '"'
 
 
 def version(data: str, error: str = "M") -> int:

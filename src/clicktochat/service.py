@@ -14,6 +14,7 @@ from .channels import check_text, deep_link, get_channel
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
 from .links import LinkCache, ShortLink, check_label, check_mode, check_slug, random_slug
+from .logos import check_logo
 from .settings import Settings
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
@@ -240,6 +241,11 @@ class Service:
         except sqlite3.IntegrityError:
             raise Conflict("Links still lead to this business or its agents; point them elsewhere first.") from None
         self.cache.clear()
+
+    async def set_logo(self, business_id: int, image: bytes | None) -> None:
+        """Set (checked and re-encoded as a small PNG) or remove (None) a business's logo."""
+        await self.get_business(business_id)
+        await self.store.set_logo(business_id, check_logo(image) if image is not None else None)
 
     async def add_agent(
         self, business_id: int, name: str, to: str, channel: str = "whatsapp", hours: Any = None,

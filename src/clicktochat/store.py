@@ -218,6 +218,23 @@ class Store:
             cursor = await db.execute("DELETE FROM businesses WHERE id = ?", (business_id,))
             return cursor.rowcount > 0
 
+    async def logo(self, business_id: int) -> bytes | None:
+        if not _fits(business_id):
+            return None
+        row = await self._one("SELECT png FROM logos WHERE business_id = ?", (business_id,))
+        return bytes(row[0]) if row else None
+
+    async def set_logo(self, business_id: int, png: bytes | None) -> None:
+        async with self.transaction() as db:
+            if png is None:
+                await db.execute("DELETE FROM logos WHERE business_id = ?", (business_id,))
+            else:
+                await db.execute(
+                    "INSERT INTO logos (business_id, png, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (business_id) DO UPDATE SET png = excluded.png, updated_at = excluded.updated_at",
+                    (business_id, png, int(time.time())),
+                )
+
     async def add_agent(
         self, business_id: int, name: str, channel: str, address: str, hours: dict[str, Any] | None,
         timezone: str | None,
@@ -305,7 +322,7 @@ class Store:
         fallback = None
         if business and business.fallback_agent_id is not None and link.agent_id is None:
             fallback = await self.agent(business.fallback_agent_id)
-        return Target(link, business.name if business else None, tuple(agents), fallback)
+        return Target(link, business.name if business else None, tuple(agents), fallback, business_id)
 
     async def _update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
         # Column names come from our own code (API models and CLI options), never from input.

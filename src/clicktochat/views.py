@@ -23,8 +23,9 @@ from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
 from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, resolve
+from .logos import channel_icon
 from .posters import Poster, poster_options
-from .qr import KINDS, etag, parse_options, qr_svg, render
+from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
 
@@ -177,30 +178,42 @@ async def short_link_qr(request: Request) -> Response:
     """The QR code of a short link: its URL never changes, but the link may go, so revalidate."""
     service = request.app.state.service
     slug = request.path_params["slug"].lower()
-    if not SLUG_PATTERN.fullmatch(slug) or await service.cache.get(slug) is None:
+    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    if target is None:
         raise NotFound("There is no chat link here, so there is no QR code either.")
-    return qr_response(request, service.short_url(slug), "no-cache")
+    options = parse_options(request.query_params)
+    logo = None
+    if options.logo == "business":
+        logo = await service.store.logo(target.business_id) if target.business_id is not None else None
+        if logo is None:
+            raise InvalidInput("logo", "this link's business has no logo; upload one, or use logo=channel")
+    elif options.logo == "channel":
+        logo = channel_icon(target.agents[0].channel if target.agents else target.link.channel or "whatsapp")
+    return qr_response(request, service.short_url(slug), options, logo, "no-cache")
 
 
 async def signed_link_qr(request: Request) -> Response:
     """The QR code of a signed link: the same token always gives the same image."""
     service = request.app.state.service
     token = request.path_params["token"]
-    service.signer.verify(token)
-    return qr_response(request, service.signed_url(token), "public, max-age=31536000, immutable")
+    link = service.signer.verify(token)
+    options = parse_options(request.query_params)
+    if options.logo == "business":
+        raise InvalidInput("logo", "signed links have no business; use logo=channel")
+    logo = channel_icon(link.channel) if options.logo == "channel" else None
+    return qr_response(request, service.signed_url(token), options, logo, "public, max-age=31536000, immutable")
 
 
-def qr_response(request: Request, data: str, cache_control: str) -> Response:
+def qr_response(request: Request, data: str, options: QROptions, logo: bytes | None, cache_control: str) -> Response:
     kind = request.path_params["kind"]
     if kind not in KINDS:
         raise NotFound("QR codes come as .svg or .png.")
-    options = parse_options(request.query_params)
-    tag = etag(data, options, kind)
+    tag = etag(data, options, kind, logo)
     headers = {"ETag": tag, "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
     if tag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     try:
-        body = render(data, options, kind)
+        body = render(data, options, kind, logo)
     except DataOverflowError:
         raise InvalidInput("error", "this link is too long for a QR code at this correction level") from None
     return Response(body, media_type=KINDS[kind], headers=headers)
@@ -214,7 +227,8 @@ async def poster(request: Request) -> Response:
     if target is None:
         raise NotFound("There is no chat link here, so there is no poster either.")
     page_format, lang = poster_options(request.query_params)
-    return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang))
+    logo = await service.store.logo(target.business_id) if target.business_id is not None else None
+    return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
 
 
 async def health(request: Request) -> Response:

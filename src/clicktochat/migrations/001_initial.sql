@@ -33,6 +33,13 @@ CREATE TABLE businesses (
     updated_at INTEGER NOT NULL
 );
 
+-- A business's logo, re-encoded as a small PNG by logos.check_logo (never stored as uploaded).
+CREATE TABLE logos (
+    business_id INTEGER PRIMARY KEY REFERENCES businesses(id) ON DELETE CASCADE,
+    png BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
 CREATE TABLE agents (
     id INTEGER PRIMARY KEY,
     business_id INTEGER NOT NULL REFERENCES businesses(id) ON DELETE CASCADE,

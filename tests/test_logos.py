@@ -1,0 +1,102 @@
+"""Logos in QR codes: uploads are checked and re-encoded, codes with a logo still decode."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from clicktochat.errors import InvalidInput
+from clicktochat.logos import MAX_UPLOAD_BYTES, channel_icon, check_logo
+from clicktochat.qr import QROptions, parse_options, render
+from clicktochat.service import Service
+from conftest import call
+from test_qr import decode_png
+
+LINK = "https://chat.example.com/s/vetrina"
+
+
+def image_bytes(fmt: str, size: tuple[int, int] = (400, 300), colour: str = "#c0392b") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_uploads_are_re_encoded_as_small_pngs() -> None:
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        png = check_logo(image_bytes(fmt, (1200, 800)))
+        with Image.open(io.BytesIO(png)) as logo:
+            assert (logo.format, logo.size) == ("PNG", (256, 171))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"<svg onload=alert(1)>", "is not an image"),
+        (b"", "is not an image"),
+        (image_bytes("GIF"), "is a GIF image; send PNG, JPEG or WebP"),
+        (b"\x89PNG" + b"0" * MAX_UPLOAD_BYTES, f"at most {MAX_UPLOAD_BYTES}"),
+        (image_bytes("PNG")[:60], "is not an image"),
+    ],
+)
+def test_bad_uploads_are_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason):
+        check_logo(data)
+
+
+@pytest.mark.parametrize("logo", [channel_icon("whatsapp"), check_logo(image_bytes("PNG", (300, 300)))])
+@pytest.mark.parametrize("options", [QROptions(error="H"), QROptions(error="H", scale=4),
+                                     QROptions(error="H", size=900)])  # fmt: skip
+def test_codes_with_a_logo_still_decode(logo: bytes, options: QROptions) -> None:
+    png = render(LINK, options, "png", logo)
+    assert png != render(LINK, options, "png") and decode_png(png) == LINK
+
+
+def test_a_logo_needs_correction_h() -> None:
+    assert parse_options({"logo": "channel"}).error == "H"
+    with pytest.raises(InvalidInput, match="needs error correction H"):
+        parse_options({"logo": "channel", "error": "M"})
+    with pytest.raises(InvalidInput, match="'mine' is not one of channel, business"):
+        parse_options({"logo": "mine"})
+
+
+def test_svg_with_a_logo_embeds_it_as_an_image() -> None:
+    svg = render(LINK, QROptions(error="H", logo="channel", size=400), "svg", channel_icon("whatsapp")).decode()
+    assert svg.startswith('<svg width="400" height="400" ') and '<image x="' in svg
+    assert 'href="data:image/png;base64,' in svg and "<script" not in svg
+
+
+def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, str]) -> None:
+    shop = call(client, service.add_business("Shop", "UTC"))
+    call(client, service.add_agent(shop.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=shop.id, slug="shop"))  # type: ignore[attr-defined]
+    url = f"/api/v1/businesses/{shop.id}/logo"  # type: ignore[attr-defined]
+    assert client.get("/qr/s/shop.png?logo=business").status_code == 422  # none uploaded yet
+    channel = client.get("/qr/s/shop.png?logo=channel")
+    assert channel.status_code == 200 and decode_png(channel.content) == "https://chat.example.com/s/shop"
+
+    headers = auth | {"content-type": "image/jpeg"}
+    assert client.put(url, content=image_bytes("JPEG"), headers=headers).status_code == 204
+    mine = client.get("/qr/s/shop.png?logo=business")
+    assert mine.status_code == 200 and decode_png(mine.content) == "https://chat.example.com/s/shop"
+    assert mine.headers["etag"] != channel.headers["etag"]
+    assert 'src="data:image/png;base64,' in client.get("/poster/s/shop").text  # the poster shows it
+
+    assert client.put(url, content=b"GIF89a", headers=auth | {"content-type": "image/gif"}).status_code == 415
+    assert client.put(url, content=b"junk", headers=headers).json()["errors"] == [
+        {"field": "logo", "reason": "is not an image; send PNG, JPEG or WebP"}
+    ]
+    too_big = client.put(url, content=b"0" * (MAX_UPLOAD_BYTES + 1), headers=headers)
+    assert too_big.status_code == 413
+    png_headers = auth | {"content-type": "image/png"}
+    assert client.put("/api/v1/businesses/999/logo", content=image_bytes("PNG"), headers=png_headers).status_code == 404
+    assert client.put(url, content=image_bytes("PNG")).status_code == 401
+    assert client.delete(url, headers=auth).status_code == 204
+    assert client.get("/qr/s/shop.png?logo=business").status_code == 422
+
+    signed = call(client, service.create_link(to="+39 347 123 4567", short=False))
+    token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
+    assert client.get(f"/qr/c/{token}.png?logo=business").status_code == 422
+    assert decode_png(client.get(f"/qr/c/{token}.png?logo=channel").content) == signed.url  # type: ignore[attr-defined]
