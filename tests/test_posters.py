@@ -122,3 +122,15 @@ def test_chromium_reads_an_svg_code_with_a_logo(tmp_path: Path) -> None:
                 assert text == f"{base}/s/vetrina", query
         finally:
             browser.close()
+
+
+def test_the_poster_speaks_the_printers_language_by_default(client: TestClient, shop_link: str) -> None:
+    from clicktochat.posters import preferred_language
+
+    assert preferred_language("fr-CH, fr;q=0.9, en;q=0.8") == "fr"
+    assert preferred_language("ja,de;q=0.5") == "de" and preferred_language("it_IT.UTF-8") == "it"
+    assert preferred_language("") == "en" and preferred_language("ja") == "en"
+    page = client.get(f"/poster/s/{shop_link}", headers={"accept-language": "es-ES,es;q=0.9"})
+    assert "Escríbenos por WhatsApp" in page.text
+    english = client.get(f"/poster/s/{shop_link}?lang=en", headers={"accept-language": "es"})
+    assert "Chat with us on WhatsApp" in english.text

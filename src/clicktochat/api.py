@@ -41,7 +41,10 @@ class LinkCreate(Body):
     campaign: str | None = Field(None, description="Label counted with each click, e.g. summer-ad.")
     source: str | None = Field(None, description="Where the link is placed, e.g. flyer, instagram-bio.")
     mode: Mode = Field("auto", description="auto: phones go to the chat, desktops see a landing page.")
-    short: bool = Field(True, description="true: a short link stored here; false: a signed link.")
+    short: bool = Field(
+        True, description="true: a short link stored here (prefer it for print: smaller QR codes, editable); "
+        "false: a signed link, for ads.",
+    )
     slug: str | None = Field(None, description="Custom slug for a short link; random when left out.")
     expires_at: AwareDatetime | None = Field(None, description="When the link stops working.")
     expires_in: int | None = Field(

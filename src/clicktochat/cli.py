@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
 from .logos import channel_icon
-from .posters import FORMATS, WORDS, Poster, find_chromium, print_pdf
+from .posters import FORMATS, WORDS, Poster, find_chromium, preferred_language, print_pdf
 from .qr import KINDS, parse_options, render, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
@@ -579,11 +580,13 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The PDF to write.")
 @click.option("--format", "page_format", type=click.Choice(FORMATS), default="a4", show_default=True,
               help="A4 or A5 poster, or A6 table tent.")  # fmt: skip
-@click.option("--lang", type=click.Choice(list(WORDS)), default="en", show_default=True,
-              help="Language of the call to action.")  # fmt: skip
-def poster(db: str | None, base_url: str | None, slug: str, output: str, page_format: str, lang: str) -> None:
+@click.option("--lang", type=click.Choice(list(WORDS)),
+              help="Language of the call to action [default: from $LANG, else en].")  # fmt: skip
+def poster(db: str | None, base_url: str | None, slug: str, output: str, page_format: str,
+           lang: str | None) -> None:  # fmt: skip
     """Print a short link's poster to PDF with headless Chromium (the same page as
     /poster/s/SLUG on the server)."""
+    lang = lang or preferred_language(os.environ.get("LANG", ""))
     chromium = find_chromium()
     if chromium is None:
         raise click.ClickException(

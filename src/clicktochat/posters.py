@@ -64,15 +64,26 @@ class Poster:
         return render(self.url, POSTER_QR, "svg").decode()
 
 
-def poster_options(params: Mapping[str, str]) -> tuple[str, str]:
-    """(format, lang) from query parameters or CLI flags, with a 422 for anything else."""
+def poster_options(params: Mapping[str, str], preferred: str = "") -> tuple[str, str]:
+    """(format, lang) from query parameters, with a 422 for anything else. Without `lang`, the
+    first supported language of `preferred` (an Accept-Language header or $LANG), else English:
+    whoever prints the poster usually reads the shop's language."""
     page_format = params.get("format", "a4").lower()
     if page_format not in FORMATS:
         raise InvalidInput("format", f"{params['format']!r} is not one of {', '.join(FORMATS)}")
-    lang = params.get("lang", "en").lower()
+    lang = params.get("lang", preferred_language(preferred)).lower()
     if lang not in WORDS:
         raise InvalidInput("lang", f"{params['lang']!r} is not one of {', '.join(WORDS)}")
     return page_format, lang
+
+
+def preferred_language(header: str) -> str:
+    """The first of our languages in "it-IT,it;q=0.9,en;q=0.8" or "de_DE.UTF-8"; else en."""
+    for part in header.replace("_", "-").split(","):
+        code = part.split(";")[0].strip().split("-")[0].split(".")[0].lower()
+        if code in WORDS:
+            return code
+    return "en"
 
 
 def find_chromium() -> str | None:

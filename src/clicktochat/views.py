@@ -226,7 +226,7 @@ async def poster(request: Request) -> Response:
     target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
     if target is None:
         raise NotFound("There is no chat link here, so there is no poster either.")
-    page_format, lang = poster_options(request.query_params)
+    page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
     logo = await service.store.logo(target.business_id) if target.business_id is not None else None
     return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
 
