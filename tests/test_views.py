@@ -295,3 +295,11 @@ def test_the_watcher_survives_a_failed_check(slow_client: TestClient) -> None:
         assert time.time() < deadline, "the watcher stopped after an error"
         time.sleep(0.05)
     other.close()
+
+
+def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True))) as demo:
+        page = demo.get("/").text
+        assert 'href="/poster/s/vetrina?format=a5"' in page
+        assert demo.get("/poster/s/vetrina?format=a5").status_code == 200
+        assert demo.get("/qr/s/vetrina.png?size=600&logo=channel").headers["content-type"] == "image/png"

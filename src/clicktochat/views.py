@@ -157,7 +157,8 @@ async def welcome(request: Request) -> Response:
         for slug in demo["slugs"]:
             link = await service.store.link(slug)
             if link is not None:
-                links.append({"url": service.short_url(slug), "link": link, "qr": qr_svg(service.short_url(slug))})
+                url = service.short_url(slug)
+                links.append({"url": url, "link": link, "qr": qr_svg(url), "slug": slug})
         try:  # signed with a key that may since have been replaced by CLICKTOCHAT_SECRET_KEYS
             signed_link = service.signer.verify(demo["token"])
         except ProblemError:
