@@ -134,3 +134,41 @@ def test_the_poster_speaks_the_printers_language_by_default(client: TestClient, 
     assert "Escríbenos por WhatsApp" in page.text
     english = client.get(f"/poster/s/{shop_link}?lang=en", headers={"accept-language": "es"})
     assert "Chat with us on WhatsApp" in english.text
+
+
+def test_a_long_business_name_stays_on_one_printed_page(tmp_path: Path) -> None:
+    db = tmp_path / "long.db"
+    name = "Pasticceria, Gelateria e Caffetteria Artigianale " * 4 + "Donaudampfschifffahrtsgesellschaftskapitän"
+    shop = cli(db, "business", "add", name[:200])
+    cli(db, "agent", "add", "--business", shop, "--name", "Giulia", "--to", "+39 347 123 4567")
+    cli(db, "link", "create", "--business", shop, "--slug", "lunga", "--base-url", "https://chat.example.com")
+    for page_format, size in (("a4", (210, 297)), ("a6", (105, 148))):
+        output = tmp_path / f"{page_format}.pdf"
+        done = subprocess.run(
+            [sys.executable, "-m", "clicktochat", "poster", "lunga", "-o", str(output), "--format", page_format,
+             "--lang", "de", "--db", str(db), "--base-url", "https://chat.example.com"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert decode_pdf(output) == ("https://chat.example.com/s/lunga", size, 1)
+        text = pypdfium2.PdfDocument(output)[0].get_textpage().get_text_range()
+        assert "zu schreiben" in text and "chat.example.com/s/lunga" in text  # the bottom lines are all there
+
+
+def test_a_failed_print_is_an_error_even_over_an_old_file(tmp_path: Path) -> None:
+    from starlette.templating import Jinja2Templates
+
+    from clicktochat.app import asset_dir
+    from clicktochat.posters import Poster, print_pdf
+
+    templates = asset_dir("templates")
+    env = Jinja2Templates(directory=str(templates)).env
+    css = (templates / "static" / "poster.css").read_text()
+    poster = Poster("https://chat.example.com/s/x", "Shop", "a5", "en")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "old.pdf").write_bytes(b"%PDF-1.4 old")
+    with pytest.raises(RuntimeError, match="Chromium could not print the poster"):
+        print_pdf(env, poster, css, folder / "old.pdf", "/bin/true")  # a "browser" that prints nothing
+    print_pdf(env, poster, css, folder / "new.pdf", CHROMIUM)
+    assert (folder / "new.pdf").read_bytes().startswith(b"%PDF")

@@ -51,9 +51,16 @@ def test_a_long_signed_link_decodes_too() -> None:
 def test_svg_is_deterministic_and_scalable() -> None:
     svg = render(LINK, QROptions(), "svg").decode()
     assert svg.startswith("<svg") and 'viewBox="0 0 37 37"' in svg and "width=" not in svg  # version 3 + border
-    assert render(LINK, QROptions(), "svg") == svg.encode()
+    assert render.__wrapped__(LINK, QROptions(), "svg") == svg.encode()  # drawn again, not the memo
     sized = render(LINK, QROptions(size=330), "svg").decode()
     assert 'width="330.0" height="330.0"' in sized
+
+
+def test_pngs_are_at_most_4096_pixels_wide() -> None:
+    long_link = "https://chat.example.com/c/" + "x" * 600  # a version 18 code at H
+    with pytest.raises(InvalidInput, match="pixels wide; at most 4096"):
+        render(long_link, QROptions(scale=100, border=20, error="H"), "png")
+    assert decode_png(render(long_link, QROptions(size=4096, error="H"), "png")) == long_link
 
 
 def test_short_links_make_small_codes() -> None:
@@ -99,6 +106,10 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
     assert png.headers["cache-control"] == "no-cache"
     again = client.get("/qr/s/VETRINA.png", headers={"if-none-match": png.headers["etag"]})
     assert again.status_code == 304
+    listed = client.get("/qr/s/vetrina.png", headers={"if-none-match": f'"other", {png.headers["etag"]}'})
+    assert listed.status_code == 304
+    assert client.get("/qr/s/vetrina.png", headers={"if-none-match": "*"}).status_code == 304
+    assert client.get("/qr/s/vetrina.png", headers={"if-none-match": '"other"'}).status_code == 200
     svg = client.get("/qr/s/vetrina.svg?size=300&error=H")
     assert svg.headers["content-type"].startswith("image/svg+xml") and 'width="' in svg.text
     assert svg.headers["etag"] != png.headers["etag"]

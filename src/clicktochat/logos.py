@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -24,14 +25,17 @@ def check_logo(data: bytes, field: str = "logo") -> bytes:
     if len(data) > MAX_UPLOAD_BYTES:
         raise InvalidInput(field, f"is {len(data)} bytes; at most {MAX_UPLOAD_BYTES}")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ("PNG", "JPEG", "WEBP"):
-                raise InvalidInput(field, f"is a {image.format} image; send PNG, JPEG or WebP")
+        with Image.open(io.BytesIO(data)) as probe:
+            kind = probe.format
+        if kind not in ("PNG", "JPEG", "WEBP"):
+            raise InvalidInput(field, f"is a {kind} image; send PNG, JPEG or WebP")
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as image:
             if image.width * image.height > 4096 * 4096:
                 raise InvalidInput(field, "is larger than 4096 x 4096 pixels")
             image.load()
             logo = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
+            Image.DecompressionBombError):  # what Pillow raises for broken files  # fmt: skip
         raise InvalidInput(field, "is not an image; send PNG, JPEG or WebP") from None
     logo.thumbnail((STORED_SIZE, STORED_SIZE))
     out = io.BytesIO()

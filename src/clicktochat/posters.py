@@ -94,13 +94,21 @@ def print_pdf(env: Environment, poster: Poster, css: str, output: Path, chromium
     """Render the poster page on its own (CSS inline, no server needed) and print it to PDF."""
     html = env.get_template("poster.html").render(poster=poster, inline_css=css, url_for=None)
     with tempfile.TemporaryDirectory() as folder:
-        page = Path(folder) / "poster.html"
+        page, pdf = Path(folder) / "poster.html", Path(folder) / "poster.pdf"
         page.write_text(html, encoding="utf-8")
-        done = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--no-first-run", f"--user-data-dir={folder}/profile", "--no-pdf-header-footer",
-             f"--print-to-pdf={output}", page.as_uri()],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-    if done.returncode != 0 or not output.exists():
-        raise RuntimeError(f"Chromium could not print the poster: {done.stderr.strip()[-500:]}")
+        try:
+            done = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", f"--user-data-dir={folder}/profile", "--no-pdf-header-footer",
+                 f"--print-to-pdf={pdf}", page.as_uri()],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("Chromium did not print the poster within two minutes") from None
+        # Chromium exits 0 even when it wrote nothing: check the file itself.
+        if not pdf.exists() or not pdf.read_bytes().startswith(b"%PDF"):
+            raise RuntimeError(f"Chromium could not print the poster: {done.stderr.strip()[-300:]}")
+        try:
+            shutil.move(pdf, output)
+        except OSError as exc:
+            raise RuntimeError(f"cannot write {output}: {exc.strerror}") from None

@@ -19,6 +19,8 @@ from .errors import InvalidInput
 
 ERROR_LEVELS = ("L", "M", "Q", "H")
 KINDS = {"svg": "image/svg+xml", "png": "image/png"}
+MAX_PIXELS = 4096  # the widest PNG we draw, whatever the scale and the link's length
+RENDER_VERSION = "1"  # part of every ETag: bump it when the drawing changes
 MIN_CONTRAST = 4.5  # WCAG AA for text: phone cameras in dim shops need at least as much
 _HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
@@ -104,7 +106,7 @@ def check_colours(dark: str, light: str, allow_inverted: bool = False) -> None:
         )  # fmt: skip
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=128)  # at most 128 x a 4096-pixel PNG: a bounded amount of memory
 def render(data: str, options: QROptions, kind: str, logo: bytes | None = None) -> bytes:
     """The image bytes, with `logo` (PNG) in the middle if given; DataOverflowError when `data`
     does not fit in any QR code."""
@@ -114,6 +116,8 @@ def render(data: str, options: QROptions, kind: str, logo: bytes | None = None) 
     if options.size is not None:
         # An SVG is exactly `size` wide; a PNG as wide as whole pixels per module allow, for crisp edges.
         scale = options.size / modules if kind == "svg" else max(1, options.size // modules)
+    if kind == "png" and modules * scale > MAX_PIXELS:
+        raise InvalidInput("scale", f"the image would be {modules * scale:g} pixels wide; at most {MAX_PIXELS}")
     out = io.BytesIO()
     colours = {"dark": options.dark, "light": options.light, "border": options.border}
     if kind == "png":
@@ -137,7 +141,8 @@ def render(data: str, options: QROptions, kind: str, logo: bytes | None = None) 
 def etag(data: str, options: QROptions, kind: str, logo: bytes | None = None) -> str:
     """Strong: the same link, options and logo always give the same bytes."""
     logo_hash = hashlib.sha256(logo).hexdigest() if logo else ""
-    return '"' + hashlib.sha256(f"{data}|{options}|{kind}|{logo_hash}".encode()).hexdigest()[:32] + '"'
+    key = f"{RENDER_VERSION}|{segno.__version__}|{data}|{options}|{kind}|{logo_hash}"
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
 def version(data: str, error: str = "M") -> int:

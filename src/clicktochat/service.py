@@ -3,6 +3,7 @@ input with the same words. Everything a running server shares lives on `Service`
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass, replace
@@ -245,7 +246,9 @@ class Service:
     async def set_logo(self, business_id: int, image: bytes | None) -> None:
         """Set (checked and re-encoded as a small PNG) or remove (None) a business's logo."""
         await self.get_business(business_id)
-        await self.store.set_logo(business_id, check_logo(image) if image is not None else None)
+        # Decoding an upload can take a moment: off the event loop.
+        png = await asyncio.to_thread(check_logo, image) if image is not None else None
+        await self.store.set_logo(business_id, png)
 
     async def add_agent(
         self, business_id: int, name: str, to: str, channel: str = "whatsapp", hours: Any = None,

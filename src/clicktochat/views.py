@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from segno import DataOverflowError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -190,7 +191,7 @@ async def short_link_qr(request: Request) -> Response:
             raise InvalidInput("logo", "this link's business has no logo; upload one, or use logo=channel")
     elif options.logo == "channel":
         logo = channel_icon(target.agents[0].channel if target.agents else target.link.channel or "whatsapp")
-    return qr_response(request, service.short_url(slug), options, logo, "no-cache")
+    return await qr_response(request, service.short_url(slug), options, logo, "no-cache")
 
 
 async def signed_link_qr(request: Request) -> Response:
@@ -202,19 +203,22 @@ async def signed_link_qr(request: Request) -> Response:
     if options.logo == "business":
         raise InvalidInput("logo", "signed links have no business; use logo=channel")
     logo = channel_icon(link.channel) if options.logo == "channel" else None
-    return qr_response(request, service.signed_url(token), options, logo, "public, max-age=31536000, immutable")
+    return await qr_response(request, service.signed_url(token), options, logo, "public, max-age=31536000, immutable")
 
 
-def qr_response(request: Request, data: str, options: QROptions, logo: bytes | None, cache_control: str) -> Response:
+async def qr_response(
+    request: Request, data: str, options: QROptions, logo: bytes | None, cache_control: str
+) -> Response:
     kind = request.path_params["kind"]
     if kind not in KINDS:
         raise NotFound("QR codes come as .svg or .png.")
     tag = etag(data, options, kind, logo)
     headers = {"ETag": tag, "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
-    if tag in request.headers.get("if-none-match", ""):
+    wanted = [t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")]
+    if tag in wanted or "*" in wanted:
         return Response(status_code=304, headers=headers)
     try:
-        body = render(data, options, kind, logo)
+        body = await run_in_threadpool(render, data, options, kind, logo)  # a big PNG takes a moment
     except DataOverflowError:
         raise InvalidInput("error", "this link is too long for a QR code at this correction level") from None
     return Response(body, media_type=KINDS[kind], headers=headers)
