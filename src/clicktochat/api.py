@@ -193,17 +193,23 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return wrapper
 
 
-async def read_body(request: Request, model: type[M]) -> M:
+async def read_bytes(request: Request, media_types: tuple[str, ...], limit: int, what: str) -> bytes:
+    """The raw body, refused early if it is of another type or larger than `limit`."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    if media_type not in media_types:
+        raise UnsupportedMediaType(f"Send {what} with 'Content-Type: {' or '.join(media_types)}'.")
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+    return body
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    body = await read_bytes(request, ("application/json",), MAX_BODY_BYTES, "the body as JSON")
     try:
         return model.model_validate_json(body or b"null")
     except ValidationError as exc:
@@ -361,14 +367,7 @@ async def delete_business(request: Request, service: Service) -> Response:
 @endpoint
 async def put_logo(request: Request, service: Service) -> Response:
     """The business's logo (PNG, JPEG or WebP, at most 512 KiB), for QR codes and posters."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in LOGO_TYPES:
-        raise UnsupportedMediaType(f"Send the logo as {', '.join(LOGO_TYPES)}.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise PayloadTooLarge(f"The logo is larger than {MAX_UPLOAD_BYTES} bytes.")
+    body = await read_bytes(request, LOGO_TYPES, MAX_UPLOAD_BYTES, "the logo as an image")
     await service.set_logo(request.path_params["business_id"], body)
     return Response(status_code=204)
 

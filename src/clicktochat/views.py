@@ -23,7 +23,7 @@ from .agents import format_hours, is_available
 from .channels import CHANNELS, deep_link
 from .clicks import ClickEvent
 from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
-from .links import SLUG_PATTERN, resolve
+from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
 from .posters import Poster, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render
@@ -68,10 +68,15 @@ async def signed_click(service: Service, params: dict[str, str], counted: bool) 
     )  # fmt: skip
 
 
+async def find_short(service: Service, slug: str) -> Target | None:
+    """A short link by its slug as typed (any case), from the cache."""
+    slug = slug.lower()
+    return await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+
+
 async def short_click(service: Service, params: dict[str, str], counted: bool) -> Click:
     """`counted`: a person's GET; only those take a turn in the agents' rotation."""
-    slug = params["slug"].lower()
-    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    target = await find_short(service, params["slug"])
     if target is None:
         raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
     link = target.link
@@ -179,10 +184,10 @@ async def welcome(request: Request) -> Response:
 async def short_link_qr(request: Request) -> Response:
     """The QR code of a short link: its URL never changes, but the link may go, so revalidate."""
     service = request.app.state.service
-    slug = request.path_params["slug"].lower()
-    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    target = await find_short(service, request.path_params["slug"])
     if target is None:
         raise NotFound("There is no chat link here, so there is no QR code either.")
+    slug = target.link.slug
     options = parse_options(request.query_params)
     logo = None
     if options.logo == "business":
@@ -227,10 +232,10 @@ async def qr_response(
 async def poster(request: Request) -> Response:
     """A print-ready poster of a short link (?format=a4|a5|a6, ?lang=en|it|es|pt|de|fr)."""
     service = request.app.state.service
-    slug = request.path_params["slug"].lower()
-    target = await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    target = await find_short(service, request.path_params["slug"])
     if target is None:
         raise NotFound("There is no chat link here, so there is no poster either.")
+    slug = target.link.slug
     page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
     logo = await service.store.logo(target.business_id) if target.business_id is not None else None
     return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
