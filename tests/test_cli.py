@@ -802,3 +802,24 @@ def test_business_logo_and_a_qr_code_with_it(runner: CliRunner, db: str, tmp_pat
     fails(invoke(runner, "business", "logo", shop, str(tmp_path / "code.png"), "--remove", "--db", db), 2, "--remove")
     ok(invoke(runner, "business", "logo", shop, "--remove", "--db", db))
     fails(invoke(runner, "business", "logo", shop, str(png.parent / "none.png"), "--db", db), 2)
+
+
+def test_agent_edit_and_remove_and_business_remove(runner: CliRunner, db: str) -> None:
+    shop = last_line(ok(invoke(runner, "business", "add", "--db", db, "Shop", "--timezone", "Europe/Rome")))
+    agent_id = last_line(ok(invoke(runner, "agent", "add", "--db", db, "--business", shop, "--name", "Giulia",
+                                   "--to", NUMBER)))  # fmt: skip
+    edited = ok(invoke(runner, "agent", "edit", agent_id, "--db", db, "--name", "Giulia B",
+                       "--hours", "mon-fri 09:00-18:00"))  # fmt: skip
+    assert edited.stdout == f"Agent {agent_id}: Giulia B, {DIGITS}, mon-fri 09:00-18:00 (Europe/Rome)\n"
+    always = ok(invoke(runner, "agent", "edit", agent_id, "--db", db, "--hours", ""))
+    assert "always" in always.stdout
+    fails(invoke(runner, "agent", "edit", agent_id, "--db", db), 2, "nothing to change")
+    fails(invoke(runner, "agent", "edit", agent_id, "--db", db, "--to", "+39 12"), 1, "--to: '+39 12' is too short")
+    ok(invoke(runner, "link", "create", "--db", db, "--agent", agent_id, "--slug", "giulia"))
+    fails(invoke(runner, "agent", "remove", agent_id, "--db", db), 1, "Links still lead to this agent")
+    fails(invoke(runner, "business", "remove", shop, "--db", db), 1, "Links still lead to this business")
+    ok(invoke(runner, "link", "edit", "giulia", "--db", db, "--to", NUMBER))
+    assert ok(invoke(runner, "agent", "remove", agent_id, "--db", db)).stdout == f"Removed agent {agent_id}.\n"
+    removed = ok(invoke(runner, "business", "remove", shop, "--db", db))
+    assert removed.stdout == f"Removed business {shop} and its agents.\n"
+    fails(invoke(runner, "business", "remove", shop, "--db", db), 1, f"There is no business {shop}.")

@@ -300,6 +300,15 @@ def business_edit(db: str | None, base_url: str | None, business_id: int, name: 
     click.echo(f"Business {found.id}: {found.name} ({found.timezone})")
 
 
+@business.command("remove")
+@common_options
+@click.argument("business_id", type=int)
+def business_remove(db: str | None, base_url: str | None, business_id: int) -> None:
+    """Remove a business and its agents (refused while a short link leads to them)."""
+    run_with_service(db, base_url, lambda s: s.delete_business(business_id))
+    click.echo(f"Removed business {business_id} and its agents.")
+
+
 @business.command("logo")
 @common_options
 @click.argument("business_id", type=int)
@@ -335,6 +344,33 @@ def agent_add(db: str | None, base_url: str | None, business_id: int, name: str,
         db, base_url, lambda s: s.add_agent(business_id, name, address, channel, hours, timezone)
     )
     print_json(found.__dict__) if as_json else click.echo(found.id)
+
+
+@agent.command("edit")
+@common_options
+@click.argument("agent_id", type=int)
+@click.option("--name", help="The agent's name.")
+@click.option("--to", "address", help="Phone number with country code.")
+@click.option("--hours", help='e.g. "mon-fri 09:00-18:00"; "" for always available.')
+@click.option("--timezone", help='IANA time zone; "" for the business\'s.')
+def agent_edit(db: str | None, base_url: str | None, agent_id: int, name: str | None, address: str | None,
+               hours: str | None, timezone: str | None) -> None:  # fmt: skip
+    """Change an agent: links that lead to them follow at once."""
+    changes = {k: v for k, v in {"name": name, "address": address, "hours": hours, "timezone": timezone}.items()
+               if v is not None}  # fmt: skip
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    found = run_with_service(db, base_url, lambda s: s.update_agent(agent_id, changes))
+    click.echo(f"Agent {found.id}: {found.name}, {found.address}, {format_hours(found.hours)} ({found.timezone})")
+
+
+@agent.command("remove")
+@common_options
+@click.argument("agent_id", type=int)
+def agent_remove(db: str | None, base_url: str | None, agent_id: int) -> None:
+    """Remove an agent (refused while a short link leads to them)."""
+    run_with_service(db, base_url, lambda s: s.delete_agent(agent_id))
+    click.echo(f"Removed agent {agent_id}.")
 
 
 @agent.command("list")
