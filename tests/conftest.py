@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import zxingcpp
+from PIL import Image
 from starlette.testclient import TestClient
 
 from clicktochat.app import create_app
@@ -27,6 +31,19 @@ DESKTOP = (
     "Chrome/124.0.0.0 Safari/537.36"
 )
 WHATSAPP_PREVIEW = "WhatsApp/2.23.20.0 A"
+
+
+def read_qr(image: bytes | Path | np.ndarray) -> str:
+    """The text of the one QR code in an image, or "" when none can be read.
+
+    ZXing's decoder is the one most phone scanners are built on, so a code it
+    cannot read is a code a customer's phone may not read either.
+    """
+    if isinstance(image, bytes | Path):
+        image = np.asarray(Image.open(image if isinstance(image, Path) else io.BytesIO(image)).convert("L"))
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert len(found) <= 1, "more than one code"
+    return found[0].text if found else ""
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from clicktochat.errors import InvalidInput
 from clicktochat.logos import MAX_UPLOAD_BYTES, channel_icon, check_logo
 from clicktochat.qr import QROptions, parse_options, render
 from clicktochat.service import Service
-from conftest import call
-from test_qr import decode_png
+from conftest import call, read_qr
 
 LINK = "https://chat.example.com/s/vetrina"
 
@@ -56,7 +55,7 @@ def test_bad_uploads_are_refused(data: bytes, reason: str) -> None:
                                      QROptions(error="H", size=900)])  # fmt: skip
 def test_codes_with_a_logo_still_decode(logo: bytes, options: QROptions) -> None:
     png = render(LINK, options, "png", logo)
-    assert png != render(LINK, options, "png") and decode_png(png) == LINK
+    assert png != render(LINK, options, "png") and read_qr(png) == LINK
 
 
 def test_a_logo_needs_correction_h() -> None:
@@ -80,12 +79,12 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     url = f"/api/v1/businesses/{shop.id}/logo"  # type: ignore[attr-defined]
     assert client.get("/qr/s/shop.png?logo=business").status_code == 422  # none uploaded yet
     channel = client.get("/qr/s/shop.png?logo=channel")
-    assert channel.status_code == 200 and decode_png(channel.content) == "https://chat.example.com/s/shop"
+    assert channel.status_code == 200 and read_qr(channel.content) == "https://chat.example.com/s/shop"
 
     headers = auth | {"content-type": "image/jpeg"}
     assert client.put(url, content=image_bytes("JPEG"), headers=headers).status_code == 204
     mine = client.get("/qr/s/shop.png?logo=business")
-    assert mine.status_code == 200 and decode_png(mine.content) == "https://chat.example.com/s/shop"
+    assert mine.status_code == 200 and read_qr(mine.content) == "https://chat.example.com/s/shop"
     assert mine.headers["etag"] != channel.headers["etag"]
     assert 'src="data:image/png;base64,' in client.get("/poster/s/shop").text  # the poster shows it
 
@@ -104,4 +103,4 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     signed = call(client, service.create_link(to="+39 347 123 4567", short=False))
     token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
     assert client.get(f"/qr/c/{token}.png?logo=business").status_code == 422
-    assert decode_png(client.get(f"/qr/c/{token}.png?logo=channel").content) == signed.url  # type: ignore[attr-defined]
+    assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel").content) == signed.url  # type: ignore[attr-defined]
