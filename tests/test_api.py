@@ -961,7 +961,7 @@ def test_business_still_used_by_a_link_is_409(api: Api, client: TestClient) -> N
 
     body = problem(api.delete(f"/businesses/{shop['id']}"), 409)
     assert (body["title"], body["detail"]) == (
-        "Conflict", "Links still lead to this business or its agents; point them elsewhere first.",
+        "Conflict", "Links or widgets still lead to this business or its agents; point them elsewhere first.",
     )  # fmt: skip
     # Nothing was deleted: the business, its agent and the link still work.
     assert ok(api.get(f"/businesses/{shop['id']}"))["id"] == shop["id"]
@@ -979,7 +979,7 @@ def test_business_whose_agent_is_used_by_a_link_is_409(api: Api) -> None:
     agent = api.agent(shop["id"])
     api.link(agent_id=agent["id"], slug="to-agent")
     body = problem(api.delete(f"/businesses/{shop['id']}"), 409)
-    assert body["detail"] == "Links still lead to this business or its agents; point them elsewhere first."
+    assert body["detail"] == "Links or widgets still lead to this business or its agents; point them elsewhere first."
     assert ok(api.get(f"/agents/{agent['id']}"))["id"] == agent["id"]
 
 

@@ -813,7 +813,7 @@ def test_agent_edit_and_remove_and_business_remove(runner: CliRunner, db: str) -
     fails(invoke(runner, "agent", "edit", agent_id, "--db", db, "--to", "+39 12"), 1, "--to: '+39 12' is too short")
     ok(invoke(runner, "link", "create", "--db", db, "--agent", agent_id, "--slug", "giulia"))
     fails(invoke(runner, "agent", "remove", agent_id, "--db", db), 1, "Links still lead to this agent")
-    fails(invoke(runner, "business", "remove", shop, "--db", db), 1, "Links still lead to this business")
+    fails(invoke(runner, "business", "remove", shop, "--db", db), 1, "Links or widgets still lead to this business")
     ok(invoke(runner, "link", "edit", "giulia", "--db", db, "--to", NUMBER))
     assert ok(invoke(runner, "agent", "remove", agent_id, "--db", db)).stdout == f"Removed agent {agent_id}.\n"
     removed = ok(invoke(runner, "business", "remove", shop, "--db", db))

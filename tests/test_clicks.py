@@ -21,7 +21,7 @@ def test_a_click_row_keeps_campaign_utm_ad_ids_and_device_but_not_the_url() -> N
         "campaign": "summer", "source": "flyer", "utm_source": "ig", "utm_medium": "social",
         "utm_campaign": "summer", "utm_content": "reel", "utm_term": "cake", "has_fbclid": 1, "has_gclid": 0,
         "referrer_host": "www.instagram.com", "device_class": "mobile", "os_family": "iOS",
-        "browser_family": "Mobile Safari",
+        "browser_family": "Mobile Safari", "page_path": None,
     }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -129,6 +129,22 @@ def is_available(agent: Agent, now: datetime) -> bool:
         if end <= start and minute < end:
             return True
     return False
+
+
+def next_available(agent: Agent, now: datetime) -> datetime | None:
+    """When an agent who is away at `now` is next on duty: the widget says "back at 09:00".
+    None for agents who are always on, or who have no hours at all in the coming week."""
+    if agent.hours is None:
+        return None
+    zone = ZoneInfo(agent.timezone)
+    today = now.astimezone(zone).date()
+    for offset in range(8):
+        day = today + timedelta(days=offset)
+        for start in sorted(_minutes(r[:5]) for r in agent.hours.get(WEEKDAYS[day.weekday()], [])):
+            begins = datetime.combine(day, time(start // 60, start % 60), zone)
+            if begins > now:
+                return begins
+    return None
 
 
 class Rotation:

@@ -22,6 +22,7 @@ from .links import ShortLink
 from .logos import MAX_UPLOAD_BYTES
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .tokens import token_key
+from .widget import Widget
 
 MAX_BODY_BYTES = 64 * 1024
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -103,6 +104,76 @@ class AgentUpdate(Body):
     channel: str = "whatsapp"
     hours: Hours = None
     timezone: str | None = None
+
+
+class WidgetFields(Body):
+    """A widget's settings. In a PATCH, null puts a setting back to its default."""
+
+    greeting: str | None = Field(None, description="Shown at the top of the panel; default: in the visitor's language.")
+    message: str | None = Field(
+        None, description="Pre-filled text; {page_url} and {page_title} are filled in at the click."
+    )
+    label: str | None = Field(None, description="Text beside the button's icon, at most 40 characters.")
+    colour: str | None = Field(None, description="Button and header colour, #rrggbb; text is white or black, "
+                               "whichever contrasts more.")  # fmt: skip
+    position: Literal["right", "left"] | None = None
+    offset_x: int | None = Field(None, description="Pixels from the side, 0-200.")
+    offset_y: int | None = Field(None, description="Pixels from the bottom, 0-200.")
+    locale: Literal["en", "it", "es", "pt", "de", "fr", "ar"] | None = Field(
+        None, description="Force a language; default: the page's lang, then the browser's."
+    )
+    agent_ids: list[int] | None = Field(None, description="Agents the panel lists, in order; default: all.")
+    show_on: list[str] | None = Field(None, description="Show only on these paths ('*' matches anything).")
+    hide_on: list[str] | None = Field(None, description="Never show on these paths.")
+    delay: int | None = Field(None, description="Seconds before the button appears, 0-600.")
+    scroll: int | None = Field(None, description="Percent of the page scrolled before it appears, 0-100.")
+    hide_offline: bool | None = Field(None, description="No button while nobody is available.")
+    bubble: bool | None = Field(None, description="Pop the greeting up once per visit.")
+    bubble_delay: int | None = Field(None, description="Seconds before the greeting pops up, 0-600.")
+    qr: bool | None = Field(None, description="Offer desktop visitors a QR code to continue on their phone.")
+    allowed_domains: list[str] | None = Field(
+        None, description="Sites that may show the widget (example.com, *.example.com); default: any."
+    )
+
+
+class WidgetCreate(WidgetFields):
+    business_id: int
+    id: str | None = Field(None, description="The public id in the embed snippet; random when left out.")
+
+
+class WidgetUpdate(WidgetFields):
+    business_id: int | None = None
+
+
+class WidgetOut(BaseModel):
+    id: str
+    business_id: int
+    snippet: str = Field(description="The script tag to paste into a site.")
+    greeting: str | None
+    message: str | None
+    label: str | None
+    colour: str
+    position: str
+    offset_x: int
+    offset_y: int
+    locale: str | None
+    agent_ids: list[int] | None
+    show_on: list[str]
+    hide_on: list[str]
+    delay: int
+    scroll: int
+    hide_offline: bool
+    bubble: bool
+    bubble_delay: int
+    qr: bool
+    allowed_domains: list[str]
+    clicks: int | None = None
+    created_at: str | None
+    updated_at: str | None
+
+
+class WidgetList(BaseModel):
+    widgets: list[WidgetOut]
 
 
 class LinkOut(BaseModel):
@@ -282,6 +353,14 @@ def agent_out(agent: Agent) -> AgentOut:
     return AgentOut(**agent.__dict__, available_now=is_available(agent, datetime.now(UTC)))
 
 
+def widget_out(service: Service, widget: Widget, clicks: int | None = None) -> WidgetOut:
+    return WidgetOut(
+        id=widget.id, business_id=widget.business_id, snippet=service.widget_snippet(widget.id),
+        **widget.settings.to_json(), clicks=clicks, created_at=timestamp(widget.created_at),
+        updated_at=timestamp(widget.updated_at),
+    )  # fmt: skip
+
+
 # -- links ----------------------------------------------------------------------------
 
 
@@ -409,6 +488,43 @@ async def delete_agent(request: Request, service: Service) -> Response:
     return Response(status_code=204)
 
 
+# -- widgets --------------------------------------------------------------------------
+
+
+@endpoint
+async def list_widgets(request: Request, service: Service) -> Response:
+    widgets = await service.store.widgets()
+    counts = await service.store.click_counts("widget", [w.id for w in widgets])
+    return out(WidgetList(widgets=[widget_out(service, w, counts[w.id]) for w in widgets]))
+
+
+@endpoint
+async def create_widget(request: Request, service: Service) -> Response:
+    body = await read_body(request, WidgetCreate)
+    settings = {k: v for k, v in changes_of(body).items() if v is not None and k not in ("business_id", "id")}
+    widget = await service.create_widget(body.business_id, body.id, settings)
+    return out(widget_out(service, widget, 0), 201)
+
+
+@endpoint
+async def get_widget(request: Request, service: Service) -> Response:
+    widget = await service.get_widget(request.path_params["widget_id"])
+    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)))
+
+
+@endpoint
+async def update_widget(request: Request, service: Service) -> Response:
+    changes = changes_of(await read_body(request, WidgetUpdate))
+    widget = await service.update_widget(request.path_params["widget_id"], changes)
+    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)))
+
+
+@endpoint
+async def delete_widget(request: Request, service: Service) -> Response:
+    await service.delete_widget(request.path_params["widget_id"])
+    return Response(status_code=204)
+
+
 async def openapi_document(request: Request) -> Response:
     from .openapi import openapi
 
@@ -434,4 +550,6 @@ routes = [
     resource("/businesses/{business_id:int}/agents", GET=list_agents, POST=create_agent),
     resource("/businesses/{business_id:int}/logo", PUT=put_logo, DELETE=delete_logo),
     resource("/agents/{agent_id:int}", GET=get_agent, PATCH=update_agent, DELETE=delete_agent),
+    resource("/widgets", GET=list_widgets, POST=create_widget),
+    resource("/widgets/{widget_id}", GET=get_widget, PATCH=update_widget, DELETE=delete_widget),
 ]

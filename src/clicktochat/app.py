@@ -25,6 +25,7 @@ from .errors import InternalError, ProblemError
 from .service import Service
 from .settings import Settings
 from .useragents import parse_device
+from .widget import Script
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.templates = templates
+    app.state.widget_script = Script.build(asset_dir("widget"))
     return app
 
 
@@ -82,7 +84,7 @@ async def watch_routing_version(service: Service, interval: float) -> None:
         try:
             version = await service.store.routing_version()
             if seen is not None and version != seen:
-                service.cache.clear()
+                service.forget()
                 await service.reload_signing_keys()
             seen = version
         except Exception:  # a locked database, say: try again at the next tick
@@ -107,6 +109,8 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         title = phrase[0] + phrase[1:].lower()  # "Not found", as our own errors write it
         detail, errors = (exc.detail if exc.detail != phrase else _default_detail(status)), []
     headers = dict(getattr(exc, "headers", None) or {})
+    if request.url.path.startswith("/api/widget/"):  # the script must be able to read why
+        headers |= views.WIDGET_HEADERS
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)

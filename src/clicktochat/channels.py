@@ -27,6 +27,8 @@ class Channel:
     build_url: Callable[[str, str], str]
     """(canonical address, text) -> deep link."""
     max_text_length: int = MAX_TEXT_LENGTH
+    build_web_url: Callable[[str, str], str] | None = None
+    """(canonical address, text) -> the messenger's web app, for desktops; None: the deep link."""
 
 
 def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> str:
@@ -77,11 +79,17 @@ def _whatsapp_url(digits: str, text: str) -> str:
     return f"{url}?text={quote(text, safe='')}" if text else url
 
 
+def _whatsapp_web_url(digits: str, text: str) -> str:
+    url = f"https://web.whatsapp.com/send?phone={digits}"
+    return f"{url}&text={quote(text, safe='')}" if text else url
+
+
 WHATSAPP = Channel(
     name="whatsapp",
     label="WhatsApp",
     normalize=normalize_phone,
     build_url=_whatsapp_url,
+    build_web_url=_whatsapp_web_url,
 )
 
 CHANNELS: dict[str, Channel] = {channel.name: channel for channel in (WHATSAPP,)}
@@ -109,3 +117,9 @@ def check_text(text: str, channel: Channel, field: str = "text") -> str:
 def deep_link(channel_name: str, address: str, text: str) -> str:
     """The URL a click is sent to. Address and text were validated when the link was made."""
     return CHANNELS[channel_name].build_url(address, text)
+
+
+def web_link(channel_name: str, address: str, text: str) -> str:
+    """Where a desktop's "open in the browser" goes: the messenger's web app if it has one."""
+    channel = CHANNELS[channel_name]
+    return (channel.build_web_url or channel.build_url)(address, text)

@@ -32,6 +32,7 @@ class ClickEvent(NamedTuple):
     query_string: bytes
     referer: str
     user_agent: str
+    page_path: str | None = None  # widget clicks: the path of the page the button was on
 
     def to_row(self) -> tuple[Any, ...]:
         query: dict[str, list[str]] = {}
@@ -45,7 +46,7 @@ class ClickEvent(NamedTuple):
         return (
             self.at, self.link_kind, self.link_key, self.channel, self.agent_id, self.campaign, self.source,
             *utm, int("fbclid" in query), int("gclid" in query), referrer_host(self.referer),
-            device.device_class, device.os_family, device.browser_family,
+            device.device_class, device.os_family, device.browser_family, self.page_path,
         )  # fmt: skip
 
 

@@ -52,6 +52,11 @@ class Unauthorized(ProblemError):
     headers = {"WWW-Authenticate": 'Bearer realm="clicktochat"'}
 
 
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(ProblemError):
     status = 404
     title = "Not found"

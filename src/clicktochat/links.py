@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .agents import Agent, Rotation, route
 from .errors import InvalidInput
@@ -112,20 +112,23 @@ def resolve(target: Target, now: datetime | None, rotation: Rotation, advance: b
     return Destination(agent.channel, agent.address, agent.id) if agent else None
 
 
-class LinkCache:
-    """Short links by slug, in memory: a click on a cached slug reads nothing from disk.
+T = TypeVar("T")
+
+
+class LinkCache(Generic[T]):
+    """Short links by slug (or widgets by id), in memory: a click on a cached slug reads nothing from disk.
     Cleared whole by any edit in this process, and by `routing_version` moving when another
     process (the CLI) edits the database. Unknown slugs are remembered apart, in an LRU of
     their own: a repeated bad slug costs one read, and bad slugs never push real links out."""
 
-    def __init__(self, loader: Callable[[str], Awaitable[Target | None]], size: int = 10_000) -> None:
+    def __init__(self, loader: Callable[[str], Awaitable[T | None]], size: int = 10_000) -> None:
         self._loader = loader
         self._size = size
-        self._found: OrderedDict[str, Target] = OrderedDict()
+        self._found: OrderedDict[str, T] = OrderedDict()
         self._unknown: OrderedDict[str, None] = OrderedDict()
         self._generation = 0
 
-    async def get(self, slug: str) -> Target | None:
+    async def get(self, slug: str) -> T | None:
         target = self._found.get(slug)
         if target is not None:
             self._found.move_to_end(slug)

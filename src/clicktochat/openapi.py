@@ -23,6 +23,10 @@ from .api import (
     LinkOut,
     LinkUpdate,
     SignedLinkOut,
+    WidgetCreate,
+    WidgetList,
+    WidgetOut,
+    WidgetUpdate,
 )  # fmt: skip
 
 PROBLEM = {
@@ -43,6 +47,8 @@ PROBLEM = {
         },
     },
 }
+
+TEXT_IDS = ("slug", "widget_id")
 
 # (method, path, summary, request body, {status: response model or None})
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
@@ -67,11 +73,18 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("get", "/agents/{agent_id}", "An agent, with availability now", None, {200: AgentOut, 404: None}),
     ("patch", "/agents/{agent_id}", "Change an agent", AgentUpdate, {200: AgentOut, 404: None}),
     ("delete", "/agents/{agent_id}", "Delete an agent", None, {204: None, 404: None, 409: None}),
+    ("get", "/widgets", "List widgets, with their click counts", None, {200: WidgetList}),
+    ("post", "/widgets", "Create a widget; the answer has the snippet to paste", WidgetCreate, {201: WidgetOut}),
+    ("get", "/widgets/{widget_id}", "A widget", None, {200: WidgetOut, 404: None}),
+    ("patch", "/widgets/{widget_id}", "Change a widget (null: back to the default)", WidgetUpdate,
+     {200: WidgetOut, 404: None}),
+    ("delete", "/widgets/{widget_id}", "Delete a widget: sites that embed it show nothing", None,
+     {204: None, 404: None}),
 ]  # fmt: skip
 
 MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
-    BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList,
+    BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
 ]  # fmt: skip
 
 
@@ -115,7 +128,8 @@ def openapi(base_url: str) -> dict[str, Any]:
         params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
         if params:
             operation["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string" if p == "slug" else "integer"}}
+                {"name": p, "in": "path", "required": True,
+                 "schema": {"type": "string" if p in TEXT_IDS else "integer"}}
                 for p in params
             ]
         if body is not None:

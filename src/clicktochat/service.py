@@ -14,11 +14,12 @@ from .agents import Agent, Business, Rotation, check_timezone, parse_hours
 from .channels import check_text, deep_link, get_channel
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
-from .links import LinkCache, ShortLink, check_label, check_mode, check_slug, random_slug
+from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
 from .logos import check_logo
 from .settings import Settings
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
+from .widget import Widget, WidgetSettings, WidgetTarget, check_settings, check_widget_id, random_widget_id
 
 MAX_NAME_LENGTH = 200
 MAX_EXPIRY_SECONDS = 100 * 365 * 24 * 3600
@@ -38,8 +39,14 @@ class Service:
         self.settings = settings
         self.signer = signer
         self.base_url = base_url.rstrip("/")
-        self.cache = LinkCache(store.target, settings.cache_size)
+        self.cache: LinkCache[Target] = LinkCache(store.target, settings.cache_size)
+        self.widget_cache: LinkCache[WidgetTarget] = LinkCache(store.widget_target, settings.cache_size)
         self.rotation = Rotation()
+
+    def forget(self) -> None:
+        """Drop what is cached of links and widgets, after any change to what they lead to."""
+        self.cache.clear()
+        self.widget_cache.clear()
 
     @classmethod
     async def open(cls, settings: Settings) -> Service:
@@ -109,7 +116,7 @@ class Service:
                     continue
             else:
                 raise Conflict("Could not find a free random slug; choose one with slug.")
-        self.cache.clear()
+        self.forget()
         return CreatedLink(self.short_url(link.slug), short=link)
 
     async def _create_signed(
@@ -193,7 +200,7 @@ class Service:
         if "expires_at" in changes:
             update["expires_at"] = check_expiry(changes["expires_at"], allow_past=True)
         await self.store.update_link(link.slug, update)
-        self.cache.clear()
+        self.forget()
         return await self.get_link(link.slug)
 
     async def link_clicks(self, slug: str) -> int:
@@ -232,7 +239,7 @@ class Service:
                 raise InvalidInput("fallback_agent_id", f"there is no agent {fallback} in this business")
             update["fallback_agent_id"] = fallback
         await self.store.update_business(business_id, update)
-        self.cache.clear()
+        self.forget()
         return await self.get_business(business_id)
 
     async def delete_business(self, business_id: int) -> None:
@@ -240,8 +247,10 @@ class Service:
         try:
             await self.store.delete_business(business_id)
         except sqlite3.IntegrityError:
-            raise Conflict("Links still lead to this business or its agents; point them elsewhere first.") from None
-        self.cache.clear()
+            raise Conflict(
+                "Links or widgets still lead to this business or its agents; point them elsewhere first."
+            ) from None
+        self.forget()
 
     async def set_logo(self, business_id: int, image: bytes | None) -> None:
         """Set (checked and re-encoded as a small PNG) or remove (None) a business's logo."""
@@ -262,7 +271,7 @@ class Service:
             business_id, _check_name(name), found.name, address, parse_hours(hours),
             check_timezone(timezone) if timezone else None,
         )  # fmt: skip
-        self.cache.clear()
+        self.forget()
         return agent
 
     async def get_agent(self, agent_id: int) -> Agent:
@@ -288,7 +297,7 @@ class Service:
         if "timezone" in changes:
             update["timezone"] = check_timezone(changes["timezone"]) if changes["timezone"] else None
         await self.store.update_agent(agent_id, update)
-        self.cache.clear()
+        self.forget()
         return await self.get_agent(agent_id)
 
     async def delete_agent(self, agent_id: int) -> None:
@@ -297,7 +306,71 @@ class Service:
             await self.store.delete_agent(agent_id)
         except sqlite3.IntegrityError:
             raise Conflict("Links still lead to this agent; point them elsewhere first.") from None
-        self.cache.clear()
+        self.forget()
+
+    # -- widgets ----------------------------------------------------------------------
+
+    def widget_snippet(self, widget_id: str) -> str:
+        return f'<script src="{self.base_url}/widget.js" data-widget="{widget_id}" async></script>'
+
+    async def create_widget(
+        self, business_id: int, widget_id: str | None = None, settings: dict[str, Any] | None = None
+    ) -> Widget:
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        checked = check_settings(settings or {})
+        await self._check_agents(checked, business_id)
+        stored = _changed(checked)
+        if widget_id is not None:
+            widget_id = check_widget_id(widget_id)
+            if await self.store.widget(widget_id) is not None:
+                raise InvalidInput("id", f"{widget_id!r} is already taken; choose another id")
+            widget = await self.store.add_widget(widget_id, business_id, stored)
+        else:
+            widget = await self.store.add_widget(random_widget_id(), business_id, stored)
+        self.forget()
+        return widget
+
+    async def get_widget(self, widget_id: str) -> Widget:
+        widget = await self.store.widget(widget_id.lower())
+        if widget is None:
+            raise NotFound(f"There is no widget {widget_id!r}.")
+        return widget
+
+    async def update_widget(self, widget_id: str, changes: dict[str, Any]) -> Widget:
+        """Change a widget's business or settings; a setting set to None goes back to its default."""
+        widget = await self.get_widget(widget_id)
+        changes = dict(changes)
+        business_id = changes.pop("business_id", None) or widget.business_id
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        defaults = WidgetSettings()
+        resets = {name: getattr(defaults, name) for name, value in changes.items() if value is None}
+        checked = check_settings({k: v for k, v in changes.items() if v is not None}, widget.settings)
+        checked = replace(checked, **resets)
+        await self._check_agents(checked, business_id)
+        await self.store.update_widget(widget.id, business_id, _changed(checked))
+        self.forget()
+        return await self.get_widget(widget.id)
+
+    async def delete_widget(self, widget_id: str) -> None:
+        widget = await self.get_widget(widget_id)
+        await self.store.delete_widget(widget.id)
+        self.forget()
+
+    async def _check_agents(self, settings: WidgetSettings, business_id: int) -> None:
+        if settings.agent_ids is None:
+            return
+        mine = {agent.id for agent in await self.store.agents(business_id)}
+        for agent_id in settings.agent_ids:
+            if agent_id not in mine:
+                raise InvalidInput("agent_ids", f"there is no agent {agent_id} in business {business_id}")
+
+
+def _changed(settings: WidgetSettings) -> dict[str, Any]:
+    """Only what differs from the defaults is stored: better defaults reach old widgets too."""
+    defaults = WidgetSettings().to_json()
+    return {key: value for key, value in settings.to_json().items() if value != defaults[key]}
 
 
 class _SlugTaken(Exception):

@@ -19,14 +19,16 @@ import aiosqlite
 
 from .agents import Agent, Business
 from .links import ShortLink, Target
+from .widget import Widget, WidgetTarget, settings_from_json
 
 AGENT_COLUMNS = "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone)"
 LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
 CLICK_COLUMNS = (
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
     "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
-    "has_fbclid", "has_gclid", "referrer_host", "device_class", "os_family", "browser_family",
+    "has_fbclid", "has_gclid", "referrer_host", "device_class", "os_family", "browser_family", "page_path",
 )  # fmt: skip
+WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ def _link(row: Sequence[Any]) -> ShortLink:
     values = dict(zip(LINK_COLUMNS.split(", "), row, strict=True))
     values["disabled"] = bool(values["disabled"])
     return ShortLink(**values)
+
+
+def _widget(row: Sequence[Any]) -> Widget:
+    return Widget(row[0], row[1], settings_from_json(json.loads(row[2])), row[3], row[4])
 
 
 class Store:
@@ -340,6 +346,53 @@ class Store:
                 f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
                 (*changes.values(), int(time.time()), key),
             )
+
+    # -- widgets ----------------------------------------------------------------------
+
+    async def add_widget(self, widget_id: str, business_id: int, settings: dict[str, Any]) -> Widget:
+        """sqlite3.IntegrityError if the id is taken."""
+        now = int(time.time())
+        async with self.transaction() as db:
+            await db.execute(
+                f"INSERT INTO widgets ({WIDGET_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (widget_id, business_id, json.dumps(settings), now, now),
+            )
+        widget = await self.widget(widget_id)
+        assert widget is not None
+        return widget
+
+    async def widget(self, widget_id: str) -> Widget | None:
+        row = await self._one(f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE id = ?", (widget_id,))
+        return _widget(row) if row else None
+
+    async def widgets(self, business_id: int | None = None) -> list[Widget]:
+        rows = await self._all(
+            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ? ORDER BY created_at, id",
+            (business_id, business_id),
+        )
+        return [_widget(row) for row in rows]
+
+    async def update_widget(self, widget_id: str, business_id: int, settings: dict[str, Any]) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE widgets SET business_id = ?, settings = ?, updated_at = ? WHERE id = ?",
+                (business_id, json.dumps(settings), int(time.time()), widget_id),
+            )
+
+    async def delete_widget(self, widget_id: str) -> bool:
+        async with self.transaction() as db:
+            cursor = await db.execute("DELETE FROM widgets WHERE id = ?", (widget_id,))
+            return cursor.rowcount > 0
+
+    async def widget_target(self, widget_id: str) -> WidgetTarget | None:
+        """A widget with its business and agents, in one read: the cache holds the result."""
+        widget = await self.widget(widget_id)
+        if widget is None:
+            return None
+        business = await self.business(widget.business_id)
+        assert business is not None  # the foreign key keeps it
+        has_logo = await self._one("SELECT 1 FROM logos WHERE business_id = ?", (business.id,)) is not None
+        return WidgetTarget(widget, business, tuple(await self.agents(business.id)), has_logo)
 
     # -- clicks -----------------------------------------------------------------------
 

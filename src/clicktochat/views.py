@@ -5,12 +5,14 @@ from the in-process cache) and writes none (the click is appended to the recorde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from segno import DataOverflowError
 from starlette.concurrency import run_in_threadpool
@@ -19,16 +21,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .agents import format_hours, is_available
-from .channels import CHANNELS, deep_link
+from .agents import format_hours, is_available, route
+from .channels import CHANNELS, deep_link, web_link
 from .clicks import ClickEvent
-from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
+from .errors import Forbidden, Gone, InvalidInput, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
 from .posters import Poster, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
+from .widget import (
+    MAX_PAGE_TITLE_LENGTH,
+    WIDGET_ID_PATTERN,
+    WidgetTarget,
+    config,
+    domain_allowed,
+    fill_message,
+    message_template,
+    page_url,
+    pick_language,
+    request_host,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from .service import Service
@@ -39,6 +53,13 @@ CLICK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", 
 PAGE_HEADERS = CLICK_HEADERS | {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+SCRIPT_TYPE = "text/javascript; charset=utf-8"
+WIDGET_HEADERS = {
+    "Access-Control-Allow-Origin": "*",  # public by design: embedded on other sites
+    "Cross-Origin-Resource-Policy": "cross-origin",  # loadable by sites that require it (COEP)
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -57,10 +78,12 @@ class Click(NamedTuple):
     campaign: str | None
     source: str | None
     title: str | None
+    web: bool = False  # a desktop asked for the messenger's web app
+    page_path: str | None = None  # widget clicks: the page the button was on
 
 
-async def signed_click(service: Service, params: dict[str, str], counted: bool) -> Click:
-    token = params["token"]
+async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
+    token = scope["path_params"]["token"]
     link = service.signer.verify(token)
     return Click(
         "signed", token_key(token), service.signed_url(token), link.channel, link.address, link.text,
@@ -74,9 +97,9 @@ async def find_short(service: Service, slug: str) -> Target | None:
     return await service.cache.get(slug) if SLUG_PATTERN.fullmatch(slug) else None
 
 
-async def short_click(service: Service, params: dict[str, str], counted: bool) -> Click:
+async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     """`counted`: a person's GET; only those take a turn in the agents' rotation."""
-    target = await find_short(service, params["slug"])
+    target = await find_short(service, scope["path_params"]["slug"])
     if target is None:
         raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
     link = target.link
@@ -99,7 +122,7 @@ class ClickEndpoint:
     counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
     the landing page (desktops, or mode=landing). Errors raised here reach the app's handler."""
 
-    def __init__(self, lookup: Callable[[Service, dict[str, str], bool], Awaitable[Click]]) -> None:
+    def __init__(self, lookup: Callable[[Service, Scope, bool], Awaitable[Click]]) -> None:
         self.lookup = lookup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +130,7 @@ class ClickEndpoint:
         user_agent, referer = click_headers(scope["headers"])
         preview, mobile = classify(user_agent)
         counted = not preview and scope["method"] == "GET"  # HEAD is a link checker
-        click = await self.lookup(state.service, scope["path_params"], counted)
+        click = await self.lookup(state.service, scope, counted)
         if preview:
             response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
             return await response(scope, receive, send)
@@ -115,11 +138,14 @@ class ClickEndpoint:
             state.recorder.record(
                 ClickEvent(
                     int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
-                    click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent,
+                    click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path,
                 )  # fmt: skip
             )
-        chat_url = deep_link(click.channel, click.address, click.text)
-        if click.mode == "redirect" or (click.mode == "auto" and mobile):
+        if click.web and not mobile:
+            chat_url = web_link(click.channel, click.address, click.text)
+        else:
+            chat_url = deep_link(click.channel, click.address, click.text)
+        if click.mode == "redirect" or (click.mode == "auto" and mobile) or click.web:
             await send({"type": "http.response.start", "status": 302, "headers": redirect_headers(chat_url)})
             return await send({"type": "http.response.body", "body": b""})
         response = page(
@@ -241,6 +267,118 @@ async def poster(request: Request) -> Response:
     return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
 
 
+async def find_widget(service: Service, widget_id: str) -> WidgetTarget | None:
+    widget_id = widget_id.lower()
+    return await service.widget_cache.get(widget_id) if WIDGET_ID_PATTERN.fullmatch(widget_id) else None
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    """The first value of each query parameter; a query nobody's browser sends is ignored."""
+    try:
+        pairs = parse_qsl(scope["query_string"][:MAX_QUERY_LENGTH].decode("latin-1"), max_num_fields=20)
+    except ValueError:
+        return {}
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        query.setdefault(name, value.encode("latin-1").decode("utf-8", "replace"))
+    return query
+
+
+async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
+    """A click in the widget's panel: `/w/{widget}/{agent}?u=<page>&t=<title>&l=<lang>`. The
+    text is the owner's template with the page filled in, so a crafted link can change which
+    page the message names, never who it goes to or what else it says."""
+    params = scope["path_params"]
+    target = await find_widget(service, params["widget"])
+    if target is None:
+        raise NotFound("This chat button is out of date: the website no longer has it.")
+    widget, settings = target.widget, target.widget.settings
+    listed = [a for a in target.agents if settings.agent_ids is None or a.id in settings.agent_ids]
+    agent = next((a for a in listed if str(a.id) == params["agent"]), None)
+    if agent is None:  # an agent removed since the page loaded, or "any": whoever is on duty
+        agent = route(target.business.id, listed, None, datetime.now(UTC), service.rotation, advance=counted)
+    if agent is None:
+        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
+    query = _query(scope)
+    page = page_url(query.get("u", ""), settings.allowed_domains)
+    title = query.get("t", "")
+    text = fill_message(message_template(settings, pick_language(query.get("l", ""), "", settings.locale)), page, title)
+    link_url = f"{service.base_url}/w/{widget.id}/{agent.id}"
+    if page:
+        link_url += "?" + urlencode({"u": page, "t": title[:MAX_PAGE_TITLE_LENGTH]} if title else {"u": page})
+    return Click(
+        "widget", widget.id, link_url, agent.channel, agent.address, text, "auto", agent.id, None,
+        "qr" if query.get("via") == "qr" else None, target.business.name, query.get("web") == "1",
+        urlsplit(page).path or None if page else None,
+    )  # fmt: skip
+
+
+async def widget_config(request: Request) -> Response:
+    """What the script shows, for one site: CORS-readable, cached a minute (availability moves)."""
+    service = request.app.state.service
+    target = await find_widget(service, request.path_params["widget"])
+    if target is None:
+        raise NotFound(f"There is no widget {request.path_params['widget']!r}: check data-widget in the script tag.")
+    settings = target.widget.settings
+    host = request_host(request.headers.get("origin", ""), request.headers.get("referer", ""))
+    if not domain_allowed(host, settings.allowed_domains):
+        raise Forbidden(
+            f"This widget is not allowed on {host or 'a page that sends neither Origin nor Referer'}; "
+            "add the site to the widget's allowed_domains."
+        )
+    lang = pick_language(request.query_params.get("lang", ""), request.query_params.get("hl", ""), settings.locale)
+    body = json.dumps(
+        config(target.widget, target.business, target.agents, lang, service.base_url, target.has_logo),
+        ensure_ascii=False, separators=(",", ":"),
+    ).encode()  # fmt: skip
+    tag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": "public, max-age=60", "Vary": "Origin"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def widget_avatar(request: Request) -> Response:
+    service = request.app.state.service
+    target = await find_widget(service, request.path_params["widget"])
+    logo = await service.store.logo(target.business.id) if target and target.has_logo else None
+    if logo is None:
+        raise NotFound("This widget's business has no logo.")
+    return Response(logo, media_type="image/png", headers=WIDGET_HEADERS | {"Cache-Control": "public, max-age=3600"})
+
+
+async def widget_qr(request: Request) -> Response:
+    """The QR code a desktop visitor scans to carry the chat over to their phone."""
+    service = request.app.state.service
+    params = request.path_params
+    target = await find_widget(service, params["widget"])
+    if target is None:
+        raise NotFound("There is no widget here, so there is no QR code either.")
+    page = page_url(request.query_params.get("u", ""), target.widget.settings.allowed_domains)
+    data = f"{service.base_url}/w/{target.widget.id}/{params['agent'][:20]}?" + urlencode(
+        {"via": "qr", "u": page, "l": request.query_params.get("l", "")[:5]}
+    )
+    options = parse_options({k: v for k, v in request.query_params.items() if k not in ("u", "l")})
+    return await qr_response(request, data, options, None, "public, max-age=3600")
+
+
+def widget_script(request: Request) -> Response:
+    """`/widget.js` revalidates hourly, so a new release reaches every site within the hour;
+    `/widget.<version>.js` never changes, for sites that pin a version."""
+    script = request.app.state.widget_script
+    version = request.path_params.get("version")
+    if version is not None and version != script.version:
+        raise NotFound(f"There is no widget version {version!r}; the current one is {script.version}.")
+    cache = "public, max-age=31536000, immutable" if version else "public, max-age=3600, stale-while-revalidate=86400"
+    tag = f'"{script.version}"'
+    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(script.gzipped, media_type=SCRIPT_TYPE, headers=headers | {"Content-Encoding": "gzip"})
+    return Response(script.body, media_type=SCRIPT_TYPE, headers=headers)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
 
@@ -250,7 +388,13 @@ routes = [  # the two click routes first: the router tries routes in order
     Route("/s/{slug}", ClickEndpoint(short_click), methods=["GET"]),
     Route("/qr/s/{slug}.{kind}", short_link_qr, methods=["GET"]),
     Route("/qr/c/{token}.{kind}", signed_link_qr, methods=["GET"]),
+    Route("/w/{widget}/{agent}", ClickEndpoint(widget_click), methods=["GET"]),
     Route("/poster/s/{slug}", poster, methods=["GET"]),
+    Route("/qr/w/{widget}/{agent}.{kind}", widget_qr, methods=["GET"]),
+    Route("/widget.js", widget_script, methods=["GET"]),
+    Route("/widget.{version}.js", widget_script, methods=["GET"]),
+    Route("/api/widget/{widget}", widget_config, methods=["GET"]),
+    Route("/api/widget/{widget}/avatar.png", widget_avatar, methods=["GET"]),
     Route("/", welcome, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
 ]

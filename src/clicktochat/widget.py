@@ -1,0 +1,412 @@
+"""The embeddable chat widget, as the server sees it: a widget's settings and their rules,
+the configuration the script fetches, the words it shows, which sites may show it, and
+the message a click pre-fills. The script itself is `widget/widget.js`."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import rcssmin
+import rjsmin
+
+from .agents import Agent, Business, is_available, next_available
+from .channels import MAX_TEXT_LENGTH
+from .errors import InvalidInput
+from .links import SLUG_ALPHABET
+from .qr import contrast
+
+WIDGET_ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?")
+RANDOM_ID_LENGTH = 10
+LANGUAGES = ("en", "it", "es", "pt", "de", "fr", "ar")
+RIGHT_TO_LEFT = frozenset({"ar"})
+POSITIONS = ("right", "left")
+DEFAULT_COLOUR = "#008069"  # WhatsApp's teal: white on it has a contrast of 4.9:1
+DARK_TEXT = "#111111"
+MAX_GREETING_LENGTH = 300
+MAX_MESSAGE_LENGTH = 500
+MAX_LABEL_LENGTH = 40
+MAX_PATTERNS = 50
+MAX_PATTERN_LENGTH = 200
+MAX_PAGE_URL_LENGTH = 500
+MAX_PAGE_TITLE_LENGTH = 150
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(\*\.)?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+_COLOUR = re.compile(r"#[0-9a-f]{6}")
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "button": "Chat with us", "close": "Close", "online": "Online", "offline": "Away", "back": "Back {time}",
+        "scan": "Scan with your phone to chat there", "web": "Open WhatsApp Web", "return": "Back",
+        "greeting": "Hi! How can we help you?", "message": "Hello! I have a question about {page_title} {page_url}",
+    },
+    "it": {
+        "button": "Scrivici", "close": "Chiudi", "online": "Online", "offline": "Assente",
+        "back": "Torna {time}", "scan": "Inquadra con il telefono per scriverci da lì",
+        "web": "Apri WhatsApp Web", "return": "Indietro", "greeting": "Ciao! Come possiamo aiutarti?",
+        "message": "Ciao! Ho una domanda su {page_title} {page_url}",
+    },
+    "es": {
+        "button": "Escríbenos", "close": "Cerrar", "online": "En línea", "offline": "Ausente",
+        "back": "Vuelve {time}", "scan": "Escanea con tu móvil para chatear allí", "web": "Abrir WhatsApp Web",
+        "return": "Atrás", "greeting": "¡Hola! ¿Cómo podemos ayudarte?",
+        "message": "¡Hola! Tengo una pregunta sobre {page_title} {page_url}",
+    },
+    "pt": {
+        "button": "Fale conosco", "close": "Fechar", "online": "Online", "offline": "Ausente",
+        "back": "Volta {time}", "scan": "Leia com o celular para conversar por lá", "web": "Abrir WhatsApp Web",
+        "return": "Voltar", "greeting": "Olá! Como podemos ajudar?",
+        "message": "Olá! Tenho uma dúvida sobre {page_title} {page_url}",
+    },
+    "de": {
+        "button": "Schreib uns", "close": "Schließen", "online": "Online", "offline": "Abwesend",
+        "back": "Zurück {time}", "scan": "Mit dem Handy scannen und dort weiterschreiben",
+        "web": "WhatsApp Web öffnen", "return": "Zurück", "greeting": "Hallo! Wie können wir helfen?",
+        "message": "Hallo! Ich habe eine Frage zu {page_title} {page_url}",
+    },
+    "fr": {
+        "button": "Écrivez-nous", "close": "Fermer", "online": "En ligne", "offline": "Absent",
+        "back": "De retour {time}", "scan": "Scannez avec votre téléphone pour discuter depuis celui-ci",
+        "web": "Ouvrir WhatsApp Web", "return": "Retour", "greeting": "Bonjour ! Comment pouvons-nous vous aider ?",
+        "message": "Bonjour ! J'ai une question sur {page_title} {page_url}",
+    },
+    "ar": {
+        "button": "راسلنا", "close": "إغلاق", "online": "متصل", "offline": "غير متاح", "back": "يعود {time}",
+        "scan": "امسح الرمز بهاتفك للمتابعة عليه", "web": "افتح واتساب ويب", "return": "رجوع",
+        "greeting": "مرحبًا! كيف يمكننا مساعدتك؟", "message": "مرحبًا! لدي سؤال عن {page_title} {page_url}",
+    },
+}  # fmt: skip
+UI_WORDS = ("button", "close", "online", "offline", "back", "scan", "web", "return")
+"""The words the script shows; the others stay on the server."""
+
+
+@dataclass(frozen=True)
+class WidgetSettings:
+    """What a site owner can set. None means "in the visitor's language" or "all"."""
+
+    greeting: str | None = None
+    message: str | None = None  # pre-filled text; {page_url} and {page_title} are filled in
+    label: str | None = None  # shown beside the button; None: an icon only
+    colour: str = DEFAULT_COLOUR
+    position: str = "right"
+    offset_x: int = 20  # px from the side
+    offset_y: int = 20  # px from the bottom
+    locale: str | None = None  # None: the page's language, then the browser's
+    agent_ids: tuple[int, ...] | None = None  # who the panel lists, in this order; None: every agent
+    show_on: tuple[str, ...] = ()  # path patterns ("/shop/*"); empty: every page
+    hide_on: tuple[str, ...] = ()
+    delay: int = 0  # seconds before the button shows
+    scroll: int = 0  # percent of the page scrolled before the button shows
+    hide_offline: bool = False  # no button while nobody is available
+    bubble: bool = False  # the greeting pops up once per visit
+    bubble_delay: int = 5  # seconds
+    qr: bool = True  # desktops may scan a code to continue on their phone
+    allowed_domains: tuple[str, ...] = ()  # empty: any site
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(WidgetSettings))
+
+
+@dataclass(frozen=True)
+class Widget:
+    id: str
+    business_id: int
+    settings: WidgetSettings
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(frozen=True)
+class WidgetTarget:
+    """A widget with what its configuration and clicks need, as kept in the in-process cache."""
+
+    widget: Widget
+    business: Business
+    agents: tuple[Agent, ...]
+    has_logo: bool
+
+
+def random_widget_id() -> str:
+    return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(RANDOM_ID_LENGTH))
+
+
+def check_widget_id(value: str, field: str = "id") -> str:
+    normalized = value.strip().lower()
+    if not WIDGET_ID_PATTERN.fullmatch(normalized):
+        raise InvalidInput(
+            field, f"{value!r} is not a valid widget id: 1 to 32 letters, digits, '-' or '_', starting and ending "
+            "with a letter or digit",
+        )  # fmt: skip
+    return normalized
+
+
+def check_settings(changes: dict[str, Any], base: WidgetSettings | None = None) -> WidgetSettings:
+    """`base` with `changes` applied, each checked; errors name the setting."""
+    unknown = set(changes) - SETTING_NAMES
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not a widget setting")
+    checked: dict[str, Any] = {}
+    for name, value in changes.items():
+        checked[name] = _CHECKS[name](value, name)
+    return replace(base or WidgetSettings(), **checked)
+
+
+def settings_from_json(data: dict[str, Any]) -> WidgetSettings:
+    """Settings as stored; unknown keys (from a newer version) are ignored, not fatal."""
+    known = {key: value for key, value in data.items() if key in SETTING_NAMES}
+    tuples = {key: tuple(value) for key, value in known.items() if isinstance(value, list)}
+    return WidgetSettings(**(known | tuples))
+
+
+def _text(limit: int) -> Any:
+    def check(value: Any, field: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidInput(field, "must be text")
+        value = value.strip()
+        if len(value) > limit:
+            raise InvalidInput(field, f"is {len(value)} characters long; at most {limit}")
+        if any(ord(ch) < 32 and ch != "\n" or ord(ch) == 127 for ch in value):
+            raise InvalidInput(field, "must not contain control characters")
+        return value or None
+
+    return check
+
+
+def _number(low: int, high: int) -> Any:
+    def check(value: Any, field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(field, f"must be a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _flag(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(field, "must be true or false")
+    return value
+
+
+def _choice(options: Sequence[str], allow_none: bool = False) -> Any:
+    def check(value: Any, field: str) -> str | None:
+        if value is None and allow_none:
+            return None
+        if value not in options:
+            raise InvalidInput(field, f"{value!r} is not one of {', '.join(options)}")
+        return str(value)
+
+    return check
+
+
+def _colour(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _COLOUR.fullmatch(colour := "#" + value.strip().lower().lstrip("#")):
+        raise InvalidInput(field, f"{value!r} is not a colour like #008069")
+    return colour
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\s,]+", value) if part]
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput(field, "must be a list of strings")
+    if len(value) > MAX_PATTERNS:
+        raise InvalidInput(field, f"has {len(value)} entries; at most {MAX_PATTERNS}")
+    return [item.strip() for item in value]
+
+
+def _paths(value: Any, field: str) -> tuple[str, ...]:
+    patterns = _strings(value, field)
+    for pattern in patterns:
+        if not pattern.startswith("/") or len(pattern) > MAX_PATTERN_LENGTH or any(ch in pattern for ch in " ?#"):
+            raise InvalidInput(field, f"{pattern!r} is not a path pattern like /shop/* (a '*' matches anything)")
+    return tuple(dict.fromkeys(patterns))
+
+
+def _domains(value: Any, field: str) -> tuple[str, ...]:
+    domains = [domain.lower().rstrip(".") for domain in _strings(value, field)]
+    for domain in domains:
+        if not _DOMAIN.fullmatch(domain):
+            raise InvalidInput(
+                field, f"{domain!r} is not a host name like example.com or *.example.com (no scheme, port or path)"
+            )
+    return tuple(dict.fromkeys(domains))
+
+
+def _agent_ids(value: Any, field: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    ):
+        raise InvalidInput(field, "must be a list of agent ids, or null for every agent")
+    return tuple(dict.fromkeys(value))
+
+
+_CHECKS = {
+    "greeting": _text(MAX_GREETING_LENGTH),
+    "message": _text(MAX_MESSAGE_LENGTH),
+    "label": _text(MAX_LABEL_LENGTH),
+    "colour": _colour,
+    "position": _choice(POSITIONS),
+    "offset_x": _number(0, 200),
+    "offset_y": _number(0, 200),
+    "locale": _choice(LANGUAGES, allow_none=True),
+    "agent_ids": _agent_ids,
+    "show_on": _paths,
+    "hide_on": _paths,
+    "delay": _number(0, 600),
+    "scroll": _number(0, 100),
+    "hide_offline": _flag,
+    "bubble": _flag,
+    "bubble_delay": _number(0, 600),
+    "qr": _flag,
+    "allowed_domains": _domains,
+}
+
+
+def text_colour(background: str) -> str:
+    """White or near-black, whichever reads better on the owner's colour (always >= 4.5:1)."""
+    return "#ffffff" if contrast(background, "#ffffff") >= contrast(background, DARK_TEXT) else DARK_TEXT
+
+
+def pick_language(forced: str, page_and_browser: str, configured: str | None) -> str:
+    """The script's data-locale, else the widget's own setting, else the first of the page's
+    `lang` and the browser's languages that we speak, else English."""
+    if forced[:2].lower() in LANGUAGES:
+        return forced[:2].lower()
+    if configured:
+        return configured
+    for tag in page_and_browser.split(",")[:20]:
+        if tag.strip()[:2].lower() in LANGUAGES:
+            return tag.strip()[:2].lower()
+    return "en"
+
+
+def domain_allowed(host: str | None, allowed: Iterable[str]) -> bool:
+    """`example.com` allows that host only; `*.example.com` allows it and every subdomain."""
+    allowed = tuple(allowed)
+    if not allowed:
+        return True
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    for domain in allowed:
+        if domain.startswith("*."):
+            if host == domain[2:] or host.endswith(domain[1:]):
+                return True
+        elif host == domain:
+            return True
+    return False
+
+
+def request_host(origin: str, referer: str) -> str | None:
+    """The host of the page asking, from `Origin` (sent with the script's fetch), else `Referer`."""
+    for value in (origin, referer):
+        if value and value != "null":
+            try:
+                host = urlsplit(value).hostname
+            except ValueError:
+                continue
+            if host:
+                return host
+    return None
+
+
+def page_url(value: str, allowed: Iterable[str]) -> str:
+    """The page a click came from, as the agent will read it: http(s) only, on an allowed site,
+    without its query string or fragment (they can carry personal data and session tokens)."""
+    try:
+        parts = urlsplit(value.strip()[:2048])
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname or not domain_allowed(parts.hostname, allowed):
+        return ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:MAX_PAGE_URL_LENGTH]
+
+
+def fill_message(template: str, url: str, title: str) -> str:
+    """The pre-filled text: the owner's template with the page filled in (a missing part
+    leaves no double space behind)."""
+    title = " ".join(title.split())[:MAX_PAGE_TITLE_LENGTH]
+    text = template.replace("{page_url}", url).replace("{page_title}", title)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()[:MAX_TEXT_LENGTH]
+
+
+def message_template(settings: WidgetSettings, lang: str) -> str:
+    return settings.message if settings.message is not None else WORDS[lang]["message"]
+
+
+def config(
+    widget: Widget, business: Business, agents: Sequence[Agent], lang: str, base_url: str, has_logo: bool,
+    now: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """What the script fetches: everything it shows, and nothing it does not (no numbers)."""
+    now = now or datetime.now(UTC)
+    settings = widget.settings
+    if settings.agent_ids is not None:
+        by_id = {agent.id: agent for agent in agents}
+        agents = [by_id[agent_id] for agent_id in settings.agent_ids if agent_id in by_id]
+    listed = []
+    for agent in agents:
+        available = is_available(agent, now)
+        back = None if available else next_available(agent, now)
+        listed.append({
+            "id": agent.id, "name": agent.name, "channel": agent.channel, "available": available,
+            "back_at": back.astimezone(UTC).isoformat().replace("+00:00", "Z") if back else None,
+            "url": f"{base_url}/w/{widget.id}/{agent.id}",
+        })  # fmt: skip
+    words = WORDS[lang]
+    return {
+        "id": widget.id,
+        "lang": lang,
+        "dir": "rtl" if lang in RIGHT_TO_LEFT else "ltr",
+        "name": business.name,
+        "avatar": f"{base_url}/api/widget/{widget.id}/avatar.png" if has_logo else None,
+        "greeting": settings.greeting or words["greeting"],
+        "label": settings.label,
+        "colour": settings.colour,
+        "text_colour": text_colour(settings.colour),
+        "position": settings.position,
+        "offset_x": settings.offset_x,
+        "offset_y": settings.offset_y,
+        "agents": listed,
+        "open": any(agent["available"] for agent in listed),
+        "rules": {
+            "show_on": list(settings.show_on), "hide_on": list(settings.hide_on), "delay": settings.delay,
+            "scroll": settings.scroll, "hide_offline": settings.hide_offline,
+        },  # fmt: skip
+        "bubble": settings.bubble_delay if settings.bubble else None,
+        "qr": settings.qr,
+        "words": {key: words[key] for key in UI_WORDS},
+    }
+
+
+@dataclass(frozen=True)
+class Script:
+    """widget.js as served: minified once at start, with its CSS inside (a stylesheet of its
+    own would be a second request), gzipped once, named by a hash of its content."""
+
+    body: bytes
+    gzipped: bytes
+    version: str
+
+    @classmethod
+    def build(cls, folder: Path) -> Script:
+        css = rcssmin.cssmin((folder / "widget.css").read_text())
+        source = (folder / "widget.js").read_text().replace('"__CSS__"', json.dumps(css))
+        body = rjsmin.jsmin(source, keep_bang_comments=True).encode()
+        return cls(body, gzip.compress(body, 9, mtime=0), hashlib.sha256(body).hexdigest()[:12])

@@ -1,0 +1,197 @@
+/*! clicktochat widget | MIT */
+// One script tag puts a chat button on any page:
+//   <script src="https://HOST/widget.js" data-widget="ID" async></script>
+// Everything it draws lives in a closed Shadow DOM: the page's CSS cannot reach in and
+// ours cannot leak out. Every configured string is inserted as text, never parsed as HTML.
+// No cookies, no third parties: its only requests go to the server it came from, and
+// window.ClickToChat is its only global.
+(() => {
+  "use strict";
+  const script = document.currentScript;
+  const id = script && script.dataset.widget;
+  if (!id || window.ClickToChat) return;
+  performance.mark("clicktochat:start");
+  const origin = new URL(script.src).origin;
+  const { locale, position } = script.dataset;
+  const phone = /Mobi|Android|iPhone|iPad/i.test(navigator.userAgent) || matchMedia("(pointer: coarse)").matches;
+  let show = () => (wanted = true);
+  let hide = () => (wanted = false);
+  let wanted = false;
+  window.ClickToChat = Object.freeze({ open: () => show(), close: () => hide() });
+
+  const fire = (name, detail) =>
+    document.dispatchEvent(new CustomEvent(`clicktochat:${name}`, { detail: { widget: id, ...detail } }));
+
+  const el = (tag, attributes = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    node.append(...children); // strings become text nodes, never markup
+    return node;
+  };
+
+  const query = new URLSearchParams({ hl: [document.documentElement.lang, ...navigator.languages].join() });
+  if (locale) query.set("lang", locale);
+  fetch(`${origin}/api/widget/${encodeURIComponent(id)}?${query}`, { credentials: "omit" })
+    .then(async (response) => {
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.detail);
+      return body;
+    })
+    .then(start)
+    .catch((error) => console.warn("clicktochat:", error.message));
+
+  // Display rules: which pages, after how long, how far down, and only while someone answers.
+  function start(config) {
+    const { show_on, hide_on, delay, scroll, hide_offline } = config.rules;
+    const matches = (patterns) =>
+      patterns.some((pattern) => {
+        const regex = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+        return new RegExp(`^${regex}$`).test(location.pathname);
+      });
+    if ((show_on.length && !matches(show_on)) || matches(hide_on) || (hide_offline && !config.open)) return;
+    const scrolled = () => {
+      const room = document.documentElement.scrollHeight - innerHeight;
+      return room <= 0 || (scrollY / room) * 100 >= scroll;
+    };
+    const whenScrolled = () => {
+      if (scrolled()) return render(config);
+      const check = () => scrolled() && (removeEventListener("scroll", check), render(config));
+      addEventListener("scroll", check, { passive: true });
+    };
+    delay ? setTimeout(whenScrolled, delay * 1000) : whenScrolled();
+  }
+
+  function render(config) {
+    const words = config.words;
+    const host = el("clicktochat-widget");
+    const root = host.attachShadow({ mode: "closed" });
+    const sheet = new CSSStyleSheet(); // allowed by a strict CSP, unlike a <style> element
+    sheet.replaceSync("__CSS__");
+    root.adoptedStyleSheets = [sheet];
+    const left = (position || config.position) === "left";
+    for (const [name, value] of Object.entries({
+      "--colour": config.colour,
+      "--text": config.text_colour,
+      "--left": left ? `${config.offset_x}px` : "auto",
+      "--right": left ? "auto" : `${config.offset_x}px`,
+      "--bottom": `${config.offset_y}px`,
+    }))
+      host.style.setProperty(name, value);
+
+    const ours = (url) => url.startsWith(`${origin}/`); // a link only ever leads back to our server
+    const close = el("button", { class: "x", type: "button", "aria-label": words.close }, "×");
+    const title = el("h2", { id: "t" }, config.name);
+    const header = el("header", {}, title, close);
+    if (config.avatar && ours(config.avatar)) header.prepend(el("img", { src: config.avatar, alt: "" }));
+    const list = el("ul", { class: "agents" });
+    const handoff = el("div", { class: "handoff", hidden: "" });
+    const panel = el(
+      "div",
+      { class: "panel", id: "p", role: "dialog", "aria-labelledby": "t", hidden: "" },
+      header,
+      el("p", { class: "greeting" }, config.greeting),
+      list,
+      handoff,
+    );
+    const bubble = el("button", { class: "bubble", type: "button", hidden: "" }, config.greeting);
+    const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("aria-hidden", "true");
+    icon.append(document.createElementNS(icon.namespaceURI, "path"));
+    icon.firstChild.setAttribute("d", "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2z");
+    const launcher = el(
+      "button",
+      { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "p", "aria-haspopup": "dialog" },
+      icon,
+    );
+    if (config.label) launcher.append(el("span", {}, config.label));
+    else launcher.setAttribute("aria-label", words.button);
+
+    const when = (iso) => {
+      const at = new Date(iso);
+      const today = at.toDateString() === new Date().toDateString();
+      const format = { hour: "2-digit", minute: "2-digit", ...(today ? {} : { weekday: "short" }) };
+      return words.back.replace("{time}", new Intl.DateTimeFormat(config.lang, format).format(at));
+    };
+    for (const agent of config.agents) {
+      if (!ours(agent.url)) continue;
+      const state = agent.available ? words.online : agent.back_at ? when(agent.back_at) : words.offline;
+      const button = el(
+        "button",
+        { class: "agent", type: "button" },
+        el("span", { class: agent.available ? "dot on" : "dot" }),
+        el("span", { class: "who" }, agent.name),
+        el("small", {}, state),
+      );
+      button.addEventListener("click", () => chat(agent, button));
+      list.append(el("li", {}, button));
+    }
+
+    // Phones go straight to the chat in this tab; desktops may scan a code to continue on
+    // the phone, or open the messenger's web app in a new tab.
+    function chat(agent, button) {
+      const u = location.origin + location.pathname; // never the query or fragment: they can hold personal data
+      const url = `${agent.url}?${new URLSearchParams({ u, t: document.title.slice(0, 150), l: config.lang })}`;
+      fire("click", { channel: agent.channel, agent: agent.name, agent_id: agent.id, link: url });
+      if (phone) return location.assign(url);
+      if (!config.qr) return open(`${url}&web=1`, "_blank", "noopener");
+      const back = el("button", { class: "link", type: "button" }, words.return);
+      const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener" }, words.web);
+      handoff.replaceChildren(
+        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ u, l: config.lang })}`, alt: words.scan }),
+        el("p", {}, words.scan),
+        web,
+        back,
+      );
+      back.addEventListener("click", () => {
+        handoff.hidden = true;
+        list.hidden = false;
+        button.focus();
+      });
+      list.hidden = true;
+      handoff.hidden = false;
+      web.focus();
+    }
+
+    show = () => {
+      if (!panel.hidden) return;
+      panel.hidden = false;
+      bubble.hidden = true;
+      launcher.setAttribute("aria-expanded", "true");
+      ((list.hidden ? handoff : list).querySelector("button, a") || close).focus(); // focus moves into the panel
+      fire("open");
+    };
+    hide = () => {
+      if (panel.hidden) return;
+      const focused = panel.contains(root.activeElement);
+      panel.hidden = true;
+      handoff.hidden = true;
+      list.hidden = false;
+      launcher.setAttribute("aria-expanded", "false");
+      if (focused) launcher.focus(); // and back to the button
+      fire("close");
+    };
+    launcher.addEventListener("click", () => (panel.hidden ? show() : hide()));
+    close.addEventListener("click", hide);
+    bubble.addEventListener("click", show);
+    root.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") (bubble.hidden = true), hide();
+    });
+
+    root.append(el("div", { class: left ? "ctc left" : "ctc", dir: config.dir, lang: config.lang }, panel, bubble, launcher));
+    document.body.append(host);
+    requestAnimationFrame(() => setTimeout(() => performance.mark("clicktochat:painted")));
+    if (wanted) show();
+    if (config.bubble !== null) {
+      // Once per visit: sessionStorage is forgotten with the tab, and is no cookie.
+      const key = `clicktochat:${id}:bubble`;
+      try {
+        if (sessionStorage.getItem(key)) return;
+        sessionStorage.setItem(key, "1");
+      } catch {
+        return; // storage blocked: better no bubble than one on every page
+      }
+      setTimeout(() => panel.hidden && (bubble.hidden = false), config.bubble * 1000);
+    }
+  }
+})();
