@@ -1219,3 +1219,49 @@ def test_the_api_modes_are_the_link_modes() -> None:
     from clicktochat.links import MODES
 
     assert get_args(Mode) == MODES
+
+
+# -- widgets ------------------------------------------------------------------------------
+
+
+def test_widgets_are_created_listed_changed_and_deleted(api: Api, client: TestClient) -> None:
+    shop = api.business()
+    giulia = api.agent(shop["id"])
+    widget = created(api.post("/widgets", {
+        "business_id": shop["id"], "id": "Shop", "greeting": "Ciao!", "colour": "#0B3D91", "agent_ids": [giulia["id"]],
+        "show_on": ["/shop/*"], "allowed_domains": ["dolcevita.it"], "bubble": True,
+    }))  # fmt: skip
+    assert widget["id"] == "shop" and widget["colour"] == "#0b3d91" and widget["clicks"] == 0
+    assert widget["snippet"] == '<script src="https://chat.example.com/widget.js" data-widget="shop" async></script>'
+    assert (widget["position"], widget["delay"], widget["qr"], widget["message"]) == ("right", 0, True, None)
+    random = created(api.post("/widgets", {"business_id": shop["id"]}))
+    assert len(random["id"]) == 10
+    assert [w["id"] for w in api.get("/widgets").json()["widgets"]] == ["shop", random["id"]]
+    changed = api.patch("/widgets/shop", {"greeting": None, "label": "Scrivici", "position": "left"}).json()
+    assert (changed["greeting"], changed["label"], changed["position"]) == (None, "Scrivici", "left")
+    assert changed["allowed_domains"] == ["dolcevita.it"]  # untouched
+    client.get(f"/w/shop/{giulia['id']}", headers={"user-agent": IPHONE})
+    flush(client)
+    assert api.get("/widgets/shop").json()["clicks"] == 1
+    problem(api.delete(f"/businesses/{shop['id']}"), 409)  # a widget still shows it
+    assert api.delete("/widgets/shop").status_code == 204
+    problem(api.get("/widgets/shop"), 404)
+    problem(api.delete("/widgets/shop"), 404)
+
+
+def test_bad_widget_input_names_the_field(api: Api) -> None:
+    shop = api.business()
+    other = api.business("Other")
+    stranger = api.agent(other["id"])
+    created(api.post("/widgets", {"business_id": shop["id"], "id": "taken"}))
+    cases = [
+        ({"business_id": 999}, "business_id"), ({"id": "taken"}, "id"), ({"id": "no spaces"}, "id"),
+        ({"colour": "red"}, "colour"), ({"position": "top"}, "position"), ({"delay": "5"}, "delay"),
+        ({"scroll": 150}, "scroll"), ({"greeting": "x" * 301}, "greeting"), ({"show_on": ["shop"]}, "show_on"),
+        ({"agent_ids": [stranger["id"]]}, "agent_ids"), ({"allowed_domains": ["https://x.com/"]}, "allowed_domains"),
+        ({"nope": 1}, "nope"),
+    ]  # fmt: skip
+    for body, field in cases:
+        problem(api.post("/widgets", {"business_id": shop["id"]} | body), 422, field)
+    problem(api.patch("/widgets/taken", {"offset_x": 201}), 422, "offset_x")
+    problem(api.raw("POST", "/widgets", b"{", "application/json"), 400)

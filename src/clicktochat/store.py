@@ -367,7 +367,7 @@ class Store:
 
     async def widgets(self, business_id: int | None = None) -> list[Widget]:
         rows = await self._all(
-            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ? ORDER BY created_at, id",
+            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ? ORDER BY created_at, rowid",
             (business_id, business_id),
         )
         return [_widget(row) for row in rows]

@@ -31,7 +31,7 @@ LANGUAGES = ("en", "it", "es", "pt", "de", "fr", "ar")
 RIGHT_TO_LEFT = frozenset({"ar"})
 POSITIONS = ("right", "left")
 DEFAULT_COLOUR = "#008069"  # WhatsApp's teal: white on it has a contrast of 4.9:1
-DARK_TEXT = "#111111"
+DARK_TEXT = "#000000"  # with white, one of the two always reaches 4.5:1
 MAX_GREETING_LENGTH = 300
 MAX_MESSAGE_LENGTH = 500
 MAX_LABEL_LENGTH = 40
@@ -279,7 +279,7 @@ _CHECKS = {
 
 
 def text_colour(background: str) -> str:
-    """White or near-black, whichever reads better on the owner's colour (always >= 4.5:1)."""
+    """White or black, whichever reads better on the owner's colour (always >= 4.5:1)."""
     return "#ffffff" if contrast(background, "#ffffff") >= contrast(background, DARK_TEXT) else DARK_TEXT
 
 
