@@ -214,6 +214,9 @@ def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyp
         assert page.text.count("<svg") == 4
         assert "<strong>Giulia</strong>" in page.text and "<strong>Marco</strong>" in page.text
         assert "mon-fri 09:00-13:00,15:00-19:00; sat 09:00-13:00 (Europe/Rome)" in page.text
+        assert '<script src="/widget.js" data-widget="demo" async></script>' in page.text
+        assert "script-src 'self'; connect-src 'self'" in page.headers["content-security-policy"]
+        assert demo.get("/api/widget/demo", headers={"referer": "http://127.0.0.1:8000/"}).json()["bubble"] == 2
         agents = sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0]
     with TestClient(create_app(settings)) as again:  # seeding is once per database
         assert again.get("/").status_code == 200

@@ -13,6 +13,7 @@ DEMO_SLUGS = ("vetrina", "ordini", "torte")
 async def seed_demo(service: Service) -> bool:
     """Seed once per database; False if it was already there."""
     if await service.store.get_meta("demo"):
+        await seed_demo_widget(service)  # databases seeded before widgets existed
         return False
     shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
     giulia = await service.add_agent(
@@ -39,4 +40,12 @@ async def seed_demo(service: Service) -> bool:
     await service.store.set_meta(
         "demo", json.dumps({"business_id": shop.id, "slugs": list(DEMO_SLUGS), "token": ad.token})
     )
+    await seed_demo_widget(service)
     return True
+
+
+async def seed_demo_widget(service: Service) -> None:
+    """The widget `demo`, shown on the welcome page: its greeting pops up once per visit."""
+    demo = json.loads(await service.store.get_meta("demo") or "null")
+    if demo and await service.store.widget("demo") is None and await service.store.business(demo["business_id"]):
+        await service.create_widget(demo["business_id"], "demo", {"bubble": True, "bubble_delay": 2})

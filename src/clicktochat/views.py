@@ -204,7 +204,14 @@ async def welcome(request: Request) -> Response:
         {"agent": agent, "hours": format_hours(agent.hours), "available": is_available(agent, now)}
         for agent in (await service.store.agents(business.id) if business else [])
     ]
-    return page(request, "welcome.html", links=links, business=business, agents=agents, base_url=service.base_url)
+    widget = await service.store.widget("demo") if demo else None
+    response = page(
+        request, "welcome.html", links=links, business=business, agents=agents, base_url=service.base_url,
+        widget=widget, snippet=service.widget_snippet(widget.id) if widget else None,
+    )  # fmt: skip
+    if widget:  # the widget needs our script and its fetch; still no inline script or style
+        response.headers["Content-Security-Policy"] += "; script-src 'self'; connect-src 'self'"
+    return response
 
 
 async def short_link_qr(request: Request) -> Response:
