@@ -202,14 +202,14 @@ def test_a_phone_click_goes_to_the_agent_with_the_page_in_the_message(client: Te
     marco = shop["marco"]
     page = "https://dolcevita.it/torte/cassata?session=secret#reviews"
     response = client.get(
-        f"/w/shop/{marco.id}?u={quote(page)}&t=Cassata%20siciliana&l=it",
+        f"/w/shop/{marco.id}?u={quote(page)}&t={quote('Cassata – siciliana 🍰')}&l=it",
         headers={"user-agent": IPHONE, "referer": "https://dolcevita.it/torte/cassata"},
     )  # fmt: skip
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     assert (location.scheme, location.netloc, location.path) == ("https", "wa.me", "/393487654321")
     text = parse_qs(location.query)["text"][0]
-    assert text == "Ciao! Ho una domanda su Cassata siciliana https://dolcevita.it/torte/cassata"
+    assert text == "Ciao! Ho una domanda su Cassata – siciliana 🍰 https://dolcevita.it/torte/cassata"
     flush(client)
     (row,) = call(client, client.app.state.service.store.clicks("widget", "shop"))  # type: ignore[attr-defined]
     assert (row["agent_id"], row["page_path"], row["referrer_host"], row["device_class"]) == (
@@ -221,6 +221,10 @@ def test_a_crafted_click_cannot_change_who_gets_the_message_or_name_another_site
     client: TestClient, shop: dict[str, Any]
 ) -> None:
     response = client.get("/w/shop/1?u=https://evil.com/x&t=Hi&to=999", headers={"user-agent": ANDROID})
+    broken = client.get("/w/shop/1?t=%E2%80&u=%FF%FE", headers={"user-agent": ANDROID})
+    assert broken.status_code == 302 and "%EF%BF%BD" in broken.headers["location"]  # U+FFFD, not a 500
+    flood = client.get("/w/shop/1?t=Hi&" + "x=1&" * 50, headers={"user-agent": ANDROID})
+    assert flood.headers["location"] == "https://wa.me/393471234567?text=Hello%21%20I%20have%20a%20question%20about"
     location = response.headers["location"]
     assert location.startswith("https://wa.me/393471234567?text=") and "evil.com" not in location
     unknown_agent = client.get("/w/shop/9999", headers={"user-agent": ANDROID})

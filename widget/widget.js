@@ -1,7 +1,7 @@
 /*! clicktochat widget | MIT */
 // One script tag puts a chat button on any page:
 //   <script src="https://HOST/widget.js" data-widget="ID" async></script>
-// Everything it draws lives in a closed Shadow DOM: the page's CSS cannot reach in and
+// Everything it draws lives in a Shadow DOM: the page's CSS cannot reach in and
 // ours cannot leak out. Every configured string is inserted as text, never parsed as HTML.
 // No cookies, no third parties: its only requests go to the server it came from, and
 // window.ClickToChat is its only global.
@@ -64,7 +64,7 @@
   function render(config) {
     const words = config.words;
     const host = el("clicktochat-widget");
-    const root = host.attachShadow({ mode: "closed" });
+    const root = host.attachShadow({ mode: "open" }); // open: accessibility and test tools can look inside
     const sheet = new CSSStyleSheet(); // allowed by a strict CSP, unlike a <style> element
     sheet.replaceSync("__CSS__");
     root.adoptedStyleSheets = [sheet];

@@ -282,12 +282,14 @@ async def find_widget(service: Service, widget_id: str) -> WidgetTarget | None:
 def _query(scope: Scope) -> dict[str, str]:
     """The first value of each query parameter; a query nobody's browser sends is ignored."""
     try:
-        pairs = parse_qsl(scope["query_string"][:MAX_QUERY_LENGTH].decode("latin-1"), max_num_fields=20)
+        pairs = parse_qsl(
+            scope["query_string"][:MAX_QUERY_LENGTH].decode("latin-1"), max_num_fields=20, errors="replace"
+        )
     except ValueError:
         return {}
     query: dict[str, str] = {}
     for name, value in pairs:
-        query.setdefault(name, value.encode("latin-1").decode("utf-8", "replace"))
+        query.setdefault(name, value)
     return query
 
 

@@ -1,0 +1,392 @@
+"""The widget in a real browser: Debian's Chromium, driven by Playwright, against the real
+server (uvicorn on 127.0.0.1) and the page in examples/ served from another origin
+(localhost) under a strict Content-Security-Policy. Nothing leaves the machine: chats on
+wa.me and web.whatsapp.com are intercepted, and every request is checked."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+
+from clicktochat.agents import WEEKDAYS
+from clicktochat.service import Service
+from clicktochat.settings import Settings
+from conftest import ANDROID, DESKTOP, read_qr
+from test_e2e import free_port, server
+
+CHROMIUM = "/usr/bin/chromium"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+HOSTILE_CSS = "* { all: unset !important; } div { display: none !important; } button { display: none !important; }"
+XSS = '<img src=x onerror="window.pwned=1">'
+
+
+class Site:
+    """What the tests share: our server, the page server, and the ids of what was made."""
+
+    def __init__(self, base: str, pages: str, ids: dict[str, Any], off_day: str) -> None:
+        self.base, self.pages, self.ids, self.off_day = base, pages, ids, off_day
+
+
+async def seed(db: Path, base: str) -> dict[str, Any]:
+    service = await Service.open(Settings(db=str(db), base_url=base))
+    try:
+        shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
+        giulia = await service.add_agent(shop.id, "Giulia", "+39 347 123 4567")  # always on
+        # Marco works only the day after tomorrow: away now, back then at 09:00.
+        off_day = WEEKDAYS[(datetime.now(ZoneInfo("Europe/Rome")).weekday() + 2) % 7]
+        marco = await service.add_agent(shop.id, "Marco", "+39 348 765 4321", hours=f"{off_day} 09:00-12:00")
+        await service.create_widget(shop.id, "shop", {"allowed_domains": ["localhost"]})
+        await service.create_widget(shop.id, "rules", {"show_on": ["/products/*"], "delay": 1, "scroll": 50})
+        await service.create_widget(shop.id, "nowhere", {"allowed_domains": ["dolcevita.example"]})
+        await service.create_widget(
+            shop.id, "bubble", {"bubble": True, "bubble_delay": 0, "label": "Chat", "position": "left"}
+        )
+        night = await service.add_business(XSS, "Europe/Rome")
+        await service.add_agent(night.id, XSS, "+39 347 123 4567", hours=f"{off_day} 09:00-12:00")
+        await service.create_widget(night.id, "xss", {"greeting": XSS, "label": XSS})
+        await service.create_widget(night.id, "closed", {"hide_offline": True})
+        return {"giulia": giulia.id, "marco": marco.id, "off_day": off_day}
+    finally:
+        await service.close()
+
+
+def page_server(base: str) -> tuple[ThreadingHTTPServer, str]:
+    """examples/widget.html from another origin, pointed at our server; the query picks
+    the widget (w), the page's language (lang), data-locale, hostile CSS and a tall page."""
+    html = (EXAMPLES / "widget.html").read_text().replace("http://127.0.0.1:8000", base)
+    csp = (f"default-src 'self'; script-src {base}; connect-src {base}; img-src 'self' {base}; style-src 'self'; "
+           "frame-ancestors 'none'")  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path.endswith(".css"):
+                css = HOSTILE_CSS if url.path == "/hostile.css" else (EXAMPLES / "page.css").read_text()
+                body, kind = css, "text/css"
+            else:
+                body, kind = html.replace('data-widget="demo"', f'data-widget="{query.get("w", "shop")}"'), "text/html"
+                body = body.replace('<html lang="en">', f'<html lang="{query.get("lang", "en")}">')
+                if "locale" in query:
+                    body = body.replace("data-widget=", f'data-locale="{query["locale"]}" data-widget=')
+                if "hostile" in query:
+                    body = body.replace("</head>", '<link rel="stylesheet" href="/hostile.css"></head>')
+                if "tall" in query:
+                    body = body.replace("</main>", '<p class="tall">…</p></main>')
+            self.send_response(200)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Security-Policy", csp)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://localhost:{httpd.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    db, port = tmp_path_factory.mktemp("widget") / "widget.db", free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+        ids = thread.submit(asyncio.run, seed(db, base)).result()
+    httpd, pages = page_server(base)
+    with server(db, port, "--base-url", base):
+        yield Site(base, pages, ids, ids["off_day"])
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One visitor: a browser context that records every request and answers the chats."""
+
+    def __init__(self, browser: Browser, site: Site, **options: Any) -> None:
+        self.site = site
+        self.requests: list[str] = []
+        self.chats: list[str] = []
+        self.context: BrowserContext = browser.new_context(
+            user_agent=options.pop("user_agent", DESKTOP), timezone_id="Europe/Rome", locale="en-GB", **options
+        )
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        for messenger in ("https://wa.me/**", "https://web.whatsapp.com/**"):
+            self.context.route(messenger, self._chat)
+        # Registered before any page script: records CSP violations and layout shifts.
+        self.context.add_init_script("""
+            window.__violations = []; window.__shifts = 0; window.__events = [];
+            document.addEventListener("securitypolicyviolation", (e) => __violations.push(e.violatedDirective));
+            new PerformanceObserver((list) => {  // as CLS counts them: not right after an input
+                for (const e of list.getEntries()) if (!e.hadRecentInput) __shifts += e.value;
+            }).observe({ type: "layout-shift", buffered: true });
+            for (const name of ["open", "close", "click"])
+                document.addEventListener("clicktochat:" + name, (e) => __events.push([name, e.detail]));
+        """)
+        self.page: Page = self.context.new_page()
+
+    def _chat(self, route: Route, request: Request) -> None:
+        self.chats.append(request.url)
+        route.fulfill(status=200, content_type="text/html", body="<title>chat</title>")
+
+    def open(self, path: str = "/products/cassata", **query: str) -> Page:
+        search = "&".join(f"{k}={v}" for k, v in query.items())
+        self.page.goto(f"{self.site.pages}{path}?{search}")
+        return self.page
+
+    def shadow(self, selector: str) -> Any:
+        return self.page.locator("clicktochat-widget").locator(selector)
+
+    def close(self) -> None:
+        assert self.context.cookies() == [], "the widget must set no cookies"
+        outside = [url for url in self.requests if not url.startswith((self.site.base, self.site.pages, "data:"))
+                   and not url.startswith(("https://wa.me/", "https://web.whatsapp.com/"))]  # fmt: skip
+        assert outside == [], "no request may leave our origin and the page's"
+        assert self.page.evaluate("window.__violations") == [], "the widget must work under a strict CSP"
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Browser, site: Site) -> Iterator[Any]:
+    visits: list[Visit] = []
+
+    def start(**options: Any) -> Visit:
+        visits.append(Visit(browser, site, **options))
+        return visits[-1]
+
+    yield start
+    for one in visits:
+        one.close()
+
+
+def test_the_button_appears_and_the_panel_opens_by_mouse_and_by_keyboard(visit: Any) -> None:
+    v = visit()
+    page = v.open(w="shop")
+    launcher = v.shadow(".launcher")
+    launcher.wait_for()
+    assert launcher.get_attribute("aria-label") == "Chat with us"
+    assert launcher.get_attribute("aria-expanded") == "false"
+    box = launcher.bounding_box()
+    viewport = page.viewport_size
+    assert box and viewport and box["width"] >= 56 and box["height"] >= 56  # a target easy to hit
+    assert abs(viewport["width"] - (box["x"] + box["width"]) - 20) < 1  # 20 px from the right
+    assert abs(viewport["height"] - (box["y"] + box["height"]) - 20) < 1  # and from the bottom
+    assert abs(viewport["height"] - (box["y"] + box["height"]) - 20) < 1  # and from the bottom
+    launcher.click()
+    panel = v.shadow('[role="dialog"]')
+    assert panel.is_visible() and launcher.get_attribute("aria-expanded") == "true"
+    assert panel.get_attribute("aria-labelledby") == "t" and v.shadow("#t").inner_text() == "Pasticceria Dolce Vita"
+    agents = v.shadow(".agent").all_inner_texts()
+    assert agents[0].split("\n") == ["Giulia", "Online"]
+    assert agents[1].startswith("Marco\nBack ") and "09:00" in agents[1]
+    v.shadow(".x").click()
+    assert not panel.is_visible()
+
+    # Keyboard only: Tab reaches the button, Enter opens, focus moves in, Escape closes and returns.
+    page.locator("body").focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.localName") == "clicktochat-widget":
+            break
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "launcher"
+    page.keyboard.press("Enter")
+    assert panel.is_visible()
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "agent"
+    page.keyboard.press("Escape")
+    assert not panel.is_visible()
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "launcher"
+    assert [name for name, _ in page.evaluate("window.__events")] == ["open", "close", "open", "close"]
+    assert page.evaluate("window.__shifts") == 0  # the page never moved
+
+
+def test_a_phone_click_opens_the_chat_with_the_page_filled_in(visit: Any, site: Site) -> None:
+    v = visit(user_agent=ANDROID, is_mobile=True, has_touch=True, viewport={"width": 390, "height": 800})
+    page = v.open(w="shop")
+    v.shadow(".launcher").click()
+    with page.expect_request("https://wa.me/**"):
+        v.shadow(".agent").first.click()
+    page.wait_for_url("https://wa.me/**")  # same tab on phones
+    (chat,) = v.chats
+    url = urlsplit(chat)
+    assert (url.netloc, url.path) == ("wa.me", "/393471234567")
+    assert parse_qs(url.query)["text"] == [
+        f"Hello! I have a question about Cassata siciliana – Pasticceria Dolce Vita {site.pages}/products/cassata"
+    ]
+    through = [i for i, u in enumerate(v.requests) if u.startswith(f"{site.base}/w/shop/{site.ids['giulia']}?")]
+    assert len(through) == 1  # counted by our link, and the number was in nothing the page loaded
+    assert "393471234567" not in "".join(v.requests[: through[0] + 1])
+
+
+def test_on_a_desktop_a_qr_code_carries_the_chat_to_the_phone_or_whatsapp_web_opens(visit: Any, site: Site) -> None:
+    v = visit()
+    page = v.open(w="shop")
+    v.shadow(".launcher").click()
+    v.shadow(".agent").first.click()
+    code = v.shadow(".handoff img")
+    code.wait_for()
+    page.wait_for_function(
+        "document.querySelector('clicktochat-widget').shadowRoot.querySelector('.handoff img').complete"
+    )
+    scanned = read_qr(code.screenshot())
+    assert scanned.startswith(f"{site.base}/w/shop/{site.ids['giulia']}?via=qr&u=")
+    assert "products%2Fcassata" in scanned
+    (name, detail), = [e for e in page.evaluate("window.__events") if e[0] == "click"]
+    assert (detail["widget"], detail["agent"], detail["channel"]) == ("shop", "Giulia", "whatsapp")
+    web = v.shadow(".web")
+    assert web.get_attribute("target") == "_blank" and web.evaluate("(a) => a.getRootNode().activeElement === a")
+    with v.context.expect_page() as opened:
+        web.click()
+    opened.value.wait_for_url("https://web.whatsapp.com/**")
+    assert v.chats[-1].startswith("https://web.whatsapp.com/send?phone=393471234567&text=Hello")
+    v.shadow(".link").click()  # back to the list, focus on the agent again
+    assert v.shadow(".agents").is_visible()
+
+
+def test_hostile_page_css_cannot_hide_or_break_it(visit: Any) -> None:
+    v = visit()
+    v.open(w="shop", hostile="1")
+    launcher = v.shadow(".launcher")
+    launcher.wait_for()
+    assert launcher.is_visible()
+    box = launcher.bounding_box()
+    assert box and box["width"] >= 56 and box["height"] >= 56
+    assert v.page.evaluate("getComputedStyle(document.querySelector('clicktochat-widget')).position") == "fixed"
+    launcher.click()
+    assert v.shadow('[role="dialog"]').is_visible() and v.shadow(".agent").first.is_visible()
+
+
+def test_hostile_names_and_greetings_show_as_text(visit: Any) -> None:
+    v = visit()
+    v.open(w="xss")
+    v.shadow(".launcher").click()
+    assert v.shadow(".greeting").inner_text() == XSS
+    assert v.shadow("#t").inner_text() == XSS and v.shadow(".who").inner_text() == XSS
+    assert v.shadow(".launcher span").inner_text() == XSS
+    images = "document.querySelector('clicktochat-widget').shadowRoot.querySelectorAll('img').length"
+    assert v.page.evaluate(images) == 0
+    assert v.page.evaluate("window.pwned") is None
+
+
+def test_display_rules_paths_delay_and_scroll(visit: Any) -> None:
+    v = visit()
+    v.open("/about", w="rules", tall="1")
+    v.page.wait_for_timeout(1500)
+    v.page.mouse.wheel(0, 5000)
+    v.page.wait_for_timeout(300)
+    assert v.page.locator("clicktochat-widget").count() == 0  # not a /products/* page
+
+    v.open("/products/cassata", w="rules", tall="1")
+    v.page.wait_for_timeout(1300)  # past the delay, but not scrolled
+    assert v.page.locator("clicktochat-widget").count() == 0
+    v.page.mouse.wheel(0, 2500)
+    v.shadow(".launcher").wait_for(timeout=3000)
+
+
+def test_hide_when_nobody_is_available(visit: Any) -> None:
+    v = visit()
+    with v.page.expect_response(lambda r: "/api/widget/closed" in r.url) as response:
+        v.open(w="closed")
+    assert response.value.json()["open"] is False
+    v.page.wait_for_timeout(300)
+    assert v.page.locator("clicktochat-widget").count() == 0
+
+
+def test_the_greeting_bubble_shows_once_per_visit(visit: Any) -> None:
+    v = visit()
+    v.open(w="bubble")
+    bubble = v.shadow(".bubble")
+    bubble.wait_for()
+    assert bubble.inner_text() == "Hi! How can we help you?"
+    assert v.shadow(".launcher").inner_text() == "Chat"  # a label instead of the aria-label
+    box = v.shadow(".launcher").bounding_box()
+    assert box and abs(box["x"] - 20) < 1  # on the left
+    bubble.click()
+    assert v.shadow('[role="dialog"]').is_visible() and not bubble.is_visible()
+    v.open(w="bubble")
+    v.shadow(".launcher").wait_for()
+    v.page.wait_for_timeout(300)
+    assert not v.shadow(".bubble").is_visible()  # the same visit: not again
+
+
+def test_language_follows_the_page_and_data_locale_and_arabic_is_right_to_left(visit: Any, site: Site) -> None:
+    v = visit()
+    v.open(w="shop", lang="it")
+    v.shadow(".launcher").click()
+    assert v.shadow(".launcher").get_attribute("aria-label") == "Scrivici"
+    assert v.shadow(".greeting").inner_text() == "Ciao! Come possiamo aiutarti?"
+    marco = v.shadow(".agent").nth(1).inner_text()
+    italian_day = ("lun", "mar", "mer", "gio", "ven", "sab", "dom")[WEEKDAYS.index(site.off_day)]
+    assert f"Torna {italian_day} 09:00" in marco
+    v.open(w="shop", lang="it", locale="de")
+    assert v.shadow(".launcher").get_attribute("aria-label") == "Schreib uns"
+    v.open(w="shop", lang="ar")
+    assert v.shadow(".ctc").get_attribute("dir") == "rtl"
+    v.shadow(".launcher").click()
+    assert v.shadow(".x").get_attribute("aria-label") == "إغلاق"
+    header, close = v.shadow("header h2").bounding_box(), v.shadow(".x").bounding_box()
+    assert header and close and close["x"] < header["x"]  # right to left: the close button on the left
+
+
+def test_a_site_that_is_not_allowed_shows_nothing(visit: Any) -> None:
+    v = visit()
+    messages: list[str] = []
+    v.page.on("console", lambda message: messages.append(message.text))
+    with v.page.expect_response(lambda r: "/api/widget/nowhere" in r.url) as response:
+        v.open(w="nowhere")
+    assert response.value.status == 403
+    v.page.wait_for_timeout(300)
+    assert v.page.locator("clicktochat-widget").count() == 0
+    assert any("not allowed on localhost" in message for message in messages)
+
+
+def test_the_js_api_opens_and_closes_and_is_the_only_global(visit: Any) -> None:
+    v = visit()
+    page = v.open(w="shop")
+    v.shadow(".launcher").wait_for()
+    added = page.evaluate("""() => {
+        const frame = document.createElement("iframe"); document.body.append(frame);
+        const clean = new Set(Object.getOwnPropertyNames(frame.contentWindow)); frame.remove();
+        return Object.getOwnPropertyNames(window).filter((k) => !clean.has(k) && !k.startsWith("__"));
+    }""")
+    assert added == ["ClickToChat"]
+    page.evaluate("ClickToChat.open()")
+    assert v.shadow('[role="dialog"]').is_visible()
+    page.evaluate("ClickToChat.close()")
+    assert not v.shadow('[role="dialog"]').is_visible()
+    marks = page.evaluate("performance.getEntriesByType('mark').map((m) => m.name)")
+    assert {"clicktochat:start", "clicktochat:painted"} <= set(marks)
+
+
+def test_reduced_motion_and_dark_mode_are_respected(visit: Any) -> None:
+    v = visit(reduced_motion="reduce", color_scheme="dark")
+    v.open(w="shop")
+    v.shadow(".launcher").click()
+    panel = v.shadow(".panel")
+    assert panel.evaluate("(p) => getComputedStyle(p).animationName") == "none"
+    assert panel.evaluate("(p) => getComputedStyle(p).backgroundColor") == "rgb(31, 36, 40)"
+    light = visit(reduced_motion="no-preference", color_scheme="light")
+    light.open(w="shop")
+    light.shadow(".launcher").click()
+    assert light.shadow(".panel").evaluate("(p) => getComputedStyle(p).animationName") == "rise"
+    assert light.shadow(".panel").evaluate("(p) => getComputedStyle(p).backgroundColor") == "rgb(255, 255, 255)"
