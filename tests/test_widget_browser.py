@@ -185,6 +185,8 @@ def test_the_button_appears_and_the_panel_opens_by_mouse_and_by_keyboard(visit: 
     page = v.open(w="shop")
     launcher = v.shadow(".launcher")
     launcher.wait_for()
+    ours = [urlsplit(url).path for url in v.requests if url.startswith(v.site.base)]
+    assert ours == ["/widget.js", "/api/widget/shop"]  # one request after the script: its configuration
     assert launcher.get_attribute("aria-label") == "Chat with us"
     assert launcher.get_attribute("aria-expanded") == "false"
     box = launcher.bounding_box()
