@@ -332,8 +332,9 @@ async def widget_config(request: Request) -> Response:
     host = request_host(request.headers.get("origin", ""), request.headers.get("referer", ""))
     if not domain_allowed(host, settings.allowed_domains):
         raise Forbidden(
-            f"This widget is not allowed on {host or 'a page that sends neither Origin nor Referer'}; "
-            "add the site to the widget's allowed_domains."
+            f"This widget is not allowed on {host}; add the site to the widget's allowed_domains."
+            if host else "This widget only shows on its allowed_domains, and this request names no site "
+            "(no Origin or Referer header)."
         )
     lang = pick_language(request.query_params.get("lang", ""), request.query_params.get("hl", ""), settings.locale)
     body = json.dumps(
