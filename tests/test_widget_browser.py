@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect, sync_playwright
 
 from clicktochat.agents import WEEKDAYS
 from clicktochat.service import Service
@@ -247,9 +247,8 @@ def test_on_a_desktop_a_qr_code_carries_the_chat_to_the_phone_or_whatsapp_web_op
     v.shadow(".agent").first.click()
     code = v.shadow(".handoff img")
     code.wait_for()
-    page.wait_for_function(
-        "document.querySelector('clicktochat-widget').shadowRoot.querySelector('.handoff img').complete"
-    )
+    # Not page.wait_for_function: it evaluates its string with eval, which the page's CSP forbids.
+    expect(code).to_have_js_property("complete", True)
     scanned = read_qr(code.screenshot())
     assert scanned.startswith(f"{site.base}/w/shop/{site.ids['giulia']}?via=qr&u=")
     assert "products%2Fcassata" in scanned
