@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from clicktochat.clicks import ClickEvent, ClickRecorder, referrer_host
+from clicktochat.clicks import ClickEvent, ClickRecorder, ClickRow, describe, referrer_host
 from clicktochat.store import CLICK_COLUMNS, Store
+from clicktochat.visitors import Salts
 from conftest import IPHONE
 
 
@@ -11,26 +13,60 @@ def event(query: bytes = b"", referer: str = "", ua: str = IPHONE, key: str = "v
     return ClickEvent(1700000000, "short", key, "whatsapp", 3, "summer", "flyer", query, referer, ua)
 
 
+def row_of(click: ClickEvent, businesses: dict[int, tuple[int, str]] | None = None) -> dict[str, Any]:
+    return describe(click, 1, businesses or {})._asdict()
+
+
+def test_a_click_row_is_a_row_of_the_clicks_table() -> None:
+    assert ClickRow._fields == CLICK_COLUMNS
+
+
 def test_a_click_row_keeps_campaign_utm_ad_ids_and_device_but_not_the_url() -> None:
-    row = dict(zip(CLICK_COLUMNS, event(
+    row = row_of(event(
         b"utm_source=ig&utm_medium=social&utm_campaign=summer&utm_content=reel&utm_term=cake&fbclid=XYZ",
         "https://www.instagram.com/p/secret-post?user=me",
-    ).to_row(), strict=True))  # fmt: skip
+    )._replace(visitor="0123456789abcdef"), {3: (7, "Europe/Rome")})  # fmt: skip
     assert row == {
         "at": 1700000000, "link_kind": "short", "link_key": "vetrina", "channel": "whatsapp", "agent_id": 3,
         "campaign": "summer", "source": "flyer", "utm_source": "ig", "utm_medium": "social",
-        "utm_campaign": "summer", "utm_content": "reel", "utm_term": "cake", "has_fbclid": 1, "has_gclid": 0,
+        "utm_campaign": "summer", "utm_content": "reel", "utm_term": "cake", "ad_click": "fbclid",
         "referrer_host": "www.instagram.com", "device_class": "mobile", "os_family": "iOS",
-        "browser_family": "Mobile Safari", "page_path": None,
+        "browser_family": "Mobile Safari", "page_path": None, "robot": None, "business_id": 7,
+        "day": "2023-11-14", "visitor": "0123456789abcdef", "n": 1, "uniques": 0,
     }  # fmt: skip
+
+
+def test_which_ad_click_id_came_is_kept_never_its_value() -> None:
+    row = row_of(event(b"gclid=G1&ctwa_clid=ARAkLkA&fbclid=F1"))
+    assert row["ad_click"] == "ctwa_clid"  # a Click-to-WhatsApp ad, whatever else the link carried
+    assert "ARAkLkA" not in repr(row)
+    assert row_of(event(b"gclid=G1"))["ad_click"] == "gclid"
+    assert row_of(event(b"utm_source=x"))["ad_click"] is None
+
+
+def test_a_click_counts_in_the_day_of_its_business_time_zone() -> None:
+    # 2026-11-24 11:30 UTC is already 00:30 on the 25th in Auckland (UTC+13 in November).
+    click = event()._replace(at=1795519800)
+    assert row_of(click, {3: (1, "Pacific/Auckland")})["day"] == "2026-11-25"
+    assert row_of(click, {3: (1, "America/Los_Angeles")})["day"] == "2026-11-24"
+    assert row_of(click)["day"] == "2026-11-24"  # no business: UTC
+    assert row_of(click._replace(at=1795519800 - 1801), {3: (1, "Pacific/Auckland")})["day"] == "2026-11-24"
+
+
+def test_robots_and_link_checkers_are_named() -> None:
+    assert row_of(event(ua="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"))[
+        "robot"
+    ] == "facebookexternalhit"
+    assert row_of(event()._replace(probe=True))["robot"] == "link checker"
+    assert row_of(event())["robot"] is None
 
 
 def test_hostile_query_and_referrer_are_harmless() -> None:
     hostile = event(b"a=1&" * 500 + b"utm_source=" + b"x" * 5000, "http://[::1")
-    row = dict(zip(CLICK_COLUMNS, hostile.to_row(), strict=True))
+    row = row_of(hostile)
     assert row["utm_source"] is None  # too many fields: ignored, not a crash
     assert row["referrer_host"] is None
-    long_utm = dict(zip(CLICK_COLUMNS, event(b"utm_source=" + b"x" * 5000).to_row(), strict=True))
+    long_utm = row_of(event(b"utm_source=" + b"x" * 5000))
     assert len(long_utm["utm_source"]) == 200
     assert referrer_host("not a url") is None
 
@@ -39,7 +75,7 @@ def test_recorder_writes_batches_and_stop_writes_the_rest(db_path: str) -> None:
     async def scenario() -> tuple[int, int]:
         store = await Store.open(db_path)
         recorder = ClickRecorder(store, flush_interval=60, batch_size=7)  # the timer never fires here
-        recorder.start()
+        await recorder.start()
         for i in range(100):
             recorder.record(event(key=f"k{i % 3}"))
         assert recorder.pending == 100
@@ -56,7 +92,7 @@ def test_recorder_flushes_on_its_own_within_the_interval(db_path: str) -> None:
     async def scenario() -> int:
         store = await Store.open(db_path)
         recorder = ClickRecorder(store, flush_interval=0.02)
-        recorder.start()
+        await recorder.start()
         recorder.record(event())
         await asyncio.sleep(0.3)
         count = await store.click_count("short", "vetrina")
@@ -108,7 +144,7 @@ def test_identical_clicks_in_the_same_second_share_a_row(db_path: str) -> None:
 
 
 def test_email_addresses_in_utm_values_are_not_kept() -> None:
-    row = dict(zip(CLICK_COLUMNS, event(b"utm_source=newsletter&utm_term=ada%40example.com").to_row(), strict=True))
+    row = row_of(event(b"utm_source=newsletter&utm_term=ada%40example.com"))
     assert (row["utm_source"], row["utm_term"]) == ("newsletter", None)
 
 
@@ -122,3 +158,107 @@ def test_memory_is_bounded_when_the_database_keeps_failing(db_path: str) -> None
         return recorder.pending, recorder.dropped
 
     assert asyncio.run(scenario()) == (10, 5)
+
+
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+async def totals(store: Store, dimension: str = "") -> dict[str, tuple[int, int, int]]:
+    rows = await store.day_totals(dimension, "2000-01-01", "2100-01-01", "value", {})
+    return {value: (clicks, uniques, bots) for value, clicks, uniques, bots in rows}
+
+
+def test_robots_are_counted_apart_and_never_as_clicks(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, flush_interval=60)
+        recorder.record(event()._replace(visitor="a"))
+        recorder.record(event(ua=BOT))
+        recorder.record(event(ua=BOT)._replace(at=1700000001))
+        recorder.record(event()._replace(probe=True))
+        await recorder.flush()
+        assert await store.click_count("short", "vetrina") == 1
+        assert await totals(store) == {"": (1, 1, 3)}
+        assert await totals(store, "robot") == {"": (1, 1, 0), "Googlebot": (0, 0, 2), "link checker": (0, 0, 1)}
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_visitor_clicking_again_within_the_window_is_one_unique(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, Salts(window=1800), flush_interval=60)
+        at = 1700000000
+        for offset, visitor in [(0, "ann"), (60, "ann"), (1799, "ann"), (0, "bob"), (3600, "ann")]:
+            recorder.record(event()._replace(at=at + offset, visitor=visitor))
+        await recorder.flush()
+        recorder.record(event()._replace(at=at + 3700, visitor="ann"))  # another batch: still remembered
+        await recorder.flush()
+        assert await totals(store) == {"": (6, 3, 0)}  # ann at 0, bob, ann an hour later
+        # A restarted writer recalls who clicked in the last window from the raw rows.
+        again = ClickRecorder(store, Salts(window=1800), flush_interval=60)
+        assert await store.recent_visitors(at + 3700 - 1800) == [("ann", at + 3700)]
+        again.visitors.last = dict(await store.recent_visitors(at + 3700 - 1800))
+        again.record(event()._replace(at=at + 3800, visitor="ann"))
+        await again.flush()
+        assert await totals(store) == {"": (7, 3, 0)}
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_click_just_after_midnight_is_matched_under_yesterdays_salt(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        salts = Salts(window=1800)
+        recorder = ClickRecorder(store, salts, flush_interval=60)
+        midnight = 1700006400  # 2023-11-15 00:00 UTC
+        parts = ("203.0.113.9", IPHONE, "short", "vetrina")
+        late, _ = salts.hashes(midnight - 60, *parts)
+        early, before = salts.hashes(midnight + 60, *parts)
+        assert early != late and before == late  # a new salt, and the old one kept for the window
+        recorder.record(event()._replace(at=midnight - 60, visitor=late))
+        recorder.record(event()._replace(at=midnight + 60, visitor=early, visitor_before=before))
+        await recorder.flush()
+        assert await totals(store) == {"": (2, 1, 0)}
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, flush_interval=60, batch_size=50)
+        for i in range(500):
+            ua = BOT if i % 7 == 0 else IPHONE
+            recorder.record(event(query=f"utm_source=s{i % 4}".encode(), ua=ua, key=f"k{i % 5}")._replace(
+                at=1700000000 + i * 600, visitor=f"v{i % 13}"))  # fmt: skip
+        await recorder.flush()
+        raw = await store._one("SELECT sum(n), sum(uniques) FROM clicks")
+        clicks, uniques, bots = (await totals(store))[""]
+        assert (clicks + bots, uniques) == tuple(raw)
+        per_link = await store.day_totals("", "2000-01-01", "2100-01-01", "link", {})
+        assert sum(r[1] for r in per_link) == clicks and len(per_link) == 5
+        by_source = await totals(store, "utm_source")
+        assert sum(c for c, _, _ in by_source.values()) == clicks and set(by_source) == {"s0", "s1", "s2", "s3"}
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_pruning_deletes_old_raw_rows_and_keeps_the_totals(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, flush_interval=60, retention_days=400)
+        now = 1800000000
+        for days_ago in (500, 401, 399, 1):
+            recorder.record(event()._replace(at=now - days_ago * 86400))
+        await recorder.flush()
+        assert await recorder.prune(now) == 2
+        assert [r["at"] for r in await store.clicks("short", "vetrina")] == [now - 399 * 86400, now - 86400]
+        assert await store.click_count("short", "vetrina") == 4  # the totals stay
+        await store.close()
+
+    asyncio.run(scenario())

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -76,6 +77,33 @@ def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient,
     assert clicks(client, service, "short", "cannoli") == 0
     client.get(path, headers={"user-agent": IPHONE})
     assert clicks(client, service, "short", "cannoli") == 1
+    # Robots are not lost, though: counted apart, by kind, for the owner to see.
+    robots = call(client, service.store.day_totals("robot", "2000-01-01", "2100-01-01", "value", {}))
+    assert {name: bots for name, _, _, bots in robots} == {  # type: ignore[attr-defined]
+        "WhatsApp": 1, "facebookexternalhit": 1, "Twitterbot": 1, "no user agent": 1, "link checker": 1, "": 0,
+    }
+
+
+def test_visitors_are_told_apart_by_address_only_through_trusted_proxies(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, db=str(tmp_path / "proxy.db"), trusted_proxies="127.0.0.0/8")
+    with TestClient(create_app(settings), client=("127.0.0.1", 5000)) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        path = make(client, service, to="+39 347 123 4567", slug="proxied")
+        for forwarded in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "6.6.6.6, 198.51.100.2"):
+            client.get(path, headers={"user-agent": IPHONE, "x-forwarded-for": forwarded})
+        flush(client)
+        rows = call(client, service.store.clicks("short", "proxied"))
+    assert sum(r["n"] for r in rows) == 4 and sum(r["uniques"] for r in rows) == 2  # type: ignore[index]
+    assert "198.51.100" not in (tmp_path / "proxy.db").read_bytes().decode("latin-1")
+    untrusted = Settings.from_env({}, db=str(tmp_path / "direct.db"))
+    with TestClient(create_app(untrusted), client=("127.0.0.1", 5000)) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        path = make(client, service, to="+39 347 123 4567", slug="direct")
+        for forwarded in ("198.51.100.1", "198.51.100.2"):  # forged: one visitor, whatever the header says
+            client.get(path, headers={"user-agent": IPHONE, "x-forwarded-for": forwarded})
+        flush(client)
+        rows = call(client, service.store.clicks("short", "direct"))
+    assert sum(r["n"] for r in rows) == 2 and sum(r["uniques"] for r in rows) == 1  # type: ignore[index]
 
 
 def test_every_human_click_is_counted_per_link(client: TestClient, service: Service) -> None:
@@ -91,7 +119,7 @@ def test_every_human_click_is_counted_per_link(client: TestClient, service: Serv
     assert clicks(client, service, "short", "flyer") == 3
     rows = call(client, service.store.clicks("short", "flyer"))
     assert {r["device_class"] for r in rows} == {"mobile", "desktop"}  # type: ignore[attr-defined]
-    assert {(r["utm_source"], r["has_gclid"], r["referrer_host"]) for r in rows} == {("flyer", 1, "x.it")}  # type: ignore[attr-defined]
+    assert {(r["utm_source"], r["ad_click"], r["referrer_host"]) for r in rows} == {("flyer", "gclid", "x.it")}  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("accept", ["text/html", "application/json"])

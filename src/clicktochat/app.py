@@ -24,7 +24,8 @@ from .demo import seed_demo
 from .errors import InternalError, ProblemError
 from .service import Service
 from .settings import Settings
-from .useragents import parse_device
+from .useragents import parse_device, robot_name
+from .visitors import Proxies, Salts
 from .widget import Script
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,16 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service = await Service.open(settings)
-        recorder = ClickRecorder(service.store, settings.flush_interval)
+        salts = Salts(settings.unique_window, await service.store.get_meta("visitor_salts"))
+        recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days)
         app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
+        app.state.salts, app.state.proxies = salts, Proxies(settings.proxy_networks)
         try:
             if settings.demo:
                 await seed_demo(service)
             parse_device("")  # load ua-parser's rules now (~0.1 s), not during the first flush
-            recorder.start()
+            robot_name("Mozilla/5.0")  # and crawlerdetect's (~0.02 s)
+            await recorder.start()
             watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
             try:
                 yield

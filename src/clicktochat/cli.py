@@ -154,6 +154,7 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=log_level, log_config=log_config,
         access_log=False,  # access logs would hold visitors' IP addresses
+        proxy_headers=False,  # X-Forwarded-For is read for clicks only, from CLICKTOCHAT_TRUSTED_PROXIES
         http="httptools", lifespan="on", server_header=False, timeout_graceful_shutdown=10,
     )  # fmt: skip
 

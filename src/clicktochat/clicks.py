@@ -1,21 +1,35 @@
-"""Click recording: the request only appends an event to a list in memory; a background
-task parses and writes them to SQLite in batches, so no click waits on the disk. Stopping
-the recorder writes what is left, so a graceful shutdown loses nothing."""
+"""Click recording. The request only appends an event to a list in memory. A background task
+turns events into rows (robots told apart, user agents parsed, unique visitors decided) and
+writes them in batches, with the daily totals that stats read, in one transaction: the two
+never disagree, and no click waits on the disk. Stopping the recorder writes what is left,
+so a graceful shutdown loses nothing; a killed process loses at most one flush interval."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
-from .store import Store
-from .useragents import parse_device
+from .store import ALL_LINKS, Store
+from .useragents import parse_device, robot_name
+from .visitors import DAY, Salts
 
 log = logging.getLogger(__name__)
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+AD_CLICK_IDS = ("ctwa_clid", "fbclid", "gclid")  # Click-to-WhatsApp ads, Meta ads, Google Ads
 MAX_UTM_LENGTH = 200
+PRUNE_EVERY = 3600  # seconds between two deletions of raw rows older than the retention
+# What stats can group by besides time and links, each a column of the daily totals.
+DIMENSIONS = (
+    "source", "referrer", "device", "os", "browser", *UTM_KEYS, "page", "ad_click", "robot",
+)  # fmt: skip
 
 
 class ClickEvent(NamedTuple):
@@ -23,7 +37,7 @@ class ClickEvent(NamedTuple):
     second hash alike, so the writer parses and stores each distinct one once)."""
 
     at: int  # Unix seconds
-    link_kind: str  # short | signed
+    link_kind: str  # short | signed | widget
     link_key: str
     channel: str
     agent_id: int | None
@@ -33,31 +47,70 @@ class ClickEvent(NamedTuple):
     referer: str
     user_agent: str
     page_path: str | None = None  # widget clicks: the path of the page the button was on
+    visitor: str = ""  # visitors.Salts.hashes(): today's salt, then yesterday's while it counts
+    visitor_before: str = ""
+    probe: bool = False  # a HEAD request: a link checker, never a person
 
-    def to_row(self) -> tuple[Any, ...]:
-        query: dict[str, list[str]] = {}
-        if self.query_string:
-            try:
-                query = parse_qs(self.query_string.decode("latin-1"), max_num_fields=100)
-            except ValueError:  # more fields than anyone sends but an attacker
-                pass
-        utm = [utm_value(query[key][0]) if key in query else None for key in UTM_KEYS]
-        device = parse_device(self.user_agent)
-        return (
-            self.at, self.link_kind, self.link_key, self.channel, self.agent_id, self.campaign, self.source,
-            *utm, int("fbclid" in query), int("gclid" in query), referrer_host(self.referer),
-            device.device_class, device.os_family, device.browser_family, self.page_path,
-        )  # fmt: skip
+
+class ClickRow(NamedTuple):
+    """One row of the clicks table: `n` identical clicks, `uniques` of them the visitor's first."""
+
+    at: int
+    link_kind: str
+    link_key: str
+    channel: str
+    agent_id: int | None
+    campaign: str | None
+    source: str | None
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    utm_content: str | None
+    utm_term: str | None
+    ad_click: str | None  # the first of AD_CLICK_IDS the link carried
+    referrer_host: str | None
+    device_class: str
+    os_family: str
+    browser_family: str
+    page_path: str | None
+    robot: str | None  # what kind, for robots; None for people
+    business_id: int | None
+    day: str  # YYYY-MM-DD in the business's time zone (UTC without one)
+    visitor: str | None
+    n: int
+    uniques: int
+
+
+def describe(event: ClickEvent, n: int, businesses: Mapping[int, tuple[int, str]]) -> ClickRow:
+    """Everything stored of a click, but whether it was unique (that needs the ones before)."""
+    query: dict[str, list[str]] = {}
+    if event.query_string:
+        try:
+            query = parse_qs(event.query_string.decode("latin-1"), max_num_fields=100)
+        except ValueError:  # more fields than anyone sends but an attacker
+            pass
+    source, medium, campaign, content, term = (utm_value(query[k][0]) if k in query else None for k in UTM_KEYS)
+    device = parse_device(event.user_agent)
+    business_id, timezone = businesses.get(event.agent_id or 0, (None, "UTC"))
+    return ClickRow(
+        event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
+        source, medium, campaign, content, term, next((name for name in AD_CLICK_IDS if name in query), None),
+        referrer_host(event.referer),
+        device.device_class, device.os_family, device.browser_family, event.page_path,
+        "link checker" if event.probe else robot_name(event.user_agent),
+        business_id, local_day(event.at // 900, timezone), event.visitor or None, n, 0,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def local_day(quarter_hour: int, timezone: str) -> str:
+    """The date in `timezone` (every offset in use is a multiple of 15 minutes, hence the key)."""
+    return datetime.fromtimestamp(quarter_hour * 900, ZoneInfo(timezone)).date().isoformat()
 
 
 def utm_value(value: str) -> str | None:
     """A campaign label, cut short; e-mail addresses (newsletters put them there) are dropped."""
     return None if "@" in value else value[:MAX_UTM_LENGTH]
-
-
-def merge_identical(events: list[ClickEvent]) -> list[tuple[Any, ...]]:
-    """One row per distinct click (to the second), with how many there were."""
-    return [(*event.to_row(), n) for event, n in Counter(events).items()]
 
 
 def referrer_host(referer: str) -> str | None:
@@ -71,18 +124,90 @@ def referrer_host(referer: str) -> str | None:
     return host[:253] if host else None
 
 
+def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
+    """The row's value for each of DIMENSIONS ("" when it has none), after the day's total."""
+    yield "", ""
+    yield "source", row.source or ""
+    yield "referrer", row.referrer_host or ""
+    yield "device", row.device_class
+    yield "os", row.os_family
+    yield "browser", row.browser_family
+    for key, value in zip(UTM_KEYS, row[7:12], strict=True):
+        yield key, value or ""
+    yield "page", row.page_path or ""
+    yield "ad_click", row.ad_click or ""
+    yield "robot", row.robot or ""
+
+
+def daily_totals(rows: list[ClickRow]) -> list[tuple[Any, ...]]:
+    """What `rows` add to the click_days table, per link and for all links of the business
+    together (so the unfiltered dashboard reads a few rows a day)."""
+    totals: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        clicks, bots = (0, row.n) if row.robot else (row.n, 0)
+        link = (row.link_kind, row.link_key, row.campaign or "", row.agent_id or 0, row.channel)
+        for dimension, value in dimension_values(row):
+            for where in (link, ALL_LINKS):
+                counts = totals[(dimension, value, row.day, row.business_id or 0, *where)]
+                counts[0] += clicks
+                counts[1] += row.uniques
+                counts[2] += bots
+    return [(*key, *counts) for key, counts in totals.items()]
+
+
+class RecentVisitors:
+    """When each visitor (a hash, which includes the link) last clicked, for `window` seconds:
+    a click is unique if its visitor has not clicked that link within the window."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.last: dict[str, int] = {}
+        self._swept_at = 0
+
+    def decide(self, rows: list[ClickRow], before: list[str]) -> tuple[list[ClickRow], dict[str, int]]:
+        """The rows with `uniques` set, and what to remember once they are written."""
+        seen: dict[str, int] = {}
+        decided = []
+        for row, hash_before in zip(rows, before, strict=True):
+            unique = 0
+            if row.visitor and not row.robot:
+                last = [seen.get(row.visitor, self.last.get(row.visitor))]
+                if hash_before:  # a click just after midnight, hashed under yesterday's salt too
+                    last.append(seen.get(hash_before, self.last.get(hash_before)))
+                unique = int(all(t is None or abs(row.at - t) >= self.window for t in last))
+                seen[row.visitor] = max(row.at, seen.get(row.visitor, self.last.get(row.visitor, 0)))
+            decided.append(row._replace(uniques=unique))
+        return decided, seen
+
+    def remember(self, seen: dict[str, int], now: int) -> None:
+        self.last.update(seen)
+        if abs(now - self._swept_at) >= self.window:  # forget the stale once a window, not every flush
+            self.last = {visitor: at for visitor, at in self.last.items() if abs(now - at) < self.window}
+            self._swept_at = now
+
+
 class ClickRecorder:
     def __init__(
-        self, store: Store, flush_interval: float = 1.0, batch_size: int = 5000, max_pending: int = 1_000_000
+        self,
+        store: Store,
+        salts: Salts | None = None,
+        flush_interval: float = 1.0,
+        retention_days: int = 400,
+        batch_size: int = 5000,
+        max_pending: int = 1_000_000,
     ) -> None:
         self.store = store
+        self.salts = salts or Salts(1800)
+        self.visitors = RecentVisitors(self.salts.window)
         self.flush_interval = flush_interval
+        self.retention_days = retention_days
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.dropped = 0  # clicks refused because the database has been failing for a long while
         self._pending: list[ClickEvent] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._pruned_at = 0.0
 
     def record(self, event: ClickEvent) -> None:
         """Called on the request path: an append, nothing else. Memory is bounded: if writes have
@@ -96,7 +221,10 @@ class ClickRecorder:
     def pending(self) -> int:
         return len(self._pending)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Recall the visitors of the last window (a restart must not make them new), then run."""
+        since = int(time.time()) - self.visitors.window
+        self.visitors.last = dict(await self.store.recent_visitors(since))
         self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
 
     async def stop(self) -> int:
@@ -111,13 +239,32 @@ class ClickRecorder:
         while self._pending:
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
             try:
+                businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
-                await self.store.add_clicks(await asyncio.to_thread(merge_identical, batch))
+                rows, totals, seen = await asyncio.to_thread(self.prepare, batch, businesses)
+                await self.store.add_clicks(rows, totals)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
+            self.visitors.remember(seen, max(row.at for row in rows))
             written += len(batch)
+        self.salts.expire(int(time.time()))
+        if self.salts.changed:
+            await self.store.set_meta("visitor_salts", self.salts.save())
         return written
+
+    def prepare(
+        self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
+    ) -> tuple[list[ClickRow], list[tuple[Any, ...]], dict[str, int]]:
+        merged = Counter(batch)
+        rows = [describe(event, n, businesses) for event, n in merged.items()]
+        rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
+        return rows, daily_totals(rows), seen
+
+    async def prune(self, now: float) -> int:
+        """Delete raw rows past the retention; the daily totals stay."""
+        self._pruned_at = now
+        return await self.store.prune_clicks(int(now) - self.retention_days * DAY)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -128,6 +275,10 @@ class ClickRecorder:
                 pass
             try:
                 await self.flush()
+                if time.time() - self._pruned_at >= PRUNE_EVERY:
+                    deleted = await self.prune(time.time())
+                    if deleted:
+                        log.info("deleted %d click rows older than %d days", deleted, self.retention_days)
             except Exception:
                 log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
             if self.dropped:

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 ENV_PREFIX = "CLICKTOCHAT_"
@@ -36,7 +37,20 @@ class Settings:
     default_region: str = setting(
         "", "Two-letter country (e.g. IT, US) used to read phone numbers written without a country code."
     )
-    flush_interval: float = setting(1.0, "Seconds between two batched writes of recorded clicks.")
+    flush_interval: float = setting(
+        1.0, "Seconds between two batched writes of recorded clicks: the most a killed process can lose."
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated addresses or networks (e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
+        "is believed. Empty: the connecting address is the visitor's.",
+    )
+    unique_window: int = setting(
+        1800, "Seconds in which repeated clicks of one visitor on one link count as one unique click."
+    )
+    retention_days: int = setting(
+        400, "Days raw click rows are kept; the daily totals that stats read are kept for ever."
+    )
     cache_size: int = setting(10_000, "Short links kept in the in-process cache.")
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
@@ -53,7 +67,7 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("flush_interval", "cache_size", "port"):
+        for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
@@ -62,6 +76,15 @@ class Settings:
                 f"{ENV_PREFIX}SECRET_KEYS: each key needs at least {MIN_KEY_LENGTH} characters; "
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
+
+        try:
+            self.proxy_networks  # noqa: B018 (parsed now, so a typo stops the start, not a click)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def signing_keys(self) -> list[str]:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -23,11 +23,32 @@ from .widget import Widget, WidgetTarget, settings_from_json
 
 AGENT_COLUMNS = "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone)"
 LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
-CLICK_COLUMNS = (
+CLICK_COLUMNS = (  # clicks.ClickRow, in order
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
-    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
-    "has_fbclid", "has_gclid", "referrer_host", "device_class", "os_family", "browser_family", "page_path",
+    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ad_click", "referrer_host",
+    "device_class", "os_family", "browser_family", "page_path", "robot", "business_id", "day", "visitor",
+    "n", "uniques",
 )  # fmt: skip
+DAY_COLUMNS = (  # clicks.daily_totals() rows, in order
+    "dimension", "value", "day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel",
+    "clicks", "uniques", "bots",
+)  # fmt: skip
+ALL_LINKS = ("*", "*", "", 0, "")  # link_kind, link_key, campaign, agent_id, channel of "every link"
+LINK_FIELDS = ("link_kind", "link_key", "campaign", "agent_id", "channel")
+# How stats can group the daily totals, as SQL over click_days.
+LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
+GROUPINGS = {
+    "day": "day",
+    "week": "date(day, '-6 days', 'weekday 1')",  # the Monday the week starts on
+    "month": "substr(day, 1, 7)",
+    "link": "link_kind || ':' || link_key",
+    "campaign": "campaign",
+    "agent": "agent_id",
+    "channel": "channel",
+    "widget": "link_key",
+    "value": "value",
+    "": "''",
+}
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
 
 
@@ -396,38 +417,102 @@ class Store:
 
     # -- clicks -----------------------------------------------------------------------
 
-    async def add_clicks(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rows in CLICK_COLUMNS order, then the count of identical clicks they stand for."""
+    async def add_clicks(self, rows: Sequence[Sequence[Any]], totals: Sequence[Sequence[Any]]) -> None:
+        """Raw rows (CLICK_COLUMNS) and what they add to the daily totals (DAY_COLUMNS), together."""
+        counters = DAY_COLUMNS[-3:]
         async with self.transaction() as db:
             await db.executemany(
-                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}, n) VALUES ({', '.join('?' * len(CLICK_COLUMNS))}, ?)",
+                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
                 rows,
+            )
+            await db.executemany(
+                f"INSERT INTO click_days ({', '.join(DAY_COLUMNS)}) VALUES ({', '.join('?' * len(DAY_COLUMNS))})"
+                f" ON CONFLICT ({', '.join(DAY_COLUMNS[:-3])}) DO UPDATE SET "
+                + ", ".join(f"{c} = {c} + excluded.{c}" for c in counters),
+                totals,
             )
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
-        row = await self._one(
-            "SELECT coalesce(sum(n), 0) FROM clicks WHERE link_kind = ? AND link_key = ?", (link_kind, link_key)
-        )
-        return int(row[0])
+        """People's clicks on one link, ever (robots are counted apart)."""
+        return (await self.click_counts(link_kind, [link_key]))[link_key]
 
     async def click_counts(self, link_kind: str, link_keys: list[str]) -> dict[str, int]:
-        """Clicks of many links in one query (for lists)."""
+        """People's clicks of many links in one query (for lists)."""
         if not link_keys:
             return {}
         rows = await self._all(
-            "SELECT link_key, sum(n) FROM clicks WHERE link_kind = ? AND link_key IN"
-            " (SELECT value FROM json_each(?)) GROUP BY link_key",
+            "SELECT link_key, sum(clicks) FROM click_days WHERE dimension = '' AND link_kind = ?"
+            " AND link_key IN (SELECT value FROM json_each(?)) GROUP BY link_key",
             (link_kind, json.dumps(link_keys)),
         )
         return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
 
     async def clicks(self, link_kind: str, link_key: str) -> list[dict[str, Any]]:
-        columns = (*CLICK_COLUMNS, "n")
+        """The raw rows of one link, oldest first (for tests and exports)."""
         async with self.db.execute(
-            f"SELECT {', '.join(columns)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
+            f"SELECT {', '.join(CLICK_COLUMNS)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
             (link_kind, link_key),
         ) as cursor:
-            return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+            return [dict(zip(CLICK_COLUMNS, row, strict=True)) for row in await cursor.fetchall()]
+
+    async def recent_visitors(self, since: int) -> list[tuple[str, int]]:
+        """Each visitor hash seen since `since`, with its last click."""
+        return [
+            (visitor, int(at))
+            for visitor, at in await self._all(
+                "SELECT visitor, max(at) FROM clicks WHERE at >= ? AND visitor IS NOT NULL GROUP BY visitor", (since,)
+            )
+        ]
+
+    async def agent_businesses(self) -> dict[int, tuple[int, str]]:
+        """Each agent's business and its time zone: whose day a click counts in."""
+        rows = await self._all("SELECT a.id, b.id, b.timezone FROM agents a JOIN businesses b ON b.id = a.business_id")
+        return {agent_id: (business_id, timezone) for agent_id, business_id, timezone in rows}
+
+    async def prune_clicks(self, before: int, chunk: int = 20_000) -> int:
+        """Delete raw rows older than `before`, a chunk per transaction so clicks keep flowing."""
+        deleted = 0
+        while True:
+            async with self.transaction() as db:
+                cursor = await db.execute(
+                    "DELETE FROM clicks WHERE id IN (SELECT id FROM clicks WHERE at < ? LIMIT ?)", (before, chunk)
+                )
+            deleted += cursor.rowcount
+            if cursor.rowcount < chunk:
+                return deleted
+
+    async def day_totals(
+        self,
+        dimension: str,
+        first_day: str,
+        last_day: str,
+        group: str,
+        filters: Mapping[str, Any],
+        limit: int | None = None,
+    ) -> list[tuple[Any, int, int, int]]:
+        """(group key, clicks, uniques, bots) from the daily totals between two days, both
+        included. `filters` holds columns of click_days (business_id, link_kind, link_key,
+        campaign, agent_id, channel) to match; without any link filter or link grouping the
+        "every link" rows are read, a few a day."""
+        where = ["dimension = ?", "day BETWEEN ? AND ?"]
+        params: list[Any] = [dimension, first_day, last_day]
+        per_link = group in LINK_GROUPS or any(name in LINK_FIELDS for name in filters)
+        if not per_link:
+            where.append("link_kind = '*'")
+        elif "link_kind" not in filters:
+            where.append("link_kind IN ('short', 'signed', 'widget')")
+        for name, value in filters.items():
+            where.append(f"{name} = ?")
+            params.append(value)
+        key = GROUPINGS[group]
+        order = "1" if group in ("day", "week", "month") else "2 DESC, 4 DESC, 1"
+        sql = (
+            f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM click_days WHERE {' AND '.join(where)}"
+            f" GROUP BY 1 ORDER BY {order}"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
 
 
 def _fits(row_id: int) -> bool:

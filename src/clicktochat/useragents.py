@@ -1,6 +1,7 @@
 """User agents, read twice: on the request path with two precompiled regexes (is it a
-link-preview crawler? a phone?) and later, in the click writer, with ua-parser for the
-device, OS and browser families that stats show."""
+link-preview crawler? a phone?), and later, in the click writer, with crawlerdetect (is it
+any kind of robot?) and ua-parser (device, OS and browser families for stats). Both
+libraries take up to milliseconds a string, which the request path cannot spend."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import ua_parser
+from crawlerdetect import CrawlerDetect
 
 # Lower-case patterns searched in the lower-cased user agent: several times faster than
 # re.IGNORECASE over this many alternatives.
 _PREVIEW_OR_BOT = re.compile(
-    r"whatsapp|facebookexternalhit|facebookcatalog|facebot|meta-externalagent|twitterbot|slackbot|"
+    r"^whatsapp/|facebookexternalhit|facebookcatalog|facebot|meta-externalagent|twitterbot|slackbot|"
     r"telegrambot|linkedinbot|discordbot|googlebot|google-inspectiontool|google-pagerenderer|"
     r"adsbot-google|mediapartners-google|apis-google|bingbot|bingpreview|applebot|skypeuripreview|"
     r"redditbot|pinterest|embedly|vkshare|iframely|mastodon|bluesky|snap url preview|"
     r"yandexbot|baiduspider|duckduckbot|ia_archiver|headlesschrome|"
     r"\bbot\b|crawler|spider|preview|curl/|wget/|python-requests|python-httpx|go-http-client|okhttp"
 )
+# Apps that open links in their own browser add their name to a real browser's string, and
+# crawlerdetect mistakes some of them (WhatsApp's) for their own link-preview fetchers.
+_IN_APP_BROWSER = re.compile(r"^mozilla/5\.0 .*(fban/|fbav/|instagram |whatsapp/|micromessenger/|line/|tiktok)")
 _MOBILE = re.compile(r"mobi|android|iphone|ipod|ipad|windows phone|blackberry|opera mini|iemobile|kaios")
 MAX_USER_AGENT_LENGTH = 512
 
@@ -55,3 +60,26 @@ def parse_device(user_agent: str) -> Device:
     else:
         device_class = "other"
     return Device(device_class, os_family, browser)
+
+
+@lru_cache(maxsize=1)
+def _crawler_detect() -> CrawlerDetect:
+    return CrawlerDetect()  # compiles its list of ~1,500 patterns once
+
+
+@lru_cache(maxsize=8192)
+def robot_name(user_agent: str) -> str | None:
+    """What kind of robot sent this, or None for a person's browser. Run in the click writer
+    only: it costs up to two milliseconds for a string not seen before."""
+    lowered = user_agent[:MAX_USER_AGENT_LENGTH].lower()
+    if not lowered.strip():
+        return "no user agent"
+    if _IN_APP_BROWSER.search(lowered):
+        return None
+    preview = _PREVIEW_OR_BOT.search(lowered)
+    if preview is not None:
+        return user_agent[preview.start() : preview.end()].strip("/ ") or "bot"  # as the robot writes it
+    detector = _crawler_detect()
+    if detector.isCrawler(user_agent):
+        return (detector.getMatches() or "crawler")[:100]
+    return None

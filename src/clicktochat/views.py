@@ -127,20 +127,25 @@ class ClickEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
-        user_agent, referer = click_headers(scope["headers"])
+        user_agent, referer, forwarded_for = click_headers(scope["headers"])
         preview, mobile = classify(user_agent)
-        counted = not preview and scope["method"] == "GET"  # HEAD is a link checker
-        click = await self.lookup(state.service, scope, counted)
+        person = not preview and scope["method"] == "GET"  # HEAD is a link checker
+        click = await self.lookup(state.service, scope, person)
+        # Every hit is recorded; the click writer tells robots from people and counts them apart.
+        now, visitor, visitor_before = int(time.time()), "", ""
+        if person:
+            address = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded_for)
+            visitor, visitor_before = state.salts.hashes(now, address, user_agent, click.kind, click.key)
+        state.recorder.record(
+            ClickEvent(
+                now, click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
+                scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path, visitor,
+                visitor_before, scope["method"] != "GET",
+            )  # fmt: skip
+        )
         if preview:
             response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
             return await response(scope, receive, send)
-        if counted:
-            state.recorder.record(
-                ClickEvent(
-                    int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
-                    click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path,
-                )  # fmt: skip
-            )
         if click.web and not mobile:
             chat_url = web_link(click.channel, click.address, click.text)
         else:
@@ -162,16 +167,18 @@ def redirect_headers(location: str) -> list[tuple[bytes, bytes]]:
     return [*headers, (b"content-length", b"0"), (b"location", location.encode("ascii"))]
 
 
-def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str]:
-    """User agent and referrer in one pass over the raw headers (cheaper than `request.headers`),
-    cut to a length no browser sends, before anything keeps them in memory."""
-    user_agent = referer = ""
+def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str, str]:
+    """User agent, referrer and X-Forwarded-For in one pass over the raw headers (cheaper than
+    `request.headers`), cut to a length no browser sends, before anything keeps them in memory."""
+    user_agent = referer = forwarded_for = ""
     for name, value in raw:
         if name == b"user-agent":
             user_agent = value[:MAX_USER_AGENT_LENGTH].decode("latin-1")
         elif name == b"referer":
             referer = value[:MAX_REFERER_LENGTH].decode("latin-1")
-    return user_agent, referer
+        elif name == b"x-forwarded-for":
+            forwarded_for = value[:MAX_REFERER_LENGTH].decode("latin-1")
+    return user_agent, referer, forwarded_for
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: object) -> Response:

@@ -1,0 +1,79 @@
+"""Telling visitors apart without knowing them (Plausible's approach): a visitor is a keyed
+hash of address, browser and link under a salt that changes every UTC day and is then
+forgotten. The address is read on the request, hashed there, and never kept."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address
+
+DAY = 86_400
+
+
+class Proxies:
+    """Reverse proxies whose X-Forwarded-For is believed. Anybody else's is ignored: the
+    header is trivially forged, and a forged one would let a visitor pose as many."""
+
+    def __init__(self, networks: Sequence[IPv4Network | IPv6Network]) -> None:
+        self.networks = tuple(networks)
+        self.trusts = lru_cache(maxsize=1024)(self._trusts)
+
+    def _trusts(self, address: str) -> bool:
+        try:
+            parsed = ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(parsed in network for network in self.networks)
+
+    def client(self, peer: str, forwarded_for: str) -> str:
+        """The visitor's address: the peer's, or, when the peer is a trusted proxy, the
+        rightmost hop of X-Forwarded-For that is not one (left of it, anyone could write)."""
+        if not self.networks or not forwarded_for or not self.trusts(peer):
+            return peer
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return hop
+        return hops[0] if hops else peer
+
+
+class Salts:
+    """Today's salt, and yesterday's during the first `window` seconds of the day, so that a
+    visitor clicking twice across midnight is still recognised as one. Older salts are gone,
+    so no hash can be tied to a visitor after the fact."""
+
+    def __init__(self, window: int, saved: str | None = None) -> None:
+        self.window = window
+        self.day, self.current, self.previous = -1, b"", b""
+        if saved:
+            state = json.loads(saved)
+            self.day, self.current = int(state["day"]), bytes.fromhex(state["current"])
+            self.previous = bytes.fromhex(state.get("previous", ""))
+        self.changed = False  # since the last save(): the click writer persists it
+
+    def hashes(self, at: int, *parts: str) -> tuple[str, str]:
+        """The visitor under today's salt, and under yesterday's while that one still counts ("" then not)."""
+        self.expire(at)
+        key = "\x00".join(parts).encode("utf-8", "surrogateescape")
+        before = _hash(self.previous, key) if self.previous else ""
+        return _hash(self.current, key), before
+
+    def expire(self, at: int) -> None:
+        day = at // DAY
+        if day > self.day:
+            self.previous = self.current if day == self.day + 1 else b""
+            self.day, self.current, self.changed = day, secrets.token_bytes(16), True
+        if self.previous and at - day * DAY >= self.window:
+            self.previous, self.changed = b"", True
+
+    def save(self) -> str:
+        self.changed = False
+        return json.dumps({"day": self.day, "current": self.current.hex(), "previous": self.previous.hex()})
+
+
+def _hash(salt: bytes, key: bytes) -> str:
+    return hashlib.blake2b(key, key=salt, digest_size=8).hexdigest()

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from ipaddress import ip_network
+
+from clicktochat.visitors import Proxies, Salts
+
+MIDNIGHT = 1700006400  # 2023-11-15 00:00 UTC
+PARTS = ("203.0.113.9", "Mozilla/5.0", "short", "vetrina")
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
+    proxies = Proxies([ip_network("10.0.0.0/8"), ip_network("::1/128")])
+    assert proxies.client("10.1.2.3", "198.51.100.7") == "198.51.100.7"
+    assert proxies.client("203.0.113.5", "198.51.100.7") == "203.0.113.5"  # anyone else: ignored
+    # The rightmost hop that is not ours: what a visitor writes on the left cannot matter.
+    assert proxies.client("10.1.2.3", "1.2.3.4, 198.51.100.7, 10.9.9.9") == "198.51.100.7"
+    assert proxies.client("::1", "2001:db8::1") == "2001:db8::1"
+    assert proxies.client("10.1.2.3", "") == "10.1.2.3"
+    assert proxies.client("10.1.2.3", "10.2.2.2, 10.3.3.3") == "10.2.2.2"  # only proxies: the first
+    assert proxies.client("10.1.2.3", "not an address") == "not an address"  # hashed like any other
+    assert Proxies([]).client("10.1.2.3", "198.51.100.7") == "10.1.2.3"  # the default trusts nobody
+
+
+def test_a_visitor_hashes_alike_all_day_and_differently_per_link_and_day() -> None:
+    salts = Salts(window=1800)
+    morning, _ = salts.hashes(MIDNIGHT + 3600, *PARTS)
+    evening, before = salts.hashes(MIDNIGHT + 80000, *PARTS)
+    assert morning == evening and before == "" and len(morning) == 16
+    assert salts.hashes(MIDNIGHT + 3600, *PARTS[:3], "other")[0] != morning
+    assert salts.hashes(MIDNIGHT + 3600, "203.0.113.10", *PARTS[1:])[0] != morning
+    assert salts.hashes(MIDNIGHT + 86400 + 3600, *PARTS)[0] != morning  # the next day: a new salt
+
+
+def test_yesterdays_salt_is_kept_for_the_window_then_forgotten() -> None:
+    salts = Salts(window=1800)
+    late, _ = salts.hashes(MIDNIGHT - 10, *PARTS)
+    _, before = salts.hashes(MIDNIGHT + 1799, *PARTS)
+    assert before == late
+    salts.expire(MIDNIGHT + 1800)
+    state = json.loads(salts.save())
+    assert state["previous"] == "" and salts.hashes(MIDNIGHT + 1801, *PARTS)[1] == ""
+    # Two days without a click: there is no yesterday's salt to keep.
+    assert salts.hashes(MIDNIGHT + 3 * 86400, *PARTS)[1] == ""
+
+
+def test_the_salt_survives_a_restart_within_the_day() -> None:
+    salts = Salts(window=1800)
+    first, _ = salts.hashes(MIDNIGHT + 100, *PARTS)
+    assert salts.changed
+    saved = salts.save()
+    assert not salts.changed
+    restarted = Salts(window=1800, saved=saved)
+    assert restarted.hashes(MIDNIGHT + 200, *PARTS)[0] == first
+    assert not restarted.changed
