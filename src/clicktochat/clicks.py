@@ -89,13 +89,14 @@ def describe(event: ClickEvent, n: int, businesses: Mapping[int, tuple[int, str]
             query = parse_qs(event.query_string.decode("latin-1"), max_num_fields=100)
         except ValueError:  # more fields than anyone sends but an attacker
             pass
-    source, medium, campaign, content, term = (utm_value(query[k][0]) if k in query else None for k in UTM_KEYS)
+    utm = (utm_value(query[key][0]) if key in query else None for key in UTM_KEYS)
+    utm_source, utm_medium, utm_campaign, utm_content, utm_term = utm
     device = parse_device(event.user_agent)
     business_id, timezone = businesses.get(event.agent_id or 0, (None, "UTC"))
     return ClickRow(
         event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
-        source, medium, campaign, content, term, next((name for name in AD_CLICK_IDS if name in query), None),
-        referrer_host(event.referer),
+        utm_source, utm_medium, utm_campaign, utm_content, utm_term,
+        next((name for name in AD_CLICK_IDS if name in query), None), referrer_host(event.referer),
         device.device_class, device.os_family, device.browser_family, event.page_path,
         "link checker" if event.probe else robot_name(event.user_agent),
         business_id, local_day(event.at // 900, timezone), event.visitor or None, n, 0,
