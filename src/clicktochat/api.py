@@ -21,6 +21,7 @@ from .keys import check_api_key
 from .links import ShortLink
 from .logos import MAX_UPLOAD_BYTES
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
+from .stats import compute, parse_query
 from .tokens import token_key
 from .widget import Widget
 
@@ -174,6 +175,29 @@ class WidgetOut(BaseModel):
 
 class WidgetList(BaseModel):
     widgets: list[WidgetOut]
+
+
+class CountsOut(BaseModel):
+    clicks: int = Field(description="People's clicks; robots are never in here")
+    uniques: int = Field(description="Clicks by a visitor not seen on that link within CLICKTOCHAT_UNIQUE_WINDOW")
+    bots: int = Field(description="Robots: crawlers, link previews, monitors, link checkers")
+
+
+class StatsRowOut(CountsOut):
+    key: str = Field(description="The day, week (its Monday), month, link, campaign, agent id or value; '' for none")
+    label: str = Field(description="For people: the agent's name, '(none)' for an empty key, else the key")
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="First day, YYYY-MM-DD, in `timezone`")
+    to: str = Field(description="Last day, included")
+    timezone: str
+    by: str
+    filters: dict[str, str | int]
+    totals: CountsOut
+    rows: list[StatsRowOut]
 
 
 class LinkOut(BaseModel):
@@ -525,6 +549,18 @@ async def delete_widget(request: Request, service: Service) -> Response:
     return Response(status_code=204)
 
 
+@endpoint
+async def get_stats(request: Request, service: Service) -> Response:
+    query = parse_query(request.query_params)
+    stats = await compute(service.store, query)
+    accept = request.headers.get("accept", "")
+    if request.url.path.endswith(".csv") or ("text/csv" in accept and "application/json" not in accept):
+        filename = f"clicktochat-{query.by}-{stats.first_day}-{stats.last_day}.csv"
+        return Response(stats.as_csv(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
+    return JSONResponse(StatsOut.model_validate(stats.as_dict()).model_dump(mode="json", by_alias=True))
+
+
 async def openapi_document(request: Request) -> Response:
     from .openapi import openapi
 
@@ -552,4 +588,6 @@ routes = [
     resource("/agents/{agent_id:int}", GET=get_agent, PATCH=update_agent, DELETE=delete_agent),
     resource("/widgets", GET=list_widgets, POST=create_widget),
     resource("/widgets/{widget_id}", GET=get_widget, PATCH=update_widget, DELETE=delete_widget),
+    resource("/stats", GET=get_stats),
+    resource("/stats.csv", GET=get_stats),
 ]

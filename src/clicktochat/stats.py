@@ -1,0 +1,235 @@
+"""Stats: what the daily totals say for some links over some days, grouped one way. Read by
+the API (`GET /api/v1/stats`), the CLI (`clicktochat stats`) and, later, the dashboard.
+
+Days are the business's own: a click is filed under the date it was in the business's time
+zone when it was recorded (UTC for links to a fixed number, which have no business)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .channels import CHANNELS
+from .clicks import DIMENSIONS
+from .errors import FieldError, InvalidInput
+from .links import SLUG_PATTERN
+from .store import LINK_GROUPS, Store
+from .widget import WIDGET_ID_PATTERN
+
+TIME_GROUPS = ("day", "week", "month")
+GROUPS = (*TIME_GROUPS, *LINK_GROUPS, *DIMENSIONS)
+DEFAULT_DAYS = 30
+MAX_DAYS = 3660  # ten years of daily rows is already more than any chart shows
+MAX_LIMIT = 1000
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+PARAMETERS = ("from", "to", "by", "business", "link", "campaign", "agent", "widget", "channel", "limit")
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    first_day: date | None = None  # None: DEFAULT_DAYS ending today, in the business's time zone
+    last_day: date | None = None
+    by: str = "day"
+    business_id: int | None = None
+    link: str | None = None  # a short link's slug
+    campaign: str | None = None
+    agent_id: int | None = None
+    widget: str | None = None
+    channel: str | None = None
+    limit: int = 100  # rows when grouping by anything but time
+
+    def filters(self) -> dict[str, object]:
+        """As columns of the daily totals."""
+        columns: dict[str, object] = {}
+        if self.business_id is not None:
+            columns["business_id"] = self.business_id
+        if self.link is not None:
+            columns |= {"link_kind": "short", "link_key": self.link}
+        if self.widget is not None or self.by == "widget":
+            columns["link_kind"] = "widget"
+        if self.widget is not None:
+            columns["link_key"] = self.widget
+        if self.campaign is not None:
+            columns["campaign"] = self.campaign
+        if self.agent_id is not None:
+            columns["agent_id"] = self.agent_id
+        if self.channel is not None:
+            columns["channel"] = self.channel
+        return columns
+
+
+@dataclass(frozen=True)
+class Counts:
+    clicks: int  # people only
+    uniques: int
+    bots: int  # robots, never in clicks
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    key: str  # a day, week (its Monday), month, slug, campaign, agent id, referrer host, ...; "" for none
+    label: str  # for people: the agent's name, "(none)" for "", else the key
+    clicks: int
+    uniques: int
+    bots: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    query: StatsQuery
+    first_day: date
+    last_day: date
+    timezone: str
+    totals: Counts
+    rows: list[StatsRow] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        filters = {k: v for k, v in asdict(self.query).items() if v is not None and k not in (
+            "first_day", "last_day", "by", "limit")}  # fmt: skip
+        return {
+            "from": self.first_day.isoformat(),
+            "to": self.last_day.isoformat(),
+            "timezone": self.timezone,
+            "by": self.query.by,
+            "filters": filters,
+            "totals": asdict(self.totals),
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+    def as_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([self.query.by, "label", "clicks", "uniques", "bots"])
+        for row in self.rows:
+            writer.writerow([_cell(row.key), _cell(row.label), row.clicks, row.uniques, row.bots])
+        return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """Spreadsheets run cells that start with = + - @ as formulas: a referrer host or a UTM
+    value comes from strangers, so such cells get a leading apostrophe (OWASP's advice)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def parse_query(params: Mapping[str, str]) -> StatsQuery:
+    """A query from URL parameters; every mistake is reported, each naming its parameter."""
+    errors: list[FieldError] = []
+
+    def number(name: str, low: int, high: int) -> int | None:
+        if name not in params:
+            return None
+        raw = params[name]
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            errors.append(FieldError(name, f"must be a whole number from {low} to {high}"))
+            return None
+        return int(raw)
+
+    def day(name: str) -> date | None:
+        if name not in params:
+            return None
+        try:
+            if DATE_PATTERN.fullmatch(params[name]):
+                return date.fromisoformat(params[name])
+        except ValueError:
+            pass
+        errors.append(FieldError(name, "must be a date written YYYY-MM-DD"))
+        return None
+
+    for name in params:
+        if name not in PARAMETERS:
+            errors.append(FieldError(name, f"is not a known parameter; the known ones are {', '.join(PARAMETERS)}"))
+    first_day, last_day = day("from"), day("to")
+    by = params.get("by", "day")
+    if by not in GROUPS:
+        errors.append(FieldError("by", f"must be one of {', '.join(GROUPS)}"))
+    link = params.get("link")
+    if link is not None and not SLUG_PATTERN.fullmatch(link.lower()):
+        errors.append(FieldError("link", "must be a short link's slug"))
+    widget = params.get("widget")
+    if widget is not None and not WIDGET_ID_PATTERN.fullmatch(widget):
+        errors.append(FieldError("widget", "must be a widget id"))
+    channel = params.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        errors.append(FieldError("channel", f"must be one of {', '.join(CHANNELS)}"))
+    campaign = params.get("campaign")
+    if campaign is not None and len(campaign) > 200:
+        errors.append(FieldError("campaign", "must be at most 200 characters"))
+    query = StatsQuery(
+        first_day, last_day, by, number("business", 1, 2**62), link.lower() if link else None, campaign,
+        number("agent", 1, 2**62), widget, channel, number("limit", 1, MAX_LIMIT) or 100,
+    )  # fmt: skip
+    if not errors:
+        errors = check(query)
+    if errors:
+        raise InvalidInput.many(errors)
+    return query
+
+
+def check(query: StatsQuery) -> list[FieldError]:
+    if query.first_day and query.last_day:
+        if query.first_day > query.last_day:
+            return [FieldError("from", "must not be after 'to'")]
+        if (query.last_day - query.first_day).days >= MAX_DAYS:
+            return [FieldError("from", f"must be less than {MAX_DAYS} days before 'to'")]
+    return []
+
+
+async def compute(store: Store, query: StatsQuery, now: datetime | None = None) -> Stats:
+    """`now` decides what "today" is (tests pass one)."""
+    errors = check(query)
+    if errors:
+        raise InvalidInput.many(errors)
+    timezone = await time_zone(store, query.business_id)
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
+    last_day = query.last_day or (query.first_day + timedelta(DEFAULT_DAYS - 1) if query.first_day else today)
+    first_day = query.first_day or last_day - timedelta(DEFAULT_DAYS - 1)
+    filters = query.filters()
+    dimension = query.by if query.by in DIMENSIONS else ""
+    span = (first_day.isoformat(), last_day.isoformat())
+    ((_, clicks, uniques, bots),) = await store.day_totals(dimension, *span, "", filters) or [("", 0, 0, 0)]
+    group = query.by if query.by in TIME_GROUPS or query.by in LINK_GROUPS else "value"
+    limit = None if query.by in TIME_GROUPS else query.limit
+    found = await store.day_totals(dimension, *span, group, filters, limit)
+    if query.by in TIME_GROUPS:
+        found = fill_gaps(found, query.by, first_day, last_day)
+    names = {str(a.id): a.name for a in await store.agents()} if query.by == "agent" else {}
+    rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
+    return Stats(query, first_day, last_day, timezone, Counts(clicks, uniques, bots), rows)
+
+
+async def time_zone(store: Store, business_id: int | None) -> str:
+    """The business's; without one asked for, the only business's, else UTC."""
+    if business_id is not None:
+        business = await store.business(business_id)
+        if business is None:
+            raise InvalidInput("business", "is not a business's id")
+        return business.timezone
+    businesses = await store.businesses()
+    return businesses[0].timezone if len(businesses) == 1 else "UTC"
+
+
+def fill_gaps(
+    found: list[tuple[object, int, int, int]], by: str, first: date, last: date
+) -> list[tuple[object, int, int, int]]:
+    """Every day, week or month of the range, with zeros where nothing happened (charts want them)."""
+    counts = {str(key): (c, u, b) for key, c, u, b in found}
+    keys: list[str] = []
+    day = first
+    while day <= last:
+        key = day.isoformat() if by == "day" else day.isoformat()[:7] if by == "month" else (
+            day - timedelta(day.weekday())).isoformat()  # fmt: skip
+        if not keys or keys[-1] != key:
+            keys.append(key)
+        day += timedelta(1)
+    return [(key, *counts.get(key, (0, 0, 0))) for key in keys]
+
+
+def label(by: str, key: str, agent_names: Mapping[str, str]) -> str:
+    if by == "agent":
+        return agent_names.get(key, "(none)" if key == "0" else f"agent {key} (deleted)")
+    return key or "(none)"

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from clicktochat.clicks import ClickEvent
+from clicktochat.errors import InvalidInput
+from clicktochat.service import Service
+from clicktochat.stats import StatsQuery, compute, parse_query
+from conftest import DESKTOP, IPHONE, call, flush
+
+API = "/api/v1"
+BOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+
+
+def at(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+
+
+@pytest.fixture
+def shop(client: TestClient, service: Service) -> dict[str, Any]:
+    """A shop in Rome (UTC+1 in November) with two agents and two short links, and clicks
+    recorded at known moments, some of them around Rome's midnight."""
+    business = call(client, service.add_business("Pasticceria", "Europe/Rome"))
+    giulia = call(client, service.add_agent(business.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
+    marco = call(client, service.add_agent(business.id, "Marco", "+39 347 765 4321"))  # type: ignore[attr-defined]
+    recorder = client.app.state.recorder  # type: ignore[attr-defined]
+
+    def click(when: str, agent: Any, slug: str, query: bytes = b"", ua: str = IPHONE, visitor: str = "") -> None:
+        recorder.record(ClickEvent(
+            at(when), "short", slug, "whatsapp", agent.id, "summer" if slug == "vetrina" else None, "flyer",
+            query, "https://www.instagram.com/p/1", ua, None, visitor or f"v-{when}",
+        ))  # fmt: skip
+
+    click("2026-11-24T22:59:00", giulia, "vetrina", b"utm_source=ig")  # Rome: the 24th, 23:59
+    click("2026-11-24T23:01:00", giulia, "vetrina", b"utm_source=ig")  # Rome: already the 25th
+    click("2026-11-25T10:00:00", marco, "banco", b"utm_source=%3DHYPERLINK(1)", DESKTOP)
+    click("2026-11-25T10:00:30", marco, "banco", visitor="v-2026-11-25T10:00:00")  # the same visitor again
+    click("2026-11-25T11:00:00", marco, "banco", ua=BOT)
+    click("2026-11-03T09:00:00", giulia, "vetrina")
+    flush(client)
+    return {"business": business, "giulia": giulia, "marco": marco}
+
+
+def stats(service: Service, client: TestClient, **params: str) -> dict[str, Any]:
+    query = parse_query(params)
+    result = call(client, compute(service.store, query, now=datetime(2026, 11, 25, 12, tzinfo=UTC)))
+    return result.as_dict()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_totals_count_people_uniques_and_robots_apart(client: TestClient, service: Service, shop: Any) -> None:
+    result = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30"})
+    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1}
+    assert result["timezone"] == "Europe/Rome"  # the only business's
+
+
+def test_days_are_the_business_days(client: TestClient, service: Service, shop: Any) -> None:
+    result = stats(service, client, **{"from": "2026-11-24", "to": "2026-11-25"})
+    assert [(r["key"], r["clicks"], r["bots"]) for r in result["rows"]] == [("2026-11-24", 1, 0), ("2026-11-25", 3, 1)]
+
+
+def test_the_default_range_is_the_last_30_days_ending_today_in_the_business_zone(
+    client: TestClient, service: Service, shop: Any
+) -> None:
+    result = stats(service, client)
+    assert (result["from"], result["to"]) == ("2026-10-27", "2026-11-25")
+    assert len(result["rows"]) == 30 and sum(r["clicks"] for r in result["rows"]) == 5
+    # Just after Rome's midnight it is already the 26th there, though not in UTC.
+    late = call(client, compute(service.store, StatsQuery(), now=datetime(2026, 11, 25, 23, 30, tzinfo=UTC)))
+    assert late.last_day == date(2026, 11, 26)  # type: ignore[attr-defined]
+
+
+def test_weeks_and_months_have_every_bucket(client: TestClient, service: Service, shop: Any) -> None:
+    weeks = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30", "by": "week"})
+    assert [(r["key"], r["clicks"]) for r in weeks["rows"]] == [
+        ("2026-10-26", 0), ("2026-11-02", 1), ("2026-11-09", 0), ("2026-11-16", 0), ("2026-11-23", 4), ("2026-11-30", 0)
+    ]  # fmt: skip
+    months = stats(service, client, **{"from": "2026-10-15", "to": "2026-12-01", "by": "month"})
+    assert [(r["key"], r["clicks"]) for r in months["rows"]] == [("2026-10", 0), ("2026-11", 5), ("2026-12", 0)]
+
+
+def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) -> None:
+    month = {"from": "2026-11-01", "to": "2026-11-30"}
+    by_link = stats(service, client, **month, by="link")["rows"]
+    assert [(r["key"], r["clicks"], r["uniques"], r["bots"]) for r in by_link] == [
+        ("short:vetrina", 3, 3, 0), ("short:banco", 2, 1, 1)
+    ]  # fmt: skip
+    by_agent = stats(service, client, **month, by="agent")["rows"]
+    assert [(r["label"], r["clicks"]) for r in by_agent] == [("Giulia", 3), ("Marco", 2)]
+    only_marco = stats(service, client, **month, agent=str(shop["marco"].id), by="device")
+    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1}
+    assert {r["key"]: (r["clicks"], r["bots"]) for r in only_marco["rows"]} == {
+        "desktop": (1, 0), "mobile": (1, 0), "other": (0, 1)
+    }  # fmt: skip
+    assert stats(service, client, **month, campaign="summer")["totals"]["clicks"] == 3
+    assert stats(service, client, **month, link="VETRINA", by="utm_source")["rows"] == [
+        {"key": "ig", "label": "ig", "clicks": 2, "uniques": 2, "bots": 0},
+        {"key": "", "label": "(none)", "clicks": 1, "uniques": 1, "bots": 0},
+    ]
+    assert stats(service, client, **month, by="referrer")["rows"][0]["key"] == "www.instagram.com"
+    assert stats(service, client, **month, by="robot")["rows"][-1] == {
+        "key": "bingbot", "label": "bingbot", "clicks": 0, "uniques": 0, "bots": 1
+    }  # fmt: skip
+    assert stats(service, client, **month, channel="whatsapp")["totals"]["clicks"] == 5
+    assert stats(service, client, **month, widget="shop")["totals"] == {"clicks": 0, "uniques": 0, "bots": 0}
+    assert stats(service, client, **month, by="link", limit="1")["rows"][0]["key"] == "short:vetrina"
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "reason"),
+    [
+        ({"from": "25/11/2026"}, "from", "must be a date written YYYY-MM-DD"),
+        ({"to": "2026-02-30"}, "to", "must be a date written YYYY-MM-DD"),
+        ({"from": "2026-11-25", "to": "2026-11-01"}, "from", "must not be after 'to'"),
+        ({"from": "2000-01-01", "to": "2026-01-01"}, "from", "must be less than 3660 days before 'to'"),
+        ({"by": "color"}, "by", "must be one of day, week, month"),
+        ({"limit": "0"}, "limit", "must be a whole number from 1 to 1000"),
+        ({"agent": "-1"}, "agent", "must be a whole number"),
+        ({"business": "99999999999999999999999"}, "business", "must be a whole number"),
+        ({"channel": "fax"}, "channel", "must be one of whatsapp"),
+        ({"link": "<script>"}, "link", "must be a short link's slug"),
+        ({"widget": "a b"}, "widget", "must be a widget id"),
+        ({"campaing": "x"}, "campaing", "is not a known parameter"),
+    ],
+)
+def test_bad_parameters_are_named(params: dict[str, str], field: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_query(params)
+    assert [(e.field, e.reason[: len(reason)]) for e in raised.value.errors] == [(field, reason)]
+
+
+def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: dict[str, str], shop: Any) -> None:
+    assert client.get(f"{API}/stats").status_code == 401
+    month = {"from": "2026-11-01", "to": "2026-11-30", "by": "utm_source"}
+    body = client.get(f"{API}/stats", params=month, headers=auth).json()
+    assert body["totals"] == {"clicks": 5, "uniques": 4, "bots": 1} and body["from"] == "2026-11-01"
+    for response in (
+        client.get(f"{API}/stats", params=month, headers=auth | {"accept": "text/csv"}),
+        client.get(f"{API}/stats.csv", params=month, headers=auth),
+    ):
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+        assert 'filename="clicktochat-utm_source-2026-11-01-2026-11-30.csv"' in response.headers["content-disposition"]
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert rows[0] == ["utm_source", "label", "clicks", "uniques", "bots"]
+        assert ["ig", "ig", "2", "2", "0"] in rows
+        assert ["'=HYPERLINK(1)", "'=HYPERLINK(1)", "1", "1", "0"] in rows  # never a formula in a spreadsheet
+    bad = client.get(f"{API}/stats", params={"from": "yesterday", "by": "x"}, headers=auth)
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["from", "by"]
+    unknown = client.get(f"{API}/stats", params={"business": "999"}, headers=auth)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "business"
