@@ -134,7 +134,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     result = ok(invoke(runner, "--help"))
     commands = result.stdout.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
-    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "widget", "qr", "poster"}
+    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "widget", "qr", "poster", "stats"}
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
@@ -1038,3 +1038,34 @@ def test_widget_edit_reaches_a_running_server(runner: CliRunner, db: str, shop: 
         while client.get("/api/widget/shop").status_code != 404 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.get("/api/widget/shop").status_code == 404
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    ok(invoke(runner, "link", "create", "--db", db, "--base-url", BASE, "--agent", str(shop["agent"]), "--short",
+              "--slug", "vetrina", "--campaign", "summer"))  # fmt: skip
+    app = create_app(Settings(db=db, base_url=BASE))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        for referer in ("https://www.instagram.com/p/1", "https://www.instagram.com/p/2", ""):
+            assert client.get("/s/vetrina", headers={"user-agent": IPHONE, "referer": referer}).is_redirect
+        client.get("/s/vetrina", headers={"user-agent": "facebookexternalhit/1.1"})
+    # the server wrote its clicks as it stopped
+    table = ok(invoke(runner, "stats", "--db", db, "--by", "referrer", "--link", "vetrina"))
+    assert [line.split() for line in table.stdout.splitlines()] == [
+        ["REFERRER", "CLICKS", "UNIQUES", "BOTS"],
+        ["www.instagram.com", "2", "1", "0"],  # one visitor: the same address and phone, twice
+        ["(none)", "1", "0", "1"],
+        ["TOTAL", "3", "1", "1"],
+    ]
+    assert "(Europe/Rome), by referrer" in table.stderr
+    found = as_json(invoke(runner, "stats", "--db", db, "--campaign", "summer", "--json"))
+    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1} and len(found["rows"]) == 30
+    csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "robot", "--csv")).stdout
+    assert csv_text.splitlines() == [
+        "robot,label,clicks,uniques,bots", ",(none),3,1,0", "facebookexternalhit,facebookexternalhit,0,0,1"
+    ]  # fmt: skip
+    bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
+    assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr
+    assert invoke(runner, "stats", "--db", db, "--by", "colour").exit_code == 2  # click names the choices

@@ -89,15 +89,27 @@ def test_every_route_is_documented_and_nothing_else(document: dict[str, Any]) ->
                 served.add((method.lower(), path))
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert served == documented
-    assert len(served) == 22
+    assert len(served) == 24
 
 
 def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
     for path, item in document["paths"].items():
         names = re.findall(r"\{(\w+)\}", path)
         for method, operation in item.items():
-            declared = [(p["name"], p["in"], p["required"]) for p in operation.get("parameters", [])]
+            parameters = operation.get("parameters", [])
+            declared = [(p["name"], p["in"], p["required"]) for p in parameters if p["in"] == "path"]
             assert declared == [(name, "path", True) for name in names], (method, path)
+            assert all(p["in"] in ("path", "query") for p in parameters)
+
+
+def test_stats_responses_match_the_document(client: TestClient, auth: dict[str, str], document: dict[str, Any]) -> None:
+    query = [p["name"] for p in document["paths"]["/stats"]["get"]["parameters"]]
+    assert query == ["from", "to", "by", "business", "link", "campaign", "agent", "widget", "channel", "limit"]
+    for by in ("day", "agent", "referrer"):
+        check_response(document, "get", "/stats", client.get(f"{API}/stats", params={"by": by}, headers=auth))
+    csv = client.get(f"{API}/stats.csv", headers=auth)
+    assert "text/csv" in document["paths"]["/stats.csv"]["get"]["responses"][str(csv.status_code)]["content"]
+    check_response(document, "get", "/stats", client.get(f"{API}/stats", params={"by": "x"}, headers=auth))
 
 
 def test_operations_with_a_body_document_it_and_415(document: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from .posters import FORMATS, WORDS, Poster, find_chromium, preferred_language, 
 from .qr import KINDS, parse_options, render, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
+from .stats import GROUPS, MAX_LIMIT, Stats, compute, parse_query
 from .store import Store
 from .widget import LANGUAGES, POSITIONS, Widget, WidgetSettings
 
@@ -853,6 +854,51 @@ def poster(db: str | None, base_url: str | None, slug: str, output: str, page_fo
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Wrote {output}: {page_format.upper()} poster for {found.url}")
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+@cli.command("stats")
+@common_options
+@click.option("--from", "first_day", metavar="YYYY-MM-DD", help="First day (default: 30 days ending --to).")
+@click.option("--to", "last_day", metavar="YYYY-MM-DD", help="Last day, included (default: today).")
+@click.option("--by", default="day", show_default=True, type=click.Choice(GROUPS), help="How to group the clicks.")
+@click.option("--business", type=int, help="Only this business's clicks; days are in its time zone.")
+@click.option("--link", help="Only this short link (its slug).")
+@click.option("--campaign", help="Only links of this campaign.")
+@click.option("--agent", type=int, help="Only clicks that reached this agent (its id).")
+@click.option("--widget", help="Only clicks on this widget (its id).")
+@click.option("--channel", help="Only this messenger.")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=100, show_default=True,
+              help="Rows at most, unless grouping by time.")  # fmt: skip
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: bool, **options: Any) -> None:
+    """Clicks, unique visitors and robots (counted apart), from the daily totals.
+
+    \b
+    clicktochat stats                                 last 30 days, a row a day
+    clicktochat stats --by referrer --from 2026-11-01
+    clicktochat stats --link vetrina --by week --csv > vetrina.csv
+    """
+    names = {"first_day": "from", "last_day": "to"}
+    params = {names.get(k, k): str(v) for k, v in options.items() if v is not None}
+
+    async def work(service: Service) -> Stats:
+        return await compute(service.store, parse_query(params))
+
+    found = run_with_service(db, base_url, work)
+    if as_json:
+        return print_json(found.as_dict())
+    if as_csv:
+        return click.echo(found.as_csv(), nl=False)
+    by = found.query.by
+    click.echo(f"{found.first_day} to {found.last_day} ({found.timezone}), by {by}", err=True)
+    rows = [{by: row.label, "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots} for row in found.rows]
+    totals = found.totals
+    print_table([*rows, {by: "TOTAL", "clicks": totals.clicks, "uniques": totals.uniques, "bots": totals.bots}],
+                [by, "clicks", "uniques", "bots"])  # fmt: skip
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from .api import (
     LinkOut,
     LinkUpdate,
     SignedLinkOut,
+    StatsOut,
     WidgetCreate,
     WidgetList,
     WidgetOut,
@@ -80,11 +81,29 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
      {200: WidgetOut, 404: None}),
     ("delete", "/widgets/{widget_id}", "Delete a widget: sites that embed it show nothing", None,
      {204: None, 404: None}),
+    ("get", "/stats", "Clicks, uniques and robots over days, grouped (CSV with Accept: text/csv)", None,
+     {200: StatsOut}),
+    ("get", "/stats.csv", "The same stats as CSV", None, {200: "text/csv"}),
+]  # fmt: skip
+
+STATS_PARAMETERS = [
+    ("from", "First day, YYYY-MM-DD, in the business's time zone (default: 30 days ending `to`)", "date"),
+    ("to", "Last day, included (default: today)", "date"),
+    ("by", "day, week, month, link, campaign, agent, channel, widget, or a dimension: "
+           "source, referrer, device, os, browser, utm_*, page, ad_click, robot", "string"),
+    ("business", "Only this business's clicks; days are in its time zone", "integer"),
+    ("link", "Only this short link (slug)", "string"),
+    ("campaign", "Only this campaign", "string"),
+    ("agent", "Only clicks that reached this agent (id)", "integer"),
+    ("widget", "Only clicks on this widget (id)", "string"),
+    ("channel", "Only this messenger", "string"),
+    ("limit", "Rows at most when not grouping by time (1-1000, default 100)", "integer"),
 ]  # fmt: skip
 
 MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
+    StatsOut,
 ]  # fmt: skip
 
 
@@ -108,6 +127,8 @@ def _response(status: int, model: Any) -> dict[str, Any]:
     if model is None:
         problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         return {"description": {404: "Not found", 409: "Conflict"}.get(status, "Error"), "content": problem}
+    if model == "text/csv":
+        return {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
     schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
     return {"description": "OK" if status < 300 else "Created", "content": {"application/json": {"schema": schema}}}
 
@@ -132,6 +153,12 @@ def openapi(base_url: str) -> dict[str, Any]:
                  "schema": {"type": "string" if p in TEXT_IDS else "integer"}}
                 for p in params
             ]
+        if path.startswith("/stats"):
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description,
+                 "schema": {"type": "string", "format": "date"} if kind == "date" else {"type": kind}}
+                for name, description, kind in STATS_PARAMETERS
+            ]  # fmt: skip
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
             operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}
