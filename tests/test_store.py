@@ -5,7 +5,7 @@ import sqlite3
 
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
-from clicktochat.store import Store, migrations
+from clicktochat.store import Store, _split_sql, migrations
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
@@ -119,3 +119,38 @@ def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
         return business.name
 
     assert asyncio.run(scenario()) == "Later"
+
+
+def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: str) -> None:
+    """A database at version 2 with clicks in it: 003 rebuilds the clicks table and files the
+    old clicks in the daily totals, so no count drops."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("BEGIN")
+    for number, script in migrations()[:2]:
+        for statement in _split_sql(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
+    db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
+               " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
+    old = "INSERT INTO clicks (at, n, link_kind, link_key, channel, agent_id, utm_source, has_gclid, referrer_host)"
+    db.execute(old + " VALUES (1700000000, 40, 'short', 'vetrina', 'whatsapp', 5, 'ig', 1, 'x.it')")
+    db.execute(old + " VALUES (1700086400, 2, 'signed', 'k1', 'whatsapp', NULL, NULL, 0, NULL)")
+    db.execute("COMMIT")
+    db.close()
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            assert await store.click_count("short", "vetrina") == 40
+            assert await store.click_count("signed", "k1") == 2
+            rows = await store.clicks("short", "vetrina")
+            assert (rows[0]["ad_click"], rows[0]["business_id"], rows[0]["day"]) == ("gclid", 1, "2023-11-14")
+            days = await store.day_totals("", "2023-11-01", "2023-11-30", "day", {})
+            assert days == [("2023-11-14", 40, 0, 0), ("2023-11-15", 2, 0, 0)]
+            sources = await store.day_totals("utm_source", "2023-11-01", "2023-11-30", "value", {"business_id": 1})
+            assert sources == [("ig", 40, 0, 0)]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
