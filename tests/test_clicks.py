@@ -164,7 +164,7 @@ BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
 async def totals(store: Store, dimension: str = "") -> dict[str, tuple[int, int, int]]:
-    rows = await store.day_totals(dimension, "2000-01-01", "2100-01-01", "value", {})
+    rows = await store.dimension_totals("all", "", dimension, "2000-01-01", "2100-01-01", "value", None)
     return {value: (clicks, uniques, bots) for value, clicks, uniques, bots in rows}
 
 
@@ -239,10 +239,22 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         raw = await store._one("SELECT sum(n), sum(uniques) FROM clicks")
         clicks, uniques, bots = (await totals(store))[""]
         assert (clicks + bots, uniques) == tuple(raw)
-        per_link = await store.day_totals("", "2000-01-01", "2100-01-01", "link", {})
+        per_link = await store.link_totals("2000-01-01", "2100-01-01", "link", {})
         assert sum(r[1] for r in per_link) == clicks and len(per_link) == 5
         by_source = await totals(store, "utm_source")
         assert sum(c for c, _, _ in by_source.values()) == clicks and set(by_source) == {"s0", "s1", "s2", "s3"}
+        # Every way of reading gives the same answer: each scope of dimension_days, link_days, raw rows.
+        span = ("2000-01-01", "2100-01-01")
+        for group, dimension in (("day", ""), ("value", "utm_source"), ("value", "device"), ("value", "robot")):
+            everything = await store.dimension_totals("all", "", dimension, *span, group, None)
+            assert await store.raw_totals(dimension, *span, group, {}) == everything
+            for scope, value in (("campaign", "summer"), ("agent", "3"), ("channel", "whatsapp")):
+                assert await store.dimension_totals(scope, value, dimension, *span, group, None) == everything
+            one_link = await store.raw_totals(dimension, *span, group, {"link_kind": "short", "link_key": "k1"})
+            assert sum(r[1] + r[3] for r in one_link) == 100
+        assert await store.link_totals(*span, "day", {}) == await store.dimension_totals(
+            "all", "", "", *span, "day", None
+        )
         await store.close()
 
     asyncio.run(scenario())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -14,11 +17,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
 
-from conftest import DESKTOP, IPHONE
+from conftest import IPHONE, WHATSAPP_PREVIEW
 
 pytestmark = pytest.mark.e2e
 
@@ -62,38 +66,181 @@ def server(db: Path, port: int, *extra: str, env: dict[str, str] | None = None) 
             process.stdout.close()
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_no_click_is_lost_on_graceful_shutdown(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    db, port, clicks = tmp_path / "e2e.db", free_port(), 400
-    base = f"http://127.0.0.1:{port}"
+class Clicks:
+    """Clients in threads, each on its own connections, clicking links until the server stops
+    answering: the load a signal arrives in. Phones get a 302 and count as people; every
+    `robot_every`-th request is WhatsApp's link preview, a robot answered with a 200 page."""
+
+    def __init__(self, urls: list[str], threads: int = 12, robot_every: int = 8) -> None:
+        self.urls, self.robot_every = urls, robot_every
+        self.redirects: list[tuple[float, str]] = []  # (time.monotonic() when the 302 arrived, link)
+        self.previews: list[float] = []  # when each robot's 200 arrived
+        self.lost: list[float] = []  # when each client found the server gone (its last request)
+        self.unexpected: list[str] = []
+        self._pool = ThreadPoolExecutor(threads)
+        self._clients = [self._pool.submit(self._click, worker) for worker in range(threads)]
+
+    def _click(self, worker: int) -> None:
+        deadline = time.monotonic() + 30
+        with httpx.Client(timeout=10) as http:
+            for i in itertools.count(worker):
+                url, robot = self.urls[i % len(self.urls)], i % self.robot_every == 0
+                try:
+                    response = http.get(url, headers={"user-agent": WHATSAPP_PREVIEW if robot else IPHONE})
+                except httpx.TransportError:
+                    self.lost.append(time.monotonic())
+                    return
+                now = time.monotonic()  # list.append is atomic: no lock needed
+                if response.status_code != (200 if robot else 302):
+                    self.unexpected.append(f"{response.status_code} {url} {response.text[:200]}")
+                elif robot:
+                    self.previews.append(now)
+                else:
+                    self.redirects.append((now, url))
+                assert now < deadline, "the server never went away"
+
+    def wait_for(self, redirects: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(self.redirects) < redirects:
+            assert time.monotonic() < deadline, f"only {len(self.redirects)} redirects in 15 s"
+            for client in self._clients:
+                if client.done():
+                    client.result()  # raises what went wrong in it, if anything
+                    raise AssertionError(f"a client lost the server after {len(self.redirects)} redirects")
+            time.sleep(0.02)
+
+    def join(self) -> None:
+        """Wait until every client has lost the server (raising what went wrong in one)."""
+        try:
+            for client in self._clients:
+                client.result(timeout=40)
+        finally:
+            self._pool.shutdown(wait=False)
+        assert not self.unexpected, self.unexpected[:5]
+
+    def count(self, url: str) -> int:
+        return sum(1 for _, link in self.redirects if link == url)
+
+
+class Recorded(NamedTuple):
+    """What the database holds, read with the sqlite3 module alone."""
+
+    integrity: str
+    people: int  # sum(n) of the raw rows of people
+    robots: int  # sum(n) of the raw rows of robots
+    clicks: int  # the daily totals of every link together: people
+    bots: int  # and robots
+    per_dimension: dict[str, tuple[int, int]]  # (clicks, bots) summed over each dimension's values
+    raw_per_link: dict[tuple[str, str], tuple[int, int]]  # (people, robots) of each link's raw rows
+    totals_per_link: dict[tuple[str, str], tuple[int, int]]  # (clicks, bots) of each link's daily totals
+
+
+# The daily totals: every link together, each dimension summed over its values, each link.
+EVERY_LINK = (
+    "SELECT coalesce(sum(clicks), 0), coalesce(sum(bots), 0) FROM dimension_days WHERE scope = 'all' AND dimension = ''"
+)
+PER_DIMENSION = (
+    "SELECT scope || ':' || dimension, sum(clicks), sum(bots) FROM dimension_days"
+    " WHERE scope IN ('all', 'channel') GROUP BY 1"  # every click has a channel
+)
+PER_LINK = "SELECT link_kind, link_key, sum(clicks), sum(bots) FROM link_days GROUP BY 1, 2"
+
+
+def recorded(db: Path) -> Recorded:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return Recorded(
+            conn.execute("PRAGMA integrity_check").fetchone()[0],
+            *conn.execute(
+                "SELECT coalesce(sum(iif(robot IS NULL, n, 0)), 0), coalesce(sum(iif(robot IS NULL, 0, n)), 0)"
+                " FROM clicks"
+            ).fetchone(),
+            *conn.execute(EVERY_LINK).fetchone(),
+            {dimension: (clicks, bots) for dimension, clicks, bots in conn.execute(PER_DIMENSION)},
+            {(kind, key): (people, robots) for kind, key, people, robots in conn.execute(
+                "SELECT link_kind, link_key, sum(iif(robot IS NULL, n, 0)), sum(iif(robot IS NULL, 0, n))"
+                " FROM clicks GROUP BY 1, 2"
+            )},
+            {(kind, key): (clicks, bots) for kind, key, clicks, bots in conn.execute(PER_LINK)},
+        )  # fmt: skip
+
+
+def assert_raw_rows_and_totals_agree(found: Recorded) -> None:
+    assert found.integrity == "ok"
+    assert (found.people, found.robots) == (found.clicks, found.bots), found
+    # Every dimension splits the same day's clicks: summed over its values, each gives the total.
+    assert set(found.per_dimension.values()) == {(found.clicks, found.bots)}, found.per_dimension
+    assert found.raw_per_link == found.totals_per_link
+
+
+def create_links(db: Path, base: str) -> tuple[str, str]:
     short = cli(db, "link", "create", "--to", "+39 347 123 4567", "--text", "Ciao", "--slug", "vetrina",
                 "--base-url", base)  # fmt: skip
     signed = cli(db, "link", "create", "--to", "+39 347 123 4567", "--campaign", "summer-ad", "--base-url", base)
     assert short == f"{base}/s/vetrina" and signed.startswith(f"{base}/c/")
+    return short, signed
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_no_click_is_lost_on_graceful_shutdown(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    db, port = tmp_path / "e2e.db", free_port()
+    base = f"http://127.0.0.1:{port}"
+    short, signed = create_links(db, base)
     # A long flush interval: every click is still in memory when the signal arrives.
     with server(db, port, env={"CLICKTOCHAT_FLUSH_INTERVAL": "600"}) as process:
-        with httpx.Client(timeout=10) as http, ThreadPoolExecutor(8) as pool:
-            def click(i: int) -> int:
-                ua = IPHONE if i % 2 else DESKTOP
-                return http.get(short if i % 4 < 2 else signed, headers={"user-agent": ua}).status_code
-
-            statuses = list(pool.map(click, range(clicks)))
-        assert statuses.count(302) == clicks // 2 and statuses.count(200) == clicks // 2
-        assert httpx.get(f"{base}/healthz").json()["pending_clicks"] == clicks
-        process.send_signal(stop_signal)
+        load = Clicks([short, signed])
+        load.wait_for(redirects=500)
+        signalled_at = time.monotonic()
+        process.send_signal(stop_signal)  # while a dozen clients keep clicking
+        load.join()
         output, _ = process.communicate(timeout=30)
-        assert process.returncode in (0, -stop_signal), output  # uvicorn re-raises the signal once stopped
-        assert f"click writer stopped: wrote the last {clicks} clicks, none pending" in output
+    assert process.returncode in (0, -stop_signal), output  # uvicorn re-raises the signal once stopped
+    assert min(load.lost) > signalled_at, "a client lost the server before the signal"
+    assert max(at for at, _ in load.redirects) > signalled_at, "no click was answered while the server stopped"
+    redirects, previews = len(load.redirects), len(load.previews)
+    assert f"click writer stopped: wrote the last {redirects + previews} clicks, none pending" in output, (
+        f"{redirects} redirects and {previews} previews answered",
+        [line for line in output.splitlines() if "click" in line],
+    )
+    found = recorded(db)
+    assert (found.people, found.robots) == (redirects, previews), found
+    assert (found.clicks, found.bots) == (redirects, previews), found
+    assert_raw_rows_and_totals_agree(found)
 
     key = cli(db, "apikey", "create", "e2e")
     with server(db, port):  # restarted on the same database
         link = httpx.get(f"{base}/api/v1/links/vetrina", headers={"Authorization": f"Bearer {key}"}).json()
-        assert link["clicks"] == clicks // 2
+        assert link["clicks"] == load.count(short) > 0
     shown = json.loads(subprocess.run(
         [sys.executable, "-m", "clicktochat", "link", "show", signed, "--json", "--db", str(db)],
         capture_output=True, text=True, check=True,
     ).stdout)  # fmt: skip
-    assert shown["clicks"] == clicks // 2 and shown["campaign"] == "summer-ad"
+    assert shown["clicks"] == load.count(signed) > 0 and shown["campaign"] == "summer-ad"
+
+
+def test_sigkill_loses_at_most_the_flush_interval_and_never_corrupts_the_database(tmp_path: Path) -> None:
+    db, port, interval, margin = tmp_path / "kill.db", free_port(), 0.2, 0.5  # margin: a slow, loaded machine
+    short, signed = create_links(db, f"http://127.0.0.1:{port}")
+    with server(db, port, env={"CLICKTOCHAT_FLUSH_INTERVAL": str(interval)}) as process:
+        load = Clicks([short, signed])
+        load.wait_for(redirects=100)
+        time.sleep(2)  # ten flushes and more, each while clicks keep coming
+        killed_at = time.monotonic()
+        process.kill()
+        process.wait(10)
+        load.join()
+    assert process.returncode == -signal.SIGKILL
+    assert min(load.lost) > killed_at, "a client lost the server before it was killed"
+    found = recorded(db)
+    assert_raw_rows_and_totals_agree(found)
+    received = sorted(at for at, _ in load.redirects)
+    surely_written = bisect.bisect_left(received, killed_at - interval - margin)
+    oldest_lost = f"{killed_at - received[found.people]:.2f} s" if found.people < len(received) else "none"
+    assert surely_written <= found.people <= len(received), (
+        f"{found.people} clicks recorded of {len(received)} redirects, {surely_written} of them answered more "
+        f"than {interval + margin} s before the kill; the oldest of those lost arrived {oldest_lost} before it"
+    )
+    assert found.robots <= len(load.previews)
+    assert found.people > 0 and found.robots > 0, "nothing was written in two seconds"
 
 
 def test_signed_links_survive_a_restart_and_a_key_rotation(tmp_path: Path) -> None:

@@ -146,9 +146,9 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
             assert await store.click_count("signed", "k1") == 2
             rows = await store.clicks("short", "vetrina")
             assert (rows[0]["ad_click"], rows[0]["business_id"], rows[0]["day"]) == ("gclid", 1, "2023-11-14")
-            days = await store.day_totals("", "2023-11-01", "2023-11-30", "day", {})
+            days = await store.link_totals("2023-11-01", "2023-11-30", "day", {})
             assert days == [("2023-11-14", 40, 0, 0), ("2023-11-15", 2, 0, 0)]
-            sources = await store.day_totals("utm_source", "2023-11-01", "2023-11-30", "value", {"business_id": 1})
+            sources = await store.dimension_totals("all", "", "utm_source", "2023-11-01", "2023-11-30", "value", 1)
             assert sources == [("ig", 40, 0, 0)]
         finally:
             await store.close()

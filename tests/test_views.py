@@ -78,7 +78,7 @@ def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient,
     client.get(path, headers={"user-agent": IPHONE})
     assert clicks(client, service, "short", "cannoli") == 1
     # Robots are not lost, though: counted apart, by kind, for the owner to see.
-    robots = call(client, service.store.day_totals("robot", "2000-01-01", "2100-01-01", "value", {}))
+    robots = call(client, service.store.dimension_totals("all", "", "robot", "2000-01-01", "2100-01-01", "value", None))
     assert {name: bots for name, _, _, bots in robots} == {  # type: ignore[attr-defined]
         "WhatsApp": 1, "facebookexternalhit": 1, "Twitterbot": 1, "no user agent": 1, "link checker": 1, "": 0,
     }

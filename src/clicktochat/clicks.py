@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from .store import ALL_LINKS, Store
+from .store import Store
 from .useragents import parse_device, robot_name
 from .visitors import DAY, Salts
 
@@ -140,20 +140,30 @@ def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
     yield "robot", row.robot or ""
 
 
-def daily_totals(rows: list[ClickRow]) -> list[tuple[Any, ...]]:
-    """What `rows` add to the click_days table, per link and for all links of the business
-    together (so the unfiltered dashboard reads a few rows a day)."""
-    totals: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What `rows` add to the link_days and dimension_days tables (see migration 003)."""
+    per_link: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
-        clicks, bots = (0, row.n) if row.robot else (row.n, 0)
-        link = (row.link_kind, row.link_key, row.campaign or "", row.agent_id or 0, row.channel)
+        counts = (0, row.uniques, row.n) if row.robot else (row.n, row.uniques, 0)
+        business = row.business_id or 0
+        link = (row.day, business, row.link_kind, row.link_key, row.campaign or "", row.agent_id or 0, row.channel)
+        _add(per_link[link], counts)
+        scopes = [("all", ""), ("channel", row.channel)]
+        if row.campaign:
+            scopes.append(("campaign", row.campaign))
+        if row.agent_id:
+            scopes.append(("agent", str(row.agent_id)))
         for dimension, value in dimension_values(row):
-            for where in (link, ALL_LINKS):
-                counts = totals[(dimension, value, row.day, row.business_id or 0, *where)]
-                counts[0] += clicks
-                counts[1] += row.uniques
-                counts[2] += bots
-    return [(*key, *counts) for key, counts in totals.items()]
+            for scope, scope_value in scopes:
+                _add(per_value[(scope, scope_value, dimension, row.day, business, value)], counts)
+    return [(*k, *v) for k, v in per_link.items()], [(*k, *v) for k, v in per_value.items()]
+
+
+def _add(total: list[int], counts: tuple[int, int, int]) -> None:
+    total[0] += counts[0]
+    total[1] += counts[1]
+    total[2] += counts[2]
 
 
 class RecentVisitors:
@@ -242,8 +252,8 @@ class ClickRecorder:
             try:
                 businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
-                rows, totals, seen = await asyncio.to_thread(self.prepare, batch, businesses)
-                await self.store.add_clicks(rows, totals)
+                rows, link_days, dimension_days, seen = await asyncio.to_thread(self.prepare, batch, businesses)
+                await self.store.add_clicks(rows, link_days, dimension_days)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
@@ -256,11 +266,11 @@ class ClickRecorder:
 
     def prepare(
         self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
-    ) -> tuple[list[ClickRow], list[tuple[Any, ...]], dict[str, int]]:
+    ) -> tuple[list[ClickRow], list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, int]]:
         merged = Counter(batch)
         rows = [describe(event, n, businesses) for event, n in merged.items()]
         rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
-        return rows, daily_totals(rows), seen
+        return rows, *daily_totals(rows), seen
 
     async def prune(self, now: float) -> int:
         """Delete raw rows past the retention; the daily totals stay."""

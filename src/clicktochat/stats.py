@@ -188,18 +188,38 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
     last_day = query.last_day or (query.first_day + timedelta(DEFAULT_DAYS - 1) if query.first_day else today)
     first_day = query.first_day or last_day - timedelta(DEFAULT_DAYS - 1)
-    filters = query.filters()
-    dimension = query.by if query.by in DIMENSIONS else ""
     span = (first_day.isoformat(), last_day.isoformat())
-    ((_, clicks, uniques, bots),) = await store.day_totals(dimension, *span, "", filters) or [("", 0, 0, 0)]
-    group = query.by if query.by in TIME_GROUPS or query.by in LINK_GROUPS else "value"
     limit = None if query.by in TIME_GROUPS else query.limit
-    found = await store.day_totals(dimension, *span, group, filters, limit)
+    totals = await read(store, query, span, "", None) or [("", 0, 0, 0)]
+    ((_, clicks, uniques, bots),) = totals
+    found = await read(store, query, span, query.by, limit)
     if query.by in TIME_GROUPS:
         found = fill_gaps(found, query.by, first_day, last_day)
     names = {str(a.id): a.name for a in await store.agents()} if query.by == "agent" else {}
     rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
     return Stats(query, first_day, last_day, timezone, Counts(clicks, uniques, bots), rows)
+
+
+async def read(
+    store: Store, query: StatsQuery, span: tuple[str, str], by: str, limit: int | None
+) -> list[tuple[object, int, int, int]]:
+    """From whichever table holds the answer in the fewest rows: a dimension over every link, or
+    over one campaign, agent or channel, is in dimension_days; anything per link is in
+    link_days; one link's clicks by a dimension only in the raw rows (within the retention)."""
+    filters = query.filters()
+    scoped = {k: filters[k] for k in ("campaign", "agent_id", "channel") if k in filters}
+    per_link = "link_key" in filters or "link_kind" in filters or len(scoped) > 1
+    dimension = by if by in DIMENSIONS else ""
+    group = "value" if dimension else by
+    if by in LINK_GROUPS or (per_link and not dimension):
+        return await store.link_totals(*span, group, filters, limit)
+    if per_link:
+        return await store.raw_totals(dimension, *span, group, filters, limit)
+    scope, scope_value = next(iter(scoped.items()), ("all", ""))
+    scope = {"agent_id": "agent"}.get(scope, scope)
+    return await store.dimension_totals(
+        scope, str(scope_value), dimension, *span, group, query.business_id, limit
+    )
 
 
 async def time_zone(store: Store, business_id: int | None) -> str:

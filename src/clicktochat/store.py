@@ -29,14 +29,17 @@ CLICK_COLUMNS = (  # clicks.ClickRow, in order
     "device_class", "os_family", "browser_family", "page_path", "robot", "business_id", "day", "visitor",
     "n", "uniques",
 )  # fmt: skip
-DAY_COLUMNS = (  # clicks.daily_totals() rows, in order
-    "dimension", "value", "day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel",
-    "clicks", "uniques", "bots",
-)  # fmt: skip
-ALL_LINKS = ("*", "*", "", 0, "")  # link_kind, link_key, campaign, agent_id, channel of "every link"
-LINK_FIELDS = ("link_kind", "link_key", "campaign", "agent_id", "channel")
-# How stats can group the daily totals, as SQL over click_days.
-LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
+LINK_DAY_COLUMNS = ("day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel")
+DIMENSION_DAY_COLUMNS = ("scope", "scope_value", "dimension", "day", "business_id", "value")
+COUNTERS = ("clicks", "uniques", "bots")
+# Raw columns of clicks.DIMENSIONS, for what the daily totals do not hold.
+DIMENSION_COLUMNS = {
+    "source": "source", "referrer": "referrer_host", "device": "device_class", "os": "os_family",
+    "browser": "browser_family", "utm_source": "utm_source", "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign", "utm_content": "utm_content", "utm_term": "utm_term", "page": "page_path",
+    "ad_click": "ad_click", "robot": "robot",
+}  # fmt: skip
+# How stats group rows, as SQL over any of the three tables.
 GROUPINGS = {
     "day": "day",
     "week": "date(day, '-6 days', 'weekday 1')",  # the Monday the week starts on
@@ -46,9 +49,9 @@ GROUPINGS = {
     "agent": "agent_id",
     "channel": "channel",
     "widget": "link_key",
-    "value": "value",
     "": "''",
 }
+LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
 
 
@@ -417,20 +420,22 @@ class Store:
 
     # -- clicks -----------------------------------------------------------------------
 
-    async def add_clicks(self, rows: Sequence[Sequence[Any]], totals: Sequence[Sequence[Any]]) -> None:
-        """Raw rows (CLICK_COLUMNS) and what they add to the daily totals (DAY_COLUMNS), together."""
-        counters = DAY_COLUMNS[-3:]
+    async def add_clicks(
+        self, rows: Sequence[Sequence[Any]], link_days: Sequence[Sequence[Any]], dimension_days: Sequence[Sequence[Any]]
+    ) -> None:
+        """Raw rows (CLICK_COLUMNS) and what they add to the daily totals, together."""
         async with self.transaction() as db:
             await db.executemany(
                 f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
                 rows,
             )
-            await db.executemany(
-                f"INSERT INTO click_days ({', '.join(DAY_COLUMNS)}) VALUES ({', '.join('?' * len(DAY_COLUMNS))})"
-                f" ON CONFLICT ({', '.join(DAY_COLUMNS[:-3])}) DO UPDATE SET "
-                + ", ".join(f"{c} = {c} + excluded.{c}" for c in counters),
-                totals,
-            )
+            for table, key in (("link_days", LINK_DAY_COLUMNS), ("dimension_days", DIMENSION_DAY_COLUMNS)):
+                await db.executemany(
+                    f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) VALUES ({', '.join('?' * (len(key) + 3))})"
+                    f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS),
+                    link_days if table == "link_days" else dimension_days,
+                )
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
         """People's clicks on one link, ever (robots are counted apart)."""
@@ -441,7 +446,7 @@ class Store:
         if not link_keys:
             return {}
         rows = await self._all(
-            "SELECT link_key, sum(clicks) FROM click_days WHERE dimension = '' AND link_kind = ?"
+            "SELECT link_key, sum(clicks) FROM link_days WHERE link_kind = ?"
             " AND link_key IN (SELECT value FROM json_each(?)) GROUP BY link_key",
             (link_kind, json.dumps(link_keys)),
         )
@@ -481,38 +486,65 @@ class Store:
             if cursor.rowcount < chunk:
                 return deleted
 
-    async def day_totals(
-        self,
-        dimension: str,
-        first_day: str,
-        last_day: str,
-        group: str,
-        filters: Mapping[str, Any],
-        limit: int | None = None,
+    async def link_totals(
+        self, first_day: str, last_day: str, group: str, filters: Mapping[str, Any], limit: int | None = None
     ) -> list[tuple[Any, int, int, int]]:
-        """(group key, clicks, uniques, bots) from the daily totals between two days, both
-        included. `filters` holds columns of click_days (business_id, link_kind, link_key,
-        campaign, agent_id, channel) to match; without any link filter or link grouping the
-        "every link" rows are read, a few a day."""
-        where = ["dimension = ?", "day BETWEEN ? AND ?"]
-        params: list[Any] = [dimension, first_day, last_day]
-        per_link = group in LINK_GROUPS or any(name in LINK_FIELDS for name in filters)
-        if not per_link:
-            where.append("link_kind = '*'")
-        elif "link_kind" not in filters:
-            where.append("link_kind IN ('short', 'signed', 'widget')")
-        for name, value in filters.items():
-            where.append(f"{name} = ?")
-            params.append(value)
-        key = GROUPINGS[group]
-        order = "1" if group in ("day", "week", "month") else "2 DESC, 4 DESC, 1"
+        """(group key, clicks, uniques, bots) per link and day, between two days (both included),
+        grouped by one of GROUPINGS; `filters` match columns of link_days."""
+        where = " AND ".join(f"{name} = ?" for name in filters)
+        return await self._totals("link_days", group, "day BETWEEN ? AND ?" + (f" AND {where}" if where else ""),
+                                  [first_day, last_day, *filters.values()], limit)  # fmt: skip
+
+    async def dimension_totals(
+        self, scope: str, scope_value: str, dimension: str, first_day: str, last_day: str, group: str,
+        business_id: int | None, limit: int | None = None,
+    ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
+        """The same from dimension_days: `group` is "value" or one of GROUPINGS."""
+        where = "scope = ? AND scope_value = ? AND dimension = ? AND day BETWEEN ? AND ?"
+        params: list[Any] = [scope, scope_value, dimension, first_day, last_day]
+        if business_id is not None:
+            where += " AND business_id = ?"
+            params.append(business_id)
+        return await self._totals("dimension_days", group, where, params, limit)
+
+    async def raw_totals(
+        self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],
+        limit: int | None = None,
+    ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
+        """The same from the raw rows, for what the daily totals do not hold (a link's clicks by
+        referrer, say): only as far back as the retention."""
+        conditions = ["day BETWEEN ? AND ?"] + [f"coalesce({name}, ?) = ?" for name in filters]
+        params: list[Any] = [first_day, last_day]
+        for value in filters.values():
+            params += ["" if isinstance(value, str) else 0, value]
+        if "link_key" in filters:  # the index on (link_kind, link_key, at): days are at most 14 hours off UTC
+            conditions.append(
+                "link_kind = ? AND link_key = ? AND at BETWEEN unixepoch(?) - 86400 AND unixepoch(?) + 2 * 86400"
+            )
+            params += [filters.get("link_kind", "short"), filters["link_key"], first_day, last_day]
+        value = f"coalesce({DIMENSION_COLUMNS[dimension]}, '')" if dimension else "''"
+        key = value if group == "value" else GROUPINGS[group]
         sql = (
-            f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM click_days WHERE {' AND '.join(where)}"
-            f" GROUP BY 1 ORDER BY {order}"
+            f"SELECT {key}, coalesce(sum(n) FILTER (WHERE robot IS NULL), 0), sum(uniques),"
+            f" coalesce(sum(n) FILTER (WHERE robot IS NOT NULL), 0) FROM clicks WHERE {' AND '.join(conditions)}"
+            f" GROUP BY 1 ORDER BY {_order(group)}"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        return [(k, int(c), int(u or 0), int(b)) for k, c, u, b in await self._all(sql, params)]
+
+    async def _totals(
+        self, table: str, group: str, where: str, params: list[Any], limit: int | None
+    ) -> list[tuple[Any, int, int, int]]:
+        key = "value" if group == "value" else GROUPINGS[group]
+        sql = f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM {table} WHERE {where} GROUP BY 1"
+        sql += f" ORDER BY {_order(group)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
+
+
+def _order(group: str) -> str:
+    """Time in order; anything else by clicks, then robots, most first."""
+    return "1" if group in ("day", "week", "month") else "2 DESC, 4 DESC, 1"
 
 
 def _fits(row_id: int) -> bool:

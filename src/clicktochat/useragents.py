@@ -18,9 +18,10 @@ _PREVIEW_OR_BOT = re.compile(
     r"^whatsapp/|facebookexternalhit|facebookcatalog|facebot|meta-externalagent|twitterbot|slackbot|"
     r"telegrambot|linkedinbot|discordbot|googlebot|google-inspectiontool|google-pagerenderer|"
     r"adsbot-google|mediapartners-google|apis-google|bingbot|bingpreview|applebot|skypeuripreview|"
-    r"redditbot|pinterest|embedly|vkshare|iframely|mastodon|bluesky|snap url preview|"
+    r"redditbot|pinterestbot|^pinterest/|embedly|vkshare|iframely|mastodon|bluesky|snap url preview|"
     r"yandexbot|baiduspider|duckduckbot|ia_archiver|headlesschrome|"
-    r"\bbot\b|crawler|spider|preview|curl/|wget/|python-requests|python-httpx|go-http-client|okhttp"
+    r"\bbot\b|crawler|spider|preview|curl/|wget/|python-requests|python-httpx|go-http-client|okhttp|"
+    r"^node$|^deno/|^bun/"
 )
 # Apps that open links in their own browser add their name to a real browser's string, and
 # crawlerdetect mistakes some of them (WhatsApp's) for their own link-preview fetchers.

@@ -46,12 +46,12 @@ ALTER TABLE clicks_new RENAME TO clicks;
 CREATE INDEX clicks_link ON clicks (link_kind, link_key, at);
 CREATE INDEX clicks_at ON clicks (at);
 
--- One row per day, dimension value and link; link_kind = link_key = '*' is every link of the
--- business together. dimension = '' is the day's total; the others are clicks.DIMENSIONS.
-CREATE TABLE click_days (
-    dimension TEXT NOT NULL,
-    value TEXT NOT NULL,                 -- '' when the click had none (no referrer, no UTM, ...)
-    day TEXT NOT NULL,
+-- The daily totals stats read, in two tables. Per link, a row a day. Per dimension value,
+-- a row a day for each scope: every link of the business together, and each campaign, each
+-- agent and each channel apart. (Per link and dimension value would be more rows than clicks:
+-- stats read the raw rows for that, within the retention.)
+CREATE TABLE link_days (
+    day TEXT NOT NULL,                   -- YYYY-MM-DD in the business's time zone
     business_id INTEGER NOT NULL,        -- 0: no business (a link to a fixed number)
     link_kind TEXT NOT NULL,
     link_key TEXT NOT NULL,
@@ -61,15 +61,31 @@ CREATE TABLE click_days (
     clicks INTEGER NOT NULL DEFAULT 0,   -- people only
     uniques INTEGER NOT NULL DEFAULT 0,
     bots INTEGER NOT NULL DEFAULT 0,     -- robots: never in clicks
-    PRIMARY KEY (dimension, link_kind, day, business_id, link_key, campaign, agent_id, channel, value)
+    PRIMARY KEY (day, link_kind, link_key, business_id, campaign, agent_id, channel)
 ) WITHOUT ROWID;
-CREATE INDEX click_days_link ON click_days (link_key, dimension, day);
+CREATE INDEX link_days_link ON link_days (link_kind, link_key, day);
+
+CREATE TABLE dimension_days (
+    scope TEXT NOT NULL CHECK (scope IN ('all', 'campaign', 'agent', 'channel')),
+    scope_value TEXT NOT NULL,           -- '' for all; else the campaign, agent id or channel
+    dimension TEXT NOT NULL,             -- '' for the day's total; else one of clicks.DIMENSIONS
+    day TEXT NOT NULL,
+    business_id INTEGER NOT NULL,
+    value TEXT NOT NULL,                 -- '' when the click had none (no referrer, no UTM, ...)
+    clicks INTEGER NOT NULL DEFAULT 0,
+    uniques INTEGER NOT NULL DEFAULT 0,
+    bots INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, scope_value, dimension, day, business_id, value)
+) WITHOUT ROWID;
 
 -- The totals of clicks recorded before this migration: people (robots were not recorded
 -- then), on UTC days, their uniques unknown.
-INSERT INTO click_days (dimension, value, day, business_id, link_kind, link_key, campaign, agent_id, channel, clicks)
-SELECT d.value ->> 0, d.value ->> 1, c.day, coalesce(c.business_id, 0),
-       l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4, sum(c.n)
+INSERT INTO link_days (day, business_id, link_kind, link_key, campaign, agent_id, channel, clicks)
+SELECT day, coalesce(business_id, 0), link_kind, link_key, coalesce(campaign, ''), coalesce(agent_id, 0), channel,
+       sum(n)
+FROM clicks GROUP BY 1, 2, 3, 4, 5, 6, 7;
+INSERT INTO dimension_days (scope, scope_value, dimension, value, day, business_id, clicks)
+SELECT s.value ->> 0, s.value ->> 1, d.value ->> 0, d.value ->> 1, c.day, coalesce(c.business_id, 0), sum(c.n)
 FROM clicks c,
      json_each(json_array(
          json_array('', ''), json_array('source', coalesce(c.source, '')),
@@ -82,7 +98,8 @@ FROM clicks c,
          json_array('robot', '')
      )) d,
      json_each(json_array(
-         json_array(c.link_kind, c.link_key, coalesce(c.campaign, ''), coalesce(c.agent_id, 0), c.channel),
-         json_array('*', '*', '', 0, '')
-     )) l
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+         json_array('all', ''), json_array('campaign', c.campaign), json_array('agent', CAST(c.agent_id AS TEXT)),
+         json_array('channel', c.channel)
+     )) s
+WHERE s.value ->> 1 IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6;
