@@ -54,9 +54,10 @@ def test_a_click_counts_in_the_day_of_its_business_time_zone() -> None:
 
 
 def test_robots_and_link_checkers_are_named() -> None:
-    assert row_of(event(ua="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"))[
-        "robot"
-    ] == "facebookexternalhit"
+    assert (
+        row_of(event(ua="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"))["robot"]
+        == "facebookexternalhit"
+    )
     assert row_of(event()._replace(probe=True))["robot"] == "link checker"
     assert row_of(event())["robot"] is None
 
@@ -139,7 +140,9 @@ def test_identical_clicks_in_the_same_second_share_a_row(db_path: str) -> None:
 
     rows = asyncio.run(scenario())
     assert [(r["at"], r["utm_source"], r["n"]) for r in rows] == [
-        (1700000000, None, 1000), (1700000000, "ig", 1), (1700000001, None, 1)
+        (1700000000, None, 1000),
+        (1700000000, "ig", 1),
+        (1700000001, None, 1),
     ]
 
 
@@ -233,8 +236,11 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         recorder = ClickRecorder(store, flush_interval=60, batch_size=50)
         for i in range(500):
             ua = BOT if i % 7 == 0 else IPHONE
-            recorder.record(event(query=f"utm_source=s{i % 4}".encode(), ua=ua, key=f"k{i % 5}")._replace(
-                at=1700000000 + i * 600, visitor=f"v{i % 13}"))  # fmt: skip
+            recorder.record(
+                event(query=f"utm_source=s{i % 4}".encode(), ua=ua, key=f"k{i % 5}")._replace(
+                    at=1700000000 + i * 20000, visitor=f"v{i % 13}"
+                )
+            )  # fmt: skip  (over four months)
         await recorder.flush()
         raw = await store._one("SELECT sum(n), sum(uniques) FROM clicks")
         clicks, uniques, bots = (await totals(store))[""]
@@ -255,6 +261,16 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         assert await store.link_totals(*span, "day", {}) == await store.dimension_totals(
             "all", "", "", *span, "day", None
         )
+        # Whole months come from link_months, the days at either end from link_days.
+        for group in ("link", "month", "campaign"):
+            for first, last in (
+                ("2023-11-20", "2024-02-10"),
+                ("2023-12-01", "2024-01-31"),
+                ("2023-12-02", "2023-12-30"),
+            ):
+                assert await store.link_totals(first, last, group, {}) == await store.raw_totals(
+                    "", first, last, group, {}
+                )
         await store.close()
 
     asyncio.run(scenario())

@@ -140,8 +140,8 @@ def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
     yield "robot", row.robot or ""
 
 
-def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What `rows` add to the link_days and dimension_days tables (see migration 003)."""
+def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
+    """What `rows` add to the link_days, link_months and dimension_days tables (migration 003)."""
     per_link: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
@@ -157,7 +157,14 @@ def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], list[tupl
         for dimension, value in dimension_values(row):
             for scope, scope_value in scopes:
                 _add(per_value[(scope, scope_value, dimension, row.day, business, value)], counts)
-    return [(*k, *v) for k, v in per_link.items()], [(*k, *v) for k, v in per_value.items()]
+    per_month: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (day, *link), counts_of_day in per_link.items():
+        _add(per_month[(day[:7], *link)], counts_of_day)  # type: ignore[arg-type]
+    return (
+        [(*k, *v) for k, v in per_link.items()],
+        [(*k, *v) for k, v in per_month.items()],
+        [(*k, *v) for k, v in per_value.items()],
+    )
 
 
 def _add(total: list[int], counts: tuple[int, int, int]) -> None:
@@ -252,8 +259,8 @@ class ClickRecorder:
             try:
                 businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
-                rows, link_days, dimension_days, seen = await asyncio.to_thread(self.prepare, batch, businesses)
-                await self.store.add_clicks(rows, link_days, dimension_days)
+                rows, totals, seen = await asyncio.to_thread(self.prepare, batch, businesses)
+                await self.store.add_clicks(rows, *totals)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
@@ -266,11 +273,11 @@ class ClickRecorder:
 
     def prepare(
         self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
-    ) -> tuple[list[ClickRow], list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, int]]:
+    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int]]:
         merged = Counter(batch)
         rows = [describe(event, n, businesses) for event, n in merged.items()]
         rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
-        return rows, *daily_totals(rows), seen
+        return rows, daily_totals(rows), seen
 
     async def prune(self, now: float) -> int:
         """Delete raw rows past the retention; the daily totals stay."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ GROUPINGS = {
     "channel": "channel",
     "widget": "link_key",
     "": "''",
+    "month_column": "month",  # link_months has its month as a column
 }
 LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
@@ -421,20 +423,27 @@ class Store:
     # -- clicks -----------------------------------------------------------------------
 
     async def add_clicks(
-        self, rows: Sequence[Sequence[Any]], link_days: Sequence[Sequence[Any]], dimension_days: Sequence[Sequence[Any]]
+        self,
+        rows: Sequence[Sequence[Any]],
+        link_days: Sequence[Sequence[Any]],
+        link_months: Sequence[Sequence[Any]],
+        dimension_days: Sequence[Sequence[Any]],
     ) -> None:
-        """Raw rows (CLICK_COLUMNS) and what they add to the daily totals, together."""
+        """Raw rows (CLICK_COLUMNS) and what they add to the totals, together."""
+        totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days}
+        month_key = ("month", *LINK_DAY_COLUMNS[1:])
         async with self.transaction() as db:
             await db.executemany(
                 f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
                 rows,
             )
-            for table, key in (("link_days", LINK_DAY_COLUMNS), ("dimension_days", DIMENSION_DAY_COLUMNS)):
+            for table, key in (("link_days", LINK_DAY_COLUMNS), ("link_months", month_key),
+                               ("dimension_days", DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 await db.executemany(
                     f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) VALUES ({', '.join('?' * (len(key) + 3))})"
                     f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
                     + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS),
-                    link_days if table == "link_days" else dimension_days,
+                    totals[table],
                 )
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
@@ -489,11 +498,33 @@ class Store:
     async def link_totals(
         self, first_day: str, last_day: str, group: str, filters: Mapping[str, Any], limit: int | None = None
     ) -> list[tuple[Any, int, int, int]]:
-        """(group key, clicks, uniques, bots) per link and day, between two days (both included),
-        grouped by one of GROUPINGS; `filters` match columns of link_days."""
-        where = " AND ".join(f"{name} = ?" for name in filters)
-        return await self._totals("link_days", group, "day BETWEEN ? AND ?" + (f" AND {where}" if where else ""),
-                                  [first_day, last_day, *filters.values()], limit)  # fmt: skip
+        """(group key, clicks, uniques, bots) per link, between two days (both included), grouped
+        by one of GROUPINGS; `filters` match columns of link_days. Whole months in the range
+        are read from link_months, a thirtieth of the rows."""
+        where = "".join(f" AND {name} = ?" for name in filters)
+        months = whole_months(first_day, last_day) if group not in ("day", "week") else None
+        if months is None:
+            return await self._totals("link_days", group, "day BETWEEN ? AND ?" + where,
+                                      [first_day, last_day, *filters.values()], limit)  # fmt: skip
+        (first_month, last_month), edges = months
+        parts = [await self._totals("link_months", "month_column" if group == "month" else group,
+                                    "month BETWEEN ? AND ?" + where, [first_month, last_month, *filters.values()],
+                                    None)]  # fmt: skip
+        for first, last in edges:
+            parts.append(await self._totals("link_days", group, "day BETWEEN ? AND ?" + where,
+                                            [first, last, *filters.values()], None))  # fmt: skip
+        merged: dict[Any, list[int]] = {}
+        for part in parts:
+            for key, *counts in part:
+                total = merged.setdefault(key, [0, 0, 0])
+                for i, count in enumerate(counts):
+                    total[i] += count
+        rows = [(key, *counts) for key, counts in merged.items()]
+        if group == "month":
+            rows.sort(key=lambda row: row[0])
+        else:
+            rows.sort(key=lambda row: (-row[1], -row[3], str(row[0])))
+        return rows[:limit] if limit is not None else rows  # type: ignore[return-value]
 
     async def dimension_totals(
         self, scope: str, scope_value: str, dimension: str, first_day: str, last_day: str, group: str,
@@ -540,6 +571,19 @@ class Store:
         sql = f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM {table} WHERE {where} GROUP BY 1"
         sql += f" ORDER BY {_order(group)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
+
+
+def whole_months(first_day: str, last_day: str) -> tuple[tuple[str, str], list[tuple[str, str]]] | None:
+    """The whole months between two days (first and last YYYY-MM), and the days left at
+    either end; None when no month is whole."""
+    first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = last + timedelta(days=1)
+    end = after if after.day == 1 else last.replace(day=1)  # the day after the last whole month
+    if start >= end:
+        return None
+    edges = [(a.isoformat(), (b - timedelta(days=1)).isoformat()) for a, b in ((first, start), (end, after)) if a < b]
+    return (start.isoformat()[:7], (end - timedelta(days=1)).isoformat()[:7]), edges
 
 
 def _order(group: str) -> str:

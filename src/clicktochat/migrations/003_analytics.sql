@@ -65,6 +65,21 @@ CREATE TABLE link_days (
 ) WITHOUT ROWID;
 CREATE INDEX link_days_link ON link_days (link_kind, link_key, day);
 
+-- The same a month (YYYY-MM): a year of a thousand links is 12,000 rows, not 365,000.
+CREATE TABLE link_months (
+    month TEXT NOT NULL,
+    business_id INTEGER NOT NULL,
+    link_kind TEXT NOT NULL,
+    link_key TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    agent_id INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    clicks INTEGER NOT NULL DEFAULT 0,
+    uniques INTEGER NOT NULL DEFAULT 0,
+    bots INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, link_kind, link_key, business_id, campaign, agent_id, channel)
+) WITHOUT ROWID;
+
 CREATE TABLE dimension_days (
     scope TEXT NOT NULL CHECK (scope IN ('all', 'campaign', 'agent', 'channel')),
     scope_value TEXT NOT NULL,           -- '' for all; else the campaign, agent id or channel
@@ -84,6 +99,9 @@ INSERT INTO link_days (day, business_id, link_kind, link_key, campaign, agent_id
 SELECT day, coalesce(business_id, 0), link_kind, link_key, coalesce(campaign, ''), coalesce(agent_id, 0), channel,
        sum(n)
 FROM clicks GROUP BY 1, 2, 3, 4, 5, 6, 7;
+INSERT INTO link_months (month, business_id, link_kind, link_key, campaign, agent_id, channel, clicks)
+SELECT substr(day, 1, 7), business_id, link_kind, link_key, campaign, agent_id, channel, sum(clicks)
+FROM link_days GROUP BY 1, 2, 3, 4, 5, 6, 7;
 INSERT INTO dimension_days (scope, scope_value, dimension, value, day, business_id, clicks)
 SELECT s.value ->> 0, s.value ->> 1, d.value ->> 0, d.value ->> 1, c.day, coalesce(c.business_id, 0), sum(c.n)
 FROM clicks c,
