@@ -158,8 +158,8 @@ def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
             for scope, scope_value in scopes:
                 _add(per_value[(scope, scope_value, dimension, row.day, business, value)], counts)
     per_month: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (day, *link), counts_of_day in per_link.items():
-        _add(per_month[(day[:7], *link)], counts_of_day)  # type: ignore[arg-type]
+    for key, (clicks, uniques, bots) in per_link.items():
+        _add(per_month[(key[0][:7], *key[1:])], (clicks, uniques, bots))
     return (
         [(*k, *v) for k, v in per_link.items()],
         [(*k, *v) for k, v in per_month.items()],

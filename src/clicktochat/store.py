@@ -524,7 +524,7 @@ class Store:
             rows.sort(key=lambda row: row[0])
         else:
             rows.sort(key=lambda row: (-row[1], -row[3], str(row[0])))
-        return rows[:limit] if limit is not None else rows  # type: ignore[return-value]
+        return rows[:limit] if limit is not None else rows
 
     async def dimension_totals(
         self, scope: str, scope_value: str, dimension: str, first_day: str, last_day: str, group: str,
