@@ -12,7 +12,7 @@
   if (!id || window.ClickToChat) return;
   performance.mark("clicktochat:start");
   const origin = new URL(script.src).origin;
-  const { locale, position } = script.dataset;
+  const { locale, position, preview } = script.dataset;
   const phone = /Mobi|Android|iPhone|iPad/i.test(navigator.userAgent) || matchMedia("(pointer: coarse)").matches;
   let show = () => (wanted = true);
   let hide = () => (wanted = false);
@@ -31,6 +31,7 @@
 
   const query = new URLSearchParams({ hl: [document.documentElement.lang, ...navigator.languages].join() });
   if (locale) query.set("lang", locale);
+  if (preview) query.set("preview", 1); // the dashboard's preview, on our own origin: no display rules
   fetch(`${origin}/api/widget/${encodeURIComponent(id)}?${query}`, { credentials: "omit" })
     .then(async (response) => {
       const body = await response.json();

@@ -18,7 +18,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import __version__, api, views
+from . import __version__, admin, api, views
+from .accounts import LoginThrottle
 from .clicks import ClickRecorder
 from .demo import seed_demo
 from .errors import InternalError, ProblemError
@@ -70,12 +71,14 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             *views.routes,
             Mount("/api/v1", routes=api.routes),
+            Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
         exception_handlers={ProblemError: problem_response, HTTPException: problem_response, 500: server_error},
         lifespan=lifespan,
     )
     app.state.templates = templates
+    app.state.login_throttle = LoginThrottle()
     app.state.widget_script = Script.build(asset_dir("widget"))
     return app
 
@@ -120,7 +123,8 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
     templates: Jinja2Templates = request.app.state.templates
     response = templates.TemplateResponse(
-        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
+        request, "error.html", {"status": status, "title": title, "detail": detail,
+                                 "dashboard": request.url.path.startswith("/admin")}, status_code=status
     )
     response.headers.update(views.PAGE_HEADERS | headers)
     return response

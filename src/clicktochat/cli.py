@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import click
 from starlette.templating import Jinja2Templates
 
 from . import __version__, api
+from .accounts import check_username, create_admin, set_password
 from .agents import format_hours, is_available
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
@@ -258,6 +260,77 @@ def apikey_revoke(db: str | None, base_url: str | None, key_id: int) -> None:
     if not run_with_service(db, base_url, lambda s: s.store.revoke_api_key(key_id)):
         raise click.ClickException(f"There is no active API key {key_id}.")
     click.echo(f"Revoked API key {key_id}.")
+
+
+# -- dashboard admins ---------------------------------------------------------------------
+
+
+@cli.group("admin")
+def admin_group() -> None:
+    """People who sign in to the dashboard at /admin."""
+
+
+def read_password(password_stdin: bool, confirm: bool = True) -> str:
+    """From standard input (scripts: `echo "$PASSWORD" | clicktochat admin create ana --password-stdin`)
+    or a prompt that does not echo."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+@admin_group.command("create")
+@common_options
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def admin_create(db: str | None, base_url: str | None, username: str, password_stdin: bool) -> None:
+    """Add an admin; the password is asked for (at least 10 characters) and kept as an argon2 hash."""
+    check_username_flag(username)
+    password = read_password(password_stdin)
+
+    async def work(service: Service) -> str:
+        made = await create_admin(service.store, username, password)
+        return f"Admin {made.username} can now sign in at {service.base_url}/admin/"
+
+    click.echo(run_with_service(db, base_url, work))
+
+
+def check_username_flag(username: str) -> None:
+    try:
+        check_username(username)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.errors[0].reason, param_hint="USERNAME") from None
+
+
+@admin_group.command("password")
+@common_options
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def admin_password(db: str | None, base_url: str | None, username: str, password_stdin: bool) -> None:
+    """Set a new password; the admin's open sessions end."""
+    password = read_password(password_stdin)
+    run_with_service(db, base_url, lambda s: set_password(s.store, username, password))
+    click.echo(f"New password set for {username}; their sessions have ended.")
+
+
+@admin_group.command("list")
+@common_options
+@json_option
+def admin_list(db: str | None, base_url: str | None, as_json: bool) -> None:
+    """List admins and when they last signed in."""
+    found = run_with_service(db, base_url, lambda s: s.store.admins())
+    rows = [{"id": a.id, "username": a.username, "created_at": timestamp(a.created_at),
+             "last_login_at": timestamp(a.last_login_at)} for a in found]  # fmt: skip
+    print_json(rows) if as_json else print_table(rows, ["id", "username", "created_at", "last_login_at"])
+
+
+@admin_group.command("remove")
+@common_options
+@click.argument("username")
+def admin_remove(db: str | None, base_url: str | None, username: str) -> None:
+    """Remove an admin; their sessions end at once."""
+    if not run_with_service(db, base_url, lambda s: s.store.delete_admin(username)):
+        raise click.ClickException(f"There is no admin {username!r}.")
+    click.echo(f"Removed admin {username}.")
 
 
 # -- businesses and agents ----------------------------------------------------------------

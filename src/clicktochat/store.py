@@ -67,6 +67,17 @@ class ApiKey:
     revoked_at: int | None
 
 
+@dataclass(frozen=True)
+class Admin:
+    id: int
+    username: str
+    created_at: int
+    last_login_at: int | None
+
+
+ADMIN_COLUMNS = "id, username, created_at, last_login_at"
+
+
 def migrations() -> list[tuple[int, str]]:
     folder = resources.files("clicktochat") / "migrations"
     found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
@@ -218,6 +229,59 @@ class Store:
             )
             return cursor.rowcount > 0
 
+    # -- admins and their sessions ----------------------------------------------------
+
+    async def add_admin(self, username: str, password_hash: str) -> Admin:
+        now = int(time.time())
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?)",
+                (username, password_hash, now),
+            )
+        return Admin(int(cursor.lastrowid or 0), username, now, None)
+
+    async def admins(self) -> list[Admin]:
+        return [Admin(*row) for row in await self._all(f"SELECT {ADMIN_COLUMNS} FROM admins ORDER BY id")]
+
+    async def admin_password(self, username: str) -> tuple[Admin, str] | None:
+        """An admin and its password hash, by name (case-insensitive)."""
+        row = await self._one(f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE username = ?", (username,))
+        return (Admin(*row[:4]), row[4]) if row else None
+
+    async def set_admin_password(self, admin_id: int, password_hash: str, end_sessions: bool = False) -> None:
+        async with self.transaction() as db:
+            await db.execute("UPDATE admins SET password_hash = ? WHERE id = ?", (password_hash, admin_id))
+            if end_sessions:
+                await db.execute("DELETE FROM admin_sessions WHERE admin_id = ?", (admin_id,))
+
+    async def delete_admin(self, username: str) -> bool:
+        async with self.transaction() as db:
+            cursor = await db.execute("DELETE FROM admins WHERE username = ?", (username,))
+            return cursor.rowcount > 0
+
+    async def add_session(self, token_hash: str, admin_id: int, expires_at: int) -> None:
+        now = int(time.time())
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM admin_sessions WHERE expires_at <= ?", (now,))
+            await db.execute(
+                "INSERT INTO admin_sessions (token_hash, admin_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (token_hash, admin_id, now, expires_at),
+            )
+            await db.execute("UPDATE admins SET last_login_at = ? WHERE id = ?", (now, admin_id))
+
+    async def session_admin(self, token_hash: str) -> Admin | None:
+        """The admin of a live session."""
+        row = await self._one(
+            f"SELECT {', '.join('a.' + c for c in ADMIN_COLUMNS.split(', '))} FROM admin_sessions s"
+            " JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = ? AND s.expires_at > ?",
+            (token_hash, int(time.time())),
+        )
+        return Admin(*row) if row else None
+
+    async def delete_session(self, token_hash: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM admin_sessions WHERE token_hash = ?", (token_hash,))
+
     # -- businesses and agents --------------------------------------------------------
 
     async def add_business(self, name: str, timezone: str) -> Business:
@@ -328,9 +392,14 @@ class Store:
         row = await self._one(f"SELECT {LINK_COLUMNS} FROM links WHERE slug = ?", (slug,))
         return _link(row) if row else None
 
-    async def links(self, limit: int = 100, offset: int = 0) -> list[ShortLink]:
+    async def links(self, limit: int = 100, offset: int = 0, search: str = "") -> list[ShortLink]:
+        """Newest first; `search` matches the slug, campaign, source or message, anywhere in them."""
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = await self._all(
-            f"SELECT {LINK_COLUMNS} FROM links ORDER BY created_at DESC, slug LIMIT ? OFFSET ?", (limit, offset)
+            f"SELECT {LINK_COLUMNS} FROM links WHERE ?1 = '%%' OR slug LIKE ?1 ESCAPE '\\'"
+            " OR campaign LIKE ?1 ESCAPE '\\' OR source LIKE ?1 ESCAPE '\\' OR text LIKE ?1 ESCAPE '\\'"
+            " ORDER BY created_at DESC, slug LIMIT ?2 OFFSET ?3",
+            (pattern, limit, offset),
         )
         return [_link(row) for row in rows]
 

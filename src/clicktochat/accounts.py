@@ -1,0 +1,122 @@
+"""Who may sign in to the dashboard: admins with argon2-hashed passwords, and a throttle
+that makes guessing them slow. Sessions and CSRF tokens are in `sessions.py`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.concurrency import run_in_threadpool
+
+from .errors import InvalidInput
+from .store import Admin, Store
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte-long "password" is a cheap way to burn our CPU
+HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified when the username is unknown, so that a wrong name takes as long as a wrong password.
+_DUMMY_HASH = HASHER.hash("not a password of anyone")
+
+
+def check_username(username: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise InvalidInput(
+            "username", "use 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"is {len(password)} characters long; use at least {MIN_PASSWORD_LENGTH}")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"is longer than {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+async def create_admin(store: Store, username: str, password: str) -> Admin:
+    check_username(username)
+    hashed = await run_in_threadpool(HASHER.hash, check_password(password))
+    try:
+        return await store.add_admin(username, hashed)
+    except sqlite3.IntegrityError:
+        raise InvalidInput("username", f"{username!r} is already an admin") from None
+
+
+async def set_password(store: Store, username: str, password: str) -> None:
+    """A new password ends every session of that admin."""
+    found = await store.admin_password(username)
+    if found is None:
+        raise InvalidInput("username", f"there is no admin {username!r}")
+    hashed = await run_in_threadpool(HASHER.hash, check_password(password))
+    await store.set_admin_password(found[0].id, hashed, end_sessions=True)
+
+
+async def authenticate(store: Store, username: str, password: str) -> Admin | None:
+    """The admin with this name and password, or None; argon2 runs off the event loop."""
+    found = await store.admin_password(username) if USERNAME_PATTERN.fullmatch(username) else None
+    stored = found[1] if found else _DUMMY_HASH
+    ok = await run_in_threadpool(_verify, stored, password[:MAX_PASSWORD_LENGTH])
+    if not (ok and found):
+        return None
+    if HASHER.check_needs_rehash(stored):  # parameters were raised since this hash was made
+        await store.set_admin_password(found[0].id, await run_in_threadpool(HASHER.hash, password))
+    return found[0]
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass
+class LoginThrottle:
+    """At most `attempts` failed sign-ins per `window` seconds, counted per username and per
+    client address apart, so neither guessing one account from many places nor many accounts
+    from one place gets far. In memory: one process serves the dashboard. Addresses are kept
+    as hashes, never as they are."""
+
+    attempts: int = 5
+    window: float = 15 * 60
+    max_keys: int = 10_000
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    @staticmethod
+    def keys(username: str, address: str) -> tuple[str, str]:
+        return "user:" + username.lower(), "addr:" + hashlib.sha256(address.encode()).hexdigest()[:32]
+
+    def retry_after(self, username: str, address: str, now: float | None = None) -> int:
+        """Seconds until another try is allowed; 0 when it is allowed now."""
+        now = time.time() if now is None else now
+        wait = 0.0
+        for key in self.keys(username, address):
+            times = self._recent(key, now)
+            if len(times) >= self.attempts:
+                wait = max(wait, times[0] + self.window - now)
+        return int(wait) + 1 if wait > 0 else 0
+
+    def failed(self, username: str, address: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if len(self._failures) >= self.max_keys:  # forget the stalest, never grow without bound
+            for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[: self.max_keys // 10]:
+                del self._failures[key]
+        for key in self.keys(username, address):
+            self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(self.keys(username, "")[0], None)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times

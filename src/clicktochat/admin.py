@@ -1,0 +1,661 @@
+"""The dashboard at /admin: server-rendered pages over `Service`, for people who will never
+read the API's docs. Every form works without JavaScript (admin.js only adds copy buttons);
+every POST carries a CSRF token; every page is behind a session and sends strict headers.
+
+Handlers are thin: they turn form fields into the arguments `Service` takes, and show its
+refusals (`InvalidInput`) next to the fields they name."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo, available_timezones
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .accounts import LoginThrottle, authenticate
+from .agents import WEEKDAYS, Agent, format_hours, is_available
+from .channels import CHANNELS
+from .charts import Series, line_chart
+from .errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from .keys import create_api_key
+from .links import MODES, ShortLink
+from .qr import parse_options
+from .service import Service, timestamp
+from .sessions import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    csrf_ok,
+    csrf_token,
+    end_session,
+    new_csrf_cookie,
+    session_admin,
+    start_session,
+)
+from .stats import TIME_GROUPS, Stats, compute, parse_query
+from .store import Admin
+from .widget import LANGUAGES, WidgetSettings
+
+MAX_FORM_BYTES = 64 * 1024
+LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Português", "de": "Deutsch",
+                  "fr": "Français", "ar": "العربية"}  # fmt: skip
+QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+BREAKDOWNS = ("campaign", "link", "agent", "referrer", "device")
+STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
+TIMEZONES = sorted(available_timezones())
+CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+ADMIN_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+FLASHES = {  # ?done=... after a redirect: fixed words, never text from the URL
+    "saved": "Saved.", "created": "Created.", "deleted": "Deleted.", "disabled": "The link is disabled.",
+    "enabled": "The link works again.", "revoked": "The key is revoked.", "signed-out": "You are signed out.",
+}  # fmt: skip
+
+
+@dataclass
+class Page:
+    """What every handler gets: who is signed in, the CSRF token for its forms, the posted form."""
+
+    request: Request
+    service: Service
+    admin: Admin
+    csrf: str
+    form: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+    def render(self, template: str, section: str, status_code: int = 200, **context: Any) -> Response:
+        errors: list[FieldError] = context.pop("errors", [])
+        return render(
+            self.request, f"admin/{template}", status_code, admin=self.admin, csrf=self.csrf, section=section,
+            errors={e.field: e.reason for e in errors}, error_list=errors, form=self.form,
+            flash=FLASHES.get(self.request.query_params.get("done", "")), **context,
+        )  # fmt: skip
+
+
+Handler = Callable[[Request, Page], Awaitable[Response]]
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    templates = request.app.state.templates
+    response: Response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(ADMIN_HEADERS)
+    return response
+
+
+def see_other(path: str, done: str | None = None) -> Response:
+    """Post/redirect/get: a reload never posts twice."""
+    return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303, headers=ADMIN_HEADERS)
+
+
+def secure(request: Request) -> bool:
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else ""
+    return request.headers.get("x-forwarded-proto") == "https" and request.app.state.proxies.trusts(peer)
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/admin", httponly=True, secure=secure(request), samesite="lax"
+    )
+
+
+async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Fields as text (the first of each) and as lists (checkboxes); files are not accepted."""
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"A form is at most {MAX_FORM_BYTES // 1024} KiB.")
+    try:
+        form: FormData = await request.form(max_files=0, max_fields=200, max_part_size=MAX_FORM_BYTES)
+    except Exception as exc:  # python-multipart's and Starlette's refusals of a broken body
+        raise InvalidInput("form", f"could not be read: {exc}") from None
+    lists: dict[str, list[str]] = {}
+    for k, v in form.multi_items():
+        if not isinstance(v, str):
+            raise InvalidInput(k, "files are not accepted here")
+        lists.setdefault(k, []).append(v)
+    return {k: v[0] for k, v in lists.items()}, lists
+
+
+def same_site(request: Request) -> bool:
+    """Browsers say where a form came from; a cross-site POST is refused even with a token."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:  # older browsers send none on same-origin POSTs
+        return True
+    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def check_post(request: Request, keys: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    form, lists = await read_form(request)
+    if not same_site(request) or not csrf_ok(keys, request.cookies.get(CSRF_COOKIE, ""), form.get(CSRF_FIELD, "")):
+        raise Forbidden("This form has expired or came from another site. Go back, reload the page and try again.")
+    return form, lists
+
+
+def admin_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Signed in, or sent to the sign-in page; POSTs checked for their CSRF token."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        service: Service = request.app.state.service
+        keys = service.signer.keys
+        admin = await session_admin(service.store, keys, request.cookies.get(SESSION_COOKIE, ""))
+        if admin is None:
+            return to_login(request)
+        cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
+        page = Page(request, service, admin, csrf_token(keys, cookie))
+        if request.method == "POST":
+            page.form, page.lists = await check_post(request, keys)
+        response = await handler(request, page)
+        if CSRF_COOKIE not in request.cookies:
+            set_cookie(request, response, CSRF_COOKIE, cookie, None)
+        return response
+
+    return endpoint
+
+
+def to_login(request: Request) -> Response:
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/admin/login" + (f"?{urlencode({'next': wanted})}" if request.method == "GET" else "")
+    return RedirectResponse(target, status_code=303, headers=ADMIN_HEADERS)
+
+
+def local_path(value: str) -> str:
+    """Where to go after signing in: only a dashboard page of ours, never another site."""
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/admin") or value.startswith("//") or "\\" in value:
+        return "/admin/"
+    return value
+
+
+# -- signing in and out ---------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    service: Service = request.app.state.service
+    keys = service.signer.keys
+    cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
+    next_path = local_path(request.query_params.get("next", "/admin/"))
+
+    def form(status: int = 200, error: str | None = None, username: str = "", **headers: str) -> Response:
+        response = render(
+            request, "admin/login.html", status, csrf=csrf_token(keys, cookie), error=error, username=username,
+            next=next_path, flash=FLASHES.get(request.query_params.get("done", "")),
+        )  # fmt: skip
+        response.headers.update(headers)
+        if CSRF_COOKIE not in request.cookies:
+            set_cookie(request, response, CSRF_COOKIE, cookie, None)
+        return response
+
+    if request.method == "GET":
+        return form()
+    fields, _ = await check_post(request, keys)
+    username, password = fields.get("username", "").strip(), fields.get("password", "")
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.app.state.proxies.client(
+        request.client.host if request.client else "", request.headers.get("x-forwarded-for", "")
+    )
+    wait = throttle.retry_after(username, address)
+    if wait:
+        minutes = (wait + 59) // 60
+        return form(429, f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}.",
+                    username, **{"Retry-After": str(wait)})  # fmt: skip
+    admin = await authenticate(service.store, username, password) if username and password else None
+    if admin is None:
+        throttle.failed(username, address)
+        return form(401, "Wrong username or password.", username)
+    throttle.succeeded(username)
+    response = RedirectResponse(local_path(fields.get("next", next_path)), status_code=303, headers=ADMIN_HEADERS)
+    set_cookie(request, response, SESSION_COOKIE, await start_session(service.store, keys, admin), SESSION_SECONDS)
+    set_cookie(request, response, CSRF_COOKIE, new_csrf_cookie(), None)  # a fresh token for the new session
+    return response
+
+
+@admin_page
+async def logout(request: Request, page: Page) -> Response:
+    await end_session(page.service.store, page.service.signer.keys, request.cookies.get(SESSION_COOKIE, ""))
+    response = see_other("/admin/login", "signed-out")
+    response.delete_cookie(SESSION_COOKIE, path="/admin")
+    return response
+
+
+# -- stats: the home page ---------------------------------------------------------------
+
+
+@admin_page
+async def stats_page(request: Request, page: Page) -> Response:
+    service = page.service
+    params = {k: v for k, v in request.query_params.items() if k in (*STATS_FILTERS, "by") and v.strip()}
+    errors: list[FieldError] = []
+    try:
+        query = parse_query(params)
+    except InvalidInput as exc:
+        errors, query = exc.errors, parse_query({})
+    if query.by not in TIME_GROUPS:
+        query = parse_query({k: v for k, v in params.items() if k != "by"})
+    try:
+        over_time = await compute(service.store, query)
+    except InvalidInput as exc:  # an unknown business
+        errors, query = exc.errors, parse_query({})
+        over_time = await compute(service.store, query)
+    breakdowns: dict[str, Stats] = {}
+    for by in BREAKDOWNS:
+        breakdowns[by] = await compute(service.store, replace(query, by=by, limit=10))
+    labels = [row.key for row in over_time.rows]
+    chart = line_chart(
+        labels,
+        [Series("clicks", [r.clicks for r in over_time.rows]),
+         Series("unique visitors", [r.uniques for r in over_time.rows])],
+        f"Clicks and unique visitors by {query.by}, {over_time.first_day} to {over_time.last_day}",
+    )
+    shown = {k: v for k, v in params.items() if k != "by"} | {
+        "from": over_time.first_day.isoformat(), "to": over_time.last_day.isoformat(), "by": query.by}  # fmt: skip
+    today = datetime.now(ZoneInfo(over_time.timezone)).date()
+    presets = [(days, urlencode(shown | {"from": (today - timedelta(days - 1)).isoformat(), "to": today.isoformat()}))
+               for days in (7, 30, 90, 365)]  # fmt: skip
+    return page.render(
+        "stats.html", "stats", 422 if errors else 200, errors=errors, stats=over_time, chart=chart,
+        breakdowns=breakdowns, filters=shown, csv_query=urlencode(shown), presets=presets,
+        breakdown_csv={by: urlencode(shown | {"by": by}) for by in BREAKDOWNS},
+        business_options=[("", "all")] + [(b.id, b.name) for b in await service.store.businesses()],
+        agent_options=[("", "all")] + [(a.id, a.name) for a in await service.store.agents()],
+    )  # fmt: skip
+
+
+@admin_page
+async def stats_csv(request: Request, page: Page) -> Response:
+    params = {k: v for k, v in request.query_params.items() if v.strip() and k in (*STATS_FILTERS, "by")}
+    stats = await compute(page.service.store, parse_query(params))
+    name = f"clicktochat-{stats.query.by}-{stats.first_day}-{stats.last_day}.csv"
+    headers = ADMIN_HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(stats.as_csv(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+# -- businesses and agents ------------------------------------------------------------
+
+
+@admin_page
+async def businesses_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    if request.method == "POST":
+        try:
+            business = await service.add_business(page.form.get("name", ""), page.form.get("timezone") or "UTC")
+            return see_other(f"/admin/businesses/{business.id}", "created")
+        except InvalidInput as exc:
+            errors = exc.errors
+    now = datetime.now(UTC)
+    rows = []
+    for business in await service.store.businesses():
+        agents = await service.store.agents(business.id)
+        available = sum(is_available(a, now) for a in agents)
+        rows.append({"business": business, "agents": len(agents), "available": available})
+    return page.render("businesses.html", "businesses", 422 if errors else 200, errors=errors, rows=rows,
+                       timezones=TIMEZONES)  # fmt: skip
+
+
+def hours_from(form: dict[str, str]) -> dict[str, list[str]]:
+    """The hours editor: a field a weekday, ranges separated by commas."""
+    return {day: [r.strip() for r in form.get(f"hours_{day}", "").split(",") if r.strip()] for day in WEEKDAYS}
+
+
+def agent_rows(agents: list[Agent]) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [{"agent": a, "hours": format_hours(a.hours), "available": is_available(a, now)} for a in agents]
+
+
+@admin_page
+async def business_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    business = await service.get_business(_id(request, "business_id"))
+    if request.method == "POST":
+        form = page.form
+        try:
+            if form.get("action") == "add-agent":
+                try:
+                    await service.add_agent(business.id, form.get("agent_name", ""), form.get("agent_address", ""),
+                                            form.get("agent_channel") or "whatsapp", hours_from(form),
+                                            form.get("agent_timezone") or None)  # fmt: skip
+                except InvalidInput as exc:  # the form's fields are agent_name, agent_address...
+                    raise InvalidInput.many([FieldError(e.field if e.field.startswith("hours") else f"agent_{e.field}",
+                                                        e.reason) for e in exc.errors]) from None  # fmt: skip
+                return see_other(f"/admin/businesses/{business.id}", "created")
+            if form.get("action") == "delete":
+                await service.delete_business(business.id)
+                return see_other("/admin/businesses", "deleted")
+            fallback = form.get("fallback_agent_id", "")
+            await service.update_business(business.id, {
+                "name": form.get("name", ""), "timezone": form.get("timezone", ""),
+                "fallback_agent_id": _int(fallback, "fallback_agent_id") if fallback else None,
+            })  # fmt: skip
+            return see_other(f"/admin/businesses/{business.id}", "saved")
+        except InvalidInput as exc:
+            errors = exc.errors
+        except Conflict as exc:  # links or widgets still lead here
+            errors = [FieldError("business", exc.detail)]
+    agents = await service.store.agents(business.id)
+    widgets = await service.store.widgets(business.id)
+    return page.render(
+        "business.html", "businesses", 422 if errors else 200, errors=errors, business=business,
+        agents=agent_rows(agents), widgets=widgets, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
+        channel_options=CHANNEL_OPTIONS,
+        fallback_options=[("", "none: anyone, in turn")] + [(a.id, a.name) for a in agents],
+    )  # fmt: skip
+
+
+@admin_page
+async def agent_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    agent = await service.get_agent(_id(request, "agent_id"))
+    if request.method == "POST":
+        form = page.form
+        try:
+            if form.get("action") == "delete":
+                await service.delete_agent(agent.id)
+                return see_other(f"/admin/businesses/{agent.business_id}", "deleted")
+            await service.update_agent(agent.id, {
+                "name": form.get("name", ""), "channel": form.get("channel") or agent.channel,
+                "address": form.get("address", ""), "hours": hours_from(form), "timezone": form.get("timezone") or None,
+            })  # fmt: skip
+            return see_other(f"/admin/agents/{agent.id}", "saved")
+        except InvalidInput as exc:
+            errors = exc.errors
+        except Conflict as exc:  # links still lead to this agent
+            errors = [FieldError("agent", exc.detail)]
+    business = await service.get_business(agent.business_id)
+    (row,) = agent_rows([agent])
+    return page.render("agent.html", "businesses", 422 if errors else 200, errors=errors, row=row, agent=agent,
+                       business=business, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
+                       channel_options=CHANNEL_OPTIONS)  # fmt: skip
+
+
+# -- links ------------------------------------------------------------------------------
+
+
+async def describe(service: Service, link: ShortLink) -> str:
+    """Where a link leads, in words."""
+    if link.agent_id is not None:
+        agent = await service.store.agent(link.agent_id)
+        return f"agent {agent.name}" if agent else f"agent {link.agent_id}"
+    if link.business_id is not None:
+        business = await service.store.business(link.business_id)
+        return f"{business.name} (whoever is available)" if business else f"business {link.business_id}"
+    return f"{CHANNELS[link.channel or 'whatsapp'].label} {link.address}"
+
+
+@admin_page
+async def links_page(request: Request, page: Page) -> Response:
+    service = page.service
+    search = request.query_params.get("q", "").strip()[:200]
+    offset = _int(request.query_params.get("offset", "0") or "0", "offset")
+    links = await service.store.links(51, offset, search)
+    more, links = len(links) > 50, links[:50]
+    clicks = await service.store.click_counts("short", [link.slug for link in links])
+    rows = [{"link": link, "url": service.short_url(link.slug), "to": await describe(service, link),
+             "clicks": clicks[link.slug]} for link in links]  # fmt: skip
+    return page.render("links.html", "links", rows=rows, search=search, offset=offset, more=more)
+
+
+async def destination(service: Service, form: dict[str, str]) -> dict[str, Any]:
+    """The form's choice of number, agent or business, as create_link and update_link take it."""
+    kind = form.get("destination", "to")
+    if kind == "agent":
+        return {"agent_id": _int(form.get("agent_id", ""), "agent_id")}
+    if kind == "business":
+        return {"business_id": _int(form.get("business_id", ""), "business_id")}
+    return {"to": form.get("to", ""), "channel": form.get("channel") or "whatsapp"}
+
+
+@admin_page
+async def builder_page(request: Request, page: Page) -> Response:
+    """Make a link: a message, who answers, a campaign and UTM tags; then its URL, QR code and a
+    preview of the chat it opens."""
+    service, errors, result = page.service, [], None
+    form = page.form
+    if request.method == "POST":
+        try:
+            utm = {k: form[k].strip() for k in UTM_FIELDS if form.get(k, "").strip()}
+            for name, value in utm.items():
+                if len(value) > 200:
+                    raise InvalidInput(name, "is longer than 200 characters")
+            created = await service.create_link(
+                **await destination(service, form), text=form.get("text", ""),
+                campaign=form.get("campaign") or None, source=form.get("source") or None,
+                mode=form.get("mode") or "auto", short=form.get("kind", "short") != "signed",
+                slug=(form.get("slug") or None) if form.get("kind", "short") != "signed" else None,
+            )  # fmt: skip
+            link = created.short or created.signed
+            assert link is not None
+            who = await describe(service, created.short) if created.short else f"+{link.address}"
+            qr = f"/qr/s/{created.short.slug}" if created.short else f"/qr/c/{created.token}"
+            result = {
+                "url": created.url + (f"?{urlencode(utm)}" if utm else ""), "plain": created.url, "who": who,
+                "text": link.text, "qr": qr, "slug": created.short.slug if created.short else None,
+                "chat": service.destination_url(link),
+            }  # fmt: skip
+        except InvalidInput as exc:
+            errors = exc.errors
+    return page.render(
+        "builder.html", "builder", 422 if errors else 201 if result else 200, errors=errors, result=result,
+        **await choices(service), modes=MODES, utm_fields=UTM_FIELDS,
+    )  # fmt: skip
+
+
+async def choices(service: Service) -> dict[str, Any]:
+    businesses = await service.store.businesses()
+    names = {b.id: b.name for b in businesses}
+    agents = [{"agent": a, "business": names.get(a.business_id, "")} for a in await service.store.agents()]
+    return {"businesses": businesses, "agents": agents, "channels": CHANNELS}
+
+
+@admin_page
+async def link_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    link = await service.get_link(request.path_params["slug"])
+    if request.method == "POST":
+        form = page.form
+        try:
+            action = form.get("action", "save")
+            if action in ("disable", "enable"):
+                await service.update_link(link.slug, {"disabled": action == "disable"})
+                return see_other(f"/admin/links/{link.slug}", f"{action}d")
+            await service.update_link(link.slug, {
+                **await destination(service, form), "text": form.get("text", ""),
+                "campaign": form.get("campaign") or None, "source": form.get("source") or None,
+                "mode": form.get("mode") or "auto",
+            })  # fmt: skip
+            return see_other(f"/admin/links/{link.slug}", "saved")
+        except InvalidInput as exc:
+            errors = exc.errors
+    qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}
+    try:
+        parse_options(qr_params)
+    except InvalidInput as exc:
+        errors, qr_params = errors + exc.errors, {}
+    now = datetime.now(UTC).timestamp()
+    state = "disabled" if link.disabled else "expired" if link.expires_at and link.expires_at <= now else "active"
+    if not page.form:  # the form shows what is stored
+        page.form = {
+            "destination": "agent" if link.agent_id else "business" if link.business_id else "to",
+            "to": f"+{link.address}" if link.address else "", "channel": link.channel or "whatsapp",
+            "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
+            "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
+        }  # fmt: skip
+    return page.render(
+        "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
+        to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
+        qr_query=urlencode(qr_params), qr_params=qr_params, expires=timestamp(link.expires_at),
+        **await choices(service), modes=MODES,
+    )  # fmt: skip
+
+
+# -- widgets ----------------------------------------------------------------------------
+
+
+@admin_page
+async def widgets_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    if request.method == "POST":
+        try:
+            business_id = _int(page.form.get("business_id", ""), "business_id")
+            widget = await service.create_widget(business_id, page.form.get("id") or None)
+            return see_other(f"/admin/widgets/{widget.id}", "created")
+        except InvalidInput as exc:
+            errors = exc.errors
+    businesses = {b.id: b for b in await service.store.businesses()}
+    widgets = await service.store.widgets()
+    clicks = await service.store.click_counts("widget", [w.id for w in widgets])
+    rows = [{"widget": w, "business": businesses.get(w.business_id), "clicks": clicks[w.id]} for w in widgets]
+    return page.render("widgets.html", "widgets", 422 if errors else 200, errors=errors, rows=rows,
+                       businesses=list(businesses.values()),
+                       business_options=[(b.id, b.name) for b in businesses.values()])  # fmt: skip
+
+
+def widget_changes(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, Any]:
+    """The settings form as `update_widget` takes it: an empty field is the default."""
+
+    def lines(name: str) -> list[str]:
+        return [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+
+    changes: dict[str, Any] = {name: form.get(name, "").strip() or None for name in ("greeting", "message", "label")}
+    changes["colour"] = form.get("colour", "").strip().lower() or None
+    changes["position"] = form.get("position") or None
+    changes["locale"] = form.get("locale") or None
+    for name in ("offset_x", "offset_y", "delay", "scroll", "bubble_delay"):
+        changes[name] = _int(form[name], name) if form.get(name, "").strip() else None
+    for name in ("hide_offline", "bubble", "qr"):
+        changes[name] = name in form
+    for name in ("show_on", "hide_on", "allowed_domains"):
+        changes[name] = lines(name)
+    agent_ids = [_int(value, "agent_ids") for value in lists.get("agent_ids", [])]
+    changes["agent_ids"] = agent_ids or None
+    return changes
+
+
+@admin_page
+async def widget_page(request: Request, page: Page) -> Response:
+    service, errors = page.service, []
+    widget = await service.get_widget(request.path_params["widget_id"])
+    if request.method == "POST":
+        try:
+            if page.form.get("action") == "delete":
+                await service.delete_widget(widget.id)
+                return see_other("/admin/widgets", "deleted")
+            await service.update_widget(widget.id, widget_changes(page.form, page.lists))
+            return see_other(f"/admin/widgets/{widget.id}", "saved")
+        except InvalidInput as exc:
+            errors = exc.errors
+    settings: WidgetSettings = widget.settings
+    if not page.form:
+        page.form = {k: "\n".join(v) if isinstance(v, list) else "" if v is None else str(v)
+                     for k, v in settings.to_json().items()}  # fmt: skip
+        page.form |= {name: "on" for name in ("hide_offline", "bubble", "qr") if getattr(settings, name)}
+        page.lists = {"agent_ids": [str(a) for a in settings.agent_ids or ()]}
+    return page.render(
+        "widget.html", "widgets", 422 if errors else 200, errors=errors, widget=widget, lists=page.lists,
+        business=await service.get_business(widget.business_id), agents=await service.store.agents(widget.business_id),
+        snippet=service.widget_snippet(widget.id),
+        language_options=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+    )  # fmt: skip
+
+
+@admin_page
+async def widget_preview(request: Request, page: Page) -> Response:
+    """The real widget on a page of its own, framed by the settings page."""
+    widget = await page.service.get_widget(request.path_params["widget_id"])
+    response = render(request, "admin/widget_preview.html", widget=widget, base_url=page.service.base_url)
+    origin = page.service.base_url
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' {origin} data:; "
+        "style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+# -- API keys ---------------------------------------------------------------------------
+
+
+@admin_page
+async def keys_page(request: Request, page: Page) -> Response:
+    store, errors, new_key = page.service.store, [], None
+    if request.method == "POST":
+        if page.form.get("action") == "revoke":
+            await store.revoke_api_key(_int(page.form.get("key_id", ""), "key_id"))
+            return see_other("/admin/keys", "revoked")
+        name = page.form.get("name", "").strip()
+        if not name or len(name) > 100:
+            errors = [FieldError("name", "is required, at most 100 characters")]
+        else:
+            new_key = (await create_api_key(store, name)).key  # shown on this page once, never in a URL
+    keys = [{"key": k, "created": timestamp(k.created_at), "used": timestamp(k.last_used_at),
+             "revoked": timestamp(k.revoked_at)} for k in await store.api_keys()]  # fmt: skip
+    return page.render("keys.html", "keys", 422 if errors else 201 if new_key else 200, errors=errors, keys=keys,
+                       new_key=new_key)  # fmt: skip
+
+
+# -- helpers and routes -----------------------------------------------------------------
+
+
+def _int(value: str, name: str) -> int:
+    if not value.strip().isdigit() or len(value.strip()) > 18:
+        raise InvalidInput(name, "must be a whole number")
+    return int(value)
+
+
+def _id(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("There is nothing at this address.")
+    return int(raw)
+
+
+@admin_page
+async def not_found(request: Request, page: Page) -> Response:
+    """Unknown dashboard addresses: strangers are sent to sign in before learning anything."""
+    raise NotFound("There is no dashboard page at this address.")
+
+
+async def home_redirect(request: Request) -> Response:
+    return RedirectResponse("/admin/", status_code=307)
+
+
+BOTH = ["GET", "POST"]
+routes = [
+    Route("/login", login, methods=BOTH),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/", stats_page, methods=["GET"]),
+    Route("/stats.csv", stats_csv, methods=["GET"]),
+    Route("/businesses", businesses_page, methods=BOTH),
+    Route("/businesses/{business_id}", business_page, methods=BOTH),
+    Route("/agents/{agent_id}", agent_page, methods=BOTH),
+    Route("/links", links_page, methods=["GET"]),
+    Route("/links/new", builder_page, methods=BOTH),
+    Route("/links/{slug}", link_page, methods=BOTH),
+    Route("/widgets", widgets_page, methods=BOTH),
+    Route("/widgets/{widget_id}", widget_page, methods=BOTH),
+    Route("/widgets/{widget_id}/preview", widget_preview, methods=["GET"]),
+    Route("/keys", keys_page, methods=BOTH),
+    Route("/{path:path}", not_found, methods=BOTH),
+]
+"""Every page, as listed here, is checked by a test to send strangers to sign in."""
