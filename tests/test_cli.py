@@ -134,7 +134,8 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     result = ok(invoke(runner, "--help"))
     commands = result.stdout.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
-    assert listed == {"serve", "init", "keys", "apikey", "business", "agent", "link", "widget", "qr", "poster", "stats"}
+    assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
+                      "stats"}  # fmt: skip
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
@@ -1069,3 +1070,40 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
     assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr
     assert invoke(runner, "stats", "--db", db, "--by", "colour").exit_code == 2  # click names the choices
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+def test_admin_create_reads_the_password_from_stdin_and_the_dashboard_accepts_it(db: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clicktochat", "admin", "create", "ana", "--password-stdin", "--db", db,
+         "--base-url", BASE], input="correct horse battery\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"Admin ana can now sign in at {BASE}/admin/"
+    assert "correct horse" not in done.stdout + done.stderr
+    with TestClient(create_app(Settings(db=db, base_url=BASE)), base_url=BASE, follow_redirects=False) as client:
+        page = client.get("/admin/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        form = {"csrf": csrf, "username": "ana", "password": "correct horse battery"}
+        signed_in = client.post("/admin/login", data=form)
+        assert signed_in.status_code == 303 and client.get("/admin/").status_code == 200
+
+
+def test_admin_create_prompts_twice_and_refuses_bad_input(runner: CliRunner, db: str) -> None:
+    made = ok(runner.invoke(cli, ["admin", "create", "ana", "--db", db], input="correct horse battery\n" * 2))
+    assert "Admin ana can now sign in" in made.stdout and "correct horse" not in made.stdout
+    fails(runner.invoke(cli, ["admin", "create", "ANA", "--password-stdin", "--db", db], input="another password!\n"),
+          1, "'ANA' is already an admin")  # fmt: skip
+    fails(runner.invoke(cli, ["admin", "create", "bob", "--password-stdin", "--db", db], input="short\n"),
+          1, "--password: is 5 characters long; use at least 10")  # fmt: skip
+    fails(runner.invoke(cli, ["admin", "create", "bad name", "--password-stdin", "--db", db], input="x" * 12),
+          2, "USERNAME")  # fmt: skip
+    listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)
+    assert [a["username"] for a in listed] == ["ana"] and listed[0]["last_login_at"] is None
+    ok(runner.invoke(cli, ["admin", "password", "ana", "--password-stdin", "--db", db], input="a new passphrase\n"))
+    fails(runner.invoke(cli, ["admin", "password", "zed", "--password-stdin", "--db", db], input="a new passphrase\n"),
+          1, "there is no admin 'zed'")  # fmt: skip
+    ok(invoke(runner, "admin", "remove", "ana", "--db", db))
+    fails(invoke(runner, "admin", "remove", "ana", "--db", db), 1, "There is no admin 'ana'")

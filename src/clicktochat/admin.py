@@ -552,6 +552,15 @@ def widget_changes(form: dict[str, str], lists: dict[str, list[str]]) -> dict[st
     return changes
 
 
+def as_field(value: Any) -> str:
+    """A stored setting as its form field shows it: lists a line each, a ticked box "on"."""
+    if isinstance(value, list):
+        return "\n".join(map(str, value))
+    if isinstance(value, bool):
+        return "on" if value else ""
+    return "" if value is None else str(value)
+
+
 @admin_page
 async def widget_page(request: Request, page: Page) -> Response:
     service, errors = page.service, []
@@ -567,9 +576,7 @@ async def widget_page(request: Request, page: Page) -> Response:
             errors = exc.errors
     settings: WidgetSettings = widget.settings
     if not page.form:
-        page.form = {k: "\n".join(v) if isinstance(v, list) else "" if v is None else str(v)
-                     for k, v in settings.to_json().items()}  # fmt: skip
-        page.form |= {name: "on" for name in ("hide_offline", "bubble", "qr") if getattr(settings, name)}
+        page.form = {k: as_field(v) for k, v in settings.to_json().items()}
         page.lists = {"agent_ids": [str(a) for a in settings.agent_ids or ()]}
     return page.render(
         "widget.html", "widgets", 422 if errors else 200, errors=errors, widget=widget, lists=page.lists,

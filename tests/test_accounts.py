@@ -1,0 +1,127 @@
+"""Admins: argon2 hashes, sign-in checks, and the throttle on failed sign-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from clicktochat.accounts import (
+    HASHER,
+    LoginThrottle,
+    authenticate,
+    check_password,
+    check_username,
+    create_admin,
+    set_password,
+)
+from clicktochat.errors import InvalidInput
+from clicktochat.store import Store
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+async def with_store(path: Path, work):  # type: ignore[no-untyped-def]
+    store = await Store.open(str(path))
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def test_passwords_are_kept_as_argon2id_hashes_and_checked(tmp_path: Path) -> None:
+    async def work(store: Store) -> None:
+        admin = await create_admin(store, "ana", "correct horse battery")
+        found = await store.admin_password("ANA")  # names are case-insensitive
+        assert found is not None and found[0].id == admin.id
+        assert found[1].startswith("$argon2id$") and "correct horse" not in found[1]
+        assert (await authenticate(store, "ana", "correct horse battery")) == found[0]
+        assert await authenticate(store, "Ana", "correct horse battery") is not None
+        assert await authenticate(store, "ana", "correct horse batter") is None
+        assert await authenticate(store, "bob", "correct horse battery") is None
+        assert await authenticate(store, "", "") is None
+        assert await authenticate(store, "x" * 5000, "y" * 5000) is None
+
+    run(with_store(tmp_path / "a.db", work))
+
+
+def test_a_second_admin_of_the_same_name_is_refused(tmp_path: Path) -> None:
+    async def work(store: Store) -> None:
+        await create_admin(store, "ana", "correct horse battery")
+        with pytest.raises(InvalidInput) as refused:
+            await create_admin(store, "ANA", "another long password")
+        assert refused.value.errors[0].field == "username" and "already" in refused.value.errors[0].reason
+        await create_admin(store, "bob", "another long password")  # several admins
+        assert [a.username for a in await store.admins()] == ["ana", "bob"]
+
+    run(with_store(tmp_path / "a.db", work))
+
+
+def test_a_new_password_ends_the_admins_sessions(tmp_path: Path) -> None:
+    async def work(store: Store) -> None:
+        admin = await create_admin(store, "ana", "correct horse battery")
+        await store.add_session("h" * 64, admin.id, 2**40)
+        assert await store.session_admin("h" * 64) is not None
+        await set_password(store, "ana", "a brand new passphrase")
+        assert await store.session_admin("h" * 64) is None
+        assert await authenticate(store, "ana", "correct horse battery") is None
+        assert await authenticate(store, "ana", "a brand new passphrase") is not None
+        with pytest.raises(InvalidInput):
+            await set_password(store, "nobody", "a brand new passphrase")
+
+    run(with_store(tmp_path / "a.db", work))
+
+
+def test_an_outdated_hash_is_upgraded_at_the_next_sign_in(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    async def work(store: Store) -> None:
+        weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("correct horse battery")
+        admin = await store.add_admin("ana", weak)
+        assert await authenticate(store, "ana", "correct horse battery") is not None
+        found = await store.admin_password("ana")
+        assert found is not None and found[0].id == admin.id and found[1] != weak
+        assert not HASHER.check_needs_rehash(found[1])
+
+    run(with_store(tmp_path / "a.db", work))
+
+
+@pytest.mark.parametrize("name", ["", "-ana", "ana smith", "a" * 65, "ana<script>", "ana\n"])
+def test_bad_usernames_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_username(name)
+    assert refused.value.errors[0].field == "username"
+
+
+def test_passwords_must_be_long_enough_but_not_absurdly_long() -> None:
+    assert check_password("0123456789") == "0123456789"
+    for bad in ("short", "x" * 1025):
+        with pytest.raises(InvalidInput) as refused:
+            check_password(bad)
+        assert refused.value.errors[0].field == "password"
+
+
+def test_the_throttle_counts_failures_per_username_and_per_address() -> None:
+    throttle = LoginThrottle(attempts=3, window=60)
+    for _ in range(3):
+        assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 0
+        throttle.failed("ana", "10.0.0.1", now=1000)
+    assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 61
+    assert throttle.retry_after("ANA", "10.9.9.9", now=1030) == 31  # the account, from anywhere
+    assert throttle.retry_after("bob", "10.0.0.1", now=1030) == 31  # the address, for any account
+    assert throttle.retry_after("bob", "10.9.9.9", now=1030) == 0
+    assert throttle.retry_after("ana", "10.0.0.1", now=1061) == 0  # the window has passed
+    throttle.failed("ana", "10.0.0.1", now=2000)
+    throttle.succeeded("ana")
+    assert throttle.retry_after("ana", "10.9.9.9", now=2000) == 0
+
+
+def test_the_throttle_keeps_no_address_as_it_is_and_stays_bounded() -> None:
+    throttle = LoginThrottle(attempts=3, window=60, max_keys=100)
+    for n in range(1000):
+        throttle.failed(f"user{n}", f"192.0.2.{n % 250}", now=float(n))
+    assert len(throttle._failures) <= 100
+    assert not any("192.0.2." in key for key in throttle._failures)

@@ -1,0 +1,420 @@
+"""The dashboard in-process (TestClient over a real SQLite file): who gets in, what every
+form does with good and bad input, and the headers every page sends. The same flows run in
+Chromium in test_admin_browser.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from clicktochat.accounts import create_admin
+from clicktochat.admin import routes
+from clicktochat.service import Service
+from conftest import IPHONE, call, flush, read_qr
+
+PASSWORD = "correct horse battery"
+EVIL = "<script>alert(1)</script>"
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "every form carries a CSRF token"
+    return found.group(1)
+
+
+class Admin:
+    """A signed-in browser, as far as TestClient can be one."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.csrf = ""
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = self.client.get(path, **kwargs)
+        if "text/html" in response.headers.get("content-type", "") and 'name="csrf"' in response.text:
+            self.csrf = csrf_of(response.text)
+        return response
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if not self.csrf:
+            self.get(path if "/logout" not in path else "/admin/")
+        return self.client.post(path, data={"csrf": self.csrf, **(data or {})}, **kwargs)
+
+
+@pytest.fixture
+def admin_account(client: TestClient, service: Service) -> str:
+    call(client, create_admin(service.store, "ana", PASSWORD))
+    return "ana"
+
+
+def sign_in(client: TestClient, username: str = "ana", password: str = PASSWORD, next: str = "/admin/") -> Any:
+    page = client.get("/admin/login")
+    return client.post("/admin/login", data={"csrf": csrf_of(page.text), "username": username,
+                                             "password": password, "next": next})  # fmt: skip
+
+
+@pytest.fixture
+def admin(client: TestClient, admin_account: str) -> Admin:
+    assert sign_in(client).status_code == 303
+    return Admin(client)
+
+
+@pytest.fixture
+def shop(client: TestClient, service: Service) -> dict[str, int]:
+    business = call(client, service.add_business("Pasticceria Dolce Vita", "Europe/Rome"))
+    giulia = call(client, service.add_agent(business.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
+    return {"business": business.id, "giulia": giulia.id}  # type: ignore[attr-defined]
+
+
+# -- who gets in -------------------------------------------------------------------------
+
+EXAMPLES = {"business_id": "1", "agent_id": "1", "slug": "vetrina", "widget_id": "demo", "path": "anything/else"}
+
+
+def every_admin_url() -> list[str]:
+    urls = []
+    for route in routes:
+        if route.path != "/login":
+            urls.append("/admin" + re.sub(r"{(\w+)(:\w+)?}", lambda m: EXAMPLES[m.group(1)], route.path))
+    return urls
+
+
+@pytest.mark.parametrize("url", every_admin_url())
+def test_strangers_are_sent_to_sign_in_from_every_admin_url(client: TestClient, url: str) -> None:
+    for method in ("GET", "POST"):
+        response = client.request(method, url)
+        assert response.status_code == 303, (method, url)
+        if method == "GET":
+            assert response.headers["location"].startswith("/admin/login?next=")
+        else:
+            assert response.headers["location"] == "/admin/login"
+    client.cookies.set("ctc_session", "forged.cookie.value", domain="chat.example.com", path="/admin")
+    assert client.get(url).status_code == 303
+
+
+def test_signing_in_leads_back_to_the_page_asked_for(client: TestClient, admin_account: str) -> None:
+    asked = client.get("/admin/links?q=summer")
+    login = client.get(asked.headers["location"])
+    assert login.status_code == 200 and 'value="/admin/links?q=summer"' in login.text
+    assert '<label for="username">Username</label>' in login.text and 'type="password"' in login.text
+    done = sign_in(client, next="/admin/links?q=summer")
+    assert done.status_code == 303 and done.headers["location"] == "/admin/links?q=summer"
+    cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("ctc_session="))
+    for attribute in ("HttpOnly", "SameSite=lax", "Secure", "Path=/admin"):
+        assert attribute.lower() in cookie.lower()
+    assert client.get("/admin/links").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin", "/\\evil.example", "/s/x",
+                                    "javascript:alert(1)", "/admin@evil.example"])  # fmt: skip
+def test_no_open_redirect_after_signing_in(client: TestClient, admin_account: str, target: str) -> None:
+    done = sign_in(client, next=target)
+    assert done.status_code == 303
+    location = done.headers["location"]
+    assert location.startswith("/admin") and not location.startswith("//") and "evil" not in location.split("?")[0][:7]
+
+
+def test_a_wrong_password_is_refused_and_guessing_is_throttled(client: TestClient, admin_account: str) -> None:
+    unknown = sign_in(client, username="nobody")
+    assert unknown.status_code == 401 and "Wrong username or password." in unknown.text  # no hint who exists
+    for _ in range(4):
+        refused = sign_in(client, password="wrong password!")
+        assert refused.status_code == 401 and "Wrong username or password." in refused.text
+        assert "ctc_session" not in refused.headers.get("set-cookie", "")
+    throttled = sign_in(client)  # even the right password, for a while
+    assert throttled.status_code == 429 and "Too many failed sign-ins" in throttled.text
+    assert 0 < int(throttled.headers["retry-after"]) <= 15 * 60
+    assert client.get("/admin/").status_code == 303
+
+
+def test_signing_out_ends_the_session(client: TestClient, admin: Admin) -> None:
+    cookie = client.cookies.get("ctc_session")
+    assert cookie and admin.get("/admin/").status_code == 200
+    done = admin.post("/admin/logout")
+    assert done.status_code == 303 and done.headers["location"] == "/admin/login?done=signed-out"
+    assert "You are signed out." in client.get("/admin/login?done=signed-out").text
+    client.cookies.set("ctc_session", cookie, domain="chat.example.com", path="/admin")  # replayed
+    assert client.get("/admin/").status_code == 303
+
+
+def test_forms_without_the_right_csrf_token_are_refused(client: TestClient, admin: Admin) -> None:
+    admin.get("/admin/businesses")
+    for data in ({}, {"csrf": ""}, {"csrf": "forged"}, {"csrf": admin.csrf + "x"}):
+        refused = client.post("/admin/businesses", data={"name": "Evil shop", **data})
+        assert refused.status_code == 403 and "expired or came from another site" in refused.text
+    cross = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Evil shop"},
+                        headers={"origin": "https://evil.example"})  # fmt: skip
+    assert cross.status_code == 403
+    fetch = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Evil shop"},
+                        headers={"sec-fetch-site": "cross-site"})  # fmt: skip
+    assert fetch.status_code == 403
+    assert "Evil shop" not in client.get("/admin/businesses").text
+    login = client.post("/admin/login", data={"username": "ana", "password": PASSWORD})  # login is no exception
+    assert login.status_code == 403
+
+
+def test_every_page_sends_strict_security_headers(client: TestClient, admin: Admin, shop: dict[str, int]) -> None:
+    call(client, client.app.state.service.create_widget(shop["business"], "demo"))  # type: ignore[attr-defined]
+    call(client, client.app.state.service.create_link(to="+39 347 123 4567", slug="vetrina"))  # type: ignore[attr-defined]
+    for url in [u for u in every_admin_url() if "logout" not in u] + ["/admin/login"]:
+        response = client.get(url)
+        csp = response.headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, url
+        assert "frame-ancestors" in csp and response.headers["x-content-type-options"] == "nosniff", url
+        assert response.headers["referrer-policy"] in ("same-origin", "no-referrer"), url
+        if not url.endswith("/preview"):
+            assert "frame-ancestors 'none'" in csp or response.status_code == 404, url
+    preview = client.get("/admin/widgets/demo/preview")
+    assert preview.headers["x-frame-options"] == "SAMEORIGIN" and "frame-ancestors 'self'" in preview.headers[
+        "content-security-policy"]  # only our settings page may frame it  # fmt: skip
+
+
+# -- businesses and agents ---------------------------------------------------------------
+
+
+def test_a_business_and_an_agent_with_hours(client: TestClient, admin: Admin, service: Service) -> None:
+    made = admin.post("/admin/businesses", {"name": "Forno Rossi", "timezone": "Europe/Rome"})
+    assert made.status_code == 303
+    page = admin.get(made.headers["location"])
+    assert "Forno Rossi" in page.text and "Created." in page.text
+    business_id = int(made.headers["location"].split("/")[-1].split("?")[0])
+    added = admin.post(f"/admin/businesses/{business_id}", {
+        "action": "add-agent", "agent_name": "Marco", "agent_address": "+39 348 765 4321", "agent_channel": "whatsapp",
+        "hours_mon": "09:00-13:00, 15:00-19:00", "hours_sat": "10:00-12:00", "agent_timezone": "",
+    })  # fmt: skip
+    assert added.status_code == 303
+    (marco,) = call(client, service.store.agents(business_id))  # type: ignore[misc]
+    assert marco.hours == {"mon": ["09:00-13:00", "15:00-19:00"], "sat": ["10:00-12:00"]}
+    assert marco.timezone == "Europe/Rome"
+    listing = admin.get(f"/admin/businesses/{business_id}")
+    assert "mon 09:00-13:00,15:00-19:00; sat 10:00-12:00" in listing.text
+    assert re.search(r'class="tag (on|off)">(available|away)</span>', listing.text)
+    edited = admin.post(f"/admin/agents/{marco.id}", {
+        "name": "Marco B.", "channel": "whatsapp", "address": "+39 348 765 4321", "timezone": "Europe/London",
+        **{f"hours_{d}": "" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    })  # fmt: skip
+    assert edited.status_code == 303
+    changed = call(client, service.get_agent(marco.id))
+    assert changed.name == "Marco B." and changed.hours is None and changed.timezone == "Europe/London"  # type: ignore[attr-defined]
+    assert "always" in admin.get(f"/admin/agents/{marco.id}").text
+
+
+def test_bad_business_and_agent_input_is_shown_next_to_its_field(
+    client: TestClient, admin: Admin, shop: dict[str, int]
+) -> None:
+    bad = admin.post("/admin/businesses", {"name": "Forno", "timezone": "Mars/Olympus"})
+    assert bad.status_code == 422 and "is not an IANA time zone" in bad.text
+    assert 'value="Mars/Olympus"' in bad.text and 'value="Forno"' in bad.text  # nothing typed is lost
+    business = shop["business"]
+    cases = [
+        ({"agent_address": "12"}, "agent_address", "has no country code"),
+        ({"hours_tue": "9-5"}, "hours.tue", "is not a time range like 09:00-18:00"),
+        ({"agent_name": ""}, "agent_name", "is required"),
+        ({"agent_timezone": "Nowhere"}, "agent_timezone", "is not an IANA time zone"),
+    ]
+    for change, field, words in cases:
+        data = {"action": "add-agent", "agent_name": "Luca", "agent_address": "+39 348 765 4321",
+                "agent_channel": "whatsapp"} | change  # fmt: skip
+        response = admin.post(f"/admin/businesses/{business}", data)
+        assert response.status_code == 422, change
+        assert f'id="{field}-error"' in response.text and words in response.text, (change, response.text[-3000:])
+    conflict = admin.post(f"/admin/businesses/{business}", {"action": "save", "name": "X", "timezone": "UTC",
+                                                            "fallback_agent_id": "999"})  # fmt: skip
+    assert conflict.status_code == 422 and "there is no agent 999 in this business" in conflict.text
+    assert admin.get("/admin/businesses/abc").status_code == 404
+    assert admin.get("/admin/agents/99999999999999999999999").status_code == 404
+
+
+def test_a_business_that_links_lead_to_cannot_be_deleted(
+    client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
+) -> None:
+    call(client, service.create_link(business_id=shop["business"], slug="bottega"))
+    refused = admin.post(f"/admin/businesses/{shop['business']}", {"action": "delete"})
+    assert refused.status_code == 422 and "point them elsewhere first" in refused.text
+    refused = admin.post(f"/admin/agents/{shop['giulia']}", {"action": "delete"})
+    assert refused.status_code == 303  # no link leads to Giulia herself
+    assert call(client, service.store.agent(shop["giulia"])) is None
+
+
+# -- links -----------------------------------------------------------------------------
+
+
+def test_the_builder_makes_a_short_link_that_opens_the_chat(
+    client: TestClient, admin: Admin, shop: dict[str, int]
+) -> None:
+    made = admin.post("/admin/links/new", {
+        "destination": "agent", "agent_id": str(shop["giulia"]), "business_id": str(shop["business"]),
+        "text": "Ciao! Una torta per sabato? 🎂 & #1", "kind": "short", "slug": "torta", "campaign": "autunno",
+        "mode": "auto", "utm_source": "instagram", "utm_medium": "bio",
+    })  # fmt: skip
+    assert made.status_code == 201
+    assert 'value="https://chat.example.com/s/torta?utm_source=instagram&amp;utm_medium=bio"' in made.text
+    assert "Ciao! Una torta per sabato? 🎂 &amp; #1" in made.text and "agent Giulia" in made.text
+    assert 'src="/qr/s/torta.svg"' in made.text and "https://wa.me/" not in made.text.split("chat-preview")[0]
+    assert read_qr(client.get("/qr/s/torta.png").content) == "https://chat.example.com/s/torta"
+    chat = client.get("/s/torta?utm_source=instagram", headers={"user-agent": IPHONE})
+    assert chat.status_code == 302 and chat.headers["location"].startswith("https://wa.me/393471234567?text=Ciao")
+    taken = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "short",
+                                            "slug": "torta"})  # fmt: skip
+    assert taken.status_code == 422 and "is already taken" in taken.text and 'value="torta"' in taken.text
+
+
+def test_the_builder_makes_signed_ad_links(client: TestClient, admin: Admin) -> None:
+    made = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "signed",
+                                           "text": "Offerta", "campaign": "black-friday"})  # fmt: skip
+    assert made.status_code == 201
+    url = re.search(r'id="result-url" class="url" readonly value="([^"]+)"', made.text).group(1)  # type: ignore[union-attr]
+    assert url.startswith("https://chat.example.com/c/")
+    assert client.get(url.removeprefix("https://chat.example.com"), headers={"user-agent": IPHONE}).headers[
+        "location"] == "https://wa.me/393471234567?text=Offerta"  # fmt: skip
+    for data, words in [
+        ({"to": "+39 12"}, "is too short"),
+        ({"to": "+39 347 123 4567", "text": "x" * 1001}, "at most 1000"),
+        ({"to": "+39 347 123 4567", "utm_source": "x" * 201}, "longer than 200"),
+        ({"destination": "agent", "agent_id": "abc"}, "must be a whole number"),
+        ({"destination": "business", "business_id": "424242"}, "there is no business 424242"),
+    ]:
+        bad = admin.post("/admin/links/new", {"destination": "to", "kind": "signed"} | data)
+        assert bad.status_code == 422 and words in bad.text, data
+
+
+def test_links_are_listed_searched_edited_and_disabled(
+    client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
+) -> None:
+    call(client, service.create_link(to="+39 347 123 4567", slug="vetrina", campaign="window", text="Ciao"))
+    call(client, service.create_link(business_id=shop["business"], slug="flyer", campaign="summer"))
+    for _ in range(3):
+        client.get("/s/vetrina", headers={"user-agent": IPHONE})
+    flush(client)
+    listing = admin.get("/admin/links")
+    assert "/s/vetrina" in listing.text and "/s/flyer" in listing.text
+    assert re.search(r'/s/vetrina</a>.*?<td class="num">3</td>', listing.text, re.S)
+    found = admin.get("/admin/links?q=summ")
+    assert "/s/flyer" in found.text and "/s/vetrina" not in found.text
+    assert "No link matches" in admin.get("/admin/links?q=%25_").text  # LIKE's wildcards are searched for literally
+    edited = admin.post("/admin/links/vetrina", {
+        "action": "save", "destination": "agent", "agent_id": str(shop["giulia"]), "text": "Nuovo testo",
+        "campaign": "window", "mode": "redirect",
+    })  # fmt: skip
+    assert edited.status_code == 303
+    page = admin.get("/admin/links/vetrina?done=saved")
+    assert "Saved." in page.text and "agent Giulia" in page.text and ">3</strong> clicks" in page.text
+    assert client.get("/s/vetrina", headers={"user-agent": IPHONE}).headers["location"] == (
+        "https://wa.me/393471234567?text=Nuovo%20testo")
+    admin.post("/admin/links/vetrina", {"action": "disable"})
+    assert client.get("/s/vetrina", headers={"user-agent": IPHONE}).status_code == 410
+    assert 'id="state">disabled' in admin.get("/admin/links/vetrina").text
+    admin.post("/admin/links/vetrina", {"action": "enable"})
+    assert client.get("/s/vetrina", headers={"user-agent": IPHONE}).status_code == 302
+    bad = admin.post("/admin/links/vetrina", {"action": "save", "destination": "to", "to": "nonsense"})
+    assert bad.status_code == 422 and 'value="nonsense"' in bad.text
+    assert admin.get("/admin/links/nope").status_code == 404
+    assert admin.get("/admin/links?offset=abc").status_code == 422
+
+
+def test_a_links_qr_options_are_checked_and_its_downloads_decode(client: TestClient, admin: Admin) -> None:
+    call(client, client.app.state.service.create_link(to="+39 347 123 4567", slug="vetrina"))  # type: ignore[attr-defined]
+    page = admin.get("/admin/links/vetrina?size=600&error=Q&dark=%23113355&light=%23ffffff&logo=")
+    assert page.status_code == 200
+    png = re.search(r'id="download-png" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert "size=600" in png and "error=Q" in png
+    assert read_qr(client.get(png).content) == "https://chat.example.com/s/vetrina"
+    bad = admin.get("/admin/links/vetrina?dark=%23eeeeee&light=%23ffffff")
+    assert bad.status_code == 422 and "contrast" in bad.text
+
+
+# -- widgets, stats and keys -------------------------------------------------------------
+
+
+def test_widget_settings_reach_the_real_widget(client: TestClient, admin: Admin, shop: dict[str, int]) -> None:
+    made = admin.post("/admin/widgets", {"business_id": str(shop["business"]), "id": "shop"})
+    assert made.status_code == 303 and made.headers["location"] == "/admin/widgets/shop?done=created"
+    page = admin.get("/admin/widgets/shop")
+    assert '<script src="https://chat.example.com/widget.js" data-widget="shop" async></script>' not in page.text
+    assert "&lt;script src=&#34;https://chat.example.com/widget.js&#34; data-widget=&#34;shop&#34;" in page.text
+    saved = admin.post("/admin/widgets/shop", {
+        "action": "save", "colour": "#7B1FA2", "position": "left", "offset_x": "30", "offset_y": "", "greeting": EVIL,
+        "label": "Chat", "show_on": "/shop/*\n/products/*", "qr": "on", "agent_ids": str(shop["giulia"]),
+        "allowed_domains": "dolcevita.example",
+    })  # fmt: skip
+    assert saved.status_code == 303
+    config = client.get("/api/widget/shop", headers={"origin": "https://dolcevita.example"}).json()
+    assert config["colour"] == "#7b1fa2" and config["position"] == "left" and config["greeting"] == EVIL
+    assert config["rules"]["show_on"] == ["/shop/*", "/products/*"]
+    assert [a["name"] for a in config["agents"]] == ["Giulia"]
+    page = admin.get("/admin/widgets/shop")
+    assert EVIL not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert 'value="#7b1fa2"' in page.text and 'id="f-qr" name="qr" type="checkbox" checked' in page.text
+    assert 'id="f-bubble" name="bubble" type="checkbox">' in page.text
+    # Our own origin (the preview) sees it whatever the allowed domains and rules say; other sites do not.
+    preview = client.get("/api/widget/shop?preview=1", headers={"origin": "https://chat.example.com"}).json()
+    assert preview["rules"]["show_on"] == []
+    assert client.get("/api/widget/shop?preview=1", headers={"origin": "https://evil.example"}).status_code == 403
+    other = client.get("/api/widget/shop?preview=1", headers={"origin": "https://dolcevita.example"}).json()
+    assert other["rules"]["show_on"] == ["/shop/*", "/products/*"]
+    for data, words in [({"colour": "red"}, "colour"), ({"offset_x": "999"}, "from 0 to 200"),
+                        ({"offset_x": "-1"}, "whole number"), ({"allowed_domains": "not a domain!"}, "allowed_domains"),
+                        ({"label": "x" * 41}, "at most 40")]:  # fmt: skip
+        bad = admin.post("/admin/widgets/shop", {"action": "save"} | data)
+        assert bad.status_code == 422 and words in bad.text, data
+    assert admin.post("/admin/widgets", {"business_id": "x"}).status_code == 422
+    assert admin.post("/admin/widgets/shop", {"action": "delete"}).status_code == 303
+    assert admin.get("/admin/widgets/shop").status_code == 404
+
+
+def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
+    client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
+) -> None:
+    call(client, service.create_link(business_id=shop["business"], slug="vetrina", campaign="window"))
+    for _ in range(4):
+        client.get("/s/vetrina?utm_source=poster", headers={"user-agent": IPHONE, "referer": "https://www.instagram.com/x"})
+    client.get("/s/vetrina", headers={"user-agent": "facebookexternalhit/1.1"})
+    flush(client)
+    page = admin.get("/admin/")
+    assert page.status_code == 200
+    assert '<strong id="total-clicks">4</strong>' in page.text and '<strong id="total-bots">1</strong>' in page.text
+    assert page.text.count("<polyline") == 2 and "<svg" in page.text
+    for section, label in (("campaign", "window"), ("link", "vetrina"), ("agent", "Giulia"),
+                           ("referrer", "www.instagram.com"), ("device", "mobile")):  # fmt: skip
+        part = page.text.split(f'id="by-{section}"')[1].split("</section>")[0]
+        assert label in part, section
+    csv = admin.get("/admin/stats.csv?by=campaign")
+    assert csv.headers["content-type"].startswith("text/csv") and "attachment" in csv.headers["content-disposition"]
+    assert "window,window,4," in csv.text
+    assert "vetrina" in admin.get("/admin/?link=vetrina").text
+    assert '<strong id="total-clicks">0</strong>' in admin.get("/admin/?campaign=other").text
+    for query, words in (("from=2026-13-01", "YYYY-MM-DD"), ("from=2026-11-02&to=2026-11-01", "must not be after"),
+                         ("business=77", "is not a business"), ("by=referrer", "")):  # fmt: skip
+        response = admin.get(f"/admin/?{query}")
+        assert response.status_code in (200, 422) and words in response.text, query
+    assert admin.get("/admin/stats.csv?from=nonsense").status_code == 422
+
+
+def test_api_keys_are_shown_once_and_can_be_revoked(client: TestClient, admin: Admin) -> None:
+    made = admin.post("/admin/keys", {"action": "create", "name": "shop backend"})
+    assert made.status_code == 201 and "shown only this once" in made.text
+    key = re.search(r'id="new-key" class="url" readonly value="(ctc_[^"]+)"', made.text).group(1)  # type: ignore[union-attr]
+    auth = {"authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/links", headers=auth).status_code == 200
+    listing = admin.get("/admin/keys")
+    assert key not in listing.text and key[:10] in listing.text and "shop backend" in listing.text
+    key_id = re.search(r'name="key_id" value="(\d+)"', listing.text).group(1)  # type: ignore[union-attr]
+    assert admin.post("/admin/keys", {"action": "revoke", "key_id": key_id}).status_code == 303
+    assert client.get("/api/v1/links", headers=auth).status_code == 401
+    assert admin.post("/admin/keys", {"action": "create", "name": ""}).status_code == 422
+
+
+def test_broken_and_oversized_forms_get_a_clear_refusal(client: TestClient, admin: Admin) -> None:
+    admin.get("/admin/businesses")
+    huge = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "x" * 70_000})
+    assert huge.status_code == 413
+    broken = client.post("/admin/businesses", content=b"--xyz\r\nnonsense", headers={
+        "content-type": "multipart/form-data; boundary=xyz"})  # fmt: skip
+    assert broken.status_code in (400, 403, 422)
+    upload = client.post("/admin/businesses", data={"csrf": admin.csrf}, files={"name": ("a.txt", b"x")})
+    assert upload.status_code == 422 and "could not be read" in upload.text and "files" in upload.text
+    long_name = admin.post("/admin/businesses", {"name": "x" * 201, "timezone": "UTC"})
+    assert long_name.status_code == 422 and "at most 200" in long_name.text
