@@ -105,14 +105,17 @@ def test_passwords_must_be_long_enough_but_not_absurdly_long() -> None:
 
 
 def test_the_throttle_counts_failures_per_username_and_per_address() -> None:
-    throttle = LoginThrottle(attempts=3, window=60)
+    throttle = LoginThrottle(attempts=3, address_attempts=5, window=60)
     for _ in range(3):
         assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 0
         throttle.failed("ana", "10.0.0.1", now=1000)
     assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 61
     assert throttle.retry_after("ANA", "10.9.9.9", now=1030) == 31  # the account, from anywhere
-    assert throttle.retry_after("bob", "10.0.0.1", now=1030) == 31  # the address, for any account
-    assert throttle.retry_after("bob", "10.9.9.9", now=1030) == 0
+    assert throttle.retry_after("bob", "10.0.0.1", now=1030) == 0  # the address has tries left
+    throttle.failed("bob", "10.0.0.1", now=1030)
+    throttle.failed("eve", "10.0.0.1", now=1030)
+    assert throttle.retry_after("zed", "10.0.0.1", now=1030) == 31  # now for any account
+    assert throttle.retry_after("zed", "10.9.9.9", now=1030) == 0
     assert throttle.retry_after("ana", "10.0.0.1", now=1061) == 0  # the window has passed
     throttle.failed("ana", "10.0.0.1", now=2000)
     throttle.succeeded("ana")

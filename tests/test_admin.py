@@ -120,7 +120,7 @@ def test_no_open_redirect_after_signing_in(client: TestClient, admin_account: st
 def test_a_wrong_password_is_refused_and_guessing_is_throttled(client: TestClient, admin_account: str) -> None:
     unknown = sign_in(client, username="nobody")
     assert unknown.status_code == 401 and "Wrong username or password." in unknown.text  # no hint who exists
-    for _ in range(4):
+    for _ in range(5):
         refused = sign_in(client, password="wrong password!")
         assert refused.status_code == 401 and "Wrong username or password." in refused.text
         assert "ctc_session" not in refused.headers.get("set-cookie", "")

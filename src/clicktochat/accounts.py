@@ -80,12 +80,13 @@ def _verify(stored: str, password: str) -> bool:
 
 @dataclass
 class LoginThrottle:
-    """At most `attempts` failed sign-ins per `window` seconds, counted per username and per
-    client address apart, so neither guessing one account from many places nor many accounts
-    from one place gets far. In memory: one process serves the dashboard. Addresses are kept
-    as hashes, never as they are."""
+    """At most `attempts` failed sign-ins per `window` seconds for a username, and
+    `address_attempts` from one client address (an office behind one address has several
+    people), so neither guessing one account from many places nor many accounts from one place
+    gets far. In memory: one process serves the dashboard. Addresses are kept as hashes."""
 
     attempts: int = 5
+    address_attempts: int = 20
     window: float = 15 * 60
     max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
@@ -98,10 +99,10 @@ class LoginThrottle:
         """Seconds until another try is allowed; 0 when it is allowed now."""
         now = time.time() if now is None else now
         wait = 0.0
-        for key in self.keys(username, address):
+        for key, limit in zip(self.keys(username, address), (self.attempts, self.address_attempts), strict=True):
             times = self._recent(key, now)
-            if len(times) >= self.attempts:
-                wait = max(wait, times[0] + self.window - now)
+            if len(times) >= limit:
+                wait = max(wait, times[-limit] + self.window - now)
         return int(wait) + 1 if wait > 0 else 0
 
     def failed(self, username: str, address: str, now: float | None = None) -> None:

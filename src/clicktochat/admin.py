@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS, Agent, format_hours, is_available
-from .channels import CHANNELS
+from .channels import CHANNELS, display_phone
 from .charts import Series, line_chart
 from .errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from .keys import create_api_key
@@ -321,7 +321,8 @@ def hours_from(form: dict[str, str]) -> dict[str, list[str]]:
 
 def agent_rows(agents: list[Agent]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
-    return [{"agent": a, "hours": format_hours(a.hours), "available": is_available(a, now)} for a in agents]
+    return [{"agent": a, "hours": format_hours(a.hours), "available": is_available(a, now),
+             "phone": display_phone(a.address)} for a in agents]  # fmt: skip
 
 
 @admin_page
@@ -400,7 +401,7 @@ async def describe(service: Service, link: ShortLink) -> str:
     if link.business_id is not None:
         business = await service.store.business(link.business_id)
         return f"{business.name} (whoever is available)" if business else f"business {link.business_id}"
-    return f"{CHANNELS[link.channel or 'whatsapp'].label} {link.address}"
+    return f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
 
 
 @admin_page
@@ -446,7 +447,7 @@ async def builder_page(request: Request, page: Page) -> Response:
             )  # fmt: skip
             link = created.short or created.signed
             assert link is not None
-            who = await describe(service, created.short) if created.short else f"+{link.address}"
+            who = await describe(service, created.short) if created.short else display_phone(link.address or "")
             qr = f"/qr/s/{created.short.slug}" if created.short else f"/qr/c/{created.token}"
             result = {
                 "url": created.url + (f"?{urlencode(utm)}" if utm else ""), "plain": created.url, "who": who,

@@ -74,6 +74,15 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def display_phone(digits: str) -> str:
+    """E.164 digits as people read them: 393471234567 -> +39 347 123 4567."""
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except NumberParseException:
+        return "+" + digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def _whatsapp_url(digits: str, text: str) -> str:
     url = f"https://wa.me/{digits}"
     return f"{url}?text={quote(text, safe='')}" if text else url

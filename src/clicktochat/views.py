@@ -354,11 +354,13 @@ async def widget_config(request: Request) -> Response:
         )
     lang = pick_language(request.query_params.get("lang", ""), request.query_params.get("hl", ""), settings.locale)
     shown = config(target.widget, target.business, target.agents, lang, service.base_url, target.has_logo)
-    if ours and request.query_params.get("preview") == "1":  # the dashboard shows it whatever the rules
+    preview = ours and request.query_params.get("preview") == "1"
+    if preview:  # the dashboard's: whatever the display rules, and a saved change shows at once
         shown["rules"] = NO_RULES
     body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
     tag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
-    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": "public, max-age=60", "Vary": "Origin"}
+    cache = "no-store" if preview else "public, max-age=60"
+    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": cache, "Vary": "Origin"}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
