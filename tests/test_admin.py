@@ -152,6 +152,9 @@ def test_forms_without_the_right_csrf_token_are_refused(client: TestClient, admi
                         headers={"sec-fetch-site": "cross-site"})  # fmt: skip
     assert fetch.status_code == 403
     assert "Evil shop" not in client.get("/admin/businesses").text
+    proxied = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Shop behind a proxy"},
+                          headers={"origin": "https://chat.example.com", "host": "127.0.0.1:8000"})  # fmt: skip
+    assert proxied.status_code == 303  # the public origin is ours even when a proxy rewrites Host
     login = client.post("/admin/login", data={"username": "ana", "password": PASSWORD})  # login is no exception
     assert login.status_code == 403
 

@@ -137,13 +137,15 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[st
 
 
 def same_site(request: Request) -> bool:
-    """Browsers say where a form came from; a cross-site POST is refused even with a token."""
+    """Browsers say where a form came from; a cross-site POST is refused even with a token.
+    Ours is the address asked for or the public base URL (a proxy may not pass Host on)."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None:  # older browsers send none on same-origin POSTs
         return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host")
+    ours = {request.headers.get("host"), urlsplit(request.app.state.service.base_url).netloc}
+    return origin != "null" and urlsplit(origin).netloc in ours
 
 
 async def check_post(request: Request, keys: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
