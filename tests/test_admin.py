@@ -421,3 +421,34 @@ def test_broken_and_oversized_forms_get_a_clear_refusal(client: TestClient, admi
     assert upload.status_code == 422 and "could not be read" in upload.text and "files" in upload.text
     long_name = admin.post("/admin/businesses", {"name": "x" * 201, "timezone": "UTC"})
     assert long_name.status_code == 422 and "at most 200" in long_name.text
+
+
+def test_a_business_logo_is_uploaded_checked_shown_and_removed(
+    client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    image = io.BytesIO()
+    Image.new("RGB", (300, 200), "#c2185b").save(image, "JPEG")
+    path = f"/admin/businesses/{shop['business']}/logo"
+    admin.get(f"/admin/businesses/{shop['business']}")
+    sent = client.post(path, data={"csrf": admin.csrf, "action": "upload"},
+                       files={"logo": ("logo.jpg", image.getvalue(), "image/jpeg")})  # fmt: skip
+    assert sent.status_code == 303
+    shown = admin.get(path)
+    assert shown.headers["content-type"] == "image/png" and shown.content.startswith(b"\x89PNG")
+    assert f'src="{path}"' in admin.get(f"/admin/businesses/{shop['business']}").text
+    for files, words in (({"logo": ("x.txt", b"not an image", "text/plain")}, "is not an image"),
+                         ({}, "choose an image file"),
+                         ({"logo": ("big.png", b"\x89PNG" + b"0" * 600_000, "image/png")}, "at most")):  # fmt: skip
+        bad = client.post(path, data={"csrf": admin.csrf, "action": "upload"}, files=files or None)
+        assert bad.status_code in (413, 422) and words in bad.text, words
+        assert 'id="logo-error"' in bad.text or bad.status_code == 413
+    two = client.post(path, data={"csrf": admin.csrf}, files=[("logo", ("a.png", b"x", "image/png")),
+                                                               ("logo", ("b.png", b"y", "image/png"))])  # fmt: skip
+    assert two.status_code == 422
+    assert client.post(path, data={"csrf": admin.csrf, "action": "remove"}).status_code == 303
+    assert admin.get(path).status_code == 404
+    assert call(client, service.store.logo(shop["business"])) is None

@@ -21,12 +21,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
-from .agents import WEEKDAYS, Agent, format_hours, is_available
+from .agents import WEEKDAYS, Agent, Business, format_hours, is_available
 from .channels import CHANNELS, display_phone
 from .charts import Series, line_chart
 from .errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from .keys import create_api_key
 from .links import MODES, ShortLink
+from .logos import MAX_UPLOAD_BYTES
 from .qr import parse_options
 from .service import Service, timestamp
 from .sessions import (
@@ -82,6 +83,7 @@ class Page:
     csrf: str
     form: dict[str, str] = field(default_factory=dict)
     lists: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def render(self, template: str, section: str, status_code: int = 200, **context: Any) -> Response:
         errors: list[FieldError] = context.pop("errors", [])
@@ -120,20 +122,37 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
     )
 
 
-async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Fields as text (the first of each) and as lists (checkboxes); files are not accepted."""
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"A form is at most {MAX_FORM_BYTES // 1024} KiB.")
+@dataclass
+class Form:
+    fields: dict[str, str]  # the first value of each
+    lists: dict[str, list[str]]  # every value (checkboxes)
+    files: dict[str, bytes]
+
+
+async def read_form(request: Request, upload_limit: int = 0) -> Form:
+    """A posted form; files only where `upload_limit` allows one, of a size known beforehand."""
+    limit = MAX_FORM_BYTES + upload_limit
+    length = request.headers.get("content-length", "")
+    if upload_limit and not length.isdigit():
+        raise InvalidInput("form", "an upload needs a Content-Length")
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"A form is at most {limit // 1024} KiB.")
     try:
-        form: FormData = await request.form(max_files=0, max_fields=200, max_part_size=MAX_FORM_BYTES)
+        form: FormData = await request.form(max_files=1 if upload_limit else 0, max_fields=200,
+                                            max_part_size=MAX_FORM_BYTES)  # fmt: skip
     except Exception as exc:  # python-multipart's and Starlette's refusals of a broken body
         raise InvalidInput("form", f"could not be read: {exc}") from None
     lists: dict[str, list[str]] = {}
-    for k, v in form.multi_items():
-        if not isinstance(v, str):
-            raise InvalidInput(k, "files are not accepted here")
-        lists.setdefault(k, []).append(v)
-    return {k: v[0] for k, v in lists.items()}, lists
+    files: dict[str, bytes] = {}
+    try:
+        for k, v in form.multi_items():
+            if isinstance(v, str):
+                lists.setdefault(k, []).append(v)
+            else:
+                files[k] = await v.read(upload_limit + 1)
+    finally:
+        await form.close()
+    return Form({k: v[0] for k, v in lists.items()}, lists, files)
 
 
 def same_site(request: Request) -> bool:
@@ -148,14 +167,15 @@ def same_site(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc in ours
 
 
-async def check_post(request: Request, keys: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    form, lists = await read_form(request)
-    if not same_site(request) or not csrf_ok(keys, request.cookies.get(CSRF_COOKIE, ""), form.get(CSRF_FIELD, "")):
+async def check_post(request: Request, keys: list[str], upload_limit: int = 0) -> Form:
+    form = await read_form(request, upload_limit)
+    token = form.fields.get(CSRF_FIELD, "")
+    if not same_site(request) or not csrf_ok(keys, request.cookies.get(CSRF_COOKIE, ""), token):
         raise Forbidden("This form has expired or came from another site. Go back, reload the page and try again.")
-    return form, lists
+    return form
 
 
-def admin_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], Awaitable[Response]]:
     """Signed in, or sent to the sign-in page; POSTs checked for their CSRF token."""
 
     @functools.wraps(handler)
@@ -168,7 +188,8 @@ def admin_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
         page = Page(request, service, admin, csrf_token(keys, cookie))
         if request.method == "POST":
-            page.form, page.lists = await check_post(request, keys)
+            posted = await check_post(request, keys, upload_limit)
+            page.form, page.lists, page.files = posted.fields, posted.lists, posted.files
         response = await handler(request, page)
         if CSRF_COOKIE not in request.cookies:
             set_cookie(request, response, CSRF_COOKIE, cookie, None)
@@ -212,7 +233,7 @@ async def login(request: Request) -> Response:
 
     if request.method == "GET":
         return form()
-    fields, _ = await check_post(request, keys)
+    fields = (await check_post(request, keys)).fields
     username, password = fields.get("username", "").strip(), fields.get("password", "")
     throttle: LoginThrottle = request.app.state.login_throttle
     address = request.app.state.proxies.client(
@@ -356,14 +377,39 @@ async def business_page(request: Request, page: Page) -> Response:
             errors = exc.errors
         except Conflict as exc:  # links or widgets still lead here
             errors = [FieldError("business", exc.detail)]
-    agents = await service.store.agents(business.id)
-    widgets = await service.store.widgets(business.id)
+    return await render_business(page, business, errors)
+
+
+async def render_business(page: Page, business: Business, errors: list[FieldError]) -> Response:
+    store = page.service.store
+    agents = await store.agents(business.id)
     return page.render(
         "business.html", "businesses", 422 if errors else 200, errors=errors, business=business,
-        agents=agent_rows(agents), widgets=widgets, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
-        channel_options=CHANNEL_OPTIONS,
+        agents=agent_rows(agents), widgets=await store.widgets(business.id), has_logo=await store.logo(business.id)
+        is not None, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS, channel_options=CHANNEL_OPTIONS,
         fallback_options=[("", "none: anyone, in turn")] + [(a.id, a.name) for a in agents],
     )  # fmt: skip
+
+
+async def business_logo(request: Request, page: Page) -> Response:
+    """Upload (PNG, JPEG or WebP) or remove the logo shown on posters and in QR codes."""
+    service = page.service
+    business = await service.get_business(_id(request, "business_id"))
+    if request.method == "GET":
+        png = await service.store.logo(business.id)
+        if png is None:
+            raise NotFound("This business has no logo.")
+        return Response(png, media_type="image/png", headers=ADMIN_HEADERS)
+    try:
+        if page.form.get("action") == "remove":
+            await service.set_logo(business.id, None)
+        elif not page.files.get("logo"):
+            raise InvalidInput("logo", "choose an image file (PNG, JPEG or WebP)")
+        else:
+            await service.set_logo(business.id, page.files["logo"])
+    except InvalidInput as exc:
+        return await render_business(page, business, exc.errors)
+    return see_other(f"/admin/businesses/{business.id}", "saved")
 
 
 @admin_page
@@ -658,6 +704,7 @@ routes = [
     Route("/stats.csv", stats_csv, methods=["GET"]),
     Route("/businesses", businesses_page, methods=BOTH),
     Route("/businesses/{business_id}", business_page, methods=BOTH),
+    Route("/businesses/{business_id}/logo", admin_page(business_logo, MAX_UPLOAD_BYTES), methods=BOTH),
     Route("/agents/{agent_id}", agent_page, methods=BOTH),
     Route("/links", links_page, methods=["GET"]),
     Route("/links/new", builder_page, methods=BOTH),
