@@ -452,3 +452,38 @@ def test_a_business_logo_is_uploaded_checked_shown_and_removed(
     assert client.post(path, data={"csrf": admin.csrf, "action": "remove"}).status_code == 303
     assert admin.get(path).status_code == 404
     assert call(client, service.store.logo(shop["business"])) is None
+
+
+def test_the_live_preview_shows_a_draft_only_to_its_widget_and_our_origin(
+    client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
+) -> None:
+    for widget_id in ("shop", "other"):
+        call(client, service.create_widget(shop["business"], widget_id))
+    admin.get("/admin/widgets/shop")
+    draft = client.post("/admin/widgets/shop/draft", data={"csrf": admin.csrf, "colour": "#7b1fa2", "qr": "on"})
+    assert draft.status_code == 200
+    preview = draft.json()["preview"]
+    key = preview.split("draft=")[1]
+    assert f'data-preview="{key}"' in admin.get(preview).text
+    ours = {"origin": "https://chat.example.com"}
+    assert client.get(f"/api/widget/shop?preview={key}", headers=ours).json()["colour"] == "#7b1fa2"
+    assert client.get("/api/widget/shop", headers=ours).json()["colour"] == "#008069"  # nothing saved
+    assert client.get(f"/api/widget/other?preview={key}", headers=ours).json()["colour"] == "#008069"
+    theirs = client.get(f"/api/widget/shop?preview={key}", headers={"origin": "https://evil.example"})
+    assert theirs.json()["colour"] == "#008069" and theirs.json()["rules"] == client.get(
+        "/api/widget/shop", headers=ours).json()["rules"]  # fmt: skip
+    assert 'data-preview="1"' in admin.get("/admin/widgets/shop/preview?draft=made-up").text
+    bad = client.post("/admin/widgets/shop/draft", data={"csrf": admin.csrf, "colour": "pink"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "colour"
+    assert client.post("/admin/widgets/shop/draft", data={"colour": "#000000"}).status_code == 403  # no token
+
+
+def test_drafts_are_few_and_short_lived() -> None:
+    from clicktochat.widget import Drafts, WidgetSettings
+
+    drafts = Drafts(size=3, seconds=60)
+    keys = [drafts.add("shop", WidgetSettings(colour=f"#00000{n}"), now=1000) for n in range(4)]
+    assert drafts.get(keys[0], "shop", now=1000) is None  # the oldest made room
+    assert drafts.get(keys[3], "shop", now=1000) == WidgetSettings(colour="#000003")
+    assert drafts.get(keys[3], "other", now=1000) is None
+    assert drafts.get(keys[3], "shop", now=1061) is None

@@ -149,7 +149,7 @@ def test_create_a_business_and_an_agent_with_hours(page: Page, site: Site) -> No
     page.get_by_label("Time zone").fill("Europe/Rome")
     page.get_by_role("button", name="Add business").click()
     expect(page.get_by_role("heading", name="Forno Rossi")).to_be_visible()
-    expect(page.get_by_role("status")).to_have_text("Created.")
+    expect(page.locator(".flash")).to_have_text("Created.")
     form = page.locator("form", has=page.get_by_role("button", name="Add agent"))
     form.get_by_label("Name", exact=True).fill("Marco")
     form.get_by_label("Phone number", exact=True).fill("+39 348 765 4321")
@@ -215,7 +215,7 @@ def test_a_short_link_its_qr_code_a_click_in_the_stats_and_a_new_destination(
     page.get_by_label("Phone number", exact=True).fill("+39 348 765 4321")
     page.get_by_label("Message", exact=True).fill("Ciao Marco!")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator(".flash")).to_have_text("Saved.")
     expect(page.locator("#leads-to")).to_have_text("WhatsApp +39 348 765 4321")
     assert phone_click(browser, url) == "https://wa.me/393487654321?text=Ciao%20Marco%21"
     assert unlabelled_fields(page) == []
@@ -229,8 +229,15 @@ def test_the_widget_colour_changes_in_the_live_preview(page: Page, site: Site) -
     expect(launcher).to_be_visible()
     page.get_by_label("Colour").fill("#7b1fa2")
     page.get_by_label("Label beside the button").fill("Scrivici")
+    # Live, before saving: admin.js posts the form as a draft and the preview reloads with it.
+    expect(page.locator("#preview-note")).to_have_text("The preview shows your changes; save to publish them.")
+    expect(launcher).to_have_css("background-color", "rgb(123, 31, 162)")
+    expect(launcher).to_contain_text("Scrivici")
+    page.get_by_label("Pixels from the side").fill("999")  # a mistake: said, not shown
+    expect(page.locator("#preview-note")).to_contain_text("offset_x: must be a whole number from 0 to 200")
+    page.get_by_label("Pixels from the side").fill("20")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator(".flash")).to_have_text("Saved.")
     launcher = page.frame_locator("#preview").locator("clicktochat-widget").locator(".launcher")
     expect(launcher).to_have_css("background-color", "rgb(123, 31, 162)")
     expect(launcher).to_contain_text("Scrivici")

@@ -31,7 +31,7 @@
 
   const query = new URLSearchParams({ hl: [document.documentElement.lang, ...navigator.languages].join() });
   if (locale) query.set("lang", locale);
-  if (preview) query.set("preview", 1); // the dashboard's preview, on our own origin: no display rules
+  if (preview) query.set("preview", preview); // the dashboard's preview (our own origin only): no display rules
   fetch(`${origin}/api/widget/${encodeURIComponent(id)}?${query}`, { credentials: "omit" })
     .then(async (response) => {
       const body = await response.json();

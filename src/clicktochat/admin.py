@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
@@ -44,7 +44,7 @@ from .sessions import (
 )
 from .stats import TIME_GROUPS, Stats, compute, parse_query
 from .store import Admin
-from .widget import LANGUAGES, WidgetSettings
+from .widget import LANGUAGES, WidgetSettings, apply_changes
 
 MAX_FORM_BYTES = 64 * 1024
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Português", "de": "Deutsch",
@@ -636,10 +636,26 @@ async def widget_page(request: Request, page: Page) -> Response:
 
 
 @admin_page
-async def widget_preview(request: Request, page: Page) -> Response:
-    """The real widget on a page of its own, framed by the settings page."""
+async def widget_draft(request: Request, page: Page) -> Response:
+    """The settings form as typed, kept for the live preview (admin.js posts it as it changes)."""
     widget = await page.service.get_widget(request.path_params["widget_id"])
-    response = render(request, "admin/widget_preview.html", widget=widget, base_url=page.service.base_url)
+    try:
+        checked = apply_changes(widget_changes(page.form, page.lists), widget.settings)
+    except InvalidInput as exc:
+        return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422, headers=ADMIN_HEADERS)
+    key = request.app.state.widget_drafts.add(widget.id, checked)
+    return JSONResponse({"preview": f"/admin/widgets/{widget.id}/preview?draft={key}"}, headers=ADMIN_HEADERS)
+
+
+@admin_page
+async def widget_preview(request: Request, page: Page) -> Response:
+    """The real widget on a page of its own, framed by the settings page; ?draft= shows unsaved
+    settings kept by widget_draft."""
+    widget = await page.service.get_widget(request.path_params["widget_id"])
+    draft = request.query_params.get("draft", "")
+    known = draft if request.app.state.widget_drafts.get(draft, widget.id) else "1"
+    response = render(request, "admin/widget_preview.html", widget=widget, base_url=page.service.base_url,
+                      preview=known)  # fmt: skip
     origin = page.service.base_url
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' {origin} data:; "
@@ -712,6 +728,7 @@ routes = [
     Route("/widgets", widgets_page, methods=BOTH),
     Route("/widgets/{widget_id}", widget_page, methods=BOTH),
     Route("/widgets/{widget_id}/preview", widget_preview, methods=["GET"]),
+    Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
     Route("/keys", keys_page, methods=BOTH),
     Route("/{path:path}", not_found, methods=BOTH),
 ]

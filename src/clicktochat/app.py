@@ -27,7 +27,7 @@ from .service import Service
 from .settings import Settings
 from .useragents import parse_device, robot_name
 from .visitors import Proxies, Salts
-from .widget import Script
+from .widget import Drafts, Script
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.templates = templates
     app.state.login_throttle = LoginThrottle()
+    app.state.widget_drafts = Drafts()
     app.state.widget_script = Script.build(asset_dir("widget"))
     return app
 

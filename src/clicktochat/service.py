@@ -19,7 +19,15 @@ from .logos import check_logo
 from .settings import Settings
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
-from .widget import Widget, WidgetSettings, WidgetTarget, check_settings, check_widget_id, random_widget_id
+from .widget import (
+    Widget,
+    WidgetSettings,
+    WidgetTarget,
+    apply_changes,
+    check_settings,
+    check_widget_id,
+    random_widget_id,
+)
 
 MAX_NAME_LENGTH = 200
 MAX_EXPIRY_SECONDS = 100 * 365 * 24 * 3600
@@ -344,10 +352,7 @@ class Service:
         business_id = changes.pop("business_id", None) or widget.business_id
         if await self.store.business(business_id) is None:
             raise InvalidInput("business_id", f"there is no business {business_id}")
-        defaults = WidgetSettings()
-        resets = {name: getattr(defaults, name) for name, value in changes.items() if value is None}
-        checked = check_settings({k: v for k, v in changes.items() if v is not None}, widget.settings)
-        checked = replace(checked, **resets)
+        checked = apply_changes(changes, widget.settings)
         await self._check_agents(checked, business_id)
         await self.store.update_widget(widget.id, business_id, _changed(checked))
         self.forget()

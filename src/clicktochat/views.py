@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -353,8 +354,12 @@ async def widget_config(request: Request) -> Response:
             "(no Origin or Referer header)."
         )
     lang = pick_language(request.query_params.get("lang", ""), request.query_params.get("hl", ""), settings.locale)
-    shown = config(target.widget, target.business, target.agents, lang, service.base_url, target.has_logo)
-    preview = ours and request.query_params.get("preview") == "1"
+    preview = request.query_params.get("preview", "") if ours else ""
+    widget = target.widget
+    if preview and preview != "1":  # a draft: the dashboard's live preview of unsaved settings
+        draft = request.app.state.widget_drafts.get(preview, widget.id)
+        widget = replace(widget, settings=draft) if draft else widget
+    shown = config(widget, target.business, target.agents, lang, service.base_url, target.has_logo)
     if preview:  # the dashboard's: whatever the display rules, and a saved change shows at once
         shown["rules"] = NO_RULES
     body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -161,6 +162,13 @@ def check_settings(changes: dict[str, Any], base: WidgetSettings | None = None) 
     for name, value in changes.items():
         checked[name] = _CHECKS[name](value, name)
     return replace(base or WidgetSettings(), **checked)
+
+
+def apply_changes(changes: dict[str, Any], base: WidgetSettings) -> WidgetSettings:
+    """`base` with `changes` checked and applied; a setting set to None goes back to its default."""
+    defaults = WidgetSettings()
+    checked = check_settings({k: v for k, v in changes.items() if v is not None or k not in SETTING_NAMES}, base)
+    return replace(checked, **{k: getattr(defaults, k) for k, v in changes.items() if v is None})
 
 
 def settings_from_json(data: dict[str, Any]) -> WidgetSettings:
@@ -348,6 +356,32 @@ def fill_message(template: str, url: str, title: str) -> str:
 
 def message_template(settings: WidgetSettings, lang: str) -> str:
     return settings.message if settings.message is not None else WORDS[lang]["message"]
+
+
+class Drafts:
+    """Settings not saved yet, for the dashboard's live preview: a few, for a few minutes, in
+    memory. The preview asks for its configuration with the draft's random key."""
+
+    def __init__(self, size: int = 200, seconds: float = 600) -> None:
+        self.size, self.seconds = size, seconds
+        self._drafts: dict[str, tuple[str, WidgetSettings, float]] = {}
+
+    def add(self, widget_id: str, settings: WidgetSettings, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        for key in [k for k, (_, _, at) in self._drafts.items() if at < now - self.seconds][: self.size]:
+            del self._drafts[key]
+        while len(self._drafts) >= self.size:
+            del self._drafts[next(iter(self._drafts))]  # the oldest
+        key = secrets.token_urlsafe(12)
+        self._drafts[key] = (widget_id, settings, now)
+        return key
+
+    def get(self, key: str, widget_id: str, now: float | None = None) -> WidgetSettings | None:
+        found = self._drafts.get(key)
+        now = time.time() if now is None else now
+        if found is None or found[0] != widget_id or found[2] < now - self.seconds:
+            return None
+        return found[1]
 
 
 def config(

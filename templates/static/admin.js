@@ -1,4 +1,6 @@
-// The dashboard works without this file; it only adds "Copy" buttons beside links and keys.
+// The dashboard works without this file. It adds two things where JavaScript runs:
+// "Copy" buttons beside links and keys, and a widget preview that follows the settings
+// form as it is edited (the unsaved settings are posted, CSRF token included, as a draft).
 for (const button of document.querySelectorAll("button.copy[data-copy]")) {
   const field = document.getElementById(button.dataset.copy);
   if (!field || !navigator.clipboard) continue;
@@ -7,5 +9,28 @@ for (const button of document.querySelectorAll("button.copy[data-copy]")) {
     await navigator.clipboard.writeText(field.value);
     button.textContent = "Copied";
     setTimeout(() => (button.textContent = "Copy"), 2000);
+  });
+}
+
+const widgetForm = document.querySelector("form.widget-form");
+const preview = document.getElementById("preview");
+const previewNote = document.getElementById("preview-note");
+if (widgetForm && preview) {
+  let timer;
+  const refresh = async () => {
+    const response = await fetch(`${widgetForm.getAttribute("action")}/draft`, {
+      method: "POST", body: new FormData(widgetForm), credentials: "same-origin",
+    });
+    const body = await response.json();
+    if (response.ok) {
+      preview.src = body.preview;
+      if (previewNote) previewNote.textContent = "The preview shows your changes; save to publish them.";
+    } else if (previewNote) {
+      previewNote.textContent = `Not shown yet: ${body.errors.map((e) => `${e.field}: ${e.reason}`).join("; ")}`;
+    }
+  };
+  widgetForm.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300);
   });
 }
