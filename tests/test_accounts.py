@@ -104,27 +104,42 @@ def test_passwords_must_be_long_enough_but_not_absurdly_long() -> None:
         assert refused.value.errors[0].field == "password"
 
 
-def test_the_throttle_counts_failures_per_username_and_per_address() -> None:
-    throttle = LoginThrottle(attempts=3, address_attempts=5, window=60)
+def test_the_throttle_counts_tries_per_name_and_address_per_address_and_per_name() -> None:
+    throttle = LoginThrottle(attempts=3, address_attempts=5, user_attempts=8, window=60)
     for _ in range(3):
-        assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 0
-        throttle.failed("ana", "10.0.0.1", now=1000)
-    assert throttle.retry_after("ana", "10.0.0.1", now=1000) == 61
-    assert throttle.retry_after("ANA", "10.9.9.9", now=1030) == 31  # the account, from anywhere
-    assert throttle.retry_after("bob", "10.0.0.1", now=1030) == 0  # the address has tries left
-    throttle.failed("bob", "10.0.0.1", now=1030)
-    throttle.failed("eve", "10.0.0.1", now=1030)
-    assert throttle.retry_after("zed", "10.0.0.1", now=1030) == 31  # now for any account
-    assert throttle.retry_after("zed", "10.9.9.9", now=1030) == 0
-    assert throttle.retry_after("ana", "10.0.0.1", now=1061) == 0  # the window has passed
-    throttle.failed("ana", "10.0.0.1", now=2000)
-    throttle.succeeded("ana")
-    assert throttle.retry_after("ana", "10.9.9.9", now=2000) == 0
+        assert throttle.attempt("ana", "10.0.0.1", now=1000) == 0
+    assert throttle.attempt("ana", "10.0.0.1", now=1000) == 61  # this name from this address
+    assert throttle.retry_after(" ANA ", "10.0.0.1", now=1030) == 31  # case and spaces change nothing
+    assert throttle.attempt("ana", "10.9.9.9", now=1030) == 0  # the real admin, elsewhere, still gets in
+    throttle.succeeded("ana", "10.9.9.9")
+    assert throttle.attempt("bob", "10.0.0.1", now=1030) == 0
+    assert throttle.attempt("eve", "10.0.0.1", now=1030) == 0
+    assert throttle.attempt("zed", "10.0.0.1", now=1030) == 31  # five from this address: any name
+    assert throttle.attempt("zed", "10.9.9.9", now=1030) == 0
+    for n in range(5):  # one name from many places
+        assert throttle.attempt("ana", f"10.1.0.{n}", now=1040) == 0
+    assert throttle.attempt("ana", "10.2.0.1", now=1040) == 21  # 3 + 5 tries on ana: her own limit
+    assert throttle.attempt("ana", "10.0.0.1", now=1061) == 0  # the window has passed
 
 
-def test_the_throttle_keeps_no_address_as_it_is_and_stays_bounded() -> None:
-    throttle = LoginThrottle(attempts=3, window=60, max_keys=100)
-    for n in range(1000):
-        throttle.failed(f"user{n}", f"192.0.2.{n % 250}", now=float(n))
+def test_a_burst_of_tries_counts_as_it_arrives_and_a_success_takes_its_try_back() -> None:
+    throttle = LoginThrottle(attempts=5, window=60)
+    answers = [throttle.attempt("ana", "10.0.0.1", now=1000) for _ in range(60)]  # sent at once
+    assert answers.count(0) == 5
+    throttle = LoginThrottle(attempts=5, window=60)
+    for _ in range(4):
+        throttle.attempt("ana", "10.0.0.1", now=1000)
+    throttle.attempt("ana", "10.0.0.1", now=1000)
+    throttle.succeeded("ana", "10.0.0.1")  # the fifth was right: the pair starts again
+    assert throttle.attempt("ana", "10.0.0.1", now=1000) == 0
+
+
+def test_the_throttle_keeps_no_address_and_a_spray_does_not_erase_the_attacked_account() -> None:
+    throttle = LoginThrottle(attempts=3, address_attempts=1000, window=600, max_keys=100)
+    for _ in range(3):
+        throttle.attempt("ana", "192.0.2.1", now=1000)
+    for n in range(1000):  # new names from new addresses, to push ana's count out
+        throttle.attempt(f"user{n}", f"2001:db8::{n}", now=1001 + n / 10)
     assert len(throttle._failures) <= 100
-    assert not any("192.0.2." in key for key in throttle._failures)
+    assert not any("192.0.2." in key or "2001:db8" in key for key in throttle._failures)
+    assert throttle.retry_after("ana", "192.0.2.1", now=1200) > 0

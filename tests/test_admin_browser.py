@@ -10,9 +10,11 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
@@ -141,6 +143,22 @@ def test_a_wrong_password_is_refused_then_guessing_is_stopped(browser: Browser, 
     assert [c for c in context.cookies() if c["name"] == "ctc_session"] == []
     shoot(page, "login", full_page=False)
     context.close()
+
+
+def test_a_burst_of_guesses_sent_at_once_is_throttled_like_one_sent_in_turn(site: Site) -> None:
+    """Real uvicorn, thirty connections at once: the throttle counts each try as it arrives."""
+    clients = [httpx.Client(base_url=site.base, timeout=60) for _ in range(30)]
+    forms = []
+    for client in clients:
+        page = client.get("/admin/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        forms.append({"csrf": csrf, "username": "carol", "password": f"guess {len(forms)}"})
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(lambda pair: pair[0].post("/admin/login", data=pair[1]).status_code,
+                                zip(clients, forms, strict=True)))  # fmt: skip
+    for client in clients:
+        client.close()
+    assert answers.count(401) == 5 and answers.count(429) == 25, answers
 
 
 def test_create_a_business_and_an_agent_with_hours(page: Page, site: Site) -> None:

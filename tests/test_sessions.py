@@ -24,13 +24,16 @@ def test_a_session_cookie_signs_in_until_it_is_ended(tmp_path: Path) -> None:
             # Rotated keys: the old key still verifies, a foreign key does not.
             assert await session_admin(store, [*KEYS, "n" * 32], cookie) is not None
             assert await session_admin(store, ["z" * 32], cookie) is None
-            for forged in ("", cookie[:-1] + ("A" if cookie[-1] != "A" else "B"), token, "x" * 500, cookie + "."):
+            head, signature = cookie.rsplit(".", 1)
+            other = head + "." + ("A" if signature[0] != "A" else "B") + signature[1:]  # not the last character:
+            for forged in ("", other, token, "x" * 500, cookie + "."):  # base64 may ignore its low bits
                 assert await session_admin(store, KEYS, forged) is None
             await end_session(store, KEYS, cookie)
             assert await session_admin(store, KEYS, cookie) is None
             again = await start_session(store, KEYS, admin)
             await store.delete_admin("ana")  # removing an admin ends their sessions
             assert await session_admin(store, KEYS, again) is None
+            assert await store._all("SELECT * FROM admin_sessions") == []  # deleted, not just unjoined
         finally:
             await store.close()
 
@@ -46,3 +49,6 @@ def test_csrf_tokens_belong_to_their_cookie_and_their_keys() -> None:
     assert not csrf_ok(KEYS, cookie, token[:-1])
     assert not csrf_ok(KEYS, "", token) and not csrf_ok(KEYS, cookie, "") and not csrf_ok(KEYS, cookie, "x" * 500)
     assert csrf_ok([*KEYS, "n" * 32], cookie, token)  # still good right after a rotation
+    signed_in = csrf_token(KEYS, cookie, "session-a")
+    assert csrf_ok(KEYS, cookie, signed_in, "session-a")
+    assert not csrf_ok(KEYS, cookie, signed_in, "session-b") and not csrf_ok(KEYS, cookie, token, "session-a")

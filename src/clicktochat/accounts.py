@@ -3,6 +3,7 @@ that makes guessing them slow. Sessions and CSRF tokens are in `sessions.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import sqlite3
@@ -60,15 +61,31 @@ async def set_password(store: Store, username: str, password: str) -> None:
 
 
 async def authenticate(store: Store, username: str, password: str) -> Admin | None:
-    """The admin with this name and password, or None; argon2 runs off the event loop."""
+    """The admin with this name and password, or None; argon2 runs off the event loop, and
+    at most `CHECKS_AT_ONCE` at a time (each takes 64 MiB): a burst of sign-ins waits its turn
+    rather than exhausting memory."""
     found = await store.admin_password(username) if USERNAME_PATTERN.fullmatch(username) else None
-    stored = found[1] if found else _DUMMY_HASH
-    ok = await run_in_threadpool(_verify, stored, password[:MAX_PASSWORD_LENGTH])
-    if not (ok and found):
+    stored = found[1] if found and len(password) <= MAX_PASSWORD_LENGTH else _DUMMY_HASH
+    async with _checks():
+        ok = await run_in_threadpool(_verify, stored, password[:MAX_PASSWORD_LENGTH])
+    if not (ok and found and stored is not _DUMMY_HASH):
         return None
     if HASHER.check_needs_rehash(stored):  # parameters were raised since this hash was made
         await store.set_admin_password(found[0].id, await run_in_threadpool(HASHER.hash, password))
     return found[0]
+
+
+CHECKS_AT_ONCE = 4
+_semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _checks() -> asyncio.Semaphore:
+    """One semaphore per event loop (tests run several apps, each on its own loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _semaphores:
+        _semaphores.clear()  # the loops before this one are done
+        _semaphores[loop] = asyncio.Semaphore(CHECKS_AT_ONCE)
+    return _semaphores[loop]
 
 
 def _verify(stored: str, password: str) -> bool:
@@ -80,41 +97,65 @@ def _verify(stored: str, password: str) -> bool:
 
 @dataclass
 class LoginThrottle:
-    """At most `attempts` failed sign-ins per `window` seconds for a username, and
-    `address_attempts` from one client address (an office behind one address has several
-    people), so neither guessing one account from many places nor many accounts from one place
-    gets far. In memory: one process serves the dashboard. Addresses are kept as hashes."""
+    """Failed sign-ins counted per `window` seconds three ways: for a username from one address
+    (`attempts`), for an address (`address_attempts`: an office behind one address has several
+    people) and for a username from anywhere (`user_attempts`, high, so that a stranger cannot
+    lock the real admin out from their own address). An attempt counts as failed from the
+    moment it starts, so that a burst sent at once is throttled like one sent in turn; a
+    success takes it back. In memory: one process serves the dashboard. Addresses are hashed."""
 
     attempts: int = 5
     address_attempts: int = 20
+    user_attempts: int = 100
     window: float = 15 * 60
     max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     @staticmethod
-    def keys(username: str, address: str) -> tuple[str, str]:
-        return "user:" + username.lower(), "addr:" + hashlib.sha256(address.encode()).hexdigest()[:32]
+    def keys(username: str, address: str) -> tuple[str, str, str]:
+        name, where = username.strip().lower(), hashlib.sha256(address.encode()).hexdigest()[:32]
+        return f"pair:{where}:{name}", f"addr:{where}", f"user:{name}"
+
+    def limits(self) -> tuple[int, int, int]:
+        return self.attempts, self.address_attempts, self.user_attempts
 
     def retry_after(self, username: str, address: str, now: float | None = None) -> int:
         """Seconds until another try is allowed; 0 when it is allowed now."""
         now = time.time() if now is None else now
         wait = 0.0
-        for key, limit in zip(self.keys(username, address), (self.attempts, self.address_attempts), strict=True):
+        for key, limit in zip(self.keys(username, address), self.limits(), strict=True):
             times = self._recent(key, now)
             if len(times) >= limit:
                 wait = max(wait, times[-limit] + self.window - now)
         return int(wait) + 1 if wait > 0 else 0
 
-    def failed(self, username: str, address: str, now: float | None = None) -> None:
+    def attempt(self, username: str, address: str, now: float | None = None) -> int:
+        """Count a try before it is checked; returns retry_after() as it was before it."""
         now = time.time() if now is None else now
-        if len(self._failures) >= self.max_keys:  # forget the stalest, never grow without bound
-            for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[: self.max_keys // 10]:
+        wait = self.retry_after(username, address, now)
+        if wait:
+            return wait
+        if len(self._failures) >= self.max_keys:
+            # Forget the keys with the fewest recent failures first: spraying new names or
+            # addresses must not wipe out the count of the account actually under attack.
+            def weight(key: str) -> tuple[int, float]:
+                times = self._recent(key, now)
+                return len(times), times[-1] if times else 0.0
+
+            ranked = sorted(self._failures, key=weight)
+            for key in ranked[: self.max_keys // 10]:
                 del self._failures[key]
         for key in self.keys(username, address):
             self._failures.setdefault(key, deque()).append(now)
+        return 0
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(self.keys(username, "")[0], None)
+    def succeeded(self, username: str, address: str) -> None:
+        """The attempt was right: it does not count, and neither do this pair's earlier ones."""
+        pair, addr, user = self.keys(username, address)
+        self._failures.pop(pair, None)
+        for key in (addr, user):
+            if self._failures.get(key):
+                self._failures[key].pop()
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key, deque())

@@ -8,6 +8,7 @@ refusals (`InvalidInput`) next to the fields they name."""
 from __future__ import annotations
 
 import functools
+import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS, Agent, Business, format_hours, is_available
 from .channels import CHANNELS, display_phone
 from .charts import Series, line_chart
-from .errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from .errors import Conflict, FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from .keys import create_api_key
 from .links import MODES, ShortLink
 from .logos import MAX_UPLOAD_BYTES
@@ -110,7 +111,8 @@ def see_other(path: str, done: str | None = None) -> Response:
 
 
 def secure(request: Request) -> bool:
-    if request.url.scheme == "https":
+    """Cookies are `Secure` when the public address is HTTPS or the request came over it."""
+    if request.url.scheme == "https" or request.app.state.service.base_url.startswith("https://"):
         return True
     peer = request.client.host if request.client else ""
     return request.headers.get("x-forwarded-proto") == "https" and request.app.state.proxies.trusts(peer)
@@ -133,9 +135,9 @@ async def read_form(request: Request, upload_limit: int = 0) -> Form:
     """A posted form; files only where `upload_limit` allows one, of a size known beforehand."""
     limit = MAX_FORM_BYTES + upload_limit
     length = request.headers.get("content-length", "")
-    if upload_limit and not length.isdigit():
-        raise InvalidInput("form", "an upload needs a Content-Length")
-    if length.isdigit() and int(length) > limit:
+    if not (length.isascii() and length.isdigit()):  # browsers always send it; a stream could be endless
+        raise LengthRequired("Send the form with a Content-Length.")
+    if int(length) > limit:
         raise PayloadTooLarge(f"A form is at most {limit // 1024} KiB.")
     try:
         form: FormData = await request.form(max_files=1 if upload_limit else 0, max_fields=200,
@@ -167,10 +169,10 @@ def same_site(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc in ours
 
 
-async def check_post(request: Request, keys: list[str], upload_limit: int = 0) -> Form:
+async def check_post(request: Request, keys: list[str], upload_limit: int = 0, session: str = "") -> Form:
     form = await read_form(request, upload_limit)
     token = form.fields.get(CSRF_FIELD, "")
-    if not same_site(request) or not csrf_ok(keys, request.cookies.get(CSRF_COOKIE, ""), token):
+    if not same_site(request) or not csrf_ok(keys, request.cookies.get(CSRF_COOKIE, ""), token, session):
         raise Forbidden("This form has expired or came from another site. Go back, reload the page and try again.")
     return form
 
@@ -182,13 +184,14 @@ def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], A
     async def endpoint(request: Request) -> Response:
         service: Service = request.app.state.service
         keys = service.signer.keys
-        admin = await session_admin(service.store, keys, request.cookies.get(SESSION_COOKIE, ""))
+        session = request.cookies.get(SESSION_COOKIE, "")
+        admin = await session_admin(service.store, keys, session)
         if admin is None:
             return to_login(request)
         cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
-        page = Page(request, service, admin, csrf_token(keys, cookie))
+        page = Page(request, service, admin, csrf_token(keys, cookie, session))
         if request.method == "POST":
-            posted = await check_post(request, keys, upload_limit)
+            posted = await check_post(request, keys, upload_limit, session)
             page.form, page.lists, page.files = posted.fields, posted.lists, posted.files
         response = await handler(request, page)
         if CSRF_COOKIE not in request.cookies:
@@ -207,9 +210,10 @@ def to_login(request: Request) -> Response:
 def local_path(value: str) -> str:
     """Where to go after signing in: only a dashboard page of ours, never another site."""
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/admin") or value.startswith("//") or "\\" in value:
+    path = posixpath.normpath(parts.path) + ("/" if parts.path.endswith("/") else "")
+    if parts.scheme or parts.netloc or "\\" in value or not (path == "/admin/" or path.startswith("/admin/")):
         return "/admin/"
-    return value
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 # -- signing in and out ---------------------------------------------------------------
@@ -239,16 +243,16 @@ async def login(request: Request) -> Response:
     address = request.app.state.proxies.client(
         request.client.host if request.client else "", request.headers.get("x-forwarded-for", "")
     )
-    wait = throttle.retry_after(username, address)
+    wait = throttle.attempt(username, address)  # counted as failed until it succeeds
     if wait:
         minutes = (wait + 59) // 60
         return form(429, f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}.",
                     username, **{"Retry-After": str(wait)})  # fmt: skip
     admin = await authenticate(service.store, username, password) if username and password else None
     if admin is None:
-        throttle.failed(username, address)
         return form(401, "Wrong username or password.", username)
-    throttle.succeeded(username)
+    throttle.succeeded(username, address)
+    await end_session(service.store, keys, request.cookies.get(SESSION_COOKIE, ""))  # one session a sign-in
     response = RedirectResponse(local_path(fields.get("next", next_path)), status_code=303, headers=ADMIN_HEADERS)
     set_cookie(request, response, SESSION_COOKIE, await start_session(service.store, keys, admin), SESSION_SECONDS)
     set_cookie(request, response, CSRF_COOKIE, new_csrf_cookie(), None)  # a fresh token for the new session
@@ -690,26 +694,23 @@ async def keys_page(request: Request, page: Page) -> Response:
 
 
 def _int(value: str, name: str) -> int:
-    if not value.strip().isdigit() or len(value.strip()) > 18:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # "²".isdigit() is true
         raise InvalidInput(name, "must be a whole number")
     return int(value)
 
 
 def _id(request: Request, name: str) -> int:
-    raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("There is nothing at this address.")
-    return int(raw)
+    try:
+        return _int(request.path_params[name], name)
+    except InvalidInput:
+        raise NotFound("There is nothing at this address.") from None
 
 
 @admin_page
 async def not_found(request: Request, page: Page) -> Response:
     """Unknown dashboard addresses: strangers are sent to sign in before learning anything."""
     raise NotFound("There is no dashboard page at this address.")
-
-
-async def home_redirect(request: Request) -> Response:
-    return RedirectResponse("/admin/", status_code=307)
 
 
 BOTH = ["GET", "POST"]

@@ -77,6 +77,11 @@ class UnsupportedMediaType(ProblemError):
     title = "Unsupported media type"
 
 
+class LengthRequired(ProblemError):
+    status = 411
+    title = "Length required"
+
+
 class PayloadTooLarge(ProblemError):
     status = 413
     title = "Payload too large"

@@ -2,9 +2,9 @@
 
 A session is a random token, signed (itsdangerous, SHA-256, its own salt) into an
 `HttpOnly`, `SameSite=Lax` cookie; the database keeps only its hash, so signing out or
-removing an admin ends it at once. A CSRF token is the HMAC of a random per-browser cookie:
-a page of ours can put it in its forms, another site can neither read the cookie nor
-compute the HMAC. Both use the signing keys, so rotating them rotates these too."""
+removing an admin ends it at once. A CSRF token is the HMAC of a random per-browser cookie and
+the session: a page of ours can put it in its forms, another site can neither read the
+cookies nor compute the HMAC. Both use the signing keys, so rotating them rotates these too."""
 
 from __future__ import annotations
 
@@ -70,12 +70,14 @@ def new_csrf_cookie() -> str:
     return secrets.token_urlsafe(24)
 
 
-def csrf_token(keys: list[str], cookie: str) -> str:
-    return _csrf_signer(tuple(keys)).get_signature(cookie).decode()
+def csrf_token(keys: list[str], cookie: str, session: str = "") -> str:
+    """Bound to the browser's CSRF cookie and, once signed in, to the session: a token
+    obtained by a stranger (from the sign-in page) is worthless in someone else's session."""
+    return _csrf_signer(tuple(keys)).get_signature(f"{cookie}\n{session}").decode()
 
 
-def csrf_ok(keys: list[str], cookie: str, token: str) -> bool:
+def csrf_ok(keys: list[str], cookie: str, token: str, session: str = "") -> bool:
     """Constant-time, like every signature check of itsdangerous."""
     if not cookie or not token or len(cookie) > MAX_COOKIE_LENGTH or len(token) > MAX_COOKIE_LENGTH:
         return False
-    return _csrf_signer(tuple(keys)).verify_signature(cookie.encode(), token.encode())
+    return _csrf_signer(tuple(keys)).verify_signature(f"{cookie}\n{session}".encode(), token.encode())

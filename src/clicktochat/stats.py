@@ -27,6 +27,7 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 3660  # ten years of daily rows is already more than any chart shows
 MAX_LIMIT = 1000
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)  # far from date's limits, which ranges would cross
 PARAMETERS = ("from", "to", "by", "business", "link", "campaign", "agent", "widget", "channel", "limit")
 
 
@@ -124,7 +125,7 @@ def parse_query(params: Mapping[str, str]) -> StatsQuery:
         if name not in params:
             return None
         raw = params[name]
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             errors.append(FieldError(name, f"must be a whole number from {low} to {high}"))
             return None
         return int(raw)
@@ -134,7 +135,11 @@ def parse_query(params: Mapping[str, str]) -> StatsQuery:
             return None
         try:
             if DATE_PATTERN.fullmatch(params[name]):
-                return date.fromisoformat(params[name])
+                found = date.fromisoformat(params[name])
+                if FIRST_DAY <= found <= LAST_DAY:
+                    return found
+                errors.append(FieldError(name, f"must be between {FIRST_DAY} and {LAST_DAY}"))
+                return None
         except ValueError:
             pass
         errors.append(FieldError(name, "must be a date written YYYY-MM-DD"))

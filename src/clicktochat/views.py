@@ -43,6 +43,7 @@ from .widget import (
     page_url,
     pick_language,
     request_host,
+    same_origin,
 )  # fmt: skip
 
 if TYPE_CHECKING:
@@ -346,7 +347,7 @@ async def widget_config(request: Request) -> Response:
         raise NotFound(f"There is no widget {request.path_params['widget']!r}: check data-widget in the script tag.")
     settings = target.widget.settings
     host = request_host(request.headers.get("origin", ""), request.headers.get("referer", ""))
-    ours = host is not None and host == urlsplit(service.base_url).hostname  # the dashboard's preview
+    ours = same_origin(request.headers.get("origin", ""), request.headers.get("referer", ""), service.base_url)
     if not ours and not domain_allowed(host, settings.allowed_domains):
         raise Forbidden(
             f"This widget is not allowed on {host}; add the site to the widget's allowed_domains."

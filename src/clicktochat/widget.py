@@ -334,6 +334,19 @@ def request_host(origin: str, referer: str) -> str | None:
     return None
 
 
+def same_origin(origin: str, referer: str, base_url: str) -> bool:
+    """The page asking is on our own origin (scheme, host and port): the dashboard's preview."""
+    ours = urlsplit(base_url)
+    for value in (origin, referer):
+        if value and value != "null":
+            try:
+                asking = urlsplit(value)
+                return (asking.scheme, asking.netloc) == (ours.scheme, ours.netloc)
+            except ValueError:
+                return False
+    return False
+
+
 def page_url(value: str, allowed: Iterable[str]) -> str:
     """The page a click came from, as the agent will read it: http(s) only, on an allowed site,
     without its query string or fragment (they can carry personal data and session tokens)."""
