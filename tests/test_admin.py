@@ -255,7 +255,9 @@ def test_the_builder_makes_a_short_link_that_opens_the_chat(
         "text": "Ciao! Una torta per sabato? 🎂 & #1", "kind": "short", "slug": "torta", "campaign": "autunno",
         "mode": "auto", "utm_source": "instagram", "utm_medium": "bio",
     })  # fmt: skip
-    assert made.status_code == 201
+    assert made.status_code == 303 and made.headers["location"].startswith("/admin/links/new?done=created&made=")
+    made = admin.get(made.headers["location"])
+    assert made.status_code == 200 and "Created." in made.text
     assert 'value="https://chat.example.com/s/torta?utm_source=instagram&amp;utm_medium=bio"' in made.text
     assert "Ciao! Una torta per sabato? 🎂 &amp; #1" in made.text and "agent Giulia" in made.text
     assert 'src="/qr/s/torta.svg"' in made.text and "https://wa.me/" not in made.text.split("chat-preview")[0]
@@ -270,9 +272,15 @@ def test_the_builder_makes_a_short_link_that_opens_the_chat(
 def test_the_builder_makes_signed_ad_links(client: TestClient, admin: Admin) -> None:
     made = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "signed",
                                            "text": "Offerta", "campaign": "black-friday"})  # fmt: skip
-    assert made.status_code == 201
+    assert made.status_code == 303 and made.headers["location"].startswith("/admin/links/new?done=created&made=")
+    made = admin.get(made.headers["location"])
+    assert made.status_code == 200 and "Created." in made.text
     url = re.search(r'id="result-url" class="url" readonly value="([^"]+)"', made.text).group(1)  # type: ignore[union-attr]
     assert url.startswith("https://chat.example.com/c/")
+    two_lines = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "signed",
+                                                "text": "Riga uno\r\nRiga due"})  # as browsers send a textarea
+    shown = admin.get(two_lines.headers["location"])
+    assert "https://wa.me/393471234567?text=Riga%20uno%0ARiga%20due" in shown.text and "%0D" not in shown.text
     assert client.get(url.removeprefix("https://chat.example.com"), headers={"user-agent": IPHONE}).headers[
         "location"] == "https://wa.me/393471234567?text=Offerta"  # fmt: skip
     for data, words in [
@@ -296,7 +304,7 @@ def test_links_are_listed_searched_edited_and_disabled(
     flush(client)
     listing = admin.get("/admin/links")
     assert "/s/vetrina" in listing.text and "/s/flyer" in listing.text
-    assert re.search(r'/s/vetrina</a>.*?<td class="num">3</td>', listing.text, re.S)
+    assert re.search(r'/s/vetrina</a>.*?<td data-label="Clicks" class="num">3</td>', listing.text, re.S)
     found = admin.get("/admin/links?q=summ")
     assert "/s/flyer" in found.text and "/s/vetrina" not in found.text
     assert "No link matches" in admin.get("/admin/links?q=%25_").text  # LIKE's wildcards are searched for literally
@@ -405,16 +413,21 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
 
 def test_api_keys_are_shown_once_and_can_be_revoked(client: TestClient, admin: Admin) -> None:
     made = admin.post("/admin/keys", {"action": "create", "name": "shop backend"})
-    assert made.status_code == 201 and "shown only this once" in made.text
+    assert made.status_code == 303 and "ctc_" not in made.headers["location"]  # never in a URL
+    shown_at = made.headers["location"]
+    made = admin.get(shown_at)
+    assert made.status_code == 200 and "shown only this once" in made.text
     key = re.search(r'id="new-key" class="url" readonly value="(ctc_[^"]+)"', made.text).group(1)  # type: ignore[union-attr]
     auth = {"authorization": f"Bearer {key}"}
     assert client.get("/api/v1/links", headers=auth).status_code == 200
-    listing = admin.get("/admin/keys")
-    assert key not in listing.text and key[:10] in listing.text and "shop backend" in listing.text
+    listing = admin.get(shown_at)  # a reload: shown once, and no second key made
+    assert key not in listing.text and key[:10] in listing.text and listing.text.count("<td>shop backend</td>") == 1
     key_id = re.search(r'name="key_id" value="(\d+)"', listing.text).group(1)  # type: ignore[union-attr]
     assert admin.post("/admin/keys", {"action": "revoke", "key_id": key_id}).status_code == 303
     assert client.get("/api/v1/links", headers=auth).status_code == 401
     assert admin.post("/admin/keys", {"action": "create", "name": ""}).status_code == 422
+    assert admin.post("/admin/keys", {"action": "revoke", "key_id": key_id}).status_code == 404  # already
+    assert admin.post("/admin/keys", {"action": "rotate"}).status_code == 422
 
 
 def test_broken_and_oversized_forms_get_a_clear_refusal(client: TestClient, admin: Admin) -> None:

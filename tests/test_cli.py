@@ -1092,12 +1092,14 @@ def test_admin_create_reads_the_password_from_stdin_and_the_dashboard_accepts_it
 
 
 def test_admin_create_prompts_twice_and_refuses_bad_input(runner: CliRunner, db: str) -> None:
-    made = ok(runner.invoke(cli, ["admin", "create", "ana", "--db", db], input="correct horse battery\n" * 2))
+    made = ok(runner.invoke(cli, ["admin", "create", "ana", "--db", db],
+                            input="short\n" + "correct horse battery\n" * 2))  # asked again at once  # fmt: skip
+    assert "the password is 5 characters long; use at least 10" in made.output
     assert "Admin ana can now sign in" in made.stdout and "correct horse" not in made.stdout
     fails(runner.invoke(cli, ["admin", "create", "ANA", "--password-stdin", "--db", db], input="another password!\n"),
           1, "'ANA' is already an admin")  # fmt: skip
     fails(runner.invoke(cli, ["admin", "create", "bob", "--password-stdin", "--db", db], input="short\n"),
-          1, "--password: is 5 characters long; use at least 10")  # fmt: skip
+          1, "password: is 5 characters long; use at least 10")  # fmt: skip
     fails(runner.invoke(cli, ["admin", "create", "bad name", "--password-stdin", "--db", db], input="x" * 12),
           2, "USERNAME")  # fmt: skip
     listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)

@@ -154,3 +154,13 @@ def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: d
     assert [e["field"] for e in bad.json()["errors"]] == ["from", "by"]
     unknown = client.get(f"{API}/stats", params={"business": "999"}, headers=auth)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "business"
+
+
+def test_from_alone_runs_to_today(client: TestClient, service: Service) -> None:
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    found = call(client, compute(service.store, StatsQuery(first_day=date(2026, 11, 1)), now=now))
+    assert (found.first_day, found.last_day) == (date(2026, 11, 1), date(2026, 12, 1))  # type: ignore[attr-defined]
+    ahead = call(client, compute(service.store, StatsQuery(first_day=date(2027, 1, 1)), now=now))
+    assert ahead.last_day == date(2027, 1, 30)  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInput):  # more than ten years to today
+        call(client, compute(service.store, StatsQuery(first_day=date(2000, 1, 1)), now=now))

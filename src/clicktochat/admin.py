@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ from .channels import CHANNELS, display_phone
 from .charts import Series, line_chart
 from .errors import Conflict, FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from .keys import create_api_key
-from .links import MODES, ShortLink
+from .links import MODES, SLUG_PATTERN, ShortLink
 from .logos import MAX_UPLOAD_BYTES
 from .qr import parse_options
 from .service import Service, timestamp
@@ -45,6 +47,7 @@ from .sessions import (
 )
 from .stats import TIME_GROUPS, Stats, compute, parse_query
 from .store import Admin
+from .tokens import SignedLink
 from .widget import LANGUAGES, WidgetSettings, apply_changes
 
 MAX_FORM_BYTES = 64 * 1024
@@ -68,6 +71,17 @@ ADMIN_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+LABELS = {  # the names the forms show, for the list of mistakes above a form
+    "to": "Phone number", "address": "Phone number", "agent_address": "Phone number", "agent_name": "Name",
+    "agent_timezone": "Time zone", "timezone": "Time zone", "text": "Message", "slug": "Slug",
+    "source": "Placed on", "fallback_agent_id": "Fallback agent", "agent_id": "Agent", "business_id": "Business",
+    "dark": "Colour", "light": "Background", "error": "Error correction", "border": "Quiet zone", "size": "Size",
+    "offset_x": "Pixels from the side", "offset_y": "Pixels from the bottom", "delay": "Seconds before it appears",
+    "scroll": "Percent scrolled", "bubble_delay": "Seconds before the greeting", "show_on": "Only on these pages",
+    "hide_on": "Never on these pages", "allowed_domains": "Allowed sites", "agent_ids": "Agents",
+    "label": "Label", "message": "Pre-filled message", "from": "From",
+    **{f"hours.{day}": day.capitalize() for day in WEEKDAYS},
+}  # fmt: skip
 FLASHES = {  # ?done=... after a redirect: fixed words, never text from the URL
     "saved": "Saved.", "created": "Created.", "deleted": "Deleted.", "disabled": "The link is disabled.",
     "enabled": "The link works again.", "revoked": "The key is revoked.", "signed-out": "You are signed out.",
@@ -88,9 +102,11 @@ class Page:
 
     def render(self, template: str, section: str, status_code: int = 200, **context: Any) -> Response:
         errors: list[FieldError] = context.pop("errors", [])
+        labels = LABELS | ({"to": "To"} if section == "stats" else {})  # there "to" is a day
         return render(
             self.request, f"admin/{template}", status_code, admin=self.admin, csrf=self.csrf, section=section,
-            errors={e.field: e.reason for e in errors}, error_list=errors, form=self.form,
+            errors={e.field: e.reason for e in errors}, error_list=[(labels.get(e.field, e.field), e.reason)
+            for e in errors], form=self.form,
             flash=FLASHES.get(self.request.query_params.get("done", "")), **context,
         )  # fmt: skip
 
@@ -105,9 +121,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return response
 
 
-def see_other(path: str, done: str | None = None) -> Response:
+def see_other(path: str, done: str | None = None, query: dict[str, str] | None = None) -> Response:
     """Post/redirect/get: a reload never posts twice."""
-    return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303, headers=ADMIN_HEADERS)
+    query = ({"done": done} if done else {}) | (query or {})
+    return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303, headers=ADMIN_HEADERS)
 
 
 def secure(request: Request) -> bool:
@@ -149,7 +166,7 @@ async def read_form(request: Request, upload_limit: int = 0) -> Form:
     try:
         for k, v in form.multi_items():
             if isinstance(v, str):
-                lists.setdefault(k, []).append(v)
+                lists.setdefault(k, []).append(v.replace("\r\n", "\n"))  # browsers send CRLF new lines
             else:
                 files[k] = await v.read(upload_limit + 1)
     finally:
@@ -298,12 +315,13 @@ async def stats_page(request: Request, page: Page) -> Response:
     )
     shown = {k: v for k, v in params.items() if k != "by"} | {
         "from": over_time.first_day.isoformat(), "to": over_time.last_day.isoformat(), "by": query.by}  # fmt: skip
+    typed = shown | params if errors else shown  # a mistake stays in the form, to be corrected
     today = datetime.now(ZoneInfo(over_time.timezone)).date()
     presets = [(days, urlencode(shown | {"from": (today - timedelta(days - 1)).isoformat(), "to": today.isoformat()}))
                for days in (7, 30, 90, 365)]  # fmt: skip
     return page.render(
         "stats.html", "stats", 422 if errors else 200, errors=errors, stats=over_time, chart=chart,
-        breakdowns=breakdowns, filters=shown, csv_query=urlencode(shown), presets=presets,
+        breakdowns=breakdowns, filters=typed, csv_query=urlencode(shown), presets=presets,
         breakdown_csv={by: urlencode(shown | {"by": by}) for by in BREAKDOWNS},
         business_options=[("", "all")] + [(b.id, b.name) for b in await service.store.businesses()],
         agent_options=[("", "all")] + [(a.id, a.name) for a in await service.store.agents()],
@@ -332,11 +350,12 @@ async def businesses_page(request: Request, page: Page) -> Response:
         except InvalidInput as exc:
             errors = exc.errors
     now = datetime.now(UTC)
+    agents = await service.store.agents()
     rows = []
     for business in await service.store.businesses():
-        agents = await service.store.agents(business.id)
-        available = sum(is_available(a, now) for a in agents)
-        rows.append({"business": business, "agents": len(agents), "available": available})
+        theirs = [a for a in agents if a.business_id == business.id]
+        available = sum(is_available(a, now) for a in theirs)
+        rows.append({"business": business, "agents": len(theirs), "available": available})
     return page.render("businesses.html", "businesses", 422 if errors else 200, errors=errors, rows=rows,
                        timezones=TIMEZONES)  # fmt: skip
 
@@ -447,13 +466,22 @@ async def agent_page(request: Request, page: Page) -> Response:
 
 async def describe(service: Service, link: ShortLink) -> str:
     """Where a link leads, in words."""
-    if link.agent_id is not None:
-        agent = await service.store.agent(link.agent_id)
-        return f"agent {agent.name}" if agent else f"agent {link.agent_id}"
-    if link.business_id is not None:
-        business = await service.store.business(link.business_id)
-        return f"{business.name} (whoever is available)" if business else f"business {link.business_id}"
-    return f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+    return (await describer(service))(link)
+
+
+async def describer(service: Service) -> Callable[[ShortLink], str]:
+    """`describe` for many links, with two queries in all rather than one a link."""
+    agents = {a.id: a.name for a in await service.store.agents()}
+    businesses = {b.id: b.name for b in await service.store.businesses()}
+
+    def say(link: ShortLink) -> str:
+        if link.agent_id is not None:
+            return f"agent {agents.get(link.agent_id, link.agent_id)}"
+        if link.business_id is not None:
+            return f"{businesses.get(link.business_id, link.business_id)} (whoever is available)"
+        return f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+
+    return say
 
 
 @admin_page
@@ -464,8 +492,9 @@ async def links_page(request: Request, page: Page) -> Response:
     links = await service.store.links(51, offset, search)
     more, links = len(links) > 50, links[:50]
     clicks = await service.store.click_counts("short", [link.slug for link in links])
-    rows = [{"link": link, "url": service.short_url(link.slug), "to": await describe(service, link),
-             "clicks": clicks[link.slug]} for link in links]  # fmt: skip
+    say = await describer(service)
+    rows = [{"link": link, "url": service.short_url(link.slug), "to": say(link), "clicks": clicks[link.slug]}
+            for link in links]  # fmt: skip
     return page.render("links.html", "links", rows=rows, search=search, offset=offset, more=more)
 
 
@@ -481,37 +510,53 @@ async def destination(service: Service, form: dict[str, str]) -> dict[str, Any]:
 
 @admin_page
 async def builder_page(request: Request, page: Page) -> Response:
-    """Make a link: a message, who answers, a campaign and UTM tags; then its URL, QR code and a
-    preview of the chat it opens."""
-    service, errors, result = page.service, [], None
-    form = page.form
+    """Make a link: a message, who answers, a campaign and UTM tags; then (after a redirect, so
+    a reload makes nothing twice) its URL, QR code and a preview of the chat it opens."""
+    service, errors, form = page.service, [], page.form
     if request.method == "POST":
         try:
             utm = {k: form[k].strip() for k in UTM_FIELDS if form.get(k, "").strip()}
             for name, value in utm.items():
                 if len(value) > 200:
                     raise InvalidInput(name, "is longer than 200 characters")
+            short = form.get("kind", "short") != "signed"
             created = await service.create_link(
                 **await destination(service, form), text=form.get("text", ""),
                 campaign=form.get("campaign") or None, source=form.get("source") or None,
-                mode=form.get("mode") or "auto", short=form.get("kind", "short") != "signed",
-                slug=(form.get("slug") or None) if form.get("kind", "short") != "signed" else None,
+                mode=form.get("mode") or "auto", short=short, slug=(form.get("slug") or None) if short else None,
             )  # fmt: skip
-            link = created.short or created.signed
-            assert link is not None
-            who = await describe(service, created.short) if created.short else display_phone(link.address or "")
-            qr = f"/qr/s/{created.short.slug}" if created.short else f"/qr/c/{created.token}"
-            result = {
-                "url": created.url + (f"?{urlencode(utm)}" if utm else ""), "plain": created.url, "who": who,
-                "text": link.text, "qr": qr, "slug": created.short.slug if created.short else None,
-                "chat": service.destination_url(link),
-            }  # fmt: skip
+            made = f"s/{created.short.slug}" if created.short else f"c/{created.token}"
+            return see_other("/admin/links/new", "created", {"made": made} | utm)
         except InvalidInput as exc:
             errors = exc.errors
+    result = await made_link(service, request.query_params.get("made", ""), request.query_params)
     return page.render(
-        "builder.html", "builder", 422 if errors else 201 if result else 200, errors=errors, result=result,
+        "builder.html", "builder", 422 if errors else 200, errors=errors, result=result,
         **await choices(service), modes=MODES, utm_fields=UTM_FIELDS,
     )  # fmt: skip
+
+
+async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] | None:
+    """What the builder shows of the link it made: `s/<slug>` or `c/<token>`, with its UTM tags."""
+    kind, _, key = made.partition("/")
+    link: ShortLink | SignedLink | None
+    if kind == "s":
+        link = await service.store.link(key.lower()) if SLUG_PATTERN.fullmatch(key.lower()) else None
+        who = await describe(service, link) if link else ""
+        url = service.short_url(key.lower())
+    elif kind == "c":
+        link = service.signer.verify(key)  # a tampered one is a 404, as the link itself is
+        who, url = display_phone(link.address or ""), service.signed_url(key)
+    else:
+        return None
+    if link is None:
+        return None
+    utm = {k: query[k] for k in UTM_FIELDS if query.get(k)}
+    return {
+        "url": url + (f"?{urlencode(utm)}" if utm else ""), "plain": url, "who": who, "text": link.text,
+        "qr": f"/qr/{kind}/{key}", "slug": key if kind == "s" else None, "chat": service.destination_url(link),
+        "utm": bool(utm),
+    }  # fmt: skip
 
 
 async def choices(service: Service) -> dict[str, Any]:
@@ -541,10 +586,11 @@ async def link_page(request: Request, page: Page) -> Response:
         except InvalidInput as exc:
             errors = exc.errors
     qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}
+    qr_query = urlencode(qr_params)
     try:
         parse_options(qr_params)
-    except InvalidInput as exc:
-        errors, qr_params = errors + exc.errors, {}
+    except InvalidInput as exc:  # the code is drawn with the defaults; the form keeps what was typed
+        errors, qr_query = errors + exc.errors, ""
     now = datetime.now(UTC).timestamp()
     state = "disabled" if link.disabled else "expired" if link.expires_at and link.expires_at <= now else "active"
     if not page.form:  # the form shows what is stored
@@ -557,7 +603,7 @@ async def link_page(request: Request, page: Page) -> Response:
     return page.render(
         "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
         to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
-        qr_query=urlencode(qr_params), qr_params=qr_params, expires=timestamp(link.expires_at),
+        qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),
         **await choices(service), modes=MODES,
     )  # fmt: skip
 
@@ -674,20 +720,49 @@ async def widget_preview(request: Request, page: Page) -> Response:
 
 @admin_page
 async def keys_page(request: Request, page: Page) -> Response:
-    store, errors, new_key = page.service.store, [], None
+    store, errors = page.service.store, []
+    shown: Once = request.app.state.shown_once
     if request.method == "POST":
-        if page.form.get("action") == "revoke":
-            await store.revoke_api_key(_int(page.form.get("key_id", ""), "key_id"))
+        action = page.form.get("action", "create")
+        if action == "revoke":
+            if not await store.revoke_api_key(_int(page.form.get("key_id", ""), "key_id")):
+                raise NotFound("There is no such active API key.")
             return see_other("/admin/keys", "revoked")
+        if action != "create":
+            raise InvalidInput("action", "must be create or revoke")
         name = page.form.get("name", "").strip()
         if not name or len(name) > 100:
             errors = [FieldError("name", "is required, at most 100 characters")]
         else:
-            new_key = (await create_api_key(store, name)).key  # shown on this page once, never in a URL
+            key = (await create_api_key(store, name)).key
+            # Shown once, after the redirect: never in a URL, and a reload makes no second key.
+            return see_other("/admin/keys", "created", {"shown": shown.put(page.admin.id, key)})
     keys = [{"key": k, "created": timestamp(k.created_at), "used": timestamp(k.last_used_at),
              "revoked": timestamp(k.revoked_at)} for k in await store.api_keys()]  # fmt: skip
-    return page.render("keys.html", "keys", 422 if errors else 201 if new_key else 200, errors=errors, keys=keys,
-                       new_key=new_key)  # fmt: skip
+    new_key = shown.take(page.admin.id, request.query_params.get("shown", ""))
+    return page.render("keys.html", "keys", 422 if errors else 200, errors=errors, keys=keys, new_key=new_key)
+
+
+class Once:
+    """Values to show one admin once, on the page a redirect leads to; a few, for a few minutes."""
+
+    def __init__(self, size: int = 100, seconds: float = 300) -> None:
+        self.size, self.seconds = size, seconds
+        self._values: dict[str, tuple[int, str, float]] = {}
+
+    def put(self, admin_id: int, value: str) -> str:
+        while len(self._values) >= self.size:
+            del self._values[next(iter(self._values))]
+        key = secrets.token_urlsafe(16)
+        self._values[key] = (admin_id, value, time.time())
+        return key
+
+    def take(self, admin_id: int, key: str) -> str | None:
+        found = self._values.get(key)
+        if found is None or found[0] != admin_id:
+            return None
+        del self._values[key]
+        return found[1] if found[2] > time.time() - self.seconds else None
 
 
 # -- helpers and routes -----------------------------------------------------------------

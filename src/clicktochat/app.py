@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates = templates
     app.state.login_throttle = LoginThrottle()
     app.state.widget_drafts = Drafts()
+    app.state.shown_once = admin.Once()
     app.state.widget_script = Script.build(asset_dir("widget"))
     return app
 

@@ -19,7 +19,7 @@ import click
 from starlette.templating import Jinja2Templates
 
 from . import __version__, api
-from .accounts import check_username, create_admin, set_password
+from .accounts import check_password, check_username, create_admin, set_password
 from .agents import format_hours, is_available
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 FLAGS = {"to": "--to", "address": "--to", "agent_id": "--agent", "business_id": "--business",
          "fallback_agent_id": "--fallback-agent", "expires_at": "--expires-at", "agent_ids": "--agent",
-         "allowed_domains": "--allow"}  # fmt: skip
+         "allowed_domains": "--allow", "username": "USERNAME", "password": "password"}  # fmt: skip
 """API field names as the CLI's flags, so error messages name what the user typed."""
 
 
@@ -270,12 +270,20 @@ def admin_group() -> None:
     """People who sign in to the dashboard at /admin."""
 
 
-def read_password(password_stdin: bool, confirm: bool = True) -> str:
+def read_password(password_stdin: bool) -> str:
     """From standard input (scripts: `echo "$PASSWORD" | clicktochat admin create ana --password-stdin`)
     or a prompt that does not echo."""
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=_checked_password))
+
+
+def _checked_password(value: str) -> str:
+    """At the prompt, before the confirmation: a short password is asked for again."""
+    try:
+        return check_password(value)
+    except InvalidInput as exc:
+        raise click.BadParameter(f"the password {exc.errors[0].reason}") from None
 
 
 @admin_group.command("create")

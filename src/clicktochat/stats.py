@@ -191,8 +191,13 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
         raise InvalidInput.many(errors)
     timezone = await time_zone(store, query.business_id)
     today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
-    last_day = query.last_day or (query.first_day + timedelta(DEFAULT_DAYS - 1) if query.first_day else today)
+    # From a day on: up to today (or, for a day still to come, the DEFAULT_DAYS after it).
+    last_day = query.last_day or today
+    if query.last_day is None and query.first_day is not None and query.first_day > today:
+        last_day = query.first_day + timedelta(DEFAULT_DAYS - 1)
     first_day = query.first_day or last_day - timedelta(DEFAULT_DAYS - 1)
+    if (last_day - first_day).days >= MAX_DAYS:
+        raise InvalidInput("from", f"must be less than {MAX_DAYS} days before 'to'")
     span = (first_day.isoformat(), last_day.isoformat())
     limit = None if query.by in TIME_GROUPS else query.limit
     totals = await read(store, query, span, "", None) or [("", 0, 0, 0)]

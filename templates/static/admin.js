@@ -1,6 +1,13 @@
-// The dashboard works without this file. It adds two things where JavaScript runs:
-// "Copy" buttons beside links and keys, and a widget preview that follows the settings
-// form as it is edited (the unsaved settings are posted, CSRF token included, as a draft).
+// The dashboard works without this file. Where JavaScript runs it adds: "Copy" buttons
+// beside links and keys, an "are you sure?" before what cannot be undone, and a widget
+// preview that follows the settings form as it is edited (the unsaved settings are posted,
+// CSRF token included, as a draft).
+for (const button of document.querySelectorAll("button[data-confirm]")) {
+  button.addEventListener("click", (event) => {
+    if (!confirm(button.dataset.confirm)) event.preventDefault();
+  });
+}
+
 for (const button of document.querySelectorAll("button.copy[data-copy]")) {
   const field = document.getElementById(button.dataset.copy);
   if (!field || !navigator.clipboard) continue;
