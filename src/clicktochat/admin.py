@@ -316,6 +316,8 @@ async def stats_page(request: Request, page: Page) -> Response:
     shown = {k: v for k, v in params.items() if k != "by"} | {
         "from": over_time.first_day.isoformat(), "to": over_time.last_day.isoformat(), "by": query.by}  # fmt: skip
     typed = shown | params if errors else shown  # a mistake stays in the form, to be corrected
+    businesses, agents = await service.store.businesses(), await service.store.agents()
+    names = {b.id: b.name for b in businesses}
     today = datetime.now(ZoneInfo(over_time.timezone)).date()
     presets = [(days, urlencode(shown | {"from": (today - timedelta(days - 1)).isoformat(), "to": today.isoformat()}))
                for days in (7, 30, 90, 365)]  # fmt: skip
@@ -323,8 +325,8 @@ async def stats_page(request: Request, page: Page) -> Response:
         "stats.html", "stats", 422 if errors else 200, errors=errors, stats=over_time, chart=chart,
         breakdowns=breakdowns, filters=typed, csv_query=urlencode(shown), presets=presets,
         breakdown_csv={by: urlencode(shown | {"by": by}) for by in BREAKDOWNS},
-        business_options=[("", "all")] + [(b.id, b.name) for b in await service.store.businesses()],
-        agent_options=[("", "all")] + [(a.id, a.name) for a in await service.store.agents()],
+        business_options=[("", "all")] + [(b.id, b.name) for b in businesses],
+        agent_options=[("", "all")] + [(a.id, f"{a.name} ({names.get(a.business_id, '')})") for a in agents],
     )  # fmt: skip
 
 
@@ -351,13 +353,15 @@ async def businesses_page(request: Request, page: Page) -> Response:
             errors = exc.errors
     now = datetime.now(UTC)
     agents = await service.store.agents()
+    businesses = await service.store.businesses()
     rows = []
-    for business in await service.store.businesses():
+    for business in businesses:
         theirs = [a for a in agents if a.business_id == business.id]
         available = sum(is_available(a, now) for a in theirs)
         rows.append({"business": business, "agents": len(theirs), "available": available})
+    zone = businesses[0].timezone if businesses else "UTC"  # a new shop is likely where the others are
     return page.render("businesses.html", "businesses", 422 if errors else 200, errors=errors, rows=rows,
-                       timezones=TIMEZONES)  # fmt: skip
+                       timezones=TIMEZONES, default_timezone=zone)  # fmt: skip
 
 
 def hours_from(form: dict[str, str]) -> dict[str, list[str]]:

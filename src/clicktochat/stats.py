@@ -233,14 +233,14 @@ async def read(
 
 
 async def time_zone(store: Store, business_id: int | None) -> str:
-    """The business's; without one asked for, the only business's, else UTC."""
+    """The business's; without one asked for, the one all businesses share, else UTC."""
     if business_id is not None:
         business = await store.business(business_id)
         if business is None:
             raise InvalidInput("business", "is not a business's id")
         return business.timezone
-    businesses = await store.businesses()
-    return businesses[0].timezone if len(businesses) == 1 else "UTC"
+    zones = {business.timezone for business in await store.businesses()}
+    return zones.pop() if len(zones) == 1 else "UTC"
 
 
 def fill_gaps(
