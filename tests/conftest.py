@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zxingcpp
 from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
 from starlette.testclient import TestClient
 
 from clicktochat.app import create_app
@@ -44,6 +45,19 @@ def read_qr(image: bytes | Path | np.ndarray) -> str:
     found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
     assert len(found) <= 1, "more than one code"
     return found[0].text if found else ""
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright cannot download its own browser here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, one per test module."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

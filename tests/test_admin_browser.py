@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from conftest import ANDROID, read_qr
 from test_admin import every_admin_url
 from test_e2e import free_port, server
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
 
@@ -48,16 +47,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     add_admin(db, "bob")  # the one whose password gets guessed
     with server(db, port, "--base-url", base, "--demo"):
         yield Site(base)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield browser
-        browser.close()
 
 
 def new_context(browser: Browser, **options: Any) -> BrowserContext:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect
 
 from clicktochat.agents import WEEKDAYS
 from clicktochat.service import Service
@@ -25,7 +25,6 @@ from clicktochat.settings import Settings
 from conftest import ANDROID, DESKTOP, read_qr
 from test_e2e import free_port, server
 
-CHROMIUM = "/usr/bin/chromium"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HOSTILE_CSS = "* { all: unset !important; } div { display: none !important; } button { display: none !important; }"
 XSS = '<img src=x onerror="window.pwned=1">'
@@ -109,16 +108,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(base, pages, ids, ids["off_day"])
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield browser
-        browser.close()
 
 
 class Visit:
