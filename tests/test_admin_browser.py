@@ -90,6 +90,51 @@ def unlabelled_fields(page: Page) -> list[str]:
     ))  # fmt: skip
 
 
+CONTRAST = """els => {
+    // WCAG 2.2 contrast of each element's own text against the first opaque background behind it.
+    const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const c = rgb(getComputedStyle(e).backgroundColor);
+            if (c.length === 3 || c[3] > 0.9) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const low = [];
+    for (const el of els) {
+        const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim();
+        const style = getComputedStyle(el);
+        if (!text || style.visibility === "hidden" || !el.getClientRects().length) continue;
+        const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+        const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+        if (ratio < needed) low.push(`${el.tagName} "${text.slice(0, 30)}" ${ratio.toFixed(2)}`);
+    }
+    return low;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_and_visible_focus(browser: Browser, site: Site, scheme: str) -> None:
+    context = new_context(browser, color_scheme=scheme, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{site.base}/admin/login")
+    page.keyboard.press("Tab")  # the skip link, then the fields: each shows where the focus is
+    for _ in range(3):
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("", "none"), page.evaluate("document.activeElement.outerHTML")
+        page.keyboard.press("Tab")
+    sign_in(page, site)
+    for path in ("/admin/", "/admin/links", "/admin/links/new", "/admin/links/vetrina", "/admin/businesses/1",
+                 "/admin/widgets/demo", "/admin/keys", "/admin/login"):  # fmt: skip
+        page.goto(site.base + path)
+        assert page.locator("body *").evaluate_all(CONTRAST) == [], (scheme, path)
+    context.close()
+
+
 def phone_click(browser: Browser, url: str) -> str:
     """Open a link as a phone would; the chat it reaches (intercepted)."""
     context = browser.new_context(user_agent=ANDROID)
