@@ -93,8 +93,8 @@ def unlabelled_fields(page: Page) -> list[str]:
 CONTRAST = """els => {
     // WCAG 2.2 contrast of each element's own text against the first opaque background behind it.
     const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
-    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    const lum = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
     const background = (el) => {
         for (let e = el; e; e = e.parentElement) {
             const c = rgb(getComputedStyle(e).backgroundColor);
