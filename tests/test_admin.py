@@ -522,3 +522,17 @@ def test_drafts_are_few_and_short_lived() -> None:
     assert drafts.get(keys[3], "shop", now=1000) == WidgetSettings(colour="#000003")
     assert drafts.get(keys[3], "other", now=1000) is None
     assert drafts.get(keys[3], "shop", now=1061) is None
+
+
+def test_clicks_in_the_dashboards_preview_are_not_counted(
+    client: TestClient, service: Service, shop: dict[str, int]
+) -> None:
+    call(client, service.create_widget(shop["business"], "shop"))
+    ours = "https://chat.example.com/admin/widgets/shop/preview?draft=x"
+    tried = client.get(f"/w/shop/{shop['giulia']}", params={"u": ours}, headers={"user-agent": IPHONE})
+    assert tried.status_code == 302 and tried.headers["location"].startswith("https://wa.me/393471234567")
+    real = client.get(f"/w/shop/{shop['giulia']}", params={"u": "https://dolcevita.example/torte"},
+                      headers={"user-agent": IPHONE})  # fmt: skip
+    assert real.status_code == 302
+    flush(client)
+    assert call(client, service.store.click_count("widget", "shop")) == 1

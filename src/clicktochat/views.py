@@ -85,6 +85,7 @@ class Click(NamedTuple):
     title: str | None
     web: bool = False  # a desktop asked for the messenger's web app
     page_path: str | None = None  # widget clicks: the page the button was on
+    recorded: bool = True  # False: a click in the dashboard's preview, not a customer's
 
 
 async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
@@ -138,16 +139,17 @@ class ClickEndpoint:
         click = await self.lookup(state.service, scope, person)
         # Every hit is recorded; the click writer tells robots from people and counts them apart.
         now, visitor, visitor_before = int(time.time()), "", ""
-        if person:
+        if person and click.recorded:
             address = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded_for)
             visitor, visitor_before = state.salts.hashes(now, address, user_agent, click.kind, click.key)
-        state.recorder.record(
-            ClickEvent(
-                now, click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
-                scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path, visitor,
-                visitor_before, scope["method"] != "GET",
-            )  # fmt: skip
-        )
+        if click.recorded:
+            state.recorder.record(
+                ClickEvent(
+                    now, click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
+                    scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path, visitor,
+                    visitor_before, scope["method"] != "GET",
+                )  # fmt: skip
+            )
         if preview:
             response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
             return await response(scope, receive, send)
@@ -321,11 +323,14 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     widget, settings = target.widget, target.widget.settings
     listed = [a for a in target.agents if settings.agent_ids is None or a.id in settings.agent_ids]
     agent = next((a for a in listed if str(a.id) == params["agent"]), None)
+    query = _query(scope)
+    # The dashboard's preview page names itself as the page: the owner trying the button.
+    recorded = not query.get("u", "").startswith(f"{service.base_url}/admin/")
     if agent is None:  # an agent removed since the page loaded, or "any": whoever is on duty
-        agent = route(target.business.id, listed, None, datetime.now(UTC), service.rotation, advance=counted)
+        agent = route(target.business.id, listed, None, datetime.now(UTC), service.rotation,
+                      advance=counted and recorded)  # fmt: skip
     if agent is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
-    query = _query(scope)
     page = page_url(query.get("u", ""), settings.allowed_domains)
     title = query.get("t", "")
     text = fill_message(message_template(settings, pick_language(query.get("l", ""), "", settings.locale)), page, title)
@@ -335,7 +340,7 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     return Click(
         "widget", widget.id, link_url, agent.channel, agent.address, text, "auto", agent.id, None,
         "qr" if query.get("via") == "qr" else None, target.business.name, query.get("web") == "1",
-        urlsplit(page).path or None if page else None,
+        urlsplit(page).path or None if page else None, recorded,
     )  # fmt: skip
 
 
