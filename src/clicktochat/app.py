@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -48,12 +49,13 @@ def create_app(settings: Settings) -> Starlette:
         salts = Salts(settings.unique_window, await service.store.get_meta("visitor_salts"))
         recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days)
         app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
-        app.state.salts, app.state.proxies = salts, Proxies(settings.proxy_networks)
+        app.state.proxies = Proxies(settings.proxy_networks)
         try:
             if settings.demo:
                 await seed_demo(service)
             parse_device("")  # load ua-parser's rules now (~0.1 s), not during the first flush
             robot_name("Mozilla/5.0")  # and crawlerdetect's (~0.02 s)
+            gc.freeze()  # what start-up made lives for ever: no collection need walk it again
             await recorder.start()
             watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
             try:

@@ -50,6 +50,7 @@ class ClickEvent(NamedTuple):
     visitor: str = ""  # visitors.Salts.hashes(): today's salt, then yesterday's while it counts
     visitor_before: str = ""
     probe: bool = False  # a HEAD request: a link checker, never a person
+    address: str = ""  # a person's, until the writer hashes it into `visitor` (within a second, never written)
 
 
 class ClickRow(NamedTuple):
@@ -274,7 +275,14 @@ class ClickRecorder:
     def prepare(
         self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
     ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int]]:
-        merged = Counter(batch)
+        merged: Counter[ClickEvent] = Counter()
+        for event, n in Counter(batch).items():
+            if event.address:  # hashed here, once per distinct click, rather than on the request path
+                visitor, before = self.salts.hashes(
+                    event.at, event.address, event.user_agent, event.link_kind, event.link_key
+                )
+                event = event._replace(address="", visitor=visitor, visitor_before=before)
+            merged[event] += n
         rows = [describe(event, n, businesses) for event, n in merged.items()]
         rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
         return rows, daily_totals(rows), seen

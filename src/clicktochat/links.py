@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from .agents import Agent, Rotation, route
 from .errors import InvalidInput
@@ -55,8 +55,9 @@ class Target:
     business_id: int | None = None  # of the link's business or agent, for its logo
 
 
-@dataclass(frozen=True)
-class Destination:
+class Destination(NamedTuple):
+    """Where one click goes (a tuple: one is made per click)."""
+
     channel: str
     address: str
     agent_id: int | None = None

@@ -138,16 +138,15 @@ class ClickEndpoint:
         person = not preview and scope["method"] == "GET"  # HEAD is a link checker
         click = await self.lookup(state.service, scope, person)
         # Every hit is recorded; the click writer tells robots from people and counts them apart.
-        now, visitor, visitor_before = int(time.time()), "", ""
-        if person and click.recorded:
-            address = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded_for)
-            visitor, visitor_before = state.salts.hashes(now, address, user_agent, click.kind, click.key)
         if click.recorded:
+            # A person's address goes to the writer, which hashes it (visitors.Salts) and forgets it.
+            peer = scope["client"][0] if scope.get("client") else ""
+            address = state.proxies.client(peer, forwarded_for) if person else ""
             state.recorder.record(
                 ClickEvent(
-                    now, click.kind, click.key, click.channel, click.agent_id, click.campaign, click.source,
-                    scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path, visitor,
-                    visitor_before, scope["method"] != "GET",
+                    int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
+                    click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path,
+                    "", "", scope["method"] != "GET", address,
                 )  # fmt: skip
             )
         if preview:
