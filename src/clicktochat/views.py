@@ -137,7 +137,7 @@ class ClickEndpoint:
         preview, mobile = classify(user_agent)
         person = not preview and scope["method"] == "GET"  # HEAD is a link checker
         click = await self.lookup(state.service, scope, person)
-        # Every hit is recorded; the click writer tells robots from people and counts them apart.
+        # Every hit (but the dashboard preview's) is recorded; the writer counts robots and people apart.
         if click.recorded:
             # A person's address goes to the writer, which hashes it (visitors.Salts) and forgets it.
             peer = scope["client"][0] if scope.get("client") else ""
