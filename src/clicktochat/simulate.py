@@ -1,0 +1,557 @@
+"""A local stand-in for Meta's WhatsApp Cloud API, for tests and for a demo with no Meta account.
+
+Three parts, all speaking Meta's documented formats:
+
+- payload builders: webhook bodies (messages, statuses, user_preferences) and `sign`, which signs
+  them as Meta signs ``X-Hub-Signature-256``;
+- `GraphStandIn`: a Starlette app answering the Graph API calls we make (send a message, read a
+  phone number, list templates), with Meta's error bodies, the 24-hour customer service window
+  (a late free-form send is accepted, then fails with 131047), fault injection and status webhooks;
+- `Customer`: a WhatsApp user writing in, whose webhooks are signed with the app secret.
+
+Meta withholds the phone number of users with usernames (2026): ``wa_id``/``from``/``recipient_id``
+are then omitted and only the business-scoped user id (``user_id``, ``from_user_id``,
+``recipient_user_id``) identifies them. Builders omit every key whose value is None.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+JSON = dict[str, Any]
+Clock = Callable[[], float]
+StatusName = Literal["sent", "delivered", "read", "failed"]
+
+WINDOW_SECONDS = 24 * 60 * 60
+"""Meta's customer service window: free-form messages only within 24 h of the user's last one."""
+MAX_TEXT_BODY = 4096
+ERROR_CODES_URL = "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes"
+
+ERRORS: dict[int, tuple[str, str]] = {
+    # code: (title, error_data.details), as in Meta's "Cloud API error codes".
+    1: ("API Unknown", "Invalid request or possible server error."),
+    2: ("API Service", "Temporary due to downtime or due to being overloaded."),
+    80007: ("Rate limit issues", "The WhatsApp Business Account has reached its rate limit."),
+    130429: (
+        "Rate limit hit",
+        "Message failed to send because there were too many messages sent from this phone number "
+        "in a short period of time",
+    ),
+    131026: (
+        "Message undeliverable",
+        "Unable to deliver message. Reasons can include: the recipient phone number is not a "
+        "WhatsApp phone number; the recipient has not accepted the new Terms of Service; the "
+        "recipient is using an old WhatsApp version.",
+    ),
+    131047: (
+        "Re-engagement message",
+        "Message failed to send because more than 24 hours have passed since the customer last "
+        "replied to this number.",
+    ),
+    131049: (
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+    ),
+    131050: (
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+        "messages on WhatsApp from your business.",
+        "The user has stopped marketing messages from this business.",
+    ),
+    131056: (
+        "(Business Account, Consumer Account) pair rate limit hit",
+        "Message failed to send because there were too many messages sent from this phone number "
+        "to the same phone number in a short period of time.",
+    ),
+}
+
+
+def _clean(mapping: JSON) -> JSON:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+def _digits(phone: str) -> str:
+    return "".join(char for char in phone if char.isdigit())
+
+
+# --- payload builders -------------------------------------------------------------------------
+
+
+def new_wamid(wa_id: str | None = None, *, outbound: bool = False) -> str:
+    """A message id shaped like Meta's: base64 of the user's number and a random hex id."""
+    phone = (wa_id or f"1555{secrets.randbelow(10**7):07d}").encode()
+    inner = secrets.token_hex(9 if outbound else 10).upper().encode()
+    raw = b"\x1c\x18" + bytes([len(phone)]) + phone + b"\x15\x02\x00"
+    raw += (b"\x11" if outbound else b"\x12") + b"\x18" + bytes([len(inner)]) + inner + b"\x00"
+    return "wamid." + base64.b64encode(raw).decode()
+
+
+def webhook_body(*, waba_id: str, phone_number_id: str, display_phone_number: str, value: JSON,
+                 field: str = "messages") -> JSON:
+    """One WhatsApp Business Account webhook with one change."""
+    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
+    change = {"value": {"messaging_product": "whatsapp", "metadata": metadata, **value}, "field": field}
+    return {"object": "whatsapp_business_account", "entry": [{"id": waba_id, "changes": [change]}]}
+
+
+def batch(bodies: Iterable[JSON]) -> JSON:
+    """Many webhook bodies as one POST, as Meta batches them: changes grouped by account entry."""
+    entries: dict[str, JSON] = {}
+    for body in bodies:
+        for entry in body["entry"]:
+            entries.setdefault(entry["id"], {"id": entry["id"], "changes": []})["changes"] += entry["changes"]
+    return {"object": "whatsapp_business_account", "entry": list(entries.values())}
+
+
+def referral(*, source_url: str, source_id: str, headline: str, body: str, ctwa_clid: str,
+             source_type: str = "ad", media_type: str = "image", image_url: str | None = None,
+             video_url: str | None = None, thumbnail_url: str | None = None) -> JSON:
+    """The referral a Click-to-WhatsApp ad attaches to the user's first message."""
+    return _clean({"source_url": source_url, "source_id": source_id, "source_type": source_type,
+                   "body": body, "headline": headline, "media_type": media_type, "image_url": image_url,
+                   "video_url": video_url, "thumbnail_url": thumbnail_url, "ctwa_clid": ctwa_clid})
+
+
+def inbound_message(*, wamid: str, timestamp: int | str, wa_id: str | None, user_id: str | None, name: str,
+                    type: str = "text", text: str | None = None, caption: str | None = None,
+                    media_id: str | None = None, mime_type: str | None = None, button: JSON | None = None,
+                    interactive: JSON | None = None, referral: JSON | None = None,
+                    context: JSON | None = None) -> JSON:
+    """The `value` of a messages webhook for one message a user sent."""
+    message: JSON = _clean({"context": context, "from": wa_id, "from_user_id": user_id, "id": wamid,
+                            "timestamp": str(timestamp), "type": type, "referral": referral})
+    if type == "text":
+        message["text"] = {"body": text or ""}
+    elif type in ("image", "video", "audio", "document", "sticker"):
+        media_id = media_id or str(secrets.randbelow(10**15))
+        message[type] = _clean({"caption": caption, "mime_type": mime_type or "image/jpeg",
+                                "sha256": hashlib.sha256(media_id.encode()).hexdigest(), "id": media_id})
+    elif type == "button":
+        message["button"] = button or {}
+    elif type == "interactive":
+        message["interactive"] = interactive or {}
+    contact = _clean({"profile": {"name": name}, "wa_id": wa_id, "user_id": user_id})
+    return {"contacts": [contact], "messages": [message]}
+
+
+def pricing(category: str = "service", billable: bool = False, pricing_model: str = "PMP",
+            type: str = "free_customer_service") -> JSON:
+    """A status webhook's pricing object (per-message pricing)."""
+    return {"billable": billable, "pricing_model": pricing_model, "category": category, "type": type}
+
+
+def error(code: int, title: str | None = None, message: str | None = None, details: str | None = None) -> JSON:
+    """One of Meta's error objects as a failed status carries it; known codes fill themselves in."""
+    known_title, known_details = ERRORS.get(code, ("Unknown error", "Unknown error"))
+    title = title or known_title
+    return {"code": code, "title": title, "message": message or title,
+            "error_data": {"details": details or known_details}, "href": ERROR_CODES_URL}
+
+
+def status_update(*, wamid: str, status: str, timestamp: int | str, recipient_id: str | None,
+                  recipient_user_id: str | None = None, pricing: JSON | None = None,
+                  conversation: JSON | None = None, errors: list[JSON] | None = None,
+                  biz_opaque_callback_data: str | None = None, contacts: list[JSON] | None = None) -> JSON:
+    """The `value` of a messages webhook reporting one status of a message we sent."""
+    entry = _clean({"id": wamid, "status": status, "timestamp": str(timestamp), "recipient_id": recipient_id,
+                    "recipient_user_id": recipient_user_id, "biz_opaque_callback_data": biz_opaque_callback_data,
+                    "conversation": conversation, "pricing": pricing, "errors": errors})
+    return _clean({"contacts": contacts, "statuses": [entry]})
+
+
+def user_preferences(*, wa_id: str | None, user_id: str | None = None, value: Literal["stop", "resume"] = "stop",
+                     timestamp: int, category: str = "marketing_messages", detail: str | None = None,
+                     name: str | None = None) -> JSON:
+    """The `value` of a ``user_preferences`` webhook (use ``field="user_preferences"``)."""
+    detail = detail or f"User requested to {value} marketing messages"
+    contact = _clean({"profile": {"name": name} if name else None, "wa_id": wa_id, "user_id": user_id})
+    preference = _clean({"wa_id": wa_id, "user_id": user_id, "detail": detail, "category": category,
+                         "value": value, "timestamp": int(timestamp)})
+    return {"contacts": [contact], "user_preferences": [preference]}
+
+
+def encode(body: JSON) -> bytes:
+    """Serialise a webhook as Meta does: compact, non-ASCII and "/" escaped. Receivers must verify
+    the signature over these bytes, never over a re-serialisation."""
+    return json.dumps(body, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def sign(body: bytes, app_secret: str) -> str:
+    """The ``X-Hub-Signature-256`` header value: HMAC-SHA256 of the exact body with the app secret."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def post_signed(url: str, body: JSON, app_secret: str, http: httpx.AsyncClient | None = None) -> httpx.Response:
+    """POST a webhook signed as Meta signs it."""
+    raw = encode(body)
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, app_secret),
+               "User-Agent": "facebookexternalua"}
+    if http is not None:
+        return await http.post(url, content=raw, headers=headers)
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(url, content=raw, headers=headers)
+
+
+# --- the Graph API stand-in ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandInNumber:
+    phone_number_id: str
+    waba_id: str
+    display_phone_number: str
+    verified_name: str
+    access_token: str
+    app_secret: str
+
+
+@dataclass
+class SentMessage:
+    """A send the stand-in accepted."""
+
+    phone_number_id: str
+    body: JSON
+    wamid: str
+    at: float
+    wa_id: str | None
+    user_id: str | None
+    pricing: JSON
+    failure: JSON | None = None
+    """The error Meta would report in a `failed` status (131047 outside the window), if any."""
+
+
+@dataclass
+class _Fault:
+    http_status: int
+    code: int
+    message: str | None
+    retry_after: int | None
+
+
+DEFAULT_TEMPLATES: list[JSON] = [
+    {"name": "hello_world", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "100000001",
+     "components": [{"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+                    {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your "
+                     "ability to send a WhatsApp message notification from the Cloud API."}]},
+    {"name": "follow_up", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "100000002",
+     "components": [{"type": "BODY", "text": "Hi {{1}}, still interested in {{2}}? Reply and we'll help.",
+                     "example": {"body_text": [["Sheena", "the blue sofa"]]}}]},
+]
+
+
+class _StripVersion:
+    """Accepts ``/v26.0/...`` as well as ``/...``: the Graph API version is ignored."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (match := re.match(r"^/v\d+(?:\.\d+)?(/.*)$", scope["path"])):
+            scope = {**scope, "path": match.group(1), "raw_path": match.group(1).encode()}
+        await self.app(scope, receive, send)
+
+
+def graph_error(http_status: int, code: int, message: str, *, type: str = "OAuthException",
+                details: str | None = None, subcode: int | None = None,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    """A Graph API error response in Meta's shape."""
+    body = _clean({"message": message, "type": type, "code": code,
+                   "error_data": {"messaging_product": "whatsapp", "details": details} if details else None,
+                   "error_subcode": subcode, "fbtrace_id": "A" + secrets.token_urlsafe(16)})
+    return JSONResponse({"error": body}, status_code=http_status, headers=headers)
+
+
+class GraphStandIn:
+    """The Graph API endpoints we call, answered locally. ``app`` is the ASGI app to serve."""
+
+    def __init__(self, numbers: Iterable[StandInNumber], webhook_url: str | None = None, auto_statuses: bool = False,
+                 clock: Clock = time.time, templates: list[JSON] | None = None,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.numbers = {number.phone_number_id: number for number in numbers}
+        self.webhook_url = webhook_url
+        self.auto_statuses = auto_statuses
+        self.clock = clock
+        self.templates = DEFAULT_TEMPLATES if templates is None else templates
+        self.http = http
+        self.sent: list[SentMessage] = []
+        self._faults: list[_Fault] = []
+        self._last_wrote: dict[tuple[str, str], float] = {}
+        self._user_ids: dict[str, str] = {}  # wa_id -> BSUID, for users we have seen both of
+        self._stopped_marketing: set[tuple[str, str]] = set()
+        routes = [Route("/{node_id}", self._node, methods=["GET"]),
+                  Route("/{node_id}/messages", self._send, methods=["POST"]),
+                  Route("/{node_id}/message_templates", self._templates, methods=["GET"])]
+        self.app: ASGIApp = _StripVersion(Starlette(routes=routes))
+
+    # -- what the customer side tells us
+
+    def customer_wrote(self, phone_number_id: str, wa_id: str | None, at: float, user_id: str | None = None) -> None:
+        """The user wrote to this number at ``at``: their 24-hour window is open until ``at + 24 h``."""
+        for key in (wa_id, user_id):
+            if key:
+                self._last_wrote[(phone_number_id, key)] = at
+        if wa_id and user_id:
+            self._user_ids[wa_id] = user_id
+
+    def marketing_preference(self, phone_number_id: str, who: str, value: Literal["stop", "resume"]) -> None:
+        """The user stopped or resumed marketing messages (then marketing templates fail with 131050)."""
+        (self._stopped_marketing.add if value == "stop" else self._stopped_marketing.discard)((phone_number_id, who))
+
+    def fail_next(self, count: int, http_status: int, code: int, message: str | None = None,
+                  retry_after: int | None = None) -> None:
+        """Answer the next ``count`` valid sends with Meta's error body instead of accepting them."""
+        self._faults += [_Fault(http_status, code, message, retry_after)] * count
+
+    def window_open(self, phone_number_id: str, who: str) -> bool:
+        last = self._last_wrote.get((phone_number_id, who))
+        return last is not None and self.clock() - last < WINDOW_SECONDS
+
+    # -- routes
+
+    def _authorise(self, request: Request, number: StandInNumber | None) -> JSONResponse | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        tokens = {number.access_token} if number else {n.access_token for n in self.numbers.values()}
+        if not token or token not in tokens:
+            return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        return None
+
+    def _unknown_node(self, node_id: str) -> JSONResponse:
+        return graph_error(400, 100, f"Unsupported post request. Object with ID '{node_id}' does not exist, cannot "
+                           "be loaded due to missing permissions, or does not support this operation.",
+                           type="GraphMethodException", subcode=33)
+
+    async def _node(self, request: Request) -> JSONResponse:
+        node_id = request.path_params["node_id"]
+        number = self.numbers.get(node_id)
+        if denied := self._authorise(request, number):
+            return denied
+        if number is None:
+            return self._unknown_node(node_id)
+        full = {"id": number.phone_number_id, "display_phone_number": number.display_phone_number,
+                "verified_name": number.verified_name, "quality_rating": "GREEN",
+                "code_verification_status": "VERIFIED", "platform_type": "CLOUD_API",
+                "throughput": {"level": "STANDARD"}}
+        wanted = [name for name in request.query_params.get("fields", "").split(",") if name]
+        return JSONResponse({k: v for k, v in full.items() if not wanted or k in wanted or k == "id"})
+
+    async def _templates(self, request: Request) -> JSONResponse:
+        waba_id = request.path_params["node_id"]
+        numbers = [n for n in self.numbers.values() if n.waba_id == waba_id]
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not any(n.access_token == token for n in self.numbers.values()):
+            return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        if not numbers:
+            return self._unknown_node(waba_id)
+        return JSONResponse({"data": self.templates, "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}})
+
+    async def _send(self, request: Request) -> JSONResponse:
+        node_id = request.path_params["node_id"]
+        number = self.numbers.get(node_id)
+        if denied := self._authorise(request, number):
+            return denied
+        if number is None:
+            return self._unknown_node(node_id)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return graph_error(400, 100, "(#100) Invalid parameter", details="Request body is not valid JSON")
+        problem = self._invalid(body)
+        if problem:
+            return graph_error(400, 100, "(#100) Invalid parameter", details=problem)
+        if self._faults:
+            fault = self._faults.pop(0)
+            title, details = ERRORS.get(fault.code, ("Unknown error", "Unknown error"))
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            return graph_error(fault.http_status, fault.code, fault.message or f"(#{fault.code}) {title}",
+                               details=details, headers=headers)
+        sent = self._accept(number, body)
+        contact = {"input": body["to"], "wa_id": sent.wa_id} if "to" in body else \
+            {"input": body["recipient"], "user_id": sent.user_id}
+        answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": sent.wamid}]}
+        task = BackgroundTask(self.deliver, sent.wamid) if self.auto_statuses and self.webhook_url else None
+        return JSONResponse(answer, background=task)
+
+    def _invalid(self, body: Any) -> str | None:
+        """What Meta would reject in a send request, or None."""
+        if not isinstance(body, dict):
+            return "Request body must be a JSON object"
+        if body.get("messaging_product") != "whatsapp":
+            return "The parameter messaging_product is required and must be 'whatsapp'."
+        if body.get("recipient_type", "individual") != "individual":
+            return "Unsupported recipient_type."
+        if not isinstance(body.get("to") or body.get("recipient"), str):
+            return "The parameter to (phone number) or recipient (business-scoped user ID) is required."
+        kind = body.get("type", "text")
+        if kind == "text":
+            text = body.get("text")
+            text_body = text.get("body") if isinstance(text, dict) else None
+            if not isinstance(text_body, str) or not text_body.strip():
+                return "The parameter text['body'] is required."
+            if len(text_body) > MAX_TEXT_BODY:
+                return f"Param text['body'] must be at most {MAX_TEXT_BODY} characters long."
+        elif kind == "template":
+            template = body.get("template")
+            if not isinstance(template, dict) or not template.get("name"):
+                return "The parameter template['name'] is required."
+            if not isinstance(template.get("language"), dict) or not template["language"].get("code"):
+                return "The parameter template['language']['code'] is required."
+            if not self._template(template["name"], template["language"]["code"]):
+                return f"template name ({template['name']}) does not exist in {template['language']['code']}"
+        else:
+            return f"Unsupported message type: {kind}"
+        return None
+
+    def _template(self, name: str, language: str) -> JSON | None:
+        return next((t for t in self.templates if t["name"] == name and t["language"] == language), None)
+
+    def _accept(self, number: StandInNumber, body: JSON) -> SentMessage:
+        pnid = number.phone_number_id
+        wa_id = _digits(body["to"]) if "to" in body else None  # Meta: `to` wins over `recipient`
+        user_id = self._user_ids.get(wa_id) if wa_id else body["recipient"]
+        who = wa_id or user_id or ""
+        in_window = self.window_open(pnid, who)
+        failure: JSON | None = None
+        if body.get("type", "text") == "template":
+            template = self._template(body["template"]["name"], body["template"]["language"]["code"]) or {}
+            category = str(template.get("category", "UTILITY")).lower()
+            if category == "utility" and in_window:
+                price = pricing("utility")  # utility templates are free inside an open window
+            else:
+                price = pricing(category, billable=True, type="regular")
+            if category == "marketing" and (pnid, who) in self._stopped_marketing:
+                failure = error(131050)
+        else:
+            price = pricing()
+            if not in_window:
+                failure = error(131047)
+        sent = SentMessage(pnid, body, new_wamid(wa_id, outbound=True), self.clock(), wa_id, user_id, price, failure)
+        self.sent.append(sent)
+        return sent
+
+    # -- statuses back to our server
+
+    def find(self, wamid: str) -> SentMessage:
+        return next(sent for sent in self.sent if sent.wamid == wamid)
+
+    def status_body(self, wamid: str, status: StatusName, errors: list[JSON] | None = None) -> JSON:
+        """The webhook Meta would send for this status of an accepted send."""
+        sent = self.find(wamid)
+        number = self.numbers[sent.phone_number_id]
+        now = int(self.clock())
+        if status == "failed":
+            value = status_update(wamid=wamid, status=status, timestamp=now, recipient_id=sent.wa_id,
+                                  recipient_user_id=None if "to" in sent.body else sent.user_id,
+                                  errors=errors or [sent.failure or error(131026)],
+                                  biz_opaque_callback_data=sent.body.get("biz_opaque_callback_data"))
+        else:
+            thread = f"{number.phone_number_id}/{sent.wa_id or sent.user_id}"
+            expires = str(int(sent.at) + WINDOW_SECONDS) if status == "sent" else None
+            conversation = _clean({"id": uuid.uuid5(uuid.NAMESPACE_OID, thread).hex, "expiration_timestamp": expires,
+                                   "origin": {"type": sent.pricing["category"]}})
+            contacts = [_clean({"wa_id": sent.wa_id, "user_id": sent.user_id})] if sent.user_id else None
+            value = status_update(wamid=wamid, status=status, timestamp=now, recipient_id=sent.wa_id,
+                                  recipient_user_id=sent.user_id, pricing=sent.pricing, conversation=conversation,
+                                  biz_opaque_callback_data=sent.body.get("biz_opaque_callback_data"),
+                                  contacts=contacts)
+        return webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
+                            display_phone_number=number.display_phone_number, value=value)
+
+    async def emit_status(self, wamid: str, status: StatusName, errors: list[JSON] | None = None) -> httpx.Response:
+        """POST one signed status webhook for an accepted send to ``webhook_url``."""
+        if not self.webhook_url:
+            raise RuntimeError("GraphStandIn has no webhook_url to send statuses to")
+        number = self.numbers[self.find(wamid).phone_number_id]
+        return await post_signed(self.webhook_url, self.status_body(wamid, status, errors), number.app_secret,
+                                 self.http)
+
+    async def deliver(self, wamid: str) -> list[httpx.Response]:
+        """What Meta sends after accepting a message: `failed` with its error, or `sent` then `delivered`."""
+        if self.find(wamid).failure:
+            return [await self.emit_status(wamid, "failed")]
+        return [await self.emit_status(wamid, "sent"), await self.emit_status(wamid, "delivered")]
+
+
+async def serve_standin(standin: GraphStandIn, host: str = "127.0.0.1", port: int = 9100) -> None:
+    """Serve the stand-in with uvicorn until cancelled (for ``clicktochat simulate graph``)."""
+    import uvicorn
+
+    await uvicorn.Server(uvicorn.Config(standin.app, host=host, port=port, log_level="info")).serve()
+
+
+# --- a customer writing in -------------------------------------------------------------------------
+
+
+@dataclass
+class Customer:
+    """A WhatsApp user writing to one of our numbers. ``wa_id=None`` is a user whose phone number
+    Meta withholds (a username): their webhooks carry only the BSUID ``user_id``."""
+
+    webhook_url: str
+    number: StandInNumber
+    wa_id: str | None
+    user_id: str | None = None
+    name: str = "Sheena Nelson"
+    standin: GraphStandIn | None = None
+    http: httpx.AsyncClient | None = None
+    clock: Clock | None = None
+    sent: list[JSON] = field(default_factory=list)
+
+    def _now(self) -> float:
+        return (self.clock or (self.standin.clock if self.standin else time.time))()
+
+    async def deliver(self, value: JSON, field: str = "messages") -> httpx.Response:
+        """Wrap ``value`` in a webhook for our number, sign it and POST it to the webhook URL."""
+        body = webhook_body(waba_id=self.number.waba_id, phone_number_id=self.number.phone_number_id,
+                            display_phone_number=self.number.display_phone_number, value=value, field=field)
+        self.sent.append(body)
+        return await post_signed(self.webhook_url, body, self.number.app_secret, self.http)
+
+    async def _message(self, **message: Any) -> httpx.Response:
+        now = self._now()
+        value = inbound_message(wamid=new_wamid(self.wa_id), timestamp=int(now), wa_id=self.wa_id,
+                                user_id=self.user_id, name=self.name, **message)
+        response = await self.deliver(value)
+        if self.standin is not None:
+            self.standin.customer_wrote(self.number.phone_number_id, self.wa_id, now, self.user_id)
+        return response
+
+    async def send_text(self, text: str, referral: JSON | None = None, context: JSON | None = None) -> httpx.Response:
+        return await self._message(type="text", text=text, referral=referral, context=context)
+
+    async def send_media(self, kind: str = "image", caption: str | None = None,
+                         mime_type: str | None = None) -> httpx.Response:
+        return await self._message(type=kind, caption=caption, mime_type=mime_type)
+
+    async def tap_button(self, text: str, payload: str, context: JSON | None = None) -> httpx.Response:
+        """A quick-reply button of a template we sent."""
+        return await self._message(type="button", button={"payload": payload, "text": text}, context=context)
+
+    async def tap_reply(self, id: str, title: str, context: JSON | None = None) -> httpx.Response:
+        """A reply button of an interactive message we sent."""
+        interactive = {"type": "button_reply", "button_reply": {"id": id, "title": title}}
+        return await self._message(type="interactive", interactive=interactive, context=context)
+
+    async def set_marketing(self, value: Literal["stop", "resume"]) -> httpx.Response:
+        """Stop or resume marketing messages (the ``user_preferences`` webhook)."""
+        value_ = user_preferences(wa_id=self.wa_id, user_id=self.user_id, value=value,
+                                  timestamp=int(self._now()), name=self.name)
+        if self.standin is not None:
+            self.standin.marketing_preference(self.number.phone_number_id, self.wa_id or self.user_id or "", value)
+        return await self.deliver(value_, field="user_preferences")
