@@ -272,6 +272,9 @@ def test_a_send_to_a_bsuid_answers_with_user_id() -> None:
         body = {"messaging_product": "whatsapp", "recipient": BSUID, "type": "text", "text": {"body": "hi"}}
         answer = (await world.send(body)).json()
         assert answer["contacts"] == [{"input": BSUID, "user_id": BSUID}]
+        both = (await world.send({**body, "to": "16505551234"})).json()  # `to` takes precedence
+        assert both["contacts"] == [{"input": "16505551234", "wa_id": "16505551234"}]
+        assert (await world.send({**body, "to": None})).status_code == 200
 
     run(scenario)
 

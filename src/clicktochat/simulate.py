@@ -382,7 +382,7 @@ class GraphStandIn:
             return graph_error(fault.http_status, fault.code, fault.message or f"(#{fault.code}) {title}",
                                details=details, headers=headers)
         sent = self._accept(number, body)
-        contact = {"input": body["to"], "wa_id": sent.wa_id} if "to" in body else \
+        contact = {"input": body["to"], "wa_id": sent.wa_id} if body.get("to") else \
             {"input": body["recipient"], "user_id": sent.user_id}
         answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": sent.wamid}]}
         task = BackgroundTask(self.deliver, sent.wamid) if self.auto_statuses and self.webhook_url else None
@@ -423,7 +423,7 @@ class GraphStandIn:
 
     def _accept(self, number: StandInNumber, body: JSON) -> SentMessage:
         pnid = number.phone_number_id
-        wa_id = _digits(body["to"]) if "to" in body else None  # Meta: `to` wins over `recipient`
+        wa_id = _digits(body["to"]) if body.get("to") else None  # Meta: `to` wins over `recipient`
         user_id = self._user_ids.get(wa_id) if wa_id else body["recipient"]
         who = wa_id or user_id or ""
         in_window = self.window_open(pnid, who)
@@ -457,7 +457,7 @@ class GraphStandIn:
         now = int(self.clock())
         if status == "failed":
             value = status_update(wamid=wamid, status=status, timestamp=now, recipient_id=sent.wa_id,
-                                  recipient_user_id=None if "to" in sent.body else sent.user_id,
+                                  recipient_user_id=None if sent.body.get("to") else sent.user_id,
                                   errors=errors or [sent.failure or error(131026)],
                                   biz_opaque_callback_data=sent.body.get("biz_opaque_callback_data"))
         else:
