@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+import uvicorn
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
@@ -18,6 +24,7 @@ from clicktochat.app import create_app
 from clicktochat.keys import create_api_key
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from clicktochat.simulate import Customer, GraphStandIn, StandInNumber, post_signed
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -108,3 +115,118 @@ def flush(client: TestClient) -> None:
 
 
 __all__ = ["IPHONE", "ANDROID", "DESKTOP", "WHATSAPP_PREVIEW", "call", "flush", "asyncio"]
+
+
+# -- the WhatsApp side: Meta's Graph API stand-in on a real port, our app in-process -----
+
+
+class Clock:
+    """Now, as the tests say: moved, never slept."""
+
+    def __init__(self, now: float = 1_798_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def move(self, seconds: float) -> None:
+        self.now += seconds
+
+
+NUMBER = StandInNumber(
+    phone_number_id="106540352242922", waba_id="102290129340398", display_phone_number="+39 347 000 1111",
+    verified_name="Pasticceria Dolce Vita", access_token="EAAG" + "x" * 40, app_secret="a" * 32,
+)
+VERIFY_TOKEN = "verify-me-please"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def standin(clock: Clock) -> Iterator[GraphStandIn]:
+    """The Graph API stand-in, served by uvicorn on a free port of 127.0.0.1 in a thread."""
+    graph = GraphStandIn([NUMBER], clock=clock)
+    server = uvicorn.Server(uvicorn.Config(graph.app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # start-up of a real server: bounded, not a timing assumption
+        assert thread.is_alive(), "the stand-in did not start"
+        threading.Event().wait(0.01)
+    graph.url = f"http://127.0.0.1:{server.config.port}/v26.0"  # type: ignore[attr-defined]
+    yield graph
+    server.should_exit = True
+    thread.join(10)
+
+
+@dataclass
+class WhatsAppSetup:
+    client: TestClient
+    service: Service
+    standin: GraphStandIn
+    clock: Clock
+    number_id: int
+    business_id: int
+    auth: dict[str, str]
+
+    def customer(self, wa_id: str | None = "393471234567", user_id: str | None = "IT.1234567890", name: str = "Giulia"
+                 ) -> Customer:  # fmt: skip
+        return Customer("https://chat.example.com/webhooks/whatsapp", NUMBER, wa_id, user_id, name, self.standin,
+                        http=self.http(), clock=self.clock)  # fmt: skip
+
+    def http(self) -> Any:
+        """An async client that reaches the app in-process (created and used on the app's loop)."""
+        return _AsgiClient(self.client)
+
+    def run(self, coroutine: Any) -> Any:
+        return call(self.client, coroutine)
+
+    def process(self) -> int:
+        """Apply stored webhook events now (the processor's loop does this in a server)."""
+        return self.run(self.service.whatsapp.processor.run_once())  # type: ignore[no-any-return]
+
+    def send(self) -> int:
+        return self.run(self.service.whatsapp.sender.run_once())  # type: ignore[no-any-return]
+
+    def status(self, wamid: str, status: str, errors: Any = None) -> Any:
+        body = self.standin.status_body(wamid, status, errors)  # type: ignore[arg-type]
+        return self.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
+                                    self.http()))  # fmt: skip
+
+
+class _AsgiClient:
+    """httpx.AsyncClient over the app's ASGI interface, made lazily on the app's loop."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.app = client.app
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="https://chat.example.com"
+                                     ) as http:  # fmt: skip
+            return await http.post(url, **kwargs)
+
+
+@pytest.fixture
+def whatsapp(tmp_path: Path, standin: GraphStandIn, clock: Clock) -> Iterator[WhatsAppSetup]:
+    """A running app with a business and a connected number, time on `clock`, Graph on the stand-in."""
+    settings = Settings(db=str(tmp_path / "wa.db"), base_url="https://chat.example.com", flush_interval=0.05,
+                        graph_url=standin.url)  # type: ignore[attr-defined]  # fmt: skip
+    app = create_app(settings, clock, whatsapp_tasks=False)
+    with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:
+        service: Service = c.app.state.service  # type: ignore[attr-defined]
+        business = call(c, service.add_business("Pasticceria Dolce Vita", "Europe/Rome"))
+        number = call(c, service.whatsapp.connect(
+            business.id, NUMBER.phone_number_id, NUMBER.waba_id, NUMBER.access_token, NUMBER.app_secret,  # type: ignore[attr-defined]
+            VERIFY_TOKEN,
+        ))  # fmt: skip
+        key = call(c, create_api_key(service.store, "tests")).key  # type: ignore[attr-defined]
+        yield WhatsAppSetup(c, service, standin, clock, number.id, business.id,  # type: ignore[attr-defined]
+                            {"Authorization": f"Bearer {key}"})

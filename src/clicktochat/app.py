@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import __version__, admin, api, views
+from . import __version__, admin, api, chat_api, views, webhooks
 from .accounts import LoginThrottle
 from .clicks import ClickRecorder
 from .demo import seed_demo
@@ -39,13 +40,15 @@ def asset_dir(name: str) -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / name
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time, whatsapp_tasks: bool = True) -> Starlette:
+    """`clock` is now for the WhatsApp side (windows, retries); tests pass one they move, and
+    `whatsapp_tasks=False` to apply webhooks and send messages themselves (`run_once()`)."""
     templates = Jinja2Templates(directory=str(asset_dir("templates")))
     templates.env.globals["version"] = __version__
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = await Service.open(settings)
+        service = await Service.open(settings, clock)
         salts = Salts(settings.unique_window, await service.store.get_meta("visitor_salts"))
         recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days)
         app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
@@ -57,6 +60,8 @@ def create_app(settings: Settings) -> Starlette:
             robot_name("Mozilla/5.0")  # and crawlerdetect's (~0.02 s)
             gc.freeze()  # what start-up made lives for ever: no collection need walk it again
             await recorder.start()
+            if whatsapp_tasks:
+                service.whatsapp.start()
             watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
             try:
                 yield
@@ -72,7 +77,8 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             *views.routes,
-            Mount("/api/v1", routes=api.routes),
+            *webhooks.routes,
+            Mount("/api/v1", routes=[*api.routes, *chat_api.routes]),
             Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
@@ -97,6 +103,7 @@ async def watch_routing_version(service: Service, interval: float) -> None:
             if seen is not None and version != seen:
                 service.forget()
                 await service.reload_signing_keys()
+                await service.whatsapp.reload()
             seen = version
         except Exception:  # a locked database, say: try again at the next tick
             log.exception("could not check for changes made by other processes")
@@ -105,7 +112,7 @@ async def watch_routing_version(service: Service, interval: float) -> None:
 
 def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
-    return request.url.path.startswith("/api/") or (
+    return request.url.path.startswith(("/api/", "/webhooks/")) or (
         "json" in accept and "text/html" not in accept
     )
 

@@ -29,6 +29,15 @@ from .api import (
     WidgetOut,
     WidgetUpdate,
 )  # fmt: skip
+from .chat_api import (
+    ConversationDetail,
+    ConversationList,
+    NumberConnect,
+    NumberList,
+    NumberOut,
+    ReplyCreate,
+    ReplyOut,
+)
 
 PROBLEM = {
     "type": "object",
@@ -84,7 +93,29 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("get", "/stats", "Clicks, uniques and robots over days, grouped (CSV with Accept: text/csv)", None,
      {200: StatsOut}),
     ("get", "/stats.csv", "The same stats as CSV", None, {200: "text/csv"}),
+    ("get", "/whatsapp-numbers", "Connected WhatsApp Business numbers (never their secrets)", None,
+     {200: NumberList}),
+    ("post", "/whatsapp-numbers", "Connect a number: checked with the Graph API; secrets are never shown again",
+     NumberConnect, {201: NumberOut, 404: None, 503: None}),
+    ("get", "/whatsapp-numbers/{number_id}", "A connected number", None, {200: NumberOut, 404: None}),
+    ("delete", "/whatsapp-numbers/{number_id}", "Disconnect a number: secrets wiped, conversations kept", None,
+     {204: None, 404: None}),
+    ("get", "/conversations", "Conversations, open ones first (?business, ?agent, ?open, ?limit, ?offset)", None,
+     {200: ConversationList}),
+    ("get", "/conversations/{conversation_id}", "A conversation: its window, where it came from, its messages",
+     None, {200: ConversationDetail, 404: None}),
+    ("post", "/conversations/{conversation_id}/messages",
+     "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
+     ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
 ]  # fmt: skip
+
+CONVERSATION_PARAMETERS = [
+    ("business", "Only this business's conversations", {"type": "integer", "minimum": 1}),
+    ("agent", "Only chats opened through this agent's links", {"type": "integer", "minimum": 1}),
+    ("open", "true: only those whose window is open", {"type": "string", "enum": ["true", "false"]}),
+    ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ("offset", "Skip this many", {"type": "integer", "minimum": 0}),
+]
 
 STATS_PARAMETERS = [
     ("from", "First day, YYYY-MM-DD, in the business's time zone (default: 30 days ending `to`)", "date"),
@@ -103,7 +134,7 @@ STATS_PARAMETERS = [
 MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
-    StatsOut,
+    StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
 ]  # fmt: skip
 
 
@@ -126,11 +157,13 @@ def _response(status: int, model: Any) -> dict[str, Any]:
         return {"description": "Done; no body."}
     if model is None:
         problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        return {"description": {404: "Not found", 409: "Conflict"}.get(status, "Error"), "content": problem}
+        description = {404: "Not found", 409: "Conflict", 503: "The Graph API could not be reached"}.get(status)
+        return {"description": description or "Error", "content": problem}
     if model == "text/csv":
         return {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
     schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
-    return {"description": "OK" if status < 300 else "Created", "content": {"application/json": {"schema": schema}}}
+    description = {200: "OK", 201: "Created", 202: "Accepted"}.get(status, "OK")
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def openapi(base_url: str) -> dict[str, Any]:
@@ -159,6 +192,11 @@ def openapi(base_url: str) -> dict[str, Any]:
                  "schema": {"type": "string", "format": "date"} if kind == "date" else {"type": kind}}
                 for name, description, kind in STATS_PARAMETERS
             ]  # fmt: skip
+        if path == "/conversations":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in CONVERSATION_PARAMETERS
+            ]
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
             operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}

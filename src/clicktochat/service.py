@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from .logos import check_logo
 from .settings import Settings
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
+from .whatsapp import WhatsApp
 from .widget import (
     Widget,
     WidgetSettings,
@@ -42,8 +44,11 @@ class CreatedLink:
 
 
 class Service:
-    def __init__(self, store: Store, settings: Settings, signer: LinkSigner, base_url: str) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, signer: LinkSigner, base_url: str, whatsapp: WhatsApp
+    ) -> None:
         self.store = store
+        self.whatsapp = whatsapp
         self.settings = settings
         self.signer = signer
         self.base_url = base_url.rstrip("/")
@@ -57,18 +62,23 @@ class Service:
         self.widget_cache.clear()
 
     @classmethod
-    async def open(cls, settings: Settings) -> Service:
+    async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Service:
+        """`clock`: what the WhatsApp side takes as now (the window, backoff); tests move it."""
         store = await Store.open(settings.db)
         try:
             signer = LinkSigner(await signing_keys(store, settings.signing_keys))
             base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"
+            whatsapp = await WhatsApp.open(store, settings.db, settings.graph_url, clock)
         except BaseException:
             await store.close()
             raise
-        return cls(store, settings, signer, base_url)
+        return cls(store, settings, signer, base_url, whatsapp)
 
     async def close(self) -> None:
-        await self.store.close()
+        try:
+            await self.whatsapp.close()
+        finally:
+            await self.store.close()
 
     async def reload_signing_keys(self) -> None:
         """After `keys rotate` in another process; reads only."""

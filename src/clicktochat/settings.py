@@ -52,6 +52,11 @@ class Settings:
         400, "Days raw click rows are kept; the daily totals that stats read are kept for ever."
     )
     cache_size: int = setting(10_000, "Short links kept in the in-process cache.")
+    graph_url: str = setting(
+        "https://graph.facebook.com/v26.0",
+        "Base URL of Meta's Graph API (WhatsApp Cloud API), with its version; point it at a stand-in "
+        "(`clicktochat simulate graph`) to try the WhatsApp side without a Meta account.",
+    )
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
     @classmethod
@@ -77,6 +82,8 @@ class Settings:
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
+        if not self.graph_url.startswith(("https://", "http://")):
+            raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
         try:
             self.proxy_networks  # noqa: B018 (parsed now, so a typo stops the start, not a click)
         except ValueError as exc:

@@ -55,6 +55,7 @@ GROUPINGS = {
 }
 LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
+BEGIN_TRIES = 30  # about 10 s in all, like busy_timeout
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,26 @@ class Store:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             try:
-                await self.db.execute("BEGIN IMMEDIATE")
+                await self._begin()
                 yield self.db
                 await self.db.execute("COMMIT")
             except BaseException:
                 # Shielded: a cancelled task must not leave the connection inside a transaction.
                 await asyncio.shield(self._rollback())
                 raise
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, tried again while another connection (the WhatsApp side's, the
+        CLI's) holds the file: SQLite now and then answers SQLITE_BUSY at once instead of
+        waiting out busy_timeout, when two connections' first writes meet."""
+        for attempt in range(BEGIN_TRIES):
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == BEGIN_TRIES - 1:
+                    raise
+                await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
 
     async def _rollback(self) -> None:
         # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a

@@ -1,0 +1,226 @@
+"""REST API v1 for the WhatsApp side: connected numbers and conversations. Same rules as
+`api.py` (bearer API keys, pydantic bodies, problem+json); secrets go in and never come out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .api import Body, endpoint, out, query_int, read_body, resource
+from .chatstore import Message, OutboxRow, WhatsAppNumber
+from .errors import InvalidInput
+from .service import Service, timestamp
+from .whatsapp import ConversationView
+
+
+class NumberConnect(Body):
+    business_id: int = Field(description="The business this number answers for.")
+    phone_number_id: str = Field(description="Meta's phone number id (WhatsApp Manager > API Setup).")
+    waba_id: str = Field(description="The WhatsApp Business Account id.")
+    access_token: str = Field(description="A system user's permanent token; never shown again.")
+    app_secret: str = Field(description="The Meta app's secret, to check webhook signatures; never shown again.")
+    verify_token: str = Field(description="The verify token you typed in the app's webhook settings.")
+
+
+class NumberOut(BaseModel):
+    id: int
+    business_id: int
+    phone_number_id: str
+    waba_id: str
+    display_phone_number: str
+    verified_name: str | None
+    connected_at: str | None
+    webhook_url: str = Field(description="The callback URL to give Meta.")
+
+
+class NumberList(BaseModel):
+    numbers: list[NumberOut]
+
+
+class WindowOut(BaseModel):
+    open: bool = Field(description="The customer wrote in the last 24 hours: free-form messages are allowed")
+    open_until: str | None = Field(description="When the customer-service window closes")
+    free_entry_point_until: str | None = Field(
+        description="Chats from a Click-to-WhatsApp ad or a Page button: every message is free until then"
+    )
+    may_send: Literal["text", "templates"] = Field(description="What may be sent now")
+
+
+class StartOut(BaseModel):
+    at: str | None = Field(description="When the customer wrote with the window closed (or first)")
+    ref: str | None = Field(description="The ref code found in the first message")
+    link_kind: str | None = Field(description="short, signed or widget: the click that opened the chat")
+    link_key: str | None
+    campaign: str | None
+    agent_id: int | None
+    channel: str | None
+    click_at: str | None
+    referral: dict[str, Any] | None = Field(description="Meta's referral: the ad or post (source_id, ctwa_clid...)")
+
+
+class ConversationOut(BaseModel):
+    id: int
+    number_id: int
+    business_id: int
+    wa_id: str | None = Field(description="The customer's number, when WhatsApp shares it")
+    user_id: str | None = Field(description="The customer's business-scoped user id")
+    name: str | None
+    created_at: str | None
+    last_message_at: str | None
+    last_inbound_at: str | None
+    window: WindowOut
+    reply_refused: str | None = Field(description="Why a text reply cannot be sent now; null when it can")
+    opted_out: bool = Field(description="The customer stopped messages from the business")
+    may_have_blocked: bool = Field(description="Messages to them stay at 'sent' for days while others deliver")
+    came_from: StartOut | None
+    last_message: str | None = None
+
+
+class MessageOut(BaseModel):
+    id: int
+    wamid: str | None
+    direction: Literal["in", "out"]
+    at: str | None
+    type: str
+    text: str | None
+    caption: str | None
+    mime_type: str | None
+    status: str | None = Field(description="Outbound: queued, sent, delivered, read, failed or cancelled")
+    error_code: int | None
+    error: str | None
+    pricing: dict[str, Any] | None
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ReplyCreate(Body):
+    text: str = Field(description="At most 4096 characters.")
+    idempotency_key: str | None = Field(
+        None, description="Send the same key again and the first message is returned, not sent twice "
+        "(also the Idempotency-Key header).",
+    )  # fmt: skip
+
+
+class ReplyOut(BaseModel):
+    id: int = Field(description="The outbox row")
+    conversation_id: int | None
+    state: str = Field(description="queued, sending, sent, failed or cancelled")
+    wamid: str | None
+    error_code: int | None
+    error: str | None
+
+
+def number_out(service: Service, number: WhatsAppNumber) -> NumberOut:
+    return NumberOut(
+        id=number.id, business_id=number.business_id, phone_number_id=number.phone_number_id,
+        waba_id=number.waba_id, display_phone_number=number.display_phone_number,
+        verified_name=number.verified_name, connected_at=timestamp(number.connected_at),
+        webhook_url=f"{service.base_url}/webhooks/whatsapp",
+    )  # fmt: skip
+
+
+def conversation_out(view: ConversationView) -> ConversationOut:
+    c, w, start = view.conversation, view.window, view.conversation.start
+    came_from = None
+    if start is not None:
+        came_from = StartOut(
+            at=timestamp(start.at), ref=start.ref, link_kind=start.link_kind, link_key=start.link_key,
+            campaign=start.campaign, agent_id=start.agent_id, channel=start.channel,
+            click_at=timestamp(start.click_at), referral=start.referral,
+        )  # fmt: skip
+    return ConversationOut(
+        id=c.id, number_id=c.number_id, business_id=c.business_id, wa_id=c.wa_id, user_id=c.user_id, name=c.name,
+        created_at=timestamp(c.created_at), last_message_at=timestamp(c.last_message_at),
+        last_inbound_at=timestamp(c.last_inbound_at),
+        window=WindowOut(open=w.open, open_until=timestamp(w.open_until),
+                         free_entry_point_until=timestamp(w.entry_point_until), may_send=w.may_send),  # type: ignore[arg-type]
+        reply_refused=view.reply_refused, opted_out=view.opted_out, may_have_blocked=view.may_have_blocked,
+        came_from=came_from, last_message=view.last[1] if view.last else None,
+    )  # fmt: skip
+
+
+def message_out(m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id, wamid=m.wamid, direction=m.direction, at=timestamp(m.at), type=m.type,  # type: ignore[arg-type]
+        text=m.text, caption=m.caption, mime_type=m.mime_type, status=m.status, error_code=m.error_code,
+        error=m.error, pricing=m.pricing,
+    )  # fmt: skip
+
+
+def reply_out(row: OutboxRow) -> ReplyOut:
+    return ReplyOut(id=row.id, conversation_id=row.conversation_id, state=row.state, wamid=row.wamid,
+                    error_code=row.error_code, error=row.error)  # fmt: skip
+
+
+@endpoint
+async def list_numbers(request: Request, service: Service) -> Response:
+    numbers = await service.whatsapp.chats.numbers()
+    return out(NumberList(numbers=[number_out(service, n) for n in numbers]))
+
+
+@endpoint
+async def connect_number(request: Request, service: Service) -> Response:
+    body = await read_body(request, NumberConnect)
+    number = await service.whatsapp.connect(
+        body.business_id, body.phone_number_id, body.waba_id, body.access_token, body.app_secret, body.verify_token
+    )
+    return out(number_out(service, number), 201)
+
+
+@endpoint
+async def get_number(request: Request, service: Service) -> Response:
+    return out(number_out(service, await service.whatsapp.get_number(request.path_params["number_id"])))
+
+
+@endpoint
+async def disconnect_number(request: Request, service: Service) -> Response:
+    await service.whatsapp.disconnect(request.path_params["number_id"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def list_conversations(request: Request, service: Service) -> Response:
+    params = request.query_params
+    business = query_int(request, "business", 0, 1, 2**63 - 1) if "business" in params else None
+    agent = query_int(request, "agent", 0, 1, 2**63 - 1) if "agent" in params else None
+    only_open = params.get("open", "false")
+    if only_open not in ("true", "false"):
+        raise InvalidInput("open", "must be true or false")
+    views = await service.whatsapp.conversations(
+        business, agent, only_open == "true", query_int(request, "limit", 50, 1, 500),
+        query_int(request, "offset", 0, 0, 10**9),
+    )  # fmt: skip
+    return out(ConversationList(conversations=[conversation_out(v) for v in views]))
+
+
+@endpoint
+async def get_conversation(request: Request, service: Service) -> Response:
+    view, messages = await service.whatsapp.conversation(request.path_params["conversation_id"])
+    detail = ConversationDetail(**conversation_out(view).model_dump(), messages=[message_out(m) for m in messages])
+    return out(detail)
+
+
+@endpoint
+async def reply(request: Request, service: Service) -> Response:
+    body = await read_body(request, ReplyCreate)
+    key = body.idempotency_key or request.headers.get("idempotency-key")
+    row, created = await service.whatsapp.reply(request.path_params["conversation_id"], body.text, key)
+    return out(reply_out(row), 202 if created else 200)
+
+
+routes = [
+    resource("/whatsapp-numbers", GET=list_numbers, POST=connect_number),
+    resource("/whatsapp-numbers/{number_id:int}", GET=get_number, DELETE=disconnect_number),
+    resource("/conversations", GET=list_conversations),
+    resource("/conversations/{conversation_id:int}", GET=get_conversation),
+    resource("/conversations/{conversation_id:int}/messages", POST=reply),
+]

@@ -1,0 +1,705 @@
+"""All SQL of the WhatsApp side: connected numbers, stored webhook events, conversations,
+messages and statuses, where chats came from, the consent ledger and the outbox.
+
+It has its own SQLite connection in its own thread: a webhook body of a thousand changes is
+applied in one transaction with one hop off the event loop, instead of one hop per statement.
+WAL lets it and `store.Store`'s connection share the file; SQLite serialises their writes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
+from .store import BEGIN_TRIES
+
+T = TypeVar("T")
+NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
+CONVERSATION_COLUMNS = (
+    "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
+    "c.last_message_at, c.last_outbound_at, c.entry_point_until, "
+    "s.at, s.ref, s.link_kind, s.link_key, s.campaign, s.agent_id, s.channel, s.click_at, s.referral"
+)
+OPTOUT_SOURCES = {"chat", "meta"}
+
+
+@dataclass(frozen=True)
+class WhatsAppNumber:
+    id: int
+    business_id: int
+    phone_number_id: str
+    waba_id: str
+    display_phone_number: str
+    verified_name: str | None
+    connected_at: int
+
+
+@dataclass(frozen=True)
+class NumberKeys:
+    """What receiving and sending need of a connected number: never leaves the server."""
+
+    id: int
+    business_id: int
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    verify_token_hash: str
+
+
+@dataclass(frozen=True)
+class ChatStart:
+    at: int
+    ref: str | None
+    link_kind: str | None
+    link_key: str | None
+    campaign: str | None
+    agent_id: int | None
+    channel: str | None
+    click_at: int | None
+    referral: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    number_id: int
+    business_id: int
+    wa_id: str | None
+    user_id: str | None
+    name: str | None
+    created_at: int
+    last_inbound_at: int | None
+    last_message_at: int
+    last_outbound_at: int | None
+    entry_point_until: int | None
+    start: ChatStart | None
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    wamid: str | None
+    direction: str
+    at: int
+    type: str
+    text: str | None
+    caption: str | None
+    mime_type: str | None
+    status: str | None  # outbound: queued, sent, delivered, read, failed
+    error_code: int | None
+    error: str | None
+    pricing: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: int
+    business_id: int
+    phone: str | None
+    user_id: str | None
+    topic: str
+    state: str
+    at: int
+    source: str
+    wording: str | None
+    version: str | None
+    proof: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    number_id: int
+    conversation_id: int | None
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    wamid: str | None
+    error_code: int | None
+    error: str | None
+    created_at: int
+
+
+class ChatStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicktochat-chats")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> ChatStore:
+        """After `Store.open` has migrated the file."""
+        store = cls(path)
+        await store.run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self.run(self._db.close)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the store's thread (the only one that touches its connection)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "ChatStore.open() first"
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        for attempt in range(BEGIN_TRIES):  # as in Store._begin
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == BEGIN_TRIES - 1:
+                    raise
+                time.sleep(min(0.5, 0.01 * 2**attempt))
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.db.execute(sql, params).fetchall()
+
+    # -- numbers ---------------------------------------------------------------------
+
+    async def connect_number(
+        self, business_id: int, phone_number_id: str, waba_id: str, display: str, verified_name: str | None,
+        access_token: str, app_secret: str, verify_token_hash: str, now: int,
+    ) -> WhatsAppNumber:  # fmt: skip
+        def work() -> WhatsAppNumber:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO whatsapp_numbers (business_id, phone_number_id, waba_id, display_phone_number,"
+                    " verified_name, access_token, app_secret, verify_token_hash, connected_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (phone_number_id) DO UPDATE SET"
+                    " business_id = excluded.business_id, waba_id = excluded.waba_id,"
+                    " display_phone_number = excluded.display_phone_number, verified_name = excluded.verified_name,"
+                    " access_token = excluded.access_token, app_secret = excluded.app_secret,"
+                    " verify_token_hash = excluded.verify_token_hash, connected_at = excluded.connected_at,"
+                    " disconnected_at = NULL",
+                    (business_id, phone_number_id, waba_id, display, verified_name, access_token, app_secret,
+                     verify_token_hash, now),
+                )  # fmt: skip
+                self._bump(db)
+            number = self._number("phone_number_id = ?", phone_number_id)
+            assert number is not None
+            return number
+
+        return await self.run(work)
+
+    def _number(self, where: str, value: Any) -> WhatsAppNumber | None:
+        row = self._one(f"SELECT {NUMBER_COLUMNS} FROM whatsapp_numbers WHERE disconnected_at IS NULL AND {where}",
+                        (value,))  # fmt: skip
+        return WhatsAppNumber(*row) if row else None
+
+    async def number(self, number_id: int) -> WhatsAppNumber | None:
+        return await self.run(self._number, "id = ?", number_id) if 0 <= number_id < 2**63 else None
+
+    async def number_by_phone_id(self, phone_number_id: str) -> WhatsAppNumber | None:
+        return await self.run(self._number, "phone_number_id = ?", phone_number_id)
+
+    async def numbers(self, business_id: int | None = None) -> list[WhatsAppNumber]:
+        def work() -> list[WhatsAppNumber]:
+            rows = self._all(f"SELECT {NUMBER_COLUMNS} FROM whatsapp_numbers WHERE disconnected_at IS NULL"
+                             " AND (? IS NULL OR business_id = ?) ORDER BY id", (business_id, business_id))  # fmt: skip
+            return [WhatsAppNumber(*row) for row in rows]
+
+        return await self.run(work)
+
+    async def number_keys(self) -> list[NumberKeys]:
+        def work() -> list[NumberKeys]:
+            rows = self._all(
+                "SELECT id, business_id, phone_number_id, access_token, app_secret, verify_token_hash"
+                " FROM whatsapp_numbers WHERE disconnected_at IS NULL ORDER BY id"
+            )
+            return [NumberKeys(*row) for row in rows]
+
+        return await self.run(work)
+
+    async def disconnect_number(self, number_id: int, now: int) -> bool:
+        """Wipes the secrets; conversations stay. Queued messages of the number are cancelled."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "UPDATE whatsapp_numbers SET disconnected_at = ?, access_token = NULL, app_secret = NULL,"
+                    " verify_token_hash = NULL WHERE id = ? AND disconnected_at IS NULL", (now, number_id),
+                )  # fmt: skip
+                db.execute("UPDATE outbox SET state = 'cancelled', error = 'The number was disconnected.'"
+                           " WHERE number_id = ? AND state = 'queued'", (number_id,))  # fmt: skip
+                self._bump(db)
+                return cursor.rowcount > 0
+
+        return await self.run(work) if 0 <= number_id < 2**63 else False
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        """Tell running servers (the routing-version watcher) that numbers changed."""
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'routing_version'")
+
+    # -- webhook events --------------------------------------------------------------
+
+    async def add_event(self, body_hash: str, body: bytes, numbers: list[str], now: int) -> bool:
+        """Store a signed body before it is acknowledged; False for the same bytes again."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "INSERT INTO webhook_events (received_at, body_hash, body, numbers) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (body_hash) DO NOTHING", (now, body_hash, body, json.dumps(numbers)),
+                )  # fmt: skip
+                return cursor.rowcount > 0
+
+        return await self.run(work)
+
+    async def due_events(self, now: int, limit: int) -> list[tuple[int, bytes, list[str], int]]:
+        """(id, body, phone number ids it was signed for, attempts) of events not yet applied."""
+
+        def work() -> list[tuple[int, bytes, list[str], int]]:
+            rows = self._all("SELECT id, body, numbers, attempts FROM webhook_events WHERE processed_at IS NULL"
+                             " AND next_try_at <= ? ORDER BY id LIMIT ?", (now, limit))  # fmt: skip
+            return [(row[0], bytes(row[1]), json.loads(row[2]), row[3]) for row in rows]
+
+        return await self.run(work)
+
+    async def pending_events(self) -> int:
+        return int((await self.run(self._one, "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"))[0])
+
+    async def event_failed(self, event_id: int, error: str, next_try_at: int) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE webhook_events SET attempts = attempts + 1, error = ?, next_try_at = ?"
+                           " WHERE id = ?", (error[:1000], next_try_at, event_id))  # fmt: skip
+
+        await self.run(work)
+
+    async def apply_events(self, event_id: int, events: list[Event], now: int) -> None:
+        """Everything one webhook body says, and its being done, in one transaction: applied
+        once, whatever happens to the process. Each message and status is applied once, even
+        when Meta delivers it again in another body."""
+
+        def work() -> None:
+            with self._tx() as db:
+                numbers: dict[str, tuple[int, int, str, str]] = {}
+                for event in events:
+                    if event.phone_number_id not in numbers:
+                        row = self._one(
+                            "SELECT n.id, n.business_id, b.timezone, n.display_phone_number FROM whatsapp_numbers n"
+                            " JOIN businesses b ON b.id = n.business_id WHERE n.phone_number_id = ?",
+                            (event.phone_number_id,),
+                        )  # fmt: skip
+                        if row is None:
+                            continue
+                        numbers[event.phone_number_id] = row
+                    number = numbers[event.phone_number_id]
+                    if isinstance(event, Inbound):
+                        self._inbound(db, event, number)
+                    elif isinstance(event, Status):
+                        self._status(db, event, number[1])
+                    elif isinstance(event, Preference) and event.value == "stop":
+                        self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
+                                      "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+                db.execute("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?", (now, event_id))
+
+        await self.run(work)
+
+    def _conversation_id(
+        self, db: sqlite3.Connection, number_id: int, business_id: int, wa_id: str | None, user_id: str | None,
+        name: str | None, at: int,
+    ) -> tuple[int, int | None]:  # fmt: skip
+        """The conversation with this customer (made on their first message), and when they last wrote."""
+        row = None
+        if user_id:
+            row = self._one("SELECT id, last_inbound_at, wa_id, user_id FROM conversations"
+                            " WHERE number_id = ? AND user_id = ?", (number_id, user_id))  # fmt: skip
+        if row is None and wa_id:
+            row = self._one("SELECT id, last_inbound_at, wa_id, user_id FROM conversations"
+                            " WHERE number_id = ? AND wa_id = ?", (number_id, wa_id))  # fmt: skip
+        if row is None:
+            cursor = db.execute(
+                "INSERT INTO conversations (number_id, business_id, wa_id, user_id, name, created_at, last_message_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", (number_id, business_id, wa_id, user_id, name, at, at),
+            )  # fmt: skip
+            return int(cursor.lastrowid or 0), None
+        conversation_id, last_inbound, known_wa_id, known_user_id = row
+        if (wa_id and not known_wa_id) or (user_id and not known_user_id) or name:
+            try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)
+                db.execute(
+                    "UPDATE conversations SET wa_id = coalesce(wa_id, ?), user_id = coalesce(user_id, ?),"
+                    " name = coalesce(?, name) WHERE id = ?", (wa_id, user_id, name, conversation_id),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:  # another conversation holds it: keep them apart
+                db.execute("UPDATE conversations SET name = coalesce(?, name) WHERE id = ?", (name, conversation_id))
+        return conversation_id, last_inbound
+
+    def _inbound(self, db: sqlite3.Connection, message: Inbound, number: tuple[int, int, str, str]) -> None:
+        number_id, business_id, timezone, display = number
+        conversation_id, last_inbound = self._conversation_id(
+            db, number_id, business_id, message.wa_id, message.user_id, message.name, message.at
+        )
+        cursor = db.execute(
+            "INSERT INTO wa_messages (conversation_id, wamid, direction, at, type, text, caption, mime_type)"
+            " VALUES (?, ?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (wamid) DO NOTHING",
+            (conversation_id, message.wamid, message.at, message.type, message.text, message.caption,
+             message.mime_type),
+        )  # fmt: skip
+        if cursor.rowcount == 0:
+            return  # delivered before
+        if last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
+            self._start(db, conversation_id, business_id, timezone, display, message)
+        elif message.at < last_inbound:
+            # Out of order: an earlier message of the same chat moves its start back.
+            db.execute(
+                "UPDATE chat_starts SET at = ?, wamid = ? WHERE conversation_id = ? AND at > ? AND at <= ?",
+                (message.at, message.wamid, conversation_id, message.at, message.at + SERVICE_WINDOW),
+            )  # fmt: skip
+        db.execute(
+            "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
+            " last_message_at = max(last_message_at, ?) WHERE id = ?", (message.at, message.at, conversation_id),
+        )  # fmt: skip
+        if message.stop:
+            self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
+                          message.text, None, {"wamid": message.wamid})  # fmt: skip
+
+    def _start(
+        self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,
+        message: Inbound,
+    ) -> None:  # fmt: skip
+        click = None
+        ref = message.ref
+        if ref:
+            click = self._one(
+                "SELECT link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
+                " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? ORDER BY at DESC LIMIT 1",
+                (ref, message.at - REF_DAYS * 86400, message.at + 3600, display),
+            )  # fmt: skip
+        day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
+        referral = json.dumps(message.referral) if message.referral else None
+        cursor = db.execute(
+            "INSERT INTO chat_starts (conversation_id, business_id, at, day, wamid, ref, link_kind, link_key,"
+            " campaign, agent_id, channel, click_at, visitor, referral)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, business_id, message.at, day, message.wamid, ref if click else None,
+             *(click or (None,) * 7), referral),
+        )  # fmt: skip
+        entry_point = message.at + ENTRY_POINT if message.referral else None
+        db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
+                   (cursor.lastrowid, entry_point, conversation_id))  # fmt: skip
+
+    def _status(self, db: sqlite3.Connection, status: Status, business_id: int) -> None:
+        cursor = db.execute(
+            "INSERT INTO wa_statuses (wamid, status, at, recipient, pricing, error_code, error_title, callback)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (status.wamid, status.status, status.at, status.recipient_id or status.recipient_user_id,
+             json.dumps(status.pricing) if status.pricing else None, status.error_code, status.error_title,
+             status.callback),
+        )  # fmt: skip
+        if cursor.rowcount == 0:
+            return
+        if status.callback and status.callback.isdigit():
+            # A send interrupted by a crash: Meta's status tells us it did go out.
+            outbox_id = int(status.callback)
+            db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = coalesce(sent_at, ?), lease_until = NULL"
+                       " WHERE id = ? AND state IN ('sending', 'queued') AND wamid IS NULL",
+                       (status.wamid, status.at, outbox_id))  # fmt: skip
+            db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ? AND wamid IS NULL",
+                       (status.wamid, outbox_id))  # fmt: skip
+        if status.status == "failed" and status.error_code == 131050:
+            self._consent(db, business_id, status.recipient_id, status.recipient_user_id, "*", "out", status.at,
+                          "meta", "Stopped marketing messages (Meta error 131050)", None, {"wamid": status.wamid})
+
+    def _consent(
+        self, db: sqlite3.Connection, business_id: int, phone: str | None, user_id: str | None, topic: str,
+        state: str, at: int, source: str, wording: str | None, version: str | None, proof: dict[str, Any] | None,
+    ) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (business_id, phone, user_id, topic, state, at, source, wording, version,
+             json.dumps(proof) if proof else None),
+        )  # fmt: skip
+
+    # -- conversations ---------------------------------------------------------------
+
+    async def conversations(
+        self, business_id: int | None = None, agent_id: int | None = None, open_since: int | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> list[Conversation]:  # fmt: skip
+        """Newest first; `open_since`: only those whose customer wrote since then."""
+
+        def work() -> list[Conversation]:
+            rows = self._all(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations c LEFT JOIN chat_starts s ON s.id = c.start_id"
+                " WHERE (?1 IS NULL OR c.business_id = ?1) AND (?2 IS NULL OR s.agent_id = ?2)"
+                " AND (?3 IS NULL OR c.last_inbound_at >= ?3)"
+                " ORDER BY c.last_message_at DESC, c.id DESC LIMIT ?4 OFFSET ?5",
+                (business_id, agent_id, open_since, limit, offset),
+            )  # fmt: skip
+            return [_conversation(row) for row in rows]
+
+        return await self.run(work)
+
+    async def conversation(self, conversation_id: int) -> Conversation | None:
+        if not 0 <= conversation_id < 2**63:
+            return None
+
+        def work() -> Conversation | None:
+            row = self._one(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations c"
+                " LEFT JOIN chat_starts s ON s.id = c.start_id WHERE c.id = ?", (conversation_id,),
+            )  # fmt: skip
+            return _conversation(row) if row else None
+
+        return await self.run(work)
+
+    async def messages(self, conversation_id: int, limit: int = 100) -> list[Message]:
+        """The last `limit` messages, oldest first, each outbound one with the furthest status
+        Meta reported (a late `sent` never undoes a `delivered`)."""
+
+        def work() -> list[Message]:
+            rows = self._all(
+                "SELECT * FROM (SELECT m.id, m.wamid, m.direction, m.at, m.type, m.text, m.caption, m.mime_type,"
+                " o.state, o.error_code, o.error FROM wa_messages m LEFT JOIN outbox o ON o.id = m.outbox_id"
+                " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) ORDER BY at, id",
+                (conversation_id, limit),
+            )  # fmt: skip
+            statuses = self._statuses([row[1] for row in rows if row[1] and row[2] == "out"])
+            messages = []
+            for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error) in rows:
+                status = pricing = None
+                if direction == "out":
+                    reported = statuses.get(wamid) if wamid else None
+                    status = reported[0] if reported else ("queued" if state in ("queued", "sending") else state)
+                    if reported:
+                        pricing = reported[1]
+                        code, error = (reported[2], reported[3]) if reported[0] == "failed" else (code, error)
+                messages.append(Message(id_, wamid, direction, at, kind, text, caption, mime, status, code, error,
+                                        pricing))  # fmt: skip
+            return messages
+
+        return await self.run(work)
+
+    def _statuses(self, wamids: list[str]) -> dict[str, tuple[str, dict[str, Any] | None, int | None, str | None]]:
+        found: dict[str, tuple[str, dict[str, Any] | None, int | None, str | None]] = {}
+        if not wamids:
+            return found
+        rows = self._all("SELECT wamid, status, pricing, error_code, error_title FROM wa_statuses"
+                         " WHERE wamid IN (SELECT value FROM json_each(?))", (json.dumps(wamids),))  # fmt: skip
+        for wamid, status, pricing, code, title in rows:
+            best = found.get(wamid)
+            if best is None or STATUS_RANK[status] > STATUS_RANK[best[0]]:
+                found[wamid] = (status, json.loads(pricing) if pricing else (best[1] if best else None), code, title)
+        return found
+
+    async def last_messages(self, conversation_ids: list[int]) -> dict[int, tuple[str, str | None]]:
+        """(direction, text or type) of each conversation's last message, for lists."""
+
+        def work() -> dict[int, tuple[str, str | None]]:
+            rows = self._all(
+                "SELECT m.conversation_id, m.direction, coalesce(m.text, m.caption, '[' || m.type || ']')"
+                " FROM wa_messages m WHERE m.id IN (SELECT (SELECT id FROM wa_messages WHERE conversation_id = value"
+                " ORDER BY at DESC, id DESC LIMIT 1) FROM json_each(?))", (json.dumps(conversation_ids),),
+            )  # fmt: skip
+            return {row[0]: (row[1], row[2]) for row in rows}
+
+        return await self.run(work) if conversation_ids else {}
+
+    async def unanswered_for(self, wa_id: str | None, user_id: str | None, number_id: int, since: int) -> bool:
+        """True when every message sent to this customer since `since` stayed at `sent`, while
+        messages to others were delivered in that time: they may have blocked the business."""
+
+        def work() -> bool:
+            rows = self._all(
+                "SELECT m.wamid, (SELECT c.wa_id = ?1 OR c.user_id = ?2 FROM conversations c"
+                " WHERE c.id = m.conversation_id) FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE c.number_id = ?3 AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at >= ?4",
+                (wa_id, user_id, number_id, since),
+            )  # fmt: skip
+            statuses = self._statuses([row[0] for row in rows])
+            theirs = [statuses.get(w, ("queued",))[0] for w, mine in rows if mine]
+            others = [statuses.get(w, ("queued",))[0] for w, mine in rows if not mine]
+            return bool(theirs) and all(s == "sent" for s in theirs) and any(
+                s in ("delivered", "read") for s in others
+            )
+
+        return await self.run(work)
+
+    # -- consent ---------------------------------------------------------------------
+
+    async def consents(self, business_id: int | None, phone: str | None, user_id: str | None) -> list[Consent]:
+        """Every entry about one person (by number or user id), oldest first."""
+
+        def work() -> list[Consent]:
+            rows = self._all(
+                "SELECT id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
+                " FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND ((?2 IS NOT NULL AND phone = ?2)"
+                " OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id", (business_id, phone, user_id),
+            )  # fmt: skip
+            return [_consent(row) for row in rows]
+
+        return await self.run(work)
+
+    async def add_consent(
+        self, business_id: int, phone: str | None, user_id: str | None, topic: str, state: str, at: int,
+        source: str, wording: str | None = None, version: str | None = None, proof: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        def work() -> None:
+            with self._tx() as db:
+                self._consent(db, business_id, phone, user_id, topic, state, at, source, wording, version, proof)
+
+        await self.run(work)
+
+    # -- the outbox ------------------------------------------------------------------
+
+    async def enqueue(
+        self, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any], text: str | None,
+        kind: str, now: int,
+    ) -> tuple[OutboxRow, bool]:  # fmt: skip
+        """The outbox row for this idempotency key, and whether it was made now (False: the
+        same request came before, and nothing new is queued)."""
+
+        def work() -> tuple[OutboxRow, bool]:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
+                    " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                    (number_id, conversation_id, key, json.dumps(payload), now, now),
+                )  # fmt: skip
+                created = cursor.rowcount > 0
+                row = self._outbox("idempotency_key = ?", key)
+                assert row is not None
+                if created:
+                    # The payload names our row, so Meta's statuses can find it after a crash.
+                    payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
+                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
+                    if conversation_id is not None:
+                        db.execute(
+                            "INSERT INTO wa_messages (conversation_id, direction, at, type, text, outbox_id)"
+                            " VALUES (?, 'out', ?, ?, ?, ?)", (conversation_id, now, kind, text, row.id),
+                        )  # fmt: skip
+                        db.execute("UPDATE conversations SET last_message_at = max(last_message_at, ?) WHERE id = ?",
+                                   (now, conversation_id))  # fmt: skip
+                    row = self._outbox("id = ?", row.id)
+                    assert row is not None
+                return row, created
+
+        return await self.run(work)
+
+    def _outbox(self, where: str, value: Any) -> OutboxRow | None:
+        row = self._one("SELECT id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
+                        f" created_at FROM outbox WHERE {where}", (value,))  # fmt: skip
+        return OutboxRow(row[0], row[1], row[2], json.loads(row[3]), *row[4:]) if row else None
+
+    async def outbox_by_key(self, key: str) -> OutboxRow | None:
+        return await self.run(self._outbox, "idempotency_key = ?", key)
+
+    async def outbox_row(self, outbox_id: int) -> OutboxRow | None:
+        return await self.run(self._outbox, "id = ?", outbox_id) if 0 <= outbox_id < 2**63 else None
+
+    async def claim(self, now: int, lease: int, limit: int) -> list[OutboxRow]:
+        """Due rows, leased to this sender: another sender (or instance) skips them until the
+        lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
+        status of Meta's has already shown it went out, it is sent again."""
+
+        def work() -> list[OutboxRow]:
+            with self._tx() as db:
+                rows = db.execute(
+                    "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id IN"
+                    " (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= ?)"
+                    " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
+                    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
+                    " created_at", (now + lease, now, now, limit),
+                ).fetchall()  # fmt: skip
+            return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
+
+        return await self.run(work)
+
+    async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
+                           " error = NULL, error_code = NULL WHERE id = ?", (wamid, now, outbox_id))  # fmt: skip
+                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?", (wamid, outbox_id))
+                db.execute(
+                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
+                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)", (now, outbox_id),
+                )  # fmt: skip
+
+        await self.run(work)
+
+    async def retry_later(self, outbox_id: int, next_attempt_at: int, code: int | None, error: str) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
+                    " error_code = ?, error = ? WHERE id = ?", (next_attempt_at, code, error, outbox_id),
+                )  # fmt: skip
+
+        await self.run(work)
+
+    async def give_up(self, outbox_id: int, state: str, code: int | None, error: str) -> None:
+        """`failed` (Meta refused) or `cancelled` (it may no longer be sent)."""
+
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE outbox SET state = ?, lease_until = NULL, error_code = ?, error = ?"
+                           " WHERE id = ?", (state, code, error, outbox_id))  # fmt: skip
+
+        await self.run(work)
+
+    async def next_due(self) -> int | None:
+        row = await self.run(self._one, "SELECT min(CASE state WHEN 'queued' THEN next_attempt_at ELSE lease_until END)"
+                                        " FROM outbox WHERE state IN ('queued', 'sending')")  # fmt: skip
+        return int(row[0]) if row and row[0] is not None else None
+
+    # -- attribution -----------------------------------------------------------------
+
+    async def add_click_refs(self, rows: list[tuple[Any, ...]]) -> None:
+        """(ref, at, link_kind, link_key, campaign, agent_id, channel, address, visitor) of clicks
+        whose pre-filled message carried a ref code."""
+
+        def work() -> None:
+            with self._tx() as db:
+                db.executemany("INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel,"
+                               " address, visitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+
+        if rows:
+            await self.run(work)
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    start = None
+    if row[11] is not None:
+        start = ChatStart(*row[11:19], referral=json.loads(row[19]) if row[19] else None)  # type: ignore[misc]
+    return Conversation(*row[:11], start=start)  # type: ignore[misc]
+
+
+def _consent(row: Sequence[Any]) -> Consent:
+    return Consent(*row[:10], proof=json.loads(row[10]) if row[10] else None)  # type: ignore[misc]
+

@@ -1,0 +1,50 @@
+"""The consent ledger's rules. Entries are only ever added; the latest entry about a person for
+a topic (or for '*', every topic) decides. Every path that sends a message asks here first.
+
+An opt-out is for ever: a STOP written in the chat, Meta's error 131050 and a `user_preferences`
+stop all add an `out` entry for '*'. A `resume` in WhatsApp adds nothing: people come back
+by opting in again, with the wording they were shown."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .chatstore import Consent
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+def latest(entries: Sequence[Consent], topic: str) -> Consent | None:
+    """The entry that decides for `topic`: the newest about it or about every topic."""
+    relevant = [e for e in entries if e.topic in (topic, "*")]
+    return max(relevant, key=lambda e: (e.at, e.id)) if relevant else None
+
+
+def opted_out(entries: Sequence[Consent]) -> Consent | None:
+    """The opt-out from everything in force, if any (the newest '*' entry says `out`)."""
+    entry = latest(entries, "*")
+    return entry if entry is not None and entry.state == "out" and entry.topic == "*" else None
+
+
+def may_reply(entries: Sequence[Consent], last_inbound_at: int | None) -> Decision:
+    """A free-form reply to someone who wrote: refused only when they opted out and have not
+    written since (a STOP is not answered with more messages; writing again asks for help)."""
+    stop = opted_out(entries)
+    if stop is not None and (last_inbound_at is None or last_inbound_at <= stop.at):
+        return Decision(False, "The customer opted out of messages from this business and has not written since.")
+    return Decision(True)
+
+
+def may_message(entries: Sequence[Consent], topic: str) -> Decision:
+    """A message the business starts (an update, a template): only with consent in force."""
+    entry = latest(entries, topic)
+    if entry is None:
+        return Decision(False, f"The customer has not opted in to '{topic}'.")
+    if entry.state == "out":
+        return Decision(False, "The customer opted out" + ("." if entry.topic == "*" else f" of '{topic}'."))
+    return Decision(True)

@@ -1,0 +1,265 @@
+"""Conversations on the WhatsApp Business Platform, as plain functions: webhook changes read
+into typed events (anything unknown is skipped, never an error), the customer-service window
+and the free entry point, ref codes that tie a chat to the click that opened it, and the
+keywords people write to stop messages."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+SERVICE_WINDOW = 24 * 3600  # free-form messages are allowed this long after the customer's last one
+ENTRY_POINT = 72 * 3600  # a chat from a Click-to-WhatsApp ad or a Page button: every message free
+REF_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud or retyped without doubt
+REF_LENGTH = 5  # 30^5 = 24 million codes; a code is looked up among the clicks of the last REF_DAYS
+REF_DAYS = 7
+REF_PATTERN = re.compile(r"\(\s*ref[\s:#-]*([A-Za-z2-9]{5})\s*\)", re.IGNORECASE)
+STOP_WORDS = frozenset({"stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar"})
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+MAX_TEXT_LENGTH = 4096  # Meta's limit for a text message body
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message a customer wrote."""
+
+    phone_number_id: str
+    wamid: str
+    at: int
+    wa_id: str | None
+    user_id: str | None
+    name: str | None
+    type: str
+    text: str | None
+    caption: str | None = None
+    mime_type: str | None = None
+    referral: dict[str, Any] | None = None
+
+    @property
+    def ref(self) -> str | None:
+        return find_ref(self.text or self.caption or "")
+
+    @property
+    def stop(self) -> bool:
+        return self.type == "text" and is_stop(self.text or "")
+
+
+@dataclass(frozen=True)
+class Status:
+    """What became of a message the business sent."""
+
+    phone_number_id: str
+    wamid: str
+    status: str
+    at: int
+    recipient_id: str | None
+    recipient_user_id: str | None
+    pricing: dict[str, Any] | None
+    error_code: int | None
+    error_title: str | None
+    callback: str | None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A customer stopped (or resumed) marketing messages from the business, in WhatsApp itself."""
+
+    phone_number_id: str
+    wa_id: str | None
+    user_id: str | None
+    value: str
+    at: int
+
+
+Event = Inbound | Status | Preference
+
+
+def read_body(body: Any, phone_number_ids: set[str]) -> list[Event]:
+    """The events of one webhook body, for the numbers whose app secret signed it. Meta adds
+    fields and event types over time: whatever is not understood is left out, never raised."""
+    events: list[Event] = []
+    if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
+        return events
+    for entry in _list(body.get("entry")):
+        for change in _list(_dict(entry).get("changes")):
+            change = _dict(change)
+            value = _dict(change.get("value"))
+            number = _str(_dict(value.get("metadata")).get("phone_number_id"))
+            if number is None or number not in phone_number_ids:
+                continue
+            if change.get("field") == "messages":
+                events += _messages(number, value)
+            elif change.get("field") == "user_preferences":
+                events += _preferences(number, value)
+    return events
+
+
+def _messages(number: str, value: dict[str, Any]) -> list[Event]:
+    events: list[Event] = []
+    contacts = [_dict(c) for c in _list(value.get("contacts"))]
+    for message in (_dict(m) for m in _list(value.get("messages"))):
+        wamid, at = _str(message.get("id")), _int(message.get("timestamp"))
+        kind = _str(message.get("type")) or "unknown"
+        if wamid is None or at is None or kind in ("system", "reaction", "errors"):
+            continue  # a reaction or a system notice is not a message of the conversation
+        wa_id, user_id = _str(message.get("from")), _str(message.get("from_user_id"))
+        contact = _contact(contacts, wa_id, user_id)
+        wa_id = wa_id or _str(contact.get("wa_id"))
+        user_id = user_id or _str(contact.get("user_id"))
+        if wa_id is None and user_id is None:
+            continue
+        content = _dict(message.get(kind))
+        text = caption = None
+        if kind == "text":
+            text = _str(content.get("body"))
+        elif kind == "button":
+            text = _str(content.get("text"))
+        elif kind == "interactive":
+            reply = _dict(content.get(_str(content.get("type")) or ""))
+            text = _str(reply.get("title"))
+        else:
+            caption = _str(content.get("caption"))
+        referral = message.get("referral")
+        events.append(Inbound(
+            number, wamid, at, wa_id, user_id, _str(_dict(contact.get("profile")).get("name")), kind,
+            text, caption, _str(content.get("mime_type")), _referral(referral) if isinstance(referral, dict) else None,
+        ))  # fmt: skip
+    for status in (_dict(s) for s in _list(value.get("statuses"))):
+        wamid, state, at = _str(status.get("id")), _str(status.get("status")), _int(status.get("timestamp"))
+        if wamid is None or state not in STATUS_RANK or at is None:
+            continue
+        error = _dict(_list(status.get("errors"))[0]) if _list(status.get("errors")) else {}
+        pricing = status.get("pricing")
+        events.append(Status(
+            number, wamid, state, at, _str(status.get("recipient_id")), _str(status.get("recipient_user_id")),
+            pricing if isinstance(pricing, dict) else None, _int(error.get("code")),
+            _str(error.get("title")) or _str(error.get("message")), _str(status.get("biz_opaque_callback_data")),
+        ))  # fmt: skip
+    return events
+
+
+def _preferences(number: str, value: dict[str, Any]) -> list[Event]:
+    events: list[Event] = []
+    for item in (_dict(p) for p in _list(value.get("user_preferences"))):
+        wa_id, user_id, at = _str(item.get("wa_id")), _str(item.get("user_id")), _int(item.get("timestamp"))
+        choice = _str(item.get("value"))
+        if (wa_id or user_id) and at is not None and choice in ("stop", "resume"):
+            events.append(Preference(number, wa_id, user_id, choice, at))
+    return events
+
+
+def _referral(referral: dict[str, Any]) -> dict[str, Any]:
+    """What of Meta's referral says where the chat came from (media URLs are left out)."""
+    keys = ("source_type", "source_id", "source_url", "headline", "body", "ctwa_clid", "media_type")
+    return {key: referral[key] for key in keys if isinstance(referral.get(key), str)}
+
+
+def _contact(contacts: list[dict[str, Any]], wa_id: str | None, user_id: str | None) -> dict[str, Any]:
+    for contact in contacts:
+        if (wa_id and contact.get("wa_id") == wa_id) or (user_id and contact.get("user_id") == user_id):
+            return contact
+    return contacts[0] if len(contacts) == 1 else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value[:MAX_TEXT_LENGTH * 2] if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
+        return int(value)
+    return None
+
+
+# -- the window ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the business may send now, and until when."""
+
+    open_until: int | None  # free-form messages until then (None: the customer never wrote)
+    entry_point_until: int | None  # every message free until then (chats from ads and Page buttons)
+    now: int
+
+    @property
+    def open(self) -> bool:
+        return self.open_until is not None and self.now < self.open_until
+
+    @property
+    def may_send(self) -> str:
+        """"text": free-form messages (and templates); "templates": only approved templates."""
+        return "text" if self.open else "templates"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"open": self.open, "open_until": self.open_until, "free_entry_point_until": self.entry_point_until,
+                "may_send": self.may_send}  # fmt: skip
+
+
+def window(last_inbound_at: int | None, entry_point_until: int | None, replied_at: int | None, now: int) -> Window:
+    """The customer-service window runs 24 h from the customer's last message. A chat that
+    started from an ad or a Page button has the 72-hour free entry point, kept only if the
+    business replied within the first 24 h."""
+    open_until = last_inbound_at + SERVICE_WINDOW if last_inbound_at is not None else None
+    if entry_point_until is not None:
+        started = entry_point_until - ENTRY_POINT
+        kept = (replied_at is not None and started <= replied_at <= started + SERVICE_WINDOW) or (
+            now < started + SERVICE_WINDOW
+        )
+        if not kept or now >= entry_point_until:
+            entry_point_until = None
+    return Window(open_until, entry_point_until, now)
+
+
+# -- ref codes and stop words ------------------------------------------------------------
+
+
+def new_ref() -> str:
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(REF_LENGTH))
+
+
+def with_ref(text: str, ref: str) -> str:
+    """The pre-filled message with its ref code at the end, where the customer sees it and may
+    delete it."""
+    return f"{text} (ref {ref})" if text else f"(ref {ref})"
+
+
+def find_ref(text: str) -> str | None:
+    """The last ref code in a message, as written by `with_ref` (any case, a few typos' worth
+    of spacing)."""
+    found = REF_PATTERN.findall(text[-2000:])
+    code = found[-1].upper() if found else None
+    return code if code and all(c in REF_ALPHABET for c in code) else None
+
+
+def is_stop(text: str) -> bool:
+    """STOP, ANNULLA, BAJA, PARAR, STOPP, ARRÊT... alone in a message, in any case, with
+    punctuation or an emoji around it."""
+    folded = unicodedata.normalize("NFKD", text.strip().lower())
+    word = "".join(c for c in folded if c.isalpha() and c.isascii())
+    letters_only = "".join(c for c in folded if c.isalpha())
+    return word in STOP_WORDS and len(letters_only) == len(word) and len(text) <= 40
+
+
+def check_text(text: Any) -> str:
+    """A reply's text, or a reason it cannot be sent (ValueError)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("must not be empty")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ValueError(f"must be at most {MAX_TEXT_LENGTH} characters (WhatsApp's limit)")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise ValueError("must not contain control characters")
+    return text.replace("\r\n", "\n")

@@ -1,0 +1,147 @@
+"""The one client of Meta's Graph API (WhatsApp Cloud API), over httpx: the base URL comes
+from settings (`CLICKTOCHAT_GRAPH_URL`, so tests and staging use a stand-in), the token is
+sent only in the Authorization header, and Meta's error codes become `GraphError`s that say
+whether to try again and what to tell a person.
+
+pywa was considered: it is a whole bot framework (its own webhook server and handlers) where
+we need three calls, and our webhooks must be stored before they are acknowledged."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = 15.0
+
+# Meta's error codes that say "not now" rather than "never".
+RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004}
+# What a person is told; Meta's own title and details follow in `detail`.
+MESSAGES = {
+    131047: "The 24-hour window is closed: the customer has not written in the last 24 hours, "
+    "so only an approved template may be sent.",
+    131026: "The message could not be delivered: the number may not be on WhatsApp, may use an old "
+    "version, or has not accepted the latest terms.",
+    131056: "Too many messages to this person in a short time; sending again shortly.",
+    131049: "Meta did not deliver this marketing message, to keep the customer's experience good "
+    "(a per-person limit on marketing messages).",
+    131050: "The customer has stopped marketing messages from this business.",
+    130429: "The number's message rate limit was reached; sending again shortly.",
+    80007: "The WhatsApp Business Account's rate limit was reached; sending again shortly.",
+    131051: "This type of message is not supported.",
+    131052: "The customer's media could not be downloaded.",
+    132000: "The template's parameters do not match the template.",
+    132001: "The template does not exist in this language, or is not approved.",
+    133010: "The business number is not registered on the Cloud API.",
+    190: "The access token has expired or is not valid: connect the number again with a new token.",
+    100: "Meta refused the request as malformed.",
+    10: "The app has no permission for this number (whatsapp_business_messaging).",
+    131031: "The business account is locked or restricted by Meta.",
+}
+
+
+@dataclass
+class GraphError(Exception):
+    """A refusal from the Graph API (or no answer at all: `code` 0)."""
+
+    status: int  # HTTP status; 0 when the network failed
+    code: int
+    title: str
+    detail: str = ""
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500 or self.code in RETRYABLE
+
+    @property
+    def message(self) -> str:
+        return MESSAGES.get(self.code) or self.title or "The WhatsApp Cloud API refused the request."
+
+
+def error_from(response: httpx.Response) -> GraphError:
+    """Meta's `{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"}}}`."""
+    try:
+        error = response.json().get("error", {})
+        if not isinstance(error, dict):
+            error = {}
+    except ValueError:
+        error = {}
+    code = error["code"] if isinstance(error.get("code"), int) else 0
+    details = error.get("error_data", {}).get("details", "") if isinstance(error.get("error_data"), dict) else ""
+    return GraphError(
+        response.status_code, code, str(error.get("message") or response.reason_phrase or "")[:500],
+        str(details)[:500], retry_after(response.headers.get("retry-after")),
+    )  # fmt: skip
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class GraphClient:
+    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, token: str, body: dict[str, Any] | None = None,
+                    params: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+        try:
+            response = await self.http.request(
+                method, f"{self.base_url}/{path}", json=body, params=params,
+                headers={"Authorization": f"Bearer {token}"},
+            )  # fmt: skip
+        except httpx.HTTPError as exc:  # the token is in a header, never in the message
+            raise GraphError(0, 0, f"No answer from the Graph API ({type(exc).__name__}).") from None
+        if response.status_code >= 400:
+            raise error_from(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise GraphError(response.status_code, 0, "The Graph API's answer is not JSON.") from None
+        if not isinstance(answer, dict):
+            raise GraphError(response.status_code, 0, "The Graph API answered with something unexpected.")
+        return answer
+
+    async def send(self, phone_number_id: str, token: str, payload: dict[str, Any]) -> str:
+        """Send one message; returns its wamid."""
+        answer = await self._call("POST", f"{phone_number_id}/messages", token, payload)
+        messages = answer.get("messages")
+        if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+            raise GraphError(200, 0, "The Graph API accepted the message but gave no message id.")
+        return str(messages[0].get("id"))
+
+    async def phone_number(self, phone_number_id: str, token: str) -> dict[str, Any]:
+        """The number's display number and verified name: checks the id and the token."""
+        return await self._call(
+            "GET", phone_number_id, token, params={"fields": "display_phone_number,verified_name,quality_rating"}
+        )
+
+
+def text_payload(to: str | None, user_id: str | None, text: str) -> dict[str, Any]:
+    """A free-form text message, addressed by phone number or, when it is withheld, by the
+    business-scoped user id."""
+    payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    if to:
+        payload["to"] = to
+    else:
+        payload["recipient"] = user_id
+    return payload | {"type": "text", "text": {"body": text, "preview_url": False}}

@@ -1,0 +1,102 @@
+"""The sender: messages wait in the `outbox` table and are sent through the Graph API by a
+background task. Rows are claimed with a lease, so no two senders send one row; sends that
+Meta refuses for now (429, 5xx, rate limits) are tried again with exponential backoff and
+jitter; refusals for good are kept as `failed` with Meta's code and a message people can read;
+and every row is checked again just before it goes (an opt-out or a closed window that came
+while it waited cancels it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .chatstore import ChatStore, NumberKeys, OutboxRow
+from .graph import GraphClient, GraphError
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[OutboxRow], Awaitable[str | None]]  # a reason the row may no longer be sent, or None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: float = 2.0
+    cap: float = 15 * 60
+    max_attempts: int = 10
+
+    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+        """Seconds before try number `attempt + 1`: Meta's Retry-After when it gave one, else
+        base * 2^(attempt-1), capped, with "full jitter" between half and all of it."""
+        if retry_after is not None:
+            return min(self.cap, retry_after)
+        ceiling = min(self.cap, self.base * float(2 ** max(0, attempt - 1)))
+        jitter: float = (rng or random).random()
+        return ceiling * (0.5 + jitter / 2)
+
+
+class Sender:
+    """`run_once()` sends what is due (tests call it, moving the clock); `run()` is the loop."""
+
+    def __init__(
+        self, chats: ChatStore, graph: GraphClient, keys: Callable[[], dict[int, NumberKeys]], check: Check,
+        clock: Callable[[], float] = time.time, concurrency: int = 8, lease: int = 60,
+        backoff: Backoff = Backoff(), interval: float = 1.0,
+    ) -> None:  # fmt: skip
+        self.chats = chats
+        self.graph = graph
+        self.keys = keys
+        self.check = check
+        self.clock = clock
+        self.concurrency = concurrency
+        self.lease = lease
+        self.backoff = backoff
+        self.interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim up to `concurrency` due rows and send them at once; returns how many were claimed."""
+        rows = await self.chats.claim(int(self.clock()), self.lease, self.concurrency)
+        if rows:
+            await asyncio.gather(*(self._send(row) for row in rows))
+        return len(rows)
+
+    async def _send(self, row: OutboxRow) -> None:
+        key = self.keys().get(row.number_id)
+        if key is None:
+            await self.chats.give_up(row.id, "cancelled", None, "The number is no longer connected.")
+            return
+        reason = await self.check(row)
+        if reason is not None:
+            await self.chats.give_up(row.id, "cancelled", None, reason)
+            return
+        try:
+            wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
+        except GraphError as error:
+            detail = f"{error.message} ({error.code}{': ' + error.detail if error.detail else ''})"
+            if error.retryable and row.attempts < self.backoff.max_attempts:
+                delay = self.backoff.delay(row.attempts, error.retry_after)
+                await self.chats.retry_later(row.id, int(self.clock() + delay), error.code or None, detail)
+            else:
+                await self.chats.give_up(row.id, "failed", error.code or None, detail)
+            return
+        await self.chats.sent(row.id, wamid, int(self.clock()))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:  # a locked database, say: try again at the next tick
+                log.exception("could not send queued messages")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,161 @@
+"""Meta's webhook at `/webhooks/whatsapp`: the verification handshake (GET), and events (POST)
+checked against `X-Hub-Signature-256` over the raw bytes, stored, then acknowledged. A
+`WebhookProcessor` applies stored events from the database, so a crash after the 200 loses
+nothing, and a body Meta delivers again changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from .chatstore import ChatStore, NumberKeys
+from .conversations import read_body
+from .errors import Forbidden, LengthRequired, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from .whatsapp import WhatsApp
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a batch of 1,000 changes is well under 2 MiB
+MAX_CHALLENGE_LENGTH = 200
+
+
+def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[NumberKeys]:
+    """The numbers whose app secret made this signature (`sha256=<hex HMAC-SHA256>`), each
+    compared in constant time. Numbers of one Meta app share its secret."""
+    scheme, _, signature = header.strip().partition("=")
+    if scheme.lower() != "sha256" or not signature:
+        return []
+    digests: dict[str, bool] = {}
+    matched = []
+    for key in keys:
+        if key.app_secret not in digests:
+            expected = hmac.new(key.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            digests[key.app_secret] = hmac.compare_digest(expected, signature.strip().lower())
+        if digests[key.app_secret]:
+            matched.append(key)
+    return matched
+
+
+def verify_token_ok(token: str, keys: Sequence[NumberKeys]) -> bool:
+    """The handshake's token against every connected number's (stored as SHA-256)."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(digest, key.verify_token_hash or "")
+    return found
+
+
+async def handshake(request: Request) -> Response:
+    """Meta's subscription check: echo `hub.challenge` when the verify token is one of ours."""
+    whatsapp: WhatsApp = request.app.state.service.whatsapp
+    params = request.query_params
+    if params.get("hub.mode") != "subscribe":
+        raise MalformedRequest("hub.mode must be 'subscribe'.")
+    challenge = params.get("hub.challenge", "")
+    if not challenge or len(challenge) > MAX_CHALLENGE_LENGTH or not challenge.isascii() or not challenge.isprintable():
+        raise MalformedRequest("hub.challenge is missing or not a short printable string.")
+    if not verify_token_ok(params.get("hub.verify_token", ""), whatsapp.keys):
+        raise Forbidden("hub.verify_token is not the verify token of a connected number.")
+    return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+async def receive(request: Request) -> Response:
+    """Check the signature on the raw bytes, store the body, answer 200. Nothing is stored for
+    a body that is unsigned, signed with another secret, too large, or not JSON."""
+    whatsapp: WhatsApp = request.app.state.service.whatsapp
+    body = await read_limited(request)
+    header = request.headers.get("x-hub-signature-256")
+    if not header:
+        raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+    numbers = signed_by(body, header, whatsapp.keys)
+    if not numbers:
+        raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
+    try:
+        json.loads(body)
+    except ValueError:
+        raise MalformedRequest("The body is not valid JSON.") from None
+    digest = hashlib.sha256(body).hexdigest()
+    await whatsapp.chats.add_event(digest, body, sorted({n.phone_number_id for n in numbers}), int(whatsapp.clock()))
+    whatsapp.processor.wake()
+    return Response(status_code=200)
+
+
+async def read_limited(request: Request) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
+    declared = request.headers.get("content-length")
+    if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
+        raise LengthRequired("Send a Content-Length.")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class WebhookProcessor:
+    """Applies stored events in order of arrival. `run_once()` does one round (tests call it);
+    `run()` is the loop, woken by each new event and by a timer for retries."""
+
+    def __init__(self, chats: ChatStore, clock: Callable[[], float] = time.time, batch: int = 20,
+                 interval: float = 5.0) -> None:  # fmt: skip
+        self.chats = chats
+        self.clock = clock
+        self.batch = batch
+        self.interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Apply what is due; returns how many events were applied. A body that fails (a bug of
+        ours, never Meta's input) is kept and tried again later, with the error recorded."""
+        now = int(self.clock())
+        done = 0
+        for event_id, body, numbers, attempts in await self.chats.due_events(now, self.batch):
+            try:
+                events = read_body(json.loads(body), set(numbers))
+                await self.chats.apply_events(event_id, events, now)
+                done += 1
+            except Exception as exc:
+                log.exception("webhook event %d could not be applied; it will be tried again", event_id)
+                delay = min(3600, 30 * 2 ** min(attempts, 7))
+                await self.chats.event_failed(event_id, f"{type(exc).__name__}: {exc}", now + delay)
+        return done
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.run_once() == self.batch:
+                    pass
+            except Exception:  # a locked or missing database: try again at the next tick
+                log.exception("could not apply webhook events")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+
+async def webhook(request: Request) -> Response:
+    return await (receive(request) if request.method == "POST" else handshake(request))
+
+
+routes = [Route("/webhooks/whatsapp", webhook, methods=["GET", "POST"])]

@@ -1,0 +1,207 @@
+"""The WhatsApp Business Platform side of a running server (or a CLI command): connected
+numbers and their keys, the webhook processor and the sender, and what the API, the CLI and
+the dashboard can do with conversations, validated once here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .chatstore import ChatStore, Conversation, Message, NumberKeys, OutboxRow, WhatsAppNumber
+from .consent import may_reply, opted_out
+from .conversations import Window, check_text, window
+from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from .graph import GraphClient, GraphError, text_payload
+from .outbox import Sender
+from .store import Store
+from .webhooks import WebhookProcessor
+
+ID_PATTERN = re.compile(r"[0-9]{5,20}")  # Meta's phone number and WABA ids
+MAX_SECRET_LENGTH = 1000
+BLOCK_SUSPECT_DAYS = 3  # messages at `sent` this long, while others deliver: "may have blocked you"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A conversation as people see it: who, the window now, and where it came from."""
+
+    conversation: Conversation
+    window: Window
+    opted_out: bool
+    reply_refused: str | None  # why a free-form reply cannot be sent now, or None
+    may_have_blocked: bool
+    last: tuple[str, str | None] | None = None
+
+
+class WhatsApp:
+    def __init__(self, store: Store, chats: ChatStore, graph_url: str, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.chats = chats
+        self.clock = clock
+        self.graph = GraphClient(graph_url)
+        self.keys: list[NumberKeys] = []
+        self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
+        self.processor = WebhookProcessor(chats, clock)
+        self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time) -> WhatsApp:
+        whatsapp = cls(store, await ChatStore.open(path), graph_url, clock)
+        await whatsapp.reload()
+        return whatsapp
+
+    async def reload(self) -> None:
+        """Keys and connected numbers, after a change here or in another process."""
+        self.keys = await self.chats.number_keys()
+        self.connected = frozenset(n.display_phone_number for n in await self.chats.numbers())
+
+    def start(self) -> None:
+        """The processor and the sender, for a server's lifetime."""
+        self._tasks = [asyncio.create_task(self.processor.run(), name="clicktochat-webhooks"),
+                       asyncio.create_task(self.sender.run(), name="clicktochat-sender")]  # fmt: skip
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.graph.close()
+        await self.chats.close()
+
+    # -- numbers ---------------------------------------------------------------------
+
+    async def connect(
+        self, business_id: int, phone_number_id: str, waba_id: str, access_token: str, app_secret: str,
+        verify_token: str,
+    ) -> WhatsAppNumber:  # fmt: skip
+        """Check the values, then ask the Graph API for the number (which checks the token too)."""
+        errors = []
+        for field, value in (("phone_number_id", phone_number_id), ("waba_id", waba_id)):
+            if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+                errors.append(FieldError(field, "must be Meta's numeric id (5 to 20 digits)"))
+        for field, value, least in (("access_token", access_token, 20), ("app_secret", app_secret, 16),
+                                    ("verify_token", verify_token, 8)):  # fmt: skip
+            if not isinstance(value, str) or not least <= len(value.strip()) <= MAX_SECRET_LENGTH:
+                errors.append(FieldError(field, f"must be {least} to {MAX_SECRET_LENGTH} characters"))
+            elif not value.strip().isascii() or not value.strip().isprintable() or " " in value.strip():
+                errors.append(FieldError(field, "must be printable ASCII without spaces"))
+        if errors:
+            raise InvalidInput.many(errors)
+        if await self.store.business(business_id) is None:
+            raise NotFound(f"There is no business {business_id}.")
+        try:
+            found = await self.graph.phone_number(phone_number_id, access_token.strip())
+        except GraphError as error:
+            if error.status == 0 or error.status >= 500:
+                raise Unavailable(f"Could not reach the Graph API to check the number: {error.title}") from None
+            field = "access_token" if error.code in (190, 10) or error.status == 401 else "phone_number_id"
+            raise InvalidInput(field, f"Meta refused it: {error.message}") from None
+        display = re.sub(r"\D", "", str(found.get("display_phone_number", "")))
+        if not 6 <= len(display) <= 15:
+            raise Unavailable("The Graph API gave no usable display number for this phone number id.")
+        number = await self.chats.connect_number(
+            business_id, phone_number_id, waba_id, display, _str(found.get("verified_name")), access_token.strip(),
+            app_secret.strip(), hashlib.sha256(verify_token.strip().encode()).hexdigest(), int(self.clock()),
+        )  # fmt: skip
+        await self.reload()
+        return number
+
+    async def disconnect(self, number_id: int) -> None:
+        if not await self.chats.disconnect_number(number_id, int(self.clock())):
+            raise NotFound(f"There is no connected number {number_id}.")
+        await self.reload()
+
+    async def get_number(self, number_id: int) -> WhatsAppNumber:
+        number = await self.chats.number(number_id)
+        if number is None:
+            raise NotFound(f"There is no connected number {number_id}.")
+        return number
+
+    # -- conversations ---------------------------------------------------------------
+
+    async def view(self, conversation: Conversation, last: tuple[str, str | None] | None = None) -> ConversationView:
+        now = int(self.clock())
+        c = conversation
+        entries = await self.chats.consents(c.business_id, c.wa_id, c.user_id)
+        refused = None
+        win = window(c.last_inbound_at, c.entry_point_until, c.last_outbound_at, now)
+        if not win.open:
+            refused = ("The 24-hour window is closed: the customer last wrote more than 24 hours ago, "
+                       "so only an approved template may be sent.")  # fmt: skip
+        decision = may_reply(entries, c.last_inbound_at)
+        if refused is None and not decision.allowed:
+            refused = decision.reason
+        blocked = await self.chats.unanswered_for(c.wa_id, c.user_id, c.number_id, now - BLOCK_SUSPECT_DAYS * 86400)
+        return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last)
+
+    async def conversations(
+        self, business_id: int | None = None, agent_id: int | None = None, only_open: bool = False,
+        limit: int = 50, offset: int = 0,
+    ) -> list[ConversationView]:  # fmt: skip
+        """Open conversations first (the customer wrote in the last 24 hours), newest first."""
+        since = int(self.clock()) - 24 * 3600 if only_open else None
+        found = await self.chats.conversations(business_id, agent_id, since, limit, offset)
+        last = await self.chats.last_messages([c.id for c in found])
+        views = [await self.view(c, last.get(c.id)) for c in found]
+        return sorted(views, key=lambda v: not v.window.open)
+
+    async def conversation(self, conversation_id: int) -> tuple[ConversationView, list[Message]]:
+        found = await self.chats.conversation(conversation_id)
+        if found is None:
+            raise NotFound(f"There is no conversation {conversation_id}.")
+        return await self.view(found), await self.chats.messages(conversation_id)
+
+    async def reply(
+        self, conversation_id: int, text: Any, idempotency_key: str | None = None
+    ) -> tuple[OutboxRow, bool]:
+        """Queue a free-form text reply. Refused with 409 when the window is closed or the
+        customer opted out; the same idempotency key returns the first request's message."""
+        try:
+            text = check_text(text)
+        except ValueError as exc:
+            raise InvalidInput("text", str(exc)) from None
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidInput("idempotency_key", "must be 1 to 200 letters, digits or . _ : -")
+        found = await self.chats.conversation(conversation_id)
+        if found is None:
+            raise NotFound(f"There is no conversation {conversation_id}.")
+        if idempotency_key is not None:
+            key = f"reply:{conversation_id}:{idempotency_key}"
+            previous = await self.chats.outbox_by_key(key)
+            if previous is not None:
+                if previous.payload.get("text", {}).get("body") != text:
+                    raise Conflict("This idempotency key was used for another message.")
+                return previous, False
+        view = await self.view(found)
+        if view.reply_refused is not None:
+            raise Conflict(view.reply_refused)
+        if not any(k.id == found.number_id for k in self.keys):
+            raise Conflict("The business number of this conversation is no longer connected.")
+        key = f"reply:{conversation_id}:{idempotency_key or secrets.token_urlsafe(16)}"
+        payload = text_payload(found.wa_id, found.user_id, text)
+        row, created = await self.chats.enqueue(found.number_id, conversation_id, key, payload, text, "text",
+                                                int(self.clock()))  # fmt: skip
+        self.sender.wake()
+        return row, created
+
+    async def _still_allowed(self, row: OutboxRow) -> str | None:
+        """Checked just before sending: a reply still needs the window open and no opt-out."""
+        if row.conversation_id is None:
+            return None
+        found = await self.chats.conversation(row.conversation_id)
+        if found is None:
+            return "The conversation no longer exists."
+        return (await self.view(found)).reply_refused
+
+
+def _str(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None

@@ -1,0 +1,141 @@
+"""Meta's webhook through the real endpoint, with real signatures: what is refused stores
+nothing; what is accepted is stored before the 200 and applied once, whatever Meta repeats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
+
+from .conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
+
+URL = "/webhooks/whatsapp"
+
+
+def stored(setup: WhatsAppSetup) -> int:
+    chats = setup.service.whatsapp.chats
+    return int(setup.run(chats.run(lambda: chats.db.execute("SELECT count(*) FROM webhook_events").fetchone()[0])))
+
+
+def text_body(text: str, wa_id: str = "393471234567", at: int = 1_798_000_000, wamid: str | None = None) -> Any:
+    value = inbound_message(wamid=wamid or new_wamid(wa_id), timestamp=at, wa_id=wa_id, user_id=None, name="Ana",
+                            text=text)  # fmt: skip
+    return webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+
+
+def post(setup: WhatsAppSetup, body: bytes, signature: str | None, content_type: str = "application/json") -> Any:
+    headers = {"content-type": content_type}
+    if signature is not None:
+        headers["x-hub-signature-256"] = signature
+    return setup.client.post(URL, content=body, headers=headers)
+
+
+def test_the_handshake_echoes_the_challenge_only_for_our_verify_token(whatsapp: WhatsAppSetup) -> None:
+    ok = whatsapp.client.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
+                                          "hub.challenge": "1158201444"})  # fmt: skip
+    assert ok.status_code == 200 and ok.text == "1158201444"
+    wrong = whatsapp.client.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": "guess",
+                                             "hub.challenge": "1"})  # fmt: skip
+    assert wrong.status_code == 403 and wrong.headers["content-type"] == "application/problem+json"
+    assert whatsapp.client.get(URL, params={"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}).status_code == 400
+    no_challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "<script>"}
+    assert whatsapp.client.get(URL, params=no_challenge).status_code == 200  # plain text, nosniff: never HTML
+    assert whatsapp.client.get(URL, params=no_challenge).headers["content-type"].startswith("text/plain")
+
+
+def test_bad_signatures_and_bodies_are_refused_and_store_nothing(whatsapp: WhatsAppSetup) -> None:
+    body = encode(text_body("Ciao"))
+    good = sign(body, NUMBER.app_secret)
+    assert post(whatsapp, body, None).status_code == 401
+    assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 403
+    assert post(whatsapp, body + b" ", good).status_code == 403  # signed bytes, not parsed JSON
+    assert post(whatsapp, body, good.replace("sha256=", "sha1=")).status_code == 403
+    assert post(whatsapp, body, "sha256=" + "0" * 64).status_code == 403
+    not_json = b'{"object": "whatsapp_business_account", '
+    assert post(whatsapp, not_json, sign(not_json, NUMBER.app_secret)).status_code == 400
+    assert post(whatsapp, body, good, content_type="text/plain").status_code == 415
+    huge = b'{"x": "' + b"a" * (8 * 1024 * 1024) + b'"}'
+    assert post(whatsapp, huge, sign(huge, NUMBER.app_secret)).status_code == 413
+    assert stored(whatsapp) == 0
+    assert post(whatsapp, body, good).status_code == 200
+    assert stored(whatsapp) == 1
+
+
+def test_a_customer_writes_and_a_conversation_opens_with_its_window(whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    customer = whatsapp.customer(name="Giulia")
+    assert whatsapp.run(customer.send_text("Buongiorno, avete la torta Sacher?")).status_code == 200
+    assert whatsapp.process() == 1
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert len(listed) == 1
+    c = listed[0]
+    assert (c["wa_id"], c["user_id"], c["name"]) == ("393471234567", "IT.1234567890", "Giulia")
+    assert c["window"]["open"] and c["window"]["may_send"] == "text"
+    assert c["window"]["open_until"] == "2026-12-24T04:26:40Z"  # 24 h after the message (clock 1_798_000_000)
+    assert c["window"]["free_entry_point_until"] is None and c["reply_refused"] is None
+    detail = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()
+    assert [(m["direction"], m["text"]) for m in detail["messages"]] == [("in", "Buongiorno, avete la torta Sacher?")]
+
+
+def test_redeliveries_and_repeats_in_other_bodies_are_applied_once(whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    wamid = new_wamid("393471234567")
+    first = text_body("Ciao", wamid=wamid)
+    raw = encode(first)
+    for _ in range(3):  # Meta retries the same bytes
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert stored(whatsapp) == 1
+    again = batch([first, text_body("E poi?", at=1_798_000_100)])  # the same message inside another body
+    raw = encode(again)
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 2
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    detail = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()
+    assert [m["text"] for m in detail["messages"]] == ["Ciao", "E poi?"]
+    assert whatsapp.process() == 0
+
+
+def test_a_batch_of_a_thousand_changes_is_applied_in_one_go(whatsapp: WhatsAppSetup) -> None:
+    bodies = [text_body(f"n. {i}", wa_id=f"39347{i:07d}", at=1_798_000_000 + i) for i in range(1000)]
+    raw = encode(batch(bodies))
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 1
+    listed = whatsapp.client.get("/api/v1/conversations?limit=500", headers=whatsapp.auth).json()["conversations"]
+    assert len(listed) == 500 and listed[0]["last_message"] == "n. 999"
+
+
+def test_unknown_fields_and_event_types_are_kept_and_ignored(whatsapp: WhatsAppSetup) -> None:
+    body = text_body("Ciao")
+    body["entry"][0]["changes"][0]["value"]["something_new"] = {"a": [1, 2]}
+    body["entry"][0]["changes"].append({"field": "message_template_quality_update", "value": {"x": 1}})
+    body["entry"][0]["changes"].append({"field": "messages", "value": "not an object"})
+    body["entry"].append({"id": "1", "changes": [{"field": "messages", "value": {"messages": [{"type": "text"}]}}]})
+    weird = encode(body)
+    assert post(whatsapp, weird, sign(weird, NUMBER.app_secret)).status_code == 200
+    for odd in ([], {"object": "page"}, {"object": "whatsapp_business_account", "entry": "x"}, "text", 7):
+        raw = json.dumps(odd).encode()
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 6
+    assert len(whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]) == 1
+
+
+def test_changes_for_a_number_the_signer_does_not_own_are_not_applied(whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    body = text_body("Ciao")
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999999999999"
+    raw = encode(body)
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    whatsapp.process()
+    assert whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"] == []
+
+
+@pytest.mark.parametrize("kind", ["image", "document", "audio"])
+def test_media_keeps_its_type_and_caption_not_its_body(whatsapp: WhatsAppSetup, auth: dict[str, str],
+                                                       kind: str) -> None:  # fmt: skip
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_media(kind, caption="Questa?", mime_type="image/jpeg"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    (m,) = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()["messages"]
+    assert (m["type"], m["caption"], m["mime_type"], m["text"]) == (kind, "Questa?", "image/jpeg", None)
