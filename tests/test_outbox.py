@@ -1,0 +1,167 @@
+"""Replies through the outbox to the Graph API stand-in: the window, opt-outs, idempotency,
+Meta's statuses in any order, retries with backoff on 429/5xx, Meta's errors kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clicktochat.outbox import Backoff
+from clicktochat.simulate import error
+
+from .conftest import WhatsAppSetup
+
+
+def conversation(setup: WhatsAppSetup, **customer: Any) -> int:
+    setup.run(setup.customer(**customer).send_text("Ciao, siete aperti domenica?"))
+    setup.process()
+    listed = setup.client.get("/api/v1/conversations", headers=setup.auth).json()["conversations"]
+    return int(listed[0]["id"])
+
+
+def reply(setup: WhatsAppSetup, conversation_id: int, text: str, key: str | None = None) -> Any:
+    body: dict[str, Any] = {"text": text} | ({"idempotency_key": key} if key else {})
+    return setup.client.post(f"/api/v1/conversations/{conversation_id}/messages", json=body, headers=setup.auth)
+
+
+def messages(setup: WhatsAppSetup, conversation_id: int) -> list[dict[str, Any]]:
+    detail = setup.client.get(f"/api/v1/conversations/{conversation_id}", headers=setup.auth).json()
+    return detail["messages"]  # type: ignore[no-any-return]
+
+
+def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    answer = reply(whatsapp, cid, "Sì, dalle 9 alle 13!", key="k1")
+    assert answer.status_code == 202 and answer.json()["state"] == "queued"
+    assert reply(whatsapp, cid, "Sì, dalle 9 alle 13!", key="k1").status_code == 200  # the same request again
+    assert reply(whatsapp, cid, "Altro testo", key="k1").status_code == 409  # the key names another message
+    assert messages(whatsapp, cid)[-1]["status"] == "queued"
+    assert whatsapp.send() == 1 and whatsapp.send() == 0
+    (sent,) = whatsapp.standin.sent
+    assert sent.body["to"] == "393471234567" and sent.body["text"]["body"] == "Sì, dalle 9 alle 13!"
+    assert sent.body["biz_opaque_callback_data"] == str(answer.json()["id"])
+    out = messages(whatsapp, cid)[-1]
+    assert (out["direction"], out["status"], out["wamid"]) == ("out", "sent", sent.wamid)
+    # Meta delivers statuses out of order and repeats them: the furthest one reached wins.
+    for status in ("delivered", "sent", "delivered", "read", "sent"):
+        assert whatsapp.status(sent.wamid, status).status_code == 200
+    whatsapp.process()
+    out = messages(whatsapp, cid)[-1]
+    assert out["status"] == "read" and out["pricing"]["category"] == "service"
+
+
+def test_a_user_known_only_by_user_id_is_answered_by_user_id(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp, wa_id=None, user_id="IT.99887766554433")
+    assert reply(whatsapp, cid, "Buongiorno").status_code == 202
+    whatsapp.send()
+    (sent,) = whatsapp.standin.sent
+    assert "to" not in sent.body and sent.body["recipient"] == "IT.99887766554433"
+
+
+def test_replies_are_refused_once_the_window_has_closed(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    whatsapp.clock.move(24 * 3600 - 1)
+    assert reply(whatsapp, cid, "Ancora in tempo").status_code == 202
+    whatsapp.clock.move(2)
+    late = reply(whatsapp, cid, "Troppo tardi")
+    assert late.status_code == 409 and "24-hour window is closed" in late.json()["detail"]
+    detail = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
+    assert detail["window"] == {"open": False, "open_until": detail["window"]["open_until"],
+                                "free_entry_point_until": None, "may_send": "templates"}  # fmt: skip
+    # The reply queued in time is checked again when it goes: the window closed while it waited.
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    assert messages(whatsapp, cid)[-1]["status"] == "cancelled"
+
+
+def test_stop_opts_out_and_replies_wait_until_the_customer_writes_again(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    customer = whatsapp.customer()
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("Stop!"))
+    whatsapp.process()
+    c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
+    assert c["opted_out"] and "opted out" in c["reply_refused"]
+    assert reply(whatsapp, cid, "Peccato!").status_code == 409
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("Scusate, una domanda sull'ordine"))
+    whatsapp.process()
+    assert reply(whatsapp, cid, "Certo, mi dica").status_code == 202  # they came back to ask: a service reply
+
+
+def test_meta_stops_in_any_form_are_opt_outs(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    whatsapp.run(whatsapp.customer().set_marketing("stop"))
+    whatsapp.process()
+    c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
+    assert c["opted_out"]
+
+
+def test_429_and_5xx_are_retried_with_backoff_and_meta_refusals_kept(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    whatsapp.standin.fail_next(1, 429, 130429)
+    whatsapp.standin.fail_next(1, 503, 2)
+    assert reply(whatsapp, cid, "Uno").status_code == 202
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    assert whatsapp.send() == 0  # not due yet: backing off
+    whatsapp.clock.move(Backoff().cap)
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []  # 503 this time
+    whatsapp.clock.move(Backoff().cap)
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1
+    whatsapp.standin.fail_next(1, 400, 131026)
+    assert reply(whatsapp, cid, "Due").status_code == 202
+    assert whatsapp.send() == 1
+    failed = messages(whatsapp, cid)[-1]
+    assert failed["status"] == "failed" and failed["error_code"] == 131026
+    assert "could not be delivered" in failed["error"]
+
+
+def test_a_failed_status_from_meta_shows_its_error(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    reply(whatsapp, cid, "Eccomi")
+    whatsapp.send()
+    (sent,) = whatsapp.standin.sent
+    whatsapp.status(sent.wamid, "failed", [error(131047)])
+    whatsapp.process()
+    out = messages(whatsapp, cid)[-1]
+    assert (out["status"], out["error_code"]) == ("failed", 131047)
+
+
+def test_bad_replies_are_422_and_unknown_conversations_404(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    for text in ("", "   ", "x" * 4097, "a\x00b"):
+        answer = reply(whatsapp, cid, text)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "text"
+    assert reply(whatsapp, cid, "ok", key="has spaces").status_code == 422
+    assert reply(whatsapp, 999999, "ok").status_code == 404
+    assert reply(whatsapp, 2**70, "ok").status_code == 404
+
+
+def test_secrets_never_come_back_from_the_api(whatsapp: WhatsAppSetup) -> None:
+    from .conftest import NUMBER, VERIFY_TOKEN
+
+    listed = whatsapp.client.get("/api/v1/whatsapp-numbers", headers=whatsapp.auth)
+    one = whatsapp.client.get(f"/api/v1/whatsapp-numbers/{whatsapp.number_id}", headers=whatsapp.auth)
+    for answer in (listed, one):
+        assert answer.status_code == 200
+        for secret in (NUMBER.access_token, NUMBER.app_secret, VERIFY_TOKEN):
+            assert secret not in answer.text
+    assert listed.json()["numbers"][0]["display_phone_number"] == "393470001111"
+    assert one.json()["webhook_url"] == "https://chat.example.com/webhooks/whatsapp"
+
+
+def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsAppSetup) -> None:
+    from .conftest import NUMBER
+
+    good = {"business_id": whatsapp.business_id, "phone_number_id": NUMBER.phone_number_id,
+            "waba_id": NUMBER.waba_id, "access_token": NUMBER.access_token, "app_secret": NUMBER.app_secret,
+            "verify_token": "another-verify-token"}  # fmt: skip
+    url = "/api/v1/whatsapp-numbers"
+    assert whatsapp.client.post(url, json=good, headers=whatsapp.auth).status_code == 201
+    wrong_token = whatsapp.client.post(url, json=good | {"access_token": "EAAG" + "y" * 40}, headers=whatsapp.auth)
+    assert wrong_token.status_code == 422 and wrong_token.json()["errors"][0]["field"] == "access_token"
+    assert "y" * 40 not in wrong_token.text
+    bad = whatsapp.client.post(url, json=good | {"phone_number_id": "abc", "app_secret": "short"}, headers=whatsapp.auth)
+    assert {e["field"] for e in bad.json()["errors"]} == {"phone_number_id", "app_secret"}
+    assert whatsapp.client.post(url, json=good | {"business_id": 999}, headers=whatsapp.auth).status_code == 404
+    assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 204
+    assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 404
+    assert whatsapp.client.get(url, headers=whatsapp.auth).json()["numbers"] == []
