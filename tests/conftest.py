@@ -6,6 +6,7 @@ import asyncio
 import io
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    """Starts at the real now: clicks (timed by the real clock) and messages meet."""
+    return Clock(float(int(time.time())))
 
 
 @pytest.fixture

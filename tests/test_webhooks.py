@@ -4,6 +4,7 @@ nothing; what is accepted is stored before the 200 and applied once, whatever Me
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -74,7 +75,8 @@ def test_a_customer_writes_and_a_conversation_opens_with_its_window(whatsapp: Wh
     c = listed[0]
     assert (c["wa_id"], c["user_id"], c["name"]) == ("393471234567", "IT.1234567890", "Giulia")
     assert c["window"]["open"] and c["window"]["may_send"] == "text"
-    assert c["window"]["open_until"] == "2026-12-24T04:26:40Z"  # 24 h after the message (clock 1_798_000_000)
+    until = datetime.fromtimestamp(whatsapp.clock.now + 24 * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert c["window"]["open_until"] == until  # 24 h after the message
     assert c["window"]["free_entry_point_until"] is None and c["reply_refused"] is None
     detail = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()
     assert [(m["direction"], m["text"]) for m in detail["messages"]] == [("in", "Buongiorno, avete la torta Sacher?")]

@@ -53,6 +53,10 @@ class LinkCreate(Body):
         None, gt=0, le=MAX_EXPIRY_SECONDS, description="Seconds from now until the link stops working."
     )
     title: str | None = Field(None, description="Name shown on a signed link's landing page.")
+    ref_code: bool | None = Field(
+        None, description="Short links to WhatsApp: add a ref code to the message, so the conversation that follows "
+        "is tied to the click. null: when the number is connected to the Cloud API.",
+    )  # fmt: skip
 
 
 class LinkUpdate(Body):
@@ -66,6 +70,7 @@ class LinkUpdate(Body):
     mode: Mode = "auto"
     disabled: bool = False
     expires_at: AwareDatetime | None = None
+    ref_code: bool | None = None
 
 
 class BusinessCreate(Body):
@@ -217,6 +222,8 @@ class LinkOut(BaseModel):
     updated_at: str | None
     chat_url: str | None = Field(description="Where a click goes now (null when it depends on who is available).")
     clicks: int | None = Field(None, description="Clicks recorded so far (written within a second or so).")
+    ref_code: bool | None = Field(None, description="A ref code in the message: true, false, or null (when the "
+                                  "number is connected)")  # fmt: skip
 
 
 class SignedLinkOut(BaseModel):
@@ -356,6 +363,7 @@ def link_out(service: Service, link: ShortLink, clicks: int | None = None) -> Li
         source=link.source, mode=link.mode, disabled=link.disabled,  # type: ignore[arg-type]
         expires_at=timestamp(link.expires_at), created_at=timestamp(link.created_at),
         updated_at=timestamp(link.updated_at), chat_url=service.destination_url(link), clicks=clicks,
+        ref_code=link.ref_code,
     )  # fmt: skip
 
 

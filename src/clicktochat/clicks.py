@@ -51,6 +51,17 @@ class ClickEvent(NamedTuple):
     visitor_before: str = ""
     probe: bool = False  # a HEAD request: a link checker, never a person
     address: str = ""  # a person's, until the writer hashes it into `visitor` (within a second, never written)
+    ref: str = ""  # the ref code put in the pre-filled message (conversations.with_ref)
+    ref_address: str = ""  # the number the chat was opened with, which the ref code is looked up for
+
+
+def refs_of(events: Iterator[ClickEvent] | list[ClickEvent]) -> list[tuple[Any, ...]]:
+    """click_refs rows of the clicks whose message carried a ref code (events already hashed:
+    `visitor` is the visitor key, the address is gone)."""
+    return [
+        (e.ref, e.at, e.link_kind, e.link_key, e.campaign, e.agent_id, e.channel, e.ref_address, e.visitor or None)
+        for e in events if e.ref
+    ]  # fmt: skip
 
 
 class ClickRow(NamedTuple):
@@ -260,8 +271,9 @@ class ClickRecorder:
             try:
                 businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
-                rows, totals, seen = await asyncio.to_thread(self.prepare, batch, businesses)
-                await self.store.add_clicks(rows, *totals)
+                rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
+                link_days, link_months, dimension_days = totals
+                await self.store.add_clicks(rows, link_days, link_months, dimension_days, refs)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
@@ -274,7 +286,7 @@ class ClickRecorder:
 
     def prepare(
         self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
-    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int]]:
+    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
         merged: Counter[ClickEvent] = Counter()
         for event, n in Counter(batch).items():
             if event.address:  # hashed here, once per distinct click, rather than on the request path
@@ -285,7 +297,7 @@ class ClickRecorder:
             merged[event] += n
         rows = [describe(event, n, businesses) for event, n in merged.items()]
         rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
-        return rows, daily_totals(rows), seen
+        return rows, daily_totals(rows), seen, refs_of(list(merged))
 
     async def prune(self, now: float) -> int:
         """Delete raw rows past the retention; the daily totals stay."""

@@ -42,6 +42,7 @@ class ShortLink:
     expires_at: int | None = None
     created_at: int = 0
     updated_at: int = 0
+    ref_code: bool | None = None  # a ref code in the text; None: when the number is connected (WhatsApp)
 
 
 @dataclass(frozen=True)

@@ -109,19 +109,22 @@ class Service:
         slug: str | None = None,
         expires_at: int | None = None,
         title: str | None = None,
+        ref_code: bool | None = None,
     ) -> CreatedLink:
         destination = await self._destination(to, channel, agent_id, business_id)
         text = check_text(text, get_channel(destination["channel"] or "whatsapp"))
         labels = {"campaign": check_label(campaign, "campaign"), "source": check_label(source, "source")}
         mode = check_mode(mode)
         expires_at = check_expiry(expires_at)
+        if not short and ref_code is not None:
+            raise InvalidInput("ref_code", "is for short links; signed links carry one when the number is connected")
         if not short:
             return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
         if title is not None:
             raise InvalidInput("title", "is for signed links; a short link's page shows its business's name")
         link = ShortLink(
             slug="", text=text, mode=mode, expires_at=expires_at, campaign=labels["campaign"], source=labels["source"],
-            **destination,
+            ref_code=ref_code, **destination,
         )
         if slug is not None:
             link = await self._insert(replace(link, slug=check_slug(slug)))
@@ -217,6 +220,8 @@ class Service:
             update["disabled"] = int(bool(changes["disabled"]))
         if "expires_at" in changes:
             update["expires_at"] = check_expiry(changes["expires_at"], allow_past=True)
+        if "ref_code" in changes:
+            update["ref_code"] = None if changes["ref_code"] is None else int(bool(changes["ref_code"]))
         await self.store.update_link(link.slug, update)
         self.forget()
         return await self.get_link(link.slug)

@@ -92,6 +92,7 @@ def _agent(row: Sequence[Any]) -> Agent:
 def _link(row: Sequence[Any]) -> ShortLink:
     values = dict(zip(LINK_COLUMNS.split(", "), row, strict=True))
     values["disabled"] = bool(values["disabled"])
+    values["ref_code"] = None if values["ref_code"] is None else bool(values["ref_code"])
     return ShortLink(**values)
 
 
@@ -511,8 +512,10 @@ class Store:
         link_days: Sequence[Sequence[Any]],
         link_months: Sequence[Sequence[Any]],
         dimension_days: Sequence[Sequence[Any]],
+        refs: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """Raw rows (CLICK_COLUMNS) and what they add to the totals, together."""
+        """Raw rows (CLICK_COLUMNS) and what they add to the totals, together; `refs`: the ref
+        codes of clicks whose message carried one (conversations are tied to them)."""
         totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days}
         month_key = ("month", *LINK_DAY_COLUMNS[1:])
         async with self.transaction() as db:
@@ -520,6 +523,11 @@ class Store:
                 f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
                 rows,
             )
+            if refs:
+                await db.executemany(
+                    "INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel, address,"
+                    " visitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", refs,
+                )  # fmt: skip
             for table, key in (("link_days", LINK_DAY_COLUMNS), ("link_months", month_key),
                                ("dimension_days", DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 await db.executemany(

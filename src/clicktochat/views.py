@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from .agents import format_hours, is_available, route
 from .channels import CHANNELS, deep_link, web_link
 from .clicks import ClickEvent
+from .conversations import new_ref, with_ref
 from .errors import Forbidden, Gone, InvalidInput, NotFound, ProblemError, Unavailable
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
@@ -86,6 +87,7 @@ class Click(NamedTuple):
     web: bool = False  # a desktop asked for the messenger's web app
     page_path: str | None = None  # widget clicks: the page the button was on
     recorded: bool = True  # False: a click in the dashboard's preview, not a customer's
+    ref_code: bool | None = None  # short links' option; None: on when the number is connected
 
 
 async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
@@ -118,7 +120,7 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
     return Click(
         "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
-        link.mode, destination.agent_id, link.campaign, link.source, target.title,
+        link.mode, destination.agent_id, link.campaign, link.source, target.title, ref_code=link.ref_code,
     )  # fmt: skip
 
 
@@ -137,6 +139,10 @@ class ClickEndpoint:
         preview, mobile = classify(user_agent)
         person = not preview and scope["method"] == "GET"  # HEAD is a link checker
         click = await self.lookup(state.service, scope, person)
+        ref = ""
+        if person and click.recorded and wants_ref(click, state.service.whatsapp.connected):
+            ref = new_ref()  # ties the chat that follows to this click (conversations.find_ref)
+            click = click._replace(text=with_ref(click.text, ref))
         # Every hit (but the dashboard preview's) is recorded; the writer counts robots and people apart.
         if click.recorded:
             # A person's address goes to the writer, which hashes it (visitors.Salts) and forgets it.
@@ -146,7 +152,7 @@ class ClickEndpoint:
                 ClickEvent(
                     int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
                     click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path,
-                    "", "", scope["method"] != "GET", address,
+                    "", "", scope["method"] != "GET", address, ref, click.address if ref else "",
                 )  # fmt: skip
             )
         if preview:
@@ -164,6 +170,14 @@ class ClickEndpoint:
             qr=qr_svg(click.link_url),
         )  # fmt: skip
         await response(scope, receive, send)
+
+
+def wants_ref(click: Click, connected: frozenset[str]) -> bool:
+    """A WhatsApp chat gets a ref code when its link asks for one, or by default when the number
+    is connected to the Cloud API (without webhooks nobody would read it)."""
+    if click.channel != "whatsapp" or click.ref_code is False:
+        return False
+    return click.ref_code is True or click.address in connected
 
 
 @lru_cache(maxsize=8192)

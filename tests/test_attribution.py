@@ -1,0 +1,117 @@
+"""Which link, widget or ad brought each chat: a ref code travels in the pre-filled message
+of links to connected numbers; Click-to-WhatsApp ads carry Meta's referral."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from clicktochat.conversations import find_ref, is_stop, window, with_ref
+from clicktochat.simulate import referral
+
+from .conftest import IPHONE, WhatsAppSetup, flush
+
+
+def make_link(setup: WhatsAppSetup, **fields: Any) -> str:
+    answer = setup.client.post("/api/v1/links", json=fields, headers=setup.auth)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["url"]).removeprefix("https://chat.example.com")
+
+
+def text_of(location: str) -> str:
+    return parse_qs(urlsplit(location).query)["text"][0]
+
+
+def conversations(setup: WhatsAppSetup) -> list[dict[str, Any]]:
+    return setup.client.get("/api/v1/conversations", headers=setup.auth).json()["conversations"]  # type: ignore[no-any-return]
+
+
+def test_a_click_on_a_link_to_a_connected_number_starts_an_attributed_chat(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Vorrei ordinare una torta", campaign="vetrina",
+                     slug="torte")  # fmt: skip
+    location = whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"]
+    text = text_of(location)
+    ref = find_ref(text)
+    assert ref is not None and text == f"Vorrei ordinare una torta (ref {ref})"
+    other = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    assert find_ref(other) != ref  # each click its own code
+    flush(whatsapp.client)
+    whatsapp.run(whatsapp.customer().send_text(text))  # the customer sends what the link wrote for them
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    came = c["came_from"]
+    assert (came["link_kind"], came["link_key"], came["campaign"], came["ref"]) == ("short", "torte", "vetrina", ref)
+    assert came["click_at"] is not None and came["referral"] is None
+
+
+def test_links_to_numbers_that_are_not_connected_keep_their_text_exactly(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 123 4567", text="Ciao!")
+    assert text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"]) == "Ciao!"
+    forced = make_link(whatsapp, to="+39 347 123 4567", text="Ciao!", ref_code=True)
+    assert find_ref(text_of(whatsapp.client.get(forced, headers={"user-agent": IPHONE}).headers["location"]))
+    off = make_link(whatsapp, to="+39 347 000 1111", text="Ciao!", ref_code=False)
+    assert text_of(whatsapp.client.get(off, headers={"user-agent": IPHONE}).headers["location"]) == "Ciao!"
+
+
+def test_a_deleted_ref_or_a_made_up_one_attributes_nothing(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Info", slug="info")
+    whatsapp.client.get(path, headers={"user-agent": IPHONE})
+    flush(whatsapp.client)
+    whatsapp.run(whatsapp.customer().send_text("Info (ref ZZZZZ)"))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["came_from"]["link_key"] is None and c["came_from"]["ref"] is None
+
+
+def test_a_chat_from_an_ad_keeps_the_referral_and_the_free_entry_point(whatsapp: WhatsAppSetup) -> None:
+    ad = referral(source_url="https://fb.me/3cr4Wqqkt", source_id="120212345678", headline="Torte per ogni festa",
+                  body="Scrivici!", ctwa_clid="ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD")  # fmt: skip
+    whatsapp.run(whatsapp.customer().send_text("Ciao, ho visto la vostra pubblicità", referral=ad))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["came_from"]["referral"]["headline"] == "Torte per ogni festa"
+    assert c["came_from"]["referral"]["ctwa_clid"].startswith("ARAkLkA8")
+    assert c["window"]["free_entry_point_until"] is not None
+    whatsapp.clock.move(25 * 3600)  # no reply within 24 h: the entry point is lost with the window
+    (c,) = conversations(whatsapp)
+    assert c["window"]["free_entry_point_until"] is None and not c["window"]["open"]
+
+
+def test_a_new_chat_starts_when_the_customer_writes_after_the_window_closed(whatsapp: WhatsAppSetup) -> None:
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_text("Prima domanda"))
+    whatsapp.clock.move(3600)
+    whatsapp.run(customer.send_text("Seconda, stessa chat"))
+    whatsapp.clock.move(2 * 24 * 3600)
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torno!", campaign="natale", slug="natale")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    flush(whatsapp.client)
+    whatsapp.run(customer.send_text(text))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["came_from"]["campaign"] == "natale"  # the latest start is the one shown
+    chats = whatsapp.service.whatsapp.chats
+    starts = whatsapp.run(chats.run(lambda: chats.db.execute("SELECT count(*) FROM chat_starts").fetchone()[0]))
+    assert starts == 2
+
+
+def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
+    assert find_ref(with_ref("Ciao", "K7QX2")) == "K7QX2"
+    assert find_ref("ciao (REF k7qx2)") == "K7QX2" and find_ref("ciao (ref: K7QX2 )") == "K7QX2"
+    assert find_ref("ciao") is None and find_ref("(ref K7QX0)") is None  # 0 is not in the alphabet
+    for word in ("STOP", "stop", "Stop!", " stop. ", "ANNULLA", "Baja", "parar", "STOPP", "ARRÊT", "arret", "🛑 stop"):
+        assert is_stop(word), word
+    for text in ("stop sending", "non stop", "stopping by later", "", "STOP STOP please"):
+        assert not is_stop(text), text
+
+
+def test_the_window_and_the_entry_point_follow_the_rules() -> None:
+    now = 1_000_000
+    assert not window(None, None, None, now).open
+    assert window(now - 10, None, None, now).may_send == "text"
+    assert window(now - 24 * 3600, None, None, now).may_send == "templates"
+    ad_start = now - 30 * 3600
+    kept = window(ad_start, ad_start + 72 * 3600, ad_start + 3600, now)  # answered within 24 h
+    assert kept.entry_point_until == ad_start + 72 * 3600 and not kept.open
+    lost = window(ad_start, ad_start + 72 * 3600, ad_start + 25 * 3600, now)
+    assert lost.entry_point_until is None
