@@ -262,6 +262,7 @@ def test_create_short_link_with_a_random_slug(api: Api, client: TestClient) -> N
         "expires_at": None,
         "chat_url": f"https://wa.me/{DIGITS}?text=Ciao%21",
         "clicks": 0,
+        "ref_code": None,
     }
     assert redirect_target(client, slug) == link["chat_url"]
     assert ok(api.get(f"/links/{slug}")) == link

@@ -8,8 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
 from clicktochat.simulate import referral
-
-from .conftest import IPHONE, WhatsAppSetup, flush
+from conftest import IPHONE, WhatsAppSetup, flush
 
 
 def make_link(setup: WhatsAppSetup, **fields: Any) -> str:
@@ -115,3 +114,25 @@ def test_the_window_and_the_entry_point_follow_the_rules() -> None:
     assert kept.entry_point_until == ad_start + 72 * 3600 and not kept.open
     lost = window(ad_start, ad_start + 72 * 3600, ad_start + 25 * 3600, now)
     assert lost.entry_point_until is None
+
+
+def test_stats_count_chats_started_and_the_share_of_clicks_that_became_one(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Ordine", campaign="vetrina", slug="vetrina")
+    make_link(whatsapp, to="+39 347 000 1111", text="Info", campaign="flyer", slug="flyer")
+    texts = [text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"]) for _ in range(4)]
+    whatsapp.client.get("/s/flyer", headers={"user-agent": IPHONE})
+    flush(whatsapp.client)
+    whatsapp.run(whatsapp.customer(wa_id="393470000001", user_id=None).send_text(texts[0]))
+    whatsapp.run(whatsapp.customer(wa_id="393470000002", user_id=None).send_text("Ciao, senza codice"))
+    whatsapp.process()
+    by_link = whatsapp.client.get("/api/v1/stats", params={"by": "link"}, headers=whatsapp.auth).json()
+    rows = {r["key"]: (r["clicks"], r["conversations"], r["conversion"]) for r in by_link["rows"]}
+    assert rows == {"short:vetrina": (4, 1, 0.25), "short:flyer": (1, 0, 0.0)}
+    assert by_link["totals"]["conversations"] == 2  # every chat started, from a link or not
+    assert by_link["totals"]["conversion"] == 0.2  # 1 chat from a click, 5 clicks
+    by_campaign = whatsapp.client.get("/api/v1/stats", params={"by": "campaign"}, headers=whatsapp.auth).json()
+    assert {r["key"]: r["conversations"] for r in by_campaign["rows"]} == {"vetrina": 1, "flyer": 0}
+    by_day = whatsapp.client.get("/api/v1/stats", headers=whatsapp.auth).json()
+    assert sum(r["conversations"] for r in by_day["rows"]) == 2
+    csv_text = whatsapp.client.get("/api/v1/stats.csv", params={"by": "link"}, headers=whatsapp.auth).text
+    assert "short:vetrina,short:vetrina,4,1,0,1,0.25" in csv_text.splitlines()[1:]

@@ -1055,17 +1055,19 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     # the server wrote its clicks as it stopped
     table = ok(invoke(runner, "stats", "--db", db, "--by", "referrer", "--link", "vetrina"))
     assert [line.split() for line in table.stdout.splitlines()] == [
-        ["REFERRER", "CLICKS", "UNIQUES", "BOTS"],
-        ["www.instagram.com", "2", "1", "0"],  # one visitor: the same address and phone, twice
-        ["(none)", "1", "0", "1"],
-        ["TOTAL", "3", "1", "1"],
+        ["REFERRER", "CLICKS", "UNIQUES", "BOTS", "CHATS", "CONVERSION"],
+        ["www.instagram.com", "2", "1", "0", "0"],  # one visitor: the same address and phone, twice
+        ["(none)", "1", "0", "1", "0"],
+        ["TOTAL", "3", "1", "1", "0", "0.0%"],
     ]
     assert "(Europe/Rome), by referrer" in table.stderr
     found = as_json(invoke(runner, "stats", "--db", db, "--campaign", "summer", "--json"))
-    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1} and len(found["rows"]) == 30
+    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1, "conversations": 0, "conversion": 0.0}
+    assert len(found["rows"]) == 30
     csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "robot", "--csv")).stdout
     assert csv_text.splitlines() == [
-        "robot,label,clicks,uniques,bots", ",(none),3,1,0", "facebookexternalhit,facebookexternalhit,0,0,1"
+        "robot,label,clicks,uniques,bots,conversations,conversion", ",(none),3,1,0,0,",
+        "facebookexternalhit,facebookexternalhit,0,0,1,0,",
     ]  # fmt: skip
     bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
     assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr

@@ -118,6 +118,7 @@ def test_operations_with_a_body_document_it_and_415(document: dict[str, Any]) ->
         ("post", "/links"), ("patch", "/links/{slug}"), ("post", "/businesses"), ("patch", "/businesses/{business_id}"),
         ("post", "/businesses/{business_id}/agents"), ("patch", "/agents/{agent_id}"),
         ("put", "/businesses/{business_id}/logo"), ("post", "/widgets"), ("patch", "/widgets/{widget_id}"),
+        ("post", "/whatsapp-numbers"), ("post", "/conversations/{conversation_id}/messages"),
     }  # fmt: skip
     for method, path in with_body:
         responses = document["paths"][path][method]["responses"]

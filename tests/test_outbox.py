@@ -7,8 +7,7 @@ from typing import Any
 
 from clicktochat.outbox import Backoff
 from clicktochat.simulate import error
-
-from .conftest import WhatsAppSetup
+from conftest import WhatsAppSetup
 
 
 def conversation(setup: WhatsAppSetup, **customer: Any) -> int:
@@ -136,7 +135,7 @@ def test_bad_replies_are_422_and_unknown_conversations_404(whatsapp: WhatsAppSet
 
 
 def test_secrets_never_come_back_from_the_api(whatsapp: WhatsAppSetup) -> None:
-    from .conftest import NUMBER, VERIFY_TOKEN
+    from conftest import NUMBER, VERIFY_TOKEN
 
     listed = whatsapp.client.get("/api/v1/whatsapp-numbers", headers=whatsapp.auth)
     one = whatsapp.client.get(f"/api/v1/whatsapp-numbers/{whatsapp.number_id}", headers=whatsapp.auth)
@@ -149,7 +148,7 @@ def test_secrets_never_come_back_from_the_api(whatsapp: WhatsAppSetup) -> None:
 
 
 def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsAppSetup) -> None:
-    from .conftest import NUMBER
+    from conftest import NUMBER
 
     good = {"business_id": whatsapp.business_id, "phone_number_id": NUMBER.phone_number_id,
             "waba_id": NUMBER.waba_id, "access_token": NUMBER.access_token, "app_secret": NUMBER.app_secret,

@@ -55,7 +55,7 @@ def stats(service: Service, client: TestClient, **params: str) -> dict[str, Any]
 
 def test_totals_count_people_uniques_and_robots_apart(client: TestClient, service: Service, shop: Any) -> None:
     result = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30"})
-    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1}
+    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1, "conversations": 0, "conversion": 0.0}
     assert result["timezone"] == "Europe/Rome"  # the only business's
 
 
@@ -93,21 +93,23 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
     by_agent = stats(service, client, **month, by="agent")["rows"]
     assert [(r["label"], r["clicks"]) for r in by_agent] == [("Giulia", 3), ("Marco", 2)]
     only_marco = stats(service, client, **month, agent=str(shop["marco"].id), by="device")
-    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1}
+    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1, "conversations": 0, "conversion": 0.0}
     assert {r["key"]: (r["clicks"], r["bots"]) for r in only_marco["rows"]} == {
         "desktop": (1, 0), "mobile": (1, 0), "other": (0, 1)
     }  # fmt: skip
     assert stats(service, client, **month, campaign="summer")["totals"]["clicks"] == 3
     assert stats(service, client, **month, link="VETRINA", by="utm_source")["rows"] == [
-        {"key": "ig", "label": "ig", "clicks": 2, "uniques": 2, "bots": 0},
-        {"key": "", "label": "(none)", "clicks": 1, "uniques": 1, "bots": 0},
+        {"key": "ig", "label": "ig", "clicks": 2, "uniques": 2, "bots": 0, "conversations": 0, "conversion": None},
+        {"key": "", "label": "(none)", "clicks": 1, "uniques": 1, "bots": 0, "conversations": 0, "conversion": None},
     ]
     assert stats(service, client, **month, by="referrer")["rows"][0]["key"] == "www.instagram.com"
     assert stats(service, client, **month, by="robot")["rows"][-1] == {
-        "key": "bingbot", "label": "bingbot", "clicks": 0, "uniques": 0, "bots": 1
+        "key": "bingbot", "label": "bingbot", "clicks": 0, "uniques": 0, "bots": 1, "conversations": 0,
+        "conversion": None,
     }  # fmt: skip
     assert stats(service, client, **month, channel="whatsapp")["totals"]["clicks"] == 5
-    assert stats(service, client, **month, widget="shop")["totals"] == {"clicks": 0, "uniques": 0, "bots": 0}
+    assert stats(service, client, **month, widget="shop")["totals"] == {
+        "clicks": 0, "uniques": 0, "bots": 0, "conversations": 0, "conversion": None}  # fmt: skip
     assert stats(service, client, **month, by="link", limit="1")["rows"][0]["key"] == "short:vetrina"
 
 
@@ -138,7 +140,7 @@ def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: d
     assert client.get(f"{API}/stats").status_code == 401
     month = {"from": "2026-11-01", "to": "2026-11-30", "by": "utm_source"}
     body = client.get(f"{API}/stats", params=month, headers=auth).json()
-    assert body["totals"] == {"clicks": 5, "uniques": 4, "bots": 1} and body["from"] == "2026-11-01"
+    assert body["totals"]["clicks"] == 5 and body["totals"]["conversations"] == 0 and body["from"] == "2026-11-01"
     for response in (
         client.get(f"{API}/stats", params=month, headers=auth | {"accept": "text/csv"}),
         client.get(f"{API}/stats.csv", params=month, headers=auth),
@@ -146,9 +148,9 @@ def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: d
         assert response.headers["content-type"] == "text/csv; charset=utf-8"
         assert 'filename="clicktochat-utm_source-2026-11-01-2026-11-30.csv"' in response.headers["content-disposition"]
         rows = list(csv.reader(io.StringIO(response.text)))
-        assert rows[0] == ["utm_source", "label", "clicks", "uniques", "bots"]
-        assert ["ig", "ig", "2", "2", "0"] in rows
-        assert ["'=HYPERLINK(1)", "'=HYPERLINK(1)", "1", "1", "0"] in rows  # never a formula in a spreadsheet
+        assert rows[0] == ["utm_source", "label", "clicks", "uniques", "bots", "conversations", "conversion"]
+        assert ["ig", "ig", "2", "2", "0", "0", ""] in rows
+        assert ["'=HYPERLINK(1)", "'=HYPERLINK(1)", "1", "1", "0", "0", ""] in rows  # never a formula in a spreadsheet
     bad = client.get(f"{API}/stats", params={"from": "yesterday", "by": "x"}, headers=auth)
     assert bad.status_code == 422
     assert [e["field"] for e in bad.json()["errors"]] == ["from", "by"]

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
-
-from .conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
+from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
 
 URL = "/webhooks/whatsapp"
 

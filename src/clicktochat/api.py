@@ -186,6 +186,9 @@ class CountsOut(BaseModel):
     clicks: int = Field(description="People's clicks; robots are never in here")
     uniques: int = Field(description="Clicks by a visitor not seen on that link within CLICKTOCHAT_UNIQUE_WINDOW")
     bots: int = Field(description="Robots: crawlers, link previews, monitors, link checkers")
+    conversations: int = Field(0, description="WhatsApp chats started (by time, link, campaign, agent, channel, "
+                               "widget; 0 for other groupings)")  # fmt: skip
+    conversion: float | None = Field(None, description="Chats opened from a click (its ref code) per click")
 
 
 class StatsRowOut(CountsOut):

@@ -976,10 +976,10 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
         return click.echo(found.as_csv(), nl=False)
     by = found.query.by
     click.echo(f"{found.first_day} to {found.last_day} ({found.timezone}), by {by}", err=True)
-    rows = [{by: row.label, "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots} for row in found.rows]
-    totals = found.totals
-    print_table([*rows, {by: "TOTAL", "clicks": totals.clicks, "uniques": totals.uniques, "bots": totals.bots}],
-                [by, "clicks", "uniques", "bots"])  # fmt: skip
+    rows: list[Any] = [*found.rows, found.totals]
+    print_table([{by: getattr(row, "label", "TOTAL"), "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots,
+                  "chats": row.conversations, "conversion": "" if row.conversion is None else f"{row.conversion:.1%}"}
+                 for row in rows], [by, "clicks", "uniques", "bots", "chats", "conversion"])  # fmt: skip
 
 
 def main() -> None:

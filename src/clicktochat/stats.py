@@ -22,6 +22,7 @@ from .store import LINK_GROUPS, Store
 from .widget import WIDGET_ID_PATTERN
 
 TIME_GROUPS = ("day", "week", "month")
+CONVERSATION_GROUPS = (*TIME_GROUPS, *LINK_GROUPS)  # what chat_starts can be grouped by
 GROUPS = (*TIME_GROUPS, *LINK_GROUPS, *DIMENSIONS)
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660  # ten years of daily rows is already more than any chart shows
@@ -69,6 +70,8 @@ class Counts:
     clicks: int  # people only
     uniques: int
     bots: int  # robots, never in clicks
+    conversations: int = 0  # WhatsApp chats started (the customer wrote with the window closed)
+    conversion: float | None = None  # chats opened from a click (ref code) / clicks
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class StatsRow:
     clicks: int
     uniques: int
     bots: int
+    conversations: int = 0
+    conversion: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,10 @@ class Stats:
     def as_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([self.query.by, "label", "clicks", "uniques", "bots"])
+        writer.writerow([self.query.by, "label", "clicks", "uniques", "bots", "conversations", "conversion"])
         for row in self.rows:
-            writer.writerow([_cell(row.key), _cell(row.label), row.clicks, row.uniques, row.bots])
+            writer.writerow([_cell(row.key), _cell(row.label), row.clicks, row.uniques, row.bots, row.conversations,
+                             "" if row.conversion is None else row.conversion])  # fmt: skip
         return out.getvalue()
 
 
@@ -206,8 +212,24 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     if query.by in TIME_GROUPS:
         found = fill_gaps(found, query.by, first_day, last_day)
     names = {str(a.id): a.name for a in await store.agents()} if query.by == "agent" else {}
-    rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
-    return Stats(query, first_day, last_day, timezone, Counts(clicks, uniques, bots), rows)
+    all_chats = (await store.conversation_totals(*span, "", query.filters())).get("", (0, 0))
+    if query.by in CONVERSATION_GROUPS:
+        chats = await store.conversation_totals(*span, query.by, query.filters())
+        keys = {str(key) for key, *_ in found}
+        if query.by not in TIME_GROUPS:  # chats from links whose clicks fell before the range
+            found += [(key, 0, 0, 0) for key in chats if key not in keys][: max(0, limit or 0) - len(found)]
+        rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b, *converted(chats.get(str(key)), c))
+                for key, c, u, b in found]  # fmt: skip
+    else:  # chats are not counted by referrer, device... (only clicks know those)
+        rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
+    counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks))
+    return Stats(query, first_day, last_day, timezone, counts, rows)
+
+
+def converted(chats: tuple[int, int] | None, clicks: int) -> tuple[int, float | None]:
+    """(chats started, the share of clicks that became one)."""
+    started, from_clicks = chats or (0, 0)
+    return started, round(from_clicks / clicks, 4) if clicks else None
 
 
 async def read(

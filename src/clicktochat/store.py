@@ -655,6 +655,23 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [(k, int(c), int(u or 0), int(b)) for k, c, u, b in await self._all(sql, params)]
 
+    async def conversation_totals(
+        self, first_day: str, last_day: str, group: str, filters: Mapping[str, Any]
+    ) -> dict[str, tuple[int, int]]:
+        """(chats started, of which opened from a click) per group key, between two days, from
+        chat_starts, grouped and filtered like link_days (its columns, with the same blanks)."""
+        columns = ("SELECT day, business_id, coalesce(link_kind, '') AS link_kind, coalesce(link_key, '') AS link_key,"
+                   " coalesce(campaign, '') AS campaign, coalesce(agent_id, 0) AS agent_id,"
+                   " coalesce(channel, '') AS channel FROM chat_starts")  # fmt: skip
+        where = "day BETWEEN ? AND ?" + "".join(f" AND {name} = ?" for name in filters)
+        if group in LINK_GROUPS:
+            where += " AND link_kind != ''"  # a chat not opened from a link is no link's
+        rows = await self._all(
+            f"SELECT {GROUPINGS[group]}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns})"
+            f" WHERE {where} GROUP BY 1", [first_day, last_day, *filters.values()],
+        )  # fmt: skip
+        return {str(key): (int(n), int(from_clicks)) for key, n, from_clicks in rows}
+
     async def _totals(
         self, table: str, group: str, where: str, params: list[Any], limit: int | None
     ) -> list[tuple[Any, int, int, int]]:
