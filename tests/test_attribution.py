@@ -136,3 +136,45 @@ def test_stats_count_chats_started_and_the_share_of_clicks_that_became_one(whats
     assert sum(r["conversations"] for r in by_day["rows"]) == 2
     csv_text = whatsapp.client.get("/api/v1/stats.csv", params={"by": "link"}, headers=whatsapp.auth).text
     assert "short:vetrina,short:vetrina,4,1,0,1,0.25" in csv_text.splitlines()[1:]
+
+
+def test_widget_and_signed_links_to_a_connected_number_carry_a_ref_code(whatsapp: WhatsAppSetup) -> None:
+    agent = whatsapp.client.post(f"/api/v1/businesses/{whatsapp.business_id}/agents", headers=whatsapp.auth,
+                                 json={"name": "Ana", "address": "+39 347 000 1111"}).json()  # fmt: skip
+    widget = whatsapp.client.post("/api/v1/widgets", headers=whatsapp.auth,
+                                  json={"business_id": whatsapp.business_id, "id": "shop"}).json()  # fmt: skip
+    location = whatsapp.client.get(f"/w/{widget['id']}/{agent['id']}", headers={"user-agent": IPHONE})
+    assert find_ref(text_of(location.headers["location"]))
+    signed = make_link(whatsapp, to="+39 347 000 1111", text="Dall'annuncio", short=False)
+    text = text_of(whatsapp.client.get(signed, headers={"user-agent": IPHONE}).headers["location"])
+    assert text.startswith("Dall'annuncio (ref ") and find_ref(text)
+    flush(whatsapp.client)
+    whatsapp.run(whatsapp.customer().send_text(text))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["came_from"]["link_kind"] == "signed"
+
+
+def test_a_customer_whose_messages_stay_at_sent_while_others_deliver_may_have_blocked_us(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    silent, other = whatsapp.customer(wa_id="393470000001", user_id=None), whatsapp.customer(wa_id="393470000002",
+                                                                                             user_id=None)  # fmt: skip
+    for customer in (silent, other):
+        whatsapp.run(customer.send_text("Ciao"))
+    whatsapp.process()
+    ids = {c["wa_id"]: c["id"] for c in conversations(whatsapp)}
+    for wa_id in ids:
+        answer = whatsapp.client.post(f"/api/v1/conversations/{ids[wa_id]}/messages", json={"text": "Eccoci"},
+                                      headers=whatsapp.auth)  # fmt: skip
+        assert answer.status_code == 202
+    whatsapp.send()
+    for sent in whatsapp.standin.sent:
+        whatsapp.status(sent.wamid, "sent")
+        if sent.wa_id == "393470000002":
+            whatsapp.status(sent.wamid, "delivered")
+    whatsapp.process()
+    assert not any(c["may_have_blocked"] for c in conversations(whatsapp))  # a day's silence proves nothing
+    whatsapp.clock.move(2 * 86400 + 60)
+    flags = {c["wa_id"]: c["may_have_blocked"] for c in conversations(whatsapp)}
+    assert flags == {"393470000001": True, "393470000002": False}

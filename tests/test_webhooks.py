@@ -140,3 +140,14 @@ def test_media_keeps_its_type_and_caption_not_its_body(whatsapp: WhatsAppSetup, 
     (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
     (m,) = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()["messages"]
     assert (m["type"], m["caption"], m["mime_type"], m["text"]) == (kind, "Questa?", "image/jpeg", None)
+
+
+def test_an_address_that_keeps_sending_bad_signatures_waits(whatsapp: WhatsAppSetup) -> None:
+    body = encode(text_body("Ciao"))
+    for _ in range(30):
+        assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 403
+    refused = post(whatsapp, body, sign(body, NUMBER.app_secret))
+    assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 61
+    assert stored(whatsapp) == 0
+    whatsapp.clock.move(61)
+    assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200

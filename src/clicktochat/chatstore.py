@@ -530,16 +530,18 @@ class ChatStore:
 
         return await self.run(work) if conversation_ids else {}
 
-    async def unanswered_for(self, wa_id: str | None, user_id: str | None, number_id: int, since: int) -> bool:
-        """True when every message sent to this customer since `since` stayed at `sent`, while
-        messages to others were delivered in that time: they may have blocked the business."""
+    async def unanswered_for(
+        self, wa_id: str | None, user_id: str | None, number_id: int, since: int, until: int
+    ) -> bool:
+        """True when every message sent to this customer between `since` and `until` stayed at
+        `sent`, while messages to others in that time were delivered: they may have blocked us."""
 
         def work() -> bool:
             rows = self._all(
                 "SELECT m.wamid, (SELECT c.wa_id = ?1 OR c.user_id = ?2 FROM conversations c"
                 " WHERE c.id = m.conversation_id) FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
-                " WHERE c.number_id = ?3 AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at >= ?4",
-                (wa_id, user_id, number_id, since),
+                " WHERE c.number_id = ?3 AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at BETWEEN ?4 AND ?5",
+                (wa_id, user_id, number_id, since, until),
             )  # fmt: skip
             statuses = self._statuses([row[0] for row in rows])
             theirs = [statuses.get(w, ("queued",))[0] for w, mine in rows if mine]

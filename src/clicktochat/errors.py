@@ -87,6 +87,15 @@ class PayloadTooLarge(ProblemError):
     title = "Payload too large"
 
 
+class TooManyRequests(ProblemError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class Unavailable(ProblemError):
     status = 503
     title = "Unavailable"

@@ -11,7 +11,9 @@ import hmac
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -20,7 +22,15 @@ from starlette.routing import Route
 
 from .chatstore import ChatStore, NumberKeys
 from .conversations import read_body
-from .errors import Forbidden, LengthRequired, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from .errors import (
+    Forbidden,
+    LengthRequired,
+    MalformedRequest,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 if TYPE_CHECKING:
     from .whatsapp import WhatsApp
@@ -72,14 +82,22 @@ async def handshake(request: Request) -> Response:
 
 async def receive(request: Request) -> Response:
     """Check the signature on the raw bytes, store the body, answer 200. Nothing is stored for
-    a body that is unsigned, signed with another secret, too large, or not JSON."""
+    a body that is unsigned, signed with another secret, too large, or not JSON. An address
+    that keeps sending bad signatures (each costs reading up to 8 MiB and an HMAC) waits."""
     whatsapp: WhatsApp = request.app.state.service.whatsapp
-    body = await read_limited(request)
+    peer = request.client.host if request.client else ""
+    address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
+    wait = whatsapp.refusals.retry_after(address, whatsapp.clock())
+    if wait:
+        raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.", wait)
     header = request.headers.get("x-hub-signature-256")
     if not header:
+        whatsapp.refusals.add(address, whatsapp.clock())
         raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+    body = await read_limited(request)
     numbers = signed_by(body, header, whatsapp.keys)
     if not numbers:
+        whatsapp.refusals.add(address, whatsapp.clock())
         raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
     try:
         json.loads(body)
@@ -107,6 +125,35 @@ async def read_limited(request: Request) -> bytes:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@dataclass
+class Refusals:
+    """Refused webhook requests per address (hashed), in a sliding window. Meta never gets
+    here: its requests are signed. In memory, bounded; the oldest addresses are forgotten first."""
+
+    limit: int = 30
+    window: float = 60.0
+    max_keys: int = 10_000
+    _seen: dict[str, deque[float]] = field(default_factory=dict)
+
+    @staticmethod
+    def _key(address: str) -> str:
+        return hashlib.sha256(address.encode()).hexdigest()[:32]
+
+    def retry_after(self, address: str, now: float) -> int:
+        times = self._seen.get(self._key(address))
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times or len(times) < self.limit:
+            return 0
+        return int(times[0] + self.window - now) + 1
+
+    def add(self, address: str, now: float) -> None:
+        key = self._key(address)
+        if key not in self._seen and len(self._seen) >= self.max_keys:
+            del self._seen[next(iter(self._seen))]
+        self._seen.setdefault(key, deque()).append(now)
 
 
 class WebhookProcessor:

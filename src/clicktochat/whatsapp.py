@@ -21,11 +21,12 @@ from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .outbox import Sender
 from .store import Store
-from .webhooks import WebhookProcessor
+from .webhooks import Refusals, WebhookProcessor
 
 ID_PATTERN = re.compile(r"[0-9]{5,20}")  # Meta's phone number and WABA ids
 MAX_SECRET_LENGTH = 1000
-BLOCK_SUSPECT_DAYS = 3  # messages at `sent` this long, while others deliver: "may have blocked you"
+# Messages sent 2 to 30 days ago that all stayed at `sent` while others delivered: "may have blocked you".
+BLOCK_SUSPECT_AFTER, BLOCK_SUSPECT_WITHIN = 2 * 86400, 30 * 86400
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
@@ -50,6 +51,7 @@ class WhatsApp:
         self.keys: list[NumberKeys] = []
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
         self.processor = WebhookProcessor(chats, clock)
+        self.refusals = Refusals()
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -140,7 +142,9 @@ class WhatsApp:
         decision = may_reply(entries, c.last_inbound_at)
         if refused is None and not decision.allowed:
             refused = decision.reason
-        blocked = await self.chats.unanswered_for(c.wa_id, c.user_id, c.number_id, now - BLOCK_SUSPECT_DAYS * 86400)
+        blocked = await self.chats.unanswered_for(
+            c.wa_id, c.user_id, c.number_id, now - BLOCK_SUSPECT_WITHIN, now - BLOCK_SUSPECT_AFTER
+        )
         return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last)
 
     async def conversations(
