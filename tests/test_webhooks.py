@@ -151,3 +151,16 @@ def test_an_address_that_keeps_sending_bad_signatures_waits(whatsapp: WhatsAppSe
     assert stored(whatsapp) == 0
     whatsapp.clock.move(61)
     assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+
+
+def test_applied_bodies_are_deleted_after_the_retention_and_what_they_said_stays(whatsapp: WhatsAppSetup) -> None:
+    whatsapp.run(whatsapp.customer().send_text("Ciao"))
+    assert whatsapp.process() == 1 and stored(whatsapp) == 1
+    whatsapp.clock.move(29 * 86400)
+    whatsapp.process()
+    assert stored(whatsapp) == 1
+    whatsapp.clock.move(2 * 86400)
+    whatsapp.process()
+    assert stored(whatsapp) == 0
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert c["last_message"] == "Ciao"

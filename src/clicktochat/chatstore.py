@@ -291,6 +291,18 @@ class ChatStore:
     async def pending_events(self) -> int:
         return int((await self.run(self._one, "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"))[0])
 
+    async def prune_events(self, before: int) -> int:
+        """Delete applied webhook bodies received before `before` (what they said is kept in
+        the conversations; the raw bodies hold numbers and messages, so they do not stay)."""
+
+        def work() -> int:
+            with self._tx() as db:
+                cursor = db.execute("DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND received_at < ?",
+                                    (before,))  # fmt: skip
+                return cursor.rowcount
+
+        return await self.run(work)
+
     async def event_failed(self, event_id: int, error: str, next_try_at: int) -> None:
         def work() -> None:
             with self._tx() as db:

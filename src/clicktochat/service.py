@@ -68,7 +68,8 @@ class Service:
         try:
             signer = LinkSigner(await signing_keys(store, settings.signing_keys))
             base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"
-            whatsapp = await WhatsApp.open(store, settings.db, settings.graph_url, clock)
+            whatsapp = await WhatsApp.open(store, settings.db, settings.graph_url, clock,
+                                           settings.webhook_retention_days)  # fmt: skip
         except BaseException:
             await store.close()
             raise

@@ -57,6 +57,10 @@ class Settings:
         "Base URL of Meta's Graph API (WhatsApp Cloud API), with its version; point it at a stand-in "
         "(`clicktochat simulate graph`) to try the WhatsApp side without a Meta account.",
     )
+    webhook_retention_days: int = setting(
+        30, "Days the raw bodies of applied WhatsApp webhooks are kept (for inspection); what they said stays "
+        "in the conversations.",
+    )
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
     @classmethod
@@ -72,7 +76,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days"):
+        for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days",
+                     "webhook_retention_days"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):

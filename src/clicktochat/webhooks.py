@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a batch of 1,000 changes is well under 2 MiB
 MAX_CHALLENGE_LENGTH = 200
+PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 
 
 def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[NumberKeys]:
@@ -161,11 +162,13 @@ class WebhookProcessor:
     `run()` is the loop, woken by each new event and by a timer for retries."""
 
     def __init__(self, chats: ChatStore, clock: Callable[[], float] = time.time, batch: int = 20,
-                 interval: float = 5.0) -> None:  # fmt: skip
+                 interval: float = 5.0, retention_days: int = 30) -> None:  # fmt: skip
         self.chats = chats
         self.clock = clock
         self.batch = batch
         self.interval = interval
+        self.retention = retention_days * 86400
+        self._pruned_at = 0.0
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -175,6 +178,9 @@ class WebhookProcessor:
         """Apply what is due; returns how many events were applied. A body that fails (a bug of
         ours, never Meta's input) is kept and tried again later, with the error recorded."""
         now = int(self.clock())
+        if now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            await self.chats.prune_events(now - self.retention)
         done = 0
         for event_id, body, numbers, attempts in await self.chats.due_events(now, self.batch):
             try:

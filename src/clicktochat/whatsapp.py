@@ -43,21 +43,23 @@ class ConversationView:
 
 
 class WhatsApp:
-    def __init__(self, store: Store, chats: ChatStore, graph_url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, chats: ChatStore, graph_url: str, clock: Callable[[], float] = time.time,
+                 webhook_retention_days: int = 30) -> None:  # fmt: skip
         self.store = store
         self.chats = chats
         self.clock = clock
         self.graph = GraphClient(graph_url)
         self.keys: list[NumberKeys] = []
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
-        self.processor = WebhookProcessor(chats, clock)
+        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days)
         self.refusals = Refusals()
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time) -> WhatsApp:
-        whatsapp = cls(store, await ChatStore.open(path), graph_url, clock)
+    async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time,
+                   webhook_retention_days: int = 30) -> WhatsApp:  # fmt: skip
+        whatsapp = cls(store, await ChatStore.open(path), graph_url, clock, webhook_retention_days)
         await whatsapp.reload()
         return whatsapp
 
