@@ -985,3 +985,10 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
 def main() -> None:
     cli(prog_name="clicktochat")
 
+
+
+from .cli_whatsapp import conversations, simulate, whatsapp  # noqa: E402  (it imports the helpers above)
+
+cli.add_command(whatsapp)
+cli.add_command(conversations)
+cli.add_command(simulate)
