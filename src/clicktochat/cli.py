@@ -987,8 +987,8 @@ def main() -> None:
 
 
 
-from .cli_whatsapp import conversations, simulate, whatsapp  # noqa: E402  (it imports the helpers above)
+from . import cli_whatsapp  # noqa: E402  (it uses the helpers above: import clicktochat.cli, not it, first)
 
-cli.add_command(whatsapp)
-cli.add_command(conversations)
-cli.add_command(simulate)
+cli.add_command(cli_whatsapp.whatsapp)
+cli.add_command(cli_whatsapp.conversations)
+cli.add_command(cli_whatsapp.simulate)

@@ -1,6 +1,7 @@
 """The WhatsApp side of the `clicktochat` command (issue 9): connected numbers, conversations,
 and a local stand-in for Meta's Graph API with a customer writing in, so the whole flow runs
-on one machine with no Meta account. Secrets go in and are never printed."""
+on one machine with no Meta account. Secrets go in and are never printed. `clicktochat.cli`
+imports this module at its end to add its groups: import that one first."""
 
 from __future__ import annotations
 
@@ -67,9 +68,7 @@ def interactive() -> bool:
 # -- whatsapp: connected numbers -------------------------------------------------------------
 
 
-@click.group()
-def whatsapp() -> None:
-    """Business numbers on the WhatsApp Business Platform (Cloud API)."""
+whatsapp: click.Group = click.Group("whatsapp", help="Business numbers on the WhatsApp Business Platform (Cloud API).")
 
 
 @whatsapp.command("connect")
@@ -176,9 +175,7 @@ def whatsapp_disconnect(db: str | None, base_url: str | None, number_id: int) ->
 # -- conversations -----------------------------------------------------------------------------
 
 
-@click.group()
-def conversations() -> None:
-    """Chats customers started with a connected number."""
+conversations: click.Group = click.Group("conversations", help="Chats customers started with a connected number.")
 
 
 def came_from(view: ConversationView) -> str:
@@ -258,9 +255,9 @@ def conversations_reply(db: str | None, base_url: str | None, conversation_id: i
 # -- simulate: Meta's side on this machine ------------------------------------------------------
 
 
-@click.group()
-def simulate() -> None:
-    """Try the WhatsApp side with no Meta account: a Graph API stand-in and a customer writing in."""
+simulate: click.Group = click.Group(
+    "simulate", help="Try the WhatsApp side with no Meta account: a Graph API stand-in and a customer writing in."
+)
 
 
 def with_customer_notes(standin: GraphStandIn) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
