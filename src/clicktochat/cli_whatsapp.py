@@ -378,8 +378,11 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
 
 
 async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str) -> None:
-    """Open the customer's window on a local stand-in too; Meta's real API learns it by itself."""
+    """Open the customer's window on a local stand-in too (Meta's real API would learn it by itself)."""
     if urlsplit(graph_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"Note: replies go to {graph_url}, which never heard from this customer and will refuse them; "
+                   "with `clicktochat simulate graph`, export CLICKTOCHAT_GRAPH_URL in this terminal too.",
+                   err=True)  # fmt: skip
         return
     headers = {"Authorization": f"Bearer {number.access_token}"}
     note = {"phone_number_id": number.phone_number_id, "wa_id": wa_id}
