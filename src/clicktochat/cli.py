@@ -985,3 +985,10 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
 def main() -> None:
     cli(prog_name="clicktochat")
 
+
+
+from . import cli_whatsapp  # noqa: E402  (it uses the helpers above: import clicktochat.cli, not it, first)
+
+cli.add_command(cli_whatsapp.whatsapp)
+cli.add_command(cli_whatsapp.conversations)
+cli.add_command(cli_whatsapp.simulate)
