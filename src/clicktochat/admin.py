@@ -310,8 +310,9 @@ async def stats_page(request: Request, page: Page) -> Response:
     chart = line_chart(
         labels,
         [Series("clicks", [r.clicks for r in over_time.rows]),
-         Series("unique visitors", [r.uniques for r in over_time.rows])],
-        f"Clicks and unique visitors by {query.by}, {over_time.first_day} to {over_time.last_day}",
+         Series("unique visitors", [r.uniques for r in over_time.rows]),
+         Series("chats started", [r.conversations for r in over_time.rows])],
+        f"Clicks, unique visitors and chats started by {query.by}, {over_time.first_day} to {over_time.last_day}",
     )
     shown = {k: v for k, v in params.items() if k != "by"} | {
         "from": over_time.first_day.isoformat(), "to": over_time.last_day.isoformat(), "by": query.by}  # fmt: skip
