@@ -12,8 +12,9 @@ What it does:
 1. makes the load once: `--bodies` bodies (default 300), each a batch of 100 changes as Meta
    sends them (one entry, 100 `messages` changes), about 70 % inbound text messages from
    `--customers` people (default 5,000) and 30 % statuses (sent, delivered, read) of outbound
-   messages; 2 % of the messages come again inside another body, and 5 % of the bodies are
-   posted twice byte for byte (Meta redelivers); every body signed with the app secret;
+   messages, in the order they happened; 2 % of the messages come again later (Meta redelivers),
+   and 5 % of the bodies are posted a second time byte for byte, later; every body signed with
+   the app secret;
 2. for each setting (unpinned: server and load generator share both cores; pinned: server on
    CPU 0, load generator on CPU 1) and each round, in turn:
    - bare: the baseline app on a free 127.0.0.1 port, loaded with the whole load, repeated
@@ -108,20 +109,21 @@ def change(value: dict[str, Any]) -> dict[str, Any]:
 
 def make_load(bodies: int, customers: int, seed: int = 9) -> Load:
     """`bodies` distinct bodies of CHANGES_PER_BODY changes (~70 % messages, ~30 % statuses, 2 %
-    of the messages again elsewhere), then 5 % of the bodies posted a second time."""
+    of the messages again later), then 5 % of the bodies posted a second time, later."""
     rng = random.Random(seed)
     now = int(time.time())
     people = [f"39{rng.randrange(3_200_000_000, 3_499_999_999)}" for _ in range(customers)]
     total = bodies * CHANGES_PER_BODY
-    messages: list[dict[str, Any]] = []
+    ordered: list[dict[str, Any]] = []  # changes in the order things happened, as Meta sends them
+    messages = statuses = 0
     writers: set[str] = set()
-    statuses: list[dict[str, Any]] = []
     outbound: list[tuple[str, str, int]] = []  # (wamid, recipient, statuses reported so far)
     for n in range(total - total * 2 // 100):
         if rng.random() < 0.7 or not outbound:
             wa_id = rng.choice(people)
             writers.add(wa_id)
-            messages.append(change(inbound_message(
+            messages += 1
+            ordered.append(change(inbound_message(
                 wamid=new_wamid(wa_id), timestamp=now - 3600 + n // 100, wa_id=wa_id, user_id=None,
                 name=f"Cliente {wa_id[-4:]}", text=rng.choice(TEXTS),
             )))  # fmt: skip
@@ -131,21 +133,24 @@ def make_load(bodies: int, customers: int, seed: int = 9) -> Load:
             i = rng.randrange(len(outbound))
             wamid, wa_id, reported = outbound[i]
             status = ("sent", "delivered", "read")[reported]
-            statuses.append(change(status_update(wamid=wamid, status=status, timestamp=now - 1800 + n // 100,
-                                                 recipient_id=wa_id)))  # fmt: skip
+            statuses += 1
+            ordered.append(change(status_update(wamid=wamid, status=status, timestamp=now - 3600 + n // 100,
+                                                recipient_id=wa_id)))  # fmt: skip
             if reported == 2:
                 outbound[i] = outbound[-1]
                 outbound.pop()
             else:
                 outbound[i] = (wamid, wa_id, reported + 1)
-    changes = messages + statuses
-    changes += rng.sample(messages, total - len(changes))  # Meta delivers some messages again
-    rng.shuffle(changes)
-    raw = [encode(batch(changes[i : i + CHANGES_PER_BODY])) for i in range(0, len(changes), CHANGES_PER_BODY)]
-    raw += rng.sample(raw, len(raw) * 5 // 100)  # and some bodies again, byte for byte
-    rng.shuffle(raw)
-    return Load([request(body) for body in raw], bodies, len(messages), len(statuses), len(writers),
+    # Meta delivers some messages again, later: each repeat goes in after its first delivery.
+    firsts = [i for i, c in enumerate(ordered) if "messages" in c["entry"][0]["changes"][0]["value"]]
+    for i in sorted(rng.sample(firsts, total - len(ordered)), reverse=True):
+        ordered.insert(rng.randrange(i + 1, len(ordered) + 1), ordered[i])
+    raw = [encode(batch(ordered[i : i + CHANGES_PER_BODY])) for i in range(0, len(ordered), CHANGES_PER_BODY)]
+    for i in sorted(rng.sample(range(len(raw)), len(raw) * 5 // 100), reverse=True):
+        raw.insert(rng.randrange(i + 1, len(raw) + 1), raw[i])  # and some bodies again, byte for byte, later
+    return Load([request(body) for body in raw], bodies, messages, statuses, len(writers),
                 len(raw) * CHANGES_PER_BODY)  # fmt: skip
+
 
 
 def request(body: bytes) -> bytes:
