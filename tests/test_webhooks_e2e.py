@@ -49,8 +49,7 @@ from clicktochat.simulate import (
     status_update,
     webhook_body,
 )
-
-from .conftest import NUMBER, VERIFY_TOKEN, free_port
+from conftest import NUMBER, VERIFY_TOKEN, free_port
 
 pytestmark = pytest.mark.e2e
 
