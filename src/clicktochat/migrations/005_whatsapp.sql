@@ -76,6 +76,7 @@ CREATE TABLE chat_starts (
     referral TEXT                            -- JSON: Meta's referral (ad or Page call-to-action)
 );
 CREATE INDEX chat_starts_day ON chat_starts (day);
+CREATE INDEX chat_starts_conversation ON chat_starts (conversation_id, at);
 
 CREATE TABLE wa_messages (
     id INTEGER PRIMARY KEY,
