@@ -71,7 +71,8 @@ def shop(client: TestClient, service: Service) -> dict[str, int]:
 
 # -- who gets in -------------------------------------------------------------------------
 
-EXAMPLES = {"business_id": "1", "agent_id": "1", "slug": "vetrina", "widget_id": "demo", "path": "anything/else"}
+EXAMPLES = {"business_id": "1", "agent_id": "1", "slug": "vetrina", "widget_id": "demo", "path": "anything/else",
+            "number_id": "1", "conversation_id": "1"}  # fmt: skip
 
 
 def every_admin_url() -> list[str]:

@@ -794,6 +794,9 @@ async def not_found(request: Request, page: Page) -> Response:
 
 
 BOTH = ["GET", "POST"]
+
+from . import admin_chats  # noqa: E402  (its pages build on this module's)
+
 routes = [
     Route("/login", login, methods=BOTH),
     Route("/logout", logout, methods=["POST"]),
@@ -811,6 +814,7 @@ routes = [
     Route("/widgets/{widget_id}/preview", widget_preview, methods=["GET"]),
     Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
     Route("/keys", keys_page, methods=BOTH),
+    *admin_chats.routes,
     Route("/{path:path}", not_found, methods=BOTH),
 ]
 """Every page, as listed here, is checked by a test to send strangers to sign in."""

@@ -41,3 +41,22 @@ if (widgetForm && preview) {
     timer = setTimeout(refresh, 300);
   });
 }
+
+// The customer-service window's countdown ("closes in 3 h 12 min"), as the server wrote it,
+// kept up to date every 30 s. Times are the server's: data-now is when it rendered the page.
+const countdowns = document.querySelectorAll("[data-until][data-now]");
+if (countdowns.length) {
+  const skew = Number(countdowns[0].dataset.now) - Date.now() / 1000;
+  const timeLeft = (seconds) => {
+    if (seconds <= 0) return "closed";
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 1) return "closes in less than a minute";
+    const hours = Math.floor(minutes / 60);
+    return hours ? `closes in ${hours} h ${minutes % 60} min` : `closes in ${minutes} min`;
+  };
+  const tick = () => {
+    const now = Date.now() / 1000 + skew;
+    for (const el of countdowns) el.textContent = timeLeft(Number(el.dataset.until) - now);
+  };
+  setInterval(tick, 30000);
+}
