@@ -283,3 +283,15 @@ def test_a_customer_who_wrote_stop_is_not_answered(whatsapp: WhatsAppSetup, admi
 ])  # fmt: skip
 def test_time_left_in_words(seconds: int, said: str) -> None:
     assert time_left(seconds) == said
+
+
+def test_a_spent_key_with_another_text_keeps_the_box_with_a_fresh_key(whatsapp: WhatsAppSetup, admin: Admin) -> None:
+    conversation = customer_writes(whatsapp)
+    url = f"/admin/conversations/{conversation}"
+    form = reply_form(admin.get(url).text)
+    assert whatsapp.client.post(url, data={**form, "text": "Sì"}).status_code == 303
+    edited = whatsapp.client.post(url, data={**form, "text": "Sì, certo"})  # back, edited, sent again
+    assert edited.status_code == 409 and 'id="text-error"' in edited.text and "<textarea" in edited.text
+    assert "Sì, certo" in edited.text.split("<h2 id=\"reply-heading\">")[1]  # what was typed stays
+    assert reply_form(edited.text)["idempotency_key"] != form["idempotency_key"]
+    assert whatsapp.send() == 1

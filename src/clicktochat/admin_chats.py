@@ -200,15 +200,15 @@ async def conversations_page(request: Request, page: Page) -> Response:
 async def conversation_page(request: Request, page: Page) -> Response:
     whatsapp, conversation_id = page.service.whatsapp, _id(request, "conversation_id")
     errors: list[FieldError] = []
-    status, refused = 200, None
+    status, conflict = 200, None
     if request.method == "POST":
         try:
             await whatsapp.reply(conversation_id, page.form.get("text", ""), page.form.get("idempotency_key") or None)
             return see_other(f"/admin/conversations/{conversation_id}", "queued")
         except InvalidInput as exc:
             errors, status = exc.errors, 422
-        except Conflict as exc:  # the window closed, the customer opted out, the number is gone
-            refused, status = exc.detail, 409
+        except Conflict as exc:  # the window closed, the customer opted out, the number is gone...
+            conflict, status = exc.detail, 409
     view, messages = await whatsapp.conversation(conversation_id)
     c = view.conversation
     business = await page.service.store.business(c.business_id)
@@ -216,13 +216,16 @@ async def conversation_page(request: Request, page: Page) -> Response:
     agents = {a.id: a.name for a in await page.service.store.agents(c.business_id)}
     now = int(whatsapp.clock())
     zone = _zone(businesses, c.business_id)
-    if refused is None:
-        refused = view.reply_refused
-        if refused is None and not any(k.id == c.number_id for k in whatsapp.keys):
-            refused = "The business number of this conversation is no longer connected."
+    refused = view.reply_refused
+    if refused is None and not any(k.id == c.number_id for k in whatsapp.keys):
+        refused = "The business number of this conversation is no longer connected."
+    if conflict is not None and refused is None:  # ...or the form's key was spent on another text
+        errors = [FieldError("text", conflict)]
+    elif conflict is not None:
+        refused = conflict
     shown = [{"m": m, "at": when(m.at, zone), "status": STATUS_WORDS.get(m.status or "", m.status)}
              for m in messages]  # fmt: skip
-    key = page.form.get("idempotency_key") if errors else None  # a mistake corrected is still one message
+    key = page.form.get("idempotency_key") if status == 422 else None  # a mistake corrected is one message
     return show(
         page, "conversation.html", "conversations", status, errors, row=row(view, businesses, agents, now),
         messages=shown, refused=refused, posted_refusal=status == 409, now=now,
