@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from clicktochat.accounts import create_admin
-from clicktochat.admin_chats import routes, time_left
+from clicktochat.admin_chats import routes, time_left, when
 from clicktochat.graph import GraphError
 from clicktochat.simulate import referral as ad_referral
-
-from .conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
+from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
 
 PASSWORD = "correct horse battery"
 SECRETS = {"access_token": "EAAG-not-to-be-shown-" + "s" * 30, "app_secret": "app-secret-not-to-be-shown",
@@ -191,7 +190,7 @@ def test_open_conversations_come_first_with_countdown_badges_and_where_they_came
     order = [int(i) for i in re.findall(r'<a href="/admin/conversations/(\d+)">', page.text)]
     assert order == [fresh, stopped, old]
     assert re.search(r'data-until="\d+" data-now="\d+">closes in 24 h 0 min<', page.text)
-    assert 'data-now="1798090000"' in page.text and "closes in 19 h 0 min" in page.text  # Lucia: 19 h left
+    assert f'data-now="{int(whatsapp.clock.now)}"' in page.text and "closes in 19 h 0 min" in page.text  # Lucia
     assert "window closed" in page.text and "opted out" in page.text
     assert "ad: Sacher a domicilio" in page.text and "Avete la torta?" in page.text
     assert "<script>" not in page.text and ' style="' not in page.text
@@ -225,7 +224,8 @@ def test_a_reply_is_queued_once_and_reaches_meta(whatsapp: WhatsAppSetup, admin:
     conversation = customer_writes(whatsapp)
     url = f"/admin/conversations/{conversation}"
     page = admin.get(url)
-    assert "Open until 24 Dec 2026, 05:26 CET" in page.text and "May send: <strong>text</strong>" in page.text
+    until = when(int(whatsapp.clock.now) + 24 * 3600, "Europe/Rome")  # e.g. 24 Dec 2026, 05:26 CET
+    assert f"Open until {until}" in page.text and "May send: <strong>text</strong>" in page.text
     form = reply_form(page.text)
     first = whatsapp.client.post(url, data={**form, "text": "Sì, fino alle 19!"})
     again = whatsapp.client.post(url, data={**form, "text": "Sì, fino alle 19!"})  # a double click
@@ -283,6 +283,12 @@ def test_a_customer_who_wrote_stop_is_not_answered(whatsapp: WhatsAppSetup, admi
 ])  # fmt: skip
 def test_time_left_in_words(seconds: int, said: str) -> None:
     assert time_left(seconds) == said
+
+
+def test_times_are_shown_in_the_business_time_zone() -> None:
+    assert when(1_798_000_000, "Europe/Rome") == "23 Dec 2026, 05:26 CET"
+    assert when(1_798_000_000, "America/New_York") == "22 Dec 2026, 23:26 EST"
+    assert when(None, "UTC") == ""
 
 
 def test_a_spent_key_with_another_text_keeps_the_box_with_a_fresh_key(whatsapp: WhatsAppSetup, admin: Admin) -> None:

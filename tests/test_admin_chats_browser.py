@@ -28,8 +28,7 @@ from clicktochat.app import create_app
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.simulate import Customer, GraphStandIn, post_signed, referral
-
-from .conftest import NUMBER, VERIFY_TOKEN, Clock, free_port
+from conftest import NUMBER, VERIFY_TOKEN, Clock, free_port
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
