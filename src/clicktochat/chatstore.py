@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -311,90 +311,105 @@ class ChatStore:
 
         await self.run(work)
 
-    async def apply_events(self, event_id: int, events: list[Event], now: int) -> None:
-        """Everything one webhook body says, and its being done, in one transaction: applied
+    async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> None:
+        """Everything some webhook bodies say, and their being done, in one transaction: applied
         once, whatever happens to the process. Each message and status is applied once, even
         when Meta delivers it again in another body."""
 
         def work() -> None:
             with self._tx() as db:
-                numbers: dict[str, tuple[int, int, str, str]] = {}
-                for event in events:
-                    if event.phone_number_id not in numbers:
-                        row = self._one(
-                            "SELECT n.id, n.business_id, b.timezone, n.display_phone_number FROM whatsapp_numbers n"
-                            " JOIN businesses b ON b.id = n.business_id WHERE n.phone_number_id = ?",
-                            (event.phone_number_id,),
-                        )  # fmt: skip
-                        if row is None:
+                batch = _Batch()
+                for _, events in bodies:
+                    for event in events:
+                        number = self._number_of(batch, event.phone_number_id)
+                        if number is None:
                             continue
-                        numbers[event.phone_number_id] = row
-                    number = numbers[event.phone_number_id]
-                    if isinstance(event, Inbound):
-                        self._inbound(db, event, number)
-                    elif isinstance(event, Status):
-                        self._status(db, event, number[1])
-                    elif isinstance(event, Preference) and event.value == "stop":
-                        self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
-                                      "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
-                db.execute("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?", (now, event_id))
+                        if isinstance(event, Inbound):
+                            self._inbound(db, batch, event, number)
+                        elif isinstance(event, Status):
+                            self._status(db, event, number[1])
+                        elif isinstance(event, Preference) and event.value == "stop":
+                            self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
+                                          "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+                db.executemany(
+                    "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
+                    " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
+                    [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
+                )  # fmt: skip
+                db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
+                               [(now, event_id) for event_id, _ in bodies])  # fmt: skip
 
         await self.run(work)
 
-    def _conversation_id(
-        self, db: sqlite3.Connection, number_id: int, business_id: int, wa_id: str | None, user_id: str | None,
-        name: str | None, at: int,
-    ) -> tuple[int, int | None]:  # fmt: skip
-        """The conversation with this customer (made on their first message), and when they last wrote."""
-        row = None
-        if user_id:
-            row = self._one("SELECT id, last_inbound_at, wa_id, user_id FROM conversations"
-                            " WHERE number_id = ? AND user_id = ?", (number_id, user_id))  # fmt: skip
-        if row is None and wa_id:
-            row = self._one("SELECT id, last_inbound_at, wa_id, user_id FROM conversations"
-                            " WHERE number_id = ? AND wa_id = ?", (number_id, wa_id))  # fmt: skip
-        if row is None:
-            cursor = db.execute(
-                "INSERT INTO conversations (number_id, business_id, wa_id, user_id, name, created_at, last_message_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", (number_id, business_id, wa_id, user_id, name, at, at),
+    def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
+        if phone_number_id not in batch.numbers:
+            batch.numbers[phone_number_id] = self._one(  # (id, business id, time zone, display number)
+                "SELECT n.id, n.business_id, b.timezone, n.display_phone_number FROM whatsapp_numbers n"
+                " JOIN businesses b ON b.id = n.business_id WHERE n.phone_number_id = ?", (phone_number_id,),
             )  # fmt: skip
-            return int(cursor.lastrowid or 0), None
-        conversation_id, last_inbound, known_wa_id, known_user_id = row
-        if (wa_id and not known_wa_id) or (user_id and not known_user_id) or name:
-            try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)
-                db.execute(
-                    "UPDATE conversations SET wa_id = coalesce(wa_id, ?), user_id = coalesce(user_id, ?),"
-                    " name = coalesce(?, name) WHERE id = ?", (wa_id, user_id, name, conversation_id),
-                )  # fmt: skip
-            except sqlite3.IntegrityError:  # another conversation holds it: keep them apart
-                db.execute("UPDATE conversations SET name = coalesce(?, name) WHERE id = ?", (name, conversation_id))
-        return conversation_id, last_inbound
+        return batch.numbers[phone_number_id]
 
-    def _inbound(self, db: sqlite3.Connection, message: Inbound, number: tuple[int, int, str, str]) -> None:
+    def _conversation(
+        self, db: sqlite3.Connection, batch: _Batch, number_id: int, business_id: int, message: Inbound
+    ) -> _Customer:
+        """The conversation with this customer (made on their first message), as this batch
+        knows it: looked up once, its times and name written once at the end."""
+        wa_id, user_id = message.wa_id, message.user_id
+        keys = [(number_id, "u", user_id)] if user_id else []
+        keys += [(number_id, "w", wa_id)] if wa_id else []
+        found = next((batch.customers[k] for k in keys if k in batch.customers), None)
+        if found is None:
+            row = None
+            if user_id:
+                row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
+                                " WHERE number_id = ? AND user_id = ?", (number_id, user_id))  # fmt: skip
+            if row is None and wa_id:
+                row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
+                                " WHERE number_id = ? AND wa_id = ?", (number_id, wa_id))  # fmt: skip
+            if row is None:
+                cursor = db.execute(
+                    "INSERT INTO conversations (number_id, business_id, wa_id, user_id, name, created_at,"
+                    " last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (number_id, business_id, wa_id, user_id, message.name, message.at, message.at),
+                )  # fmt: skip
+                row = (int(cursor.lastrowid or 0), None, message.at, wa_id, user_id)
+            found = _Customer(*row)
+        if (wa_id and not found.wa_id) or (user_id and not found.user_id):
+            try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)
+                db.execute("UPDATE conversations SET wa_id = coalesce(wa_id, ?), user_id = coalesce(user_id, ?)"
+                           " WHERE id = ?", (wa_id, user_id, found.id))  # fmt: skip
+                found.wa_id, found.user_id = found.wa_id or wa_id, found.user_id or user_id
+            except sqlite3.IntegrityError:  # another conversation holds it: keep them apart
+                pass
+        for key in keys:
+            batch.customers[key] = found
+        return found
+
+    def _inbound(self, db: sqlite3.Connection, batch: _Batch, message: Inbound,
+                 number: tuple[int, int, str, str]) -> None:  # fmt: skip
         number_id, business_id, timezone, display = number
-        conversation_id, last_inbound = self._conversation_id(
-            db, number_id, business_id, message.wa_id, message.user_id, message.name, message.at
-        )
+        customer = self._conversation(db, batch, number_id, business_id, message)
         cursor = db.execute(
             "INSERT INTO wa_messages (conversation_id, wamid, direction, at, type, text, caption, mime_type)"
             " VALUES (?, ?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (wamid) DO NOTHING",
-            (conversation_id, message.wamid, message.at, message.type, message.text, message.caption,
+            (customer.id, message.wamid, message.at, message.type, message.text, message.caption,
              message.mime_type),
         )  # fmt: skip
         if cursor.rowcount == 0:
             return  # delivered before
+        last_inbound = customer.last_inbound
         if last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
-            self._start(db, conversation_id, business_id, timezone, display, message)
+            self._start(db, customer.id, business_id, timezone, display, message)
         elif message.at < last_inbound:
             # Out of order: an earlier message of the same chat moves its start back.
             db.execute(
                 "UPDATE chat_starts SET at = ?, wamid = ? WHERE conversation_id = ? AND at > ? AND at <= ?",
-                (message.at, message.wamid, conversation_id, message.at, message.at + SERVICE_WINDOW),
+                (message.at, message.wamid, customer.id, message.at, message.at + SERVICE_WINDOW),
             )  # fmt: skip
-        db.execute(
-            "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
-            " last_message_at = max(last_message_at, ?) WHERE id = ?", (message.at, message.at, conversation_id),
-        )  # fmt: skip
+        customer.last_inbound = max(last_inbound or 0, message.at)
+        customer.last_message = max(customer.last_message, message.at)
+        customer.name = message.name or customer.name
+        batch.changed[customer.id] = customer
         if message.stop:
             self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
                           message.text, None, {"wamid": message.wamid})  # fmt: skip
@@ -705,6 +720,25 @@ class ChatStore:
 
         if rows:
             await self.run(work)
+
+
+@dataclass
+class _Customer:
+    """A conversation as one transaction sees it."""
+
+    id: int
+    last_inbound: int | None
+    last_message: int
+    wa_id: str | None
+    user_id: str | None
+    name: str | None = None
+
+
+@dataclass
+class _Batch:
+    numbers: dict[str, tuple[int, int, str, str] | None] = field(default_factory=dict)
+    customers: dict[tuple[int, str, str], _Customer] = field(default_factory=dict)
+    changed: dict[int, _Customer] = field(default_factory=dict)
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:

@@ -248,10 +248,12 @@ def find_ref(text: str) -> str | None:
 def is_stop(text: str) -> bool:
     """STOP, ANNULLA, BAJA, PARAR, STOPP, ARRÊT... alone in a message, in any case, with
     punctuation or an emoji around it."""
+    if len(text) > 40 or not text:  # the common case, a real message, is decided here
+        return False
     folded = unicodedata.normalize("NFKD", text.strip().lower())
     word = "".join(c for c in folded if c.isalpha() and c.isascii())
     letters_only = "".join(c for c in folded if c.isalpha())
-    return word in STOP_WORDS and len(letters_only) == len(word) and len(text) <= 40
+    return word in STOP_WORDS and len(letters_only) == len(word)
 
 
 def check_text(text: Any) -> str:

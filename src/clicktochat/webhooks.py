@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from .chatstore import ChatStore, NumberKeys
-from .conversations import read_body
+from .conversations import Event, read_body
 from .errors import (
     Forbidden,
     LengthRequired,
@@ -157,6 +157,14 @@ class Refusals:
         self._seen.setdefault(key, deque()).append(now)
 
 
+def parse(body: bytes, numbers: list[str]) -> list[Event]:
+    """A stored body's events (it was checked to be JSON when it came; nothing here raises)."""
+    try:
+        return read_body(json.loads(body), set(numbers))
+    except ValueError:
+        return []
+
+
 class WebhookProcessor:
     """Applies stored events in order of arrival. `run_once()` does one round (tests call it);
     `run()` is the loop, woken by each new event and by a timer for retries."""
@@ -175,17 +183,28 @@ class WebhookProcessor:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Apply what is due; returns how many events were applied. A body that fails (a bug of
-        ours, never Meta's input) is kept and tried again later, with the error recorded."""
+        """Apply what is due, in one transaction; returns how many bodies were applied. If that
+        fails (a bug of ours, never Meta's input), each body is tried alone, and one that still
+        fails is kept and tried again later, with the error recorded."""
         now = int(self.clock())
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await self.chats.prune_events(now - self.retention)
+        due = await self.chats.due_events(now, self.batch)
+        read = [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due]
+        try:
+            await self.chats.apply_events(read, now)
+            return len(read)
+        except Exception:
+            if len(read) == 1:
+                pass  # reported below
+            else:
+                log.exception("webhook events %d-%d could not be applied together; applying one by one",
+                              due[0][0], due[-1][0])  # fmt: skip
         done = 0
-        for event_id, body, numbers, attempts in await self.chats.due_events(now, self.batch):
+        for (event_id, _, _, attempts), one in zip(due, read, strict=True):
             try:
-                events = read_body(json.loads(body), set(numbers))
-                await self.chats.apply_events(event_id, events, now)
+                await self.chats.apply_events([one], now)
                 done += 1
             except Exception as exc:
                 log.exception("webhook event %d could not be applied; it will be tried again", event_id)
