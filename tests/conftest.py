@@ -72,7 +72,10 @@ def settings(db_path: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="https://chat.example.com", follow_redirects=False) as c:
+    """The app with its background loops held: a test flushes clicks (flush) and checks for
+    other processes' changes (watch) when it chooses, so nothing runs behind its back."""
+    app = create_app(settings, background=False)
+    with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:
         yield c
 
 
@@ -107,4 +110,9 @@ def flush(client: TestClient) -> None:
     call(client, client.app.state.recorder.flush())  # type: ignore[attr-defined]
 
 
-__all__ = ["IPHONE", "ANDROID", "DESKTOP", "WHATSAPP_PREVIEW", "call", "flush", "asyncio"]
+def watch(client: TestClient) -> None:
+    """One check of the routing watcher: what another process (the CLI) changed is seen now."""
+    call(client, client.app.state.watcher.run_once())  # type: ignore[attr-defined]
+
+
+__all__ = ["IPHONE", "ANDROID", "DESKTOP", "WHATSAPP_PREVIEW", "call", "flush", "watch", "asyncio"]
