@@ -80,7 +80,10 @@ def settings(db_path: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="https://chat.example.com", follow_redirects=False) as c:
+    """The app with its background loops held: a test flushes clicks (flush) and checks for
+    other processes' changes (watch) when it chooses, so nothing runs behind its back."""
+    app = create_app(settings, background=False)
+    with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:
         yield c
 
 
@@ -115,7 +118,12 @@ def flush(client: TestClient) -> None:
     call(client, client.app.state.recorder.flush())  # type: ignore[attr-defined]
 
 
-__all__ = ["IPHONE", "ANDROID", "DESKTOP", "WHATSAPP_PREVIEW", "call", "flush", "asyncio"]
+def watch(client: TestClient) -> None:
+    """One check of the routing watcher: what another process (the CLI) changed is seen now."""
+    call(client, client.app.state.watcher.run_once())  # type: ignore[attr-defined]
+
+
+__all__ = ["IPHONE", "ANDROID", "DESKTOP", "WHATSAPP_PREVIEW", "call", "flush", "watch", "asyncio"]
 
 
 # -- the WhatsApp side: Meta's Graph API stand-in on a real port, our app in-process -----
@@ -221,7 +229,7 @@ def whatsapp(tmp_path: Path, standin: GraphStandIn, clock: Clock) -> Iterator[Wh
     """A running app with a business and a connected number, time on `clock`, Graph on the stand-in."""
     settings = Settings(db=str(tmp_path / "wa.db"), base_url="https://chat.example.com", flush_interval=0.05,
                         graph_url=standin.url)  # type: ignore[attr-defined]  # fmt: skip
-    app = create_app(settings, clock, whatsapp_tasks=False)
+    app = create_app(settings, clock, background=False)
     with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:
         service: Service = c.app.state.service  # type: ignore[attr-defined]
         business = call(c, service.add_business("Pasticceria Dolce Vita", "Europe/Rome"))

@@ -39,7 +39,7 @@ class Live:
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.base = settings.base_url
-        self.app = create_app(settings, clock, whatsapp_tasks=False)
+        self.app = create_app(settings, clock, background=False)
         port = int(self.base.rsplit(":", 1)[1])
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
         self.loop = asyncio.new_event_loop()

@@ -3,9 +3,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from clicktochat.clicks import ClickEvent, ClickRecorder, ClickRow, describe, referrer_host
+from clicktochat.clicks import PRUNE_EVERY, ClickEvent, ClickRecorder, ClickRow, describe, referrer_host
 from clicktochat.store import CLICK_COLUMNS, Store
-from clicktochat.visitors import Salts
+from clicktochat.visitors import DAY, Salts
 from conftest import IPHONE
 
 
@@ -89,19 +89,47 @@ def test_recorder_writes_batches_and_stop_writes_the_rest(db_path: str) -> None:
     assert asyncio.run(scenario()) == (100, 0)
 
 
-def test_recorder_flushes_on_its_own_within_the_interval(db_path: str) -> None:
-    async def scenario() -> int:
+def test_the_started_writer_runs_its_step_again_and_again(db_path: str) -> None:
+    async def scenario() -> tuple[list[int], int]:
         store = await Store.open(db_path)
-        recorder = ClickRecorder(store, flush_interval=0.02)
+        recorder = ClickRecorder(store, flush_interval=0.01)
+        steps: asyncio.Queue[int] = asyncio.Queue()  # what was pending after each step
+        run_once = recorder.run_once
+
+        async def step(now: float | None = None) -> None:
+            await run_once(now)
+            steps.put_nowait(recorder.pending)
+
+        recorder.run_once = step  # type: ignore[method-assign]
         await recorder.start()
         recorder.record(event())
-        await asyncio.sleep(0.3)
+        # Waits for the loop's steps, however slow the machine; the bound only stops a hang.
+        after = [await asyncio.wait_for(steps.get(), timeout=60) for _ in range(2)]
         count = await store.click_count("short", "vetrina")
         await recorder.stop()
         await store.close()
-        return count
+        return after, count
 
-    assert asyncio.run(scenario()) == 1
+    assert asyncio.run(scenario()) == ([0, 0], 1)
+
+
+def test_each_step_writes_what_is_pending_and_prunes_once_an_hour(db_path: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        recorder = ClickRecorder(store, flush_interval=60, retention_days=400)
+        now = 1800000000
+        recorder.record(event()._replace(at=now - 500 * DAY))
+        await recorder.run_once(now)  # the first step writes it, then prunes it
+        assert (await store.clicks("short", "vetrina"), recorder.pending) == ([], 0)
+        recorder.record(event()._replace(at=now - 450 * DAY))
+        await recorder.run_once(now + PRUNE_EVERY - 1)  # written; the last prune was not an hour ago
+        assert len(await store.clicks("short", "vetrina")) == 1
+        await recorder.run_once(now + PRUNE_EVERY)
+        assert await store.clicks("short", "vetrina") == []
+        assert await store.click_count("short", "vetrina") == 2  # the totals stay
+        await store.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_failed_write_keeps_the_clicks_for_the_next_try(db_path: str) -> None:

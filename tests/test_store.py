@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
@@ -105,8 +106,11 @@ def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
         store = await Store.open(db_path)
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        begun = threading.Event()
+        await store.db.set_trace_callback(lambda sql: begun.set() if sql == "BEGIN IMMEDIATE" else None)
         write = asyncio.create_task(store.add_business("Shop", "UTC"))
-        await asyncio.sleep(0.2)  # our BEGIN IMMEDIATE is waiting on the busy timeout
+        # Traced as it starts, before it waits on the busy timeout (the blocker holds on until after the cancel).
+        assert await asyncio.to_thread(begun.wait, 60)
         write.cancel()
         blocker.execute("ROLLBACK")
         blocker.close()

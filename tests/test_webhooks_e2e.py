@@ -8,7 +8,7 @@ the API shows every message exactly once and every status applied.
 Two ways of killing, so the test means something whichever way the race goes:
 
 - `stored-only`: the same app served by uvicorn in a real process with its WhatsApp tasks off
-  (`create_app(..., whatsapp_tasks=False)`, the switch the in-process tests use), so at the kill
+  (`create_app(..., background=False)`, the switch the in-process tests use), so at the kill
   every body is stored and none applied: all of the work is left for the restarted server;
 - `processing`: `clicktochat serve` itself, processor on, killed whatever it was doing; the
   test then checks that every body was applied whole or not at all (one transaction a body).
@@ -63,7 +63,7 @@ STORED_ONLY = (
     "from clicktochat.app import create_app\n"
     "from clicktochat.settings import Settings\n"
     "settings = Settings.from_env(db=sys.argv[1], port=int(sys.argv[2]))\n"
-    "uvicorn.run(create_app(settings, whatsapp_tasks=False), host='127.0.0.1', port=settings.port,\n"
+    "uvicorn.run(create_app(settings, background=False), host='127.0.0.1', port=settings.port,\n"
     "            log_level='warning', access_log=False, http='httptools', lifespan='on')\n"
 )
 

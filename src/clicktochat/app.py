@@ -40,9 +40,12 @@ def asset_dir(name: str) -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / name
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time, whatsapp_tasks: bool = True) -> Starlette:
-    """`clock` is now for the WhatsApp side (windows, retries); tests pass one they move, and
-    `whatsapp_tasks=False` to apply webhooks and send messages themselves (`run_once()`)."""
+def create_app(settings: Settings, clock: Callable[[], float] = time.time, background: bool = True) -> Starlette:
+    """`clock` is now for the WhatsApp side (windows, retries); tests pass one they move.
+    `background=False` (for tests): the click writer's, the routing watcher's, the webhook
+    processor's and the sender's loops are not started; tests run their steps
+    (app.state.recorder.run_once(), app.state.watcher.run_once(), whatsapp.processor.run_once(),
+    whatsapp.sender.run_once()) when they choose. Shutdown still writes every pending click."""
     templates = Jinja2Templates(directory=str(asset_dir("templates")))
     templates.env.globals["version"] = __version__
 
@@ -59,16 +62,19 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, whats
             parse_device("")  # load ua-parser's rules now (~0.1 s), not during the first flush
             robot_name("Mozilla/5.0")  # and crawlerdetect's (~0.02 s)
             gc.freeze()  # what start-up made lives for ever: no collection need walk it again
-            await recorder.start()
-            if whatsapp_tasks:
+            await recorder.start(loop=background)
+            if background:
                 service.whatsapp.start()
-            watcher = asyncio.create_task(watch_routing_version(service, settings.flush_interval))
+            app.state.watcher = watcher = RoutingWatcher(service)
+            await watcher.run_once()  # what is seen now is what later changes are told from
+            watching = asyncio.create_task(watcher.run(settings.flush_interval)) if background else None
             try:
                 yield
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                if watching is not None:
+                    watching.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watching
                 written = await recorder.stop()
                 log.info("click writer stopped: wrote the last %d clicks, none pending", written)
         finally:
@@ -93,21 +99,30 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, whats
     return app
 
 
-async def watch_routing_version(service: Service, interval: float) -> None:
-    """Drop the link cache and reload signing keys when another process (the CLI) changed
+class RoutingWatcher:
+    """Drops the link cache and reloads signing keys when another process (the CLI) changed
     links, agents, businesses or keys."""
-    seen: int | None = None
-    while True:
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.seen: int | None = None
+
+    async def run_once(self) -> None:
+        """One check; the first only notes the version. Errors are logged, never raised."""
         try:
-            version = await service.store.routing_version()
-            if seen is not None and version != seen:
-                service.forget()
-                await service.reload_signing_keys()
-                await service.whatsapp.reload()
-            seen = version
+            version = await self.service.store.routing_version()
+            if self.seen is not None and version != self.seen:
+                self.service.forget()
+                await self.service.reload_signing_keys()
+                await self.service.whatsapp.reload()
+            self.seen = version
         except Exception:  # a locked database, say: try again at the next tick
             log.exception("could not check for changes made by other processes")
-        await asyncio.sleep(interval)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.run_once()
 
 
 def wants_json(request: Request) -> bool:

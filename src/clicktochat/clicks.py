@@ -251,11 +251,14 @@ class ClickRecorder:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def start(self) -> None:
-        """Recall the visitors of the last window (a restart must not make them new), then run."""
+    async def start(self, loop: bool = True) -> None:
+        """Recall the visitors of the last window (a restart must not make them new), then run
+        the loop; without it (`loop=False`, for tests) nothing is written but by run_once(),
+        flush() and stop()."""
         since = int(time.time()) - self.visitors.window
         self.visitors.last = dict(await self.store.recent_visitors(since))
-        self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
+        if loop:
+            self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
 
     async def stop(self) -> int:
         """Stop the loop, then write everything still pending; returns how many that was."""
@@ -304,6 +307,21 @@ class ClickRecorder:
         self._pruned_at = now
         return await self.store.prune_clicks(int(now) - self.retention_days * DAY)
 
+    async def run_once(self, now: float | None = None) -> None:
+        """One step of the loop: write what is pending, and delete old rows once every
+        PRUNE_EVERY seconds. Errors are logged, never raised: the clicks wait for the next step."""
+        now = time.time() if now is None else now
+        try:
+            await self.flush()
+            if now - self._pruned_at >= PRUNE_EVERY:
+                deleted = await self.prune(now)
+                if deleted:
+                    log.info("deleted %d click rows older than %d days", deleted, self.retention_days)
+        except Exception:
+            log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
+        if self.dropped:
+            log.error("%d clicks were dropped: the database refused writes for too long", self.dropped)
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -311,13 +329,4 @@ class ClickRecorder:
                 return  # stop() writes the rest
             except TimeoutError:
                 pass
-            try:
-                await self.flush()
-                if time.time() - self._pruned_at >= PRUNE_EVERY:
-                    deleted = await self.prune(time.time())
-                    if deleted:
-                        log.info("deleted %d click rows older than %d days", deleted, self.retention_days)
-            except Exception:
-                log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
-            if self.dropped:
-                log.error("%d clicks were dropped: the database refused writes for too long", self.dropped)
+            await self.run_once()
