@@ -164,3 +164,14 @@ def test_applied_bodies_are_deleted_after_the_retention_and_what_they_said_stays
     assert stored(whatsapp) == 0
     (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
     assert c["last_message"] == "Ciao"
+
+
+def test_button_and_list_replies_keep_what_the_customer_tapped(whatsapp: WhatsAppSetup) -> None:
+    customer = whatsapp.customer()
+    whatsapp.run(customer.tap_button("Sì, confermo", "CONFIRM_ORDER_42"))
+    whatsapp.run(customer.tap_reply("slot-2", "Domani alle 10"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    messages = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()["messages"]
+    assert [(m["type"], m["text"]) for m in messages] == [("button", "Sì, confermo"),
+                                                          ("interactive", "Domani alle 10")]  # fmt: skip
