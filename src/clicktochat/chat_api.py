@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import Body, endpoint, out, query_int, read_body, resource
-from .chatstore import Message, OutboxRow, WhatsAppNumber
+from .chatstore import Message, WhatsAppNumber
 from .errors import InvalidInput
+from .outboxstore import OutboxRow
 from .service import Service, timestamp
 from .whatsapp import ConversationView
 

@@ -1,36 +1,26 @@
-"""All SQL of the WhatsApp side: connected numbers, stored webhook events, conversations,
-messages and statuses, where chats came from, the consent ledger and the outbox.
-
-It has its own SQLite connection in its own thread: a webhook body of a thousand changes is
-applied in one transaction with one hop off the event loop, instead of one hop per statement.
-WAL lets it and `store.Store`'s connection share the file; SQLite serialises their writes."""
+"""The SQL of the WhatsApp side but the outbox's: connected numbers, stored webhook events,
+conversations, messages and statuses, where chats came from, and the consent ledger. On the
+connection and thread of `chatdb.ChatDB`."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
-from .store import BEGIN_TRIES
+from .outboxstore import OutboxStore
 
-T = TypeVar("T")
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
     "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
     "c.last_message_at, c.last_outbound_at, c.entry_point_until, "
     "s.at, s.ref, s.link_kind, s.link_key, s.campaign, s.agent_id, s.channel, s.click_at, s.referral"
 )
-OPTOUT_SOURCES = {"chat", "meta"}
 
 
 @dataclass(frozen=True)
@@ -116,76 +106,8 @@ class Consent:
     proof: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    number_id: int
-    conversation_id: int | None
-    payload: dict[str, Any]
-    state: str
-    attempts: int
-    wamid: str | None
-    error_code: int | None
-    error: str | None
-    created_at: int
-
-
-class ChatStore:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicktochat-chats")
-        self._db: sqlite3.Connection | None = None
-
-    @classmethod
-    async def open(cls, path: str) -> ChatStore:
-        """After `Store.open` has migrated the file."""
-        store = cls(path)
-        await store.run(store._connect)
-        return store
-
-    def _connect(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 10000")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        self._db = db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self.run(self._db.close)
-        self._executor.shutdown(wait=True)
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the store's thread (the only one that touches its connection)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        assert self._db is not None, "ChatStore.open() first"
-        return self._db
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        for attempt in range(BEGIN_TRIES):  # as in Store._begin
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == BEGIN_TRIES - 1:
-                    raise
-                time.sleep(min(0.5, 0.01 * 2**attempt))
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute(sql, params).fetchone()
-
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self.db.execute(sql, params).fetchall()
+class ChatStore(OutboxStore):
+    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents."""
 
     # -- numbers ---------------------------------------------------------------------
 
@@ -258,10 +180,6 @@ class ChatStore:
                 return cursor.rowcount > 0
 
         return await self.run(work) if 0 <= number_id < 2**63 else False
-
-    def _bump(self, db: sqlite3.Connection) -> None:
-        """Tell running servers (the routing-version watcher) that numbers changed."""
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'routing_version'")
 
     # -- webhook events --------------------------------------------------------------
 
@@ -603,124 +521,6 @@ class ChatStore:
                 self._consent(db, business_id, phone, user_id, topic, state, at, source, wording, version, proof)
 
         await self.run(work)
-
-    # -- the outbox ------------------------------------------------------------------
-
-    async def enqueue(
-        self, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any], text: str | None,
-        kind: str, now: int,
-    ) -> tuple[OutboxRow, bool]:  # fmt: skip
-        """The outbox row for this idempotency key, and whether it was made now (False: the
-        same request came before, and nothing new is queued)."""
-
-        def work() -> tuple[OutboxRow, bool]:
-            with self._tx() as db:
-                cursor = db.execute(
-                    "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
-                    " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                    (number_id, conversation_id, key, json.dumps(payload), now, now),
-                )  # fmt: skip
-                created = cursor.rowcount > 0
-                row = self._outbox("idempotency_key = ?", key)
-                assert row is not None
-                if created:
-                    # The payload names our row, so Meta's statuses can find it after a crash.
-                    payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
-                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
-                    if conversation_id is not None:
-                        db.execute(
-                            "INSERT INTO wa_messages (conversation_id, direction, at, type, text, outbox_id)"
-                            " VALUES (?, 'out', ?, ?, ?, ?)", (conversation_id, now, kind, text, row.id),
-                        )  # fmt: skip
-                        db.execute("UPDATE conversations SET last_message_at = max(last_message_at, ?) WHERE id = ?",
-                                   (now, conversation_id))  # fmt: skip
-                    row = self._outbox("id = ?", row.id)
-                    assert row is not None
-                return row, created
-
-        return await self.run(work)
-
-    def _outbox(self, where: str, value: Any) -> OutboxRow | None:
-        row = self._one("SELECT id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
-                        f" created_at FROM outbox WHERE {where}", (value,))  # fmt: skip
-        return OutboxRow(row[0], row[1], row[2], json.loads(row[3]), *row[4:]) if row else None
-
-    async def outbox_by_key(self, key: str) -> OutboxRow | None:
-        return await self.run(self._outbox, "idempotency_key = ?", key)
-
-    async def outbox_row(self, outbox_id: int) -> OutboxRow | None:
-        return await self.run(self._outbox, "id = ?", outbox_id) if 0 <= outbox_id < 2**63 else None
-
-    async def claim(self, now: int, lease: int, limit: int) -> list[OutboxRow]:
-        """Due rows, leased to this sender: another sender (or instance) skips them until the
-        lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
-        status of Meta's has already shown it went out, it is sent again."""
-
-        def work() -> list[OutboxRow]:
-            with self._tx() as db:
-                rows = db.execute(
-                    "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id IN"
-                    " (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= ?)"
-                    " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
-                    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
-                    " created_at", (now + lease, now, now, limit),
-                ).fetchall()  # fmt: skip
-            return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
-
-        return await self.run(work)
-
-    async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
-        def work() -> None:
-            with self._tx() as db:
-                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
-                           " error = NULL, error_code = NULL WHERE id = ?", (wamid, now, outbox_id))  # fmt: skip
-                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?", (wamid, outbox_id))
-                db.execute(
-                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
-                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)", (now, outbox_id),
-                )  # fmt: skip
-
-        await self.run(work)
-
-    async def retry_later(self, outbox_id: int, next_attempt_at: int, code: int | None, error: str) -> None:
-        def work() -> None:
-            with self._tx() as db:
-                db.execute(
-                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
-                    " error_code = ?, error = ? WHERE id = ?", (next_attempt_at, code, error, outbox_id),
-                )  # fmt: skip
-
-        await self.run(work)
-
-    async def give_up(self, outbox_id: int, state: str, code: int | None, error: str) -> None:
-        """`failed` (Meta refused) or `cancelled` (it may no longer be sent)."""
-
-        def work() -> None:
-            with self._tx() as db:
-                db.execute("UPDATE outbox SET state = ?, lease_until = NULL, error_code = ?, error = ?"
-                           " WHERE id = ?", (state, code, error, outbox_id))  # fmt: skip
-
-        await self.run(work)
-
-    async def next_due(self) -> int | None:
-        row = await self.run(self._one, "SELECT min(CASE state WHEN 'queued' THEN next_attempt_at ELSE lease_until END)"
-                                        " FROM outbox WHERE state IN ('queued', 'sending')")  # fmt: skip
-        return int(row[0]) if row and row[0] is not None else None
-
-    # -- attribution -----------------------------------------------------------------
-
-    async def add_click_refs(self, rows: list[tuple[Any, ...]]) -> None:
-        """(ref, at, link_kind, link_key, campaign, agent_id, channel, address, visitor) of clicks
-        whose pre-filled message carried a ref code."""
-
-        def work() -> None:
-            with self._tx() as db:
-                db.executemany("INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel,"
-                               " address, visitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
-
-        if rows:
-            await self.run(work)
-
 
 @dataclass
 class _Customer:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .chatstore import ChatStore, NumberKeys, OutboxRow
+from .chatstore import ChatStore, NumberKeys
 from .graph import GraphClient, GraphError
+from .outboxstore import OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .chatstore import ChatStore, Conversation, Message, NumberKeys, OutboxRow, WhatsAppNumber
+from .chatstore import ChatStore, Conversation, Message, NumberKeys, WhatsAppNumber
 from .consent import may_reply, opted_out
 from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .outbox import Sender
+from .outboxstore import OutboxRow
 from .store import Store
 from .webhooks import Refusals, WebhookProcessor
 

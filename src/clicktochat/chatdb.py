@@ -1,0 +1,81 @@
+"""The WhatsApp side's own SQLite connection, on its own thread: a webhook body of a thousand
+changes is applied in one transaction with one hop off the event loop, instead of one hop per
+statement. WAL lets it and `store.Store`'s connection share the file; SQLite serialises their
+writes. `chatstore.ChatStore` and `outboxstore.OutboxStore` hold the SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Self, TypeVar
+
+from .store import BEGIN_TRIES
+
+T = TypeVar("T")
+
+
+class ChatDB:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicktochat-chats")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> Self:
+        """After `Store.open` has migrated the file."""
+        store = cls(path)
+        await store.run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self.run(self._db.close)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the store's thread (the only one that touches its connection)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "ChatStore.open() first"
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        for attempt in range(BEGIN_TRIES):  # as in Store._begin
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == BEGIN_TRIES - 1:
+                    raise
+                time.sleep(min(0.5, 0.01 * 2**attempt))
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.db.execute(sql, params).fetchall()
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        """Tell running servers (the routing-version watcher) that numbers changed."""
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'routing_version'")

@@ -1,0 +1,127 @@
+"""The outbox's SQL: one row per intended message, UNIQUE by its idempotency key, claimed by
+senders with a lease (`UPDATE ... RETURNING`), so no two senders send one row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .chatdb import ChatDB
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    number_id: int
+    conversation_id: int | None
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    wamid: str | None
+    error_code: int | None
+    error: str | None
+    created_at: int
+
+
+class OutboxStore(ChatDB):
+    async def enqueue(
+        self, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any], text: str | None,
+        kind: str, now: int,
+    ) -> tuple[OutboxRow, bool]:  # fmt: skip
+        """The outbox row for this idempotency key, and whether it was made now (False: the
+        same request came before, and nothing new is queued)."""
+
+        def work() -> tuple[OutboxRow, bool]:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
+                    " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                    (number_id, conversation_id, key, json.dumps(payload), now, now),
+                )  # fmt: skip
+                created = cursor.rowcount > 0
+                row = self._outbox("idempotency_key = ?", key)
+                assert row is not None
+                if created:
+                    # The payload names our row, so Meta's statuses can find it after a crash.
+                    payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
+                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
+                    if conversation_id is not None:
+                        db.execute(
+                            "INSERT INTO wa_messages (conversation_id, direction, at, type, text, outbox_id)"
+                            " VALUES (?, 'out', ?, ?, ?, ?)", (conversation_id, now, kind, text, row.id),
+                        )  # fmt: skip
+                        db.execute("UPDATE conversations SET last_message_at = max(last_message_at, ?) WHERE id = ?",
+                                   (now, conversation_id))  # fmt: skip
+                    row = self._outbox("id = ?", row.id)
+                    assert row is not None
+                return row, created
+
+        return await self.run(work)
+
+    def _outbox(self, where: str, value: Any) -> OutboxRow | None:
+        row = self._one("SELECT id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
+                        f" created_at FROM outbox WHERE {where}", (value,))  # fmt: skip
+        return OutboxRow(row[0], row[1], row[2], json.loads(row[3]), *row[4:]) if row else None
+
+    async def outbox_by_key(self, key: str) -> OutboxRow | None:
+        return await self.run(self._outbox, "idempotency_key = ?", key)
+
+    async def outbox_row(self, outbox_id: int) -> OutboxRow | None:
+        return await self.run(self._outbox, "id = ?", outbox_id) if 0 <= outbox_id < 2**63 else None
+
+    async def claim(self, now: int, lease: int, limit: int) -> list[OutboxRow]:
+        """Due rows, leased to this sender: another sender (or instance) skips them until the
+        lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
+        status of Meta's has already shown it went out, it is sent again."""
+
+        def work() -> list[OutboxRow]:
+            with self._tx() as db:
+                rows = db.execute(
+                    "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id IN"
+                    " (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= ?)"
+                    " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
+                    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
+                    " created_at", (now + lease, now, now, limit),
+                ).fetchall()  # fmt: skip
+            return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
+
+        return await self.run(work)
+
+    async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
+                           " error = NULL, error_code = NULL WHERE id = ?", (wamid, now, outbox_id))  # fmt: skip
+                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?", (wamid, outbox_id))
+                db.execute(
+                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
+                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)", (now, outbox_id),
+                )  # fmt: skip
+
+        await self.run(work)
+
+    async def retry_later(self, outbox_id: int, next_attempt_at: int, code: int | None, error: str) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
+                    " error_code = ?, error = ? WHERE id = ?", (next_attempt_at, code, error, outbox_id),
+                )  # fmt: skip
+
+        await self.run(work)
+
+    async def give_up(self, outbox_id: int, state: str, code: int | None, error: str) -> None:
+        """`failed` (Meta refused) or `cancelled` (it may no longer be sent)."""
+
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE outbox SET state = ?, lease_until = NULL, error_code = ?, error = ?"
+                           " WHERE id = ?", (state, code, error, outbox_id))  # fmt: skip
+
+        await self.run(work)
+
+    async def next_due(self) -> int | None:
+        row = await self.run(self._one, "SELECT min(CASE state WHEN 'queued' THEN next_attempt_at ELSE lease_until END)"
+                                        " FROM outbox WHERE state IN ('queued', 'sending')")  # fmt: skip
+        return int(row[0]) if row and row[0] is not None else None
