@@ -273,3 +273,80 @@ def test_the_document_is_served_with_the_configured_origin(settings: Any, db_pat
     other = replace(settings, base_url="https://links.example.org")
     with TestClient(create_app(other)) as client:
         assert client.get(f"{API}/openapi.json").json()["servers"] == [{"url": "https://links.example.org/api/v1"}]
+
+
+# What the server refuses, the document refuses too (issue 11: a schema-driven fuzzer's valid
+# requests were refused with 422). Each: (method, path, body); the API must answer 422 and the
+# request schema must not validate it.
+REFUSED_BODIES = [
+    ("post", "/businesses", {"name": ""}),
+    ("post", "/businesses", {"name": "   "}),
+    ("post", "/businesses", {"name": "Shop", "timezone": "Mars/Olympus"}),
+    ("patch", "/businesses/{business_id}", {"name": ""}),
+    ("post", "/businesses/{business_id}/agents", {"name": "", "address": NUMBER}),
+    ("post", "/businesses/{business_id}/agents", {"name": "Ana", "address": ""}),
+    ("patch", "/agents/{agent_id}", {"name": ""}),
+    ("post", "/links", {}),  # no destination
+    ("post", "/links", {"to": NUMBER, "agent_id": 1}),  # two
+    ("post", "/links", {"to": NUMBER, "text": "a" * 1001}),
+    ("post", "/links", {"to": NUMBER, "title": "Shop"}),  # a title is for signed links
+    ("post", "/links", {"to": NUMBER, "short": False, "slug": "x"}),  # a slug is for short links
+    ("post", "/links", {"to": NUMBER, "expires_in": 60, "expires_at": "2030-01-01T00:00:00Z"}),
+    ("post", "/links", {"to": NUMBER, "slug": "Not a slug!"}),
+    ("patch", "/links/{slug}", {"to": NUMBER, "business_id": 1}),
+    ("patch", "/links/{slug}", {"to": None}),
+    ("post", "/widgets", {"business_id": 1, "bubble_delay": 601}),
+    ("post", "/widgets", {"business_id": 1, "offset_x": -1}),
+    ("post", "/widgets", {"business_id": 1, "colour": "red"}),
+    ("post", "/widgets", {"business_id": 1, "allowed_domains": ["https://x.com/"]}),
+    ("post", "/widgets", {"business_id": 1, "show_on": ["shop"]}),
+    ("post", "/widgets", {"business_id": 1, "id": "Bad id!"}),
+    ("patch", "/widgets/{widget_id}", {"scroll": 101}),
+    ("post", "/whatsapp-numbers", {"business_id": 1, "phone_number_id": "abc", "waba_id": "1234567",
+                                   "access_token": "x" * 30, "app_secret": "y" * 20, "verify_token": "z" * 10}),
+    ("post", "/whatsapp-numbers", {"business_id": 1, "phone_number_id": "1234567", "waba_id": "1234567",
+                                   "access_token": "short", "app_secret": "y" * 20, "verify_token": "z" * 10}),
+    ("post", "/conversations/{conversation_id}/messages", {"text": ""}),
+    ("post", "/conversations/{conversation_id}/messages", {"text": "  \n "}),
+    ("post", "/conversations/{conversation_id}/messages", {"text": "ok", "idempotency_key": "has spaces"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), REFUSED_BODIES)
+def test_the_document_refuses_what_the_server_refuses(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any], method: str, path: str, body: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        check_request(document, method, path, body)
+    shop = client.post(f"{API}/businesses", json={"name": "Dolce"}, headers=auth).json()
+    agent = client.post(f"{API}/businesses/{shop['id']}/agents", json={"name": "Ana", "address": NUMBER},
+                        headers=auth).json()  # fmt: skip
+    client.post(f"{API}/links", json={"to": NUMBER, "slug": "flyer"}, headers=auth)
+    client.post(f"{API}/widgets", json={"business_id": shop["id"], "id": "shop"}, headers=auth)
+    url = path.format(business_id=shop["id"], agent_id=agent["id"], slug="flyer", widget_id="shop",
+                      conversation_id=1)  # fmt: skip
+    body = {k: (shop["id"] if k == "business_id" and v == 1 else v) for k, v in body.items()}
+    answer = client.request(method.upper(), API + url, json=body, headers=auth)
+    assert answer.status_code == 422, answer.text  # the body is checked first
+
+
+@pytest.mark.parametrize(("parameter", "value"), [("limit", "0"), ("limit", "1001"), ("offset", "-1")])
+def test_the_links_list_documents_its_limit_and_offset(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any], parameter: str, value: str
+) -> None:
+    (declared,) = [p for p in document["paths"]["/links"]["get"]["parameters"] if p["name"] == parameter]
+    with pytest.raises(ValidationError):
+        Draft202012Validator(declared["schema"]).validate(int(value))
+    assert client.get(f"{API}/links", params={parameter: value}, headers=auth).status_code == 422
+
+
+@pytest.mark.parametrize(("parameter", "value"), [("by", ""), ("by", "colour"), ("limit", "0"), ("channel", "fax"),
+                                                  ("business", "0"), ("link", "Not a slug")])  # fmt: skip
+def test_the_stats_parameters_are_declared_as_the_server_checks_them(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any], parameter: str, value: str
+) -> None:
+    (declared,) = [p for p in document["paths"]["/stats"]["get"]["parameters"] if p["name"] == parameter]
+    schema = declared["schema"]
+    with pytest.raises(ValidationError):
+        Draft202012Validator(schema).validate(int(value) if schema["type"] == "integer" else value)
+    assert client.get(f"{API}/stats", params={parameter: value}, headers=auth).status_code == 422

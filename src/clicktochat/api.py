@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import available_timezones
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.requests import Request
@@ -16,14 +17,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .agents import Agent, Business, is_available
+from .channels import CHANNELS, MAX_TEXT_LENGTH
 from .errors import FieldError, InvalidInput, MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .keys import check_api_key
-from .links import ShortLink
+from .links import MAX_LABEL_LENGTH, SLUG_PATTERN, ShortLink
 from .logos import MAX_UPLOAD_BYTES
-from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
+from .service import MAX_EXPIRY_SECONDS, MAX_NAME_LENGTH, CreatedLink, Service, timestamp
 from .stats import compute, parse_query
 from .tokens import token_key
-from .widget import Widget
+from .widget import (
+    DOMAIN_PATTERN,
+    MAX_GREETING_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_PATTERN_LENGTH,
+    MAX_PATTERNS,
+    WIDGET_ID_PATTERN,
+    Widget,
+)
+from .widget import (
+    MAX_LABEL_LENGTH as MAX_WIDGET_LABEL_LENGTH,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -34,25 +47,72 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def schema(**constraints: Any) -> Any:
+    """Constraints for the OpenAPI document only: the server checks the same things itself (in
+    `Service`, with its own words in the errors), and the document says so, so that clients and
+    schema-driven fuzzers send only what is accepted. A PATCH field's default ("" or "UTC")
+    means nothing (only the fields sent change) and is left out of the document."""
+
+    def add(field_schema: dict[str, Any]) -> None:
+        field_schema.update(constraints)
+        if field_schema.get("default") == "":
+            del field_schema["default"]
+
+    return add
+
+
+NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=r"\S")  # not only spaces
+TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]*$")  # new lines allowed
+LABEL = schema(maxLength=MAX_LABEL_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")
+PHONE = schema(minLength=3, maxLength=40, pattern=r"^\+?[0-9][0-9 ().\-/]*$")
+SLUG = schema(pattern=f"^{SLUG_PATTERN.pattern}$")
+CHANNEL = schema(enum=list(CHANNELS))
+ID = schema(minimum=1, maximum=2**63 - 1)
+TIMEZONE = schema(enum=sorted(available_timezones()))
+TIMEZONE_OR_NULL = schema(enum=[*sorted(available_timezones()), None])
+# A new link leads to exactly one of: a number, an agent, a business.
+ONE_DESTINATION: list[Any] = [
+    {"required": [field], "properties": {field: {"not": {"type": "null"}}} | {
+        other: {"type": "null"} for other in ("to", "agent_id", "business_id") if other != field}}
+    for field in ("to", "agent_id", "business_id")
+]  # fmt: skip
+
+
 class LinkCreate(Body):
-    to: str | None = Field(None, description="Phone number with country code, e.g. +39 347 123 4567.")
-    channel: str = Field("whatsapp", description="Messenger of `to`.")
-    agent_id: int | None = Field(None, description="Lead to this agent (short links: editable later).")
-    business_id: int | None = Field(None, description="Lead to whoever of this business is available.")
-    text: str = Field("", description="Pre-filled message, at most 1000 characters.")
-    campaign: str | None = Field(None, description="Label counted with each click, e.g. summer-ad.")
-    source: str | None = Field(None, description="Where the link is placed, e.g. flyer, instagram-bio.")
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": ONE_DESTINATION,
+        "dependentSchemas": {  # what only one kind of link has
+            "title": {"required": ["short"], "properties": {"short": {"const": False}}},
+            "slug": {"properties": {"short": {"const": True}}},
+            "ref_code": {"properties": {"short": {"const": True}}},
+        },
+        "not": {"required": ["expires_at", "expires_in"]},
+    })  # fmt: skip
+
+    to: str | None = Field(None, description="Phone number with country code, e.g. +39 347 123 4567.",
+                           json_schema_extra=PHONE)  # fmt: skip
+    channel: str = Field("whatsapp", description="Messenger of `to`.", json_schema_extra=CHANNEL)
+    agent_id: int | None = Field(None, description="Lead to this agent (short links: editable later).",
+                                 json_schema_extra=ID)  # fmt: skip
+    business_id: int | None = Field(None, description="Lead to whoever of this business is available.",
+                                    json_schema_extra=ID)  # fmt: skip
+    text: str = Field("", description="Pre-filled message, at most 1000 characters.", json_schema_extra=TEXT)
+    campaign: str | None = Field(None, description="Label counted with each click, e.g. summer-ad.",
+                                 json_schema_extra=LABEL)  # fmt: skip
+    source: str | None = Field(None, description="Where the link is placed, e.g. flyer, instagram-bio.",
+                               json_schema_extra=LABEL)  # fmt: skip
     mode: Mode = Field("auto", description="auto: phones go to the chat, desktops see a landing page.")
     short: bool = Field(
         True, description="true: a short link stored here (prefer it for print: smaller QR codes, editable); "
         "false: a signed link, for ads.",
     )
-    slug: str | None = Field(None, description="Custom slug for a short link; random when left out.")
+    slug: str | None = Field(None, description="Custom slug for a short link; random when left out.",
+                             json_schema_extra=SLUG)  # fmt: skip
     expires_at: AwareDatetime | None = Field(None, description="When the link stops working.")
     expires_in: int | None = Field(
         None, gt=0, le=MAX_EXPIRY_SECONDS, description="Seconds from now until the link stops working."
     )
-    title: str | None = Field(None, description="Name shown on a signed link's landing page.")
+    title: str | None = Field(None, description="Name shown on a signed link's landing page.", json_schema_extra=NAME)
     ref_code: bool | None = Field(
         None, description="Short links to WhatsApp: add a ref code to the message, so the conversation that follows "
         "is tied to the click. null: when the number is connected to the Cloud API.",
@@ -60,13 +120,19 @@ class LinkCreate(Body):
 
 
 class LinkUpdate(Body):
-    to: str | None = None
-    channel: str = "whatsapp"
-    agent_id: int | None = None
-    business_id: int | None = None
-    text: str = ""
-    campaign: str | None = None
-    source: str | None = None
+    # A new destination, when one is given, is exactly one of a number, an agent, a business.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"not": {"anyOf": [{"required": ["to"]}, {"required": ["agent_id"]}, {"required": ["business_id"]}]}},
+        *ONE_DESTINATION,
+    ]})  # fmt: skip
+
+    to: str | None = Field(None, json_schema_extra=PHONE)
+    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
+    agent_id: int | None = Field(None, json_schema_extra=ID)
+    business_id: int | None = Field(None, json_schema_extra=ID)
+    text: str = Field("", json_schema_extra=TEXT)
+    campaign: str | None = Field(None, json_schema_extra=LABEL)
+    source: str | None = Field(None, json_schema_extra=LABEL)
     mode: Mode = "auto"
     disabled: bool = False
     expires_at: AwareDatetime | None = None
@@ -74,14 +140,15 @@ class LinkUpdate(Body):
 
 
 class BusinessCreate(Body):
-    name: str
-    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Rome.")
+    name: str = Field(json_schema_extra=NAME)
+    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Rome.", json_schema_extra=TIMEZONE)
 
 
 class BusinessUpdate(Body):
-    name: str = ""
-    timezone: str = "UTC"
-    fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available.")
+    name: str = Field("", json_schema_extra=NAME)
+    timezone: str = Field("UTC", json_schema_extra=TIMEZONE)
+    fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available (0: none).",
+                                          json_schema_extra={"minimum": 0})  # fmt: skip
 
 
 HOURS_HELP = 'Weekly hours, {"mon": ["09:00-13:00", "15:00-19:00"], ...} or "mon-fri 09:00-18:00; sat 10:00-12:00".'
@@ -97,58 +164,82 @@ Hours = Annotated[Any, WithJsonSchema(HOURS_SCHEMA)]
 
 
 class AgentCreate(Body):
-    name: str
-    address: str = Field(description="Phone number with country code.")
-    channel: str = "whatsapp"
+    name: str = Field(json_schema_extra=NAME)
+    address: str = Field(description="Phone number with country code.", json_schema_extra=PHONE)
+    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
     hours: Hours = Field(None, description=HOURS_HELP + " Null: always available.")
-    timezone: str | None = Field(None, description="Defaults to the business's.")
+    timezone: str | None = Field(None, description="Defaults to the business's.", json_schema_extra=TIMEZONE_OR_NULL)
 
 
 class AgentUpdate(Body):
-    name: str = ""
-    address: str = ""
-    channel: str = "whatsapp"
+    name: str = Field("", json_schema_extra=NAME)
+    address: str = Field("", json_schema_extra=PHONE)
+    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
     hours: Hours = None
-    timezone: str | None = None
+    timezone: str | None = Field(None, json_schema_extra=TIMEZONE_OR_NULL)
+
+
+def widget_text(limit: int) -> Any:
+    return schema(maxLength=limit, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]*$")
+
+
+def widget_number(top: int) -> Any:
+    return schema(minimum=0, maximum=top)
+
+
+PATHS = schema(maxItems=MAX_PATTERNS,
+               items={"type": "string", "pattern": r"^/[^ ?#]*$", "maxLength": MAX_PATTERN_LENGTH})  # fmt: skip
+DOMAINS = schema(maxItems=MAX_PATTERNS, items={"type": "string", "pattern": DOMAIN_PATTERN.pattern.join("^$")})
 
 
 class WidgetFields(Body):
     """A widget's settings. In a PATCH, null puts a setting back to its default."""
 
-    greeting: str | None = Field(None, description="Shown at the top of the panel; default: in the visitor's language.")
+    greeting: str | None = Field(None, description="Shown at the top of the panel; default: in the visitor's language.",
+                                 json_schema_extra=widget_text(MAX_GREETING_LENGTH))  # fmt: skip
     message: str | None = Field(
-        None, description="Pre-filled text; {page_url} and {page_title} are filled in at the click."
+        None, description="Pre-filled text; {page_url} and {page_title} are filled in at the click.",
+        json_schema_extra=widget_text(MAX_MESSAGE_LENGTH),
     )
-    label: str | None = Field(None, description="Text beside the button's icon, at most 40 characters.")
+    label: str | None = Field(None, description="Text beside the button's icon, at most 40 characters.",
+                              json_schema_extra=widget_text(MAX_WIDGET_LABEL_LENGTH))  # fmt: skip
     colour: str | None = Field(None, description="Button and header colour, #rrggbb; text is white or black, "
-                               "whichever contrasts more.")  # fmt: skip
+                               "whichever contrasts more.",
+                                   json_schema_extra=schema(pattern=r"^#?[0-9A-Fa-f]{6}$"))  # fmt: skip
     position: Literal["right", "left"] | None = None
-    offset_x: int | None = Field(None, description="Pixels from the side, 0-200.")
-    offset_y: int | None = Field(None, description="Pixels from the bottom, 0-200.")
+    offset_x: int | None = Field(None, description="Pixels from the side, 0-200.", json_schema_extra=widget_number(200))
+    offset_y: int | None = Field(None, description="Pixels from the bottom, 0-200.",
+                                 json_schema_extra=widget_number(200))  # fmt: skip
     locale: Literal["en", "it", "es", "pt", "de", "fr", "ar"] | None = Field(
         None, description="Force a language; default: the page's lang, then the browser's."
     )
     agent_ids: list[int] | None = Field(None, description="Agents the panel lists, in order; default: all.")
-    show_on: list[str] | None = Field(None, description="Show only on these paths ('*' matches anything).")
-    hide_on: list[str] | None = Field(None, description="Never show on these paths.")
-    delay: int | None = Field(None, description="Seconds before the button appears, 0-600.")
-    scroll: int | None = Field(None, description="Percent of the page scrolled before it appears, 0-100.")
+    show_on: list[str] | None = Field(None, description="Show only on these paths ('*' matches anything).",
+                                      json_schema_extra=PATHS)  # fmt: skip
+    hide_on: list[str] | None = Field(None, description="Never show on these paths.", json_schema_extra=PATHS)
+    delay: int | None = Field(None, description="Seconds before the button appears, 0-600.",
+                              json_schema_extra=widget_number(600))  # fmt: skip
+    scroll: int | None = Field(None, description="Percent of the page scrolled before it appears, 0-100.",
+                               json_schema_extra=widget_number(100))  # fmt: skip
     hide_offline: bool | None = Field(None, description="No button while nobody is available.")
     bubble: bool | None = Field(None, description="Pop the greeting up once per visit.")
-    bubble_delay: int | None = Field(None, description="Seconds before the greeting pops up, 0-600.")
+    bubble_delay: int | None = Field(None, description="Seconds before the greeting pops up, 0-600.",
+                                     json_schema_extra=widget_number(600))  # fmt: skip
     qr: bool | None = Field(None, description="Offer desktop visitors a QR code to continue on their phone.")
     allowed_domains: list[str] | None = Field(
-        None, description="Sites that may show the widget (example.com, *.example.com); default: any."
+        None, description="Sites that may show the widget (example.com, *.example.com); default: any.",
+            json_schema_extra=DOMAINS
     )
 
 
 class WidgetCreate(WidgetFields):
-    business_id: int
-    id: str | None = Field(None, description="The public id in the embed snippet; random when left out.")
+    business_id: int = Field(json_schema_extra=ID)
+    id: str | None = Field(None, description="The public id in the embed snippet; random when left out.",
+                           json_schema_extra=schema(pattern=f"^{WIDGET_ID_PATTERN.pattern}$"))  # fmt: skip
 
 
 class WidgetUpdate(WidgetFields):
-    business_id: int | None = None
+    business_id: int | None = Field(None, json_schema_extra=ID)
 
 
 class WidgetOut(BaseModel):

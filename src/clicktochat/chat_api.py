@@ -11,19 +11,35 @@ from starlette.responses import Response
 
 from .api import Body, endpoint, out, query_int, read_body, resource
 from .chatstore import Message, WhatsAppNumber
+from .conversations import MAX_TEXT_LENGTH
 from .errors import InvalidInput
 from .outboxstore import OutboxRow
 from .service import Service, timestamp
 from .whatsapp import ConversationView
 
 
+def secret(least: int) -> dict[str, Any]:
+    """As `WhatsApp.connect` checks it: printable ASCII without spaces."""
+    return {"minLength": least, "maxLength": 1000, "pattern": f"^[!-~]{{{least},1000}}$"}
+
+
+META_ID: dict[str, Any] = {"pattern": r"^[0-9]{5,20}$"}
+ALLOWED = r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]"  # no control characters but new lines and tabs
+REPLY_TEXT: dict[str, Any] = {"minLength": 1, "maxLength": MAX_TEXT_LENGTH, "pattern": f"^{ALLOWED}*\\S{ALLOWED}*$"}
+
+
 class NumberConnect(Body):
-    business_id: int = Field(description="The business this number answers for.")
-    phone_number_id: str = Field(description="Meta's phone number id (WhatsApp Manager > API Setup).")
-    waba_id: str = Field(description="The WhatsApp Business Account id.")
-    access_token: str = Field(description="A system user's permanent token; never shown again.")
-    app_secret: str = Field(description="The Meta app's secret, to check webhook signatures; never shown again.")
-    verify_token: str = Field(description="The verify token you typed in the app's webhook settings.")
+    business_id: int = Field(description="The business this number answers for.",
+                             json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})  # fmt: skip
+    phone_number_id: str = Field(description="Meta's phone number id (WhatsApp Manager > API Setup).",
+                                 json_schema_extra=META_ID)  # fmt: skip
+    waba_id: str = Field(description="The WhatsApp Business Account id.", json_schema_extra=META_ID)
+    access_token: str = Field(description="A system user's permanent token; never shown again.",
+                              json_schema_extra=secret(20))  # fmt: skip
+    app_secret: str = Field(description="The Meta app's secret, to check webhook signatures; never shown again.",
+                            json_schema_extra=secret(16))  # fmt: skip
+    verify_token: str = Field(description="The verify token you typed in the app's webhook settings.",
+                              json_schema_extra=secret(8))  # fmt: skip
 
 
 class NumberOut(BaseModel):
@@ -104,10 +120,10 @@ class ConversationDetail(ConversationOut):
 
 
 class ReplyCreate(Body):
-    text: str = Field(description="At most 4096 characters.")
+    text: str = Field(description="At most 4096 characters.", json_schema_extra=REPLY_TEXT)
     idempotency_key: str | None = Field(
         None, description="Send the same key again and the first message is returned, not sent twice "
-        "(also the Idempotency-Key header).",
+        "(also the Idempotency-Key header).", json_schema_extra={"pattern": r"^[A-Za-z0-9._:-]{1,200}$"},
     )  # fmt: skip
 
 

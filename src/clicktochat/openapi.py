@@ -29,6 +29,7 @@ from .api import (
     WidgetOut,
     WidgetUpdate,
 )  # fmt: skip
+from .channels import CHANNELS
 from .chat_api import (
     ConversationDetail,
     ConversationList,
@@ -38,6 +39,9 @@ from .chat_api import (
     ReplyCreate,
     ReplyOut,
 )
+from .links import SLUG_PATTERN
+from .stats import GROUPS, MAX_LIMIT
+from .widget import WIDGET_ID_PATTERN
 
 PROBLEM = {
     "type": "object",
@@ -117,19 +121,27 @@ CONVERSATION_PARAMETERS = [
     ("offset", "Skip this many", {"type": "integer", "minimum": 0}),
 ]
 
+DAY = {"type": "string", "format": "date", "pattern": r"^(20[0-9]{2}|21[0-9]{2})-[0-9]{2}-[0-9]{2}$"}
 STATS_PARAMETERS = [
-    ("from", "First day, YYYY-MM-DD, in the business's time zone (default: 30 days ending `to`)", "date"),
-    ("to", "Last day, included (default: today)", "date"),
+    ("from", "First day, YYYY-MM-DD, in the business's time zone (default: 30 days ending `to`)", DAY),
+    ("to", "Last day, included (default: today)", DAY),
     ("by", "day, week, month, link, campaign, agent, channel, widget, or a dimension: "
-           "source, referrer, device, os, browser, utm_*, page, ad_click, robot", "string"),
-    ("business", "Only this business's clicks; days are in its time zone", "integer"),
-    ("link", "Only this short link (slug)", "string"),
-    ("campaign", "Only this campaign", "string"),
-    ("agent", "Only clicks that reached this agent (id)", "integer"),
-    ("widget", "Only clicks on this widget (id)", "string"),
-    ("channel", "Only this messenger", "string"),
-    ("limit", "Rows at most when not grouping by time (1-1000, default 100)", "integer"),
+           "source, referrer, device, os, browser, utm_*, page, ad_click, robot",
+     {"type": "string", "enum": list(GROUPS)}),
+    ("business", "Only this business's clicks; days are in its time zone",
+     {"type": "integer", "minimum": 1, "maximum": 2**62}),
+    ("link", "Only this short link (slug)", {"type": "string", "pattern": f"^{SLUG_PATTERN.pattern}$"}),
+    ("campaign", "Only this campaign", {"type": "string", "maxLength": 200}),
+    ("agent", "Only clicks that reached this agent (id)", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+    ("widget", "Only clicks on this widget (id)", {"type": "string", "pattern": f"^{WIDGET_ID_PATTERN.pattern}$"}),
+    ("channel", "Only this messenger", {"type": "string", "enum": list(CHANNELS)}),
+    ("limit", "Rows at most when not grouping by time (1-1000, default 100)",
+     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
 ]  # fmt: skip
+LINKS_PARAMETERS = [
+    ("limit", "Links at most (1-1000, default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ("offset", "Skip this many, newest first (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+]
 
 MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
@@ -189,9 +201,14 @@ def openapi(base_url: str) -> dict[str, Any]:
         if path.startswith("/stats"):
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description,
-                 "schema": {"type": "string", "format": "date"} if kind == "date" else {"type": kind}}
+                 "schema": kind}
                 for name, description, kind in STATS_PARAMETERS
             ]  # fmt: skip
+        if path == "/links" and method == "get":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in LINKS_PARAMETERS
+            ]
         if path == "/conversations":
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}

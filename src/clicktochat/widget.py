@@ -41,7 +41,7 @@ MAX_PATTERN_LENGTH = 200
 MAX_PAGE_URL_LENGTH = 500
 MAX_PAGE_TITLE_LENGTH = 150
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"(\*\.)?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+DOMAIN_PATTERN = re.compile(rf"(\*\.)?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 
 WORDS: dict[str, dict[str, str]] = {
@@ -247,7 +247,7 @@ def _paths(value: Any, field: str) -> tuple[str, ...]:
 def _domains(value: Any, field: str) -> tuple[str, ...]:
     domains = [domain.lower().rstrip(".") for domain in _strings(value, field)]
     for domain in domains:
-        if not _DOMAIN.fullmatch(domain):
+        if not DOMAIN_PATTERN.fullmatch(domain):
             raise InvalidInput(
                 field, f"{domain!r} is not a host name like example.com or *.example.com (no scheme, port or path)"
             )
