@@ -218,9 +218,18 @@ def test_keys_list_rotate_and_secrets_never_printed(runner: CliRunner, db: str,
 
 def test_tampered_signed_link_is_refused(runner: CliRunner, db: str) -> None:
     url = create(runner, db, "--to", NUMBER)
-    payload, signature = url.rsplit(".", 1)
-    forged = payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
-    fails(invoke(runner, "link", "show", "--db", db, forged), 1, "This link is not valid")
+    base, token = url.rsplit("/", 1)
+    forged = token[:5] + ("A" if token[5] != "A" else "B") + token[6:]
+    for ref in (f"{base}/{forged}", forged):
+        fails(invoke(runner, "link", "show", "--db", db, ref), 1, "This link is not valid")
+
+
+def test_a_bare_token_is_told_from_a_slug(runner: CliRunner, db: str) -> None:
+    token = create(runner, db, "--to", NUMBER).rsplit("/", 1)[1]
+    create(runner, db, "--to", NUMBER, "--short", "--slug", "vetrina")
+    shown = as_json(invoke(runner, "link", "show", "--db", db, token, "--json"))
+    assert shown["to"] == DIGITS and shown["short"] is False and shown["clicks"] == 0
+    assert as_json(invoke(runner, "link", "show", "--db", db, "vetrina", "--json"))["slug"] == "vetrina"
 
 
 def test_links_signed_with_configured_keys_verify_only_with_them(runner: CliRunner, db: str) -> None:
@@ -236,7 +245,7 @@ def test_links_signed_with_configured_keys_verify_only_with_them(runner: CliRunn
 def test_signed_link_url_is_the_last_stdout_line(runner: CliRunner, db: str) -> None:
     result = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--text", TEXT,
                        "--campaign", "summer-ad", "--base-url", BASE))  # fmt: skip
-    assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", last_line(result))
+    assert re.fullmatch(r"https://chat\.example\.com/c/_[A-Za-z0-9_-]+", last_line(result))  # sealed: no "."
     assert result.stderr.startswith(f"Note: {db} did not exist; it is a new, empty database.")
     again = ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE))
     assert again.stderr == ""  # the note is for a new database only
@@ -700,7 +709,7 @@ def test_module_creates_a_link_in_a_subprocess(tmp_path: Path) -> None:
                       CLICKTOCHAT_BASE_URL=BASE)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.startswith("Note: ") and "new, empty database" in proc.stderr
-    assert re.fullmatch(r"https://chat\.example\.com/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", proc.stdout.strip())
+    assert re.fullmatch(r"https://chat\.example\.com/c/_[A-Za-z0-9_-]+", proc.stdout.strip())
 
     shown = run_module("link", "show", "--db", db, proc.stdout.strip(), "--json")
     assert shown.returncode == 0, shown.stderr

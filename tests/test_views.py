@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from clicktochat.app import create_app
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from clicktochat.tokens import LinkSigner
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush, watch
 
 TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
@@ -133,6 +134,32 @@ def test_bad_tokens_are_404_pages_never_redirects(client: TestClient, service: S
             assert response.json()["detail"] == "This link is not valid. Check that it was copied completely."
         else:
             assert "This link is not valid" in response.text and "<h1>Not found</h1>" in response.text
+
+
+def test_mutated_tokens_are_404_pages_never_500s(client: TestClient, service: Service) -> None:
+    good = make(client, service, to="+39 347 123 4567", text=TEXT, short=False).rsplit("/", 1)[1]
+    foreign = LinkSigner(["another-key-that-signed-nothing-here"]).sign(service.signer.verify(good))
+    flips = [good[:i] + ("A" if good[i] != "A" else "B") + good[i + 1:] for i in range(0, len(good), 5)]
+    cuts = [good[:i] for i in range(1, len(good), 9)]
+    for token in [*flips, *cuts, good + "A", good + "AA", good + "~", good[1:], foreign, "_" + good]:
+        for path in (f"/c/{token}", f"/qr/c/{token}.svg"):
+            response = client.get(path, headers={"user-agent": IPHONE})
+            assert response.status_code == 404, path
+            assert "location" not in response.headers and "This link is not valid" in response.text
+    assert client.get(f"/c/{good}", headers={"user-agent": IPHONE}).status_code == 302
+
+
+def test_links_printed_before_sealing_still_open_and_count(client: TestClient, service: Service) -> None:
+    from clicktochat.tokens import SignedLink, token_key
+
+    old = service.signer._serializer.dumps(SignedLink("whatsapp", "393471234567", TEXT).to_payload())  # the v1 path
+    assert "." in old and not old.startswith("_")
+    for _ in range(3):
+        response = client.get(f"/c/{old}", headers={"user-agent": IPHONE})
+        assert response.status_code == 302
+        assert parse_qs(urlsplit(response.headers["location"]).query)["text"] == [TEXT]
+    assert client.get(f"/qr/c/{old}.svg").status_code == 200
+    assert clicks(client, service, "signed", token_key(old)) == 3
 
 
 def test_expired_and_disabled_links_are_410_pages(

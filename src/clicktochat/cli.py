@@ -31,6 +31,7 @@ from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
 from .stats import GROUPS, MAX_LIMIT, Stats, compute, parse_query
 from .store import Store
+from .tokens import is_token
 from .widget import LANGUAGES, POSITIONS, Widget, WidgetSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -584,7 +585,7 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
 def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: bool) -> None:
     """Show a short link (or a signed link's URL) with its clicks."""
     ref = slug_or_url.rstrip("/").rsplit("/", 1)[-1]
-    is_signed = "/c/" in slug_or_url or "." in ref
+    is_signed = "/c/" in slug_or_url or is_token(ref)
 
     async def work(service: Service) -> dict[str, Any]:
         if is_signed:
@@ -850,7 +851,7 @@ def widget_remove(db: str | None, base_url: str | None, widget_id: str) -> None:
 async def link_url(service: Service, slug_or_url: str) -> str:
     """Our URL for a short link's slug (or URL) or a signed link's URL; errors if unknown."""
     ref = slug_or_url.rstrip("/").rsplit("/", 1)[-1]
-    if "/c/" in slug_or_url or "." in ref:
+    if "/c/" in slug_or_url or is_token(ref):
         service.signer.verify(ref)
         return service.signed_url(ref)
     return service.short_url((await service.get_link(ref)).slug)

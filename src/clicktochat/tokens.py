@@ -1,5 +1,7 @@
-"""Signed links: the whole destination lives in the URL, signed, so a click needs no
-database read and a link printed years ago still verifies as long as its key is kept."""
+"""Signed links: the whole destination lives in the URL, sealed (encrypted and authenticated,
+see sealing.py), so a click needs no database read and a link printed years ago still verifies
+as long as its key is kept. Tokens made before sealing (v1: readable JSON signed by
+itsdangerous) keep verifying with the keys that signed them, forever."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from itsdangerous.encoding import base64_decode, base64_encode
 from .channels import CHANNELS
 from .errors import Gone, NotFound
 from .links import MODES
+from .sealing import Sealer, is_sealed
 
-SALT = "clicktochat.signed-link.v1"
+SALT = "clicktochat.signed-link.v1"  # v1 tokens only: verified, no longer made
 VERIFIED_CACHE_SIZE = 10_000
 MAX_TOKEN_LENGTH = 8192  # a 1000-character message in any script stays well below
-# An optional "." (zlib-compressed payload), the base64url payload, ".", 43 characters of SHA-256.
+# v1: an optional "." (zlib-compressed payload), the base64url payload, ".", 43 characters of SHA-256.
 _TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 
@@ -75,28 +78,25 @@ class LinkSigner:
         if not keys:
             raise ValueError("at least one signing key is required")
         self.keys = list(keys)
-        # itsdangerous signs with the last key and verifies with any of them: key rotation.
+        # New tokens are sealed with the last key; sealed and v1 tokens open with any: key rotation.
+        self._sealer = Sealer(self.keys)
         self._serializer = URLSafeSerializer(
             keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
-        # Tokens whose signature checked out: a popular ad link is verified once, not per click.
+        # Tokens that opened or verified: a popular ad link is verified once, not per click.
         # Only valid tokens enter, so garbage cannot evict them faster than real clicks refill it.
         self._verified: dict[str, SignedLink] = {}
 
     def sign(self, link: SignedLink) -> str:
-        token = self._serializer.dumps(link.to_payload())
-        assert isinstance(token, str)
-        return token
+        return self._sealer.seal(link.to_payload())
 
     def verify(self, token: str, now: float | None = None) -> SignedLink:
         """The link, or NotFound for anything tampered/truncated/unknown, Gone once expired."""
         link = self._verified.get(token)
         if link is None:
             try:
-                if not is_canonical(token):
-                    raise ValueError("not a token we make")
-                link = SignedLink.from_payload(self._serializer.loads(token))
-            except (BadSignature, ValueError, TypeError, UnicodeError):
+                link = SignedLink.from_payload(self._payload(token))
+            except (BadSignature, ValueError, TypeError, UnicodeError, RecursionError):
                 raise NotFound("This link is not valid. Check that it was copied completely.") from None
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 self._verified.clear()  # crude but bounded; refilled by the links people click
@@ -105,9 +105,24 @@ class LinkSigner:
             raise Gone("This link has expired.")
         return link
 
+    def _payload(self, token: str) -> Any:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ValueError("far longer than any token we make")
+        if is_sealed(token):
+            return self._sealer.open(token)
+        if not is_canonical(token):
+            raise ValueError("not a token we make")
+        return self._serializer.loads(token)
+
+
+def is_token(ref: str) -> bool:
+    """A signed link's token rather than a short link's slug: slugs hold no "." (v1 tokens always
+    do) and never start with "_" (sealed tokens always do)."""
+    return is_sealed(ref) or "." in ref
+
 
 def is_canonical(token: str) -> bool:
-    """Exactly the form `sign` produces. itsdangerous's base64 decoding skips characters outside
+    """Exactly the form v1's `sign` produced. itsdangerous's base64 decoding skips characters outside
     its alphabet and ignores the spare bits of the last one, so without this one link would have
     endless valid spellings (splitting its clicks, and filling caches with long variants)."""
     if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
