@@ -178,3 +178,36 @@ def test_a_customer_whose_messages_stay_at_sent_while_others_deliver_may_have_bl
     whatsapp.clock.move(2 * 86400 + 60)
     flags = {c["wa_id"]: c["may_have_blocked"] for c in conversations(whatsapp)}
     assert flags == {"393470000001": True, "393470000002": False}
+
+
+def test_one_click_starts_one_chat_however_often_its_message_is_forwarded(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Promo", campaign="promo", slug="promo")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    flush(whatsapp.client)
+    for wa_id in ("393470000001", "393470000002", "393470000003"):  # the message forwarded to friends
+        whatsapp.run(whatsapp.customer(wa_id=wa_id, user_id=None).send_text(text))
+    whatsapp.process()
+    attributed = [c for c in conversations(whatsapp) if c["came_from"]["link_key"] == "promo"]
+    assert len(attributed) == 1
+    stats = whatsapp.client.get("/api/v1/stats", params={"by": "link"}, headers=whatsapp.auth).json()
+    assert stats["rows"][0]["conversion"] == 1.0  # 1 click, 1 chat from it: never 300 %
+
+
+def test_a_second_reply_does_not_take_back_the_free_entry_point(whatsapp: WhatsAppSetup) -> None:
+    ad = referral(source_url="https://fb.me/x", source_id="1", headline="Promo", body="", ctwa_clid="ARAk")
+    whatsapp.run(whatsapp.customer().send_text("Ciao dall'annuncio", referral=ad))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    url = f"/api/v1/conversations/{c['id']}/messages"
+    whatsapp.clock.move(3600)
+    assert whatsapp.client.post(url, json={"text": "Eccoci"}, headers=whatsapp.auth).status_code == 202
+    whatsapp.send()
+    whatsapp.clock.move(20 * 3600)
+    whatsapp.run(whatsapp.customer().send_text("Ancora io"))
+    whatsapp.process()
+    whatsapp.clock.move(9 * 3600)  # 30 h after the ad: a second reply
+    assert whatsapp.client.post(url, json={"text": "Sì?"}, headers=whatsapp.auth).status_code == 202
+    whatsapp.send()
+    whatsapp.clock.move(3600)
+    (c,) = conversations(whatsapp)
+    assert c["window"]["free_entry_point_until"] is not None  # 72 h from the ad, kept by the first reply

@@ -1116,3 +1116,10 @@ def test_admin_create_prompts_twice_and_refuses_bad_input(runner: CliRunner, db:
           1, "there is no admin 'zed'")  # fmt: skip
     ok(invoke(runner, "admin", "remove", "ana", "--db", db))
     fails(invoke(runner, "admin", "remove", "ana", "--db", db), 1, "There is no admin 'ana'")
+
+
+def test_text_from_strangers_cannot_drive_the_terminal() -> None:
+    from clicktochat.cli import printable
+
+    assert printable("\x1b]0;PWNED\x07\x1b[2Jrow\nfake\r\x85x") == "�]0;PWNED��[2Jrow⏎fake��x"
+    assert printable("Giulia 🍰 è") == "Giulia 🍰 è"

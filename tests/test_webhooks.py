@@ -58,7 +58,7 @@ def test_bad_signatures_and_bodies_are_refused_and_store_nothing(whatsapp: Whats
     not_json = b'{"object": "whatsapp_business_account", '
     assert post(whatsapp, not_json, sign(not_json, NUMBER.app_secret)).status_code == 400
     assert post(whatsapp, body, good, content_type="text/plain").status_code == 415
-    huge = b'{"x": "' + b"a" * (8 * 1024 * 1024) + b'"}'
+    huge = b'{"x": "' + b"a" * (4 * 1024 * 1024) + b'"}'
     assert post(whatsapp, huge, sign(huge, NUMBER.app_secret)).status_code == 413
     assert stored(whatsapp) == 0
     assert post(whatsapp, body, good).status_code == 200
@@ -142,15 +142,45 @@ def test_media_keeps_its_type_and_caption_not_its_body(whatsapp: WhatsAppSetup, 
     assert (m["type"], m["caption"], m["mime_type"], m["text"]) == (kind, "Questa?", "image/jpeg", None)
 
 
-def test_an_address_that_keeps_sending_bad_signatures_waits(whatsapp: WhatsAppSetup) -> None:
+def test_an_address_that_keeps_sending_bad_requests_is_told_to_wait_but_meta_never_is(
+    whatsapp: WhatsAppSetup,
+) -> None:
     body = encode(text_body("Ciao"))
-    for _ in range(30):
+    for _ in range(29):
         assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 403
-    refused = post(whatsapp, body, sign(body, NUMBER.app_secret))
+    refused = post(whatsapp, body, None)
     assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 61
-    assert stored(whatsapp) == 0
-    whatsapp.clock.move(61)
+    assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 429
+    # A correctly signed body is taken whatever its address did: Meta must never be locked out.
     assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+    wrong_token = {"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"}
+    assert whatsapp.client.get(URL, params=wrong_token).status_code == 429  # guessing verify tokens too
+    whatsapp.clock.move(61)
+    assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 403
+
+
+def test_bodies_read_at_once_are_bounded(whatsapp: WhatsAppSetup) -> None:
+    """What unsigned strangers can make the server hold in memory: READERS bodies at a time."""
+    from clicktochat.webhooks import READERS
+
+    readers = whatsapp.service.whatsapp.readers
+
+    async def hold_all() -> None:
+        for _ in range(READERS):
+            await readers.acquire()
+
+    whatsapp.run(hold_all())
+    body = encode(text_body("Ciao"))
+    busy = post(whatsapp, body, sign(body, NUMBER.app_secret))
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and stored(whatsapp) == 0
+
+    async def release_all() -> None:
+        for _ in range(READERS):
+            readers.release()
+
+    whatsapp.run(release_all())
+    assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+
 
 
 def test_applied_bodies_are_deleted_after_the_retention_and_what_they_said_stays(whatsapp: WhatsAppSetup) -> None:
@@ -175,3 +205,52 @@ def test_button_and_list_replies_keep_what_the_customer_tapped(whatsapp: WhatsAp
     messages = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()["messages"]
     assert [(m["type"], m["text"]) for m in messages] == [("button", "Sì, confermo"),
                                                           ("interactive", "Domani alle 10")]  # fmt: skip
+
+
+def test_a_number_signs_only_for_its_own_messages_and_statuses(whatsapp: WhatsAppSetup) -> None:
+    """Another app's secret (another business's number) cannot mark our queued reply as sent."""
+    other = "200000000000001"
+    whatsapp.run(whatsapp.service.whatsapp.chats.connect_number(
+        whatsapp.business_id, other, "200000000000002", "393400000009", "Altro", "EAAG" + "z" * 30,
+        "other-app-secret-0123", "x" * 64, int(whatsapp.clock.now),
+    ))  # fmt: skip
+    whatsapp.run(whatsapp.service.whatsapp.reload())
+    whatsapp.run(whatsapp.customer().send_text("Ciao"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    queued = whatsapp.client.post(f"/api/v1/conversations/{c['id']}/messages", json={"text": "Eccoci"},
+                                  headers=whatsapp.auth).json()  # fmt: skip
+    forged = webhook_body(waba_id="200000000000002", phone_number_id=other, display_phone_number="393400000009",
+                          value={"statuses": [{"id": "wamid.FORGED", "status": "read", "timestamp": str(int(
+                              whatsapp.clock.now)), "recipient_id": "393471234567",
+                              "biz_opaque_callback_data": str(queued["id"])}]})  # fmt: skip
+    raw = encode(forged)
+    assert post(whatsapp, raw, sign(raw, "other-app-secret-0123")).status_code == 200
+    whatsapp.process()
+    detail = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()
+    assert detail["messages"][-1]["status"] == "queued" and detail["messages"][-1]["wamid"] is None
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1  # still sent, once
+
+
+def test_timestamps_that_cannot_be_meta_are_skipped_not_fatal(whatsapp: WhatsAppSetup) -> None:
+    for at in (253402250000, -100000000000, 0):
+        raw = encode(text_body("Dal futuro", at=at))
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    raw = encode(text_body("Adesso", at=int(whatsapp.clock.now)))
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 4
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth)
+    assert listed.status_code == 200 and [c["last_message"] for c in listed.json()["conversations"]] == ["Adesso"]
+    assert whatsapp.client.get("/admin/conversations").status_code in (200, 303)
+
+
+def test_chunked_bodies_are_read_whatever_the_header_case(whatsapp: WhatsAppSetup) -> None:
+    raw = encode(text_body("Ciao"))
+
+    def chunks() -> Any:
+        yield raw[:100]
+        yield raw[100:]
+
+    answer = whatsapp.client.post(URL, content=chunks(), headers={
+        "content-type": "application/json", "x-hub-signature-256": sign(raw, NUMBER.app_secret)})  # fmt: skip
+    assert answer.status_code == 200 and stored(whatsapp) == 1

@@ -222,7 +222,10 @@ async def list_conversations(request: Request, service: Service) -> Response:
 @endpoint
 async def get_conversation(request: Request, service: Service) -> Response:
     view, messages = await service.whatsapp.conversation(request.path_params["conversation_id"])
-    detail = ConversationDetail(**conversation_out(view).model_dump(), messages=[message_out(m) for m in messages])
+    summary = conversation_out(view).model_dump()
+    if messages:
+        summary["last_message"] = messages[-1].text or messages[-1].caption or f"[{messages[-1].type}]"
+    detail = ConversationDetail(**summary, messages=[message_out(m) for m in messages])
     return out(detail)
 
 

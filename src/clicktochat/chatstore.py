@@ -19,7 +19,10 @@ NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_numbe
 CONVERSATION_COLUMNS = (
     "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
     "c.last_message_at, c.last_outbound_at, c.entry_point_until, "
-    "s.at, s.ref, s.link_kind, s.link_key, s.campaign, s.agent_id, s.channel, s.click_at, s.referral"
+    "s.at, s.ref, s.link_kind, s.link_key, s.campaign, s.agent_id, s.channel, s.click_at, s.referral, "
+    # the business's first reply in the chat: it keeps the free entry point (conversations.window)
+    "(SELECT min(m.at) FROM wa_messages m WHERE m.conversation_id = c.id AND m.direction = 'out'"
+    " AND m.wamid IS NOT NULL AND m.at >= coalesce(s.at, 0))"
 )
 
 
@@ -73,6 +76,7 @@ class Conversation:
     last_outbound_at: int | None
     entry_point_until: int | None
     start: ChatStart | None
+    first_reply_at: int | None = None  # the business's first reply since the chat started
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,7 @@ class ChatStore(OutboxStore):
                         if isinstance(event, Inbound):
                             self._inbound(db, batch, event, number)
                         elif isinstance(event, Status):
-                            self._status(db, event, number[1])
+                            self._status(db, event, number[0], number[1])
                         elif isinstance(event, Preference) and event.value == "stop":
                             self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
                                           "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
@@ -338,12 +342,15 @@ class ChatStore(OutboxStore):
     ) -> None:  # fmt: skip
         click = None
         ref = message.ref
-        if ref:
-            click = self._one(
-                "SELECT link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
-                " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? ORDER BY at DESC LIMIT 1",
+        if ref:  # a click starts one chat: a forwarded or copied message attributes nothing more
+            found = self._one(
+                "SELECT rowid, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
+                " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? AND used_by IS NULL ORDER BY at DESC LIMIT 1",
                 (ref, message.at - REF_DAYS * 86400, message.at + 3600, display),
             )  # fmt: skip
+            if found:
+                db.execute("UPDATE click_refs SET used_by = ? WHERE rowid = ?", (conversation_id, found[0]))
+                click = found[1:]
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
         referral = json.dumps(message.referral) if message.referral else None
         cursor = db.execute(
@@ -357,11 +364,11 @@ class ChatStore(OutboxStore):
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
                    (cursor.lastrowid, entry_point, conversation_id))  # fmt: skip
 
-    def _status(self, db: sqlite3.Connection, status: Status, business_id: int) -> None:
+    def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
         cursor = db.execute(
-            "INSERT INTO wa_statuses (wamid, status, at, recipient, pricing, error_code, error_title, callback)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (status.wamid, status.status, status.at, status.recipient_id or status.recipient_user_id,
+            "INSERT INTO wa_statuses (wamid, number_id, status, at, recipient, pricing, error_code, error_title,"
+            " callback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (status.wamid, number_id, status.status, status.at, status.recipient_id or status.recipient_user_id,
              json.dumps(status.pricing) if status.pricing else None, status.error_code, status.error_title,
              status.callback),
         )  # fmt: skip
@@ -369,12 +376,16 @@ class ChatStore(OutboxStore):
             return
         if status.callback and status.callback.isdigit():
             # A send interrupted by a crash: Meta's status tells us it did go out.
-            outbox_id = int(status.callback)
-            db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = coalesce(sent_at, ?), lease_until = NULL"
-                       " WHERE id = ? AND state IN ('sending', 'queued') AND wamid IS NULL",
-                       (status.wamid, status.at, outbox_id))  # fmt: skip
-            db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ? AND wamid IS NULL",
-                       (status.wamid, outbox_id))  # fmt: skip
+            # Only the number's own rows: another app's secret names no row of ours.
+            outbox_id = int(status.callback[:18])
+            found = db.execute(
+                "UPDATE outbox SET state = 'sent', wamid = ?, sent_at = coalesce(sent_at, ?), lease_until = NULL"
+                " WHERE id = ? AND number_id = ? AND state IN ('sending', 'queued') AND wamid IS NULL",
+                (status.wamid, status.at, outbox_id, number_id),
+            )  # fmt: skip
+            if found.rowcount:
+                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ? AND wamid IS NULL",
+                           (status.wamid, outbox_id))  # fmt: skip
         if status.status == "failed" and status.error_code == 131050:
             self._consent(db, business_id, status.recipient_id, status.recipient_user_id, "*", "out", status.at,
                           "meta", "Stopped marketing messages (Meta error 131050)", None, {"wamid": status.wamid})
@@ -434,7 +445,9 @@ class ChatStore(OutboxStore):
                 " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) ORDER BY at, id",
                 (conversation_id, limit),
             )  # fmt: skip
-            statuses = self._statuses([row[1] for row in rows if row[1] and row[2] == "out"])
+            number = self._one("SELECT number_id FROM conversations WHERE id = ?", (conversation_id,))
+            sent = [row[1] for row in rows if row[1] and row[2] == "out"]
+            statuses = self._statuses(sent, number[0] if number else 0)
             messages = []
             for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error) in rows:
                 status = pricing = None
@@ -450,12 +463,16 @@ class ChatStore(OutboxStore):
 
         return await self.run(work)
 
-    def _statuses(self, wamids: list[str]) -> dict[str, tuple[str, dict[str, Any] | None, int | None, str | None]]:
+    def _statuses(
+        self, wamids: list[str], number_id: int
+    ) -> dict[str, tuple[str, dict[str, Any] | None, int | None, str | None]]:
+        """What Meta reported of these messages of one number (statuses signed for another are not read)."""
         found: dict[str, tuple[str, dict[str, Any] | None, int | None, str | None]] = {}
         if not wamids:
             return found
         rows = self._all("SELECT wamid, status, pricing, error_code, error_title FROM wa_statuses"
-                         " WHERE wamid IN (SELECT value FROM json_each(?))", (json.dumps(wamids),))  # fmt: skip
+                         " WHERE wamid IN (SELECT value FROM json_each(?)) AND number_id = ?",
+                         (json.dumps(wamids), number_id))  # fmt: skip
         for wamid, status, pricing, code, title in rows:
             best = found.get(wamid)
             if best is None or STATUS_RANK[status] > STATUS_RANK[best[0]]:
@@ -488,7 +505,7 @@ class ChatStore(OutboxStore):
                 " WHERE c.number_id = ?3 AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at BETWEEN ?4 AND ?5",
                 (wa_id, user_id, number_id, since, until),
             )  # fmt: skip
-            statuses = self._statuses([row[0] for row in rows])
+            statuses = self._statuses([row[0] for row in rows], number_id)
             theirs = [statuses.get(w, ("queued",))[0] for w, mine in rows if mine]
             others = [statuses.get(w, ("queued",))[0] for w, mine in rows if not mine]
             return bool(theirs) and all(s == "sent" for s in theirs) and any(
@@ -545,7 +562,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     start = None
     if row[11] is not None:
         start = ChatStart(*row[11:19], referral=json.loads(row[19]) if row[19] else None)  # type: ignore[misc]
-    return Conversation(*row[:11], start=start)  # type: ignore[misc]
+    return Conversation(*row[:11], start=start, first_reply_at=row[20])  # type: ignore[misc]
 
 
 def _consent(row: Sequence[Any]) -> Consent:

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,11 +109,17 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def printable(text: str) -> str:
+    """Text from strangers (a customer's name or message) shown in a terminal: control characters
+    (escape sequences could rewrite the screen or the window title) become visible marks."""
+    return "".join("⏎" if ch == "\n" else "�" if unicodedata.category(ch) == "Cc" else ch for ch in text)
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    cells = [[("" if row.get(c) is None else str(row.get(c))).replace("\n", "⏎") for c in columns] for row in rows]
+    cells = [[printable("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     widths = [w if i == len(widths) - 1 else min(40, w) for i, w in enumerate(widths)]  # the last one whole
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())

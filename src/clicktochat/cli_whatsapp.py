@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
-from .cli import common_options, json_option, print_json, print_table, run_with_service, settings_from
+from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
 from .errors import FieldError, InvalidInput, ProblemError
 from .service import Service, timestamp
 from .simulate import Customer, GraphStandIn, StandInNumber, referral
@@ -226,13 +226,14 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
         return print_json(detail.model_dump(mode="json"))
     for key, value in summary(view).items():
         if key != "last":
-            click.echo(f"{key.replace('_', ' ') + ':':<11} {value}".rstrip())
+            click.echo(printable(f"{key.replace('_', ' ') + ':':<11} {value}".rstrip()))
     if view.reply_refused:
         click.echo(f"{'reply:':<11} refused: {view.reply_refused}")
     click.echo()
     rows = [{"at": timestamp(m.at), "from": "customer" if m.direction == "in" else "business",
              "status": m.status or "", "text": m.text or m.caption or f"[{m.type}]",
-             "error": f"{m.error_code}: {m.error}" if m.error else ""} for m in messages]  # fmt: skip
+             "error": f"{m.error_code or ''}{': ' if m.error_code else ''}{m.error}" if m.error else ""}
+            for m in messages]  # fmt: skip
     print_table(rows, ["at", "from", "status", "error", "text"])
 
 

@@ -20,6 +20,7 @@ REF_PATTERN = re.compile(r"\(\s*ref[\s:#-]*([A-Za-z2-9]{5})\s*\)", re.IGNORECASE
 STOP_WORDS = frozenset({"stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar"})
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 MAX_TEXT_LENGTH = 4096  # Meta's limit for a text message body
+EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01: a timestamp outside is not Meta's
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     contacts = [_dict(c) for c in _list(value.get("contacts"))]
     for message in (_dict(m) for m in _list(value.get("messages"))):
-        wamid, at = _str(message.get("id")), _int(message.get("timestamp"))
+        wamid, at = _str(message.get("id")), _time(message.get("timestamp"))
         kind = _str(message.get("type")) or "unknown"
         if wamid is None or at is None or kind in ("system", "reaction", "errors"):
             continue  # a reaction or a system notice is not a message of the conversation
@@ -128,7 +129,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             text, caption, _str(content.get("mime_type")), _referral(referral) if isinstance(referral, dict) else None,
         ))  # fmt: skip
     for status in (_dict(s) for s in _list(value.get("statuses"))):
-        wamid, state, at = _str(status.get("id")), _str(status.get("status")), _int(status.get("timestamp"))
+        wamid, state, at = _str(status.get("id")), _str(status.get("status")), _time(status.get("timestamp"))
         if wamid is None or state not in STATUS_RANK or at is None:
             continue
         error = _dict(_list(status.get("errors"))[0]) if _list(status.get("errors")) else {}
@@ -144,7 +145,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
 def _preferences(number: str, value: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     for item in (_dict(p) for p in _list(value.get("user_preferences"))):
-        wa_id, user_id, at = _str(item.get("wa_id")), _str(item.get("user_id")), _int(item.get("timestamp"))
+        wa_id, user_id, at = _str(item.get("wa_id")), _str(item.get("user_id")), _time(item.get("timestamp"))
         choice = _str(item.get("value"))
         if (wa_id or user_id) and at is not None and choice in ("stop", "resume"):
             events.append(Preference(number, wa_id, user_id, choice, at))
@@ -182,6 +183,12 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
         return int(value)
     return None
+
+
+def _time(value: Any) -> int | None:
+    """A Unix timestamp of Meta's, or None for anything that cannot be one (the event is skipped)."""
+    at = _int(value)
+    return at if at is not None and EARLIEST <= at <= LATEST else None
 
 
 # -- the window ------------------------------------------------------------------------

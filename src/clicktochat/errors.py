@@ -100,6 +100,11 @@ class Unavailable(ProblemError):
     status = 503
     title = "Unavailable"
 
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        if headers:
+            self.headers = headers
+
 
 class InternalError(ProblemError):
     status = 500

@@ -29,6 +29,7 @@ from .errors import (
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
+    Unavailable,
     UnsupportedMediaType,
 )
 
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from .whatsapp import WhatsApp
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 8 * 1024 * 1024  # a batch of 1,000 changes is well under 2 MiB
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta's bodies are at most a few MiB; a batch of 1,000 changes is under 2 MiB
+READERS = 8  # bodies read at once, at most: what unsigned strangers can make us hold in memory
 MAX_CHALLENGE_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 
@@ -77,29 +79,49 @@ async def handshake(request: Request) -> Response:
     if not challenge or len(challenge) > MAX_CHALLENGE_LENGTH or not challenge.isascii() or not challenge.isprintable():
         raise MalformedRequest("hub.challenge is missing or not a short printable string.")
     if not verify_token_ok(params.get("hub.verify_token", ""), whatsapp.keys):
+        peer = request.client.host if request.client else ""
+        address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
+        now = whatsapp.clock()
+        whatsapp.refusals.add(address, now)
+        wait = whatsapp.refusals.retry_after(address, now)
+        if wait:  # guessing verify tokens: slowed down like bad signatures
+            raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.", wait)
         raise Forbidden("hub.verify_token is not the verify token of a connected number.")
     return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
 async def receive(request: Request) -> Response:
     """Check the signature on the raw bytes, store the body, answer 200. Nothing is stored for
-    a body that is unsigned, signed with another secret, too large, or not JSON. An address
-    that keeps sending bad signatures (each costs reading up to 8 MiB and an HMAC) waits."""
+    a body that is unsigned, signed with another secret, too large, or not JSON.
+
+    A correctly signed body is always taken, whoever sends it (Meta's addresses are not known,
+    and must never be locked out). What strangers can cost is bounded instead: at most
+    READERS bodies are read at once (memory: READERS x MAX_BODY_BYTES; past it, 503 with
+    Retry-After, which Meta retries), and an address whose requests keep being refused gets
+    429 instead of 401/403, so a scanner learns to wait."""
     whatsapp: WhatsApp = request.app.state.service.whatsapp
     peer = request.client.host if request.client else ""
     address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
-    wait = whatsapp.refusals.retry_after(address, whatsapp.clock())
-    if wait:
-        raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.", wait)
-    header = request.headers.get("x-hub-signature-256")
-    if not header:
-        whatsapp.refusals.add(address, whatsapp.clock())
-        raise Unauthorized("The X-Hub-Signature-256 header is missing.")
-    body = await read_limited(request)
-    numbers = signed_by(body, header, whatsapp.keys)
-    if not numbers:
-        whatsapp.refusals.add(address, whatsapp.clock())
-        raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
+    try:
+        header = request.headers.get("x-hub-signature-256")
+        if not header:
+            raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+        if whatsapp.readers.locked():
+            raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
+                              {"Retry-After": "1"})  # fmt: skip
+        async with whatsapp.readers:
+            body = await read_limited(request)
+        numbers = signed_by(body, header, whatsapp.keys)
+        if not numbers:
+            raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
+    except (Unauthorized, Forbidden, PayloadTooLarge, LengthRequired, UnsupportedMediaType) as refused:
+        now = whatsapp.clock()
+        whatsapp.refusals.add(address, now)
+        wait = whatsapp.refusals.retry_after(address, now)
+        if wait:
+            raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.",
+                                  wait) from None  # fmt: skip
+        raise refused
     try:
         json.loads(body)
     except ValueError:
@@ -115,7 +137,7 @@ async def read_limited(request: Request) -> bytes:
     if media_type != "application/json":
         raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
     declared = request.headers.get("content-length")
-    if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
+    if declared is None and "chunked" not in request.headers.get("transfer-encoding", "").lower():
         raise LengthRequired("Send a Content-Length.")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")

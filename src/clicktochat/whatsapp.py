@@ -22,7 +22,7 @@ from .graph import GraphClient, GraphError, text_payload
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .store import Store
-from .webhooks import Refusals, WebhookProcessor
+from .webhooks import READERS, Refusals, WebhookProcessor
 
 ID_PATTERN = re.compile(r"[0-9]{5,20}")  # Meta's phone number and WABA ids
 MAX_SECRET_LENGTH = 1000
@@ -54,6 +54,7 @@ class WhatsApp:
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
         self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days)
         self.refusals = Refusals()
+        self.readers = asyncio.Semaphore(READERS)  # webhook bodies read at once
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -138,7 +139,7 @@ class WhatsApp:
         c = conversation
         entries = await self.chats.consents(c.business_id, c.wa_id, c.user_id)
         refused = None
-        win = window(c.last_inbound_at, c.entry_point_until, c.last_outbound_at, now)
+        win = window(c.last_inbound_at, c.entry_point_until, c.first_reply_at, now)
         if not win.open:
             refused = ("The 24-hour window is closed: the customer last wrote more than 24 hours ago, "
                        "so only an approved template may be sent.")  # fmt: skip

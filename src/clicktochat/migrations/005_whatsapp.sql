@@ -96,6 +96,7 @@ CREATE INDEX wa_messages_conversation ON wa_messages (conversation_id, at);
 -- the order they arrive in; a message's status is the furthest one reached.
 CREATE TABLE wa_statuses (
     wamid TEXT NOT NULL,
+    number_id INTEGER NOT NULL,              -- the number whose app secret signed it: read only for its messages
     status TEXT NOT NULL,
     at INTEGER NOT NULL,
     recipient TEXT,
@@ -157,6 +158,7 @@ CREATE TABLE click_refs (
     agent_id INTEGER,
     channel TEXT NOT NULL,
     address TEXT NOT NULL,                   -- the number the chat was opened with (digits)
-    visitor TEXT
+    visitor TEXT,
+    used_by INTEGER                          -- the chat it started: one click starts one chat
 );
 CREATE INDEX click_refs_ref ON click_refs (ref, at);
