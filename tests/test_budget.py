@@ -168,3 +168,43 @@ def test_renders_are_bounded_in_count_and_bytes() -> None:
     assert len(renders) == 1 and renders.get("d") == b"12345678"
     renders.put("huge", b"x" * 11)
     assert renders.get("huge") is None
+
+
+# -- the widget's own endpoints (issue 11, point 11) ---------------------------------------
+
+
+def test_widget_js_answers_from_prebuilt_responses(timed: TestClient) -> None:
+    script = timed.app.state.widget_script  # type: ignore[attr-defined]
+    plain = timed.get("/widget.js", headers={"accept-encoding": "identity"})
+    assert plain.content == script.body and plain.headers["content-length"] == str(len(script.body))
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    zipped = timed.get("/widget.js", headers={"accept-encoding": "gzip"})
+    assert zipped.headers["content-length"] == str(len(script.gzipped))
+    not_modified = timed.get(f"/widget.{script.version}.js", headers={"if-none-match": f'W/"{script.version}"'})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert not_modified.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_configuration_is_kept_briefly_and_dropped_on_an_edit(
+    timed: TestClient, shop: dict[str, Any], clock: Clock
+) -> None:
+    from clicktochat.widget_http import CONFIG_TTL
+
+    service: Service = shop["service"]
+    site = {"origin": "https://dolcevita.it"}
+    first = timed.get("/api/widget/shop", headers=site)
+    assert first.headers["content-length"] == str(len(first.content))
+    configs = timed.app.state.widget_configs  # type: ignore[attr-defined]
+    assert len(configs) == 1
+    assert timed.get("/api/widget/shop", headers=site).headers["etag"] == first.headers["etag"]
+    assert timed.get("/api/widget/shop?lang=it", headers=site).json()["lang"] == "it"  # a language of its own
+    assert len(configs) == 2
+    call(timed, service.update_widget("shop", {"greeting": "Ciao!"}))  # service.forget(): dropped at once
+    assert timed.get("/api/widget/shop", headers=site).json()["greeting"] == "Ciao!"
+    # Availability moves with time: an entry lives CONFIG_TTL seconds, within the response's max-age.
+    entry = configs.get(service.widget_cache._found["shop"], "en")  # noqa: SLF001
+    assert entry is not None
+    clock.move(CONFIG_TTL)
+    assert configs.get(service.widget_cache._found["shop"], "en") is None  # noqa: SLF001
+    assert CONFIG_TTL <= 60
