@@ -77,13 +77,13 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     call(client, service.add_agent(shop.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
     call(client, service.create_link(business_id=shop.id, slug="shop"))  # type: ignore[attr-defined]
     url = f"/api/v1/businesses/{shop.id}/logo"  # type: ignore[attr-defined]
-    assert client.get("/qr/s/shop.png?logo=business").status_code == 422  # none uploaded yet
-    channel = client.get("/qr/s/shop.png?logo=channel")
+    assert client.get("/qr/s/shop.png?logo=business", headers=auth).status_code == 422  # none uploaded yet
+    channel = client.get("/qr/s/shop.png?logo=channel", headers=auth)
     assert channel.status_code == 200 and read_qr(channel.content) == "https://chat.example.com/s/shop"
 
     headers = auth | {"content-type": "image/jpeg"}
     assert client.put(url, content=image_bytes("JPEG"), headers=headers).status_code == 204
-    mine = client.get("/qr/s/shop.png?logo=business")
+    mine = client.get("/qr/s/shop.png?logo=business", headers=auth)
     assert mine.status_code == 200 and read_qr(mine.content) == "https://chat.example.com/s/shop"
     assert mine.headers["etag"] != channel.headers["etag"]
     assert 'src="data:image/png;base64,' in client.get("/poster/s/shop").text  # the poster shows it
@@ -98,9 +98,9 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     assert client.put("/api/v1/businesses/999/logo", content=image_bytes("PNG"), headers=png_headers).status_code == 404
     assert client.put(url, content=image_bytes("PNG")).status_code == 401
     assert client.delete(url, headers=auth).status_code == 204
-    assert client.get("/qr/s/shop.png?logo=business").status_code == 422
+    assert client.get("/qr/s/shop.png?logo=business", headers=auth).status_code == 422
 
     signed = call(client, service.create_link(to="+39 347 123 4567", short=False))
     token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
-    assert client.get(f"/qr/c/{token}.png?logo=business").status_code == 422
-    assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel").content) == signed.url  # type: ignore[attr-defined]
+    assert client.get(f"/qr/c/{token}.png?logo=business", headers=auth).status_code == 422
+    assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel", headers=auth).content) == signed.url  # type: ignore[attr-defined]

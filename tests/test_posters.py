@@ -109,10 +109,13 @@ def test_chromium_reads_an_svg_code_with_a_logo(tmp_path: Path) -> None:
     db, port = tmp_path / "svg.db", free_port()
     base = f"http://127.0.0.1:{port}"
     cli(db, "link", "create", "--to", "+39 347 123 4567", "--slug", "vetrina", "--base-url", base)
+    key = cli(db, "apikey", "create", "poster-test").strip()
+    key = cli(db, "apikey", "create", "poster-test").strip()
     with server(db, port), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 600, "height": 600})
+            page.set_extra_http_headers({"authorization": f"Bearer {key}"})  # the owner may style the code
             for query in ("", "?logo=channel&size=500", "?dark=0b3d91&light=f5f5dc&error=Q"):
                 page.goto(f"{base}/qr/s/vetrina.svg{query}")
                 assert read_qr(page.screenshot()) == f"{base}/s/vetrina", query

@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 
 from clicktochat.errors import InvalidInput
 from clicktochat.qr import QROptions, contrast, parse_options, render, version
+from clicktochat.qr_access import signed_query
 from clicktochat.service import Service
 from conftest import call, read_qr
 
@@ -96,7 +97,8 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
     assert listed.status_code == 304
     assert client.get("/qr/s/vetrina.png", headers={"if-none-match": "*"}).status_code == 304
     assert client.get("/qr/s/vetrina.png", headers={"if-none-match": '"other"'}).status_code == 200
-    svg = client.get("/qr/s/vetrina.svg?size=300&error=H")
+    styled = signed_query(service.signer.keys, "s/vetrina", {"size": "300", "error": "H"})  # the dashboard's
+    svg = client.get(f"/qr/s/vetrina.svg?{styled}")
     assert svg.headers["content-type"].startswith("image/svg+xml") and 'width="' in svg.text
     assert svg.headers["etag"] != png.headers["etag"]
 
@@ -114,8 +116,10 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
         ("/qr/s/vetrina.png?error=Z", 422), ("/qr/s/vetrina.png?dark=%23eeeeee", 422),
     ],
 )  # fmt: skip
-def test_qr_endpoint_refusals(client: TestClient, service: Service, path: str, status: int) -> None:
+def test_qr_endpoint_refusals(
+    client: TestClient, service: Service, auth: dict[str, str], path: str, status: int
+) -> None:
     call(client, service.create_link(to="+39 347 123 4567", slug="vetrina"))
-    response = client.get(path, headers={"accept": "application/json"})
+    response = client.get(path, headers={"accept": "application/json"} | auth)  # the owner: options are checked
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"

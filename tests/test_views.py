@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import time
@@ -363,4 +364,7 @@ def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ig
         page = demo.get("/").text
         assert 'href="/poster/s/vetrina?format=a5"' in page
         assert demo.get("/poster/s/vetrina?format=a5").status_code == 200
-        assert demo.get("/qr/s/vetrina.png?size=600&logo=channel").headers["content-type"] == "image/png"
+        download = re.search(r'href="(/qr/s/vetrina.png\?[^"]+)"', page).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+        assert "logo=channel" in download and "sig=" in download  # the demo's styled code is signed
+        assert demo.get(download).headers["content-type"] == "image/png"
+        assert demo.get("/qr/s/vetrina.png?size=600&logo=channel").status_code == 403  # unsigned: not for anyone

@@ -32,6 +32,7 @@ from .keys import create_api_key
 from .links import MODES, SLUG_PATTERN, ShortLink
 from .logos import MAX_UPLOAD_BYTES
 from .qr import parse_options
+from .qr_access import signed_query
 from .service import Service, timestamp
 from .sessions import (
     CSRF_COOKIE,
@@ -591,7 +592,7 @@ async def link_page(request: Request, page: Page) -> Response:
         except InvalidInput as exc:
             errors = exc.errors
     qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}
-    qr_query = urlencode(qr_params)
+    qr_query = signed_query(service.signer.keys, f"s/{link.slug}", qr_params)  # styled codes are the owner's
     try:
         parse_options(qr_params)
     except InvalidInput as exc:  # the code is drawn with the defaults; the form keeps what was typed

@@ -22,14 +22,17 @@ from starlette.templating import Jinja2Templates
 
 from . import __version__, admin, api, chat_api, views, webhooks
 from .accounts import LoginThrottle
+from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .demo import seed_demo
-from .errors import InternalError, ProblemError
+from .errors import InternalError, ProblemError, TooManyRequests
+from .qr_access import Renders
 from .service import Service
 from .settings import Settings
 from .useragents import parse_device, robot_name
 from .visitors import Proxies, Salts
 from .widget import Drafts, Script
+from .widget_http import WIDGET_HEADERS, ConfigCache
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     app.state.widget_drafts = Drafts()
     app.state.shown_once = admin.Once()
     app.state.widget_script = Script.build(asset_dir("widget"))
+    app.state.budget = Budget(clock=clock)  # what anonymous callers can make expensive, per address
+    app.state.qr_renders = Renders()
+    app.state.widget_configs = ConfigCache(clock=clock)
     return app
 
 
@@ -125,6 +131,13 @@ class RoutingWatcher:
             await self.run_once()
 
 
+CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled: a whole town may share one address
+
+
+def _status(exc: Exception) -> int:
+    return exc.status if isinstance(exc, ProblemError) else getattr(exc, "status_code", 500)
+
+
 def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return request.url.path.startswith(("/api/", "/webhooks/")) or (
@@ -133,7 +146,18 @@ def wants_json(request: Request) -> bool:
 
 
 async def problem_response(request: Request, exc: Exception) -> Response:
-    """One error shape: RFC 9457 problem+json for API clients, a friendly page for people."""
+    """One error shape: RFC 9457 problem+json for API clients, a friendly page for people.
+    A 404 (but a click's) spends from the caller's budget: guessing addresses costs a page each."""
+    state = request.app.state
+    if _status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies"):
+        wait = state.budget.retry_after(client_address(request.scope, state.proxies))
+        if wait:  # a short answer, not a page: it must cost less than the 404 it stands for
+            detail = f"Too many unknown addresses asked for from yours; try again in {wait} s."
+            body = {"type": "about:blank", "title": TooManyRequests.title, "status": 429, "detail": detail}
+            headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
+            if request.url.path.startswith("/api/widget/"):
+                headers |= WIDGET_HEADERS
+            return JSONResponse(body, 429, headers, media_type="application/problem+json")
     if isinstance(exc, ProblemError):
         status, title, detail, errors = exc.status, exc.title, exc.detail, [e.as_dict() for e in exc.errors]
     else:
@@ -143,7 +167,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         detail, errors = (exc.detail if exc.detail != phrase else _default_detail(status)), []
     headers = dict(getattr(exc, "headers", None) or {})
     if request.url.path.startswith("/api/widget/"):  # the script must be able to read why
-        headers |= views.WIDGET_HEADERS
+        headers |= WIDGET_HEADERS
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)

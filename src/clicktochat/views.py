@@ -5,15 +5,13 @@ from the in-process cache) and writes none (the click is appended to the recorde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from segno import DataOverflowError
 from starlette.concurrency import run_in_threadpool
@@ -23,29 +21,22 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .agents import format_hours, is_available, route
+from .budget import client_address
 from .channels import CHANNELS, deep_link, web_link
 from .clicks import ClickEvent
 from .conversations import new_ref, with_ref
-from .errors import Forbidden, Gone, InvalidInput, NotFound, ProblemError, Unavailable
+from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
+from .keys import check_api_key
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
 from .posters import Poster, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render
+from .qr_access import Renders, public_options, signed_query
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
-from .widget import (
-    MAX_PAGE_TITLE_LENGTH,
-    WIDGET_ID_PATTERN,
-    WidgetTarget,
-    config,
-    domain_allowed,
-    fill_message,
-    message_template,
-    page_url,
-    pick_language,
-    request_host,
-    same_origin,
-)  # fmt: skip
+from .widget import MAX_PAGE_TITLE_LENGTH, fill_message, message_template, page_url, pick_language
+from .widget_http import WIDGET_HEADERS, ConfigEndpoint, ScriptEndpoint, find_widget
+from .widget_http import query as _query
 
 if TYPE_CHECKING:
     from .service import Service
@@ -58,16 +49,6 @@ PAGE_HEADERS = CLICK_HEADERS | {
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-
-SCRIPT_TYPE = "text/javascript; charset=utf-8"
-WIDGET_HEADERS = {
-    "Access-Control-Allow-Origin": "*",  # public by design: embedded on other sites
-    "Cross-Origin-Resource-Policy": "cross-origin",  # loadable by sites that require it (COEP)
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-NO_RULES = {"show_on": [], "hide_on": [], "delay": 0, "scroll": 0, "hide_offline": False}
 
 
 class Click(NamedTuple):
@@ -217,7 +198,8 @@ async def welcome(request: Request) -> Response:
             link = await service.store.link(slug)
             if link is not None:
                 url = service.short_url(slug)
-                links.append({"url": url, "link": link, "qr": qr_svg(url), "slug": slug})
+                download = signed_query(service.signer.keys, f"s/{slug}", {"size": "600", "logo": "channel"})
+                links.append({"url": url, "link": link, "qr": qr_svg(url), "slug": slug, "download": download})
         try:  # signed with a key that may since have been replaced by CLICKTOCHAT_SECRET_KEYS
             signed_link = service.signer.verify(demo["token"])
         except ProblemError:
@@ -248,7 +230,8 @@ async def short_link_qr(request: Request) -> Response:
     if target is None:
         raise NotFound("There is no chat link here, so there is no QR code either.")
     slug = target.link.slug
-    options = parse_options(request.query_params)
+    params = public_options(service.signer.keys, f"s/{slug}", request.query_params, await api_owner(request))
+    options = parse_options(params)
     logo = None
     if options.logo == "business":
         logo = await service.store.logo(target.business_id) if target.business_id is not None else None
@@ -264,16 +247,26 @@ async def signed_link_qr(request: Request) -> Response:
     service = request.app.state.service
     token = request.path_params["token"]
     link = service.signer.verify(token)
-    options = parse_options(request.query_params)
+    params = public_options(service.signer.keys, f"c/{token}", request.query_params, await api_owner(request))
+    options = parse_options(params)
     if options.logo == "business":
         raise InvalidInput("logo", "signed links have no business; use logo=channel")
     logo = channel_icon(link.channel) if options.logo == "channel" else None
     return await qr_response(request, service.signed_url(token), options, logo, "public, max-age=31536000, immutable")
 
 
+async def api_owner(request: Request) -> bool:
+    """The caller sent a valid API key: the links' owner, who may style their codes."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return False
+    return await check_api_key(request.app.state.service.store, key.strip()) is not None
+
+
 async def qr_response(
     request: Request, data: str, options: QROptions, logo: bytes | None, cache_control: str
 ) -> Response:
+    """The image; one not drawn before spends from the caller's budget (budget.py)."""
     kind = request.path_params["kind"]
     if kind not in KINDS:
         raise NotFound("QR codes come as .svg or .png.")
@@ -281,11 +274,22 @@ async def qr_response(
     headers = {"ETag": tag, "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
-    try:
-        body = await run_in_threadpool(render, data, options, kind, logo)  # a big PNG takes a moment
-    except DataOverflowError:
-        raise InvalidInput("error", "this link is too long for a QR code at this correction level") from None
+    renders: Renders = request.app.state.qr_renders
+    body = renders.get(tag)
+    if body is None:
+        spend(request)
+        try:
+            body = await run_in_threadpool(render, data, options, kind, logo)  # a big PNG takes a moment
+        except DataOverflowError:
+            raise InvalidInput("error", "this link is too long for a QR code at this correction level") from None
+        renders.put(tag, body)
     return Response(body, media_type=KINDS[kind], headers=headers)
+
+
+def spend(request: Request) -> None:
+    """One unit of the caller's budget, or a 429 with Retry-After."""
+    state = request.app.state
+    state.budget.spend(client_address(request.scope, state.proxies))
 
 
 def not_modified(request: Request, tag: str) -> bool:
@@ -302,27 +306,9 @@ async def poster(request: Request) -> Response:
         raise NotFound("There is no chat link here, so there is no poster either.")
     slug = target.link.slug
     page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
+    spend(request)  # a page drawn anew each time
     logo = await service.store.logo(target.business_id) if target.business_id is not None else None
     return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
-
-
-async def find_widget(service: Service, widget_id: str) -> WidgetTarget | None:
-    widget_id = widget_id.lower()
-    return await service.widget_cache.get(widget_id) if WIDGET_ID_PATTERN.fullmatch(widget_id) else None
-
-
-def _query(scope: Scope) -> dict[str, str]:
-    """The first value of each query parameter; a query nobody's browser sends is ignored."""
-    try:
-        pairs = parse_qsl(
-            scope["query_string"][:MAX_QUERY_LENGTH].decode("latin-1"), max_num_fields=20, errors="replace"
-        )
-    except ValueError:
-        return {}
-    query: dict[str, str] = {}
-    for name, value in pairs:
-        query.setdefault(name, value)
-    return query
 
 
 async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
@@ -357,39 +343,6 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     )  # fmt: skip
 
 
-async def widget_config(request: Request) -> Response:
-    """What the script shows, for one site: CORS-readable, cached a minute (availability moves)."""
-    service = request.app.state.service
-    target = await find_widget(service, request.path_params["widget"])
-    if target is None:
-        raise NotFound(f"There is no widget {request.path_params['widget']!r}: check data-widget in the script tag.")
-    settings = target.widget.settings
-    host = request_host(request.headers.get("origin", ""), request.headers.get("referer", ""))
-    ours = same_origin(request.headers.get("origin", ""), request.headers.get("referer", ""), service.base_url)
-    if not ours and not domain_allowed(host, settings.allowed_domains):
-        raise Forbidden(
-            f"This widget is not allowed on {host}; add the site to the widget's allowed_domains."
-            if host else "This widget only shows on its allowed_domains, and this request names no site "
-            "(no Origin or Referer header)."
-        )
-    lang = pick_language(request.query_params.get("lang", ""), request.query_params.get("hl", ""), settings.locale)
-    preview = request.query_params.get("preview", "") if ours else ""
-    widget = target.widget
-    if preview and preview != "1":  # a draft: the dashboard's live preview of unsaved settings
-        draft = request.app.state.widget_drafts.get(preview, widget.id)
-        widget = replace(widget, settings=draft) if draft else widget
-    shown = config(widget, target.business, target.agents, lang, service.base_url, target.has_logo)
-    if preview:  # the dashboard's: whatever the display rules, and a saved change shows at once
-        shown["rules"] = NO_RULES
-    body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
-    tag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
-    cache = "no-store" if preview else "public, max-age=60"
-    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": cache, "Vary": "Origin"}
-    if not_modified(request, tag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
-
-
 async def widget_avatar(request: Request) -> Response:
     service = request.app.state.service
     target = await find_widget(service, request.path_params["widget"])
@@ -400,35 +353,28 @@ async def widget_avatar(request: Request) -> Response:
 
 
 async def widget_qr(request: Request) -> Response:
-    """The QR code a desktop visitor scans to carry the chat over to their phone."""
+    """The QR code a desktop visitor scans to carry the chat over to their phone: only for an
+    agent the widget lists (or "any"), only with size and scale, as the script asks for it."""
     service = request.app.state.service
     params = request.path_params
     target = await find_widget(service, params["widget"])
     if target is None:
         raise NotFound("There is no widget here, so there is no QR code either.")
-    page = page_url(request.query_params.get("u", ""), target.widget.settings.allowed_domains)
-    data = f"{service.base_url}/w/{target.widget.id}/{params['agent'][:20]}?" + urlencode(
+    settings = target.widget.settings
+    agent = params["agent"]
+    listed = (str(a.id) for a in target.agents if settings.agent_ids is None or a.id in settings.agent_ids)
+    if agent != "any" and agent not in listed:
+        raise NotFound("This widget has no such agent, so there is no QR code either.")
+    page = page_url(request.query_params.get("u", ""), settings.allowed_domains)
+    data = f"{service.base_url}/w/{target.widget.id}/{agent}?" + urlencode(
         {"via": "qr", "u": page, "l": request.query_params.get("l", "")[:5]}
     )
-    options = parse_options({k: v for k, v in request.query_params.items() if k not in ("u", "l")})
+    asked = {k: v for k, v in request.query_params.items() if k not in ("u", "l")}
+    options = parse_options(public_options([], "", asked))
     return await qr_response(request, data, options, None, "public, max-age=3600")
 
 
-def widget_script(request: Request) -> Response:
-    """`/widget.js` revalidates hourly, so a new release reaches every site within the hour;
-    `/widget.<version>.js` never changes, for sites that pin a version."""
-    script = request.app.state.widget_script
-    version = request.path_params.get("version")
-    if version is not None and version != script.version:
-        raise NotFound(f"There is no widget version {version!r}; the current one is {script.version}.")
-    cache = "public, max-age=31536000, immutable" if version else "public, max-age=3600, stale-while-revalidate=86400"
-    tag = f'"{script.version}"'
-    headers = WIDGET_HEADERS | {"ETag": tag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
-    if not_modified(request, tag):
-        return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(script.gzipped, media_type=SCRIPT_TYPE, headers=headers | {"Content-Encoding": "gzip"})
-    return Response(script.body, media_type=SCRIPT_TYPE, headers=headers)
+WIDGET_SCRIPT = ScriptEndpoint()
 
 
 async def health(request: Request) -> Response:
@@ -443,9 +389,9 @@ routes = [  # the two click routes first: the router tries routes in order
     Route("/w/{widget}/{agent}", ClickEndpoint(widget_click), methods=["GET"]),
     Route("/poster/s/{slug}", poster, methods=["GET"]),
     Route("/qr/w/{widget}/{agent}.{kind}", widget_qr, methods=["GET"]),
-    Route("/widget.js", widget_script, methods=["GET"]),
-    Route("/widget.{version}.js", widget_script, methods=["GET"]),
-    Route("/api/widget/{widget}", widget_config, methods=["GET"]),
+    Route("/widget.js", WIDGET_SCRIPT, methods=["GET"]),
+    Route("/widget.{version}.js", WIDGET_SCRIPT, methods=["GET"]),
+    Route("/api/widget/{widget}", ConfigEndpoint(), methods=["GET"]),
     Route("/api/widget/{widget}/avatar.png", widget_avatar, methods=["GET"]),
     Route("/", welcome, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),

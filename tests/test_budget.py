@@ -1,0 +1,210 @@
+"""What an anonymous caller can make expensive has a budget per address (issue 11, point 2):
+unknown widget agents are 404s, styled QR codes need a signed address or an API key, and
+renders not drawn before, posters, 404 pages and configurations not cached spend from a
+token bucket per address, answered 429 with Retry-After past it. Clicks never spend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from clicktochat.app import create_app
+from clicktochat.budget import BURST, RATE, Budget
+from clicktochat.qr_access import Renders, signed_query
+from clicktochat.service import Service
+from clicktochat.settings import Settings
+from clicktochat.visitors import Proxies
+from conftest import IPHONE, Clock, call
+
+NUMBER = "+39 347 123 4567"
+
+
+@pytest.fixture
+def timed(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """The app with its clock in the test's hand; the budget refills only when it moves."""
+    with TestClient(create_app(settings, clock, background=False), base_url="https://chat.example.com",
+                    follow_redirects=False, client=("127.0.0.1", 50000)) as c:  # fmt: skip
+        yield c
+
+
+@pytest.fixture
+def shop(timed: TestClient) -> dict[str, Any]:
+    service: Service = timed.app.state.service  # type: ignore[attr-defined]
+    business = call(timed, service.add_business("Dolce Vita", "Europe/Rome"))
+    giulia = call(timed, service.add_agent(business.id, "Giulia", NUMBER))  # type: ignore[attr-defined]
+    call(timed, service.create_widget(business.id, "shop", {}))  # type: ignore[attr-defined]
+    call(timed, service.create_link(to=NUMBER, slug="vetrina"))
+    return {"business": business, "giulia": giulia, "service": service}
+
+
+def from_address(address: str) -> dict[str, str]:
+    """Requests as if from `address`, as the trusted proxy (the test client, 127.0.0.1) says."""
+    return {"x-forwarded-for": address}
+
+
+@pytest.fixture
+def proxied(timed: TestClient) -> TestClient:
+    timed.app.state.proxies = Proxies([ip_network("127.0.0.0/8")])  # type: ignore[attr-defined]
+    return timed
+
+
+def test_unknown_agents_of_a_widget_have_no_qr_code(timed: TestClient, shop: dict[str, Any]) -> None:
+    giulia = shop["giulia"]
+    assert timed.get(f"/qr/w/shop/{giulia.id}.png?size=400").status_code == 200
+    assert timed.get("/qr/w/shop/any.svg").status_code == 200  # whoever is on duty
+    for agent in ("anything-at-all", "9999", "0"):
+        response = timed.get(f"/qr/w/shop/{agent}.png?size=4096&error=H", headers={"accept": "application/json"})
+        assert response.status_code == 404, agent
+        assert "no such agent" in response.json()["detail"]
+
+
+def test_styled_codes_are_the_owners(timed: TestClient, shop: dict[str, Any], auth: dict[str, str]) -> None:
+    keys = shop["service"].signer.keys
+    json = {"accept": "application/json"}
+    assert timed.get("/qr/s/vetrina.png?size=600").status_code == 200  # size and scale: anyone's
+    assert timed.get("/qr/s/vetrina.svg?scale=3").status_code == 200
+    for query in ("dark=ff0000", "logo=channel", "error=H", "border=2", "light=000000&inverted=true"):
+        refused = timed.get(f"/qr/s/vetrina.png?{query}", headers=json)
+        assert refused.status_code == 403, query
+        assert "size or scale" in refused.json()["detail"]
+    signed = signed_query(keys, "s/vetrina", {"dark": "#0b3d91", "size": "300"})
+    assert "sig=" in signed and timed.get(f"/qr/s/vetrina.png?{signed}").status_code == 200
+    assert timed.get(f"/qr/s/vetrina.png?{signed.replace('0b3d91', '8b0000')}").status_code == 403  # tampered
+    call(timed, shop["service"].create_link(to=NUMBER, slug="rival"))
+    assert timed.get(f"/qr/s/rival.png?{signed}").status_code == 403  # signed for another link
+    assert timed.get("/qr/s/vetrina.png?dark=0b3d91", headers=auth).status_code == 200  # an API key: the owner
+    bad_key = {"authorization": "Bearer nope"}
+    assert timed.get("/qr/s/vetrina.png?dark=0b3d91", headers=bad_key).status_code == 403
+    assert timed.get("/qr/w/shop/any.png?dark=ff0000").status_code == 403  # the widget's code: never styled
+
+
+def test_a_burst_of_new_renders_runs_out_and_the_clock_refills_it(
+    proxied: TestClient, shop: dict[str, Any], clock: Clock
+) -> None:
+    giulia = shop["giulia"]
+    path = f"/qr/w/shop/{giulia.id}.png"
+    for page in range(BURST):  # each page URL is a code never drawn before
+        response = proxied.get(f"{path}?u=https://a.example/{page}", headers=from_address("203.0.113.7"))
+        assert response.status_code == 200, page
+    refused = proxied.get(f"{path}?u=https://a.example/new", headers=from_address("203.0.113.7") | {
+        "accept": "application/json"})  # fmt: skip
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == str(int(1 / RATE))
+    assert "try again" in refused.json()["detail"]
+    # A code already drawn costs nothing, even past the budget; nor does a 304.
+    drawn = proxied.get(f"{path}?u=https://a.example/0", headers=from_address("203.0.113.7"))
+    assert drawn.status_code == 200
+    again = proxied.get(f"{path}?u=https://a.example/0", headers=from_address("203.0.113.7") | {
+        "if-none-match": drawn.headers["etag"]})  # fmt: skip
+    assert again.status_code == 304
+    # Another address has its own budget.
+    assert proxied.get(f"{path}?u=https://a.example/other", headers=from_address("198.51.100.1")).status_code == 200
+    # Time refills it: one render per 1/RATE seconds.
+    clock.move(1 / RATE)
+    assert proxied.get(f"{path}?u=https://a.example/later", headers=from_address("203.0.113.7")).status_code == 200
+    assert proxied.get(f"{path}?u=https://a.example/later2", headers=from_address("203.0.113.7")).status_code == 429
+
+
+def test_posters_and_404_pages_spend_from_the_same_budget(proxied: TestClient, shop: dict[str, Any]) -> None:
+    me = from_address("2001:db8::1")
+    for n in range(BURST // 2):
+        assert proxied.get("/poster/s/vetrina", headers=me).status_code == 200
+        assert proxied.get(f"/nothing/{n}", headers=me).status_code == 404
+    poster = proxied.get("/poster/s/vetrina", headers=me | {"accept": "application/json"})
+    assert poster.status_code == 429 and poster.headers["retry-after"] == str(int(1 / RATE))
+    missing = proxied.get("/qr/s/nope.png", headers=me)
+    assert missing.status_code == 429 and missing.headers["retry-after"]
+    widget = proxied.get("/api/widget/nope", headers=me)  # still readable by the script
+    assert widget.status_code == 429 and widget.headers["access-control-allow-origin"] == "*"
+
+
+def test_clicks_are_never_throttled(proxied: TestClient, shop: dict[str, Any]) -> None:
+    me = from_address("203.0.113.9") | {"user-agent": IPHONE}
+    for _ in range(BURST):  # spend the whole budget first
+        proxied.get("/nothing", headers=me)
+    assert proxied.get("/nothing", headers=me).status_code == 429
+    giulia = shop["giulia"]
+    for n in range(500):
+        path = ("/s/vetrina", f"/w/shop/{giulia.id}", "/w/shop/any")[n % 3]
+        assert proxied.get(path, headers=me).status_code == 302, (n, path)
+    assert proxied.get("/s/nope", headers=me).status_code == 404  # a click's 404 is not throttled either
+
+
+def test_a_widget_configuration_drawn_anew_spends_one_cached_none(
+    proxied: TestClient, shop: dict[str, Any], clock: Clock
+) -> None:
+    me = from_address("192.0.2.5") | {"origin": "https://dolcevita.it"}
+    assert proxied.get("/api/widget/shop?lang=it", headers=me).status_code == 200  # drawn: spends one
+    for _ in range(BURST * 2):
+        assert proxied.get("/api/widget/shop?lang=it", headers=me).status_code == 200  # cached: free
+    budget: Budget = proxied.app.state.budget  # type: ignore[attr-defined]
+    assert budget.retry_after("192.0.2.5", BURST - 1) == 0  # all but the one are left
+
+
+def test_the_budget_forgets_the_longest_unseen_address_and_keeps_only_hashes() -> None:
+    now = [0.0]
+    budget = Budget(burst=2, rate=1, max_addresses=3, clock=lambda: now[0])
+    assert [budget.retry_after("10.0.0.1") for _ in range(3)] == [0, 0, 1]
+    for n in range(2, 6):
+        budget.retry_after(f"10.0.0.{n}")
+    assert len(budget) == 3
+    assert all(b"10.0.0" not in key for key in budget._buckets)  # noqa: SLF001
+    assert budget.retry_after("10.0.0.1") == 0  # forgotten: a full bucket again, never an emptier one
+    now[0] += 0.5
+    assert budget.retry_after("10.0.0.5", cost=3) == 2  # more than the burst: told how long, nothing spent
+
+
+def test_renders_are_bounded_in_count_and_bytes() -> None:
+    renders = Renders(max_entries=2, max_bytes=10)
+    renders.put("a", b"1234")
+    renders.put("b", b"1234")
+    renders.put("c", b"1234")
+    assert renders.get("a") is None and renders.get("c") == b"1234" and len(renders) == 2
+    renders.put("d", b"12345678")
+    assert len(renders) == 1 and renders.get("d") == b"12345678"
+    renders.put("huge", b"x" * 11)
+    assert renders.get("huge") is None
+
+
+# -- the widget's own endpoints (issue 11, point 11) ---------------------------------------
+
+
+def test_widget_js_answers_from_prebuilt_responses(timed: TestClient) -> None:
+    script = timed.app.state.widget_script  # type: ignore[attr-defined]
+    plain = timed.get("/widget.js", headers={"accept-encoding": "identity"})
+    assert plain.content == script.body and plain.headers["content-length"] == str(len(script.body))
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    zipped = timed.get("/widget.js", headers={"accept-encoding": "gzip"})
+    assert zipped.headers["content-length"] == str(len(script.gzipped))
+    not_modified = timed.get(f"/widget.{script.version}.js", headers={"if-none-match": f'W/"{script.version}"'})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert not_modified.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_configuration_is_kept_briefly_and_dropped_on_an_edit(
+    timed: TestClient, shop: dict[str, Any], clock: Clock
+) -> None:
+    from clicktochat.widget_http import CONFIG_TTL
+
+    service: Service = shop["service"]
+    site = {"origin": "https://dolcevita.it"}
+    first = timed.get("/api/widget/shop", headers=site)
+    assert first.headers["content-length"] == str(len(first.content))
+    configs = timed.app.state.widget_configs  # type: ignore[attr-defined]
+    assert len(configs) == 1
+    assert timed.get("/api/widget/shop", headers=site).headers["etag"] == first.headers["etag"]
+    assert timed.get("/api/widget/shop?lang=it", headers=site).json()["lang"] == "it"  # a language of its own
+    assert len(configs) == 2
+    call(timed, service.update_widget("shop", {"greeting": "Ciao!"}))  # service.forget(): dropped at once
+    assert timed.get("/api/widget/shop", headers=site).json()["greeting"] == "Ciao!"
+    # Availability moves with time: an entry lives CONFIG_TTL seconds, within the response's max-age.
+    entry = configs.get(service.widget_cache._found["shop"], "en")  # noqa: SLF001
+    assert entry is not None
+    clock.move(CONFIG_TTL)
+    assert configs.get(service.widget_cache._found["shop"], "en") is None  # noqa: SLF001
+    assert CONFIG_TTL <= 60
