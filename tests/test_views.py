@@ -17,6 +17,7 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
 
+LOCAL = "http://127.0.0.1:8000"  # the origin of a server without a base URL: the only host it answers for
 TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
 
 
@@ -86,7 +87,7 @@ def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient,
 
 def test_visitors_are_told_apart_by_address_only_through_trusted_proxies(tmp_path: Path) -> None:
     settings = Settings.from_env({}, db=str(tmp_path / "proxy.db"), trusted_proxies="127.0.0.0/8")
-    with TestClient(create_app(settings), client=("127.0.0.1", 5000)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL, client=("127.0.0.1", 5000)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         path = make(client, service, to="+39 347 123 4567", slug="proxied")
         for forwarded in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "6.6.6.6, 198.51.100.2"):
@@ -96,7 +97,7 @@ def test_visitors_are_told_apart_by_address_only_through_trusted_proxies(tmp_pat
     assert sum(r["n"] for r in rows) == 4 and sum(r["uniques"] for r in rows) == 2  # type: ignore[index]
     assert "198.51.100" not in (tmp_path / "proxy.db").read_bytes().decode("latin-1")
     untrusted = Settings.from_env({}, db=str(tmp_path / "direct.db"))
-    with TestClient(create_app(untrusted), client=("127.0.0.1", 5000)) as client:
+    with TestClient(create_app(untrusted), base_url=LOCAL, client=("127.0.0.1", 5000)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         path = make(client, service, to="+39 347 123 4567", slug="direct")
         for forwarded in ("198.51.100.1", "198.51.100.2"):  # forged: one visitor, whatever the header says
@@ -204,7 +205,7 @@ def test_the_click_path_reads_and_writes_nothing(client: TestClient, service: Se
 @pytest.fixture
 def slow_client(tmp_path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = Settings(db=str(tmp_path / "x.db"), base_url="https://chat.example.com", flush_interval=0.05)
-    with TestClient(create_app(settings), follow_redirects=False) as c:
+    with TestClient(create_app(settings), base_url="https://chat.example.com", follow_redirects=False) as c:
         yield c
 
 
@@ -232,7 +233,7 @@ def test_an_edit_from_another_process_reaches_the_running_server(slow_client: Te
 
 def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(db=str(tmp_path / "demo.db"), base_url="http://127.0.0.1:8000", demo=True)
-    with TestClient(create_app(settings)) as demo:
+    with TestClient(create_app(settings), base_url=LOCAL) as demo:
         page = demo.get("/")
         assert page.status_code == 200
         assert "Pasticceria Dolce Vita" in page.text
@@ -246,7 +247,7 @@ def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyp
         assert "script-src 'self'; connect-src 'self'" in page.headers["content-security-policy"]
         assert demo.get("/api/widget/demo", headers={"referer": "http://127.0.0.1:8000/"}).json()["bubble"] == 2
         agents = sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0]
-    with TestClient(create_app(settings)) as again:  # seeding is once per database
+    with TestClient(create_app(settings), base_url=LOCAL) as again:  # seeding is once per database
         assert again.get("/").status_code == 200
         assert sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
 
@@ -270,9 +271,10 @@ def test_health(client: TestClient) -> None:
 
 def test_welcome_page_survives_replaced_signing_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = str(tmp_path / "demo.db")
-    with TestClient(create_app(Settings(db=db, demo=True))) as first:
+    with TestClient(create_app(Settings(db=db, demo=True)), base_url=LOCAL) as first:
         assert first.get("/").text.count("<svg") == 4
-    with TestClient(create_app(Settings(db=db, demo=True, secret_keys="another-key-" + "x" * 32))) as second:
+    replaced = Settings(db=db, demo=True, secret_keys="another-key-" + "x" * 32)
+    with TestClient(create_app(replaced), base_url=LOCAL) as second:
         page = second.get("/")
         assert page.status_code == 200 and page.text.count("<svg") == 3  # the signed demo link is left out
 
@@ -329,7 +331,7 @@ def test_the_watcher_survives_a_failed_check(slow_client: TestClient) -> None:
 
 
 def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True))) as demo:
+    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True)), base_url=LOCAL) as demo:
         page = demo.get("/").text
         assert 'href="/poster/s/vetrina?format=a5"' in page
         assert demo.get("/poster/s/vetrina?format=a5").status_code == 200
