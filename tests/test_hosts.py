@@ -66,7 +66,8 @@ def test_other_hosts_are_refused(client: TestClient, host: str, path: str) -> No
     assert "CLICKTOCHAT_TRUSTED_HOSTS" in problem.json()["detail"]
 
 
-@pytest.mark.parametrize("host", ["chat.example.com", "CHAT.example.com", "chat.example.com.", "chat.example.com:443"])
+@pytest.mark.parametrize("host", ["chat.example.com", "CHAT.example.com", "chat.example.com.", "chat.example.com:443",
+                                  "127.0.0.1:8000"])  # the last: a proxy on this machine that keeps its upstream's
 def test_our_host_is_served_however_it_is_written(client: TestClient, host: str) -> None:
     assert client.get("/", headers={"host": host}).status_code == 200
     assert client.get("/admin", headers={"host": host}).headers["location"] == "/admin/"
@@ -84,10 +85,11 @@ def test_a_configured_list_replaces_the_base_urls_host(settings: Settings) -> No
         assert client.get("/", headers={"host": "chat.example.com"}).status_code == 400
 
 
-def test_local_base_urls_trust_the_loopback_names() -> None:
+def test_the_base_urls_host_and_the_loopback_names_are_trusted_by_default() -> None:
     assert allowed_hosts("", "http://127.0.0.1:8000") == {"127.0.0.1", "localhost", "::1"}
     assert allowed_hosts("", "http://localhost:8000") == {"127.0.0.1", "localhost", "::1"}
-    assert allowed_hosts("", "https://chat.example.com") == {"chat.example.com"}
+    # A proxy on the same machine that does not pass Host on (nginx's default) names its upstream.
+    assert allowed_hosts("", "https://chat.example.com") == {"chat.example.com", "127.0.0.1", "localhost", "::1"}
     assert allowed_hosts("*", "https://chat.example.com") is None
     assert allowed_hosts("A.example.com., [::1]", "https://chat.example.com") == {"a.example.com", "::1"}
 

@@ -3,7 +3,7 @@
 Starlette's own trailing-slash redirect (`redirect_slashes`) put it into `Location`: `GET /admin`
 with `Host: evil.example` was a 307 to `http://evil.example/admin/`, a gift to a poisoned cache or
 a phishing mail. Our slash redirect is relative instead, and requests naming a host that is not
-ours (`CLICKTOCHAT_TRUSTED_HOSTS`; by default the base URL's) are refused with a 400 before any
+ours (`CLICKTOCHAT_TRUSTED_HOSTS`; by default the base URL's and loopback) are refused with a 400 before any
 route sees them."""
 
 from __future__ import annotations
@@ -26,15 +26,16 @@ Refuse = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def allowed_hosts(trusted: str, base_url: str) -> frozenset[str] | None:
-    """The host names requests may name (None: any, for `*`). Without a list, the base URL's
-    host, and the loopback names too when that host is one of them (`serve` on a laptop)."""
+    """The host names requests may name (None: any, for `*`). Without a list, the base URL's host
+    and the loopback names: a reverse proxy on the same machine that does not pass Host on (nginx's
+    default) names its upstream, 127.0.0.1:8000, and nobody can point a loopback name elsewhere."""
     names = {name.strip().lower().rstrip(".").strip("[]") for name in trusted.split(",") if name.strip()}
     if "*" in names:
         return None
     if names:
         return frozenset(names)
     host = (urlsplit(base_url).hostname or "").rstrip(".")
-    return frozenset({host} | (LOCAL if host in LOCAL else set()))
+    return frozenset({host} | LOCAL)
 
 
 def host_name(raw: str) -> str:
@@ -53,6 +54,7 @@ class TrustedHosts:
         self.app, self.trusted, self.refuse = app, trusted, refuse
         self._allowed: frozenset[str] | None = None
         self._known = False  # the base URL is known once the service is open
+        self._seen: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNCHECKED_PATHS:
@@ -61,8 +63,18 @@ class TrustedHosts:
             self._allowed = allowed_hosts(self.trusted, scope["app"].state.service.base_url)
             self._known = True
         if self._allowed is not None:
-            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
-            if host_name(host) not in self._allowed:
+            host = b""
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value
+                    break
+            ours = self._seen.get(host)
+            if ours is None:  # a Host not seen before: a few per server, so each is read once
+                ours = host_name(host.decode("latin-1")) in self._allowed
+                if len(self._seen) >= 256:
+                    self._seen.clear()
+                self._seen[host] = ours
+            if not ours:
                 error = MalformedRequest(
                     "This server does not answer for that host name. Use the address you were given; "
                     "its owner can add the name to CLICKTOCHAT_TRUSTED_HOSTS."

@@ -48,8 +48,8 @@ class Settings:
     trusted_hosts: str = setting(
         "",
         "Comma-separated host names requests may name in their Host header (e.g. chat.example.com,"
-        "www.chat.example.com); others get a 400. `*`: any. Empty: the base URL's host, plus localhost, "
-        "127.0.0.1 and ::1 when that host is one of them.",
+        "www.chat.example.com); others get a 400. `*`: any. Empty: the base URL's host, and localhost, "
+        "127.0.0.1 and ::1 (what a reverse proxy on the same machine names when it does not pass Host on).",
     )
     unique_window: int = setting(
         1800, "Seconds in which repeated clicks of one visitor on one link count as one unique click."
