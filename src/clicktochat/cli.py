@@ -153,7 +153,10 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     asyncio.run(_record_base_url(settings))
     click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {settings.db})", err=True)
     server = uvicorn.Server(config(create_app(settings), settings, log_level))
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C's signal again once it has stopped; as uvicorn.run does
+        pass
     if not server.started:  # the port was taken, say: uvicorn has logged why
         sys.exit(3)
 
