@@ -1,6 +1,7 @@
 """How long a QR code takes: median milliseconds per SVG and per PNG, cold (a link never
 rendered before) and cached (clicktochat.qr.render's memo), for segno (what we use) and
-qrcode (the alternative), in the same run; and the QR version of a typical short link.
+qrcode (the alternative, when installed: `pip install -e '.[bench]'`; it is no runtime
+dependency), in the same run; and the QR version of a typical short link.
 
     .venv/bin/python bench/qr.py
     .venv/bin/python bench/qr.py --runs 500
@@ -9,16 +10,14 @@ qrcode (the alternative), in the same run; and the QR version of a typical short
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import statistics
 import time
 from collections.abc import Callable
 from itertools import count
 
-import qrcode
-import qrcode.constants
 import segno
-from qrcode.image.svg import SvgPathImage
 
 from clicktochat.qr import QROptions, render, version
 
@@ -41,6 +40,9 @@ def median_ms(make: Callable[[], object], runs: int) -> float:
 
 
 def qrcode_svg(data: str) -> bytes:
+    import qrcode.constants
+    from qrcode.image.svg import SvgPathImage
+
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
     code.add_data(data)
     code.make(fit=True)
@@ -50,6 +52,8 @@ def qrcode_svg(data: str) -> bytes:
 
 
 def qrcode_png(data: str) -> bytes:
+    import qrcode.constants
+
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=10)
     code.add_data(data)
     code.make(fit=True)
@@ -79,8 +83,9 @@ def main() -> None:
          lambda: render(cached, options, "png")),
         ("segno, direct", lambda: segno_direct(fresh_short_link(), "svg"),
          lambda: segno_direct(fresh_short_link(), "png")),
-        ("qrcode, direct", lambda: qrcode_svg(fresh_short_link()), lambda: qrcode_png(fresh_short_link())),
     ]  # fmt: skip
+    if importlib.util.find_spec("qrcode"):
+        rows.append(("qrcode, direct", lambda: qrcode_svg(fresh_short_link()), lambda: qrcode_png(fresh_short_link())))
     print(f"median of {runs} renders of a short link ({cached}), error correction M, 4-module border")
     print(f"{'':<40}{'SVG ms':>10}{'PNG ms':>10}")
     figures = {}
@@ -88,8 +93,11 @@ def main() -> None:
         figures[label] = (median_ms(svg, runs), median_ms(png, runs))
         print(f"{label:<40}{figures[label][0]:>10.4f}{figures[label][1]:>10.4f}")
     segno_svg, segno_png = figures["segno, direct"]
-    qrcode_svg_ms, qrcode_png_ms = figures["qrcode, direct"]
-    print(f"\nqrcode / segno: SVG {qrcode_svg_ms / segno_svg:.2f}x, PNG {qrcode_png_ms / segno_png:.2f}x")
+    if "qrcode, direct" in figures:
+        qrcode_svg_ms, qrcode_png_ms = figures["qrcode, direct"]
+        print(f"\nqrcode / segno: SVG {qrcode_svg_ms / segno_svg:.2f}x, PNG {qrcode_png_ms / segno_png:.2f}x")
+    else:
+        print("\nqrcode is not installed: pip install -e '.[bench]' to compare")
     print(f"targets: cold SVG <= 5 ms, cached <= 0.3 ms: "
           f"{figures['segno, cold (clicktochat.qr.render)'][0]:.2f} ms and "
           f"{figures['segno, cached (clicktochat.qr.render)'][0]:.4f} ms")  # fmt: skip

@@ -109,8 +109,8 @@ def test_signing_in_leads_back_to_the_page_asked_for(client: TestClient, admin_a
     assert client.get("/admin/links").status_code == 200
 
 
-OUTSIDE = ["https://evil.example/", "//evil.example/admin", "/\\evil.example", "/s/x", "javascript:alert(1)",
-           "/admin@evil.example", "/admin/../../s/x", "/admin"]  # fmt: skip
+OUTSIDE = ["https://evil.example/", "http://[", "//evil.example/admin", "/\\evil.example", "/s/x",
+           "javascript:alert(1)", "/admin@evil.example", "/admin/../../s/x", "/admin"]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", OUTSIDE)

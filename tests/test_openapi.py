@@ -271,7 +271,7 @@ def test_the_document_is_served_with_the_configured_origin(settings: Any, db_pat
     from clicktochat.app import create_app
 
     other = replace(settings, base_url="https://links.example.org")
-    with TestClient(create_app(other)) as client:
+    with TestClient(create_app(other), base_url="https://links.example.org") as client:
         assert client.get(f"{API}/openapi.json").json()["servers"] == [{"url": "https://links.example.org/api/v1"}]
 
 

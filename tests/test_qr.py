@@ -114,6 +114,7 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
     [
         ("/qr/s/nope.png", 404), ("/qr/s/vetrina.gif", 404), ("/qr/c/garbage.sig.png", 404),
         ("/qr/s/vetrina.png?error=Z", 422), ("/qr/s/vetrina.png?dark=%23eeeeee", 422),
+        ("/qr/s/vetrina.png?size=" + "9" * 5000, 422),  # int() itself refuses 4,301 digits
     ],
 )  # fmt: skip
 def test_qr_endpoint_refusals(

@@ -18,6 +18,7 @@ from clicktochat.settings import Settings
 from clicktochat.tokens import LinkSigner
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush, watch
 
+LOCAL = "http://127.0.0.1:8000"  # the origin of a server without a base URL: the only host it answers for
 TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
 
 
@@ -87,7 +88,7 @@ def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient,
 
 def test_visitors_are_told_apart_by_address_only_through_trusted_proxies(tmp_path: Path) -> None:
     settings = Settings.from_env({}, db=str(tmp_path / "proxy.db"), trusted_proxies="127.0.0.0/8")
-    with TestClient(create_app(settings), client=("127.0.0.1", 5000)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL, client=("127.0.0.1", 5000)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         path = make(client, service, to="+39 347 123 4567", slug="proxied")
         for forwarded in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "6.6.6.6, 198.51.100.2"):
@@ -97,7 +98,7 @@ def test_visitors_are_told_apart_by_address_only_through_trusted_proxies(tmp_pat
     assert sum(r["n"] for r in rows) == 4 and sum(r["uniques"] for r in rows) == 2  # type: ignore[index]
     assert "198.51.100" not in (tmp_path / "proxy.db").read_bytes().decode("latin-1")
     untrusted = Settings.from_env({}, db=str(tmp_path / "direct.db"))
-    with TestClient(create_app(untrusted), client=("127.0.0.1", 5000)) as client:
+    with TestClient(create_app(untrusted), base_url=LOCAL, client=("127.0.0.1", 5000)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         path = make(client, service, to="+39 347 123 4567", slug="direct")
         for forwarded in ("198.51.100.1", "198.51.100.2"):  # forged: one visitor, whatever the header says
@@ -138,6 +139,9 @@ def test_bad_tokens_are_404_pages_never_redirects(client: TestClient, service: S
 
 
 def test_mutated_tokens_are_404_pages_never_500s(client: TestClient, service: Service) -> None:
+    from clicktochat.budget import Budget
+
+    client.app.state.budget = Budget(burst=1000)  # type: ignore[attr-defined]  # ~100 QR 404s from one address
     good = make(client, service, to="+39 347 123 4567", text=TEXT, short=False).rsplit("/", 1)[1]
     foreign = LinkSigner(["another-key-that-signed-nothing-here"]).sign(service.signer.verify(good))
     flips = [good[:i] + ("A" if good[i] != "A" else "B") + good[i + 1:] for i in range(0, len(good), 5)]
@@ -263,7 +267,7 @@ def test_an_edit_from_another_process_reaches_the_running_server(client: TestCli
 
 def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(db=str(tmp_path / "demo.db"), base_url="http://127.0.0.1:8000", demo=True)
-    with TestClient(create_app(settings)) as demo:
+    with TestClient(create_app(settings), base_url=LOCAL) as demo:
         page = demo.get("/")
         assert page.status_code == 200
         assert "Pasticceria Dolce Vita" in page.text
@@ -277,7 +281,7 @@ def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyp
         assert "script-src 'self'; connect-src 'self'" in page.headers["content-security-policy"]
         assert demo.get("/api/widget/demo", headers={"referer": "http://127.0.0.1:8000/"}).json()["bubble"] == 2
         agents = sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0]
-    with TestClient(create_app(settings)) as again:  # seeding is once per database
+    with TestClient(create_app(settings), base_url=LOCAL) as again:  # seeding is once per database
         assert again.get("/").status_code == 200
         assert sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
 
@@ -301,9 +305,10 @@ def test_health(client: TestClient) -> None:
 
 def test_welcome_page_survives_replaced_signing_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = str(tmp_path / "demo.db")
-    with TestClient(create_app(Settings(db=db, demo=True))) as first:
+    with TestClient(create_app(Settings(db=db, demo=True)), base_url=LOCAL) as first:
         assert first.get("/").text.count("<svg") == 4
-    with TestClient(create_app(Settings(db=db, demo=True, secret_keys="another-key-" + "x" * 32))) as second:
+    replaced = Settings(db=db, demo=True, secret_keys="another-key-" + "x" * 32)
+    with TestClient(create_app(replaced), base_url=LOCAL) as second:
         page = second.get("/")
         assert page.status_code == 200 and page.text.count("<svg") == 3  # the signed demo link is left out
 
@@ -360,7 +365,7 @@ def test_the_watcher_survives_a_failed_check(
 
 
 def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True))) as demo:
+    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True)), base_url=LOCAL) as demo:
         page = demo.get("/").text
         assert 'href="/poster/s/vetrina?format=a5"' in page
         assert demo.get("/poster/s/vetrina?format=a5").status_code == 200

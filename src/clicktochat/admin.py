@@ -227,7 +227,10 @@ def to_login(request: Request) -> Response:
 
 def local_path(value: str) -> str:
     """Where to go after signing in: only a dashboard page of ours, never another site."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[": an unclosed IPv6 host
+        return "/admin/"
     path = posixpath.normpath(parts.path) + ("/" if parts.path.endswith("/") else "")
     if parts.scheme or parts.netloc or "\\" in value or not (path == "/admin/" or path.startswith("/admin/")):
         return "/admin/"

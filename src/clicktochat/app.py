@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -26,6 +27,7 @@ from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .demo import seed_demo
 from .errors import InternalError, ProblemError, TooManyRequests
+from .hosts import TrustedHosts, relative_slash_redirects
 from .qr_access import Renders
 from .service import Service
 from .settings import Settings
@@ -92,8 +94,10 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
         exception_handlers={ProblemError: problem_response, HTTPException: problem_response, 500: server_error},
+        middleware=[Middleware(TrustedHosts, trusted=settings.trusted_hosts, refuse=problem_response)],
         lifespan=lifespan,
     )
+    relative_slash_redirects(app.router)  # never Starlette's, which writes the Host header into Location
     app.state.templates = templates
     app.state.login_throttle = LoginThrottle()
     app.state.widget_drafts = Drafts()

@@ -4,7 +4,6 @@ CLICKTOCHAT_* variables), so the CLI and a running server share one database."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import sqlite3
@@ -153,6 +152,7 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     import uvicorn
 
     from .app import create_app
+    from .server import config
 
     settings = settings_from(db=db, base_url=base_url, host=host, port=port, demo=demo)
     if not settings.base_url:
@@ -160,14 +160,13 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
         settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
     asyncio.run(_record_base_url(settings))
     click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {settings.db})", err=True)
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["clicktochat"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, log_config=log_config,
-        access_log=False,  # access logs would hold visitors' IP addresses
-        proxy_headers=False,  # X-Forwarded-For is read for clicks only, from CLICKTOCHAT_TRUSTED_PROXIES
-        http="httptools", lifespan="on", server_header=False, timeout_graceful_shutdown=10,
-    )  # fmt: skip
+    server = uvicorn.Server(config(create_app(settings), settings, log_level))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C's signal again once it has stopped; as uvicorn.run does
+        pass
+    if not server.started:  # the port was taken, say: uvicorn has logged why
+        sys.exit(3)
 
 
 async def _record_base_url(settings: Settings) -> None:

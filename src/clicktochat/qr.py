@@ -69,7 +69,8 @@ def _number(params: Mapping[str, str], name: str, low: int, high: int) -> int | 
     raw = params.get(name)
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    # The length first: int() of thousands of digits is a ValueError (and slow)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or not low <= int(raw) <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}")
     return int(raw)
 

@@ -45,6 +45,12 @@ class Settings:
         "Comma-separated addresses or networks (e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
         "is believed. Empty: the connecting address is the visitor's.",
     )
+    trusted_hosts: str = setting(
+        "",
+        "Comma-separated host names requests may name in their Host header (e.g. chat.example.com,"
+        "www.chat.example.com); others get a 400. `*`: any. Empty: the base URL's host, and localhost, "
+        "127.0.0.1 and ::1 (what a reverse proxy on the same machine names when it does not pass Host on).",
+    )
     unique_window: int = setting(
         1800, "Seconds in which repeated clicks of one visitor on one link count as one unique click."
     )
@@ -89,6 +95,8 @@ class Settings:
 
         if not self.graph_url.startswith(("https://", "http://")):
             raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
+        if any("/" in name or " " in name.strip() for name in self.trusted_hosts.split(",")):
+            raise ValueError(f"{ENV_PREFIX}TRUSTED_HOSTS: give host names (chat.example.com), not URLs")
         try:
             self.proxy_networks  # noqa: B018 (parsed now, so a typo stops the start, not a click)
         except ValueError as exc:

@@ -131,7 +131,8 @@ def parse_query(params: Mapping[str, str]) -> StatsQuery:
         if name not in params:
             return None
         raw = params[name]
-        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        # The length first: int() of thousands of digits is a ValueError (and slow)
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or not low <= int(raw) <= high:
             errors.append(FieldError(name, f"must be a whole number from {low} to {high}"))
             return None
         return int(raw)
