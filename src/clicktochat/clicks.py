@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from .store import Store
+from .uniques import RecentVisitors
 from .useragents import parse_device, robot_name
 from .visitors import DAY, Salts
 
@@ -185,37 +186,6 @@ def _add(total: list[int], counts: tuple[int, int, int]) -> None:
     total[2] += counts[2]
 
 
-class RecentVisitors:
-    """When each visitor (a hash, which includes the link) last clicked, for `window` seconds:
-    a click is unique if its visitor has not clicked that link within the window."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.last: dict[str, int] = {}
-        self._swept_at = 0
-
-    def decide(self, rows: list[ClickRow], before: list[str]) -> tuple[list[ClickRow], dict[str, int]]:
-        """The rows with `uniques` set, and what to remember once they are written."""
-        seen: dict[str, int] = {}
-        decided = []
-        for row, hash_before in zip(rows, before, strict=True):
-            unique = 0
-            if row.visitor and not row.robot:
-                last = [seen.get(row.visitor, self.last.get(row.visitor))]
-                if hash_before:  # a click just after midnight, hashed under yesterday's salt too
-                    last.append(seen.get(hash_before, self.last.get(hash_before)))
-                unique = int(all(t is None or abs(row.at - t) >= self.window for t in last))
-                seen[row.visitor] = max(row.at, seen.get(row.visitor, self.last.get(row.visitor, 0)))
-            decided.append(row._replace(uniques=unique))
-        return decided, seen
-
-    def remember(self, seen: dict[str, int], now: int) -> None:
-        self.last.update(seen)
-        if abs(now - self._swept_at) >= self.window:  # forget the stale once a window, not every flush
-            self.last = {visitor: at for visitor, at in self.last.items() if abs(now - at) < self.window}
-            self._swept_at = now
-
-
 class ClickRecorder:
     def __init__(
         self,
@@ -251,12 +221,13 @@ class ClickRecorder:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def start(self, loop: bool = True) -> None:
-        """Recall the visitors of the last window (a restart must not make them new), then run
-        the loop; without it (`loop=False`, for tests) nothing is written but by run_once(),
-        flush() and stop()."""
-        since = int(time.time()) - self.visitors.window
-        self.visitors.last = dict(await self.store.recent_visitors(since))
+    async def start(self, loop: bool = True, now: int | None = None) -> None:
+        """Recall the visitors of the last window (a restart must not make them new), a chunk
+        of raw rows at a time, then run the loop; without it (`loop=False`, for tests) nothing
+        is written but by run_once(), flush() and stop()."""
+        since = self.visitors.since(int(time.time()) if now is None else now)
+        async for visitors in self.store.recent_visitors(since):
+            self.visitors.remember(visitors)
         if loop:
             self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
 
@@ -280,7 +251,7 @@ class ClickRecorder:
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
-            self.visitors.remember(seen, max(row.at for row in rows))
+            self.visitors.remember(seen)
             written += len(batch)
         self.salts.expire(int(time.time()))
         if self.salts.changed:
@@ -299,7 +270,8 @@ class ClickRecorder:
                 event = event._replace(address="", visitor=visitor, visitor_before=before)
             merged[event] += n
         rows = [describe(event, n, businesses) for event, n in merged.items()]
-        rows, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
+        uniques, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
+        rows = [row._replace(uniques=unique) for row, unique in zip(rows, uniques, strict=True)]
         return rows, daily_totals(rows), seen, refs_of(list(merged))
 
     async def prune(self, now: float) -> int:

@@ -560,14 +560,15 @@ class Store:
         ) as cursor:
             return [dict(zip(CLICK_COLUMNS, row, strict=True)) for row in await cursor.fetchall()]
 
-    async def recent_visitors(self, since: int) -> list[tuple[str, int]]:
-        """Each visitor hash seen since `since`, with its last click."""
-        return [
-            (visitor, int(at))
-            for visitor, at in await self._all(
-                "SELECT visitor, max(at) FROM clicks WHERE at >= ? AND visitor IS NOT NULL GROUP BY visitor", (since,)
-            )
-        ]
+    async def recent_visitors(self, since: int, chunk: int = 50_000) -> AsyncIterator[list[tuple[str, int]]]:
+        """The visitor hash and time of each person's click row since `since`, `chunk` rows at a
+        time: after an ad spike a window holds millions, which a list of them all would not fit."""
+        async with self.db.execute(
+            "SELECT visitor, at FROM clicks WHERE at >= ? AND visitor IS NOT NULL AND robot IS NULL ORDER BY at",
+            (since,),
+        ) as cursor:
+            while rows := await cursor.fetchmany(chunk):
+                yield [(visitor, int(at)) for visitor, at in rows]
 
     async def agent_businesses(self) -> dict[int, tuple[int, str]]:
         """Each agent's business and its time zone: whose day a click counts in."""
