@@ -143,11 +143,12 @@ class App(Starlette):
         if not self.hosts.ours(scope):
             return await self.hosts.refuse_request(scope, receive, send)
         try:
-            await endpoint(scope, receive, send)  # sends nothing before its last step
-        except (ProblemError, HTTPException) as exc:
-            response = await problem_response(Request(scope, receive, send), exc)
-            await response(scope, receive, send)
-        except Exception as exc:
+            try:
+                await endpoint(scope, receive, send)  # sends nothing before its last step
+            except (ProblemError, HTTPException) as exc:
+                response = await problem_response(Request(scope, receive, send), exc)
+                await response(scope, receive, send)
+        except Exception as exc:  # the endpoint's, or the problem handler's own, as in Starlette's stack
             response = await server_error(Request(scope), exc)
             await response(scope, receive, send)
             raise
