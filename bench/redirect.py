@@ -3,23 +3,32 @@ clicktochat turns into a 302 to WhatsApp, next to a bare Starlette app that only
 same 302 (bench/bare_app.py). A benchmark, not a test: it prints figures and judges nothing
 but the checks below.
 
-    .venv/bin/python bench/redirect.py                          # 10 s per target, 1 round
-    .venv/bin/python bench/redirect.py --duration 10 --rounds 2
+    .venv/bin/python bench/redirect.py                          # 10 s per target, 3 rounds, unpinned then pinned
+    .venv/bin/python bench/redirect.py --duration 5 --rounds 5 --connections 32
+    .venv/bin/python bench/redirect.py --visitors new           # every request a new visitor
+    .venv/bin/python bench/redirect.py --compare /tmp/main/src  # also another checkout's server, same run
     .venv/bin/python bench/redirect.py --help
 
 What it does:
 1. makes a temporary SQLite database with a short link (/s/bench) and a signed link (/c/...)
    to the same WhatsApp number and text, with the project's own Service;
 2. for each round, starts in turn, one at a time: the bare app (/x), our server for /c/TOKEN
-   and our server for /s/bench; each is a separate process with one uvicorn worker on a free
-   127.0.0.1 port (httptools, no access log), pinned to the first CPU;
+   and our server for /s/bench (and, with --compare, the same two from another source tree);
+   each is a separate process with one uvicorn worker on a free 127.0.0.1 port (httptools, no
+   access log); the rounds run twice, first unpinned (server and load share the cores, as on
+   a real machine), then with the server pinned to the first CPU and the load to the second;
 3. checks that the target answers an iPhone's GET with 302 and the expected Location, warms it
-   up, then loads it from a separate process pinned to the second CPU, with keep-alive
-   connections and an iPhone Safari User-Agent (phones get the 302; desktops get a page);
-   `wrk` if it is installed (apt-get install -y wrk), else bench/loadgen.py;
+   up, then loads it from a separate process with keep-alive connections and an iPhone Safari
+   User-Agent (phones get the 302; desktops get a page); `wrk` if it is installed (apt-get
+   install -y wrk), else bench/loadgen.py. With --visitors new (wrk only), every request is a
+   new visitor: its own X-Forwarded-For, through a proxy our servers are told to trust
+   (CLICKTOCHAT_TRUSTED_PROXIES=127.0.0.1), and its own iPhone user agent;
 4. stops the server with SIGTERM (ours writes pending clicks on shutdown) and, for ours, counts
    the clicks it wrote, to show that click recording was on while it was measured;
-5. prints req/s, p50 and p99 per target (best run of the rounds) and the ratio ours/bare.
+5. prints req/s, p50 and p99 per target (the median run of the rounds, or the best with
+   --pick best), the ratio ours/bare of req/s and of p99, the server's CPU per request, and
+   the part of it spent outside the event loop's thread (the click writer's worker thread
+   and aiosqlite's: the writer's CPU per click).
 
 Only 127.0.0.1 is ever contacted; every process started is stopped, within bounded time.
 """
@@ -58,7 +67,20 @@ IPHONE_SAFARI = (
 PHONE = "+39 347 123 4567"
 TEXT = "Ciao! 👋 Vorrei prenotare un tavolo per due stasera alle 20:30 🍕🍷"
 SLUG = "bench"
-TARGET_RATIO = 0.8
+TARGET_RATIO = {"same": 1.0, "new": 0.75}  # ours / bare, req/s, per --visitors
+TARGET_P99 = 1.5  # ours / bare, p99, at most
+NEW_VISITORS_LUA = """
+-- Every request a new visitor: its own address (X-Forwarded-For) and its own iPhone user agent.
+local n = 0
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  local ua = string.format(
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_%d like Mac OS X) AppleWebKit/605.1.15 "
+      .. "(KHTML, like Gecko) Version/17.%d Mobile/15E%d Safari/604.1", n % 7, n % 5, n)
+  return wrk.format(nil, nil, {["Host"] = wrk.headers["Host"], ["User-Agent"] = ua, ["X-Forwarded-For"] = ip})
+end
+"""
 STOP_TIMEOUT = 30.0  # seconds for a server to exit after SIGTERM before it is killed
 START_TIMEOUT = 30.0
 
@@ -93,6 +115,13 @@ def count_clicks(db: str) -> dict[str, int]:
     return {"short": 0, "signed": 0} | dict(rows)
 
 
+def count_visitors(db: str, link_kind: str) -> int:
+    """Distinct visitor hashes among the clicks written (all runs so far)."""
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT count(DISTINCT visitor) FROM clicks WHERE link_kind = ?", (link_kind,)).fetchone()
+    return int(row[0])
+
+
 # -- processes ----------------------------------------------------------------------------
 
 
@@ -102,6 +131,7 @@ class Target:
     path: str
     ours: bool
     link_kind: str | None  # clicks.link_kind that a request on this target records
+    src: str | None = None  # another source tree's src/ to serve ours from (--compare)
 
 
 def free_port() -> int:
@@ -117,13 +147,15 @@ def pin_to(cpu: int | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def clean_env() -> dict[str, str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """No CLICKTOCHAT_* settings from the caller's shell (e.g. DEMO) leak into the servers."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)} | (extra or {})
 
 
 @contextmanager
-def server(argv: list[str], port: int, log_path: Path, cpu: int | None) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    argv: list[str], port: int, log_path: Path, cpu: int | None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server, wait until it accepts connections, and stop it (SIGTERM, then wait,
     then SIGKILL) however the block ends."""
     with open(log_path, "ab") as log:
@@ -132,7 +164,7 @@ def server(argv: list[str], port: int, log_path: Path, cpu: int | None) -> Itera
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=clean_env(),
+            env=clean_env(env),
             preexec_fn=pin_to(cpu),
             start_new_session=True,  # Ctrl-C reaches us, and we stop it
         )
@@ -229,12 +261,14 @@ def parse_wrk(text: str) -> Load:
     )
 
 
-def load(tool: str, port: int, path: str, seconds: int, connections: int, cpu: int | None) -> Load:
-    """Load one target from a separate process for `seconds`."""
+def load(
+    tool: str, port: int, path: str, seconds: int, connections: int, cpu: int | None, script: str | None = None
+) -> Load:
+    """Load one target from a separate process for `seconds` (`script`: wrk's Lua, --visitors new)."""
     url = f"http://{HOST}:{port}{path}"
     if tool == "wrk":
         argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-        argv += ["-H", f"User-Agent: {IPHONE_SAFARI}", url]
+        argv += ["-H", f"User-Agent: {IPHONE_SAFARI}", *(["-s", script] if script else []), url]
     else:
         argv = [sys.executable, str(BENCH_DIR / "loadgen.py"), "--host", HOST, "--port", str(port), "--path", path]
         argv += ["--user-agent", IPHONE_SAFARI, "--connections", str(connections), "--duration", str(seconds)]
@@ -272,6 +306,8 @@ class Run:
     answered: int  # requests the load generators completed, warm-up and check included
     clicks: int | None  # clicks our server wrote for this run (None for the bare app)
     cpu_us: float  # the server's CPU time (all threads, user + system) per measured request
+    off_loop_us: float = 0.0  # of which outside the event loop's thread: the click writer's threads
+    pinned: bool = False
 
     @property
     def cost(self) -> float:
@@ -279,10 +315,16 @@ class Run:
         return 1e6 / self.cpu_us if self.cpu_us else 0.0
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def process_cpu_seconds(pid: int, task: int | None = None) -> float:
+    """utime + stime of a process, all its threads, from /proc (Linux); or of one thread (`task`)."""
+    stat = Path(f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of the whole process and of its main thread (the event loop's)."""
+    return process_cpu_seconds(pid), process_cpu_seconds(pid, pid)
 
 
 def run_target(
@@ -294,21 +336,31 @@ def run_target(
     tool: str,
     cpus: tuple[int | None, int | None],
     log_path: Path,
+    script: str | None = None,
 ) -> Run:
     server_cpu, load_cpu = cpus
     port = free_port()
     before = count_clicks(db)
-    with server(server_argv(target, db, port, links.location), port, log_path, server_cpu) as proc:
+    env: dict[str, str] = {}
+    if target.ours and script:
+        env[f"{ENV_PREFIX}TRUSTED_PROXIES"] = HOST  # wrk is the proxy whose X-Forwarded-For is believed
+    if target.src:
+        env["PYTHONPATH"] = target.src
+    with server(server_argv(target, db, port, links.location), port, log_path, server_cpu, env) as proc:
         verify(port, target.path, links.location)
-        warm = load(tool, port, target.path, args.warmup, args.connections, load_cpu) if args.warmup > 0 else None
-        cpu_before = process_cpu_seconds(proc.pid)
-        measured = load(tool, port, target.path, args.duration, args.connections, load_cpu)
-        cpu_used = process_cpu_seconds(proc.pid) - cpu_before
+        warm = None
+        if args.warmup > 0:
+            warm = load(tool, port, target.path, args.warmup, args.connections, load_cpu, script)
+        total_before, loop_before = cpu_split(proc.pid)
+        measured = load(tool, port, target.path, args.duration, args.connections, load_cpu, script)
+        total_after, loop_after = cpu_split(proc.pid)
     answered = 1 + (warm.requests if warm else 0) + measured.requests
     clicks = None
     if target.link_kind is not None:
         clicks = count_clicks(db)[target.link_kind] - before[target.link_kind]
-    return Run(target, round_, measured, answered, clicks, cpu_used / measured.requests * 1e6)
+    total, off_loop = total_after - total_before, (total_after - total_before) - (loop_after - loop_before)
+    per = 1e6 / measured.requests
+    return Run(target, round_, measured, answered, clicks, total * per, off_loop * per, server_cpu is not None)
 
 
 def cpu_model() -> str:
@@ -331,40 +383,45 @@ def pick(runs: list[Run], how: str) -> Run:
     return ordered[-1] if how == "best" else ordered[(len(ordered) - 1) // 2]
 
 
-def report(targets: list[Target], runs: list[Run], how: str, connections: int) -> dict[str, float]:
+def report(
+    targets: list[Target], runs: list[Run], how: str, connections: int, visitors: str, title: str, db: str | None = None
+) -> None:
     """The summary table, the ratios ours/bare, and clicks written against requests answered."""
 
     def runs_of(target: Target) -> list[Run]:
         return [r for r in runs if r.target == target]
 
     bare_target, our_targets = targets[0], targets[1:]
-    print(f"\n{how} of {max(r.round for r in runs)} round(s), {connections} keep-alive connections, iPhone UA")
-    print(f"{'target':<22}{'req/s':>10}{'p50':>11}{'p99':>11}   req/s per round")
+    who = "every request a new visitor" if visitors == "new" else "one visitor"
+    print(f"\n== {title}: {how} of {max(r.round for r in runs)} round(s), {connections} connections, iPhone UA, {who}")
+    print(f"{'target':<26}{'req/s':>10}{'p50':>11}{'p99':>11}   req/s per round")
     chosen: dict[Target, Load] = {}
     for target in targets:
         best = chosen[target] = pick(runs_of(target), how).load
         rounds = "  ".join(f"{r.load.rps:,.0f}" for r in runs_of(target))
-        print(f"{target.label:<22}{best.rps:>10,.0f}{fmt_us(best.p50_us):>11}{fmt_us(best.p99_us):>11}   {rounds}")
+        print(f"{target.label:<26}{best.rps:>10,.0f}{fmt_us(best.p50_us):>11}{fmt_us(best.p99_us):>11}   {rounds}")
 
-    print(f"\n{'server CPU per request':<22}{'µs':>10}   per round (user + system time, all threads)")
+    print(f"\n{'server CPU per request':<26}{'µs':>10}{'off loop':>10}   per round (user + system, all threads)")
     for target in targets:
-        cpu = [r.cpu_us for r in runs_of(target)]
-        print(f"{target.label:<22}{min(cpu):>10.1f}   {'  '.join(f'{c:.1f}' for c in cpu)}")
+        cpu = sorted(runs_of(target), key=lambda r: r.cpu_us)
+        median = cpu[(len(cpu) - 1) // 2]
+        rounds = "  ".join(f"{r.cpu_us:.1f}" for r in runs_of(target))
+        print(f"{target.label:<26}{median.cpu_us:>10.1f}{median.off_loop_us:>10.1f}   {rounds}")
+    print("(median; off loop: the threads other than the event loop's, i.e. the click writer's worker and aiosqlite)")
 
     print()
+    target_ratio = TARGET_RATIO[visitors]
     for target in our_targets:
-        cpu_ratio = min(r.cpu_us for r in runs_of(bare_target)) / min(r.cpu_us for r in runs_of(target))
-        verdict = "ok" if cpu_ratio >= TARGET_RATIO else f"BELOW the {TARGET_RATIO} target"
-        print(f"CPU-time ratio {target.label} / bare: {cpu_ratio:.2f} ({verdict}): bare's CPU per request / ours")
-
-    print()
-    ratios: dict[str, float] = {}
-    for target in our_targets:
-        ratio = ratios[target.label] = chosen[target].rps / chosen[bare_target].rps
+        ratio = chosen[target].rps / chosen[bare_target].rps
+        p99 = chosen[target].p99_us / chosen[bare_target].p99_us
         paired = [r.load.rps / b.load.rps for r, b in zip(runs_of(target), runs_of(bare_target), strict=True)]
-        verdict = "ok" if ratio >= TARGET_RATIO else f"BELOW the {TARGET_RATIO} target"
-        per_round = ", ".join(f"{p:.2f}" for p in paired)
-        print(f"ratio {target.label} / bare: {ratio:.2f} ({verdict}); same-round ratios: {per_round}")
+        paired_p99 = [r.load.p99_us / b.load.p99_us for r, b in zip(runs_of(target), runs_of(bare_target), strict=True)]
+        verdict = "ok" if ratio >= target_ratio else f"BELOW the {target_ratio} target"
+        p99_verdict = "ok" if p99 <= TARGET_P99 else f"ABOVE the {TARGET_P99} target"
+        print(
+            f"{target.label} / bare: req/s {ratio:.2f} ({verdict}), p99 {p99:.2f} ({p99_verdict}); "
+            f"same-round req/s {', '.join(f'{x:.2f}' for x in paired)}; p99 {', '.join(f'{x:.2f}' for x in paired_p99)}"
+        )
 
     print()
     for target in our_targets:
@@ -372,27 +429,34 @@ def report(targets: list[Target], runs: list[Run], how: str, connections: int) -
         clicks = sum(r.clicks or 0 for r in runs_of(target))
         note = "" if clicks >= answered else "  <- FEWER clicks than answered requests: clicks were lost"
         print(f"clicks written by {target.label}: {clicks:,} for {answered:,} requests answered{note}")
-    print(
-        "(answered: warm-up, check and measured requests; wrk does not count requests still in flight when it "
-        "stops, which the server did record, so clicks may exceed answered by up to 2 x connections per run)"
-    )
+    if db is not None:
+        for kind in sorted({t.link_kind for t in our_targets if t.link_kind}):
+            print(f"distinct visitors in the {kind} clicks written so far: {count_visitors(db, kind):,}")
     errors = sum(r.load.errors for r in runs)
     if errors:
         print(f"\n! {errors} errors (socket errors or answers other than 302) during the measured runs")
-    return ratios
+    if len(runs) > len(targets):
+        spread = [
+            statistics.pstdev([r.load.rps for r in runs_of(t)]) / statistics.mean([r.load.rps for r in runs_of(t)])
+            for t in targets
+        ]
+        print(
+            "spread of req/s between rounds (stdev/mean): "
+            + ", ".join(f"{t.label} {s:.1%}" for t, s in zip(targets, spread, strict=True))
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="Seconds of measured load per run (default 10).")
     parser.add_argument("--warmup", type=int, default=2, help="Seconds of unmeasured load first (default 2).")
-    parser.add_argument("--rounds", type=int, default=1, help="Rounds of bare, /c, /s (default 1).")
-    parser.add_argument("--connections", type=int, default=50, help="Keep-alive connections (default 50).")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of bare, /c, /s per pinning (default 3).")
+    parser.add_argument("--connections", type=int, default=32, help="Keep-alive connections (default 32).")
     parser.add_argument(
         "--pick",
         choices=["best", "median"],
-        default="best",
-        help="Which run of the rounds to report per target (default best).",
+        default="median",
+        help="Which run of the rounds to report per target (default median).",
     )
     parser.add_argument(
         "--loadgen",
@@ -400,12 +464,29 @@ def main() -> None:
         default="auto",
         help="auto: wrk if installed, else bench/loadgen.py.",
     )
-    parser.add_argument("--no-pin", action="store_true", help="Do not pin server and load to separate CPUs.")
+    parser.add_argument(
+        "--pin",
+        choices=["both", "no", "yes"],
+        default="both",
+        help="Unpinned rounds, then rounds with server and load on separate CPUs (both, the default), or one of them.",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="The same as --pin no.")
+    parser.add_argument(
+        "--visitors",
+        choices=["same", "new"],
+        default="same",
+        help="same: every request the same iPhone; new: every request a new visitor (wrk only).",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="SRC",
+        help="Also serve /c and /s from this source tree's src/ (e.g. a checkout of main), in the same rounds.",
+    )
     args = parser.parse_args()
 
     tool = args.loadgen
     if tool != "python" and shutil.which("wrk") is None:
-        if tool == "wrk":
+        if tool == "wrk" or args.visitors == "new":
             raise SystemExit("wrk is not installed: apt-get install -y wrk")
         print(
             "wrk is not installed (apt-get install -y wrk); using bench/loadgen.py, which is slower than "
@@ -415,11 +496,20 @@ def main() -> None:
         tool = "python"
     elif tool == "auto":
         tool = "wrk"
+    if args.visitors == "new" and tool != "wrk":
+        raise SystemExit("--visitors new needs wrk")
 
     cpus_available = sorted(os.sched_getaffinity(0))
-    cpus: tuple[int | None, int | None] = (None, None)
-    if not args.no_pin and len(cpus_available) >= 2:
-        cpus = (cpus_available[0], cpus_available[1])
+    pinning = "no" if args.no_pin else args.pin
+    modes: list[tuple[str, tuple[int | None, int | None]]] = []
+    if pinning in ("both", "no"):
+        modes.append(("unpinned", (None, None)))
+    if pinning in ("both", "yes"):
+        if len(cpus_available) >= 2:
+            modes.append((f"pinned (server CPU {cpus_available[0]}, load CPU {cpus_available[1]})",
+                          (cpus_available[0], cpus_available[1])))  # fmt: skip
+        else:
+            print("fewer than 2 CPUs: no pinned rounds", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="clicktochat-bench-") as tmp:
         db = str(Path(tmp) / "bench.db")
@@ -429,41 +519,50 @@ def main() -> None:
             Target("ours /c/{token}", f"/c/{links.token}", ours=True, link_kind="signed"),
             Target(f"ours /s/{links.slug}", f"/s/{links.slug}", ours=True, link_kind="short"),
         ]
+        if args.compare:
+            src = str(Path(args.compare).resolve())
+            targets += [
+                Target("compared /c/{token}", f"/c/{links.token}", ours=True, link_kind="signed", src=src),
+                Target(f"compared /s/{links.slug}", f"/s/{links.slug}", ours=True, link_kind="short", src=src),
+            ]
+        script = None
+        if args.visitors == "new":
+            script = str(Path(tmp) / "new_visitors.lua")
+            Path(script).write_text(NEW_VISITORS_LUA)
         print(
-            f"{cpu_model()}, {os.cpu_count()} CPUs; server on CPU {cpus[0]}, load on CPU {cpus[1]}; "
+            f"{cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; "
             f"load generator: {tool}; Python {sys.version.split()[0]}"
         )
         print(f"302 Location: {links.location}")
         print(f"signed path: /c/{links.token} ({len(links.token)} characters of token)")
-        runs: list[Run] = []
         log_path = Path(tmp) / "servers.log"
+        results: list[tuple[str, list[Run]]] = []
         try:
-            for round_ in range(1, args.rounds + 1):
-                for target in targets:
-                    run = run_target(target, round_, links, db, args, tool, cpus, log_path)
-                    runs.append(run)
-                    clicks = "" if run.clicks is None else f", {run.clicks:,} clicks written"
-                    print(
-                        f"round {round_} {target.label:<20} {run.load.rps:>9,.0f} req/s  p50 "
-                        f"{fmt_us(run.load.p50_us):>9}  p99 {fmt_us(run.load.p99_us):>9}  "
-                        f"{run.load.requests:,} requests{clicks}",
-                        flush=True,
-                    )
+            for mode, cpus in modes:
+                runs: list[Run] = []
+                for round_ in range(1, args.rounds + 1):
+                    for target in targets:
+                        run = run_target(target, round_, links, db, args, tool, cpus, log_path, script)
+                        runs.append(run)
+                        clicks = "" if run.clicks is None else f", {run.clicks:,} clicks written"
+                        print(
+                            f"{mode.split()[0]} round {round_} {target.label:<24} {run.load.rps:>9,.0f} req/s  p50 "
+                            f"{fmt_us(run.load.p50_us):>9}  p99 {fmt_us(run.load.p99_us):>9}  "
+                            f"{run.load.requests:,} requests{clicks}",
+                            flush=True,
+                        )
+                results.append((mode, runs))
         except BaseException:
             if log_path.exists():
                 print(f"\nservers' output:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
             raise
-        report(targets, runs, args.pick, args.connections)
-        if len(runs) > 3:
-            spread = [
-                statistics.pstdev([r.load.rps for r in runs if r.target == t])
-                / statistics.mean([r.load.rps for r in runs if r.target == t])
-                for t in targets
-            ]
-            print(
-                "\nspread of req/s between rounds (stdev/mean): "
-                + ", ".join(f"{t.label} {s:.1%}" for t, s in zip(targets, spread, strict=True))
-            )
+        for mode, runs in results:
+            report(targets, runs, args.pick, args.connections, args.visitors, mode, db)
+        print(
+            "\n(answered: warm-up, check and measured requests; wrk does not count requests still in flight when it "
+            "stops, which the server did record, so clicks may exceed answered by up to 2 x connections per run)"
+        )
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
-from clicktochat.app import create_app
+from clicktochat.app import App, create_app
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.tokens import LinkSigner
@@ -373,3 +375,68 @@ def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ig
         assert "logo=channel" in download and "sig=" in download  # the demo's styled code is signed
         assert demo.get(download).headers["content-type"] == "image/png"
         assert demo.get("/qr/s/vetrina.png?size=600&logo=channel").status_code == 403  # unsigned: not for anyone
+
+
+def test_clicks_answer_the_same_with_or_without_the_fast_path(client: TestClient, service: Service) -> None:
+    """app.App sends clicks straight to their endpoints; Starlette's own stack (middleware and
+    router) must give the same answers, byte for byte, errors included."""
+    app = client.app
+    assert isinstance(app, App)
+
+    async def starlette_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await Starlette.__call__(app, scope, receive, send)
+
+    slow = TestClient(starlette_only, base_url="https://chat.example.com", follow_redirects=False)
+    signed = make(client, service, to="+39 347 123 4567", text=TEXT, short=False)
+    short = make(client, service, to="+39 347 123 4567", text=TEXT, slug="vetrina")
+    cases = [
+        ("GET", signed, IPHONE, "chat.example.com"), ("HEAD", signed, IPHONE, "chat.example.com"),
+        ("GET", signed, DESKTOP, "chat.example.com"), ("GET", signed, WHATSAPP_PREVIEW, "chat.example.com"),
+        ("GET", short, IPHONE, "chat.example.com"), ("GET", short.upper(), IPHONE, "chat.example.com"),
+        ("GET", signed, IPHONE, "evil.example"), ("GET", short, DESKTOP, "evil.example"),
+        ("GET", "/s/nothing", IPHONE, "chat.example.com"), ("GET", signed + "x", DESKTOP, "chat.example.com"),
+        ("GET", "/w/nothing/any", IPHONE, "chat.example.com"), ("GET", "/s/", IPHONE, "chat.example.com"),
+        ("GET", "/c/a/b", IPHONE, "chat.example.com"), ("GET", short + "/", IPHONE, "chat.example.com"),
+        ("GET", "/w/a", IPHONE, "chat.example.com"), ("GET", "/w/a//", IPHONE, "chat.example.com"),
+        ("POST", short, IPHONE, "chat.example.com"), ("PUT", signed, IPHONE, "chat.example.com"),
+    ]  # fmt: skip
+    for method, path, ua, host in cases:
+        for accept in ("text/html", "application/json"):
+            headers = {"user-agent": ua, "host": host, "accept": accept}
+            fast, other = client.request(method, path, headers=headers), slow.request(method, path, headers=headers)
+            assert (fast.status_code, fast.headers, fast.content) == (other.status_code, other.headers, other.content)
+    flush(client)
+
+
+def test_an_unexpected_error_in_a_click_is_the_error_page_and_is_raised(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make(client, service, to="+39 347 123 4567", text=TEXT, slug="vetrina")
+
+    async def broken(*args: object) -> object:
+        raise RuntimeError("the cache broke")
+
+    monkeypatch.setattr(service.cache, "get", broken)
+    with pytest.raises(RuntimeError, match="the cache broke"):  # for the server to log, as Starlette's stack does
+        client.get(path, headers={"user-agent": IPHONE})
+    lenient = TestClient(client.app, base_url="https://chat.example.com", raise_server_exceptions=False)
+    page = lenient.get(path, headers={"user-agent": IPHONE, "accept": "text/html"})
+    assert page.status_code == 500 and "Something went wrong on our side" in page.text
+    problem = lenient.get(path, headers={"user-agent": IPHONE, "accept": "application/json"})
+    assert problem.status_code == 500 and problem.headers["content-type"] == "application/problem+json"
+
+
+def test_a_click_skips_starlettes_middleware_and_router(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make(client, service, to="+39 347 123 4567", text=TEXT, slug="vetrina")
+
+    async def not_here(*args: object) -> None:
+        raise AssertionError("a click went through Starlette's stack")
+
+    monkeypatch.setattr(Starlette, "__call__", not_here)
+    assert client.get(path, headers={"user-agent": IPHONE}).status_code == 302
+    assert client.head(path, headers={"user-agent": IPHONE}).status_code == 302
+    assert client.get(path, headers={"user-agent": IPHONE, "host": "evil.example"}).status_code == 400
+    with pytest.raises(AssertionError, match="Starlette's stack"):
+        client.get("/healthz")

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from . import __version__, admin, api, chat_api, views, webhooks
 from .accounts import LoginThrottle
@@ -27,7 +29,7 @@ from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .demo import seed_demo
 from .errors import InternalError, ProblemError, TooManyRequests
-from .hosts import TrustedHosts, relative_slash_redirects
+from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
 from .qr_access import Renders
 from .service import Service
 from .settings import Settings
@@ -45,7 +47,7 @@ def asset_dir(name: str) -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / name
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time, background: bool = True) -> Starlette:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time, background: bool = True) -> App:
     """`clock` is now for the WhatsApp side (windows, retries); tests pass one they move.
     `background=False` (for tests): the click writer's, the routing watcher's, the webhook
     processor's and the sender's loops are not started; tests run their steps
@@ -85,7 +87,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
         finally:
             await service.close()
 
-    app = Starlette(
+    hosts = HostCheck(settings.trusted_hosts, refuse=problem_response)
+    app = App(
+        hosts,
         routes=[
             *views.routes,
             *webhooks.routes,
@@ -94,7 +98,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
         exception_handlers={ProblemError: problem_response, HTTPException: problem_response, 500: server_error},
-        middleware=[Middleware(TrustedHosts, trusted=settings.trusted_hosts, refuse=problem_response)],
+        middleware=[Middleware(TrustedHosts, check=hosts)],
         lifespan=lifespan,
     )
     relative_slash_redirects(app.router)  # never Starlette's, which writes the Host header into Location
@@ -107,6 +111,47 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     app.state.qr_renders = Renders()
     app.state.widget_configs = ConfigCache(clock=clock)
     return app
+
+
+class App(Starlette):
+    """Starlette, but a click (GET or HEAD on /c/, /s/ or /w/, views.CLICK_ROUTES) goes straight
+    to its endpoint: no middleware stack, no router, no send wrappers. What those do for a click
+    is done here: the trusted-hosts check (the same `HostCheck` as the middleware's), the path
+    parameters and the scope keys the router sets, and errors answered by the app's handlers
+    (ProblemError and HTTPException by `problem_response`; anything else by `server_error`,
+    then raised for the server to log, as ServerErrorMiddleware does). Anything else, or a
+    path the click routes would not match, takes Starlette's way."""
+
+    def __init__(self, hosts: HostCheck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("root_path"):
+            path: str = scope["path"]
+            click = views.CLICK_ROUTES.get(path[:3])
+            if click is not None:
+                names, endpoint = click
+                values = path[3:].split("/")
+                if len(values) == len(names) and all(values):
+                    scope["app"], scope["router"] = self, self.router
+                    scope["endpoint"], scope["path_params"] = endpoint, dict(zip(names, values, strict=True))
+                    return await self._click(endpoint, scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+    async def _click(self, endpoint: views.ClickEndpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.hosts.ours(scope):
+            return await self.hosts.refuse_request(scope, receive, send)
+        try:
+            try:
+                await endpoint(scope, receive, send)  # sends nothing before its last step
+            except (ProblemError, HTTPException) as exc:
+                response = await problem_response(Request(scope, receive, send), exc)
+                await response(scope, receive, send)
+        except Exception as exc:  # the endpoint's, or the problem handler's own, as in Starlette's stack
+            response = await server_error(Request(scope), exc)
+            await response(scope, receive, send)
+            raise
 
 
 class RoutingWatcher:

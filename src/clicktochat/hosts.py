@@ -47,41 +47,57 @@ def host_name(raw: str) -> str:
     return value.split(":", 1)[0].rstrip(".")
 
 
-class TrustedHosts:
-    """ASGI middleware: a request naming another host is answered `refuse(request, 400 error)`."""
+class HostCheck:
+    """Whether a request names one of our hosts, and the refusal when it does not. One per app,
+    shared by the `TrustedHosts` middleware and the click fast path (`app.App`)."""
 
-    def __init__(self, app: ASGIApp, trusted: str, refuse: Refuse) -> None:
-        self.app, self.trusted, self.refuse = app, trusted, refuse
+    def __init__(self, trusted: str, refuse: Refuse) -> None:
+        self.trusted, self.refuse = trusted, refuse
         self._allowed: frozenset[str] | None = None
         self._known = False  # the base URL is known once the service is open
         self._seen: dict[bytes, bool] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNCHECKED_PATHS:
-            return await self.app(scope, receive, send)
+    def ours(self, scope: Scope) -> bool:
+        """The request (http) names a host we answer for, or needs none (UNCHECKED_PATHS)."""
+        if scope["path"] in UNCHECKED_PATHS:
+            return True
         if not self._known:
             self._allowed = allowed_hosts(self.trusted, scope["app"].state.service.base_url)
             self._known = True
-        if self._allowed is not None:
-            host = b""
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value
-                    break
-            ours = self._seen.get(host)
-            if ours is None:  # a Host not seen before: a few per server, so each is read once
-                ours = host_name(host.decode("latin-1")) in self._allowed
-                if len(self._seen) >= 256:
-                    self._seen.clear()
-                self._seen[host] = ours
-            if not ours:
-                error = MalformedRequest(
-                    "This server does not answer for that host name. Use the address you were given; "
-                    "its owner can add the name to CLICKTOCHAT_TRUSTED_HOSTS."
-                )
-                response = await self.refuse(Request(scope, receive), error)
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
+        if self._allowed is None:
+            return True
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        ours = self._seen.get(host)
+        if ours is None:  # a Host not seen before: a few per server, so each is read once
+            ours = host_name(host.decode("latin-1")) in self._allowed
+            if len(self._seen) >= 256:
+                self._seen.clear()
+            self._seen[host] = ours
+        return ours
+
+    async def refuse_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = MalformedRequest(
+            "This server does not answer for that host name. Use the address you were given; "
+            "its owner can add the name to CLICKTOCHAT_TRUSTED_HOSTS."
+        )
+        response = await self.refuse(Request(scope, receive), error)
+        await response(scope, receive, send)
+
+
+class TrustedHosts:
+    """ASGI middleware: a request naming another host is answered `check.refuse(request, 400 error)`."""
+
+    def __init__(self, app: ASGIApp, check: HostCheck) -> None:
+        self.app, self.check = app, check
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.check.ours(scope):
+            return await self.app(scope, receive, send)
+        await self.check.refuse_request(scope, receive, send)
 
 
 class SlashRedirect:

@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -131,6 +132,8 @@ def is_canonical(token: str) -> bool:
     return base64_encode(base64_decode(signature)).decode() == signature
 
 
+@lru_cache(maxsize=8192)
 def token_key(token: str) -> str:
-    """A short, stable id for a signed link, to count its clicks without storing the token."""
+    """A short, stable id for a signed link, to count its clicks without storing the token
+    (memoised: a SHA-256 per click was 2 % of a loaded server's samples on the signed path)."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -109,7 +109,9 @@ class ClickEndpoint:
     """A click route as a plain ASGI app: the redirect, the path that must be fast, is sent
     without building Request and Response objects. Crawlers get a preview page and are not
     counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
-    the landing page (desktops, or mode=landing). Errors raised here reach the app's handler."""
+    the landing page (desktops, or mode=landing). Errors raised here reach the app's handler.
+    Nothing is sent before the last step (after the lookup, the recording and any page's
+    rendering), so an error never follows a response already started."""
 
     def __init__(self, lookup: Callable[[Service, Scope, bool], Awaitable[Click]]) -> None:
         self.lookup = lookup
@@ -381,12 +383,22 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
 
 
+SIGNED_CLICK, SHORT_CLICK = ClickEndpoint(signed_click), ClickEndpoint(short_click)
+WIDGET_CLICK = ClickEndpoint(widget_click)
+CLICK_ROUTES: dict[str, tuple[tuple[str, ...], ClickEndpoint]] = {
+    "/c/": (("token",), SIGNED_CLICK),
+    "/s/": (("slug",), SHORT_CLICK),
+    "/w/": (("widget", "agent"), WIDGET_CLICK),
+}
+"""The click routes by their prefix, with their path parameters (one path segment each, as the
+routes below match them): `app.App` dispatches GET and HEAD on these before Starlette's stack."""
+
 routes = [  # the two click routes first: the router tries routes in order
-    Route("/c/{token}", ClickEndpoint(signed_click), methods=["GET"]),
-    Route("/s/{slug}", ClickEndpoint(short_click), methods=["GET"]),
+    Route("/c/{token}", SIGNED_CLICK, methods=["GET"]),
+    Route("/s/{slug}", SHORT_CLICK, methods=["GET"]),
     Route("/qr/s/{slug}.{kind}", short_link_qr, methods=["GET"]),
     Route("/qr/c/{token}.{kind}", signed_link_qr, methods=["GET"]),
-    Route("/w/{widget}/{agent}", ClickEndpoint(widget_click), methods=["GET"]),
+    Route("/w/{widget}/{agent}", WIDGET_CLICK, methods=["GET"]),
     Route("/poster/s/{slug}", poster, methods=["GET"]),
     Route("/qr/w/{widget}/{agent}.{kind}", widget_qr, methods=["GET"]),
     Route("/widget.js", WIDGET_SCRIPT, methods=["GET"]),
