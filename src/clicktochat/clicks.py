@@ -153,14 +153,23 @@ def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
 
 
 def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
-    """What `rows` add to the link_days, link_months and dimension_days tables (migration 003)."""
+    """What `rows` add to the link_days, link_months, dimension_days (migration 003) and
+    link_dimension_days (migration 006) tables."""
     per_link: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    per_link_values: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
         counts = (0, row.uniques, row.n) if row.robot else (row.n, row.uniques, 0)
         business = row.business_id or 0
         link = (row.day, business, row.link_kind, row.link_key, row.campaign or "", row.agent_id or 0, row.channel)
         _add(per_link[link], counts)
+        values = (
+            row.link_kind, row.link_key, row.day, business, link[4], link[5], row.channel, row.source or "",
+            row.referrer_host or "", row.device_class, row.os_family, row.browser_family, row.utm_source or "",
+            row.utm_medium or "", row.utm_campaign or "", row.utm_content or "", row.utm_term or "",
+            row.page_path or "", row.ad_click or "", row.robot or "",
+        )  # fmt: skip
+        _add(per_link_values[values], counts)
         scopes = [("all", ""), ("channel", row.channel)]
         if row.campaign:
             scopes.append(("campaign", row.campaign))
@@ -176,6 +185,7 @@ def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
         [(*k, *v) for k, v in per_link.items()],
         [(*k, *v) for k, v in per_month.items()],
         [(*k, *v) for k, v in per_value.items()],
+        [(*k, *v) for k, v in per_link_values.items()],
     )
 
 
@@ -275,8 +285,8 @@ class ClickRecorder:
                 businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
                 rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
-                link_days, link_months, dimension_days = totals
-                await self.store.add_clicks(rows, link_days, link_months, dimension_days, refs)
+                link_days, link_months, dimension_days, link_dimension_days = totals
+                await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
