@@ -9,7 +9,10 @@ Figures, each against a baseline in the same run:
   raw rows (what the daily totals replace). Target: p95 <= 50 ms.
 
     .venv/bin/python bench/stats.py                    # 10 M clicks: about 15 minutes, ~3 GB of disk
-    .venv/bin/python bench/stats.py --clicks 200000    # a quick look
+    .venv/bin/python bench/stats.py --clicks 200000    # a quick look (still with the busy link's million)
+
+A busy link (`--busy`, a million clicks in the last 30 days by default) shows its breakdowns by
+referrer and utm_source, which link_dimension_days (migration 006) answers.
 """
 
 from __future__ import annotations
@@ -87,6 +90,18 @@ def synthetic(total: int, now: int, seed: int = 1) -> list[ClickEvent]:
     return events
 
 
+def busy_link(total: int, now: int, seed: int = 2) -> list[ClickEvent]:
+    """One link (`busy`) with `total` clicks in the last 30 days, to time its breakdowns."""
+    rng = random.Random(seed)
+    phones = [ua.format(v=v) for ua in PHONES for v in range(1, 8)]
+    start = now - 30 * 86400
+    times = sorted(rng.randrange(start, now) for _ in range(total))
+    return [ClickEvent(
+        at, "short", "busy", "whatsapp", 1, "campaign0", "ad", f"utm_source={SOURCES[i % 5]}".encode(),
+        rng.choice(REFERRERS), rng.choice(phones), None, f"{rng.randrange(total):x}",
+    ) for i, at in enumerate(times)]  # fmt: skip
+
+
 async def seed(store: Store) -> None:
     async with store.transaction() as db:
         await db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at)"
@@ -98,7 +113,7 @@ async def seed(store: Store) -> None:
         )
         await db.executemany(
             "INSERT INTO links (slug, agent_id, campaign, created_at, updated_at) VALUES (?, ?, ?, 0, 0)",
-            [(f"link{i:04d}", i % AGENTS + 1, f"campaign{i % 25}") for i in range(LINKS)],
+            [(f"link{i:04d}", i % AGENTS + 1, f"campaign{i % 25}") for i in range(LINKS)] + [("busy", 1, "campaign0")],
         )
 
 
@@ -160,6 +175,10 @@ def dashboard(today: datetime) -> list[tuple[str, StatsQuery, str]]:
          raw.format("day", span + " AND link_kind = 'short' AND link_key = 'link0000'")),
         ("30 days top link by referrer", StatsQuery(month, last, "referrer", link="link0000"),
          raw.format("referrer_host", span + " AND link_kind = 'short' AND link_key = 'link0000'")),
+        ("30 days busy link by referrer", StatsQuery(month, last, "referrer", link="busy"),
+         raw.format("referrer_host", span + " AND link_kind = 'short' AND link_key = 'busy'")),
+        ("30 days busy link by utm_source", StatsQuery(month, last, "utm_source", link="busy"),
+         raw.format("utm_source", span + " AND link_kind = 'short' AND link_key = 'busy'")),
         ("365 days by month", StatsQuery(year, last, "month"), raw.format("substr(day, 1, 7)", span_year)),
         ("365 days by week", StatsQuery(year, last, "week"),
          raw.format("date(day, '-6 days', 'weekday 1')", span_year)),
@@ -185,12 +204,15 @@ async def main() -> None:
     parser.add_argument("--clicks", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=5000, help="clicks a flush (the server's batch size)")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--busy", type=int, default=1_000_000, help="clicks of one link in the last 30 days")
     parser.add_argument("--dir", default=None, help="where the database goes (default: a temporary folder)")
     args = parser.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="clicktochat-bench-"))
     now = datetime.now(UTC)
     print(f"generating {args.clicks:,} clicks over {DAYS} days across {LINKS} links ...", flush=True)
     events = synthetic(args.clicks, int(now.timestamp()))
+    if args.busy:  # merged in time order, as they would arrive
+        events = sorted(events + busy_link(args.busy, int(now.timestamp())), key=lambda e: e.at)
 
     baseline = bare_insert(folder / "bare.db", events, args.batch)
     store = await Store.open(str(folder / "stats.db"))
@@ -214,8 +236,9 @@ async def measure(
     (day_rows,) = await store._one("SELECT (SELECT count(*) FROM link_days) + (SELECT count(*) FROM dimension_days)")
     await store.db.execute("PRAGMA optimize")
     size = sum(f.stat().st_size for f in folder.glob("stats.db*")) / 1e9
-    print(f"\ningestion: {args.clicks / spent:,.0f} clicks/s through the click writer, "
-          f"{args.clicks / baseline:,.0f} rows/s bare INSERT (ratio {baseline / spent:.2f})")  # fmt: skip
+    total = args.clicks + args.busy
+    print(f"\ningestion: {total / spent:,.0f} clicks/s through the click writer, "
+          f"{total / baseline:,.0f} rows/s bare INSERT (ratio {baseline / spent:.2f})")  # fmt: skip
     print(f"stored: {raw_rows:,} raw rows, {day_rows:,} daily-total rows, {size:.2f} GB\n")
     print(f"{'query':36} {'p50 ms':>8} {'p95 ms':>8} {'raw p50':>9} {'ratio':>6}")
     worst = 0.0

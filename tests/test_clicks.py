@@ -289,6 +289,16 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
                 assert await store.dimension_totals(scope, value, dimension, *span, group, None) == everything
             one_link = await store.raw_totals(dimension, *span, group, {"link_kind": "short", "link_key": "k1"})
             assert sum(r[1] + r[3] for r in one_link) == 100
+        # One link's clicks by any dimension: link_dimension_days says what the raw rows say.
+        for dimension in ("utm_source", "device", "robot", "referrer", "browser"):
+            for filters in ({"link_kind": "short", "link_key": "k1"}, {"link_kind": "short", "link_key": "k1",
+                            "campaign": "summer", "agent_id": 3}, {"campaign": "summer", "channel": "whatsapp"}):
+                for first, last in (span, ("2023-12-02", "2024-01-15")):
+                    rolled = await store.link_dimension_totals(dimension, first, last, "value", filters)
+                    assert rolled == await store.raw_totals(dimension, first, last, "value", filters)
+                    assert rolled  # fmt: skip
+        k1 = await store.link_dimension_totals("utm_source", *span, "value", {"link_kind": "short", "link_key": "k1"})
+        assert sum(c + b for _, c, _, b in k1) == 100 and {key for key, *_ in k1} == {"s0", "s1", "s2", "s3"}
         assert await store.link_totals(*span, "day", {}) == await store.dimension_totals(
             "all", "", "", *span, "day", None
         )
@@ -318,6 +328,10 @@ def test_pruning_deletes_old_raw_rows_and_keeps_the_totals(db_path: str) -> None
         assert await recorder.prune(now) == 2
         assert [r["at"] for r in await store.clicks("short", "vetrina")] == [now - 399 * 86400, now - 86400]
         assert await store.click_count("short", "vetrina") == 4  # the totals stay
+        by_device = await store.link_dimension_totals(
+            "device", "2000-01-01", "2100-01-01", "value", {"link_kind": "short", "link_key": "vetrina"}
+        )
+        assert by_device == [("mobile", 4, 0, 0)]  # so does the link's breakdown
         await store.close()
 
     asyncio.run(scenario())

@@ -158,3 +158,44 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: str) -> None:
+    """A database at version 5 with raw rows: 006 files them in link_dimension_days, so a
+    link's breakdown by referrer or robot counts what it counted from the raw rows."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("BEGIN")
+    for number, script in migrations()[:5]:
+        for statement in _split_sql(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    raw = ("INSERT INTO clicks (at, link_kind, link_key, channel, agent_id, campaign, referrer_host, device_class,"
+           " os_family, browser_family, robot, business_id, day, n, uniques) VALUES"
+           " (?, 'short', ?, 'whatsapp', NULL, ?, ?, 'mobile', 'iOS', 'Mobile Safari', ?, NULL, ?, ?, ?)")  # fmt: skip
+    db.executemany(raw, [
+        (1700000000, "vetrina", "summer", "x.it", None, "2023-11-14", 5, 3),
+        (1700000100, "vetrina", "summer", "x.it", None, "2023-11-14", 2, 1),
+        (1700000200, "vetrina", "summer", None, None, "2023-11-14", 1, 1),
+        (1700086400, "vetrina", "summer", "y.it", "Googlebot", "2023-11-15", 4, 0),
+        (1700086400, "banco", None, "x.it", None, "2023-11-15", 9, 9),
+    ])  # fmt: skip
+    db.execute("COMMIT")
+    db.close()
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            vetrina = {"link_kind": "short", "link_key": "vetrina"}
+            span = ("2023-11-01", "2023-11-30")
+            by_referrer = await store.link_dimension_totals("referrer", *span, "value", vetrina)
+            assert by_referrer == [("x.it", 7, 4, 0), ("", 1, 1, 0), ("y.it", 0, 0, 4)]
+            assert by_referrer == await store.raw_totals("referrer", *span, "value", vetrina)
+            robots = await store.link_dimension_totals("robot", "2023-11-15", "2023-11-15", "value", vetrina)
+            assert robots == [("Googlebot", 0, 0, 4)]
+            assert await store.link_dimension_totals("device", *span, "value", {"campaign": ""}) == [
+                ("mobile", 9, 9, 0)
+            ]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -153,34 +153,71 @@ def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
     yield "robot", row.robot or ""
 
 
+# Where each of DIMENSIONS is in a link_dimension_days cell (daily_totals), after the day's total.
+CELL_DIMENSIONS = (("", -1), *((name, 7 + i) for i, name in enumerate(DIMENSIONS)))
+
+
 def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
-    """What `rows` add to the link_days, link_months and dimension_days tables (migration 003)."""
-    per_link: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    """What `rows` add to the link_days, link_months, dimension_days (migration 003) and
+    link_dimension_days (migration 006) tables. Summed in stages, each over fewer keys than the
+    last: rows into link_dimension_days cells (a link's day and all its dimension values), cells
+    into one key per dimension value, those into each scope; not 14 dimensions times 4 scopes
+    for every row."""
+    cells: dict[tuple[Any, ...], list[int]] = {}
     for row in rows:
-        counts = (0, row.uniques, row.n) if row.robot else (row.n, row.uniques, 0)
-        business = row.business_id or 0
-        link = (row.day, business, row.link_kind, row.link_key, row.campaign or "", row.agent_id or 0, row.channel)
-        _add(per_link[link], counts)
-        scopes = [("all", ""), ("channel", row.channel)]
-        if row.campaign:
-            scopes.append(("campaign", row.campaign))
-        if row.agent_id:
-            scopes.append(("agent", str(row.agent_id)))
-        for dimension, value in dimension_values(row):
-            for scope, scope_value in scopes:
-                _add(per_value[(scope, scope_value, dimension, row.day, business, value)], counts)
+        cell = (
+            row.link_kind, row.link_key, row.day, row.business_id or 0, row.campaign or "", row.agent_id or 0,
+            row.channel, row.source or "", row.referrer_host or "", row.device_class, row.os_family,
+            row.browser_family, row.utm_source or "", row.utm_medium or "", row.utm_campaign or "",
+            row.utm_content or "", row.utm_term or "", row.page_path or "", row.ad_click or "", row.robot or "",
+        )  # fmt: skip
+        total = cells.get(cell)
+        if total is None:
+            cells[cell] = total = [0, 0, 0]
+        if row.robot:
+            total[2] += row.n
+        else:
+            total[0] += row.n
+        total[1] += row.uniques
+    per_link: dict[tuple[Any, ...], list[int]] = {}
+    per_dimension: dict[tuple[Any, ...], list[int]] = {}
+    for cell, (clicks, uniques, bots) in cells.items():
+        kind, key, day, business, campaign, agent, channel = cell[:7]
+        link = (day, business, kind, key, campaign, agent, channel)
+        total = per_link.get(link)
+        if total is None:
+            per_link[link] = total = [0, 0, 0]
+        total[0] += clicks
+        total[1] += uniques
+        total[2] += bots
+        for name, i in CELL_DIMENSIONS:
+            found = (day, business, channel, campaign, agent, name, cell[i] if i >= 0 else "")
+            total = per_dimension.get(found)
+            if total is None:
+                per_dimension[found] = total = [0, 0, 0]
+            total[0] += clicks
+            total[1] += uniques
+            total[2] += bots
+    per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (day, business, channel, campaign, agent, name, value), counts in per_dimension.items():
+        _add(per_value[("all", "", name, day, business, value)], counts)
+        _add(per_value[("channel", channel, name, day, business, value)], counts)
+        if campaign:
+            _add(per_value[("campaign", campaign, name, day, business, value)], counts)
+        if agent:
+            _add(per_value[("agent", str(agent), name, day, business, value)], counts)
     per_month: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for key, (clicks, uniques, bots) in per_link.items():
-        _add(per_month[(key[0][:7], *key[1:])], (clicks, uniques, bots))
+    for link, counts in per_link.items():
+        _add(per_month[(link[0][:7], *link[1:])], counts)
     return (
         [(*k, *v) for k, v in per_link.items()],
         [(*k, *v) for k, v in per_month.items()],
         [(*k, *v) for k, v in per_value.items()],
+        [(*k, *v) for k, v in cells.items()],
     )
 
 
-def _add(total: list[int], counts: tuple[int, int, int]) -> None:
+def _add(total: list[int], counts: Sequence[int]) -> None:
     total[0] += counts[0]
     total[1] += counts[1]
     total[2] += counts[2]
@@ -246,8 +283,8 @@ class ClickRecorder:
                 businesses = await self.store.agent_businesses()
                 # Parsing thousands of new user agents takes a while: off the event loop.
                 rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
-                link_days, link_months, dimension_days = totals
-                await self.store.add_clicks(rows, link_days, link_months, dimension_days, refs)
+                link_days, link_months, dimension_days, link_dimension_days = totals
+                await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise

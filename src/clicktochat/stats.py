@@ -238,7 +238,7 @@ async def read(
 ) -> list[tuple[object, int, int, int]]:
     """From whichever table holds the answer in the fewest rows: a dimension over every link, or
     over one campaign, agent or channel, is in dimension_days; anything per link is in
-    link_days; one link's clicks by a dimension only in the raw rows (within the retention)."""
+    link_days; one link's clicks by a dimension in link_dimension_days (migration 006)."""
     filters = query.filters()
     scoped = {k: filters[k] for k in ("campaign", "agent_id", "channel") if k in filters}
     per_link = "link_key" in filters or "link_kind" in filters or len(scoped) > 1
@@ -247,7 +247,7 @@ async def read(
     if by in LINK_GROUPS or (per_link and not dimension):
         return await store.link_totals(*span, group, filters, limit)
     if per_link:
-        return await store.raw_totals(dimension, *span, group, filters, limit)
+        return await store.link_dimension_totals(dimension, *span, group, filters, limit)
     scope, scope_value = next(iter(scoped.items()), ("all", ""))
     scope = {"agent_id": "agent"}.get(scope, scope)
     return await store.dimension_totals(

@@ -32,6 +32,11 @@ CLICK_COLUMNS = (  # clicks.ClickRow, in order
 )  # fmt: skip
 LINK_DAY_COLUMNS = ("day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel")
 DIMENSION_DAY_COLUMNS = ("scope", "scope_value", "dimension", "day", "business_id", "value")
+LINK_DIMENSION_DAY_COLUMNS = (  # migration 006: a link's day, then each of clicks.DIMENSIONS in order
+    "link_kind", "link_key", "day", "business_id", "campaign", "agent_id", "channel", "source", "referrer",
+    "device", "os", "browser", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "page",
+    "ad_click", "robot",
+)  # fmt: skip
 COUNTERS = ("clicks", "uniques", "bots")
 # Raw columns of clicks.DIMENSIONS, for what the daily totals do not hold.
 DIMENSION_COLUMNS = {
@@ -512,11 +517,13 @@ class Store:
         link_days: Sequence[Sequence[Any]],
         link_months: Sequence[Sequence[Any]],
         dimension_days: Sequence[Sequence[Any]],
+        link_dimension_days: Sequence[Sequence[Any]] = (),
         refs: Sequence[Sequence[Any]] = (),
     ) -> None:
         """Raw rows (CLICK_COLUMNS) and what they add to the totals, together; `refs`: the ref
         codes of clicks whose message carried one (conversations are tied to them)."""
-        totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days}
+        totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days,
+                  "link_dimension_days": link_dimension_days}  # fmt: skip
         month_key = ("month", *LINK_DAY_COLUMNS[1:])
         async with self.transaction() as db:
             await db.executemany(
@@ -529,7 +536,8 @@ class Store:
                     " visitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", refs,
                 )  # fmt: skip
             for table, key in (("link_days", LINK_DAY_COLUMNS), ("link_months", month_key),
-                               ("dimension_days", DIMENSION_DAY_COLUMNS)):  # fmt: skip
+                               ("dimension_days", DIMENSION_DAY_COLUMNS),
+                               ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 await db.executemany(
                     f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) VALUES ({', '.join('?' * (len(key) + 3))})"
                     f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
@@ -630,6 +638,18 @@ class Store:
             params.append(business_id)
         return await self._totals("dimension_days", group, where, params, limit)
 
+    async def link_dimension_totals(
+        self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],
+        limit: int | None = None,
+    ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
+        """The same from link_dimension_days, for links' clicks by a dimension: `group` is
+        "value" (the dimension's) or one of GROUPINGS; `filters` match columns of link_days."""
+        if dimension not in DIMENSION_COLUMNS:
+            raise ValueError(f"unknown dimension {dimension!r}")
+        where = "day BETWEEN ? AND ?" + "".join(f" AND {name} = ?" for name in filters)
+        params = [first_day, last_day, *filters.values()]
+        return await self._totals("link_dimension_days", group, where, params, limit, value=dimension)
+
     async def raw_totals(
         self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],
         limit: int | None = None,
@@ -674,9 +694,9 @@ class Store:
         return {str(key): (int(n), int(from_clicks)) for key, n, from_clicks in rows}
 
     async def _totals(
-        self, table: str, group: str, where: str, params: list[Any], limit: int | None
+        self, table: str, group: str, where: str, params: list[Any], limit: int | None, value: str = "value"
     ) -> list[tuple[Any, int, int, int]]:
-        key = "value" if group == "value" else GROUPINGS[group]
+        key = value if group == "value" else GROUPINGS[group]
         sql = f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM {table} WHERE {where} GROUP BY 1"
         sql += f" ORDER BY {_order(group)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
