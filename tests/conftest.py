@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +150,31 @@ NUMBER = StandInNumber(
     verified_name="Pasticceria Dolce Vita", access_token="EAAG" + "x" * 40, app_secret="a" * 32,
 )
 VERIFY_TOKEN = "verify-me-please"
+
+
+@contextmanager
+def running(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A real server process, ready when /healthz answers (a bounded wait for its start-up, not
+    a timing assumption); killed however the block ends."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})  # fmt: skip
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        if process.stdout:
+            process.stdout.close()
 
 
 def free_port() -> int:

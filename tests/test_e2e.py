@@ -13,16 +13,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import NamedTuple
 
 import httpx
 import pytest
 
-from conftest import IPHONE, WHATSAPP_PREVIEW
+from conftest import IPHONE, WHATSAPP_PREVIEW, running
 
 pytestmark = pytest.mark.e2e
 
@@ -41,29 +40,10 @@ def cli(db: Path, *args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-@contextmanager
-def server(db: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.time() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        if process.stdout:
-            process.stdout.close()
+def server(db: Path, port: int, *extra: str, env: dict[str, str] | None = None
+           ) -> AbstractContextManager[subprocess.Popen[str]]:  # fmt: skip
+    return running([sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port), *extra],
+                   port, env)  # fmt: skip
 
 
 class Clicks:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -27,9 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +46,7 @@ from clicktochat.simulate import (
     status_update,
     webhook_body,
 )
-from conftest import NUMBER, VERIFY_TOKEN, free_port
+from conftest import NUMBER, VERIFY_TOKEN, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -66,30 +63,6 @@ STORED_ONLY = (
     "uvicorn.run(create_app(settings, background=False), host='127.0.0.1', port=settings.port,\n"
     "            log_level='warning', access_log=False, http='httptools', lifespan='on')\n"
 )
-
-
-@contextmanager
-def running(argv: list[str], port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """A server process, ready when /healthz answers; killed however the block ends."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **env})  # fmt: skip
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.time() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        if process.stdout:
-            process.stdout.close()
 
 
 def cli(db: Path, *args: str) -> str:
