@@ -314,7 +314,9 @@ class ClickRecorder:
             except BaseException:  # an error or a cancellation: keep them for the next try
                 self._pending[:0] = batch
                 raise
-            self.visitors.remember(seen)
+            # Written: now they count as seen. In the worker thread too, a few microseconds a new
+            # visitor, which the event loop would otherwise spend in one go, between two requests.
+            await asyncio.to_thread(self.visitors.remember, seen)
             written += len(batch)
         self.salts.expire(int(time.time()))
         if self.salts.changed:
