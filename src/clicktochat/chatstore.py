@@ -187,19 +187,6 @@ class ChatStore(OutboxStore):
 
     # -- webhook events --------------------------------------------------------------
 
-    async def add_event(self, body_hash: str, body: bytes, numbers: list[str], now: int) -> bool:
-        """Store a signed body before it is acknowledged; False for the same bytes again."""
-
-        def work() -> bool:
-            with self._tx() as db:
-                cursor = db.execute(
-                    "INSERT INTO webhook_events (received_at, body_hash, body, numbers) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (body_hash) DO NOTHING", (now, body_hash, body, json.dumps(numbers)),
-                )  # fmt: skip
-                return cursor.rowcount > 0
-
-        return await self.run(work)
-
     async def due_events(self, now: int, limit: int) -> list[tuple[int, bytes, list[str], int]]:
         """(id, body, phone number ids it was signed for, attempts) of events not yet applied."""
 

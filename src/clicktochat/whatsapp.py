@@ -19,6 +19,7 @@ from .consent import may_reply, opted_out
 from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
+from .intake import Intake
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .store import Store
@@ -44,15 +45,16 @@ class ConversationView:
 
 
 class WhatsApp:
-    def __init__(self, store: Store, chats: ChatStore, graph_url: str, clock: Callable[[], float] = time.time,
-                 webhook_retention_days: int = 30) -> None:  # fmt: skip
+    def __init__(self, store: Store, chats: ChatStore, intake: Intake, graph_url: str,
+                 clock: Callable[[], float] = time.time, webhook_retention_days: int = 30) -> None:  # fmt: skip
         self.store = store
         self.chats = chats
+        self.intake = intake
         self.clock = clock
         self.graph = GraphClient(graph_url)
         self.keys: list[NumberKeys] = []
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
-        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days)
+        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days, intake=intake)
         self.refusals = Refusals()
         self.readers = asyncio.Semaphore(READERS)  # webhook bodies read at once
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
@@ -61,7 +63,8 @@ class WhatsApp:
     @classmethod
     async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time,
                    webhook_retention_days: int = 30) -> WhatsApp:  # fmt: skip
-        whatsapp = cls(store, await ChatStore.open(path), graph_url, clock, webhook_retention_days)
+        whatsapp = cls(store, await ChatStore.open(path), await Intake.open(path), graph_url, clock,
+                       webhook_retention_days)  # fmt: skip
         await whatsapp.reload()
         return whatsapp
 
@@ -81,6 +84,7 @@ class WhatsApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.graph.close()
+        await self.intake.close()
         await self.chats.close()
 
     # -- numbers ---------------------------------------------------------------------
