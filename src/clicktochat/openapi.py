@@ -40,6 +40,15 @@ from .chat_api import (
     ReplyOut,
 )
 from .links import SLUG_PATTERN
+from .notifications import TOPIC
+from .notify_api import (
+    STATES,
+    NotificationCreate,
+    NotificationList,
+    NotificationOut,
+    TemplateList,
+    TemplateSyncOut,
+)
 from .stats import GROUPS, MAX_LIMIT
 from .widget import WIDGET_ID_PATTERN
 
@@ -111,7 +120,27 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/conversations/{conversation_id}/messages",
      "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
      ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
+    ("get", "/whatsapp-numbers/{number_id}/templates", "The number's message templates, as last synced from Meta",
+     None, {200: TemplateList, 404: None}),
+    ("post", "/whatsapp-numbers/{number_id}/templates", "Sync the number's message templates from Meta now",
+     None, {200: TemplateSyncOut, 404: None, 503: None}),
+    ("post", "/notifications",
+     "Queue an update (an approved template) to someone who opted in to its topic; 409 without consent",
+     NotificationCreate, {202: NotificationOut, 200: NotificationOut, 404: None, 409: None}),
+    ("get", "/notifications", "Notifications, newest first (?business, ?to, ?topic, ?state, ?limit, ?offset)", None,
+     {200: NotificationList}),
+    ("get", "/notifications/{notification_id}", "A notification: queued, sent, delivered, read, failed...", None,
+     {200: NotificationOut, 404: None}),
 ]  # fmt: skip
+
+NOTIFICATION_PARAMETERS = [
+    ("business", "Only this business's notifications", {"type": "integer", "minimum": 1}),
+    ("to", "Only to this number (with its country code)", {"type": "string", "minLength": 3, "maxLength": 40}),
+    ("topic", "Only this topic", {"type": "string", "pattern": f"^{TOPIC.pattern}$"}),
+    ("state", "Only in this state", {"type": "string", "enum": list(STATES)}),
+    ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+]
 
 CONVERSATION_PARAMETERS = [
     ("business", "Only this business's conversations", {"type": "integer", "minimum": 1}),
@@ -147,6 +176,7 @@ MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
+    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut,
 ]  # fmt: skip
 
 
@@ -208,6 +238,11 @@ def openapi(base_url: str) -> dict[str, Any]:
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in LINKS_PARAMETERS
+            ]
+        if path == "/notifications" and method == "get":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in NOTIFICATION_PARAMETERS
             ]
         if path == "/conversations":
             operation["parameters"] = [

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .chatstore import ChatStore, NumberKeys
 from .graph import GraphClient, GraphError
@@ -39,6 +39,23 @@ class Backoff:
         return ceiling * (0.5 + jitter / 2)
 
 
+@dataclass
+class Pace:
+    """Meta's throughput per business number (messages a second), kept by the sender: a
+    generic cell rate, so up to one second's worth goes at once and then one every
+    1/per_second s. Real time (time.monotonic), not the clock tests move: it only spaces sends."""
+
+    per_second: float = 80.0
+    _next: dict[int, float] = field(default_factory=dict)  # number id -> when its next message may go
+
+    def delay(self, number_id: int, now: float) -> float:
+        """Seconds to wait before sending one message from this number (and count it as sent)."""
+        interval = 1.0 / self.per_second
+        earliest = max(self._next.get(number_id, 0.0), now - 1.0 + interval)  # at most 1 s of credit
+        self._next[number_id] = earliest + interval
+        return max(0.0, earliest - now)
+
+
 class Sender:
     """`run_once()` sends what is due (tests call it, moving the clock); `run()` is the loop."""
 
@@ -56,6 +73,7 @@ class Sender:
         self.lease = lease
         self.backoff = backoff
         self.interval = interval
+        self.pace = Pace()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -77,6 +95,9 @@ class Sender:
         if reason is not None:
             await self.chats.give_up(row.id, "cancelled", None, reason)
             return
+        wait = self.pace.delay(row.number_id, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
             wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
         except GraphError as error:

@@ -20,6 +20,7 @@ from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
+from .notifications import Notifications
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .store import Store
@@ -58,6 +59,7 @@ class WhatsApp:
         self.refusals = Refusals()
         self.readers = asyncio.Semaphore(READERS)  # webhook bodies read at once
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
+        self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -206,9 +208,10 @@ class WhatsApp:
         return row, created
 
     async def _still_allowed(self, row: OutboxRow) -> str | None:
-        """Checked just before sending: a reply still needs the window open and no opt-out."""
+        """Checked just before sending: a reply still needs the window open and no opt-out; a
+        notification, the consent for its topic."""
         if row.conversation_id is None:
-            return None
+            return await self.notifications.still_allowed(row)
         found = await self.chats.conversation(row.conversation_id)
         if found is None:
             return "The conversation no longer exists."
