@@ -999,3 +999,8 @@ from . import cli_whatsapp  # noqa: E402  (it uses the helpers above: import cli
 cli.add_command(cli_whatsapp.whatsapp)
 cli.add_command(cli_whatsapp.conversations)
 cli.add_command(cli_whatsapp.simulate)
+
+from . import cli_notify  # noqa: E402
+
+cli.add_command(cli_notify.notify)
+cli.add_command(cli_notify.notifications)
