@@ -84,3 +84,16 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     consent(db, "*", "out")
     after = run(*args[:-2], "--key", "order-1043")
     assert after.exit_code == 1 and "opted out" in after.output
+
+
+def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path) -> None:
+    consent(db, "orders")
+    exported = run("customer", "export", "+39 347 123 4567", "-o", str(tmp_path / "giulia.json"))
+    assert exported.exit_code == 0, exported.output
+    data = json.loads((tmp_path / "giulia.json").read_text())
+    assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
+    assert run("customer", "erase", "393471234567").exit_code == 1  # asks first; no answer: nothing erased
+    erased = run("customer", "erase", "393471234567", "--yes")
+    assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output
+    data = json.loads(run("customer", "export", "393471234567").output)
+    assert [(c["state"], c["source"], c["wording"][:6]) for c in data["consents"]] == [("out", "erase", "Erased")]

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
-from .notifystore import NotificationStore
+from .customerstore import CustomerStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
@@ -110,7 +110,7 @@ class Consent:
     proof: dict[str, Any] | None
 
 
-class ChatStore(NotificationStore):
+class ChatStore(CustomerStore):
     """Numbers, webhook events, conversations, messages, statuses, chat starts and consents."""
 
     # -- numbers ---------------------------------------------------------------------

@@ -1004,3 +1004,4 @@ from . import cli_notify  # noqa: E402
 
 cli.add_command(cli_notify.notify)
 cli.add_command(cli_notify.notifications)
+cli.add_command(cli_notify.customer)

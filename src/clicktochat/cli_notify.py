@@ -4,10 +4,13 @@ and `whatsapp templates sync|list`. The checks are the API's (notifications.py);
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
 
+from . import customers
 from .channels import normalize_phone
 from .cli import common_options, json_option, print_json, print_table
 from .cli_whatsapp import run, whatsapp
@@ -125,3 +128,38 @@ def templates_list(db: str | None, base_url: str | None, number_id: int, as_json
     print_table([{**r, "parameters": " ".join("{{" + p + "}}" for p in r["parameters"])} for r in rows],
                 ["name", "language", "status", "category", "parameters", "synced_at"])  # fmt: skip
 
+
+
+customer: click.Group = click.Group("customer", help="One person's data: export it, or erase it.")
+
+
+@customer.command("export")
+@common_options
+@click.argument("phone")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the JSON here.")
+def customer_export(db: str | None, base_url: str | None, phone: str, output: str | None) -> None:
+    """Everything held about a phone number (consents with their wording, conversations,
+    messages, statuses, notifications), as JSON: what to hand over when someone asks."""
+    data = run(db, base_url, lambda s: customers.export(s, phone))
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Wrote {output}.", err=True)
+    else:
+        click.echo(text)
+
+
+@customer.command("erase")
+@common_options
+@click.argument("phone")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) -> None:
+    """Erase everything about a phone number. One opt-out entry per business stays, holding
+    nothing else, so that no update, reply or confirmation is ever sent to it again."""
+    if not yes:
+        click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
+    deleted = run(db, base_url, lambda s: customers.erase(s, phone))
+    total = sum(deleted.values())
+    click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "
+               + (", ".join(f"{n} {table}" for table, n in deleted.items() if n) or "nothing was held")
+               + ". An opt-out marker stays.")  # fmt: skip

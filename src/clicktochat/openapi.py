@@ -33,6 +33,7 @@ from .channels import CHANNELS
 from .chat_api import (
     ConversationDetail,
     ConversationList,
+    CustomerErased,
     NumberConnect,
     NumberList,
     NumberOut,
@@ -71,7 +72,7 @@ PROBLEM = {
     },
 }
 
-TEXT_IDS = ("slug", "widget_id")
+TEXT_IDS = ("slug", "widget_id", "phone")
 
 # (method, path, summary, request body, {status: response model or None})
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
@@ -120,6 +121,10 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/conversations/{conversation_id}/messages",
      "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
      ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
+    ("get", "/customers/{phone}", "Everything held about a phone number (consents, conversations, messages,"
+     " notifications), as JSON", None, {200: "application/json"}),
+    ("delete", "/customers/{phone}", "Erase everything about a phone number; an opt-out marker stays so it is never"
+     " messaged again", None, {200: CustomerErased}),
     ("get", "/whatsapp-numbers/{number_id}/templates", "The number's message templates, as last synced from Meta",
      None, {200: TemplateList, 404: None}),
     ("post", "/whatsapp-numbers/{number_id}/templates", "Sync the number's message templates from Meta now",
@@ -176,7 +181,7 @@ MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
-    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut,
+    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased,
 ]  # fmt: skip
 
 
@@ -203,6 +208,8 @@ def _response(status: int, model: Any) -> dict[str, Any]:
         return {"description": description or "Error", "content": problem}
     if model == "text/csv":
         return {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    if model == "application/json":
+        return {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
     description = {200: "OK", 201: "Created", 202: "Accepted"}.get(status, "OK")
     return {"description": description, "content": {"application/json": {"schema": schema}}}
