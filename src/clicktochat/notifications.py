@@ -143,14 +143,12 @@ class Notifications:
             raise NotFound(f"There is no notification {notification_id}.")
         return found
 
-    async def still_allowed(self, row: OutboxRow) -> str | None:
-        """For the sender, just before it sends: is the consent for the topic still in force?"""
-        found = await self.chats.notification_for_outbox(row.id)
-        if found is None:
-            return None
-        entries = await self.chats.consents(found.business_id, found.phone, None)
-        decision = may_message(entries, found.topic)
-        return None if decision.allowed else decision.reason
+    async def refusals(self, rows: list[OutboxRow]) -> dict[int, str | None]:
+        """For the sender, just before it sends: per notification row, None while the consent
+        for its topic is in force, else why not. Rows that are not notifications are left out."""
+        found = await self.chats.consents_for_outboxes([row.id for row in rows])
+        decisions = {outbox_id: may_message(entries, topic) for outbox_id, (topic, entries) in found.items()}
+        return {outbox_id: None if d.allowed else d.reason for outbox_id, d in decisions.items()}
 
 
 def message_payload(phone: str, template: Template, values: list[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import STATUS_RANK
 from .message_templates import Template
 from .outboxstore import OutboxStore
@@ -127,6 +128,22 @@ class NotificationStore(OutboxStore):
 
     async def notifications_by_key(self, business_id: int, key: str) -> Notification | None:
         return await self.run(self._notification, "n.business_id = ? AND n.idempotency_key = ?", (business_id, key))
+
+    async def consents_for_outboxes(self, outbox_ids: list[int]) -> dict[int, tuple[str, list[Consent]]]:
+        """For the outbox rows that send notifications: the topic, and the consent entries about
+        the number, oldest first. One hop, for a batch of the sender's."""
+
+        def work() -> dict[int, tuple[str, list[Consent]]]:
+            found = {}
+            for outbox_id in outbox_ids:
+                row = self._one("SELECT business_id, phone, topic FROM notifications WHERE outbox_id = ?", (outbox_id,))
+                if row is not None:
+                    entries = self._all(f"SELECT {CONSENT_COLUMNS} FROM consents WHERE business_id = ? AND phone = ?"
+                                        " ORDER BY at, id", (row[0], row[1]))  # fmt: skip
+                    found[outbox_id] = (row[2], [consent_from(e) for e in entries])
+            return found
+
+        return await self.run(work)
 
     async def notification_for_outbox(self, outbox_id: int) -> Notification | None:
         return await self.run(self._notification, "n.outbox_id = ?", (outbox_id,))

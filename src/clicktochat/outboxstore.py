@@ -96,14 +96,24 @@ class OutboxStore(ChatDB):
         return await self.run(work)
 
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
+        await self.sent_many([(outbox_id, wamid, now)])
+
+    async def sent_many(self, sent: list[tuple[int, str, int]]) -> None:
+        """(outbox id, wamid, when) of messages Meta took, in one transaction."""
+        if not sent:
+            return
+
         def work() -> None:
             with self._tx() as db:
-                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
-                           " error = NULL, error_code = NULL WHERE id = ?", (wamid, now, outbox_id))  # fmt: skip
-                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?", (wamid, outbox_id))
-                db.execute(
+                db.executemany("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
+                               " error = NULL, error_code = NULL WHERE id = ?",
+                               [(wamid, now, outbox_id) for outbox_id, wamid, now in sent])  # fmt: skip
+                db.executemany("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?",
+                               [(wamid, outbox_id) for outbox_id, wamid, _ in sent])  # fmt: skip
+                db.executemany(
                     "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
-                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)", (now, outbox_id),
+                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)",
+                    [(now, outbox_id) for outbox_id, _, now in sent],
                 )  # fmt: skip
 
         await self.run(work)

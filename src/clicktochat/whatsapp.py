@@ -222,15 +222,19 @@ class WhatsApp:
         self.sender.wake()
         return row, created
 
-    async def _still_allowed(self, row: OutboxRow) -> str | None:
+    async def _still_allowed(self, rows: list[OutboxRow]) -> list[str | None]:
         """Checked just before sending: a reply still needs the window open and no opt-out; a
         notification, the consent for its topic."""
-        if row.conversation_id is None:
-            return await self.notifications.still_allowed(row)
-        found = await self.chats.conversation(row.conversation_id)
-        if found is None:
-            return "The conversation no longer exists."
-        return (await self.view(found)).reply_refused
+        notifications = await self.notifications.refusals([row for row in rows if row.conversation_id is None])
+        reasons: list[str | None] = []
+        for row in rows:
+            if row.conversation_id is None:
+                reasons.append(notifications.get(row.id))
+                continue
+            found = await self.chats.conversation(row.conversation_id)
+            gone = "The conversation no longer exists."
+            reasons.append(gone if found is None else (await self.view(found)).reply_refused)
+        return reasons
 
 
 def _str(value: Any) -> str | None:
