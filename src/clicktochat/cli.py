@@ -1005,3 +1005,4 @@ from . import cli_notify  # noqa: E402
 cli.add_command(cli_notify.notify)
 cli.add_command(cli_notify.notifications)
 cli.add_command(cli_notify.customer)
+cli.add_command(cli_notify.costs)

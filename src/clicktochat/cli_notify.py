@@ -14,7 +14,7 @@ from . import customers
 from .channels import normalize_phone
 from .cli import common_options, json_option, print_json, print_table
 from .cli_whatsapp import run, whatsapp
-from .notify_api import STATES, notification_out, template_out
+from .notify_api import STATES, month_costs, notification_out, template_out
 from .service import Service
 
 
@@ -163,3 +163,25 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "
                + (", ".join(f"{n} {table}" for table, n in deleted.items() if n) or "nothing was held")
                + ". An opt-out marker stays.")  # fmt: skip
+
+
+@click.command("costs")
+@common_options
+@click.option("--month", metavar="YYYY-MM", help="The month (default: this one, UTC).")
+@click.option("--business", "business_id", type=int, help="Only this business.")
+@json_option
+def costs_command(db: str | None, base_url: str | None, month: str | None, business_id: int | None,
+                  as_json: bool) -> None:  # fmt: skip
+    """The month's estimated WhatsApp costs, per business and category and per topic, from
+    what was sent and Meta's pricing on its statuses, with the prices of CLICKTOCHAT_PRICE_TABLE."""
+    found = run(db, base_url, lambda s: month_costs(s, month, business_id)).model_dump(mode="json")
+    if as_json:
+        return print_json(found)
+    click.echo(f"{found['month']}: {found['total']:.2f} {found['currency']} (prices: {found['price_table']})")
+    print_table(found["by_category"], ["business_id", "category", "messages", "charged", "cost"])
+    if found["by_topic"]:
+        click.echo()
+        print_table(found["by_topic"], ["business_id", "topic", "messages", "charged", "cost"])
+
+
+costs: click.Command = costs_command

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .channels import normalize_phone
@@ -24,6 +25,7 @@ TOPIC = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2,3})?")
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")
 SOURCES = ("api", "cli", "dashboard")
 
 
@@ -149,6 +151,18 @@ class Notifications:
         found = await self.chats.consents_for_outboxes([row.id for row in rows])
         decisions = {outbox_id: may_message(entries, topic) for outbox_id, (topic, entries) in found.items()}
         return {outbox_id: None if d.allowed else d.reason for outbox_id, d in decisions.items()}
+
+
+def month_bounds(month: str | None, now: int) -> tuple[str, int, int]:
+    """'YYYY-MM' (default: this month, UTC) as (month, first second, first second of the next)."""
+    if month is None:
+        month = datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    if not isinstance(month, str) or not MONTH.fullmatch(month):
+        raise InvalidInput("month", "must be YYYY-MM, like 2026-12")
+    year, number = int(month[:4]), int(month[5:])
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return month, int(start.timestamp()), int(end.timestamp())
 
 
 def message_payload(phone: str, template: Template, values: list[str]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from .api import Body, endpoint, out, query_int, read_body, resource
 from .channels import normalize_phone
 from .errors import InvalidInput
 from .message_templates import MAX_PARAMETER_LENGTH, Template
-from .notifications import IDEMPOTENCY_KEY, LANGUAGE, TEMPLATE_NAME, TOPIC
+from .notifications import IDEMPOTENCY_KEY, LANGUAGE, TEMPLATE_NAME, TOPIC, month_bounds
 from .notifystore import Notification
+from .pricing import estimate, load_table
 from .service import Service, timestamp
 
 STATES = ("queued", "sending", "sent", "delivered", "read", "failed", "cancelled")
@@ -153,7 +154,46 @@ async def sync_templates(request: Request, service: Service) -> Response:
     return out(TemplateSyncOut(synced={str(k): v for k, v in counts.items()}))
 
 
+class CostLine(BaseModel):
+    business_id: int
+    category: str | None = Field(default=None, description="marketing, utility, authentication or service")
+    topic: str | None = None
+    messages: int
+    charged: int = Field(description="Messages that are not free (free tier, free entry point, Meta's billable)")
+    cost: float
+
+
+class CostsOut(BaseModel):
+    month: str
+    currency: str
+    total: float
+    by_category: list[CostLine]
+    by_topic: list[CostLine]
+    price_table: str = Field(description="The file the prices came from")
+
+
+async def month_costs(service: Service, month: str | None, business: int | None) -> CostsOut:
+    month, start, end = month_bounds(month, int(service.whatsapp.clock()))
+    table = load_table(service.settings.price_table)
+    found = estimate(await service.whatsapp.chats.sent_between(start, end, business), table)
+    return CostsOut(
+        month=month, currency=found.currency, total=found.total, price_table=table.source,
+        by_category=[CostLine(business_id=b, category=c, messages=line.messages, charged=line.charged, cost=line.cost)
+                     for (b, c), line in sorted(found.by_category.items())],
+        by_topic=[CostLine(business_id=b, topic=t, messages=line.messages, charged=line.charged, cost=line.cost)
+                  for (b, t), line in sorted(found.by_topic.items())],
+    )  # fmt: skip
+
+
+@endpoint
+async def costs(request: Request, service: Service) -> Response:
+    params = request.query_params
+    business = query_int(request, "business", 0, 1, 2**63 - 1) if "business" in params else None
+    return out(await month_costs(service, params.get("month"), business))
+
+
 routes = [
+    resource("/costs", GET=costs),
     resource("/notifications", GET=list_notifications, POST=create_notification),
     resource("/notifications/{notification_id:int}", GET=get_notification),
     resource("/whatsapp-numbers/{number_id:int}/templates", GET=list_templates, POST=sync_templates),

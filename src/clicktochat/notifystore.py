@@ -14,6 +14,7 @@ from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import STATUS_RANK
 from .message_templates import Template
 from .outboxstore import OutboxStore
+from .pricing import Sent
 
 NOTIFICATION_COLUMNS = (
     "n.id, n.business_id, n.number_id, n.phone, n.topic, n.template, n.language, n.category, n.parameters,"
@@ -170,6 +171,26 @@ class NotificationStore(OutboxStore):
                 (business_id, phone, topic, state, limit, offset),
             )  # fmt: skip
             return self._with_statuses(rows)
+
+        return await self.run(work)
+
+    async def sent_between(self, start: int, end: int, business_id: int | None = None) -> list[Sent]:
+        """Every message Meta took in [start, end), oldest first, as `pricing.estimate` needs it:
+        templates with their category and topic, replies as service messages, and Meta's pricing
+        object from the message's statuses when it has come."""
+
+        def work() -> list[Sent]:
+            rows = self._all(
+                "SELECT w.business_id, o.number_id, coalesce(n.phone, c.wa_id),"
+                " coalesce(lower(n.category), CASE WHEN o.conversation_id IS NULL THEN 'utility' ELSE 'service' END),"
+                " n.topic, (SELECT s.pricing FROM wa_statuses s WHERE s.wamid = o.wamid AND s.number_id = o.number_id"
+                " AND s.pricing IS NOT NULL ORDER BY s.at DESC LIMIT 1)"
+                " FROM outbox o JOIN whatsapp_numbers w ON w.id = o.number_id"
+                " LEFT JOIN notifications n ON n.outbox_id = o.id LEFT JOIN conversations c ON c.id = o.conversation_id"
+                " WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND (? IS NULL OR w.business_id = ?)"
+                " ORDER BY o.sent_at, o.id", (start, end, business_id, business_id),
+            )  # fmt: skip
+            return [Sent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None) for r in rows]
 
         return await self.run(work)
 

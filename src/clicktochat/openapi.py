@@ -41,9 +41,10 @@ from .chat_api import (
     ReplyOut,
 )
 from .links import SLUG_PATTERN
-from .notifications import TOPIC
+from .notifications import MONTH, TOPIC
 from .notify_api import (
     STATES,
+    CostsOut,
     NotificationCreate,
     NotificationList,
     NotificationOut,
@@ -121,6 +122,8 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/conversations/{conversation_id}/messages",
      "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
      ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
+    ("get", "/costs", "The month's estimated WhatsApp costs per business, category and topic (?month=YYYY-MM,"
+     " ?business)", None, {200: CostsOut}),
     ("get", "/customers/{phone}", "Everything held about a phone number (consents, conversations, messages,"
      " notifications), as JSON", None, {200: "application/json"}),
     ("delete", "/customers/{phone}", "Erase everything about a phone number; an opt-out marker stays so it is never"
@@ -181,7 +184,7 @@ MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
-    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased,
+    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased, CostsOut,
 ]  # fmt: skip
 
 
@@ -246,6 +249,13 @@ def openapi(base_url: str) -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in LINKS_PARAMETERS
             ]
+        if path == "/costs":
+            operation["parameters"] = [
+                {"name": "month", "in": "query", "required": False, "description": "YYYY-MM (default: this month, UTC)",
+                 "schema": {"type": "string", "pattern": f"^{MONTH.pattern}$"}},
+                {"name": "business", "in": "query", "required": False, "description": "Only this business",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+            ]  # fmt: skip
         if path == "/notifications" and method == "get":
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}

@@ -71,6 +71,10 @@ class Settings:
         80.0, "Most messages sent a second from one WhatsApp number: Meta's throughput for a number (80 by "
         "default; up to 1,000 once Meta has raised it for the number).",
     )
+    price_table: str = setting(
+        "", "A CSV file of what one WhatsApp message costs per category and country (region,category,price,"
+        "currency; see prices.csv in the package). Empty: the example table, with example prices.",
+    )
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
     @classmethod
@@ -97,6 +101,13 @@ class Settings:
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
+        if self.price_table:
+            from .pricing import load_table  # read now, so a typo in the file stops the start, not a page
+
+            try:
+                load_table(self.price_table)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{ENV_PREFIX}PRICE_TABLE: {exc}") from None
         if not self.graph_url.startswith(("https://", "http://")):
             raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
         if any("/" in name or " " in name.strip() for name in self.trusted_hosts.split(",")):
