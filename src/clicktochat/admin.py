@@ -799,7 +799,7 @@ async def not_found(request: Request, page: Page) -> Response:
 
 BOTH = ["GET", "POST"]
 
-from . import admin_chats  # noqa: E402  (its pages build on this module's)
+from . import admin_chats, admin_updates  # noqa: E402, I001  (their pages build on this module's)
 
 routes = [
     Route("/login", login, methods=BOTH),
@@ -819,6 +819,7 @@ routes = [
     Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
     Route("/keys", keys_page, methods=BOTH),
     *admin_chats.routes,
+    *admin_updates.routes,
     Route("/{path:path}", not_found, methods=BOTH),
 ]
 """Every page, as listed here, is checked by a test to send strangers to sign in."""
