@@ -69,6 +69,7 @@ DASHBOARD = {
     "/whatsapp/{number_id}/disconnect": DONE,
     "/conversations": ("business", "agent", "open", "offset", *DONE),
     "/conversations/{conversation_id}": DONE,
+    "/updates": ("state", *DONE),
     "/{path:path}": DONE,
 }
 PASSWORD = "correct horse battery"
