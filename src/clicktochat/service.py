@@ -72,6 +72,7 @@ class Service:
                                            settings.webhook_retention_days)  # fmt: skip
             whatsapp.notifications.default_region = settings.default_region
             whatsapp.sender.pace.per_second = settings.messages_per_second
+            whatsapp.sender.lease = settings.outbox_lease
         except BaseException:
             await store.close()
             raise

@@ -71,6 +71,10 @@ class Settings:
         80.0, "Most messages sent a second from one WhatsApp number: Meta's throughput for a number (80 by "
         "default; up to 1,000 once Meta has raised it for the number).",
     )
+    outbox_lease: int = setting(
+        60, "Seconds a message being sent is held by one sender. After a crash it is sent again once this has "
+        "passed, unless a status from Meta (which names our row) has shown that it went out.",
+    )
     price_table: str = setting(
         "", "A CSV file of what one WhatsApp message costs per category and country (region,category,price,"
         "currency; see prices.csv in the package). Empty: the example table, with example prices.",
@@ -91,7 +95,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days",
-                     "webhook_retention_days", "messages_per_second"):  # fmt: skip
+                     "webhook_retention_days", "messages_per_second", "outbox_lease"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
