@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
+from .optinstore import OptinStore
 from .outboxstore import OutboxStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
@@ -110,8 +111,9 @@ class Consent:
     proof: dict[str, Any] | None
 
 
-class ChatStore(OutboxStore):
-    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents."""
+class ChatStore(OptinStore, OutboxStore):
+    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents
+    (and opt-in forms and requests: `optinstore.OptinStore`)."""
 
     # -- numbers ---------------------------------------------------------------------
 
@@ -322,6 +324,7 @@ class ChatStore(OutboxStore):
         if message.stop:
             self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
                           message.text, None, {"wamid": message.wamid})  # fmt: skip
+        self._optin_reply(db, business_id, message)  # a double opt-in's "Yes" (optinstore.py)
 
     def _start(
         self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,
