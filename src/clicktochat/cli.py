@@ -999,3 +999,8 @@ from . import cli_whatsapp  # noqa: E402  (it uses the helpers above: import cli
 cli.add_command(cli_whatsapp.whatsapp)
 cli.add_command(cli_whatsapp.conversations)
 cli.add_command(cli_whatsapp.simulate)
+
+# -- opt-ins (issue 10) --
+from . import cli_optin  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
+
+cli.add_command(cli_optin.optin)

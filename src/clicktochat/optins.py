@@ -18,6 +18,7 @@ from .chatstore import Consent
 from .consent import latest
 from .errors import InvalidInput, NotFound, Unavailable
 from .graph import template_payload
+from .optin_words import LANGUAGES
 from .optinstore import ConfirmedToday, OptinForm, OptinRequest, PendingExists
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ TOPIC = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?")
 FORM_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
 TEMPLATE_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?")
-LANGUAGE = re.compile(r"[a-z]{2}")
 VERSION = re.compile(r"[A-Za-z0-9._:-]{1,50}")
 SOURCES = ("widget", "page", "qr", "api", "chat", "cli", "dashboard")
 """Where a consent was given: the widget's panel, the hosted page, the page reached from its
@@ -99,8 +99,8 @@ def check_form(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("wording", "must give the consent sentence in at least one language")
     checked_wording = {}
     for lang, text in wording.items():
-        if not isinstance(lang, str) or not LANGUAGE.fullmatch(lang):
-            raise InvalidInput("wording", f"{lang!r} is not a two-letter language code like en or it")
+        if lang not in LANGUAGES:
+            raise InvalidInput("wording", f"{lang!r} is not one of the languages forms speak: {', '.join(LANGUAGES)}")
         checked_wording[lang] = check_wording(text, f"wording.{lang}")
     languages = values.get("languages") or list(checked_wording)
     if isinstance(languages, str):

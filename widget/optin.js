@@ -1,0 +1,1 @@
+/*! clicktochat opt-in panel | MIT */ export default () => {};
