@@ -649,6 +649,7 @@ def widget_changes(form: dict[str, str], lists: dict[str, list[str]]) -> dict[st
     changes["colour"] = form.get("colour", "").strip().lower() or None
     changes["position"] = form.get("position") or None
     changes["locale"] = form.get("locale") or None
+    changes["optin_form"] = form.get("optin_form", "").strip() or None
     for name in ("offset_x", "offset_y", "delay", "scroll", "bubble_delay"):
         changes[name] = _int(form[name], name) if form.get(name, "").strip() else None
     for name in ("hide_offline", "bubble", "qr"):

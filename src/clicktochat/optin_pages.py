@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .budget import Budget, client_address
-from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError
+from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests
 from .optin_words import countries, default_country, topic_label, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
@@ -42,12 +42,18 @@ JSON_HEADERS = WIDGET_HEADERS | {"Cache-Control": "no-store"}
 
 
 class Limits:
-    """Budgets for opt-in submissions: per address (a burst of 5, then one every 2 minutes)
-    and per number (3, then one an hour), whatever the form."""
+    """Budgets for opt-in submissions: per address (a burst of 10, a shop's tablet or a family
+    behind one router, then one every 30 s) and per number (3, then one an hour), whatever
+    the form. Past either, a 429 with Retry-After."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.addresses = Budget(burst=5, rate=1 / 120, clock=clock)
+        self.addresses = Budget(burst=10, rate=1 / 30, clock=clock)
         self.numbers = Budget(burst=3, rate=1 / 3600, clock=clock)
+
+    def spend(self, budget: Budget, key: str, what: str) -> None:
+        wait = budget.retry_after(key)
+        if wait:
+            raise TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait)
 
 
 @dataclass(frozen=True)
@@ -113,12 +119,12 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     service = state.service
     address = client_address(request.scope, state.proxies)
     limits: Limits = state.optin_limits
-    limits.addresses.spend(address)
+    limits.spend(limits.addresses, address, "your address")
     topic = fields.get("topic", "") or (view.form.topics[0] if len(view.form.topics) == 1 else "")
     if fields.get(HONEYPOT):
         return Outcome("in"), topic
     phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
-    limits.numbers.spend(phone)
+    limits.spend(limits.numbers, phone, "this number")
     widget = fields.get("widget", "")[:40]
     source = "widget" if widget else "qr" if fields.get("via") == "qr" else "page"
     page_url = fields.get("page", "")[:500] if widget else f"{service.base_url}/optin/{view.form.slug}"

@@ -91,14 +91,18 @@ def countries() -> tuple[tuple[str, int], ...]:
     return tuple(sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS))
 
 
-def default_country(accept_language: str, lang: str) -> str:
-    """The number field's country: the first region in Accept-Language ("it-IT", "pt-BR"),
-    else the page's language's usual country, else none (the visitor picks)."""
+def default_country(languages: str, lang: str) -> str:
+    """The number field's country from the first of the visitor's languages that says one
+    (an Accept-Language header, or the widget's page language then the browser's): its region
+    ("it-IT", "pt-BR"), else the language's usual country ("it": IT); else the page's
+    language's; else none (the visitor picks)."""
     known = {region for region, _ in countries()}
-    for part in accept_language.replace("_", "-").split(","):
+    for part in languages.replace("_", "-").split(","):
         pieces = part.split(";")[0].strip().split("-")
         if len(pieces) > 1 and pieces[-1].upper() in known:
             return pieces[-1].upper()
+        if pieces[0].lower() in LANGUAGE_COUNTRY:
+            return LANGUAGE_COUNTRY[pieces[0].lower()]
     return LANGUAGE_COUNTRY.get(lang, "")
 
 
