@@ -800,7 +800,8 @@ async def not_found(request: Request, page: Page) -> Response:
 
 BOTH = ["GET", "POST"]
 
-from . import admin_chats  # noqa: E402  (its pages build on this module's)
+# Pages that build on this module's (issue 10 added admin_optins: opt-in forms and consents).
+from . import admin_chats, admin_optins  # noqa: E402
 
 routes = [
     Route("/login", login, methods=BOTH),
@@ -820,6 +821,7 @@ routes = [
     Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
     Route("/keys", keys_page, methods=BOTH),
     *admin_chats.routes,
+    *admin_optins.routes,
     Route("/{path:path}", not_found, methods=BOTH),
 ]
 """Every page, as listed here, is checked by a test to send strangers to sign in."""
