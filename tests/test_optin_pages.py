@@ -193,3 +193,24 @@ def test_the_poster_and_its_qr_code_lead_to_the_page(whatsapp: WhatsAppSetup, la
     via_qr = whatsapp.client.post("/optin/dolce?via=qr", data=fields)
     assert via_qr.status_code == 200
     assert entries(whatsapp)[0].source == "qr"
+
+
+def test_every_language_has_every_word() -> None:
+    from clicktochat.optin_words import WORDS
+
+    for lang, words in WORDS.items():
+        assert set(words) == set(WORDS["en"]), lang
+        assert "{business}" in words["intro"] and "{topic}" in words["in"], lang
+
+
+def test_the_panel_script_is_small_cached_and_readable_from_any_site(whatsapp: WhatsAppSetup) -> None:
+    script = whatsapp.client.get("/widget-optin.js", headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["access-control-allow-origin"] == "*" and "max-age=3600" in script.headers["cache-control"]
+    assert script.headers["content-encoding"] == "gzip"
+    assert len(whatsapp.client.app.state.optin_script.gzipped) <= 2560  # type: ignore[attr-defined]
+    assert "export default" in script.text
+    again = whatsapp.client.get("/widget-optin.js", headers={"If-None-Match": script.headers["etag"]})
+    assert again.status_code == 304
+    widget = whatsapp.client.app.state.widget_script  # type: ignore[attr-defined]
+    assert len(widget.gzipped) <= 5 * 1024 and b"import(" in widget.body
