@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from clicktochat.accounts import create_admin
 from clicktochat.keys import create_api_key
 from clicktochat.optins import Optins
 from clicktochat.service import Service
@@ -23,6 +24,7 @@ from clicktochat.settings import Settings
 from test_e2e import free_port, server
 from test_widget_browser import Site, Visit, page_server
 
+PASSWORD = "correct horse battery"
 WORDING = {"en": "Yes, send me updates on WhatsApp about what I choose.",
            "it": "Sì, mandatemi su WhatsApp aggiornamenti su quello che scelgo."}  # fmt: skip
 
@@ -36,6 +38,7 @@ async def seed(db: Path, base: str) -> dict[str, Any]:
                                          "wording": WORDING})  # fmt: skip
         await service.create_widget(shop.id, "shop", {"allowed_domains": ["localhost"], "optin_form": "dolce"})
         await service.create_widget(shop.id, "plain", {"allowed_domains": ["localhost"]})
+        await create_admin(service.store, "ana", PASSWORD)
         return {"key": (await create_api_key(service.store, "tests")).key}
     finally:
         await service.close()
@@ -139,3 +142,36 @@ def test_opt_in_on_the_hosted_page(browser: Browser, site: Site, javascript: boo
     [entry] = history(site, digits)
     assert (entry["source"], entry["topic"], entry["consent_text"]) == ("page", "offers", WORDING[lang])
     assert entry["proof"]["page"] == f"{site.base}/optin/dolce" and entry["proof"]["lang"] == lang
+
+
+def test_the_dashboard_pages_work_without_javascript_on_a_phone(browser: Browser, site: Site) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{site.base}/admin/login")
+        page.locator("#username").fill("ana")
+        page.locator("#password").fill(PASSWORD)
+        page.locator("button[type=submit], form button").first.click()
+        page.goto(f"{site.base}/admin/optins")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.locator("#f-slug").fill("counter")
+        page.locator("#f-topics").fill("repairs")
+        page.locator("#f-wording_en").fill("Tell me on WhatsApp when my repair is ready.")
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator(".flash")).to_contain_text("The form is saved")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(f"{site.base}/admin/consents")
+        page.locator("#f-phone").fill("+39 347 000 0009")
+        page.locator("#f-topic").fill("repairs")
+        page.locator("#f-consent_text").fill("Tell me when my repair is ready.")
+        page.locator("#f-consent_version").fill("1")
+        page.get_by_role("button", name="Record opt-in").click()
+        expect(page.locator(".flash")).to_contain_text("Recorded")
+        row = page.locator("table.consents tbody tr").first
+        expect(row).to_contain_text("Tell me when my repair is ready.")
+        expect(row).to_contain_text("dashboard")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+    [entry] = history(site, "+393470000009")
+    assert (entry["source"], entry["topic"], entry["state"]) == ("dashboard", "repairs", "in")

@@ -165,16 +165,25 @@ def test_double_opt_in_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None
 
 def test_the_widget_panel_gets_json_with_cors_and_is_recorded_as_the_widget(whatsapp: WhatsAppSetup) -> None:
     make_form(whatsapp)
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "shop", {"allowed_domains": ["shop.example"]}))
     panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "en", "hl": "en-IE"})
     assert panel.headers["access-control-allow-origin"] == "*"
     body = panel.json()
     assert body["wording"] == FORM["wording"]["en"] and body["country"] == "IE" and "IT:39" in body["countries"]
     answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
         "country": "IE", "phone": "+39 347 123 4567", "topic": "orders", "lang": "en", "widget": "shop",
-        "page": "https://shop.example/cannoli"})  # fmt: skip
+        "page": "https://shop.example/cannoli?session=secret#top"})  # fmt: skip
     assert answer.json()["state"] == "in" and answer.headers["access-control-allow-origin"] == "*"
     [entry] = entries(whatsapp)
     assert entry.source == "widget" and entry.proof["page"] == "https://shop.example/cannoli"
+    assert entry.proof["widget"] == "shop"
+    # A page the widget may not be on is not kept as proof; an unknown widget is no widget.
+    for phone, widget, page in (("+39 347 123 4568", "shop", "https://elsewhere.example/"),
+                                ("+39 347 123 4569", "nope", "https://shop.example/")):
+        whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
+            "phone": phone, "topic": "orders", "lang": "en", "widget": widget, "page": page})  # fmt: skip
+    assert entries(whatsapp, "393471234568")[0].proof["page"] == ""
+    assert entries(whatsapp, "393471234569")[0].source == "page"
     json_please = {"Accept": "application/json"}
     bad = whatsapp.client.post("/optin/dolce", headers=json_please, data={"phone": "1", "lang": "en"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"

@@ -30,7 +30,8 @@ from .posters import Poster, poster_options
 from .qr import parse_options
 from .qr_access import public_options
 from .views import PAGE_HEADERS, page, qr_response, spend
-from .widget_http import WIDGET_HEADERS
+from .widget import page_url as widget_page_url
+from .widget_http import WIDGET_HEADERS, find_widget
 
 MAX_FORM_BYTES = 8 * 1024
 HONEYPOT = "website"
@@ -125,9 +126,14 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
         return Outcome("in"), topic
     phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
     limits.spend(limits.numbers, phone, "this number")
-    widget = fields.get("widget", "")[:40]
+    # The widget's panel names the widget and the page; the page must be one the widget may be
+    # on (widget.page_url: its allowed domains, no query or fragment), or it is not kept.
+    target = await find_widget(service, fields["widget"]) if fields.get("widget") else None
+    widget = target.widget.id if target else ""
     source = "widget" if widget else "qr" if fields.get("via") == "qr" else "page"
-    page_url = fields.get("page", "")[:500] if widget else f"{service.base_url}/optin/{view.form.slug}"
+    page_url = f"{service.base_url}/optin/{view.form.slug}"
+    if target:
+        page_url = widget_page_url(fields.get("page", ""), target.widget.settings.allowed_domains)
     user_agent = request.headers.get("user-agent", "")[:512]
     salted = state.recorder.salts.hashes(int(time.time()), address, user_agent, f"optin/{view.form.slug}")[0]
     proof: dict[str, Any] = {"page": page_url, "visitor": visitor_key(salted), "lang": view.lang}
@@ -191,7 +197,8 @@ class OptinPoster(Poster):
         return words(self.lang)["scan"]
 
 
-def page_url(request: Request, form: OptinForm) -> str:
+def scanned_url(request: Request, form: OptinForm) -> str:
+    """What the poster's QR code opens: the page, marked as reached by a scan."""
     return f"{request.app.state.service.base_url}/optin/{form.slug}?via=qr"
 
 
@@ -201,7 +208,7 @@ async def optin_poster(request: Request) -> Response:
     spend(request)  # a page drawn anew each time
     service = request.app.state.service
     logo = await service.store.logo(view.form.business_id)
-    poster = OptinPoster(page_url(request, view.form), view.business, page_format, lang, logo)
+    poster = OptinPoster(scanned_url(request, view.form), view.business, page_format, lang, logo)
     return page(request, "poster.html", poster=poster)
 
 
@@ -209,7 +216,7 @@ async def optin_qr(request: Request) -> Response:
     view = await shown(request)
     keys = request.app.state.service.signer.keys
     options = parse_options(public_options(keys, f"optin/{view.form.slug}", request.query_params))
-    return await qr_response(request, page_url(request, view.form), options, None, "no-cache")
+    return await qr_response(request, scanned_url(request, view.form), options, None, "no-cache")
 
 
 @dataclass(frozen=True)
