@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import BOTH, Page, _int, admin_page, render, see_other
+from .admin import ADMIN_HEADERS, BOTH, Page, _int, admin_page, render, see_other
 from .agents import Business
 from .channels import display_phone
 from .errors import FieldError, InvalidInput, NotFound
@@ -174,9 +174,8 @@ async def consents_csv(request: Request, page: Page) -> Response:
             timestamp(c.at), c.business_id, c.phone or c.user_id, c.topic, c.state, c.source, c.wording, c.version,
             proof.get("form"), proof.get("page"), proof.get("visitor"), proof.get("widget"), proof.get("confirmed_by"),
         )])  # fmt: skip
-    headers = {"Content-Disposition": 'attachment; filename="clicktochat-consents.csv"'}
-    response = Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-    return response
+    headers = ADMIN_HEADERS | {"Content-Disposition": 'attachment; filename="clicktochat-consents.csv"'}
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 routes: list[BaseRoute] = [
