@@ -223,3 +223,16 @@ def test_the_panel_script_is_small_cached_and_readable_from_any_site(whatsapp: W
     assert again.status_code == 304
     widget = whatsapp.client.app.state.widget_script  # type: ignore[attr-defined]
     assert len(widget.gzipped) <= 5 * 1024 and b"import(" in widget.body
+
+
+def test_a_request_whose_message_was_never_queued_gets_it_at_the_next_submission(whatsapp: WhatsAppSetup) -> None:
+    form = double_form(whatsapp)
+    now = int(whatsapp.clock())
+    # As after a crash between the request's transaction and the outbox's: pending, nothing queued.
+    whatsapp.run(whatsapp.service.whatsapp.chats.add_request(
+        form.business_id, form.id, PHONE, "orders", "page", FORM["wording"]["it"], "1", None, now, now + 86_400,
+        86_400))  # fmt: skip
+    assert whatsapp.send() == 0
+    assert "già scritto" in post(whatsapp).text
+    assert "già scritto" in post(whatsapp).text
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1

@@ -270,14 +270,22 @@ class Optins:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,
                                                    proof, now, now + PENDING_FOR, CONFIRM_EVERY)  # fmt: skip
         except PendingExists:
-            return Outcome("waiting")
+            waiting = await self.chats.pending_request(form.business_id, phone)
+            if waiting is not None and waiting.outbox_id is None:  # a crash before its message was queued
+                await self._confirm(waiting, form, numbers[0].id, now)
+            return Outcome("waiting", request=waiting)
         except ConfirmedToday:
             return Outcome("later")
-        payload = template_payload(phone, None, form.template, form.template_language)
-        # The request's id is the key: however often this runs for one request, one message.
-        row, _ = await self.chats.enqueue(numbers[0].id, None, f"optin-confirm:{request.id}", payload, form.template,
+        await self._confirm(request, form, numbers[0].id, now)
+        return Outcome("pending", request=request)
+
+    async def _confirm(self, request: OptinRequest, form: OptinForm, number_id: int, now: int) -> None:
+        """Queue the confirmation template. The request's id is the idempotency key: however often
+        this runs for one request (a retry after a crash between the two steps), one message."""
+        assert form.template and form.template_language
+        payload = template_payload(request.phone, None, form.template, form.template_language)
+        row, _ = await self.chats.enqueue(number_id, None, f"optin-confirm:{request.id}", payload, form.template,
                                           "template", now)  # fmt: skip
         await self.chats.request_queued(request.id, row.id)
         self.whatsapp.sender.wake()
-        return Outcome("pending", request=request)
 

@@ -173,6 +173,9 @@ class OptinStore(ChatDB):
 
         await self.run(work)
 
+    async def pending_request(self, business_id: int, phone: str) -> OptinRequest | None:
+        return await self.run(self._request, "business_id = ? AND phone = ? AND state = 'pending'", business_id, phone)
+
     def _request(self, where: str, *values: Any) -> OptinRequest | None:
         row = self._one(f"SELECT {REQUEST_COLUMNS} FROM optin_requests WHERE {where}", values)
         return _request(row) if row else None
