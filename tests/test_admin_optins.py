@@ -88,3 +88,12 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
                                                                      ("393471234567", "in", "orders")]  # fmt: skip
     assert rows[1]["consent_text"].startswith("'=")  # a spreadsheet shows it, never runs it
     assert "search" in admin.get("/admin/consents?q=orders").text
+
+
+def test_a_number_searched_for_shows_its_pending_double_opt_in(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    new_form(admin, whatsapp, double_optin="on", template="hello_world", template_language="en_US")
+    answer = whatsapp.client.post("/optin/dolce", data={"country": "IT", "phone": "347 123 4567", "topic": "orders"})
+    assert answer.status_code == 200
+    page = admin.get("/admin/consents?q=%2B39+347+123+4567")
+    assert "Double opt-in requests" in page.text and "pending" in page.text
+    assert "No consent matches" in page.text  # pending is no consent yet

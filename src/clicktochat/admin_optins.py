@@ -18,7 +18,7 @@ from .agents import Business
 from .channels import display_phone
 from .errors import FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
-from .optins import Optins
+from .optins import Optins, check_phone
 from .optinstore import ConsentRow, OptinForm
 from .service import timestamp
 
@@ -151,8 +151,15 @@ async def consents_page(request: Request, page: Page) -> Response:
               "at": timestamp(c.at), "business": businesses[c.business_id].name if c.business_id in businesses else "",
               "proof": c.proof or {}} for c in rows]  # fmt: skip
     kept = {k: v for k, v in (("q", search), ("business", str(business_id or ""))) if v}
+    requests = []  # a number searched for: its double opt-in requests too (pending ones are no consent yet)
+    if any(ch.isdigit() for ch in search):
+        try:
+            requests = await service.whatsapp.chats.requests(business_id, check_phone(search))
+        except InvalidInput:
+            pass
     return show(page, "consents.html", "optins", 422 if errors else 200, errors, rows=shown, search=search,
                 kept=kept, offset=offset, more=len(rows) == PAGE_SIZE,
+                requests=[{"r": r, "at": timestamp(r.created_at), "until": timestamp(r.expires_at)} for r in requests],
                 business_options=[("", "all")] + [(b.id, b.name) for b in businesses.values()])  # fmt: skip
 
 
