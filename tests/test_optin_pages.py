@@ -236,3 +236,15 @@ def test_a_request_whose_message_was_never_queued_gets_it_at_the_next_submission
     assert "già scritto" in post(whatsapp).text
     assert "già scritto" in post(whatsapp).text
     assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1
+
+
+def test_erasing_a_person_erases_their_double_opt_in_requests_and_confirmations(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    chats = whatsapp.service.whatsapp.chats
+    held = whatsapp.run(chats.customer_data(PHONE))
+    assert [r["state"] for r in held["optin_requests"]] == ["pending"]
+    deleted = whatsapp.run(chats.erase_customer(PHONE, int(whatsapp.clock())))
+    assert deleted["optin_requests"] == 1 and deleted["outbox"] == 1
+    assert whatsapp.run(chats.customer_data(PHONE))["optin_requests"] == []
+    assert whatsapp.send() == 0  # the confirmation never goes

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__, admin, api, chat_api, optin_api, optin_pages, views, webhooks
+from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, views, webhooks
 from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
@@ -94,7 +94,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             *views.routes,
             *webhooks.routes,
             *optin_pages.routes,  # issue 10: the hosted opt-in page, its poster and QR, the widget's panel
-            Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *optin_api.routes]),
+            Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *notify_api.routes, *optin_api.routes]),
             Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],

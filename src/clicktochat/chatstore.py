@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
+from .customerstore import CustomerStore
 from .optinstore import OptinStore
-from .outboxstore import OutboxStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
@@ -96,22 +97,7 @@ class Message:
     pricing: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class Consent:
-    id: int
-    business_id: int
-    phone: str | None
-    user_id: str | None
-    topic: str
-    state: str
-    at: int
-    source: str
-    wording: str | None
-    version: str | None
-    proof: dict[str, Any] | None
-
-
-class ChatStore(OptinStore, OutboxStore):
+class ChatStore(OptinStore, CustomerStore):
     """Numbers, webhook events, conversations, messages, statuses, chat starts and consents
     (and opt-in forms and requests: `optinstore.OptinStore`)."""
 
@@ -511,11 +497,11 @@ class ChatStore(OptinStore, OutboxStore):
 
         def work() -> list[Consent]:
             rows = self._all(
-                "SELECT id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
-                " FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND ((?2 IS NOT NULL AND phone = ?2)"
-                " OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id", (business_id, phone, user_id),
+                f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1)"
+                " AND ((?2 IS NOT NULL AND phone = ?2) OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id",
+                (business_id, phone, user_id),
             )  # fmt: skip
-            return [_consent(row) for row in rows]
+            return [consent_from(row) for row in rows]
 
         return await self.run(work)
 
@@ -555,6 +541,4 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     return Conversation(*row[:11], start=start, first_reply_at=row[20])  # type: ignore[misc]
 
 
-def _consent(row: Sequence[Any]) -> Consent:
-    return Consent(*row[:10], proof=json.loads(row[10]) if row[10] else None)  # type: ignore[misc]
 

@@ -1002,6 +1002,12 @@ cli.add_command(cli_whatsapp.whatsapp)
 cli.add_command(cli_whatsapp.conversations)
 cli.add_command(cli_whatsapp.simulate)
 
+from . import cli_notify  # noqa: E402
+
+cli.add_command(cli_notify.notify)
+cli.add_command(cli_notify.notifications)
+cli.add_command(cli_notify.customer)
+
 # -- opt-ins (issue 10) --
 from . import cli_optin  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
 

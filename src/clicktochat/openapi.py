@@ -33,6 +33,7 @@ from .channels import CHANNELS
 from .chat_api import (
     ConversationDetail,
     ConversationList,
+    CustomerErased,
     NumberConnect,
     NumberList,
     NumberOut,
@@ -40,6 +41,15 @@ from .chat_api import (
     ReplyOut,
 )
 from .links import SLUG_PATTERN
+from .notifications import TOPIC
+from .notify_api import (
+    STATES,
+    NotificationCreate,
+    NotificationList,
+    NotificationOut,
+    TemplateList,
+    TemplateSyncOut,
+)
 from .optin_api import ConsentOut as OptinConsentOut
 from .optin_api import OptinCreate, OptinHistory
 from .stats import GROUPS, MAX_LIMIT
@@ -113,6 +123,21 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/conversations/{conversation_id}/messages",
      "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
      ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
+    ("get", "/customers/{phone}", "Everything held about a phone number (consents, conversations, messages,"
+     " notifications), as JSON", None, {200: "application/json"}),
+    ("delete", "/customers/{phone}", "Erase everything about a phone number; an opt-out marker stays so it is never"
+     " messaged again", None, {200: CustomerErased}),
+    ("get", "/whatsapp-numbers/{number_id}/templates", "The number's message templates, as last synced from Meta",
+     None, {200: TemplateList, 404: None}),
+    ("post", "/whatsapp-numbers/{number_id}/templates", "Sync the number's message templates from Meta now",
+     None, {200: TemplateSyncOut, 404: None, 503: None}),
+    ("post", "/notifications",
+     "Queue an update (an approved template) to someone who opted in to its topic; 409 without consent",
+     NotificationCreate, {202: NotificationOut, 200: NotificationOut, 404: None, 409: None}),
+    ("get", "/notifications", "Notifications, newest first (?business, ?to, ?topic, ?state, ?limit, ?offset)", None,
+     {200: NotificationList}),
+    ("get", "/notifications/{notification_id}", "A notification: queued, sent, delivered, read, failed...", None,
+     {200: NotificationOut, 404: None}),
     # -- opt-ins (issue 10: consent records) --
     ("get", "/optins", "A number's consent history, each topic's state now and its double opt-in requests "
      "(?phone, ?business)", None, {200: OptinHistory, 404: None}),
@@ -121,6 +146,15 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("delete", "/optins/{phone}", "Record an opt-out (?topic; none: every topic): a new entry, history is kept",
      None, {200: OptinConsentOut, 404: None}),
 ]  # fmt: skip
+
+NOTIFICATION_PARAMETERS = [
+    ("business", "Only this business's notifications", {"type": "integer", "minimum": 1}),
+    ("to", "Only to this number (with its country code)", {"type": "string", "minLength": 3, "maxLength": 40}),
+    ("topic", "Only this topic", {"type": "string", "pattern": f"^{TOPIC.pattern}$"}),
+    ("state", "Only in this state", {"type": "string", "enum": list(STATES)}),
+    ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+]
 
 OPTIN_PARAMETERS: dict[str, list[tuple[str, str, bool, dict[str, Any]]]] = {  # /optins' query
     "get": [("phone", "The customer's number with its country code", True, {"type": "string", "minLength": 3,
@@ -168,6 +202,7 @@ MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
+    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased,
     OptinCreate, OptinConsentOut, OptinHistory,
 ]  # fmt: skip
 
@@ -195,6 +230,8 @@ def _response(status: int, model: Any) -> dict[str, Any]:
         return {"description": description or "Error", "content": problem}
     if model == "text/csv":
         return {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    if model == "application/json":
+        return {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
     description = {200: "OK", 201: "Created", 202: "Accepted"}.get(status, "OK")
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -230,6 +267,11 @@ def openapi(base_url: str) -> dict[str, Any]:
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in LINKS_PARAMETERS
+            ]
+        if path == "/notifications" and method == "get":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in NOTIFICATION_PARAMETERS
             ]
         if path == "/conversations":
             operation["parameters"] = [

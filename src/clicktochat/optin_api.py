@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import Body, endpoint, out, query_int, read_body, resource
-from .chatstore import Consent
+from .consent import Consent
 from .errors import InvalidInput
 from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
 from .optinstore import OptinRequest

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .agents import Business
 from .channels import normalize_phone
-from .chatstore import Consent
-from .consent import latest
+from .consent import Consent, latest
 from .errors import InvalidInput, NotFound, Unavailable
 from .graph import template_payload
 from .optin_words import LANGUAGES

@@ -67,6 +67,10 @@ class Settings:
         30, "Days the raw bodies of applied WhatsApp webhooks are kept (for inspection); what they said stays "
         "in the conversations.",
     )
+    messages_per_second: float = setting(
+        80.0, "Most messages sent a second from one WhatsApp number: Meta's throughput for a number (80 by "
+        "default; up to 1,000 once Meta has raised it for the number).",
+    )
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
     @classmethod
@@ -83,7 +87,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days",
-                     "webhook_retention_days"):  # fmt: skip
+                     "webhook_retention_days", "messages_per_second"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):

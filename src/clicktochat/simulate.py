@@ -412,8 +412,16 @@ class GraphStandIn:
                 return "The parameter template['name'] is required."
             if not isinstance(template.get("language"), dict) or not template["language"].get("code"):
                 return "The parameter template['language']['code'] is required."
-            if not self._template(template["name"], template["language"]["code"]):
+            found = self._template(template["name"], template["language"]["code"])
+            if not found:
                 return f"template name ({template['name']}) does not exist in {template['language']['code']}"
+            body_text = next((c.get("text", "") for c in found.get("components", []) if c.get("type") == "BODY"), "")
+            wanted = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body_text)))
+            given = sum(len(c.get("parameters", [])) for c in template.get("components", [])
+                        if isinstance(c, dict) and c.get("type") == "body")  # fmt: skip
+            if given != wanted:
+                return (f"body: number of localizable_params ({given}) does not match the expected number of params"
+                        f" ({wanted})")  # fmt: skip
         else:
             return f"Unsupported message type: {kind}"
         return None

@@ -1,4 +1,4 @@
--- Opt-ins (issue 10, the places people opt in): the forms that ask for consent, and the
+-- Opt-ins (issue 10, the places people opt in; 007 is the notifications'): the forms that ask for consent, and the
 -- double opt-in requests waiting for the customer's "Yes". The consent ledger itself stays
 -- `consents` (005): a confirmed request adds its `in` entry there; nothing here replaces it.
 
