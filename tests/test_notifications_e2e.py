@@ -2,9 +2,10 @@
 
 `clicktochat serve` sends 120 queued notifications to the Graph stand-in (a real port), paced
 at 10 a second (a second's worth at once, then one every 0.1 s) so that the kill lands inside
-the sender's first round of 32: SIGKILL once the stand-in has taken 20 of them, then the server is started again on the same file. Messages the stand-in took but the
-dead server never recorded are known by the status webhooks the stand-in sends, and sends
-again until the server takes them, as Meta does (each names our outbox row in
+the sender's first round of 32: SIGKILL once the stand-in has taken 20 of them, then the
+server is started again on the same file. Messages the stand-in took but the dead server
+never recorded are known by the status webhooks the stand-in sends, and sends again until
+the server takes them, as Meta does (each names our outbox row in
 `biz_opaque_callback_data`); the rest are sent again once their lease has passed. In the end
 the stand-in has taken every notification exactly once."""
 

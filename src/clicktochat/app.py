@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__, admin, api, chat_api, notify_api, views, webhooks
+from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, views, webhooks
 from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
@@ -93,7 +93,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
         routes=[
             *views.routes,
             *webhooks.routes,
-            Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *notify_api.routes]),
+            *optin_pages.routes,  # issue 10: the hosted opt-in page, its poster and QR, the widget's panel
+            Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *notify_api.routes, *optin_api.routes]),
             Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
@@ -110,6 +111,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     app.state.budget = Budget(clock=clock)  # what anonymous callers can make expensive, per address
     app.state.qr_renders = Renders()
     app.state.widget_configs = ConfigCache(clock=clock)
+    # -- opt-ins (issue 10) --
+    app.state.optin_limits = optin_pages.Limits(clock)  # per address and per number
+    app.state.optin_script = optin_pages.PanelScript.build((asset_dir("widget") / "optin.js").read_text())
     return app
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
 from .customerstore import CustomerStore
+from .optinstore import OptinStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
@@ -96,8 +97,9 @@ class Message:
     pricing: dict[str, Any] | None
 
 
-class ChatStore(CustomerStore):
-    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents."""
+class ChatStore(OptinStore, CustomerStore):
+    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents
+    (and opt-in forms and requests: `optinstore.OptinStore`)."""
 
     # -- numbers ---------------------------------------------------------------------
 
@@ -308,6 +310,7 @@ class ChatStore(CustomerStore):
         if message.stop:
             self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
                           message.text, None, {"wamid": message.wamid})  # fmt: skip
+        self._optin_reply(db, business_id, message)  # a double opt-in's "Yes" (optinstore.py)
 
     def _start(
         self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,

@@ -66,6 +66,7 @@ class CustomerStore(NotificationStore):
                 "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)})"
                                       " ORDER BY at", wamids),  # fmt: skip
                 "notifications": notifications,
+                "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (phone,)),
                 "webhook_bodies_held": db.execute(
                     f"SELECT count(*) FROM webhook_events WHERE instr(body, ?) > 0"
                     f" OR {' OR '.join(['instr(body, ?) > 0'] * len(user_ids)) or '0'}", [phone, *user_ids],
@@ -85,6 +86,8 @@ class CustomerStore(NotificationStore):
                 outbox = [r[0] for r in db.execute(
                     f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
                 outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (phone,))]
+                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM optin_requests WHERE phone = ?"
+                                                    " AND outbox_id IS NOT NULL", (phone,))]  # double opt-ins' (008)
                 wamids = [r[0] for r in db.execute(
                     f"SELECT wamid FROM wa_messages WHERE conversation_id IN ({c}) AND wamid IS NOT NULL"
                     f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
@@ -102,6 +105,7 @@ class CustomerStore(NotificationStore):
                 delete("chat_starts", f"conversation_id IN ({c})", conversations)
                 delete("click_refs", f"used_by IN ({c})", conversations)
                 delete("notifications", "phone = ?", (phone,))
+                delete("optin_requests", "phone = ?", (phone,))
                 delete("outbox", f"id IN ({_marks(outbox)})", outbox)
                 delete("conversations", f"id IN ({c})", conversations)
                 delete("consents", f"phone = ? OR user_id IN ({u})", [phone, *user_ids])

@@ -51,6 +51,8 @@ from .notify_api import (
     TemplateList,
     TemplateSyncOut,
 )
+from .optin_api import ConsentOut as OptinConsentOut
+from .optin_api import OptinCreate, OptinHistory
 from .stats import GROUPS, MAX_LIMIT
 from .widget import WIDGET_ID_PATTERN
 
@@ -139,6 +141,13 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
      {200: NotificationList}),
     ("get", "/notifications/{notification_id}", "A notification: queued, sent, delivered, read, failed...", None,
      {200: NotificationOut, 404: None}),
+    # -- opt-ins (issue 10: consent records) --
+    ("get", "/optins", "A number's consent history, each topic's state now and its double opt-in requests "
+     "(?phone, ?business)", None, {200: OptinHistory, 404: None}),
+    ("post", "/optins", "Record a consent your checkout or till asked for: the exact words and their version",
+     OptinCreate, {201: OptinConsentOut, 404: None}),
+    ("delete", "/optins/{phone}", "Record an opt-out (?topic; none: every topic): a new entry, history is kept",
+     None, {200: OptinConsentOut, 404: None}),
 ]  # fmt: skip
 
 NOTIFICATION_PARAMETERS = [
@@ -149,6 +158,18 @@ NOTIFICATION_PARAMETERS = [
     ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
     ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
 ]
+
+OPTIN_PARAMETERS: dict[str, list[tuple[str, str, bool, dict[str, Any]]]] = {  # /optins' query
+    "get": [("phone", "The customer's number with its country code", True, {"type": "string", "minLength": 3,
+             "maxLength": 40, "pattern": r"^\+?[0-9][0-9 ().\-/]*$"}),
+            ("business", "Only this business's entries", False, {"type": "integer", "minimum": 1})],
+    "delete": [("topic", "The topic they opt out of; left out: every topic", False,
+                {"type": "string", "pattern": r"^(\*|[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?)$"}),
+               ("business", "The business; may be left out when there is only one", False,
+                {"type": "integer", "minimum": 1}),
+               ("source", "Where they said so (default api)", False,
+                {"type": "string", "enum": ["widget", "page", "qr", "api", "chat", "cli", "dashboard"]})],
+}  # fmt: skip
 
 CONVERSATION_PARAMETERS = [
     ("business", "Only this business's conversations", {"type": "integer", "minimum": 1}),
@@ -185,6 +206,7 @@ MODELS: list[type[BaseModel]] = [
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
     NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased, CostsOut,
+    OptinCreate, OptinConsentOut, OptinHistory,
 ]  # fmt: skip
 
 
@@ -266,6 +288,11 @@ def openapi(base_url: str) -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in CONVERSATION_PARAMETERS
             ]
+        if path.startswith("/optins") and method in OPTIN_PARAMETERS:
+            operation.setdefault("parameters", []).extend(
+                {"name": name, "in": "query", "required": required, "description": description, "schema": kind}
+                for name, description, required, kind in OPTIN_PARAMETERS[method]
+            )
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
             operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}
