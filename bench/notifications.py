@@ -103,7 +103,8 @@ class StandIn:
         return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def bare(url: str, n: int, concurrency: int) -> float:
+async def bare(url: str, n: int, concurrency: int) -> tuple[float, float]:
+    """(messages/s, CPU seconds of this process per message)."""
     payloads = [template_payload(p, None, "hello_world", "en_US") | {"biz_opaque_callback_data": str(i)}
                 for i, p in enumerate(phones(n))]  # fmt: skip
     headers = {"Authorization": f"Bearer {NUMBER.access_token}"}
@@ -111,7 +112,7 @@ async def bare(url: str, n: int, concurrency: int) -> float:
         warm = payloads[0] | {"biz_opaque_callback_data": "warm"}
         await http.post(f"{url}/{NUMBER.phone_number_id}/messages", json=warm, headers=headers)
         queue = iter(payloads)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
 
         async def worker() -> None:
             for payload in queue:
@@ -119,11 +120,12 @@ async def bare(url: str, n: int, concurrency: int) -> float:
                 answer.raise_for_status()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - started)
+        return n / (time.perf_counter() - started), (time.process_time() - cpu) / n
 
 
-async def ours(url: str, n: int, concurrency: int, per_second: float, db: str) -> tuple[float, float, int]:
-    """(messages/s sent, notifications/s queued, outbox rows sent)."""
+async def ours(url: str, n: int, concurrency: int, per_second: float, db: str) -> tuple[float, float, int, float]:
+    """(messages/s sent, notifications/s queued, outbox rows sent, CPU seconds per message sent:
+    this process's, all threads, the database's included)."""
     service = await Service.open(Settings(db=db, base_url="http://127.0.0.1", graph_url=url))
     try:
         business = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
@@ -150,12 +152,12 @@ async def ours(url: str, n: int, concurrency: int, per_second: float, db: str) -
         sender = service.whatsapp.sender
         sender.concurrency = concurrency
         sender.pace.per_second = per_second
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while await sender.run_once():
             pass
-        rate = n / (time.perf_counter() - started)
+        rate, cpu = n / (time.perf_counter() - started), (time.process_time() - cpu) / n
         sent = await chats.run(lambda: chats.db.execute("SELECT count(*) FROM outbox WHERE state = 'sent'").fetchone())
-        return rate, queued, int(sent[0])
+        return rate, queued, int(sent[0]), cpu
     finally:
         await service.close()
 
@@ -180,27 +182,32 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             standin = StandIn()
             try:
-                bare_rate = asyncio.run(bare(standin.url, args.messages, args.concurrency))
+                bare_rate, bare_cpu = asyncio.run(bare(standin.url, args.messages, args.concurrency))
             finally:
                 got_bare = standin.stop()
             standin = StandIn()
             try:
-                rate, queued, sent = asyncio.run(ours(standin.url, args.messages, args.concurrency, args.per_second,
-                                                      str(Path(tmp) / f"round-{round_}.db")))  # fmt: skip
+                db = str(Path(tmp) / f"round-{round_}.db")
+                rate, queued, sent, cpu = asyncio.run(ours(standin.url, args.messages, args.concurrency,
+                                                           args.per_second, db))  # fmt: skip
             finally:
                 got = standin.stop()
             lost, doubled = args.messages - got["distinct"], got["accepted"] - got["distinct"]
             rows.append({"round": round_, "bare": bare_rate, "ours": rate, "queued": queued, "sent": sent,
-                         "lost": lost, "doubled": doubled, "bare_accepted": got_bare["accepted"]})  # fmt: skip
-            print(f"round {round_}: bare {bare_rate:,.0f}/s, ours {rate:,.0f}/s ({rate / bare_rate:.2f}); queued"
-                  f" {queued:,.0f}/s; stand-in got {got['accepted']:,} ({lost} lost, {doubled} doubled)", flush=True)
+                         "lost": lost, "doubled": doubled, "bare_accepted": got_bare["accepted"],
+                         "bare_cpu_us": bare_cpu * 1e6, "ours_cpu_us": cpu * 1e6})  # fmt: skip
+            print(f"round {round_}: bare {bare_rate:,.0f}/s, ours {rate:,.0f}/s ({rate / bare_rate:.2f}); CPU a"
+                  f" message {bare_cpu * 1e6:,.0f} µs bare, {cpu * 1e6:,.0f} µs ours; queued {queued:,.0f}/s;"
+                  f" stand-in got {got['accepted']:,} ({lost} lost, {doubled} doubled)", flush=True)  # fmt: skip
     bare_median = statistics.median(r["bare"] for r in rows)
     ours_median = statistics.median(r["ours"] for r in rows)
     ratio = ours_median / bare_median
     lost, doubled = sum(r["lost"] for r in rows), sum(r["doubled"] for r in rows)
     verdict = "ok" if ratio >= TARGET else f"BELOW the {TARGET} target"
+    cpu_ratio = statistics.median(r["bare_cpu_us"] for r in rows) / statistics.median(r["ours_cpu_us"] for r in rows)
     print(f"\nmedian of {len(rows)}: bare {bare_median:,.0f} messages/s, ours {ours_median:,.0f}/s: {ratio:.2f}"
-          f" ({verdict}); {lost} lost, {doubled} doubled in all")  # fmt: skip
+          f" ({verdict}); messages per CPU second, ours / bare: {cpu_ratio:.2f}; {lost} lost,"
+          f" {doubled} doubled")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"rounds": rows, "ratio": ratio, "lost": lost, "doubled": doubled}))
 
