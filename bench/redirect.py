@@ -22,7 +22,10 @@ What it does:
    User-Agent (phones get the 302; desktops get a page); `wrk` if it is installed (apt-get
    install -y wrk), else bench/loadgen.py. With --visitors new (wrk only), every request is a
    new visitor: its own X-Forwarded-For, through a proxy our servers are told to trust
-   (CLICKTOCHAT_TRUSTED_PROXIES=127.0.0.1), and its own iPhone user agent;
+   (CLICKTOCHAT_TRUSTED_PROXIES=127.0.0.1), and an iPhone user agent from a pool of
+   --user-agents strings (2,000 by default, as bench/soak.py: real clicks come from a limited
+   set of browsers), or a new user agent every request with --user-agents 0 (the adversarial
+   case, where every click's robot check runs on a string never seen);
 4. stops the server with SIGTERM (ours writes pending clicks on shutdown) and, for ours, counts
    the clicks it wrote, to show that click recording was on while it was measured;
 5. prints req/s, p50 and p99 per target (the median run of the rounds, or the best with
@@ -70,14 +73,23 @@ SLUG = "bench"
 TARGET_RATIO = {"same": 1.0, "new": 0.75}  # ours / bare, req/s, per --visitors
 TARGET_P99 = 1.5  # ours / bare, p99, at most
 NEW_VISITORS_LUA = """
--- Every request a new visitor: its own address (X-Forwarded-For) and its own iPhone user agent.
-local n = 0
+-- Every request a new visitor: its own address (X-Forwarded-For), and an iPhone user agent from a
+-- pool (--user-agents: bench/soak.py's 2,000 strings by default), or a new one every request (0).
+local n, pool = 0, __POOL__
 request = function()
   n = n + 1
   local ip = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-  local ua = string.format(
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_%d like Mac OS X) AppleWebKit/605.1.15 "
-      .. "(KHTML, like Gecko) Version/17.%d Mobile/15E%d Safari/604.1", n % 7, n % 5, n)
+  local ua
+  if pool > 0 then
+    local i = n % pool
+    ua = string.format(
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_%d like Mac OS X) AppleWebKit/605.1.15 "
+        .. "(KHTML, like Gecko) Version/17.%d Mobile/15E%d Safari/604.1", i % 7, i % 7, 100 + i)
+  else
+    ua = string.format(
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_%d like Mac OS X) AppleWebKit/605.1.15 "
+        .. "(KHTML, like Gecko) Version/17.%d Mobile/15E%d Safari/604.1", n % 7, n % 5, n)
+  end
   return wrk.format(nil, nil, {["Host"] = wrk.headers["Host"], ["User-Agent"] = ua, ["X-Forwarded-For"] = ip})
 end
 """
@@ -384,7 +396,14 @@ def pick(runs: list[Run], how: str) -> Run:
 
 
 def report(
-    targets: list[Target], runs: list[Run], how: str, connections: int, visitors: str, title: str, db: str | None = None
+    targets: list[Target],
+    runs: list[Run],
+    how: str,
+    connections: int,
+    visitors: str,
+    title: str,
+    db: str | None = None,
+    user_agents: int = 0,
 ) -> None:
     """The summary table, the ratios ours/bare, and clicks written against requests answered."""
 
@@ -392,7 +411,10 @@ def report(
         return [r for r in runs if r.target == target]
 
     bare_target, our_targets = targets[0], targets[1:]
-    who = "every request a new visitor" if visitors == "new" else "one visitor"
+    who = "one visitor"
+    if visitors == "new":
+        pool = f"{user_agents:,} user agents" if user_agents else "a new user agent every request"
+        who = f"every request a new visitor, {pool}"
     print(f"\n== {title}: {how} of {max(r.round for r in runs)} round(s), {connections} connections, iPhone UA, {who}")
     print(f"{'target':<26}{'req/s':>10}{'p50':>11}{'p99':>11}   req/s per round")
     chosen: dict[Target, Load] = {}
@@ -478,6 +500,13 @@ def main() -> None:
         help="same: every request the same iPhone; new: every request a new visitor (wrk only).",
     )
     parser.add_argument(
+        "--user-agents",
+        type=int,
+        default=2000,
+        help="With --visitors new: distinct iPhone user agents, as bench/soak.py (default 2000; 0: a new one every "
+        "request, the adversarial case).",
+    )
+    parser.add_argument(
         "--compare",
         metavar="SRC",
         help="Also serve /c and /s from this source tree's src/ (e.g. a checkout of main), in the same rounds.",
@@ -528,7 +557,7 @@ def main() -> None:
         script = None
         if args.visitors == "new":
             script = str(Path(tmp) / "new_visitors.lua")
-            Path(script).write_text(NEW_VISITORS_LUA)
+            Path(script).write_text(NEW_VISITORS_LUA.replace("__POOL__", str(args.user_agents)))
         print(
             f"{cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; "
             f"load generator: {tool}; Python {sys.version.split()[0]}"
@@ -557,7 +586,7 @@ def main() -> None:
                 print(f"\nservers' output:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
             raise
         for mode, runs in results:
-            report(targets, runs, args.pick, args.connections, args.visitors, mode, db)
+            report(targets, runs, args.pick, args.connections, args.visitors, mode, db, args.user_agents)
         print(
             "\n(answered: warm-up, check and measured requests; wrk does not count requests still in flight when it "
             "stops, which the server did record, so clicks may exceed answered by up to 2 x connections per run)"

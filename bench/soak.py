@@ -14,8 +14,10 @@ What it does:
    request at a time each), every request with a new X-Forwarded-For (10.x.y.z, then the next)
    and a user agent from a pool of `--user-agents` iPhone strings (0: a new one every request),
    so that every click is a new visitor (the hash covers address, browser and link);
-3. every `--interval` seconds reads the server's VmRSS from /proc/PID/status and the answers
-   of the interval; after `--warmup` seconds (not counted), runs for `--duration` more;
+3. every `--interval` seconds reads the server's VmRSS from /proc/PID/status, the answers of
+   the interval, the server's CPU time per answer (all threads, /proc/PID/stat) and how much of
+   the machine's CPUs the other processes took (/proc/stat less the server and this load), so a
+   drop in throughput can be told apart: the server costing more, or the machine busy elsewhere; after `--warmup` seconds (not counted), runs for `--duration` more;
 4. stops the server (SIGTERM: it writes what is pending) and counts the clicks and uniques it
    wrote (all visitors are new: uniques / clicks is 1 less the false positives);
 5. prints each interval, the growth of RSS per 30 s once warm (a least-squares slope over the
@@ -47,7 +49,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from redirect import HOST, make_links  # noqa: E402  (bench/ is not a package)
+from redirect import HOST, make_links, process_cpu_seconds  # noqa: E402  (bench/ is not a package)
 
 from clicktochat.settings import ENV_PREFIX  # noqa: E402
 
@@ -68,6 +70,8 @@ class Sample:
     requests: int  # answered in the interval
     per_second: float
     warm: bool
+    cpu_us: float = 0.0  # the server's CPU (all threads) per request answered in the interval
+    machine_busy: float = 0.0  # the other processes' share of the machine's CPUs in the interval (0 to 1)
 
 
 class Visitors:
@@ -126,6 +130,13 @@ class Client(asyncio.Protocol):
             self.lost.set_result(None)
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def server_gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
@@ -148,21 +159,26 @@ async def load(port: int, pid: int, args: argparse.Namespace) -> list[Sample]:
     samples: list[Sample] = []
     warmup, measured = math.ceil(args.warmup / args.interval), max(1, math.ceil(args.duration / args.interval))
     started = last_at = time.monotonic()
-    last_count = 0
+    last_count, last_cpu, last_busy, last_mine = 0, process_cpu_seconds(pid), machine_cpu_seconds(), time.process_time()
     try:
         while True:
             await asyncio.wait([lost], timeout=args.interval)
             if lost.done() or server_gone(pid):
                 raise SystemExit("the server closed a connection or exited: it crashed or refused the load")
             now, answered = time.monotonic(), counts[0] + counts[1]
+            cpu, busy, mine = process_cpu_seconds(pid), machine_cpu_seconds(), time.process_time()
+            requests = answered - last_count
+            others = (busy - last_busy) - (cpu - last_cpu) - (mine - last_mine)  # neither the server nor this load
             sample = Sample(
-                round(now - started, 1), round(rss_mb(pid), 1), answered - last_count,
-                round((answered - last_count) / (now - last_at)), len(samples) >= warmup,
+                round(now - started, 1), round(rss_mb(pid), 1), requests, round(requests / (now - last_at)),
+                len(samples) >= warmup, round((cpu - last_cpu) / max(1, requests) * 1e6, 1),
+                round(max(0.0, others) / ((now - last_at) * (os.cpu_count() or 1)), 2),
             )  # fmt: skip
             samples.append(sample)
             print(f"  {sample.at:7.1f} s  RSS {sample.rss_mb:7.1f} MB  {sample.per_second:7d} req/s"
+                  f"  server CPU {sample.cpu_us:6.1f} us a request  other processes {sample.machine_busy:4.0%}"
                   f"{'' if sample.warm else '  (warm-up)'}", flush=True)  # fmt: skip
-            last_at, last_count = now, answered
+            last_at, last_count, last_cpu, last_busy, last_mine = now, answered, cpu, busy, mine
             if len(samples) >= warmup + measured:
                 break
     finally:
@@ -230,6 +246,11 @@ def report(samples: list[Sample], clicks: int, uniques: int) -> dict[str, object
         print(f"growth once warm: {growth:+.1f} MB per 30 s (target <= {TARGET_GROWTH_MB:.0f})")
     print("throughput of each interval / the first: " + " ".join(f"{r:.2f}" for r in ratios)
           + f" (target: within {TARGET_THROUGHPUT:.0%})")  # fmt: skip
+    cpu_first = warm[0].cpu_us if warm else 0
+    print("server CPU per request of each interval / the first: "
+          + " ".join(f"{s.cpu_us / cpu_first:.2f}" if cpu_first else "-" for s in warm)
+          + "  (what the server itself spends; throughput also moves with what else the machine runs:)")  # fmt: skip
+    print("other processes' share of the CPUs in each interval: " + " ".join(f"{s.machine_busy:.0%}" for s in warm))
     print(f"clicks written: {clicks}, uniques {uniques}"
           f" ({uniques / clicks:.4%} of them: every visitor was new)" if clicks else "clicks written: 0")  # fmt: skip
     return {

@@ -3,10 +3,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from clicktochat.clicks import PRUNE_EVERY, ClickEvent, ClickRecorder, ClickRow, describe, referrer_host
+from clicktochat.clicks import (
+    PRUNE_EVERY,
+    ClickEvent,
+    ClickRecorder,
+    ClickRow,
+    analyse,
+    analysis,
+    describe,
+    referrer_host,
+)
 from clicktochat.store import CLICK_COLUMNS, Store
 from clicktochat.visitors import DAY, Salts
-from conftest import IPHONE
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
 
 
 def event(query: bytes = b"", referer: str = "", ua: str = IPHONE, key: str = "vetrina") -> ClickEvent:
@@ -335,3 +344,24 @@ def test_pruning_deletes_old_raw_rows_and_keeps_the_totals(db_path: str) -> None
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_the_memoised_analysis_is_the_analysis() -> None:
+    """describe() reads each distinct (query, referrer, user agent, HEAD or not) once; what it
+    reads must be what analysing each click afresh gives, in any order, for a corpus of real
+    browsers, robots and hostile strings, and whether a click was a HEAD must never leak."""
+    agents = [IPHONE, ANDROID, DESKTOP, WHATSAPP_PREVIEW, "", " ", "curl/8.4.0", "python-requests/2.31",
+              "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+              "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Mobile/15E148 Instagram 309.0.0.0",
+              "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+              "x" * 512]  # fmt: skip
+    queries = [b"", b"utm_source=ig&utm_medium=paid&fbclid=X", b"gclid=1", b"utm_source=a@b.it", b"a=1&" * 300]
+    referrers = ["", "https://www.instagram.com/p/x", "http://[::1", "https://l.facebook.com/?u=" + "y" * 1200]
+    combos = [(q, r, ua, probe) for q in queries for r in referrers for ua in agents for probe in (False, True)]
+    analysis.cache_clear()
+    for combo in [*combos, *reversed(combos)]:  # the second pass answers from the cache
+        assert analysis(*combo) == analyse(*combo), combo
+        row = describe(event(combo[0], combo[1], combo[2])._replace(probe=combo[3]), 1, {})
+        assert tuple(row)[7:17] + (row.robot,) == analyse(*combo)
+    assert analysis.cache_info().hits >= len(combos)

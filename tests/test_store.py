@@ -6,7 +6,7 @@ import threading
 
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
-from clicktochat.store import Store, _split_sql, migrations
+from clicktochat.store import CHUNKS, Store, _split_sql, insert_rows, migrations
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
@@ -195,6 +195,37 @@ def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: st
             assert await store.link_dimension_totals("device", *span, "value", {"campaign": ""}) == [
                 ("mobile", 9, 9, 0)
             ]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_rows_are_inserted_in_chunks_exactly_as_given(db_path: str) -> None:
+    """insert_rows() writes multi-row statements of CHUNKS rows; whatever the count (each chunk
+    size, one more, one less, none), every row arrives once, in order, and an upsert adds up as
+    one statement per row would."""
+    counts = sorted({0, 1, 2, *(n + d for n in CHUNKS for d in (-1, 0, 1)), 2 * CHUNKS[0] + 111})
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            async with store.transaction() as db:
+                await db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, a TEXT, b INTEGER)")
+                await db.execute("CREATE TABLE sums (k INTEGER PRIMARY KEY, total INTEGER NOT NULL)")
+            for count in counts:
+                rows = [(i, f"row {i}", None if i % 3 else i) for i in range(count)]
+                async with store.transaction() as db:
+                    await db.execute("DELETE FROM t")
+                    await insert_rows(db, "INSERT INTO t (k, a, b)", 3, rows)
+                    await insert_rows(db, "INSERT INTO sums (k, total)", 2, [(i % 7, i) for i in range(count)],
+                                      " ON CONFLICT (k) DO UPDATE SET total = total + excluded.total")  # fmt: skip
+                assert await store._all("SELECT k, a, b FROM t ORDER BY rowid") == rows, count
+            expected: dict[int, int] = {}
+            for count in counts:
+                for i in range(count):
+                    expected[i % 7] = expected.get(i % 7, 0) + i
+            assert dict(await store._all("SELECT k, total FROM sums")) == expected
         finally:
             await store.close()
 

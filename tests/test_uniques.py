@@ -105,3 +105,35 @@ def test_memory_never_exceeds_the_ceiling_whatever_the_traffic() -> None:
     # Past its design the filter still tells most new visitors apart: it degrades, never fails.
     fresh = visitors.decide([Row(T0 + 2 * GENERATIONS * SPAN, v) for v in hashes(999, 2_000)], [""] * 2_000)[0]
     assert sum(fresh) > 1_500
+
+
+def test_a_batch_is_decided_as_each_click_would_be_alone() -> None:
+    """decide() looks in the filters of each row's window once per batch; the answers must be
+    those of seen() one click at a time: across generations, with yesterday's hashes, robots,
+    repeats within the batch, and rows older or newer than the window of those remembered."""
+    batched, alone = RecentVisitors(WINDOW), RecentVisitors(WINDOW)
+    for visitors in (batched, alone):  # three generations remembered, then a gap
+        visitors.remember([(v, T0 + i % 3 * SPAN) for i, v in enumerate(hashes(1, 3_000))])
+    known, fresh = hashes(1, 3_000), hashes(2, 1_000)
+    rows, before = [], []
+    for i in range(2_000):
+        at = T0 + (i % 12) * SPAN + i % 7  # some rows past the window of what was remembered
+        robot = "bot" if i % 50 == 0 else None
+        rows.append(Row(at, (known if i % 2 else fresh)[i % 1_000], robot))
+        before.append(known[(i * 7) % 3_000] if i % 5 == 0 else "")
+    uniques, seen = batched.decide(rows, before)
+
+    expected, remembered = [], {}
+    for row, hash_before in zip(rows, before, strict=True):
+        unique = 0
+        if row.visitor and not row.robot:
+            unique = 1
+            for key in (row.visitor, hash_before) if hash_before else (row.visitor,):
+                last = remembered.get(key)
+                if (last is not None and abs(last // SPAN - row.at // SPAN) <= GENERATIONS) or alone.seen(key, row.at):
+                    unique = 0
+                    break
+            remembered[row.visitor] = max(row.at, remembered.get(row.visitor, row.at))
+        expected.append(unique)
+    assert uniques == expected and seen == remembered
+    assert 0 < sum(uniques) < len(rows)  # both answers occur

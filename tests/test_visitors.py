@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 
 from clicktochat.visitors import Proxies, Salts
 
@@ -20,6 +20,29 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     assert proxies.client("10.1.2.3", "10.2.2.2, 10.3.3.3") == "10.2.2.2"  # only proxies: the first
     assert proxies.client("10.1.2.3", "not an address") == "not an address"  # hashed like any other
     assert Proxies([]).client("10.1.2.3", "198.51.100.7") == "10.1.2.3"  # the default trusts nobody
+
+
+def test_which_addresses_are_trusted_is_what_ipaddress_says() -> None:
+    """Proxies reads addresses with inet_pton (ipaddress is slow for a new visitor's every click);
+    the verdicts must be ipaddress's, for odd spellings too."""
+    networks = [ip_network("10.0.0.0/8"), ip_network("192.168.1.0/24"), ip_network("::1/128"),
+                ip_network("2001:db8::/32"), ip_network("fe80::/10"), ip_network("127.0.0.1/32")]  # fmt: skip
+    proxies = Proxies(networks)
+    corpus = ["10.0.0.1", "10.255.255.255", "11.0.0.0", "9.255.255.255", "192.168.1.77", "192.168.2.1", "127.0.0.1",
+              "127.0.0.2", " 10.1.2.3 ", "010.1.2.3", "10.1.2", "10.1.2.3.4", "10.1.2.256", "::1", "::2", "0::1",
+              "2001:db8::7", "2001:DB8:0:0:0:0:0:1", "2001:db9::1", "::ffff:10.0.0.1", "::10.0.0.1", "fe80::1%eth0",
+              "fe80::1", "febf::1", "fec0::1", "", "not an address", "1.2.3.4/32", "::1:", "[::1]",
+              "1e1.0.0.1"]  # fmt: skip
+
+    def expected(text: str) -> bool:
+        try:
+            parsed = ip_address(text.strip())
+        except ValueError:
+            return False
+        return any(parsed in network for network in networks)
+
+    assert [proxies.trusts(a) for a in corpus] == [expected(a) for a in corpus]
+    assert sum(map(expected, corpus)) >= 8  # both verdicts occur
 
 
 def test_a_visitor_hashes_alike_all_day_and_differently_per_link_and_day() -> None:

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
+from functools import lru_cache
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -526,24 +528,20 @@ class Store:
                   "link_dimension_days": link_dimension_days}  # fmt: skip
         month_key = ("month", *LINK_DAY_COLUMNS[1:])
         async with self.transaction() as db:
-            await db.executemany(
-                f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(CLICK_COLUMNS))})",
-                rows,
-            )
+            await insert_rows(db, f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)})", len(CLICK_COLUMNS), rows)
             if refs:
-                await db.executemany(
-                    "INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel, address,"
-                    " visitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", refs,
+                await insert_rows(
+                    db, "INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel, address,"
+                    " visitor)", 9, refs,
                 )  # fmt: skip
             for table, key in (("link_days", LINK_DAY_COLUMNS), ("link_months", month_key),
                                ("dimension_days", DIMENSION_DAY_COLUMNS),
                                ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
-                await db.executemany(
-                    f"INSERT INTO {table} ({', '.join(key + COUNTERS)}) VALUES ({', '.join('?' * (len(key) + 3))})"
-                    f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-                    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS),
-                    totals[table],
+                upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
+                    f"{c} = {c} + excluded.{c}" for c in COUNTERS
                 )
+                await insert_rows(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
+                                  totals[table], upsert)  # fmt: skip
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
         """People's clicks on one link, ever (robots are counted apart)."""
@@ -738,3 +736,29 @@ def _split_sql(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+# Rows a statement of insert_rows(): a few statement texts, each compiled once and then kept by
+# sqlite3's statement cache; 1,000 rows of 24 columns stay below SQLite's 32,766 parameters.
+CHUNKS = (1000, 100, 10, 1)
+
+
+async def insert_rows(
+    db: aiosqlite.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """`head` VALUES (...), (...), ... `tail` for `rows` of `width` values, up to CHUNKS[0] rows a
+    statement. executemany() steps one row at a time and gives up the GIL around every step: 8.6
+    us of CPU a row of the clicks table against 5.0 this way (bench figures in docs/performance.md),
+    and a row per GIL hand-over while the event loop wants it back."""
+    done = 0
+    for size in CHUNKS:
+        while len(rows) - done >= size:
+            chunk = rows[done : done + size]
+            await db.execute(_statement(head, width, size, tail), list(chain.from_iterable(chunk)))
+            done += size
+
+
+@lru_cache(maxsize=64)
+def _statement(head: str, width: int, size: int, tail: str) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * size)}{tail}"

@@ -125,6 +125,21 @@ class Generation:
         self.count += 1
 
 
+def _in_any(filters: list[Filter], p: Probes) -> bool:
+    """Whether any of `filters` holds the visitor of probes `p` (Filter.contains, inlined: a
+    new visitor is looked up in every filter of the window)."""
+    first, stride, a, b, c = p
+    for f in filters:
+        words, size = f.words, f.size
+        if (
+            words[first % size] & a == a
+            and words[(first + stride) % size] & b == b
+            and words[(first + 2 * stride) % size] & c == c
+        ):
+            return True
+    return False
+
+
 class Decidable(Protocol):
     """What RecentVisitors reads of a click row (clicks.ClickRow)."""
 
@@ -169,16 +184,16 @@ class RecentVisitors:
         """The first second whose clicks still matter at `now` (what a restart reloads)."""
         return (now // self.span - self.generations) * self.span
 
-    def _near(self, a: int, b: int) -> bool:
-        return abs(a // self.span - b // self.span) <= self.generations
-
     def seen(self, visitor: str, at: int) -> bool:
         """Whether `visitor` clicked within the window of `at` (before or after it)."""
-        p, generation = probes(visitor), at // self.span
-        for index, g in self._generations.items():
-            if abs(index - generation) <= self.generations and g.contains(p):
-                return True
-        return False
+        return _in_any(self._filters_near(at // self.span), probes(visitor))
+
+    def _filters_near(self, generation: int) -> list[Filter]:
+        """The filters of the generations within the window of `generation`."""
+        return [
+            f for index, g in self._generations.items() if abs(index - generation) <= self.generations
+            for f in g.filters
+        ]  # fmt: skip
 
     def decide(self, rows: Iterable[Decidable], before: Iterable[str]) -> tuple[list[int], dict[str, int]]:
         """1 for each row whose visitor is new within the window (0 for robots and rows without
@@ -186,16 +201,26 @@ class RecentVisitors:
         `before`: each row's hash under yesterday's salt ("" without one), matched too."""
         seen: dict[str, int] = {}
         uniques = []
+        near: dict[int, list[Filter]] = {}  # the filters to look in, per generation of the rows (a batch's one or two)
+        span, generations = self.span, self.generations
         for row, hash_before in zip(rows, before, strict=True):
             unique = 0
-            if row.visitor and not row.robot:
+            visitor, at = row.visitor, row.at
+            if visitor and not row.robot:
                 unique = 1
-                for visitor in (row.visitor, hash_before) if hash_before else (row.visitor,):
-                    last = seen.get(visitor)
-                    if (last is not None and self._near(last, row.at)) or self.seen(visitor, row.at):
+                generation = at // span
+                filters = near.get(generation)
+                if filters is None:
+                    filters = near[generation] = self._filters_near(generation)
+                for key in (visitor, hash_before) if hash_before else (visitor,):
+                    last = seen.get(key)
+                    if (last is not None and abs(last // span - generation) <= generations) or (
+                        filters and _in_any(filters, probes(key))
+                    ):
                         unique = 0
                         break
-                seen[row.visitor] = max(row.at, seen.get(row.visitor, row.at))
+                last = seen.get(visitor)
+                seen[visitor] = at if last is None or at > last else last
             uniques.append(unique)
         return uniques, seen
 

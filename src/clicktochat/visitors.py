@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import socket
 from collections.abc import Sequence
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address
@@ -20,11 +21,24 @@ class Proxies:
 
     def __init__(self, networks: Sequence[IPv4Network | IPv6Network]) -> None:
         self.networks = tuple(networks)
+        # (family, [(network, mask)]) as integers: every new visitor behind a proxy brings a new
+        # address to check, which ipaddress.ip_address parses in pure Python (~3 us on the loop).
+        self._ranges = tuple(
+            (family, tuple((int(n.network_address), int(n.netmask)) for n in networks if n.version == version))
+            for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6))
+        )
         self.trusts = lru_cache(maxsize=1024)(self._trusts)
 
     def _trusts(self, address: str) -> bool:
-        try:
-            parsed = ip_address(address.strip())
+        text = address.strip()
+        for family, ranges in self._ranges:
+            try:
+                value = int.from_bytes(socket.inet_pton(family, text))
+            except OSError:
+                continue
+            return any(value & mask == network for network, mask in ranges)
+        try:  # what inet_pton does not read (an IPv6 address with a scope, "fe80::1%eth0"), or nothing valid
+            parsed = ip_address(text)
         except ValueError:
             return False
         return any(parsed in network for network in self.networks)
