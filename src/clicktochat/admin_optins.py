@@ -16,10 +16,11 @@ from starlette.routing import BaseRoute, Route
 from .admin import ADMIN_HEADERS, BOTH, Page, _int, admin_page, render, see_other
 from .agents import Business
 from .channels import display_phone
+from .consent import Consent
 from .errors import FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
 from .optins import Optins, check_phone
-from .optinstore import ConsentRow, OptinForm
+from .optinstore import OptinForm
 from .service import timestamp
 
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "de": "Deutsch", "fr": "Français",
@@ -114,7 +115,7 @@ async def form_page(request: Request, page: Page) -> Response:
                 business_options=[(b.id, b.name) for b in businesses.values()])  # fmt: skip
 
 
-async def listed(page: Page, limit: int) -> tuple[str, int | None, int, list[ConsentRow]]:
+async def listed(page: Page, limit: int) -> tuple[str, int | None, int, list[Consent]]:
     params = page.request.query_params
     search = params.get("q", "")[:100]
     business = params.get("business", "").strip()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chatdb import ChatDB
+from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import Inbound, is_stop
 
 FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languages, double_optin, template,"
@@ -57,23 +58,6 @@ class OptinRequest:
     outbox_id: int | None
     decided_at: int | None
     consent_id: int | None
-
-
-@dataclass(frozen=True)
-class ConsentRow:
-    """An entry of the ledger as the dashboard lists it."""
-
-    id: int
-    business_id: int
-    phone: str | None
-    user_id: str | None
-    topic: str
-    state: str
-    at: int
-    source: str
-    wording: str | None
-    version: str | None
-    proof: dict[str, Any] | None
 
 
 class PendingExists(Exception):
@@ -216,20 +200,18 @@ class OptinStore(ChatDB):
     # -- the consent list ------------------------------------------------------------
 
     async def consent_list(self, business_id: int | None, search: str = "", limit: int = 100,
-                           offset: int = 0) -> list[ConsentRow]:  # fmt: skip
+                           offset: int = 0) -> list[Consent]:  # fmt: skip
         """Newest first; `search`: digits of the number, or a topic or source."""
 
-        def work() -> list[ConsentRow]:
+        def work() -> list[Consent]:
             digits = "".join(ch for ch in search if ch.isdigit())
             word = search.strip().lower()
             rows = self._all(
-                "SELECT id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
-                " FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND (?2 = '' OR"
+                f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND (?2 = '' OR"
                 " (?3 != '' AND instr(phone, ?3) > 0) OR topic = ?2 OR source = ?2)"
                 " ORDER BY at DESC, id DESC LIMIT ?4 OFFSET ?5", (business_id, word, digits, limit, offset),
             )  # fmt: skip
-            return [ConsentRow(*row[:10], proof=json.loads(row[10]) if row[10] else None)  # type: ignore[misc]
-                    for row in rows]
+            return [consent_from(row) for row in rows]
 
         return await self.run(work)
 
