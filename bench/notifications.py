@@ -8,7 +8,7 @@ checks only that every notification reached the stand-in exactly once.
     .venv/bin/python bench/notifications.py                    # 10,000 notifications, 3 rounds
     .venv/bin/python bench/notifications.py --messages 2000 --rounds 1
 
-What it does, each round:
+What it does, each round (bare first in odd rounds, ours first in even ones):
 1. starts the stand-in (simulate.GraphStandIn, one number, no status webhooks) as its own
    uvicorn process on a free port;
 2. bare: `--concurrency` asyncio workers POST the N template messages with httpx, one after
@@ -180,18 +180,33 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="clicktochat-bench-") as tmp:
         for round_ in range(1, args.rounds + 1):
-            standin = StandIn()
-            try:
-                bare_rate, bare_cpu = asyncio.run(bare(standin.url, args.messages, args.concurrency))
-            finally:
-                got_bare = standin.stop()
-            standin = StandIn()
-            try:
-                db = str(Path(tmp) / f"round-{round_}.db")
-                rate, queued, sent, cpu = asyncio.run(ours(standin.url, args.messages, args.concurrency,
-                                                           args.per_second, db))  # fmt: skip
-            finally:
-                got = standin.stop()
+
+            def run_bare() -> tuple[float, float, dict[str, int]]:
+                standin = StandIn()
+                try:
+                    rate, cpu = asyncio.run(bare(standin.url, args.messages, args.concurrency))
+                finally:
+                    got = standin.stop()
+                return rate, cpu, got
+
+            db = str(Path(tmp) / f"round-{round_}.db")
+
+            def run_ours(db: str = db) -> tuple[float, float, int, float, dict[str, int]]:
+                standin = StandIn()
+                try:
+                    found = asyncio.run(ours(standin.url, args.messages, args.concurrency, args.per_second, db))
+                finally:
+                    got = standin.stop()
+                return (*found, got)
+
+            # Bare first in odd rounds, ours first in even ones: a machine getting busier or
+            # quieter during the run favours neither.
+            if round_ % 2:
+                bare_rate, bare_cpu, got_bare = run_bare()
+                rate, queued, sent, cpu, got = run_ours()
+            else:
+                rate, queued, sent, cpu, got = run_ours()
+                bare_rate, bare_cpu, got_bare = run_bare()
             lost, doubled = args.messages - got["distinct"], got["accepted"] - got["distinct"]
             rows.append({"round": round_, "bare": bare_rate, "ours": rate, "queued": queued, "sent": sent,
                          "lost": lost, "doubled": doubled, "bare_accepted": got_bare["accepted"],
