@@ -17,8 +17,8 @@ What it does:
 3. every `--interval` seconds reads the server's VmRSS from /proc/PID/status, the answers of
    the interval, the server's CPU time per answer (all threads, /proc/PID/stat) and how much of
    the machine's CPUs the other processes took (/proc/stat less the server and this load), so a
-   drop in throughput can be told apart: the server costing more, or the machine busy elsewhere;
-   after `--warmup` seconds (not counted), runs for `--duration` more;
+   drop in throughput can be told apart: the server costing more, or the machine busy
+   elsewhere; after `--warmup` seconds (not counted), runs for `--duration` more;
 4. stops the server (SIGTERM: it writes what is pending) and counts the clicks and uniques it
    wrote (all visitors are new: uniques / clicks is 1 less the false positives);
 5. prints each interval, the growth of RSS per 30 s once warm (a least-squares slope over the

@@ -134,7 +134,8 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     commands = result.stdout.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.strip().splitlines()}
     assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
-                      "stats", "whatsapp", "conversations", "simulate"}  # fmt: skip
+                      "stats", "whatsapp", "conversations", "simulate", "notify", "notifications", "customer",
+                      "optin", "costs"}  # fmt: skip
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 

@@ -14,9 +14,10 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from clicktochat import admin, views, webhooks
+from clicktochat import admin, optin_pages, views, webhooks
 from clicktochat.accounts import create_admin
 from clicktochat.app import create_app
+from clicktochat.optins import Optins
 from clicktochat.settings import Settings
 from conftest import call, flush
 
@@ -49,6 +50,12 @@ PUBLIC = {
     "/api/widget/{widget}": ("lang", "hl", "preview"),
     "/api/widget/{widget}/avatar.png": ("agent", "v"),
     "/webhooks/whatsapp": ("hub.mode", "hub.verify_token", "hub.challenge"),
+    # -- opt-ins (issue 10) --
+    "/optin/{form}": ("lang", "via", "x"),
+    "/optin/{form}/poster": ("format", "lang"),
+    "/qr/optin/{form}.{kind}": QR,
+    "/api/optin/{form}": ("lang", "hl"),
+    "/widget-optin.js": ("v",),
 }
 DASHBOARD = {
     "/login": ("next", "done"),
@@ -69,6 +76,11 @@ DASHBOARD = {
     "/whatsapp/{number_id}/disconnect": DONE,
     "/conversations": ("business", "agent", "open", "offset", *DONE),
     "/conversations/{conversation_id}": DONE,
+    "/updates": ("state", *DONE),
+    "/optins": DONE,
+    "/optins/{slug}": DONE,
+    "/consents": ("q", "business", "offset", *DONE),
+    "/consents.csv": ("q", "business", "offset"),
     "/{path:path}": DONE,
 }
 PASSWORD = "correct horse battery"
@@ -79,7 +91,7 @@ def get_routes(routes: list[Route]) -> set[str]:
 
 
 def test_every_get_route_is_fuzzed() -> None:
-    assert get_routes(views.routes) | get_routes(webhooks.routes) == set(PUBLIC)
+    assert get_routes(views.routes) | get_routes(webhooks.routes) | get_routes(optin_pages.routes) == set(PUBLIC)
     assert get_routes(admin.routes) == set(DASHBOARD)
 
 
@@ -92,10 +104,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient,
                     raise_server_exceptions=False) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         call(client, create_admin(service.store, "ana", PASSWORD))
+        call(client, Optins(service).save_form({"slug": "vetrina", "business_id": 1, "topics": ["orders"],
+                                                "wording": {"en": "Send me updates."}}))  # fmt: skip
         token = json.loads(call(client, service.store.get_meta("demo")))["token"]  # type: ignore[arg-type]
         examples = {"token": token, "slug": "vetrina", "widget": "demo", "agent": "1", "kind": "svg",
                     "version": "1", "business_id": "1", "agent_id": "1", "widget_id": "demo", "number_id": "1",
-                    "conversation_id": "1", "path": "anything/else"}  # fmt: skip
+                    "conversation_id": "1", "path": "anything/else", "form": "vetrina"}  # fmt: skip
         yield client, examples
 
 

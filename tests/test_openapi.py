@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from starlette.testclient import TestClient
 
-from clicktochat import api, chat_api
+from clicktochat import api, chat_api, notify_api, optin_api
 
 API = "/api/v1"
 DOC_URI = "urn:clicktochat:openapi"
@@ -80,7 +80,7 @@ def test_every_schema_in_the_document_is_a_valid_json_schema(document: dict[str,
 
 def test_every_route_is_documented_and_nothing_else(document: dict[str, Any]) -> None:
     served = set()
-    for route in [*api.routes, *chat_api.routes]:
+    for route in [*api.routes, *chat_api.routes, *notify_api.routes, *optin_api.routes]:
         if route.path == "/openapi.json":
             continue
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {business_id:int} -> {business_id}
@@ -89,7 +89,7 @@ def test_every_route_is_documented_and_nothing_else(document: dict[str, Any]) ->
                 served.add((method.lower(), path))
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert served == documented
-    assert len(served) == 31
+    assert len(served) == 42
 
 
 def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
@@ -119,6 +119,7 @@ def test_operations_with_a_body_document_it_and_415(document: dict[str, Any]) ->
         ("post", "/businesses/{business_id}/agents"), ("patch", "/agents/{agent_id}"),
         ("put", "/businesses/{business_id}/logo"), ("post", "/widgets"), ("patch", "/widgets/{widget_id}"),
         ("post", "/whatsapp-numbers"), ("post", "/conversations/{conversation_id}/messages"),
+        ("post", "/notifications"), ("post", "/optins"),
     }  # fmt: skip
     for method, path in with_body:
         responses = document["paths"][path][method]["responses"]

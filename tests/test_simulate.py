@@ -95,8 +95,11 @@ def text(to: str = "16505551234", body: str = "Hello!", **extra: Any) -> dict[st
 
 
 def template(name: str = "hello_world", to: str = "16505551234") -> dict[str, Any]:
-    return {"messaging_product": "whatsapp", "to": to, "type": "template",
-            "template": {"name": name, "language": {"code": "en_US"}}}
+    body: dict[str, Any] = {"name": name, "language": {"code": "en_US"}}
+    if name == "follow_up":  # "Hi {{1}}, still interested in {{2}}?": Meta counts the parameters
+        body["components"] = [{"type": "body", "parameters": [{"type": "text", "text": "Ana"},
+                                                              {"type": "text", "text": "the sofa"}]}]  # fmt: skip
+    return {"messaging_product": "whatsapp", "to": to, "type": "template", "template": body}
 
 
 def verify(raw: bytes, headers: dict[str, str], secret: str = NUMBER.app_secret) -> bool:
@@ -392,6 +395,18 @@ def test_marketing_templates_to_a_user_who_stopped_them_fail_with_131050() -> No
         await world.standin.deliver(wamid)
         (failed,) = (only_value(body)["statuses"][0] for body in world.receiver.bodies())
         assert failed["status"] == "failed" and failed["errors"][0]["code"] == 131050
+
+    run(scenario)
+
+
+def test_a_template_with_the_wrong_number_of_parameters_is_refused_as_meta_does() -> None:
+    async def scenario(world: World) -> None:
+        wrong = template("follow_up")
+        wrong["template"]["components"][0]["parameters"].pop()
+        answer = await world.send(wrong)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == 100
+        assert "does not match the expected number of params (2)" in answer.json()["error"]["error_data"]["details"]
+        assert world.standin.sent == []
 
     run(scenario)
 

@@ -94,6 +94,9 @@
       list,
       handoff,
     );
+    // "Get updates on WhatsApp": its own small script, fetched only when the owner turned it on.
+    if (config.optin && ours(config.optin.script))
+      import(config.optin.script).then((panelPart) => panelPart.default({ panel, handoff, el, id, config }), (e) => console.warn("clicktochat:", e.message));
     const bubble = el("button", { class: "bubble", type: "button", hidden: "" }, config.greeting);
     const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     icon.setAttribute("viewBox", "0 0 24 24");

@@ -649,6 +649,7 @@ def widget_changes(form: dict[str, str], lists: dict[str, list[str]]) -> dict[st
     changes["colour"] = form.get("colour", "").strip().lower() or None
     changes["position"] = form.get("position") or None
     changes["locale"] = form.get("locale") or None
+    changes["optin_form"] = form.get("optin_form", "").strip() or None
     for name in ("offset_x", "offset_y", "delay", "scroll", "bubble_delay"):
         changes[name] = _int(form[name], name) if form.get(name, "").strip() else None
     for name in ("hide_offline", "bubble", "qr"):
@@ -799,7 +800,8 @@ async def not_found(request: Request, page: Page) -> Response:
 
 BOTH = ["GET", "POST"]
 
-from . import admin_chats  # noqa: E402  (its pages build on this module's)
+# Pages that build on this module's (issue 10 added admin_optins and admin_updates).
+from . import admin_chats, admin_optins, admin_updates  # noqa: E402, I001
 
 routes = [
     Route("/login", login, methods=BOTH),
@@ -819,6 +821,8 @@ routes = [
     Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
     Route("/keys", keys_page, methods=BOTH),
     *admin_chats.routes,
+    *admin_updates.routes,
+    *admin_optins.routes,
     Route("/{path:path}", not_found, methods=BOTH),
 ]
 """Every page, as listed here, is checked by a test to send strangers to sign in."""

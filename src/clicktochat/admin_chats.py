@@ -28,12 +28,14 @@ LABELS = {
     "business_id": "Business", "phone_number_id": "Phone number ID", "waba_id": "WhatsApp Business Account ID",
     "access_token": "Access token", "app_secret": "App secret", "verify_token": "Verify token",
     "graph": "Meta's Graph API", "text": "Message", "idempotency_key": "Form", "reply": "Reply",
-    "agent": "Agent", "business": "Business", "open": "Only open", "offset": "Page",
+    "agent": "Agent", "business": "Business", "open": "Only open", "offset": "Page", "to": "Their number",
+    "topic": "Topic", "template": "Template", "parameters": "Parameters",
 }  # fmt: skip
 NOTICES = {  # ?done=... after a redirect: fixed words, never text from the URL
     "connected": "The number is connected. Give Meta the webhook URL and verify token below.",
     "disconnected": "The number is disconnected; its conversations stay.",
     "queued": "Your reply is queued: it is sent in a moment.",
+    "update-queued": "The update is queued: it is sent in a moment, if the consent still holds.",
 }  # fmt: skip
 STATUS_WORDS = {"queued": "queued", "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
                 "cancelled": "not sent"}  # fmt: skip

@@ -230,6 +230,10 @@ class WidgetFields(Body):
         None, description="Sites that may show the widget (example.com, *.example.com); default: any.",
             json_schema_extra=DOMAINS
     )
+    optin_form: str | None = Field(
+        None, description="An opt-in form's name: the panel offers updates on WhatsApp with it (its script is "
+        "loaded only then).", json_schema_extra=schema(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
+    )
 
 
 class WidgetCreate(WidgetFields):
@@ -264,6 +268,7 @@ class WidgetOut(BaseModel):
     bubble_delay: int
     qr: bool
     allowed_domains: list[str]
+    optin_form: str | None = Field(None, description="The opt-in form the panel offers, if any")
     clicks: int | None = None
     created_at: str | None
     updated_at: str | None

@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__, admin, api, chat_api, views, webhooks
+from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, views, webhooks
 from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
@@ -93,7 +93,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
         routes=[
             *views.routes,
             *webhooks.routes,
-            Mount("/api/v1", routes=[*api.routes, *chat_api.routes]),
+            *optin_pages.routes,  # issue 10: the hosted opt-in page, its poster and QR, the widget's panel
+            Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *notify_api.routes, *optin_api.routes]),
             Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
@@ -110,17 +111,24 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     app.state.budget = Budget(clock=clock)  # what anonymous callers can make expensive, per address
     app.state.qr_renders = Renders()
     app.state.widget_configs = ConfigCache(clock=clock)
+    # -- opt-ins (issue 10) --
+    app.state.optin_limits = optin_pages.Limits(clock)  # per address and per number
+    app.state.optin_script = optin_pages.PanelScript.build((asset_dir("widget") / "optin.js").read_text())
     return app
 
 
+WEBHOOK_PATH = "/webhooks/whatsapp"
+
+
 class App(Starlette):
-    """Starlette, but a click (GET or HEAD on /c/, /s/ or /w/, views.CLICK_ROUTES) goes straight
-    to its endpoint: no middleware stack, no router, no send wrappers. What those do for a click
-    is done here: the trusted-hosts check (the same `HostCheck` as the middleware's), the path
-    parameters and the scope keys the router sets, and errors answered by the app's handlers
-    (ProblemError and HTTPException by `problem_response`; anything else by `server_error`,
-    then raised for the server to log, as ServerErrorMiddleware does). Anything else, or a
-    path the click routes would not match, takes Starlette's way."""
+    """Starlette, but a click (GET or HEAD on /c/, /s/ or /w/, views.CLICK_ROUTES) and Meta's
+    webhook POSTs go straight to their endpoint: no middleware stack, no router, no send
+    wrappers. What those do for them is done here: the trusted-hosts check (the same
+    `HostCheck` as the middleware's), the path parameters and the scope keys the router sets,
+    and errors answered by the app's handlers (ProblemError and HTTPException by
+    `problem_response`; anything else by `server_error`, then raised for the server to log, as
+    ServerErrorMiddleware does). Anything else, or a path the click routes would not match,
+    takes Starlette's way."""
 
     def __init__(self, hosts: HostCheck, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -137,9 +145,14 @@ class App(Starlette):
                     scope["app"], scope["router"] = self, self.router
                     scope["endpoint"], scope["path_params"] = endpoint, dict(zip(names, values, strict=True))
                     return await self._click(endpoint, scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            if not scope.get("root_path"):
+                scope["app"], scope["router"], scope["endpoint"] = self, self.router, webhooks.receive_asgi
+                scope["path_params"] = {}
+                return await self._click(webhooks.receive_asgi, scope, receive, send)
         await super().__call__(scope, receive, send)
 
-    async def _click(self, endpoint: views.ClickEndpoint, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _click(self, endpoint: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.hosts.ours(scope):
             return await self.hosts.refuse_request(scope, receive, send)
         try:

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from . import customers
 from .api import Body, endpoint, out, query_int, read_body, resource
 from .chatstore import Message, WhatsAppNumber
 from .conversations import MAX_TEXT_LENGTH
@@ -136,6 +137,10 @@ class ReplyOut(BaseModel):
     error: str | None
 
 
+class CustomerErased(BaseModel):
+    deleted: dict[str, int] = Field(description="Rows deleted, per table; an opt-out marker is kept per business")
+
+
 def number_out(service: Service, number: WhatsAppNumber) -> NumberOut:
     return NumberOut(
         id=number.id, business_id=number.business_id, phone_number_id=number.phone_number_id,
@@ -237,7 +242,19 @@ async def reply(request: Request, service: Service) -> Response:
     return out(reply_out(row), 202 if created else 200)
 
 
+@endpoint
+async def export_customer(request: Request, service: Service) -> Response:
+    return JSONResponse(await customers.export(service, request.path_params["phone"]),
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+@endpoint
+async def erase_customer(request: Request, service: Service) -> Response:
+    return out(CustomerErased(deleted=await customers.erase(service, request.path_params["phone"])))
+
+
 routes = [
+    resource("/customers/{phone}", GET=export_customer, DELETE=erase_customer),
     resource("/whatsapp-numbers", GET=list_numbers, POST=connect_number),
     resource("/whatsapp-numbers/{number_id:int}", GET=get_number, DELETE=disconnect_number),
     resource("/conversations", GET=list_conversations),

@@ -20,9 +20,9 @@ T = TypeVar("T")
 
 
 class ChatDB:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, thread_name: str = "clicktochat-chats") -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicktochat-chats")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
 
     @classmethod

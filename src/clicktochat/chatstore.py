@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
-from .outboxstore import OutboxStore
+from .customerstore import CustomerStore
+from .optinstore import OptinStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
@@ -95,23 +97,9 @@ class Message:
     pricing: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class Consent:
-    id: int
-    business_id: int
-    phone: str | None
-    user_id: str | None
-    topic: str
-    state: str
-    at: int
-    source: str
-    wording: str | None
-    version: str | None
-    proof: dict[str, Any] | None
-
-
-class ChatStore(OutboxStore):
-    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents."""
+class ChatStore(OptinStore, CustomerStore):
+    """Numbers, webhook events, conversations, messages, statuses, chat starts and consents
+    (and opt-in forms and requests: `optinstore.OptinStore`)."""
 
     # -- numbers ---------------------------------------------------------------------
 
@@ -186,19 +174,6 @@ class ChatStore(OutboxStore):
         return await self.run(work) if 0 <= number_id < 2**63 else False
 
     # -- webhook events --------------------------------------------------------------
-
-    async def add_event(self, body_hash: str, body: bytes, numbers: list[str], now: int) -> bool:
-        """Store a signed body before it is acknowledged; False for the same bytes again."""
-
-        def work() -> bool:
-            with self._tx() as db:
-                cursor = db.execute(
-                    "INSERT INTO webhook_events (received_at, body_hash, body, numbers) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (body_hash) DO NOTHING", (now, body_hash, body, json.dumps(numbers)),
-                )  # fmt: skip
-                return cursor.rowcount > 0
-
-        return await self.run(work)
 
     async def due_events(self, now: int, limit: int) -> list[tuple[int, bytes, list[str], int]]:
         """(id, body, phone number ids it was signed for, attempts) of events not yet applied."""
@@ -335,6 +310,7 @@ class ChatStore(OutboxStore):
         if message.stop:
             self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
                           message.text, None, {"wamid": message.wamid})  # fmt: skip
+        self._optin_reply(db, business_id, message)  # a double opt-in's "Yes" (optinstore.py)
 
     def _start(
         self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,
@@ -521,11 +497,11 @@ class ChatStore(OutboxStore):
 
         def work() -> list[Consent]:
             rows = self._all(
-                "SELECT id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
-                " FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND ((?2 IS NOT NULL AND phone = ?2)"
-                " OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id", (business_id, phone, user_id),
+                f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1)"
+                " AND ((?2 IS NOT NULL AND phone = ?2) OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id",
+                (business_id, phone, user_id),
             )  # fmt: skip
-            return [_consent(row) for row in rows]
+            return [consent_from(row) for row in rows]
 
         return await self.run(work)
 
@@ -565,6 +541,4 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     return Conversation(*row[:11], start=start, first_reply_at=row[20])  # type: ignore[misc]
 
 
-def _consent(row: Sequence[Any]) -> Consent:
-    return Consent(*row[:10], proof=json.loads(row[10]) if row[10] else None)  # type: ignore[misc]
 

@@ -706,6 +706,8 @@ WIDGET_OPTIONS: list[Callable[[F], F]] = [
     click.option("--allow", "allowed_domains", multiple=True,
                  help="A site that may show the widget: example.com, or *.example.com with its subdomains; "
                  "repeatable [default: any site]."),
+    click.option("--optin-form", help="An opt-in form's name (clicktochat optin forms): the panel offers updates "
+                 "on WhatsApp with it [default: none]."),
 ]  # fmt: skip
 
 
@@ -729,7 +731,7 @@ def widget_row(service: Service, widget: Widget, clicks: int | None = None) -> d
 UNSET = {
     "greeting": "(in the visitor's language)", "message": "(in the visitor's language)", "label": "(the icon only)",
     "locale": "(the page's, then the browser's)", "agent_ids": "(every agent)", "show_on": "(every page)",
-    "hide_on": "(none)", "allowed_domains": "(any site)",
+    "hide_on": "(none)", "allowed_domains": "(any site)", "optin_form": "(no updates offered)",
 }  # fmt: skip
 """What an empty setting means, for `widget show`."""
 
@@ -999,3 +1001,15 @@ from . import cli_whatsapp  # noqa: E402  (it uses the helpers above: import cli
 cli.add_command(cli_whatsapp.whatsapp)
 cli.add_command(cli_whatsapp.conversations)
 cli.add_command(cli_whatsapp.simulate)
+
+from . import cli_notify  # noqa: E402
+
+cli.add_command(cli_notify.notify)
+cli.add_command(cli_notify.notifications)
+cli.add_command(cli_notify.customer)
+cli.add_command(cli_notify.costs)
+
+# -- opt-ins (issue 10) --
+from . import cli_optin  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
+
+cli.add_command(cli_optin.optin)

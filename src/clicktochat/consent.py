@@ -7,10 +7,33 @@ by opting in again, with the wording they were shown."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .chatstore import Consent
+CONSENT_COLUMNS = "id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: int
+    business_id: int
+    phone: str | None
+    user_id: str | None
+    topic: str
+    state: str
+    at: int
+    source: str
+    wording: str | None
+    version: str | None
+    proof: dict[str, Any] | None
+
+
+def consent_from(row: Sequence[Any]) -> Consent:
+    """An entry from a row of CONSENT_COLUMNS."""
+    return Consent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+                   json.loads(row[10]) if row[10] else None)  # fmt: skip
 
 
 @dataclass(frozen=True)

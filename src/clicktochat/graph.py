@@ -129,6 +129,26 @@ class GraphClient:
             raise GraphError(200, 0, "The Graph API accepted the message but gave no message id.")
         return str(messages[0].get("id"))
 
+    async def templates(self, waba_id: str, token: str, pages: int = 50) -> list[Any]:
+        """Every message template of the business account, page after page. The next page is
+        asked for with Meta's `after` cursor from our own base URL, never by following the
+        `paging.next` URL given: the token goes nowhere else."""
+        items: list[Any] = []
+        params = {"fields": "name,language,status,category,components,parameter_format", "limit": "100"}
+        for _ in range(pages):
+            answer = await self._call("GET", f"{waba_id}/message_templates", token, params=params)
+            data = answer.get("data")
+            if not isinstance(data, list):
+                raise GraphError(200, 0, "The Graph API's list of templates has no data.")
+            items += data
+            paging: dict[str, Any] = answer["paging"] if isinstance(answer.get("paging"), dict) else {}
+            cursors: dict[str, Any] = paging["cursors"] if isinstance(paging.get("cursors"), dict) else {}
+            after = cursors.get("after")
+            if not paging.get("next") or not isinstance(after, str) or not after:
+                break
+            params = {**params, "after": after}
+        return items
+
     async def phone_number(self, phone_number_id: str, token: str) -> dict[str, Any]:
         """The number's display number and verified name: checks the id and the token."""
         return await self._call(

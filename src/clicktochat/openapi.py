@@ -33,6 +33,7 @@ from .channels import CHANNELS
 from .chat_api import (
     ConversationDetail,
     ConversationList,
+    CustomerErased,
     NumberConnect,
     NumberList,
     NumberOut,
@@ -40,6 +41,18 @@ from .chat_api import (
     ReplyOut,
 )
 from .links import SLUG_PATTERN
+from .notifications import MONTH, TOPIC
+from .notify_api import (
+    STATES,
+    CostsOut,
+    NotificationCreate,
+    NotificationList,
+    NotificationOut,
+    TemplateList,
+    TemplateSyncOut,
+)
+from .optin_api import ConsentOut as OptinConsentOut
+from .optin_api import OptinCreate, OptinHistory
 from .stats import GROUPS, MAX_LIMIT
 from .widget import WIDGET_ID_PATTERN
 
@@ -62,7 +75,7 @@ PROBLEM = {
     },
 }
 
-TEXT_IDS = ("slug", "widget_id")
+TEXT_IDS = ("slug", "widget_id", "phone")
 
 # (method, path, summary, request body, {status: response model or None})
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
@@ -111,7 +124,52 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("post", "/conversations/{conversation_id}/messages",
      "Reply with text through the Cloud API (queued; 409 when the window is closed or the customer opted out)",
      ReplyCreate, {202: ReplyOut, 200: ReplyOut, 404: None, 409: None}),
+    ("get", "/costs", "The month's estimated WhatsApp costs per business, category and topic (?month=YYYY-MM,"
+     " ?business)", None, {200: CostsOut}),
+    ("get", "/customers/{phone}", "Everything held about a phone number (consents, conversations, messages,"
+     " notifications), as JSON", None, {200: "application/json"}),
+    ("delete", "/customers/{phone}", "Erase everything about a phone number; an opt-out marker stays so it is never"
+     " messaged again", None, {200: CustomerErased}),
+    ("get", "/whatsapp-numbers/{number_id}/templates", "The number's message templates, as last synced from Meta",
+     None, {200: TemplateList, 404: None}),
+    ("post", "/whatsapp-numbers/{number_id}/templates", "Sync the number's message templates from Meta now",
+     None, {200: TemplateSyncOut, 404: None, 503: None}),
+    ("post", "/notifications",
+     "Queue an update (an approved template) to someone who opted in to its topic; 409 without consent",
+     NotificationCreate, {202: NotificationOut, 200: NotificationOut, 404: None, 409: None}),
+    ("get", "/notifications", "Notifications, newest first (?business, ?to, ?topic, ?state, ?limit, ?offset)", None,
+     {200: NotificationList}),
+    ("get", "/notifications/{notification_id}", "A notification: queued, sent, delivered, read, failed...", None,
+     {200: NotificationOut, 404: None}),
+    # -- opt-ins (issue 10: consent records) --
+    ("get", "/optins", "A number's consent history, each topic's state now and its double opt-in requests "
+     "(?phone, ?business)", None, {200: OptinHistory, 404: None}),
+    ("post", "/optins", "Record a consent your checkout or till asked for: the exact words and their version",
+     OptinCreate, {201: OptinConsentOut, 404: None}),
+    ("delete", "/optins/{phone}", "Record an opt-out (?topic; none: every topic): a new entry, history is kept",
+     None, {200: OptinConsentOut, 404: None}),
 ]  # fmt: skip
+
+NOTIFICATION_PARAMETERS = [
+    ("business", "Only this business's notifications", {"type": "integer", "minimum": 1}),
+    ("to", "Only to this number (with its country code)", {"type": "string", "minLength": 3, "maxLength": 40}),
+    ("topic", "Only this topic", {"type": "string", "pattern": f"^{TOPIC.pattern}$"}),
+    ("state", "Only in this state", {"type": "string", "enum": list(STATES)}),
+    ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+]
+
+OPTIN_PARAMETERS: dict[str, list[tuple[str, str, bool, dict[str, Any]]]] = {  # /optins' query
+    "get": [("phone", "The customer's number with its country code", True, {"type": "string", "minLength": 3,
+             "maxLength": 40, "pattern": r"^\+?[0-9][0-9 ().\-/]*$"}),
+            ("business", "Only this business's entries", False, {"type": "integer", "minimum": 1})],
+    "delete": [("topic", "The topic they opt out of; left out: every topic", False,
+                {"type": "string", "pattern": r"^(\*|[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?)$"}),
+               ("business", "The business; may be left out when there is only one", False,
+                {"type": "integer", "minimum": 1}),
+               ("source", "Where they said so (default api)", False,
+                {"type": "string", "enum": ["widget", "page", "qr", "api", "chat", "cli", "dashboard"]})],
+}  # fmt: skip
 
 CONVERSATION_PARAMETERS = [
     ("business", "Only this business's conversations", {"type": "integer", "minimum": 1}),
@@ -147,6 +205,8 @@ MODELS: list[type[BaseModel]] = [
     LinkCreate, LinkUpdate, LinkOut, SignedLinkOut, LinkList, BusinessCreate, BusinessUpdate, BusinessOut,
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
+    NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased, CostsOut,
+    OptinCreate, OptinConsentOut, OptinHistory,
 ]  # fmt: skip
 
 
@@ -173,6 +233,8 @@ def _response(status: int, model: Any) -> dict[str, Any]:
         return {"description": description or "Error", "content": problem}
     if model == "text/csv":
         return {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    if model == "application/json":
+        return {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     schema = {"oneOf": [_ref(m) for m in model]} if isinstance(model, list) else _ref(model)
     description = {200: "OK", 201: "Created", 202: "Accepted"}.get(status, "OK")
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -209,11 +271,28 @@ def openapi(base_url: str) -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in LINKS_PARAMETERS
             ]
+        if path == "/costs":
+            operation["parameters"] = [
+                {"name": "month", "in": "query", "required": False, "description": "YYYY-MM (default: this month, UTC)",
+                 "schema": {"type": "string", "pattern": f"^{MONTH.pattern}$"}},
+                {"name": "business", "in": "query", "required": False, "description": "Only this business",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+            ]  # fmt: skip
+        if path == "/notifications" and method == "get":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in NOTIFICATION_PARAMETERS
+            ]
         if path == "/conversations":
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
                 for name, description, schema in CONVERSATION_PARAMETERS
             ]
+        if path.startswith("/optins") and method in OPTIN_PARAMETERS:
+            operation.setdefault("parameters", []).extend(
+                {"name": name, "in": "query", "required": required, "description": description, "schema": kind}
+                for name, description, required, kind in OPTIN_PARAMETERS[method]
+            )
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
             operation["responses"]["413"] = {"description": "Body over 64 KiB", "content": problem}

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .chatstore import ChatStore, NumberKeys
 from .graph import GraphClient, GraphError
@@ -20,7 +20,8 @@ from .outboxstore import OutboxRow
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[OutboxRow], Awaitable[str | None]]  # a reason the row may no longer be sent, or None
+Check = Callable[[list[OutboxRow]], Awaitable[list[str | None]]]  # per row, why it may no longer be sent, or None
+CLAIM = 4  # rows claimed per round, per send at once: the next sends start while others wait on Meta
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,23 @@ class Backoff:
         ceiling = min(self.cap, self.base * float(2 ** max(0, attempt - 1)))
         jitter: float = (rng or random).random()
         return ceiling * (0.5 + jitter / 2)
+
+
+@dataclass
+class Pace:
+    """Meta's throughput per business number (messages a second), kept by the sender: a
+    generic cell rate, so up to one second's worth goes at once and then one every
+    1/per_second s. Real time (time.monotonic), not the clock tests move: it only spaces sends."""
+
+    per_second: float = 80.0
+    _next: dict[int, float] = field(default_factory=dict)  # number id -> when its next message may go
+
+    def delay(self, number_id: int, now: float) -> float:
+        """Seconds to wait before sending one message from this number (and count it as sent)."""
+        interval = 1.0 / self.per_second
+        earliest = max(self._next.get(number_id, 0.0), now - 1.0 + interval)  # at most 1 s of credit
+        self._next[number_id] = earliest + interval
+        return max(0.0, earliest - now)
 
 
 class Sender:
@@ -56,27 +74,43 @@ class Sender:
         self.lease = lease
         self.backoff = backoff
         self.interval = interval
+        self.pace = Pace()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Claim up to `concurrency` due rows and send them at once; returns how many were claimed."""
-        rows = await self.chats.claim(int(self.clock()), self.lease, self.concurrency)
-        if rows:
-            await asyncio.gather(*(self._send(row) for row in rows))
+        """Claim up to `CLAIM` x `concurrency` due rows and send them, `concurrency` at a time
+        (a slow send holds up one slot, not the batch); returns how many were claimed."""
+        rows = await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency)
+        if not rows:
+            return 0
+        keys = self.keys()
+        reasons = await self.check(rows)  # all rows at once: one hop to the database, not one per row
+        slots = asyncio.Semaphore(self.concurrency)
+        sent: list[tuple[int, str, int]] = []
+
+        async def one(row: OutboxRow, reason: str | None) -> None:
+            async with slots:
+                key = keys.get(row.number_id)
+                if key is None:
+                    await self.chats.give_up(row.id, "cancelled", None, "The number is no longer connected.")
+                elif reason is not None:
+                    await self.chats.give_up(row.id, "cancelled", None, reason)
+                else:
+                    await self._send(row, key, sent)
+
+        try:
+            await asyncio.gather(*(one(row, reason) for row, reason in zip(rows, reasons, strict=True)))
+        finally:  # what Meta took is written in one transaction, even when the batch is cut short
+            await self.chats.sent_many(sent)
         return len(rows)
 
-    async def _send(self, row: OutboxRow) -> None:
-        key = self.keys().get(row.number_id)
-        if key is None:
-            await self.chats.give_up(row.id, "cancelled", None, "The number is no longer connected.")
-            return
-        reason = await self.check(row)
-        if reason is not None:
-            await self.chats.give_up(row.id, "cancelled", None, reason)
-            return
+    async def _send(self, row: OutboxRow, key: NumberKeys, sent: list[tuple[int, str, int]]) -> None:
+        wait = self.pace.delay(row.number_id, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
             wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
         except GraphError as error:
@@ -87,7 +121,7 @@ class Sender:
             else:
                 await self.chats.give_up(row.id, "failed", error.code or None, detail)
             return
-        await self.chats.sent(row.id, wamid, int(self.clock()))
+        sent.append((row.id, wamid, int(self.clock())))
 
     async def run(self) -> None:
         while True:

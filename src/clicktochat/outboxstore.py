@@ -4,6 +4,7 @@ senders with a lease (`UPDATE ... RETURNING`), so no two senders send one row.""
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,30 +35,36 @@ class OutboxStore(ChatDB):
 
         def work() -> tuple[OutboxRow, bool]:
             with self._tx() as db:
-                cursor = db.execute(
-                    "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
-                    " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                    (number_id, conversation_id, key, json.dumps(payload), now, now),
-                )  # fmt: skip
-                created = cursor.rowcount > 0
-                row = self._outbox("idempotency_key = ?", key)
-                assert row is not None
-                if created:
-                    # The payload names our row, so Meta's statuses can find it after a crash.
-                    payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
-                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
-                    if conversation_id is not None:
-                        db.execute(
-                            "INSERT INTO wa_messages (conversation_id, direction, at, type, text, outbox_id)"
-                            " VALUES (?, 'out', ?, ?, ?, ?)", (conversation_id, now, kind, text, row.id),
-                        )  # fmt: skip
-                        db.execute("UPDATE conversations SET last_message_at = max(last_message_at, ?) WHERE id = ?",
-                                   (now, conversation_id))  # fmt: skip
-                    row = self._outbox("id = ?", row.id)
-                    assert row is not None
-                return row, created
+                return self._enqueue(db, number_id, conversation_id, key, payload, text, kind, now)
 
         return await self.run(work)
+
+    def _enqueue(
+        self, db: sqlite3.Connection, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any],
+        text: str | None, kind: str, now: int,
+    ) -> tuple[OutboxRow, bool]:  # fmt: skip
+        cursor = db.execute(
+            "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
+            " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            (number_id, conversation_id, key, json.dumps(payload), now, now),
+        )  # fmt: skip
+        created = cursor.rowcount > 0
+        row = self._outbox("idempotency_key = ?", key)
+        assert row is not None
+        if created:
+            # The payload names our row, so Meta's statuses can find it after a crash.
+            payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
+            db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
+            if conversation_id is not None:
+                db.execute(
+                    "INSERT INTO wa_messages (conversation_id, direction, at, type, text, outbox_id)"
+                    " VALUES (?, 'out', ?, ?, ?, ?)", (conversation_id, now, kind, text, row.id),
+                )  # fmt: skip
+                db.execute("UPDATE conversations SET last_message_at = max(last_message_at, ?) WHERE id = ?",
+                           (now, conversation_id))  # fmt: skip
+            row = self._outbox("id = ?", row.id)
+            assert row is not None
+        return row, created
 
     def _outbox(self, where: str, value: Any) -> OutboxRow | None:
         row = self._one("SELECT id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
@@ -89,14 +96,24 @@ class OutboxStore(ChatDB):
         return await self.run(work)
 
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
+        await self.sent_many([(outbox_id, wamid, now)])
+
+    async def sent_many(self, sent: list[tuple[int, str, int]]) -> None:
+        """(outbox id, wamid, when) of messages Meta took, in one transaction."""
+        if not sent:
+            return
+
         def work() -> None:
             with self._tx() as db:
-                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
-                           " error = NULL, error_code = NULL WHERE id = ?", (wamid, now, outbox_id))  # fmt: skip
-                db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?", (wamid, outbox_id))
-                db.execute(
+                db.executemany("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
+                               " error = NULL, error_code = NULL WHERE id = ?",
+                               [(wamid, now, outbox_id) for outbox_id, wamid, now in sent])  # fmt: skip
+                db.executemany("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?",
+                               [(wamid, outbox_id) for outbox_id, wamid, _ in sent])  # fmt: skip
+                db.executemany(
                     "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
-                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)", (now, outbox_id),
+                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)",
+                    [(now, outbox_id) for outbox_id, _, now in sent],
                 )  # fmt: skip
 
         await self.run(work)

@@ -70,6 +70,9 @@ class Service:
             base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"
             whatsapp = await WhatsApp.open(store, settings.db, settings.graph_url, clock,
                                            settings.webhook_retention_days)  # fmt: skip
+            whatsapp.notifications.default_region = settings.default_region
+            whatsapp.sender.pace.per_second = settings.messages_per_second
+            whatsapp.sender.lease = settings.outbox_lease
         except BaseException:
             await store.close()
             raise

@@ -67,6 +67,18 @@ class Settings:
         30, "Days the raw bodies of applied WhatsApp webhooks are kept (for inspection); what they said stays "
         "in the conversations.",
     )
+    messages_per_second: float = setting(
+        80.0, "Most messages sent a second from one WhatsApp number: Meta's throughput for a number (80 by "
+        "default; up to 1,000 once Meta has raised it for the number).",
+    )
+    outbox_lease: int = setting(
+        60, "Seconds a message being sent is held by one sender. After a crash it is sent again once this has "
+        "passed, unless a status from Meta (which names our row) has shown that it went out.",
+    )
+    price_table: str = setting(
+        "", "A CSV file of what one WhatsApp message costs per category and country (region,category,price,"
+        "currency; see prices.csv in the package). Empty: the example table, with example prices.",
+    )
     demo: bool = setting(False, "Seed a demo business, agents and links on start (`serve --demo`).")
 
     @classmethod
@@ -83,7 +95,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days",
-                     "webhook_retention_days"):  # fmt: skip
+                     "webhook_retention_days", "messages_per_second", "outbox_lease"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
@@ -93,6 +105,13 @@ class Settings:
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
+        if self.price_table:
+            from .pricing import load_table  # read now, so a typo in the file stops the start, not a page
+
+            try:
+                load_table(self.price_table)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{ENV_PREFIX}PRICE_TABLE: {exc}") from None
         if not self.graph_url.startswith(("https://", "http://")):
             raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
         if any("/" in name or " " in name.strip() for name in self.trusted_hosts.split(",")):

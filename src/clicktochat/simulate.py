@@ -16,6 +16,7 @@ are then omitted and only the business-scoped user id (``user_id``, ``from_user_
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -287,6 +288,7 @@ class GraphStandIn:
         self.numbers = {number.phone_number_id: number for number in numbers}
         self.webhook_url = webhook_url
         self.auto_statuses = auto_statuses
+        self.webhook_patience = 120.0  # seconds a status is POSTed again while the server does not take it
         self.clock = clock
         self.templates = DEFAULT_TEMPLATES if templates is None else templates
         self.http = http
@@ -385,7 +387,7 @@ class GraphStandIn:
         contact = {"input": body["to"], "wa_id": sent.wa_id} if body.get("to") else \
             {"input": body["recipient"], "user_id": sent.user_id}
         answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": sent.wamid}]}
-        task = BackgroundTask(self.deliver, sent.wamid) if self.auto_statuses and self.webhook_url else None
+        task = BackgroundTask(self.deliver_until_taken, sent.wamid) if self.auto_statuses and self.webhook_url else None
         return JSONResponse(answer, background=task)
 
     def _invalid(self, body: Any) -> str | None:
@@ -412,8 +414,16 @@ class GraphStandIn:
                 return "The parameter template['name'] is required."
             if not isinstance(template.get("language"), dict) or not template["language"].get("code"):
                 return "The parameter template['language']['code'] is required."
-            if not self._template(template["name"], template["language"]["code"]):
+            found = self._template(template["name"], template["language"]["code"])
+            if not found:
                 return f"template name ({template['name']}) does not exist in {template['language']['code']}"
+            body_text = next((c.get("text", "") for c in found.get("components", []) if c.get("type") == "BODY"), "")
+            wanted = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body_text)))
+            given = sum(len(c.get("parameters", [])) for c in template.get("components", [])
+                        if isinstance(c, dict) and c.get("type") == "body")  # fmt: skip
+            if given != wanted:
+                return (f"body: number of localizable_params ({given}) does not match the expected number of params"
+                        f" ({wanted})")  # fmt: skip
         else:
             return f"Unsupported message type: {kind}"
         return None
@@ -480,6 +490,23 @@ class GraphStandIn:
         number = self.numbers[self.find(wamid).phone_number_id]
         return await post_signed(self.webhook_url, self.status_body(wamid, status, errors), number.app_secret,
                                  self.http)
+
+    async def deliver_until_taken(self, wamid: str) -> None:
+        """As Meta does: each status POSTed again, with growing pauses, until the server takes it
+        (a 200), for about `webhook_patience` seconds (Meta: days)."""
+        statuses: list[StatusName] = ["failed"] if self.find(wamid).failure else ["sent", "delivered"]
+        for status in statuses:
+            pause, waited = 0.1, 0.0
+            while True:
+                try:
+                    if (await self.emit_status(wamid, status)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if waited >= self.webhook_patience:
+                    return
+                await asyncio.sleep(pause)
+                waited, pause = waited + pause, min(2.0, pause * 2)
 
     async def deliver(self, wamid: str) -> list[httpx.Response]:
         """What Meta sends after accepting a message: `failed` with its error, or `sent` then `delivered`."""

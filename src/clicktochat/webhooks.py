@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
@@ -32,8 +33,10 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from .intake import Taken
 
 if TYPE_CHECKING:
+    from .intake import Intake
     from .whatsapp import WhatsApp
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta's bodies are at most a few MiB; a batch
 READERS = 8  # bodies read at once, at most: what unsigned strangers can make us hold in memory
 MAX_CHALLENGE_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
+QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
 
 
 def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[NumberKeys]:
@@ -123,11 +127,12 @@ async def receive(request: Request) -> Response:
                                   wait) from None  # fmt: skip
         raise refused
     try:
-        json.loads(body)
-    except ValueError:
-        raise MalformedRequest("The body is not valid JSON.") from None
-    digest = hashlib.sha256(body).hexdigest()
-    await whatsapp.chats.add_event(digest, body, sorted({n.phone_number_id for n in numbers}), int(whatsapp.clock()))
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise MalformedRequest("The body is not valid JSON: it is not UTF-8.") from None
+    numbers_ids = sorted({n.phone_number_id for n in numbers})
+    if await whatsapp.intake.add(body, text, numbers_ids, int(whatsapp.clock())) is Taken.NOT_JSON:
+        raise MalformedRequest("The body is not valid JSON.")
     whatsapp.processor.wake()
     return Response(status_code=200)
 
@@ -191,9 +196,10 @@ class WebhookProcessor:
     """Applies stored events in order of arrival. `run_once()` does one round (tests call it);
     `run()` is the loop, woken by each new event and by a timer for retries."""
 
-    def __init__(self, chats: ChatStore, clock: Callable[[], float] = time.time, batch: int = 20,
-                 interval: float = 5.0, retention_days: int = 30) -> None:  # fmt: skip
+    def __init__(self, chats: ChatStore, clock: Callable[[], float] = time.time, batch: int = 10,
+                 interval: float = 5.0, retention_days: int = 30, intake: Intake | None = None) -> None:  # fmt: skip
         self.chats = chats
+        self.intake = intake
         self.clock = clock
         self.batch = batch
         self.interval = interval
@@ -213,7 +219,7 @@ class WebhookProcessor:
             self._pruned_at = now
             await self.chats.prune_events(now - self.retention)
         due = await self.chats.due_events(now, self.batch)
-        read = [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due]
+        read = await self.chats.run(lambda: [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due])
         try:
             await self.chats.apply_events(read, now)
             return len(read)
@@ -234,11 +240,27 @@ class WebhookProcessor:
                 await self.chats.event_failed(event_id, f"{type(exc).__name__}: {exc}", now + delay)
         return done
 
+    def wait_before_applying(self, now: float, waited: float) -> float:
+        """Seconds to wait before the next batch (`now`: time.monotonic()): while bodies keep
+        arriving, until none came for QUIET s, but MAX_YIELD s at most in all. In a burst,
+        Meta's POSTs are acknowledged first and applied in the lulls, and a burst that never
+        ends still sees a batch applied every MAX_YIELD s."""
+        if self.intake is None or waited >= MAX_YIELD:
+            return 0.0
+        return max(0.0, min(QUIET - (now - self.intake.last_arrival), MAX_YIELD - waited))
+
+    async def yield_to_intake(self) -> None:
+        waited = 0.0
+        while (wait := self.wait_before_applying(time.monotonic(), waited)) > 0:
+            await asyncio.sleep(wait)
+            waited += wait
+
     async def run(self) -> None:
         while True:
             try:
+                await self.yield_to_intake()
                 while await self.run_once() == self.batch:
-                    pass
+                    await self.yield_to_intake()
             except Exception:  # a locked or missing database: try again at the next tick
                 log.exception("could not apply webhook events")
             try:
@@ -250,6 +272,13 @@ class WebhookProcessor:
 
 async def webhook(request: Request) -> Response:
     return await (receive(request) if request.method == "POST" else handshake(request))
+
+
+async def receive_asgi(scope: Scope, receive_: Receive, send: Send) -> None:
+    """`receive` as a plain ASGI endpoint: `app.App` sends Meta's POSTs here straight, past
+    Starlette's middleware and router (as it does clicks), the same errors answered."""
+    response = await receive(Request(scope, receive_))
+    await response(scope, receive_, send)
 
 
 routes = [Route("/webhooks/whatsapp", webhook, methods=["GET", "POST"])]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -19,6 +20,8 @@ from .consent import may_reply, opted_out
 from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
+from .intake import Intake
+from .notifications import Notifications
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .store import Store
@@ -29,6 +32,8 @@ MAX_SECRET_LENGTH = 1000
 # Messages sent 2 to 30 days ago that all stayed at `sent` while others delivered: "may have blocked you".
 BLOCK_SUSPECT_AFTER, BLOCK_SUSPECT_WITHIN = 2 * 86400, 30 * 86400
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+TEMPLATE_SYNC_EVERY = 6 * 3600  # seconds between two syncs of the numbers' templates in a running server
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,24 +49,27 @@ class ConversationView:
 
 
 class WhatsApp:
-    def __init__(self, store: Store, chats: ChatStore, graph_url: str, clock: Callable[[], float] = time.time,
-                 webhook_retention_days: int = 30) -> None:  # fmt: skip
+    def __init__(self, store: Store, chats: ChatStore, intake: Intake, graph_url: str,
+                 clock: Callable[[], float] = time.time, webhook_retention_days: int = 30) -> None:  # fmt: skip
         self.store = store
         self.chats = chats
+        self.intake = intake
         self.clock = clock
         self.graph = GraphClient(graph_url)
         self.keys: list[NumberKeys] = []
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
-        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days)
+        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days, intake=intake)
         self.refusals = Refusals()
         self.readers = asyncio.Semaphore(READERS)  # webhook bodies read at once
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
+        self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time,
                    webhook_retention_days: int = 30) -> WhatsApp:  # fmt: skip
-        whatsapp = cls(store, await ChatStore.open(path), graph_url, clock, webhook_retention_days)
+        whatsapp = cls(store, await ChatStore.open(path), await Intake.open(path), graph_url, clock,
+                       webhook_retention_days)  # fmt: skip
         await whatsapp.reload()
         return whatsapp
 
@@ -71,9 +79,21 @@ class WhatsApp:
         self.connected = frozenset(n.display_phone_number for n in await self.chats.numbers())
 
     def start(self) -> None:
-        """The processor and the sender, for a server's lifetime."""
+        """The processor, the sender and the template sync, for a server's lifetime."""
         self._tasks = [asyncio.create_task(self.processor.run(), name="clicktochat-webhooks"),
-                       asyncio.create_task(self.sender.run(), name="clicktochat-sender")]  # fmt: skip
+                       asyncio.create_task(self.sender.run(), name="clicktochat-sender"),
+                       asyncio.create_task(self.sync_templates_every(TEMPLATE_SYNC_EVERY),
+                                           name="clicktochat-templates")]  # fmt: skip
+
+    async def sync_templates_every(self, seconds: float) -> None:
+        """Meta approves, pauses and disables templates on its own: ask again now and then."""
+        while True:
+            if self.keys:
+                try:
+                    await self.notifications.sync_templates()
+                except Exception:  # Meta unreachable, say: the last list stays, and we try again later
+                    log.exception("could not sync message templates from the Graph API")
+            await asyncio.sleep(seconds)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -81,6 +101,7 @@ class WhatsApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.graph.close()
+        await self.intake.close()
         await self.chats.close()
 
     # -- numbers ---------------------------------------------------------------------
@@ -201,14 +222,19 @@ class WhatsApp:
         self.sender.wake()
         return row, created
 
-    async def _still_allowed(self, row: OutboxRow) -> str | None:
-        """Checked just before sending: a reply still needs the window open and no opt-out."""
-        if row.conversation_id is None:
-            return None
-        found = await self.chats.conversation(row.conversation_id)
-        if found is None:
-            return "The conversation no longer exists."
-        return (await self.view(found)).reply_refused
+    async def _still_allowed(self, rows: list[OutboxRow]) -> list[str | None]:
+        """Checked just before sending: a reply still needs the window open and no opt-out; a
+        notification, the consent for its topic."""
+        notifications = await self.notifications.refusals([row for row in rows if row.conversation_id is None])
+        reasons: list[str | None] = []
+        for row in rows:
+            if row.conversation_id is None:
+                reasons.append(notifications.get(row.id))
+                continue
+            found = await self.chats.conversation(row.conversation_id)
+            gone = "The conversation no longer exists."
+            reasons.append(gone if found is None else (await self.view(found)).reply_refused)
+        return reasons
 
 
 def _str(value: Any) -> str | None:

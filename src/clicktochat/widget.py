@@ -43,6 +43,7 @@ MAX_PAGE_TITLE_LENGTH = 150
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN_PATTERN = re.compile(rf"(\*\.)?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
+OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as optins.FORM_SLUG
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
@@ -112,6 +113,7 @@ class WidgetSettings:
     bubble_delay: int = 5  # seconds
     qr: bool = True  # desktops may scan a code to continue on their phone
     allowed_domains: tuple[str, ...] = ()  # empty: any site
+    optin_form: str | None = None  # an opt-in form's slug: the panel offers "Get updates on WhatsApp"
 
     def to_json(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -220,6 +222,14 @@ def _choice(options: Sequence[str], allow_none: bool = False) -> Any:
     return check
 
 
+def _optin_form(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not OPTIN_FORM_PATTERN.fullmatch(value.strip().lower()):
+        raise InvalidInput(field, f"{value!r} is not an opt-in form's name (/optin/<name>)")
+    return value.strip().lower()
+
+
 def _colour(value: Any, field: str) -> str:
     if not isinstance(value, str) or not _COLOUR.fullmatch(colour := "#" + value.strip().lower().lstrip("#")):
         raise InvalidInput(field, f"{value!r} is not a colour like #008069")
@@ -273,6 +283,7 @@ _CHECKS = {
     "offset_x": _number(0, 200),
     "offset_y": _number(0, 200),
     "locale": _choice(LANGUAGES, allow_none=True),
+    "optin_form": _optin_form,
     "agent_ids": _agent_ids,
     "show_on": _paths,
     "hide_on": _paths,
@@ -417,7 +428,7 @@ def config(
             "url": f"{base_url}/w/{widget.id}/{agent.id}",
         })  # fmt: skip
     words = WORDS[lang]
-    return {
+    shown: dict[str, Any] = {
         "id": widget.id,
         "lang": lang,
         "dir": "rtl" if lang in RIGHT_TO_LEFT else "ltr",
@@ -440,6 +451,9 @@ def config(
         "qr": settings.qr,
         "words": {key: words[key] for key in UI_WORDS},
     }
+    if settings.optin_form:  # the panel's "Get updates": its script is fetched only then (optin_pages.py)
+        shown["optin"] = {"form": settings.optin_form, "script": f"{base_url}/widget-optin.js"}
+    return shown
 
 
 @dataclass(frozen=True)

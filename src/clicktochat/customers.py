@@ -1,0 +1,44 @@
+"""A person's data, on request: everything we hold about a phone number as one JSON document,
+or all of it erased, keeping only an opt-out marker so that no path messages the number again
+(`clicktochat customer export|erase`, `GET|DELETE /api/v1/customers/{phone}`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .channels import normalize_phone
+from .service import timestamp
+
+if TYPE_CHECKING:
+    from .service import Service
+
+TIME_FIELDS = ("at", "created_at", "last_inbound_at", "last_message_at", "last_outbound_at", "entry_point_until",
+               "click_at", "sent_at", "next_attempt_at", "lease_until", "received_at")  # fmt: skip
+
+
+def digits_of(service: Service, phone: str) -> str:
+    """+39 347 123 4567, or the digits alone as WhatsApp writes them (393471234567)."""
+    text = phone.strip()
+    return normalize_phone("+" + text if text.isascii() and text.isdigit() else text,
+                           service.settings.default_region, "phone")  # fmt: skip
+
+
+async def export(service: Service, phone: str) -> dict[str, Any]:
+    """Everything about the number, times as ISO 8601 (UTC), nothing about anyone else."""
+    digits = digits_of(service, phone)
+    data = await service.whatsapp.chats.customer_data(digits)
+    for key, value in data.items():
+        if isinstance(value, list):
+            data[key] = [_readable(item) if isinstance(item, dict) else item for item in value]
+    return {"format": "clicktochat customer export 1", "exported_at": timestamp(int(service.whatsapp.clock())),
+            **data}  # fmt: skip
+
+
+async def erase(service: Service, phone: str) -> dict[str, int]:
+    """Delete everything about the number; returns what was deleted, per table."""
+    digits = digits_of(service, phone)
+    return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()))
+
+
+def _readable(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: timestamp(v) if k in TIME_FIELDS and isinstance(v, int) else v for k, v in item.items()}

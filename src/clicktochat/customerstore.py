@@ -1,0 +1,120 @@
+"""The SQL of one person's data (a phone number, and the business-scoped user ids WhatsApp
+tied to it): everything we hold, for an export, and its erasure, which keeps only an opt-out
+marker so that nobody messages that number again."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .notifystore import NotificationStore
+
+ERASED_WORDING = "Erased at the person's request: never message this number again."
+
+
+def _rows(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    found = []
+    for row in cursor.fetchall():
+        item = dict(zip(names, row, strict=True))
+        for key in ("proof", "referral", "pricing", "payload", "parameters"):
+            if isinstance(item.get(key), str):
+                item[key] = json.loads(item[key])
+        found.append(item)
+    return found
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+class CustomerStore(NotificationStore):
+    def _who(self, db: sqlite3.Connection, phone: str) -> tuple[list[int], list[str]]:
+        """The person's conversations, and the user ids WhatsApp tied to the number."""
+        rows = db.execute("SELECT id, user_id FROM conversations WHERE wa_id = ?", (phone,)).fetchall()
+        user_ids = sorted({r[1] for r in rows if r[1]})
+        if user_ids:
+            more = db.execute(f"SELECT id FROM conversations WHERE user_id IN ({_marks(user_ids)})", user_ids)
+            return sorted({r[0] for r in rows} | {r[0] for r in more.fetchall()}), user_ids
+        return sorted(r[0] for r in rows), user_ids
+
+    async def customer_data(self, phone: str) -> dict[str, Any]:
+        """Everything held about this number, as plain data."""
+
+        def work() -> dict[str, Any]:
+            db = self.db
+            conversations, user_ids = self._who(db, phone)
+            c, u = _marks(conversations), _marks(user_ids)
+            notifications = _rows(db, "SELECT n.*, o.state AS outbox_state, o.wamid, o.error_code, o.error"
+                                      " FROM notifications n JOIN outbox o ON o.id = n.outbox_id WHERE n.phone = ?"
+                                      " ORDER BY n.id", (phone,))  # fmt: skip
+            messages = _rows(db, f"SELECT * FROM wa_messages WHERE conversation_id IN ({c}) ORDER BY at, id",
+                             conversations)  # fmt: skip
+            wamids = [m["wamid"] for m in messages if m["wamid"]] + [n["wamid"] for n in notifications if n["wamid"]]
+            return {
+                "phone": phone,
+                "user_ids": user_ids,
+                "consents": _rows(db, f"SELECT * FROM consents WHERE phone = ? OR user_id IN ({u}) ORDER BY at, id",
+                                  [phone, *user_ids]),  # fmt: skip
+                "conversations": _rows(db, f"SELECT * FROM conversations WHERE id IN ({c}) ORDER BY id", conversations),
+                "chat_starts": _rows(db, f"SELECT * FROM chat_starts WHERE conversation_id IN ({c}) ORDER BY at",
+                                     conversations),  # fmt: skip
+                "messages": messages,
+                "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)})"
+                                      " ORDER BY at", wamids),  # fmt: skip
+                "notifications": notifications,
+                "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (phone,)),
+                "webhook_bodies_held": db.execute(
+                    f"SELECT count(*) FROM webhook_events WHERE instr(body, ?) > 0"
+                    f" OR {' OR '.join(['instr(body, ?) > 0'] * len(user_ids)) or '0'}", [phone, *user_ids],
+                ).fetchone()[0],
+            }  # fmt: skip
+
+        return await self.run(work)
+
+    async def erase_customer(self, phone: str, now: int) -> dict[str, int]:
+        """Delete everything about this number; then one opt-out entry per business, with no
+        other data, so that no path messages it again. Returns what was deleted, per table."""
+
+        def work() -> dict[str, int]:
+            with self._tx() as db:
+                conversations, user_ids = self._who(db, phone)
+                c, u = _marks(conversations), _marks(user_ids)
+                outbox = [r[0] for r in db.execute(
+                    f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
+                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (phone,))]
+                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM optin_requests WHERE phone = ?"
+                                                    " AND outbox_id IS NOT NULL", (phone,))]  # double opt-ins' (008)
+                wamids = [r[0] for r in db.execute(
+                    f"SELECT wamid FROM wa_messages WHERE conversation_id IN ({c}) AND wamid IS NOT NULL"
+                    f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
+                    [*conversations, *outbox]).fetchall()]  # fmt: skip
+                deleted: dict[str, int] = {}
+
+                def delete(table: str, where: str, params: Sequence[Any]) -> None:
+                    deleted[table] = deleted.get(table, 0) + db.execute(f"DELETE FROM {table} WHERE {where}",
+                                                                        params).rowcount  # fmt: skip
+
+                db.execute(f"UPDATE conversations SET start_id = NULL WHERE id IN ({c})", conversations)
+                delete("wa_statuses", f"wamid IN ({_marks(wamids)}) OR recipient = ? OR recipient IN ({u})",
+                       [*wamids, phone, *user_ids])  # fmt: skip
+                delete("wa_messages", f"conversation_id IN ({c})", conversations)
+                delete("chat_starts", f"conversation_id IN ({c})", conversations)
+                delete("click_refs", f"used_by IN ({c})", conversations)
+                delete("notifications", "phone = ?", (phone,))
+                delete("optin_requests", "phone = ?", (phone,))
+                delete("outbox", f"id IN ({_marks(outbox)})", outbox)
+                delete("conversations", f"id IN ({c})", conversations)
+                delete("consents", f"phone = ? OR user_id IN ({u})", [phone, *user_ids])
+                for needle in [phone, *user_ids]:
+                    delete("webhook_events", "instr(body, ?) > 0", (needle,))
+                db.execute(
+                    "INSERT INTO consents (business_id, phone, topic, state, at, source, wording)"
+                    " SELECT id, ?, '*', 'out', ?, 'erase', ? FROM businesses", (phone, now, ERASED_WORDING),
+                )  # fmt: skip
+                return deleted
+
+        return await self.run(work)

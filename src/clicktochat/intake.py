@@ -1,0 +1,84 @@
+"""Webhook bodies written to the database before they are acknowledged.
+
+Two things make this cheap under a burst of Meta's POSTs:
+- a group commit: bodies that arrive while a transaction is being written wait for the next
+  one, so a burst costs one commit per round, not one per body;
+- its own SQLite connection on its own thread, where the work on a body runs with the GIL
+  released: its SHA-256 (hashlib lets go of the GIL for large buffers), the check that it is
+  JSON (SQLite's `json_valid`, in C, inside the INSERT) and the write. The event loop keeps
+  only the HTTP, the signature and the UTF-8 check, and an acknowledgement never waits behind
+  the processor applying earlier bodies (WAL: the two connections share the file; SQLite
+  serialises their writes, and the processor keeps its transactions short).
+
+`last_arrival` tells the processor when the last body came: applying yields to receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from enum import Enum
+
+from .chatdb import ChatDB
+
+
+class Taken(Enum):
+    STORED = "stored"
+    AGAIN = "again"  # the same bytes were stored before: Meta delivering again
+    NOT_JSON = "not json"  # nothing stored
+
+
+Row = tuple[int, bytes, str, str]  # received_at, body, body as text (for json_valid), numbers (JSON)
+
+
+class Intake(ChatDB):
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "clicktochat-intake")
+        self._waiting: list[tuple[Row, asyncio.Future[Taken]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.last_arrival = 0.0  # time.monotonic() of the last body, 0 before the first
+        self.rounds = 0  # transactions written (bodies / rounds: how well commits are shared)
+
+    async def add(self, body: bytes, text: str, numbers: Sequence[str], now: int) -> Taken:
+        """Store a signed body (`text`: the same, decoded from UTF-8); returns once it is
+        committed, or once it is known not to be JSON."""
+        future: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((now, body, text, json.dumps(list(numbers))), future))
+        self.last_arrival = time.monotonic()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="clicktochat-intake")
+        return await future  # a client that hangs up cancels only its own wait: the commit goes on
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            try:
+                taken = await self.run(self._insert, [row for row, _ in waiting])
+            except Exception as exc:  # a locked or broken database: every waiting request gets a 5xx
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(waiting, taken, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def _insert(self, rows: list[Row]) -> list[Taken]:
+        self.rounds += 1
+        hashes = [hashlib.sha256(body).hexdigest() for _, body, _, _ in rows]
+        taken = []
+        with self._tx() as db:
+            for (now, body, text, numbers), digest in zip(rows, hashes, strict=True):
+                cursor = db.execute(
+                    "INSERT INTO webhook_events (received_at, body_hash, body, numbers) SELECT ?, ?, ?, ?"
+                    " WHERE json_valid(?) ON CONFLICT (body_hash) DO NOTHING", (now, digest, body, numbers, text),
+                )  # fmt: skip
+                if cursor.rowcount:
+                    taken.append(Taken.STORED)
+                elif self._one("SELECT 1 FROM webhook_events WHERE body_hash = ?", (digest,)):
+                    taken.append(Taken.AGAIN)
+                else:
+                    taken.append(Taken.NOT_JSON)
+        return taken

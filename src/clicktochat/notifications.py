@@ -1,0 +1,175 @@
+"""Updates a business starts: a template message to someone who asked for news on a topic.
+Everything is checked before anything is queued (the number, the template and its parameters,
+the consent), and the consent is checked again by the sender just before the message goes:
+an opt-out that arrives while a notification waits stops it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .channels import normalize_phone
+from .consent import may_message
+from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from .graph import GraphError, template_payload
+from .message_templates import Template, check_parameters, read_templates
+from .notifystore import Notification
+from .outboxstore import OutboxRow
+
+if TYPE_CHECKING:
+    from .whatsapp import WhatsApp
+
+TOPIC = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2,3})?")
+TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")
+SOURCES = ("api", "cli", "dashboard")
+
+
+class Notifications:
+    def __init__(self, whatsapp: WhatsApp, default_region: str = "") -> None:
+        self.whatsapp = whatsapp
+        self.chats = whatsapp.chats
+        self.default_region = default_region  # CLICKTOCHAT_DEFAULT_REGION: numbers written without +39...
+
+    # -- templates -------------------------------------------------------------------
+
+    async def sync_templates(self, number_id: int | None = None) -> dict[int, int]:
+        """Ask Meta for the templates of each connected number (or one); returns how many each has."""
+        numbers = await self.chats.numbers()
+        if number_id is not None:
+            numbers = [n for n in numbers if n.id == number_id]
+            if not numbers:
+                raise NotFound(f"There is no connected number {number_id}.")
+        keys = {k.id: k for k in self.whatsapp.keys}
+        counts = {}
+        for number in numbers:
+            key = keys.get(number.id)
+            if key is None:
+                continue
+            try:
+                items = await self.whatsapp.graph.templates(number.waba_id, key.access_token)
+            except GraphError as error:
+                raise Unavailable(f"Meta did not list the templates of number {number.id}: {error.message}") from None
+            templates = read_templates(items)
+            await self.chats.replace_templates(number.id, templates, int(self.whatsapp.clock()))
+            counts[number.id] = len(templates)
+        return counts
+
+    async def templates(self, number_id: int) -> list[tuple[Template, int]]:
+        await self.whatsapp.get_number(number_id)
+        return await self.chats.templates(number_id)
+
+    # -- notifications ---------------------------------------------------------------
+
+    async def queue(
+        self, *, to: Any, topic: Any, template: Any, language: Any, parameters: Any = None,
+        idempotency_key: Any = None, business_id: int | None = None, source: str = "api",
+    ) -> tuple[Notification, bool]:  # fmt: skip
+        """Queue a template message; (the notification, True), or (the first one, False) when
+        the idempotency key came before. Refused with 422 naming the field, 404 for an unknown
+        business, 409 without consent for the topic or after an opt-out."""
+        errors = []
+        phone = ""
+        try:
+            phone = normalize_phone(to if isinstance(to, str) else "", self.default_region, "to")
+        except InvalidInput as exc:
+            errors += exc.errors
+        if not isinstance(topic, str) or not TOPIC.fullmatch(topic):
+            errors.append(FieldError("topic", "must be 1 to 64 lower-case letters, digits or . _ - (like 'orders')"))
+        if not isinstance(template, str) or not TEMPLATE_NAME.fullmatch(template):
+            errors.append(FieldError("template", "must be a template's name: lower-case letters, digits and _"))
+        if not isinstance(language, str) or not LANGUAGE.fullmatch(language):
+            errors.append(FieldError("language", "must be a template language code, like en_US or it"))
+        if idempotency_key is not None and (not isinstance(idempotency_key, str)
+                                            or not IDEMPOTENCY_KEY.fullmatch(idempotency_key)):  # fmt: skip
+            errors.append(FieldError("idempotency_key", "must be 1 to 200 letters, digits or . _ : -"))
+        if errors:
+            raise InvalidInput.many(errors)
+        assert isinstance(topic, str) and isinstance(template, str) and isinstance(language, str)
+        number = await self._number_for(business_id)
+        key = idempotency_key or f"auto:{secrets.token_urlsafe(16)}"
+        found = await self._template(number.id, template, language)
+        try:
+            values = check_parameters(found, [] if parameters is None else parameters)
+        except ValueError as exc:
+            raise InvalidInput("parameters", str(exc)) from None
+        previous = await self.chats.notifications_by_key(number.business_id, key)
+        if previous is not None:
+            same = (previous.phone, previous.topic, previous.template, previous.language, previous.parameters)
+            if same != (phone, topic, template, language, values):
+                raise Conflict("This idempotency key was used for another notification.")
+            return previous, False
+        entries = await self.chats.consents(number.business_id, phone, None)
+        decision = may_message(entries, topic)
+        if not decision.allowed:
+            raise Conflict(decision.reason)
+        payload = message_payload(phone, found, values)
+        made, created = await self.chats.queue_notification(
+            number.business_id, number.id, phone, topic, found, values, key, source, payload, int(self.whatsapp.clock())
+        )
+        self.whatsapp.sender.wake()
+        return made, created
+
+    async def _number_for(self, business_id: int | None) -> Any:
+        numbers = await self.chats.numbers(business_id)
+        if business_id is not None and not numbers:
+            if await self.whatsapp.store.business(business_id) is None:
+                raise NotFound(f"There is no business {business_id}.")
+            raise Conflict(f"Business {business_id} has no connected WhatsApp number to send from.")
+        if not numbers:
+            raise Conflict("No WhatsApp number is connected: connect one first (clicktochat whatsapp connect).")
+        if business_id is None and len({n.business_id for n in numbers}) > 1:
+            raise InvalidInput("business", "is required: several businesses have connected numbers")
+        return numbers[0]
+
+    async def _template(self, number_id: int, name: str, language: str) -> Template:
+        found = await self.chats.template(number_id, name, language)
+        if found is None:
+            others = sorted(t.language for t, _ in await self.chats.templates(number_id) if t.name == name)
+            if others:
+                raise InvalidInput("language", f"the template {name} exists in {', '.join(others)}, not {language}")
+            raise InvalidInput("template", f"the number has no template {name} (synced from Meta: "
+                                           "clicktochat whatsapp templates sync)")  # fmt: skip
+        if not found.approved:
+            raise InvalidInput("template", f"the template {name} ({language}) is {found.status or 'unknown'} at "
+                                           "Meta, not APPROVED")  # fmt: skip
+        return found
+
+    async def get(self, notification_id: int) -> Notification:
+        found = await self.chats.notification(notification_id)
+        if found is None:
+            raise NotFound(f"There is no notification {notification_id}.")
+        return found
+
+    async def refusals(self, rows: list[OutboxRow]) -> dict[int, str | None]:
+        """For the sender, just before it sends: per notification row, None while the consent
+        for its topic is in force, else why not. Rows that are not notifications are left out."""
+        found = await self.chats.consents_for_outboxes([row.id for row in rows])
+        decisions = {outbox_id: may_message(entries, topic) for outbox_id, (topic, entries) in found.items()}
+        return {outbox_id: None if d.allowed else d.reason for outbox_id, d in decisions.items()}
+
+
+def month_bounds(month: str | None, now: int) -> tuple[str, int, int]:
+    """'YYYY-MM' (default: this month, UTC) as (month, first second, first second of the next)."""
+    if month is None:
+        month = datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    if not isinstance(month, str) or not MONTH.fullmatch(month):
+        raise InvalidInput("month", "must be YYYY-MM, like 2026-12")
+    year, number = int(month[:4]), int(month[5:])
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return month, int(start.timestamp()), int(end.timestamp())
+
+
+def message_payload(phone: str, template: Template, values: list[str]) -> dict[str, Any]:
+    payload = template_payload(phone, None, template.name, template.language, values)
+    if template.named and values:
+        payload["template"]["components"] = [{"type": "body", "parameters": [
+            {"type": "text", "parameter_name": name, "text": value}
+            for name, value in zip(template.parameter_names, values, strict=True)
+        ]}]  # fmt: skip
+    return payload

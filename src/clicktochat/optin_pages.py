@@ -1,0 +1,255 @@
+"""Where strangers opt in: the hosted page `/optin/{form}` (a plain HTML form: it works with
+JavaScript off), its poster and QR code, and the two endpoints the widget's optional panel
+uses (`/api/optin/{form}` for its words, `/widget-optin.js` for the panel itself, fetched only
+when the owner turned the panel on). A submission is the same everywhere: `Optins.submit`.
+
+Abuse: each address and each number has a budget (budget.py: 429 with Retry-After), a hidden
+field only robots fill in (their submission is answered as a success and dropped), and the
+store allows one pending confirmation per number and one confirmation message a day."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import rjsmin
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .budget import Budget, client_address
+from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests
+from .optin_words import countries, default_country, topic_label, words
+from .optins import Optins, Outcome, check_phone, form_language, visitor_key
+from .optinstore import OptinForm
+from .posters import Poster, poster_options
+from .qr import parse_options
+from .qr_access import public_options
+from .views import PAGE_HEADERS, page, qr_response, spend
+from .widget import page_url as widget_page_url
+from .widget_http import WIDGET_HEADERS, find_widget
+
+MAX_FORM_BYTES = 8 * 1024
+HONEYPOT = "website"
+FORM_HEADERS = PAGE_HEADERS | {
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace("form-action 'none'",
+                                                                               "form-action 'self'"),
+}  # fmt: skip
+JSON_HEADERS = WIDGET_HEADERS | {"Cache-Control": "no-store"}
+
+
+class Limits:
+    """Budgets for opt-in submissions: per address (a burst of 10, a shop's tablet or a family
+    behind one router, then one every 30 s) and per number (3, then one an hour), whatever
+    the form. Past either, a 429 with Retry-After."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.addresses = Budget(burst=10, rate=1 / 30, clock=clock)
+        self.numbers = Budget(burst=3, rate=1 / 3600, clock=clock)
+
+    def spend(self, budget: Budget, key: str, what: str) -> None:
+        wait = budget.retry_after(key)
+        if wait:
+            raise TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A form as one visitor sees it."""
+
+    form: OptinForm
+    lang: str
+    business: str
+    words: dict[str, str]
+
+    @property
+    def wording(self) -> str:
+        return self.form.wording[self.lang]
+
+    @property
+    def topics(self) -> list[tuple[str, str]]:
+        return [(t, topic_label(t)) for t in self.form.topics]
+
+
+async def shown(request: Request, lang: str = "") -> Shown:
+    service = request.app.state.service
+    form = await Optins(service).form(request.path_params["form"])
+    chosen = form_language(form, lang or request.query_params.get("lang", ""),
+                           request.headers.get("accept-language", ""))  # fmt: skip
+    business = await service.store.business(form.business_id)
+    name = form.title or (business.name if business else "")
+    return Shown(form, chosen, name, {k: v.replace("{business}", name) for k, v in words(chosen).items()})
+
+
+def render(request: Request, view: Shown, status: int = 200, errors: dict[str, str] | None = None,
+           values: dict[str, str] | None = None, outcome: str = "", topic: str = "") -> Response:  # fmt: skip
+    values = values or {}
+    country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang)
+    done = view.words.get(outcome, "").replace("{topic}", topic_label(topic)) if outcome else ""
+    response = page(
+        request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
+        countries=countries(), done=done, via=request.query_params.get("via", values.get("via", "")),
+    )  # fmt: skip
+    response.headers.update(FORM_HEADERS)
+    return response
+
+
+async def optin_page(request: Request) -> Response:
+    return render(request, await shown(request))
+
+
+async def read_fields(request: Request) -> dict[str, str]:
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"The form is larger than {MAX_FORM_BYTES} bytes.")
+    fields = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_BYTES)
+    return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "text/html" not in accept
+
+
+async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple[Outcome, str]:
+    """(what became of it, its topic); a robot's (the hidden field filled in) is dropped as if done."""
+    state = request.app.state
+    service = state.service
+    address = client_address(request.scope, state.proxies)
+    limits: Limits = state.optin_limits
+    limits.spend(limits.addresses, address, "your address")
+    topic = fields.get("topic", "") or (view.form.topics[0] if len(view.form.topics) == 1 else "")
+    if fields.get(HONEYPOT):
+        return Outcome("in"), topic
+    phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
+    limits.spend(limits.numbers, phone, "this number")
+    # The widget's panel names the widget and the page; the page must be one the widget may be
+    # on (widget.page_url: its allowed domains, no query or fragment), or it is not kept.
+    target = await find_widget(service, fields["widget"]) if fields.get("widget") else None
+    widget = target.widget.id if target else ""
+    source = "widget" if widget else "qr" if fields.get("via") == "qr" else "page"
+    page_url = f"{service.base_url}/optin/{view.form.slug}"
+    if target:
+        page_url = widget_page_url(fields.get("page", ""), target.widget.settings.allowed_domains)
+    user_agent = request.headers.get("user-agent", "")[:512]
+    salted = state.recorder.salts.hashes(int(time.time()), address, user_agent, f"optin/{view.form.slug}")[0]
+    proof: dict[str, Any] = {"page": page_url, "visitor": visitor_key(salted), "lang": view.lang}
+    if widget:
+        proof["widget"] = widget
+    outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
+    return outcome, topic
+
+
+async def optin_submit(request: Request) -> Response:
+    """The form's POST: a page (people) or JSON (the widget's panel, which asks for it)."""
+    as_json = wants_json(request)
+    try:
+        fields = await read_fields(request)
+        view = await shown(request, fields.get("lang", ""))
+        try:
+            outcome, topic = await submit(request, fields, view)
+        except InvalidInput as exc:
+            if as_json:
+                raise
+            errors = {e.field: view.words["fix"] if e.field == "phone" else e.reason for e in exc.errors}
+            return render(request, view, 422, errors, fields)
+    except ProblemError as exc:
+        if not as_json:
+            raise
+        body = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail,
+                "errors": [e.as_dict() for e in exc.errors]}  # fmt: skip
+        headers = JSON_HEADERS | dict(getattr(exc, "headers", None) or {})
+        return JSONResponse(body, exc.status, headers, media_type="application/problem+json")
+    message = view.words[outcome.state].replace("{topic}", topic_label(topic))
+    if as_json:
+        return JSONResponse({"state": outcome.state, "message": message}, headers=JSON_HEADERS)
+    return render(request, view, outcome=outcome.state, topic=topic)
+
+
+async def optin_panel(request: Request) -> Response:
+    """What the widget's panel shows, in the page's language: CORS-readable, no cookies."""
+    try:
+        view = await shown(request)
+    except NotFound as exc:
+        return JSONResponse({"detail": exc.detail}, 404, JSON_HEADERS)
+    body = {
+        "form": view.form.slug, "lang": view.lang, "wording": view.wording, "version": view.form.version,
+        "topics": view.topics, "words": view.words, "honeypot": HONEYPOT,
+        "country": default_country(request.query_params.get("hl", ""), view.lang),
+        "countries": [f"{region}:{code}" for region, code in countries()],
+        "action": f"{request.app.state.service.base_url}/optin/{view.form.slug}",
+    }  # fmt: skip
+    return JSONResponse(body, headers=WIDGET_HEADERS | {"Cache-Control": "public, max-age=300", "Vary": "Origin"})
+
+
+class OptinPoster(Poster):
+    """The poster, saying "get updates" instead of "chat with us"."""
+
+    @property
+    def call_to_action(self) -> str:
+        return words(self.lang)["heading"]
+
+    @property
+    def instructions(self) -> str:
+        return words(self.lang)["scan"]
+
+
+def scanned_url(request: Request, form: OptinForm) -> str:
+    """What the poster's QR code opens: the page, marked as reached by a scan."""
+    return f"{request.app.state.service.base_url}/optin/{form.slug}?via=qr"
+
+
+async def optin_poster(request: Request) -> Response:
+    view = await shown(request)
+    page_format, lang = poster_options(request.query_params, view.lang)
+    spend(request)  # a page drawn anew each time
+    service = request.app.state.service
+    logo = await service.store.logo(view.form.business_id)
+    poster = OptinPoster(scanned_url(request, view.form), view.business, page_format, lang, logo)
+    return page(request, "poster.html", poster=poster)
+
+
+async def optin_qr(request: Request) -> Response:
+    view = await shown(request)
+    keys = request.app.state.service.signer.keys
+    options = parse_options(public_options(keys, f"optin/{view.form.slug}", request.query_params))
+    return await qr_response(request, scanned_url(request, view.form), options, None, "no-cache")
+
+
+@dataclass(frozen=True)
+class PanelScript:
+    """widget/optin.js, minified and gzipped once: the widget imports it only when its owner
+    turned the panel on, so the base script stays within its budget."""
+
+    body: bytes
+    gzipped: bytes
+    tag: str
+
+    @classmethod
+    def build(cls, source: str) -> PanelScript:
+        body = rjsmin.jsmin(source, keep_bang_comments=True).encode()
+        return cls(body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
+
+
+async def panel_script(request: Request) -> Response:
+    script: PanelScript = request.app.state.optin_script
+    headers = WIDGET_HEADERS | {"ETag": script.tag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == script.tag:
+        return Response(status_code=304, headers=headers)
+    gzipped = "gzip" in request.headers.get("accept-encoding", "")
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(script.gzipped if gzipped else script.body, media_type="text/javascript", headers=headers)
+
+
+routes = [
+    Route("/optin/{form}", optin_page, methods=["GET"]),
+    Route("/optin/{form}", optin_submit, methods=["POST"]),
+    Route("/optin/{form}/poster", optin_poster, methods=["GET"]),
+    Route("/qr/optin/{form}.{kind}", optin_qr, methods=["GET"]),
+    Route("/api/optin/{form}", optin_panel, methods=["GET"]),
+    Route("/widget-optin.js", panel_script, methods=["GET"]),
+]

@@ -1,0 +1,110 @@
+"""The words of the opt-in page, its poster and the widget's panel, per language (the consent
+sentence itself is the owner's, per form), and the country a number field starts with. As
+`posters.WORDS` and `widget.WORDS` do: plain dictionaries, checked complete by a test."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import phonenumbers
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "heading": "Get updates on WhatsApp", "intro": "Leave your number and {business} will send you the updates "
+        "you ask for on WhatsApp. You can stop them at any time by writing STOP.",
+        "country": "Country", "phone": "Your WhatsApp number", "topic": "Updates about", "submit": "Get updates",
+        "in": "Thank you! {business} will send you updates about {topic} on WhatsApp. Write STOP to end them.",
+        "pending": "Almost done: we sent you a message on WhatsApp. Tap Yes there to confirm.",
+        "waiting": "We already sent you a message on WhatsApp: tap Yes there to confirm.",
+        "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
+        "fix": "Please check the number.", "honeypot": "Leave this field empty",
+        "scan": "Scan with your phone camera to get updates on WhatsApp", "back": "Back",
+    },
+    "it": {
+        "heading": "Ricevi aggiornamenti su WhatsApp", "intro": "Lascia il tuo numero e {business} ti manderà su "
+        "WhatsApp gli aggiornamenti che chiedi. Puoi fermarli quando vuoi scrivendo STOP.",
+        "country": "Paese", "phone": "Il tuo numero WhatsApp", "topic": "Aggiornamenti su", "submit": "Iscriviti",
+        "in": "Grazie! {business} ti manderà aggiornamenti su {topic} su WhatsApp. Scrivi STOP per fermarli.",
+        "pending": "Quasi fatto: ti abbiamo scritto su WhatsApp. Tocca Sì per confermare.",
+        "waiting": "Ti abbiamo già scritto su WhatsApp: tocca Sì per confermare.",
+        "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
+        "fix": "Controlla il numero.", "honeypot": "Lascia vuoto questo campo",
+        "scan": "Inquadra il codice con la fotocamera per ricevere aggiornamenti su WhatsApp", "back": "Indietro",
+    },
+    "es": {
+        "heading": "Recibe novedades por WhatsApp", "intro": "Deja tu número y {business} te enviará por WhatsApp "
+        "las novedades que pidas. Puedes pararlas cuando quieras escribiendo STOP.",
+        "country": "País", "phone": "Tu número de WhatsApp", "topic": "Novedades sobre", "submit": "Suscribirme",
+        "in": "¡Gracias! {business} te enviará novedades sobre {topic} por WhatsApp. Escribe STOP para pararlas.",
+        "pending": "Casi listo: te hemos escrito por WhatsApp. Toca Sí para confirmar.",
+        "waiting": "Ya te hemos escrito por WhatsApp: toca Sí para confirmar.",
+        "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
+        "fix": "Revisa el número.", "honeypot": "Deja este campo vacío",
+        "scan": "Escanea el código con la cámara para recibir novedades por WhatsApp", "back": "Atrás",
+    },
+    "de": {
+        "heading": "Neuigkeiten auf WhatsApp", "intro": "Hinterlassen Sie Ihre Nummer, und {business} schickt Ihnen "
+        "die gewünschten Neuigkeiten auf WhatsApp. Mit STOP beenden Sie sie jederzeit.",
+        "country": "Land", "phone": "Ihre WhatsApp-Nummer", "topic": "Neuigkeiten zu", "submit": "Anmelden",
+        "in": "Danke! {business} schickt Ihnen Neuigkeiten zu {topic} auf WhatsApp. Mit STOP beenden Sie sie.",
+        "pending": "Fast fertig: Wir haben Ihnen auf WhatsApp geschrieben. Tippen Sie dort auf Ja.",
+        "waiting": "Wir haben Ihnen schon auf WhatsApp geschrieben: Tippen Sie dort auf Ja.",
+        "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
+        "fix": "Bitte prüfen Sie die Nummer.", "honeypot": "Dieses Feld leer lassen",
+        "scan": "Scannen Sie den Code mit der Kamera, um Neuigkeiten auf WhatsApp zu erhalten", "back": "Zurück",
+    },
+    "fr": {
+        "heading": "Recevez nos nouvelles sur WhatsApp", "intro": "Laissez votre numéro et {business} vous enverra "
+        "sur WhatsApp les nouvelles demandées. Écrivez STOP pour les arrêter à tout moment.",
+        "country": "Pays", "phone": "Votre numéro WhatsApp", "topic": "Nouvelles sur", "submit": "M'inscrire",
+        "in": "Merci ! {business} vous enverra des nouvelles sur {topic} sur WhatsApp. Écrivez STOP pour arrêter.",
+        "pending": "Presque fini : nous vous avons écrit sur WhatsApp. Touchez Oui pour confirmer.",
+        "waiting": "Nous vous avons déjà écrit sur WhatsApp : touchez Oui pour confirmer.",
+        "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
+        "fix": "Vérifiez le numéro.", "honeypot": "Laissez ce champ vide",
+        "scan": "Scannez le code avec l'appareil photo pour recevoir nos nouvelles sur WhatsApp", "back": "Retour",
+    },
+    "pt": {
+        "heading": "Receba novidades no WhatsApp", "intro": "Deixe seu número e {business} enviará pelo WhatsApp "
+        "as novidades que você pedir. Escreva STOP para parar quando quiser.",
+        "country": "País", "phone": "Seu número de WhatsApp", "topic": "Novidades sobre", "submit": "Inscrever-me",
+        "in": "Obrigado! {business} enviará novidades sobre {topic} pelo WhatsApp. Escreva STOP para parar.",
+        "pending": "Quase pronto: escrevemos para você no WhatsApp. Toque em Sim para confirmar.",
+        "waiting": "Já escrevemos para você no WhatsApp: toque em Sim para confirmar.",
+        "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
+        "fix": "Confira o número.", "honeypot": "Deixe este campo vazio",
+        "scan": "Aponte a câmera para o código e receba novidades no WhatsApp", "back": "Voltar",
+    },
+}  # fmt: skip
+LANGUAGES = tuple(WORDS)
+# The country a language most often means, when the visitor's language names none ("it", not "it-IT").
+LANGUAGE_COUNTRY = {"en": "GB", "it": "IT", "es": "ES", "de": "DE", "fr": "FR", "pt": "PT"}
+
+
+def words(lang: str) -> dict[str, str]:
+    return WORDS.get(lang, WORDS["en"])
+
+
+@cache
+def countries() -> tuple[tuple[str, int], ...]:
+    """(region, calling code) of every region phonenumbers knows, by region."""
+    return tuple(sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS))
+
+
+def default_country(languages: str, lang: str) -> str:
+    """The number field's country from the first of the visitor's languages that says one
+    (an Accept-Language header, or the widget's page language then the browser's): its region
+    ("it-IT", "pt-BR"), else the language's usual country ("it": IT); else the page's
+    language's; else none (the visitor picks)."""
+    known = {region for region, _ in countries()}
+    for part in languages.replace("_", "-").split(","):
+        pieces = part.split(";")[0].strip().split("-")
+        if len(pieces) > 1 and pieces[-1].upper() in known:
+            return pieces[-1].upper()
+        if pieces[0].lower() in LANGUAGE_COUNTRY:
+            return LANGUAGE_COUNTRY[pieces[0].lower()]
+    return LANGUAGE_COUNTRY.get(lang, "")
+
+
+def topic_label(topic: str) -> str:
+    return topic.replace("-", " ").replace("_", " ").capitalize()

@@ -1,0 +1,290 @@
+"""Opt-ins: people asking for updates on WhatsApp, and the consent that records it. The rules
+(numbers checked with phonenumbers, topics, sources, the words shown and their version, forms)
+and `Optins`, what the API, the CLI, the hosted page, the widget and the dashboard can do,
+validated once here. Entries go to the consent ledger (`consents`); `consent.py` decides what
+they allow. A double opt-in form's consent waits in `optin_requests` until the customer's
+"Yes" (`OptinStore._optin_reply`)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .agents import Business
+from .channels import normalize_phone
+from .consent import Consent, latest
+from .errors import InvalidInput, NotFound, Unavailable
+from .graph import template_payload
+from .optin_words import LANGUAGES
+from .optinstore import ConfirmedToday, OptinForm, OptinRequest, PendingExists
+
+if TYPE_CHECKING:
+    from .service import Service
+
+TOPIC = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?")
+FORM_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+TEMPLATE_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?")
+VERSION = re.compile(r"[A-Za-z0-9._:-]{1,50}")
+SOURCES = ("widget", "page", "qr", "api", "chat", "cli", "dashboard")
+"""Where a consent was given: the widget's panel, the hosted page, the page reached from its
+poster's QR code, a shop's system through the API, a chat, the CLI, the dashboard. The ledger
+also holds `meta` (opt-outs Meta reports), which nobody can claim."""
+MAX_WORDING = 1000
+MAX_TOPICS = 20
+MAX_TITLE = 100
+PENDING_FOR = 86_400  # a double opt-in request waits a day for its "Yes"
+CONFIRM_EVERY = 86_400  # at most one confirmation message a day to a number, whoever asks
+
+
+def check_phone(raw: Any, region: str = "", field: str = "phone") -> str:
+    """E.164 digits without '+', the form of Meta's wa_id: the ledger's key for a person. A
+    number written without its country code needs `region` (ISO 3166 alpha-2)."""
+    if not isinstance(raw, str) or len(raw) > 40:
+        raise InvalidInput(field, "must be a phone number with its country code, e.g. +39 347 123 4567")
+    text = raw.strip()
+    if text.isdigit() and not region:
+        text = "+" + text  # digits alone are E.164, as the API lists them
+    return normalize_phone(text, region if re.fullmatch(r"[A-Za-z]{2}", region or "") else "", field)
+
+
+def check_topic(value: Any, field: str = "topic") -> str:
+    if not isinstance(value, str) or not TOPIC.fullmatch(value.strip().lower()):
+        raise InvalidInput(field, "must be a topic name: 1 to 40 lowercase letters, digits, '-' or '_' (e.g. orders)")
+    return value.strip().lower()
+
+
+def check_source(value: Any, field: str = "source") -> str:
+    if value not in SOURCES:
+        raise InvalidInput(field, f"must be one of {', '.join(SOURCES)}")
+    return str(value)
+
+
+def check_wording(value: Any, field: str = "consent_text") -> str:
+    """The exact sentence the person was shown: kept as proof, so it must be there."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, "is required: the exact words the customer agreed to")
+    text = value.strip()
+    if len(text) > MAX_WORDING:
+        raise InvalidInput(field, f"is {len(text)} characters long; at most {MAX_WORDING}")
+    if any(ord(ch) < 32 and ch != "\n" or ord(ch) == 127 for ch in text):
+        raise InvalidInput(field, "must not contain control characters")
+    return text
+
+
+def check_version(value: Any, field: str = "consent_version") -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not VERSION.fullmatch(value.strip()):
+        raise InvalidInput(field, "must be 1 to 50 letters, digits or . _ : - (e.g. 2026-12 or 3)")
+    return value.strip()
+
+
+def check_form(values: dict[str, Any]) -> dict[str, Any]:
+    """A form's fields, each checked; errors name the field."""
+    slug = values.get("slug")
+    if not isinstance(slug, str) or not FORM_SLUG.fullmatch(slug.strip().lower()):
+        raise InvalidInput("slug", "must be 1 to 40 lowercase letters, digits or '-' (the address /optin/<slug>)")
+    topics = values.get("topics")
+    if isinstance(topics, str):
+        topics = [t for t in re.split(r"[\s,]+", topics) if t]
+    if not isinstance(topics, list | tuple) or not topics or len(topics) > MAX_TOPICS:
+        raise InvalidInput("topics", f"must be 1 to {MAX_TOPICS} topic names, e.g. orders, offers")
+    topics = list(dict.fromkeys(check_topic(t, "topics") for t in topics))
+    wording = values.get("wording")
+    if not isinstance(wording, dict) or not wording:
+        raise InvalidInput("wording", "must give the consent sentence in at least one language")
+    checked_wording = {}
+    for lang, text in wording.items():
+        if lang not in LANGUAGES:
+            raise InvalidInput("wording", f"{lang!r} is not one of the languages forms speak: {', '.join(LANGUAGES)}")
+        checked_wording[lang] = check_wording(text, f"wording.{lang}")
+    languages = values.get("languages") or list(checked_wording)
+    if isinstance(languages, str):
+        languages = [t for t in re.split(r"[\s,]+", languages) if t]
+    missing = [lang for lang in languages if lang not in checked_wording]
+    if missing:
+        raise InvalidInput("languages", f"no consent sentence in {', '.join(map(str, missing))}")
+    title = values.get("title")
+    if title is not None and (not isinstance(title, str) or len(title.strip()) > MAX_TITLE):
+        raise InvalidInput("title", f"must be at most {MAX_TITLE} characters")
+    double = values.get("double_optin", False)
+    if not isinstance(double, bool):
+        raise InvalidInput("double_optin", "must be true or false")
+    template, template_language = values.get("template") or None, values.get("template_language") or None
+    if double and not template:
+        raise InvalidInput("template", "a double opt-in form needs the confirmation template's name")
+    if template is not None and (not isinstance(template, str) or not TEMPLATE_NAME.fullmatch(template)):
+        raise InvalidInput("template", "must be an approved template's name: lowercase letters, digits and '_'")
+    if template and not (isinstance(template_language, str) and TEMPLATE_LANGUAGE.fullmatch(template_language)):
+        raise InvalidInput("template_language", "must be the template's language code, e.g. en_US or it")
+    business_id = values.get("business_id")
+    if isinstance(business_id, bool) or not isinstance(business_id, int) or not 0 < business_id < 2**63:
+        raise InvalidInput("business_id", "must be a business's id")
+    return {
+        "slug": slug.strip().lower(), "business_id": business_id, "title": (title or "").strip() or None,
+        "topics": topics, "wording": checked_wording, "languages": list(dict.fromkeys(languages)),
+        "double_optin": double, "template": template, "template_language": template_language if template else None,
+    }  # fmt: skip
+
+
+def form_language(form: OptinForm, asked: str, accept_language: str) -> str:
+    """`asked` (?lang) when the form has it, else the first of the visitor's languages it has,
+    else the form's first."""
+    if asked in form.languages:
+        return asked
+    for part in accept_language.replace("_", "-").split(","):
+        code = part.split(";")[0].strip().split("-")[0].lower()
+        if code in form.languages:
+            return code
+    return form.languages[0]
+
+
+def visitor_key(salted: str) -> str:
+    """Never an address: the analytics' daily-salted visitor hash, shortened again."""
+    return hashlib.blake2b(salted.encode(), digest_size=8).hexdigest() if salted else ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a submission became: `in` (recorded), `pending` (a confirmation is on its way),
+    `waiting` (one was already sent and still waits), `later` (one went out today)."""
+
+    state: str
+    consent: Consent | None = None
+    request: OptinRequest | None = None
+
+
+class Optins:
+    """Made per use from the service (it holds nothing of its own)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.whatsapp = service.whatsapp
+        self.chats = service.whatsapp.chats
+
+    def now(self) -> int:
+        return int(self.whatsapp.clock())
+
+    async def business(self, business_id: int | None) -> Business:
+        """The business named, or the only one there is."""
+        if business_id is None:
+            businesses = await self.service.store.businesses()
+            if len(businesses) != 1:
+                raise InvalidInput("business_id", "name the business (there is more than one)" if businesses else
+                                   "there is no business yet: add one first")  # fmt: skip
+            return businesses[0]
+        found = await self.service.store.business(business_id) if 0 < business_id < 2**63 else None
+        if found is None:
+            raise NotFound(f"There is no business {business_id}.")
+        return found
+
+    # -- the ledger ------------------------------------------------------------------
+
+    async def add(self, business_id: int | None, phone: Any, topic: Any, source: Any, wording: Any, version: Any,
+                  proof: dict[str, Any] | None = None, region: str = "") -> Consent:  # fmt: skip
+        """Record a consent given elsewhere (a shop's checkout, a till, the CLI): in force at once."""
+        phone, topic = check_phone(phone, region), check_topic(topic)
+        source, wording, version = check_source(source), check_wording(wording), check_version(version)
+        business = await self.business(business_id)
+        return await self._entry(business.id, phone, topic, "in", source, wording, version, proof)
+
+    async def remove(self, business_id: int | None, phone: Any, topic: Any | None, source: Any,
+                     proof: dict[str, Any] | None = None) -> Consent:  # fmt: skip
+        """An opt-out: a new entry, never a deletion. No topic: out of every topic."""
+        phone = check_phone(phone)
+        topic = "*" if topic in (None, "", "*") else check_topic(topic)
+        source = check_source(source)
+        business = await self.business(business_id)
+        words = "Opted out of every topic" if topic == "*" else f"Opted out of {topic}"
+        return await self._entry(business.id, phone, topic, "out", source, words, None, proof)
+
+    async def _entry(self, business_id: int, phone: str, topic: str, state: str, source: str, wording: str | None,
+                     version: str | None, proof: dict[str, Any] | None) -> Consent:  # fmt: skip
+        await self.chats.add_consent(business_id, phone, None, topic, state, self.now(), source, wording, version,
+                                     proof)  # fmt: skip
+        entries = await self.chats.consents(business_id, phone, None)
+        return max(entries, key=lambda e: e.id)
+
+    async def history(self, business_id: int | None, phone: Any) -> tuple[str, list[Consent], list[OptinRequest]]:
+        """(the number as stored, every entry about it oldest first, its double opt-in requests)."""
+        digits = check_phone(phone)
+        if business_id is not None:
+            await self.business(business_id)
+        entries = await self.chats.consents(business_id, digits, None)
+        return digits, entries, await self.chats.requests(business_id, digits)
+
+    @staticmethod
+    def topics_now(entries: list[Consent]) -> dict[str, str]:
+        """Each topic's state now, as `consent.may_message` would decide it ('*': every topic)."""
+        found: dict[str, str] = {}
+        for topic in dict.fromkeys(e.topic for e in entries):
+            entry = latest(entries, topic)
+            if entry is not None:
+                found[topic] = entry.state
+        return found
+
+    # -- forms -----------------------------------------------------------------------
+
+    async def form(self, slug: str) -> OptinForm:
+        found = await self.chats.form(slug.lower()) if FORM_SLUG.fullmatch(slug.lower()) else None
+        if found is None:
+            raise NotFound("There is no sign-up form here. Check the address, or ask the business for a new one.")
+        return found
+
+    async def save_form(self, values: dict[str, Any], form: OptinForm | None = None) -> OptinForm:
+        checked = check_form(values)
+        await self.business(checked["business_id"])
+        try:
+            if form is None:
+                return await self.chats.add_form(checked, self.now())
+            return await self.chats.update_form(form, checked, self.now())
+        except KeyError:
+            raise InvalidInput("slug", f"{checked['slug']!r} is taken by another form") from None
+
+    async def submit(self, form: OptinForm, phone: Any, region: str, topic: Any, lang: str, source: str,
+                     proof: dict[str, Any]) -> Outcome:  # fmt: skip
+        """A person's own opt-in on a form (the hosted page, its QR code, the widget): the words
+        are the form's, in the language shown, never the submitter's."""
+        phone = check_phone(phone, region)
+        topic = check_topic(topic) if topic else (form.topics[0] if len(form.topics) == 1 else "")
+        if topic not in form.topics:
+            raise InvalidInput("topic", "choose one of the topics offered")
+        wording, version = form.wording[lang], str(form.version)
+        proof = {"form": form.slug, **proof}
+        if not form.double_optin:
+            return Outcome("in", await self._entry(form.business_id, phone, topic, "in", source, wording, version,
+                                                   proof))  # fmt: skip
+        return await self._request(form, phone, topic, source, wording, version, proof)
+
+    async def _request(self, form: OptinForm, phone: str, topic: str, source: str, wording: str, version: str,
+                       proof: dict[str, Any]) -> Outcome:  # fmt: skip
+        numbers = [k for k in self.whatsapp.keys if k.business_id == form.business_id]
+        if not numbers or not form.template or not form.template_language:
+            raise Unavailable("This form cannot send its confirmation: the business has no WhatsApp number connected.")
+        now = self.now()
+        try:
+            request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,
+                                                   proof, now, now + PENDING_FOR, CONFIRM_EVERY)  # fmt: skip
+        except PendingExists:
+            waiting = await self.chats.pending_request(form.business_id, phone)
+            if waiting is not None and waiting.outbox_id is None:  # a crash before its message was queued
+                await self._confirm(waiting, form, numbers[0].id, now)
+            return Outcome("waiting", request=waiting)
+        except ConfirmedToday:
+            return Outcome("later")
+        await self._confirm(request, form, numbers[0].id, now)
+        return Outcome("pending", request=request)
+
+    async def _confirm(self, request: OptinRequest, form: OptinForm, number_id: int, now: int) -> None:
+        """Queue the confirmation template. The request's id is the idempotency key: however often
+        this runs for one request (a retry after a crash between the two steps), one message."""
+        assert form.template and form.template_language
+        payload = template_payload(request.phone, None, form.template, form.template_language)
+        row, _ = await self.chats.enqueue(number_id, None, f"optin-confirm:{request.id}", payload, form.template,
+                                          "template", now)  # fmt: skip
+        await self.chats.request_queued(request.id, row.id)
+        self.whatsapp.sender.wake()
+

@@ -1,0 +1,232 @@
+"""The SQL of opt-ins: the forms that ask for consent, the double opt-in requests waiting for
+the customer's "Yes", and the consent list the dashboard shows. A part of `chatstore.ChatStore`
+(on the connection and thread of `chatdb.ChatDB`): a reply that confirms a request is applied
+in the same transaction as the webhook body that carries it. The ledger's entries themselves
+are written by `ChatStore._consent`, the one place they are added."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from .chatdb import ChatDB
+from .consent import CONSENT_COLUMNS, Consent, consent_from
+from .conversations import Inbound, is_stop
+
+FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languages, double_optin, template,"
+                " template_language, created_at, updated_at")  # fmt: skip
+REQUEST_COLUMNS = ("id, business_id, form_id, phone, topic, state, created_at, expires_at, source, wording, version,"
+                   " proof, confirmation_at, outbox_id, decided_at, consent_id")  # fmt: skip
+NO_WORDS = frozenset({"no", "no grazie", "no, grazie", "nein", "non", "não", "nao", "not now"})
+"""A quick-reply button saying no: the request is refused, not confirmed."""
+
+
+@dataclass(frozen=True)
+class OptinForm:
+    id: int
+    slug: str
+    business_id: int
+    title: str | None
+    topics: tuple[str, ...]
+    wording: dict[str, str]  # language -> the consent sentence
+    version: int
+    languages: tuple[str, ...]
+    double_optin: bool
+    template: str | None
+    template_language: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class OptinRequest:
+    id: int
+    business_id: int
+    form_id: int | None
+    phone: str
+    topic: str
+    state: str  # pending, confirmed, lapsed, refused
+    created_at: int
+    expires_at: int
+    source: str
+    wording: str
+    version: str
+    proof: dict[str, Any] | None
+    confirmation_at: int | None
+    outbox_id: int | None
+    decided_at: int | None
+    consent_id: int | None
+
+
+class PendingExists(Exception):
+    """This number already has a request waiting for its confirmation."""
+
+
+class ConfirmedToday(Exception):
+    """A confirmation message went to this number less than a day ago."""
+
+
+class OptinStore(ChatDB):
+    # -- forms -----------------------------------------------------------------------
+
+    async def add_form(self, values: dict[str, Any], now: int) -> OptinForm:
+        def work() -> OptinForm:
+            with self._tx() as db:
+                try:
+                    cursor = db.execute(
+                        "INSERT INTO optin_forms (slug, business_id, title, topics, wording, languages, double_optin,"
+                        " template, template_language, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*_form_values(values), now, now),
+                    )  # fmt: skip
+                except sqlite3.IntegrityError:
+                    raise KeyError(values["slug"]) from None
+            found = self._form("id = ?", cursor.lastrowid)
+            assert found is not None
+            return found
+
+        return await self.run(work)
+
+    async def update_form(self, form: OptinForm, values: dict[str, Any], now: int) -> OptinForm:
+        """The version goes up when the wording changes: consents name the words they were given under."""
+
+        def work() -> OptinForm:
+            bump = 1 if values["wording"] != form.wording else 0
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
+                    " languages = ?, double_optin = ?, template = ?, template_language = ?, updated_at = ?,"
+                    " version = version + ? WHERE id = ?", (*_form_values(values), now, bump, form.id),
+                )  # fmt: skip
+            found = self._form("id = ?", form.id)
+            assert found is not None
+            return found
+
+        return await self.run(work)
+
+    def _form(self, where: str, value: Any) -> OptinForm | None:
+        row = self._one(f"SELECT {FORM_COLUMNS} FROM optin_forms WHERE {where}", (value,))
+        return _form(row) if row else None
+
+    async def form(self, slug: str) -> OptinForm | None:
+        return await self.run(self._form, "slug = ?", slug)
+
+    async def forms(self, business_id: int | None = None) -> list[OptinForm]:
+        rows = await self.run(self._all, f"SELECT {FORM_COLUMNS} FROM optin_forms WHERE ?1 IS NULL OR business_id = ?1"
+                                         " ORDER BY id", (business_id,))  # fmt: skip
+        return [_form(row) for row in rows]
+
+    # -- double opt-in requests ------------------------------------------------------
+
+    async def add_request(
+        self, business_id: int, form_id: int | None, phone: str, topic: str, source: str, wording: str,
+        version: str, proof: dict[str, Any] | None, now: int, expires_at: int, confirm_every: int,
+    ) -> OptinRequest:  # fmt: skip
+        """A pending request, its confirmation message reserved (`confirmation_at`) in the same
+        transaction. Raises PendingExists (one waits already) or ConfirmedToday (a confirmation
+        went to this number, for any business, less than `confirm_every` seconds ago)."""
+
+        def work() -> OptinRequest:
+            with self._tx() as db:
+                db.execute("UPDATE optin_requests SET state = 'lapsed', decided_at = expires_at"
+                           " WHERE phone = ? AND state = 'pending' AND expires_at <= ?", (phone, now))  # fmt: skip
+                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'pending'",
+                             (business_id, phone)):  # fmt: skip
+                    raise PendingExists(phone)
+                if self._one("SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ?",
+                             (phone, now - confirm_every)):  # fmt: skip
+                    raise ConfirmedToday(phone)
+                cursor = db.execute(
+                    "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
+                    " source, wording, version, proof, confirmation_at)"
+                    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                    (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
+                     json.dumps(proof) if proof else None, now),
+                )  # fmt: skip
+            found = self._request("id = ?", cursor.lastrowid)
+            assert found is not None
+            return found
+
+        return await self.run(work)
+
+    async def request_queued(self, request_id: int, outbox_id: int) -> None:
+        def work() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE optin_requests SET outbox_id = ? WHERE id = ?", (outbox_id, request_id))
+
+        await self.run(work)
+
+    async def pending_request(self, business_id: int, phone: str) -> OptinRequest | None:
+        return await self.run(self._request, "business_id = ? AND phone = ? AND state = 'pending'", business_id, phone)
+
+    def _request(self, where: str, *values: Any) -> OptinRequest | None:
+        row = self._one(f"SELECT {REQUEST_COLUMNS} FROM optin_requests WHERE {where}", values)
+        return _request(row) if row else None
+
+    async def requests(self, business_id: int | None, phone: str) -> list[OptinRequest]:
+        """A number's requests, oldest first."""
+        sql = f"SELECT {REQUEST_COLUMNS} FROM optin_requests WHERE phone = ?2 AND (?1 IS NULL OR business_id = ?1)"
+        rows = await self.run(self._all, sql + " ORDER BY id", (business_id, phone))
+        return [_request(row) for row in rows]
+
+    def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
+        """Inside `apply_events`: a customer's message may answer their pending request. A tap
+        on a button (but one saying no) or any written reply (but STOP) confirms it, and its
+        `in` entry is added with the words they were shown; STOP or "No" refuses it."""
+        if not message.wa_id:
+            return
+        found = self._request("business_id = ? AND phone = ? AND state = 'pending' AND created_at <= ?"
+                              " AND expires_at > ?", business_id, message.wa_id, message.at, message.at)  # fmt: skip
+        if found is None:
+            return
+        said = (message.text or "").strip().lower()
+        if message.stop or (message.type in ("button", "interactive") and (said in NO_WORDS or is_stop(said))):
+            db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
+                       (message.at, found.id))  # fmt: skip
+            return
+        if message.type not in ("text", "button", "interactive"):
+            return  # a photo or a sticker says neither yes nor no
+        proof = (found.proof or {}) | {"request": found.id, "confirmed_by": message.wamid}
+        cursor = db.execute(
+            "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
+            " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?)",
+            (business_id, found.phone, message.user_id, found.topic, message.at, found.source, found.wording,
+             found.version, json.dumps(proof)),
+        )  # fmt: skip
+        db.execute("UPDATE optin_requests SET state = 'confirmed', decided_at = ?, consent_id = ? WHERE id = ?",
+                   (message.at, cursor.lastrowid, found.id))  # fmt: skip
+
+    # -- the consent list ------------------------------------------------------------
+
+    async def consent_list(self, business_id: int | None, search: str = "", limit: int = 100,
+                           offset: int = 0) -> list[Consent]:  # fmt: skip
+        """Newest first; `search`: digits of the number, or a topic or source."""
+
+        def work() -> list[Consent]:
+            digits = "".join(ch for ch in search if ch.isdigit())
+            word = search.strip().lower()
+            rows = self._all(
+                f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND (?2 = '' OR"
+                " (?3 != '' AND instr(phone, ?3) > 0) OR topic = ?2 OR source = ?2)"
+                " ORDER BY at DESC, id DESC LIMIT ?4 OFFSET ?5", (business_id, word, digits, limit, offset),
+            )  # fmt: skip
+            return [consent_from(row) for row in rows]
+
+        return await self.run(work)
+
+
+def _form_values(values: dict[str, Any]) -> tuple[Any, ...]:
+    return (values["slug"], values["business_id"], values["title"], json.dumps(list(values["topics"])),
+            json.dumps(values["wording"], ensure_ascii=False), json.dumps(list(values["languages"])),
+            int(values["double_optin"]), values["template"], values["template_language"])  # fmt: skip
+
+
+def _form(row: Any) -> OptinForm:
+    return OptinForm(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), json.loads(row[5]), row[6],
+                     tuple(json.loads(row[7])), bool(row[8]), row[9], row[10], row[11], row[12])  # fmt: skip
+
+
+def _request(row: Any) -> OptinRequest:
+    return OptinRequest(*row[:11], proof=json.loads(row[11]) if row[11] else None,  # type: ignore[misc]
+                        confirmation_at=row[12], outbox_id=row[13], decided_at=row[14], consent_id=row[15])  # fmt: skip

@@ -1,0 +1,99 @@
+"""The dashboard's opt-in pages in-process: forms created and edited (a new sentence is a new
+version), the consent list with its search and CSV export, consents recorded at the counter
+(checked like every other path), CSRF, and strangers sent to sign in."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from clicktochat.admin_optins import routes
+from clicktochat.consent import may_message
+from conftest import WhatsAppSetup
+from test_admin_chats import Admin, csrf_of
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def admin(whatsapp: WhatsAppSetup) -> Admin:
+    return Admin(whatsapp)
+
+
+def new_form(admin: Admin, whatsapp: WhatsAppSetup, **changes: Any) -> Any:
+    page = admin.get("/admin/optins")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id),
+            "topics": "orders, offers", "languages": ["it", "en"], "wording_en": "Send me updates on WhatsApp.",
+            "wording_it": "Mandatemi aggiornamenti su WhatsApp."} | changes  # fmt: skip
+    return whatsapp.client.post("/admin/optins", data=data)
+
+
+@pytest.mark.parametrize("route", routes, ids=lambda r: r.path)
+def test_strangers_are_sent_to_sign_in(whatsapp: WhatsAppSetup, route: Any) -> None:
+    path = route.path.replace("{slug}", "dolce")
+    answer = whatsapp.client.get(f"/admin{path}")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login")
+
+
+def test_a_form_is_created_and_edited_and_a_new_sentence_is_a_new_version(admin: Admin,
+                                                                        whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    created = new_form(admin, whatsapp)
+    assert created.status_code == 303 and created.headers["location"].startswith("/admin/optins/dolce")
+    page = admin.get("/admin/optins/dolce")
+    assert "version 1" in page.text and "https://chat.example.com/optin/dolce" in page.text
+    assert 'name="wording_it" rows="2">Mandatemi aggiornamenti su WhatsApp.</textarea>' in page.text.replace(
+        'aria-describedby="wording_it-help"', "")  # fmt: skip
+    form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
+    assert form.languages == ("it", "en") and form.topics == ("orders", "offers")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id),
+            "topics": "orders", "languages": ["en"], "wording_en": "Send me order updates on WhatsApp."}  # fmt: skip
+    assert whatsapp.client.post("/admin/optins/dolce", data=data).status_code == 303
+    form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
+    assert (form.version, form.languages, form.topics) == (2, ("en",), ("orders",))
+    assert "Opt-ins" in admin.get("/admin/optins").text
+
+
+def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    page = new_form(admin, whatsapp, slug="Bad Name!", wording_en="", wording_it="")
+    assert page.status_code == 422 and 'aria-invalid="true"' in page.text and "Name" in page.text
+    page = new_form(admin, whatsapp, double_optin="on")
+    assert page.status_code == 422 and "Confirmation template" in page.text
+    no_csrf = whatsapp.client.post("/admin/optins", data={"slug": "x"})
+    assert no_csrf.status_code == 403
+
+
+def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    base = {"business_id": str(whatsapp.business_id), "topic": "orders",
+            "consent_text": "=HYPERLINK(\"http://evil.example\")", "consent_version": "1"}  # fmt: skip
+    bad = admin.post("/admin/consents", base | {"phone": "347", "action": "in"})
+    assert bad.status_code == 422 and "Number" in bad.text
+    done = admin.post("/admin/consents", base | {"phone": "+39 347 123 4567", "action": "in"})
+    assert done.status_code == 303
+    assert admin.post("/admin/consents", base | {"phone": "+39 348 000 0000", "action": "in"}).status_code == 303
+    entries = whatsapp.run(whatsapp.service.whatsapp.chats.consents(whatsapp.business_id, "393471234567", None))
+    assert [(e.source, e.state) for e in entries] == [("dashboard", "in")] and may_message(entries, "orders").allowed
+    whatsapp.clock.move(60)
+    assert admin.post("/admin/consents", {"business_id": str(whatsapp.business_id), "phone": "+393471234567",
+                                          "action": "out"}).status_code == 303  # fmt: skip
+    page = admin.get("/admin/consents?q=3471234567")
+    assert page.text.count("<tr>") == 3 and "opted out" in page.text and "every topic" in page.text
+    assert "+39 348" not in page.text
+    exported = admin.get("/admin/consents.csv?q=347+123")
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["phone"], r["state"], r["topic"]) for r in rows] == [("393471234567", "out", "*"),
+                                                                     ("393471234567", "in", "orders")]  # fmt: skip
+    assert rows[1]["consent_text"].startswith("'=")  # a spreadsheet shows it, never runs it
+    assert "search" in admin.get("/admin/consents?q=orders").text
+
+
+def test_a_number_searched_for_shows_its_pending_double_opt_in(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    new_form(admin, whatsapp, double_optin="on", template="hello_world", template_language="en_US")
+    answer = whatsapp.client.post("/optin/dolce", data={"country": "IT", "phone": "347 123 4567", "topic": "orders"})
+    assert answer.status_code == 200
+    page = admin.get("/admin/consents?q=%2B39+347+123+4567")
+    assert "Double opt-in requests" in page.text and "pending" in page.text
+    assert "No consent matches" in page.text  # pending is no consent yet

@@ -1,0 +1,42 @@
+"""The dashboard's Updates page (admin_updates.py): a one-off update to one person, refused
+next to the field without consent, listed with its state, and the month's cost estimate."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import WhatsAppSetup
+from test_admin_chats import Admin, admin  # noqa: F401  (the fixture)
+from test_notifications import opt_in, sync
+
+
+def form_key(html: str) -> str:
+    found = re.search(r'name="idempotency_key" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def test_an_update_sent_from_the_dashboard(whatsapp: WhatsAppSetup, admin: Admin) -> None:  # noqa: F811
+    empty = admin.get("/admin/updates")
+    assert empty.status_code == 200 and "No approved template yet" in empty.text
+    sync(whatsapp)
+    page = admin.get("/admin/updates")
+    assert "follow_up (en_US, marketing, 2 parameters)" in page.text
+    fields = {"to": "+39 347 123 4567", "topic": "orders", "template": "follow_up|en_US",
+              "parameters": "Giulia\r\nthe blue sofa\r\n", "idempotency_key": form_key(page.text)}  # fmt: skip
+    refused = admin.post("/admin/updates", fields)
+    assert refused.status_code == 409 and "has not opted in to" in refused.text
+    assert 'value="+39 347 123 4567"' in refused.text  # what was typed stays
+    opt_in(whatsapp)
+    sent = admin.post("/admin/updates", fields)
+    assert sent.status_code == 303 and sent.headers["location"] == "/admin/updates?done=update-queued"
+    again = admin.post("/admin/updates", fields)  # the same form posted twice: one update
+    assert again.status_code == 303
+    listed = admin.get("/admin/updates")
+    assert "The update is queued" not in listed.text  # the notice is only after the redirect
+    assert listed.text.count("<td>+39 347 123 4567</td>") == 1 and ">queued</span>" in listed.text
+    wrong = admin.post("/admin/updates", {**fields, "parameters": "Giulia", "idempotency_key": "other"})
+    assert wrong.status_code == 422 and "takes 2 parameters" in wrong.text
+    assert whatsapp.send() == 1
+    month = admin.get("/admin/updates?state=sent")
+    assert ">sent</span>" in month.text and "0.07 USD" in month.text and "marketing" in month.text

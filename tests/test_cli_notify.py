@@ -1,0 +1,99 @@
+"""`clicktochat notify`, `notifications` and `whatsapp templates` (cli_notify.py): click's
+CliRunner against a real SQLite file and the Graph stand-in on a real port."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from clicktochat.cli import cli
+from clicktochat.simulate import GraphStandIn
+from conftest import NUMBER, VERIFY_TOKEN
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("CLICKTOCHAT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "cli.db")
+
+
+@pytest.fixture
+def run(standin: GraphStandIn, db: str) -> Callable[..., Result]:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(cli, [*args, "--db", db], env={"CLICKTOCHAT_GRAPH_URL": standin.url})  # type: ignore[attr-defined]
+
+    assert invoke("business", "add", "Pasticceria Dolce Vita").exit_code == 0
+    connected = invoke("whatsapp", "connect", "--phone-number-id", NUMBER.phone_number_id, "--waba-id",
+                       NUMBER.waba_id, "--token", NUMBER.access_token, "--app-secret", NUMBER.app_secret,
+                       "--verify-token", VERIFY_TOKEN)  # fmt: skip
+    assert connected.exit_code == 0, connected.output
+    return invoke
+
+
+def consent(db: str, topic: str, state: str = "in") -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("INSERT INTO consents (business_id, phone, topic, state, at, source, wording, version)"
+                     " VALUES (1, '393471234567', ?, ?, ?, 'cli', 'Order updates on WhatsApp', 'v1')",
+                     (topic, state, int(time.time()) - 5))  # fmt: skip
+
+
+def test_templates_are_synced_and_listed(run: Callable[..., Result]) -> None:
+    assert run("whatsapp", "templates", "list", "1").exit_code == 1  # not synced yet: says how
+    synced = run("whatsapp", "templates", "sync")
+    assert synced.exit_code == 0 and "Number 1: 2 templates." in synced.output
+    listed = run("whatsapp", "templates", "list", "1")
+    assert listed.exit_code == 0 and "follow_up" in listed.output and "{{1}} {{2}}" in listed.output
+    as_json = json.loads(run("whatsapp", "templates", "list", "1", "--json").output)
+    assert {t["name"] for t in as_json} == {"hello_world", "follow_up"}
+
+
+def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[..., Result], db: str) -> None:
+    run("whatsapp", "templates", "sync")
+    args = ("notify", "--to", "+39 347 123 4567", "--topic", "orders", "--template", "follow_up",
+            "--param", "Giulia", "--param", "the blue sofa", "--key", "order-1042")  # fmt: skip
+    refused = run(*args)
+    assert refused.exit_code == 1 and "has not opted in to 'orders'" in refused.output
+    consent(db, "orders")
+    queued = run(*args)
+    assert queued.exit_code == 0, queued.output
+    assert "Notification 1 to +393471234567 (orders, follow_up): queued." in queued.output
+    assert run(*args).exit_code == 0  # the same key: the same notification, nothing more queued
+    wrong = run("notify", "--to", "+39 347 123 4567", "--topic", "orders", "--template", "follow_up")
+    assert wrong.exit_code == 1 and "takes 2 parameters" in wrong.output
+    listed = json.loads(run("notifications", "list", "--json").output)
+    assert [(n["id"], n["state"], n["source"]) for n in listed] == [(1, "queued", "cli")]
+    shown = json.loads(run("notifications", "show", "1").output)
+    assert shown["parameters"] == ["Giulia", "the blue sofa"] and shown["idempotency_key"] == "order-1042"
+    consent(db, "*", "out")
+    after = run(*args[:-2], "--key", "order-1043")
+    assert after.exit_code == 1 and "opted out" in after.output
+
+
+def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path) -> None:
+    consent(db, "orders")
+    exported = run("customer", "export", "+39 347 123 4567", "-o", str(tmp_path / "giulia.json"))
+    assert exported.exit_code == 0, exported.output
+    data = json.loads((tmp_path / "giulia.json").read_text())
+    assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
+    assert run("customer", "erase", "393471234567").exit_code == 1  # asks first; no answer: nothing erased
+    erased = run("customer", "erase", "393471234567", "--yes")
+    assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output
+    data = json.loads(run("customer", "export", "393471234567").output)
+    assert [(c["state"], c["source"], c["wording"][:6]) for c in data["consents"]] == [("out", "erase", "Erased")]

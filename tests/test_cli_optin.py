@@ -1,0 +1,58 @@
+"""`clicktochat optin add|list|remove|form|forms` on a real database file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from clicktochat.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Callable[..., Result]:
+    db = str(tmp_path / "cli.db")
+
+    def invoke(*args: str) -> Result:
+        result = CliRunner().invoke(cli, [*args, "--db", db])
+        assert "Traceback" not in result.output
+        return result
+
+    assert invoke("business", "add", "Pasticceria Dolce Vita").exit_code == 0
+    return invoke
+
+
+def test_add_list_remove(run: Callable[..., Result]) -> None:
+    added = run("optin", "add", "+39 347 123 4567", "--topic", "orders", "--text", "Send me order updates",
+                "--version", "2026-12")  # fmt: skip
+    assert added.exit_code == 0 and "+393471234567 opted in to orders" in added.output
+    assert run("optin", "remove", "393471234567", "--topic", "orders").exit_code == 0
+    listed = json.loads(run("optin", "list", "+393471234567", "--json").output)
+    assert [(c["topic"], c["state"], c["source"]) for c in listed["consents"]] == [
+        ("orders", "in", "cli"), ("orders", "out", "cli")]  # fmt: skip
+    assert listed["consents"][0]["consent_text"] == "Send me order updates" and listed["topics"] == {"orders": "out"}
+    table = run("optin", "list", "+393471234567").output
+    assert "Send me order updates" in table and "now: orders: out" in table
+
+
+def test_input_errors_name_the_flag(run: Callable[..., Result]) -> None:
+    bad = run("optin", "add", "347 123", "--topic", "orders", "--text", "x", "--version", "1")
+    assert bad.exit_code == 1 and "--phone" in bad.output
+    bad = run("optin", "add", "+393471234567", "--topic", "Orders!", "--text", "x", "--version", "1")
+    assert bad.exit_code == 1 and "--topic" in bad.output
+
+
+def test_forms(run: Callable[..., Result]) -> None:
+    made = run("optin", "form", "dolce", "--topics", "orders,offers", "--wording", "en=Send me updates",
+               "--wording", "it=Mandatemi aggiornamenti")  # fmt: skip
+    assert made.exit_code == 0 and made.output.strip() == "http://127.0.0.1:8000/optin/dolce (version 1)"
+    again = run("optin", "form", "dolce", "--topics", "orders,offers", "--wording", "en=Send me news")
+    assert "(version 2)" in again.output
+    assert "dolce" in run("optin", "forms").output
+    bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "xx=Hello")
+    assert bad.exit_code == 1 and "--wording" in bad.output
+    bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "en=Hi", "--double-optin")
+    assert bad.exit_code == 1 and "--template" in bad.output

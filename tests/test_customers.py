@@ -1,0 +1,66 @@
+"""One person's data (customers.py, customerstore.py): the export holds everything about the
+number and nothing about anyone else; the erasure leaves only an opt-out marker, which every
+send path then honours."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import WhatsAppSetup
+from test_notifications import API, PHONE, notify, opt_in, sync
+
+OTHER = "393489999999"
+
+
+def held(setup: WhatsAppSetup, phone: str) -> dict[str, object]:
+    answer = setup.client.get(f"{API}/customers/{phone}", headers=setup.auth)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_export_then_erase_everything_about_one_number(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.111").send_text("Ciao, il mio ordine?"))
+    whatsapp.run(whatsapp.customer(wa_id=OTHER, user_id="IT.222", name="Marco").send_text("Buongiorno"))
+    whatsapp.process()
+    assert notify(whatsapp).status_code == 202 and whatsapp.send() == 1
+
+    data = held(whatsapp, "+39 347 123 4567")
+    assert data["phone"] == PHONE and data["user_ids"] == ["IT.111"]
+    assert [m["text"] for m in data["messages"]] == ["Ciao, il mio ordine?"]  # type: ignore[attr-defined]
+    assert [(c["topic"], c["wording"]) for c in data["consents"]] == [("orders", "Send me order updates")]  # type: ignore[attr-defined]
+    assert [n["template"] for n in data["notifications"]] == ["follow_up"]  # type: ignore[attr-defined]
+    assert data["webhook_bodies_held"] == 1 and "Marco" not in json.dumps(data) and OTHER not in json.dumps(data)
+
+    erased = whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth)
+    assert erased.status_code == 200
+    deleted = erased.json()["deleted"]
+    assert deleted["conversations"] == 1 and deleted["wa_messages"] == 1 and deleted["notifications"] == 1
+    assert deleted["webhook_events"] == 1 and deleted["consents"] == 1 and deleted["outbox"] == 1
+
+    after = held(whatsapp, PHONE)
+    assert after["messages"] == after["conversations"] == after["notifications"] == []
+    assert [(c["state"], c["topic"], c["source"]) for c in after["consents"]] == [("out", "*", "erase")]  # type: ignore[attr-defined]
+    assert after["webhook_bodies_held"] == 0
+    opt_in(whatsapp)  # opting in again later is the person's own new choice: it is newer than the marker
+    assert notify(whatsapp, idempotency_key="after-erase").status_code == 202
+
+    other = held(whatsapp, OTHER)
+    assert [m["text"] for m in other["messages"]] == ["Buongiorno"]  # type: ignore[attr-defined]
+
+
+def test_an_erased_number_gets_nothing_that_was_queued(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    assert notify(whatsapp).status_code == 202
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    assert whatsapp.send() == 0 and whatsapp.standin.sent == []  # its outbox row went with it
+    refused = notify(whatsapp)
+    assert refused.status_code == 409 and "opted out" in refused.json()["detail"]
+
+
+def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
+    answer = whatsapp.client.get(f"{API}/customers/hello", headers=whatsapp.auth)
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"
+    assert whatsapp.client.get(f"{API}/customers/{PHONE}").status_code == 401

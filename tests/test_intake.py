@@ -1,0 +1,53 @@
+"""Webhook bodies stored before the 200 (intake.py): one transaction for the bodies that
+arrive together, the same bytes stored once, and what is not JSON never stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from clicktochat.intake import Taken
+from clicktochat.simulate import encode, sign
+from clicktochat.webhooks import MAX_YIELD, QUIET
+from conftest import NUMBER, WhatsAppSetup
+from test_webhooks import URL, stored, text_body
+
+
+def test_bodies_that_arrive_together_share_one_commit(whatsapp: WhatsAppSetup) -> None:
+    intake = whatsapp.service.whatsapp.intake
+    bodies = [encode(text_body(f"Ciao {n}")) for n in range(5)]
+    before = intake.rounds
+
+    async def together() -> list[Taken]:
+        return list(await asyncio.gather(*(intake.add(b, b.decode(), [NUMBER.phone_number_id], 1) for b in bodies)))
+
+    assert whatsapp.run(together()) == [Taken.STORED] * 5
+    assert intake.rounds == before + 1 and stored(whatsapp) == 5
+    again = whatsapp.run(together())
+    assert again == [Taken.AGAIN] * 5 and stored(whatsapp) == 5
+
+
+def test_a_signed_body_that_is_not_json_or_not_utf8_is_refused_and_not_stored(whatsapp: WhatsAppSetup) -> None:
+    for body in (b'{"object": "whatsapp_business_account",}', b'{"a": "\xff"}', b"NaN", b"{'a': 1}", b""):
+        answer = whatsapp.client.post(URL, content=body, headers={
+            "content-type": "application/json", "x-hub-signature-256": sign(body, NUMBER.app_secret)})  # fmt: skip
+        assert answer.status_code == 400, body
+        assert "not valid JSON" in answer.json()["detail"]
+    assert stored(whatsapp) == 0
+    ok = encode(text_body("Ciao"))
+    answer = whatsapp.client.post(URL, content=ok, headers={
+        "content-type": "application/json", "x-hub-signature-256": sign(ok, NUMBER.app_secret)})  # fmt: skip
+    assert answer.status_code == 200 and stored(whatsapp) == 1
+
+
+def test_applying_waits_while_bodies_arrive_but_never_for_ever(whatsapp: WhatsAppSetup) -> None:
+    processor, intake = whatsapp.service.whatsapp.processor, whatsapp.service.whatsapp.intake
+    now = time.monotonic()
+    intake.last_arrival = now - 10 * QUIET  # quiet: apply now
+    assert processor.wait_before_applying(now, 0.0) == 0.0
+    intake.last_arrival = now  # a body just came: wait for a lull
+    assert processor.wait_before_applying(now, 0.0) == QUIET
+    assert processor.wait_before_applying(now, MAX_YIELD - QUIET / 2) == pytest.approx(QUIET / 2)  # not past MAX_YIELD
+    assert processor.wait_before_applying(now, MAX_YIELD) == 0.0

@@ -1,0 +1,169 @@
+"""Updates a business starts (notifications.py, notify_api.py): templates synced from the
+Graph stand-in, every check before queueing, the consent checked again just before sending,
+retries, idempotency, and the state as Meta reports it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clicktochat.message_templates import check_parameters, read_template, render
+from clicktochat.outbox import Pace
+from conftest import WhatsAppSetup
+
+API = "/api/v1"
+PHONE = "393471234567"
+
+
+def sync(setup: WhatsAppSetup) -> Any:
+    return setup.client.post(f"{API}/whatsapp-numbers/{setup.number_id}/templates", headers=setup.auth)
+
+
+def opt_in(setup: WhatsAppSetup, topic: str = "orders", state: str = "in", phone: str = PHONE) -> None:
+    chats = setup.service.whatsapp.chats
+    setup.run(chats.add_consent(setup.business_id, phone, None, topic, state, int(setup.clock()), "api",
+                                "Send me order updates", "v1"))  # fmt: skip
+
+
+def notify(setup: WhatsAppSetup, **fields: Any) -> Any:
+    body = {"to": "+39 347 123 4567", "topic": "orders", "template": "follow_up", "language": "en_US",
+            "parameters": ["Giulia", "the blue sofa"]} | fields  # fmt: skip
+    return setup.client.post(f"{API}/notifications", json=body, headers=setup.auth)
+
+
+def test_templates_are_synced_from_meta_with_their_parameters(whatsapp: WhatsAppSetup) -> None:
+    answer = sync(whatsapp)
+    assert answer.status_code == 200 and answer.json() == {"synced": {str(whatsapp.number_id): 2}}
+    listed = whatsapp.client.get(f"{API}/whatsapp-numbers/{whatsapp.number_id}/templates", headers=whatsapp.auth)
+    templates = {t["name"]: t for t in listed.json()["templates"]}
+    assert templates["follow_up"]["parameters"] == ["1", "2"] and templates["follow_up"]["category"] == "MARKETING"
+    assert templates["hello_world"]["parameters"] == [] and templates["hello_world"]["status"] == "APPROVED"
+    whatsapp.standin.templates = whatsapp.standin.templates[:1]  # Meta deleted one: it goes here too
+    assert sync(whatsapp).json()["synced"] == {str(whatsapp.number_id): 1}
+    assert whatsapp.client.get(f"{API}/whatsapp-numbers/999/templates", headers=whatsapp.auth).status_code == 404
+
+
+def test_a_notification_needs_consent_for_its_topic_and_goes_out_once(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    refused = notify(whatsapp)
+    assert refused.status_code == 409 and "has not opted in to 'orders'" in refused.json()["detail"]
+    opt_in(whatsapp, topic="offers")
+    assert notify(whatsapp).status_code == 409  # consent for another topic is not consent for this one
+    opt_in(whatsapp)
+    queued = notify(whatsapp, idempotency_key="order-1042")
+    assert queued.status_code == 202 and queued.json()["state"] == "queued" and queued.json()["to"] == PHONE
+    again = notify(whatsapp, idempotency_key="order-1042")
+    assert again.status_code == 200 and again.json()["id"] == queued.json()["id"]
+    changed = notify(whatsapp, idempotency_key="order-1042", parameters=["Giulia", "the red sofa"])
+    assert changed.status_code == 409 and "idempotency key" in changed.json()["detail"]
+    assert whatsapp.send() == 1 and whatsapp.send() == 0
+    assert len(whatsapp.standin.sent) == 1
+    sent = whatsapp.standin.sent[0].body
+    assert sent["type"] == "template" and sent["to"] == PHONE
+    assert sent["template"]["components"][0]["parameters"] == [
+        {"type": "text", "text": "Giulia"}, {"type": "text", "text": "the blue sofa"}]  # fmt: skip
+    shown = whatsapp.client.get(f"{API}/notifications/{queued.json()['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "sent" and shown["wamid"] == whatsapp.standin.sent[0].wamid
+    assert whatsapp.status(shown["wamid"], "delivered").status_code == 200
+    whatsapp.process()
+    shown = whatsapp.client.get(f"{API}/notifications/{queued.json()['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "delivered" and shown["pricing"]["category"] == "marketing"
+    listed = whatsapp.client.get(f"{API}/notifications", params={"state": "delivered", "to": "+393471234567"},
+                                 headers=whatsapp.auth).json()["notifications"]  # fmt: skip
+    assert [n["id"] for n in listed] == [queued.json()["id"]]
+    assert whatsapp.client.get(f"{API}/notifications", params={"state": "read"},
+                               headers=whatsapp.auth).json()["notifications"] == []  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "field", "words"), [
+    ({"template": "no_such"}, "template", "no template no_such"),
+    ({"language": "it"}, "language", "exists in en_US, not it"),
+    ({"parameters": ["Giulia"]}, "parameters", "takes 2 parameters"),
+    ({"parameters": ["Giulia", "a\nb"]}, "parameters", "new line"),
+    ({"to": "347 123 4567"}, "to", "country code"),
+    ({"topic": "Orders!"}, "topic", "lower-case"),
+    ({"business": 999}, None, "no business 999"),
+])  # fmt: skip
+def test_what_cannot_be_sent_is_refused_before_it_is_queued(
+    whatsapp: WhatsAppSetup, fields: dict[str, Any], field: str | None, words: str
+) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    answer = notify(whatsapp, **fields)
+    assert answer.status_code == (422 if field else 404), answer.text
+    assert words in answer.json()["detail"]
+    if field:
+        assert [e["field"] for e in answer.json()["errors"]] == [field]
+    assert whatsapp.send() == 0 and whatsapp.standin.sent == []
+
+
+def test_an_unapproved_template_is_refused(whatsapp: WhatsAppSetup) -> None:
+    whatsapp.standin.templates = [{**whatsapp.standin.templates[1], "status": "PAUSED"}]
+    sync(whatsapp)
+    opt_in(whatsapp)
+    answer = notify(whatsapp)
+    assert answer.status_code == 422 and "PAUSED at Meta, not APPROVED" in answer.json()["detail"]
+
+
+def test_an_opt_out_that_arrives_while_it_waits_stops_it(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    queued = notify(whatsapp).json()
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id=None).send_text("STOP"))
+    whatsapp.process()
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    shown = whatsapp.client.get(f"{API}/notifications/{queued['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "cancelled" and "opted out" in shown["error"]
+    after = notify(whatsapp)
+    assert after.status_code == 409 and "opted out" in after.json()["detail"]
+
+
+def test_refusals_for_now_are_retried_with_backoff_and_sent_once(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    queued = notify(whatsapp).json()
+    whatsapp.standin.fail_next(1, 429, 130429)
+    whatsapp.standin.fail_next(1, 503, 131000)
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    shown = whatsapp.client.get(f"{API}/notifications/{queued['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "queued" and shown["error_code"] == 130429 and shown["attempts"] == 1
+    assert whatsapp.send() == 0  # not due yet
+    whatsapp.clock.move(60)
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    whatsapp.clock.move(120)
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1
+    shown = whatsapp.client.get(f"{API}/notifications/{queued['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "sent" and shown["attempts"] == 3
+
+
+def test_a_refusal_for_good_fails_with_metas_reason(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    queued = notify(whatsapp).json()
+    whatsapp.standin.fail_next(1, 400, 131026)
+    assert whatsapp.send() == 1
+    shown = whatsapp.client.get(f"{API}/notifications/{queued['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "failed" and shown["error_code"] == 131026 and "could not be delivered" in shown["error"]
+
+
+def test_the_pace_keeps_metas_throughput_per_number() -> None:
+    pace = Pace(per_second=4)
+    delays = [pace.delay(1, 100.0) for _ in range(8)]
+    assert delays == [0.0] * 4 + [0.25, 0.5, 0.75, 1.0]  # one second's worth at once, then 4 a second
+    assert pace.delay(2, 100.0) == 0.0  # another number has its own
+    assert pace.delay(1, 200.0) == 0.0  # idle for long: credit again, but never more than one second's
+
+
+def test_templates_are_read_and_checked_as_meta_writes_them() -> None:
+    body = {"type": "BODY", "text": "Ciao {{name}}, l'ordine {{order}} è pronto."}
+    named = read_template({"name": "order_ready", "language": "it", "status": "APPROVED", "category": "UTILITY",
+                           "components": [body]})  # fmt: skip
+    assert named is not None and named.parameter_names == ("name", "order") and named.named
+    assert check_parameters(named, ["Giulia", 1042]) == ["Giulia", "1042"]
+    assert render(named, ["Giulia", "1042"]) == "Ciao Giulia, l'ordine 1042 è pronto."
+    with pytest.raises(ValueError, match="takes 2 parameters"):
+        check_parameters(named, ["Giulia"])
+    assert read_template({"language": "it"}) is None
+    positional = read_template({"name": "x", "language": "en", "components": [{"type": "BODY", "text": "{{2}} {{1}}"}]})
+    assert positional is not None and positional.parameter_names == ("1", "2") and not positional.named

@@ -1,0 +1,74 @@
+"""/api/v1/optins: consents a shop's own system records, a number's history, opt-outs; the
+ledger's rules (consent.may_message) read what these write."""
+
+from __future__ import annotations
+
+from clicktochat.consent import may_message
+from conftest import WhatsAppSetup
+
+API = "/api/v1"
+CONSENT = {"phone": "+39 347 123 4567", "topic": "orders", "source": "api",
+           "consent_text": "Send me updates about my order on WhatsApp", "consent_version": "2026-12"}  # fmt: skip
+
+
+def entries(whatsapp: WhatsAppSetup, phone: str = "393471234567") -> list:  # type: ignore[type-arg]
+    return whatsapp.run(whatsapp.service.whatsapp.chats.consents(whatsapp.business_id, phone, None))  # type: ignore[no-any-return]
+
+
+def test_a_consent_is_recorded_with_its_words_and_the_number_normalised(whatsapp: WhatsAppSetup) -> None:
+    response = whatsapp.client.post(f"{API}/optins", json=CONSENT | {"page_url": "https://shop.example/checkout"},
+                                    headers=whatsapp.auth)  # fmt: skip
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["phone"] == "393471234567"
+    assert (body["state"], body["topic"], body["source"]) == ("in", "orders", "api")
+    assert body["consent_text"] == CONSENT["consent_text"] and body["consent_version"] == "2026-12"
+    assert body["proof"] == {"page": "https://shop.example/checkout"}
+    assert may_message(entries(whatsapp), "orders").allowed
+    assert not may_message(entries(whatsapp), "offers").allowed  # only what they asked for
+
+
+def test_bad_input_names_the_field(whatsapp: WhatsAppSetup) -> None:
+    bad = (({"phone": "+39 12"}), "phone"), ({"phone": "347 123 4567"}, "phone"), ({"topic": "Orders!"}, "topic"), \
+        ({"topic": "*"}, "topic"), ({"source": "meta"}, "source"), ({"consent_text": "  "}, "consent_text"), \
+        ({"consent_version": "v 1"}, "consent_version")  # fmt: skip
+    for change, field in bad:
+        response = whatsapp.client.post(f"{API}/optins", json=CONSENT | change, headers=whatsapp.auth)
+        assert response.status_code == 422, (change, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field], change
+    missing = {k: v for k, v in CONSENT.items() if k != "consent_text"}
+    response = whatsapp.client.post(f"{API}/optins", json=missing, headers=whatsapp.auth)
+    assert response.json()["errors"] == [{"field": "consent_text", "reason": "is required"}]
+    assert whatsapp.client.post(f"{API}/optins", json=CONSENT).status_code == 401
+    assert entries(whatsapp) == []
+
+
+def test_history_is_appended_and_an_opt_out_is_a_new_entry(whatsapp: WhatsAppSetup) -> None:
+    assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
+    whatsapp.clock.move(60)
+    gone = whatsapp.client.delete(f"{API}/optins/+393471234567", params={"topic": "orders"}, headers=whatsapp.auth)
+    assert gone.status_code == 200 and gone.json()["state"] == "out"
+    history = whatsapp.client.get(f"{API}/optins", params={"phone": "+39 347 123 4567"}, headers=whatsapp.auth).json()
+    assert [(c["topic"], c["state"]) for c in history["consents"]] == [("orders", "in"), ("orders", "out")]
+    assert history["topics"] == {"orders": "out"}
+    assert not may_message(entries(whatsapp), "orders").allowed
+    # No topic: out of everything, for every topic.
+    whatsapp.clock.move(60)
+    assert whatsapp.client.post(f"{API}/optins", json=CONSENT | {"topic": "offers"}, headers=whatsapp.auth).is_success
+    assert whatsapp.client.delete(f"{API}/optins/393471234567", headers=whatsapp.auth).json()["topic"] == "*"
+    assert not may_message(entries(whatsapp), "offers").allowed
+    bad = whatsapp.client.get(f"{API}/optins", headers=whatsapp.auth)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"
+
+
+def test_stop_in_the_chat_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
+    assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    decision = may_message(entries(whatsapp), "orders")
+    assert not decision.allowed and "opted out" in decision.reason
+    history = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567"}, headers=whatsapp.auth).json()
+    assert history["topics"] == {"orders": "out", "*": "out"}
+    assert history["consents"][-1]["source"] == "chat"

@@ -1,0 +1,250 @@
+"""The hosted opt-in page, its poster and QR code, the widget panel's endpoints, double opt-in
+through the outbox and the Graph stand-in, and the limits on public forms. Time is the test's
+clock; nothing sleeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clicktochat.consent import may_message
+from clicktochat.optins import Optins
+from conftest import WhatsAppSetup, read_qr
+
+FORM: dict[str, Any] = {
+    "slug": "dolce", "topics": ["orders", "offers"], "title": None,
+    "wording": {"en": "Yes, send me updates on WhatsApp about what I choose.",
+                "it": "Sì, mandatemi su WhatsApp aggiornamenti su quello che scelgo."},
+}  # fmt: skip
+PHONE = "393471234567"
+
+
+def make_form(whatsapp: WhatsAppSetup, **changes: Any) -> Any:
+    values = FORM | {"business_id": whatsapp.business_id} | changes
+    return whatsapp.run(Optins(whatsapp.service).save_form(values))
+
+
+def entries(whatsapp: WhatsAppSetup, phone: str = PHONE) -> list[Any]:
+    return whatsapp.run(whatsapp.service.whatsapp.chats.consents(whatsapp.business_id, phone, None))  # type: ignore[no-any-return]
+
+
+def post(whatsapp: WhatsAppSetup, slug: str = "dolce", **fields: str) -> Any:
+    data = {"country": "IT", "phone": "347 123 4567", "topic": "orders", "lang": "it"} | fields
+    return whatsapp.client.post(f"/optin/{slug}", data=data)
+
+
+def test_the_page_speaks_the_visitors_language_and_preselects_their_country(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    page = whatsapp.client.get("/optin/dolce", headers={"Accept-Language": "it-IT,it;q=0.9"})
+    assert page.status_code == 200
+    assert '<html lang="it">' in page.text and "Ricevi aggiornamenti su WhatsApp" in page.text
+    assert "mandatemi su WhatsApp" in page.text and '<option value="IT" selected>' in page.text
+    assert "form-action 'self'" in page.headers["content-security-policy"]
+    english = whatsapp.client.get("/optin/dolce", headers={"Accept-Language": "en-US"})
+    assert "Get updates on WhatsApp" in english.text and '<option value="US" selected>' in english.text
+    assert 'name="website"' in english.text  # the honeypot
+    assert whatsapp.client.get("/optin/nope").status_code == 404
+
+
+def test_an_opt_in_on_the_page_records_the_words_shown_and_the_proof(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    done = post(whatsapp, topic="offers")
+    assert done.status_code == 200, done.text
+    assert "Grazie!" in done.text and "Offers" in done.text
+    [entry] = entries(whatsapp)
+    assert (entry.phone, entry.topic, entry.state, entry.source) == (PHONE, "offers", "in", "page")
+    assert entry.wording == FORM["wording"]["it"] and entry.version == "1"
+    assert entry.proof["page"] == "https://chat.example.com/optin/dolce" and entry.proof["form"] == "dolce"
+    assert len(entry.proof["visitor"]) == 16 and "testclient" not in str(entry.proof)  # a hash, never the address
+    assert may_message(entries(whatsapp), "offers").allowed and not may_message(entries(whatsapp), "orders").allowed
+
+
+def test_a_new_wording_is_a_new_version(whatsapp: WhatsAppSetup) -> None:
+    form = make_form(whatsapp)
+    changed = whatsapp.run(Optins(whatsapp.service).save_form(
+        FORM | {"business_id": whatsapp.business_id, "wording": FORM["wording"] | {"en": "Updates, please."}}, form))
+    assert changed.version == 2
+    assert post(whatsapp, lang="en").status_code == 200
+    assert (entries(whatsapp)[0].wording, entries(whatsapp)[0].version) == ("Updates, please.", "2")
+
+
+def test_bad_numbers_are_shown_beside_the_field_and_nothing_is_recorded(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    page = post(whatsapp, phone="12")
+    assert page.status_code == 422
+    assert 'aria-invalid="true"' in page.text and "Controlla il numero." in page.text
+    assert 'value="12"' in page.text
+    assert entries(whatsapp) == []
+
+
+def test_the_honeypot_is_answered_as_a_success_and_dropped(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    page = post(whatsapp, website="http://spam.example")
+    assert page.status_code == 200 and "Grazie!" in page.text
+    assert entries(whatsapp) == []
+
+
+def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    for _ in range(3):
+        assert post(whatsapp).status_code == 200
+    refused = post(whatsapp)  # the number's fourth
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 60
+    assert "this number" in refused.text
+    for n in range(10, 16):  # the address's fifth to tenth
+        assert post(whatsapp, phone=f"347 000 00{n}").status_code == 200
+    refused = post(whatsapp, phone="347 000 0020")  # the address's eleventh
+    assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 30
+    assert "your address" in refused.text
+    whatsapp.clock.move(30)
+    assert post(whatsapp, phone="347 000 0020").status_code == 200
+
+
+def double_form(whatsapp: WhatsAppSetup) -> Any:
+    return make_form(whatsapp, double_optin=True, template="hello_world", template_language="en_US")
+
+
+def test_double_opt_in_is_pending_until_the_customer_taps_yes(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    page = post(whatsapp)
+    assert "Tocca Sì" in page.text
+    assert whatsapp.send() == 1
+    [sent] = whatsapp.standin.sent
+    assert sent.body["to"] == PHONE and sent.body["template"]["name"] == "hello_world"
+    assert entries(whatsapp) == [] and not may_message(entries(whatsapp), "orders").allowed
+    assert "già scritto" in post(whatsapp).text  # one pending at a time: no second message
+    assert whatsapp.send() == 0
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm"))
+    whatsapp.process()
+    [entry] = entries(whatsapp)
+    assert (entry.state, entry.source, entry.wording) == ("in", "page", FORM["wording"]["it"])
+    assert entry.proof["confirmed_by"].startswith("wamid.") and entry.proof["form"] == "dolce"
+    assert may_message(entries(whatsapp), "orders").allowed
+    history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
+    assert [r["state"] for r in history["pending"]] == ["confirmed"]
+
+
+def test_never_more_than_one_confirmation_a_day_to_a_number(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("sì grazie"))  # writing back confirms too
+    whatsapp.process()
+    assert [e.state for e in entries(whatsapp)] == ["in"]
+    assert "Riprova domani" in post(whatsapp, topic="offers").text
+    whatsapp.send()
+    assert len(whatsapp.standin.sent) == 1
+    whatsapp.clock.move(86_400)
+    assert "Tocca Sì" in post(whatsapp, topic="offers").text
+
+
+def test_stop_refuses_a_pending_request_and_stop_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    assert [(e.topic, e.state) for e in entries(whatsapp)] == [("*", "out")]
+    history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
+    assert [r["state"] for r in history["pending"]] == ["refused"]
+    make_form(whatsapp, slug="plain")
+    whatsapp.clock.move(60)
+    post(whatsapp, slug="plain")
+    assert may_message(entries(whatsapp), "orders").allowed  # opting in again, with the words shown
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("Stop"))
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
+
+
+def test_double_opt_in_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    whatsapp.run(whatsapp.service.whatsapp.disconnect(whatsapp.number_id))
+    assert post(whatsapp).status_code == 503
+
+
+def test_the_widget_panel_gets_json_with_cors_and_is_recorded_as_the_widget(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "shop", {"allowed_domains": ["shop.example"]}))
+    panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "en", "hl": "en-IE"})
+    assert panel.headers["access-control-allow-origin"] == "*"
+    body = panel.json()
+    assert body["wording"] == FORM["wording"]["en"] and body["country"] == "IE" and "IT:39" in body["countries"]
+    answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
+        "country": "IE", "phone": "+39 347 123 4567", "topic": "orders", "lang": "en", "widget": "shop",
+        "page": "https://shop.example/cannoli?session=secret#top"})  # fmt: skip
+    assert answer.json()["state"] == "in" and answer.headers["access-control-allow-origin"] == "*"
+    [entry] = entries(whatsapp)
+    assert entry.source == "widget" and entry.proof["page"] == "https://shop.example/cannoli"
+    assert entry.proof["widget"] == "shop"
+    # A page the widget may not be on is not kept as proof; an unknown widget is no widget.
+    for phone, widget, page in (("+39 347 123 4568", "shop", "https://elsewhere.example/"),
+                                ("+39 347 123 4569", "nope", "https://shop.example/")):
+        whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
+            "phone": phone, "topic": "orders", "lang": "en", "widget": widget, "page": page})  # fmt: skip
+    assert entries(whatsapp, "393471234568")[0].proof["page"] == ""
+    assert entries(whatsapp, "393471234569")[0].source == "page"
+    json_please = {"Accept": "application/json"}
+    bad = whatsapp.client.post("/optin/dolce", headers=json_please, data={"phone": "1", "lang": "en"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"
+    assert bad.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("lang", ["en", "it"])
+def test_the_poster_and_its_qr_code_lead_to_the_page(whatsapp: WhatsAppSetup, lang: str) -> None:
+    make_form(whatsapp)
+    poster = whatsapp.client.get("/optin/dolce/poster", params={"lang": lang, "format": "a5"})
+    assert poster.status_code == 200
+    assert ("Ricevi aggiornamenti" if lang == "it" else "Get updates") in poster.text
+    code = whatsapp.client.get("/qr/optin/dolce.png", params={"size": "400"})
+    assert read_qr(code.content) == "https://chat.example.com/optin/dolce?via=qr"
+    fields = {"country": "IT", "phone": "3471234567", "topic": "orders", "lang": lang, "via": "qr"}
+    via_qr = whatsapp.client.post("/optin/dolce?via=qr", data=fields)
+    assert via_qr.status_code == 200
+    assert entries(whatsapp)[0].source == "qr"
+
+
+def test_every_language_has_every_word() -> None:
+    from clicktochat.optin_words import WORDS
+
+    for lang, words in WORDS.items():
+        assert set(words) == set(WORDS["en"]), lang
+        assert "{business}" in words["intro"] and "{topic}" in words["in"], lang
+
+
+def test_the_panel_script_is_small_cached_and_readable_from_any_site(whatsapp: WhatsAppSetup) -> None:
+    script = whatsapp.client.get("/widget-optin.js", headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["access-control-allow-origin"] == "*" and "max-age=3600" in script.headers["cache-control"]
+    assert script.headers["content-encoding"] == "gzip"
+    assert len(whatsapp.client.app.state.optin_script.gzipped) <= 2560  # type: ignore[attr-defined]
+    assert "export default" in script.text
+    again = whatsapp.client.get("/widget-optin.js", headers={"If-None-Match": script.headers["etag"]})
+    assert again.status_code == 304
+    widget = whatsapp.client.app.state.widget_script  # type: ignore[attr-defined]
+    assert len(widget.gzipped) <= 5 * 1024 and b"import(" in widget.body
+
+
+def test_a_request_whose_message_was_never_queued_gets_it_at_the_next_submission(whatsapp: WhatsAppSetup) -> None:
+    form = double_form(whatsapp)
+    now = int(whatsapp.clock())
+    # As after a crash between the request's transaction and the outbox's: pending, nothing queued.
+    whatsapp.run(whatsapp.service.whatsapp.chats.add_request(
+        form.business_id, form.id, PHONE, "orders", "page", FORM["wording"]["it"], "1", None, now, now + 86_400,
+        86_400))  # fmt: skip
+    assert whatsapp.send() == 0
+    assert "già scritto" in post(whatsapp).text
+    assert "già scritto" in post(whatsapp).text
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1
+
+
+def test_erasing_a_person_erases_their_double_opt_in_requests_and_confirmations(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    chats = whatsapp.service.whatsapp.chats
+    held = whatsapp.run(chats.customer_data(PHONE))
+    assert [r["state"] for r in held["optin_requests"]] == ["pending"]
+    deleted = whatsapp.run(chats.erase_customer(PHONE, int(whatsapp.clock())))
+    assert deleted["optin_requests"] == 1 and deleted["outbox"] == 1
+    assert whatsapp.run(chats.customer_data(PHONE))["optin_requests"] == []
+    assert whatsapp.send() == 0  # the confirmation never goes

@@ -1,0 +1,61 @@
+"""What messages cost (pricing.py) and the month's estimate through the API and the CLI: the
+rules from 1 October 2026, Meta's pricing object winning when it has come, the owner's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clicktochat.pricing import FREE_SERVICE_PER_MONTH, Sent, estimate, load_table
+from clicktochat.settings import Settings
+from conftest import WhatsAppSetup
+from test_notifications import API, notify, opt_in, sync
+
+
+def test_the_example_table_prices_by_country_with_a_default() -> None:
+    table = load_table()
+    assert table.currency == "USD" and table.price("IT", "marketing") == 0.0691
+    assert table.price("NZ", "marketing") == table.price("*", "marketing") > 0
+
+
+def test_the_rules_templates_charged_service_free_up_to_a_thousand_free_entry_point_free() -> None:
+    table = load_table()
+    it = "393471234567"
+    messages = [Sent(1, 1, it, "marketing", "offers", None), Sent(1, 1, it, "utility", "orders", None),
+                Sent(1, 1, it, "utility", "orders", {"billable": False, "type": "free_entry_point"})]  # fmt: skip
+    messages += [Sent(1, 1, it, "service", None, None)] * (FREE_SERVICE_PER_MONTH + 2)
+    found = estimate(messages, table)
+    assert found.by_category[(1, "marketing")].cost == 0.0691
+    utility = found.by_category[(1, "utility")]
+    assert (utility.messages, utility.charged, utility.cost) == (2, 1, 0.03)  # the free entry point one is free
+    service = found.by_category[(1, "service")]
+    assert (service.messages, service.charged) == (FREE_SERVICE_PER_MONTH + 2, 2)
+    assert found.by_topic[(1, "orders")].messages == 2 and (1, "") not in found.by_topic
+    assert found.total == round(0.0691 + 0.03 + 2 * table.price("IT", "service"), 4)
+
+
+def test_the_owners_table_is_checked_when_the_server_starts(tmp_path: Path) -> None:
+    mine = tmp_path / "prices.csv"
+    mine.write_text("region,category,price,currency\nIT,marketing,0.05,EUR\n*,utility,0.01,EUR\n")
+    assert load_table(str(mine)).price("IT", "utility") == 0.01
+    assert Settings(price_table=str(mine)).price_table == str(mine)
+    mine.write_text("region,category,price,currency\nItaly,marketing,0.05,EUR\n")
+    with pytest.raises(ValueError, match="CLICKTOCHAT_PRICE_TABLE: .*row 2: region must be a two-letter country"):
+        Settings(price_table=str(mine))
+    with pytest.raises(ValueError, match="CLICKTOCHAT_PRICE_TABLE"):
+        Settings(price_table=str(tmp_path / "missing.csv"))
+
+
+def test_the_months_estimate_from_what_was_sent(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    opt_in(whatsapp)
+    assert notify(whatsapp).status_code == 202 and whatsapp.send() == 1
+    month = whatsapp.client.get(f"{API}/costs", headers=whatsapp.auth).json()
+    assert month["currency"] == "USD" and month["price_table"] == "prices.csv (example)"
+    assert [(c["category"], c["messages"], c["charged"]) for c in month["by_category"]] == [("marketing", 1, 1)]
+    assert month["total"] == 0.0691 and month["by_topic"][0]["topic"] == "orders"
+    before = whatsapp.client.get(f"{API}/costs", params={"month": "2020-01"}, headers=whatsapp.auth).json()
+    assert before["total"] == 0 and before["by_category"] == []
+    bad = whatsapp.client.get(f"{API}/costs", params={"month": "2026-13"}, headers=whatsapp.auth)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "month"
