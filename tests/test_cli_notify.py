@@ -4,7 +4,6 @@ CliRunner against a real SQLite file and the Graph stand-in on a real port."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,14 +16,7 @@ from click.testing import CliRunner, Result
 from clicktochat.cli import cli
 from clicktochat.simulate import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("CLICKTOCHAT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+from test_cli_whatsapp import clean_env  # noqa: F401  (autouse: no CLICKTOCHAT_* from the caller's shell)
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_a_notification_needs_consent_for_its_topic_and_goes_out_once(whatsapp: 
     ({"parameters": ["Giulia"]}, "parameters", "takes 2 parameters"),
     ({"parameters": ["Giulia", "a\nb"]}, "parameters", "new line"),
     ({"to": "347 123 4567"}, "to", "country code"),
-    ({"topic": "Orders!"}, "topic", "lower-case"),
+    ({"topic": "Orders!"}, "topic", "must be a topic name"),
     ({"business": 999}, None, "no business 999"),
 ])  # fmt: skip
 def test_what_cannot_be_sent_is_refused_before_it_is_queued(

@@ -16,17 +16,15 @@ from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphError, template_payload
 from .message_templates import Template, check_parameters, read_templates
 from .notifystore import Notification
+from .optins import TEMPLATE_LANGUAGE as LANGUAGE
+from .optins import TEMPLATE_NAME, check_topic
 from .outboxstore import OutboxRow
 
 if TYPE_CHECKING:
     from .whatsapp import WhatsApp
 
-TOPIC = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2,3})?")
-TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # a caller's key, for replies and notifications
 MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")
-SOURCES = ("api", "cli", "dashboard")
 
 
 class Notifications:
@@ -78,8 +76,10 @@ class Notifications:
             phone = normalize_phone(to if isinstance(to, str) else "", self.default_region, "to")
         except InvalidInput as exc:
             errors += exc.errors
-        if not isinstance(topic, str) or not TOPIC.fullmatch(topic):
-            errors.append(FieldError("topic", "must be 1 to 64 lower-case letters, digits or . _ - (like 'orders')"))
+        try:
+            topic = check_topic(topic)  # the opt-ins' rule: a topic one can opt in to
+        except InvalidInput as exc:
+            errors += exc.errors
         if not isinstance(template, str) or not TEMPLATE_NAME.fullmatch(template):
             errors.append(FieldError("template", "must be a template's name: lower-case letters, digits and _"))
         if not isinstance(language, str) or not LANGUAGE.fullmatch(language):

@@ -13,8 +13,9 @@ from .api import Body, endpoint, out, query_int, read_body, resource
 from .channels import normalize_phone
 from .errors import InvalidInput
 from .message_templates import MAX_PARAMETER_LENGTH, Template
-from .notifications import IDEMPOTENCY_KEY, LANGUAGE, TEMPLATE_NAME, TOPIC, month_bounds
+from .notifications import IDEMPOTENCY_KEY, month_bounds
 from .notifystore import Notification
+from .optins import TEMPLATE_LANGUAGE, TEMPLATE_NAME, TOPIC, check_topic
 from .pricing import estimate, load_table
 from .service import Service, timestamp
 
@@ -31,7 +32,7 @@ class NotificationCreate(Body):
     topic: str = Field(description="What the customer opted in to, e.g. orders", json_schema_extra=pattern(TOPIC))
     template: str = Field(description="An APPROVED template of the number", json_schema_extra=pattern(TEMPLATE_NAME))
     language: str = Field(description="The template's language code, e.g. en_US or it",
-                          json_schema_extra=pattern(LANGUAGE))  # fmt: skip
+                          json_schema_extra=pattern(TEMPLATE_LANGUAGE))  # fmt: skip
     parameters: list[str] = Field(
         default_factory=list, description="The body's {{1}}, {{2}}... in order (or its named ones)",
         json_schema_extra={"maxItems": 100, "items": {"type": "string", "minLength": 1,
@@ -124,9 +125,7 @@ async def list_notifications(request: Request, service: Service) -> Response:
     state = params.get("state")
     if state is not None and state not in STATES:
         raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
-    topic = params.get("topic")
-    if topic is not None and not TOPIC.fullmatch(topic):
-        raise InvalidInput("topic", "must be 1 to 64 lower-case letters, digits or . _ -")
+    topic = check_topic(params["topic"]) if "topic" in params else None
     phone = None
     if "to" in params:
         phone = normalize_phone(params["to"], service.settings.default_region, "to")

@@ -41,7 +41,7 @@ from .chat_api import (
     ReplyOut,
 )
 from .links import SLUG_PATTERN
-from .notifications import MONTH, TOPIC
+from .notifications import MONTH
 from .notify_api import (
     STATES,
     CostsOut,
@@ -53,6 +53,7 @@ from .notify_api import (
 )
 from .optin_api import ConsentOut as OptinConsentOut
 from .optin_api import OptinCreate, OptinHistory
+from .optins import TOPIC
 from .stats import GROUPS, MAX_LIMIT
 from .widget import WIDGET_ID_PATTERN
 

@@ -21,7 +21,7 @@ from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
-from .notifications import Notifications
+from .notifications import IDEMPOTENCY_KEY, Notifications
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .store import Store
@@ -31,7 +31,6 @@ ID_PATTERN = re.compile(r"[0-9]{5,20}")  # Meta's phone number and WABA ids
 MAX_SECRET_LENGTH = 1000
 # Messages sent 2 to 30 days ago that all stayed at `sent` while others delivered: "may have blocked you".
 BLOCK_SUSPECT_AFTER, BLOCK_SUSPECT_WITHIN = 2 * 86400, 30 * 86400
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 TEMPLATE_SYNC_EVERY = 6 * 3600  # seconds between two syncs of the numbers' templates in a running server
 log = logging.getLogger(__name__)
 
