@@ -117,7 +117,9 @@
       const at = new Date(iso);
       const today = at.toDateString() === new Date().toDateString();
       const format = { hour: "2-digit", minute: "2-digit", ...(today ? {} : { weekday: "short" }) };
-      const time = (timeZone) => new Intl.DateTimeFormat(config.lang, { ...format, timeZone }).format(at);
+      // The browser's own variant of the language, when it has one: en-GB reads 08:00, en-US 8:00 AM.
+      const locale = navigator.languages.find((tag) => tag.split("-")[0] === config.lang) || config.lang;
+      const time = (timeZone) => new Intl.DateTimeFormat(locale, { ...format, timeZone }).format(at);
       let shown = time();
       try {
         if (time(config.tz) !== shown) shown += ` (${words.yours})`;
