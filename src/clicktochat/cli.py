@@ -1013,3 +1013,9 @@ cli.add_command(cli_notify.costs)
 from . import cli_optin  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
 
 cli.add_command(cli_optin.optin)
+
+# -- backups (issue 12) --
+from . import cli_backup  # noqa: E402
+
+cli.add_command(cli_backup.backup_command)
+cli.add_command(cli_backup.restore_command)
