@@ -227,6 +227,11 @@ def test_backup_into_a_folder_names_the_copy_and_never_overwrites_other_files(db
     assert copy.name.startswith("clicktochat-") and copy.suffix == ".db" and str(copy) in done.stdout
     assert check(copy).schema == latest_schema()
 
+    made_now = cli("backup", f"{tmp_path}/new/folder/", "--db", str(db))  # a trailing / asks for a folder
+    assert made_now.exit_code == 0, made_now.output
+    (copy,) = (tmp_path / "new" / "folder").iterdir()
+    assert copy.name.startswith("clicktochat-") and check(copy).schema == latest_schema()
+
     again = tmp_path / "nightly.db"
     assert cli("backup", str(again), "--db", str(db)).exit_code == 0
     made(db, "newer")

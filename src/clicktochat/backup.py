@@ -51,12 +51,18 @@ def stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
-def backup(db: Path, target: Path, now: datetime | None = None) -> Checked:
-    """Copy `db` to `target` (a file, or a folder to put `<name>-<UTC time>.db` in), safe while a
-    server writes. The copy is written beside the target, checked, then renamed over it: a
-    failed backup never leaves a half-written file under the target's name."""
+def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = False) -> Checked:
+    """Copy `db` to `target` (a file, or a folder to put `<name>-<UTC time>.db` in; `folder`: it
+    is one, made if missing), safe while a server writes. The copy is written beside the target,
+    checked, then renamed over it: a failed backup never leaves a half-written file under the
+    target's name."""
     if not db.is_file():
         raise BackupError(f"there is no database at {db}")
+    if folder:
+        try:
+            target.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"cannot make the folder {target}: {exc.strerror}") from None
     if target.is_dir():
         target = target / f"{db.stem}-{stamp(now)}.db"
     if target.exists():

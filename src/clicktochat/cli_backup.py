@@ -3,6 +3,7 @@ the `clicktochat` group by `clicktochat.cli`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,6 @@ from .dblock import InUse
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 
 def db_option(command: F) -> F:
@@ -35,14 +35,14 @@ def size(n: int) -> str:
 
 @click.command("backup")
 @db_option
-@click.argument("path", type=click.Path(path_type=Path))
-def backup_command(db: str | None, path: Path) -> None:
-    """Copy the database to PATH (a file, or a folder to put a dated copy in), safely while the
-    server runs, and check the copy. An existing backup at PATH is replaced once the new one is
-    checked."""
+@click.argument("path")
+def backup_command(db: str | None, path: str) -> None:
+    """Copy the database to PATH (a file, or a folder to put a dated copy in: made if PATH ends
+    with /), safely while the server runs, and check the copy. An existing backup at PATH is
+    replaced once the new one is checked."""
     source = database(db)
     try:
-        made = backup(source, path)
+        made = backup(source, Path(path), folder=path.endswith(("/", os.sep)))
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Backed up {source} to {made.path} ({size(made.size)}, schema {made.schema}, integrity checked)")
