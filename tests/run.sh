@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs Debian's chromium if missing, makes
+# The whole test suite, from a fresh clone: installs Debian's chromium, nginx, caddy and systemd if missing, makes
 # .venv, installs the package and what the tests need, checks the code with ruff and mypy --strict, then runs pytest (extra arguments
 # are passed to it). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages some tests drive: Chromium for the browser tests (Playwright cannot download its
+# own browser here); nginx, Caddy and systemd-analyze check the deployment examples (examples/deploy).
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+browser=(); tools=()
+has chromium || browser+=(chromium)
+has nginx || tools+=(nginx)
+has caddy || tools+=(caddy)
+has systemd-analyze || tools+=(systemd)
+if [ $((${#browser[@]} + ${#tools[@]})) -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        apt-get update -qq
+        if [ ${#browser[@]} -gt 0 ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        fi
+        if [ ${#tools[@]} -gt 0 ]; then  # a few MB; the tests start their own servers on free ports
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+        fi
     else
-        echo "The browser tests need Chromium: sudo apt-get install chromium" >&2
+        echo "The tests need: sudo apt-get install ${browser[*]} ${tools[*]}" >&2
         exit 1
     fi
 fi

@@ -135,7 +135,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     listed = {line.split()[0] for line in commands.strip().splitlines()}
     assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
                       "stats", "whatsapp", "conversations", "simulate", "notify", "notifications", "customer",
-                      "optin", "costs"}  # fmt: skip
+                      "optin", "costs", "backup", "restore"}  # fmt: skip
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
@@ -1117,6 +1117,22 @@ def test_admin_create_prompts_twice_and_refuses_bad_input(runner: CliRunner, db:
           1, "there is no admin 'zed'")  # fmt: skip
     ok(invoke(runner, "admin", "remove", "ana", "--db", db))
     fails(invoke(runner, "admin", "remove", "ana", "--db", db), 1, "There is no admin 'ana'")
+
+
+def test_admin_without_a_terminal_says_to_use_password_stdin(runner: CliRunner, db: str) -> None:
+    """Run from a script with nothing on standard input, the prompt reads nothing: click said "Aborted!"."""
+    for command in (["admin", "create", "ana"], ["admin", "password", "ana"]):
+        failed = runner.invoke(cli, [*command, "--db", db], input="")
+        assert failed.exit_code == 1 and isinstance(failed.exception, SystemExit), describe(failed)
+        assert failed.stderr == ("Error: no terminal to ask for the password on: give it on standard input with "
+                                 f"--password-stdin, e.g. printf '%s\\n' \"$PASSWORD\" | cli {' '.join(command)} "
+                                 "--password-stdin\n")  # fmt: skip
+        assert "Aborted" not in failed.output
+    done = subprocess.run([sys.executable, "-m", "clicktochat", "admin", "create", "ana", "--db", db],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "Aborted" not in done.stderr
+    assert "| clicktochat admin create ana --password-stdin" in done.stderr
+    assert json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout) == []
 
 
 def test_text_from_strangers_cannot_drive_the_terminal() -> None:

@@ -115,3 +115,27 @@ def test_huge_headers_cost_no_memory(server: tuple[int, int]) -> None:
     assert all(outcome in (431, 0) for outcome in outcomes), outcomes
     assert rss_kib(pid) - before < 5 * 1024, f"{before} KiB -> {rss_kib(pid)} KiB"
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+# -- a port already taken (issue 12) ------------------------------------------------------------
+
+
+def test_a_taken_port_is_named_with_a_way_out(tmp_path: Path) -> None:
+    with socket.socket() as holder:  # a real listener on a real port, as a second `serve` would meet
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "clicktochat", "serve", "--db", str(tmp_path / "x.db"),
+                               "--port", str(port)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr == (f"Error: port {port} on 127.0.0.1 is taken: another program (another clicktochat "
+                           f"serve?) listens on it. Stop it, or choose another port: clicktochat serve --port "
+                           f"{port + 1}\n")  # fmt: skip
+    assert not (tmp_path / "x.db").exists()  # said before anything was opened
+
+
+def test_cannot_listen_says_nothing_of_a_free_port_and_names_a_bad_host() -> None:
+    from clicktochat.server import cannot_listen
+
+    assert cannot_listen("127.0.0.1", free_port()) is None
+    assert "cannot listen on 'no-such-host.invalid'" in (cannot_listen("no-such-host.invalid", 8000) or "")

@@ -152,9 +152,13 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     import uvicorn
 
     from .app import create_app
-    from .server import config
+    from .server import cannot_listen, config
 
     settings = settings_from(db=db, base_url=base_url, host=host, port=port, demo=demo)
+    taken = cannot_listen(settings.host, settings.port)
+    if taken:  # said before the database is opened, in words, not uvicorn's "[Errno 98]"
+        click.echo(f"Error: {taken}", err=True)
+        sys.exit(3)
     if not settings.base_url:
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
@@ -282,7 +286,15 @@ def read_password(password_stdin: bool) -> str:
     or a prompt that does not echo."""
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=_checked_password))
+    try:
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=_checked_password))
+    except click.Abort:
+        if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at the prompt
+            raise
+        ctx = click.get_current_context()  # no terminal (a script, ssh without -t, cron): the prompt read nothing
+        command = f"{ctx.command_path} {ctx.params.get('username', 'NAME')} --password-stdin"
+        raise click.ClickException("no terminal to ask for the password on: give it on standard input with "
+                                   f"--password-stdin, e.g. printf '%s\\n' \"$PASSWORD\" | {command}") from None
 
 
 def _checked_password(value: str) -> str:
@@ -1013,3 +1025,9 @@ cli.add_command(cli_notify.costs)
 from . import cli_optin  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
 
 cli.add_command(cli_optin.optin)
+
+# -- backups (issue 12) --
+from . import cli_backup  # noqa: E402
+
+cli.add_command(cli_backup.backup_command)
+cli.add_command(cli_backup.restore_command)

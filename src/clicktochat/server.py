@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
+import socket
 from typing import Any
 
 import uvicorn
@@ -81,3 +83,31 @@ def config(app: ASGIApp, settings: Settings, log_level: str = "info") -> uvicorn
         lifespan="on", server_header=False, timeout_graceful_shutdown=10,
     )  # fmt: skip
 
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why `serve` could not listen on host:port, in words (uvicorn would log "[Errno 98] error
+    while attempting to bind..." and exit), or None. Each address the host names is bound and let
+    go at once, with the options asyncio's server uses, so a port free here is free for uvicorn
+    (bar a race with another program starting in the same instant: uvicorn's own error then)."""
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host!r}: {exc.strerror} (give --host an address of this machine, e.g. 127.0.0.1)"
+    for family, kind, proto, _name, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                where = f"port {port} on {address[0]}"
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"{where} is taken: another program (another clicktochat serve?) listens on it. Stop "
+                            f"it, or choose another port: clicktochat serve --port {port + 1}")  # fmt: skip
+                if exc.errno == errno.EACCES:
+                    return (f"no permission to listen on {where} (ports below 1024 need root): use a port above "
+                            "1023 behind a reverse proxy, e.g. --port 8000")  # fmt: skip
+                return f"cannot listen on {where}: {exc.strerror}"
+    return None

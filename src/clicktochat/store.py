@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from .agents import Agent, Business
+from .dblock import DatabaseLock
 from .links import ShortLink, Target
 from .widget import Widget, WidgetTarget, settings_from_json
 
@@ -111,27 +112,39 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
         self._write_lock = asyncio.Lock()
+        self.held: DatabaseLock | None = None  # `clicktochat restore` refuses while any store holds it
 
     @classmethod
     async def open(cls, path: str) -> Store:
         folder = Path(path).parent
         if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
             raise FileNotFoundError(f"the folder {folder} does not exist")
-        db = await aiosqlite.connect(path, isolation_level=None)
+        held = DatabaseLock(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            held.release()
+            raise
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of the process
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db)
+            store.held = held
             await store.migrate()
         except BaseException:
             await db.close()
+            held.release()
             raise
         return store
 
     async def close(self) -> None:
-        await self.db.close()
+        try:
+            await self.db.close()
+        finally:
+            if self.held is not None:
+                self.held.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

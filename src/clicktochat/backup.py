@@ -1,0 +1,185 @@
+"""Backing up and restoring the SQLite database with nothing but Python: SQLite's online backup
+API (`sqlite3.Connection.backup`) copies a consistent snapshot while a server keeps writing (in
+WAL mode a reader never blocks the writer, and one step copies every page under one read
+transaction), and `PRAGMA integrity_check` reads every page of the copy before it is trusted.
+
+A restore refuses while anything holds the database (see `dblock`), checks the backup (a
+clicktochat database, sound, of a schema this version knows) on a copy next to the database,
+moves the current file aside (with its -wal, so nothing in it is lost) and puts the copy in its
+place. The server brings an older schema up to date when it starts, as after any upgrade."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .dblock import DatabaseLock
+from .store import migrations
+
+HEADER = b"SQLite format 3\x00"
+REQUIRED_TABLES = ("meta", "signing_keys", "links")
+"""In every clicktochat database since migration 001: what tells ours from any SQLite file."""
+
+
+class BackupError(Exception):
+    """What is wrong, in words for the person who typed the command."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    path: Path
+    size: int
+    schema: int  # PRAGMA user_version: the last migration applied
+
+
+@dataclass(frozen=True)
+class Restored:
+    backup: Checked
+    db: Path
+    aside: Path | None  # where the database that was replaced now is
+
+
+def latest_schema() -> int:
+    return migrations()[-1][0]
+
+
+def stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = False) -> Checked:
+    """Copy `db` to `target` (a file, or a folder to put `<name>-<UTC time>.db` in; `folder`: it
+    is one, made if missing), safe while a server writes. The copy is written beside the target,
+    checked, then renamed over it: a failed backup never leaves a half-written file under the
+    target's name."""
+    if not db.is_file():
+        raise BackupError(f"there is no database at {db}")
+    if folder:
+        try:
+            target.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"cannot make the folder {target}: {exc.strerror}") from None
+    if target.is_dir():
+        target = target / f"{db.stem}-{stamp(now)}.db"
+    if target.exists():
+        if target.resolve() == db.resolve():
+            raise BackupError(f"{target} is the database itself: give another file or a folder")
+        if not is_sqlite(target):
+            raise BackupError(f"{target} exists and is not an SQLite database: not overwriting it")
+    if not target.parent.is_dir():
+        raise BackupError(f"the folder {target.parent} does not exist")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as source:
+            _copy(source, partial)
+        checked = check(partial, shown=db)
+        _sync(partial)
+        os.replace(partial, target)
+        _sync(target.parent)
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot back up {db}: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return Checked(target, checked.size, checked.schema)
+
+
+def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
+    """Put the backup `source` in the place of `db`, once nobody has `db` open (else `InUse`)."""
+    if not source.is_file():
+        raise BackupError(f"there is no backup at {source}")
+    if db.exists() and source.resolve() == db.resolve():
+        raise BackupError(f"{source} is the database itself")
+    if not db.parent.is_dir():
+        raise BackupError(f"the folder {db.parent} does not exist")
+    incoming = db.with_name(db.name + ".restoring")
+    with DatabaseLock(db, exclusive=True):
+        try:
+            try:
+                with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as backup_file:
+                    _copy(backup_file, incoming)
+            except sqlite3.Error as exc:
+                raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
+            checked = check(incoming, shown=source)
+            _sync(incoming)
+            aside = _move_aside(db, now) if db.exists() else None
+            os.replace(incoming, db)
+            _sync(db.parent)
+        finally:
+            incoming.unlink(missing_ok=True)
+    if aside is not None:
+        _tidy(aside)
+    return Restored(Checked(source, checked.size, checked.schema), db, aside)
+
+
+def check(path: Path, shown: Path | None = None) -> Checked:
+    """A clicktochat database whose every page reads back whole, of a schema this version knows."""
+    name = shown or path
+    if not is_sqlite(path):
+        raise BackupError(f"{name} is not an SQLite database")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA integrity_check(3)")]
+            if problems != ["ok"]:
+                found = [line for text in problems for line in text.splitlines() if not line.startswith("***")]
+                raise BackupError(f"{name} is damaged: " + "; ".join(found))
+            (schema,) = db.execute("PRAGMA user_version").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise BackupError(f"{name} is damaged: {exc}") from None
+    if schema < 1 or not set(REQUIRED_TABLES) <= tables:
+        raise BackupError(f"{name} is an SQLite database, but not clicktochat's")
+    if schema > latest_schema():
+        raise BackupError(f"{name} was made by a newer clicktochat (schema {schema}; this one knows up to "
+                          f"{latest_schema()}): upgrade clicktochat first")  # fmt: skip
+    return Checked(path, path.stat().st_size, int(schema))
+
+
+def is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(HEADER)) == HEADER
+    except OSError:
+        return False
+
+
+def _copy(source: sqlite3.Connection, target: Path) -> None:
+    """Every page in one step (a consistent snapshot), into a file of its own: rollback journal
+    mode, so the copy is one file with no -wal beside it."""
+    target.unlink(missing_ok=True)
+    with closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+
+
+def _move_aside(db: Path, now: datetime | None) -> Path:
+    """`db` and its -wal and -shm renamed together: the -wal may hold the last writes."""
+    aside = db.with_name(f"{db.name}.before-restore-{stamp(now)}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = db.with_name(f"{db.name}.before-restore-{stamp(now)}-{n}")
+    os.replace(db, aside)
+    for suffix in ("-wal", "-shm"):
+        companion = Path(f"{db}{suffix}")
+        if companion.exists():
+            os.replace(companion, Path(f"{aside}{suffix}"))
+    return aside
+
+
+def _tidy(aside: Path) -> None:
+    """Fold the set-aside database's -wal into it, so it is one file to keep (or to restore)."""
+    with suppress(sqlite3.Error), closing(sqlite3.connect(aside)) as db:
+        db.execute("PRAGMA journal_mode = DELETE")
+
+
+def _sync(path: Path) -> None:
+    """Written to disk before it is renamed into place (a file), or the rename itself (a folder)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,67 @@
+"""Who has the database open. Every process that opens it through `Store` (a server, a CLI
+command) holds a shared lock (flock) on the file `<db>-lock` for as long as it has it open;
+`clicktochat restore` takes that lock exclusively, so it can tell a database in use from one at
+rest, and nothing opens the database while its file is being replaced.
+
+Why a lock file and not SQLite's own locks: in WAL mode an idle connection holds no lock that
+another process can test (a `BEGIN EXCLUSIVE` succeeds next to a running server between two of
+its writes), and replacing the file under a server would go unnoticed until its next write.
+The kernel drops a flock when the process that held it ends, however it ends (kill -9, a power
+cut), so a lock file is never stale: the empty file itself means nothing."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class InUse(OSError):
+    """The lock is held the other way: a restore is under way, or the database is open."""
+
+
+def lock_path(db: str | Path) -> Path:
+    return Path(f"{db}-lock")
+
+
+class DatabaseLock:
+    """Held until `release()` (or the process ends). Shared: any number of servers and commands;
+    exclusive: nobody else. Never waits: a lock held the other way raises `InUse` at once."""
+
+    def __init__(self, db: str | Path, exclusive: bool = False) -> None:
+        path = lock_path(db)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # flock needs no write access
+        try:
+            _same_owner(fd, Path(db))
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if exclusive:
+                raise InUse(f"{db} is in use by a running clicktochat (a server, or another command)") from None
+            raise InUse(f"{db} is being restored (clicktochat restore); start again once it has finished") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the file drops the lock
+            self.fd = None
+
+    def __enter__(self) -> DatabaseLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _same_owner(fd: int, db: Path) -> None:
+    """Run as root (`sudo clicktochat ...` on a service's database), give the lock file to the
+    database's owner (its folder's, before it exists), as SQLite does with its -wal and -shm
+    files: else the service's own user could not open it."""
+    if os.geteuid() != 0:
+        return
+    owner = db.stat() if db.exists() else db.parent.stat()
+    if os.fstat(fd).st_uid != owner.st_uid:
+        os.fchown(fd, owner.st_uid, owner.st_gid)

@@ -1,0 +1,308 @@
+"""`clicktochat backup` and `restore` (clicktochat.backup, cli_backup, dblock): real files, a real
+server process writing clicks while it is backed up, restores refused while anything holds the
+database, damaged and foreign backups refused with the database left as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from clicktochat.backup import BackupError, backup, check, latest_schema, restore
+from clicktochat.cli import cli as main
+from clicktochat.dblock import DatabaseLock, InUse
+from clicktochat.store import Store
+from conftest import IPHONE, free_port, running
+
+
+def cli(*args: str) -> Result:
+    """The command in this process (a server, when one runs, is another process)."""
+    return CliRunner().invoke(main, list(args), env={"CLICKTOCHAT_SECRET_KEYS": None, "CLICKTOCHAT_DB": None})
+
+
+def made(db: Path, *slugs: str) -> None:
+    for slug in slugs:
+        done = cli("link", "create", "--to", "+39 347 123 4567", "--short", "--slug", slug, "--db", str(db))
+        assert done.exit_code == 0, done.output
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as connection:
+        return list(connection.execute(sql))
+
+
+def slugs(db: Path) -> set[str]:
+    return {str(row[0]) for row in rows(db, "SELECT slug FROM links")}
+
+
+def damage(path: Path) -> None:
+    """Garbage over the middle of the page that holds the links table's root."""
+    ((root, size),) = rows(path, "SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_master "
+                                 "WHERE name = 'links'")  # fmt: skip
+    with path.open("r+b") as file:
+        file.seek((int(root) - 1) * int(size) + 8)  # type: ignore[call-overload]
+        file.write(b"\xff" * 200)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "live" / "clicktochat.db"
+    path.parent.mkdir()
+    made(path, "vetrina", "banco")
+    return path
+
+
+def serve(db: Path, port: int) -> AbstractContextManager[subprocess.Popen[str]]:
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    return running(argv, port, {"CLICKTOCHAT_FLUSH_INTERVAL": "0.05"})
+
+
+class Clicking:
+    """A phone clicking a link over and over, in a thread, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.answers, self.stopped = url, [0], threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self.stopped.is_set():
+                self.answers.append(http.get(self.url, headers={"user-agent": IPHONE}).status_code)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(30)
+
+
+def wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.05)
+
+
+def clicks(db: Path) -> int:
+    return int(rows(db, "SELECT count(*) FROM clicks")[0][0])  # type: ignore[call-overload]
+
+
+@pytest.mark.e2e
+def test_backups_taken_while_a_server_writes_clicks_are_whole_and_current(db: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with serve(db, port):
+        clicking = Clicking(f"http://127.0.0.1:{port}/s/vetrina")
+        try:
+            wait_for(lambda: clicks(db) >= 20, "20 clicks written")
+            taken = []
+            for n in range(3):
+                target = tmp_path / f"backup-{n}.db"
+                before = clicks(db)
+                done = cli("backup", str(target), "--db", str(db))
+                assert done.exit_code == 0, done.output
+                assert done.stdout.startswith(f"Backed up {db} to {target} (")
+                assert f"schema {latest_schema()}, integrity checked" in done.stdout
+                assert rows(target, "PRAGMA integrity_check") == [("ok",)]
+                assert rows(target, "PRAGMA journal_mode") == [("delete",)]  # one file, no -wal to forget
+                assert not Path(f"{target}-wal").exists()
+                taken.append(clicks(target))
+                assert taken[-1] >= before  # what was written before the backup began is in it
+                wait_for(lambda: clicks(db) > taken[-1], "more clicks written after the backup")  # noqa: B023
+        finally:
+            clicking.stop()
+    assert set(clicking.answers[1:]) == {302}, "the server went on answering every click"
+    assert taken[0] < taken[1] < taken[2] < clicks(db)
+    assert slugs(tmp_path / "backup-2.db") == {"vetrina", "banco"}
+
+
+@pytest.mark.e2e
+def test_restore_is_refused_while_serving_and_works_once_stopped(db: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "saved.db"
+    assert cli("backup", str(saved), "--db", str(db)).exit_code == 0
+    made(db, "after-backup")
+    port = free_port()
+    with serve(db, port) as server:
+        refused = cli("restore", str(saved), "--db", str(db))
+        assert refused.exit_code == 1 and refused.stdout == ""
+        assert f"Error: {db} is in use by a running clicktochat" in refused.stderr
+        assert "stop it first" in refused.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/s/after-backup", headers={"user-agent": IPHONE}).status_code == 302
+        assert sorted(p.name for p in db.parent.iterdir() if "restor" in p.name) == []
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) in (0, -signal.SIGTERM)  # uvicorn raises the signal again once it has stopped
+
+    done = cli("restore", str(saved), "--db", str(db))
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"Restored {db} from {saved} (") and lines[0].endswith("integrity checked)")
+    aside = Path(lines[1].removeprefix("The database it replaced is kept as "))
+    assert aside.parent == db.parent and aside.name.startswith("clicktochat.db.before-restore-")
+    assert slugs(db) == {"vetrina", "banco"}
+    assert slugs(aside) == {"vetrina", "banco", "after-backup"}  # nothing of the replaced one is lost
+    assert not Path(f"{aside}-wal").exists() and rows(aside, "PRAGMA integrity_check") == [("ok",)]
+    assert not Path(f"{db}.restoring").exists()
+
+    with serve(db, port):  # the restored database serves
+        phone = {"user-agent": IPHONE}
+        assert httpx.get(f"http://127.0.0.1:{port}/s/vetrina", headers=phone).status_code == 302
+        assert httpx.get(f"http://127.0.0.1:{port}/s/after-backup", headers=phone).status_code == 404
+
+
+@pytest.mark.e2e
+def test_restore_keeps_the_last_writes_of_a_killed_server(db: Path, tmp_path: Path) -> None:
+    """A server killed with -9 leaves its last writes in the -wal: the database set aside keeps them."""
+    saved = tmp_path / "saved.db"
+    assert cli("backup", str(saved), "--db", str(db)).exit_code == 0
+    port = free_port()
+    with serve(db, port) as server:
+        made(db, "late")
+        server.kill()
+        server.wait(30)
+    done = cli("restore", str(saved), "--db", str(db))
+    assert done.exit_code == 0, done.output
+    aside = Path(done.stdout.splitlines()[1].removeprefix("The database it replaced is kept as "))
+    assert "late" in slugs(aside) and "late" not in slugs(db)
+
+
+@pytest.mark.parametrize("kind", ["damaged", "garbage", "foreign", "newer", "empty"])
+def test_bad_backups_are_refused_and_the_database_is_left_alone(db: Path, tmp_path: Path, kind: str) -> None:
+    bad = tmp_path / "bad.db"
+    if kind == "damaged":
+        backup(db, bad)
+        damage(bad)
+    elif kind == "garbage":
+        bad.write_bytes(b"not a database at all\n" * 100)
+    elif kind == "foreign":
+        with sqlite3.connect(bad) as other:
+            other.execute("CREATE TABLE notes (body TEXT)")
+            other.execute("PRAGMA user_version = 3")
+    elif kind == "newer":
+        backup(db, bad)
+        with sqlite3.connect(bad) as newer:
+            newer.execute(f"PRAGMA user_version = {latest_schema() + 1}")
+    else:
+        bad.write_bytes(b"")
+    before = sorted(p.name for p in db.parent.iterdir())
+    done = cli("restore", str(bad), "--db", str(db))
+    assert done.exit_code == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    expected = {
+        "damaged": "bad.db is damaged: ",
+        "garbage": "bad.db is not a sound clicktochat backup: file is not a database",
+        "foreign": "bad.db is an SQLite database, but not clicktochat's",
+        "newer": f"was made by a newer clicktochat (schema {latest_schema() + 1}; this one knows up to "
+                 f"{latest_schema()}): upgrade clicktochat first",
+        "empty": "bad.db is an SQLite database, but not clicktochat's",
+    }[kind]  # fmt: skip
+    assert expected in done.stderr, done.stderr
+    assert sorted(p.name for p in db.parent.iterdir()) == before  # no copy left behind, nothing set aside
+    assert slugs(db) == {"vetrina", "banco"}
+
+
+def test_a_damaged_database_is_not_backed_up_as_if_it_were_sound(db: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.db"
+    backup(db, broken)
+    damage(broken)
+    with pytest.raises(BackupError, match="broken.db is damaged"):
+        backup(broken, tmp_path / "copy.db")
+    assert list(tmp_path.glob("copy.db*")) == []
+
+
+def test_backup_into_a_folder_names_the_copy_and_never_overwrites_other_files(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    done = cli("backup", str(folder), "--db", str(db))
+    assert done.exit_code == 0, done.output
+    (copy,) = folder.iterdir()
+    assert copy.name.startswith("clicktochat-") and copy.suffix == ".db" and str(copy) in done.stdout
+    assert check(copy).schema == latest_schema()
+
+    made_now = cli("backup", f"{tmp_path}/new/folder/", "--db", str(db))  # a trailing / asks for a folder
+    assert made_now.exit_code == 0, made_now.output
+    (copy,) = (tmp_path / "new" / "folder").iterdir()
+    assert copy.name.startswith("clicktochat-") and check(copy).schema == latest_schema()
+
+    again = tmp_path / "nightly.db"
+    assert cli("backup", str(again), "--db", str(db)).exit_code == 0
+    made(db, "newer")
+    assert cli("backup", str(again), "--db", str(db)).exit_code == 0  # an older backup is replaced
+    assert "newer" in slugs(again)
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    refused = cli("backup", str(notes), "--db", str(db))
+    assert refused.exit_code == 1
+    assert "notes.txt exists and is not an SQLite database: not overwriting it" in refused.stderr
+    assert notes.read_text() == "my notes"
+    itself = cli("backup", str(db), "--db", str(db))
+    assert itself.exit_code == 1 and "is the database itself" in itself.stderr
+    missing = cli("backup", str(tmp_path / "x.db"), "--db", str(tmp_path / "nothing.db"))
+    assert missing.exit_code == 1 and "there is no database at" in missing.stderr
+    assert not (tmp_path / "nothing.db").exists()
+
+
+# -- the lock: what restore tells "in use" by ------------------------------------------------
+
+
+def test_an_open_store_holds_the_database_and_a_restore_holds_off_stores(db: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "saved.db"
+    backup(db, saved)
+
+    async def with_store_open() -> None:
+        store = await Store.open(str(db))
+        try:
+            with pytest.raises(InUse, match="in use by a running clicktochat"):
+                restore(saved, db)
+        finally:
+            await store.close()
+        restore(saved, db)  # closed: free again
+
+    asyncio.run(with_store_open())
+
+    async def open_store() -> Store:
+        return await Store.open(str(db))
+
+    with DatabaseLock(db, exclusive=True), pytest.raises(InUse, match=r"is being restored \(clicktochat restore\)"):
+        asyncio.run(open_store())
+    asyncio.run(asyncio.run(open_store()).close())  # and free once the restore is done
+
+
+def test_two_stores_share_the_database(db: Path) -> None:
+    async def both() -> None:
+        first, second = await Store.open(str(db)), await Store.open(str(db))
+        await first.set_meta("x", "1")
+        assert await second.get_meta("x") == "1"
+        await first.close()
+        await second.close()
+
+    asyncio.run(both())
+
+
+@pytest.mark.e2e
+def test_a_server_killed_with_9_leaves_no_stale_lock(db: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with serve(db, port) as server:
+        server.kill()
+        server.wait(30)
+    with DatabaseLock(db, exclusive=True):  # the kernel dropped the dead server's lock
+        pass
+
+
+def test_the_lock_file_is_given_to_the_databases_owner_when_root_opens_it(db: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file away")
+    Path(f"{db}-lock").unlink(missing_ok=True)
+    os.chown(db.parent, 65534, 65534)
+    os.chown(db, 65534, 65534)
+    with DatabaseLock(db):
+        assert Path(f"{db}-lock").stat().st_uid == 65534
