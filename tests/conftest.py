@@ -193,7 +193,8 @@ def clock() -> Clock:
 def standin(clock: Clock) -> Iterator[GraphStandIn]:
     """The Graph API stand-in, served by uvicorn on a free port of 127.0.0.1 in a thread."""
     graph = GraphStandIn([NUMBER], clock=clock)
-    server = uvicorn.Server(uvicorn.Config(graph.app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(graph.app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           timeout_graceful_shutdown=5))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:  # start-up of a real server: bounded, not a timing assumption
@@ -201,8 +202,11 @@ def standin(clock: Clock) -> Iterator[GraphStandIn]:
         threading.Event().wait(0.01)
     graph.url = f"http://127.0.0.1:{server.config.port}/v26.0"  # type: ignore[attr-defined]
     yield graph
+    graph.webhook_patience = 0.0  # statuses still being POSTed again to a server that is gone stop now
     server.should_exit = True
-    thread.join(10)
+    thread.join(30)
+    # A thread left running into the interpreter's exit can crash it (a segfault after the last test).
+    assert not thread.is_alive(), "the stand-in did not stop"
 
 
 @dataclass
