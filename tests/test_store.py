@@ -4,6 +4,8 @@ import asyncio
 import sqlite3
 import threading
 
+import pytest
+
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
 from clicktochat.store import CHUNKS, Store, _split_sql, insert_rows, migrations
@@ -73,20 +75,41 @@ def test_routing_version_moves_with_every_change_that_affects_a_click(db_path: s
     assert versions[5] == versions[4]  # other writes do not drop the cache
 
 
-def test_a_link_has_exactly_one_destination(db_path: str) -> None:
+@pytest.mark.parametrize(
+    "link",
+    [ShortLink("both", channel="whatsapp", address="1", agent_id=1), ShortLink("two", agent_id=1, business_id=1),
+     ShortLink("none")],
+)  # fmt: skip
+def test_a_link_has_exactly_one_destination(db_path: str, link: ShortLink) -> None:
     async def scenario() -> None:
         store = await Store.open(db_path)
         try:
-            await store.add_link(ShortLink("both", channel="whatsapp", address="1", business_id=1))
+            await store.add_link(link)
         finally:
             await store.close()
 
-    try:
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
         asyncio.run(scenario())
-    except sqlite3.IntegrityError as exc:
-        assert "CHECK" in str(exc)
-    else:
-        raise AssertionError("the CHECK constraint did not fire")
+
+
+def test_a_fixed_number_may_belong_to_a_business(db_path: str) -> None:
+    """Migration 009: a number and its business (whose name, logo and colour the pages show)."""
+
+    async def scenario() -> tuple[ShortLink | None, bool]:
+        store = await Store.open(db_path)
+        try:
+            shop = await store.add_business("Dolce Vita", "Europe/Rome", "#c2185b")
+            await store.add_link(ShortLink("banco", channel="whatsapp", address="393471234567", business_id=shop.id))
+            target = await store.target("banco")
+            assert target is not None and (target.title, target.business_id, target.agents) == ("Dolce Vita", shop.id, ())
+            assert (await store.business(shop.id)) == shop
+            deleted = await store.delete_business(shop.id)  # the link keeps its number, without the name
+            return await store.link("banco"), deleted
+        finally:
+            await store.close()
+
+    link, deleted = asyncio.run(scenario())
+    assert deleted and link is not None and (link.address, link.business_id) == ("393471234567", None)
 
 
 def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
