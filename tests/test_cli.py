@@ -22,7 +22,7 @@ from clicktochat import __version__
 from clicktochat.app import create_app
 from clicktochat.cli import cli
 from clicktochat.settings import Settings
-from conftest import IPHONE, read_qr, watch
+from conftest import ANDROID, IPHONE, read_qr, watch
 
 BASE = "https://chat.example.com"
 NUMBER = "+39 347 123 4567"
@@ -1078,6 +1078,34 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
     assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr
     assert invoke(runner, "stats", "--db", db, "--by", "colour").exit_code == 2  # click names the choices
+
+
+def test_stats_tell_scans_from_taps_by_link_and_campaign(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    for slug, campaign in (("vetrina", "summer"), ("banco", "winter")):
+        ok(invoke(runner, "link", "create", "--db", db, "--base-url", BASE, "--agent", str(shop["agent"]), "--short",
+                  "--slug", slug, "--campaign", campaign))  # fmt: skip
+    app = create_app(Settings(db=db, base_url=BASE))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        printed = read_qr(client.get("/qr/s/vetrina.png").content)  # what a phone reads off the poster
+        assert printed == f"{BASE}/s/vetrina?qr"
+        for url, agent in ((printed, IPHONE), (printed, IPHONE), (f"{BASE}/s/vetrina", ANDROID),
+                           (f"{BASE}/s/banco?qr", ANDROID)):  # fmt: skip
+            assert client.get(url, headers={"user-agent": agent}).is_redirect
+    csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "via", "--link", "vetrina", "--csv")).stdout
+    assert csv_text.splitlines() == [
+        "via,label,clicks,uniques,bots,conversations,conversion", "qr,QR code scan,2,1,0,0,",
+        ",tap on the link,1,1,0,0,",
+    ]  # fmt: skip
+    summer = as_json(invoke(runner, "stats", "--db", db, "--by", "via", "--campaign", "summer", "--json"))
+    assert [(r["key"], r["clicks"]) for r in summer["rows"]] == [("qr", 2), ("", 1)]
+    table = ok(invoke(runner, "stats", "--db", db, "--by", "via"))
+    assert [re.split(r"\s{2,}", line.strip()) for line in table.stdout.splitlines()[1:3]] == [
+        ["QR code scan", "3", "2", "0", "0"], ["tap on the link", "1", "1", "0", "0"],
+    ]  # every link
+    weeks = ok(invoke(runner, "stats", "--db", db, "--by", "week", "--csv")).stdout.splitlines()
+    assert weeks[0] == "week,clicks,uniques,bots,conversations,conversion"  # the week once, no label repeating it
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2},\d+,\d+,\d+,\d+,[0-9.]*", line) for line in weeks[1:])
+    assert sum(int(line.split(",")[1]) for line in weeks[1:]) == 4
 
 
 # -- admin ---------------------------------------------------------------------------------

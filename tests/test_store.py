@@ -101,7 +101,8 @@ def test_a_fixed_number_may_belong_to_a_business(db_path: str) -> None:
             shop = await store.add_business("Dolce Vita", "Europe/Rome", "#c2185b")
             await store.add_link(ShortLink("banco", channel="whatsapp", address="393471234567", business_id=shop.id))
             target = await store.target("banco")
-            assert target is not None and (target.title, target.business_id, target.agents) == ("Dolce Vita", shop.id, ())
+            assert target is not None
+            assert (target.title, target.business_id, target.agents) == ("Dolce Vita", shop.id, ())
             assert (await store.business(shop.id)) == shop
             deleted = await store.delete_business(shop.id)  # the link keeps its number, without the name
             return await store.link("banco"), deleted

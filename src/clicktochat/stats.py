@@ -116,8 +116,9 @@ class Stats:
         writer.writerow([self.query.by, *(["label"] if labelled else []), "clicks", "uniques", "bots", "conversations",
                          "conversion"])  # fmt: skip
         for row in self.rows:
-            writer.writerow([_cell(row.key), *([_cell(row.label)] if labelled else []), row.clicks, row.uniques,
-                             row.bots, row.conversations, "" if row.conversion is None else row.conversion])  # fmt: skip
+            label = [_cell(row.label)] if labelled else []
+            writer.writerow([_cell(row.key), *label, row.clicks, row.uniques, row.bots, row.conversations,
+                             "" if row.conversion is None else row.conversion])  # fmt: skip
         return out.getvalue()
 
 
