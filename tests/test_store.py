@@ -184,6 +184,50 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
     asyncio.run(scenario())
 
 
+def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
+    """A database at version 8: 009 makes links and link_dimension_days again (a new CHECK, a
+    new key column); every link, its triggers and every total are kept, old clicks are taps."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("BEGIN")
+    for number, script in migrations()[:8]:
+        for statement in _split_sql(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
+    db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
+               " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
+    links = "INSERT INTO links (slug, channel, address, agent_id, business_id, text, created_at, updated_at, ref_code)"
+    db.execute(links + " VALUES ('n', 'whatsapp', '393470000000', NULL, NULL, 'Ciao', 1, 2, 1)")
+    db.execute(links + " VALUES ('a', NULL, NULL, 5, NULL, '', 1, 2, NULL)")
+    db.execute(links + " VALUES ('b', NULL, NULL, NULL, 1, '', 1, 2, 0)")
+    db.execute("INSERT INTO clicks (at, link_kind, link_key, channel, day, n, uniques)"
+               " VALUES (1700000000, 'short', 'n', 'whatsapp', '2023-11-14', 3, 1)")  # fmt: skip
+    db.execute("INSERT INTO link_dimension_days VALUES ('short', 'n', '2023-11-14', 0, '', 0, 'whatsapp', '', '',"
+               " 'mobile', '', '', '', '', '', '', '', '', '', '', 3, 1, 0)")  # fmt: skip
+    db.execute("COMMIT")
+    db.close()
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            assert [(link.slug, link.address, link.agent_id, link.business_id, link.ref_code)
+                    for link in await store.links()] == [
+                ("a", None, 5, None, None), ("b", None, None, 1, False), ("n", "393470000000", None, None, True)
+            ]  # fmt: skip
+            version = await store.routing_version()
+            await store.update_link("n", {"business_id": 1})  # a fixed number of business 1 now
+            assert await store.routing_version() == version + 1  # the triggers came back
+            n = {"link_kind": "short", "link_key": "n"}
+            span = ("2023-11-01", "2023-11-30")
+            assert await store.link_dimension_totals("device", *span, "value", n) == [("mobile", 3, 1, 0)]
+            assert await store.link_dimension_totals("via", *span, "value", n) == [("", 3, 1, 0)]
+            assert (await store.clicks("short", "n"))[0]["via"] is None
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: str) -> None:
     """A database at version 5 with raw rows: 006 files them in link_dimension_days, so a
     link's breakdown by referrer or robot counts what it counted from the raw rows."""
