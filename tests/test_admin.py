@@ -206,12 +206,11 @@ def test_a_business_and_an_agent_with_hours(client: TestClient, admin: Admin, se
     changed = call(client, service.get_agent(marco.id))
     assert changed.name == "Marco B." and changed.hours is None and changed.timezone == "Europe/London"  # type: ignore[attr-defined]
     assert "always" in admin.get(f"/admin/agents/{marco.id}").text
-    coloured = admin.post(f"/admin/businesses/{business_id}", {"action": "save", "name": "Forno Rossi",
-                                                               "timezone": "Europe/Rome", "colour": "#C2185B"})  # fmt: skip
+    save = {"action": "save", "name": "Forno Rossi", "timezone": "Europe/Rome"}
+    coloured = admin.post(f"/admin/businesses/{business_id}", save | {"colour": "#C2185B"})
     assert coloured.status_code == 303 and call(client, service.get_business(business_id)).colour == "#c2185b"  # type: ignore[attr-defined]
     assert 'value="#c2185b"' in admin.get(f"/admin/businesses/{business_id}").text
-    bad = admin.post(f"/admin/businesses/{business_id}", {"action": "save", "name": "Forno Rossi",
-                                                          "timezone": "Europe/Rome", "colour": "rosso"})  # fmt: skip
+    bad = admin.post(f"/admin/businesses/{business_id}", save | {"colour": "rosso"})
     assert bad.status_code == 422 and 'id="colour-error"' in bad.text and "is not a colour like" in bad.text
 
 
