@@ -375,7 +375,7 @@ def business_add(db: str | None, base_url: str | None, name: str, timezone: str,
 def business_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     """List businesses."""
     rows = [b.__dict__ for b in run_with_service(db, base_url, lambda s: s.store.businesses())]
-    print_json(rows) if as_json else print_table(rows, ["id", "name", "timezone", "fallback_agent_id"])
+    print_json(rows) if as_json else print_table(rows, ["id", "name", "timezone", "fallback_agent_id", "colour"])
 
 
 @business.command("edit")
