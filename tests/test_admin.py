@@ -136,6 +136,7 @@ def test_a_wrong_password_is_refused_and_guessing_is_throttled(client: TestClien
 def test_signing_out_ends_the_session(client: TestClient, admin: Admin) -> None:
     cookie = client.cookies.get("ctc_session")
     assert cookie and admin.get("/admin/").status_code == 200
+    assert "cost estimate" not in admin.get("/admin/").text  # no WhatsApp number connected: no costs to show
     done = admin.post("/admin/logout")
     assert done.status_code == 303 and done.headers["location"] == "/admin/login?done=signed-out"
     assert "You are signed out." in client.get("/admin/login?done=signed-out").text

@@ -40,3 +40,9 @@ def test_an_update_sent_from_the_dashboard(whatsapp: WhatsAppSetup, admin: Admin
     assert whatsapp.send() == 1
     month = admin.get("/admin/updates?state=sent")
     assert ">sent</span>" in month.text and "0.07 USD" in month.text and "marketing" in month.text
+    stats = admin.get("/admin/")  # the month's estimate is on the stats page too, for all or one business
+    assert "s cost estimate</h2>" in stats.text
+    assert "0.07 USD" in stats.text
+    other = admin.get(f"/admin/?business={whatsapp.business_id}").text
+    assert "0.07 USD" in other
+

@@ -167,3 +167,21 @@ def test_templates_are_read_and_checked_as_meta_writes_them() -> None:
     assert read_template({"language": "it"}) is None
     positional = read_template({"name": "x", "language": "en", "components": [{"type": "BODY", "text": "{{2}} {{1}}"}]})
     assert positional is not None and positional.parameter_names == ("1", "2") and not positional.named
+
+
+def test_draining_sends_every_batch_once_never_more_at_once_than_allowed(whatsapp: WhatsAppSetup) -> None:
+    sync(whatsapp)
+    phones = [f"3934712345{i:02d}" for i in range(30)]
+    for phone in phones:
+        opt_in(whatsapp, phone=phone)
+    for phone in phones:
+        assert notify(whatsapp, to=f"+{phone}", idempotency_key=f"order-{phone}").status_code == 202
+    opt_in(whatsapp, phone=phones[-1], state="out")  # opted out while waiting: cancelled, not sent
+    sender = whatsapp.service.whatsapp.sender
+    sender.concurrency = 3  # 12 rows a batch: three batches, two of them in flight at a time
+    assert whatsapp.run(sender.drain()) == 30
+    assert whatsapp.run(sender.drain()) == 0
+    assert sorted(s.body["to"] for s in whatsapp.standin.sent) == phones[:-1]
+    assert 2 <= whatsapp.standin.peak_in_flight <= 3
+    listed = whatsapp.client.get(f"{API}/notifications?limit=100", headers=whatsapp.auth).json()["notifications"]
+    assert sorted(n["state"] for n in listed) == ["cancelled"] + ["sent"] * 29

@@ -181,7 +181,7 @@ def test_expired_and_disabled_links_are_410_pages(
         assert client.get(path, headers={"user-agent": IPHONE}).status_code == 302
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 61)  # the clock moves past the expiry
-    for path, words in ((signed, "This link has expired."), (short, "This chat link has expired."),
+    for path, words in ((signed, "This chat link has expired."), (short, "This chat link has expired."),
                         ("/s/old", "turned off by the business")):  # fmt: skip
         response = client.get(path, headers={"user-agent": IPHONE})
         assert response.status_code == 410 and words in response.text

@@ -3,13 +3,14 @@ nothing; what is accepted is stored before the 200 and applied once, whatever Me
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
+from clicktochat.simulate import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
 
 URL = "/webhooks/whatsapp"
@@ -160,10 +161,12 @@ def test_an_address_that_keeps_sending_bad_requests_is_told_to_wait_but_meta_nev
 
 
 def test_bodies_read_at_once_are_bounded(whatsapp: WhatsAppSetup) -> None:
-    """What unsigned strangers can make the server hold in memory: READERS bodies at a time."""
+    """What unsigned strangers can make the server hold in memory: READERS bodies at a time;
+    the next waits `reader_wait` seconds for a turn (none here), then gets a 503."""
     from clicktochat.webhooks import READERS
 
     readers = whatsapp.service.whatsapp.readers
+    whatsapp.service.whatsapp.reader_wait = 0.0
 
     async def hold_all() -> None:
         for _ in range(READERS):
@@ -180,6 +183,26 @@ def test_bodies_read_at_once_are_bounded(whatsapp: WhatsAppSetup) -> None:
 
     whatsapp.run(release_all())
     assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+
+
+def test_a_body_waits_for_its_turn_to_be_read(whatsapp: WhatsAppSetup) -> None:
+    """A burst (Meta sends many at once) is not refused while a turn frees up in time."""
+    from clicktochat.webhooks import READERS
+
+    readers = whatsapp.service.whatsapp.readers
+    async def busy_then_free() -> int:
+        for _ in range(READERS):
+            await readers.acquire()
+        waiting = asyncio.create_task(post_signed("https://chat.example.com/webhooks/whatsapp", text_body("Ciao"),
+                                                  NUMBER.app_secret, whatsapp.http()))  # fmt: skip
+        for _ in range(200):  # long enough to be answered at once (in memory), were it refused: it waits
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        for _ in range(READERS):
+            readers.release()
+        return (await waiting).status_code  # type: ignore[no-any-return]
+
+    assert whatsapp.run(busy_then_free()) == 200 and stored(whatsapp) == 1
 
 
 

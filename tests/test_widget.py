@@ -130,6 +130,7 @@ def test_the_configuration_lists_agents_with_availability_and_never_a_number() -
     assert body["greeting"] == "<img src=x onerror=alert(1)>"  # as text: the script never parses it
     assert body["open"] is True and body["lang"] == "it" and body["dir"] == "ltr"
     assert body["words"]["online"] == "Online" and body["words"]["close"] == "Chiudi"
+    assert body["tz"] == "Europe/Rome" and body["words"]["yours"] == "tuo orario"  # whose time "back" is
     assert "393471234567" not in json.dumps(body) and body["avatar"] is None
     arabic = config(widget, Business(1, "x", "UTC"), agents, "ar", "https://c.example", True, MONDAY_10_ROME)
     assert arabic["dir"] == "rtl" and arabic["avatar"] == "https://c.example/api/widget/shop/avatar.png"

@@ -111,11 +111,20 @@
     if (config.label) launcher.append(el("span", {}, config.label));
     else launcher.setAttribute("aria-label", words.button);
 
+    // "Back 08:00" in the visitor's own clock; when the business's clock (config.tz) reads
+    // otherwise, "(your time)" says whose it is.
     const when = (iso) => {
       const at = new Date(iso);
       const today = at.toDateString() === new Date().toDateString();
       const format = { hour: "2-digit", minute: "2-digit", ...(today ? {} : { weekday: "short" }) };
-      return words.back.replace("{time}", new Intl.DateTimeFormat(config.lang, format).format(at));
+      // The browser's own variant of the language, when it has one: en-GB reads 08:00, en-US 8:00 AM.
+      const locale = navigator.languages.find((tag) => tag.split("-")[0] === config.lang) || config.lang;
+      const time = (timeZone) => new Intl.DateTimeFormat(locale, { ...format, timeZone }).format(at);
+      let shown = time();
+      try {
+        if (time(config.tz) !== shown) shown += ` (${words.yours})`;
+      } catch {} // a zone this browser does not know: the time unnamed, as before
+      return words.back.replace("{time}", shown);
     };
     for (const agent of config.agents) {
       if (!ours(agent.url)) continue;

@@ -31,6 +31,7 @@ from .errors import Conflict, FieldError, Forbidden, InvalidInput, LengthRequire
 from .keys import create_api_key
 from .links import MODES, SLUG_PATTERN, ShortLink
 from .logos import MAX_UPLOAD_BYTES
+from .notify_api import month_costs
 from .qr import parse_options
 from .qr_access import signed_query
 from .service import Service, timestamp
@@ -326,8 +327,11 @@ async def stats_page(request: Request, page: Page) -> Response:
     today = datetime.now(ZoneInfo(over_time.timezone)).date()
     presets = [(days, urlencode(shown | {"from": (today - timedelta(days - 1)).isoformat(), "to": today.isoformat()}))
                for days in (7, 30, 90, 365)]  # fmt: skip
+    costs = None  # this month's WhatsApp costs, for the business chosen, once a number is connected
+    if service.whatsapp.keys:
+        costs = await month_costs(service, None, query.business_id)
     return page.render(
-        "stats.html", "stats", 422 if errors else 200, errors=errors, stats=over_time, chart=chart,
+        "stats.html", "stats", 422 if errors else 200, errors=errors, stats=over_time, chart=chart, costs=costs,
         breakdowns=breakdowns, filters=typed, csv_query=urlencode(shown), presets=presets,
         breakdown_csv={by: urlencode(shown | {"by": by}) for by in BREAKDOWNS},
         business_options=[("", "all")] + [(b.id, b.name) for b in businesses],

@@ -28,7 +28,7 @@ from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .demo import seed_demo
-from .errors import InternalError, ProblemError, TooManyRequests
+from .errors import InternalError, LinkGone, ProblemError, TooManyRequests
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
 from .qr_access import Renders
 from .service import Service
@@ -222,11 +222,13 @@ async def problem_response(request: Request, exc: Exception) -> Response:
             return JSONResponse(body, 429, headers, media_type="application/problem+json")
     if isinstance(exc, ProblemError):
         status, title, detail, errors = exc.status, exc.title, exc.detail, [e.as_dict() for e in exc.errors]
+        says = exc.says
     else:
         assert isinstance(exc, HTTPException)
         status, phrase = exc.status_code, HTTPStatus(exc.status_code).phrase
         title = phrase[0] + phrase[1:].lower()  # "Not found", as our own errors write it
         detail, errors = (exc.detail if exc.detail != phrase else _default_detail(status)), []
+        says = "no_page" if status == 404 else ""
     headers = dict(getattr(exc, "headers", None) or {})
     if request.url.path.startswith("/api/widget/"):  # the script must be able to read why
         headers |= WIDGET_HEADERS
@@ -234,17 +236,35 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
     templates: Jinja2Templates = request.app.state.templates
-    response = templates.TemplateResponse(
-        request, "error.html", {"status": status, "title": title, "detail": detail,
-                                 "dashboard": request.url.path.startswith("/admin")}, status_code=status
-    )
+    context = {"status": status, "title": title, "detail": detail, "dashboard": request.url.path.startswith("/admin")}
+    if not context["dashboard"]:  # a page people meet on links: in their language (the dashboard's is English)
+        context |= error_words(request, exc, status, detail, says)
+        headers["Vary"] = "Accept-Language"
+    response = templates.TemplateResponse(request, "error.html", context, status_code=status)
     response.headers.update(views.PAGE_HEADERS | headers)
     return response
 
 
+def error_words(request: Request, exc: Exception, status: int, detail: str, says: str) -> dict[str, object]:
+    """The error page's words in the visitor's language: the title by status, the detail by the
+    error's `says` (else the English detail, marked as English), and for a gone link, its business
+    and another way to write to it (errors.LinkGone)."""
+    speaking = views.speaking(request)
+    words = speaking["words"]
+    shown: dict[str, object] = {
+        "title": words.get(f"title_{status}", words["title"]),
+        "detail": words[says] if says else detail,
+        "detail_lang": "" if says or speaking["lang"] == "en" else "en",
+    }
+    if isinstance(exc, LinkGone):
+        shown |= {"business": exc.business, "reach": exc.reach}
+    return {**speaking, **shown}
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return await problem_response(request, InternalError("Something went wrong on our side. Please try again."))
+    return await problem_response(request, InternalError("Something went wrong on our side. Please try again.",
+                                                         says="server"))
 
 
 def _default_detail(status: int) -> str:

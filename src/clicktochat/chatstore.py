@@ -494,14 +494,13 @@ class ChatStore(OptinStore, CustomerStore):
 
     async def consents(self, business_id: int | None, phone: str | None, user_id: str | None) -> list[Consent]:
         """Every entry about one person (by number or user id), oldest first."""
+        scope = "" if business_id is None else " AND business_id = ?"  # equalities only: the indexes serve them
+        keys = [(column, value) for column, value in (("phone", phone), ("user_id", user_id)) if value is not None]
+        sql = " UNION ".join(f"SELECT {CONSENT_COLUMNS} FROM consents WHERE {column} = ?{scope}" for column, _ in keys)
+        values = [v for _, value in keys for v in (value, business_id) if v is not None]
 
         def work() -> list[Consent]:
-            rows = self._all(
-                f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1)"
-                " AND ((?2 IS NOT NULL AND phone = ?2) OR (?3 IS NOT NULL AND user_id = ?3)) ORDER BY at, id",
-                (business_id, phone, user_id),
-            )  # fmt: skip
-            return [consent_from(row) for row in rows]
+            return [consent_from(row) for row in self._all(f"{sql} ORDER BY at, id", values)] if keys else []
 
         return await self.run(work)
 

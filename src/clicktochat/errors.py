@@ -19,10 +19,13 @@ class ProblemError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+    def __init__(self, detail: str, errors: list[FieldError] | None = None, says: str = "") -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        # What a person reads instead of `detail` on the friendly page, in their language: a key of
+        # page_words.WORDS. Empty: the page shows `detail` (in English) as it is.
+        self.says = says
 
 
 class InvalidInput(ProblemError):
@@ -72,6 +75,15 @@ class Gone(ProblemError):
     title = "Gone"
 
 
+class LinkGone(Gone):
+    """A short link turned off or expired. Its page names the link's business, if it had one, and
+    offers `reach` (another way to write to that business), if there is one."""
+
+    def __init__(self, detail: str, says: str, business: str | None, reach: str | None) -> None:
+        super().__init__(detail, says=says)
+        self.business, self.reach = business, reach
+
+
 class UnsupportedMediaType(ProblemError):
     status = 415
     title = "Unsupported media type"
@@ -100,8 +112,8 @@ class Unavailable(ProblemError):
     status = 503
     title = "Unavailable"
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
+    def __init__(self, detail: str, headers: dict[str, str] | None = None, says: str = "") -> None:
+        super().__init__(detail, says=says)
         if headers:
             self.headers = headers
 

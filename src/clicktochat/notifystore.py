@@ -135,13 +135,17 @@ class NotificationStore(OutboxStore):
         the number, oldest first. One hop, for a batch of the sender's."""
 
         def work() -> dict[int, tuple[str, list[Consent]]]:
-            found = {}
-            for outbox_id in outbox_ids:
-                row = self._one("SELECT business_id, phone, topic FROM notifications WHERE outbox_id = ?", (outbox_id,))
-                if row is not None:
-                    entries = self._all(f"SELECT {CONSENT_COLUMNS} FROM consents WHERE business_id = ? AND phone = ?"
-                                        " ORDER BY at, id", (row[0], row[1]))  # fmt: skip
-                    found[outbox_id] = (row[2], [consent_from(e) for e in entries])
+            marks = ", ".join("?" * len(outbox_ids))
+            rows = self._all(
+                f"SELECT n.outbox_id, n.topic, {', '.join('c.' + c for c in CONSENT_COLUMNS.split(', '))}"
+                f" FROM notifications n LEFT JOIN consents c ON c.business_id = n.business_id AND c.phone = n.phone"
+                f" WHERE n.outbox_id IN ({marks}) ORDER BY n.outbox_id, c.at, c.id", outbox_ids,
+            ) if outbox_ids else []  # fmt: skip
+            found: dict[int, tuple[str, list[Consent]]] = {}
+            for outbox_id, topic, *entry in rows:
+                entries = found.setdefault(outbox_id, (topic, []))[1]
+                if entry[0] is not None:  # a notification with no consent entry at all (LEFT JOIN)
+                    entries.append(consent_from(entry))
             return found
 
         return await self.run(work)

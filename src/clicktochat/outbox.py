@@ -84,11 +84,36 @@ class Sender:
         """Claim up to `CLAIM` x `concurrency` due rows and send them, `concurrency` at a time
         (a slow send holds up one slot, not the batch); returns how many were claimed."""
         rows = await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency)
-        if not rows:
-            return 0
+        if rows:
+            await self._batch(rows, asyncio.Semaphore(self.concurrency))
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Send everything due, as `run_once()` batch after batch, but with the next batch claimed
+        and checked while the last one is still on its way (two batches in flight sharing the
+        `concurrency` slots), so the sends never wait for the database between batches. Returns
+        how many rows were claimed."""
+        slots = asyncio.Semaphore(self.concurrency)
+        batches: set[asyncio.Task[None]] = set()
+        claimed = 0
+        try:
+            while rows := await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency):
+                claimed += len(rows)
+                batches.add(asyncio.create_task(self._batch(rows, slots), name="clicktochat-send-batch"))
+                if len(batches) >= 2:
+                    done, batches = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a batch's error (a locked database) stops the round
+        finally:  # what is on its way finishes (and is written) before this returns or raises
+            results = await asyncio.gather(*batches, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return claimed
+
+    async def _batch(self, rows: list[OutboxRow], slots: asyncio.Semaphore) -> None:
         keys = self.keys()
         reasons = await self.check(rows)  # all rows at once: one hop to the database, not one per row
-        slots = asyncio.Semaphore(self.concurrency)
         sent: list[tuple[int, str, int]] = []
 
         async def one(row: OutboxRow, reason: str | None) -> None:
@@ -105,7 +130,6 @@ class Sender:
             await asyncio.gather(*(one(row, reason) for row, reason in zip(rows, reasons, strict=True)))
         finally:  # what Meta took is written in one transaction, even when the batch is cut short
             await self.chats.sent_many(sent)
-        return len(rows)
 
     async def _send(self, row: OutboxRow, key: NumberKeys, sent: list[tuple[int, str, int]]) -> None:
         wait = self.pace.delay(row.number_id, time.monotonic())
@@ -126,7 +150,7 @@ class Sender:
     async def run(self) -> None:
         while True:
             try:
-                while await self.run_once():
+                while await self.drain():
                     pass
             except Exception:  # a locked database, say: try again at the next tick
                 log.exception("could not send queued messages")

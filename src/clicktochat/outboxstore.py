@@ -84,12 +84,15 @@ class OutboxStore(ChatDB):
 
         def work() -> list[OutboxRow]:
             with self._tx() as db:
+                # Two walks of the index (state, next_attempt_at), each stopping at `limit`: one
+                # query with OR gathered and sorted every due row, each time (10,000 queued: 10,000).
                 rows = db.execute(
-                    "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id IN"
-                    " (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= ?)"
-                    " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
+                    "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = attempts + 1 WHERE id IN"
+                    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3)"
+                    " UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?2"
+                    " ORDER BY next_attempt_at, id LIMIT ?3) LIMIT ?3)"
                     " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
-                    " created_at", (now + lease, now, now, limit),
+                    " created_at", (now + lease, now, limit),
                 ).fetchall()  # fmt: skip
             return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
 

@@ -428,6 +428,18 @@ class Store:
         )
         return [_link(row) for row in rows]
 
+    async def general_link(self, business_id: int, now: int) -> str | None:
+        """The slug of a business's general chat link at `now`: live (neither turned off nor
+        expired), to the whole business (not an agent or a fixed number), without a campaign;
+        the oldest of them."""
+        row = await self._one(
+            "SELECT slug FROM links WHERE business_id = ? AND agent_id IS NULL AND address IS NULL"
+            " AND campaign IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > ?)"
+            " ORDER BY created_at, slug LIMIT 1",
+            (business_id, now),
+        )
+        return str(row[0]) if row else None
+
     async def update_link(self, slug: str, changes: dict[str, Any]) -> None:
         await self._update("links", "slug", slug, changes)
 

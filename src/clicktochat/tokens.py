@@ -98,12 +98,13 @@ class LinkSigner:
             try:
                 link = SignedLink.from_payload(self._payload(token))
             except (BadSignature, ValueError, TypeError, UnicodeError, RecursionError):
-                raise NotFound("This link is not valid. Check that it was copied completely.") from None
+                detail = "This link is not valid. Check that it was copied completely."
+                raise NotFound(detail, says="bad_link") from None
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 self._verified.clear()  # crude but bounded; refilled by the links people click
             self._verified[token] = link
         if link.expires_at is not None and (time.time() if now is None else now) >= link.expires_at:
-            raise Gone("This link has expired.")
+            raise Gone("This link has expired.", says="expired")
         return link
 
     def _payload(self, token: str) -> Any:

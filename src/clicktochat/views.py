@@ -9,8 +9,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 from urllib.parse import urlencode, urlsplit
 
 from segno import DataOverflowError
@@ -25,10 +25,11 @@ from .budget import client_address
 from .channels import CHANNELS, deep_link, web_link
 from .clicks import ClickEvent
 from .conversations import new_ref, with_ref
-from .errors import Gone, InvalidInput, NotFound, ProblemError, Unavailable
+from .errors import InvalidInput, LinkGone, NotFound, ProblemError, Unavailable
 from .keys import check_api_key
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
+from .page_words import WORDS, chat_with, page_language
 from .posters import make_poster, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render, scan_url
 from .qr_access import Renders, public_options, signed_query
@@ -90,15 +91,18 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     """`counted`: a person's GET; only those take a turn in the agents' rotation."""
     target = await find_short(service, scope["path_params"]["slug"])
     if target is None:
-        raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.")
+        raise NotFound("There is no chat link here. Check the address, or ask the business for a new one.",
+                       says="no_link")  # fmt: skip
     link = target.link
     if link.disabled:
-        raise Gone("This chat link has been turned off by the business.")
+        raise LinkGone("This chat link has been turned off by the business.", "disabled", target.title,
+                       await reach(service, target))  # fmt: skip
     if link.expires_at is not None and time.time() >= link.expires_at:
-        raise Gone("This chat link has expired.")
+        raise LinkGone("This chat link has expired.", "expired", target.title, await reach(service, target))
     destination = resolve(target, None, service.rotation, advance=counted)
     if destination is None:
-        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
+        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
+                          says="nobody")  # fmt: skip
     return Click(
         "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
         link.mode, destination.agent_id, link.campaign, link.source, target.title, ref_code=link.ref_code,
@@ -138,8 +142,9 @@ class ClickEndpoint:
                     "", "", scope["method"] != "GET", address, ref, click.address if ref else "",
                 )  # fmt: skip
             )
-        if preview:
-            response = page(Request(scope), "preview.html", click=click, channel=CHANNELS[click.channel])
+        if preview:  # in the language asked for: a shared link's preview speaks its sender's
+            request = Request(scope)
+            response = page(request, "preview.html", click=click, channel=CHANNELS[click.channel], **speaking(request))
             return await response(scope, receive, send)
         if click.web and not mobile:
             chat_url = web_link(click.channel, click.address, click.text)
@@ -148,11 +153,30 @@ class ClickEndpoint:
         if click.mode == "redirect" or (click.mode == "auto" and mobile) or click.web:
             await send({"type": "http.response.start", "status": 302, "headers": redirect_headers(chat_url)})
             return await send({"type": "http.response.body", "body": b""})
+        request = Request(scope)  # only now, past the redirect: the language is asked for pages alone
         response = page(
-            Request(scope), "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
-            qr=qr_svg(scan_url(click.link_url)),
+            request, "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
+            qr=qr_svg(scan_url(click.link_url)), **speaking(request),
         )  # fmt: skip
         await response(scope, receive, send)
+
+
+async def reach(service: Service, target: Target) -> str | None:
+    """Another way to write to the business of a link that is gone, as its owner would want it
+    (a customer still holding the old poster or message is still a customer): the business's
+    general chat link (a live link to the whole business, without a campaign, the oldest), else
+    its website widget's "whoever is on duty", else none. Nothing of the gone link itself (its
+    text, campaign or agent) is offered, and no number: both go through our click routes."""
+    if target.business_id is None:
+        return None
+    slug = await service.store.general_link(target.business_id, int(time.time()))
+    if slug is not None:
+        return service.short_url(slug)
+    widgets = await service.store.widgets(target.business_id)
+    if widgets:
+        query = urlencode({"t": target.title}) if target.title else ""
+        return f"{service.base_url}/w/{widgets[0].id}/any" + (f"?{query}" if query else "")
+    return None
 
 
 def wants_ref(click: Click, connected: frozenset[str]) -> bool:
@@ -184,10 +208,26 @@ def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str, str]:
     return user_agent, referer, forwarded_for
 
 
+class Speaking(TypedDict):
+    lang: str
+    words: dict[str, str]
+    chat_with: Callable[[str | None, str], str]
+
+
+def speaking(request: Request) -> Speaking:
+    """The language of a page a customer reads (?lang=, else Accept-Language, else English) and
+    its words (page_words), for the template: `lang` for <html lang>, `words`, and `chat_with`
+    (name, channel) for the heading "Chat with <name> on <channel>"."""
+    lang = page_language(request.query_params.get("lang", ""), request.headers.get("accept-language", ""))
+    return {"lang": lang, "words": WORDS[lang], "chat_with": partial(chat_with, lang)}
+
+
 def page(request: Request, template: str, status_code: int = 200, **context: object) -> Response:
     templates = request.app.state.templates
     response: Response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
+    if "lang" in context:  # chosen by the visitor's languages: caches must keep them apart
+        response.headers["Vary"] = "Accept-Language"
     return response
 
 
@@ -327,7 +367,7 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     params = scope["path_params"]
     target = await find_widget(service, params["widget"])
     if target is None:
-        raise NotFound("This chat button is out of date: the website no longer has it.")
+        raise NotFound("This chat button is out of date: the website no longer has it.", says="old_button")
     widget, settings = target.widget, target.widget.settings
     listed = [a for a in target.agents if settings.agent_ids is None or a.id in settings.agent_ids]
     agent = next((a for a in listed if str(a.id) == params["agent"]), None)
@@ -338,7 +378,8 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
         agent = route(target.business.id, listed, None, datetime.now(UTC), service.rotation,
                       advance=counted and recorded)  # fmt: skip
     if agent is None:
-        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.")
+        raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
+                          says="nobody")  # fmt: skip
     page = page_url(query.get("u", ""), settings.allowed_domains)
     title = query.get("t", "")
     text = fill_message(message_template(settings, pick_language(query.get("l", ""), "", settings.locale)), page, title)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta's bodies are at most a few MiB; a batch of 1,000 changes is under 2 MiB
 READERS = 8  # bodies read at once, at most: what unsigned strangers can make us hold in memory
+READER_WAIT = 5.0  # seconds a request waits for a turn to be read before a 503
 MAX_CHALLENGE_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
@@ -100,9 +101,10 @@ async def receive(request: Request) -> Response:
 
     A correctly signed body is always taken, whoever sends it (Meta's addresses are not known,
     and must never be locked out). What strangers can cost is bounded instead: at most
-    READERS bodies are read at once (memory: READERS x MAX_BODY_BYTES; past it, 503 with
-    Retry-After, which Meta retries), and an address whose requests keep being refused gets
-    429 instead of 401/403, so a scanner learns to wait."""
+    READERS bodies are read at once (memory: READERS x MAX_BODY_BYTES; the next ones wait up
+    to READER_WAIT seconds for a turn, then get 503 with Retry-After, which Meta retries), and
+    an address whose requests keep being refused gets 429 instead of 401/403, so a scanner
+    learns to wait."""
     whatsapp: WhatsApp = request.app.state.service.whatsapp
     peer = request.client.host if request.client else ""
     address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
@@ -110,11 +112,16 @@ async def receive(request: Request) -> Response:
         header = request.headers.get("x-hub-signature-256")
         if not header:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
-        if whatsapp.readers.locked():
+        try:  # a burst of Meta's waits its turn for a moment: a 503 would cost minutes of Meta's backoff
+            turn = whatsapp.readers.acquire()
+            await (asyncio.wait_for(turn, whatsapp.reader_wait) if whatsapp.readers.locked() else turn)
+        except TimeoutError:
             raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
-                              {"Retry-After": "1"})  # fmt: skip
-        async with whatsapp.readers:
+                              {"Retry-After": "1"}) from None  # fmt: skip
+        try:
             body = await read_limited(request)
+        finally:
+            whatsapp.readers.release()
         numbers = signed_by(body, header, whatsapp.keys)
         if not numbers:
             raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")

@@ -48,46 +48,48 @@ OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as o
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "button": "Chat with us", "close": "Close", "online": "Online", "offline": "Away", "back": "Back {time}",
-        "scan": "Scan with your phone to chat there", "web": "Open WhatsApp Web", "return": "Back",
-        "greeting": "Hi! How can we help you?", "message": "Hello! I have a question about {page_title} {page_url}",
+        "yours": "your time", "scan": "Scan with your phone to chat there", "web": "Open WhatsApp Web",
+        "return": "Back", "greeting": "Hi! How can we help you?",
+        "message": "Hello! I have a question about {page_title} {page_url}",
     },
     "it": {
         "button": "Scrivici", "close": "Chiudi", "online": "Online", "offline": "Assente",
-        "back": "Torna {time}", "scan": "Inquadra con il telefono per scriverci da lì",
+        "back": "Torna {time}", "yours": "tuo orario", "scan": "Inquadra con il telefono per scriverci da lì",
         "web": "Apri WhatsApp Web", "return": "Indietro", "greeting": "Ciao! Come possiamo aiutarti?",
         "message": "Ciao! Ho una domanda su {page_title} {page_url}",
     },
     "es": {
         "button": "Escríbenos", "close": "Cerrar", "online": "En línea", "offline": "Ausente",
-        "back": "Vuelve {time}", "scan": "Escanea con tu móvil para chatear allí", "web": "Abrir WhatsApp Web",
-        "return": "Atrás", "greeting": "¡Hola! ¿Cómo podemos ayudarte?",
+        "back": "Vuelve {time}", "yours": "tu hora", "scan": "Escanea con tu móvil para chatear allí",
+        "web": "Abrir WhatsApp Web", "return": "Atrás", "greeting": "¡Hola! ¿Cómo podemos ayudarte?",
         "message": "¡Hola! Tengo una pregunta sobre {page_title} {page_url}",
     },
     "pt": {
         "button": "Fale conosco", "close": "Fechar", "online": "Online", "offline": "Ausente",
-        "back": "Volta {time}", "scan": "Leia com o celular para conversar por lá", "web": "Abrir WhatsApp Web",
-        "return": "Voltar", "greeting": "Olá! Como podemos ajudar?",
+        "back": "Volta {time}", "yours": "seu horário", "scan": "Leia com o celular para conversar por lá",
+        "web": "Abrir WhatsApp Web", "return": "Voltar", "greeting": "Olá! Como podemos ajudar?",
         "message": "Olá! Tenho uma dúvida sobre {page_title} {page_url}",
     },
     "de": {
         "button": "Schreib uns", "close": "Schließen", "online": "Online", "offline": "Abwesend",
-        "back": "Zurück {time}", "scan": "Mit dem Handy scannen und dort weiterschreiben",
+        "back": "Zurück {time}", "yours": "deine Zeit", "scan": "Mit dem Handy scannen und dort weiterschreiben",
         "web": "WhatsApp Web öffnen", "return": "Zurück", "greeting": "Hallo! Wie können wir helfen?",
         "message": "Hallo! Ich habe eine Frage zu {page_title} {page_url}",
     },
     "fr": {
         "button": "Écrivez-nous", "close": "Fermer", "online": "En ligne", "offline": "Absent",
-        "back": "De retour {time}", "scan": "Scannez avec votre téléphone pour discuter depuis celui-ci",
+        "back": "De retour {time}", "yours": "votre heure",
+        "scan": "Scannez avec votre téléphone pour discuter depuis celui-ci",
         "web": "Ouvrir WhatsApp Web", "return": "Retour", "greeting": "Bonjour ! Comment pouvons-nous vous aider ?",
         "message": "Bonjour ! J'ai une question sur {page_title} {page_url}",
     },
     "ar": {
         "button": "راسلنا", "close": "إغلاق", "online": "متصل", "offline": "غير متاح", "back": "يعود {time}",
-        "scan": "امسح الرمز بهاتفك للمتابعة عليه", "web": "افتح واتساب ويب", "return": "رجوع",
+        "yours": "بتوقيتك", "scan": "امسح الرمز بهاتفك للمتابعة عليه", "web": "افتح واتساب ويب", "return": "رجوع",
         "greeting": "مرحبًا! كيف يمكننا مساعدتك؟", "message": "مرحبًا! لدي سؤال عن {page_title} {page_url}",
     },
 }  # fmt: skip
-UI_WORDS = ("button", "close", "online", "offline", "back", "scan", "web", "return")
+UI_WORDS = ("button", "close", "online", "offline", "back", "yours", "scan", "web", "return")
 """The words the script shows; the others stay on the server."""
 
 
@@ -442,6 +444,7 @@ def config(
         "offset_x": settings.offset_x,
         "offset_y": settings.offset_y,
         "agents": listed,
+        "tz": business.timezone,  # whose clock the hours keep: the script names the visitor's when it differs
         "open": any(agent["available"] for agent in listed),
         "rules": {
             "show_on": list(settings.show_on), "hide_on": list(settings.hide_on), "delay": settings.delay,
