@@ -25,12 +25,14 @@ MM_PER_POINT = 25.4 / 72
 def decode_pdf(pdf: Path | bytes) -> tuple[str, tuple[int, int], int]:
     """The QR code's text (on the front face of a table tent), the first page's size in
     millimetres, and the number of pages."""
-    document = pypdfium2.PdfDocument(pdf)
-    width, height = document[0].get_size()
-    image = np.ascontiguousarray(document[0].render(scale=3, grayscale=True).to_numpy().squeeze())
+    with pypdfium2.PdfDocument(pdf) as document:
+        width, height = document[0].get_size()
+        bitmap = document[0].render(scale=3, grayscale=True)
+        image = np.array(bitmap.to_numpy().squeeze())  # a copy: the bitmap's memory goes with it
+        pages = len(document)
     if height > width * 2:  # the A6 table tent: its back face is the same code upside down
         image = image[image.shape[0] // 2 :]
-    return read_qr(image), (round(width * MM_PER_POINT), round(height * MM_PER_POINT)), len(document)
+    return read_qr(image), (round(width * MM_PER_POINT), round(height * MM_PER_POINT)), pages
 
 
 @pytest.fixture
@@ -211,11 +213,24 @@ def logo_png() -> bytes:
     return check_logo(out.getvalue())
 
 
+def rgb(page: pypdfium2.PdfPage) -> np.ndarray:
+    """The page drawn at SCALE, as an RGB array of its own (a bitmap's array is a view of memory
+    that PDFium frees with the bitmap)."""
+    bitmap = page.render(scale=SCALE, rev_byteorder=True)
+    try:
+        return np.array(bitmap.to_numpy()[..., :3])
+    finally:
+        bitmap.close()
+
+
 def find_text(page: pypdfium2.PdfPage, text: str, below: float) -> list[tuple[float, float, float, float]]:
     """The boxes (left, bottom, right, top, in points) of `text`'s letters on the page below
     `below` points (the front face of a table tent), spaces and line breaks aside; [] if absent."""
     textpage = page.get_textpage()
-    letters = [(textpage.get_text_range(i, 1), textpage.get_charbox(i)) for i in range(textpage.count_chars())]
+    try:
+        letters = [(textpage.get_text_range(i, 1), textpage.get_charbox(i)) for i in range(textpage.count_chars())]
+    finally:
+        textpage.close()
     letters = [(c, box) for c, box in letters if not c.isspace() and c != "-" and box[3] <= below]
     stream, boxes, at = "".join(c for c, _ in letters), [], 0
     for word in text.replace("-", " ").split():
@@ -275,7 +290,7 @@ def test_the_printed_name_is_whole_in_every_format_script_and_language(
     page = pypdfium2.PdfDocument(tmp_path / "poster.pdf")[0]
     width, height = page.get_size()
     face = height / 2 if page_format == "a6" else height  # the front face: the lower half of a tent
-    image = page.render(scale=SCALE, rev_byteorder=True).to_numpy()[..., :3]  # RGB
+    image = rgb(page)
     name_boxes = find_text(page, name, face)
     assert name_boxes, f"{name!r} is not in the printed text"
     for points, pixels, inked in printed_lines(name_boxes, image, height):
@@ -322,7 +337,7 @@ def test_the_issues_poster_after_its_number_changed(tmp_path: Path) -> None:
     assert decode_pdf(output) == ("https://chat.example.com/s/vetrina?qr", (148, 210), 1)
     page = pypdfium2.PdfDocument(output)[0]
     height = page.get_size()[1]
-    image = page.render(scale=SCALE, rev_byteorder=True).to_numpy()[..., :3]
+    image = rgb(page)
     boxes = find_text(page, "Pasticceria Dolce Vita", height)
     assert boxes and page.get_textpage().get_text_range().startswith("Pasticceria Dolce Vita\r\nScrivici su")
     ((points, pixels, inked),) = printed_lines(boxes, image, height)  # one line, whole
