@@ -207,6 +207,12 @@ def test_a_business_and_an_agent_with_hours(client: TestClient, admin: Admin, se
     changed = call(client, service.get_agent(marco.id))
     assert changed.name == "Marco B." and changed.hours is None and changed.timezone == "Europe/London"  # type: ignore[attr-defined]
     assert "always" in admin.get(f"/admin/agents/{marco.id}").text
+    save = {"action": "save", "name": "Forno Rossi", "timezone": "Europe/Rome"}
+    coloured = admin.post(f"/admin/businesses/{business_id}", save | {"colour": "#C2185B"})
+    assert coloured.status_code == 303 and call(client, service.get_business(business_id)).colour == "#c2185b"  # type: ignore[attr-defined]
+    assert 'value="#c2185b"' in admin.get(f"/admin/businesses/{business_id}").text
+    bad = admin.post(f"/admin/businesses/{business_id}", save | {"colour": "rosso"})
+    assert bad.status_code == 422 and 'id="colour-error"' in bad.text and "is not a colour like" in bad.text
 
 
 def test_bad_business_and_agent_input_is_shown_next_to_its_field(
@@ -263,7 +269,7 @@ def test_the_builder_makes_a_short_link_that_opens_the_chat(
     assert 'value="https://chat.example.com/s/torta?utm_source=instagram&amp;utm_medium=bio"' in made.text
     assert "Ciao! Una torta per sabato? 🎂 &amp; #1" in made.text and "agent Giulia" in made.text
     assert 'src="/qr/s/torta.svg"' in made.text and "https://wa.me/" not in made.text.split("chat-preview")[0]
-    assert read_qr(client.get("/qr/s/torta.png").content) == "https://chat.example.com/s/torta"
+    assert read_qr(client.get("/qr/s/torta.png").content) == "https://chat.example.com/s/torta?qr"
     chat = client.get("/s/torta?utm_source=instagram", headers={"user-agent": IPHONE})
     assert chat.status_code == 302 and chat.headers["location"].startswith("https://wa.me/393471234567?text=Ciao")
     taken = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "short",
@@ -336,7 +342,7 @@ def test_a_links_qr_options_are_checked_and_its_downloads_decode(client: TestCli
     assert page.status_code == 200
     png = re.search(r'id="download-png" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
     assert "size=600" in png and "error=Q" in png
-    assert read_qr(client.get(png).content) == "https://chat.example.com/s/vetrina"
+    assert read_qr(client.get(png).content) == "https://chat.example.com/s/vetrina?qr"
     bad = admin.get("/admin/links/vetrina?dark=%23eeeeee&light=%23ffffff")
     assert bad.status_code == 422 and "contrast" in bad.text
 
@@ -384,8 +390,9 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
     client: TestClient, admin: Admin, service: Service, shop: dict[str, int]
 ) -> None:
     call(client, service.create_link(business_id=shop["business"], slug="vetrina", campaign="window"))
-    for _ in range(4):
+    for _ in range(3):
         client.get("/s/vetrina?utm_source=poster", headers={"user-agent": IPHONE, "referer": "https://www.instagram.com/x"})
+    client.get("/s/vetrina?utm_source=poster&qr", headers={"user-agent": IPHONE, "referer": "https://www.instagram.com/x"})
     client.get("/s/vetrina", headers={"user-agent": "facebookexternalhit/1.1"})
     flush(client)
     page = admin.get("/admin/")
@@ -396,6 +403,10 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
                            ("referrer", "www.instagram.com"), ("device", "mobile")):  # fmt: skip
         part = page.text.split(f'id="by-{section}"')[1].split("</section>")[0]
         assert label in part, section
+    via = page.text.split('id="by-via"')[1].split("</section>")[0]  # the poster's code scanned once
+    assert "<h2>By QR code or link</h2>" in via and re.search(r"<td>tap on the link</td>\s*<td>3</td>", via)
+    assert re.search(r"<td>QR code scan</td>\s*<td>1</td>", via)
+    assert "qr,QR code scan,1," in admin.get("/admin/stats.csv?by=via").text
     csv = admin.get("/admin/stats.csv?by=campaign")
     assert csv.headers["content-type"].startswith("text/csv") and "attachment" in csv.headers["content-disposition"]
     assert "window,window,4," in csv.text

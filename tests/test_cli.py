@@ -22,7 +22,7 @@ from clicktochat import __version__
 from clicktochat.app import create_app
 from clicktochat.cli import cli
 from clicktochat.settings import Settings
-from conftest import IPHONE, read_qr, watch
+from conftest import ANDROID, IPHONE, read_qr, watch
 
 BASE = "https://chat.example.com"
 NUMBER = "+39 347 123 4567"
@@ -470,13 +470,17 @@ def test_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_business_add_prints_id_and_list_json(runner: CliRunner, db: str) -> None:
     assert ok(invoke(runner, "business", "add", "--db", db, "Pizzeria Da Mario", "--timezone", "Europe/Rome")
               ).stdout == "1\n"  # fmt: skip
-    assert ok(invoke(runner, "business", "add", "--db", db, "Bar Sport")).stdout == "2\n"
+    assert ok(invoke(runner, "business", "add", "--db", db, "Bar Sport", "--colour", "F4C430")).stdout == "2\n"
     assert as_json(invoke(runner, "business", "list", "--db", db, "--json")) == [
-        {"id": 1, "name": "Pizzeria Da Mario", "timezone": "Europe/Rome", "fallback_agent_id": None},
-        {"id": 2, "name": "Bar Sport", "timezone": "UTC", "fallback_agent_id": None},
+        {"id": 1, "name": "Pizzeria Da Mario", "timezone": "Europe/Rome", "fallback_agent_id": None, "colour": None},
+        {"id": 2, "name": "Bar Sport", "timezone": "UTC", "fallback_agent_id": None, "colour": "#f4c430"},
     ]
+    fails(invoke(runner, "business", "edit", "2", "--colour", "giallo", "--db", db), 1,
+          "--colour: 'giallo' is not a colour like #c2185b")  # fmt: skip
+    ok(invoke(runner, "business", "edit", "2", "--colour", "", "--db", db))  # back to ours
+    assert as_json(invoke(runner, "business", "list", "--db", db, "--json"))[1]["colour"] is None
     table = ok(invoke(runner, "business", "list", "--db", db)).stdout.splitlines()
-    assert table[0].split() == ["ID", "NAME", "TIMEZONE", "FALLBACK_AGENT_ID"]
+    assert table[0].split() == ["ID", "NAME", "TIMEZONE", "FALLBACK_AGENT_ID", "COLOUR"]
     assert "Pizzeria Da Mario" in table[1] and "Europe/Rome" in table[1]
 
 
@@ -769,7 +773,7 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     png = tmp_path / "vetrina.png"
     done = ok(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--size", "400", "--base-url", BASE))
     assert done.stdout == f"Wrote {png}: QR version 3 for {BASE}/s/vetrina\n"
-    assert read_qr(png) == f"{BASE}/s/vetrina"
+    assert read_qr(png) == f"{BASE}/s/vetrina?qr"  # a scan, told apart from a tap on the link
     signed = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE)))
     svg = tmp_path / "ad.svg"
     done = ok(invoke(runner, "qr", signed, "-o", str(svg), "--db", db, "--base-url", BASE))
@@ -805,7 +809,7 @@ def test_business_logo_and_a_qr_code_with_it(runner: CliRunner, db: str, tmp_pat
     assert set_logo.stdout == f"Set the logo of business {shop}.\n"
     done = ok(invoke(runner, "qr", "shop", "-o", str(png), "--db", db, "--logo", "business", "--base-url", BASE))
     assert "QR version 4" in done.stdout  # correction H
-    assert read_qr(png) == f"{BASE}/s/shop"
+    assert read_qr(png) == f"{BASE}/s/shop?qr"
     fails(invoke(runner, "business", "logo", shop, str(tmp_path / "code.png"), "--remove", "--db", db), 2, "--remove")
     ok(invoke(runner, "business", "logo", shop, "--remove", "--db", db))
     fails(invoke(runner, "business", "logo", shop, str(png.parent / "none.png"), "--db", db), 2)
@@ -1078,6 +1082,34 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
     assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr
     assert invoke(runner, "stats", "--db", db, "--by", "colour").exit_code == 2  # click names the choices
+
+
+def test_stats_tell_scans_from_taps_by_link_and_campaign(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
+    for slug, campaign in (("vetrina", "summer"), ("banco", "winter")):
+        ok(invoke(runner, "link", "create", "--db", db, "--base-url", BASE, "--agent", str(shop["agent"]), "--short",
+                  "--slug", slug, "--campaign", campaign))  # fmt: skip
+    app = create_app(Settings(db=db, base_url=BASE))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        printed = read_qr(client.get("/qr/s/vetrina.png").content)  # what a phone reads off the poster
+        assert printed == f"{BASE}/s/vetrina?qr"
+        for url, agent in ((printed, IPHONE), (printed, IPHONE), (f"{BASE}/s/vetrina", ANDROID),
+                           (f"{BASE}/s/banco?qr", ANDROID)):  # fmt: skip
+            assert client.get(url, headers={"user-agent": agent}).is_redirect
+    csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "via", "--link", "vetrina", "--csv")).stdout
+    assert csv_text.splitlines() == [
+        "via,label,clicks,uniques,bots,conversations,conversion", "qr,QR code scan,2,1,0,0,",
+        ",tap on the link,1,1,0,0,",
+    ]  # fmt: skip
+    summer = as_json(invoke(runner, "stats", "--db", db, "--by", "via", "--campaign", "summer", "--json"))
+    assert [(r["key"], r["clicks"]) for r in summer["rows"]] == [("qr", 2), ("", 1)]
+    table = ok(invoke(runner, "stats", "--db", db, "--by", "via"))
+    assert [re.split(r"\s{2,}", line.strip()) for line in table.stdout.splitlines()[1:3]] == [
+        ["QR code scan", "3", "2", "0", "0"], ["tap on the link", "1", "1", "0", "0"],
+    ]  # every link
+    weeks = ok(invoke(runner, "stats", "--db", db, "--by", "week", "--csv")).stdout.splitlines()
+    assert weeks[0] == "week,clicks,uniques,bots,conversations,conversion"  # the week once, no label repeating it
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2},\d+,\d+,\d+,\d+,[0-9.]*", line) for line in weeks[1:])
+    assert sum(int(line.split(",")[1]) for line in weeks[1:]) == 4
 
 
 # -- admin ---------------------------------------------------------------------------------

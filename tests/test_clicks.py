@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from clicktochat.clicks import (
     PRUNE_EVERY,
     ClickEvent,
@@ -40,7 +42,7 @@ def test_a_click_row_keeps_campaign_utm_ad_ids_and_device_but_not_the_url() -> N
         "campaign": "summer", "source": "flyer", "utm_source": "ig", "utm_medium": "social",
         "utm_campaign": "summer", "utm_content": "reel", "utm_term": "cake", "ad_click": "fbclid",
         "referrer_host": "www.instagram.com", "device_class": "mobile", "os_family": "iOS",
-        "browser_family": "Mobile Safari", "page_path": None, "robot": None, "business_id": 7,
+        "browser_family": "Mobile Safari", "page_path": None, "robot": None, "via": None, "business_id": 7,
         "day": "2023-11-14", "visitor": "0123456789abcdef", "n": 1, "uniques": 0,
     }  # fmt: skip
 
@@ -69,6 +71,15 @@ def test_robots_and_link_checkers_are_named() -> None:
     )
     assert row_of(event()._replace(probe=True))["robot"] == "link checker"
     assert row_of(event())["robot"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "via"),
+    [(b"qr", "qr"), (b"utm_source=x&qr", "qr"), (b"qr=1", "qr"), (b"via=qr&u=https%3A%2F%2Fshop.it", "qr"),
+     (b"", None), (b"qr=0", None), (b"qrcode=1", None), (b"utm_source=qr", None), (b"u=qr", None)],
+)  # fmt: skip
+def test_a_scan_is_told_from_a_tap_by_the_codes_marker(query: bytes, via: str | None) -> None:
+    assert row_of(event(query))["via"] == via
 
 
 def test_hostile_query_and_referrer_are_harmless() -> None:
@@ -277,7 +288,7 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         for i in range(500):
             ua = BOT if i % 7 == 0 else IPHONE
             recorder.record(
-                event(query=f"utm_source=s{i % 4}".encode(), ua=ua, key=f"k{i % 5}")._replace(
+                event(query=f"utm_source=s{i % 4}{'&qr' if i % 3 else ''}".encode(), ua=ua, key=f"k{i % 5}")._replace(
                     at=1700000000 + i * 20000, visitor=f"v{i % 13}"
                 )
             )  # fmt: skip  (over four months)
@@ -291,7 +302,8 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         assert sum(c for c, _, _ in by_source.values()) == clicks and set(by_source) == {"s0", "s1", "s2", "s3"}
         # Every way of reading gives the same answer: each scope of dimension_days, link_days, raw rows.
         span = ("2000-01-01", "2100-01-01")
-        for group, dimension in (("day", ""), ("value", "utm_source"), ("value", "device"), ("value", "robot")):
+        for group, dimension in (("day", ""), ("value", "utm_source"), ("value", "device"), ("value", "robot"),
+                                 ("value", "via")):  # fmt: skip
             everything = await store.dimension_totals("all", "", dimension, *span, group, None)
             assert await store.raw_totals(dimension, *span, group, {}) == everything
             for scope, value in (("campaign", "summer"), ("agent", "3"), ("channel", "whatsapp")):
@@ -299,7 +311,7 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
             one_link = await store.raw_totals(dimension, *span, group, {"link_kind": "short", "link_key": "k1"})
             assert sum(r[1] + r[3] for r in one_link) == 100
         # One link's clicks by any dimension: link_dimension_days says what the raw rows say.
-        for dimension in ("utm_source", "device", "robot", "referrer", "browser"):
+        for dimension in ("utm_source", "device", "robot", "referrer", "browser", "via"):
             for filters in ({"link_kind": "short", "link_key": "k1"}, {"link_kind": "short", "link_key": "k1",
                             "campaign": "summer", "agent_id": 3}, {"campaign": "summer", "channel": "whatsapp"}):
                 for first, last in (span, ("2023-12-02", "2024-01-15")):
@@ -363,5 +375,5 @@ def test_the_memoised_analysis_is_the_analysis() -> None:
     for combo in [*combos, *reversed(combos)]:  # the second pass answers from the cache
         assert analysis(*combo) == analyse(*combo), combo
         row = describe(event(combo[0], combo[1], combo[2])._replace(probe=combo[3]), 1, {})
-        assert tuple(row)[7:17] + (row.robot,) == analyse(*combo)
+        assert tuple(row)[7:17] + (row.robot, row.via) == analyse(*combo)
     assert analysis.cache_info().hits >= len(combos)

@@ -79,12 +79,12 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     url = f"/api/v1/businesses/{shop.id}/logo"  # type: ignore[attr-defined]
     assert client.get("/qr/s/shop.png?logo=business", headers=auth).status_code == 422  # none uploaded yet
     channel = client.get("/qr/s/shop.png?logo=channel", headers=auth)
-    assert channel.status_code == 200 and read_qr(channel.content) == "https://chat.example.com/s/shop"
+    assert channel.status_code == 200 and read_qr(channel.content) == "https://chat.example.com/s/shop?qr"
 
     headers = auth | {"content-type": "image/jpeg"}
     assert client.put(url, content=image_bytes("JPEG"), headers=headers).status_code == 204
     mine = client.get("/qr/s/shop.png?logo=business", headers=auth)
-    assert mine.status_code == 200 and read_qr(mine.content) == "https://chat.example.com/s/shop"
+    assert mine.status_code == 200 and read_qr(mine.content) == "https://chat.example.com/s/shop?qr"
     assert mine.headers["etag"] != channel.headers["etag"]
     assert 'src="data:image/png;base64,' in client.get("/poster/s/shop").text  # the poster shows it
 
@@ -103,4 +103,4 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     signed = call(client, service.create_link(to="+39 347 123 4567", short=False))
     token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
     assert client.get(f"/qr/c/{token}.png?logo=business", headers=auth).status_code == 422
-    assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel", headers=auth).content) == signed.url  # type: ignore[attr-defined]
+    assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel", headers=auth).content) == signed.url + "?qr"  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from clicktochat.errors import InvalidInput
-from clicktochat.qr import QROptions, contrast, parse_options, render, version
+from clicktochat.qr import QROptions, contrast, parse_options, render, scan_url, version
 from clicktochat.qr_access import signed_query
 from clicktochat.service import Service
 from conftest import call, read_qr
@@ -52,6 +52,18 @@ def test_pngs_are_at_most_4096_pixels_wide() -> None:
 
 def test_short_links_make_small_codes() -> None:
     assert version("https://chat.example.com/s/vetrina") == 3
+
+
+@pytest.mark.parametrize("error", ["L", "M", "Q", "H"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://chat.example.com/s/vetrina", "https://pasticceriadolcevita.it/s/k7m3pqz", "https://c.it/s/a",
+     "https://chat.example.com/c/_" + "A" * 86, "https://chat.example.com/w/shop/3?u=https%3A%2F%2Fshop.it%2F"],
+)  # fmt: skip
+def test_the_scan_marker_grows_a_code_by_one_version_at_most(url: str, error: str) -> None:
+    marked = scan_url(url)
+    assert marked == url + ("&qr" if "?" in url else "?qr")
+    assert version(url, error) <= version(marked, error) <= version(url, error) + 1
     assert version("https://chat.example.com/c/" + "x" * 80) > version("https://chat.example.com/s/abc2345")
 
 
@@ -89,7 +101,7 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
     call(client, service.create_link(to="+39 347 123 4567", slug="vetrina"))
     png = client.get("/qr/s/vetrina.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert read_qr(png.content) == "https://chat.example.com/s/vetrina"
+    assert read_qr(png.content) == "https://chat.example.com/s/vetrina?qr"  # a scan, counted apart from taps
     assert png.headers["cache-control"] == "no-cache"
     again = client.get("/qr/s/VETRINA.png", headers={"if-none-match": png.headers["etag"]})
     assert again.status_code == 304
@@ -105,7 +117,7 @@ def test_qr_endpoints(client: TestClient, service: Service) -> None:
     signed = call(client, service.create_link(to="+39 347 123 4567", short=False))
     token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
     response = client.get(f"/qr/c/{token}.png?scale=8")
-    assert response.status_code == 200 and read_qr(response.content) == signed.url  # type: ignore[attr-defined]
+    assert response.status_code == 200 and read_qr(response.content) == signed.url + "?qr"  # type: ignore[attr-defined]
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 

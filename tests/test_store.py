@@ -4,6 +4,8 @@ import asyncio
 import sqlite3
 import threading
 
+import pytest
+
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
 from clicktochat.store import CHUNKS, Store, _split_sql, insert_rows, migrations
@@ -73,20 +75,42 @@ def test_routing_version_moves_with_every_change_that_affects_a_click(db_path: s
     assert versions[5] == versions[4]  # other writes do not drop the cache
 
 
-def test_a_link_has_exactly_one_destination(db_path: str) -> None:
+@pytest.mark.parametrize(
+    "link",
+    [ShortLink("both", channel="whatsapp", address="1", agent_id=1), ShortLink("two", agent_id=1, business_id=1),
+     ShortLink("none")],
+)  # fmt: skip
+def test_a_link_has_exactly_one_destination(db_path: str, link: ShortLink) -> None:
     async def scenario() -> None:
         store = await Store.open(db_path)
         try:
-            await store.add_link(ShortLink("both", channel="whatsapp", address="1", business_id=1))
+            await store.add_link(link)
         finally:
             await store.close()
 
-    try:
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
         asyncio.run(scenario())
-    except sqlite3.IntegrityError as exc:
-        assert "CHECK" in str(exc)
-    else:
-        raise AssertionError("the CHECK constraint did not fire")
+
+
+def test_a_fixed_number_may_belong_to_a_business(db_path: str) -> None:
+    """Migration 009: a number and its business (whose name, logo and colour the pages show)."""
+
+    async def scenario() -> tuple[ShortLink | None, bool]:
+        store = await Store.open(db_path)
+        try:
+            shop = await store.add_business("Dolce Vita", "Europe/Rome", "#c2185b")
+            await store.add_link(ShortLink("banco", channel="whatsapp", address="393471234567", business_id=shop.id))
+            target = await store.target("banco")
+            assert target is not None
+            assert (target.title, target.business_id, target.agents) == ("Dolce Vita", shop.id, ())
+            assert (await store.business(shop.id)) == shop
+            deleted = await store.delete_business(shop.id)  # the link keeps its number, without the name
+            return await store.link("banco"), deleted
+        finally:
+            await store.close()
+
+    link, deleted = asyncio.run(scenario())
+    assert deleted and link is not None and (link.address, link.business_id) == ("393471234567", None)
 
 
 def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
@@ -154,6 +178,50 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
             assert days == [("2023-11-14", 40, 0, 0), ("2023-11-15", 2, 0, 0)]
             sources = await store.dimension_totals("all", "", "utm_source", "2023-11-01", "2023-11-30", "value", 1)
             assert sources == [("ig", 40, 0, 0)]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
+    """A database at version 8: 009 makes links and link_dimension_days again (a new CHECK, a
+    new key column); every link, its triggers and every total are kept, old clicks are taps."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("BEGIN")
+    for number, script in migrations()[:8]:
+        for statement in _split_sql(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
+    db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
+               " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
+    links = "INSERT INTO links (slug, channel, address, agent_id, business_id, text, created_at, updated_at, ref_code)"
+    db.execute(links + " VALUES ('n', 'whatsapp', '393470000000', NULL, NULL, 'Ciao', 1, 2, 1)")
+    db.execute(links + " VALUES ('a', NULL, NULL, 5, NULL, '', 1, 2, NULL)")
+    db.execute(links + " VALUES ('b', NULL, NULL, NULL, 1, '', 1, 2, 0)")
+    db.execute("INSERT INTO clicks (at, link_kind, link_key, channel, day, n, uniques)"
+               " VALUES (1700000000, 'short', 'n', 'whatsapp', '2023-11-14', 3, 1)")  # fmt: skip
+    db.execute("INSERT INTO link_dimension_days VALUES ('short', 'n', '2023-11-14', 0, '', 0, 'whatsapp', '', '',"
+               " 'mobile', '', '', '', '', '', '', '', '', '', '', 3, 1, 0)")  # fmt: skip
+    db.execute("COMMIT")
+    db.close()
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        try:
+            assert [(link.slug, link.address, link.agent_id, link.business_id, link.ref_code)
+                    for link in await store.links()] == [
+                ("a", None, 5, None, None), ("b", None, None, 1, False), ("n", "393470000000", None, None, True)
+            ]  # fmt: skip
+            version = await store.routing_version()
+            await store.update_link("n", {"business_id": 1})  # a fixed number of business 1 now
+            assert await store.routing_version() == version + 1  # the triggers came back
+            n = {"link_kind": "short", "link_key": "n"}
+            span = ("2023-11-01", "2023-11-30")
+            assert await store.link_dimension_totals("device", *span, "value", n) == [("mobile", 3, 1, 0)]
+            assert await store.link_dimension_totals("via", *span, "value", n) == [("", 3, 1, 0)]
+            assert (await store.clicks("short", "n"))[0]["via"] is None
         finally:
             await store.close()
 

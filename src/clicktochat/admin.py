@@ -57,7 +57,7 @@ LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Po
                   "fr": "Français", "ar": "العربية"}  # fmt: skip
 QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-BREAKDOWNS = ("campaign", "link", "agent", "referrer", "device")
+BREAKDOWNS = ("campaign", "link", "agent", "via", "referrer", "device")
 STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
 TIMEZONES = sorted(available_timezones())
 CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
@@ -405,7 +405,7 @@ async def business_page(request: Request, page: Page) -> Response:
                 return see_other("/admin/businesses", "deleted")
             fallback = form.get("fallback_agent_id", "")
             await service.update_business(business.id, {
-                "name": form.get("name", ""), "timezone": form.get("timezone", ""),
+                "name": form.get("name", ""), "timezone": form.get("timezone", ""), "colour": form.get("colour", ""),
                 "fallback_agent_id": _int(fallback, "fallback_agent_id") if fallback else None,
             })  # fmt: skip
             return see_other(f"/admin/businesses/{business.id}", "saved")
@@ -490,9 +490,12 @@ async def describer(service: Service) -> Callable[[ShortLink], str]:
     def say(link: ShortLink) -> str:
         if link.agent_id is not None:
             return f"agent {agents.get(link.agent_id, link.agent_id)}"
+        number = f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+        if link.business_id is not None and link.address is not None:  # a fixed number of the business
+            return f"{number} ({businesses.get(link.business_id, link.business_id)})"
         if link.business_id is not None:
             return f"{businesses.get(link.business_id, link.business_id)} (whoever is available)"
-        return f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+        return number
 
     return say
 
@@ -608,7 +611,7 @@ async def link_page(request: Request, page: Page) -> Response:
     state = "disabled" if link.disabled else "expired" if link.expires_at and link.expires_at <= now else "active"
     if not page.form:  # the form shows what is stored
         page.form = {
-            "destination": "agent" if link.agent_id else "business" if link.business_id else "to",
+            "destination": "to" if link.address else "agent" if link.agent_id else "business",
             "to": f"+{link.address}" if link.address else "", "channel": link.channel or "whatsapp",
             "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
             "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,

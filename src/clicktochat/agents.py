@@ -25,6 +25,7 @@ class Business:
     name: str
     timezone: str
     fallback_agent_id: int | None = None
+    colour: str | None = None  # #rrggbb for its posters; None: ours
 
 
 @dataclass(frozen=True)

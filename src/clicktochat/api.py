@@ -70,6 +70,8 @@ CHANNEL = schema(enum=list(CHANNELS))
 ID = schema(minimum=1, maximum=2**63 - 1)
 TIMEZONE = schema(enum=sorted(available_timezones()))
 TIMEZONE_OR_NULL = schema(enum=[*sorted(available_timezones()), None])
+COLOUR_HELP = "The business's colour on its posters, #rrggbb (darkened there until it reads on white); null: ours."
+COLOUR_SCHEMA = schema(pattern=r"^(#?[0-9a-fA-F]{6})?$")
 # A new link leads to exactly one of: a number, an agent, a business.
 ONE_DESTINATION: list[Any] = [
     {"required": [field], "properties": {field: {"not": {"type": "null"}}} | {
@@ -142,6 +144,7 @@ class LinkUpdate(Body):
 class BusinessCreate(Body):
     name: str = Field(json_schema_extra=NAME)
     timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Rome.", json_schema_extra=TIMEZONE)
+    colour: str | None = Field(None, description=COLOUR_HELP, json_schema_extra=COLOUR_SCHEMA)
 
 
 class BusinessUpdate(Body):
@@ -149,6 +152,7 @@ class BusinessUpdate(Body):
     timezone: str = Field("UTC", json_schema_extra=TIMEZONE)
     fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available (0: none).",
                                           json_schema_extra={"minimum": 0})  # fmt: skip
+    colour: str | None = Field(None, description=COLOUR_HELP, json_schema_extra=COLOUR_SCHEMA)
 
 
 HOURS_HELP = 'Weekly hours, {"mon": ["09:00-13:00", "15:00-19:00"], ...} or "mon-fri 09:00-18:00; sat 10:00-12:00".'
@@ -344,6 +348,7 @@ class BusinessOut(BaseModel):
     name: str
     timezone: str
     fallback_agent_id: int | None
+    colour: str | None = Field(description=COLOUR_HELP)
 
 
 class AgentOut(BaseModel):
@@ -554,7 +559,7 @@ async def list_businesses(request: Request, service: Service) -> Response:
 @endpoint
 async def create_business(request: Request, service: Service) -> Response:
     body = await read_body(request, BusinessCreate)
-    return out(business_out(await service.add_business(body.name, body.timezone)), 201)
+    return out(business_out(await service.add_business(body.name, body.timezone, body.colour)), 201)
 
 
 @endpoint

@@ -25,8 +25,8 @@ from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
 from .logos import channel_icon
-from .posters import FORMATS, WORDS, Poster, find_chromium, preferred_language, print_pdf
-from .qr import KINDS, parse_options, render, version
+from .posters import FORMATS, WORDS, Poster, find_chromium, make_poster, preferred_language, print_pdf
+from .qr import KINDS, parse_options, render, scan_url, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
 from .stats import GROUPS, MAX_LIMIT, Stats, compute, parse_query
@@ -372,10 +372,12 @@ def business() -> None:
 @common_options
 @click.argument("name")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone, e.g. Europe/Rome.")
+@click.option("--colour", help="Its colour on posters, #rrggbb [default: WhatsApp's green].")
 @json_option
-def business_add(db: str | None, base_url: str | None, name: str, timezone: str, as_json: bool) -> None:
+def business_add(db: str | None, base_url: str | None, name: str, timezone: str, colour: str | None,
+                 as_json: bool) -> None:  # fmt: skip
     """Add a business; prints its id."""
-    found = run_with_service(db, base_url, lambda s: s.add_business(name, timezone))
+    found = run_with_service(db, base_url, lambda s: s.add_business(name, timezone, colour))
     print_json(found.__dict__) if as_json else click.echo(found.id)
 
 
@@ -385,7 +387,7 @@ def business_add(db: str | None, base_url: str | None, name: str, timezone: str,
 def business_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     """List businesses."""
     rows = [b.__dict__ for b in run_with_service(db, base_url, lambda s: s.store.businesses())]
-    print_json(rows) if as_json else print_table(rows, ["id", "name", "timezone", "fallback_agent_id"])
+    print_json(rows) if as_json else print_table(rows, ["id", "name", "timezone", "fallback_agent_id", "colour"])
 
 
 @business.command("edit")
@@ -394,10 +396,12 @@ def business_list(db: str | None, base_url: str | None, as_json: bool) -> None:
 @click.option("--name")
 @click.option("--timezone")
 @click.option("--fallback-agent", type=int, help="Agent who gets chats when nobody is available (0: none).")
+@click.option("--colour", help='Its colour on posters, #rrggbb ("" for ours).')
 def business_edit(db: str | None, base_url: str | None, business_id: int, name: str | None, timezone: str | None,
-                  fallback_agent: int | None) -> None:  # fmt: skip
+                  fallback_agent: int | None, colour: str | None) -> None:  # fmt: skip
     """Change a business."""
-    changes: dict[str, Any] = {k: v for k, v in {"name": name, "timezone": timezone}.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in {"name": name, "timezone": timezone, "colour": colour}.items()
+                               if v is not None}  # fmt: skip
     if fallback_agent is not None:
         changes["fallback_agent_id"] = fallback_agent or None
     found = run_with_service(db, base_url, lambda s: s.update_business(business_id, changes))
@@ -911,8 +915,8 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
             logo = await service.store.logo(target.business_id) if target and target.business_id else None
             if logo is None:
                 raise InvalidInput("logo", "this link has no business logo; set one with `business logo`")
-        Path(output).write_bytes(render(url, chosen, kind, logo))
-        return url, version(url, chosen.error)
+        Path(output).write_bytes(render(scan_url(url), chosen, kind, logo))  # scans counted apart from taps
+        return url, version(scan_url(url), chosen.error)
 
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
@@ -942,9 +946,8 @@ def poster(db: str | None, base_url: str | None, slug: str, output: str, page_fo
     async def work(service: Service) -> Poster:
         link = await service.get_link(slug)
         target = await service.store.target(link.slug)
-        business_id = target.business_id if target else None
-        logo = await service.store.logo(business_id) if business_id is not None else None
-        return Poster(service.short_url(link.slug), target.title if target else None, page_format, lang, logo)
+        assert target is not None  # get_link found it
+        return await make_poster(service, target, page_format, lang)
 
     found = run_with_service(db, base_url, work)
     from .app import asset_dir

@@ -29,8 +29,11 @@ MAX_UTM_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of raw rows older than the retention
 # What stats can group by besides time and links, each a column of the daily totals.
 DIMENSIONS = (
-    "source", "referrer", "device", "os", "browser", *UTM_KEYS, "page", "ad_click", "robot",
+    "source", "referrer", "device", "os", "browser", *UTM_KEYS, "page", "ad_click", "robot", "via",
 )  # fmt: skip
+# The marker of a code we drew (qr.scan_url adds `qr`): a scan, not a tap. Dub's `qr=1` and the
+# widget's `via=qr` (its desktop code) count too.
+SCAN_MARKERS = (b"qr", b"qr=1", b"via=qr")
 
 
 class ClickEvent(NamedTuple):
@@ -87,6 +90,7 @@ class ClickRow(NamedTuple):
     browser_family: str
     page_path: str | None
     robot: str | None  # what kind, for robots; None for people
+    via: str | None  # "qr": scanned from a code we drew; None: a tap on the link
     business_id: int | None
     day: str  # YYYY-MM-DD in the business's time zone (UTC without one)
     visitor: str | None
@@ -105,14 +109,17 @@ def describe(event: ClickEvent, n: int, businesses: Mapping[int, tuple[int, str]
     return ClickRow(
         event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
         facts[0], facts[1], facts[2], facts[3], facts[4], facts[5], facts[6], facts[7], facts[8], facts[9],
-        event.page_path, facts[10], business_id, local_day(event.at // 900, timezone), event.visitor or None, n, 0,
+        event.page_path, facts[10], facts[11], business_id, local_day(event.at // 900, timezone),
+        event.visitor or None, n, 0,
     )  # fmt: skip
 
 
 # What describe() reads from the query string, referrer and user agent: the utm_* values, the ad
-# click id, the referrer's host, the device class, OS and browser families, and the robot's kind.
+# click id, the referrer's host, the device class, OS and browser families, the robot's kind, and
+# whether the link was scanned.
 Analysis = tuple[
-    str | None, str | None, str | None, str | None, str | None, str | None, str | None, str, str, str, str | None
+    str | None, str | None, str | None, str | None, str | None, str | None, str | None, str, str, str, str | None,
+    str | None,
 ]
 MAX_CACHED_ANALYSIS = 1024  # characters of query string and referrer together, for a place in the cache
 
@@ -132,8 +139,16 @@ def analyse(query_string: bytes, referer: str, user_agent: str, probe: bool) -> 
         utm_source, utm_medium, utm_campaign, utm_content, utm_term,
         next((name for name in AD_CLICK_IDS if name in query), None), referrer_host(referer),
         device.device_class, device.os_family, device.browser_family,
-        "link checker" if probe else robot_name(user_agent),
+        "link checker" if probe else robot_name(user_agent), scanned(query_string),
     )  # fmt: skip
+
+
+def scanned(query_string: bytes) -> str | None:
+    """"qr" when the query string carries one of SCAN_MARKERS (read by the writer, never on the
+    click path: the click only keeps the raw query string, as before)."""
+    if query_string and any(part in SCAN_MARKERS for part in query_string.split(b"&")):
+        return "qr"
+    return None
 
 
 # Memoised per distinct (query string, referrer, user agent): an ad's clicks share a few of each, so
@@ -177,6 +192,7 @@ def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
     yield "page", row.page_path or ""
     yield "ad_click", row.ad_click or ""
     yield "robot", row.robot or ""
+    yield "via", row.via or ""
 
 
 # Where each of DIMENSIONS is in a link_dimension_days cell (daily_totals), after the day's total.
@@ -196,6 +212,7 @@ def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
             row.channel, row.source or "", row.referrer_host or "", row.device_class, row.os_family,
             row.browser_family, row.utm_source or "", row.utm_medium or "", row.utm_campaign or "",
             row.utm_content or "", row.utm_term or "", row.page_path or "", row.ad_click or "", row.robot or "",
+            row.via or "",
         )  # fmt: skip
         total = cells.get(cell)
         if total is None:

@@ -1,21 +1,29 @@
 """Print-ready posters of a short link: a call to action in the shop's language, the QR code,
-the short URL in readable text. One Jinja page with print CSS for A4, A5 and A6 table tents;
-`clicktochat poster` prints it to PDF with headless Chromium."""
+the short URL in readable text, the business's name, logo and colour. One Jinja page with
+print CSS for A4 and A5 posters and the A6 table tent (two faces on a 105 x 297 mm strip, half
+an A4 sheet, folded in the middle); `clicktochat poster` prints it to PDF with headless Chromium."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
 from .errors import InvalidInput
-from .qr import QROptions, render
+from .links import Target
+from .qr import QROptions, luminance, render, scan_url
+
+if TYPE_CHECKING:
+    from .service import Service
 
 FORMATS = ("a4", "a5", "a6")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -33,6 +41,9 @@ WORDS: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 # Error correction Q: a poster gets scuffed, folded and photographed at an angle.
 POSTER_QR = QROptions(error="Q")
+DEFAULT_ACCENT = "#075e54"  # WhatsApp's dark green, when the business has no colour of its own
+COLOUR = re.compile(r"#[0-9a-f]{6}")
+TEXT_CONTRAST = 4.5  # WCAG AA: the call to action is printed in the accent, on white paper
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,28 @@ class Poster:
     format: str
     lang: str
     logo: bytes | None = None  # the business's PNG
+    colour: str | None = None  # the business's, #rrggbb
+
+    @property
+    def accent(self) -> str:
+        """The business's colour for the call to action, darkened until it reads on white."""
+        return readable_on_white(self.colour) if self.colour else DEFAULT_ACCENT
+
+    @property
+    def style(self) -> str:
+        """The page's one style attribute (a #rrggbb made here, never text the business typed)."""
+        return f"--accent: {self.accent}"
+
+    @property
+    def style_source(self) -> str:
+        """The CSP source that allows exactly that attribute, and no other inline style."""
+        digest = base64.b64encode(hashlib.sha256(self.style.encode()).digest()).decode()
+        return f"'unsafe-hashes' 'sha256-{digest}'"
+
+    @property
+    def faces(self) -> tuple[str, ...]:
+        """A table tent shows the poster on both sides of the fold: the back one upside down."""
+        return ("back", "front") if self.format == "a6" else ("front",)
 
     @property
     def logo_uri(self) -> str | None:
@@ -61,7 +94,40 @@ class Poster:
 
     @property
     def qr(self) -> str:
-        return render(self.url, POSTER_QR, "svg").decode()
+        return render(scan_url(self.url), POSTER_QR, "svg").decode()
+
+
+def check_colour(value: str | None, field: str = "colour") -> str | None:
+    """A business's colour as #rrggbb (with or without the #, any case); "" or None: none."""
+    if value is None or not value.strip():
+        return None
+    colour = "#" + value.strip().lower().removeprefix("#")
+    if not COLOUR.fullmatch(colour):
+        raise InvalidInput(field, f"{value!r} is not a colour like #c2185b")
+    return colour
+
+
+def contrast_on_white(colour: str) -> float:
+    """WCAG's contrast ratio of `colour` (#rrggbb) against white."""
+    return 1.05 / (luminance(colour) + 0.05)
+
+
+def readable_on_white(colour: str) -> str:
+    """`colour` as it is when it reads on white paper, else darkened (its hue kept) until it does."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    found = colour.lower()
+    while contrast_on_white(found) < TEXT_CONTRAST:
+        red, green, blue = (int(c * 0.9) for c in (red, green, blue))
+        found = f"#{red:02x}{green:02x}{blue:02x}"
+    return found
+
+
+async def make_poster(service: Service, target: Target, page_format: str, lang: str) -> Poster:
+    """The poster of a short link, with its business's name, logo and colour."""
+    business = await service.store.business(target.business_id) if target.business_id is not None else None
+    logo = await service.store.logo(business.id) if business else None
+    colour = business.colour if business else None
+    return Poster(service.short_url(target.link.slug), target.title, page_format, lang, logo, colour)
 
 
 def poster_options(params: Mapping[str, str], preferred: str = "") -> tuple[str, str]:

@@ -25,6 +25,16 @@ MIN_CONTRAST = 4.5  # WCAG AA for text: phone cameras in dim shops need at least
 _HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
+SCAN_MARKER = "qr"  # clicks.SCAN_MARKERS: what tells a scan from a tap
+
+
+def scan_url(url: str) -> str:
+    """What a code we draw encodes: our link with the scan marker, so stats tell scans of a
+    printed code from taps on the link (as Dub's `?qr=1`, two characters shorter: a short link's
+    code grows by one QR version at most, see docs/performance.md)."""
+    return f"{url}{'&' if '?' in url else '?'}{SCAN_MARKER}"
+
+
 @dataclass(frozen=True)
 class QROptions:
     """Defaults that scan well printed small: correction M, a 4-module quiet zone, black on white."""

@@ -17,6 +17,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
 from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
 from .logos import check_logo
+from .posters import check_colour
 from .settings import Settings
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
@@ -195,6 +196,12 @@ class Service:
             raise InvalidInput("business_id", f"there is no business {business_id}")
         return empty | {"business_id": business_id}
 
+    async def _business_of(self, link: ShortLink) -> int | None:
+        if link.agent_id is not None:
+            agent = await self.store.agent(link.agent_id)
+            return agent.business_id if agent else None
+        return link.business_id
+
     async def get_link(self, slug: str) -> ShortLink:
         link = await self.store.link(slug.lower())
         if link is None:
@@ -210,6 +217,8 @@ class Service:
                 changes.get("to"), changes.get("channel") or link.channel or "whatsapp",
                 changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip
+            if update["address"] is not None:  # a fixed number now: still the business's (its name, logo, colour)
+                update["business_id"] = await self._business_of(link)
         elif "channel" in changes:
             raise InvalidInput("channel", "change the channel together with to")
         channel = update.get("channel", link.channel) or "whatsapp"
@@ -243,8 +252,8 @@ class Service:
 
     # -- businesses and agents --------------------------------------------------------
 
-    async def add_business(self, name: str, timezone: str = "UTC") -> Business:
-        return await self.store.add_business(_check_name(name), check_timezone(timezone))
+    async def add_business(self, name: str, timezone: str = "UTC", colour: str | None = None) -> Business:
+        return await self.store.add_business(_check_name(name), check_timezone(timezone), check_colour(colour))
 
     async def get_business(self, business_id: int) -> Business:
         business = await self.store.business(business_id)
@@ -259,6 +268,8 @@ class Service:
             update["name"] = _check_name(changes["name"])
         if "timezone" in changes:
             update["timezone"] = check_timezone(changes["timezone"])
+        if "colour" in changes:
+            update["colour"] = check_colour(changes["colour"])
         if "fallback_agent_id" in changes:
             fallback = changes["fallback_agent_id"]
             agent = await self.store.agent(fallback) if fallback is not None else None

@@ -108,11 +108,16 @@ class Stats:
         }
 
     def as_csv(self) -> str:
+        """A column for the group's key, then its label, but for days, weeks and months, whose
+        label is the key again."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([self.query.by, "label", "clicks", "uniques", "bots", "conversations", "conversion"])
+        labelled = self.query.by not in TIME_GROUPS
+        writer.writerow([self.query.by, *(["label"] if labelled else []), "clicks", "uniques", "bots", "conversations",
+                         "conversion"])  # fmt: skip
         for row in self.rows:
-            writer.writerow([_cell(row.key), _cell(row.label), row.clicks, row.uniques, row.bots, row.conversations,
+            label = [_cell(row.label)] if labelled else []
+            writer.writerow([_cell(row.key), *label, row.clicks, row.uniques, row.bots, row.conversations,
                              "" if row.conversion is None else row.conversion])  # fmt: skip
         return out.getvalue()
 
@@ -282,7 +287,12 @@ def fill_gaps(
     return [(key, *counts.get(key, (0, 0, 0))) for key in keys]
 
 
+VIA_LABELS = {"qr": "QR code scan", "": "tap on the link"}  # clicks.scanned
+
+
 def label(by: str, key: str, agent_names: Mapping[str, str]) -> str:
+    if by == "via":
+        return VIA_LABELS.get(key, key)
     if by == "agent":
         return agent_names.get(key, "(none)" if key == "0" else f"agent {key} (deleted)")
     return key or "(none)"

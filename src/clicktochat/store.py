@@ -30,7 +30,7 @@ LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
 CLICK_COLUMNS = (  # clicks.ClickRow, in order
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
     "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ad_click", "referrer_host",
-    "device_class", "os_family", "browser_family", "page_path", "robot", "business_id", "day", "visitor",
+    "device_class", "os_family", "browser_family", "page_path", "robot", "via", "business_id", "day", "visitor",
     "n", "uniques",
 )  # fmt: skip
 LINK_DAY_COLUMNS = ("day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel")
@@ -38,7 +38,7 @@ DIMENSION_DAY_COLUMNS = ("scope", "scope_value", "dimension", "day", "business_i
 LINK_DIMENSION_DAY_COLUMNS = (  # migration 006: a link's day, then each of clicks.DIMENSIONS in order
     "link_kind", "link_key", "day", "business_id", "campaign", "agent_id", "channel", "source", "referrer",
     "device", "os", "browser", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "page",
-    "ad_click", "robot",
+    "ad_click", "robot", "via",
 )  # fmt: skip
 COUNTERS = ("clicks", "uniques", "bots")
 # Raw columns of clicks.DIMENSIONS, for what the daily totals do not hold.
@@ -46,7 +46,7 @@ DIMENSION_COLUMNS = {
     "source": "source", "referrer": "referrer_host", "device": "device_class", "os": "os_family",
     "browser": "browser_family", "utm_source": "utm_source", "utm_medium": "utm_medium",
     "utm_campaign": "utm_campaign", "utm_content": "utm_content", "utm_term": "utm_term", "page": "page_path",
-    "ad_click": "ad_click", "robot": "robot",
+    "ad_click": "ad_click", "robot": "robot", "via": "via",
 }  # fmt: skip
 # How stats group rows, as SQL over any of the three tables.
 GROUPINGS = {
@@ -319,33 +319,36 @@ class Store:
 
     # -- businesses and agents --------------------------------------------------------
 
-    async def add_business(self, name: str, timezone: str) -> Business:
+    async def add_business(self, name: str, timezone: str, colour: str | None = None) -> Business:
         now = int(time.time())
         async with self.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO businesses (name, timezone, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (name, timezone, now, now),
+                "INSERT INTO businesses (name, timezone, colour, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (name, timezone, colour, now, now),
             )
-        return Business(int(cursor.lastrowid or 0), name, timezone)
+        return Business(int(cursor.lastrowid or 0), name, timezone, colour=colour)
 
     async def business(self, business_id: int) -> Business | None:
         if not _fits(business_id):
             return None
         row = await self._one(
-            "SELECT id, name, timezone, fallback_agent_id FROM businesses WHERE id = ?", (business_id,)
+            "SELECT id, name, timezone, fallback_agent_id, colour FROM businesses WHERE id = ?", (business_id,)
         )
         return Business(*row) if row else None
 
     async def businesses(self) -> list[Business]:
-        rows = await self._all("SELECT id, name, timezone, fallback_agent_id FROM businesses ORDER BY id")
+        rows = await self._all("SELECT id, name, timezone, fallback_agent_id, colour FROM businesses ORDER BY id")
         return [Business(*row) for row in rows]
 
     async def update_business(self, business_id: int, changes: dict[str, Any]) -> None:
         await self._update("businesses", "id", business_id, changes)
 
     async def delete_business(self, business_id: int) -> bool:
-        """False if unknown; sqlite3.IntegrityError if links still lead to it or its agents."""
+        """False if unknown; sqlite3.IntegrityError if links still lead to it or its agents. Links
+        to a fixed number of the business keep their number and lose its name."""
         async with self.transaction() as db:
+            await db.execute("UPDATE links SET business_id = NULL WHERE business_id = ? AND address IS NOT NULL",
+                             (business_id,))  # fmt: skip
             cursor = await db.execute("DELETE FROM businesses WHERE id = ?", (business_id,))
             return cursor.rowcount > 0
 
@@ -464,7 +467,7 @@ class Store:
             agent = await self.agent(link.agent_id)
             agents = [agent] if agent else []
             business_id = agent.business_id if agent else None
-        elif link.business_id is not None:
+        elif link.business_id is not None and link.address is None:  # a fixed number may belong to one
             agents = await self.agents(link.business_id)
         business = await self.business(business_id) if business_id is not None else None
         fallback = None
@@ -474,7 +477,7 @@ class Store:
 
     async def _update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
         # Column names come from our own code (API models and CLI options), never from input.
-        allowed = {"businesses": {"name", "timezone", "fallback_agent_id"},
+        allowed = {"businesses": {"name", "timezone", "fallback_agent_id", "colour"},
                    "agents": {"name", "channel", "address", "hours", "timezone"},
                    "links": set(LINK_COLUMNS.split(", ")) - {"slug", "created_at", "updated_at"}}[table]  # fmt: skip
         unknown = set(changes) - allowed

@@ -30,8 +30,8 @@ from .keys import check_api_key
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
 from .page_words import WORDS, chat_with, page_language
-from .posters import Poster, poster_options
-from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render
+from .posters import make_poster, poster_options
+from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render, scan_url
 from .qr_access import Renders, public_options, signed_query
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify
@@ -156,7 +156,7 @@ class ClickEndpoint:
         request = Request(scope)  # only now, past the redirect: the language is asked for pages alone
         response = page(
             request, "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
-            qr=qr_svg(click.link_url), **speaking(request),
+            qr=qr_svg(scan_url(click.link_url)), **speaking(request),
         )  # fmt: skip
         await response(scope, receive, send)
 
@@ -241,14 +241,15 @@ async def welcome(request: Request) -> Response:
             if link is not None:
                 url = service.short_url(slug)
                 download = signed_query(service.signer.keys, f"s/{slug}", {"size": "600", "logo": "channel"})
-                links.append({"url": url, "link": link, "qr": qr_svg(url), "slug": slug, "download": download})
+                code = qr_svg(scan_url(url))
+                links.append({"url": url, "link": link, "qr": code, "slug": slug, "download": download})
         try:  # signed with a key that may since have been replaced by CLICKTOCHAT_SECRET_KEYS
             signed_link = service.signer.verify(demo["token"])
         except ProblemError:
             signed_link = None
         if signed_link is not None:
             signed = service.signed_url(demo["token"])
-            links.append({"url": signed, "link": signed_link, "qr": qr_svg(signed)})
+            links.append({"url": signed, "link": signed_link, "qr": qr_svg(scan_url(signed))})
     business = await service.store.business(demo["business_id"]) if demo else None
     now = datetime.now(UTC)
     agents = [
@@ -281,7 +282,7 @@ async def short_link_qr(request: Request) -> Response:
             raise InvalidInput("logo", "this link's business has no logo; upload one, or use logo=channel")
     elif options.logo == "channel":
         logo = channel_icon(target.agents[0].channel if target.agents else target.link.channel or "whatsapp")
-    return await qr_response(request, service.short_url(slug), options, logo, "no-cache")
+    return await qr_response(request, scan_url(service.short_url(slug)), options, logo, "no-cache")
 
 
 async def signed_link_qr(request: Request) -> Response:
@@ -294,7 +295,9 @@ async def signed_link_qr(request: Request) -> Response:
     if options.logo == "business":
         raise InvalidInput("logo", "signed links have no business; use logo=channel")
     logo = channel_icon(link.channel) if options.logo == "channel" else None
-    return await qr_response(request, service.signed_url(token), options, logo, "public, max-age=31536000, immutable")
+    return await qr_response(
+        request, scan_url(service.signed_url(token)), options, logo, "public, max-age=31536000, immutable"
+    )
 
 
 async def api_owner(request: Request) -> bool:
@@ -346,11 +349,15 @@ async def poster(request: Request) -> Response:
     target = await find_short(service, request.path_params["slug"])
     if target is None:
         raise NotFound("There is no chat link here, so there is no poster either.")
-    slug = target.link.slug
     page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
     spend(request)  # a page drawn anew each time
-    logo = await service.store.logo(target.business_id) if target.business_id is not None else None
-    return page(request, "poster.html", poster=Poster(service.short_url(slug), target.title, page_format, lang, logo))
+    poster = await make_poster(service, target, page_format, lang)
+    response = page(request, "poster.html", poster=poster)
+    csp = response.headers["Content-Security-Policy"]  # and its one style attribute, the business's colour
+    styles = f"style-src 'self' {poster.style_source}"
+    response.headers["Content-Security-Policy"] = csp.replace("style-src 'self'", styles, 1)
+    return response
+
 
 
 async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
