@@ -95,23 +95,28 @@ class Sender:
         how many rows were claimed."""
         slots = asyncio.Semaphore(self.concurrency)
         batches: set[asyncio.Task[None]] = set()
+        writes: set[asyncio.Task[None]] = set()  # what Meta took, being written while the next sends go
         claimed = 0
         try:
             while rows := await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency):
                 claimed += len(rows)
-                batches.add(asyncio.create_task(self._batch(rows, slots), name="clicktochat-send-batch"))
+                batches.add(asyncio.create_task(self._batch(rows, slots, writes), name="clicktochat-send-batch"))
                 if len(batches) >= 2:
                     done, batches = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         task.result()  # a batch's error (a locked database) stops the round
         finally:  # what is on its way finishes (and is written) before this returns or raises
             results = await asyncio.gather(*batches, return_exceptions=True)
+            results += await asyncio.gather(*writes, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return claimed
 
-    async def _batch(self, rows: list[OutboxRow], slots: asyncio.Semaphore) -> None:
+    async def _batch(self, rows: list[OutboxRow], slots: asyncio.Semaphore,
+                     writes: set[asyncio.Task[None]] | None = None) -> None:  # fmt: skip
+        """Send `rows`, `slots` at a time, then record what Meta took: awaited, or (`writes`)
+        as a task of its own, so that the caller's next batch need not wait for the database."""
         keys = self.keys()
         reasons = await self.check(rows)  # all rows at once: one hop to the database, not one per row
         sent: list[tuple[int, str, int]] = []
@@ -129,7 +134,10 @@ class Sender:
         try:
             await asyncio.gather(*(one(row, reason) for row, reason in zip(rows, reasons, strict=True)))
         finally:  # what Meta took is written in one transaction, even when the batch is cut short
-            await self.chats.sent_many(sent)
+            if writes is None:
+                await self.chats.sent_many(sent)
+            else:
+                writes.add(asyncio.create_task(self.chats.sent_many(sent), name="clicktochat-sent"))
 
     async def _send(self, row: OutboxRow, key: NumberKeys, sent: list[tuple[int, str, int]]) -> None:
         wait = self.pace.delay(row.number_id, time.monotonic())

@@ -106,17 +106,24 @@ class OutboxStore(ChatDB):
         if not sent:
             return
 
+        rows = json.dumps(sent)
+
         def work() -> None:
+            # One statement a table, over the batch as JSON: executemany steps once a row, and lets
+            # go of the GIL at every step, so under a busy event loop a batch waited on each row.
             with self._tx() as db:
-                db.executemany("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = ?, lease_until = NULL,"
-                               " error = NULL, error_code = NULL WHERE id = ?",
-                               [(wamid, now, outbox_id) for outbox_id, wamid, now in sent])  # fmt: skip
-                db.executemany("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ?",
-                               [(wamid, outbox_id) for outbox_id, wamid, _ in sent])  # fmt: skip
-                db.executemany(
-                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), ?)"
-                    " WHERE id = (SELECT conversation_id FROM outbox WHERE id = ?)",
-                    [(now, outbox_id) for outbox_id, _, now in sent],
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', wamid = json_extract(j.value, '$[1]'),"
+                    " sent_at = json_extract(j.value, '$[2]'), lease_until = NULL, error = NULL, error_code = NULL"
+                    " FROM json_each(?) AS j WHERE outbox.id = json_extract(j.value, '$[0]')", (rows,),
+                )  # fmt: skip
+                db.execute("UPDATE wa_messages SET wamid = json_extract(j.value, '$[1]') FROM json_each(?) AS j"
+                           " WHERE wa_messages.outbox_id = json_extract(j.value, '$[0]')", (rows,))  # fmt: skip
+                db.execute(
+                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), last.at) FROM"
+                    " (SELECT o.conversation_id AS id, max(json_extract(j.value, '$[2]')) AS at FROM json_each(?) AS j"
+                    " JOIN outbox o ON o.id = json_extract(j.value, '$[0]') WHERE o.conversation_id IS NOT NULL"
+                    " GROUP BY o.conversation_id) AS last WHERE conversations.id = last.id", (rows,),
                 )  # fmt: skip
 
         await self.run(work)
