@@ -149,15 +149,22 @@ def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
     assert asyncio.run(scenario()) == "Later"
 
 
-def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: str) -> None:
-    """A database at version 2 with clicks in it: 003 rebuilds the clicks table and files the
-    old clicks in the daily totals, so no count drops."""
+def database_at(db_path: str, version: int) -> sqlite3.Connection:
+    """A database as an older release left it: the first `version` migrations applied, in an open
+    transaction for the test to add its rows and COMMIT."""
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("BEGIN")
-    for number, script in migrations()[:2]:
+    for number, script in migrations()[:version]:
         for statement in _split_sql(script):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {number}")
+    return db
+
+
+def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: str) -> None:
+    """A database at version 2 with clicks in it: 003 rebuilds the clicks table and files the
+    old clicks in the daily totals, so no count drops."""
+    db = database_at(db_path, 2)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
                " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
@@ -187,12 +194,7 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
 def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
     """A database at version 8: 009 makes links and link_dimension_days again (a new CHECK, a
     new key column); every link, its triggers and every total are kept, old clicks are taps."""
-    db = sqlite3.connect(db_path, isolation_level=None)
-    db.execute("BEGIN")
-    for number, script in migrations()[:8]:
-        for statement in _split_sql(script):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
+    db = database_at(db_path, 8)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
                " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
@@ -231,12 +233,7 @@ def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
 def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: str) -> None:
     """A database at version 5 with raw rows: 006 files them in link_dimension_days, so a
     link's breakdown by referrer or robot counts what it counted from the raw rows."""
-    db = sqlite3.connect(db_path, isolation_level=None)
-    db.execute("BEGIN")
-    for number, script in migrations()[:5]:
-        for statement in _split_sql(script):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
+    db = database_at(db_path, 5)
     raw = ("INSERT INTO clicks (at, link_kind, link_key, channel, agent_id, campaign, referrer_host, device_class,"
            " os_family, browser_family, robot, business_id, day, n, uniques) VALUES"
            " (?, 'short', ?, 'whatsapp', NULL, ?, ?, 'mobile', 'iOS', 'Mobile Safari', ?, NULL, ?, ?, ?)")  # fmt: skip
