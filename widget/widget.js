@@ -86,14 +86,42 @@
     if (config.avatar && ours(config.avatar)) header.prepend(el("img", { src: config.avatar, alt: "" }));
     const list = el("ul", { class: "agents" });
     const handoff = el("div", { class: "handoff", hidden: "" });
+    // The apps the business offers: with more than one, the visitor picks (remembered in this tab).
+    const offered = config.channels || [];
+    const picker = el("div", { class: "channels", role: "group", "aria-label": words.apps });
+    const saved = `clicktochat:${id}:channel`;
+    let chosen = offered[0] && offered[0].name;
+    try {
+      const kept = sessionStorage.getItem(saved);
+      if (offered.some((c) => c.name === kept)) chosen = kept;
+    } catch {}
+    const rows = [];
+    const pick = (name) => {
+      chosen = name;
+      for (const b of picker.children) b.setAttribute("aria-pressed", b.value === name);
+      for (const [agent, row] of rows) row.hidden = !agent.channels.includes(name);
+    };
+    if (offered.length > 1)
+      for (const c of offered) {
+        const b = el("button", { class: "channel", type: "button", value: c.name }, c.label);
+        b.addEventListener("click", () => {
+          pick(c.name);
+          try {
+            sessionStorage.setItem(saved, c.name);
+          } catch {}
+        });
+        picker.append(b);
+      }
     const panel = el(
       "div",
       { class: "panel", id: "p", role: "dialog", "aria-labelledby": "t", hidden: "" },
       header,
       el("p", { class: "greeting" }, config.greeting),
+      picker,
       list,
       handoff,
     );
+    const choosing = (on) => ((list.hidden = !on), (picker.hidden = !on || !picker.firstChild));
     // "Get updates on WhatsApp": its own small script, fetched only when the owner turned it on.
     if (config.optin && ours(config.optin.script))
       import(config.optin.script).then((panelPart) => panelPart.default({ panel, handoff, el, id, config }), (e) => console.warn("clicktochat:", e.message));
@@ -137,31 +165,36 @@
         el("small", {}, state),
       );
       button.addEventListener("click", () => chat(agent, button));
-      list.append(el("li", {}, button));
+      const row = el("li", {}, button);
+      rows.push([agent, row]);
+      list.append(row);
     }
+    if (picker.firstChild) pick(chosen);
+    else picker.hidden = true;
 
     // Phones go straight to the chat in this tab; desktops may scan a code to continue on
     // the phone, or open the messenger's web app in a new tab.
     function chat(agent, button) {
       const u = location.origin + location.pathname; // never the query or fragment: they can hold personal data
-      const url = `${agent.url}?${new URLSearchParams({ u, t: document.title.slice(0, 150), l: config.lang })}`;
-      fire("click", { channel: agent.channel, agent: agent.name, agent_id: agent.id, link: url });
+      const ch = picker.firstChild ? { ch: chosen } : {}; // the server routes to the agent's address on it
+      const url = `${agent.url}?${new URLSearchParams({ ...ch, u, t: document.title.slice(0, 150), l: config.lang })}`;
+      fire("click", { channel: ch.ch || agent.channel, agent: agent.name, agent_id: agent.id, link: url });
       if (phone) return location.assign(url);
       if (!config.qr) return open(`${url}&web=1`, "_blank", "noopener");
       const back = el("button", { class: "link", type: "button" }, words.return);
       const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener" }, words.web);
       handoff.replaceChildren(
-        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ u, l: config.lang })}`, alt: words.scan }),
+        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, l: config.lang })}`, alt: words.scan }),
         el("p", {}, words.scan),
         web,
         back,
       );
       back.addEventListener("click", () => {
         handoff.hidden = true;
-        list.hidden = false;
+        choosing(true);
         button.focus();
       });
-      list.hidden = true;
+      choosing(false);
       handoff.hidden = false;
       web.focus();
     }
@@ -171,7 +204,8 @@
       panel.hidden = false;
       bubble.hidden = true;
       launcher.setAttribute("aria-expanded", "true");
-      ((list.hidden ? handoff : list).querySelector("button, a") || close).focus(); // focus moves into the panel
+      // Focus moves into the panel: to the app picked, else the first agent.
+      ((list.hidden ? handoff : picker.querySelector('[aria-pressed="true"]') ? picker : list).querySelector('[aria-pressed="true"], li:not([hidden]) button, a') || close).focus();
       fire("open");
     };
     hide = () => {
@@ -179,7 +213,7 @@
       const focused = panel.contains(root.activeElement);
       panel.hidden = true;
       handoff.hidden = true;
-      list.hidden = false;
+      choosing(true);
       launcher.setAttribute("aria-expanded", "false");
       if (focused) launcher.focus(); // and back to the button
       fire("close");

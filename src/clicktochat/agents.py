@@ -4,7 +4,7 @@ among them when a link points at a whole business."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -33,10 +33,20 @@ class Agent:
     id: int
     business_id: int
     name: str
-    channel: str
+    channel: str  # the agent's first channel, and its address on it
     address: str
     hours: Hours | None  # None: always available
     timezone: str
+    channels: tuple[tuple[str, str], ...] = ()
+    """Every (channel, address) of the agent, first first; left out: only (channel, address)."""
+
+    def __post_init__(self) -> None:
+        if not self.channels:
+            object.__setattr__(self, "channels", ((self.channel, self.address),))
+
+    def address_on(self, channel: str) -> str | None:
+        """The agent's address on `channel`, or None when the agent is not on it."""
+        return next((address for name, address in self.channels if name == channel), None)
 
 
 def check_timezone(name: str, field: str = "timezone") -> str:
@@ -148,6 +158,15 @@ def next_available(agent: Agent, now: datetime) -> datetime | None:
     return None
 
 
+def offered_channels(agents: Iterable[Agent]) -> list[str]:
+    """The channels a business offers: the union of its agents' channels, in a stable order
+    (by agent id, then each agent's own order), so the first is the oldest agent's first."""
+    found: dict[str, None] = {}
+    for agent in sorted(agents, key=lambda a: a.id):
+        found.update((name, None) for name, _ in agent.channels)
+    return list(found)
+
+
 class Rotation:
     """Round-robin per business over whoever is available at each click, so agents share
     chats evenly even as they come and go. In memory: a restart only resets the turn."""
@@ -174,7 +193,8 @@ def route(
     advance: bool = True,
 ) -> Agent | None:
     """An available agent in turn; else the business's fallback; else anyone in turn
-    (a message left outside hours still reaches someone)."""
+    (a message left outside hours still reaches someone). Callers routing on one channel pass
+    only the agents on it (on_channel)."""
     available = [a for a in agents if is_available(a, now)]
     if available:
         return rotation.choose(business_id, available, advance)
@@ -183,3 +203,8 @@ def route(
     if agents:
         return rotation.choose(business_id, agents, advance)
     return None
+
+
+def on_channel(agents: Iterable[Agent], channel: str) -> list[Agent]:
+    """The agents who have an address on `channel`."""
+    return [agent for agent in agents if agent.address_on(channel) is not None]

@@ -93,7 +93,9 @@ class LinkCreate(Body):
 
     to: str | None = Field(None, description="Phone number with country code, e.g. +39 347 123 4567.",
                            json_schema_extra=PHONE)  # fmt: skip
-    channel: str = Field("whatsapp", description="Messenger of `to`.", json_schema_extra=CHANNEL)
+    channel: str = Field("whatsapp", description="Messenger of `to`; for a short link to an agent or business, the "
+                         "channel it opens (the business must offer it; left out: the agent's first).",
+                         json_schema_extra=CHANNEL)  # fmt: skip
     agent_id: int | None = Field(None, description="Lead to this agent (short links: editable later).",
                                  json_schema_extra=ID)  # fmt: skip
     business_id: int | None = Field(None, description="Lead to whoever of this business is available.",
@@ -167,18 +169,42 @@ HOURS_SCHEMA = {
 Hours = Annotated[Any, WithJsonSchema(HOURS_SCHEMA)]
 
 
-class AgentCreate(Body):
-    name: str = Field(json_schema_extra=NAME)
-    address: str = Field(description="Phone number with country code.", json_schema_extra=PHONE)
+# An address on any channel: a phone number, a @username, a page, an e-mail address (the channel's
+# normalize() checks it, naming the field); the document only says it is not empty.
+ADDRESS = schema(minLength=1, maxLength=320, pattern=r"\S")
+ADDRESS_HELP = "The agent's address on `channel`: a phone number with country code, a username, an e-mail address."
+CHANNELS_HELP = ("Every channel of the agent, the first first (it is also `channel` and `address`), each channel "
+                 "once. Instead of channel and address; in a PATCH, the whole list.")  # fmt: skip
+
+
+class AgentChannel(Body):
     channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
+    address: str = Field(description=ADDRESS_HELP, json_schema_extra=ADDRESS)
+
+
+class AgentCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"oneOf": [  # one channel (address), or several (channels)
+        {"required": ["address"], "not": {"required": ["channels"]}},
+        {"required": ["channels"], "not": {"anyOf": [{"required": ["address"]}, {"required": ["channel"]}]}},
+    ]})  # fmt: skip
+
+    name: str = Field(json_schema_extra=NAME)
+    address: str | None = Field(None, description=ADDRESS_HELP, json_schema_extra=ADDRESS)
+    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
+    channels: list[AgentChannel] | None = Field(None, description=CHANNELS_HELP,
+                                                json_schema_extra=schema(minItems=1, maxItems=len(CHANNELS)))
     hours: Hours = Field(None, description=HOURS_HELP + " Null: always available.")
     timezone: str | None = Field(None, description="Defaults to the business's.", json_schema_extra=TIMEZONE_OR_NULL)
 
 
 class AgentUpdate(Body):
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["channels", "address"]}})
+
     name: str = Field("", json_schema_extra=NAME)
-    address: str = Field("", json_schema_extra=PHONE)
-    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
+    address: str = Field("", description="The address on the first channel.", json_schema_extra=ADDRESS)
+    channel: str = Field("whatsapp", description="The first channel (with address).", json_schema_extra=CHANNEL)
+    channels: list[AgentChannel] = Field([], description=CHANNELS_HELP,
+                                         json_schema_extra=schema(minItems=1, maxItems=len(CHANNELS)))
     hours: Hours = None
     timezone: str | None = Field(None, json_schema_extra=TIMEZONE_OR_NULL)
 
@@ -351,12 +377,19 @@ class BusinessOut(BaseModel):
     colour: str | None = Field(description=COLOUR_HELP)
 
 
+class AgentChannelOut(BaseModel):
+    channel: str
+    label: str = Field(description="The messenger's name, for people.")
+    address: str
+
+
 class AgentOut(BaseModel):
     id: int
     business_id: int
     name: str
-    channel: str
-    address: str
+    channel: str = Field(description="The agent's first channel.")
+    address: str = Field(description="The agent's address on their first channel.")
+    channels: list[AgentChannelOut] = Field(description="Every channel of the agent, the first first.")
     hours: dict[str, list[str]] | None
     timezone: str
     available_now: bool
@@ -425,9 +458,12 @@ async def read_body(request: Request, model: type[M]) -> M:
         if errors[0]["loc"] == ():
             raise MalformedRequest("The body is empty; send a JSON object." if not body else
                                    "The body must be a JSON object.") from None  # fmt: skip
-        raise InvalidInput.many(
-            [FieldError(".".join(str(part) for part in e["loc"]), _reason(e)) for e in errors]
-        ) from None
+        raise InvalidInput.many([FieldError(field_name(e["loc"]), _reason(e)) for e in errors]) from None
+
+
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """A field as the errors name it: `channels[1].address`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 def _reason(error: Any) -> str:
@@ -486,7 +522,9 @@ def business_out(business: Business) -> BusinessOut:
 
 
 def agent_out(agent: Agent) -> AgentOut:
-    return AgentOut(**agent.__dict__, available_now=is_available(agent, datetime.now(UTC)))
+    channels = [AgentChannelOut(channel=name, label=CHANNELS[name].label if name in CHANNELS else name,
+                                address=address) for name, address in agent.channels]  # fmt: skip
+    return AgentOut(**(agent.__dict__ | {"channels": channels}), available_now=is_available(agent, datetime.now(UTC)))
 
 
 def widget_out(service: Service, widget: Widget, clicks: int | None = None) -> WidgetOut:
@@ -510,6 +548,8 @@ async def create_link(request: Request, service: Service) -> Response:
     else:
         expires = int(time.time()) + body.expires_in if body.expires_in is not None else None
     fields = body.model_dump(exclude={"expires_at", "expires_in"})
+    if "channel" not in body.model_fields_set:  # a link to an agent or business then routes on their first
+        fields["channel"] = None
     created = await service.create_link(**fields, expires_at=expires)
     if created.short is not None:
         return out(link_out(service, created.short, clicks=0), 201)
@@ -603,7 +643,11 @@ async def list_agents(request: Request, service: Service) -> Response:
 async def create_agent(request: Request, service: Service) -> Response:
     body = await read_body(request, AgentCreate)
     business = await service.get_business(request.path_params["business_id"])
-    agent = await service.add_agent(business.id, body.name, body.address, body.channel, body.hours, body.timezone)
+    if body.channels is not None and "channel" in body.model_fields_set:
+        raise InvalidInput("channel", "give channels, or channel and address, not both")
+    channels = None if body.channels is None else [c.model_dump() for c in body.channels]
+    agent = await service.add_agent(business.id, body.name, body.address, body.channel, body.hours, body.timezone,
+                                    channels)  # fmt: skip
     return out(agent_out(agent), 201)
 
 
@@ -615,6 +659,8 @@ async def get_agent(request: Request, service: Service) -> Response:
 @endpoint
 async def update_agent(request: Request, service: Service) -> Response:
     changes = changes_of(await read_body(request, AgentUpdate))
+    if "channels" in changes:
+        changes["channels"] = [c.model_dump() for c in changes["channels"]]
     return out(agent_out(await service.update_agent(request.path_params["agent_id"], changes)))
 
 

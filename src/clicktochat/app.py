@@ -28,7 +28,7 @@ from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .demo import seed_demo
-from .errors import InternalError, LinkGone, ProblemError, TooManyRequests
+from .errors import ChannelGone, InternalError, LinkGone, ProblemError, TooManyRequests
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
 from .qr_access import Renders
 from .service import Service
@@ -258,6 +258,9 @@ def error_words(request: Request, exc: Exception, status: int, detail: str, says
     }
     if isinstance(exc, LinkGone):
         shown |= {"business": exc.business, "reach": exc.reach}
+    if isinstance(exc, ChannelGone):  # the channel by its name, and the ones the business still has
+        shown |= {"detail": words[says].format(channel=exc.channel), "business": exc.business,
+                  "alternatives": exc.alternatives}  # fmt: skip
     return {**speaking, **shown}
 
 

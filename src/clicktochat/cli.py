@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 from . import __version__, api
 from .accounts import check_password, check_username, create_admin, set_password
 from .agents import format_hours, is_available
+from .channels import CHANNELS
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
@@ -440,14 +441,16 @@ def agent() -> None:
 @common_options
 @click.option("--business", "business_id", type=int, required=True, help="Business id.")
 @click.option("--name", required=True)
-@click.option("--to", "address", required=True, help="Phone number with country code.")
-@click.option("--channel", default="whatsapp", show_default=True)
+@click.option("--to", "address", required=True, help="The agent's address: a phone number with country code, "
+              "or on other channels a username or e-mail address.")
+@click.option("--channel", default="whatsapp", show_default=True, type=click.Choice(list(CHANNELS)),
+              help="The agent's first messenger; add more with `agent channel add`.")
 @click.option("--hours", help='e.g. "mon-fri 09:00-13:00,15:00-19:00; sat 10:00-12:00" (default: always).')
 @click.option("--timezone", help="Defaults to the business's.")
 @json_option
 def agent_add(db: str | None, base_url: str | None, business_id: int, name: str, address: str, channel: str,
               hours: str | None, timezone: str | None, as_json: bool) -> None:  # fmt: skip
-    """Add an agent to a business; prints its id."""
+    """Add an agent to a business; prints its id. More channels: `agent channel add`."""
     found = run_with_service(
         db, base_url, lambda s: s.add_agent(business_id, name, address, channel, hours, timezone)
     )
@@ -495,7 +498,8 @@ def agent_list(db: str | None, base_url: str | None, business_id: int | None, as
     else:
         for row in rows:
             row["hours"] = format_hours(row["hours"])
-        print_table(rows, ["id", "business_id", "name", "address", "timezone", "available_now", "hours"])
+            row["channels"] = ", ".join(f"{name} {address}" for name, address in row["channels"])
+        print_table(rows, ["id", "business_id", "name", "channels", "timezone", "available_now", "hours"])
 
 
 # -- links ----------------------------------------------------------------------------------
@@ -528,7 +532,8 @@ DESTINATION_OPTIONS: list[Callable[[F], F]] = [
     click.option("--to", help="Phone number with country code, e.g. '+39 347 123 4567'."),
     click.option("--agent", "agent_id", type=int, help="Lead to this agent."),
     click.option("--business", "business_id", type=int, help="Lead to whoever of this business is available."),
-    click.option("--channel", help="Messenger of --to [default: whatsapp]."),
+    click.option("--channel", help="Messenger of --to [default: whatsapp]; with --agent or --business, the "
+                 "channel the link opens (one the business offers) [default: the agent's first]."),
     click.option("--text", help="Pre-filled message (at most 1000 characters)."),
     click.option("--campaign", help="Label counted with each click, e.g. summer-ad."),
     click.option("--source", help="Where the link is placed, e.g. flyer."),
@@ -594,7 +599,7 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
     else:
         for row in rows:
             target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
-            row["to"] = row["to"] or target
+            row["to"] = row["to"] or target + (f" on {row['channel']}" if row["channel"] else "")
             expired = row["expires_at"] is not None and row["expires_at"] <= timestamp(int(time.time()))
             row["state"] = "disabled" if row["disabled"] else "expired" if expired else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
@@ -1034,3 +1039,8 @@ from . import cli_backup  # noqa: E402
 
 cli.add_command(cli_backup.backup_command)
 cli.add_command(cli_backup.restore_command)
+
+# -- an agent's channels (issue 14) --
+from . import cli_channels  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
+
+agent.add_command(cli_channels.channels)

@@ -84,6 +84,17 @@ class LinkGone(Gone):
         self.business, self.reach = business, reach
 
 
+class ChannelGone(Gone):
+    """A link or a widget click asked for a channel its business does not offer (any more). Its
+    page names the channel and lists `alternatives`, (label, URL) of the channels the business
+    still has, each URL through our own click routes (never an address)."""
+
+    def __init__(self, channel: str, business: str | None, alternatives: list[tuple[str, str]]) -> None:
+        super().__init__(f"This chat link asks for {channel}, which this business no longer offers.",
+                         says="channel_gone")  # fmt: skip
+        self.channel, self.business, self.alternatives = channel, business, alternatives
+
+
 class UnsupportedMediaType(ProblemError):
     status = 415
     title = "Unsupported media type"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from .agents import Agent, Rotation, route
+from .agents import Agent, Rotation, on_channel, route
 from .errors import InvalidInput
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -54,6 +54,7 @@ class Target:
     agents: tuple[Agent, ...] = ()  # the business's agents, when the link points at the business
     fallback: Agent | None = None
     business_id: int | None = None  # of the link's business or agent, for its logo
+    colleagues: tuple[Agent, ...] = ()  # links to an agent: the business's agents, who take a channel they lack
 
 
 class Destination(NamedTuple):
@@ -100,18 +101,56 @@ def check_mode(mode: str, field: str = "mode") -> str:
     return mode
 
 
-def resolve(target: Target, now: datetime | None, rotation: Rotation, advance: bool = True) -> Destination | None:
+class NotOffered(Exception):
+    """A click asked for a channel that none of the business's agents has (or no longer has)."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"no agent is on {channel!r}")
+        self.channel = channel
+
+
+def resolve(
+    target: Target, now: datetime | None, rotation: Rotation, advance: bool = True, channel: str | None = None
+) -> Destination | None:
     """Where a click on `target` goes; `now` (default: the clock) only matters for businesses,
-    and only a click that `advance`s takes a turn in the rotation (not previews or HEADs)."""
+    and only a click that `advance`s takes a turn in the rotation (not previews or HEADs).
+    `channel`: the one the click asked for (a link to an agent or business may name one too);
+    NotOffered when the business has nobody on it."""
     link = target.link
     if link.channel is not None and link.address is not None:
         return Destination(link.channel, link.address)
+    wanted = channel or link.channel
     if link.agent_id is not None:
         agent = target.agents[0] if target.agents else None
-    else:
-        now = now or datetime.now(UTC)
-        agent = route(link.business_id or 0, target.agents, target.fallback, now, rotation, advance)
-    return Destination(agent.channel, agent.address, agent.id) if agent else None
+        return choose(target.business_id or 0, agent, target.colleagues, None, wanted, now, rotation, advance)
+    return choose(target.business_id or 0, None, target.agents, target.fallback, wanted, now, rotation, advance)
+
+
+def choose(
+    business_id: int, agent: Agent | None, agents: tuple[Agent, ...] | list[Agent], fallback: Agent | None,
+    channel: str | None, now: datetime | None, rotation: Rotation, advance: bool,
+) -> Destination | None:  # fmt: skip
+    """`agent` (when one is named) on `channel`, or on their first channel when none is asked
+    for; else whoever of `agents` on that channel is in turn (agents.route), the fallback only
+    if it is on it too. None: nobody at all; NotOffered: agents, but none on `channel`."""
+    if agent is not None and channel is None:
+        return Destination(agent.channel, agent.address, agent.id)
+    if agent is not None and channel is not None and (address := agent.address_on(channel)) is not None:
+        return Destination(channel, address, agent.id)
+    now = now or datetime.now(UTC)
+    if channel is None:
+        chosen = route(business_id, agents, fallback, now, rotation, advance)
+        return Destination(chosen.channel, chosen.address, chosen.id) if chosen else None
+    candidates = on_channel(agents, channel)
+    if not candidates:
+        if agents or agent is not None:
+            raise NotOffered(channel)
+        return None
+    if fallback is not None and fallback.address_on(channel) is None:
+        fallback = None
+    chosen = route(business_id, candidates, fallback, now, rotation, advance)
+    assert chosen is not None  # candidates is not empty
+    return Destination(channel, chosen.address_on(channel) or chosen.address, chosen.id)
 
 
 T = TypeVar("T")

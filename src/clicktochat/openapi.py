@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 from . import __version__
 from .api import (
+    AgentChannel,
+    AgentChannelOut,
     AgentCreate,
     AgentList,
     AgentOut,
@@ -207,7 +209,7 @@ MODELS: list[type[BaseModel]] = [
     BusinessList, AgentCreate, AgentUpdate, AgentOut, AgentList, WidgetCreate, WidgetUpdate, WidgetOut, WidgetList,
     StatsOut, NumberConnect, NumberOut, NumberList, ConversationList, ConversationDetail, ReplyCreate, ReplyOut,
     NotificationCreate, NotificationOut, NotificationList, TemplateList, TemplateSyncOut, CustomerErased, CostsOut,
-    OptinCreate, OptinConsentOut, OptinHistory,
+    OptinCreate, OptinConsentOut, OptinHistory, AgentChannel, AgentChannelOut,
 ]  # fmt: skip
 
 

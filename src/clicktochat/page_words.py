@@ -28,6 +28,8 @@ WORDS: dict[str, dict[str, str]] = {
         "tell": "If you scanned or clicked this link from a business, let them know it does not work.",
         "reach": "You can still write to {business}.", "write": "Write to {business}",
         "ask": "Ask {business} for a new link.",
+        "channel_gone": "This chat link asks for {channel}, which is no longer offered here.",
+        "elsewhere": "You can still write to {business} on:", "elsewhere_us": "You can still write to us on:",
     },
     "it": {
         "chat_with": "Scrivi a {name} su {channel}", "chat_with_us": "Scrivici su {channel}",
@@ -50,6 +52,8 @@ WORDS: dict[str, dict[str, str]] = {
         "tell": "Se hai inquadrato o cliccato questo link da un'attività, avvisala che non funziona.",
         "reach": "Puoi comunque scrivere a {business}.", "write": "Scrivi a {business}",
         "ask": "Chiedi a {business} un link nuovo.",
+        "channel_gone": "Questo link per chattare porta a {channel}, che qui non è più disponibile.",
+        "elsewhere": "Puoi comunque scrivere a {business} su:", "elsewhere_us": "Puoi comunque scriverci su:",
     },
     "es": {
         "chat_with": "Escribe a {name} por {channel}", "chat_with_us": "Escríbenos por {channel}",
@@ -71,6 +75,8 @@ WORDS: dict[str, dict[str, str]] = {
         "tell": "Si escaneaste o pulsaste este enlace de un negocio, avísale de que no funciona.",
         "reach": "Aún puedes escribir a {business}.", "write": "Escribir a {business}",
         "ask": "Pide a {business} un enlace nuevo.",
+        "channel_gone": "Este enlace de chat lleva a {channel}, que aquí ya no está disponible.",
+        "elsewhere": "Aún puedes escribir a {business} por:", "elsewhere_us": "Aún puedes escribirnos por:",
     },
     "pt": {
         "chat_with": "Converse com {name} no {channel}", "chat_with_us": "Fale conosco no {channel}",
@@ -92,6 +98,9 @@ WORDS: dict[str, dict[str, str]] = {
         "tell": "Se você escaneou ou tocou neste link de uma empresa, avise que ele não funciona.",
         "reach": "Você ainda pode escrever para {business}.", "write": "Escrever para {business}",
         "ask": "Peça um link novo para {business}.",
+        "channel_gone": "Este link de conversa leva ao {channel}, que não está mais disponível aqui.",
+        "elsewhere": "Você ainda pode escrever para {business} por:",
+        "elsewhere_us": "Você ainda pode nos escrever por:",
     },
     "de": {
         "chat_with": "Schreiben Sie {name} auf {channel}", "chat_with_us": "Schreiben Sie uns auf {channel}",
@@ -115,6 +124,9 @@ WORDS: dict[str, dict[str, str]] = {
         "dass er nicht funktioniert.",
         "reach": "Sie können {business} trotzdem schreiben.", "write": "{business} schreiben",
         "ask": "Bitten Sie {business} um einen neuen Link.",
+        "channel_gone": "Dieser Chat-Link führt zu {channel}; das wird hier nicht mehr angeboten.",
+        "elsewhere": "Sie können {business} weiterhin hier schreiben:",
+        "elsewhere_us": "Sie können uns weiterhin hier schreiben:",
     },
     "fr": {
         "chat_with": "Écrivez à {name} sur {channel}", "chat_with_us": "Écrivez-nous sur {channel}",
@@ -137,6 +149,9 @@ WORDS: dict[str, dict[str, str]] = {
         "tell": "Si vous avez scanné ou cliqué ce lien chez un commerce, prévenez-le qu'il ne marche pas.",
         "reach": "Vous pouvez quand même écrire à {business}.", "write": "Écrire à {business}",
         "ask": "Demandez un nouveau lien à {business}.",
+        "channel_gone": "Ce lien de discussion mène à {channel}, qui n'est plus proposé ici.",
+        "elsewhere": "Vous pouvez toujours écrire à {business} sur :",
+        "elsewhere_us": "Vous pouvez toujours nous écrire sur :",
     },
 }  # fmt: skip
 LANGUAGES = tuple(WORDS)

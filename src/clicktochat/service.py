@@ -103,7 +103,7 @@ class Service:
         self,
         *,
         to: str | None = None,
-        channel: str = "whatsapp",
+        channel: str | None = None,
         text: str = "",
         agent_id: int | None = None,
         business_id: int | None = None,
@@ -175,26 +175,39 @@ class Service:
             raise InvalidInput("slug", f"{link.slug!r} is already taken; choose another slug") from None
 
     async def _destination(
-        self, to: str | None, channel: str, agent_id: int | None, business_id: int | None
+        self, to: str | None, channel: str | None, agent_id: int | None, business_id: int | None
     ) -> dict[str, Any]:
-        """Exactly one of a number, an agent or a business."""
-        found = get_channel(channel)
+        """Exactly one of a number, an agent or a business. `channel`: the messenger of the
+        number (default WhatsApp), or the one a link to an agent or business routes to (None:
+        the agent's first; for a business, whoever is in turn on their first), which the
+        business must offer."""
+        found = get_channel(channel or "whatsapp")
         given = [name for name, value in (("to", to), ("agent_id", agent_id), ("business_id", business_id))
                  if value is not None]  # fmt: skip
         if len(given) != 1:
             field = given[1] if len(given) > 1 else "to"
             raise InvalidInput(field, "give exactly one destination: to (a number), agent_id or business_id")
-        empty = {"channel": None, "address": None, "agent_id": None, "business_id": None}
+        empty: dict[str, Any] = {"channel": None, "address": None, "agent_id": None, "business_id": None}
         if to is not None:
             return empty | {"channel": found.name, "address": found.normalize(to, self.settings.default_region, "to")}
         if agent_id is not None:
-            if await self.store.agent(agent_id) is None:
+            agent = await self.store.agent(agent_id)
+            if agent is None:
                 raise InvalidInput("agent_id", f"there is no agent {agent_id}")
-            return empty | {"agent_id": agent_id}
-        assert business_id is not None
-        if await self.store.business(business_id) is None:
-            raise InvalidInput("business_id", f"there is no business {business_id}")
-        return empty | {"business_id": business_id}
+            business_id = agent.business_id
+            destination = empty | {"agent_id": agent_id}
+        else:
+            assert business_id is not None
+            if await self.store.business(business_id) is None:
+                raise InvalidInput("business_id", f"there is no business {business_id}")
+            destination = empty | {"business_id": business_id}
+        if channel is not None:
+            offered = await self.store.business_channels(business_id)
+            if found.name not in offered:
+                raise InvalidInput("channel", f"nobody at business {business_id} is on {found.label}; its channels: "
+                                   f"{', '.join(offered) or 'none yet'}")  # fmt: skip
+            destination["channel"] = found.name
+        return destination
 
     async def _business_of(self, link: ShortLink) -> int | None:
         if link.agent_id is not None:
@@ -213,12 +226,16 @@ class Service:
         link = await self.get_link(slug)
         update: dict[str, Any] = {}
         if {"to", "agent_id", "business_id"} & changes.keys():
+            channel = changes.get("channel")
+            if channel is None and changes.get("to") is not None:
+                channel = link.channel if link.address is not None else None  # a number keeps its messenger
             update |= await self._destination(
-                changes.get("to"), changes.get("channel") or link.channel or "whatsapp",
-                changes.get("agent_id"), changes.get("business_id"),
+                changes.get("to"), channel, changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip
             if update["address"] is not None:  # a fixed number now: still the business's (its name, logo, colour)
                 update["business_id"] = await self._business_of(link)
+        elif "channel" in changes and link.address is None:  # the channel a link to an agent or business asks for
+            update |= await self._destination(None, changes["channel"], link.agent_id, link.business_id)
         elif "channel" in changes:
             raise InvalidInput("channel", "change the channel together with to")
         channel = update.get("channel", link.channel) or "whatsapp"
@@ -298,15 +315,24 @@ class Service:
         await self.store.set_logo(business_id, png)
 
     async def add_agent(
-        self, business_id: int, name: str, to: str, channel: str = "whatsapp", hours: Any = None,
-        timezone: str | None = None,
+        self, business_id: int, name: str, to: str | None = None, channel: str = "whatsapp", hours: Any = None,
+        timezone: str | None = None, channels: Any = None,
     ) -> Agent:  # fmt: skip
+        """An agent with one channel (`to` on `channel`), or several (`channels`: a list of
+        {"channel", "address"}, the first first)."""
         if await self.store.business(business_id) is None:
             raise InvalidInput("business_id", f"there is no business {business_id}")
-        found = get_channel(channel)
-        address = found.normalize(to, self.settings.default_region, "address")
+        if channels is not None and to is not None:
+            raise InvalidInput("channels", "give channels, or channel and address, not both")
+        if channels is not None:
+            checked = check_channels(channels, self.settings.default_region)
+        elif to is None:
+            raise InvalidInput("address", "is required (or give channels)")
+        else:
+            found = get_channel(channel)
+            checked = [(found.name, found.normalize(to, self.settings.default_region, "address"))]
         agent = await self.store.add_agent(
-            business_id, _check_name(name), found.name, address, parse_hours(hours),
+            business_id, _check_name(name), checked, parse_hours(hours),
             check_timezone(timezone) if timezone else None,
         )  # fmt: skip
         self.forget()
@@ -323,20 +349,67 @@ class Service:
         update: dict[str, Any] = {}
         if "name" in changes:
             update["name"] = _check_name(changes["name"])
-        if "channel" in changes:
-            update["channel"] = get_channel(changes["channel"]).name
-        if "address" in changes:
-            found = get_channel(update.get("channel", agent.channel))
-            update["address"] = found.normalize(changes["address"], self.settings.default_region, "address")
-        elif "channel" in changes and update["channel"] != agent.channel:
-            raise InvalidInput("address", "give the address on the new channel together with channel")
+        channels = self._new_channels(agent, changes)
         if "hours" in changes:
             update["hours"] = parse_hours(changes["hours"])
         if "timezone" in changes:
             update["timezone"] = check_timezone(changes["timezone"]) if changes["timezone"] else None
+        if channels is not None:
+            await self.store.set_agent_channels(agent_id, channels)
         await self.store.update_agent(agent_id, update)
         self.forget()
         return await self.get_agent(agent_id)
+
+    def _new_channels(self, agent: Agent, changes: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """The agent's channels after `changes`: all of them (`channels`), or the first one's
+        channel and address (the others stay); None: unchanged."""
+        if "channels" in changes:
+            if {"channel", "address"} & changes.keys():
+                raise InvalidInput("channels", "give channels, or channel and address, not both")
+            return check_channels(changes["channels"], self.settings.default_region)
+        if "channel" not in changes and "address" not in changes:
+            return None
+        found = get_channel(changes.get("channel") or agent.channel)
+        if "address" in changes:
+            address = found.normalize(changes["address"], self.settings.default_region, "address")
+        elif found.name != agent.channel:
+            raise InvalidInput("address", "give the address on the new channel together with channel")
+        else:
+            return None
+        return [(found.name, address), *((name, a) for name, a in agent.channels[1:] if name != found.name)]
+
+    async def add_agent_channel(self, agent_id: int, channel: str, to: str) -> Agent:
+        """One more channel for an agent, last in their order; a channel they have already gets
+        the new address, where it stands."""
+        agent = await self.get_agent(agent_id)
+        found = get_channel(channel)
+        address = found.normalize(to, self.settings.default_region, "address")
+        if agent.address_on(found.name) is not None:
+            channels = [(name, address if name == found.name else a) for name, a in agent.channels]
+        else:
+            channels = [*agent.channels, (found.name, address)]
+        await self.store.set_agent_channels(agent_id, channels)
+        self.forget()
+        return await self.get_agent(agent_id)
+
+    async def remove_agent_channel(self, agent_id: int, channel: str) -> Agent:
+        """Take a channel from an agent. When nobody else at the business is on it, the business
+        stops offering it at once: links and widget clicks asking for it answer 410."""
+        agent = await self.get_agent(agent_id)
+        if agent.address_on(channel) is None:
+            raise InvalidInput("channel", f"agent {agent_id} is not on {channel!r}; their channels: "
+                               f"{', '.join(name for name, _ in agent.channels)}")  # fmt: skip
+        if len(agent.channels) == 1:
+            raise InvalidInput("channel", f"is agent {agent_id}'s only channel: an agent needs one "
+                               "(add another first, or remove the agent)")  # fmt: skip
+        await self.store.set_agent_channels(agent_id, [c for c in agent.channels if c[0] != channel])
+        self.forget()
+        return await self.get_agent(agent_id)
+
+    async def business_channels(self, business_id: int) -> list[str]:
+        """The channels a business offers (its agents' channels, agents.offered_channels's order)."""
+        await self.get_business(business_id)
+        return await self.store.business_channels(business_id)
 
     async def delete_agent(self, agent_id: int) -> None:
         await self.get_agent(agent_id)
@@ -400,6 +473,32 @@ class Service:
         for agent_id in settings.agent_ids:
             if agent_id not in mine:
                 raise InvalidInput("agent_ids", f"there is no agent {agent_id} in business {business_id}")
+
+
+def check_channels(value: Any, default_region: str, field: str = "channels") -> list[tuple[str, str]]:
+    """An agent's channels as given: a list of {"channel", "address"} (or (channel, address)
+    pairs), at least one, each channel once, each address checked by its channel's normalize.
+    Errors name the entry, as `channels[1].address`."""
+    if not isinstance(value, list | tuple) or not value:
+        raise InvalidInput(field, "must be a list of at least one {channel, address}")
+    checked: list[tuple[str, str]] = []
+    for index, item in enumerate(value):
+        where = f"{field}[{index}]"
+        if isinstance(item, dict):
+            name, address = item.get("channel", "whatsapp"), item.get("address")
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            name, address = item
+        else:
+            raise InvalidInput(where, "must be an object with channel and address")
+        if not isinstance(name, str):
+            raise InvalidInput(f"{where}.channel", "must be a channel's name")
+        if not isinstance(address, str):
+            raise InvalidInput(f"{where}.address", "is required")
+        found = get_channel(name, f"{where}.channel")
+        if any(found.name == done for done, _ in checked):
+            raise InvalidInput(f"{where}.channel", f"{found.label} is listed twice; an agent has one address on each")
+        checked.append((found.name, found.normalize(address, default_region, f"{where}.address")))
+    return checked
 
 
 def _changed(settings: WidgetSettings) -> dict[str, Any]:

@@ -25,7 +25,11 @@ from .dblock import DatabaseLock
 from .links import ShortLink, Target
 from .widget import Widget, WidgetTarget, settings_from_json
 
-AGENT_COLUMNS = "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone)"
+AGENT_COLUMNS = (  # agents.Agent, in order; its channels as JSON [[channel, address], ...], first first
+    "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone),"
+    " (SELECT json_group_array(json_array(c.channel, c.address)) FROM"
+    " (SELECT channel, address FROM agent_channels WHERE agent_id = a.id ORDER BY position) AS c)"
+)
 LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
 CLICK_COLUMNS = (  # clicks.ClickRow, in order
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
@@ -94,7 +98,8 @@ def migrations() -> list[tuple[int, str]]:
 
 
 def _agent(row: Sequence[Any]) -> Agent:
-    return Agent(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6])
+    channels = tuple((str(name), str(address)) for name, address in json.loads(row[7] or "[]"))
+    return Agent(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6], channels)
 
 
 def _link(row: Sequence[Any]) -> ShortLink:
@@ -370,19 +375,48 @@ class Store:
                 )
 
     async def add_agent(
-        self, business_id: int, name: str, channel: str, address: str, hours: dict[str, Any] | None,
+        self, business_id: int, name: str, channels: Sequence[tuple[str, str]], hours: dict[str, Any] | None,
         timezone: str | None,
     ) -> Agent:  # fmt: skip
+        """`channels`: (channel, address) pairs, at least one, the first first."""
         now = int(time.time())
+        (channel, address), *_ = channels
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO agents (business_id, name, channel, address, hours, timezone, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (business_id, name, channel, address, json.dumps(hours) if hours else None, timezone, now, now),
             )
-        agent = await self.agent(int(cursor.lastrowid or 0))
+            agent_id = int(cursor.lastrowid or 0)
+            await _write_channels(db, agent_id, channels)
+        agent = await self.agent(agent_id)
         assert agent is not None
         return agent
+
+    async def set_agent_channels(self, agent_id: int, channels: Sequence[tuple[str, str]]) -> None:
+        """An agent's channels, all of them in order (at least one), replacing what it had;
+        agents.channel and agents.address follow the first."""
+        (channel, address), *_ = channels
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE agents SET channel = ?, address = ?, updated_at = ? WHERE id = ?",
+                (channel, address, int(time.time()), agent_id),
+            )
+            await db.execute("DELETE FROM agent_channels WHERE agent_id = ?", (agent_id,))
+            await _write_channels(db, agent_id, channels)
+
+    async def business_channels(self, business_id: int) -> list[str]:
+        """The channels a business offers, as agents.offered_channels orders them: by agent, then
+        each agent's own order."""
+        if not _fits(business_id):
+            return []
+        rows = await self._all(
+            "SELECT channel FROM (SELECT c.channel, row_number() OVER (ORDER BY a.id, c.position) AS n"
+            " FROM agent_channels c JOIN agents a ON a.id = c.agent_id WHERE a.business_id = ?)"
+            " GROUP BY channel ORDER BY min(n)",
+            (business_id,),
+        )
+        return [str(row[0]) for row in rows]
 
     async def agent(self, agent_id: int) -> Agent | None:
         if not _fits(agent_id):
@@ -463,22 +497,25 @@ class Store:
             return None
         business_id = link.business_id
         agents: list[Agent] = []
+        colleagues: list[Agent] = []
         if link.agent_id is not None:
             agent = await self.agent(link.agent_id)
             agents = [agent] if agent else []
             business_id = agent.business_id if agent else None
+            colleagues = await self.agents(business_id) if business_id is not None else []
         elif link.business_id is not None and link.address is None:  # a fixed number may belong to one
             agents = await self.agents(link.business_id)
         business = await self.business(business_id) if business_id is not None else None
         fallback = None
         if business and business.fallback_agent_id is not None and link.agent_id is None:
             fallback = await self.agent(business.fallback_agent_id)
-        return Target(link, business.name if business else None, tuple(agents), fallback, business_id)
+        return Target(link, business.name if business else None, tuple(agents), fallback, business_id,
+                      tuple(colleagues))  # fmt: skip
 
     async def _update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
         # Column names come from our own code (API models and CLI options), never from input.
         allowed = {"businesses": {"name", "timezone", "fallback_agent_id", "colour"},
-                   "agents": {"name", "channel", "address", "hours", "timezone"},
+                   "agents": {"name", "hours", "timezone"},  # channels: set_agent_channels
                    "links": set(LINK_COLUMNS.split(", ")) - {"slug", "created_at", "updated_at"}}[table]  # fmt: skip
         unknown = set(changes) - allowed
         if unknown:
@@ -726,6 +763,14 @@ class Store:
         sql = f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM {table} WHERE {where} GROUP BY 1"
         sql += f" ORDER BY {_order(group)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
+
+
+async def _write_channels(db: aiosqlite.Connection, agent_id: int, channels: Sequence[tuple[str, str]]) -> None:
+    for position, (channel, address) in enumerate(channels):
+        await db.execute(
+            "INSERT INTO agent_channels (agent_id, channel, address, position) VALUES (?, ?, ?, ?)",
+            (agent_id, channel, address, position),
+        )
 
 
 def whole_months(first_day: str, last_day: str) -> tuple[tuple[str, str], list[tuple[str, str]]] | None:

@@ -20,14 +20,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .agents import format_hours, is_available, route
+from .agents import format_hours, is_available, offered_channels
 from .budget import client_address
 from .channels import CHANNELS, deep_link, web_link
 from .clicks import ClickEvent
 from .conversations import new_ref, with_ref
-from .errors import InvalidInput, LinkGone, NotFound, ProblemError, Unavailable
+from .errors import ChannelGone, InvalidInput, LinkGone, NotFound, ProblemError, Unavailable
 from .keys import check_api_key
-from .links import SLUG_PATTERN, Target, resolve
+from .links import SLUG_PATTERN, NotOffered, Target, choose, resolve
 from .logos import channel_icon
 from .page_words import WORDS, chat_with, page_language
 from .posters import make_poster, poster_options
@@ -99,7 +99,12 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
                        await reach(service, target))  # fmt: skip
     if link.expires_at is not None and time.time() >= link.expires_at:
         raise LinkGone("This chat link has expired.", "expired", target.title, await reach(service, target))
-    destination = resolve(target, None, service.rotation, advance=counted)
+    asked = asked_channel(scope)
+    try:
+        destination = resolve(target, None, service.rotation, advance=counted, channel=asked)
+    except NotOffered as exc:
+        offered = offered_channels(target.colleagues if link.agent_id is not None else target.agents)
+        raise channel_gone(exc.channel, target.title, offered, f"{service.short_url(link.slug)}?") from None
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
@@ -107,6 +112,23 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
         "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
         link.mode, destination.agent_id, link.campaign, link.source, target.title, ref_code=link.ref_code,
     )  # fmt: skip
+
+
+def asked_channel(scope: Scope) -> str | None:
+    """The channel a click asks for (`?ch=`, the widget's picker or a 410 page's alternative);
+    None when it names none or no channel we know (a made-up one changes nothing)."""
+    if b"ch=" not in scope["query_string"]:
+        return None
+    name = _query(scope).get("ch", "")
+    return name if name in CHANNELS else None
+
+
+def channel_gone(channel: str, business: str | None, offered: list[str], url: str, **keep: str) -> ChannelGone:
+    """The 410 of a click asking for `channel` when the business offers only `offered`: each of
+    those as a link through our own route (`url` followed by its query), never an address."""
+    alternatives = [(CHANNELS[name].label, url + urlencode({**keep, "ch": name})) for name in offered
+                    if name in CHANNELS]  # fmt: skip
+    return ChannelGone(CHANNELS[channel].label, business, alternatives)
 
 
 class ClickEndpoint:
@@ -374,22 +396,32 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     query = _query(scope)
     # The dashboard's preview page names itself as the page: the owner trying the button.
     recorded = not query.get("u", "").startswith(f"{service.base_url}/admin/")
-    if agent is None:  # an agent removed since the page loaded, or "any": whoever is on duty
-        agent = route(target.business.id, listed, None, datetime.now(UTC), service.rotation,
-                      advance=counted and recorded)  # fmt: skip
-    if agent is None:
+    page = page_url(query.get("u", ""), settings.allowed_domains)
+    asked = asked_channel(scope)
+    # The agent on the channel asked for; else (an agent removed since the page loaded, "any",
+    # or an agent not on that channel) whoever of the listed agents on it is on duty.
+    try:
+        destination = choose(target.business.id, agent, listed, None, asked, datetime.now(UTC), service.rotation,
+                             advance=counted and recorded)  # fmt: skip
+    except NotOffered as exc:
+        keep = {"u": page, "l": query.get("l", "")[:5]} if page else {"l": query.get("l", "")[:5]}
+        raise channel_gone(exc.channel, target.business.name, offered_channels(listed),
+                           f"{service.base_url}/w/{widget.id}/any?", **keep) from None  # fmt: skip
+    if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
-    page = page_url(query.get("u", ""), settings.allowed_domains)
     title = query.get("t", "")
     text = fill_message(message_template(settings, pick_language(query.get("l", ""), "", settings.locale)), page, title)
-    link_url = f"{service.base_url}/w/{widget.id}/{agent.id}"
-    if page:
-        link_url += "?" + urlencode({"u": page, "t": title[:MAX_PAGE_TITLE_LENGTH]} if title else {"u": page})
+    link_url = f"{service.base_url}/w/{widget.id}/{destination.agent_id}"
+    shown = {"u": page, "t": title[:MAX_PAGE_TITLE_LENGTH]} if page and title else {"u": page} if page else {}
+    if asked:  # the landing page's QR code carries the visitor's choice to the phone
+        shown["ch"] = asked
+    if shown:
+        link_url += "?" + urlencode(shown)
     return Click(
-        "widget", widget.id, link_url, agent.channel, agent.address, text, "auto", agent.id, None,
-        "qr" if query.get("via") == "qr" else None, target.business.name, query.get("web") == "1",
-        urlsplit(page).path or None if page else None, recorded,
+        "widget", widget.id, link_url, destination.channel, destination.address, text, "auto",
+        destination.agent_id, None, "qr" if query.get("via") == "qr" else None, target.business.name,
+        query.get("web") == "1", urlsplit(page).path or None if page else None, recorded,
     )  # fmt: skip
 
 
@@ -416,10 +448,11 @@ async def widget_qr(request: Request) -> Response:
     if agent != "any" and agent not in listed:
         raise NotFound("This widget has no such agent, so there is no QR code either.")
     page = page_url(request.query_params.get("u", ""), settings.allowed_domains)
-    data = f"{service.base_url}/w/{target.widget.id}/{agent}?" + urlencode(
-        {"via": "qr", "u": page, "l": request.query_params.get("l", "")[:5]}
-    )
-    asked = {k: v for k, v in request.query_params.items() if k not in ("u", "l")}
+    carried = {"via": "qr", "u": page, "l": request.query_params.get("l", "")[:5]}
+    if request.query_params.get("ch", "") in CHANNELS:  # the channel the visitor picked
+        carried["ch"] = request.query_params["ch"]
+    data = f"{service.base_url}/w/{target.widget.id}/{agent}?" + urlencode(carried)
+    asked = {k: v for k, v in request.query_params.items() if k not in ("u", "l", "ch")}
     options = parse_options(public_options([], "", asked))
     return await qr_response(request, data, options, None, "public, max-age=3600")
 

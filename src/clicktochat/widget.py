@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import rcssmin
 import rjsmin
 
-from .agents import Agent, Business, is_available, next_available
-from .channels import MAX_TEXT_LENGTH
+from .agents import Agent, Business, is_available, next_available, offered_channels
+from .channels import CHANNELS, MAX_TEXT_LENGTH
 from .errors import InvalidInput
 from .links import SLUG_ALPHABET
 from .qr import contrast
@@ -47,36 +47,42 @@ OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as o
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
+        "apps": "Choose an app",
         "button": "Chat with us", "close": "Close", "online": "Online", "offline": "Away", "back": "Back {time}",
         "yours": "your time", "scan": "Scan with your phone to chat there", "web": "Open WhatsApp Web",
         "return": "Back", "greeting": "Hi! How can we help you?",
         "message": "Hello! I have a question about {page_title} {page_url}",
     },
     "it": {
+        "apps": "Scegli un'app",
         "button": "Scrivici", "close": "Chiudi", "online": "Online", "offline": "Assente",
         "back": "Torna {time}", "yours": "tuo orario", "scan": "Inquadra con il telefono per scriverci da lì",
         "web": "Apri WhatsApp Web", "return": "Indietro", "greeting": "Ciao! Come possiamo aiutarti?",
         "message": "Ciao! Ho una domanda su {page_title} {page_url}",
     },
     "es": {
+        "apps": "Elige una app",
         "button": "Escríbenos", "close": "Cerrar", "online": "En línea", "offline": "Ausente",
         "back": "Vuelve {time}", "yours": "tu hora", "scan": "Escanea con tu móvil para chatear allí",
         "web": "Abrir WhatsApp Web", "return": "Atrás", "greeting": "¡Hola! ¿Cómo podemos ayudarte?",
         "message": "¡Hola! Tengo una pregunta sobre {page_title} {page_url}",
     },
     "pt": {
+        "apps": "Escolha um app",
         "button": "Fale conosco", "close": "Fechar", "online": "Online", "offline": "Ausente",
         "back": "Volta {time}", "yours": "seu horário", "scan": "Leia com o celular para conversar por lá",
         "web": "Abrir WhatsApp Web", "return": "Voltar", "greeting": "Olá! Como podemos ajudar?",
         "message": "Olá! Tenho uma dúvida sobre {page_title} {page_url}",
     },
     "de": {
+        "apps": "App wählen",
         "button": "Schreib uns", "close": "Schließen", "online": "Online", "offline": "Abwesend",
         "back": "Zurück {time}", "yours": "deine Zeit", "scan": "Mit dem Handy scannen und dort weiterschreiben",
         "web": "WhatsApp Web öffnen", "return": "Zurück", "greeting": "Hallo! Wie können wir helfen?",
         "message": "Hallo! Ich habe eine Frage zu {page_title} {page_url}",
     },
     "fr": {
+        "apps": "Choisissez une appli",
         "button": "Écrivez-nous", "close": "Fermer", "online": "En ligne", "offline": "Absent",
         "back": "De retour {time}", "yours": "votre heure",
         "scan": "Scannez avec votre téléphone pour discuter depuis celui-ci",
@@ -84,12 +90,13 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Bonjour ! J'ai une question sur {page_title} {page_url}",
     },
     "ar": {
+        "apps": "اختر تطبيقًا",
         "button": "راسلنا", "close": "إغلاق", "online": "متصل", "offline": "غير متاح", "back": "يعود {time}",
         "yours": "بتوقيتك", "scan": "امسح الرمز بهاتفك للمتابعة عليه", "web": "افتح واتساب ويب", "return": "رجوع",
         "greeting": "مرحبًا! كيف يمكننا مساعدتك؟", "message": "مرحبًا! لدي سؤال عن {page_title} {page_url}",
     },
 }  # fmt: skip
-UI_WORDS = ("button", "close", "online", "offline", "back", "yours", "scan", "web", "return")
+UI_WORDS = ("button", "close", "online", "offline", "back", "yours", "scan", "web", "return", "apps")
 """The words the script shows; the others stay on the server."""
 
 
@@ -414,7 +421,8 @@ def config(
     widget: Widget, business: Business, agents: Sequence[Agent], lang: str, base_url: str, has_logo: bool,
     now: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """What the script fetches: everything it shows, and nothing it does not (no numbers)."""
+    """What the script fetches: everything it shows, and nothing it does not (no numbers, no
+    handles): the business's channels by name and label, and which of them each agent is on."""
     now = now or datetime.now(UTC)
     settings = widget.settings
     if settings.agent_ids is not None:
@@ -425,7 +433,8 @@ def config(
         available = is_available(agent, now)
         back = None if available else next_available(agent, now)
         listed.append({
-            "id": agent.id, "name": agent.name, "channel": agent.channel, "available": available,
+            "id": agent.id, "name": agent.name, "channel": agent.channel,
+            "channels": [name for name, _ in agent.channels if name in CHANNELS], "available": available,
             "back_at": back.astimezone(UTC).isoformat().replace("+00:00", "Z") if back else None,
             "url": f"{base_url}/w/{widget.id}/{agent.id}",
         })  # fmt: skip
@@ -444,6 +453,9 @@ def config(
         "offset_x": settings.offset_x,
         "offset_y": settings.offset_y,
         "agents": listed,
+        # What the visitor picks from (names and labels only, never an address): the listed agents' channels.
+        "channels": [{"name": name, "label": CHANNELS[name].label} for name in offered_channels(agents)
+                     if name in CHANNELS],  # fmt: skip
         "tz": business.timezone,  # whose clock the hours keep: the script names the visitor's when it differs
         "open": any(agent["available"] for agent in listed),
         "rules": {
