@@ -372,8 +372,8 @@ def test_duplicate_slug_is_refused(runner: CliRunner, db: str) -> None:
 
 
 def test_unknown_channel_is_refused(runner: CliRunner, db: str) -> None:
-    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--channel", "telegram"), 1,
-          "channel: unknown channel 'telegram'; known channels: whatsapp")  # fmt: skip
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--channel", "telegraph"), 1,
+          "channel: unknown channel 'telegraph'; known channels: whatsapp, telegram")  # fmt: skip
 
 
 def test_two_destinations_are_refused(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
