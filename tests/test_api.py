@@ -1028,6 +1028,7 @@ def test_agent_crud(api: Api) -> None:
     agent = api.agent(shop["id"], "Giulia", NUMBER)
     assert agent == {
         "id": agent["id"], "business_id": shop["id"], "name": "Giulia", "channel": "whatsapp", "address": DIGITS,
+        "channels": [{"channel": "whatsapp", "label": "WhatsApp", "address": DIGITS}],
         "hours": None, "timezone": "Europe/Rome", "available_now": True,
     }  # fmt: skip
     assert ok(api.get(f"/agents/{agent['id']}")) == agent
@@ -1038,7 +1039,8 @@ def test_agent_crud(api: Api) -> None:
     assert ok(api.get(f"/businesses/{other['id']}/agents")) == {"agents": []}
 
     changed = ok(api.patch(f"/agents/{agent['id']}", {"name": "Giulia R.", "address": "0039 347 000 0000"}))
-    assert changed == agent | {"name": "Giulia R.", "address": "393470000000"}
+    assert changed == agent | {"name": "Giulia R.", "address": "393470000000",
+                               "channels": [{"channel": "whatsapp", "label": "WhatsApp", "address": "393470000000"}]}
     assert ok(api.patch(f"/agents/{marco['id']}", {"timezone": None}))["timezone"] == "Europe/Rome"
     assert ok(api.patch(f"/agents/{marco['id']}", {})) == marco | {"timezone": "Europe/Rome"}
 
@@ -1144,7 +1146,7 @@ def test_hours_of_the_wrong_shape_name_the_hours_field(api: Api, hours: Any) -> 
 @pytest.mark.parametrize(
     ("fields", "field", "why"),
     [
-        ({"name": "A"}, "address", "is required"),
+        ({"name": "A"}, "address", "is required (or give channels)"),
         ({"address": NUMBER}, "name", "is required"),
         ({"name": " ", "address": NUMBER}, "name", "is required"),
         ({"name": "A", "address": "12"}, "address", "'12' has no country code: write it as +<country code> <number>, "

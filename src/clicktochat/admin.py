@@ -74,7 +74,8 @@ ADMIN_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 LABELS = {  # the names the forms show, for the list of mistakes above a form
-    "to": "Phone number", "address": "Phone number", "agent_address": "Phone number", "agent_name": "Name",
+    "to": "Phone number", "address": "Address", "agent_address": "Address", "agent_name": "Name",
+    "new_channel": "Messenger", "new_address": "Address", "channel": "Messenger",
     "agent_timezone": "Time zone", "timezone": "Time zone", "text": "Message", "slug": "Slug",
     "source": "Placed on", "fallback_agent_id": "Fallback agent", "agent_id": "Agent", "business_id": "Business",
     "dark": "Colour", "light": "Background", "error": "Error correction", "border": "Quiet zone", "size": "Size",
@@ -381,7 +382,15 @@ def hours_from(form: dict[str, str]) -> dict[str, list[str]]:
 def agent_rows(agents: list[Agent]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     return [{"agent": a, "hours": format_hours(a.hours), "available": is_available(a, now),
-             "phone": display_phone(a.address)} for a in agents]  # fmt: skip
+             "phone": shown_address(a.channel, a.address),
+             "channels": [{"name": name, "label": CHANNELS[name].label if name in CHANNELS else name,
+                           "shown": shown_address(name, address)} for name, address in a.channels]}
+            for a in agents]  # fmt: skip
+
+
+def shown_address(channel: str, address: str) -> str:
+    """An address as the owner reads it: +39 347 123 4567, @dolcevita."""
+    return CHANNELS[channel].display(address) if channel in CHANNELS else address
 
 
 @admin_page
@@ -458,6 +467,15 @@ async def agent_page(request: Request, page: Page) -> Response:
             if form.get("action") == "delete":
                 await service.delete_agent(agent.id)
                 return see_other(f"/admin/businesses/{agent.business_id}", "deleted")
+            if form.get("action") == "add-channel":
+                try:
+                    await service.add_agent_channel(agent.id, form.get("new_channel", ""), form.get("new_address", ""))
+                except InvalidInput as exc:  # the form's fields are new_channel and new_address
+                    raise InvalidInput.many([FieldError(f"new_{e.field}", e.reason) for e in exc.errors]) from None
+                return see_other(f"/admin/agents/{agent.id}", "saved")
+            if form.get("action") == "remove-channel":
+                await service.remove_agent_channel(agent.id, form.get("channel", ""))
+                return see_other(f"/admin/agents/{agent.id}", "saved")
             await service.update_agent(agent.id, {
                 "name": form.get("name", ""), "channel": form.get("channel") or agent.channel,
                 "address": form.get("address", ""), "hours": hours_from(form), "timezone": form.get("timezone") or None,
@@ -488,13 +506,14 @@ async def describer(service: Service) -> Callable[[ShortLink], str]:
     businesses = {b.id: b.name for b in await service.store.businesses()}
 
     def say(link: ShortLink) -> str:
+        on = f" on {CHANNELS[link.channel].label}" if link.channel in CHANNELS and link.address is None else ""
         if link.agent_id is not None:
-            return f"agent {agents.get(link.agent_id, link.agent_id)}"
+            return f"agent {agents.get(link.agent_id, link.agent_id)}{on}"
         number = f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
         if link.business_id is not None and link.address is not None:  # a fixed number of the business
             return f"{number} ({businesses.get(link.business_id, link.business_id)})"
         if link.business_id is not None:
-            return f"{businesses.get(link.business_id, link.business_id)} (whoever is available)"
+            return f"{businesses.get(link.business_id, link.business_id)} (whoever is available{on})"
         return number
 
     return say

@@ -55,7 +55,7 @@ def schema(**constraints: Any) -> Any:
 
     def add(field_schema: dict[str, Any]) -> None:
         field_schema.update(constraints)
-        if field_schema.get("default") == "":
+        if field_schema.get("default") in ("", []):
             del field_schema["default"]
 
     return add

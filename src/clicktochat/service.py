@@ -331,9 +331,10 @@ class Service:
         else:
             found = get_channel(channel)
             checked = [(found.name, found.normalize(to, self.settings.default_region, "address"))]
+        (first, address), *more = checked
         agent = await self.store.add_agent(
-            business_id, _check_name(name), checked, parse_hours(hours),
-            check_timezone(timezone) if timezone else None,
+            business_id, _check_name(name), first, address, parse_hours(hours),
+            check_timezone(timezone) if timezone else None, more,
         )  # fmt: skip
         self.forget()
         return agent

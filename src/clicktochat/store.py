@@ -375,12 +375,12 @@ class Store:
                 )
 
     async def add_agent(
-        self, business_id: int, name: str, channels: Sequence[tuple[str, str]], hours: dict[str, Any] | None,
-        timezone: str | None,
+        self, business_id: int, name: str, channel: str, address: str, hours: dict[str, Any] | None,
+        timezone: str | None, more: Sequence[tuple[str, str]] = (),
     ) -> Agent:  # fmt: skip
-        """`channels`: (channel, address) pairs, at least one, the first first."""
+        """An agent on `channel` at `address`, and on each of `more` (channel, address), in order."""
         now = int(time.time())
-        (channel, address), *_ = channels
+        channels = [(channel, address), *more]
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO agents (business_id, name, channel, address, hours, timezone, created_at, updated_at)"
