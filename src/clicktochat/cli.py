@@ -498,8 +498,8 @@ def agent_list(db: str | None, base_url: str | None, business_id: int | None, as
     else:
         for row in rows:
             row["hours"] = format_hours(row["hours"])
-            row["channels"] = ", ".join(f"{name} {address}" for name, address in row["channels"])
-        print_table(rows, ["id", "business_id", "name", "channels", "timezone", "available_now", "hours"])
+            row["channels"] = ", ".join(name for name, _ in row["channels"])  # addresses: `agent channel list`
+        print_table(rows, ["id", "business_id", "name", "address", "channels", "timezone", "available_now", "hours"])
 
 
 # -- links ----------------------------------------------------------------------------------
