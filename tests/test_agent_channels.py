@@ -409,3 +409,24 @@ def test_the_dashboard_adds_and_removes_an_agents_channels(
     assert forged.status_code == 403
     business = admin.get(f"/admin/businesses/{shop['business']}")
     assert "Signal +49 1512 3456789" in business.text and "E-mail marco@dolcevita.example" in business.text
+
+
+def test_a_link_on_a_channel_keeps_it_when_moved_and_is_never_the_general_way_back(
+    client: TestClient, service: Service, shop: dict[str, Any]
+) -> None:
+    call(client, service.create_link(business_id=shop["business"], channel="telegram", slug="tg"))
+    moved = call(client, service.update_link("tg", {"agent_id": shop["giulia"]}))
+    assert (moved.agent_id, moved.channel) == (shop["giulia"], "telegram")  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInput) as refused:  # nobody at the business is on Viber
+        call(client, service.update_link("tg", {"channel": "viber"}))
+    assert refused.value.errors[0].field == "channel"
+    fixed = call(client, service.update_link("tg", {"to": "+39 347 000 1111"}))
+    assert (fixed.channel, fixed.address) == ("whatsapp", "393470001111")  # type: ignore[attr-defined]
+    # The way back offered by a gone link is a link to the whole business on no one channel.
+    call(client, service.create_link(business_id=shop["business"], channel="signal", slug="sig"))
+    call(client, service.create_link(business_id=shop["business"], slug="old"))
+    call(client, service.update_link("old", {"disabled": True}))
+    page = phone(client, "/s/old")
+    assert page.status_code == 410 and "/s/sig" not in page.text
+    call(client, service.create_link(business_id=shop["business"], slug="general"))
+    assert 'href="https://chat.example.com/s/general"' in phone(client, "/s/old").text

@@ -21,7 +21,7 @@ from clicktochat.channels import CHANNELS, deep_link
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.widget import WORDS, fill_message
-from conftest import IPHONE
+from conftest import DESKTOP, IPHONE, read_qr
 from test_e2e import free_port, server
 from test_widget_browser import page_server
 
@@ -173,3 +173,29 @@ def test_the_picker_works_from_the_keyboard_and_a_new_tab_starts_afresh(phone: P
     other.goto(f"{shop.pages}/products/cassata?w=apps")
     other.locator("clicktochat-widget").locator(".launcher").click()
     assert other.locator("clicktochat-widget").locator('.channel[aria-pressed="true"]').inner_text() == "WhatsApp"
+
+
+def test_on_a_desktop_the_code_and_the_browser_link_carry_the_channel_picked(browser: Browser, shop: Shop) -> None:
+    context = browser.new_context(user_agent=DESKTOP, locale="en-GB", timezone_id="Europe/Rome")
+    try:
+        page = context.new_page()
+        page.goto(f"{shop.pages}/products/cassata?w=apps")
+        widget = page.locator("clicktochat-widget")
+        widget.locator(".launcher").click()
+        widget.locator(".channel").filter(has_text="Telegram").click()
+        widget.locator(".agent:visible").first.click()
+        web = widget.locator(".web")
+        assert web.inner_text() == "Open in the browser"  # Telegram's web app, not "WhatsApp Web"
+        assert parse_qs(urlsplit(web.get_attribute("href") or "").query)["ch"] == ["telegram"]
+        assert widget.locator('[role="group"]').is_hidden()  # no other choice while the code shows
+        code = widget.locator(".handoff img").get_attribute("src") or ""
+        scanned = read_qr(page.request.get(code.replace(".svg?", ".png?")).body())
+        assert scanned.startswith(f"{shop.base}/w/apps/") and parse_qs(urlsplit(scanned).query)["ch"] == ["telegram"]
+        widget.locator(".handoff .link").click()  # back: the picker and the list again, the choice kept
+        assert widget.locator('.channel[aria-pressed="true"]').inner_text() == "Telegram"
+        widget.locator(".channel").filter(has_text="WhatsApp").click()
+        widget.locator(".agent:visible").first.click()
+        assert widget.locator(".web").inner_text() == "Open WhatsApp Web"
+        assert context.cookies() == []
+    finally:
+        context.close()

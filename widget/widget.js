@@ -178,11 +178,13 @@
       const u = location.origin + location.pathname; // never the query or fragment: they can hold personal data
       const ch = picker.firstChild ? { ch: chosen } : {}; // the server routes to the agent's address on it
       const url = `${agent.url}?${new URLSearchParams({ ...ch, u, t: document.title.slice(0, 150), l: config.lang })}`;
-      fire("click", { channel: ch.ch || agent.channel, agent: agent.name, agent_id: agent.id, link: url });
+      const app = ch.ch || agent.channel;
+      fire("click", { channel: app, agent: agent.name, agent_id: agent.id, link: url });
       if (phone) return location.assign(url);
       if (!config.qr) return open(`${url}&web=1`, "_blank", "noopener");
       const back = el("button", { class: "link", type: "button" }, words.return);
-      const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener" }, words.web);
+      // "WhatsApp Web" names one messenger; the others' web apps are "the browser".
+      const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener" }, app == "whatsapp" ? words.web : words.browser);
       handoff.replaceChildren(
         el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, l: config.lang })}`, alt: words.scan }),
         el("p", {}, words.scan),

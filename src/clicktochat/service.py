@@ -227,8 +227,8 @@ class Service:
         update: dict[str, Any] = {}
         if {"to", "agent_id", "business_id"} & changes.keys():
             channel = changes.get("channel")
-            if channel is None and changes.get("to") is not None:
-                channel = link.channel if link.address is not None else None  # a number keeps its messenger
+            if channel is None and (changes.get("to") is not None) == (link.address is not None):
+                channel = link.channel  # a number keeps its messenger; a link to people, the channel it opens
             update |= await self._destination(
                 changes.get("to"), channel, changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip

@@ -477,11 +477,11 @@ class Store:
 
     async def general_link(self, business_id: int, now: int) -> str | None:
         """The slug of a business's general chat link at `now`: live (neither turned off nor
-        expired), to the whole business (not an agent or a fixed number), without a campaign;
-        the oldest of them."""
+        expired), to the whole business (not an agent or a fixed number), on no one channel (which
+        the business may drop), without a campaign; the oldest of them."""
         row = await self._one(
             "SELECT slug FROM links WHERE business_id = ? AND agent_id IS NULL AND address IS NULL"
-            " AND campaign IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > ?)"
+            " AND channel IS NULL AND campaign IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > ?)"
             " ORDER BY created_at, slug LIMIT 1",
             (business_id, now),
         )

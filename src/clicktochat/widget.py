@@ -47,6 +47,7 @@ OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as o
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
+        "browser": "Open in the browser",
         "apps": "Choose an app",
         "button": "Chat with us", "close": "Close", "online": "Online", "offline": "Away", "back": "Back {time}",
         "yours": "your time", "scan": "Scan with your phone to chat there", "web": "Open WhatsApp Web",
@@ -54,6 +55,7 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Hello! I have a question about {page_title} {page_url}",
     },
     "it": {
+        "browser": "Apri nel browser",
         "apps": "Scegli un'app",
         "button": "Scrivici", "close": "Chiudi", "online": "Online", "offline": "Assente",
         "back": "Torna {time}", "yours": "tuo orario", "scan": "Inquadra con il telefono per scriverci da lì",
@@ -61,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Ciao! Ho una domanda su {page_title} {page_url}",
     },
     "es": {
+        "browser": "Abrir en el navegador",
         "apps": "Elige una app",
         "button": "Escríbenos", "close": "Cerrar", "online": "En línea", "offline": "Ausente",
         "back": "Vuelve {time}", "yours": "tu hora", "scan": "Escanea con tu móvil para chatear allí",
@@ -68,6 +71,7 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "¡Hola! Tengo una pregunta sobre {page_title} {page_url}",
     },
     "pt": {
+        "browser": "Abrir no navegador",
         "apps": "Escolha um app",
         "button": "Fale conosco", "close": "Fechar", "online": "Online", "offline": "Ausente",
         "back": "Volta {time}", "yours": "seu horário", "scan": "Leia com o celular para conversar por lá",
@@ -75,6 +79,7 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Olá! Tenho uma dúvida sobre {page_title} {page_url}",
     },
     "de": {
+        "browser": "Im Browser öffnen",
         "apps": "App wählen",
         "button": "Schreib uns", "close": "Schließen", "online": "Online", "offline": "Abwesend",
         "back": "Zurück {time}", "yours": "deine Zeit", "scan": "Mit dem Handy scannen und dort weiterschreiben",
@@ -82,6 +87,7 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Hallo! Ich habe eine Frage zu {page_title} {page_url}",
     },
     "fr": {
+        "browser": "Ouvrir dans le navigateur",
         "apps": "Choisissez une appli",
         "button": "Écrivez-nous", "close": "Fermer", "online": "En ligne", "offline": "Absent",
         "back": "De retour {time}", "yours": "votre heure",
@@ -90,13 +96,14 @@ WORDS: dict[str, dict[str, str]] = {
         "message": "Bonjour ! J'ai une question sur {page_title} {page_url}",
     },
     "ar": {
+        "browser": "افتح في المتصفح",
         "apps": "اختر تطبيقًا",
         "button": "راسلنا", "close": "إغلاق", "online": "متصل", "offline": "غير متاح", "back": "يعود {time}",
         "yours": "بتوقيتك", "scan": "امسح الرمز بهاتفك للمتابعة عليه", "web": "افتح واتساب ويب", "return": "رجوع",
         "greeting": "مرحبًا! كيف يمكننا مساعدتك؟", "message": "مرحبًا! لدي سؤال عن {page_title} {page_url}",
     },
 }  # fmt: skip
-UI_WORDS = ("button", "close", "online", "offline", "back", "yours", "scan", "web", "return", "apps")
+UI_WORDS = ("button", "close", "online", "offline", "back", "yours", "scan", "web", "browser", "return", "apps")
 """The words the script shows; the others stay on the server."""
 
 
