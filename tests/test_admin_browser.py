@@ -204,7 +204,7 @@ def test_create_a_business_and_an_agent_with_hours(page: Page, site: Site) -> No
     expect(page.locator(".flash")).to_have_text("Created.")
     form = page.locator("form", has=page.get_by_role("button", name="Add agent"))
     form.get_by_label("Name", exact=True).fill("Marco")
-    form.get_by_label("Phone number", exact=True).fill("+39 348 765 4321")
+    form.get_by_label("Address", exact=True).fill("+39 348 765 4321")
     form.get_by_label("Monday").fill("00:00-24:00")
     form.get_by_label("Saturday").fill("09:00-13:00, 15:00-19:00")
     form.get_by_label("Tuesday").fill("9 to 5")  # a mistake first

@@ -404,7 +404,8 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
         destination = choose(target.business.id, agent, listed, None, asked, datetime.now(UTC), service.rotation,
                              advance=counted and recorded)  # fmt: skip
     except NotOffered as exc:
-        keep = {"u": page, "l": query.get("l", "")[:5]} if page else {"l": query.get("l", "")[:5]}
+        keep = {"u": page, "t": query.get("t", "")[:MAX_PAGE_TITLE_LENGTH]} if page else {}
+        keep["l"] = query.get("l", "")[:5]  # the page, its title and language: the message as it was
         raise channel_gone(exc.channel, target.business.name, offered_channels(listed),
                            f"{service.base_url}/w/{widget.id}/any?", **keep) from None  # fmt: skip
     if destination is None:
