@@ -56,6 +56,17 @@ def test_a_form_is_created_and_edited_and_a_new_sentence_is_a_new_version(admin:
     assert "Opt-ins" in admin.get("/admin/optins").text
 
 
+def test_topic_names_per_language_are_saved_shown_again_and_checked(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    assert new_form(admin, whatsapp, labels_it="orders=I miei ordini, offers = Offerte").status_code == 303
+    form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
+    assert form.topic_labels == {"it": {"orders": "I miei ordini", "offers": "Offerte"}}
+    page = admin.get("/admin/optins/dolce")
+    assert 'value="orders=I miei ordini, offers=Offerte"' in page.text
+    assert "I miei ordini" in whatsapp.client.get("/optin/dolce?lang=it").text
+    bad = new_form(admin, whatsapp, slug="other", labels_it="ordini=Ordini")
+    assert bad.status_code == 422 and "not one of the form&#39;s topics" in bad.text
+
+
 def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsAppSetup) -> None:
     page = new_form(admin, whatsapp, slug="Bad Name!", wording_en="", wording_it="")
     assert page.status_code == 422 and 'aria-invalid="true"' in page.text and "Name" in page.text

@@ -56,3 +56,13 @@ def test_forms(run: Callable[..., Result]) -> None:
     assert bad.exit_code == 1 and "--wording" in bad.output
     bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "en=Hi", "--double-optin")
     assert bad.exit_code == 1 and "--template" in bad.output
+
+
+def test_topic_labels(run: Callable[..., Result]) -> None:
+    made = run("optin", "form", "dolce", "--topics", "orders,offers", "--wording", "it=Mandatemi aggiornamenti",
+               "--topic-label", "it:orders=I miei ordini", "--json")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["topic_labels"] == {"it": {"orders": "I miei ordini"}}
+    for item, says in (("it-orders=Ordini", "is not LANG:TOPIC=LABEL"), ("it:ordini=Ordini", "not one of the form's")):
+        bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label", item)
+        assert bad.exit_code == 1 and "--topic-label" in bad.output and says in bad.output, bad.output

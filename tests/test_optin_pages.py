@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clicktochat.consent import may_message
+from clicktochat.errors import InvalidInput
 from clicktochat.optins import Optins
 from conftest import WhatsAppSetup, read_qr
 
@@ -67,6 +68,40 @@ def test_a_new_wording_is_a_new_version(whatsapp: WhatsAppSetup) -> None:
     assert changed.version == 2
     assert post(whatsapp, lang="en").status_code == 200
     assert (entries(whatsapp)[0].wording, entries(whatsapp)[0].version) == ("Updates, please.", "2")
+
+
+def test_topics_are_called_what_the_form_calls_them_in_each_language(whatsapp: WhatsAppSetup) -> None:
+    form = make_form(whatsapp, topic_labels={"it": {"orders": "I miei ordini", "offers": "Offerte e novità"}})
+    italian = whatsapp.client.get("/optin/dolce?lang=it")
+    assert 'value="orders" checked> I miei ordini</label>' in italian.text and "Offerte e novità" in italian.text
+    english = whatsapp.client.get("/optin/dolce?lang=en")  # no labels in English: the names, made readable
+    assert 'value="orders" checked> Orders</label>' in english.text and "I miei ordini" not in english.text
+    panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "it"}).json()
+    assert panel["topics"] == [["orders", "I miei ordini"], ["offers", "Offerte e novità"]]
+    done = post(whatsapp, topic="offers")
+    assert "Offerte e novità" in done.text and entries(whatsapp)[0].topic == "offers"
+    # What a topic is called is part of what people agree to: a new label is a new version.
+    relabelled = whatsapp.run(Optins(whatsapp.service).save_form(
+        FORM | {"business_id": whatsapp.business_id, "topic_labels": {"it": {"orders": "Ordini"}}}, form))
+    assert relabelled.version == 2 and relabelled.topic_label("offers", "it") == "Offers"
+
+
+@pytest.mark.parametrize(
+    ("labels", "field", "reason"),
+    [
+        ({"de": {"orders": "Bestellungen"}}, "topic_labels.de", "no consent sentence in 'de'"),
+        ({"it": {"ordini": "Ordini"}}, "topic_labels.it.ordini", "not one of the form's topics (orders, offers)"),
+        ({"it": {"orders": ""}}, "topic_labels.it.orders", "1 to 60 characters"),
+        ({"it": {"orders": "x" * 61}}, "topic_labels.it.orders", "1 to 60 characters"),
+        ({"it": {"orders": "Or\nders"}}, "topic_labels.it.orders", "control characters"),
+        ({"it": ["orders"]}, "topic_labels.it", "must map topics to labels"),
+    ],
+)
+def test_bad_topic_labels_name_the_field(whatsapp: WhatsAppSetup, labels: Any, field: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        make_form(whatsapp, topic_labels=labels)
+    assert caught.value.errors[0].field == field and reason in caught.value.errors[0].reason
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.forms()) == []
 
 
 def test_bad_numbers_are_shown_beside_the_field_and_nothing_is_recorded(whatsapp: WhatsAppSetup) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +20,7 @@ from .channels import display_phone
 from .consent import Consent
 from .errors import FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
-from .optins import Optins, check_phone
+from .optins import Optins, check_phone, parse_topic_labels
 from .optinstore import OptinForm
 from .service import timestamp
 
@@ -57,6 +58,8 @@ def form_values(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, 
     """The form's fields as `Optins.save_form` takes them: a sentence a language, the languages
     in the order ticked."""
     wording = {lang: form[f"wording_{lang}"] for lang in LANGUAGES if form.get(f"wording_{lang}", "").strip()}
+    labels = [f"{lang}:{item.strip()}" for lang in LANGUAGES
+              for item in re.split(r"[,\n]", form.get(f"labels_{lang}", "")) if item.strip()]  # fmt: skip
     business = form.get("business_id", "").strip()
     return {
         "slug": form.get("slug", ""), "business_id": _int(business, "business_id") if business else None,
@@ -64,6 +67,7 @@ def form_values(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, 
         "languages": [lang for lang in lists.get("languages", []) if lang in wording] or list(wording),
         "double_optin": "double_optin" in form, "template": form.get("template", "").strip() or None,
         "template_language": form.get("template_language", "").strip() or None,
+        "topic_labels": parse_topic_labels(labels),
     }  # fmt: skip
 
 
@@ -71,7 +75,9 @@ def as_fields(form: OptinForm) -> dict[str, str]:
     fields = {"slug": form.slug, "business_id": str(form.business_id), "title": form.title or "",
               "topics": ", ".join(form.topics), "template": form.template or "",
               "template_language": form.template_language or "", "double_optin": "on" if form.double_optin else ""}
-    return fields | {f"wording_{lang}": text for lang, text in form.wording.items()}  # fmt: skip
+    labels = {f"labels_{lang}": ", ".join(f"{topic}={label}" for topic, label in names.items())
+              for lang, names in form.topic_labels.items()}  # fmt: skip
+    return fields | {f"wording_{lang}": text for lang, text in form.wording.items()} | labels
 
 
 def form_row(form: OptinForm, businesses: dict[int, Business], base_url: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import click
 
 from .cli import common_options, json_option, print_json, print_table, run_with_service
 from .optin_api import consent_out, request_out
-from .optins import SOURCES, Optins
+from .optins import SOURCES, Optins, parse_topic_labels
 from .optinstore import OptinForm
 
 optin: click.Group = click.Group(
@@ -75,6 +75,9 @@ def optin_remove(db: str | None, base_url: str | None, phone: str, topic: str | 
 @click.option("--topics", required=True, help="Topic names, comma-separated, e.g. orders,offers.")
 @click.option("--wording", "wordings", multiple=True, required=True, metavar="LANG=TEXT",
               help="The consent sentence in a language, e.g. en='Send me updates on WhatsApp'; repeat per language.")
+@click.option("--topic-label", "topic_labels", multiple=True, metavar="LANG:TOPIC=LABEL",
+              help="What a topic is called in a language, e.g. it:orders=Ordini; repeat per topic and language"
+                   " [default: the topic's name].")
 @click.option("--title", help="Shown above the form [default: the business's name].")
 @click.option("--double-optin", is_flag=True, help="Pending until the customer taps Yes in WhatsApp.")
 @click.option("--template", help="The confirmation template's name (double opt-in).")
@@ -82,8 +85,8 @@ def optin_remove(db: str | None, base_url: str | None, phone: str, topic: str | 
 @BUSINESS
 @json_option
 def optin_form(db: str | None, base_url: str | None, slug: str, topics: str, wordings: tuple[str, ...],
-               title: str | None, double_optin: bool, template: str | None, template_language: str | None,
-               business_id: int | None, as_json: bool) -> None:  # fmt: skip
+               topic_labels: tuple[str, ...], title: str | None, double_optin: bool, template: str | None,
+               template_language: str | None, business_id: int | None, as_json: bool) -> None:  # fmt: skip
     """Create or change the form at /optin/SLUG (a change of wording makes a new version)."""
     wording: dict[str, str] = {}
     for item in wordings:
@@ -97,7 +100,8 @@ def optin_form(db: str | None, base_url: str | None, slug: str, topics: str, wor
         business = await optins.business(business_id)
         existing = await service.whatsapp.chats.form(slug.strip().lower())
         values = {"slug": slug, "business_id": business.id, "topics": topics, "wording": wording, "title": title,
-                  "double_optin": double_optin, "template": template, "template_language": template_language}
+                  "double_optin": double_optin, "template": template, "template_language": template_language,
+                  "topic_labels": parse_topic_labels(topic_labels)}
         return await optins.save_form(values, existing), service.base_url
 
     form, base = run_with_service(db, base_url, work)

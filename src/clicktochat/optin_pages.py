@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from .budget import Budget, client_address
 from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests
-from .optin_words import countries, default_country, topic_label, words
+from .optin_words import countries, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
 from .posters import Poster, poster_options
@@ -72,7 +72,7 @@ class Shown:
 
     @property
     def topics(self) -> list[tuple[str, str]]:
-        return [(t, topic_label(t)) for t in self.form.topics]
+        return [(t, self.form.topic_label(t, self.lang)) for t in self.form.topics]
 
 
 async def shown(request: Request, lang: str = "") -> Shown:
@@ -89,7 +89,7 @@ def render(request: Request, view: Shown, status: int = 200, errors: dict[str, s
            values: dict[str, str] | None = None, outcome: str = "", topic: str = "") -> Response:  # fmt: skip
     values = values or {}
     country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang)
-    done = view.words.get(outcome, "").replace("{topic}", topic_label(topic)) if outcome else ""
+    done = view.words.get(outcome, "").replace("{topic}", view.form.topic_label(topic, view.lang)) if outcome else ""
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
         countries=countries(), done=done, via=request.query_params.get("via", values.get("via", "")),
@@ -163,7 +163,7 @@ async def optin_submit(request: Request) -> Response:
                 "errors": [e.as_dict() for e in exc.errors]}  # fmt: skip
         headers = JSON_HEADERS | dict(getattr(exc, "headers", None) or {})
         return JSONResponse(body, exc.status, headers, media_type="application/problem+json")
-    message = view.words[outcome.state].replace("{topic}", topic_label(topic))
+    message = view.words[outcome.state].replace("{topic}", view.form.topic_label(topic, view.lang))
     if as_json:
         return JSONResponse({"state": outcome.state, "message": message}, headers=JSON_HEADERS)
     return render(request, view, outcome=outcome.state, topic=topic)

@@ -107,4 +107,5 @@ def default_country(languages: str, lang: str) -> str:
 
 
 def topic_label(topic: str) -> str:
+    """A topic's name made readable, where its form gives no label: "new-arrivals": "New arrivals"."""
     return topic.replace("-", " ").replace("_", " ").capitalize()

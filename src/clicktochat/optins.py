@@ -33,6 +33,7 @@ SOURCES = ("widget", "page", "qr", "api", "chat", "cli", "dashboard")
 poster's QR code, a shop's system through the API, a chat, the CLI, the dashboard. The ledger
 also holds `meta` (opt-outs Meta reports), which nobody can claim."""
 MAX_WORDING = 1000
+MAX_TOPIC_LABEL = 60
 MAX_TOPICS = 20
 MAX_TITLE = 100
 PENDING_FOR = 86_400  # a double opt-in request waits a day for its "Yes"
@@ -120,6 +121,7 @@ def check_form(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("template", "must be an approved template's name: lowercase letters, digits and '_'")
     if template and not (isinstance(template_language, str) and TEMPLATE_LANGUAGE.fullmatch(template_language)):
         raise InvalidInput("template_language", "must be the template's language code, e.g. en_US or it")
+    labels = check_topic_labels(values.get("topic_labels") or {}, topics, list(checked_wording))
     business_id = values.get("business_id")
     if isinstance(business_id, bool) or not isinstance(business_id, int) or not 0 < business_id < 2**63:
         raise InvalidInput("business_id", "must be a business's id")
@@ -127,7 +129,42 @@ def check_form(values: dict[str, Any]) -> dict[str, Any]:
         "slug": slug.strip().lower(), "business_id": business_id, "title": (title or "").strip() or None,
         "topics": topics, "wording": checked_wording, "languages": list(dict.fromkeys(languages)),
         "double_optin": double, "template": template, "template_language": template_language if template else None,
+        "topic_labels": labels,
     }  # fmt: skip
+
+
+def check_topic_labels(value: Any, topics: list[str], languages: list[str]) -> dict[str, dict[str, str]]:
+    """{language: {topic: label}}: what each topic is called in each language the form speaks."""
+    if not isinstance(value, dict):
+        raise InvalidInput("topic_labels", 'must map languages to {topic: label}, e.g. {"it": {"orders": "Ordini"}}')
+    labels: dict[str, dict[str, str]] = {}
+    for lang, names in value.items():
+        if lang not in languages:
+            raise InvalidInput(f"topic_labels.{lang}", f"the form has no consent sentence in {lang!r}")
+        if not isinstance(names, dict):
+            raise InvalidInput(f"topic_labels.{lang}", "must map topics to labels")
+        for topic, label in names.items():
+            field = f"topic_labels.{lang}.{topic}"
+            if topic not in topics:
+                raise InvalidInput(field, f"{topic!r} is not one of the form's topics ({', '.join(topics)})")
+            if not isinstance(label, str) or not 0 < len(label.strip()) <= MAX_TOPIC_LABEL:
+                raise InvalidInput(field, f"must be 1 to {MAX_TOPIC_LABEL} characters")
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+                raise InvalidInput(field, "must not contain control characters")
+            labels.setdefault(lang, {})[topic] = label.strip()
+    return labels
+
+
+def parse_topic_labels(items: list[str] | tuple[str, ...], field: str = "topic_labels") -> dict[str, dict[str, str]]:
+    """The CLI's and the dashboard's `LANG:TOPIC=LABEL` items as check_topic_labels wants them."""
+    labels: dict[str, dict[str, str]] = {}
+    for item in items:
+        where, sep, label = item.partition("=")
+        lang, colon, topic = where.partition(":")
+        if not sep or not colon or not lang.strip() or not topic.strip():
+            raise InvalidInput(field, f"{item!r} is not LANG:TOPIC=LABEL (e.g. it:orders=Ordini)")
+        labels.setdefault(lang.strip(), {})[topic.strip()] = label
+    return labels
 
 
 def form_language(form: OptinForm, asked: str, accept_language: str) -> str:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .chatdb import ChatDB
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import Inbound, is_stop
+from .optin_words import topic_label
 
 FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languages, double_optin, template,"
-                " template_language, created_at, updated_at")  # fmt: skip
+                " template_language, created_at, updated_at, topic_labels")  # fmt: skip
 REQUEST_COLUMNS = ("id, business_id, form_id, phone, topic, state, created_at, expires_at, source, wording, version,"
                    " proof, confirmation_at, outbox_id, decided_at, consent_id")  # fmt: skip
 NO_WORDS = frozenset({"no", "no grazie", "no, grazie", "nein", "non", "não", "nao", "not now"})
@@ -38,6 +39,11 @@ class OptinForm:
     template_language: str | None
     created_at: int
     updated_at: int
+    topic_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> topic -> label
+
+    def topic_label(self, topic: str, lang: str) -> str:
+        """What a topic is called in `lang`: the form's own label, else its name made readable."""
+        return self.topic_labels.get(lang, {}).get(topic) or topic_label(topic)
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,8 @@ class OptinStore(ChatDB):
                 try:
                     cursor = db.execute(
                         "INSERT INTO optin_forms (slug, business_id, title, topics, wording, languages, double_optin,"
-                        " template, template_language, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*_form_values(values), now, now),
+                        " template, template_language, topic_labels, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*_form_values(values), now, now),
                     )  # fmt: skip
                 except sqlite3.IntegrityError:
                     raise KeyError(values["slug"]) from None
@@ -89,15 +95,17 @@ class OptinStore(ChatDB):
         return await self.run(work)
 
     async def update_form(self, form: OptinForm, values: dict[str, Any], now: int) -> OptinForm:
-        """The version goes up when the wording changes: consents name the words they were given under."""
+        """The version goes up when the words people agree to change (the sentence, or what a topic
+        is called): consents name the version they were given under."""
 
         def work() -> OptinForm:
-            bump = 1 if values["wording"] != form.wording else 0
+            changed = values["wording"] != form.wording or values.get("topic_labels", {}) != form.topic_labels
+            bump = 1 if changed else 0
             with self._tx() as db:
                 db.execute(
                     "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
-                    " languages = ?, double_optin = ?, template = ?, template_language = ?, updated_at = ?,"
-                    " version = version + ? WHERE id = ?", (*_form_values(values), now, bump, form.id),
+                    " languages = ?, double_optin = ?, template = ?, template_language = ?, topic_labels = ?,"
+                    " updated_at = ?, version = version + ? WHERE id = ?", (*_form_values(values), now, bump, form.id),
                 )  # fmt: skip
             found = self._form("id = ?", form.id)
             assert found is not None
@@ -219,12 +227,14 @@ class OptinStore(ChatDB):
 def _form_values(values: dict[str, Any]) -> tuple[Any, ...]:
     return (values["slug"], values["business_id"], values["title"], json.dumps(list(values["topics"])),
             json.dumps(values["wording"], ensure_ascii=False), json.dumps(list(values["languages"])),
-            int(values["double_optin"]), values["template"], values["template_language"])  # fmt: skip
+            int(values["double_optin"]), values["template"], values["template_language"],
+            json.dumps(values.get("topic_labels", {}), ensure_ascii=False))  # fmt: skip
 
 
 def _form(row: Any) -> OptinForm:
     return OptinForm(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), json.loads(row[5]), row[6],
-                     tuple(json.loads(row[7])), bool(row[8]), row[9], row[10], row[11], row[12])  # fmt: skip
+                     tuple(json.loads(row[7])), bool(row[8]), row[9], row[10], row[11], row[12],
+                     json.loads(row[13]))  # fmt: skip
 
 
 def _request(row: Any) -> OptinRequest:
