@@ -25,7 +25,16 @@ from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
 from .logos import channel_icon
-from .posters import FORMATS, WORDS, Poster, find_chromium, make_poster, preferred_language, print_pdf
+from .posters import (
+    FORMATS,
+    WORDS,
+    Poster,
+    find_chromium,
+    make_poster,
+    poster_channel,
+    preferred_language,
+    print_pdf,
+)
 from .qr import KINDS, parse_options, render, scan_url, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
@@ -909,7 +918,7 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
         chosen = parse_options(params)
         logo = None
         if chosen.logo == "channel":
-            logo = channel_icon("whatsapp")
+            logo = channel_icon(await link_channel(service, url))
         elif chosen.logo == "business":
             target = await service.store.target(url.rsplit("/", 1)[-1]) if "/s/" in url else None
             logo = await service.store.logo(target.business_id) if target and target.business_id else None
@@ -921,6 +930,15 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
+
+
+async def link_channel(service: Service, url: str) -> str:
+    """The channel of a short or signed link's URL, for its icon ("" for several: a plain bubble)."""
+    key = url.rsplit("/", 1)[-1]
+    if "/s/" in url:
+        target = await service.store.target(key)
+        return (poster_channel(target) or "") if target else "whatsapp"
+    return service.signer.verify(key).channel
 
 
 @cli.command()

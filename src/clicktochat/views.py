@@ -31,7 +31,7 @@ from .landing import APP_PAGES, Alternative, alternatives, web_url
 from .links import SLUG_PATTERN, Target, resolve
 from .logos import channel_icon
 from .page_words import WORDS, button, chat_with, heading, lead, page_language
-from .posters import make_poster, poster_options
+from .posters import make_poster, poster_channel, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render, scan_url
 from .qr_access import Renders, public_options, signed_query
 from .tokens import SignedLink, token_key
@@ -334,7 +334,7 @@ async def short_link_qr(request: Request) -> Response:
         if logo is None:
             raise InvalidInput("logo", "this link's business has no logo; upload one, or use logo=channel")
     elif options.logo == "channel":
-        logo = channel_icon(target.agents[0].channel if target.agents else target.link.channel or "whatsapp")
+        logo = channel_icon(poster_channel(target) or "")  # several messengers: a plain chat bubble
     return await qr_response(request, scan_url(service.short_url(slug)), options, logo, "no-cache")
 
 
