@@ -490,7 +490,8 @@ async def describer(service: Service) -> Callable[[ShortLink], str]:
     def say(link: ShortLink) -> str:
         if link.agent_id is not None:
             return f"agent {agents.get(link.agent_id, link.agent_id)}"
-        number = f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+        channel = CHANNELS[link.channel or "whatsapp"]
+        number = f"{channel.label} {channel.display(link.address or '')}"
         if link.business_id is not None and link.address is not None:  # a fixed number of the business
             return f"{number} ({businesses.get(link.business_id, link.business_id)})"
         if link.business_id is not None:
@@ -562,7 +563,8 @@ async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] |
         url = service.short_url(key.lower())
     elif kind == "c":
         link = service.signer.verify(key)  # a tampered one is a 404, as the link itself is
-        who, url = display_phone(link.address or ""), service.signed_url(key)
+        channel = CHANNELS[link.channel]
+        who, url = f"{channel.label} {channel.display(link.address)}", service.signed_url(key)
     else:
         return None
     if link is None:
@@ -571,7 +573,7 @@ async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] |
     return {
         "url": url + (f"?{urlencode(utm)}" if utm else ""), "plain": url, "who": who, "text": link.text,
         "qr": f"/qr/{kind}/{key}", "slug": key if kind == "s" else None, "chat": service.destination_url(link),
-        "utm": bool(utm),
+        "utm": bool(utm), "notes": await service.link_notes(link),
     }  # fmt: skip
 
 
@@ -612,7 +614,8 @@ async def link_page(request: Request, page: Page) -> Response:
     if not page.form:  # the form shows what is stored
         page.form = {
             "destination": "to" if link.address else "agent" if link.agent_id else "business",
-            "to": f"+{link.address}" if link.address else "", "channel": link.channel or "whatsapp",
+            "to": CHANNELS[link.channel or "whatsapp"].display(link.address) if link.address else "",
+            "channel": link.channel or "whatsapp",
             "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
             "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
         }  # fmt: skip
@@ -620,7 +623,7 @@ async def link_page(request: Request, page: Page) -> Response:
         "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
         to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
         qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),
-        **await choices(service), modes=MODES,
+        notes=await service.link_notes(link), **await choices(service), modes=MODES,
     )  # fmt: skip
 
 

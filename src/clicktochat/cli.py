@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 from . import __version__, api
 from .accounts import check_password, check_username, create_admin, set_password
 from .agents import format_hours, is_available
+from .channels import CHANNELS
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
@@ -534,10 +535,11 @@ def link() -> None:
 
 
 DESTINATION_OPTIONS: list[Callable[[F], F]] = [
-    click.option("--to", help="Phone number with country code, e.g. '+39 347 123 4567'."),
+    click.option("--to", help="Address on --channel: a phone number with country code ('+39 347 123 4567'), "
+                 "a username ('@dolcevita'), a Facebook Page, an e-mail address."),
     click.option("--agent", "agent_id", type=int, help="Lead to this agent."),
     click.option("--business", "business_id", type=int, help="Lead to whoever of this business is available."),
-    click.option("--channel", help="Messenger of --to [default: whatsapp]."),
+    click.option("--channel", help=f"Messenger of --to: {', '.join(CHANNELS)} [default: whatsapp]."),
     click.option("--text", help="Pre-filled message (at most 1000 characters)."),
     click.option("--campaign", help="Label counted with each click, e.g. summer-ad."),
     click.option("--source", help="Where the link is placed, e.g. flyer."),
@@ -559,30 +561,42 @@ def destination_options(command: F) -> F:
 @common_options
 @destination_options
 @click.option("--short", is_flag=True, help="Make a short link (stored, editable) instead of a signed one.")
+@click.option("--signed", is_flag=True, help="Make a signed link (the default): nothing stored, nothing to edit.")
 @click.option("--slug", help="Custom slug for a short link (implies --short).")
 @click.option("--title", help="Name shown on a signed link's landing page.")
 @json_option
-def link_create(db: str | None, base_url: str | None, short: bool, slug: str | None, title: str | None,
-                as_json: bool, expires_in: int | None, expires_at: datetime | None, **fields: Any) -> None:  # fmt: skip
-    """Make a link; the URL is the last line printed.
+def link_create(db: str | None, base_url: str | None, short: bool, signed: bool, slug: str | None,
+                title: str | None, as_json: bool, expires_in: int | None, expires_at: datetime | None,
+                **fields: Any) -> None:  # fmt: skip
+    """Make a link; the URL is the last line printed, and what you should know about it (text
+    the app will not pre-fill, say) goes to stderr as "Note: ...".
 
     Signed links (the default) carry everything in the URL: nothing is stored, nothing can
     be changed. Short links (--short) are stored: short to print and their destination
-    can be edited after printing; prefer them for paper and QR codes."""
+    can be edited after printing; prefer them for paper and QR codes.
+
+    --channel picks the messenger of --to: whatsapp (default), telegram, messenger,
+    instagram, signal, viber, line, sms, call or email, e.g.
+    `clicktochat link create --channel telegram --to @dolcevita --text "Ciao!"`."""
     fields = {k: v for k, v in fields.items() if v is not None}
     # A slug, an agent or a business only make sense for short links: signed links carry a number.
     short = short or slug is not None or "agent_id" in fields or "business_id" in fields
+    if short and signed:
+        raise click.UsageError("--signed links carry a fixed --to: no --short, --slug, --agent or --business")
 
-    async def work(service: Service) -> dict[str, Any]:
+    async def work(service: Service) -> tuple[dict[str, Any], list[str]]:
         created = await service.create_link(
             **fields, short=short, slug=slug, title=title, expires_at=expiry(expires_in, expires_at)
         )
         if created.short is not None:
-            return link_row(service, created.short, clicks=0)
-        return api.signed_out(service, created).model_dump(mode="json")
+            return link_row(service, created.short, clicks=0), await service.link_notes(created.short)
+        assert created.signed is not None
+        return api.signed_out(service, created).model_dump(mode="json"), await service.link_notes(created.signed)
 
-    row = run_with_service(db, base_url, work)
-    print_json(row) if as_json else click.echo(row["url"])
+    row, notes = run_with_service(db, base_url, work)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
+    print_json(row | {"notes": notes}) if as_json else click.echo(row["url"])
 
 
 @link.command("list")
@@ -603,7 +617,7 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
     else:
         for row in rows:
             target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
-            row["to"] = row["to"] or target
+            row["to"] = shown_address(row["channel"], row["to"]) or target
             expired = row["expires_at"] is not None and row["expires_at"] <= timestamp(int(time.time()))
             row["state"] = "disabled" if row["disabled"] else "expired" if expired else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
@@ -631,8 +645,16 @@ def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: b
         print_json(row)
     else:
         for key, value in row.items():
-            if value is not None:
+            if value is not None and value != []:
                 click.echo(f"{key + ':':<12} {value}")
+
+
+def shown_address(channel: str | None, address: str | None) -> str | None:
+    """"Telegram @dolcevita", "WhatsApp +39 347 123 4567": a link's channel and address as people read them."""
+    if address is None:
+        return None
+    found = CHANNELS.get(channel or "whatsapp")
+    return f"{found.label} {found.display(address)}" if found else address
 
 
 @link.command("edit")
@@ -651,7 +673,14 @@ def link_edit(db: str | None, base_url: str | None, slug: str, expires_in: int |
         changes["expires_at"] = when
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
-    found = run_with_service(db, base_url, lambda s: s.update_link(slug, changes))
+
+    async def work(service: Service) -> tuple[ShortLink, list[str]]:
+        found = await service.update_link(slug, changes)
+        return found, await service.link_notes(found)
+
+    found, notes = run_with_service(db, base_url, work)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
     click.echo(f"Updated {found.slug}.")
 
 
