@@ -16,7 +16,7 @@ from clicktochat.accounts import create_admin
 from clicktochat.channels import CHANNELS
 from clicktochat.cli import cli
 from clicktochat.service import Service
-from conftest import ANDROID, call
+from conftest import ANDROID, call, flush
 from test_admin import PASSWORD, Admin, sign_in
 
 API = "/api/v1"
@@ -113,3 +113,25 @@ def test_the_dashboard_form_picks_a_channel_shows_its_example_and_the_notes(admi
     assert "is not an e-mail address" in unescape(wrong.text)
     odd = admin.post("/admin/links/ig", {"destination": "to", "channel": "carrier-pigeon", "to": "x"})
     assert odd.status_code == 422 and "unknown channel" in unescape(odd.text)
+
+
+def test_stats_by_channel_name_the_channels(
+    client: TestClient, service: Service, admin: Admin, auth: dict[str, str], db_path: str
+) -> None:
+    for channel, to, slug in (("telegram", "@dolcevita", "tg"), ("call", "+39 06 1234 5678", "tel"),
+                              ("whatsapp", "+39 347 123 4567", "wa")):  # fmt: skip
+        call(client, service.create_link(to=to, channel=channel, slug=slug))
+    for slug in ("tg", "tg", "tel", "wa"):
+        client.get(f"/s/{slug}", headers={"user-agent": ANDROID})
+    flush(client)
+    rows = client.get(f"{API}/stats?by=channel", headers=auth).json()["rows"]
+    assert {(r["key"], r["label"], r["clicks"]) for r in rows} == {
+        ("telegram", "Telegram", 2), ("call", "Phone call", 1), ("whatsapp", "WhatsApp", 1)}
+    csv_text = admin.get("/admin/stats.csv?by=channel").text
+    assert "telegram,Telegram,2," in csv_text and "call,Phone call,1," in csv_text
+    section = re.search(r'<section class="breakdown" id="by-channel">.*?</section>', admin.get("/admin/").text,
+                        re.S)  # fmt: skip
+    assert section and "<td>Telegram</td>" in section[0] and "<td>Phone call</td>" in section[0]
+    table = CliRunner().invoke(cli, ["stats", "--db", db_path, "--by", "channel"])
+    assert table.exit_code == 0 and re.search(r"^Telegram\s+2\b", table.stdout, re.M), table.stdout
+    assert re.search(r"^Phone call\s+1\b", table.stdout, re.M)

@@ -57,7 +57,7 @@ LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Po
                   "fr": "Français", "ar": "العربية"}  # fmt: skip
 QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-BREAKDOWNS = ("campaign", "link", "agent", "via", "referrer", "device")
+BREAKDOWNS = ("campaign", "link", "agent", "channel", "via", "referrer", "device")
 STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
 TIMEZONES = sorted(available_timezones())
 CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
