@@ -2,7 +2,7 @@
 // app that many devices lack (Viber: the page says what to do when nothing happens), and a
 // "Copy" button for a message the app cannot fill in (without it, the message is plain text).
 const open = document.querySelector("a[data-open]");
-if (open) location.href = open.href;
+if (open) addEventListener("load", () => (location.href = open.href)); // the page is whole first
 
 for (const button of document.querySelectorAll("button.copy[data-copy]")) {
   const message = document.getElementById(button.dataset.copy);
