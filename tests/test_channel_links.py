@@ -12,6 +12,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from clicktochat.channels import CHANNELS, deep_link, web_link
+from clicktochat.page_words import LANGUAGES, heading, lead
+from clicktochat.page_words import button as button_words
 from clicktochat.service import Service
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call
 
@@ -212,3 +214,18 @@ def test_the_page_offers_the_business_other_channels_through_our_links(
 def test_a_link_to_one_number_offers_nothing_else(client: TestClient, service: Service) -> None:
     page = client.get(make(client, service, "telegram", True), headers={"user-agent": DESKTOP})
     assert 'class="others"' not in page.text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_channel_has_its_words_in_every_language(lang: str) -> None:
+    buttons = set()
+    for channel in CHANNELS.values():
+        texts = [heading(lang, "Dolce Vita", channel), heading(lang, None, channel), button_words(lang, channel),
+                 lead(lang, channel, ""), lead(lang, channel, "Ciao")]  # fmt: skip
+        assert all(text.strip() and "{" not in text for text in texts), (lang, channel.name, texts)
+        assert "Dolce Vita" in texts[0] and "Dolce Vita" not in texts[1]
+        if channel.name not in ("sms", "call", "email"):  # those name their action instead
+            assert all(channel.label in text for text in texts), (lang, channel.name, texts)
+        assert (lead(lang, channel, "Ciao") != lead(lang, channel, "")) is channel.takes_text
+        buttons.add(button_words(lang, channel))
+    assert len(buttons) == len(CHANNELS)  # no two channels' buttons say the same

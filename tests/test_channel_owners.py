@@ -105,6 +105,7 @@ def test_the_dashboard_form_picks_a_channel_shows_its_example_and_the_notes(admi
     assert "Instagram @dolcevita" in result and "Instagram links cannot carry a message" in result
     page = admin.get("/admin/links/ig").text
     assert 'id="leads-to">Instagram @dolcevita<' in page and 'value="@dolcevita"' in page
+    assert "Instagram links cannot carry a message" in page  # the notes stay on the link's page
     assert re.search(r'<option value="instagram" data-example="@dolcevita" selected>', page)
     listed = unescape(admin.get("/admin/links").text)
     assert "Instagram @dolcevita" in listed
