@@ -5,12 +5,15 @@ everyone, the crawlers' preview naming the messenger, and nothing of the address
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from html import unescape
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
 
+from clicktochat.agents import WEEKDAYS
 from clicktochat.channels import CHANNELS, deep_link, web_link
 from clicktochat.page_words import LANGUAGES, heading, lead
 from clicktochat.page_words import button as button_words
@@ -229,3 +232,13 @@ def test_every_channel_has_its_words_in_every_language(lang: str) -> None:
         assert (lead(lang, channel, "Ciao") != lead(lang, channel, "")) is channel.takes_text
         buttons.add(button_words(lang, channel))
     assert len(buttons) == len(CHANNELS)  # no two channels' buttons say the same
+
+
+def test_only_agents_on_shift_are_offered(client: TestClient, service: Service) -> None:
+    shop = call(client, service.add_business("Dolce Vita", "Europe/Rome"))
+    call(client, service.add_agent(shop.id, "Giulia", "+39 347 123 4567"))  # type: ignore[attr-defined]
+    off_day = WEEKDAYS[(datetime.now(ZoneInfo("Europe/Rome")).weekday() + 2) % 7]  # away all of today
+    call(client, service.add_agent(shop.id, "Marco", "@dolcevita", "telegram", f"{off_day} 09:00-12:00"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=shop.id, slug="shop"))  # type: ignore[attr-defined]
+    page = client.get("/s/shop", headers={"user-agent": DESKTOP})
+    assert button(page.text).startswith("https://wa.me/") and 'class="others"' not in page.text

@@ -122,9 +122,10 @@ class ClickEndpoint:
     """A click route as a plain ASGI app: the redirect, the path that must be fast, is sent
     without building Request and Response objects. Crawlers get a preview page and are not
     counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
-    the landing page (desktops, or mode=landing). Errors raised here reach the app's handler.
-    Nothing is sent before the last step (after the lookup, the recording and any page's
-    rendering), so an error never follows a response already started."""
+    the landing page (desktops, or mode=landing), as the channel allows (`redirects`). Errors
+    raised here reach the app's handler. Nothing is sent before the last step (after the
+    lookup, the recording and any page's rendering), so an error never follows a response
+    already started."""
 
     def __init__(self, lookup: Callable[[Service, Scope, bool], Awaitable[Click]]) -> None:
         self.lookup = lookup
@@ -170,7 +171,8 @@ class ClickEndpoint:
             return await send({"type": "http.response.body", "body": b""})
         request = Request(scope)  # only now, past the redirect: the language is asked for pages alone
         words = speaking(request)
-        others = alternatives(click.others, click.channel, words["lang"],
+        now = datetime.now(UTC)  # only agents on shift are offered: the others would not answer now
+        others = alternatives([a for a in click.others if is_available(a, now)], click.channel, words["lang"],
                               partial(signed_alternative, state.service, click, text))  # fmt: skip
         response = landing_page(request, click, channel, chat_url, mobile, others, words)
         await response(scope, receive, send)
@@ -187,7 +189,7 @@ def redirects(mode: str, channel: Channel, mobile: bool) -> bool:
 
 def signed_alternative(service: Service, click: Click, text: str, agent: Agent) -> str:
     """A signed link to another of the business's channels, with the click's text and labels:
-    the address stays sealed in the token, and the click is counted as the page's was."""
+    the address stays sealed in the token, and its clicks count under the same campaign and source."""
     link = SignedLink(agent.channel, agent.address, text, click.campaign, click.source, title=click.title)
     return service.signed_url(service.signer.sign(link))
 
