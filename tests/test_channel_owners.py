@@ -3,6 +3,7 @@ response, the channel and the notes in the OpenAPI document) and the dashboard's
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from html import unescape
@@ -15,8 +16,9 @@ from starlette.testclient import TestClient
 from clicktochat.accounts import create_admin
 from clicktochat.channels import CHANNELS
 from clicktochat.cli import cli
+from clicktochat.logos import channel_icon
 from clicktochat.service import Service
-from conftest import ANDROID, call, flush
+from conftest import ANDROID, call, flush, read_qr
 from test_admin import PASSWORD, Admin, sign_in
 
 API = "/api/v1"
@@ -136,3 +138,15 @@ def test_stats_by_channel_name_the_channels(
     table = CliRunner().invoke(cli, ["stats", "--db", db_path, "--by", "channel"])
     assert table.exit_code == 0 and re.search(r"^Telegram\s+2\b", table.stdout, re.M), table.stdout
     assert re.search(r"^Phone call\s+1\b", table.stdout, re.M)
+
+
+def test_the_cli_draws_the_links_own_channel_mark(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    run(db, "init")
+    run(db, "link", "create", "--channel", "email", "--to", "shop@example.com", "--slug", "mail")
+    run(db, "qr", "mail", "-o", str(tmp_path / "mail.svg"), "--logo", "channel")
+    svg = (tmp_path / "mail.svg").read_text()
+    assert base64.b64encode(channel_icon("email")).decode() in svg and "shop@example.com" not in svg
+    signed, _ = run(db, "link", "create", "--channel", "viber", "--to", "+380 67 123 4567")
+    run(db, "qr", signed.strip(), "-o", str(tmp_path / "viber.png"), "--logo", "channel")
+    assert read_qr(tmp_path / "viber.png") == signed.strip() + "?qr"
