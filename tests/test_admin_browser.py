@@ -226,8 +226,8 @@ def test_a_short_link_its_qr_code_a_click_in_the_stats_and_a_new_destination(
     page: Page, site: Site, browser: Browser, tmp_path: Path
 ) -> None:
     page.get_by_role("navigation").get_by_role("link", name="New link").click()
-    page.get_by_label("A phone number", exact=True).check()
-    page.get_by_label("Phone number", exact=True).fill("+39 347 123 4567")
+    page.get_by_label("One address: a number, a username, an e-mail", exact=True).check()
+    page.get_by_label("Address", exact=True).fill("+39 347 123 4567")
     page.get_by_label("Message", exact=True).fill("Ciao! Vorrei ordinare una torta 🎂 & #1")
     page.get_by_label("Slug of the short link").fill("torta-sabato")
     page.get_by_label("Campaign", exact=True).fill("weekend")
@@ -264,7 +264,7 @@ def test_a_short_link_its_qr_code_a_click_in_the_stats_and_a_new_destination(
     expect(page.get_by_role("heading", name="/s/torta-sabato")).to_be_visible()
 
     page.goto(f"{site.base}/admin/links/torta-sabato")
-    page.get_by_label("Phone number", exact=True).fill("+39 348 765 4321")
+    page.get_by_label("Address", exact=True).fill("+39 348 765 4321")
     page.get_by_label("Message", exact=True).fill("Ciao Marco!")
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash")).to_have_text("Saved.")

@@ -263,6 +263,7 @@ def test_create_short_link_with_a_random_slug(api: Api, client: TestClient) -> N
         "chat_url": f"https://wa.me/{DIGITS}?text=Ciao%21",
         "clicks": 0,
         "ref_code": None,
+        "notes": [],
     }
     assert redirect_target(client, slug) == link["chat_url"]
     assert ok(api.get(f"/links/{slug}")) == link
@@ -305,6 +306,7 @@ def test_create_signed_link(api: Api, client: TestClient) -> None:
         "mode": "redirect",
         "expires_at": None,
         "chat_url": f"https://wa.me/{DIGITS}?text=Hi",
+        "notes": [],
     }
     # Signed links are not stored: nothing shows up in the list of short links.
     assert ok(api.get("/links")) == {"links": []}

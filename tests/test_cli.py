@@ -578,7 +578,8 @@ def test_link_list_table_and_json(runner: CliRunner, db: str, shop: dict[str, in
     assert lines[0].split() == ["SLUG", "TO", "CAMPAIGN", "MODE", "STATE", "CLICKS", "TEXT"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {"vetrina", "giulia", "negozio"}
-    assert rows["vetrina"].split()[:6] == ["vetrina", DIGITS, "summer-ad", "auto", "active", "0"]
+    assert rows["vetrina"].split()[:9] == ["vetrina", "WhatsApp", "+39", "347", "123", "4567", "summer-ad", "auto",
+                                          "active"]  # fmt: skip
     assert TEXT in rows["vetrina"]
     assert f"agent {shop['agent']}" in rows["giulia"] and f"business {shop['business']}" in rows["negozio"]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageColor
 from starlette.testclient import TestClient
 
+from clicktochat.channels import CHANNELS
 from clicktochat.errors import InvalidInput
-from clicktochat.logos import MAX_UPLOAD_BYTES, channel_icon, check_logo
+from clicktochat.logos import CHANNEL_COLOURS, MAX_UPLOAD_BYTES, channel_icon, check_logo
 from clicktochat.qr import QROptions, parse_options, render
 from clicktochat.service import Service
 from conftest import call, read_qr
@@ -104,3 +106,32 @@ def test_logo_endpoints(client: TestClient, service: Service, auth: dict[str, st
     token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
     assert client.get(f"/qr/c/{token}.png?logo=business", headers=auth).status_code == 422
     assert read_qr(client.get(f"/qr/c/{token}.png?logo=channel", headers=auth).content) == signed.url + "?qr"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_every_channel_has_its_own_mark_and_codes_with_it_decode(name: str) -> None:
+    icon = channel_icon(name)
+    with Image.open(io.BytesIO(icon)) as image:
+        assert image.size == (256, 256)
+        pixels = image.convert("RGB")
+        assert pixels.getpixel((128, 4)) == ImageColor.getrgb(CHANNEL_COLOURS[name])  # its colour at the top
+    assert len({channel_icon(other) for other in CHANNELS}) == len(CHANNELS)  # ten different drawings
+    png = render(LINK, QROptions(error="H", size=600), "png", icon)
+    assert read_qr(png) == LINK
+
+
+def test_the_served_code_carries_the_links_channel_mark(
+    client: TestClient, service: Service, auth: dict[str, str]
+) -> None:
+    shop = call(client, service.add_business("Shop", "UTC"))
+    call(client, service.add_agent(shop.id, "Giulia", "@dolcevita", "telegram"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=shop.id, slug="tg"))  # type: ignore[attr-defined]
+    svg = client.get("/qr/s/tg.svg?logo=channel", headers=auth).text
+    assert base64.b64encode(channel_icon("telegram")).decode() in svg and "dolcevita" not in svg
+    call(client, service.add_agent(shop.id, "Marco", "shop@example.com", "email"))  # type: ignore[attr-defined]
+    mixed = client.get("/qr/s/tg.svg?logo=channel", headers=auth).text  # two channels: a plain chat mark
+    assert base64.b64encode(channel_icon("")).decode() in mixed
+    signed = call(client, service.create_link(to="+39 06 1234 5678", channel="call", short=False))
+    token = signed.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
+    call_svg = client.get(f"/qr/c/{token}.svg?logo=channel", headers=auth).text
+    assert base64.b64encode(channel_icon("call")).decode() in call_svg and "12345678" not in call_svg

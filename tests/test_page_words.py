@@ -55,9 +55,9 @@ def shop(client: TestClient, service: Service) -> int:
 @pytest.mark.parametrize(
     ("accept", "lang", "button", "lead"),
     [
-        ("it-IT,it;q=0.9,en;q=0.8", "it", "Apri WhatsApp", "Continua su WhatsApp."),
-        ("en;q=0.5, de-CH", "de", "WhatsApp öffnen", "Weiter auf WhatsApp."),
-        ("ja", "en", "Open WhatsApp", "Continue on WhatsApp."),
+        ("it-IT,it;q=0.9,en;q=0.8", "it", "Scrivi su WhatsApp", "Continua su WhatsApp."),
+        ("en;q=0.5, de-CH", "de", "Auf WhatsApp schreiben", "Weiter auf WhatsApp."),
+        ("ja", "en", "Chat on WhatsApp", "Continue on WhatsApp."),
     ],
 )
 def test_the_landing_page_speaks_the_visitors_language(
@@ -91,9 +91,9 @@ def test_the_redirect_asks_for_no_language(client: TestClient, service: Service)
     ("accept", "title", "description", "button"),
     [
         ("fr-FR,fr;q=0.9", "Écrivez-nous sur WhatsApp", "Touchez pour démarrer une discussion.",
-         "Ouvrir la discussion"),
-        ("pt-BR", "Fale conosco no WhatsApp", "Toque para iniciar uma conversa.", "Abrir a conversa"),
-        ("", "Chat with us on WhatsApp", "Tap to start a chat.", "Open the chat"),
+         "Discuter sur WhatsApp"),
+        ("pt-BR", "Fale conosco no WhatsApp", "Toque para iniciar uma conversa.", "Conversar no WhatsApp"),
+        ("", "Chat with us on WhatsApp", "Tap to start a chat.", "Chat on WhatsApp"),
     ],
 )  # fmt: skip
 def test_the_crawlers_preview_speaks_the_language_asked_for(

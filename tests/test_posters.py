@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,38 @@ def test_poster_page_in_each_language(client: TestClient, shop_link: str, lang: 
     assert words in page.text and f'<html lang="{lang}">' in page.text and '<body class="a5">' in page.text
     assert "Pasticceria &lt;b&gt;Dolce&lt;/b&gt; &amp; Co" in page.text  # the name is text, never HTML
     assert "chat.example.com/s/vetrina" in page.text and "<svg" in page.text
+
+
+@pytest.mark.parametrize(
+    ("agents", "lang", "action", "instructions"),
+    [
+        ([("telegram", "@dolcevita")], "en", "Chat with us on Telegram",
+         "Scan with your phone camera to chat with us on Telegram"),
+        ([("telegram", "@dolcevita")], "it", "Scrivici su Telegram", "per scriverci su Telegram"),
+        ([("call", "+39 06 1234 5678")], "de", "Rufen Sie uns an", "um uns anzurufen"),
+        ([("email", "shop@example.com")], "fr", "Écrivez-nous un e-mail", "pour nous écrire un e-mail"),
+        ([("sms", "+39 347 123 4567")], "es", "Envíanos un SMS", "para enviarnos un SMS"),
+        ([("line", "@dolcevita"), ("line", "@dolcevita2")], "pt", "Fale conosco no LINE", "fale conosco no LINE"),
+        ([("telegram", "@dolcevita"), ("whatsapp", "+39 347 123 4567")], "en", "Chat with us",
+         "Scan with your phone camera to chat with us"),  # several messengers: the click picks, the poster names none
+    ],
+)  # fmt: skip
+def test_the_poster_names_the_messenger_or_the_action(
+    client: TestClient, service: Service, agents: list[tuple[str, str]], lang: str, action: str, instructions: str
+) -> None:
+    shop = call(client, service.add_business("Dolce Vita", "Europe/Rome"))
+    for channel, to in agents:
+        call(client, service.add_agent(shop.id, "Giulia", to, channel))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=shop.id, slug="vetrina"))  # type: ignore[attr-defined]
+    page = unescape(client.get(f"/poster/s/vetrina?lang={lang}").text)
+    assert f"<h1>{action}</h1>" in page and instructions in page and "WhatsApp" not in page
+    for _, to in agents:
+        assert to.lstrip("@").split(" ")[-1] not in page  # the address stays out of the poster
+
+
+def test_a_fixed_address_poster_names_its_channel(client: TestClient, service: Service) -> None:
+    call(client, service.create_link(to="dolcevita.roma", channel="messenger", slug="fb"))
+    assert "<h1>Scrivici su Messenger</h1>" in client.get("/poster/s/fb?lang=it").text
 
 
 @pytest.mark.parametrize(
@@ -277,7 +310,7 @@ def test_the_printed_name_is_whole_in_every_format_script_and_language(
     from starlette.templating import Jinja2Templates
 
     from clicktochat.app import asset_dir
-    from clicktochat.posters import WORDS, Poster, print_pdf, readable_on_white
+    from clicktochat.posters import Poster, print_pdf, readable_on_white
 
     templates = asset_dir("templates")
     env = Jinja2Templates(directory=str(templates)).env
@@ -296,9 +329,9 @@ def test_the_printed_name_is_whole_in_every_format_script_and_language(
     for points, pixels, inked in printed_lines(name_boxes, image, height):
         assert points * MM_PER_POINT >= NAME_HEIGHT_MM[page_format] * 0.6, (points, name)
         assert inked >= pixels * 0.75, f"a line of {name!r} printed {inked} of its {pixels} pixel rows"
-    heading = find_text(page, WORDS[lang][0], face)
+    heading = find_text(page, poster.call_to_action, face)
     assert heading and min(b[1] for b in name_boxes) > max(b[3] for b in heading)  # the name above, apart
-    assert find_text(page, WORDS[lang][1], face)  # the instructions, the page's last line, are all there
+    assert find_text(page, poster.instructions, face)  # the instructions, the page's last line, are all there
 
     # The call to action in the business's colour (darkened to read on paper), the logo at its size.
     accent = np.array([int(readable_on_white(SAFFRON)[i : i + 2], 16) for i in (1, 3, 5)])

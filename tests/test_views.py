@@ -321,7 +321,7 @@ def test_a_signed_link_too_long_for_a_qr_code_still_gets_its_landing_page(client
     assert len(path) > 2400  # more than a QR code can hold
     page = client.get(path, headers={"user-agent": DESKTOP})
     assert page.status_code == 200
-    assert "Open WhatsApp" in page.text and "<svg" not in page.text  # no QR code, no error
+    assert "Chat on WhatsApp" in page.text and "<svg" not in page.text  # no QR code, no error
 
 
 def test_huge_headers_are_cut_before_they_are_kept(client: TestClient, service: Service) -> None:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS, Agent, Business, format_hours, is_available
-from .channels import CHANNELS, display_phone
+from .channels import CHANNELS
 from .charts import Series, line_chart
 from .errors import Conflict, FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from .keys import create_api_key
@@ -57,7 +57,7 @@ LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Po
                   "fr": "Français", "ar": "العربية"}  # fmt: skip
 QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-BREAKDOWNS = ("campaign", "link", "agent", "via", "referrer", "device")
+BREAKDOWNS = ("campaign", "link", "agent", "channel", "via", "referrer", "device")
 STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
 TIMEZONES = sorted(available_timezones())
 CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
@@ -509,7 +509,8 @@ async def describer(service: Service) -> Callable[[ShortLink], str]:
         on = f" on {CHANNELS[link.channel].label}" if link.channel in CHANNELS and link.address is None else ""
         if link.agent_id is not None:
             return f"agent {agents.get(link.agent_id, link.agent_id)}{on}"
-        number = f"{CHANNELS[link.channel or 'whatsapp'].label} {display_phone(link.address or '')}"
+        channel = CHANNELS[link.channel or "whatsapp"]
+        number = f"{channel.label} {channel.display(link.address or '')}"
         if link.business_id is not None and link.address is not None:  # a fixed number of the business
             return f"{number} ({businesses.get(link.business_id, link.business_id)})"
         if link.business_id is not None:
@@ -581,7 +582,8 @@ async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] |
         url = service.short_url(key.lower())
     elif kind == "c":
         link = service.signer.verify(key)  # a tampered one is a 404, as the link itself is
-        who, url = display_phone(link.address or ""), service.signed_url(key)
+        channel = CHANNELS[link.channel]
+        who, url = f"{channel.label} {channel.display(link.address)}", service.signed_url(key)
     else:
         return None
     if link is None:
@@ -590,7 +592,7 @@ async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] |
     return {
         "url": url + (f"?{urlencode(utm)}" if utm else ""), "plain": url, "who": who, "text": link.text,
         "qr": f"/qr/{kind}/{key}", "slug": key if kind == "s" else None, "chat": service.destination_url(link),
-        "utm": bool(utm),
+        "utm": bool(utm), "notes": await service.link_notes(link),
     }  # fmt: skip
 
 
@@ -631,7 +633,8 @@ async def link_page(request: Request, page: Page) -> Response:
     if not page.form:  # the form shows what is stored
         page.form = {
             "destination": "to" if link.address else "agent" if link.agent_id else "business",
-            "to": f"+{link.address}" if link.address else "", "channel": link.channel or "whatsapp",
+            "to": CHANNELS[link.channel or "whatsapp"].display(link.address) if link.address else "",
+            "channel": link.channel or "whatsapp",
             "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
             "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
         }  # fmt: skip
@@ -639,7 +642,7 @@ async def link_page(request: Request, page: Page) -> Response:
         "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
         to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
         qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),
-        **await choices(service), modes=MODES,
+        notes=await service.link_notes(link), **await choices(service), modes=MODES,
     )  # fmt: skip
 
 

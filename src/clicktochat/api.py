@@ -65,6 +65,12 @@ NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=r"\S")  # not only
 TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]*$")  # new lines allowed
 LABEL = schema(maxLength=MAX_LABEL_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")
 PHONE = schema(minLength=3, maxLength=40, pattern=r"^\+?[0-9][0-9 ().\-/]*$")
+ADDRESS = schema(minLength=1, maxLength=320, pattern=r"\S")  # each channel checks its own form
+ADDRESS_HELP = ("Where `channel` leads: a phone number with country code (+39 347 123 4567) for WhatsApp, Signal, "
+                "Viber, SMS and calls; a username for Telegram (@dolcevita, or a number), Instagram and LINE "
+                "(@dolcevita); a Facebook Page for Messenger (dolcevita.roma); an e-mail address.")  # fmt: skip
+NOTES_HELP = ("What the owner should know about the link, in English: text the app will not pre-fill, a "
+              "destination that works only under conditions (returned when a link is made or changed).")  # fmt: skip
 SLUG = schema(pattern=f"^{SLUG_PATTERN.pattern}$")
 CHANNEL = schema(enum=list(CHANNELS))
 ID = schema(minimum=1, maximum=2**63 - 1)
@@ -91,8 +97,7 @@ class LinkCreate(Body):
         "not": {"required": ["expires_at", "expires_in"]},
     })  # fmt: skip
 
-    to: str | None = Field(None, description="Phone number with country code, e.g. +39 347 123 4567.",
-                           json_schema_extra=PHONE)  # fmt: skip
+    to: str | None = Field(None, description=ADDRESS_HELP, json_schema_extra=ADDRESS)
     channel: str = Field("whatsapp", description="Messenger of `to`; for a short link to an agent or business, the "
                          "channel it opens (the business must offer it; left out: the agent's first).",
                          json_schema_extra=CHANNEL)  # fmt: skip
@@ -130,8 +135,8 @@ class LinkUpdate(Body):
         *ONE_DESTINATION,
     ]})  # fmt: skip
 
-    to: str | None = Field(None, json_schema_extra=PHONE)
-    channel: str = Field("whatsapp", json_schema_extra=CHANNEL)
+    to: str | None = Field(None, description=ADDRESS_HELP, json_schema_extra=ADDRESS)
+    channel: str = Field("whatsapp", description="Messenger of `to` (given with it).", json_schema_extra=CHANNEL)
     agent_id: int | None = Field(None, json_schema_extra=ID)
     business_id: int | None = Field(None, json_schema_extra=ID)
     text: str = Field("", json_schema_extra=TEXT)
@@ -353,6 +358,7 @@ class LinkOut(BaseModel):
     clicks: int | None = Field(None, description="Clicks recorded so far (written within a second or so).")
     ref_code: bool | None = Field(None, description="A ref code in the message: true, false, or null (when the "
                                   "number is connected)")  # fmt: skip
+    notes: list[str] = Field(default_factory=list, description=NOTES_HELP)
 
 
 class SignedLinkOut(BaseModel):
@@ -367,6 +373,7 @@ class SignedLinkOut(BaseModel):
     mode: Mode
     expires_at: str | None
     chat_url: str
+    notes: list[str] = Field(default_factory=list, description=NOTES_HELP)
 
 
 class BusinessOut(BaseModel):
@@ -551,9 +558,12 @@ async def create_link(request: Request, service: Service) -> Response:
     if "channel" not in body.model_fields_set:  # a link to an agent or business then routes on their first
         fields["channel"] = None
     created = await service.create_link(**fields, expires_at=expires)
+    link = created.short or created.signed
+    assert link is not None
+    notes = await service.link_notes(link)
     if created.short is not None:
-        return out(link_out(service, created.short, clicks=0), 201)
-    return out(signed_out(service, created), 201)
+        return out(link_out(service, created.short, clicks=0).model_copy(update={"notes": notes}), 201)
+    return out(signed_out(service, created).model_copy(update={"notes": notes}), 201)
 
 
 @endpoint
@@ -577,7 +587,8 @@ async def update_link(request: Request, service: Service) -> Response:
     if "expires_at" in changes:
         changes["expires_at"] = epoch(changes["expires_at"])
     link = await service.update_link(request.path_params["slug"], changes)
-    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+    notes = await service.link_notes(link)
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)).model_copy(update={"notes": notes}))
 
 
 @endpoint

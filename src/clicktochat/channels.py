@@ -38,6 +38,8 @@ class Channel:
     page_first: bool = False
     """Every click gets a page first that opens the app and says what to do if it does not open
     (Viber: many phones and most desktops lack it, and nothing tells the visitor)."""
+    takes_ref: bool = False
+    """`build_url` uses the link's campaign as `ref`: the click path passes it only then."""
     max_text_length: int = MAX_TEXT_LENGTH
     build_web_url: Callable[[str, str], str] | None = None
     """(canonical address, text) -> the messenger's web app, for desktops; None: the deep link."""
@@ -291,7 +293,7 @@ CHANNELS: dict[str, Channel] = {
         Channel("telegram", "Telegram", normalize_telegram, _telegram_url, "@dolcevita",
                 build_web_url=_telegram_web_url, display=_telegram_display),
         Channel("messenger", "Messenger", normalize_messenger, _messenger_url, "dolcevita.roma",
-                takes_text=False),
+                takes_text=False, takes_ref=True),
         Channel("instagram", "Instagram", normalize_instagram, _instagram_url, "@dolcevita",
                 takes_text=False, display=lambda name: "@" + name),
         Channel("signal", "Signal", normalize_phone, _signal_url, "+49 1512 3456789",

@@ -26,7 +26,16 @@ from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
 from .logos import channel_icon
-from .posters import FORMATS, WORDS, Poster, find_chromium, make_poster, preferred_language, print_pdf
+from .posters import (
+    FORMATS,
+    WORDS,
+    Poster,
+    find_chromium,
+    make_poster,
+    poster_channel,
+    preferred_language,
+    print_pdf,
+)
 from .qr import KINDS, parse_options, render, scan_url, version
 from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
 from .settings import Settings
@@ -529,11 +538,12 @@ def link() -> None:
 
 
 DESTINATION_OPTIONS: list[Callable[[F], F]] = [
-    click.option("--to", help="Phone number with country code, e.g. '+39 347 123 4567'."),
+    click.option("--to", help="Address on --channel: a phone number with country code ('+39 347 123 4567'), "
+                 "a username ('@dolcevita'), a Facebook Page, an e-mail address."),
     click.option("--agent", "agent_id", type=int, help="Lead to this agent."),
     click.option("--business", "business_id", type=int, help="Lead to whoever of this business is available."),
-    click.option("--channel", help="Messenger of --to [default: whatsapp]; with --agent or --business, the "
-                 "channel the link opens (one the business offers) [default: the agent's first]."),
+    click.option("--channel", help=f"Messenger of --to: {', '.join(CHANNELS)} [default: whatsapp]; with --agent"
+                 " or --business, the channel the link opens (one the business offers) [default: the agent's first]."),
     click.option("--text", help="Pre-filled message (at most 1000 characters)."),
     click.option("--campaign", help="Label counted with each click, e.g. summer-ad."),
     click.option("--source", help="Where the link is placed, e.g. flyer."),
@@ -555,30 +565,42 @@ def destination_options(command: F) -> F:
 @common_options
 @destination_options
 @click.option("--short", is_flag=True, help="Make a short link (stored, editable) instead of a signed one.")
+@click.option("--signed", is_flag=True, help="Make a signed link (the default): nothing stored, nothing to edit.")
 @click.option("--slug", help="Custom slug for a short link (implies --short).")
 @click.option("--title", help="Name shown on a signed link's landing page.")
 @json_option
-def link_create(db: str | None, base_url: str | None, short: bool, slug: str | None, title: str | None,
-                as_json: bool, expires_in: int | None, expires_at: datetime | None, **fields: Any) -> None:  # fmt: skip
-    """Make a link; the URL is the last line printed.
+def link_create(db: str | None, base_url: str | None, short: bool, signed: bool, slug: str | None,
+                title: str | None, as_json: bool, expires_in: int | None, expires_at: datetime | None,
+                **fields: Any) -> None:  # fmt: skip
+    """Make a link; the URL is the last line printed, and what you should know about it (text
+    the app will not pre-fill, say) goes to stderr as "Note: ...".
 
     Signed links (the default) carry everything in the URL: nothing is stored, nothing can
     be changed. Short links (--short) are stored: short to print and their destination
-    can be edited after printing; prefer them for paper and QR codes."""
+    can be edited after printing; prefer them for paper and QR codes.
+
+    --channel picks the messenger of --to: whatsapp (default), telegram, messenger,
+    instagram, signal, viber, line, sms, call or email, e.g.
+    `clicktochat link create --channel telegram --to @dolcevita --text "Ciao!"`."""
     fields = {k: v for k, v in fields.items() if v is not None}
     # A slug, an agent or a business only make sense for short links: signed links carry a number.
     short = short or slug is not None or "agent_id" in fields or "business_id" in fields
+    if short and signed:
+        raise click.UsageError("--signed links carry a fixed --to: no --short, --slug, --agent or --business")
 
-    async def work(service: Service) -> dict[str, Any]:
+    async def work(service: Service) -> tuple[dict[str, Any], list[str]]:
         created = await service.create_link(
             **fields, short=short, slug=slug, title=title, expires_at=expiry(expires_in, expires_at)
         )
         if created.short is not None:
-            return link_row(service, created.short, clicks=0)
-        return api.signed_out(service, created).model_dump(mode="json")
+            return link_row(service, created.short, clicks=0), await service.link_notes(created.short)
+        assert created.signed is not None
+        return api.signed_out(service, created).model_dump(mode="json"), await service.link_notes(created.signed)
 
-    row = run_with_service(db, base_url, work)
-    print_json(row) if as_json else click.echo(row["url"])
+    row, notes = run_with_service(db, base_url, work)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
+    print_json(row | {"notes": notes}) if as_json else click.echo(row["url"])
 
 
 @link.command("list")
@@ -599,7 +621,8 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
     else:
         for row in rows:
             target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
-            row["to"] = row["to"] or target + (f" on {row['channel']}" if row["channel"] else "")
+            row["to"] = shown_address(row["channel"], row["to"]) or target + (
+                f" on {CHANNELS[row['channel']].label}" if row["channel"] in CHANNELS else "")
             expired = row["expires_at"] is not None and row["expires_at"] <= timestamp(int(time.time()))
             row["state"] = "disabled" if row["disabled"] else "expired" if expired else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
@@ -627,8 +650,16 @@ def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: b
         print_json(row)
     else:
         for key, value in row.items():
-            if value is not None:
+            if value is not None and value != []:
                 click.echo(f"{key + ':':<12} {value}")
+
+
+def shown_address(channel: str | None, address: str | None) -> str | None:
+    """"Telegram @dolcevita", "WhatsApp +39 347 123 4567": a link's channel and address as people read them."""
+    if address is None:
+        return None
+    found = CHANNELS.get(channel or "whatsapp")
+    return f"{found.label} {found.display(address)}" if found else address
 
 
 @link.command("edit")
@@ -647,7 +678,14 @@ def link_edit(db: str | None, base_url: str | None, slug: str, expires_in: int |
         changes["expires_at"] = when
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
-    found = run_with_service(db, base_url, lambda s: s.update_link(slug, changes))
+
+    async def work(service: Service) -> tuple[ShortLink, list[str]]:
+        found = await service.update_link(slug, changes)
+        return found, await service.link_notes(found)
+
+    found, notes = run_with_service(db, base_url, work)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
     click.echo(f"Updated {found.slug}.")
 
 
@@ -914,7 +952,7 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
         chosen = parse_options(params)
         logo = None
         if chosen.logo == "channel":
-            logo = channel_icon("whatsapp")
+            logo = channel_icon(await link_channel(service, url))
         elif chosen.logo == "business":
             target = await service.store.target(url.rsplit("/", 1)[-1]) if "/s/" in url else None
             logo = await service.store.logo(target.business_id) if target and target.business_id else None
@@ -926,6 +964,15 @@ def qr(db: str | None, base_url: str | None, slug_or_url: str, output: str, inve
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
+
+
+async def link_channel(service: Service, url: str) -> str:
+    """The channel of a short or signed link's URL, for its icon ("" for several: a plain bubble)."""
+    key = url.rsplit("/", 1)[-1]
+    if "/s/" in url:
+        target = await service.store.target(key)
+        return (poster_channel(target) or "") if target else "whatsapp"
+    return service.signer.verify(key).channel
 
 
 @cli.command()

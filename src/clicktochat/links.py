@@ -54,7 +54,7 @@ class Target:
     agents: tuple[Agent, ...] = ()  # the business's agents, when the link points at the business
     fallback: Agent | None = None
     business_id: int | None = None  # of the link's business or agent, for its logo
-    colleagues: tuple[Agent, ...] = ()  # links to an agent: the business's agents, who take a channel they lack
+    colleagues: tuple[Agent, ...] = ()  # links to an agent or a fixed address: the business's agents, on other channels
 
 
 class Destination(NamedTuple):
@@ -118,7 +118,11 @@ def resolve(
     NotOffered when the business has nobody on it."""
     link = target.link
     if link.channel is not None and link.address is not None:
-        return Destination(link.channel, link.address)
+        if channel is None or channel == link.channel or not on_channel(target.colleagues, channel):
+            return Destination(link.channel, link.address)  # (a channel nobody is on: the link's own)
+        # A fixed address of a business, asked for another of the business's channels (its page's
+        # "other channels"): whoever of its agents is on that one, in turn.
+        return choose(target.business_id or 0, None, target.colleagues, None, channel, now, rotation, advance)
     wanted = channel or link.channel
     if link.agent_id is not None:
         agent = target.agents[0] if target.agents else None

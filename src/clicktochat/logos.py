@@ -10,14 +10,19 @@ import io
 import struct
 from functools import lru_cache
 
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .errors import InvalidInput
 
 LOGO_FRACTION = 0.2  # of the code's width, margin included
 MAX_UPLOAD_BYTES = 512 * 1024
 STORED_SIZE = 256  # pixels: logos are re-encoded as PNG at most this wide
-CHANNEL_COLOURS = {"whatsapp": "#25d366"}
+CHANNEL_COLOURS = {
+    "whatsapp": "#25d366", "telegram": "#229ed9", "messenger": "#0866ff", "instagram": "#d62976",
+    "signal": "#3a76f0", "viber": "#7360f2", "line": "#06c755", "sms": "#34c759", "call": "#0b8043",
+    "email": "#1a73e8",
+}  # fmt: skip
+"""Each messenger's own colour (a colour is no trademark); SMS, call and e-mail get plain ones."""
 
 
 def check_logo(data: bytes, field: str = "logo") -> bytes:
@@ -43,18 +48,86 @@ def check_logo(data: bytes, field: str = "logo") -> bytes:
     return out.getvalue()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def channel_icon(channel: str) -> bytes:
-    """A round icon in the channel's colour with a white chat bubble (our own drawing)."""
+    """The channel's mark, our own simple drawing (no one's artwork): WhatsApp a round icon with
+    a chat bubble, the others a rounded square in their colour with a white glyph."""
     size = 256
     image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
-    draw.ellipse((0, 0, size - 1, size - 1), fill=CHANNEL_COLOURS.get(channel, "#1f6feb"))
-    draw.ellipse((56, 60, 200, 180), fill="white")
-    draw.polygon([(78, 160), (62, 206), (118, 172)], fill="white")
+    colour = CHANNEL_COLOURS.get(channel, "#1f6feb")
+    if channel == "whatsapp" or channel not in GLYPHS:
+        draw.ellipse((0, 0, size - 1, size - 1), fill=colour)
+        _bubble(draw)
+    else:
+        draw.rounded_rectangle((0, 0, size - 1, size - 1), radius=56, fill=colour)
+        GLYPHS[channel](draw, colour)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def _bubble(draw: ImageDraw.ImageDraw, colour: str = "") -> None:
+    draw.ellipse((56, 60, 200, 180), fill="white")
+    draw.polygon([(78, 160), (62, 206), (118, 172)], fill="white")
+
+
+def _plane(draw: ImageDraw.ImageDraw, colour: str) -> None:  # Telegram
+    draw.polygon([(46, 124), (210, 58), (178, 200)], fill="white")
+    draw.polygon([(112, 148), (178, 92), (126, 166), (118, 196)], fill=colour)
+
+
+def _bolt(draw: ImageDraw.ImageDraw, colour: str) -> None:  # Messenger
+    _bubble(draw)
+    draw.line([(84, 142), (116, 104), (140, 128), (172, 96)], fill=colour, width=16, joint="curve")
+
+
+def _camera(draw: ImageDraw.ImageDraw, colour: str) -> None:  # Instagram
+    draw.rounded_rectangle((52, 52, 204, 204), radius=44, outline="white", width=16)
+    draw.ellipse((94, 94, 162, 162), outline="white", width=16)
+    draw.ellipse((166, 74, 186, 94), fill="white")
+
+
+def _ring(draw: ImageDraw.ImageDraw, colour: str) -> None:  # Signal
+    draw.ellipse((48, 48, 208, 208), outline="white", width=14)
+    draw.ellipse((80, 80, 176, 176), fill="white")
+
+
+def _handset(draw: ImageDraw.ImageDraw, colour: str) -> None:  # a phone call
+    draw.arc((58, 52, 206, 204), start=105, end=255, fill="white", width=36)
+    draw.rounded_rectangle((92, 42, 170, 92), radius=20, fill="white")  # the earpiece, the mouthpiece
+    draw.rounded_rectangle((92, 164, 170, 214), radius=20, fill="white")
+
+
+def _viber(draw: ImageDraw.ImageDraw, colour: str) -> None:
+    draw.rounded_rectangle((44, 44, 212, 188), radius=56, outline="white", width=14)
+    draw.polygon([(82, 180), (70, 220), (118, 186)], fill="white")
+    draw.arc((96, 78, 164, 146), start=200, end=340, fill="white", width=10)
+    draw.arc((108, 98, 152, 142), start=200, end=340, fill="white", width=10)
+
+
+def _line(draw: ImageDraw.ImageDraw, colour: str) -> None:  # LINE
+    draw.rounded_rectangle((36, 56, 220, 184), radius=60, fill="white")
+    draw.polygon([(150, 178), (168, 214), (190, 170)], fill="white")
+    font = ImageFont.load_default(size=54)
+    draw.text((128, 120), "LINE", fill=colour, font=font, anchor="mm")
+
+
+def _dots(draw: ImageDraw.ImageDraw, colour: str) -> None:  # SMS
+    _bubble(draw)
+    for x in (96, 128, 160):
+        draw.ellipse((x - 11, 109, x + 11, 131), fill=colour)
+
+
+def _envelope(draw: ImageDraw.ImageDraw, colour: str) -> None:  # e-mail
+    draw.rounded_rectangle((44, 70, 212, 186), radius=14, fill="white")
+    draw.line([(52, 80), (128, 138), (204, 80)], fill=colour, width=14, joint="curve")
+
+
+GLYPHS = {
+    "telegram": _plane, "messenger": _bolt, "instagram": _camera, "signal": _ring, "viber": _viber,
+    "line": _line, "sms": _dots, "call": _handset, "email": _envelope,
+}  # fmt: skip
 
 
 def _box(width: float) -> tuple[float, float]:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
+from .channels import CHANNELS
 from .errors import InvalidInput
 from .links import Target
+from .page_words import ACTIONS
 from .qr import QROptions, luminance, render, scan_url
 
 if TYPE_CHECKING:
@@ -28,16 +30,59 @@ if TYPE_CHECKING:
 FORMATS = ("a4", "a5", "a6")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-# (call to action, one line of instructions), per language.
-WORDS: dict[str, tuple[str, str]] = {
-    "en": ("Chat with us on WhatsApp", "Scan with your phone camera to chat with us on WhatsApp"),
-    "it": ("Scrivici su WhatsApp", "Inquadra il codice con la fotocamera del telefono per scriverci su WhatsApp"),
-    "es": ("Escríbenos por WhatsApp", "Escanea el código con la cámara del móvil para escribirnos por WhatsApp"),
-    "pt": ("Fale conosco no WhatsApp", "Aponte a câmera do celular para o código e fale conosco no WhatsApp"),
-    "de": ("Schreiben Sie uns auf WhatsApp",
-           "Scannen Sie den Code mit der Handykamera, um uns auf WhatsApp zu schreiben"),
-    "fr": ("Écrivez-nous sur WhatsApp",
-           "Scannez le code avec l'appareil photo de votre téléphone pour nous écrire sur WhatsApp"),
+# (call to action, one line of instructions), per language and kind of channel: a messenger
+# ("chat", named), SMS, a phone call, e-mail (page_words.ACTIONS), or "any" when a business's
+# agents are on several messengers and the visitor's click picks one.
+WORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "en": {
+        "chat": ("Chat with us on {channel}", "Scan with your phone camera to chat with us on {channel}"),
+        "any": ("Chat with us", "Scan with your phone camera to chat with us"),
+        "sms": ("Send us an SMS", "Scan with your phone camera to send us an SMS"),
+        "call": ("Call us", "Scan with your phone camera to call us"),
+        "email": ("E-mail us", "Scan with your phone camera to e-mail us"),
+    },
+    "it": {
+        "chat": ("Scrivici su {channel}",
+                 "Inquadra il codice con la fotocamera del telefono per scriverci su {channel}"),
+        "any": ("Scrivici", "Inquadra il codice con la fotocamera del telefono per scriverci"),
+        "sms": ("Mandaci un SMS", "Inquadra il codice con la fotocamera del telefono per mandarci un SMS"),
+        "call": ("Chiamaci", "Inquadra il codice con la fotocamera del telefono per chiamarci"),
+        "email": ("Scrivici un'e-mail", "Inquadra il codice con la fotocamera del telefono per scriverci un'e-mail"),
+    },
+    "es": {
+        "chat": ("Escríbenos por {channel}",
+                 "Escanea el código con la cámara del móvil para escribirnos por {channel}"),
+        "any": ("Escríbenos", "Escanea el código con la cámara del móvil para escribirnos"),
+        "sms": ("Envíanos un SMS", "Escanea el código con la cámara del móvil para enviarnos un SMS"),
+        "call": ("Llámanos", "Escanea el código con la cámara del móvil para llamarnos"),
+        "email": ("Escríbenos un correo", "Escanea el código con la cámara del móvil para escribirnos un correo"),
+    },
+    "pt": {
+        "chat": ("Fale conosco no {channel}", "Aponte a câmera do celular para o código e fale conosco no {channel}"),
+        "any": ("Fale conosco", "Aponte a câmera do celular para o código e fale conosco"),
+        "sms": ("Envie um SMS para nós", "Aponte a câmera do celular para o código e envie um SMS para nós"),
+        "call": ("Ligue para nós", "Aponte a câmera do celular para o código e ligue para nós"),
+        "email": ("Envie um e-mail para nós", "Aponte a câmera do celular para o código e envie um e-mail para nós"),
+    },
+    "de": {
+        "chat": ("Schreiben Sie uns auf {channel}",
+                 "Scannen Sie den Code mit der Handykamera, um uns auf {channel} zu schreiben"),
+        "any": ("Schreiben Sie uns", "Scannen Sie den Code mit der Handykamera, um uns zu schreiben"),
+        "sms": ("Senden Sie uns eine SMS", "Scannen Sie den Code mit der Handykamera, um uns eine SMS zu senden"),
+        "call": ("Rufen Sie uns an", "Scannen Sie den Code mit der Handykamera, um uns anzurufen"),
+        "email": ("Schreiben Sie uns eine E-Mail",
+                  "Scannen Sie den Code mit der Handykamera, um uns eine E-Mail zu schreiben"),
+    },
+    "fr": {
+        "chat": ("Écrivez-nous sur {channel}",
+                 "Scannez le code avec l'appareil photo de votre téléphone pour nous écrire sur {channel}"),
+        "any": ("Écrivez-nous", "Scannez le code avec l'appareil photo de votre téléphone pour nous écrire"),
+        "sms": ("Envoyez-nous un SMS",
+                "Scannez le code avec l'appareil photo de votre téléphone pour nous envoyer un SMS"),
+        "call": ("Appelez-nous", "Scannez le code avec l'appareil photo de votre téléphone pour nous appeler"),
+        "email": ("Écrivez-nous un e-mail",
+                  "Scannez le code avec l'appareil photo de votre téléphone pour nous écrire un e-mail"),
+    },
 }  # fmt: skip
 # Error correction Q: a poster gets scuffed, folded and photographed at an angle.
 POSTER_QR = QROptions(error="Q")
@@ -54,6 +99,7 @@ class Poster:
     lang: str
     logo: bytes | None = None  # the business's PNG
     colour: str | None = None  # the business's, #rrggbb
+    channel: str | None = "whatsapp"  # where a scan leads; None: one of several messengers
 
     @property
     def accent(self) -> str:
@@ -81,12 +127,21 @@ class Poster:
         return "data:image/png;base64," + base64.b64encode(self.logo).decode() if self.logo else None
 
     @property
+    def words(self) -> tuple[str, str]:
+        """(call to action, instructions), naming the messenger or the action (SMS, call, e-mail)."""
+        channel = CHANNELS.get(self.channel or "")
+        kind = "any" if channel is None else ACTIONS.get(channel.name, "chat")
+        action, instructions = WORDS[self.lang][kind]
+        label = channel.label if channel else ""
+        return action.format(channel=label), instructions.format(channel=label)
+
+    @property
     def call_to_action(self) -> str:
-        return WORDS[self.lang][0]
+        return self.words[0]
 
     @property
     def instructions(self) -> str:
-        return WORDS[self.lang][1]
+        return self.words[1]
 
     @property
     def readable_url(self) -> str:
@@ -127,7 +182,19 @@ async def make_poster(service: Service, target: Target, page_format: str, lang: 
     business = await service.store.business(target.business_id) if target.business_id is not None else None
     logo = await service.store.logo(business.id) if business else None
     colour = business.colour if business else None
-    return Poster(service.short_url(target.link.slug), target.title, page_format, lang, logo, colour)
+    return Poster(service.short_url(target.link.slug), target.title, page_format, lang, logo, colour,
+                  poster_channel(target))  # fmt: skip
+
+
+def poster_channel(target: Target) -> str | None:
+    """The channel a scan of a short link opens: its own, its agent's, the one all its business's
+    agents share; None when they are on several (the poster then names no messenger)."""
+    if target.link.channel is not None:
+        return target.link.channel
+    channels = {agent.channel for agent in target.agents}
+    if len(channels) == 1:
+        return channels.pop()
+    return None if channels else "whatsapp"
 
 
 def poster_options(params: Mapping[str, str], preferred: str = "") -> tuple[str, str]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .agents import Agent, Business, Rotation, check_timezone, parse_hours
-from .channels import check_text, deep_link, get_channel
+from .channels import check_text, deep_link, get_channel, link_notes
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
 from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
@@ -261,6 +261,22 @@ class Service:
 
     async def signed_link_clicks(self, token: str) -> int:
         return await self.store.click_count("signed", token_key(token))
+
+    async def link_notes(self, link: ShortLink | SignedLink) -> list[str]:
+        """What the owner should know about a link (channels.link_notes), for each channel it
+        may lead to: its own, its agent's, or its business's agents'."""
+        if link.channel is not None and link.address is not None:
+            return link_notes(get_channel(link.channel), link.address, link.text)
+        agent_id, business_id = (link.agent_id, link.business_id) if isinstance(link, ShortLink) else (None, None)
+        if agent_id is not None:
+            agent = await self.store.agent(agent_id)
+            agents = [agent] if agent else []
+        else:
+            agents = await self.store.agents(business_id) if business_id is not None else []
+        notes: list[str] = []
+        for agent in agents:
+            notes += [n for n in link_notes(get_channel(agent.channel), agent.address, link.text) if n not in notes]
+        return notes
 
     def destination_url(self, link: ShortLink | SignedLink) -> str | None:
         if link.channel is None or link.address is None:

@@ -295,4 +295,6 @@ def label(by: str, key: str, agent_names: Mapping[str, str]) -> str:
         return VIA_LABELS.get(key, key)
     if by == "agent":
         return agent_names.get(key, "(none)" if key == "0" else f"agent {key} (deleted)")
+    if by == "channel" and key in CHANNELS:
+        return CHANNELS[key].label
     return key or "(none)"

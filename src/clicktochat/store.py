@@ -503,8 +503,10 @@ class Store:
             agents = [agent] if agent else []
             business_id = agent.business_id if agent else None
             colleagues = await self.agents(business_id) if business_id is not None else []
-        elif link.business_id is not None and link.address is None:  # a fixed number may belong to one
+        elif link.business_id is not None and link.address is None:
             agents = await self.agents(link.business_id)
+        elif link.business_id is not None:  # a fixed address of a business: its agents take other channels
+            colleagues = await self.agents(link.business_id)
         business = await self.business(business_id) if business_id is not None else None
         fallback = None
         if business and business.fallback_agent_id is not None and link.agent_id is None:

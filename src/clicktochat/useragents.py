@@ -84,3 +84,15 @@ def robot_name(user_agent: str) -> str | None:
     if detector.isCrawler(user_agent):
         return (detector.getMatches() or "crawler")[:100]
     return None
+
+
+_IOS = re.compile(r"iPhone|iPod|iPad")
+
+
+@lru_cache(maxsize=4096)
+def is_ios(user_agent: str) -> bool:
+    """An iPhone, iPod or iPad that says so (iPadOS's Safari says "Macintosh": it gets the
+    desktop's forms, which its Messages app also takes). Asked only for the channels whose
+    deep link differs on iOS (an SMS's body), never on the WhatsApp path."""
+    return _IOS.search(user_agent) is not None
+

@@ -20,21 +20,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .agents import format_hours, is_available, offered_channels
+from .agents import Agent, format_hours, is_available, offered_channels
 from .budget import client_address
-from .channels import CHANNELS, deep_link, web_link
+from .channels import CHANNELS, Channel, deep_link, web_link
 from .clicks import ClickEvent
 from .conversations import new_ref, with_ref
 from .errors import ChannelGone, InvalidInput, LinkGone, NotFound, ProblemError, Unavailable
 from .keys import check_api_key
+from .landing import APP_PAGES, Alternative, alternatives, web_url
 from .links import SLUG_PATTERN, NotOffered, Target, choose, resolve
 from .logos import channel_icon
-from .page_words import WORDS, chat_with, page_language
-from .posters import make_poster, poster_options
+from .page_words import WORDS, button, chat_with, heading, lead, page_language
+from .posters import make_poster, poster_channel, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render, scan_url
 from .qr_access import Renders, public_options, signed_query
 from .tokens import token_key
-from .useragents import MAX_USER_AGENT_LENGTH, classify
+from .useragents import MAX_USER_AGENT_LENGTH, classify, is_ios
 from .widget import MAX_PAGE_TITLE_LENGTH, fill_message, message_template, page_url, pick_language
 from .widget_http import WIDGET_HEADERS, ConfigEndpoint, ScriptEndpoint, find_widget
 from .widget_http import query as _query
@@ -70,6 +71,8 @@ class Click(NamedTuple):
     page_path: str | None = None  # widget clicks: the page the button was on
     recorded: bool = True  # False: a click in the dashboard's preview, not a customer's
     ref_code: bool | None = None  # short links' option; None: on when the number is connected
+    others: tuple[Agent, ...] = ()  # the business's agents: their other channels are offered on the page...
+    switch_url: str = ""  # ...each as this URL followed by `ch=<channel>` (our own route, which routes it)
 
 
 async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
@@ -77,7 +80,7 @@ async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
     link = service.signer.verify(token)
     return Click(
         "signed", token_key(token), service.signed_url(token), link.channel, link.address, link.text,
-        link.mode, None, link.campaign, link.source, link.title,
+        link.mode, None, link.campaign, link.source, link.title, asks_web(scope),
     )  # fmt: skip
 
 
@@ -100,17 +103,19 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     if link.expires_at is not None and time.time() >= link.expires_at:
         raise LinkGone("This chat link has expired.", "expired", target.title, await reach(service, target))
     asked = asked_channel(scope)
+    business = target.agents if link.agent_id is None and link.address is None else target.colleagues
     try:
         destination = resolve(target, None, service.rotation, advance=counted, channel=asked)
     except NotOffered as exc:
-        offered = offered_channels(target.colleagues if link.agent_id is not None else target.agents)
-        raise channel_gone(exc.channel, target.title, offered, f"{service.short_url(link.slug)}?") from None
+        raise channel_gone(exc.channel, target.title, offered_channels(business),
+                           f"{service.short_url(link.slug)}?") from None  # fmt: skip
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
     return Click(
         "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
-        link.mode, destination.agent_id, link.campaign, link.source, target.title, ref_code=link.ref_code,
+        link.mode, destination.agent_id, link.campaign, link.source, target.title, asks_web(scope),
+        ref_code=link.ref_code, others=business, switch_url=f"{service.short_url(link.slug)}?",
     )  # fmt: skip
 
 
@@ -131,13 +136,20 @@ def channel_gone(channel: str, business: str | None, offered: list[str], url: st
     return ChannelGone(CHANNELS[channel].label, business, alternatives)
 
 
+def asks_web(scope: Scope) -> bool:
+    """?web=1: a desktop asked for the messenger's web app (the landing page's second button)."""
+    query = scope["query_string"]
+    return bool(query) and b"web=1" in query and _query(scope).get("web") == "1"
+
+
 class ClickEndpoint:
     """A click route as a plain ASGI app: the redirect, the path that must be fast, is sent
     without building Request and Response objects. Crawlers get a preview page and are not
     counted; people are counted, then sent to the chat (phones, or mode=redirect) or shown
-    the landing page (desktops, or mode=landing). Errors raised here reach the app's handler.
-    Nothing is sent before the last step (after the lookup, the recording and any page's
-    rendering), so an error never follows a response already started."""
+    the landing page (desktops, or mode=landing), as the channel allows (`redirects`). Errors
+    raised here reach the app's handler. Nothing is sent before the last step (after the
+    lookup, the recording and any page's rendering), so an error never follows a response
+    already started."""
 
     def __init__(self, lookup: Callable[[Service, Scope, bool], Awaitable[Click]]) -> None:
         self.lookup = lookup
@@ -164,23 +176,53 @@ class ClickEndpoint:
                     "", "", scope["method"] != "GET", address, ref, click.address if ref else "",
                 )  # fmt: skip
             )
+        channel = CHANNELS[click.channel]
         if preview:  # in the language asked for: a shared link's preview speaks its sender's
             request = Request(scope)
-            response = page(request, "preview.html", click=click, channel=CHANNELS[click.channel], **speaking(request))
+            response = page(request, "preview.html", click=click, channel=channel, **speaking(request))
             return await response(scope, receive, send)
-        if click.web and not mobile:
+        web = click.web and not mobile and channel.build_web_url is not None
+        if web:
             chat_url = web_link(click.channel, click.address, click.text)
-        else:
+        elif channel.build_ios_url is None and not channel.takes_ref:  # WhatsApp's path: nothing more to ask
             chat_url = deep_link(click.channel, click.address, click.text)
-        if click.mode == "redirect" or (click.mode == "auto" and mobile) or click.web:
+        else:
+            campaign = (click.campaign or "") if channel.takes_ref else ""
+            chat_url = deep_link(click.channel, click.address, click.text, campaign, mobile and is_ios(user_agent))
+        if web or redirects(click.mode, channel, mobile):
             await send({"type": "http.response.start", "status": 302, "headers": redirect_headers(chat_url)})
             return await send({"type": "http.response.body", "body": b""})
         request = Request(scope)  # only now, past the redirect: the language is asked for pages alone
-        response = page(
-            request, "landing.html", click=click, chat_url=chat_url, channel=CHANNELS[click.channel],
-            qr=qr_svg(scan_url(click.link_url)), **speaking(request),
-        )  # fmt: skip
+        words = speaking(request)
+        now = datetime.now(UTC)  # only agents on shift are offered: the others would not answer now
+        others = alternatives([a for a in click.others if is_available(a, now)], click.channel, words["lang"],
+                              lambda name: click.switch_url + urlencode({"ch": name}))  # fmt: skip
+        response = landing_page(request, click, channel, chat_url, mobile, others, words)
         await response(scope, receive, send)
+
+
+def redirects(mode: str, channel: Channel, mobile: bool) -> bool:
+    """A person's click goes straight to the app (a 302), rather than to the landing page: on
+    phones, unless the link asks for the page; on desktops only when the link asks for it and
+    a browser can open the deep link. Viber's clicks always get the page (page_first)."""
+    if channel.page_first or (channel.app_only and not mobile):
+        return False
+    return mode == "redirect" or (mode == "auto" and mobile)
+
+
+def landing_page(
+    request: Request, click: Click, channel: Channel, chat_url: str, mobile: bool, others: list[Alternative],
+    words: Speaking,
+) -> Response:  # fmt: skip
+    """The page between a click and the app: the button, the message (with a Copy button when
+    the app will not fill it in), the web app, Viber's "nothing happened?", other channels."""
+    response = page(
+        request, "landing.html", click=click, chat_url=chat_url, channel=channel, mobile=mobile,
+        copy=bool(click.text) and not channel.takes_text, web_url=web_url(click.link_url, channel, mobile),
+        app_page=APP_PAGES.get(channel.name), alternatives=others, qr=qr_svg(scan_url(click.link_url)), **words,
+    )  # fmt: skip
+    response.headers["Content-Security-Policy"] += "; script-src 'self'"  # static/landing.js, no inline script
+    return response
 
 
 async def reach(service: Service, target: Target) -> str | None:
@@ -234,14 +276,21 @@ class Speaking(TypedDict):
     lang: str
     words: dict[str, str]
     chat_with: Callable[[str | None, str], str]
+    heading: Callable[[str | None, Channel], str]
+    button: Callable[[Channel], str]
+    lead: Callable[[Channel, str], str]
 
 
 def speaking(request: Request) -> Speaking:
     """The language of a page a customer reads (?lang=, else Accept-Language, else English) and
-    its words (page_words), for the template: `lang` for <html lang>, `words`, and `chat_with`
-    (name, channel) for the heading "Chat with <name> on <channel>"."""
+    its words (page_words), for the template: `lang` for <html lang>, `words`, `chat_with`
+    (name, channel label) for "Chat with <name> on <channel>", and per channel `heading`
+    (name, channel), `button` (channel) and `lead` (channel, text)."""
     lang = page_language(request.query_params.get("lang", ""), request.headers.get("accept-language", ""))
-    return {"lang": lang, "words": WORDS[lang], "chat_with": partial(chat_with, lang)}
+    return {
+        "lang": lang, "words": WORDS[lang], "chat_with": partial(chat_with, lang), "heading": partial(heading, lang),
+        "button": partial(button, lang), "lead": partial(lead, lang),
+    }  # fmt: skip
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: object) -> Response:
@@ -303,7 +352,7 @@ async def short_link_qr(request: Request) -> Response:
         if logo is None:
             raise InvalidInput("logo", "this link's business has no logo; upload one, or use logo=channel")
     elif options.logo == "channel":
-        logo = channel_icon(target.agents[0].channel if target.agents else target.link.channel or "whatsapp")
+        logo = channel_icon(poster_channel(target) or "")  # several messengers: a plain chat bubble
     return await qr_response(request, scan_url(service.short_url(slug)), options, logo, "no-cache")
 
 
@@ -404,10 +453,8 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
         destination = choose(target.business.id, agent, listed, None, asked, datetime.now(UTC), service.rotation,
                              advance=counted and recorded)  # fmt: skip
     except NotOffered as exc:
-        keep = {"u": page, "t": query.get("t", "")[:MAX_PAGE_TITLE_LENGTH]} if page else {}
-        keep["l"] = query.get("l", "")[:5]  # the page, its title and language: the message as it was
         raise channel_gone(exc.channel, target.business.name, offered_channels(listed),
-                           f"{service.base_url}/w/{widget.id}/any?", **keep) from None  # fmt: skip
+                           f"{service.base_url}/w/{widget.id}/any?", **kept(query, page)) from None  # fmt: skip
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
@@ -422,8 +469,17 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     return Click(
         "widget", widget.id, link_url, destination.channel, destination.address, text, "auto",
         destination.agent_id, None, "qr" if query.get("via") == "qr" else None, target.business.name,
-        query.get("web") == "1", urlsplit(page).path or None if page else None, recorded,
+        query.get("web") == "1", urlsplit(page).path or None if page else None, recorded, others=tuple(listed),
+        switch_url=f"{service.base_url}/w/{widget.id}/any?" + urlencode(kept(query, page)) + "&",
     )  # fmt: skip
+
+
+def kept(query: dict[str, str], page: str) -> dict[str, str]:
+    """What a widget click keeps when it moves to another channel (a 410's alternatives, the
+    landing page's other channels): the page, its title and language, so the message stays."""
+    keep = {"u": page, "t": query.get("t", "")[:MAX_PAGE_TITLE_LENGTH]} if page else {}
+    keep["l"] = query.get("l", "")[:5]
+    return keep
 
 
 async def widget_avatar(request: Request) -> Response:

@@ -19,6 +19,15 @@ for (const button of document.querySelectorAll("button.copy[data-copy]")) {
   });
 }
 
+// The address field's placeholder follows the channel picked (the server renders the first one).
+for (const select of document.querySelectorAll("select[data-example-for]")) {
+  const field = document.getElementById(select.dataset.exampleFor);
+  if (!field) continue;
+  select.addEventListener("change", () => {
+    field.placeholder = select.selectedOptions[0]?.dataset.example ?? "";
+  });
+}
+
 const widgetForm = document.querySelector("form.widget-form");
 const preview = document.getElementById("preview");
 const previewNote = document.getElementById("preview-note");
