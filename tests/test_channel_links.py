@@ -206,12 +206,41 @@ def test_the_page_offers_the_business_other_channels_through_our_links(
                 "mailto": {"Scrivi su WhatsApp", "Scrivi su Telegram"}}[chosen]  # fmt: skip
     assert set(map(unescape, links)) == expected  # one per channel, never the one shown
     assert "dolcevita" not in others[0] and "shop@" not in others[0] and "347" not in others[0]
-    for label, url in links.items():
-        assert url.startswith("https://chat.example.com/c/")
-        location = client.get(urlsplit(url).path, headers={"user-agent": ANDROID}).headers["location"]
-        assert {"Scrivi su Telegram": "https://t.me/dolcevita?text=Ciao", "Manda un&#39;e-mail":
-                "mailto:shop@example.com?subject=Ciao", "Scrivi su WhatsApp": "https://wa.me/393471234567?text=Ciao"
-                }[label] == location  # fmt: skip
+    for label, url in links.items():  # the same short link, asking for the channel: routed and counted as it
+        channel = {"Scrivi su Telegram": "telegram", "Manda un&#39;e-mail": "email", "Scrivi su WhatsApp": "whatsapp"}
+        assert url == f"https://chat.example.com/s/shop?ch={channel[label]}"
+        parts = urlsplit(url)
+        location = client.get(f"{parts.path}?{parts.query}", headers={"user-agent": ANDROID}).headers["location"]
+        assert location in {"Scrivi su Telegram": {"https://t.me/dolcevita?text=Ciao"},
+                            "Manda un&#39;e-mail": {"mailto:shop@example.com?subject=Ciao"},
+                            "Scrivi su WhatsApp": {"https://wa.me/393471234567?text=Ciao",
+                                                   "https://wa.me/393477654321?text=Ciao"}}[label]  # fmt: skip
+
+
+def test_a_fixed_address_of_a_business_and_a_widget_click_offer_its_other_channels(
+    client: TestClient, service: Service
+) -> None:
+    shop = call(client, service.add_business("Dolce Vita", "Europe/Rome"))
+    call(client, service.add_agent(shop.id, "Giulia", "@dolcevita", "telegram"))  # type: ignore[attr-defined]
+    call(client, service.add_agent(shop.id, "Luca", "shop@example.com", "email"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=shop.id, slug="till", text="Ciao"))  # type: ignore[attr-defined]
+    till = call(client, service.update_link("till", {"to": "+39 347 123 4567"}))  # the number stays the business's
+    assert (till.address, till.business_id) == ("393471234567", shop.id)
+    page = client.get("/s/till", headers={"user-agent": DESKTOP, "accept-language": "en"})
+    others = re.search(r'<section class="others".*?</section>', page.text, re.S)
+    assert others and "@dolcevita" not in others[0] and "shop@" not in others[0]
+    urls = re.findall(r'<a href="([^"]*)" rel="nofollow">', others[0])
+    assert urls == ["https://chat.example.com/s/till?ch=telegram", "https://chat.example.com/s/till?ch=email"]
+    moved = client.get("/s/till?ch=telegram", headers={"user-agent": ANDROID})
+    assert moved.headers["location"] == "https://t.me/dolcevita?text=Ciao"
+    # A channel nobody at the business is on leaves the link where it leads.
+    assert client.get("/s/till?ch=signal", headers={"user-agent": ANDROID}).headers["location"] == (
+        "https://wa.me/393471234567?text=Ciao")
+    call(client, service.create_widget(shop.id, "shop", {}))
+    widget = client.get("/w/shop/any?ch=email&u=&l=en", headers={"user-agent": DESKTOP})
+    others = re.search(r'<section class="others".*?</section>', widget.text, re.S)
+    assert others and re.findall(r'<a href="([^"]*)" rel="nofollow">', others[0]) == [
+        "https://chat.example.com/w/shop/any?l=en&amp;ch=telegram"]
 
 
 def test_a_link_to_one_number_offers_nothing_else(client: TestClient, service: Service) -> None:
