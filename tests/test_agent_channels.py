@@ -377,7 +377,7 @@ def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(tmp_path: Any)
     assert bad.exit_code == 1 and "--to:" in bad.output  # the address field, as the CLI names it
     url = run("link", "create", "--business", business, "--channel", "telegram", "--slug", "tg").strip()
     assert url.endswith("/s/tg")
-    assert "business 1 on telegram" in run("link", "list")
+    assert "business 1 on Telegram" in run("link", "list")
     assert "393471234567  whatsapp, telegram" in run("agent", "list")
     only = runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "telegram"])
     assert only.exit_code == 0 and "telegram" not in only.stdout
