@@ -138,7 +138,7 @@ def test_the_business_s_other_channels_lead_through_our_links(visitor: Any, site
     shown = page.locator("h1").inner_text()  # Telegram or Signal, the business's turn
     other = "Signal" if "Telegram" in shown else "Telegram"
     link = page.locator(".others").get_by_role("link", name=f"Chat on {other}")
-    assert link.get_attribute("href").startswith(f"{base}/c/")  # never the handle or the number
+    assert link.get_attribute("href") == f"{base}/s/shop?ch={other.lower()}"  # never the handle or the number
     link.click()
     expect(page.locator("h1")).to_have_text(f"Chat with Dolce Vita on {other}")
     expect(page.locator("#message")).to_have_text(MESSAGE)
