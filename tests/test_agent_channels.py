@@ -430,3 +430,28 @@ def test_a_link_on_a_channel_keeps_it_when_moved_and_is_never_the_general_way_ba
     assert page.status_code == 410 and "/s/sig" not in page.text
     call(client, service.create_link(business_id=shop["business"], slug="general"))
     assert 'href="https://chat.example.com/s/general"' in phone(client, "/s/old").text
+
+
+def test_the_dashboard_and_the_api_choose_and_clear_the_channel_a_link_to_people_opens(
+    client: TestClient, service: Service, shop: dict[str, Any], admin_account: str, auth: dict[str, str]
+) -> None:
+    assert sign_in(client).status_code == 303
+    admin = Admin(client)
+    made = admin.post("/admin/links/new", {"destination": "business", "business_id": str(shop["business"]),
+                                           "opens": "signal", "kind": "short", "slug": "sig", "text": "Ciao"})  # fmt: skip
+    assert made.status_code == 303, made.text
+    assert call(client, service.get_link("sig")).channel == "signal"  # type: ignore[attr-defined]
+    assert location(phone(client, "/s/sig")) == "https://signal.me/#p/+4915123456789"
+    page = admin.get("/admin/links/sig")
+    assert '<option value="signal" selected>Signal</option>' in page.text
+    refused = admin.post("/admin/links/sig", {"destination": "business", "business_id": str(shop["business"]),
+                                              "opens": "viber", "text": "Ciao", "mode": "auto"})  # fmt: skip
+    assert refused.status_code == 422 and "nobody at business" in refused.text.lower()
+    cleared = admin.post("/admin/links/sig", {"destination": "business", "business_id": str(shop["business"]),
+                                              "opens": "", "text": "Ciao", "mode": "auto"})  # fmt: skip
+    assert cleared.status_code == 303 and call(client, service.get_link("sig")).channel is None  # type: ignore[attr-defined]
+    # The API: a channel given, then null to open each one's first channel again.
+    assert client.patch(f"{API}/links/sig", json={"channel": "email"}, headers=auth).json()["channel"] == "email"
+    assert location(phone(client, "/s/sig")) == "mailto:marco@dolcevita.example?subject=Ciao"
+    assert client.patch(f"{API}/links/sig", json={"channel": None}, headers=auth).json()["channel"] is None
+    assert call(client, service.get_link("sig")).channel is None  # type: ignore[attr-defined]

@@ -537,10 +537,11 @@ async def links_page(request: Request, page: Page) -> Response:
 async def destination(service: Service, form: dict[str, str]) -> dict[str, Any]:
     """The form's choice of number, agent or business, as create_link and update_link take it."""
     kind = form.get("destination", "to")
+    opens = form.get("opens") or None  # the channel a link to people opens; empty: each one's first
     if kind == "agent":
-        return {"agent_id": _int(form.get("agent_id", ""), "agent_id")}
+        return {"agent_id": _int(form.get("agent_id", ""), "agent_id"), "channel": opens}
     if kind == "business":
-        return {"business_id": _int(form.get("business_id", ""), "business_id")}
+        return {"business_id": _int(form.get("business_id", ""), "business_id"), "channel": opens}
     return {"to": form.get("to", ""), "channel": form.get("channel") or "whatsapp"}
 
 
@@ -634,7 +635,7 @@ async def link_page(request: Request, page: Page) -> Response:
         page.form = {
             "destination": "to" if link.address else "agent" if link.agent_id else "business",
             "to": CHANNELS[link.channel or "whatsapp"].display(link.address) if link.address else "",
-            "channel": link.channel or "whatsapp",
+            "channel": link.channel or "whatsapp", "opens": "" if link.address else link.channel or "",
             "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
             "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
         }  # fmt: skip

@@ -136,7 +136,9 @@ class LinkUpdate(Body):
     ]})  # fmt: skip
 
     to: str | None = Field(None, description=ADDRESS_HELP, json_schema_extra=ADDRESS)
-    channel: str = Field("whatsapp", description="Messenger of `to` (given with it).", json_schema_extra=CHANNEL)
+    channel: str | None = Field("whatsapp", description="Messenger of `to` (given with it); of a link to an agent"
+                                " or business, the channel it opens (null: the agent's first).",
+                                json_schema_extra=CHANNEL)  # fmt: skip
     agent_id: int | None = Field(None, json_schema_extra=ID)
     business_id: int | None = Field(None, json_schema_extra=ID)
     text: str = Field("", json_schema_extra=TEXT)

@@ -226,9 +226,12 @@ class Service:
         link = await self.get_link(slug)
         update: dict[str, Any] = {}
         if {"to", "agent_id", "business_id"} & changes.keys():
-            channel = changes.get("channel")
-            if channel is None and (changes.get("to") is not None) == (link.address is not None):
+            if "channel" in changes:  # None: a link to people opens their first channel again
+                channel = changes["channel"]
+            elif (changes.get("to") is not None) == (link.address is not None):
                 channel = link.channel  # a number keeps its messenger; a link to people, the channel it opens
+            else:
+                channel = None
             update |= await self._destination(
                 changes.get("to"), channel, changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip
