@@ -437,8 +437,9 @@ def test_the_dashboard_and_the_api_choose_and_clear_the_channel_a_link_to_people
 ) -> None:
     assert sign_in(client).status_code == 303
     admin = Admin(client)
-    made = admin.post("/admin/links/new", {"destination": "business", "business_id": str(shop["business"]),
-                                           "opens": "signal", "kind": "short", "slug": "sig", "text": "Ciao"})  # fmt: skip
+    business = str(shop["business"])
+    made = admin.post("/admin/links/new", {"destination": "business", "business_id": business, "opens": "signal",
+                                           "kind": "short", "slug": "sig", "text": "Ciao"})  # fmt: skip
     assert made.status_code == 303, made.text
     assert call(client, service.get_link("sig")).channel == "signal"  # type: ignore[attr-defined]
     assert location(phone(client, "/s/sig")) == "https://signal.me/#p/+4915123456789"

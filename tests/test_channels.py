@@ -208,7 +208,8 @@ def test_links_say_when_the_app_will_not_show_their_text() -> None:
         assert any("cannot carry a message" in note for note in notes), name
         assert not any("cannot carry" in note for note in link_notes(get_channel(name), "x", "")), name
     assert any("lets everyone find it by its number" in n for n in link_notes(get_channel("telegram"), "+39347", ""))
-    assert any("desktops get a page" in n for n in link_notes(get_channel("viber"), "39347", ""))
+    assert any("every click gets a page first" in n for n in link_notes(get_channel("viber"), "39347", ""))
+    assert any("desktops get a page" in n for n in link_notes(get_channel("sms"), "39347", ""))
 
 
 def test_the_owner_reads_addresses_in_their_usual_form() -> None:

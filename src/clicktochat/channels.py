@@ -337,7 +337,10 @@ def link_notes(channel: Channel, address: str, text: str) -> list[str]:
         notes.append(f"{channel.label} links cannot carry a message: the text will not be pre-filled")
     if channel.name == "telegram" and address.startswith("+"):
         notes.append("t.me links to a number open a chat only if that account lets everyone find it by its number")
-    if channel.app_only:
+    if channel.page_first:
+        notes.append(f"{channel.label} opens only where its app is installed: every click gets a page first that"
+                     " opens it and says what to do when nothing happens")
+    elif channel.app_only:
         notes.append(f"{channel.label} opens only where an app handles it; desktops get a page explaining that first")
     return notes
 
