@@ -192,6 +192,25 @@ def test_stop_refuses_a_pending_request_and_stop_after_an_opt_in_wins(whatsapp: 
     assert not may_message(entries(whatsapp), "orders").allowed
 
 
+@pytest.mark.parametrize("reply", ["No", "no.", "No grazie!", "Nein danke", "non merci", "NO THANKS"])
+def test_a_written_no_refuses_a_pending_request(whatsapp: WhatsAppSetup, reply: str) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text(reply))
+    whatsapp.process()
+    assert entries(whatsapp) == [] and not may_message(entries(whatsapp), "orders").allowed
+    history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
+    assert [r["state"] for r in history["pending"]] == ["refused"]
+
+
+def test_a_written_yes_or_a_question_confirms_it(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("Nothing yet, when will my order arrive?"))
+    whatsapp.process()
+    assert may_message(entries(whatsapp), "orders").allowed
+
+
 def test_double_opt_in_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None:
     double_form(whatsapp)
     whatsapp.run(whatsapp.service.whatsapp.disconnect(whatsapp.number_id))

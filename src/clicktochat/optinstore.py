@@ -20,8 +20,15 @@ FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languag
                 " template_language, created_at, updated_at, topic_labels")  # fmt: skip
 REQUEST_COLUMNS = ("id, business_id, form_id, phone, topic, state, created_at, expires_at, source, wording, version,"
                    " proof, confirmation_at, outbox_id, decided_at, consent_id")  # fmt: skip
-NO_WORDS = frozenset({"no", "no grazie", "no, grazie", "nein", "non", "não", "nao", "not now"})
-"""A quick-reply button saying no: the request is refused, not confirmed."""
+NO_WORDS = frozenset({"no", "nein", "non", "não", "nao", "nope", "not now", "no thanks", "no thank you"})
+"""A reply (a button, or a short written one) saying no: the request is refused, not confirmed."""
+NO_STARTS = frozenset({"no", "nein", "non", "não", "nao"})
+
+
+def says_no(text: str) -> bool:
+    """"No", "No.", "no grazie!", "Nein danke", "non merci": a short reply that starts with a no."""
+    words = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower()).split()
+    return " ".join(words) in NO_WORDS or (0 < len(words) <= 3 and words[0] in NO_STARTS)
 
 
 @dataclass(frozen=True)
@@ -180,8 +187,8 @@ class OptinStore(ChatDB):
 
     def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
         """Inside `apply_events`: a customer's message may answer their pending request. A tap
-        on a button (but one saying no) or any written reply (but STOP) confirms it, and its
-        `in` entry is added with the words they were shown; STOP or "No" refuses it."""
+        on a button or any written reply confirms it, and its `in` entry is added with the words
+        they were shown; STOP, or a button or short reply saying no ("No", "no grazie"), refuses it."""
         if not message.wa_id:
             return
         found = self._request("business_id = ? AND phone = ? AND state = 'pending' AND created_at <= ?"
@@ -189,7 +196,7 @@ class OptinStore(ChatDB):
         if found is None:
             return
         said = (message.text or "").strip().lower()
-        if message.stop or (message.type in ("button", "interactive") and (said in NO_WORDS or is_stop(said))):
+        if message.stop or is_stop(said) or says_no(said):
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
