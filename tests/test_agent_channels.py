@@ -242,6 +242,7 @@ def test_a_channel_removed_from_the_business_answers_410_with_the_alternatives(
     assert client.get("/s/tg", headers={"user-agent": WHATSAPP_PREVIEW}).status_code == 410
     problem = client.get("/s/tg", headers={"accept": "application/json"})
     assert problem.status_code == 410 and problem.json()["title"] == "Gone"
+    assert problem.json()["alternatives"] == [{"channel": label, "url": url} for url, label in links]
 
 
 def test_a_change_made_by_another_process_is_seen_at_once(
@@ -370,7 +371,11 @@ def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(tmp_path: Any)
     agent_id = run("agent", "add", "--business", business, "--name", "Giulia", "--to", GIULIA_WA).strip()
     table = runner.invoke(cli, ["agent", "channel", "add", "--db", db, agent_id, "--channel", "telegram",
                                 "--to", "https://t.me/giulia_dv"])  # fmt: skip
-    assert table.exit_code == 0 and "telegram  giulia_dv" in table.stdout
+    assert table.exit_code == 0 and "telegram  giulia_dv" in table.stdout and "Note:" not in table.stderr
+    sms = runner.invoke(cli, ["agent", "channel", "add", "--db", db, agent_id, "--channel", "sms", "--to", GIULIA_WA])
+    assert sms.exit_code == 0 and "Note: SMS opens only where an app handles it" in sms.stderr
+    assert "Note" not in sms.stdout
+    runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "sms"])
     rows = json.loads(runner.invoke(cli, ["agent", "channel", "list", "--db", db, agent_id, "--json"]).stdout)
     assert [(r["channel"], r["address"]) for r in rows] == [("whatsapp", "393471234567"), ("telegram", "giulia_dv")]
     bad = runner.invoke(cli, ["agent", "channel", "add", "--db", db, agent_id, "--channel", "email", "--to", "x"])
@@ -456,3 +461,36 @@ def test_the_dashboard_and_the_api_choose_and_clear_the_channel_a_link_to_people
     assert location(phone(client, "/s/sig")) == "mailto:marco@dolcevita.example?subject=Ciao"
     assert client.patch(f"{API}/links/sig", json={"channel": None}, headers=auth).json()["channel"] is None
     assert call(client, service.get_link("sig")).channel is None  # type: ignore[attr-defined]
+
+
+def test_the_channel_asked_for_stays_in_the_page_its_code_its_preview_and_its_web_button(
+    client: TestClient, service: Service, shop: dict[str, Any]
+) -> None:
+    call(client, service.create_link(business_id=shop["business"], slug="shop", text="Ciao"))
+    page = client.get("/s/shop?ch=Telegram", headers={"user-agent": DESKTOP})  # any case, as people type it
+    assert page.status_code == 200 and "https://t.me/giulia_dv?text=Ciao" in page.text
+    assert 'href="https://chat.example.com/s/shop?ch=telegram&amp;web=1"' in page.text
+    web = client.get("/s/shop?ch=telegram&web=1", headers={"user-agent": DESKTOP})
+    assert location(web) == "https://web.telegram.org/k/#@giulia_dv"
+    plain = client.get("/s/shop", headers={"user-agent": DESKTOP})
+    code = re.search(r"<svg.*?</svg>", page.text, re.S)
+    assert code and code[0] != re.search(r"<svg.*?</svg>", plain.text, re.S)[0]  # type: ignore[index]
+    preview = client.get("/s/shop?ch=telegram", headers={"user-agent": WHATSAPP_PREVIEW})
+    assert '<meta property="og:url" content="https://chat.example.com/s/shop?ch=telegram">' in preview.text
+
+
+def test_links_to_people_on_a_channel_say_what_the_app_will_not_do(
+    client: TestClient, service: Service, shop: dict[str, Any], auth: dict[str, str]
+) -> None:
+    made = client.post(f"{API}/links", json={"business_id": shop["business"], "channel": "signal", "text": "Ciao",
+                                             "short": True}, headers=auth)  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["notes"] == ["Signal links cannot carry a message: the text will not be pre-filled"]
+    # Giulia has no e-mail: Marco, her colleague, takes it, and the note is e-mail's.
+    made = client.post(f"{API}/links", json={"agent_id": shop["giulia"], "channel": "email", "short": True},
+                       headers=auth)  # fmt: skip
+    assert made.json()["notes"] == [
+        "E-mail opens only where an app handles it; desktops get a page explaining that first"]
+    plain = client.post(f"{API}/links", json={"business_id": shop["business"], "text": "Ciao", "short": True},
+                        headers=auth)  # each one's first channel: WhatsApp, which takes text
+    assert plain.json()["notes"] == []

@@ -508,7 +508,7 @@ def test_patch_disabled_turns_the_link_off_and_on(api: Api, client: TestClient) 
 def test_patch_refuses_bad_changes(api: Api) -> None:
     slug = api.link(to=NUMBER, slug="strict")["slug"]
     assert invalid(api.patch(f"/links/{slug}", {"channel": "whatsapp"}), "channel") == (
-        "change the channel together with to"
+        "change the channel together with the address (to)"
     )
     assert invalid(api.patch(f"/links/{slug}", {"to": None}), "to") == ONE_DESTINATION
     assert invalid(api.patch(f"/links/{slug}", {"to": NUMBER, "agent_id": 1}), "agent_id") == ONE_DESTINATION

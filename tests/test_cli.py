@@ -639,7 +639,7 @@ def test_link_edit_refusals(runner: CliRunner, db: str) -> None:
           "to: '+39 347' is too short")  # fmt: skip
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--text", "y" * 1001), 1, "at most 1000")
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--channel", "whatsapp"), 1,
-          "change the channel together with to")  # fmt: skip
+          "change the channel together with the address (to)")  # fmt: skip
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--agent", "7"), 1, "there is no agent 7")
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--expires-in", "0"), 2, "--expires-in")
     fails(invoke(runner, "link", "edit", "--db", db, "nope", "--text", "x"), 1,

@@ -74,7 +74,7 @@ ADMIN_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 LABELS = {  # the names the forms show, for the list of mistakes above a form
-    "to": "Phone number", "address": "Address", "agent_address": "Address", "agent_name": "Name",
+    "to": "Address", "address": "Address", "agent_address": "Address", "agent_name": "Name",
     "new_channel": "Messenger", "new_address": "Address", "channel": "Messenger",
     "agent_timezone": "Time zone", "timezone": "Time zone", "text": "Message", "slug": "Slug",
     "source": "Placed on", "fallback_agent_id": "Fallback agent", "agent_id": "Agent", "business_id": "Business",

@@ -234,6 +234,8 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         headers |= WIDGET_HEADERS
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}
+        if isinstance(exc, ChannelGone):  # what the page offers, for a script: each through our routes
+            body["alternatives"] = [{"channel": label, "url": url} for label, url in exc.alternatives]
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
     templates: Jinja2Templates = request.app.state.templates
     context = {"status": status, "title": title, "detail": detail, "dashboard": request.url.path.startswith("/admin")}

@@ -182,9 +182,17 @@ MESSENGER_PAGE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{3,48})[A-Za-z0-9]")
 MESSENGER_REF = re.compile(r"[^A-Za-z0-9+/=\-.:_]")
 
 
+MESSENGER_PROFILE = re.compile(r"profile\.php\?(?:[^#]*&)?id=([0-9]{5,20})(?:[&#]|$)")
+
+
 def normalize_messenger(raw: str, default_region: str = "", field: str = "to") -> str:
+    what = "a Facebook Page username or id (e.g. dolcevita.roma)"
+    if found := MESSENGER_PROFILE.search(raw.strip()):  # facebook.com/profile.php?id=...: the Page's id
+        return found.group(1)
     name = _strip_url(raw, ("m.me", "facebook.com", "fb.com", "fb.me", "messenger.com/t"))
-    return _check(field, name, raw, MESSENGER_PAGE, "a Facebook Page username or id (e.g. dolcevita.roma)")
+    if name.lower().endswith(".php"):  # a Facebook page of its own (profile.php without an id), never a Page
+        raise InvalidInput(field, f"{raw.strip()!r} is not {what}")
+    return _check(field, name, raw, MESSENGER_PAGE, what)
 
 
 def _messenger_url(page: str, text: str, ref: str = "") -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .agents import Agent
-from .channels import CHANNELS
+from .channels import CHANNELS, link_notes
 from .cli import common_options, json_option, print_json, print_table, run_with_service
 
 
@@ -34,7 +34,11 @@ channels: click.Group = click.Group(
 @json_option
 def channel_add(db: str | None, base_url: str | None, agent_id: int, name: str, address: str, as_json: bool) -> None:
     """Add a channel to an agent, last in their order (a channel they have gets the new address)."""
-    show(run_with_service(db, base_url, lambda s: s.add_agent_channel(agent_id, name, address)), as_json)
+    agent = run_with_service(db, base_url, lambda s: s.add_agent_channel(agent_id, name, address))
+    kept = agent.address_on(name) or ""
+    for note in link_notes(CHANNELS[name], kept, ""):  # what the owner should know (stderr)
+        click.echo(f"Note: {note}", err=True)
+    show(agent, as_json)
 
 
 @channels.command("remove")

@@ -240,7 +240,7 @@ class Service:
         elif "channel" in changes and link.address is None:  # the channel a link to an agent or business asks for
             update |= await self._destination(None, changes["channel"], link.agent_id, link.business_id)
         elif "channel" in changes:
-            raise InvalidInput("channel", "change the channel together with to")
+            raise InvalidInput("channel", "change the channel together with the address (to)")
         channel = update.get("channel", link.channel) or "whatsapp"
         if "text" in changes:
             update["text"] = check_text(changes["text"] or "", get_channel(channel))
@@ -276,9 +276,17 @@ class Service:
             agents = [agent] if agent else []
         else:
             agents = await self.store.agents(business_id) if business_id is not None else []
+        if link.channel is not None and agent_id is not None and not any(a.address_on(link.channel) for a in agents):
+            agents = await self.store.agents(agents[0].business_id) if agents else []  # a colleague takes it
         notes: list[str] = []
-        for agent in agents:
-            notes += [n for n in link_notes(get_channel(agent.channel), agent.address, link.text) if n not in notes]
+        for agent in agents:  # on the link's channel where it names one, else on each one's first
+            if link.channel is not None and (address := agent.address_on(link.channel)) is not None:
+                found = link_notes(get_channel(link.channel), address, link.text)
+            elif link.channel is None:
+                found = link_notes(get_channel(agent.channel), agent.address, link.text)
+            else:
+                continue
+            notes += [n for n in found if n not in notes]
         return notes
 
     def destination_url(self, link: ShortLink | SignedLink) -> str | None:

@@ -112,10 +112,11 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     if destination is None:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
-    return Click(
-        "short", link.slug, service.short_url(link.slug), destination.channel, destination.address, link.text,
+    url = service.short_url(link.slug)
+    return Click(  # the channel asked for stays in the link the page, its QR code and its preview show
+        "short", link.slug, f"{url}?ch={asked}" if asked else url, destination.channel, destination.address, link.text,
         link.mode, destination.agent_id, link.campaign, link.source, target.title, asks_web(scope),
-        ref_code=link.ref_code, others=business, switch_url=f"{service.short_url(link.slug)}?",
+        ref_code=link.ref_code, others=business, switch_url=f"{url}?",
     )  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def asked_channel(scope: Scope) -> str | None:
     None when it names none or no channel we know (a made-up one changes nothing)."""
     if b"ch=" not in scope["query_string"]:
         return None
-    name = _query(scope).get("ch", "")
+    name = _query(scope).get("ch", "").lower()  # Telegram, as people may type it
     return name if name in CHANNELS else None
 
 
