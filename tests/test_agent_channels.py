@@ -225,7 +225,7 @@ def test_a_channel_removed_from_the_business_answers_410_with_the_alternatives(
     call(client, service.remove_agent_channel(shop["giulia"], "telegram"))  # Giulia was the only one on it
     gone = phone(client, "/s/tg")
     assert gone.status_code == 410 and gone.headers["content-type"].startswith("text/html")
-    assert "This chat link asks for Telegram, which is no longer offered here." in gone.text
+    assert "This chat link asks for Telegram, which is not available here." in gone.text
     assert "You can still write to Pasticceria Dolce Vita on:" in gone.text
     links = re.findall(r'<a class="button" href="([^"]+)"[^>]*>([^<]+)</a>', gone.text)
     assert links == [("https://chat.example.com/s/tg?ch=whatsapp", "WhatsApp"),
@@ -236,7 +236,7 @@ def test_a_channel_removed_from_the_business_answers_410_with_the_alternatives(
         assert urlsplit(location(phone(client, url))).scheme in ("https", "mailto")
     italian = phone(client, "/s/tg", **{"accept-language": "it-IT,it;q=0.9"})
     assert italian.status_code == 410 and "Puoi comunque scrivere a Pasticceria Dolce Vita su:" in italian.text
-    assert "porta a Telegram, che qui non è più disponibile" in italian.text
+    assert "porta a Telegram, che qui non è disponibile" in italian.text
     # HEAD, previews and API clients are told the same.
     assert client.head("/s/tg", headers={"user-agent": IPHONE}).status_code == 410
     assert client.get("/s/tg", headers={"user-agent": WHATSAPP_PREVIEW}).status_code == 410

@@ -90,7 +90,7 @@ class ChannelGone(Gone):
     still has, each URL through our own click routes (never an address)."""
 
     def __init__(self, channel: str, business: str | None, alternatives: list[tuple[str, str]]) -> None:
-        super().__init__(f"This chat link asks for {channel}, which this business does not offer (any more).",
+        super().__init__(f"This chat link asks for {channel}, which this business does not offer.",
                          says="channel_gone")  # fmt: skip
         self.channel, self.business, self.alternatives = channel, business, alternatives
 
