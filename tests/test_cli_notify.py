@@ -84,7 +84,8 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     assert exported.exit_code == 0, exported.output
     data = json.loads((tmp_path / "giulia.json").read_text())
     assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
-    assert run("customer", "erase", "393471234567").exit_code == 1  # asks first; no answer: nothing erased
+    unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased
+    assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output and "--yes" in unasked.output
     erased = run("customer", "erase", "393471234567", "--yes")
     assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output
     data = json.loads(run("customer", "export", "393471234567").output)

@@ -66,3 +66,19 @@ def test_topic_labels(run: Callable[..., Result]) -> None:
     for item, says in (("it-orders=Ordini", "is not LANG:TOPIC=LABEL"), ("it:ordini=Ordini", "not one of the form's")):
         bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label", item)
         assert bad.exit_code == 1 and "--topic-label" in bad.output and says in bad.output, bad.output
+        assert "--topic-labels" not in bad.output and "topic_labels" not in bad.output, bad.output
+    long = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label",
+               "it:orders=" + "x" * 61)  # fmt: skip
+    assert long.exit_code == 1 and "--topic-label it:orders: must be 1 to 60 characters" in long.output, long.output
+    other = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label", "en:orders=X")
+    assert other.exit_code == 1 and "--topic-label en: the form has no consent sentence" in other.output, other.output
+
+
+def test_forms_lists_as_json(run: Callable[..., Result]) -> None:
+    assert run("optin", "form", "dolce", "--topics", "orders,offers", "--wording", "en=Send me updates").exit_code == 0
+    listed = run("optin", "forms", "--json")
+    assert listed.exit_code == 0, listed.output
+    forms = json.loads(listed.output)
+    assert [(f["slug"], f["topics"], f["version"], f["double_optin"]) for f in forms] == [
+        ("dolce", ["orders", "offers"], 1, False)]  # fmt: skip
+    assert forms[0]["url"] == "http://127.0.0.1:8000/optin/dolce" and forms[0]["wording"] == {"en": "Send me updates"}
