@@ -12,6 +12,7 @@ import pytest
 
 from clicktochat.admin_optins import routes
 from clicktochat.consent import may_message
+from clicktochat.optins import Optins
 from conftest import WhatsAppSetup
 from test_admin_chats import Admin, csrf_of
 
@@ -57,14 +58,32 @@ def test_a_form_is_created_and_edited_and_a_new_sentence_is_a_new_version(admin:
 
 
 def test_topic_names_per_language_are_saved_shown_again_and_checked(admin: Admin, whatsapp: WhatsAppSetup) -> None:
-    assert new_form(admin, whatsapp, labels_it="orders=I miei ordini, offers = Offerte").status_code == 303
+    labels = "orders=Ordini, consegne e resi\r\n\r\n offers = Offerte \r\n"  # one topic=name a line; commas are words
+    assert new_form(admin, whatsapp, labels_it=labels).status_code == 303
     form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
-    assert form.topic_labels == {"it": {"orders": "I miei ordini", "offers": "Offerte"}}
+    assert form.topic_labels == {"it": {"orders": "Ordini, consegne e resi", "offers": "Offerte"}}
     page = admin.get("/admin/optins/dolce")
-    assert 'value="orders=I miei ordini, offers=Offerte"' in page.text
-    assert "I miei ordini" in whatsapp.client.get("/optin/dolce?lang=it").text
+    assert 'name="labels_it" rows="3"' in page.text
+    assert "orders=Ordini, consegne e resi\noffers=Offerte</textarea>" in page.text
+    assert "Ordini, consegne e resi" in whatsapp.client.get("/optin/dolce?lang=it").text
     bad = new_form(admin, whatsapp, slug="other", labels_it="ordini=Ordini")
-    assert bad.status_code == 422 and "not one of the form&#39;s topics" in bad.text
+    assert bad.status_code == 422 and "line 1: " in bad.text and "not one of the form&#39;s topics" in bad.text
+    bad = new_form(admin, whatsapp, slug="other", labels_it="orders=Ordini\nOfferte speciali")
+    assert bad.status_code == 422 and "line 2 (Offerte speciali) is not topic=name" in bad.text
+    assert "LANG:TOPIC" not in bad.text and "it:orders" not in bad.text
+
+
+def test_a_label_with_a_comma_set_from_the_cli_is_saved_back_unchanged(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    whatsapp.run(Optins(whatsapp.service).save_form({
+        "slug": "dolce", "business_id": whatsapp.business_id, "topics": ["orders"], "wording": {"it": "Sì"},
+        "topic_labels": {"it": {"orders": "Ordini, consegne e resi"}}}))  # fmt: skip
+    page = admin.get("/admin/optins/dolce")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id), "topics": "orders",
+            "languages": ["it"], "wording_it": "Sì", "labels_it": "orders=Ordini, consegne e resi"}  # fmt: skip
+    saved = whatsapp.client.post("/admin/optins/dolce", data=data)
+    assert saved.status_code == 303, saved.text
+    form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
+    assert form.topic_labels == {"it": {"orders": "Ordini, consegne e resi"}} and form.version == 1
 
 
 def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsAppSetup) -> None:

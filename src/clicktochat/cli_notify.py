@@ -160,8 +160,8 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
         try:
             click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
         except click.Abort:
-            raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed when "
-                                       "there is no terminal to ask on: a script, a pipe, cron).") from None  # fmt: skip
+            raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed "
+                                       "without a terminal to ask on: a script, a pipe, cron).") from None
     deleted = run(db, base_url, lambda s: customers.erase(s, phone))
     total = sum(deleted.values())
     click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "
