@@ -127,3 +127,21 @@ def test_a_number_searched_for_shows_its_pending_double_opt_in(admin: Admin, wha
     page = admin.get("/admin/consents?q=%2B39+347+123+4567")
     assert "Double opt-in requests" in page.text and "pending" in page.text
     assert "No consent matches" in page.text  # pending is no consent yet
+
+
+def test_the_widget_page_offers_a_choice_of_the_business_s_own_forms(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    assert new_form(admin, whatsapp).status_code == 303
+    rival = whatsapp.run(whatsapp.service.add_business("Pasticceria Rivale", "Europe/Rome"))
+    whatsapp.run(Optins(whatsapp.service).save_form({"slug": "rival", "business_id": rival.id, "topics": ["orders"],
+                                                     "wording": {"en": "Yes"}}))  # fmt: skip
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "demo", {}))
+    page = admin.get("/admin/widgets/demo")
+    assert '<select id="f-optin_form" name="optin_form"' in page.text
+    assert '<option value="dolce">dolce</option>' in page.text and 'value="rival"' not in page.text
+    assert '<option value="" selected>(none: no updates offered)</option>' in page.text
+    forged = admin.post("/admin/widgets/demo", {"optin_form": "rival"})  # not offered, posted anyway
+    assert forged.status_code == 422 and "belongs to another business" in forged.text
+    assert whatsapp.run(whatsapp.service.get_widget("demo")).settings.optin_form is None
+    assert admin.post("/admin/widgets/demo", {"optin_form": "dolce"}).status_code == 303
+    assert whatsapp.run(whatsapp.service.get_widget("demo")).settings.optin_form == "dolce"
+    assert '<option value="dolce" selected>dolce</option>' in admin.get("/admin/widgets/demo").text

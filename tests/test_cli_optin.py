@@ -82,3 +82,16 @@ def test_forms_lists_as_json(run: Callable[..., Result]) -> None:
     assert [(f["slug"], f["topics"], f["version"], f["double_optin"]) for f in forms] == [
         ("dolce", ["orders", "offers"], 1, False)]  # fmt: skip
     assert forms[0]["url"] == "http://127.0.0.1:8000/optin/dolce" and forms[0]["wording"] == {"en": "Send me updates"}
+
+
+def test_a_widget_offers_only_a_form_of_its_own_business(run: Callable[..., Result]) -> None:
+    assert run("business", "add", "Pasticceria Rivale").exit_code == 0
+    assert run("optin", "form", "dolce", "--topics", "orders", "--wording", "en=Yes", "--business", "1").exit_code == 0
+    assert run("optin", "form", "rival", "--topics", "orders", "--wording", "en=Yes", "--business", "2").exit_code == 0
+    made = run("widget", "create", "--business", "1", "--id", "demo", "--optin-form", "rival")
+    assert made.exit_code == 1 and "--optin-form: the opt-in form 'rival' belongs to another business" in made.output
+    assert run("widget", "create", "--business", "1", "--id", "demo").exit_code == 0
+    bad = run("widget", "edit", "demo", "--optin-form", "nope")
+    assert bad.exit_code == 1 and "--optin-form: there is no opt-in form 'nope'" in bad.output, bad.output
+    assert run("widget", "edit", "demo", "--optin-form", "dolce").exit_code == 0
+    assert json.loads(run("widget", "show", "demo", "--json").output)["optin_form"] == "dolce"

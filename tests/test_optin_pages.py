@@ -302,3 +302,27 @@ def test_erasing_a_person_erases_their_double_opt_in_requests_and_confirmations(
     assert deleted["optin_requests"] == 1 and deleted["outbox"] == 1
     assert whatsapp.run(chats.customer_data(PHONE))["optin_requests"] == []
     assert whatsapp.send() == 0  # the confirmation never goes
+
+
+def test_a_widget_offers_only_an_existing_form_of_its_own_business(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    rival = whatsapp.run(whatsapp.service.add_business("Pasticceria Rivale", "Europe/Rome"))
+    make_form(whatsapp, slug="rival", business_id=rival.id)
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "demo", {}))
+    api = "/api/v1/widgets"
+    for slug, says in (("nope", "there is no opt-in form 'nope'"), ("rival", "belongs to another business")):
+        answer = whatsapp.client.patch(f"{api}/demo", json={"optin_form": slug}, headers=whatsapp.auth)
+        assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in answer.json()["errors"]] == ["optin_form"], answer.json()
+        assert says in answer.json()["errors"][0]["reason"], answer.json()
+        made = whatsapp.client.post(api, json={"business_id": whatsapp.business_id, "optin_form": slug},
+                                    headers=whatsapp.auth)  # fmt: skip
+        assert made.status_code == 422 and made.json()["errors"][0]["field"] == "optin_form"
+    assert "optin" not in whatsapp.client.get("/api/widget/demo").json()  # nothing advertised
+    mine = whatsapp.client.patch(f"{api}/demo", json={"optin_form": "Dolce"}, headers=whatsapp.auth)
+    assert mine.status_code == 200 and mine.json()["optin_form"] == "dolce"
+    assert whatsapp.client.get("/api/widget/demo").json()["optin"]["form"] == "dolce"
+    moved = whatsapp.client.patch(f"{api}/demo", json={"business_id": rival.id}, headers=whatsapp.auth)
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "optin_form"  # dolce is not the rival's
+    off = whatsapp.client.patch(f"{api}/demo", json={"optin_form": None}, headers=whatsapp.auth)
+    assert off.status_code == 200 and off.json()["optin_form"] is None
