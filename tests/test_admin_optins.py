@@ -91,6 +91,10 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
     assert page.status_code == 422 and 'aria-invalid="true"' in page.text and "Name" in page.text
     page = new_form(admin, whatsapp, double_optin="on")
     assert page.status_code == 422 and "Confirmation template" in page.text
+    page = new_form(admin, whatsapp, double_optin="on", template="nonexist", template_language="en_US")
+    assert page.status_code == 422 and "Confirmation template" in page.text and "no template nonexist" in page.text
+    assert "clicktochat whatsapp templates sync" in page.text
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")) is None
     no_csrf = whatsapp.client.post("/admin/optins", data={"slug": "x"})
     assert no_csrf.status_code == 403
 
@@ -121,7 +125,9 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
 
 
 def test_a_number_searched_for_shows_its_pending_double_opt_in(admin: Admin, whatsapp: WhatsAppSetup) -> None:
-    new_form(admin, whatsapp, double_optin="on", template="hello_world", template_language="en_US")
+    whatsapp.run(whatsapp.service.whatsapp.notifications.sync_templates())  # the template is checked when saved
+    assert new_form(admin, whatsapp, double_optin="on", template="hello_world",
+                    template_language="en_US").status_code == 303  # fmt: skip
     answer = whatsapp.client.post("/optin/dolce", data={"country": "IT", "phone": "347 123 4567", "topic": "orders"})
     assert answer.status_code == 200
     page = admin.get("/admin/consents?q=%2B39+347+123+4567")

@@ -95,3 +95,10 @@ def test_a_widget_offers_only_a_form_of_its_own_business(run: Callable[..., Resu
     assert bad.exit_code == 1 and "--optin-form: there is no opt-in form 'nope'" in bad.output, bad.output
     assert run("widget", "edit", "demo", "--optin-form", "dolce").exit_code == 0
     assert json.loads(run("widget", "show", "demo", "--json").output)["optin_form"] == "dolce"
+
+
+def test_double_opt_in_needs_a_connected_number(run: Callable[..., Result]) -> None:
+    bad = run("optin", "form", "dbl3", "--business", "1", "--topics", "orders", "--wording", "en=Yes", "--double-optin",
+              "--template", "hello_world", "--template-language", "en_US")  # fmt: skip
+    assert bad.exit_code == 1 and "--double-optin: business 1 has no connected WhatsApp number" in bad.output
+    assert "dbl3" not in run("optin", "forms").output
