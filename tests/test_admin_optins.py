@@ -12,6 +12,7 @@ import pytest
 
 from clicktochat.admin_optins import routes
 from clicktochat.consent import may_message
+from clicktochat.optins import Optins
 from conftest import WhatsAppSetup
 from test_admin_chats import Admin, csrf_of
 
@@ -57,14 +58,32 @@ def test_a_form_is_created_and_edited_and_a_new_sentence_is_a_new_version(admin:
 
 
 def test_topic_names_per_language_are_saved_shown_again_and_checked(admin: Admin, whatsapp: WhatsAppSetup) -> None:
-    assert new_form(admin, whatsapp, labels_it="orders=I miei ordini, offers = Offerte").status_code == 303
+    labels = "orders=Ordini, consegne e resi\r\n\r\n offers = Offerte \r\n"  # one topic=name a line; commas are words
+    assert new_form(admin, whatsapp, labels_it=labels).status_code == 303
     form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
-    assert form.topic_labels == {"it": {"orders": "I miei ordini", "offers": "Offerte"}}
+    assert form.topic_labels == {"it": {"orders": "Ordini, consegne e resi", "offers": "Offerte"}}
     page = admin.get("/admin/optins/dolce")
-    assert 'value="orders=I miei ordini, offers=Offerte"' in page.text
-    assert "I miei ordini" in whatsapp.client.get("/optin/dolce?lang=it").text
+    assert 'name="labels_it" rows="3"' in page.text
+    assert "orders=Ordini, consegne e resi\noffers=Offerte</textarea>" in page.text
+    assert "Ordini, consegne e resi" in whatsapp.client.get("/optin/dolce?lang=it").text
     bad = new_form(admin, whatsapp, slug="other", labels_it="ordini=Ordini")
-    assert bad.status_code == 422 and "not one of the form&#39;s topics" in bad.text
+    assert bad.status_code == 422 and "line 1: " in bad.text and "not one of the form&#39;s topics" in bad.text
+    bad = new_form(admin, whatsapp, slug="other", labels_it="orders=Ordini\nOfferte speciali")
+    assert bad.status_code == 422 and "line 2 (Offerte speciali) is not topic=name" in bad.text
+    assert "LANG:TOPIC" not in bad.text and "it:orders" not in bad.text
+
+
+def test_a_label_with_a_comma_set_from_the_cli_is_saved_back_unchanged(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    whatsapp.run(Optins(whatsapp.service).save_form({
+        "slug": "dolce", "business_id": whatsapp.business_id, "topics": ["orders"], "wording": {"it": "Sì"},
+        "topic_labels": {"it": {"orders": "Ordini, consegne e resi"}}}))  # fmt: skip
+    page = admin.get("/admin/optins/dolce")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id), "topics": "orders",
+            "languages": ["it"], "wording_it": "Sì", "labels_it": "orders=Ordini, consegne e resi"}  # fmt: skip
+    saved = whatsapp.client.post("/admin/optins/dolce", data=data)
+    assert saved.status_code == 303, saved.text
+    form = whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce"))
+    assert form.topic_labels == {"it": {"orders": "Ordini, consegne e resi"}} and form.version == 1
 
 
 def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsAppSetup) -> None:
@@ -72,6 +91,10 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
     assert page.status_code == 422 and 'aria-invalid="true"' in page.text and "Name" in page.text
     page = new_form(admin, whatsapp, double_optin="on")
     assert page.status_code == 422 and "Confirmation template" in page.text
+    page = new_form(admin, whatsapp, double_optin="on", template="nonexist", template_language="en_US")
+    assert page.status_code == 422 and "Confirmation template" in page.text and "no template nonexist" in page.text
+    assert "clicktochat whatsapp templates sync" in page.text
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")) is None
     no_csrf = whatsapp.client.post("/admin/optins", data={"slug": "x"})
     assert no_csrf.status_code == 403
 
@@ -102,9 +125,29 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
 
 
 def test_a_number_searched_for_shows_its_pending_double_opt_in(admin: Admin, whatsapp: WhatsAppSetup) -> None:
-    new_form(admin, whatsapp, double_optin="on", template="hello_world", template_language="en_US")
+    whatsapp.run(whatsapp.service.whatsapp.notifications.sync_templates())  # the template is checked when saved
+    assert new_form(admin, whatsapp, double_optin="on", template="hello_world",
+                    template_language="en_US").status_code == 303  # fmt: skip
     answer = whatsapp.client.post("/optin/dolce", data={"country": "IT", "phone": "347 123 4567", "topic": "orders"})
     assert answer.status_code == 200
     page = admin.get("/admin/consents?q=%2B39+347+123+4567")
     assert "Double opt-in requests" in page.text and "pending" in page.text
     assert "No consent matches" in page.text  # pending is no consent yet
+
+
+def test_the_widget_page_offers_a_choice_of_the_business_s_own_forms(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    assert new_form(admin, whatsapp).status_code == 303
+    rival = whatsapp.run(whatsapp.service.add_business("Pasticceria Rivale", "Europe/Rome"))
+    whatsapp.run(Optins(whatsapp.service).save_form({"slug": "rival", "business_id": rival.id, "topics": ["orders"],
+                                                     "wording": {"en": "Yes"}}))  # fmt: skip
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "demo", {}))
+    page = admin.get("/admin/widgets/demo")
+    assert '<select id="f-optin_form" name="optin_form"' in page.text
+    assert '<option value="dolce">dolce</option>' in page.text and 'value="rival"' not in page.text
+    assert '<option value="" selected>(none: no updates offered)</option>' in page.text
+    forged = admin.post("/admin/widgets/demo", {"optin_form": "rival"})  # not offered, posted anyway
+    assert forged.status_code == 422 and "belongs to another business" in forged.text
+    assert whatsapp.run(whatsapp.service.get_widget("demo")).settings.optin_form is None
+    assert admin.post("/admin/widgets/demo", {"optin_form": "dolce"}).status_code == 303
+    assert whatsapp.run(whatsapp.service.get_widget("demo")).settings.optin_form == "dolce"
+    assert '<option value="dolce" selected>dolce</option>' in admin.get("/admin/widgets/demo").text

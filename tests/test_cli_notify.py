@@ -84,8 +84,23 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     assert exported.exit_code == 0, exported.output
     data = json.loads((tmp_path / "giulia.json").read_text())
     assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
-    assert run("customer", "erase", "393471234567").exit_code == 1  # asks first; no answer: nothing erased
+    unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased
+    assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output and "--yes" in unasked.output
     erased = run("customer", "erase", "393471234567", "--yes")
     assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output
     data = json.loads(run("customer", "export", "393471234567").output)
     assert [(c["state"], c["source"], c["wording"][:6]) for c in data["consents"]] == [("out", "erase", "Erased")]
+
+
+def test_a_double_opt_in_form_is_checked_against_the_synced_templates(run: Callable[..., Result]) -> None:
+    form = ("optin", "form", "dbl3", "--business", "1", "--topics", "orders", "--wording", "en=Yes", "--double-optin")
+    bad = run(*form, "--template", "hello_world", "--template-language", "en_US")  # nothing synced yet
+    assert bad.exit_code == 1 and "--template: the number has no template hello_world" in bad.output, bad.output
+    assert "clicktochat whatsapp templates sync" in bad.output
+    assert run("whatsapp", "templates", "sync").exit_code == 0
+    bad = run(*form, "--template", "nonexist", "--template-language", "en_US")
+    assert bad.exit_code == 1 and "--template: the number has no template nonexist" in bad.output, bad.output
+    bad = run(*form, "--template", "hello_world", "--template-language", "it")
+    assert bad.exit_code == 1 and "--template-language: the template hello_world exists in en_US, not it" in bad.output
+    made = run(*form, "--template", "hello_world", "--template-language", "en_US")
+    assert made.exit_code == 0 and "/optin/dbl3 (version 1)" in made.output, made.output

@@ -66,3 +66,39 @@ def test_topic_labels(run: Callable[..., Result]) -> None:
     for item, says in (("it-orders=Ordini", "is not LANG:TOPIC=LABEL"), ("it:ordini=Ordini", "not one of the form's")):
         bad = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label", item)
         assert bad.exit_code == 1 and "--topic-label" in bad.output and says in bad.output, bad.output
+        assert "--topic-labels" not in bad.output and "topic_labels" not in bad.output, bad.output
+    long = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label",
+               "it:orders=" + "x" * 61)  # fmt: skip
+    assert long.exit_code == 1 and "--topic-label it:orders: must be 1 to 60 characters" in long.output, long.output
+    other = run("optin", "form", "dolce", "--topics", "orders", "--wording", "it=Sì", "--topic-label", "en:orders=X")
+    assert other.exit_code == 1 and "--topic-label en: the form has no consent sentence" in other.output, other.output
+
+
+def test_forms_lists_as_json(run: Callable[..., Result]) -> None:
+    assert run("optin", "form", "dolce", "--topics", "orders,offers", "--wording", "en=Send me updates").exit_code == 0
+    listed = run("optin", "forms", "--json")
+    assert listed.exit_code == 0, listed.output
+    forms = json.loads(listed.output)
+    assert [(f["slug"], f["topics"], f["version"], f["double_optin"]) for f in forms] == [
+        ("dolce", ["orders", "offers"], 1, False)]  # fmt: skip
+    assert forms[0]["url"] == "http://127.0.0.1:8000/optin/dolce" and forms[0]["wording"] == {"en": "Send me updates"}
+
+
+def test_a_widget_offers_only_a_form_of_its_own_business(run: Callable[..., Result]) -> None:
+    assert run("business", "add", "Pasticceria Rivale").exit_code == 0
+    assert run("optin", "form", "dolce", "--topics", "orders", "--wording", "en=Yes", "--business", "1").exit_code == 0
+    assert run("optin", "form", "rival", "--topics", "orders", "--wording", "en=Yes", "--business", "2").exit_code == 0
+    made = run("widget", "create", "--business", "1", "--id", "demo", "--optin-form", "rival")
+    assert made.exit_code == 1 and "--optin-form: the opt-in form 'rival' belongs to another business" in made.output
+    assert run("widget", "create", "--business", "1", "--id", "demo").exit_code == 0
+    bad = run("widget", "edit", "demo", "--optin-form", "nope")
+    assert bad.exit_code == 1 and "--optin-form: there is no opt-in form 'nope'" in bad.output, bad.output
+    assert run("widget", "edit", "demo", "--optin-form", "dolce").exit_code == 0
+    assert json.loads(run("widget", "show", "demo", "--json").output)["optin_form"] == "dolce"
+
+
+def test_double_opt_in_needs_a_connected_number(run: Callable[..., Result]) -> None:
+    bad = run("optin", "form", "dbl3", "--business", "1", "--topics", "orders", "--wording", "en=Yes", "--double-optin",
+              "--template", "hello_world", "--template-language", "en_US")  # fmt: skip
+    assert bad.exit_code == 1 and "--double-optin: business 1 has no connected WhatsApp number" in bad.output
+    assert "dbl3" not in run("optin", "forms").output

@@ -136,8 +136,75 @@ def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> N
     assert post(whatsapp, phone="347 000 0020").status_code == 200
 
 
+def sync(whatsapp: WhatsAppSetup) -> None:
+    whatsapp.run(whatsapp.service.whatsapp.notifications.sync_templates())
+
+
 def double_form(whatsapp: WhatsAppSetup) -> Any:
+    sync(whatsapp)  # the confirmation template is checked against the number's synced templates
     return make_form(whatsapp, double_optin=True, template="hello_world", template_language="en_US")
+
+
+@pytest.mark.parametrize(("template", "language", "field", "says"), [
+    ("nonexist", "en_US", "template", "no template nonexist (synced from Meta): check the name, or fetch them again"
+                                      " with clicktochat whatsapp templates sync"),
+    ("hello_world", "it", "template_language", "the template hello_world exists in en_US, not it"),
+    ("paused_one", "en_US", "template", "PAUSED at Meta, not APPROVED: wait for Meta's approval"),
+])  # fmt: skip
+def test_a_double_opt_in_form_needs_an_approved_synced_template(
+    whatsapp: WhatsAppSetup, template: str, language: str, field: str, says: str
+) -> None:
+    paused = {"name": "paused_one", "language": "en_US", "status": "PAUSED", "category": "UTILITY"}
+    whatsapp.standin.templates = [*whatsapp.standin.templates, paused]
+    sync(whatsapp)
+    with pytest.raises(InvalidInput) as refused:
+        make_form(whatsapp, double_optin=True, template=template, template_language=language)
+    assert [(e.field, says in e.reason) for e in refused.value.errors] == [(field, True)], refused.value.errors
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")) is None  # nothing kept
+
+
+def test_a_double_opt_in_form_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None:
+    other = whatsapp.run(whatsapp.service.add_business("Bar Sport", "Europe/Rome"))
+    with pytest.raises(InvalidInput) as refused:
+        make_form(whatsapp, business_id=other.id, double_optin=True, template="hello_world", template_language="en_US")
+    [error] = refused.value.errors
+    assert error.field == "double_optin" and "has no connected WhatsApp number" in error.reason
+    assert make_form(whatsapp, business_id=other.id).double_optin is False  # without double opt-in it is fine
+
+
+def test_a_confirmation_meta_refused_does_not_lock_the_person_out(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    kept = whatsapp.standin.templates
+    whatsapp.standin.templates = []  # deleted at Meta after the form was saved: sends fail with code 100
+    assert "Tocca Sì" in post(whatsapp).text
+    assert whatsapp.send() == 1
+    [row] = whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, PHONE))
+    outbox = whatsapp.run(whatsapp.service.whatsapp.chats.outbox_row(row.outbox_id))
+    assert outbox.state == "failed" and outbox.error_code == 100, outbox
+    whatsapp.standin.templates = kept  # the business put it back at Meta
+    whatsapp.clock.move(60)
+    again = post(whatsapp)
+    assert "Tocca Sì" in again.text and "già scritto" not in again.text and "Riprova domani" not in again.text
+    assert whatsapp.send() == 1 and whatsapp.standin.sent[-1].body["template"]["name"] == "hello_world"
+    states = [r.state for r in whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, PHONE))]
+    assert states == ["lapsed", "pending"]
+    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm"))
+    whatsapp.process()
+    assert may_message(entries(whatsapp), "orders").allowed
+    assert "Riprova domani" in post(whatsapp, topic="offers").text  # one that reached them counts for the day
+
+
+def test_a_form_whose_template_is_gone_says_so_in_the_visitors_language(whatsapp: WhatsAppSetup) -> None:
+    double_form(whatsapp)
+    whatsapp.standin.templates = []
+    sync(whatsapp)  # the template is gone from the synced list too: nothing is queued, nobody waits
+    page = post(whatsapp)
+    assert page.status_code == 503 and "non è possibile iscriversi" in page.text
+    assert "Pasticceria Dolce Vita non può mandare la conferma" in page.text
+    panel = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                 data={"phone": "+393471234567", "topic": "orders", "lang": "en"})  # fmt: skip
+    assert panel.status_code == 503 and "no template hello_world" in panel.json()["detail"]
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, PHONE)) == [] and whatsapp.send() == 0
 
 
 def test_double_opt_in_is_pending_until_the_customer_taps_yes(whatsapp: WhatsAppSetup) -> None:
@@ -302,3 +369,27 @@ def test_erasing_a_person_erases_their_double_opt_in_requests_and_confirmations(
     assert deleted["optin_requests"] == 1 and deleted["outbox"] == 1
     assert whatsapp.run(chats.customer_data(PHONE))["optin_requests"] == []
     assert whatsapp.send() == 0  # the confirmation never goes
+
+
+def test_a_widget_offers_only_an_existing_form_of_its_own_business(whatsapp: WhatsAppSetup) -> None:
+    make_form(whatsapp)
+    rival = whatsapp.run(whatsapp.service.add_business("Pasticceria Rivale", "Europe/Rome"))
+    make_form(whatsapp, slug="rival", business_id=rival.id)
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "demo", {}))
+    api = "/api/v1/widgets"
+    for slug, says in (("nope", "there is no opt-in form 'nope'"), ("rival", "belongs to another business")):
+        answer = whatsapp.client.patch(f"{api}/demo", json={"optin_form": slug}, headers=whatsapp.auth)
+        assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in answer.json()["errors"]] == ["optin_form"], answer.json()
+        assert says in answer.json()["errors"][0]["reason"], answer.json()
+        made = whatsapp.client.post(api, json={"business_id": whatsapp.business_id, "optin_form": slug},
+                                    headers=whatsapp.auth)  # fmt: skip
+        assert made.status_code == 422 and made.json()["errors"][0]["field"] == "optin_form"
+    assert "optin" not in whatsapp.client.get("/api/widget/demo").json()  # nothing advertised
+    mine = whatsapp.client.patch(f"{api}/demo", json={"optin_form": "Dolce"}, headers=whatsapp.auth)
+    assert mine.status_code == 200 and mine.json()["optin_form"] == "dolce"
+    assert whatsapp.client.get("/api/widget/demo").json()["optin"]["form"] == "dolce"
+    moved = whatsapp.client.patch(f"{api}/demo", json={"business_id": rival.id}, headers=whatsapp.auth)
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "optin_form"  # dolce is not the rival's
+    off = whatsapp.client.patch(f"{api}/demo", json={"optin_form": None}, headers=whatsapp.auth)
+    assert off.status_code == 200 and off.json()["optin_form"] is None

@@ -59,3 +59,22 @@ def test_the_months_estimate_from_what_was_sent(whatsapp: WhatsAppSetup) -> None
     assert before["total"] == 0 and before["by_category"] == []
     bad = whatsapp.client.get(f"{API}/costs", params={"month": "2026-13"}, headers=whatsapp.auth)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "month"
+
+
+def test_a_utility_update_inside_an_open_window_is_charged_after_the_readme_walkthrough(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """The README's loop: the customer writes (the window opens), a utility template goes to
+    them; the stand-in's pricing object says it is charged, as our rules do, and `costs` counts it."""
+    sync(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("Ciao"))
+    whatsapp.process()
+    opt_in(whatsapp)
+    assert notify(whatsapp, template="hello_world", parameters=[]).status_code == 202 and whatsapp.send() == 1
+    wamid = whatsapp.standin.sent[-1].wamid
+    assert whatsapp.standin.window_open(whatsapp.standin.sent[-1].phone_number_id, "393471234567")
+    assert whatsapp.status(wamid, "delivered").status_code == 200
+    whatsapp.process()
+    month = whatsapp.client.get(f"{API}/costs", headers=whatsapp.auth).json()
+    assert [(c["category"], c["messages"], c["charged"]) for c in month["by_category"]] == [("utility", 1, 1)]
+    assert month["total"] > 0

@@ -434,3 +434,18 @@ def test_sign_is_meta_s_header_value() -> None:
     raw = simulate.encode({"a": "https://x/é"})
     assert raw == b'{"a":"https:\\/\\/x\\/\\u00e9"}'
     assert simulate.sign(raw, "s") == "sha256=" + hmac.new(b"s", raw, hashlib.sha256).hexdigest()
+
+
+def test_a_utility_template_inside_an_open_window_is_charged_as_our_cost_rules_say() -> None:
+    async def scenario(world: World) -> None:
+        await world.customer().send_text("hello")
+        wamid = (await world.send(template())).json()["messages"][0]["id"]
+        world.receiver.received.clear()
+        await world.standin.deliver(wamid)
+        statuses = [only_value(body)["statuses"][0] for body in world.receiver.bodies()]
+        assert [s["status"] for s in statuses] == ["sent", "delivered"]
+        for status in statuses:
+            assert status["pricing"] == {"billable": True, "pricing_model": "PMP", "category": "utility",
+                                         "type": "regular"}
+
+    run(scenario)

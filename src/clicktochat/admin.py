@@ -722,6 +722,9 @@ async def widget_page(request: Request, page: Page) -> Response:
         business=await service.get_business(widget.business_id), agents=await service.store.agents(widget.business_id),
         snippet=service.widget_snippet(widget.id),
         language_options=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        optin_options=[("", "(none: no updates offered)")] + [
+            (f.slug, f"{f.slug} ({f.title})" if f.title else f.slug)
+            for f in await service.whatsapp.chats.forms(widget.business_id)],
     )  # fmt: skip
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from .channels import display_phone
 from .consent import Consent
 from .errors import FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
-from .optins import Optins, check_phone, parse_topic_labels
+from .optins import Optins, check_phone
 from .optinstore import OptinForm
 from .service import timestamp
 
@@ -54,12 +53,43 @@ def show(page: Page, template: str, section: str, status: int = 200, errors: lis
     )  # fmt: skip
 
 
+def topic_lines(form: dict[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """The *Topic names* boxes: one `topic=name` a line (a name may hold commas). Returns the
+    labels and, per `topic_labels.LANG.TOPIC` field, the line it came from; a line that is not
+    `topic=name` is an error naming it."""
+    labels: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
+    errors: dict[str, FieldError] = {}  # the first bad line of each box
+    for lang in LANGUAGES:
+        for number, line in enumerate(form.get(f"labels_{lang}", "").splitlines(), 1):
+            if not line.strip():
+                continue
+            topic, sep, label = line.partition("=")
+            if not sep or not topic.strip() or not label.strip():
+                reason = f"line {number} ({line.strip()[:60]}) is not topic=name, e.g. orders=Orders"
+                errors.setdefault(lang, FieldError(f"topic_labels.{lang}", reason))
+                continue
+            labels.setdefault(lang, {})[topic.strip()] = label.strip()
+            lines[f"topic_labels.{lang}.{topic.strip()}"] = number
+    if errors:
+        raise InvalidInput.many(list(errors.values()))
+    return labels, lines
+
+
+def with_lines(errors: list[FieldError], form: dict[str, str]) -> list[FieldError]:
+    """Errors about one topic's name say which line of its box they are about."""
+    try:
+        _, lines = topic_lines(form)
+    except InvalidInput:
+        return errors
+    return [FieldError(e.field, f"line {lines[e.field]}: {e.reason}") if e.field in lines else e for e in errors]
+
+
 def form_values(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, Any]:
     """The form's fields as `Optins.save_form` takes them: a sentence a language, the languages
     in the order ticked."""
     wording = {lang: form[f"wording_{lang}"] for lang in LANGUAGES if form.get(f"wording_{lang}", "").strip()}
-    labels = [f"{lang}:{item.strip()}" for lang in LANGUAGES
-              for item in re.split(r"[,\n]", form.get(f"labels_{lang}", "")) if item.strip()]  # fmt: skip
+    labels, _ = topic_lines(form)
     business = form.get("business_id", "").strip()
     return {
         "slug": form.get("slug", ""), "business_id": _int(business, "business_id") if business else None,
@@ -67,7 +97,7 @@ def form_values(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, 
         "languages": [lang for lang in lists.get("languages", []) if lang in wording] or list(wording),
         "double_optin": "double_optin" in form, "template": form.get("template", "").strip() or None,
         "template_language": form.get("template_language", "").strip() or None,
-        "topic_labels": parse_topic_labels(labels),
+        "topic_labels": labels,
     }  # fmt: skip
 
 
@@ -75,7 +105,7 @@ def as_fields(form: OptinForm) -> dict[str, str]:
     fields = {"slug": form.slug, "business_id": str(form.business_id), "title": form.title or "",
               "topics": ", ".join(form.topics), "template": form.template or "",
               "template_language": form.template_language or "", "double_optin": "on" if form.double_optin else ""}
-    labels = {f"labels_{lang}": ", ".join(f"{topic}={label}" for topic, label in names.items())
+    labels = {f"labels_{lang}": "\n".join(f"{topic}={label}" for topic, label in names.items())
               for lang, names in form.topic_labels.items()}  # fmt: skip
     return fields | {f"wording_{lang}": text for lang, text in form.wording.items()} | labels
 
@@ -93,7 +123,7 @@ async def forms_page(request: Request, page: Page) -> Response:
             form = await Optins(service).save_form(form_values(page.form, page.lists))
             return see_other(f"/admin/optins/{form.slug}", "created")
         except (InvalidInput, NotFound) as exc:
-            errors = exc.errors or [FieldError("business_id", exc.detail)]
+            errors = with_lines(exc.errors, page.form) or [FieldError("business_id", exc.detail)]
     businesses = {b.id: b for b in await service.store.businesses()}
     rows = [form_row(f, businesses, service.base_url) for f in await service.whatsapp.chats.forms()]
     return show(page, "optins.html", "optins", 422 if errors else 200, errors, rows=rows,
@@ -111,7 +141,7 @@ async def form_page(request: Request, page: Page) -> Response:
             saved = await optins.save_form(form_values(page.form, page.lists), form)
             return see_other(f"/admin/optins/{saved.slug}", "saved")
         except (InvalidInput, NotFound) as exc:
-            errors = exc.errors or [FieldError("business_id", exc.detail)]
+            errors = with_lines(exc.errors, page.form) or [FieldError("business_id", exc.detail)]
     else:
         page.form = as_fields(form)
     businesses = {b.id: b for b in await service.store.businesses()}

@@ -268,8 +268,9 @@ class WidgetFields(Body):
             json_schema_extra=DOMAINS
     )
     optin_form: str | None = Field(
-        None, description="An opt-in form's name: the panel offers updates on WhatsApp with it (its script is "
-        "loaded only then).", json_schema_extra=schema(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
+        None, description="The name of an opt-in form of the widget's business (else 422): the panel offers "
+        "updates on WhatsApp with it (its script is loaded only then).",
+        json_schema_extra=schema(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
     )
 
 

@@ -72,6 +72,17 @@ FLAGS = {"to": "--to", "address": "--to", "agent_id": "--agent", "business_id": 
 """API field names as the CLI's flags, so error messages name what the user typed."""
 
 
+def field_flag(field: str) -> str:
+    """An error's field as the flag the user typed: `topic_labels.it.orders` is the
+    `--topic-label it:orders` item, `wording.it` the `--wording it` one."""
+    name, _, rest = field.partition(".")
+    if name == "topic_labels":
+        return "--topic-label" + (f" {rest.replace('.', ':', 1)}" if rest else "")
+    if name == "wording" and rest:
+        return f"--wording {rest}"
+    return FLAGS.get(field) or "--" + field.replace("_", "-")
+
+
 class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
     name = "datetime"
 
@@ -101,7 +112,7 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
     except ProblemError as exc:
         if exc.errors:
             raise click.ClickException(
-                "; ".join(f"{FLAGS.get(e.field) or '--' + e.field.replace('_', '-')}: {e.reason}" for e in exc.errors)
+                "; ".join(f"{field_flag(e.field)}: {e.reason}" for e in exc.errors)
             ) from None
         raise click.ClickException(exc.detail) from None
     except OverflowError:

@@ -157,7 +157,11 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     """Erase everything about a phone number. One opt-out entry per business stays, holding
     nothing else, so that no update, reply or confirmation is ever sent to it again."""
     if not yes:
-        click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
+        try:
+            click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
+        except click.Abort:
+            raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed "
+                                       "without a terminal to ask on: a script, a pipe, cron).") from None
     deleted = run(db, base_url, lambda s: customers.erase(s, phone))
     total = sum(deleted.values())
     click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "

@@ -113,12 +113,16 @@ def optin_form(db: str | None, base_url: str | None, slug: str, topics: str, wor
 @optin.command("forms")
 @common_options
 @BUSINESS
-def optin_forms(db: str | None, base_url: str | None, business_id: int | None) -> None:
+@json_option
+def optin_forms(db: str | None, base_url: str | None, business_id: int | None, as_json: bool) -> None:
     """The opt-in forms and their addresses."""
 
-    async def work(service: Any) -> list[dict[str, Any]]:
-        return [{"slug": f.slug, "business": f.business_id, "topics": ",".join(f.topics), "version": f.version,
-                 "double_optin": f.double_optin, "url": f"{service.base_url}/optin/{f.slug}"}
-                for f in await service.whatsapp.chats.forms(business_id)]  # fmt: skip
+    async def work(service: Any) -> tuple[list[OptinForm], str]:
+        return await service.whatsapp.chats.forms(business_id), service.base_url
 
-    print_table(run_with_service(db, base_url, work), ["slug", "business", "topics", "version", "double_optin", "url"])
+    forms, base = run_with_service(db, base_url, work)
+    if as_json:
+        return print_json([{**form.__dict__, "url": f"{base}/optin/{form.slug}"} for form in forms])
+    rows = [{"slug": f.slug, "business": f.business_id, "topics": ",".join(f.topics), "version": f.version,
+             "double_optin": f.double_optin, "url": f"{base}/optin/{f.slug}"} for f in forms]  # fmt: skip
+    print_table(rows, ["slug", "business", "topics", "version", "double_optin", "url"])

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InvalidInput
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 MAX_PARAMETER_LENGTH = 1024  # Meta's limit for a body parameter's text
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
@@ -59,6 +61,25 @@ def read_template(item: Any) -> Template | None:
 
 def read_templates(items: Sequence[Any]) -> list[Template]:
     return [t for t in (read_template(item) for item in items) if t is not None]
+
+
+def approved_template(templates: Sequence[Template], name: str, language: str,
+                      language_field: str = "language") -> Template:  # fmt: skip
+    """`name` in `language` among a number's synced templates, approved by Meta; else a 422
+    naming `template` (unknown, not approved) or `language_field` (it exists in other languages),
+    saying how to put it right."""
+    found = next((t for t in templates if t.name == name and t.language == language), None)
+    if found is None:
+        others = sorted(t.language for t in templates if t.name == name)
+        if others:
+            raise InvalidInput(language_field, f"the template {name} exists in {', '.join(others)}, not {language}")
+        raise InvalidInput("template", f"the number has no template {name} (synced from Meta): check the name, "
+                                       "or fetch them again with clicktochat whatsapp templates sync")  # fmt: skip
+    if not found.approved:
+        raise InvalidInput("template", f"the template {name} ({language}) is {found.status or 'unknown'} at Meta, "
+                                       "not APPROVED: wait for Meta's approval, then run clicktochat whatsapp "
+                                       "templates sync")  # fmt: skip
+    return found
 
 
 def check_parameters(template: Template, parameters: Any) -> list[str]:

@@ -14,7 +14,7 @@ from .channels import normalize_phone
 from .consent import may_message
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphError, template_payload
-from .message_templates import Template, check_parameters, read_templates
+from .message_templates import Template, approved_template, check_parameters, read_templates
 from .notifystore import Notification
 from .optins import TEMPLATE_LANGUAGE as LANGUAGE
 from .optins import TEMPLATE_NAME, check_topic
@@ -127,17 +127,7 @@ class Notifications:
         return numbers[0]
 
     async def _template(self, number_id: int, name: str, language: str) -> Template:
-        found = await self.chats.template(number_id, name, language)
-        if found is None:
-            others = sorted(t.language for t, _ in await self.chats.templates(number_id) if t.name == name)
-            if others:
-                raise InvalidInput("language", f"the template {name} exists in {', '.join(others)}, not {language}")
-            raise InvalidInput("template", f"the number has no template {name} (synced from Meta: "
-                                           "clicktochat whatsapp templates sync)")  # fmt: skip
-        if not found.approved:
-            raise InvalidInput("template", f"the template {name} ({language}) is {found.status or 'unknown'} at "
-                                           "Meta, not APPROVED")  # fmt: skip
-        return found
+        return approved_template([t for t, _ in await self.chats.templates(number_id)], name, language)
 
     async def get(self, notification_id: int) -> Notification:
         found = await self.chats.notification(notification_id)

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .budget import Budget, client_address
-from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests
+from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
 from .optin_words import countries, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
@@ -156,6 +156,10 @@ async def optin_submit(request: Request) -> Response:
                 raise
             errors = {e.field: view.words["fix"] if e.field == "phone" else e.reason for e in exc.errors}
             return render(request, view, 422, errors, fields)
+        except Unavailable:  # a double opt-in that cannot send its confirmation now: said in their language
+            if as_json:
+                raise
+            return render(request, view, 503, outcome="unavailable")
     except ProblemError as exc:
         if not as_json:
             raise

@@ -17,6 +17,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Almost done: we sent you a message on WhatsApp. Tap Yes there to confirm.",
         "waiting": "We already sent you a message on WhatsApp: tap Yes there to confirm.",
         "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
+        "unavailable": "Sign-ups are not possible right now: "
+        "{business} cannot send the confirmation. Please try again later.",
         "fix": "Please check the number.", "honeypot": "Leave this field empty",
         "scan": "Scan with your phone camera to get updates on WhatsApp", "back": "Back",
     },
@@ -28,6 +30,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Quasi fatto: ti abbiamo scritto su WhatsApp. Tocca Sì per confermare.",
         "waiting": "Ti abbiamo già scritto su WhatsApp: tocca Sì per confermare.",
         "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
+        "unavailable": "Al momento non è possibile iscriversi: "
+        "{business} non può mandare la conferma. Riprova più tardi.",
         "fix": "Controlla il numero.", "honeypot": "Lascia vuoto questo campo",
         "scan": "Inquadra il codice con la fotocamera per ricevere aggiornamenti su WhatsApp", "back": "Indietro",
     },
@@ -39,6 +43,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Casi listo: te hemos escrito por WhatsApp. Toca Sí para confirmar.",
         "waiting": "Ya te hemos escrito por WhatsApp: toca Sí para confirmar.",
         "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
+        "unavailable": "Ahora no es posible suscribirse: "
+        "{business} no puede enviar la confirmación. Inténtalo más tarde.",
         "fix": "Revisa el número.", "honeypot": "Deja este campo vacío",
         "scan": "Escanea el código con la cámara para recibir novedades por WhatsApp", "back": "Atrás",
     },
@@ -50,6 +56,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Fast fertig: Wir haben Ihnen auf WhatsApp geschrieben. Tippen Sie dort auf Ja.",
         "waiting": "Wir haben Ihnen schon auf WhatsApp geschrieben: Tippen Sie dort auf Ja.",
         "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
+        "unavailable": "Eine Anmeldung ist gerade nicht möglich: "
+        "{business} kann die Bestätigung nicht senden. Bitte versuchen Sie es später.",
         "fix": "Bitte prüfen Sie die Nummer.", "honeypot": "Dieses Feld leer lassen",
         "scan": "Scannen Sie den Code mit der Kamera, um Neuigkeiten auf WhatsApp zu erhalten", "back": "Zurück",
     },
@@ -61,6 +69,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Presque fini : nous vous avons écrit sur WhatsApp. Touchez Oui pour confirmer.",
         "waiting": "Nous vous avons déjà écrit sur WhatsApp : touchez Oui pour confirmer.",
         "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
+        "unavailable": "L'inscription n'est pas possible pour le moment : "
+        "{business} ne peut pas envoyer la confirmation. Réessayez plus tard.",
         "fix": "Vérifiez le numéro.", "honeypot": "Laissez ce champ vide",
         "scan": "Scannez le code avec l'appareil photo pour recevoir nos nouvelles sur WhatsApp", "back": "Retour",
     },
@@ -72,6 +82,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Quase pronto: escrevemos para você no WhatsApp. Toque em Sim para confirmar.",
         "waiting": "Já escrevemos para você no WhatsApp: toque em Sim para confirmar.",
         "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
+        "unavailable": "Não é possível se inscrever agora: "
+        "{business} não consegue enviar a confirmação. Tente mais tarde.",
         "fix": "Confira o número.", "honeypot": "Deixe este campo vazio",
         "scan": "Aponte a câmera para o código e receba novidades no WhatsApp", "back": "Voltar",
     },

@@ -17,6 +17,7 @@ from .channels import normalize_phone
 from .consent import Consent, latest
 from .errors import InvalidInput, NotFound, Unavailable
 from .graph import template_payload
+from .message_templates import approved_template
 from .optin_words import LANGUAGES
 from .optinstore import ConfirmedToday, OptinForm, OptinRequest, PendingExists
 
@@ -272,8 +273,12 @@ class Optins:
         return found
 
     async def save_form(self, values: dict[str, Any], form: OptinForm | None = None) -> OptinForm:
+        """A form checked before it is kept; one with double opt-in also against what can send its
+        confirmation: a connected number, and the template synced from Meta, approved, in its language."""
         checked = check_form(values)
         await self.business(checked["business_id"])
+        if checked["double_optin"]:
+            await self._confirming_number(checked["business_id"], checked["template"], checked["template_language"])
         try:
             if form is None:
                 return await self.chats.add_form(checked, self.now())
@@ -298,9 +303,12 @@ class Optins:
 
     async def _request(self, form: OptinForm, phone: str, topic: str, source: str, wording: str, version: str,
                        proof: dict[str, Any]) -> Outcome:  # fmt: skip
-        numbers = [k for k in self.whatsapp.keys if k.business_id == form.business_id]
-        if not numbers or not form.template or not form.template_language:
-            raise Unavailable("This form cannot send its confirmation: the business has no WhatsApp number connected.")
+        if not form.template or not form.template_language:
+            raise Unavailable("This form cannot send its confirmation: it names no template.")
+        try:  # the number or the template may have gone since the form was saved
+            number_id = await self._confirming_number(form.business_id, form.template, form.template_language)
+        except InvalidInput as exc:
+            raise Unavailable(f"This form cannot send its confirmation now: {exc.detail}") from None
         now = self.now()
         try:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,
@@ -308,12 +316,25 @@ class Optins:
         except PendingExists:
             waiting = await self.chats.pending_request(form.business_id, phone)
             if waiting is not None and waiting.outbox_id is None:  # a crash before its message was queued
-                await self._confirm(waiting, form, numbers[0].id, now)
+                await self._confirm(waiting, form, number_id, now)
             return Outcome("waiting", request=waiting)
         except ConfirmedToday:
             return Outcome("later")
-        await self._confirm(request, form, numbers[0].id, now)
+        await self._confirm(request, form, number_id, now)
         return Outcome("pending", request=request)
+
+    async def _confirming_number(self, business_id: int, template: str, language: str) -> int:
+        """The number a double opt-in confirmation goes from, once its template is known to be
+        there; else a 422 saying what to put right (naming `double_optin`, `template` or
+        `template_language`)."""
+        numbers = [k for k in self.whatsapp.keys if k.business_id == business_id]
+        if not numbers:
+            raise InvalidInput("double_optin", f"business {business_id} has no connected WhatsApp number to send the "
+                                               "confirmation from: connect one first (clicktochat whatsapp connect) "
+                                               "and sync its templates, or turn double opt-in off")  # fmt: skip
+        synced = [t for t, _ in await self.chats.templates(numbers[0].id)]
+        approved_template(synced, template, language, "template_language")
+        return numbers[0].id
 
     async def _confirm(self, request: OptinRequest, form: OptinForm, number_id: int, now: int) -> None:
         """Queue the confirmation template. The request's id is the idempotency key: however often

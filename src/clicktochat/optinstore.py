@@ -20,6 +20,9 @@ FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languag
                 " template_language, created_at, updated_at, topic_labels")  # fmt: skip
 REQUEST_COLUMNS = ("id, business_id, form_id, phone, topic, state, created_at, expires_at, source, wording, version,"
                    " proof, confirmation_at, outbox_id, decided_at, consent_id")  # fmt: skip
+UNSENT = ("EXISTS (SELECT 1 FROM outbox WHERE outbox.id = optin_requests.outbox_id"
+          " AND outbox.state IN ('failed', 'cancelled'))")  # fmt: skip
+"""A request whose confirmation message will never reach the person."""
 NO_WORDS = frozenset({"no", "nein", "non", "não", "nao", "nope", "not now", "no thanks", "no thank you"})
 """A reply (a button, or a short written one) saying no: the request is refused, not confirmed."""
 NO_STARTS = frozenset({"no", "nein", "non", "não", "nao"})
@@ -140,16 +143,22 @@ class OptinStore(ChatDB):
     ) -> OptinRequest:  # fmt: skip
         """A pending request, its confirmation message reserved (`confirmation_at`) in the same
         transaction. Raises PendingExists (one waits already) or ConfirmedToday (a confirmation
-        went to this number, for any business, less than `confirm_every` seconds ago)."""
+        went to this number, for any business, less than `confirm_every` seconds ago).
+
+        A confirmation Meta refused for good (its outbox row `failed`, e.g. the template was
+        deleted; or `cancelled`) never reached the person: its request lapses now and it counts
+        for neither limit, so they can try again once the business has put it right."""
 
         def work() -> OptinRequest:
             with self._tx() as db:
                 db.execute("UPDATE optin_requests SET state = 'lapsed', decided_at = expires_at"
                            " WHERE phone = ? AND state = 'pending' AND expires_at <= ?", (phone, now))  # fmt: skip
+                db.execute(f"UPDATE optin_requests SET state = 'lapsed', decided_at = ? WHERE phone = ?"
+                           f" AND state = 'pending' AND {UNSENT}", (now, phone))  # fmt: skip
                 if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'pending'",
                              (business_id, phone)):  # fmt: skip
                     raise PendingExists(phone)
-                if self._one("SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ?",
+                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}",
                              (phone, now - confirm_every)):  # fmt: skip
                     raise ConfirmedToday(phone)
                 cursor = db.execute(

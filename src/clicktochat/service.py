@@ -459,6 +459,7 @@ class Service:
             raise InvalidInput("business_id", f"there is no business {business_id}")
         checked = check_settings(settings or {})
         await self._check_agents(checked, business_id)
+        await self._check_optin_form(checked, business_id)
         stored = _changed(checked)
         if widget_id is not None:
             widget_id = check_widget_id(widget_id)
@@ -485,6 +486,7 @@ class Service:
             raise InvalidInput("business_id", f"there is no business {business_id}")
         checked = apply_changes(changes, widget.settings)
         await self._check_agents(checked, business_id)
+        await self._check_optin_form(checked, business_id)
         await self.store.update_widget(widget.id, business_id, _changed(checked))
         self.forget()
         return await self.get_widget(widget.id)
@@ -501,6 +503,21 @@ class Service:
         for agent_id in settings.agent_ids:
             if agent_id not in mine:
                 raise InvalidInput("agent_ids", f"there is no agent {agent_id} in business {business_id}")
+
+
+    async def _check_optin_form(self, settings: WidgetSettings, business_id: int) -> None:
+        """The panel's form must exist and be the widget's business's: never sign people up to
+        another business from this one's widget."""
+        slug = settings.optin_form
+        if slug is None:
+            return
+        form = await self.whatsapp.chats.form(slug)
+        if form is None:
+            raise InvalidInput("optin_form", f"there is no opt-in form {slug!r}: make one first (Dashboard › Opt-ins,"
+                                             " or clicktochat optin form), or leave it empty")  # fmt: skip
+        if form.business_id != business_id:
+            raise InvalidInput("optin_form", f"the opt-in form {slug!r} belongs to another business; choose one of"
+                                             f" business {business_id}'s forms")  # fmt: skip
 
 
 def check_channels(value: Any, default_region: str, field: str = "channels") -> list[tuple[str, str]]:

@@ -449,10 +449,9 @@ class GraphStandIn:
         if body.get("type", "text") == "template":
             template = self._template(body["template"]["name"], body["template"]["language"]["code"]) or {}
             category = str(template.get("category", "UTILITY")).lower()
-            if category == "utility" and in_window:
-                price = pricing("utility")  # utility templates are free inside an open window
-            else:
-                price = pricing(category, billable=True, type="regular")
+            # Every template is charged, a utility one inside an open window too (Meta's rules
+            # from 1 Oct 2026, as pricing.py and the README count them).
+            price = pricing(category, billable=True, type="regular")
             if category == "marketing" and (pnid, who) in self._stopped_marketing:
                 failure = error(131050)
         else:
