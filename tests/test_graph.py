@@ -48,6 +48,23 @@ def response(status: str, body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+async def refusal(url: str, timeout: float = 15.0) -> GraphError:
+    """The GraphError a send to `url` ends in (the test fails if it succeeds)."""
+    graph = GraphClient(url, timeout=timeout)
+    try:
+        await graph.send("1", TOKEN, {})
+    except GraphError as error:
+        return error
+    finally:
+        await graph.close()
+    raise AssertionError("no error")
+
+
+async def refusal_from(answer: bytes | None, seen: list[bytes], timeout: float = 15.0) -> GraphError:
+    async with server(answer, seen) as url:
+        return await refusal(url, timeout)
+
+
 def test_a_send_posts_json_with_the_token_in_the_header_only() -> None:
     seen: list[bytes] = []
     ok = response("200 OK", b'{"messaging_product":"whatsapp","messages":[{"id":"wamid.X1"}]}',
@@ -83,18 +100,7 @@ def test_a_send_posts_json_with_the_token_in_the_header_only() -> None:
 )  # fmt: skip
 def test_meta_errors_become_graph_errors(answer: bytes, status: int, code: int, retryable: bool,
                                          wait: float | None) -> None:  # fmt: skip
-    async def go() -> GraphError:
-        async with server(answer, []) as url:
-            graph = GraphClient(url)
-            try:
-                await graph.send("1", TOKEN, {})
-            except GraphError as error:
-                return error
-            finally:
-                await graph.close()
-        raise AssertionError("no error")
-
-    error = asyncio.run(go())
+    error = asyncio.run(refusal_from(answer, []))
     assert (error.status, error.code, error.retryable, error.retry_after) == (status, code, retryable, wait)
     assert TOKEN not in str(error) and TOKEN not in error.detail
     if code == 131047:
@@ -105,18 +111,7 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else() -> None:
     seen: list[bytes] = []
     moved = response("302 Found", b"", "Location: http://127.0.0.1:9/steal")
 
-    async def go() -> GraphError:
-        async with server(moved, seen) as url:
-            graph = GraphClient(url)
-            try:
-                await graph.send("1", TOKEN, {})
-            except GraphError as error:
-                return error
-            finally:
-                await graph.close()
-        raise AssertionError("no error")
-
-    error = asyncio.run(go())
+    error = asyncio.run(refusal_from(moved, seen))
     assert len(seen) == 1 and error.status == 302 and "not JSON" in error.title
 
 
@@ -125,28 +120,9 @@ def test_no_answer_is_a_retryable_error_that_names_no_secret() -> None:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
 
-    async def refused() -> GraphError:
-        graph = GraphClient(f"http://127.0.0.1:{closed}/v26.0")
-        try:
-            await graph.send("1", TOKEN, {})
-        except GraphError as error:
-            return error
-        finally:
-            await graph.close()
-        raise AssertionError("no error")
-
-    async def silent() -> GraphError:
-        async with server(None, []) as url:
-            graph = GraphClient(url, timeout=0.2)  # the server never answers: no clock to move here
-            try:
-                await graph.send("1", TOKEN, {})
-            except GraphError as error:
-                return error
-            finally:
-                await graph.close()
-        raise AssertionError("no error")
-
-    for error in (asyncio.run(refused()), asyncio.run(silent())):
+    refused = asyncio.run(refusal(f"http://127.0.0.1:{closed}/v26.0"))
+    silent = asyncio.run(refusal_from(None, [], timeout=0.2))  # the server never answers: no clock to move here
+    for error in (refused, silent):
         assert error.status == 0 and error.retryable
         assert error.title.startswith("No answer from the Graph API") and TOKEN not in error.title
 
