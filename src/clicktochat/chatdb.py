@@ -1,7 +1,8 @@
 """The WhatsApp side's own SQLite connection, on its own thread: a webhook body of a thousand
 changes is applied in one transaction with one hop off the event loop, instead of one hop per
 statement. WAL lets it and `store.Store`'s connection share the file; SQLite serialises their
-writes. `chatstore.ChatStore` and `outboxstore.OutboxStore` hold the SQL."""
+writes. On PostgreSQL the connection is psycopg's, shaped like sqlite3's (`database`).
+`chatstore.ChatStore` and `outboxstore.OutboxStore` hold the SQL."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Self, TypeVar
 
+from . import database
 from .store import BEGIN_TRIES
 
 T = TypeVar("T")
@@ -22,6 +24,7 @@ T = TypeVar("T")
 class ChatDB:
     def __init__(self, path: str, thread_name: str = "clicktochat-chats") -> None:
         self.path = path
+        self.postgres = database.is_postgres(path)  # where SQL differs, which database's to speak
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
 
@@ -33,6 +36,9 @@ class ChatDB:
         return store
 
     def _connect(self) -> None:
+        if self.postgres:
+            self._db = database.connect(self.path)
+            return
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 10000")
         db.execute("PRAGMA synchronous = NORMAL")

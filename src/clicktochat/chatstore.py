@@ -266,10 +266,10 @@ class ChatStore(OptinStore, CustomerStore):
             if row is None:
                 cursor = db.execute(
                     "INSERT INTO conversations (number_id, business_id, wa_id, user_id, name, created_at,"
-                    " last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (number_id, business_id, wa_id, user_id, message.name, message.at, message.at),
                 )  # fmt: skip
-                row = (int(cursor.lastrowid or 0), None, message.at, wa_id, user_id)
+                row = (int(cursor.fetchone()[0]), None, message.at, wa_id, user_id)
             found = _Customer(*row)
         if (wa_id and not found.wa_id) or (user_id and not found.user_id):
             try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)
@@ -332,13 +332,13 @@ class ChatStore(OptinStore, CustomerStore):
         cursor = db.execute(
             "INSERT INTO chat_starts (conversation_id, business_id, at, day, wamid, ref, link_kind, link_key,"
             " campaign, agent_id, channel, click_at, visitor, referral)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (conversation_id, business_id, message.at, day, message.wamid, ref if click else None,
              *(click or (None,) * 7), referral),
         )  # fmt: skip
         entry_point = message.at + ENTRY_POINT if message.referral else None
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
-                   (cursor.lastrowid, entry_point, conversation_id))  # fmt: skip
+                   (cursor.fetchone()[0], entry_point, conversation_id))  # fmt: skip
 
     def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
         cursor = db.execute(

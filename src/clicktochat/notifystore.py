@@ -112,11 +112,11 @@ class NotificationStore(OutboxStore):
                 cursor = db.execute(
                     "INSERT INTO notifications (business_id, number_id, phone, topic, template, language, category,"
                     " parameters, idempotency_key, outbox_id, source, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (business_id, number_id, phone, topic, template.name, template.language, template.category,
                      json.dumps(parameters), key, row.id, source, now),
                 )  # fmt: skip
-                made = self._notification("n.id = ?", (cursor.lastrowid,))
+                made = self._notification("n.id = ?", (cursor.fetchone()[0],))
                 assert made is not None
                 return made, True
 

@@ -94,11 +94,12 @@ class OptinStore(ChatDB):
                     cursor = db.execute(
                         "INSERT INTO optin_forms (slug, business_id, title, topics, wording, languages, double_optin,"
                         " template, template_language, topic_labels, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*_form_values(values), now, now),
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", (*_form_values(values), now, now),
                     )  # fmt: skip
+                    (form_id,) = cursor.fetchone()
                 except sqlite3.IntegrityError:
                     raise KeyError(values["slug"]) from None
-            found = self._form("id = ?", cursor.lastrowid)
+            found = self._form("id = ?", form_id)
             assert found is not None
             return found
 
@@ -164,11 +165,12 @@ class OptinStore(ChatDB):
                 cursor = db.execute(
                     "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
                     " source, wording, version, proof, confirmation_at)"
-                    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
                      json.dumps(proof) if proof else None, now),
                 )  # fmt: skip
-            found = self._request("id = ?", cursor.lastrowid)
+                (request_id,) = cursor.fetchone()
+            found = self._request("id = ?", request_id)
             assert found is not None
             return found
 
@@ -214,12 +216,12 @@ class OptinStore(ChatDB):
         proof = (found.proof or {}) | {"request": found.id, "confirmed_by": message.wamid}
         cursor = db.execute(
             "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
-            " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?) RETURNING id",
             (business_id, found.phone, message.user_id, found.topic, message.at, found.source, found.wording,
              found.version, json.dumps(proof)),
         )  # fmt: skip
         db.execute("UPDATE optin_requests SET state = 'confirmed', decided_at = ?, consent_id = ? WHERE id = ?",
-                   (message.at, cursor.lastrowid, found.id))  # fmt: skip
+                   (message.at, cursor.fetchone()[0], found.id))  # fmt: skip
 
     # -- the consent list ------------------------------------------------------------
 

@@ -5,6 +5,7 @@ by a lock and wrapped in `BEGIN IMMEDIATE` transactions, migrations by `PRAGMA u
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -20,7 +21,9 @@ from typing import Any
 
 import aiosqlite
 
+from . import database
 from .agents import Agent, Business
+from .database import is_postgres
 from .dblock import DatabaseLock
 from .links import ShortLink, Target
 from .widget import Widget, WidgetTarget, settings_from_json
@@ -68,6 +71,7 @@ GROUPINGS = {
 LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
 BEGIN_TRIES = 30  # about 10 s in all, like busy_timeout
+MIGRATION_LOCK = 0x0C71C7C4A7  # PostgreSQL advisory lock taken while migrating
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,9 @@ class Admin:
 ADMIN_COLUMNS = "id, username, created_at, last_login_at"
 
 
-def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("clicktochat") / "migrations"
+def migrations(folder_name: str = "migrations") -> list[tuple[int, str]]:
+    """SQLite's (`migrations`) or PostgreSQL's (`migrations_pg`), numbered in step."""
+    folder = resources.files("clicktochat") / folder_name
     found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
     return sorted(found)
 
@@ -114,13 +119,16 @@ def _widget(row: Sequence[Any]) -> Widget:
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, postgres: bool = False) -> None:
         self.db = db
+        self.postgres = postgres  # where SQL differs, which database's to speak
         self._write_lock = asyncio.Lock()
         self.held: DatabaseLock | None = None  # `clicktochat restore` refuses while any store holds it
 
     @classmethod
     async def open(cls, path: str) -> Store:
+        if is_postgres(path):
+            return await cls._open_postgres(path)
         folder = Path(path).parent
         if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
             raise FileNotFoundError(f"the folder {folder} does not exist")
@@ -144,6 +152,19 @@ class Store:
             raise
         return store
 
+    @classmethod
+    async def _open_postgres(cls, url: str) -> Store:
+        """aiosqlite's thread and queue around a psycopg connection (see `database`)."""
+        db = aiosqlite.Connection(functools.partial(database.connect, url), 64)
+        await db
+        try:
+            store = cls(db, postgres=True)
+            await store.migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
     async def close(self) -> None:
         try:
             await self.db.close()
@@ -164,7 +185,7 @@ class Store:
                 raise
 
     async def _begin(self) -> None:
-        """BEGIN IMMEDIATE, tried again while another connection (the WhatsApp side's, the
+        """BEGIN IMMEDIATE (PostgreSQL: BEGIN), tried again while another connection (the WhatsApp side's, the
         CLI's) holds the file: SQLite now and then answers SQLITE_BUSY at once instead of
         waiting out busy_timeout, when two connections' first writes meet."""
         for attempt in range(BEGIN_TRIES):
@@ -184,6 +205,9 @@ class Store:
             await self.db.execute("ROLLBACK")
 
     async def migrate(self) -> None:
+        if self.postgres:
+            await self._migrate_postgres()
+            return
         async with self.transaction() as db:
             (version,) = await self._one("PRAGMA user_version")
             for number, script in migrations():
@@ -192,6 +216,24 @@ class Store:
                     for statement in _split_sql(script):
                         await db.execute(statement)
                     await db.execute(f"PRAGMA user_version = {int(number)}")
+
+    async def _migrate_postgres(self) -> None:
+        """`migrations_pg/`, under a lock held to the transaction's end: instances that start
+        together migrate once, the others wait and find nothing left to do."""
+        async with self.transaction() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version")
+            for number, script in migrations("migrations_pg"):
+                if number > version:
+                    await db.executescript(script)
+                    await db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+    async def schema_version(self) -> int:
+        """The last migration applied."""
+        if self.postgres:
+            return int((await self._one("SELECT coalesce(max(version), 0) FROM schema_version"))[0])
+        return int((await self._one("PRAGMA user_version"))[0])
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
         async with self.db.execute(sql, tuple(params)) as cursor:
@@ -238,10 +280,10 @@ class Store:
     async def add_api_key(self, name: str, prefix: str, key_hash: str) -> int:
         async with self.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO api_keys (name, prefix, hash, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO api_keys (name, prefix, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (name, prefix, key_hash, int(time.time())),
             )
-            return int(cursor.lastrowid or 0)
+            return await _returned_id(cursor)
 
     async def api_keys(self) -> list[ApiKey]:
         rows = await self._all(
@@ -275,10 +317,11 @@ class Store:
         now = int(time.time())
         async with self.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?) RETURNING id",
                 (username, password_hash, now),
             )
-        return Admin(int(cursor.lastrowid or 0), username, now, None)
+            admin_id = await _returned_id(cursor)
+        return Admin(admin_id, username, now, None)
 
     async def admins(self) -> list[Admin]:
         return [Admin(*row) for row in await self._all(f"SELECT {ADMIN_COLUMNS} FROM admins ORDER BY id")]
@@ -328,10 +371,11 @@ class Store:
         now = int(time.time())
         async with self.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO businesses (name, timezone, colour, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (name, timezone, colour, now, now),
-            )
-        return Business(int(cursor.lastrowid or 0), name, timezone, colour=colour)
+                "INSERT INTO businesses (name, timezone, colour, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " RETURNING id", (name, timezone, colour, now, now),
+            )  # fmt: skip
+            business_id = await _returned_id(cursor)
+        return Business(business_id, name, timezone, colour=colour)
 
     async def business(self, business_id: int) -> Business | None:
         if not _fits(business_id):
@@ -384,10 +428,10 @@ class Store:
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO agents (business_id, name, channel, address, hours, timezone, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (business_id, name, channel, address, json.dumps(hours) if hours else None, timezone, now, now),
             )
-            agent_id = int(cursor.lastrowid or 0)
+            agent_id = await _returned_id(cursor)
             await _write_channels(db, agent_id, channels)
         agent = await self.agent(agent_id)
         assert agent is not None
@@ -786,6 +830,13 @@ def whole_months(first_day: str, last_day: str) -> tuple[tuple[str, str], list[t
         return None
     edges = [(a.isoformat(), (b - timedelta(days=1)).isoformat()) for a, b in ((first, start), (end, after)) if a < b]
     return (start.isoformat()[:7], (end - timedelta(days=1)).isoformat()[:7]), edges
+
+
+async def _returned_id(cursor: aiosqlite.Cursor) -> int:
+    """The id an `INSERT ... RETURNING id` made (PostgreSQL has no lastrowid)."""
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _order(group: str) -> str:

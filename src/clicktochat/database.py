@@ -1,0 +1,139 @@
+"""Where the data lives: a SQLite file (the default) or a PostgreSQL server (`postgresql://...`).
+
+The stores speak one SQL, SQLite's, with `?` placeholders; where the two databases differ a
+store picks its statement by `Store.postgres`. For PostgreSQL, `connect()` gives a psycopg 3
+connection shaped like `sqlite3.Connection` (`execute`, `executemany`, `executescript`,
+`in_transaction`, cursors with `fetchone`/`fetchall`/`fetchmany`/`rowcount`), so:
+
+- `aiosqlite.Connection`, which runs any such connection on its own thread and queue, runs this
+  one too: `Store` keeps its one connection off the event loop on both databases;
+- `ChatDB`, which calls its connection from its own thread, needs nothing else.
+
+Parameters are bound on the client (psycopg's `ClientCursor`): values become literals, as SQLite
+sees them, so `? IS NULL` and untyped strings compared with any column work as they do there.
+Booleans are written as 0 and 1 (our columns are integers on both), whole `numeric` results
+(`sum()` of integers) are read back as `int`, and a broken constraint is raised as an
+`IntegrityError` that is also a `sqlite3.IntegrityError`, the one kind the stores catch.
+
+psycopg is imported only here and only for a PostgreSQL URL: the SQLite default loads nothing
+more (`pip install 'clicktochat[postgresql]'` adds it)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(target: str) -> bool:
+    """Whether `--db` names a PostgreSQL database rather than a SQLite file."""
+    return target.startswith(POSTGRES_SCHEMES)
+
+
+def redacted(target: str) -> str:
+    """The database for logs and pages: a URL without its password."""
+    if not is_postgres(target):
+        return target
+    scheme, rest = target.split("://", 1)
+    if "@" not in rest:
+        return target
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+
+
+class IntegrityError(sqlite3.IntegrityError):
+    """PostgreSQL refused a write for a constraint (unique, foreign key, check)."""
+
+
+@lru_cache(maxsize=2048)
+def to_postgres(sql: str) -> str:
+    """Our SQLite-style statement as psycopg takes it: `?` (outside quotes) is `%s` and a
+    literal `%` is `%%`; `BEGIN IMMEDIATE` (SQLite's write lock) is a plain `BEGIN`."""
+    if sql.startswith("BEGIN IMMEDIATE"):
+        return "BEGIN"
+    out: list[str] = []
+    quoted = False
+    for char in sql:
+        if char == "'":
+            quoted = not quoted
+        if char == "%":
+            out.append("%%")
+        elif char == "?" and not quoted:
+            out.append("%s")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def connect(url: str) -> Any:
+    """A psycopg connection to `url` in autocommit mode (the stores say BEGIN and COMMIT
+    themselves, as on SQLite), shaped like `sqlite3.Connection`."""
+    return _classes()[0].connect(url, autocommit=True, cursor_factory=_classes()[1])
+
+
+@lru_cache(maxsize=1)
+def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor[Any]]]:
+    """Built on first use, so that psycopg is imported only for PostgreSQL."""
+    import psycopg
+    from psycopg import adapt, postgres, pq
+
+    class BoolAsInteger(adapt.Dumper):
+        oid = postgres.types["int8"].oid
+
+        def dump(self, obj: Any) -> bytes:
+            return b"1" if obj else b"0"
+
+        def quote(self, obj: Any) -> bytes:
+            return b"1" if obj else b"0"
+
+    class WholeNumeric(adapt.Loader):
+        def load(self, data: Any) -> Any:
+            value = Decimal(bytes(data).decode())
+            return int(value) if value == value.to_integral_value() else float(value)
+
+    class Cursor(psycopg.ClientCursor[Any]):
+        lastrowid = None  # a statement says RETURNING id instead, on both databases
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
+            try:
+                return super().execute(to_postgres(query), tuple(params or ()), **kwargs)
+            except psycopg.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc
+
+        def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
+            try:
+                super().executemany(to_postgres(query), [tuple(p) for p in params_seq], **kwargs)
+            except psycopg.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc
+
+    class Connection(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Connection:
+            conn = super().connect(conninfo, **kwargs)
+            conn.adapters.register_dumper(bool, BoolAsInteger)
+            conn.adapters.register_loader("numeric", WholeNumeric)
+            return conn
+
+        def executemany(self, query: str, params_seq: Iterable[Sequence[Any]]) -> Cursor:
+            cursor = self.cursor()
+            cursor.executemany(query, params_seq)
+            return cursor  # type: ignore[return-value]
+
+        def executescript(self, script: str) -> Cursor:
+            """A migration: many statements, no parameters, sent as they are."""
+            cursor = self.cursor()
+            psycopg.ClientCursor.execute(cursor, script.encode())
+            return cursor  # type: ignore[return-value]
+
+        @property
+        def in_transaction(self) -> bool:
+            return self.info.transaction_status != pq.TransactionStatus.IDLE
+
+    return Connection, Cursor
