@@ -54,22 +54,65 @@ class IntegrityError(sqlite3.IntegrityError):
 
 @lru_cache(maxsize=2048)
 def to_postgres(sql: str) -> str:
-    """Our SQLite-style statement as psycopg takes it: `?` (outside quotes) is `%s` and a
-    literal `%` is `%%`; `BEGIN IMMEDIATE` (SQLite's write lock) is a plain `BEGIN`."""
+    """Our SQLite-style statement as psycopg takes it:
+    - `?` (outside quotes) is `%s`, and `?N` is `%(N)s` (`bind` makes the parameters a mapping);
+    - a literal `%` is `%%`;
+    - two-argument `max(a, b)` and `min(a, b)` (SQLite's scalar forms) are `GREATEST` and `LEAST`;
+    - `BEGIN IMMEDIATE` (SQLite's write lock) is a plain `BEGIN`."""
     if sql.startswith("BEGIN IMMEDIATE"):
         return "BEGIN"
     out: list[str] = []
     quoted = False
-    for char in sql:
+    i = 0
+    while i < len(sql):
+        char = sql[i]
         if char == "'":
             quoted = not quoted
-        if char == "%":
+        if quoted:
+            out.append("%%" if char == "%" else char)
+        elif char == "%":
             out.append("%%")
-        elif char == "?" and not quoted:
-            out.append("%s")
+        elif char == "?":
+            digits = len(sql) - len(sql[i + 1 :].lstrip("0123456789")) - i - 1
+            out.append(f"%({sql[i + 1 : i + 1 + digits]})s" if digits else "%s")
+            i += digits
+        elif (scalar := _scalar_extreme(sql, i)) is not None:
+            out.append(scalar)
+            i += 2
         else:
             out.append(char)
+        i += 1
     return "".join(out)
+
+
+def _scalar_extreme(sql: str, i: int) -> str | None:
+    """GREATEST or LEAST when `max(` or `min(` at `i` has two arguments or more."""
+    word = sql[i : i + 4].lower()
+    if word not in ("max(", "min(") or (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+        return None
+    depth, quoted = 0, False
+    for char in sql[i + 3 :]:
+        if char == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return None
+        elif char == "," and depth == 1:
+            return "GREATEST" if word == "max(" else "LEAST"
+    return None
+
+
+def bind(sql: str, params: Any) -> Any:
+    """Parameters as psycopg wants them for `to_postgres(sql)`: a mapping for `?N`."""
+    values = tuple(params or ())
+    if "%(" in sql:
+        return {str(n): value for n, value in enumerate(values, start=1)}
+    return values
 
 
 def connect(url: str) -> Any:
@@ -103,13 +146,15 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
             try:
-                return super().execute(to_postgres(query), tuple(params or ()), **kwargs)
+                sql = to_postgres(query)
+                return super().execute(sql, bind(sql, params), **kwargs)
             except psycopg.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 
         def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
             try:
-                super().executemany(to_postgres(query), [tuple(p) for p in params_seq], **kwargs)
+                sql = to_postgres(query)
+                super().executemany(sql, [bind(sql, p) for p in params_seq], **kwargs)
             except psycopg.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 
