@@ -1,0 +1,166 @@
+"""A real PostgreSQL server for the tests: its own cluster, on a free port of 127.0.0.1.
+
+Debian's server binaries (package `postgresql`, which tests/run.sh installs) are found in
+/usr/lib/postgresql/<version>/bin, or where `pg_config --bindir` says. The cluster trusts every
+local connection (user `postgres`, no password) and trades durability for speed (fsync off):
+it holds nothing worth keeping. initdb refuses to run as root, so under root the server runs as
+the `postgres` user, and in a new folder of the temporary directory when that user cannot reach
+the one given (pytest's tmp_path sits under a folder only root may enter): removed by stop().
+
+    with PostgresServer.start(tmp_path) as server:
+        server.create_database("app")
+        psycopg.connect(server.url("app"))
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+from psycopg import sql
+
+USER = "postgres"
+"""The cluster's superuser, and the system user the server runs as under root."""
+
+SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "fsync": "off",  # a test cluster is thrown away: no need to survive a power cut
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",  # pools of several app instances at once
+}
+
+START_TIMEOUT = 30
+"""Seconds pg_ctl waits for the server to accept connections (it checks, it does not sleep blindly)."""
+
+
+def find_bindir() -> Path:
+    """The folder of initdb and pg_ctl: pg_config's, else the newest of Debian's versions."""
+    candidates: list[Path] = []
+    if pg_config := shutil.which("pg_config"):
+        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if found.returncode == 0 and found.stdout.strip():
+            candidates.append(Path(found.stdout.strip()))
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", path.parent.name))
+
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
+    for folder in candidates:
+        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+            return folder
+    raise RuntimeError("PostgreSQL's server is not installed: apt-get install --no-install-recommends postgresql")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """A running cluster; `stop()` (or leaving the `with` block) shuts it down."""
+
+    bindir: Path
+    folder: Path  # holds data/ (the cluster, with server.log) and socket/
+    port: int
+    as_user: list[str] = field(default_factory=list)  # ["runuser", "-u", "postgres", "--"] under root
+    temporary: bool = False  # folder was made for this server (under root): removed by stop()
+    running: bool = True
+
+    @classmethod
+    def start(cls, folder: Path) -> PostgresServer:
+        """initdb in `folder` (under root, if the postgres user cannot reach it: in a new temporary
+        folder), then start the server and wait until it accepts connections."""
+        as_user: list[str] = []
+        temporary = False
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            as_user = ["runuser", "-u", USER, "--"]
+            shutil.chown(folder, USER, USER)
+            if subprocess.run([*as_user, "test", "-w", str(folder)], check=False).returncode != 0:
+                folder, temporary = Path(tempfile.mkdtemp(prefix="clicktochat-pg-")), True
+                shutil.chown(folder, USER, USER)
+        server = cls(find_bindir(), folder, free_port(), as_user, temporary, running=False)
+        try:
+            server._initdb()
+            server._run("pg_ctl", "-D", server.data, "-l", server.data / "server.log", "-w",
+                        "-t", str(START_TIMEOUT), "start")  # fmt: skip
+            server.running = True
+        except BaseException:
+            server._remove()
+            raise
+        return server
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.folder / "socket"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        self._admin(statement)
+
+    def drop_database(self, name: str) -> None:
+        """Drops it even while connections are open (they are ended)."""
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def stop(self) -> None:
+        """Fast shutdown (open connections are ended); a second call does nothing."""
+        if self.running:
+            self.running = False
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", str(START_TIMEOUT), "stop")
+        self._remove()
+
+    def __enter__(self) -> PostgresServer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _initdb(self) -> None:
+        self.socket_dir.mkdir()
+        if self.as_user:
+            shutil.chown(self.socket_dir, USER, USER)
+        self._run("initdb", "-D", self.data, "-U", USER, "--auth=trust", "--encoding=UTF8", "--locale=C",
+                  "--no-sync")  # fmt: skip
+        settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.socket_dir}'"}
+        with (self.data / "postgresql.conf").open("a") as conf:  # appended: the last setting wins
+            conf.write("\n# tests/pgserver.py\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+
+    def _admin(self, statement: sql.Composable) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(statement)
+
+    def _run(self, program: str, *args: str | Path) -> None:
+        argv: Sequence[str | Path] = [*self.as_user, self.bindir / program, *args]
+        # cwd: a folder the postgres user may enter (the caller's may be closed to it)
+        done = subprocess.run(argv, cwd=self.folder, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            log = self.data / "server.log"
+            tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
+            raise RuntimeError(f"{program} failed ({done.returncode}):\n{done.stdout}{done.stderr}{tail}")
+
+    def _remove(self) -> None:
+        if self.temporary and self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
