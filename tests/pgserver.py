@@ -86,7 +86,8 @@ class PostgresServer:
         temporary = False
         folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            as_user = ["runuser", "-u", USER, "--"]
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # sbin: not on every root's PATH
+            as_user = [runuser, "-u", USER, "--"]
             shutil.chown(folder, USER, USER)
             if subprocess.run([*as_user, "test", "-w", str(folder)], check=False).returncode != 0:
                 folder, temporary = Path(tempfile.mkdtemp(prefix="clicktochat-pg-")), True
@@ -148,7 +149,7 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:  # appended: the last setting wins
             conf.write("\n# tests/pgserver.py\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
 
-    def _admin(self, statement: sql.Composable) -> None:
+    def _admin(self, statement: sql.Composed) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
             conn.execute(statement)
 
