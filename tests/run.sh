@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs Debian's chromium, nginx, caddy and systemd if missing, makes
-# .venv, installs the package and what the tests need, checks the code with ruff and mypy --strict, then runs pytest (extra arguments
-# are passed to it). CI runs exactly this.
+# The whole test suite, from a fresh clone: installs Debian's chromium, nginx, caddy, systemd and postgresql if
+# missing, makes .venv, installs the package and what the tests need, checks the code with ruff and mypy --strict,
+# then runs pytest (extra arguments are passed to it). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages some tests drive: Chromium for the browser tests (Playwright cannot download its
-# own browser here); nginx, Caddy and systemd-analyze check the deployment examples (examples/deploy).
+# own browser here); nginx, Caddy and systemd-analyze check the deployment examples (examples/deploy);
+# PostgreSQL's server runs the PostgreSQL tests, each cluster started by tests/pgserver.py on a free port
+# (its binaries live in /usr/lib/postgresql/<version>/bin; the cluster the package may start is never used).
 has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 browser=(); tools=()
 has chromium || browser+=(chromium)
 has nginx || tools+=(nginx)
 has caddy || tools+=(caddy)
 has systemd-analyze || tools+=(systemd)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || tools+=(postgresql)
 if [ $((${#browser[@]} + ${#tools[@]})) -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
         if [ ${#browser[@]} -gt 0 ]; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
         fi
-        if [ ${#tools[@]} -gt 0 ]; then  # a few MB; the tests start their own servers on free ports
+        if [ ${#tools[@]} -gt 0 ]; then  # postgresql the largest; the tests start their own servers on free ports
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
         fi
     else

@@ -1,4 +1,4 @@
-"""The wheel `pip install .` builds must carry the templates, the widget and the migrations."""
+"""The wheel `pip install .` builds must carry the templates, the widget and the migrations (both backends')."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def test_wheel_carries_templates_widget_and_migrations(tmp_path: Path) -> None:
         if path.is_file():
             assert f"clicktochat/{path.relative_to(ROOT)}" in names
     assert "clicktochat/migrations/001_initial.sql" in names
+    assert "clicktochat/migrations_pg/011_schema.sql" in names
     assert any(name.endswith("entry_points.txt") for name in names)
 
     # Unpacked alone, the package finds its own templates (not the checkout's) and renders a page.
