@@ -76,7 +76,7 @@ class PostgresServer:
     port: int
     as_user: list[str] = field(default_factory=list)  # ["runuser", "-u", "postgres", "--"] under root
     temporary: bool = False  # folder was made for this server (under root): removed by stop()
-    running: bool = True
+    running: bool = False
 
     @classmethod
     def start(cls, folder: Path) -> PostgresServer:
@@ -92,13 +92,16 @@ class PostgresServer:
             if subprocess.run([*as_user, "test", "-w", str(folder)], check=False).returncode != 0:
                 folder, temporary = Path(tempfile.mkdtemp(prefix="clicktochat-pg-")), True
                 shutil.chown(folder, USER, USER)
-        server = cls(find_bindir(), folder, free_port(), as_user, temporary, running=False)
+        server = cls(find_bindir(), folder, free_port(), as_user, temporary)
         try:
             server._initdb()
             server._run("pg_ctl", "-D", server.data, "-l", server.data / "server.log", "-w",
                         "-t", str(START_TIMEOUT), "start")  # fmt: skip
             server.running = True
         except BaseException:
+            if (server.data / "postmaster.pid").exists():  # started, but not in time: stopped, not left behind
+                subprocess.run([*as_user, server.bindir / "pg_ctl", "-D", server.data, "-m", "immediate", "stop"],
+                               cwd=folder, capture_output=True, check=False)  # fmt: skip
             server._remove()
             raise
         return server
