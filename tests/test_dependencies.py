@@ -28,11 +28,17 @@ NOT_IMPORTED = {
 }
 
 
+RUNTIME_EXTRAS = ("postgresql",)
+"""Optional dependencies src/ imports lazily, where they are used (`--db postgresql://...`)."""
+
+
 def declared() -> set[str]:
-    """The distribution names of [project].dependencies, lower-cased, without extras or versions."""
+    """The distribution names of [project].dependencies and of RUNTIME_EXTRAS, lower-cased, without
+    extras or versions."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = set()
-    for spec in project["dependencies"]:
+    extras = [spec for extra in RUNTIME_EXTRAS for spec in project["optional-dependencies"][extra]]
+    for spec in project["dependencies"] + extras:
         match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec)
         assert match, spec
         names.add(re.sub(r"[._]", "-", match.group(0).lower()))
