@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import os
 import socket
 import subprocess
@@ -29,6 +30,8 @@ from clicktochat.keys import create_api_key
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.simulate import Customer, GraphStandIn, StandInNumber, post_signed
+from clicktochat.store import Store
+from pgserver import PostgresServer
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -71,8 +74,42 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# The suite runs twice in CI: on SQLite (the default) and with CLICKTOCHAT_TEST_DB=postgresql, on a
+# real PostgreSQL server it starts itself (tests/pgserver.py). `db_path` is then a database's URL.
+TEST_DB = os.environ.get("CLICKTOCHAT_TEST_DB", "sqlite")
+POSTGRES = TEST_DB == "postgresql"
+TEMPLATE = "clicktochat_migrated"  # migrated once; each test's database is a copy of it
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer.start(tmp_path_factory.mktemp("postgresql")) as server:
+        server.create_database(TEMPLATE)
+
+        async def migrate() -> None:
+            await (await Store.open(server.url(TEMPLATE))).close()
+
+        asyncio.run(migrate())
+        yield server
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> str:
+def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the test's database lives: a new SQLite file, or a new PostgreSQL database."""
+    if not POSTGRES:
+        yield str(tmp_path / "test.db")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    server.create_database(name, template=TEMPLATE)
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> str:
+    """A SQLite file whatever the run: for what only SQLite has (backups, the file lock)."""
     return str(tmp_path / "test.db")
 
 
