@@ -7,6 +7,7 @@ import io
 import itertools
 import os
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
 from starlette.testclient import TestClient
 
+from clicktochat import database
 from clicktochat.app import create_app
 from clicktochat.keys import create_api_key
 from clicktochat.service import Service
@@ -105,6 +107,19 @@ def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     server.create_database(name, template=TEMPLATE)
     yield server.url(name)
     server.drop_database(name)
+
+
+@contextmanager
+def connect_db(db: str) -> Iterator[Any]:
+    """A plain connection to the test's database, SQLite file or PostgreSQL URL, for reading (and
+    arranging) rows behind the application's back; closed at the end. On PostgreSQL it is autocommit
+    and takes SQLite's `?` placeholders (clicktochat.database)."""
+    conn = database.connect(db) if database.is_postgres(db) else sqlite3.connect(db)
+    try:
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
 
 
 @pytest.fixture
