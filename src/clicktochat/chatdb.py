@@ -65,6 +65,12 @@ class ChatDB:
     @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None, "ChatStore.open() first"
+        if self.postgres and self._db.broken:  # type: ignore[attr-defined]
+            # The server restarted, or the network dropped us: the statement that found out
+            # failed (a webhook then got a 5xx, and Meta sends it again); the next one reconnects.
+            self._db.close()
+            self._connect()
+            assert self._db is not None
         return self._db
 
     @contextmanager
