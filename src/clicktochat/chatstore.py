@@ -208,14 +208,22 @@ class ChatStore(OptinStore, CustomerStore):
 
         await self.run(work)
 
-    async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> None:
+    async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> int:
         """Everything some webhook bodies say, and their being done, in one transaction: applied
         once, whatever happens to the process. Each message and status is applied once, even
-        when Meta delivers it again in another body."""
+        when Meta delivers it again in another body. Returns how many bodies were applied: on
+        PostgreSQL, those another instance is applying, or has applied, are left to it."""
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> int:
+            mine = bodies
+            if self.postgres and bodies:  # several instances: each body's row locked by the one applying it
+                free = {row[0] for row in db.execute(
+                    f"SELECT id FROM webhook_events WHERE id IN ({', '.join('?' * len(bodies))})"
+                    " AND processed_at IS NULL FOR UPDATE SKIP LOCKED", [event_id for event_id, _ in bodies],
+                ).fetchall()}  # fmt: skip
+                mine = [body for body in bodies if body[0] in free]
             batch = _Batch()
-            for _, events in bodies:
+            for _, events in mine:
                 for event in events:
                     number = self._number_of(batch, event.phone_number_id)
                     if number is None:
@@ -233,9 +241,10 @@ class ChatStore(OptinStore, CustomerStore):
                 [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
             )  # fmt: skip
             db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
-                           [(now, event_id) for event_id, _ in bodies])  # fmt: skip
+                           [(now, event_id) for event_id, _ in mine])  # fmt: skip
+            return len(mine)
 
-        await self.run(self._retry, work)
+        return await self.run(self._retry, work)
 
     def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
         if phone_number_id not in batch.numbers:
