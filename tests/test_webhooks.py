@@ -296,3 +296,25 @@ def test_a_body_another_instance_is_applying_is_left_to_it(whatsapp: WhatsAppSet
     assert whatsapp.process() == 0
     assert whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"] == []
     assert stored(whatsapp) == 1
+
+
+def test_an_identifier_another_conversation_holds_keeps_the_two_apart(whatsapp: WhatsAppSetup) -> None:
+    """A customer first known only by their user id (number withheld), and a chat with their
+    number: a message naming both goes to the user id's chat, which cannot take the number
+    (another conversation has it). The refused write is undone alone; the batch is applied."""
+
+    def message(wa_id: str | None, user_id: str | None, text: str, at: int) -> Any:
+        value = inbound_message(wamid=new_wamid(wa_id or "39"), timestamp=at, wa_id=wa_id, user_id=user_id,
+                                name="Ana", text=text)  # fmt: skip
+        return webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                            display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+
+    at = int(whatsapp.clock())
+    for body in (message(None, "IT.111", "Ciao", at - 60), message("393471234567", None, "Salve", at - 50),
+                 message("393471234567", "IT.111", "Sono io", at - 40)):  # fmt: skip
+        raw = encode(body)
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 3
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert {(c["wa_id"], c["user_id"], c["last_message"]) for c in listed} == {
+        ("393471234567", None, "Salve"), (None, "IT.111", "Sono io")}  # fmt: skip
