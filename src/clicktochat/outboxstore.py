@@ -82,11 +82,14 @@ class OutboxStore(ChatDB):
         lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
         status of Meta's has already shown it went out, it is sent again."""
 
-        def work(db: sqlite3.Connection) -> list[OutboxRow]:
-            rows = db.execute(CLAIM_POSTGRES if self.postgres else CLAIM, (now + lease, now, limit)).fetchall()
+        def work(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(CLAIM_POSTGRES if self.postgres else CLAIM, (now + lease, now, limit)).fetchall()
+
+        def claimed() -> list[OutboxRow]:
+            rows = self._retry(work)
             return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
 
-        return await self.run(self._retry, work)
+        return await self.run(claimed)
 
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
         await self.sent_many([(outbox_id, wamid, now)])
