@@ -29,6 +29,20 @@ def test_bodies_that_arrive_together_share_one_commit(whatsapp: WhatsAppSetup) -
     assert again == [Taken.AGAIN] * 5 and stored(whatsapp) == 5
 
 
+def test_one_round_tells_stored_again_and_not_json_apart(whatsapp: WhatsAppSetup) -> None:
+    intake = whatsapp.service.whatsapp.intake
+    first, second, bad = encode(text_body("Uno")), encode(text_body("Due")), b'{"a": NaN}'
+    before = intake.rounds
+
+    async def together(bodies: list[bytes]) -> list[Taken]:
+        return list(await asyncio.gather(*(intake.add(b, b.decode(), [NUMBER.phone_number_id], 1) for b in bodies)))
+
+    assert whatsapp.run(together([first])) == [Taken.STORED]
+    assert whatsapp.run(together([second, first, bad, second])) == [Taken.STORED, Taken.AGAIN, Taken.NOT_JSON,
+                                                                    Taken.AGAIN]  # fmt: skip
+    assert intake.rounds == before + 2 and stored(whatsapp) == 2
+
+
 def test_a_signed_body_that_is_not_json_or_not_utf8_is_refused_and_not_stored(whatsapp: WhatsAppSetup) -> None:
     for body in (b'{"object": "whatsapp_business_account",}', b'{"a": "\xff"}', b"NaN", b"{'a': 1}", b""):
         answer = whatsapp.client.post(URL, content=body, headers={
