@@ -10,7 +10,6 @@ import datetime
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from clicktochat.settings import Settings
 from clicktochat.visitors import Salts
-from conftest import IPHONE, free_port, running
+from conftest import IPHONE, connect_db, free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "examples" / "deploy"
@@ -158,18 +157,18 @@ def test_the_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+def proxied(tmp_path: Path, db_path: str) -> Iterator[tuple[int, int, str]]:
     """(nginx's https port, its http port, the database) with `clicktochat serve` behind nginx."""
-    db = tmp_path / "clicktochat.db"
+    db = db_path
     made = subprocess.run([sys.executable, "-m", "clicktochat", "link", "create", "--to", "+39 347 123 4567",
-                           "--short", "--slug", "vetrina", "--db", str(db)], capture_output=True, text=True,
+                           "--short", "--slug", "vetrina", "--db", db], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert made.returncode == 0, made.stderr
     app_port, http_port, https_port = free_port(), free_port(), free_port()
     config = nginx_config(tmp_path, app_port, http_port, https_port)
     env = {"CLICKTOCHAT_BASE_URL": f"https://{HOST}", "CLICKTOCHAT_TRUSTED_PROXIES": "127.0.0.1",
            "CLICKTOCHAT_FLUSH_INTERVAL": "0.05"}  # fmt: skip
-    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(app_port),
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(app_port),
             "--log-level", "warning"]  # fmt: skip
     with running(argv, app_port, env):
         nginx = subprocess.Popen([tool("nginx"), "-c", str(config), "-p", str(tmp_path), "-e", "stderr"],
@@ -192,11 +191,11 @@ def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
                 nginx.stderr.close()
 
 
-def visitor(db: Path) -> tuple[str, int, str, str]:
+def visitor(db: str) -> tuple[str, int, str, str]:
     """(visitor hash, at, link kind, link key) of the one click, once the writer has written it."""
     deadline = time.monotonic() + 30
     while True:
-        with sqlite3.connect(db) as connection:
+        with connect_db(db) as connection:
             found = connection.execute("SELECT visitor, at, link_kind, link_key FROM clicks").fetchall()
         if found:
             ((hashed, at, kind, key),) = found
@@ -205,15 +204,15 @@ def visitor(db: Path) -> tuple[str, int, str, str]:
         time.sleep(0.05)
 
 
-def hashed_as(db: Path, address: str, at: int, kind: str, key: str) -> str:
-    with sqlite3.connect(db) as connection:
+def hashed_as(db: str, address: str, at: int, kind: str, key: str) -> str:
+    with connect_db(db) as connection:
         (saved,) = connection.execute("SELECT value FROM meta WHERE key = 'visitor_salts'").fetchone()
     return Salts(Settings().unique_window, saved).hashes(at, address, IPHONE, kind, key)[0]
 
 
 @pytest.mark.e2e
 def test_a_request_through_nginx_reaches_the_app_with_the_visitors_address(
-    proxied: tuple[int, int, Path],
+    proxied: tuple[int, int, str],
 ) -> None:
     https_port, http_port, db = proxied
     # The visitor is 127.0.0.2 (nginx and the app are on 127.0.0.1) and writes an X-Forwarded-For
