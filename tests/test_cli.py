@@ -135,7 +135,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     listed = {line.split()[0] for line in commands.strip().splitlines()}
     assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
                       "stats", "whatsapp", "conversations", "simulate", "notify", "notifications", "customer",
-                      "optin", "costs", "backup", "restore"}  # fmt: skip
+                      "optin", "costs", "backup", "restore", "db"}  # fmt: skip
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 

@@ -1103,6 +1103,7 @@ from . import cli_backup  # noqa: E402
 
 cli.add_command(cli_backup.backup_command)
 cli.add_command(cli_backup.restore_command)
+cli.add_command(cli_backup.db_group)
 
 # -- an agent's channels (issue 14) --
 from . import cli_channels  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
