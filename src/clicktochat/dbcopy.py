@@ -86,10 +86,13 @@ def copy(source: Path, target: str) -> Copied:
     if not is_postgres(target):
         raise CopyError(f"--to must be a PostgreSQL URL (postgresql://user:password@host:5432/name), not {target}")
     before = _source_schema(source)
+    try:
+        import psycopg
+    except ImportError:
+        raise CopyError("copying to PostgreSQL needs psycopg: pip install 'clicktochat[postgresql]'") from None
     if before < latest_schema():
         asyncio.run(_migrate(str(source)))
     asyncio.run(_migrate(target))
-    import psycopg
 
     try:
         with _alone(source):
