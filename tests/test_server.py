@@ -167,3 +167,14 @@ def test_serve_on_postgresql_names_the_database_without_its_password(postgres_se
         assert list(tmp_path.iterdir()) == []
     finally:
         postgres_server.drop_database(name)
+
+
+def test_serve_on_an_unreachable_postgresql_server_says_so_without_the_password(tmp_path: Path) -> None:
+    port, nothing = free_port(), free_port()  # nothing listens on `nothing`
+    done = subprocess.run([sys.executable, "-m", "clicktochat", "serve", "--port", str(port), "--db",
+                           f"postgresql://shop:s3cret-pw@127.0.0.1:{nothing}/clicktochat"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"Error: cannot use the database postgresql://shop@127.0.0.1:{nothing}/clicktochat: ")
+    assert "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
