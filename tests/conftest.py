@@ -309,9 +309,9 @@ class _AsgiClient:
 
 
 @pytest.fixture
-def whatsapp(tmp_path: Path, standin: GraphStandIn, clock: Clock) -> Iterator[WhatsAppSetup]:
+def whatsapp(db_path: str, standin: GraphStandIn, clock: Clock) -> Iterator[WhatsAppSetup]:
     """A running app with a business and a connected number, time on `clock`, Graph on the stand-in."""
-    settings = Settings(db=str(tmp_path / "wa.db"), base_url="https://chat.example.com", flush_interval=0.05,
+    settings = Settings(db=db_path, base_url="https://chat.example.com", flush_interval=0.05,
                         graph_url=standin.url)  # type: ignore[attr-defined]  # fmt: skip
     app = create_app(settings, clock, background=False)
     with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:
