@@ -10,9 +10,9 @@ import pytest
 
 from clicktochat.chatdb import ChatDB
 from clicktochat.store import Store
-from conftest import POSTGRES, connect_db
+from conftest import connect_db
 
-pytestmark = pytest.mark.skipif(not POSTGRES, reason="SQLite has one writer at a time: no deadlocks to retry")
+pytestmark = pytest.mark.postgresql  # SQLite has one writer at a time: no deadlocks to retry
 
 
 def fails_once(sqlstate: str) -> tuple[list[int], Any]:

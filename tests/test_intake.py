@@ -11,7 +11,7 @@ import pytest
 from clicktochat.intake import Taken
 from clicktochat.simulate import encode, sign
 from clicktochat.webhooks import MAX_YIELD, QUIET
-from conftest import NUMBER, POSTGRES, WhatsAppSetup, connect_db
+from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_webhooks import URL, stored, text_body
 
 
@@ -67,11 +67,10 @@ def test_applying_waits_while_bodies_arrive_but_never_for_ever(whatsapp: WhatsAp
     assert processor.wait_before_applying(now, MAX_YIELD) == 0.0
 
 
+@pytest.mark.postgresql  # a SQLite file has no connection to lose
 def test_the_intake_connects_again_after_postgresql_dropped_it(whatsapp: WhatsAppSetup) -> None:
     """A restart of the server (here: its connection ended by an administrator): the body that
     found the connection gone gets a 5xx, which Meta sends again; the next one is stored."""
-    if not POSTGRES:
-        pytest.skip("a SQLite file has no connection to lose")
     import psycopg  # only for PostgreSQL runs: the SQLite default does not need it installed
 
     intake = whatsapp.service.whatsapp.intake

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clicktochat.simulate import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
-from conftest import NUMBER, POSTGRES, VERIFY_TOKEN, WhatsAppSetup, connect_db
+from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup, connect_db
 
 URL = "/webhooks/whatsapp"
 
@@ -279,12 +279,11 @@ def test_chunked_bodies_are_read_whatever_the_header_case(whatsapp: WhatsAppSetu
     assert answer.status_code == 200 and stored(whatsapp) == 1
 
 
+@pytest.mark.postgresql  # one SQLite file has one writer at a time
 def test_a_body_another_instance_is_applying_is_left_to_it(whatsapp: WhatsAppSetup) -> None:
     """Several instances on one PostgreSQL: a processor skips the bodies another one holds (the
     row locked by its transaction), and once that one has committed, finds nothing left to do:
     a body is applied by one instance, once."""
-    if not POSTGRES:
-        pytest.skip("one SQLite file has one writer at a time")
     body = encode(text_body("Ciao"))
     assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
     with connect_db(whatsapp.service.settings.db) as other:  # the other instance, mid-transaction
