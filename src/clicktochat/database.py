@@ -121,6 +121,51 @@ def connect(url: str) -> Any:
     return _classes()[0].connect(url, autocommit=True, cursor_factory=_classes()[1])
 
 
+class Reconnecting:
+    """A store's connection that outlives the server's restarts: `connect(url)`'s connection, opened
+    again by the first statement after it broke (a restart, a dropped network). The statement that
+    found it broken fails, as it would have, and so does a transaction in flight (its writer keeps
+    what it meant to write and tries again); nothing is retried behind the caller's back. The
+    shape aiosqlite calls: execute, executemany, executescript, cursor, commit, rollback, close,
+    in_transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = connect(url)
+
+    def _live(self) -> Any:
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = connect(self.url)
+        return self.conn
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self._live().execute(sql, params)
+
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> Any:
+        return self._live().executemany(sql, params_seq)
+
+    def executescript(self, script: str) -> Any:
+        return self._live().executescript(script)
+
+    def cursor(self) -> Any:
+        return self._live().cursor()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        """False on a broken connection: what it held is gone, and the next statement starts anew."""
+        return not (self.conn.closed or self.conn.broken) and bool(self.conn.in_transaction)
+
+
 @lru_cache(maxsize=1)
 def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor[Any]]]:
     """Built on first use, so that psycopg is imported only for PostgreSQL."""

@@ -154,8 +154,9 @@ class Store:
 
     @classmethod
     async def _open_postgres(cls, url: str) -> Store:
-        """aiosqlite's thread and queue around a psycopg connection (see `database`)."""
-        db = aiosqlite.Connection(functools.partial(database.connect, url), 64)
+        """aiosqlite's thread and queue around a psycopg connection (see `database`), opened again
+        after the server restarted (`database.Reconnecting`)."""
+        db = aiosqlite.Connection(functools.partial(database.Reconnecting, url), 64)  # type: ignore[arg-type]
         await db
         try:
             store = cls(db, postgres=True)
