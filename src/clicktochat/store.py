@@ -201,7 +201,10 @@ class Store:
     async def _rollback(self) -> None:
         # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
         # cancelled task has run too, and `in_transaction` tells the truth.
-        await self.db.execute("SELECT 1")
+        try:
+            await self.db.execute("SELECT 1")
+        except Exception:  # PostgreSQL refuses all but ROLLBACK in a failed transaction; a lost connection
+            pass
         if self.db.in_transaction:
             await self.db.execute("ROLLBACK")
 
@@ -650,7 +653,7 @@ class Store:
                                ("dimension_days", DIMENSION_DAY_COLUMNS),
                                ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
-                    f"{c} = {c} + excluded.{c}" for c in COUNTERS
+                    f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
                 await insert_rows(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
                                   totals[table], upsert)  # fmt: skip
@@ -665,8 +668,8 @@ class Store:
             return {}
         rows = await self._all(
             "SELECT link_key, sum(clicks) FROM link_days WHERE link_kind = ?"
-            " AND link_key IN (SELECT value FROM json_each(?)) GROUP BY link_key",
-            (link_kind, json.dumps(link_keys)),
+            f" AND link_key IN ({', '.join('?' * len(link_keys))}) GROUP BY link_key",
+            (link_kind, *link_keys),
         )
         return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
 
