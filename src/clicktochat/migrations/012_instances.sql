@@ -32,3 +32,12 @@ CREATE TABLE job_runs (
     name TEXT PRIMARY KEY,
     next_at INTEGER NOT NULL
 );
+
+-- A WhatsApp number connected or disconnected (by the CLI, or by another instance) changes the
+-- keys webhooks are checked with and the numbers links carry ref codes for: servers reload them.
+CREATE TRIGGER whatsapp_numbers_insert AFTER INSERT ON whatsapp_numbers
+BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
+CREATE TRIGGER whatsapp_numbers_update AFTER UPDATE ON whatsapp_numbers
+BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;
+CREATE TRIGGER whatsapp_numbers_delete AFTER DELETE ON whatsapp_numbers
+BEGIN UPDATE meta SET value = value + 1 WHERE key = 'routing_version'; END;

@@ -23,3 +23,8 @@ CREATE TABLE job_runs (
     name TEXT PRIMARY KEY,
     next_at BIGINT NOT NULL
 );
+
+-- A WhatsApp number connected or disconnected: servers reload the keys and numbers (migrations/012).
+CREATE TRIGGER whatsapp_numbers_insert AFTER INSERT ON whatsapp_numbers FOR EACH ROW EXECUTE FUNCTION bump_routing_version();
+CREATE TRIGGER whatsapp_numbers_update AFTER UPDATE ON whatsapp_numbers FOR EACH ROW EXECUTE FUNCTION bump_routing_version();
+CREATE TRIGGER whatsapp_numbers_delete AFTER DELETE ON whatsapp_numbers FOR EACH ROW EXECUTE FUNCTION bump_routing_version();
