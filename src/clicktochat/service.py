@@ -82,7 +82,9 @@ class Service:
         except BaseException:
             await store.close()
             raise
-        return cls(store, settings, signer, base_url, whatsapp, SharedStore(settings.db) if store.postgres else None)
+        shared = SharedStore(settings.db) if store.postgres else None
+        whatsapp.jobs = shared
+        return cls(store, settings, signer, base_url, whatsapp, shared)
 
     async def close(self) -> None:
         try:

@@ -274,6 +274,8 @@ class Store:
 
     async def add_signing_key(self, key: str, only_if_none: bool = False) -> bool:
         async with self.transaction() as db:
+            if only_if_none and self.postgres:  # instances starting together on an empty database make one key
+                await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             if only_if_none and await self._one("SELECT 1 FROM signing_keys LIMIT 1"):
                 return False
             await db.execute("INSERT INTO signing_keys (key, created_at) VALUES (?, ?)", (key, int(time.time())))
