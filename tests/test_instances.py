@@ -229,6 +229,25 @@ def test_a_visitor_is_unique_once_whichever_instance_their_clicks_reach(pg_url: 
     assert asyncio.run(scenario()) == (5, 3, 2)
 
 
+def test_a_new_signing_key_reaches_a_running_instance_within_a_second(pg_url: str) -> None:
+    """What signed links are opened with, held in memory, from `keys rotate` in another process.
+    (API keys and sessions are read from the database at every request: a revoked key or an
+    ended session is refused by every instance at once.)"""
+    with TestClient(create_app(Settings(db=pg_url)), base_url="http://127.0.0.1") as client:
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not client.app.state.watcher.listener.up:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "not listening"
+            threading.Event().wait(0.05)
+        keys = service.signer.keys
+        cli("keys", "rotate", "--db", pg_url)
+        done = time.monotonic()
+        while service.signer.keys == keys:
+            assert time.monotonic() - done < SEEN_WITHIN, "the new key was not loaded"
+            threading.Event().wait(0.01)
+        assert len(service.signer.keys) == len(keys) + 1
+
+
 # -- a database restart --------------------------------------------------------------------
 
 

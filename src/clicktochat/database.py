@@ -129,14 +129,20 @@ class Reconnecting:
     shape aiosqlite calls: execute, executemany, executescript, cursor, commit, rollback, close,
     in_transaction."""
 
+    CONNECT_TIMEOUT = 5  # seconds: a server that does not answer must not hold the store's thread for minutes
+
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conn = connect(url)
+        self.conn = self._connect()
+
+    def _connect(self) -> Any:
+        return _classes()[0].connect(self.url, autocommit=True, cursor_factory=_classes()[1],
+                                     connect_timeout=self.CONNECT_TIMEOUT)  # fmt: skip
 
     def _live(self) -> Any:
         if self.conn.closed or self.conn.broken:
             self.conn.close()
-            self.conn = connect(self.url)
+            self.conn = self._connect()
         return self.conn
 
     def execute(self, sql: str, params: Any = ()) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 THROTTLE_LOCK = 0x0C71C7C4A8  # advisory lock: one sign-in try counted at a time, across instances
 TIMEOUT = 1.0  # seconds a shared call may take before the caller does without it
+PAUSE = 2.0  # seconds without shared calls after one failed: clicks must not each wait for a dead server
 CHUNK = 1000  # visitors a statement
 
 
@@ -42,6 +44,7 @@ class SharedStore:
         self.timeout = timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()  # one statement or transaction at a time on the one connection
+        self._paused_until = 0.0  # time.monotonic(): after a failure, calls fail at once until then
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -50,6 +53,8 @@ class SharedStore:
 
     async def _run(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
         """The rows of the last of `statements`, all in one transaction when there are several."""
+        if time.monotonic() < self._paused_until:
+            raise Unreachable("the database failed a moment ago")
         try:
             return await asyncio.wait_for(self._locked(statements), self.timeout)
         except (TimeoutError, OSError) as exc:
@@ -62,6 +67,16 @@ class SharedStore:
                 await self._drop()
                 raise Unreachable(str(exc)) from exc
             raise
+
+    async def _drop(self) -> None:
+        """Forget a connection that failed (the next call after PAUSE opens another)."""
+        self._paused_until = time.monotonic() + PAUSE
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # already gone
+                pass
 
     async def _locked(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
         import psycopg
@@ -78,14 +93,6 @@ class SharedStore:
                     cursor = await conn.execute(sql, params)
                     rows = await cursor.fetchall() if cursor.description else []
             return rows
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # already gone
-                pass
 
     # -- rotation ---------------------------------------------------------------------
 
