@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import re
 import signal
@@ -29,10 +30,10 @@ from clicktochat.clicks import ClickEvent, ClickRecorder
 from clicktochat.links import ShortLink, Target, resolve
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.sharedstore import SharedStore
+from clicktochat.sharedstore import SharedStore, Unreachable, merge_salts
 from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
-from conftest import IPHONE, POSTGRES, TEMPLATE, connect_db, free_port, running
+from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, free_port, running
 from pgserver import PostgresServer
 
 _names = itertools.count()
@@ -248,6 +249,16 @@ def test_a_new_signing_key_reaches_a_running_instance_within_a_second(pg_url: st
         assert len(service.signer.keys) == len(keys) + 1
 
 
+def test_salts_merge_to_the_newest_day_and_a_dropped_salt_stays_dropped() -> None:
+    def salts(day: int, current: str, previous: str) -> str:
+        return json.dumps({"day": day, "current": current, "previous": previous})
+
+    assert merge_salts(salts(2, "bb", "aa"), salts(1, "aa", "")) == salts(2, "bb", "aa")  # ours: a new day
+    assert merge_salts(salts(2, "cc", "aa"), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # theirs came first
+    assert merge_salts(salts(2, "bb", ""), salts(2, "bb", "aa")) == salts(2, "bb", "")  # yesterday's let go
+    assert merge_salts(salts(1, "aa", ""), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # behind: theirs
+
+
 # -- a database restart --------------------------------------------------------------------
 
 
@@ -296,6 +307,9 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
             assert click() == "https://wa.me/393470000000"
         health = until(client, "degraded", 10)
         assert health["pending_clicks"] in (5, 6)  # the first one may have been written before
+        shared = client.app.state.service.shared  # type: ignore[attr-defined]
+        with pytest.raises(Unreachable):  # a turn of the rotation, say: the instance does without
+            call(client, shared.take_turn(7, [1, 2]))
         own_server.resume()
         health = until(client, "ok", 15)
         deadline = time.monotonic() + 5
