@@ -310,6 +310,10 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
         shared = client.app.state.service.shared  # type: ignore[attr-defined]
         with pytest.raises(Unreachable):  # a turn of the rotation, say: the instance does without
             call(client, shared.take_turn(7, [1, 2]))
+        team = Target(ShortLink("team", business_id=7), "Shop", (agent(1), agent(2)), None, 7, ())
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        turns = [call(client, service.in_turn(lambda rotation: resolve(team, None, rotation), True)) for _ in "ab"]
+        assert [turn.agent_id for turn in turns] == [1, 2]  # type: ignore[attr-defined]  # its own turns
         own_server.resume()
         health = until(client, "ok", 15)
         deadline = time.monotonic() + 5

@@ -78,10 +78,11 @@ class ChangeListener:
     `on_change()` for every notification. Reconnects every RETRY_EVERY seconds while the
     database is away; `up` says whether it listens now."""
 
-    def __init__(self, url: str, on_change: Callable[[], None], on_listening: Callable[[], None]) -> None:
+    def __init__(self, url: str, on_change: Callable[[], None], on_state: Callable[[], None]) -> None:
         self.url = url
         self.on_change = on_change
-        self.on_listening = on_listening  # listening again: what changed meanwhile was not heard
+        # Listening again (what changed meanwhile was not heard: check), or no longer (poll again).
+        self.on_state = on_state
         self.up = False
 
     async def run(self) -> None:
@@ -95,7 +96,7 @@ class ChangeListener:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.up, quiet = True, False
                     log.info("listening for changes made by other instances")
-                    self.on_listening()
+                    self.on_state()
                     while True:
                         async for _ in conn.notifies(timeout=ALIVE_EVERY):
                             self.on_change()
@@ -103,5 +104,8 @@ class ChangeListener:
             except (psycopg.Error, OSError) as exc:
                 if self.up or not quiet:
                     log.warning("not listening for changes by other instances (%s); polling every second", exc)
-                self.up, quiet = False, True
+                if self.up:
+                    self.up = False
+                    self.on_state()
+                quiet = True
             await asyncio.sleep(RETRY_EVERY)
