@@ -33,7 +33,7 @@ from clicktochat.settings import Settings
 from clicktochat.sharedstore import SharedStore, Unreachable, merge_salts
 from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
-from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, free_port, running
+from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
 from pgserver import PostgresServer
 
 _names = itertools.count()
@@ -257,6 +257,23 @@ def test_salts_merge_to_the_newest_day_and_a_dropped_salt_stays_dropped() -> Non
     assert merge_salts(salts(2, "cc", "aa"), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # theirs came first
     assert merge_salts(salts(2, "bb", ""), salts(2, "bb", "aa")) == salts(2, "bb", "")  # yesterday's let go
     assert merge_salts(salts(1, "aa", ""), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # behind: theirs
+
+
+def test_one_sqlite_process_keeps_its_state_in_memory_as_before(sqlite_path: str) -> None:
+    """The SQLite default stays light: no shared connection, the rotation and throttle in memory,
+    uniques decided from the window's filters; migration 012's tables stay empty."""
+    with TestClient(create_app(Settings(db=sqlite_path)), base_url="http://127.0.0.1") as client:
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        assert service.shared is None and client.app.state.watcher.listener is None  # type: ignore[attr-defined]
+        call(client, service.create_link(to="+39 347 000 0000", slug="saldi"))
+        for _ in range(3):
+            assert client.get("/s/saldi", headers={"user-agent": IPHONE}, follow_redirects=False).status_code == 302
+        flush(client)
+        assert client.get("/healthz").json() == {"status": "ok", "pending_clicks": 0}
+    with connect_db(sqlite_path) as db:
+        assert db.execute("SELECT sum(clicks), sum(uniques) FROM link_days").fetchone() == (3, 1)
+        for table in ("rotations", "login_failures", "seen_visitors", "job_runs"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
 
 # -- a database restart --------------------------------------------------------------------

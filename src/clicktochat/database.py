@@ -137,7 +137,7 @@ class Reconnecting:
 
     def _connect(self) -> Any:
         return _classes()[0].connect(self.url, autocommit=True, cursor_factory=_classes()[1],
-                                     connect_timeout=self.CONNECT_TIMEOUT)  # fmt: skip
+                                     connect_timeout=self.CONNECT_TIMEOUT, application_name="clicktochat store")
 
     def _live(self) -> Any:
         if self.conn.closed or self.conn.broken:

@@ -91,7 +91,8 @@ class ChangeListener:
         quiet = False
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5,
+                                                             application_name="clicktochat listen")
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.up, quiet = True, False

@@ -85,7 +85,8 @@ class SharedStore:
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
                 conn = self._conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+                    self.url, autocommit=True, connect_timeout=max(1, int(self.timeout)),
+                    application_name="clicktochat shared",
                 )
             rows: list[Any] = []
             async with conn.transaction() if len(statements) > 1 else _nothing():
