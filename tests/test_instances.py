@@ -333,6 +333,7 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
         assert [turn.agent_id for turn in turns] == [1, 2]  # type: ignore[attr-defined]  # its own turns
         own_server.resume()
         health = until(client, "ok", 15)
+        assert call(client, service.whatsapp.chats.numbers()) == []  # the WhatsApp side's connection, reopened
         deadline = time.monotonic() + 5
         while client.get("/healthz").json()["pending_clicks"]:
             assert time.monotonic() < deadline, "clicks not written after the restart"

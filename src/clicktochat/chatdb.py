@@ -37,7 +37,7 @@ class ChatDB:
 
     def _connect(self) -> None:
         if self.postgres:
-            self._db = database.connect(self.path)
+            self._db = database.Reconnecting(self.path)  # type: ignore[assignment]  # sqlite3's shape, reopened
             return
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 10000")

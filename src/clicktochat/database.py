@@ -123,11 +123,10 @@ def connect(url: str) -> Any:
 
 class Reconnecting:
     """A store's connection that outlives the server's restarts: `connect(url)`'s connection, opened
-    again by the first statement after it broke (a restart, a dropped network). The statement that
-    found it broken fails, as it would have, and so does a transaction in flight (its writer keeps
-    what it meant to write and tries again); nothing is retried behind the caller's back. The
-    shape aiosqlite calls: execute, executemany, executescript, cursor, commit, rollback, close,
-    in_transaction."""
+    again by the first statement after it broke (a restart, a dropped network). A transaction in
+    flight fails with it (its writer keeps what it meant to write and tries again); only a read or
+    a BEGIN that found it broken is tried once more (`execute`). The shape aiosqlite and ChatDB
+    call: execute, executemany, executescript, cursor, commit, rollback, close, in_transaction."""
 
     CONNECT_TIMEOUT = 5  # seconds: a server that does not answer must not hold the store's thread for minutes
 
@@ -146,6 +145,19 @@ class Reconnecting:
         return self.conn
 
     def execute(self, sql: str, params: Any = ()) -> Any:
+        """A read or a BEGIN outside a transaction that finds the connection dropped is sent once
+        more on a new one (nothing of it was done that a second try would double); anything
+        else fails with the connection."""
+        conn = self._live()
+        idle = not conn.in_transaction
+        try:
+            return conn.execute(sql, params)
+        except Exception as exc:
+            import psycopg
+
+            again = idle and conn.broken and sql.lstrip()[:6].upper() in ("SELECT", "BEGIN", "BEGIN ")
+            if not (again and isinstance(exc, psycopg.OperationalError)):
+                raise
         return self._live().execute(sql, params)
 
     def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> Any:
