@@ -134,6 +134,20 @@ class PostgresServer:
             self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", str(START_TIMEOUT), "stop")
         self._remove()
 
+    def halt(self) -> None:
+        """Stop the server but keep its cluster, as a restart of the database does (open
+        connections are ended); `resume()` starts it again on the same port."""
+        if self.running:
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", str(START_TIMEOUT), "stop")
+            self.running = False
+
+    def resume(self) -> None:
+        """Start a halted server again and wait until it accepts connections."""
+        if not self.running:
+            self._run("pg_ctl", "-D", self.data, "-l", self.data / "server.log", "-w", "-t", str(START_TIMEOUT),
+                      "start")  # fmt: skip
+            self.running = True
+
     def __enter__(self) -> PostgresServer:
         return self
 

@@ -237,7 +237,7 @@ def test_postgresql_schema_is_sqlite_schema(pg_url: str, tmp_path: Path) -> None
         assert pg.indexes[table] == sqlite.indexes[table], table
         assert pg.foreign_keys[table] == sqlite.foreign_keys[table], table
         assert pg.checks[table] == sqlite.checks[table], table
-    assert pg.triggers == sqlite.triggers and len(pg.triggers) == 15
+    assert pg.triggers == sqlite.triggers and len(pg.triggers) == 18  # 012: whatsapp_numbers too
     assert pg.meta == sqlite.meta == {"routing_version": "0"}
 
 

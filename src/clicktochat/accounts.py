@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.concurrency import run_in_threadpool
 
 from .errors import InvalidInput
+from .sharedstore import SharedStore, Unreachable
 from .store import Admin, Store
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -102,7 +103,9 @@ class LoginThrottle:
     people) and for a username from anywhere (`user_attempts`, high, so that a stranger cannot
     lock the real admin out from their own address). An attempt counts as failed from the
     moment it starts, so that a burst sent at once is throttled like one sent in turn; a
-    success takes it back. In memory: one process serves the dashboard. Addresses are hashed."""
+    success takes it back. In memory with one process; with several instances on one database
+    (`shared`, PostgreSQL) the tries are counted in the database (`check`, `passed`), so that
+    every instance's count the same ones. Addresses are hashed."""
 
     attempts: int = 5
     address_attempts: int = 20
@@ -110,6 +113,30 @@ class LoginThrottle:
     window: float = 15 * 60
     max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    shared: SharedStore | None = None
+
+    async def check(self, username: str, address: str, now: float | None = None) -> int:
+        """attempt(), counted where every instance counts: in the database when shared (the
+        instance's own count while it is away: a sign-in is never refused for want of it)."""
+        if self.shared is not None:
+            now = time.time() if now is None else now
+            try:
+                wait = await self.shared.attempt(self.keys(username, address), self.limits(), self.window, now)
+                return int(wait) + 1 if wait > 0 else 0
+            except Unreachable:
+                pass
+        return self.attempt(username, address, now)
+
+    async def passed(self, username: str, address: str) -> None:
+        """succeeded(), where check() counted."""
+        if self.shared is not None:
+            pair, addr, user = self.keys(username, address)
+            try:
+                await self.shared.succeeded(pair, (addr, user))
+                return
+            except Unreachable:
+                pass
+        self.succeeded(username, address)
 
     @staticmethod
     def keys(username: str, address: str) -> tuple[str, str, str]:

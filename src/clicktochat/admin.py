@@ -266,7 +266,7 @@ async def login(request: Request) -> Response:
     address = request.app.state.proxies.client(
         request.client.host if request.client else "", request.headers.get("x-forwarded-for", "")
     )
-    wait = throttle.attempt(username, address)  # counted as failed until it succeeds
+    wait = await throttle.check(username, address)  # counted as failed until it succeeds
     if wait:
         minutes = (wait + 59) // 60
         return form(429, f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}.",
@@ -274,7 +274,7 @@ async def login(request: Request) -> Response:
     admin = await authenticate(service.store, username, password) if username and password else None
     if admin is None:
         return form(401, "Wrong username or password.", username)
-    throttle.succeeded(username, address)
+    await throttle.passed(username, address)
     await end_session(service.store, keys, request.cookies.get(SESSION_COOKIE, ""))  # one session a sign-in
     response = RedirectResponse(local_path(fields.get("next", next_path)), status_code=303, headers=ADMIN_HEADERS)
     set_cookie(request, response, SESSION_COOKIE, await start_session(service.store, keys, admin), SESSION_SECONDS)

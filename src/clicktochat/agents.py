@@ -184,6 +184,41 @@ class Rotation:
         return chosen
 
 
+class SharedRotation(Rotation):
+    """Several instances on one database (PostgreSQL): the turn is the database's
+    (`sharedstore.SharedStore.take_turn`), so that clicks spread over the instances still go
+    to each agent in turn. `choose()` answers as Rotation does and notes in `asked` the choice
+    it made (business, candidates), for the click path to take the turn for real and, when the
+    database gave it to someone else, to route again with `Given`. While the database is away
+    the local turn stands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: tuple[int, tuple[int, ...]] | None = None
+
+    def choose(self, business_id: int, candidates: Sequence[Agent], advance: bool = True) -> Agent:
+        chosen = super().choose(business_id, candidates, advance)
+        if advance and len(candidates) > 1:
+            self.asked = (business_id, tuple(a.id for a in candidates))
+        return chosen
+
+    def given(self, business_id: int, agent_id: int) -> Given:
+        """Routing again with the database's turn; the local turn follows it."""
+        self._last[business_id] = agent_id
+        return Given(agent_id)
+
+
+class Given(Rotation):
+    """A rotation that gives one agent when it is a candidate (the turn the database took)."""
+
+    def __init__(self, agent_id: int) -> None:
+        super().__init__()
+        self.agent_id = agent_id
+
+    def choose(self, business_id: int, candidates: Sequence[Agent], advance: bool = True) -> Agent:
+        return next((a for a in candidates if a.id == self.agent_id), None) or super().choose(business_id, candidates)
+
+
 def route(
     business_id: int,
     agents: Sequence[Agent],

@@ -30,6 +30,7 @@ from .clicks import ClickRecorder
 from .demo import seed_demo
 from .errors import ChannelGone, InternalError, LinkGone, ProblemError, TooManyRequests
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
+from .listen import ChangeListener, RoutingWatcher
 from .qr_access import Renders
 from .service import Service
 from .settings import Settings
@@ -60,7 +61,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service = await Service.open(settings, clock)
         salts = Salts(settings.unique_window, await service.store.get_meta("visitor_salts"))
-        recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days)
+        recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days,
+                                 shared=service.shared)  # fmt: skip
+        app.state.login_throttle.shared = service.shared
         app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
         app.state.proxies = Proxies(settings.proxy_networks)
         try:
@@ -74,14 +77,19 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
                 service.whatsapp.start()
             app.state.watcher = watcher = RoutingWatcher(service)
             await watcher.run_once()  # what is seen now is what later changes are told from
-            watching = asyncio.create_task(watcher.run(settings.flush_interval)) if background else None
+            tasks = []
+            if background:
+                tasks.append(asyncio.create_task(watcher.run(settings.flush_interval), name="clicktochat-watcher"))
+            if background and service.shared is not None:  # PostgreSQL: told of others' edits at once
+                watcher.listener = ChangeListener(settings.db, watcher.heard, watcher.wake)
+                tasks.append(asyncio.create_task(watcher.listener.run(), name="clicktochat-listener"))
             try:
                 yield
             finally:
-                if watching is not None:
-                    watching.cancel()
+                for task in tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await watching
+                        await task
                 written = await recorder.stop()
                 log.info("click writer stopped: wrote the last %d clicks, none pending", written)
         finally:
@@ -165,32 +173,6 @@ class App(Starlette):
             response = await server_error(Request(scope), exc)
             await response(scope, receive, send)
             raise
-
-
-class RoutingWatcher:
-    """Drops the link cache and reloads signing keys when another process (the CLI) changed
-    links, agents, businesses or keys."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.seen: int | None = None
-
-    async def run_once(self) -> None:
-        """One check; the first only notes the version. Errors are logged, never raised."""
-        try:
-            version = await self.service.store.routing_version()
-            if self.seen is not None and version != self.seen:
-                self.service.forget()
-                await self.service.reload_signing_keys()
-                await self.service.whatsapp.reload()
-            self.seen = version
-        except Exception:  # a locked database, say: try again at the next tick
-            log.exception("could not check for changes made by other processes")
-
-    async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self.run_once()
 
 
 CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled: a whole town may share one address

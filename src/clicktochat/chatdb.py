@@ -45,7 +45,7 @@ class ChatDB:
 
     def _connect(self) -> None:
         if self.postgres:
-            self._db = database.connect(self.path)
+            self._db = database.Reconnecting(self.path)  # type: ignore[assignment]  # sqlite3's shape, reopened
             return
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 10000")
@@ -65,13 +65,7 @@ class ChatDB:
     @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None, "ChatStore.open() first"
-        if self.postgres and self._db.broken:  # type: ignore[attr-defined]
-            # The server restarted, or the network dropped us: the statement that found out
-            # failed (a webhook then got a 5xx, and Meta sends it again); the next one reconnects.
-            self._db.close()
-            self._connect()
-            assert self._db is not None
-        return self._db
+        return self._db  # on PostgreSQL a `database.Reconnecting`: opened again after a restart
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

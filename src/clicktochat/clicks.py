@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from .sharedstore import SharedStore, decide_uniques, forget_visitors, share_salts
 from .store import Store
 from .uniques import RecentVisitors
 from .useragents import parse_device, robot_name
@@ -266,6 +267,36 @@ def _add(total: list[int], counts: Sequence[int]) -> None:
     total[2] += counts[2]
 
 
+def first_visits(
+    rows: Sequence[ClickRow], before: Sequence[str]
+) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """Each person's visitor key in `rows` with the first and last second of their clicks, and
+    its key under yesterday's salt where there is one (robots have no say in uniques)."""
+    visits: dict[str, tuple[int, int]] = {}
+    keys: dict[str, str] = {}
+    for row, key in zip(rows, before, strict=True):
+        if row.visitor and not row.robot:
+            first, last = visits.get(row.visitor, (row.at, row.at))
+            visits[row.visitor] = (min(first, row.at), max(last, row.at))
+            if key:
+                keys[row.visitor] = key
+    return visits, keys
+
+
+def mark_uniques(rows: list[ClickRow], new: set[str]) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...]]:
+    """One unique for the first row of each visitor in `new` (the database said so), and the
+    totals the rows add, each list in its key's order."""
+    left = set(new)
+    marked = []
+    for row in sorted(rows, key=lambda r: r.at):
+        if row.visitor in left and not row.robot:
+            left.discard(row.visitor)
+            row = tuple.__new__(ClickRow, (*row[:-1], 1))  # row._replace(uniques=1)
+        marked.append(row)
+    totals = tuple(sorted(part) for part in daily_totals(marked))
+    return marked, totals
+
+
 class ClickRecorder:
     def __init__(
         self,
@@ -275,8 +306,12 @@ class ClickRecorder:
         retention_days: int = 400,
         batch_size: int = 5000,
         max_pending: int = 1_000_000,
+        shared: SharedStore | None = None,
     ) -> None:
+        """`shared` (PostgreSQL): several instances write clicks; unique visitors and the salts
+        are then decided in the database (sharedstore), and pruning runs on one instance."""
         self.store = store
+        self.shared = shared
         self.salts = salts or Salts(1800)
         self.visitors = RecentVisitors(self.salts.window)
         self.flush_interval = flush_interval
@@ -285,6 +320,10 @@ class ClickRecorder:
         self.max_pending = max_pending
         self.dropped = 0  # clicks refused because the database has been failing for a long while
         self._pending: list[ClickEvent] = []
+        # Batches whose unique visitors the database has decided, not yet written: written as
+        # they are (deciding again would find their own visitors seen). (rows, totals, refs, clicks)
+        self._decided: list[tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], list[tuple[Any, ...]], int]] = []
+        self.failing = False  # the last write failed (the database is away): clicks wait in memory
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._pruned_at = 0.0
@@ -299,15 +338,16 @@ class ClickRecorder:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + sum(batch[3] for batch in self._decided)
 
     async def start(self, loop: bool = True, now: int | None = None) -> None:
         """Recall the visitors of the last window (a restart must not make them new), a chunk
         of raw rows at a time, then run the loop; without it (`loop=False`, for tests) nothing
         is written but by run_once(), flush() and stop()."""
-        since = self.visitors.since(int(time.time()) if now is None else now)
-        async for visitors in self.store.recent_visitors(since):
-            self.visitors.remember(visitors)
+        if self.shared is None:  # with several instances, the database remembers (seen_visitors)
+            since = self.visitors.since(int(time.time()) if now is None else now)
+            async for visitors in self.store.recent_visitors(since):
+                self.visitors.remember(visitors)
         if loop:
             self._task = asyncio.create_task(self._run(), name="clicktochat-click-writer")
 
@@ -319,6 +359,8 @@ class ClickRecorder:
         return await self.flush()
 
     async def flush(self) -> int:
+        if self.shared is not None:
+            return await self._flush_shared()
         written = 0
         while self._pending:
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
@@ -340,9 +382,49 @@ class ClickRecorder:
             await self.store.set_meta("visitor_salts", self.salts.save())
         return written
 
-    def prepare(
+    async def _flush_shared(self) -> int:
+        """flush() with other instances writing too (PostgreSQL): the day's salt is the one they
+        use (sharedstore.share_salts), unique visitors are decided in the database
+        (sharedstore.decide_uniques), and the totals go in a fixed order (two writers adding to
+        the same rows lock them in the same order: no deadlock)."""
+        written = 0
+        while self._decided:
+            rows, totals, refs, count = self._decided[0]
+            await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], refs)
+            self._decided.pop(0)
+            written += count
+        while self._pending:
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+            try:
+                await self._share_salts(max(event.at for event in batch))
+                businesses = await self.store.agent_businesses()
+                merged, rows = await asyncio.to_thread(self.describe_all, batch, businesses)
+                visits, before = first_visits(rows, [event.visitor_before for event in merged])
+                new = await decide_uniques(self.store, visits, before, self.salts.window)
+            except BaseException:  # nothing decided: the events wait as they are
+                self._pending[:0] = batch
+                raise
+            rows, totals = await asyncio.to_thread(mark_uniques, rows, new)
+            self._decided.append((rows, totals, refs_of(list(merged)), len(batch)))
+            await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], self._decided[-1][2])
+            self._decided.pop()
+            written += len(batch)
+        await self._share_salts(int(time.time()))
+        return written
+
+    async def _share_salts(self, now: int) -> None:
+        self.salts.expire(now)
+        if self.salts.changed:
+            self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
+
+    def describe_all(
         self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
-    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
+    ) -> tuple[list[ClickEvent], list[ClickRow]]:
+        """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
+        merged = self.hashed(batch)
+        return list(merged), [describe(event, n, businesses) for event, n in merged.items()]
+
+    def hashed(self, batch: list[ClickEvent]) -> dict[ClickEvent, int]:
         merged: dict[ClickEvent, int] = {}
         hashes = self.salts.hashes
         for event, n in Counter(batch).items():
@@ -351,6 +433,12 @@ class ClickRecorder:
                 # event._replace(address="", visitor=visitor, visitor_before=before), at a quarter of the cost
                 event = tuple.__new__(ClickEvent, (*event[:11], visitor, before, event[13], "", *event[15:]))
             merged[event] = merged.get(event, 0) + n
+        return merged
+
+    def prepare(
+        self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
+    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
+        merged = self.hashed(batch)
         rows = [describe(event, n, businesses) for event, n in merged.items()]
         uniques, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
         rows = [
@@ -360,8 +448,13 @@ class ClickRecorder:
         return rows, daily_totals(rows), seen, refs_of(list(merged))
 
     async def prune(self, now: float) -> int:
-        """Delete raw rows past the retention; the daily totals stay."""
+        """Delete raw rows past the retention; the daily totals stay. With several instances, the
+        one whose turn it is (sharedstore.SharedStore.due) does it, and forgets old visitor keys."""
         self._pruned_at = now
+        if self.shared is not None:
+            if not await self.shared.due("prune_clicks", now, PRUNE_EVERY):
+                return 0
+            await forget_visitors(self.store, int(now) - 2 * self.salts.window)
         return await self.store.prune_clicks(int(now) - self.retention_days * DAY)
 
     async def run_once(self, now: float | None = None) -> None:
@@ -370,12 +463,19 @@ class ClickRecorder:
         now = time.time() if now is None else now
         try:
             await self.flush()
+            if self.failing:
+                log.warning("writing clicks works again")
+            self.failing = False
             if now - self._pruned_at >= PRUNE_EVERY:
                 deleted = await self.prune(now)
                 if deleted:
                     log.info("deleted %d click rows older than %d days", deleted, self.retention_days)
-        except Exception:
-            log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
+        except Exception as exc:
+            if not self.failing:
+                log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
+            else:  # not a traceback a second while the database is away
+                log.debug("writing clicks failed again (%s); %d kept in memory", exc, self.pending)
+            self.failing = True
         if self.dropped:
             log.error("%d clicks were dropped: the database refused writes for too long", self.dropped)
 

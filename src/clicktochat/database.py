@@ -133,6 +133,74 @@ def connect(url: str) -> Any:
     return _classes()[0].connect(url, autocommit=True, cursor_factory=_classes()[1])
 
 
+class Reconnecting:
+    """A store's connection that outlives the server's restarts: `connect(url)`'s connection, opened
+    again by the first statement after it broke (a restart, a dropped network). A transaction in
+    flight fails with it (its writer keeps what it meant to write and tries again); only a read or
+    a BEGIN that found it broken is tried once more (`execute`). The shape aiosqlite and ChatDB
+    call: execute, executemany, executescript, cursor, commit, rollback, close, in_transaction."""
+
+    CONNECT_TIMEOUT = 5  # seconds: a server that does not answer must not hold the store's thread for minutes
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = self._connect()
+
+    def _connect(self) -> Any:
+        return _classes()[0].connect(self.url, autocommit=True, cursor_factory=_classes()[1],
+                                     connect_timeout=self.CONNECT_TIMEOUT, application_name="clicktochat store")
+
+    def _live(self) -> Any:
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = self._connect()
+        return self.conn
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """A read or a BEGIN outside a transaction that finds the connection dropped is sent once
+        more on a new one (nothing of it was done that a second try would double); anything
+        else fails with the connection."""
+        conn = self._live()
+        idle = not conn.in_transaction
+        try:
+            return conn.execute(sql, params)
+        except Exception as exc:
+            import psycopg
+
+            again = idle and conn.broken and sql.lstrip()[:6].upper() in ("SELECT", "BEGIN", "BEGIN ")
+            if not (again and isinstance(exc, psycopg.OperationalError)):
+                raise
+        return self._live().execute(sql, params)
+
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> Any:
+        return self._live().executemany(sql, params_seq)
+
+    def executescript(self, script: str) -> Any:
+        return self._live().executescript(script)
+
+    def cursor(self) -> Any:
+        return self._live().cursor()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def info(self) -> Any:
+        """The live connection's `ConnectionInfo` (its server process id, for one)."""
+        return self._live().info
+
+    @property
+    def in_transaction(self) -> bool:
+        """False on a broken connection: what it held is gone, and the next statement starts anew."""
+        return not (self.conn.closed or self.conn.broken) and bool(self.conn.in_transaction)
+
+
 @lru_cache(maxsize=1)
 def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor[Any]]]:
     """Built on first use, so that psycopg is imported only for PostgreSQL."""

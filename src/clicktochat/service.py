@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from .agents import Agent, Business, Rotation, check_timezone, parse_hours
+from .agents import Agent, Business, Rotation, SharedRotation, check_timezone, parse_hours
 from .channels import check_text, deep_link, get_channel, link_notes
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
@@ -19,6 +19,7 @@ from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_
 from .logos import check_logo
 from .posters import check_colour
 from .settings import Settings
+from .sharedstore import SharedStore, Unreachable
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
 from .whatsapp import WhatsApp
@@ -32,6 +33,7 @@ from .widget import (
     random_widget_id,
 )
 
+_D = TypeVar("_D")
 MAX_NAME_LENGTH = 200
 MAX_EXPIRY_SECONDS = 100 * 365 * 24 * 3600
 
@@ -46,8 +48,9 @@ class CreatedLink:
 
 class Service:
     def __init__(
-        self, store: Store, settings: Settings, signer: LinkSigner, base_url: str, whatsapp: WhatsApp
-    ) -> None:
+        self, store: Store, settings: Settings, signer: LinkSigner, base_url: str, whatsapp: WhatsApp,
+        shared: SharedStore | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.whatsapp = whatsapp
         self.settings = settings
@@ -55,7 +58,9 @@ class Service:
         self.base_url = base_url.rstrip("/")
         self.cache: LinkCache[Target] = LinkCache(store.target, settings.cache_size)
         self.widget_cache: LinkCache[WidgetTarget] = LinkCache(store.widget_target, settings.cache_size)
-        self.rotation = Rotation()
+        # PostgreSQL: what several instances share (the rotation's turns, the sign-in throttle, jobs)
+        self.shared = shared
+        self.rotation = SharedRotation() if shared is not None else Rotation()
 
     def forget(self) -> None:
         """Drop what is cached of links and widgets, after any change to what they lead to."""
@@ -77,13 +82,39 @@ class Service:
         except BaseException:
             await store.close()
             raise
-        return cls(store, settings, signer, base_url, whatsapp)
+        shared = SharedStore(settings.db) if store.postgres else None
+        whatsapp.jobs = shared
+        return cls(store, settings, signer, base_url, whatsapp, shared)
 
     async def close(self) -> None:
         try:
             await self.whatsapp.close()
         finally:
-            await self.store.close()
+            try:
+                if self.shared is not None:
+                    await self.shared.close()
+            finally:
+                await self.store.close()
+
+    async def in_turn(self, pick: Callable[[Rotation], _D], advance: bool) -> _D:
+        """`pick(rotation)` (links.resolve or links.choose), with the turn of the rotation taken in
+        the database when it chose among several agents: one upsert, only for such clicks. While
+        the database is away (`Unreachable`), the instance's own turn stands."""
+        rotation = self.rotation
+        if self.shared is None or not advance or not isinstance(rotation, SharedRotation):
+            return pick(rotation)
+        rotation.asked = None
+        destination = pick(rotation)
+        asked, rotation.asked = rotation.asked, None
+        if asked is None:
+            return destination
+        try:
+            agent_id = await self.shared.take_turn(*asked)
+        except Unreachable:
+            return destination
+        if getattr(destination, "agent_id", agent_id) != agent_id:
+            destination = pick(rotation.given(asked[0], agent_id))
+        return destination
 
     async def reload_signing_keys(self) -> None:
         """After `keys rotate` in another process; reads only."""

@@ -153,11 +153,12 @@ class Store:
 
     @classmethod
     async def _open_postgres(cls, url: str) -> Store:
-        """aiosqlite's thread and queue around a psycopg connection (see `database`)."""
+        """aiosqlite's thread and queue around a psycopg connection (see `database`), opened again
+        after the server restarted (`database.Reconnecting`)."""
         # Connected first, off the loop: a refused connection raised inside aiosqlite's thread would
         # leave it answering a loop that `asyncio.run` has closed (a traceback after the error).
-        connection = await asyncio.to_thread(database.connect, url)
-        db = aiosqlite.Connection(lambda: connection, 64)
+        connection = await asyncio.to_thread(database.Reconnecting, url)
+        db = aiosqlite.Connection(lambda: connection, 64)  # type: ignore[arg-type,return-value]
         await db
         try:
             store = cls(db, postgres=True)
@@ -202,7 +203,10 @@ class Store:
     async def _rollback(self) -> None:
         # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
         # cancelled task has run too, and `in_transaction` tells the truth.
-        await self.db.execute("SELECT 1")
+        try:
+            await self.db.execute("SELECT 1")
+        except Exception:  # PostgreSQL refuses all but ROLLBACK in a failed transaction; a lost connection
+            pass
         if self.db.in_transaction:
             await self.db.execute("ROLLBACK")
 
@@ -272,6 +276,8 @@ class Store:
 
     async def add_signing_key(self, key: str, only_if_none: bool = False) -> bool:
         async with self.transaction() as db:
+            if only_if_none and self.postgres:  # instances starting together on an empty database make one key
+                await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             if only_if_none and await self._one("SELECT 1 FROM signing_keys LIMIT 1"):
                 return False
             await db.execute("INSERT INTO signing_keys (key, created_at) VALUES (?, ?)", (key, int(time.time())))
@@ -651,7 +657,7 @@ class Store:
                                ("dimension_days", DIMENSION_DAY_COLUMNS),
                                ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
-                    f"{c} = {c} + excluded.{c}" for c in COUNTERS
+                    f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
                 await insert_rows(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
                                   totals[table], upsert)  # fmt: skip
@@ -666,8 +672,8 @@ class Store:
             return {}
         rows = await self._all(
             "SELECT link_key, sum(clicks) FROM link_days WHERE link_kind = ?"
-            " AND link_key IN (SELECT value FROM json_each(?)) GROUP BY link_key",
-            (link_kind, json.dumps(link_keys)),
+            f" AND link_key IN ({', '.join('?' * len(link_keys))}) GROUP BY link_key",
+            (link_kind, *link_keys),
         )
         return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
 

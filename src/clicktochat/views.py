@@ -105,7 +105,12 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     asked = asked_channel(scope)
     business = target.agents if link.agent_id is None and link.address is None else target.colleagues
     try:
-        destination = resolve(target, None, service.rotation, advance=counted, channel=asked)
+        if service.shared is None:
+            destination = resolve(target, None, service.rotation, advance=counted, channel=asked)
+        else:  # several instances: the turn is the database's
+            destination = await service.in_turn(
+                lambda rotation: resolve(target, None, rotation, advance=counted, channel=asked), counted
+            )
     except NotOffered as exc:
         raise channel_gone(exc.channel, target.title, offered_channels(business),
                            f"{service.short_url(link.slug)}?") from None  # fmt: skip
@@ -451,8 +456,15 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
     # The agent on the channel asked for; else (an agent removed since the page loaded, "any",
     # or an agent not on that channel) whoever of the listed agents on it is on duty.
     try:
-        destination = choose(target.business.id, agent, listed, None, asked, datetime.now(UTC), service.rotation,
-                             advance=counted and recorded)  # fmt: skip
+        now = datetime.now(UTC)
+        if service.shared is None:
+            destination = choose(target.business.id, agent, listed, None, asked, now, service.rotation,
+                                 advance=counted and recorded)  # fmt: skip
+        else:  # several instances: the turn is the database's
+            destination = await service.in_turn(
+                lambda rotation: choose(target.business.id, agent, listed, None, asked, now, rotation,
+                                        advance=counted and recorded), counted and recorded,
+            )  # fmt: skip
     except NotOffered as exc:
         raise channel_gone(exc.channel, target.business.name, offered_channels(listed),
                            f"{service.base_url}/w/{widget.id}/any?", **kept(query, page)) from None  # fmt: skip
@@ -519,7 +531,14 @@ WIDGET_SCRIPT = ScriptEndpoint()
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "pending_clicks": request.app.state.recorder.pending})
+    """`ok`, or `degraded` while the database cannot be reached (clicks are answered from the
+    caches and wait in memory: `pending_clicks`); 200 either way, so that a load balancer keeps
+    sending clicks to an instance that can still answer them."""
+    state = request.app.state
+    watcher = getattr(state, "watcher", None)
+    listening = watcher is None or watcher.listener is None or watcher.listener.up
+    degraded = state.recorder.failing or (watcher is not None and watcher.failing) or not listening
+    return JSONResponse({"status": "degraded" if degraded else "ok", "pending_clicks": state.recorder.pending})
 
 
 SIGNED_CLICK, SHORT_CLICK = ClickEndpoint(signed_click), ClickEndpoint(short_click)

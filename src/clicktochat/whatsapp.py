@@ -24,6 +24,7 @@ from .intake import Intake
 from .notifications import IDEMPOTENCY_KEY, Notifications
 from .outbox import Sender
 from .outboxstore import OutboxRow
+from .sharedstore import SharedStore, Unreachable
 from .store import Store
 from .webhooks import READER_WAIT, READERS, Refusals, WebhookProcessor
 
@@ -64,6 +65,7 @@ class WhatsApp:
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
+        self.jobs: SharedStore | None = None  # several instances: scheduled jobs run on one (Service.open)
 
     @classmethod
     async def open(cls, store: Store, path: str, graph_url: str, clock: Callable[[], float] = time.time,
@@ -88,12 +90,22 @@ class WhatsApp:
     async def sync_templates_every(self, seconds: float) -> None:
         """Meta approves, pauses and disables templates on its own: ask again now and then."""
         while True:
-            if self.keys:
+            if self.keys and await self._my_turn("sync_templates", seconds):
                 try:
                     await self.notifications.sync_templates()
                 except Exception:  # Meta unreachable, say: the last list stays, and we try again later
                     log.exception("could not sync message templates from the Graph API")
             await asyncio.sleep(seconds)
+
+    async def _my_turn(self, job: str, every: float) -> bool:
+        """Whether this instance runs `job` now: always alone; with several instances on one
+        database (`jobs`, sharedstore.SharedStore), one of them a period (none while it is away)."""
+        if self.jobs is None:
+            return True
+        try:
+            return await self.jobs.due(job, time.time(), every)
+        except Unreachable:
+            return False
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -1,0 +1,349 @@
+"""Several `clicktochat serve` processes on one PostgreSQL database (issue 13): every click
+counted once, every edit seen by the others within a second, one rotation, one sign-in
+throttle, one count of unique visitors, each scheduled job run once, and a database restart
+survived. These tests always run on PostgreSQL: on the SQLite run of the suite they take a
+database of the session's server (conftest's `postgres_server`)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from clicktochat.accounts import LoginThrottle
+from clicktochat.agents import Agent
+from clicktochat.app import create_app
+from clicktochat.clicks import ClickEvent, ClickRecorder
+from clicktochat.links import ShortLink, Target, resolve
+from clicktochat.service import Service
+from clicktochat.settings import Settings
+from clicktochat.sharedstore import SharedStore, Unreachable, merge_salts
+from clicktochat.store import Store
+from clicktochat.visitors import DAY, Salts
+from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
+from pgserver import PostgresServer
+
+_names = itertools.count()
+SEEN_WITHIN = 1.0  # seconds: an edit through one instance, seen by every other
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A migrated PostgreSQL database for this test, whichever database the suite runs on."""
+    if POSTGRES:
+        return str(request.getfixturevalue("db_path"))
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"instances_{os.getpid()}_{next(_names)}"
+    server.create_database(name, template=TEMPLATE)
+    return server.url(name)
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "clicktochat", *args], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+# -- three servers ------------------------------------------------------------------------
+
+
+def test_three_instances_count_every_click_once_and_see_every_edit_within_a_second(pg_url: str) -> None:
+    key = re.findall(r"ctc_\S+", cli("apikey", "create", "--db", pg_url, "test"))[0]
+    ports = [free_port() for _ in range(3)]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    auth = {"Authorization": f"Bearer {key}"}
+    servers = [running([sys.executable, "-m", "clicktochat", "serve", "--db", pg_url, "--port", str(port),
+                        "--base-url", bases[0]], port) for port in ports]  # fmt: skip
+    sent = [0, 0, 0]  # people's clicks sent to each instance, polls included
+    lock = threading.Lock()
+    with servers[0] as first, servers[1] as second, servers[2] as third:
+        created = httpx.post(f"{bases[0]}/api/v1/links", headers=auth, json={"to": "+39 347 000 0000", "slug": "saldi"})
+        assert created.status_code == 201, created.text
+
+        def click(i: int, client: httpx.Client) -> str:
+            response = client.get(f"{bases[i]}/s/saldi", headers={"user-agent": IPHONE})
+            assert response.status_code == 302, response.text
+            with lock:
+                sent[i] += 1
+            return response.headers["location"]
+
+        stop = threading.Event()
+
+        def clicker(i: int) -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    click(i, client)
+
+        threads = [threading.Thread(target=clicker, args=(i,)) for i in range(3) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        lags = []
+        try:
+            with httpx.Client(timeout=10) as client:
+                for n in range(1, 6):
+                    number = f"+39 347 000 000{n}"
+                    edited = client.patch(f"{bases[0]}/api/v1/links/saldi", headers=auth, json={"to": number})
+                    assert edited.status_code == 200, edited.text
+                    done = time.monotonic()
+                    wanted = f"https://wa.me/3934700000{n:02d}"
+                    for i in (1, 2):
+                        while (location := click(i, client)) != wanted:
+                            assert time.monotonic() - done < SEEN_WITHIN, f"instance {i} still sends to {location}"
+                    lags.append(time.monotonic() - done)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert all(lag < SEEN_WITHIN for lag in lags)
+        for process in (first, second, third):  # SIGTERM: each writes what it still holds
+            process.send_signal(signal.SIGTERM)
+        for process in (first, second, third):
+            assert process.wait(30) in (0, -signal.SIGTERM)  # uvicorn raises the signal again once stopped
+    with connect_db(pg_url) as db:
+        clicks, uniques, bots = db.execute(
+            "SELECT sum(clicks), sum(uniques), sum(bots) FROM link_days WHERE link_key = 'saldi'"
+        ).fetchone()
+        (raw,) = db.execute("SELECT sum(n) FROM clicks WHERE link_key = 'saldi'").fetchone()
+    assert min(sent) > 5
+    assert (clicks, raw, bots) == (sum(sent), sum(sent), 0)
+    assert uniques == 1  # one phone, one address: one visitor, whichever instance it reached
+
+
+# -- what the instances share, in-process ---------------------------------------------------
+
+
+def agent(agent_id: int) -> Agent:
+    return Agent(agent_id, 7, f"agent {agent_id}", "whatsapp", f"39347000{agent_id:04d}", None, "UTC")
+
+
+def test_the_rotation_is_one_turn_across_instances(pg_url: str) -> None:
+    """Clicks alternating between two instances still reach the agents in turn: alone, each
+    instance would start with the first agent (1, 1, 2, 2, 3, 3, ...)."""
+    target = Target(ShortLink("team", business_id=7), "Shop", (agent(3), agent(1), agent(2)), None, 7, ())
+
+    async def scenario() -> list[int | None]:
+        one, two = await Service.open(Settings(db=pg_url)), await Service.open(Settings(db=pg_url))
+        try:
+            chosen = []
+            for n in range(9):
+                service = (one, two)[n % 2]
+                destination = await service.in_turn(lambda rotation: resolve(target, None, rotation), True)
+                assert destination is not None
+                chosen.append(destination.agent_id)
+            previewed = await one.in_turn(lambda rotation: resolve(target, None, rotation, advance=False), False)
+            assert previewed is not None and previewed.agent_id in (1, 2, 3)  # a preview takes no turn
+            destination = await two.in_turn(lambda rotation: resolve(target, None, rotation), True)
+            assert destination is not None
+            chosen.append(destination.agent_id)
+            return chosen
+        finally:
+            await one.close()
+            await two.close()
+
+    assert asyncio.run(scenario()) == [1, 2, 3, 1, 2, 3, 1, 2, 3, 1]
+
+
+def test_the_sign_in_throttle_counts_tries_made_on_every_instance(pg_url: str) -> None:
+    async def scenario() -> None:
+        stores = [SharedStore(pg_url), SharedStore(pg_url)]
+        one, two = (LoginThrottle(shared=store) for store in stores)
+        try:
+            now = 1_800_000_000.0
+            for n in range(5):  # five wrong tries for one name from one address, alternating instances
+                assert await (one, two)[n % 2].check("anna", "203.0.113.9", now + n) == 0
+            assert await one.check("anna", "203.0.113.9", now + 5) == 15 * 60 - 4  # the first try's age
+            assert await two.check("anna", "203.0.113.9", now + 6) == 15 * 60 - 5
+            assert await two.check("bruno", "203.0.113.9", now + 6) == 0  # another name from there may still try
+            assert await one.check("anna", "203.0.113.9", now + 15 * 60 + 1) == 0  # the first try is past
+            await two.passed("anna", "203.0.113.9")  # a right one: the pair's tries stop counting
+            assert await one.check("anna", "203.0.113.9", now + 15 * 60 + 2) == 0
+            with connect_db(pg_url) as db:
+                keys = [k for (k,) in db.execute("SELECT key FROM login_failures")]
+            assert len([k for k in keys if k.startswith("pair:") and k.endswith(":anna")]) == 1  # the last one
+        finally:
+            for store in stores:
+                await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_scheduled_job_runs_on_one_instance_per_period(pg_url: str) -> None:
+    async def scenario() -> list[bool]:
+        one, two = SharedStore(pg_url), SharedStore(pg_url)
+        try:
+            now = 1_800_000_000
+            return [
+                await one.due("prune_clicks", now, 3600), await two.due("prune_clicks", now + 1, 3600),
+                await one.due("prune_clicks", now + 3599, 3600), await two.due("prune_clicks", now + 3600, 3600),
+                await one.due("prune_clicks", now + 3601, 3600), await one.due("sync_templates", now + 3601, 3600),
+            ]  # fmt: skip
+        finally:
+            await one.close()
+            await two.close()
+
+    assert asyncio.run(scenario()) == [True, False, False, True, False, True]
+
+
+def test_a_visitor_is_unique_once_whichever_instance_their_clicks_reach(pg_url: str) -> None:
+    """Two writers with no salt yet: the first to need one makes it, the other takes it, so the
+    visitor has one key; the database says who was seen within the window."""
+    now = int(time.time()) // DAY * DAY + 60  # today's: one day's salt for every click here
+
+    def click(at: int, address: str = "198.51.100.7") -> ClickEvent:
+        return ClickEvent(at, "short", "saldi", "whatsapp", None, None, None, b"", "", IPHONE, address=address)
+
+    async def scenario() -> tuple[int, int, int]:
+        stores = [await Store.open(pg_url), await Store.open(pg_url)]
+        shared = [SharedStore(pg_url), SharedStore(pg_url)]
+        one, two = (ClickRecorder(store, Salts(1800), shared=s) for store, s in zip(stores, shared, strict=True))
+        try:
+            one.record(click(now))
+            two.record(click(now + 1))
+            two.record(click(now + 1, "198.51.100.8"))
+            await one.flush()
+            await two.flush()
+            one.record(click(now + 2))
+            await one.flush()
+            two.record(click(now + 1803))  # past the window after the last click: new again
+            await two.flush()
+            assert one.salts.current == two.salts.current
+        finally:
+            for s in shared:
+                await s.close()
+            for store in stores:
+                await store.close()
+        with connect_db(pg_url) as db:
+            return tuple(db.execute("SELECT sum(n), sum(uniques), count(DISTINCT visitor) FROM clicks").fetchone())
+
+    assert asyncio.run(scenario()) == (5, 3, 2)
+
+
+def test_a_new_signing_key_reaches_a_running_instance_within_a_second(pg_url: str) -> None:
+    """What signed links are opened with, held in memory, from `keys rotate` in another process.
+    (API keys and sessions are read from the database at every request: a revoked key or an
+    ended session is refused by every instance at once.)"""
+    with TestClient(create_app(Settings(db=pg_url)), base_url="http://127.0.0.1") as client:
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not client.app.state.watcher.listener.up:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "not listening"
+            threading.Event().wait(0.05)
+        keys = service.signer.keys
+        cli("keys", "rotate", "--db", pg_url)
+        done = time.monotonic()
+        while service.signer.keys == keys:
+            assert time.monotonic() - done < SEEN_WITHIN, "the new key was not loaded"
+            threading.Event().wait(0.01)
+        assert len(service.signer.keys) == len(keys) + 1
+
+
+def test_salts_merge_to_the_newest_day_and_a_dropped_salt_stays_dropped() -> None:
+    def salts(day: int, current: str, previous: str) -> str:
+        return json.dumps({"day": day, "current": current, "previous": previous})
+
+    assert merge_salts(salts(2, "bb", "aa"), salts(1, "aa", "")) == salts(2, "bb", "aa")  # ours: a new day
+    assert merge_salts(salts(2, "cc", "aa"), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # theirs came first
+    assert merge_salts(salts(2, "bb", ""), salts(2, "bb", "aa")) == salts(2, "bb", "")  # yesterday's let go
+    assert merge_salts(salts(1, "aa", ""), salts(2, "bb", "aa")) == salts(2, "bb", "aa")  # behind: theirs
+
+
+def test_one_sqlite_process_keeps_its_state_in_memory_as_before(sqlite_path: str) -> None:
+    """The SQLite default stays light: no shared connection, the rotation and throttle in memory,
+    uniques decided from the window's filters; migration 012's tables stay empty."""
+    with TestClient(create_app(Settings(db=sqlite_path)), base_url="http://127.0.0.1") as client:
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        assert service.shared is None and client.app.state.watcher.listener is None  # type: ignore[attr-defined]
+        call(client, service.create_link(to="+39 347 000 0000", slug="saldi"))
+        for _ in range(3):
+            assert client.get("/s/saldi", headers={"user-agent": IPHONE}, follow_redirects=False).status_code == 302
+        flush(client)
+        assert client.get("/healthz").json() == {"status": "ok", "pending_clicks": 0}
+    with connect_db(sqlite_path) as db:
+        assert db.execute("SELECT sum(clicks), sum(uniques) FROM link_days").fetchone() == (3, 1)
+        for table in ("rotations", "login_failures", "seen_visitors", "job_runs"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+# -- a database restart --------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A server of this test's own: it is stopped and started again, which the session's must not be."""
+    with PostgresServer.start(tmp_path / "pg") as server:
+        server.create_database("app")
+        yield server
+
+
+def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_server: PostgresServer) -> None:
+    url = own_server.url("app")
+
+    async def make_link() -> None:
+        service = await Service.open(Settings(db=url))
+        try:
+            await service.create_link(to="+39 347 000 0000", slug="saldi")
+        finally:
+            await service.close()
+
+    asyncio.run(make_link())
+    phone = {"user-agent": IPHONE}
+    sent = 0
+
+    def until(client: TestClient, want: str, seconds: float) -> dict[str, object]:
+        deadline = time.monotonic() + seconds
+        while (health := client.get("/healthz").json())["status"] != want:
+            assert time.monotonic() < deadline, health
+            threading.Event().wait(0.05)
+        return health
+
+    with TestClient(create_app(Settings(db=url, flush_interval=0.2)), base_url="http://127.0.0.1") as client:
+
+        def click() -> str:
+            nonlocal sent
+            response = client.get("/s/saldi", headers=phone, follow_redirects=False)
+            assert response.status_code == 302
+            sent += 1
+            return response.headers["location"]
+
+        until(client, "ok", 10)
+        click()
+        own_server.halt()
+        for _ in range(5):  # answered from the cache, kept in memory
+            assert click() == "https://wa.me/393470000000"
+        health = until(client, "degraded", 10)
+        assert health["pending_clicks"] in (5, 6)  # the first one may have been written before
+        shared = client.app.state.service.shared  # type: ignore[attr-defined]
+        with pytest.raises(Unreachable):  # a turn of the rotation, say: the instance does without
+            call(client, shared.take_turn(7, [1, 2]))
+        team = Target(ShortLink("team", business_id=7), "Shop", (agent(1), agent(2)), None, 7, ())
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        turns = [call(client, service.in_turn(lambda rotation: resolve(team, None, rotation), True)) for _ in "ab"]
+        assert [turn.agent_id for turn in turns] == [1, 2]  # type: ignore[attr-defined]  # its own turns
+        own_server.resume()
+        health = until(client, "ok", 15)
+        assert call(client, service.whatsapp.chats.numbers()) == []  # the WhatsApp side's connection, reopened
+        deadline = time.monotonic() + 5
+        while client.get("/healthz").json()["pending_clicks"]:
+            assert time.monotonic() < deadline, "clicks not written after the restart"
+            threading.Event().wait(0.05)
+        with connect_db(url) as db:  # an edit by another process is heard again
+            db.execute("UPDATE links SET address = '393470000009' WHERE slug = 'saldi'")
+        done = time.monotonic()
+        while click() != "https://wa.me/393470000009":
+            assert time.monotonic() - done < SEEN_WITHIN
+    with connect_db(url) as db:  # every click, written once (the app's shutdown wrote the last ones)
+        (raw,) = db.execute("SELECT sum(n) FROM clicks WHERE link_key = 'saldi'").fetchone()
+        (totals,) = db.execute("SELECT sum(clicks) FROM link_days WHERE link_key = 'saldi'").fetchone()
+    assert raw == totals == sent
