@@ -904,7 +904,8 @@ async def insert_rows(
     """`head` VALUES (...), (...), ... `tail` for `rows` of `width` values, up to CHUNKS[0] rows a
     statement. executemany() steps one row at a time and gives up the GIL around every step: 8.6
     us of CPU a row of the clicks table against 5.0 this way (bench figures in docs/performance.md),
-    and a row per GIL hand-over while the event loop wants it back."""
+    and a row per GIL hand-over while the event loop wants it back. An upsert's rows (`tail`) must
+    have distinct keys on PostgreSQL, which refuses to update a row twice in one statement."""
     done = 0
     for size in CHUNKS:
         while len(rows) - done >= size:
