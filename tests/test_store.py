@@ -183,8 +183,8 @@ def database_at(sqlite_path: str, version: int) -> sqlite3.Connection:
 
 
 def test_clicks_recorded_before_the_analytics_migration_keep_counting(sqlite_path: str) -> None:
-    """SQLite's migrations (PostgreSQL starts at the last). A database at version 2 with clicks in it: 003 rebuilds the clicks table and files the
-    old clicks in the daily totals, so no count drops."""
+    """SQLite's migrations (PostgreSQL starts at the last). A database at version 2 with clicks in
+    it: 003 rebuilds the clicks table and files the old clicks in the daily totals, so no count drops."""
     db = database_at(sqlite_path, 2)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
