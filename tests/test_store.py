@@ -318,3 +318,30 @@ def test_rows_are_inserted_in_chunks_exactly_as_given(db_path: str) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_link_search_ignores_the_case_of_ascii_letters_only_on_either_database(db_path: str) -> None:
+    """SQLite's LIKE folds ASCII letters alone; PostgreSQL's search must find exactly the same links
+    (its LIKE folds nothing, its ILIKE folds every letter in most locales), and % and _ are literal."""
+    links = [ShortLink("Vetrina", channel="whatsapp", address="393471234567", campaign="Estate"),
+             ShortLink("upper", channel="whatsapp", address="393471234567", text="CAFÉ"),
+             ShortLink("lower", channel="whatsapp", address="393471234567", text="café 50% off"),
+             ShortLink("plain", channel="whatsapp", address="393471234567", source="a_b")]  # fmt: skip
+
+    async def scenario() -> dict[str, list[str]]:
+        store = await Store.open(db_path)
+        try:
+            for link in links:
+                await store.add_link(link)
+            found = {}
+            for search in ("", "VETR", "estate", "caf", "é", "É", "%", "a_b", "ab", "a%b"):
+                found[search] = sorted(link.slug for link in await store.links(search=search))
+            return found
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == {
+        "": ["Vetrina", "lower", "plain", "upper"], "VETR": ["Vetrina"], "estate": ["Vetrina"],
+        "caf": ["lower", "upper"], "é": ["lower"], "É": ["upper"], "%": ["lower"], "a_b": ["plain"], "ab": [],
+        "a%b": [],
+    }  # fmt: skip
