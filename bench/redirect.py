@@ -7,6 +7,8 @@ but the checks below.
     .venv/bin/python bench/redirect.py --duration 5 --rounds 5 --connections 32
     .venv/bin/python bench/redirect.py --visitors new           # every request a new visitor
     .venv/bin/python bench/redirect.py --compare /tmp/main/src  # also another checkout's server, same run
+    .venv/bin/python bench/redirect.py --db postgresql://...    # also the same server on PostgreSQL, same run
+    .venv/bin/python bench/redirect.py --db postgresql://... --instances 2  # and two servers on it at once
     .venv/bin/python bench/redirect.py --help
 
 What it does:
@@ -33,7 +35,14 @@ What it does:
    the part of it spent outside the event loop's thread (the click writer's worker thread
    and aiosqlite's: the writer's CPU per click).
 
-Only 127.0.0.1 is ever contacted; every process started is stopped, within bounded time.
+With --db URL (an empty PostgreSQL database, which it writes the same two links into), each round
+also serves /c and /s from the same server on PostgreSQL (`--db URL`), and prints the ratio of
+each to the same path on SQLite; with --instances N as well, N servers on that database at once,
+each loaded by its own load generator with its share of the connections (req/s summed, p50 and
+p99 the worst of them; pinning does not apply to them: they share the CPUs).
+
+Only 127.0.0.1 is ever contacted (and the --db server); every process started is stopped, within
+bounded time.
 """
 
 from __future__ import annotations
@@ -52,12 +61,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from clicktochat import database
+from clicktochat.errors import InvalidInput
 from clicktochat.service import Service
 from clicktochat.settings import ENV_PREFIX, Settings
 
@@ -72,6 +84,7 @@ TEXT = "Ciao! 👋 Vorrei prenotare un tavolo per due stasera alle 20:30 🍕�
 SLUG = "bench"
 TARGET_RATIO = {"same": 1.0, "new": 0.75}  # ours / bare, req/s, per --visitors
 TARGET_P99 = 1.5  # ours / bare, p99, at most
+TARGET_POSTGRES = 0.9  # PostgreSQL / SQLite, req/s, at least (issue 13)
 NEW_VISITORS_LUA = """
 -- Every request a new visitor: its own address (X-Forwarded-For), and an iPhone user agent from a
 -- pool (--user-agents: bench/soak.py's 2,000 strings by default), or a new one every request (0).
@@ -111,7 +124,10 @@ async def make_links(db: str) -> Links:
     """A short and a signed link to the same chat, made by the project's own code."""
     service = await Service.open(Settings(db=db, base_url=f"http://{HOST}"))
     try:
-        short = await service.create_link(to=PHONE, text=TEXT, slug=SLUG)
+        try:
+            short = await service.create_link(to=PHONE, text=TEXT, slug=SLUG)
+        except InvalidInput as exc:
+            raise SystemExit(f"{database.redacted(db)}: {exc.errors[0].reason}: give a new, empty database") from None
         signed = await service.create_link(to=PHONE, text=TEXT, short=False)
         assert short.short is not None and signed.signed is not None and signed.token is not None
         location = service.destination_url(short.short)
@@ -121,15 +137,20 @@ async def make_links(db: str) -> Links:
         await service.close()
 
 
+def connect(db: str) -> closing[sqlite3.Connection]:
+    """The SQLite file, or the PostgreSQL database (with SQLite's `?` placeholders)."""
+    return closing(database.connect(db) if database.is_postgres(db) else sqlite3.connect(db))
+
+
 def count_clicks(db: str) -> dict[str, int]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         rows = conn.execute("SELECT link_kind, sum(n) FROM clicks GROUP BY link_kind").fetchall()
     return {"short": 0, "signed": 0} | dict(rows)
 
 
 def count_visitors(db: str, link_kind: str) -> int:
     """Distinct visitor hashes among the clicks written (all runs so far)."""
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         row = conn.execute("SELECT count(DISTINCT visitor) FROM clicks WHERE link_kind = ?", (link_kind,)).fetchone()
     return int(row[0])
 
@@ -144,6 +165,9 @@ class Target:
     ours: bool
     link_kind: str | None  # clicks.link_kind that a request on this target records
     src: str | None = None  # another source tree's src/ to serve ours from (--compare)
+    db: str | None = None  # the database it serves (--db): None, the temporary SQLite file
+    instances: int = 1  # servers on `db` at once, each loaded apart (--instances)
+    same_as: str | None = None  # the label of the same path on SQLite, for the ratio
 
 
 def free_port() -> int:
@@ -351,28 +375,63 @@ def run_target(
     script: str | None = None,
 ) -> Run:
     server_cpu, load_cpu = cpus
-    port = free_port()
+    db = target.db or db
+    if target.instances > 1:  # they share the CPUs with each other and with their loads
+        server_cpu = load_cpu = None
+    ports = [free_port() for _ in range(target.instances)]
     before = count_clicks(db)
     env: dict[str, str] = {}
     if target.ours and script:
         env[f"{ENV_PREFIX}TRUSTED_PROXIES"] = HOST  # wrk is the proxy whose X-Forwarded-For is believed
     if target.src:
         env["PYTHONPATH"] = target.src
-    with server(server_argv(target, db, port, links.location), port, log_path, server_cpu, env) as proc:
-        verify(port, target.path, links.location)
+    share = max(1, args.connections // len(ports))
+    with ExitStack() as stack:
+        procs = [stack.enter_context(server(server_argv(target, db, port, links.location), port, log_path, server_cpu,
+                                            env)) for port in ports]  # fmt: skip
+        for port in ports:
+            verify(port, target.path, links.location)
         warm = None
         if args.warmup > 0:
-            warm = load(tool, port, target.path, args.warmup, args.connections, load_cpu, script)
-        total_before, loop_before = cpu_split(proc.pid)
-        measured = load(tool, port, target.path, args.duration, args.connections, load_cpu, script)
-        total_after, loop_after = cpu_split(proc.pid)
-    answered = 1 + (warm.requests if warm else 0) + measured.requests
+            warm = loads(tool, ports, target.path, args.warmup, share, load_cpu, script)
+        cpu_before = [cpu_split(proc.pid) for proc in procs]
+        measured = loads(tool, ports, target.path, args.duration, share, load_cpu, script)
+        cpu_after = [cpu_split(proc.pid) for proc in procs]
+    answered = len(ports) + (warm.requests if warm else 0) + measured.requests
     clicks = None
     if target.link_kind is not None:
         clicks = count_clicks(db)[target.link_kind] - before[target.link_kind]
-    total, off_loop = total_after - total_before, (total_after - total_before) - (loop_after - loop_before)
+    total = sum(after[0] - start[0] for start, after in zip(cpu_before, cpu_after, strict=True))
+    loop = sum(after[1] - start[1] for start, after in zip(cpu_before, cpu_after, strict=True))
     per = 1e6 / measured.requests
-    return Run(target, round_, measured, answered, clicks, total * per, off_loop * per, server_cpu is not None)
+    return Run(target, round_, measured, answered, clicks, total * per, (total - loop) * per, server_cpu is not None)
+
+
+def loads(tool: str, ports: list[int], path: str, seconds: int, connections: int, cpu: int | None,
+          script: str | None) -> Load:  # fmt: skip
+    """`load` on each port at once, from a load generator each: requests and req/s summed, the
+    latencies the worst of them."""
+    if len(ports) == 1:
+        return load(tool, ports[0], path, seconds, connections, cpu, script)
+    found: dict[int, Load] = {}
+    failed: list[BaseException] = []
+
+    def one(port: int) -> None:
+        try:
+            found[port] = load(tool, port, path, seconds, connections, cpu, script)
+        except BaseException as exc:  # SystemExit included: raised again below, on the main thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    each = list(found.values())
+    return Load(sum(x.requests for x in each), max(x.seconds for x in each), sum(x.rps for x in each),
+                max(x.p50_us for x in each), max(x.p99_us for x in each), sum(x.errors for x in each))  # fmt: skip
 
 
 def cpu_model() -> str:
@@ -445,6 +504,19 @@ def report(
             f"same-round req/s {', '.join(f'{x:.2f}' for x in paired)}; p99 {', '.join(f'{x:.2f}' for x in paired_p99)}"
         )
 
+    by_label = {target.label: target for target in targets}
+    compared = [target for target in our_targets if target.same_as in by_label]
+    if compared:
+        print()
+    for target in compared:
+        sqlite = by_label[str(target.same_as)]
+        ratio = chosen[target].rps / chosen[sqlite].rps
+        paired = [r.load.rps / b.load.rps for r, b in zip(runs_of(target), runs_of(sqlite), strict=True)]
+        verdict = "ok" if ratio >= TARGET_POSTGRES or target.instances > 1 else f"BELOW the {TARGET_POSTGRES} target"
+        print(f"{target.label} / {sqlite.label}: req/s {ratio:.2f} ({verdict}), p99 "
+              f"{chosen[target].p99_us / chosen[sqlite].p99_us:.2f}; same-round req/s "
+              f"{', '.join(f'{x:.2f}' for x in paired)}")  # fmt: skip
+
     print()
     for target in our_targets:
         answered = sum(r.answered for r in runs_of(target))
@@ -511,7 +583,23 @@ def main() -> None:
         metavar="SRC",
         help="Also serve /c and /s from this source tree's src/ (e.g. a checkout of main), in the same rounds.",
     )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="Also serve /c and /s from this PostgreSQL database (a new, empty one: the links are written into it), "
+        "in the same rounds, against the same paths on SQLite.",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="With --db: also N servers on that database at once, each loaded apart (default 1: not run).",
+    )
     args = parser.parse_args()
+    if args.db and not database.is_postgres(args.db):
+        raise SystemExit("--db takes a PostgreSQL URL (postgresql://...): the SQLite file is the bench's own")
+    if args.instances > 1 and not args.db:
+        raise SystemExit("--instances needs --db: several servers share a PostgreSQL database")
 
     tool = args.loadgen
     if tool != "python" and shutil.which("wrk") is None:
@@ -554,6 +642,20 @@ def main() -> None:
                 Target("compared /c/{token}", f"/c/{links.token}", ours=True, link_kind="signed", src=src),
                 Target(f"compared /s/{links.slug}", f"/s/{links.slug}", ours=True, link_kind="short", src=src),
             ]
+        if args.db:
+            on_postgres = asyncio.run(make_links(args.db))
+            shown = "PostgreSQL"
+            for target in targets[1:3]:
+                path = f"/c/{on_postgres.token}" if target.link_kind == "signed" else f"/s/{on_postgres.slug}"
+                targets.append(Target(f"{target.label.split()[1]} on {shown}", path, ours=True,
+                                      link_kind=target.link_kind, db=args.db, same_as=target.label))  # fmt: skip
+            if args.instances > 1:
+                for target in targets[1:3]:
+                    path = f"/c/{on_postgres.token}" if target.link_kind == "signed" else f"/s/{on_postgres.slug}"
+                    targets.append(Target(f"{target.label.split()[1]} x{args.instances} on {shown}", path, ours=True,
+                                          link_kind=target.link_kind, db=args.db, instances=args.instances,
+                                          same_as=f"{target.label.split()[1]} on {shown}"))  # fmt: skip
+            print(f"PostgreSQL: {database.redacted(args.db)}")
         script = None
         if args.visitors == "new":
             script = str(Path(tmp) / "new_visitors.lua")

@@ -98,8 +98,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 
 @pytest.fixture
 def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Where the test's database lives: a new SQLite file, or a new PostgreSQL database."""
-    if not POSTGRES:
+    """Where the test's database lives: a new SQLite file, or a new PostgreSQL database (in the
+    PostgreSQL pass, and in both passes for a test marked `postgresql`: what only PostgreSQL has,
+    such as row locks, dropped connections and several instances, is tested on every run)."""
+    if not POSTGRES and request.node.get_closest_marker("postgresql") is None:
         yield str(tmp_path / "test.db")
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
@@ -309,9 +311,9 @@ class _AsgiClient:
 
 
 @pytest.fixture
-def whatsapp(tmp_path: Path, standin: GraphStandIn, clock: Clock) -> Iterator[WhatsAppSetup]:
+def whatsapp(db_path: str, standin: GraphStandIn, clock: Clock) -> Iterator[WhatsAppSetup]:
     """A running app with a business and a connected number, time on `clock`, Graph on the stand-in."""
-    settings = Settings(db=str(tmp_path / "wa.db"), base_url="https://chat.example.com", flush_interval=0.05,
+    settings = Settings(db=db_path, base_url="https://chat.example.com", flush_interval=0.05,
                         graph_url=standin.url)  # type: ignore[attr-defined]  # fmt: skip
     app = create_app(settings, clock, background=False)
     with TestClient(app, base_url="https://chat.example.com", follow_redirects=False) as c:

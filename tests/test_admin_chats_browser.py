@@ -76,9 +76,9 @@ class Live:
 
 
 @pytest.fixture
-def live(tmp_path: Path, standin: GraphStandIn, clock: Clock) -> Iterator[Live]:
+def live(db_path: str, standin: GraphStandIn, clock: Clock) -> Iterator[Live]:
     """A shop with a connected number and an admin, Ana; the server's time is `clock`."""
-    settings = Settings(db=str(tmp_path / "live.db"), base_url=f"http://127.0.0.1:{free_port()}",
+    settings = Settings(db=db_path, base_url=f"http://127.0.0.1:{free_port()}",
                         flush_interval=0.05, graph_url=standin.url)  # type: ignore[attr-defined]  # fmt: skip
     with Live(settings, clock) as site:
         service = site.service

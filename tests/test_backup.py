@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from clicktochat.backup import BackupError, backup, check, latest_schema, restore
 from clicktochat.cli import cli as main
-from clicktochat.dblock import DatabaseLock, InUse
+from clicktochat.dblock import DatabaseLock, InUse, NotAFile
 from clicktochat.store import Store
 from conftest import IPHONE, free_port, running
 
@@ -306,3 +306,31 @@ def test_the_lock_file_is_given_to_the_databases_owner_when_root_opens_it(db: Pa
     os.chown(db, 65534, 65534)
     with DatabaseLock(db):
         assert Path(f"{db}-lock").stat().st_uid == 65534
+
+
+# -- PostgreSQL: its own tools ---------------------------------------------------------------------
+
+PG_URL = "postgresql://shop:s3cret-pw@db.internal:5432/clicktochat"
+
+
+def test_backup_and_restore_of_a_postgresql_database_name_pg_dump_and_pg_restore(tmp_path: Path) -> None:
+    """Refused before anything is opened or written (db.internal is never looked up), with the
+    tool to use instead, and without the password."""
+    for args, tool in ((("backup", str(tmp_path / "copy.db")), "pg_dump --format=custom"),
+                       (("restore", str(tmp_path / "copy.db")), "pg_restore --clean")):  # fmt: skip
+        done = cli(*args, "--db", PG_URL)
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output
+        assert done.stderr.startswith("Error: postgresql://shop@db.internal:5432/clicktochat is a PostgreSQL "
+                                      "database: this command copies SQLite files.")  # fmt: skip
+        assert tool in done.stderr and "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    from_env = CliRunner().invoke(main, ["backup", str(tmp_path / "copy.db")], env={"CLICKTOCHAT_DB": PG_URL})
+    assert from_env.exit_code == 1 and "pg_dump" in from_env.stderr
+
+
+def test_a_postgresql_database_has_no_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotAFile, match="PostgreSQL database, not a file: it has no lock file") as refused:
+        DatabaseLock(PG_URL, exclusive=True)
+    assert "pg_restore" in str(refused.value) and "s3cret-pw" not in str(refused.value)
+    assert list(tmp_path.rglob("*")) == []  # no file named after the URL

@@ -3,11 +3,9 @@ installed module as a subprocess, and the app (TestClient) over the same databas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +20,8 @@ from clicktochat import __version__
 from clicktochat.app import create_app
 from clicktochat.cli import cli
 from clicktochat.settings import Settings
-from conftest import ANDROID, IPHONE, read_qr, watch
+from conftest import ANDROID, IPHONE, POSTGRES, connect_db, free_port, read_qr, watch
+from pgserver import PostgresServer
 
 BASE = "https://chat.example.com"
 NUMBER = "+39 347 123 4567"
@@ -48,8 +47,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "cli.db")
+def db(db_path: str) -> str:
+    """The test's database: a SQLite file, or a PostgreSQL URL when the suite runs on PostgreSQL."""
+    return db_path
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def as_json(result: Result) -> Any:
 
 
 def query(db: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+    with connect_db(db) as conn:
         return list(conn.execute(sql, params).fetchall())
 
 
@@ -135,7 +135,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     listed = {line.split()[0] for line in commands.strip().splitlines()}
     assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
                       "stats", "whatsapp", "conversations", "simulate", "notify", "notifications", "customer",
-                      "optin", "costs", "backup", "restore"}  # fmt: skip
+                      "optin", "costs", "backup", "restore", "db"}  # fmt: skip
     assert ok(invoke(runner, "-h")).stdout == result.stdout
 
 
@@ -158,10 +158,10 @@ def test_unknown_command_is_a_usage_error(runner: CliRunner) -> None:
 
 
 def test_init_creates_the_database_with_one_signing_key(runner: CliRunner, db: str) -> None:
-    assert not Path(db).exists()
+    assert not Path(db).exists()  # a PostgreSQL database's URL is never taken for a file's path
     result = ok(invoke(runner, "init", "--db", db))
     assert result.stdout == f"Database ready: {db}\n"
-    assert Path(db).is_file()
+    assert Path(db).is_file() != POSTGRES
     assert len(query(db, "SELECT key FROM signing_keys")) == 1
     assert query(db, "SELECT value FROM meta WHERE key = 'base_url'") == []  # nothing given, nothing recorded
     ok(invoke(runner, "init", "--db", db))  # a second init keeps the one key
@@ -173,6 +173,36 @@ def test_init_takes_the_database_from_the_environment(runner: CliRunner, tmp_pat
     ok(invoke(runner, "init", env={"CLICKTOCHAT_DB": str(path)}))
     assert path.is_file()
     assert not (tmp_path / "clicktochat.db").exists()
+
+
+@pytest.fixture
+def url_with_password(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database of the session's PostgreSQL server (whatever the run), its URL carrying a password
+    (the test server trusts local connections, so any password lets it in)."""
+    name = f"cli_password_{os.getpid()}"
+    postgres_server.create_database(name)
+    yield postgres_server.url(name).replace("postgres@", "postgres:s3cret-pw@")
+    postgres_server.drop_database(name)
+
+
+def test_a_postgresql_url_is_a_database_and_its_password_is_never_printed(runner: CliRunner,
+                                                                         url_with_password: str) -> None:  # fmt: skip
+    shown = url_with_password.replace(":s3cret-pw@", "@")
+    done = ok(invoke(runner, "init", "--db", url_with_password))
+    assert done.stdout == f"Database ready: {shown}\n" and done.stderr == ""  # no "did not exist" note
+    assert not list(Path.cwd().iterdir())  # no file named after the URL
+    ok(invoke(runner, "keys", "rotate", env={"CLICKTOCHAT_DB": url_with_password}))
+    assert len(query(url_with_password, "SELECT id FROM signing_keys")) == 2
+
+
+def test_an_unreachable_postgresql_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    """(A subprocess, as for a missing folder: in-process, aiosqlite's thread trips over the closed loop.)"""
+    port = free_port()  # nothing listens there
+    proc = run_module("keys", "list", "--db", f"postgresql://shop:s3cret-pw@127.0.0.1:{port}/clicktochat")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"Error: cannot use the database postgresql://shop@127.0.0.1:{port}/clicktochat: ")
+    assert "s3cret-pw" not in proc.stderr and "Traceback" not in proc.stderr and "Note:" not in proc.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_keys_list_rotate_and_secrets_never_printed(runner: CliRunner, db: str,

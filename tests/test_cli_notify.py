@@ -1,13 +1,11 @@
 """`clicktochat notify`, `notifications` and `whatsapp templates` (cli_notify.py): click's
-CliRunner against a real SQLite file and the Graph stand-in on a real port."""
+CliRunner against a real database (the run's: SQLite or PostgreSQL) and the Graph stand-in on a real port."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,13 +13,13 @@ from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli
 from clicktochat.simulate import GraphStandIn
-from conftest import NUMBER, VERIFY_TOKEN
+from conftest import NUMBER, VERIFY_TOKEN, connect_db
 from test_cli_whatsapp import clean_env  # noqa: F401  (autouse: no CLICKTOCHAT_* from the caller's shell)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "cli.db")
+def db(db_path: str) -> str:
+    return db_path
 
 
 @pytest.fixture
@@ -40,7 +38,7 @@ def run(standin: GraphStandIn, db: str) -> Callable[..., Result]:
 
 
 def consent(db: str, topic: str, state: str = "in") -> None:
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with connect_db(db) as conn:
         conn.execute("INSERT INTO consents (business_id, phone, topic, state, at, source, wording, version)"
                      " VALUES (1, '393471234567', ?, ?, ?, 'cli', 'Order updates on WhatsApp', 'v1')",
                      (topic, state, int(time.time()) - 5))  # fmt: skip

@@ -1,10 +1,9 @@
-"""`clicktochat optin add|list|remove|form|forms` on a real database file."""
+"""`clicktochat optin add|list|remove|form|forms` on a real database (the run's: SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -13,8 +12,8 @@ from clicktochat.cli import cli
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Callable[..., Result]:
-    db = str(tmp_path / "cli.db")
+def run(db_path: str) -> Callable[..., Result]:
+    db = db_path
 
     def invoke(*args: str) -> Result:
         result = CliRunner().invoke(cli, [*args, "--db", db])

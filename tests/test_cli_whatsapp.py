@@ -41,8 +41,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "cli.db")
+def db(db_path: str) -> str:
+    return db_path
 
 
 @pytest.fixture
@@ -238,9 +238,9 @@ def test_simulate_message_needs_a_connected_number(wa: Callable[..., Result]) ->
 # -- e2e: the README's walkthrough -------------------------------------------------------------
 
 
-def cli_run(db: Path, graph_url: str, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+def cli_run(db: str, graph_url: str, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTOCHAT_")} | {
-        "CLICKTOCHAT_GRAPH_URL": graph_url, "CLICKTOCHAT_DB": str(db)}  # fmt: skip
+        "CLICKTOCHAT_GRAPH_URL": graph_url, "CLICKTOCHAT_DB": db}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "clicktochat", *args], input=input, capture_output=True, text=True,
                           timeout=60, env=env)  # fmt: skip
 
@@ -275,13 +275,13 @@ def until(what: str, check: Callable[[], Any], seconds: float = 20) -> Any:
 
 
 @pytest.mark.e2e
-def test_the_simulator_walkthrough(tmp_path: Path) -> None:
-    db, port, graph_port = tmp_path / "walk.db", free_port(), free_port()
+def test_the_simulator_walkthrough(db_path: str) -> None:
+    db, port, graph_port = db_path, free_port(), free_port()
     base, graph_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{graph_port}/v26.0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTOCHAT_")} | {
         "CLICKTOCHAT_GRAPH_URL": graph_url, "CLICKTOCHAT_FLUSH_INTERVAL": "0.1"}  # fmt: skip
-    serve = ["serve", "--demo", "--db", str(db), "--port", str(port)]
-    graph = ["simulate", "graph", "--port", str(graph_port), "--db", str(db)]
+    serve = ["serve", "--demo", "--db", db, "--port", str(port)]
+    graph = ["simulate", "graph", "--port", str(graph_port), "--db", db]
     with process(serve, env, f"{base}/healthz"), process(graph, env, graph_url) as standin:
         piped = "\n".join([cli_whatsapp.DEMO.access_token, cli_whatsapp.DEMO.app_secret,
                            cli_whatsapp.DEMO_VERIFY_TOKEN])  # fmt: skip

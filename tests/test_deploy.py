@@ -10,12 +10,12 @@ import datetime
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +26,11 @@ from cryptography.x509.oid import NameOID
 
 from clicktochat.settings import Settings
 from clicktochat.visitors import Salts
-from conftest import IPHONE, free_port, running
+from conftest import IPHONE, connect_db, free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "examples" / "deploy"
+POSTGRESQL = ROOT / "examples" / "postgresql"
 README = (ROOT / "README.md").read_text()
 HOST = "chat.example.com"
 
@@ -124,12 +125,13 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def nginx_config(folder: Path, app_port: int, http_port: int, https_port: int) -> Path:
+def nginx_config(folder: Path, app_port: int, http_port: int, https_port: int, example: Path = DEPLOY / "nginx.conf",
+                 upstreams: dict[str, str] | None = None) -> Path:  # fmt: skip
     """The example site on 127.0.0.1's free ports, with a throwaway certificate, inside the few
     lines of main configuration nginx.conf has on Debian (here: files in `folder`, in the foreground)."""
     cert, key = self_signed(folder)
-    site = substituted((DEPLOY / "nginx.conf").read_text(), {
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
+    site = substituted(example.read_text(), {
+        **(upstreams or {"server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};"}),
         "    listen 80;\n    listen [::]:80;\n": f"    listen 127.0.0.1:{http_port};\n",
         "    listen 443 ssl http2;": f"    listen 127.0.0.1:{https_port} ssl http2;",
         "    listen [::]:443 ssl http2;\n": "",
@@ -158,18 +160,18 @@ def test_the_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+def proxied(tmp_path: Path, db_path: str) -> Iterator[tuple[int, int, str]]:
     """(nginx's https port, its http port, the database) with `clicktochat serve` behind nginx."""
-    db = tmp_path / "clicktochat.db"
+    db = db_path
     made = subprocess.run([sys.executable, "-m", "clicktochat", "link", "create", "--to", "+39 347 123 4567",
-                           "--short", "--slug", "vetrina", "--db", str(db)], capture_output=True, text=True,
+                           "--short", "--slug", "vetrina", "--db", db], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert made.returncode == 0, made.stderr
     app_port, http_port, https_port = free_port(), free_port(), free_port()
     config = nginx_config(tmp_path, app_port, http_port, https_port)
     env = {"CLICKTOCHAT_BASE_URL": f"https://{HOST}", "CLICKTOCHAT_TRUSTED_PROXIES": "127.0.0.1",
            "CLICKTOCHAT_FLUSH_INTERVAL": "0.05"}  # fmt: skip
-    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(app_port),
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(app_port),
             "--log-level", "warning"]  # fmt: skip
     with running(argv, app_port, env):
         nginx = subprocess.Popen([tool("nginx"), "-c", str(config), "-p", str(tmp_path), "-e", "stderr"],
@@ -192,11 +194,11 @@ def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
                 nginx.stderr.close()
 
 
-def visitor(db: Path) -> tuple[str, int, str, str]:
+def visitor(db: str) -> tuple[str, int, str, str]:
     """(visitor hash, at, link kind, link key) of the one click, once the writer has written it."""
     deadline = time.monotonic() + 30
     while True:
-        with sqlite3.connect(db) as connection:
+        with connect_db(db) as connection:
             found = connection.execute("SELECT visitor, at, link_kind, link_key FROM clicks").fetchall()
         if found:
             ((hashed, at, kind, key),) = found
@@ -205,15 +207,15 @@ def visitor(db: Path) -> tuple[str, int, str, str]:
         time.sleep(0.05)
 
 
-def hashed_as(db: Path, address: str, at: int, kind: str, key: str) -> str:
-    with sqlite3.connect(db) as connection:
+def hashed_as(db: str, address: str, at: int, kind: str, key: str) -> str:
+    with connect_db(db) as connection:
         (saved,) = connection.execute("SELECT value FROM meta WHERE key = 'visitor_salts'").fetchone()
     return Salts(Settings().unique_window, saved).hashes(at, address, IPHONE, kind, key)[0]
 
 
 @pytest.mark.e2e
 def test_a_request_through_nginx_reaches_the_app_with_the_visitors_address(
-    proxied: tuple[int, int, Path],
+    proxied: tuple[int, int, str],
 ) -> None:
     https_port, http_port, db = proxied
     # The visitor is 127.0.0.2 (nginx and the app are on 127.0.0.1) and writes an X-Forwarded-For
@@ -291,3 +293,128 @@ def test_the_images_build_context_is_enough_to_install_the_package(tmp_path: Pat
     assert wheel.stat().st_size > 100_000
     assert 'CMD ["clicktochat", "serve"]' in dockerfile and "USER clicktochat" in dockerfile
     assert "ENV CLICKTOCHAT_DB=/data/clicktochat.db" in dockerfile and "CLICKTOCHAT_HOST=0.0.0.0" in dockerfile
+
+
+# -- several instances on PostgreSQL (examples/postgresql, issue 13) ---------------------------------
+
+
+@pytest.mark.parametrize("upstreams", [None, "clicktochat-1:8000 clicktochat-2:8000"])
+def test_the_load_balancing_caddyfile_passes_caddy_validate(upstreams: str | None, tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    if upstreams:
+        env["CLICKTOCHAT_UPSTREAMS"] = upstreams  # as docker-compose.yml sets it
+    argv = [tool("caddy"), "adapt", "--config", str(POSTGRESQL / "Caddyfile"), "--adapter", "caddyfile"]
+    adapted = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert adapted.returncode == 0, adapted.stderr
+    dials = re.findall(r'"dial":"([^"]+)"', adapted.stdout)
+    assert dials == (upstreams or "127.0.0.1:8001 127.0.0.1:8002").split()  # every instance, each once
+    for fragment in ('"policy":"least_conn"', '"uri":"/healthz"', '"max_header_bytes":64000',
+                     '"max_size":8000000'):  # fmt: skip
+        assert fragment in adapted.stdout
+    validated = subprocess.run([tool("caddy"), "validate", *argv[2:]], capture_output=True, text=True, timeout=120,
+                               env=env)  # fmt: skip
+    assert validated.returncode == 0 and "Valid configuration" in validated.stdout + validated.stderr
+
+
+def test_the_load_balancing_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
+    first, second = free_port(), free_port()
+    config = nginx_config(tmp_path, 0, free_port(), free_port(), POSTGRESQL / "nginx.conf", {
+        "server 127.0.0.1:8001 ": f"server 127.0.0.1:{first} ", "server 127.0.0.1:8002 ": f"server 127.0.0.1:{second} ",
+    })  # fmt: skip
+    done = run(tool("nginx"), "-t", "-c", str(config), "-p", str(tmp_path), "-e", "stderr")
+    assert done.returncode == 0 and "test is successful" in done.stderr, done.stderr
+    upstream = config.read_text().split("upstream clicktochat {", 1)[1].split("}", 1)[0]
+    assert re.findall(r"^\s*server 127\.0\.0\.1:(\d+) ", upstream, re.M) == [str(first), str(second)]
+    assert "least_conn;" in upstream and "proxy_next_upstream error timeout http_502 http_503;" in config.read_text()
+    broken = tmp_path / "broken.conf"
+    broken.write_text(config.read_text().replace("least_conn;", "least_conn"))
+    assert run(tool("nginx"), "-t", "-c", str(broken), "-p", str(tmp_path), "-e", "stderr").returncode == 1
+
+
+def parse_yaml(text: str) -> Any:
+    """The YAML a compose file uses (block maps and lists, flow lists, quoted and plain scalars),
+    read with the standard library only: a structure test needs no PyYAML. Anything else (a tab,
+    an anchor, a bad indent) is an AssertionError, so the example stays within what this reads."""
+    lines = [(len(line) - len(line.lstrip(" ")), line.strip()) for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    assert all("\t" not in line and not re.search(r"[&*]\w", line) for _, line in lines)
+
+    def scalar(raw: str) -> Any:
+        raw = re.sub(r"\s+#.*$", "", raw).strip()
+        if raw.startswith("[") and raw.endswith("]"):
+            return [scalar(part) for part in raw[1:-1].split(",") if part.strip()]
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            return raw[1:-1]
+        return {"true": True, "false": False}.get(raw, raw)
+
+    def block(at: int, indent: int) -> tuple[Any, int]:
+        if lines[at][1].startswith("- "):
+            items: list[Any] = []
+            while at < len(lines) and lines[at][0] == indent and lines[at][1].startswith("- "):
+                item = lines[at][1][2:]
+                if re.match(r"[\w.-]+:(\s|$)", item):  # a map as the item: its keys two columns in
+                    lines[at] = (indent + 2, item)
+                    value, at = block(at, indent + 2)
+                    items.append(value)
+                else:
+                    items.append(scalar(item))
+                    at += 1
+            return items, at
+        found: dict[str, Any] = {}
+        while at < len(lines) and lines[at][0] == indent:
+            key, sep, rest = lines[at][1].partition(":")
+            assert sep and key and key not in found, f"line {lines[at][1]!r}"
+            at += 1
+            if rest.strip() and not rest.strip().startswith("#"):
+                found[key] = scalar(rest)
+            elif at < len(lines) and lines[at][0] > indent:
+                found[key], at = block(at, lines[at][0])
+            else:
+                found[key] = None
+        assert at == len(lines) or lines[at][0] < indent, f"bad indent at {lines[at][1]!r}"
+        return found, at
+
+    parsed, end = block(0, 0)
+    assert end == len(lines)
+    return parsed
+
+
+def test_the_compose_file_runs_two_instances_on_postgresql_behind_caddy() -> None:
+    compose = parse_yaml((POSTGRESQL / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "clicktochat-1", "clicktochat-2", "caddy"}
+    database = services["postgres"]["environment"]
+    instances = [services["clicktochat-1"], services["clicktochat-2"]]
+    for instance in instances:
+        url = instance["environment"]["CLICKTOCHAT_DB"]
+        assert url == (f"postgresql://{database['POSTGRES_USER']}:${{POSTGRES_PASSWORD}}@postgres:5432/"
+                       f"{database['POSTGRES_DB']}")  # fmt: skip
+        assert instance["build"]["args"] == {"POSTGRESQL": "1"} and instance["build"]["context"] == "../.."
+        assert (ROOT / "examples" / "postgresql" / instance["build"]["context"] / instance["build"]["dockerfile"]
+                ).is_file()  # fmt: skip
+        assert instance["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+        assert instance["networks"] == ["web", "db"]
+        subnet = compose["networks"]["web"]["ipam"]["config"][0]["subnet"]
+        assert instance["environment"]["CLICKTOCHAT_TRUSTED_PROXIES"] == subnet
+    caddy = services["caddy"]
+    assert caddy["environment"]["CLICKTOCHAT_UPSTREAMS"].split() == ["clicktochat-1:8000", "clicktochat-2:8000"]
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"] and caddy["networks"] == ["web"]
+    assert services["postgres"]["networks"] == ["db"] and compose["networks"]["db"]["internal"] is True
+    assert "pgdata" in compose["volumes"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert 'pip install --no-cache-dir ".[postgresql]"' in dockerfile and "ARG POSTGRESQL=0" in dockerfile
+
+
+def test_the_yaml_reader_would_see_a_mistake() -> None:
+    with pytest.raises(AssertionError):
+        parse_yaml("services:\n  a:\n    image: x\n   bad: indent\n")
+    assert parse_yaml("a:\n  - 1\n  - '2'\nb: [x, y]  # c\nc:\n  - d: 1\n    e: 2\n") == {
+        "a": ["1", "2"], "b": ["x", "y"], "c": [{"d": "1", "e": "2"}]}
+
+
+def test_the_postgresql_examples_readme_names_its_files() -> None:
+    readme = (POSTGRESQL / "README.md").read_text()
+    for path in POSTGRESQL.iterdir():
+        if path.name != "README.md":
+            assert f"`{path.name}`" in readme, path.name
+    assert "clicktochat db copy --from" in readme and "pg_dump" in readme and "pg_restore" in readme

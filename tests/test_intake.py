@@ -11,7 +11,7 @@ import pytest
 from clicktochat.intake import Taken
 from clicktochat.simulate import encode, sign
 from clicktochat.webhooks import MAX_YIELD, QUIET
-from conftest import NUMBER, WhatsAppSetup
+from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_webhooks import URL, stored, text_body
 
 
@@ -27,6 +27,20 @@ def test_bodies_that_arrive_together_share_one_commit(whatsapp: WhatsAppSetup) -
     assert intake.rounds == before + 1 and stored(whatsapp) == 5
     again = whatsapp.run(together())
     assert again == [Taken.AGAIN] * 5 and stored(whatsapp) == 5
+
+
+def test_one_round_tells_stored_again_and_not_json_apart(whatsapp: WhatsAppSetup) -> None:
+    intake = whatsapp.service.whatsapp.intake
+    first, second, bad = encode(text_body("Uno")), encode(text_body("Due")), b'{"a": NaN}'
+    before = intake.rounds
+
+    async def together(bodies: list[bytes]) -> list[Taken]:
+        return list(await asyncio.gather(*(intake.add(b, b.decode(), [NUMBER.phone_number_id], 1) for b in bodies)))
+
+    assert whatsapp.run(together([first])) == [Taken.STORED]
+    assert whatsapp.run(together([second, first, bad, second])) == [Taken.STORED, Taken.AGAIN, Taken.NOT_JSON,
+                                                                    Taken.AGAIN]  # fmt: skip
+    assert intake.rounds == before + 2 and stored(whatsapp) == 2
 
 
 def test_a_signed_body_that_is_not_json_or_not_utf8_is_refused_and_not_stored(whatsapp: WhatsAppSetup) -> None:
@@ -51,3 +65,23 @@ def test_applying_waits_while_bodies_arrive_but_never_for_ever(whatsapp: WhatsAp
     assert processor.wait_before_applying(now, 0.0) == QUIET
     assert processor.wait_before_applying(now, MAX_YIELD - QUIET / 2) == pytest.approx(QUIET / 2)  # not past MAX_YIELD
     assert processor.wait_before_applying(now, MAX_YIELD) == 0.0
+
+
+@pytest.mark.postgresql  # a SQLite file has no connection to lose
+def test_the_intake_connects_again_after_postgresql_dropped_it(whatsapp: WhatsAppSetup) -> None:
+    """A restart of the server (here: its connection ended by an administrator): the body that
+    found the connection gone gets a 5xx, which Meta sends again; the next one is stored."""
+    import psycopg  # only for PostgreSQL runs: the SQLite default does not need it installed
+
+    intake = whatsapp.service.whatsapp.intake
+    pid = whatsapp.run(intake.run(lambda: intake.db.info.backend_pid))  # type: ignore[attr-defined]
+    with connect_db(whatsapp.service.settings.db) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(?)", (pid,)).fetchone()[0]
+    body = encode(text_body("Ciao"))
+    headers = {"content-type": "application/json", "x-hub-signature-256": sign(body, NUMBER.app_secret)}
+    with pytest.raises(psycopg.OperationalError):  # the app answers 500 (the test client raises it instead)
+        whatsapp.client.post(URL, content=body, headers=headers)
+    assert stored(whatsapp) == 0
+    assert whatsapp.client.post(URL, content=body, headers=headers).status_code == 200  # Meta, again
+    assert stored(whatsapp) == 1
+    assert whatsapp.run(intake.run(lambda: intake.db.info.backend_pid)) != pid  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 `clicktochat serve` sends 120 queued notifications to the Graph stand-in (a real port), paced
 at 10 a second (a second's worth at once, then one every 0.1 s) so that the kill lands inside
 the sender's first round of 32: SIGKILL once the stand-in has taken 20 of them, then the
-server is started again on the same file. Messages the stand-in took but the dead server
+server is started again on the same database. Messages the stand-in took but the dead server
 never recorded are known by the status webhooks the stand-in sends, and sends again until
 the server takes them, as Meta does (each names our outbox row in
 `biz_opaque_callback_data`); the rest are sent again once their lease has passed. In the end
@@ -12,27 +12,25 @@ the stand-in has taken every notification exactly once."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.simulate import GraphStandIn
-from conftest import NUMBER, VERIFY_TOKEN, free_port, running
+from conftest import NUMBER, VERIFY_TOKEN, connect_db, free_port, running
 
 pytestmark = pytest.mark.e2e
 COUNT, KILL_AFTER, LEASE = 120, 20, 20  # the sender claims 32 rows a round: the kill lands inside the first
 
 
-async def prepare(db: Path, graph_url: str) -> None:
+async def prepare(db: str, graph_url: str) -> None:
     """A business, its number connected (checked by the stand-in), templates synced, everyone
     opted in, and the notifications queued, before any server runs."""
-    service = await Service.open(Settings(db=str(db), base_url="http://127.0.0.1", graph_url=graph_url))
+    service = await Service.open(Settings(db=db, base_url="http://127.0.0.1", graph_url=graph_url))
     try:
         business = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
         await service.whatsapp.connect(business.id, NUMBER.phone_number_id, NUMBER.waba_id, NUMBER.access_token,
@@ -48,8 +46,8 @@ async def prepare(db: Path, graph_url: str) -> None:
         await service.close()
 
 
-def states(db: Path) -> Counter[str]:
-    with sqlite3.connect(db) as conn:
+def states(db: str) -> Counter[str]:
+    with connect_db(db) as conn:
         return Counter(state for (state,) in conn.execute("SELECT state FROM outbox"))
 
 
@@ -61,15 +59,15 @@ def wait_for(condition: object, what: str, seconds: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_every_notification_reaches_meta_once_though_the_sender_is_killed(tmp_path: Path,
+def test_every_notification_reaches_meta_once_though_the_sender_is_killed(db_path: str,
                                                                           standin: GraphStandIn) -> None:  # fmt: skip
-    db, port = tmp_path / "kill.db", free_port()
+    db, port = db_path, free_port()
     standin.webhook_url = f"http://127.0.0.1:{port}/webhooks/whatsapp"
     standin.auto_statuses = True
     asyncio.run(prepare(db, standin.url))  # type: ignore[attr-defined]
     env = {"CLICKTOCHAT_GRAPH_URL": standin.url, "CLICKTOCHAT_MESSAGES_PER_SECOND": "10",  # type: ignore[attr-defined]
            "CLICKTOCHAT_OUTBOX_LEASE": str(LEASE), "CLICKTOCHAT_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
-    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port),
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
     with running(argv, port, env) as first:
         wait_for(lambda: len(standin.sent) >= KILL_AFTER, f"{KILL_AFTER} sends")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,8 @@ from clicktochat.keys import create_api_key
 from clicktochat.optins import Optins
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from conftest import POSTGRES, TEMPLATE
+from pgserver import PostgresServer
 from test_e2e import free_port, server
 from test_widget_browser import Site, Visit, page_server
 
@@ -29,8 +31,8 @@ WORDING = {"en": "Yes, send me updates on WhatsApp about what I choose.",
            "it": "Sì, mandatemi su WhatsApp aggiornamenti su quello che scelgo."}  # fmt: skip
 
 
-async def seed(db: Path, base: str) -> dict[str, Any]:
-    service = await Service.open(Settings(db=str(db), base_url=base))
+async def seed(db: str, base: str) -> dict[str, Any]:
+    service = await Service.open(Settings(db=db, base_url=base))
     try:
         shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
         await service.add_agent(shop.id, "Giulia", "+39 347 123 4567")
@@ -45,8 +47,28 @@ async def seed(db: Path, base: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    db, port = tmp_path_factory.mktemp("optin") / "optin.db", free_port()
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
+    with module_database(tmp_path_factory, request) as db:
+        yield from _site(db)
+
+
+@contextmanager
+def module_database(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The module's database, as conftest's db_path for one test: a SQLite file, or (with
+    CLICKTOCHAT_TEST_DB=postgresql) a copy of the migrated template, dropped at the end."""
+    if not POSTGRES:
+        yield str(tmp_path_factory.mktemp("optin") / "optin.db")
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    postgres.create_database("optin_browser", template=TEMPLATE)
+    try:
+        yield postgres.url("optin_browser")
+    finally:
+        postgres.drop_database("optin_browser")
+
+
+def _site(db: str) -> Iterator[Site]:
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
         ids = thread.submit(asyncio.run, seed(db, base)).result()

@@ -3,9 +3,11 @@ Meta's statuses in any order, retries with backoff on 429/5xx, Meta's errors kep
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from clicktochat.outbox import Backoff
+from clicktochat.outboxstore import OutboxStore
 from clicktochat.simulate import error
 from conftest import WhatsAppSetup
 
@@ -164,3 +166,27 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
     assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 204
     assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 404
     assert whatsapp.client.get(url, headers=whatsapp.auth).json()["numbers"] == []
+
+
+def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsAppSetup) -> None:
+    """Two instances' senders (two connections, each on its own thread) claim from one outbox
+    at the same moment: every row is leased to exactly one of them."""
+    mine = whatsapp.service.whatsapp.chats
+    rows = [whatsapp.run(mine.enqueue(whatsapp.number_id, None, f"k{n}", {"n": n}, None, "text", 1))[0].id
+            for n in range(120)]  # fmt: skip
+
+    async def claim_all(store: OutboxStore) -> list[int]:
+        claimed: list[int] = []
+        while found := await store.claim(10, 60, 7):
+            claimed += [row.id for row in found]
+        return claimed
+
+    async def both() -> tuple[list[int], list[int]]:
+        other = await OutboxStore.open(whatsapp.service.settings.db)
+        try:
+            return await asyncio.gather(claim_all(mine), claim_all(other))  # type: ignore[return-value]
+        finally:
+            await other.close()
+
+    first, second = whatsapp.run(both())
+    assert sorted(first + second) == rows  # each row once: none twice, none left behind

@@ -4,6 +4,8 @@ grew: ten 20 MB headers took the process from 151 to 387 MB, and a 50 MB header 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,16 +17,21 @@ import httpx
 import pytest
 
 from clicktochat.server import MAX_HEAD_BYTES, MAX_HEADERS
-from conftest import free_port
+from conftest import POSTGRES, TEMPLATE, free_port, running
+from pgserver import PostgresServer
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
-    """(port, pid) of `clicktochat serve`."""
-    port, db = free_port(), tmp_path_factory.mktemp("server") / "server.db"
-    process = subprocess.Popen([sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port)],
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[tuple[int, int]]:
+    """(port, pid) of `clicktochat serve`, on the run's database (a SQLite file, or PostgreSQL)."""
+    port, db = free_port(), str(tmp_path_factory.mktemp("server") / "server.db")
+    if POSTGRES:
+        postgres: PostgresServer = request.getfixturevalue("postgres_server")
+        postgres.create_database(f"server_{os.getpid()}", template=TEMPLATE)
+        db = postgres.url(f"server_{os.getpid()}")
+    process = subprocess.Popen([sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -139,3 +146,35 @@ def test_cannot_listen_says_nothing_of_a_free_port_and_names_a_bad_host() -> Non
 
     assert cannot_listen("127.0.0.1", free_port()) is None
     assert "cannot listen on 'no-such-host.invalid'" in (cannot_listen("no-such-host.invalid", 8000) or "")
+
+
+# -- PostgreSQL (issue 13) ------------------------------------------------------------------------
+
+
+def test_serve_on_postgresql_names_the_database_without_its_password(postgres_server: PostgresServer,
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    """Whatever the run, on the session's PostgreSQL server (which lets any password in)."""
+    name = f"serve_password_{os.getpid()}"
+    postgres_server.create_database(name)
+    url, port = postgres_server.url(name).replace("postgres@", "postgres:s3cret-pw@"), free_port()
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", url, "--port", str(port), "--log-level", "debug"]
+    try:
+        with running(argv, port, {"CLICKTOCHAT_DB": ""}) as process:
+            assert httpx.get(f"http://127.0.0.1:{port}/nothing-here", timeout=10).status_code == 404
+            process.send_signal(signal.SIGTERM)
+            output = process.communicate(timeout=30)[0]
+        assert f"(database {postgres_server.url(name)})" in output and "s3cret-pw" not in output
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        postgres_server.drop_database(name)
+
+
+def test_serve_on_an_unreachable_postgresql_server_says_so_without_the_password(tmp_path: Path) -> None:
+    port, nothing = free_port(), free_port()  # nothing listens on `nothing`
+    done = subprocess.run([sys.executable, "-m", "clicktochat", "serve", "--port", str(port), "--db",
+                           f"postgresql://shop:s3cret-pw@127.0.0.1:{nothing}/clicktochat"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"Error: cannot use the database postgresql://shop@127.0.0.1:{nothing}/clicktochat: ")
+    assert "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

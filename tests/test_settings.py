@@ -52,3 +52,19 @@ def test_secret_keys_stay_out_of_the_repr() -> None:
 def test_short_signing_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="each key needs at least 32 characters"):
         Settings.from_env({"CLICKTOCHAT_SECRET_KEYS": "short"})
+
+
+def test_the_database_is_a_file_or_a_postgresql_url() -> None:
+    url = "postgresql://shop:s3cret-pw@db.internal:5432/clicktochat"
+    assert Settings.from_env({"CLICKTOCHAT_DB": url}).db == url
+    assert Settings(db="postgres://shop@db.internal/clicktochat").db.startswith("postgres://")
+    assert Settings(db="/var/lib/clicktochat/clicktochat.db").db == "/var/lib/clicktochat/clicktochat.db"
+    with pytest.raises(ValueError, match="CLICKTOCHAT_DB: give a file path or a postgresql://") as refused:
+        Settings(db="mysql://shop:s3cret-pw@db.internal/clicktochat")
+    assert "s3cret-pw" not in str(refused.value)
+
+
+def test_the_database_password_stays_out_of_the_repr() -> None:
+    shown = repr(Settings(db="postgresql://shop:s3cret-pw@db.internal:5432/clicktochat", port=9000))
+    assert "s3cret-pw" not in shown
+    assert "db='postgresql://shop@db.internal:5432/clicktochat'" in shown and "port=9000" in shown

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clicktochat.simulate import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
-from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
+from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup, connect_db
 
 URL = "/webhooks/whatsapp"
 
@@ -277,3 +277,43 @@ def test_chunked_bodies_are_read_whatever_the_header_case(whatsapp: WhatsAppSetu
     answer = whatsapp.client.post(URL, content=chunks(), headers={
         "content-type": "application/json", "x-hub-signature-256": sign(raw, NUMBER.app_secret)})  # fmt: skip
     assert answer.status_code == 200 and stored(whatsapp) == 1
+
+
+@pytest.mark.postgresql  # one SQLite file has one writer at a time
+def test_a_body_another_instance_is_applying_is_left_to_it(whatsapp: WhatsAppSetup) -> None:
+    """Several instances on one PostgreSQL: a processor skips the bodies another one holds (the
+    row locked by its transaction), and once that one has committed, finds nothing left to do:
+    a body is applied by one instance, once."""
+    body = encode(text_body("Ciao"))
+    assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+    with connect_db(whatsapp.service.settings.db) as other:  # the other instance, mid-transaction
+        other.execute("BEGIN")
+        other.execute("SELECT id FROM webhook_events FOR UPDATE")
+        assert whatsapp.process() == 0  # not waiting for it, not applying it too
+        other.execute("UPDATE webhook_events SET processed_at = 1")
+        other.execute("COMMIT")
+    assert whatsapp.process() == 0
+    assert whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"] == []
+    assert stored(whatsapp) == 1
+
+
+def test_an_identifier_another_conversation_holds_keeps_the_two_apart(whatsapp: WhatsAppSetup) -> None:
+    """A customer first known only by their user id (number withheld), and a chat with their
+    number: a message naming both goes to the user id's chat, which cannot take the number
+    (another conversation has it). The refused write is undone alone; the batch is applied."""
+
+    def message(wa_id: str | None, user_id: str | None, text: str, at: int) -> Any:
+        value = inbound_message(wamid=new_wamid(wa_id or "39"), timestamp=at, wa_id=wa_id, user_id=user_id,
+                                name="Ana", text=text)  # fmt: skip
+        return webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                            display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+
+    at = int(whatsapp.clock())
+    for body in (message(None, "IT.111", "Ciao", at - 60), message("393471234567", None, "Salve", at - 50),
+                 message("393471234567", "IT.111", "Sono io", at - 40)):  # fmt: skip
+        raw = encode(body)
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 3
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert {(c["wa_id"], c["user_id"], c["last_message"]) for c in listed} == {
+        ("393471234567", None, "Salve"), (None, "IT.111", "Sono io")}  # fmt: skip

@@ -2,7 +2,7 @@
 
 A real server process on 127.0.0.1 is sent many signed bodies (messages and statuses, some
 bodies posted twice, some messages delivered again inside another body), then killed with
-SIGKILL right after the last 200. Restarted on the same file, it applies what was left, and
+SIGKILL right after the last 200. Restarted on the same database, it applies what was left, and
 the API shows every message exactly once and every status applied.
 
 Two ways of killing, so the test means something whichever way the race goes:
@@ -21,13 +21,11 @@ import contextlib
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +44,7 @@ from clicktochat.simulate import (
     status_update,
     webhook_body,
 )
-from conftest import NUMBER, VERIFY_TOKEN, free_port, running
+from conftest import NUMBER, POSTGRES, VERIFY_TOKEN, connect_db, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -65,21 +63,21 @@ STORED_ONLY = (
 )
 
 
-def cli(db: Path, *args: str) -> str:
+def cli(db: str, *args: str) -> str:
     """As in test_e2e: the installed command, its last line of output."""
-    done = subprocess.run([sys.executable, "-m", "clicktochat", *args, "--db", str(db)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "clicktochat", *args, "--db", db], capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
 
-def serve(db: Path, port: int, env: dict[str, str]) -> Any:
-    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port)]
+def serve(db: str, port: int, env: dict[str, str]) -> Any:
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port)]
     return running([*argv, "--log-level", "warning"], port, env)
 
 
-def serve_stored_only(db: Path, port: int, env: dict[str, str]) -> Any:
-    return running([sys.executable, "-c", STORED_ONLY, str(db), str(port)], port, env)
+def serve_stored_only(db: str, port: int, env: dict[str, str]) -> Any:
+    return running([sys.executable, "-c", STORED_ONLY, db, str(port)], port, env)
 
 
 def change(value: dict[str, Any]) -> dict[str, Any]:
@@ -144,14 +142,14 @@ def until(what: str, check: Any, seconds: float = 60) -> None:
 
 
 def setup_replied(
-    db: Path, standin: GraphStandIn, env: dict[str, str], key: str, now: int
+    db: str, standin: GraphStandIn, env: dict[str, str], key: str, now: int
 ) -> tuple[dict[str, str], set[str]]:
     """A business, its number connected (checked against the Graph stand-in), and REPLIED customers who
     wrote and were answered through the API by a running server: ({their wa_id: our reply's wamid},
     the wamids of their first messages)."""
 
     async def connect() -> None:
-        service = await Service.open(Settings(db=str(db), graph_url=standin.url))  # type: ignore[attr-defined]
+        service = await Service.open(Settings(db=db, graph_url=standin.url))  # type: ignore[attr-defined]
         try:
             business = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
             await service.whatsapp.connect(business.id, NUMBER.phone_number_id, NUMBER.waba_id, NUMBER.access_token,
@@ -182,9 +180,9 @@ def setup_replied(
 
 @pytest.mark.parametrize("kill_while", ["stored-only", "processing"])
 def test_webhooks_answered_200_survive_sigkill_applied_exactly_once(
-    tmp_path: Path, standin: GraphStandIn, kill_while: str
+    db_path: str, standin: GraphStandIn, kill_while: str
 ) -> None:
-    db = tmp_path / "kill.db"
+    db = db_path  # a SQLite file, or a PostgreSQL database (CLICKTOCHAT_TEST_DB)
     env = {"CLICKTOCHAT_GRAPH_URL": standin.url}  # type: ignore[attr-defined]
     key = cli(db, "apikey", "create", "e2e")
     now = int(time.time())
@@ -213,7 +211,7 @@ def test_webhooks_answered_200_survive_sigkill_applied_exactly_once(
     rng.shuffle(bodies)
     assert len(set(bodies)) < len(bodies) and len(expected_wamids) == MESSAGES
 
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+    with connect_db(db) as conn:
         before = conn.execute("SELECT max(id) FROM webhook_events").fetchone()[0]
     port = free_port()
     start = serve_stored_only if kill_while == "stored-only" else serve
@@ -225,8 +223,9 @@ def test_webhooks_answered_200_survive_sigkill_applied_exactly_once(
     assert process.returncode == -signal.SIGKILL
 
     # At the kill: every distinct body stored; each applied whole or not at all.
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with connect_db(db) as conn:
+        if not POSTGRES:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = conn.execute("SELECT body, processed_at FROM webhook_events WHERE id > ?", (before,)).fetchall()
         in_db = {w for (w,) in conn.execute("SELECT wamid FROM wa_messages WHERE direction = 'in'")}
         statuses_in_db = set(conn.execute("SELECT wamid, status FROM wa_statuses"))
@@ -248,7 +247,7 @@ def test_webhooks_answered_200_survive_sigkill_applied_exactly_once(
         people = sorted(c["wa_id"] for c in api.conversations())
         process.send_signal(signal.SIGTERM)
         process.wait(30)
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+    with connect_db(db) as conn:
         statuses_in_db = set(conn.execute("SELECT wamid, status FROM wa_statuses"))
     assert statuses_in_db == set().union(*(wamids_of(body)[1] for body in bodies))  # every status, once (its key)
     inbound = Counter(m["wamid"] for m in found if m["direction"] == "in")
@@ -257,7 +256,7 @@ def test_webhooks_answered_200_survive_sigkill_applied_exactly_once(
     assert people == sorted(set(writers) | set(sent))  # one conversation per customer
 
 
-def _pending(db: Path) -> int:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+def _pending(db: str) -> int:
+    with connect_db(db) as conn:
         return int(conn.execute("SELECT count(*) FROM webhook_events WHERE processed_at IS NULL").fetchone()[0])
 

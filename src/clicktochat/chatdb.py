@@ -19,6 +19,7 @@ from . import database
 from .store import BEGIN_TRIES
 
 T = TypeVar("T")
+RETRYABLE = ("40001", "40P01")  # PostgreSQL: serialization failure, deadlock detected
 
 
 class ChatDB:
@@ -27,6 +28,13 @@ class ChatDB:
         self.postgres = database.is_postgres(path)  # where SQL differs, which database's to speak
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
+        # A JSON list bound as one parameter, as rows (`value`): texts, and ids compared with integers.
+        if self.postgres:
+            self._json_texts = "SELECT jsonb_array_elements_text(CAST(? AS jsonb))"
+            self._json_ids = "(SELECT CAST(jsonb_array_elements_text(CAST(? AS jsonb)) AS BIGINT) AS value) AS j"
+        else:
+            self._json_texts = "SELECT value FROM json_each(?)"
+            self._json_ids = "json_each(?)"
 
     @classmethod
     async def open(cls, path: str) -> Self:
@@ -57,6 +65,12 @@ class ChatDB:
     @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None, "ChatStore.open() first"
+        if self.postgres and self._db.broken:  # type: ignore[attr-defined]
+            # The server restarted, or the network dropped us: the statement that found out
+            # failed (a webhook then got a 5xx, and Meta sends it again); the next one reconnects.
+            self._db.close()
+            self._connect()
+            assert self._db is not None
         return self._db
 
     @contextmanager
@@ -72,9 +86,40 @@ class ChatDB:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # PostgreSQL: a lost connection has no transaction left
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(db)` in a transaction (`_tx`), run again from the start when PostgreSQL ends it
+        for a deadlock or a serialization failure (another instance wrote the same rows in
+        another order): rolled back whole, nothing of it stays. SQLite has neither: one try."""
+        for attempt in range(BEGIN_TRIES):
+            try:
+                with self._tx() as db:
+                    return fn(db)
+            except Exception as exc:
+                if not self.postgres or getattr(exc, "sqlstate", None) not in RETRYABLE or attempt == BEGIN_TRIES - 1:
+                    raise
+            time.sleep(min(0.5, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _savepoint(self, db: sqlite3.Connection) -> Iterator[None]:
+        """A statement that may break a constraint inside a transaction, the caller catching the
+        IntegrityError and going on: PostgreSQL would fail the whole transaction, so there the
+        statement runs under a savepoint rolled back alone. SQLite undoes just the statement."""
+        if not self.postgres:
+            yield
+            return
+        db.execute("SAVEPOINT chat_statement")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK TO SAVEPOINT chat_statement")
+            raise
+        db.execute("RELEASE SAVEPOINT chat_statement")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute(sql, params).fetchone()

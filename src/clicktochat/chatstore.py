@@ -208,35 +208,43 @@ class ChatStore(OptinStore, CustomerStore):
 
         await self.run(work)
 
-    async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> None:
+    async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> int:
         """Everything some webhook bodies say, and their being done, in one transaction: applied
         once, whatever happens to the process. Each message and status is applied once, even
-        when Meta delivers it again in another body."""
+        when Meta delivers it again in another body. Returns how many bodies were applied: on
+        PostgreSQL, those another instance is applying, or has applied, are left to it."""
 
-        def work() -> None:
-            with self._tx() as db:
-                batch = _Batch()
-                for _, events in bodies:
-                    for event in events:
-                        number = self._number_of(batch, event.phone_number_id)
-                        if number is None:
-                            continue
-                        if isinstance(event, Inbound):
-                            self._inbound(db, batch, event, number)
-                        elif isinstance(event, Status):
-                            self._status(db, event, number[0], number[1])
-                        elif isinstance(event, Preference) and event.value == "stop":
-                            self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
-                                          "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
-                db.executemany(
-                    "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
-                    " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
-                    [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
-                )  # fmt: skip
-                db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
-                               [(now, event_id) for event_id, _ in bodies])  # fmt: skip
+        def work(db: sqlite3.Connection) -> int:
+            mine = bodies
+            if self.postgres and bodies:  # several instances: each body's row locked by the one applying it
+                free = {row[0] for row in db.execute(
+                    f"SELECT id FROM webhook_events WHERE id IN ({', '.join('?' * len(bodies))})"
+                    " AND processed_at IS NULL FOR UPDATE SKIP LOCKED", [event_id for event_id, _ in bodies],
+                ).fetchall()}  # fmt: skip
+                mine = [body for body in bodies if body[0] in free]
+            batch = _Batch()
+            for _, events in mine:
+                for event in events:
+                    number = self._number_of(batch, event.phone_number_id)
+                    if number is None:
+                        continue
+                    if isinstance(event, Inbound):
+                        self._inbound(db, batch, event, number)
+                    elif isinstance(event, Status):
+                        self._status(db, event, number[0], number[1])
+                    elif isinstance(event, Preference) and event.value == "stop":
+                        self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
+                                      "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+            db.executemany(
+                "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
+                " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
+                [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
+            )  # fmt: skip
+            db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
+                           [(now, event_id) for event_id, _ in mine])  # fmt: skip
+            return len(mine)
 
-        await self.run(work)
+        return await self.run(self._retry, work)
 
     def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
         if phone_number_id not in batch.numbers:
@@ -273,8 +281,9 @@ class ChatStore(OptinStore, CustomerStore):
             found = _Customer(*row)
         if (wa_id and not found.wa_id) or (user_id and not found.user_id):
             try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)
-                db.execute("UPDATE conversations SET wa_id = coalesce(wa_id, ?), user_id = coalesce(user_id, ?)"
-                           " WHERE id = ?", (wa_id, user_id, found.id))  # fmt: skip
+                with self._savepoint(db):
+                    db.execute("UPDATE conversations SET wa_id = coalesce(wa_id, ?), user_id = coalesce(user_id, ?)"
+                               " WHERE id = ?", (wa_id, user_id, found.id))  # fmt: skip
                 found.wa_id, found.user_id = found.wa_id or wa_id, found.user_id or user_id
             except sqlite3.IntegrityError:  # another conversation holds it: keep them apart
                 pass
@@ -319,13 +328,14 @@ class ChatStore(OptinStore, CustomerStore):
         click = None
         ref = message.ref
         if ref:  # a click starts one chat: a forwarded or copied message attributes nothing more
+            key = "id" if self.postgres else "rowid"  # PostgreSQL's click_refs has an id column instead
             found = self._one(
-                "SELECT rowid, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
+                f"SELECT {key}, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
                 " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? AND used_by IS NULL ORDER BY at DESC LIMIT 1",
                 (ref, message.at - REF_DAYS * 86400, message.at + 3600, display),
             )  # fmt: skip
             if found:
-                db.execute("UPDATE click_refs SET used_by = ? WHERE rowid = ?", (conversation_id, found[0]))
+                db.execute(f"UPDATE click_refs SET used_by = ? WHERE {key} = ?", (conversation_id, found[0]))
                 click = found[1:]
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
         referral = json.dumps(message.referral) if message.referral else None
@@ -418,7 +428,7 @@ class ChatStore(OptinStore, CustomerStore):
             rows = self._all(
                 "SELECT * FROM (SELECT m.id, m.wamid, m.direction, m.at, m.type, m.text, m.caption, m.mime_type,"
                 " o.state, o.error_code, o.error FROM wa_messages m LEFT JOIN outbox o ON o.id = m.outbox_id"
-                " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) ORDER BY at, id",
+                " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) AS last ORDER BY at, id",
                 (conversation_id, limit),
             )  # fmt: skip
             number = self._one("SELECT number_id FROM conversations WHERE id = ?", (conversation_id,))
@@ -447,7 +457,7 @@ class ChatStore(OptinStore, CustomerStore):
         if not wamids:
             return found
         rows = self._all("SELECT wamid, status, pricing, error_code, error_title FROM wa_statuses"
-                         " WHERE wamid IN (SELECT value FROM json_each(?)) AND number_id = ?",
+                         f" WHERE wamid IN ({self._json_texts}) AND number_id = ?",
                          (json.dumps(wamids), number_id))  # fmt: skip
         for wamid, status, pricing, code, title in rows:
             best = found.get(wamid)
@@ -462,7 +472,7 @@ class ChatStore(OptinStore, CustomerStore):
             rows = self._all(
                 "SELECT m.conversation_id, m.direction, coalesce(m.text, m.caption, '[' || m.type || ']')"
                 " FROM wa_messages m WHERE m.id IN (SELECT (SELECT id FROM wa_messages WHERE conversation_id = value"
-                " ORDER BY at DESC, id DESC LIMIT 1) FROM json_each(?))", (json.dumps(conversation_ids),),
+                f" ORDER BY at DESC, id DESC LIMIT 1) FROM {self._json_ids})", (json.dumps(conversation_ids),),
             )  # fmt: skip
             return {row[0]: (row[1], row[2]) for row in rows}
 

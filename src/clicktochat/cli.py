@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import time
 import unicodedata
@@ -18,10 +17,11 @@ from typing import Any, TypeVar
 import click
 from starlette.templating import Jinja2Templates
 
-from . import __version__, api
+from . import __version__, api, database
 from .accounts import check_password, check_username, create_admin, set_password
 from .agents import format_hours, is_available
 from .channels import CHANNELS
+from .database import is_postgres, redacted
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
@@ -45,11 +45,13 @@ from .tokens import is_token
 from .widget import LANGUAGES, POSITIONS, Widget, WidgetSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = ("SQLite database file, or a PostgreSQL URL (postgresql://user:password@host:5432/name) "
+           "[env: CLICKTOCHAT_DB; default: clicktochat.db].")
 
 
 def common_options(command: F) -> F:
     command = click.option("--base-url", help="Public origin written into links [env: CLICKTOCHAT_BASE_URL].")(command)
-    command = click.option("--db", help="SQLite database file [env: CLICKTOCHAT_DB; default: clicktochat.db].")(command)
+    command = click.option("--db", help=DB_HELP)(command)
     return command
 
 
@@ -105,8 +107,9 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
         finally:
             await service.close()
 
-    path = Path(db or settings_from().db)
-    new = not path.exists()
+    target = db or settings_from().db
+    new = not is_postgres(target) and not Path(target).exists()
+    failures = database.failures(target)
     try:
         result = asyncio.run(main())
     except ProblemError as exc:
@@ -117,10 +120,10 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
         raise click.ClickException(exc.detail) from None
     except OverflowError:
         raise click.ClickException("that id is larger than any id can be") from None
-    except (sqlite3.Error, OSError) as exc:
-        raise click.ClickException(f"cannot use the database {path}: {exc}") from None
+    except failures as exc:
+        raise click.ClickException(f"cannot use the database {redacted(target)}: {exc}") from None
     if new:
-        click.echo(f"Note: {path} did not exist; it is a new, empty database. A running server uses the "
+        click.echo(f"Note: {target} did not exist; it is a new, empty database. A running server uses the "
                    "database of the folder it was started in (or its --db).", err=True)  # fmt: skip
     return result
 
@@ -168,8 +171,8 @@ def cli() -> None:
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(db: str | None, base_url: str | None, host: str | None, port: int | None, demo: bool | None,
           log_level: str) -> None:  # fmt: skip
-    """Run the web server (one process, one SQLite file). Stop it with Ctrl-C or SIGTERM:
-    recorded clicks are written before it exits."""
+    """Run the web server (one process; on PostgreSQL, as many as you start). Stop it with Ctrl-C
+    or SIGTERM: recorded clicks are written before it exits."""
     import uvicorn
 
     from .app import create_app
@@ -183,8 +186,11 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     if not settings.base_url:
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
-    asyncio.run(_record_base_url(settings))
-    click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {settings.db})", err=True)
+    try:
+        asyncio.run(_record_base_url(settings))
+    except database.failures(settings.db) as exc:
+        raise click.ClickException(f"cannot use the database {redacted(settings.db)}: {exc}") from None
+    click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {redacted(settings.db)})", err=True)
     server = uvicorn.Server(config(create_app(settings), settings, log_level))
     try:
         server.run()
@@ -211,7 +217,7 @@ def init(db: str | None, base_url: str | None) -> None:
     async def work(service: Service) -> str:
         if base_url:
             await service.store.set_meta("base_url", service.base_url)
-        return service.settings.db
+        return redacted(service.settings.db)
 
     click.echo(f"Database ready: {run_with_service(db, base_url, work)}")
 
@@ -1097,6 +1103,7 @@ from . import cli_backup  # noqa: E402
 
 cli.add_command(cli_backup.backup_command)
 cli.add_command(cli_backup.restore_command)
+cli.add_command(cli_backup.db_group)
 
 # -- an agent's channels (issue 14) --
 from . import cli_channels  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)

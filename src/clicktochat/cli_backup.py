@@ -1,5 +1,5 @@
-"""The CLI's `backup` and `restore` (issue 12): thin commands over `clicktochat.backup`, added to
-the `clicktochat` group by `clicktochat.cli`."""
+"""The CLI's `backup` and `restore` (issue 12) and `db copy` (issue 13): thin commands over
+`clicktochat.backup` and `clicktochat.dbcopy`, added to the `clicktochat` group by `clicktochat.cli`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import click
 
 from .backup import BackupError, backup, latest_schema, restore
+from .database import is_postgres, redacted
+from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
 from .settings import Settings
 
@@ -19,14 +21,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def db_option(command: F) -> F:
     """Only --db: these commands write no links, so --base-url means nothing to them."""
-    return click.option("--db", help="SQLite database file [env: CLICKTOCHAT_DB; default: clicktochat.db].")(command)
+    return click.option("--db", help="SQLite database file [env: CLICKTOCHAT_DB; default: clicktochat.db]. "
+                        "On PostgreSQL, use pg_dump and pg_restore.")(command)  # fmt: skip
 
 
-def database(db: str | None) -> Path:
+def database(db: str | None, instead: str) -> Path:
+    """The SQLite file; a PostgreSQL URL is refused with the command to use `instead`."""
     try:
-        return Path(Settings.from_env(db=db).db)
+        target = Settings.from_env(db=db).db
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if is_postgres(target):
+        raise click.ClickException(f"{redacted(target)} is a PostgreSQL database: this command copies SQLite files. "
+                                   f"{instead}")  # fmt: skip
+    return Path(target)
 
 
 def size(n: int) -> str:
@@ -40,7 +48,8 @@ def backup_command(db: str | None, path: str) -> None:
     """Copy the database to PATH (a file, or a folder to put a dated copy in: made if PATH ends
     with /), safely while the server runs, and check the copy. An existing backup at PATH is
     replaced once the new one is checked."""
-    source = database(db)
+    source = database(db, "Back it up with PostgreSQL's own tool: pg_dump --format=custom --file=clicktochat.dump "
+                          "'postgresql://...'")  # fmt: skip
     try:
         made = backup(source, Path(path), folder=path.endswith(("/", os.sep)))
     except BackupError as exc:
@@ -54,7 +63,8 @@ def backup_command(db: str | None, path: str) -> None:
 def restore_command(db: str | None, path: Path) -> None:
     """Replace the database with the backup at PATH, after checking it. Stop the server first:
     this refuses while anything has the database open. The replaced database is kept beside it."""
-    target = database(db)
+    target = database(db, "Stop the servers, then restore a pg_dump with PostgreSQL's own tool: pg_restore --clean "
+                          "--if-exists --dbname='postgresql://...' clicktochat.dump")  # fmt: skip
     try:
         done = restore(path, target)
     except InUse as exc:
@@ -68,3 +78,48 @@ def restore_command(db: str | None, path: Path) -> None:
         click.echo(f"The database it replaced is kept as {done.aside}")
     if done.backup.schema < latest_schema():
         click.echo(f"The server brings it from schema {done.backup.schema} to {latest_schema()} when it starts")
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database as a whole: moving an installation from its SQLite file to PostgreSQL."""
+
+
+@db_group.command("copy")
+@click.option("--from", "source", type=click.Path(path_type=Path), default=None,
+              help="The SQLite database to copy [default: CLICKTOCHAT_DB, else clicktochat.db].")  # fmt: skip
+@click.option("--to", "target", required=True,
+              help="An empty PostgreSQL database: postgresql://user:password@host:5432/name.")
+def db_copy(source: Path | None, target: str) -> None:
+    """Copy every table of a SQLite database into an empty PostgreSQL database, check it (rows and
+    totals of every table, compared before the copy is committed), and print the comparison.
+    Stop the server first (the copy refuses while it runs); start it again with --db TARGET."""
+    if source is None:
+        source = database(None, "Give the SQLite file to copy with --from.")
+    shown = redacted(target)
+    try:
+        done = copy(source, target)
+    except Mismatch as exc:
+        print_counts(exc.counts)
+        raise click.ClickException(str(exc)) from None
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.migrated_from is not None:
+        click.echo(f"{source} was at schema {done.migrated_from}: brought up to {done.schema} first")
+    print_counts(done.counts)
+    click.echo(f"Copied {done.rows} rows in {len(done.counts)} tables from {source} to {shown}, every table "
+               f"checked. Start the server with --db '{shown}' (with its password).")  # fmt: skip
+
+
+def print_counts(counts: list[Count]) -> None:
+    """A line per table: rows in SQLite, rows in PostgreSQL, and whether every total matched."""
+    width = max(len("table"), *(len(count.table) for count in counts))
+    click.echo(f"{'TABLE'.ljust(width)}  {'SQLITE':>10}  {'POSTGRESQL':>10}  CHECK")
+    for count in counts:
+        verdict = "ok" if count.same else "DIFFERS"
+        click.echo(f"{count.table.ljust(width)}  {count.source[0]:>10}  {count.target[0]:>10}  {verdict}")
+    for table, column, label in (("clicks", "n", "clicks counted"), ("clicks", "uniques", "unique clicks")):
+        found = next((count for count in counts if count.table == table and column in count.names), None)
+        if found is not None:
+            before, after = found.total(column)
+            click.echo(f"{label.ljust(width)}  {before:>10}  {after:>10}  {'ok' if before == after else 'DIFFERS'}")

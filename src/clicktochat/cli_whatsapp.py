@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from . import database
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
+from .database import is_postgres
 from .errors import FieldError, InvalidInput, ProblemError
 from .service import Service, timestamp
 from .simulate import Customer, GraphStandIn, StandInNumber, referral
@@ -282,13 +284,15 @@ def with_customer_notes(standin: GraphStandIn) -> Callable[[Scope, Receive, Send
 
 def recorded_base_url(db: str | None) -> str | None:
     """The origin `serve` recorded in the database, read without creating the file."""
-    path = Path(db or settings_from().db)
-    if not path.exists():
+    target = db or settings_from().db
+    path = Path(target)
+    if not is_postgres(target) and not path.exists():
         return None
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        opened = database.connect(target) if is_postgres(target) else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with closing(opened) as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'base_url'").fetchone()
-    except sqlite3.Error:
+    except database.failures(target):
         return None
     return str(row[0]) if row and row[0] else None
 

@@ -32,6 +32,11 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 class CustomerStore(NotificationStore):
+    @property
+    def _body_holds(self) -> str:
+        """A webhook body (bytes) holds the text of the parameter: SQLite's instr, PostgreSQL's position."""
+        return "position(convert_to(?, 'UTF8') in body) > 0" if self.postgres else "instr(body, ?) > 0"
+
     def _who(self, db: sqlite3.Connection, phone: str) -> tuple[list[int], list[str]]:
         """The person's conversations, and the user ids WhatsApp tied to the number."""
         rows = db.execute("SELECT id, user_id FROM conversations WHERE wa_id = ?", (phone,)).fetchall()
@@ -68,8 +73,8 @@ class CustomerStore(NotificationStore):
                 "notifications": notifications,
                 "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (phone,)),
                 "webhook_bodies_held": db.execute(
-                    f"SELECT count(*) FROM webhook_events WHERE instr(body, ?) > 0"
-                    f" OR {' OR '.join(['instr(body, ?) > 0'] * len(user_ids)) or '0'}", [phone, *user_ids],
+                    "SELECT count(*) FROM webhook_events WHERE "
+                    + " OR ".join([self._body_holds] * (1 + len(user_ids))), [phone, *user_ids],
                 ).fetchone()[0],
             }  # fmt: skip
 
@@ -110,7 +115,7 @@ class CustomerStore(NotificationStore):
                 delete("conversations", f"id IN ({c})", conversations)
                 delete("consents", f"phone = ? OR user_id IN ({u})", [phone, *user_ids])
                 for needle in [phone, *user_ids]:
-                    delete("webhook_events", "instr(body, ?) > 0", (needle,))
+                    delete("webhook_events", self._body_holds, (needle,))
                 db.execute(
                     "INSERT INTO consents (business_id, phone, topic, state, at, source, wording)"
                     " SELECT id, ?, '*', 'out', ?, 'erase', ? FROM businesses", (phone, now, ERASED_WORDING),

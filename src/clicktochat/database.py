@@ -48,6 +48,18 @@ def redacted(target: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
 
 
+def failures(target: str) -> tuple[type[Exception], ...]:
+    """What the database itself raises (a locked or missing file, a refused connection, a wrong
+    password), for a command to say in words: sqlite3's errors and OSError, and psycopg's for a URL."""
+    if not is_postgres(target):
+        return (sqlite3.Error, OSError)
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error, OSError, ImportError)
+    return (sqlite3.Error, OSError, psycopg.Error)
+
+
 class IntegrityError(sqlite3.IntegrityError):
     """PostgreSQL refused a write for a constraint (unique, foreign key, check)."""
 
@@ -124,7 +136,10 @@ def connect(url: str) -> Any:
 @lru_cache(maxsize=1)
 def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor[Any]]]:
     """Built on first use, so that psycopg is imported only for PostgreSQL."""
-    import psycopg
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError("a postgresql:// database needs psycopg: pip install 'clicktochat[postgresql]'") from None
     from psycopg import adapt, postgres, pq
 
     class BoolAsInteger(adapt.Dumper):

@@ -15,9 +15,15 @@ import fcntl
 import os
 from pathlib import Path
 
+from .database import is_postgres, redacted
+
 
 class InUse(OSError):
     """The lock is held the other way: a restore is under way, or the database is open."""
+
+
+class NotAFile(ValueError):
+    """A PostgreSQL URL given where only a SQLite file makes sense."""
 
 
 def lock_path(db: str | Path) -> Path:
@@ -29,6 +35,9 @@ class DatabaseLock:
     exclusive: nobody else. Never waits: a lock held the other way raises `InUse` at once."""
 
     def __init__(self, db: str | Path, exclusive: bool = False) -> None:
+        if is_postgres(str(db)):  # a URL would make a file named after it, password and all
+            raise NotAFile(f"{redacted(str(db))} is a PostgreSQL database, not a file: it has no lock file. PostgreSQL "
+                           "locks its own tables; to replace its contents, stop the servers and use pg_restore")
         path = lock_path(db)
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # flock needs no write access
         try:

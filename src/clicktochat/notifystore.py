@@ -65,9 +65,12 @@ class NotificationStore(OutboxStore):
         def work() -> None:
             with self._tx() as db:
                 db.execute("DELETE FROM message_templates WHERE number_id = ?", (number_id,))
-                db.executemany(
-                    "INSERT OR REPLACE INTO message_templates (number_id, name, language, status, category,"
-                    " body_parameters, body, components, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.executemany(  # a template Meta lists twice: the last one stays
+                    "INSERT INTO message_templates (number_id, name, language, status, category,"
+                    " body_parameters, body, components, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (number_id, name, language) DO UPDATE SET status = excluded.status,"
+                    " category = excluded.category, body_parameters = excluded.body_parameters, body = excluded.body,"
+                    " components = excluded.components, synced_at = excluded.synced_at",
                     [(number_id, t.name, t.language, t.status, t.category, len(t.parameter_names), t.body,
                       json.dumps({"components": t.components, "parameters": list(t.parameter_names)}), now)
                      for t in templates],

@@ -232,9 +232,10 @@ class OptinStore(ChatDB):
         def work() -> list[Consent]:
             digits = "".join(ch for ch in search if ch.isdigit())
             word = search.strip().lower()
+            holds = "strpos(phone, ?3) > 0" if self.postgres else "instr(phone, ?3) > 0"
             rows = self._all(
                 f"SELECT {CONSENT_COLUMNS} FROM consents WHERE (?1 IS NULL OR business_id = ?1) AND (?2 = '' OR"
-                " (?3 != '' AND instr(phone, ?3) > 0) OR topic = ?2 OR source = ?2)"
+                f" (?3 != '' AND {holds}) OR topic = ?2 OR source = ?2)"
                 " ORDER BY at DESC, id DESC LIMIT ?4 OFFSET ?5", (business_id, word, digits, limit, offset),
             )  # fmt: skip
             return [consent_from(row) for row in rows]

@@ -82,21 +82,14 @@ class OutboxStore(ChatDB):
         lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
         status of Meta's has already shown it went out, it is sent again."""
 
-        def work() -> list[OutboxRow]:
-            with self._tx() as db:
-                # Two walks of the index (state, next_attempt_at), each stopping at `limit`: one
-                # query with OR gathered and sorted every due row, each time (10,000 queued: 10,000).
-                rows = db.execute(
-                    "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = attempts + 1 WHERE id IN"
-                    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3)"
-                    " UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?2"
-                    " ORDER BY next_attempt_at, id LIMIT ?3) LIMIT ?3)"
-                    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error,"
-                    " created_at", (now + lease, now, limit),
-                ).fetchall()  # fmt: skip
+        def work(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(CLAIM_POSTGRES if self.postgres else CLAIM, (now + lease, now, limit)).fetchall()
+
+        def claimed() -> list[OutboxRow]:
+            rows = self._retry(work)
             return sorted((OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows), key=lambda r: r.id)
 
-        return await self.run(work)
+        return await self.run(claimed)
 
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
         await self.sent_many([(outbox_id, wamid, now)])
@@ -108,25 +101,13 @@ class OutboxStore(ChatDB):
 
         rows = json.dumps(sent)
 
-        def work() -> None:
+        def work(db: sqlite3.Connection) -> None:
             # One statement a table, over the batch as JSON: executemany steps once a row, and lets
             # go of the GIL at every step, so under a busy event loop a batch waited on each row.
-            with self._tx() as db:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', wamid = json_extract(j.value, '$[1]'),"
-                    " sent_at = json_extract(j.value, '$[2]'), lease_until = NULL, error = NULL, error_code = NULL"
-                    " FROM json_each(?) AS j WHERE outbox.id = json_extract(j.value, '$[0]')", (rows,),
-                )  # fmt: skip
-                db.execute("UPDATE wa_messages SET wamid = json_extract(j.value, '$[1]') FROM json_each(?) AS j"
-                           " WHERE wa_messages.outbox_id = json_extract(j.value, '$[0]')", (rows,))  # fmt: skip
-                db.execute(
-                    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), last.at) FROM"
-                    " (SELECT o.conversation_id AS id, max(json_extract(j.value, '$[2]')) AS at FROM json_each(?) AS j"
-                    " JOIN outbox o ON o.id = json_extract(j.value, '$[0]') WHERE o.conversation_id IS NOT NULL"
-                    " GROUP BY o.conversation_id) AS last WHERE conversations.id = last.id", (rows,),
-                )  # fmt: skip
+            for statement in SENT_POSTGRES if self.postgres else SENT:
+                db.execute(statement, (rows,))
 
-        await self.run(work)
+        await self.run(self._retry, work)
 
     async def retry_later(self, outbox_id: int, next_attempt_at: int, code: int | None, error: str) -> None:
         def work() -> None:
@@ -152,3 +133,47 @@ class OutboxStore(ChatDB):
         row = await self.run(self._one, "SELECT min(CASE state WHEN 'queued' THEN next_attempt_at ELSE lease_until END)"
                                         " FROM outbox WHERE state IN ('queued', 'sending')")  # fmt: skip
         return int(row[0]) if row and row[0] is not None else None
+
+
+# Two walks of the index (state, next_attempt_at), each stopping at `limit`: one query with OR
+# gathered and sorted every due row, each time (10,000 queued: 10,000).
+CLAIM = (
+    "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = attempts + 1 WHERE id IN"
+    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3)"
+    " UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?2"
+    " ORDER BY next_attempt_at, id LIMIT ?3) LIMIT ?3)"
+    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error, created_at"
+)
+# PostgreSQL: the same walks, skipping rows another instance's sender is claiming right now
+# (SQLite has one writer at a time; here a second claim would wait, then take the rows again).
+CLAIM_POSTGRES = (
+    "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = outbox.attempts + 1 WHERE id IN"
+    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3"
+    " FOR UPDATE SKIP LOCKED) AS leased UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued'"
+    " AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3 FOR UPDATE SKIP LOCKED) AS due LIMIT ?3)"
+    " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error, created_at"
+)
+# (outbox id, wamid, when) as a JSON list of lists, one parameter.
+SENT = (
+    "UPDATE outbox SET state = 'sent', wamid = json_extract(j.value, '$[1]'),"
+    " sent_at = json_extract(j.value, '$[2]'), lease_until = NULL, error = NULL, error_code = NULL"
+    " FROM json_each(?) AS j WHERE outbox.id = json_extract(j.value, '$[0]')",
+    "UPDATE wa_messages SET wamid = json_extract(j.value, '$[1]') FROM json_each(?) AS j"
+    " WHERE wa_messages.outbox_id = json_extract(j.value, '$[0]')",
+    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), last.at) FROM"
+    " (SELECT o.conversation_id AS id, max(json_extract(j.value, '$[2]')) AS at FROM json_each(?) AS j"
+    " JOIN outbox o ON o.id = json_extract(j.value, '$[0]') WHERE o.conversation_id IS NOT NULL"
+    " GROUP BY o.conversation_id) AS last WHERE conversations.id = last.id",
+)
+_SENT_ROWS = (
+    "(SELECT CAST(j->>0 AS BIGINT) AS id, j->>1 AS wamid, CAST(j->>2 AS BIGINT) AS at"
+    " FROM jsonb_array_elements(CAST(? AS jsonb)) AS j) AS s"
+)
+SENT_POSTGRES = (
+    "UPDATE outbox SET state = 'sent', wamid = s.wamid, sent_at = s.at, lease_until = NULL, error = NULL,"
+    f" error_code = NULL FROM {_SENT_ROWS} WHERE outbox.id = s.id",
+    f"UPDATE wa_messages SET wamid = s.wamid FROM {_SENT_ROWS} WHERE wa_messages.outbox_id = s.id",
+    "UPDATE conversations SET last_outbound_at = max(coalesce(last_outbound_at, 0), last.at) FROM"
+    f" (SELECT o.conversation_id AS id, max(s.at) AS at FROM {_SENT_ROWS} JOIN outbox o ON o.id = s.id"
+    " WHERE o.conversation_id IS NOT NULL GROUP BY o.conversation_id) AS last WHERE conversations.id = last.id",
+)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
+from .database import is_postgres, redacted
+
 ENV_PREFIX = "CLICKTOCHAT_"
 MIN_KEY_LENGTH = 32
 
@@ -20,7 +22,11 @@ def setting(default: Any, help: str, secret: bool = False) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    db: str = setting("clicktochat.db", "Path of the SQLite database file (created on first use).")
+    db: str = setting(
+        "clicktochat.db",
+        "Path of the SQLite database file (created on first use), or a PostgreSQL database's URL, "
+        "postgresql://user:password@host:5432/name (migrated on first use), for several instances.",
+    )
     base_url: str = setting(
         "",
         "Public origin written into links and QR codes, e.g. https://chat.example.com. "
@@ -105,6 +111,9 @@ class Settings:
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
+        if "://" in self.db and not is_postgres(self.db):
+            raise ValueError(f"{ENV_PREFIX}DB: give a file path or a postgresql://user:password@host:5432/name URL, "
+                             f"not a {self.db.split('://', 1)[0]}:// one")  # fmt: skip
         if self.price_table:
             from .pricing import load_table  # read now, so a typo in the file stops the start, not a page
 
@@ -120,6 +129,12 @@ class Settings:
             self.proxy_networks  # noqa: B018 (parsed now, so a typo stops the start, not a click)
         except ValueError as exc:
             raise ValueError(f"{ENV_PREFIX}TRUSTED_PROXIES: {exc}") from None
+
+    def __repr__(self) -> str:
+        """Without secrets: the signing keys, and the database URL's password."""
+        shown = (f"{f.name}={redacted(self.db) if f.name == 'db' else getattr(self, f.name)!r}"
+                 for f in dataclasses.fields(self) if f.repr)  # fmt: skip
+        return f"Settings({', '.join(shown)})"
 
     @property
     def proxy_networks(self) -> list[IPv4Network | IPv6Network]:

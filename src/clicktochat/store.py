@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import functools
 import json
 import sqlite3
 import time
@@ -161,7 +160,10 @@ class Store:
     @classmethod
     async def _open_postgres(cls, url: str) -> Store:
         """aiosqlite's thread and queue around a psycopg connection (see `database`)."""
-        db = aiosqlite.Connection(functools.partial(database.connect, url), 64)
+        # Connected first, off the loop: a refused connection raised inside aiosqlite's thread would
+        # leave it answering a loop that `asyncio.run` has closed (a traceback after the error).
+        connection = await asyncio.to_thread(database.connect, url)
+        db = aiosqlite.Connection(lambda: connection, 64)
         await db
         try:
             store = cls(db, postgres=True)

@@ -228,8 +228,7 @@ class WebhookProcessor:
         due = await self.chats.due_events(now, self.batch)
         read = await self.chats.run(lambda: [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due])
         try:
-            await self.chats.apply_events(read, now)
-            return len(read)
+            return await self.chats.apply_events(read, now)
         except Exception:
             if len(read) == 1:
                 pass  # reported below
@@ -239,8 +238,7 @@ class WebhookProcessor:
         done = 0
         for (event_id, _, _, attempts), one in zip(due, read, strict=True):
             try:
-                await self.chats.apply_events([one], now)
-                done += 1
+                done += await self.chats.apply_events([one], now)
             except Exception as exc:
                 log.exception("webhook event %d could not be applied; it will be tried again", event_id)
                 delay = min(3600, 30 * 2 ** min(attempts, 7))
