@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +19,8 @@ from typing import NamedTuple
 import httpx
 import pytest
 
-from conftest import IPHONE, WHATSAPP_PREVIEW, running
+from clicktochat.database import is_postgres
+from conftest import IPHONE, WHATSAPP_PREVIEW, connect_db, running
 
 pytestmark = pytest.mark.e2e
 
@@ -32,17 +31,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(db: Path, *args: str) -> str:
+def cli(db: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "clicktochat", *args, "--db", str(db)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "clicktochat", *args, "--db", db], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
 
-def server(db: Path, port: int, *extra: str, env: dict[str, str] | None = None
+def server(db: str, port: int, *extra: str, env: dict[str, str] | None = None
            ) -> AbstractContextManager[subprocess.Popen[str]]:  # fmt: skip
-    return running([sys.executable, "-m", "clicktochat", "serve", "--db", str(db), "--port", str(port), *extra],
+    return running([sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port), *extra],
                    port, env)  # fmt: skip
 
 
@@ -103,7 +102,7 @@ class Clicks:
 
 
 class Recorded(NamedTuple):
-    """What the database holds, read with the sqlite3 module alone."""
+    """What the database holds, read with the sqlite3 module (or psycopg) alone."""
 
     integrity: str
     people: int  # sum(n) of the raw rows of people
@@ -126,19 +125,18 @@ PER_DIMENSION = (
 PER_LINK = "SELECT link_kind, link_key, sum(clicks), sum(bots) FROM link_days GROUP BY 1, 2"
 
 
-def recorded(db: Path) -> Recorded:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return Recorded(
-            conn.execute("PRAGMA integrity_check").fetchone()[0],
-            *conn.execute(
-                "SELECT coalesce(sum(iif(robot IS NULL, n, 0)), 0), coalesce(sum(iif(robot IS NULL, 0, n)), 0)"
-                " FROM clicks"
-            ).fetchone(),
+PEOPLE, ROBOTS = "CASE WHEN robot IS NULL THEN n ELSE 0 END", "CASE WHEN robot IS NULL THEN 0 ELSE n END"
+
+
+def recorded(db: str) -> Recorded:
+    with connect_db(db) as conn:
+        return Recorded(  # a PostgreSQL server keeps its own files whole: only SQLite's is checked
+            "ok" if is_postgres(db) else conn.execute("PRAGMA integrity_check").fetchone()[0],
+            *conn.execute(f"SELECT coalesce(sum({PEOPLE}), 0), coalesce(sum({ROBOTS}), 0) FROM clicks").fetchone(),
             *conn.execute(EVERY_LINK).fetchone(),
             {dimension: (clicks, bots) for dimension, clicks, bots in conn.execute(PER_DIMENSION)},
             {(kind, key): (people, robots) for kind, key, people, robots in conn.execute(
-                "SELECT link_kind, link_key, sum(iif(robot IS NULL, n, 0)), sum(iif(robot IS NULL, 0, n))"
-                " FROM clicks GROUP BY 1, 2"
+                f"SELECT link_kind, link_key, sum({PEOPLE}), sum({ROBOTS}) FROM clicks GROUP BY 1, 2"
             )},
             {(kind, key): (clicks, bots) for kind, key, clicks, bots in conn.execute(PER_LINK)},
         )  # fmt: skip
@@ -152,7 +150,7 @@ def assert_raw_rows_and_totals_agree(found: Recorded) -> None:
     assert found.raw_per_link == found.totals_per_link
 
 
-def create_links(db: Path, base: str) -> tuple[str, str]:
+def create_links(db: str, base: str) -> tuple[str, str]:
     short = cli(db, "link", "create", "--to", "+39 347 123 4567", "--text", "Ciao", "--slug", "vetrina",
                 "--base-url", base)  # fmt: skip
     signed = cli(db, "link", "create", "--to", "+39 347 123 4567", "--campaign", "summer-ad", "--base-url", base)
@@ -161,8 +159,8 @@ def create_links(db: Path, base: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_no_click_is_lost_on_graceful_shutdown(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    db, port = tmp_path / "e2e.db", free_port()
+def test_no_click_is_lost_on_graceful_shutdown(db_path: str, stop_signal: signal.Signals) -> None:
+    db, port = db_path, free_port()
     base = f"http://127.0.0.1:{port}"
     short, signed = create_links(db, base)
     # A long flush interval: every click is still in memory when the signal arrives.
@@ -191,14 +189,14 @@ def test_no_click_is_lost_on_graceful_shutdown(tmp_path: Path, stop_signal: sign
         link = httpx.get(f"{base}/api/v1/links/vetrina", headers={"Authorization": f"Bearer {key}"}).json()
         assert link["clicks"] == load.count(short) > 0
     shown = json.loads(subprocess.run(
-        [sys.executable, "-m", "clicktochat", "link", "show", signed, "--json", "--db", str(db)],
+        [sys.executable, "-m", "clicktochat", "link", "show", signed, "--json", "--db", db],
         capture_output=True, text=True, check=True,
     ).stdout)  # fmt: skip
     assert shown["clicks"] == load.count(signed) > 0 and shown["campaign"] == "summer-ad"
 
 
-def test_sigkill_loses_at_most_the_flush_interval_and_never_corrupts_the_database(tmp_path: Path) -> None:
-    db, port, interval, margin = tmp_path / "kill.db", free_port(), 0.2, 0.5  # margin: a slow, loaded machine
+def test_sigkill_loses_at_most_the_flush_interval_and_never_corrupts_the_database(db_path: str) -> None:
+    db, port, interval, margin = db_path, free_port(), 0.2, 0.5  # margin: a slow, loaded machine
     short, signed = create_links(db, f"http://127.0.0.1:{port}")
     with server(db, port, env={"CLICKTOCHAT_FLUSH_INTERVAL": str(interval)}) as process:
         load = Clicks([short, signed])
@@ -223,8 +221,8 @@ def test_sigkill_loses_at_most_the_flush_interval_and_never_corrupts_the_databas
     assert found.people > 0 and found.robots > 0, "nothing was written in two seconds"
 
 
-def test_signed_links_survive_a_restart_and_a_key_rotation(tmp_path: Path) -> None:
-    db, port = tmp_path / "keys.db", free_port()
+def test_signed_links_survive_a_restart_and_a_key_rotation(db_path: str) -> None:
+    db, port = db_path, free_port()
     old = cli(db, "link", "create", "--to", "+39 347 123 4567", "--base-url", f"http://127.0.0.1:{port}")
     cli(db, "keys", "rotate")
     with server(db, port) as process:
@@ -235,13 +233,14 @@ def test_signed_links_survive_a_restart_and_a_key_rotation(tmp_path: Path) -> No
             assert response.status_code == 302 and response.headers["location"] == f"https://wa.me/{number}"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    keys = [row[0] for row in sqlite3.connect(db).execute("SELECT key FROM signing_keys")]
+    with connect_db(db) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM signing_keys")]
     assert len(keys) == 2
     assert not any(key in output for key in keys)  # secrets never reach the logs
 
 
-def test_the_api_example_runs_against_a_real_server(tmp_path: Path) -> None:
-    db, port = tmp_path / "example.db", free_port()
+def test_the_api_example_runs_against_a_real_server(db_path: str) -> None:
+    db, port = db_path, free_port()
     key = cli(db, "apikey", "create", "example")
     with server(db, port):
         done = subprocess.run(
@@ -255,8 +254,8 @@ def test_the_api_example_runs_against_a_real_server(tmp_path: Path) -> None:
     assert "clicks so far: 0" in done.stdout
 
 
-def test_a_key_rotated_while_the_server_runs_is_used_at_once(tmp_path: Path) -> None:
-    db, port = tmp_path / "rotate.db", free_port()
+def test_a_key_rotated_while_the_server_runs_is_used_at_once(db_path: str) -> None:
+    db, port = db_path, free_port()
     with server(db, port):
         before = cli(db, "link", "create", "--to", "+39 347 123 4567")
         cli(db, "keys", "rotate")

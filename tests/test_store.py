@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from clicktochat.database import is_postgres
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
 from clicktochat.store import CHUNKS, Store, _split_sql, insert_rows, migrations
@@ -15,10 +16,10 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert [number for number, _ in migrations()] == list(range(1, len(migrations()) + 1))
 
 
-def test_open_migrates_once_and_uses_wal(db_path: str) -> None:
+def test_open_migrates_once_and_uses_wal(sqlite_path: str) -> None:
     async def scenario() -> None:
         for _ in range(2):  # the second open finds the schema in place
-            store = await Store.open(db_path)
+            store = await Store.open(sqlite_path)
             (version,) = await store._one("PRAGMA user_version")
             (mode,) = await store._one("PRAGMA journal_mode")
             (fks,) = await store._one("PRAGMA foreign_keys")
@@ -26,6 +27,23 @@ def test_open_migrates_once_and_uses_wal(db_path: str) -> None:
             assert (version, mode, fks) == (len(migrations()), "wal", 1)
 
     asyncio.run(scenario())
+
+
+def test_open_migrates_once_on_either_database(db_path: str) -> None:
+    """Both databases end at the same version (PostgreSQL's schema is one file, numbered like
+    SQLite's last), and a second open finds nothing left to do."""
+    newest = max(number for number, _ in migrations("migrations_pg" if is_postgres(db_path) else "migrations"))
+
+    async def scenario() -> list[int]:
+        versions = []
+        for _ in range(2):
+            store = await Store.open(db_path)
+            versions.append(await store.schema_version())
+            await store.close()
+        return versions
+
+    assert newest == len(migrations())
+    assert asyncio.run(scenario()) == [newest, newest]
 
 
 def test_first_signing_key_is_generated_once_and_kept(db_path: str) -> None:
@@ -88,7 +106,7 @@ def test_a_link_has_exactly_one_destination(db_path: str, link: ShortLink) -> No
         finally:
             await store.close()
 
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+    with pytest.raises(sqlite3.IntegrityError, match="(?i)check"):  # SQLite's words, PostgreSQL's
         asyncio.run(scenario())
 
 
@@ -116,7 +134,10 @@ def test_a_fixed_number_may_belong_to_a_business(db_path: str) -> None:
 def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
     async def scenario() -> list[str]:
         store = await Store.open(db_path)
-        rows = await store._all("SELECT name FROM pragma_table_info('clicks')")
+        rows = await store._all(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'clicks'"
+            if store.postgres else "SELECT name FROM pragma_table_info('clicks')"
+        )
         await store.close()
         return [row[0] for row in rows]
 
@@ -125,10 +146,10 @@ def test_no_column_can_hold_an_ip_address(db_path: str) -> None:
     assert not [c for c in columns if "ip" in c.split("_") or "user_agent" in c or c == "referer"]
 
 
-def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
+def test_a_cancelled_write_leaves_no_transaction_open(sqlite_path: str) -> None:
     async def scenario() -> str:
-        store = await Store.open(db_path)
-        blocker = sqlite3.connect(db_path, isolation_level=None)
+        store = await Store.open(sqlite_path)
+        blocker = sqlite3.connect(sqlite_path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         begun = threading.Event()
         await store.db.set_trace_callback(lambda sql: begun.set() if sql == "BEGIN IMMEDIATE" else None)
@@ -149,10 +170,10 @@ def test_a_cancelled_write_leaves_no_transaction_open(db_path: str) -> None:
     assert asyncio.run(scenario()) == "Later"
 
 
-def database_at(db_path: str, version: int) -> sqlite3.Connection:
+def database_at(sqlite_path: str, version: int) -> sqlite3.Connection:
     """A database as an older release left it: the first `version` migrations applied, in an open
     transaction for the test to add its rows and COMMIT."""
-    db = sqlite3.connect(db_path, isolation_level=None)
+    db = sqlite3.connect(sqlite_path, isolation_level=None)
     db.execute("BEGIN")
     for number, script in migrations()[:version]:
         for statement in _split_sql(script):
@@ -161,10 +182,10 @@ def database_at(db_path: str, version: int) -> sqlite3.Connection:
     return db
 
 
-def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: str) -> None:
-    """A database at version 2 with clicks in it: 003 rebuilds the clicks table and files the
-    old clicks in the daily totals, so no count drops."""
-    db = database_at(db_path, 2)
+def test_clicks_recorded_before_the_analytics_migration_keep_counting(sqlite_path: str) -> None:
+    """SQLite's migrations (PostgreSQL starts at the last). A database at version 2 with clicks in
+    it: 003 rebuilds the clicks table and files the old clicks in the daily totals, so no count drops."""
+    db = database_at(sqlite_path, 2)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
                " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
@@ -175,7 +196,7 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
     db.close()
 
     async def scenario() -> None:
-        store = await Store.open(db_path)
+        store = await Store.open(sqlite_path)
         try:
             assert await store.click_count("short", "vetrina") == 40
             assert await store.click_count("signed", "k1") == 2
@@ -191,10 +212,10 @@ def test_clicks_recorded_before_the_analytics_migration_keep_counting(db_path: s
     asyncio.run(scenario())
 
 
-def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
+def test_links_and_breakdowns_survive_migration_9(sqlite_path: str) -> None:
     """A database at version 8: 009 makes links and link_dimension_days again (a new CHECK, a
     new key column); every link, its triggers and every total are kept, old clicks are taps."""
-    db = database_at(db_path, 8)
+    db = database_at(sqlite_path, 8)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
                " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
@@ -210,7 +231,7 @@ def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
     db.close()
 
     async def scenario() -> None:
-        store = await Store.open(db_path)
+        store = await Store.open(sqlite_path)
         try:
             assert [(link.slug, link.address, link.agent_id, link.business_id, link.ref_code)
                     for link in await store.links()] == [
@@ -230,10 +251,10 @@ def test_links_and_breakdowns_survive_migration_9(db_path: str) -> None:
     asyncio.run(scenario())
 
 
-def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: str) -> None:
+def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(sqlite_path: str) -> None:
     """A database at version 5 with raw rows: 006 files them in link_dimension_days, so a
     link's breakdown by referrer or robot counts what it counted from the raw rows."""
-    db = database_at(db_path, 5)
+    db = database_at(sqlite_path, 5)
     raw = ("INSERT INTO clicks (at, link_kind, link_key, channel, agent_id, campaign, referrer_host, device_class,"
            " os_family, browser_family, robot, business_id, day, n, uniques) VALUES"
            " (?, 'short', ?, 'whatsapp', NULL, ?, ?, 'mobile', 'iOS', 'Mobile Safari', ?, NULL, ?, ?, ?)")  # fmt: skip
@@ -248,7 +269,7 @@ def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: st
     db.close()
 
     async def scenario() -> None:
-        store = await Store.open(db_path)
+        store = await Store.open(sqlite_path)
         try:
             vetrina = {"link_kind": "short", "link_key": "vetrina"}
             span = ("2023-11-01", "2023-11-30")
@@ -269,8 +290,10 @@ def test_existing_clicks_fill_the_per_link_breakdowns_when_migrating(db_path: st
 def test_rows_are_inserted_in_chunks_exactly_as_given(db_path: str) -> None:
     """insert_rows() writes multi-row statements of CHUNKS rows; whatever the count (each chunk
     size, one more, one less, none), every row arrives once, in order, and an upsert adds up as
-    one statement per row would."""
+    one statement per row would. PostgreSQL refuses a key twice in one upsert statement (add_clicks
+    sums its totals per key first): there the keys of one call are distinct, and repeat across calls."""
     counts = sorted({0, 1, 2, *(n + d for n in CHUNKS for d in (-1, 0, 1)), 2 * CHUNKS[0] + 111})
+    spread = 10**6 if is_postgres(db_path) else 7
 
     async def scenario() -> None:
         store = await Store.open(db_path)
@@ -283,15 +306,42 @@ def test_rows_are_inserted_in_chunks_exactly_as_given(db_path: str) -> None:
                 async with store.transaction() as db:
                     await db.execute("DELETE FROM t")
                     await insert_rows(db, "INSERT INTO t (k, a, b)", 3, rows)
-                    await insert_rows(db, "INSERT INTO sums (k, total)", 2, [(i % 7, i) for i in range(count)],
-                                      " ON CONFLICT (k) DO UPDATE SET total = total + excluded.total")  # fmt: skip
-                assert await store._all("SELECT k, a, b FROM t ORDER BY rowid") == rows, count
+                    await insert_rows(db, "INSERT INTO sums (k, total)", 2, [(i % spread, i) for i in range(count)],
+                                      " ON CONFLICT (k) DO UPDATE SET total = sums.total + excluded.total")  # fmt: skip
+                assert await store._all("SELECT k, a, b FROM t ORDER BY k") == rows, count  # k: SQLite's rowid
             expected: dict[int, int] = {}
             for count in counts:
                 for i in range(count):
-                    expected[i % 7] = expected.get(i % 7, 0) + i
+                    expected[i % spread] = expected.get(i % spread, 0) + i
             assert dict(await store._all("SELECT k, total FROM sums")) == expected
         finally:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_link_search_ignores_the_case_of_ascii_letters_only_on_either_database(db_path: str) -> None:
+    """SQLite's LIKE folds ASCII letters alone; PostgreSQL's search must find exactly the same links
+    (its LIKE folds nothing, its ILIKE folds every letter in most locales), and % and _ are literal."""
+    links = [ShortLink("Vetrina", channel="whatsapp", address="393471234567", campaign="Estate"),
+             ShortLink("upper", channel="whatsapp", address="393471234567", text="CAFÉ"),
+             ShortLink("lower", channel="whatsapp", address="393471234567", text="café 50% off"),
+             ShortLink("plain", channel="whatsapp", address="393471234567", source="a_b")]  # fmt: skip
+
+    async def scenario() -> dict[str, list[str]]:
+        store = await Store.open(db_path)
+        try:
+            for link in links:
+                await store.add_link(link)
+            found = {}
+            for search in ("", "VETR", "estate", "caf", "é", "É", "%", "a_b", "ab", "a%b"):
+                found[search] = sorted(link.slug for link in await store.links(search=search))
+            return found
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == {
+        "": ["Vetrina", "lower", "plain", "upper"], "VETR": ["Vetrina"], "estate": ["Vetrina"],
+        "caf": ["lower", "upper"], "é": ["lower"], "É": ["upper"], "%": ["lower"], "a_b": ["plain"], "ab": [],
+        "a%b": [],
+    }  # fmt: skip

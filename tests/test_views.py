@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from clicktochat.app import App, create_app
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.tokens import LinkSigner
-from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush, watch
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, connect_db, flush, watch
 
 LOCAL = "http://127.0.0.1:8000"  # the origin of a server without a base URL: the only host it answers for
 TEXT = "Ciao! 🍰 Torta & caffè?\n100% #1 a+b"
@@ -267,8 +266,8 @@ def test_an_edit_from_another_process_reaches_the_running_server(client: TestCli
     assert "393487654321" in client.get("/s/edited", headers={"user-agent": IPHONE}).headers["location"]
 
 
-def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(db=str(tmp_path / "demo.db"), base_url="http://127.0.0.1:8000", demo=True)
+def test_welcome_page_shows_the_demo(db_path: str) -> None:
+    settings = Settings(db=db_path, base_url="http://127.0.0.1:8000", demo=True)
     with TestClient(create_app(settings), base_url=LOCAL) as demo:
         page = demo.get("/")
         assert page.status_code == 200
@@ -282,10 +281,12 @@ def test_welcome_page_shows_the_demo(tmp_path) -> None:  # type: ignore[no-untyp
         assert '<script src="/widget.js" data-widget="demo" async></script>' in page.text
         assert "script-src 'self'; connect-src 'self'" in page.headers["content-security-policy"]
         assert demo.get("/api/widget/demo", headers={"referer": "http://127.0.0.1:8000/"}).json()["bubble"] == 2
-        agents = sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0]
+        with connect_db(db_path) as conn:
+            agents = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
     with TestClient(create_app(settings), base_url=LOCAL) as again:  # seeding is once per database
         assert again.get("/").status_code == 200
-        assert sqlite3.connect(settings.db).execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
+        with connect_db(db_path) as conn:
+            assert conn.execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
 
 
 def test_welcome_page_without_demo_says_how_to_start(client: TestClient) -> None:
@@ -305,8 +306,8 @@ def test_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "pending_clicks": 0}
 
 
-def test_welcome_page_survives_replaced_signing_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    db = str(tmp_path / "demo.db")
+def test_welcome_page_survives_replaced_signing_keys(db_path: str) -> None:
+    db = db_path
     with TestClient(create_app(Settings(db=db, demo=True)), base_url=LOCAL) as first:
         assert first.get("/").text.count("<svg") == 4
     replaced = Settings(db=db, demo=True, secret_keys="another-key-" + "x" * 32)
@@ -354,20 +355,18 @@ def test_the_watcher_survives_a_failed_check(
 ) -> None:
     make(client, service, to="+39 347 123 4567", slug="watched")
     client.get("/s/watched", headers={"user-agent": IPHONE})
-    other = sqlite3.connect(service.settings.db)
-    other.execute("ALTER TABLE meta RENAME TO meta_away")  # the watcher's reads now fail
-    watch(client)
-    assert "could not check for changes made by other processes" in caplog.text
-    other.execute("ALTER TABLE meta_away RENAME TO meta")
-    other.execute("UPDATE links SET address = '393487654321' WHERE slug = 'watched'")
-    other.commit()
-    other.close()
+    with connect_db(service.settings.db) as other:
+        other.execute("ALTER TABLE meta RENAME TO meta_away")  # the watcher's reads now fail
+        watch(client)
+        assert "could not check for changes made by other processes" in caplog.text
+        other.execute("ALTER TABLE meta_away RENAME TO meta")
+        other.execute("UPDATE links SET address = '393487654321' WHERE slug = 'watched'")
     watch(client)  # the next check still works
     assert "393487654321" in client.get("/s/watched", headers={"user-agent": IPHONE}).headers["location"]
 
 
-def test_the_demo_offers_posters_and_qr_downloads(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(Settings(db=str(tmp_path / "demo.db"), demo=True)), base_url=LOCAL) as demo:
+def test_the_demo_offers_posters_and_qr_downloads(db_path: str) -> None:
+    with TestClient(create_app(Settings(db=db_path, demo=True)), base_url=LOCAL) as demo:
         page = demo.get("/").text
         assert 'href="/poster/s/vetrina?format=a5"' in page
         assert demo.get("/poster/s/vetrina?format=a5").status_code == 200

@@ -3,7 +3,7 @@
 The stores speak one SQL, SQLite's, with `?` placeholders; where the two databases differ a
 store picks its statement by `Store.postgres`. For PostgreSQL, `connect()` gives a psycopg 3
 connection shaped like `sqlite3.Connection` (`execute`, `executemany`, `executescript`,
-`in_transaction`, cursors with `fetchone`/`fetchall`/`fetchmany`/`rowcount`), so:
+`in_transaction`, `set_trace_callback`, cursors with `fetchone`/`fetchall`/`fetchmany`/`rowcount`), so:
 
 - `aiosqlite.Connection`, which runs any such connection on its own thread and queue, runs this
   one too: `Store` keeps its one connection off the event loop on both databases;
@@ -21,7 +21,7 @@ more (`pip install 'clicktochat[postgresql]'` adds it)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -228,6 +228,8 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
         lastrowid = None  # a statement says RETURNING id instead, on both databases
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
+            if (trace := getattr(self.connection, "trace", None)) is not None:
+                trace(query)
             try:
                 sql = to_postgres(query)
                 return super().execute(sql, bind(sql, params), **kwargs)
@@ -235,6 +237,8 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
                 raise IntegrityError(str(exc)) from exc
 
         def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
+            if (trace := getattr(self.connection, "trace", None)) is not None:
+                trace(query)
             try:
                 sql = to_postgres(query)
                 super().executemany(sql, [bind(sql, p) for p in params_seq], **kwargs)
@@ -242,6 +246,12 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
                 raise IntegrityError(str(exc)) from exc
 
     class Connection(psycopg.Connection[Any]):
+        trace: Callable[[str], object] | None = None
+
+        def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
+            """As sqlite3's: `trace` is called with each statement run (tests check the click path runs none)."""
+            self.trace = trace
+
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> Connection:
             conn = super().connect(conninfo, **kwargs)

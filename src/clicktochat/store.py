@@ -5,6 +5,7 @@ by a lock and wrapped in `BEGIN IMMEDIATE` transactions, migrations by `PRAGMA u
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import sqlite3
 import time
@@ -31,6 +32,10 @@ AGENT_COLUMNS = (  # agents.Agent, in order; its channels as JSON [[channel, add
     "a.id, a.business_id, a.name, a.channel, a.address, a.hours, COALESCE(a.timezone, b.timezone),"
     " (SELECT json_group_array(json_array(c.channel, c.address)) FROM"
     " (SELECT channel, address FROM agent_channels WHERE agent_id = a.id ORDER BY position) AS c)"
+)
+AGENT_COLUMNS_PG = AGENT_COLUMNS.split(" (SELECT", 1)[0] + (  # the same, with PostgreSQL's JSON functions
+    " (SELECT json_agg(json_build_array(c.channel, c.address) ORDER BY c.position)::text"
+    " FROM agent_channels c WHERE c.agent_id = a.id)"
 )
 LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
 CLICK_COLUMNS = (  # clicks.ClickRow, in order
@@ -67,6 +72,7 @@ GROUPINGS = {
     "": "''",
     "month_column": "month",  # link_months has its month as a column
 }
+GROUPINGS_PG = GROUPINGS | {"week": "to_char(date_trunc('week', day::date), 'YYYY-MM-DD')"}  # ISO weeks: Mondays
 LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
 WIDGET_COLUMNS = "id, business_id, settings, created_at, updated_at"
 BEGIN_TRIES = 30  # about 10 s in all, like busy_timeout
@@ -336,7 +342,9 @@ class Store:
 
     async def admin_password(self, username: str) -> tuple[Admin, str] | None:
         """An admin and its password hash, by name (case-insensitive)."""
-        row = await self._one(f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE username = ?", (username,))
+        row = await self._one(
+            f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE lower(username) = lower(?)", (username,)
+        )
         return (Admin(*row[:4]), row[4]) if row else None
 
     async def set_admin_password(self, admin_id: int, password_hash: str, end_sessions: bool = False) -> None:
@@ -347,7 +355,7 @@ class Store:
 
     async def delete_admin(self, username: str) -> bool:
         async with self.transaction() as db:
-            cursor = await db.execute("DELETE FROM admins WHERE username = ?", (username,))
+            cursor = await db.execute("DELETE FROM admins WHERE lower(username) = lower(?)", (username,))
             return cursor.rowcount > 0
 
     async def add_session(self, token_hash: str, admin_id: int, expires_at: int) -> None:
@@ -464,18 +472,22 @@ class Store:
             return []
         rows = await self._all(
             "SELECT channel FROM (SELECT c.channel, row_number() OVER (ORDER BY a.id, c.position) AS n"
-            " FROM agent_channels c JOIN agents a ON a.id = c.agent_id WHERE a.business_id = ?)"
+            " FROM agent_channels c JOIN agents a ON a.id = c.agent_id WHERE a.business_id = ?) AS offered"
             " GROUP BY channel ORDER BY min(n)",
             (business_id,),
         )
         return [str(row[0]) for row in rows]
 
+    @property
+    def _agent_columns(self) -> str:
+        return AGENT_COLUMNS_PG if self.postgres else AGENT_COLUMNS
+
     async def agent(self, agent_id: int) -> Agent | None:
         if not _fits(agent_id):
             return None
         row = await self._one(
-            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id WHERE a.id = ?",
-            (agent_id,),
+            f"SELECT {self._agent_columns} FROM agents a JOIN businesses b ON b.id = a.business_id"
+            " WHERE a.id = ?", (agent_id,),
         )
         return _agent(row) if row else None
 
@@ -483,7 +495,7 @@ class Store:
         if business_id is not None and not _fits(business_id):
             return []
         rows = await self._all(
-            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id"
+            f"SELECT {self._agent_columns} FROM agents a JOIN businesses b ON b.id = a.business_id"
             " WHERE ? IS NULL OR a.business_id = ? ORDER BY a.id",
             (business_id, business_id),
         )
@@ -519,9 +531,11 @@ class Store:
     async def links(self, limit: int = 100, offset: int = 0, search: str = "") -> list[ShortLink]:
         """Newest first; `search` matches the slug, campaign, source or message, anywhere in them."""
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # SQLite's LIKE ignores the case of ASCII letters only: so does ILIKE under the "C" collation.
+        like = "COLLATE \"C\" ILIKE" if self.postgres else "LIKE"
         rows = await self._all(
-            f"SELECT {LINK_COLUMNS} FROM links WHERE ?1 = '%%' OR slug LIKE ?1 ESCAPE '\\'"
-            " OR campaign LIKE ?1 ESCAPE '\\' OR source LIKE ?1 ESCAPE '\\' OR text LIKE ?1 ESCAPE '\\'"
+            f"SELECT {LINK_COLUMNS} FROM links WHERE ?1 = '%%' OR slug {like} ?1 ESCAPE '\\'"
+            f" OR campaign {like} ?1 ESCAPE '\\' OR source {like} ?1 ESCAPE '\\' OR text {like} ?1 ESCAPE '\\'"
             " ORDER BY created_at DESC, slug LIMIT ?2 OFFSET ?3",
             (pattern, limit, offset),
         )
@@ -533,7 +547,7 @@ class Store:
         the business may drop), without a campaign; the oldest of them."""
         row = await self._one(
             "SELECT slug FROM links WHERE business_id = ? AND agent_id IS NULL AND address IS NULL"
-            " AND channel IS NULL AND campaign IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > ?)"
+            " AND channel IS NULL AND campaign IS NULL AND disabled = 0 AND (expires_at IS NULL OR expires_at > ?)"
             " ORDER BY created_at, slug LIMIT 1",
             (business_id, now),
         )
@@ -602,8 +616,9 @@ class Store:
         return _widget(row) if row else None
 
     async def widgets(self, business_id: int | None = None) -> list[Widget]:
-        rows = await self._all(
-            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ? ORDER BY created_at, rowid",
+        rows = await self._all(  # in the order they were made (PostgreSQL's row_id stands for SQLite's rowid)
+            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ?"
+            f" ORDER BY created_at, {'row_id' if self.postgres else 'rowid'}",
             (business_id, business_id),
         )
         return [_widget(row) for row in rows]
@@ -779,11 +794,11 @@ class Store:
             params += ["" if isinstance(value, str) else 0, value]
         if "link_key" in filters:  # the index on (link_kind, link_key, at): days are at most 14 hours off UTC
             conditions.append(
-                "link_kind = ? AND link_key = ? AND at BETWEEN unixepoch(?) - 86400 AND unixepoch(?) + 2 * 86400"
+                "link_kind = ? AND link_key = ? AND at BETWEEN ? - 86400 AND ? + 2 * 86400"
             )
-            params += [filters.get("link_kind", "short"), filters["link_key"], first_day, last_day]
+            params += [filters.get("link_kind", "short"), filters["link_key"], _epoch(first_day), _epoch(last_day)]
         value = f"coalesce({DIMENSION_COLUMNS[dimension]}, '')" if dimension else "''"
-        key = value if group == "value" else GROUPINGS[group]
+        key = value if group == "value" else self._grouping(group)
         sql = (
             f"SELECT {key}, coalesce(sum(n) FILTER (WHERE robot IS NULL), 0), sum(uniques),"
             f" coalesce(sum(n) FILTER (WHERE robot IS NOT NULL), 0) FROM clicks WHERE {' AND '.join(conditions)}"
@@ -805,15 +820,18 @@ class Store:
         if group in LINK_GROUPS:
             where += " AND link_kind != ''"  # a chat not opened from a link is no link's
         rows = await self._all(
-            f"SELECT {GROUPINGS[group]}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns})"
+            f"SELECT {self._grouping(group)}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns}) AS s"
             f" WHERE {where} GROUP BY 1", [first_day, last_day, *filters.values()],
         )  # fmt: skip
         return {str(key): (int(n), int(from_clicks)) for key, n, from_clicks in rows}
 
+    def _grouping(self, group: str) -> str:
+        return (GROUPINGS_PG if self.postgres else GROUPINGS)[group]
+
     async def _totals(
         self, table: str, group: str, where: str, params: list[Any], limit: int | None, value: str = "value"
     ) -> list[tuple[Any, int, int, int]]:
-        key = value if group == "value" else GROUPINGS[group]
+        key = value if group == "value" else self._grouping(group)
         sql = f"SELECT {key}, sum(clicks), sum(uniques), sum(bots) FROM {table} WHERE {where} GROUP BY 1"
         sql += f" ORDER BY {_order(group)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [(k, int(c), int(u), int(b)) for k, c, u, b in await self._all(sql, params)]
@@ -845,6 +863,14 @@ async def _returned_id(cursor: aiosqlite.Cursor) -> int:
     row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _epoch(day: str) -> int | None:
+    """Midnight UTC of a YYYY-MM-DD day, as SQLite's unixepoch() (None, matching nothing, for no day)."""
+    try:
+        return calendar.timegm(date.fromisoformat(day).timetuple())
+    except ValueError:
+        return None
 
 
 def _order(group: str) -> str:
@@ -883,7 +909,8 @@ async def insert_rows(
     """`head` VALUES (...), (...), ... `tail` for `rows` of `width` values, up to CHUNKS[0] rows a
     statement. executemany() steps one row at a time and gives up the GIL around every step: 8.6
     us of CPU a row of the clicks table against 5.0 this way (bench figures in docs/performance.md),
-    and a row per GIL hand-over while the event loop wants it back."""
+    and a row per GIL hand-over while the event loop wants it back. An upsert's rows (`tail`) must
+    have distinct keys on PostgreSQL, which refuses to update a row twice in one statement."""
     done = 0
     for size in CHUNKS:
         while len(rows) - done >= size:
