@@ -32,6 +32,10 @@ AGENT_COLUMNS = (  # agents.Agent, in order; its channels as JSON [[channel, add
     " (SELECT json_group_array(json_array(c.channel, c.address)) FROM"
     " (SELECT channel, address FROM agent_channels WHERE agent_id = a.id ORDER BY position) AS c)"
 )
+AGENT_COLUMNS_PG = AGENT_COLUMNS.split(" (SELECT", 1)[0] + (  # the same, with PostgreSQL's JSON functions
+    " (SELECT json_agg(json_build_array(c.channel, c.address) ORDER BY c.position)::text"
+    " FROM agent_channels c WHERE c.agent_id = a.id)"
+)
 LINK_COLUMNS = ", ".join(f.name for f in fields(ShortLink))
 CLICK_COLUMNS = (  # clicks.ClickRow, in order
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
@@ -200,6 +204,9 @@ class Store:
                 await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
 
     async def _rollback(self) -> None:
+        if self.postgres:  # after any BEGIN still queued; outside a transaction, only a warning
+            await self.db.execute("ROLLBACK")
+            return
         # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
         # cancelled task has run too, and `in_transaction` tells the truth.
         await self.db.execute("SELECT 1")
@@ -330,7 +337,9 @@ class Store:
 
     async def admin_password(self, username: str) -> tuple[Admin, str] | None:
         """An admin and its password hash, by name (case-insensitive)."""
-        row = await self._one(f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE username = ?", (username,))
+        row = await self._one(
+            f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE lower(username) = lower(?)", (username,)
+        )
         return (Admin(*row[:4]), row[4]) if row else None
 
     async def set_admin_password(self, admin_id: int, password_hash: str, end_sessions: bool = False) -> None:
@@ -341,7 +350,7 @@ class Store:
 
     async def delete_admin(self, username: str) -> bool:
         async with self.transaction() as db:
-            cursor = await db.execute("DELETE FROM admins WHERE username = ?", (username,))
+            cursor = await db.execute("DELETE FROM admins WHERE lower(username) = lower(?)", (username,))
             return cursor.rowcount > 0
 
     async def add_session(self, token_hash: str, admin_id: int, expires_at: int) -> None:
@@ -458,18 +467,22 @@ class Store:
             return []
         rows = await self._all(
             "SELECT channel FROM (SELECT c.channel, row_number() OVER (ORDER BY a.id, c.position) AS n"
-            " FROM agent_channels c JOIN agents a ON a.id = c.agent_id WHERE a.business_id = ?)"
+            " FROM agent_channels c JOIN agents a ON a.id = c.agent_id WHERE a.business_id = ?) AS offered"
             " GROUP BY channel ORDER BY min(n)",
             (business_id,),
         )
         return [str(row[0]) for row in rows]
 
+    @property
+    def _agent_columns(self) -> str:
+        return AGENT_COLUMNS_PG if self.postgres else AGENT_COLUMNS
+
     async def agent(self, agent_id: int) -> Agent | None:
         if not _fits(agent_id):
             return None
         row = await self._one(
-            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id WHERE a.id = ?",
-            (agent_id,),
+            f"SELECT {self._agent_columns} FROM agents a JOIN businesses b ON b.id = a.business_id"
+            " WHERE a.id = ?", (agent_id,),
         )
         return _agent(row) if row else None
 
@@ -477,7 +490,7 @@ class Store:
         if business_id is not None and not _fits(business_id):
             return []
         rows = await self._all(
-            f"SELECT {AGENT_COLUMNS} FROM agents a JOIN businesses b ON b.id = a.business_id"
+            f"SELECT {self._agent_columns} FROM agents a JOIN businesses b ON b.id = a.business_id"
             " WHERE ? IS NULL OR a.business_id = ? ORDER BY a.id",
             (business_id, business_id),
         )
@@ -527,7 +540,7 @@ class Store:
         the business may drop), without a campaign; the oldest of them."""
         row = await self._one(
             "SELECT slug FROM links WHERE business_id = ? AND agent_id IS NULL AND address IS NULL"
-            " AND channel IS NULL AND campaign IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > ?)"
+            " AND channel IS NULL AND campaign IS NULL AND disabled = 0 AND (expires_at IS NULL OR expires_at > ?)"
             " ORDER BY created_at, slug LIMIT 1",
             (business_id, now),
         )
@@ -596,8 +609,9 @@ class Store:
         return _widget(row) if row else None
 
     async def widgets(self, business_id: int | None = None) -> list[Widget]:
-        rows = await self._all(
-            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ? ORDER BY created_at, rowid",
+        rows = await self._all(  # in the order they were made (PostgreSQL's row_id stands for SQLite's rowid)
+            f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ?"
+            f" ORDER BY created_at, {'row_id' if self.postgres else 'rowid'}",
             (business_id, business_id),
         )
         return [_widget(row) for row in rows]
@@ -651,7 +665,7 @@ class Store:
                                ("dimension_days", DIMENSION_DAY_COLUMNS),
                                ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
-                    f"{c} = {c} + excluded.{c}" for c in COUNTERS
+                    f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
                 await insert_rows(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
                                   totals[table], upsert)  # fmt: skip
@@ -666,7 +680,8 @@ class Store:
             return {}
         rows = await self._all(
             "SELECT link_key, sum(clicks) FROM link_days WHERE link_kind = ?"
-            " AND link_key IN (SELECT value FROM json_each(?)) GROUP BY link_key",
+            f" AND link_key IN (SELECT value FROM {'json_array_elements_text' if self.postgres else 'json_each'}(?))"
+            " GROUP BY link_key",
             (link_kind, json.dumps(link_keys)),
         )
         return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
