@@ -168,7 +168,7 @@ class Service:
         try:
             return await self.store.add_link(link)
         except sqlite3.IntegrityError as exc:
-            if "links.slug" not in str(exc):
+            if "links.slug" not in str(exc) and "(slug)=" not in str(exc):  # SQLite's words, PostgreSQL's
                 raise
             if retry:
                 raise _SlugTaken from None

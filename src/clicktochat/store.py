@@ -204,12 +204,12 @@ class Store:
                 await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
 
     async def _rollback(self) -> None:
-        if self.postgres:  # after any BEGIN still queued; outside a transaction, only a warning
-            await self.db.execute("ROLLBACK")
-            return
         # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
         # cancelled task has run too, and `in_transaction` tells the truth.
-        await self.db.execute("SELECT 1")
+        try:
+            await self.db.execute("SELECT 1")
+        except Exception:  # PostgreSQL refuses all but ROLLBACK in a failed transaction; a lost connection
+            pass
         if self.db.in_transaction:
             await self.db.execute("ROLLBACK")
 
@@ -680,9 +680,8 @@ class Store:
             return {}
         rows = await self._all(
             "SELECT link_key, sum(clicks) FROM link_days WHERE link_kind = ?"
-            f" AND link_key IN (SELECT value FROM {'json_array_elements_text' if self.postgres else 'json_each'}(?))"
-            " GROUP BY link_key",
-            (link_kind, json.dumps(link_keys)),
+            f" AND link_key IN ({', '.join('?' * len(link_keys))}) GROUP BY link_key",
+            (link_kind, *link_keys),
         )
         return {key: 0 for key in link_keys} | {key: int(count) for key, count in rows}
 
@@ -814,7 +813,7 @@ class Store:
         if group in LINK_GROUPS:
             where += " AND link_kind != ''"  # a chat not opened from a link is no link's
         rows = await self._all(
-            f"SELECT {GROUPINGS[group]}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns})"
+            f"SELECT {GROUPINGS[group]}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns}) AS s"
             f" WHERE {where} GROUP BY 1", [first_day, last_day, *filters.values()],
         )  # fmt: skip
         return {str(key): (int(n), int(from_clicks)) for key, n, from_clicks in rows}
