@@ -379,8 +379,8 @@ def test_the_api_takes_and_gives_an_agents_channels(
 # -- the CLI ----------------------------------------------------------------------------------
 
 
-def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(tmp_path: Any) -> None:
-    runner, db = CliRunner(), str(tmp_path / "cli.db")
+def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(db_path: str) -> None:
+    runner, db = CliRunner(), db_path
 
     def run(*args: str) -> str:
         result = runner.invoke(cli, [*args[:2], "--db", db, *args[2:]] if args[0] == "agent" and args[1] == "channel"
