@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -24,15 +23,15 @@ def run(coroutine):  # type: ignore[no-untyped-def]
     return asyncio.run(coroutine)
 
 
-async def with_store(path: Path, work):  # type: ignore[no-untyped-def]
-    store = await Store.open(str(path))
+async def with_store(db: str, work):  # type: ignore[no-untyped-def]
+    store = await Store.open(db)
     try:
         return await work(store)
     finally:
         await store.close()
 
 
-def test_passwords_are_kept_as_argon2id_hashes_and_checked(tmp_path: Path) -> None:
+def test_passwords_are_kept_as_argon2id_hashes_and_checked(db_path: str) -> None:
     async def work(store: Store) -> None:
         admin = await create_admin(store, "ana", "correct horse battery")
         found = await store.admin_password("ANA")  # names are case-insensitive
@@ -45,10 +44,10 @@ def test_passwords_are_kept_as_argon2id_hashes_and_checked(tmp_path: Path) -> No
         assert await authenticate(store, "", "") is None
         assert await authenticate(store, "x" * 5000, "y" * 5000) is None
 
-    run(with_store(tmp_path / "a.db", work))
+    run(with_store(db_path, work))
 
 
-def test_a_second_admin_of_the_same_name_is_refused(tmp_path: Path) -> None:
+def test_a_second_admin_of_the_same_name_is_refused(db_path: str) -> None:
     async def work(store: Store) -> None:
         await create_admin(store, "ana", "correct horse battery")
         with pytest.raises(InvalidInput) as refused:
@@ -57,10 +56,10 @@ def test_a_second_admin_of_the_same_name_is_refused(tmp_path: Path) -> None:
         await create_admin(store, "bob", "another long password")  # several admins
         assert [a.username for a in await store.admins()] == ["ana", "bob"]
 
-    run(with_store(tmp_path / "a.db", work))
+    run(with_store(db_path, work))
 
 
-def test_a_new_password_ends_the_admins_sessions(tmp_path: Path) -> None:
+def test_a_new_password_ends_the_admins_sessions(db_path: str) -> None:
     async def work(store: Store) -> None:
         admin = await create_admin(store, "ana", "correct horse battery")
         await store.add_session("h" * 64, admin.id, 2**40)
@@ -72,10 +71,10 @@ def test_a_new_password_ends_the_admins_sessions(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput):
             await set_password(store, "nobody", "a brand new passphrase")
 
-    run(with_store(tmp_path / "a.db", work))
+    run(with_store(db_path, work))
 
 
-def test_an_outdated_hash_is_upgraded_at_the_next_sign_in(tmp_path: Path) -> None:
+def test_an_outdated_hash_is_upgraded_at_the_next_sign_in(db_path: str) -> None:
     from argon2 import PasswordHasher
 
     async def work(store: Store) -> None:
@@ -86,7 +85,7 @@ def test_an_outdated_hash_is_upgraded_at_the_next_sign_in(tmp_path: Path) -> Non
         assert found is not None and found[0].id == admin.id and found[1] != weak
         assert not HASHER.check_needs_rehash(found[1])
 
-    run(with_store(tmp_path / "a.db", work))
+    run(with_store(db_path, work))
 
 
 @pytest.mark.parametrize("name", ["", "-ana", "ana smith", "a" * 65, "ana<script>", "ana\n"])

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from conftest import ANDROID, read_qr
 from test_admin import every_admin_url
 from test_e2e import free_port, server
+from test_widget_browser import module_database
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
@@ -31,22 +32,23 @@ class Site:
         self.base = base
 
 
-def add_admin(db: Path, username: str) -> None:
+def add_admin(db: str, username: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "clicktochat", "admin", "create", username, "--password-stdin", "--db", str(db)],
+        [sys.executable, "-m", "clicktochat", "admin", "create", username, "--password-stdin", "--db", db],
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    db, port = tmp_path_factory.mktemp("admin") / "admin.db", free_port()
-    base = f"http://127.0.0.1:{port}"
-    add_admin(db, "ana")
-    add_admin(db, "bob")  # the one whose password gets guessed
-    with server(db, port, "--base-url", base, "--demo"):
-        yield Site(base)
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
+    with module_database(tmp_path_factory, request, "admin") as db:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        add_admin(db, "ana")
+        add_admin(db, "bob")  # the one whose password gets guessed
+        with server(db, port, "--base-url", base, "--demo"):
+            yield Site(base)
 
 
 def new_context(browser: Browser, **options: Any) -> BrowserContext:

@@ -116,29 +116,50 @@ def test_a_link_to_an_agent_goes_to_a_colleague_on_a_channel_the_agent_lacks() -
 # -- the store: migration 010, the query, the triggers -----------------------------------
 
 
-def test_migration_10_gives_every_agent_its_one_channel_and_the_triggers_move_routing(db_path: str) -> None:
-    db = database_at(db_path, 9)
+def test_migration_10_gives_every_agent_its_one_channel(sqlite_path: str) -> None:
+    """An upgrade of a SQLite file (PostgreSQL starts at schema 11, channels and all)."""
+    db = database_at(sqlite_path, 9)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
-    for agent_id, channel, address in ((5, "whatsapp", "393471234567"), (6, "whatsapp", "393487654321")):
+    for agent_id, channel, address in ((5, "whatsapp", "393471234567"), (6, "telegram", "bob")):
         db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
                    " VALUES (?, 1, 'A', ?, ?, 0, 0)", (agent_id, channel, address))  # fmt: skip
     db.execute("COMMIT")
     db.close()
 
     async def scenario() -> None:
+        store = await Store.open(sqlite_path)
+        try:
+            ann, bob = await store.agent(5), await store.agent(6)
+            assert ann is not None and ann.channels == (("whatsapp", "393471234567"),)
+            assert bob is not None and bob.channels == (("telegram", "bob"),)
+            assert await store.business_channels(1) == ["whatsapp", "telegram"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_agents_channels_are_kept_in_order_and_their_changes_move_routing(db_path: str) -> None:
+    async def scenario() -> None:
         store = await Store.open(db_path)
         try:
-            ann = await store.agent(5)
-            assert ann is not None and ann.channels == (("whatsapp", "393471234567"),)
-            assert await store.business_channels(1) == ["whatsapp"]
+            business = await store.add_business("B", "UTC")
+            ann = await store.add_agent(business.id, "Ann", "whatsapp", "393471234567", None, None)
+            bob = await store.add_agent(business.id, "Bob", "whatsapp", "393487654321", None, None,
+                                        more=[("email", "bob@example.com")])  # fmt: skip
+            assert ann.channels == (("whatsapp", "393471234567"),)
+            assert bob.channels == (("whatsapp", "393487654321"), ("email", "bob@example.com"))
+            assert await store.business_channels(business.id) == ["whatsapp", "email"]
             version = await store.routing_version()
-            await store.set_agent_channels(6, [("telegram", "bob"), ("whatsapp", "393487654321")])
+            await store.set_agent_channels(bob.id, [("telegram", "bob"), ("whatsapp", "393487654321")])
             assert await store.routing_version() > version  # a running server drops its cache
-            bob = await store.agent(6)
-            assert bob is not None and (bob.channel, bob.address) == ("telegram", "bob")  # the first, kept in sync
-            assert await store.business_channels(1) == ["whatsapp", "telegram"]
-            await store.delete_agent(5)  # its rows go with it
-            assert await store.business_channels(1) == ["telegram", "whatsapp"]
+            moved = await store.agent(bob.id)
+            assert moved is not None and (moved.channel, moved.address) == ("telegram", "bob")  # the first, in sync
+            assert moved.channels == (("telegram", "bob"), ("whatsapp", "393487654321"))
+            assert [a.channels for a in await store.agents(business.id)] == [ann.channels, moved.channels]
+            assert await store.business_channels(business.id) == ["whatsapp", "telegram"]
+            await store.delete_agent(ann.id)  # its rows go with it
+            assert await store.business_channels(business.id) == ["telegram", "whatsapp"]
             assert await store.business_channels(2**70) == []
         finally:
             await store.close()
@@ -358,8 +379,8 @@ def test_the_api_takes_and_gives_an_agents_channels(
 # -- the CLI ----------------------------------------------------------------------------------
 
 
-def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(tmp_path: Any) -> None:
-    runner, db = CliRunner(), str(tmp_path / "cli.db")
+def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(db_path: str) -> None:
+    runner, db = CliRunner(), db_path
 
     def run(*args: str) -> str:
         result = runner.invoke(cli, [*args[:2], "--db", db, *args[2:]] if args[0] == "agent" and args[1] == "channel"

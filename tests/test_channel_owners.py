@@ -26,14 +26,14 @@ NO_TEXT = "Signal links cannot carry a message: the text will not be pre-filled"
 APP_ONLY = "Phone call opens only where an app handles it; desktops get a page explaining that first"
 
 
-def run(db: Path, *args: str) -> tuple[str, str]:
-    result = CliRunner().invoke(cli, [*args, "--db", str(db), "--base-url", "https://chat.example.com"])
+def run(db: str, *args: str) -> tuple[str, str]:
+    result = CliRunner().invoke(cli, [*args, "--db", db, "--base-url", "https://chat.example.com"])
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     return result.stdout, result.stderr
 
 
-def test_the_cli_makes_links_to_any_channel_and_notes_go_to_stderr(tmp_path: Path) -> None:
-    db = tmp_path / "cli.db"
+def test_the_cli_makes_links_to_any_channel_and_notes_go_to_stderr(db_path: str) -> None:
+    db = db_path
     run(db, "init")  # the database exists: the CLI's only note is then about the link
     out, err = run(db, "link", "create", "--channel", "telegram", "--to", "@DolceVita", "--text", "Ciao!", "--short",
                    "--slug", "tg")  # fmt: skip
@@ -49,9 +49,9 @@ def test_the_cli_makes_links_to_any_channel_and_notes_go_to_stderr(tmp_path: Pat
     out, _ = run(db, "link", "list")
     assert re.search(r"^tg\s+Telegram \+39 347 123 4567\s", out, re.M), out
 
-    both = CliRunner().invoke(cli, ["link", "create", "--db", str(db), "--to", "@x", "--signed", "--short"])
+    both = CliRunner().invoke(cli, ["link", "create", "--db", db, "--to", "@x", "--signed", "--short"])
     assert both.exit_code == 2 and "--signed links carry a fixed --to" in both.stderr
-    bad = CliRunner().invoke(cli, ["link", "create", "--db", str(db), "--channel", "instagram", "--to", "a..b"])
+    bad = CliRunner().invoke(cli, ["link", "create", "--db", db, "--channel", "instagram", "--to", "a..b"])
     assert bad.exit_code == 1 and "to: 'a..b' is not an Instagram username" in bad.stderr
 
 
@@ -140,8 +140,8 @@ def test_stats_by_channel_name_the_channels(
     assert re.search(r"^Phone call\s+1\b", table.stdout, re.M)
 
 
-def test_the_cli_draws_the_links_own_channel_mark(tmp_path: Path) -> None:
-    db = tmp_path / "cli.db"
+def test_the_cli_draws_the_links_own_channel_mark(tmp_path: Path, db_path: str) -> None:
+    db = db_path
     run(db, "init")
     run(db, "link", "create", "--channel", "email", "--to", "shop@example.com", "--slug", "mail")
     run(db, "qr", "mail", "-o", str(tmp_path / "mail.svg"), "--logo", "channel")

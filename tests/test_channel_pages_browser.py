@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +17,13 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import DESKTOP
 from test_e2e import free_port, server
+from test_widget_browser import module_database
 
 MESSAGE = "Ciao! Vorrei prenotare 2 posti & #1 🍰"
 
 
-async def seed(db: Path, base: str) -> dict[str, str]:
-    service = await Service.open(Settings(db=str(db), base_url=base))
+async def seed(db: str, base: str) -> dict[str, str]:
+    service = await Service.open(Settings(db=db, base_url=base))
     try:
         shop = await service.add_business("Dolce Vita", "Europe/Rome")
         await service.add_agent(shop.id, "Giulia", "@dolcevita", "telegram")
@@ -38,13 +38,15 @@ async def seed(db: Path, base: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    db, port = tmp_path_factory.mktemp("channels") / "channels.db", free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        links = thread.submit(asyncio.run, seed(db, base)).result()
-    with server(db, port, "--base-url", base):
-        yield base, links
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+         ) -> Iterator[tuple[str, dict[str, str]]]:  # fmt: skip
+    with module_database(tmp_path_factory, request, "channel_pages") as db:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+            links = thread.submit(asyncio.run, seed(db, base)).result()
+        with server(db, port, "--base-url", base):
+            yield base, links
 
 
 @pytest.fixture

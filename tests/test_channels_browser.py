@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +22,7 @@ from clicktochat.settings import Settings
 from clicktochat.widget import WORDS, fill_message
 from conftest import DESKTOP, IPHONE, read_qr
 from test_e2e import free_port, server
-from test_widget_browser import page_server
+from test_widget_browser import module_database, page_server
 
 # Each channel's address, as typed, and the agent who has it: Giulia five, Marco the other five.
 GIULIA = {"whatsapp": "+39 347 123 4567", "telegram": "@giulia_dv", "signal": "+49 1512 3456789",
@@ -33,9 +32,9 @@ MARCO = {"messenger": "dolcevita.roma", "instagram": "@dolcevita", "viber": "+38
 STORAGE_KEY = "clicktochat:apps:channel"
 
 
-async def seed(db: Path, base: str) -> dict[str, str]:
+async def seed(db: str, base: str) -> dict[str, str]:
     """The business, its two agents and the widget; the canonical address of each channel."""
-    service = await Service.open(Settings(db=str(db), base_url=base))
+    service = await Service.open(Settings(db=db, base_url=base))
     try:
         shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
         addresses: dict[str, str] = {}
@@ -55,14 +54,15 @@ class Shop:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    db, port = tmp_path_factory.mktemp("channels") / "channels.db", free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        addresses = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
-        yield Shop(base, pages, addresses)
+def shop(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Shop]:
+    with module_database(tmp_path_factory, request, "channels") as db:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+            addresses = thread.submit(asyncio.run, seed(db, base)).result()
+        httpd, pages = page_server(base)
+        with server(db, port, "--base-url", base):
+            yield Shop(base, pages, addresses)
     httpd.shutdown()
     httpd.server_close()
 

@@ -20,6 +20,7 @@ from clicktochat.app import create_app
 from clicktochat.optins import Optins
 from clicktochat.settings import Settings
 from conftest import call, flush
+from test_widget_browser import module_database
 
 HOSTILE = [
     "http://%5B", "http://[::1", "//evil.example", "%5Cevil.example", "javascript:alert(1)", "../../etc/passwd",
@@ -96,10 +97,14 @@ def test_every_get_route_is_fuzzed() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+         ) -> Iterator[tuple[TestClient, dict[str, str]]]:  # fmt: skip
     """One app with the demo shop (links, a signed link, a widget) and an admin, for all the requests."""
-    settings = Settings(db=str(tmp_path_factory.mktemp("fuzz") / "fuzz.db"), base_url="https://chat.example.com",
-                        flush_interval=60, demo=True)  # fmt: skip
+    with module_database(tmp_path_factory, request, "fuzz") as db:
+        yield from _demo(Settings(db=db, base_url="https://chat.example.com", flush_interval=60, demo=True))
+
+
+def _demo(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
     with TestClient(create_app(settings), base_url="https://chat.example.com", follow_redirects=False,
                     raise_server_exceptions=False) as client:
         service = client.app.state.service  # type: ignore[attr-defined]

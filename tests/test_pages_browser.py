@@ -24,7 +24,7 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import DESKTOP
 from test_e2e import free_port, server
-from test_widget_browser import page_server
+from test_widget_browser import module_database, page_server
 
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
 SHOP = "Pasticceria Dolce Vita"
@@ -35,8 +35,8 @@ class Site:
         self.base, self.pages, self.off_day = base, pages, off_day
 
 
-async def seed(db: Path, base: str) -> str:
-    service = await Service.open(Settings(db=str(db), base_url=base))
+async def seed(db: str, base: str) -> str:
+    service = await Service.open(Settings(db=db, base_url=base))
     try:
         shop = await service.add_business(SHOP, "Europe/Rome")
         await service.add_agent(shop.id, "Giulia", "+39 347 123 4567")  # always on
@@ -53,14 +53,15 @@ async def seed(db: Path, base: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    db, port = tmp_path_factory.mktemp("pages") / "pages.db", free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        off_day = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
-        yield Site(base, pages, off_day)
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
+    with module_database(tmp_path_factory, request, "pages") as db:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+            off_day = thread.submit(asyncio.run, seed(db, base)).result()
+        httpd, pages = page_server(base)
+        with server(db, port, "--base-url", base):
+            yield Site(base, pages, off_day)
     httpd.shutdown()
     httpd.server_close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from clicktochat.sessions import csrf_ok, csrf_token, end_session, new_csrf_cookie, session_admin, start_session
 from clicktochat.store import Store
@@ -11,9 +10,9 @@ from clicktochat.store import Store
 KEYS = ["k" * 32]
 
 
-def test_a_session_cookie_signs_in_until_it_is_ended(tmp_path: Path) -> None:
+def test_a_session_cookie_signs_in_until_it_is_ended(db_path: str) -> None:
     async def work() -> None:
-        store = await Store.open(str(tmp_path / "s.db"))
+        store = await Store.open(db_path)
         try:
             admin = await store.add_admin("ana", "hash")
             cookie = await start_session(store, KEYS, admin)

@@ -6,9 +6,11 @@ wa.me and web.whatsapp.com are intercepted, and every request is checked."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, e
 from clicktochat.agents import WEEKDAYS
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from conftest import ANDROID, DESKTOP, read_qr
+from conftest import ANDROID, DESKTOP, POSTGRES, TEMPLATE, read_qr
 from test_e2e import free_port, server
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -37,8 +39,8 @@ class Site:
         self.base, self.pages, self.ids, self.off_day = base, pages, ids, off_day
 
 
-async def seed(db: Path, base: str) -> dict[str, Any]:
-    service = await Service.open(Settings(db=str(db), base_url=base))
+async def seed(db: str, base: str) -> dict[str, Any]:
+    service = await Service.open(Settings(db=db, base_url=base))
     try:
         shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")
         giulia = await service.add_agent(shop.id, "Giulia", "+39 347 123 4567")  # always on
@@ -97,15 +99,34 @@ def page_server(base: str) -> tuple[ThreadingHTTPServer, str]:
     return httpd, f"http://localhost:{httpd.server_address[1]}"
 
 
+@contextmanager
+def module_database(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, name: str
+                    ) -> Iterator[str]:  # fmt: skip
+    """A test module's database, as conftest's db_path is a test's: a SQLite file, or (with
+    CLICKTOCHAT_TEST_DB=postgresql) a copy of the migrated template, dropped at the end."""
+    if not POSTGRES:
+        yield str(tmp_path_factory.mktemp(name) / f"{name}.db")
+        return
+    with ThreadPoolExecutor(1) as thread:  # its first start migrates with asyncio.run, not in Playwright's loop
+        postgres = thread.submit(request.getfixturevalue, "postgres_server").result()
+    database = f"{name}_{os.getpid()}"
+    postgres.create_database(database, template=TEMPLATE)
+    try:
+        yield postgres.url(database)
+    finally:
+        postgres.drop_database(database)
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    db, port = tmp_path_factory.mktemp("widget") / "widget.db", free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        ids = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
-        yield Site(base, pages, ids, ids["off_day"])
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
+    with module_database(tmp_path_factory, request, "widget") as db:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+            ids = thread.submit(asyncio.run, seed(db, base)).result()
+        httpd, pages = page_server(base)
+        with server(db, port, "--base-url", base):
+            yield Site(base, pages, ids, ids["off_day"])
     httpd.shutdown()
     httpd.server_close()
 

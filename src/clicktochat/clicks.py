@@ -110,7 +110,7 @@ def describe(event: ClickEvent, n: int, businesses: Mapping[int, tuple[int, str]
     return ClickRow(
         event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
         facts[0], facts[1], facts[2], facts[3], facts[4], facts[5], facts[6], facts[7], facts[8], facts[9],
-        event.page_path, facts[10], facts[11], business_id, local_day(event.at // 900, timezone),
+        kept_text(event.page_path), facts[10], facts[11], business_id, local_day(event.at // 900, timezone),
         event.visitor or None, n, 0,
     )  # fmt: skip
 
@@ -166,7 +166,13 @@ def local_day(quarter_hour: int, timezone: str) -> str:
 
 def utm_value(value: str) -> str | None:
     """A campaign label, cut short; e-mail addresses (newsletters put them there) are dropped."""
-    return None if "@" in value else value[:MAX_UTM_LENGTH]
+    return None if "@" in value else kept_text(value[:MAX_UTM_LENGTH])
+
+
+def kept_text(value: str | None) -> str | None:
+    """Text from a URL as both databases keep it: PostgreSQL's text cannot hold NUL, so NUL is
+    U+FFFD on both (as clicktochat.database binds it), and counted with a U+FFFD already there."""
+    return value.replace("\0", "\ufffd") if value and "\0" in value else value
 
 
 def referrer_host(referer: str) -> str | None:

@@ -120,11 +120,17 @@ def _scalar_extreme(sql: str, i: int) -> str | None:
 
 
 def bind(sql: str, params: Any) -> Any:
-    """Parameters as psycopg wants them for `to_postgres(sql)`: a mapping for `?N`."""
-    values = tuple(params or ())
+    """Parameters as psycopg wants them for `to_postgres(sql)`: a mapping for `?N`. PostgreSQL's
+    text cannot hold NUL, which SQLite's can and a hostile URL may carry (`%00`): it becomes
+    U+FFFD, as a decoder marks what it cannot take, rather than an error."""
+    values = tuple(_without_nul(v) if isinstance(v, str) else v for v in params or ())
     if "%(" in sql:
         return {str(n): value for n, value in enumerate(values, start=1)}
     return values
+
+
+def _without_nul(value: str) -> str:
+    return value.replace("\0", "\ufffd") if "\0" in value else value
 
 
 def connect(url: str) -> Any:
