@@ -144,17 +144,25 @@ class Reconnecting:
     again by the first statement after it broke (a restart, a dropped network). A transaction in
     flight fails with it (its writer keeps what it meant to write and tries again); only a read or
     a BEGIN that found it broken is tried once more (`execute`). The shape aiosqlite and ChatDB
-    call: execute, executemany, executescript, cursor, commit, rollback, close, in_transaction."""
+    call: execute, executemany, executescript, cursor, commit, rollback, close, in_transaction,
+    set_trace_callback (kept across reconnections)."""
 
     CONNECT_TIMEOUT = 5  # seconds: a server that does not answer must not hold the store's thread for minutes
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.trace: Callable[[str], object] | None = None
         self.conn = self._connect()
 
     def _connect(self) -> Any:
-        return _classes()[0].connect(self.url, autocommit=True, cursor_factory=_classes()[1],
-                                     connect_timeout=self.CONNECT_TIMEOUT, application_name="clicktochat store")
+        conn: Any = _classes()[0].connect(self.url, autocommit=True, cursor_factory=_classes()[1],
+                                          connect_timeout=self.CONNECT_TIMEOUT, application_name="clicktochat store")
+        conn.set_trace_callback(self.trace)
+        return conn
+
+    def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
+        self.trace = trace
+        self.conn.set_trace_callback(trace)
 
     def _live(self) -> Any:
         if self.conn.closed or self.conn.broken:
