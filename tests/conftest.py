@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import itertools
 import os
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -92,7 +94,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
         async def migrate() -> None:
             await (await Store.open(server.url(TEMPLATE))).close()
 
-        asyncio.run(migrate())
+        # In a thread of its own: a browser test's module may start the server first, inside the
+        # event loop Playwright's sync API runs, where asyncio.run() is refused.
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, migrate()).result()
         yield server
 
 
@@ -209,9 +214,12 @@ VERIFY_TOKEN = "verify-me-please"
 @contextmanager
 def running(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     """A real server process, ready when /healthz answers (a bounded wait for its start-up, not
-    a timing assumption); killed however the block ends."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **(env or {})})  # fmt: skip
+    a timing assumption); killed however the block ends. What it prints goes to a file (a pipe
+    nobody reads would fill and hang a server that logs much): `output(process)` reads it."""
+    with tempfile.NamedTemporaryFile("w", prefix="clicktochat-serve-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **(env or {})})  # fmt: skip
+    _logs[process.pid] = Path(log.name)
     try:
         deadline = time.time() + 30
         while True:
@@ -219,7 +227,7 @@ def running(argv: list[str], port: int, env: dict[str, str] | None = None) -> It
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert process.poll() is None, output(process)
                 assert time.time() < deadline, "server did not start"
                 time.sleep(0.1)
         yield process
@@ -227,8 +235,15 @@ def running(argv: list[str], port: int, env: dict[str, str] | None = None) -> It
         if process.poll() is None:
             process.kill()
             process.wait(10)
-        if process.stdout:
-            process.stdout.close()
+        _logs.pop(process.pid).unlink(missing_ok=True)
+
+
+_logs: dict[int, Path] = {}
+
+
+def output(process: subprocess.Popen[str]) -> str:
+    """What a server started by `running` has printed so far."""
+    return _logs[process.pid].read_text()
 
 
 def free_port() -> int:

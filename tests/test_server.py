@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from clicktochat.server import MAX_HEAD_BYTES, MAX_HEADERS
-from conftest import POSTGRES, TEMPLATE, free_port, running
+from conftest import POSTGRES, TEMPLATE, free_port, output, running
 from pgserver import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -162,8 +162,9 @@ def test_serve_on_postgresql_names_the_database_without_its_password(postgres_se
         with running(argv, port, {"CLICKTOCHAT_DB": ""}) as process:
             assert httpx.get(f"http://127.0.0.1:{port}/nothing-here", timeout=10).status_code == 404
             process.send_signal(signal.SIGTERM)
-            output = process.communicate(timeout=30)[0]
-        assert f"(database {postgres_server.url(name)})" in output and "s3cret-pw" not in output
+            process.wait(30)
+            printed = output(process)
+        assert f"(database {postgres_server.url(name)})" in printed and "s3cret-pw" not in printed
         assert list(tmp_path.iterdir()) == []
     finally:
         postgres_server.drop_database(name)
