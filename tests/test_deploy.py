@@ -307,8 +307,9 @@ def test_the_load_balancing_caddyfile_passes_caddy_validate(upstreams: str | Non
     adapted = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
     assert adapted.returncode == 0, adapted.stderr
     dials = re.findall(r'"dial":"([^"]+)"', adapted.stdout)
-    assert dials == (upstreams or "127.0.0.1:8001 127.0.0.1:8002").split()  # every instance, each once
-    for fragment in ('"policy":"least_conn"', '"uri":"/healthz"', '"max_header_bytes":64000',
+    # every instance, once for the dashboard (sticky: a cookie of Caddy's), once for the rest
+    assert dials == (upstreams or "127.0.0.1:8001 127.0.0.1:8002").split() * 2
+    for fragment in ('"policy":"cookie"', '"policy":"least_conn"', '"uri":"/healthz"', '"max_header_bytes":64000',
                      '"max_size":8000000'):  # fmt: skip
         assert fragment in adapted.stdout
     validated = subprocess.run([tool("caddy"), "validate", *argv[2:]], capture_output=True, text=True, timeout=120,
@@ -326,6 +327,9 @@ def test_the_load_balancing_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
     upstream = config.read_text().split("upstream clicktochat {", 1)[1].split("}", 1)[0]
     assert re.findall(r"^\s*server 127\.0\.0\.1:(\d+) ", upstream, re.M) == [str(first), str(second)]
     assert "least_conn;" in upstream and "proxy_next_upstream error timeout http_502 http_503;" in config.read_text()
+    admin = config.read_text().split("upstream clicktochat_admin {", 1)[1].split("}", 1)[0]
+    assert "ip_hash;" in admin
+    assert "location /admin {\n        proxy_pass http://clicktochat_admin;" in config.read_text()
     broken = tmp_path / "broken.conf"
     broken.write_text(config.read_text().replace("least_conn;", "least_conn"))
     assert run(tool("nginx"), "-t", "-c", str(broken), "-p", str(tmp_path), "-e", "stderr").returncode == 1
