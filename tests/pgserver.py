@@ -120,7 +120,9 @@ class PostgresServer:
     def create_database(self, name: str, template: str | None = None) -> None:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            # FILE_COPY: the template's files copied as they are (a checkpoint, cheap with fsync off),
+            # four times faster here than PostgreSQL 15's default of writing them through the WAL.
+            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
         self._admin(statement)
 
     def drop_database(self, name: str) -> None:
