@@ -488,7 +488,8 @@ class ClickRecorder:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):  # not wait_for: in 3.11 it can swallow a cancel
+                    await self._stopping.wait()
                 return  # stop() writes the rest
             except TimeoutError:
                 pass

@@ -68,7 +68,10 @@ class RoutingWatcher:
         while True:
             listening = self.listener is not None and self.listener.up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SAFETY_POLL if listening else interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives as the
+                # event is set (a notification at shutdown), and the server never stopped.
+                async with asyncio.timeout(SAFETY_POLL if listening else interval):
+                    await self._wake.wait()
             self._wake.clear()
             await self.run_once()
 

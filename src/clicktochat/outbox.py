@@ -163,7 +163,8 @@ class Sender:
             except Exception:  # a locked database, say: try again at the next tick
                 log.exception("could not send queued messages")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):  # not wait_for: in 3.11 it can swallow a cancel
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -269,7 +269,8 @@ class WebhookProcessor:
             except Exception:  # a locked or missing database: try again at the next tick
                 log.exception("could not apply webhook events")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):  # not wait_for: in 3.11 it can swallow a cancel
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
