@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from clicktochat.database import is_postgres
-from conftest import IPHONE, WHATSAPP_PREVIEW, connect_db, running
+from conftest import IPHONE, WHATSAPP_PREVIEW, connect_db, output, running
 
 pytestmark = pytest.mark.e2e
 
@@ -170,14 +170,15 @@ def test_no_click_is_lost_on_graceful_shutdown(db_path: str, stop_signal: signal
         signalled_at = time.monotonic()
         process.send_signal(stop_signal)  # while a dozen clients keep clicking
         load.join()
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode in (0, -stop_signal), output  # uvicorn re-raises the signal once stopped
+        process.wait(30)
+        printed = output(process)
+    assert process.returncode in (0, -stop_signal), printed  # uvicorn re-raises the signal once stopped
     assert min(load.lost) > signalled_at, "a client lost the server before the signal"
     assert max(at for at, _ in load.redirects) > signalled_at, "no click was answered while the server stopped"
     redirects, previews = len(load.redirects), len(load.previews)
-    assert f"click writer stopped: wrote the last {redirects + previews} clicks, none pending" in output, (
+    assert f"click writer stopped: wrote the last {redirects + previews} clicks, none pending" in printed, (
         f"{redirects} redirects and {previews} previews answered",
-        [line for line in output.splitlines() if "click" in line],
+        [line for line in printed.splitlines() if "click" in line],
     )
     found = recorded(db)
     assert (found.people, found.robots) == (redirects, previews), found
@@ -232,11 +233,12 @@ def test_signed_links_survive_a_restart_and_a_key_rotation(db_path: str) -> None
             response = httpx.get(url, headers={"user-agent": IPHONE})
             assert response.status_code == 302 and response.headers["location"] == f"https://wa.me/{number}"
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        process.wait(30)
+        printed = output(process)
     with connect_db(db) as conn:
         keys = [row[0] for row in conn.execute("SELECT key FROM signing_keys")]
     assert len(keys) == 2
-    assert not any(key in output for key in keys)  # secrets never reach the logs
+    assert not any(key in printed for key in keys)  # secrets never reach the logs
 
 
 def test_the_api_example_runs_against_a_real_server(db_path: str) -> None:
