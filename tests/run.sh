@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs Debian's chromium, nginx, caddy, systemd and postgresql if
 # missing, makes .venv, installs the package and what the tests need, checks the code with ruff and mypy --strict,
-# then runs pytest (extra arguments are passed to it). CI runs exactly this.
+# then runs pytest twice, on SQLite and on PostgreSQL (extra arguments are passed to it). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +48,11 @@ python3 -m venv .venv
 
 .venv/bin/ruff check src tests bench examples
 .venv/bin/mypy
-# The suite on SQLite (the default). CLICKTOCHAT_TEST_DB=postgresql runs it on a PostgreSQL server the
-# tests start themselves (tests/pgserver.py); tests marked `postgresql`, the several-instances tests and
-# `db copy`'s run on that server in every run. (CI's second, PostgreSQL pass lands once it is green.)
-.venv/bin/python -m pytest "$@"
+# The whole suite twice: on SQLite (the default), then on PostgreSQL, on a server the tests start
+# themselves (tests/pgserver.py). CLICKTOCHAT_TEST_DB=sqlite or =postgresql runs one pass only.
+if [ -n "${CLICKTOCHAT_TEST_DB:-}" ]; then
+    .venv/bin/python -m pytest "$@"
+else
+    CLICKTOCHAT_TEST_DB=sqlite .venv/bin/python -m pytest "$@"
+    CLICKTOCHAT_TEST_DB=postgresql .venv/bin/python -m pytest "$@"
+fi
