@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,10 +20,8 @@ from clicktochat.keys import create_api_key
 from clicktochat.optins import Optins
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from conftest import POSTGRES, TEMPLATE
-from pgserver import PostgresServer
 from test_e2e import free_port, server
-from test_widget_browser import Site, Visit, page_server
+from test_widget_browser import Site, Visit, module_database, page_server
 
 PASSWORD = "correct horse battery"
 WORDING = {"en": "Yes, send me updates on WhatsApp about what I choose.",
@@ -48,23 +45,8 @@ async def seed(db: str, base: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
-    with module_database(tmp_path_factory, request) as db:
+    with module_database(tmp_path_factory, request, "optin") as db:
         yield from _site(db)
-
-
-@contextmanager
-def module_database(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
-    """The module's database, as conftest's db_path for one test: a SQLite file, or (with
-    CLICKTOCHAT_TEST_DB=postgresql) a copy of the migrated template, dropped at the end."""
-    if not POSTGRES:
-        yield str(tmp_path_factory.mktemp("optin") / "optin.db")
-        return
-    postgres: PostgresServer = request.getfixturevalue("postgres_server")
-    postgres.create_database("optin_browser", template=TEMPLATE)
-    try:
-        yield postgres.url("optin_browser")
-    finally:
-        postgres.drop_database("optin_browser")
 
 
 def _site(db: str) -> Iterator[Site]:
