@@ -15,6 +15,7 @@ from clicktochat.clicks import (
     describe,
     referrer_host,
 )
+from clicktochat.sharedstore import SharedStore
 from clicktochat.store import CLICK_COLUMNS, Store
 from clicktochat.visitors import DAY, Salts
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
@@ -107,6 +108,46 @@ def test_recorder_writes_batches_and_stop_writes_the_rest(db_path: str) -> None:
         return counted, pending
 
     assert asyncio.run(scenario()) == (100, 0)
+
+
+def test_a_flush_writes_what_was_pending_when_it_began(db_path: str) -> None:
+    """Clicks recorded while a flush writes wait for the next one (a writer chasing them would
+    write a few at a time, all second long); what a failed write left stays pending, first."""
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        shared = SharedStore(db_path) if store.postgres else None  # as the server makes it
+        recorder = ClickRecorder(store, flush_interval=60, batch_size=10, shared=shared)
+        add_clicks, written, fail = store.add_clicks, [], [False]
+
+        async def add_while_clicked(rows: list[ClickRow], *rest: Any) -> None:
+            recorder.record(event(key="later"))  # a click arriving during the write
+            if fail[0]:
+                raise OSError("the database went away")
+            await add_clicks(rows, *rest)
+            written.append(sum(row.n for row in rows))
+
+        store.add_clicks = add_while_clicked  # type: ignore[method-assign]
+        try:
+            for _ in range(25):
+                recorder.record(event(key="first"))
+            assert await recorder.flush() == 25
+            assert written == [10, 10, 5] and recorder.pending == 3
+            fail[0] = True
+            with pytest.raises(OSError):
+                await recorder.flush()
+            assert recorder.pending == 4  # the three, kept, and one more
+            fail[0] = False
+            store.add_clicks = add_clicks  # type: ignore[method-assign]
+            assert await recorder.flush() == 4
+            assert await store.click_count("short", "first") == 25
+            assert await store.click_count("short", "later") == 4
+        finally:
+            if shared is not None:
+                await shared.close()
+            await store.close()
+
+    asyncio.run(scenario())
 
 
 def test_the_started_writer_runs_its_step_again_and_again(db_path: str) -> None:

@@ -310,7 +310,7 @@ class ClickRecorder:
         salts: Salts | None = None,
         flush_interval: float = 1.0,
         retention_days: int = 400,
-        batch_size: int = 5000,
+        batch_size: int = 20_000,
         max_pending: int = 1_000_000,
         shared: SharedStore | None = None,
     ) -> None:
@@ -362,23 +362,32 @@ class ClickRecorder:
         self._stopping.set()
         if self._task is not None:
             await self._task
-        return await self.flush()
+        written = 0
+        while self.pending:
+            written += await self.flush()
+        return written
 
     async def flush(self) -> int:
-        if self.shared is not None:
-            return await self._flush_shared()
+        """Write the clicks pending now, `batch_size` a transaction. Clicks recorded meanwhile wait
+        for the next flush: a writer that chased them would write a few hundred at a time, each in
+        a transaction of its own, all second long (on PostgreSQL, a round trip per statement, each
+        taking the GIL back from the event loop). What a failed write left stays pending, first."""
+        todo, self._pending = self._pending, []
+        try:
+            return await (self._write(todo) if self.shared is None else self._write_shared(todo))
+        finally:
+            self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
+
+    async def _write(self, todo: list[ClickEvent]) -> int:
         written = 0
-        while self._pending:
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-            try:
-                businesses = await self.store.agent_businesses()
-                # Parsing thousands of new user agents takes a while: off the event loop.
-                rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
-                link_days, link_months, dimension_days, link_dimension_days = totals
-                await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
-            except BaseException:  # an error or a cancellation: keep them for the next try
-                self._pending[:0] = batch
-                raise
+        while todo:
+            batch = todo[: self.batch_size]
+            businesses = await self.store.agent_businesses()
+            # Parsing thousands of new user agents takes a while: off the event loop.
+            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
+            link_days, link_months, dimension_days, link_dimension_days = totals
+            await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
+            del todo[: len(batch)]
             # Written: now they count as seen. In the worker thread too, a few microseconds a new
             # visitor, which the event loop would otherwise spend in one go, between two requests.
             await asyncio.to_thread(self.visitors.remember, seen)
@@ -388,8 +397,8 @@ class ClickRecorder:
             await self.store.set_meta("visitor_salts", self.salts.save())
         return written
 
-    async def _flush_shared(self) -> int:
-        """flush() with other instances writing too (PostgreSQL): the day's salt is the one they
+    async def _write_shared(self, todo: list[ClickEvent]) -> int:
+        """_write() with other instances writing too (PostgreSQL): the day's salt is the one they
         use (sharedstore.share_salts), unique visitors are decided in the database
         (sharedstore.decide_uniques), and the totals go in a fixed order (two writers adding to
         the same rows lock them in the same order: no deadlock)."""
@@ -399,19 +408,17 @@ class ClickRecorder:
             await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], refs)
             self._decided.pop(0)
             written += count
-        while self._pending:
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-            try:
-                await self._share_salts(max(event.at for event in batch))
-                businesses = await self.store.agent_businesses()
-                merged, rows = await asyncio.to_thread(self.describe_all, batch, businesses)
-                visits, before = first_visits(rows, [event.visitor_before for event in merged])
-                new = await decide_uniques(self.store, visits, before, self.salts.window)
-            except BaseException:  # nothing decided: the events wait as they are
-                self._pending[:0] = batch
-                raise
+        while todo:
+            batch = todo[: self.batch_size]
+            await self._share_salts(max(event.at for event in batch))
+            businesses = await self.store.agent_businesses()
+            merged, rows = await asyncio.to_thread(self.describe_all, batch, businesses)
+            visits, before = first_visits(rows, [event.visitor_before for event in merged])
+            new = await decide_uniques(self.store, visits, before, self.salts.window)
+            # Decided: from here the batch is written as it is, even if this write fails.
             rows, totals = await asyncio.to_thread(mark_uniques, rows, new)
             self._decided.append((rows, totals, refs_of(list(merged)), len(batch)))
+            del todo[: len(batch)]
             await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], self._decided[-1][2])
             self._decided.pop()
             written += len(batch)
