@@ -20,7 +20,10 @@ more (`pip install 'clicktochat[postgresql]'` adds it)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     import psycopg
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_HEAD = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\)")  # copy_rows()' statement
+_CONFLICT = re.compile(r" ON CONFLICT \(([\w, ]+)\)")
 
 
 def is_postgres(target: str) -> bool:
@@ -189,6 +194,9 @@ class Reconnecting:
     def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> Any:
         return self._live().executemany(sql, params_seq)
 
+    def copy_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        self._live().copy_rows(head, rows, tail)
+
     def executescript(self, script: str) -> Any:
         return self._live().executescript(script)
 
@@ -277,6 +285,41 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
             cursor = self.cursor()
             cursor.executemany(query, params_seq)
             return cursor  # type: ignore[return-value]
+
+        def copy_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+            """`head` ("INSERT INTO table (columns)") of `rows`, with `tail` ("ON CONFLICT (key) DO
+            ...") if any, as one COPY: 2-3 µs of CPU a row, where a VALUES list of 1,000 rows costs
+            ~150 µs a row (psycopg parses a statement that long in Python, placeholder by
+            placeholder, and caches only short ones). An upsert is copied into a temporary table of
+            those columns, inserted from it in the key's order (emptied again after), so that
+            writers adding to the same rows lock them in one order. Within a transaction, or in one
+            of its own; `rows` of an upsert have distinct keys, as PostgreSQL wants of one statement."""
+            match = _HEAD.fullmatch(head)
+            if match is None:
+                raise ValueError(f"copy_rows takes INSERT INTO table (columns), not {head!r}")
+            table, columns = match.group(1), match.group(2)
+            if (trace := self.trace) is not None:
+                trace(f"COPY {table} ({columns}) FROM STDIN{tail}")
+            clean = _without_nul
+            with contextlib.ExitStack() as stack:
+                if not self.in_transaction:
+                    stack.enter_context(self.transaction())
+                cursor = stack.enter_context(self.cursor())
+                target = table
+                if tail:
+                    target = f"copy_{table}_{zlib.crc32(columns.encode()):08x}"
+                    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {target} AS"
+                                   f" SELECT {columns} FROM {table} WITH NO DATA")  # fmt: skip
+                with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row([clean(v) if v.__class__ is str else v for v in row])
+                if tail:
+                    key = _CONFLICT.match(tail)
+                    order = f" ORDER BY {key.group(1)}" if key else ""
+                    psycopg.ClientCursor.execute(
+                        cursor, f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {target}{order}{tail}"
+                    )  # ClientCursor's own execute: the tail's SQL is PostgreSQL's already
+                    cursor.execute(f"TRUNCATE {target}")
 
         def executescript(self, script: str) -> Cursor:
             """A migration: many statements, no parameters, sent as they are."""

@@ -661,10 +661,11 @@ class Store:
         totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days,
                   "link_dimension_days": link_dimension_days}  # fmt: skip
         month_key = ("month", *LINK_DAY_COLUMNS[1:])
+        write = copy_rows if self.postgres else insert_rows
         async with self.transaction() as db:
-            await insert_rows(db, f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)})", len(CLICK_COLUMNS), rows)
+            await write(db, f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)})", len(CLICK_COLUMNS), rows)
             if refs:
-                await insert_rows(
+                await write(
                     db, "INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel, address,"
                     " visitor)", 9, refs,
                 )  # fmt: skip
@@ -674,8 +675,8 @@ class Store:
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
                     f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
-                await insert_rows(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
-                                  totals[table], upsert)  # fmt: skip
+                await write(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
+                            totals[table], upsert)  # fmt: skip
 
     async def click_count(self, link_kind: str, link_key: str) -> int:
         """People's clicks on one link, ever (robots are counted apart)."""
@@ -917,6 +918,17 @@ async def insert_rows(
             chunk = rows[done : done + size]
             await db.execute(_statement(head, width, size, tail), list(chain.from_iterable(chunk)))
             done += size
+
+
+async def copy_rows(
+    db: aiosqlite.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """insert_rows() on PostgreSQL: one COPY (`database.Connection.copy_rows`: a fiftieth of the
+    CPU a row), on the store's connection, in its thread and in order with its other statements.
+    aiosqlite has no public call for a method of the connection it runs; `_execute` is the one
+    its own methods use."""
+    if rows:
+        await db._execute(db._conn.copy_rows, head, rows, tail)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=64)
