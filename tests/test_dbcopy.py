@@ -30,7 +30,7 @@ from clicktochat.dbcopy import Table as CopiedTable
 from clicktochat.keys import create_api_key
 from clicktochat.settings import Settings
 from clicktochat.simulate import GraphStandIn
-from conftest import ANDROID, DESKTOP, IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, call, flush
+from conftest import ANDROID, DESKTOP, IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, call, flush, free_port
 from pgserver import PostgresServer
 
 BASE = "https://chat.example.com"
@@ -266,6 +266,13 @@ def test_the_password_is_never_printed(installation: Installation, empty: str) -
     assert done.exit_code == 0 and "s3cret-pw" not in done.output and empty in done.stdout
     again = run("db", "copy", "--from", str(installation.db), "--to", url)
     assert again.exit_code == 1 and "s3cret-pw" not in again.output
+
+
+def test_a_server_out_of_reach_is_an_error_not_a_traceback(installation: Installation) -> None:
+    url = f"postgresql://postgres:s3cret-pw@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
+    done = run("db", "copy", "--from", str(installation.db), "--to", url)
+    assert done.exit_code == 1 and "Traceback" not in done.output and "s3cret-pw" not in done.output
+    assert f"cannot copy {installation.db} to postgresql://postgres@127.0.0.1:" in done.stderr
 
 
 # -- the parts ----------------------------------------------------------------------------------

@@ -928,7 +928,7 @@ async def copy_rows(
     aiosqlite has no public call for a method of the connection it runs; `_execute` is the one
     its own methods use."""
     if rows:
-        await db._execute(db._conn.copy_rows, head, rows, tail)  # type: ignore[attr-defined]
+        await db._execute(db._conn.copy_rows, head, rows, tail)  # type: ignore[attr-defined,no-untyped-call]
 
 
 @lru_cache(maxsize=64)
