@@ -28,11 +28,14 @@ from .backup import REQUIRED_TABLES, is_sqlite, latest_schema
 from .database import is_postgres, redacted
 from .dblock import DatabaseLock, InUse
 from .store import Store, migrations
+from .visitors import DAY
 
 BATCH = 5_000
 """Rows read from SQLite at a time while streaming a table into COPY."""
 COPY_LOCK = 0x0C71C7C0B9
 """PostgreSQL advisory lock held while copying: two copies into one database queue up."""
+VISITORS_RECALLED = 2 * DAY
+"""Seconds before the newest click whose visitors the copy writes into seen_visitors."""
 ROWID_COLUMNS = {"click_refs": "id", "widgets": "row_id"}
 """PostgreSQL's own column for what SQLite calls rowid (migrations_pg/011_schema.sql)."""
 
@@ -208,7 +211,19 @@ def _copy_all(lite: sqlite3.Connection, pg: Any, tables: list[Table]) -> list[Co
         counts = [Count(t.name, ("rows", *t.integers), _totals(lite, t), _totals(pg, t)) for t in tables]
         if not all(count.same for count in counts):
             raise Mismatch(counts)  # leaving the block rolls the transaction back
+        _remember_visitors(pg)
     return counts
+
+
+def _remember_visitors(pg: Any) -> None:
+    """One process on SQLite recalls the last window's visitors from the raw rows when it starts;
+    instances on PostgreSQL ask `seen_visitors` (sharedstore.decide_uniques), filled here from
+    the same rows, so that someone who clicked just before the move is not a new visitor just
+    after it. The two days before the newest click: a visitor's key holds a day's salt, and
+    older keys are forgotten by the instances anyway."""
+    pg.execute("INSERT INTO seen_visitors (visitor, last_at) SELECT visitor, max(at) FROM clicks"
+               " WHERE visitor IS NOT NULL AND robot IS NULL AND at >= (SELECT max(at) FROM clicks) - %s"
+               " GROUP BY visitor", (VISITORS_RECALLED,))  # fmt: skip
 
 
 class Mismatch(CopyError):
