@@ -150,6 +150,39 @@ def test_a_flush_writes_what_was_pending_when_it_began(db_path: str) -> None:
     asyncio.run(scenario())
 
 
+def test_clicks_held_in_memory_stay_bounded_while_writes_fail(db_path: str) -> None:
+    """The clicks a flush has taken count towards max_pending too: an outage under load must not
+    hold max_pending more clicks at each failed flush."""
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        shared = SharedStore(db_path) if store.postgres else None
+        recorder = ClickRecorder(store, flush_interval=60, max_pending=30, shared=shared)
+
+        async def fail(*args: Any) -> None:
+            for _ in range(10):  # clicks arriving during the write
+                recorder.record(event(key="later"))
+            raise OSError("the database went away")
+
+        add_clicks, store.add_clicks = store.add_clicks, fail  # type: ignore[method-assign]
+        try:
+            for _ in range(25):
+                recorder.record(event())
+            for attempt in range(3):
+                with pytest.raises(OSError):
+                    await recorder.flush()
+                assert (recorder.pending, recorder.dropped) == (30, 5 + 10 * attempt)
+            store.add_clicks = add_clicks  # type: ignore[method-assign]
+            assert await recorder.flush() == 30 and recorder.pending == 0
+            assert await store.click_count("short", "vetrina") + await store.click_count("short", "later") == 30
+        finally:
+            if shared is not None:
+                await shared.close()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_started_writer_runs_its_step_again_and_again(db_path: str) -> None:
     async def scenario() -> tuple[list[int], int]:
         store = await Store.open(db_path)

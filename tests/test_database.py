@@ -71,3 +71,17 @@ def test_copy_rows_takes_only_an_insert_head(conn: Any) -> None:
         with pytest.raises(ValueError, match="copy_rows takes"):
             conn.copy_rows(head, [("d1",)])
     assert rows(conn) == []
+
+
+def test_the_password_is_never_shown() -> None:
+    assert database.redacted("postgresql://shop:s3cret@db:5432/c") == "postgresql://shop@db:5432/c"
+    assert database.redacted("postgresql://db/c?user=shop&password=s3cret&sslmode=require") == (
+        "postgresql://db/c?user=shop&password=***&sslmode=require"
+    )
+    assert database.redacted("/var/lib/clicktochat.db") == "/var/lib/clicktochat.db"
+    # libpq quotes what it cannot read, password and all: the text is masked, raw or decoded
+    said = 'invalid percent-encoded token: "s3cr%zzet"; password "pa ss" refused'
+    assert database.scrubbed(said, "postgresql://shop:s3cr%zzet@db/c") == 'invalid percent-encoded token: "***"; ' \
+        'password "pa ss" refused'
+    assert "pa ss" not in database.scrubbed(said, "postgresql://db/c?password=pa%20ss")
+    assert database.scrubbed(said, "shop.db") == said

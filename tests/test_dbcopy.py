@@ -294,6 +294,8 @@ def test_a_server_out_of_reach_is_an_error_not_a_traceback(installation: Install
     done = run("db", "copy", "--from", str(installation.db), "--to", url)
     assert done.exit_code == 1 and "Traceback" not in done.output and "s3cret-pw" not in done.output
     assert f"cannot copy {installation.db} to postgresql://postgres@127.0.0.1:" in done.stderr
+    garbled = run("db", "copy", "--from", str(installation.db), "--to", url.replace("s3cret-pw", "s3cret%zz"))
+    assert garbled.exit_code == 1 and "s3cret" not in garbled.output and "Traceback" not in garbled.output
 
 
 # -- the parts ----------------------------------------------------------------------------------

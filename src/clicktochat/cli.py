@@ -21,7 +21,7 @@ from . import __version__, api, database
 from .accounts import check_password, check_username, create_admin, set_password
 from .agents import format_hours, is_available
 from .channels import CHANNELS
-from .database import is_postgres, redacted
+from .database import is_postgres, redacted, scrubbed
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
 from .links import MODES, ShortLink
@@ -121,7 +121,8 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
     except OverflowError:
         raise click.ClickException("that id is larger than any id can be") from None
     except failures as exc:
-        raise click.ClickException(f"cannot use the database {redacted(target)}: {exc}") from None
+        reason = scrubbed(str(exc), target)  # libpq may quote the URL's password
+        raise click.ClickException(f"cannot use the database {redacted(target)}: {reason}") from None
     if new:
         click.echo(f"Note: {target} did not exist; it is a new, empty database. A running server uses the "
                    "database of the folder it was started in (or its --db).", err=True)  # fmt: skip
@@ -189,7 +190,8 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     try:
         asyncio.run(_record_base_url(settings))
     except database.failures(settings.db) as exc:
-        raise click.ClickException(f"cannot use the database {redacted(settings.db)}: {exc}") from None
+        reason = scrubbed(str(exc), settings.db)  # libpq may quote the URL's password
+        raise click.ClickException(f"cannot use the database {redacted(settings.db)}: {reason}") from None
     click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {redacted(settings.db)})", err=True)
     server = uvicorn.Server(config(create_app(settings), settings, log_level))
     try:

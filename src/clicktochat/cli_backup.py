@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from .backup import BackupError, backup, latest_schema, restore
-from .database import failures, is_postgres, redacted
+from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
 from .settings import Settings
@@ -105,7 +105,7 @@ def db_copy(source: Path | None, target: str) -> None:
     except CopyError as exc:
         raise click.ClickException(str(exc)) from None
     except failures(target) as exc:  # a refused connection, a wrong password, an unreadable file
-        raise click.ClickException(f"cannot copy {source} to {shown}: {exc}") from None
+        raise click.ClickException(f"cannot copy {source} to {shown}: {scrubbed(str(exc), target)}") from None
     if done.migrated_from is not None:
         click.echo(f"{source} was at schema {done.migrated_from}: brought up to {done.schema} first")
     print_counts(done.counts)

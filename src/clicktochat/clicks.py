@@ -326,9 +326,11 @@ class ClickRecorder:
         self.max_pending = max_pending
         self.dropped = 0  # clicks refused because the database has been failing for a long while
         self._pending: list[ClickEvent] = []
+        self._flushing: list[ClickEvent] = []  # taken by the flush under way, not written yet
         # Batches whose unique visitors the database has decided, not yet written: written as
-        # they are (deciding again would find their own visitors seen). (rows, totals, refs, clicks)
-        self._decided: list[tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], list[tuple[Any, ...]], int]] = []
+        # they are (deciding again would find their own visitors seen). (rows, new visitors, refs, clicks)
+        self._decided: list[tuple[list[ClickRow], set[str], list[tuple[Any, ...]], int]] = []
+        self._decided_clicks = 0  # the clicks of those batches
         self.failing = False  # the last write failed (the database is away): clicks wait in memory
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -337,14 +339,14 @@ class ClickRecorder:
     def record(self, event: ClickEvent) -> None:
         """Called on the request path: an append, nothing else. Memory is bounded: if writes have
         failed for so long that a million clicks wait, newer ones are counted as dropped."""
-        if len(self._pending) < self.max_pending:
+        if len(self._pending) + len(self._flushing) + self._decided_clicks < self.max_pending:
             self._pending.append(event)
         else:
             self.dropped += 1
 
     @property
     def pending(self) -> int:
-        return len(self._pending) + sum(batch[3] for batch in self._decided)
+        return len(self._pending) + len(self._flushing) + self._decided_clicks
 
     async def start(self, loop: bool = True, now: int | None = None) -> None:
         """Recall the visitors of the last window (a restart must not make them new), a chunk
@@ -372,11 +374,13 @@ class ClickRecorder:
         for the next flush: a writer that chased them would write a few hundred at a time, each in
         a transaction of its own, all second long (on PostgreSQL, a round trip per statement, each
         taking the GIL back from the event loop). What a failed write left stays pending, first."""
-        todo, self._pending = self._pending, []
+        todo = self._flushing = self._pending  # still counted by record() and pending
+        self._pending = []
         try:
             return await (self._write(todo) if self.shared is None else self._write_shared(todo))
         finally:
             self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
+            self._flushing = []
 
     async def _write(self, todo: list[ClickEvent]) -> int:
         written = 0
@@ -402,12 +406,7 @@ class ClickRecorder:
         use (sharedstore.share_salts), unique visitors are decided in the database
         (sharedstore.decide_uniques), and the totals go in a fixed order (two writers adding to
         the same rows lock them in the same order: no deadlock)."""
-        written = 0
-        while self._decided:
-            rows, totals, refs, count = self._decided[0]
-            await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], refs)
-            self._decided.pop(0)
-            written += count
+        written = await self._write_decided()
         while todo:
             batch = todo[: self.batch_size]
             await self._share_salts(max(event.at for event in batch))
@@ -415,14 +414,23 @@ class ClickRecorder:
             merged, rows = await asyncio.to_thread(self.describe_all, batch, businesses)
             visits, before = first_visits(rows, [event.visitor_before for event in merged])
             new = await decide_uniques(self.store, visits, before, self.salts.window)
-            # Decided: from here the batch is written as it is, even if this write fails.
-            rows, totals = await asyncio.to_thread(mark_uniques, rows, new)
-            self._decided.append((rows, totals, refs_of(list(merged)), len(batch)))
+            # Decided (committed): from here the batch is written as it is, even if this write fails.
+            self._decided.append((rows, new, refs_of(list(merged)), len(batch)))
+            self._decided_clicks += len(batch)
             del todo[: len(batch)]
-            await self.store.add_clicks(rows, totals[0], totals[1], totals[2], totals[3], self._decided[-1][2])
-            self._decided.pop()
-            written += len(batch)
+            written += await self._write_decided()
         await self._share_salts(int(time.time()))
+        return written
+
+    async def _write_decided(self) -> int:
+        written = 0
+        while self._decided:
+            rows, new, refs, count = self._decided[0]
+            marked, totals = await asyncio.to_thread(mark_uniques, rows, new)
+            await self.store.add_clicks(marked, totals[0], totals[1], totals[2], totals[3], refs)
+            self._decided.pop(0)
+            self._decided_clicks -= count
+            written += count
         return written
 
     async def _share_salts(self, now: int) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     import psycopg
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _HEAD = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\)")  # copy_rows()' statement
 _CONFLICT = re.compile(r" ON CONFLICT \(([\w, ]+)\)")
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)([^&]*)")
 
 
 def is_postgres(target: str) -> bool:
@@ -47,10 +49,27 @@ def redacted(target: str) -> str:
     if not is_postgres(target):
         return target
     scheme, rest = target.split("://", 1)
+    rest = _PASSWORD_PARAMETER.sub(r"\1***", rest)
     if "@" not in rest:
-        return target
+        return f"{scheme}://{rest}"
     credentials, host = rest.rsplit("@", 1)
     return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+
+
+def scrubbed(message: str, target: str) -> str:
+    """An error's text with the password of `target` masked: libpq quotes the parts of a URL it
+    cannot read (a bad percent-encoding in the password, for one)."""
+    if not is_postgres(target):
+        return message
+    rest = target.split("://", 1)[1]
+    secrets = _PASSWORD_PARAMETER.findall(rest)
+    if "@" in rest and ":" in (credentials := rest.rsplit("@", 1)[0]):
+        secrets.append(("", credentials.split(":", 1)[1]))
+    for _, secret in secrets:
+        for form in {secret, unquote(secret)}:
+            if len(form) >= 2:
+                message = message.replace(form, "***")
+    return message
 
 
 def failures(target: str) -> tuple[type[Exception], ...]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .backup import REQUIRED_TABLES, is_sqlite, latest_schema
-from .database import is_postgres, redacted
+from .database import is_postgres, redacted, scrubbed
 from .dblock import DatabaseLock, InUse
 from .store import Store, migrations
 from .visitors import DAY
@@ -105,7 +105,7 @@ def copy(source: Path, target: str) -> Copied:
                 with psycopg.connect(target) as pg:
                     counts = _copy_all(lite, pg, tables)
     except psycopg.Error as exc:
-        raise CopyError(f"cannot copy into {redacted(target)}: {str(exc).strip()}") from None
+        raise CopyError(f"cannot copy into {redacted(target)}: {scrubbed(str(exc), target).strip()}") from None
     except sqlite3.Error as exc:
         raise CopyError(f"cannot read {source}: {exc}") from None
     return Copied(latest_schema(), before if before < latest_schema() else None, counts)
@@ -223,7 +223,8 @@ def _remember_visitors(pg: Any) -> None:
     older keys are forgotten by the instances anyway."""
     pg.execute("INSERT INTO seen_visitors (visitor, last_at) SELECT visitor, max(at) FROM clicks"
                " WHERE visitor IS NOT NULL AND robot IS NULL AND at >= (SELECT max(at) FROM clicks) - %s"
-               " GROUP BY visitor", (VISITORS_RECALLED,))  # fmt: skip
+               " GROUP BY visitor ON CONFLICT (visitor) DO UPDATE SET last_at = GREATEST(seen_visitors.last_at,"
+               " excluded.last_at)", (VISITORS_RECALLED,))  # fmt: skip
 
 
 class Mismatch(CopyError):
