@@ -52,21 +52,29 @@ class SharedStore:
             self._conn = None
 
     async def _run(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
-        """The rows of the last of `statements`, all in one transaction when there are several."""
+        """The rows of the last of `statements`, all in one transaction when there are several.
+        The timeout bounds the database's answer, not the wait for the connection: a burst of
+        calls queues on the lock and each gets the database's answer (counted in the wrong place
+        if it timed out in the queue: thirty sign-in guesses at once on a busy machine let ten
+        through). A call that failed pauses the others, which then fail at once, in the queue too."""
         if time.monotonic() < self._paused_until:
             raise Unreachable("the database failed a moment ago")
-        try:
-            return await asyncio.wait_for(self._locked(statements), self.timeout)
-        except (TimeoutError, OSError) as exc:
-            await self._drop()
-            raise Unreachable(str(exc)) from exc
-        except Exception as exc:
-            import psycopg
-
-            if isinstance(exc, psycopg.OperationalError):
+        async with self._lock:
+            if time.monotonic() < self._paused_until:
+                raise Unreachable("the database failed a moment ago")
+            try:
+                async with asyncio.timeout(self.timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                    return await self._work(statements)
+            except (TimeoutError, OSError) as exc:
                 await self._drop()
                 raise Unreachable(str(exc)) from exc
-            raise
+            except Exception as exc:
+                import psycopg
+
+                if isinstance(exc, psycopg.OperationalError):
+                    await self._drop()
+                    raise Unreachable(str(exc)) from exc
+                raise
 
     async def _drop(self) -> None:
         """Forget a connection that failed (the next call after PAUSE opens another)."""
@@ -78,22 +86,21 @@ class SharedStore:
             except Exception:  # already gone
                 pass
 
-    async def _locked(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
+    async def _work(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
         import psycopg
 
-        async with self._lock:
-            conn = self._conn
-            if conn is None or conn.closed or conn.broken:
-                conn = self._conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=max(1, int(self.timeout)),
-                    application_name="clicktochat shared",
-                )
-            rows: list[Any] = []
-            async with conn.transaction() if len(statements) > 1 else _nothing():
-                for sql, params in statements:
-                    cursor = await conn.execute(sql, params)
-                    rows = await cursor.fetchall() if cursor.description else []
-            return rows
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            conn = self._conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout)),
+                application_name="clicktochat shared",
+            )
+        rows: list[Any] = []
+        async with conn.transaction() if len(statements) > 1 else _nothing():
+            for sql, params in statements:
+                cursor = await conn.execute(sql, params)
+                rows = await cursor.fetchall() if cursor.description else []
+        return rows
 
     # -- rotation ---------------------------------------------------------------------
 
