@@ -150,6 +150,40 @@ def test_a_flush_writes_what_was_pending_when_it_began(db_path: str) -> None:
     asyncio.run(scenario())
 
 
+def test_two_flushes_at_once_write_every_click_once(db_path: str) -> None:
+    """The loop's flush and another (a test's, stop()'s) may meet: they take turns (at once,
+    on PostgreSQL, each wrote the other's decided batch, and one failed with an IndexError)."""
+
+    async def scenario() -> None:
+        store = await Store.open(db_path)
+        shared = SharedStore(db_path) if store.postgres else None
+        recorder = ClickRecorder(store, flush_interval=60, batch_size=10, shared=shared)
+        add_clicks = store.add_clicks
+
+        async def add_slowly(*args: Any) -> None:
+            await asyncio.sleep(0)  # lets the other flush run in between
+            await add_clicks(*args)
+
+        store.add_clicks = add_slowly  # type: ignore[method-assign]
+        try:
+            for _ in range(25):
+                recorder.record(event(key="twice"))
+            first = asyncio.create_task(recorder.flush())
+            await asyncio.sleep(0)
+            for _ in range(5):
+                recorder.record(event(key="twice"))
+            second = asyncio.create_task(recorder.flush())
+            assert await first + await second == 30
+            assert recorder.pending == 0
+            assert await store.click_count("short", "twice") == 30
+        finally:
+            if shared is not None:
+                await shared.close()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_clicks_held_in_memory_stay_bounded_while_writes_fail(db_path: str) -> None:
     """The clicks a flush has taken count towards max_pending too: an outage under load must not
     hold max_pending more clicks at each failed flush."""

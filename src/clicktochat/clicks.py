@@ -333,6 +333,7 @@ class ClickRecorder:
         self._decided_clicks = 0  # the clicks of those batches
         self.failing = False  # the last write failed (the database is away): clicks wait in memory
         self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()  # one flush at a time (the loop's, a test's, stop()'s)
         self._stopping = asyncio.Event()
         self._pruned_at = 0.0
 
@@ -373,14 +374,16 @@ class ClickRecorder:
         """Write the clicks pending now, `batch_size` a transaction. Clicks recorded meanwhile wait
         for the next flush: a writer that chased them would write a few hundred at a time, each in
         a transaction of its own, all second long (on PostgreSQL, a round trip per statement, each
-        taking the GIL back from the event loop). What a failed write left stays pending, first."""
-        todo = self._flushing = self._pending  # still counted by record() and pending
-        self._pending = []
-        try:
-            return await (self._write(todo) if self.shared is None else self._write_shared(todo))
-        finally:
-            self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
-            self._flushing = []
+        taking the GIL back from the event loop). What a failed write left stays pending, first.
+        Flushes take turns: two at once would each write the other's decided batches."""
+        async with self._flush_lock:
+            todo = self._flushing = self._pending  # still counted by record() and pending
+            self._pending = []
+            try:
+                return await (self._write(todo) if self.shared is None else self._write_shared(todo))
+            finally:
+                self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
+                self._flushing = []
 
     async def _write(self, todo: list[ClickEvent]) -> int:
         written = 0
