@@ -15,8 +15,9 @@ from clicktochat.clicks import (
     describe,
     referrer_host,
 )
+from clicktochat.clickstore import CLICK_COLUMNS
 from clicktochat.sharedstore import SharedStore
-from clicktochat.store import CLICK_COLUMNS, Store
+from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW
 

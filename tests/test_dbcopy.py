@@ -324,7 +324,7 @@ def test_a_count_that_differs_says_so() -> None:
 
 
 def test_rowid_columns_exist_only_on_postgresql() -> None:
-    from clicktochat.store import migrations
+    from clicktochat.storedb import migrations
 
     (_, script), *_ = [m for m in migrations("migrations_pg") if m[0] == 11]
     for table, column in ROWID_COLUMNS.items():

@@ -9,7 +9,8 @@ import pytest
 from clicktochat.database import is_postgres
 from clicktochat.keys import signing_keys
 from clicktochat.links import ShortLink
-from clicktochat.store import CHUNKS, Store, _split_sql, insert_rows, migrations
+from clicktochat.store import Store
+from clicktochat.storedb import CHUNKS, _split_sql, insert_rows, migrations
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dblock import DatabaseLock
-from .store import migrations
+from .storedb import migrations
 
 HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = ("meta", "signing_keys", "links")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Self, TypeVar
 
 from . import database
-from .store import BEGIN_TRIES
+from .storedb import BEGIN_TRIES
 
 T = TypeVar("T")
 RETRYABLE = ("40001", "40P01")  # PostgreSQL: serialization failure, deadlock detected

@@ -27,7 +27,8 @@ from typing import Any
 from .backup import REQUIRED_TABLES, is_sqlite, latest_schema
 from .database import is_postgres, redacted, scrubbed
 from .dblock import DatabaseLock, InUse
-from .store import Store, migrations
+from .store import Store
+from .storedb import migrations
 from .visitors import DAY
 
 BATCH = 5_000

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from .channels import CHANNELS
 from .clicks import DIMENSIONS
+from .clickstore import LINK_GROUPS
 from .errors import FieldError, InvalidInput
 from .links import SLUG_PATTERN
-from .store import LINK_GROUPS, Store
+from .store import Store
 from .widget import WIDGET_ID_PATTERN
 
 TIME_GROUPS = ("day", "week", "month")

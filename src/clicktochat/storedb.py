@@ -1,0 +1,236 @@
+"""One aiosqlite connection per process (its own thread, so the event loop never waits on disk),
+WAL so the CLI and the server share the file, writes serialised by a lock and wrapped in
+`BEGIN IMMEDIATE` transactions, migrations by `PRAGMA user_version` (on PostgreSQL, through
+`database`: the same calls, `migrations_pg/` under an advisory lock). `StoreDB` is the base of
+`clickstore.ClickStore` and `store.Store`; the helpers below write many rows at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from importlib import resources
+from itertools import chain
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from . import database
+from .database import is_postgres
+from .dblock import DatabaseLock
+
+BEGIN_TRIES = 30  # about 10 s in all, like busy_timeout
+MIGRATION_LOCK = 0x0C71C7C4A7  # PostgreSQL advisory lock taken while migrating
+
+
+def migrations(folder_name: str = "migrations") -> list[tuple[int, str]]:
+    """SQLite's (`migrations`) or PostgreSQL's (`migrations_pg`), numbered in step."""
+    folder = resources.files("clicktochat") / folder_name
+    found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
+    return sorted(found)
+
+
+
+class StoreDB:
+    def __init__(self, db: aiosqlite.Connection, postgres: bool = False) -> None:
+        self.db = db
+        self.postgres = postgres  # where SQL differs, which database's to speak
+        self._write_lock = asyncio.Lock()
+        self.held: DatabaseLock | None = None  # `clicktochat restore` refuses while any store holds it
+
+    @classmethod
+    async def open(cls, path: str) -> Self:
+        if is_postgres(path):
+            return await cls._open_postgres(path)
+        folder = Path(path).parent
+        if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
+            raise FileNotFoundError(f"the folder {folder} does not exist")
+        held = DatabaseLock(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            held.release()
+            raise
+        try:
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of the process
+            await db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db)
+            store.held = held
+            await store.migrate()
+        except BaseException:
+            await db.close()
+            held.release()
+            raise
+        return store
+
+    @classmethod
+    async def _open_postgres(cls, url: str) -> Self:
+        """aiosqlite's thread and queue around a psycopg connection (see `database`), opened again
+        after the server restarted (`database.Reconnecting`)."""
+        # Connected first, off the loop: a refused connection raised inside aiosqlite's thread would
+        # leave it answering a loop that `asyncio.run` has closed (a traceback after the error).
+        connection = await asyncio.to_thread(database.Reconnecting, url)
+        db = aiosqlite.Connection(lambda: connection, 64)  # type: ignore[arg-type,return-value]
+        await db
+        try:
+            store = cls(db, postgres=True)
+            await store.migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        try:
+            await self.db.close()
+        finally:
+            if self.held is not None:
+                self.held.release()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            try:
+                await self._begin()
+                yield self.db
+                await self.db.execute("COMMIT")
+            except BaseException:
+                # Shielded: a cancelled task must not leave the connection inside a transaction.
+                await asyncio.shield(self._rollback())
+                raise
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE (PostgreSQL: BEGIN), tried again while another connection (the WhatsApp side's, the
+        CLI's) holds the file: SQLite now and then answers SQLITE_BUSY at once instead of
+        waiting out busy_timeout, when two connections' first writes meet."""
+        for attempt in range(BEGIN_TRIES):
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == BEGIN_TRIES - 1:
+                    raise
+                await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
+
+    async def _rollback(self) -> None:
+        # aiosqlite runs statements in order: once this SELECT is done, a BEGIN queued by a
+        # cancelled task has run too, and `in_transaction` tells the truth.
+        try:
+            await self.db.execute("SELECT 1")
+        except Exception:  # PostgreSQL refuses all but ROLLBACK in a failed transaction; a lost connection
+            pass
+        if self.db.in_transaction:
+            await self.db.execute("ROLLBACK")
+
+    async def migrate(self) -> None:
+        if self.postgres:
+            await self._migrate_postgres()
+            return
+        async with self.transaction() as db:
+            (version,) = await self._one("PRAGMA user_version")
+            for number, script in migrations():
+                if number > version:
+                    # executescript would COMMIT first; run statement by statement instead.
+                    for statement in _split_sql(script):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version = {int(number)}")
+
+    async def _migrate_postgres(self) -> None:
+        """`migrations_pg/`, under a lock held to the transaction's end: instances that start
+        together migrate once, the others wait and find nothing left to do."""
+        async with self.transaction() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version")
+            for number, script in migrations("migrations_pg"):
+                if number > version:
+                    await db.executescript(script)
+                    await db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+    async def schema_version(self) -> int:
+        """The last migration applied."""
+        if self.postgres:
+            return int((await self._one("SELECT coalesce(max(version), 0) FROM schema_version"))[0])
+        return int((await self._one("PRAGMA user_version"))[0])
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+
+
+async def _returned_id(cursor: aiosqlite.Cursor) -> int:
+    """The id an `INSERT ... RETURNING id` made (PostgreSQL has no lastrowid)."""
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+
+def _fits(row_id: int) -> bool:
+    """Ids from outside may be larger than SQLite's 64-bit integers: such an id names no row."""
+    return 0 <= row_id < 2**63
+
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration, keeping trigger bodies (BEGIN ... END;) whole."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+
+# Rows a statement of insert_rows(): a few statement texts, each compiled once and then kept by
+# sqlite3's statement cache; 1,000 rows of 24 columns stay below SQLite's 32,766 parameters.
+CHUNKS = (1000, 100, 10, 1)
+
+
+async def insert_rows(
+    db: aiosqlite.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """`head` VALUES (...), (...), ... `tail` for `rows` of `width` values, up to CHUNKS[0] rows a
+    statement. executemany() steps one row at a time and gives up the GIL around every step: 8.6
+    us of CPU a row of the clicks table against 5.0 this way (bench figures in docs/performance.md),
+    and a row per GIL hand-over while the event loop wants it back. An upsert's rows (`tail`) must
+    have distinct keys on PostgreSQL, which refuses to update a row twice in one statement."""
+    done = 0
+    for size in CHUNKS:
+        while len(rows) - done >= size:
+            chunk = rows[done : done + size]
+            await db.execute(_statement(head, width, size, tail), list(chain.from_iterable(chunk)))
+            done += size
+
+
+async def copy_rows(
+    db: aiosqlite.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """insert_rows() on PostgreSQL: one COPY (`database.Connection.copy_rows`: a fiftieth of the
+    CPU a row), on the store's connection, in its thread and in order with its other statements.
+    aiosqlite has no public call for a method of the connection it runs; `_execute` is the one
+    its own methods use."""
+    if rows:
+        await db._execute(db._conn.copy_rows, head, rows, tail)  # type: ignore[attr-defined,no-untyped-call]
+
+
+@lru_cache(maxsize=64)
+def _statement(head: str, width: int, size: int, tail: str) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * size)}{tail}"
