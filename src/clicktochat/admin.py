@@ -13,27 +13,22 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
-from .agents import WEEKDAYS, Agent, Business, format_hours, is_available
-from .channels import CHANNELS
+from .agents import WEEKDAYS
 from .charts import Series, line_chart
-from .errors import Conflict, FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
+from .errors import FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from .keys import create_api_key
-from .links import MODES, SLUG_PATTERN, ShortLink
-from .logos import MAX_UPLOAD_BYTES
 from .notify_api import month_costs
-from .qr import parse_options
-from .qr_access import signed_query
 from .service import Service, timestamp
 from .sessions import (
     CSRF_COOKIE,
@@ -49,18 +44,12 @@ from .sessions import (
 )
 from .stats import TIME_GROUPS, Stats, compute, parse_query
 from .store import Admin
-from .tokens import SignedLink
-from .widget import LANGUAGES, WidgetSettings, apply_changes
 
 MAX_FORM_BYTES = 64 * 1024
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Português", "de": "Deutsch",
                   "fr": "Français", "ar": "العربية"}  # fmt: skip
-QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
-UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 BREAKDOWNS = ("campaign", "link", "agent", "channel", "via", "referrer", "device")
 STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
-TIMEZONES = sorted(available_timezones())
-CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -349,415 +338,6 @@ async def stats_csv(request: Request, page: Page) -> Response:
     return Response(stats.as_csv(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-# -- businesses and agents ------------------------------------------------------------
-
-
-@admin_page
-async def businesses_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    if request.method == "POST":
-        try:
-            business = await service.add_business(page.form.get("name", ""), page.form.get("timezone") or "UTC")
-            return see_other(f"/admin/businesses/{business.id}", "created")
-        except InvalidInput as exc:
-            errors = exc.errors
-    now = datetime.now(UTC)
-    agents = await service.store.agents()
-    businesses = await service.store.businesses()
-    rows = []
-    for business in businesses:
-        theirs = [a for a in agents if a.business_id == business.id]
-        available = sum(is_available(a, now) for a in theirs)
-        rows.append({"business": business, "agents": len(theirs), "available": available})
-    zone = businesses[0].timezone if businesses else "UTC"  # a new shop is likely where the others are
-    return page.render("businesses.html", "businesses", 422 if errors else 200, errors=errors, rows=rows,
-                       timezones=TIMEZONES, default_timezone=zone)  # fmt: skip
-
-
-def hours_from(form: dict[str, str]) -> dict[str, list[str]]:
-    """The hours editor: a field a weekday, ranges separated by commas."""
-    return {day: [r.strip() for r in form.get(f"hours_{day}", "").split(",") if r.strip()] for day in WEEKDAYS}
-
-
-def agent_rows(agents: list[Agent]) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
-    return [{"agent": a, "hours": format_hours(a.hours), "available": is_available(a, now),
-             "phone": shown_address(a.channel, a.address),
-             "channels": [{"name": name, "label": CHANNELS[name].label if name in CHANNELS else name,
-                           "shown": shown_address(name, address)} for name, address in a.channels]}
-            for a in agents]  # fmt: skip
-
-
-def shown_address(channel: str, address: str) -> str:
-    """An address as the owner reads it: +39 347 123 4567, @dolcevita."""
-    return CHANNELS[channel].display(address) if channel in CHANNELS else address
-
-
-@admin_page
-async def business_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    business = await service.get_business(_id(request, "business_id"))
-    if request.method == "POST":
-        form = page.form
-        try:
-            if form.get("action") == "add-agent":
-                try:
-                    await service.add_agent(business.id, form.get("agent_name", ""), form.get("agent_address", ""),
-                                            form.get("agent_channel") or "whatsapp", hours_from(form),
-                                            form.get("agent_timezone") or None)  # fmt: skip
-                except InvalidInput as exc:  # the form's fields are agent_name, agent_address...
-                    raise InvalidInput.many([FieldError(e.field if e.field.startswith("hours") else f"agent_{e.field}",
-                                                        e.reason) for e in exc.errors]) from None  # fmt: skip
-                return see_other(f"/admin/businesses/{business.id}", "created")
-            if form.get("action") == "delete":
-                await service.delete_business(business.id)
-                return see_other("/admin/businesses", "deleted")
-            fallback = form.get("fallback_agent_id", "")
-            await service.update_business(business.id, {
-                "name": form.get("name", ""), "timezone": form.get("timezone", ""), "colour": form.get("colour", ""),
-                "fallback_agent_id": _int(fallback, "fallback_agent_id") if fallback else None,
-            })  # fmt: skip
-            return see_other(f"/admin/businesses/{business.id}", "saved")
-        except InvalidInput as exc:
-            errors = exc.errors
-        except Conflict as exc:  # links or widgets still lead here
-            errors = [FieldError("business", exc.detail)]
-    return await render_business(page, business, errors)
-
-
-async def render_business(page: Page, business: Business, errors: list[FieldError]) -> Response:
-    store = page.service.store
-    agents = await store.agents(business.id)
-    return page.render(
-        "business.html", "businesses", 422 if errors else 200, errors=errors, business=business,
-        agents=agent_rows(agents), widgets=await store.widgets(business.id), has_logo=await store.logo(business.id)
-        is not None, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS, channel_options=CHANNEL_OPTIONS,
-        fallback_options=[("", "none: anyone, in turn")] + [(a.id, a.name) for a in agents],
-    )  # fmt: skip
-
-
-async def business_logo(request: Request, page: Page) -> Response:
-    """Upload (PNG, JPEG or WebP) or remove the logo shown on posters and in QR codes."""
-    service = page.service
-    business = await service.get_business(_id(request, "business_id"))
-    if request.method == "GET":
-        png = await service.store.logo(business.id)
-        if png is None:
-            raise NotFound("This business has no logo.")
-        return Response(png, media_type="image/png", headers=ADMIN_HEADERS)
-    try:
-        if page.form.get("action") == "remove":
-            await service.set_logo(business.id, None)
-        elif not page.files.get("logo"):
-            raise InvalidInput("logo", "choose an image file (PNG, JPEG or WebP)")
-        else:
-            await service.set_logo(business.id, page.files["logo"])
-    except InvalidInput as exc:
-        return await render_business(page, business, exc.errors)
-    return see_other(f"/admin/businesses/{business.id}", "saved")
-
-
-@admin_page
-async def agent_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    agent = await service.get_agent(_id(request, "agent_id"))
-    if request.method == "POST":
-        form = page.form
-        try:
-            if form.get("action") == "delete":
-                await service.delete_agent(agent.id)
-                return see_other(f"/admin/businesses/{agent.business_id}", "deleted")
-            if form.get("action") == "add-channel":
-                try:
-                    await service.add_agent_channel(agent.id, form.get("new_channel", ""), form.get("new_address", ""))
-                except InvalidInput as exc:  # the form's fields are new_channel and new_address
-                    raise InvalidInput.many([FieldError(f"new_{e.field}", e.reason) for e in exc.errors]) from None
-                return see_other(f"/admin/agents/{agent.id}", "saved")
-            if form.get("action") == "remove-channel":
-                await service.remove_agent_channel(agent.id, form.get("channel", ""))
-                return see_other(f"/admin/agents/{agent.id}", "saved")
-            await service.update_agent(agent.id, {
-                "name": form.get("name", ""), "channel": form.get("channel") or agent.channel,
-                "address": form.get("address", ""), "hours": hours_from(form), "timezone": form.get("timezone") or None,
-            })  # fmt: skip
-            return see_other(f"/admin/agents/{agent.id}", "saved")
-        except InvalidInput as exc:
-            errors = exc.errors
-        except Conflict as exc:  # links still lead to this agent
-            errors = [FieldError("agent", exc.detail)]
-    business = await service.get_business(agent.business_id)
-    (row,) = agent_rows([agent])
-    return page.render("agent.html", "businesses", 422 if errors else 200, errors=errors, row=row, agent=agent,
-                       business=business, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
-                       channel_options=CHANNEL_OPTIONS)  # fmt: skip
-
-
-# -- links ------------------------------------------------------------------------------
-
-
-async def describe(service: Service, link: ShortLink) -> str:
-    """Where a link leads, in words."""
-    return (await describer(service))(link)
-
-
-async def describer(service: Service) -> Callable[[ShortLink], str]:
-    """`describe` for many links, with two queries in all rather than one a link."""
-    agents = {a.id: a.name for a in await service.store.agents()}
-    businesses = {b.id: b.name for b in await service.store.businesses()}
-
-    def say(link: ShortLink) -> str:
-        on = f" on {CHANNELS[link.channel].label}" if link.channel in CHANNELS and link.address is None else ""
-        if link.agent_id is not None:
-            return f"agent {agents.get(link.agent_id, link.agent_id)}{on}"
-        channel = CHANNELS[link.channel or "whatsapp"]
-        number = f"{channel.label} {channel.display(link.address or '')}"
-        if link.business_id is not None and link.address is not None:  # a fixed number of the business
-            return f"{number} ({businesses.get(link.business_id, link.business_id)})"
-        if link.business_id is not None:
-            return f"{businesses.get(link.business_id, link.business_id)} (whoever is available{on})"
-        return number
-
-    return say
-
-
-@admin_page
-async def links_page(request: Request, page: Page) -> Response:
-    service = page.service
-    search = request.query_params.get("q", "").strip()[:200]
-    offset = _int(request.query_params.get("offset", "0") or "0", "offset")
-    links = await service.store.links(51, offset, search)
-    more, links = len(links) > 50, links[:50]
-    clicks = await service.store.click_counts("short", [link.slug for link in links])
-    say = await describer(service)
-    rows = [{"link": link, "url": service.short_url(link.slug), "to": say(link), "clicks": clicks[link.slug]}
-            for link in links]  # fmt: skip
-    return page.render("links.html", "links", rows=rows, search=search, offset=offset, more=more)
-
-
-async def destination(service: Service, form: dict[str, str]) -> dict[str, Any]:
-    """The form's choice of number, agent or business, as create_link and update_link take it."""
-    kind = form.get("destination", "to")
-    opens = form.get("opens") or None  # the channel a link to people opens; empty: each one's first
-    if kind == "agent":
-        return {"agent_id": _int(form.get("agent_id", ""), "agent_id"), "channel": opens}
-    if kind == "business":
-        return {"business_id": _int(form.get("business_id", ""), "business_id"), "channel": opens}
-    return {"to": form.get("to", ""), "channel": form.get("channel") or "whatsapp"}
-
-
-@admin_page
-async def builder_page(request: Request, page: Page) -> Response:
-    """Make a link: a message, who answers, a campaign and UTM tags; then (after a redirect, so
-    a reload makes nothing twice) its URL, QR code and a preview of the chat it opens."""
-    service, errors, form = page.service, [], page.form
-    if request.method == "POST":
-        try:
-            utm = {k: form[k].strip() for k in UTM_FIELDS if form.get(k, "").strip()}
-            for name, value in utm.items():
-                if len(value) > 200:
-                    raise InvalidInput(name, "is longer than 200 characters")
-            short = form.get("kind", "short") != "signed"
-            created = await service.create_link(
-                **await destination(service, form), text=form.get("text", ""),
-                campaign=form.get("campaign") or None, source=form.get("source") or None,
-                mode=form.get("mode") or "auto", short=short, slug=(form.get("slug") or None) if short else None,
-            )  # fmt: skip
-            made = f"s/{created.short.slug}" if created.short else f"c/{created.token}"
-            return see_other("/admin/links/new", "created", {"made": made} | utm)
-        except InvalidInput as exc:
-            errors = exc.errors
-    result = await made_link(service, request.query_params.get("made", ""), request.query_params)
-    return page.render(
-        "builder.html", "builder", 422 if errors else 200, errors=errors, result=result,
-        **await choices(service), modes=MODES, utm_fields=UTM_FIELDS,
-    )  # fmt: skip
-
-
-async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] | None:
-    """What the builder shows of the link it made: `s/<slug>` or `c/<token>`, with its UTM tags."""
-    kind, _, key = made.partition("/")
-    link: ShortLink | SignedLink | None
-    if kind == "s":
-        link = await service.store.link(key.lower()) if SLUG_PATTERN.fullmatch(key.lower()) else None
-        who = await describe(service, link) if link else ""
-        url = service.short_url(key.lower())
-    elif kind == "c":
-        link = service.signer.verify(key)  # a tampered one is a 404, as the link itself is
-        channel = CHANNELS[link.channel]
-        who, url = f"{channel.label} {channel.display(link.address)}", service.signed_url(key)
-    else:
-        return None
-    if link is None:
-        return None
-    utm = {k: query[k] for k in UTM_FIELDS if query.get(k)}
-    return {
-        "url": url + (f"?{urlencode(utm)}" if utm else ""), "plain": url, "who": who, "text": link.text,
-        "qr": f"/qr/{kind}/{key}", "slug": key if kind == "s" else None, "chat": service.destination_url(link),
-        "utm": bool(utm), "notes": await service.link_notes(link),
-    }  # fmt: skip
-
-
-async def choices(service: Service) -> dict[str, Any]:
-    businesses = await service.store.businesses()
-    names = {b.id: b.name for b in businesses}
-    agents = [{"agent": a, "business": names.get(a.business_id, "")} for a in await service.store.agents()]
-    return {"businesses": businesses, "agents": agents, "channels": CHANNELS}
-
-
-@admin_page
-async def link_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    link = await service.get_link(request.path_params["slug"])
-    if request.method == "POST":
-        form = page.form
-        try:
-            action = form.get("action", "save")
-            if action in ("disable", "enable"):
-                await service.update_link(link.slug, {"disabled": action == "disable"})
-                return see_other(f"/admin/links/{link.slug}", f"{action}d")
-            await service.update_link(link.slug, {
-                **await destination(service, form), "text": form.get("text", ""),
-                "campaign": form.get("campaign") or None, "source": form.get("source") or None,
-                "mode": form.get("mode") or "auto",
-            })  # fmt: skip
-            return see_other(f"/admin/links/{link.slug}", "saved")
-        except InvalidInput as exc:
-            errors = exc.errors
-    qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}
-    qr_query = signed_query(service.signer.keys, f"s/{link.slug}", qr_params)  # styled codes are the owner's
-    try:
-        parse_options(qr_params)
-    except InvalidInput as exc:  # the code is drawn with the defaults; the form keeps what was typed
-        errors, qr_query = errors + exc.errors, ""
-    now = datetime.now(UTC).timestamp()
-    state = "disabled" if link.disabled else "expired" if link.expires_at and link.expires_at <= now else "active"
-    if not page.form:  # the form shows what is stored
-        page.form = {
-            "destination": "to" if link.address else "agent" if link.agent_id else "business",
-            "to": CHANNELS[link.channel or "whatsapp"].display(link.address) if link.address else "",
-            "channel": link.channel or "whatsapp", "opens": "" if link.address else link.channel or "",
-            "agent_id": str(link.agent_id or ""), "business_id": str(link.business_id or ""), "text": link.text,
-            "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
-        }  # fmt: skip
-    return page.render(
-        "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
-        to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
-        qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),
-        notes=await service.link_notes(link), **await choices(service), modes=MODES,
-    )  # fmt: skip
-
-
-# -- widgets ----------------------------------------------------------------------------
-
-
-@admin_page
-async def widgets_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    if request.method == "POST":
-        try:
-            business_id = _int(page.form.get("business_id", ""), "business_id")
-            widget = await service.create_widget(business_id, page.form.get("id") or None)
-            return see_other(f"/admin/widgets/{widget.id}", "created")
-        except InvalidInput as exc:
-            errors = exc.errors
-    businesses = {b.id: b for b in await service.store.businesses()}
-    widgets = await service.store.widgets()
-    clicks = await service.store.click_counts("widget", [w.id for w in widgets])
-    rows = [{"widget": w, "business": businesses.get(w.business_id), "clicks": clicks[w.id]} for w in widgets]
-    return page.render("widgets.html", "widgets", 422 if errors else 200, errors=errors, rows=rows,
-                       businesses=list(businesses.values()),
-                       business_options=[(b.id, b.name) for b in businesses.values()])  # fmt: skip
-
-
-def widget_changes(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, Any]:
-    """The settings form as `update_widget` takes it: an empty field is the default."""
-
-    def lines(name: str) -> list[str]:
-        return [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
-
-    changes: dict[str, Any] = {name: form.get(name, "").strip() or None for name in ("greeting", "message", "label")}
-    changes["colour"] = form.get("colour", "").strip().lower() or None
-    changes["position"] = form.get("position") or None
-    changes["locale"] = form.get("locale") or None
-    changes["optin_form"] = form.get("optin_form", "").strip() or None
-    for name in ("offset_x", "offset_y", "delay", "scroll", "bubble_delay"):
-        changes[name] = _int(form[name], name) if form.get(name, "").strip() else None
-    for name in ("hide_offline", "bubble", "qr"):
-        changes[name] = name in form
-    for name in ("show_on", "hide_on", "allowed_domains"):
-        changes[name] = lines(name)
-    agent_ids = [_int(value, "agent_ids") for value in lists.get("agent_ids", [])]
-    changes["agent_ids"] = agent_ids or None
-    return changes
-
-
-def as_field(value: Any) -> str:
-    """A stored setting as its form field shows it: lists a line each, a ticked box "on"."""
-    if isinstance(value, list):
-        return "\n".join(map(str, value))
-    if isinstance(value, bool):
-        return "on" if value else ""
-    return "" if value is None else str(value)
-
-
-@admin_page
-async def widget_page(request: Request, page: Page) -> Response:
-    service, errors = page.service, []
-    widget = await service.get_widget(request.path_params["widget_id"])
-    if request.method == "POST":
-        try:
-            if page.form.get("action") == "delete":
-                await service.delete_widget(widget.id)
-                return see_other("/admin/widgets", "deleted")
-            await service.update_widget(widget.id, widget_changes(page.form, page.lists))
-            return see_other(f"/admin/widgets/{widget.id}", "saved")
-        except InvalidInput as exc:
-            errors = exc.errors
-    settings: WidgetSettings = widget.settings
-    if not page.form:
-        page.form = {k: as_field(v) for k, v in settings.to_json().items()}
-        page.lists = {"agent_ids": [str(a) for a in settings.agent_ids or ()]}
-    return page.render(
-        "widget.html", "widgets", 422 if errors else 200, errors=errors, widget=widget, lists=page.lists,
-        business=await service.get_business(widget.business_id), agents=await service.store.agents(widget.business_id),
-        snippet=service.widget_snippet(widget.id),
-        language_options=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
-        optin_options=[("", "(none: no updates offered)")] + [
-            (f.slug, f"{f.slug} ({f.title})" if f.title else f.slug)
-            for f in await service.whatsapp.chats.forms(widget.business_id)],
-    )  # fmt: skip
-
-
-@admin_page
-async def widget_draft(request: Request, page: Page) -> Response:
-    """The settings form as typed, kept for the live preview (admin.js posts it as it changes)."""
-    widget = await page.service.get_widget(request.path_params["widget_id"])
-    try:
-        checked = apply_changes(widget_changes(page.form, page.lists), widget.settings)
-    except InvalidInput as exc:
-        return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422, headers=ADMIN_HEADERS)
-    key = request.app.state.widget_drafts.add(widget.id, checked)
-    return JSONResponse({"preview": f"/admin/widgets/{widget.id}/preview?draft={key}"}, headers=ADMIN_HEADERS)
-
-
-@admin_page
-async def widget_preview(request: Request, page: Page) -> Response:
-    """The real widget on a page of its own, framed by the settings page; ?draft= shows unsaved
-    settings kept by widget_draft."""
-    widget = await page.service.get_widget(request.path_params["widget_id"])
-    draft = request.query_params.get("draft", "")
-    known = draft if request.app.state.widget_drafts.get(draft, widget.id) else "1"
-    response = render(request, "admin/widget_preview.html", widget=widget, base_url=page.service.base_url,
-                      preview=known)  # fmt: skip
-    origin = page.service.base_url
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' {origin} data:; "
-        "style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-    )
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
-
-
 # -- API keys ---------------------------------------------------------------------------
 
 
@@ -833,25 +413,17 @@ async def not_found(request: Request, page: Page) -> Response:
 
 BOTH = ["GET", "POST"]
 
-# Pages that build on this module's (issue 10 added admin_optins and admin_updates).
-from . import admin_chats, admin_optins, admin_updates  # noqa: E402, I001
+# Pages that build on this module's helpers, each in a module of its own.
+from . import admin_businesses, admin_chats, admin_links, admin_optins, admin_updates, admin_widgets  # noqa: E402, I001
 
 routes = [
     Route("/login", login, methods=BOTH),
     Route("/logout", logout, methods=["POST"]),
     Route("/", stats_page, methods=["GET"]),
     Route("/stats.csv", stats_csv, methods=["GET"]),
-    Route("/businesses", businesses_page, methods=BOTH),
-    Route("/businesses/{business_id}", business_page, methods=BOTH),
-    Route("/businesses/{business_id}/logo", admin_page(business_logo, MAX_UPLOAD_BYTES), methods=BOTH),
-    Route("/agents/{agent_id}", agent_page, methods=BOTH),
-    Route("/links", links_page, methods=["GET"]),
-    Route("/links/new", builder_page, methods=BOTH),
-    Route("/links/{slug}", link_page, methods=BOTH),
-    Route("/widgets", widgets_page, methods=BOTH),
-    Route("/widgets/{widget_id}", widget_page, methods=BOTH),
-    Route("/widgets/{widget_id}/preview", widget_preview, methods=["GET"]),
-    Route("/widgets/{widget_id}/draft", widget_draft, methods=["POST"]),
+    *admin_businesses.routes,
+    *admin_links.routes,
+    *admin_widgets.routes,
     Route("/keys", keys_page, methods=BOTH),
     *admin_chats.routes,
     *admin_updates.routes,
