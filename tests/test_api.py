@@ -1248,7 +1248,7 @@ def test_title_is_for_signed_links_only(api: Api) -> None:
 def test_the_api_modes_are_the_link_modes() -> None:
     from typing import get_args
 
-    from clicktochat.api import Mode
+    from clicktochat.api_models import Mode
     from clicktochat.links import MODES
 
     assert get_args(Mode) == MODES

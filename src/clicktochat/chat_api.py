@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import customers
-from .api import Body, endpoint, out, query_int, read_body, resource
+from .api import endpoint, out, query_int, read_body, resource
+from .api_models import Body
 from .chatstore import Message, WhatsAppNumber
 from .conversations import MAX_TEXT_LENGTH
 from .errors import InvalidInput

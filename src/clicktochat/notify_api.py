@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import Body, endpoint, out, query_int, read_body, resource
+from .api import endpoint, out, query_int, read_body, resource
+from .api_models import Body
 from .channels import normalize_phone
 from .errors import InvalidInput
 from .message_templates import MAX_PARAMETER_LENGTH, Template

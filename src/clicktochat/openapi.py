@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
-from .api import (
+from .api_models import (
     AgentChannel,
     AgentChannelOut,
     AgentCreate,

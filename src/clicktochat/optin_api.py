@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import Body, endpoint, out, query_int, read_body, resource
+from .api import endpoint, out, query_int, read_body, resource
+from .api_models import Body
 from .consent import Consent
 from .errors import InvalidInput
 from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
