@@ -157,7 +157,7 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     import uvicorn
 
     from .app import create_app
-    from .server import cannot_listen, config
+    from .server import SWITCH_INTERVAL, cannot_listen, config
 
     settings = settings_from(db=db, base_url=base_url, host=host, port=port, demo=demo)
     taken = cannot_listen(settings.host, settings.port)
@@ -174,6 +174,7 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
         raise click.ClickException(f"cannot use the database {redacted(settings.db)}: {reason}") from None
     click.echo(f"clicktochat {__version__} on {settings.base_url}/ (database {redacted(settings.db)})", err=True)
     server = uvicorn.Server(config(create_app(settings), settings, log_level))
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn raises Ctrl-C's signal again once it has stopped; as uvicorn.run does

@@ -71,6 +71,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread keeps the GIL when another wants it (Python's default: 0.005). The click
+writer's thread runs Python for a few hundred milliseconds a second under an ad spike; at the
+default, every request the event loop answers meanwhile waits up to 5 ms for the GIL at each
+hand-over (docs/performance.md: the p99 with new visitors)."""
+
+
 def config(app: ASGIApp, settings: Settings, log_level: str = "info") -> uvicorn.Config:
     """The server of `clicktochat serve`, on `settings.host` and `settings.port`."""
     log_config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
