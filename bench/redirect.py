@@ -20,8 +20,8 @@ What it does:
    access log); the rounds run twice, first unpinned (server and load share the cores, as on
    a real machine), then with the server pinned to the first CPU and the load to the second;
 3. checks that the target answers an iPhone's GET with 302 and the expected Location, warms it
-   up (--warmup seconds of load, then a wait until the server is idle: its writer has written
-   the warm-up's clicks; with new visitors, the first sight of 2,000 user agents costs the
+   up (--warmup seconds of load, then a wait until the server has written a click for each
+   request of the warm-up; with new visitors, the first sight of 2,000 user agents costs the
    writer seconds of robot checks, which belongs to no steady state), then loads it from a
    separate process with keep-alive connections and an iPhone Safari User-Agent (phones get
    the 302; desktops get a page); `wrk` if it is installed (apt-get install -y wrk), else
@@ -366,19 +366,17 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return process_cpu_seconds(pid), process_cpu_seconds(pid, pid)
 
 
-def settle(pids: list[int], quiet: float = 0.05, limit: float = 30.0) -> float:
-    """Wait until the servers are idle after the warm-up (their click writers have written its
-    clicks: with new visitors, a pool of user agents seen for the first time takes the writer
-    seconds of robot checks), at most `limit` seconds; returns the seconds waited. Idle: less
-    than `quiet` of a CPU in a tenth of a second."""
+def settle(db: str, link_kind: str, before: int, requests: int, limit: float = 60.0) -> float:
+    """Wait until the servers have written a click for each of `requests` (the check and the
+    warm-up): with new visitors, a pool of user agents seen for the first time takes the writer
+    seconds of robot checks, which must not fall in the measured window. At most `limit`
+    seconds (then it says so); returns the seconds waited."""
     started = time.monotonic()
-    before = sum(process_cpu_seconds(pid) for pid in pids)
-    while time.monotonic() - started < limit:
-        time.sleep(0.1)
-        now = sum(process_cpu_seconds(pid) for pid in pids)
-        if now - before < quiet * 0.1:
+    while count_clicks(db)[link_kind] - before < requests:
+        if time.monotonic() - started > limit:
+            print(f"  (the warm-up's clicks were still not all written after {limit:.0f} s)", flush=True)
             break
-        before = now
+        time.sleep(0.1)
     return time.monotonic() - started
 
 
@@ -413,7 +411,8 @@ def run_target(
         warm = None
         if args.warmup > 0:
             warm = loads(tool, ports, target.path, args.warmup, share, load_cpu, script)
-            settle([proc.pid for proc in procs])
+            if target.link_kind is not None:
+                settle(db, target.link_kind, before[target.link_kind], len(ports) + warm.requests)
         cpu_before = [cpu_split(proc.pid) for proc in procs]
         measured = loads(tool, ports, target.path, args.duration, share, load_cpu, script)
         cpu_after = [cpu_split(proc.pid) for proc in procs]

@@ -152,28 +152,35 @@ def test_a_flush_writes_what_was_pending_when_it_began(db_path: str) -> None:
 
 
 def test_two_flushes_at_once_write_every_click_once(db_path: str) -> None:
-    """The loop's flush and another (a test's, stop()'s) may meet: they take turns (at once,
-    on PostgreSQL, each wrote the other's decided batch, and one failed with an IndexError)."""
+    """The loop's flush and another (a test's, stop()'s) may meet: they take turns. At once, the
+    second took the first's place in `pending` (its clicks uncounted while in flight) and, on
+    PostgreSQL, each wrote the other's decided batch and one failed with an IndexError."""
 
     async def scenario() -> None:
         store = await Store.open(db_path)
         shared = SharedStore(db_path) if store.postgres else None
         recorder = ClickRecorder(store, flush_interval=60, batch_size=10, shared=shared)
-        add_clicks = store.add_clicks
+        add_clicks, gate, calls = store.add_clicks, asyncio.Event(), []
 
-        async def add_slowly(*args: Any) -> None:
-            await asyncio.sleep(0)  # lets the other flush run in between
+        async def add_held(*args: Any) -> None:
+            calls.append(len(args[0]))
+            if len(calls) == 1:
+                await gate.wait()  # the first flush stays in flight until the second has started
             await add_clicks(*args)
 
-        store.add_clicks = add_slowly  # type: ignore[method-assign]
+        store.add_clicks = add_held  # type: ignore[method-assign]
         try:
             for _ in range(25):
                 recorder.record(event(key="twice"))
             first = asyncio.create_task(recorder.flush())
-            await asyncio.sleep(0)
+            while not calls:  # until the first flush is inside its write
+                await asyncio.sleep(0)
             for _ in range(5):
                 recorder.record(event(key="twice"))
             second = asyncio.create_task(recorder.flush())
+            await asyncio.sleep(0)  # the second runs as far as it can
+            assert recorder.pending == 30
+            gate.set()
             assert await first + await second == 30
             assert recorder.pending == 0
             assert await store.click_count("short", "twice") == 30
