@@ -449,8 +449,8 @@ def test_expires_in_is_written_into_the_link(runner: CliRunner, db: str) -> None
 
 
 def test_huge_expires_in_is_refused_cleanly_and_stores_nothing(runner: CliRunner, db: str) -> None:
-    """BUG (cli.py `expiry`, line 304): --expires-in has no upper bound; a far-future expiry is stored,
-    then turning it into a date (service.timestamp) raises ValueError, and every later `link list` crashes."""
+    """Was a bug (`expiry`, now in cli_links.py): --expires-in had no upper bound; a far-future expiry is stored,
+    then turning it into a date (service.timestamp) raised ValueError, and every later `link list` crashed."""
     result = invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--short", "--slug", "forever",
                     "--expires-in", "999999999999999")  # fmt: skip
     listing = invoke(runner, "link", "list", "--db", db)
