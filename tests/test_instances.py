@@ -347,3 +347,43 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
         (raw,) = db.execute("SELECT sum(n) FROM clicks WHERE link_key = 'saldi'").fetchone()
         (totals,) = db.execute("SELECT sum(clicks) FROM link_days WHERE link_key = 'saldi'").fetchone()
     assert raw == totals == sent
+
+
+def test_an_instance_holds_five_named_connections_and_opens_none_per_request(pg_url: str) -> None:
+    """What the README tells operators to size max_connections by: five a running instance, named
+    in pg_stat_activity, however many requests it answers."""
+    name = pg_url.rsplit("/", 1)[1]
+
+    def connections() -> list[str]:
+        with connect_db(pg_url) as db:
+            rows = db.execute("SELECT application_name FROM pg_stat_activity WHERE datname = ?"
+                              " AND pid <> pg_backend_pid() ORDER BY 1", (name,)).fetchall()  # fmt: skip
+        return [row[0] for row in rows]
+
+    async def make_link() -> None:
+        service = await Service.open(Settings(db=pg_url))
+        try:
+            await service.create_link(to="+39 347 000 0000", slug="saldi")
+        finally:
+            await service.close()
+
+    asyncio.run(make_link())
+    with TestClient(create_app(Settings(db=pg_url)), base_url="http://127.0.0.1") as client:
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").json()["status"] != "ok":  # the listener connects in the background
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.05)
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        assert service.shared is not None  # opened at its first use: a scheduled job's turn, say
+        assert call(client, service.shared.due("connections-test", time.time(), 60)) is True
+        started = connections()
+        assert started == ["clicktochat listen", "clicktochat shared", *["clicktochat store"] * 3]
+        for _ in range(50):
+            assert client.get("/s/saldi", headers={"user-agent": IPHONE}, follow_redirects=False).status_code == 302
+            assert client.get("/s/nothing-here").status_code == 404
+        assert client.get("/api/v1/links", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert connections() == started
+    deadline = time.monotonic() + 10
+    while connections():  # all closed at shutdown (a backend leaves pg_stat_activity as it exits)
+        assert time.monotonic() < deadline, connections()
+        threading.Event().wait(0.05)
