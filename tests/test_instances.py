@@ -287,26 +287,33 @@ def own_server(tmp_path: Path) -> Iterator[PostgresServer]:
         yield server
 
 
-def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_server: PostgresServer) -> None:
-    url = own_server.url("app")
+def make_saldi(url: str) -> None:
+    """The short link `saldi` to one number, made through the Service as the CLI would."""
 
-    async def make_link() -> None:
+    async def make() -> None:
         service = await Service.open(Settings(db=url))
         try:
             await service.create_link(to="+39 347 000 0000", slug="saldi")
         finally:
             await service.close()
 
-    asyncio.run(make_link())
+    asyncio.run(make())
+
+
+def until_health(client: TestClient, want: str, seconds: float) -> dict[str, object]:
+    """/healthz polled until it says `want` (bounded: a generous limit, not a timing assumption)."""
+    deadline = time.monotonic() + seconds
+    while (health := client.get("/healthz").json())["status"] != want:
+        assert time.monotonic() < deadline, health
+        threading.Event().wait(0.05)
+    return health
+
+
+def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_server: PostgresServer) -> None:
+    url = own_server.url("app")
+    make_saldi(url)
     phone = {"user-agent": IPHONE}
     sent = 0
-
-    def until(client: TestClient, want: str, seconds: float) -> dict[str, object]:
-        deadline = time.monotonic() + seconds
-        while (health := client.get("/healthz").json())["status"] != want:
-            assert time.monotonic() < deadline, health
-            threading.Event().wait(0.05)
-        return health
 
     with TestClient(create_app(Settings(db=url, flush_interval=0.2)), base_url="http://127.0.0.1") as client:
 
@@ -317,12 +324,12 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
             sent += 1
             return response.headers["location"]
 
-        until(client, "ok", 10)
+        until_health(client, "ok", 10)
         click()
         own_server.halt()
         for _ in range(5):  # answered from the cache, kept in memory
             assert click() == "https://wa.me/393470000000"
-        health = until(client, "degraded", 10)
+        health = until_health(client, "degraded", 10)
         assert health["pending_clicks"] in (5, 6)  # the first one may have been written before
         shared = client.app.state.service.shared  # type: ignore[attr-defined]
         with pytest.raises(Unreachable):  # a turn of the rotation, say: the instance does without
@@ -332,7 +339,7 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
         turns = [call(client, service.in_turn(lambda rotation: resolve(team, None, rotation), True)) for _ in "ab"]
         assert [turn.agent_id for turn in turns] == [1, 2]  # type: ignore[attr-defined]  # its own turns
         own_server.resume()
-        health = until(client, "ok", 15)
+        health = until_health(client, "ok", 15)
         assert call(client, service.whatsapp.chats.numbers()) == []  # the WhatsApp side's connection, reopened
         deadline = time.monotonic() + 5
         while client.get("/healthz").json()["pending_clicks"]:
@@ -360,19 +367,9 @@ def test_an_instance_holds_five_named_connections_and_opens_none_per_request(pg_
                               " AND pid <> pg_backend_pid() ORDER BY 1", (name,)).fetchall()  # fmt: skip
         return [row[0] for row in rows]
 
-    async def make_link() -> None:
-        service = await Service.open(Settings(db=pg_url))
-        try:
-            await service.create_link(to="+39 347 000 0000", slug="saldi")
-        finally:
-            await service.close()
-
-    asyncio.run(make_link())
+    make_saldi(pg_url)
     with TestClient(create_app(Settings(db=pg_url)), base_url="http://127.0.0.1") as client:
-        deadline = time.monotonic() + 10
-        while client.get("/healthz").json()["status"] != "ok":  # the listener connects in the background
-            assert time.monotonic() < deadline
-            threading.Event().wait(0.05)
+        until_health(client, "ok", 10)  # the listener connects in the background
         service: Service = client.app.state.service  # type: ignore[attr-defined]
         assert service.shared is not None  # opened at its first use: a scheduled job's turn, say
         assert call(client, service.shared.due("connections-test", time.time(), 60)) is True
