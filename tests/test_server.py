@@ -15,8 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from click.testing import CliRunner
 
-from clicktochat.server import MAX_HEAD_BYTES, MAX_HEADERS
+from clicktochat.cli import cli
+from clicktochat.server import MAX_HEAD_BYTES, MAX_HEADERS, SWITCH_INTERVAL
 from conftest import POSTGRES, TEMPLATE, free_port, output, running
 from pgserver import PostgresServer
 
@@ -179,3 +182,23 @@ def test_serve_on_an_unreachable_postgresql_server_says_so_without_the_password(
     assert done.stderr.startswith(f"Error: cannot use the database postgresql://shop@127.0.0.1:{nothing}/clicktochat: ")
     assert "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_hands_the_gil_over_every_millisecond(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The click writer's thread must not hold the event loop for Python's default 5 ms at a time
+    (docs/performance.md: the p99 with new visitors): `serve` sets the switch interval first."""
+    seen: list[float] = []
+
+    def run(self: uvicorn.Server) -> None:  # the server as it would start: what interval it runs under
+        seen.append(sys.getswitchinterval())
+        self.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    before = sys.getswitchinterval()
+    try:
+        result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "app.db"), "--port", str(free_port())],
+                                    env={"CLICKTOCHAT_DB": None, "CLICKTOCHAT_BASE_URL": None})  # fmt: skip
+    finally:
+        sys.setswitchinterval(before)
+    assert result.exit_code == 0, result.output
+    assert seen == [SWITCH_INTERVAL] and SWITCH_INTERVAL < 0.005  # Python's default
