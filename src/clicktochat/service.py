@@ -18,19 +18,14 @@ from .keys import signing_keys
 from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
 from .logos import check_logo
 from .posters import check_colour
+from .service_widgets import WidgetService
 from .settings import Settings
 from .sharedstore import SharedStore, Unreachable
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
 from .whatsapp import WhatsApp
 from .widget import (
-    Widget,
-    WidgetSettings,
     WidgetTarget,
-    apply_changes,
-    check_settings,
-    check_widget_id,
-    random_widget_id,
 )
 
 _D = TypeVar("_D")
@@ -46,7 +41,7 @@ class CreatedLink:
     token: str | None = None
 
 
-class Service:
+class Service(WidgetService):
     def __init__(
         self, store: Store, settings: Settings, signer: LinkSigner, base_url: str, whatsapp: WhatsApp,
         shared: SharedStore | None = None,
@@ -478,78 +473,6 @@ class Service:
             raise Conflict("Links still lead to this agent; point them elsewhere first.") from None
         self.forget()
 
-    # -- widgets ----------------------------------------------------------------------
-
-    def widget_snippet(self, widget_id: str) -> str:
-        return f'<script src="{self.base_url}/widget.js" data-widget="{widget_id}" async></script>'
-
-    async def create_widget(
-        self, business_id: int, widget_id: str | None = None, settings: dict[str, Any] | None = None
-    ) -> Widget:
-        if await self.store.business(business_id) is None:
-            raise InvalidInput("business_id", f"there is no business {business_id}")
-        checked = check_settings(settings or {})
-        await self._check_agents(checked, business_id)
-        await self._check_optin_form(checked, business_id)
-        stored = _changed(checked)
-        if widget_id is not None:
-            widget_id = check_widget_id(widget_id)
-            if await self.store.widget(widget_id) is not None:
-                raise InvalidInput("id", f"{widget_id!r} is already taken; choose another id")
-            widget = await self.store.add_widget(widget_id, business_id, stored)
-        else:
-            widget = await self.store.add_widget(random_widget_id(), business_id, stored)
-        self.forget()
-        return widget
-
-    async def get_widget(self, widget_id: str) -> Widget:
-        widget = await self.store.widget(widget_id.lower())
-        if widget is None:
-            raise NotFound(f"There is no widget {widget_id!r}.")
-        return widget
-
-    async def update_widget(self, widget_id: str, changes: dict[str, Any]) -> Widget:
-        """Change a widget's business or settings; a setting set to None goes back to its default."""
-        widget = await self.get_widget(widget_id)
-        changes = dict(changes)
-        business_id = changes.pop("business_id", None) or widget.business_id
-        if await self.store.business(business_id) is None:
-            raise InvalidInput("business_id", f"there is no business {business_id}")
-        checked = apply_changes(changes, widget.settings)
-        await self._check_agents(checked, business_id)
-        await self._check_optin_form(checked, business_id)
-        await self.store.update_widget(widget.id, business_id, _changed(checked))
-        self.forget()
-        return await self.get_widget(widget.id)
-
-    async def delete_widget(self, widget_id: str) -> None:
-        widget = await self.get_widget(widget_id)
-        await self.store.delete_widget(widget.id)
-        self.forget()
-
-    async def _check_agents(self, settings: WidgetSettings, business_id: int) -> None:
-        if settings.agent_ids is None:
-            return
-        mine = {agent.id for agent in await self.store.agents(business_id)}
-        for agent_id in settings.agent_ids:
-            if agent_id not in mine:
-                raise InvalidInput("agent_ids", f"there is no agent {agent_id} in business {business_id}")
-
-
-    async def _check_optin_form(self, settings: WidgetSettings, business_id: int) -> None:
-        """The panel's form must exist and be the widget's business's: never sign people up to
-        another business from this one's widget."""
-        slug = settings.optin_form
-        if slug is None:
-            return
-        form = await self.whatsapp.chats.form(slug)
-        if form is None:
-            raise InvalidInput("optin_form", f"there is no opt-in form {slug!r}: make one first (Dashboard › Opt-ins,"
-                                             " or clicktochat optin form), or leave it empty")  # fmt: skip
-        if form.business_id != business_id:
-            raise InvalidInput("optin_form", f"the opt-in form {slug!r} belongs to another business; choose one of"
-                                             f" business {business_id}'s forms")  # fmt: skip
-
 
 def check_channels(value: Any, default_region: str, field: str = "channels") -> list[tuple[str, str]]:
     """An agent's channels as given: a list of {"channel", "address"} (or (channel, address)
@@ -575,12 +498,6 @@ def check_channels(value: Any, default_region: str, field: str = "channels") -> 
             raise InvalidInput(f"{where}.channel", f"{found.label} is listed twice; an agent has one address on each")
         checked.append((found.name, found.normalize(address, default_region, f"{where}.address")))
     return checked
-
-
-def _changed(settings: WidgetSettings) -> dict[str, Any]:
-    """Only what differs from the defaults is stored: better defaults reach old widgets too."""
-    defaults = WidgetSettings().to_json()
-    return {key: value for key, value in settings.to_json().items() if value != defaults[key]}
 
 
 class _SlugTaken(Exception):

@@ -1,0 +1,97 @@
+"""What the REST API and the CLI can do with widgets, validated once: a part of
+`service.Service` (as clickstore is of store.Store), apart because a widget is its own idea."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidInput, NotFound
+from .store import Store
+from .whatsapp import WhatsApp
+from .widget import Widget, WidgetSettings, apply_changes, check_settings, check_widget_id, random_widget_id
+
+
+class WidgetService:
+    store: Store
+    whatsapp: WhatsApp
+    base_url: str
+
+    def forget(self) -> None:
+        """service.Service's: drop what is cached of links and widgets."""
+        raise NotImplementedError
+
+    def widget_snippet(self, widget_id: str) -> str:
+        return f'<script src="{self.base_url}/widget.js" data-widget="{widget_id}" async></script>'
+
+    async def create_widget(
+        self, business_id: int, widget_id: str | None = None, settings: dict[str, Any] | None = None
+    ) -> Widget:
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        checked = check_settings(settings or {})
+        await self._check_agents(checked, business_id)
+        await self._check_optin_form(checked, business_id)
+        stored = _changed(checked)
+        if widget_id is not None:
+            widget_id = check_widget_id(widget_id)
+            if await self.store.widget(widget_id) is not None:
+                raise InvalidInput("id", f"{widget_id!r} is already taken; choose another id")
+            widget = await self.store.add_widget(widget_id, business_id, stored)
+        else:
+            widget = await self.store.add_widget(random_widget_id(), business_id, stored)
+        self.forget()
+        return widget
+
+    async def get_widget(self, widget_id: str) -> Widget:
+        widget = await self.store.widget(widget_id.lower())
+        if widget is None:
+            raise NotFound(f"There is no widget {widget_id!r}.")
+        return widget
+
+    async def update_widget(self, widget_id: str, changes: dict[str, Any]) -> Widget:
+        """Change a widget's business or settings; a setting set to None goes back to its default."""
+        widget = await self.get_widget(widget_id)
+        changes = dict(changes)
+        business_id = changes.pop("business_id", None) or widget.business_id
+        if await self.store.business(business_id) is None:
+            raise InvalidInput("business_id", f"there is no business {business_id}")
+        checked = apply_changes(changes, widget.settings)
+        await self._check_agents(checked, business_id)
+        await self._check_optin_form(checked, business_id)
+        await self.store.update_widget(widget.id, business_id, _changed(checked))
+        self.forget()
+        return await self.get_widget(widget.id)
+
+    async def delete_widget(self, widget_id: str) -> None:
+        widget = await self.get_widget(widget_id)
+        await self.store.delete_widget(widget.id)
+        self.forget()
+
+    async def _check_agents(self, settings: WidgetSettings, business_id: int) -> None:
+        if settings.agent_ids is None:
+            return
+        mine = {agent.id for agent in await self.store.agents(business_id)}
+        for agent_id in settings.agent_ids:
+            if agent_id not in mine:
+                raise InvalidInput("agent_ids", f"there is no agent {agent_id} in business {business_id}")
+
+
+    async def _check_optin_form(self, settings: WidgetSettings, business_id: int) -> None:
+        """The panel's form must exist and be the widget's business's: never sign people up to
+        another business from this one's widget."""
+        slug = settings.optin_form
+        if slug is None:
+            return
+        form = await self.whatsapp.chats.form(slug)
+        if form is None:
+            raise InvalidInput("optin_form", f"there is no opt-in form {slug!r}: make one first (Dashboard › Opt-ins,"
+                                             " or clicktochat optin form), or leave it empty")  # fmt: skip
+        if form.business_id != business_id:
+            raise InvalidInput("optin_form", f"the opt-in form {slug!r} belongs to another business; choose one of"
+                                             f" business {business_id}'s forms")  # fmt: skip
+
+
+def _changed(settings: WidgetSettings) -> dict[str, Any]:
+    """Only what differs from the defaults is stored: better defaults reach old widgets too."""
+    defaults = WidgetSettings().to_json()
+    return {key: value for key, value in settings.to_json().items() if value != defaults[key]}
