@@ -263,6 +263,14 @@ def test_invalid_port_variable_is_a_usage_error_before_serving(tmp_path: Path) -
 
 def test_invalid_port_flag_is_a_usage_error(runner: CliRunner, db: str) -> None:
     fails(invoke(runner, "serve", "--db", db, "--port", "abc"), 2, "'abc' is not a valid integer")
+    # The OS would listen on 73838 - 65536, and the links made next would carry :73838.
+    fails(invoke(runner, "serve", "--db", db, "--port", "73838"), 2, "73838 is not in the range 1<=x<=65535")
+    assert not Path(db).exists()
+
+
+def test_a_port_variable_out_of_range_is_refused_before_serving(runner: CliRunner, db: str) -> None:
+    fails(invoke(runner, "serve", "--db", db, env={"CLICKTOCHAT_PORT": "99999"}), 2,
+          "CLICKTOCHAT_PORT must be a TCP port, 1 to 65535; 99999 is not one")  # fmt: skip
     assert not Path(db).exists()
 
 

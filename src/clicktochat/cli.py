@@ -147,7 +147,7 @@ def cli() -> None:
 @cli.command()
 @common_options
 @click.option("--host", help="Interface to listen on [env: CLICKTOCHAT_HOST; default: 127.0.0.1].")
-@click.option("--port", type=int, help="Port to listen on [env: CLICKTOCHAT_PORT; default: 8000].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on [env: CLICKTOCHAT_PORT; default: 8000].")
 @click.option("--demo", is_flag=True, default=None, help="Seed a demo shop, agents and links.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(db: str | None, base_url: str | None, host: str | None, port: int | None, demo: bool | None,

@@ -299,7 +299,7 @@ def recorded_base_url(db: str | None) -> str | None:
 
 @simulate.command("graph")
 @common_options
-@click.option("--port", type=int, default=9100, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9100, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--webhook-url", help="Where to send status webhooks [default: the base URL + /webhooks/whatsapp].")
 def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url: str | None) -> None:
     """Run a stand-in for Meta's Graph API with a demo number: it accepts replies and sends

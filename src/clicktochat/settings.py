@@ -14,6 +14,7 @@ from .database import is_postgres, redacted
 
 ENV_PREFIX = "CLICKTOCHAT_"
 MIN_KEY_LENGTH = 32
+MAX_PORT = 65535
 
 
 def setting(default: Any, help: str, secret: bool = False) -> Any:
@@ -104,6 +105,8 @@ class Settings:
                      "webhook_retention_days", "messages_per_second", "outbox_lease"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
+        if self.port > MAX_PORT:  # the OS would take it modulo 65,536, and links would carry the wrong one
+            raise ValueError(f"{ENV_PREFIX}PORT must be a TCP port, 1 to {MAX_PORT}; {self.port} is not one")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
             # A short key can be guessed offline from one link, and then any link forged.
             raise ValueError(
