@@ -61,6 +61,8 @@ def test_other_hosts_are_refused(client: TestClient, host: str, path: str) -> No
     assert page.status_code == 400 and "location" not in page.headers
     if not path.startswith("/api/"):  # the API answers problem+json whatever the Accept
         assert "text/html" in page.headers["content-type"] and "host name" in page.text
+        if host:  # not even in the page's stylesheet link: the README says no one can write their domain in a page
+            assert host.split(":")[0] not in page.text.replace("chat.example.com", "")
     problem = client.get(path, headers={"host": host, "accept": "application/json"})
     assert problem.status_code == 400 and problem.headers["content-type"] == "application/problem+json"
     assert "CLICKTOCHAT_TRUSTED_HOSTS" in problem.json()["detail"]

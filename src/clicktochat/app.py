@@ -13,6 +13,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -48,6 +49,15 @@ def asset_dir(name: str) -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / name
 
 
+@jinja2.pass_context
+def url_path(context: dict[str, Any], name: str, /, **params: Any) -> str:
+    """Pages' `url_for`: a path from the root (behind any mount), never a URL built from the Host
+    header, which Starlette's would repeat: a page answered for a host that is not ours (the
+    400 of hosts.HostCheck) must not name it, even in a stylesheet's link."""
+    request: Request = context["request"]
+    return str(request.scope.get("root_path", "")) + str(request.app.url_path_for(name, **params))
+
+
 def create_app(settings: Settings, clock: Callable[[], float] = time.time, background: bool = True) -> App:
     """`clock` is now for the WhatsApp side (windows, retries); tests pass one they move.
     `background=False` (for tests): the click writer's, the routing watcher's, the webhook
@@ -56,6 +66,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     whatsapp.sender.run_once()) when they choose. Shutdown still writes every pending click."""
     templates = Jinja2Templates(directory=str(asset_dir("templates")))
     templates.env.globals["version"] = __version__
+    templates.env.globals["url_for"] = url_path
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
