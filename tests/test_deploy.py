@@ -100,7 +100,7 @@ def test_the_caddyfile_passes_caddy_validate(upstream: str | None, tmp_path: Pat
     adapted = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
     assert adapted.returncode == 0, adapted.stderr
     assert f'"dial":"{upstream or "127.0.0.1:8000"}"' in adapted.stdout
-    assert '"max_header_bytes":64000' in adapted.stdout and '"max_size":8000000' in adapted.stdout
+    assert '"max_header_bytes":64000' in adapted.stdout and '"max_size":4000000' in adapted.stdout
     validated = subprocess.run([tool("caddy"), "validate", *argv[2:]], capture_output=True, text=True, timeout=120,
                                env=env)  # fmt: skip
     assert validated.returncode == 0 and "Valid configuration" in validated.stdout + validated.stderr
@@ -310,7 +310,7 @@ def test_the_load_balancing_caddyfile_passes_caddy_validate(upstreams: str | Non
     # every instance, once for the dashboard (sticky: a cookie of Caddy's), once for the rest
     assert dials == (upstreams or "127.0.0.1:8001 127.0.0.1:8002").split() * 2
     for fragment in ('"policy":"cookie"', '"policy":"least_conn"', '"uri":"/healthz"', '"max_header_bytes":64000',
-                     '"max_size":8000000'):  # fmt: skip
+                     '"max_size":4000000'):  # fmt: skip
         assert fragment in adapted.stdout
     validated = subprocess.run([tool("caddy"), "validate", *argv[2:]], capture_output=True, text=True, timeout=120,
                                env=env)  # fmt: skip

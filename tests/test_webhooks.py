@@ -160,50 +160,47 @@ def test_an_address_that_keeps_sending_bad_requests_is_told_to_wait_but_meta_nev
     assert post(whatsapp, body, sign(body, "b" * 32)).status_code == 403
 
 
-def test_bodies_read_at_once_are_bounded(whatsapp: WhatsAppSetup) -> None:
-    """What unsigned strangers can make the server hold in memory: READERS bodies at a time;
-    the next waits `reader_wait` seconds for a turn (none here), then gets a 503."""
-    from clicktochat.webhooks import READERS
-
-    readers = whatsapp.service.whatsapp.readers
+def test_bytes_read_at_once_are_bounded(whatsapp: WhatsAppSetup) -> None:
+    """What unsigned strangers can make the server hold in memory: READ_BUDGET bytes of bodies
+    being read; a body finding no room waits `reader_wait` seconds (none here), then gets a 503."""
+    budget = whatsapp.service.whatsapp.read_budget
     whatsapp.service.whatsapp.reader_wait = 0.0
-
-    async def hold_all() -> None:
-        for _ in range(READERS):
-            await readers.acquire()
-
-    whatsapp.run(hold_all())
+    for n in range(budget.total // budget.per_address):  # strangers at several addresses fill it
+        assert whatsapp.run(budget.take(f"192.0.2.{n}", budget.per_address, 0.0))
     body = encode(text_body("Ciao"))
     busy = post(whatsapp, body, sign(body, NUMBER.app_secret))
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and stored(whatsapp) == 0
+    whatsapp.service.whatsapp.read_budget.give("192.0.2.0", budget.per_address)
+    assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+    assert budget.used == budget.total - budget.per_address  # what the body held was given back
 
-    async def release_all() -> None:
-        for _ in range(READERS):
-            readers.release()
 
-    whatsapp.run(release_all())
+def test_one_address_holds_at_most_its_share_of_the_budget(whatsapp: WhatsAppSetup) -> None:
+    budget = whatsapp.service.whatsapp.read_budget
+    assert whatsapp.run(budget.take("192.0.2.1", budget.per_address, 0.0))
+    assert not whatsapp.run(budget.take("192.0.2.1", 1, 0.0))  # that address: full
+    assert whatsapp.run(budget.take("192.0.2.2", 1, 0.0))  # another: room
+    body = encode(text_body("Ciao"))  # TestClient's address is neither
     assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
 
 
-def test_a_body_waits_for_its_turn_to_be_read(whatsapp: WhatsAppSetup) -> None:
-    """A burst (Meta sends many at once) is not refused while a turn frees up in time."""
-    from clicktochat.webhooks import READERS
+def test_a_body_waits_for_room_to_be_read(whatsapp: WhatsAppSetup) -> None:
+    """A burst (Meta sends many at once) is not refused while room frees up in time."""
+    budget = whatsapp.service.whatsapp.read_budget
 
-    readers = whatsapp.service.whatsapp.readers
     async def busy_then_free() -> int:
-        for _ in range(READERS):
-            await readers.acquire()
+        holders = [f"192.0.2.{n}" for n in range(budget.total // budget.per_address)]
+        for address in holders:
+            assert await budget.take(address, budget.per_address, 0.0)
         waiting = asyncio.create_task(post_signed("https://chat.example.com/webhooks/whatsapp", text_body("Ciao"),
                                                   NUMBER.app_secret, whatsapp.http()))  # fmt: skip
         for _ in range(200):  # long enough to be answered at once (in memory), were it refused: it waits
             await asyncio.sleep(0)
         assert not waiting.done()
-        for _ in range(READERS):
-            readers.release()
+        budget.give(holders[0], budget.per_address)
         return (await waiting).status_code  # type: ignore[no-any-return]
 
     assert whatsapp.run(busy_then_free()) == 200 and stored(whatsapp) == 1
-
 
 
 def test_applied_bodies_are_deleted_after_the_retention_and_what_they_said_stays(whatsapp: WhatsAppSetup) -> None:
@@ -317,3 +314,65 @@ def test_an_identifier_another_conversation_holds_keeps_the_two_apart(whatsapp: 
     listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
     assert {(c["wa_id"], c["user_id"], c["last_message"]) for c in listed} == {
         ("393471234567", None, "Salve"), (None, "IT.111", "Sono io")}  # fmt: skip
+
+
+def partial_post(whatsapp: WhatsAppSetup, address: str, sent: list[Any], arrived: asyncio.Event) -> Any:
+    """A POST to the webhook straight into the app, from `address`, whose body's first byte
+    arrives and the rest never does (the connection idles); `sent`: what the app answered."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "https",
+        "path": URL, "raw_path": URL.encode(), "root_path": "",
+        "query_string": b"", "client": (address, 40000), "server": ("chat.example.com", 443),
+        "headers": [(b"host", b"chat.example.com"), (b"content-type", b"application/json"),
+                    (b"x-hub-signature-256", b"sha256=00"), (b"transfer-encoding", b"chunked")],
+    }  # fmt: skip
+    chunks = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            arrived.set()
+            return chunks.pop()
+        await asyncio.Event().wait()  # never: the client idles
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    return whatsapp.client.app(scope, receive, send)
+
+
+def test_connections_that_send_a_byte_and_idle_never_hold_up_metas_bodies(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: eight such connections used to take every turn to be read, and
+    Meta's bodies got a 503 for as long as they stayed open. Now each holds its one byte."""
+    whatsapp.service.whatsapp.reader_wait = 0.0  # a body finding no room would be refused at once
+
+    async def idle_then_post() -> tuple[int, int]:
+        started = []
+        for n in range(50):
+            arrived = asyncio.Event()
+            started.append(asyncio.create_task(partial_post(whatsapp, f"192.0.2.{n}", [], arrived)))
+            await arrived.wait()
+        response = await post_signed("https://chat.example.com" + URL, text_body("Ciao"), NUMBER.app_secret,
+                                     whatsapp.http())  # fmt: skip
+        held = whatsapp.service.whatsapp.read_budget.used
+        for task in started:
+            task.cancel()
+        return response.status_code, held
+
+    status, held = whatsapp.run(idle_then_post())
+    assert status == 200 and stored(whatsapp) == 1
+    assert held == 50  # a byte each
+
+
+def test_a_body_that_never_finishes_arriving_is_a_408_and_gives_its_bytes_back(whatsapp: WhatsAppSetup) -> None:
+    whatsapp.service.whatsapp.read_deadline = 0.05
+
+    async def slow() -> list[Any]:
+        sent: list[Any] = []
+        await partial_post(whatsapp, "192.0.2.7", sent, asyncio.Event())
+        return sent
+
+    sent = whatsapp.run(slow())
+    assert sent[0]["status"] == 408
+    assert b"took more than 0.05 s to arrive" in sent[1]["body"]
+    assert whatsapp.service.whatsapp.read_budget.used == 0 and stored(whatsapp) == 0

@@ -110,6 +110,11 @@ class PayloadTooLarge(ProblemError):
     title = "Payload too large"
 
 
+class RequestTimeout(ProblemError):
+    status = 408
+    title = "Request timeout"
+
+
 class TooManyRequests(ProblemError):
     status = 429
     title = "Too many requests"

@@ -28,6 +28,7 @@ from .errors import (
     LengthRequired,
     MalformedRequest,
     PayloadTooLarge,
+    RequestTimeout,
     TooManyRequests,
     Unauthorized,
     Unavailable,
@@ -41,8 +42,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta's bodies are at most a few MiB; a batch of 1,000 changes is under 2 MiB
-READERS = 8  # bodies read at once, at most: what unsigned strangers can make us hold in memory
-READER_WAIT = 5.0  # seconds a request waits for a turn to be read before a 503
+# What unsigned strangers can make us hold in memory: the bytes of bodies being read, not yet
+# checked, in all and from one address; a body waits READER_WAIT s for room, then gets a 503.
+READ_BUDGET, READ_BUDGET_PER_ADDRESS = 8 * MAX_BODY_BYTES, 2 * MAX_BODY_BYTES
+READER_WAIT = 5.0
+READ_DEADLINE = 10.0  # seconds a body may take to arrive (Meta's arrive in well under one)
 MAX_CHALLENGE_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
@@ -100,10 +104,12 @@ async def receive(request: Request) -> Response:
     a body that is unsigned, signed with another secret, too large, or not JSON.
 
     A correctly signed body is always taken, whoever sends it (Meta's addresses are not known,
-    and must never be locked out). What strangers can cost is bounded instead: at most
-    READERS bodies are read at once (memory: READERS x MAX_BODY_BYTES; the next ones wait up
-    to READER_WAIT seconds for a turn, then get 503 with Retry-After, which Meta retries), and
-    an address whose requests keep being refused gets 429 instead of 401/403, so a scanner
+    and must never be locked out). What strangers can cost is bounded instead: the bytes read
+    and not yet checked (ReadBudget: in all, and from one address; a body finding no room
+    waits up to READER_WAIT seconds, then gets 503 with Retry-After, which Meta retries), and
+    the time a body takes to arrive (READ_DEADLINE, then 408): a connection that sends a few
+    bytes and idles holds those bytes for seconds, never a turn that Meta's bodies wait for.
+    An address whose requests keep being refused gets 429 instead of 401/403, so a scanner
     learns to wait."""
     whatsapp: WhatsApp = request.app.state.service.whatsapp
     peer = request.client.host if request.client else ""
@@ -112,16 +118,14 @@ async def receive(request: Request) -> Response:
         header = request.headers.get("x-hub-signature-256")
         if not header:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
-        try:  # a burst of Meta's waits its turn for a moment: a 503 would cost minutes of Meta's backoff
-            turn = whatsapp.readers.acquire()
-            await (asyncio.wait_for(turn, whatsapp.reader_wait) if whatsapp.readers.locked() else turn)
-        except TimeoutError:
-            raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
-                              {"Retry-After": "1"}) from None  # fmt: skip
+        held: list[int] = []  # the bytes this body holds of the budget
         try:
-            body = await read_limited(request)
+            async with asyncio.timeout(whatsapp.read_deadline):
+                body = await read_limited(request, whatsapp.read_budget, address, whatsapp.reader_wait, held)
+        except TimeoutError:
+            raise RequestTimeout(f"The body took more than {whatsapp.read_deadline:g} s to arrive.") from None
         finally:
-            whatsapp.readers.release()
+            whatsapp.read_budget.give(address, sum(held))
         numbers = signed_by(body, header, whatsapp.keys)
         if not numbers:
             raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
@@ -144,7 +148,10 @@ async def receive(request: Request) -> Response:
     return Response(status_code=200)
 
 
-async def read_limited(request: Request) -> bytes:
+async def read_limited(request: Request, budget: ReadBudget, address: str, wait: float, held: list[int]) -> bytes:
+    """The body, each chunk taken from `budget` as it arrives (and appended to `held`, which the
+    caller gives back); a chunk that finds no room within `wait` seconds is a 503: a burst of
+    Meta's waits a moment, as a 503 costs minutes of Meta's backoff."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
@@ -158,8 +165,53 @@ async def read_limited(request: Request) -> bytes:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        if not await budget.take(address, len(chunk), wait):
+            raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
+                              {"Retry-After": "1"})  # fmt: skip
+        held.append(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class ReadBudget:
+    """Bytes of webhook bodies read and not yet checked: at most `total` in all and `per_address`
+    from one address (hashed, as Refusals keeps them). One event loop's: no lock needed."""
+
+    def __init__(self, total: int = READ_BUDGET, per_address: int = READ_BUDGET_PER_ADDRESS) -> None:
+        self.total, self.per_address = total, per_address
+        self.used = 0
+        self._held: dict[str, int] = {}
+        self._freed = asyncio.Event()
+
+    async def take(self, address: str, size: int, wait: float) -> bool:
+        """Hold `size` more bytes for `address`, waiting up to `wait` seconds for room."""
+        key = Refusals._key(address)
+        deadline = time.monotonic() + wait
+        while self.used + size > self.total or self._held.get(key, 0) + size > self.per_address:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._freed.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._freed.wait()
+            except TimeoutError:
+                return False
+        self.used += size
+        self._held[key] = self._held.get(key, 0) + size
+        return True
+
+    def give(self, address: str, size: int) -> None:
+        if not size:
+            return
+        key = Refusals._key(address)
+        self.used -= size
+        left = self._held[key] - size
+        if left:
+            self._held[key] = left
+        else:
+            del self._held[key]
+        self._freed.set()
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .outbox import Sender
 from .outboxstore import OutboxRow
 from .sharedstore import SharedStore, Unreachable
 from .store import Store
-from .webhooks import READER_WAIT, READERS, Refusals, WebhookProcessor
+from .webhooks import READ_DEADLINE, READER_WAIT, ReadBudget, Refusals, WebhookProcessor
 
 ID_PATTERN = re.compile(r"[0-9]{5,20}")  # Meta's phone number and WABA ids
 MAX_SECRET_LENGTH = 1000
@@ -60,8 +60,9 @@ class WhatsApp:
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
         self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days, intake=intake)
         self.refusals = Refusals()
-        self.readers = asyncio.Semaphore(READERS)  # webhook bodies read at once...
-        self.reader_wait = READER_WAIT  # ...and how long the next one waits for a turn
+        self.read_budget = ReadBudget()  # bytes of webhook bodies being read...
+        self.reader_wait = READER_WAIT  # ...how long a body waits for room...
+        self.read_deadline = READ_DEADLINE  # ...and how long it may take to arrive
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
