@@ -376,3 +376,31 @@ def test_a_body_that_never_finishes_arriving_is_a_408_and_gives_its_bytes_back(w
     assert sent[0]["status"] == 408
     assert b"took more than 0.05 s to arrive" in sent[1]["body"]
     assert whatsapp.service.whatsapp.read_budget.used == 0 and stored(whatsapp) == 0
+
+
+@pytest.mark.parametrize("path", [URL, "/optin/dolce"])
+def test_a_client_that_hangs_up_mid_body_is_no_error_in_the_logs(whatsapp: WhatsAppSetup, path: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Found by an attacker: each such request wrote two tracebacks (about 40 lines) as an
+    internal error, unauthenticated and unthrottled."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "https",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "client": ("192.0.2.8", 40000),
+        "server": ("chat.example.com", 443),
+        "headers": [(b"host", b"chat.example.com"), (b"x-hub-signature-256", b"sha256=00"),
+                    (b"content-type", b"application/json" if path == URL else b"application/x-www-form-urlencoded"),
+                    (b"content-length", b"100")],
+    }  # fmt: skip
+    messages = [{"type": "http.disconnect"}, {"type": "http.request", "body": b"{", "more_body": True}]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level("INFO"):
+        whatsapp.run(whatsapp.client.app(scope, receive, send))
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info] == []
+    assert sent[0]["status"] == 400 and stored(whatsapp) == 0

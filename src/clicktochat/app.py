@@ -17,7 +17,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -117,7 +117,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             Mount("/admin", routes=admin.routes),
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
-        exception_handlers={ProblemError: problem_response, HTTPException: problem_response, 500: server_error},
+        exception_handlers={ProblemError: problem_response, HTTPException: problem_response,
+                            ClientDisconnect: client_gone, 500: server_error},  # fmt: skip
         middleware=[Middleware(TrustedHosts, check=hosts)],
         lifespan=lifespan,
     )
@@ -180,6 +181,8 @@ class App(Starlette):
             except (ProblemError, HTTPException) as exc:
                 response = await problem_response(Request(scope, receive, send), exc)
                 await response(scope, receive, send)
+            except ClientDisconnect as exc:
+                await (await client_gone(Request(scope), exc))(scope, receive, send)
         except Exception as exc:  # the endpoint's, or the problem handler's own, as in Starlette's stack
             response = await server_error(Request(scope), exc)
             await response(scope, receive, send)
@@ -257,6 +260,13 @@ def error_words(request: Request, exc: Exception, status: int, detail: str, says
         shown |= {"detail": words[says].format(channel=exc.channel), "business": exc.business,
                   "alternatives": exc.alternatives}  # fmt: skip
     return {**speaking, **shown}
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its body arrived: nothing to answer, and nothing wrong on our
+    side (it was logged as an internal error, a traceback anyone could write into the logs)."""
+    log.debug("the client left before its body arrived: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
