@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from clicktochat.budget import Budget
 from clicktochat.consent import may_message
 from clicktochat.errors import InvalidInput
 from clicktochat.optins import Optins
@@ -259,6 +260,28 @@ def test_stop_refuses_a_pending_request_and_stop_after_an_opt_in_wins(whatsapp: 
     assert not may_message(entries(whatsapp), "orders").allowed
 
 
+def test_no_confirmation_goes_to_a_number_that_said_stop_or_was_erased(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: a stranger typing in a number that had written STOP, or had been
+    erased, made the business send it a confirmation. The page answers as for anyone (it must
+    not tell who opted out); writing to the business again lets the form's confirmation go."""
+    double_form(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    whatsapp.clock.move(60)
+    assert "Tocca Sì" in post(whatsapp).text
+    assert whatsapp.send() == 0 and whatsapp.standin.sent == []
+    erased = "393475550001"
+    whatsapp.run(whatsapp.service.whatsapp.chats.erase_customer(erased, int(whatsapp.clock())))
+    assert "Tocca Sì" in post(whatsapp, phone="+" + erased).text
+    assert whatsapp.send() == 0 and whatsapp.standin.sent == []
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("Ciao, vorrei di nuovo gli aggiornamenti"))
+    whatsapp.process()
+    whatsapp.clock.move(60)
+    assert "Tocca Sì" in post(whatsapp).text
+    assert whatsapp.send() == 1 and whatsapp.standin.sent[0].body["to"] == PHONE
+
+
 @pytest.mark.parametrize("reply", ["No", "no.", "No grazie!", "Nein danke", "non merci", "NO THANKS"])
 def test_a_written_no_refuses_a_pending_request(whatsapp: WhatsAppSetup, reply: str) -> None:
     double_form(whatsapp)
@@ -268,6 +291,23 @@ def test_a_written_no_refuses_a_pending_request(whatsapp: WhatsAppSetup, reply: 
     assert entries(whatsapp) == [] and not may_message(entries(whatsapp), "orders").allowed
     history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
     assert [r["state"] for r in history["pending"]] == ["refused"]
+
+
+def test_a_businesss_double_opt_in_forms_take_a_bounded_number_of_sign_ups_an_hour(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: strangers at many addresses could make a business send a paid
+    confirmation to any number they typed in, thousands a day. Single opt-in forms send nothing."""
+    double_form(whatsapp)
+    make_form(whatsapp, slug="plain")
+    limits = whatsapp.client.app.state.optin_limits  # type: ignore[attr-defined]
+    limits.confirmations = Budget(burst=2, rate=2 / 3600, clock=whatsapp.clock)
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0001").text
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0002").text
+    third = post(whatsapp, phone="347 000 0003")
+    assert third.status_code == 429 and int(third.headers["retry-after"]) == 1800
+    assert post(whatsapp, slug="plain", phone="347 000 0004").status_code == 200  # nothing sent: not counted
+    assert whatsapp.send() == 2
+    whatsapp.clock.move(1800)
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
 
 
 def test_a_written_yes_or_a_question_confirms_it(whatsapp: WhatsAppSetup) -> None:

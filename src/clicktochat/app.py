@@ -132,7 +132,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
     app.state.qr_renders = Renders()
     app.state.widget_configs = ConfigCache(clock=clock)
     # -- opt-ins (issue 10) --
-    app.state.optin_limits = optin_pages.Limits(clock)  # per address and per number
+    app.state.optin_limits = optin_pages.Limits(clock, settings.optin_confirmations_per_hour)
     app.state.optin_script = optin_pages.PanelScript.build((asset_dir("widget") / "optin.js").read_text())
     return app
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .agents import Business
 from .channels import normalize_phone
-from .consent import Consent, latest
+from .consent import Consent, latest, may_reply
 from .errors import InvalidInput, NotFound, Unavailable
 from .graph import template_payload
 from .message_templates import approved_template
@@ -309,6 +309,12 @@ class Optins:
             number_id = await self._confirming_number(form.business_id, form.template, form.template_language)
         except InvalidInput as exc:
             raise Unavailable(f"This form cannot send its confirmation now: {exc.detail}") from None
+        entries = await self.chats.consents(form.business_id, phone, None)
+        if not may_reply(entries, await self.chats.last_written(form.business_id, phone)).allowed:
+            # Opted out (STOP, or erased) and silent since: anyone may type the number in, and no
+            # confirmation goes to someone who said stop. Answered as for anyone, so the form tells
+            # no one who opted out; the person comes back by writing to the business first.
+            return Outcome("pending")
         now = self.now()
         try:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,

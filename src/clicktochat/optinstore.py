@@ -190,6 +190,12 @@ class OptinStore(ChatDB):
         row = self._one(f"SELECT {REQUEST_COLUMNS} FROM optin_requests WHERE {where}", values)
         return _request(row) if row else None
 
+    async def last_written(self, business_id: int, phone: str) -> int | None:
+        """When the number last wrote to the business (any of its numbers), if ever."""
+        row = await self.run(self._one, "SELECT max(last_inbound_at) FROM conversations WHERE business_id = ?"
+                                        " AND wa_id = ?", (business_id, phone))  # fmt: skip
+        return int(row[0]) if row and row[0] is not None else None
+
     async def requests(self, business_id: int | None, phone: str) -> list[OptinRequest]:
         """A number's requests, oldest first."""
         sql = f"SELECT {REQUEST_COLUMNS} FROM optin_requests WHERE phone = ?2 AND (?1 IS NULL OR business_id = ?1)"

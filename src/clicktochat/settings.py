@@ -82,6 +82,11 @@ class Settings:
         60, "Seconds a message being sent is held by one sender. After a crash it is sent again once this has "
         "passed, unless a status from Meta (which names our row) has shown that it went out.",
     )
+    optin_confirmations_per_hour: int = setting(
+        100, "Sign-ups one business's double opt-in forms take an hour, each of which may send a confirmation,"
+        " per instance (a burst of as many, then one every 3600/N s): what strangers typing numbers in ca"
+        "n make the business pay for. Past it, 429 with Retry-After.",
+    )
     price_table: str = setting(
         "", "A CSV file of what one WhatsApp message costs per category and country (region,category,price,"
         "currency; see prices.csv in the package). Empty: the example table, with example prices.",
@@ -102,7 +107,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("flush_interval", "cache_size", "port", "unique_window", "retention_days",
-                     "webhook_retention_days", "messages_per_second", "outbox_lease"):  # fmt: skip
+                     "webhook_retention_days", "messages_per_second", "outbox_lease",
+                     "optin_confirmations_per_hour"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if self.port > MAX_PORT:  # the OS would take it modulo 65,536, and links would carry the wrong one
