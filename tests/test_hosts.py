@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -66,6 +67,18 @@ def test_other_hosts_are_refused(client: TestClient, host: str, path: str) -> No
     problem = client.get(path, headers={"host": host, "accept": "application/json"})
     assert problem.status_code == 400 and problem.headers["content-type"] == "application/problem+json"
     assert "CLICKTOCHAT_TRUSTED_HOSTS" in problem.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/login", "/s/nosuch"])
+def test_pages_link_their_assets_by_paths_that_are_served(client: TestClient, path: str) -> None:
+    """Pages name their stylesheets and scripts by a path from the root (never the Host's URL),
+    the dashboard's included, whose pages live under a mount."""
+    page = client.get(path, headers={"accept": "text/html"})
+    assets = re.findall(r'(?:href|src)="([^"]+\.(?:css|js)\?v=[^"]+)"', page.text)
+    assert assets, page.text
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert client.get(asset).status_code == 200, asset
 
 
 @pytest.mark.parametrize("host", ["chat.example.com", "CHAT.example.com", "chat.example.com.", "chat.example.com:443",

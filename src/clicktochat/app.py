@@ -55,7 +55,8 @@ def url_path(context: dict[str, Any], name: str, /, **params: Any) -> str:
     header, which Starlette's would repeat: a page answered for a host that is not ours (the
     400 of hosts.HostCheck) must not name it, even in a stylesheet's link."""
     request: Request = context["request"]
-    return str(request.scope.get("root_path", "")) + str(request.app.url_path_for(name, **params))
+    scope = request.scope  # a Mount's pages have its prefix as root_path: the app's own is app_root_path
+    return str(scope.get("app_root_path", scope.get("root_path", ""))) + str(request.app.url_path_for(name, **params))
 
 
 def create_app(settings: Settings, clock: Callable[[], float] = time.time, background: bool = True) -> App:
