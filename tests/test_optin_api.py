@@ -62,6 +62,18 @@ def test_history_is_appended_and_an_opt_out_is_a_new_entry(whatsapp: WhatsAppSet
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"
 
 
+def test_with_two_businesses_an_opt_out_must_name_one_and_the_error_names_the_parameter(
+        whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    """Found trying the README: the error named `business_id`, which DELETE does not read."""
+    whatsapp.run(whatsapp.service.add_business("Bar Centrale", "Europe/Rome"))
+    unnamed = whatsapp.client.delete(f"{API}/optins/393471234567", params={"topic": "orders"}, headers=whatsapp.auth)
+    assert unnamed.status_code == 422 and unnamed.json()["errors"] == [
+        {"field": "business", "reason": "name the business (there is more than one)"}]
+    named = whatsapp.client.delete(f"{API}/optins/393471234567", params={"topic": "orders",
+                                   "business": whatsapp.business_id}, headers=whatsapp.auth)  # fmt: skip
+    assert named.status_code == 200 and named.json()["business_id"] == whatsapp.business_id
+
+
 def test_stop_in_the_chat_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
     assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
     whatsapp.clock.move(60)

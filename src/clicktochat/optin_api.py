@@ -120,7 +120,7 @@ async def list_optins(request: Request, service: Service) -> Response:
 async def remove_optin(request: Request, service: Service) -> Response:
     source = request.query_params.get("source", "api")
     entry = await Optins(service).remove(business_param(request), request.path_params["phone"],
-                                         request.query_params.get("topic"), source)  # fmt: skip
+                                         request.query_params.get("topic"), source, field="business")  # fmt: skip
     return out(consent_out(entry))
 
 

@@ -206,12 +206,12 @@ class Optins:
     def now(self) -> int:
         return int(self.whatsapp.clock())
 
-    async def business(self, business_id: int | None) -> Business:
-        """The business named, or the only one there is."""
+    async def business(self, business_id: int | None, field: str = "business_id") -> Business:
+        """The business named, or the only one there is (`field`: what the caller names it)."""
         if business_id is None:
             businesses = await self.service.store.businesses()
             if len(businesses) != 1:
-                raise InvalidInput("business_id", "name the business (there is more than one)" if businesses else
+                raise InvalidInput(field, "name the business (there is more than one)" if businesses else
                                    "there is no business yet: add one first")  # fmt: skip
             return businesses[0]
         found = await self.service.store.business(business_id) if 0 < business_id < 2**63 else None
@@ -230,12 +230,12 @@ class Optins:
         return await self._entry(business.id, phone, topic, "in", source, wording, version, proof)
 
     async def remove(self, business_id: int | None, phone: Any, topic: Any | None, source: Any,
-                     proof: dict[str, Any] | None = None) -> Consent:  # fmt: skip
+                     proof: dict[str, Any] | None = None, field: str = "business_id") -> Consent:  # fmt: skip
         """An opt-out: a new entry, never a deletion. No topic: out of every topic."""
         phone = check_phone(phone)
         topic = "*" if topic in (None, "", "*") else check_topic(topic)
         source = check_source(source)
-        business = await self.business(business_id)
+        business = await self.business(business_id, field)
         words = "Opted out of every topic" if topic == "*" else f"Opted out of {topic}"
         return await self._entry(business.id, phone, topic, "out", source, words, None, proof)
 
