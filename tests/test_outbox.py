@@ -81,11 +81,23 @@ def test_stop_opts_out_and_replies_wait_until_the_customer_writes_again(whatsapp
     whatsapp.process()
     c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
     assert c["opted_out"] and "opted out" in c["reply_refused"]
+    assert c["window"]["open"] and c["window"]["may_send"] == "nothing"  # it said "text" (a new user's report)
     assert reply(whatsapp, cid, "Peccato!").status_code == 409
     whatsapp.clock.move(60)
     whatsapp.run(customer.send_text("Scusate, una domanda sull'ordine"))
     whatsapp.process()
     assert reply(whatsapp, cid, "Certo, mi dica").status_code == 202  # they came back to ask: a service reply
+    c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
+    assert c["reply_refused"] is None and c["window"]["may_send"] == "text"
+
+
+def test_nothing_may_be_sent_on_a_disconnected_number(whatsapp: WhatsAppSetup) -> None:
+    cid = conversation(whatsapp)
+    whatsapp.run(whatsapp.service.whatsapp.disconnect(whatsapp.number_id))
+    c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
+    assert c["window"]["may_send"] == "nothing" and "no longer connected" in c["reply_refused"]
+    refused = reply(whatsapp, cid, "Ci sei?")
+    assert refused.status_code == 409 and "no longer connected" in refused.json()["detail"]
 
 
 def test_meta_stops_in_any_form_are_opt_outs(whatsapp: WhatsAppSetup) -> None:

@@ -219,8 +219,6 @@ async def conversation_page(request: Request, page: Page) -> Response:
     now = int(whatsapp.clock())
     zone = _zone(businesses, c.business_id)
     refused = view.reply_refused
-    if refused is None and not any(k.id == c.number_id for k in whatsapp.keys):
-        refused = "The business number of this conversation is no longer connected."
     if conflict is not None and refused is None:  # ...or the form's key was spent on another text
         errors = [FieldError("text", conflict)]
     elif conflict is not None:

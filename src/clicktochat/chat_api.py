@@ -65,7 +65,10 @@ class WindowOut(BaseModel):
     free_entry_point_until: str | None = Field(
         description="Chats from a Click-to-WhatsApp ad or a Page button: every message is free until then"
     )
-    may_send: Literal["text", "templates"] = Field(description="What may be sent now")
+    may_send: Literal["text", "templates", "nothing"] = Field(
+        description="What may be sent now: text (and templates) while the window is open, else approved templates;"
+        " nothing when the customer opted out and has not written since, or the number is no longer connected"
+    )
 
 
 class StartOut(BaseModel):
@@ -165,7 +168,7 @@ def conversation_out(view: ConversationView) -> ConversationOut:
         created_at=timestamp(c.created_at), last_message_at=timestamp(c.last_message_at),
         last_inbound_at=timestamp(c.last_inbound_at),
         window=WindowOut(open=w.open, open_until=timestamp(w.open_until),
-                         free_entry_point_until=timestamp(w.entry_point_until), may_send=w.may_send),  # type: ignore[arg-type]
+                         free_entry_point_until=timestamp(w.entry_point_until), may_send=view.may_send),  # type: ignore[arg-type]
         reply_refused=view.reply_refused, opted_out=view.opted_out, may_have_blocked=view.may_have_blocked,
         came_from=came_from, last_message=view.last[1] if view.last else None,
     )  # fmt: skip

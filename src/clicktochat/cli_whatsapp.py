@@ -197,7 +197,7 @@ def summary(view: ConversationView) -> dict[str, Any]:
     c, w = view.conversation, view.window
     who = " ".join(part for part in (c.name, f"+{c.wa_id}" if c.wa_id else c.user_id) if part)
     return {"id": c.id, "customer": who, "window": f"open until {timestamp(w.open_until)}" if w.open else "closed",
-            "may_send": w.may_send, "opted_out": "yes" if view.opted_out else "no", "came_from": came_from(view),
+            "may_send": view.may_send, "opted_out": "yes" if view.opted_out else "no", "came_from": came_from(view),
             "last": (view.last[1] if view.last else "") or ""}  # fmt: skip
 
 

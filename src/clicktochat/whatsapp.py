@@ -46,6 +46,12 @@ class ConversationView:
     reply_refused: str | None  # why a free-form reply cannot be sent now, or None
     may_have_blocked: bool
     last: tuple[str, str | None] | None = None
+    silenced: bool = False  # nothing may go: opted out and silent since, or the number is disconnected
+
+    @property
+    def may_send(self) -> str:
+        """"text", "templates" (the window is closed: approved templates only), or "nothing"."""
+        return "nothing" if self.silenced else self.window.may_send
 
 
 class WhatsApp:
@@ -178,12 +184,16 @@ class WhatsApp:
             refused = ("The 24-hour window is closed: the customer last wrote more than 24 hours ago, "
                        "so only an approved template may be sent.")  # fmt: skip
         decision = may_reply(entries, c.last_inbound_at)
-        if refused is None and not decision.allowed:
+        if not decision.allowed:
             refused = decision.reason
+        connected = any(k.id == c.number_id for k in self.keys)
+        if not connected:
+            refused = "The business number of this conversation is no longer connected."
         blocked = await self.chats.unanswered_for(
             c.wa_id, c.user_id, c.number_id, now - BLOCK_SUSPECT_WITHIN, now - BLOCK_SUSPECT_AFTER
         )
-        return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last)
+        silenced = not decision.allowed or not connected
+        return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last, silenced)
 
     async def conversations(
         self, business_id: int | None = None, agent_id: int | None = None, only_open: bool = False,
@@ -226,8 +236,6 @@ class WhatsApp:
         view = await self.view(found)
         if view.reply_refused is not None:
             raise Conflict(view.reply_refused)
-        if not any(k.id == found.number_id for k in self.keys):
-            raise Conflict("The business number of this conversation is no longer connected.")
         key = f"reply:{conversation_id}:{idempotency_key or secrets.token_urlsafe(16)}"
         payload = text_payload(found.wa_id, found.user_id, text)
         row, created = await self.chats.enqueue(found.number_id, conversation_id, key, payload, text, "text",
