@@ -100,6 +100,18 @@ def test_poster_refusals(client: TestClient, shop_link: str, path: str, status: 
     assert response.status_code == status and words in response.json()["detail"]
 
 
+def test_a_link_turned_off_has_no_poster_or_code_until_it_is_on_again(client: TestClient, service: Service,
+                                                                      shop_link: str) -> None:  # fmt: skip
+    """Found trying the README: /s/ answered 410 while its poster and code were still served."""
+    paths = ["/s/vetrina", "/poster/s/vetrina", "/qr/s/vetrina.svg", "/qr/s/vetrina.png"]
+    call(client, service.update_link(shop_link, {"disabled": True}))
+    for path in paths:
+        gone = client.get(path, headers={"accept": "application/json"}, follow_redirects=False)
+        assert gone.status_code == 410 and "turned off" in gone.json()["detail"], path
+    call(client, service.update_link(shop_link, {"disabled": False}))
+    assert [client.get(path, follow_redirects=False).status_code for path in paths] == [200, 200, 200, 200]
+
+
 def test_chromium_prints_the_served_poster_and_its_code_scans(tmp_path: Path) -> None:
     db, port = tmp_path / "poster.db", free_port()
     base = f"http://127.0.0.1:{port}"

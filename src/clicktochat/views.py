@@ -349,6 +349,7 @@ async def short_link_qr(request: Request) -> Response:
     target = await find_short(service, request.path_params["slug"])
     if target is None:
         raise NotFound("There is no chat link here, so there is no QR code either.")
+    await short_click(service, request.scope, counted=False)  # a link turned off, expired or gone: its 410
     slug = target.link.slug
     params = public_options(service.signer.keys, f"s/{slug}", request.query_params, await api_owner(request))
     options = parse_options(params)
@@ -426,6 +427,7 @@ async def poster(request: Request) -> Response:
     target = await find_short(service, request.path_params["slug"])
     if target is None:
         raise NotFound("There is no chat link here, so there is no poster either.")
+    await short_click(service, request.scope, counted=False)  # a link turned off, expired or gone: its 410
     page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
     spend(request)  # a page drawn anew each time
     poster = await make_poster(service, target, page_format, lang)
