@@ -108,6 +108,7 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
         "conversion": None,
     }  # fmt: skip
     assert stats(service, client, **month, channel="whatsapp")["totals"]["clicks"] == 5
+    call(client, service.create_widget(shop["business"].id, "shop", {}))  # a widget nobody clicked yet
     assert stats(service, client, **month, widget="shop")["totals"] == {
         "clicks": 0, "uniques": 0, "bots": 0, "conversations": 0, "conversion": None}  # fmt: skip
     assert stats(service, client, **month, by="link", limit="1")["rows"][0]["key"] == "short:vetrina"
@@ -157,6 +158,15 @@ def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: d
     assert [e["field"] for e in bad.json()["errors"]] == ["from", "by"]
     unknown = client.get(f"{API}/stats", params={"business": "999"}, headers=auth)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "business"
+    # A mistyped slug, agent or widget: named, not a table of zeros (found trying the README).
+    for field, value, reason in (("link", "nosuch", "there is no short link 'nosuch'"),
+                                 ("agent", "999", "there is no agent 999"),
+                                 ("widget", "nosuch", "there is no widget 'nosuch'")):  # fmt: skip
+        typo = client.get(f"{API}/stats", params={field: value}, headers=auth)
+        assert typo.status_code == 422 and typo.json()["errors"] == [{"field": field, "reason": reason}]
+    # What was counted stays readable after the link, agent or widget behind it has gone.
+    gone = client.get(f"{API}/stats", params=month | {"link": "vetrina"}, headers=auth)
+    assert gone.status_code == 200 and gone.json()["totals"]["clicks"] == 3
 
 
 def test_from_alone_runs_to_today(client: TestClient, service: Service) -> None:

@@ -215,6 +215,8 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     limit = None if query.by in TIME_GROUPS else query.limit
     totals = await read(store, query, span, "", None) or [("", 0, 0, 0)]
     ((_, clicks, uniques, bots),) = totals
+    if not clicks + bots and (errors := await unknown(store, query)):  # a typo, not a quiet link
+        raise InvalidInput.many(errors)
     found = await read(store, query, span, query.by, limit)
     if query.by in TIME_GROUPS:
         found = fill_gaps(found, query.by, first_day, last_day)
@@ -259,6 +261,19 @@ async def read(
     return await store.dimension_totals(
         scope, str(scope_value), dimension, *span, group, query.business_id, limit
     )
+
+
+async def unknown(store: Store, query: StatsQuery) -> list[FieldError]:
+    """The link, agent or widget asked for, where there is none (asked only when nothing was
+    counted: an agent or widget deleted since keeps its clicks)."""
+    errors = []
+    if query.link is not None and await store.link(query.link) is None:
+        errors.append(FieldError("link", f"there is no short link {query.link!r}"))
+    if query.agent_id is not None and await store.agent(query.agent_id) is None:
+        errors.append(FieldError("agent", f"there is no agent {query.agent_id}"))
+    if query.widget is not None and await store.widget(query.widget) is None:
+        errors.append(FieldError("widget", f"there is no widget {query.widget!r}"))
+    return errors
 
 
 async def time_zone(store: Store, business_id: int | None) -> str:
