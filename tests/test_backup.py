@@ -334,3 +334,24 @@ def test_a_postgresql_database_has_no_lock_file(tmp_path: Path, monkeypatch: pyt
         DatabaseLock(PG_URL, exclusive=True)
     assert "pg_restore" in str(refused.value) and "s3cret-pw" not in str(refused.value)
     assert list(tmp_path.rglob("*")) == []  # no file named after the URL
+
+
+def test_the_database_and_its_backups_are_readable_by_their_owner_only(db: Path, tmp_path: Path) -> None:
+    """They hold the signing keys and the WhatsApp secrets (a new user found them -rw-r--r--)."""
+    old = os.umask(0o022)  # the usual umask, whatever the test runner's
+    try:
+        fresh = tmp_path / "fresh.db"
+        made(fresh, "vetrina")
+        copy = tmp_path / "backups" / "copy.db"
+        copy.parent.mkdir()
+        assert cli("backup", str(copy), "--db", str(fresh)).exit_code == 0
+    finally:
+        os.umask(old)
+    for path in (fresh, fresh.with_name("fresh.db-wal"), copy):
+        if path.exists():
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    existing = tmp_path / "shared.db"
+    existing.touch(mode=0o640)  # an owner's own choice (a group that reads it) is kept
+    existing.chmod(0o640)
+    made(existing, "banco")
+    assert existing.stat().st_mode & 0o777 == 0o640

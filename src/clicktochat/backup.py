@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dblock import DatabaseLock
-from .storedb import migrations
+from .storedb import migrations, private
 
 HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = ("meta", "signing_keys", "links")
@@ -150,6 +150,7 @@ def _copy(source: sqlite3.Connection, target: Path) -> None:
     """Every page in one step (a consistent snapshot), into a file of its own: rollback journal
     mode, so the copy is one file with no -wal beside it."""
     target.unlink(missing_ok=True)
+    private(str(target))  # a backup holds what the database does: the owner's eyes only
     with closing(sqlite3.connect(target)) as copy:
         source.backup(copy)
         copy.execute("PRAGMA journal_mode = DELETE")

@@ -7,6 +7,8 @@ WAL so the CLI and the server share the file, writes serialised by a lock and wr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -50,6 +52,7 @@ class StoreDB:
             raise FileNotFoundError(f"the folder {folder} does not exist")
         held = DatabaseLock(path)
         try:
+            private(path)
             db = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             held.release()
@@ -201,6 +204,13 @@ def _split_sql(script: str) -> list[str]:
 # Rows a statement of insert_rows(): a few statement texts, each compiled once and then kept by
 # sqlite3's statement cache; 1,000 rows of 24 columns stay below SQLite's 32,766 parameters.
 CHUNKS = (1000, 100, 10, 1)
+
+
+def private(path: str) -> None:
+    """A new database file made readable by its owner only (SQLite gives its -wal and -shm the
+    same mode): it holds the signing keys and the WhatsApp secrets. An existing file keeps its."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 async def insert_rows(
