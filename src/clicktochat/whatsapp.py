@@ -100,8 +100,9 @@ class WhatsApp:
             if self.keys and await self._my_turn("sync_templates", seconds):
                 try:
                     await self.notifications.sync_templates()
-                except Exception:  # Meta unreachable, say: the last list stays, and we try again later
-                    log.exception("could not sync message templates from the Graph API")
+                except Exception as exc:  # Meta unreachable, say: the last list stays, and we try again later
+                    log.warning("could not sync message templates from the Graph API (%s: %s); trying again in"
+                                " %d s", type(exc).__name__, exc, seconds)  # fmt: skip
             await asyncio.sleep(seconds)
 
     async def _my_turn(self, job: str, every: float) -> bool:
