@@ -127,12 +127,12 @@ def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> N
         assert post(whatsapp).status_code == 200
     refused = post(whatsapp)  # the number's fourth
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 60
-    assert "this number" in refused.text
+    assert "Troppe iscrizioni per questo numero" in refused.text  # the form's language (lang=it)
     for n in range(10, 16):  # the address's fifth to tenth
         assert post(whatsapp, phone=f"347 000 00{n}").status_code == 200
     refused = post(whatsapp, phone="347 000 0020")  # the address's eleventh
     assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 30
-    assert "your address" in refused.text
+    assert "Troppe iscrizioni da qui" in refused.text and "Riprova tra 1 min." in refused.text
     whatsapp.clock.move(30)
     assert post(whatsapp, phone="347 000 0020").status_code == 200
 
@@ -308,6 +308,24 @@ def test_a_businesss_double_opt_in_forms_take_a_bounded_number_of_sign_ups_an_ho
     assert whatsapp.send() == 2
     whatsapp.clock.move(1800)
     assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
+
+
+def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: WhatsAppSetup) -> None:
+    """Found trying the README: on an Italian page, a topic not offered was refused in English,
+    and a 429 (no Accept-Language) was an English error page saying "3600 s"."""
+    make_form(whatsapp)
+    wrong = post(whatsapp, topic="nosuch")
+    assert wrong.status_code == 422 and "Scegli uno degli argomenti." in wrong.text
+    assert "choose one of" not in wrong.text
+    for _ in range(2):  # the number's budget: 3 at once (the wrong topic spent one), then one an hour
+        assert post(whatsapp).status_code == 200
+    busy = post(whatsapp)
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "3600"
+    assert "Troppe iscrizioni per questo numero in questo momento. Riprova tra 60 min." in busy.text
+    assert 'lang="it"' in busy.text and "3600" not in busy.text
+    panel = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                 data={"phone": "+393471234567", "topic": "orders", "lang": "it"})  # fmt: skip
+    assert panel.status_code == 429 and panel.headers["content-type"] == "application/problem+json"
 
 
 def test_a_written_yes_or_a_question_confirms_it(whatsapp: WhatsAppSetup) -> None:

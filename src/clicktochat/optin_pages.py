@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,10 +54,13 @@ class Limits:
         self.numbers = Budget(burst=3, rate=1 / 3600, clock=clock)
         self.confirmations = Budget(burst=per_hour, rate=per_hour / 3600, clock=clock)
 
-    def spend(self, budget: Budget, key: str, what: str) -> None:
+    def spend(self, budget: Budget, key: str, what: str, says: str = "busy") -> None:
+        """`says`: the page's words for it (optin_words), in the form's language."""
         wait = budget.retry_after(key)
         if wait:
-            raise TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait)
+            refused = TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait)
+            refused.says = says
+            raise refused
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ async def shown(request: Request, lang: str = "") -> Shown:
 
 
 def render(request: Request, view: Shown, status: int = 200, errors: dict[str, str] | None = None,
-           values: dict[str, str] | None = None, outcome: str = "", topic: str = "") -> Response:  # fmt: skip
+           values: dict[str, str] | None = None, outcome: str = "", topic: str = "",
+           wait: int = 0) -> Response:  # fmt: skip
     values = values or {}
     country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang)
     done = view.words.get(outcome, "").replace("{topic}", view.form.topic_label(topic, view.lang)) if outcome else ""
+    done = done.replace("{minutes}", str(max(1, math.ceil(wait / 60))))  # "busy": a wait in minutes, not seconds
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
         countries=countries(), done=done, via=request.query_params.get("via", values.get("via", "")),
@@ -127,9 +133,9 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     if fields.get(HONEYPOT):
         return Outcome("in"), topic
     phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
-    limits.spend(limits.numbers, phone, "this number")
+    limits.spend(limits.numbers, phone, "this number", "busy_number")
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
-        limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour")
+        limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")
     # The widget's panel names the widget and the page; the page must be one the widget may be
     # on (widget.page_url: its allowed domains, no query or fragment), or it is not kept.
     target = await find_widget(service, fields["widget"]) if fields.get("widget") else None
@@ -158,8 +164,15 @@ async def optin_submit(request: Request) -> Response:
         except InvalidInput as exc:
             if as_json:
                 raise
-            errors = {e.field: view.words["fix"] if e.field == "phone" else e.reason for e in exc.errors}
+            said = {"phone": view.words["fix"], "topic": view.words["fix_topic"]}  # in the page's language
+            errors = {e.field: said.get(e.field, e.reason) for e in exc.errors}
             return render(request, view, 422, errors, fields)
+        except TooManyRequests as exc:  # in the form's language, whatever the browser's
+            if as_json:
+                raise
+            busy = render(request, view, 429, values=fields, outcome=exc.says or "busy", wait=exc.retry_after)
+            busy.headers.update(exc.headers)
+            return busy
         except Unavailable:  # a double opt-in that cannot send its confirmation now: said in their language
             if as_json:
                 raise

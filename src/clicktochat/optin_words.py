@@ -19,7 +19,11 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
         "unavailable": "Sign-ups are not possible right now: "
         "{business} cannot send the confirmation. Please try again later.",
-        "fix": "Please check the number.", "honeypot": "Leave this field empty",
+        "fix": "Please check the number.", "fix_topic": "Please choose one of the topics.",
+        "busy": "Too many sign-ups from here right now. Please try again in {minutes} min.",
+        "busy_number": "Too many sign-ups for this number right now. Please try again in {minutes} min.",
+        "busy_form": "This form is taking too many sign-ups right now. Please try again in {minutes} min.",
+        "honeypot": "Leave this field empty",
         "scan": "Scan with your phone camera to get updates on WhatsApp", "back": "Back",
     },
     "it": {
@@ -32,7 +36,11 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
         "unavailable": "Al momento non è possibile iscriversi: "
         "{business} non può mandare la conferma. Riprova più tardi.",
-        "fix": "Controlla il numero.", "honeypot": "Lascia vuoto questo campo",
+        "fix": "Controlla il numero.", "fix_topic": "Scegli uno degli argomenti.",
+        "busy": "Troppe iscrizioni da qui in questo momento. Riprova tra {minutes} min.",
+        "busy_number": "Troppe iscrizioni per questo numero in questo momento. Riprova tra {minutes} min.",
+        "busy_form": "Questo modulo riceve troppe iscrizioni in questo momento. Riprova tra {minutes} min.",
+        "honeypot": "Lascia vuoto questo campo",
         "scan": "Inquadra il codice con la fotocamera per ricevere aggiornamenti su WhatsApp", "back": "Indietro",
     },
     "es": {
@@ -45,7 +53,11 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
         "unavailable": "Ahora no es posible suscribirse: "
         "{business} no puede enviar la confirmación. Inténtalo más tarde.",
-        "fix": "Revisa el número.", "honeypot": "Deja este campo vacío",
+        "fix": "Revisa el número.", "fix_topic": "Elige uno de los temas.",
+        "busy": "Demasiadas altas desde aquí ahora mismo. Inténtalo de nuevo en {minutes} min.",
+        "busy_number": "Demasiadas altas para este número ahora mismo. Inténtalo de nuevo en {minutes} min.",
+        "busy_form": "Este formulario recibe demasiadas altas ahora mismo. Inténtalo de nuevo en {minutes} min.",
+        "honeypot": "Deja este campo vacío",
         "scan": "Escanea el código con la cámara para recibir novedades por WhatsApp", "back": "Atrás",
     },
     "de": {
@@ -58,7 +70,12 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
         "unavailable": "Eine Anmeldung ist gerade nicht möglich: "
         "{business} kann die Bestätigung nicht senden. Bitte versuchen Sie es später.",
-        "fix": "Bitte prüfen Sie die Nummer.", "honeypot": "Dieses Feld leer lassen",
+        "fix": "Bitte prüfen Sie die Nummer.", "fix_topic": "Bitte wählen Sie eines der Themen.",
+        "busy": "Gerade zu viele Anmeldungen von hier. Bitte versuchen Sie es in {minutes} Min. erneut.",
+        "busy_number": "Gerade zu viele Anmeldungen für diese Nummer. Bitte versuchen Sie es in {minutes} Min. erneut.",
+        "busy_form": "Dieses Formular erhält gerade zu viele Anmeldungen. Bitte versuchen Sie es in {minutes} Min. "
+        "erneut.",
+        "honeypot": "Dieses Feld leer lassen",
         "scan": "Scannen Sie den Code mit der Kamera, um Neuigkeiten auf WhatsApp zu erhalten", "back": "Zurück",
     },
     "fr": {
@@ -71,7 +88,11 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
         "unavailable": "L'inscription n'est pas possible pour le moment : "
         "{business} ne peut pas envoyer la confirmation. Réessayez plus tard.",
-        "fix": "Vérifiez le numéro.", "honeypot": "Laissez ce champ vide",
+        "fix": "Vérifiez le numéro.", "fix_topic": "Choisissez l'un des sujets.",
+        "busy": "Trop d'inscriptions depuis ici en ce moment. Réessayez dans {minutes} min.",
+        "busy_number": "Trop d'inscriptions pour ce numéro en ce moment. Réessayez dans {minutes} min.",
+        "busy_form": "Ce formulaire reçoit trop d'inscriptions en ce moment. Réessayez dans {minutes} min.",
+        "honeypot": "Laissez ce champ vide",
         "scan": "Scannez le code avec l'appareil photo pour recevoir nos nouvelles sur WhatsApp", "back": "Retour",
     },
     "pt": {
@@ -84,7 +105,11 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
         "unavailable": "Não é possível se inscrever agora: "
         "{business} não consegue enviar a confirmação. Tente mais tarde.",
-        "fix": "Confira o número.", "honeypot": "Deixe este campo vazio",
+        "fix": "Confira o número.", "fix_topic": "Escolha um dos assuntos.",
+        "busy": "Muitas inscrições daqui agora. Tente de novo em {minutes} min.",
+        "busy_number": "Muitas inscrições para este número agora. Tente de novo em {minutes} min.",
+        "busy_form": "Este formulário está recebendo inscrições demais agora. Tente de novo em {minutes} min.",
+        "honeypot": "Deixe este campo vazio",
         "scan": "Aponte a câmera para o código e receba novidades no WhatsApp", "back": "Voltar",
     },
 }  # fmt: skip
