@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clicktochat.pricing import FREE_SERVICE_PER_MONTH, Sent, estimate, load_table
+from clicktochat.pricing import FREE_SERVICE_PER_MONTH, Sent, estimate, load_table, money
 from clicktochat.settings import Settings
 from conftest import WhatsAppSetup
 from test_notifications import API, notify, opt_in, sync
@@ -78,3 +78,10 @@ def test_a_utility_update_inside_an_open_window_is_charged_after_the_readme_walk
     month = whatsapp.client.get(f"{API}/costs", headers=whatsapp.auth).json()
     assert [(c["category"], c["messages"], c["charged"]) for c in month["by_category"]] == [("utility", 1, 1)]
     assert month["total"] > 0
+
+
+@pytest.mark.parametrize(("amount", "shown"), [(0.015, "0.015"), (0.01, "0.01"), (0.5, "0.50"), (12.0, "12.00"),
+                                               (0.0, "0.00"), (1.23456, "1.2346"), (0.0008, "0.0008")])
+def test_money_keeps_the_decimals_a_price_has(amount: float, shown: str) -> None:
+    """`costs` printed a month of one 0.015 message as 0.01 (found trying the README)."""
+    assert money(amount) == shown

@@ -15,6 +15,7 @@ from .channels import normalize_phone
 from .cli import common_options, json_option, print_json, print_table
 from .cli_whatsapp import run, whatsapp
 from .notify_api import STATES, month_costs, notification_out, template_out
+from .pricing import money
 from .service import Service
 
 
@@ -181,7 +182,7 @@ def costs_command(db: str | None, base_url: str | None, month: str | None, busin
     found = run(db, base_url, lambda s: month_costs(s, month, business_id)).model_dump(mode="json")
     if as_json:
         return print_json(found)
-    click.echo(f"{found['month']}: {found['total']:.2f} {found['currency']} (prices: {found['price_table']})")
+    click.echo(f"{found['month']}: {money(found['total'])} {found['currency']} (prices: {found['price_table']})")
     print_table(found["by_category"], ["business_id", "category", "messages", "charged", "cost"])
     if found["by_topic"]:
         click.echo()

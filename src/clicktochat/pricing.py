@@ -131,3 +131,10 @@ def estimate(messages: Iterable[Sent], table: PriceTable) -> Estimate:
             line.charged += 0 if free else 1
             line.cost = round(line.cost + cost, 6)
     return result
+
+
+def money(amount: float) -> str:
+    """An amount as prices are written: at least two decimals, and as many more as it has, up to
+    four (a month of one 0.015 service message is 0.015, not 0.01)."""
+    shown = f"{amount:.4f}".rstrip("0")
+    return shown if len(shown.partition(".")[2]) >= 2 else f"{amount:.2f}"
