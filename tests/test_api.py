@@ -1298,3 +1298,18 @@ def test_bad_widget_input_names_the_field(api: Api) -> None:
         problem(api.post("/widgets", {"business_id": shop["id"]} | body), 422, field)
     problem(api.patch("/widgets/taken", {"offset_x": 201}), 422, "offset_x")
     problem(api.raw("POST", "/widgets", b"{", "application/json"), 400)
+
+
+@pytest.mark.parametrize("name", ["\u0000", "\u202e", "Bar\u202eCentrale", " \u200b ", "Bar\nCentrale", "\u0301"])
+def test_names_showing_nothing_or_holding_control_characters_are_refused(
+        client: TestClient, auth: dict[str, str], name: str) -> None:  # fmt: skip
+    """Found by an attacker: a business or API key named NUL or a bidi override was created."""
+    made = client.post(f"{API}/businesses", json={"name": name}, headers=auth)
+    assert made.status_code == 422 and made.json()["errors"][0]["field"] == "name", made.json()
+    assert client.get(f"{API}/businesses", headers=auth).json()["businesses"] == []
+
+
+@pytest.mark.parametrize("name", ["Pasticceria Dolce Vita", "مقهى الزاوية", "☕ Bar", "Café 👩\u200d🍳"])
+def test_names_in_any_script_and_with_emoji_are_taken(client: TestClient, auth: dict[str, str], name: str) -> None:
+    made = client.post(f"{API}/businesses", json={"name": name}, headers=auth)
+    assert made.status_code == 201 and made.json()["name"] == name

@@ -9,10 +9,12 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from .names import check_name
 from .store import Store
 
 API_KEY_PREFIX = "ctc_"
 LAST_USED_PRECISION = 60  # seconds
+MAX_KEY_NAME_LENGTH = 100
 
 
 async def signing_keys(store: Store, configured: list[str]) -> list[str]:
@@ -41,6 +43,7 @@ def hash_api_key(key: str) -> str:
 
 
 async def create_api_key(store: Store, name: str) -> NewApiKey:
+    name = check_name(name, MAX_KEY_NAME_LENGTH)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = await store.add_api_key(name, key[:10], hash_api_key(key))
     return NewApiKey(key_id, key)

@@ -17,6 +17,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
 from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
 from .logos import check_logo
+from .names import check_name
 from .posters import check_colour
 from .service_widgets import WidgetService
 from .settings import Settings
@@ -505,12 +506,7 @@ class _SlugTaken(Exception):
 
 
 def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidInput("name", "is required")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput("name", f"is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
-    return name
+    return check_name(name, MAX_NAME_LENGTH)
 
 
 def check_expiry(expires_at: int | None, allow_past: bool = False) -> int | None:
