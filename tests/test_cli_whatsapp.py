@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -20,7 +22,7 @@ from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
 from clicktochat.simulate import GraphStandIn
-from conftest import NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, free_port
+from conftest import IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, free_port
 
 SECRETS = (NUMBER.access_token, NUMBER.app_secret, VERIFY_TOKEN)
 PNID, WABA = NUMBER.phone_number_id, NUMBER.waba_id
@@ -294,7 +296,7 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
               lambda: httpx.get(f"{base}/webhooks/whatsapp", params=handshake).text == "42")  # fmt: skip
 
         wrote = cli_run(db, graph_url, "simulate", "message", "--from", "+393471234567", "--text", "Ciao")
-        assert wrote.returncode == 0 and "wrote to +15550100001: Ciao" in wrote.stdout, wrote.stderr
+        assert wrote.returncode == 0 and "wrote to +16505550100: Ciao" in wrote.stdout, wrote.stderr
         assert "Note:" not in wrote.stderr  # the stand-in heard of it: the customer's window is open there too
         key = cli_run(db, graph_url, "apikey", "create", "e2e").stdout.strip()
         with httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {key}"}) as api:
@@ -329,4 +331,24 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             assert "ad: Cannoli -20%" in cli_run(db, graph_url, "conversations", "list").stdout
             refused = cli_run(db, graph_url, "conversations", "reply", str(chat["id"]), "Ancora?")
             assert refused.returncode == 1 and "opted out" in refused.stderr
+
+            # A click on a link to the demo number, then the chat it opens: tied together by the
+            # ref code (the demo number used to be one no link could be made to: a new user's report).
+            made = cli_run(db, graph_url, "link", "create", "--to", "+1 650 555 0100", "--slug", "numero-demo",
+                           "--text", "Ciao!", "--base-url", base)  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            opened = httpx.get(f"{base}/s/numero-demo", headers={"user-agent": IPHONE})
+            assert opened.status_code == 302 and opened.headers["location"].startswith("https://wa.me/16505550100")
+            text = parse_qs(urlsplit(opened.headers["location"]).query)["text"][0]
+            assert re.fullmatch(r"Ciao! \(ref [0-9A-Z]+\)", text), text
+            clicked = cli_run(db, graph_url, "simulate", "message", "--from", "+393490000009", "--text", text)
+            assert clicked.returncode == 0, clicked.stderr
+
+            def from_the_link() -> Any:
+                found = {c["wa_id"]: c for c in api.get("/conversations").json()["conversations"]}
+                came = (found.get("393490000009") or {}).get("came_from") or {}
+                return came if came.get("link_key") else None
+
+            came = until("the chat tied to its click", from_the_link)
+            assert (came["link_kind"], came["link_key"]) == ("short", "numero-demo")
         assert standin.poll() is None

@@ -41,7 +41,7 @@ SECRETS = (  # (connect's parameter, flag, environment variable, what a person c
 FIELD_FLAGS = {"access_token": "token", "business_id": "business"}  # connect's fields as our flags' names
 
 DEMO = StandInNumber(  # `simulate graph`'s number: every value is for the local stand-in only
-    phone_number_id="100000000000001", waba_id="100000000000002", display_phone_number="+1 555 0100 001",
+    phone_number_id="100000000000001", waba_id="100000000000002", display_phone_number="+1 650 555 0100",
     verified_name="Pasticceria Dolce Vita (demo)", access_token="DEMO-TOKEN-for-the-local-stand-in-only",
     app_secret="demo-app-secret-not-secret",
 )
