@@ -43,10 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta's bodies are at most a few MiB; a batch of 1,000 changes is under 2 MiB
 # What unsigned strangers can make us hold in memory: the bytes of bodies being read, not yet
-# checked, in all and from one address; a body waits READER_WAIT s for room, then gets a 503.
-READ_BUDGET, READ_BUDGET_PER_ADDRESS = 8 * MAX_BODY_BYTES, 2 * MAX_BODY_BYTES
+# checked, in all (64 MiB) and from one address (one largest body: Meta's are 40 KiB to 2 MiB);
+# a body waits READER_WAIT s for room, then gets a 503. Filling it takes 16 addresses each
+# sending 4 MiB every READ_DEADLINE s (about 100 Mbit/s): a flood for the reverse proxy, whose
+# request buffering (nginx's default) hands bodies over whole.
+READ_BUDGET, READ_BUDGET_PER_ADDRESS = 16 * MAX_BODY_BYTES, MAX_BODY_BYTES
 READER_WAIT = 5.0
-READ_DEADLINE = 10.0  # seconds a body may take to arrive (Meta's arrive in well under one)
+READ_DEADLINE = 5.0  # seconds a body may take to arrive (Meta's arrive in well under one)
 MAX_CHALLENGE_LENGTH = 200
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
