@@ -1300,7 +1300,8 @@ def test_bad_widget_input_names_the_field(api: Api) -> None:
     problem(api.raw("POST", "/widgets", b"{", "application/json"), 400)
 
 
-@pytest.mark.parametrize("name", ["\u0000", "\u202e", "Bar\u202eCentrale", " \u200b ", "Bar\nCentrale", "\u0301"])
+@pytest.mark.parametrize("name", ["\u0000", "\u202e", "Bar\u202eCentrale", " \u200b ", "Bar\nCentrale", "\u0301",
+                                  "\u3164", "\u2800", "\uffa0 \u115f"])
 def test_names_showing_nothing_or_holding_control_characters_are_refused(
         client: TestClient, auth: dict[str, str], name: str) -> None:  # fmt: skip
     """Found by an attacker: a business or API key named NUL or a bidi override was created."""

@@ -10,6 +10,9 @@ from .errors import InvalidInput
 # Embeddings, overrides and isolates: they reorder what follows them on screen (a name that
 # reads differently from what it is); right-to-left scripts need none of them.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern, Khmer's
+# inherent vowels, the Mongolian vowel separator): a name of only these looks empty.
+BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u180e")
 
 
 def check_name(name: str, limit: int, field: str = "name") -> str:
@@ -23,6 +26,6 @@ def check_name(name: str, limit: int, field: str = "name") -> str:
         raise InvalidInput(field, f"is {len(name)} characters long; at most {limit}")
     if any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in name):
         raise InvalidInput(field, "must not hold control characters (NUL, new lines, tabs, text direction marks)")
-    if all(unicodedata.category(c)[0] in "CZM" for c in name):
+    if all(unicodedata.category(c)[0] in "CZM" or c in BLANKS for c in name):
         raise InvalidInput(field, "must have at least one letter, digit or symbol that shows")
     return name
