@@ -316,6 +316,9 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
     make_form(whatsapp)
     wrong = post(whatsapp, topic="nosuch")
     assert wrong.status_code == 422 and "Scegli uno degli argomenti." in wrong.text
+    make_form(whatsapp, slug="uno", topics=["orders"])  # one topic: no choice shown, the error still is
+    single = post(whatsapp, slug="uno", topic="offers", phone="347 000 0009")
+    assert single.status_code == 422 and "Scegli uno degli argomenti." in single.text
     assert "choose one of" not in wrong.text
     for _ in range(2):  # the number's budget: 3 at once (the wrong topic spent one), then one an hour
         assert post(whatsapp).status_code == 200
