@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -68,3 +69,14 @@ def test_the_database_password_stays_out_of_the_repr() -> None:
     shown = repr(Settings(db="postgresql://shop:s3cret-pw@db.internal:5432/clicktochat", port=9000))
     assert "s3cret-pw" not in shown
     assert "db='postgresql://shop@db.internal:5432/clicktochat'" in shown and "port=9000" in shown
+
+
+@pytest.mark.parametrize("password", ["Ab@cd", "Ab#cd", "Ab/cd", "Ab@cd#ef/gh:ij"])
+def test_a_url_whose_password_needs_encoding_is_refused_without_showing_it(password: str) -> None:
+    """Found from outside: part of such a password was read as the host name and printed."""
+    with pytest.raises(ValueError, match="must be percent-encoded") as refused:
+        Settings(db=f"postgresql://shop:{password}@127.0.0.1:5432/clicktochat")
+    assert password.split("@")[0].split("#")[0].split("/")[0] not in str(refused.value).replace("DB", "")
+    encoded = quote(password, safe="")
+    assert Settings(db=f"postgresql://shop:{encoded}@127.0.0.1:5432/clicktochat").db.endswith("/clicktochat")
+    assert Settings(db="postgresql://shop@127.0.0.1:5432/clicktochat")  # no password: ~/.pgpass, PGPASSWORD

@@ -110,7 +110,8 @@ def db_copy(source: Path | None, target: str) -> None:
         click.echo(f"{source} was at schema {done.migrated_from}: brought up to {done.schema} first")
     print_counts(done.counts)
     click.echo(f"Copied {done.rows} rows in {len(done.counts)} tables from {source} to {shown}, every table "
-               f"checked. Start the server with --db '{shown}' (with its password).")  # fmt: skip
+               f"checked. Start the servers with CLICKTOCHAT_DB={shown}, the password in ~/.pgpass or PGPASSWORD"
+               " (never on a command line, where ps shows it).")  # fmt: skip
 
 
 def print_counts(counts: list[Count]) -> None:

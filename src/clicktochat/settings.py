@@ -120,6 +120,10 @@ class Settings:
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
+        if is_postgres(self.db) and not well_formed(self.db):
+            raise ValueError(f"{ENV_PREFIX}DB: the URL's password holds a character that must be percent-encoded"
+                             " (@ is %40, # is %23, / is %2F, : is %3A, % is %25), or it is cut short and partly"
+                             " read as the host name")  # fmt: skip
         if "://" in self.db and not is_postgres(self.db):
             raise ValueError(f"{ENV_PREFIX}DB: give a file path or a postgresql://user:password@host:5432/name URL, "
                              f"not a {self.db.split('://', 1)[0]}:// one")  # fmt: skip
@@ -175,3 +179,11 @@ def documented_settings() -> list[tuple[str, Any, str]]:
     return [
         (ENV_PREFIX + f.name.upper(), f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)
     ]
+
+
+def well_formed(url: str) -> bool:
+    """A postgresql:// URL whose user and password end where its host begins: an @, #, / in a
+    password written as it is would send part of it to DNS as a host name, and into errors."""
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    netloc = rest.split("/", 1)[0]
+    return "#" not in url and netloc.count("@") <= 1 and ("@" in netloc or "@" not in rest)
