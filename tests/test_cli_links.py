@@ -369,6 +369,14 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     fails(invoke(runner, "qr", "nope", "-o", str(png), "--db", db), 1, "There is no short link 'nope'")
     fails(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--dark", "777777", "--light", "888888"), 1,
           "--dark: #777777 on #888888 has a contrast of 1.3:1")  # fmt: skip
+    # Turned off, it has no code to print, as /qr/s/ answers 410 (found from outside).
+    ok(invoke(runner, "link", "disable", "vetrina", "--db", db))
+    off = tmp_path / "off.svg"
+    fails(invoke(runner, "qr", "vetrina", "-o", str(off), "--db", db), 1,
+          "the link vetrina is turned off", "clicktochat link enable vetrina")  # fmt: skip
+    fails(invoke(runner, "poster", "vetrina", "-o", str(tmp_path / "off.pdf"), "--db", db), 1,
+          "the link vetrina is turned off")  # fmt: skip
+    assert not off.exists()
 
 
 def test_no_expiry_undoes_an_expiry(runner: CliRunner, db: str) -> None:

@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 from . import api
 from .channels import CHANNELS
 from .cli import IsoDateTime, common_options, json_option, print_json, print_table, run_with_service
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 from .links import MODES, ShortLink
 from .logos import channel_icon
 from .posters import (
@@ -267,6 +267,8 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
 
     async def work(service: Service) -> tuple[str, int]:
         url = await link_url(service, slug_or_url)
+        if "/s/" in url:
+            await check_live(await service.get_link(url.rsplit("/", 1)[-1]), "code")
         chosen = parse_options(params)
         logo = None
         if chosen.logo == "channel":
@@ -282,6 +284,17 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
     url, size_class = run_with_service(db, base_url, work)
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
+
+
+async def check_live(link: ShortLink, what: str) -> None:
+    """A link turned off or expired has no code or poster to print: its page is a 410 (as the
+    server's /qr/s/ and /poster/s/ answer)."""
+    if link.disabled:
+        raise Conflict(f"the link {link.slug} is turned off, so its {what} would lead to a page saying so; "
+                       f"turn it on first (clicktochat link enable {link.slug})")  # fmt: skip
+    if link.expires_at is not None and link.expires_at <= time.time():
+        raise Conflict(f"the link {link.slug} has expired, so its {what} would lead to a page saying so; "
+                       f"give it a new expiry first (clicktochat link edit {link.slug} --no-expiry)")  # fmt: skip
 
 
 async def link_channel(service: Service, url: str) -> str:
@@ -315,6 +328,7 @@ def poster_command(db: str | None, base_url: str | None, slug: str, output: str,
 
     async def work(service: Service) -> Poster:
         link = await service.get_link(slug)
+        await check_live(link, "poster")
         target = await service.store.target(link.slug)
         assert target is not None  # get_link found it
         return await make_poster(service, target, page_format, lang)
