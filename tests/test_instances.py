@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -309,7 +310,8 @@ def until_health(client: TestClient, want: str, seconds: float) -> dict[str, obj
     return health
 
 
-def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_server: PostgresServer) -> None:
+def test_clicks_wait_through_a_database_restart_and_health_says_degraded(
+        own_server: PostgresServer, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     url = own_server.url("app")
     make_saldi(url)
     phone = {"user-agent": IPHONE}
@@ -329,6 +331,15 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(own_ser
         own_server.halt()
         for _ in range(5):  # answered from the cache, kept in memory
             assert click() == "https://wa.me/393470000000"
+        # A link not in the cache needs the database: a moment to wait, said in the visitor's language,
+        # not a 500 with two tracebacks a request (found from outside).
+        away = client.get("/s/mai-vista", headers=phone | {"accept": "application/json"}, follow_redirects=False)
+        assert away.status_code == 503 and away.headers["retry-after"] == "5"
+        page = client.get("/s/mai-vista", headers=phone | {"accept-language": "it"}, follow_redirects=False)
+        assert page.status_code == 503 and "Per un momento non riusciamo ad aprire questo link" in page.text
+        said = [r for r in caplog.records if r.name == "clicktochat.app"]
+        assert [r.levelname for r in said if "not answering" in r.getMessage()] == ["WARNING"]  # once, not a request
+        assert not [r for r in said if r.levelno >= logging.ERROR or r.exc_info]
         health = until_health(client, "degraded", 10)
         assert health["pending_clicks"] in (5, 6)  # the first one may have been written before
         shared = client.app.state.service.shared  # type: ignore[attr-defined]

@@ -28,8 +28,9 @@ from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pa
 from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
+from .database import is_postgres
 from .demo import seed_demo
-from .errors import ChannelGone, InternalError, LinkGone, ProblemError, TooManyRequests
+from .errors import ChannelGone, InternalError, LinkGone, ProblemError, TooManyRequests, Unavailable
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
 from .listen import ChangeListener, RoutingWatcher
 from .qr_access import Renders
@@ -108,8 +109,10 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             await service.close()
 
     hosts = HostCheck(settings.trusted_hosts, refuse=problem_response)
+    away = database_away_errors(settings.db)
     app = App(
         hosts,
+        away,
         routes=[
             *views.routes,
             *webhooks.routes,
@@ -119,7 +122,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             Mount("/static", StaticFiles(directory=str(asset_dir("templates") / "static")), name="static"),
         ],
         exception_handlers={ProblemError: problem_response, HTTPException: problem_response,
-                            ClientDisconnect: client_gone, 500: server_error},  # fmt: skip
+                            ClientDisconnect: client_gone, 500: server_error,
+                            **dict.fromkeys(away, database_away)},  # fmt: skip
         middleware=[Middleware(TrustedHosts, check=hosts)],
         lifespan=lifespan,
     )
@@ -151,9 +155,10 @@ class App(Starlette):
     ServerErrorMiddleware does). Anything else, or a path the click routes would not match,
     takes Starlette's way."""
 
-    def __init__(self, hosts: HostCheck, **kwargs: Any) -> None:
+    def __init__(self, hosts: HostCheck, away: tuple[type[Exception], ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hosts = hosts
+        self.away = away  # the database's "not answering now" (database_away_errors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("root_path"):
@@ -184,6 +189,8 @@ class App(Starlette):
                 await response(scope, receive, send)
             except ClientDisconnect as exc:
                 await (await client_gone(Request(scope), exc))(scope, receive, send)
+            except self.away as exc:
+                await (await database_away(Request(scope), exc))(scope, receive, send)
         except Exception as exc:  # the endpoint's, or the problem handler's own, as in Starlette's stack
             response = await server_error(Request(scope), exc)
             await response(scope, receive, send)
@@ -261,6 +268,33 @@ def error_words(request: Request, exc: Exception, status: int, detail: str, says
         shown |= {"detail": words[says].format(channel=exc.channel), "business": exc.business,
                   "alternatives": exc.alternatives}  # fmt: skip
     return {**speaking, **shown}
+
+
+def database_away_errors(db: str) -> tuple[type[Exception], ...]:
+    """What PostgreSQL raises while it is not answering (a restart, the network): a moment to
+    wait, answered 503 with Retry-After, not a bug's 500. SQLite, one file on this machine, has none."""
+    if not is_postgres(db):
+        return ()
+    import psycopg  # only for a postgresql:// database, as everywhere
+
+    return (psycopg.OperationalError,)
+
+
+AWAY_WARN_EVERY = 10.0  # seconds between two warnings while the database is away
+_away_warned = [-AWAY_WARN_EVERY]
+
+
+async def database_away(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After in the visitor's language, and a warning line now and then: not
+    two tracebacks a request while PostgreSQL restarts."""
+    now = time.monotonic()
+    if now - _away_warned[0] >= AWAY_WARN_EVERY:
+        _away_warned[0] = now
+        log.warning("the database is not answering (%s); requests that need it get 503 until it is back",
+                    type(exc).__name__)  # fmt: skip
+    error = Unavailable("The database is not answering for a moment; try again in a few seconds.",
+                        {"Retry-After": "5"}, says="away")  # fmt: skip
+    return await problem_response(request, error)
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:
