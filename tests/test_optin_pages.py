@@ -151,6 +151,8 @@ def double_form(whatsapp: WhatsAppSetup) -> Any:
                                       " with clicktochat whatsapp templates sync"),
     ("hello_world", "it", "template_language", "the template hello_world exists in en_US, not it"),
     ("paused_one", "en_US", "template", "PAUSED at Meta, not APPROVED: wait for Meta's approval"),
+    # Meta refused every confirmation of such a form: the template wants values it is never given.
+    ("follow_up", "en_US", "template", "takes 2 parameters ({{1}}, {{2}}), and a confirmation sends none"),
 ])  # fmt: skip
 def test_a_double_opt_in_form_needs_an_approved_synced_template(
     whatsapp: WhatsAppSetup, template: str, language: str, field: str, says: str

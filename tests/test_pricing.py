@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from clicktochat.optins import Optins
 from clicktochat.pricing import FREE_SERVICE_PER_MONTH, Sent, estimate, load_table, money
 from clicktochat.settings import Settings
 from conftest import WhatsAppSetup
@@ -85,3 +86,21 @@ def test_a_utility_update_inside_an_open_window_is_charged_after_the_readme_walk
 def test_money_keeps_the_decimals_a_price_has(amount: float, shown: str) -> None:
     """`costs` printed a month of one 0.015 message as 0.01 (found trying the README)."""
     assert money(amount) == shown
+
+
+def test_a_double_opt_in_confirmation_is_priced_by_its_country_and_template(whatsapp: WhatsAppSetup) -> None:
+    """Found from outside: confirmations were priced at the default row as utility, whatever the
+    number's country and the template's category."""
+    confirm = {"name": "confirm_offers", "language": "it", "status": "APPROVED", "category": "MARKETING",
+               "components": [{"type": "BODY", "text": "Vuoi le nostre offerte su WhatsApp?"}]}  # fmt: skip
+    whatsapp.standin.templates = [*whatsapp.standin.templates, confirm]
+    sync(whatsapp)
+    form = {"slug": "dolce", "topics": ["orders"], "title": None, "wording": {"it": "Sì, aggiornamenti."},
+            "business_id": whatsapp.business_id, "double_optin": True, "template": "confirm_offers",
+            "template_language": "it"}  # fmt: skip
+    whatsapp.run(Optins(whatsapp.service).save_form(form))
+    page = whatsapp.client.post("/optin/dolce", data={"country": "IT", "phone": "348 111 2222", "lang": "it"})
+    assert page.status_code == 200 and whatsapp.send() == 1
+    month = whatsapp.client.get(f"{API}/costs", headers=whatsapp.auth).json()
+    assert [(c["category"], c["messages"]) for c in month["by_category"]] == [("marketing", 1)]
+    assert month["total"] == load_table().price("IT", "marketing") == 0.0691

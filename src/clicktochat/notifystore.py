@@ -188,18 +188,32 @@ class NotificationStore(OutboxStore):
 
         def work() -> list[Sent]:
             rows = self._all(
-                "SELECT w.business_id, o.number_id, coalesce(n.phone, c.wa_id),"
+                "SELECT w.business_id, o.number_id, coalesce(n.phone, c.wa_id, r.phone),"
                 " coalesce(lower(n.category), CASE WHEN o.conversation_id IS NULL THEN 'utility' ELSE 'service' END),"
                 " n.topic, (SELECT s.pricing FROM wa_statuses s WHERE s.wamid = o.wamid AND s.number_id = o.number_id"
-                " AND s.pricing IS NOT NULL ORDER BY s.at DESC LIMIT 1)"
+                " AND s.pricing IS NOT NULL ORDER BY s.at DESC LIMIT 1), CASE WHEN r.id IS NULL THEN NULL"
+                " ELSE o.payload END"
                 " FROM outbox o JOIN whatsapp_numbers w ON w.id = o.number_id"
                 " LEFT JOIN notifications n ON n.outbox_id = o.id LEFT JOIN conversations c ON c.id = o.conversation_id"
+                " LEFT JOIN optin_requests r ON r.outbox_id = o.id"
                 " WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND (? IS NULL OR w.business_id = ?)"
                 " ORDER BY o.sent_at, o.id", (start, end, business_id, business_id),
             )  # fmt: skip
-            return [Sent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None) for r in rows]
+            sent = []
+            for business, number, phone, category, topic, pricing, confirmation in rows:
+                if confirmation:  # a double opt-in's confirmation: its template's own category
+                    category = self._template_category(number, json.loads(confirmation)) or category
+                sent.append(Sent(business, number, phone, category, topic, json.loads(pricing) if pricing else None))
+            return sent
 
         return await self.run(work)
+
+    def _template_category(self, number_id: int, payload: dict[str, Any]) -> str | None:
+        template = payload.get("template") or {}
+        language = (template.get("language") or {}).get("code")
+        row = self._one("SELECT category FROM message_templates WHERE number_id = ? AND name = ? AND language = ?",
+                        (number_id, template.get("name"), language))  # fmt: skip
+        return str(row[0]).lower() if row else None
 
     def _notification(self, where: str, params: Sequence[Any]) -> Notification | None:
         rows = self._all(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN outbox o ON o.id = n.outbox_id"

@@ -339,7 +339,11 @@ class Optins:
                                                "confirmation from: connect one first (clicktochat whatsapp connect) "
                                                "and sync its templates, or turn double opt-in off")  # fmt: skip
         synced = [t for t, _ in await self.chats.templates(numbers[0].id)]
-        approved_template(synced, template, language, "template_language")
+        found = approved_template(synced, template, language, "template_language")
+        if found.parameter_names:  # the confirmation fills none: Meta would refuse every one of them
+            raise InvalidInput("template", f"the template {template} takes {len(found.parameter_names)} parameters"
+                                           f" ({', '.join('{{' + n + '}}' for n in found.parameter_names)}), and a"
+                                           " confirmation sends none: choose a template without them")  # fmt: skip
         return numbers[0].id
 
     async def _confirm(self, request: OptinRequest, form: OptinForm, number_id: int, now: int) -> None:
