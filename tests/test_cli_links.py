@@ -384,3 +384,15 @@ def test_no_expiry_undoes_an_expiry(runner: CliRunner, db: str) -> None:
     ok(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry"))
     assert json.loads(ok(invoke(runner, "link", "show", "promo", "--db", db, "--json")).stdout)["expires_at"] is None
     fails(invoke(runner, "link", "edit", "promo", "--db", db, "--no-expiry", "--expires-in", "5"), 2, "not both")
+
+
+
+def test_a_short_links_ref_code_is_set_from_the_command_line(runner: CliRunner, db: str) -> None:
+    """The API had ref_code; the CLI had no way to say it (a new user's report)."""
+    made = as_json(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "vetrina", "--ref-code",
+                          "--json", "--base-url", BASE))  # fmt: skip
+    assert made["ref_code"] is True
+    ok(invoke(runner, "link", "edit", "vetrina", "--db", db, "--no-ref-code"))
+    assert as_json(invoke(runner, "link", "show", "vetrina", "--db", db, "--json"))["ref_code"] is False
+    fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--ref-code"), 1,
+          "--ref-code: is for short links")  # fmt: skip

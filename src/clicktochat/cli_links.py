@@ -72,6 +72,9 @@ DESTINATION_OPTIONS: list[Callable[[F], F]] = [
     click.option("--source", help="Where the link is placed, e.g. flyer."),
     click.option("--mode", type=click.Choice(MODES),
                  help="auto (default): phones go straight to the chat, desktops see a landing page."),
+    click.option("--ref-code/--no-ref-code", "ref_code", default=None,
+                 help="A short link's message carries a ref code that ties the chat to this click (WhatsApp Cloud "
+                 "API) [default: when the number is connected]."),
     click.option("--expires-in", type=int, help="Seconds until the link stops working."),
     click.option("--expires-at", type=IsoDateTime(),
                  help="When the link stops working: ISO 8601, e.g. 2027-01-31T18:00+01:00 (UTC if no zone)."),
