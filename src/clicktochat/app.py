@@ -159,6 +159,8 @@ class App(Starlette):
         super().__init__(**kwargs)
         self.hosts = hosts
         self.away = away  # the database's "not answering now" (database_away_errors)
+        self.away_warn_every = 10.0  # seconds between two warnings while it is away (tests set it)
+        self.away_warned: float | None = None  # time.monotonic() of the last one
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("root_path"):
@@ -280,16 +282,13 @@ def database_away_errors(db: str) -> tuple[type[Exception], ...]:
     return (psycopg.OperationalError,)
 
 
-AWAY_WARN_EVERY = 10.0  # seconds between two warnings while the database is away
-_away_warned = [-AWAY_WARN_EVERY]
-
-
 async def database_away(request: Request, exc: Exception) -> Response:
-    """503 with Retry-After in the visitor's language, and a warning line now and then: not
-    two tracebacks a request while PostgreSQL restarts."""
+    """503 with Retry-After in the visitor's language, and a warning line now and then (the
+    app's `away_warn_every` seconds apart): not two tracebacks a request while PostgreSQL restarts."""
+    app: App = request.app
     now = time.monotonic()
-    if now - _away_warned[0] >= AWAY_WARN_EVERY:
-        _away_warned[0] = now
+    if app.away_warned is None or now - app.away_warned >= app.away_warn_every:
+        app.away_warned = now
         log.warning("the database is not answering (%s); requests that need it get 503 until it is back",
                     type(exc).__name__)  # fmt: skip
     error = Unavailable("The database is not answering for a moment; try again in a few seconds.",

@@ -119,8 +119,8 @@ class TooManyRequests(ProblemError):
     status = 429
     title = "Too many requests"
 
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
+    def __init__(self, detail: str, retry_after: int, says: str = "") -> None:
+        super().__init__(detail, says=says)
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
 

@@ -58,9 +58,7 @@ class Limits:
         """`says`: the page's words for it (optin_words), in the form's language."""
         wait = budget.retry_after(key)
         if wait:
-            refused = TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait)
-            refused.says = says
-            raise refused
+            raise TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait, says)
 
 
 @dataclass(frozen=True)

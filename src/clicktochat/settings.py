@@ -83,9 +83,9 @@ class Settings:
         "passed, unless a status from Meta (which names our row) has shown that it went out.",
     )
     optin_confirmations_per_hour: int = setting(
-        100, "Sign-ups one business's double opt-in forms take an hour, each of which may send a confirmation,"
-        " per instance (a burst of as many, then one every 3600/N s): what strangers typing numbers in ca"
-        "n make the business pay for. Past it, 429 with Retry-After.",
+        100, "Sign-ups one business's double opt-in forms take an hour, each of which may send a confirmation, "
+        "per instance (a burst of as many, then one every 3600/N s): what strangers typing numbers in can make "
+        "the business pay for. Past it, 429 with Retry-After.",
     )
     price_table: str = setting(
         "", "A CSV file of what one WhatsApp message costs per category and country (region,category,price,"
