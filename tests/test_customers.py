@@ -50,6 +50,24 @@ def test_export_then_erase_everything_about_one_number(whatsapp: WhatsAppSetup) 
     assert [m["text"] for m in other["messages"]] == ["Buongiorno"]  # type: ignore[attr-defined]
 
 
+def test_an_erased_conversation_id_is_never_given_again(whatsapp: WhatsAppSetup) -> None:
+    """A link or bookmark to an erased conversation must not open someone else's (SQLite gave
+    the largest id again before migration 013)."""
+
+    def ids() -> list[int]:
+        answer = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth)
+        return [c["id"] for c in answer.json()["conversations"]]
+
+    whatsapp.run(whatsapp.customer(wa_id=OTHER, user_id="IT.222", name="Marco").send_text("Buongiorno"))
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.111").send_text("Ciao"))
+    whatsapp.process()
+    (erased,) = set(ids()) - {max(ids()) - 1}  # the newest: the largest id
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    whatsapp.run(whatsapp.customer(wa_id="393471111111", user_id="IT.333", name="Sara").send_text("Salve"))
+    whatsapp.process()
+    assert erased not in ids() and max(ids()) > erased
+
+
 def test_an_erased_number_gets_nothing_that_was_queued(whatsapp: WhatsAppSetup) -> None:
     sync(whatsapp)
     opt_in(whatsapp)

@@ -73,7 +73,8 @@ def default(value: str | None) -> str | None:
 
 def sqlite_schema(path: Path) -> Schema:
     db = sqlite3.connect(path)
-    tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                       " AND name NOT LIKE 'sqlite%' ORDER BY name")]  # sqlite_sequence: SQLite's
     schema = Schema({}, {}, {}, set(), {}, {}, set(), dict(db.execute("SELECT key, value FROM meta").fetchall()))
     for table in tables:
         info = db.execute(f"PRAGMA table_info({table})").fetchall()

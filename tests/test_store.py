@@ -346,3 +346,69 @@ def test_link_search_ignores_the_case_of_ascii_letters_only_on_either_database(d
         "caf": ["lower", "upper"], "é": ["lower"], "É": ["upper"], "%": ["lower"], "a_b": ["plain"], "ab": [],
         "a%b": [],
     }  # fmt: skip
+
+
+def test_an_id_is_never_given_twice_on_either_database(db_path: str) -> None:
+    """Clicks, daily totals and consents keep a business's and an agent's id after they are
+    deleted: a new one given the same id would inherit another's history (SQLite gives the
+    largest id again unless the table says AUTOINCREMENT; PostgreSQL's identities never do)."""
+
+    async def scenario() -> list[tuple[int, int]]:
+        store = await Store.open(db_path)
+        try:
+            shop = await store.add_business("Shop", "UTC")
+            gone = await store.add_business("Gone", "UTC")
+            ann = await store.add_agent(shop.id, "Ann", "whatsapp", "393471234567", None, None)
+            admin = await store.add_admin("ana", "hash")
+            assert await store.delete_agent(ann.id) and await store.delete_business(gone.id)
+            assert await store.delete_admin("ana")
+            again = await store.add_business("New", "UTC")
+            bob = await store.add_agent(shop.id, "Bob", "whatsapp", "393471234568", None, None)
+            other = await store.add_admin("bea", "hash")
+            return [(gone.id, again.id), (ann.id, bob.id), (admin.id, other.id)]
+        finally:
+            await store.close()
+
+    for old, new in asyncio.run(scenario()):
+        assert new > old
+
+
+def test_migration_13_keeps_every_row_key_and_trigger(sqlite_path: str) -> None:
+    """A database at version 12: 013 makes the tables whose ids outlive their rows AUTOINCREMENT
+    (rebuilt with foreign keys off, as SQLite asks); rows, foreign keys, indexes and triggers
+    stay, and ids go on from the largest."""
+    db = database_at(sqlite_path, 12)
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (2, 'C', 'UTC', 0, 0)")
+    db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
+               " VALUES (5, 1, 'Ann', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
+    db.execute("INSERT INTO agent_channels (agent_id, channel, address, position)"
+               " VALUES (5, 'whatsapp', '393471234567', 0)")  # fmt: skip
+    db.execute("UPDATE businesses SET fallback_agent_id = 5 WHERE id = 1")
+    db.execute("INSERT INTO links (slug, agent_id, text, created_at, updated_at) VALUES ('a', 5, '', 0, 0)")
+    db.execute("COMMIT")
+    db.close()
+
+    async def scenario() -> None:
+        store = await Store.open(sqlite_path)
+        try:
+            assert (await store._one("PRAGMA foreign_keys"))[0] == 1
+            assert await store._all("PRAGMA foreign_key_check") == []
+            assert [(b.id, b.fallback_agent_id) for b in await store.businesses()] == [(1, 5), (2, None)]
+            assert [(link.slug, link.agent_id) for link in await store.links()] == [("a", 5)]
+            (sql,) = await store._one("SELECT sql FROM sqlite_master WHERE name = 'agents'")
+            assert "AUTOINCREMENT" in sql
+            indexes = {name for (name,) in await store._all("SELECT name FROM sqlite_master WHERE type = 'index'"
+                                                            " AND tbl_name = 'agents'")}  # fmt: skip
+            assert "agents_business" in indexes
+            version = await store.routing_version()
+            await store.update_agent(5, {"name": "Anna"})
+            assert await store.routing_version() == version + 1  # the agents' triggers came back
+            assert await store.delete_business(2)
+            assert (await store.add_business("D", "UTC")).id == 3
+            with pytest.raises(sqlite3.IntegrityError):  # foreign keys hold again: links still lead to agent 5
+                await store.delete_agent(5)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -147,7 +147,8 @@ def _tables(lite: sqlite3.Connection) -> list[Table]:
         found[name] = Table(
             name, [row[0] for row in info], [row[0] for row in info if row[1].upper().startswith("INT")],
             [row[0] for row in sorted(info, key=lambda row: row[2]) if row[2]],
-            not re.search(r"WITHOUT\s+ROWID", sql, re.I), dict(keys), {row[0] for row in info if not row[3]},
+            not re.search(r"WITHOUT\s+ROWID", sql, re.I), dict(keys),
+            {row[0] for row in info if not row[3] and not row[2]},  # a key column is never NULL on PostgreSQL
         )  # fmt: skip
     return list(found.values())
 
@@ -208,7 +209,7 @@ def _copy_all(lite: sqlite3.Connection, pg: Any, tables: list[Table]) -> list[Co
         with pg.cursor() as cursor:  # routing_version by the triggers; the source's value wins
             cursor.executemany("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
                                "DO UPDATE SET value = excluded.value", meta)  # fmt: skip
-        _move_sequences(pg)
+        _move_sequences(lite, pg)
         counts = [Count(t.name, ("rows", *t.integers), _totals(lite, t), _totals(pg, t)) for t in tables]
         if not all(count.same for count in counts):
             raise Mismatch(counts)  # leaving the block rolls the transaction back
@@ -285,13 +286,17 @@ def _write_column(lite: sqlite3.Connection, pg: Any, table: Table, column: str) 
         cursor.executemany(f'UPDATE "{table.name}" SET "{column}" = %s WHERE {where}', found)
 
 
-def _move_sequences(pg: Any) -> None:
-    """Each identity (or serial) column's next value past the largest copied: new rows get new ids."""
+def _move_sequences(lite: sqlite3.Connection, pg: Any) -> None:
+    """Each identity (or serial) column's next value past the largest copied, and past the largest
+    SQLite ever gave (sqlite_sequence, migration 013: a deleted row's id): new rows get new ids."""
+    given = dict(lite.execute("SELECT name, seq FROM sqlite_sequence").fetchall()) if lite.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() else {}  # fmt: skip
     found = pg.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
                        "current_schema() AND (is_identity = 'YES' OR column_default LIKE 'nextval(%%')").fetchall()
     for table, column in found:
-        pg.execute(f'SELECT setval(pg_get_serial_sequence(%s, %s), coalesce(max("{column}"), 0) + 1, false) '
-                   f'FROM "{table}"', (f'"{table}"', column))  # fmt: skip
+        floor = int(given.get(table, 0)) if column == "id" else 0
+        pg.execute(f'SELECT setval(pg_get_serial_sequence(%s, %s), GREATEST(coalesce(max("{column}"), 0), %s) + 1,'
+                   f' false) FROM "{table}"', (f'"{table}"', column, floor))  # fmt: skip
 
 
 def _totals(db: Any, table: Table) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -131,17 +132,54 @@ class StoreDB:
             await self.db.execute("ROLLBACK")
 
     async def migrate(self) -> None:
+        """SQLite: every migration not applied yet, in one transaction, with foreign keys off (as
+        SQLite asks of a schema change: dropping a parent table to make it again must not
+        cascade), and checked before the commit: a migration that breaks a key fails whole."""
         if self.postgres:
             await self._migrate_postgres()
             return
-        async with self.transaction() as db:
-            (version,) = await self._one("PRAGMA user_version")
-            for number, script in migrations():
-                if number > version:
-                    # executescript would COMMIT first; run statement by statement instead.
-                    for statement in _split_sql(script):
-                        await db.execute(statement)
-                    await db.execute(f"PRAGMA user_version = {int(number)}")
+        (version,) = await self._one("PRAGMA user_version")
+        if version >= migrations()[-1][0]:
+            return
+        await self.db.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: first
+        try:
+            async with self.transaction() as db:
+                (version,) = await self._one("PRAGMA user_version")  # another process may have migrated
+                for number, script in migrations():
+                    if number > version:
+                        # executescript would COMMIT first; run statement by statement instead.
+                        for statement in _split_sql(script):
+                            await db.execute(statement)
+                        for table in AUTOINCREMENT.get(number, ()):
+                            await self._autoincrement(table)
+                        await db.execute(f"PRAGMA user_version = {int(number)}")
+                if broken := await self._all("PRAGMA foreign_key_check"):
+                    raise sqlite3.IntegrityError(f"a migration broke foreign keys: {broken[:5]}")
+        finally:
+            await self.db.execute("PRAGMA foreign_keys = ON")
+
+    async def _autoincrement(self, table: str) -> None:
+        """Make `table` again with `id INTEGER PRIMARY KEY AUTOINCREMENT` (SQLite's twelve steps:
+        the new table, its rows, the old one dropped, the new one renamed, its indexes and
+        triggers made again), inside the migration's transaction, foreign keys off. Its
+        sqlite_sequence starts at the largest id."""
+        (sql,) = await self._one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+        if re.search(r"\bAUTOINCREMENT\b", sql, re.IGNORECASE):
+            return
+        made, found = re.subn(r'^CREATE TABLE "?' + table + r'"?\s*\(', f"CREATE TABLE {table}__new (", sql)
+        made, keyed = re.subn(r"(\n\s*id INTEGER PRIMARY KEY)(\s*,)", r"\1 AUTOINCREMENT\2", made)
+        if (found, keyed) != (1, 1):
+            raise RuntimeError(f"cannot make {table} again: its statement is not as expected")
+        extras = await self._all(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+            (table,),
+        )
+        await self.db.execute(made)
+        await self.db.execute(f"INSERT INTO {table}__new SELECT * FROM {table}")
+        await self.db.execute(f"DROP TABLE {table}")
+        await self.db.execute(f"ALTER TABLE {table}__new RENAME TO {table}")
+        for (statement,) in extras:
+            await self.db.execute(statement)
 
     async def _migrate_postgres(self) -> None:
         """`migrations_pg/`, under a lock held to the transaction's end: instances that start
@@ -183,6 +221,17 @@ def _fits(row_id: int) -> bool:
     """Ids from outside may be larger than SQLite's 64-bit integers: such an id names no row."""
     return 0 <= row_id < 2**63
 
+
+
+# Migrations whose tables SQLite must make again, which SQL alone cannot say for every database
+# (a table's statement is read from the file): 013 gives AUTOINCREMENT to the tables whose ids
+# outlive their rows, in clicks and totals (businesses, agents), in links and bookmarks
+# (conversations), in consents kept after an erasure: without it SQLite gives the largest id
+# again once its row is deleted. PostgreSQL's identity columns never give an id twice.
+AUTOINCREMENT = {13: (
+    "admins", "agents", "api_keys", "businesses", "consents", "conversations", "notifications", "optin_forms",
+    "optin_requests", "outbox", "wa_messages", "whatsapp_numbers",
+)}  # fmt: skip
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,7 @@
+-- Ids given once. SQLite gives a new row the largest id plus one, so once the row with the
+-- largest id is deleted its id is given again: a new agent would inherit a deleted agent's
+-- clicks and totals, a new business a deleted one's, a new conversation the id of one that an
+-- erasure removed (and the links and bookmarks to it). AUTOINCREMENT forbids that, and a
+-- table cannot be given it in place: storedb.AUTOINCREMENT names the tables that this
+-- migration makes again (storedb.StoreDB._autoincrement), after this script, which has nothing
+-- else to do.
