@@ -549,3 +549,16 @@ def test_clicks_in_the_dashboards_preview_are_not_counted(
     assert real.status_code == 302
     flush(client)
     assert call(client, service.store.click_count("widget", "shop")) == 1
+
+
+def test_the_links_list_says_what_a_click_meets(client: TestClient, admin: Admin, service: Service) -> None:
+    """It said "active" for every link not turned off: an expired link (410) and a link to a
+    business with nobody to answer yet (503) too."""
+    empty = call(client, service.add_business("Vuoto", "Europe/Rome"))
+    call(client, service.create_link(to="+39 347 123 4567", slug="vetrina"))
+    call(client, service.create_link(to="+39 347 123 4567", slug="finita"))
+    call(client, service.create_link(business_id=empty.id, slug="vuoto"))  # type: ignore[attr-defined]
+    call(client, service.store.update_link("finita", {"expires_at": 1}))
+    listing = admin.get("/admin/links").text
+    states = dict(re.findall(r'/s/(\w+)</a>.*?data-label="State"><span class="tag \w+">([^<]+)</span>', listing, re.S))
+    assert states == {"vetrina": "active", "finita": "expired", "vuoto": "nobody to answer"}

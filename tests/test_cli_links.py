@@ -396,3 +396,29 @@ def test_a_short_links_ref_code_is_set_from_the_command_line(runner: CliRunner, 
     assert as_json(invoke(runner, "link", "show", "vetrina", "--db", db, "--json"))["ref_code"] is False
     fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--ref-code"), 1,
           "--ref-code: is for short links")  # fmt: skip
+
+
+def test_list_says_what_a_click_meets_and_codes_are_refused_for_a_channel_gone(
+    runner: CliRunner, db: str, shop: dict[str, int], tmp_path: Path
+) -> None:
+    """Found trying the product: a link asking for a channel nobody of the business is on any
+    more answers 410, while `link list` called it active and `qr` printed its code."""
+    agent = str(shop["agent"])
+    ok(invoke(runner, "agent", "channel", "add", "--db", db, agent, "--channel", "telegram", "--to", "@dolcevita"))
+    create(runner, db, "--business", str(shop["business"]), "--channel", "telegram", "--slug", "telegram")
+    create(runner, db, "--business", str(shop["business"]), "--slug", "negozio")
+    create(runner, db, "--to", NUMBER, "--slug", "finita", "--expires-in", "60")
+    ok(invoke(runner, "link", "disable", "--db", db, "negozio"))
+
+    def states() -> dict[str, str]:
+        lines = ok(invoke(runner, "link", "list", "--db", db)).stdout.splitlines()[1:]
+        return {line.split()[0]: line for line in lines}
+
+    assert "active" in states()["telegram"].split()
+    ok(invoke(runner, "qr", "telegram", "--db", db, "-o", str(tmp_path / "ok.png")))
+    ok(invoke(runner, "agent", "channel", "remove", "--db", db, agent, "--channel", "telegram"))
+    listed = states()
+    assert "channel gone" in listed["telegram"] and "disabled" in listed["negozio"].split()
+    assert "active" in listed["finita"].split()
+    fails(invoke(runner, "qr", "telegram", "--db", db, "-o", str(tmp_path / "gone.png")), 1, "Telegram")
+    assert not (tmp_path / "gone.png").exists()

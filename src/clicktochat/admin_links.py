@@ -50,6 +50,13 @@ async def describer(service: Service) -> Callable[[ShortLink], str]:
     return say
 
 
+# A link's state (Service.link_state) as the list shows it: words, and whether a click gets a chat.
+STATES = {
+    "active": ("active", "on"), "disabled": ("disabled", "off"), "expired": ("expired", "off"),
+    "channel gone": ("channel gone", "off"), "nobody": ("nobody to answer", "off"),
+}  # fmt: skip
+
+
 @admin_page
 async def links_page(request: Request, page: Page) -> Response:
     service = page.service
@@ -59,8 +66,8 @@ async def links_page(request: Request, page: Page) -> Response:
     more, links = len(links) > 50, links[:50]
     clicks = await service.store.click_counts("short", [link.slug for link in links])
     say = await describer(service)
-    rows = [{"link": link, "url": service.short_url(link.slug), "to": say(link), "clicks": clicks[link.slug]}
-            for link in links]  # fmt: skip
+    rows = [{"link": link, "url": service.short_url(link.slug), "to": say(link), "clicks": clicks[link.slug],
+             "state": STATES[await service.link_state(link)]} for link in links]  # fmt: skip
     return page.render("links.html", "links", rows=rows, search=search, offset=offset, more=more)
 
 

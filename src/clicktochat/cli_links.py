@@ -31,7 +31,7 @@ from .posters import (
     print_pdf,
 )
 from .qr import KINDS, parse_options, render, scan_url, version
-from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service, timestamp
+from .service import MAX_EXPIRY_SECONDS, CreatedLink, Service
 from .tokens import is_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,7 +139,7 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
     async def work(service: Service) -> list[dict[str, Any]]:
         links = await service.store.links(limit)
         clicks = await service.store.click_counts("short", [x.slug for x in links])
-        return [link_row(service, x, clicks[x.slug]) for x in links]
+        return [link_row(service, x, clicks[x.slug]) | {"state": await service.link_state(x)} for x in links]
 
     rows = run_with_service(db, base_url, work)
     if as_json:
@@ -149,8 +149,6 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
             target = f"agent {row['agent_id']}" if row["agent_id"] else f"business {row['business_id']}"
             row["to"] = shown_address(row["channel"], row["to"]) or target + (
                 f" on {CHANNELS[row['channel']].label}" if row["channel"] in CHANNELS else "")
-            expired = row["expires_at"] is not None and row["expires_at"] <= timestamp(int(time.time()))
-            row["state"] = "disabled" if row["disabled"] else "expired" if expired else "active"
         print_table(rows, ["slug", "to", "campaign", "mode", "state", "clicks", "text"])
 
 
@@ -271,7 +269,7 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
     async def work(service: Service) -> tuple[str, int]:
         url = await link_url(service, slug_or_url)
         if "/s/" in url:
-            await check_live(await service.get_link(url.rsplit("/", 1)[-1]), "code")
+            await check_live(service, await service.get_link(url.rsplit("/", 1)[-1]), "code")
         chosen = parse_options(params)
         logo = None
         if chosen.logo == "channel":
@@ -289,15 +287,22 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
 
 
-async def check_live(link: ShortLink, what: str) -> None:
-    """A link turned off or expired has no code or poster to print: its page is a 410 (as the
-    server's /qr/s/ and /poster/s/ answer)."""
-    if link.disabled:
+async def check_live(service: Service, link: ShortLink, what: str) -> None:
+    """A link turned off, expired or asking for a channel its business no longer offers has no
+    code or poster to print: its page is a 410 (as the server's /qr/s/ and /poster/s/ answer)."""
+    state = await service.link_state(link)
+    if state == "disabled":
         raise Conflict(f"the link {link.slug} is turned off, so its {what} would lead to a page saying so; "
                        f"turn it on first (clicktochat link enable {link.slug})")  # fmt: skip
-    if link.expires_at is not None and link.expires_at <= time.time():
+    if state == "expired":
         raise Conflict(f"the link {link.slug} has expired, so its {what} would lead to a page saying so; "
                        f"give it a new expiry first (clicktochat link edit {link.slug} --no-expiry)")  # fmt: skip
+    if state == "channel gone":
+        channel = CHANNELS[link.channel or "whatsapp"].label
+        raise Conflict(f"the link {link.slug} asks for {channel}, which nobody of its business is on any more, so "
+                       f"its {what} would lead to a page saying so; add {channel} to an agent (clicktochat agent "
+                       f"channel add), or make the link open another channel (clicktochat link edit {link.slug} "
+                       "--channel ...)")  # fmt: skip
 
 
 async def link_channel(service: Service, url: str) -> str:
@@ -331,7 +336,7 @@ def poster_command(db: str | None, base_url: str | None, slug: str, output: str,
 
     async def work(service: Service) -> Poster:
         link = await service.get_link(slug)
-        await check_live(link, "poster")
+        await check_live(service, link, "poster")
         target = await service.store.target(link.slug)
         assert target is not None  # get_link found it
         return await make_poster(service, target, page_format, lang)

@@ -15,7 +15,17 @@ from .agents import Agent, Business, Rotation, SharedRotation, check_timezone, p
 from .channels import check_text, deep_link, get_channel, link_notes
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import signing_keys
-from .links import LinkCache, ShortLink, Target, check_label, check_mode, check_slug, random_slug
+from .links import (
+    LinkCache,
+    NotOffered,
+    ShortLink,
+    Target,
+    check_label,
+    check_mode,
+    check_slug,
+    random_slug,
+    resolve,
+)
 from .logos import check_logo
 from .names import check_name
 from .posters import check_colour
@@ -247,6 +257,23 @@ class Service(WidgetService):
         if link is None:
             raise NotFound(f"There is no short link {slug!r}.")
         return link
+
+    async def link_state(self, link: ShortLink, now: float | None = None) -> str:
+        """What a click on `link` meets now: "disabled", "expired", "channel gone" (it asks for a
+        channel nobody of its business is on any more: a 410 naming the others), "nobody" (no one
+        to answer yet: a 503) or "active"."""
+        if link.disabled:
+            return "disabled"
+        if link.expires_at is not None and (time.time() if now is None else now) >= link.expires_at:
+            return "expired"
+        target = await self.cache.get(link.slug)
+        if target is None:  # deleted meanwhile
+            return "disabled"
+        try:  # a look, not a click: nobody's turn is taken
+            destination = resolve(target, None, self.rotation, advance=False)
+        except NotOffered:
+            return "channel gone"
+        return "active" if destination is not None else "nobody"
 
     async def update_link(self, slug: str, changes: dict[str, Any]) -> ShortLink:
         """Change a printed link: its destination, text, labels, mode, expiry or state."""
