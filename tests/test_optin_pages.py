@@ -254,6 +254,9 @@ def test_stop_refuses_a_pending_request_and_stop_after_an_opt_in_wins(whatsapp: 
     assert [r["state"] for r in history["pending"]] == ["refused"]
     make_form(whatsapp, slug="plain")
     whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("Ciao, rieccomi"))  # back in touch: the form may count again
+    whatsapp.process()
+    whatsapp.clock.move(60)
     post(whatsapp, slug="plain")
     assert may_message(entries(whatsapp), "orders").allowed  # opting in again, with the words shown
     whatsapp.clock.move(60)
@@ -333,12 +336,46 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
     assert panel.status_code == 429 and panel.headers["content-type"] == "application/problem+json"
 
 
-def test_a_written_yes_or_a_question_confirms_it(whatsapp: WhatsAppSetup) -> None:
+@pytest.mark.parametrize("reply", ["Sì", "si grazie!", "Yes please", "OK", "oui", "Ja, gerne", "👍"])
+def test_a_written_yes_confirms_it(whatsapp: WhatsAppSetup, reply: str) -> None:
     double_form(whatsapp)
     post(whatsapp)
-    whatsapp.run(whatsapp.customer().send_text("Nothing yet, when will my order arrive?"))
+    whatsapp.run(whatsapp.customer().send_text(reply))
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed
+
+
+@pytest.mark.parametrize("reply", ["Nothing yet, when will my order arrive?", "Who is this? I never signed up",
+                                   "Stop sending me this please", "Stop promotions", "ma chi siete?"])
+def test_a_reply_that_says_no_yes_confirms_nothing(whatsapp: WhatsAppSetup, reply: str) -> None:
+    """Found by an attacker: any written reply confirmed a request, "I never signed up" and a
+    customer's next question about an order included (the stranger who typed the number in
+    only had to wait for it)."""
+    double_form(whatsapp)
+    post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text(reply))
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
+    assert not any(e.state == "in" for e in entries(whatsapp))
+
+
+def test_a_number_that_said_stop_is_not_signed_up_again_by_a_stranger(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: anyone typing a number into a single opt-in form undid its STOP, or
+    its erasure, and the business then sent it marketing. The page answers as for anyone."""
+    make_form(whatsapp, slug="plain")
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    whatsapp.clock.move(60)
+    thanks = "ti manderà aggiornamenti su"
+    page = post(whatsapp, slug="plain")
+    assert page.status_code == 200 and thanks in page.text
+    assert not may_message(entries(whatsapp), "orders").allowed
+    erased = "393475550001"
+    whatsapp.run(whatsapp.service.whatsapp.chats.erase_customer(erased, int(whatsapp.clock())))
+    whatsapp.clock.move(60)
+    again = post(whatsapp, slug="plain", phone="+" + erased)
+    assert again.status_code == 200 and thanks in again.text
+    assert not may_message(entries(whatsapp, erased), "orders").allowed
 
 
 def test_double_opt_in_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None:

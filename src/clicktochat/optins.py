@@ -297,9 +297,18 @@ class Optins:
         wording, version = form.wording[lang], str(form.version)
         proof = {"form": form.slug, **proof}
         if not form.double_optin:
+            if not await self._may_reply(form.business_id, phone):
+                return Outcome("in")  # answered as for anyone; nothing recorded (see _may_reply)
             return Outcome("in", await self._entry(form.business_id, phone, topic, "in", source, wording, version,
                                                    proof))  # fmt: skip
         return await self._request(form, phone, topic, source, wording, version, proof)
+
+    async def _may_reply(self, business_id: int, phone: str) -> bool:
+        """False for a number that opted out (STOP, or erased) and has not written since: anyone may
+        type a number into a form, and a stranger must not undo someone's STOP, nor make the
+        business send a confirmation to it. The person comes back by writing to the business."""
+        entries = await self.chats.consents(business_id, phone, None)
+        return may_reply(entries, await self.chats.last_written(business_id, phone)).allowed
 
     async def _request(self, form: OptinForm, phone: str, topic: str, source: str, wording: str, version: str,
                        proof: dict[str, Any]) -> Outcome:  # fmt: skip
@@ -309,12 +318,8 @@ class Optins:
             number_id = await self._confirming_number(form.business_id, form.template, form.template_language)
         except InvalidInput as exc:
             raise Unavailable(f"This form cannot send its confirmation now: {exc.detail}") from None
-        entries = await self.chats.consents(form.business_id, phone, None)
-        if not may_reply(entries, await self.chats.last_written(form.business_id, phone)).allowed:
-            # Opted out (STOP, or erased) and silent since: anyone may type the number in, and no
-            # confirmation goes to someone who said stop. Answered as for anyone, so the form tells
-            # no one who opted out; the person comes back by writing to the business first.
-            return Outcome("pending")
+        if not await self._may_reply(form.business_id, phone):
+            return Outcome("pending")  # answered as for anyone: the form tells no one who opted out
         now = self.now()
         try:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,

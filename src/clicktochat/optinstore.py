@@ -28,6 +28,24 @@ NO_WORDS = frozenset({"no", "nein", "non", "não", "nao", "nope", "not now", "no
 NO_STARTS = frozenset({"no", "nein", "non", "não", "nao"})
 
 
+YES_STARTS = frozenset({
+    "yes", "yeah", "yep", "ok", "okay", "sure", "confirm", "confirmed", "si", "sì", "sí", "certo", "confermo",
+    "oui", "ja", "jawohl", "sim", "claro", "confirmo", "vale", "accetto", "acepto", "aceito", "bestätige",
+})  # fmt: skip
+"""A short written reply starting with one of these confirms a request: English, Italian, Spanish,
+French, German and Portuguese, the languages of the form's pages."""
+YES_SIGNS = frozenset({"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "✅", "👌"})
+
+
+def says_yes(text: str) -> bool:
+    """"Sì", "yes please", "OK!", "Ja, gerne", a thumbs up: a short reply (four words at most)
+    that starts with a yes. A question, or anything else, is not consent."""
+    if text.strip() in YES_SIGNS:
+        return True
+    words = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower()).split()
+    return 0 < len(words) <= 4 and words[0] in YES_STARTS and "?" not in text
+
+
 def says_no(text: str) -> bool:
     """"No", "No.", "no grazie!", "Nein danke", "non merci": a short reply that starts with a no."""
     words = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower()).split()
@@ -204,8 +222,11 @@ class OptinStore(ChatDB):
 
     def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
         """Inside `apply_events`: a customer's message may answer their pending request. A tap
-        on a button or any written reply confirms it, and its `in` entry is added with the words
-        they were shown; STOP, or a button or short reply saying no ("No", "no grazie"), refuses it."""
+        on a button of the confirmation, or a short written yes ("Sì", "yes please"), confirms
+        it, and its `in` entry is added with the words they were shown; STOP, or a button or
+        short reply saying no ("No", "no grazie"), refuses it. Anything else (a question, "who
+        is this?", a customer's next message about an order) leaves it pending until it lapses:
+        the person who typed the number in may not be its owner."""
         if not message.wa_id:
             return
         found = self._request("business_id = ? AND phone = ? AND state = 'pending' AND created_at <= ?"
@@ -217,8 +238,8 @@ class OptinStore(ChatDB):
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
-        if message.type not in ("text", "button", "interactive"):
-            return  # a photo or a sticker says neither yes nor no
+        if message.type not in ("button", "interactive") and not (message.type == "text" and says_yes(said)):
+            return  # a photo, a sticker or a question says neither yes nor no
         proof = (found.proof or {}) | {"request": found.id, "confirmed_by": message.wamid}
         cursor = db.execute(
             "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
