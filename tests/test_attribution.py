@@ -98,9 +98,12 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
     assert find_ref(with_ref("Ciao", "K7QX2")) == "K7QX2"
     assert find_ref("ciao (REF k7qx2)") == "K7QX2" and find_ref("ciao (ref: K7QX2 )") == "K7QX2"
     assert find_ref("ciao") is None and find_ref("(ref K7QX0)") is None  # 0 is not in the alphabet
-    for word in ("STOP", "stop", "Stop!", " stop. ", "ANNULLA", "Baja", "parar", "STOPP", "ARRÊT", "arret", "🛑 stop"):
+    for word in ("STOP", "stop", "Stop!", " stop. ", "ANNULLA", "Baja", "parar", "STOPP", "ARRÊT", "arret", "🛑 stop",
+                 "Stop promotions", "stop sending", "STOP STOP please", "Stop sending me this please", "STOPALL",
+                 "Unsubscribe me", "cancel", "END", "quit", "Basta!", "Abmelden", "désabonner"):  # fmt: skip
         assert is_stop(word), word
-    for text in ("stop sending", "non stop", "stopping by later", "", "STOP STOP please"):
+    for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
+                 "stop " * 10, "la torta è finita"):  # fmt: skip
         assert not is_stop(text), text
 
 

@@ -3,6 +3,8 @@ ledger's rules (consent.may_message) read what these write."""
 
 from __future__ import annotations
 
+import pytest
+
 from clicktochat.consent import may_message
 from conftest import WhatsAppSetup
 
@@ -84,3 +86,16 @@ def test_stop_in_the_chat_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
     history = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567"}, headers=whatsapp.auth).json()
     assert history["topics"] == {"orders": "out", "*": "out"}
     assert history["consents"][-1]["source"] == "chat"
+
+
+@pytest.mark.parametrize("tap", ["button", "interactive"])
+def test_a_stop_button_opts_out_like_the_word(whatsapp: WhatsAppSetup, tap: str) -> None:
+    """Found by an attacker: a tap on a template's "Stop promotions" quick reply (Meta's own
+    marketing opt-out button) or a STOP reply button was kept as a message and opted nobody out."""
+    assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
+    whatsapp.clock.move(60)
+    customer = whatsapp.customer()
+    tapped = customer.tap_button("Stop promotions", "STOP") if tap == "button" else customer.tap_reply("stop", "STOP")
+    whatsapp.run(tapped)
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed

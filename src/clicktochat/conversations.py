@@ -17,7 +17,14 @@ REF_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud 
 REF_LENGTH = 5  # 30^5 = 24 million codes; a code is looked up among the clicks of the last REF_DAYS
 REF_DAYS = 7
 REF_PATTERN = re.compile(r"\(\s*ref[\s:#-]*([A-Za-z2-9]{5})\s*\)", re.IGNORECASE)
-STOP_WORDS = frozenset({"stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar"})
+STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accents, punctuation, emoji)
+    "stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar",
+    "stopall", "stop all", "stop promotions", "stop promotion", "cancel", "end", "quit", "opt out", "optout",  # SMS
+    "basta", "disiscrivimi", "darme de baja", "dar de baja", "abmelden", "desabonner", "desinscrire", "sair",
+})  # fmt: skip
+STOP_STARTS = frozenset({"stop", "stopp", "unsubscribe", "basta", "arret", "arrete"})
+"""A short message (six words at most, not a question) starting with one of these says stop too:
+"stop sending me this please", "Stop promotions" (the button Meta adds to marketing templates)."""
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 MAX_TEXT_LENGTH = 4096  # Meta's limit for a text message body
 EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01: a timestamp outside is not Meta's
@@ -45,7 +52,7 @@ class Inbound:
 
     @property
     def stop(self) -> bool:
-        return self.type == "text" and is_stop(self.text or "")
+        return self.type in ("text", "button", "interactive") and is_stop(self.text or "")  # written or tapped
 
 
 @dataclass(frozen=True)
@@ -254,13 +261,16 @@ def find_ref(text: str) -> str | None:
 
 def is_stop(text: str) -> bool:
     """STOP, ANNULLA, BAJA, PARAR, STOPP, ARRÊT... alone in a message, in any case, with
-    punctuation or an emoji around it."""
-    if len(text) > 40 or not text:  # the common case, a real message, is decided here
+    punctuation or an emoji around it, or a short message starting with stop ("stop sending me
+    this", "Stop promotions"). When in doubt it says stop: a customer who did not mean it only
+    stops getting marketing and updates, and may ask for them again."""
+    if len(text) > 80 or not text:  # the common case, a real message, is decided here
         return False
-    folded = unicodedata.normalize("NFKD", text.strip().lower())
-    word = "".join(c for c in folded if c.isalpha() and c.isascii())
-    letters_only = "".join(c for c in folded if c.isalpha())
-    return word in STOP_WORDS and len(letters_only) == len(word)
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if c.isascii())  # accents dropped
+    words = "".join(c if c.isalpha() else " " for c in folded).split()
+    if not words:
+        return False
+    return " ".join(words) in STOP_WORDS or (words[0] in STOP_STARTS and len(words) <= 6 and "?" not in text)
 
 
 def check_text(text: Any) -> str:
