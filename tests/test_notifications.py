@@ -185,3 +185,21 @@ def test_draining_sends_every_batch_once_never_more_at_once_than_allowed(whatsap
     assert whatsapp.standin.peak_in_flight <= 3  # how many overlap depends on timing; never more than allowed
     listed = whatsapp.client.get(f"{API}/notifications?limit=100", headers=whatsapp.auth).json()["notifications"]
     assert sorted(n["state"] for n in listed) == ["cancelled"] + ["sent"] * 29
+
+
+def test_an_id_too_large_for_the_database_is_a_422_naming_it(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker's fuzzer: a business id past 64 bits was a 500 (OverflowError); the
+    document said "maximum" and nothing enforced it. The same for the other bodies' ids."""
+    huge = 2**64
+    answers = [
+        (notify(whatsapp, business=huge), "business"),
+        (whatsapp.client.post(f"{API}/optins", headers=whatsapp.auth, json={
+            "phone": "+39 347 123 4567", "topic": "orders", "source": "api", "consent_text": "Yes",
+            "consent_version": "1", "business_id": huge}), "business_id"),
+        (whatsapp.client.post(f"{API}/whatsapp-numbers", headers=whatsapp.auth, json={
+            "business_id": huge, "phone_number_id": "1234", "waba_id": "5678", "access_token": "x" * 40,
+            "app_secret": "y" * 32, "verify_token": "z" * 20}), "business_id"),
+    ]  # fmt: skip
+    for answer, field in answers:
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == [field], answer.text

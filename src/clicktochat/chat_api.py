@@ -32,7 +32,7 @@ REPLY_TEXT: dict[str, Any] = {"minLength": 1, "maxLength": MAX_TEXT_LENGTH, "pat
 
 class NumberConnect(Body):
     business_id: int = Field(description="The business this number answers for.",
-                             json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})  # fmt: skip
+                             ge=1, le=2**63 - 1)  # fmt: skip
     phone_number_id: str = Field(description="Meta's phone number id (WhatsApp Manager > API Setup).",
                                  json_schema_extra=META_ID)  # fmt: skip
     waba_id: str = Field(description="The WhatsApp Business Account id.", json_schema_extra=META_ID)

@@ -45,7 +45,7 @@ class NotificationCreate(Body):
     )  # fmt: skip
     business: int | None = Field(
         None, description="The business that sends (required when several have connected numbers)",
-        json_schema_extra={"minimum": 1, "maximum": 2**63 - 1},
+        ge=1, le=2**63 - 1,
     )  # fmt: skip
 
 

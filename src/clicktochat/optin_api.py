@@ -36,7 +36,7 @@ class OptinCreate(Body):
     consent_version: str = Field(description="The version of that sentence, e.g. 2026-12.",
                                  json_schema_extra={"pattern": f"^{VERSION.pattern}$"})  # fmt: skip
     business_id: int | None = Field(None, description="The business it is given to; may be left out when there "
-                                    "is only one.", json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})  # fmt: skip
+                                    "is only one.", ge=1, le=2**63 - 1)  # fmt: skip
     page_url: str | None = Field(None, description="Where it was given (kept as proof).",
                                  json_schema_extra={"maxLength": 500})  # fmt: skip
 
