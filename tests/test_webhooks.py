@@ -404,3 +404,14 @@ def test_a_client_that_hangs_up_mid_body_is_no_error_in_the_logs(whatsapp: Whats
         whatsapp.run(whatsapp.client.app(scope, receive, send))
     assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info] == []
     assert sent[0]["status"] == 400 and stored(whatsapp) == 0
+
+
+def test_a_lone_surrogate_in_a_text_is_kept_as_a_replacement_not_retried_for_ever(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: JSON may escape half of a UTF-16 pair ("\\ud800"), which no database
+    can hold: the body failed to apply, with its whole batch, every hour for ever."""
+    raw = encode(text_body("Ciao \ud800 e \udfff", at=int(whatsapp.clock.now)))
+    assert b"\\ud800" in raw
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 1
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert [c["last_message"] for c in listed] == ["Ciao \ufffd e \ufffd"]

@@ -181,7 +181,16 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _str(value: Any) -> str | None:
-    return value[:MAX_TEXT_LENGTH * 2] if isinstance(value, str) and value else None
+    """A string of the payload, cut short; half a UTF-16 pair (JSON may say "\\ud800"), which no
+    database holds, becomes U+FFFD."""
+    if not isinstance(value, str) or not value:
+        return None
+    value = value[:MAX_TEXT_LENGTH * 2]
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
 
 
 def _int(value: Any) -> int | None:
