@@ -75,6 +75,33 @@ def test_the_default_range_is_the_last_30_days_ending_today_in_the_business_zone
     assert late.last_day == date(2026, 11, 26)  # type: ignore[attr-defined]
 
 
+def test_a_link_agent_or_widget_counts_in_its_own_business_zone_among_others(
+    client: TestClient, service: Service, shop: Any
+) -> None:
+    """Found by a new user: with businesses in different zones the default range was UTC's, and
+    a Tokyo link's clicks of Tokyo's today (UTC's tomorrow) were left out, even asked for by the
+    link itself (a table of zeros while the link's page said 3 clicks)."""
+    tokyo = call(client, service.add_business("Sushi", "Asia/Tokyo"))
+    kenji = call(client, service.add_agent(tokyo.id, "Kenji", "+81 90 1234 5678"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=tokyo.id, slug="sushi"))  # type: ignore[attr-defined]
+    call(client, service.create_widget(tokyo.id, "sushi-w", {"agent_ids": [kenji.id]}))  # type: ignore[attr-defined]
+    recorder = client.app.state.recorder  # type: ignore[attr-defined]
+    when = at("2026-11-25T21:00:00")  # already the 26th in Tokyo
+    recorder.record(ClickEvent(when, "short", "sushi", "whatsapp", kenji.id, None, None, b"", "", IPHONE, None, "v1"))
+    recorder.record(ClickEvent(when, "widget", "sushi-w", "whatsapp", kenji.id, None, None, b"", "", IPHONE, None,
+                               "v2"))  # fmt: skip
+    flush(client)
+    now = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
+    asked = [(StatsQuery(link="sushi"), 1), (StatsQuery(agent_id=kenji.id), 2), (StatsQuery(widget="sushi-w"), 1)]  # type: ignore[attr-defined]
+    for query, clicks in asked:
+        result = call(client, compute(service.store, query, now=now))
+        assert (result.timezone, result.last_day) == ("Asia/Tokyo", date(2026, 11, 26)), query  # type: ignore[attr-defined]
+        assert result.totals.clicks == clicks, query  # type: ignore[attr-defined]
+    everything = call(client, compute(service.store, StatsQuery(), now=now))
+    assert everything.last_day == date(2026, 11, 26)  # type: ignore[attr-defined]  # no business's today left out
+    assert everything.totals.clicks == 5 + 2  # type: ignore[attr-defined]
+
+
 def test_weeks_and_months_have_every_bucket(client: TestClient, service: Service, shop: Any) -> None:
     weeks = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30", "by": "week"})
     assert [(r["key"], r["clicks"]) for r in weeks["rows"]] == [

@@ -185,12 +185,12 @@ def _str(value: Any) -> str | None:
     database holds, becomes U+FFFD."""
     if not isinstance(value, str) or not value:
         return None
-    value = value[:MAX_TEXT_LENGTH * 2]
+    text: str = value[:MAX_TEXT_LENGTH * 2]
     try:
-        value.encode()
+        text.encode()
     except UnicodeEncodeError:
-        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 def _int(value: Any) -> int | None:

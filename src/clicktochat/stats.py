@@ -202,8 +202,8 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     errors = check(query)
     if errors:
         raise InvalidInput.many(errors)
-    timezone = await time_zone(store, query.business_id)
-    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
+    timezone, zones = await time_zones(store, query)
+    today = max((now or datetime.now(UTC)).astimezone(ZoneInfo(zone)).date() for zone in zones)
     # From a day on: up to today (or, for a day still to come, the DEFAULT_DAYS after it).
     last_day = query.last_day or today
     if query.last_day is None and query.first_day is not None and query.first_day > today:
@@ -276,15 +276,35 @@ async def unknown(store: Store, query: StatsQuery) -> list[FieldError]:
     return errors
 
 
-async def time_zone(store: Store, business_id: int | None) -> str:
-    """The business's; without one asked for, the one all businesses share, else UTC."""
+async def time_zones(store: Store, query: StatsQuery) -> tuple[str, list[str]]:
+    """The zone the range is said in, and the zones whose today it runs to: the business's
+    (the one asked for, or the business of the link, agent or widget asked for); else the one
+    all businesses share; else UTC, running to the latest of their todays (clicks are filed
+    under their business's day: none of today's is left out)."""
+    business_id = query.business_id
+    if business_id is None:
+        business_id = await owner(store, query)
     if business_id is not None:
         business = await store.business(business_id)
         if business is None:
             raise InvalidInput("business", "is not a business's id")
-        return business.timezone
-    zones = {business.timezone for business in await store.businesses()}
-    return zones.pop() if len(zones) == 1 else "UTC"
+        return business.timezone, [business.timezone]
+    zones = sorted({business.timezone for business in await store.businesses()})
+    return (zones[0], zones) if len(zones) == 1 else ("UTC", ["UTC", *zones])
+
+
+async def owner(store: Store, query: StatsQuery) -> int | None:
+    """The business of the link, agent or widget a query asks for, if it names one that has one."""
+    agent_id = query.agent_id
+    if query.link is not None and (link := await store.link(query.link)) is not None:
+        if link.business_id is not None:
+            return link.business_id
+        agent_id = agent_id if link.agent_id is None else link.agent_id
+    if query.widget is not None and (widget := await store.widget(query.widget)) is not None:
+        return widget.business_id
+    if agent_id is not None and (agent := await store.agent(agent_id)) is not None:
+        return agent.business_id
+    return None
 
 
 def fill_gaps(
