@@ -99,3 +99,20 @@ def test_a_stop_button_opts_out_like_the_word(whatsapp: WhatsAppSetup, tap: str)
     whatsapp.run(tapped)
     whatsapp.process()
     assert not may_message(entries(whatsapp), "orders").allowed
+
+
+def test_recording_an_opt_in_over_a_stop_says_so(whatsapp: WhatsAppSetup) -> None:
+    """Found by a new user: the README's walkthrough recorded an opt-in for a number that had
+    written STOP a minute before, and nothing said so. It is allowed (a checkout may ask again,
+    and the person may say yes), but the owner is told what the entry undoes."""
+    first = whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth)
+    assert first.status_code == 201 and first.json()["notes"] == []
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    whatsapp.clock.move(60)
+    again = whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth)
+    assert again.status_code == 201
+    [note] = again.json()["notes"]
+    assert "opted out" in note and "STOP in the chat" in note and "new consent" in note
+    assert may_message(entries(whatsapp), "orders").allowed

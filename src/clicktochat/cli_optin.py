@@ -9,9 +9,11 @@ from typing import Any
 import click
 
 from .cli import common_options, json_option, print_json, print_table, run_with_service
+from .consent import Consent
 from .optin_api import consent_out, request_out
 from .optins import SOURCES, Optins, parse_topic_labels
 from .optinstore import OptinForm
+from .service import Service
 
 optin: click.Group = click.Group(
     "optin", help="Consent to updates on WhatsApp: record it, list a number's history, record an opt-out, forms."
@@ -31,10 +33,16 @@ BUSINESS = click.option("--business", "business_id", type=int, help="The busines
 def optin_add(db: str | None, base_url: str | None, phone: str, topic: str, wording: str, version: str, source: str,
               business_id: int | None, as_json: bool) -> None:  # fmt: skip
     """Record that PHONE (with its country code) opted in to a topic, with the words they were shown."""
-    entry = run_with_service(db, base_url, lambda s: Optins(s).add(business_id, phone, topic, source, wording,
-                                                                   version))  # fmt: skip
+    async def work(service: Service) -> tuple[Consent, list[str]]:
+        optins = Optins(service)
+        entry = await optins.add(business_id, phone, topic, source, wording, version)
+        return entry, await optins.notes(entry)
+
+    entry, notes = run_with_service(db, base_url, work)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
     if as_json:
-        return print_json(consent_out(entry).model_dump(mode="json"))
+        return print_json(consent_out(entry).model_copy(update={"notes": notes}).model_dump(mode="json"))
     click.echo(f"+{entry.phone} opted in to {entry.topic} (entry {entry.id})")
 
 

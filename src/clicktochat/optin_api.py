@@ -52,6 +52,8 @@ class ConsentOut(BaseModel):
     consent_text: str | None = Field(description="The words shown, or what stopped it")
     consent_version: str | None
     proof: dict[str, Any] | None = Field(description="Form, page, visitor hash (never an address), message id...")
+    notes: list[str] = Field(default_factory=list, description="What the owner should know of an entry just "
+                             "recorded: that it opts in again a number that had opted out (STOP, an erasure)")
 
 
 class RequestOut(BaseModel):
@@ -99,9 +101,10 @@ async def add_optin(request: Request, service: Service) -> Response:
     proof = {"page": body.page_url} if body.page_url else None
     if body.source not in SOURCES:  # pydantic said so already; the rules say it again
         raise InvalidInput("source", f"must be one of {', '.join(SOURCES)}")
-    entry = await Optins(service).add(body.business_id, body.phone, body.topic, body.source, body.consent_text,
-                                      body.consent_version, proof)  # fmt: skip
-    return out(consent_out(entry), 201)
+    optins = Optins(service)
+    entry = await optins.add(body.business_id, body.phone, body.topic, body.source, body.consent_text,
+                             body.consent_version, proof)  # fmt: skip
+    return out(consent_out(entry).model_copy(update={"notes": await optins.notes(entry)}), 201)
 
 
 @endpoint

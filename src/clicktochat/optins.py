@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .agents import Business
@@ -39,6 +40,8 @@ MAX_TOPICS = 20
 MAX_TITLE = 100
 PENDING_FOR = 86_400  # a double opt-in request waits a day for its "Yes"
 CONFIRM_EVERY = 86_400  # at most one confirmation message a day to a number, whoever asks
+STOPPED_BY = {"chat": "STOP in the chat", "meta": "a stop in WhatsApp's own settings",
+              "erase": "their data was erased"}  # an opt-out's source, as an owner reads it
 
 
 def check_phone(raw: Any, region: str = "", field: str = "phone") -> str:
@@ -228,6 +231,18 @@ class Optins:
         source, wording, version = check_source(source), check_wording(wording), check_version(version)
         business = await self.business(business_id)
         return await self._entry(business.id, phone, topic, "in", source, wording, version, proof)
+
+    async def notes(self, entry: Consent) -> list[str]:
+        """What the owner should know of an opt-in just recorded: that it undoes an opt-out (a STOP,
+        an erasure). Allowed, since the person may say yes again, but only with their new consent."""
+        entries = [e for e in await self.chats.consents(entry.business_id, entry.phone or "", None) if e.id != entry.id]
+        before = latest(entries, entry.topic)
+        if before is None or before.state != "out":
+            return []
+        how = STOPPED_BY.get(before.source, f"recorded from {before.source}")
+        when = datetime.fromtimestamp(before.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return [f"+{entry.phone} had opted out ({how}, {when}); this entry, newer, opts them in to {entry.topic} "
+                "again: record it only with their new consent"]  # fmt: skip
 
     async def remove(self, business_id: int | None, phone: Any, topic: Any | None, source: Any,
                      proof: dict[str, Any] | None = None, field: str = "business_id") -> Consent:  # fmt: skip
