@@ -105,8 +105,11 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """Where the test's database lives: a new SQLite file, or a new PostgreSQL database (in the
     PostgreSQL pass, and in both passes for a test marked `postgresql`: what only PostgreSQL has,
-    such as row locks, dropped connections and several instances, is tested on every run)."""
-    if not POSTGRES and request.node.get_closest_marker("postgresql") is None:
+    such as row locks, dropped connections and several instances, is tested on every run; and
+    on SQLite in both passes for a test marked `sqlite`: what is only SQLite's, such as its files)."""
+    if request.node.get_closest_marker("sqlite") is not None or (
+        not POSTGRES and request.node.get_closest_marker("postgresql") is None
+    ):
         yield str(tmp_path / "test.db")
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")

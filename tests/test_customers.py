@@ -5,6 +5,9 @@ send path then honours."""
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from conftest import WhatsAppSetup
 from test_notifications import API, PHONE, notify, opt_in, sync
@@ -82,3 +85,19 @@ def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
     answer = whatsapp.client.get(f"{API}/customers/hello", headers=whatsapp.auth)
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"
     assert whatsapp.client.get(f"{API}/customers/{PHONE}").status_code == 401
+
+
+@pytest.mark.sqlite
+def test_an_erased_message_is_left_in_no_file(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: after an erasure the message's text was still in the database's
+    write-ahead log (and, where SQLite does not default to secure_delete, in free pages).
+    (PostgreSQL's dead rows go at its autovacuum: the README says so.)"""
+    path = whatsapp.service.settings.db
+    marker = "WALMARKER carta 4111"
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.111").send_text(marker))
+    whatsapp.process()
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    for name in (path, path + "-wal"):
+        if os.path.exists(name):
+            with open(name, "rb") as file:
+                assert marker.encode() not in file.read(), name

@@ -51,6 +51,7 @@ class ChatDB:
         db.execute("PRAGMA busy_timeout = 10000")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")  # an erased person's words are zeroed, not left in free pages
         self._db = db
 
     async def close(self) -> None:

@@ -120,6 +120,8 @@ class CustomerStore(NotificationStore):
                     "INSERT INTO consents (business_id, phone, topic, state, at, source, wording)"
                     " SELECT id, ?, '*', 'out', ?, 'erase', ? FROM businesses", (phone, now, ERASED_WORDING),
                 )  # fmt: skip
-                return deleted
+            if not self.postgres:  # the log still holds the pages as they were: written back, then emptied
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return deleted
 
         return await self.run(work)
