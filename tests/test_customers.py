@@ -101,3 +101,22 @@ def test_an_erased_message_is_left_in_no_file(whatsapp: WhatsAppSetup) -> None:
         if os.path.exists(name):
             with open(name, "rb") as file:
                 assert marker.encode() not in file.read(), name
+
+
+def test_a_customer_known_only_by_a_user_id_is_exported_and_erased(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: WhatsApp may withhold the number (business-scoped user ids, 2026);
+    such a person's data could be neither exported nor erased ("has no country code")."""
+    whatsapp.run(whatsapp.customer(wa_id=None, user_id="IT.5550001", name="Anonima").send_text("Il mio segreto"))
+    whatsapp.run(whatsapp.customer(wa_id=OTHER, user_id="IT.222", name="Marco").send_text("Buongiorno"))
+    whatsapp.process()
+    data = held(whatsapp, "IT.5550001")
+    assert data["phone"] is None and data["user_ids"] == ["IT.5550001"]
+    assert [m["text"] for m in data["messages"]] == ["Il mio segreto"]  # type: ignore[attr-defined]
+    assert data["webhook_bodies_held"] == 1 and "Marco" not in json.dumps(data)
+    erased = whatsapp.client.delete(f"{API}/customers/IT.5550001", headers=whatsapp.auth)
+    assert erased.status_code == 200 and erased.json()["deleted"]["conversations"] == 1
+    after = held(whatsapp, "IT.5550001")
+    assert after["messages"] == after["conversations"] == [] and after["webhook_bodies_held"] == 0
+    assert [(c["state"], c["topic"], c["user_id"]) for c in after["consents"]] == [("out", "*", "IT.5550001")]  # type: ignore[attr-defined]
+    assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Buongiorno"]  # type: ignore[attr-defined]
+    assert whatsapp.client.get(f"{API}/customers/XX.nobody", headers=whatsapp.auth).status_code == 200  # nothing held

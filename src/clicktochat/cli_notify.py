@@ -140,7 +140,8 @@ customer: click.Group = click.Group("customer", help="One person's data: export 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the JSON here.")
 def customer_export(db: str | None, base_url: str | None, phone: str, output: str | None) -> None:
     """Everything held about a phone number (consents with their wording, conversations,
-    messages, statuses, notifications), as JSON: what to hand over when someone asks."""
+    messages, statuses, notifications), as JSON: what to hand over when someone asks. PHONE may
+    be a WhatsApp user id (e.g. IT.1234567890) for someone whose number WhatsApp withheld."""
     data = run(db, base_url, lambda s: customers.export(s, phone))
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if output:
@@ -155,8 +156,9 @@ def customer_export(db: str | None, base_url: str | None, phone: str, output: st
 @click.argument("phone")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) -> None:
-    """Erase everything about a phone number. One opt-out entry per business stays, holding
-    nothing else, so that no update, reply or confirmation is ever sent to it again."""
+    """Erase everything about a phone number (or a WhatsApp user id). One opt-out entry per
+    business stays, holding nothing else, so that no update, reply or confirmation is ever sent
+    to it again."""
     if not yes:
         try:
             click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)

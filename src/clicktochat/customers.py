@@ -4,6 +4,7 @@ or all of it erased, keeping only an opt-out marker so that no path messages the
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from .channels import normalize_phone
@@ -16,6 +17,16 @@ TIME_FIELDS = ("at", "created_at", "last_inbound_at", "last_message_at", "last_o
                "click_at", "sent_at", "next_attempt_at", "lease_until", "received_at")  # fmt: skip
 
 
+USER_ID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")
+"""A business-scoped user id, as WhatsApp gives one for a person whose number it withholds (2026)."""
+
+
+def who(service: Service, text: str) -> tuple[str | None, str | None]:
+    """(digits of a number, None), or (None, a user id) for a person known only by one."""
+    text = text.strip()
+    return (None, text) if USER_ID.fullmatch(text) else (digits_of(service, text), None)
+
+
 def digits_of(service: Service, phone: str) -> str:
     """+39 347 123 4567, or the digits alone as WhatsApp writes them (393471234567)."""
     text = phone.strip()
@@ -25,8 +36,8 @@ def digits_of(service: Service, phone: str) -> str:
 
 async def export(service: Service, phone: str) -> dict[str, Any]:
     """Everything about the number, times as ISO 8601 (UTC), nothing about anyone else."""
-    digits = digits_of(service, phone)
-    data = await service.whatsapp.chats.customer_data(digits)
+    digits, user_id = who(service, phone)
+    data = await service.whatsapp.chats.customer_data(digits, user_id)
     for key, value in data.items():
         if isinstance(value, list):
             data[key] = [_readable(item) if isinstance(item, dict) else item for item in value]
@@ -36,8 +47,8 @@ async def export(service: Service, phone: str) -> dict[str, Any]:
 
 async def erase(service: Service, phone: str) -> dict[str, int]:
     """Delete everything about the number; returns what was deleted, per table."""
-    digits = digits_of(service, phone)
-    return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()))
+    digits, user_id = who(service, phone)
+    return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()), user_id)
 
 
 def _readable(item: dict[str, Any]) -> dict[str, Any]:

@@ -37,33 +37,41 @@ class CustomerStore(NotificationStore):
         """A webhook body (bytes) holds the text of the parameter: SQLite's instr, PostgreSQL's position."""
         return "position(convert_to(?, 'UTF8') in body) > 0" if self.postgres else "instr(body, ?) > 0"
 
-    def _who(self, db: sqlite3.Connection, phone: str) -> tuple[list[int], list[str]]:
-        """The person's conversations, and the user ids WhatsApp tied to the number."""
-        rows = db.execute("SELECT id, user_id FROM conversations WHERE wa_id = ?", (phone,)).fetchall()
-        user_ids = sorted({r[1] for r in rows if r[1]})
+    def _who(self, db: sqlite3.Connection, phone: str | None, user_id: str | None = None
+             ) -> tuple[str | None, list[int], list[str]]:  # fmt: skip
+        """The person's number (asked for, or the one WhatsApp tied to the user id asked for; None
+        when it withheld it), their conversations, and the user ids WhatsApp tied to them."""
+        if phone is None and user_id is not None:
+            found = db.execute("SELECT wa_id FROM conversations WHERE user_id = ? AND wa_id IS NOT NULL LIMIT 1",
+                               (user_id,)).fetchone()  # fmt: skip
+            phone = found[0] if found else None
+        rows = db.execute("SELECT id, user_id FROM conversations WHERE wa_id = ? OR user_id = ?",
+                          (phone, user_id)).fetchall()  # fmt: skip
+        user_ids = sorted({r[1] for r in rows if r[1]} | ({user_id} if user_id else set()))
         if user_ids:
             more = db.execute(f"SELECT id FROM conversations WHERE user_id IN ({_marks(user_ids)})", user_ids)
-            return sorted({r[0] for r in rows} | {r[0] for r in more.fetchall()}), user_ids
-        return sorted(r[0] for r in rows), user_ids
+            return phone, sorted({r[0] for r in rows} | {r[0] for r in more.fetchall()}), user_ids
+        return phone, sorted(r[0] for r in rows), user_ids
 
-    async def customer_data(self, phone: str) -> dict[str, Any]:
-        """Everything held about this number, as plain data."""
+    async def customer_data(self, phone: str | None, user_id: str | None = None) -> dict[str, Any]:
+        """Everything held about this number (or this user id, when WhatsApp withheld the number), as plain data."""
 
         def work() -> dict[str, Any]:
             db = self.db
-            conversations, user_ids = self._who(db, phone)
+            number, conversations, user_ids = self._who(db, phone, user_id)
             c, u = _marks(conversations), _marks(user_ids)
             notifications = _rows(db, "SELECT n.*, o.state AS outbox_state, o.wamid, o.error_code, o.error"
                                       " FROM notifications n JOIN outbox o ON o.id = n.outbox_id WHERE n.phone = ?"
-                                      " ORDER BY n.id", (phone,))  # fmt: skip
+                                      " ORDER BY n.id", (number,))  # fmt: skip
             messages = _rows(db, f"SELECT * FROM wa_messages WHERE conversation_id IN ({c}) ORDER BY at, id",
                              conversations)  # fmt: skip
             wamids = [m["wamid"] for m in messages if m["wamid"]] + [n["wamid"] for n in notifications if n["wamid"]]
+            needles = [n for n in (number, *user_ids) if n]
             return {
-                "phone": phone,
+                "phone": number,
                 "user_ids": user_ids,
                 "consents": _rows(db, f"SELECT * FROM consents WHERE phone = ? OR user_id IN ({u}) ORDER BY at, id",
-                                  [phone, *user_ids]),  # fmt: skip
+                                  [number, *user_ids]),  # fmt: skip
                 "conversations": _rows(db, f"SELECT * FROM conversations WHERE id IN ({c}) ORDER BY id", conversations),
                 "chat_starts": _rows(db, f"SELECT * FROM chat_starts WHERE conversation_id IN ({c}) ORDER BY at",
                                      conversations),  # fmt: skip
@@ -71,28 +79,28 @@ class CustomerStore(NotificationStore):
                 "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)})"
                                       " ORDER BY at", wamids),  # fmt: skip
                 "notifications": notifications,
-                "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (phone,)),
+                "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (number,)),
                 "webhook_bodies_held": db.execute(
-                    "SELECT count(*) FROM webhook_events WHERE "
-                    + " OR ".join([self._body_holds] * (1 + len(user_ids))), [phone, *user_ids],
-                ).fetchone()[0],
+                    "SELECT count(*) FROM webhook_events WHERE " + " OR ".join([self._body_holds] * len(needles)),
+                    needles,
+                ).fetchone()[0] if needles else 0,
             }  # fmt: skip
 
         return await self.run(work)
 
-    async def erase_customer(self, phone: str, now: int) -> dict[str, int]:
-        """Delete everything about this number; then one opt-out entry per business, with no
-        other data, so that no path messages it again. Returns what was deleted, per table."""
+    async def erase_customer(self, phone: str | None, now: int, user_id: str | None = None) -> dict[str, int]:
+        """Delete everything about this number (or user id); then one opt-out entry per business,
+        with no other data, so that no path messages it again. Returns what was deleted, per table."""
 
         def work() -> dict[str, int]:
             with self._tx() as db:
-                conversations, user_ids = self._who(db, phone)
+                number, conversations, user_ids = self._who(db, phone, user_id)
                 c, u = _marks(conversations), _marks(user_ids)
                 outbox = [r[0] for r in db.execute(
                     f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
-                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (phone,))]
+                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (number,))]
                 outbox += [r[0] for r in db.execute("SELECT outbox_id FROM optin_requests WHERE phone = ?"
-                                                    " AND outbox_id IS NOT NULL", (phone,))]  # double opt-ins' (008)
+                                                    " AND outbox_id IS NOT NULL", (number,))]  # double opt-ins' (008)
                 wamids = [r[0] for r in db.execute(
                     f"SELECT wamid FROM wa_messages WHERE conversation_id IN ({c}) AND wamid IS NOT NULL"
                     f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
@@ -105,20 +113,21 @@ class CustomerStore(NotificationStore):
 
                 db.execute(f"UPDATE conversations SET start_id = NULL WHERE id IN ({c})", conversations)
                 delete("wa_statuses", f"wamid IN ({_marks(wamids)}) OR recipient = ? OR recipient IN ({u})",
-                       [*wamids, phone, *user_ids])  # fmt: skip
+                       [*wamids, number, *user_ids])  # fmt: skip
                 delete("wa_messages", f"conversation_id IN ({c})", conversations)
                 delete("chat_starts", f"conversation_id IN ({c})", conversations)
                 delete("click_refs", f"used_by IN ({c})", conversations)
-                delete("notifications", "phone = ?", (phone,))
-                delete("optin_requests", "phone = ?", (phone,))
+                delete("notifications", "phone = ?", (number,))
+                delete("optin_requests", "phone = ?", (number,))
                 delete("outbox", f"id IN ({_marks(outbox)})", outbox)
                 delete("conversations", f"id IN ({c})", conversations)
-                delete("consents", f"phone = ? OR user_id IN ({u})", [phone, *user_ids])
-                for needle in [phone, *user_ids]:
+                delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
+                for needle in [number, *user_ids]:
                     delete("webhook_events", self._body_holds, (needle,))
                 db.execute(
-                    "INSERT INTO consents (business_id, phone, topic, state, at, source, wording)"
-                    " SELECT id, ?, '*', 'out', ?, 'erase', ? FROM businesses", (phone, now, ERASED_WORDING),
+                    "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
+                    " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
+                    (number, None if number else user_ids[0] if user_ids else None, now, ERASED_WORDING),
                 )  # fmt: skip
             if not self.postgres:  # the log still holds the pages as they were: written back, then emptied
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
