@@ -562,3 +562,18 @@ def test_the_links_list_says_what_a_click_meets(client: TestClient, admin: Admin
     listing = admin.get("/admin/links").text
     states = dict(re.findall(r'/s/(\w+)</a>.*?data-label="State"><span class="tag \w+">([^<]+)</span>', listing, re.S))
     assert states == {"vetrina": "active", "finita": "expired", "vuoto": "nobody to answer"}
+
+
+def test_a_link_that_is_off_shows_no_broken_code_on_its_page(
+    client: TestClient, admin: Admin, service: Service
+) -> None:
+    """Found by a new user: a disabled link's page showed its code as a broken image (the code
+    is a 410, like the link) and download and poster links that all answered 410."""
+    call(client, service.create_link(to="+39 347 123 4567", slug="vetrina"))
+    page = admin.get("/admin/links/vetrina").text
+    assert "/qr/s/vetrina.svg" in page and "/poster/s/vetrina" in page
+    admin.post("/admin/links/vetrina", {"action": "disable"})
+    page = admin.get("/admin/links/vetrina").text
+    assert 'id="state">disabled' in page
+    assert "/qr/s/vetrina" not in page and "/poster/s/vetrina" not in page
+    assert "Enable the link to get its code and posters" in page

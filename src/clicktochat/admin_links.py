@@ -4,7 +4,6 @@ one short link's page, where it is edited. Same rules as `admin.py`, whose helpe
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -166,8 +165,7 @@ async def link_page(request: Request, page: Page) -> Response:
         parse_options(qr_params)
     except InvalidInput as exc:  # the code is drawn with the defaults; the form keeps what was typed
         errors, qr_query = errors + exc.errors, ""
-    now = datetime.now(UTC).timestamp()
-    state = "disabled" if link.disabled else "expired" if link.expires_at and link.expires_at <= now else "active"
+    state = await service.link_state(link)
     if not page.form:  # the form shows what is stored
         page.form = {
             "destination": "to" if link.address else "agent" if link.agent_id else "business",
@@ -178,7 +176,8 @@ async def link_page(request: Request, page: Page) -> Response:
         }  # fmt: skip
     return page.render(
         "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
-        to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=state,
+        to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=STATES[state][0],
+        live=state == "active",
         qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),
         notes=await service.link_notes(link), **await choices(service), modes=MODES,
     )  # fmt: skip
