@@ -334,6 +334,12 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
     panel = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
                                  data={"phone": "+393471234567", "topic": "orders", "lang": "it"})  # fmt: skip
     assert panel.status_code == 429 and panel.headers["content-type"] == "application/problem+json"
+    # The widget's panel shows `message`, in the form's language (found by a new user: it showed
+    # the English `detail`); `detail` stays English, for programs.
+    assert panel.json()["message"] == "Troppe iscrizioni per questo numero in questo momento. Riprova tra 60 min."
+    topic = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                 data={"phone": "+393471234599", "topic": "nosuch", "lang": "it"})  # fmt: skip
+    assert topic.status_code == 422 and topic.json()["message"] == "Scegli uno degli argomenti."
 
 
 @pytest.mark.parametrize("reply", ["Sì", "si grazie!", "Yes please", "OK", "oui", "Ja, gerne", "👍"])

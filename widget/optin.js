@@ -87,7 +87,7 @@ export default ({ panel, handoff, el, id, config }) => {
         }
         const wrongNumber = (answer.errors || []).some((error) => error.field === "phone");
         phone.setAttribute("aria-invalid", String(wrongNumber));
-        said.textContent = wrongNumber ? words.fix : answer.detail;
+        said.textContent = wrongNumber ? words.fix : answer.message || answer.detail; // message: in the form's language
         if (wrongNumber) phone.focus();
       } catch (error) {
         said.textContent = error.message;

@@ -89,13 +89,18 @@ async def shown(request: Request, lang: str = "") -> Shown:
     return Shown(form, chosen, name, {k: v.replace("{business}", name) for k, v in words(chosen).items()})
 
 
+def outcome_words(view: Shown, outcome: str, topic: str = "", wait: int = 0) -> str:
+    """The sentence for an outcome ("in", "pending", "busy"...), in the form's language."""
+    done = view.words.get(outcome, "").replace("{topic}", view.form.topic_label(topic, view.lang))
+    return done.replace("{minutes}", str(max(1, math.ceil(wait / 60))))  # "busy": a wait in minutes, not seconds
+
+
 def render(request: Request, view: Shown, status: int = 200, errors: dict[str, str] | None = None,
            values: dict[str, str] | None = None, outcome: str = "", topic: str = "",
            wait: int = 0) -> Response:  # fmt: skip
     values = values or {}
     country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang)
-    done = view.words.get(outcome, "").replace("{topic}", view.form.topic_label(topic, view.lang)) if outcome else ""
-    done = done.replace("{minutes}", str(max(1, math.ceil(wait / 60))))  # "busy": a wait in minutes, not seconds
+    done = outcome_words(view, outcome, topic, wait) if outcome else ""
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
         countries=countries(), done=done, via=request.query_params.get("via", values.get("via", "")),
@@ -154,25 +159,29 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
 async def optin_submit(request: Request) -> Response:
     """The form's POST: a page (people) or JSON (the widget's panel, which asks for it)."""
     as_json = wants_json(request)
+    message = ""  # what the widget's panel shows, in the form's language (`detail` stays English, for programs)
     try:
         fields = await read_fields(request)
         view = await shown(request, fields.get("lang", ""))
         try:
             outcome, topic = await submit(request, fields, view)
         except InvalidInput as exc:
-            if as_json:
-                raise
             said = {"phone": view.words["fix"], "topic": view.words["fix_topic"]}  # in the page's language
             errors = {e.field: said.get(e.field, e.reason) for e in exc.errors}
+            if as_json:
+                message = " ".join(dict.fromkeys(errors.values()))
+                raise
             return render(request, view, 422, errors, fields)
         except TooManyRequests as exc:  # in the form's language, whatever the browser's
             if as_json:
+                message = outcome_words(view, exc.says or "busy", wait=exc.retry_after)
                 raise
             busy = render(request, view, 429, values=fields, outcome=exc.says or "busy", wait=exc.retry_after)
             busy.headers.update(exc.headers)
             return busy
         except Unavailable:  # a double opt-in that cannot send its confirmation now: said in their language
             if as_json:
+                message = outcome_words(view, "unavailable")
                 raise
             return render(request, view, 503, outcome="unavailable")
     except ProblemError as exc:
@@ -180,6 +189,8 @@ async def optin_submit(request: Request) -> Response:
             raise
         body = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail,
                 "errors": [e.as_dict() for e in exc.errors]}  # fmt: skip
+        if message:
+            body["message"] = message
         headers = JSON_HEADERS | dict(getattr(exc, "headers", None) or {})
         return JSONResponse(body, exc.status, headers, media_type="application/problem+json")
     message = view.words[outcome.state].replace("{topic}", view.form.topic_label(topic, view.lang))
