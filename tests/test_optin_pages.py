@@ -423,6 +423,9 @@ def test_the_poster_and_its_qr_code_lead_to_the_page(whatsapp: WhatsAppSetup, la
     poster = whatsapp.client.get("/optin/dolce/poster", params={"lang": lang, "format": "a5"})
     assert poster.status_code == 200
     assert ("Ricevi aggiornamenti" if lang == "it" else "Get updates") in poster.text
+    # the address people read and type is the page's (found by a new user: it printed "?via=qr",
+    # and whoever typed it in was counted as a scan); the code carries the marker
+    assert "chat.example.com/optin/dolce<" in poster.text and "via=qr" not in poster.text.replace("via=qr</", "")
     code = whatsapp.client.get("/qr/optin/dolce.png", params={"size": "400"})
     assert read_qr(code.content) == "https://chat.example.com/optin/dolce?via=qr"
     fields = {"country": "IT", "phone": "3471234567", "topic": "orders", "lang": lang, "via": "qr"}

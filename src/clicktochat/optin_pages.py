@@ -27,8 +27,9 @@ from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooMa
 from .optin_words import countries, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
-from .posters import Poster, poster_options
+from .posters import POSTER_QR, Poster, poster_options
 from .qr import parse_options
+from .qr import render as render_qr
 from .qr_access import public_options
 from .views import PAGE_HEADERS, page, qr_response, spend
 from .widget import page_url as widget_page_url
@@ -226,6 +227,12 @@ class OptinPoster(Poster):
     def instructions(self) -> str:
         return words(self.lang)["scan"]
 
+    @property
+    def qr(self) -> str:
+        """The code opens the page marked as reached by a scan; the address printed under it,
+        which people read and type, is the page's own."""
+        return render_qr(f"{self.url}?via=qr", POSTER_QR, "svg").decode()
+
 
 def scanned_url(request: Request, form: OptinForm) -> str:
     """What the poster's QR code opens: the page, marked as reached by a scan."""
@@ -238,7 +245,7 @@ async def optin_poster(request: Request) -> Response:
     spend(request)  # a page drawn anew each time
     service = request.app.state.service
     logo = await service.store.logo(view.form.business_id)
-    poster = OptinPoster(scanned_url(request, view.form), view.business, page_format, lang, logo)
+    poster = OptinPoster(f"{service.base_url}/optin/{view.form.slug}", view.business, page_format, lang, logo)
     return page(request, "poster.html", poster=poster)
 
 
