@@ -117,7 +117,8 @@ def test_the_throttle_counts_tries_per_name_and_address_per_address_and_per_name
     assert throttle.attempt("zed", "10.9.9.9", now=1030) == 0
     for n in range(5):  # one name from many places
         assert throttle.attempt("ana", f"10.1.0.{n}", now=1040) == 0
-    assert throttle.attempt("ana", "10.2.0.1", now=1040) == 21  # 3 + 5 tries on ana: her own limit
+    assert throttle.attempt("ana", "10.1.0.1", now=1040) == 21  # 3 + 5 tries on ana: her own limit, for those
+    assert throttle.attempt("ana", "10.2.0.1", now=1040) == 0  # that guessed; a clean address may still try
     assert throttle.attempt("ana", "10.0.0.1", now=1061) == 0  # the window has passed
 
 
@@ -142,3 +143,19 @@ def test_the_throttle_keeps_no_address_and_a_spray_does_not_erase_the_attacked_a
     assert len(throttle._failures) <= 100
     assert not any("192.0.2." in key or "2001:db8" in key for key in throttle._failures)
     assert throttle.retry_after("ana", "192.0.2.1", now=1200) > 0
+
+
+def test_a_stranger_cannot_lock_the_admin_out_and_an_ipv6_network_counts_once() -> None:
+    """Found by an attacker: five wrong passwords from each of twenty addresses locked the name
+    for everyone, the real admin at her own address included, for as long as they went on; and
+    each address of one IPv6 /64 (2^64 of them, one customer's) had a budget of its own."""
+    throttle = LoginThrottle(attempts=5, address_attempts=20, user_attempts=100, window=900)
+    for n in range(20):
+        for _ in range(5):
+            assert throttle.attempt("ana", f"198.51.{n}.1", now=1000) == 0
+    assert throttle.attempt("ana", "198.51.0.1", now=1001) > 0  # an address that guessed: still waits
+    assert throttle.attempt("ana", "198.51.100.7", now=1001) == 0  # her own address, clean: let in to try
+    throttle.succeeded("ana", "198.51.100.7")
+    attacker = LoginThrottle(attempts=5, address_attempts=20, window=900)
+    answers = [attacker.attempt(f"user{n}", f"2001:db8:dead:beef::{n:x}", now=1000) for n in range(25)]
+    assert answers.count(0) == 20  # one /64: one address's allowance

@@ -208,3 +208,13 @@ def test_the_configuration_is_kept_briefly_and_dropped_on_an_edit(
     clock.move(CONFIG_TTL)
     assert configs.get(service.widget_cache._found["shop"], "en") is None  # noqa: SLF001
     assert CONFIG_TTL <= 60
+
+
+def test_an_ipv6_network_has_one_budget_as_an_ipv4_address_does() -> None:
+    """Found by an attacker: each address of one /64 (a single customer's, 2^64 of them) had a
+    bucket of its own, so fresh addresses rendered codes without end."""
+    budget = Budget(burst=3, rate=0.001, clock=lambda: 0.0)
+    waits = [budget.retry_after(f"2001:db8:dead:beef::{n:x}") for n in range(5)]
+    assert waits[:3] == [0, 0, 0] and all(w > 0 for w in waits[3:])
+    assert budget.retry_after("2001:db8:dead:bee0::1") == 0  # another network
+    assert [budget.retry_after(f"192.0.2.{n}") for n in range(4)] == [0, 0, 0, 0]  # IPv4: each its own

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.concurrency import run_in_threadpool
 
+from .budget import network
 from .errors import InvalidInput
 from .sharedstore import SharedStore, Unreachable
 from .store import Admin, Store
@@ -96,12 +97,17 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
+UNLIMITED = 2**31 - 1
+
+
 @dataclass
 class LoginThrottle:
     """Failed sign-ins counted per `window` seconds three ways: for a username from one address
     (`attempts`), for an address (`address_attempts`: an office behind one address has several
     people) and for a username from anywhere (`user_attempts`, high, so that a stranger cannot
-    lock the real admin out from their own address). An attempt counts as failed from the
+    lock the real admin out from their own address: the name's count holds back only addresses
+    that have failed themselves, and an address with no failures is always let in to try). An
+    IPv6 address counts as its /64 (budget.network). An attempt counts as failed from the
     moment it starts, so that a burst sent at once is throttled like one sent in turn; a
     success takes it back. In memory with one process; with several instances on one database
     (`shared`, PostgreSQL) the tries are counted in the database (`check`, `passed`), so that
@@ -120,8 +126,10 @@ class LoginThrottle:
         instance's own count while it is away: a sign-in is never refused for want of it)."""
         if self.shared is not None:
             now = time.time() if now is None else now
+            keys = self.keys(username, address)
             try:
-                wait = await self.shared.attempt(self.keys(username, address), self.limits(), self.window, now)
+                clean = not await self.shared.failures(keys[:2], now - self.window)
+                wait = await self.shared.attempt(keys, self.limits(clean), self.window, now)
                 return int(wait) + 1 if wait > 0 else 0
             except Unreachable:
                 pass
@@ -140,17 +148,21 @@ class LoginThrottle:
 
     @staticmethod
     def keys(username: str, address: str) -> tuple[str, str, str]:
-        name, where = username.strip().lower(), hashlib.sha256(address.encode()).hexdigest()[:32]
+        name, where = username.strip().lower(), hashlib.sha256(network(address).encode()).hexdigest()[:32]
         return f"pair:{where}:{name}", f"addr:{where}", f"user:{name}"
 
-    def limits(self) -> tuple[int, int, int]:
-        return self.attempts, self.address_attempts, self.user_attempts
+    def limits(self, clean: bool = False) -> tuple[int, int, int]:
+        """The tries allowed under each of keys(): for the name from anywhere, none counted for an
+        address with no failures of its own (`clean`), so that nobody is locked out from a clean one."""
+        return self.attempts, self.address_attempts, UNLIMITED if clean else self.user_attempts
 
     def retry_after(self, username: str, address: str, now: float | None = None) -> int:
         """Seconds until another try is allowed; 0 when it is allowed now."""
         now = time.time() if now is None else now
         wait = 0.0
-        for key, limit in zip(self.keys(username, address), self.limits(), strict=True):
+        keys = self.keys(username, address)
+        clean = not self._recent(keys[0], now) and not self._recent(keys[1], now)
+        for key, limit in zip(keys, self.limits(clean), strict=True):
             times = self._recent(key, now)
             if len(times) >= limit:
                 wait = max(wait, times[-limit] + self.window - now)

@@ -11,6 +11,7 @@ caller's bucket fuller, never someone else's emptier."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import secrets
 import time
@@ -27,6 +28,17 @@ RATE = 0.5  # a second after that: a 4096-pixel PNG takes ~0.1 s of a core, so ~
 MAX_ADDRESSES = 50_000  # x ~150 bytes: under 10 MB, whatever the number of callers
 
 
+def network(address: str) -> str:
+    """What counts as one caller: an IPv4 address, or an IPv6 address's /64 (one customer's
+    network, 2^64 addresses: counted apart, each would have a budget of its own)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address.split("%", 1)[0], 64), strict=False))
+    except ValueError:
+        return address
+
+
 class Budget:
     def __init__(
         self, burst: float = BURST, rate: float = RATE, max_addresses: int = MAX_ADDRESSES,
@@ -37,7 +49,8 @@ class Budget:
         self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()  # hash -> (tokens, when)
 
     def _hash(self, address: str) -> bytes:
-        return hashlib.blake2b(address.encode("utf-8", "surrogateescape"), key=self._key, digest_size=12).digest()
+        return hashlib.blake2b(network(address).encode("utf-8", "surrogateescape"), key=self._key,
+                               digest_size=12).digest()  # fmt: skip
 
     def retry_after(self, address: str, cost: float = 1.0) -> int:
         """Spend `cost` from the address's bucket: 0 when it had enough, else the whole seconds

@@ -138,6 +138,12 @@ class SharedStore:
         blocked = rows[0][0]
         return 0.0 if blocked is None else max(0.0, float(blocked) + window - now)
 
+    async def failures(self, keys: Sequence[str], since: float) -> int:
+        """Failed tries counted under any of `keys` since `since`."""
+        rows = await self._run([("SELECT count(*) FROM login_failures WHERE key = ANY(%s) AND at > %s",
+                                 (list(keys), since))])  # fmt: skip
+        return int(rows[0][0])
+
     async def succeeded(self, pair: str, others: Sequence[str]) -> None:
         """A right try: the pair's tries stop counting, and the last try of each of `others`."""
         await self._run([(

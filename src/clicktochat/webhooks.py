@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .budget import network
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
 from .errors import (
@@ -176,6 +177,10 @@ async def read_limited(request: Request, budget: ReadBudget, address: str, wait:
     return b"".join(chunks)
 
 
+def _address_key(address: str) -> str:
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
 class ReadBudget:
     """Bytes of webhook bodies read and not yet checked: at most `total` in all and `per_address`
     from one address (hashed, as Refusals keeps them). One event loop's: no lock needed."""
@@ -188,7 +193,7 @@ class ReadBudget:
 
     async def take(self, address: str, size: int, wait: float) -> bool:
         """Hold `size` more bytes for `address`, waiting up to `wait` seconds for room."""
-        key = Refusals._key(address)
+        key = _address_key(address)  # each address its own share: Meta's servers may share a /64
         deadline = time.monotonic() + wait
         while self.used + size > self.total or self._held.get(key, 0) + size > self.per_address:
             left = deadline - time.monotonic()
@@ -207,7 +212,7 @@ class ReadBudget:
     def give(self, address: str, size: int) -> None:
         if not size:
             return
-        key = Refusals._key(address)
+        key = _address_key(address)
         self.used -= size
         left = self._held[key] - size
         if left:
@@ -229,7 +234,7 @@ class Refusals:
 
     @staticmethod
     def _key(address: str) -> str:
-        return hashlib.sha256(address.encode()).hexdigest()[:32]
+        return hashlib.sha256(network(address).encode()).hexdigest()[:32]  # an IPv6 /64 counts once
 
     def retry_after(self, address: str, now: float) -> int:
         times = self._seen.get(self._key(address))
