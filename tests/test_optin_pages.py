@@ -234,6 +234,7 @@ def test_double_opt_in_is_pending_until_the_customer_taps_yes(whatsapp: WhatsApp
 def test_never_more_than_one_confirmation_a_day_to_a_number(whatsapp: WhatsAppSetup) -> None:
     double_form(whatsapp)
     post(whatsapp)
+    whatsapp.send()
     whatsapp.run(whatsapp.customer().send_text("sì grazie"))  # writing back confirms too
     whatsapp.process()
     assert [e.state for e in entries(whatsapp)] == ["in"]
@@ -502,3 +503,17 @@ def test_a_widget_offers_only_an_existing_form_of_its_own_business(whatsapp: Wha
     assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "optin_form"  # dolce is not the rival's
     off = whatsapp.client.patch(f"{api}/demo", json={"optin_form": None}, headers=whatsapp.auth)
     assert off.status_code == 200 and off.json()["optin_form"] is None
+
+
+def test_a_stop_that_arrives_before_the_confirmation_goes_cancels_it(whatsapp: WhatsAppSetup) -> None:
+    """Seen by an attacker in the code: the sender checked a reply's window and an update's
+    consent just before sending, but nothing of a confirmation waiting its turn (or Meta's 429):
+    a STOP, or an opt-out in WhatsApp's settings, meanwhile did not stop it."""
+    double_form(whatsapp)
+    assert "Tocca Sì" in post(whatsapp).text
+    whatsapp.run(whatsapp.customer().send_text("STOP"))
+    whatsapp.process()
+    whatsapp.send()
+    assert whatsapp.standin.sent == []
+    history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
+    assert [r["state"] for r in history["pending"]] == ["refused"]

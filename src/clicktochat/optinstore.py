@@ -220,6 +220,30 @@ class OptinStore(ChatDB):
         rows = await self.run(self._all, sql + " ORDER BY id", (business_id, phone))
         return [_request(row) for row in rows]
 
+    async def confirmation_refusals(self, outbox_ids: list[int]) -> dict[int, str | None]:
+        """For the sender, just before it sends: per outbox row that is a double opt-in's
+        confirmation, None while its request still waits and the number has not opted out since
+        it was made, else why not. Other rows are left out."""
+
+        def work() -> dict[int, str | None]:
+            marks = ", ".join("?" * len(outbox_ids))
+            rows = self._all(
+                f"SELECT r.outbox_id, r.state, r.created_at, (SELECT max(c.at) FROM consents c"
+                " WHERE c.business_id = r.business_id AND c.phone = r.phone AND c.state = 'out')"
+                f" FROM optin_requests r WHERE r.outbox_id IN ({marks})", outbox_ids,
+            ) if outbox_ids else []  # fmt: skip
+            found: dict[int, str | None] = {}
+            for outbox_id, state, created_at, out_at in rows:
+                if state != "pending":
+                    found[outbox_id] = f"The opt-in request is {state}: its confirmation is not sent."
+                elif out_at is not None and out_at >= created_at:
+                    found[outbox_id] = "The customer opted out after the opt-in request was made."
+                else:
+                    found[outbox_id] = None
+            return found
+
+        return await self.run(work)
+
     def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
         """Inside `apply_events`: a customer's message may answer their pending request. A tap
         on a button of the confirmation, or a short written yes ("Sì", "yes please"), confirms

@@ -246,12 +246,15 @@ class WhatsApp:
 
     async def _still_allowed(self, rows: list[OutboxRow]) -> list[str | None]:
         """Checked just before sending: a reply still needs the window open and no opt-out; a
-        notification, the consent for its topic."""
-        notifications = await self.notifications.refusals([row for row in rows if row.conversation_id is None])
+        notification, the consent for its topic; a double opt-in's confirmation, its request
+        still waiting and no opt-out since it was made."""
+        started = [row for row in rows if row.conversation_id is None]  # by the business: updates, confirmations
+        notifications = await self.notifications.refusals(started)
+        confirmations = await self.chats.confirmation_refusals([row.id for row in started])
         reasons: list[str | None] = []
         for row in rows:
             if row.conversation_id is None:
-                reasons.append(notifications.get(row.id))
+                reasons.append(notifications[row.id] if row.id in notifications else confirmations.get(row.id))
                 continue
             found = await self.chats.conversation(row.conversation_id)
             gone = "The conversation no longer exists."
