@@ -202,9 +202,9 @@ def test_reply_is_queued_then_sent_by_the_server_with_its_statuses(
     chat: Callable[..., Result], whatsapp: WhatsAppSetup
 ) -> None:
     result = ok(chat("conversations", "reply", "1", "Sì, fino alle 19!", "--idempotency-key", "k1"))
-    assert result.stdout == "Queued message 1 (queued); a running server sends it.\n"
+    assert result.stdout == "Queued reply 1 (queued); a running server sends it (conversations show: its REPLY).\n"
     again = ok(chat("conversations", "reply", "1", "Sì, fino alle 19!", "--idempotency-key", "k1"))
-    assert again.stdout == "Already queued with this idempotency key: message 1 (queued).\n"
+    assert again.stdout == "Already queued with this idempotency key: reply 1 (queued).\n"
     fails(chat("conversations", "reply", "1", "Altro testo", "--idempotency-key", "k1"), 1,
           "This idempotency key was used for another message.")  # fmt: skip
     assert "queued" in ok(chat("conversations", "show", "1")).stdout
@@ -214,7 +214,7 @@ def test_reply_is_queued_then_sent_by_the_server_with_its_statuses(
     assert whatsapp.status(sent.wamid, "delivered").status_code == 200 and whatsapp.process() == 1
     detail = json.loads(ok(chat("conversations", "show", "1", "--json")).stdout)
     assert [(m["direction"], m["status"]) for m in detail["messages"]] == [("in", None), ("out", "delivered")]
-    assert "business  delivered" in ok(chat("conversations", "show", "1")).stdout
+    assert "business  1      delivered" in ok(chat("conversations", "show", "1")).stdout
 
 
 def test_replies_are_refused_after_stop_and_when_the_window_closed(
@@ -313,7 +313,8 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
                 return [(m["direction"], m["status"]) for m in messages] == [("in", None), ("out", "delivered")]
 
             until("the reply to reach the stand-in and its statuses to come back", delivered)
-            assert "business  delivered  " in cli_run(db, graph_url, "conversations", "show", str(chat["id"])).stdout
+            shown = cli_run(db, graph_url, "conversations", "show", str(chat["id"])).stdout
+            assert "business  1      delivered  " in shown
 
             ad = cli_run(db, graph_url, "simulate", "message", "--from", "+393480000001", "--referral-headline",
                          "Cannoli -20%", "--ctwa-clid", "ARAkLkA8rmlFeiCk")  # fmt: skip

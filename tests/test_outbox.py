@@ -36,6 +36,10 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     assert reply(whatsapp, cid, "Sì, dalle 9 alle 13!", key="k1").status_code == 200  # the same request again
     assert reply(whatsapp, cid, "Altro testo", key="k1").status_code == 409  # the key names another message
     assert messages(whatsapp, cid)[-1]["status"] == "queued"
+    # the reply's id is its outbox row's: the message shows it (found by a new user: the two ids
+    # never matched anywhere)
+    assert messages(whatsapp, cid)[-1]["outbox_id"] == answer.json()["id"]
+    assert messages(whatsapp, cid)[0]["outbox_id"] is None  # the customer's
     assert whatsapp.send() == 1 and whatsapp.send() == 0
     (sent,) = whatsapp.standin.sent
     assert sent.body["to"] == "393471234567" and sent.body["text"]["body"] == "Sì, dalle 9 alle 13!"

@@ -114,6 +114,8 @@ class MessageOut(BaseModel):
     error_code: int | None
     error: str | None
     pricing: dict[str, Any] | None
+    outbox_id: int | None = Field(None, description="Outbound: the outbox row it went from, the `id` its reply's "
+                                  "202 gave")  # fmt: skip
 
 
 class ConversationList(BaseModel):
@@ -178,7 +180,7 @@ def message_out(m: Message) -> MessageOut:
     return MessageOut(
         id=m.id, wamid=m.wamid, direction=m.direction, at=timestamp(m.at), type=m.type,  # type: ignore[arg-type]
         text=m.text, caption=m.caption, mime_type=m.mime_type, status=m.status, error_code=m.error_code,
-        error=m.error, pricing=m.pricing,
+        error=m.error, pricing=m.pricing, outbox_id=m.outbox_id,
     )  # fmt: skip
 
 

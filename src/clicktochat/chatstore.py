@@ -95,6 +95,7 @@ class Message:
     error_code: int | None
     error: str | None
     pricing: dict[str, Any] | None
+    outbox_id: int | None = None  # outbound: the outbox row it was sent from (a reply's id)
 
 
 class ChatStore(OptinStore, CustomerStore):
@@ -427,7 +428,8 @@ class ChatStore(OptinStore, CustomerStore):
         def work() -> list[Message]:
             rows = self._all(
                 "SELECT * FROM (SELECT m.id, m.wamid, m.direction, m.at, m.type, m.text, m.caption, m.mime_type,"
-                " o.state, o.error_code, o.error FROM wa_messages m LEFT JOIN outbox o ON o.id = m.outbox_id"
+                " o.state, o.error_code, o.error, m.outbox_id"
+                " FROM wa_messages m LEFT JOIN outbox o ON o.id = m.outbox_id"
                 " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) AS last ORDER BY at, id",
                 (conversation_id, limit),
             )  # fmt: skip
@@ -435,7 +437,7 @@ class ChatStore(OptinStore, CustomerStore):
             sent = [row[1] for row in rows if row[1] and row[2] == "out"]
             statuses = self._statuses(sent, number[0] if number else 0)
             messages = []
-            for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error) in rows:
+            for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error, outbox_id) in rows:
                 status = pricing = None
                 if direction == "out":
                     reported = statuses.get(wamid) if wamid else None
@@ -444,7 +446,7 @@ class ChatStore(OptinStore, CustomerStore):
                         pricing = reported[1]
                         code, error = (reported[2], reported[3]) if reported[0] == "failed" else (code, error)
                 messages.append(Message(id_, wamid, direction, at, kind, text, caption, mime, status, code, error,
-                                        pricing))  # fmt: skip
+                                        pricing, outbox_id))  # fmt: skip
             return messages
 
         return await self.run(work)

@@ -233,10 +233,10 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
         click.echo(f"{'reply:':<11} refused: {view.reply_refused}")
     click.echo()
     rows = [{"at": timestamp(m.at), "from": "customer" if m.direction == "in" else "business",
-             "status": m.status or "", "text": m.text or m.caption or f"[{m.type}]",
+             "reply": m.outbox_id or "", "status": m.status or "", "text": m.text or m.caption or f"[{m.type}]",
              "error": f"{m.error_code or ''}{': ' if m.error_code else ''}{m.error}" if m.error else ""}
             for m in messages]  # fmt: skip
-    print_table(rows, ["at", "from", "status", "error", "text"])
+    print_table(rows, ["at", "from", "reply", "status", "error", "text"])
 
 
 @conversations.command("reply")
@@ -250,9 +250,9 @@ def conversations_reply(db: str | None, base_url: str | None, conversation_id: i
     row, created = run(db, base_url, lambda s: s.whatsapp.reply(conversation_id, text, idempotency_key))
     out = reply_out(row)
     if created:
-        click.echo(f"Queued message {out.id} ({out.state}); a running server sends it.")
+        click.echo(f"Queued reply {out.id} ({out.state}); a running server sends it (conversations show: its REPLY).")
     else:
-        click.echo(f"Already queued with this idempotency key: message {out.id} ({out.state}).")
+        click.echo(f"Already queued with this idempotency key: reply {out.id} ({out.state}).")
 
 
 # -- simulate: Meta's side on this machine ------------------------------------------------------
