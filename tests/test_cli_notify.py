@@ -67,6 +67,7 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     assert run(*args).exit_code == 0  # the same key: the same notification, nothing more queued
     wrong = run("notify", "--to", "+39 347 123 4567", "--topic", "orders", "--template", "follow_up")
     assert wrong.exit_code == 1 and "takes 2 parameters" in wrong.output
+    assert "--param:" in wrong.output and "--parameters" not in wrong.output  # the flag typed (found by a new user)
     listed = json.loads(run("notifications", "list", "--json").output)
     assert [(n["id"], n["state"], n["source"]) for n in listed] == [(1, "queued", "cli")]
     shown = json.loads(run("notifications", "show", "1").output)

@@ -220,7 +220,7 @@ def test_reply_is_queued_then_sent_by_the_server_with_its_statuses(
 def test_replies_are_refused_after_stop_and_when_the_window_closed(
     chat: Callable[..., Result], whatsapp: WhatsAppSetup
 ) -> None:
-    fails(chat("conversations", "reply", "1", " "), 1, "--text:")
+    fails(chat("conversations", "reply", "1", " "), 2, "Invalid value for TEXT: must not be empty")  # an argument
     fails(chat("conversations", "reply", "9", "Ciao"), 1, "There is no conversation 9.")
     assert whatsapp.run(whatsapp.customer().send_text("STOP")).status_code == 200 and whatsapp.process() == 1
     assert "yes" in ok(chat("conversations", "list")).stdout.splitlines()[1]
@@ -353,3 +353,4 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             came = until("the chat tied to its click", from_the_link)
             assert (came["link_kind"], came["link_key"]) == ("short", "numero-demo")
         assert standin.poll() is None
+

@@ -50,7 +50,8 @@ T = TypeVar("T")
 
 FLAGS = {"to": "--to", "address": "--to", "agent_id": "--agent", "business_id": "--business",
          "fallback_agent_id": "--fallback-agent", "expires_at": "--expires-at", "agent_ids": "--agent",
-         "allowed_domains": "--allow", "username": "USERNAME", "password": "password"}  # fmt: skip
+         "allowed_domains": "--allow", "username": "USERNAME", "password": "password",
+         "parameters": "--param"}  # fmt: skip
 """API field names as the CLI's flags, so error messages name what the user typed."""
 
 

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from . import database
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
+from .conversations import check_text
 from .database import is_postgres
 from .errors import FieldError, InvalidInput, ProblemError
 from .service import Service, timestamp
@@ -247,6 +248,10 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
 def conversations_reply(db: str | None, base_url: str | None, conversation_id: int, text: str,
                         idempotency_key: str | None) -> None:  # fmt: skip
     """Queue a text reply (refused when the 24-hour window is closed or the customer opted out)."""
+    try:
+        check_text(text)
+    except ValueError as exc:  # named as typed: TEXT, not the API's field
+        raise click.BadParameter(str(exc), param_hint="TEXT") from None
     row, created = run(db, base_url, lambda s: s.whatsapp.reply(conversation_id, text, idempotency_key))
     out = reply_out(row)
     if created:

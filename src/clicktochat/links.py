@@ -75,7 +75,7 @@ def check_slug(slug: str, field: str = "slug") -> str:
     if not SLUG_PATTERN.fullmatch(normalized):
         raise InvalidInput(
             field,
-            f"{slug!r} is not a valid slug: use 1 to 64 letters, digits, '-' or '_', "
+            f"{slug!r} is not a valid slug: use 1 to 64 letters a-z (no accents), digits, '-' or '_', "
             "starting and ending with a letter or digit",
         )
     if normalized in RESERVED_SLUGS:

@@ -287,7 +287,7 @@ async def time_zones(store: Store, query: StatsQuery) -> tuple[str, list[str]]:
     if business_id is not None:
         business = await store.business(business_id)
         if business is None:
-            raise InvalidInput("business", "is not a business's id")
+            raise InvalidInput("business", f"there is no business {business_id}")
         return business.timezone, [business.timezone]
     zones = sorted({business.timezone for business in await store.businesses()})
     return (zones[0], zones) if len(zones) == 1 else ("UTC", ["UTC", *zones])
