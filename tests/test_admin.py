@@ -413,7 +413,7 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
     assert "vetrina" in admin.get("/admin/?link=vetrina").text
     assert '<strong id="total-clicks">0</strong>' in admin.get("/admin/?campaign=other").text
     for query, words in (("from=2026-13-01", "YYYY-MM-DD"), ("from=2026-11-02&to=2026-11-01", "must not be after"),
-                         ("business=77", "is not a business"), ("business=%C2%B2", "must be a whole number"),
+                         ("business=77", "there is no business 77"), ("business=%C2%B2", "must be a whole number"),
                          ("from=9999-12-31", "must be between 2000-01-01 and 2199-12-31"),
                          ("to=0001-01-01", "must be between")):  # fmt: skip
         response = admin.get(f"/admin/?{query}")

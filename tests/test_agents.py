@@ -24,6 +24,16 @@ def test_hours_from_text_expand_day_ranges() -> None:
     assert parse_hours("fri-mon 20:00-02:00") == {d: ["20:00-02:00"] for d in ("mon", "fri", "sat", "sun")}
 
 
+def test_hours_from_text_take_times_as_people_write_them() -> None:
+    """Found by a new user: "9:00-17:00" and "9-17" were refused; only "09:00-17:00" was taken."""
+    assert parse_hours("mon-fri 9-13, 15:30-19; sat 9:00-12:00") == {
+        **{day: ["09:00-13:00", "15:30-19:00"] for day in ("mon", "tue", "wed", "thu", "fri")}, "sat": ["09:00-12:00"]
+    }
+    for ambiguous in ("mon 25-26", "mon 9-5", "mon 22-2"):  # 9-5: not 9 AM to 5 AM; past midnight: in full
+        with pytest.raises(InvalidInput):
+            parse_hours(ambiguous)
+
+
 def test_hours_as_mapping_are_checked_and_ordered() -> None:
     assert list(parse_hours({"sun": ["10:00-12:00"], "mon": ["09:00-24:00"]}) or {}) == ["mon", "sun"]
     assert parse_hours(None) is None and parse_hours("") is None and parse_hours({}) is None

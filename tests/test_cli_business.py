@@ -93,7 +93,7 @@ def test_agent_timezone_defaults_to_the_business(runner: CliRunner, db: str) -> 
 @pytest.mark.parametrize(
     ("hours", "reason"),
     [
-        ("mon-fri 9:00-18:00", "'9:00-18:00' is not a time range like 09:00-18:00"),
+        ("mon-fri 9:00-5:00", "'9:00-5:00' is not a time range like 09:00-18:00"),  # 9 AM to 5 AM? written in full
         ("mon-fri 09:00-25:00", "'09:00-25:00' is not a time range"),
         ("funday 09:00-18:00", "'funday' is not a weekday"),
         ("mon 10:00-10:00", "'10:00-10:00' is not a time range"),

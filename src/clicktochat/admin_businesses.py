@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, see_other
-from .agents import WEEKDAYS, Agent, Business, format_hours, is_available
+from .agents import WEEKDAYS, Agent, Business, as_written, format_hours, is_available
 from .channels import CHANNELS
 from .errors import Conflict, FieldError, InvalidInput, NotFound
 from .logos import MAX_UPLOAD_BYTES
@@ -45,7 +45,8 @@ async def businesses_page(request: Request, page: Page) -> Response:
 
 def hours_from(form: dict[str, str]) -> dict[str, list[str]]:
     """The hours editor: a field a weekday, ranges separated by commas."""
-    return {day: [r.strip() for r in form.get(f"hours_{day}", "").split(",") if r.strip()] for day in WEEKDAYS}
+    return {day: [as_written(r.strip()) for r in form.get(f"hours_{day}", "").split(",") if r.strip()]
+            for day in WEEKDAYS}  # fmt: skip
 
 
 def agent_rows(agents: list[Agent]) -> list[dict[str, Any]]:

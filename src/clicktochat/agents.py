@@ -87,8 +87,23 @@ def _hours_from_text(text: str, field: str) -> dict[str, list[str]]:
         if not ranges.strip():
             raise InvalidInput(field, f"{part!r} has no time ranges; write e.g. 'mon-fri 09:00-18:00'")
         for day in _expand_days(days.lower(), field):
-            hours.setdefault(day, []).extend(r.strip() for r in ranges.split(",") if r.strip())
+            hours.setdefault(day, []).extend(as_written(r.strip()) for r in ranges.split(",") if r.strip())
     return hours
+
+
+_LOOSE_RANGE = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*-\s*(\d{1,2})(?::(\d{2}))?$")
+
+
+def as_written(text: str) -> str:
+    """A range within a day as people type it ("9-13", "9:00-17:30") as HH:MM-HH:MM; anything
+    else as it is, for parse_hours to refuse ("9-5" is not read as 9 AM to 5 AM: a range past
+    midnight is written in full, 22:00-02:00)."""
+    match = _LOOSE_RANGE.match(text)
+    if not match:
+        return text
+    h1, m1, h2, m2 = match.groups()
+    written = f"{int(h1):02d}:{m1 or '00'}-{int(h2):02d}:{m2 or '00'}"
+    return written if written[:5] < written[6:] else text
 
 
 def _expand_days(days: str, field: str) -> list[str]:
