@@ -1116,7 +1116,7 @@ def test_available_now(api: Api) -> None:
         ("funday 09:00-10:00", "hours", "'funday' is not a weekday or range of weekdays like mon-fri"),
         ("mon-funday 09:00-10:00", "hours", "'mon-funday' is not a weekday or range of weekdays like mon-fri"),
         ("mon-fri", "hours", "'mon-fri' has no time ranges; write e.g. 'mon-fri 09:00-18:00'"),
-        ("mon 9-18", "hours.mon", "'9-18' is not a time range like 09:00-18:00"),
+        ("mon 9-5", "hours.mon", "'9-5' is not a time range like 09:00-18:00"),  # 9 AM to 5 AM? written in full
         ("mon 09:00-09:00", "hours.mon", "'09:00-09:00' is not a time range like 09:00-18:00"),
         ("mon 09:00-24:30", "hours.mon", "'09:00-24:30' is not a time range like 09:00-18:00"),
         ({"funday": ["09:00-10:00"]}, "hours.funday", "unknown weekday; use one of mon, tue, wed, thu, fri, sat, sun"),

@@ -406,14 +406,14 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     # the server wrote its clicks as it stopped
     table = ok(invoke(runner, "stats", "--db", db, "--by", "referrer", "--link", "vetrina"))
     assert [line.split() for line in table.stdout.splitlines()] == [
-        ["REFERRER", "CLICKS", "UNIQUES", "BOTS", "CHATS", "CONVERSION"],
-        ["www.instagram.com", "2", "1", "0", "0"],  # one visitor: the same address and phone, twice
-        ["(none)", "1", "0", "1", "0"],
-        ["TOTAL", "3", "1", "1", "0", "0.0%"],
+        ["REFERRER", "CLICKS", "UNIQUES", "BOTS"],  # no WhatsApp number connected: no chats to count
+        ["www.instagram.com", "2", "1", "0"],  # one visitor: the same address and phone, twice
+        ["(none)", "1", "0", "1"],
+        ["TOTAL", "3", "1", "1"],
     ]
     assert "(Europe/Rome), by referrer" in table.stderr
     found = as_json(invoke(runner, "stats", "--db", db, "--campaign", "summer", "--json"))
-    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1, "conversations": 0, "conversion": 0.0}
+    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None}
     assert len(found["rows"]) == 30
     csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "robot", "--csv")).stdout
     assert csv_text.splitlines() == [
@@ -445,7 +445,7 @@ def test_stats_tell_scans_from_taps_by_link_and_campaign(runner: CliRunner, db: 
     assert [(r["key"], r["clicks"]) for r in summer["rows"]] == [("qr", 2), ("", 1)]
     table = ok(invoke(runner, "stats", "--db", db, "--by", "via"))
     assert [re.split(r"\s{2,}", line.strip()) for line in table.stdout.splitlines()[1:3]] == [
-        ["QR code scan", "3", "2", "0", "0"], ["tap on the link", "1", "1", "0", "0"],
+        ["QR code scan", "3", "2", "0"], ["tap on the link", "1", "1", "0"],  # no number connected: no chats
     ]  # every link
     weeks = ok(invoke(runner, "stats", "--db", db, "--by", "week", "--csv")).stdout.splitlines()
     assert weeks[0] == "week,clicks,uniques,bots,conversations,conversion"  # the week once, no label repeating it

@@ -55,8 +55,17 @@ def stats(service: Service, client: TestClient, **params: str) -> dict[str, Any]
 
 def test_totals_count_people_uniques_and_robots_apart(client: TestClient, service: Service, shop: Any) -> None:
     result = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30"})
-    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1, "conversations": 0, "conversion": 0.0}
+    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1, "conversations": 0, "conversion": None}
     assert result["timezone"] == "Europe/Rome"  # the only business's
+
+
+def test_chats_are_counted_only_where_a_whatsapp_number_is_connected(
+    client: TestClient, service: Service, shop: Any
+) -> None:
+    """Found by a new user: with no number connected the CLI and the dashboard showed "0 chats,
+    0.0 %" (a conversion that cannot be measured there), as the README says they do not."""
+    result = call(client, compute(service.store, StatsQuery(), now=datetime(2026, 11, 25, 12, tzinfo=UTC)))
+    assert not result.chats and result.totals.conversion is None  # type: ignore[attr-defined]
 
 
 def test_days_are_the_business_days(client: TestClient, service: Service, shop: Any) -> None:
@@ -120,7 +129,7 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
     by_agent = stats(service, client, **month, by="agent")["rows"]
     assert [(r["label"], r["clicks"]) for r in by_agent] == [("Giulia", 3), ("Marco", 2)]
     only_marco = stats(service, client, **month, agent=str(shop["marco"].id), by="device")
-    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1, "conversations": 0, "conversion": 0.0}
+    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None}
     assert {r["key"]: (r["clicks"], r["bots"]) for r in only_marco["rows"]} == {
         "desktop": (1, 0), "mobile": (1, 0), "other": (0, 1)
     }  # fmt: skip

@@ -411,9 +411,10 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
     by = found.query.by
     click.echo(f"{found.first_day} to {found.last_day} ({found.timezone}), by {by}", err=True)
     rows: list[Any] = [*found.rows, found.totals]
+    chats = ["chats", "conversion"] if found.chats else []  # only where a WhatsApp number tells them
     print_table([{by: getattr(row, "label", "TOTAL"), "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots,
                   "chats": row.conversations, "conversion": "" if row.conversion is None else f"{row.conversion:.1%}"}
-                 for row in rows], [by, "clicks", "uniques", "bots", "chats", "conversion"])  # fmt: skip
+                 for row in rows], [by, "clicks", "uniques", "bots", *chats])  # fmt: skip
 
 
 def main() -> None:

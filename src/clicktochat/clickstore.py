@@ -82,6 +82,14 @@ class ClickStore(StoreDB):
                 await write(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
                             totals[table], upsert)  # fmt: skip
 
+    async def chats_counted(self) -> bool:
+        """Whether chats are counted at all: a WhatsApp number is connected, or chats were counted
+        before (a number since disconnected)."""
+        (found,) = await self._one(
+            "SELECT EXISTS (SELECT 1 FROM whatsapp_numbers) OR EXISTS (SELECT 1 FROM chat_starts)"
+        )
+        return bool(found)
+
     async def click_count(self, link_kind: str, link_key: str) -> int:
         """People's clicks on one link, ever (robots are counted apart)."""
         return (await self.click_counts(link_kind, [link_key]))[link_key]

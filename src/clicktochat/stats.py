@@ -10,7 +10,7 @@ import csv
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -94,6 +94,7 @@ class Stats:
     timezone: str
     totals: Counts
     rows: list[StatsRow] = field(default_factory=list)
+    chats: bool = True  # chats are counted: a WhatsApp number is or was connected (else no conversion)
 
     def as_dict(self) -> dict[str, object]:
         filters = {k: v for k, v in asdict(self.query).items() if v is not None and k not in (
@@ -231,8 +232,11 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
                 for key, c, u, b in found]  # fmt: skip
     else:  # chats are not counted by referrer, device... (only clicks know those)
         rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
-    counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks))
-    return Stats(query, first_day, last_day, timezone, counts, rows)
+    counted = await store.chats_counted()
+    counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks if counted else 0))
+    if not counted:  # no number tells which click became a chat: no conversion to show
+        rows = [replace(row, conversion=None) for row in rows]
+    return Stats(query, first_day, last_day, timezone, counts, rows, counted)
 
 
 def converted(chats: tuple[int, int] | None, clicks: int) -> tuple[int, float | None]:
