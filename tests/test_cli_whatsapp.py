@@ -317,8 +317,11 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             assert "business  1      delivered  " in shown
 
             ad = cli_run(db, graph_url, "simulate", "message", "--from", "+393480000001", "--referral-headline",
-                         "Cannoli -20%", "--ctwa-clid", "ARAkLkA8rmlFeiCk")  # fmt: skip
+                         "Cannoli -20%", "--ctwa-clid", "ARAkLkA8rmlFeiCk", "--name", "Luigi")  # fmt: skip
             assert ad.returncode == 0, ad.stderr
+            until("Luigi's chat", lambda: len(api.get("/conversations").json()["conversations"]) == 2)
+            stop = cli_run(db, graph_url, "simulate", "stop", "--from", "+393480000001")  # no --name: still Luigi
+            assert stop.returncode == 0 and stop.stdout.startswith("Luigi (+393480000001)"), stop.stdout
             stop = cli_run(db, graph_url, "simulate", "stop", "--from", "+393471234567")
             assert stop.returncode == 0, stop.stderr
 

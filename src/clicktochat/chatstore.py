@@ -408,6 +408,13 @@ class ChatStore(OptinStore, CustomerStore):
 
         return await self.run(work)
 
+    async def customer_name(self, number_id: int, wa_id: str) -> str | None:
+        """The profile name WhatsApp last gave for this customer of this number (the simulator
+        keeps it, as a real customer keeps theirs)."""
+        row = await self.run(self._one, "SELECT name FROM conversations WHERE number_id = ? AND wa_id = ?"
+                             " ORDER BY last_message_at DESC LIMIT 1", (number_id, wa_id))  # fmt: skip
+        return str(row[0]) if row and row[0] else None
+
     async def conversation(self, conversation_id: int) -> Conversation | None:
         if not 0 <= conversation_id < 2**63:
             return None

@@ -340,7 +340,8 @@ Then a customer writes in:
 
 CUSTOMER_OPTIONS = [
     click.option("--from", "sender", required=True, help="The customer's phone number, e.g. +393471234567."),
-    click.option("--name", default="Giulia Rossi", show_default=True, help="The customer's profile name."),
+    click.option("--name", help="The customer's profile name [default: the one they wrote with before, else "
+                 "Giulia Rossi]."),
     click.option("--number", "number_id", type=int, help="Our connected number [default: the only one]."),
     click.option("--webhook-url", help="Where to POST [default: the base URL + /webhooks/whatsapp]."),
 ]
@@ -353,13 +354,13 @@ def customer_options(command: F) -> F:
 
 
 def write_in(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None, sender: str,
-             name: str, text: str, ad: dict[str, Any] | None = None) -> None:  # fmt: skip
+             name: str | None, text: str, ad: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Sign a message as Meta does with the number's app secret and POST it to our webhook."""
     wa_id = "".join(char for char in sender if char.isdigit())
     if not 6 <= len(wa_id) <= 15:
         raise click.BadParameter("give a phone number with its country code, e.g. +393471234567", param_hint="--from")
 
-    async def work(service: Service) -> tuple[str, str, httpx.Response]:
+    async def work(service: Service) -> tuple[str, str, str, httpx.Response]:
         numbers = await service.whatsapp.chats.numbers()
         keys = {k.id: k for k in service.whatsapp.keys}
         if number_id is None and len(numbers) != 1:
@@ -372,14 +373,15 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         ours = StandInNumber(found.phone_number_id, found.waba_id, found.display_phone_number,
                              found.verified_name or "", key.access_token, key.app_secret)  # fmt: skip
         url = webhook_url or f"{service.base_url}/webhooks/whatsapp"
+        said = name or await service.whatsapp.chats.customer_name(found.id, wa_id) or "Giulia Rossi"
         try:
-            answer = await Customer(url, ours, wa_id, None, name).send_text(text, referral=ad)
+            answer = await Customer(url, ours, wa_id, None, said).send_text(text, referral=ad)
         except httpx.HTTPError as exc:
             raise ProblemError(f"could not reach {url} ({exc}): is `clicktochat serve` running?") from None
         await tell_standin(service.settings.graph_url, ours, wa_id)
-        return url, found.display_phone_number, answer
+        return url, found.display_phone_number, said, answer
 
-    url, ours, answer = run(db, base_url, work)
+    url, ours, name, answer = run(db, base_url, work)
     if answer.status_code != 200:
         detail = answer.json().get("detail", answer.text) if "json" in answer.headers.get("content-type", "") else ""
         hint = " (a server picks up a newly connected number within a few seconds)" if answer.status_code == 403 else ""
@@ -413,7 +415,7 @@ async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str) -> Non
 @click.option("--referral-headline", help="The chat comes from a Click-to-WhatsApp ad with this headline.")
 @click.option("--ctwa-clid", help="The ad click's id Meta attaches [default with an ad: a random one].")
 def simulate_message(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None,
-                     sender: str, name: str, text: str, referral_headline: str | None,
+                     sender: str, name: str | None, text: str, referral_headline: str | None,
                      ctwa_clid: str | None) -> None:  # fmt: skip
     """A customer writes to our number: a webhook signed as Meta signs it, POSTed to the server."""
     ad = None
