@@ -95,6 +95,10 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
     assert page.status_code == 422 and "Confirmation template" in page.text and "no template nonexist" in page.text
     assert "clicktochat whatsapp templates sync" in page.text
     assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")) is None
+    # a language ticked with no sentence (found by a new user: it was dropped, and the form saved)
+    page = new_form(admin, whatsapp, wording_it="  ")
+    assert page.status_code == 422 and "no consent sentence in it" in page.text
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")) is None
     no_csrf = whatsapp.client.post("/admin/optins", data={"slug": "x"})
     assert no_csrf.status_code == 403
 

@@ -94,7 +94,8 @@ def form_values(form: dict[str, str], lists: dict[str, list[str]]) -> dict[str, 
     return {
         "slug": form.get("slug", ""), "business_id": _int(business, "business_id") if business else None,
         "title": form.get("title", "").strip() or None, "topics": form.get("topics", ""), "wording": wording,
-        "languages": [lang for lang in lists.get("languages", []) if lang in wording] or list(wording),
+        "languages": [lang for lang in lists.get("languages", []) if lang in LANGUAGES] or list(wording),  # a ticked
+        # language with no sentence is refused (save_form), never dropped
         "double_optin": "double_optin" in form, "template": form.get("template", "").strip() or None,
         "template_language": form.get("template_language", "").strip() or None,
         "topic_labels": labels,
