@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -119,6 +120,8 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
     page = admin.get("/admin/consents?q=3471234567")
     assert page.text.count("<tr>") == 3 and "opted out" in page.text and "every topic" in page.text
     assert "+39 348" not in page.text
+    # times as the conversations show them, in the business's zone (found by a new user: raw ISO)
+    assert re.search(r'data-label="When">\d{1,2} \w{3} \d{4}, \d{2}:\d{2} CES?T<', page.text), page.text
     exported = admin.get("/admin/consents.csv?q=347+123")
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .admin import ADMIN_HEADERS, BOTH, Page, _int, admin_page, render, see_other
+from .admin_chats import when
 from .agents import Business
 from .channels import display_phone
 from .consent import Consent
@@ -185,8 +186,12 @@ async def consents_page(request: Request, page: Page) -> Response:
     except InvalidInput as exc:
         errors, search, business_id, offset, rows = exc.errors, "", None, 0, []
     businesses = {b.id: b for b in await service.store.businesses()}
+    def zone(business_id: int) -> str:  # times as the conversations show them: in the business's zone
+        return businesses[business_id].timezone if business_id in businesses else "UTC"
+
     shown = [{"c": c, "phone": display_phone(c.phone) if c.phone else (c.user_id or ""),
-              "at": timestamp(c.at), "business": businesses[c.business_id].name if c.business_id in businesses else "",
+              "at": when(c.at, zone(c.business_id)),
+              "business": businesses[c.business_id].name if c.business_id in businesses else "",
               "proof": c.proof or {}} for c in rows]  # fmt: skip
     kept = {k: v for k, v in (("q", search), ("business", str(business_id or ""))) if v}
     requests = []  # a number searched for: its double opt-in requests too (pending ones are no consent yet)
@@ -197,7 +202,8 @@ async def consents_page(request: Request, page: Page) -> Response:
             pass
     return show(page, "consents.html", "optins", 422 if errors else 200, errors, rows=shown, search=search,
                 kept=kept, offset=offset, more=len(rows) == PAGE_SIZE,
-                requests=[{"r": r, "at": timestamp(r.created_at), "until": timestamp(r.expires_at)} for r in requests],
+                requests=[{"r": r, "at": when(r.created_at, zone(r.business_id)),
+                           "until": when(r.expires_at, zone(r.business_id))} for r in requests],
                 business_options=[("", "all")] + [(b.id, b.name) for b in businesses.values()])  # fmt: skip
 
 
