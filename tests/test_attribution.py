@@ -100,10 +100,12 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
     assert find_ref("ciao") is None and find_ref("(ref K7QX0)") is None  # 0 is not in the alphabet
     for word in ("STOP", "stop", "Stop!", " stop. ", "ANNULLA", "Baja", "parar", "STOPP", "ARRÊT", "arret", "🛑 stop",
                  "Stop promotions", "stop sending", "STOP STOP please", "Stop sending me this please", "STOPALL",
-                 "Unsubscribe me", "cancel", "END", "quit", "Basta!", "Abmelden", "désabonner"):  # fmt: skip
+                 "Unsubscribe me", "cancel", "END", "quit", "Basta!", "Abmelden", "désabonner",
+                 "please stop"):  # fmt: skip
         assert is_stop(word), word
     for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
-                 "stop " * 10, "la torta è finita"):  # fmt: skip
+                 "stop " * 10, "la torta è finita", "Basta così, grazie!", "Basta un cannolo, grazie",
+                 "Stop by at 5 then"):  # fmt: skip  # the last three found by an attacker
         assert not is_stop(text), text
 
 

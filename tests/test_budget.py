@@ -218,3 +218,7 @@ def test_an_ipv6_network_has_one_budget_as_an_ipv4_address_does() -> None:
     assert waits[:3] == [0, 0, 0] and all(w > 0 for w in waits[3:])
     assert budget.retry_after("2001:db8:dead:bee0::1") == 0  # another network
     assert [budget.retry_after(f"192.0.2.{n}") for n in range(4)] == [0, 0, 0, 0]  # IPv4: each its own
+    # as a dual-stack proxy may write them: IPv4 addresses still (found by an attacker: all one ::/64)
+    assert [budget.retry_after(f"::ffff:198.51.100.{n}") for n in range(4)] == [0, 0, 0, 0]
+    assert [budget.retry_after("::ffff:192.0.2.9") for _ in range(3)] == [0, 0, 0]
+    assert budget.retry_after("192.0.2.9") > 0  # ::ffff:192.0.2.9 and 192.0.2.9: one caller, one budget

@@ -88,15 +88,19 @@ def test_stop_in_the_chat_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
     assert history["consents"][-1]["source"] == "chat"
 
 
-@pytest.mark.parametrize("tap", ["button", "interactive"])
+@pytest.mark.parametrize("tap", ["button", "interactive", "localised"])
 def test_a_stop_button_opts_out_like_the_word(whatsapp: WhatsAppSetup, tap: str) -> None:
     """Found by an attacker: a tap on a template's "Stop promotions" quick reply (Meta's own
     marketing opt-out button) or a STOP reply button was kept as a message and opted nobody out."""
     assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
     whatsapp.clock.move(60)
     customer = whatsapp.customer()
-    tapped = customer.tap_button("Stop promotions", "STOP") if tap == "button" else customer.tap_reply("stop", "STOP")
-    whatsapp.run(tapped)
+    if tap == "button":
+        whatsapp.run(customer.tap_button("Stop promotions", "STOP"))
+    elif tap == "interactive":
+        whatsapp.run(customer.tap_reply("stop", "STOP"))
+    else:  # the label in the customer's language: its payload says it (seen by an attacker)
+        whatsapp.run(customer.tap_button("Interrompi promozioni", "Stop promotions"))
     whatsapp.process()
     assert not may_message(entries(whatsapp), "orders").allowed
 

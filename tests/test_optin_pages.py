@@ -191,7 +191,7 @@ def test_a_confirmation_meta_refused_does_not_lock_the_person_out(whatsapp: What
     assert whatsapp.send() == 1 and whatsapp.standin.sent[-1].body["template"]["name"] == "hello_world"
     states = [r.state for r in whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, PHONE))]
     assert states == ["lapsed", "pending"]
-    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm"))
+    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm", context={"id": whatsapp.standin.sent[-1].wamid}))
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed
     assert "Riprova domani" in post(whatsapp, topic="offers").text  # one that reached them counts for the day
@@ -221,7 +221,11 @@ def test_double_opt_in_is_pending_until_the_customer_taps_yes(whatsapp: WhatsApp
     assert "già scritto" in post(whatsapp).text  # one pending at a time: no second message
     assert whatsapp.send() == 0
     whatsapp.clock.move(60)
-    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm"))
+    # Found by an attacker: any button confirmed it, one of another message ("Track my order") too.
+    whatsapp.run(whatsapp.customer().tap_reply("track", "Track my order", context={"id": "wamid.ANOTHER"}))
+    whatsapp.process()
+    assert entries(whatsapp) == []
+    whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm", context={"id": sent.wamid}))
     whatsapp.process()
     [entry] = entries(whatsapp)
     assert (entry.state, entry.source, entry.wording) == ("in", "page", FORM["wording"]["it"])
@@ -347,6 +351,11 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
 def test_a_written_yes_confirms_it(whatsapp: WhatsAppSetup, reply: str) -> None:
     double_form(whatsapp)
     post(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text(reply))  # found by an attacker: a yes before the question
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed  # reached them (not sent yet, or never) is none
+    assert whatsapp.send() == 1
+    whatsapp.clock.move(60)
     whatsapp.run(whatsapp.customer().send_text(reply))
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed

@@ -415,3 +415,16 @@ def test_a_lone_surrogate_in_a_text_is_kept_as_a_replacement_not_retried_for_eve
     assert whatsapp.process() == 1
     listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
     assert [c["last_message"] for c in listed] == ["Ciao \ufffd e \ufffd"]
+    # in an ad's referral too (found by the attacker again: the whole conversation list was a 500)
+    value = inbound_message(wamid=new_wamid("393470000023"), timestamp=int(whatsapp.clock.now), wa_id="393470000023",
+                            user_id=None, name="Ad", text="Info?", referral={
+                                "source_type": "ad", "source_id": "1\ud800", "source_url": "https://fb.me/\ud800",
+                                "headline": "H\ud800", "body": "B\ud800", "ctwa_clid": "c\ud800"})  # fmt: skip
+    raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                              display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 1
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth)
+    assert listed.status_code == 200
+    [ad] = [c for c in listed.json()["conversations"] if c["wa_id"] == "393470000023"]
+    assert ad["came_from"]["referral"]["headline"] == "H\ufffd"

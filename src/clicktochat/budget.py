@@ -34,9 +34,12 @@ def network(address: str) -> str:
     if ":" not in address:
         return address
     try:
-        return str(ipaddress.IPv6Network((address.split("%", 1)[0], 64), strict=False))
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
     except ValueError:
         return address
+    if ip.ipv4_mapped is not None:  # ::ffff:198.51.100.7, as dual-stack proxies may write it: an IPv4 address
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 class Budget:

@@ -21,8 +21,10 @@ STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accen
     "stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar",
     "stopall", "stop all", "stop promotions", "stop promotion", "cancel", "end", "quit", "opt out", "optout",  # SMS
     "basta", "disiscrivimi", "darme de baja", "dar de baja", "abmelden", "desabonner", "desinscrire", "sair",
+    "please stop", "stop please",
 })  # fmt: skip
-STOP_STARTS = frozenset({"stop", "stopp", "unsubscribe", "basta", "arret", "arrete"})
+STOP_STARTS = frozenset({"stop", "stopp", "unsubscribe", "arret", "arrete"})  # not "basta": "basta così, grazie"
+NOT_STOP = frozenset({"by", "in", "over", "at", "here", "there", "the", "a"})  # "stop by at 5": a visit, not a stop
 """A short message (six words at most, not a question) starting with one of these says stop too:
 "stop sending me this please", "Stop promotions" (the button Meta adds to marketing templates)."""
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -45,6 +47,8 @@ class Inbound:
     caption: str | None = None
     mime_type: str | None = None
     referral: dict[str, Any] | None = None
+    context_id: str | None = None  # the message of ours it answers (a button tapped on it, a quoted reply)
+    payload: str | None = None  # a tapped button's payload or id, as we (or Meta) set it
 
     @property
     def ref(self) -> str | None:
@@ -52,7 +56,10 @@ class Inbound:
 
     @property
     def stop(self) -> bool:
-        return self.type in ("text", "button", "interactive") and is_stop(self.text or "")  # written or tapped
+        """Written or tapped: a button's label may be in the customer's language, its payload is ours or Meta's."""
+        return self.type in ("text", "button", "interactive") and (
+            is_stop(self.text or "") or is_stop(self.payload or "")
+        )
 
 
 @dataclass(frozen=True)
@@ -120,20 +127,21 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
         if wa_id is None and user_id is None:
             continue
         content = _dict(message.get(kind))
-        text = caption = None
+        text = caption = payload = None
         if kind == "text":
             text = _str(content.get("body"))
         elif kind == "button":
-            text = _str(content.get("text"))
+            text, payload = _str(content.get("text")), _str(content.get("payload"))
         elif kind == "interactive":
             reply = _dict(content.get(_str(content.get("type")) or ""))
-            text = _str(reply.get("title"))
+            text, payload = _str(reply.get("title")), _str(reply.get("id"))
         else:
             caption = _str(content.get("caption"))
         referral = message.get("referral")
         events.append(Inbound(
             number, wamid, at, wa_id, user_id, _str(_dict(contact.get("profile")).get("name")), kind,
             text, caption, _str(content.get("mime_type")), _referral(referral) if isinstance(referral, dict) else None,
+            _str(_dict(message.get("context")).get("id")), payload,
         ))  # fmt: skip
     for status in (_dict(s) for s in _list(value.get("statuses"))):
         wamid, state, at = _str(status.get("id")), _str(status.get("status")), _time(status.get("timestamp"))
@@ -162,7 +170,7 @@ def _preferences(number: str, value: dict[str, Any]) -> list[Event]:
 def _referral(referral: dict[str, Any]) -> dict[str, Any]:
     """What of Meta's referral says where the chat came from (media URLs are left out)."""
     keys = ("source_type", "source_id", "source_url", "headline", "body", "ctwa_clid", "media_type")
-    return {key: referral[key] for key in keys if isinstance(referral.get(key), str)}
+    return {key: value for key in keys if (value := _str(referral.get(key))) is not None}  # surrogates made U+FFFD
 
 
 def _contact(contacts: list[dict[str, Any]], wa_id: str | None, user_id: str | None) -> dict[str, Any]:
@@ -279,7 +287,10 @@ def is_stop(text: str) -> bool:
     words = "".join(c if c.isalpha() else " " for c in folded).split()
     if not words:
         return False
-    return " ".join(words) in STOP_WORDS or (words[0] in STOP_STARTS and len(words) <= 6 and "?" not in text)
+    if " ".join(words) in STOP_WORDS:
+        return True
+    short = len(words) <= 6 and "?" not in text
+    return words[0] in STOP_STARTS and short and (len(words) == 1 or words[1] not in NOT_STOP)
 
 
 def check_text(text: Any) -> str:

@@ -245,12 +245,13 @@ class OptinStore(ChatDB):
         return await self.run(work)
 
     def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
-        """Inside `apply_events`: a customer's message may answer their pending request. A tap
-        on a button of the confirmation, or a short written yes ("Sì", "yes please"), confirms
-        it, and its `in` entry is added with the words they were shown; STOP, or a button or
-        short reply saying no ("No", "no grazie"), refuses it. Anything else (a question, "who
-        is this?", a customer's next message about an order) leaves it pending until it lapses:
-        the person who typed the number in may not be its owner."""
+        """Inside `apply_events`: a customer's message may answer their pending request. Once
+        its confirmation was sent, a tap on one of that message's buttons (the tap names it), or
+        a short written yes ("Sì", "yes please"), confirms it, and its `in` entry is added with
+        the words they were shown; STOP, or a button or short reply saying no ("No", "no grazie"),
+        refuses it. Anything else (a question, "who is this?", a button of another message, a yes
+        before the question reached them) leaves it pending until it lapses: the person who typed
+        the number in may not be its owner."""
         if not message.wa_id:
             return
         found = self._request("business_id = ? AND phone = ? AND state = 'pending' AND created_at <= ?"
@@ -262,8 +263,15 @@ class OptinStore(ChatDB):
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
-        if message.type not in ("button", "interactive") and not (message.type == "text" and says_yes(said)):
-            return  # a photo, a sticker or a question says neither yes nor no
+        sent = db.execute("SELECT wamid FROM outbox WHERE id = ?", (found.outbox_id,)).fetchone()
+        asked = sent[0] if sent else None  # the confirmation's message id, once Meta took it
+        if asked is None:
+            return  # no question reached them (not sent yet, or never): nothing they say answers it
+        if message.type in ("button", "interactive"):
+            if message.context_id != asked:
+                return  # a button of another message (an order's "Track it"), not the confirmation's
+        elif not (message.type == "text" and says_yes(said) and message.context_id in (None, asked)):
+            return  # a photo, a sticker, a question, or a reply quoting another message
         proof = (found.proof or {}) | {"request": found.id, "confirmed_by": message.wamid}
         cursor = db.execute(
             "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
