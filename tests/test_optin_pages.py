@@ -279,6 +279,9 @@ def test_no_confirmation_goes_to_a_number_that_said_stop_or_was_erased(whatsapp:
     whatsapp.process()
     whatsapp.clock.move(60)
     assert "Tocca Sì" in post(whatsapp).text
+    # and again, as for anyone (found by the attacker's second look: it said "pending" every time,
+    # where anyone else's second try says one was sent already)
+    assert "già scritto" in post(whatsapp).text
     assert whatsapp.send() == 0 and whatsapp.standin.sent == []
     erased = "393475550001"
     whatsapp.run(whatsapp.service.whatsapp.chats.erase_customer(erased, int(whatsapp.clock())))

@@ -333,9 +333,11 @@ class Optins:
             number_id = await self._confirming_number(form.business_id, form.template, form.template_language)
         except InvalidInput as exc:
             raise Unavailable(f"This form cannot send its confirmation now: {exc.detail}") from None
-        if not await self._may_reply(form.business_id, phone):
-            return Outcome("pending")  # answered as for anyone: the form tells no one who opted out
         now = self.now()
+        if not await self._may_reply(form.business_id, phone):  # answered as for anyone: it tells no one who opted out
+            waits = await self.chats.quiet_request(form.business_id, form.id, phone, topic, source, wording, version,
+                                                   proof, now, now + PENDING_FOR)  # fmt: skip
+            return Outcome("waiting" if waits else "pending")
         try:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,
                                                    proof, now, now + PENDING_FOR, CONFIRM_EVERY)  # fmt: skip

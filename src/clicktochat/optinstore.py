@@ -156,6 +156,31 @@ class OptinStore(ChatDB):
 
     # -- double opt-in requests ------------------------------------------------------
 
+    async def quiet_request(
+        self, business_id: int, form_id: int | None, phone: str, topic: str, source: str, wording: str,
+        version: str, proof: dict[str, Any] | None, now: int, expires_at: int,
+    ) -> bool:  # fmt: skip
+        """A sign-up for a number that opted out: no message goes, but it is answered as anyone's
+        is, so the form tells no one who opted out. True when one was made already and still
+        "waits" (a second try gets what anyone's second try gets); else one is kept, `refused`,
+        for the answers and for the record (a person's export shows it)."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'refused'"
+                             " AND confirmation_at IS NULL AND created_at <= ? AND expires_at > ?",
+                             (business_id, phone, now, now)):  # fmt: skip
+                    return True
+                db.execute(
+                    "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
+                    " source, wording, version, proof, decided_at) VALUES (?, ?, ?, ?, 'refused', ?, ?, ?, ?, ?, ?, ?)",
+                    (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
+                     json.dumps((proof or {}) | {"not_sent": "the number had opted out"}), now),
+                )  # fmt: skip
+                return False
+
+        return await self.run(work)
+
     async def add_request(
         self, business_id: int, form_id: int | None, phone: str, topic: str, source: str, wording: str,
         version: str, proof: dict[str, Any] | None, now: int, expires_at: int, confirm_every: int,
