@@ -117,8 +117,9 @@ def test_the_throttle_counts_tries_per_name_and_address_per_address_and_per_name
     assert throttle.attempt("zed", "10.9.9.9", now=1030) == 0
     for n in range(5):  # one name from many places
         assert throttle.attempt("ana", f"10.1.0.{n}", now=1040) == 0
-    assert throttle.attempt("ana", "10.1.0.1", now=1040) == 21  # 3 + 5 tries on ana: her own limit, for those
-    assert throttle.attempt("ana", "10.2.0.1", now=1040) == 0  # that guessed; a clean address may still try
+    assert throttle.attempt("ana", "10.2.0.1", now=1040) == 0  # 3 + 5 tries on ana: her own count is reached,
+    assert throttle.attempt("ana", "10.3.0.1", now=1040) == 11  # and she is paced, from anywhere (pace: 10 s)
+    assert throttle.attempt("ana", "10.3.0.1", now=1050) == 0
     assert throttle.attempt("ana", "10.0.0.1", now=1061) == 0  # the window has passed
 
 
@@ -149,13 +150,18 @@ def test_a_stranger_cannot_lock_the_admin_out_and_an_ipv6_network_counts_once() 
     """Found by an attacker: five wrong passwords from each of twenty addresses locked the name
     for everyone, the real admin at her own address included, for as long as they went on; and
     each address of one IPv6 /64 (2^64 of them, one customer's) had a budget of its own."""
-    throttle = LoginThrottle(attempts=5, address_attempts=20, user_attempts=100, window=900)
+    throttle = LoginThrottle(attempts=5, address_attempts=20, user_attempts=100, window=900, pace=10)
     for n in range(20):
         for _ in range(5):
             assert throttle.attempt("ana", f"198.51.{n}.1", now=1000) == 0
-    assert throttle.attempt("ana", "198.51.0.1", now=1001) > 0  # an address that guessed: still waits
-    assert throttle.attempt("ana", "198.51.100.7", now=1001) == 0  # her own address, clean: let in to try
+    assert throttle.attempt("ana", "198.51.0.1", now=1001) > 0  # an address that guessed five times: waits
+    assert throttle.attempt("ana", "198.51.100.7", now=1001) == 0  # her own address: let in to try
     throttle.succeeded("ana", "198.51.100.7")
+    # Past the name's count it is paced, not locked (the attacker's second look: a fresh address or
+    # /64 for every guess had no bound): one try in ten seconds from anywhere, a mistyped one too.
+    assert throttle.attempt("ana", "203.0.113.1", now=1011) == 0  # her try took the turn of 1001
+    assert [throttle.attempt("ana", f"203.0.113.{n}", now=1012) for n in range(2, 6)] == [10] * 4
+    assert throttle.attempt("ana", "203.0.113.1", now=1021) == 0  # it guessed once: still its turn
     attacker = LoginThrottle(attempts=5, address_attempts=20, window=900)
     answers = [attacker.attempt(f"user{n}", f"2001:db8:dead:beef::{n:x}", now=1000) for n in range(25)]
     assert answers.count(0) == 20  # one /64: one address's allowance

@@ -180,6 +180,26 @@ def test_the_sign_in_throttle_counts_tries_made_on_every_instance(pg_url: str) -
     asyncio.run(scenario())
 
 
+def test_a_name_past_its_count_is_paced_on_every_instance_not_locked(pg_url: str) -> None:
+    """One try every `pace` seconds for the name, from any address, whichever instance takes it."""
+
+    async def scenario() -> None:
+        stores = [SharedStore(pg_url), SharedStore(pg_url)]
+        one, two = (LoginThrottle(shared=store, user_attempts=6, pace=10) for store in stores)
+        try:
+            now = 1_800_000_000.0
+            for n in range(6):  # the name's count, from six addresses (one try each)
+                assert await (one, two)[n % 2].check("anna", f"198.51.100.{n}", now) == 0
+            assert await one.check("anna", "203.0.113.1", now + 1) == 0  # its turn
+            assert await two.check("anna", "203.0.113.2", now + 2) == 10  # the next is ten seconds on
+            assert await two.check("anna", "203.0.113.2", now + 12) == 0
+        finally:
+            for store in stores:
+                await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_scheduled_job_runs_on_one_instance_per_period(pg_url: str) -> None:
     async def scenario() -> list[bool]:
         one, two = SharedStore(pg_url), SharedStore(pg_url)

@@ -104,10 +104,10 @@ UNLIMITED = 2**31 - 1
 class LoginThrottle:
     """Failed sign-ins counted per `window` seconds three ways: for a username from one address
     (`attempts`), for an address (`address_attempts`: an office behind one address has several
-    people) and for a username from anywhere (`user_attempts`, high, so that a stranger cannot
-    lock the real admin out from their own address: the name's count holds back only addresses
-    that have failed themselves, and an address with no failures is always let in to try). An
-    IPv6 address counts as its /64 (budget.network). An attempt counts as failed from the
+    people) and for a username from anywhere (`user_attempts`). Past the last, the name is not
+    locked (strangers would lock the real admin out) but paced: one try every `pace` seconds,
+    from anywhere, which bounds guessing from any number of addresses and keeps the admin's
+    wait to seconds. An IPv6 address counts as its /64 (budget.network). An attempt counts as failed from the
     moment it starts, so that a burst sent at once is throttled like one sent in turn; a
     success takes it back. In memory with one process; with several instances on one database
     (`shared`, PostgreSQL) the tries are counted in the database (`check`, `passed`), so that
@@ -117,8 +117,10 @@ class LoginThrottle:
     address_attempts: int = 20
     user_attempts: int = 100
     window: float = 15 * 60
+    pace: float = 10.0
     max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _paced: dict[str, float] = field(default_factory=dict)  # a name past its count: when it may be tried next
     shared: SharedStore | None = None
 
     async def check(self, username: str, address: str, now: float | None = None) -> int:
@@ -128,8 +130,11 @@ class LoginThrottle:
             now = time.time() if now is None else now
             keys = self.keys(username, address)
             try:
-                clean = not await self.shared.failures(keys[:2], now - self.window)
-                wait = await self.shared.attempt(keys, self.limits(clean), self.window, now)
+                if await self.shared.failures(keys[2:], now - self.window) >= self.user_attempts and not (
+                    await self.shared.due(f"sign-in:{keys[2]}", now, self.pace)
+                ):  # the name's turn, taken by every instance in turn
+                    return int(self.pace)
+                wait = await self.shared.attempt(keys, self.limits(), self.window, now)
                 return int(wait) + 1 if wait > 0 else 0
             except Unreachable:
                 pass
@@ -151,21 +156,22 @@ class LoginThrottle:
         name, where = username.strip().lower(), hashlib.sha256(network(address).encode()).hexdigest()[:32]
         return f"pair:{where}:{name}", f"addr:{where}", f"user:{name}"
 
-    def limits(self, clean: bool = False) -> tuple[int, int, int]:
-        """The tries allowed under each of keys(): for the name from anywhere, none counted for an
-        address with no failures of its own (`clean`), so that nobody is locked out from a clean one."""
-        return self.attempts, self.address_attempts, UNLIMITED if clean else self.user_attempts
+    def limits(self) -> tuple[int, int, int]:
+        """The tries allowed under each of keys() before a pause; the name's own count paces
+        instead (`pace`), so it locks nobody out."""
+        return self.attempts, self.address_attempts, UNLIMITED
 
     def retry_after(self, username: str, address: str, now: float | None = None) -> int:
         """Seconds until another try is allowed; 0 when it is allowed now."""
         now = time.time() if now is None else now
         wait = 0.0
         keys = self.keys(username, address)
-        clean = not self._recent(keys[0], now) and not self._recent(keys[1], now)
-        for key, limit in zip(keys, self.limits(clean), strict=True):
+        for key, limit in zip(keys, self.limits(), strict=True):
             times = self._recent(key, now)
             if len(times) >= limit:
                 wait = max(wait, times[-limit] + self.window - now)
+        if len(self._recent(keys[2], now)) >= self.user_attempts:
+            wait = max(wait, self._paced.get(keys[2], 0.0) - now)
         return int(wait) + 1 if wait > 0 else 0
 
     def attempt(self, username: str, address: str, now: float | None = None) -> int:
@@ -184,7 +190,12 @@ class LoginThrottle:
             ranked = sorted(self._failures, key=weight)
             for key in ranked[: self.max_keys // 10]:
                 del self._failures[key]
-        for key in self.keys(username, address):
+        keys = self.keys(username, address)
+        if len(self._recent(keys[2], now)) >= self.user_attempts:  # past the name's count: its next turn
+            if len(self._paced) >= self.max_keys:
+                self._paced = {k: t for k, t in self._paced.items() if t > now}
+            self._paced[keys[2]] = now + self.pace
+        for key in keys:
             self._failures.setdefault(key, deque()).append(now)
         return 0
 
