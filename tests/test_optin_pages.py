@@ -71,6 +71,17 @@ def test_a_new_wording_is_a_new_version(whatsapp: WhatsAppSetup) -> None:
     assert (entries(whatsapp)[0].wording, entries(whatsapp)[0].version) == ("Updates, please.", "2")
 
 
+def test_the_title_heads_the_form_and_the_business_gives_the_consent(whatsapp: WhatsAppSetup) -> None:
+    """Found by a new user: a form's title took the business's place in the consent sentence
+    ("Leave your number and Order updates will send you..."), which then named no business."""
+    make_form(whatsapp, title="Aggiornamenti")
+    page = whatsapp.client.get("/optin/dolce", params={"lang": "it"}).text
+    assert '<p class="business">Aggiornamenti</p>' in page
+    assert "Pasticceria Dolce Vita ti manderà su WhatsApp" in page and "Aggiornamenti ti manderà" not in page
+    panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "it"}).json()
+    assert "Pasticceria Dolce Vita" in panel["words"]["intro"]
+
+
 def test_topics_are_called_what_the_form_calls_them_in_each_language(whatsapp: WhatsAppSetup) -> None:
     form = make_form(whatsapp, topic_labels={"it": {"orders": "I miei ordini", "offers": "Offerte e novità"}})
     italian = whatsapp.client.get("/optin/dolce?lang=it")

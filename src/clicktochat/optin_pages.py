@@ -72,6 +72,11 @@ class Shown:
     words: dict[str, str]
 
     @property
+    def title(self) -> str:
+        """What heads the form: its title, else the business's name."""
+        return self.form.title or self.business
+
+    @property
     def wording(self) -> str:
         return self.form.wording[self.lang]
 
@@ -86,7 +91,7 @@ async def shown(request: Request, lang: str = "") -> Shown:
     chosen = form_language(form, lang or request.query_params.get("lang", ""),
                            request.headers.get("accept-language", ""))  # fmt: skip
     business = await service.store.business(form.business_id)
-    name = form.title or (business.name if business else "")
+    name = business.name if business else ""  # who the consent is given to: the business, never the title
     return Shown(form, chosen, name, {k: v.replace("{business}", name) for k, v in words(chosen).items()})
 
 
