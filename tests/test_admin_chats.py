@@ -225,7 +225,7 @@ def test_a_reply_is_queued_once_and_reaches_meta(whatsapp: WhatsAppSetup, admin:
     url = f"/admin/conversations/{conversation}"
     page = admin.get(url)
     until = when(int(whatsapp.clock.now) + 24 * 3600, "Europe/Rome")  # e.g. 24 Dec 2026, 05:26 CET
-    assert f"Open until {until}" in page.text and "May send: <strong>text</strong>" in page.text
+    assert f"Open until {until}" in page.text and "May send: <strong id=\"may-send\">text</strong>" in page.text
     form = reply_form(page.text)
     first = whatsapp.client.post(url, data={**form, "text": "Sì, fino alle 19!"})
     again = whatsapp.client.post(url, data={**form, "text": "Sì, fino alle 19!"})  # a double click
@@ -275,6 +275,7 @@ def test_a_customer_who_wrote_stop_is_not_answered(whatsapp: WhatsAppSetup, admi
     page = admin.get(f"/admin/conversations/{conversation}")
     assert "opted out" in page.text and "The customer opted out of messages" in page.text
     assert "<textarea" not in page.text
+    assert 'May send: <strong id="may-send">nothing</strong>' in page.text  # it said "text" (a new user's report)
 
 
 @pytest.mark.parametrize(("seconds", "said"), [

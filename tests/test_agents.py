@@ -99,6 +99,9 @@ def test_timezones_are_checked() -> None:
     for bad in ("Mars/Olympus", "", "../../etc/passwd"):
         with pytest.raises(InvalidInput, match="is not an IANA time zone"):
             check_timezone(bad)
+    for server in ("localtime", "Factory"):  # found by a new user: the server's zone, not a place's
+        with pytest.raises(InvalidInput, match="depends on the server"):
+            check_timezone(server)
 
 
 @pytest.mark.parametrize(

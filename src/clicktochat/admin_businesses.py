@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import available_timezones
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, see_other
-from .agents import WEEKDAYS, Agent, Business, as_written, format_hours, is_available
+from .agents import TIMEZONES, WEEKDAYS, Agent, Business, as_written, format_hours, is_available
 from .channels import CHANNELS
 from .errors import Conflict, FieldError, InvalidInput, NotFound
 from .logos import MAX_UPLOAD_BYTES
 
-TIMEZONES = sorted(available_timezones())
 CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
 
 

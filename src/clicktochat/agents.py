@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .errors import InvalidInput
 
@@ -49,7 +49,15 @@ class Agent:
         return next((address for name, address in self.channels if name == channel), None)
 
 
+SERVER_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+"""Names in the zone database that are not a place: `localtime` is whatever the server is set
+to (UTC in a container), so a shop's hours and days would move with the machine it runs on."""
+TIMEZONES = sorted(available_timezones() - SERVER_ZONES)  # the choices offered (dashboard, OpenAPI)
+
+
 def check_timezone(name: str, field: str = "timezone") -> str:
+    if name in SERVER_ZONES:
+        raise InvalidInput(field, f"{name!r} depends on the server; give the place's zone, such as Europe/Rome")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as 'Europe'

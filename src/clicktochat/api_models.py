@@ -5,10 +5,10 @@ server enforces declared in them, so the schema is as strict as the server)."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from .agents import TIMEZONES
 from .channels import CHANNELS, MAX_TEXT_LENGTH
 from .links import MAX_LABEL_LENGTH, SLUG_PATTERN
 from .service import MAX_EXPIRY_SECONDS, MAX_NAME_LENGTH
@@ -58,8 +58,8 @@ NOTES_HELP = ("What the owner should know about the link, in English: text the a
 SLUG = schema(pattern=f"^{SLUG_PATTERN.pattern}$")
 CHANNEL = schema(enum=list(CHANNELS))
 ID = schema(minimum=1, maximum=2**63 - 1)
-TIMEZONE = schema(enum=sorted(available_timezones()))
-TIMEZONE_OR_NULL = schema(enum=[*sorted(available_timezones()), None])
+TIMEZONE = schema(enum=TIMEZONES)  # places only: not `localtime` (agents.SERVER_ZONES)
+TIMEZONE_OR_NULL = schema(enum=[*TIMEZONES, None])
 COLOUR_HELP = "The business's colour on its posters, #rrggbb (darkened there until it reads on white); null: ours."
 COLOUR_SCHEMA = schema(pattern=r"^(#?[0-9a-fA-F]{6})?$")
 # A new link leads to exactly one of: a number, an agent, a business.
