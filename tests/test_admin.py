@@ -345,6 +345,11 @@ def test_a_links_qr_options_are_checked_and_its_downloads_decode(client: TestCli
     assert read_qr(client.get(png).content) == "https://chat.example.com/s/vetrina?qr"
     bad = admin.get("/admin/links/vetrina?dark=%23eeeeee&light=%23ffffff")
     assert bad.status_code == 422 and "contrast" in bad.text
+    # the business's logo for a business with none: said beside the field, the code drawn without
+    # (found by a new user: a broken image and download links to a 422, and no word why)
+    no_logo = admin.get("/admin/links/vetrina?logo=business")
+    assert no_logo.status_code == 422 and "has no logo: upload one" in no_logo.text
+    assert "logo=business" not in no_logo.text.split('id="q-logo"')[0]
 
 
 # -- widgets, stats and keys -------------------------------------------------------------

@@ -163,6 +163,10 @@ async def link_page(request: Request, page: Page) -> Response:
     qr_query = signed_query(service.signer.keys, f"s/{link.slug}", qr_params)  # styled codes are the owner's
     try:
         parse_options(qr_params)
+        if qr_params.get("logo") == "business":  # the server would refuse the code: say why here
+            business_id = await service.business_of(link)
+            if business_id is None or await service.store.logo(business_id) is None:
+                raise InvalidInput("logo", "this link's business has no logo: upload one on its page (Businesses)")
     except InvalidInput as exc:  # the code is drawn with the defaults; the form keeps what was typed
         errors, qr_query = errors + exc.errors, ""
     state = await service.link_state(link)

@@ -246,7 +246,7 @@ class Service(WidgetService):
             destination["channel"] = found.name
         return destination
 
-    async def _business_of(self, link: ShortLink) -> int | None:
+    async def business_of(self, link: ShortLink) -> int | None:
         if link.agent_id is not None:
             agent = await self.store.agent(link.agent_id)
             return agent.business_id if agent else None
@@ -290,7 +290,7 @@ class Service(WidgetService):
                 changes.get("to"), channel, changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip
             if update["address"] is not None:  # a fixed number now: still the business's (its name, logo, colour)
-                update["business_id"] = await self._business_of(link)
+                update["business_id"] = await self.business_of(link)
         elif "channel" in changes and link.address is None:  # the channel a link to an agent or business asks for
             update |= await self._destination(None, changes["channel"], link.agent_id, link.business_id)
         elif "channel" in changes:
