@@ -68,8 +68,9 @@ def history(site: Site, phone: str) -> list[dict[str, Any]]:
     return answer.json()["consents"]  # type: ignore[no-any-return]
 
 
-def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: str, thanks: str) -> None:
-    v = Visit(browser, site)
+def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: str, thanks: str,
+                  **options: Any) -> None:  # fmt: skip
+    v = Visit(browser, site, **options)
     try:
         v.open(w="shop", lang=lang)
         v.shadow(".launcher").click()
@@ -86,6 +87,9 @@ def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: 
         phone_field.fill("12")
         v.shadow(".send").click()
         expect(phone_field).to_have_attribute("aria-invalid", "true")
+        # what was wrong is in sight (found by a new user: written below the panel's visible part)
+        expect(v.shadow(".said")).not_to_be_empty()
+        expect(v.shadow(".said")).to_be_in_viewport()
         phone_field.fill(phone)
         v.shadow('select[name="topic"]').select_option("offers")
         v.shadow(".send").click()
@@ -99,7 +103,8 @@ def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: 
 
 def test_opt_in_through_the_widget_panel_in_two_languages(browser: Browser, site: Site) -> None:
     widget_opt_in(browser, site, "en", "+39 347 000 0001", "Get updates on WhatsApp", "Thank you!")
-    widget_opt_in(browser, site, "it", "347 000 0002", "Ricevi aggiornamenti su WhatsApp", "Grazie!")
+    widget_opt_in(browser, site, "it", "347 000 0002", "Ricevi aggiornamenti su WhatsApp", "Grazie!",
+                  viewport={"width": 390, "height": 640}, is_mobile=True)  # a phone: the panel scrolls  # fmt: skip
     [english] = history(site, "+393470000001")
     [italian] = history(site, "+393470000002")
     for entry, lang in ((english, "en"), (italian, "it")):

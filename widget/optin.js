@@ -89,8 +89,10 @@ export default ({ panel, handoff, el, id, config }) => {
         phone.setAttribute("aria-invalid", String(wrongNumber));
         said.textContent = wrongNumber ? words.fix : answer.message || answer.detail; // message: in the form's language
         if (wrongNumber) phone.focus();
+        said.scrollIntoView({ block: "nearest" }); // below the fold of a scrolling panel, it would say nothing
       } catch (error) {
         said.textContent = error.message;
+        said.scrollIntoView({ block: "nearest" });
       } finally {
         send.disabled = false;
       }
