@@ -65,7 +65,10 @@ def test_modes_override_the_device_rule(client: TestClient, service: Service) ->
     always = make(client, service, to="+39 347 123 4567", mode="redirect", slug="always")
     landing = make(client, service, to="+39 347 123 4567", mode="landing", short=False)
     assert client.get(always, headers={"user-agent": DESKTOP}).status_code == 302
-    assert client.get(landing, headers={"user-agent": IPHONE}).status_code == 200
+    on_phone = client.get(landing, headers={"user-agent": IPHONE})
+    assert on_phone.status_code == 200
+    # no "On your phone? Scan this code" to someone on their phone (found by a new user)
+    assert 'class="phone"' not in on_phone.text and 'class="phone"' in client.get(landing).text
 
 
 def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient, service: Service) -> None:

@@ -225,7 +225,8 @@ def landing_page(
     response = page(
         request, "landing.html", click=click, chat_url=chat_url, channel=channel, mobile=mobile,
         copy=bool(click.text) and not channel.takes_text, web_url=web_url(click.link_url, channel, mobile),
-        app_page=APP_PAGES.get(channel.name), alternatives=others, qr=qr_svg(scan_url(click.link_url)), **words,
+        app_page=APP_PAGES.get(channel.name), alternatives=others, **words,
+        qr=None if mobile else qr_svg(scan_url(click.link_url)),  # "on your phone? scan": not to a phone
     )  # fmt: skip
     response.headers["Content-Security-Policy"] += "; script-src 'self'"  # static/landing.js, no inline script
     return response
