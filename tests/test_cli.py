@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,10 @@ from clicktochat import __version__
 from clicktochat.app import create_app
 from clicktochat.cli import cli
 from clicktochat.settings import Settings
+from clicktochat.storedb import migrations
 from conftest import ANDROID, IPHONE, POSTGRES, connect_db, free_port, read_qr
 from pgserver import PostgresServer
+from test_store import database_at
 
 BASE = "https://chat.example.com"
 NUMBER = "+39 347 123 4567"
@@ -513,3 +517,21 @@ def test_text_from_strangers_cannot_drive_the_terminal() -> None:
 
     assert printable("\x1b]0;PWNED\x07\x1b[2Jrow\nfake\r\x85x") == "�]0;PWNED��[2Jrow⏎fake��x"
     assert printable("Giulia 🍰 è") == "Giulia 🍰 è"
+
+
+def test_a_command_never_upgrades_the_database_behind_a_running_older_server(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Found by a new user: after `pip install` of a new release, any command (`link list`)
+    upgraded the database at once, under the older server still running on it. Commands now say
+    so and change nothing; `clicktochat db upgrade` (or `serve`) brings it up to date."""
+    path = str(tmp_path / "old.db")
+    database_at(path, 12).execute("COMMIT")
+    refused = invoke(runner, "link", "list", "--db", path)
+    assert refused.exit_code == 1 and "schema 12" in refused.stderr and "clicktochat db upgrade" in refused.stderr
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
+    upgraded = ok(invoke(runner, "db", "upgrade", "--db", path))
+    assert f"from schema 12 to {len(migrations())}" in upgraded.stdout
+    assert "already" in ok(invoke(runner, "db", "upgrade", "--db", path)).stdout
+    assert ok(invoke(runner, "link", "list", "--db", path)).stdout == "(none)\n"

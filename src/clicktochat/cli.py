@@ -23,6 +23,7 @@ from .service import Service, timestamp
 from .settings import Settings
 from .stats import GROUPS, MAX_LIMIT, Stats, compute, parse_query
 from .store import Store
+from .storedb import OlderSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 DB_HELP = ("SQLite database file, or a PostgreSQL URL (postgresql://user:password@host:5432/name) "
@@ -82,7 +83,7 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
     """Open the database, run `work`, close; input errors become a message and exit code 1."""
 
     async def main() -> T:
-        service = await Service.open(settings_from(db=db, base_url=base_url))
+        service = await Service.open(settings_from(db=db, base_url=base_url), upgrade=False)
         try:
             return await work(service)
         finally:
@@ -101,6 +102,12 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
         raise click.ClickException(exc.detail) from None
     except OverflowError:
         raise click.ClickException("that id is larger than any id can be") from None
+    except OlderSchema as exc:  # never behind a server of the older release that may still run on it
+        raise click.ClickException(
+            f"{redacted(target)} is at schema {exc.found}, made by an older clicktochat; this one needs "
+            f"{exc.latest}. Stop the older server, then start this one (clicktochat serve) or run "
+            "`clicktochat db upgrade`: either brings it up to date, after which an older clicktochat cannot use it."
+        ) from None
     except failures as exc:
         reason = scrubbed(str(exc), target)  # libpq may quote the URL's password
         raise click.ClickException(f"cannot use the database {redacted(target)}: {reason}") from None

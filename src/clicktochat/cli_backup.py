@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
 from .settings import Settings
+from .store import Store
+from .storedb import OlderSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,7 +85,41 @@ def restore_command(db: str | None, path: Path) -> None:
 
 @click.group("db")
 def db_group() -> None:
-    """The database as a whole: moving an installation from its SQLite file to PostgreSQL."""
+    """The database as a whole: bringing an older one up to date; moving an installation from its SQLite file to
+    PostgreSQL."""
+
+
+@db_group.command("upgrade")
+@click.option("--db", help="SQLite database file, or a PostgreSQL URL [env: CLICKTOCHAT_DB; default: clicktochat.db].")
+def db_upgrade(db: str | None) -> None:
+    """Bring a database made by an older clicktochat up to date (as `serve` does when it starts;
+    other commands refuse to). Stop an older server on it first: it cannot use it afterwards."""
+    try:
+        target = Settings.from_env(db=db).db
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def work() -> tuple[int | None, int]:
+        found = None  # up to date already (or new)
+        try:
+            store = await Store.open(target, upgrade=False)
+        except OlderSchema as exc:
+            found = exc.found
+            store = await Store.open(target)
+        try:
+            return found, await store.schema_version()
+        finally:
+            await store.close()
+
+    try:
+        found, now = asyncio.run(work())
+    except failures(target) as exc:
+        reason = scrubbed(str(exc), target)  # libpq may quote the URL's password
+        raise click.ClickException(f"cannot use the database {redacted(target)}: {reason}") from None
+    if found is None:
+        click.echo(f"{redacted(target)} is already at schema {now}")
+    else:
+        click.echo(f"{redacted(target)} brought from schema {found} to {now}")
 
 
 @db_group.command("copy")

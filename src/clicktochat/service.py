@@ -74,9 +74,10 @@ class Service(WidgetService):
         self.widget_cache.clear()
 
     @classmethod
-    async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Service:
-        """`clock`: what the WhatsApp side takes as now (the window, backoff); tests move it."""
-        store = await Store.open(settings.db)
+    async def open(cls, settings: Settings, clock: Callable[[], float] = time.time, upgrade: bool = True) -> Service:
+        """`clock`: what the WhatsApp side takes as now (the window, backoff); tests move it.
+        `upgrade=False` (commands): storedb.OlderSchema rather than migrating an older database."""
+        store = await Store.open(settings.db, upgrade)
         try:
             signer = LinkSigner(await signing_keys(store, settings.signing_keys))
             base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"

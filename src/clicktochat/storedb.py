@@ -37,6 +37,15 @@ def migrations(folder_name: str = "migrations") -> list[tuple[int, str]]:
 
 
 
+class OlderSchema(Exception):
+    """The database is at an older schema, and this open may not bring it up to date (a command
+    while an older server may still run on it: `clicktochat db upgrade` or `serve` may)."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(f"the database is at schema {found}, this clicktochat at {latest}")
+        self.found, self.latest = found, latest
+
+
 class StoreDB:
     def __init__(self, db: aiosqlite.Connection, postgres: bool = False) -> None:
         self.db = db
@@ -45,9 +54,11 @@ class StoreDB:
         self.held: DatabaseLock | None = None  # `clicktochat restore` refuses while any store holds it
 
     @classmethod
-    async def open(cls, path: str) -> Self:
+    async def open(cls, path: str, upgrade: bool = True) -> Self:
+        """`upgrade=False`: OlderSchema rather than migrating a database made by an older release
+        (a new one, at schema 0, is always made)."""
         if is_postgres(path):
-            return await cls._open_postgres(path)
+            return await cls._open_postgres(path, upgrade)
         folder = Path(path).parent
         if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
             raise FileNotFoundError(f"the folder {folder} does not exist")
@@ -65,7 +76,7 @@ class StoreDB:
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db)
             store.held = held
-            await store.migrate()
+            await store.migrate(upgrade)
         except BaseException:
             await db.close()
             held.release()
@@ -73,7 +84,7 @@ class StoreDB:
         return store
 
     @classmethod
-    async def _open_postgres(cls, url: str) -> Self:
+    async def _open_postgres(cls, url: str, upgrade: bool = True) -> Self:
         """aiosqlite's thread and queue around a psycopg connection (see `database`), opened again
         after the server restarted (`database.Reconnecting`)."""
         # Connected first, off the loop: a refused connection raised inside aiosqlite's thread would
@@ -83,7 +94,7 @@ class StoreDB:
         await db
         try:
             store = cls(db, postgres=True)
-            await store.migrate()
+            await store.migrate(upgrade)
         except BaseException:
             await db.close()
             raise
@@ -131,16 +142,18 @@ class StoreDB:
         if self.db.in_transaction:
             await self.db.execute("ROLLBACK")
 
-    async def migrate(self) -> None:
+    async def migrate(self, upgrade: bool = True) -> None:
         """SQLite: every migration not applied yet, in one transaction, with foreign keys off (as
         SQLite asks of a schema change: dropping a parent table to make it again must not
         cascade), and checked before the commit: a migration that breaks a key fails whole."""
         if self.postgres:
-            await self._migrate_postgres()
+            await self._migrate_postgres(upgrade)
             return
         (version,) = await self._one("PRAGMA user_version")
         if version >= migrations()[-1][0]:
             return
+        if version and not upgrade:
+            raise OlderSchema(version, migrations()[-1][0])
         await self.db.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: first
         try:
             async with self.transaction() as db:
@@ -181,13 +194,16 @@ class StoreDB:
         for (statement,) in extras:
             await self.db.execute(statement)
 
-    async def _migrate_postgres(self) -> None:
+    async def _migrate_postgres(self, upgrade: bool = True) -> None:
         """`migrations_pg/`, under a lock held to the transaction's end: instances that start
         together migrate once, the others wait and find nothing left to do."""
         async with self.transaction() as db:
             await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version")
+            latest = migrations("migrations_pg")[-1][0]
+            if version and version < latest and not upgrade:
+                raise OlderSchema(version, latest)
             for number, script in migrations("migrations_pg"):
                 if number > version:
                     await db.executescript(script)
