@@ -350,7 +350,8 @@ def poster_command(db: str | None, base_url: str | None, slug: str, output: str,
         print_pdf(env, found, (templates / "static" / "poster.css").read_text(), Path(output), chromium)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Wrote {output}: {page_format.upper()} poster for {found.url}")
+    kind = "A6 table tent" if page_format == "a6" else f"{page_format.upper()} poster"
+    click.echo(f"Wrote {output}: {kind} for {found.url}")
 
 
 qr: click.Command = qr_command
