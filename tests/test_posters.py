@@ -207,6 +207,7 @@ def test_a_long_business_name_stays_on_one_printed_page(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+        assert ("A6 table tent" if page_format == "a6" else "A4 poster") in done.stdout  # as the README says
         assert decode_pdf(output) == ("https://chat.example.com/s/lunga?qr", size, 1)
         text = pypdfium2.PdfDocument(output)[0].get_textpage().get_text_range()
         assert "zu schreiben" in text and "chat.example.com/s/lunga" in text  # the bottom lines are all there
