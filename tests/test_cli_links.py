@@ -4,6 +4,7 @@ followed in the app (TestClient) over the same database (helpers: test_cli)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -422,3 +423,22 @@ def test_list_says_what_a_click_meets_and_codes_are_refused_for_a_channel_gone(
     assert "active" in listed["finita"].split()
     fails(invoke(runner, "qr", "telegram", "--db", db, "-o", str(tmp_path / "gone.png")), 1, "Telegram")
     assert not (tmp_path / "gone.png").exists()
+
+
+def test_an_expired_signed_link_is_still_shown_to_its_owner(runner: CliRunner, db: str) -> None:
+    """Found by a new user: `link show` of an expired signed URL said only "This link has expired"."""
+    from clicktochat.service import Service
+    from clicktochat.tokens import SignedLink
+
+    create(runner, db, "--to", NUMBER)  # the database and its signing key
+
+    async def sign() -> str:
+        service = await Service.open(Settings(db=db, base_url=BASE))
+        try:
+            return service.signer.sign(SignedLink("whatsapp", "393471234567", "Ciao", campaign="estate", expires_at=1))
+        finally:
+            await service.close()
+
+    token = asyncio.run(sign())
+    shown = ok(invoke(runner, "link", "show", f"{BASE}/c/{token}", "--db", db)).stdout
+    assert "expired" in shown and "estate" in shown

@@ -163,9 +163,12 @@ def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: b
 
     async def work(service: Service) -> dict[str, Any]:
         if is_signed:
-            created = CreatedLink(service.signed_url(ref), signed=service.signer.verify(ref), token=ref)
+            signed = service.signer.verify(ref, now=0)  # an expired link is still its owner's to look at
+            created = CreatedLink(service.signed_url(ref), signed=signed, token=ref)
             clicks = await service.signed_link_clicks(ref)
-            return api.signed_out(service, created).model_dump(mode="json") | {"clicks": clicks}
+            expired = signed.expires_at is not None and signed.expires_at <= time.time()
+            return api.signed_out(service, created).model_dump(mode="json") | {
+                "clicks": clicks, "state": "expired" if expired else "active"}  # fmt: skip
         found = await service.get_link(ref)
         return link_row(service, found, await service.link_clicks(found.slug))
 
