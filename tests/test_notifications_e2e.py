@@ -1,13 +1,14 @@
 """End to end: a notification reaches Meta exactly once, whatever kills the sender.
 
 `clicktochat serve` sends 120 queued notifications to the Graph stand-in (a real port), paced
-at 10 a second (a second's worth at once, then one every 0.1 s) so that the kill lands inside
-the sender's first round of 32: SIGKILL once the stand-in has taken 20 of them, then the
-server is started again on the same database. Messages the stand-in took but the dead server
-never recorded are known by the status webhooks the stand-in sends, and sends again until
-the server takes them, as Meta does (each names our outbox row in
-`biz_opaque_callback_data`); the rest are sent again once their lease has passed. In the end
-the stand-in has taken every notification exactly once."""
+at 10 a second. The stand-in answers only the first 20 sends: past those it takes each message
+and leaves its answer hanging, as when Meta took a message and the answer was lost. Once it
+holds one taken and unanswered send, the server gets SIGKILL (so at least one send is in
+doubt, whatever the machine's speed), then it is started again on the same database.
+Messages the stand-in took but the dead server never recorded are known by the status
+webhooks the stand-in sends, and sends again until the server takes them, as Meta does (each
+names our outbox row in `biz_opaque_callback_data`); the rest are sent again once their lease
+has passed. In the end the stand-in has taken every notification exactly once."""
 
 from __future__ import annotations
 
@@ -65,14 +66,16 @@ def test_every_notification_reaches_meta_once_though_the_sender_is_killed(db_pat
     standin.webhook_url = f"http://127.0.0.1:{port}/webhooks/whatsapp"
     standin.auto_statuses = True
     asyncio.run(prepare(db, standin.url))  # type: ignore[attr-defined]
+    standin.withhold_answers_after(KILL_AFTER)
     env = {"CLICKTOCHAT_GRAPH_URL": standin.url, "CLICKTOCHAT_MESSAGES_PER_SECOND": "10",  # type: ignore[attr-defined]
            "CLICKTOCHAT_OUTBOX_LEASE": str(LEASE), "CLICKTOCHAT_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
     argv = [sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
     with running(argv, port, env) as first:
-        wait_for(lambda: len(standin.sent) >= KILL_AFTER, f"{KILL_AFTER} sends")
+        wait_for(lambda: len(standin.sent) > KILL_AFTER, f"{KILL_AFTER + 1} sends")
         first.kill()  # SIGKILL: no clean-up, whatever it was doing
         first.wait(10)
+    standin.withhold_answers_after(None)
     killed_at = len(standin.sent)
     assert killed_at < COUNT, "the kill came after the last send: nothing left to test"
     assert states(db)["sent"] < killed_at, "no send in doubt at the kill: nothing to test"

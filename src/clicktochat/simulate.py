@@ -295,7 +295,9 @@ class GraphStandIn:
         self.templates = DEFAULT_TEMPLATES if templates is None else templates
         self.http = http
         self.sent: list[SentMessage] = []
+        self.answer_only: int | None = None  # see withhold_answers_after
         self._faults: list[_Fault] = []
+        self._status_tasks: set[asyncio.Task[None]] = set()
         self._last_wrote: dict[tuple[str, str], float] = {}
         self._user_ids: dict[str, str] = {}  # wa_id -> BSUID, for users we have seen both of
         self._stopped_marketing: set[tuple[str, str]] = set()
@@ -322,6 +324,12 @@ class GraphStandIn:
                   retry_after: int | None = None) -> None:
         """Answer the next ``count`` valid sends with Meta's error body instead of accepting them."""
         self._faults += [_Fault(http_status, code, message, retry_after)] * count
+
+    def withhold_answers_after(self, count: int | None) -> None:
+        """Take every send but answer only the first ``count`` taken so far: the rest wait unanswered,
+        as when Meta took a message and its answer was lost with the connection (None answers
+        again). Their statuses are still sent, as Meta sends them."""
+        self.answer_only = count
 
     def window_open(self, phone_number_id: str, who: str) -> bool:
         last = self._last_wrote.get((phone_number_id, who))
@@ -392,6 +400,14 @@ class GraphStandIn:
             return graph_error(fault.http_status, fault.code, fault.message or f"(#{fault.code}) {title}",
                                details=details, headers=headers)
         sent = self._accept(number, body)
+        if self.answer_only is not None and len(self.sent) > self.answer_only:
+            if self.auto_statuses and self.webhook_url:
+                statuses = asyncio.create_task(self.deliver_until_taken(sent.wamid))
+                self._status_tasks.add(statuses)
+                statuses.add_done_callback(self._status_tasks.discard)
+            while self.answer_only is not None:  # a connection that hangs until the test lets it go
+                await asyncio.sleep(0.05)
+            return graph_error(500, 2, "(#2) Service temporarily unavailable")
         contact = {"input": body["to"], "wa_id": sent.wa_id} if body.get("to") else \
             {"input": body["recipient"], "user_id": sent.user_id}
         answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": sent.wamid}]}
