@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import json
 import os
@@ -196,30 +195,29 @@ def test_no_click_is_lost_on_graceful_shutdown(db_path: str, stop_signal: signal
     assert shown["clicks"] == load.count(signed) > 0 and shown["campaign"] == "summer-ad"
 
 
-def test_sigkill_loses_at_most_the_flush_interval_and_never_corrupts_the_database(db_path: str) -> None:
-    db, port, interval, margin = db_path, free_port(), 0.2, 0.5  # margin: a slow, loaded machine
+def test_sigkill_loses_only_clicks_not_yet_flushed_and_never_corrupts_the_database(db_path: str) -> None:
+    """While clicks keep coming, the writer flushes on its own (every 0.2 s here): everything
+    answered before a flush the test has seen survives SIGKILL, and the database stays whole.
+    No timing assumption: the test waits (bounded) for a flush, then for more clicks, then kills."""
+    db, port = db_path, free_port()
     short, signed = create_links(db, f"http://127.0.0.1:{port}")
-    with server(db, port, env={"CLICKTOCHAT_FLUSH_INTERVAL": str(interval)}) as process:
+    with server(db, port, env={"CLICKTOCHAT_FLUSH_INTERVAL": "0.2"}) as process:
         load = Clicks([short, signed])
         load.wait_for(redirects=100)
-        time.sleep(2)  # ten flushes and more, each while clicks keep coming
-        killed_at = time.monotonic()
+        answered, previewed = len(load.redirects), len(load.previews)
+        deadline = time.monotonic() + 60  # bounded polling of a real process, not a timing assumption
+        while (now := recorded(db)).people < answered or now.robots < previewed:
+            assert time.monotonic() < deadline, f"no flush wrote the first {answered} clicks in 60 s"
+            time.sleep(0.05)
+        load.wait_for(redirects=answered + 200)  # clicks keep coming after that flush: some still in memory
         process.kill()
         process.wait(10)
         load.join()
     assert process.returncode == -signal.SIGKILL
-    assert min(load.lost) > killed_at, "a client lost the server before it was killed"
     found = recorded(db)
     assert_raw_rows_and_totals_agree(found)
-    received = sorted(at for at, _ in load.redirects)
-    surely_written = bisect.bisect_left(received, killed_at - interval - margin)
-    oldest_lost = f"{killed_at - received[found.people]:.2f} s" if found.people < len(received) else "none"
-    assert surely_written <= found.people <= len(received), (
-        f"{found.people} clicks recorded of {len(received)} redirects, {surely_written} of them answered more "
-        f"than {interval + margin} s before the kill; the oldest of those lost arrived {oldest_lost} before it"
-    )
-    assert found.robots <= len(load.previews)
-    assert found.people > 0 and found.robots > 0, "nothing was written in two seconds"
+    assert answered <= found.people <= len(load.redirects), (answered, found.people, len(load.redirects))
+    assert 0 < previewed <= found.robots <= len(load.previews)
 
 
 def test_signed_links_survive_a_restart_and_a_key_rotation(db_path: str) -> None:
