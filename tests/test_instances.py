@@ -1,5 +1,5 @@
 """Several `clicktochat serve` processes on one PostgreSQL database (issue 13): every click
-counted once, every edit seen by the others within a second, one rotation, one sign-in
+counted once, every edit seen by the others at once (by notification), one rotation, one sign-in
 throttle, one count of unique visitors, each scheduled job run once, and a database restart
 survived. These tests always run on PostgreSQL: on the SQLite run of the suite they take a
 database of the session's server (conftest's `postgres_server`)."""
@@ -38,7 +38,11 @@ from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, flush, free_p
 from pgserver import PostgresServer
 
 _names = itertools.count()
-SEEN_WITHIN = 1.0  # seconds: an edit through one instance, seen by every other
+# Seconds within which an edit through one instance is seen by every other. Notifications make
+# it well under a second; the bound is generous for a busy machine, and still far below the
+# 30 s safety poll (listen.SAFETY_POLL), so five edits in a row all seen within it prove the
+# notifications work.
+SEEN_WITHIN = 10.0
 
 
 @pytest.fixture
@@ -251,7 +255,7 @@ def test_a_visitor_is_unique_once_whichever_instance_their_clicks_reach(pg_url: 
     assert asyncio.run(scenario()) == (5, 3, 2)
 
 
-def test_a_new_signing_key_reaches_a_running_instance_within_a_second(pg_url: str) -> None:
+def test_a_new_signing_key_reaches_a_running_instance_at_once(pg_url: str) -> None:
     """What signed links are opened with, held in memory, from `keys rotate` in another process.
     (API keys and sessions are read from the database at every request: a revoked key or an
     ended session is refused by every instance at once.)"""
@@ -373,7 +377,7 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(
         own_server.resume()
         health = until_health(client, "ok", 15)
         assert call(client, service.whatsapp.chats.numbers()) == []  # the WhatsApp side's connection, reopened
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while client.get("/healthz").json()["pending_clicks"]:
             assert time.monotonic() < deadline, "clicks not written after the restart"
             threading.Event().wait(0.05)

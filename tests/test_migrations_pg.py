@@ -301,6 +301,6 @@ def test_a_routing_change_is_announced(pg_url: str) -> None:
             writer.execute("UPDATE agents SET name = 'Ada L.' WHERE id = 1")
         writer.execute("NOTIFY clicktochat, 'end'")
 
-        payloads = [(n.channel, n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
+        payloads = [(n.channel, n.payload) for n in listener.notifies(timeout=30, stop_after=2)]
         assert payloads == [("clicktochat", "routing"), ("clicktochat", "end")]
         assert writer.execute("SELECT value FROM meta WHERE key = 'routing_version'").fetchone() == ("4",)
