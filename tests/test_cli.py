@@ -535,3 +535,11 @@ def test_a_command_never_upgrades_the_database_behind_a_running_older_server(
     assert f"from schema 12 to {len(migrations())}" in upgraded.stdout
     assert "already" in ok(invoke(runner, "db", "upgrade", "--db", path)).stdout
     assert ok(invoke(runner, "link", "list", "--db", path)).stdout == "(none)\n"
+
+
+def test_init_refuses_a_base_url_without_its_scheme(runner: CliRunner, tmp_path: Path) -> None:
+    db = str(tmp_path / "j.db")
+    done = invoke(runner, "init", "--db", db, "--base-url", "chat.example.com")
+    assert done.exit_code == 2 and "must start with https://" in done.output
+    assert "https://chat.example.com, not chat.example.com" in done.output
+    assert not Path(db).exists()

@@ -80,3 +80,12 @@ def test_a_url_whose_password_needs_encoding_is_refused_without_showing_it(passw
     encoded = quote(password, safe="")
     assert Settings(db=f"postgresql://shop:{encoded}@127.0.0.1:5432/clicktochat").db.endswith("/clicktochat")
     assert Settings(db="postgresql://shop@127.0.0.1:5432/clicktochat")  # no password: ~/.pgpass, PGPASSWORD
+
+
+@pytest.mark.parametrize("value", ["chat.example.com", "chat.example.com:8000", "ftp://chat.example.com", "https://"])
+def test_a_base_url_without_its_scheme_is_refused(value: str) -> None:
+    """Found by a new user: `--base-url chat.example.com` printed links without https://."""
+    with pytest.raises(ValueError, match="CLICKTOCHAT_BASE_URL .*must start with https://"):
+        Settings(base_url=value)
+    assert Settings(base_url="https://chat.example.com/").base_url == "https://chat.example.com/"
+    assert Settings(base_url="http://127.0.0.1:8000").base_url == "http://127.0.0.1:8000"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
+from urllib.parse import urlsplit
 
 from .database import is_postgres, redacted
 
@@ -134,6 +135,11 @@ class Settings:
                 load_table(self.price_table)
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{ENV_PREFIX}PRICE_TABLE: {exc}") from None
+        if self.base_url and not (self.base_url.startswith(("https://", "http://"))
+                                  and urlsplit(self.base_url).hostname):  # fmt: skip
+            # Without its scheme, every link and QR code printed would be a bare host name.
+            raise ValueError(f"{ENV_PREFIX}BASE_URL (--base-url) must start with https:// (or http://): "
+                             f"https://{self.base_url.split('://')[-1]}, not {self.base_url}")  # fmt: skip
         if not self.graph_url.startswith(("https://", "http://")):
             raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
         if any("/" in name or " " in name.strip() for name in self.trusted_hosts.split(",")):
