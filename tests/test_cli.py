@@ -543,3 +543,20 @@ def test_init_refuses_a_base_url_without_its_scheme(runner: CliRunner, tmp_path:
     assert done.exit_code == 2 and "must start with https://" in done.output
     assert "https://chat.example.com, not chat.example.com" in done.output
     assert not Path(db).exists()
+
+
+@pytest.mark.sqlite
+def test_nothing_runs_on_a_database_made_by_a_newer_clicktochat(runner: CliRunner, tmp_path: Path) -> None:
+    """Found by a new user: a rolled-back install listed links, 'upgraded' and served a database
+    at a schema it does not know."""
+    db = str(tmp_path / "future.db")
+    ok(invoke(runner, "init", "--db", db))
+    with sqlite3.connect(db) as conn:
+        (latest,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {latest + 1}")
+    for args in (["link", "list"], ["db", "upgrade"], ["serve", "--port", str(free_port())]):
+        done = invoke(runner, *args, "--db", db)
+        assert done.exit_code == 1, (args, done.output)
+        assert f"is at schema {latest + 1}, made by a newer clicktochat (this one knows up to {latest})" in done.output
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (latest + 1,)

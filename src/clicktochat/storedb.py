@@ -46,6 +46,17 @@ class OlderSchema(Exception):
         self.found, self.latest = found, latest
 
 
+class NewerSchema(sqlite3.DatabaseError):
+    """The database was brought to a schema this release does not know, by a newer clicktochat:
+    nothing of this release may use it (it would read and write tables it does not know). A
+    database error, so that every command says it as it says the others (`database.failures`)."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(f"the database is at schema {found}, made by a newer clicktochat (this one knows up to "
+                         f"{latest}): upgrade clicktochat, or restore a backup made before the upgrade")
+        self.found, self.latest = found, latest
+
+
 class StoreDB:
     def __init__(self, db: aiosqlite.Connection, postgres: bool = False) -> None:
         self.db = db
@@ -150,7 +161,9 @@ class StoreDB:
             await self._migrate_postgres(upgrade)
             return
         (version,) = await self._one("PRAGMA user_version")
-        if version >= migrations()[-1][0]:
+        if version > migrations()[-1][0]:
+            raise NewerSchema(version, migrations()[-1][0])
+        if version == migrations()[-1][0]:
             return
         if version and not upgrade:
             raise OlderSchema(version, migrations()[-1][0])
@@ -202,6 +215,8 @@ class StoreDB:
             await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version")
             latest = migrations("migrations_pg")[-1][0]
+            if version > latest:
+                raise NewerSchema(version, latest)
             if version and version < latest and not upgrade:
                 raise OlderSchema(version, latest)
             for number, script in migrations("migrations_pg"):
