@@ -560,3 +560,10 @@ def test_nothing_runs_on_a_database_made_by_a_newer_clicktochat(runner: CliRunne
         assert f"is at schema {latest + 1}, made by a newer clicktochat (this one knows up to {latest})" in done.output
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (latest + 1,)
+
+
+def test_db_upgrade_of_a_missing_file_makes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    done = invoke(runner, "db", "upgrade", "--db", str(typo))
+    assert done.exit_code == 1 and f"there is no database at {typo}" in done.output
+    assert list(tmp_path.iterdir()) == []

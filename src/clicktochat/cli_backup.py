@@ -98,6 +98,8 @@ def db_upgrade(db: str | None) -> None:
         target = Settings.from_env(db=db).db
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if not is_postgres(target) and not Path(target).exists():  # a typo must not make an empty database
+        raise click.ClickException(f"there is no database at {target}")
 
     async def work() -> tuple[int | None, int]:
         found = None  # up to date already (or new)
