@@ -79,8 +79,11 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
 
 def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path) -> None:
     consent(db, "orders")
+    (tmp_path / "giulia.json").write_text("an older export")
+    (tmp_path / "giulia.json").chmod(0o644)
     exported = run("customer", "export", "+39 347 123 4567", "-o", str(tmp_path / "giulia.json"))
     assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "giulia.json").stat().st_mode & 0o777 == 0o600  # one person's data: the owner's only
     data = json.loads((tmp_path / "giulia.json").read_text())
     assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
     unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased

@@ -5,7 +5,7 @@ and `whatsapp templates sync|list`. The checks are the API's (notifications.py);
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 from typing import Any
 
 import click
@@ -144,8 +144,11 @@ def customer_export(db: str | None, base_url: str | None, phone: str, output: st
     be a WhatsApp user id (e.g. IT.1234567890) for someone whose number WhatsApp withheld."""
     data = run(db, base_url, lambda s: customers.export(s, phone))
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    if output:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+    if output:  # readable by its owner only, as the database and its backups: it is one person's data
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file that was there keeps no wider mode
+        with open(descriptor, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
         click.echo(f"Wrote {output}.", err=True)
     else:
         click.echo(text)
