@@ -105,7 +105,8 @@ def render(request: Request, view: Shown, status: int = 200, errors: dict[str, s
            values: dict[str, str] | None = None, outcome: str = "", topic: str = "",
            wait: int = 0) -> Response:  # fmt: skip
     values = values or {}
-    country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang)
+    country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang,
+                                                        request.app.state.service.settings.default_region)
     done = outcome_words(view, outcome, topic, wait) if outcome else ""
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
@@ -214,7 +215,8 @@ async def optin_panel(request: Request) -> Response:
     body = {
         "form": view.form.slug, "lang": view.lang, "wording": view.wording, "version": view.form.version,
         "topics": view.topics, "words": view.words, "honeypot": HONEYPOT,
-        "country": default_country(request.query_params.get("hl", ""), view.lang),
+        "country": default_country(request.query_params.get("hl", ""), view.lang,
+                                   request.app.state.service.settings.default_region),
         "countries": [f"{region}:{code}" for region, code in countries()],
         "action": f"{request.app.state.service.base_url}/optin/{view.form.slug}",
     }  # fmt: skip

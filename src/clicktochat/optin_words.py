@@ -128,16 +128,21 @@ def countries() -> tuple[tuple[str, int], ...]:
     return tuple(sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS))
 
 
-def default_country(languages: str, lang: str) -> str:
-    """The number field's country from the first of the visitor's languages that says one
-    (an Accept-Language header, or the widget's page language then the browser's): its region
-    ("it-IT", "pt-BR"), else the language's usual country ("it": IT); else the page's
-    language's; else none (the visitor picks)."""
-    known = {region for region, _ in countries()}
-    for part in languages.replace("_", "-").split(","):
-        pieces = part.split(";")[0].strip().split("-")
+def default_country(languages: str, lang: str, region: str = "") -> str:
+    """The number field's country: the first of the visitor's languages (an Accept-Language
+    header, or the widget's page language then the browser's) that names a region ("it-IT",
+    "pt-BR"); else the server's `region` (CLICKTOCHAT_DEFAULT_REGION); else the usual country
+    of the first language that has one ("it": IT); else the page's language's; else none (the
+    visitor picks). A page's bare "en" must not beat the browser's "it-IT" (a new user's
+    Italian number was read as British)."""
+    known = {code for code, _ in countries()}
+    tags = [part.split(";")[0].strip().split("-") for part in languages.replace("_", "-").split(",")]
+    for pieces in tags:
         if len(pieces) > 1 and pieces[-1].upper() in known:
             return pieces[-1].upper()
+    if region.upper() in known:
+        return region.upper()
+    for pieces in tags:
         if pieces[0].lower() in LANGUAGE_COUNTRY:
             return LANGUAGE_COUNTRY[pieces[0].lower()]
     return LANGUAGE_COUNTRY.get(lang, "")
