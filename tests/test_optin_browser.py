@@ -103,8 +103,9 @@ def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: 
 
 def test_opt_in_through_the_widget_panel_in_two_languages(browser: Browser, site: Site) -> None:
     widget_opt_in(browser, site, "en", "+39 347 000 0001", "Get updates on WhatsApp", "Thank you!")
+    # An Italian's phone (a browser in it-IT: the number needs no +39); the panel scrolls.
     widget_opt_in(browser, site, "it", "347 000 0002", "Ricevi aggiornamenti su WhatsApp", "Grazie!",
-                  viewport={"width": 390, "height": 640}, is_mobile=True)  # a phone: the panel scrolls  # fmt: skip
+                  viewport={"width": 390, "height": 640}, is_mobile=True, locale="it-IT")  # fmt: skip
     [english] = history(site, "+393470000001")
     [italian] = history(site, "+393470000002")
     for entry, lang in ((english, "en"), (italian, "it")):

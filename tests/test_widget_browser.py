@@ -139,7 +139,8 @@ class Visit:
         self.requests: list[str] = []
         self.chats: list[str] = []
         self.context: BrowserContext = browser.new_context(
-            user_agent=options.pop("user_agent", DESKTOP), timezone_id="Europe/Rome", locale="en-GB", **options
+            user_agent=options.pop("user_agent", DESKTOP), timezone_id="Europe/Rome",
+            locale=options.pop("locale", "en-GB"), **options
         )
         self.context.on("request", lambda request: self.requests.append(request.url))
         for messenger in ("https://wa.me/**", "https://web.whatsapp.com/**"):
