@@ -403,7 +403,8 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
     page = admin.get("/admin/")
     assert page.status_code == 200
     assert '<strong id="total-clicks">4</strong>' in page.text and '<strong id="total-bots">1</strong>' in page.text
-    assert page.text.count("<polyline") == 3 and "<svg" in page.text  # clicks, uniques, chats started
+    assert page.text.count("<polyline") == 2 and "<svg" in page.text  # clicks, uniques
+    assert "chats" not in page.text.split("<main")[1]  # no WhatsApp number connected: no chats counted, none shown
     for section, label in (("campaign", "window"), ("link", "vetrina"), ("agent", "Giulia"),
                            ("referrer", "www.instagram.com"), ("device", "mobile")):  # fmt: skip
         part = page.text.split(f'id="by-{section}"')[1].split("</section>")[0]

@@ -261,7 +261,7 @@ def test_a_short_link_its_qr_code_a_click_in_the_stats_and_a_new_destination(
         page.wait_for_timeout(200)
     expect(page.locator("#total-clicks")).to_have_text("1")
     expect(page.locator("#by-campaign")).to_contain_text("weekend")
-    expect(page.locator("svg.chart polyline")).to_have_count(3)  # clicks, uniques, chats started
+    expect(page.locator("svg.chart polyline")).to_have_count(2)  # clicks, uniques: no WhatsApp number, no chats
     page.locator("#by-link").get_by_role("link", name="/s/torta-sabato").click()  # from the stats to the link
     expect(page.get_by_role("heading", name="/s/torta-sabato")).to_be_visible()
 

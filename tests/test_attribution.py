@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
 from clicktochat.simulate import referral
+from clicktochat.stats import compute, parse_query
 from conftest import IPHONE, WhatsAppSetup, flush
 
 
@@ -141,6 +142,8 @@ def test_stats_count_chats_started_and_the_share_of_clicks_that_became_one(whats
     assert sum(r["conversations"] for r in by_day["rows"]) == 2
     csv_text = whatsapp.client.get("/api/v1/stats.csv", params={"by": "link"}, headers=whatsapp.auth).text
     assert "short:vetrina,short:vetrina,4,1,0,1,0.25" in csv_text.splitlines()[1:]
+    shown = whatsapp.run(compute(whatsapp.service.store, parse_query({"by": "link"})))  # the CLI's and dashboard's
+    assert shown.chats and shown.as_csv().splitlines()[0] == "link,label,clicks,uniques,bots,conversations,conversion"
 
 
 def test_widget_and_signed_links_to_a_connected_number_carry_a_ref_code(whatsapp: WhatsAppSetup) -> None:

@@ -421,8 +421,8 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     assert len(found["rows"]) == 30
     csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "robot", "--csv")).stdout
     assert csv_text.splitlines() == [
-        "robot,label,clicks,uniques,bots,conversations,conversion", ",(none),3,1,0,0,",
-        "facebookexternalhit,facebookexternalhit,0,0,1,0,",
+        "robot,label,clicks,uniques,bots", ",(none),3,1,0",
+        "facebookexternalhit,facebookexternalhit,0,0,1",
     ]  # fmt: skip
     bad = invoke(runner, "stats", "--db", db, "--from", "2026-11-30", "--to", "2026-11-01")
     assert bad.exit_code == 1 and "--from: must not be after 'to'" in bad.stderr
@@ -442,8 +442,8 @@ def test_stats_tell_scans_from_taps_by_link_and_campaign(runner: CliRunner, db: 
             assert client.get(url, headers={"user-agent": agent}).is_redirect
     csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "via", "--link", "vetrina", "--csv")).stdout
     assert csv_text.splitlines() == [
-        "via,label,clicks,uniques,bots,conversations,conversion", "qr,QR code scan,2,1,0,0,",
-        ",tap on the link,1,1,0,0,",
+        "via,label,clicks,uniques,bots", "qr,QR code scan,2,1,0",
+        ",tap on the link,1,1,0",
     ]  # fmt: skip
     summer = as_json(invoke(runner, "stats", "--db", db, "--by", "via", "--campaign", "summer", "--json"))
     assert [(r["key"], r["clicks"]) for r in summer["rows"]] == [("qr", 2), ("", 1)]
@@ -452,8 +452,8 @@ def test_stats_tell_scans_from_taps_by_link_and_campaign(runner: CliRunner, db: 
         ["QR code scan", "3", "2", "0"], ["tap on the link", "1", "1", "0"],  # no number connected: no chats
     ]  # every link
     weeks = ok(invoke(runner, "stats", "--db", db, "--by", "week", "--csv")).stdout.splitlines()
-    assert weeks[0] == "week,clicks,uniques,bots,conversations,conversion"  # the week once, no label repeating it
-    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2},\d+,\d+,\d+,\d+,[0-9.]*", line) for line in weeks[1:])
+    assert weeks[0] == "week,clicks,uniques,bots"  # the week once, no label repeating it; no WhatsApp number: no chats
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2},\d+,\d+,\d+", line) for line in weeks[1:])
     assert sum(int(line.split(",")[1]) for line in weeks[1:]) == 4
 
 

@@ -302,13 +302,12 @@ async def stats_page(request: Request, page: Page) -> Response:
     for by in BREAKDOWNS:
         breakdowns[by] = await compute(service.store, replace(query, by=by, limit=10))
     labels = [row.key for row in over_time.rows]
-    chart = line_chart(
-        labels,
-        [Series("clicks", [r.clicks for r in over_time.rows]),
-         Series("unique visitors", [r.uniques for r in over_time.rows]),
-         Series("chats started", [r.conversations for r in over_time.rows])],
-        f"Clicks, unique visitors and chats started by {query.by}, {over_time.first_day} to {over_time.last_day}",
-    )
+    series = [Series("clicks", [r.clicks for r in over_time.rows]),
+              Series("unique visitors", [r.uniques for r in over_time.rows])]
+    if over_time.chats:  # no WhatsApp number: no chats are counted, so none are drawn
+        series.append(Series("chats started", [r.conversations for r in over_time.rows]))
+    counted = ", unique visitors and chats started" if over_time.chats else " and unique visitors"
+    chart = line_chart(labels, series, f"Clicks{counted} by {query.by}, {over_time.first_day} to {over_time.last_day}")
     shown = {k: v for k, v in params.items() if k != "by"} | {
         "from": over_time.first_day.isoformat(), "to": over_time.last_day.isoformat(), "by": query.by}  # fmt: skip
     typed = shown | params if errors else shown  # a mistake stays in the form, to be corrected

@@ -363,7 +363,7 @@ async def get_stats(request: Request, service: Service) -> Response:
     accept = request.headers.get("accept", "")
     if request.url.path.endswith(".csv") or ("text/csv" in accept and "application/json" not in accept):
         filename = f"clicktochat-{query.by}-{stats.first_day}-{stats.last_day}.csv"
-        return Response(stats.as_csv(), media_type="text/csv; charset=utf-8",
+        return Response(stats.as_csv(every_column=True), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
     return JSONResponse(StatsOut.model_validate(stats.as_dict()).model_dump(mode="json", by_alias=True))
 

@@ -109,18 +109,19 @@ class Stats:
             "rows": [asdict(row) for row in self.rows],
         }
 
-    def as_csv(self) -> str:
+    def as_csv(self, every_column: bool = False) -> str:
         """A column for the group's key, then its label, but for days, weeks and months, whose
-        label is the key again."""
+        label is the key again; chats only where they are counted (`chats`), or always with
+        `every_column` (the API's: a program reads the same columns whatever the data)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         labelled = self.query.by not in TIME_GROUPS
-        writer.writerow([self.query.by, *(["label"] if labelled else []), "clicks", "uniques", "bots", "conversations",
-                         "conversion"])  # fmt: skip
+        chats = ["conversations", "conversion"] if self.chats or every_column else []  # none without a number
+        writer.writerow([self.query.by, *(["label"] if labelled else []), "clicks", "uniques", "bots", *chats])
         for row in self.rows:
             label = [_cell(row.label)] if labelled else []
-            writer.writerow([_cell(row.key), *label, row.clicks, row.uniques, row.bots, row.conversations,
-                             "" if row.conversion is None else row.conversion])  # fmt: skip
+            counted = [row.conversations, "" if row.conversion is None else row.conversion] if chats else []
+            writer.writerow([_cell(row.key), *label, row.clicks, row.uniques, row.bots, *counted])
         return out.getvalue()
 
 
