@@ -142,6 +142,8 @@ def test_business_logo_and_a_qr_code_with_it(runner: CliRunner, db: str, tmp_pat
     buffer = io.BytesIO()
     Image.new("RGB", (200, 200), "#8e44ad").save(buffer, format="JPEG")
     logo.write_bytes(buffer.getvalue())
+    (tmp_path / "notes.png").write_text("not an image")
+    fails(invoke(runner, "business", "logo", shop, str(tmp_path / "notes.png"), "--db", db), 1, "IMAGE: ")
     set_logo = ok(invoke(runner, "business", "logo", shop, str(logo), "--db", db))
     assert set_logo.stdout == f"Set the logo of business {shop}.\n"
     done = ok(invoke(runner, "qr", "shop", "-o", str(png), "--db", db, "--logo", "business", "--base-url", BASE))

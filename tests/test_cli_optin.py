@@ -39,7 +39,15 @@ def test_add_list_remove(run: Callable[..., Result]) -> None:
 
 def test_input_errors_name_the_flag(run: Callable[..., Result]) -> None:
     bad = run("optin", "add", "347 123", "--topic", "orders", "--text", "x", "--version", "1")
-    assert bad.exit_code == 1 and "--phone" in bad.output
+    assert bad.exit_code == 1 and "PHONE: '347 123' has no country code" in bad.output  # an argument, not --phone
+    # Digits alone are read as WhatsApp writes numbers, country code first; the error quotes what was typed.
+    for args in (["optin", "add", "3471234567", "--topic", "orders", "--text", "x", "--version", "1"],
+                 ["optin", "remove", "3471234567", "--topic", "orders"], ["customer", "export", "3471234567"]):
+        bad = run(*args)
+        assert bad.exit_code == 1 and "PHONE: '3471234567' is not a number with its country code" in bad.output, args
+        assert "+39 347 123 4567" in bad.output and "'+3471234567'" not in bad.output
+    bad = run("optin", "form", "Dolce!", "--topics", "orders", "--wording", "en=Hi")
+    assert bad.exit_code == 1 and "SLUG: " in bad.output and "--slug" not in bad.output
     bad = run("optin", "add", "+393471234567", "--topic", "Orders!", "--text", "x", "--version", "1")
     assert bad.exit_code == 1 and "--topic" in bad.output
 

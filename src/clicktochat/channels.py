@@ -92,6 +92,16 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def international(digits: str, default_region: str = "", field: str = "to") -> str:
+    """Digits alone read as a number with its country code, as WhatsApp writes them
+    (393471234567); when they are not one, the error quotes what was typed, not the '+' added."""
+    try:
+        return normalize_phone("+" + digits, default_region, field)
+    except InvalidInput:
+        raise InvalidInput(field, f"{digits!r} is not a number with its country code (digits alone are read as one, "
+                                  "as WhatsApp writes them: 393471234567); write it as +39 347 123 4567") from None
+
+
 def display_phone(digits: str) -> str:
     """E.164 digits as people read them: 393471234567 -> +39 347 123 4567."""
     try:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,8 +79,10 @@ class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} is not an ISO 8601 date and time, e.g. 2027-01-31T18:00+01:00", param, ctx)
 
 
-def run_with_service(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]]) -> T:
-    """Open the database, run `work`, close; input errors become a message and exit code 1."""
+def run_with_service(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]],
+                     flags: Mapping[str, str] | None = None) -> T:  # fmt: skip
+    """Open the database, run `work`, close; input errors become a message and exit code 1,
+    each naming the flag typed (`flags`: a command's own names, such as its arguments)."""
 
     async def main() -> T:
         service = await Service.open(settings_from(db=db, base_url=base_url), upgrade=False)
@@ -97,7 +99,7 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
     except ProblemError as exc:
         if exc.errors:
             raise click.ClickException(
-                "; ".join(f"{field_flag(e.field)}: {e.reason}" for e in exc.errors)
+                "; ".join(f"{(flags or {}).get(e.field) or field_flag(e.field)}: {e.reason}" for e in exc.errors)
             ) from None
         raise click.ClickException(exc.detail) from None
     except OverflowError:

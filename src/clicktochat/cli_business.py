@@ -82,7 +82,7 @@ def business_logo(db: str | None, base_url: str | None, business_id: int, image:
     if (image is None) == (not remove):
         raise click.UsageError("give an IMAGE file, or --remove")
     data = Path(image).read_bytes() if image else None
-    run_with_service(db, base_url, lambda s: s.set_logo(business_id, data))
+    run_with_service(db, base_url, lambda s: s.set_logo(business_id, data), {"logo": "IMAGE"})
     click.echo(f"Removed the logo of business {business_id}." if remove else f"Set the logo of business {business_id}.")
 
 

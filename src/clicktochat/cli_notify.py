@@ -142,7 +142,7 @@ def customer_export(db: str | None, base_url: str | None, phone: str, output: st
     """Everything held about a phone number (consents with their wording, conversations,
     messages, statuses, notifications), as JSON: what to hand over when someone asks. PHONE may
     be a WhatsApp user id (e.g. IT.1234567890) for someone whose number WhatsApp withheld."""
-    data = run(db, base_url, lambda s: customers.export(s, phone))
+    data = run(db, base_url, lambda s: customers.export(s, phone), {"phone": "PHONE"})
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if output:  # readable by its owner only, as the database and its backups: it is one person's data
         descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -168,7 +168,7 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
         except click.Abort:
             raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed "
                                        "without a terminal to ask on: a script, a pipe, cron).") from None
-    deleted = run(db, base_url, lambda s: customers.erase(s, phone))
+    deleted = run(db, base_url, lambda s: customers.erase(s, phone), {"phone": "PHONE"})
     total = sum(deleted.values())
     click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "
                + (", ".join(f"{n} {table}" for table, n in deleted.items() if n) or "nothing was held")

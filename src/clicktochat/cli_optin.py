@@ -38,7 +38,7 @@ def optin_add(db: str | None, base_url: str | None, phone: str, topic: str, word
         entry = await optins.add(business_id, phone, topic, source, wording, version)
         return entry, await optins.notes(entry)
 
-    entry, notes = run_with_service(db, base_url, work)
+    entry, notes = run_with_service(db, base_url, work, {"phone": "PHONE"})
     for note in notes:
         click.echo(f"Note: {note}", err=True)
     if as_json:
@@ -53,7 +53,8 @@ def optin_add(db: str | None, base_url: str | None, phone: str, topic: str, word
 @json_option
 def optin_list(db: str | None, base_url: str | None, phone: str, business_id: int | None, as_json: bool) -> None:
     """A number's consent history, oldest first (nothing is ever overwritten), and each topic now."""
-    digits, entries, requests = run_with_service(db, base_url, lambda s: Optins(s).history(business_id, phone))
+    digits, entries, requests = run_with_service(db, base_url, lambda s: Optins(s).history(business_id, phone),
+                                                 {"phone": "PHONE"})
     if as_json:
         return print_json({"phone": digits, "topics": Optins.topics_now(entries),
                            "consents": [consent_out(e).model_dump(mode="json") for e in entries],
@@ -73,7 +74,8 @@ def optin_list(db: str | None, base_url: str | None, phone: str, business_id: in
 @BUSINESS
 def optin_remove(db: str | None, base_url: str | None, phone: str, topic: str | None, business_id: int | None) -> None:
     """Record that PHONE opted out (a new entry: the history stays)."""
-    entry = run_with_service(db, base_url, lambda s: Optins(s).remove(business_id, phone, topic, "cli"))
+    entry = run_with_service(db, base_url, lambda s: Optins(s).remove(business_id, phone, topic, "cli"),
+                             {"phone": "PHONE"})
     click.echo(f"+{entry.phone} opted out of {'every topic' if entry.topic == '*' else entry.topic} (entry {entry.id})")
 
 
@@ -112,7 +114,7 @@ def optin_form(db: str | None, base_url: str | None, slug: str, topics: str, wor
                   "topic_labels": parse_topic_labels(topic_labels)}
         return await optins.save_form(values, existing), service.base_url
 
-    form, base = run_with_service(db, base_url, work)
+    form, base = run_with_service(db, base_url, work, {"slug": "SLUG"})
     if as_json:
         return print_json(form.__dict__)
     click.echo(f"{base}/optin/{form.slug} (version {form.version})")

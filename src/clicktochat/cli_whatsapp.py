@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +50,8 @@ DEMO_VERIFY_TOKEN = "demo-verify-token"
 NOTE_PATH = "/_simulate/customer-wrote"  # the stand-in's own route: not part of Meta's API
 
 
-def run(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]]) -> T:
+def run(db: str | None, base_url: str | None, work: Callable[[Service], Awaitable[T]],
+        flags: Mapping[str, str] | None = None) -> T:  # fmt: skip
     """`run_with_service`, with connect's field names turned into the flags people typed."""
 
     async def renamed(service: Service) -> T:
@@ -60,7 +61,7 @@ def run(db: str | None, base_url: str | None, work: Callable[[Service], Awaitabl
             errors = [FieldError(FIELD_FLAGS.get(e.field, e.field), e.reason) for e in exc.errors]
             raise InvalidInput.many(errors) from None
 
-    return run_with_service(db, base_url, renamed)
+    return run_with_service(db, base_url, renamed, flags)
 
 
 def interactive() -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from .channels import normalize_phone
+from .channels import international, normalize_phone
 from .service import timestamp
 
 if TYPE_CHECKING:
@@ -30,8 +30,9 @@ def who(service: Service, text: str) -> tuple[str | None, str | None]:
 def digits_of(service: Service, phone: str) -> str:
     """+39 347 123 4567, or the digits alone as WhatsApp writes them (393471234567)."""
     text = phone.strip()
-    return normalize_phone("+" + text if text.isascii() and text.isdigit() else text,
-                           service.settings.default_region, "phone")  # fmt: skip
+    if text.isascii() and text.isdigit():
+        return international(text, service.settings.default_region, "phone")
+    return normalize_phone(text, service.settings.default_region, "phone")
 
 
 async def export(service: Service, phone: str) -> dict[str, Any]:

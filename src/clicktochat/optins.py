@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .agents import Business
-from .channels import normalize_phone
+from .channels import international, normalize_phone
 from .consent import Consent, latest, may_reply
 from .errors import InvalidInput, NotFound, Unavailable
 from .graph import template_payload
@@ -50,8 +50,8 @@ def check_phone(raw: Any, region: str = "", field: str = "phone") -> str:
     if not isinstance(raw, str) or len(raw) > 40:
         raise InvalidInput(field, "must be a phone number with its country code, e.g. +39 347 123 4567")
     text = raw.strip()
-    if text.isdigit() and not region:
-        text = "+" + text  # digits alone are E.164, as the API lists them
+    if text.isascii() and text.isdigit() and not region:
+        return international(text, "", field)  # digits alone are E.164, as the API lists them
     return normalize_phone(text, region if re.fullmatch(r"[A-Za-z]{2}", region or "") else "", field)
 
 
