@@ -202,3 +202,15 @@ def test_serve_hands_the_gil_over_every_millisecond(tmp_path: Path, monkeypatch:
         sys.setswitchinterval(before)
     assert result.exit_code == 0, result.output
     assert seen == [SWITCH_INTERVAL] and SWITCH_INTERVAL < 0.005  # Python's default
+
+
+@pytest.mark.e2e
+def test_serving_every_interface_without_a_base_url_says_how_phones_reach_it(tmp_path: Path) -> None:
+    """Found by a new user: with --host 0.0.0.0, a phone on the network got 400, and nothing said why."""
+    port = free_port()
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", str(tmp_path / "shop.db"), "--host", "0.0.0.0",
+            "--port", str(port)]  # fmt: skip
+    with running(argv, port) as process:
+        printed = output(process)
+    assert f"links and QR codes name http://127.0.0.1:{port}" in printed
+    assert f"--base-url http://<this machine's address>:{port}" in printed

@@ -177,6 +177,10 @@ def serve(db: str | None, base_url: str | None, host: str | None, port: int | No
     if not settings.base_url:
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         settings = Settings.from_env(**{**settings.__dict__, "base_url": f"http://{shown}:{settings.port}"})
+        if shown != settings.host:  # found by a new user: a phone on the network got 400 for this host's address
+            click.echo(f"Note: listening on every interface, but links and QR codes name {settings.base_url}, and "
+                       "requests naming another host get 400. For phones on your network, start it with "
+                       f"--base-url http://<this machine's address>:{settings.port}.", err=True)  # fmt: skip
     try:
         asyncio.run(_record_base_url(settings))
     except database.failures(settings.db) as exc:
