@@ -377,7 +377,11 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
           "the link vetrina is turned off", "clicktochat link enable vetrina")  # fmt: skip
     fails(invoke(runner, "poster", "vetrina", "-o", str(tmp_path / "off.pdf"), "--db", db), 1,
           "the link vetrina is turned off")  # fmt: skip
-    assert not off.exists()
+    fails(invoke(runner, "poster", f"{BASE}/s/vetrina", "-o", str(tmp_path / "off.pdf"), "--db", db), 1,
+          "the link vetrina is turned off")  # its URL is the link too  # fmt: skip
+    fails(invoke(runner, "poster", signed, "-o", str(tmp_path / "ad.pdf"), "--db", db), 1,
+          "posters are for short links (/s/NAME), and this is a signed link")  # fmt: skip
+    assert not off.exists() and not (tmp_path / "ad.pdf").exists()
 
 
 def test_no_expiry_undoes_an_expiry(runner: CliRunner, db: str) -> None:

@@ -328,7 +328,12 @@ async def link_channel(service: Service, url: str) -> str:
 def poster_command(db: str | None, base_url: str | None, slug: str, output: str, page_format: str,
            lang: str | None) -> None:  # fmt: skip
     """Print a short link's poster to PDF with headless Chromium (the same page as
-    /poster/s/SLUG on the server)."""
+    /poster/s/SLUG on the server). SLUG may be the short link's URL."""
+    ref = slug.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    if "/c/" in slug or is_token(ref):  # found by a new user: "There is no short link 'http://...'"
+        raise click.ClickException("posters are for short links (/s/NAME), and this is a signed link: make a short "
+                                   "one to the same place with `clicktochat link create --short ...`")  # fmt: skip
+    slug = ref if "/s/" in slug else slug
     lang = lang or preferred_language(os.environ.get("LANG", ""))
     chromium = find_chromium()
     if chromium is None:
