@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
+from clicktochat.cli_whatsapp import CUSTOMER_NAMES, customer_name
 from clicktochat.simulate import GraphStandIn
 from conftest import IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, free_port
 
@@ -357,3 +358,11 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             assert (came["link_kind"], came["link_key"]) == ("short", "numero-demo")
         assert standin.poll() is None
 
+
+
+def test_simulated_customers_have_names_of_their_own() -> None:
+    """Found by a new user: every customer of the README's walkthrough was 'Giulia Rossi'."""
+    walkthrough = [customer_name(wa_id) for wa_id in ("393471234567", "393480000001", "393490000009")]
+    assert walkthrough[0] == "Giulia Rossi" and len(set(walkthrough)) == 3
+    assert customer_name("393471234567") == walkthrough[0]  # the same number, the same name
+    assert customer_name("IT.12345") in CUSTOMER_NAMES  # a user id alone

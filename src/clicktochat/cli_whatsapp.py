@@ -339,10 +339,20 @@ Then a customer writes in:
     uvicorn.Server(config).run()
 
 
+# Profile names for simulated customers, one per number (the README's +39 347 123 4567 is Giulia).
+CUSTOMER_NAMES = ("Marco Bianchi", "Sofia Romano", "Luca Ferrari", "Chiara Esposito", "Matteo Ricci", "Giulia Rossi",
+                  "Anna Colombo")  # fmt: skip
+
+
+def customer_name(wa_id: str) -> str:
+    """A simulated customer's default name: the same for a number every time, different for most."""
+    return CUSTOMER_NAMES[int(wa_id) % len(CUSTOMER_NAMES)] if wa_id.isdigit() else CUSTOMER_NAMES[0]
+
+
 CUSTOMER_OPTIONS = [
     click.option("--from", "sender", required=True, help="The customer's phone number, e.g. +393471234567."),
     click.option("--name", help="The customer's profile name [default: the one they wrote with before, else "
-                 "Giulia Rossi]."),
+                 "a name of its own for each number]."),
     click.option("--number", "number_id", type=int, help="Our connected number [default: the only one]."),
     click.option("--webhook-url", help="Where to POST [default: the base URL + /webhooks/whatsapp]."),
 ]
@@ -374,7 +384,7 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         ours = StandInNumber(found.phone_number_id, found.waba_id, found.display_phone_number,
                              found.verified_name or "", key.access_token, key.app_secret)  # fmt: skip
         url = webhook_url or f"{service.base_url}/webhooks/whatsapp"
-        said = name or await service.whatsapp.chats.customer_name(found.id, wa_id) or "Giulia Rossi"
+        said = name or await service.whatsapp.chats.customer_name(found.id, wa_id) or customer_name(wa_id)
         try:
             answer = await Customer(url, ours, wa_id, None, said).send_text(text, referral=ad)
         except httpx.HTTPError as exc:
