@@ -397,7 +397,8 @@ def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(db_path: str) 
     sms = runner.invoke(cli, ["agent", "channel", "add", "--db", db, agent_id, "--channel", "sms", "--to", GIULIA_WA])
     assert sms.exit_code == 0 and "Note: SMS opens only where an app handles it" in sms.stderr
     assert "Note" not in sms.stdout
-    runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "sms"])
+    no_sms = runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "sms"])
+    assert no_sms.exit_code == 0 and "Note" not in no_sms.stderr  # no link asks for SMS
     rows = json.loads(runner.invoke(cli, ["agent", "channel", "list", "--db", db, agent_id, "--json"]).stdout)
     assert [(r["channel"], r["address"]) for r in rows] == [("whatsapp", "393471234567"), ("telegram", "giulia_dv")]
     bad = runner.invoke(cli, ["agent", "channel", "add", "--db", db, agent_id, "--channel", "email", "--to", "x"])
@@ -408,6 +409,9 @@ def test_the_cli_adds_and_removes_channels_and_makes_links_on_one(db_path: str) 
     assert "393471234567  whatsapp, telegram" in run("agent", "list")
     only = runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "telegram"])
     assert only.exit_code == 0 and "telegram" not in only.stdout
+    # Found by a new user: the link made a moment before now answers 410, and the command says so.
+    assert "Note: nobody at the business is on telegram now, so these links answer 410" in only.stderr
+    assert "answer 410 (the page lists the channels left): tg. Add telegram to an agent" in only.stderr
     last = runner.invoke(cli, ["agent", "channel", "remove", "--db", db, agent_id, "--channel", "whatsapp"])
     assert last.exit_code == 1 and "only channel" in last.output
 

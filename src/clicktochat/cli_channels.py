@@ -8,6 +8,7 @@ import click
 from .agents import Agent
 from .channels import CHANNELS, link_notes
 from .cli import common_options, json_option, print_json, print_table, run_with_service
+from .service import Service
 
 
 def channel_rows(agent: Agent) -> list[dict[str, str | int]]:
@@ -49,7 +50,16 @@ def channel_add(db: str | None, base_url: str | None, agent_id: int, name: str, 
 def channel_remove(db: str | None, base_url: str | None, agent_id: int, name: str, as_json: bool) -> None:
     """Take a channel from an agent (never their only one). When nobody else at the business is
     on it, links and widget clicks asking for it answer 410, listing the channels left."""
-    show(run_with_service(db, base_url, lambda s: s.remove_agent_channel(agent_id, name)), as_json)
+    async def work(service: Service) -> tuple[Agent, list[str]]:
+        agent = await service.remove_agent_channel(agent_id, name)
+        return agent, await service.links_gone(agent.business_id, name)
+
+    agent, gone = run_with_service(db, base_url, work)
+    show(agent, as_json)
+    if gone:  # found by a new user: a link made a moment before stopped working, and nothing said so
+        click.echo(f"Note: nobody at the business is on {name} now, so these links answer 410 (the page lists the "
+                   f"channels left): {', '.join(gone)}. Add {name} to an agent, or change the links with "
+                   "`clicktochat link edit NAME --channel ...`.", err=True)  # fmt: skip
 
 
 @channels.command("list")

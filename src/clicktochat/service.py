@@ -489,6 +489,18 @@ class Service(WidgetService):
         self.forget()
         return await self.get_agent(agent_id)
 
+    async def links_gone(self, business_id: int, channel: str) -> list[str]:
+        """The short links of a business that ask for `channel` and answer 410 now that nobody
+        there is on it (said after a channel is taken from an agent)."""
+        found, offset = [], 0
+        while page := await self.store.links(limit=1000, offset=offset):
+            for link in page:
+                if link.channel == channel and await self.business_of(link) == business_id \
+                        and await self.link_state(link) == "channel gone":  # fmt: skip
+                    found.append(link.slug)
+            offset += len(page)
+        return found
+
     async def business_channels(self, business_id: int) -> list[str]:
         """The channels a business offers (its agents' channels, agents.offered_channels's order)."""
         await self.get_business(business_id)
