@@ -508,6 +508,7 @@ def test_admin_without_a_terminal_says_to_use_password_stdin(runner: CliRunner, 
     done = subprocess.run([sys.executable, "-m", "clicktochat", "admin", "create", "ana", "--db", db],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1 and "Aborted" not in done.stderr
+    assert "GetPassWarning" not in done.stderr and "--password-stdin" in done.stderr  # no Python noise first
     assert "| clicktochat admin create ana --password-stdin" in done.stderr
     assert json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout) == []
 

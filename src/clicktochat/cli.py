@@ -4,9 +4,11 @@ CLICKTOCHAT_* variables), so the CLI and a running server share one database."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
 import unicodedata
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -311,7 +313,10 @@ def read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     try:
-        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=_checked_password))
+        with warnings.catch_warnings():  # no terminal: Python's "Can not control echo" is noise before our error
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            return str(click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                                    value_proc=_checked_password))  # fmt: skip
     except click.Abort:
         if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at the prompt
             raise
