@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from clicktochat.store import Store
+from clicktochat.storedb import NewerSchema
 from pgserver import PostgresServer
 
 SCHEMA_DB = "schema"
@@ -304,3 +305,22 @@ def test_a_routing_change_is_announced(pg_url: str) -> None:
         payloads = [(n.channel, n.payload) for n in listener.notifies(timeout=30, stop_after=2)]
         assert payloads == [("clicktochat", "routing"), ("clicktochat", "end")]
         assert writer.execute("SELECT value FROM meta WHERE key = 'routing_version'").fetchone() == ("4",)
+
+
+def test_a_database_of_a_newer_release_is_refused(server: PostgresServer) -> None:
+    """A roll-back after an upgrade: this release must not read or write tables it does not know."""
+    server.create_database("newer")
+    url = server.url("newer")
+
+    async def scenario() -> None:
+        await (await Store.open(url)).close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            (latest,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()  # type: ignore[misc]
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (latest + 1,))
+        with pytest.raises(NewerSchema, match=f"schema {latest + 1}, made by a newer clicktochat"):
+            await Store.open(url)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.drop_database("newer")
