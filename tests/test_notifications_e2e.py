@@ -2,9 +2,10 @@
 
 `clicktochat serve` sends 120 queued notifications to the Graph stand-in (a real port), paced
 at 10 a second. The stand-in answers only the first 20 sends: past those it takes each message
-and leaves its answer hanging, as when Meta took a message and the answer was lost. Once it
-holds one taken and unanswered send, the server gets SIGKILL (so at least one send is in
-doubt, whatever the machine's speed), then it is started again on the same database.
+and leaves its answer hanging, as when Meta took a message and the answer was lost, and holds
+its status webhooks too. Once it holds one such send, the server gets SIGKILL (so at least one
+send is in doubt, whatever the machine's speed), then it is started again on the same database
+and the stand-in lets go.
 Messages the stand-in took but the dead server never recorded are known by the status
 webhooks the stand-in sends, and sends again until the server takes them, as Meta does (each
 names our outbox row in `biz_opaque_callback_data`); the rest are sent again once their lease

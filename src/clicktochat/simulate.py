@@ -328,7 +328,7 @@ class GraphStandIn:
     def withhold_answers_after(self, count: int | None) -> None:
         """Take every send but answer only the first ``count`` taken so far: the rest wait unanswered,
         as when Meta took a message and its answer was lost with the connection (None answers
-        again). Their statuses are still sent, as Meta sends them."""
+        again). Their statuses wait too, and are sent, as Meta sends them, once None is given."""
         self.answer_only = count
 
     def window_open(self, phone_number_id: str, who: str) -> bool:
@@ -401,8 +401,10 @@ class GraphStandIn:
                                details=details, headers=headers)
         sent = self._accept(number, body)
         if self.answer_only is not None and len(self.sent) > self.answer_only:
+            # Its statuses are held too (they would tell the sender what the answer did not),
+            # and sent once the test lets go, even if this request is cancelled meanwhile.
             if self.auto_statuses and self.webhook_url:
-                statuses = asyncio.create_task(self.deliver_until_taken(sent.wamid))
+                statuses = asyncio.create_task(self._statuses_once_answering(sent.wamid))
                 self._status_tasks.add(statuses)
                 statuses.add_done_callback(self._status_tasks.discard)
             while self.answer_only is not None:  # a connection that hangs until the test lets it go
@@ -513,6 +515,11 @@ class GraphStandIn:
         number = self.numbers[self.find(wamid).phone_number_id]
         return await post_signed(self.webhook_url, self.status_body(wamid, status, errors), number.app_secret,
                                  self.http)
+
+    async def _statuses_once_answering(self, wamid: str) -> None:
+        while self.answer_only is not None:
+            await asyncio.sleep(0.05)
+        await self.deliver_until_taken(wamid)
 
     async def deliver_until_taken(self, wamid: str) -> None:
         """As Meta does: each status POSTed again, with growing pauses, until the server takes it
