@@ -558,7 +558,7 @@ def test_nothing_runs_on_a_database_made_by_a_newer_clicktochat(runner: CliRunne
     for args in (["link", "list"], ["db", "upgrade"], ["serve", "--port", str(free_port())]):
         done = invoke(runner, *args, "--db", db)
         assert done.exit_code == 1, (args, done.output)
-        assert f"is at schema {latest + 1}, made by a newer clicktochat (this one knows up to {latest})" in done.output
+        assert f"was made by a newer clicktochat (schema {latest + 1}; this one knows up to {latest})" in done.output
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (latest + 1,)
 

@@ -317,7 +317,7 @@ def test_a_database_of_a_newer_release_is_refused(server: PostgresServer) -> Non
         with psycopg.connect(url, autocommit=True) as conn:
             (latest,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()  # type: ignore[misc]
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (latest + 1,))
-        with pytest.raises(NewerSchema, match=f"schema {latest + 1}, made by a newer clicktochat"):
+        with pytest.raises(NewerSchema, match=f"made by a newer clicktochat \\(schema {latest + 1};"):
             await Store.open(url)
 
     try:

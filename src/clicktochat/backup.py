@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dblock import DatabaseLock
-from .storedb import migrations, private
+from .storedb import made_by_newer, migrations, private
 
 HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = ("meta", "signing_keys", "links")
@@ -133,8 +133,7 @@ def check(path: Path, shown: Path | None = None) -> Checked:
     if schema < 1 or not set(REQUIRED_TABLES) <= tables:
         raise BackupError(f"{name} is an SQLite database, but not clicktochat's")
     if schema > latest_schema():
-        raise BackupError(f"{name} was made by a newer clicktochat (schema {schema}; this one knows up to "
-                          f"{latest_schema()}): upgrade clicktochat first")  # fmt: skip
+        raise BackupError(f"{name} was {made_by_newer(schema, latest_schema())}")
     return Checked(path, path.stat().st_size, int(schema))
 
 

@@ -28,7 +28,7 @@ from .backup import REQUIRED_TABLES, is_sqlite, latest_schema
 from .database import is_postgres, redacted, scrubbed
 from .dblock import DatabaseLock, InUse
 from .store import Store
-from .storedb import migrations
+from .storedb import made_by_newer, migrations
 from .visitors import DAY
 
 BATCH = 5_000
@@ -126,8 +126,7 @@ def _source_schema(source: Path) -> int:
     if schema < 1 or not set(REQUIRED_TABLES) <= names:
         raise CopyError(f"{source} is an SQLite database, but not clicktochat's")
     if schema > latest_schema():
-        raise CopyError(f"{source} was made by a newer clicktochat (schema {schema}; this one knows up to "
-                        f"{latest_schema()}): upgrade clicktochat first")  # fmt: skip
+        raise CopyError(f"{source} was {made_by_newer(schema, latest_schema())}")
     return int(schema)
 
 

@@ -52,9 +52,14 @@ class NewerSchema(sqlite3.DatabaseError):
     database error, so that every command says it as it says the others (`database.failures`)."""
 
     def __init__(self, found: int, latest: int) -> None:
-        super().__init__(f"the database is at schema {found}, made by a newer clicktochat (this one knows up to "
-                         f"{latest}): upgrade clicktochat, or restore a backup made before the upgrade")
+        super().__init__(f"the database was {made_by_newer(found, latest)}, or restore a backup made before the "
+                         "upgrade")  # fmt: skip
         self.found, self.latest = found, latest
+
+
+def made_by_newer(found: int, latest: int) -> str:
+    """How every command says that a database (or a backup) is of a newer release."""
+    return f"made by a newer clicktochat (schema {found}; this one knows up to {latest}): upgrade clicktochat first"
 
 
 class StoreDB:
