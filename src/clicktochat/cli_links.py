@@ -158,8 +158,7 @@ def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -
 @json_option
 def link_show(db: str | None, base_url: str | None, slug_or_url: str, as_json: bool) -> None:
     """Show a short link (or a signed link's URL) with its clicks."""
-    ref = slug_or_url.rstrip("/").rsplit("/", 1)[-1]
-    is_signed = "/c/" in slug_or_url or is_token(ref)
+    ref, is_signed = link_ref(slug_or_url)
 
     async def work(service: Service) -> dict[str, Any]:
         if is_signed:
@@ -237,10 +236,17 @@ def link_enable(db: str | None, base_url: str | None, slug: str) -> None:
 # -- QR codes ---------------------------------------------------------------------------------
 
 
+def link_ref(slug_or_url: str) -> tuple[str, bool]:
+    """(a short link's slug or a signed link's token, whether it is signed) from what was typed:
+    a slug, or either link's URL (its query, such as a QR code's ?qr, left out)."""
+    ref = slug_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    return ref, "/c/" in slug_or_url or is_token(ref)
+
+
 async def link_url(service: Service, slug_or_url: str) -> str:
     """Our URL for a short link's slug (or URL) or a signed link's URL; errors if unknown."""
-    ref = slug_or_url.rstrip("/").rsplit("/", 1)[-1]
-    if "/c/" in slug_or_url or is_token(ref):
+    ref, signed = link_ref(slug_or_url)
+    if signed:
         service.signer.verify(ref)
         return service.signed_url(ref)
     return service.short_url((await service.get_link(ref)).slug)
@@ -329,11 +335,10 @@ def poster_command(db: str | None, base_url: str | None, slug: str, output: str,
            lang: str | None) -> None:  # fmt: skip
     """Print a short link's poster to PDF with headless Chromium (the same page as
     /poster/s/SLUG on the server). SLUG may be the short link's URL."""
-    ref = slug.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    if "/c/" in slug or is_token(ref):  # found by a new user: "There is no short link 'http://...'"
+    slug, signed = link_ref(slug)
+    if signed:  # found by a new user: "There is no short link 'http://...'"
         raise click.ClickException("posters are for short links (/s/NAME), and this is a signed link: make a short "
                                    "one to the same place with `clicktochat link create --short ...`")  # fmt: skip
-    slug = ref if "/s/" in slug else slug
     lang = lang or preferred_language(os.environ.get("LANG", ""))
     chromium = find_chromium()
     if chromium is None:
