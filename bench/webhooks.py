@@ -26,7 +26,8 @@ What it does:
      synchronous=NORMAL) before the 200, one INSERT per body: a second baseline, the least a
      receiver that is durable before it acknowledges can do in Python with SQLite;
    - ours (the headline, "taken"): a fresh database with a business and its number connected,
-     `clicktochat serve` on a free port, loaded exactly as bare; after it stops, every body it
+     `clicktochat serve` on a free port, loaded exactly as bare; after it stops (and anything it
+     left in its journal, `<db>-webhooks/`, is moved in, as the next start would), every body it
      acknowledged must be in `webhook_events`, once (or it says how many were lost or doubled);
    - applied: again a fresh database and server, the load posted once; the clock stops when
      the processor has applied the last body (`webhook_events.processed_at`, polled every
@@ -64,6 +65,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clicktochat.journal import drain_file
 from clicktochat.service import Service
 from clicktochat.settings import ENV_PREFIX, Settings
 from clicktochat.simulate import (
@@ -367,6 +369,7 @@ def run_ours(load: Load, args: argparse.Namespace, setting: str, round_: int, cp
         seconds = time.perf_counter() - started
         cpu = process_cpu_seconds(proc.pid) - cpu
     distinct = len({(p, load.first[i]) for p, i in sent.acknowledged})
+    drain_file(db)  # what the stopped server left in its journal (none once it shut down cleanly)
     with contextlib.closing(sqlite3.connect(db)) as conn:
         stored = conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] - len(warm)
     Path(db).unlink()

@@ -16,6 +16,7 @@ IMPORT_NAMES = {
     "ua-parser": "ua_parser",
     "argon2-cffi": "argon2",
     "pillow": "PIL",
+    "pysimdjson": "simdjson",
 }
 """Distributions whose import name is not their name with dashes as underscores."""
 

@@ -17,6 +17,8 @@ URL = "/webhooks/whatsapp"
 
 
 def stored(setup: WhatsAppSetup) -> int:
+    """Bodies kept: the journal's (SQLite) moved into the database first."""
+    setup.run(setup.service.whatsapp.journal.drain())
     chats = setup.service.whatsapp.chats
     return int(setup.run(chats.run(lambda: chats.db.execute("SELECT count(*) FROM webhook_events").fetchone()[0])))
 

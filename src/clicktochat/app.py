@@ -86,6 +86,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
             robot_name("Mozilla/5.0")  # and crawlerdetect's (~0.02 s)
             gc.freeze()  # what start-up made lives for ever: no collection need walk it again
             await recorder.start(loop=background)
+            await service.whatsapp.journal.start()
             if background:
                 service.whatsapp.start()
             app.state.watcher = watcher = RoutingWatcher(service)

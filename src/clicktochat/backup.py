@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dblock import DatabaseLock
+from .journal import drain_file
 from .storedb import made_by_newer, migrations, private
 
 HEADER = b"SQLite format 3\x00"
@@ -74,13 +75,14 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
         raise BackupError(f"the folder {target.parent} does not exist")
     partial = target.with_name(target.name + ".partial")
     try:
+        drain_file(db)  # webhook bodies acknowledged to Meta and still in the journal belong in the copy
         with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as source:
             _copy(source, partial)
         checked = check(partial, shown=db)
         _sync(partial)
         os.replace(partial, target)
         _sync(target.parent)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise BackupError(f"cannot back up {db}: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
@@ -105,6 +107,8 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
             _sync(incoming)
+            if db.exists():
+                drain_file(db)  # what a killed server left in the journal stays with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
             os.replace(incoming, db)
             _sync(db.parent)

@@ -38,6 +38,7 @@ def digits_of(service: Service, phone: str) -> str:
 async def export(service: Service, phone: str) -> dict[str, Any]:
     """Everything about the number, times as ISO 8601 (UTC), nothing about anyone else."""
     digits, user_id = who(service, phone)
+    await service.whatsapp.journal.drain()  # bodies not yet moved into the database count too
     data = await service.whatsapp.chats.customer_data(digits, user_id)
     for key, value in data.items():
         if isinstance(value, list):
@@ -49,6 +50,7 @@ async def export(service: Service, phone: str) -> dict[str, Any]:
 async def erase(service: Service, phone: str) -> dict[str, int]:
     """Delete everything about the number; returns what was deleted, per table."""
     digits, user_id = who(service, phone)
+    await service.whatsapp.journal.drain()  # nothing about them may stay in the journal's files either
     return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()), user_id)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from .backup import REQUIRED_TABLES, is_sqlite, latest_schema
 from .database import is_postgres, redacted, scrubbed
 from .dblock import DatabaseLock, InUse
+from .journal import drain_file
 from .store import Store
 from .storedb import made_by_newer, migrations
 from .visitors import DAY
@@ -100,6 +101,7 @@ def copy(source: Path, target: str) -> Copied:
 
     try:
         with _alone(source):
+            drain_file(source)  # webhook bodies a server left in its journal
             with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as lite:
                 lite.execute("BEGIN")  # one snapshot for every table
                 tables = _tables(lite)

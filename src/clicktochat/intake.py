@@ -31,6 +31,7 @@ class Taken(Enum):
     STORED = "stored"
     AGAIN = "again"  # the same bytes were stored before: Meta delivering again
     NOT_JSON = "not json"  # nothing stored
+    NOT_UTF8 = "not utf-8"  # nothing stored
 
 
 Row = tuple[int, bytes, str, str]  # received_at, body, body as text (for json_valid), numbers (JSON)

@@ -36,9 +36,10 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .intake import Taken
+from .journal import MOVE_BATCH
 
 if TYPE_CHECKING:
-    from .intake import Intake
+    from .journal import Journal
     from .whatsapp import WhatsApp
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[Numb
     matched = []
     for key in keys:
         if key.app_secret not in digests:
-            expected = hmac.new(key.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            expected = hmac.digest(key.app_secret.encode(), body, "sha256").hex()  # one-shot, in OpenSSL
             digests[key.app_secret] = hmac.compare_digest(expected, signature.strip().lower())
         if digests[key.app_secret]:
             matched.append(key)
@@ -141,12 +142,11 @@ async def receive(request: Request) -> Response:
             raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.",
                                   wait) from None  # fmt: skip
         raise refused
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        raise MalformedRequest("The body is not valid JSON: it is not UTF-8.") from None
     numbers_ids = sorted({n.phone_number_id for n in numbers})
-    if await whatsapp.intake.add(body, text, numbers_ids, int(whatsapp.clock())) is Taken.NOT_JSON:
+    taken = await whatsapp.journal.add(body, numbers_ids, int(whatsapp.clock()))
+    if taken is Taken.NOT_UTF8:
+        raise MalformedRequest("The body is not valid JSON: it is not UTF-8.")
+    if taken is Taken.NOT_JSON:
         raise MalformedRequest("The body is not valid JSON.")
     whatsapp.processor.wake()
     return Response(status_code=200)
@@ -264,9 +264,9 @@ class WebhookProcessor:
     `run()` is the loop, woken by each new event and by a timer for retries."""
 
     def __init__(self, chats: ChatStore, clock: Callable[[], float] = time.time, batch: int = 10,
-                 interval: float = 5.0, retention_days: int = 30, intake: Intake | None = None) -> None:  # fmt: skip
+                 interval: float = 5.0, retention_days: int = 30, journal: Journal | None = None) -> None:  # fmt: skip
         self.chats = chats
-        self.intake = intake
+        self.journal = journal
         self.clock = clock
         self.batch = batch
         self.interval = interval
@@ -277,10 +277,13 @@ class WebhookProcessor:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run_once(self) -> int:
-        """Apply what is due, in one transaction; returns how many bodies were applied. If that
-        fails (a bug of ours, never Meta's input), each body is tried alone, and one that still
-        fails is kept and tried again later, with the error recorded."""
+    async def run_once(self, move: int | None = None) -> int:
+        """Move bodies from the journal into the database (`move` at most; None: all), then apply
+        what is due, in one transaction; returns how many bodies were applied. If that fails (a
+        bug of ours, never Meta's input), each body is tried alone, and one that still fails is
+        kept and tried again later, with the error recorded."""
+        if self.journal is not None:
+            await self.journal.move(move)
         now = int(self.clock())
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
@@ -310,9 +313,9 @@ class WebhookProcessor:
         arriving, until none came for QUIET s, but MAX_YIELD s at most in all. In a burst,
         Meta's POSTs are acknowledged first and applied in the lulls, and a burst that never
         ends still sees a batch applied every MAX_YIELD s."""
-        if self.intake is None or waited >= MAX_YIELD:
+        if self.journal is None or waited >= MAX_YIELD:
             return 0.0
-        return max(0.0, min(QUIET - (now - self.intake.last_arrival), MAX_YIELD - waited))
+        return max(0.0, min(QUIET - (now - self.journal.last_arrival), MAX_YIELD - waited))
 
     async def yield_to_intake(self) -> None:
         waited = 0.0
@@ -320,11 +323,14 @@ class WebhookProcessor:
             await asyncio.sleep(wait)
             waited += wait
 
+    def _journal_left(self) -> bool:
+        return self.journal is not None and self.journal.backlog > 0
+
     async def run(self) -> None:
         while True:
             try:
                 await self.yield_to_intake()
-                while await self.run_once() == self.batch:
+                while await self.run_once(MOVE_BATCH) == self.batch or self._journal_left():
                     await self.yield_to_intake()
             except Exception:  # a locked or missing database: try again at the next tick
                 log.exception("could not apply webhook events")

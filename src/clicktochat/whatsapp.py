@@ -21,6 +21,7 @@ from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
+from .journal import Journal
 from .notifications import IDEMPOTENCY_KEY, Notifications
 from .outbox import Sender
 from .outboxstore import OutboxRow
@@ -60,11 +61,12 @@ class WhatsApp:
         self.store = store
         self.chats = chats
         self.intake = intake
+        self.journal = Journal(intake)  # a server's bodies go here first (SQLite), once `journal.start()`
         self.clock = clock
         self.graph = GraphClient(graph_url)
         self.keys: list[NumberKeys] = []
         self.connected: frozenset[str] = frozenset()  # display numbers (digits): links to them carry ref codes
-        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days, intake=intake)
+        self.processor = WebhookProcessor(chats, clock, retention_days=webhook_retention_days, journal=self.journal)
         self.refusals = Refusals()
         self.read_budget = ReadBudget()  # bytes of webhook bodies being read...
         self.reader_wait = READER_WAIT  # ...how long a body waits for room...
@@ -121,6 +123,7 @@ class WhatsApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.graph.close()
+        await self.journal.close()
         await self.intake.close()
         await self.chats.close()
 

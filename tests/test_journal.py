@@ -1,0 +1,224 @@
+"""The webhook journal (SQLite): bodies appended before the 200, moved into `webhook_events`
+later, once each; torn frames after a crash, drains from other processes, erasure and backups
+never miss or keep a body."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clicktochat.backup import backup, restore
+from clicktochat.journal import Journal, drain_file, frame, journal_dir, locked, read_frames, segments
+from clicktochat.service import Service
+from clicktochat.settings import Settings
+from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
+from conftest import NUMBER, WhatsAppSetup, connect_db
+
+pytestmark = pytest.mark.sqlite  # PostgreSQL has no journal: its bodies go straight into the database
+URL = "/webhooks/whatsapp"
+
+
+def body_from(wa_id: str, text: str = "Ciao") -> bytes:
+    value = inbound_message(wamid=new_wamid(wa_id), timestamp=1_798_000_000, wa_id=wa_id, user_id=None, name="Ana",
+                            text=text)  # fmt: skip
+    return encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                               display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+
+
+def framed(body: bytes, numbers: list[str], now: int) -> bytes:
+    return b"".join(frame(body, numbers, now))
+
+
+def post(setup: WhatsAppSetup, body: bytes) -> int:
+    headers = {"content-type": "application/json", "x-hub-signature-256": sign(body, NUMBER.app_secret)}
+    return int(setup.client.post(URL, content=body, headers=headers).status_code)
+
+
+def in_database(db: str) -> list[bytes]:
+    with connect_db(db) as conn:
+        return [bytes(b) for (b,) in conn.execute("SELECT body FROM webhook_events ORDER BY id")]
+
+
+def in_journal(db: str) -> list[bytes]:
+    return [f.body for path in segments(journal_dir(db)) for f in read_frames(path)]
+
+
+def test_a_body_is_appended_before_the_200_and_moved_and_applied_later(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    journal = whatsapp.service.whatsapp.journal
+    assert journal.on
+    body = body_from("393471234567")
+    assert post(whatsapp, body) == 200
+    assert in_journal(db_path) == [body] and in_database(db_path) == []  # the 200 waited for the append only
+    assert journal.backlog > len(body)
+    whatsapp.process()  # the processor moves, then applies
+    assert in_database(db_path) == [body] and in_journal(db_path) == [] and journal.backlog == 0
+    conversations = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert [c["wa_id"] for c in conversations] == ["393471234567"]
+
+
+def test_the_same_body_twice_is_kept_once(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    body = body_from("393471234567")
+    assert post(whatsapp, body) == 200 and post(whatsapp, body) == 200
+    assert in_journal(db_path) == [body, body]
+    whatsapp.process()
+    assert in_database(db_path) == [body]
+
+
+def test_a_body_simdjson_refuses_goes_to_sqlite_which_decides(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    big = b'{"object": "whatsapp_business_account", "n": 123456789012345678901234567890, "entry": []}'
+    assert post(whatsapp, big) == 200  # valid JSON, beyond simdjson's 64-bit numbers: json_valid accepts it
+    assert in_journal(db_path) == [] and in_database(db_path) == [big]
+    broken = b'{"object": "whatsapp_business_account", "entry": [}'
+    assert post(whatsapp, broken) == 400
+    assert in_journal(db_path) == [] and in_database(db_path) == [big]
+
+
+def test_moves_in_batches_keep_the_order_of_arrival(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    bodies = [body_from(f"39347{i:07d}") for i in range(7)]
+    for body in bodies[:3]:
+        assert post(whatsapp, body) == 200
+    journal = whatsapp.service.whatsapp.journal
+    assert whatsapp.run(journal.move(2)) == 2  # sealed the first segment, moved two of its three
+    for body in bodies[3:]:
+        assert post(whatsapp, body) == 200
+    assert in_database(db_path) == bodies[:2]
+    assert whatsapp.run(journal.move(None)) == 5
+    assert in_database(db_path) == bodies and in_journal(db_path) == []
+
+
+def test_a_drain_from_another_process_takes_the_segment_being_written(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    first, second = body_from("393470000001"), body_from("393470000002")
+    assert post(whatsapp, first) == 200
+    assert drain_file(db_path) == 1  # what `clicktochat backup` does, on its own connection
+    assert in_database(db_path) == [first] and segments(journal_dir(db_path)) == []
+    assert post(whatsapp, second) == 200  # the server saw its segment gone and started another
+    assert in_journal(db_path) == [second]
+    whatsapp.process()
+    assert in_database(db_path) == [first, second]
+
+
+def test_while_a_drain_holds_the_journal_bodies_go_straight_to_the_database(whatsapp: WhatsAppSetup,
+                                                                           db_path: str) -> None:  # fmt: skip
+    body = body_from("393471234567")
+    with locked(journal_dir(db_path) / "write.lock") as held:
+        assert held
+        assert post(whatsapp, body) == 200
+        assert in_database(db_path) == [body] and in_journal(db_path) == []
+
+
+def test_past_its_backlog_the_journal_sends_bodies_to_the_database(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    journal = whatsapp.service.whatsapp.journal
+    journal.max_backlog = 1
+    first, second = body_from("393470000001"), body_from("393470000002")
+    assert post(whatsapp, first) == 200 and post(whatsapp, second) == 200
+    assert in_journal(db_path) == [first] and in_database(db_path) == [second]
+
+
+async def journal_starts(db_path: str) -> bool:
+    """What a server starting on the file does first with the journal: True if it journals."""
+    service = await Service.open(Settings(db=db_path, base_url="https://chat.example.com"))
+    try:
+        return await service.whatsapp.journal.start()
+    finally:
+        await service.close()
+
+
+def test_only_one_server_journals_for_a_file(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    assert asyncio.run(journal_starts(db_path)) is False
+    assert whatsapp.service.whatsapp.journal.on
+
+
+def test_after_a_crash_the_next_server_moves_what_was_left_up_to_a_torn_frame(
+    db_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncio.run(_fresh(db_path))  # a database, and no server on it
+    directory = journal_dir(db_path)
+    directory.mkdir(mode=0o700)
+    bodies = [body_from(f"39347{i:07d}") for i in range(3)]
+    whole = b"".join(framed(b, [NUMBER.phone_number_id], 1_798_000_000 + i) for i, b in enumerate(bodies))
+    torn = framed(body_from("393479999999"), [NUMBER.phone_number_id], 1_798_000_100)
+    (directory / "000000000007.seg").write_bytes(whole + torn[: len(torn) // 2])  # killed in mid-append
+    (directory / "000000000003.seg").write_bytes(framed(bodies[0], [NUMBER.phone_number_id], 1_797_999_999))
+
+    with caplog.at_level(logging.WARNING, logger="clicktochat.journal"):
+        assert asyncio.run(journal_starts(db_path))
+    assert in_database(db_path) == bodies  # once each, in order; the torn frame dropped
+    assert "cut short or damaged" in caplog.text and segments(directory) == []
+    with connect_db(db_path) as conn:
+        assert conn.execute("SELECT received_at FROM webhook_events ORDER BY id").fetchall() == [
+            (1_797_999_999,), (1_798_000_001,), (1_798_000_002,)]  # the time each first arrived
+
+
+async def _fresh(db_path: str) -> None:
+    service = await Service.open(Settings(db=db_path))
+    await service.close()
+
+
+def test_a_body_damaged_on_disk_is_left_out_and_the_rest_kept(db_path: str, caplog: pytest.LogCaptureFixture) -> None:
+    asyncio.run(_fresh(db_path))
+    directory = journal_dir(db_path)
+    directory.mkdir(mode=0o700)
+    bodies = [b'{"n": %d}' % i for i in range(3)]
+    frames = [framed(b, ["1"], i) for i, b in enumerate(bodies)]
+    data = bytearray(b"".join(frames))
+    data[len(frames[0]) + len(frames[1]) - 2] = 0  # in the second frame's body, as a power cut's zeroed page
+    (directory / "000000000001.seg").write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="clicktochat.journal"):
+        assert drain_file(db_path) == 3
+    assert in_database(db_path) == [bodies[0], bodies[2]]
+    assert "1 bodies damaged on disk" in caplog.text and segments(directory) == []
+
+
+def test_erasing_a_customer_leaves_nothing_of_them_in_the_journal(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    assert post(whatsapp, body_from("393471234567", "Mi chiamo Giulia")) == 200
+    whatsapp.process()
+    assert post(whatsapp, body_from("393471234567", "Ancora io")) == 200  # still in the journal
+    assert any(b"Ancora io" in b for b in in_journal(db_path))
+    answer = whatsapp.client.delete("/api/v1/customers/+393471234567", headers=whatsapp.auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["deleted"]["webhook_events"] == 2
+    assert in_journal(db_path) == [] and in_database(db_path) == []
+    leftovers = b"".join(p.read_bytes() for p in journal_dir(db_path).iterdir() if p.is_file())
+    assert b"393471234567" not in leftovers
+
+
+def test_an_export_counts_bodies_still_in_the_journal(whatsapp: WhatsAppSetup) -> None:
+    assert post(whatsapp, body_from("393471234567")) == 200
+    answer = whatsapp.client.get("/api/v1/customers/+393471234567", headers=whatsapp.auth)
+    assert answer.json()["webhook_bodies_held"] == 1
+
+
+def test_a_backup_holds_the_bodies_still_in_the_journal(whatsapp: WhatsAppSetup, db_path: str,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    body = body_from("393471234567")
+    assert post(whatsapp, body) == 200
+    copy = backup(Path(db_path), tmp_path / "copy.db")
+    with sqlite3.connect(copy.path) as conn:
+        assert [bytes(b) for (b,) in conn.execute("SELECT body FROM webhook_events")] == [body]
+
+
+def test_a_journal_that_is_not_started_stores_straight_into_the_database(whatsapp: WhatsAppSetup,
+                                                                          db_path: str) -> None:  # fmt: skip
+    intake = whatsapp.service.whatsapp.intake
+    journal = Journal(intake)  # as in a command, or a second server
+    body = encode(batch([]))
+    assert whatsapp.run(journal.add(body, [NUMBER.phone_number_id], 1_798_000_000)).value == "stored"
+    assert in_database(db_path) == [body]
+
+
+def test_a_restore_leaves_what_a_killed_server_journaled_with_the_database_it_sets_aside(
+    db_path: str, tmp_path: Path
+) -> None:
+    asyncio.run(_fresh(db_path))
+    copy = backup(Path(db_path), tmp_path / "before.db")  # a backup without the body
+    directory = journal_dir(db_path)
+    directory.mkdir(mode=0o700)
+    body = body_from("393471234567")
+    (directory / "000000000001.seg").write_bytes(framed(body, [NUMBER.phone_number_id], 1_798_000_000))
+    restored = restore(copy.path, Path(db_path))
+    assert restored.aside is not None and segments(directory) == []
+    assert in_database(str(restored.aside)) == [body] and in_database(db_path) == []
