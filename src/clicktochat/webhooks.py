@@ -53,6 +53,7 @@ READ_BUDGET, READ_BUDGET_PER_ADDRESS = 16 * MAX_BODY_BYTES, MAX_BODY_BYTES
 READER_WAIT = 5.0
 READ_DEADLINE = 5.0  # seconds a body may take to arrive (Meta's arrive in well under one)
 MAX_CHALLENGE_LENGTH = 200
+OK = Response(status_code=200)  # the same answer every time: made once (a Response builds its headers)
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
 QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
 
@@ -124,13 +125,14 @@ async def receive(request: Request) -> Response:
         if not header:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
         held: list[int] = []  # the bytes this body holds of the budget
+        key = _address_key(address)
         try:
             async with asyncio.timeout(whatsapp.read_deadline):
-                body = await read_limited(request, whatsapp.read_budget, address, whatsapp.reader_wait, held)
+                body = await read_limited(request, whatsapp.read_budget, key, whatsapp.reader_wait, held)
         except TimeoutError:
             raise RequestTimeout(f"The body took more than {whatsapp.read_deadline:g} s to arrive.") from None
         finally:
-            whatsapp.read_budget.give(address, sum(held))
+            whatsapp.read_budget.give_key(key, sum(held))
         numbers = signed_by(body, header, whatsapp.keys)
         if not numbers:
             raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
@@ -149,10 +151,10 @@ async def receive(request: Request) -> Response:
     if taken is Taken.NOT_JSON:
         raise MalformedRequest("The body is not valid JSON.")
     whatsapp.processor.wake()
-    return Response(status_code=200)
+    return OK
 
 
-async def read_limited(request: Request, budget: ReadBudget, address: str, wait: float, held: list[int]) -> bytes:
+async def read_limited(request: Request, budget: ReadBudget, key: str, wait: float, held: list[int]) -> bytes:
     """The body, each chunk taken from `budget` as it arrives (and appended to `held`, which the
     caller gives back); a chunk that finds no room within `wait` seconds is a 503: a burst of
     Meta's waits a moment, as a 503 costs minutes of Meta's backoff."""
@@ -169,7 +171,7 @@ async def read_limited(request: Request, budget: ReadBudget, address: str, wait:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-        if not await budget.take(address, len(chunk), wait):
+        if not await budget.take_key(key, len(chunk), wait):
             raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
                               {"Retry-After": "1"})  # fmt: skip
         held.append(len(chunk))
@@ -193,9 +195,14 @@ class ReadBudget:
 
     async def take(self, address: str, size: int, wait: float) -> bool:
         """Hold `size` more bytes for `address`, waiting up to `wait` seconds for room."""
-        key = _address_key(address)  # each address its own share: Meta's servers may share a /64
-        deadline = time.monotonic() + wait
+        return await self.take_key(_address_key(address), size, wait)
+
+    async def take_key(self, key: str, size: int, wait: float) -> bool:
+        """`take`, for an address already hashed (`_address_key`: once a body, not once a chunk).
+        Each address has its own share: Meta's servers may share a /64."""
+        deadline = None
         while self.used + size > self.total or self._held.get(key, 0) + size > self.per_address:
+            deadline = deadline or time.monotonic() + wait
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -210,9 +217,11 @@ class ReadBudget:
         return True
 
     def give(self, address: str, size: int) -> None:
+        self.give_key(_address_key(address), size)
+
+    def give_key(self, key: str, size: int) -> None:
         if not size:
             return
-        key = _address_key(address)
         self.used -= size
         left = self._held[key] - size
         if left:
