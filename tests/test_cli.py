@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
@@ -138,7 +139,7 @@ def shop(runner: CliRunner, db: str) -> dict[str, int]:
 def test_help_lists_every_command(runner: CliRunner) -> None:
     result = ok(invoke(runner, "--help"))
     commands = result.stdout.split("Commands:", 1)[1]
-    listed = {line.split()[0] for line in commands.strip().splitlines()}
+    listed = set(re.findall(r"^  (\S+)", commands, re.MULTILINE))  # not the summaries' wrapped lines
     assert listed == {"serve", "init", "keys", "apikey", "admin", "business", "agent", "link", "widget", "qr", "poster",
                       "stats", "whatsapp", "conversations", "simulate", "notify", "notifications", "customer",
                       "optin", "costs", "backup", "restore", "db"}  # fmt: skip
@@ -568,3 +569,24 @@ def test_db_upgrade_of_a_missing_file_makes_nothing(runner: CliRunner, tmp_path:
     done = invoke(runner, "db", "upgrade", "--db", str(typo))
     assert done.exit_code == 1 and f"there is no database at {typo}" in done.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_help_lists_whole_summaries_never_cut_with_an_ellipsis() -> None:
+    def groups(group: click.Group, path: list[str]) -> Iterator[tuple[list[str], click.Group]]:
+        yield path, group
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from groups(command, [*path, name])
+
+    seen = 0
+    for path, group in groups(cli, []):
+        result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=80)
+        assert result.exit_code == 0, result.output
+        listed = "".join(result.output.split("Commands:")[1].split())  # wrapped anywhere, hyphens too
+        for command in group.commands.values():
+            assert command.help
+            words = command.help.split("\n\n")[0].split()
+            sentence = " ".join(words[: next(i for i, w in enumerate(words + ["."]) if w.endswith(".")) + 1])
+            assert "".join(sentence.split()) in listed, (path, command.name)
+            seen += 1
+    assert seen >= 50

@@ -478,3 +478,26 @@ cli.add_command(cli_backup.db_group)
 from . import cli_channels  # noqa: E402  (it uses the helpers above, as cli_whatsapp does)
 
 cli_business.agent.add_command(cli_channels.channels)
+
+
+def first_sentence(text: str) -> str:
+    """Up to the first word that ends a sentence, as click takes it, but never cut short."""
+    words = []
+    for word in text.split("\n\n")[0].split():
+        words.append(word)
+        if word.endswith("."):
+            break
+    return " ".join(words)
+
+
+def whole_summaries(group: click.Group) -> None:
+    """`--help` lists each command with its whole first sentence: click would cut it at the
+    terminal's width with "...", mid-phrase, on every command worth a sentence."""
+    for command in group.commands.values():
+        if command.short_help is None and command.help:
+            command.short_help = first_sentence(command.help)
+        if isinstance(command, click.Group):
+            whole_summaries(command)
+
+
+whole_summaries(cli)
