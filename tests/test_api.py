@@ -27,7 +27,7 @@ DIGITS = "393471234567"
 OTHER_NUMBER = "+1 650 253 0000"
 OTHER_DIGITS = "16502530000"
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-ONE_DESTINATION = "give exactly one destination: to (a number), agent_id or business_id"
+ONE_DESTINATION = "give exactly one destination: a number (to), an agent (agent_id) or a business (business_id)"
 BAD_SLUG = ("is not a valid slug: use 1 to 64 letters a-z (no accents), digits, '-' or '_', starting and ending with"
             " a letter or digit")
 UNAUTHORIZED_NO_KEY = (

@@ -199,7 +199,8 @@ def test_unknown_channel_is_refused(runner: CliRunner, db: str) -> None:
 def test_two_destinations_are_refused(runner: CliRunner, db: str, shop: dict[str, int]) -> None:
     fails(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--agent", str(shop["agent"])), 1,
           "give exactly one destination")  # fmt: skip
-    fails(invoke(runner, "link", "create", "--db", db), 1, "give exactly one destination")
+    fails(invoke(runner, "link", "create", "--db", db), 1,
+          "give exactly one destination: a number (--to), an agent (--agent) or a business (--business)")  # fmt: skip
 
 
 def test_unknown_agent_is_refused(runner: CliRunner, db: str) -> None:
@@ -321,7 +322,7 @@ def test_link_edit_refusals(runner: CliRunner, db: str) -> None:
           "to: '+39 347' is too short")  # fmt: skip
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--text", "y" * 1001), 1, "at most 1000")
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--channel", "whatsapp"), 1,
-          "change the channel together with the address (to)")  # fmt: skip
+          "change the channel together with the address (--to)")  # fmt: skip
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--agent", "7"), 1, "there is no agent 7")
     fails(invoke(runner, "link", "edit", "--db", db, "vetrina", "--expires-in", "0"), 2, "--expires-in")
     fails(invoke(runner, "link", "edit", "--db", db, "nope", "--text", "x"), 1,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import re
 import sys
 import unicodedata
 import warnings
@@ -69,6 +70,12 @@ def field_flag(field: str) -> str:
     return FLAGS.get(field) or "--" + field.replace("_", "-")
 
 
+def named_as_flags(reason: str) -> str:
+    """An error's reason with the API fields it names in brackets, `(agent_id)`, as the flags
+    typed here, `(--agent)`."""
+    return re.sub(r"\((\w+)\)", lambda m: f"({FLAGS[m[1]]})" if m[1] in FLAGS else m[0], reason)
+
+
 class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
     name = "datetime"
 
@@ -101,7 +108,8 @@ def run_with_service(db: str | None, base_url: str | None, work: Callable[[Servi
     except ProblemError as exc:
         if exc.errors:
             raise click.ClickException(
-                "; ".join(f"{(flags or {}).get(e.field) or field_flag(e.field)}: {e.reason}" for e in exc.errors)
+                "; ".join(f"{(flags or {}).get(e.field) or field_flag(e.field)}: {named_as_flags(e.reason)}"
+                          for e in exc.errors)  # fmt: skip
             ) from None
         raise click.ClickException(exc.detail) from None
     except OverflowError:

@@ -224,7 +224,8 @@ class Service(WidgetService):
                  if value is not None]  # fmt: skip
         if len(given) != 1:
             field = given[1] if len(given) > 1 else "to"
-            raise InvalidInput(field, "give exactly one destination: to (a number), agent_id or business_id")
+            raise InvalidInput(field, "give exactly one destination: a number (to), an agent (agent_id) or a business"
+                                      " (business_id)")  # fmt: skip
         empty: dict[str, Any] = {"channel": None, "address": None, "agent_id": None, "business_id": None}
         if to is not None:
             return empty | {"channel": found.name, "address": found.normalize(to, self.settings.default_region, "to")}
