@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from clicktochat.journal import Journal, drain_file, frame, journal_dir, locked,
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
+from clicktochat.webhooks import parse
 from conftest import NUMBER, WhatsAppSetup, connect_db
 
 pytestmark = pytest.mark.sqlite  # PostgreSQL has no journal: its bodies go straight into the database
@@ -158,7 +160,9 @@ async def _fresh(db_path: str) -> None:
     await service.close()
 
 
-def test_a_body_damaged_on_disk_is_left_out_and_the_rest_kept(db_path: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_body_damaged_on_disk_is_kept_and_skipped_when_applied(
+    db_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     asyncio.run(_fresh(db_path))
     directory = journal_dir(db_path)
     directory.mkdir(mode=0o700)
@@ -167,10 +171,11 @@ def test_a_body_damaged_on_disk_is_left_out_and_the_rest_kept(db_path: str, capl
     data = bytearray(b"".join(frames))
     data[len(frames[0]) + len(frames[1]) - 2] = 0  # in the second frame's body, as a power cut's zeroed page
     (directory / "000000000001.seg").write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="clicktochat.journal"):
-        assert drain_file(db_path) == 3
-    assert in_database(db_path) == [bodies[0], bodies[2]]
-    assert "1 bodies damaged on disk" in caplog.text and segments(directory) == []
+    assert drain_file(db_path) == 3
+    assert in_database(db_path) == [bodies[0], b'{"n": \x00}', bodies[2]]  # kept as it is: nothing acknowledged is lost
+    with caplog.at_level(logging.WARNING, logger="clicktochat.webhooks"):
+        assert parse(in_database(db_path)[1], ["1"]) == []  # what the processor makes of it: nothing, said
+    assert "not JSON that can be read" in caplog.text
 
 
 def test_erasing_a_customer_leaves_nothing_of_them_in_the_journal(whatsapp: WhatsAppSetup, db_path: str) -> None:
@@ -220,5 +225,53 @@ def test_a_restore_leaves_what_a_killed_server_journaled_with_the_database_it_se
     body = body_from("393471234567")
     (directory / "000000000001.seg").write_bytes(framed(body, [NUMBER.phone_number_id], 1_798_000_000))
     restored = restore(copy.path, Path(db_path))
-    assert restored.aside is not None and segments(directory) == []
-    assert in_database(str(restored.aside)) == [body] and in_database(db_path) == []
+    assert restored.aside is not None and not directory.exists()  # the restored database gets none of it
+    assert in_journal(str(restored.aside)) == [body] and in_database(db_path) == []
+    assert drain_file(restored.aside) == 1 and in_database(str(restored.aside)) == [body]
+
+
+def test_a_failed_append_goes_to_the_database_and_lets_go_of_the_lock(whatsapp: WhatsAppSetup, db_path: str,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    journal = whatsapp.service.whatsapp.journal
+    first, second, third = (body_from(f"39347000000{i}") for i in range(3))
+    assert post(whatsapp, first) == 200 and in_journal(db_path) == [first]
+    read_only = os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)
+    os.dup2(read_only, journal._fd)  # type: ignore[arg-type]  # the segment can no longer be written, as on a full disk
+    os.close(read_only)
+    assert post(whatsapp, second) == 200
+    assert in_database(db_path) == [second]  # straight into the database
+    with locked(journal_dir(db_path) / "write.lock", wait=False) as free:
+        assert free  # a drain is not held off by a body waiting for the database
+    assert post(whatsapp, third) == 200 and in_journal(db_path) == [first, third]  # a new segment
+    whatsapp.process()
+    assert sorted(in_database(db_path)) == sorted([first, second, third]) and in_journal(db_path) == []
+
+
+def test_a_body_starting_with_a_byte_order_mark_is_refused_as_before(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    body = b"\xef\xbb\xbf" + body_from("393471234567")  # simdjson would skip the mark; JSON has none
+    assert post(whatsapp, body) == 400
+    assert in_journal(db_path) == [] and in_database(db_path) == []
+
+
+def test_a_server_that_found_another_journaling_takes_over_once_it_is_gone(db_path: str) -> None:
+    body = body_from("393471234567")
+
+    async def scenario() -> tuple[bool, bool, list[bytes], bool]:
+        first = await Service.open(Settings(db=db_path, base_url="https://chat.example.com"))
+        second = await Service.open(Settings(db=db_path, base_url="https://chat.example.com"))
+        try:
+            assert await first.whatsapp.journal.start()
+            took = await second.whatsapp.journal.start()
+            await first.whatsapp.journal.add(body, [NUMBER.phone_number_id], 1_798_000_000)
+            left = in_journal(db_path)
+            os.close(first.whatsapp.journal._owner)  # type: ignore[arg-type]  # killed: the kernel lets its locks go
+            first.whatsapp.journal._owner = None
+            await second.whatsapp.journal.take_over(every=0)
+            return took, second.whatsapp.journal.on, left, in_journal(db_path) == []
+        finally:
+            await second.close()
+            await first.close()
+
+    took, took_later, left, emptied = asyncio.run(scenario())
+    assert not took and took_later and left == [body] and emptied
+    assert in_database(db_path) == [body]

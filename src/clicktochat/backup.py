@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dblock import DatabaseLock
-from .journal import drain_file
+from .journal import drain_file, journal_dir
 from .storedb import made_by_newer, migrations, private
 
 HEADER = b"SQLite format 3\x00"
@@ -107,9 +107,10 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
             _sync(incoming)
-            if db.exists():
-                drain_file(db)  # what a killed server left in the journal stays with the database set aside
+            journal = journal_dir(db)  # what a killed server left in its journal goes with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
+            if aside is not None and journal.is_dir():
+                journal.rename(journal_dir(aside))
             os.replace(incoming, db)
             _sync(db.parent)
         finally:

@@ -11,26 +11,29 @@ On disk, `<db>-webhooks/` (0700):
 - segments `<seq>.seg`: frames, each `MAGIC, body length, received_at, numbers length`, then
   the numbers (JSON) and the body. A frame cut short (a kill -9 in the middle of a write, which
   was never acknowledged) ends the segment, and what it held is logged as dropped. No checksum:
-  a body is checked again as it is moved (SQLite's `json_valid`), which is what a power cut's
-  zeroed pages would fail, and that check costs nothing while Meta waits;
+  a body whose bytes a power cut damaged is moved as it is, and the processor skips what is not
+  JSON, with a warning (nothing acknowledged is thrown away here);
 - `owner.lock`: the one server that journals holds it for its lifetime (another server on the
-  same file, or one that cannot write here, stores straight into SQLite: `Intake`);
+  same file stores straight into SQLite, `Intake`, and tries again now and then: `take_over`);
 - `write.lock`: taken, without waiting, around each append; whoever drains takes it (waiting),
   so no body is appended to a segment while it is being emptied; an append that finds it taken
-  goes to `Intake` instead;
-- `move.lock`: whoever moves segments into SQLite (the server's mover, a drain) holds it, so a
-  segment is never moved by two at once, nor moved after a drain has removed it.
+  goes to `Intake` instead, and an append that fails lets go of it before it does;
+- `move.lock`: whoever moves segments into SQLite holds it, so a segment is never moved by two
+  at once, nor after a drain has removed it. The server's mover never waits for it (a round a
+  drain holds off moves nothing), so Intake's thread never waits behind a drain.
 
 The server seals its segment (closes it and starts the next) at each move, and moves sealed
-segments a batch at a time, oldest first; a segment is removed once every frame of it is
-committed. A frame moved twice (a crash between the commit and the removal) is kept once:
-`webhook_events.body_hash` is unique. `drain` moves everything, the segment being written
-too, and is what `customer export`/`erase`, `backup`, `db copy` and `restore` call first, in
-any process: no body acknowledged to Meta is ever missed by them, nor left in a segment after
-an erase."""
+segments a batch at a time (MOVE_BATCH bodies or MOVE_BYTES), oldest first; a segment is
+removed once every frame of it is committed. A frame moved twice (a crash between the commit
+and the removal) is kept once: `webhook_events.body_hash` is unique. `drain` moves everything,
+the segment being written too, on a connection of its own; `customer export`/`erase`,
+`backup` and `db copy` call it first, in any process: none of them misses a body acknowledged
+to Meta, and an erased person's words are not left in a segment. `restore` sets the folder
+aside with the database it replaces."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -41,7 +44,7 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +58,15 @@ log = logging.getLogger(__name__)
 MAGIC = b"CTW1"
 FRAME = struct.Struct("<4sIqH")  # magic, body length, received_at, numbers length
 MOVE_BATCH = 200  # frames a move commits at once (and, under a burst, at most per MAX_YIELD)
+MOVE_BYTES = 32 * 1024 * 1024  # ...or fewer, once their bodies reach this
 MAX_BACKLOG = 1024 * 1024 * 1024  # bytes waiting to be moved; past it bodies go straight into SQLite
 SUFFIX = ".seg"
 APPEND = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
 
 def journal_dir(db: str | Path) -> Path:
-    return Path(f"{db}-webhooks")
+    """`<db>-webhooks`, beside the file itself (a symlinked path names the same folder)."""
+    return Path(f"{Path(db).resolve()}-webhooks")
 
 
 def frame(body: bytes, numbers: Sequence[str], now: int) -> list[bytes]:
@@ -83,7 +88,7 @@ class Frame:
     end: int  # offset just past it
 
 
-def read_frames(path: Path, offset: int = 0, limit: int | None = None) -> Iterator[Frame]:
+def read_frames(path: Path, offset: int = 0, limit: int | None = None) -> Generator[Frame, None, None]:
     """Whole frames from `offset`, at most `limit`; stops quietly at the end, and with a warning
     at a frame cut short or corrupted (nothing after it can be trusted)."""
     with open(path, "rb") as file:
@@ -139,51 +144,45 @@ def locked(path: Path, wait: bool = True) -> Iterator[bool]:
 
 
 def insert(db: sqlite3.Connection, frames: Sequence[Frame]) -> int:
-    """Frames into webhook_events, in one transaction; returns how many were new. A body that
-    is not JSON any more (damaged on disk by a power cut) is left out, and logged."""
-    rows = []
-    for f in frames:
-        try:
-            text = f.body.decode()
-        except UnicodeDecodeError:
-            text = ""
-        rows.append((f.received_at, hashlib.sha256(f.body).hexdigest(), f.body, f.numbers, text))
+    """Frames into webhook_events, in one transaction; returns how many were new (the same bytes
+    moved again, after a crash between a commit and a removal, are kept once)."""
+    rows = [(f.received_at, hashlib.sha256(f.body).hexdigest(), f.body, f.numbers) for f in frames]
     db.execute("BEGIN IMMEDIATE")
     try:
         before = db.total_changes
-        damaged = 0
-        for row in rows:
-            cursor = db.execute("INSERT INTO webhook_events (received_at, body_hash, body, numbers) SELECT ?, ?, ?, ?"
-                                " WHERE json_valid(?) ON CONFLICT (body_hash) DO NOTHING", row)  # fmt: skip
-            if not cursor.rowcount and not db.execute("SELECT 1 FROM webhook_events WHERE body_hash = ?",
-                                                      (row[1],)).fetchone():  # fmt: skip
-                damaged += 1
+        db.executemany("INSERT INTO webhook_events (received_at, body_hash, body, numbers) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT (body_hash) DO NOTHING", rows)  # fmt: skip
         new = db.total_changes - before
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    if damaged:
-        log.warning("webhook journal: %d bodies damaged on disk were left out", damaged)
     return new
 
 
 def move_segment(db: sqlite3.Connection, path: Path, offset: int, limit: int | None) -> tuple[int, int, bool]:
-    """Frames of a sealed segment from `offset` into the database, `limit` at most (in
-    transactions of MOVE_BATCH); the segment is removed once all are in. Returns (frames moved,
-    the offset reached, whether the segment is done). Call with `move.lock` held."""
-    moved, done = 0, False
-    while limit is None or moved < limit:
-        batch = list(read_frames(path, offset, MOVE_BATCH if limit is None else min(MOVE_BATCH, limit - moved)))
-        if batch:
-            insert(db, batch)
-            moved, offset = moved + len(batch), batch[-1].end
-        if len(batch) < MOVE_BATCH and (limit is None or moved < limit):
-            done = True
-            break
-    if done:
+    """Frames of a sealed segment from `offset` into the database, `limit` at most, in
+    transactions of MOVE_BATCH frames or MOVE_BYTES (Meta's bodies reach 2 MiB: memory stays
+    bounded by bytes, not by bodies); the segment is removed once all are in. Returns (frames
+    moved, the offset reached, whether the segment is done). Call with `move.lock` held."""
+    moved, ended = 0, False
+    with contextlib.closing(read_frames(path, offset)) as frames:
+        while not ended and (limit is None or moved < limit):
+            batch: list[Frame] = []
+            size, most = 0, MOVE_BATCH if limit is None else min(MOVE_BATCH, limit - moved)
+            for found in frames:
+                batch.append(found)
+                size += len(found.body)
+                if len(batch) >= most or size >= MOVE_BYTES:
+                    break
+            else:
+                ended = True
+            if batch:
+                insert(db, batch)
+                moved, offset = moved + len(batch), batch[-1].end
+    if ended:
         path.unlink(missing_ok=True)
-    return moved, offset, done
+    return moved, offset, ended
 
 
 def drain(db: sqlite3.Connection, directory: Path) -> int:
@@ -212,8 +211,9 @@ def drain_file(db: str | Path) -> int:
 class Journal:
     """The server's side: appends (on the event loop), seals and moves (the move on `intake`'s
     thread and connection). Until `start()` succeeds, and on PostgreSQL, every body goes to
-    `intake`; a body simdjson finds invalid goes there too, to have SQLite's `json_valid` decide
-    exactly as before (numbers too large for simdjson, say)."""
+    `intake`; so does a body simdjson refuses, to have SQLite's `json_valid` decide as before
+    (numbers beyond 64 bits, say), and one that starts with a byte-order mark, which simdjson
+    skips and `json_valid` refuses."""
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
@@ -226,12 +226,14 @@ class Journal:
         self._sealed: list[Sealed] = []  # oldest first
         self._parser = simdjson.Parser()
         self._last_arrival = 0.0
+        self._serving = False  # start() was called: a server, which may take the journal over later
+        self._tried_at = 0.0
         self.max_backlog = MAX_BACKLOG
         self.appended = 0  # bodies appended (tests and benchmarks read it)
 
     @property
     def on(self) -> bool:
-        return self._fd is not None
+        return self._owner is not None
 
     @property
     def last_arrival(self) -> float:
@@ -243,7 +245,10 @@ class Journal:
         return self._size + sum(s.left for s in self._sealed)
 
     async def start(self) -> bool:
-        """Become the journaling server for this file and move what a previous one left."""
+        """Become the journaling server for this file and move what a previous one left; False
+        (bodies go straight into SQLite) on PostgreSQL, or while another server journals."""
+        self._serving = True
+        self._tried_at = time.monotonic()
         if self.intake.postgres or self.on:
             return self.on
         try:
@@ -257,28 +262,41 @@ class Journal:
         except BlockingIOError:  # another server on this file journals; this one stores straight into SQLite
             os.close(owner)
             return False
+        try:
+            moved = await self._drain()
+            self._write_lock = os.open(self.directory / "write.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except BaseException:
+            os.close(owner)
+            raise
         self._owner = owner
-        moved = await self.intake.run(drain, self.intake.db, self.directory)
         if moved:
             log.info("moved %d webhook bodies left in the journal into the database", moved)
-        self._write_lock = os.open(self.directory / "write.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._open_next()
+        with contextlib.suppress(OSError):  # else the first append tries again
+            self._open_next()
         return True
 
+    async def take_over(self, every: float = 5.0) -> None:
+        """A server that found another journaling tries again now and then: once that one has
+        stopped (or was killed, leaving bodies behind), this one moves them and journals."""
+        if self._serving and not self.on and not self.intake.postgres and time.monotonic() - self._tried_at >= every:
+            await self.start()
+
     def _open_next(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close the segment being written and start the next (OSError if it cannot be made)."""
+        fd, self._fd, self._size = self._fd, None, 0
+        if fd is not None:
+            os.close(fd)
         while True:
             self._seq += 1
             try:
                 self._fd = os.open(self.directory / f"{self._seq:012d}{SUFFIX}", APPEND, 0o600)
-                break
+                return
             except FileExistsError:
                 continue
-        self._size = 0
 
     def _valid(self, body: bytes) -> bool:
+        if body.startswith(b"\xef\xbb\xbf"):  # simdjson skips a byte-order mark; JSON (RFC 8259) has none
+            return False
         try:
             self._parser.parse(body)
         except (ValueError, RuntimeError):  # simdjson's errors (and UnicodeDecodeError, a ValueError)
@@ -288,33 +306,53 @@ class Journal:
     async def add(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
         """Keep a signed body; returns once it is on its way to disk (appended, or committed).
         simdjson checks the UTF-8 too: the body is decoded only when it goes to `intake`."""
-        if self._fd is None or self.backlog >= self.max_backlog or not self._valid(body):
+        if self._write_lock is None or self.backlog >= self.max_backlog or not self._valid(body):
             return await self._to_database(body, numbers, now)
+        if not self._append(body, numbers, now):  # the lock is let go before the database is waited for
+            return await self._to_database(body, numbers, now)
+        self.appended += 1
+        self._last_arrival = time.monotonic()
+        return Taken.STORED
+
+    def _append(self, body: bytes, numbers: Sequence[str], now: int) -> bool:
+        """One `writev` of the framed body, under `write.lock`; False if a drain holds the lock
+        or the segment cannot be written (a full disk: what was written is cut off again)."""
         assert self._write_lock is not None
         try:
             fcntl.flock(self._write_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # a drain is emptying the journal
-            return await self._to_database(body, numbers, now)
+            return False
         try:
-            if os.fstat(self._fd).st_nlink == 0:  # a drain took this segment
+            if self._fd is None or os.fstat(self._fd).st_nlink == 0:  # none yet, or a drain took it
                 self._open_next()
+            assert self._fd is not None
             parts = frame(body, numbers, now)
             size = sum(len(part) for part in parts)
-            try:
-                written = os.writev(self._fd, parts)
-                if written != size:
-                    raise OSError(f"only {written} of {size} bytes written")
-            except OSError as exc:  # a full disk, say: cut the partial frame off, and try the database
-                log.warning("could not append a webhook body to the journal (%s); storing it in the database", exc)
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self._size)
-                return await self._to_database(body, numbers, now)
+            written = os.writev(self._fd, parts)
+            if written != size:
+                raise OSError(f"only {written} of {size} bytes written")
+        except OSError as exc:
+            log.warning("could not append a webhook body to the journal (%s); storing it in the database", exc)
+            self._retire()
+            return False
         finally:
             fcntl.flock(self._write_lock, fcntl.LOCK_UN)
         self._size += size
-        self.appended += 1
-        self._last_arrival = time.monotonic()
-        return Taken.STORED
+        return True
+
+    def _retire(self) -> None:
+        """After a failed write: cut off what it wrote, keep the segment's whole frames for the
+        mover (sealed), and leave the next append to start a new segment."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, self._size)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        if self._size:
+            self._sealed.append(Sealed(self.directory / f"{self._seq:012d}{SUFFIX}", 0, self._size))
+        self._size = 0
 
     async def _to_database(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
         try:
@@ -328,48 +366,67 @@ class Journal:
         if self._fd is None or not self._size:
             return
         self._sealed.append(Sealed(self.directory / f"{self._seq:012d}{SUFFIX}", 0, self._size))
-        self._open_next()
+        try:
+            self._open_next()
+        except OSError as exc:  # the next append tries again
+            log.warning("could not start a new webhook journal segment (%s)", exc)
 
     async def move(self, limit: int | None = None) -> int:
         """Seal, then move sealed segments into the database, `limit` frames at most (None: all).
-        Returns the frames moved."""
+        Returns the frames moved. A round a drain holds off (`move.lock`) moves nothing: the
+        drain moves them."""
         self.seal()
         moved = 0
         while self._sealed and (limit is None or moved < limit):
             oldest = self._sealed[0]
-            count, reached, done = await self.intake.run(self._move_locked, oldest.path, oldest.offset,
-                                                         None if limit is None else limit - moved)  # fmt: skip
+            result = await self.intake.run(self._move_locked, oldest.path, oldest.offset,
+                                           None if limit is None else limit - moved)  # fmt: skip
+            if result is None:
+                break
+            count, reached, done = result
             moved += count
             oldest.left, oldest.offset = max(0, oldest.left - (reached - oldest.offset)), reached
-            if done:
+            if done and self._sealed and self._sealed[0] is oldest:  # a drain may have emptied the list meanwhile
                 self._sealed.pop(0)
         return moved
 
-    def _move_locked(self, path: Path, offset: int, limit: int | None) -> tuple[int, int, bool]:
-        with locked(self.directory / "move.lock"):
+    def _move_locked(self, path: Path, offset: int, limit: int | None) -> tuple[int, int, bool] | None:
+        """None when a drain holds `move.lock`: Intake's thread never waits behind a drain, as
+        bodies stored straight into the database wait on that thread."""
+        with locked(self.directory / "move.lock", wait=False) as held:
+            if not held:
+                return None
             if not path.exists():  # a drain moved it
                 return 0, offset, True
             return move_segment(self.intake.db, path, offset, limit)
+
+    async def _drain(self) -> int:
+        """`drain_file` on a thread and connection of its own: appends that find it under way
+        go straight to the database on Intake's, and never wait behind it."""
+        return await asyncio.to_thread(drain_file, self.intake.path)
 
     async def drain(self) -> int:
         """Everything in the journal into the database (any process: see `drain`)."""
         if self.intake.postgres:
             return 0
-        moved = await self.intake.run(drain, self.intake.db, self.directory)
-        self._sealed = [s for s in self._sealed if s.path.exists()]
-        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
-            self._open_next()
+        moved = await self._drain()
+        self._sealed[:] = [s for s in self._sealed if s.path.exists()]
         return moved
 
     async def close(self) -> None:
-        """Move everything, then let go of the journal (the next server starts from an empty one)."""
-        if self._fd is None:
-            return
+        """Stop appending, move everything, then let go of the journal (a server stopped cleanly
+        leaves it empty)."""
+        fd, self._fd = self._fd, None
+        write_lock, self._write_lock = self._write_lock, None  # appends from now go to the database
+        if fd is not None:
+            os.close(fd)
         try:
-            await self.intake.run(drain, self.intake.db, self.directory)
+            if self._owner is not None:
+                await self._drain()
         finally:
-            for fd in (self._fd, self._write_lock, self._owner):
-                if fd is not None:
-                    os.close(fd)
-            self._fd = self._write_lock = self._owner = None
+            for held in (write_lock, self._owner):
+                if held is not None:
+                    os.close(held)
+            self._owner = None
             self._sealed = []
+            self._size = 0

@@ -261,10 +261,12 @@ class Refusals:
 
 
 def parse(body: bytes, numbers: list[str]) -> list[Event]:
-    """A stored body's events (it was checked to be JSON when it came; nothing here raises)."""
+    """A stored body's events; nothing here raises. It was checked to be JSON when it came, but
+    a journal page a power cut zeroed, or JSON nested deeper than Python parses, is skipped."""
     try:
         return read_body(json.loads(body), set(numbers))
-    except ValueError:
+    except (ValueError, RecursionError) as exc:
+        log.warning("a stored webhook body is not JSON that can be read (%s); it is skipped", type(exc).__name__)
         return []
 
 
@@ -282,6 +284,7 @@ class WebhookProcessor:
         self.retention = retention_days * 86400
         self._pruned_at = 0.0
         self._wake = asyncio.Event()
+        self.moved = 0  # bodies the last round moved from the journal
 
     def wake(self) -> None:
         self._wake.set()
@@ -291,8 +294,13 @@ class WebhookProcessor:
         what is due, in one transaction; returns how many bodies were applied. If that fails (a
         bug of ours, never Meta's input), each body is tried alone, and one that still fails is
         kept and tried again later, with the error recorded."""
+        self.moved = 0
         if self.journal is not None:
-            await self.journal.move(move)
+            try:
+                await self.journal.take_over()
+                self.moved = await self.journal.move(move)
+            except Exception:  # a full or locked database, say: what is already in it is still applied
+                log.exception("could not move webhook bodies from the journal into the database; trying again later")
         now = int(self.clock())
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
@@ -332,14 +340,11 @@ class WebhookProcessor:
             await asyncio.sleep(wait)
             waited += wait
 
-    def _journal_left(self) -> bool:
-        return self.journal is not None and self.journal.backlog > 0
-
     async def run(self) -> None:
         while True:
             try:
                 await self.yield_to_intake()
-                while await self.run_once(MOVE_BATCH) == self.batch or self._journal_left():
+                while await self.run_once(MOVE_BATCH) == self.batch or self.moved:  # until nothing is left
                     await self.yield_to_intake()
             except Exception:  # a locked or missing database: try again at the next tick
                 log.exception("could not apply webhook events")
