@@ -275,3 +275,19 @@ def test_a_server_that_found_another_journaling_takes_over_once_it_is_gone(db_pa
     took, took_later, left, emptied = asyncio.run(scenario())
     assert not took and took_later and left == [body] and emptied
     assert in_database(db_path) == [body]
+
+
+def test_a_restore_without_a_database_still_keeps_an_old_journal_out_of_the_restored_one(
+    db_path: str, tmp_path: Path
+) -> None:
+    asyncio.run(_fresh(db_path))
+    copy = backup(Path(db_path), tmp_path / "before.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    directory = journal_dir(db_path)
+    directory.mkdir(mode=0o700)
+    (directory / "000000000001.seg").write_bytes(framed(body_from("393471234567"), [NUMBER.phone_number_id], 1))
+    restore(copy.path, Path(db_path))
+    assert not directory.exists() and in_database(db_path) == []
+    [kept] = directory.parent.glob(f"{directory.name}.before-restore-*")
+    assert len(segments(kept)) == 1

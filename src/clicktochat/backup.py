@@ -109,8 +109,8 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             _sync(incoming)
             journal = journal_dir(db)  # what a killed server left in its journal goes with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
-            if aside is not None and journal.is_dir():
-                journal.rename(journal_dir(aside))
+            if journal.is_dir():
+                _set_journal_aside(journal, db, aside, now)
             os.replace(incoming, db)
             _sync(db.parent)
         finally:
@@ -160,11 +160,26 @@ def _copy(source: sqlite3.Connection, target: Path) -> None:
         copy.execute("PRAGMA journal_mode = DELETE")
 
 
+def _set_journal_aside(journal: Path, db: Path, aside: Path | None, now: datetime | None) -> None:
+    """The webhook journal's folder beside the database set aside (or, with none, renamed on
+    its own), never moved into the restored one; if that fails, the database goes back."""
+    target = journal_dir(aside) if aside else journal.with_name(f"{journal.name}.before-restore-{stamp(now)}")
+    try:
+        journal.rename(target)
+    except OSError as exc:
+        if aside is not None:
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{aside}{suffix}").exists():
+                    os.replace(Path(f"{aside}{suffix}"), Path(f"{db}{suffix}"))
+        raise BackupError(f"cannot set the webhook journal {journal} aside ({exc.strerror}): nothing was restored"
+                          ) from None  # fmt: skip
+
+
 def _move_aside(db: Path, now: datetime | None) -> Path:
     """`db` and its -wal and -shm renamed together: the -wal may hold the last writes."""
     aside = db.with_name(f"{db.name}.before-restore-{stamp(now)}")
     n = 1
-    while aside.exists():
+    while aside.exists() or journal_dir(aside).exists():
         n += 1
         aside = db.with_name(f"{db.name}.before-restore-{stamp(now)}-{n}")
     os.replace(db, aside)

@@ -226,7 +226,7 @@ class Journal:
         self._sealed: list[Sealed] = []  # oldest first
         self._parser = simdjson.Parser()
         self._last_arrival = 0.0
-        self._serving = False  # start() was called: a server, which may take the journal over later
+        self._other_owner = False  # start() found another server journaling: take_over() tries again later
         self._tried_at = 0.0
         self.max_backlog = MAX_BACKLOG
         self.appended = 0  # bodies appended (tests and benchmarks read it)
@@ -247,7 +247,6 @@ class Journal:
     async def start(self) -> bool:
         """Become the journaling server for this file and move what a previous one left; False
         (bodies go straight into SQLite) on PostgreSQL, or while another server journals."""
-        self._serving = True
         self._tried_at = time.monotonic()
         if self.intake.postgres or self.on:
             return self.on
@@ -261,7 +260,9 @@ class Journal:
             fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another server on this file journals; this one stores straight into SQLite
             os.close(owner)
+            self._other_owner = True
             return False
+        self._other_owner = False
         try:
             moved = await self._drain()
             self._write_lock = os.open(self.directory / "write.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -278,7 +279,7 @@ class Journal:
     async def take_over(self, every: float = 5.0) -> None:
         """A server that found another journaling tries again now and then: once that one has
         stopped (or was killed, leaving bodies behind), this one moves them and journals."""
-        if self._serving and not self.on and not self.intake.postgres and time.monotonic() - self._tried_at >= every:
+        if self._other_owner and not self.on and time.monotonic() - self._tried_at >= every:
             await self.start()
 
     def _open_next(self) -> None:
@@ -350,8 +351,11 @@ class Journal:
             os.ftruncate(fd, self._size)
         with contextlib.suppress(OSError):
             os.close(fd)
+        path = self.directory / f"{self._seq:012d}{SUFFIX}"
         if self._size:
-            self._sealed.append(Sealed(self.directory / f"{self._seq:012d}{SUFFIX}", 0, self._size))
+            self._sealed.append(Sealed(path, 0, self._size))
+        else:  # nothing in it: a full disk must not leave a file per body
+            path.unlink(missing_ok=True)
         self._size = 0
 
     async def _to_database(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
