@@ -226,7 +226,7 @@ class Journal:
         self._sealed: list[Sealed] = []  # oldest first
         self._parser = simdjson.Parser()
         self._last_arrival = 0.0
-        self._other_owner = False  # start() found another server journaling: take_over() tries again later
+        self._retry = False  # start() found another server journaling, or could not drain: take_over() tries again
         self._tried_at = 0.0
         self.max_backlog = MAX_BACKLOG
         self.appended = 0  # bodies appended (tests and benchmarks read it)
@@ -260,12 +260,17 @@ class Journal:
             fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another server on this file journals; this one stores straight into SQLite
             os.close(owner)
-            self._other_owner = True
+            self._retry = True
             return False
-        self._other_owner = False
+        self._retry = False
         try:
             moved = await self._drain()
             self._write_lock = os.open(self.directory / "write.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except Exception:  # the database locked or full, say: serve from SQLite alone, and try again later
+            os.close(owner)
+            log.exception("could not move what the webhook journal holds into the database; trying again later")
+            self._retry = True
+            return False
         except BaseException:
             os.close(owner)
             raise
@@ -277,9 +282,10 @@ class Journal:
         return True
 
     async def take_over(self, every: float = 5.0) -> None:
-        """A server that found another journaling tries again now and then: once that one has
-        stopped (or was killed, leaving bodies behind), this one moves them and journals."""
-        if self._other_owner and not self.on and time.monotonic() - self._tried_at >= every:
+        """A server that found another journaling, or could not move what the journal held,
+        tries again now and then: once that one has stopped (or was killed, leaving bodies
+        behind), or the database takes writes again, this one moves them and journals."""
+        if self._retry and not self.on and time.monotonic() - self._tried_at >= every:
             await self.start()
 
     def _open_next(self) -> None:
