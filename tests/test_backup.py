@@ -355,3 +355,21 @@ def test_the_database_and_its_backups_are_readable_by_their_owner_only(db: Path,
     existing.chmod(0o640)
     made(existing, "banco")
     assert existing.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_restore_through_a_symlink_sees_the_server_on_the_real_path_and_keeps_the_link(
+    db: Path, tmp_path: Path
+) -> None:
+    copy = backup(db, tmp_path / "copy.db")
+    link = tmp_path / "link" / "clicktochat.db"
+    link.parent.mkdir()
+    link.symlink_to(db)
+    held = DatabaseLock(db)  # a server, started with the real path
+    try:
+        with pytest.raises(InUse):
+            restore(copy.path, link)
+    finally:
+        held.release()
+    done = restore(copy.path, link)
+    assert link.is_symlink() and link.resolve() == db and done.db == db
+    assert done.aside is not None and done.aside.parent == db.parent and not done.aside.is_symlink()

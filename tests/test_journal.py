@@ -11,8 +11,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from clicktochat.backup import backup, restore
+from clicktochat.cli import cli
 from clicktochat.journal import Journal, drain_file, frame, journal_dir, locked, read_frames, segments
 from clicktochat.service import Service
 from clicktochat.settings import Settings
@@ -291,3 +293,16 @@ def test_a_restore_without_a_database_still_keeps_an_old_journal_out_of_the_rest
     assert not directory.exists() and in_database(db_path) == []
     [kept] = directory.parent.glob(f"{directory.name}.before-restore-*")
     assert len(segments(kept)) == 1
+
+
+def test_restore_says_where_the_bodies_a_killed_server_left_went(db_path: str, tmp_path: Path) -> None:
+    asyncio.run(_fresh(db_path))
+    copy = backup(Path(db_path), tmp_path / "before.db")
+    directory = journal_dir(db_path)
+    directory.mkdir(mode=0o700)
+    (directory / "000000000001.seg").write_bytes(framed(body_from("393471234567"), [NUMBER.phone_number_id], 1))
+    result = CliRunner().invoke(cli, ["restore", str(copy.path), "--db", db_path])
+    assert result.exit_code == 0, result.output
+    [aside] = Path(db_path).parent.glob(f"{Path(db_path).name}.before-restore-*[0-9]")
+    assert f"Webhook bodies its server had not moved yet are in {journal_dir(aside)}" in result.output
+    assert f"clicktochat backup COPY --db {aside}" in result.output

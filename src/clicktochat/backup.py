@@ -90,7 +90,9 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
 
 
 def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
-    """Put the backup `source` in the place of `db`, once nobody has `db` open (else `InUse`)."""
+    """Put the backup `source` in the place of `db`, once nobody has `db` open (else `InUse`).
+    Through a symlink, the file it points to is replaced, and the link kept."""
+    db = db.resolve()
     if not source.is_file():
         raise BackupError(f"there is no backup at {source}")
     if db.exists() and source.resolve() == db.resolve():

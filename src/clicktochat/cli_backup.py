@@ -15,6 +15,7 @@ from .backup import BackupError, backup, latest_schema, restore
 from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
+from .journal import journal_dir, segments
 from .settings import Settings
 from .store import Store
 from .storedb import OlderSchema
@@ -79,6 +80,9 @@ def restore_command(db: str | None, path: Path) -> None:
                "integrity checked)")  # fmt: skip
     if done.aside is not None:
         click.echo(f"The database it replaced is kept as {done.aside}")
+        if segments(journal_dir(done.aside)):
+            click.echo(f"Webhook bodies its server had not moved yet are in {journal_dir(done.aside)}: "
+                       f"`clicktochat backup COPY --db {done.aside}` moves them into it, and copies it")  # fmt: skip
     if done.backup.schema < latest_schema():
         click.echo(f"The server brings it from schema {done.backup.schema} to {latest_schema()} when it starts")
 

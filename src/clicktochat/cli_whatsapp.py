@@ -5,9 +5,11 @@ imports this module at its end to add its groups: import that one first."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import closing
 from pathlib import Path
@@ -33,6 +35,7 @@ from .whatsapp import ConversationView
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+NEW_NUMBER_WAIT = 10.0  # seconds `simulate message` tries again on a 403: a server reloads connected numbers every few
 
 SECRETS = (  # (connect's parameter, flag, environment variable, what a person calls it)
     ("access_token", "--token", "CLICKTOCHAT_WA_TOKEN", "access token"),
@@ -385,17 +388,22 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
                              found.verified_name or "", key.access_token, key.app_secret)  # fmt: skip
         url = webhook_url or f"{service.base_url}/webhooks/whatsapp"
         said = name or await service.whatsapp.chats.customer_name(found.id, wa_id) or customer_name(wa_id)
-        try:
-            answer = await Customer(url, ours, wa_id, None, said).send_text(text, referral=ad)
-        except httpx.HTTPError as exc:
-            raise ProblemError(f"could not reach {url} ({exc}): is `clicktochat serve` running?") from None
+        deadline = time.monotonic() + NEW_NUMBER_WAIT
+        while True:
+            try:
+                answer = await Customer(url, ours, wa_id, None, said).send_text(text, referral=ad)
+            except httpx.HTTPError as exc:
+                raise ProblemError(f"could not reach {url} ({exc}): is `clicktochat serve` running?") from None
+            if answer.status_code != 403 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)  # a number connected a moment ago: the server reloads its keys every few seconds
         await tell_standin(service.settings.graph_url, ours, wa_id)
         return url, found.display_phone_number, said, answer
 
     url, ours, name, answer = run(db, base_url, work)
     if answer.status_code != 200:
         detail = answer.json().get("detail", answer.text) if "json" in answer.headers.get("content-type", "") else ""
-        hint = " (a server picks up a newly connected number within a few seconds)" if answer.status_code == 403 else ""
+        hint = f" (for {NEW_NUMBER_WAIT:g} s: is the server on this database?)" if answer.status_code == 403 else ""
         raise click.ClickException(f"{url} answered {answer.status_code}: {detail}{hint}")
     click.echo(f"{name} (+{wa_id}) wrote to +{ours}: {text}")
 

@@ -27,7 +27,9 @@ class NotAFile(ValueError):
 
 
 def lock_path(db: str | Path) -> Path:
-    return Path(f"{db}-lock")
+    """`<db>-lock` beside the file itself: a server and a command reaching it through a symlink
+    and through its real path take the same lock."""
+    return Path(f"{Path(db).resolve()}-lock")
 
 
 class DatabaseLock:

@@ -155,7 +155,8 @@ def insert(db: sqlite3.Connection, frames: Sequence[Frame]) -> int:
         new = db.total_changes - before
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite has rolled back by itself on a full disk
+            db.execute("ROLLBACK")
         raise
     return new
 
