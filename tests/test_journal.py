@@ -306,3 +306,16 @@ def test_restore_says_where_the_bodies_a_killed_server_left_went(db_path: str, t
     [aside] = Path(db_path).parent.glob(f"{Path(db_path).name}.before-restore-*[0-9]")
     assert f"Webhook bodies its server had not moved yet are in {journal_dir(aside)}" in result.output
     assert f"clicktochat backup COPY --db {aside}" in result.output
+
+
+def test_a_full_disk_is_a_503_with_retry_after_and_stores_nothing(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    intake = whatsapp.service.whatsapp.intake
+    pages = whatsapp.run(intake.run(lambda: intake.db.execute("PRAGMA page_count").fetchone()[0]))
+    whatsapp.run(intake.run(lambda: intake.db.execute(f"PRAGMA max_page_count = {pages}")))  # no room to grow
+    body = body_from("393471234567", "x" * 20_000)
+    headers = {"content-type": "application/json", "x-hub-signature-256": sign(body, NUMBER.app_secret)}
+    with locked(journal_dir(db_path) / "write.lock"):  # a drain under way: the body goes to the full database
+        answer = whatsapp.client.post(URL, content=body, headers=headers)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "60", answer.text
+    assert "disk is full" in answer.json()["detail"]
+    assert in_database(db_path) == [] and in_journal(db_path) == []

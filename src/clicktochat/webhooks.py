@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -55,7 +56,27 @@ READ_DEADLINE = 5.0  # seconds a body may take to arrive (Meta's arrive in well 
 MAX_CHALLENGE_LENGTH = 200
 OK = Response(status_code=200)  # the same answer every time: made once (a Response builds its headers)
 PRUNE_EVERY = 3600  # seconds between two deletions of applied bodies past the retention
+DISK_FULL_RETRY = 60  # seconds a 503 for a full disk asks Meta to wait (it retries for days anyway)
 QUIET, MAX_YIELD = 0.02, 1.0  # the processor applies once no body came for QUIET s, or after MAX_YIELD s
+
+
+@dataclass
+class RareWarning:
+    """A warning logged once a minute at most, however many requests meet its cause."""
+
+    text: str
+    every: float = 60.0
+    _at: float | None = None
+
+    def warn(self, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if self._at is None or now - self._at >= self.every:
+            self._at = now
+            log.warning(self.text, exc_info=exc_info)
+
+
+disk_full = RareWarning("the disk is full: webhook bodies cannot be stored, and get 503 until there is room")
+move_failed = RareWarning("could not move webhook bodies from the journal into the database; trying again later")
 
 
 def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[NumberKeys]:
@@ -145,7 +166,14 @@ async def receive(request: Request) -> Response:
                                   wait) from None  # fmt: skip
         raise refused
     numbers_ids = sorted({n.phone_number_id for n in numbers})
-    taken = await whatsapp.journal.add(body, numbers_ids, int(whatsapp.clock()))
+    try:
+        taken = await whatsapp.journal.add(body, numbers_ids, int(whatsapp.clock()))
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_FULL:
+            raise
+        disk_full.warn()
+        raise Unavailable("The server's disk is full: the body was not stored. Try again later.",
+                          {"Retry-After": str(DISK_FULL_RETRY)}) from None  # fmt: skip
     if taken is Taken.NOT_UTF8:
         raise MalformedRequest("The body is not valid JSON: it is not UTF-8.")
     if taken is Taken.NOT_JSON:
@@ -300,7 +328,7 @@ class WebhookProcessor:
                 await self.journal.take_over()
                 self.moved = await self.journal.move(move)
             except Exception:  # a full or locked database, say: what is already in it is still applied
-                log.exception("could not move webhook bodies from the journal into the database; trying again later")
+                move_failed.warn(exc_info=True)
         now = int(self.clock())
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
