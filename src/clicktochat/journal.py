@@ -88,14 +88,13 @@ class Frame:
     end: int  # offset just past it
 
 
-def read_frames(path: Path, offset: int = 0, limit: int | None = None) -> Generator[Frame, None, None]:
-    """Whole frames from `offset`, at most `limit`; stops quietly at the end, and with a warning
-    at a frame cut short or corrupted (nothing after it can be trusted)."""
+def read_frames(path: Path, offset: int = 0) -> Generator[Frame, None, None]:
+    """Whole frames from `offset`; stops quietly at the end, and with a warning at a frame cut
+    short or corrupted (nothing after it can be trusted)."""
     with open(path, "rb") as file:
         file.seek(offset)
         size = os.fstat(file.fileno()).st_size
-        count = 0
-        while limit is None or count < limit:
+        while True:
             head = file.read(FRAME.size)
             if not head:
                 return
@@ -109,7 +108,6 @@ def read_frames(path: Path, offset: int = 0, limit: int | None = None) -> Genera
                             " %d bytes from there are dropped", path, offset, size - offset)  # fmt: skip
                 return
             offset = file.tell()
-            count += 1
             yield Frame(received_at, listed.decode(), body, offset)
 
 
@@ -230,7 +228,6 @@ class Journal:
         self._retry = False  # start() found another server journaling, or could not drain: take_over() tries again
         self._tried_at = 0.0
         self.max_backlog = MAX_BACKLOG
-        self.appended = 0  # bodies appended (tests and benchmarks read it)
 
     @property
     def on(self) -> bool:
@@ -289,6 +286,10 @@ class Journal:
         if self._retry and not self.on and time.monotonic() - self._tried_at >= every:
             await self.start()
 
+    def _segment(self) -> Path:
+        """The segment being written (`_seq`'s)."""
+        return self.directory / f"{self._seq:012d}{SUFFIX}"
+
     def _open_next(self) -> None:
         """Close the segment being written and start the next (OSError if it cannot be made)."""
         fd, self._fd, self._size = self._fd, None, 0
@@ -297,7 +298,7 @@ class Journal:
         while True:
             self._seq += 1
             try:
-                self._fd = os.open(self.directory / f"{self._seq:012d}{SUFFIX}", APPEND, 0o600)
+                self._fd = os.open(self._segment(), APPEND, 0o600)
                 return
             except FileExistsError:
                 continue
@@ -318,7 +319,6 @@ class Journal:
             return await self._to_database(body, numbers, now)
         if not self._append(body, numbers, now):  # the lock is let go before the database is waited for
             return await self._to_database(body, numbers, now)
-        self.appended += 1
         self._last_arrival = time.monotonic()
         return Taken.STORED
 
@@ -358,11 +358,10 @@ class Journal:
             os.ftruncate(fd, self._size)
         with contextlib.suppress(OSError):
             os.close(fd)
-        path = self.directory / f"{self._seq:012d}{SUFFIX}"
         if self._size:
-            self._sealed.append(Sealed(path, 0, self._size))
+            self._sealed.append(Sealed(self._segment(), 0, self._size))
         else:  # nothing in it: a full disk must not leave a file per body
-            path.unlink(missing_ok=True)
+            self._segment().unlink(missing_ok=True)
         self._size = 0
 
     async def _to_database(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
@@ -376,7 +375,7 @@ class Journal:
         """Close the segment being written (if it holds anything) and start the next."""
         if self._fd is None or not self._size:
             return
-        self._sealed.append(Sealed(self.directory / f"{self._seq:012d}{SUFFIX}", 0, self._size))
+        self._sealed.append(Sealed(self._segment(), 0, self._size))
         try:
             self._open_next()
         except OSError as exc:  # the next append tries again
