@@ -60,7 +60,37 @@ def test_a_deleted_ref_or_a_made_up_one_attributes_nothing(whatsapp: WhatsAppSet
     whatsapp.run(whatsapp.customer().send_text("Info (ref ZZZZZ)"))
     whatsapp.process()
     (c,) = conversations(whatsapp)
-    assert c["came_from"]["link_key"] is None and c["came_from"]["ref"] is None
+    assert c["came_from"]["link_key"] is None and c["came_from"]["ref"] == "ZZZZZ"  # found, and no click has it
+    whatsapp.process()  # nor does a later round find one
+    assert conversations(whatsapp)[0]["came_from"]["link_key"] is None
+
+
+def test_a_customer_quicker_than_the_click_writer_is_tied_to_the_click_once_it_is_written(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", campaign="vetrina", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    whatsapp.run(whatsapp.customer().send_text(text))  # before the writer's next flush
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert (c["came_from"]["ref"], c["came_from"]["link_key"]) == (find_ref(text), None)
+    flush(whatsapp.client)
+    whatsapp.process()
+    came = conversations(whatsapp)[0]["came_from"]
+    assert (came["link_kind"], came["link_key"], came["campaign"]) == ("short", "torte", "vetrina")
+    stats = whatsapp.client.get("/api/v1/stats", params={"by": "link"}, headers=whatsapp.auth).json()
+    assert (stats["rows"][0]["conversations"], stats["rows"][0]["conversion"]) == (1, 1.0)
+
+
+def test_a_click_written_long_after_the_chat_began_is_not_tied_to_it(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    whatsapp.run(whatsapp.customer().send_text(text))
+    whatsapp.process()
+    whatsapp.clock.move(2 * 3600)  # longer than any writer is late: a code typed from memory, say
+    flush(whatsapp.client)
+    whatsapp.process()
+    assert conversations(whatsapp)[0]["came_from"]["link_key"] is None
 
 
 def test_a_chat_from_an_ad_keeps_the_referral_and_the_free_entry_point(whatsapp: WhatsAppSetup) -> None:

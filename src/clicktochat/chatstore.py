@@ -17,6 +17,7 @@ from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, E
 from .customerstore import CustomerStore
 from .optinstore import OptinStore
 
+LATE_CLICKS = 3600  # seconds a chat's ref code waits for its click to be written (match_late_clicks)
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
     "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
@@ -326,30 +327,60 @@ class ChatStore(OptinStore, CustomerStore):
         self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,
         message: Inbound,
     ) -> None:  # fmt: skip
-        click = None
         ref = message.ref
-        if ref:  # a click starts one chat: a forwarded or copied message attributes nothing more
-            key = "id" if self.postgres else "rowid"  # PostgreSQL's click_refs has an id column instead
-            found = self._one(
-                f"SELECT {key}, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
-                " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? AND used_by IS NULL ORDER BY at DESC LIMIT 1",
-                (ref, message.at - REF_DAYS * 86400, message.at + 3600, display),
-            )  # fmt: skip
-            if found:
-                db.execute(f"UPDATE click_refs SET used_by = ? WHERE {key} = ?", (conversation_id, found[0]))
-                click = found[1:]
+        click = self._click_for(db, ref, message.at, display, conversation_id) if ref else None
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
         referral = json.dumps(message.referral) if message.referral else None
         cursor = db.execute(
             "INSERT INTO chat_starts (conversation_id, business_id, at, day, wamid, ref, link_kind, link_key,"
             " campaign, agent_id, channel, click_at, visitor, referral)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (conversation_id, business_id, message.at, day, message.wamid, ref if click else None,
-             *(click or (None,) * 7), referral),
+            (conversation_id, business_id, message.at, day, message.wamid, ref, *(click or (None,) * 7), referral),
         )  # fmt: skip
         entry_point = message.at + ENTRY_POINT if message.referral else None
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
                    (cursor.fetchone()[0], entry_point, conversation_id))  # fmt: skip
+
+    def _click_for(self, db: sqlite3.Connection, ref: str, at: int, display: str,
+                   conversation_id: int) -> tuple[Any, ...] | None:  # fmt: skip
+        """The click whose message carried `ref` (to the number `display`, in the REF_DAYS before
+        `at`), taken for this chat: (link_kind, link_key, campaign, agent_id, channel, click_at,
+        visitor). A click starts one chat: a forwarded or copied message attributes nothing more."""
+        key = "id" if self.postgres else "rowid"  # PostgreSQL's click_refs has an id column instead
+        found = self._one(
+            f"SELECT {key}, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
+            " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? AND used_by IS NULL ORDER BY at DESC LIMIT 1",
+            (ref, at - REF_DAYS * 86400, at + 3600, display),
+        )  # fmt: skip
+        if not found:
+            return None
+        taken = db.execute(f"UPDATE click_refs SET used_by = ? WHERE {key} = ? AND used_by IS NULL",
+                           (conversation_id, found[0]))  # fmt: skip
+        return tuple(found[1:]) if taken.rowcount == 1 else None  # another instance took it first
+
+    async def match_late_clicks(self, now: int) -> int:
+        """Tie chats of the last LATE_CLICKS seconds whose first message carried a ref code that
+        no written click had yet, to their click: the click writer writes a click a second or so
+        after it happens (another instance's writer, on PostgreSQL, may be later still), and a
+        customer can be quicker. Returns how many were tied."""
+
+        def work(db: sqlite3.Connection) -> int:
+            pending = db.execute(
+                "SELECT s.id, s.conversation_id, s.ref, s.at, n.display_phone_number FROM chat_starts s"
+                " JOIN conversations c ON c.id = s.conversation_id JOIN whatsapp_numbers n ON n.id = c.number_id"
+                " WHERE s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ? ORDER BY s.at",
+                (now - LATE_CLICKS,),
+            ).fetchall()  # fmt: skip
+            tied = 0
+            for start_id, conversation_id, ref, at, display in pending:
+                click = self._click_for(db, ref, at, display, conversation_id)
+                if click:
+                    db.execute("UPDATE chat_starts SET link_kind = ?, link_key = ?, campaign = ?, agent_id = ?,"
+                               " channel = ?, click_at = ?, visitor = ? WHERE id = ?", (*click, start_id))  # fmt: skip
+                    tied += 1
+            return tied
+
+        return await self.run(self._retry, work)
 
     def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
         cursor = db.execute(

@@ -318,10 +318,11 @@ class WebhookProcessor:
         self._wake.set()
 
     async def run_once(self, move: int | None = None) -> int:
-        """Move bodies from the journal into the database (`move` at most; None: all), then apply
-        what is due, in one transaction; returns how many bodies were applied. If that fails (a
-        bug of ours, never Meta's input), each body is tried alone, and one that still fails is
-        kept and tried again later, with the error recorded."""
+        """Move bodies from the journal into the database (`move` at most; None: all), tie chats
+        to clicks written since their first message, then apply what is due, in one transaction;
+        returns how many bodies were applied. If that fails (a bug of ours, never Meta's input),
+        each body is tried alone, and one that still fails is kept and tried again later, with
+        the error recorded."""
         self.moved = 0
         if self.journal is not None:
             try:
@@ -333,6 +334,7 @@ class WebhookProcessor:
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await self.chats.prune_events(now - self.retention)
+        await self.chats.match_late_clicks(now)  # chats whose click was written after their first message
         due = await self.chats.due_events(now, self.batch)
         read = await self.chats.run(lambda: [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due])
         try:
