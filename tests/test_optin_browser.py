@@ -81,6 +81,8 @@ def widget_opt_in(browser: Browser, site: Site, lang: str, phone: str, heading: 
         assert toggle.get_attribute("aria-expanded") == "true"
         expect(v.shadow("#oc")).to_have_text(WORDING[lang])
         assert v.shadow('select[name="country"]').input_value() == ("IT" if lang == "it" else "GB")
+        chosen = v.shadow('select[name="country"] option:checked').inner_text()
+        assert chosen == ("Italia +39" if lang == "it" else "United Kingdom +44")  # named in the page's language
         phone_field = v.shadow('input[name="phone"]')
         assert v.page.evaluate("() => document.querySelector('clicktochat-widget').shadowRoot.activeElement.name") \
             == "phone"  # fmt: skip

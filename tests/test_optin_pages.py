@@ -4,6 +4,7 @@ clock; nothing sleeps."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -42,6 +43,10 @@ def test_the_page_speaks_the_visitors_language_and_preselects_their_country(what
     assert page.status_code == 200
     assert '<html lang="it">' in page.text and "Ricevi aggiornamenti su WhatsApp" in page.text
     assert "mandatemi su WhatsApp" in page.text and '<option value="IT" selected>' in page.text
+    names = re.findall(r'<option value="([A-Z]{2})"[^>]*>([^<]+)</option>', page.text)
+    assert ("IT", "Italia +39") in names and ("DE", "Germania +49") in names  # named in the page's language
+    order = [region for region, _ in names]
+    assert order.index("DE") < order.index("IT") < order.index("GB")  # Germania, Italia, Regno Unito
     assert "form-action 'self'" in page.headers["content-security-policy"]
     english = whatsapp.client.get("/optin/dolce", headers={"Accept-Language": "en-US"})
     assert "Get updates on WhatsApp" in english.text and '<option value="US" selected>' in english.text
@@ -420,7 +425,7 @@ def test_the_widget_panel_gets_json_with_cors_and_is_recorded_as_the_widget(what
     panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "en", "hl": "en-IE"})
     assert panel.headers["access-control-allow-origin"] == "*"
     body = panel.json()
-    assert body["wording"] == FORM["wording"]["en"] and body["country"] == "IE" and "IT:39" in body["countries"]
+    assert body["wording"] == FORM["wording"]["en"] and body["country"] == "IE" and "IT:39:Italy" in body["countries"]
     answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
         "country": "IE", "phone": "+39 347 123 4567", "topic": "orders", "lang": "en", "widget": "shop",
         "page": "https://shop.example/cannoli?session=secret#top"})  # fmt: skip

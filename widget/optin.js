@@ -36,8 +36,8 @@ export default ({ panel, handoff, el, id, config }) => {
     const field = (label, control) => el("label", {}, label, control);
     const country = el("select", { name: "country", autocomplete: "tel-country-code" });
     for (const pair of shown.countries) {
-      const [region, code] = pair.split(":");
-      country.append(el("option", { value: region }, `${region} +${code}`));
+      const [region, code, name] = pair.split(":");
+      country.append(el("option", { value: region }, `${name || region} +${code}`));
     }
     country.value = shown.country || "";
     const phone = el("input", { name: "phone", type: "tel", inputmode: "tel", autocomplete: "tel-national", required: "", maxlength: "40" });

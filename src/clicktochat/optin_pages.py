@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from .budget import Budget, client_address
 from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
-from .optin_words import countries, default_country, words
+from .optin_words import country_names, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
 from .posters import POSTER_QR, Poster, poster_options
@@ -110,7 +110,7 @@ def render(request: Request, view: Shown, status: int = 200, errors: dict[str, s
     done = outcome_words(view, outcome, topic, wait) if outcome else ""
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
-        countries=countries(), done=done, via=request.query_params.get("via", values.get("via", "")),
+        countries=country_names(view.lang), done=done, via=request.query_params.get("via", values.get("via", "")),
     )  # fmt: skip
     response.headers.update(FORM_HEADERS)
     return response
@@ -217,7 +217,7 @@ async def optin_panel(request: Request) -> Response:
         "topics": view.topics, "words": view.words, "honeypot": HONEYPOT,
         "country": default_country(request.query_params.get("hl", ""), view.lang,
                                    request.app.state.service.settings.default_region),
-        "countries": [f"{region}:{code}" for region, code in countries()],
+        "countries": [f"{region}:{code}:{name}" for region, code, name in country_names(view.lang)],
         "action": f"{request.app.state.service.base_url}/optin/{view.form.slug}",
     }  # fmt: skip
     return JSONResponse(body, headers=WIDGET_HEADERS | {"Cache-Control": "public, max-age=300", "Vary": "Origin"})

@@ -4,9 +4,11 @@ sentence itself is the owner's, per form), and the country a number field starts
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 
 import phonenumbers
+from phonenumbers import geocoder
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
@@ -126,6 +128,25 @@ def words(lang: str) -> dict[str, str]:
 def countries() -> tuple[tuple[str, int], ...]:
     """(region, calling code) of every region phonenumbers knows, by region."""
     return tuple(sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS))
+
+
+@cache
+def country_names(lang: str) -> tuple[tuple[str, int, str], ...]:
+    """(region, calling code, the region's name in `lang`) of every region phonenumbers knows,
+    in the order of their names as people look for them ("Italia +39" under I, "Österreich"
+    under O), with English and then the region code for the few phonenumbers cannot name."""
+    named = []
+    for region, code in countries():
+        example = phonenumbers.example_number(region)
+        name = ""
+        if example is not None:
+            name = geocoder.country_name_for_number(example, lang) or geocoder.country_name_for_number(example, "en")
+        named.append((region, code, name or region))
+    return tuple(sorted(named, key=lambda row: (_folded(row[2]), row[0])))
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
 
 
 def default_country(languages: str, lang: str, region: str = "") -> str:
