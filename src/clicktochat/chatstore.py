@@ -364,12 +364,13 @@ class ChatStore(OptinStore, CustomerStore):
         after it happens (another instance's writer, on PostgreSQL, may be later still), and a
         customer can be quicker. Returns how many were tied."""
 
-        def work(db: sqlite3.Connection) -> int:
+        waiting = "s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ?"  # chat_starts_unmatched
+
+        def tie(db: sqlite3.Connection) -> int:
             pending = db.execute(
                 "SELECT s.id, s.conversation_id, s.ref, s.at, n.display_phone_number FROM chat_starts s"
                 " JOIN conversations c ON c.id = s.conversation_id JOIN whatsapp_numbers n ON n.id = c.number_id"
-                " WHERE s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ? ORDER BY s.at",
-                (now - LATE_CLICKS,),
+                f" WHERE {waiting} ORDER BY s.at", (now - LATE_CLICKS,),
             ).fetchall()  # fmt: skip
             tied = 0
             for start_id, conversation_id, ref, at, display in pending:
@@ -380,7 +381,11 @@ class ChatStore(OptinStore, CustomerStore):
                     tied += 1
             return tied
 
-        return await self.run(self._retry, work)
+        def work() -> int:  # most rounds find none waiting: no write transaction for them
+            found = self._one(f"SELECT 1 FROM chat_starts s WHERE {waiting} LIMIT 1", (now - LATE_CLICKS,))
+            return self._retry(tie) if found else 0
+
+        return await self.run(work)
 
     def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
         cursor = db.execute(
