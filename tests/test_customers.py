@@ -21,6 +21,14 @@ def held(setup: WhatsAppSetup, phone: str) -> dict[str, object]:
     return answer.json()  # type: ignore[no-any-return]
 
 
+def test_the_export_shows_messages_meta_sent_that_were_not_applied_yet(whatsapp: WhatsAppSetup) -> None:
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.111").send_text("Appena scritto"))
+    whatsapp.run(whatsapp.customer(wa_id=OTHER, user_id="IT.222", name="Marco").send_text("Anch'io"))
+    data = held(whatsapp, PHONE)  # the processor has not run: the bodies are only stored
+    assert [m["text"] for m in data["messages"]] == ["Appena scritto"]  # type: ignore[attr-defined]
+    assert "Marco" not in json.dumps(data) and "Anch'io" not in json.dumps(data)
+
+
 def test_export_then_erase_everything_about_one_number(whatsapp: WhatsAppSetup) -> None:
     sync(whatsapp)
     opt_in(whatsapp)

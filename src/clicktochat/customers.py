@@ -39,6 +39,7 @@ async def export(service: Service, phone: str) -> dict[str, Any]:
     """Everything about the number, times as ISO 8601 (UTC), nothing about anyone else."""
     digits, user_id = who(service, phone)
     await service.whatsapp.journal.drain()  # bodies not yet moved into the database count too
+    await service.whatsapp.processor.catch_up()  # and what they say shows as messages, not only as bodies held
     data = await service.whatsapp.chats.customer_data(digits, user_id)
     for key, value in data.items():
         if isinstance(value, list):

@@ -355,6 +355,12 @@ class WebhookProcessor:
                 await self.chats.event_failed(event_id, f"{type(exc).__name__}: {exc}", now + delay)
         return done
 
+    async def catch_up(self) -> None:
+        """Apply everything due now, whoever calls (a customer export must show what Meta sent,
+        not only what the server's loop has applied so far; applying is idempotent)."""
+        while await self.run_once() == self.batch:
+            pass
+
     def wait_before_applying(self, now: float, waited: float) -> float:
         """Seconds to wait before the next batch (`now`: time.monotonic()): while bodies keep
         arriving, until none came for QUIET s, but MAX_YIELD s at most in all. In a burst,
