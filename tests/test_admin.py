@@ -345,6 +345,13 @@ def test_a_links_qr_options_are_checked_and_its_downloads_decode(client: TestCli
     assert read_qr(client.get(png).content) == "https://chat.example.com/s/vetrina?qr"
     bad = admin.get("/admin/links/vetrina?dark=%23eeeeee&light=%23ffffff")
     assert bad.status_code == 422 and "contrast" in bad.text
+    # light on dark: refused unless the page's own "inverted" box is ticked (the hint names it)
+    light_on_dark = admin.get("/admin/links/vetrina?dark=%23ffffff&light=%23000000")
+    assert light_on_dark.status_code == 422 and "inverted" in light_on_dark.text and 'id="q-inverted"' in light_on_dark.text
+    allowed = admin.get("/admin/links/vetrina?dark=%23ffffff&light=%23000000&inverted=true")
+    assert allowed.status_code == 200 and 'name="inverted" type="checkbox" value="true" checked' in allowed.text
+    svg = re.search(r'id="download-svg" href="([^"]+)"', allowed.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert "inverted=true" in svg and client.get(svg).status_code == 200
     # the business's logo for a business with none: said beside the field, the code drawn without
     # (found by a new user: a broken image and download links to a 422, and no word why)
     no_logo = admin.get("/admin/links/vetrina?logo=business")

@@ -67,7 +67,7 @@ LABELS = {  # the names the forms show, for the list of mistakes above a form
     "new_channel": "Messenger", "new_address": "Address", "channel": "Messenger",
     "agent_timezone": "Time zone", "timezone": "Time zone", "text": "Message", "slug": "Slug",
     "source": "Placed on", "fallback_agent_id": "Fallback agent", "agent_id": "Agent", "business_id": "Business",
-    "dark": "Colour", "light": "Background", "error": "Error correction", "border": "Quiet zone", "size": "Size",
+    "dark": "Colour", "light": "Background", "inverted": "Light on dark (inverted)", "error": "Error correction", "border": "Quiet zone", "size": "Size",
     "offset_x": "Pixels from the side", "offset_y": "Pixels from the bottom", "delay": "Seconds before it appears",
     "scroll": "Percent scrolled", "bubble_delay": "Seconds before the greeting", "show_on": "Only on these pages",
     "hide_on": "Never on these pages", "allowed_domains": "Allowed sites", "agent_ids": "Agents",

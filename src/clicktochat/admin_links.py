@@ -20,7 +20,7 @@ from .qr_access import signed_query
 from .service import Service, timestamp
 from .tokens import SignedLink
 
-QR_FIELDS = ("size", "border", "error", "dark", "light", "logo")
+QR_FIELDS = ("size", "border", "error", "dark", "light", "inverted", "logo")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
