@@ -347,7 +347,8 @@ def test_a_links_qr_options_are_checked_and_its_downloads_decode(client: TestCli
     assert bad.status_code == 422 and "contrast" in bad.text
     # light on dark: refused unless the page's own "inverted" box is ticked (the hint names it)
     light_on_dark = admin.get("/admin/links/vetrina?dark=%23ffffff&light=%23000000")
-    assert light_on_dark.status_code == 422 and "inverted" in light_on_dark.text and 'id="q-inverted"' in light_on_dark.text
+    assert light_on_dark.status_code == 422 and "inverted" in light_on_dark.text
+    assert 'id="q-inverted"' in light_on_dark.text
     allowed = admin.get("/admin/links/vetrina?dark=%23ffffff&light=%23000000&inverted=true")
     assert allowed.status_code == 200 and 'name="inverted" type="checkbox" value="true" checked' in allowed.text
     svg = re.search(r'id="download-svg" href="([^"]+)"', allowed.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
