@@ -3,13 +3,16 @@ of links to connected numbers; Click-to-WhatsApp ads carry Meta's referral."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
 from clicktochat.simulate import referral
 from clicktochat.stats import compute, parse_query
-from conftest import IPHONE, WhatsAppSetup, flush
+from conftest import IPHONE, WhatsAppSetup, connect_db, flush
 
 
 def make_link(setup: WhatsAppSetup, **fields: Any) -> str:
@@ -249,3 +252,25 @@ def test_a_second_reply_does_not_take_back_the_free_entry_point(whatsapp: WhatsA
     whatsapp.clock.move(3600)
     (c,) = conversations(whatsapp)
     assert c["window"]["free_entry_point_until"] is not None  # 72 h from the ad, kept by the first reply
+
+
+@pytest.mark.postgresql
+def test_a_chat_another_instance_or_an_erasure_holds_is_left_to_it(whatsapp: WhatsAppSetup) -> None:
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    whatsapp.run(whatsapp.customer().send_text(text))
+    whatsapp.process()
+    flush(whatsapp.client)
+    chats = whatsapp.service.whatsapp.chats
+    with connect_db(whatsapp.service.settings.db) as other:  # another instance, mid-transaction on that chat
+        other.execute("BEGIN")
+        other.execute("SELECT id FROM chat_starts FOR UPDATE")
+        try:  # skipped, not waited for (a wait would only end with the timeout: the test fails, not hangs)
+            assert whatsapp.run(asyncio.wait_for(chats.match_late_clicks(int(whatsapp.clock())), 30)) == 0
+        finally:
+            other.execute("ROLLBACK")
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert db.execute("SELECT count(*) FROM click_refs WHERE used_by IS NOT NULL").fetchone()[0] == 0
+    assert whatsapp.run(chats.match_late_clicks(int(whatsapp.clock()))) == 1
+    assert whatsapp.run(chats.match_late_clicks(int(whatsapp.clock()))) == 0  # one click, one chat
+    assert conversations(whatsapp)[0]["came_from"]["link_key"] == "torte"

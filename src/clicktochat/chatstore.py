@@ -364,25 +364,36 @@ class ChatStore(OptinStore, CustomerStore):
         after it happens (another instance's writer, on PostgreSQL, may be later still), and a
         customer can be quicker. Returns how many were tied."""
 
-        waiting = "s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ?"  # chat_starts_unmatched
+        # A waiting chat (chat_starts_unmatched) with an unused click to tie it to: a chat whose
+        # code no click has (made up, copied, sent again days later) costs a round nothing.
+        ready = (
+            "FROM chat_starts s JOIN conversations c ON c.id = s.conversation_id"
+            " JOIN whatsapp_numbers n ON n.id = c.number_id"
+            " WHERE s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ? AND EXISTS (SELECT 1 FROM click_refs r"
+            " WHERE r.ref = s.ref AND r.address = n.display_phone_number AND r.used_by IS NULL"
+            f" AND r.at BETWEEN s.at - {REF_DAYS * 86400} AND s.at + 3600)"
+        )
 
         def tie(db: sqlite3.Connection) -> int:
+            # PostgreSQL: the chats are locked until the commit, and those another instance or an
+            # erasure holds are left to it (SQLite's BEGIN IMMEDIATE already keeps others out).
+            lock = " FOR UPDATE OF s SKIP LOCKED" if self.postgres else ""
             pending = db.execute(
-                "SELECT s.id, s.conversation_id, s.ref, s.at, n.display_phone_number FROM chat_starts s"
-                " JOIN conversations c ON c.id = s.conversation_id JOIN whatsapp_numbers n ON n.id = c.number_id"
-                f" WHERE {waiting} ORDER BY s.at", (now - LATE_CLICKS,),
+                f"SELECT s.id, s.conversation_id, s.ref, s.at, n.display_phone_number {ready} ORDER BY s.at{lock}",
+                (now - LATE_CLICKS,),
             ).fetchall()  # fmt: skip
             tied = 0
             for start_id, conversation_id, ref, at, display in pending:
                 click = self._click_for(db, ref, at, display, conversation_id)
                 if click:
-                    db.execute("UPDATE chat_starts SET link_kind = ?, link_key = ?, campaign = ?, agent_id = ?,"
-                               " channel = ?, click_at = ?, visitor = ? WHERE id = ?", (*click, start_id))  # fmt: skip
-                    tied += 1
+                    tied += db.execute(
+                        "UPDATE chat_starts SET link_kind = ?, link_key = ?, campaign = ?, agent_id = ?, channel = ?,"
+                        " click_at = ?, visitor = ? WHERE id = ? AND link_kind IS NULL", (*click, start_id),
+                    ).rowcount  # fmt: skip
             return tied
 
-        def work() -> int:  # most rounds find none waiting: no write transaction for them
-            found = self._one(f"SELECT 1 FROM chat_starts s WHERE {waiting} LIMIT 1", (now - LATE_CLICKS,))
+        def work() -> int:  # most rounds find none ready: no write transaction for them
+            found = self._one(f"SELECT 1 {ready} LIMIT 1", (now - LATE_CLICKS,))
             return self._retry(tie) if found else 0
 
         return await self.run(work)

@@ -76,6 +76,7 @@ class RareWarning:
 
 
 disk_full = RareWarning("the disk is full: webhook bodies cannot be stored, and get 503 until there is room")
+match_failed = RareWarning("could not tie chats to clicks written after their first message; trying again later")
 move_failed = RareWarning("could not move webhook bodies from the journal into the database; trying again later")
 
 
@@ -334,7 +335,10 @@ class WebhookProcessor:
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await self.chats.prune_events(now - self.retention)
-        await self.chats.match_late_clicks(now)  # chats whose click was written after their first message
+        try:  # chats whose click was written after their first message
+            await self.chats.match_late_clicks(now)
+        except Exception:  # a locked database, say: applying must not wait for it
+            match_failed.warn(exc_info=True)
         due = await self.chats.due_events(now, self.batch)
         read = await self.chats.run(lambda: [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in due])
         try:
