@@ -1,8 +1,57 @@
 from __future__ import annotations
 
+import json
+import sys
+
+import phonenumbers
 import pytest
 
-from clicktochat.optin_words import default_country
+from clicktochat.optin_words import COUNTRY_NAMES, WORDS, country_names, default_country
+
+# Regions phonenumbers has no name for in any language
+NAMED_HERE = {
+    "AC": {"en": "Ascension Island", "it": "Isola di Ascensione", "es": "Isla Ascensión", "de": "Ascension",
+           "fr": "Île de l'Ascension", "pt": "Ilha de Ascensão"},
+    "TA": dict.fromkeys(WORDS, "Tristan da Cunha"),
+    "XK": dict.fromkeys(WORDS, "Kosovo"),
+}  # fmt: skip
+
+
+def names_from_phonenumbers() -> dict[str, dict[str, str]]:
+    """{language: {region: name}} for the forms' languages, from phonenumbers' locale data (a
+    name given as "*xx" is language xx's; "aa" holds the default, English)."""
+    from phonenumbers.geodata.locale import LOCALE_DATA  # some 70 MB: why the server reads the JSON instead
+
+    def name(region: str, lang: str) -> str:
+        value = LOCALE_DATA.get(region, {}).get(lang, "*aa" if lang != "aa" else "")
+        return name(region, value[1:]) if value.startswith("*") else value
+
+    out: dict[str, dict[str, str]] = {}
+    for lang in WORDS:
+        out[lang] = {}
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+            out[lang][region] = name(region, lang) or NAMED_HERE.get(region, {}).get(lang, "")
+    return out
+
+
+def test_country_names_are_phonenumbers_own_and_none_is_missing() -> None:
+    shipped = json.loads(COUNTRY_NAMES.read_text(encoding="utf-8"))
+    assert shipped == names_from_phonenumbers(), "run: python tests/test_optin_words.py (phonenumbers changed)"
+    for lang in WORDS:
+        named = country_names(lang)
+        assert len(named) == len(phonenumbers.SUPPORTED_REGIONS)
+        assert all(name and name != region for region, _, name in named), lang
+    assert [name for region, _, name in country_names("it") if region in ("AT", "IT", "BL")] == [
+        "Austria", "Italia", "Saint Barthélemy"]  # fmt: skip
+    german = [name for _, _, name in country_names("de")]
+    assert german.index("Österreich") < german.index("Palau")  # Ö is looked up as O
+
+
+def test_importing_the_opt_in_words_does_not_load_phonenumbers_geodata() -> None:
+    import subprocess
+
+    code = "import sys, clicktochat.app, clicktochat.cli; print('phonenumbers.geodata' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
 @pytest.mark.parametrize(("languages", "lang", "region", "expected"), [
@@ -19,3 +68,8 @@ from clicktochat.optin_words import default_country
 ])  # fmt: skip
 def test_the_number_fields_country(languages: str, lang: str, region: str, expected: str) -> None:
     assert default_country(languages, lang, region) == expected
+
+
+if __name__ == "__main__":  # write the names again from phonenumbers (after upgrading it)
+    COUNTRY_NAMES.write_text(json.dumps(names_from_phonenumbers(), ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+                             encoding="utf-8")  # fmt: skip

@@ -4,11 +4,12 @@ sentence itself is the owner's, per form), and the country a number field starts
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from functools import cache
+from pathlib import Path
 
 import phonenumbers
-from phonenumbers import geocoder
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
@@ -130,23 +131,34 @@ def countries() -> tuple[tuple[str, int], ...]:
     return tuple(sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS))
 
 
+COUNTRY_NAMES = Path(__file__).with_name("country_names.json")
+"""{language: {region: name}} for the forms' languages: phonenumbers' own names (its geocoding
+locale data, whose import costs some 70 MB of memory, so the names are kept here; tests check
+them against it, and `python tests/test_optin_words.py` writes them again)."""
+
+FOLDED = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss", "œ": "oe", "Œ": "OE", "ł": "l",
+                        "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH"})  # fmt: skip
+
+
 @cache
 def country_names(lang: str) -> tuple[tuple[str, int, str], ...]:
     """(region, calling code, the region's name in `lang`) of every region phonenumbers knows,
     in the order of their names as people look for them ("Italia +39" under I, "Österreich"
-    under O), with English and then the region code for the few phonenumbers cannot name."""
-    named = []
-    for region, code in countries():
-        example = phonenumbers.example_number(region)
-        name = ""
-        if example is not None:
-            name = geocoder.country_name_for_number(example, lang) or geocoder.country_name_for_number(example, "en")
-        named.append((region, code, name or region))
-    return tuple(sorted(named, key=lambda row: (_folded(row[2]), row[0])))
+    under O); English names for a language without its own list."""
+    names = _country_names()
+    named = names.get(lang, names["en"])
+    rows = [(region, code, named.get(region, region)) for region, code in countries()]
+    return tuple(sorted(rows, key=lambda row: (_folded(row[2]), row[0])))
+
+
+@cache
+def _country_names() -> dict[str, dict[str, str]]:
+    return json.loads(COUNTRY_NAMES.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def _folded(name: str) -> str:
-    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    """The name as it is looked up by: accents off, æ as ae, case folded."""
+    return unicodedata.normalize("NFKD", name.translate(FOLDED)).encode("ascii", "ignore").decode().casefold()
 
 
 def default_country(languages: str, lang: str, region: str = "") -> str:
