@@ -13,7 +13,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .consent import CONSENT_COLUMNS, Consent, consent_from
-from .conversations import ENTRY_POINT, REF_DAYS, SERVICE_WINDOW, STATUS_RANK, Event, Inbound, Preference, Status
+from .conversations import (
+    ENTRY_POINT,
+    REF_AHEAD,
+    REF_DAYS,
+    SERVICE_WINDOW,
+    STATUS_RANK,
+    Event,
+    Inbound,
+    Preference,
+    Status,
+)
 from .customerstore import CustomerStore
 from .optinstore import OptinStore
 
@@ -350,7 +360,7 @@ class ChatStore(OptinStore, CustomerStore):
         found = self._one(
             f"SELECT {key}, link_kind, link_key, campaign, agent_id, channel, at, visitor FROM click_refs"
             " WHERE ref = ? AND at BETWEEN ? AND ? AND address = ? AND used_by IS NULL ORDER BY at DESC LIMIT 1",
-            (ref, at - REF_DAYS * 86400, at + 3600, display),
+            (ref, at - REF_DAYS * 86400, at + REF_AHEAD, display),
         )  # fmt: skip
         if not found:
             return None
@@ -371,7 +381,7 @@ class ChatStore(OptinStore, CustomerStore):
             " JOIN whatsapp_numbers n ON n.id = c.number_id"
             " WHERE s.ref IS NOT NULL AND s.link_kind IS NULL AND s.at >= ? AND EXISTS (SELECT 1 FROM click_refs r"
             " WHERE r.ref = s.ref AND r.address = n.display_phone_number AND r.used_by IS NULL"
-            f" AND r.at BETWEEN s.at - {REF_DAYS * 86400} AND s.at + 3600)"
+            f" AND r.at BETWEEN s.at - {REF_DAYS * 86400} AND s.at + {REF_AHEAD})"
         )
 
         def tie(db: sqlite3.Connection) -> int:

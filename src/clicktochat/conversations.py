@@ -16,6 +16,7 @@ ENTRY_POINT = 72 * 3600  # a chat from a Click-to-WhatsApp ad or a Page button: 
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud or retyped without doubt
 REF_LENGTH = 5  # 30^5 = 24 million codes; a code is looked up among the clicks of the last REF_DAYS
 REF_DAYS = 7
+REF_AHEAD = 3600  # a click up to this long after the message still counts: clocks disagree
 REF_PATTERN = re.compile(r"\(\s*ref[\s:#-]*([A-Za-z2-9]{5})\s*\)", re.IGNORECASE)
 STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accents, punctuation, emoji)
     "stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar",

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from .budget import Budget, client_address
 from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
-from .optin_words import country_names, default_country, words
+from .optin_words import country_names, country_pairs, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
 from .posters import POSTER_QR, Poster, poster_options
@@ -217,7 +217,7 @@ async def optin_panel(request: Request) -> Response:
         "topics": view.topics, "words": view.words, "honeypot": HONEYPOT,
         "country": default_country(request.query_params.get("hl", ""), view.lang,
                                    request.app.state.service.settings.default_region),
-        "countries": [f"{region}:{code}:{name}" for region, code, name in country_names(view.lang)],
+        "countries": country_pairs(view.lang),  # the same tuple each time: built once per language
         "action": f"{request.app.state.service.base_url}/optin/{view.form.slug}",
     }  # fmt: skip
     return JSONResponse(body, headers=WIDGET_HEADERS | {"Cache-Control": "public, max-age=300", "Vary": "Origin"})

@@ -152,6 +152,12 @@ def country_names(lang: str) -> tuple[tuple[str, int, str], ...]:
 
 
 @cache
+def country_pairs(lang: str) -> tuple[str, ...]:
+    """`country_names(lang)` as the widget's panel takes them: "IT:39:Italia"."""
+    return tuple(f"{region}:{code}:{name}" for region, code, name in country_names(lang))
+
+
+@cache
 def _country_names() -> dict[str, dict[str, str]]:
     return json.loads(COUNTRY_NAMES.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
