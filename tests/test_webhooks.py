@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from clicktochat.simulate import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
+from clicktochat.webhooks import MAX_BODY_BYTES, WebhookHeaders
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup, connect_db
 
 URL = "/webhooks/whatsapp"
@@ -430,3 +432,24 @@ def test_a_lone_surrogate_in_a_text_is_kept_as_a_replacement_not_retried_for_eve
     assert listed.status_code == 200
     [ad] = [c for c in listed.json()["conversations"] if c["wa_id"] == "393470000023"]
     assert ad["came_from"]["referral"]["headline"] == "H\ufffd"
+
+
+def test_the_headers_read_are_the_first_of_each_as_starlette_reads_them() -> None:
+    """The POST path reads its headers from the raw list in one pass: the first of each counts
+    (as `Headers.get`), others are ignored, and the body checks refuse what they always did."""
+    head = WebhookHeaders.read([(b"host", b"x"), (b"x-hub-signature-256", b"sha256=ab"),
+                                (b"x-hub-signature-256", b"sha256=cd"),
+                                (b"content-type", b"Application/JSON; charset=utf-8"),
+                                (b"content-length", b"12"), (b"content-type", b"text/plain")])  # fmt: skip
+    assert head.signature == "sha256=ab" and not head.chunked
+    head.check_body()  # JSON, with a length
+    with pytest.raises(UnsupportedMediaType):
+        WebhookHeaders.read([(b"content-type", b"text/plain"), (b"content-length", b"2")]).check_body()
+    with pytest.raises(LengthRequired):
+        WebhookHeaders.read([(b"content-type", b"application/json")]).check_body()
+    chunked = WebhookHeaders.read([(b"content-type", b"application/json"), (b"transfer-encoding", b"Chunked")])
+    assert chunked.chunked
+    chunked.check_body()  # sent chunked: checked as it arrives
+    for length in (b"-1", b"1e3", str(MAX_BODY_BYTES + 1).encode()):
+        with pytest.raises(PayloadTooLarge):
+            WebhookHeaders.read([(b"content-type", b"application/json"), (b"content-length", length)]).check_body()

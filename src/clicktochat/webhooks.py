@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .budget import network
+from .budget import client_address, network
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
 from .errors import (
@@ -127,7 +127,7 @@ async def handshake(request: Request) -> Response:
     return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
-async def receive(request: Request) -> Response:
+async def receive(scope: Scope, receive_: Receive) -> Response:
     """Check the signature on the raw bytes, store the body, answer 200. Nothing is stored for
     a body that is unsigned, signed with another secret, too large, or not JSON.
 
@@ -138,24 +138,27 @@ async def receive(request: Request) -> Response:
     the time a body takes to arrive (READ_DEADLINE, then 408): a connection that sends a few
     bytes and idles holds those bytes for seconds, never a turn that Meta's bodies wait for.
     An address whose requests keep being refused gets 429 instead of 401/403, so a scanner
-    learns to wait."""
-    whatsapp: WhatsApp = request.app.state.service.whatsapp
-    peer = request.client.host if request.client else ""
-    address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
+    learns to wait.
+
+    Plain ASGI, not a Starlette Request: this is the path Meta's bursts take (bench/webhooks.py),
+    and its own cost is measured against a bare endpoint's."""
+    whatsapp: WhatsApp = scope["app"].state.service.whatsapp
+    head = WebhookHeaders.read(scope["headers"])
+    address = client_address(scope, scope["app"].state.proxies)
     try:
-        header = request.headers.get("x-hub-signature-256")
-        if not header:
+        if not head.signature:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+        head.check_body()
         held: list[int] = []  # the bytes this body holds of the budget
         key = _address_key(address)
         try:
             async with asyncio.timeout(whatsapp.read_deadline):
-                body = await read_limited(request, whatsapp.read_budget, key, whatsapp.reader_wait, held)
+                body = await read_limited(receive_, whatsapp.read_budget, key, whatsapp.reader_wait, held)
         except TimeoutError:
             raise RequestTimeout(f"The body took more than {whatsapp.read_deadline:g} s to arrive.") from None
         finally:
             whatsapp.read_budget.give_key(key, sum(held))
-        numbers = signed_by(body, header, whatsapp.keys)
+        numbers = signed_by(body, head.signature, whatsapp.keys)
         if not numbers:
             raise Forbidden("X-Hub-Signature-256 does not match the body with the app secret of any connected number.")
     except (Unauthorized, Forbidden, PayloadTooLarge, LengthRequired, UnsupportedMediaType) as refused:
@@ -166,7 +169,7 @@ async def receive(request: Request) -> Response:
             raise TooManyRequests(f"Too many refused webhook requests from this address; try again in {wait} s.",
                                   wait) from None  # fmt: skip
         raise refused
-    numbers_ids = sorted({n.phone_number_id for n in numbers})
+    numbers_ids = numbers_of(numbers)
     try:
         taken = await whatsapp.journal.add(body, numbers_ids, int(whatsapp.clock()))
     except sqlite3.OperationalError as exc:
@@ -183,29 +186,77 @@ async def receive(request: Request) -> Response:
     return OK
 
 
-async def read_limited(request: Request, budget: ReadBudget, key: str, wait: float, held: list[int]) -> bytes:
+def numbers_of(numbers: list[NumberKeys]) -> list[str]:
+    """The phone number ids a body was signed for, sorted, without repeats."""
+    if len(numbers) == 1:
+        return [numbers[0].phone_number_id]
+    return sorted({n.phone_number_id for n in numbers})
+
+
+@dataclass
+class WebhookHeaders:
+    """The request headers the POST path reads, found in one pass over the raw list (the first
+    of each, as Starlette's `Headers.get`)."""
+
+    signature: str = ""
+    content_type: bytes = b""
+    content_length: bytes | None = None
+    chunked: bool = False
+
+    @classmethod
+    def read(cls, raw: list[tuple[bytes, bytes]]) -> WebhookHeaders:
+        found = cls()
+        seen: set[bytes] = set()
+        for name, value in raw:
+            if name in seen or name not in _WANTED:
+                continue
+            seen.add(name)
+            if name == b"x-hub-signature-256":
+                found.signature = value.decode("latin-1")
+            elif name == b"content-type":
+                found.content_type = value
+            elif name == b"content-length":
+                found.content_length = value
+            else:
+                found.chunked = b"chunked" in value.lower()
+        return found
+
+    def check_body(self) -> None:
+        """JSON, with a length that fits (or sent chunked, checked as it arrives)."""
+        if self.content_type.split(b";")[0].strip().lower() != b"application/json":
+            raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
+        declared = self.content_length
+        if declared is None and not self.chunked:
+            raise LengthRequired("Send a Content-Length.")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+
+
+_WANTED = frozenset({b"x-hub-signature-256", b"content-type", b"content-length", b"transfer-encoding"})
+
+
+async def read_limited(receive_: Receive, budget: ReadBudget, key: str, wait: float, held: list[int]) -> bytes:
     """The body, each chunk taken from `budget` as it arrives (and appended to `held`, which the
     caller gives back); a chunk that finds no room within `wait` seconds is a 503: a burst of
     Meta's waits a moment, as a 503 costs minutes of Meta's backoff."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
-    declared = request.headers.get("content-length")
-    if declared is None and "chunked" not in request.headers.get("transfer-encoding", "").lower():
-        raise LengthRequired("Send a Content-Length.")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-        if not await budget.take_key(key, len(chunk), wait):
-            raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
-                              {"Retry-After": "1"})  # fmt: skip
-        held.append(len(chunk))
-        chunks.append(chunk)
-    return b"".join(chunks)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive_()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+            if not budget.take_now(key, len(chunk)) and not await budget.take_key(key, len(chunk), wait):
+                raise Unavailable("Too many webhook bodies are being read at once; try again in a second.",
+                                  {"Retry-After": "1"})  # fmt: skip
+            held.append(len(chunk))
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _address_key(address: str) -> str:
@@ -225,6 +276,14 @@ class ReadBudget:
     async def take(self, address: str, size: int, wait: float) -> bool:
         """Hold `size` more bytes for `address`, waiting up to `wait` seconds for room."""
         return await self.take_key(_address_key(address), size, wait)
+
+    def take_now(self, key: str, size: int) -> bool:
+        """`take_key` without waiting: False if there is no room now."""
+        if self.used + size > self.total or self._held.get(key, 0) + size > self.per_address:
+            return False
+        self.used += size
+        self._held[key] = self._held.get(key, 0) + size
+        return True
 
     async def take_key(self, key: str, size: int, wait: float) -> bool:
         """`take`, for an address already hashed (`_address_key`: once a body, not once a chunk).
@@ -397,13 +456,13 @@ class WebhookProcessor:
 
 
 async def webhook(request: Request) -> Response:
-    return await (receive(request) if request.method == "POST" else handshake(request))
+    return await (receive(request.scope, request.receive) if request.method == "POST" else handshake(request))
 
 
 async def receive_asgi(scope: Scope, receive_: Receive, send: Send) -> None:
     """`receive` as a plain ASGI endpoint: `app.App` sends Meta's POSTs here straight, past
     Starlette's middleware and router (as it does clicks), the same errors answered."""
-    response = await receive(Request(scope, receive_))
+    response = await receive(scope, receive_)
     await response(scope, receive_, send)
 
 
