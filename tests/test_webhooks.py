@@ -437,11 +437,14 @@ def test_a_lone_surrogate_in_a_text_is_kept_as_a_replacement_not_retried_for_eve
 def test_the_headers_read_are_the_first_of_each_as_starlette_reads_them() -> None:
     """The POST path reads its headers from the raw list in one pass: the first of each counts
     (as `Headers.get`), others are ignored, and the body checks refuse what they always did."""
+    long_chain = ", ".join(f"198.51.100.{n % 250}" for n in range(200)) + ", 203.0.113.9"
     head = WebhookHeaders.read([(b"host", b"x"), (b"x-hub-signature-256", b"sha256=ab"),
+                                (b"x-forwarded-for", long_chain.encode()),
                                 (b"x-hub-signature-256", b"sha256=cd"),
                                 (b"content-type", b"Application/JSON; charset=utf-8"),
                                 (b"content-length", b"12"), (b"content-type", b"text/plain")])  # fmt: skip
     assert head.signature == "sha256=ab" and not head.chunked
+    assert head.forwarded.endswith(", 203.0.113.9")  # whole: cut, the client named itself
     head.check_body()  # JSON, with a length
     with pytest.raises(UnsupportedMediaType):
         WebhookHeaders.read([(b"content-type", b"text/plain"), (b"content-length", b"2")]).check_body()

@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .budget import client_address, network
+from .budget import network
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
 from .errors import (
@@ -144,7 +144,8 @@ async def receive(scope: Scope, receive_: Receive) -> Response:
     and its own cost is measured against a bare endpoint's."""
     whatsapp: WhatsApp = scope["app"].state.service.whatsapp
     head = WebhookHeaders.read(scope["headers"])
-    address = client_address(scope, scope["app"].state.proxies)
+    peer = scope["client"][0] if scope.get("client") else ""
+    address = scope["app"].state.proxies.client(peer, head.forwarded)  # the whole header: the proxy's hop is last
     try:
         if not head.signature:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
@@ -202,6 +203,7 @@ class WebhookHeaders:
     content_type: bytes = b""
     content_length: bytes | None = None
     chunked: bool = False
+    forwarded: str = ""  # X-Forwarded-For
 
     @classmethod
     def read(cls, raw: list[tuple[bytes, bytes]]) -> WebhookHeaders:
@@ -217,13 +219,15 @@ class WebhookHeaders:
                 found.content_type = value
             elif name == b"content-length":
                 found.content_length = value
+            elif name == b"x-forwarded-for":
+                found.forwarded = value.decode("latin-1")
             else:
                 found.chunked = b"chunked" in value.lower()
         return found
 
     def check_body(self) -> None:
         """JSON, with a length that fits (or sent chunked, checked as it arrives)."""
-        if self.content_type.split(b";")[0].strip().lower() != b"application/json":
+        if self.content_type.decode("latin-1").split(";")[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("Send the body with 'Content-Type: application/json'.")
         declared = self.content_length
         if declared is None and not self.chunked:
@@ -232,7 +236,8 @@ class WebhookHeaders:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
 
 
-_WANTED = frozenset({b"x-hub-signature-256", b"content-type", b"content-length", b"transfer-encoding"})
+_WANTED = frozenset({b"x-hub-signature-256", b"content-type", b"content-length", b"transfer-encoding",
+                     b"x-forwarded-for"})  # fmt: skip
 
 
 async def read_limited(receive_: Receive, budget: ReadBudget, key: str, wait: float, held: list[int]) -> bytes:
