@@ -294,7 +294,7 @@ class ReadBudget:
         """`take`, for an address already hashed (`_address_key`: once a body, not once a chunk).
         Each address has its own share: Meta's servers may share a /64."""
         deadline = None
-        while self.used + size > self.total or self._held.get(key, 0) + size > self.per_address:
+        while not self.take_now(key, size):
             deadline = deadline or time.monotonic() + wait
             left = deadline - time.monotonic()
             if left <= 0:
@@ -305,8 +305,6 @@ class ReadBudget:
                     await self._freed.wait()
             except TimeoutError:
                 return False
-        self.used += size
-        self._held[key] = self._held.get(key, 0) + size
         return True
 
     def give(self, address: str, size: int) -> None:
