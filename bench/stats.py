@@ -10,6 +10,13 @@ Figures, each against a baseline in the same run:
 
     .venv/bin/python bench/stats.py                    # 10 M clicks: about 15 minutes, ~3 GB of disk
     .venv/bin/python bench/stats.py --clicks 200000    # a quick look (still with the busy link's million)
+    .venv/bin/python bench/stats.py --clicks 300000 --busy 0 --days 1 --floor   # a day's spike, and the floor
+
+`--days` spreads the clicks over fewer days: 730 (two years in one pass, each flush of 5,000
+clicks spread over days, as a backfill of history would be) is the worst case for the totals;
+1 is a spike, where a flush holds one day and the totals merge. `--floor` also times the same
+clicks through the same writer with the daily totals switched off (raw rows, their analysis and
+the unique-visitor decision only): what no schema of totals can go below.
 
 A busy link (`--busy`, a million clicks in the last 30 days by default) shows its breakdowns by
 referrer and utm_source, which link_dimension_days (migration 006) answers.
@@ -28,6 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clicktochat import clicks
 from clicktochat.clicks import ClickEvent, ClickRecorder
 from clicktochat.stats import StatsQuery, compute
 from clicktochat.store import Store
@@ -61,13 +69,13 @@ REFERRERS = ["", "", "", "https://www.instagram.com/", "https://m.facebook.com/"
 SOURCES = ["ig", "fb", "google", "newsletter", "tiktok"]
 
 
-def synthetic(total: int, now: int, seed: int = 1) -> list[ClickEvent]:
-    """Clicks in the order they would arrive over two years: links by a Zipf-like law (a few
-    campaigns take most), 3 % robots, a third arriving from an ad with UTM tags."""
+def synthetic(total: int, now: int, seed: int = 1, days: int = DAYS) -> list[ClickEvent]:
+    """Clicks in the order they would arrive over `days` (two years): links by a Zipf-like law (a
+    few campaigns take most), 3 % robots, a third arriving from an ad with UTM tags."""
     rng = random.Random(seed)
     weights = [1 / (rank + 1) ** 0.8 for rank in range(LINKS)]
     slugs = rng.choices(range(LINKS), weights, k=total)
-    start = now - DAYS * 86400
+    start = now - days * 86400
     times = sorted(rng.randrange(start, now) for _ in range(total))
     agents = [link % AGENTS + 1 for link in range(LINKS)]
     phones = [ua.format(v=v) for ua in PHONES for v in range(1, 8)]
@@ -130,6 +138,21 @@ async def ingest(store: Store, events: list[ClickEvent], batch: int) -> float:
         if (i // batch) % 200 == 0:
             print(f"  {i + batch:>10,} clicks written", flush=True)
     return spent
+
+
+async def floor(folder: Path, events: list[ClickEvent], batch: int) -> float:
+    """`ingest` into a database of its own with the daily totals switched off (a benchmark's
+    patch of `clicks.daily_totals`, undone after): raw rows, their analysis (user agents,
+    referrers, UTM tags, visitor keys) and the unique-visitor decision, nothing else."""
+    store = await Store.open(str(folder / "floor.db"))
+    real = clicks.daily_totals
+    clicks.daily_totals = lambda rows: ([], [], [], [])
+    try:
+        await seed(store)
+        return await ingest(store, events, batch)
+    finally:
+        clicks.daily_totals = real
+        await store.close()
 
 
 def bare_insert(path: Path, events: list[ClickEvent], batch: int) -> float:
@@ -205,19 +228,22 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="clicks a flush (the server's batch size)")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--busy", type=int, default=1_000_000, help="clicks of one link in the last 30 days")
+    parser.add_argument("--days", type=int, default=DAYS, help="days the clicks are spread over (1: a spike)")
+    parser.add_argument("--floor", action="store_true", help="also time the writer with the daily totals off")
     parser.add_argument("--dir", default=None, help="where the database goes (default: a temporary folder)")
     args = parser.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="clicktochat-bench-"))
     now = datetime.now(UTC)
-    print(f"generating {args.clicks:,} clicks over {DAYS} days across {LINKS} links ...", flush=True)
-    events = synthetic(args.clicks, int(now.timestamp()))
+    print(f"generating {args.clicks:,} clicks over {args.days} days across {LINKS} links ...", flush=True)
+    events = synthetic(args.clicks, int(now.timestamp()), days=args.days)
     if args.busy:  # merged in time order, as they would arrive
         events = sorted(events + busy_link(args.busy, int(now.timestamp())), key=lambda e: e.at)
 
     baseline = bare_insert(folder / "bare.db", events, args.batch)
+    floored = await floor(folder, events, args.batch) if args.floor else None
     store = await Store.open(str(folder / "stats.db"))
     try:
-        await measure(store, folder, events, baseline, now, args)
+        await measure(store, folder, events, baseline, floored, now, args)
     finally:
         await store.close()
     if not args.dir:
@@ -227,7 +253,8 @@ async def main() -> None:
 
 
 async def measure(
-    store: Store, folder: Path, events: list[ClickEvent], baseline: float, now: datetime, args: argparse.Namespace
+    store: Store, folder: Path, events: list[ClickEvent], baseline: float, floored: float | None, now: datetime,
+    args: argparse.Namespace,
 ) -> None:
     await seed(store)
     spent = await ingest(store, events, args.batch)
@@ -239,6 +266,10 @@ async def measure(
     total = args.clicks + args.busy
     print(f"\ningestion: {total / spent:,.0f} clicks/s through the click writer, "
           f"{total / baseline:,.0f} rows/s bare INSERT (ratio {baseline / spent:.2f})")  # fmt: skip
+    print(f"  {spent / total * 1e6:.1f} us a click through the writer, {baseline / total * 1e6:.1f} us a bare row")
+    if floored is not None:
+        print(f"floor, the daily totals off: {total / floored:,.0f} clicks/s, {floored / total * 1e6:.1f} us a click"
+              f" (ratio {baseline / floored:.2f} of the bare INSERT)")  # fmt: skip
     print(f"stored: {raw_rows:,} raw rows, {day_rows:,} daily-total rows, {size:.2f} GB\n")
     print(f"{'query':36} {'p50 ms':>8} {'p95 ms':>8} {'raw p50':>9} {'ratio':>6}")
     worst = 0.0
