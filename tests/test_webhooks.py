@@ -46,7 +46,11 @@ def test_the_handshake_echoes_the_challenge_only_for_our_verify_token(whatsapp: 
     wrong = whatsapp.client.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": "guess",
                                              "hub.challenge": "1"})  # fmt: skip
     assert wrong.status_code == 403 and wrong.headers["content-type"] == "application/problem+json"
-    assert whatsapp.client.get(URL, params={"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}).status_code == 400
+    no_mode = whatsapp.client.get(URL, params={"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"})
+    assert no_mode.status_code == 400 and no_mode.json()["errors"][0]["field"] == "hub.mode"
+    long = whatsapp.client.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
+                                            "hub.challenge": "1" * 201})  # fmt: skip
+    assert long.status_code == 400 and long.json()["errors"][0]["field"] == "hub.challenge"
     no_challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "<script>"}
     assert whatsapp.client.get(URL, params=no_challenge).status_code == 200  # plain text, nosniff: never HTML
     assert whatsapp.client.get(URL, params=no_challenge).headers["content-type"].startswith("text/plain")
@@ -60,6 +64,9 @@ def test_bad_signatures_and_bodies_are_refused_and_store_nothing(whatsapp: Whats
     assert post(whatsapp, body + b" ", good).status_code == 403  # signed bytes, not parsed JSON
     assert post(whatsapp, body, good.replace("sha256=", "sha1=")).status_code == 403
     assert post(whatsapp, body, "sha256=" + "0" * 64).status_code == 403
+    for odd in (b"sha256=\xe9\xe9", "sha256=é".encode() + good.encode()[7:]):  # not hex: refused, not a 500
+        headers = {"content-type": "application/json", "x-hub-signature-256": odd}
+        assert whatsapp.client.post(URL, content=body, headers=headers).status_code == 403
     not_json = b'{"object": "whatsapp_business_account", '
     assert post(whatsapp, not_json, sign(not_json, NUMBER.app_secret)).status_code == 400
     assert post(whatsapp, body, good, content_type="text/plain").status_code == 415

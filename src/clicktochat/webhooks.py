@@ -26,6 +26,7 @@ from .budget import network
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
 from .errors import (
+    FieldError,
     Forbidden,
     LengthRequired,
     MalformedRequest,
@@ -84,7 +85,7 @@ def signed_by(body: bytes, header: str, keys: Sequence[NumberKeys]) -> list[Numb
     """The numbers whose app secret made this signature (`sha256=<hex HMAC-SHA256>`), each
     compared in constant time. Numbers of one Meta app share its secret."""
     scheme, _, signature = header.strip().partition("=")
-    if scheme.lower() != "sha256" or not signature:
+    if scheme.lower() != "sha256" or not signature or not signature.isascii():  # compare_digest takes ASCII only
         return []
     digests: dict[str, bool] = {}
     matched = []
@@ -111,10 +112,11 @@ async def handshake(request: Request) -> Response:
     whatsapp: WhatsApp = request.app.state.service.whatsapp
     params = request.query_params
     if params.get("hub.mode") != "subscribe":
-        raise MalformedRequest("hub.mode must be 'subscribe'.")
+        raise MalformedRequest("hub.mode must be 'subscribe'.", [FieldError("hub.mode", "must be 'subscribe'")])
     challenge = params.get("hub.challenge", "")
     if not challenge or len(challenge) > MAX_CHALLENGE_LENGTH or not challenge.isascii() or not challenge.isprintable():
-        raise MalformedRequest("hub.challenge is missing or not a short printable string.")
+        reason = f"is missing or not a printable ASCII string of at most {MAX_CHALLENGE_LENGTH} characters"
+        raise MalformedRequest(f"hub.challenge {reason}.", [FieldError("hub.challenge", reason)])
     if not verify_token_ok(params.get("hub.verify_token", ""), whatsapp.keys):
         peer = request.client.host if request.client else ""
         address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
