@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
-from clicktochat.simulate import referral
+from clicktochat.simulate import inbound_message, new_wamid, referral
 from clicktochat.stats import compute, parse_query
 from conftest import IPHONE, WhatsAppSetup, connect_db, flush
 
@@ -108,6 +108,39 @@ def test_a_chat_from_an_ad_keeps_the_referral_and_the_free_entry_point(whatsapp:
     whatsapp.clock.move(25 * 3600)  # no reply within 24 h: the entry point is lost with the window
     (c,) = conversations(whatsapp)
     assert c["window"]["free_entry_point_until"] is None and not c["window"]["open"]
+
+
+def test_a_first_message_delivered_after_a_later_one_still_says_where_the_chat_came_from(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    # Meta does not keep the order of its deliveries (and the journal may apply a body before
+    # older ones it holds): the later message starts the chat, then the first one arrives.
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", campaign="vetrina", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    flush(whatsapp.client)
+    customer = whatsapp.customer()
+    first_at = int(whatsapp.clock())
+    ad = referral(source_url="https://fb.me/x", source_id="1", headline="Promo", body="", ctwa_clid="ARAk")
+
+    def message(at: int, body: str, **more: Any) -> Any:
+        value = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=at, wa_id=customer.wa_id,
+                                user_id=customer.user_id, name=customer.name, text=body, **more)  # fmt: skip
+        return whatsapp.run(customer.deliver(value))
+
+    whatsapp.clock.move(60)
+    assert message(first_at + 30, "E anche dei biscotti").status_code == 200
+    whatsapp.process()
+    assert conversations(whatsapp)[0]["came_from"]["link_key"] is None
+    assert message(first_at, text, referral=ad).status_code == 200
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    came = c["came_from"]
+    assert (came["link_kind"], came["link_key"], came["campaign"]) == ("short", "torte", "vetrina")
+    assert came["ref"] == find_ref(text) and came["referral"]["headline"] == "Promo"
+    assert c["window"]["free_entry_point_until"] is not None
+    chats = whatsapp.service.whatsapp.chats
+    starts = whatsapp.run(chats.run(lambda: chats.db.execute("SELECT at FROM chat_starts").fetchall()))
+    assert [tuple(row) for row in starts] == [(first_at,)]
 
 
 def test_a_new_chat_starts_when_the_customer_writes_after_the_window_closed(whatsapp: WhatsAppSetup) -> None:

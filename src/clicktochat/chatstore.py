@@ -319,11 +319,7 @@ class ChatStore(OptinStore, CustomerStore):
         if last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
             self._start(db, customer.id, business_id, timezone, display, message)
         elif message.at < last_inbound:
-            # Out of order: an earlier message of the same chat moves its start back.
-            db.execute(
-                "UPDATE chat_starts SET at = ?, wamid = ? WHERE conversation_id = ? AND at > ? AND at <= ?",
-                (message.at, message.wamid, customer.id, message.at, message.at + SERVICE_WINDOW),
-            )  # fmt: skip
+            self._start_earlier(db, customer.id, timezone, display, message)
         customer.last_inbound = max(last_inbound or 0, message.at)
         customer.last_message = max(customer.last_message, message.at)
         customer.name = message.name or customer.name
@@ -350,6 +346,34 @@ class ChatStore(OptinStore, CustomerStore):
         entry_point = message.at + ENTRY_POINT if message.referral else None
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
                    (cursor.fetchone()[0], entry_point, conversation_id))  # fmt: skip
+
+    def _start_earlier(
+        self, db: sqlite3.Connection, conversation_id: int, timezone: str, display: str, message: Inbound
+    ) -> None:
+        """An earlier message of a chat, applied after a later one (Meta reorders its deliveries,
+        and a body the journal could not take is applied before older ones it holds): the chat's
+        start moves back to it, and where the chat came from is read from it too (its ref code,
+        an ad's referral), where the later message said nothing of it."""
+        found = db.execute(
+            "SELECT id, link_kind, referral FROM chat_starts WHERE conversation_id = ? AND at > ? AND at <= ?",
+            (conversation_id, message.at, message.at + SERVICE_WINDOW),
+        ).fetchone()  # fmt: skip
+        if found is None:
+            return
+        start_id, link_kind, referral = found
+        day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
+        db.execute("UPDATE chat_starts SET at = ?, day = ?, wamid = ? WHERE id = ?",
+                   (message.at, day, message.wamid, start_id))  # fmt: skip
+        if message.ref and link_kind is None:  # a code no click has yet: match_late_clicks may find it
+            click = self._click_for(db, message.ref, message.at, display, conversation_id)
+            db.execute(
+                "UPDATE chat_starts SET ref = ?, link_kind = ?, link_key = ?, campaign = ?, agent_id = ?, channel = ?,"
+                " click_at = ?, visitor = ? WHERE id = ?", (message.ref, *(click or (None,) * 7), start_id),
+            )  # fmt: skip
+        if message.referral and referral is None:
+            db.execute("UPDATE chat_starts SET referral = ? WHERE id = ?", (json.dumps(message.referral), start_id))
+            db.execute("UPDATE conversations SET entry_point_until = ? WHERE id = ? AND start_id = ?",
+                       (message.at + ENTRY_POINT, conversation_id, start_id))  # fmt: skip
 
     def _click_for(self, db: sqlite3.Connection, ref: str, at: int, display: str,
                    conversation_id: int) -> tuple[Any, ...] | None:  # fmt: skip
