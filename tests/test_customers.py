@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import pytest
 
-from clicktochat.simulate import post_signed
+from clicktochat.simulate import batch, inbound_message, new_wamid, post_signed, webhook_body
 from conftest import WhatsAppSetup
 from test_notifications import API, PHONE, notify, opt_in, sync
 
@@ -111,6 +112,26 @@ def test_a_body_meta_delivers_again_after_an_erasure_brings_nothing_back(whatsap
     data = held(whatsapp, PHONE)
     assert data["messages"] == data["conversations"] == [] and data["webhook_bodies_held"] == 0
     assert [(c["state"], c["source"]) for c in data["consents"]] == [("out", "erase")]  # type: ignore[attr-defined]
+
+
+def test_erasing_one_person_keeps_what_others_wrote_in_the_same_body(whatsapp: WhatsAppSetup) -> None:
+    """Meta batches several people's messages into one body: one not applied yet when one of
+    them is erased still gives the others theirs."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id="IT.111")
+    number = customer.number
+
+    def body(wa_id: str, text: str) -> dict[str, Any]:
+        value = inbound_message(wamid=new_wamid(wa_id), timestamp=int(whatsapp.clock()), wa_id=wa_id, user_id=None,
+                                name="N", text=text)  # fmt: skip
+        return webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
+                            display_phone_number=number.display_phone_number, value=value)  # fmt: skip
+
+    both = batch([body(PHONE, "Cancellatemi"), body(OTHER, "Io resto")])
+    assert whatsapp.run(post_signed(customer.webhook_url, both, number.app_secret, customer.http)).status_code == 200
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    whatsapp.process()
+    assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Io resto"]  # type: ignore[attr-defined]
+    assert held(whatsapp, PHONE)["messages"] == []
 
 
 def test_an_erased_message_is_left_in_no_file(whatsapp: WhatsAppSetup) -> None:

@@ -52,6 +52,9 @@ async def erase(service: Service, phone: str) -> dict[str, int]:
     """Delete everything about the number; returns what was deleted, per table."""
     digits, user_id = who(service, phone)
     await service.whatsapp.journal.drain()  # nothing about them may stay in the journal's files either
+    # A body that names them may name others too: applied first, so that emptying it loses
+    # nothing of theirs (what is about this person is then erased with the rest).
+    await service.whatsapp.processor.catch_up()
     return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()), user_id)
 
 
