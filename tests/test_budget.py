@@ -122,6 +122,22 @@ def test_posters_and_404_pages_spend_from_the_same_budget(proxied: TestClient, s
     assert widget.status_code == 429 and widget.headers["access-control-allow-origin"] == "*"
 
 
+def test_a_client_behind_the_proxy_cannot_name_itself_past_the_limit(proxied: TestClient, shop: dict[str, Any]) -> None:
+    """Found by an independent review: only the first 2,048 characters of X-Forwarded-For were
+    read, and only its first line; a client whose header the proxy appends to (or adds a line
+    to) named itself anew with every request and never met the 429."""
+    statuses = []
+    for n in range(BURST + 1):  # junk the client wrote, then what the proxy appended
+        padded = f"198.51.100.{n % 250}" + " " * 2050 + ", 203.0.113.9"
+        statuses.append(proxied.get(f"/nothing/{n}", headers={"x-forwarded-for": padded}).status_code)
+    assert statuses == [404] * BURST + [429]
+    statuses = []
+    for n in range(BURST + 1):  # the client's own line, then the proxy's
+        lines = [("x-forwarded-for", f"198.51.100.{n % 250}"), ("x-forwarded-for", "203.0.113.10")]
+        statuses.append(proxied.get(f"/nothing/{n}", headers=lines).status_code)
+    assert statuses == [404] * BURST + [429]
+
+
 def test_clicks_are_never_throttled(proxied: TestClient, shop: dict[str, Any]) -> None:
     me = from_address("203.0.113.9") | {"user-agent": IPHONE}
     for _ in range(BURST):  # spend the whole budget first

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from ipaddress import ip_address, ip_network
 
-from clicktochat.visitors import Proxies, Salts
+from clicktochat.visitors import MAX_FORWARDED_FOR, Proxies, Salts, forwarded_for
 
 MIDNIGHT = 1700006400  # 2023-11-15 00:00 UTC
 PARTS = ("203.0.113.9", "Mozilla/5.0", "short", "vetrina")
@@ -20,6 +20,14 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     assert proxies.client("10.1.2.3", "10.2.2.2, 10.3.3.3") == "10.2.2.2"  # only proxies: the first
     assert proxies.client("10.1.2.3", "not an address") == "not an address"  # hashed like any other
     assert Proxies([]).client("10.1.2.3", "198.51.100.7") == "10.1.2.3"  # the default trusts nobody
+
+
+def test_forwarded_for_joins_every_line_and_keeps_its_right_end() -> None:
+    assert forwarded_for([]) == "" and forwarded_for([b"198.51.100.7"]) == "198.51.100.7"
+    assert forwarded_for([b"1.2.3.4", b"198.51.100.7, 10.0.0.1"]) == "1.2.3.4, 198.51.100.7, 10.0.0.1"
+    long = forwarded_for([b"1.2.3.4" + b" " * 5000 + b", 198.51.100.7"])
+    assert len(long) == MAX_FORWARDED_FOR and long.endswith(", 198.51.100.7")  # the proxies' end is kept
+    assert forwarded_for([b"caf\xe9"]) == "caf\xe9"  # bytes as latin-1, never an error
 
 
 def test_which_addresses_are_trusted_is_what_ipaddress_says() -> None:

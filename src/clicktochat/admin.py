@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS
+from .budget import client_address
 from .charts import Series, line_chart
 from .errors import FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from .keys import create_api_key
@@ -253,9 +254,7 @@ async def login(request: Request) -> Response:
     fields = (await check_post(request, keys)).fields
     username, password = fields.get("username", "").strip(), fields.get("password", "")
     throttle: LoginThrottle = request.app.state.login_throttle
-    address = request.app.state.proxies.client(
-        request.client.host if request.client else "", request.headers.get("x-forwarded-for", "")
-    )
+    address = client_address(request.scope, request.app.state.proxies)
     wait = await throttle.check(username, address)  # counted as failed until it succeeds
     if wait:
         minutes = (wait + 59) // 60

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from starlette.types import Scope
 
 from .errors import TooManyRequests
-from .visitors import Proxies
+from .visitors import Proxies, forwarded_for
 
 BURST = 30  # renders at once: a dashboard user downloading every size, a shop printing posters
 RATE = 0.5  # a second after that: a 4096-pixel PNG takes ~0.1 s of a core, so ~5 % per address
@@ -87,9 +87,4 @@ class Budget:
 def client_address(scope: Scope, proxies: Proxies) -> str:
     """The caller's address: the peer's, or what a trusted proxy says (visitors.Proxies)."""
     peer = scope["client"][0] if scope.get("client") else ""
-    forwarded = ""
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-for":
-            forwarded = value[:2048].decode("latin-1")
-            break
-    return proxies.client(peer, forwarded)
+    return proxies.client(peer, forwarded_for(value for name, value in scope["headers"] if name == b"x-forwarded-for"))

@@ -36,6 +36,7 @@ from .qr import KINDS, QROptions, etag, parse_options, qr_svg, render, scan_url
 from .qr_access import Renders, public_options, signed_query
 from .tokens import token_key
 from .useragents import MAX_USER_AGENT_LENGTH, classify, is_ios
+from .visitors import forwarded_for
 from .widget import MAX_PAGE_TITLE_LENGTH, fill_message, message_template, page_url, pick_language
 from .widget_http import WIDGET_HEADERS, ConfigEndpoint, ScriptEndpoint, find_widget
 from .widget_http import query as _query
@@ -268,15 +269,16 @@ def redirect_headers(location: str) -> list[tuple[bytes, bytes]]:
 def click_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, str, str]:
     """User agent, referrer and X-Forwarded-For in one pass over the raw headers (cheaper than
     `request.headers`), cut to a length no browser sends, before anything keeps them in memory."""
-    user_agent = referer = forwarded_for = ""
+    user_agent = referer = ""
+    forwarded: list[bytes] = []
     for name, value in raw:
         if name == b"user-agent":
             user_agent = value[:MAX_USER_AGENT_LENGTH].decode("latin-1")
         elif name == b"referer":
             referer = value[:MAX_REFERER_LENGTH].decode("latin-1")
         elif name == b"x-forwarded-for":
-            forwarded_for = value[:MAX_REFERER_LENGTH].decode("latin-1")
-    return user_agent, referer, forwarded_for
+            forwarded.append(value)
+    return user_agent, referer, forwarded_for(forwarded) if forwarded else ""
 
 
 class Speaking(TypedDict):

@@ -8,11 +8,21 @@ import hashlib
 import json
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 DAY = 86_400
+MAX_FORWARDED_FOR = 2048
+"""Characters of X-Forwarded-For kept, from its right end: that is where trusted proxies write
+(the rightmost hops); the left is the client's to fill, with junk if it likes."""
+
+
+def forwarded_for(lines: Iterable[bytes]) -> str:
+    """The X-Forwarded-For lines of a request as one list, in order (a proxy may add a line of
+    its own instead of appending to the client's; RFC 9110 makes them one), cut from the left."""
+    joined = b", ".join(lines)
+    return joined[-MAX_FORWARDED_FOR:].decode("latin-1")
 
 
 class Proxies:

@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .budget import network
+from .budget import client_address, network
 from .chatstore import ChatStore, NumberKeys
 from .conversations import Event, read_body
 from .errors import (
@@ -39,6 +39,7 @@ from .errors import (
 )
 from .intake import Taken
 from .journal import MOVE_BATCH
+from .visitors import forwarded_for
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -118,8 +119,7 @@ async def handshake(request: Request) -> Response:
         reason = f"is missing or not a printable ASCII string of at most {MAX_CHALLENGE_LENGTH} characters"
         raise MalformedRequest(f"hub.challenge {reason}.", [FieldError("hub.challenge", reason)])
     if not verify_token_ok(params.get("hub.verify_token", ""), whatsapp.keys):
-        peer = request.client.host if request.client else ""
-        address = request.app.state.proxies.client(peer, request.headers.get("x-forwarded-for", ""))
+        address = client_address(request.scope, request.app.state.proxies)
         now = whatsapp.clock()
         whatsapp.refusals.add(address, now)
         wait = whatsapp.refusals.retry_after(address, now)
@@ -147,7 +147,7 @@ async def receive(scope: Scope, receive_: Receive) -> Response:
     whatsapp: WhatsApp = scope["app"].state.service.whatsapp
     head = WebhookHeaders.read(scope["headers"])
     peer = scope["client"][0] if scope.get("client") else ""
-    address = scope["app"].state.proxies.client(peer, head.forwarded)  # the whole header: the proxy's hop is last
+    address = scope["app"].state.proxies.client(peer, head.forwarded)
     try:
         if not head.signature:
             raise Unauthorized("The X-Hub-Signature-256 header is missing.")
@@ -211,7 +211,11 @@ class WebhookHeaders:
     def read(cls, raw: list[tuple[bytes, bytes]]) -> WebhookHeaders:
         found = cls()
         seen: set[bytes] = set()
+        forwarded: list[bytes] = []
         for name, value in raw:
+            if name == b"x-forwarded-for":  # every line, as one list
+                forwarded.append(value)
+                continue
             if name in seen or name not in _WANTED:
                 continue
             seen.add(name)
@@ -221,10 +225,10 @@ class WebhookHeaders:
                 found.content_type = value
             elif name == b"content-length":
                 found.content_length = value
-            elif name == b"x-forwarded-for":
-                found.forwarded = value.decode("latin-1")
             else:
                 found.chunked = b"chunked" in value.lower()
+        if forwarded:
+            found.forwarded = forwarded_for(forwarded)
         return found
 
     def check_body(self) -> None:
@@ -238,8 +242,7 @@ class WebhookHeaders:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
 
 
-_WANTED = frozenset({b"x-hub-signature-256", b"content-type", b"content-length", b"transfer-encoding",
-                     b"x-forwarded-for"})  # fmt: skip
+_WANTED = frozenset({b"x-hub-signature-256", b"content-type", b"content-length", b"transfer-encoding"})
 
 
 async def read_limited(receive_: Receive, budget: ReadBudget, key: str, wait: float, held: list[int]) -> bytes:
