@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from clicktochat.budget import Budget
+from clicktochat.budget import BURST, Budget
 from clicktochat.consent import may_message
 from clicktochat.errors import InvalidInput
 from clicktochat.optins import Optins
@@ -135,6 +135,23 @@ def test_the_honeypot_is_answered_as_a_success_and_dropped(whatsapp: WhatsAppSet
     page = post(whatsapp, website="http://spam.example")
     assert page.status_code == 200 and "Grazie!" in page.text
     assert entries(whatsapp) == []
+
+
+def test_the_panels_errors_are_problems_the_script_can_read_and_guessing_costs(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: an unknown form's panel was a bare {"detail"} and spent
+    nothing, however many names were guessed; the panel's language, from the browser, was cached
+    by Origin alone."""
+    make_form(whatsapp)
+    panel = whatsapp.client.get("/api/optin/dolce", headers={"accept-language": "it"})
+    assert panel.status_code == 200 and set(panel.headers["vary"].split(", ")) == {"Origin", "Accept-Language"}
+    statuses = []
+    for n in range(BURST + 1):
+        missing = whatsapp.client.get(f"/api/optin/nope{n}")
+        statuses.append(missing.status_code)
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.headers["access-control-allow-origin"] == "*"  # the script reads why
+    assert statuses == [404] * BURST + [429]
+    assert whatsapp.client.get("/api/optin/dolce").status_code == 200  # a known form's panel: no budget spent
 
 
 def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> None:

@@ -207,6 +207,10 @@ def _status(exc: Exception) -> int:
     return exc.status if isinstance(exc, ProblemError) else getattr(exc, "status_code", 500)
 
 
+WIDGET_APIS = ("/api/widget/", "/api/optin/")
+"""What the widget's script reads from other sites: its errors must be readable there too."""
+
+
 def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return request.url.path.startswith(("/api/", "/webhooks/")) or (
@@ -224,7 +228,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
             detail = f"Too many unknown addresses asked for from yours; try again in {wait} s."
             body = {"type": "about:blank", "title": TooManyRequests.title, "status": 429, "detail": detail}
             headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
-            if request.url.path.startswith("/api/widget/"):
+            if request.url.path.startswith(WIDGET_APIS):
                 headers |= WIDGET_HEADERS
             return JSONResponse(body, 429, headers, media_type="application/problem+json")
     if isinstance(exc, ProblemError):
@@ -237,7 +241,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         detail, errors = (exc.detail if exc.detail != phrase else _default_detail(status)), []
         says = "no_page" if status == 404 else ""
     headers = dict(getattr(exc, "headers", None) or {})
-    if request.url.path.startswith("/api/widget/"):  # the script must be able to read why
+    if request.url.path.startswith(WIDGET_APIS):  # the script must be able to read why
         headers |= WIDGET_HEADERS
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors}

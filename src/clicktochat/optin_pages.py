@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .budget import Budget, client_address
-from .errors import InvalidInput, NotFound, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
+from .errors import InvalidInput, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
 from .optin_words import country_names, country_pairs, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
@@ -207,11 +207,10 @@ async def optin_submit(request: Request) -> Response:
 
 
 async def optin_panel(request: Request) -> Response:
-    """What the widget's panel shows, in the page's language: CORS-readable, no cookies."""
-    try:
-        view = await shown(request)
-    except NotFound as exc:
-        return JSONResponse({"detail": exc.detail}, 404, JSON_HEADERS)
+    """What the widget's panel shows, in the page's language: CORS-readable, no cookies. An
+    unknown form is the app's 404 (problem+json, readable by the script, spending from the
+    caller's budget as every 404 does)."""
+    view = await shown(request)
     body = {
         "form": view.form.slug, "lang": view.lang, "wording": view.wording, "version": view.form.version,
         "topics": view.topics, "words": view.words, "honeypot": HONEYPOT,
@@ -220,7 +219,8 @@ async def optin_panel(request: Request) -> Response:
         "countries": country_pairs(view.lang),  # the same tuple each time: built once per language
         "action": f"{request.app.state.service.base_url}/optin/{view.form.slug}",
     }  # fmt: skip
-    return JSONResponse(body, headers=WIDGET_HEADERS | {"Cache-Control": "public, max-age=300", "Vary": "Origin"})
+    cached = {"Cache-Control": "public, max-age=300", "Vary": "Origin, Accept-Language"}  # the browser may choose
+    return JSONResponse(body, headers=WIDGET_HEADERS | cached)
 
 
 class OptinPoster(Poster):
