@@ -369,6 +369,9 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     assert svg.read_text().startswith("<svg") and "a short link would make a smaller code" in done.stdout
     fails(invoke(runner, "qr", "vetrina", "-o", str(tmp_path / "x.gif"), "--db", db), 2, "must end in .svg or .png")
     fails(invoke(runner, "qr", "nope", "-o", str(png), "--db", db), 1, "There is no short link 'nope'")
+    nowhere = invoke(runner, "qr", "vetrina", "-o", str(tmp_path / "no-such-folder" / "x.svg"), "--db", db)
+    fails(nowhere, 1, "cannot write", "No such file or directory")  # the file's fault, not the database's
+    assert "database" not in nowhere.output
     fails(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--dark", "777777", "--light", "888888"), 1,
           "--dark: #777777 on #888888 has a contrast of 1.3:1")  # fmt: skip
     # Turned off, it has no code to print, as /qr/s/ answers 410 (found from outside).

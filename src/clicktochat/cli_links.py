@@ -275,7 +275,7 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
         raise click.BadParameter("the file must end in .svg or .png", param_hint="--output")
     params = {k: v for k, v in options.items() if v is not None} | ({"inverted": "true"} if inverted else {})
 
-    async def work(service: Service) -> tuple[str, int]:
+    async def work(service: Service) -> tuple[str, int, bytes]:
         url = await link_url(service, slug_or_url)
         if "/s/" in url:
             await check_live(service, await service.get_link(url.rsplit("/", 1)[-1]), "code")
@@ -288,10 +288,13 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
             logo = await service.store.logo(target.business_id) if target and target.business_id else None
             if logo is None:
                 raise InvalidInput("logo", "this link has no business logo; set one with `business logo`")
-        Path(output).write_bytes(render(scan_url(url), chosen, kind, logo))  # scans counted apart from taps
-        return url, version(scan_url(url), chosen.error)
+        return url, version(scan_url(url), chosen.error), render(scan_url(url), chosen, kind, logo)  # scans apart
 
-    url, size_class = run_with_service(db, base_url, work)
+    url, size_class, image = run_with_service(db, base_url, work)
+    try:  # here, not in `work`: a file that cannot be written is not the database's fault
+        Path(output).write_bytes(image)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
     click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
 

@@ -145,10 +145,13 @@ def customer_export(db: str | None, base_url: str | None, phone: str, output: st
     data = run(db, base_url, lambda s: customers.export(s, phone), {"phone": "PHONE"})
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if output:  # readable by its owner only, as the database and its backups: it is one person's data
-        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        os.fchmod(descriptor, 0o600)  # a file that was there keeps no wider mode
-        with open(descriptor, "w", encoding="utf-8") as file:
-            file.write(text + "\n")
+        try:
+            descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            os.fchmod(descriptor, 0o600)  # a file that was there keeps no wider mode
+            with open(descriptor, "w", encoding="utf-8") as file:
+                file.write(text + "\n")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
         click.echo(f"Wrote {output}.", err=True)
     else:
         click.echo(text)
