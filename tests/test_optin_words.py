@@ -16,6 +16,25 @@ NAMED_HERE = {
     "XK": dict.fromkeys(WORDS, "Kosovo"),
 }  # fmt: skip
 
+# Where phonenumbers' name is wrong for a form's language (an English name in another language's
+# list, a missing accent, a name the country no longer uses, odd capitals or brackets): found by
+# an independent review of the opt-in form's country list. Each is the name the country goes by
+# now in that language (the UN's, or the language's own usage where it differs).
+CORRECTED = {
+    "en": {"CD": "Congo (Democratic Republic)", "IM": "Isle of Man", "MK": "North Macedonia", "SZ": "Eswatini"},
+    "de": {"MK": "Nordmazedonien", "SZ": "Eswatini", "CZ": "Tschechien", "RE": "Réunion"},
+    "es": {"MK": "Macedonia del Norte", "SZ": "Esuatini"},
+    "fr": {"IM": "Île de Man", "US": "États-Unis", "VG": "Îles Vierges britanniques",
+           "VI": "Îles Vierges des États-Unis", "MK": "Macédoine du Nord", "SZ": "Eswatini", "CV": "Cap-Vert",
+           "BJ": "Bénin", "KG": "Kirghizistan", "TW": "Taïwan", "AE": "Émirats arabes unis", "EC": "Équateur",
+           "EG": "Égypte", "ER": "Érythrée", "ET": "Éthiopie", "GQ": "Guinée équatoriale"},
+    "it": {"MK": "Macedonia del Nord", "SZ": "Eswatini", "RE": "Riunione", "VG": "Isole Vergini britanniche",
+           "VI": "Isole Vergini americane"},
+    "pt": {"SS": "Sudão do Sul", "BQ": "Países Baixos Caribenhos", "SX": "São Martinho (Países Baixos)",
+           "HK": "Hong Kong", "MO": "Macau", "MM": "Mianmar", "MK": "Macedônia do Norte", "SZ": "Essuatíni",
+           "BH": "Bahrein", "BY": "Bielorrússia"},
+}  # fmt: skip
+
 
 def names_from_phonenumbers() -> dict[str, dict[str, str]]:
     """{language: {region: name}} for the forms' languages, from phonenumbers' locale data (a
@@ -30,11 +49,12 @@ def names_from_phonenumbers() -> dict[str, dict[str, str]]:
     for lang in WORDS:
         out[lang] = {}
         for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-            out[lang][region] = name(region, lang) or NAMED_HERE.get(region, {}).get(lang, "")
+            out[lang][region] = (CORRECTED[lang].get(region) or name(region, lang)
+                                 or NAMED_HERE.get(region, {}).get(lang, ""))  # fmt: skip
     return out
 
 
-def test_country_names_are_phonenumbers_own_and_none_is_missing() -> None:
+def test_country_names_are_phonenumbers_own_corrected_and_none_is_missing() -> None:
     shipped = json.loads(COUNTRY_NAMES.read_text(encoding="utf-8"))
     assert shipped == names_from_phonenumbers(), "run: python tests/test_optin_words.py (phonenumbers changed)"
     for lang in WORDS:
@@ -45,6 +65,10 @@ def test_country_names_are_phonenumbers_own_and_none_is_missing() -> None:
         "Austria", "Italia", "Saint Barthélemy"]  # fmt: skip
     german = [name for _, _, name in country_names("de")]
     assert german.index("Österreich") < german.index("Palau")  # Ö is looked up as O
+    english = [name for _, _, name in country_names("en")]  # the Congo under C, not "The Democratic..." under T
+    assert english.index("Colombia") < english.index("Congo (Democratic Republic)") < english.index("Costa Rica")
+    french = [name for _, _, name in country_names("fr")]
+    assert french.index("Estonie") < french.index("États-Unis") < french.index("Éthiopie")
 
 
 def test_importing_the_opt_in_words_does_not_load_phonenumbers_geodata() -> None:
@@ -65,6 +89,11 @@ def test_importing_the_opt_in_words_does_not_load_phonenumbers_geodata() -> None
     ("", "en", "", "GB"),
     ("xx", "xx", "", ""),
     ("en-XX,es", "en", "", "GB"),  # an unknown region is no region: its language counts
+    ("en-US-x-twain", "en", "", "US"),  # what follows a singleton is never the region
+    ("zh-Hant-TW", "en", "", "TW"),  # a script before the region
+    ("en-GB;q=0.1, it-IT", "en", "", "IT"),  # the most wanted first, not the first written
+    ("de-DE;q=0, fr", "en", "", "FR"),  # q=0: refused
+    ("pt_BR", "pt", "", "BR"),
 ])  # fmt: skip
 def test_the_number_fields_country(languages: str, lang: str, region: str, expected: str) -> None:
     assert default_country(languages, lang, region) == expected

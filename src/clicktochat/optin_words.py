@@ -11,6 +11,8 @@ from pathlib import Path
 
 import phonenumbers
 
+from .languages import ranges
+
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "heading": "Get updates on WhatsApp", "intro": "Leave your number and {business} will send you the updates "
@@ -175,16 +177,28 @@ def default_country(languages: str, lang: str, region: str = "") -> str:
     visitor picks). A page's bare "en" must not beat the browser's "it-IT" (a new user's
     Italian number was read as British)."""
     known = {code for code, _ in countries()}
-    tags = [part.split(";")[0].strip().split("-") for part in languages.replace("_", "-").split(",")]
+    tags = [subtags(tag) for tag, q in ranges(languages) if q > 0]  # most wanted first
     for pieces in tags:
-        if len(pieces) > 1 and pieces[-1].upper() in known:
-            return pieces[-1].upper()
+        found = next((sub.upper() for sub in pieces[1:] if len(sub) == 2 and sub.isalpha()), "")
+        if found in known:
+            return found
     if region.upper() in known:
         return region.upper()
     for pieces in tags:
-        if pieces[0].lower() in LANGUAGE_COUNTRY:
-            return LANGUAGE_COUNTRY[pieces[0].lower()]
+        if pieces[0] in LANGUAGE_COUNTRY:
+            return LANGUAGE_COUNTRY[pieces[0]]
     return LANGUAGE_COUNTRY.get(lang, "")
+
+
+def subtags(tag: str) -> list[str]:
+    """A language tag's subtags before any singleton ("en-US-x-twain": en, us; what follows "x"
+    or "u" is private use or an extension, never the region)."""
+    pieces = []
+    for sub in tag.split("-"):
+        if len(sub) == 1:
+            break
+        pieces.append(sub)
+    return pieces or [""]
 
 
 def topic_label(topic: str) -> str:
