@@ -135,8 +135,9 @@ def countries() -> tuple[tuple[str, int], ...]:
 
 COUNTRY_NAMES = Path(__file__).with_name("country_names.json")
 """{language: {region: name}} for the forms' languages: phonenumbers' own names (its geocoding
-locale data, whose import costs some 70 MB of memory, so the names are kept here; tests check
-them against it, and `python tests/test_optin_words.py` writes them again)."""
+locale data, whose import costs some 70 MB of memory, so the names are kept here), corrected
+where they are wrong for the language (tests/test_optin_words.py's CORRECTED); tests check them
+against it, and `python tests/test_optin_words.py` writes them again."""
 
 FOLDED = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss", "œ": "oe", "Œ": "OE", "ł": "l",
                         "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH"})  # fmt: skip
