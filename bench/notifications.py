@@ -9,7 +9,7 @@ checks only that every notification reached the stand-in exactly once.
     .venv/bin/python bench/notifications.py --messages 2000 --rounds 1
 
 What it does, each round (bare first in odd rounds, ours first in even ones):
-1. starts the stand-in (simulate.GraphStandIn, one number, no status webhooks) as its own
+1. starts the stand-in (graph_standin.GraphStandIn, one number, no status webhooks) as its own
    uvicorn process on a free port;
 2. bare: `--concurrency` asyncio workers POST the N template messages with httpx, one after
    another each; messages/s = N / time;
@@ -44,9 +44,9 @@ import aiohttp
 import httpx
 
 from clicktochat.graph import template_payload
+from clicktochat.graph_standin import GraphStandIn, StandInNumber
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import GraphStandIn, StandInNumber
 
 TARGET = 0.7
 NUMBER = StandInNumber(

@@ -66,19 +66,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clicktochat.graph_standin import StandInNumber
 from clicktochat.journal import drain_file
+from clicktochat.payloads import batch, encode, inbound_message, new_wamid, sign, status_update, webhook_body
 from clicktochat.service import Service
 from clicktochat.settings import ENV_PREFIX, Settings
-from clicktochat.simulate import (
-    StandInNumber,
-    batch,
-    encode,
-    inbound_message,
-    new_wamid,
-    sign,
-    status_update,
-    webhook_body,
-)
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent

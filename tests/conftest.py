@@ -30,10 +30,12 @@ from starlette.testclient import TestClient
 
 from clicktochat import database
 from clicktochat.app import create_app
+from clicktochat.graph_standin import GraphStandIn, StandInNumber
 from clicktochat.keys import create_api_key
+from clicktochat.payloads import post_signed
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import Customer, GraphStandIn, StandInNumber, post_signed
+from clicktochat.simulate import Customer
 from clicktochat.store import Store
 from pgserver import PostgresServer
 

@@ -13,7 +13,7 @@ import pytest
 from clicktochat.accounts import create_admin
 from clicktochat.admin_chats import routes, time_left, when
 from clicktochat.graph import GraphError
-from clicktochat.simulate import referral as ad_referral
+from clicktochat.payloads import referral as ad_referral
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
 
 PASSWORD = "correct horse battery"

@@ -25,9 +25,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from clicktochat.accounts import create_admin
 from clicktochat.app import create_app
+from clicktochat.graph_standin import GraphStandIn
+from clicktochat.payloads import post_signed, referral
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import Customer, GraphStandIn, post_signed, referral
+from clicktochat.simulate import Customer
 from conftest import NUMBER, VERIFY_TOKEN, Clock, free_port
 
 PASSWORD = "correct horse battery"

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
-from clicktochat.simulate import inbound_message, new_wamid, referral
+from clicktochat.payloads import inbound_message, new_wamid, referral
 from clicktochat.stats import compute, parse_query
 from conftest import IPHONE, WhatsAppSetup, connect_db, flush
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli
-from clicktochat.simulate import GraphStandIn
+from clicktochat.graph_standin import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN, connect_db
 from test_cli_whatsapp import clean_env  # noqa: F401  (autouse: no CLICKTOCHAT_* from the caller's shell)
 

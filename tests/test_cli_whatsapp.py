@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
 from clicktochat.cli_whatsapp import CUSTOMER_NAMES, customer_name
-from clicktochat.simulate import GraphStandIn
+from clicktochat.graph_standin import GraphStandIn
 from conftest import IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, free_port
 
 SECRETS = (NUMBER.access_token, NUMBER.app_secret, VERIFY_TOKEN)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clicktochat.simulate import batch, inbound_message, new_wamid, post_signed, webhook_body
+from clicktochat.payloads import batch, inbound_message, new_wamid, post_signed, webhook_body
 from conftest import WhatsAppSetup
 from test_notifications import API, PHONE, notify, opt_in, sync
 

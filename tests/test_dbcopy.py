@@ -27,9 +27,9 @@ from clicktochat.app import create_app
 from clicktochat.cli import cli
 from clicktochat.dbcopy import ROWID_COLUMNS, CopyError, Count, order
 from clicktochat.dbcopy import Table as CopiedTable
+from clicktochat.graph_standin import GraphStandIn
 from clicktochat.keys import create_api_key
 from clicktochat.settings import Settings
-from clicktochat.simulate import GraphStandIn
 from conftest import ANDROID, DESKTOP, IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, call, flush, free_port
 from pgserver import PostgresServer
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from clicktochat.intake import Taken
-from clicktochat.simulate import encode, sign
+from clicktochat.payloads import encode, sign
 from clicktochat.webhooks import MAX_YIELD, QUIET
 from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_webhooks import URL, stored, text_body

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from clicktochat.backup import backup, restore
 from clicktochat.cli import cli
 from clicktochat.journal import Journal, drain_file, frame, journal_dir, locked, read_frames, segments
+from clicktochat.payloads import batch, encode, inbound_message, new_wamid, sign, webhook_body
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import batch, encode, inbound_message, new_wamid, sign, webhook_body
 from clicktochat.webhooks import parse
 from conftest import NUMBER, WhatsAppSetup, connect_db
 

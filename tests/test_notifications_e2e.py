@@ -20,9 +20,9 @@ from collections import Counter
 
 import pytest
 
+from clicktochat.graph_standin import GraphStandIn
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN, connect_db, free_port, running
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from typing import Any
 
 from clicktochat.outbox import Backoff
 from clicktochat.outboxstore import OutboxStore
-from clicktochat.simulate import error
+from clicktochat.payloads import error
 from conftest import WhatsAppSetup
 
 

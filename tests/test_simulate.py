@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clicktochat import simulate
-from clicktochat.simulate import Customer, GraphStandIn, StandInNumber
+from clicktochat import payloads
+from clicktochat.graph_standin import GraphStandIn, StandInNumber
+from clicktochat.simulate import Customer
 
 NUMBER = StandInNumber(phone_number_id="106540352242922", waba_id="102290129340398",
                        display_phone_number="15550783881", verified_name="Acme Sofas",
@@ -119,7 +120,7 @@ def only_value(body: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_customer_message_is_signed_over_the_exact_bytes_and_shaped_as_meta_documents() -> None:
     async def scenario(world: World) -> None:
-        ad = simulate.referral(source_url="https://fb.me/3cr4Wqqkv", source_id="120212345", headline="Sofas -30%",
+        ad = payloads.referral(source_url="https://fb.me/3cr4Wqqkv", source_id="120212345", headline="Sofas -30%",
                                body="This week only", ctwa_clid="ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0H",
                                image_url="https://scontent.example/ad.jpg")
         response = await world.customer().send_text("Does it come in blue? ¿Sí?", referral=ad)
@@ -166,7 +167,7 @@ def test_a_user_whose_phone_is_withheld_has_no_wa_id_and_no_from() -> None:
 def test_media_buttons_and_replies_have_their_documented_objects() -> None:
     async def scenario(world: World) -> None:
         customer = world.customer()
-        context = {"from": NUMBER.display_phone_number, "id": simulate.new_wamid(outbound=True)}
+        context = {"from": NUMBER.display_phone_number, "id": payloads.new_wamid(outbound=True)}
         await customer.send_media("image", caption="this one")
         await customer.tap_button("Yes please", "FOLLOW_UP_YES", context=context)
         await customer.tap_reply("opt-1", "Blue")
@@ -196,21 +197,21 @@ def test_user_preferences_webhook() -> None:
 
 def test_batch_groups_changes_by_account() -> None:
     def one(number: StandInNumber, n: int) -> dict[str, Any]:
-        value = simulate.inbound_message(wamid=simulate.new_wamid(), timestamp=n, wa_id="1", user_id=None,
+        value = payloads.inbound_message(wamid=payloads.new_wamid(), timestamp=n, wa_id="1", user_id=None,
                                          name="A", text=str(n))
-        return simulate.webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
+        return payloads.webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
                                      display_phone_number=number.display_phone_number, value=value)
 
-    body = simulate.batch([one(NUMBER, 1), one(OTHER, 2), one(NUMBER, 3)])
+    body = payloads.batch([one(NUMBER, 1), one(OTHER, 2), one(NUMBER, 3)])
     assert [entry["id"] for entry in body["entry"]] == [NUMBER.waba_id, OTHER.waba_id]
     texts = [[c["value"]["messages"][0]["text"]["body"] for c in entry["changes"]] for entry in body["entry"]]
     assert texts == [["1", "3"], ["2"]]
 
 
 def test_wamids_look_like_meta_s() -> None:
-    wamid = simulate.new_wamid("16505551234")
+    wamid = payloads.new_wamid("16505551234")
     assert wamid.startswith("wamid.HBgLMTY1MDU1NTEyMzQVAgAS")
-    assert len({simulate.new_wamid() for _ in range(50)}) == 50
+    assert len({payloads.new_wamid() for _ in range(50)}) == 50
 
 
 # --- the Graph API ----------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_a_free_form_send_after_24_hours_is_accepted_then_fails_with_131047() ->
             "code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
             "error_data": {"details": "Message failed to send because more than 24 hours have passed since the "
                                       "customer last replied to this number."},
-            "href": simulate.ERROR_CODES_URL}]
+            "href": payloads.ERROR_CODES_URL}]
         assert "pricing" not in failed and "conversation" not in failed
         assert statuses[3]["pricing"] == {"billable": True, "pricing_model": "PMP", "category": "utility",
                                           "type": "regular"}
@@ -352,7 +353,7 @@ def test_emitted_statuses_are_signed_and_echo_biz_opaque_callback_data() -> None
                                          "type": "free_customer_service"}
             assert status["conversation"]["origin"] == {"type": "service"} and status["conversation"]["id"]
         assert "expiration_timestamp" in statuses[0]["conversation"]
-        failed = await world.standin.emit_status(wamid, "failed", errors=[simulate.error(131026)])
+        failed = await world.standin.emit_status(wamid, "failed", errors=[payloads.error(131026)])
         assert failed.status_code == 200
         last = only_value(world.receiver.bodies()[-1])["statuses"][0]
         assert last["errors"][0]["code"] == 131026 and last["biz_opaque_callback_data"] == "outbox:42"
@@ -431,9 +432,9 @@ def test_phone_number_and_templates_endpoints() -> None:
 
 
 def test_sign_is_meta_s_header_value() -> None:
-    raw = simulate.encode({"a": "https://x/é"})
+    raw = payloads.encode({"a": "https://x/é"})
     assert raw == b'{"a":"https:\\/\\/x\\/\\u00e9"}'
-    assert simulate.sign(raw, "s") == "sha256=" + hmac.new(b"s", raw, hashlib.sha256).hexdigest()
+    assert payloads.sign(raw, "s") == "sha256=" + hmac.new(b"s", raw, hashlib.sha256).hexdigest()
 
 
 def test_a_utility_template_inside_an_open_window_is_charged_as_our_cost_rules_say() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
-from clicktochat.simulate import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
+from clicktochat.payloads import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
 from clicktochat.webhooks import MAX_BODY_BYTES, WebhookHeaders
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup, connect_db
 

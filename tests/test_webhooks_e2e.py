@@ -32,19 +32,11 @@ import httpx
 import pytest
 
 from clicktochat.conversations import STATUS_RANK
+from clicktochat.graph_standin import GraphStandIn
 from clicktochat.journal import journal_dir, read_frames, segments
+from clicktochat.payloads import batch, encode, inbound_message, new_wamid, sign, status_update, webhook_body
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.simulate import (
-    GraphStandIn,
-    batch,
-    encode,
-    inbound_message,
-    new_wamid,
-    sign,
-    status_update,
-    webhook_body,
-)
 from conftest import NUMBER, POSTGRES, VERIFY_TOKEN, connect_db, free_port, running
 
 pytestmark = pytest.mark.e2e

@@ -29,8 +29,10 @@ from .cli import common_options, json_option, print_json, print_table, printable
 from .conversations import check_text
 from .database import is_postgres
 from .errors import FieldError, InvalidInput, ProblemError
+from .graph_standin import GraphStandIn, StandInNumber
+from .payloads import referral
 from .service import Service, timestamp
-from .simulate import Customer, GraphStandIn, StandInNumber, referral
+from .simulate import Customer
 from .whatsapp import ConversationView
 
 T = TypeVar("T")
