@@ -187,13 +187,18 @@ class GraphStandIn:
                            "be loaded due to missing permissions, or does not support this operation.",
                            type="GraphMethodException", subcode=33)
 
-    async def _node(self, request: Request) -> JSONResponse:
+    def _known(self, request: Request) -> StandInNumber | JSONResponse:
+        """The number the path names, or Meta's refusal: a token not its own, or no such node."""
         node_id = request.path_params["node_id"]
         number = self.numbers.get(node_id)
         if denied := self._authorise(request, number):
             return denied
-        if number is None:
-            return self._unknown_node(node_id)
+        return self._unknown_node(node_id) if number is None else number
+
+    async def _node(self, request: Request) -> JSONResponse:
+        number = self._known(request)
+        if isinstance(number, JSONResponse):
+            return number
         full = {"id": number.phone_number_id, "display_phone_number": number.display_phone_number,
                 "verified_name": number.verified_name, "quality_rating": "GREEN",
                 "code_verification_status": "VERIFIED", "platform_type": "CLOUD_API",
@@ -212,12 +217,9 @@ class GraphStandIn:
         return JSONResponse({"data": self.templates, "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}})
 
     async def _send(self, request: Request) -> JSONResponse:
-        node_id = request.path_params["node_id"]
-        number = self.numbers.get(node_id)
-        if denied := self._authorise(request, number):
-            return denied
-        if number is None:
-            return self._unknown_node(node_id)
+        number = self._known(request)
+        if isinstance(number, JSONResponse):
+            return number
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
