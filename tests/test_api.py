@@ -17,7 +17,7 @@ from clicktochat.agents import WEEKDAYS
 from clicktochat.api import MAX_BODY_BYTES
 from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
-from clicktochat.service import Service
+from clicktochat.service import Service, timestamp
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
 
 API = "/api/v1"
@@ -579,6 +579,17 @@ def test_expires_at_can_be_changed_and_cleared(api: Api) -> None:
         ok(api.patch(f"/links/{slug}", {"expires_at": "2100-01-01T00:00:00Z"}))["expires_at"] == "2100-01-01T00:00:00Z"
     )
     assert ok(api.patch(f"/links/{slug}", {"expires_at": None}))["expires_at"] is None
+    # Found by an independent review: year 1 was taken (a 500), then every listing of links failed.
+    assert invalid(api.patch(f"/links/{slug}", {"expires_at": "0001-01-01T00:00:00+14:00"}), "expires_at") == (
+        "is before 1970; to end a link now, give the present time or disable it"
+    )
+    assert ok(api.get("/links"))["links"][0]["expires_at"] is None
+
+
+def test_a_time_no_date_can_hold_is_shown_at_the_edge_not_an_error() -> None:
+    """A database where year 1 was stored before it was refused still lists its links."""
+    assert timestamp(-62135647200) == "0001-01-01T00:00:00Z" and timestamp(10**13) == "9999-12-31T23:59:59Z"
+    assert timestamp(0) == "1970-01-01T00:00:00Z" and timestamp(None) is None
 
 
 @pytest.mark.parametrize("short", [True, False])

@@ -551,9 +551,12 @@ def _check_name(name: str) -> str:
 
 
 def check_expiry(expires_at: int | None, allow_past: bool = False) -> int | None:
-    """Unix seconds within the next hundred years (past only when ending a link now)."""
+    """Unix seconds within the next hundred years (past only when ending a link now, and not
+    before 1970: year 1 stored once made every listing of links fail to show it)."""
     if expires_at is None:
         return None
+    if expires_at < 0:
+        raise InvalidInput("expires_at", "is before 1970; to end a link now, give the present time or disable it")
     if not allow_past and expires_at <= time.time():
         raise InvalidInput("expires_at", "is in the past")
     if expires_at > time.time() + MAX_EXPIRY_SECONDS:
@@ -561,6 +564,13 @@ def check_expiry(expires_at: int | None, allow_past: bool = False) -> int | None
     return expires_at
 
 
+FIRST_SECOND, LAST_SECOND = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+
+
 def timestamp(value: int | None) -> str | None:
-    """Unix seconds as ISO 8601 UTC, the form the API speaks."""
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+    """Unix seconds as ISO 8601 UTC, the form the API speaks. A value no date can hold (stored
+    before it was refused) is shown as the first or last date there is, never an error."""
+    if value is None:
+        return None
+    shown = min(max(value, FIRST_SECOND), LAST_SECOND)
+    return datetime.fromtimestamp(shown, UTC).isoformat().replace("+00:00", "Z")
