@@ -68,6 +68,8 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     wrong = run("notify", "--to", "+39 347 123 4567", "--topic", "orders", "--template", "follow_up")
     assert wrong.exit_code == 1 and "takes 2 parameters" in wrong.output
     assert "--param:" in wrong.output and "--parameters" not in wrong.output  # the flag typed (found by a new user)
+    bad_key = run(*args[:-1], "bad key!")
+    assert bad_key.exit_code == 1 and "--key:" in bad_key.output and "idempotency" not in bad_key.output
     listed = json.loads(run("notifications", "list", "--json").output)
     assert [(n["id"], n["state"], n["source"]) for n in listed] == [(1, "queued", "cli")]
     shown = json.loads(run("notifications", "show", "1").output)

@@ -50,6 +50,11 @@ def test_input_errors_name_the_flag(run: Callable[..., Result]) -> None:
     assert bad.exit_code == 1 and "SLUG: " in bad.output and "--slug" not in bad.output
     bad = run("optin", "add", "+393471234567", "--topic", "Orders!", "--text", "x", "--version", "1")
     assert bad.exit_code == 1 and "--topic" in bad.output
+    # The flags typed, not the API's fields (found by an independent review: "--consent-version").
+    bad = run("optin", "add", "+393471234567", "--topic", "orders", "--text", "x", "--version", "@@")
+    assert bad.exit_code == 1 and "--version:" in bad.output and "consent" not in bad.output
+    bad = run("optin", "add", "+393471234567", "--topic", "orders", "--text", "", "--version", "1")
+    assert bad.exit_code == 1 and "--text:" in bad.output and "consent" not in bad.output
 
 
 def test_forms(run: Callable[..., Result]) -> None:

@@ -42,7 +42,7 @@ def notify_command(db: str | None, base_url: str | None, to: str, topic: str, te
         )  # fmt: skip
         return notification_out(made).model_dump(mode="json")
 
-    row = run(db, base_url, work)
+    row = run(db, base_url, work, {"idempotency_key": "--key"})
     if as_json:
         return print_json(row)
     click.echo(f"Notification {row['id']} to +{row['to']} ({row['topic']}, {row['template']}): {row['state']}.")

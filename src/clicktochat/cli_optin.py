@@ -38,7 +38,8 @@ def optin_add(db: str | None, base_url: str | None, phone: str, topic: str, word
         entry = await optins.add(business_id, phone, topic, source, wording, version)
         return entry, await optins.notes(entry)
 
-    entry, notes = run_with_service(db, base_url, work, {"phone": "PHONE"})
+    entry, notes = run_with_service(db, base_url, work,
+                                    {"phone": "PHONE", "consent_text": "--text", "consent_version": "--version"})
     for note in notes:
         click.echo(f"Note: {note}", err=True)
     if as_json:
