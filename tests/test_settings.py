@@ -60,7 +60,7 @@ def test_the_database_is_a_file_or_a_postgresql_url() -> None:
     assert Settings.from_env({"CLICKTOCHAT_DB": url}).db == url
     assert Settings(db="postgres://shop@db.internal/clicktochat").db.startswith("postgres://")
     assert Settings(db="/var/lib/clicktochat/clicktochat.db").db == "/var/lib/clicktochat/clicktochat.db"
-    with pytest.raises(ValueError, match="CLICKTOCHAT_DB: give a file path or a postgresql://") as refused:
+    with pytest.raises(ValueError, match=r"CLICKTOCHAT_DB \(--db\): give a file path or a postgresql://") as refused:
         Settings(db="mysql://shop:s3cret-pw@db.internal/clicktochat")
     assert "s3cret-pw" not in str(refused.value)
 

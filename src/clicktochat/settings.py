@@ -122,12 +122,12 @@ class Settings:
             )
 
         if is_postgres(self.db) and not well_formed(self.db):
-            raise ValueError(f"{ENV_PREFIX}DB: the URL's password holds a character that must be percent-encoded"
+            raise ValueError(f"{ENV_PREFIX}DB (--db): the URL's password holds a character that must be percent-encoded"
                              " (@ is %40, # is %23, / is %2F, : is %3A, % is %25), or it is cut short and partly"
                              " read as the host name")  # fmt: skip
         if "://" in self.db and not is_postgres(self.db):
-            raise ValueError(f"{ENV_PREFIX}DB: give a file path or a postgresql://user:password@host:5432/name URL, "
-                             f"not a {self.db.split('://', 1)[0]}:// one")  # fmt: skip
+            raise ValueError(f"{ENV_PREFIX}DB (--db): give a file path or a postgresql://user:password@host:5432/name"
+                             f" URL, not a {self.db.split('://', 1)[0]}:// one")  # fmt: skip
         if self.price_table:
             from .pricing import load_table  # read now, so a typo in the file stops the start, not a page
 
