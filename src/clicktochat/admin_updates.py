@@ -28,6 +28,16 @@ def parameters_of(text: str) -> list[str]:
     return lines
 
 
+def chosen_template(value: str) -> tuple[int | None, str, str]:
+    """The Template field: "business id|name|language" (the form's options: an agency's
+    businesses each send from their own number), or "name|language" as it was before."""
+    parts = value.split("|")
+    if len(parts) == 3 and parts[0].isdecimal() and len(parts[0]) < 10:
+        return int(parts[0]), parts[1], parts[2]
+    name, _, language = value.partition("|")
+    return None, name, language
+
+
 @admin_page
 async def updates_page(request: Request, page: Page) -> Response:
     service, whatsapp = page.service, page.service.whatsapp
@@ -35,12 +45,12 @@ async def updates_page(request: Request, page: Page) -> Response:
     status = 200
     if request.method == "POST":
         form = page.form
-        name, _, language = form.get("template", "").partition("|")
+        business_id, name, language = chosen_template(form.get("template", ""))
         try:
             await whatsapp.notifications.queue(
                 to=form.get("to", ""), topic=form.get("topic", "").strip(), template=name, language=language,
                 parameters=parameters_of(form.get("parameters", "")), source="dashboard",
-                idempotency_key=form.get("idempotency_key") or None,
+                idempotency_key=form.get("idempotency_key") or None, business_id=business_id,
             )  # fmt: skip
             return see_other("/admin/updates", "update-queued")
         except InvalidInput as exc:
@@ -51,22 +61,27 @@ async def updates_page(request: Request, page: Page) -> Response:
     state = request.query_params.get("state", "")
     found = await whatsapp.chats.notifications(state=state if state in STATES else None, limit=LIMIT)
     businesses = {b.id: b for b in await service.store.businesses()}
-    templates = []
-    for number in await whatsapp.chats.numbers():
+    templates: dict[str, str] = {}  # value: label, each template once per business
+    numbers = await whatsapp.chats.numbers()
+    several = len({number.business_id for number in numbers}) > 1
+    for number in numbers:
         for template, _ in await whatsapp.chats.templates(number.id):
             if template.approved:
                 count = len(template.parameter_names)
                 label = f"{template.name} ({template.language}, {template.category.lower()}, {count} parameter"
                 label += "" if count == 1 else "s"
                 label += ")"
-                templates.append((f"{template.name}|{template.language}", label))
+                if several:  # whose: the same template names come from every business's account
+                    owner = businesses.get(number.business_id)
+                    label += f" for {owner.name if owner else f'business {number.business_id}'}"
+                templates[f"{number.business_id}|{template.name}|{template.language}"] = label
     rows = [{"n": n, "to": display_phone(n.phone),
              "at": when(n.created_at, businesses[n.business_id].timezone if n.business_id in businesses else "UTC")}
             for n in found]  # fmt: skip
     costs = await month_costs(service, None, None)
     key = page.form.get("idempotency_key") if status == 422 else None  # a mistake corrected is one update
-    return show(page, "updates.html", "updates", status, errors, rows=rows, templates=templates, costs=costs,
-                state=state, states=STATES, idempotency_key=key or secrets.token_urlsafe(16))  # fmt: skip
+    return show(page, "updates.html", "updates", status, errors, rows=rows, templates=list(templates.items()),
+                costs=costs, state=state, states=STATES, idempotency_key=key or secrets.token_urlsafe(16))  # fmt: skip
 
 
 routes: list[BaseRoute] = [Route("/updates", updates_page, methods=BOTH)]
