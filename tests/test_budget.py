@@ -74,6 +74,7 @@ def test_styled_codes_are_the_owners(timed: TestClient, shop: dict[str, Any], au
     signed = signed_query(keys, "s/vetrina", {"dark": "#0b3d91", "size": "300"})
     assert "sig=" in signed and timed.get(f"/qr/s/vetrina.png?{signed}").status_code == 200
     assert timed.get(f"/qr/s/vetrina.png?{signed.replace('0b3d91', '8b0000')}").status_code == 403  # tampered
+    assert timed.get("/qr/s/vetrina.png?dark=8b0000&sig=%C3%A9", headers=json).status_code == 403  # not a 500
     call(timed, shop["service"].create_link(to=NUMBER, slug="rival"))
     assert timed.get(f"/qr/s/rival.png?{signed}").status_code == 403  # signed for another link
     assert timed.get("/qr/s/vetrina.png?dark=0b3d91", headers=auth).status_code == 200  # an API key: the owner

@@ -285,7 +285,7 @@ def with_customer_notes(standin: GraphStandIn) -> Callable[[Scope, Receive, Send
         note = await request.json()
         number = standin.numbers.get(str(note.get("phone_number_id")))
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if number is None or not secrets.compare_digest(token, number.access_token):
+        if number is None or not secrets.compare_digest(token.encode(), number.access_token.encode()):
             return await JSONResponse({"error": "unknown number or token"}, 401)(scope, receive, send)
         standin.customer_wrote(number.phone_number_id, note.get("wa_id"), standin.clock())
         await JSONResponse({"ok": True})(scope, receive, send)

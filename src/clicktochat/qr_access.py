@@ -43,7 +43,9 @@ def verified(keys: Sequence[str], link: str, params: Mapping[str, str]) -> bool:
     """`params` (with their `sig`) were signed for `link` by one of `keys` (key rotation)."""
     given = params.get(SIG, "")
     options = {name: value for name, value in params.items() if name != SIG}
-    return bool(given) and any(hmac.compare_digest(_signature(key, link, options), given) for key in keys)
+    if not given or not given.isascii():  # compare_digest takes ASCII str only: anything else is no signature
+        return False
+    return any(hmac.compare_digest(_signature(key, link, options), given) for key in keys)
 
 
 def public_options(keys: Sequence[str], link: str, params: Mapping[str, str], owner: bool = False) -> dict[str, str]:
