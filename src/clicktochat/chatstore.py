@@ -218,15 +218,18 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
     async def apply_events(self, bodies: list[tuple[int, list[Event]]], now: int) -> int:
         """Everything some webhook bodies say, and their being done, in one transaction: applied
         once, whatever happens to the process. Each message and status is applied once, even
-        when Meta delivers it again in another body. Returns how many bodies were applied: on
-        PostgreSQL, those another instance is applying, or has applied, are left to it."""
+        when Meta delivers it again in another body. Returns how many bodies were applied: those
+        applied since they were read (by another instance or process, or emptied by an erasure
+        meanwhile, which must not be undone) are left out; on PostgreSQL so are those another
+        instance is applying now (each body's row locked by the one applying it)."""
 
         def work(db: sqlite3.Connection) -> int:
             mine = bodies
-            if self.postgres and bodies:  # several instances: each body's row locked by the one applying it
+            if bodies:  # SQLite: BEGIN IMMEDIATE already keeps every other writer out until the commit
+                lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
                 free = {row[0] for row in db.execute(
                     f"SELECT id FROM webhook_events WHERE id IN ({', '.join('?' * len(bodies))})"
-                    " AND processed_at IS NULL FOR UPDATE SKIP LOCKED", [event_id for event_id, _ in bodies],
+                    f" AND processed_at IS NULL{lock}", [event_id for event_id, _ in bodies],
                 ).fetchall()}  # fmt: skip
                 mine = [body for body in bodies if body[0] in free]
             batch = _Batch()

@@ -428,8 +428,10 @@ class WebhookProcessor:
 
     async def catch_up(self) -> None:
         """Apply everything due now, whoever calls (a customer export must show what Meta sent,
-        not only what the server's loop has applied so far; applying is idempotent)."""
-        while await self.run_once() == self.batch:
+        not only what the server's loop has applied so far; applying is idempotent). Until a
+        round applies nothing: a short round is not the end when a body in it failed (kept for a
+        later try, with its error) or another instance was applying one (PostgreSQL)."""
+        while await self.run_once() or self.moved:
             pass
 
     def wait_before_applying(self, now: float, waited: float) -> float:
