@@ -33,6 +33,7 @@ from redirect import IPHONE_SAFARI, Links, make_links  # noqa: E402
 from clicktochat.app import create_app  # noqa: E402
 from clicktochat.channels import deep_link  # noqa: E402
 from clicktochat.clicks import ClickEvent, describe  # noqa: E402
+from clicktochat.clickstore import NO_ZONES  # noqa: E402
 from clicktochat.settings import Settings  # noqa: E402
 from clicktochat.tokens import token_key  # noqa: E402
 from clicktochat.useragents import classify  # noqa: E402
@@ -114,7 +115,7 @@ async def measure(links: Links, db: str, args: argparse.Namespace) -> None:
         await recorder.flush()
         flush = (time.perf_counter() - began) / events * 1e6
         event = ClickEvent(int(time.time()), "short", "bench", "whatsapp", None, None, None, b"", "", IPHONE_SAFARI)
-        to_row = min(timeit.repeat(lambda: describe(event, 1, {}), number=20_000, repeat=3)) / 20_000 * 1e6
+        to_row = min(timeit.repeat(lambda: describe(event, 1, NO_ZONES), number=20_000, repeat=3)) / 20_000 * 1e6
         print(
             f"\nclick writer, per click: {flush:.1f} µs in all, of which clicks.describe {to_row:.1f} µs "
             "(the rest: uniques, totals and the SQLite writes)"

@@ -15,7 +15,7 @@ from clicktochat.clicks import (
     describe,
     referrer_host,
 )
-from clicktochat.clickstore import CLICK_COLUMNS
+from clicktochat.clickstore import CLICK_COLUMNS, NO_ZONES, Zones
 from clicktochat.sharedstore import SharedStore
 from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
@@ -27,7 +27,7 @@ def event(query: bytes = b"", referer: str = "", ua: str = IPHONE, key: str = "v
 
 
 def row_of(click: ClickEvent, businesses: dict[int, tuple[int, str]] | None = None) -> dict[str, Any]:
-    return describe(click, 1, businesses or {})._asdict()
+    return describe(click, 1, Zones(businesses or {}, {}))._asdict()
 
 
 def test_a_click_row_is_a_row_of_the_clicks_table() -> None:
@@ -490,6 +490,6 @@ def test_the_memoised_analysis_is_the_analysis() -> None:
     analysis.cache_clear()
     for combo in [*combos, *reversed(combos)]:  # the second pass answers from the cache
         assert analysis(*combo) == analyse(*combo), combo
-        row = describe(event(combo[0], combo[1], combo[2])._replace(probe=combo[3]), 1, {})
+        row = describe(event(combo[0], combo[1], combo[2])._replace(probe=combo[3]), 1, NO_ZONES)
         assert tuple(row)[7:17] + (row.robot, row.via) == analyse(*combo)
     assert analysis.cache_info().hits >= len(combos)

@@ -4,6 +4,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -213,3 +214,23 @@ def test_from_alone_runs_to_today(client: TestClient, service: Service) -> None:
     assert ahead.last_day == date(2027, 1, 30)  # type: ignore[attr-defined]
     with pytest.raises(InvalidInput):  # more than ten years to today
         call(client, compute(service.store, StatsQuery(first_day=date(2000, 1, 1)), now=now))
+
+
+def test_a_business_link_to_a_fixed_number_counts_in_the_business_and_its_day(
+    client: TestClient, service: Service
+) -> None:
+    """Found by an independent review: such a link (it keeps its business, issue 12) has no
+    agent, and its clicks fell on UTC's day and out of the business's totals."""
+    kiwi = call(client, service.add_business("Kiwi Cafe", "Pacific/Auckland"))
+    call(client, service.add_agent(kiwi.id, "Aroha", "+64 21 123 4567"))  # type: ignore[attr-defined]
+    call(client, service.create_link(business_id=kiwi.id, slug="kiwi-fixed"))  # type: ignore[attr-defined]
+    call(client, service.update_link("kiwi-fixed", {"to": "+64 21 999 8888"}))
+    assert client.get("/s/kiwi-fixed", headers={"user-agent": IPHONE}).headers["location"] == "https://wa.me/64219998888"
+    flush(client)
+    rows = call(client, service.store._all("SELECT at, day, business_id FROM clicks WHERE link_key = 'kiwi-fixed'"))
+    ((when, day, business_id),) = rows  # type: ignore[misc]
+    assert business_id == kiwi.id  # type: ignore[attr-defined]
+    assert day == datetime.fromtimestamp(when, ZoneInfo("Pacific/Auckland")).date().isoformat()
+    asked = StatsQuery(business_id=kiwi.id)  # type: ignore[attr-defined]
+    result = call(client, compute(service.store, asked, now=datetime.fromtimestamp(when, UTC)))
+    assert result.totals.clicks == 1  # type: ignore[attr-defined]

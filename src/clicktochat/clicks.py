@@ -10,13 +10,14 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from .clickstore import Zones
 from .sharedstore import SharedStore, decide_uniques, forget_visitors, share_salts
 from .store import Store
 from .uniques import RecentVisitors
@@ -58,6 +59,8 @@ class ClickEvent(NamedTuple):
     address: str = ""  # a person's, until the writer hashes it into `visitor` (within a second, never written)
     ref: str = ""  # the ref code put in the pre-filled message (conversations.with_ref)
     ref_address: str = ""  # the number the chat was opened with, which the ref code is looked up for
+    business_id: int | None = None  # a business's link to a fixed number (no agent): whose day it counts in
+
 
 
 def refs_of(events: Iterator[ClickEvent] | list[ClickEvent]) -> list[tuple[Any, ...]]:
@@ -99,14 +102,17 @@ class ClickRow(NamedTuple):
     uniques: int
 
 
-def describe(event: ClickEvent, n: int, businesses: Mapping[int, tuple[int, str]]) -> ClickRow:
+def describe(event: ClickEvent, n: int, zones: Zones) -> ClickRow:
     """Everything stored of a click, but whether it was unique (that needs the ones before)."""
     query, referer, user_agent = event.query_string, event.referer, event.user_agent
     if len(query) + len(referer) <= MAX_CACHED_ANALYSIS:
         facts = analysis(query, referer, user_agent, event.probe)
     else:  # rare and long: not worth a place in the cache (whose memory this bounds)
         facts = analyse(query, referer, user_agent, event.probe)
-    business_id, timezone = businesses.get(event.agent_id or 0, (None, "UTC"))
+    if event.agent_id is not None or event.business_id is None:
+        business_id, timezone = zones.agents.get(event.agent_id or 0, (None, "UTC"))
+    else:
+        business_id, timezone = event.business_id, zones.businesses.get(event.business_id, "UTC")
     return ClickRow(
         event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
         facts[0], facts[1], facts[2], facts[3], facts[4], facts[5], facts[6], facts[7], facts[8], facts[9],
@@ -389,9 +395,9 @@ class ClickRecorder:
         written = 0
         while todo:
             batch = todo[: self.batch_size]
-            businesses = await self.store.agent_businesses()
+            zones = await self.store.click_zones()
             # Parsing thousands of new user agents takes a while: off the event loop.
-            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, businesses)
+            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, zones)
             link_days, link_months, dimension_days, link_dimension_days = totals
             await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
             del todo[: len(batch)]
@@ -413,8 +419,8 @@ class ClickRecorder:
         while todo:
             batch = todo[: self.batch_size]
             await self._share_salts(max(event.at for event in batch))
-            businesses = await self.store.agent_businesses()
-            merged, rows = await asyncio.to_thread(self.describe_all, batch, businesses)
+            zones = await self.store.click_zones()
+            merged, rows = await asyncio.to_thread(self.describe_all, batch, zones)
             visits, before = first_visits(rows, [event.visitor_before for event in merged])
             new = await decide_uniques(self.store, visits, before, self.salts.window)
             # Decided (committed): from here the batch is written as it is, even if this write fails.
@@ -441,12 +447,10 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    def describe_all(
-        self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
-    ) -> tuple[list[ClickEvent], list[ClickRow]]:
+    def describe_all(self, batch: list[ClickEvent], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
         """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
         merged = self.hashed(batch)
-        return list(merged), [describe(event, n, businesses) for event, n in merged.items()]
+        return list(merged), [describe(event, n, zones) for event, n in merged.items()]
 
     def hashed(self, batch: list[ClickEvent]) -> dict[ClickEvent, int]:
         merged: dict[ClickEvent, int] = {}
@@ -460,10 +464,10 @@ class ClickRecorder:
         return merged
 
     def prepare(
-        self, batch: list[ClickEvent], businesses: Mapping[int, tuple[int, str]]
+        self, batch: list[ClickEvent], zones: Zones
     ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
         merged = self.hashed(batch)
-        rows = [describe(event, n, businesses) for event, n in merged.items()]
+        rows = [describe(event, n, zones) for event, n in merged.items()]
         uniques, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
         rows = [
             tuple.__new__(ClickRow, (*row[:-1], unique)) if unique else row  # row._replace(uniques=unique), cheaper

@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .storedb import StoreDB, copy_rows, insert_rows
 
@@ -46,6 +46,17 @@ GROUPINGS = {
 }
 GROUPINGS_PG = GROUPINGS | {"week": "to_char(date_trunc('week', day::date), 'YYYY-MM-DD')"}  # ISO weeks: Mondays
 LINK_GROUPS = ("link", "campaign", "agent", "channel", "widget")
+
+
+class Zones(NamedTuple):
+    """Whose day a click counts in: each agent's business and that business's time zone, and
+    each business's time zone (for its links to a fixed number, which have no agent)."""
+
+    agents: Mapping[int, tuple[int, str]]
+    businesses: Mapping[int, str]
+
+
+NO_ZONES = Zones({}, {})
 
 
 class ClickStore(StoreDB):
@@ -123,10 +134,11 @@ class ClickStore(StoreDB):
             while rows := await cursor.fetchmany(chunk):
                 yield [(visitor, int(at)) for visitor, at in rows]
 
-    async def agent_businesses(self) -> dict[int, tuple[int, str]]:
-        """Each agent's business and its time zone: whose day a click counts in."""
+    async def click_zones(self) -> Zones:
+        """Each agent's business and its time zone, and each business's: whose day a click counts in."""
         rows = await self._all("SELECT a.id, b.id, b.timezone FROM agents a JOIN businesses b ON b.id = a.business_id")
-        return {agent_id: (business_id, timezone) for agent_id, business_id, timezone in rows}
+        zones = await self._all("SELECT id, timezone FROM businesses")
+        return Zones({agent_id: (business_id, timezone) for agent_id, business_id, timezone in rows}, dict(zones))
 
     async def prune_clicks(self, before: int, chunk: int = 20_000) -> int:
         """Delete raw rows older than `before`, a chunk per transaction so clicks keep flowing."""

@@ -74,6 +74,7 @@ class Click(NamedTuple):
     ref_code: bool | None = None  # short links' option; None: on when the number is connected
     others: tuple[Agent, ...] = ()  # the business's agents: their other channels are offered on the page...
     switch_url: str = ""  # ...each as this URL followed by `ch=<channel>` (our own route, which routes it)
+    business_id: int | None = None  # short links': whose day a click counts in when no agent takes it
 
 
 async def signed_click(service: Service, scope: Scope, counted: bool) -> Click:
@@ -122,7 +123,7 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
     return Click(  # the channel asked for stays in the link the page, its QR code and its preview show
         "short", link.slug, f"{url}?ch={asked}" if asked else url, destination.channel, destination.address, link.text,
         link.mode, destination.agent_id, link.campaign, link.source, target.title, asks_web(scope),
-        ref_code=link.ref_code, others=business, switch_url=f"{url}?",
+        ref_code=link.ref_code, others=business, switch_url=f"{url}?", business_id=target.business_id,
     )  # fmt: skip
 
 
@@ -180,7 +181,7 @@ class ClickEndpoint:
                 ClickEvent(
                     int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
                     click.source, scope["query_string"][:MAX_QUERY_LENGTH], referer, user_agent, click.page_path,
-                    "", "", scope["method"] != "GET", address, ref, click.address if ref else "",
+                    "", "", scope["method"] != "GET", address, ref, click.address if ref else "", click.business_id,
                 )  # fmt: skip
             )
         channel = CHANNELS[click.channel]
