@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from clicktochat.outbox import Backoff
+from clicktochat.outbox import UNKNOWN_OUTCOME_WAIT, Backoff
 from clicktochat.outboxstore import OutboxStore
-from clicktochat.payloads import error
-from conftest import WhatsAppSetup
+from clicktochat.payloads import error, post_signed, status_update, webhook_body
+from conftest import NUMBER, WhatsAppSetup, free_port
 
 
 def conversation(setup: WhatsAppSetup, **customer: Any) -> int:
@@ -206,3 +206,34 @@ def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsApp
 
     first, second = whatsapp.run(both())
     assert sorted(first + second) == rows  # each row once: none twice, none left behind
+
+
+def test_a_send_with_no_answer_waits_for_meta_to_say_it_went_out(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: a send that timed out was tried again at once, and a
+    `sent` status that came meanwhile was overwritten by the retry (three copies for one row).
+    No answer may mean Meta took it: the retry waits, and a status naming the row ends it."""
+    cid = conversation(whatsapp)
+    graph = whatsapp.service.whatsapp.graph
+    reachable, graph.base_url = graph.base_url, f"http://127.0.0.1:{free_port()}/v26.0"  # nothing listens: no answer
+    assert reply(whatsapp, cid, "Arrivo!").status_code == 202
+    assert whatsapp.send() == 1
+    (row,) = whatsapp.run(whatsapp.service.whatsapp.chats.run(lambda: whatsapp.service.whatsapp.chats.db.execute(
+        "SELECT id, state, next_attempt_at FROM outbox").fetchall()))  # fmt: skip
+    assert row[1] == "queued" and row[2] >= whatsapp.clock() + UNKNOWN_OUTCOME_WAIT
+    graph.base_url = reachable
+    whatsapp.clock.move(UNKNOWN_OUTCOME_WAIT / 2)
+    assert whatsapp.send() == 0  # still waiting for Meta's word
+    value = status_update(wamid="wamid.TOOK", status="sent", timestamp=int(whatsapp.clock()),
+                          recipient_id="393471234567", biz_opaque_callback_data=str(row[0]))  # fmt: skip
+    body = webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+    assert whatsapp.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
+                                    whatsapp.http())).status_code == 200  # fmt: skip
+    whatsapp.process()
+    whatsapp.clock.move(UNKNOWN_OUTCOME_WAIT)
+    assert whatsapp.send() == 0 and whatsapp.standin.sent == []  # Meta took it once: never again
+    assert messages(whatsapp, cid)[-1]["status"] == "sent"
+    # A retry decided after the status (a send's answer lost in flight) leaves it sent.
+    whatsapp.run(whatsapp.service.whatsapp.chats.retry_later(row[0], int(whatsapp.clock()), None, "late"))
+    whatsapp.run(whatsapp.service.whatsapp.chats.give_up(row[0], "failed", None, "late"))
+    assert messages(whatsapp, cid)[-1]["status"] == "sent"

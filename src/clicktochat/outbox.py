@@ -24,6 +24,11 @@ Check = Callable[[list[OutboxRow]], Awaitable[list[str | None]]]  # per row, why
 CLAIM = 4  # rows claimed per round, per send at once: the next sends start while others wait on Meta
 
 
+UNKNOWN_OUTCOME_WAIT = 60
+"""Seconds at least before trying again a send that got no answer (a timeout, a dropped
+connection): Meta may have taken it, and its `sent` status, naming the row, marks it sent."""
+
+
 @dataclass(frozen=True)
 class Backoff:
     base: float = 2.0
@@ -149,6 +154,8 @@ class Sender:
             detail = f"{error.message} ({error.code}{': ' + error.detail if error.detail else ''})"
             if error.retryable and row.attempts < self.backoff.max_attempts:
                 delay = self.backoff.delay(row.attempts, error.retry_after)
+                if error.status == 0:  # no answer: Meta may have taken it, and its `sent` status would say so
+                    delay = max(delay, UNKNOWN_OUTCOME_WAIT)
                 await self.chats.retry_later(row.id, int(self.clock() + delay), error.code or None, detail)
             else:
                 await self.chats.give_up(row.id, "failed", error.code or None, detail)

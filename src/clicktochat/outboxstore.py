@@ -80,10 +80,13 @@ class OutboxStore(ChatDB):
     async def claim(self, now: int, lease: int, limit: int) -> list[OutboxRow]:
         """Due rows, leased to this sender: another sender (or instance) skips them until the
         lease ends. A row still `sending` after its lease was interrupted (a crash): unless a
-        status of Meta's has already shown it went out, it is sent again."""
+        status of Meta's has shown it went out within another `lease` seconds, it is sent again
+        (Meta's `sent` status names the row, and comes within seconds of a send it took: a
+        restarted server must have had the time to hear it first)."""
 
         def work(db: sqlite3.Connection) -> list[Any]:
-            return db.execute(CLAIM_POSTGRES if self.postgres else CLAIM, (now + lease, now, limit)).fetchall()
+            claim = CLAIM_POSTGRES if self.postgres else CLAIM
+            return db.execute(claim, (now + lease, now, limit, now - lease)).fetchall()
 
         def claimed() -> list[OutboxRow]:
             rows = self._retry(work)
@@ -112,9 +115,10 @@ class OutboxStore(ChatDB):
     async def retry_later(self, outbox_id: int, next_attempt_at: int, code: int | None, error: str) -> None:
         def work() -> None:
             with self._tx() as db:
-                db.execute(
+                db.execute(  # still this sender's: a status of Meta's may have shown it went out meanwhile
                     "UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
-                    " error_code = ?, error = ? WHERE id = ?", (next_attempt_at, code, error, outbox_id),
+                    " error_code = ?, error = ? WHERE id = ? AND state = 'sending'",
+                    (next_attempt_at, code, error, outbox_id),
                 )  # fmt: skip
 
         await self.run(work)
@@ -125,7 +129,7 @@ class OutboxStore(ChatDB):
         def work() -> None:
             with self._tx() as db:
                 db.execute("UPDATE outbox SET state = ?, lease_until = NULL, error_code = ?, error = ?"
-                           " WHERE id = ?", (state, code, error, outbox_id))  # fmt: skip
+                           " WHERE id = ? AND state = 'sending'", (state, code, error, outbox_id))  # fmt: skip
 
         await self.run(work)
 
@@ -139,7 +143,7 @@ class OutboxStore(ChatDB):
 # gathered and sorted every due row, each time (10,000 queued: 10,000).
 CLAIM = (
     "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = attempts + 1 WHERE id IN"
-    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3)"
+    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?4 LIMIT ?3)"
     " UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?2"
     " ORDER BY next_attempt_at, id LIMIT ?3) LIMIT ?3)"
     " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error, created_at"
@@ -148,7 +152,7 @@ CLAIM = (
 # (SQLite has one writer at a time; here a second claim would wait, then take the rows again).
 CLAIM_POSTGRES = (
     "UPDATE outbox SET state = 'sending', lease_until = ?1, attempts = outbox.attempts + 1 WHERE id IN"
-    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?2 LIMIT ?3"
+    " (SELECT id FROM (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?4 LIMIT ?3"
     " FOR UPDATE SKIP LOCKED) AS leased UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE state = 'queued'"
     " AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3 FOR UPDATE SKIP LOCKED) AS due LIMIT ?3)"
     " RETURNING id, number_id, conversation_id, payload, state, attempts, wamid, error_code, error, created_at"

@@ -80,7 +80,7 @@ class Settings:
         "default; up to 1,000 once Meta has raised it for the number).",
     )
     outbox_lease: int = setting(
-        60, "Seconds a message being sent is held by one sender. After a crash it is sent again once this has "
+        60, "Seconds a message being sent is held by one sender. After a crash it is sent again once twice this has "
         "passed, unless a status from Meta (which names our row) has shown that it went out.",
     )
     optin_confirmations_per_hour: int = setting(
