@@ -119,6 +119,20 @@ def test_an_opt_out_that_arrives_while_it_waits_stops_it(whatsapp: WhatsAppSetup
     assert after.status_code == 409 and "opted out" in after.json()["detail"]
 
 
+def test_meta_refusing_for_a_marketing_stop_is_an_opt_out(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: error 131050 in a status was an opt-out, the same error
+    in Meta's answer to the send was not, and the next update went out."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    whatsapp.standin.fail_next(1, 400, 131050)
+    first = notify(whatsapp).json()
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    shown = whatsapp.client.get(f"{API}/notifications/{first['id']}", headers=whatsapp.auth).json()
+    assert (shown["state"], shown["error_code"]) == ("failed", 131050)
+    after = notify(whatsapp, idempotency_key="next")
+    assert after.status_code == 409 and "opted out" in after.json()["detail"]
+
+
 def test_refusals_for_now_are_retried_with_backoff_and_sent_once(whatsapp: WhatsAppSetup) -> None:
     sync(whatsapp)
     opt_in(whatsapp)

@@ -24,6 +24,7 @@ Check = Callable[[list[OutboxRow]], Awaitable[list[str | None]]]  # per row, why
 CLAIM = 4  # rows claimed per round, per send at once: the next sends start while others wait on Meta
 
 
+MARKETING_STOPPED = 131050  # Meta's error: the person stopped this business's marketing messages
 UNKNOWN_OUTCOME_WAIT = 60
 """Seconds at least before trying again a send that got no answer (a timeout, a dropped
 connection): Meta may have taken it, and its `sent` status, naming the row, marks it sent."""
@@ -159,6 +160,12 @@ class Sender:
                 await self.chats.retry_later(row.id, int(self.clock() + delay), error.code or None, detail)
             else:
                 await self.chats.give_up(row.id, "failed", error.code or None, detail)
+                if error.code == MARKETING_STOPPED:  # told in the answer, as in a status: an opt-out either way
+                    await self.chats.add_consent(
+                        key.business_id, row.payload.get("to"), row.payload.get("recipient"), "*", "out",
+                        int(self.clock()), "meta", "Stopped marketing messages (Meta error 131050)",
+                        proof={"outbox_id": row.id},
+                    )  # fmt: skip
             return
         sent.append((row.id, wamid, int(self.clock())))
 
