@@ -168,7 +168,8 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
     for word in ("STOP", "stop", "Stop!", " stop. ", "ANNULLA", "Baja", "parar", "STOPP", "ARRÊT", "arret", "🛑 stop",
                  "Stop promotions", "stop sending", "STOP STOP please", "Stop sending me this please", "STOPALL",
                  "Unsubscribe me", "cancel", "END", "quit", "Basta!", "Abmelden", "désabonner",
-                 "please stop"):  # fmt: skip
+                 "please stop", "Baja por favor", "Abmelden bitte", "Arrêtez", "désabonnez-moi", "annulla iscrizione",
+                 "cancellami", "Please unsubscribe me"):  # fmt: skip  # the last seven found by a review
         assert is_stop(word), word
     for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
                  "stop " * 10, "la torta è finita", "Basta così, grazie!", "Basta un cannolo, grazie",

@@ -13,6 +13,8 @@ from clicktochat.budget import BURST, Budget
 from clicktochat.consent import may_message
 from clicktochat.errors import InvalidInput
 from clicktochat.optins import Optins
+from clicktochat.optinstore import says_yes
+from clicktochat.payloads import inbound_message, new_wamid
 from conftest import WhatsAppSetup, read_qr
 
 FORM: dict[str, Any] = {
@@ -393,6 +395,40 @@ def test_a_written_yes_confirms_it(whatsapp: WhatsAppSetup, reply: str) -> None:
     assert whatsapp.send() == 1
     whatsapp.clock.move(60)
     whatsapp.run(whatsapp.customer().send_text(reply))
+    whatsapp.process()
+    assert may_message(entries(whatsapp), "orders").allowed
+
+
+@pytest.mark.parametrize("reply", ["Okay, stop", "yes stop", "ok no", "Sì, ma non ora", "oui pas maintenant"])
+def test_a_yes_taken_back_in_the_same_reply_confirms_nothing(whatsapp: WhatsAppSetup, reply: str) -> None:
+    """Found by a review: "Okay, stop" started with a yes, and confirmed the request."""
+    assert says_yes("Okay") and not says_yes(reply)
+    double_form(whatsapp)
+    post(whatsapp)
+    assert whatsapp.send() == 1  # the question went out
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text(reply))
+    whatsapp.process()
+    assert not any(e.state == "in" for e in entries(whatsapp))
+
+
+def test_a_yes_written_before_the_question_went_out_confirms_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: the confirmation waited (Meta asked us to retry), a "yes" Meta delivered
+    late, written before the question went out, confirmed it once it had gone."""
+    double_form(whatsapp)
+    whatsapp.standin.fail_next(1, 503, 2)
+    post(whatsapp)
+    written_at = int(whatsapp.clock())
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []  # not taken: retried later
+    whatsapp.clock.move(3600)
+    assert whatsapp.send() == 1 and len(whatsapp.standin.sent) == 1  # the question goes out now
+    customer = whatsapp.customer()
+    value = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=written_at + 5, wa_id=customer.wa_id,
+                            user_id=customer.user_id, name=customer.name, text="Sì")  # fmt: skip
+    whatsapp.run(customer.deliver(value))  # written an hour before the question: delivered late
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
+    whatsapp.run(customer.send_text("Sì"))  # an answer to the question
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed
 

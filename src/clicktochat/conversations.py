@@ -22,9 +22,13 @@ STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accen
     "stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar",
     "stopall", "stop all", "stop promotions", "stop promotion", "cancel", "end", "quit", "opt out", "optout",  # SMS
     "basta", "disiscrivimi", "darme de baja", "dar de baja", "abmelden", "desabonner", "desinscrire", "sair",
-    "please stop", "stop please",
+    "please stop", "stop please", "annulla iscrizione", "cancella iscrizione", "cancellami",
 })  # fmt: skip
-STOP_STARTS = frozenset({"stop", "stopp", "unsubscribe", "arret", "arrete"})  # not "basta": "basta così, grazie"
+STOP_STARTS = frozenset({  # not "basta" ("basta così, grazie"), nor "annulla" or "cancel" (an order's)
+    "stop", "stopp", "unsubscribe", "arret", "arrete", "arretez", "baja", "abmelden", "desabonner", "desabonnez",
+    "desinscrire", "desinscrivez", "disiscrivimi",
+})  # fmt: skip
+POLITE = frozenset({"please", "pls", "bitte"})  # "Please unsubscribe me": read from the word after
 NOT_STOP = frozenset({"by", "in", "over", "at", "here", "there", "the", "a"})  # "stop by at 5": a visit, not a stop
 """A short message (six words at most, not a question) starting with one of these says stop too:
 "stop sending me this please", "Stop promotions" (the button Meta adds to marketing templates)."""
@@ -290,6 +294,8 @@ def is_stop(text: str) -> bool:
         return False
     if " ".join(words) in STOP_WORDS:
         return True
+    if words[0] in POLITE and len(words) > 1:
+        words = words[1:]
     short = len(words) <= 6 and "?" not in text
     return words[0] in STOP_STARTS and short and (len(words) == 1 or words[1] not in NOT_STOP)
 

@@ -35,6 +35,8 @@ YES_STARTS = frozenset({
 """A short written reply starting with one of these confirms a request: English, Italian, Spanish,
 French, German and Portuguese, the languages of the form's pages."""
 YES_SIGNS = frozenset({"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "✅", "👌"})
+BUT_NOT = NO_STARTS | {"not", "nicht", "pas", "stop", "stopp", "arret", "unsubscribe", "basta", "annulla", "baja"}
+"""A word anywhere in a short reply that takes its yes back: "Okay, stop", "yes no", "ok pas maintenant"."""
 
 
 def says_yes(text: str) -> bool:
@@ -43,7 +45,8 @@ def says_yes(text: str) -> bool:
     if text.strip() in YES_SIGNS:
         return True
     words = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower()).split()
-    return 0 < len(words) <= 4 and words[0] in YES_STARTS and "?" not in text
+    return (0 < len(words) <= 4 and words[0] in YES_STARTS and "?" not in text
+            and not any(word in BUT_NOT for word in words))  # fmt: skip
 
 
 def says_no(text: str) -> bool:
@@ -288,10 +291,10 @@ class OptinStore(ChatDB):
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
-        sent = db.execute("SELECT wamid FROM outbox WHERE id = ?", (found.outbox_id,)).fetchone()
+        sent = db.execute("SELECT wamid, sent_at FROM outbox WHERE id = ?", (found.outbox_id,)).fetchone()
         asked = sent[0] if sent else None  # the confirmation's message id, once Meta took it
-        if asked is None:
-            return  # no question reached them (not sent yet, or never): nothing they say answers it
+        if asked is None or message.at < (sent[1] or 0):
+            return  # no question had reached them (not sent yet, never, or a yes written before it went)
         if message.type in ("button", "interactive"):
             if message.context_id != asked:
                 return  # a button of another message (an order's "Track it"), not the confirmation's
