@@ -156,6 +156,33 @@ def test_the_panels_errors_are_problems_the_script_can_read_and_guessing_costs(w
     assert whatsapp.client.get("/api/optin/dolce").status_code == 200  # a known form's panel: no budget spent
 
 
+def test_a_form_changed_after_it_was_shown_records_nothing_and_shows_the_new_words(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: the ledger recorded the form's wording at the time of the
+    POST, which may not be what the person read (the owner changed it meanwhile)."""
+    make_form(whatsapp, slug="single")
+    page = whatsapp.client.get("/optin/single", params={"lang": "en"}).text
+    shown = re.search(r'name="version" value="(\d+)"', page)
+    assert shown
+    optins = Optins(whatsapp.service)
+    form = whatsapp.run(optins.form("single"))
+    values = FORM | {"business_id": whatsapp.business_id, "slug": "single",
+                     "wording": {"en": "Yes, and partner offers too."}}  # fmt: skip
+    whatsapp.run(optins.save_form(values, form))
+    fields = {"phone": "347 123 4567", "country": "IT", "topic": "orders", "lang": "en", "version": shown.group(1)}
+    refused = whatsapp.client.post("/optin/single", data=fields)
+    assert refused.status_code == 409 and "have changed since this page was opened" in refused.text
+    assert "partner offers too" in refused.text and 'value="347 123 4567"' in refused.text  # the new words, shown
+    assert entries(whatsapp) == []
+    panel = whatsapp.client.post("/optin/single", data=fields, headers={"accept": "application/json"})
+    assert panel.status_code == 409 and panel.json()["errors"][0]["field"] == "version"
+    assert "changed since this page was opened" in panel.json()["message"]
+    again = re.search(r'name="version" value="(\d+)"', refused.text)
+    assert again and again.group(1) != shown.group(1)
+    assert whatsapp.client.post("/optin/single", data=fields | {"version": again.group(1)}).status_code == 200
+    (entry,) = entries(whatsapp)
+    assert entry.wording == "Yes, and partner offers too."
+
+
 def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> None:
     make_form(whatsapp)
     for _ in range(3):

@@ -70,6 +70,7 @@ export default ({ panel, handoff, el, id, config }) => {
         phone: phone.value,
         topic: shown.topics.length > 1 ? topic.value : shown.topics[0][0],
         lang: shown.lang,
+        version: String(shown.version), // the wording shown: a changed form records nothing
         widget: id,
         page: location.origin + location.pathname, // never the query or fragment
         [shown.honeypot]: trap.value,

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .budget import Budget, client_address
-from .errors import InvalidInput, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
+from .errors import Conflict, FieldError, InvalidInput, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
 from .optin_words import country_names, country_pairs, default_country, words
 from .optins import Optins, Outcome, check_phone, form_language, visitor_key
 from .optinstore import OptinForm
@@ -103,7 +103,7 @@ def outcome_words(view: Shown, outcome: str, topic: str = "", wait: int = 0) -> 
 
 def render(request: Request, view: Shown, status: int = 200, errors: dict[str, str] | None = None,
            values: dict[str, str] | None = None, outcome: str = "", topic: str = "",
-           wait: int = 0) -> Response:  # fmt: skip
+           wait: int = 0, notice: str = "") -> Response:  # fmt: skip
     values = values or {}
     country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang,
                                                         request.app.state.service.settings.default_region)
@@ -111,6 +111,7 @@ def render(request: Request, view: Shown, status: int = 200, errors: dict[str, s
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
         countries=country_names(view.lang), done=done, via=request.query_params.get("via", values.get("via", "")),
+        notice=notice,
     )  # fmt: skip
     response.headers.update(FORM_HEADERS)
     return response
@@ -132,6 +133,11 @@ def wants_json(request: Request) -> bool:
     return "json" in accept and "text/html" not in accept
 
 
+class WordingChanged(Conflict):
+    """The form was changed (a new version of its wording) after the person read it: what
+    they agreed to is not what would be recorded, so nothing is."""
+
+
 async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple[Outcome, str]:
     """(what became of it, its topic); a robot's (the hidden field filled in) is dropped as if done."""
     state = request.app.state
@@ -143,6 +149,11 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     if fields.get(HONEYPOT):
         return Outcome("in"), topic
     phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
+    if fields.get("version", str(view.form.version)) != str(view.form.version):  # none posted: an older page
+        raise WordingChanged(
+            "The form's wording changed since it was shown: nothing was recorded; show it again.",
+            [FieldError("version", f"is {fields['version']!r}, and the form is at version {view.form.version}")],
+        )  # fmt: skip
     limits.spend(limits.numbers, phone, "this number", "busy_number")
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
         limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")
@@ -186,6 +197,11 @@ async def optin_submit(request: Request) -> Response:
             busy = render(request, view, 429, values=fields, outcome=exc.says or "busy", wait=exc.retry_after)
             busy.headers.update(exc.headers)
             return busy
+        except WordingChanged:  # shown again, with the words as they are now
+            if as_json:
+                message = view.words["changed"]
+                raise
+            return render(request, view, 409, values=fields, notice=view.words["changed"])
         except Unavailable:  # a double opt-in that cannot send its confirmation now: said in their language
             if as_json:
                 message = outcome_words(view, "unavailable")

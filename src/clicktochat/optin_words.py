@@ -25,6 +25,8 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "Sign-ups are not possible right now: "
         "{business} cannot send the confirmation. Please try again later.",
         "fix": "Please check the number.", "fix_topic": "Please choose one of the topics.",
+        "changed": "The words you agree to have changed since this page was opened. Please read them again "
+        "and confirm.",
         "busy": "Too many sign-ups from here right now. Please try again in {minutes} min.",
         "busy_number": "Too many sign-ups for this number right now. Please try again in {minutes} min.",
         "busy_form": "This form is taking too many sign-ups right now. Please try again in {minutes} min.",
@@ -42,6 +44,8 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "Al momento non è possibile iscriversi: "
         "{business} non può mandare la conferma. Riprova più tardi.",
         "fix": "Controlla il numero.", "fix_topic": "Scegli uno degli argomenti.",
+        "changed": "Il testo a cui acconsenti è cambiato da quando hai aperto la pagina. Rileggilo e conferma "
+        "di nuovo.",
         "busy": "Troppe iscrizioni da qui in questo momento. Riprova tra {minutes} min.",
         "busy_number": "Troppe iscrizioni per questo numero in questo momento. Riprova tra {minutes} min.",
         "busy_form": "Questo modulo riceve troppe iscrizioni in questo momento. Riprova tra {minutes} min.",
@@ -59,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "Ahora no es posible suscribirse: "
         "{business} no puede enviar la confirmación. Inténtalo más tarde.",
         "fix": "Revisa el número.", "fix_topic": "Elige uno de los temas.",
+        "changed": "El texto que aceptas ha cambiado desde que abriste la página. Léelo de nuevo y confirma.",
         "busy": "Demasiadas altas desde aquí ahora mismo. Inténtalo de nuevo en {minutes} min.",
         "busy_number": "Demasiadas altas para este número ahora mismo. Inténtalo de nuevo en {minutes} min.",
         "busy_form": "Este formulario recibe demasiadas altas ahora mismo. Inténtalo de nuevo en {minutes} min.",
@@ -76,6 +81,7 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "Eine Anmeldung ist gerade nicht möglich: "
         "{business} kann die Bestätigung nicht senden. Bitte versuchen Sie es später.",
         "fix": "Bitte prüfen Sie die Nummer.", "fix_topic": "Bitte wählen Sie eines der Themen.",
+        "changed": "Der Text, dem Sie zustimmen, hat sich geändert. Bitte lesen Sie ihn erneut und bestätigen Sie.",
         "busy": "Gerade zu viele Anmeldungen von hier. Bitte versuchen Sie es in {minutes} Min. erneut.",
         "busy_number": "Gerade zu viele Anmeldungen für diese Nummer. Bitte versuchen Sie es in {minutes} Min. erneut.",
         "busy_form": "Dieses Formular erhält gerade zu viele Anmeldungen. Bitte versuchen Sie es in {minutes} Min. "
@@ -94,6 +100,7 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "L'inscription n'est pas possible pour le moment : "
         "{business} ne peut pas envoyer la confirmation. Réessayez plus tard.",
         "fix": "Vérifiez le numéro.", "fix_topic": "Choisissez l'un des sujets.",
+        "changed": "Le texte que vous acceptez a changé depuis l'ouverture de la page. Relisez-le et confirmez.",
         "busy": "Trop d'inscriptions depuis ici en ce moment. Réessayez dans {minutes} min.",
         "busy_number": "Trop d'inscriptions pour ce numéro en ce moment. Réessayez dans {minutes} min.",
         "busy_form": "Ce formulaire reçoit trop d'inscriptions en ce moment. Réessayez dans {minutes} min.",
@@ -111,6 +118,7 @@ WORDS: dict[str, dict[str, str]] = {
         "unavailable": "Não é possível se inscrever agora: "
         "{business} não consegue enviar a confirmação. Tente mais tarde.",
         "fix": "Confira o número.", "fix_topic": "Escolha um dos assuntos.",
+        "changed": "O texto com que você concorda mudou desde que abriu a página. Leia de novo e confirme.",
         "busy": "Muitas inscrições daqui agora. Tente de novo em {minutes} min.",
         "busy_number": "Muitas inscrições para este número agora. Tente de novo em {minutes} min.",
         "busy_form": "Este formulário está recebendo inscrições demais agora. Tente de novo em {minutes} min.",
