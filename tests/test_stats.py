@@ -167,6 +167,9 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
         ({"link": "<script>"}, "link", "must be a short link's slug"),
         ({"widget": "a b"}, "widget", "must be a widget id"),
         ({"campaing": "x"}, "campaing", "is not a known parameter"),
+        # Found by a review: the widget's clicks were answered, the link quietly dropped.
+        ({"widget": "demo", "link": "vetrina"}, "widget", "cannot be asked for with link"),
+        ({"by": "widget", "link": "vetrina"}, "by", "cannot be widget with link"),
     ],
 )
 def test_bad_parameters_are_named(params: dict[str, str], field: str, reason: str) -> None:

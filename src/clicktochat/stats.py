@@ -191,6 +191,12 @@ def parse_query(params: Mapping[str, str]) -> StatsQuery:
 
 
 def check(query: StatsQuery) -> list[FieldError]:
+    # A short link's clicks and a widget's are apart: asked for together, the answer is always
+    # none (it was the widget's, the link quietly dropped).
+    if query.link is not None and query.widget is not None:
+        return [FieldError("widget", "cannot be asked for with link: a short link's clicks are not a widget's")]
+    if query.link is not None and query.by == "widget":
+        return [FieldError("by", "cannot be widget with link: a short link's clicks are not a widget's")]
     if query.first_day and query.last_day:
         if query.first_day > query.last_day:
             return [FieldError("from", "must not be after 'to'")]
