@@ -14,11 +14,12 @@ from starlette.testclient import TestClient
 
 from clicktochat.app import create_app
 from clicktochat.budget import BURST, RATE, Budget
+from clicktochat.qr import render
 from clicktochat.qr_access import Renders, signed_query
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.visitors import Proxies
-from conftest import IPHONE, Clock, call
+from conftest import DESKTOP, IPHONE, Clock, call
 
 NUMBER = "+39 347 123 4567"
 
@@ -149,6 +150,21 @@ def test_clicks_are_never_throttled(proxied: TestClient, shop: dict[str, Any]) -
         path = ("/s/vetrina", f"/w/shop/{giulia.id}", "/w/shop/any")[n % 3]
         assert proxied.get(path, headers=me).status_code == 302, (n, path)
     assert proxied.get("/s/nope", headers=me).status_code == 404  # a click's 404 is not throttled either
+
+
+def test_a_widget_click_cannot_make_its_landing_page_draw_anew_past_the_budget(
+    proxied: TestClient, shop: dict[str, Any]
+) -> None:
+    """Found by an independent review: a desktop's widget click draws the page's QR code from
+    the page and title its caller wrote; a new pair each time was a new drawing (about 45 ms on
+    the event loop), unthrottled, since clicks never are: other visitors' redirects waited."""
+    me = from_address("198.51.100.77") | {"user-agent": DESKTOP}
+    before = render.cache_info().misses
+    for n in range(BURST + 10):
+        page = proxied.get(f"/w/shop/any?u=https://dolcevita.it/p{n}&t=Page%20{n}", headers=me)
+        assert page.status_code == 200 and "<svg" in page.text, n  # the click is never refused
+    assert render.cache_info().misses - before <= BURST + 1  # past the budget, one drawing for all
+    assert proxied.get("/s/vetrina", headers=from_address("198.51.100.77") | {"user-agent": IPHONE}).status_code == 302
 
 
 def test_a_widget_configuration_drawn_anew_spends_one_cached_none(

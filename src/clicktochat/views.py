@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, NamedTuple, TypedDict
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from segno import DataOverflowError
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .agents import Agent, format_hours, is_available, offered_channels
-from .budget import client_address
+from .budget import Budget, client_address
 from .channels import CHANNELS, Channel, deep_link, web_link
 from .clicks import ClickEvent
 from .conversations import new_ref, with_ref
@@ -205,7 +205,9 @@ class ClickEndpoint:
         now = datetime.now(UTC)  # only agents on shift are offered: the others would not answer now
         others = alternatives([a for a in click.others if is_available(a, now)], click.channel, words["lang"],
                               lambda name: click.switch_url + urlencode({"ch": name}))  # fmt: skip
-        response = landing_page(request, click, channel, chat_url, mobile, others, words)
+        caller = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded_for)
+        response = landing_page(request, click, channel, chat_url, mobile, others, words,
+                                qr_link(click, mobile, state.budget, caller))  # fmt: skip
         await response(scope, receive, send)
 
 
@@ -218,9 +220,25 @@ def redirects(mode: str, channel: Channel, mobile: bool) -> bool:
     return mode == "redirect" or (mode == "auto" and mobile)
 
 
+def qr_link(click: Click, mobile: bool, budget: Budget, caller: str) -> str | None:
+    """What the landing page's "on your phone? scan" code opens: none for a phone; the click's
+    link; but a widget click's carries the page and title its caller wrote (`u`, `t`), each new
+    pair a new drawing (about 45 ms): past the caller's budget the code opens the widget's link
+    without them, drawn once for everyone. The click itself is never refused."""
+    if mobile:
+        return None
+    if click.kind != "widget" or "?" not in click.link_url:
+        return click.link_url
+    if not budget.retry_after(caller):
+        return click.link_url
+    base, _, query = click.link_url.partition("?")
+    channel = parse_qs(query).get("ch", [""])[0]
+    return f"{base}?{urlencode({'ch': channel})}" if channel else base
+
+
 def landing_page(
     request: Request, click: Click, channel: Channel, chat_url: str, mobile: bool, others: list[Alternative],
-    words: Speaking,
+    words: Speaking, qr_url: str | None = None,
 ) -> Response:  # fmt: skip
     """The page between a click and the app: the button, the message (with a Copy button when
     the app will not fill it in), the web app, Viber's "nothing happened?", other channels."""
@@ -228,7 +246,7 @@ def landing_page(
         request, "landing.html", click=click, chat_url=chat_url, channel=channel, mobile=mobile,
         copy=bool(click.text) and not channel.takes_text, web_url=web_url(click.link_url, channel, mobile),
         app_page=APP_PAGES.get(channel.name), alternatives=others, **words,
-        qr=None if mobile else qr_svg(scan_url(click.link_url)),  # "on your phone? scan": not to a phone
+        qr=qr_svg(scan_url(qr_url)) if qr_url else None,  # "on your phone? scan": not to a phone
     )  # fmt: skip
     response.headers["Content-Security-Policy"] += "; script-src 'self'"  # static/landing.js, no inline script
     return response
