@@ -10,6 +10,7 @@ import pytest
 
 from clicktochat.message_templates import check_parameters, read_template, render
 from clicktochat.outbox import Pace
+from clicktochat.payloads import error
 from conftest import WhatsAppSetup
 
 API = "/api/v1"
@@ -117,6 +118,21 @@ def test_an_opt_out_that_arrives_while_it_waits_stops_it(whatsapp: WhatsAppSetup
     assert shown["state"] == "cancelled" and "opted out" in shown["error"]
     after = notify(whatsapp)
     assert after.status_code == 409 and "opted out" in after.json()["detail"]
+
+
+def test_a_notification_meta_reports_failed_says_why(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: Meta's usual way to report 131026 (a `failed` status)
+    left the notification `failed` with no code and no reason."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    made = notify(whatsapp).json()
+    assert whatsapp.send() == 1
+    (sent,) = whatsapp.standin.sent
+    whatsapp.status(sent.wamid, "failed", [error(131026)])
+    whatsapp.process()
+    shown = whatsapp.client.get(f"{API}/notifications/{made['id']}", headers=whatsapp.auth).json()
+    assert (shown["state"], shown["error_code"]) == ("failed", 131026)
+    assert shown["error"].startswith("The message could not be delivered")
 
 
 def test_meta_refusing_for_a_marketing_stop_is_an_opt_out(whatsapp: WhatsAppSetup) -> None:

@@ -140,6 +140,7 @@ def test_a_failed_status_from_meta_shows_its_error(whatsapp: WhatsAppSetup) -> N
     whatsapp.process()
     out = messages(whatsapp, cid)[-1]
     assert (out["status"], out["error_code"]) == ("failed", 131047)
+    assert out["error"].startswith("The 24-hour window is closed")  # our words, not Meta's title (a review)
 
 
 def test_bad_replies_are_422_and_unknown_conversations_404(whatsapp: WhatsAppSetup) -> None:

@@ -21,6 +21,7 @@ from .conversations import (
     Status,
 )
 from .customerstore import CustomerStore
+from .graph import error_text
 from .optinstore import OptinStore
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
@@ -427,7 +428,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                     status = reported[0] if reported else ("queued" if state in ("queued", "sending") else state)
                     if reported:
                         pricing = reported[1]
-                        code, error = (reported[2], reported[3]) if reported[0] == "failed" else (code, error)
+                        if reported[0] == "failed":
+                            code, error = reported[2], error_text(reported[2], reported[3])
                 messages.append(Message(id_, wamid, direction, at, kind, text, caption, mime, status, code, error,
                                         pricing, outbox_id))  # fmt: skip
             return messages

@@ -71,6 +71,12 @@ class GraphError(Exception):
         return MESSAGES.get(self.code) or self.title or "The WhatsApp Cloud API refused the request."
 
 
+def error_text(code: int | None, title: str | None) -> str | None:
+    """Meta's error as people should read it, however it came (in an answer, or in a `failed`
+    status's `errors`): our words for the codes we know, else Meta's own title."""
+    return MESSAGES.get(code or 0) or title
+
+
 def error_from(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> GraphError:
     """Meta's `{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"}}}`."""
     try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import STATUS_RANK
+from .graph import error_text
 from .message_templates import Template
 from .outboxstore import OutboxStore
 from .pricing import Sent
@@ -225,12 +226,15 @@ class NotificationStore(OutboxStore):
         """Each notification with Meta's furthest status of its message (failed counts as furthest)."""
         wamids = [row[14] for row in rows if row[14]]
         best: dict[str, tuple[str, int, dict[str, Any] | None]] = {}
+        failures: dict[str, tuple[int | None, str | None]] = {}  # Meta's error, for a message that failed
         for start in range(0, len(wamids), 500):
             chunk = wamids[start : start + 500]
-            for wamid, status, at, pricing in self._all(
-                f"SELECT wamid, status, at, pricing FROM wa_statuses WHERE wamid IN ({', '.join('?' * len(chunk))})",
-                chunk,
+            for wamid, status, at, pricing, code, title in self._all(
+                "SELECT wamid, status, at, pricing, error_code, error_title FROM wa_statuses"
+                f" WHERE wamid IN ({', '.join('?' * len(chunk))})", chunk,
             ):  # fmt: skip
+                if status == "failed":
+                    failures[wamid] = (code, title)
                 if wamid not in best or STATUS_RANK.get(status, 0) > STATUS_RANK.get(best[wamid][0], 0):
                     best[wamid] = (status, at, json.loads(pricing) if pricing else best.get(wamid, ("", 0, None))[2])
                 elif pricing and best[wamid][2] is None:
@@ -238,9 +242,13 @@ class NotificationStore(OutboxStore):
         found = []
         for row in rows:
             status = best.get(row[14]) if row[14] else None
+            code, error = row[15], row[16]
+            if status and status[0] == "failed" and error is None and row[14] in failures:
+                code, title = failures[row[14]]
+                error = error_text(code, title)
             found.append(Notification(
                 row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], json.loads(row[8]), row[9], row[10],
-                row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
+                row[11], row[12], row[13], row[14], code, error, row[17], row[18],
                 status[0] if status else None, status[1] if status else None, status[2] if status else None,
             ))  # fmt: skip
         return found
