@@ -272,6 +272,18 @@ def test_a_form_whose_template_is_gone_says_so_in_the_visitors_language(whatsapp
     assert whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, PHONE)) == [] and whatsapp.send() == 0
 
 
+def test_one_address_cannot_spend_a_business_hour_of_confirmations(whatsapp: WhatsAppSetup) -> None:
+    """Found by an independent review: the address's allowance (10, then one every 30 s) let
+    one address send the business's whole hour of paid confirmations to numbers it typed."""
+    double_form(whatsapp)
+    for n in range(5):
+        assert post(whatsapp, phone=f"347 000 00{n:02d}").status_code == 200
+    refused = post(whatsapp, phone="347 000 0099")
+    assert refused.status_code == 429 and "Troppe iscrizioni da qui" in refused.text
+    whatsapp.clock.move(600)
+    assert post(whatsapp, phone="347 000 0099").status_code == 200
+
+
 def test_double_opt_in_is_pending_until_the_customer_taps_yes(whatsapp: WhatsAppSetup) -> None:
     double_form(whatsapp)
     page = post(whatsapp)

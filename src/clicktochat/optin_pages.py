@@ -47,13 +47,15 @@ JSON_HEADERS = WIDGET_HEADERS | {"Cache-Control": "no-store"}
 class Limits:
     """Budgets for opt-in submissions: per address (a burst of 10, a shop's tablet or a family
     behind one router, then one every 30 s) and per number (3, then one an hour), whatever
-    the form; and per business, the confirmations its double opt-in forms send (`per_hour`).
-    Past any, a 429 with Retry-After."""
+    the form; and the confirmations double opt-in forms send, which the business pays for:
+    per business (`per_hour`), and per address (5, then one every 10 minutes), so that one
+    address cannot spend a business's hour. Past any, a 429 with Retry-After."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, per_hour: int = 100) -> None:
         self.addresses = Budget(burst=10, rate=1 / 30, clock=clock)
         self.numbers = Budget(burst=3, rate=1 / 3600, clock=clock)
         self.confirmations = Budget(burst=per_hour, rate=per_hour / 3600, clock=clock)
+        self.confirmations_from = Budget(burst=5, rate=1 / 600, clock=clock)
 
     def spend(self, budget: Budget, key: str, what: str, says: str = "busy") -> None:
         """`says`: the page's words for it (optin_words), in the form's language."""
@@ -156,6 +158,7 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
         )  # fmt: skip
     limits.spend(limits.numbers, phone, "this number", "busy_number")
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
+        limits.spend(limits.confirmations_from, address, "your address", "busy")
         limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")
     # The widget's panel names the widget and the page; the page must be one the widget may be
     # on (widget.page_url: its allowed domains, no query or fragment), or it is not kept.
