@@ -12,7 +12,7 @@ import pytest
 
 from clicktochat.payloads import batch, inbound_message, new_wamid, post_signed, webhook_body
 from clicktochat.webhooks import parse
-from conftest import WhatsAppSetup
+from conftest import NUMBER, WhatsAppSetup
 from test_notifications import API, PHONE, notify, opt_in, sync
 
 OTHER = "393489999999"
@@ -22,6 +22,14 @@ def held(setup: WhatsAppSetup, phone: str) -> dict[str, object]:
     answer = setup.client.get(f"{API}/customers/{phone}", headers=setup.auth)
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
     return answer.json()  # type: ignore[no-any-return]
+
+
+def message_body(setup: WhatsAppSetup, wa_id: str, text: str) -> dict[str, Any]:
+    """A webhook body with one message from `wa_id`, as Meta sends it (`batch` joins several)."""
+    value = inbound_message(wamid=new_wamid(wa_id), timestamp=int(setup.clock()), wa_id=wa_id, user_id=None,
+                            name="N", text=text)  # fmt: skip
+    return webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
 
 
 def test_the_export_shows_messages_meta_sent_that_were_not_applied_yet(whatsapp: WhatsAppSetup) -> None:
@@ -98,7 +106,6 @@ def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
     assert whatsapp.client.get(f"{API}/customers/{PHONE}").status_code == 401
 
 
-@pytest.mark.sqlite
 def test_a_body_meta_delivers_again_after_an_erasure_brings_nothing_back(whatsapp: WhatsAppSetup) -> None:
     """Found by an independent review: Meta delivers a body again for days; the erasure deleted
     the raw body whose hash was what told the second delivery apart, so it was applied anew."""
@@ -120,14 +127,7 @@ def test_erasing_one_person_keeps_what_others_wrote_in_the_same_body(whatsapp: W
     them is erased still gives the others theirs."""
     customer = whatsapp.customer(wa_id=PHONE, user_id="IT.111")
     number = customer.number
-
-    def body(wa_id: str, text: str) -> dict[str, Any]:
-        value = inbound_message(wamid=new_wamid(wa_id), timestamp=int(whatsapp.clock()), wa_id=wa_id, user_id=None,
-                                name="N", text=text)  # fmt: skip
-        return webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
-                            display_phone_number=number.display_phone_number, value=value)  # fmt: skip
-
-    both = batch([body(PHONE, "Cancellatemi"), body(OTHER, "Io resto")])
+    both = batch([message_body(whatsapp, PHONE, "Cancellatemi"), message_body(whatsapp, OTHER, "Io resto")])
     assert whatsapp.run(post_signed(customer.webhook_url, both, number.app_secret, customer.http)).status_code == 200
     assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
     whatsapp.process()
@@ -149,14 +149,7 @@ def test_a_body_that_fails_does_not_stop_the_erasure_applying_the_others_first(w
     whatsapp.run(whatsapp.customer(wa_id="393480000099", user_id=None).send_text("boom"))  # cannot be applied
     for n in range(10):  # the failing body's round is short of a full batch of 10
         whatsapp.run(whatsapp.customer(wa_id=f"3934800000{n:02d}", user_id=None).send_text(f"filler {n}"))
-
-    def body(wa_id: str, text: str) -> dict[str, Any]:
-        value = inbound_message(wamid=new_wamid(wa_id), timestamp=int(whatsapp.clock()), wa_id=wa_id, user_id=None,
-                                name="N", text=text)  # fmt: skip
-        return webhook_body(waba_id=number.waba_id, phone_number_id=number.phone_number_id,
-                            display_phone_number=number.display_phone_number, value=value)  # fmt: skip
-
-    both = batch([body(PHONE, "Cancellatemi"), body(OTHER, "Io resto")])
+    both = batch([message_body(whatsapp, PHONE, "Cancellatemi"), message_body(whatsapp, OTHER, "Io resto")])
     assert whatsapp.run(post_signed(customer.webhook_url, both, number.app_secret, customer.http)).status_code == 200
     assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
     assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Io resto"]  # type: ignore[attr-defined]
@@ -178,6 +171,7 @@ def test_a_round_read_before_an_erasure_brings_nothing_back_after_it(whatsapp: W
     assert data["messages"] == data["conversations"] == []
 
 
+@pytest.mark.sqlite
 def test_an_erased_message_is_left_in_no_file(whatsapp: WhatsAppSetup) -> None:
     """Found by an attacker: after an erasure the message's text was still in the database's
     write-ahead log (and, where SQLite does not default to secure_delete, in free pages).
