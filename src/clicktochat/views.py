@@ -164,7 +164,7 @@ class ClickEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
-        user_agent, referer, forwarded_for = click_headers(scope["headers"])
+        user_agent, referer, forwarded = click_headers(scope["headers"])
         preview, mobile = classify(user_agent)
         person = not preview and scope["method"] == "GET"  # HEAD is a link checker
         click = await self.lookup(state.service, scope, person)
@@ -176,7 +176,7 @@ class ClickEndpoint:
         if click.recorded:
             # A person's address goes to the writer, which hashes it (visitors.Salts) and forgets it.
             peer = scope["client"][0] if scope.get("client") else ""
-            address = state.proxies.client(peer, forwarded_for) if person else ""
+            address = state.proxies.client(peer, forwarded) if person else ""
             state.recorder.record(
                 ClickEvent(
                     int(time.time()), click.kind, click.key, click.channel, click.agent_id, click.campaign,
@@ -205,7 +205,7 @@ class ClickEndpoint:
         now = datetime.now(UTC)  # only agents on shift are offered: the others would not answer now
         others = alternatives([a for a in click.others if is_available(a, now)], click.channel, words["lang"],
                               lambda name: click.switch_url + urlencode({"ch": name}))  # fmt: skip
-        caller = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded_for)
+        caller = state.proxies.client(scope["client"][0] if scope.get("client") else "", forwarded)
         response = landing_page(request, click, channel, chat_url, mobile, others, words,
                                 qr_link(click, mobile, state.budget, caller))  # fmt: skip
         await response(scope, receive, send)
@@ -238,7 +238,7 @@ def qr_link(click: Click, mobile: bool, budget: Budget, caller: str) -> str | No
 
 def landing_page(
     request: Request, click: Click, channel: Channel, chat_url: str, mobile: bool, others: list[Alternative],
-    words: Speaking, qr_url: str | None = None,
+    words: Speaking, qr_url: str | None,
 ) -> Response:  # fmt: skip
     """The page between a click and the app: the button, the message (with a Copy button when
     the app will not fill it in), the web app, Viber's "nothing happened?", other channels."""
