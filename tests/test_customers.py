@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from typing import Any
 
 import pytest
 
 from clicktochat.payloads import batch, inbound_message, new_wamid, post_signed, webhook_body
 from clicktochat.webhooks import parse
-from conftest import NUMBER, WhatsAppSetup
+from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_notifications import API, PHONE, notify, opt_in, sync
 
 OTHER = "393489999999"
@@ -169,6 +171,61 @@ def test_a_round_read_before_an_erasure_brings_nothing_back_after_it(whatsapp: W
     assert whatsapp.run(chats.apply_events(read, int(whatsapp.clock()))) == 0  # applied (and emptied) meanwhile
     data = held(whatsapp, PHONE)
     assert data["messages"] == data["conversations"] == []
+
+
+@pytest.mark.postgresql
+def test_an_erasure_waits_for_a_body_another_instance_is_applying(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: on PostgreSQL another instance may be in the middle of applying a body
+    that names the person when the erasure starts; its rows, committed after the erasure's
+    statements had looked, came back. The erasure now waits for the bodies that name the person.
+    The other instance is paused where it stands by a row this test holds: an uncommitted
+    message with the same wamid, which its insert must wait for (no sleeping, no timing)."""
+    whatsapp.run(whatsapp.customer(wa_id=OTHER, user_id="IT.222", name="Marco").send_text("Buongiorno"))
+    whatsapp.process()
+    wamid = new_wamid(PHONE)
+    value = inbound_message(wamid=wamid, timestamp=int(whatsapp.clock()), wa_id=PHONE, user_id="IT.111", name="N",
+                            text="Cancellatemi")  # fmt: skip
+    body = webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+    answer = whatsapp.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
+                                      whatsapp.http()))  # fmt: skip
+    assert answer.status_code == 200
+    chats = whatsapp.service.whatsapp.chats
+    url = whatsapp.service.settings.db
+    due = whatsapp.run(chats.due_events(int(whatsapp.clock()), 10))
+    read = [(event_id, parse(raw, numbers)) for event_id, raw, numbers, _ in due]
+    assert len(read) == 1
+    other_instance = whatsapp.run(type(chats).open(url))
+    outcome: dict[str, Any] = {}
+
+    def waiting(watch: Any, count: int) -> None:
+        deadline = time.monotonic() + 60  # a bound on a condition, not a timing assumption
+        while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()").fetchone()[0] < count:  # fmt: skip
+            assert time.monotonic() < deadline, f"fewer than {count} sessions waiting"
+            time.sleep(0.01)
+
+    with connect_db(url) as holder, connect_db(url) as watch:
+        (conversation,) = holder.execute("SELECT id FROM conversations WHERE wa_id = ?", (OTHER,)).fetchone()
+        holder.execute("BEGIN")
+        holder.execute("INSERT INTO wa_messages (conversation_id, wamid, direction, at, type)"
+                       " VALUES (?, ?, 'in', 0, 'text')", (conversation, wamid))  # fmt: skip
+        applying = threading.Thread(target=lambda: outcome.update(
+            applied=whatsapp.run(other_instance.apply_events(read, int(whatsapp.clock())))))  # fmt: skip
+        applying.start()
+        waiting(watch, 1)  # the other instance holds the body and waits on the message's wamid
+        erasing = threading.Thread(target=lambda: outcome.update(
+            erased=whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth)))  # fmt: skip
+        erasing.start()
+        waiting(watch, 2)  # the erasure waits too
+        holder.execute("ROLLBACK")
+        applying.join(60)
+        erasing.join(60)
+    whatsapp.run(other_instance.close())
+    assert outcome["applied"] == 1 and outcome["erased"].status_code == 200
+    data = held(whatsapp, PHONE)
+    assert data["messages"] == data["conversations"] == data["chat_starts"] == []
+    assert data["webhook_bodies_held"] == 0 and [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Buongiorno"]
 
 
 @pytest.mark.sqlite

@@ -53,6 +53,25 @@ class CustomerStore(NotificationStore):
             return phone, sorted({r[0] for r in rows} | {r[0] for r in more.fetchall()}), user_ids
         return phone, sorted(r[0] for r in rows), user_ids
 
+    def _hold_bodies(self, db: sqlite3.Connection, phone: str | None, user_id: str | None
+                     ) -> tuple[str | None, list[int], list[str]]:  # fmt: skip
+        """`_who`, once no other instance is applying a webhook body that names the person.
+        PostgreSQL: an instance applying a body holds its row (`apply_events`); locking the rows
+        that name the person waits for it to commit, so its conversation and messages are seen
+        (and erased) rather than committed after the erasure looked; and no instance can take
+        those bodies up until the erasure has emptied them. Each identifier a committed body
+        brings (a user id tied to the number) is looked for in turn. SQLite's BEGIN IMMEDIATE
+        already keeps every other writer out."""
+        held: set[str] = set()
+        while True:
+            number, conversations, user_ids = self._who(db, phone, user_id)
+            needles = sorted({n for n in (number, phone, user_id, *user_ids) if n} - held)
+            if not self.postgres or not needles:
+                return number, conversations, user_ids
+            db.execute("SELECT id FROM webhook_events WHERE " + " OR ".join([self._body_holds] * len(needles))
+                       + " ORDER BY id FOR UPDATE", needles)  # fmt: skip
+            held.update(needles)
+
     async def customer_data(self, phone: str | None, user_id: str | None = None) -> dict[str, Any]:
         """Everything held about this number (or this user id, when WhatsApp withheld the number), as plain data."""
 
@@ -97,7 +116,7 @@ class CustomerStore(NotificationStore):
 
         def work() -> dict[str, int]:
             with self._tx() as db:
-                number, conversations, user_ids = self._who(db, phone, user_id)
+                number, conversations, user_ids = self._hold_bodies(db, phone, user_id)
                 c, u = _marks(conversations), _marks(user_ids)
                 outbox = [r[0] for r in db.execute(
                     f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
