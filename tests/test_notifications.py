@@ -120,6 +120,26 @@ def test_an_opt_out_that_arrives_while_it_waits_stops_it(whatsapp: WhatsAppSetup
     assert after.status_code == 409 and "opted out" in after.json()["detail"]
 
 
+@pytest.mark.parametrize("how", ["STOP", "user_preferences"])
+def test_an_opt_out_that_names_only_the_user_id_stops_updates_to_the_number(whatsapp: WhatsAppSetup, how: str) -> None:
+    """Found by a review: WhatsApp may withhold the number on a message (business-scoped user
+    ids); a STOP that came with the user id alone was recorded under it, and updates, addressed
+    by number, still went out. The conversation that holds both ties them together."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.777").send_text("Ciao"))
+    whatsapp.process()
+    queued = notify(whatsapp).json()
+    withheld = whatsapp.customer(wa_id=None, user_id="IT.777")
+    whatsapp.run(withheld.send_text("STOP") if how == "STOP" else withheld.set_marketing("stop"))
+    whatsapp.process()
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []  # the sender's last look
+    shown = whatsapp.client.get(f"{API}/notifications/{queued['id']}", headers=whatsapp.auth).json()
+    assert shown["state"] == "cancelled" and "opted out" in shown["error"]
+    after = notify(whatsapp, idempotency_key="next")
+    assert after.status_code == 409 and "opted out" in after.json()["detail"]
+
+
 def test_a_notification_meta_reports_failed_says_why(whatsapp: WhatsAppSetup) -> None:
     """Found by an independent review: Meta's usual way to report 131026 (a `failed` status)
     left the notification `failed` with no code and no reason."""

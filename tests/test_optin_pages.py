@@ -369,6 +369,21 @@ def test_no_confirmation_goes_to_a_number_that_said_stop_or_was_erased(whatsapp:
     assert whatsapp.send() == 1 and whatsapp.standin.sent[0].body["to"] == PHONE
 
 
+def test_a_stop_that_names_only_the_user_id_holds_back_a_confirmation(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a STOP that came with the business-scoped user id alone (WhatsApp
+    withheld the number) did not stop a confirmation addressed to the number it belongs to."""
+    double_form(whatsapp)
+    whatsapp.run(whatsapp.customer().send_text("Ciao"))  # the conversation ties the number to the user id
+    whatsapp.process()
+    whatsapp.clock.move(60)
+    assert "Tocca Sì" in post(whatsapp).text
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer(wa_id=None).send_text("STOP"))
+    whatsapp.process()
+    whatsapp.send()
+    assert whatsapp.standin.sent == []
+
+
 @pytest.mark.parametrize("reply", ["No", "no.", "No grazie!", "Nein danke", "non merci", "NO THANKS"])
 def test_a_written_no_refuses_a_pending_request(whatsapp: WhatsAppSetup, reply: str) -> None:
     double_form(whatsapp)

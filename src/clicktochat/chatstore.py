@@ -490,16 +490,36 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
     # -- consent ---------------------------------------------------------------------
 
     async def consents(self, business_id: int | None, phone: str | None, user_id: str | None) -> list[Consent]:
-        """Every entry about one person (by number or user id), oldest first."""
-        scope = "" if business_id is None else " AND business_id = ?"  # equalities only: the indexes serve them
-        keys = [(column, value) for column, value in (("phone", phone), ("user_id", user_id)) if value is not None]
-        sql = " UNION ".join(f"SELECT {CONSENT_COLUMNS} FROM consents WHERE {column} = ?{scope}" for column, _ in keys)
-        values = [v for _, value in keys for v in (value, business_id) if v is not None]
+        """Every entry about one person, oldest first: by their number or user id, and by the
+        other identifier the business's conversations tie to it. A STOP may come with the user
+        id alone (WhatsApp withholds the number), and a notification names the number alone."""
 
         def work() -> list[Consent]:
+            phones, users = self._identities(business_id, phone, user_id)
+            scope = "" if business_id is None else " AND business_id = ?"  # equalities only: the indexes serve them
+            keys = [(column, value) for column, values in (("phone", phones), ("user_id", users)) for value in values]
+            sql = " UNION ".join(f"SELECT {CONSENT_COLUMNS} FROM consents WHERE {column} = ?{scope}"
+                                 for column, _ in keys)  # fmt: skip
+            values = [v for _, value in keys for v in (value, business_id) if v is not None]
             return [consent_from(row) for row in self._all(f"{sql} ORDER BY at, id", values)] if keys else []
 
         return await self.run(work)
+
+    def _identities(self, business_id: int | None, phone: str | None, user_id: str | None
+                    ) -> tuple[list[str], list[str]]:  # fmt: skip
+        """The person's numbers and user ids: those asked for, and those the business's
+        conversations hold with them (a conversation learns each when a message carries it)."""
+        numbers = "SELECT id FROM whatsapp_numbers" + ("" if business_id is None else " WHERE business_id = ?")
+        scope = [] if business_id is None else [business_id]
+        phones, users = {phone} - {None, ""}, {user_id} - {None, ""}
+        held = f"FROM conversations WHERE number_id IN ({numbers})"
+        if phone:
+            rows = self._all(f"SELECT user_id {held} AND wa_id = ? AND user_id IS NOT NULL", [*scope, phone])
+            users |= {row[0] for row in rows}
+        if user_id:
+            rows = self._all(f"SELECT wa_id {held} AND user_id = ? AND wa_id IS NOT NULL", [*scope, user_id])
+            phones |= {row[0] for row in rows}
+        return sorted(phones), sorted(users)  # type: ignore[arg-type]
 
     async def add_consent(
         self, business_id: int, phone: str | None, user_id: str | None, topic: str, state: str, at: int,

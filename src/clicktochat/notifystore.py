@@ -140,16 +140,30 @@ class NotificationStore(OutboxStore):
 
         def work() -> dict[int, tuple[str, list[Consent]]]:
             marks = ", ".join("?" * len(outbox_ids))
+            columns = ", ".join("c." + c for c in CONSENT_COLUMNS.split(", "))
             rows = self._all(
-                f"SELECT n.outbox_id, n.topic, {', '.join('c.' + c for c in CONSENT_COLUMNS.split(', '))}"
+                f"SELECT n.outbox_id, n.topic, {columns}"
                 f" FROM notifications n LEFT JOIN consents c ON c.business_id = n.business_id AND c.phone = n.phone"
-                f" WHERE n.outbox_id IN ({marks}) ORDER BY n.outbox_id, c.at, c.id", outbox_ids,
+                f" WHERE n.outbox_id IN ({marks})", outbox_ids,
+            ) if outbox_ids else []  # fmt: skip
+            # And the entries made by the user id their conversations tie to the number (a STOP
+            # that came with the user id alone): `ChatStore.consents` reads a person the same way.
+            rows += self._all(
+                f"SELECT n.outbox_id, n.topic, {columns} FROM notifications n"
+                " JOIN whatsapp_numbers w ON w.business_id = n.business_id"
+                " JOIN conversations v ON v.number_id = w.id AND v.wa_id = n.phone AND v.user_id IS NOT NULL"
+                " JOIN consents c ON c.business_id = n.business_id AND c.user_id = v.user_id"
+                f" WHERE n.outbox_id IN ({marks})", outbox_ids,
             ) if outbox_ids else []  # fmt: skip
             found: dict[int, tuple[str, list[Consent]]] = {}
+            seen: set[tuple[int, int]] = set()
             for outbox_id, topic, *entry in rows:
                 entries = found.setdefault(outbox_id, (topic, []))[1]
-                if entry[0] is not None:  # a notification with no consent entry at all (LEFT JOIN)
+                if entry[0] is not None and (outbox_id, entry[0]) not in seen:  # none at all (LEFT JOIN), or twice
+                    seen.add((outbox_id, entry[0]))
                     entries.append(consent_from(entry))
+            for _, entries in found.values():
+                entries.sort(key=lambda e: (e.at, e.id))
             return found
 
         return await self.run(work)

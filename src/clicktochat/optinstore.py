@@ -257,11 +257,15 @@ class OptinStore(ChatDB):
             marks = ", ".join("?" * len(outbox_ids))
             rows = self._all(
                 f"SELECT r.outbox_id, r.state, r.created_at, (SELECT max(c.at) FROM consents c"
-                " WHERE c.business_id = r.business_id AND c.phone = r.phone AND c.state = 'out')"
+                " WHERE c.business_id = r.business_id AND c.phone = r.phone AND c.state = 'out'),"
+                " (SELECT max(c.at) FROM consents c JOIN conversations v ON c.user_id = v.user_id"  # a STOP by user id
+                " JOIN whatsapp_numbers w ON w.id = v.number_id AND w.business_id = r.business_id"
+                " WHERE c.business_id = r.business_id AND v.wa_id = r.phone AND c.state = 'out')"
                 f" FROM optin_requests r WHERE r.outbox_id IN ({marks})", outbox_ids,
             ) if outbox_ids else []  # fmt: skip
             found: dict[int, str | None] = {}
-            for outbox_id, state, created_at, out_at in rows:
+            for outbox_id, state, created_at, by_number, by_user_id in rows:
+                out_at = max(by_number or 0, by_user_id or 0) or None
                 if state != "pending":
                     found[outbox_id] = f"The opt-in request is {state}: its confirmation is not sent."
                 elif out_at is not None and out_at >= created_at:
