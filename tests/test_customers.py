@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from clicktochat.conversations import parse
 from clicktochat.payloads import batch, inbound_message, new_wamid, post_signed, webhook_body
-from clicktochat.webhooks import parse
 from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_notifications import API, PHONE, notify, opt_in, sync
 
@@ -135,6 +135,25 @@ def test_erasing_one_person_keeps_what_others_wrote_in_the_same_body(whatsapp: W
     whatsapp.process()
     assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Io resto"]  # type: ignore[attr-defined]
     assert held(whatsapp, PHONE)["messages"] == []
+
+
+def test_a_body_that_came_after_the_catch_up_is_applied_by_the_erasure_before_it_is_emptied(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Found by a review: a body still pending when the erasure's transaction began (it came
+    after the catch-up, or another instance held it) was emptied unapplied, and the other
+    people's messages in it were lost. The store's erasure is called here with no catch-up."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id="IT.111")
+    both = batch([message_body(whatsapp, PHONE, "Cancellatemi"), message_body(whatsapp, OTHER, "Io resto")])
+    assert whatsapp.run(post_signed(customer.webhook_url, both, customer.number.app_secret,
+                                    customer.http)).status_code == 200  # fmt: skip
+    whatsapp.run(whatsapp.service.whatsapp.journal.drain())  # in webhook_events, not applied
+    chats = whatsapp.service.whatsapp.chats
+    deleted = whatsapp.run(chats.erase_customer(PHONE, int(whatsapp.clock())))
+    assert deleted["wa_messages"] == 1 and deleted["webhook_events"] == 1
+    assert whatsapp.process() == 0  # nothing left to apply: the body was applied, then emptied
+    assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Io resto"]  # type: ignore[attr-defined]
+    assert held(whatsapp, PHONE)["messages"] == [] and held(whatsapp, PHONE)["conversations"] == []
 
 
 @pytest.mark.sqlite  # the failure is made with a SQLite trigger

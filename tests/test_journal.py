@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from clicktochat.backup import backup, restore
 from clicktochat.cli import cli
+from clicktochat.conversations import parse
 from clicktochat.journal import Journal, drain_file, frame, journal_dir, locked, read_frames, segments
 from clicktochat.payloads import batch, encode, inbound_message, new_wamid, sign, webhook_body
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from clicktochat.webhooks import parse
 from conftest import NUMBER, WhatsAppSetup, connect_db
 
 pytestmark = pytest.mark.sqlite  # PostgreSQL has no journal: its bodies go straight into the database
@@ -175,7 +175,7 @@ def test_a_body_damaged_on_disk_is_kept_and_skipped_when_applied(
     (directory / "000000000001.seg").write_bytes(bytes(data))
     assert drain_file(db_path) == 3
     assert in_database(db_path) == [bodies[0], b'{"n": \x00}', bodies[2]]  # kept as it is: nothing acknowledged is lost
-    with caplog.at_level(logging.WARNING, logger="clicktochat.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="clicktochat.conversations"):
         assert parse(in_database(db_path)[1], ["1"]) == []  # what the processor makes of it: nothing, said
     assert "not JSON that can be read" in caplog.text
 

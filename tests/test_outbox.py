@@ -4,6 +4,8 @@ Meta's statuses in any order, retries with backoff on 429/5xx, Meta's errors kep
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any
 
 from clicktochat.outbox import UNKNOWN_OUTCOME_WAIT, Backoff
@@ -43,7 +45,7 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     assert whatsapp.send() == 1 and whatsapp.send() == 0
     (sent,) = whatsapp.standin.sent
     assert sent.body["to"] == "393471234567" and sent.body["text"]["body"] == "Sì, dalle 9 alle 13!"
-    assert sent.body["biz_opaque_callback_data"] == str(answer.json()["id"])
+    assert re.fullmatch(rf"clicktochat:{answer.json()['id']}:[0-9a-f]{{12}}", sent.body["biz_opaque_callback_data"])
     out = messages(whatsapp, cid)[-1]
     assert (out["direction"], out["status"], out["wamid"]) == ("out", "sent", sent.wamid)
     # Meta delivers statuses out of order and repeats them: the furthest one reached wins.
@@ -209,6 +211,15 @@ def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsApp
     assert sorted(first + second) == rows  # each row once: none twice, none left behind
 
 
+def sent_status(setup: WhatsAppSetup, wamid: str, callback: str) -> None:
+    value = status_update(wamid=wamid, status="sent", timestamp=int(setup.clock()), recipient_id="393471234567",
+                          biz_opaque_callback_data=callback)  # fmt: skip
+    body = webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+    assert setup.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
+                                 setup.http())).status_code == 200  # fmt: skip
+
+
 def test_a_send_with_no_answer_waits_for_meta_to_say_it_went_out(whatsapp: WhatsAppSetup) -> None:
     """Found by an independent review: a send that timed out was tried again at once, and a
     `sent` status that came meanwhile was overwritten by the retry (three copies for one row).
@@ -219,17 +230,19 @@ def test_a_send_with_no_answer_waits_for_meta_to_say_it_went_out(whatsapp: Whats
     assert reply(whatsapp, cid, "Arrivo!").status_code == 202
     assert whatsapp.send() == 1
     (row,) = whatsapp.run(whatsapp.service.whatsapp.chats.run(lambda: whatsapp.service.whatsapp.chats.db.execute(
-        "SELECT id, state, next_attempt_at FROM outbox").fetchall()))  # fmt: skip
+        "SELECT id, state, next_attempt_at, payload FROM outbox").fetchall()))  # fmt: skip
     assert row[1] == "queued" and row[2] >= whatsapp.clock() + UNKNOWN_OUTCOME_WAIT
     graph.base_url = reachable
     whatsapp.clock.move(UNKNOWN_OUTCOME_WAIT / 2)
     assert whatsapp.send() == 0  # still waiting for Meta's word
-    value = status_update(wamid="wamid.TOOK", status="sent", timestamp=int(whatsapp.clock()),
-                          recipient_id="393471234567", biz_opaque_callback_data=str(row[0]))  # fmt: skip
-    body = webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
-                        display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
-    assert whatsapp.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
-                                    whatsapp.http())).status_code == 200  # fmt: skip
+    callback = json.loads(row[3])["biz_opaque_callback_data"]
+    # Another tool sending from the number with its own callback data ("42", or our row's id)
+    # names no row of ours (found by a review: it marked an unsent reply as sent).
+    for foreign in (str(row[0]), f"clicktochat:{row[0]}:000000000000"):
+        sent_status(whatsapp, "wamid.OTHERTOOL" + foreign[-1], foreign)
+    whatsapp.process()
+    assert messages(whatsapp, cid)[-1]["status"] == "queued"
+    sent_status(whatsapp, "wamid.TOOK", callback)
     whatsapp.process()
     whatsapp.clock.move(UNKNOWN_OUTCOME_WAIT)
     assert whatsapp.send() == 0 and whatsapp.standin.sent == []  # Meta took it once: never again

@@ -23,6 +23,7 @@ from .conversations import (
 from .customerstore import CustomerStore
 from .graph import error_text
 from .optinstore import OptinStore
+from .outboxstore import outbox_of
 
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
@@ -223,39 +224,39 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         applied since they were read (by another instance or process, or emptied by an erasure
         meanwhile, which must not be undone) are left out; on PostgreSQL so are those another
         instance is applying now (each body's row locked by the one applying it)."""
+        return await self.run(self._retry, lambda db: self._apply(db, bodies, now))
 
-        def work(db: sqlite3.Connection) -> int:
-            mine = bodies
-            if bodies:  # SQLite: BEGIN IMMEDIATE already keeps every other writer out until the commit
-                lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-                free = {row[0] for row in db.execute(
-                    f"SELECT id FROM webhook_events WHERE id IN ({', '.join('?' * len(bodies))})"
-                    f" AND processed_at IS NULL{lock}", [event_id for event_id, _ in bodies],
-                ).fetchall()}  # fmt: skip
-                mine = [body for body in bodies if body[0] in free]
-            batch = _Batch()
-            for _, events in mine:
-                for event in events:
-                    number = self._number_of(batch, event.phone_number_id)
-                    if number is None:
-                        continue
-                    if isinstance(event, Inbound):
-                        self._inbound(db, batch, event, number)
-                    elif isinstance(event, Status):
-                        self._status(db, event, number[0], number[1])
-                    elif isinstance(event, Preference) and event.value == "stop":
-                        self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
-                                      "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
-            db.executemany(
-                "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
-                " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
-                [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
-            )  # fmt: skip
-            db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
-                           [(now, event_id) for event_id, _ in mine])  # fmt: skip
-            return len(mine)
-
-        return await self.run(self._retry, work)
+    def _apply(self, db: sqlite3.Connection, bodies: list[tuple[int, list[Event]]], now: int) -> int:
+        """`apply_events` inside the caller's transaction (an erasure applies what it found pending too)."""
+        mine = bodies
+        if bodies:  # SQLite: BEGIN IMMEDIATE already keeps every other writer out until the commit
+            lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+            free = {row[0] for row in db.execute(
+                f"SELECT id FROM webhook_events WHERE id IN ({', '.join('?' * len(bodies))})"
+                f" AND processed_at IS NULL{lock}", [event_id for event_id, _ in bodies],
+            ).fetchall()}  # fmt: skip
+            mine = [body for body in bodies if body[0] in free]
+        batch = _Batch()
+        for _, events in mine:
+            for event in events:
+                number = self._number_of(batch, event.phone_number_id)
+                if number is None:
+                    continue
+                if isinstance(event, Inbound):
+                    self._inbound(db, batch, event, number)
+                elif isinstance(event, Status):
+                    self._status(db, event, number[0], number[1])
+                elif isinstance(event, Preference) and event.value == "stop":
+                    self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
+                                  "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+        db.executemany(
+            "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
+            " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
+            [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
+        )  # fmt: skip
+        db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
+                       [(now, event_id) for event_id, _ in mine])  # fmt: skip
+        return len(mine)
 
     def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
         if phone_number_id not in batch.numbers:
@@ -338,16 +339,17 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         )  # fmt: skip
         if cursor.rowcount == 0:
             return
-        if status.callback and status.callback.isdigit():
-            # A send interrupted by a crash: Meta's status tells us it did go out.
-            # Only the number's own rows: another app's secret names no row of ours.
-            outbox_id = int(status.callback[:18])
-            found = db.execute(
-                "UPDATE outbox SET state = 'sent', wamid = ?, sent_at = coalesce(sent_at, ?), lease_until = NULL"
-                " WHERE id = ? AND number_id = ? AND state IN ('sending', 'queued') AND wamid IS NULL",
-                (status.wamid, status.at, outbox_id, number_id),
-            )  # fmt: skip
-            if found.rowcount:
+        outbox_id = outbox_of(status.callback)
+        if outbox_id is not None:
+            # A send interrupted by a crash: Meta's status tells us it did go out. Only the
+            # number's own rows (another app's secret names no row of ours), and only when the
+            # callback data is the row's own, whole (another tool's "42" on the number is not).
+            row = db.execute("SELECT payload FROM outbox WHERE id = ? AND number_id = ?"
+                             " AND state IN ('sending', 'queued') AND wamid IS NULL",
+                             (outbox_id, number_id)).fetchone()  # fmt: skip
+            if row and json.loads(row[0]).get("biz_opaque_callback_data") == status.callback:
+                db.execute("UPDATE outbox SET state = 'sent', wamid = ?, sent_at = coalesce(sent_at, ?),"
+                           " lease_until = NULL WHERE id = ?", (status.wamid, status.at, outbox_id))  # fmt: skip
                 db.execute("UPDATE wa_messages SET wamid = ? WHERE outbox_id = ? AND wamid IS NULL",
                            (status.wamid, outbox_id))  # fmt: skip
         if status.status == "failed" and status.error_code == 131050:

@@ -4,11 +4,27 @@ senders with a lease (`UPDATE ... RETURNING`), so no two senders send one row.""
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from .chatdb import ChatDB
+
+CALLBACK = "clicktochat:"  # biz_opaque_callback_data: "clicktochat:<outbox id>:<12 random hex digits>"
+
+
+def outbox_of(callback: str | None) -> int | None:
+    """The outbox row a status's `biz_opaque_callback_data` names, if it is ours (or, from
+    before the random part, bare digits); the caller compares the whole value with the row's."""
+    if not callback:
+        return None
+    if callback.isdigit():
+        return int(callback[:18])
+    parts = callback.split(":")
+    if len(parts) == 3 and f"{parts[0]}:" == CALLBACK and parts[1].isdigit() and len(parts[1]) <= 18:
+        return int(parts[1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,9 @@ class OutboxStore(ChatDB):
         row = self._outbox("idempotency_key = ?", key)
         assert row is not None
         if created:
-            # The payload names our row, so Meta's statuses can find it after a crash.
-            payload_with_id = {**payload, "biz_opaque_callback_data": str(row.id)}
+            # The payload names our row, so Meta's statuses can find it after a crash; with a
+            # random part, so that another tool's callback data on the number never does.
+            payload_with_id = {**payload, "biz_opaque_callback_data": f"{CALLBACK}{row.id}:{secrets.token_hex(6)}"}
             db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload_with_id), row.id))
             if conversation_id is not None:
                 db.execute(

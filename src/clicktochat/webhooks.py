@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import sqlite3
 import time
@@ -24,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from .budget import client_address, network
 from .chatstore import ChatStore, NumberKeys
-from .conversations import Event, read_body
+from .conversations import parse
 from .errors import (
     FieldError,
     Forbidden,
@@ -354,16 +353,6 @@ class Refusals:
         if key not in self._seen and len(self._seen) >= self.max_keys:
             del self._seen[next(iter(self._seen))]
         self._seen.setdefault(key, deque()).append(now)
-
-
-def parse(body: bytes, numbers: list[str]) -> list[Event]:
-    """A stored body's events; nothing here raises. It was checked to be JSON when it came, but
-    a journal page a power cut zeroed, or JSON nested deeper than Python parses, is skipped."""
-    try:
-        return read_body(json.loads(body), set(numbers))
-    except (ValueError, RecursionError) as exc:
-        log.warning("a stored webhook body is not JSON that can be read (%s); it is skipped", type(exc).__name__)
-        return []
 
 
 class WebhookProcessor:
