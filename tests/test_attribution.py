@@ -11,6 +11,7 @@ import pytest
 
 from clicktochat.conversations import find_ref, is_stop, window, with_ref
 from clicktochat.payloads import inbound_message, new_wamid, referral
+from clicktochat.service import timestamp
 from clicktochat.stats import compute, parse_query
 from conftest import IPHONE, WhatsAppSetup, connect_db, flush
 
@@ -286,6 +287,28 @@ def test_a_second_reply_does_not_take_back_the_free_entry_point(whatsapp: WhatsA
     whatsapp.clock.move(3600)
     (c,) = conversations(whatsapp)
     assert c["window"]["free_entry_point_until"] is not None  # 72 h from the ad, kept by the first reply
+
+
+def test_the_customer_writing_again_after_the_window_keeps_the_free_entry_point(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a message 40 h after the ad's (the 24-hour window closed, so a new
+    chat start) took back the free entry point that runs 72 h from the ad."""
+    ad = referral(source_url="https://fb.me/x", source_id="1", headline="Promo", body="", ctwa_clid="ARAk")
+    whatsapp.run(whatsapp.customer().send_text("Ciao dall'annuncio", referral=ad))
+    whatsapp.process()
+    started = int(whatsapp.clock())
+    (c,) = conversations(whatsapp)
+    whatsapp.clock.move(3600)
+    url = f"/api/v1/conversations/{c['id']}/messages"
+    assert whatsapp.client.post(url, json={"text": "Eccoci"}, headers=whatsapp.auth).status_code == 202
+    whatsapp.send()
+    whatsapp.clock.move(39 * 3600)
+    whatsapp.run(whatsapp.customer().send_text("Sono ancora interessato"))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["window"]["free_entry_point_until"] == timestamp(started + 72 * 3600)
+    whatsapp.clock.move(33 * 3600)  # 73 h after the ad: over
+    (c,) = conversations(whatsapp)
+    assert c["window"]["free_entry_point_until"] is None
 
 
 @pytest.mark.postgresql

@@ -32,9 +32,11 @@ class ChatStartStore(ChatDB):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (conversation_id, business_id, message.at, day, message.wamid, ref, *(click or (None,) * 7), referral),
         )  # fmt: skip
+        # An ad's free entry point runs 72 h from the ad, through a chat start without one.
         entry_point = message.at + ENTRY_POINT if message.referral else None
-        db.execute("UPDATE conversations SET start_id = ?, entry_point_until = ? WHERE id = ?",
-                   (cursor.fetchone()[0], entry_point, conversation_id))  # fmt: skip
+        db.execute("UPDATE conversations SET start_id = ?, entry_point_until = coalesce(?, CASE WHEN"
+                   " entry_point_until > ? THEN entry_point_until END) WHERE id = ?",
+                   (cursor.fetchone()[0], entry_point, message.at, conversation_id))  # fmt: skip
 
     def _start_earlier(
         self, db: sqlite3.Connection, conversation_id: int, timezone: str, display: str, message: Inbound

@@ -13,6 +13,7 @@ from typing import Any
 from .chatstarts import ChatStartStore
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import (
+    ENTRY_POINT,
     SERVICE_WINDOW,
     STATUS_RANK,
     Event,
@@ -30,9 +31,10 @@ CONVERSATION_COLUMNS = (
     "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
     "c.last_message_at, c.last_outbound_at, c.entry_point_until, "
     "s.at, s.ref, s.link_kind, s.link_key, s.campaign, s.agent_id, s.channel, s.click_at, s.referral, "
-    # the business's first reply in the chat: it keeps the free entry point (conversations.window)
+    # the business's first reply in the chat, or since the ad while its free entry point runs:
+    # it keeps the free entry point (conversations.window)
     "(SELECT min(m.at) FROM wa_messages m WHERE m.conversation_id = c.id AND m.direction = 'out'"
-    " AND m.wamid IS NOT NULL AND m.at >= coalesce(s.at, 0))"
+    f" AND m.wamid IS NOT NULL AND m.at >= coalesce(c.entry_point_until - {ENTRY_POINT}, s.at, 0))"
 )
 
 
