@@ -56,6 +56,26 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     assert out["status"] == "read" and out["pricing"]["category"] == "service"
 
 
+def test_the_pricing_of_a_lower_status_is_kept_when_a_higher_one_came_first(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a `read` (which carries no pricing) stored before the `sent` that
+    carries it left the message with no pricing."""
+    cid = conversation(whatsapp)
+    assert reply(whatsapp, cid, "Eccoci").status_code == 202
+    assert whatsapp.send() == 1
+    (sent,) = whatsapp.standin.sent
+    pricing = {"billable": False, "pricing_model": "PMP", "category": "service", "type": "free_customer_service"}
+    for status, price in (("read", None), ("sent", pricing)):
+        value = status_update(wamid=sent.wamid, status=status, timestamp=int(whatsapp.clock()),
+                              recipient_id="393471234567", pricing=price)  # fmt: skip
+        body = webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                            display_phone_number=NUMBER.display_phone_number, value=value)  # fmt: skip
+        assert whatsapp.run(post_signed("https://chat.example.com/webhooks/whatsapp", body, NUMBER.app_secret,
+                                        whatsapp.http())).status_code == 200  # fmt: skip
+        whatsapp.process()
+    out = messages(whatsapp, cid)[-1]
+    assert out["status"] == "read" and out["pricing"] == pricing
+
+
 def test_a_user_known_only_by_user_id_is_answered_by_user_id(whatsapp: WhatsAppSetup) -> None:
     cid = conversation(whatsapp, wa_id=None, user_id="IT.99887766554433")
     assert reply(whatsapp, cid, "Buongiorno").status_code == 202

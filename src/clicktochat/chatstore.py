@@ -452,8 +452,11 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                          (json.dumps(wamids), number_id))  # fmt: skip
         for wamid, status, pricing, code, title in rows:
             best = found.get(wamid)
+            price = json.loads(pricing) if pricing else None
             if best is None or STATUS_RANK[status] > STATUS_RANK[best[0]]:
-                found[wamid] = (status, json.loads(pricing) if pricing else (best[1] if best else None), code, title)
+                found[wamid] = (status, price or (best[1] if best else None), code, title)
+            elif price and best[1] is None:  # a `read` (no pricing) stored before the `sent` that has it
+                found[wamid] = (best[0], price, best[2], best[3])
         return found
 
     async def last_messages(self, conversation_ids: list[int]) -> dict[int, tuple[str, str | None]]:
