@@ -218,6 +218,20 @@ def test_a_damaged_database_is_not_backed_up_as_if_it_were_sound(db: Path, tmp_p
     assert list(tmp_path.glob("copy.db*")) == []
 
 
+def test_a_copy_that_cannot_be_written_or_cleared_away_is_an_error_not_a_traceback(db: Path, tmp_path: Path) -> None:
+    """Found by a review: on a read-only volume the clean-up of the half-written copy failed too,
+    and its error (a traceback) hid the one that said why. A folder in the way does the same."""
+    (tmp_path / "copy.db.partial").mkdir()
+    done = cli("backup", str(tmp_path / "copy.db"), "--db", str(db))
+    assert done.exit_code == 1 and done.stderr.startswith(f"Error: cannot back up {db}"), done.output
+    assert "Traceback" not in done.output
+    (tmp_path / "restored.db.restoring").mkdir()
+    backup(db, tmp_path / "good.db")
+    done = cli("restore", str(tmp_path / "good.db"), "--db", str(tmp_path / "restored.db"))
+    assert done.exit_code == 1 and done.stderr.startswith("Error: "), done.output
+    assert "Traceback" not in done.output and not (tmp_path / "restored.db").exists()
+
+
 def test_backup_into_a_folder_names_the_copy_and_never_overwrites_other_files(db: Path, tmp_path: Path) -> None:
     folder = tmp_path / "backups"
     folder.mkdir()

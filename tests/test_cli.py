@@ -212,6 +212,14 @@ def test_an_unreachable_postgresql_server_is_a_clear_error_without_the_password(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_folder_given_as_the_database_is_a_clear_error(tmp_path: Path) -> None:
+    """Found by a review: the right message, then a traceback from aiosqlite's thread."""
+    proc = run_module("link", "list", "--db", str(tmp_path))
+    assert proc.returncode == 1 and proc.stdout == ""
+    said = f"Error: cannot use the database {tmp_path}: {tmp_path} is a folder: give the database file's path\n"
+    assert proc.stderr == said
+
+
 def test_keys_list_rotate_and_secrets_never_printed(runner: CliRunner, db: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("CLICKTOCHAT_BASE_URL", BASE)

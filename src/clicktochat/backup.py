@@ -85,7 +85,7 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
     except (sqlite3.Error, OSError) as exc:
         raise BackupError(f"cannot back up {db}: {exc}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
     return Checked(target, checked.size, checked.schema)
 
 
@@ -115,11 +115,20 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
                 _set_journal_aside(journal, db, aside, now)
             os.replace(incoming, db)
             _sync(db.parent)
+        except OSError as exc:
+            raise BackupError(f"cannot restore into {db}: {exc}") from None
         finally:
-            incoming.unlink(missing_ok=True)
+            _remove(incoming)
     if aside is not None:
         _tidy(aside)
     return Restored(Checked(source, checked.size, checked.schema), db, aside)
+
+
+def _remove(path: Path) -> None:
+    """A half-written copy cleared away, if it can be: on a read-only volume even the unlink of
+    a file that is not there fails, and its error must not hide the one that says why."""
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def check(path: Path, shown: Path | None = None) -> Checked:

@@ -95,6 +95,8 @@ def copy(source: Path, target: str) -> Copied:
         import psycopg
     except ImportError:
         raise CopyError("copying to PostgreSQL needs psycopg: pip install 'clicktochat[postgresql]'") from None
+    with _alone(source):  # a server running on it, older perhaps: refused before migrating anything under it
+        pass
     if before < latest_schema():
         asyncio.run(_migrate(str(source)))
     asyncio.run(_migrate(target))

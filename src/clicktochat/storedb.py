@@ -78,6 +78,8 @@ class StoreDB:
         folder = Path(path).parent
         if not folder.is_dir():  # checked first: a failed connect leaves aiosqlite's thread behind
             raise FileNotFoundError(f"the folder {folder} does not exist")
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"{path} is a folder: give the database file's path")
         held = DatabaseLock(path)
         try:
             private(path)
