@@ -46,7 +46,9 @@ def schema(**constraints: Any) -> Any:
 
 
 NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=r"\S")  # not only spaces
-TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]*$")  # new lines allowed
+# tabs and line ends allowed; no other control character, no text direction mark
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)
 LABEL = schema(maxLength=MAX_LABEL_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")
 PHONE = schema(minLength=3, maxLength=40, pattern=r"^\+?[0-9][0-9 ().\-/]*$")
 ADDRESS = schema(minLength=1, maxLength=320, pattern=r"\S")  # each channel checks its own form

@@ -4,6 +4,7 @@ redirect to. A new messenger is one more `Channel` entry in `CHANNELS`."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +14,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
 from .errors import InvalidInput
+from .names import BIDI_CONTROLS
 
 MAX_TEXT_LENGTH = 1000
 """Characters of pre-filled text. wa.me accepts more, but long URLs break in SMS, QR codes and
@@ -338,12 +340,16 @@ def get_channel(name: str, field: str = "channel") -> Channel:
 
 
 def check_text(text: str, channel: Channel, field: str = "text") -> str:
+    """The pre-filled message, kept exactly as written; a 422 naming `field` when it is too long
+    for the channel or holds a control character other than tabs and line ends (NUL, escapes)
+    or a text direction mark (which makes the message read otherwise than it is)."""
     if len(text) > channel.max_text_length:
         raise InvalidInput(
             field, f"is {len(text)} characters long; {channel.label} links take at most {channel.max_text_length}"
         )
-    if "\x00" in text:
-        raise InvalidInput(field, "contains a NUL character")
+    if any((unicodedata.category(c) == "Cc" and c not in "\t\n\r") or c in BIDI_CONTROLS for c in text):
+        raise InvalidInput(field, "must not hold control characters other than tabs and new lines (NUL, escapes), "
+                                  "nor text direction marks")  # fmt: skip
     return text
 
 
