@@ -136,7 +136,7 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)) + 2 or not low <= int(raw) <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}")
     return int(raw)
 
