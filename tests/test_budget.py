@@ -5,6 +5,7 @@ token bucket per address, answered 429 with Retry-After past it. Clicks never sp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from ipaddress import ip_network
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from clicktochat.accounts import create_admin
 from clicktochat.app import create_app
 from clicktochat.budget import BURST, RATE, Budget
+from clicktochat.keys import create_api_key
 from clicktochat.qr import render
 from clicktochat.qr_access import Renders, signed_query
 from clicktochat.service import Service
@@ -138,6 +141,34 @@ def test_a_client_behind_the_proxy_cannot_name_itself_past_the_limit(proxied: Te
         lines = [("x-forwarded-for", f"198.51.100.{n % 250}"), ("x-forwarded-for", "203.0.113.10")]
         statuses.append(proxied.get(f"/nothing/{n}", headers=lines).status_code)
     assert statuses == [404] * BURST + [429]
+
+
+def test_signed_in_callers_are_not_held_to_the_budget_for_unknown_addresses(
+    timed: TestClient, shop: dict[str, Any]
+) -> None:
+    """Found by a review: an API client's or an admin's 404 became a 429 once anybody at the
+    same address (an office behind one NAT address) had spent the budget of unknown addresses."""
+    service = shop["service"]
+    key = call(timed, create_api_key(service.store, "tests")).key  # type: ignore[attr-defined]
+    call(timed, create_admin(service.store, "ana", "correct horse battery staple"))
+    page = timed.get("/admin/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]  # type: ignore[index]
+    assert timed.post("/admin/login", data={"csrf": csrf, "username": "ana", "password": "correct horse battery staple",
+                                            "next": "/admin/"}).status_code == 303  # fmt: skip
+    signed_in = dict(timed.cookies)
+    timed.cookies.clear()
+    for n in range(BURST):
+        timed.get(f"/nothing/{n}")
+    spent = timed.get("/nothing/more")
+    assert spent.status_code == 429 and spent.json()["errors"] == []  # the same shape as every problem
+    api = timed.get("/api/v1/links/nope", headers={"Authorization": f"Bearer {key}"})
+    assert api.status_code == 404 and api.json()["detail"] == "There is no short link 'nope'."
+    timed.cookies.update(signed_in)
+    assert timed.get("/admin/conversations/999999").status_code == 404
+    timed.cookies.clear()
+    assert timed.get("/api/v1/links/nope").status_code == 401  # a stranger is refused as before
+    assert timed.get("/admin/conversations/999999").status_code == 303  # sent to sign in
+    assert timed.get("/nothing/else").status_code == 429
 
 
 def test_clicks_are_never_throttled(proxied: TestClient, shop: dict[str, Any]) -> None:

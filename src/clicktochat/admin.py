@@ -199,6 +199,7 @@ def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], A
         admin = await session_admin(service.store, keys, session)
         if admin is None:
             return to_login(request)
+        request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
         cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
         page = Page(request, service, admin, csrf_token(keys, cookie, session))
         if request.method == "POST":

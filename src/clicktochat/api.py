@@ -72,6 +72,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             )
         if await check_api_key(service.store, key.strip()) is None:
             raise Unauthorized("This API key is not valid, or it has been revoked.")
+        request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
         return await handler(request, service)
 
     return wrapper

@@ -220,13 +220,17 @@ def wants_json(request: Request) -> bool:
 
 async def problem_response(request: Request, exc: Exception) -> Response:
     """One error shape: RFC 9457 problem+json for API clients, a friendly page for people.
-    A 404 (but a click's) spends from the caller's budget: guessing addresses costs a page each."""
+    A 404 spends from the caller's budget (guessing addresses costs a page each), but a click's,
+    and a signed-in caller's (an API key, an admin: an office behind one address is not held
+    back by a stranger guessing from the same one)."""
     state = request.app.state
-    if _status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies"):
+    if (_status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies")
+            and not getattr(request.state, "signed_in", False)):  # fmt: skip
         wait = state.budget.retry_after(client_address(request.scope, state.proxies))
         if wait:  # a short answer, not a page: it must cost less than the 404 it stands for
             detail = f"Too many unknown addresses asked for from yours; try again in {wait} s."
-            body = {"type": "about:blank", "title": TooManyRequests.title, "status": 429, "detail": detail}
+            body = {"type": "about:blank", "title": TooManyRequests.title, "status": 429, "detail": detail,
+                    "errors": []}  # fmt: skip
             headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
             if request.url.path.startswith(WIDGET_APIS):
                 headers |= WIDGET_HEADERS
