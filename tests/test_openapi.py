@@ -310,6 +310,9 @@ REFUSED_BODIES = [
     ("post", "/conversations/{conversation_id}/messages", {"text": ""}),
     ("post", "/conversations/{conversation_id}/messages", {"text": "  \n "}),
     ("post", "/conversations/{conversation_id}/messages", {"text": "ok", "idempotency_key": "has spaces"}),
+    ("post", "/conversations/{conversation_id}/messages", {"text": "ok", "idempotency_key": ""}),
+    ("post", "/notifications", {"to": NUMBER, "topic": "orders", "template": "t", "language": "it",
+                                "idempotency_key": ""}),
 ]  # fmt: skip
 
 
@@ -329,6 +332,23 @@ def test_the_document_refuses_what_the_server_refuses(
     body = {k: (shop["id"] if k == "business_id" and v == 1 else v) for k, v in body.items()}
     answer = client.request(method.upper(), API + url, json=body, headers=auth)
     assert answer.status_code == 422, answer.text  # the body is checked first
+
+
+def test_whole_numbers_written_with_a_fraction_are_taken_as_json_schema_takes_them(
+    client: TestClient, auth: dict[str, str], document: dict[str, Any]
+) -> None:
+    """Found by a schema-driven fuzzer: JSON Schema's `integer` takes 3.0; the server refused it."""
+    shop = client.post(f"{API}/businesses", json={"name": "Dolce"}, headers=auth).json()
+    agent = client.post(f"{API}/businesses/{shop['id']}/agents", json={"name": "Ana", "address": NUMBER},
+                        headers=auth).json()  # fmt: skip
+    body = {"agent_id": float(agent["id"]), "slug": "flyer"}
+    check_request(document, "post", "/links", body)
+    made = client.post(f"{API}/links", json=body, headers=auth)
+    assert made.status_code == 201 and made.json()["agent_id"] == agent["id"], made.text
+    widget = client.post(f"{API}/widgets", json={"business_id": float(shop["id"]), "scroll": 97.0}, headers=auth)
+    assert widget.status_code == 201 and widget.json()["scroll"] == 97, widget.text
+    refused = client.post(f"{API}/widgets", json={"business_id": shop["id"], "scroll": 97.5}, headers=auth)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "scroll"
 
 
 @pytest.mark.parametrize(("parameter", "value"), [("limit", "0"), ("limit", "1001"), ("offset", "-1")])

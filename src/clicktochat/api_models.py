@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from .agents import TIMEZONES
 from .channels import CHANNELS, MAX_TEXT_LENGTH
@@ -25,6 +25,16 @@ from .widget import (
 )
 
 Mode = Literal["auto", "redirect", "landing"]
+
+
+def whole(value: Any) -> Any:
+    """3.0 as 3: JSON Schema's `integer` takes a number with no fraction, so the server does too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An `int` field of a request body. Bounds go inside, before the validator (as `Annotated[int,
+# Field(gt=0), BeforeValidator(whole)]`), or the document shows them as pydantic's own words.
+Whole = Annotated[int, BeforeValidator(whole)]
 
 
 class Body(BaseModel):
@@ -87,9 +97,9 @@ class LinkCreate(Body):
     channel: str = Field("whatsapp", description="Messenger of `to`; for a short link to an agent or business, the "
                          "channel it opens (the business must offer it; left out: the agent's first).",
                          json_schema_extra=CHANNEL)  # fmt: skip
-    agent_id: int | None = Field(None, description="Lead to this agent (short links: editable later).",
+    agent_id: Whole | None = Field(None, description="Lead to this agent (short links: editable later).",
                                  json_schema_extra=ID)  # fmt: skip
-    business_id: int | None = Field(None, description="Lead to whoever of this business is available.",
+    business_id: Whole | None = Field(None, description="Lead to whoever of this business is available.",
                                     json_schema_extra=ID)  # fmt: skip
     text: str = Field("", description="Pre-filled message, at most 1000 characters.", json_schema_extra=TEXT)
     campaign: str | None = Field(None, description="Label counted with each click, e.g. summer-ad.",
@@ -104,8 +114,8 @@ class LinkCreate(Body):
     slug: str | None = Field(None, description="Custom slug for a short link; random when left out.",
                              json_schema_extra=SLUG)  # fmt: skip
     expires_at: AwareDatetime | None = Field(None, description="When the link stops working.")
-    expires_in: int | None = Field(
-        None, gt=0, le=MAX_EXPIRY_SECONDS, description="Seconds from now until the link stops working."
+    expires_in: Annotated[int, Field(gt=0, le=MAX_EXPIRY_SECONDS), BeforeValidator(whole)] | None = Field(
+        None, description="Seconds from now until the link stops working."
     )
     title: str | None = Field(None, description="Name shown on a signed link's landing page.", json_schema_extra=NAME)
     ref_code: bool | None = Field(
@@ -125,8 +135,8 @@ class LinkUpdate(Body):
     channel: str | None = Field("whatsapp", description="Messenger of `to` (given with it); of a link to an agent"
                                 " or business, the channel it opens (null: the agent's first).",
                                 json_schema_extra=CHANNEL)  # fmt: skip
-    agent_id: int | None = Field(None, json_schema_extra=ID)
-    business_id: int | None = Field(None, json_schema_extra=ID)
+    agent_id: Whole | None = Field(None, json_schema_extra=ID)
+    business_id: Whole | None = Field(None, json_schema_extra=ID)
     text: str = Field("", json_schema_extra=TEXT)
     campaign: str | None = Field(None, json_schema_extra=LABEL)
     source: str | None = Field(None, json_schema_extra=LABEL)
@@ -145,7 +155,7 @@ class BusinessCreate(Body):
 class BusinessUpdate(Body):
     name: str = Field("", json_schema_extra=NAME)
     timezone: str = Field("UTC", json_schema_extra=TIMEZONE)
-    fallback_agent_id: int | None = Field(None, description="Who gets chats when nobody is available (0: none).",
+    fallback_agent_id: Whole | None = Field(None, description="Who gets chats when nobody is available (0: none).",
                                           json_schema_extra={"minimum": 0})  # fmt: skip
     colour: str | None = Field(None, description=COLOUR_HELP, json_schema_extra=COLOUR_SCHEMA)
 
@@ -230,8 +240,9 @@ class WidgetFields(Body):
                                "whichever contrasts more.",
                                    json_schema_extra=schema(pattern=r"^#?[0-9A-Fa-f]{6}$"))  # fmt: skip
     position: Literal["right", "left"] | None = None
-    offset_x: int | None = Field(None, description="Pixels from the side, 0-200.", json_schema_extra=widget_number(200))
-    offset_y: int | None = Field(None, description="Pixels from the bottom, 0-200.",
+    offset_x: Whole | None = Field(None, description="Pixels from the side, 0-200.",
+                                   json_schema_extra=widget_number(200))  # fmt: skip
+    offset_y: Whole | None = Field(None, description="Pixels from the bottom, 0-200.",
                                  json_schema_extra=widget_number(200))  # fmt: skip
     locale: Literal["en", "it", "es", "pt", "de", "fr", "ar"] | None = Field(
         None, description="Force a language; default: the page's lang, then the browser's."
@@ -240,13 +251,13 @@ class WidgetFields(Body):
     show_on: list[str] | None = Field(None, description="Show only on these paths ('*' matches anything).",
                                       json_schema_extra=PATHS)  # fmt: skip
     hide_on: list[str] | None = Field(None, description="Never show on these paths.", json_schema_extra=PATHS)
-    delay: int | None = Field(None, description="Seconds before the button appears, 0-600.",
+    delay: Whole | None = Field(None, description="Seconds before the button appears, 0-600.",
                               json_schema_extra=widget_number(600))  # fmt: skip
-    scroll: int | None = Field(None, description="Percent of the page scrolled before it appears, 0-100.",
+    scroll: Whole | None = Field(None, description="Percent of the page scrolled before it appears, 0-100.",
                                json_schema_extra=widget_number(100))  # fmt: skip
     hide_offline: bool | None = Field(None, description="No button while nobody is available.")
     bubble: bool | None = Field(None, description="Pop the greeting up once per visit.")
-    bubble_delay: int | None = Field(None, description="Seconds before the greeting pops up, 0-600.",
+    bubble_delay: Whole | None = Field(None, description="Seconds before the greeting pops up, 0-600.",
                                      json_schema_extra=widget_number(600))  # fmt: skip
     qr: bool | None = Field(None, description="Offer desktop visitors a QR code to continue on their phone.")
     allowed_domains: list[str] | None = Field(
@@ -255,19 +266,19 @@ class WidgetFields(Body):
     )
     optin_form: str | None = Field(
         None, description="The name of an opt-in form of the widget's business (else 422): the panel offers "
-        "updates on WhatsApp with it (its script is loaded only then).",
-        json_schema_extra=schema(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
+        "updates on WhatsApp with it (its script is loaded only then). \"\" or null: none.",
+        json_schema_extra=schema(pattern=r"^(?:[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?)?$"),
     )
 
 
 class WidgetCreate(WidgetFields):
-    business_id: int = Field(json_schema_extra=ID)
+    business_id: Whole = Field(json_schema_extra=ID)
     id: str | None = Field(None, description="The public id in the embed snippet; random when left out.",
                            json_schema_extra=schema(pattern=f"^{WIDGET_ID_PATTERN.pattern}$"))  # fmt: skip
 
 
 class WidgetUpdate(WidgetFields):
-    business_id: int | None = Field(None, json_schema_extra=ID)
+    business_id: Whole | None = Field(None, json_schema_extra=ID)
 
 
 class WidgetOut(BaseModel):

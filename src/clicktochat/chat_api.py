@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import customers
 from .api import endpoint, out, query_int, read_body, resource
-from .api_models import Body
+from .api_models import Body, Whole
 from .chatstore import Message, WhatsAppNumber
 from .conversations import MAX_TEXT_LENGTH
 from .errors import InvalidInput
@@ -31,7 +31,7 @@ REPLY_TEXT: dict[str, Any] = {"minLength": 1, "maxLength": MAX_TEXT_LENGTH, "pat
 
 
 class NumberConnect(Body):
-    business_id: int = Field(description="The business this number answers for.",
+    business_id: Whole = Field(description="The business this number answers for.",
                              ge=1, le=2**63 - 1)  # fmt: skip
     phone_number_id: str = Field(description="Meta's phone number id (WhatsApp Manager > API Setup).",
                                  json_schema_extra=META_ID)  # fmt: skip
@@ -243,7 +243,7 @@ async def get_conversation(request: Request, service: Service) -> Response:
 @endpoint
 async def reply(request: Request, service: Service) -> Response:
     body = await read_body(request, ReplyCreate)
-    key = body.idempotency_key or request.headers.get("idempotency-key")
+    key = body.idempotency_key if body.idempotency_key is not None else request.headers.get("idempotency-key")
     row, created = await service.whatsapp.reply(request.path_params["conversation_id"], body.text, key)
     return out(reply_out(row), 202 if created else 200)
 

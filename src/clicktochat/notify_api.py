@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import endpoint, out, query_int, read_body, resource
-from .api_models import Body
+from .api_models import Body, whole
 from .channels import normalize_phone
 from .errors import InvalidInput
 from .message_templates import MAX_PARAMETER_LENGTH, Template
@@ -43,9 +43,8 @@ class NotificationCreate(Body):
         None, description="Send the same key again and the first notification is returned, never sent twice "
         "(also the Idempotency-Key header)", json_schema_extra=pattern(IDEMPOTENCY_KEY),
     )  # fmt: skip
-    business: int | None = Field(
+    business: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(whole)] | None = Field(
         None, description="The business that sends (required when several have connected numbers)",
-        ge=1, le=2**63 - 1,
     )  # fmt: skip
 
 
@@ -114,7 +113,8 @@ async def create_notification(request: Request, service: Service) -> Response:
     body = await read_body(request, NotificationCreate)
     made, created = await service.whatsapp.notifications.queue(
         to=body.to, topic=body.topic, template=body.template, language=body.language, parameters=body.parameters,
-        idempotency_key=body.idempotency_key or request.headers.get("idempotency-key"), business_id=body.business,
+        idempotency_key=body.idempotency_key if body.idempotency_key is not None else request.headers.get(
+            "idempotency-key"), business_id=body.business,
     )  # fmt: skip
     return out(notification_out(made), 202 if created else 200)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import endpoint, out, query_int, read_body, resource
-from .api_models import Body
+from .api_models import Body, Whole
 from .consent import Consent
 from .errors import InvalidInput
 from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
@@ -35,7 +35,7 @@ class OptinCreate(Body):
     )
     consent_version: str = Field(description="The version of that sentence, e.g. 2026-12.",
                                  json_schema_extra={"pattern": f"^{VERSION.pattern}$"})  # fmt: skip
-    business_id: int | None = Field(None, description="The business it is given to; may be left out when there "
+    business_id: Whole | None = Field(None, description="The business it is given to; may be left out when there "
                                     "is only one.", ge=1, le=2**63 - 1)  # fmt: skip
     page_url: str | None = Field(None, description="Where it was given (kept as proof).",
                                  json_schema_extra={"maxLength": 500})  # fmt: skip
