@@ -311,6 +311,9 @@ REFUSED_BODIES = [
     ("post", "/conversations/{conversation_id}/messages", {"text": "  \n "}),
     ("post", "/conversations/{conversation_id}/messages", {"text": "ok", "idempotency_key": "has spaces"}),
     ("post", "/conversations/{conversation_id}/messages", {"text": "ok", "idempotency_key": ""}),
+    ("post", "/businesses", {"name": "w\u0097S"}),  # found by a schema-driven fuzzer, as the three below
+    ("post", "/businesses/{business_id}/agents", {"name": "0", "channels": None}),
+    ("patch", "/agents/{agent_id}", {"channel": "call"}),
     ("post", "/notifications", {"to": NUMBER, "topic": "orders", "template": "t", "language": "it",
                                 "idempotency_key": ""}),
 ]  # fmt: skip

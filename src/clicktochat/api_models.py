@@ -55,7 +55,9 @@ def schema(**constraints: Any) -> Any:
     return add
 
 
-NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=r"\S")  # not only spaces
+# something that shows; no control character, no text direction mark (names.check_name)
+NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH,
+              pattern=r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")  # fmt: skip
 # tabs and line ends allowed; no other control character, no text direction mark
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
 TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)
@@ -185,10 +187,14 @@ class AgentChannel(Body):
     address: str = Field(description=ADDRESS_HELP, json_schema_extra=ADDRESS)
 
 
+GIVES_ADDRESS = {"required": ["address"], "properties": {"address": {"type": "string"}}}  # not null
+GIVES_CHANNELS = {"required": ["channels"], "properties": {"channels": {"type": "array"}}}
+
+
 class AgentCreate(Body):
     model_config = ConfigDict(json_schema_extra={"oneOf": [  # one channel (address), or several (channels)
-        {"required": ["address"], "not": {"required": ["channels"]}},
-        {"required": ["channels"], "not": {"anyOf": [{"required": ["address"]}, {"required": ["channel"]}]}},
+        {"allOf": [GIVES_ADDRESS], "not": GIVES_CHANNELS},
+        {"allOf": [GIVES_CHANNELS], "not": {"anyOf": [GIVES_ADDRESS, {"required": ["channel"]}]}},
     ]})  # fmt: skip
 
     name: str = Field(json_schema_extra=NAME)
@@ -201,7 +207,8 @@ class AgentCreate(Body):
 
 
 class AgentUpdate(Body):
-    model_config = ConfigDict(json_schema_extra={"not": {"required": ["channels", "address"]}})
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["channels", "address"]},
+                                                 "dependentRequired": {"channel": ["address"]}})  # fmt: skip
 
     name: str = Field("", json_schema_extra=NAME)
     address: str = Field("", description="The address on the first channel.", json_schema_extra=ADDRESS)
