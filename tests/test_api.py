@@ -729,6 +729,18 @@ def test_wrong_types_and_unknown_fields_are_422(api: Api, fields: dict[str, Any]
     assert invalid(api.post("/links", fields), field) == why
 
 
+def test_a_field_sent_twice_is_named_not_one_of_its_values_taken(api: Api) -> None:
+    """Found by a review: the last of two `to` values made the link; the client meant one of them."""
+    twice = b'{"to": "+39 347 123 4567", "to": "+39 347 123 4568", "short": false}'
+    assert invalid(api.raw("POST", "/links", twice, "application/json"), "to").startswith("appears more than once")
+    nested = (b'{"name": "Ana", "channels": [{"channel": "whatsapp", "address": "+39 347 123 4567",'
+              b' "address": "+39 347 123 4568"}]}')  # fmt: skip
+    shop = api.business("Dolce", "Europe/Rome")
+    said = api.raw("POST", f"/businesses/{shop['id']}/agents", nested, "application/json")
+    assert invalid(said, "address").startswith("appears more than once")
+    assert api.get("/links").json()["links"] == []
+
+
 def test_every_wrong_field_is_named(api: Api) -> None:
     body = problem(api.post("/links", {"agent_id": "5", "short": "yes", "extra": 1}), 422)
     assert body["errors"] == [

@@ -5,6 +5,7 @@ the same classes the handlers use."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -96,7 +97,7 @@ async def read_bytes(request: Request, media_types: tuple[str, ...], limit: int,
 async def read_body(request: Request, model: type[M]) -> M:
     body = await read_bytes(request, ("application/json",), MAX_BODY_BYTES, "the body as JSON")
     try:
-        return model.model_validate_json(body or b"null")
+        parsed = model.model_validate_json(body or b"null")
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if errors[0]["type"] == "json_invalid":
@@ -105,6 +106,26 @@ async def read_body(request: Request, model: type[M]) -> M:
             raise MalformedRequest("The body is empty; send a JSON object." if not body else
                                    "The body must be a JSON object.") from None  # fmt: skip
         raise InvalidInput.many([FieldError(field_name(e["loc"]), _reason(e)) for e in errors]) from None
+    if (repeated := repeated_key(body)) is not None:
+        raise InvalidInput(repeated, "appears more than once in the body; send each field once")
+    return parsed
+
+
+def repeated_key(body: bytes) -> str | None:
+    """A key that appears twice in one object of the JSON `body` (parsers keep one of the two
+    values, each its own: the client meant one of them, and we cannot tell which)."""
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        found.extend(key for n, key in enumerate(keys) if key in keys[:n])
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # checked already: what pydantic took is JSON
+        return None
+    return found[0] if found else None
 
 
 def field_name(loc: tuple[int | str, ...]) -> str:

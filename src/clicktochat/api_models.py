@@ -187,8 +187,8 @@ class AgentChannel(Body):
     address: str = Field(description=ADDRESS_HELP, json_schema_extra=ADDRESS)
 
 
-GIVES_ADDRESS = {"required": ["address"], "properties": {"address": {"type": "string"}}}  # not null
-GIVES_CHANNELS = {"required": ["channels"], "properties": {"channels": {"type": "array"}}}
+GIVES_ADDRESS: Any = {"required": ["address"], "properties": {"address": {"type": "string"}}}  # not null
+GIVES_CHANNELS: Any = {"required": ["channels"], "properties": {"channels": {"type": "array"}}}
 
 
 class AgentCreate(Body):
