@@ -25,6 +25,8 @@ STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accen
     "stopall", "stop all", "stop promotions", "stop promotion", "cancel", "end", "quit", "opt out", "optout",  # SMS
     "basta", "disiscrivimi", "darme de baja", "dar de baja", "abmelden", "desabonner", "desinscrire", "sair",
     "please stop", "stop please", "annulla iscrizione", "cancella iscrizione", "cancellami",
+    "darse de baja", "desuscribirme", "cancelar suscripcion", "remove me", "take me off your list",  # a review's
+    "pare", "parem", "sair da lista", "cancelar inscricao", "descadastrar",
 })  # fmt: skip
 STOP_STARTS = frozenset({  # not "basta" ("basta così, grazie"), nor "annulla" or "cancel" (an order's)
     "stop", "stopp", "unsubscribe", "arret", "arrete", "arretez", "baja", "abmelden", "desabonner", "desabonnez",
