@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .conversations import Event, parse
+from .chatdb import RETRYABLE
+from .conversations import Event, Inbound, Status, parse
 from .notifystore import NotificationStore
 
 log = logging.getLogger(__name__)
@@ -35,23 +36,37 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values)) or "NULL"
 
 
+def ties(events: list[Event], phones: set[str], users: set[str]) -> set[str]:
+    """The user ids these events tie to the person: a message from one of their numbers or user
+    ids, or a status of one to them, that carries a user id."""
+    found: set[str] = set()
+    for event in events:
+        if isinstance(event, Inbound) and event.user_id and (event.wa_id in phones or event.user_id in users):
+            found.add(event.user_id)
+        elif isinstance(event, Status) and event.recipient_user_id and event.recipient_id in phones:
+            found.add(event.recipient_user_id)
+    return found
+
+
 class CustomerStore(NotificationStore):
     @property
     def _body_holds(self) -> str:
         """A webhook body (bytes) holds the text of the parameter: SQLite's instr, PostgreSQL's position."""
         return "position(convert_to(?, 'UTF8') in body) > 0" if self.postgres else "instr(body, ?) > 0"
 
-    def _who(self, db: sqlite3.Connection, phone: str | None, user_id: str | None = None
+    def _who(self, db: sqlite3.Connection, phone: str | None, user_id: str | None = None, tied: Iterable[str] = ()
              ) -> tuple[str | None, list[int], list[str]]:  # fmt: skip
         """The person's number (asked for, or the one WhatsApp tied to the user id asked for; None
-        when it withheld it), their conversations, and the user ids WhatsApp tied to them."""
+        when it withheld it), their conversations, and the user ids WhatsApp tied to them (in
+        their conversations, or, `tied`, in webhook bodies an erasure read)."""
         if phone is None and user_id is not None:
             found = db.execute("SELECT wa_id FROM conversations WHERE user_id = ? AND wa_id IS NOT NULL LIMIT 1",
                                (user_id,)).fetchone()  # fmt: skip
             phone = found[0] if found else None
-        rows = db.execute("SELECT id, user_id FROM conversations WHERE wa_id = ? OR user_id = ?",
-                          (phone, user_id)).fetchall()  # fmt: skip
-        user_ids = sorted({r[1] for r in rows if r[1]} | ({user_id} if user_id else set()))
+        asked = sorted(u for u in {user_id, *tied} if u)
+        rows = db.execute(f"SELECT id, user_id FROM conversations WHERE wa_id = ? OR user_id IN ({_marks(asked)})",
+                          (phone, *asked)).fetchall()  # fmt: skip
+        user_ids = sorted({r[1] for r in rows if r[1]} | set(asked))
         if user_ids:
             more = db.execute(f"SELECT id FROM conversations WHERE user_id IN ({_marks(user_ids)})", user_ids)
             return phone, sorted({r[0] for r in rows} | {r[0] for r in more.fetchall()}), user_ids
@@ -65,30 +80,36 @@ class CustomerStore(NotificationStore):
         but a body may have come since, or been held by another instance (PostgreSQL), which
         applies it in its own transaction: locking the bodies waits for that one to commit, so
         what it wrote is seen, and erased, not committed after the erasure looked. Each
-        identifier a body brings (a user id tied to the number) is looked for in turn. SQLite's
-        BEGIN IMMEDIATE already keeps every other writer out."""
+        identifier a body ties to the person (a message from their number that carries a user
+        id) is looked for in turn, even where their conversations did not join them (two were
+        made apart). SQLite's BEGIN IMMEDIATE already keeps every other writer out."""
         done: set[str] = set()
+        tied: set[str] = set()
         while True:
-            number, conversations, user_ids = self._who(db, phone, user_id)
+            number, conversations, user_ids = self._who(db, phone, user_id, tied)
             needles = sorted({n for n in (number, phone, user_id, *user_ids) if n} - done)
             if not needles:
                 return number, conversations, user_ids
             lock = " FOR UPDATE" if self.postgres else ""
-            rows = db.execute("SELECT id, CASE WHEN processed_at IS NULL THEN body END, numbers FROM webhook_events"
+            rows = db.execute("SELECT id, processed_at IS NULL, body, numbers FROM webhook_events"
                               f" WHERE {' OR '.join([self._body_holds] * len(needles))} ORDER BY id{lock}",
                               needles).fetchall()  # fmt: skip
-            for event_id, body, numbers in rows:
-                if body is not None:
-                    self._apply_one(db, event_id, bytes(body), json.loads(numbers), now)
+            for event_id, pending, body, numbers in rows:
+                events = parse(bytes(body), json.loads(numbers))
+                tied |= ties(events, {p for p in (number, phone) if p}, {u for u in (user_id, *user_ids) if u})
+                if pending:
+                    self._apply_one(db, event_id, events, now)
             done.update(needles)
 
-    def _apply_one(self, db: sqlite3.Connection, event_id: int, body: bytes, numbers: list[str], now: int) -> None:
+    def _apply_one(self, db: sqlite3.Connection, event_id: int, events: list[Event], now: int) -> None:
         """A pending body, applied inside the erasure; one that fails (a bug of ours) is left out,
         as in the processor, and emptied with the rest: the erasure is not held up by it."""
         db.execute("SAVEPOINT erase_apply")
         try:
-            self._apply(db, [(event_id, parse(body, numbers))], now)
-        except Exception:
+            self._apply(db, [(event_id, events)], now)
+        except Exception as exc:
+            if self.postgres and getattr(exc, "sqlstate", None) in RETRYABLE:
+                raise  # a deadlock, not a bug: the whole erasure is run again (`_retry`), nothing emptied unapplied
             log.warning("a webhook body could not be applied before an erasure emptied it", exc_info=True)
             db.execute("ROLLBACK TO SAVEPOINT erase_apply")
         db.execute("RELEASE SAVEPOINT erase_apply")
@@ -139,46 +160,51 @@ class CustomerStore(NotificationStore):
         kept: Meta redelivers a body for days, and the same bytes again must not bring back what
         was erased (the hash says nothing without the body)."""
 
+        def erase(db: sqlite3.Connection) -> dict[str, int]:
+            number, conversations, user_ids = self._hold_bodies(db, phone, user_id, now)
+            c, u = _marks(conversations), _marks(user_ids)
+            outbox = [r[0] for r in db.execute(
+                f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
+            outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (number,))]
+            outbox += [r[0] for r in db.execute("SELECT outbox_id FROM optin_requests WHERE phone = ?"
+                                                " AND outbox_id IS NOT NULL", (number,))]  # double opt-ins' (008)
+            wamids = [r[0] for r in db.execute(
+                f"SELECT wamid FROM wa_messages WHERE conversation_id IN ({c}) AND wamid IS NOT NULL"
+                f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
+                [*conversations, *outbox]).fetchall()]  # fmt: skip
+            deleted: dict[str, int] = {}
+
+            def delete(table: str, where: str, params: Sequence[Any]) -> None:
+                deleted[table] = deleted.get(table, 0) + db.execute(f"DELETE FROM {table} WHERE {where}",
+                                                                    params).rowcount  # fmt: skip
+
+            db.execute(f"UPDATE conversations SET start_id = NULL WHERE id IN ({c})", conversations)
+            delete("wa_statuses", f"wamid IN ({_marks(wamids)}) OR recipient = ? OR recipient IN ({u})",
+                   [*wamids, number, *user_ids])  # fmt: skip
+            delete("wa_messages", f"conversation_id IN ({c})", conversations)
+            delete("chat_starts", f"conversation_id IN ({c})", conversations)
+            delete("click_refs", f"used_by IN ({c})", conversations)
+            delete("notifications", "phone = ?", (number,))
+            delete("optin_requests", "phone = ?", (number,))
+            delete("outbox", f"id IN ({_marks(outbox)})", outbox)
+            delete("conversations", f"id IN ({c})", conversations)
+            delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
+            for needle in [number, *user_ids]:  # emptied, not deleted: the hash turns away Meta's redeliveries
+                deleted["webhook_events"] = deleted.get("webhook_events", 0) + db.execute(
+                    "UPDATE webhook_events SET body = ?, numbers = '[]', processed_at = coalesce(processed_at, ?),"
+                    f" error = NULL WHERE {self._body_holds}", (b"", now, needle),
+                ).rowcount  # fmt: skip
+            db.execute(
+                "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
+                " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
+                (number, None if number else user_ids[0] if user_ids else None, now, ERASED_WORDING),
+            )  # fmt: skip
+            return deleted
+
         def work() -> dict[str, int]:
-            with self._tx() as db:
-                number, conversations, user_ids = self._hold_bodies(db, phone, user_id, now)
-                c, u = _marks(conversations), _marks(user_ids)
-                outbox = [r[0] for r in db.execute(
-                    f"SELECT id FROM outbox WHERE conversation_id IN ({c})", conversations).fetchall()]  # fmt: skip
-                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM notifications WHERE phone = ?", (number,))]
-                outbox += [r[0] for r in db.execute("SELECT outbox_id FROM optin_requests WHERE phone = ?"
-                                                    " AND outbox_id IS NOT NULL", (number,))]  # double opt-ins' (008)
-                wamids = [r[0] for r in db.execute(
-                    f"SELECT wamid FROM wa_messages WHERE conversation_id IN ({c}) AND wamid IS NOT NULL"
-                    f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
-                    [*conversations, *outbox]).fetchall()]  # fmt: skip
-                deleted: dict[str, int] = {}
-
-                def delete(table: str, where: str, params: Sequence[Any]) -> None:
-                    deleted[table] = deleted.get(table, 0) + db.execute(f"DELETE FROM {table} WHERE {where}",
-                                                                        params).rowcount  # fmt: skip
-
-                db.execute(f"UPDATE conversations SET start_id = NULL WHERE id IN ({c})", conversations)
-                delete("wa_statuses", f"wamid IN ({_marks(wamids)}) OR recipient = ? OR recipient IN ({u})",
-                       [*wamids, number, *user_ids])  # fmt: skip
-                delete("wa_messages", f"conversation_id IN ({c})", conversations)
-                delete("chat_starts", f"conversation_id IN ({c})", conversations)
-                delete("click_refs", f"used_by IN ({c})", conversations)
-                delete("notifications", "phone = ?", (number,))
-                delete("optin_requests", "phone = ?", (number,))
-                delete("outbox", f"id IN ({_marks(outbox)})", outbox)
-                delete("conversations", f"id IN ({c})", conversations)
-                delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
-                for needle in [number, *user_ids]:  # emptied, not deleted: the hash turns away Meta's redeliveries
-                    deleted["webhook_events"] = deleted.get("webhook_events", 0) + db.execute(
-                        "UPDATE webhook_events SET body = ?, numbers = '[]', processed_at = coalesce(processed_at, ?),"
-                        f" error = NULL WHERE {self._body_holds}", (b"", now, needle),
-                    ).rowcount  # fmt: skip
-                db.execute(
-                    "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
-                    " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
-                    (number, None if number else user_ids[0] if user_ids else None, now, ERASED_WORDING),
-                )  # fmt: skip
+            # Run again from the start when PostgreSQL ends it for a deadlock: an erasure applies
+            # pending bodies and so takes row locks an instance applying others may want too.
+            deleted = self._retry(erase)
             if not self.postgres:  # the log still holds the pages as they were: written back, then emptied
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return deleted
