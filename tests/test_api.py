@@ -19,7 +19,7 @@ from clicktochat.api_models import TEXT_PATTERN
 from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
 from clicktochat.service import Service, timestamp
-from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, flush
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, connect_db, flush
 
 API = "/api/v1"
 BASE = "https://chat.example.com"
@@ -1271,6 +1271,30 @@ def test_listed_links_carry_clicks_and_keys_their_last_use(api: Api, client: Tes
 def test_title_is_for_signed_links_only(api: Api) -> None:
     response = api.post("/links", {"to": NUMBER, "slug": "titled", "title": "Shop"})
     assert invalid(response, "title") == "is for signed links; a short link's page shows its business's name"
+
+
+def test_a_signed_links_title_is_held_to_a_names_rules(api: Api, client: TestClient) -> None:
+    """Found by a review: the landing page showed a title with a right-to-left override or a C1
+    control, which the OpenAPI document said were refused."""
+    for bad in ("Pizzeria \u202eanaiP\u202c", "Pizzeria \x85x", "a\tb", " \u200b "):
+        said = invalid(api.post("/links", {"to": NUMBER, "short": False, "mode": "landing", "title": bad}), "title")
+        assert said.startswith(("must not hold control characters", "must have at least one letter")), (bad, said)
+    made = api.link(to=NUMBER, short=False, mode="landing", title="  Pizzeria Da Gino  ")
+    page = client.get(made["url"], headers={"user-agent": IPHONE})
+    assert page.status_code == 200 and "Pizzeria Da Gino" in page.text
+
+
+def test_a_link_stored_before_the_text_rules_tightened_can_still_be_edited(
+    api: Api, client: TestClient, service: Service
+) -> None:
+    """Found by a review: the dashboard sends a link's text with every edit; a text stored when
+    escapes were allowed made every later edit of its campaign or mode a 422."""
+    api.link(to=NUMBER, slug="vecchio", text="Ciao")
+    with connect_db(service.settings.db) as db:  # as a release that allowed escapes stored it
+        db.execute("UPDATE links SET text = ? WHERE slug = 'vecchio'", ("Ciao\x1b[1m",))
+    edited = api.patch("/links/vecchio", {"text": "Ciao\x1b[1m", "campaign": "estate"})
+    assert edited.status_code == 200 and edited.json()["campaign"] == "estate", edited.text
+    assert invalid(api.patch("/links/vecchio", {"text": "Ciao\x1b[2m"}), "text").startswith("must not hold")
 
 
 def test_the_api_modes_are_the_link_modes() -> None:

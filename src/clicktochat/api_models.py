@@ -56,8 +56,9 @@ def schema(**constraints: Any) -> Any:
 
 
 # something that shows; no control character, no text direction mark (names.check_name)
-NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH,
-              pattern=r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")  # fmt: skip
+NAME_PATTERN = r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+NAME = schema(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+TITLE = schema(minLength=1, maxLength=MAX_LABEL_LENGTH, pattern=NAME_PATTERN)  # links.check_title
 # tabs and line ends allowed; no other control character, no text direction mark
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
 TEXT = schema(maxLength=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)
@@ -119,7 +120,7 @@ class LinkCreate(Body):
     expires_in: Annotated[int, Field(gt=0, le=MAX_EXPIRY_SECONDS), BeforeValidator(whole)] | None = Field(
         None, description="Seconds from now until the link stops working."
     )
-    title: str | None = Field(None, description="Name shown on a signed link's landing page.", json_schema_extra=NAME)
+    title: str | None = Field(None, description="Name shown on a signed link's landing page.", json_schema_extra=TITLE)
     ref_code: bool | None = Field(
         None, description="Short links to WhatsApp: add a ref code to the message, so the conversation that follows "
         "is tied to the click. null: when the number is connected to the Cloud API.",

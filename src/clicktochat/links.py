@@ -13,6 +13,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from .agents import Agent, Rotation, on_channel, route
 from .errors import InvalidInput
+from .names import check_name
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 """No 0/o, 1/l/i: a slug read off a flyer is typed right the first time."""
@@ -93,6 +94,14 @@ def check_label(value: str | None, field: str) -> str | None:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidInput(field, "must not contain control characters")
     return value
+
+
+def check_title(value: str | None, field: str = "title") -> str | None:
+    """A signed link's landing-page title: shown to the people who follow it, so held to a
+    name's rules (no control character, no text direction mark that makes it read otherwise)."""
+    if value is None or value.strip() == "":
+        return None
+    return check_name(value, MAX_LABEL_LENGTH, field)
 
 
 def check_mode(mode: str, field: str = "mode") -> str:

@@ -23,6 +23,7 @@ from .links import (
     check_label,
     check_mode,
     check_slug,
+    check_title,
     random_slug,
     resolve,
 )
@@ -197,7 +198,7 @@ class Service(WidgetService):
                 )
         signed = SignedLink(
             channel=destination["channel"], address=destination["address"], text=text, mode=mode,
-            expires_at=expires_at, title=check_label(title, "title"), **labels,
+            expires_at=expires_at, title=check_title(title), **labels,
         )  # fmt: skip
         token = self.signer.sign(signed)
         return CreatedLink(self.signed_url(token), signed=signed, token=token)
@@ -298,7 +299,10 @@ class Service(WidgetService):
         elif "channel" in changes:
             raise InvalidInput("channel", "change the channel together with the address (to)")
         channel = update.get("channel", link.channel) or "whatsapp"
-        if "text" in changes:
+        # A text checked as it was when it was stored is not checked again unless it changes (the
+        # dashboard's form sends it with every edit): rules made stricter since must not lock a
+        # link's other fields.
+        if "text" in changes and ((changes["text"] or "") != (link.text or "") or "channel" in update):
             update["text"] = check_text(changes["text"] or "", get_channel(channel))
         for label in ("campaign", "source"):
             if label in changes:
