@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from clicktochat.conversations import parse
 from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from clicktochat.payloads import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
 from clicktochat.webhooks import MAX_BODY_BYTES, WebhookHeaders
@@ -303,6 +305,35 @@ def test_a_body_another_instance_is_applying_is_left_to_it(whatsapp: WhatsAppSet
     assert whatsapp.process() == 0
     assert whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"] == []
     assert stored(whatsapp) == 1
+
+
+@pytest.mark.postgresql  # one SQLite file has one writer at a time
+def test_a_conversation_another_instance_is_making_is_taken_not_an_error(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: two instances applying a new customer's messages at once both inserted
+    their conversation; one failed on the unique index (the batch then tried body by body, with
+    a traceback in the log when there were several, and an erasure took it for a failing body).
+    The insert now waits for the other instance and takes its conversation."""
+    body = encode(text_body("Ciao"))
+    assert post(whatsapp, body, sign(body, NUMBER.app_secret)).status_code == 200
+    whatsapp.run(whatsapp.service.whatsapp.journal.drain())
+    chats = whatsapp.service.whatsapp.chats
+    now = int(whatsapp.clock())
+    read = [(event_id, parse(raw, numbers)) for event_id, raw, numbers, _ in whatsapp.run(chats.due_events(now, 10))]
+    with connect_db(whatsapp.service.settings.db) as other:  # the other instance, making the same conversation
+        other.execute("BEGIN")
+        other.execute("INSERT INTO conversations (number_id, business_id, wa_id, name, created_at, last_message_at)"
+                      " VALUES (?, ?, '393471234567', 'Giulia', 1, 1)", (whatsapp.number_id, whatsapp.business_id))
+        assert whatsapp.client.portal is not None
+        applying = whatsapp.client.portal.start_task_soon(chats.apply_events, read, now)
+        deadline = time.monotonic() + 60  # a bound on a condition, not a timing assumption
+        while other.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()").fetchone()[0] < 1:  # fmt: skip
+            assert time.monotonic() < deadline, "the insert never waited"
+            time.sleep(0.01)
+        other.execute("COMMIT")
+    assert applying.result(60) == 1  # at the first try, in the one transaction
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert c["last_message"] == "Ciao" and c["name"] == "Ana"  # the one conversation, its name from the message
 
 
 def test_an_identifier_another_conversation_holds_keeps_the_two_apart(whatsapp: WhatsAppSetup) -> None:

@@ -20,6 +20,7 @@ from .storedb import BEGIN_TRIES
 
 T = TypeVar("T")
 RETRYABLE = ("40001", "40P01")  # PostgreSQL: serialization failure, deadlock detected
+UNIQUE_VIOLATION = "23505"  # PostgreSQL: another instance wrote the same key first
 
 
 class ChatDB:
@@ -86,16 +87,18 @@ class ChatDB:
             raise
         self.db.execute("COMMIT")
 
-    def _retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _retry(self, fn: Callable[[sqlite3.Connection], T], also: tuple[str, ...] = ()) -> T:
         """`fn(db)` in a transaction (`_tx`), run again from the start when PostgreSQL ends it
         for a deadlock or a serialization failure (another instance wrote the same rows in
-        another order): rolled back whole, nothing of it stays. SQLite has neither: one try."""
+        another order), or an error of `also`: rolled back whole, nothing of it stays. SQLite
+        has neither: one try."""
+        retryable = RETRYABLE + also
         for attempt in range(BEGIN_TRIES):
             try:
                 with self._tx() as db:
                     return fn(db)
             except Exception as exc:
-                if not self.postgres or getattr(exc, "sqlstate", None) not in RETRYABLE or attempt == BEGIN_TRIES - 1:
+                if not self.postgres or getattr(exc, "sqlstate", None) not in retryable or attempt == BEGIN_TRIES - 1:
                     raise
             time.sleep(min(0.5, 0.01 * 2**attempt))
         raise AssertionError("unreachable")

@@ -215,7 +215,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         def work() -> None:
             with self._tx() as db:
                 db.execute("UPDATE webhook_events SET attempts = attempts + 1, error = ?, next_try_at = ?"
-                           " WHERE id = ?", (error[:1000], next_try_at, event_id))  # fmt: skip
+                           " WHERE id = ? AND processed_at IS NULL",  # another instance may have applied it
+                           (error[:1000], next_try_at, event_id))  # fmt: skip
 
         await self.run(work)
 
@@ -268,6 +269,18 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
             )  # fmt: skip
         return batch.numbers[phone_number_id]
 
+    def _known(self, number_id: int, wa_id: str | None, user_id: str | None) -> tuple[Any, ...] | None:
+        """(id, last inbound, last message, wa_id, user_id) of the customer's conversation, by user id
+        first (the number may change), else by number."""
+        row = None
+        if user_id:
+            row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
+                            " WHERE number_id = ? AND user_id = ?", (number_id, user_id))  # fmt: skip
+        if row is None and wa_id:
+            row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
+                            " WHERE number_id = ? AND wa_id = ?", (number_id, wa_id))  # fmt: skip
+        return tuple(row) if row else None
+
     def _conversation(
         self, db: sqlite3.Connection, batch: _Batch, number_id: int, business_id: int, message: Inbound
     ) -> _Customer:
@@ -278,20 +291,19 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         keys += [(number_id, "w", wa_id)] if wa_id else []
         found = next((batch.customers[k] for k in keys if k in batch.customers), None)
         if found is None:
-            row = None
-            if user_id:
-                row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
-                                " WHERE number_id = ? AND user_id = ?", (number_id, user_id))  # fmt: skip
-            if row is None and wa_id:
-                row = self._one("SELECT id, last_inbound_at, last_message_at, wa_id, user_id FROM conversations"
-                                " WHERE number_id = ? AND wa_id = ?", (number_id, wa_id))  # fmt: skip
+            row = self._known(number_id, wa_id, user_id)
             if row is None:
-                cursor = db.execute(
+                # PostgreSQL: another instance may be making the same customer's conversation now;
+                # the insert then waits for it, does nothing, and theirs is read (no error, no retry).
+                made = db.execute(
                     "INSERT INTO conversations (number_id, business_id, wa_id, user_id, name, created_at,"
-                    " last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    " last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                     (number_id, business_id, wa_id, user_id, message.name, message.at, message.at),
-                )  # fmt: skip
-                row = (int(cursor.fetchone()[0]), None, message.at, wa_id, user_id)
+                ).fetchone()  # fmt: skip
+                if made is not None:
+                    row = (int(made[0]), None, message.at, wa_id, user_id)
+                elif (row := self._known(number_id, wa_id, user_id)) is None:
+                    raise LookupError("a conversation neither made nor found")  # not expected: the body is retried
             found = _Customer(*row)
         if (wa_id and not found.wa_id) or (user_id and not found.user_id):
             try:  # learn the identifier that was missing (a withheld number, or a user id from 2026 on)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .chatdb import RETRYABLE
+from .chatdb import RETRYABLE, UNIQUE_VIOLATION
 from .conversations import Event, Inbound, Status, parse
 from .notifystore import NotificationStore
 
@@ -108,8 +108,8 @@ class CustomerStore(NotificationStore):
         try:
             self._apply(db, [(event_id, events)], now)
         except Exception as exc:
-            if self.postgres and getattr(exc, "sqlstate", None) in RETRYABLE:
-                raise  # a deadlock, not a bug: the whole erasure is run again (`_retry`), nothing emptied unapplied
+            if self.postgres and getattr(exc, "sqlstate", None) in (*RETRYABLE, UNIQUE_VIOLATION):
+                raise  # another instance's doing, not a bug: the whole erasure is run again, nothing emptied unapplied
             log.warning("a webhook body could not be applied before an erasure emptied it", exc_info=True)
             db.execute("ROLLBACK TO SAVEPOINT erase_apply")
         db.execute("RELEASE SAVEPOINT erase_apply")
@@ -204,7 +204,7 @@ class CustomerStore(NotificationStore):
         def work() -> dict[str, int]:
             # Run again from the start when PostgreSQL ends it for a deadlock: an erasure applies
             # pending bodies and so takes row locks an instance applying others may want too.
-            deleted = self._retry(erase)
+            deleted = self._retry(erase, also=(UNIQUE_VIOLATION,))
             if not self.postgres:  # the log still holds the pages as they were: written back, then emptied
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return deleted
