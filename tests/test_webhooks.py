@@ -240,6 +240,38 @@ def test_button_and_list_replies_keep_what_the_customer_tapped(whatsapp: WhatsAp
                                                           ("interactive", "Domani alle 10")]  # fmt: skip
 
 
+def test_a_location_contact_cards_and_an_order_are_kept_as_an_agent_reads_them(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a shared location, contact cards and an order arrived as an empty
+    "[location]", "[contacts]", "[order]": the agent could not see the address the customer sent."""
+    shared = {
+        "location": {"latitude": 45.4642, "longitude": 9.19, "name": "Pasticceria", "address": "Via Roma 1, Milano"},
+        "contacts": [{"name": {"formatted_name": "Marco Bianchi", "first_name": "Marco"},
+                      "phones": [{"phone": "+39 348 555 0101", "type": "CELL", "wa_id": "393485550101"}]},
+                     {"name": {"formatted_name": "Anna"}}],
+        "order": {"catalog_id": "123", "text": "Per sabato", "product_items": [
+            {"product_retailer_id": "TORTA-M", "quantity": 2, "item_price": 25, "currency": "EUR"},
+            {"product_retailer_id": "CANNOLI", "quantity": 6, "item_price": 2.5, "currency": "EUR"}]},
+        "interactive": {"type": "nfm_reply", "nfm_reply": {"name": "flow", "body": "Sent", "response_json": "{}"}},
+    }  # fmt: skip
+    at = int(whatsapp.clock())
+    for n, (kind, content) in enumerate(shared.items()):
+        value = inbound_message(wamid=new_wamid(f"{n}"), timestamp=at + n, wa_id="393471234567", user_id=None,
+                                name="Ana", type=kind)  # fmt: skip
+        value["messages"][0][kind] = content
+        raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                                  display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 4
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    messages = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()["messages"]
+    assert [(m["type"], m["text"]) for m in messages] == [
+        ("location", "Pasticceria · Via Roma 1, Milano · 45.4642, 9.19"),
+        ("contacts", "Marco Bianchi +39 348 555 0101; Anna"),
+        ("order", "2 × TORTA-M · 6 × CANNOLI · Per sabato"),
+        ("interactive", "Sent"),
+    ]
+
+
 def test_a_number_signs_only_for_its_own_messages_and_statuses(whatsapp: WhatsAppSetup) -> None:
     """Another app's secret (another business's number) cannot mark our queued reply as sent."""
     other = "200000000000001"

@@ -154,7 +154,13 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             text, payload = _str(content.get("text")), _str(content.get("payload"))
         elif kind == "interactive":
             reply = _dict(content.get(_str(content.get("type")) or ""))
-            text, payload = _str(reply.get("title")), _str(reply.get("id"))
+            text, payload = _str(reply.get("title")) or _str(reply.get("body")), _str(reply.get("id"))
+        elif kind == "location":
+            text = _place(content)
+        elif kind == "contacts":
+            text = _people(message.get("contacts"))
+        elif kind == "order":
+            text = _order(content)
         else:
             caption = _str(content.get("caption"))
         referral = message.get("referral")
@@ -175,6 +181,35 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             _str(error.get("title")) or _str(error.get("message")), _str(status.get("biz_opaque_callback_data")),
         ))  # fmt: skip
     return events
+
+
+def _place(location: dict[str, Any]) -> str | None:
+    """A shared location as an agent reads it: its name, address and coordinates."""
+    parts = [p for p in (_str(location.get("name")), _str(location.get("address"))) if p]
+    lat, lon = location.get("latitude"), location.get("longitude")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        parts.append(f"{lat}, {lon}")
+    return " · ".join(parts)[:MAX_TEXT_LENGTH] or None
+
+
+def _people(contacts: Any) -> str | None:
+    """Shared contact cards: each one's name and first number."""
+    cards = []
+    for card in (_dict(c) for c in _list(contacts)):
+        name = _str(_dict(card.get("name")).get("formatted_name"))
+        phones = [_str(_dict(p).get("phone")) for p in _list(card.get("phones"))]
+        cards.append(" ".join(p for p in (name, next((p for p in phones if p), None)) if p))
+    return "; ".join(c for c in cards if c)[:MAX_TEXT_LENGTH] or None
+
+
+def _order(order: dict[str, Any]) -> str | None:
+    """An order from the catalogue: each product's quantity and id, then the customer's note."""
+    items = []
+    for item in (_dict(i) for i in _list(order.get("product_items"))):
+        product, quantity = _str(item.get("product_retailer_id")), item.get("quantity")
+        if product:
+            items.append(f"{quantity} × {product}" if isinstance(quantity, int) else product)
+    return " · ".join([*items, *([note] if (note := _str(order.get("text"))) else [])])[:MAX_TEXT_LENGTH] or None
 
 
 def _preferences(number: str, value: dict[str, Any]) -> list[Event]:

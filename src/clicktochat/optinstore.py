@@ -290,8 +290,8 @@ class OptinStore(ChatDB):
                               " AND expires_at > ?", business_id, message.wa_id, message.at, message.at)  # fmt: skip
         if found is None:
             return
-        said = (message.text or "").strip().lower()
-        if message.stop or is_stop(said) or says_no(said):
+        said = (message.text or "").strip().lower() if message.type in ("text", "button", "interactive") else ""
+        if message.stop or is_stop(said) or says_no(said):  # written or tapped (not a place or a contact named "No")
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
