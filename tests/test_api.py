@@ -1294,6 +1294,8 @@ def test_a_link_stored_before_the_text_rules_tightened_can_still_be_edited(
         db.execute("UPDATE links SET text = ? WHERE slug = 'vecchio'", ("Ciao\x1b[1m",))
     edited = api.patch("/links/vecchio", {"text": "Ciao\x1b[1m", "campaign": "estate"})
     assert edited.status_code == 200 and edited.json()["campaign"] == "estate", edited.text
+    moved = api.patch("/links/vecchio", {"text": "Ciao\x1b[1m", "to": "+39 347 765 4321"})  # the same channel
+    assert moved.status_code == 200 and moved.json()["to"] == "393477654321", moved.text
     assert invalid(api.patch("/links/vecchio", {"text": "Ciao\x1b[2m"}), "text").startswith("must not hold")
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from clicktochat.chatdb import ChatDB
+from clicktochat import database
+from clicktochat.chatdb import UNIQUE_VIOLATION, ChatDB
 from clicktochat.store import Store
 from conftest import connect_db
 
@@ -30,12 +31,12 @@ def fails_once(sqlstate: str) -> tuple[list[int], Any]:
     return tries, work
 
 
-def run(db_path: str, work: Any) -> Any:
+def run(db_path: str, work: Any, also: tuple[str, ...] = ()) -> Any:
     async def go() -> Any:
         await (await Store.open(db_path)).close()
         chats = await ChatDB.open(db_path)
         try:
-            return await chats.run(chats._retry, work)
+            return await chats.run(chats._retry, work, also)
         finally:
             await chats.close()
 
@@ -57,3 +58,28 @@ def test_other_errors_are_not_tried_again(db_path: str) -> None:
     assert tries == [1]
     with connect_db(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM meta WHERE key = 'try'").fetchone()[0] == 0
+
+
+def test_a_unique_violation_says_which_and_is_tried_again_when_asked(db_path: str) -> None:
+    """Found by a review: the connection's IntegrityError (sqlite3's shape) dropped PostgreSQL's
+    SQLSTATE, so an erasure asking to retry a unique violation (another instance wrote the key
+    first) never did, and emptied a body unapplied."""
+    tries: list[int] = []
+
+    def work(db: Any) -> int:
+        tries.append(len(tries) + 1)
+        db.execute("INSERT INTO meta (key, value) VALUES ('try', ?)", (str(tries[-1]),))
+        if len(tries) == 1:
+            db.execute("INSERT INTO meta (key, value) VALUES ('try', 'again')")  # the same key: refused
+        return tries[-1]
+
+    assert run(db_path, work, (UNIQUE_VIOLATION,)) == 2 and tries == [1, 2]
+    tries.clear()
+
+    def twice(db: Any) -> None:
+        tries.append(1)
+        db.execute("INSERT INTO meta (key, value) VALUES ('try', 'again')")  # the second try's row holds it
+
+    with pytest.raises(database.IntegrityError) as refused:
+        run(db_path, twice)
+    assert refused.value.sqlstate == UNIQUE_VIOLATION and tries == [1]  # not asked: not tried again

@@ -395,6 +395,23 @@ def test_a_written_no_refuses_a_pending_request(whatsapp: WhatsAppSetup, reply: 
     assert [r["state"] for r in history["pending"]] == ["refused"]
 
 
+def test_a_place_or_a_contact_named_no_does_not_refuse_a_pending_request(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: shared locations and contact cards are kept as text now; one named "No"
+    (or "Stop") must not read as the customer's answer."""
+    double_form(whatsapp)
+    post(whatsapp)
+    customer = whatsapp.customer()
+    for kind, content in (("location", {"latitude": 45.0, "longitude": 9.0, "name": "No"}),
+                          ("contacts", [{"name": {"formatted_name": "Stop"}}])):  # fmt: skip
+        value = inbound_message(wamid=new_wamid(PHONE), timestamp=int(whatsapp.clock()), wa_id=PHONE,
+                                user_id=customer.user_id, name="Giulia", type=kind)  # fmt: skip
+        value["messages"][0][kind] = content
+        assert whatsapp.run(customer.deliver(value)).status_code == 200
+    whatsapp.process()
+    history = whatsapp.client.get("/api/v1/optins", params={"phone": PHONE}, headers=whatsapp.auth).json()
+    assert [r["state"] for r in history["pending"]] == ["pending"]
+
+
 def test_a_businesss_double_opt_in_forms_take_a_bounded_number_of_sign_ups_an_hour(whatsapp: WhatsAppSetup) -> None:
     """Found by an attacker: strangers at many addresses could make a business send a paid
     confirmation to any number they typed in, thousands a day. Single opt-in forms send nothing."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clicktochat.conversations import parse
+from clicktochat.conversations import parse, read_body
 from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from clicktochat.payloads import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
 from clicktochat.webhooks import MAX_BODY_BYTES, WebhookHeaders
@@ -270,6 +270,33 @@ def test_a_location_contact_cards_and_an_order_are_kept_as_an_agent_reads_them(w
         ("order", "2 × TORTA-M · 6 × CANNOLI · Per sabato"),
         ("interactive", "Sent"),
     ]
+
+
+def test_a_failed_attempt_is_not_written_on_a_body_another_instance_applied_meanwhile(whatsapp: WhatsAppSetup) -> None:
+    """Found by a load test: one instance's failed try was recorded on a body the other had applied."""
+    raw = encode(text_body("Ciao"))
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 1
+    chats = whatsapp.service.whatsapp.chats
+    with connect_db(whatsapp.service.settings.db) as db:
+        (event_id,) = db.execute("SELECT id FROM webhook_events").fetchone()
+    whatsapp.run(chats.event_failed(event_id, "UniqueViolation: too late", int(whatsapp.clock()) + 60))
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert db.execute("SELECT error, attempts FROM webhook_events").fetchone() == (None, 0)
+
+
+def test_hostile_values_in_shared_content_are_left_out_not_shown_or_raised() -> None:
+    values = {"location": {"latitude": True, "longitude": 2, "name": "A"},
+              "contacts": [{"name": "x", "phones": [None, 3, {"phone": 5}]}, 7, {"name": {"formatted_name": "B"}}],
+              "order": {"product_items": [{"product_retailer_id": "C", "quantity": True},
+                                          {"product_retailer_id": "D", "quantity": 10**40}, "junk"]}}  # fmt: skip
+    messages = [{"id": f"w{n}", "timestamp": "1800000000", "from": "39", "type": kind, kind: content}
+                for n, (kind, content) in enumerate(values.items())]  # fmt: skip
+    messages.append({"id": "w9", "timestamp": "1800000000", "from": "39", "type": "location",
+                     "location": {"latitude": float("nan"), "longitude": 1e999}})  # fmt: skip
+    body = {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}  # fmt: skip
+    assert [event.text for event in read_body(body, {"1"})] == ["A", "B", "C · D", None]  # type: ignore[union-attr]
 
 
 def test_a_number_signs_only_for_its_own_messages_and_statuses(whatsapp: WhatsAppSetup) -> None:

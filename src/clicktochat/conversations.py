@@ -187,7 +187,7 @@ def _place(location: dict[str, Any]) -> str | None:
     """A shared location as an agent reads it: its name, address and coordinates."""
     parts = [p for p in (_str(location.get("name")), _str(location.get("address"))) if p]
     lat, lon = location.get("latitude"), location.get("longitude")
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+    if all(isinstance(v, int | float) and type(v) is not bool and -180 <= v <= 180 for v in (lat, lon)):  # no NaN
         parts.append(f"{lat}, {lon}")
     return " · ".join(parts)[:MAX_TEXT_LENGTH] or None
 
@@ -208,7 +208,7 @@ def _order(order: dict[str, Any]) -> str | None:
     for item in (_dict(i) for i in _list(order.get("product_items"))):
         product, quantity = _str(item.get("product_retailer_id")), item.get("quantity")
         if product:
-            items.append(f"{quantity} × {product}" if isinstance(quantity, int) else product)
+            items.append(f"{quantity} × {product}" if type(quantity) is int and quantity < 10**9 else product)
     return " · ".join([*items, *([note] if (note := _str(order.get("text"))) else [])])[:MAX_TEXT_LENGTH] or None
 
 

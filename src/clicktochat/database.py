@@ -85,7 +85,12 @@ def failures(target: str) -> tuple[type[Exception], ...]:
 
 
 class IntegrityError(sqlite3.IntegrityError):
-    """PostgreSQL refused a write for a constraint (unique, foreign key, check)."""
+    """PostgreSQL refused a write for a constraint (unique, foreign key, check); `sqlstate` says
+    which (23505: unique), as psycopg's own errors do."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 @lru_cache(maxsize=2048)
@@ -275,7 +280,7 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
                 sql = to_postgres(query)
                 return super().execute(sql, bind(sql, params), **kwargs)
             except psycopg.IntegrityError as exc:
-                raise IntegrityError(str(exc)) from exc
+                raise IntegrityError(str(exc), exc.sqlstate) from exc
 
         def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
             if (trace := getattr(self.connection, "trace", None)) is not None:
@@ -284,7 +289,7 @@ def _classes() -> tuple[type[psycopg.Connection[Any]], type[psycopg.ClientCursor
                 sql = to_postgres(query)
                 super().executemany(sql, [bind(sql, p) for p in params_seq], **kwargs)
             except psycopg.IntegrityError as exc:
-                raise IntegrityError(str(exc)) from exc
+                raise IntegrityError(str(exc), exc.sqlstate) from exc
 
     class Connection(psycopg.Connection[Any]):
         trace: Callable[[str], object] | None = None

@@ -302,7 +302,8 @@ class Service(WidgetService):
         # A text checked as it was when it was stored is not checked again unless it changes (the
         # dashboard's form sends it with every edit): rules made stricter since must not lock a
         # link's other fields.
-        if "text" in changes and ((changes["text"] or "") != (link.text or "") or "channel" in update):
+        moved = channel != (link.channel or "whatsapp")  # another channel's limits
+        if "text" in changes and ((changes["text"] or "") != (link.text or "") or moved):
             update["text"] = check_text(changes["text"] or "", get_channel(channel))
         for label in ("campaign", "source"):
             if label in changes:
