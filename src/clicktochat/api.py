@@ -117,8 +117,11 @@ def repeated_key(body: bytes) -> str | None:
     found: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in items]
-        found.extend(key for n, key in enumerate(keys) if key in keys[:n])
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                found.append(key)
+            seen.add(key)
         return dict(items)
 
     try:

@@ -530,7 +530,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         conversations hold with them (a conversation learns each when a message carries it)."""
         numbers = "SELECT id FROM whatsapp_numbers" + ("" if business_id is None else " WHERE business_id = ?")
         scope = [] if business_id is None else [business_id]
-        phones, users = {phone} - {None, ""}, {user_id} - {None, ""}
+        phones, users = {p for p in (phone,) if p}, {u for u in (user_id,) if u}
         held = f"FROM conversations WHERE number_id IN ({numbers})"
         if phone:
             rows = self._all(f"SELECT user_id {held} AND wa_id = ? AND user_id IS NOT NULL", [*scope, phone])
@@ -538,7 +538,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         if user_id:
             rows = self._all(f"SELECT wa_id {held} AND user_id = ? AND wa_id IS NOT NULL", [*scope, user_id])
             phones |= {row[0] for row in rows}
-        return sorted(phones), sorted(users)  # type: ignore[arg-type]
+        return sorted(phones), sorted(users)
 
     async def add_consent(
         self, business_id: int, phone: str | None, user_id: str | None, topic: str, state: str, at: int,
