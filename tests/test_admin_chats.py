@@ -13,6 +13,7 @@ import pytest
 from clicktochat.accounts import create_admin
 from clicktochat.admin_chats import routes, time_left, when
 from clicktochat.graph import GraphError
+from clicktochat.payloads import new_wamid, number_changed
 from clicktochat.payloads import referral as ad_referral
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup
 
@@ -239,6 +240,27 @@ def test_a_reply_is_queued_once_and_reaches_meta(whatsapp: WhatsAppSetup, admin:
     assert whatsapp.status(sent.wamid, "delivered").status_code == 200
     whatsapp.process()
     assert ">delivered<" in admin.get(url).text
+
+
+def test_a_reaction_to_our_reply_shows_on_what_it_reacts_to_and_a_changed_number_as_a_notice(
+    whatsapp: WhatsAppSetup, admin: Admin,
+) -> None:
+    conversation = customer_writes(whatsapp)
+    url = f"/admin/conversations/{conversation}"
+    assert whatsapp.client.post(url, data={**reply_form(admin.get(url).text), "text": "Sì, 28 euro"}).status_code == 303
+    assert whatsapp.send() == 1
+    (sent,) = whatsapp.standin.sent
+    customer = whatsapp.customer()
+    assert whatsapp.run(customer.react(sent.wamid, "\U0001f44d")).status_code == 200
+    assert whatsapp.run(customer.react(sent.wamid, None)).status_code == 200
+    notice = number_changed(wamid=new_wamid(), timestamp=int(whatsapp.clock()), wa_id=customer.wa_id or "",
+                            new_wa_id="393480001111", body="Giulia changed from +39 347 to +39 348")  # fmt: skip
+    assert whatsapp.run(customer.deliver(notice)).status_code == 200
+    assert whatsapp.process() == 3
+    page = admin.get(url).text
+    assert '<span class="tag">reaction</span> \U0001f44d to <q>Sì, 28 euro</q>' in page
+    assert '<span class="tag">reaction</span> taken back to <q>Sì, 28 euro</q>' in page
+    assert '<span class="tag">WhatsApp</span> Giulia changed from +39 347 to +39 348' in page
 
 
 def test_a_bad_reply_is_shown_by_the_box_and_keeps_its_key(whatsapp: WhatsAppSetup, admin: Admin) -> None:

@@ -13,7 +13,17 @@ import pytest
 
 from clicktochat.conversations import parse, read_body
 from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
-from clicktochat.payloads import batch, encode, inbound_message, new_wamid, post_signed, sign, webhook_body
+from clicktochat.payloads import (
+    batch,
+    encode,
+    inbound_message,
+    new_wamid,
+    number_changed,
+    post_signed,
+    reaction,
+    sign,
+    webhook_body,
+)
 from clicktochat.webhooks import MAX_BODY_BYTES, WebhookHeaders
 from conftest import NUMBER, VERIFY_TOKEN, WhatsAppSetup, connect_db
 
@@ -269,6 +279,46 @@ def test_a_location_contact_cards_and_an_order_are_kept_as_an_agent_reads_them(w
         ("contacts", "Marco Bianchi +39 348 555 0101; Anna"),
         ("order", "2 × TORTA-M · 6 × CANNOLI · Per sabato"),
         ("interactive", "Sent"),
+    ]
+
+
+def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_that_opens_no_window(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Reactions and system notices were dropped: the agent never saw a 👍 on the price they quoted,
+    nor that the customer changed number. A reaction opens the window as a message does; the notice does not."""
+    at, wa_id = int(whatsapp.clock()), "393471234567"
+    said = new_wamid(wa_id)
+    values = [
+        inbound_message(wamid=said, timestamp=at, wa_id=wa_id, user_id=None, name="Ana", text="Quanto costa?"),
+        reaction(wamid=new_wamid(), timestamp=at + 60, wa_id=wa_id, user_id=None, name="Ana", message_id=said,
+                 emoji="\U0001f44d"),
+        reaction(wamid=new_wamid(), timestamp=at + 120, wa_id=wa_id, user_id=None, name="Ana", message_id=said,
+                 emoji=None),  # taken back
+        reaction(wamid=new_wamid(), timestamp=at + 180, wa_id=wa_id, user_id=None, name="Ana",
+                 message_id="wamid.not-ours", emoji="\u2764\ufe0f"),
+        number_changed(wamid=new_wamid(), timestamp=at + 240, wa_id=wa_id, new_wa_id="393480001111",
+                       body="Ana changed from +39 347 123 4567 to +39 348 000 1111"),
+        number_changed(wamid=new_wamid(), timestamp=at, wa_id="393489990000", new_wa_id="393489990001",
+                       body="Bo changed from +39 348 999 0000 to +39 348 999 0001"),  # nobody we know
+    ]  # fmt: skip
+    for value in values:
+        raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                                  display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 6
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    ana, bo = (next(c for c in listed if c["wa_id"] == w) for w in (wa_id, "393489990000"))
+    until = datetime.fromtimestamp(at + 180 + 24 * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ana["window"]["open_until"] == until  # the last reaction's, not the notice's
+    assert bo["window"]["open_until"] is None and bo["window"]["may_send"] == "templates"
+    messages = whatsapp.client.get(f"/api/v1/conversations/{ana['id']}", headers=whatsapp.auth).json()["messages"]
+    assert [(m["type"], m["text"], m["caption"]) for m in messages] == [
+        ("text", "Quanto costa?", None),
+        ("reaction", "\U0001f44d", "Quanto costa?"),
+        ("reaction", None, "Quanto costa?"),
+        ("reaction", "\u2764\ufe0f", None),
+        ("system", "Ana changed from +39 347 123 4567 to +39 348 000 1111", None),
     ]
 
 

@@ -26,6 +26,7 @@ from .graph import error_text
 from .optinstore import OptinStore
 from .outboxstore import outbox_of
 
+REACTED_TO = 200  # characters of the message a reaction is on, kept beside it
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 CONVERSATION_COLUMNS = (
     "c.id, c.number_id, c.business_id, c.wa_id, c.user_id, c.name, c.created_at, c.last_inbound_at, "
@@ -253,8 +254,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                     self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
                                   "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
         db.executemany(
-            "UPDATE conversations SET last_inbound_at = max(coalesce(last_inbound_at, 0), ?),"
-            " last_message_at = max(last_message_at, ?), name = coalesce(?, name) WHERE id = ?",
+            "UPDATE conversations SET last_inbound_at = coalesce(max(last_inbound_at, ?1), ?1, last_inbound_at),"
+            " last_message_at = max(last_message_at, ?2), name = coalesce(?3, name) WHERE id = ?4",
             [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
         )  # fmt: skip
         db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
@@ -321,23 +322,29 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                  number: tuple[int, int, str, str]) -> None:  # fmt: skip
         number_id, business_id, timezone, display = number
         customer = self._conversation(db, batch, number_id, business_id, message)
+        caption = message.caption
+        if message.type == "reaction" and message.context_id:  # what it reacts to, as the agent saw it
+            row = db.execute("SELECT coalesce(text, caption, '[' || type || ']') FROM wa_messages"
+                             " WHERE wamid = ? AND conversation_id = ?", (message.context_id, customer.id)).fetchone()
+            caption = row[0][:REACTED_TO] if row else None
         cursor = db.execute(
             "INSERT INTO wa_messages (conversation_id, wamid, direction, at, type, text, caption, mime_type)"
             " VALUES (?, ?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (wamid) DO NOTHING",
-            (customer.id, message.wamid, message.at, message.type, message.text, message.caption,
-             message.mime_type),
+            (customer.id, message.wamid, message.at, message.type, message.text, caption, message.mime_type),
         )  # fmt: skip
         if cursor.rowcount == 0:
             return  # delivered before
+        customer.last_message = max(customer.last_message, message.at)
+        batch.changed[customer.id] = customer
+        if not message.written:
+            return  # a notice (a changed number): no window, no new chat, no answer to a question
         last_inbound = customer.last_inbound
         if last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
             self._start(db, customer.id, business_id, timezone, display, message)
         elif message.at < last_inbound:
             self._start_earlier(db, customer.id, timezone, display, message)
         customer.last_inbound = max(last_inbound or 0, message.at)
-        customer.last_message = max(customer.last_message, message.at)
         customer.name = message.name or customer.name
-        batch.changed[customer.id] = customer
         if message.stop:
             self._consent(db, business_id, message.wa_id, message.user_id, "*", "out", message.at, "chat",
                           message.text, None, {"wamid": message.wamid})  # fmt: skip

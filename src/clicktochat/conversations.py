@@ -64,6 +64,12 @@ class Inbound:
         return find_ref(self.text or self.caption or "")
 
     @property
+    def written(self) -> bool:
+        """The customer wrote, tapped or reacted (Meta opens the window for each); a system notice
+        (a changed number) is shown in the conversation but is not the customer writing."""
+        return self.type != "system"
+
+    @property
     def stop(self) -> bool:
         """Written or tapped: a button's label may be in the customer's language, its payload is ours or Meta's."""
         return self.type in ("text", "button", "interactive") and (
@@ -138,8 +144,8 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
     for message in (_dict(m) for m in _list(value.get("messages"))):
         wamid, at = _str(message.get("id")), _time(message.get("timestamp"))
         kind = _str(message.get("type")) or "unknown"
-        if wamid is None or at is None or kind in ("system", "reaction", "errors"):
-            continue  # a reaction or a system notice is not a message of the conversation
+        if wamid is None or at is None or kind == "errors":
+            continue
         wa_id, user_id = _str(message.get("from")), _str(message.get("from_user_id"))
         contact = _contact(contacts, wa_id, user_id)
         wa_id = wa_id or _str(contact.get("wa_id"))
@@ -148,6 +154,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             continue
         content = _dict(message.get(kind))
         text = caption = payload = None
+        context = _str(_dict(message.get("context")).get("id"))
         if kind == "text":
             text = _str(content.get("body"))
         elif kind == "button":
@@ -161,13 +168,17 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             text = _people(message.get("contacts"))
         elif kind == "order":
             text = _order(content)
+        elif kind == "reaction":  # no emoji: the customer took their reaction back
+            text, context = _str(content.get("emoji")), _str(content.get("message_id"))
+        elif kind == "system":  # "Ana changed from +39 347... to +39 348...": a notice, not the customer writing
+            text = _str(content.get("body"))
         else:
             caption = _str(content.get("caption"))
         referral = message.get("referral")
         events.append(Inbound(
             number, wamid, at, wa_id, user_id, _str(_dict(contact.get("profile")).get("name")), kind,
             text, caption, _str(content.get("mime_type")), _referral(referral) if isinstance(referral, dict) else None,
-            _str(_dict(message.get("context")).get("id")), payload,
+            context, payload,
         ))  # fmt: skip
     for status in (_dict(s) for s in _list(value.get("statuses"))):
         wamid, state, at = _str(status.get("id")), _str(status.get("status")), _time(status.get("timestamp"))

@@ -128,6 +128,21 @@ def inbound_message(*, wamid: str, timestamp: int | str, wa_id: str | None, user
     return {"contacts": [contact], "messages": [message]}
 
 
+def reaction(*, wamid: str, timestamp: int | str, wa_id: str | None, user_id: str | None, name: str,
+             message_id: str, emoji: str | None) -> JSON:
+    """The `value` of a messages webhook for a reaction on a message; no emoji: the reaction taken back."""
+    value = inbound_message(wamid=wamid, timestamp=timestamp, wa_id=wa_id, user_id=user_id, name=name, type="reaction")
+    value["messages"][0]["reaction"] = clean({"message_id": message_id, "emoji": emoji})
+    return value
+
+
+def number_changed(*, wamid: str, timestamp: int | str, wa_id: str, new_wa_id: str, body: str) -> JSON:
+    """The `value` of a messages webhook for the system notice that a customer changed number (no contacts)."""
+    message = {"from": wa_id, "id": wamid, "timestamp": str(timestamp), "type": "system",
+               "system": {"body": body, "new_wa_id": new_wa_id, "type": "user_changed_number"}}  # fmt: skip
+    return {"messages": [message]}
+
+
 def pricing(category: str = "service", billable: bool = False, pricing_model: str = "PMP",
             type: str = "free_customer_service") -> JSON:
     """A status webhook's pricing object (per-message pricing)."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from .graph_standin import Clock, GraphStandIn, StandInNumber
-from .payloads import JSON, inbound_message, new_wamid, post_signed, user_preferences, webhook_body
+from .payloads import JSON, inbound_message, new_wamid, post_signed, reaction, user_preferences, webhook_body
 
 # --- a customer writing in -------------------------------------------------------------------------
 
@@ -66,6 +66,16 @@ class Customer:
         """A reply button of an interactive message we sent."""
         interactive = {"type": "button_reply", "button_reply": {"id": id, "title": title}}
         return await self._message(type="interactive", interactive=interactive, context=context)
+
+    async def react(self, message_id: str, emoji: str | None) -> httpx.Response:
+        """A reaction on a message (ours or theirs); no emoji takes it back. Meta opens the window for it."""
+        now = self._now()
+        response = await self.deliver(reaction(wamid=new_wamid(self.wa_id), timestamp=int(now), wa_id=self.wa_id,
+                                               user_id=self.user_id, name=self.name, message_id=message_id,
+                                               emoji=emoji))  # fmt: skip
+        if self.standin is not None:
+            self.standin.customer_wrote(self.number.phone_number_id, self.wa_id, now, self.user_id)
+        return response
 
     async def set_marketing(self, value: Literal["stop", "resume"]) -> httpx.Response:
         """Stop or resume marketing messages (the ``user_preferences`` webhook)."""
