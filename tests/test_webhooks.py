@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from clicktochat.chatstore import customer_lock
 from clicktochat.conversations import parse, read_body
 from clicktochat.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from clicktochat.payloads import (
@@ -443,6 +444,64 @@ def test_a_conversation_another_instance_is_making_is_taken_not_an_error(whatsap
     assert applying.result(60) == 1  # at the first try, in the one transaction
     (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
     assert c["last_message"] == "Ciao" and c["name"] == "Ana"  # the one conversation, its name from the message
+
+
+@pytest.mark.postgresql  # one SQLite file has one writer at a time
+@pytest.mark.parametrize("known", [False, True], ids=["new customers", "known customers"])
+def test_two_instances_take_the_same_customers_in_one_order_and_never_deadlock(whatsapp: WhatsAppSetup,
+                                                                                known: bool) -> None:  # fmt: skip
+    """Found by a load test of two instances: each made (or updated) the conversations of a body's
+    customers in the order they wrote, so two bodies with the same two customers in opposite orders
+    deadlocked, and PostgreSQL rolled one back after a second. Each instance now locks the customers
+    of its batch first, in one order. The other instance here does as ours does (takes both locks),
+    then writes the first customer's conversation and, once ours waits, the second's; our body
+    names them the other way round."""
+    first, second = "393470000001", "393470000002"
+    chats = whatsapp.service.whatsapp.chats
+    if known:
+        for wa_id in (first, second):
+            raw = encode(text_body("Prima", wa_id=wa_id, at=int(whatsapp.clock()) - 60))
+            assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+        assert whatsapp.process() == 2
+    at = int(whatsapp.clock())
+    value = inbound_message(wamid=new_wamid(second), timestamp=at, wa_id=second, user_id=None, name="Bo", text="Ciao")
+    value["messages"] += inbound_message(wamid=new_wamid(first), timestamp=at, wa_id=first, user_id=None, name="Al",
+                                         text="Ciao")["messages"]  # fmt: skip
+    value["contacts"] += [{"profile": {"name": "Al"}, "wa_id": first}]
+    raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                              display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+    assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    whatsapp.run(whatsapp.service.whatsapp.journal.drain())
+    now = int(whatsapp.clock())
+    read = [(event_id, parse(body, numbers)) for event_id, body, numbers, _ in whatsapp.run(chats.due_events(now, 10))]
+
+    def take(other: Any, wa_id: str) -> None:  # as the other instance's batch does: make it, or update it
+        if known:
+            other.execute("UPDATE conversations SET last_message_at = last_message_at WHERE wa_id = ?", (wa_id,))
+        else:
+            other.execute("INSERT INTO conversations (number_id, business_id, wa_id, created_at, last_message_at)"
+                          " VALUES (?, ?, ?, 1, 1)", (whatsapp.number_id, whatsapp.business_id, wa_id))  # fmt: skip
+
+    with connect_db(whatsapp.service.settings.db) as other:
+        other.execute("BEGIN")
+        for key in sorted(customer_lock(NUMBER.phone_number_id, wa_id) for wa_id in (first, second)):
+            other.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+        take(other, first)
+        assert whatsapp.client.portal is not None
+        applying = whatsapp.client.portal.start_task_soon(chats.apply_events, read, now)
+        deadline = time.monotonic() + 60  # a bound on a condition, not a timing assumption
+        while other.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()").fetchone()[0] < 1:  # fmt: skip
+            assert time.monotonic() < deadline, "our batch never waited"
+            time.sleep(0.01)
+        # Ours waits and holds nothing of the second customer's: the other instance takes it at
+        # once. (Before, ours had made or updated it, and waited for the first: a deadlock.)
+        other.execute("SET LOCAL lock_timeout = '500ms'")  # before PostgreSQL looks for a deadlock (after 1 s)
+        take(other, second)
+        other.execute("COMMIT")
+    assert applying.result(60) == 1
+    listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert sorted((c["wa_id"], c["last_message"]) for c in listed) == [(first, "Ciao"), (second, "Ciao")]
 
 
 def test_an_identifier_another_conversation_holds_keeps_the_two_apart(whatsapp: WhatsAppSetup) -> None:

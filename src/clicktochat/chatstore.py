@@ -4,6 +4,7 @@ chatstarts.py's). On the connection and thread of `chatdb.ChatDB`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -240,6 +241,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                 f" AND processed_at IS NULL{lock}", [event_id for event_id, _ in bodies],
             ).fetchall()}  # fmt: skip
             mine = [body for body in bodies if body[0] in free]
+        if self.postgres:
+            self._hold_customers(db, mine)
         batch = _Batch()
         for _, events in mine:
             for event in events:
@@ -256,11 +259,22 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         db.executemany(
             "UPDATE conversations SET last_inbound_at = coalesce(max(last_inbound_at, ?1), ?1, last_inbound_at),"
             " last_message_at = max(last_message_at, ?2), name = coalesce(?3, name) WHERE id = ?4",
-            [(c.last_inbound, c.last_message, c.name, c.id) for c in batch.changed.values()],
+            [(c.last_inbound, c.last_message, c.name, c.id) for _, c in sorted(batch.changed.items())],
         )  # fmt: skip
         db.executemany("UPDATE webhook_events SET processed_at = ?, error = NULL WHERE id = ?",
                        [(now, event_id) for event_id, _ in mine])  # fmt: skip
         return len(mine)
+
+    def _hold_customers(self, db: sqlite3.Connection, bodies: list[tuple[int, list[Event]]]) -> None:
+        """PostgreSQL: before anything is written, a lock on each customer the bodies name, taken
+        in one order every instance follows (held to the commit). Two instances making or updating
+        the same two customers' conversations in the order their bodies name them would deadlock,
+        and PostgreSQL roll one back after a second; now the second waits for the first instead."""
+        keys = sorted({customer_lock(event.phone_number_id, who) for _, events in bodies for event in events
+                       if isinstance(event, Inbound) for who in (event.wa_id, event.user_id) if who})  # fmt: skip
+        if keys:
+            db.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM (VALUES"
+                       f" {', '.join(['(?)'] * len(keys))}) AS v (k) ORDER BY k) AS held", keys)  # fmt: skip
 
     def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
         if phone_number_id not in batch.numbers:
@@ -567,6 +581,12 @@ class _Customer:
     wa_id: str | None
     user_id: str | None
     name: str | None = None
+
+
+def customer_lock(phone_number_id: str, who: str) -> int:
+    """The advisory lock of a customer of a number (by wa_id or user id): 64 bits of a hash."""
+    digest = hashlib.blake2b(f"customer:{phone_number_id}:{who}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass
