@@ -545,12 +545,14 @@ def test_double_opt_in_needs_a_connected_number(whatsapp: WhatsAppSetup) -> None
 
 def test_the_widget_panel_gets_json_with_cors_and_is_recorded_as_the_widget(whatsapp: WhatsAppSetup) -> None:
     make_form(whatsapp)
-    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "shop", {"allowed_domains": ["shop.example"]}))
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "shop", {"allowed_domains": ["shop.example"],
+                                                                              "optin_form": "dolce"}))  # fmt: skip
     panel = whatsapp.client.get("/api/optin/dolce", params={"lang": "en", "hl": "en-IE"})
     assert panel.headers["access-control-allow-origin"] == "*"
     body = panel.json()
     assert body["wording"] == FORM["wording"]["en"] and body["country"] == "IE" and "IT:39:Italy" in body["countries"]
-    answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
+    from_shop = {"Accept": "application/json", "Origin": "https://shop.example"}
+    answer = whatsapp.client.post("/optin/dolce", headers=from_shop, data={
         "country": "IE", "phone": "+39 347 123 4567", "topic": "orders", "lang": "en", "widget": "shop",
         "page": "https://shop.example/cannoli?session=secret#top"})  # fmt: skip
     assert answer.json()["state"] == "in" and answer.headers["access-control-allow-origin"] == "*"
@@ -560,10 +562,24 @@ def test_the_widget_panel_gets_json_with_cors_and_is_recorded_as_the_widget(what
     # A page the widget may not be on is not kept as proof; an unknown widget is no widget.
     for phone, widget, page in (("+39 347 123 4568", "shop", "https://elsewhere.example/"),
                                 ("+39 347 123 4569", "nope", "https://shop.example/")):
-        whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"}, data={
+        whatsapp.client.post("/optin/dolce", headers=from_shop, data={
             "phone": phone, "topic": "orders", "lang": "en", "widget": widget, "page": page})  # fmt: skip
     assert entries(whatsapp, "393471234568")[0].proof["page"] == ""
     assert entries(whatsapp, "393471234569")[0].source == "page"
+    # Found by a review: anyone could claim a widget and a shop's page for a sign-up made elsewhere
+    # (with curl, or another site's page posting for its visitors). The widget must offer this
+    # form, and the post come from a site it may be on.
+    whatsapp.run(whatsapp.service.create_widget(whatsapp.business_id, "other", {"allowed_domains": ["shop.example"]}))
+    for phone, widget, origin in (("+39 347 123 4570", "shop", "https://evil.example"),
+                                  ("+39 347 123 4571", "shop", None),
+                                  ("+39 347 123 4572", "other", "https://shop.example")):  # offers no form
+        headers = {"Accept": "application/json"} | ({"Origin": origin} if origin else {})
+        answer = whatsapp.client.post("/optin/dolce", headers=headers, data={
+            "phone": phone, "topic": "orders", "lang": "en", "widget": widget, "page": "https://shop.example/x"})
+        assert answer.json()["state"] == "in"  # taken, as a sign-up on the form's own page
+        [entry] = entries(whatsapp, "39" + phone[4:].replace(" ", ""))
+        assert (entry.source, entry.proof["page"], "widget" in entry.proof) == (
+            "page", f"{whatsapp.service.base_url}/optin/dolce", False)
     json_please = {"Accept": "application/json"}
     bad = whatsapp.client.post("/optin/dolce", headers=json_please, data={"phone": "1", "lang": "en"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"

@@ -32,8 +32,9 @@ from .qr import parse_options
 from .qr import render as render_qr
 from .qr_access import public_options
 from .views import PAGE_HEADERS, page, qr_response, spend
+from .widget import WidgetTarget, domain_allowed
 from .widget import page_url as widget_page_url
-from .widget_http import WIDGET_HEADERS, find_widget
+from .widget_http import WIDGET_HEADERS, asking_page, find_widget
 
 MAX_FORM_BYTES = 8 * 1024
 HONEYPOT = "website"
@@ -160,14 +161,15 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
         limits.spend(limits.confirmations_from, address, "your address", "busy")
         limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")
-    # The widget's panel names the widget and the page; the page must be one the widget may be
-    # on (widget.page_url: its allowed domains, no query or fragment), or it is not kept.
+    # The widget's panel names the widget and the page: kept as proof only for a widget that
+    # offers this form, posted from a site it may be on, and a page of that site (no query or fragment).
     target = await find_widget(service, fields["widget"]) if fields.get("widget") else None
-    widget = target.widget.id if target else ""
+    site = panel_site(request, target, view.form, service.base_url) if target else None
+    widget = target.widget.id if target and site is not None else ""
     source = "widget" if widget else "qr" if fields.get("via") == "qr" else "page"
     page_url = f"{service.base_url}/optin/{view.form.slug}"
-    if target:
-        page_url = widget_page_url(fields.get("page", ""), target.widget.settings.allowed_domains)
+    if target and site is not None:
+        page_url = widget_page_url(fields.get("page", ""), (site,) if site else target.widget.settings.allowed_domains)
     user_agent = request.headers.get("user-agent", "")[:512]
     salted = state.recorder.salts.hashes(int(time.time()), address, user_agent, f"optin/{view.form.slug}")[0]
     proof: dict[str, Any] = {"page": page_url, "visitor": visitor_key(salted), "lang": view.lang}
@@ -175,6 +177,21 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
         proof["widget"] = widget
     outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
     return outcome, topic
+
+
+def panel_site(request: Request, target: WidgetTarget, form: OptinForm, base_url: str) -> str | None:
+    """The site a widget's panel posted from (the browser's Origin, else its Referer; "" for our
+    own pages), or None when the post cannot be that widget's: it offers another form (or is
+    another business's), or the site is not one it may be on. A caller cannot borrow a widget
+    to make a sign-up look as if it came from a shop's page."""
+    settings = target.widget.settings
+    if settings.optin_form != form.slug or target.business.id != form.business_id:
+        return None
+    host, ours = asking_page(request.headers.get("origin", "")[:2048], request.headers.get("referer", "")[:2048],
+                             base_url)  # fmt: skip
+    if ours:
+        return ""
+    return host if host and domain_allowed(host, settings.allowed_domains) else None
 
 
 async def optin_submit(request: Request) -> Response:
