@@ -470,6 +470,31 @@ def test_a_written_yes_confirms_it(whatsapp: WhatsAppSetup, reply: str) -> None:
     assert may_message(entries(whatsapp), "orders").allowed
 
 
+def test_an_ok_to_an_agent_who_wrote_since_the_question_confirms_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a customer chatting about a booking, whose number a stranger had typed
+    into the form, confirmed the sign-up with "ok, see you then", written to the agent."""
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_text("Vorrei prenotare per sabato"))
+    whatsapp.process()
+    double_form(whatsapp)
+    post(whatsapp)  # the stranger
+    assert whatsapp.send() == 1
+    (question,) = whatsapp.standin.sent
+    whatsapp.clock.move(60)
+    (c,) = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    answer = whatsapp.client.post(f"/api/v1/conversations/{c['id']}/messages", headers=whatsapp.auth,
+                                  json={"text": "Confermato, sabato alle 20"})  # fmt: skip
+    assert answer.status_code == 202 and whatsapp.send() == 1
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("ok, see you then"))
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("Sì", context={"id": question.wamid}))  # an answer to the question itself
+    whatsapp.process()
+    assert may_message(entries(whatsapp), "orders").allowed
+
+
 @pytest.mark.parametrize("reply", ["Okay, stop", "yes stop", "ok no", "Sì, ma non ora", "oui pas maintenant"])
 def test_a_yes_taken_back_in_the_same_reply_confirms_nothing(whatsapp: WhatsAppSetup, reply: str) -> None:
     """Found by a review: "Okay, stop" started with a yes, and confirmed the request."""

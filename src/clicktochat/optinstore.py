@@ -279,11 +279,12 @@ class OptinStore(ChatDB):
     def _optin_reply(self, db: sqlite3.Connection, business_id: int, message: Inbound) -> None:
         """Inside `apply_events`: a customer's message may answer their pending request. Once
         its confirmation was sent, a tap on one of that message's buttons (the tap names it), or
-        a short written yes ("Sì", "yes please"), confirms it, and its `in` entry is added with
-        the words they were shown; STOP, or a button or short reply saying no ("No", "no grazie"),
-        refuses it. Anything else (a question, "who is this?", a button of another message, a yes
-        before the question reached them) leaves it pending until it lapses: the person who typed
-        the number in may not be its owner."""
+        a short written yes ("Sì", "yes please"; quoting the question once the business wrote to
+        them since) confirms it, and its `in` entry is added with the words they were shown;
+        STOP, or a button or short reply saying no ("No", "no grazie"), refuses it. Anything else
+        (a question, "who is this?", a button of another message, a yes before the question
+        reached them) leaves it pending until it lapses: the person who typed the number in may
+        not be its owner."""
         if not message.wa_id:
             return
         found = self._request("business_id = ? AND phone = ? AND state = 'pending' AND created_at <= ?"
@@ -304,6 +305,8 @@ class OptinStore(ChatDB):
                 return  # a button of another message (an order's "Track it"), not the confirmation's
         elif not (message.type == "text" and says_yes(said) and message.context_id in (None, asked)):
             return  # a photo, a sticker, a question, or a reply quoting another message
+        elif message.context_id is None and self._spoken_since(db, business_id, message, found.outbox_id, sent[1]):
+            return  # an "ok" to an agent who wrote since: an answer to them, not to the question
         proof = (found.proof or {}) | {"request": found.id, "confirmed_by": message.wamid}
         cursor = db.execute(
             "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording, version, proof)"
@@ -313,6 +316,18 @@ class OptinStore(ChatDB):
         )  # fmt: skip
         db.execute("UPDATE optin_requests SET state = 'confirmed', decided_at = ?, consent_id = ? WHERE id = ?",
                    (message.at, cursor.fetchone()[0], found.id))  # fmt: skip
+
+    def _spoken_since(self, db: sqlite3.Connection, business_id: int, message: Inbound, confirmation: int | None,
+                      since: int | None) -> bool:  # fmt: skip
+        """The business wrote to the customer since the confirmation went out (an agent's reply,
+        an update): found by a review, a person chatting about a booking whom a stranger had
+        signed up confirmed it with "ok, see you then", written to the agent."""
+        return db.execute(
+            "SELECT 1 FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE c.business_id = ? AND (c.wa_id = ? OR c.user_id = ?) AND m.direction = 'out'"
+            " AND m.at >= ? AND m.at <= ? AND (m.outbox_id IS NULL OR m.outbox_id <> ?) LIMIT 1",
+            (business_id, message.wa_id, message.user_id, since or 0, message.at, confirmation or 0),
+        ).fetchone() is not None  # fmt: skip
 
     # -- the consent list ------------------------------------------------------------
 
