@@ -132,6 +132,31 @@ def test_bad_numbers_are_shown_beside_the_field_and_nothing_is_recorded(whatsapp
     assert entries(whatsapp) == []
 
 
+@pytest.mark.parametrize(("phone", "says"), [
+    ("+44 909 879 0000", "a premium-rate number"), ("+1 900 555 1234", "a premium-rate number"),
+    ("+39 800 123456", "a toll-free number"), ("+800 1234 5678", "+800 is a number of no country"),
+    ("+870 773 111 632", "+870 is a number of no country"), ("+979 123456789", "+979 is a number of no country"),
+])  # fmt: skip
+def test_numbers_no_person_carries_are_refused_by_the_public_form(whatsapp: WhatsAppSetup, phone: str,
+                                                                   says: str) -> None:  # fmt: skip
+    """Found by an attacker: premium-rate, toll-free and no-country numbers were taken, and a
+    double opt-in form sent each a confirmation the business paid for."""
+    make_form(whatsapp)
+    answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                  data={"phone": phone, "topic": "orders", "lang": "en"})  # fmt: skip
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"
+    assert says in answer.json()["detail"] and entries(whatsapp) == []
+
+
+def test_a_number_typed_in_fullwidth_digits_is_read(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: ＋３９… (a Chinese or Japanese keyboard) was refused as having no country code."""
+    make_form(whatsapp)
+    fullwidth = "＋３９ ３４７ １２３ ４５６７"
+    answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                  data={"phone": fullwidth, "topic": "orders", "lang": "en"})  # fmt: skip
+    assert answer.status_code == 200 and [e.phone for e in entries(whatsapp)] == ["393471234567"]
+
+
 def test_the_honeypot_is_answered_as_a_success_and_dropped(whatsapp: WhatsAppSetup) -> None:
     make_form(whatsapp)
     page = post(whatsapp, website="http://spam.example")

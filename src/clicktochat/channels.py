@@ -52,8 +52,9 @@ class Channel:
 
 
 def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> str:
-    """A phone number in E.164 digits without '+', the form wa.me wants."""
-    text = raw.strip()
+    """A phone number in E.164 digits without '+', the form wa.me wants. Fullwidth digits and
+    plus (typed with a Chinese or Japanese keyboard) are read as ASCII ones."""
+    text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         raise InvalidInput(field, "a phone number is required")
     if not any(ch.isdigit() for ch in text):
@@ -90,7 +91,8 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
         raise InvalidInput(field, f"{raw!r} {reasons.get(possible, 'is not a valid phone number')}")
     if not phonenumbers.is_valid_number(number):
         where = phonenumbers.region_code_for_country_code(number.country_code or 0)
-        raise InvalidInput(field, f"{raw!r} is not a valid phone number in {where}")
+        where = f"for +{number.country_code}" if where == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY else f"in {where}"
+        raise InvalidInput(field, f"{raw!r} is not a valid phone number {where}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from .budget import Budget, client_address
 from .errors import Conflict, FieldError, InvalidInput, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
 from .optin_words import country_names, country_pairs, default_country, words
-from .optins import Optins, Outcome, check_phone, form_language, visitor_key
+from .optins import Optins, Outcome, check_person_phone, form_language, visitor_key
 from .optinstore import OptinForm
 from .posters import POSTER_QR, Poster, poster_options
 from .qr import parse_options
@@ -151,7 +151,7 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     topic = fields.get("topic", "") or (view.form.topics[0] if len(view.form.topics) == 1 else "")
     if fields.get(HONEYPOT):
         return Outcome("in"), topic
-    phone = check_phone(fields.get("phone", ""), fields.get("country", ""))
+    phone = check_person_phone(fields.get("phone", ""), fields.get("country", ""))
     if fields.get("version", str(view.form.version)) != str(view.form.version):  # none posted: an older page
         raise WordingChanged(
             "The form's wording changed since it was shown: nothing was recorded; show it again.",

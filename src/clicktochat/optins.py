@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
 from .agents import Business
 from .channels import international, normalize_phone
 from .consent import Consent, latest, may_reply
@@ -53,6 +56,26 @@ def check_phone(raw: Any, region: str = "", field: str = "phone") -> str:
     if text.isascii() and text.isdigit() and not region:
         return international(text, "", field)  # digits alone are E.164, as the API lists them
     return normalize_phone(text, region if re.fullmatch(r"[A-Za-z]{2}", region or "") else "", field)
+
+
+NOT_A_PERSON = {
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number", PhoneNumberType.TOLL_FREE: "a toll-free number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number", PhoneNumberType.UAN: "a company's number",
+    PhoneNumberType.VOICEMAIL: "a voicemail number", PhoneNumberType.PAGER: "a pager's number",
+}  # fmt: skip
+
+
+def check_person_phone(raw: Any, region: str = "", field: str = "phone") -> str:
+    """`check_phone`, for the public forms: a number a person carries. Premium-rate, toll-free,
+    shared-cost and company numbers, and those of no country (+800, +870, +979...), are refused:
+    nobody gets updates on one, and a confirmation sent to one is a template paid for nothing."""
+    digits = check_phone(raw, region, field)
+    number = phonenumbers.parse("+" + digits)
+    if phonenumbers.region_code_for_number(number) == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        raise InvalidInput(field, f"+{number.country_code} is a number of no country, not a person's phone")
+    if (kind := phonenumbers.number_type(number)) in NOT_A_PERSON:
+        raise InvalidInput(field, f"is {NOT_A_PERSON[kind]}, not a person's phone")
+    return digits
 
 
 def check_topic(value: Any, field: str = "topic") -> str:
