@@ -4,6 +4,7 @@ clock; nothing sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -155,6 +156,40 @@ def test_a_number_typed_in_fullwidth_digits_is_read(whatsapp: WhatsAppSetup) -> 
     answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
                                   data={"phone": fullwidth, "topic": "orders", "lang": "en"})  # fmt: skip
     assert answer.status_code == 200 and [e.phone for e in entries(whatsapp)] == ["393471234567"]
+
+
+@pytest.mark.parametrize(("path", "accept"), [("/optin/dolce", "text/html"), ("/api/v1/links", "application/json")])
+def test_a_body_that_never_finishes_arriving_is_a_408_not_a_connection_held_for_ever(
+    whatsapp: WhatsAppSetup, path: str, accept: str,
+) -> None:
+    """Found by an attacker: a form or API POST that sent a byte and idled held its request (and
+    connection) for ever; only Meta's webhooks had a deadline."""
+    make_form(whatsapp)
+    app = whatsapp.client.app
+    app.body_deadline = 0.05  # type: ignore[attr-defined]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "client": ("192.0.2.9", 40000),
+        "server": ("chat.example.com", 80), "headers": [(b"host", b"chat.example.com"), (b"accept", accept.encode()),
+        (b"content-type", b"application/json" if path.startswith("/api/") else b"application/x-www-form-urlencoded"),
+        (b"content-length", b"8000"),
+        *[(k.lower().encode(), v.encode()) for k, v in whatsapp.auth.items() if path.startswith("/api/")]],
+    }  # fmt: skip
+    first = [{"type": "http.request", "body": b"p", "more_body": True}]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        if first:
+            return first.pop()
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    whatsapp.run(app(scope, receive, send))
+    assert sent[0]["status"] == 408 and entries(whatsapp) == []
+    assert b"took more than 0.05 s to arrive" in b"".join(m.get("body", b"") for m in sent[1:])
 
 
 def test_the_honeypot_is_answered_as_a_success_and_dropped(whatsapp: WhatsAppSetup) -> None:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, views, webhooks
 from .accounts import LoginThrottle
@@ -30,7 +30,7 @@ from .budget import Budget, client_address
 from .clicks import ClickRecorder
 from .database import is_postgres
 from .demo import seed_demo
-from .errors import ChannelGone, InternalError, LinkGone, ProblemError, TooManyRequests, Unavailable
+from .errors import ChannelGone, InternalError, LinkGone, ProblemError, RequestTimeout, TooManyRequests, Unavailable
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
 from .listen import ChangeListener, RoutingWatcher
 from .qr_access import Renders
@@ -162,6 +162,7 @@ class App(Starlette):
         self.away = away  # the database's "not answering now" (database_away_errors)
         self.away_warn_every = 10.0  # seconds between two warnings while it is away (tests set it)
         self.away_warned: float | None = None  # time.monotonic() of the last one
+        self.body_deadline = BODY_DEADLINE  # seconds a request's body may take to arrive (tests set it)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("root_path"):
@@ -178,7 +179,9 @@ class App(Starlette):
             if not scope.get("root_path"):
                 scope["app"], scope["router"], scope["endpoint"] = self, self.router, webhooks.receive_asgi
                 scope["path_params"] = {}
-                return await self._click(webhooks.receive_asgi, scope, receive, send)
+                return await self._click(webhooks.receive_asgi, scope, receive, send)  # its own deadline
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            receive = in_time(receive, self.body_deadline)
         await super().__call__(scope, receive, send)
 
     async def _click(self, endpoint: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,6 +204,29 @@ class App(Starlette):
 
 
 CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled: a whole town may share one address
+BODY_DEADLINE = 10.0  # seconds a body (a form, an API call) may take to arrive; Meta's webhooks have their own
+
+
+def in_time(receive: Receive, seconds: float) -> Receive:
+    """`receive`, the body due within `seconds` of the request (then 408): a connection that
+    sends a byte and idles must not hold a request, and its connection, for ever. Once the body
+    is in, waiting (for the client to hang up, say) is not bounded."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    done = False
+
+    async def receive_in_time() -> Message:
+        nonlocal done
+        if done:
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout(f"The request's body took more than {seconds:g} s to arrive.") from None
+        done = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return receive_in_time
 
 
 def _status(exc: Exception) -> int:
