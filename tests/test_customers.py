@@ -102,6 +102,38 @@ def test_an_erased_number_gets_nothing_that_was_queued(whatsapp: WhatsAppSetup) 
     assert refused.status_code == 409 and "opted out" in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(("wa_id", "typed", "e164"), [
+    ("5215512345678", "+52 55 1234 5678", "525512345678"),  # Mexico: WhatsApp keeps the 1 dropped in 2019
+    ("551187654321", "+55 11 98765 4321", "5511987654321"),  # Brazil: an account older than the ninth digit
+])  # fmt: skip
+def test_a_whatsapp_id_that_is_not_the_e164_number_is_still_the_same_person(whatsapp: WhatsAppSetup, wa_id: str,
+                                                                            typed: str, e164: str) -> None:  # fmt: skip
+    """Found by a privacy review: Meta writes some countries' numbers in a form of its own, and a
+    STOP from 5215512345678 was not an opt-out of +52 55 1234 5678 (whose updates still went),
+    nor could the person be exported or erased by either form."""
+    sync(whatsapp)
+    opt_in(whatsapp, phone=e164)
+    customer = whatsapp.customer(wa_id=wa_id, user_id=None, name="Mateo")
+    whatsapp.run(customer.send_text("Hola"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert c["wa_id"] == e164
+    answer = whatsapp.client.post(f"{API}/conversations/{c['id']}/messages", json={"text": "¡Hola!"},
+                                  headers=whatsapp.auth)  # fmt: skip
+    assert answer.status_code == 202 and whatsapp.send() == 1
+    (sent,) = whatsapp.standin.sent
+    assert sent.body["to"] == e164 and sent.wa_id == wa_id and sent.failure is None  # Meta finds the account
+    whatsapp.run(customer.send_text("STOP"))
+    whatsapp.process()
+    refused = notify(whatsapp, to=typed)
+    assert refused.status_code == 409 and "opted out" in refused.json()["detail"]
+    for asked in (wa_id, typed):
+        data = held(whatsapp, asked)
+        assert data["phone"] == e164 and [c["id"] for c in data["conversations"]] == [c["id"]]  # type: ignore[index]
+    assert whatsapp.client.delete(f"{API}/customers/{wa_id}", headers=whatsapp.auth).status_code == 200
+    assert held(whatsapp, typed)["conversations"] == []
+
+
 def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
     answer = whatsapp.client.get(f"{API}/customers/hello", headers=whatsapp.auth)
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"

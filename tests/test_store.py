@@ -412,3 +412,35 @@ def test_migration_13_keeps_every_row_key_and_trigger(sqlite_path: str) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_whatsapp_ids_stored_in_metas_own_form_become_e164_digits(sqlite_path: str) -> None:
+    """Migration 015: Mexico's 521... and Brazil's eight-digit mobiles, as Meta writes them and as
+    earlier releases kept them, become the E.164 digits the consents and notifications key by: the
+    person's conversation, opt-out and statuses stay theirs. A conversation whose twin exists stays."""
+    db = database_at(sqlite_path, 14)
+    db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
+    db.execute("INSERT INTO whatsapp_numbers (id, business_id, phone_number_id, waba_id, display_phone_number,"
+               " connected_at) VALUES (1, 1, '100', '200', '15550100', 0)")  # fmt: skip
+    for id_, wa_id in ((1, "5215512345678"), (2, "551187654321"), (3, "5215500000000"), (4, "525500000000"),
+                       (5, "551133334444"), (6, "393471234567")):  # 5: a Brazilian landline (2 to 5)
+        db.execute("INSERT INTO conversations (id, number_id, business_id, wa_id, created_at, last_message_at)"
+                   " VALUES (?, 1, 1, ?, 0, 0)", (id_, wa_id))  # fmt: skip
+    db.execute("INSERT INTO consents (business_id, phone, topic, state, at, source, wording)"
+               " VALUES (1, '5215512345678', '*', 'out', 5, 'chat', 'STOP')")  # fmt: skip
+    db.execute("INSERT INTO wa_statuses (wamid, number_id, status, at, recipient) VALUES ('w', 1, 'sent', 0,"
+               " '551187654321')")  # fmt: skip
+    db.execute("COMMIT")
+    db.close()
+
+    async def upgrade() -> None:
+        store = await Store.open(sqlite_path)
+        await store.close()
+
+    asyncio.run(upgrade())
+    with sqlite3.connect(sqlite_path) as db:
+        assert dict(db.execute("SELECT id, wa_id FROM conversations").fetchall()) == {
+            1: "525512345678", 2: "5511987654321", 3: "5215500000000", 4: "525500000000", 5: "551133334444",
+            6: "393471234567"}  # fmt: skip
+        assert db.execute("SELECT phone, wording FROM consents").fetchall() == [("525512345678", "STOP")]
+        assert db.execute("SELECT recipient FROM wa_statuses").fetchall() == [("5511987654321",)]

@@ -96,11 +96,23 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def whatsapp_number(wa_id: str) -> str:
+    """A WhatsApp id (Meta's `wa_id`, `from`, `recipient_id`) as the E.164 digits `phonenumbers`
+    gives the same number, the one key for a person: Mexico's mobiles come as 521 + ten digits
+    (the 1 Mexico dropped in 2019), and Brazil's accounts made before mobiles got their ninth
+    digit as 55 + area + eight. Anything else is left as it is."""
+    if len(wa_id) == 13 and wa_id.startswith("521") and wa_id.isdigit():
+        return "52" + wa_id[3:]
+    if len(wa_id) == 12 and wa_id.startswith("55") and wa_id.isdigit() and wa_id[4] in "6789":
+        return wa_id[:4] + "9" + wa_id[4:]
+    return wa_id
+
+
 def international(digits: str, default_region: str = "", field: str = "to") -> str:
     """Digits alone read as a number with its country code, as WhatsApp writes them
     (393471234567); when they are not one, the error quotes what was typed, not the '+' added."""
     try:
-        return normalize_phone("+" + digits, default_region, field)
+        return normalize_phone("+" + whatsapp_number(digits), default_region, field)
     except InvalidInput:
         raise InvalidInput(field, f"{digits!r} is not a number with its country code (digits alone are read as one, "
                                   "as WhatsApp writes them: 393471234567); write it as +39 347 123 4567") from None

@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from .channels import whatsapp_number
+
 SERVICE_WINDOW = 24 * 3600  # free-form messages are allowed this long after the customer's last one
 ENTRY_POINT = 72 * 3600  # a chat from a Click-to-WhatsApp ad or a Page button: every message free
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud or retyped without doubt
@@ -148,7 +150,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             continue
         wa_id, user_id = _str(message.get("from")), _str(message.get("from_user_id"))
         contact = _contact(contacts, wa_id, user_id)
-        wa_id = wa_id or _str(contact.get("wa_id"))
+        wa_id = _number(wa_id or _str(contact.get("wa_id")))
         user_id = user_id or _str(contact.get("user_id"))
         if wa_id is None and user_id is None:
             continue
@@ -187,7 +189,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
         error = _dict(_list(status.get("errors"))[0]) if _list(status.get("errors")) else {}
         pricing = status.get("pricing")
         events.append(Status(
-            number, wamid, state, at, _str(status.get("recipient_id")), _str(status.get("recipient_user_id")),
+            number, wamid, state, at, _number(_str(status.get("recipient_id"))), _str(status.get("recipient_user_id")),
             pricing if isinstance(pricing, dict) else None, _int(error.get("code")),
             _str(error.get("title")) or _str(error.get("message")), _str(status.get("biz_opaque_callback_data")),
         ))  # fmt: skip
@@ -226,7 +228,7 @@ def _order(order: dict[str, Any]) -> str | None:
 def _preferences(number: str, value: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     for item in (_dict(p) for p in _list(value.get("user_preferences"))):
-        wa_id, user_id, at = _str(item.get("wa_id")), _str(item.get("user_id")), _time(item.get("timestamp"))
+        wa_id, user_id, at = _number(_str(item.get("wa_id"))), _str(item.get("user_id")), _time(item.get("timestamp"))
         choice = _str(item.get("value"))
         if (wa_id or user_id) and at is not None and choice in ("stop", "resume"):
             events.append(Preference(number, wa_id, user_id, choice, at))
@@ -244,6 +246,11 @@ def _contact(contacts: list[dict[str, Any]], wa_id: str | None, user_id: str | N
         if (wa_id and contact.get("wa_id") == wa_id) or (user_id and contact.get("user_id") == user_id):
             return contact
     return contacts[0] if len(contacts) == 1 else {}
+
+
+def _number(wa_id: str | None) -> str | None:
+    """Meta's id of a person as the number's E.164 digits, as consents and notifications key it."""
+    return whatsapp_number(wa_id) if wa_id else None
 
 
 def _list(value: Any) -> list[Any]:

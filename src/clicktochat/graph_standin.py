@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .channels import whatsapp_number
 from .payloads import (
     ERRORS,
     JSON,
@@ -138,6 +139,7 @@ class GraphStandIn:
         self._status_tasks: set[asyncio.Task[None]] = set()
         self._last_wrote: dict[tuple[str, str], float] = {}
         self._user_ids: dict[str, str] = {}  # wa_id -> BSUID, for users we have seen both of
+        self._accounts: dict[str, str] = {}  # E.164 digits -> wa_id, where they differ (Mexico's 521...)
         self._stopped_marketing: set[tuple[str, str]] = set()
         routes = [Route("/{node_id}", self._node, methods=["GET"]),
                   Route("/{node_id}/messages", self._send, methods=["POST"]),
@@ -153,6 +155,8 @@ class GraphStandIn:
                 self._last_wrote[(phone_number_id, key)] = at
         if wa_id and user_id:
             self._user_ids[wa_id] = user_id
+        if wa_id and whatsapp_number(wa_id) != wa_id:
+            self._accounts[whatsapp_number(wa_id)] = wa_id
 
     def marketing_preference(self, phone_number_id: str, who: str, value: Literal["stop", "resume"]) -> None:
         """The user stopped or resumed marketing messages (then marketing templates fail with 131050)."""
@@ -300,6 +304,7 @@ class GraphStandIn:
     def _accept(self, number: StandInNumber, body: JSON) -> SentMessage:
         pnid = number.phone_number_id
         wa_id = _digits(body["to"]) if body.get("to") else None  # Meta: `to` wins over `recipient`
+        wa_id = self._accounts.get(wa_id, wa_id) if wa_id else None  # the number's account, as Meta finds it
         user_id = self._user_ids.get(wa_id) if wa_id else body["recipient"]
         who = wa_id or user_id or ""
         in_window = self.window_open(pnid, who)

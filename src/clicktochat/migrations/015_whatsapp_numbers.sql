@@ -1,0 +1,19 @@
+-- Meta writes Mexico's mobiles as 521 + ten digits (the 1 Mexico dropped in 2019) and Brazil's
+-- accounts older than the ninth digit as 55 + area + eight digits. From this version each is read
+-- as the number's E.164 digits (channels.whatsapp_number), the form consents and notifications
+-- were always keyed by. What was stored in Meta's form is rewritten, so that the person's
+-- conversation, opt-outs and statuses stay theirs: the same number, in the one form (what each
+-- consent says, when and where, is unchanged). A conversation whose E.164 twin exists is left.
+UPDATE conversations SET wa_id = '52' || substr(wa_id, 4)
+ WHERE length(wa_id) = 13 AND substr(wa_id, 1, 3) = '521' AND NOT EXISTS (
+   SELECT 1 FROM conversations o WHERE o.number_id = conversations.number_id AND o.wa_id = '52' || substr(conversations.wa_id, 4));
+UPDATE conversations SET wa_id = substr(wa_id, 1, 4) || '9' || substr(wa_id, 5)
+ WHERE length(wa_id) = 12 AND substr(wa_id, 1, 2) = '55' AND substr(wa_id, 5, 1) IN ('6', '7', '8', '9') AND NOT EXISTS (
+   SELECT 1 FROM conversations o
+    WHERE o.number_id = conversations.number_id AND o.wa_id = substr(conversations.wa_id, 1, 4) || '9' || substr(conversations.wa_id, 5));
+UPDATE consents SET phone = '52' || substr(phone, 4) WHERE length(phone) = 13 AND substr(phone, 1, 3) = '521';
+UPDATE consents SET phone = substr(phone, 1, 4) || '9' || substr(phone, 5)
+ WHERE length(phone) = 12 AND substr(phone, 1, 2) = '55' AND substr(phone, 5, 1) IN ('6', '7', '8', '9');
+UPDATE wa_statuses SET recipient = '52' || substr(recipient, 4) WHERE length(recipient) = 13 AND substr(recipient, 1, 3) = '521';
+UPDATE wa_statuses SET recipient = substr(recipient, 1, 4) || '9' || substr(recipient, 5)
+ WHERE length(recipient) = 12 AND substr(recipient, 1, 2) = '55' AND substr(recipient, 5, 1) IN ('6', '7', '8', '9');
