@@ -134,6 +134,51 @@ def test_a_whatsapp_id_that_is_not_the_e164_number_is_still_the_same_person(what
     assert held(whatsapp, typed)["conversations"] == []
 
 
+def test_a_late_status_of_an_erased_message_names_nobody_and_the_export_shows_every_send(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Found by a privacy review: a status Meta sent after the erasure (a read receipt, days later)
+    was stored under the erased number, for ever, and no export showed it; nor did the export
+    show what was sent them (a confirmation's statuses were left out)."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    assert notify(whatsapp).status_code == 202
+    customer = whatsapp.customer(wa_id=PHONE, user_id=None)
+    whatsapp.run(customer.send_text("Ciao"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"]
+    answer = whatsapp.client.post(f"{API}/conversations/{c['id']}/messages", json={"text": "Eccoci"},
+                                  headers=whatsapp.auth)  # fmt: skip
+    assert answer.status_code == 202 and whatsapp.send() == 2
+    update, reply = whatsapp.standin.sent
+    for sent in (update, reply):
+        assert whatsapp.status(sent.wamid, "delivered").status_code == 200
+    whatsapp.process()
+    data = held(whatsapp, PHONE)
+    assert len(data["outbox"]) == 2  # type: ignore[arg-type]
+    assert sorted(s["wamid"] for s in data["statuses"]) == sorted([update.wamid, reply.wamid])  # type: ignore[index]
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    for sent in (update, reply):
+        assert whatsapp.status(sent.wamid, "read").status_code == 200
+    whatsapp.process()
+
+    def statuses_naming_them() -> int:
+        with connect_db(whatsapp.service.settings.db) as db:
+            return int(db.execute("SELECT count(*) FROM wa_statuses WHERE recipient = ?", (PHONE,)).fetchone()[0])
+
+    assert statuses_naming_them() == 0
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("Sono tornato"))  # they write again: what is new is theirs, and shown
+    whatsapp.process()
+    (c,) = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert whatsapp.client.post(f"{API}/conversations/{c['id']}/messages", json={"text": "Bentornato"},
+                                headers=whatsapp.auth).status_code == 202  # fmt: skip
+    assert whatsapp.send() == 1
+    assert whatsapp.status(whatsapp.standin.sent[-1].wamid, "delivered").status_code == 200
+    whatsapp.process()
+    assert statuses_naming_them() == 1 and len(held(whatsapp, PHONE)["statuses"]) == 1  # type: ignore[arg-type]
+
+
 def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:
     answer = whatsapp.client.get(f"{API}/customers/hello", headers=whatsapp.auth)
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"

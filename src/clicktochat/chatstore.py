@@ -365,6 +365,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         self._optin_reply(db, business_id, message)  # a double opt-in's "Yes" (optinstore.py)
 
     def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
+        if self._erased_message(db, status, business_id):
+            return
         cursor = db.execute(
             "INSERT INTO wa_statuses (wamid, number_id, status, at, recipient, pricing, error_code, error_title,"
             " callback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -390,6 +392,17 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         if status.status == "failed" and status.error_code == 131050:
             self._consent(db, business_id, status.recipient_id, status.recipient_user_id, "*", "out", status.at,
                           "meta", "Stopped marketing messages (Meta error 131050)", None, {"wamid": status.wamid})
+
+    def _erased_message(self, db: sqlite3.Connection, status: Status, business_id: int) -> bool:
+        """A status, come late, of a message an erasure deleted (found by a privacy review): kept,
+        it would name the erased person again, for ever, where no export looks. One indexed look a
+        status; a second, for the message, only for a person erased."""
+        column, who = ("phone", status.recipient_id) if status.recipient_id else ("user_id", status.recipient_user_id)
+        if not who or db.execute(f"SELECT 1 FROM consents WHERE business_id = ? AND {column} = ? AND source = 'erase'"
+                                 " LIMIT 1", (business_id, who)).fetchone() is None:  # fmt: skip
+            return False
+        return db.execute("SELECT 1 FROM wa_messages WHERE wamid = ?1 UNION ALL SELECT 1 FROM outbox WHERE wamid = ?1",
+                          (status.wamid,)).fetchone() is None  # fmt: skip
 
     def _consent(
         self, db: sqlite3.Connection, business_id: int, phone: str | None, user_id: str | None, topic: str,

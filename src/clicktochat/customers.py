@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from .service import Service
 
 TIME_FIELDS = ("at", "created_at", "last_inbound_at", "last_message_at", "last_outbound_at", "entry_point_until",
-               "click_at", "sent_at", "next_attempt_at", "lease_until", "received_at")  # fmt: skip
+               "click_at", "sent_at", "next_attempt_at", "lease_until", "received_at", "expires_at",
+               "confirmation_at", "decided_at")  # fmt: skip
 
 
 USER_ID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}")

@@ -130,7 +130,10 @@ class CustomerStore(NotificationStore):
                                       " ORDER BY n.id", (number,))  # fmt: skip
             messages = _rows(db, f"SELECT * FROM wa_messages WHERE conversation_id IN ({c}) ORDER BY at, id",
                              conversations)  # fmt: skip
-            wamids = [m["wamid"] for m in messages if m["wamid"]] + [n["wamid"] for n in notifications if n["wamid"]]
+            requests = _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (number,))
+            outbox_ids = sorted({r["outbox_id"] for r in [*messages, *notifications, *requests] if r["outbox_id"]})
+            outbox = _rows(db, f"SELECT * FROM outbox WHERE id IN ({_marks(outbox_ids)}) ORDER BY id", outbox_ids)
+            wamids = [m["wamid"] for m in [*messages, *outbox] if m["wamid"]]
             needles = [n for n in (number, *user_ids) if n]
             return {
                 "phone": number,
@@ -141,10 +144,11 @@ class CustomerStore(NotificationStore):
                 "chat_starts": _rows(db, f"SELECT * FROM chat_starts WHERE conversation_id IN ({c}) ORDER BY at",
                                      conversations),  # fmt: skip
                 "messages": messages,
-                "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)})"
-                                      " ORDER BY at", wamids),  # fmt: skip
+                "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)}) OR recipient = ?"
+                                      f" OR recipient IN ({u}) ORDER BY at", [*wamids, number, *user_ids]),  # fmt: skip
                 "notifications": notifications,
-                "optin_requests": _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (number,)),
+                "optin_requests": requests,
+                "outbox": outbox,  # what was sent them, or is to be: replies, updates, confirmations
                 "webhook_bodies_held": db.execute(
                     "SELECT count(*) FROM webhook_events WHERE " + " OR ".join([self._body_holds] * len(needles)),
                     needles,
