@@ -7,6 +7,7 @@ database of the session's server (conftest's `postgres_server`)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -36,6 +37,8 @@ from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
 from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
 from pgserver import PostgresServer
+
+SIGN_IN_KEY = b"the instances' common key".ljust(32)
 
 _names = itertools.count()
 # Seconds within which an edit through one instance is seen by every other. Notifications make
@@ -163,7 +166,7 @@ def test_the_rotation_is_one_turn_across_instances(pg_url: str) -> None:
 def test_the_sign_in_throttle_counts_tries_made_on_every_instance(pg_url: str) -> None:
     async def scenario() -> None:
         stores = [SharedStore(pg_url), SharedStore(pg_url)]
-        one, two = (LoginThrottle(shared=store) for store in stores)
+        one, two = (LoginThrottle(shared=store, secret=SIGN_IN_KEY) for store in stores)
         try:
             now = 1_800_000_000.0
             for n in range(5):  # five wrong tries for one name from one address, alternating instances
@@ -177,6 +180,8 @@ def test_the_sign_in_throttle_counts_tries_made_on_every_instance(pg_url: str) -
             with connect_db(pg_url) as db:
                 keys = [k for (k,) in db.execute("SELECT key FROM login_failures")]
             assert len([k for k in keys if k.startswith("pair:") and k.endswith(":anna")]) == 1  # the last one
+            plain = hashlib.sha256(b"203.0.113.9").hexdigest()[:32]  # undone by hashing every IPv4 address
+            assert keys and not any(plain in k for k in keys)  # a keyed hash (a privacy review)
         finally:
             for store in stores:
                 await store.close()
@@ -184,12 +189,24 @@ def test_the_sign_in_throttle_counts_tries_made_on_every_instance(pg_url: str) -
     asyncio.run(scenario())
 
 
+def test_every_instance_hashes_addresses_for_the_sign_in_throttle_with_one_key(pg_url: str) -> None:
+    """The key comes from the signing key every instance shares: each counts the others' tries."""
+    secrets = []
+    for _ in range(2):
+        with TestClient(create_app(Settings(db=pg_url)), base_url="http://127.0.0.1") as client:
+            secrets.append(client.app.state.login_throttle.secret)  # type: ignore[attr-defined]
+    assert secrets[0] == secrets[1] and len(secrets[0]) == 64
+    with TestClient(create_app(Settings(db=pg_url, secret_keys="another-key-" + "k" * 40)),
+                    base_url="http://127.0.0.1") as client:  # fmt: skip
+        assert client.app.state.login_throttle.secret != secrets[0]  # type: ignore[attr-defined]
+
+
 def test_a_name_past_its_count_is_paced_on_every_instance_not_locked(pg_url: str) -> None:
     """One try every `pace` seconds for the name, from any address, whichever instance takes it."""
 
     async def scenario() -> None:
         stores = [SharedStore(pg_url), SharedStore(pg_url)]
-        one, two = (LoginThrottle(shared=store, user_attempts=6, pace=10) for store in stores)
+        one, two = (LoginThrottle(shared=store, user_attempts=6, pace=10, secret=SIGN_IN_KEY) for store in stores)
         try:
             now = 1_800_000_000.0
             for n in range(6):  # the name's count, from six addresses (one try each)

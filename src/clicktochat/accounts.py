@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 import sqlite3
 import time
 from collections import deque
@@ -122,6 +123,7 @@ class LoginThrottle:
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _paced: dict[str, float] = field(default_factory=dict)  # a name past its count: when it may be tried next
     shared: SharedStore | None = None
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))  # the instances' common one when shared
 
     async def check(self, username: str, address: str, now: float | None = None) -> int:
         """attempt(), counted where every instance counts: in the database when shared (the
@@ -151,9 +153,11 @@ class LoginThrottle:
                 pass
         self.succeeded(username, address)
 
-    @staticmethod
-    def keys(username: str, address: str) -> tuple[str, str, str]:
-        name, where = username.strip().lower(), hashlib.sha256(network(address).encode()).hexdigest()[:32]
+    def keys(self, username: str, address: str) -> tuple[str, str, str]:
+        """Addresses under a keyed hash (`secret`): a plain one of an IPv4 address, kept in the
+        database with several instances, is undone by hashing all four billion (a privacy review)."""
+        where = hashlib.blake2b(network(address).encode(), key=self.secret, digest_size=16).hexdigest()
+        name = username.strip().lower()
         return f"pair:{where}:{name}", f"addr:{where}", f"user:{name}"
 
     def limits(self) -> tuple[int, int, int]:

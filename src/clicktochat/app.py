@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -76,7 +77,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
         salts = Salts(settings.unique_window, await service.store.get_meta("visitor_salts"))
         recorder = ClickRecorder(service.store, salts, settings.flush_interval, settings.retention_days,
                                  shared=service.shared)  # fmt: skip
-        app.state.login_throttle.shared = service.shared
+        app.state.login_throttle.shared = service.shared  # and a key every instance has, never stored as is:
+        app.state.login_throttle.secret = hashlib.blake2b(service.signer.keys[0].encode(), person=b"sign-in").digest()
         app.state.service, app.state.recorder, app.state.templates = service, recorder, templates
         app.state.proxies = Proxies(settings.proxy_networks)
         try:
