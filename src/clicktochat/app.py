@@ -8,6 +8,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
@@ -205,7 +206,7 @@ class App(Starlette):
             raise
 
 
-CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled: a whole town may share one address
+UNBUDGETED_404 = ("/c/", "/w/")  # a signed link's token cannot be guessed; a short link's code can
 BODY_DEADLINE = 10.0  # seconds a body (a form, an API call) may take to arrive; Meta's webhooks have their own
 
 
@@ -248,11 +249,12 @@ def wants_json(request: Request) -> bool:
 
 async def problem_response(request: Request, exc: Exception) -> Response:
     """One error shape: RFC 9457 problem+json for API clients, a friendly page for people.
-    A 404 spends from the caller's budget (guessing addresses costs a page each), but a click's,
-    and a signed-in caller's (an API key, an admin: an office behind one address is not held
-    back by a stranger guessing from the same one)."""
+    A 404 spends from the caller's budget (guessing addresses costs a page each; a short link's
+    code too: each one guessed names a business's number), but a signed or widget link's, and a
+    signed-in caller's (an API key, an admin: an office behind one address is not held back by
+    a stranger guessing from the same one)."""
     state = request.app.state
-    if (_status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies")
+    if (_status(exc) == 404 and not request.url.path.startswith(UNBUDGETED_404) and hasattr(state, "proxies")
             and not getattr(request.state, "signed_in", False)):  # fmt: skip
         wait = state.budget.retry_after(client_address(request.scope, state.proxies))
         if wait:  # a short answer, not a page: it must cost less than the 404 it stands for
@@ -341,9 +343,17 @@ async def client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception("unexpected error on %s %s", request.method, without_numbers(request.url.path), exc_info=exc)
     return await problem_response(request, InternalError("Something went wrong on our side. Please try again.",
                                                          says="server"))
+
+
+PHONE_LIKE = re.compile(r"\+?\d[\d .()-]{5,}\d")
+
+
+def without_numbers(path: str) -> str:
+    """A path for the log: /api/v1/customers/+39 347 123 4567 names a person (a privacy review)."""
+    return PHONE_LIKE.sub("…", path)
 
 
 def _default_detail(status: int) -> str:
