@@ -489,6 +489,24 @@ def test_a_businesss_double_opt_in_forms_take_a_bounded_number_of_sign_ups_an_ho
     assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
 
 
+def test_a_sign_up_that_sends_nothing_costs_the_business_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: the business's hour was spent before knowing whether a message
+    would go out (a number already waiting, or confirmed today), and a sign-up refused for the
+    business's hour still spent the person's own budgets: a flood shut real people out."""
+    double_form(whatsapp)
+    limits = whatsapp.client.app.state.optin_limits  # type: ignore[attr-defined]
+    limits.confirmations = Budget(burst=2, rate=2 / 3600, clock=whatsapp.clock)
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0001").text
+    for _ in range(2):  # the same number again: it waits for its first confirmation, nothing is sent
+        assert post(whatsapp, phone="347 000 0001").status_code == 200
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0002").text  # the hour's second confirmation
+    assert whatsapp.send() == 2
+    for _ in range(3):  # the hour is spent: refused, and the number's own budget (3 at once) kept
+        assert post(whatsapp, phone="347 000 0003").status_code == 429
+    whatsapp.clock.move(1800)
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
+
+
 def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: WhatsAppSetup) -> None:
     """Found trying the README: on an Italian page, a topic not offered was refused in English,
     and a 429 (no Accept-Language) was an English error page saying "3600 s"."""

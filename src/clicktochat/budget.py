@@ -72,6 +72,13 @@ class Budget:
             self._buckets.popitem(last=False)
         return wait
 
+    def refund(self, address: str, cost: float = 1.0) -> None:
+        """Give back what `retry_after` took, for what turned out to cost nothing."""
+        key = self._hash(address)
+        if key in self._buckets:
+            tokens, when = self._buckets[key]
+            self._buckets[key] = (min(self.burst, tokens + cost), when)
+
     def spend(self, address: str, cost: float = 1.0) -> None:
         """Raise a 429 with Retry-After when the address has spent its budget."""
         wait = self.retry_after(address, cost)

@@ -64,6 +64,21 @@ class Limits:
         if wait:
             raise TooManyRequests(f"Too many sign-ups from {what}; please try again in {wait} s.", wait, says)
 
+    def spend_all(self, *spends: tuple[Budget, str, str, str]) -> list[tuple[Budget, str]]:
+        """`spend` each in turn; past one, what the others took is given back (found by an
+        attacker: a sign-up refused for the business's hour still spent the person's own
+        budgets, and a real person retrying during a flood stayed locked out after it)."""
+        taken: list[tuple[Budget, str]] = []
+        for budget, key, what, says in spends:
+            try:
+                self.spend(budget, key, what, says)
+            except TooManyRequests:
+                for spent, spent_key in taken:
+                    spent.refund(spent_key)
+                raise
+            taken.append((budget, key))
+        return taken
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -157,10 +172,11 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
             "The form's wording changed since it was shown: nothing was recorded; show it again.",
             [FieldError("version", f"is {fields['version']!r}, and the form is at version {view.form.version}")],
         )  # fmt: skip
-    limits.spend(limits.numbers, phone, "this number", "busy_number")
+    spends = [(limits.numbers, phone, "this number", "busy_number")]
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
-        limits.spend(limits.confirmations_from, address, "your address", "busy")
-        limits.spend(limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")
+        spends += [(limits.confirmations_from, address, "your address", "busy"),
+                   (limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")]
+    taken = limits.spend_all(*spends)
     # The widget's panel names the widget and the page: kept as proof only for a widget that
     # offers this form, posted from a site it may be on, and a page of that site (no query or fragment).
     target = await find_widget(service, fields["widget"]) if fields.get("widget") else None
@@ -176,6 +192,9 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     if widget:
         proof["widget"] = widget
     outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
+    if outcome.request is None or outcome.state != "pending":  # no confirmation went out: it cost nothing
+        for budget, key in taken[1:]:
+            budget.refund(key)
     return outcome, topic
 
 
