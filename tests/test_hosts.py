@@ -55,7 +55,8 @@ def test_a_redirect_leads_to_a_page_and_never_to_another_site(any_host: tuple[Te
     assert client.get("/nothing/").status_code == 404
 
 
-@pytest.mark.parametrize("host", [EVIL, "chat.example.com.evil.example", "example.com", "", "chat.example.co"])
+@pytest.mark.parametrize("host", [EVIL, "chat.example.com.evil.example", "example.com", "", "chat.example.co",
+                                  "chat.example.com:443@evil.example", "[::1]:80@evil.example"])  # an attacker's
 @pytest.mark.parametrize("path", ["/admin", "/admin/", "/s/vetrina/", "/", "/api/v1/links", "/widget.js/"])
 def test_other_hosts_are_refused(client: TestClient, host: str, path: str) -> None:
     page = client.get(path, headers={"host": host, "accept": "text/html"})
@@ -110,7 +111,9 @@ def test_the_base_urls_host_and_the_loopback_names_are_trusted_by_default() -> N
 
 
 @pytest.mark.parametrize(("raw", "name"), [("Chat.Example.com:8000", "chat.example.com"), ("[::1]:8000", "::1"),
-                                           ("[::1", ""), ("", ""), ("a.example.", "a.example")])  # fmt: skip
+                                           ("[::1", ""), ("", ""), ("a.example.", "a.example"),
+                                           ("a.example:", "a.example"), ("a.example:80@evil.example", ""),
+                                           ("[::1]x", "")])  # fmt: skip
 def test_host_names_are_read_without_port_case_or_final_dot(raw: str, name: str) -> None:
     assert host_name(raw) == name
 

@@ -149,6 +149,15 @@ def test_numbers_no_person_carries_are_refused_by_the_public_form(whatsapp: What
     assert says in answer.json()["detail"] and entries(whatsapp) == []
 
 
+def test_a_json_body_is_a_415_not_a_missing_phone(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: JSON posted to the form was read as an empty form ("a phone number is required")."""
+    make_form(whatsapp)
+    answer = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
+                                  json={"phone": "+39 347 123 4567", "topic": "orders"})  # fmt: skip
+    assert answer.status_code == 415 and "x-www-form-urlencoded" in answer.json()["detail"]
+    assert entries(whatsapp) == []
+
+
 def test_a_number_typed_in_fullwidth_digits_is_read(whatsapp: WhatsAppSetup) -> None:
     """Found by an attacker: ＋３９… (a Chinese or Japanese keyboard) was refused as having no country code."""
     make_form(whatsapp)

@@ -43,8 +43,16 @@ def host_name(raw: str) -> str:
     value = raw.strip().lower()
     if value.startswith("["):
         end = value.find("]")
-        return value[1:end] if end > 0 else ""
-    return value.split(":", 1)[0].rstrip(".")
+        port = value[end + 1:]
+        return value[1:end] if end > 0 and (not port or port[:1] == ":" and _port(port[1:])) else ""
+    name, _, port = value.partition(":")
+    if not _port(port):  # "ours:443@evil.example" is no host of ours
+        return ""
+    return name.rstrip(".")
+
+
+def _port(text: str) -> bool:
+    return text == "" or (text.isascii() and text.isdigit())
 
 
 class HostCheck:

@@ -23,7 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .budget import Budget, client_address
-from .errors import Conflict, FieldError, InvalidInput, PayloadTooLarge, ProblemError, TooManyRequests, Unavailable
+from .errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    ProblemError,
+    TooManyRequests,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from .optin_words import country_names, country_pairs, default_country, words
 from .optins import Optins, Outcome, check_person_phone, form_language, visitor_key
 from .optinstore import OptinForm
@@ -139,7 +148,13 @@ async def optin_page(request: Request) -> Response:
     return render(request, await shown(request))
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def read_fields(request: Request) -> dict[str, str]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in FORM_TYPES:  # a JSON body was read as an empty form: "a phone number is required"
+        raise UnsupportedMediaType("Send the form as application/x-www-form-urlencoded (or multipart/form-data).")
     if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
         raise PayloadTooLarge(f"The form is larger than {MAX_FORM_BYTES} bytes.")
     fields = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_BYTES)
