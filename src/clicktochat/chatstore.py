@@ -244,6 +244,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         if self.postgres:
             self._hold_customers(db, mine)
         batch = _Batch()
+        statuses = [event for _, events in mine for event in events if isinstance(event, Status)]
+        batch.erased = self._erased_among(db, {w for s in statuses for w in (s.recipient_id, s.recipient_user_id) if w})
         for _, events in mine:
             for event in events:
                 number = self._number_of(batch, event.phone_number_id)
@@ -252,7 +254,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                 if isinstance(event, Inbound):
                     self._inbound(db, batch, event, number)
                 elif isinstance(event, Status):
-                    self._status(db, event, number[0], number[1])
+                    self._status(db, batch, event, number[0], number[1])
                 elif isinstance(event, Preference) and event.value == "stop":
                     self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
                                   "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
@@ -364,8 +366,10 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
                           message.text, None, {"wamid": message.wamid})  # fmt: skip
         self._optin_reply(db, business_id, message)  # a double opt-in's "Yes" (optinstore.py)
 
-    def _status(self, db: sqlite3.Connection, status: Status, number_id: int, business_id: int) -> None:
-        if self._erased_message(db, status, business_id):
+    def _status(self, db: sqlite3.Connection, batch: _Batch, status: Status, number_id: int, business_id: int
+                ) -> None:  # fmt: skip
+        if {status.recipient_id, status.recipient_user_id} & batch.erased and self._erased_message(db, status,
+                                                                                                   business_id):
             return
         cursor = db.execute(
             "INSERT INTO wa_statuses (wamid, number_id, status, at, recipient, pricing, error_code, error_title,"
@@ -393,10 +397,20 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
             self._consent(db, business_id, status.recipient_id, status.recipient_user_id, "*", "out", status.at,
                           "meta", "Stopped marketing messages (Meta error 131050)", None, {"wamid": status.wamid})
 
+    def _erased_among(self, db: sqlite3.Connection, recipients: set[str]) -> set[str]:
+        """Those of a batch's status recipients (numbers or user ids) some erasure named: one query a batch."""
+        if not recipients:
+            return set()
+        found = json.dumps(sorted(recipients))
+        return {row[0] for row in db.execute(
+            f"SELECT phone FROM consents WHERE source = 'erase' AND phone IN ({self._json_texts})"
+            f" UNION SELECT user_id FROM consents WHERE source = 'erase' AND user_id IN ({self._json_texts})",
+            (found, found)).fetchall()}  # fmt: skip
+
     def _erased_message(self, db: sqlite3.Connection, status: Status, business_id: int) -> bool:
         """A status, come late, of a message an erasure deleted (found by a privacy review): kept,
-        it would name the erased person again, for ever, where no export looks. One indexed look a
-        status; a second, for the message, only for a person erased."""
+        it would name the erased person again, for ever, where no export looks. Looked at only
+        for a recipient an erasure named (`_erased_among`)."""
         column, who = ("phone", status.recipient_id) if status.recipient_id else ("user_id", status.recipient_user_id)
         if not who or db.execute(f"SELECT 1 FROM consents WHERE business_id = ? AND {column} = ? AND source = 'erase'"
                                  " LIMIT 1", (business_id, who)).fetchone() is None:  # fmt: skip
@@ -607,6 +621,7 @@ class _Batch:
     numbers: dict[str, tuple[int, int, str, str] | None] = field(default_factory=dict)
     customers: dict[tuple[int, str, str], _Customer] = field(default_factory=dict)
     changed: dict[int, _Customer] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)  # status recipients an erasure named
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:

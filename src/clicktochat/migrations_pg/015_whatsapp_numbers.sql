@@ -12,3 +12,8 @@ UPDATE consents SET phone = substr(phone, 1, 4) || '9' || substr(phone, 5)
 UPDATE wa_statuses SET recipient = '52' || substr(recipient, 4) WHERE length(recipient) = 13 AND substr(recipient, 1, 3) = '521';
 UPDATE wa_statuses SET recipient = substr(recipient, 1, 4) || '9' || substr(recipient, 5)
  WHERE length(recipient) = 12 AND substr(recipient, 1, 2) = '55' AND substr(recipient, 5, 1) IN ('6', '7', '8', '9');
+
+-- The erasures' opt-out markers, found by number or user id among a batch's status recipients
+-- (chatstore._erased_among): a status of an erased message is dropped, not kept under them.
+CREATE INDEX consents_erased_phone ON consents (phone) WHERE source = 'erase';
+CREATE INDEX consents_erased_user ON consents (user_id) WHERE source = 'erase';
