@@ -283,11 +283,12 @@ def test_a_location_contact_cards_and_an_order_are_kept_as_an_agent_reads_them(w
     ]
 
 
-def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_that_opens_no_window(
+def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_that_stops_the_old_one(
     whatsapp: WhatsAppSetup,
 ) -> None:
     """Reactions and system notices were dropped: the agent never saw a 👍 on the price they quoted,
-    nor that the customer changed number. A reaction opens the window as a message does; the notice does not."""
+    nor that the customer changed number. A reaction opens the window as a message does; the notice
+    does not, and no update goes to the old number, which may be someone else's now."""
     at, wa_id = int(whatsapp.clock()), "393471234567"
     said = new_wamid(wa_id)
     values = [
@@ -312,7 +313,7 @@ def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_th
     ana, bo = (next(c for c in listed if c["wa_id"] == w) for w in (wa_id, "393489990000"))
     until = datetime.fromtimestamp(at + 180 + 24 * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert ana["window"]["open_until"] == until  # the last reaction's, not the notice's
-    assert bo["window"]["open_until"] is None and bo["window"]["may_send"] == "templates"
+    assert bo["window"]["open_until"] is None and bo["window"]["may_send"] == "nothing"  # and opted out: a new number
     messages = whatsapp.client.get(f"/api/v1/conversations/{ana['id']}", headers=whatsapp.auth).json()["messages"]
     assert [(m["type"], m["text"], m["caption"]) for m in messages] == [
         ("text", "Quanto costa?", None),
@@ -321,6 +322,10 @@ def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_th
         ("reaction", "\u2764\ufe0f", None),
         ("system", "Ana changed from +39 347 123 4567 to +39 348 000 1111", None),
     ]
+    # The old number may go to someone else: nothing the person asked for is sent there any more.
+    (entry,) = whatsapp.run(whatsapp.service.whatsapp.chats.consents(whatsapp.business_id, wa_id, None))
+    assert (entry.state, entry.topic, entry.source) == ("out", "*", "meta")
+    assert entry.wording == "Changed their WhatsApp number"
 
 
 def test_a_failed_attempt_is_not_written_on_a_body_another_instance_applied_meanwhile(whatsapp: WhatsAppSetup) -> None:

@@ -352,6 +352,10 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
             return  # delivered before
         customer.last_message = max(customer.last_message, message.at)
         batch.changed[customer.id] = customer
+        if message.payload == "user_changed_number" and message.type == "system" and message.wa_id:
+            # The old number may be given to someone else: nothing the person asked for goes there now.
+            self._consent(db, business_id, message.wa_id, None, "*", "out", message.at, "meta",
+                          "Changed their WhatsApp number", None, {"wamid": message.wamid})  # fmt: skip
         if not message.written:
             return  # a notice (a changed number): no window, no new chat, no answer to a question
         last_inbound = customer.last_inbound

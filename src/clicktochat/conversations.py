@@ -173,7 +173,7 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
         elif kind == "reaction":  # no emoji: the customer took their reaction back
             text, context = _str(content.get("emoji")), _str(content.get("message_id"))
         elif kind == "system":  # "Ana changed from +39 347... to +39 348...": a notice, not the customer writing
-            text = _str(content.get("body"))
+            text, payload = _str(content.get("body")), _str(content.get("type"))
         else:
             caption = _str(content.get("caption"))
         referral = message.get("referral")
