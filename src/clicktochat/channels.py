@@ -61,6 +61,8 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
         raise InvalidInput(field, f"{raw!r} is not a phone number")
     if text.startswith("00"):
         text = "+" + text[2:]  # the international prefix most of the world dials
+    if text.startswith("+") and (digits := re.sub(r"\D", "", text)) != whatsapp_number(digits):
+        text = "+" + whatsapp_number(digits)  # +52 1 55...: how many Mexicans still write their mobile
     region = default_region.upper() or None
     if not text.startswith("+") and region is None:
         raise InvalidInput(
