@@ -241,10 +241,14 @@ def test_backup_into_a_folder_names_the_copy_and_never_overwrites_other_files(db
     assert copy.name.startswith("clicktochat-") and copy.suffix == ".db" and str(copy) in done.stdout
     assert check(copy).schema == latest_schema()
 
-    made_now = cli("backup", f"{tmp_path}/new/folder/", "--db", str(db))  # a trailing / asks for a folder
+    made_now = cli("backup", f"{tmp_path}/new/", "--db", str(db))  # a trailing / asks for a folder
     assert made_now.exit_code == 0, made_now.output
-    (copy,) = (tmp_path / "new" / "folder").iterdir()
+    (copy,) = (tmp_path / "new").iterdir()
     assert copy.name.startswith("clicktochat-") and check(copy).schema == latest_schema()
+    # Found by a new user: a typo higher up (/var/backpus/clicktochat/) made a whole new tree.
+    typo = cli("backup", f"{tmp_path}/typo/folder/", "--db", str(db))
+    assert typo.exit_code == 1 and f"the folder {tmp_path}/typo does not exist" in typo.stderr
+    assert not (tmp_path / "typo").exists()
 
     again = tmp_path / "nightly.db"
     assert cli("backup", str(again), "--db", str(db)).exit_code == 0

@@ -147,6 +147,8 @@ def test_numbers_no_person_carries_are_refused_by_the_public_form(whatsapp: What
                                   data={"phone": phone, "topic": "orders", "lang": "en"})  # fmt: skip
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "phone"
     assert says in answer.json()["detail"] and entries(whatsapp) == []
+    page = post(whatsapp, phone=phone)  # a person reads why beside the field, in the page's language
+    assert page.status_code == 422 and "Usa il tuo numero di cellulare" in page.text
 
 
 def test_a_json_body_is_a_415_not_a_missing_phone(whatsapp: WhatsAppSetup) -> None:
@@ -198,6 +200,7 @@ def test_a_body_that_never_finishes_arriving_is_a_408_not_a_connection_held_for_
 
     whatsapp.run(app(scope, receive, send))
     assert sent[0]["status"] == 408 and entries(whatsapp) == []
+    assert (b"connection", b"close") in sent[0]["headers"]  # and the connection goes (a review: it stayed)
     assert b"took more than 0.05 s to arrive" in b"".join(m.get("body", b"") for m in sent[1:])
 
 
@@ -516,6 +519,18 @@ def test_a_sign_up_that_sends_nothing_costs_the_business_nothing(whatsapp: Whats
     assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
 
 
+def test_the_budgets_tell_no_one_who_opted_out(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a sign-up for a number that had opted out (answered "pending", as for
+    anyone) gave back the address's budget, which a real one spends: a stranger could tell."""
+    double_form(whatsapp)
+    erased = "393475550001"
+    whatsapp.run(whatsapp.service.whatsapp.chats.erase_customer(erased, int(whatsapp.clock())))
+    assert "Tocca Sì" in post(whatsapp, phone="+" + erased).text
+    for n in range(4):  # the address's 5 double opt-in sign-ups, the opted-out number's among them
+        assert post(whatsapp, phone=f"347 000 00{n:02d}").status_code == 200
+    assert post(whatsapp, phone="347 000 0099").status_code == 429
+
+
 def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: WhatsAppSetup) -> None:
     """Found trying the README: on an Italian page, a topic not offered was refused in English,
     and a 429 (no Accept-Language) was an English error page saying "3600 s"."""
@@ -580,6 +595,25 @@ def test_an_ok_to_an_agent_who_wrote_since_the_question_confirms_nothing(whatsap
     whatsapp.run(customer.send_text("Sì", context={"id": question.wamid}))  # an answer to the question itself
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed
+
+
+def test_an_ok_to_an_update_sent_since_the_question_confirms_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: updates are sent with no conversation, so an "ok" to an update about
+    another topic, sent after the question, still confirmed a stranger's sign-up."""
+    double_form(whatsapp)
+    whatsapp.run(whatsapp.service.whatsapp.chats.add_consent(
+        whatsapp.business_id, PHONE, None, "offers", "in", int(whatsapp.clock()), "api", "Send me offers", "v1"))
+    post(whatsapp)  # the stranger, for orders
+    assert whatsapp.send() == 1
+    whatsapp.clock.move(60)
+    update = whatsapp.client.post("/api/v1/notifications", headers=whatsapp.auth, json={
+        "to": "+" + PHONE, "topic": "offers", "template": "follow_up", "language": "en_US",
+        "parameters": ["Giulia", "the Sacher"]})  # fmt: skip
+    assert update.status_code == 202 and whatsapp.send() == 1
+    whatsapp.clock.move(60)
+    whatsapp.run(whatsapp.customer().send_text("ok"))
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
 
 
 @pytest.mark.parametrize("reply", ["Okay, stop", "yes stop", "ok no", "Sì, ma non ora", "oui pas maintenant"])

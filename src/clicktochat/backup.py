@@ -54,14 +54,17 @@ def stamp(now: datetime | None = None) -> str:
 
 def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = False) -> Checked:
     """Copy `db` to `target` (a file, or a folder to put `<name>-<UTC time>.db` in; `folder`: it
-    is one, made if missing), safe while a server writes. The copy is written beside the target,
+    is one, made if missing, in a folder that exists: a typo higher up is an error, not a new
+    tree of folders), safe while a server writes. The copy is written beside the target,
     checked, then renamed over it: a failed backup never leaves a half-written file under the
     target's name."""
     if not db.is_file():
         raise BackupError(f"there is no database at {db}")
     if folder:
+        if not target.parent.is_dir():
+            raise BackupError(f"the folder {target.parent} does not exist")
         try:
-            target.mkdir(mode=0o750, parents=True, exist_ok=True)
+            target.mkdir(mode=0o750, exist_ok=True)
         except OSError as exc:
             raise BackupError(f"cannot make the folder {target}: {exc.strerror}") from None
     if target.is_dir():

@@ -111,8 +111,12 @@ class PayloadTooLarge(ProblemError):
 
 
 class RequestTimeout(ProblemError):
+    """The body took too long: the connection is closed after the answer (RFC 9110), so a
+    client that keeps trickling bytes holds nothing."""
+
     status = 408
     title = "Request timeout"
+    headers = {"Connection": "close"}
 
 
 class TooManyRequests(ProblemError):

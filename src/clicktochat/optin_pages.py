@@ -34,7 +34,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .optin_words import country_names, country_pairs, default_country, words
-from .optins import Optins, Outcome, check_person_phone, form_language, visitor_key
+from .optins import NotAPersonsNumber, Optins, Outcome, check_person_phone, form_language, visitor_key
 from .optinstore import OptinForm
 from .posters import POSTER_QR, Poster, poster_options
 from .qr import parse_options
@@ -207,9 +207,9 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     if widget:
         proof["widget"] = widget
     outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
-    if outcome.request is None or outcome.state != "pending":  # no confirmation went out: it cost nothing
-        for budget, key in taken[1:]:
-            budget.refund(key)
+    if outcome.state in ("waiting", "later"):  # no confirmation went out: it cost nothing
+        for budget, key in taken[1:]:  # (not for a number that opted out: its "pending" must cost as any does,
+            budget.refund(key)  # or the budget would tell who opted out; a review found it did)
     return outcome, topic
 
 
@@ -238,7 +238,8 @@ async def optin_submit(request: Request) -> Response:
         try:
             outcome, topic = await submit(request, fields, view)
         except InvalidInput as exc:
-            said = {"phone": view.words["fix"], "topic": view.words["fix_topic"]}  # in the page's language
+            said = {"phone": view.words["fix_person" if isinstance(exc, NotAPersonsNumber) else "fix"],
+                    "topic": view.words["fix_topic"]}  # in the page's language
             errors = {e.field: said.get(e.field, e.reason) for e in exc.errors}
             if as_json:
                 message = " ".join(dict.fromkeys(errors.values()))

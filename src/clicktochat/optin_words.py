@@ -24,7 +24,9 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
         "unavailable": "Sign-ups are not possible right now: "
         "{business} cannot send the confirmation. Please try again later.",
-        "fix": "Please check the number.", "fix_topic": "Please choose one of the topics.",
+        "fix": "Please check the number.",
+        "fix_person": "Please use your own mobile number: premium-rate, toll-free and service numbers are not taken.",
+        "fix_topic": "Please choose one of the topics.",
         "changed": "The words you agree to have changed since this page was opened. Please read them again "
         "and confirm.",
         "busy": "Too many sign-ups from here right now. Please try again in {minutes} min.",
@@ -43,7 +45,9 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
         "unavailable": "Al momento non è possibile iscriversi: "
         "{business} non può mandare la conferma. Riprova più tardi.",
-        "fix": "Controlla il numero.", "fix_topic": "Scegli uno degli argomenti.",
+        "fix": "Controlla il numero.",
+        "fix_person": "Usa il tuo numero di cellulare: i numeri a pagamento, verdi e di servizio non sono accettati.",
+        "fix_topic": "Scegli uno degli argomenti.",
         "changed": "Il testo a cui acconsenti è cambiato da quando hai aperto la pagina. Rileggilo e conferma "
         "di nuovo.",
         "busy": "Troppe iscrizioni da qui in questo momento. Riprova tra {minutes} min.",
@@ -62,7 +66,10 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
         "unavailable": "Ahora no es posible suscribirse: "
         "{business} no puede enviar la confirmación. Inténtalo más tarde.",
-        "fix": "Revisa el número.", "fix_topic": "Elige uno de los temas.",
+        "fix": "Revisa el número.",
+        "fix_person": "Usa tu número de móvil: "
+        "no se aceptan números de tarificación especial, gratuitos ni de servicios.",
+        "fix_topic": "Elige uno de los temas.",
         "changed": "El texto que aceptas ha cambiado desde que abriste la página. Léelo de nuevo y confirma.",
         "busy": "Demasiadas altas desde aquí ahora mismo. Inténtalo de nuevo en {minutes} min.",
         "busy_number": "Demasiadas altas para este número ahora mismo. Inténtalo de nuevo en {minutes} min.",
@@ -80,7 +87,10 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
         "unavailable": "Eine Anmeldung ist gerade nicht möglich: "
         "{business} kann die Bestätigung nicht senden. Bitte versuchen Sie es später.",
-        "fix": "Bitte prüfen Sie die Nummer.", "fix_topic": "Bitte wählen Sie eines der Themen.",
+        "fix": "Bitte prüfen Sie die Nummer.",
+        "fix_person": "Bitte nutzen Sie Ihre eigene Mobilnummer: "
+        "Premium-, gebührenfreie und Servicenummern sind nicht möglich.",
+        "fix_topic": "Bitte wählen Sie eines der Themen.",
         "changed": "Der Text, dem Sie zustimmen, hat sich geändert. Bitte lesen Sie ihn erneut und bestätigen Sie.",
         "busy": "Gerade zu viele Anmeldungen von hier. Bitte versuchen Sie es in {minutes} Min. erneut.",
         "busy_number": "Gerade zu viele Anmeldungen für diese Nummer. Bitte versuchen Sie es in {minutes} Min. erneut.",
@@ -99,7 +109,10 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
         "unavailable": "L'inscription n'est pas possible pour le moment : "
         "{business} ne peut pas envoyer la confirmation. Réessayez plus tard.",
-        "fix": "Vérifiez le numéro.", "fix_topic": "Choisissez l'un des sujets.",
+        "fix": "Vérifiez le numéro.",
+        "fix_person": "Utilisez votre propre numéro de mobile : "
+        "les numéros surtaxés, gratuits et de service ne sont pas acceptés.",
+        "fix_topic": "Choisissez l'un des sujets.",
         "changed": "Le texte que vous acceptez a changé depuis l'ouverture de la page. Relisez-le et confirmez.",
         "busy": "Trop d'inscriptions depuis ici en ce moment. Réessayez dans {minutes} min.",
         "busy_number": "Trop d'inscriptions pour ce numéro en ce moment. Réessayez dans {minutes} min.",
@@ -117,7 +130,10 @@ WORDS: dict[str, dict[str, str]] = {
         "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
         "unavailable": "Não é possível se inscrever agora: "
         "{business} não consegue enviar a confirmação. Tente mais tarde.",
-        "fix": "Confira o número.", "fix_topic": "Escolha um dos assuntos.",
+        "fix": "Confira o número.",
+        "fix_person": "Use o seu próprio número de celular: "
+        "números de tarifa especial, gratuitos e de serviço não são aceitos.",
+        "fix_topic": "Escolha um dos assuntos.",
         "changed": "O texto com que você concorda mudou desde que abriu a página. Leia de novo e confirme.",
         "busy": "Muitas inscrições daqui agora. Tente de novo em {minutes} min.",
         "busy_number": "Muitas inscrições para este número agora. Tente de novo em {minutes} min.",

@@ -65,6 +65,10 @@ NOT_A_PERSON = {
 }  # fmt: skip
 
 
+class NotAPersonsNumber(InvalidInput):
+    """A number no person carries (`check_person_phone`): the page says so in its own words."""
+
+
 def check_person_phone(raw: Any, region: str = "", field: str = "phone") -> str:
     """`check_phone`, for the public forms: a number a person carries. Premium-rate, toll-free,
     shared-cost and company numbers, and those of no country (+800, +870, +979...), are refused:
@@ -72,9 +76,9 @@ def check_person_phone(raw: Any, region: str = "", field: str = "phone") -> str:
     digits = check_phone(raw, region, field)
     number = phonenumbers.parse("+" + digits)
     if phonenumbers.region_code_for_number(number) == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
-        raise InvalidInput(field, f"+{number.country_code} is a number of no country, not a person's phone")
+        raise NotAPersonsNumber(field, f"+{number.country_code} is a number of no country, not a person's phone")
     if (kind := phonenumbers.number_type(number)) in NOT_A_PERSON:
-        raise InvalidInput(field, f"is {NOT_A_PERSON[kind]}, not a person's phone")
+        raise NotAPersonsNumber(field, f"is {NOT_A_PERSON[kind]}, not a person's phone")
     return digits
 
 

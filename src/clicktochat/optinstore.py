@@ -319,14 +319,19 @@ class OptinStore(ChatDB):
 
     def _spoken_since(self, db: sqlite3.Connection, business_id: int, message: Inbound, confirmation: int | None,
                       since: int | None) -> bool:  # fmt: skip
-        """The business wrote to the customer since the confirmation went out (an agent's reply,
-        an update): found by a review, a person chatting about a booking whom a stranger had
-        signed up confirmed it with "ok, see you then", written to the agent."""
+        """The business sent the customer something since the confirmation went out (an agent's
+        reply, an update: any outbox row, by when it was sent). Found by reviews: a person chatting
+        about a booking, whom a stranger had signed up, confirmed it with "ok, see you then",
+        written to the agent; or with an "ok" to an update about another topic."""
         return db.execute(
-            "SELECT 1 FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.business_id = ? AND (c.wa_id = ? OR c.user_id = ?) AND m.direction = 'out'"
-            " AND m.at >= ? AND m.at <= ? AND (m.outbox_id IS NULL OR m.outbox_id <> ?) LIMIT 1",
-            (business_id, message.wa_id, message.user_id, since or 0, message.at, confirmation or 0),
+            "SELECT 1 FROM notifications n JOIN outbox o ON o.id = n.outbox_id WHERE n.business_id = ?4"
+            " AND n.phone = ?5 AND o.sent_at BETWEEN ?1 AND ?2 AND o.id <> ?3"
+            " UNION ALL SELECT 1 FROM conversations c JOIN wa_messages m ON m.conversation_id = c.id"
+            " JOIN outbox o ON o.id = m.outbox_id"
+            " WHERE c.number_id IN (SELECT id FROM whatsapp_numbers WHERE business_id = ?4)"
+            " AND (c.wa_id = ?5 OR c.user_id = ?6) AND m.direction = 'out' AND m.at <= ?2"
+            " AND o.sent_at BETWEEN ?1 AND ?2 AND o.id <> ?3 LIMIT 1",
+            (since or 0, message.at, confirmation or 0, business_id, message.wa_id, message.user_id),
         ).fetchone() is not None  # fmt: skip
 
     # -- the consent list ------------------------------------------------------------

@@ -332,7 +332,9 @@ def page(request: Request, template: str, status_code: int = 200, **context: obj
 
 async def welcome(request: Request) -> Response:
     service = request.app.state.service
-    demo = json.loads(await service.store.get_meta("demo") or "null")
+    # The demo shop only while serving with --demo: a database tried with it and then used for
+    # real must not show strangers a made-up shop at its front door (found by a new user).
+    demo = json.loads(await service.store.get_meta("demo") or "null") if service.settings.demo else None
     links = []
     if demo:
         for slug in demo["slugs"]:
