@@ -106,8 +106,30 @@ def whatsapp_number(wa_id: str) -> str:
     if len(wa_id) == 13 and wa_id.startswith("521") and wa_id.isdigit():
         return "52" + wa_id[3:]
     if len(wa_id) == 12 and wa_id.startswith("55") and wa_id.isdigit() and wa_id[4] in "6789":
-        return wa_id[:4] + "9" + wa_id[4:]
+        nine = wa_id[:4] + "9" + wa_id[4:]  # only where the eight digits are no number of today's (a review:
+        if not _valid("+" + wa_id) and _valid("+" + nine):  # 55 11 7xxx-xxxx is one, and so is 55 11 97xxx-xxxx)
+            return nine
     return wa_id
+
+
+def _valid(text: str) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(text)))
+    except NumberParseException:
+        return False
+
+
+def whatsapp_forms(digits: str) -> list[str]:
+    """Every form Meta may write a number in: the E.164 digits, and (Mexico, older Brazilian
+    mobiles) the form `whatsapp_number` reads back into them. What searches raw webhook bodies
+    for a person (an export, an erasure) looks for each."""
+    forms = [digits]
+    if len(digits) == 12 and digits.startswith("52"):
+        forms.append("521" + digits[2:])
+    eight = digits[:4] + digits[5:]  # a Brazilian mobile without its ninth digit
+    if len(digits) == 13 and digits.startswith("55") and digits[4] == "9" and whatsapp_number(eight) == digits:
+        forms.append(eight)
+    return forms
 
 
 def international(digits: str, default_region: str = "", field: str = "to") -> str:

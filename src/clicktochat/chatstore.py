@@ -419,8 +419,10 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         if not who or db.execute(f"SELECT 1 FROM consents WHERE business_id = ? AND {column} = ? AND source = 'erase'"
                                  " LIMIT 1", (business_id, who)).fetchone() is None:  # fmt: skip
             return False
-        return db.execute("SELECT 1 FROM wa_messages WHERE wamid = ?1 UNION ALL SELECT 1 FROM outbox WHERE wamid = ?1",
-                          (status.wamid,)).fetchone() is None  # fmt: skip
+        if db.execute("SELECT 1 FROM wa_messages WHERE wamid = ?", (status.wamid,)).fetchone() is not None:
+            return False  # a message sent since (they wrote again)
+        ours = outbox_of(status.callback)  # an update sent since, or a send whose wamid is not written yet
+        return ours is None or db.execute("SELECT 1 FROM outbox WHERE id = ?", (ours,)).fetchone() is None
 
     def _consent(
         self, db: sqlite3.Connection, business_id: int, phone: str | None, user_id: str | None, topic: str,

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .channels import whatsapp_forms
 from .chatdb import RETRYABLE, UNIQUE_VIOLATION
 from .conversations import Event, Inbound, Status, parse
 from .notifystore import NotificationStore
@@ -87,7 +88,7 @@ class CustomerStore(NotificationStore):
         tied: set[str] = set()
         while True:
             number, conversations, user_ids = self._who(db, phone, user_id, tied)
-            needles = sorted({n for n in (number, phone, user_id, *user_ids) if n} - done)
+            needles = sorted({f for n in (number, phone, user_id, *user_ids) if n for f in whatsapp_forms(n)} - done)
             if not needles:
                 return number, conversations, user_ids
             lock = " FOR UPDATE" if self.postgres else ""
@@ -134,7 +135,7 @@ class CustomerStore(NotificationStore):
             outbox_ids = sorted({r["outbox_id"] for r in [*messages, *notifications, *requests] if r["outbox_id"]})
             outbox = _rows(db, f"SELECT * FROM outbox WHERE id IN ({_marks(outbox_ids)}) ORDER BY id", outbox_ids)
             wamids = [m["wamid"] for m in [*messages, *outbox] if m["wamid"]]
-            needles = [n for n in (number, *user_ids) if n]
+            needles = [f for n in (number, *user_ids) if n for f in whatsapp_forms(n)]  # Meta's forms too (521...)
             return {
                 "phone": number,
                 "user_ids": user_ids,
@@ -193,7 +194,8 @@ class CustomerStore(NotificationStore):
             delete("outbox", f"id IN ({_marks(outbox)})", outbox)
             delete("conversations", f"id IN ({c})", conversations)
             delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
-            for needle in [number, *user_ids]:  # emptied, not deleted: the hash turns away Meta's redeliveries
+            for needle in [f for n in (number, *user_ids) if n for f in whatsapp_forms(n)]:  # emptied, not deleted:
+                # the hash turns away Meta's redeliveries
                 deleted["webhook_events"] = deleted.get("webhook_events", 0) + db.execute(
                     "UPDATE webhook_events SET body = ?, numbers = '[]', processed_at = coalesce(processed_at, ?),"
                     f" error = NULL WHERE {self._body_holds}", (b"", now, needle),
