@@ -303,13 +303,18 @@ def test_reactions_are_kept_on_their_message_and_a_changed_number_is_a_notice_th
                        body="Ana changed from +39 347 123 4567 to +39 348 000 1111"),
         number_changed(wamid=new_wamid(), timestamp=at, wa_id="393489990000", new_wa_id="393489990001",
                        body="Bo changed from +39 348 999 0000 to +39 348 999 0001"),  # nobody we know
+        inbound_message(wamid=(cy := new_wamid("393470000003")), timestamp=at, wa_id="393470000003", user_id=None,
+                        name="Cy", text="Buongiorno"),
+        reaction(wamid=new_wamid(), timestamp=at + 60, wa_id="393470000003", user_id=None, name="Cy", message_id=cy,
+                 emoji=None),  # the list must not show "Buongiorno" as if written again
     ]  # fmt: skip
     for value in values:
         raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
                                   display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
         assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
-    assert whatsapp.process() == 6
+    assert whatsapp.process() == 8
     listed = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert next(c for c in listed if c["wa_id"] == "393470000003")["last_message"] == "[reaction]"
     ana, bo = (next(c for c in listed if c["wa_id"] == w) for w in (wa_id, "393489990000"))
     until = datetime.fromtimestamp(at + 180 + 24 * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert ana["window"]["open_until"] == until  # the last reaction's, not the notice's

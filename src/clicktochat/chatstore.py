@@ -530,7 +530,9 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
 
         def work() -> dict[int, tuple[str, str | None]]:
             rows = self._all(
-                "SELECT m.conversation_id, m.direction, coalesce(m.text, m.caption, '[' || m.type || ']')"
+                "SELECT m.conversation_id, m.direction, CASE WHEN m.type = 'reaction'"
+                " THEN coalesce(m.text, '[reaction]')"  # its caption is the message it is on, not its words
+                " ELSE coalesce(m.text, m.caption, '[' || m.type || ']') END"
                 " FROM wa_messages m WHERE m.id IN (SELECT (SELECT id FROM wa_messages WHERE conversation_id = value"
                 f" ORDER BY at DESC, id DESC LIMIT 1) FROM {self._json_ids})", (json.dumps(conversation_ids),),
             )  # fmt: skip

@@ -240,10 +240,17 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
         click.echo(f"{'reply:':<11} refused: {view.reply_refused}")
     click.echo()
     rows = [{"at": timestamp(m.at), "from": "customer" if m.direction == "in" else "business",
-             "reply": m.outbox_id or "", "status": m.status or "", "text": m.text or m.caption or f"[{m.type}]",
+             "reply": m.outbox_id or "", "status": m.status or "", "text": shown_text(m),
              "error": f"{m.error_code or ''}{': ' if m.error_code else ''}{m.error}" if m.error else ""}
             for m in messages]  # fmt: skip
     print_table(rows, ["at", "from", "reply", "status", "error", "text"])
+
+
+def shown_text(m: Any) -> str:
+    """A message as the table shows it: a reaction says what it is on (its caption), not as if written."""
+    if m.type == "reaction":
+        return f"[reaction {m.text or 'taken back'}]" + (f" to: {m.caption}" if m.caption else "")
+    return str(m.text or m.caption or f"[{m.type}]")
 
 
 @conversations.command("reply")
