@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from clicktochat.conversations import parse
-from clicktochat.payloads import batch, inbound_message, new_wamid, post_signed, webhook_body
+from clicktochat.payloads import batch, inbound_message, new_wamid, number_changed, post_signed, webhook_body
 from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_notifications import API, PHONE, notify, opt_in, sync
 
@@ -188,6 +188,43 @@ def test_a_late_status_of_an_erased_message_names_nobody_and_the_export_shows_ev
     whatsapp.process()
     assert statuses_naming_them() == 1 and len(held(whatsapp, PHONE)["statuses"]) == 1  # type: ignore[arg-type]
     assert held(whatsapp, PHONE)["outbox"][-1]["state"] == "sent"  # type: ignore[index]  # told by its callback
+
+
+def test_a_conversation_left_in_metas_form_by_migration_015_is_still_exported_and_erased(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Found by a review: migration 015 leaves a 521... conversation whose E.164 twin exists, and
+    the export and the erasure looked up the E.164 form alone."""
+    customer = whatsapp.customer(wa_id="5215512345678", user_id=None, name="Mateo")
+    whatsapp.run(customer.send_text("Hola"))
+    whatsapp.process()
+    with connect_db(whatsapp.service.settings.db) as db:  # as an older release kept it, beside its twin
+        db.execute("INSERT INTO conversations (number_id, business_id, wa_id, created_at, last_message_at)"
+                   " VALUES (?, ?, '5215512345678', 0, 0)", (whatsapp.number_id, whatsapp.business_id))  # fmt: skip
+        (old,) = db.execute("SELECT id FROM conversations WHERE wa_id = '5215512345678'").fetchone()
+        db.execute("INSERT INTO wa_messages (conversation_id, wamid, direction, at, type, text)"
+                   " VALUES (?, 'wamid.old', 'in', 1, 'text', 'mi dirección es Calle 5')", (old,))  # fmt: skip
+        db.commit()
+    texts = [m["text"] for m in held(whatsapp, "+52 55 1234 5678")["messages"]]  # type: ignore[index]
+    assert sorted(texts) == ["Hola", "mi dirección es Calle 5"]
+    assert whatsapp.client.delete(f"{API}/customers/525512345678", headers=whatsapp.auth).status_code == 200
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert db.execute("SELECT count(*) FROM wa_messages").fetchone()[0] == 0
+
+
+def test_erasing_a_new_number_leaves_no_notice_naming_it(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: the changed-number notice kept Meta's words, naming the new number, in
+    the old number's conversation, where erasing the new number does not look."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id=None)
+    whatsapp.run(customer.send_text("Ciao"))
+    notice = number_changed(wamid=new_wamid(), timestamp=int(whatsapp.clock()), wa_id=PHONE,
+                            new_wa_id="393480001111", body="Giulia changed from +39 347 123 4567 to +39 348 000 1111")
+    assert whatsapp.run(customer.deliver(notice)).status_code == 200
+    whatsapp.process()
+    assert whatsapp.client.delete(f"{API}/customers/393480001111", headers=whatsapp.auth).status_code == 200
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert db.execute("SELECT count(*) FROM wa_messages WHERE text LIKE '%348%'").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM webhook_events WHERE body <> ?", (b"",)).fetchone()[0] == 1  # "Ciao"
 
 
 def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:

@@ -13,9 +13,11 @@ import pytest
 from clicktochat.budget import BURST, Budget
 from clicktochat.consent import may_message
 from clicktochat.errors import InvalidInput
+from clicktochat.graph_standin import StandInNumber
 from clicktochat.optins import Optins
 from clicktochat.optinstore import says_yes
 from clicktochat.payloads import inbound_message, new_wamid
+from clicktochat.simulate import Customer
 from conftest import WhatsAppSetup, read_qr
 
 FORM: dict[str, Any] = {
@@ -169,7 +171,8 @@ def test_a_number_typed_in_fullwidth_digits_is_read(whatsapp: WhatsAppSetup) -> 
     assert answer.status_code == 200 and [e.phone for e in entries(whatsapp)] == ["393471234567"]
 
 
-@pytest.mark.parametrize(("path", "accept"), [("/optin/dolce", "text/html"), ("/api/v1/links", "application/json")])
+@pytest.mark.parametrize(("path", "accept"), [("/optin/dolce", "text/html"), ("/api/v1/links", "application/json"),
+                                              ("/admin/login", "text/html")])  # a review: the dashboard's said 422
 def test_a_body_that_never_finishes_arriving_is_a_408_not_a_connection_held_for_ever(
     whatsapp: WhatsAppSetup, path: str, accept: str,
 ) -> None:
@@ -614,6 +617,29 @@ def test_an_ok_to_an_update_sent_since_the_question_confirms_nothing(whatsapp: W
     whatsapp.run(whatsapp.customer().send_text("ok"))
     whatsapp.process()
     assert not may_message(entries(whatsapp), "orders").allowed
+
+
+def test_a_yes_written_to_another_number_of_the_business_confirms_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a customer answering "Sì" to an agent's question on the business's
+    second number confirmed the sign-up a stranger had made, whose question came from the first."""
+    second = StandInNumber(phone_number_id="106540352242999", waba_id="102290129340999",
+                           display_phone_number="+39 347 000 2222", verified_name="Dolce Vita 2",
+                           access_token="EAAG" + "y" * 40, app_secret="c" * 32)  # fmt: skip
+    whatsapp.standin.numbers[second.phone_number_id] = second
+    whatsapp.run(whatsapp.service.whatsapp.connect(whatsapp.business_id, second.phone_number_id, second.waba_id,
+                                                   second.access_token, second.app_secret, "another-verify-token"))
+    on_second = Customer("https://chat.example.com/webhooks/whatsapp", second, PHONE, None, "Giulia",
+                         whatsapp.standin, http=whatsapp.http(), clock=whatsapp.clock)  # fmt: skip
+    double_form(whatsapp)
+    post(whatsapp)  # the stranger; the question goes from the first number
+    assert whatsapp.send() == 1
+    whatsapp.clock.move(60)
+    whatsapp.run(on_second.send_text("Sì"))  # to the second number, in that chat
+    whatsapp.process()
+    assert not may_message(entries(whatsapp), "orders").allowed
+    whatsapp.run(whatsapp.customer().send_text("Sì"))  # to the number that asked
+    whatsapp.process()
+    assert may_message(entries(whatsapp), "orders").allowed
 
 
 @pytest.mark.parametrize("reply", ["Okay, stop", "yes stop", "ok no", "Sì, ma non ora", "oui pas maintenant"])

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
@@ -27,7 +27,7 @@ from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS
 from .budget import client_address
 from .charts import Series, line_chart
-from .errors import FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
+from .errors import FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge, ProblemError
 from .keys import create_api_key
 from .notify_api import month_costs
 from .service import Service, timestamp
@@ -153,6 +153,8 @@ async def read_form(request: Request, upload_limit: int = 0) -> Form:
     try:
         form: FormData = await request.form(max_files=1 if upload_limit else 0, max_fields=200,
                                             max_part_size=MAX_FORM_BYTES)  # fmt: skip
+    except (ProblemError, ClientDisconnect):  # a body past its deadline (408, app.in_time), a client gone
+        raise
     except Exception as exc:  # python-multipart's and Starlette's refusals of a broken body
         raise InvalidInput("form", f"could not be read: {exc}") from None
     lists: dict[str, list[str]] = {}

@@ -38,6 +38,7 @@ POLITE = frozenset({"please", "pls", "bitte"})  # "Please unsubscribe me": read 
 NOT_STOP = frozenset({"by", "in", "over", "at", "here", "there", "the", "a"})  # "stop by at 5": a visit, not a stop
 """A short message (six words at most, not a question) starting with one of these says stop too:
 "stop sending me this please", "Stop promotions" (the button Meta adds to marketing templates)."""
+CHANGED_NUMBER = "Changed their WhatsApp number: this one may now belong to someone else."
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 MAX_TEXT_LENGTH = 4096  # Meta's limit for a text message body
 EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01: a timestamp outside is not Meta's
@@ -172,8 +173,10 @@ def _messages(number: str, value: dict[str, Any]) -> list[Event]:
             text = _order(content)
         elif kind == "reaction":  # no emoji: the customer took their reaction back
             text, context = _str(content.get("emoji")), _str(content.get("message_id"))
-        elif kind == "system":  # "Ana changed from +39 347... to +39 348...": a notice, not the customer writing
+        elif kind == "system":  # a notice, not the customer writing
             text, payload = _str(content.get("body")), _str(content.get("type"))
+            if payload == "user_changed_number":  # Meta's words name the new number, which is not kept here:
+                text = CHANGED_NUMBER  # erasing or exporting that number would not find this conversation
         else:
             caption = _str(content.get("caption"))
         referral = message.get("referral")

@@ -65,8 +65,9 @@ class CustomerStore(NotificationStore):
                                (user_id,)).fetchone()  # fmt: skip
             phone = found[0] if found else None
         asked = sorted(u for u in {user_id, *tied} if u)
-        rows = db.execute(f"SELECT id, user_id FROM conversations WHERE wa_id = ? OR user_id IN ({_marks(asked)})",
-                          (phone, *asked)).fetchall()  # fmt: skip
+        forms = whatsapp_forms(phone) if phone else []  # and Meta's own (521...), as migration 015 may have left one
+        rows = db.execute(f"SELECT id, user_id FROM conversations WHERE wa_id IN ({_marks(forms)})"
+                          f" OR user_id IN ({_marks(asked)})", (*forms, *asked)).fetchall()  # fmt: skip
         user_ids = sorted({r[1] for r in rows if r[1]} | set(asked))
         if user_ids:
             more = db.execute(f"SELECT id FROM conversations WHERE user_id IN ({_marks(user_ids)})", user_ids)

@@ -296,10 +296,13 @@ class OptinStore(ChatDB):
             db.execute("UPDATE optin_requests SET state = 'refused', decided_at = ? WHERE id = ?",
                        (message.at, found.id))  # fmt: skip
             return
-        sent = db.execute("SELECT wamid, sent_at FROM outbox WHERE id = ?", (found.outbox_id,)).fetchone()
+        sent = db.execute("SELECT o.wamid, o.sent_at, n.phone_number_id FROM outbox o JOIN whatsapp_numbers n"
+                          " ON n.id = o.number_id WHERE o.id = ?", (found.outbox_id,)).fetchone()  # fmt: skip
         asked = sent[0] if sent else None  # the confirmation's message id, once Meta took it
         if asked is None or message.at < (sent[1] or 0):
             return  # no question had reached them (not sent yet, never, or a yes written before it went)
+        if sent[2] != message.phone_number_id:
+            return  # written to another of the business's numbers: an answer to that chat (a review found it)
         if message.type in ("button", "interactive"):
             if message.context_id != asked:
                 return  # a button of another message (an order's "Track it"), not the confirmation's
