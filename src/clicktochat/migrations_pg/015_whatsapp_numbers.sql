@@ -15,5 +15,5 @@ UPDATE wa_statuses SET recipient = substr(recipient, 1, 4) || '9' || substr(reci
 
 -- The erasures' opt-out markers, found by number or user id among a batch's status recipients
 -- (chatstore._erased_among): a status of an erased message is dropped, not kept under them.
-CREATE INDEX consents_erased_phone ON consents (phone) WHERE source = 'erase';
-CREATE INDEX consents_erased_user ON consents (user_id) WHERE source = 'erase';
+CREATE INDEX IF NOT EXISTS consents_erased_phone ON consents (phone) WHERE source = 'erase';
+CREATE INDEX IF NOT EXISTS consents_erased_user ON consents (user_id) WHERE source = 'erase';
