@@ -534,6 +534,32 @@ def test_the_budgets_tell_no_one_who_opted_out(whatsapp: WhatsAppSetup) -> None:
     assert post(whatsapp, phone="347 000 0099").status_code == 429
 
 
+def test_two_businesses_forms_tell_no_one_who_opted_out_of_either(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a number typed into two businesses' forms was answered "later" at the
+    second when the first had sent it a confirmation, but "pending" when it had opted out at the
+    first (nothing sent): the difference told a stranger who had opted out."""
+    second = StandInNumber(phone_number_id="106540352242888", waba_id="102290129340888",
+                           display_phone_number="+39 347 000 3333", verified_name="Bar Sport",
+                           access_token="EAAG" + "z" * 40, app_secret="d" * 32)  # fmt: skip
+    whatsapp.standin.numbers[second.phone_number_id] = second
+    other = whatsapp.run(whatsapp.service.add_business("Bar Sport", "Europe/Rome"))
+    number = whatsapp.run(whatsapp.service.whatsapp.connect(other.id, second.phone_number_id, second.waba_id,
+                                                            second.access_token, second.app_secret, "bar-verify"))
+    assert whatsapp.client.post(f"/api/v1/whatsapp-numbers/{number.id}/templates", headers=whatsapp.auth).is_success
+    double_form(whatsapp)
+    make_form(whatsapp, slug="bar", business_id=other.id, double_optin=True, template="hello_world",
+              template_language="en_US")  # fmt: skip
+    stopped, reachable = "393475550001", "393475550002"
+    whatsapp.run(whatsapp.service.whatsapp.chats.erase_customer(stopped, int(whatsapp.clock())))  # opted out everywhere
+    answers = {}
+    for phone in (stopped, reachable):
+        first = post(whatsapp, slug="dolce", phone="+" + phone)
+        then = post(whatsapp, slug="bar", phone="+" + phone)
+        answers[phone] = (first.status_code, "Tocca Sì" in first.text, then.status_code, "domani" in then.text)
+    assert answers[stopped] == answers[reachable] == (200, True, 200, True)  # "sent one today: try tomorrow"
+    assert whatsapp.send() == 1 and whatsapp.standin.sent[0].body["to"] == reachable
+
+
 def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: WhatsAppSetup) -> None:
     """Found trying the README: on an Italian page, a topic not offered was refused in English,
     and a 429 (no Accept-Language) was an English error page saying "3600 s"."""

@@ -362,9 +362,8 @@ class Optins:
             raise Unavailable(f"This form cannot send its confirmation now: {exc.detail}") from None
         now = self.now()
         if not await self._may_reply(form.business_id, phone):  # answered as for anyone: it tells no one who opted out
-            waits = await self.chats.quiet_request(form.business_id, form.id, phone, topic, source, wording, version,
-                                                   proof, now, now + PENDING_FOR)  # fmt: skip
-            return Outcome("waiting" if waits else "pending")
+            return Outcome(await self.chats.quiet_request(form.business_id, form.id, phone, topic, source, wording,
+                                                          version, proof, now, now + PENDING_FOR, CONFIRM_EVERY))
         try:
             request = await self.chats.add_request(form.business_id, form.id, phone, topic, source, wording, version,
                                                    proof, now, now + PENDING_FOR, CONFIRM_EVERY)  # fmt: skip

@@ -162,25 +162,33 @@ class OptinStore(ChatDB):
     async def quiet_request(
         self, business_id: int, form_id: int | None, phone: str, topic: str, source: str, wording: str,
         version: str, proof: dict[str, Any] | None, now: int, expires_at: int,
-    ) -> bool:  # fmt: skip
+        confirm_every: int,
+    ) -> str:  # fmt: skip
         """A sign-up for a number that opted out: no message goes, but it is answered as anyone's
-        is, so the form tells no one who opted out. True when one was made already and still
-        "waits" (a second try gets what anyone's second try gets); else one is kept, `refused`,
-        for the answers and for the record (a person's export shows it)."""
+        is, so the form tells no one who opted out: "waiting" when one was made already and still
+        waits, "later" when a confirmation went to the number, for any business, in the last
+        `confirm_every` seconds (as `add_request` says), else "pending", and one is kept, `refused`,
+        for the answers and for the record (a person's export shows it). Its confirmation is
+        reserved as a real one is (`confirmation_at`), so that another business's form then
+        answers "later" too: a review found the two answers told a stranger who had opted out."""
 
-        def work() -> bool:
+        def work() -> str:
             with self._tx() as db:
                 if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'refused'"
-                             " AND confirmation_at IS NULL AND created_at <= ? AND expires_at > ?",
+                             " AND outbox_id IS NULL AND created_at <= ? AND expires_at > ?",
                              (business_id, phone, now, now)):  # fmt: skip
-                    return True
+                    return "waiting"
+                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}",
+                             (phone, now - confirm_every)):  # fmt: skip
+                    return "later"
                 db.execute(
                     "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
-                    " source, wording, version, proof, decided_at) VALUES (?, ?, ?, ?, 'refused', ?, ?, ?, ?, ?, ?, ?)",
+                    " source, wording, version, proof, decided_at, confirmation_at)"
+                    " VALUES (?, ?, ?, ?, 'refused', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
-                     json.dumps((proof or {}) | {"not_sent": "the number had opted out"}), now),
+                     json.dumps((proof or {}) | {"not_sent": "the number had opted out"}), now, now),
                 )  # fmt: skip
-                return False
+                return "pending"
 
         return await self.run(work)
 
@@ -205,9 +213,10 @@ class OptinStore(ChatDB):
                 if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'pending'",
                              (business_id, phone)):  # fmt: skip
                     raise PendingExists(phone)
-                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}",
-                             (phone, now - confirm_every)):  # fmt: skip
-                    raise ConfirmedToday(phone)
+                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}"
+                             " AND NOT (business_id = ? AND state = 'refused' AND outbox_id IS NULL)",
+                             (phone, now - confirm_every, business_id)):  # fmt: skip
+                    raise ConfirmedToday(phone)  # (this business's own quiet one, for a number opted out then, aside)
                 cursor = db.execute(
                     "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
                     " source, wording, version, proof, confirmation_at)"
