@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from clicktochat.conversations import parse
-from clicktochat.payloads import batch, inbound_message, new_wamid, number_changed, post_signed, webhook_body
+from clicktochat.payloads import (
+    batch,
+    inbound_message,
+    new_wamid,
+    number_changed,
+    post_signed,
+    status_update,
+    webhook_body,
+)
 from conftest import NUMBER, WhatsAppSetup, connect_db
 from test_notifications import API, PHONE, notify, opt_in, sync
 
@@ -225,6 +233,27 @@ def test_erasing_a_new_number_leaves_no_notice_naming_it(whatsapp: WhatsAppSetup
     with connect_db(whatsapp.service.settings.db) as db:
         assert db.execute("SELECT count(*) FROM wa_messages WHERE text LIKE '%348%'").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM webhook_events WHERE body <> ?", (b"",)).fetchone()[0] == 1  # "Ciao"
+
+
+def test_a_late_status_naming_only_the_user_id_of_an_erased_person_is_dropped(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: an erasure by number marked the number alone, so a status carrying only
+    the person's user id (WhatsApp withholding the number) was kept under it, for ever."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id="IT.111")
+    whatsapp.run(customer.send_text("Ciao"))
+    whatsapp.process()
+    (c,) = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert whatsapp.client.post(f"{API}/conversations/{c['id']}/messages", json={"text": "Eccoci"},
+                                headers=whatsapp.auth).status_code == 202  # fmt: skip
+    assert whatsapp.send() == 1
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    late = status_update(wamid=whatsapp.standin.sent[0].wamid, status="read", timestamp=int(whatsapp.clock()),
+                         recipient_id=None, recipient_user_id="IT.111")  # fmt: skip
+    assert whatsapp.run(customer.deliver(late)).status_code == 200
+    whatsapp.process()
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert db.execute("SELECT count(*) FROM wa_statuses").fetchone()[0] == 0
+    assert [(e.state, e.source) for e in whatsapp.run(whatsapp.service.whatsapp.chats.consents(
+        whatsapp.business_id, None, "IT.111"))] == [("out", "erase")]  # and messages to the user id are held back
 
 
 def test_a_number_that_is_not_one_is_a_422(whatsapp: WhatsAppSetup) -> None:

@@ -201,11 +201,14 @@ class CustomerStore(NotificationStore):
                     "UPDATE webhook_events SET body = ?, numbers = '[]', processed_at = coalesce(processed_at, ?),"
                     f" error = NULL WHERE {self._body_holds}", (b"", now, needle),
                 ).rowcount  # fmt: skip
-            db.execute(
-                "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
-                " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
-                (number, None if number else user_ids[0] if user_ids else None, now, ERASED_WORDING),
-            )  # fmt: skip
+            # The marker, per business: the number, and each user id WhatsApp tied to it (a review:
+            # a status or a message naming the user id alone was not known as the erased person's).
+            for marker in [(number, None)] * bool(number) + [(None, u) for u in user_ids]:
+                db.execute(
+                    "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
+                    " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
+                    (*marker, now, ERASED_WORDING),
+                )  # fmt: skip
             return deleted
 
         def work() -> dict[str, int]:
