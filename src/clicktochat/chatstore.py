@@ -422,7 +422,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore):
         if db.execute("SELECT 1 FROM wa_messages WHERE wamid = ?", (status.wamid,)).fetchone() is not None:
             return False  # a message sent since (they wrote again)
         ours = outbox_of(status.callback)  # an update sent since, or a send whose wamid is not written yet
-        return ours is None or db.execute("SELECT 1 FROM outbox WHERE id = ?", (ours,)).fetchone() is None
+        row = db.execute("SELECT payload FROM outbox WHERE id = ?", (ours,)).fetchone() if ours is not None else None
+        return row is None or json.loads(row[0]).get("biz_opaque_callback_data") != status.callback  # whole, as _status
 
     def _consent(
         self, db: sqlite3.Connection, business_id: int, phone: str | None, user_id: str | None, topic: str,
