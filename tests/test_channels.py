@@ -29,6 +29,7 @@ from clicktochat.errors import InvalidInput
         ("+52 1 55 1234 5678", "", "525512345678"),  # a Mexican mobile as many still write it, and WhatsApp keeps it
         ("+55 11 8765-4321", "", "5511987654321"),  # a Brazilian mobile from before the ninth digit
         ("＋３９ ３４７ １２３ ４５６７", "", "393471234567"),  # fullwidth, from a Chinese or Japanese keyboard
+        ("1 55 1234 5678", "MX", "525512345678"), ("11 8765-4321", "BR", "5511987654321"),  # typed locally
     ],
 )
 def test_numbers_are_normalised_to_wa_me_digits(raw: str, region: str, digits: str) -> None:

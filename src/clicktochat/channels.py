@@ -81,6 +81,10 @@ def normalize_phone(raw: str, default_region: str = "", field: str = "to") -> st
             NumberParseException.TOO_LONG: "is too long",
         }
         raise InvalidInput(field, f"{raw!r} {reasons.get(exc.error_type, 'is not a phone number')}") from None
+    if not phonenumbers.is_valid_number(number):  # 1 55 1234 5678 typed in Mexico, 11 8765-4321 in Brazil
+        fixed = whatsapp_number(f"{number.country_code}{number.national_number}")
+        if fixed != f"{number.country_code}{number.national_number}" and _valid("+" + fixed):
+            return fixed
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible != ValidationResult.IS_POSSIBLE:
         reasons = {
