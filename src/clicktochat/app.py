@@ -206,7 +206,7 @@ class App(Starlette):
             raise
 
 
-UNBUDGETED_404 = ("/c/", "/w/")  # a signed link's token cannot be guessed; a short link's code can
+CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled, their 404s neither: a whole town may share one address
 BODY_DEADLINE = 10.0  # seconds a body (a form, an API call) may take to arrive; Meta's webhooks have their own
 
 
@@ -249,12 +249,13 @@ def wants_json(request: Request) -> bool:
 
 async def problem_response(request: Request, exc: Exception) -> Response:
     """One error shape: RFC 9457 problem+json for API clients, a friendly page for people.
-    A 404 spends from the caller's budget (guessing addresses costs a page each; a short link's
-    code too: each one guessed names a business's number), but a signed or widget link's, and a
-    signed-in caller's (an API key, an admin: an office behind one address is not held back by
-    a stranger guessing from the same one)."""
+    A 404 spends from the caller's budget (guessing addresses costs a page each), but a click's
+    (people following a dead printed link get the page in their language, never a 429; and as
+    clicks are never throttled, a budget would not stop codes being tried anyway: a short link
+    is public by design), and a signed-in caller's (an API key, an admin: an office behind one
+    address is not held back by a stranger guessing from the same one)."""
     state = request.app.state
-    if (_status(exc) == 404 and not request.url.path.startswith(UNBUDGETED_404) and hasattr(state, "proxies")
+    if (_status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies")
             and not getattr(request.state, "signed_in", False)):  # fmt: skip
         wait = state.budget.retry_after(client_address(request.scope, state.proxies))
         if wait:  # a short answer, not a page: it must cost less than the 404 it stands for
