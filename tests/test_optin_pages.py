@@ -522,6 +522,15 @@ def test_a_sign_up_that_sends_nothing_costs_the_business_nothing(whatsapp: Whats
     assert "Tocca Sì" in post(whatsapp, phone="347 000 0003").text
 
 
+def test_a_sign_up_refused_for_its_topic_spends_no_confirmation(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a sign-up refused after the budgets were spent (a topic the form does
+    not offer) still took one of the address's five double opt-in confirmations."""
+    double_form(whatsapp)
+    for n in range(6):
+        assert post(whatsapp, topic="nosuch", phone=f"347 000 01{n:02d}").status_code == 422
+    assert "Tocca Sì" in post(whatsapp, phone="347 000 0199").text
+
+
 def test_the_budgets_tell_no_one_who_opted_out(whatsapp: WhatsAppSetup) -> None:
     """Found by a review: a sign-up for a number that had opted out (answered "pending", as for
     anyone) gave back the address's budget, which a real one spends: a stranger could tell."""

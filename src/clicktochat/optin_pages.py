@@ -206,7 +206,12 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
     proof: dict[str, Any] = {"page": page_url, "visitor": visitor_key(salted), "lang": view.lang}
     if widget:
         proof["widget"] = widget
-    outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
+    try:
+        outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
+    except ProblemError:  # a topic not offered, a confirmation that cannot go now: nothing was sent
+        for budget, key in taken[1:]:
+            budget.refund(key)
+        raise
     if outcome.state in ("waiting", "later"):  # no confirmation went out: it cost nothing
         for budget, key in taken[1:]:  # (not for a number that opted out: its "pending" must cost as any does,
             budget.refund(key)  # or the budget would tell who opted out; a review found it did)
