@@ -12,9 +12,10 @@ from starlette.responses import JSONResponse, Response
 from . import customers
 from .api import endpoint, out, query_int, read_body, resource
 from .api_models import Body, Whole
-from .chatstore import Message, WhatsAppNumber
+from .chatstore import Message
 from .conversations import MAX_TEXT_LENGTH
 from .errors import InvalidInput
+from .numberstore import WhatsAppNumber
 from .outboxstore import OutboxRow
 from .service import Service, timestamp
 from .whatsapp import ConversationView

@@ -14,8 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .chatstore import ChatStore, NumberKeys
+from .chatstore import ChatStore
 from .graph import GraphClient, GraphError
+from .numberstore import NumberKeys
 from .outboxstore import OutboxRow
 
 log = logging.getLogger(__name__)

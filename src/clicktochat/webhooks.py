@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .budget import client_address, network
-from .chatstore import ChatStore, NumberKeys
+from .chatstore import ChatStore
 from .conversations import parse
 from .errors import (
     FieldError,
@@ -38,6 +38,7 @@ from .errors import (
 )
 from .intake import Taken
 from .journal import MOVE_BATCH
+from .numberstore import NumberKeys
 from .visitors import forwarded_for
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .chatstore import ChatStore, Conversation, Message, NumberKeys, WhatsAppNumber
+from .chatstore import ChatStore, Conversation, Message
 from .consent import may_reply, opted_out
 from .conversations import Window, check_text, window
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
@@ -23,6 +23,7 @@ from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
 from .journal import Journal
 from .notifications import IDEMPOTENCY_KEY, Notifications
+from .numberstore import NumberKeys, WhatsAppNumber
 from .outbox import Sender
 from .outboxstore import OutboxRow
 from .sharedstore import SharedStore, Unreachable

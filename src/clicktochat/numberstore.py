@@ -1,0 +1,106 @@
+"""The SQL of connected WhatsApp numbers: connecting one (again), reading them, the keys that
+receiving and sending need, disconnecting. On the connection and thread of `chatdb.ChatDB`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .chatdb import ChatDB
+
+NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
+
+
+@dataclass(frozen=True)
+class WhatsAppNumber:
+    id: int
+    business_id: int
+    phone_number_id: str
+    waba_id: str
+    display_phone_number: str
+    verified_name: str | None
+    connected_at: int
+
+
+@dataclass(frozen=True)
+class NumberKeys:
+    """What receiving and sending need of a connected number: never leaves the server."""
+
+    id: int
+    business_id: int
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    verify_token_hash: str
+
+
+class NumberStore(ChatDB):
+    async def connect_number(
+        self, business_id: int, phone_number_id: str, waba_id: str, display: str, verified_name: str | None,
+        access_token: str, app_secret: str, verify_token_hash: str, now: int,
+    ) -> WhatsAppNumber:  # fmt: skip
+        def work() -> WhatsAppNumber:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO whatsapp_numbers (business_id, phone_number_id, waba_id, display_phone_number,"
+                    " verified_name, access_token, app_secret, verify_token_hash, connected_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (phone_number_id) DO UPDATE SET"
+                    " business_id = excluded.business_id, waba_id = excluded.waba_id,"
+                    " display_phone_number = excluded.display_phone_number, verified_name = excluded.verified_name,"
+                    " access_token = excluded.access_token, app_secret = excluded.app_secret,"
+                    " verify_token_hash = excluded.verify_token_hash, connected_at = excluded.connected_at,"
+                    " disconnected_at = NULL",
+                    (business_id, phone_number_id, waba_id, display, verified_name, access_token, app_secret,
+                     verify_token_hash, now),
+                )  # fmt: skip
+                self._bump(db)
+            number = self._number("phone_number_id = ?", phone_number_id)
+            assert number is not None
+            return number
+
+        return await self.run(work)
+
+    def _number(self, where: str, value: Any) -> WhatsAppNumber | None:
+        row = self._one(f"SELECT {NUMBER_COLUMNS} FROM whatsapp_numbers WHERE disconnected_at IS NULL AND {where}",
+                        (value,))  # fmt: skip
+        return WhatsAppNumber(*row) if row else None
+
+    async def number(self, number_id: int) -> WhatsAppNumber | None:
+        return await self.run(self._number, "id = ?", number_id) if 0 <= number_id < 2**63 else None
+
+    async def number_by_phone_id(self, phone_number_id: str) -> WhatsAppNumber | None:
+        return await self.run(self._number, "phone_number_id = ?", phone_number_id)
+
+    async def numbers(self, business_id: int | None = None) -> list[WhatsAppNumber]:
+        def work() -> list[WhatsAppNumber]:
+            rows = self._all(f"SELECT {NUMBER_COLUMNS} FROM whatsapp_numbers WHERE disconnected_at IS NULL"
+                             " AND (? IS NULL OR business_id = ?) ORDER BY id", (business_id, business_id))  # fmt: skip
+            return [WhatsAppNumber(*row) for row in rows]
+
+        return await self.run(work)
+
+    async def number_keys(self) -> list[NumberKeys]:
+        def work() -> list[NumberKeys]:
+            rows = self._all(
+                "SELECT id, business_id, phone_number_id, access_token, app_secret, verify_token_hash"
+                " FROM whatsapp_numbers WHERE disconnected_at IS NULL ORDER BY id"
+            )
+            return [NumberKeys(*row) for row in rows]
+
+        return await self.run(work)
+
+    async def disconnect_number(self, number_id: int, now: int) -> bool:
+        """Wipes the secrets; conversations stay. Queued messages of the number are cancelled."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "UPDATE whatsapp_numbers SET disconnected_at = ?, access_token = NULL, app_secret = NULL,"
+                    " verify_token_hash = NULL WHERE id = ? AND disconnected_at IS NULL", (now, number_id),
+                )  # fmt: skip
+                db.execute("UPDATE outbox SET state = 'cancelled', error = 'The number was disconnected.'"
+                           " WHERE number_id = ? AND state = 'queued'", (number_id,))  # fmt: skip
+                self._bump(db)
+                return cursor.rowcount > 0
+
+        return await self.run(work) if 0 <= number_id < 2**63 else False
