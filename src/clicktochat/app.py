@@ -207,7 +207,7 @@ class App(Starlette):
 
 
 CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled, their 404s neither: a whole town may share one address
-BODY_DEADLINE = 10.0  # seconds a body (a form, an API call) may take to arrive; Meta's webhooks have their own
+BODY_DEADLINE = 30.0  # seconds a body (a form, a logo upload on a slow phone) may take; Meta's have their own
 
 
 def in_time(receive: Receive, seconds: float) -> Receive:
