@@ -220,6 +220,26 @@ def test_a_conversation_left_in_metas_form_by_migration_015_is_still_exported_an
         assert db.execute("SELECT count(*) FROM wa_messages").fetchone()[0] == 0
 
 
+def test_a_stop_holds_for_a_conversation_left_in_metas_form_by_migration_015(whatsapp: WhatsAppSetup) -> None:
+    """Found upgrading a database: migration 015 rewrote the STOP to 525512345678 but left the
+    521... conversation beside its twin, whose reply box looked its consents up by 521... alone."""
+    customer = whatsapp.customer(wa_id="5215512345678", user_id=None, name="Mateo")
+    whatsapp.run(customer.send_text("Hola"))
+    whatsapp.process()
+    with connect_db(whatsapp.service.settings.db) as db:  # as an older release kept it, beside its twin
+        db.execute("INSERT INTO conversations (number_id, business_id, wa_id, created_at, last_message_at,"
+                   " last_inbound_at) VALUES (?, ?, '5215512345678', 0, 1, 1)",
+                   (whatsapp.number_id, whatsapp.business_id))  # fmt: skip
+        (old,) = db.execute("SELECT id FROM conversations WHERE wa_id = '5215512345678'").fetchone()
+        db.commit()
+    whatsapp.run(customer.send_text("STOP"))  # recorded under 525512345678, as the migration rewrote the old ones
+    whatsapp.process()
+    refused = whatsapp.client.post(f"{API}/conversations/{old}/messages", json={"text": "Hola?"},
+                                   headers=whatsapp.auth)  # fmt: skip
+    assert refused.status_code == 409 and "opted out" in refused.json()["detail"]
+    assert whatsapp.client.get(f"{API}/conversations/{old}", headers=whatsapp.auth).json()["opted_out"] is True
+
+
 def test_erasing_a_new_number_leaves_no_notice_naming_it(whatsapp: WhatsAppSetup) -> None:
     """Found by a review: the changed-number notice kept Meta's words, naming the new number, in
     the old number's conversation, where erasing the new number does not look."""

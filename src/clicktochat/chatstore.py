@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .channels import whatsapp_forms, whatsapp_number
 from .chatstarts import ChatStartStore
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import (
@@ -492,7 +493,9 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         conversations hold with them (a conversation learns each when a message carries it)."""
         numbers = "SELECT id FROM whatsapp_numbers" + ("" if business_id is None else " WHERE business_id = ?")
         scope = [] if business_id is None else [business_id]
-        phones, users = {p for p in (phone,) if p}, {u for u in (user_id,) if u}
+        # A number in every form Meta writes it (a 521... conversation migration 015 left beside its twin)
+        phones = set(whatsapp_forms(whatsapp_number(phone))) if phone else set()
+        users = {u for u in (user_id,) if u}
         held = f"FROM conversations WHERE number_id IN ({numbers})"
         if phone:
             rows = self._all(f"SELECT user_id {held} AND wa_id = ? AND user_id IS NOT NULL", [*scope, phone])

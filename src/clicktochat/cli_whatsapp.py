@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from . import database
+from .channels import whatsapp_number
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
 from .conversations import check_text
@@ -396,7 +397,8 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         ours = StandInNumber(found.phone_number_id, found.waba_id, found.display_phone_number,
                              found.verified_name or "", key.access_token, key.app_secret)  # fmt: skip
         url = webhook_url or f"{service.base_url}/webhooks/whatsapp"
-        said = name or await service.whatsapp.chats.customer_name(found.id, wa_id) or customer_name(wa_id)
+        known = await service.whatsapp.chats.customer_name(found.id, whatsapp_number(wa_id))  # as conversations key it
+        said = name or known or customer_name(wa_id)
         deadline = time.monotonic() + NEW_NUMBER_WAIT
         while True:
             try:

@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from .channels import whatsapp_number
 from .chatdb import ChatDB
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import Inbound, is_stop
@@ -353,7 +354,7 @@ class OptinStore(ChatDB):
         """Newest first; `search`: digits of the number, or a topic or source."""
 
         def work() -> list[Consent]:
-            digits = "".join(ch for ch in search if ch.isdigit())
+            digits = whatsapp_number("".join(ch for ch in search if ch.isdigit()))  # 521... finds 52...
             word = search.strip().lower()
             holds = "strpos(phone, ?3) > 0" if self.postgres else "instr(phone, ?3) > 0"
             rows = self._all(
