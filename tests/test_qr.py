@@ -136,3 +136,5 @@ def test_qr_endpoint_refusals(
     response = client.get(path, headers={"accept": "application/json"} | auth)  # the owner: options are checked
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
+    page = client.get(path, headers={"accept": "text/html"} | auth)  # a maker's mistake, not a customer's:
+    assert page.status_code == status and "let them know it does not work" not in page.text  # found by a new user

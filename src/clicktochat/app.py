@@ -284,7 +284,9 @@ async def problem_response(request: Request, exc: Exception) -> Response:
             body["alternatives"] = [{"channel": label, "url": url} for label, url in exc.alternatives]
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
     templates: Jinja2Templates = request.app.state.templates
-    context = {"status": status, "title": title, "detail": detail, "dashboard": request.url.path.startswith("/admin")}
+    path = request.url.path
+    context = {"status": status, "title": title, "detail": detail, "dashboard": path.startswith("/admin"),
+               "for_makers": path.startswith("/qr/") or path.endswith("/poster")}  # not "tell the business it fails"
     if not context["dashboard"]:  # a page people meet on links: in their language (the dashboard's is English)
         context |= error_words(request, exc, status, detail, says)
         headers["Vary"] = "Accept-Language"
