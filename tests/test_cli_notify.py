@@ -72,8 +72,10 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     assert bad_key.exit_code == 1 and "--key:" in bad_key.output and "idempotency" not in bad_key.output
     listed = json.loads(run("notifications", "list", "--json").output)
     assert [(n["id"], n["state"], n["source"]) for n in listed] == [(1, "queued", "cli")]
-    shown = json.loads(run("notifications", "show", "1").output)
+    shown = json.loads(run("notifications", "show", "1", "--json").output)
     assert shown["parameters"] == ["Giulia", "the blue sofa"] and shown["idempotency_key"] == "order-1042"
+    table = run("notifications", "show", "1").output  # a line a field, as the other show commands (a new user's)
+    assert "parameters:       Giulia, the blue sofa" in table and "idempotency key:  order-1042" in table
     consent(db, "*", "out")
     after = run(*args[:-2], "--key", "order-1043")
     assert after.exit_code == 1 and "opted out" in after.output

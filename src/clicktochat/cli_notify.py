@@ -12,7 +12,7 @@ import click
 
 from . import customers
 from .channels import normalize_phone
-from .cli import common_options, json_option, print_json, print_table
+from .cli import common_options, json_option, print_json, print_table, printable
 from .cli_whatsapp import run, whatsapp
 from .notify_api import STATES, month_costs, notification_out, template_out
 from .pricing import money
@@ -84,13 +84,20 @@ def notifications_list(db: str | None, base_url: str | None, to: str | None, top
 @notifications.command("show")
 @common_options
 @click.argument("notification_id", type=int)
-def notifications_show(db: str | None, base_url: str | None, notification_id: int) -> None:
-    """One notification, as JSON."""
+@json_option
+def notifications_show(db: str | None, base_url: str | None, notification_id: int, as_json: bool) -> None:
+    """One notification: to whom, what, and what Meta reported of it (--json: every field)."""
 
     async def work(service: Service) -> dict[str, Any]:
         return notification_out(await service.whatsapp.notifications.get(notification_id)).model_dump(mode="json")
 
-    print_json(run(db, base_url, work))
+    shown = run(db, base_url, work)
+    if as_json:
+        return print_json(shown)
+    for key, value in shown.items():  # a line a field, as `conversations show` heads its table
+        if value not in (None, [], {}, ""):
+            text = ", ".join(map(str, value)) if isinstance(value, list) else value
+            click.echo(printable(f"{key.replace('_', ' ') + ':':<17} {text}".rstrip()))
 
 
 templates: click.Group = click.Group("templates", help="Message templates of connected numbers, as Meta lists them.")
