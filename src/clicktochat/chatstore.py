@@ -321,10 +321,9 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         """A status, come late, of a message an erasure deleted (found by a privacy review): kept,
         it would name the erased person again, for ever, where no export looks. Looked at only
         for a recipient an erasure named (`_erased_among`)."""
-        column, who = ("phone", status.recipient_id) if status.recipient_id else ("user_id", status.recipient_user_id)
-        if not who or db.execute(f"SELECT 1 FROM consents WHERE business_id = ? AND {column} = ? AND source = 'erase'"
-                                 " LIMIT 1", (business_id, who)).fetchone() is None:  # fmt: skip
-            return False
+        if db.execute("SELECT 1 FROM consents WHERE business_id = ? AND (phone = ? OR user_id = ?) AND source = 'erase'"
+                      " LIMIT 1", (business_id, status.recipient_id, status.recipient_user_id)).fetchone() is None:
+            return False  # (by either: an erasure by user id may never have known the number)
         if db.execute("SELECT 1 FROM wa_messages WHERE wamid = ?", (status.wamid,)).fetchone() is not None:
             return False  # a message sent since (they wrote again)
         ours = outbox_of(status.callback)  # an update sent since, or a send whose wamid is not written yet
@@ -498,11 +497,13 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         users = {u for u in (user_id,) if u}
         held = f"FROM conversations WHERE number_id IN ({numbers})"
         if phone:
-            rows = self._all(f"SELECT user_id {held} AND wa_id = ? AND user_id IS NOT NULL", [*scope, phone])
+            forms = sorted(phones)
+            rows = self._all(f"SELECT user_id {held} AND wa_id IN ({', '.join('?' * len(forms))})"
+                             " AND user_id IS NOT NULL", [*scope, *forms])  # fmt: skip
             users |= {row[0] for row in rows}
         if user_id:
             rows = self._all(f"SELECT wa_id {held} AND user_id = ? AND wa_id IS NOT NULL", [*scope, user_id])
-            phones |= {row[0] for row in rows}
+            phones |= {form for row in rows for form in whatsapp_forms(whatsapp_number(row[0]))}
         return sorted(phones), sorted(users)
 
     async def add_consent(

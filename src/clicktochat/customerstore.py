@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .channels import whatsapp_forms
+from .channels import whatsapp_forms, whatsapp_number
 from .chatdb import RETRYABLE, UNIQUE_VIOLATION
 from .conversations import Event, Inbound, Status, parse
 from .notifystore import NotificationStore
@@ -63,7 +63,7 @@ class CustomerStore(NotificationStore):
         if phone is None and user_id is not None:
             found = db.execute("SELECT wa_id FROM conversations WHERE user_id = ? AND wa_id IS NOT NULL LIMIT 1",
                                (user_id,)).fetchone()  # fmt: skip
-            phone = found[0] if found else None
+            phone = whatsapp_number(found[0]) if found else None  # E.164, whichever twin came first
         asked = sorted(u for u in {user_id, *tied} if u)
         forms = whatsapp_forms(phone) if phone else []  # and Meta's own (521...), as migration 015 may have left one
         rows = db.execute(f"SELECT id, user_id FROM conversations WHERE wa_id IN ({_marks(forms)})"

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from .channels import whatsapp_number
+from .channels import whatsapp_forms, whatsapp_number
 from .chatdb import ChatDB
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import Inbound, is_stop
@@ -21,6 +21,11 @@ FORM_COLUMNS = ("id, slug, business_id, title, topics, wording, version, languag
                 " template_language, created_at, updated_at, topic_labels")  # fmt: skip
 REQUEST_COLUMNS = ("id, business_id, form_id, phone, topic, state, created_at, expires_at, source, wording, version,"
                    " proof, confirmation_at, outbox_id, decided_at, consent_id")  # fmt: skip
+TWIN_OF_PHONE = ("CASE WHEN length(r.phone) = 12 AND substr(r.phone, 1, 2) = '52' THEN '521' || substr(r.phone, 3)"
+                 " WHEN length(r.phone) = 13 AND substr(r.phone, 1, 2) = '55' AND substr(r.phone, 5, 1) = '9'"
+                 " THEN substr(r.phone, 1, 4) || substr(r.phone, 6) END")
+"""SQL: Meta's other form of a request's E.164 number (`channels.whatsapp_forms`: 521..., a Brazilian
+mobile without its ninth digit), or NULL: a conversation migration 015 left beside its twin."""
 UNSENT = ("EXISTS (SELECT 1 FROM outbox WHERE outbox.id = optin_requests.outbox_id"
           " AND outbox.state IN ('failed', 'cancelled'))")  # fmt: skip
 """A request whose confirmation message will never reach the person."""
@@ -249,7 +254,7 @@ class OptinStore(ChatDB):
     async def last_written(self, business_id: int, phone: str) -> int | None:
         """When the number last wrote to the business (any of its numbers), if ever."""
         row = await self.run(self._one, "SELECT max(last_inbound_at) FROM conversations WHERE business_id = ?"
-                                        " AND wa_id = ?", (business_id, phone))  # fmt: skip
+                                        " AND wa_id IN (?, ?)", (business_id, phone, _twin(phone)))  # fmt: skip
         return int(row[0]) if row and row[0] is not None else None
 
     async def requests(self, business_id: int | None, phone: str) -> list[OptinRequest]:
@@ -270,7 +275,7 @@ class OptinStore(ChatDB):
                 " WHERE c.business_id = r.business_id AND c.phone = r.phone AND c.state = 'out'),"
                 " (SELECT max(c.at) FROM consents c JOIN conversations v ON c.user_id = v.user_id"  # a STOP by user id
                 " JOIN whatsapp_numbers w ON w.id = v.number_id AND w.business_id = r.business_id"
-                " WHERE c.business_id = r.business_id AND v.wa_id = r.phone AND c.state = 'out')"
+                f" WHERE c.business_id = r.business_id AND v.wa_id IN (r.phone, {TWIN_OF_PHONE}) AND c.state = 'out')"
                 f" FROM optin_requests r WHERE r.outbox_id IN ({marks})", outbox_ids,
             ) if outbox_ids else []  # fmt: skip
             found: dict[int, str | None] = {}
@@ -342,9 +347,10 @@ class OptinStore(ChatDB):
             " UNION ALL SELECT 1 FROM conversations c JOIN wa_messages m ON m.conversation_id = c.id"
             " JOIN outbox o ON o.id = m.outbox_id"
             " WHERE c.number_id IN (SELECT id FROM whatsapp_numbers WHERE business_id = ?4)"
-            " AND (c.wa_id = ?5 OR c.user_id = ?6) AND m.direction = 'out' AND m.at <= ?2"
+            " AND (c.wa_id = ?5 OR c.wa_id = ?7 OR c.user_id = ?6) AND m.direction = 'out' AND m.at <= ?2"
             " AND o.sent_at BETWEEN ?1 AND ?2 AND o.id <> ?3 LIMIT 1",
-            (since or 0, message.at, confirmation or 0, business_id, message.wa_id, message.user_id),
+            (since or 0, message.at, confirmation or 0, business_id, message.wa_id, message.user_id,
+             _twin(message.wa_id)),
         ).fetchone() is not None  # fmt: skip
 
     # -- the consent list ------------------------------------------------------------
@@ -365,6 +371,13 @@ class OptinStore(ChatDB):
             return [consent_from(row) for row in rows]
 
         return await self.run(work)
+
+
+def _twin(phone: str | None) -> str | None:
+    """A number's other form in Meta's ids (521..., a Brazilian mobile without its ninth digit), if it has one:
+    a conversation migration 015 left beside its E.164 twin is the same person's."""
+    forms = whatsapp_forms(whatsapp_number(phone)) if phone else []
+    return next((f for f in forms if f != phone), forms[0] if forms else None)
 
 
 def _form_values(values: dict[str, Any]) -> tuple[Any, ...]:
