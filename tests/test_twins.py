@@ -75,3 +75,16 @@ def test_an_ok_to_an_agent_who_wrote_in_the_twin_confirms_nothing(whatsapp: What
     whatsapp.run(customer.send_text("ok"))
     whatsapp.process()
     assert not may_message(entries(whatsapp, E164), "orders").allowed
+
+
+def test_a_stop_by_user_id_in_the_twin_holds_back_a_confirmation_already_queued(whatsapp: WhatsAppSetup) -> None:
+    """The sender's last look before a double opt-in's confirmation goes: a STOP by user id in the
+    521... twin, written after the sign-up, holds it back (`TWIN_OF_PHONE`)."""
+    _twin(whatsapp, "MX.abc123")
+    double_form(whatsapp)
+    assert post(whatsapp, country="MX", phone="55 1234 5678").status_code == 200  # queued, not yet sent
+    whatsapp.clock.move(10)
+    whatsapp.run(whatsapp.customer(wa_id=None, user_id="MX.abc123", name="Mateo").send_text("STOP"))
+    whatsapp.process()
+    whatsapp.send()
+    assert whatsapp.standin.sent == []
