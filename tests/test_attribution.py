@@ -162,6 +162,24 @@ def test_a_new_chat_starts_when_the_customer_writes_after_the_window_closed(what
     assert starts == 2
 
 
+def test_a_reaction_after_the_window_reopens_it_but_starts_no_chat(whatsapp: WhatsAppSetup) -> None:
+    """A thumbs-up on an old message two days later was counted as a chat started (and diluted
+    every conversion rate): it opens the window, as Meta does, and starts nothing."""
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_text("Grazie, a sabato"))
+    whatsapp.process()
+    (said,) = whatsapp.run(whatsapp.service.whatsapp.chats.run(
+        lambda: whatsapp.service.whatsapp.chats.db.execute("SELECT wamid FROM wa_messages").fetchone()))
+    whatsapp.clock.move(2 * 24 * 3600)
+    whatsapp.run(customer.react(said, "\U0001f44d"))
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["window"]["may_send"] == "text"
+    chats = whatsapp.service.whatsapp.chats
+    starts = whatsapp.run(chats.run(lambda: chats.db.execute("SELECT count(*) FROM chat_starts").fetchone()[0]))
+    assert starts == 1
+
+
 def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
     assert find_ref(with_ref("Ciao", "K7QX2")) == "K7QX2"
     assert find_ref("ciao (REF k7qx2)") == "K7QX2" and find_ref("ciao (ref: K7QX2 )") == "K7QX2"

@@ -88,3 +88,29 @@ def test_a_stop_by_user_id_in_the_twin_holds_back_a_confirmation_already_queued(
     whatsapp.process()
     whatsapp.send()
     assert whatsapp.standin.sent == []
+
+
+def test_a_message_delivered_in_the_twin_is_no_sign_of_a_block(whatsapp: WhatsAppSetup) -> None:
+    """"May have blocked you" looked at one form of the number: a reply delivered in the 521...
+    twin did not count as theirs, and the E.164 conversation's reply at `sent` flagged them."""
+    whatsapp.run(whatsapp.customer(wa_id=TWIN, user_id=None, name="Mateo").send_text("Hola"))
+    whatsapp.process()
+    now = int(whatsapp.clock())
+    with connect_db(whatsapp.service.settings.db) as db:  # the twin, its window open too
+        db.execute("INSERT INTO conversations (number_id, business_id, wa_id, created_at, last_message_at,"
+                   " last_inbound_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (whatsapp.number_id, whatsapp.business_id, TWIN, now, now, now))  # fmt: skip
+        ids = dict(db.execute("SELECT wa_id, id FROM conversations").fetchall())
+        db.commit()
+    for wa_id in (E164, TWIN):  # one at a time: the stand-in then has them in this order
+        answer = whatsapp.client.post(f"/api/v1/conversations/{ids[wa_id]}/messages", headers=whatsapp.auth,
+                                      json={"text": "Claro"})  # fmt: skip
+        assert answer.status_code == 202 and whatsapp.send() == 1
+    first, second = whatsapp.standin.sent
+    whatsapp.status(first.wamid, "sent")
+    whatsapp.status(second.wamid, "sent")
+    whatsapp.status(second.wamid, "delivered")  # the twin's reply reached them
+    whatsapp.process()
+    whatsapp.clock.move(2 * 86400 + 60)
+    found = whatsapp.client.get(f"{API}/conversations/{ids[E164]}", headers=whatsapp.auth).json()
+    assert found["may_have_blocked"] is False

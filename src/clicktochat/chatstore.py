@@ -265,7 +265,9 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         if not message.written:
             return  # a notice (a changed number): no window, no new chat, no answer to a question
         last_inbound = customer.last_inbound
-        if last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
+        if message.type == "reaction":
+            pass  # opens the window, as Meta does, but starts no chat: no one clicked to send an emoji
+        elif last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
             self._start(db, customer.id, business_id, timezone, display, message)
         elif message.at < last_inbound:
             self._start_earlier(db, customer.id, timezone, display, message)
@@ -452,16 +454,18 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         """True when every message sent to this customer between `since` and `until` stayed at
         `sent`, while messages to others in that time were delivered: they may have blocked us."""
 
+        forms = set(whatsapp_forms(whatsapp_number(wa_id))) if wa_id else set()  # and a 521... twin's
+
         def work() -> bool:
             rows = self._all(
-                "SELECT m.wamid, (SELECT c.wa_id = ?1 OR c.user_id = ?2 FROM conversations c"
-                " WHERE c.id = m.conversation_id) FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
-                " WHERE c.number_id = ?3 AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at BETWEEN ?4 AND ?5",
-                (wa_id, user_id, number_id, since, until),
+                "SELECT m.wamid, c.wa_id, c.user_id FROM wa_messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE c.number_id = ? AND m.direction = 'out' AND m.wamid IS NOT NULL AND m.at BETWEEN ? AND ?",
+                (number_id, since, until),
             )  # fmt: skip
             statuses = self._statuses([row[0] for row in rows], number_id)
-            theirs = [statuses.get(w, ("queued",))[0] for w, mine in rows if mine]
-            others = [statuses.get(w, ("queued",))[0] for w, mine in rows if not mine]
+            mine = {w: c_wa in forms or (user_id is not None and c_user == user_id) for w, c_wa, c_user in rows}
+            theirs = [statuses.get(w, ("queued",))[0] for w, is_mine in mine.items() if is_mine]
+            others = [statuses.get(w, ("queued",))[0] for w, is_mine in mine.items() if not is_mine]
             return bool(theirs) and all(s == "sent" for s in theirs) and any(
                 s in ("delivered", "read") for s in others
             )
