@@ -417,7 +417,8 @@ def test_migration_13_keeps_every_row_key_and_trigger(sqlite_path: str) -> None:
 def test_whatsapp_ids_stored_in_metas_own_form_become_e164_digits(sqlite_path: str) -> None:
     """Migration 015: Mexico's 521... and Brazil's eight-digit mobiles, as Meta writes them and as
     earlier releases kept them, become the E.164 digits the consents and notifications key by: the
-    person's conversation, opt-out and statuses stay theirs. A conversation whose twin exists stays."""
+    person's conversation, opt-out and statuses stay theirs. A conversation whose twin exists is
+    merged into it (migration 016)."""
     db = database_at(sqlite_path, 14)
     db.execute("INSERT INTO businesses (id, name, timezone, created_at, updated_at) VALUES (1, 'B', 'UTC', 0, 0)")
     db.execute("INSERT INTO whatsapp_numbers (id, business_id, phone_number_id, waba_id, display_phone_number,"
@@ -440,7 +441,7 @@ def test_whatsapp_ids_stored_in_metas_own_form_become_e164_digits(sqlite_path: s
     asyncio.run(upgrade())
     with sqlite3.connect(sqlite_path) as db:
         assert dict(db.execute("SELECT id, wa_id FROM conversations").fetchall()) == {
-            1: "525512345678", 2: "5511987654321", 3: "5215500000000", 4: "525500000000", 5: "551133334444",
+            1: "525512345678", 2: "5511987654321", 4: "525500000000", 5: "551133334444",
             6: "393471234567"}  # fmt: skip
         assert db.execute("SELECT phone, wording FROM consents").fetchall() == [("525512345678", "STOP")]
         assert db.execute("SELECT recipient FROM wa_statuses").fetchall() == [("5511987654321",)]

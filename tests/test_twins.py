@@ -114,3 +114,33 @@ def test_a_message_delivered_in_the_twin_is_no_sign_of_a_block(whatsapp: WhatsAp
     whatsapp.clock.move(2 * 86400 + 60)
     found = whatsapp.client.get(f"{API}/conversations/{ids[E164]}", headers=whatsapp.auth).json()
     assert found["may_have_blocked"] is False
+
+
+def test_migration_16_merges_the_twin_into_the_e164_conversation(whatsapp: WhatsAppSetup) -> None:
+    """One person, one conversation: the twin's messages and user id move to the E.164 one, which
+    keeps the earliest start and the latest message; a pair with two user ids stays apart."""
+    old = _twin(whatsapp, "MX.abc123")
+    db_path = whatsapp.service.settings.db
+    postgres = db_path.startswith("postgres")
+    with connect_db(db_path) as db:
+        db.execute("INSERT INTO wa_messages (conversation_id, wamid, direction, at, type, text)"
+                   " VALUES (?, 'wamid.old', 'in', 0, 'text', 'Antes')", (old,))  # fmt: skip
+        db.execute("INSERT INTO conversations (number_id, business_id, wa_id, user_id, created_at, last_message_at)"
+                   " VALUES (?, ?, '5215599999999', 'MX.one', 0, 1), (?, ?, '525599999999', 'MX.two', 0, 1)",
+                   (whatsapp.number_id, whatsapp.business_id) * 2)  # fmt: skip
+        if postgres:
+            db.execute("DELETE FROM schema_version WHERE version >= 16")
+        else:
+            db.execute("PRAGMA user_version = 15")
+        db.commit()
+    whatsapp.run(whatsapp.service.store.migrate())
+    with connect_db(db_path) as db:
+        rows = db.execute("SELECT id, wa_id, user_id, name, created_at, last_message_at FROM conversations"
+                          " ORDER BY wa_id").fetchall()  # fmt: skip
+        (kept,) = [row for row in rows if row[1] in (E164, TWIN)]
+        assert kept[1:4] == (E164, "MX.abc123", "Mateo") and kept[4] == 0
+        assert sorted(r[1] for r in rows if r[1] not in (E164, TWIN)) == ["5215599999999", "525599999999"]
+        texts = db.execute("SELECT text FROM wa_messages WHERE conversation_id = ? ORDER BY at", (kept[0],)).fetchall()
+        assert [t[0] for t in texts] == ["Antes", "Hola"]
+    data = whatsapp.client.get(f"{API}/customers/MX.abc123", headers=whatsapp.auth).json()
+    assert [m["text"] for m in data["messages"]] == ["Antes", "Hola"]
