@@ -505,6 +505,25 @@ def test_admin_create_prompts_twice_and_refuses_bad_input(runner: CliRunner, db:
     fails(invoke(runner, "admin", "remove", "ana", "--db", db), 1, "There is no admin 'ana'")
 
 
+def test_admin_roles_from_the_command_line(runner: CliRunner, db: str) -> None:
+    business = {"id": int(ok(invoke(runner, "business", "add", "--db", db, "Forno")).stdout.split()[-1])}
+    made = ok(runner.invoke(cli, ["admin", "create", "luca", "--role", "agent", "--business", str(business["id"]),
+                                  "--password-stdin", "--db", db], input="correct horse battery\n"))  # fmt: skip
+    assert f"luca, an agent (conversations of business {business['id']}), can now sign in" in made.stdout
+    fails(runner.invoke(cli, ["admin", "create", "bo", "--business", "1", "--password-stdin", "--db", db],
+                        input="correct horse battery\n"), 1, "only an agent keeps to one business")  # fmt: skip
+    fails(runner.invoke(cli, ["admin", "create", "bo", "--role", "agent", "--business", "99", "--password-stdin",
+                              "--db", db], input="correct horse battery\n"), 1, "there is no business 99")  # fmt: skip
+    fails(invoke(runner, "admin", "create", "bo", "--role", "boss", "--db", db), 2, "--role")
+    listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)
+    assert [(a["username"], a["role"], a["business_id"]) for a in listed] == [("luca", "agent", business["id"])]
+    changed = ok(invoke(runner, "admin", "role", "luca", "owner", "--db", db))
+    assert "luca is now an owner (everything)." in changed.stdout
+    listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)
+    assert [(a["role"], a["business_id"]) for a in listed] == [("owner", None)]
+    fails(invoke(runner, "admin", "role", "zed", "agent", "--db", db), 1, "there is no admin 'zed'")
+
+
 def test_admin_without_a_terminal_says_to_use_password_stdin(runner: CliRunner, db: str) -> None:
     """Run from a script with nothing on standard input, the prompt reads nothing: click said "Aborted!"."""
     for command in (["admin", "create", "ana"], ["admin", "password", "ana"]):

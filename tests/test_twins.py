@@ -6,6 +6,7 @@ person's (found by a review; each test failed before its fix)."""
 from __future__ import annotations
 
 from clicktochat.consent import may_message
+from clicktochat.storedb import migrations
 from conftest import WhatsAppSetup, connect_db
 from test_notifications import API
 from test_optin_pages import double_form, entries, post
@@ -128,12 +129,10 @@ def test_migration_16_merges_the_twin_into_the_e164_conversation(whatsapp: Whats
         db.execute("INSERT INTO conversations (number_id, business_id, wa_id, user_id, created_at, last_message_at)"
                    " VALUES (?, ?, '5215599999999', 'MX.one', 0, 1), (?, ?, '525599999999', 'MX.two', 0, 1)",
                    (whatsapp.number_id, whatsapp.business_id) * 2)  # fmt: skip
-        if postgres:
-            db.execute("DELETE FROM schema_version WHERE version >= 16")
-        else:
-            db.execute("PRAGMA user_version = 15")
         db.commit()
-    whatsapp.run(whatsapp.service.store.migrate())
+    (script,) = [sql for number, sql in migrations("migrations_pg" if postgres else "migrations") if number == 16]
+    with connect_db(db_path) as db:  # as `migrate` runs it on a database left at schema 15
+        db.executescript(script)
     with connect_db(db_path) as db:
         rows = db.execute("SELECT id, wa_id, user_id, name, created_at, last_message_at FROM conversations"
                           " ORDER BY wa_id").fetchall()  # fmt: skip

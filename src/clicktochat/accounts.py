@@ -29,6 +29,9 @@ HASHER = PasswordHasher()  # argon2id with the library's current recommended par
 _DUMMY_HASH = HASHER.hash("not a password of anyone")
 
 
+ROLES = ("owner", "agent")
+
+
 def check_username(username: str) -> str:
     if not USERNAME_PATTERN.fullmatch(username):
         raise InvalidInput(
@@ -45,13 +48,34 @@ def check_password(password: str) -> str:
     return password
 
 
-async def create_admin(store: Store, username: str, password: str) -> Admin:
+async def check_role(store: Store, role: str, business_id: int | None) -> None:
+    """An owner may do everything, so only an agent has a business to keep to (which must exist)."""
+    if role not in ROLES:
+        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    if business_id is not None and role != "agent":
+        raise InvalidInput("business", "only an agent keeps to one business: an owner sees them all")
+    if business_id is not None and await store.business(business_id) is None:
+        raise InvalidInput("business", f"there is no business {business_id}")
+
+
+async def create_admin(store: Store, username: str, password: str, role: str = "owner",
+                       business_id: int | None = None) -> Admin:  # fmt: skip
     check_username(username)
+    await check_role(store, role, business_id)
     hashed = await run_in_threadpool(HASHER.hash, check_password(password))
     try:
-        return await store.add_admin(username, hashed)
+        return await store.add_admin(username, hashed, role, business_id)
     except sqlite3.IntegrityError:
         raise InvalidInput("username", f"{username!r} is already an admin") from None
+
+
+async def set_role(store: Store, username: str, role: str, business_id: int | None) -> Admin:
+    """Make someone an owner or an agent; it holds from their next page, no new sign-in needed."""
+    await check_role(store, role, business_id)
+    found = await store.set_admin_role(username, role, business_id)
+    if found is None:
+        raise InvalidInput("username", f"there is no admin {username!r}")
+    return found
 
 
 async def set_password(store: Store, username: str, password: str) -> None:

@@ -190,8 +190,10 @@ async def check_post(request: Request, keys: list[str], upload_limit: int = 0, s
     return form
 
 
-def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], Awaitable[Response]]:
-    """Signed in, or sent to the sign-in page; POSTs checked for their CSRF token."""
+def admin_page(handler: Handler, upload_limit: int = 0, agents: bool = False
+               ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+    """Signed in, or sent to the sign-in page; POSTs checked for their CSRF token. An owner's
+    page unless `agents`: an agent is refused it (and sent from the home page to the conversations)."""
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -202,6 +204,10 @@ def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], A
         if admin is None:
             return to_login(request)
         request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
+        if not (agents or admin.owner):
+            if request.url.path == "/admin/" and request.method == "GET":
+                return see_other("/admin/conversations")
+            raise Forbidden("This page is for the business's owners: your account answers conversations.")
         cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
         page = Page(request, service, admin, csrf_token(keys, cookie, session))
         if request.method == "POST":
@@ -213,6 +219,11 @@ def admin_page(handler: Handler, upload_limit: int = 0) -> Callable[[Request], A
         return response
 
     return endpoint
+
+
+def agent_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A page agents may use as well as owners: the conversations, signing out."""
+    return admin_page(handler, agents=True)
 
 
 def to_login(request: Request) -> Response:
@@ -274,7 +285,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@admin_page
+@agent_page
 async def logout(request: Request, page: Page) -> Response:
     await end_session(page.service.store, page.service.signer.keys, request.cookies.get(SESSION_COOKIE, ""))
     response = see_other("/admin/login", "signed-out")
@@ -407,7 +418,7 @@ def _id(request: Request, name: str) -> int:
         raise NotFound("There is nothing at this address.") from None
 
 
-@admin_page
+@agent_page
 async def not_found(request: Request, page: Page) -> Response:
     """Unknown dashboard addresses: strangers are sent to sign in before learning anything."""
     raise NotFound("There is no dashboard page at this address.")

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import BOTH, Page, _id, _int, admin_page, render, see_other
+from .admin import BOTH, Page, _id, _int, admin_page, agent_page, render, see_other
 from .agents import Business
 from .channels import display_phone
 from .chatstore import ChatStart, Conversation
@@ -169,21 +169,24 @@ def row(view: ConversationView, businesses: dict[int, Business], agents: dict[in
     }  # fmt: skip
 
 
-@admin_page
+@agent_page
 async def conversations_page(request: Request, page: Page) -> Response:
     service, params = page.service, request.query_params
     filters = {k: params.get(k, "").strip() for k in ("business", "agent", "open", "offset")}
     errors: list[FieldError] = []
+    kept_to = page.admin.business_id  # an agent of one business sees its conversations only
     try:
         business = _int(filters["business"], "business") if filters["business"] else None
         agent = _int(filters["agent"], "agent") if filters["agent"] else None
         offset = _int(filters["offset"], "offset") if filters["offset"] else 0
     except InvalidInput as exc:
         errors, business, agent, offset = exc.errors, None, None, 0
+    if kept_to is not None:
+        business = kept_to
     only_open = filters["open"] == "true"
     views = await service.whatsapp.conversations(business, agent, only_open, PAGE_SIZE, min(offset, 10**9))
-    businesses = {b.id: b for b in await service.store.businesses()}
-    all_agents = await service.store.agents()
+    businesses = {b.id: b for b in await service.store.businesses() if kept_to in (None, b.id)}
+    all_agents = await service.store.agents(kept_to)
     agents = {a.id: a.name for a in all_agents}
     now = int(service.whatsapp.clock())
     rows = [row(v, businesses, agents, now) for v in views]
@@ -198,11 +201,15 @@ async def conversations_page(request: Request, page: Page) -> Response:
     )  # fmt: skip
 
 
-@admin_page
+@agent_page
 async def conversation_page(request: Request, page: Page) -> Response:
     whatsapp, conversation_id = page.service.whatsapp, _id(request, "conversation_id")
     errors: list[FieldError] = []
     status, conflict = 200, None
+    if page.admin.business_id is not None:  # an agent of another business: as if there were none
+        found = await whatsapp.chats.conversation(conversation_id)
+        if found is None or found.business_id != page.admin.business_id:
+            raise NotFound(f"There is no conversation {conversation_id}.")
     if request.method == "POST":
         try:
             await whatsapp.reply(conversation_id, page.form.get("text", ""), page.form.get("idempotency_key") or None)

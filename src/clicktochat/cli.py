@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, database
-from .accounts import check_password, check_username, create_admin, set_password
+from .accounts import ROLES, check_password, check_username, create_admin, set_password, set_role
 from .database import is_postgres, redacted, scrubbed
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
@@ -342,20 +342,48 @@ def _checked_password(value: str) -> str:
         raise click.BadParameter(f"the password {exc.errors[0].reason}") from None
 
 
+role_option = click.option("--role", type=click.Choice(ROLES), default="owner", show_default=True,
+                           help="owner: everything; agent: the conversations only, to answer customers.")
+business_option = click.option("--business", "business_id", type=int,
+                               help="An agent's one business: they see its conversations only.")
+
+
+def role_words(role: str, business_id: int | None) -> str:
+    if role == "owner":
+        return "an owner (everything)"
+    return "an agent (conversations" + (f" of business {business_id})" if business_id is not None else ")")
+
+
 @admin_group.command("create")
 @common_options
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
-def admin_create(db: str | None, base_url: str | None, username: str, password_stdin: bool) -> None:
-    """Add an admin; the password is asked for (at least 10 characters) and kept as an argon2 hash."""
+@role_option
+@business_option
+def admin_create(db: str | None, base_url: str | None, username: str, password_stdin: bool, role: str,
+                 business_id: int | None) -> None:  # fmt: skip
+    """Add someone who signs in to the dashboard; the password is asked for (at least 10
+    characters) and kept as an argon2 hash. Owners may do everything; agents answer conversations."""
     check_username_flag(username)
     password = read_password(password_stdin)
 
     async def work(service: Service) -> str:
-        made = await create_admin(service.store, username, password)
-        return f"Admin {made.username} can now sign in at {service.base_url}/admin/"
+        made = await create_admin(service.store, username, password, role, business_id)
+        who = f"Admin {made.username}" if made.owner else f"{made.username}, {role_words(made.role, made.business_id)},"
+        return f"{who} can now sign in at {service.base_url}/admin/"
 
     click.echo(run_with_service(db, base_url, work))
+
+
+@admin_group.command("role")
+@common_options
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@business_option
+def admin_role(db: str | None, base_url: str | None, username: str, role: str, business_id: int | None) -> None:
+    """Make someone an owner or an agent (of one business with --business); it holds from their next page."""
+    found = run_with_service(db, base_url, lambda s: set_role(s.store, username, role, business_id))
+    click.echo(f"{found.username} is now {role_words(found.role, found.business_id)}.")
 
 
 def check_username_flag(username: str) -> None:
@@ -382,9 +410,11 @@ def admin_password(db: str | None, base_url: str | None, username: str, password
 def admin_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     """List admins and when they last signed in."""
     found = run_with_service(db, base_url, lambda s: s.store.admins())
-    rows = [{"id": a.id, "username": a.username, "created_at": timestamp(a.created_at),
-             "last_login_at": timestamp(a.last_login_at)} for a in found]  # fmt: skip
-    print_json(rows) if as_json else print_table(rows, ["id", "username", "created_at", "last_login_at"])
+    rows = [{"id": a.id, "username": a.username, "role": a.role, "business_id": a.business_id,
+             "created_at": timestamp(a.created_at), "last_login_at": timestamp(a.last_login_at)}
+            for a in found]  # fmt: skip
+    columns = ["id", "username", "role", "business_id", "created_at", "last_login_at"]
+    print_json(rows) if as_json else print_table(rows, columns)
 
 
 @admin_group.command("remove")

@@ -46,13 +46,22 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class Admin:
+    """Someone who signs in to the dashboard: an owner may do everything, an agent answers the
+    conversations (of `business_id`'s numbers only, when it is set)."""
+
     id: int
     username: str
     created_at: int
     last_login_at: int | None
+    role: str = "owner"
+    business_id: int | None = None
+
+    @property
+    def owner(self) -> bool:
+        return self.role == "owner"
 
 
-ADMIN_COLUMNS = "id, username, created_at, last_login_at"
+ADMIN_COLUMNS = "id, username, created_at, last_login_at, role, business_id"
 
 
 
@@ -145,15 +154,24 @@ class Store(ClickStore):
 
     # -- admins and their sessions ----------------------------------------------------
 
-    async def add_admin(self, username: str, password_hash: str) -> Admin:
+    async def add_admin(self, username: str, password_hash: str, role: str = "owner",
+                        business_id: int | None = None) -> Admin:  # fmt: skip
         now = int(time.time())
         async with self.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?) RETURNING id",
-                (username, password_hash, now),
-            )
+                "INSERT INTO admins (username, password_hash, created_at, role, business_id) VALUES (?, ?, ?, ?, ?)"
+                " RETURNING id", (username, password_hash, now, role, business_id),
+            )  # fmt: skip
             admin_id = await _returned_id(cursor)
-        return Admin(admin_id, username, now, None)
+        return Admin(admin_id, username, now, None, role, business_id)
+
+    async def set_admin_role(self, username: str, role: str, business_id: int | None) -> Admin | None:
+        """A new role takes effect at the admin's next request (sessions read it each time)."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE admins SET role = ?, business_id = ? WHERE lower(username) = lower(?)",
+                             (role, business_id, username))  # fmt: skip
+        found = await self.admin_password(username)
+        return found[0] if found else None
 
     async def admins(self) -> list[Admin]:
         return [Admin(*row) for row in await self._all(f"SELECT {ADMIN_COLUMNS} FROM admins ORDER BY id")]
@@ -163,7 +181,7 @@ class Store(ClickStore):
         row = await self._one(
             f"SELECT {ADMIN_COLUMNS}, password_hash FROM admins WHERE lower(username) = lower(?)", (username,)
         )
-        return (Admin(*row[:4]), row[4]) if row else None
+        return (Admin(*row[:6]), row[6]) if row else None
 
     async def set_admin_password(self, admin_id: int, password_hash: str, end_sessions: bool = False) -> None:
         async with self.transaction() as db:
