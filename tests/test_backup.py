@@ -269,6 +269,44 @@ def test_backup_into_a_folder_names_the_copy_and_never_overwrites_other_files(db
     assert not (tmp_path / "nothing.db").exists()
 
 
+def test_backup_never_replaces_a_live_database_or_another_applications(db: Path, tmp_path: Path) -> None:
+    """Found by a review: `backup` replaced a running server's database (its -wal then replayed
+    into the copy) and any application's SQLite file, keeping nothing of either."""
+    live = tmp_path / "prod" / "clicktochat.db"
+    live.parent.mkdir()
+    made(live, "prod-only")
+    refused = cli("backup", str(live), "--db", str(db))
+    assert refused.exit_code == 1 and "is a database clicktochat opens, not a backup" in refused.stderr
+    assert "restore" in refused.stderr and slugs(live) == {"prod-only"}
+    other = tmp_path / "notes.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE precious (x)")
+        connection.execute("INSERT INTO precious VALUES ('keep me')")
+    refused = cli("backup", str(other), "--db", str(db))
+    assert refused.exit_code == 1 and "not a clicktochat backup" in refused.stderr
+    assert rows(other, "SELECT x FROM precious") == [("keep me",)]
+
+
+def test_a_restore_never_brings_back_someone_erased_after_the_backup(db: Path, tmp_path: Path) -> None:
+    """Found by a review: restoring a backup taken before an erasure brought the person back, opted
+    in, with nothing said. The replaced database's opt-out markers name who to erase again."""
+    assert cli("business", "add", "Forno", "--db", str(db)).exit_code == 0
+    for phone in ("+39 347 123 4567", "+39 347 765 4321"):
+        added = cli("optin", "add", phone, "--topic", "orders", "--text", "Order updates", "--version", "1",
+                    "--db", str(db))  # fmt: skip
+        assert added.exit_code == 0, added.output
+    copy = tmp_path / "before.db"
+    assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
+    assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
+    restored = cli("restore", str(copy), "--db", str(db))
+    assert restored.exit_code == 0, restored.output
+    assert "Erased again: 1 number or user id erased after this backup was taken" in restored.stdout
+    assert rows(db, "SELECT phone, state, source FROM consents ORDER BY phone, id") == [
+        ("393471234567", "out", "erase"), ("393477654321", "in", "cli")]  # fmt: skip
+    again = cli("restore", str(copy), "--db", str(db))  # once more: the replaced one had the marker again
+    assert again.exit_code == 0 and "Erased again: 1" in again.stdout
+
+
 # -- the lock: what restore tells "in use" by ------------------------------------------------
 
 

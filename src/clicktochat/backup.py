@@ -6,18 +6,20 @@ transaction), and `PRAGMA integrity_check` reads every page of the copy before i
 A restore refuses while anything holds the database (see `dblock`), checks the backup (a
 clicktochat database, sound, of a schema this version knows) on a copy next to the database,
 moves the current file aside (with its -wal, so nothing in it is lost) and puts the copy in its
-place. The server brings an older schema up to date when it starts, as after any upgrade."""
+place. The server brings an older schema up to date when it starts, as after any upgrade.
+A restore reports who was erased since the backup was taken (the replaced database's opt-out
+markers), for `clicktochat restore` to erase them again: an erasure is for ever."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 from contextlib import closing, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .dblock import DatabaseLock
+from .dblock import DatabaseLock, lock_path
 from .journal import drain_file, journal_dir
 from .storedb import made_by_newer, migrations, private
 
@@ -42,6 +44,17 @@ class Restored:
     backup: Checked
     db: Path
     aside: Path | None  # where the database that was replaced now is
+    erased_since: list[str] = field(default_factory=list)  # numbers and user ids to erase again
+
+
+def erased_people(db: Path) -> set[str]:
+    """The numbers and user ids an erasure's opt-out marker names (`customerstore.erase_customer`)."""
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT phone, user_id FROM consents WHERE source = 'erase'").fetchall()
+    except sqlite3.Error:  # a database from before the consents (migration 005): nobody erased
+        return set()
+    return {value for row in rows for value in row if value}
 
 
 def latest_schema() -> int:
@@ -74,6 +87,11 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
             raise BackupError(f"{target} is the database itself: give another file or a folder")
         if not is_sqlite(target):
             raise BackupError(f"{target} exists and is not an SQLite database: not overwriting it")
+        if lock_path(target).exists() or Path(f"{target}-wal").exists():  # a backup never had either
+            raise BackupError(f"{target} is a database clicktochat opens, not a backup: not overwriting it "
+                              "(to put a backup in a database's place, use clicktochat restore)")  # fmt: skip
+        if not _ours(target):
+            raise BackupError(f"{target} is an SQLite database, but not a clicktochat backup: not overwriting it")
     if not target.parent.is_dir():
         raise BackupError(f"the folder {target.parent} does not exist")
     partial = target.with_name(target.name + ".partial")
@@ -112,6 +130,8 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
             _sync(incoming)
+            # People erased after the backup was taken are in it again: the CLI erases them anew.
+            lost = sorted(erased_people(db) - erased_people(incoming)) if db.exists() else []
             journal = journal_dir(db)  # what a killed server left in its journal goes with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
             if journal.is_dir():
@@ -124,7 +144,7 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             _remove(incoming)
     if aside is not None:
         _tidy(aside)
-    return Restored(Checked(source, checked.size, checked.schema), db, aside)
+    return Restored(Checked(source, checked.size, checked.schema), db, aside, lost)
 
 
 def _remove(path: Path) -> None:
@@ -154,6 +174,16 @@ def check(path: Path, shown: Path | None = None) -> Checked:
     if schema > latest_schema():
         raise BackupError(f"{name} was {made_by_newer(schema, latest_schema())}")
     return Checked(path, path.stat().st_size, int(schema))
+
+
+def _ours(path: Path) -> bool:
+    """A clicktochat database (damaged or not): an older backup, fine to replace."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return set(REQUIRED_TABLES) <= tables
 
 
 def is_sqlite(path: Path) -> bool:

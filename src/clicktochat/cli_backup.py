@@ -83,8 +83,30 @@ def restore_command(db: str | None, path: Path) -> None:
         if segments(journal_dir(done.aside)):
             click.echo(f"Webhook bodies its server had not moved yet are in {journal_dir(done.aside)}: "
                        f"`clicktochat backup COPY --db {done.aside}` moves them into it, and copies it")  # fmt: skip
-    if done.backup.schema < latest_schema():
+    if done.erased_since:
+        erase_again(target, done.erased_since)
+    elif done.backup.schema < latest_schema():
         click.echo(f"The server brings it from schema {done.backup.schema} to {latest_schema()} when it starts")
+
+
+def erase_again(db: Path, people: list[str]) -> None:
+    """Who was erased after the backup was taken is in it again: erased anew (the database is
+    brought up to date first, as the server would), so that a restore never undoes an erasure."""
+    from . import customers  # the WhatsApp side, only when someone must be erased
+    from .service import Service
+
+    async def work() -> None:
+        service = await Service.open(Settings.from_env(db=str(db)), upgrade=True)
+        try:
+            for person in people:
+                await customers.erase(service, person)
+        finally:
+            await service.close()
+
+    asyncio.run(work())
+    click.echo(f"Erased again: {len(people)} number{'s' * (len(people) != 1)} or user id"
+               f"{'s' * (len(people) != 1)} erased after this backup was taken (the replaced database kept "
+               "their opt-out markers); the restored database is at the current schema")  # fmt: skip
 
 
 @click.group("db")
