@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
 from .journal import journal_dir, segments
-from .settings import Settings
+from .settings import Settings, well_formed
 from .store import Store
 from .storedb import OlderSchema
 
@@ -54,6 +55,7 @@ def backup_command(db: str | None, path: str) -> None:
     replaced once the new one is checked."""
     source = database(db, "Back it up with PostgreSQL's own tool: pg_dump --format=custom --file=clicktochat.dump "
                           "'postgresql://...'")  # fmt: skip
+    no_url(path, "PATH", "a file or a folder to copy the database to")
     try:
         made = backup(source, Path(path), folder=path.endswith(("/", os.sep)))
     except BackupError as exc:
@@ -61,16 +63,23 @@ def backup_command(db: str | None, path: str) -> None:
     click.echo(f"Backed up {source} to {made.path} ({size(made.size)}, schema {made.schema}, integrity checked)")
 
 
+def no_url(value: str, name: str, wanted: str) -> None:
+    """A URL where a file goes: refused without repeating it (it may hold a password)."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise click.ClickException(f"{name} is {wanted}, not a URL")
+
+
 @click.command("restore")
 @db_option
-@click.argument("path", type=click.Path(path_type=Path))
-def restore_command(db: str | None, path: Path) -> None:
+@click.argument("path")
+def restore_command(db: str | None, path: str) -> None:
     """Replace the database with the backup at PATH, after checking it. Stop the server first:
     this refuses while anything has the database open. The replaced database is kept beside it."""
     target = database(db, "Stop the servers, then restore a pg_dump with PostgreSQL's own tool: pg_restore --clean "
                           "--if-exists --dbname='postgresql://...' clicktochat.dump")  # fmt: skip
+    no_url(path, "PATH", "the backup file to restore")
     try:
-        done = restore(path, target)
+        done = restore(Path(path), target)
     except InUse as exc:
         raise click.ClickException(f"{exc}: stop it first (systemctl stop clicktochat, docker compose stop, "
                                    "or Ctrl-C), then restore") from None  # fmt: skip
@@ -151,16 +160,20 @@ def db_upgrade(db: str | None) -> None:
 
 
 @db_group.command("copy")
-@click.option("--from", "source", type=click.Path(path_type=Path), default=None,
+@click.option("--from", "given", default=None,
               help="The SQLite database to copy [default: CLICKTOCHAT_DB, else clicktochat.db].")  # fmt: skip
 @click.option("--to", "target", required=True,
               help="An empty PostgreSQL database: postgresql://user:password@host:5432/name.")
-def db_copy(source: Path | None, target: str) -> None:
+def db_copy(given: str | None, target: str) -> None:
     """Copy every table of a SQLite database into an empty PostgreSQL database, check it (rows and
     totals of every table, compared before the copy is committed), and print the comparison.
     Stop the server first (the copy refuses while it runs); start it again with --db TARGET."""
-    if source is None:
-        source = database(None, "Give the SQLite file to copy with --from.")
+    if given is not None:
+        no_url(given, "--from", "the SQLite file to copy (into PostgreSQL, with --to)")
+    source = Path(given) if given is not None else database(None, "Give the SQLite file to copy with --from.")
+    if not is_postgres(target) or not well_formed(target):  # never repeated: it may hold a password
+        raise click.ClickException("--to must be a PostgreSQL URL, postgresql://user:password@host:5432/name, its "
+                               "password percent-encoded (@ is %40, # is %23, / is %2F, : is %3A, % is %25)")
     shown = redacted(target)
     try:
         done = copy(source, target)

@@ -89,7 +89,8 @@ def copy(source: Path, target: str) -> Copied:
     """Copy the SQLite database `source` into the PostgreSQL database at `target`; CopyError for
     anything the person can act on (a running server, a non-empty target, a newer source)."""
     if not is_postgres(target):
-        raise CopyError(f"--to must be a PostgreSQL URL (postgresql://user:password@host:5432/name), not {target}")
+        raise CopyError("--to must be a PostgreSQL URL (postgresql://user:password@host:5432/name)")  # not shown:
+        # whatever was given may hold a password
     before = _source_schema(source)
     try:
         import psycopg
