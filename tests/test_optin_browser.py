@@ -20,6 +20,7 @@ from clicktochat.keys import create_api_key
 from clicktochat.optins import Optins
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from test_admin_browser import CONTRAST
 from test_e2e import free_port, server
 from test_widget_browser import Site, Visit, module_database, page_server
 
@@ -114,6 +115,36 @@ def test_opt_in_through_the_widget_panel_in_two_languages(browser: Browser, site
         assert (entry["source"], entry["topic"], entry["state"]) == ("widget", "offers", "in")
         assert entry["consent_text"] == WORDING[lang] and entry["consent_version"] == "1"
         assert entry["proof"]["widget"] == "shop" and entry["proof"]["page"] == f"{site.pages}/products/cassata"
+
+
+def test_the_panel_says_its_language_when_the_form_has_none_in_the_widgets(browser: Browser, site: Site) -> None:
+    """Found by a review: on an Arabic page the form's English sat in the widget's lang="ar"
+    dir="rtl" box, read out by screen readers as Arabic. It says lang="en" now; in the widget's
+    own language it says nothing more."""
+    for lang, speaks in (("ar", ("en", "auto")), ("it", (None, None))):
+        v = Visit(browser, site)
+        try:
+            v.open(w="shop", lang=lang)
+            v.shadow(".launcher").click()
+            expect(v.shadow(".updates")).to_be_visible()
+            section = v.shadow("section.optin")
+            assert (section.get_attribute("lang"), section.get_attribute("dir")) == speaks, lang
+        finally:
+            v.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_hosted_page_and_its_mistakes_are_readable(browser: Browser, site: Site, scheme: str) -> None:
+    """Found by a review: the button's white on green was 4.31:1, and in the dark the mistake
+    under the number 2.45:1 (the only word after a failed sign-up)."""
+    context = browser.new_context(color_scheme=scheme, locale="de-DE")
+    page = context.new_page()
+    page.goto(f"{site.base}/optin/dolce")
+    page.fill('input[name="phone"]', "12")
+    page.click("button[type=submit]")
+    expect(page.locator("#phone-error")).not_to_be_empty()
+    assert page.locator("body *").evaluate_all(CONTRAST) == [], scheme
+    context.close()
 
 
 def test_a_widget_without_the_panel_never_loads_it(browser: Browser, site: Site) -> None:

@@ -57,6 +57,9 @@ def test_the_page_speaks_the_visitors_language_and_preselects_their_country(what
     assert "Get updates on WhatsApp" in english.text and '<option value="US" selected>' in english.text
     assert 'name="website"' in english.text  # the honeypot
     assert whatsapp.client.get("/optin/nope").status_code == 404
+    gone = whatsapp.client.get("/optin/nope", headers={"Accept-Language": "de"})  # a removed form's poster
+    assert gone.status_code == 404 and "Hier gibt es kein Anmeldeformular" in gone.text  # was English (a review)
+    assert "There is no sign-up form" not in gone.text
 
 
 def test_an_opt_in_on_the_page_records_the_words_shown_and_the_proof(whatsapp: WhatsAppSetup) -> None:

@@ -98,6 +98,8 @@ export default ({ panel, handoff, el, id, config }) => {
         send.disabled = false;
       }
     });
-    panel.insertBefore(el("section", { class: "optin" }, toggle, fields, said), handoff);
+    // The form's words may be in another language than the widget's (a form with no Arabic): say so.
+    const speaks = shown.lang === config.lang ? {} : { lang: shown.lang, dir: "auto" };
+    panel.insertBefore(el("section", { class: "optin", ...speaks }, toggle, fields, said), handoff);
   }
 };

@@ -311,7 +311,8 @@ class Optins:
     async def form(self, slug: str) -> OptinForm:
         found = await self.chats.form(slug.lower()) if FORM_SLUG.fullmatch(slug.lower()) else None
         if found is None:
-            raise NotFound("There is no sign-up form here. Check the address, or ask the business for a new one.")
+            raise NotFound("There is no sign-up form here. Check the address, or ask the business for a new one.",
+                           says="no_form")  # in the visitor's language on the page
         return found
 
     async def save_form(self, values: dict[str, Any], form: OptinForm | None = None) -> OptinForm:

@@ -34,6 +34,7 @@ WORDS: dict[str, dict[str, str]] = {
         "title_429": "Please wait a moment", "title_500": "Something went wrong",
         "title_503": "Nobody can answer yet",
         "no_link": "There is no chat link here. Check the address, or ask the business for a new one.",
+        "no_form": "There is no sign-up form here. Check the address, or ask the business for a new one.",
         "no_page": "There is nothing at this address.",
         "bad_link": "This link is not valid. Check that it was copied completely.",
         "expired": "This chat link has expired.", "disabled": "This chat link has been turned off by the business.",
@@ -70,6 +71,7 @@ WORDS: dict[str, dict[str, str]] = {
         "title_429": "Attendi un momento", "title_500": "Qualcosa è andato storto",
         "title_503": "Ancora nessuno può rispondere",
         "no_link": "Qui non c'è nessun link per chattare. Controlla l'indirizzo o chiedine uno nuovo all'attività.",
+        "no_form": "Qui non c'è nessun modulo di iscrizione. Controlla l'indirizzo o chiedine uno nuovo all'attività.",
         "no_page": "A questo indirizzo non c'è niente.",
         "bad_link": "Questo link non è valido. Controlla che sia stato copiato per intero.",
         "expired": "Questo link per chattare è scaduto.",
@@ -106,6 +108,7 @@ WORDS: dict[str, dict[str, str]] = {
         "title_429": "Espera un momento", "title_500": "Algo ha salido mal",
         "title_503": "Todavía no puede responder nadie",
         "no_link": "Aquí no hay ningún enlace de chat. Revisa la dirección o pide uno nuevo al negocio.",
+        "no_form": "Aquí no hay ningún formulario de suscripción. Revisa la dirección o pide uno nuevo al negocio.",
         "no_page": "No hay nada en esta dirección.",
         "bad_link": "Este enlace no es válido. Comprueba que se haya copiado entero.",
         "expired": "Este enlace de chat ha caducado.", "disabled": "El negocio ha desactivado este enlace de chat.",
@@ -142,6 +145,7 @@ WORDS: dict[str, dict[str, str]] = {
         "title_429": "Aguarde um momento", "title_500": "Algo deu errado",
         "title_503": "Ninguém pode responder ainda",
         "no_link": "Não há nenhum link de conversa aqui. Confira o endereço ou peça um novo à empresa.",
+        "no_form": "Não há nenhum formulário de inscrição aqui. Confira o endereço ou peça um novo à empresa.",
         "no_page": "Não há nada neste endereço.",
         "bad_link": "Este link não é válido. Confira se foi copiado por inteiro.",
         "expired": "Este link de conversa expirou.", "disabled": "A empresa desativou este link de conversa.",
@@ -180,6 +184,8 @@ WORDS: dict[str, dict[str, str]] = {
         "title_500": "Etwas ist schiefgegangen", "title_503": "Noch kann niemand antworten",
         "no_link": "Hier gibt es keinen Chat-Link. Prüfen Sie die Adresse oder bitten Sie das Geschäft um einen "
         "neuen.",
+        "no_form": "Hier gibt es kein Anmeldeformular. Prüfen Sie die Adresse oder bitten Sie das Geschäft um ein "
+        "neues.",
         "no_page": "Unter dieser Adresse gibt es nichts.",
         "bad_link": "Dieser Link ist ungültig. Prüfen Sie, ob er vollständig kopiert wurde.",
         "expired": "Dieser Chat-Link ist abgelaufen.", "disabled": "Das Geschäft hat diesen Chat-Link abgeschaltet.",
@@ -220,6 +226,8 @@ WORDS: dict[str, dict[str, str]] = {
         "title_503": "Personne ne peut encore répondre",
         "no_link": "Il n'y a pas de lien de discussion ici. Vérifiez l'adresse ou demandez-en un nouveau au "
         "commerce.",
+        "no_form": "Il n'y a pas de formulaire d'inscription ici. Vérifiez l'adresse ou demandez-en un nouveau "
+        "au commerce.",
         "no_page": "Il n'y a rien à cette adresse.",
         "bad_link": "Ce lien n'est pas valide. Vérifiez qu'il a été copié en entier.",
         "expired": "Ce lien de discussion a expiré.", "disabled": "Le commerce a désactivé ce lien de discussion.",
