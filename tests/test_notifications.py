@@ -4,6 +4,8 @@ retries, idempotency, and the state as Meta reports it."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from clicktochat.message_templates import check_parameters, read_template, render
 from clicktochat.outbox import Pace
 from clicktochat.payloads import error
-from conftest import WhatsAppSetup
+from conftest import WhatsAppSetup, connect_db
 
 API = "/api/v1"
 PHONE = "393471234567"
@@ -75,6 +77,35 @@ def test_a_notification_needs_consent_for_its_topic_and_goes_out_once(whatsapp: 
     assert [n["id"] for n in listed] == [queued.json()["id"]]
     assert whatsapp.client.get(f"{API}/notifications", params={"state": "read"},
                                headers=whatsapp.auth).json()["notifications"] == []  # fmt: skip
+
+
+@pytest.mark.postgresql
+def test_one_key_sent_to_two_instances_at_once_is_one_notification(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: the same idempotency key posted to two instances at the same moment
+    was a 500 for one of them (the notification's outbox row was the other's). Another
+    instance's transaction holds the key; ours waits for it, then answers with its notification."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    key, now = f"notify:{whatsapp.business_id}:race", int(whatsapp.clock())
+    with connect_db(whatsapp.service.settings.db) as other, ThreadPoolExecutor(1) as thread:
+        other.execute("BEGIN")
+        (outbox_id,) = other.execute(
+            "INSERT INTO outbox (number_id, idempotency_key, payload, state, next_attempt_at, created_at)"
+            " VALUES (?, ?, '{}', 'queued', ?, ?) RETURNING id", (whatsapp.number_id, key, now, now)).fetchone()
+        (theirs,) = other.execute(
+            "INSERT INTO notifications (business_id, number_id, phone, topic, template, language, category, parameters,"
+            " idempotency_key, outbox_id, source, created_at) VALUES (?, ?, ?, 'orders', 'follow_up', 'en_US',"
+            " 'MARKETING', '[\"Giulia\", \"the blue sofa\"]', 'race', ?, 'api', ?) RETURNING id",
+            (whatsapp.business_id, whatsapp.number_id, PHONE, outbox_id, now)).fetchone()  # fmt: skip
+        ours = thread.submit(notify, whatsapp, idempotency_key="race")
+        for _ in range(3000):  # ours waits on the other's key (a lock), not on time: then the other commits
+            if other.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0]:
+                break
+            time.sleep(0.01)
+        other.execute("COMMIT")
+        answer = ours.result(timeout=60)
+    assert answer.status_code == 200 and answer.json()["id"] == theirs
+    assert len(whatsapp.client.get(f"{API}/notifications", headers=whatsapp.auth).json()["notifications"]) == 1
 
 
 @pytest.mark.parametrize(("fields", "field", "words"), [

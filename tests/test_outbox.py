@@ -231,6 +231,27 @@ def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsApp
     assert sorted(first + second) == rows  # each row once: none twice, none left behind
 
 
+def test_a_row_claimed_long_ago_and_taken_back_by_another_sender_goes_once(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review with two instances and a slow Meta: rows that waited in a batch for
+    twice the lease were taken back by the other instance's sender, and both sent them. A row
+    that waited half its lease is renewed just before it goes, or left to whoever took it."""
+    cid = conversation(whatsapp)
+    for n in range(2):
+        assert reply(whatsapp, cid, f"Risposta {n}", key=f"slow-{n}").status_code == 202
+    sender = whatsapp.service.whatsapp.sender
+    claimed_at = int(whatsapp.clock())
+    rows = whatsapp.run(whatsapp.service.whatsapp.chats.claim(claimed_at, sender.lease, 10))
+    assert len(rows) == 2  # this instance's batch, then held up (Meta slow to answer, a slow pace)
+    whatsapp.clock.move(2 * sender.lease + 1)
+    taken_back = rows[0]  # the other instance takes back the first (as its sender would, its lease over)
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.claim(int(whatsapp.clock()), sender.lease, 1))[0].id \
+        == taken_back.id  # fmt: skip
+    whatsapp.run(sender._batch(rows, asyncio.Semaphore(1), claimed_at=claimed_at))
+    assert [m.body["text"]["body"] for m in whatsapp.standin.sent] == ["Risposta 1"]  # its own, renewed
+    sender.pace.per_second = 0.4  # a claim takes what the pace sends in a quarter of the lease
+    assert sender.claim_size() == 6
+
+
 def sent_status(setup: WhatsAppSetup, wamid: str, callback: str) -> None:
     value = status_update(wamid=wamid, status="sent", timestamp=int(setup.clock()), recipient_id="393471234567",
                           biz_opaque_callback_data=callback)  # fmt: skip

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from clicktochat.app import App, create_app
+from clicktochat.demo import seed_demo
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.tokens import LinkSigner
@@ -290,6 +291,24 @@ def test_welcome_page_shows_the_demo(db_path: str) -> None:
         assert again.get("/").status_code == 200
         with connect_db(db_path) as conn:
             assert conn.execute("SELECT count(*) FROM agents").fetchone()[0] == agents == 2
+
+
+def test_two_instances_started_together_seed_the_demo_once(db_path: str) -> None:
+    """Found by a review: two `serve --demo` started together on an empty database both seeded
+    it (two shops), and the second stopped on its taken slugs."""
+    settings = Settings(db=db_path, base_url="http://127.0.0.1:8000", demo=True)
+
+    async def both() -> list[bool]:
+        first, second = await Service.open(settings), await Service.open(settings)
+        try:
+            return list(await asyncio.gather(seed_demo(first), seed_demo(second)))
+        finally:
+            await first.close()
+            await second.close()
+
+    assert sorted(asyncio.run(both())) == [False, True]
+    with connect_db(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM businesses").fetchone()[0] == 1
 
 
 def test_welcome_page_without_demo_says_how_to_start(client: TestClient) -> None:

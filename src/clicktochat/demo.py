@@ -12,7 +12,7 @@ DEMO_SLUGS = ("vetrina", "ordini", "torte")
 
 async def seed_demo(service: Service) -> bool:
     """Seed once per database; False if it was already there."""
-    if await service.store.get_meta("demo"):
+    if not await service.store.add_meta("demo", "null"):  # another instance, started with this one, seeds it
         await seed_demo_widget(service)  # databases seeded before widgets existed
         return False
     shop = await service.add_business("Pasticceria Dolce Vita", "Europe/Rome")

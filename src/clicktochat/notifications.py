@@ -111,6 +111,9 @@ class Notifications:
         made, created = await self.chats.queue_notification(
             number.business_id, number.id, phone, topic, found, values, key, source, payload, int(self.whatsapp.clock())
         )
+        if not created and (made.phone, made.topic, made.template, made.language, made.parameters) != (
+                phone, topic, template, language, values):  # the same key, at the same moment, from another instance
+            raise Conflict("This idempotency key was used for another notification.")
         self.whatsapp.sender.wake()
         return made, created
 

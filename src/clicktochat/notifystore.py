@@ -111,8 +111,12 @@ class NotificationStore(OutboxStore):
                 found = self._notification("n.business_id = ? AND n.idempotency_key = ?", (business_id, key))
                 if found is not None:
                     return found, False
-                row, _ = self._enqueue(db, number_id, None, f"notify:{business_id}:{key}", payload, None,
-                                       "template", now)  # fmt: skip
+                row, created = self._enqueue(db, number_id, None, f"notify:{business_id}:{key}", payload, None,
+                                             "template", now)  # fmt: skip
+                if not created:  # PostgreSQL: another instance queued this key since the look above
+                    found = self._notification("n.business_id = ? AND n.idempotency_key = ?", (business_id, key))
+                    if found is not None:
+                        return found, False
                 cursor = db.execute(
                     "INSERT INTO notifications (business_id, number_id, phone, topic, template, language, category,"
                     " parameters, idempotency_key, outbox_id, source, created_at)"

@@ -87,12 +87,18 @@ class Sender:
     def wake(self) -> None:
         self._wake.set()
 
+    def claim_size(self) -> int:
+        """Rows a claim takes: `CLAIM` per send at once, but no more than Meta's pace lets go in a
+        quarter of the lease (a slow number's rows would wait out their lease in the batch)."""
+        return max(1, min(CLAIM * self.concurrency, int(self.pace.per_second * self.lease / 4)))
+
     async def run_once(self) -> int:
-        """Claim up to `CLAIM` x `concurrency` due rows and send them, `concurrency` at a time
-        (a slow send holds up one slot, not the batch); returns how many were claimed."""
-        rows = await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency)
+        """Claim due rows (`claim_size`) and send them, `concurrency` at a time (a slow send
+        holds up one slot, not the batch); returns how many were claimed."""
+        now = int(self.clock())
+        rows = await self.chats.claim(now, self.lease, self.claim_size())
         if rows:
-            await self._batch(rows, asyncio.Semaphore(self.concurrency))
+            await self._batch(rows, asyncio.Semaphore(self.concurrency), claimed_at=now)
         return len(rows)
 
     async def drain(self) -> int:
@@ -105,9 +111,9 @@ class Sender:
         writes: set[asyncio.Task[None]] = set()  # what Meta took, being written while the next sends go
         claimed = 0
         try:
-            while rows := await self.chats.claim(int(self.clock()), self.lease, CLAIM * self.concurrency):
+            while rows := await self.chats.claim(now := int(self.clock()), self.lease, self.claim_size()):
                 claimed += len(rows)
-                batches.add(asyncio.create_task(self._batch(rows, slots, writes), name="clicktochat-send-batch"))
+                batches.add(asyncio.create_task(self._batch(rows, slots, writes, now), name="clicktochat-send-batch"))
                 if len(batches) >= 2:
                     done, batches = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
@@ -121,9 +127,10 @@ class Sender:
         return claimed
 
     async def _batch(self, rows: list[OutboxRow], slots: asyncio.Semaphore,
-                     writes: set[asyncio.Task[None]] | None = None) -> None:  # fmt: skip
-        """Send `rows`, `slots` at a time, then record what Meta took: awaited, or (`writes`)
-        as a task of its own, so that the caller's next batch need not wait for the database."""
+                     writes: set[asyncio.Task[None]] | None = None, claimed_at: int | None = None) -> None:  # fmt: skip
+        """Send `rows` (claimed at `claimed_at`), `slots` at a time, then record what Meta took:
+        awaited, or (`writes`) as a task of its own, so the caller's next batch need not wait."""
+        claimed_at = int(self.clock()) if claimed_at is None else claimed_at
         keys = self.keys()
         reasons = await self.check(rows)  # all rows at once: one hop to the database, not one per row
         sent: list[tuple[int, str, int]] = []
@@ -136,7 +143,7 @@ class Sender:
                 elif reason is not None:
                     await self.chats.give_up(row.id, "cancelled", None, reason)
                 else:
-                    await self._send(row, key, sent)
+                    await self._send(row, key, sent, claimed_at)
 
         try:
             await asyncio.gather(*(one(row, reason) for row, reason in zip(rows, reasons, strict=True)))
@@ -146,10 +153,16 @@ class Sender:
             else:
                 writes.add(asyncio.create_task(self.chats.sent_many(sent), name="clicktochat-sent"))
 
-    async def _send(self, row: OutboxRow, key: NumberKeys, sent: list[tuple[int, str, int]]) -> None:
+    async def _send(self, row: OutboxRow, key: NumberKeys, sent: list[tuple[int, str, int]], claimed_at: int) -> None:
         wait = self.pace.delay(row.number_id, time.monotonic())
         if wait > 0:
             await asyncio.sleep(wait)
+        # A row that waited half its lease (a slow Meta, a slow pace) is kept for another lease
+        # first; if another sender took it back meanwhile (or a status showed it went), it is
+        # theirs: sent once, never twice (found by a review, with two instances and a slow Meta).
+        now = int(self.clock())
+        if now >= claimed_at + self.lease / 2 and not await self.chats.renew(row.id, row.attempts, now + self.lease):
+            return
         try:
             wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
         except GraphError as error:

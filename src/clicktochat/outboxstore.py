@@ -111,6 +111,18 @@ class OutboxStore(ChatDB):
 
         return await self.run(claimed)
 
+    async def renew(self, outbox_id: int, attempts: int, lease_until: int) -> bool:
+        """Keep a claimed row for longer; False if it is no longer this claim's (`attempts`, which
+        every claim counts up, tells one claim from the next): taken back, or marked sent."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                cursor = db.execute("UPDATE outbox SET lease_until = ? WHERE id = ? AND state = 'sending'"
+                                    " AND attempts = ?", (lease_until, outbox_id, attempts))  # fmt: skip
+                return cursor.rowcount == 1
+
+        return await self.run(work)
+
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
         await self.sent_many([(outbox_id, wamid, now)])
 

@@ -95,6 +95,13 @@ class Store(ClickStore):
                 (key, value),
             )
 
+    async def add_meta(self, key: str, value: str) -> bool:
+        """Set `key` only if nothing has: True for the one caller (of any instance) that did."""
+        async with self.transaction() as db:
+            cursor = await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                      (key, value))  # fmt: skip
+            return bool(cursor.rowcount == 1)
+
     async def routing_version(self) -> int:
         return int(await self.get_meta("routing_version") or 0)
 
