@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,7 @@ def made(db: Path, *slugs: str) -> None:
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as connection:
+    with closing(sqlite3.connect(db)) as connection:  # closed: an open reader keeps a -wal beside the file
         return list(connection.execute(sql))
 
 
@@ -276,8 +276,21 @@ def test_backup_never_replaces_a_live_database_or_another_applications(db: Path,
     live.parent.mkdir()
     made(live, "prod-only")
     refused = cli("backup", str(live), "--db", str(db))
-    assert refused.exit_code == 1 and "is a database clicktochat opens, not a backup" in refused.stderr
+    assert refused.exit_code == 1 and "is a clicktochat database, not a backup" in refused.stderr
     assert "restore" in refused.stderr and slugs(live) == {"prod-only"}
+    with DatabaseLock(live):  # a server running on it
+        refused = cli("backup", str(live), "--db", str(db))
+    assert refused.exit_code == 1 and "in use by a running clicktochat" in refused.stderr
+    nightly = tmp_path / "nightly.db"
+    assert cli("backup", str(nightly), "--db", str(db)).exit_code == 0
+    assert cli("link", "list", "--db", str(nightly)).exit_code == 0  # looked into (a database now, in WAL)
+    made(db, "later")
+    again = cli("backup", str(nightly), "--db", str(db))  # still a backup: replaced
+    assert again.exit_code == 0, again.output
+    assert "later" in slugs(nightly)
+    assert cli("restore", str(nightly), "--db", str(live)).exit_code == 0
+    assert rows(live, "SELECT value FROM meta WHERE key = 'backup'") == []  # a database again
+    assert cli("backup", str(live), "--db", str(db)).exit_code == 1
     other = tmp_path / "notes.sqlite"
     with sqlite3.connect(other) as connection:
         connection.execute("CREATE TABLE precious (x)")

@@ -12,6 +12,7 @@ markers), for `clicktochat restore` to erase them again: an erasure is for ever.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from contextlib import closing, suppress
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .dblock import DatabaseLock, lock_path
+from .dblock import DatabaseLock, InUse, lock_path
 from .journal import drain_file, journal_dir
 from .storedb import made_by_newer, migrations, private
 
@@ -87,11 +88,7 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
             raise BackupError(f"{target} is the database itself: give another file or a folder")
         if not is_sqlite(target):
             raise BackupError(f"{target} exists and is not an SQLite database: not overwriting it")
-        if lock_path(target).exists() or Path(f"{target}-wal").exists():  # a backup never had either
-            raise BackupError(f"{target} is a database clicktochat opens, not a backup: not overwriting it "
-                              "(to put a backup in a database's place, use clicktochat restore)")  # fmt: skip
-        if not _ours(target):
-            raise BackupError(f"{target} is an SQLite database, but not a clicktochat backup: not overwriting it")
+        _replaceable(target)
     if not target.parent.is_dir():
         raise BackupError(f"the folder {target.parent} does not exist")
     partial = target.with_name(target.name + ".partial")
@@ -99,6 +96,7 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
         drain_file(db)  # webhook bodies acknowledged to Meta and still in the journal belong in the copy
         with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as source:
             _copy(source, partial)
+        _mark(partial, json.dumps({"of": str(db), "at": stamp(now)}))
         checked = check(partial, shown=db)
         _sync(partial)
         os.replace(partial, target)
@@ -129,6 +127,7 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             except sqlite3.Error as exc:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
+            _mark(incoming, None)  # a database again, no longer a backup that `backup` may replace
             _sync(incoming)
             # People erased after the backup was taken are in it again: the CLI erases them anew.
             lost = sorted(erased_people(db) - erased_people(incoming)) if db.exists() else []
@@ -176,14 +175,40 @@ def check(path: Path, shown: Path | None = None) -> Checked:
     return Checked(path, path.stat().st_size, int(schema))
 
 
-def _ours(path: Path) -> bool:
-    """A clicktochat database (damaged or not): an older backup, fine to replace."""
+def _mark(path: Path, value: str | None) -> None:
+    """The `backup` key in a copy's meta table: what `backup` may write over (None: taken away)."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DELETE FROM meta WHERE key = 'backup'")
+        if value is not None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('backup', ?)", (value,))
+        db.commit()
+
+
+def _replaceable(target: Path) -> None:
+    """An earlier backup, which `backup` may write over: marked as one (or, from before the mark,
+    never opened as a database: still in rollback-journal mode), and nobody's database in use.
+    Never a live database (found by a review: a running server's file was replaced under it,
+    its -wal then replayed into the copy) nor another application's file."""
+    refusal = f"{target} is a clicktochat database, not a backup: not overwriting it (to put a backup in a " \
+              "database's place, stop its server and use clicktochat restore; to replace it anyway, delete it first)"
+    if Path(f"{target}-wal").exists():  # a backup has none: a database in use, or left by a crash
+        raise BackupError(refusal)
+    if lock_path(target).exists():
+        try:
+            DatabaseLock(target, exclusive=True).release()
+        except InUse:
+            raise BackupError(f"{target} is in use by a running clicktochat: not overwriting it") from None
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        with closing(sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            marked = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE key = 'backup'").fetchone()
+            (mode,) = db.execute("PRAGMA journal_mode").fetchone()
     except sqlite3.Error:
-        return False
-    return set(REQUIRED_TABLES) <= tables
+        tables, marked, mode = set(), None, ""
+    if not set(REQUIRED_TABLES) <= tables:
+        raise BackupError(f"{target} is an SQLite database, but not a clicktochat backup: not overwriting it")
+    if not marked and mode == "wal":
+        raise BackupError(refusal)
 
 
 def is_sqlite(path: Path) -> bool:
