@@ -127,7 +127,7 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             except sqlite3.Error as exc:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
-            _mark(incoming, None)  # a database again, no longer a backup that `backup` may replace
+            _mark(incoming, None)  # a database again (WAL, unmarked): no backup that `backup` may replace
             _sync(incoming)
             # People erased after the backup was taken are in it again: the CLI erases them anew.
             lost = sorted(erased_people(db) - erased_people(incoming)) if db.exists() else []
@@ -176,12 +176,15 @@ def check(path: Path, shown: Path | None = None) -> Checked:
 
 
 def _mark(path: Path, value: str | None) -> None:
-    """The `backup` key in a copy's meta table: what `backup` may write over (None: taken away)."""
+    """The `backup` key in a copy's meta table: what `backup` may write over (None: taken away, and
+    the file put in WAL mode, as a database the server runs on)."""
     with closing(sqlite3.connect(path)) as db:
         db.execute("DELETE FROM meta WHERE key = 'backup'")
         if value is not None:
             db.execute("INSERT INTO meta (key, value) VALUES ('backup', ?)", (value,))
         db.commit()
+        if value is None:
+            db.execute("PRAGMA journal_mode = WAL")  # as the server keeps it
 
 
 def _replaceable(target: Path) -> None:
