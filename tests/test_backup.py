@@ -320,6 +320,46 @@ def test_a_restore_never_brings_back_someone_erased_after_the_backup(db: Path, t
     assert again.exit_code == 0 and "Erased again: 1" in again.stdout
 
 
+def test_a_restore_erases_again_who_was_erased_before_and_after_the_backup(db: Path, tmp_path: Path) -> None:
+    """Found by a review: someone erased, back, backed up, then erased again was named by a marker
+    in both databases, and the restore brought back what they did in between. Markers are
+    compared by time; a user id a marker names is erased as one (a restore stopped with a
+    traceback on one that did not look like Meta's)."""
+    assert cli("business", "add", "Forno", "--db", str(db)).exit_code == 0
+
+    def opt_in(version: str) -> None:
+        added = cli("optin", "add", "+39 347 123 4567", "--topic", "orders", "--text", "Order updates", "--version",
+                    version, "--db", str(db))  # fmt: skip
+        assert added.exit_code == 0, added.output
+
+    opt_in("1")
+    assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
+    opt_in("2")  # they came back
+    copy = tmp_path / "between.db"
+    assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
+    assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
+    with closing(sqlite3.connect(db)) as live:  # an erasure of a user id of a form no rule of ours knows
+        live.execute("INSERT INTO consents (business_id, user_id, topic, state, at, source, wording)"
+                     " VALUES (1, 'it.7f3a-9c', '*', 'out', 2000000000, 'erase', 'Erased')")  # fmt: skip
+        live.commit()
+    restored = cli("restore", str(copy), "--db", str(db))
+    assert restored.exit_code == 0, restored.output
+    assert "Erased again: 2 numbers or user ids" in restored.stdout
+    assert ("393471234567", "in") not in rows(db, "SELECT phone, state FROM consents")
+    assert ("it.7f3a-9c", "out", "erase") in rows(db, "SELECT user_id, state, source FROM consents")
+
+
+def test_a_restore_over_a_damaged_database_warns_that_erasures_may_be_undone(db: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "backup.db"
+    assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
+    with db.open("r+b") as file:  # the header and the schema's page: nothing can be read
+        file.seek(100)
+        file.write(b"\xff" * 4000)
+    restored = cli("restore", str(copy), "--db", str(db))
+    assert restored.exit_code == 0, restored.output
+    assert "could not be read, so people erased since this backup was taken may be in it again" in restored.stderr
+
+
 # -- the lock: what restore tells "in use" by ------------------------------------------------
 
 

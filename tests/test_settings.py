@@ -5,7 +5,8 @@ from urllib.parse import quote
 
 import pytest
 
-from clicktochat.settings import Settings, documented_settings
+from clicktochat.graph import DEFAULT_TIMEOUT
+from clicktochat.settings import MIN_OUTBOX_LEASE, Settings, documented_settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -44,6 +45,15 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 def test_numbers_must_be_positive(name: str) -> None:
     with pytest.raises(ValueError, match=f"CLICKTOCHAT_{name} must be more than 0"):
         Settings.from_env({f"CLICKTOCHAT_{name}": "0"})
+
+
+def test_the_outbox_lease_outlasts_a_send_that_waits_for_meta() -> None:
+    """Found by a review: with a lease under the Graph API's timeout, a send still waiting for Meta
+    was taken back by another sender and sent twice."""
+    assert MIN_OUTBOX_LEASE / 2 + DEFAULT_TIMEOUT < 2 * MIN_OUTBOX_LEASE  # renewed at half, taken back at twice
+    with pytest.raises(ValueError, match="CLICKTOCHAT_OUTBOX_LEASE must be at least 20 seconds"):
+        Settings.from_env({"CLICKTOCHAT_OUTBOX_LEASE": "10"})
+    assert Settings.from_env({"CLICKTOCHAT_OUTBOX_LEASE": "20"}).outbox_lease == 20
 
 
 def test_secret_keys_stay_out_of_the_repr() -> None:

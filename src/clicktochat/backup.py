@@ -45,17 +45,38 @@ class Restored:
     backup: Checked
     db: Path
     aside: Path | None  # where the database that was replaced now is
-    erased_since: list[str] = field(default_factory=list)  # numbers and user ids to erase again
+    erased_since: list[Person] = field(default_factory=list)  # to erase again in the restored database
+    erasures_unread: bool = False  # the replaced database's markers could not be read (damaged)
 
 
-def erased_people(db: Path) -> set[str]:
-    """The numbers and user ids an erasure's opt-out marker names (`customerstore.erase_customer`)."""
+Person = tuple[str, str]  # ("phone", E.164 digits) or ("user_id", the id as Meta gave it)
+
+
+def erasures(db: Path) -> dict[Person, int] | None:
+    """Each number's and user id's last erasure, by the id of the opt-out marker it left
+    (`customerstore.erase_customer`: consents' ids only grow, so a backup holds none of the
+    markers made after it, even in the same second); None if the database cannot be read."""
     try:
         with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            rows = conn.execute("SELECT phone, user_id FROM consents WHERE source = 'erase'").fetchall()
-    except sqlite3.Error:  # a database from before the consents (migration 005): nobody erased
-        return set()
-    return {value for row in rows for value in row if value}
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "consents" not in tables:  # from before the consents (migration 005): nobody erased
+                return {}
+            rows = conn.execute("SELECT phone, user_id, max(id) FROM consents WHERE source = 'erase'"
+                                " GROUP BY phone, user_id").fetchall()  # fmt: skip
+    except sqlite3.Error:
+        return None
+    found: dict[Person, int] = {}
+    for phone, user_id, marker in rows:
+        for person in (("phone", phone), ("user_id", user_id)):
+            if person[1]:
+                found[person] = max(found.get(person, marker), marker)
+    return found
+
+
+def erased_since(replaced: dict[Person, int], restored: dict[Person, int]) -> list[Person]:
+    """Who was erased after the backup was taken: erased later in the replaced database than in
+    the backup, or not at all there (someone erased, back, then erased again is one of them)."""
+    return sorted(person for person, marker in replaced.items() if marker > restored.get(person, -1))
 
 
 def latest_schema() -> int:
@@ -130,7 +151,8 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             _mark(incoming, None)  # a database again (WAL, unmarked): no backup that `backup` may replace
             _sync(incoming)
             # People erased after the backup was taken are in it again: the CLI erases them anew.
-            lost = sorted(erased_people(db) - erased_people(incoming)) if db.exists() else []
+            replaced = erasures(db) if db.exists() else {}
+            lost = erased_since(replaced, erasures(incoming) or {}) if replaced is not None else []
             journal = journal_dir(db)  # what a killed server left in its journal goes with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
             if journal.is_dir():
@@ -143,7 +165,7 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             _remove(incoming)
     if aside is not None:
         _tidy(aside)
-    return Restored(Checked(source, checked.size, checked.schema), db, aside, lost)
+    return Restored(Checked(source, checked.size, checked.schema), db, aside, lost, replaced is None)
 
 
 def _remove(path: Path) -> None:

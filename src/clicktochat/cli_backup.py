@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .backup import BackupError, backup, latest_schema, restore
+from .backup import BackupError, Person, backup, latest_schema, restore
 from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
 from .dblock import InUse
@@ -92,30 +92,44 @@ def restore_command(db: str | None, path: str) -> None:
         if segments(journal_dir(done.aside)):
             click.echo(f"Webhook bodies its server had not moved yet are in {journal_dir(done.aside)}: "
                        f"`clicktochat backup COPY --db {done.aside}` moves them into it, and copies it")  # fmt: skip
+    if done.erasures_unread:
+        click.echo(f"Warning: the database it replaced could not be read, so people erased since this backup was "
+                   f"taken may be in it again: look for erasures (consents from source 'erase') in {done.aside} "
+                   "and erase them again with clicktochat customer erase", err=True)  # fmt: skip
     if done.erased_since:
         erase_again(target, done.erased_since)
     elif done.backup.schema < latest_schema():
         click.echo(f"The server brings it from schema {done.backup.schema} to {latest_schema()} when it starts")
 
 
-def erase_again(db: Path, people: list[str]) -> None:
+def erase_again(db: Path, people: list[Person]) -> None:
     """Who was erased after the backup was taken is in it again: erased anew (the database is
-    brought up to date first, as the server would), so that a restore never undoes an erasure."""
+    brought up to date first, as the server would), so that a restore never undoes an erasure.
+    Each person on their own: one that fails is said, and the others are still erased."""
     from . import customers  # the WhatsApp side, only when someone must be erased
     from .service import Service
 
-    async def work() -> None:
+    async def work() -> int:
+        failed = 0
         service = await Service.open(Settings.from_env(db=str(db)), upgrade=True)
         try:
-            for person in people:
-                await customers.erase(service, person)
+            for kind, value in people:
+                try:
+                    await customers.erase_person(service, *((value, None) if kind == "phone" else (None, value)))
+                except Exception as exc:  # noqa: BLE001 - said, and the next person still erased
+                    failed += 1
+                    click.echo(f"Could not erase a {kind.replace('_', ' ')} again: {exc}", err=True)
         finally:
             await service.close()
+        return failed
 
-    asyncio.run(work())
-    click.echo(f"Erased again: {len(people)} number{'s' * (len(people) != 1)} or user id"
-               f"{'s' * (len(people) != 1)} erased after this backup was taken (the replaced database kept "
-               "their opt-out markers); the restored database is at the current schema")  # fmt: skip
+    failed = asyncio.run(work())
+    n = len(people) - failed
+    click.echo(f"Erased again: {n} number{'s' * (n != 1)} or user id{'s' * (n != 1)} erased after this backup was "
+               "taken (the replaced database kept their opt-out markers); the restored database is at the current "
+               "schema")  # fmt: skip
+    if failed:
+        raise click.ClickException(f"{failed} could not be erased again: run clicktochat customer erase for each")
 
 
 @click.group("db")

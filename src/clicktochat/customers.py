@@ -51,7 +51,11 @@ async def export(service: Service, phone: str) -> dict[str, Any]:
 
 async def erase(service: Service, phone: str) -> dict[str, int]:
     """Delete everything about the number; returns what was deleted, per table."""
-    digits, user_id = who(service, phone)
+    return await erase_person(service, *who(service, phone))
+
+
+async def erase_person(service: Service, digits: str | None, user_id: str | None) -> dict[str, int]:
+    """`erase`, for a number's E.164 digits or a user id as stored (a restore's markers name both)."""
     await service.whatsapp.journal.drain()  # nothing about them may stay in the journal's files either
     # A body that names them may name others too: applied first, so that emptying it loses
     # nothing of theirs (what is about this person is then erased with the rest).

@@ -15,6 +15,8 @@ from .database import is_postgres, redacted
 
 ENV_PREFIX = "CLICKTOCHAT_"
 MIN_KEY_LENGTH = 32
+MIN_OUTBOX_LEASE = 20  # seconds: a send (at most graph.DEFAULT_TIMEOUT, 15 s) that starts before half the lease
+# has passed ends before another sender may take the row back (twice the lease): 10 + 15 < 40
 MAX_PORT = 65535
 
 
@@ -81,7 +83,7 @@ class Settings:
     )
     outbox_lease: int = setting(
         60, "Seconds a message being sent is held by one sender. After a crash it is sent again once twice this has "
-        "passed, unless a status from Meta (which names our row) has shown that it went out.",
+        "passed, unless a status from Meta (which names our row) has shown that it went out. At least 20.",
     )
     optin_confirmations_per_hour: int = setting(
         100, "Sign-ups one business's double opt-in forms take an hour, each of which may send a confirmation, "
@@ -114,6 +116,9 @@ class Settings:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
         if self.port > MAX_PORT:  # the OS would take it modulo 65,536, and links would carry the wrong one
             raise ValueError(f"{ENV_PREFIX}PORT must be a TCP port, 1 to {MAX_PORT}; {self.port} is not one")
+        if self.outbox_lease < MIN_OUTBOX_LEASE:
+            raise ValueError(f"{ENV_PREFIX}OUTBOX_LEASE must be at least {MIN_OUTBOX_LEASE} seconds, so that a send "
+                             "still waiting for Meta is never taken back and sent again")
         if any(len(key) < MIN_KEY_LENGTH for key in self.signing_keys):
             # A short key can be guessed offline from one link, and then any link forged.
             raise ValueError(
