@@ -38,6 +38,7 @@ def test_an_agent_answers_conversations_and_is_refused_everything_else(whatsapp:
     assert listed.status_code == 200 and f"/admin/conversations/{conversation}" in listed.text
     nav = re.search(r'<nav aria-label="Dashboard">(.*?)</nav>', listed.text, re.S)
     assert nav and re.findall(r'href="([^"]+)"', nav.group(1)) == ["/admin/conversations"]
+    assert 'href="/admin/whatsapp"' not in listed.text  # no link to a page that is a 403 (found by a new user)
     for path in OWNER_PAGES:
         refused = client.get(path)
         assert refused.status_code == 403, path
@@ -68,6 +69,15 @@ def test_an_agent_of_one_business_sees_only_its_conversations(whatsapp: WhatsApp
     own = client.get(f"/admin/conversations/{ours}")
     refused = client.post(f"/admin/conversations/{theirs}", data={**reply_form(own.text), "text": "Ciao Piero"})
     assert refused.status_code == 404 and whatsapp.send() == 0 and whatsapp.standin.sent == []
+
+
+def test_an_agent_whose_business_is_removed_is_told(whatsapp: WhatsAppSetup) -> None:
+    other = whatsapp.run(whatsapp.service.add_business("Forno Rossi", "Europe/Rome"))
+    client = sign_in(whatsapp, "marta", "agent", other.id)
+    assert "no longer exists" not in client.get("/admin/conversations").text
+    whatsapp.run(whatsapp.service.delete_business(other.id))
+    page = client.get("/admin/conversations")
+    assert page.status_code == 200 and f"answers for business {other.id}, which no longer exists" in page.text
 
 
 def test_owners_keep_every_page(whatsapp: WhatsAppSetup) -> None:

@@ -291,6 +291,9 @@ def test_backup_never_replaces_a_live_database_or_another_applications(db: Path,
     assert cli("restore", str(nightly), "--db", str(live)).exit_code == 0
     assert rows(live, "SELECT value FROM meta WHERE key = 'backup'") == []  # a database again
     assert cli("backup", str(live), "--db", str(db)).exit_code == 1
+    (aside,) = live.parent.glob("clicktochat.db.before-restore-*")  # and the one it replaced (found by a new user)
+    assert cli("backup", str(aside), "--db", str(db)).exit_code == 1 and slugs(aside) == {"prod-only"}
+    assert [p.name for p in live.parent.iterdir() if ".restoring" in p.name] == []  # nothing left behind
     other = tmp_path / "notes.sqlite"
     with sqlite3.connect(other) as connection:
         connection.execute("CREATE TABLE precious (x)")

@@ -522,6 +522,8 @@ def test_admin_roles_from_the_command_line(runner: CliRunner, db: str) -> None:
     listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)
     assert [(a["role"], a["business_id"]) for a in listed] == [("owner", None)]
     fails(invoke(runner, "admin", "role", "zed", "agent", "--db", db), 1, "there is no admin 'zed'")
+    widened = ok(invoke(runner, "admin", "role", "luca", "agent", "--db", db))  # no --business: every one, said
+    assert "luca is now an agent (conversations of every business)." in widened.stdout
 
 
 def test_admin_without_a_terminal_says_to_use_password_stdin(runner: CliRunner, db: str) -> None:

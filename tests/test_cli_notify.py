@@ -26,8 +26,9 @@ def db(db_path: str) -> str:
 def run(standin: GraphStandIn, db: str) -> Callable[..., Result]:
     runner = CliRunner()
 
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, [*args, "--db", db], env={"CLICKTOCHAT_GRAPH_URL": standin.url})  # type: ignore[attr-defined]
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli, [*args, "--db", db], input=input,
+                             env={"CLICKTOCHAT_GRAPH_URL": standin.url})  # type: ignore[attr-defined]
 
     assert invoke("business", "add", "Pasticceria Dolce Vita").exit_code == 0
     connected = invoke("whatsapp", "connect", "--phone-number-id", NUMBER.phone_number_id, "--waba-id",
@@ -93,6 +94,8 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     nowhere = run("customer", "export", "393471234567", "-o", str(tmp_path / "no-such-folder" / "g.json"))
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output and "Traceback" not in nowhere.output
     unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased
+    assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output
+    unasked = run("customer", "erase", "393471234567", input="y\n")  # a y piped in is no one answering
     assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output and "--yes" in unasked.output
     erased = run("customer", "erase", "393471234567", "--yes")
     assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output

@@ -195,6 +195,7 @@ async def conversations_page(request: Request, page: Page) -> Response:
     return show(
         page, "conversations.html", "conversations", 422 if errors else 200, errors, rows=rows, now=now,
         only_open=only_open, offset=offset, more=len(views) == PAGE_SIZE, kept=kept,
+        business_gone=kept_to is not None and kept_to not in businesses,
         business_options=[("", "all")] + [(b.id, b.name) for b in businesses.values()],
         agent_options=[("", "all")] + [(a.id, f"{a.name} ({businesses[a.business_id].name})"
                                         if a.business_id in businesses else a.name) for a in all_agents],

@@ -148,11 +148,11 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
             except sqlite3.Error as exc:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
             checked = check(incoming, shown=source)
-            _mark(incoming, None)  # a database again (WAL, unmarked): no backup that `backup` may replace
-            _sync(incoming)
             # People erased after the backup was taken are in it again: the CLI erases them anew.
             replaced = erasures(db) if db.exists() else {}
             lost = erased_since(replaced, erasures(incoming) or {}) if replaced is not None else []
+            _mark(incoming, None)  # a database again (WAL, unmarked): no backup that `backup` may replace
+            _sync(incoming)
             journal = journal_dir(db)  # what a killed server left in its journal goes with the database set aside
             aside = _move_aside(db, now) if db.exists() else None
             if journal.is_dir():
@@ -162,7 +162,8 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
         except OSError as exc:
             raise BackupError(f"cannot restore into {db}: {exc}") from None
         finally:
-            _remove(incoming)
+            for suffix in ("", "-wal", "-shm"):
+                _remove(Path(f"{incoming}{suffix}"))
     if aside is not None:
         _tidy(aside)
     return Restored(Checked(source, checked.size, checked.schema), db, aside, lost, replaced is None)
@@ -285,9 +286,10 @@ def _move_aside(db: Path, now: datetime | None) -> Path:
 
 
 def _tidy(aside: Path) -> None:
-    """Fold the set-aside database's -wal into it, so it is one file to keep (or to restore)."""
+    """Fold the set-aside database's -wal into it, so it is one file to keep (or to restore). It
+    stays in WAL mode: a database, which `backup` never writes over (found by a new user)."""
     with suppress(sqlite3.Error), closing(sqlite3.connect(aside)) as db:
-        db.execute("PRAGMA journal_mode = DELETE")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _sync(path: Path) -> None:

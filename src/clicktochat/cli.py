@@ -351,7 +351,7 @@ business_option = click.option("--business", "business_id", type=int,
 def role_words(role: str, business_id: int | None) -> str:
     if role == "owner":
         return "an owner (everything)"
-    return "an agent (conversations" + (f" of business {business_id})" if business_id is not None else ")")
+    return f"an agent (conversations of {'every business' if business_id is None else f'business {business_id}'})"
 
 
 @admin_group.command("create")

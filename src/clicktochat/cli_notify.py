@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import click
@@ -174,6 +175,8 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     to it again."""
     if not yes:
         try:
+            if not sys.stdin.isatty():  # a "y" piped in is no one answering (found by a new user)
+                raise click.Abort
             click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
         except click.Abort:
             raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed "
