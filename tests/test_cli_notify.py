@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from clicktochat import cli_whatsapp
 from clicktochat.cli import cli
 from clicktochat.graph_standin import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN, connect_db
@@ -82,7 +83,8 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     assert after.exit_code == 1 and "opted out" in after.output
 
 
-def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path) -> None:
+def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     consent(db, "orders")
     (tmp_path / "giulia.json").write_text("an older export")
     (tmp_path / "giulia.json").chmod(0o644)
@@ -96,8 +98,11 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased
     assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output
     unasked = run("customer", "erase", "393471234567", input="y\n")  # a y piped in is no one answering
+    assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output
+    monkeypatch.setattr(cli_whatsapp, "interactive", lambda: True)  # a person at a terminal, who says no
+    unasked = run("customer", "erase", "393471234567", input="n\n")
     assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output and "--yes" in unasked.output
-    erased = run("customer", "erase", "393471234567", "--yes")
+    erased = run("customer", "erase", "393471234567", input="y\n")  # and who says yes (scripts: --yes)
     assert erased.exit_code == 0 and "Erased 1 row: 1 consents. An opt-out marker stays." in erased.output
     data = json.loads(run("customer", "export", "393471234567").output)
     assert [(c["state"], c["source"], c["wording"][:6]) for c in data["consents"]] == [("out", "erase", "Erased")]

@@ -57,7 +57,7 @@ def erasures(db: Path) -> dict[Person, int] | None:
     (`customerstore.erase_customer`: consents' ids only grow, so a backup holds none of the
     markers made after it, even in the same second); None if the database cannot be read."""
     try:
-        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with closing(_at_rest(db)) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "consents" not in tables:  # from before the consents (migration 005): nobody erased
                 return {}
@@ -143,7 +143,7 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
     with DatabaseLock(db, exclusive=True):
         try:
             try:
-                with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as backup_file:
+                with closing(_at_rest(source)) as backup_file:
                     _copy(backup_file, incoming)
             except sqlite3.Error as exc:
                 raise BackupError(f"{source} is not a sound clicktochat backup: {exc}") from None
@@ -198,6 +198,15 @@ def check(path: Path, shown: Path | None = None) -> Checked:
     return Checked(path, path.stat().st_size, int(schema))
 
 
+def _at_rest(path: Path) -> sqlite3.Connection:
+    """A file nobody writes (a backup, a database under restore's lock), read without leaving
+    anything beside it: with no -wal, as immutable (a read-only open of a file in WAL mode leaves
+    an empty -wal and -shm behind, and a -wal beside a backup makes it look in use; found by a
+    review); with one, read-only, its -wal's pages included."""
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    return sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+
+
 def _mark(path: Path, value: str | None) -> None:
     """The `backup` key in a copy's meta table: what `backup` may write over (None: taken away, and
     the file put in WAL mode, as a database the server runs on)."""
@@ -211,8 +220,9 @@ def _mark(path: Path, value: str | None) -> None:
 
 
 def _replaceable(target: Path) -> None:
-    """An earlier backup, which `backup` may write over: marked as one (or, from before the mark,
-    never opened as a database: still in rollback-journal mode), and nobody's database in use.
+    """An earlier backup, which `backup` may write over: marked as one (looked into with the CLI
+    or not; a server that runs on it takes the mark away: `Service.open`), or, from before the
+    mark, never opened as a database (still in rollback-journal mode); and nobody's in use.
     Never a live database (found by a review: a running server's file was replaced under it,
     its -wal then replayed into the copy) nor another application's file."""
     refusal = f"{target} is a clicktochat database, not a backup: not overwriting it (to put a backup in a " \
@@ -225,15 +235,16 @@ def _replaceable(target: Path) -> None:
         except InUse:
             raise BackupError(f"{target} is in use by a running clicktochat: not overwriting it") from None
     try:
-        with closing(sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        with closing(_at_rest(target)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             marked = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE key = 'backup'").fetchone()
-            (mode,) = db.execute("PRAGMA journal_mode").fetchone()
-    except sqlite3.Error:
-        tables, marked, mode = set(), None, ""
+        with target.open("rb") as file:
+            wal = file.read(20)[18] == 2  # the header's write version: 2 once a connection put it in WAL mode
+    except (sqlite3.Error, OSError, IndexError):
+        tables, marked, wal = set(), None, False
     if not set(REQUIRED_TABLES) <= tables:
         raise BackupError(f"{target} is an SQLite database, but not a clicktochat backup: not overwriting it")
-    if not marked and mode == "wal":
+    if not marked and wal:  # a database a server or command ran on (a server takes the mark away)
         raise BackupError(refusal)
 
 

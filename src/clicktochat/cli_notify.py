@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import click
 
-from . import customers
+from . import cli_whatsapp, customers
 from .channels import normalize_phone
 from .cli import common_options, json_option, print_json, print_table, printable
 from .cli_whatsapp import run, whatsapp
@@ -175,7 +174,7 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     to it again."""
     if not yes:
         try:
-            if not sys.stdin.isatty():  # a "y" piped in is no one answering (found by a new user)
+            if not cli_whatsapp.interactive():  # a "y" piped in is no one answering (found by a new user)
                 raise click.Abort
             click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
         except click.Abort:

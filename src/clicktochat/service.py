@@ -80,6 +80,8 @@ class Service(WidgetService):
         `upgrade=False` (commands): storedb.OlderSchema rather than migrating an older database."""
         store = await Store.open(settings.db, upgrade)
         try:
+            if upgrade:  # a server runs on it: a database now, whatever it was (backup.py's mark)
+                await store.delete_meta("backup")
             signer = LinkSigner(await signing_keys(store, settings.signing_keys))
             base_url = settings.base_url or await store.get_meta("base_url") or "http://127.0.0.1:8000"
             whatsapp = await WhatsApp.open(store, settings.db, settings.graph_url, clock,

@@ -95,6 +95,11 @@ class Store(ClickStore):
                 (key, value),
             )
 
+    async def delete_meta(self, key: str) -> None:
+        if await self.get_meta(key) is not None:  # most starts: nothing to write
+            async with self.transaction() as db:
+                await db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     async def add_meta(self, key: str, value: str) -> bool:
         """Set `key` only if nothing has: True for the one caller (of any instance) that did."""
         async with self.transaction() as db:
