@@ -50,6 +50,7 @@ def test_an_agent_answers_conversations_and_is_refused_everything_else(whatsapp:
     sent = client.post(url, data={**reply_form(client.get(url).text), "text": "Arrivo subito"})
     assert sent.status_code == 303 and whatsapp.send() == 1
     assert whatsapp.standin.sent[0].body["text"]["body"] == "Arrivo subito"
+    assert "Arrivo subito" in client.get(url).text and " · by luca" in client.get(url).text  # who answered
     assert client.post("/admin/logout", data={"csrf": csrf_of(client.get(url).text)}).status_code == 303
 
 

@@ -215,7 +215,7 @@ def test_reply_is_queued_then_sent_by_the_server_with_its_statuses(
     assert whatsapp.status(sent.wamid, "delivered").status_code == 200 and whatsapp.process() == 1
     detail = json.loads(ok(chat("conversations", "show", "1", "--json")).stdout)
     assert [(m["direction"], m["status"]) for m in detail["messages"]] == [("in", None), ("out", "delivered")]
-    assert "business  1      delivered" in ok(chat("conversations", "show", "1")).stdout
+    assert "business  1      cli  delivered" in ok(chat("conversations", "show", "1")).stdout  # who wrote it, too
 
 
 def test_replies_are_refused_after_stop_and_when_the_window_closed(
@@ -314,7 +314,7 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
 
             until("the reply to reach the stand-in and its statuses to come back", delivered)
             shown = cli_run(db, graph_url, "conversations", "show", str(chat["id"])).stdout
-            assert "business  1      delivered  " in shown
+            assert "business  1      cli  delivered  " in shown
 
             ad = cli_run(db, graph_url, "simulate", "message", "--from", "+393480000001", "--referral-headline",
                          "Cannoli -20%", "--ctwa-clid", "ARAkLkA8rmlFeiCk", "--name", "Luigi")  # fmt: skip

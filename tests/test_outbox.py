@@ -41,6 +41,8 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     # the reply's id is its outbox row's: the message shows it (found by a new user: the two ids
     # never matched anywhere)
     assert messages(whatsapp, cid)[-1]["outbox_id"] == answer.json()["id"]
+    assert messages(whatsapp, cid)[-1]["sent_by"] == "api:tests"  # who wrote it: the key's name
+    assert messages(whatsapp, cid)[0]["sent_by"] is None
     assert messages(whatsapp, cid)[0]["outbox_id"] is None  # the customer's
     assert whatsapp.send() == 1 and whatsapp.send() == 0
     (sent,) = whatsapp.standin.sent

@@ -144,6 +144,12 @@ def came_from(start: ChatStart | None, agents: dict[int, str]) -> list[str]:
     return said
 
 
+def sent_by_words(sent_by: str | None) -> str:
+    """Who wrote a message the business sent, as the conversation shows it."""
+    kind, _, name = (sent_by or "").partition(":")
+    return {"admin": f"by {name}", "api": f"by API key {name}", "cli": "from the command line"}.get(kind, "")
+
+
 def who(c: Conversation) -> tuple[str, str]:
     """The customer's name and number (or user id, when WhatsApp withholds the number)."""
     address = display_phone(c.wa_id) if c.wa_id else (c.user_id or "")
@@ -213,7 +219,8 @@ async def conversation_page(request: Request, page: Page) -> Response:
             raise NotFound(f"There is no conversation {conversation_id}.")
     if request.method == "POST":
         try:
-            await whatsapp.reply(conversation_id, page.form.get("text", ""), page.form.get("idempotency_key") or None)
+            await whatsapp.reply(conversation_id, page.form.get("text", ""), page.form.get("idempotency_key") or None,
+                                 f"admin:{page.admin.username}")  # fmt: skip
             return see_other(f"/admin/conversations/{conversation_id}", "queued")
         except InvalidInput as exc:
             errors, status = exc.errors, 422
@@ -231,8 +238,8 @@ async def conversation_page(request: Request, page: Page) -> Response:
         errors = [FieldError("text", conflict)]
     elif conflict is not None:
         refused = conflict
-    shown = [{"m": m, "at": when(m.at, zone), "status": STATUS_WORDS.get(m.status or "", m.status)}
-             for m in messages]  # fmt: skip
+    shown = [{"m": m, "at": when(m.at, zone), "status": STATUS_WORDS.get(m.status or "", m.status),
+              "by": sent_by_words(m.sent_by)} for m in messages]  # fmt: skip
     key = page.form.get("idempotency_key") if status == 422 else None  # a mistake corrected is one message
     return show(
         page, "conversation.html", "conversations", status, errors, row=row(view, businesses, agents, now),

@@ -71,8 +71,9 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 "Send an API key in the header 'Authorization: Bearer <key>'; "
                 "create one with `clicktochat apikey create NAME`."
             )
-        if await check_api_key(service.store, key.strip()) is None:
+        if (key_id := await check_api_key(service.store, key.strip())) is None:
             raise Unauthorized("This API key is not valid, or it has been revoked.")
+        request.state.api_key_id = key_id  # who asked, for what is kept of it (a reply's sender)
         request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
         return await handler(request, service)
 

@@ -117,6 +117,8 @@ class MessageOut(BaseModel):
     pricing: dict[str, Any] | None
     outbox_id: int | None = Field(None, description="Outbound: the outbox row it went from, the `id` its reply's "
                                   "202 gave")  # fmt: skip
+    sent_by: str | None = Field(None, description="Outbound: who wrote it: admin:NAME (the dashboard), api:KEY NAME, "
+                                "cli; null for what the app sent itself")  # fmt: skip
 
 
 class ConversationList(BaseModel):
@@ -181,7 +183,7 @@ def message_out(m: Message) -> MessageOut:
     return MessageOut(
         id=m.id, wamid=m.wamid, direction=m.direction, at=timestamp(m.at), type=m.type,  # type: ignore[arg-type]
         text=m.text, caption=m.caption, mime_type=m.mime_type, status=m.status, error_code=m.error_code,
-        error=m.error, pricing=m.pricing, outbox_id=m.outbox_id,
+        error=m.error, pricing=m.pricing, outbox_id=m.outbox_id, sent_by=m.sent_by,
     )  # fmt: skip
 
 
@@ -245,7 +247,9 @@ async def get_conversation(request: Request, service: Service) -> Response:
 async def reply(request: Request, service: Service) -> Response:
     body = await read_body(request, ReplyCreate)
     key = body.idempotency_key if body.idempotency_key is not None else request.headers.get("idempotency-key")
-    row, created = await service.whatsapp.reply(request.path_params["conversation_id"], body.text, key)
+    keys = {k.id: k.name for k in await service.store.api_keys()}
+    sent_by = f"api:{keys.get(request.state.api_key_id, request.state.api_key_id)}"
+    row, created = await service.whatsapp.reply(request.path_params["conversation_id"], body.text, key, sent_by)
     return out(reply_out(row), 202 if created else 200)
 
 

@@ -86,6 +86,7 @@ class Message:
     error: str | None
     pricing: dict[str, Any] | None
     outbox_id: int | None = None  # outbound: the outbox row it was sent from (a reply's id)
+    sent_by: str | None = None  # outbound: who asked for it ("admin:ana", "api:shop", "cli"), if anyone
 
 
 class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
@@ -390,7 +391,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         def work() -> list[Message]:
             rows = self._all(
                 "SELECT * FROM (SELECT m.id, m.wamid, m.direction, m.at, m.type, m.text, m.caption, m.mime_type,"
-                " o.state, o.error_code, o.error, m.outbox_id"
+                " o.state, o.error_code, o.error, m.outbox_id, o.sent_by"
                 " FROM wa_messages m LEFT JOIN outbox o ON o.id = m.outbox_id"
                 " WHERE m.conversation_id = ? ORDER BY m.at DESC, m.id DESC LIMIT ?) AS last ORDER BY at, id",
                 (conversation_id, limit),
@@ -399,7 +400,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
             sent = [row[1] for row in rows if row[1] and row[2] == "out"]
             statuses = self._statuses(sent, number[0] if number else 0)
             messages = []
-            for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error, outbox_id) in rows:
+            for (id_, wamid, direction, at, kind, text, caption, mime, state, code, error, outbox_id, by) in rows:
                 status = pricing = None
                 if direction == "out":
                     reported = statuses.get(wamid) if wamid else None
@@ -409,7 +410,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
                         if reported[0] == "failed":
                             code, error = reported[2], error_text(reported[2], reported[3])
                 messages.append(Message(id_, wamid, direction, at, kind, text, caption, mime, status, code, error,
-                                        pricing, outbox_id))  # fmt: skip
+                                        pricing, outbox_id, by))  # fmt: skip
             return messages
 
         return await self.run(work)

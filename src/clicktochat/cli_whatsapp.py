@@ -241,10 +241,10 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
         click.echo(f"{'reply:':<11} refused: {view.reply_refused}")
     click.echo()
     rows = [{"at": timestamp(m.at), "from": "customer" if m.direction == "in" else "business",
-             "reply": m.outbox_id or "", "status": m.status or "", "text": shown_text(m),
+             "reply": m.outbox_id or "", "by": m.sent_by or "", "status": m.status or "", "text": shown_text(m),
              "error": f"{m.error_code or ''}{': ' if m.error_code else ''}{m.error}" if m.error else ""}
             for m in messages]  # fmt: skip
-    print_table(rows, ["at", "from", "reply", "status", "error", "text"])
+    print_table(rows, ["at", "from", "reply", "by", "status", "error", "text"])
 
 
 def shown_text(m: Any) -> str:
@@ -266,7 +266,7 @@ def conversations_reply(db: str | None, base_url: str | None, conversation_id: i
         check_text(text)
     except ValueError as exc:  # named as typed: TEXT, not the API's field
         raise click.BadParameter(str(exc), param_hint="TEXT") from None
-    row, created = run(db, base_url, lambda s: s.whatsapp.reply(conversation_id, text, idempotency_key))
+    row, created = run(db, base_url, lambda s: s.whatsapp.reply(conversation_id, text, idempotency_key, "cli"))
     out = reply_out(row)
     if created:
         click.echo(f"Queued reply {out.id} ({out.state}); a running server sends it (conversations show: its REPLY).")

@@ -44,25 +44,25 @@ class OutboxRow:
 class OutboxStore(ChatDB):
     async def enqueue(
         self, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any], text: str | None,
-        kind: str, now: int,
+        kind: str, now: int, sent_by: str | None = None,
     ) -> tuple[OutboxRow, bool]:  # fmt: skip
         """The outbox row for this idempotency key, and whether it was made now (False: the
-        same request came before, and nothing new is queued)."""
+        same request came before, and nothing new is queued). `sent_by`: who asked for it."""
 
         def work() -> tuple[OutboxRow, bool]:
             with self._tx() as db:
-                return self._enqueue(db, number_id, conversation_id, key, payload, text, kind, now)
+                return self._enqueue(db, number_id, conversation_id, key, payload, text, kind, now, sent_by)
 
         return await self.run(work)
 
     def _enqueue(
         self, db: sqlite3.Connection, number_id: int, conversation_id: int | None, key: str, payload: dict[str, Any],
-        text: str | None, kind: str, now: int,
+        text: str | None, kind: str, now: int, sent_by: str | None = None,
     ) -> tuple[OutboxRow, bool]:  # fmt: skip
         cursor = db.execute(
             "INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state, next_attempt_at,"
-            " created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-            (number_id, conversation_id, key, json.dumps(payload), now, now),
+            " created_at, sent_by) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            (number_id, conversation_id, key, json.dumps(payload), now, now, sent_by),
         )  # fmt: skip
         created = cursor.rowcount > 0
         row = self._outbox("idempotency_key = ?", key)

@@ -218,10 +218,11 @@ class WhatsApp:
         return await self.view(found), await self.chats.messages(conversation_id)
 
     async def reply(
-        self, conversation_id: int, text: Any, idempotency_key: str | None = None
+        self, conversation_id: int, text: Any, idempotency_key: str | None = None, sent_by: str | None = None
     ) -> tuple[OutboxRow, bool]:
         """Queue a free-form text reply. Refused with 409 when the window is closed or the
-        customer opted out; the same idempotency key returns the first request's message."""
+        customer opted out; the same idempotency key returns the first request's message.
+        `sent_by`: who wrote it ("admin:ana", "api:shop", "cli"), shown beside it."""
         try:
             text = check_text(text)
         except ValueError as exc:
@@ -244,7 +245,7 @@ class WhatsApp:
         key = f"reply:{conversation_id}:{idempotency_key or secrets.token_urlsafe(16)}"
         payload = text_payload(found.wa_id, found.user_id, text)
         row, created = await self.chats.enqueue(found.number_id, conversation_id, key, payload, text, "text",
-                                                int(self.clock()))  # fmt: skip
+                                                int(self.clock()), sent_by)  # fmt: skip
         self.sender.wake()
         return row, created
 
