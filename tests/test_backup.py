@@ -367,6 +367,25 @@ def test_a_restore_erases_again_who_was_erased_before_and_after_the_backup(db: P
     assert ("it.7f3a-9c", "out", "erase") in rows(db, "SELECT user_id, state, source FROM consents")
 
 
+def test_a_backup_with_a_transaction_cut_short_is_not_restored_half_done(db: Path, tmp_path: Path) -> None:
+    """Found by a review: a backup edited by another tool (the sqlite3 shell) and cut short left a
+    hot -journal; read as immutable, the transaction's half was restored as if committed."""
+    copy = tmp_path / "edited.db"
+    assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
+    with closing(sqlite3.connect(copy)) as edit:
+        edit.execute("CREATE TABLE filler (v)")
+        edit.executemany("INSERT INTO filler VALUES (?)", [("a" * 200,)] * 2000)
+        edit.commit()
+    script = ("import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA cache_size = 2');"
+              " c.execute('BEGIN'); c.execute(\"UPDATE filler SET v = replace(v, 'a', 'b')\"); os._exit(0)")
+    subprocess.run([sys.executable, "-c", script, str(copy)], check=True)
+    assert Path(f"{copy}-journal").exists()
+    before = slugs(db)
+    refused = cli("restore", str(copy), "--db", str(db))
+    assert refused.exit_code == 1 and "is not a sound clicktochat backup" in refused.stderr
+    assert slugs(db) == before  # the database left as it was
+
+
 def test_a_restore_over_a_damaged_database_warns_that_erasures_may_be_undone(db: Path, tmp_path: Path) -> None:
     copy = tmp_path / "backup.db"
     assert cli("backup", str(copy), "--db", str(db)).exit_code == 0

@@ -41,7 +41,9 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     # the reply's id is its outbox row's: the message shows it (found by a new user: the two ids
     # never matched anywhere)
     assert messages(whatsapp, cid)[-1]["outbox_id"] == answer.json()["id"]
-    assert messages(whatsapp, cid)[-1]["sent_by"] == "api:tests"  # who wrote it: the key's name
+    assert re.fullmatch(r"api:tests #\d+", messages(whatsapp, cid)[-1]["sent_by"])  # who wrote it: the key
+    exported = whatsapp.client.get("/api/v1/customers/393471234567", headers=whatsapp.auth).json()
+    assert exported["outbox"] and all("sent_by" not in row for row in exported["outbox"])  # staff: not theirs
     assert messages(whatsapp, cid)[0]["sent_by"] is None
     assert messages(whatsapp, cid)[0]["outbox_id"] is None  # the customer's
     assert whatsapp.send() == 1 and whatsapp.send() == 0

@@ -200,10 +200,11 @@ def check(path: Path, shown: Path | None = None) -> Checked:
 
 def _at_rest(path: Path) -> sqlite3.Connection:
     """A file nobody writes (a backup, a database under restore's lock), read without leaving
-    anything beside it: with no -wal, as immutable (a read-only open of a file in WAL mode leaves
-    an empty -wal and -shm behind, and a -wal beside a backup makes it look in use; found by a
-    review); with one, read-only, its -wal's pages included."""
-    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    anything beside it: with no -wal or -journal, as immutable (a read-only open of a file in WAL
+    mode leaves an empty -wal and -shm behind, and a -wal beside a backup makes it look in use;
+    found by a review); with one, read-only: a -wal's pages are read, and a hot -journal (a
+    transaction cut short) is refused rather than read half-done, as immutable would."""
+    mode = "mode=ro" if any(Path(f"{path}{s}").exists() for s in ("-wal", "-journal")) else "immutable=1"
     return sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
 
 

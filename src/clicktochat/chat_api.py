@@ -117,8 +117,8 @@ class MessageOut(BaseModel):
     pricing: dict[str, Any] | None
     outbox_id: int | None = Field(None, description="Outbound: the outbox row it went from, the `id` its reply's "
                                   "202 gave")  # fmt: skip
-    sent_by: str | None = Field(None, description="Outbound: who wrote it: admin:NAME (the dashboard), api:KEY NAME, "
-                                "cli; null for what the app sent itself")  # fmt: skip
+    sent_by: str | None = Field(None, description="Outbound: who wrote it: admin:NAME (the dashboard), api:KEY NAME "
+                                "#KEY ID, cli; null when not known (replies written before this was kept)")  # fmt: skip
 
 
 class ConversationList(BaseModel):
@@ -247,8 +247,9 @@ async def get_conversation(request: Request, service: Service) -> Response:
 async def reply(request: Request, service: Service) -> Response:
     body = await read_body(request, ReplyCreate)
     key = body.idempotency_key if body.idempotency_key is not None else request.headers.get("idempotency-key")
+    key_id = request.state.api_key_id
     keys = {k.id: k.name for k in await service.store.api_keys()}
-    sent_by = f"api:{keys.get(request.state.api_key_id, request.state.api_key_id)}"
+    sent_by = f"api:{keys.get(key_id, '')} #{key_id}"  # names may repeat: the key's id tells them apart
     row, created = await service.whatsapp.reply(request.path_params["conversation_id"], body.text, key, sent_by)
     return out(reply_out(row), 202 if created else 200)
 

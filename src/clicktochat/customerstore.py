@@ -135,6 +135,8 @@ class CustomerStore(NotificationStore):
             requests = _rows(db, "SELECT * FROM optin_requests WHERE phone = ? ORDER BY id", (number,))
             outbox_ids = sorted({r["outbox_id"] for r in [*messages, *notifications, *requests] if r["outbox_id"]})
             outbox = _rows(db, f"SELECT * FROM outbox WHERE id IN ({_marks(outbox_ids)}) ORDER BY id", outbox_ids)
+            for row in outbox:  # which of the business's staff wrote it is theirs, not the customer's (a review)
+                row.pop("sent_by", None)
             wamids = [m["wamid"] for m in [*messages, *outbox] if m["wamid"]]
             needles = [f for n in (number, *user_ids) if n for f in whatsapp_forms(n)]  # Meta's forms too (521...)
             return {

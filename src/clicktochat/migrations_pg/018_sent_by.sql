@@ -1,2 +1,2 @@
--- As migrations/018: who asked for each message the business sent.
+-- As migrations/018: who wrote each reply.
 ALTER TABLE outbox ADD COLUMN sent_by TEXT;
