@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from clicktochat import cli_whatsapp
-from clicktochat.cli import cli
+from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
 from clicktochat.graph_standin import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN, connect_db
 from test_cli_whatsapp import clean_env  # noqa: F401  (autouse: no CLICKTOCHAT_* from the caller's shell)
