@@ -58,7 +58,7 @@ def erasures(db: Path) -> dict[Person, int] | None:
     markers made after it, even in the same second); None if the database cannot be read."""
     try:
         with closing(_at_rest(db)) as conn:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = _tables(conn)
             if "consents" not in tables:  # from before the consents (migration 005): nobody erased
                 return {}
             rows = conn.execute("SELECT phone, user_id, max(id) FROM consents WHERE source = 'erase'"
@@ -188,7 +188,7 @@ def check(path: Path, shown: Path | None = None) -> Checked:
                 found = [line for text in problems for line in text.splitlines() if not line.startswith("***")]
                 raise BackupError(f"{name} is damaged: " + "; ".join(found))
             (schema,) = db.execute("PRAGMA user_version").fetchone()
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = _tables(db)
     except sqlite3.Error as exc:
         raise BackupError(f"{name} is damaged: {exc}") from None
     if schema < 1 or not set(REQUIRED_TABLES) <= tables:
@@ -237,7 +237,7 @@ def _replaceable(target: Path) -> None:
             raise BackupError(f"{target} is in use by a running clicktochat: not overwriting it") from None
     try:
         with closing(_at_rest(target)) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = _tables(db)
             marked = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE key = 'backup'").fetchone()
         with target.open("rb") as file:
             wal = file.read(20)[18] == 2  # the header's write version: 2 once a connection put it in WAL mode
@@ -247,6 +247,10 @@ def _replaceable(target: Path) -> None:
         raise BackupError(f"{target} is an SQLite database, but not a clicktochat backup: not overwriting it")
     if not marked and wal:  # a database a server or command ran on (a server takes the mark away)
         raise BackupError(refusal)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def is_sqlite(path: Path) -> bool:

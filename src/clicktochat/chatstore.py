@@ -86,7 +86,7 @@ class Message:
     error: str | None
     pricing: dict[str, Any] | None
     outbox_id: int | None = None  # outbound: the outbox row it was sent from (a reply's id)
-    sent_by: str | None = None  # outbound: who asked for it ("admin:ana", "api:shop", "cli"), if anyone
+    sent_by: str | None = None  # a reply: who wrote it ("admin:ana", "api:shop #3", "cli"), if known
 
 
 class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
