@@ -536,6 +536,18 @@ def test_patch_refuses_bad_changes(api: Api) -> None:
     )
 
 
+def test_every_mistake_in_a_link_is_named_at_once(api: Api) -> None:
+    """A client fixes its request in one round, not one field per round."""
+    body = problem(api.post("/links", {"to": "12", "slug": "-bad-", "campaign": "a\x00b"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["to", "campaign", "slug"]
+    body = problem(api.post("/links", {"to": NUMBER, "short": False, "slug": "x", "text": "x" * 1001}), 422)
+    assert [e["field"] for e in body["errors"]] == ["text", "slug"]
+    slug = api.link(to=NUMBER, slug="kept", text="t")["slug"]
+    body = problem(api.patch(f"/links/{slug}", {"agent_id": 42, "text": "x" * 1001, "source": "a\x00b"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["agent_id", "text", "source"]
+    assert (ok(api.get(f"/links/{slug}"))["text"], len(ok(api.get("/links"))["links"])) == ("t", 1)  # nothing stored
+
+
 def test_empty_patch_changes_nothing(api: Api) -> None:
     link = api.link(to=NUMBER, slug="same", text="t")
     assert ok(api.patch("/links/same", {})) == link

@@ -60,6 +60,9 @@ def test_settings_are_checked_and_each_error_names_its_setting() -> None:
         with pytest.raises(InvalidInput) as error:
             check_settings({name: value})
         assert error.value.errors[0].field == name, name
+    with pytest.raises(InvalidInput) as error:  # all at once: one round to fix them
+        check_settings(bad)
+    assert sorted(e.field for e in error.value.errors) == sorted(bad)
     with pytest.raises(InvalidInput, match="control characters"):
         check_settings({"greeting": "hi\x1b[31m"})
     assert check_settings({"greeting": "  "}).greeting is None  # blank means the default

@@ -3,7 +3,11 @@ about HTTP, and one handler (in `app.py`) renders them as problem+json or a frie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,41 @@ class InvalidInput(ProblemError):
         error = cls.__new__(cls)
         ProblemError.__init__(error, "; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
         return error
+
+
+@dataclass
+class Mistakes:
+    """Independent checks run one after the other, each refusal kept, so that a form or a
+    request hears of all its mistakes at once: fix three fields, not one field three times.
+
+        mistakes = Mistakes()
+        text = mistakes.check(check_text, value, otherwise="")  # `otherwise` if refused
+        mode = mistakes.check(check_mode, mode, otherwise=mode)
+        mistakes.raise_any()  # before anything is used
+    """
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def check(self, check: Callable[..., T], *args: Any, otherwise: T) -> T:
+        try:
+            return check(*args)
+        except InvalidInput as exc:
+            self.errors.extend(exc.errors)
+            return otherwise
+
+    async def wait(self, check: Awaitable[T], otherwise: T) -> T:
+        try:
+            return await check
+        except InvalidInput as exc:
+            self.errors.extend(exc.errors)
+            return otherwise
+
+    def refuse(self, field: str, reason: str) -> None:
+        self.errors.append(FieldError(field, reason))
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise InvalidInput.many(self.errors)
 
 
 class MalformedRequest(ProblemError):

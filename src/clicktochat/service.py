@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .agents import Agent, Business, Rotation, SharedRotation, check_timezone, parse_hours
 from .channels import check_text, deep_link, get_channel, link_notes
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, Mistakes, NotFound
 from .keys import signing_keys
 from .links import (
     LinkCache,
@@ -157,23 +157,42 @@ class Service(WidgetService):
         title: str | None = None,
         ref_code: bool | None = None,
     ) -> CreatedLink:
-        destination = await self._destination(to, channel, agent_id, business_id)
-        text = check_text(text, get_channel(destination["channel"] or "whatsapp"))
-        labels = {"campaign": check_label(campaign, "campaign"), "source": check_label(source, "source")}
-        mode = check_mode(mode)
-        expires_at = check_expiry(expires_at)
-        if not short and ref_code is not None:
-            raise InvalidInput("ref_code", "is for short links; signed links carry one when the number is connected")
+        mistakes = Mistakes()  # every mistake at once: a form or a client fixes them in one go
+        destination = await mistakes.wait(self._destination(to, channel, agent_id, business_id), None)
+        if destination is not None:  # the text's limits are its channel's
+            text = mistakes.check(check_text, text, get_channel(destination["channel"] or "whatsapp"), otherwise=text)
+        labels = {"campaign": mistakes.check(check_label, campaign, "campaign", otherwise=None),
+                  "source": mistakes.check(check_label, source, "source", otherwise=None)}  # fmt: skip
+        mode = mistakes.check(check_mode, mode, otherwise=mode)
+        expires_at = mistakes.check(check_expiry, expires_at, otherwise=None)
+        if short:
+            slug = slug if slug is None else mistakes.check(check_slug, slug, otherwise=slug)
+            if title is not None:
+                mistakes.refuse("title", "is for signed links; a short link's page shows its business's name")
+        else:
+            title = mistakes.check(check_title, title, otherwise=None)
+            if ref_code is not None:
+                mistakes.refuse("ref_code", "is for short links; signed links carry one when the number is connected")
+            if slug is not None:
+                mistakes.refuse("slug", "only short links have a slug; leave it out or set short to true")
+            for field in ("agent_id", "business_id"):
+                if destination is not None and destination[field] is not None:
+                    # A signed link carries a fixed number; who is on shift is only known at the click.
+                    mistakes.refuse(field, "signed links lead to a fixed number (to); make a short link to lead to an "
+                                           "agent or business")  # fmt: skip
+        mistakes.raise_any()
+        assert destination is not None
         if not short:
-            return await self._create_signed(destination, text, labels, mode, expires_at, title, slug)
-        if title is not None:
-            raise InvalidInput("title", "is for signed links; a short link's page shows its business's name")
+            signed = SignedLink(channel=destination["channel"], address=destination["address"], text=text, mode=mode,
+                                expires_at=expires_at, title=title, **labels)  # fmt: skip
+            token = self.signer.sign(signed)
+            return CreatedLink(self.signed_url(token), signed=signed, token=token)
         link = ShortLink(
             slug="", text=text, mode=mode, expires_at=expires_at, campaign=labels["campaign"], source=labels["source"],
             ref_code=ref_code, **destination,
         )
         if slug is not None:
-            link = await self._insert(replace(link, slug=check_slug(slug)))
+            link = await self._insert(replace(link, slug=slug))
         else:
             for _ in range(10):  # 2.7e10 slugs: a collision is rare, ten in a row means a full table
                 try:
@@ -185,25 +204,6 @@ class Service(WidgetService):
                 raise Conflict("Could not find a free random slug; choose one with slug.")
         self.forget()
         return CreatedLink(self.short_url(link.slug), short=link)
-
-    async def _create_signed(
-        self, destination: dict[str, Any], text: str, labels: dict[str, str | None], mode: str,
-        expires_at: int | None, title: str | None, slug: str | None,
-    ) -> CreatedLink:  # fmt: skip
-        if slug is not None:
-            raise InvalidInput("slug", "only short links have a slug; leave it out or set short to true")
-        for field in ("agent_id", "business_id"):
-            if destination[field] is not None:
-                # A signed link carries a fixed number; who is on shift is only known at the click.
-                raise InvalidInput(
-                    field, "signed links lead to a fixed number (to); make a short link to lead to an agent or business"
-                )
-        signed = SignedLink(
-            channel=destination["channel"], address=destination["address"], text=text, mode=mode,
-            expires_at=expires_at, title=check_title(title), **labels,
-        )  # fmt: skip
-        token = self.signer.sign(signed)
-        return CreatedLink(self.signed_url(token), signed=signed, token=token)
 
     async def _insert(self, link: ShortLink, retry: bool = False) -> ShortLink:
         try:
@@ -283,7 +283,33 @@ class Service(WidgetService):
     async def update_link(self, slug: str, changes: dict[str, Any]) -> ShortLink:
         """Change a printed link: its destination, text, labels, mode, expiry or state."""
         link = await self.get_link(slug)
-        update: dict[str, Any] = {}
+        mistakes = Mistakes()
+        update: dict[str, Any] = await mistakes.wait(self._new_destination(link, changes), {})
+        channel = update.get("channel", link.channel) or "whatsapp"
+        # A text checked as it was when it was stored is not checked again unless it changes (the
+        # dashboard's form sends it with every edit): rules made stricter since must not lock a
+        # link's other fields.
+        moved = channel != (link.channel or "whatsapp")  # another channel's limits
+        if "text" in changes and ((changes["text"] or "") != (link.text or "") or moved):
+            update["text"] = mistakes.check(check_text, changes["text"] or "", get_channel(channel), otherwise="")
+        for label in ("campaign", "source"):
+            if label in changes:
+                update[label] = mistakes.check(check_label, changes[label], label, otherwise=None)
+        if "mode" in changes:
+            update["mode"] = mistakes.check(check_mode, changes["mode"], otherwise="")
+        if "disabled" in changes:
+            update["disabled"] = int(bool(changes["disabled"]))
+        if "expires_at" in changes:
+            update["expires_at"] = mistakes.check(check_expiry, changes["expires_at"], True, otherwise=None)
+        if "ref_code" in changes:
+            update["ref_code"] = None if changes["ref_code"] is None else int(bool(changes["ref_code"]))
+        mistakes.raise_any()
+        await self.store.update_link(link.slug, update)
+        self.forget()
+        return await self.get_link(link.slug)
+
+    async def _new_destination(self, link: ShortLink, changes: dict[str, Any]) -> dict[str, Any]:
+        """The columns a change of `link`'s destination or channel sets (none if neither changes)."""
         if {"to", "agent_id", "business_id"} & changes.keys():
             if "channel" in changes:  # None: a link to people opens their first channel again
                 channel = changes["channel"]
@@ -291,36 +317,17 @@ class Service(WidgetService):
                 channel = link.channel  # a number keeps its messenger; a link to people, the channel it opens
             else:
                 channel = None
-            update |= await self._destination(
+            update = await self._destination(
                 changes.get("to"), channel, changes.get("agent_id"), changes.get("business_id"),
             )  # fmt: skip
             if update["address"] is not None:  # a fixed number now: still the business's (its name, logo, colour)
                 update["business_id"] = await self.business_of(link)
-        elif "channel" in changes and link.address is None:  # the channel a link to an agent or business asks for
-            update |= await self._destination(None, changes["channel"], link.agent_id, link.business_id)
-        elif "channel" in changes:
+            return update
+        if "channel" in changes and link.address is None:  # the channel a link to an agent or business asks for
+            return await self._destination(None, changes["channel"], link.agent_id, link.business_id)
+        if "channel" in changes:
             raise InvalidInput("channel", "change the channel together with the address (to)")
-        channel = update.get("channel", link.channel) or "whatsapp"
-        # A text checked as it was when it was stored is not checked again unless it changes (the
-        # dashboard's form sends it with every edit): rules made stricter since must not lock a
-        # link's other fields.
-        moved = channel != (link.channel or "whatsapp")  # another channel's limits
-        if "text" in changes and ((changes["text"] or "") != (link.text or "") or moved):
-            update["text"] = check_text(changes["text"] or "", get_channel(channel))
-        for label in ("campaign", "source"):
-            if label in changes:
-                update[label] = check_label(changes[label], label)
-        if "mode" in changes:
-            update["mode"] = check_mode(changes["mode"])
-        if "disabled" in changes:
-            update["disabled"] = int(bool(changes["disabled"]))
-        if "expires_at" in changes:
-            update["expires_at"] = check_expiry(changes["expires_at"], allow_past=True)
-        if "ref_code" in changes:
-            update["ref_code"] = None if changes["ref_code"] is None else int(bool(changes["ref_code"]))
-        await self.store.update_link(link.slug, update)
-        self.forget()
-        return await self.get_link(link.slug)
+        return {}
 
     async def link_clicks(self, slug: str) -> int:
         return await self.store.click_count("short", slug)

@@ -22,7 +22,7 @@ import rjsmin
 
 from .agents import Agent, Business, is_available, next_available, offered_channels
 from .channels import CHANNELS, MAX_TEXT_LENGTH
-from .errors import InvalidInput
+from .errors import FieldError, InvalidInput, Mistakes
 from .links import SLUG_ALPHABET
 from .qr import contrast
 
@@ -173,12 +173,10 @@ def check_widget_id(value: str, field: str = "id") -> str:
 
 def check_settings(changes: dict[str, Any], base: WidgetSettings | None = None) -> WidgetSettings:
     """`base` with `changes` applied, each checked; errors name the setting."""
-    unknown = set(changes) - SETTING_NAMES
-    if unknown:
-        raise InvalidInput(sorted(unknown)[0], "is not a widget setting")
-    checked: dict[str, Any] = {}
-    for name, value in changes.items():
-        checked[name] = _CHECKS[name](value, name)
+    mistakes = Mistakes([FieldError(name, "is not a widget setting") for name in sorted(set(changes) - SETTING_NAMES)])
+    checked = {name: mistakes.check(_CHECKS[name], value, name, otherwise=None) for name, value in changes.items()
+               if name in SETTING_NAMES}  # fmt: skip
+    mistakes.raise_any()
     return replace(base or WidgetSettings(), **checked)
 
 
