@@ -548,6 +548,23 @@ def test_every_mistake_in_a_link_is_named_at_once(api: Api) -> None:
     assert (ok(api.get(f"/links/{slug}"))["text"], len(ok(api.get("/links"))["links"])) == ("t", 1)  # nothing stored
 
 
+def test_every_mistake_in_a_business_or_agent_is_named_at_once(api: Api) -> None:
+    body = problem(api.post("/businesses", {"name": " ", "timezone": "Mars/Base", "colour": "red"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["name", "timezone", "colour"]
+    business = api.business()
+    body = problem(api.patch(f"/businesses/{business['id']}", {"name": " ", "fallback_agent_id": 99}), 422)
+    assert [e["field"] for e in body["errors"]] == ["name", "fallback_agent_id"]
+    body = problem(api.post(f"/businesses/{business['id']}/agents",
+                            {"name": " ", "address": "12", "hours": "someday", "timezone": "Mars/Base"}), 422)  # fmt: skip
+    assert [e["field"] for e in body["errors"]][:2] == ["name", "address"]
+    assert {"timezone"} < {e["field"] for e in body["errors"]} and len(body["errors"]) == 4
+    agent = api.agent(business["id"])
+    body = problem(api.patch(f"/agents/{agent['id']}", {"name": " ", "address": "12", "timezone": "Mars/Base"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["name", "address", "timezone"]
+    assert ok(api.get(f"/agents/{agent['id']}"))["name"] == "Giulia"
+    assert [b["name"] for b in ok(api.get("/businesses"))["businesses"]] == ["Pasticceria Dolce"]
+
+
 def test_empty_patch_changes_nothing(api: Api) -> None:
     link = api.link(to=NUMBER, slug="same", text="t")
     assert ok(api.patch("/links/same", {})) == link

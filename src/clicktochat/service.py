@@ -367,7 +367,12 @@ class Service(WidgetService):
     # -- businesses and agents --------------------------------------------------------
 
     async def add_business(self, name: str, timezone: str = "UTC", colour: str | None = None) -> Business:
-        return await self.store.add_business(_check_name(name), check_timezone(timezone), check_colour(colour))
+        mistakes = Mistakes()
+        name = mistakes.check(_check_name, name, otherwise=name)
+        timezone = mistakes.check(check_timezone, timezone, otherwise=timezone)
+        colour = mistakes.check(check_colour, colour, otherwise=None)
+        mistakes.raise_any()
+        return await self.store.add_business(name, timezone, colour)
 
     async def get_business(self, business_id: int) -> Business:
         business = await self.store.business(business_id)
@@ -377,19 +382,21 @@ class Service(WidgetService):
 
     async def update_business(self, business_id: int, changes: dict[str, Any]) -> Business:
         await self.get_business(business_id)
+        mistakes = Mistakes()
         update: dict[str, Any] = {}
         if "name" in changes:
-            update["name"] = _check_name(changes["name"])
+            update["name"] = mistakes.check(_check_name, changes["name"], otherwise="")
         if "timezone" in changes:
-            update["timezone"] = check_timezone(changes["timezone"])
+            update["timezone"] = mistakes.check(check_timezone, changes["timezone"], otherwise="")
         if "colour" in changes:
-            update["colour"] = check_colour(changes["colour"])
+            update["colour"] = mistakes.check(check_colour, changes["colour"], otherwise=None)
         if "fallback_agent_id" in changes:
             fallback = changes["fallback_agent_id"]
             agent = await self.store.agent(fallback) if fallback is not None else None
             if fallback is not None and (agent is None or agent.business_id != business_id):
-                raise InvalidInput("fallback_agent_id", f"there is no agent {fallback} in this business")
+                mistakes.refuse("fallback_agent_id", f"there is no agent {fallback} in this business")
             update["fallback_agent_id"] = fallback
+        mistakes.raise_any()
         await self.store.update_business(business_id, update)
         self.forget()
         return await self.get_business(business_id)
@@ -419,20 +426,15 @@ class Service(WidgetService):
         {"channel", "address"}, the first first)."""
         if await self.store.business(business_id) is None:
             raise InvalidInput("business_id", f"there is no business {business_id}")
-        if channels is not None and to is not None:
-            raise InvalidInput("channels", "give channels, or channel and address, not both")
-        if channels is not None:
-            checked = check_channels(channels, self.settings.default_region)
-        elif to is None:
-            raise InvalidInput("address", "is required (or give channels)")
-        else:
-            found = get_channel(channel)
-            checked = [(found.name, found.normalize(to, self.settings.default_region, "address"))]
+        mistakes = Mistakes()
+        name = mistakes.check(_check_name, name, otherwise=name)
+        none: list[tuple[str, str]] = []
+        checked = mistakes.check(self._first_channels, to, channel, channels, otherwise=none)
+        parsed = mistakes.check(parse_hours, hours, otherwise=None)
+        timezone = mistakes.check(check_timezone, timezone, otherwise=None) if timezone else None
+        mistakes.raise_any()
         (first, address), *more = checked
-        agent = await self.store.add_agent(
-            business_id, _check_name(name), first, address, parse_hours(hours),
-            check_timezone(timezone) if timezone else None, more,
-        )  # fmt: skip
+        agent = await self.store.add_agent(business_id, name, first, address, parsed, timezone, more)
         self.forget()
         return agent
 
@@ -444,19 +446,34 @@ class Service(WidgetService):
 
     async def update_agent(self, agent_id: int, changes: dict[str, Any]) -> Agent:
         agent = await self.get_agent(agent_id)
+        mistakes = Mistakes()
         update: dict[str, Any] = {}
         if "name" in changes:
-            update["name"] = _check_name(changes["name"])
-        channels = self._new_channels(agent, changes)
+            update["name"] = mistakes.check(_check_name, changes["name"], otherwise="")
+        channels = mistakes.check(self._new_channels, agent, changes, otherwise=None)
         if "hours" in changes:
-            update["hours"] = parse_hours(changes["hours"])
-        if "timezone" in changes:
-            update["timezone"] = check_timezone(changes["timezone"]) if changes["timezone"] else None
+            update["hours"] = mistakes.check(parse_hours, changes["hours"], otherwise=None)
+        if "timezone" in changes and changes["timezone"]:
+            update["timezone"] = mistakes.check(check_timezone, changes["timezone"], otherwise=None)
+        elif "timezone" in changes:
+            update["timezone"] = None
+        mistakes.raise_any()
         if channels is not None:
             await self.store.set_agent_channels(agent_id, channels)
         await self.store.update_agent(agent_id, update)
         self.forget()
         return await self.get_agent(agent_id)
+
+    def _first_channels(self, to: str | None, channel: str, channels: Any) -> list[tuple[str, str]]:
+        """A new agent's channels: `channels`, or `to` on `channel`."""
+        if channels is not None and to is not None:
+            raise InvalidInput("channels", "give channels, or channel and address, not both")
+        if channels is not None:
+            return check_channels(channels, self.settings.default_region)
+        if to is None:
+            raise InvalidInput("address", "is required (or give channels)")
+        found = get_channel(channel)
+        return [(found.name, found.normalize(to, self.settings.default_region, "address"))]
 
     def _new_channels(self, agent: Agent, changes: dict[str, Any]) -> list[tuple[str, str]] | None:
         """The agent's channels after `changes`: all of them (`channels`), or the first one's
