@@ -554,8 +554,8 @@ def test_every_mistake_in_a_business_or_agent_is_named_at_once(api: Api) -> None
     business = api.business()
     body = problem(api.patch(f"/businesses/{business['id']}", {"name": " ", "fallback_agent_id": 99}), 422)
     assert [e["field"] for e in body["errors"]] == ["name", "fallback_agent_id"]
-    body = problem(api.post(f"/businesses/{business['id']}/agents",
-                            {"name": " ", "address": "12", "hours": "someday", "timezone": "Mars/Base"}), 422)  # fmt: skip
+    wrong = {"name": " ", "address": "12", "hours": "someday", "timezone": "Mars/Base"}
+    body = problem(api.post(f"/businesses/{business['id']}/agents", wrong), 422)
     assert [e["field"] for e in body["errors"]][:2] == ["name", "address"]
     assert {"timezone"} < {e["field"] for e in body["errors"]} and len(body["errors"]) == 4
     agent = api.agent(business["id"])
