@@ -50,6 +50,7 @@ async def seed(db: str, base: str) -> dict[str, Any]:
         await service.create_widget(shop.id, "shop", {"allowed_domains": ["localhost"]})
         await service.create_widget(shop.id, "rules", {"show_on": ["/products/*"], "delay": 1, "scroll": 50})
         await service.create_widget(shop.id, "nowhere", {"allowed_domains": ["dolcevita.example"]})
+        await service.create_widget(shop.id, "spa", {"show_on": ["/products/*"], "hide_on": ["/products/secret"]})
         await service.create_widget(
             shop.id, "bubble", {"bubble": True, "bubble_delay": 0, "label": "Chat", "position": "left"}
         )
@@ -88,6 +89,8 @@ def page_server(base: str) -> tuple[ThreadingHTTPServer, str]:
             self.send_response(200)
             self.send_header("Content-Type", f"{kind}; charset=utf-8")
             self.send_header("Content-Security-Policy", csp)
+            if "referrer" in query:  # a page that tells every site it links to its whole address
+                self.send_header("Referrer-Policy", query["referrer"])
             self.end_headers()
             self.wfile.write(body.encode())
 
@@ -353,10 +356,10 @@ def test_language_follows_the_page_and_data_locale_and_arabic_is_right_to_left(v
     v.open(w="shop", lang="it", locale="de")
     assert v.shadow(".launcher").get_attribute("aria-label") == "Schreib uns"
     v.open(w="shop", lang="ar")
-    assert v.shadow(".ctc").get_attribute("dir") == "rtl"
+    assert v.shadow(".panel").get_attribute("dir") == "rtl"
     v.shadow(".launcher").click()
     assert v.shadow(".x").get_attribute("aria-label") == "إغلاق"
-    header, close = v.shadow("header h2").bounding_box(), v.shadow(".x").bounding_box()
+    header, close = v.shadow(".head h2").bounding_box(), v.shadow(".x").bounding_box()
     assert header and close and close["x"] < header["x"]  # right to left: the close button on the left
 
 
@@ -402,3 +405,62 @@ def test_reduced_motion_and_dark_mode_are_respected(visit: Any) -> None:
     light.shadow(".launcher").click()
     assert light.shadow(".panel").evaluate("(p) => getComputedStyle(p).animationName") == "rise"
     assert light.shadow(".panel").evaluate("(p) => getComputedStyle(p).backgroundColor") == "rgb(255, 255, 255)"
+
+
+def test_the_display_rules_follow_a_single_page_apps_routes(visit: Any) -> None:
+    v = visit()
+    page = v.open("/products/cassata", w="spa")
+    launcher = v.shadow(".launcher")
+    launcher.click()
+    for path, shown in (("/products/secret", False), ("/about", False), ("/products/cannoli", True)):
+        page.evaluate("(path) => history.pushState({}, '', path)", path)
+        expect(launcher).to_be_visible() if shown else expect(launcher).to_be_hidden()
+    assert not v.shadow('[role="dialog"]').is_visible()  # leaving a page closed the panel
+    page.go_back()  # popstate
+    expect(launcher).to_be_hidden()
+    v.open("/about", w="spa")  # first loaded where it is not shown: it comes when the route does
+    v.page.evaluate("() => history.pushState({}, '', '/products/cassata')")
+    expect(launcher).to_be_visible()
+
+
+def test_a_page_that_swaps_its_body_keeps_the_widget(visit: Any) -> None:
+    """Turbo and similar libraries replace <body> on every navigation."""
+    v = visit()
+    page = v.open(w="shop")
+    v.shadow(".launcher").wait_for()
+    page.evaluate("() => document.body.replaceWith(document.createElement('body'))")
+    v.shadow(".launcher").click()
+    assert v.shadow('[role="dialog"]').is_visible()
+    # A transformed body (off-canvas menus) does not pin the fixed button to the document's end.
+    page.evaluate("() => { document.body.style.transform = 'translateZ(0)'; document.body.style.minHeight = '5000px'; }")
+    box, viewport = v.shadow(".launcher").bounding_box(), page.viewport_size
+    assert box and viewport and box["y"] + box["height"] <= viewport["height"]
+
+
+def test_in_a_right_to_left_language_the_button_keeps_its_corner(visit: Any) -> None:
+    v = visit()
+    v.open(w="shop", lang="ar")
+    launcher = v.shadow(".launcher")
+    closed = launcher.bounding_box()
+    launcher.click()
+    opened, panel = launcher.bounding_box(), v.shadow(".panel").bounding_box()
+    assert closed and opened and panel and opened["x"] == closed["x"]
+    assert abs((panel["x"] + panel["width"]) - (opened["x"] + opened["width"])) < 1  # right edges aligned
+    assert v.shadow(".panel").get_attribute("dir") == "rtl" and v.shadow(".launcher").get_attribute("dir") == "rtl"
+
+
+def test_the_widget_tells_our_server_only_the_pages_origin(visit: Any, site: Site) -> None:
+    """Even on a page whose policy sends its whole address (query and all) to every site."""
+    v = visit()
+    referers: dict[str, str | None] = {}
+    v.context.on("request", lambda r: referers.setdefault(urlsplit(r.url).path, r.headers.get("referer")))
+    page = v.open(w="shop", referrer="unsafe-url", order="4711")
+    v.shadow(".launcher").click()
+    v.shadow(".agent").first.click()
+    expect(v.shadow(".handoff img")).to_have_js_property("complete", True)
+    with v.context.expect_page():
+        v.shadow(".web").click()
+    ours = {path: referer for path, referer in referers.items() if path.startswith(("/api/", "/qr/", "/w/"))}
+    assert set(ours) == {"/api/widget/shop", f"/qr/w/shop/{site.ids['giulia']}.svg", f"/w/shop/{site.ids['giulia']}"}
+    assert set(ours.values()) == {f"{site.pages}/"}, ours
+    assert page.evaluate("document.referrer") == ""  # (the page itself was loaded directly)

@@ -21,7 +21,7 @@ export default ({ panel, handoff, el, id, config }) => {
   const { form, script } = config.optin;
   const origin = new URL(script).origin;
   const query = new URLSearchParams({ lang: config.lang, hl: [document.documentElement.lang, ...navigator.languages].join() });
-  fetch(`${origin}/api/optin/${encodeURIComponent(form)}?${query}`, { credentials: "omit" })
+  fetch(`${origin}/api/optin/${encodeURIComponent(form)}?${query}`, { credentials: "omit", referrerPolicy: "strict-origin" })
     .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`opt-in form ${form}: ${response.status}`))))
     .then(draw)
     .catch((error) => console.warn("clicktochat:", error.message));
@@ -76,7 +76,7 @@ export default ({ panel, handoff, el, id, config }) => {
         [shown.honeypot]: trap.value,
       });
       try {
-        const response = await fetch(shown.action, { method: "POST", body, credentials: "omit", headers: { Accept: "application/json" } });
+        const response = await fetch(shown.action, { method: "POST", body, credentials: "omit", referrerPolicy: "strict-origin", headers: { Accept: "application/json" } });
         const answer = await response.json();
         if (response.ok) {
           fields.hidden = true;

@@ -32,7 +32,8 @@
   const query = new URLSearchParams({ hl: [document.documentElement.lang, ...navigator.languages].join() });
   if (locale) query.set("lang", locale);
   if (preview) query.set("preview", preview); // the dashboard's preview (our own origin only): no display rules
-  fetch(`${origin}/api/widget/${encodeURIComponent(id)}?${query}`, { credentials: "omit" })
+  // Referrer "strict-origin" on everything it asks for: the page's path and query are not ours to hear.
+  fetch(`${origin}/api/widget/${encodeURIComponent(id)}?${query}`, { credentials: "omit", referrerPolicy: "strict-origin" })
     .then(async (response) => {
       const body = await response.json();
       if (!response.ok) throw new Error(body.detail);
@@ -44,22 +45,36 @@
   // Display rules: which pages, after how long, how far down, and only while someone answers.
   function start(config) {
     const { show_on, hide_on, delay, scroll, hide_offline } = config.rules;
+    if (hide_offline && !config.open) return;
     const matches = (patterns) =>
       patterns.some((pattern) => {
         const regex = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
         return new RegExp(`^${regex}$`).test(location.pathname);
       });
-    if ((show_on.length && !matches(show_on)) || matches(hide_on) || (hide_offline && !config.open)) return;
+    const here = () => !((show_on.length && !matches(show_on)) || matches(hide_on));
     const scrolled = () => {
       const room = document.documentElement.scrollHeight - innerHeight;
       return room <= 0 || (scrollY / room) * 100 >= scroll;
     };
+    let box, waiting, path;
+    const draw = () => ((box = render(config)), follow());
     const whenScrolled = () => {
-      if (scrolled()) return render(config);
-      const check = () => scrolled() && (removeEventListener("scroll", check), render(config));
+      if (scrolled()) return draw();
+      const check = () => scrolled() && (removeEventListener("scroll", check), draw());
       addEventListener("scroll", check, { passive: true });
     };
-    delay ? setTimeout(whenScrolled, delay * 1000) : whenScrolled();
+    // Single-page apps change the path without loading a page: the rules are read again at each change.
+    const follow = () => {
+      path = location.pathname;
+      if (box) return (box.hidden = !here()) && hide();
+      if (waiting || !here()) return;
+      waiting = true;
+      delay ? setTimeout(whenScrolled, delay * 1000) : whenScrolled();
+    };
+    follow();
+    addEventListener("popstate", follow);
+    if (window.navigation) navigation.addEventListener("currententrychange", follow);
+    else setInterval(() => path !== location.pathname && follow(), 1000);
   }
 
   function render(config) {
@@ -82,8 +97,9 @@
     const ours = (url) => url.startsWith(`${origin}/`); // a link only ever leads back to our server
     const close = el("button", { class: "x", type: "button", "aria-label": words.close }, "×");
     const title = el("h2", { id: "t" }, config.name);
-    const header = el("header", {}, title, close);
-    if (config.avatar && ours(config.avatar)) header.prepend(el("img", { src: config.avatar, alt: "" }));
+    const header = el("div", { class: "head" }, title, close);
+    if (config.avatar && ours(config.avatar))
+      header.prepend(el("img", { src: config.avatar, alt: "", referrerpolicy: "strict-origin" }));
     const list = el("ul", { class: "agents" });
     const handoff = el("div", { class: "handoff", hidden: "" });
     // The apps the business offers: with more than one, the visitor picks (remembered in this tab).
@@ -114,7 +130,7 @@
       }
     const panel = el(
       "div",
-      { class: "panel", id: "p", role: "dialog", "aria-labelledby": "t", hidden: "" },
+      { class: "panel", id: "p", role: "dialog", "aria-labelledby": "t", dir: config.dir, hidden: "" },
       header,
       el("p", { class: "greeting" }, config.greeting),
       picker,
@@ -125,7 +141,7 @@
     // "Get updates on WhatsApp": its own small script, fetched only when the owner turned it on.
     if (config.optin && ours(config.optin.script))
       import(config.optin.script).then((panelPart) => panelPart.default({ panel, handoff, el, id, config }), (e) => console.warn("clicktochat:", e.message));
-    const bubble = el("button", { class: "bubble", type: "button", hidden: "" }, config.greeting);
+    const bubble = el("button", { class: "bubble", type: "button", dir: config.dir, hidden: "" }, config.greeting);
     const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     icon.setAttribute("viewBox", "0 0 24 24");
     icon.setAttribute("aria-hidden", "true");
@@ -133,7 +149,7 @@
     icon.firstChild.setAttribute("d", "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2z");
     const launcher = el(
       "button",
-      { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "p", "aria-haspopup": "dialog" },
+      { class: "launcher", type: "button", dir: config.dir, "aria-expanded": "false", "aria-controls": "p", "aria-haspopup": "dialog" },
       icon,
     );
     if (config.label) launcher.append(el("span", {}, config.label));
@@ -154,6 +170,9 @@
       } catch {} // a zone this browser does not know: the time unnamed, as before
       return words.back.replace("{time}", shown);
     };
+    const strangers = config.agents.filter((agent) => !ours(agent.url));
+    if (strangers.length) // the server's base URL is another address than this script's: its links are not followed
+      console.warn(`clicktochat: ${strangers.length} agent(s) hidden: their links are not on ${origin}; load widget.js from the server's base URL`);
     for (const agent of config.agents) {
       if (!ours(agent.url)) continue;
       const state = agent.available ? words.online : agent.back_at ? when(agent.back_at) : words.offline;
@@ -172,6 +191,13 @@
     if (picker.firstChild) pick(chosen);
     else picker.hidden = true;
 
+    // A link followed as a link is (an <a> can say what it tells of the page; location.assign cannot).
+    const go = (href, target) => {
+      const a = el("a", { href, target, rel: "noopener", referrerpolicy: "strict-origin", hidden: "" });
+      root.append(a);
+      a.click();
+      a.remove();
+    };
     // Phones go straight to the chat in this tab; desktops may scan a code to continue on
     // the phone, or open the messenger's web app in a new tab.
     function chat(agent, button) {
@@ -180,13 +206,13 @@
       const url = `${agent.url}?${new URLSearchParams({ ...ch, u, t: document.title.slice(0, 150), l: config.lang })}`;
       const app = ch.ch || agent.channel;
       fire("click", { channel: app, agent: agent.name, agent_id: agent.id, link: url });
-      if (phone) return location.assign(url);
-      if (!config.qr) return open(`${url}&web=1`, "_blank", "noopener");
+      if (phone) return go(url, "_self");
+      if (!config.qr) return go(`${url}&web=1`, "_blank");
       const back = el("button", { class: "link", type: "button" }, words.return);
       // "WhatsApp Web" names one messenger; the others' web apps are "the browser".
-      const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener" }, app == "whatsapp" ? words.web : words.browser);
+      const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener", referrerpolicy: "strict-origin" }, app == "whatsapp" ? words.web : words.browser);
       handoff.replaceChildren(
-        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, l: config.lang })}`, alt: words.scan }),
+        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, l: config.lang })}`, alt: words.scan, referrerpolicy: "strict-origin" }),
         el("p", {}, words.scan),
         web,
         back,
@@ -227,20 +253,24 @@
       if (event.key === "Escape") (bubble.hidden = true), hide();
     });
 
-    root.append(el("div", { class: left ? "ctc left" : "ctc", dir: config.dir, lang: config.lang }, panel, bubble, launcher));
-    document.body.append(host);
+    // Laid out left to right whatever the language (the corner is the owner's choice); each part
+    // reads in the visitor's direction.
+    const box = el("div", { class: left ? "ctc left" : "ctc", dir: "ltr", lang: config.lang }, panel, bubble, launcher);
+    root.append(box);
+    // On <html>, not <body>: a page that swaps its body (Turbo) keeps the widget, and a body
+    // with a transform does not pin the fixed button to the end of the document.
+    document.documentElement.append(host);
     requestAnimationFrame(() => setTimeout(() => performance.mark("clicktochat:painted")));
     if (wanted) show();
-    if (config.bubble !== null) {
-      // Once per visit: sessionStorage is forgotten with the tab, and is no cookie.
-      const key = `clicktochat:${id}:bubble`;
+    // The greeting bubble once per visit: sessionStorage is forgotten with the tab, and is no
+    // cookie; storage blocked: better no bubble than one on every page.
+    const key = `clicktochat:${id}:bubble`;
+    const first = () => {
       try {
-        if (sessionStorage.getItem(key)) return;
-        sessionStorage.setItem(key, "1");
-      } catch {
-        return; // storage blocked: better no bubble than one on every page
-      }
-      setTimeout(() => panel.hidden && (bubble.hidden = false), config.bubble * 1000);
-    }
+        return !sessionStorage.getItem(key) && !sessionStorage.setItem(key, "1");
+      } catch {}
+    };
+    if (config.bubble !== null && first()) setTimeout(() => panel.hidden && (bubble.hidden = false), config.bubble * 1000);
+    return box;
   }
 })();
