@@ -163,6 +163,9 @@ def test_signed_in_callers_are_not_held_to_the_budget_for_unknown_addresses(
     assert spent.status_code == 429 and spent.json()["errors"] == []  # the same shape as every problem
     api = timed.get("/api/v1/links/nope", headers={"Authorization": f"Bearer {key}"})
     assert api.status_code == 404 and api.json()["detail"] == "There is no short link 'nope'."
+    for path in ("/api/v1/businesses/abc", "/api/v1/agents/1.5", "/api/v1/nothing"):  # no route: no endpoint ran
+        assert timed.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 404, path
+    assert timed.get("/api/v1/businesses/abc", headers={"Authorization": "Bearer ctc_forged"}).status_code == 429
     timed.cookies.update(signed_in)
     assert timed.get("/admin/conversations/999999").status_code == 404
     timed.cookies.clear()

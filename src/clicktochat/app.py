@@ -34,6 +34,7 @@ from .database import is_postgres
 from .demo import seed_demo
 from .errors import ChannelGone, InternalError, LinkGone, ProblemError, RequestTimeout, TooManyRequests, Unavailable
 from .hosts import HostCheck, TrustedHosts, relative_slash_redirects
+from .keys import check_api_key
 from .listen import ChangeListener, RoutingWatcher
 from .qr_access import Renders
 from .service import Service
@@ -247,6 +248,15 @@ def wants_json(request: Request) -> bool:
     )
 
 
+async def _key_holder(request: Request) -> bool:
+    """An API call with a valid key to an address no route matched (`/businesses/abc`): its
+    endpoint never ran to say so, and the caller is no stranger guessing."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if not request.url.path.startswith("/api/v1/") or scheme.lower() != "bearer" or not key.strip():
+        return False
+    return await check_api_key(request.app.state.service.store, key.strip()) is not None
+
+
 async def problem_response(request: Request, exc: Exception) -> Response:
     """One error shape: RFC 9457 problem+json for API clients, a friendly page for people.
     A 404 spends from the caller's budget (guessing addresses costs a page each), but a click's
@@ -256,7 +266,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     address is not held back by a stranger guessing from the same one)."""
     state = request.app.state
     if (_status(exc) == 404 and not request.url.path.startswith(CLICK_PREFIXES) and hasattr(state, "proxies")
-            and not getattr(request.state, "signed_in", False)):  # fmt: skip
+            and not getattr(request.state, "signed_in", False) and not await _key_holder(request)):  # fmt: skip
         wait = state.budget.retry_after(client_address(request.scope, state.proxies))
         if wait:  # a short answer, not a page: it must cost less than the 404 it stands for
             detail = f"Too many unknown addresses asked for from yours; try again in {wait} s."
