@@ -432,7 +432,7 @@ def test_a_page_that_swaps_its_body_keeps_the_widget(visit: Any) -> None:
     v.shadow(".launcher").click()
     assert v.shadow('[role="dialog"]').is_visible()
     # A transformed body (off-canvas menus) does not pin the fixed button to the document's end.
-    page.evaluate("() => { document.body.style.transform = 'translateZ(0)'; document.body.style.minHeight = '5000px'; }")
+    page.evaluate("() => Object.assign(document.body.style, {transform: 'translateZ(0)', minHeight: '5000px'})")
     box, viewport = v.shadow(".launcher").bounding_box(), page.viewport_size
     assert box and viewport and box["y"] + box["height"] <= viewport["height"]
 
