@@ -207,7 +207,7 @@ def test_reply_is_queued_then_sent_by_the_server_with_its_statuses(
     again = ok(chat("conversations", "reply", "1", "Sì, fino alle 19!", "--idempotency-key", "k1"))
     assert again.stdout == "Already queued with this idempotency key: reply 1 (queued).\n"
     fails(chat("conversations", "reply", "1", "Altro testo", "--idempotency-key", "k1"), 1,
-          "This idempotency key was used for another message.")  # fmt: skip
+          "--idempotency-key: was used for a request with other content; send it again as it was")  # fmt: skip
     assert "queued" in ok(chat("conversations", "show", "1")).stdout
     whatsapp.clock.now = max(whatsapp.clock.now, time.time())  # the CLI queued it at the real now
     assert whatsapp.send() == 1  # what the server's sender does

@@ -29,10 +29,13 @@ def opt_in(setup: WhatsAppSetup, topic: str = "orders", state: str = "in", phone
                                 "Send me order updates", "v1"))  # fmt: skip
 
 
-def notify(setup: WhatsAppSetup, **fields: Any) -> Any:
-    body = {"to": "+39 347 123 4567", "topic": "orders", "template": "follow_up", "language": "en_US",
+def notify_body(**fields: Any) -> dict[str, Any]:
+    return {"to": "+39 347 123 4567", "topic": "orders", "template": "follow_up", "language": "en_US",
             "parameters": ["Giulia", "the blue sofa"]} | fields  # fmt: skip
-    return setup.client.post(f"{API}/notifications", json=body, headers=setup.auth)
+
+
+def notify(setup: WhatsAppSetup, **fields: Any) -> Any:
+    return setup.client.post(f"{API}/notifications", json=notify_body(**fields), headers=setup.auth)
 
 
 def test_templates_are_synced_from_meta_with_their_parameters(whatsapp: WhatsAppSetup) -> None:
@@ -60,6 +63,10 @@ def test_a_notification_needs_consent_for_its_topic_and_goes_out_once(whatsapp: 
     assert again.status_code == 200 and again.json()["id"] == queued.json()["id"]
     changed = notify(whatsapp, idempotency_key="order-1042", parameters=["Giulia", "the red sofa"])
     assert changed.status_code == 409 and "idempotency key" in changed.json()["detail"]
+    assert [e["field"] for e in changed.json()["errors"]] == ["idempotency_key"]
+    both = whatsapp.client.post(f"{API}/notifications", headers=whatsapp.auth | {"Idempotency-Key": "order-1043"},
+                                json=notify_body(idempotency_key="order-1042"))  # fmt: skip
+    assert both.status_code == 422 and "Idempotency-Key header" in both.json()["errors"][0]["reason"]
     assert whatsapp.send() == 1 and whatsapp.send() == 0
     assert len(whatsapp.standin.sent) == 1
     sent = whatsapp.standin.sent[0].body

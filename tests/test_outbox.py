@@ -36,7 +36,16 @@ def test_a_reply_reaches_the_graph_api_once_and_its_statuses_come_back(whatsapp:
     answer = reply(whatsapp, cid, "Sì, dalle 9 alle 13!", key="k1")
     assert answer.status_code == 202 and answer.json()["state"] == "queued"
     assert reply(whatsapp, cid, "Sì, dalle 9 alle 13!", key="k1").status_code == 200  # the same request again
-    assert reply(whatsapp, cid, "Altro testo", key="k1").status_code == 409  # the key names another message
+    refused = reply(whatsapp, cid, "Altro testo", key="k1")  # the key names another message
+    assert refused.status_code == 409 and [e["field"] for e in refused.json()["errors"]] == ["idempotency_key"]
+    # A key in the body and another in the header: which one would a retry send? Refused.
+    url = f"/api/v1/conversations/{cid}/messages"
+    both = whatsapp.client.post(url, json={"text": "Hdr", "idempotency_key": "h-2"},
+                                headers=whatsapp.auth | {"Idempotency-Key": "h-3"})  # fmt: skip
+    assert both.status_code == 422 and [e["field"] for e in both.json()["errors"]] == ["idempotency_key"]
+    same = whatsapp.client.post(url, json={"text": "Sì, dalle 9 alle 13!", "idempotency_key": "k1"},
+                                headers=whatsapp.auth | {"Idempotency-Key": "k1"})  # fmt: skip
+    assert same.status_code == 200
     assert messages(whatsapp, cid)[-1]["status"] == "queued"
     # the reply's id is its outbox row's: the message shows it (found by a new user: the two ids
     # never matched anywhere)

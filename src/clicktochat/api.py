@@ -158,6 +158,16 @@ def out(model: BaseModel, status_code: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
 
 
+def idempotency_key(request: Request, in_body: str | None) -> str | None:
+    """The request's key: in the body or in the Idempotency-Key header; two different ones are
+    refused (a retry sent with the other would be taken for a new request)."""
+    header = request.headers.get("idempotency-key")
+    if in_body is not None and header is not None and header != in_body:
+        raise InvalidInput("idempotency_key", f"is {in_body!r} in the body but {header!r} in the Idempotency-Key "
+                                              "header; send one key, or the same in both")  # fmt: skip
+    return in_body if in_body is not None else header
+
+
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import customers
-from .api import endpoint, out, query_int, read_body, resource
+from .api import endpoint, idempotency_key, out, query_int, read_body, resource
 from .api_models import Body, Whole
 from .chatstore import Message
 from .conversations import MAX_TEXT_LENGTH
@@ -246,7 +246,7 @@ async def get_conversation(request: Request, service: Service) -> Response:
 @endpoint
 async def reply(request: Request, service: Service) -> Response:
     body = await read_body(request, ReplyCreate)
-    key = body.idempotency_key if body.idempotency_key is not None else request.headers.get("idempotency-key")
+    key = idempotency_key(request, body.idempotency_key)
     key_id = request.state.api_key_id
     keys = {k.id: k.name for k in await service.store.api_keys()}
     sent_by = f"api:{keys.get(key_id, '')} #{key_id}"  # names may repeat: the key's id tells them apart

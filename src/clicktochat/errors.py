@@ -181,3 +181,8 @@ class Unavailable(ProblemError):
 class InternalError(ProblemError):
     status = 500
     title = "Internal server error"
+
+
+# A request repeated with its idempotency key but other content: the field a 409 names.
+KEY_USED = FieldError("idempotency_key", "was used for a request with other content; send it again as it was, "
+                                         "or use a new key for a new request")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import normalize_phone
 from .consent import may_message
-from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from .errors import KEY_USED, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphError, template_payload
 from .message_templates import Template, approved_template, check_parameters, read_templates
 from .notifystore import Notification
@@ -101,7 +101,7 @@ class Notifications:
         if previous is not None:
             same = (previous.phone, previous.topic, previous.template, previous.language, previous.parameters)
             if same != (phone, topic, template, language, values):
-                raise Conflict("This idempotency key was used for another notification.")
+                raise Conflict("This idempotency key was used for another notification.", [KEY_USED])
             return previous, False
         entries = await self.chats.consents(number.business_id, phone, None)
         decision = may_message(entries, topic)
@@ -113,7 +113,7 @@ class Notifications:
         )
         if not created and (made.phone, made.topic, made.template, made.language, made.parameters) != (
                 phone, topic, template, language, values):  # the same key, at the same moment, from another instance
-            raise Conflict("This idempotency key was used for another notification.")
+            raise Conflict("This idempotency key was used for another notification.", [KEY_USED])
         self.whatsapp.sender.wake()
         return made, created
 

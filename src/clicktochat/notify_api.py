@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import endpoint, out, query_int, read_body, resource
+from .api import endpoint, idempotency_key, out, query_int, read_body, resource
 from .api_models import Body, whole
 from .channels import normalize_phone
 from .errors import InvalidInput
@@ -113,8 +113,7 @@ async def create_notification(request: Request, service: Service) -> Response:
     body = await read_body(request, NotificationCreate)
     made, created = await service.whatsapp.notifications.queue(
         to=body.to, topic=body.topic, template=body.template, language=body.language, parameters=body.parameters,
-        idempotency_key=body.idempotency_key if body.idempotency_key is not None else request.headers.get(
-            "idempotency-key"), business_id=body.business,
+        idempotency_key=idempotency_key(request, body.idempotency_key), business_id=body.business,
     )  # fmt: skip
     return out(notification_out(made), 202 if created else 200)
 

@@ -18,7 +18,7 @@ from typing import Any
 from .chatstore import ChatStore, Conversation, Message
 from .consent import may_reply, opted_out
 from .conversations import Window, check_text, window
-from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from .errors import KEY_USED, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
 from .journal import Journal
@@ -237,7 +237,7 @@ class WhatsApp:
             previous = await self.chats.outbox_by_key(key)
             if previous is not None:
                 if previous.payload.get("text", {}).get("body") != text:
-                    raise Conflict("This idempotency key was used for another message.")
+                    raise Conflict("This idempotency key was used for another message.", [KEY_USED])
                 return previous, False
         view = await self.view(found)
         if view.reply_refused is not None:
