@@ -159,6 +159,11 @@ def test_connecting_again_and_disconnecting_with_a_confirmation_step(whatsapp: W
     done = admin.post("/admin/whatsapp", form)
     assert done.status_code == 303 and done.headers["location"] == "/admin/whatsapp?done=connected"
     assert "The number is connected." in admin.get("/admin/whatsapp?done=connected").text
+    other = whatsapp.run(whatsapp.service.add_business("Altro negozio")).id
+    moved = admin.post("/admin/whatsapp", form | {"business_id": str(other)})
+    assert moved.status_code == 409 and f"is connected to business {whatsapp.business_id}" in moved.text
+    assert f'value="{NUMBER.phone_number_id}"' in moved.text  # the form again, as typed (but its secrets)
+    assert NUMBER.access_token not in moved.text and NUMBER.app_secret not in moved.text
     conversation = customer_writes(whatsapp)
     url = f"/admin/whatsapp/{whatsapp.number_id}/disconnect"
     asked = admin.get(url)

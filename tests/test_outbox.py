@@ -208,7 +208,16 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
             "waba_id": NUMBER.waba_id, "access_token": NUMBER.access_token, "app_secret": NUMBER.app_secret,
             "verify_token": "another-verify-token"}  # fmt: skip
     url = "/api/v1/whatsapp-numbers"
-    assert whatsapp.client.post(url, json=good, headers=whatsapp.auth).status_code == 201
+    assert whatsapp.client.post(url, json=good, headers=whatsapp.auth).status_code == 200  # connected: new secrets
+    whatsapp.run(whatsapp.customer().send_text("Per il primo negozio"))
+    whatsapp.process()
+    # Connected to one business, it does not move to another (its conversations are the first's).
+    other = whatsapp.run(whatsapp.service.add_business("Altro negozio")).id
+    moved = whatsapp.client.post(url, json=good | {"business_id": other}, headers=whatsapp.auth)
+    assert moved.status_code == 409 and moved.json()["errors"][0]["field"] == "phone_number_id", moved.text
+    assert f"connected to business {whatsapp.business_id}" in moved.json()["detail"]
+    assert whatsapp.client.get(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).json()["business_id"] == (
+        whatsapp.business_id)
     wrong_token = whatsapp.client.post(url, json=good | {"access_token": "EAAG" + "y" * 40}, headers=whatsapp.auth)
     assert wrong_token.status_code == 422 and wrong_token.json()["errors"][0]["field"] == "access_token"
     assert "y" * 40 not in wrong_token.text
@@ -218,6 +227,19 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
     assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 204
     assert whatsapp.client.delete(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).status_code == 404
     assert whatsapp.client.get(url, headers=whatsapp.auth).json()["numbers"] == []
+    # Disconnected, it may be connected to another business (a number sold, an agency's client):
+    # the first business keeps its conversations, and a customer writing again starts one here.
+    moved = whatsapp.client.post(url, json=good | {"business_id": other}, headers=whatsapp.auth)
+    assert moved.status_code == 201 and moved.json()["business_id"] == other
+    whatsapp.run(whatsapp.customer().send_text("Per il secondo negozio"))
+    whatsapp.process()
+    chats = {c["business_id"]: c for c in whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth
+                                                               ).json()["conversations"]}  # fmt: skip
+    assert set(chats) == {whatsapp.business_id, other}, chats
+    first = whatsapp.client.get(f"/api/v1/conversations/{chats[whatsapp.business_id]['id']}", headers=whatsapp.auth)
+    assert [m["text"] for m in first.json()["messages"]] == ["Per il primo negozio"]
+    second = whatsapp.client.get(f"/api/v1/conversations/{chats[other]['id']}", headers=whatsapp.auth)
+    assert [m["text"] for m in second.json()["messages"]] == ["Per il secondo negozio"]
 
 
 def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsAppSetup) -> None:

@@ -93,6 +93,8 @@ async def numbers_page(request: Request, page: Page) -> Response:
             return see_other("/admin/whatsapp", "connected")
         except InvalidInput as exc:
             errors, status = exc.errors, 422
+        except Conflict as exc:  # connected to another business
+            errors, status = [FieldError("phone_number_id", exc.detail)], 409
         except NotFound as exc:  # the business is gone
             errors, status = [FieldError("business_id", exc.detail)], 422
         except Unavailable as exc:  # Meta could not be asked: nothing is wrong with the form

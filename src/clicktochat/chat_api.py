@@ -201,10 +201,11 @@ async def list_numbers(request: Request, service: Service) -> Response:
 @endpoint
 async def connect_number(request: Request, service: Service) -> Response:
     body = await read_body(request, NumberConnect)
+    again = await service.whatsapp.chats.number_by_phone_id(body.phone_number_id) is not None  # new credentials
     number = await service.whatsapp.connect(
         body.business_id, body.phone_number_id, body.waba_id, body.access_token, body.app_secret, body.verify_token
     )
-    return out(number_out(service, number), 201)
+    return out(number_out(service, number), 200 if again else 201)
 
 
 @endpoint

@@ -41,6 +41,11 @@ class NumberStore(ChatDB):
     ) -> WhatsAppNumber:  # fmt: skip
         def work() -> WhatsAppNumber:
             with self._tx() as db:
+                # Disconnected from another business: its row stays that business's, with the
+                # conversations it held (a customer writing again starts a new one here).
+                db.execute("UPDATE whatsapp_numbers SET phone_number_id = phone_number_id || ':moved:' || id"
+                           " WHERE phone_number_id = ? AND disconnected_at IS NOT NULL AND business_id <> ?",
+                           (phone_number_id, business_id))  # fmt: skip
                 db.execute(
                     "INSERT INTO whatsapp_numbers (business_id, phone_number_id, waba_id, display_phone_number,"
                     " verified_name, access_token, app_secret, verify_token_hash, connected_at)"

@@ -149,6 +149,11 @@ class WhatsApp:
             raise InvalidInput.many(errors)
         if await self.store.business(business_id) is None:
             raise NotFound(f"There is no business {business_id}.")
+        connected = await self.chats.number_by_phone_id(phone_number_id)
+        if connected is not None and connected.business_id != business_id:  # its conversations are that business's
+            raise Conflict(f"Phone number id {phone_number_id} is connected to business {connected.business_id}; "
+                           f"disconnect it there first (number {connected.id}).",
+                           [FieldError("phone_number_id", f"is connected to business {connected.business_id}")])
         try:
             found = await self.graph.phone_number(phone_number_id, access_token.strip())
         except GraphError as error:
