@@ -128,6 +128,7 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
     assert [(r["phone"], r["state"], r["topic"]) for r in rows] == [("393471234567", "out", "*"),
                                                                      ("393471234567", "in", "orders")]  # fmt: skip
     assert rows[1]["consent_text"].startswith("'=")  # a spreadsheet shows it, never runs it
+    assert rows[1]["topic_label"] == ""  # recorded at the counter: no form showed a topic's name
     # Meta's form of a Mexican mobile finds its E.164 entries (found upgrading a database)
     assert admin.post("/admin/consents", base | {"phone": "+52 55 1234 5678", "action": "in"}).status_code == 303
     assert "+52 55 1234 5678" in admin.get("/admin/consents?q=5215512345678").text

@@ -40,7 +40,7 @@ NOTICES = {  # ?done=... after a redirect: fixed words, never text from the URL
 }  # fmt: skip
 PAGE_SIZE = 100
 CSV_COLUMNS = ["at", "business_id", "phone", "topic", "state", "source", "consent_text", "consent_version", "form",
-               "page", "visitor", "widget", "confirmed_by"]  # fmt: skip
+               "page", "visitor", "widget", "confirmed_by", "topic_label"]  # fmt: skip
 
 
 def show(page: Page, template: str, section: str, status: int = 200, errors: list[FieldError] | None = None,
@@ -224,6 +224,7 @@ async def consents_csv(request: Request, page: Page) -> Response:
         writer.writerow([cell(v) for v in (
             timestamp(c.at), c.business_id, c.phone or c.user_id, c.topic, c.state, c.source, c.wording, c.version,
             proof.get("form"), proof.get("page"), proof.get("visitor"), proof.get("widget"), proof.get("confirmed_by"),
+            proof.get("topic_label"),
         )])  # fmt: skip
     headers = ADMIN_HEADERS | {"Content-Disposition": 'attachment; filename="clicktochat-consents.csv"'}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -338,7 +338,9 @@ class Optins:
         if topic not in form.topics:
             raise InvalidInput("topic", "choose one of the topics offered")
         wording, version = form.wording[lang], str(form.version)
-        proof = {"form": form.slug, **proof}
+        # The topic's name as shown is part of what was agreed to ("Orders and deliveries"), and
+        # the form keeps only its latest words: the consent keeps it.
+        proof = {"form": form.slug, "topic_label": form.topic_label(topic, lang), **proof}
         if not form.double_optin:
             if not await self._may_reply(form.business_id, phone):
                 return Outcome("in")  # answered as for anyone; nothing recorded (see _may_reply)
