@@ -189,11 +189,15 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
                  "Unsubscribe me", "cancel", "END", "quit", "Basta!", "Abmelden", "désabonner",
                  "please stop", "Baja por favor", "Abmelden bitte", "Arrêtez", "désabonnez-moi", "annulla iscrizione",
                  "cancellami", "Please unsubscribe me",  # fmt: skip  # the last seven found by a review
-                 "Darse de baja", "Remove me", "Pare", "Parem!", "Cancelar inscrição", "Sair da lista"):  # and these
+                 "Darse de baja", "Remove me", "Pare", "Parem!", "Cancelar inscrição", "Sair da lista",  # and these
+                 "Non voglio più messaggi", "smettete di scrivermi", "Non scrivetemi più, grazie!", "No more messages",
+                 "Don't message me", "Do not contact me please", "No quiero más mensajes", "Keine Nachrichten mehr",
+                 "Ne m'écrivez plus", "Não quero mais mensagens", "Remove me, thank you"):  # a new user's
         assert is_stop(word), word
     for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
                  "stop " * 10, "la torta è finita", "Basta così, grazie!", "Basta un cannolo, grazie",
-                 "Stop by at 5 then", "Pare de chover?", "Remove me from the order the cake"):  # fmt: skip
+                 "Stop by at 5 then", "Pare de chover?", "Remove me from the order the cake", "Grazie",
+                 "Non voglio più messaggi vocali, scrivete", "No more messages like the last one had typos?"):  # fmt: skip
         assert not is_stop(text), text
 
 

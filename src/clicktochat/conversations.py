@@ -29,7 +29,17 @@ STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accen
     "please stop", "stop please", "annulla iscrizione", "cancella iscrizione", "cancellami",
     "darse de baja", "desuscribirme", "cancelar suscripcion", "remove me", "take me off your list",  # a review's
     "pare", "parem", "sair da lista", "cancelar inscricao", "descadastrar",
+    # Said in a sentence (a new user's): "no more messages", "non scrivetemi più"...
+    "no more messages", "dont message me", "don t message me", "do not message me", "dont text me", "don t text me",
+    "do not text me", "do not contact me", "don t contact me", "dont contact me",
+    "non voglio piu messaggi", "non voglio piu ricevere messaggi", "non scrivetemi piu", "non mi scrivete piu",
+    "smettete di scrivermi", "smettetela di scrivermi", "non mandatemi piu messaggi", "non inviatemi piu messaggi",
+    "basta messaggi", "no quiero mas mensajes", "no me escriban mas", "no me escribas mas",
+    "no me envien mas mensajes", "keine nachrichten mehr", "schreibt mir nicht mehr", "schreiben sie mir nicht mehr",
+    "plus de messages", "ne m ecrivez plus", "nao quero mais mensagens", "nao me mandem mais mensagens",
 })  # fmt: skip
+THANKS = ("grazie", "thanks", "thank you", "gracias", "danke", "merci", "obrigado", "obrigada", "please",
+          "per favore", "por favor", "bitte", "s il vous plait")  # a polite end does not hide a stop  # fmt: skip
 STOP_STARTS = frozenset({  # not "basta" ("basta così, grazie"), nor "annulla" or "cancel" (an order's)
     "stop", "stopp", "unsubscribe", "arret", "arrete", "arretez", "baja", "abmelden", "desabonner", "desabonnez",
     "desinscrire", "desinscrivez", "disiscrivimi",
@@ -363,7 +373,10 @@ def is_stop(text: str) -> bool:
     words = "".join(c if c.isalpha() else " " for c in folded).split()
     if not words:
         return False
-    if " ".join(words) in STOP_WORDS:
+    said = " ".join(words)
+    for polite in THANKS:
+        said = said.removesuffix(f" {polite}")
+    if said in STOP_WORDS:
         return True
     if words[0] in POLITE and len(words) > 1:
         words = words[1:]
