@@ -115,6 +115,22 @@ def test_one_key_sent_to_two_instances_at_once_is_one_notification(whatsapp: Wha
     assert len(whatsapp.client.get(f"{API}/notifications", headers=whatsapp.auth).json()["notifications"]) == 1
 
 
+def test_a_template_in_one_language_needs_no_language_named(whatsapp: WhatsAppSetup) -> None:
+    """The CLI took en_US when none was named, the API refused: both take the template's only one."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    body = notify_body()
+    del body["language"]
+    queued = whatsapp.client.post(f"{API}/notifications", json=body, headers=whatsapp.auth)
+    assert queued.status_code == 202 and queued.json()["language"] == "en_US", queued.text
+    italian = dict(next(t for t in whatsapp.standin.templates if t["name"] == "follow_up"), language="it")
+    whatsapp.standin.templates = [*whatsapp.standin.templates, italian]
+    sync(whatsapp)
+    several = whatsapp.client.post(f"{API}/notifications", json=body | {"idempotency_key": "n2"}, headers=whatsapp.auth)
+    assert several.status_code == 422 and several.json()["errors"] == [
+        {"field": "language", "reason": "the template follow_up exists in en_US, it: name one"}]
+
+
 @pytest.mark.parametrize(("fields", "field", "words"), [
     ({"template": "no_such"}, "template", "no template no_such"),
     ({"language": "it"}, "language", "exists in en_US, not it"),

@@ -24,12 +24,12 @@ from .service import Service
 @click.option("--to", required=True, help="The customer's number with its country code, e.g. +39 347 123 4567.")
 @click.option("--topic", required=True, help="What they opted in to, e.g. orders.")
 @click.option("--template", required=True, help="An approved template of the number (whatsapp templates list).")
-@click.option("--language", default="en_US", show_default=True, help="The template's language code.")
+@click.option("--language", help="The template's language code (default: the template's only language).")
 @click.option("--param", "parameters", multiple=True, help="The body's {{1}}, {{2}}... in order (repeat the flag).")
 @click.option("--key", "idempotency_key", help="An idempotency key: the same key never sends twice.")
 @click.option("--business", "business_id", type=int, help="The business that sends [default: the only one].")
 @json_option
-def notify_command(db: str | None, base_url: str | None, to: str, topic: str, template: str, language: str,
+def notify_command(db: str | None, base_url: str | None, to: str, topic: str, template: str, language: str | None,
                    parameters: tuple[str, ...], idempotency_key: str | None, business_id: int | None,
                    as_json: bool) -> None:  # fmt: skip
     """Queue an update to someone who opted in to its topic. Refused, saying why, without

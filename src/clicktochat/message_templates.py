@@ -63,11 +63,16 @@ def read_templates(items: Sequence[Any]) -> list[Template]:
     return [t for t in (read_template(item) for item in items) if t is not None]
 
 
-def approved_template(templates: Sequence[Template], name: str, language: str,
+def approved_template(templates: Sequence[Template], name: str, language: str | None,
                       language_field: str = "language") -> Template:  # fmt: skip
-    """`name` in `language` among a number's synced templates, approved by Meta; else a 422
-    naming `template` (unknown, not approved) or `language_field` (it exists in other languages),
-    saying how to put it right."""
+    """`name` in `language` (None: in the only language it has) among a number's synced
+    templates, approved by Meta; else a 422 naming `template` (unknown, not approved) or
+    `language_field` (it exists in other languages, or in several), saying how to put it right."""
+    if language is None:
+        languages = sorted(t.language for t in templates if t.name == name)
+        if len(languages) > 1:
+            raise InvalidInput(language_field, f"the template {name} exists in {', '.join(languages)}: name one")
+        language = languages[0] if languages else ""
     found = next((t for t in templates if t.name == name and t.language == language), None)
     if found is None:
         others = sorted(t.language for t in templates if t.name == name)

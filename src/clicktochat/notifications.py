@@ -82,17 +82,18 @@ class Notifications:
             errors += exc.errors
         if not isinstance(template, str) or not TEMPLATE_NAME.fullmatch(template):
             errors.append(FieldError("template", "must be a template's name: lower-case letters, digits and _"))
-        if not isinstance(language, str) or not LANGUAGE.fullmatch(language):
+        if language is not None and (not isinstance(language, str) or not LANGUAGE.fullmatch(language)):
             errors.append(FieldError("language", "must be a template language code, like en_US or it"))
         if idempotency_key is not None and (not isinstance(idempotency_key, str)
                                             or not IDEMPOTENCY_KEY.fullmatch(idempotency_key)):  # fmt: skip
             errors.append(FieldError("idempotency_key", "must be 1 to 200 letters, digits or . _ : -"))
         if errors:
             raise InvalidInput.many(errors)
-        assert isinstance(topic, str) and isinstance(template, str) and isinstance(language, str)
+        assert isinstance(topic, str) and isinstance(template, str)
         number = await self._number_for(business_id)
         key = idempotency_key or f"auto:{secrets.token_urlsafe(16)}"
         found = await self._template(number.id, template, language)
+        language = found.language  # None: the template's only one
         try:
             values = check_parameters(found, [] if parameters is None else parameters)
         except ValueError as exc:
@@ -129,7 +130,7 @@ class Notifications:
             raise InvalidInput("business", "is required: several businesses have connected numbers")
         return numbers[0]
 
-    async def _template(self, number_id: int, name: str, language: str) -> Template:
+    async def _template(self, number_id: int, name: str, language: str | None) -> Template:
         return approved_template([t for t, _ in await self.chats.templates(number_id)], name, language)
 
     async def get(self, notification_id: int) -> Notification:

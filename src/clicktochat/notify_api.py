@@ -32,8 +32,8 @@ class NotificationCreate(Body):
                     json_schema_extra={"minLength": 3, "maxLength": 40})  # fmt: skip
     topic: str = Field(description="What the customer opted in to, e.g. orders", json_schema_extra=pattern(TOPIC))
     template: str = Field(description="An APPROVED template of the number", json_schema_extra=pattern(TEMPLATE_NAME))
-    language: str = Field(description="The template's language code, e.g. en_US or it",
-                          json_schema_extra=pattern(TEMPLATE_LANGUAGE))  # fmt: skip
+    language: str | None = Field(None, description="The template's language code, e.g. en_US or it (left out: the "
+                                 "template's only language)", json_schema_extra=pattern(TEMPLATE_LANGUAGE))  # fmt: skip
     parameters: list[str] = Field(
         default_factory=list, description="The body's {{1}}, {{2}}... in order (or its named ones)",
         json_schema_extra={"maxItems": 100, "items": {"type": "string", "minLength": 1,
