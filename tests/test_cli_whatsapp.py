@@ -265,7 +265,7 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[su
         yield started
     finally:
         started.terminate()
-        started.communicate(timeout=15)
+        started.printed = started.communicate(timeout=15)[0]  # type: ignore[attr-defined]  # for the test to read
 
 
 def until(what: str, check: Callable[[], Any], seconds: float = 20) -> Any:
@@ -356,6 +356,9 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             came = until("the chat tied to its click", from_the_link)
             assert (came["link_kind"], came["link_key"]) == ("short", "numero-demo")
         assert standin.poll() is None
+    # The stand-in says what reached it (a new user saw nothing and could not tell a send arrived).
+    assert re.search(r"^Sent to \+393471234567: text 'Ciao Giulia!' \(wamid\.[^)]+\)$", standin.printed, re.M), \
+        standin.printed  # type: ignore[attr-defined]
 
 
 

@@ -30,7 +30,7 @@ from .cli import common_options, json_option, print_json, print_table, printable
 from .conversations import check_text
 from .database import is_postgres
 from .errors import FieldError, InvalidInput, ProblemError
-from .graph_standin import GraphStandIn, StandInNumber
+from .graph_standin import GraphStandIn, StandInNumber, describe
 from .payloads import referral
 from .service import Service, timestamp
 from .simulate import Customer
@@ -328,6 +328,7 @@ def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url:
     origin = settings_from(db=db, base_url=base_url).base_url or recorded_base_url(db) or "http://127.0.0.1:8000"
     webhook_url = webhook_url or f"{origin.rstrip('/')}/webhooks/whatsapp"
     standin = GraphStandIn([DEMO], webhook_url=webhook_url, auto_statuses=True)
+    standin.on_send = lambda sent: click.echo(describe(sent))  # what reached "Meta", as it comes
     graph_url = f"http://127.0.0.1:{port}/v26.0"
     click.echo(f"""Graph API stand-in on {graph_url}; statuses go to {webhook_url}
 

@@ -118,6 +118,23 @@ def graph_error(http_status: int, code: int, message: str, *, type: str = "OAuth
     return JSONResponse({"error": body}, status_code=http_status, headers=headers)
 
 
+def describe(sent: SentMessage) -> str:
+    """One line for a person watching the stand-in: to whom, what, and how it will end."""
+    who = f"+{sent.wa_id}" if sent.wa_id else str(sent.user_id)
+    body = sent.body
+    if body.get("type", "text") == "template":
+        template = body.get("template", {})
+        what = f"template {template.get('name')} ({template.get('language', {}).get('code')})"
+    elif body.get("type", "text") == "text":
+        text = str(body.get("text", {}).get("body", "")).replace("\n", " ")
+        what = f"text {text[:60] + '...' if len(text) > 60 else text!r}"
+    else:
+        what = str(body.get("type"))
+    failure = sent.failure or {}
+    ending = f"; it will fail: {failure.get('code')} {failure.get('title', '')}".rstrip() if failure else ""
+    return f"Sent to {who}: {what} ({sent.wamid}){ending}"
+
+
 class GraphStandIn:
     """The Graph API endpoints we call, answered locally. ``app`` is the ASGI app to serve."""
 
@@ -134,6 +151,7 @@ class GraphStandIn:
         self.templates = DEFAULT_TEMPLATES if templates is None else templates
         self.http = http
         self.sent: list[SentMessage] = []
+        self.on_send: Callable[[SentMessage], None] | None = None  # told of each send accepted (the CLI prints it)
         self.answer_only: int | None = None  # see withhold_answers_after
         self._faults: list[_Fault] = []
         self._status_tasks: set[asyncio.Task[None]] = set()
@@ -323,6 +341,8 @@ class GraphStandIn:
                 failure = error(131047)
         sent = SentMessage(pnid, body, new_wamid(wa_id, outbound=True), self.clock(), wa_id, user_id, price, failure)
         self.sent.append(sent)
+        if self.on_send is not None:
+            self.on_send(sent)
         return sent
 
     # -- statuses back to our server
