@@ -73,6 +73,11 @@ NOTES_HELP = ("What the owner should know about the link, in English: text the a
 SLUG = schema(pattern=f"^{SLUG_PATTERN.pattern}$")
 CHANNEL = schema(enum=list(CHANNELS))
 ID = schema(minimum=1, maximum=2**63 - 1)
+
+
+def ID_LIST(field_schema: dict[str, Any]) -> None:  # noqa: N802 (a schema constant, as ID is)
+    """A list of ids, or null: each id as ID says."""
+    field_schema["anyOf"][0]["items"].update(minimum=1, maximum=2**63 - 1)
 TIMEZONE = schema(enum=TIMEZONES)  # places only: not `localtime` (agents.SERVER_ZONES)
 TIMEZONE_OR_NULL = schema(enum=[*TIMEZONES, None])
 COLOUR_HELP = "The business's colour on its posters, #rrggbb (darkened there until it reads on white); null: ours."
@@ -159,7 +164,7 @@ class BusinessUpdate(Body):
     name: str = Field("", json_schema_extra=NAME)
     timezone: str = Field("UTC", json_schema_extra=TIMEZONE)
     fallback_agent_id: Whole | None = Field(None, description="Who gets chats when nobody is available (0: none).",
-                                          json_schema_extra={"minimum": 0})  # fmt: skip
+                                          json_schema_extra={"minimum": 0, "maximum": 2**63 - 1})  # fmt: skip
     colour: str | None = Field(None, description=COLOUR_HELP, json_schema_extra=COLOUR_SCHEMA)
 
 
@@ -255,7 +260,8 @@ class WidgetFields(Body):
     locale: Literal["en", "it", "es", "pt", "de", "fr", "ar"] | None = Field(
         None, description="Force a language; default: the page's lang, then the browser's."
     )
-    agent_ids: list[int] | None = Field(None, description="Agents the panel lists, in order; default: all.")
+    agent_ids: list[int] | None = Field(None, description="Agents the panel lists, in order; default: all.",
+                                       json_schema_extra=ID_LIST)  # fmt: skip
     show_on: list[str] | None = Field(None, description="Show only on these paths ('*' matches anything).",
                                       json_schema_extra=PATHS)  # fmt: skip
     hide_on: list[str] | None = Field(None, description="Never show on these paths.", json_schema_extra=PATHS)

@@ -154,7 +154,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
 ]  # fmt: skip
 
 NOTIFICATION_PARAMETERS = [
-    ("business", "Only this business's notifications", {"type": "integer", "minimum": 1}),
+    ("business", "Only this business's notifications", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
     ("to", "Only to this number (with its country code)", {"type": "string", "minLength": 3, "maxLength": 40}),
     ("topic", "Only this topic", {"type": "string", "pattern": f"^{TOPIC.pattern}$"}),
     ("state", "Only in this state", {"type": "string", "enum": list(STATES)}),
@@ -165,21 +165,22 @@ NOTIFICATION_PARAMETERS = [
 OPTIN_PARAMETERS: dict[str, list[tuple[str, str, bool, dict[str, Any]]]] = {  # /optins' query
     "get": [("phone", "The customer's number with its country code", True, {"type": "string", "minLength": 3,
              "maxLength": 40, "pattern": r"^\+?[0-9][0-9 ().\-/]*$"}),
-            ("business", "Only this business's entries", False, {"type": "integer", "minimum": 1})],
+            ("business", "Only this business's entries", False, {"type": "integer", "minimum": 1,
+                                                                  "maximum": 2**63 - 1})],
     "delete": [("topic", "The topic they opt out of; left out: every topic", False,
                 {"type": "string", "pattern": r"^(\*|[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?)$"}),
                ("business", "The business; may be left out when there is only one", False,
-                {"type": "integer", "minimum": 1}),
+                {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
                ("source", "Where they said so (default api)", False,
                 {"type": "string", "enum": ["widget", "page", "qr", "api", "chat", "cli", "dashboard"]})],
 }  # fmt: skip
 
 CONVERSATION_PARAMETERS = [
-    ("business", "Only this business's conversations", {"type": "integer", "minimum": 1}),
-    ("agent", "Only chats opened through this agent's links", {"type": "integer", "minimum": 1}),
+    ("business", "Only this business's conversations", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+    ("agent", "Only chats opened through this agent's links", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
     ("open", "true: only those whose window is open", {"type": "string", "enum": ["true", "false"]}),
     ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
-    ("offset", "Skip this many", {"type": "integer", "minimum": 0}),
+    ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
 ]
 
 DAY = {"type": "string", "format": "date", "pattern": r"^(20[0-9]{2}|21[0-9]{2})-[0-9]{2}-[0-9]{2}$"}

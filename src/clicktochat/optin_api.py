@@ -4,14 +4,14 @@ bodies, problem+json naming the field)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import endpoint, out, query_int, read_body, resource
-from .api_models import Body, Whole
+from .api_models import Body, whole
 from .consent import Consent
 from .errors import InvalidInput
 from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
@@ -35,8 +35,8 @@ class OptinCreate(Body):
     )
     consent_version: str = Field(description="The version of that sentence, e.g. 2026-12.",
                                  json_schema_extra={"pattern": f"^{VERSION.pattern}$"})  # fmt: skip
-    business_id: Whole | None = Field(None, description="The business it is given to; may be left out when there "
-                                    "is only one.", ge=1, le=2**63 - 1)  # fmt: skip
+    business_id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(whole)] | None = Field(
+        None, description="The business it is given to; may be left out when there is only one.")  # fmt: skip
     page_url: str | None = Field(None, description="Where it was given (kept as proof).",
                                  json_schema_extra={"maxLength": 500})  # fmt: skip
 
