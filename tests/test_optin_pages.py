@@ -105,6 +105,7 @@ def test_topics_are_called_what_the_form_calls_them_in_each_language(whatsapp: W
     assert panel["topics"] == [["orders", "I miei ordini"], ["offers", "Offerte e novità"]]
     done = post(whatsapp, topic="offers")
     assert "Offerte e novità" in done.text and entries(whatsapp)[0].topic == "offers"
+    assert "aggiornamenti su «Offerte e novità» su WhatsApp" in done.text  # a name, in the sentence: quoted
     # ...and the consent keeps it: the form keeps only its latest words (found by a new user).
     assert entries(whatsapp)[0].proof["topic_label"] == "Offerte e novità"
     # What a topic is called is part of what people agree to: a new label is a new version.

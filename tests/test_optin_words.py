@@ -21,7 +21,10 @@ NAMED_HERE = {
 # an independent review of the opt-in form's country list. Each is the name the country goes by
 # now in that language (the UN's, or the language's own usage where it differs).
 CORRECTED = {
-    "en": {"CD": "Congo (Democratic Republic)", "IM": "Isle of Man", "MK": "North Macedonia", "SZ": "Eswatini"},
+    "en": {"CD": "Congo (Democratic Republic)", "IM": "Isle of Man", "MK": "North Macedonia", "SZ": "Eswatini",
+           "KN": "Saint Kitts and Nevis", "PM": "Saint Pierre and Miquelon", "SJ": "Svalbard and Jan Mayen",
+           "ST": "São Tomé and Príncipe", "TC": "Turks and Caicos Islands", "VC": "Saint Vincent and the Grenadines",
+           "WF": "Wallis and Futuna"},  # "Wallis And Futuna", beside "Antigua and Barbuda" (a new user's)
     "de": {"MK": "Nordmazedonien", "SZ": "Eswatini", "CZ": "Tschechien", "RE": "Réunion"},
     "es": {"MK": "Macedonia del Norte", "SZ": "Esuatini"},
     "fr": {"IM": "Île de Man", "US": "États-Unis", "VG": "Îles Vierges britanniques",
@@ -66,6 +69,7 @@ def test_country_names_are_phonenumbers_own_corrected_and_none_is_missing() -> N
     german = [name for _, _, name in country_names("de")]
     assert german.index("Österreich") < german.index("Palau")  # Ö is looked up as O
     english = [name for _, _, name in country_names("en")]  # the Congo under C, not "The Democratic..." under T
+    assert not [name for name in english if " And " in name or " The " in name]
     assert english.index("Colombia") < english.index("Congo (Democratic Republic)") < english.index("Costa Rica")
     french = [name for _, _, name in country_names("fr")]
     assert french.index("Estonie") < french.index("États-Unis") < french.index("Éthiopie")

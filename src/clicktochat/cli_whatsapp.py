@@ -111,14 +111,19 @@ def connect(db: str | None, base_url: str | None, business_id: int | None, phone
     row = run(db, base_url, work)
     if as_json:
         return print_json(row)
+    meta = urlsplit(settings_from(db=db, base_url=base_url).graph_url).hostname == "graph.facebook.com"
     click.echo(f"Connected {row['display_phone_number']} ({row['verified_name'] or 'no verified name'}) "
                f"for business {row['business_id']}.")  # fmt: skip
     for label, key in (("number id", "id"), ("phone number id", "phone_number_id"),
                        ("display number", "display_phone_number"), ("verified name", "verified_name"),
                        ("webhook URL", "webhook_url")):  # fmt: skip
         click.echo(f"{label + ':':<17} {('+' if key == 'display_phone_number' else '') + str(row[key] or '')}")
-    click.echo("In the Meta app (WhatsApp > Configuration), set this callback URL with your verify token "
-               "and subscribe to the `messages` field.", err=True)  # fmt: skip
+    if meta:
+        click.echo("In the Meta app (WhatsApp > Configuration), set this callback URL with your verify token "
+                   "and subscribe to the `messages` field.", err=True)  # fmt: skip
+    else:  # a stand-in (`simulate graph`) sends its webhooks to the server by itself
+        click.echo("The Graph API here is not Meta's (CLICKTOCHAT_GRAPH_URL): nothing to set up in a Meta app.",
+                   err=True)  # fmt: skip
 
 
 def read_secrets(ctx: click.Context, from_stdin: bool, values: dict[str, str | None]) -> dict[str, str]:

@@ -18,7 +18,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Get updates on WhatsApp", "intro": "Leave your number and {business} will send you the updates "
         "you ask for on WhatsApp. You can stop them at any time by writing STOP.",
         "country": "Country", "phone": "Your WhatsApp number", "topic": "Updates about", "submit": "Get updates",
-        "in": "Thank you! {business} will send you updates about {topic} on WhatsApp. Write STOP to end them.",
+        "in": "Thank you! {business} will send you updates about “{topic}” on WhatsApp. Write STOP to end them.",
         "pending": "Almost done: we sent you a message on WhatsApp. Tap Yes there to confirm.",
         "waiting": "We already sent you a message on WhatsApp: tap Yes there to confirm.",
         "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
@@ -39,7 +39,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Ricevi aggiornamenti su WhatsApp", "intro": "Lascia il tuo numero e {business} ti manderà su "
         "WhatsApp gli aggiornamenti che chiedi. Puoi fermarli quando vuoi scrivendo STOP.",
         "country": "Paese", "phone": "Il tuo numero WhatsApp", "topic": "Aggiornamenti su", "submit": "Iscriviti",
-        "in": "Grazie! {business} ti manderà aggiornamenti su {topic} su WhatsApp. Scrivi STOP per fermarli.",
+        "in": "Grazie! {business} ti manderà aggiornamenti su «{topic}» su WhatsApp. Scrivi STOP per fermarli.",
         "pending": "Quasi fatto: ti abbiamo scritto su WhatsApp. Tocca Sì per confermare.",
         "waiting": "Ti abbiamo già scritto su WhatsApp: tocca Sì per confermare.",
         "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
@@ -60,7 +60,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Recibe novedades por WhatsApp", "intro": "Deja tu número y {business} te enviará por WhatsApp "
         "las novedades que pidas. Puedes pararlas cuando quieras escribiendo STOP.",
         "country": "País", "phone": "Tu número de WhatsApp", "topic": "Novedades sobre", "submit": "Suscribirme",
-        "in": "¡Gracias! {business} te enviará novedades sobre {topic} por WhatsApp. Escribe STOP para pararlas.",
+        "in": "¡Gracias! {business} te enviará novedades sobre «{topic}» por WhatsApp. Escribe STOP para pararlas.",
         "pending": "Casi listo: te hemos escrito por WhatsApp. Toca Sí para confirmar.",
         "waiting": "Ya te hemos escrito por WhatsApp: toca Sí para confirmar.",
         "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
@@ -81,7 +81,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Neuigkeiten auf WhatsApp", "intro": "Hinterlassen Sie Ihre Nummer, und {business} schickt Ihnen "
         "die gewünschten Neuigkeiten auf WhatsApp. Mit STOP beenden Sie sie jederzeit.",
         "country": "Land", "phone": "Ihre WhatsApp-Nummer", "topic": "Neuigkeiten zu", "submit": "Anmelden",
-        "in": "Danke! {business} schickt Ihnen Neuigkeiten zu {topic} auf WhatsApp. Mit STOP beenden Sie sie.",
+        "in": "Danke! {business} schickt Ihnen Neuigkeiten zu „{topic}“ auf WhatsApp. Mit STOP beenden Sie sie.",
         "pending": "Fast fertig: Wir haben Ihnen auf WhatsApp geschrieben. Tippen Sie dort auf Ja.",
         "waiting": "Wir haben Ihnen schon auf WhatsApp geschrieben: Tippen Sie dort auf Ja.",
         "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
@@ -103,7 +103,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Recevez nos nouvelles sur WhatsApp", "intro": "Laissez votre numéro et {business} vous enverra "
         "sur WhatsApp les nouvelles demandées. Écrivez STOP pour les arrêter à tout moment.",
         "country": "Pays", "phone": "Votre numéro WhatsApp", "topic": "Nouvelles sur", "submit": "M'inscrire",
-        "in": "Merci ! {business} vous enverra des nouvelles sur {topic} sur WhatsApp. Écrivez STOP pour arrêter.",
+        "in": "Merci ! {business} vous enverra des nouvelles sur « {topic} » sur WhatsApp. Écrivez STOP pour arrêter.",
         "pending": "Presque fini : nous vous avons écrit sur WhatsApp. Touchez Oui pour confirmer.",
         "waiting": "Nous vous avons déjà écrit sur WhatsApp : touchez Oui pour confirmer.",
         "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
@@ -124,7 +124,7 @@ WORDS: dict[str, dict[str, str]] = {
         "heading": "Receba novidades no WhatsApp", "intro": "Deixe seu número e {business} enviará pelo WhatsApp "
         "as novidades que você pedir. Escreva STOP para parar quando quiser.",
         "country": "País", "phone": "Seu número de WhatsApp", "topic": "Novidades sobre", "submit": "Inscrever-me",
-        "in": "Obrigado! {business} enviará novidades sobre {topic} pelo WhatsApp. Escreva STOP para parar.",
+        "in": "Obrigado! {business} enviará novidades sobre “{topic}” pelo WhatsApp. Escreva STOP para parar.",
         "pending": "Quase pronto: escrevemos para você no WhatsApp. Toque em Sim para confirmar.",
         "waiting": "Já escrevemos para você no WhatsApp: toque em Sim para confirmar.",
         "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
