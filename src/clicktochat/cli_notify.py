@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import click
@@ -172,14 +173,12 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     """Erase everything about a phone number (or a WhatsApp user id). One opt-out entry per
     business stays, holding nothing else, so that no update, reply or confirmation is ever sent
     to it again."""
-    if not yes:
-        try:
-            if not cli_whatsapp.interactive():  # a "y" piped in is no one answering (found by a new user)
-                raise click.Abort
-            click.confirm(f"Erase everything about {phone}? This cannot be undone", abort=True, err=True)
-        except click.Abort:
-            raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed "
-                                       "without a terminal to ask on: a script, a pipe, cron).") from None
+    if not yes and not cli_whatsapp.interactive():  # a "y" piped in is no one answering (found by a new user)
+        raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed without a "
+                                   "terminal to ask on: a script, a pipe, cron).")  # fmt: skip
+    if not yes and not click.confirm(f"Erase everything about {phone}? This cannot be undone", err=True):
+        click.echo("Cancelled: nothing was erased.", err=True)  # the person said no: no error, but no success
+        sys.exit(1)
     deleted = run(db, base_url, lambda s: customers.erase(s, phone), {"phone": "PHONE"})
     total = sum(deleted.values())
     click.echo(f"Erased {total} row{'' if total == 1 else 's'}: "
