@@ -62,6 +62,9 @@ def test_history_is_appended_and_an_opt_out_is_a_new_entry(whatsapp: WhatsAppSet
     assert not may_message(entries(whatsapp), "offers").allowed
     bad = whatsapp.client.get(f"{API}/optins", headers=whatsapp.auth)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "phone"
+    user = whatsapp.client.get(f"{API}/optins", params={"phone": "IT.1234567890"}, headers=whatsapp.auth)
+    assert user.status_code == 422 and "is a WhatsApp user id" in user.json()["errors"][0]["reason"]
+    assert "country code" not in user.text  # (it said "has no country code": a new user's confusion)
 
 
 def test_with_two_businesses_an_opt_out_must_name_one_and_the_error_names_the_parameter(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from .api import endpoint, out, query_int, read_body, resource
 from .api_models import Body, whole
 from .consent import Consent
+from .customers import USER_ID
 from .errors import InvalidInput
 from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
 from .optinstore import OptinRequest
@@ -112,6 +113,10 @@ async def list_optins(request: Request, service: Service) -> Response:
     phone = request.query_params.get("phone")
     if not phone:
         raise InvalidInput("phone", "is required: the customer's number with its country code")
+    if USER_ID.fullmatch(phone.strip()):  # they have no country code to add: say what to do instead
+        raise InvalidInput("phone", f"{phone.strip()!r} is a WhatsApp user id, and opt-ins are recorded by number; "
+                                    f"GET /customers/{phone.strip()} shows all that is held about a user id, "
+                                    "its consents included")  # fmt: skip
     digits, entries, requests = await Optins(service).history(business_param(request), phone)
     return out(OptinHistory(
         phone=digits, topics=Optins.topics_now(entries), consents=[consent_out(e) for e in entries],  # type: ignore[arg-type]
