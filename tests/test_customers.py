@@ -80,6 +80,12 @@ def test_export_then_erase_everything_about_one_number(whatsapp: WhatsAppSetup) 
 
     other = held(whatsapp, OTHER)
     assert [m["text"] for m in other["messages"]] == ["Buongiorno"]  # type: ignore[attr-defined]
+    # Erased again: the first erasure's marker and its date stay beside the new one (a new user's).
+    first = [c for c in held(whatsapp, PHONE)["consents"] if c["source"] == "erase"]  # type: ignore[attr-defined]
+    whatsapp.clock.move(3600)
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).json()["deleted"]["consents"] == 1
+    again = [c for c in held(whatsapp, PHONE)["consents"] if c["source"] == "erase"]  # type: ignore[attr-defined]
+    assert len(again) == 2 and again[0] == first[0] and again[1]["at"] != first[0]["at"]
 
 
 def test_an_erased_conversation_id_is_never_given_again(whatsapp: WhatsAppSetup) -> None:

@@ -196,7 +196,8 @@ class CustomerStore(NotificationStore):
             delete("optin_requests", "phone = ?", (number,))
             delete("outbox", f"id IN ({_marks(outbox)})", outbox)
             delete("conversations", f"id IN ({c})", conversations)
-            delete("consents", f"phone = ? OR user_id IN ({u})", [number, *user_ids])
+            # Earlier erasures' markers stay: when it was first erased is kept (found by a new user).
+            delete("consents", f"(phone = ? OR user_id IN ({u})) AND source <> 'erase'", [number, *user_ids])
             for needle in [f for n in (number, *user_ids) if n for f in whatsapp_forms(n)]:  # emptied, not deleted:
                 # the hash turns away Meta's redeliveries
                 deleted["webhook_events"] = deleted.get("webhook_events", 0) + db.execute(
