@@ -65,7 +65,9 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     queued = run(*args)
     assert queued.exit_code == 0, queued.output
     assert "Notification 1 to +393471234567 (orders, follow_up): queued." in queued.output
-    assert run(*args).exit_code == 0  # the same key: the same notification, nothing more queued
+    again = run(*args)  # the same key: the same notification, nothing more queued, and it says so
+    assert again.exit_code == 0 and again.output.startswith("Already queued with this key: notification 1 ")
+    assert "Nothing new was sent." in again.output
     wrong = run("notify", "--to", "+39 347 123 4567", "--topic", "orders", "--template", "follow_up")
     assert wrong.exit_code == 1 and "takes 2 parameters" in wrong.output
     assert "--param:" in wrong.output and "--parameters" not in wrong.output  # the flag typed (found by a new user)
@@ -80,6 +82,8 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     consent(db, "*", "out")
     after = run(*args[:-2], "--key", "order-1043")
     assert after.exit_code == 1 and "opted out" in after.output
+    old = run(*args)  # after the STOP, the first key's notification is shown, never sent again (a new user's)
+    assert old.exit_code == 0 and "Nothing new was sent." in old.output
 
 
 def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path,

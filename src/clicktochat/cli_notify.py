@@ -36,16 +36,20 @@ def notify_command(db: str | None, base_url: str | None, to: str, topic: str, te
     """Queue an update to someone who opted in to its topic. Refused, saying why, without
     consent, after an opt-out, or when the template or its parameters do not fit."""
 
-    async def work(service: Service) -> dict[str, Any]:
-        made, _ = await service.whatsapp.notifications.queue(
+    async def work(service: Service) -> tuple[dict[str, Any], bool]:
+        made, created = await service.whatsapp.notifications.queue(
             to=to, topic=topic, template=template, language=language, parameters=list(parameters),
             idempotency_key=idempotency_key, business_id=business_id, source="cli",
         )  # fmt: skip
-        return notification_out(made).model_dump(mode="json")
+        return notification_out(made).model_dump(mode="json"), created
 
-    row = run(db, base_url, work, {"idempotency_key": "--key"})
+    row, created = run(db, base_url, work, {"idempotency_key": "--key"})
     if as_json:
         return print_json(row)
+    if not created:  # the key came before: this is that notification, and nothing new was queued
+        click.echo(f"Already queued with this key: notification {row['id']} to +{row['to']} ({row['topic']}, "
+                   f"{row['template']}): {row['state']}. Nothing new was sent.")  # fmt: skip
+        return None
     click.echo(f"Notification {row['id']} to +{row['to']} ({row['topic']}, {row['template']}): {row['state']}.")
     if row["state"] == "queued":
         click.echo("A running `clicktochat serve` sends it.", err=True)
