@@ -565,6 +565,19 @@ def test_every_mistake_in_a_business_or_agent_is_named_at_once(api: Api) -> None
     assert [b["name"] for b in ok(api.get("/businesses"))["businesses"]] == ["Pasticceria Dolce"]
 
 
+def test_a_widget_hears_of_its_missing_field_and_its_wrong_values_at_once(api: Api) -> None:
+    """The model's refusals (a field missing, of the wrong type) and the settings' own checks
+    came in two rounds (found by a schema-driven fuzzer)."""
+    body = problem(api.post("/widgets", {"delay": 9999, "colour": "nope", "offset_x": 999}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["business_id", "colour", "delay", "offset_x"]
+    business = api.business()
+    widget = created(api.post("/widgets", {"business_id": business["id"]}))
+    body = problem(api.patch(f"/widgets/{widget['id']}", {"delay": "soon", "scroll": 101}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["delay", "scroll"]
+    deep = '{"business_id": "x", "greeting": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert api.raw("POST", "/widgets", deep, "application/json").status_code in (400, 422)  # never a 500
+
+
 def test_empty_patch_changes_nothing(api: Api) -> None:
     link = api.link(to=NUMBER, slug="same", text="t")
     assert ok(api.patch("/links/same", {})) == link

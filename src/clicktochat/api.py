@@ -46,9 +46,7 @@ from .logos import MAX_UPLOAD_BYTES
 from .service import CreatedLink, Service, timestamp
 from .stats import compute, parse_query
 from .tokens import token_key
-from .widget import (
-    Widget,
-)
+from .widget import SETTING_NAMES, Widget, check_settings
 
 MAX_BODY_BYTES = 64 * 1024
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -95,7 +93,10 @@ async def read_bytes(request: Request, media_types: tuple[str, ...], limit: int,
     return body
 
 
-async def read_body(request: Request, model: type[M]) -> M:
+async def read_body(request: Request, model: type[M],
+                    values: Callable[[dict[str, Any]], list[FieldError]] | None = None) -> M:  # fmt: skip
+    """The body as `model`. `values`: the checks of values the service makes later, run on the
+    raw fields when the model refuses some others, so that one answer names every mistake."""
     body = await read_bytes(request, ("application/json",), MAX_BODY_BYTES, "the body as JSON")
     try:
         parsed = model.model_validate_json(body or b"null")
@@ -106,7 +107,15 @@ async def read_body(request: Request, model: type[M]) -> M:
         if errors[0]["loc"] == ():
             raise MalformedRequest("The body is empty; send a JSON object." if not body else
                                    "The body must be a JSON object.") from None  # fmt: skip
-        raise InvalidInput.many([FieldError(field_name(e["loc"]), _reason(e)) for e in errors]) from None
+        found = [FieldError(field_name(e["loc"]), _reason(e)) for e in errors]
+        if values is not None:
+            named = {e.field.split(".")[0].split("[")[0] for e in found}
+            try:
+                raw = {k: v for k, v in json.loads(body).items() if k not in named}
+            except (ValueError, RecursionError):  # deeper than Python's parser goes: the model's say is enough
+                raw = {}
+            found += [e for e in values(raw) if e.field.split(".")[0].split("[")[0] not in named]
+        raise InvalidInput.many(found) from None
     if (repeated := repeated_key(body)) is not None:
         raise InvalidInput(repeated, "appears more than once in the body; send each field once")
     return parsed
@@ -365,9 +374,18 @@ async def list_widgets(request: Request, service: Service) -> Response:
     return out(WidgetList(widgets=[widget_out(service, w, counts[w.id]) for w in widgets]))
 
 
+def widget_mistakes(raw: dict[str, Any]) -> list[FieldError]:
+    """What check_settings says of the settings in a raw body (the service checks them again)."""
+    try:
+        check_settings({k: v for k, v in raw.items() if k in SETTING_NAMES})
+    except InvalidInput as exc:
+        return exc.errors
+    return []
+
+
 @endpoint
 async def create_widget(request: Request, service: Service) -> Response:
-    body = await read_body(request, WidgetCreate)
+    body = await read_body(request, WidgetCreate, widget_mistakes)
     settings = {k: v for k, v in changes_of(body).items() if v is not None and k not in ("business_id", "id")}
     widget = await service.create_widget(body.business_id, body.id, settings)
     return out(widget_out(service, widget, 0), 201)
@@ -381,7 +399,7 @@ async def get_widget(request: Request, service: Service) -> Response:
 
 @endpoint
 async def update_widget(request: Request, service: Service) -> Response:
-    changes = changes_of(await read_body(request, WidgetUpdate))
+    changes = changes_of(await read_body(request, WidgetUpdate, widget_mistakes))
     widget = await service.update_widget(request.path_params["widget_id"], changes)
     return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)))
 
