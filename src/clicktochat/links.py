@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -56,6 +56,9 @@ class Target:
     fallback: Agent | None = None
     business_id: int | None = None  # of the link's business or agent, for its logo
     colleagues: tuple[Agent, ...] = ()  # links to an agent or a fixed address: the business's agents, on other channels
+    # A link to a fixed address makes the same click every time (views.short_click keeps it
+    # here, by whether the web app was asked for); the cache drops it with the Target on any edit.
+    clicks: dict[bool, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Destination(NamedTuple):
@@ -181,6 +184,14 @@ class LinkCache(Generic[T]):
         self._found: OrderedDict[str, T] = OrderedDict()
         self._unknown: OrderedDict[str, None] = OrderedDict()
         self._generation = 0
+
+    def peek(self, key: str) -> T | None:
+        """What is cached under `key` as given, without a read or a coroutine (the click path's
+        common case); None: not cached (look it up with `get`)."""
+        target = self._found.get(key)
+        if target is not None:
+            self._found.move_to_end(key)
+        return target
 
     async def get(self, slug: str) -> T | None:
         target = self._found.get(slug)
