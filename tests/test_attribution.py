@@ -197,7 +197,8 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
     for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
                  "stop " * 10, "la torta è finita", "Basta così, grazie!", "Basta un cannolo, grazie",
                  "Stop by at 5 then", "Pare de chover?", "Remove me from the order the cake", "Grazie",
-                 "Non voglio più messaggi vocali, scrivete", "No more messages like the last one?"):  # fmt: skip
+                 "Non voglio più messaggi vocali, scrivete", "No more messages like the last one?",
+                 "Basta, grazie!", "basta per favore", "basta, thanks", "Pare, obrigado"):  # "that's all, thanks"
         assert not is_stop(text), text
 
 

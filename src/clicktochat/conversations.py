@@ -374,9 +374,11 @@ def is_stop(text: str) -> bool:
     if not words:
         return False
     said = " ".join(words)
-    for polite in THANKS:
-        said = said.removesuffix(f" {polite}")
     if said in STOP_WORDS:
+        return True
+    for polite in THANKS:  # "non scrivetemi più, grazie"; but not "basta, grazie" ("that's all, thanks")
+        said = said.removesuffix(f" {polite}")
+    if " " in said and said in STOP_WORDS:
         return True
     if words[0] in POLITE and len(words) > 1:
         words = words[1:]
