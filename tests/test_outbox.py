@@ -209,8 +209,9 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
             "verify_token": "another-verify-token"}  # fmt: skip
     url = "/api/v1/whatsapp-numbers"
     assert whatsapp.client.post(url, json=good, headers=whatsapp.auth).status_code == 200  # connected: new secrets
-    whatsapp.run(whatsapp.customer().send_text("Per il primo negozio"))
-    whatsapp.process()
+    first_chat = conversation(whatsapp)
+    assert reply(whatsapp, first_chat, "Per il primo negozio").status_code == 202 and whatsapp.send() == 1
+    answer_wamid = whatsapp.standin.sent[-1].wamid
     # Connected to one business, it does not move to another (its conversations are the first's).
     other = whatsapp.run(whatsapp.service.add_business("Altro negozio")).id
     moved = whatsapp.client.post(url, json=good | {"business_id": other}, headers=whatsapp.auth)
@@ -218,6 +219,10 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
     assert f"connected to business {whatsapp.business_id}" in moved.json()["detail"]
     assert whatsapp.client.get(f"{url}/{whatsapp.number_id}", headers=whatsapp.auth).json()["business_id"] == (
         whatsapp.business_id)
+    # The same in the database: two connects at once cannot both pass the check made before Meta is asked.
+    raced = whatsapp.run(whatsapp.service.whatsapp.chats.connect_number(
+        other, NUMBER.phone_number_id, NUMBER.waba_id, "393470001111", None, "t" * 30, "s" * 20, "h", 0))
+    assert (raced.id, raced.business_id) == (whatsapp.number_id, whatsapp.business_id)
     wrong_token = whatsapp.client.post(url, json=good | {"access_token": "EAAG" + "y" * 40}, headers=whatsapp.auth)
     assert wrong_token.status_code == 422 and wrong_token.json()["errors"][0]["field"] == "access_token"
     assert "y" * 40 not in wrong_token.text
@@ -237,9 +242,22 @@ def test_connecting_checks_the_values_and_the_token_with_meta(whatsapp: WhatsApp
                                                                ).json()["conversations"]}  # fmt: skip
     assert set(chats) == {whatsapp.business_id, other}, chats
     first = whatsapp.client.get(f"/api/v1/conversations/{chats[whatsapp.business_id]['id']}", headers=whatsapp.auth)
-    assert [m["text"] for m in first.json()["messages"]] == ["Per il primo negozio"]
+    assert [m["text"] for m in first.json()["messages"]] == ["Ciao, siete aperti domenica?", "Per il primo negozio"]
     second = whatsapp.client.get(f"/api/v1/conversations/{chats[other]['id']}", headers=whatsapp.auth)
     assert [m["text"] for m in second.json()["messages"]] == ["Per il secondo negozio"]
+    # A late status of the first business's reply is still the first business's (a review's).
+    whatsapp.status(answer_wamid, "read")
+    whatsapp.process()
+    assert messages(whatsapp, first_chat)[-1]["status"] == "read"
+    # Back to the first business: it takes its own row again, and its customer their conversation.
+    assert whatsapp.client.delete(f"{url}/{moved.json()['id']}", headers=whatsapp.auth).status_code == 204
+    back = whatsapp.client.post(url, json=good, headers=whatsapp.auth)
+    assert back.status_code == 201 and back.json()["id"] == whatsapp.number_id, back.text
+    whatsapp.run(whatsapp.customer().send_text("Di nuovo qui"))
+    whatsapp.process()
+    mine = whatsapp.client.get("/api/v1/conversations", params={"business": whatsapp.business_id},
+                               headers=whatsapp.auth).json()["conversations"]  # fmt: skip
+    assert [c["id"] for c in mine] == [first_chat] and messages(whatsapp, first_chat)[-1]["text"] == "Di nuovo qui"
 
 
 def test_two_senders_claiming_at_once_never_take_the_same_row(whatsapp: WhatsAppSetup) -> None:

@@ -25,7 +25,7 @@ from .conversations import (
 )
 from .customerstore import CustomerStore
 from .graph import error_text
-from .numberstore import NumberStore
+from .numberstore import MOVED, NumberStore
 from .optinstore import OptinStore
 from .outboxstore import outbox_of
 
@@ -187,11 +187,23 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
 
     def _number_of(self, batch: _Batch, phone_number_id: str) -> tuple[int, int, str, str] | None:
         if phone_number_id not in batch.numbers:
-            batch.numbers[phone_number_id] = self._one(  # (id, business id, time zone, display number)
+            batch.numbers[phone_number_id] = found = self._one(  # (id, business id, time zone, display number)
                 "SELECT n.id, n.business_id, b.timezone, n.display_phone_number FROM whatsapp_numbers n"
                 " JOIN businesses b ON b.id = n.business_id WHERE n.phone_number_id = ?", (phone_number_id,),
             )  # fmt: skip
+            if found is not None and self._one(f"SELECT 1 FROM whatsapp_numbers WHERE phone_number_id LIKE ? || "
+                                               f"'{MOVED}%'", (phone_number_id,)):  # fmt: skip
+                batch.moved.add(found[0])  # it served another business before (numberstore.connect_number)
         return batch.numbers[phone_number_id]
+
+    def _sender_of(self, db: sqlite3.Connection, wamid: str) -> tuple[int, int] | None:
+        """(number id, business id) that sent `wamid`, for a number that has moved between
+        businesses: a late status of a message the first business sent is the first business's."""
+        row = db.execute("SELECT c.number_id, c.business_id FROM wa_messages m JOIN conversations c"
+                         " ON c.id = m.conversation_id WHERE m.wamid = ?", (wamid,)).fetchone()  # fmt: skip
+        row = row or db.execute("SELECT o.number_id, n.business_id FROM outbox o JOIN whatsapp_numbers n"
+                                " ON n.id = o.number_id WHERE o.wamid = ?", (wamid,)).fetchone()  # fmt: skip
+        return (int(row[0]), int(row[1])) if row else None
 
     def _known(self, number_id: int, wa_id: str | None, user_id: str | None) -> tuple[Any, ...] | None:
         """(id, last inbound, last message, wa_id, user_id) of the customer's conversation, by user id
@@ -281,6 +293,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
 
     def _status(self, db: sqlite3.Connection, batch: _Batch, status: Status, number_id: int, business_id: int
                 ) -> None:  # fmt: skip
+        if number_id in batch.moved and (sender := self._sender_of(db, status.wamid)) is not None:
+            number_id, business_id = sender
         if {status.recipient_id, status.recipient_user_id} & batch.erased and self._erased_message(db, status,
                                                                                                    business_id):
             return
@@ -545,6 +559,7 @@ class _Batch:
     customers: dict[tuple[int, str, str], _Customer] = field(default_factory=dict)
     changed: dict[int, _Customer] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)  # status recipients an erasure named
+    moved: set[int] = field(default_factory=set)  # numbers that served another business before
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:

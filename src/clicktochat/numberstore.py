@@ -8,6 +8,7 @@ from typing import Any
 
 from .chatdb import ChatDB
 
+MOVED = ":moved:"  # a number's row set aside when it went to another business: PHONE_NUMBER_ID:moved:ROW_ID
 NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
 
 
@@ -41,11 +42,18 @@ class NumberStore(ChatDB):
     ) -> WhatsAppNumber:  # fmt: skip
         def work() -> WhatsAppNumber:
             with self._tx() as db:
-                # Disconnected from another business: its row stays that business's, with the
-                # conversations it held (a customer writing again starts a new one here).
-                db.execute("UPDATE whatsapp_numbers SET phone_number_id = phone_number_id || ':moved:' || id"
+                # Disconnected from another business: its row stays that business's, set aside
+                # with the conversations it held (a customer writing again starts a new one here)...
+                db.execute(f"UPDATE whatsapp_numbers SET phone_number_id = phone_number_id || '{MOVED}' || id"
                            " WHERE phone_number_id = ? AND disconnected_at IS NOT NULL AND business_id <> ?",
                            (phone_number_id, business_id))  # fmt: skip
+                # ...and a number coming back to a business it served takes its own row again.
+                db.execute("UPDATE whatsapp_numbers SET phone_number_id = ? WHERE id = (SELECT max(id) FROM"
+                           f" whatsapp_numbers WHERE phone_number_id LIKE ? || '{MOVED}%' AND business_id = ?)"
+                           " AND NOT EXISTS (SELECT 1 FROM whatsapp_numbers WHERE phone_number_id = ?)",
+                           (phone_number_id, phone_number_id, business_id, phone_number_id))  # fmt: skip
+                # Connected to another business, it stays there (whatsapp.connect says so): the
+                # check before asking Meta, again here, where two connects at once cannot both pass.
                 db.execute(
                     "INSERT INTO whatsapp_numbers (business_id, phone_number_id, waba_id, display_phone_number,"
                     " verified_name, access_token, app_secret, verify_token_hash, connected_at)"
@@ -54,7 +62,7 @@ class NumberStore(ChatDB):
                     " display_phone_number = excluded.display_phone_number, verified_name = excluded.verified_name,"
                     " access_token = excluded.access_token, app_secret = excluded.app_secret,"
                     " verify_token_hash = excluded.verify_token_hash, connected_at = excluded.connected_at,"
-                    " disconnected_at = NULL",
+                    " disconnected_at = NULL WHERE whatsapp_numbers.business_id = excluded.business_id",
                     (business_id, phone_number_id, waba_id, display, verified_name, access_token, app_secret,
                      verify_token_hash, now),
                 )  # fmt: skip

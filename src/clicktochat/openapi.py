@@ -115,8 +115,9 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("get", "/stats.csv", "The same stats as CSV", None, {200: "text/csv"}),
     ("get", "/whatsapp-numbers", "Connected WhatsApp Business numbers (never their secrets)", None,
      {200: NumberList}),
-    ("post", "/whatsapp-numbers", "Connect a number: checked with the Graph API; secrets are never shown again",
-     NumberConnect, {201: NumberOut, 404: None, 503: None}),
+    ("post", "/whatsapp-numbers", "Connect a number: checked with the Graph API; secrets are never shown again "
+     "(200: connected already, its secrets replaced; 409: connected to another business)",
+     NumberConnect, {201: NumberOut, 200: NumberOut, 404: None, 409: None, 503: None}),
     ("get", "/whatsapp-numbers/{number_id}", "A connected number", None, {200: NumberOut, 404: None}),
     ("delete", "/whatsapp-numbers/{number_id}", "Disconnect a number: secrets wiped, conversations kept", None,
      {204: None, 404: None}),

@@ -168,6 +168,10 @@ class WhatsApp:
             business_id, phone_number_id, waba_id, display, _str(found.get("verified_name")), access_token.strip(),
             app_secret.strip(), hashlib.sha256(verify_token.strip().encode()).hexdigest(), int(self.clock()),
         )  # fmt: skip
+        if number.business_id != business_id:  # connected there meanwhile (another connect, another instance)
+            raise Conflict(f"Phone number id {phone_number_id} is connected to business {number.business_id}; "
+                           f"disconnect it there first (number {number.id}).",
+                           [FieldError("phone_number_id", f"is connected to business {number.business_id}")])
         await self.reload()
         return number
 
