@@ -379,6 +379,8 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(
         assert away.status_code == 503 and away.headers["retry-after"] == "5"
         page = client.get("/s/mai-vista", headers=phone | {"accept-language": "it"}, follow_redirects=False)
         assert page.status_code == 503 and "Per un momento non riusciamo ad aprire questo link" in page.text
+        key = {"authorization": "Bearer ctc_" + "x" * 40}  # a 404 with a key to check while the database is away
+        assert client.get("/api/v1/businesses/abc", headers=key).status_code == 404
         said = [r for r in caplog.records if r.name == "clicktochat.app"]
         assert [r.levelname for r in said if "not answering" in r.getMessage()] == ["WARNING"]  # once, not a request
         assert not [r for r in said if r.levelno >= logging.ERROR or r.exc_info]

@@ -121,7 +121,7 @@ def test_a_template_in_one_language_needs_no_language_named(whatsapp: WhatsAppSe
     opt_in(whatsapp)
     body = notify_body()
     del body["language"]
-    queued = whatsapp.client.post(f"{API}/notifications", json=body, headers=whatsapp.auth)
+    queued = whatsapp.client.post(f"{API}/notifications", json=body | {"idempotency_key": "n1"}, headers=whatsapp.auth)
     assert queued.status_code == 202 and queued.json()["language"] == "en_US", queued.text
     italian = dict(next(t for t in whatsapp.standin.templates if t["name"] == "follow_up"), language="it")
     whatsapp.standin.templates = [*whatsapp.standin.templates, italian]
@@ -129,6 +129,9 @@ def test_a_template_in_one_language_needs_no_language_named(whatsapp: WhatsAppSe
     several = whatsapp.client.post(f"{API}/notifications", json=body | {"idempotency_key": "n2"}, headers=whatsapp.auth)
     assert several.status_code == 422 and several.json()["errors"] == [
         {"field": "language", "reason": "the template follow_up exists in en_US, it: name one"}]
+    # A retry of the first, after the second language came: the same notification (a review's).
+    again = whatsapp.client.post(f"{API}/notifications", json=body | {"idempotency_key": "n1"}, headers=whatsapp.auth)
+    assert again.status_code == 200 and again.json()["id"] == queued.json()["id"], again.text
 
 
 @pytest.mark.parametrize(("fields", "field", "words"), [

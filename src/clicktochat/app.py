@@ -254,7 +254,10 @@ async def _key_holder(request: Request) -> bool:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if not request.url.path.startswith("/api/v1/") or scheme.lower() != "bearer" or not key.strip():
         return False
-    return await check_api_key(request.app.state.service.store, key.strip()) is not None
+    try:
+        return await check_api_key(request.app.state.service.store, key.strip()) is not None
+    except Exception:  # the database away: the 404 is answered as to anyone, never a 500 from here
+        return False
 
 
 async def problem_response(request: Request, exc: Exception) -> Response:

@@ -92,6 +92,9 @@ class Notifications:
         assert isinstance(topic, str) and isinstance(template, str)
         number = await self._number_for(business_id)
         key = idempotency_key or f"auto:{secrets.token_urlsafe(16)}"
+        if language is None and idempotency_key is not None:  # a retry: the language the first one took
+            first = await self.chats.notifications_by_key(number.business_id, key)
+            language = first.language if first is not None and first.template == template else None
         found = await self._template(number.id, template, language)
         language = found.language  # None: the template's only one
         try:
