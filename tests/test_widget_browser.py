@@ -410,7 +410,10 @@ def test_reduced_motion_and_dark_mode_are_respected(visit: Any) -> None:
 def test_the_display_rules_follow_a_single_page_apps_routes(visit: Any) -> None:
     v = visit()
     page = v.open("/products/cassata", w="spa")
+    page.evaluate("() => ClickToChat.open()")  # as soon as the page has loaded: opened once it is drawn
+    expect(v.shadow('[role="dialog"]')).to_be_visible()
     launcher = v.shadow(".launcher")
+    launcher.click()  # (closes it)
     launcher.click()
     for path, shown in (("/products/secret", False), ("/about", False), ("/products/cannoli", True)):
         page.evaluate("(path) => history.pushState({}, '', path)", path)
@@ -419,8 +422,15 @@ def test_the_display_rules_follow_a_single_page_apps_routes(visit: Any) -> None:
     page.go_back()  # popstate
     expect(launcher).to_be_hidden()
     v.open("/about", w="spa")  # first loaded where it is not shown: it comes when the route does
+    v.page.evaluate("() => ClickToChat.open()")  # the page's own call, where the rules hide it: nothing
     v.page.evaluate("() => history.pushState({}, '', '/products/cassata')")
     expect(launcher).to_be_visible()
+    assert not v.shadow('[role="dialog"]').is_visible()  # not opened later, taking the page's focus (a review's)
+    v.page.evaluate("() => history.pushState({}, '', '/products/secret')")
+    v.page.evaluate("() => ClickToChat.open()")
+    v.page.evaluate("() => history.pushState({}, '', '/products/cannoli')")
+    assert not v.shadow('[role="dialog"]').is_visible()
+    assert [name for name, _ in v.page.evaluate("window.__events")] == []  # no "open" nobody saw
 
 
 def test_a_page_that_swaps_its_body_keeps_the_widget(visit: Any) -> None:
@@ -431,6 +441,8 @@ def test_a_page_that_swaps_its_body_keeps_the_widget(visit: Any) -> None:
     page.evaluate("() => document.body.replaceWith(document.createElement('body'))")
     v.shadow(".launcher").click()
     assert v.shadow('[role="dialog"]').is_visible()
+    page.evaluate("() => document.querySelector('clicktochat-widget').remove()")  # a framework clearing the page
+    expect(v.shadow(".launcher")).to_be_visible()
     # A transformed body (off-canvas menus) does not pin the fixed button to the document's end.
     page.evaluate("() => Object.assign(document.body.style, {transform: 'translateZ(0)', minHeight: '5000px'})")
     box, viewport = v.shadow(".launcher").bounding_box(), page.viewport_size

@@ -14,9 +14,9 @@
   const origin = new URL(script.src).origin;
   const { locale, position, preview } = script.dataset;
   const phone = /Mobi|Android|iPhone|iPad/i.test(navigator.userAgent) || matchMedia("(pointer: coarse)").matches;
-  let show = () => (wanted = true);
-  let hide = () => (wanted = false);
-  let wanted = false;
+  let show = () => (wanted = location.pathname); // asked before it was drawn: opened then, on that page only
+  let hide = () => (wanted = null);
+  let wanted = null;
   window.ClickToChat = Object.freeze({ open: () => show(), close: () => hide() });
 
   const fire = (name, detail) =>
@@ -57,7 +57,12 @@
       return room <= 0 || (scrollY / room) * 100 >= scroll;
     };
     let box, waiting, path;
-    const draw = () => ((box = render(config)), follow());
+    const draw = () => {
+      box = render(config);
+      follow();
+      if (wanted === location.pathname && !box.hidden) show(); // ClickToChat.open() before it was drawn
+      wanted = null;
+    };
     const whenScrolled = () => {
       if (scrolled()) return draw();
       const check = () => scrolled() && (removeEventListener("scroll", check), draw());
@@ -228,7 +233,7 @@
     }
 
     show = () => {
-      if (!panel.hidden) return;
+      if (!panel.hidden || box.hidden) return; // not on a page its rules hide it on
       panel.hidden = false;
       bubble.hidden = true;
       launcher.setAttribute("aria-expanded", "true");
@@ -260,8 +265,13 @@
     // On <html>, not <body>: a page that swaps its body (Turbo) keeps the widget, and a body
     // with a transform does not pin the fixed button to the end of the document.
     document.documentElement.append(host);
+    // A script of the page that removes what it did not put there (a framework taking over the
+    // document) takes it out only until the next moment.
+    new MutationObserver(() => host.isConnected || document.documentElement.append(host)).observe(
+      document.documentElement,
+      { childList: true },
+    );
     requestAnimationFrame(() => setTimeout(() => performance.mark("clicktochat:painted")));
-    if (wanted) show();
     // The greeting bubble once per visit: sessionStorage is forgotten with the tab, and is no
     // cookie; storage blocked: better no bubble than one on every page.
     const key = `clicktochat:${id}:bubble`;
