@@ -175,11 +175,10 @@
       } catch {} // a zone this browser does not know: the time unnamed, as before
       return words.back.replace("{time}", shown);
     };
-    const strangers = config.agents.filter((agent) => !ours(agent.url));
-    if (strangers.length) // the server's base URL is another address than this script's: its links are not followed
-      console.warn(`clicktochat: ${strangers.length} agent(s) hidden: their links are not on ${origin}; load widget.js from the server's base URL`);
-    for (const agent of config.agents) {
-      if (!ours(agent.url)) continue;
+    const listed = config.agents.filter((agent) => ours(agent.url));
+    if (listed.length < config.agents.length) // the server's base URL is another address than this script's
+      console.warn(`clicktochat: ${config.agents.length - listed.length} agent(s) hidden: their links are not on ${origin}; load widget.js from the server's base URL`);
+    for (const agent of listed) {
       const state = agent.available ? words.online : agent.back_at ? when(agent.back_at) : words.offline;
       const button = el(
         "button",

@@ -109,12 +109,12 @@ async def read_body(request: Request, model: type[M],
                                    "The body must be a JSON object.") from None  # fmt: skip
         found = [FieldError(field_name(e["loc"]), _reason(e)) for e in errors]
         if values is not None:
-            named = {e.field.split(".")[0].split("[")[0] for e in found}
+            named = {str(e["loc"][0]) for e in errors}  # the body's own fields the model refused
             try:
                 raw = {k: v for k, v in json.loads(body).items() if k not in named}
             except (ValueError, RecursionError):  # deeper than Python's parser goes: the model's say is enough
                 raw = {}
-            found += [e for e in values(raw) if e.field.split(".")[0].split("[")[0] not in named]
+            found += values(raw)
         raise InvalidInput.many(found) from None
     if (repeated := repeated_key(body)) is not None:
         raise InvalidInput(repeated, "appears more than once in the body; send each field once")

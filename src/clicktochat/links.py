@@ -194,9 +194,8 @@ class LinkCache(Generic[T]):
         return target
 
     async def get(self, slug: str) -> T | None:
-        target = self._found.get(slug)
+        target = self.peek(slug)
         if target is not None:
-            self._found.move_to_end(slug)
             return target
         if slug in self._unknown:
             return None

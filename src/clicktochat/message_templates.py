@@ -68,14 +68,13 @@ def approved_template(templates: Sequence[Template], name: str, language: str | 
     """`name` in `language` (None: in the only language it has) among a number's synced
     templates, approved by Meta; else a 422 naming `template` (unknown, not approved) or
     `language_field` (it exists in other languages, or in several), saying how to put it right."""
+    others = sorted(t.language for t in templates if t.name == name)
     if language is None:
-        languages = sorted(t.language for t in templates if t.name == name)
-        if len(languages) > 1:
-            raise InvalidInput(language_field, f"the template {name} exists in {', '.join(languages)}: name one")
-        language = languages[0] if languages else ""
+        if len(others) > 1:
+            raise InvalidInput(language_field, f"the template {name} exists in {', '.join(others)}: name one")
+        language = others[0] if others else ""
     found = next((t for t in templates if t.name == name and t.language == language), None)
     if found is None:
-        others = sorted(t.language for t in templates if t.name == name)
         if others:
             raise InvalidInput(language_field, f"the template {name} exists in {', '.join(others)}, not {language}")
         raise InvalidInput("template", f"the number has no template {name} (synced from Meta): check the name, "

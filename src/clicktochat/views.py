@@ -107,16 +107,11 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
         raise LinkGone("This chat link has expired.", "expired", target.title, await reach(service, target))
     asked = asked_channel(scope)
     business = target.agents if link.agent_id is None and link.address is None else target.colleagues
-    if asked is None and link.address is not None and link.channel is not None:  # a fixed address: no turn to take
-        web = asks_web(scope)
-        click = target.clicks.get(web)
-        if click is None:
-            url = service.short_url(link.slug)
-            click = target.clicks[web] = Click(
-                "short", link.slug, url, link.channel, link.address, link.text, link.mode, None, link.campaign,
-                link.source, target.title, web, None, True, link.ref_code, business, f"{url}?", target.business_id,
-            )  # fmt: skip
-        return click
+    web = asks_web(scope)
+    fixed = asked is None and link.address is not None and link.channel is not None  # no turn to take
+    kept: Click | None = target.clicks.get(web) if fixed else None  # a fixed address makes the same click every time
+    if kept is not None:
+        return kept
     try:
         if service.shared is None:
             destination = resolve(target, None, service.rotation, advance=counted, channel=asked)
@@ -131,11 +126,14 @@ async def short_click(service: Service, scope: Scope, counted: bool) -> Click:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
     url = service.short_url(link.slug)
-    return Click(  # the channel asked for stays in the link the page, its QR code and its preview show
+    click = Click(  # the channel asked for stays in the link the page, its QR code and its preview show
         "short", link.slug, f"{url}?ch={asked}" if asked else url, destination.channel, destination.address, link.text,
-        link.mode, destination.agent_id, link.campaign, link.source, target.title, asks_web(scope), None, True,
+        link.mode, destination.agent_id, link.campaign, link.source, target.title, web, None, True,
         link.ref_code, business, f"{url}?", target.business_id,  # (by position: a third cheaper than by name)
     )  # fmt: skip
+    if fixed:  # kept on the cached Target, dropped with it on any edit
+        target.clicks[web] = click
+    return click
 
 
 def asked_channel(scope: Scope) -> str | None:

@@ -151,9 +151,7 @@ class WhatsApp:
             raise NotFound(f"There is no business {business_id}.")
         connected = await self.chats.number_by_phone_id(phone_number_id)
         if connected is not None and connected.business_id != business_id:  # its conversations are that business's
-            raise Conflict(f"Phone number id {phone_number_id} is connected to business {connected.business_id}; "
-                           f"disconnect it there first (number {connected.id}).",
-                           [FieldError("phone_number_id", f"is connected to business {connected.business_id}")])
+            raise connected_elsewhere(connected)
         try:
             found = await self.graph.phone_number(phone_number_id, access_token.strip())
         except GraphError as error:
@@ -169,9 +167,7 @@ class WhatsApp:
             app_secret.strip(), hashlib.sha256(verify_token.strip().encode()).hexdigest(), int(self.clock()),
         )  # fmt: skip
         if number.business_id != business_id:  # connected there meanwhile (another connect, another instance)
-            raise Conflict(f"Phone number id {phone_number_id} is connected to business {number.business_id}; "
-                           f"disconnect it there first (number {number.id}).",
-                           [FieldError("phone_number_id", f"is connected to business {number.business_id}")])
+            raise connected_elsewhere(number)
         await self.reload()
         return number
 
@@ -274,6 +270,13 @@ class WhatsApp:
             gone = "The conversation no longer exists."
             reasons.append(gone if found is None else (await self.view(found)).reply_refused)
         return reasons
+
+
+def connected_elsewhere(number: WhatsAppNumber) -> Conflict:
+    """The refusal to connect a number another business has connected: its conversations are that one's."""
+    return Conflict(f"Phone number id {number.phone_number_id} is connected to business {number.business_id}; "
+                    f"disconnect it there first (number {number.id}).",
+                    [FieldError("phone_number_id", f"is connected to business {number.business_id}")])
 
 
 def _str(value: Any) -> str | None:
