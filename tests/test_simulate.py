@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clicktochat import payloads
-from clicktochat.graph_standin import GraphStandIn, StandInNumber
+from clicktochat.graph_standin import GraphStandIn, SentMessage, StandInNumber, describe
 from clicktochat.simulate import Customer
 
 NUMBER = StandInNumber(phone_number_id="106540352242922", waba_id="102290129340398",
@@ -450,3 +450,14 @@ def test_a_utility_template_inside_an_open_window_is_charged_as_our_cost_rules_s
                                          "type": "regular"}
 
     run(scenario)
+
+
+def test_the_stand_in_says_in_a_line_what_reached_it_and_how_it_will_end() -> None:
+    """`simulate graph` prints these (a new user could not tell a send had arrived)."""
+    template = {"messaging_product": "whatsapp", "to": "393471234567", "type": "template",
+                "template": {"name": "order_ready", "language": {"code": "it"}}}  # fmt: skip
+    assert describe(SentMessage("1", template, "wamid.A", 0, "393471234567", None, {})) == (
+        "Sent to +393471234567: template order_ready (it) (wamid.A)")
+    late = {"messaging_product": "whatsapp", "recipient": "IT.42", "type": "text", "text": {"body": "x\n" * 40}}
+    line = describe(SentMessage("1", late, "wamid.B", 0, None, "IT.42", {}, payloads.error(131047)))
+    assert line == f"Sent to IT.42: text '{'x ' * 30}...' (wamid.B); it will fail: 131047 Re-engagement message"
