@@ -433,6 +433,20 @@ def test_the_display_rules_follow_a_single_page_apps_routes(visit: Any) -> None:
     assert [name for name, _ in v.page.evaluate("window.__events")] == []  # no "open" nobody saw
 
 
+def test_without_the_navigation_api_the_routes_are_followed_all_the_same(visit: Any) -> None:
+    """Browsers without `window.navigation`: the path is looked at each second instead."""
+    v = visit()
+    v.context.add_init_script("delete window.navigation; delete Window.prototype.navigation")
+    page = v.open("/products/cassata", w="spa")
+    assert page.evaluate("() => 'navigation' in window") is False
+    launcher = v.shadow(".launcher")
+    expect(launcher).to_be_visible()
+    page.evaluate("() => history.pushState({}, '', '/products/secret')")
+    expect(launcher).to_be_hidden()
+    page.evaluate("() => history.pushState({}, '', '/products/cannoli')")
+    expect(launcher).to_be_visible()
+
+
 def test_a_page_that_swaps_its_body_keeps_the_widget(visit: Any) -> None:
     """Turbo and similar libraries replace <body> on every navigation."""
     v = visit()
