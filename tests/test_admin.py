@@ -277,6 +277,28 @@ def test_the_builder_makes_a_short_link_that_opens_the_chat(
     assert taken.status_code == 422 and "is already taken" in taken.text and 'value="torta"' in taken.text
 
 
+def test_the_builder_sent_twice_makes_one_link(client: TestClient, admin: Admin, service: Service) -> None:
+    page = admin.get("/admin/links/new")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    form = {"destination": "to", "to": "+39 347 123 4567", "kind": "short", "text": "Ciao", "idempotency_key": key}
+    first, double_click = admin.post("/admin/links/new", form), admin.post("/admin/links/new", form)
+    assert first.status_code == double_click.status_code == 303
+    assert first.headers["location"] == double_click.headers["location"]
+    assert len(call(client, service.store.links(10, 0))) == 1  # type: ignore[arg-type]
+    # Back, the words changed, sent again: the owner asks for another link, and gets it.
+    changed = admin.post("/admin/links/new", form | {"text": "Salve"})
+    assert changed.status_code == 303 and changed.headers["location"] != first.headers["location"]
+    assert len(call(client, service.store.links(10, 0))) == 2  # type: ignore[arg-type]
+    assert admin.get(changed.headers["location"]).text.count('name="idempotency_key" value="') == 1
+    assert key not in admin.get(changed.headers["location"]).text  # a new form, a new key
+    # A mistake corrected keeps the form's key: the corrected form sent twice is one link too.
+    wrong = admin.post("/admin/links/new", form | {"to": "+39 12", "idempotency_key": "k2"})
+    assert wrong.status_code == 422 and 'name="idempotency_key" value="k2"' in wrong.text
+    fixed = [admin.post("/admin/links/new", form | {"idempotency_key": "k2", "text": "Fixed"}) for _ in range(2)]
+    assert fixed[0].headers["location"] == fixed[1].headers["location"]
+    assert len(call(client, service.store.links(10, 0))) == 3  # type: ignore[arg-type]
+
+
 def test_the_builder_makes_signed_ad_links(client: TestClient, admin: Admin) -> None:
     made = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "signed",
                                            "text": "Offerta", "campaign": "black-friday"})  # fmt: skip

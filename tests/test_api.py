@@ -3,6 +3,7 @@ and the bad-input matrix. Every error must be problem+json naming the field and 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from clicktochat.api import MAX_BODY_BYTES
 from clicktochat.api_models import TEXT_PATTERN
 from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
-from clicktochat.service import Service, timestamp
+from clicktochat.service import CreatedLink, Service, timestamp
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, connect_db, flush
 
 API = "/api/v1"
@@ -315,6 +316,53 @@ def test_create_signed_link(api: Api, client: TestClient) -> None:
     # mode=redirect: even a desktop goes straight to the chat.
     response = click(client, link["url"], DESKTOP)
     assert response.status_code == 302 and response.headers["location"] == link["chat_url"]
+
+
+def test_a_link_asked_for_again_with_its_idempotency_key_is_made_once(api: Api, client: TestClient) -> None:
+    asked = {"to": NUMBER, "text": "Ciao", "campaign": "retry", "expires_in": 3600}
+    first = api.post("/links", asked, headers={"Idempotency-Key": "order-77"})
+    made = created(first)
+    again = ok(api.post("/links", asked, headers={"Idempotency-Key": "order-77"}))  # the answer was lost: a retry
+    assert again == made and again["slug"] == made["slug"]
+    in_body = ok(api.post("/links", asked | {"idempotency_key": "order-77"}))
+    assert in_body["slug"] == made["slug"]
+    assert [link["slug"] for link in ok(api.get("/links"))["links"]] == [made["slug"]]
+    assert click(client, made["slug"]).status_code == 302
+    flush(client)
+    assert ok(api.post("/links", asked, headers={"Idempotency-Key": "order-77"}))["clicks"] == 1  # as it is now
+    # The same key for something else: refused, never the first link under other words.
+    other = problem(api.post("/links", asked | {"text": "Salve"}, headers={"Idempotency-Key": "order-77"}), 409)
+    assert other["detail"] == "This idempotency key was used for another link."
+    assert [e["field"] for e in other["errors"]] == ["idempotency_key"]
+    assert invalid(api.post("/links", asked, headers={"Idempotency-Key": "no spaces"}), "idempotency_key") == (
+        "must be 1 to 200 letters, digits or . _ : -")  # fmt: skip
+    assert "in the body but" in invalid(api.post("/links", asked | {"idempotency_key": "a"},
+                                                 headers={"Idempotency-Key": "b"}), "idempotency_key")  # fmt: skip
+    # Another key, or none: another link, as before.
+    assert created(api.post("/links", asked, headers={"Idempotency-Key": "order-78"}))["slug"] != made["slug"]
+    assert created(api.post("/links", asked))["slug"] != made["slug"]
+    assert len(ok(api.get("/links"))["links"]) == 3
+    # A key with a slug: the retry gets its link, not "already taken".
+    named = {"to": NUMBER, "slug": "menu"}
+    assert created(api.post("/links", named, headers={"Idempotency-Key": "menu-1"}))["slug"] == "menu"
+    assert ok(api.post("/links", named, headers={"Idempotency-Key": "menu-1"}))["slug"] == "menu"
+    # Signed links are not stored: the same content signs the same link, key or not.
+    signed = {"to": NUMBER, "short": False, "text": "Ad"}
+    assert created(api.post("/links", signed, headers={"Idempotency-Key": "ad-1"}))["url"] == created(
+        api.post("/links", signed, headers={"Idempotency-Key": "ad-1"}))["url"]  # fmt: skip
+
+
+def test_the_same_key_sent_twice_at_once_makes_one_link(client: TestClient, service: Service) -> None:
+    request = ("at-once", "the hash of what was asked")
+
+    async def both() -> list[CreatedLink]:  # both look the key up before either has stored it
+        return await asyncio.gather(service.create_link(to=NUMBER, text="Ciao", request=request),
+                                    service.create_link(to=NUMBER, text="Ciao", request=request))  # fmt: skip
+
+    first, second = call(client, both())  # type: ignore[misc]
+    assert first.short is not None and second.short is not None
+    assert first.short.slug == second.short.slug and [first.again, second.again].count(True) == 1
+    assert len(call(client, service.store.links(10, 0))) == 1  # type: ignore[arg-type]
 
 
 def test_signed_link_takes_no_slug(api: Api) -> None:

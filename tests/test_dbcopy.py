@@ -274,6 +274,9 @@ def test_the_source_is_checked_and_brought_up_to_date(installation: Installation
         for column in ("role", "business_id"):  # and 017's
             lite.execute(f"ALTER TABLE admins DROP COLUMN {column}")
         lite.execute("ALTER TABLE outbox DROP COLUMN sent_by")  # and 018's
+        lite.execute("DROP INDEX links_request_key")  # and 019's
+        for column in ("request_key", "request_hash"):
+            lite.execute(f"ALTER TABLE links DROP COLUMN {column}")
         lite.execute("PRAGMA user_version = 11")
     # An older server still running on it: refused before anything is migrated under it (found
     # by a review: the file was brought to the new schema, then the copy refused).

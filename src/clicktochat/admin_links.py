@@ -3,6 +3,9 @@ one short link's page, where it is edited. Same rules as `admin.py`, whose helpe
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +18,7 @@ from .admin import BOTH, Page, _int, admin_page, see_other
 from .channels import CHANNELS
 from .errors import InvalidInput
 from .links import MODES, SLUG_PATTERN, ShortLink
+from .notifications import IDEMPOTENCY_KEY
 from .qr import parse_options
 from .qr_access import signed_query
 from .service import Service, timestamp
@@ -97,16 +101,30 @@ async def builder_page(request: Request, page: Page) -> Response:
                 **await destination(service, form), text=form.get("text", ""),
                 campaign=form.get("campaign") or None, source=form.get("source") or None,
                 mode=form.get("mode") or "auto", short=short, slug=(form.get("slug") or None) if short else None,
+                request=form_request(form),
             )  # fmt: skip
             made = f"s/{created.short.slug}" if created.short else f"c/{created.token}"
             return see_other("/admin/links/new", "created", {"made": made} | utm)
         except InvalidInput as exc:
             errors = exc.errors
     result = await made_link(service, request.query_params.get("made", ""), request.query_params)
+    key = form.get("idempotency_key") if errors else None  # a mistake corrected is one link
     return page.render(
         "builder.html", "builder", 422 if errors else 200, errors=errors, result=result,
         **await choices(service), modes=MODES, utm_fields=UTM_FIELDS,
+        idempotency_key=key or secrets.token_urlsafe(16),
     )  # fmt: skip
+
+
+def form_request(form: dict[str, str]) -> tuple[str, str] | None:
+    """The form's idempotency key and a hash of what it asked: sent twice (a double click, the
+    answer lost), it makes one link; sent again with other words (back, changed), a second one."""
+    key = form.get("idempotency_key", "")
+    if not IDEMPOTENCY_KEY.fullmatch(key) or len(key) > 100:  # not from our form: no promise to keep
+        return None
+    asked = {name: value for name, value in form.items() if name not in ("csrf", "idempotency_key")}
+    digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+    return f"admin:{key}:{digest[:32]}", digest
 
 
 async def made_link(service: Service, made: str, query: Any) -> dict[str, Any] | None:

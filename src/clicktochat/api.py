@@ -5,6 +5,7 @@ the same classes the handlers use."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -237,15 +238,21 @@ async def create_link(request: Request, service: Service) -> Response:
         expires = epoch(body.expires_at)
     else:
         expires = int(time.time()) + body.expires_in if body.expires_in is not None else None
-    fields = body.model_dump(exclude={"expires_at", "expires_in"})
+    fields = body.model_dump(exclude={"expires_at", "expires_in", "idempotency_key"})
     if "channel" not in body.model_fields_set:  # a link to an agent or business then routes on their first
         fields["channel"] = None
-    created = await service.create_link(**fields, expires_at=expires)
+    key = idempotency_key(request, body.idempotency_key)
+    asked = body.model_dump(mode="json", exclude={"idempotency_key"}) | {"channel": fields["channel"]}  # expires_in
+    request_key = (key, hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()) if key else None
+    created = await service.create_link(**fields, expires_at=expires, request=request_key)
     link = created.short or created.signed
     assert link is not None
     notes = await service.link_notes(link)
     if created.short is not None:
-        return out(link_out(service, created.short, clicks=0).model_copy(update={"notes": notes}), 201)
+        slug = created.short.slug
+        clicks = (await service.store.click_counts("short", [slug]))[slug] if created.again else 0
+        return out(link_out(service, created.short, clicks).model_copy(update={"notes": notes}),
+                   200 if created.again else 201)  # fmt: skip
     return out(signed_out(service, created).model_copy(update={"notes": notes}), 201)
 
 

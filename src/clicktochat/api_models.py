@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from .agents import TIMEZONES
 from .channels import CHANNELS, MAX_TEXT_LENGTH
 from .links import MAX_LABEL_LENGTH, SLUG_PATTERN
+from .notifications import IDEMPOTENCY_KEY
 from .service import MAX_EXPIRY_SECONDS, MAX_NAME_LENGTH
 from .widget import (
     DOMAIN_PATTERN,
@@ -89,6 +90,8 @@ ONE_DESTINATION: list[Any] = [
     for field in ("to", "agent_id", "business_id")
 ]  # fmt: skip
 
+IDEMPOTENCY_PATTERN = f"^{IDEMPOTENCY_KEY.pattern}$"
+
 
 class LinkCreate(Body):
     model_config = ConfigDict(json_schema_extra={
@@ -129,6 +132,11 @@ class LinkCreate(Body):
     ref_code: bool | None = Field(
         None, description="Short links to WhatsApp: add a ref code to the message, so the conversation that follows "
         "is tied to the click. null: when the number is connected to the Cloud API.",
+    )  # fmt: skip
+    idempotency_key: str | None = Field(
+        None, description="Send the same request again with the same key (also the Idempotency-Key header) and the "
+        "short link it made is returned (200), not made twice. Signed links are not stored: the same content signs "
+        "the same link.", json_schema_extra={"pattern": IDEMPOTENCY_PATTERN},
     )  # fmt: skip
 
 

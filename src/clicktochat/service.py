@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .agents import Agent, Business, Rotation, SharedRotation, check_timezone, parse_hours
 from .channels import check_text, deep_link, get_channel, link_notes
-from .errors import Conflict, InvalidInput, Mistakes, NotFound
+from .errors import KEY_USED, Conflict, InvalidInput, Mistakes, NotFound
 from .keys import signing_keys
 from .links import (
     LinkCache,
@@ -29,6 +29,7 @@ from .links import (
 )
 from .logos import check_logo
 from .names import check_name
+from .notifications import IDEMPOTENCY_KEY
 from .posters import check_colour
 from .service_widgets import WidgetService
 from .settings import Settings
@@ -51,6 +52,7 @@ class CreatedLink:
     short: ShortLink | None = None
     signed: SignedLink | None = None
     token: str | None = None
+    again: bool = False  # made before, with the same idempotency key and content
 
 
 class Service(WidgetService):
@@ -156,7 +158,16 @@ class Service(WidgetService):
         expires_at: int | None = None,
         title: str | None = None,
         ref_code: bool | None = None,
+        request: tuple[str, str] | None = None,
     ) -> CreatedLink:
+        """`request`: the caller's idempotency key and a hash of what it asked. A short link made
+        with the key before is returned again (`CreatedLink.again`), not made twice; the key with
+        other content is a 409. Signed links are not stored: the same content signs the same link."""
+        if request is not None:
+            if not IDEMPOTENCY_KEY.fullmatch(request[0]):
+                raise InvalidInput("idempotency_key", "must be 1 to 200 letters, digits or . _ : -")
+            if short and (made := await self._made_before(request)) is not None:
+                return made
         mistakes = Mistakes()  # every mistake at once: a form or a client fixes them in one go
         destination = await mistakes.wait(self._destination(to, channel, agent_id, business_id), None)
         if destination is not None:  # the text's limits are its channel's
@@ -191,25 +202,42 @@ class Service(WidgetService):
             slug="", text=text, mode=mode, expires_at=expires_at, campaign=labels["campaign"], source=labels["source"],
             ref_code=ref_code, **destination,
         )
-        if slug is not None:
-            link = await self._insert(replace(link, slug=slug))
-        else:
-            for _ in range(10):  # 2.7e10 slugs: a collision is rare, ten in a row means a full table
-                try:
-                    link = await self._insert(replace(link, slug=random_slug()), retry=True)
-                    break
-                except _SlugTaken:
-                    continue
+        try:
+            if slug is not None:
+                link = await self._insert(replace(link, slug=slug), request)
             else:
-                raise Conflict("Could not find a free random slug; choose one with slug.")
+                for _ in range(10):  # 2.7e10 slugs: a collision is rare, ten in a row means a full table
+                    try:
+                        link = await self._insert(replace(link, slug=random_slug()), request, retry=True)
+                        break
+                    except _SlugTaken:
+                        continue
+                else:
+                    raise Conflict("Could not find a free random slug; choose one with slug.")
+        except _KeyTaken:  # the same request, at the same time: the one that was first
+            assert request is not None
+            made = await self._made_before(request)
+            assert made is not None
+            return made
         self.forget()
         return CreatedLink(self.short_url(link.slug), short=link)
 
-    async def _insert(self, link: ShortLink, retry: bool = False) -> ShortLink:
+    async def _made_before(self, request: tuple[str, str]) -> CreatedLink | None:
+        found = await self.store.link_by_request(request[0])
+        if found is None:
+            return None
+        link, asked = found
+        if asked != request[1]:
+            raise Conflict("This idempotency key was used for another link.", [KEY_USED])
+        return CreatedLink(self.short_url(link.slug), short=link, again=True)
+
+    async def _insert(self, link: ShortLink, request: tuple[str, str] | None, retry: bool = False) -> ShortLink:
         try:
-            return await self.store.add_link(link)
+            return await self.store.add_link(link, request)
         except sqlite3.IntegrityError as exc:
-            if "links.slug" not in str(exc) and "(slug)=" not in str(exc):  # SQLite's words, PostgreSQL's
+            if "links.request_key" in str(exc) or "(request_key)=" in str(exc):  # SQLite's words, PostgreSQL's
+                raise _KeyTaken from None
+            if "links.slug" not in str(exc) and "(slug)=" not in str(exc):
                 raise
             if retry:
                 raise _SlugTaken from None
@@ -605,3 +633,6 @@ def timestamp(value: int | None) -> str | None:
         return None
     shown = min(max(value, FIRST_SECOND), LAST_SECOND)
     return datetime.fromtimestamp(shown, UTC).isoformat().replace("+00:00", "Z")
+
+class _KeyTaken(Exception):
+    pass

@@ -361,16 +361,24 @@ class Store(ClickStore):
 
     # -- short links ------------------------------------------------------------------
 
-    async def add_link(self, link: ShortLink) -> ShortLink:
-        """sqlite3.IntegrityError if the slug is taken."""
+    async def add_link(self, link: ShortLink, request: tuple[str, str] | None = None) -> ShortLink:
+        """sqlite3.IntegrityError if the slug is taken, or the request's key was used. `request`:
+        the caller's idempotency key and the hash of what it asked (`link_by_request`)."""
         now = int(time.time())
         values = {f.name: getattr(link, f.name) for f in fields(link)} | {"created_at": now, "updated_at": now}
+        key, digest = request or (None, None)
         async with self.transaction() as db:
             await db.execute(
-                f"INSERT INTO links ({LINK_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
-                tuple(values.values()),
+                f"INSERT INTO links ({LINK_COLUMNS}, request_key, request_hash)"
+                f" VALUES ({', '.join('?' * (len(values) + 2))})",
+                (*values.values(), key, digest),
             )
         return ShortLink(**values)
+
+    async def link_by_request(self, key: str) -> tuple[ShortLink, str] | None:
+        """The link made with this idempotency key, and the hash of what that request asked."""
+        row = await self._one(f"SELECT {LINK_COLUMNS}, request_hash FROM links WHERE request_key = ?", (key,))
+        return (_link(row[:-1]), row[-1]) if row else None
 
     async def link(self, slug: str) -> ShortLink | None:
         row = await self._one(f"SELECT {LINK_COLUMNS} FROM links WHERE slug = ?", (slug,))
