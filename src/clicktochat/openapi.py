@@ -84,7 +84,7 @@ TEXT_IDS = ("slug", "widget_id", "phone")
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
     ("get", "/links", "List short links, newest first (?limit, ?offset)", None, {200: LinkList}),
     ("post", "/links", "Create a short link, or a signed link with short=false", LinkCreate,
-     {201: [LinkOut, SignedLinkOut], 409: None}),
+     {201: [LinkOut, SignedLinkOut], 200: LinkOut, 409: None}),
     ("get", "/links/{slug}", "A short link with its click count", None, {200: LinkOut, 404: None}),
     ("patch", "/links/{slug}", "Change a short link (destination, text, mode, state...)", LinkUpdate,
      {200: LinkOut, 404: None}),
