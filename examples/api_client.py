@@ -22,11 +22,14 @@ def main() -> int:
             f"/businesses/{shop['id']}/agents",
             json={"name": "Anna", "address": "+39 347 123 4567", "hours": "mon-sat 09:00-19:30"},
         ).raise_for_status().json()
-        link = api.post(
-            "/links", json={"business_id": shop["id"], "text": "Ciao! Avete il basilico?", "campaign": "window"}
-        ).raise_for_status().json()
+        # With an idempotency key a request can be sent again after a timeout: one link is made.
+        asked = {"business_id": shop["id"], "text": "Ciao! Avete il basilico?", "campaign": "window"}
+        key = {"Idempotency-Key": f"window-sticker-{shop['id']}"}
+        link = api.post("/links", json=asked, headers=key).raise_for_status().json()
         print(f"business {shop['id']}, agent {agent['id']} (available now: {agent['available_now']})")
         print(f"short link: {link['url']}")
+        again = api.post("/links", json=asked, headers=key).raise_for_status()
+        print(f"asked again with the same key: {again.status_code}, {again.json()['url']}")
 
         bad = api.post("/links", json={"to": "+39 12"})
         print(f"a bad number is refused: {bad.status_code} {bad.json()['errors']}")

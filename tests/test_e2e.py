@@ -250,6 +250,8 @@ def test_the_api_example_runs_against_a_real_server(db_path: str) -> None:
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"short link: http://127.0.0.1:{port}/s/" in done.stdout
+    url = done.stdout.split("short link: ")[1].split("\n")[0]
+    assert f"asked again with the same key: 200, {url}\n" in done.stdout  # one link, not two
     assert "a bad number is refused: 422 [{'field': 'to', 'reason': \"'+39 12' is too short\"}]" in done.stdout
     assert "clicks so far: 0" in done.stdout
 
