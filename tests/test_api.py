@@ -590,6 +590,12 @@ def test_every_mistake_in_a_link_is_named_at_once(api: Api) -> None:
     assert [e["field"] for e in body["errors"]] == ["to", "campaign", "slug"]
     body = problem(api.post("/links", {"to": NUMBER, "short": False, "slug": "x", "text": "x" * 1001}), 422)
     assert [e["field"] for e in body["errors"]] == ["text", "slug"]
+    # The body's types refused too: its values are checked in the same answer.
+    body = problem(api.post("/links", {"to": "12", "mode": "sometimes", "slug": "-bad-", "campaign": "a\x00b",
+                                       "text": "x" * 1001, "expires_in": -5}), 422)  # fmt: skip
+    assert sorted(e["field"] for e in body["errors"]) == ["campaign", "expires_in", "mode", "slug", "text", "to"]
+    body = problem(api.post("/links", {"to": ["12"], "channel": "telegram", "text": "x" * 5000}), 422)
+    assert [e["field"] for e in body["errors"]] == ["to", "text"]  # the text held to Telegram's limit, not twice
     slug = api.link(to=NUMBER, slug="kept", text="t")["slug"]
     body = problem(api.patch(f"/links/{slug}", {"agent_id": 42, "text": "x" * 1001, "source": "a\x00b"}), 422)
     assert [e["field"] for e in body["errors"]] == ["agent_id", "text", "source"]

@@ -42,6 +42,14 @@ def test_bad_input_names_the_field(whatsapp: WhatsAppSetup) -> None:
     missing = {k: v for k, v in CONSENT.items() if k != "consent_text"}
     response = whatsapp.client.post(f"{API}/optins", json=missing, headers=whatsapp.auth)
     assert response.json()["errors"] == [{"field": "consent_text", "reason": "is required"}]
+    # Every mistake at once, a field missing or not: fixed in one round.
+    wrong = {"phone": "+39 12", "topic": "Orders!", "source": "meta", "consent_version": "v 1"}
+    response = whatsapp.client.post(f"{API}/optins", json=wrong, headers=whatsapp.auth)
+    assert sorted(e["field"] for e in response.json()["errors"]) == ["consent_text", "consent_version", "phone",
+                                                                     "source", "topic"]  # fmt: skip
+    response = whatsapp.client.post(f"{API}/optins", json=CONSENT | {"phone": "+39 12", "consent_text": "\x07"},
+                                    headers=whatsapp.auth)  # fmt: skip
+    assert [e["field"] for e in response.json()["errors"]] == ["phone", "consent_text"]
     assert whatsapp.client.post(f"{API}/optins", json=CONSENT).status_code == 401
     assert entries(whatsapp) == []
 

@@ -231,7 +231,7 @@ def widget_out(service: Service, widget: Widget, clicks: int | None = None) -> W
 
 @endpoint
 async def create_link(request: Request, service: Service) -> Response:
-    body = await read_body(request, LinkCreate)
+    body = await read_body(request, LinkCreate, service.link_mistakes)
     if body.expires_at is not None and body.expires_in is not None:
         raise InvalidInput("expires_in", "give expires_at or expires_in, not both")
     if body.expires_at is not None:

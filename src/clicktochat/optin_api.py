@@ -15,7 +15,7 @@ from .api_models import Body, whole
 from .consent import Consent
 from .customers import USER_ID
 from .errors import InvalidInput
-from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins
+from .optins import MAX_WORDING, SOURCES, TOPIC, VERSION, Optins, consent_mistakes
 from .optinstore import OptinRequest
 from .service import Service, timestamp
 
@@ -98,7 +98,7 @@ def business_param(request: Request) -> int | None:
 
 @endpoint
 async def add_optin(request: Request, service: Service) -> Response:
-    body = await read_body(request, OptinCreate)
+    body = await read_body(request, OptinCreate, consent_mistakes)
     proof = {"page": body.page_url} if body.page_url else None
     if body.source not in SOURCES:  # pydantic said so already; the rules say it again
         raise InvalidInput("source", f"must be one of {', '.join(SOURCES)}")

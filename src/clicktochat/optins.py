@@ -19,7 +19,7 @@ from phonenumbers import PhoneNumberType
 from .agents import Business
 from .channels import international, normalize_phone
 from .consent import Consent, latest, may_reply
-from .errors import InvalidInput, NotFound, Unavailable
+from .errors import FieldError, InvalidInput, Mistakes, NotFound, Unavailable
 from .graph import template_payload
 from .message_templates import approved_template
 from .optin_words import LANGUAGES
@@ -112,6 +112,17 @@ def check_version(value: Any, field: str = "consent_version") -> str:
     if not isinstance(value, str) or not VERSION.fullmatch(value.strip()):
         raise InvalidInput(field, "must be 1 to 50 letters, digits or . _ : - (e.g. 2026-12 or 3)")
     return value.strip()
+
+
+def consent_mistakes(raw: dict[str, Any]) -> list[FieldError]:
+    """What `Optins.add` says of the values in a raw body: for the API, when its model refused
+    other fields, so that one answer names every mistake."""
+    mistakes = Mistakes()
+    for name, check in (("phone", check_phone), ("topic", check_topic), ("consent_text", check_wording),
+                        ("consent_version", check_version)):  # fmt: skip
+        if isinstance(raw.get(name), str):
+            mistakes.check(check, raw[name], otherwise=None)
+    return mistakes.errors
 
 
 def check_form(values: dict[str, Any]) -> dict[str, Any]:
@@ -253,9 +264,15 @@ class Optins:
 
     async def add(self, business_id: int | None, phone: Any, topic: Any, source: Any, wording: Any, version: Any,
                   proof: dict[str, Any] | None = None, region: str = "") -> Consent:  # fmt: skip
-        """Record a consent given elsewhere (a shop's checkout, a till, the CLI): in force at once."""
-        phone, topic = check_phone(phone, region), check_topic(topic)
-        source, wording, version = check_source(source), check_wording(wording), check_version(version)
+        """Record a consent given elsewhere (a shop's checkout, a till, the CLI): in force at once.
+        Every wrong value is named in one refusal."""
+        mistakes = Mistakes()
+        phone = mistakes.check(check_phone, phone, region, otherwise="")
+        topic = mistakes.check(check_topic, topic, otherwise="")
+        source = mistakes.check(check_source, source, otherwise="")
+        wording = mistakes.check(check_wording, wording, otherwise="")
+        version = mistakes.check(check_version, version, otherwise="")
+        mistakes.raise_any()
         business = await self.business(business_id)
         return await self._entry(business.id, phone, topic, "in", source, wording, version, proof)
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .agents import Agent, Business, Rotation, SharedRotation, check_timezone, parse_hours
-from .channels import check_text, deep_link, get_channel, link_notes
-from .errors import KEY_USED, Conflict, InvalidInput, Mistakes, NotFound
+from .channels import CHANNELS, check_text, deep_link, get_channel, link_notes
+from .errors import KEY_USED, Conflict, FieldError, InvalidInput, Mistakes, NotFound
 from .keys import signing_keys
 from .links import (
     LinkCache,
@@ -221,6 +221,21 @@ class Service(WidgetService):
             return made
         self.forget()
         return CreatedLink(self.short_url(link.slug), short=link)
+
+    def link_mistakes(self, raw: dict[str, Any]) -> list[FieldError]:
+        """create_link's checks that need no database, on the text fields of a raw body: for the
+        API, when its model refused other fields, so that one answer names every mistake."""
+        mistakes, given = Mistakes(), {name: value for name, value in raw.items() if isinstance(value, str)}
+        channel = CHANNELS.get(given.get("channel", "whatsapp"))  # an unknown one is the model's to name
+        if channel is not None and "to" in given:
+            mistakes.check(channel.normalize, given["to"], self.settings.default_region, "to", otherwise=None)
+        if channel is not None and "text" in given:
+            mistakes.check(check_text, given["text"], channel, otherwise=None)
+        for name, check in (("campaign", check_label), ("source", check_label), ("slug", check_slug),
+                            ("title", check_title)):  # fmt: skip
+            if name in given:
+                mistakes.check(check, given[name], name, otherwise=None)
+        return mistakes.errors
 
     async def _made_before(self, request: tuple[str, str]) -> CreatedLink | None:
         found = await self.store.link_by_request(request[0])
