@@ -106,7 +106,7 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
 
 def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Admin, whatsapp: WhatsAppSetup) -> None:
     base = {"business_id": str(whatsapp.business_id), "topic": "orders",
-            "consent_text": "=HYPERLINK(\"http://evil.example\")", "consent_version": "1"}  # fmt: skip
+            "consent_text": "=HYPERLINK(\"http://evil.example\");=1+1", "consent_version": "1"}  # fmt: skip
     bad = admin.post("/admin/consents", base | {"phone": "347", "action": "in"})
     assert bad.status_code == 422 and "Number" in bad.text
     done = admin.post("/admin/consents", base | {"phone": "+39 347 123 4567", "action": "in"})
@@ -127,7 +127,7 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(r["phone"], r["state"], r["topic"]) for r in rows] == [("393471234567", "out", "*"),
                                                                      ("393471234567", "in", "orders")]  # fmt: skip
-    assert rows[1]["consent_text"].startswith("'=")  # a spreadsheet shows it, never runs it
+    assert rows[1]["consent_text"] == "'=HYPERLINK(\"http://evil.example\");'=1+1"  # shown, never run
     assert rows[1]["topic_label"] == ""  # recorded at the counter: no form showed a topic's name
     # Meta's form of a Mexican mobile finds its E.164 entries (found upgrading a database)
     assert admin.post("/admin/consents", base | {"phone": "+52 55 1234 5678", "action": "in"}).status_code == 303

@@ -18,6 +18,7 @@ from .admin_chats import when
 from .agents import Business
 from .channels import display_phone
 from .consent import Consent
+from .csvcells import cell
 from .errors import FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
 from .optins import Optins, check_phone
@@ -205,12 +206,6 @@ async def consents_page(request: Request, page: Page) -> Response:
                 requests=[{"r": r, "at": when(r.created_at, zone(r.business_id)),
                            "until": when(r.expires_at, zone(r.business_id))} for r in requests],
                 business_options=[("", "all")] + [(b.id, b.name) for b in businesses.values()])  # fmt: skip
-
-
-def cell(value: Any) -> str:
-    """A CSV cell a spreadsheet will not run: text starting = + - @ gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @admin_page

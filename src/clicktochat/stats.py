@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from .channels import CHANNELS
 from .clicks import DIMENSIONS
 from .clickstore import LINK_GROUPS
+from .csvcells import cell
 from .errors import FieldError, InvalidInput
 from .links import SLUG_PATTERN
 from .store import Store
@@ -119,16 +120,10 @@ class Stats:
         chats = ["conversations", "conversion"] if self.chats or every_column else []  # none without a number
         writer.writerow([self.query.by, *(["label"] if labelled else []), "clicks", "uniques", "bots", *chats])
         for row in self.rows:
-            label = [_cell(row.label)] if labelled else []
+            label = [cell(row.label)] if labelled else []
             counted = [row.conversations, "" if row.conversion is None else row.conversion] if chats else []
-            writer.writerow([_cell(row.key), *label, row.clicks, row.uniques, row.bots, *counted])
+            writer.writerow([cell(row.key), *label, row.clicks, row.uniques, row.bots, *counted])
         return out.getvalue()
-
-
-def _cell(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas: a referrer host or a UTM
-    value comes from strangers, so such cells get a leading apostrophe (OWASP's advice)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def parse_query(params: Mapping[str, str]) -> StatsQuery:

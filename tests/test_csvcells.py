@@ -1,0 +1,44 @@
+"""csvcells.cell: what strangers wrote reaches a spreadsheet as text, never as a formula, also
+where Excel splits a `.csv` on semicolons (found by a review: `x;=1+1;` went out as it came)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from clicktochat.csvcells import cell
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+    ("+39 347", "'+39 347"),
+    ("-5", "'-5"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1+1", "'\t=1+1"),
+    ("\r=1+1", "'\r=1+1"),
+    ("x;=1+1;", "x;'=1+1;"),
+    ("STOP ;=HYPERLINK(1);", "STOP ;'=HYPERLINK(1);"),
+    ("x; =cmd|' /C calc'!A0", "x; '=cmd|' /C calc'!A0"),
+    ("a;+b;-c;@d", "a;'+b;'-c;'@d"),
+    ("x;\t=1", "x;'\t=1"),
+])  # fmt: skip
+def test_a_formula_at_the_start_of_any_cell_a_spreadsheet_makes_is_defused(value: str, written: str) -> None:
+    assert cell(value) == written
+
+
+@pytest.mark.parametrize("value", ["Ciao!", "a; b", "mail@example.com", "1+1=2", "x=y;z", "", "instagram.com"])
+def test_other_text_is_left_as_it_is(value: str) -> None:
+    assert cell(value) == value
+
+
+def test_numbers_and_nothing() -> None:
+    assert (cell(5), cell(None), cell(-1)) == ("5", "", "'-1")
+
+
+def test_split_on_semicolons_as_excel_does_in_italy_no_part_starts_a_formula() -> None:
+    out = io.StringIO()
+    csv.writer(out).writerow([cell("Basta;=1+1; @x"), cell(3)])
+    for part in out.getvalue().replace(",", ";").split(";"):
+        assert part.lstrip(" \"")[:1] not in ("=", "+", "-", "@"), part
