@@ -162,3 +162,10 @@ def test_the_widget_page_offers_a_choice_of_the_business_s_own_forms(admin: Admi
     assert admin.post("/admin/widgets/demo", {"optin_form": "dolce"}).status_code == 303
     assert whatsapp.run(whatsapp.service.get_widget("demo")).settings.optin_form == "dolce"
     assert '<option value="dolce" selected>dolce</option>' in admin.get("/admin/widgets/demo").text
+    # The form stays with its business: its page offers no other, and a forged one is refused.
+    edit = admin.get("/admin/optins/dolce")
+    assert "Pasticceria Rivale" not in edit.text.split('name="business_id"')[1].split("</select>")[0]
+    moved = admin.post("/admin/optins/dolce", {"slug": "dolce", "business_id": str(rival.id), "topics": "orders",
+                                                "languages": "en", "wording_en": "Yes"})  # fmt: skip
+    assert moved.status_code == 422 and "a form stays with its business" in moved.text
+    assert whatsapp.run(Optins(whatsapp.service).form("dolce")).business_id == whatsapp.business_id

@@ -107,6 +107,13 @@ def test_a_widget_offers_only_a_form_of_its_own_business(run: Callable[..., Resu
     assert bad.exit_code == 1 and "--optin-form: there is no opt-in form 'nope'" in bad.output, bad.output
     assert run("widget", "edit", "demo", "--optin-form", "dolce").exit_code == 0
     assert json.loads(run("widget", "show", "demo", "--json").output)["optin_form"] == "dolce"
+    # Its name given again for the other business: refused, not moved under the widget's feet
+    # (found by a review: the first business's widget then collected the second's sign-ups).
+    moved = run("optin", "form", "dolce", "--topics", "repairs", "--wording", "en=Bravo", "--business", "2")
+    assert moved.exit_code == 1 and "--business: the form 'dolce' is business 1's, and a form stays with its" \
+        " business: make a new form for the other one" in moved.output, moved.output  # fmt: skip
+    forms = json.loads(run("optin", "forms", "--json").output)
+    assert [(f["slug"], f["business_id"], f["version"]) for f in forms if f["slug"] == "dolce"] == [("dolce", 1, 1)]
 
 
 def test_double_opt_in_needs_a_connected_number(run: Callable[..., Result]) -> None:

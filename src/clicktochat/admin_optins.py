@@ -151,7 +151,7 @@ async def form_page(request: Request, page: Page) -> Response:
     ticked = page.lists.get("languages") if request.method == "POST" else list(form.languages)
     return show(page, "optin_form.html", "optins", 422 if errors else 200, errors,
                 row=form_row(form, businesses, service.base_url), languages=LANGUAGE_NAMES, ticked=ticked,
-                business_options=[(b.id, b.name) for b in businesses.values()])  # fmt: skip
+                business_options=[(b.id, b.name) for b in businesses.values() if b.id == form.business_id])  # fmt: skip
 
 
 async def listed(page: Page, limit: int) -> tuple[str, int | None, int, list[Consent]]:

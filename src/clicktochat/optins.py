@@ -336,6 +336,11 @@ class Optins:
         """A form checked before it is kept; one with double opt-in also against what can send its
         confirmation: a connected number, and the template synced from Meta, approved, in its language."""
         checked = check_form(values)
+        if form is not None and checked["business_id"] != form.business_id:
+            # Its consents, its widgets and its printed QR codes are that business's: moved, the
+            # first business's widget would collect sign-ups for the second (found by a review).
+            raise InvalidInput("business_id", f"the form {form.slug!r} is business {form.business_id}'s, and a form "
+                                              "stays with its business: make a new form for the other one")  # fmt: skip
         await self.business(checked["business_id"])
         if checked["double_optin"]:
             await self._confirming_number(checked["business_id"], checked["template"], checked["template_language"])
