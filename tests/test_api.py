@@ -485,6 +485,24 @@ def test_list_links_refuses_bad_paging(api: Api, param: str, value: str, why: st
     assert invalid(api.get("/links", params={param: value}), param) == why
 
 
+def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -> None:
+    """A filter the operation lacks (found by an agency: `/links?business=1` listed every
+    business's links) or a typo would answer for everything as if it had been applied."""
+    api.link(to=NUMBER)
+    body = problem(api.get("/links", params={"business": "1", "limit": "5"}), 422, "business")
+    assert reason(body) == "is not a known parameter; the known ones are limit, offset"
+    assert reason(problem(api.get("/widgets", params={"business": "1"}), 422, "business")) == (
+        "is not a known parameter; this request takes none")  # fmt: skip
+    body = problem(api.get("/stats", params={"bussiness": "1", "x": "2"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["bussiness", "x"]
+    assert problem(api.post("/links?dry_run=1", {"to": NUMBER}), 422, "dry_run")
+    assert problem(api.get("/conversations", params={"buisness": "1"}), 422, "buisness")
+    assert problem(api.get("/notifications", params={"phone": "+39 347"}), 422, "phone")  # its filter is `to`
+    assert ok(api.get("/links", params={"limit": "5", "offset": "0"}))["links"]  # documented ones work as before
+    assert problem(api.get("/links/" + "x", params={"y": "1"}), 422, "y")
+    assert api.client.head(API + "/links?limit=1", headers=api.auth).status_code == 200
+
+
 # -- changing and disabling links -----------------------------------------------------
 
 

@@ -65,6 +65,13 @@ def test_export_then_erase_everything_about_one_number(whatsapp: WhatsAppSetup) 
     assert [n["template"] for n in data["notifications"]] == ["follow_up"]  # type: ignore[attr-defined]
     assert data["webhook_bodies_held"] == 1 and "Marco" not in json.dumps(data) and OTHER not in json.dumps(data)
 
+    # Asked of one business: refused, saying what it covers (found by an agency: `business` was
+    # ignored, and the person's data at every business erased).
+    one = whatsapp.client.delete(f"{API}/customers/{PHONE}?business=1", headers=whatsapp.auth)
+    assert one.status_code == 422 and one.json()["errors"] == [{"field": "business", "reason": (
+        "is not a known parameter; this request takes none; a person's export and erasure cover every business on "
+        "this install")}]  # fmt: skip
+    assert held(whatsapp, PHONE)["messages"]  # nothing erased
     erased = whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth)
     assert erased.status_code == 200
     deleted = erased.json()["deleted"]

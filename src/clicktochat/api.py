@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -176,6 +177,24 @@ def idempotency_key(request: Request, in_body: str | None) -> str | None:
         raise InvalidInput("idempotency_key", f"is {in_body!r} in the body but {header!r} in the Idempotency-Key "
                                               "header; send one key, or the same in both")  # fmt: skip
     return in_body if in_body is not None else header
+
+
+def refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        takes = f"the known ones are {', '.join(known)}" if known else "this request takes none"
+        if request.url.path.startswith("/api/v1/customers/"):
+            takes += "; a person's export and erasure cover every business on this install"
+        raise InvalidInput.many([FieldError(name[:100], f"is not a known parameter; {takes}") for name in unknown])
+
+
+@functools.cache
+def query_names(method: str, path: str) -> tuple[str, ...]:
+    """The query parameters the OpenAPI document lists for an operation."""
+    from .openapi import openapi  # the document imports every API module, this one included
+
+    operation = openapi("")["paths"].get(path, {}).get(method, {})
+    return tuple(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -436,11 +455,17 @@ async def openapi_document(request: Request) -> Response:
 
 
 def resource(path: str, **handlers: Callable[[Request], Awaitable[Response]]) -> Route:
-    """One route per path, dispatching on the method, so a 405 lists every allowed method."""
+    """One route per path, dispatching on the method, so a 405 lists every allowed method. A
+    query parameter the OpenAPI document does not list for the operation is a 422: a typo
+    (`?bussiness=2`), or a filter the operation does not have (`/links?business=1`), would
+    otherwise answer for everything as if it had been applied."""
+    documented = re.sub(r":\w+}", "}", path)  # /businesses/{business_id:int} as the document writes it
 
     async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method) or handlers["GET"]  # HEAD is answered as GET
-        return await handler(request)
+        method = request.method if request.method in handlers else "GET"  # HEAD is answered as GET
+        if request.query_params:
+            refuse_unknown(request, query_names(method.lower(), documented))
+        return await handlers[method](request)
 
     return Route(path, dispatch, methods=list(handlers))
 
