@@ -172,11 +172,11 @@ class OptinStore(ChatDB):
     ) -> str:  # fmt: skip
         """A sign-up for a number that opted out: no message goes, but it is answered as anyone's
         is, so the form tells no one who opted out: "waiting" when one was made already and still
-        waits, "later" when a confirmation went to the number, for any business, in the last
+        waits, "later" when this business sent the number a confirmation in the last
         `confirm_every` seconds (as `add_request` says), else "pending", and one is kept, `refused`,
         for the answers and for the record (a person's export shows it). Its confirmation is
-        reserved as a real one is (`confirmation_at`), so that another business's form then
-        answers "later" too: a review found the two answers told a stranger who had opted out."""
+        reserved as a real one is (`confirmation_at`), so that the business's form answers "later"
+        next time, as after a real one."""
 
         def work() -> str:
             with self._tx() as db:
@@ -184,8 +184,8 @@ class OptinStore(ChatDB):
                              " AND outbox_id IS NULL AND created_at <= ? AND expires_at > ?",
                              (business_id, phone, now, now)):  # fmt: skip
                     return "waiting"
-                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}",
-                             (phone, now - confirm_every)):  # fmt: skip
+                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND confirmation_at > ?"
+                             f" AND NOT {UNSENT}", (business_id, phone, now - confirm_every)):  # fmt: skip
                     return "later"
                 db.execute(
                     "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
@@ -203,8 +203,10 @@ class OptinStore(ChatDB):
         version: str, proof: dict[str, Any] | None, now: int, expires_at: int, confirm_every: int,
     ) -> OptinRequest:  # fmt: skip
         """A pending request, its confirmation message reserved (`confirmation_at`) in the same
-        transaction. Raises PendingExists (one waits already) or ConfirmedToday (a confirmation
-        went to this number, for any business, less than `confirm_every` seconds ago).
+        transaction. Raises PendingExists (one waits already) or ConfirmedToday (this business
+        sent the number a confirmation less than `confirm_every` seconds ago). Each business keeps
+        its own count: one shared by all told a business's visitors that the number had signed up
+        with another business of the install that day (found by an agency's review).
 
         A confirmation Meta refused for good (its outbox row `failed`, e.g. the template was
         deleted; or `cancelled`) never reached the person: its request lapses now and it counts
@@ -219,10 +221,10 @@ class OptinStore(ChatDB):
                 if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'pending'",
                              (business_id, phone)):  # fmt: skip
                     raise PendingExists(phone)
-                if self._one(f"SELECT 1 FROM optin_requests WHERE phone = ? AND confirmation_at > ? AND NOT {UNSENT}"
-                             " AND NOT (business_id = ? AND state = 'refused' AND outbox_id IS NULL)",
-                             (phone, now - confirm_every, business_id)):  # fmt: skip
-                    raise ConfirmedToday(phone)  # (this business's own quiet one, for a number opted out then, aside)
+                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND confirmation_at > ?"
+                             f" AND NOT {UNSENT} AND NOT (state = 'refused' AND outbox_id IS NULL)",
+                             (business_id, phone, now - confirm_every)):  # fmt: skip
+                    raise ConfirmedToday(phone)  # (its own quiet one, for a number opted out then, aside)
                 cursor = db.execute(
                     "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
                     " source, wording, version, proof, confirmation_at)"
