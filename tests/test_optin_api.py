@@ -87,6 +87,25 @@ def test_with_two_businesses_an_opt_out_must_name_one_and_the_error_names_the_pa
     assert named.status_code == 200 and named.json()["business_id"] == whatsapp.business_id
 
 
+def test_with_two_businesses_a_history_is_one_business_s(whatsapp: WhatsAppSetup) -> None:
+    """Found by an agency's review: without `business`, the topics of every business were
+    merged, `orders: out` where the other business still had `orders: in` and could send."""
+    bar = whatsapp.run(whatsapp.service.add_business("Bar Centrale", "Europe/Rome"))
+    for business in (whatsapp.business_id, bar.id):
+        assert whatsapp.client.post(f"{API}/optins", json=CONSENT | {"business_id": business},
+                                    headers=whatsapp.auth).status_code == 201  # fmt: skip
+    assert whatsapp.client.delete(f"{API}/optins/393471234567", params={"topic": "orders", "business": bar.id},
+                                  headers=whatsapp.auth).status_code == 200  # fmt: skip
+    unnamed = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567"}, headers=whatsapp.auth)
+    assert unnamed.status_code == 422 and unnamed.json()["errors"] == [
+        {"field": "business", "reason": "name the business (there is more than one)"}]
+    for business, state in ((whatsapp.business_id, "in"), (bar.id, "out")):
+        history = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567", "business": business},
+                                      headers=whatsapp.auth).json()  # fmt: skip
+        assert history["topics"] == {"orders": state}
+        assert {c["business_id"] for c in history["consents"]} == {business}
+
+
 def test_stop_in_the_chat_after_an_opt_in_wins(whatsapp: WhatsAppSetup) -> None:
     assert whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth).status_code == 201
     whatsapp.clock.move(60)

@@ -117,7 +117,7 @@ async def list_optins(request: Request, service: Service) -> Response:
         raise InvalidInput("phone", f"{phone.strip()!r} is a WhatsApp user id, and opt-ins are recorded by number; "
                                     f"GET /customers/{phone.strip()} shows all that is held about a user id, "
                                     "its consents included")  # fmt: skip
-    digits, entries, requests = await Optins(service).history(business_param(request), phone)
+    digits, entries, requests = await Optins(service).history(business_param(request), phone, "business")
     return out(OptinHistory(
         phone=digits, topics=Optins.topics_now(entries), consents=[consent_out(e) for e in entries],  # type: ignore[arg-type]
         pending=[request_out(r) for r in requests],

@@ -305,13 +305,15 @@ class Optins:
         entries = await self.chats.consents(business_id, phone, None)
         return max(entries, key=lambda e: e.id)
 
-    async def history(self, business_id: int | None, phone: Any) -> tuple[str, list[Consent], list[OptinRequest]]:
-        """(the number as stored, every entry about it oldest first, its double opt-in requests)."""
+    async def history(self, business_id: int | None, phone: Any,
+                      field: str = "business_id") -> tuple[str, list[Consent], list[OptinRequest]]:  # fmt: skip
+        """(the number as stored, every entry about it at the business oldest first, its double
+        opt-in requests there). With more than one business, the business must be named: a
+        summary across them said `orders: out` where one business may still send (a review)."""
         digits = check_phone(phone)
-        if business_id is not None:
-            await self.business(business_id)
-        entries = await self.chats.consents(business_id, digits, None)
-        return digits, entries, await self.chats.requests(business_id, digits)
+        business = await self.business(business_id, field)
+        entries = await self.chats.consents(business.id, digits, None)
+        return digits, entries, await self.chats.requests(business.id, digits)
 
     @staticmethod
     def topics_now(entries: list[Consent]) -> dict[str, str]:
