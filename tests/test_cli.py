@@ -522,8 +522,19 @@ def test_admin_roles_from_the_command_line(runner: CliRunner, db: str) -> None:
     listed = json.loads(ok(invoke(runner, "admin", "list", "--json", "--db", db)).stdout)
     assert [(a["role"], a["business_id"]) for a in listed] == [("owner", None)]
     fails(invoke(runner, "admin", "role", "zed", "agent", "--db", db), 1, "there is no admin 'zed'")
-    widened = ok(invoke(runner, "admin", "role", "luca", "agent", "--db", db))  # no --business: every one, said
+    widened = ok(invoke(runner, "admin", "role", "luca", "agent", "--db", db))  # owner to agent: every business
     assert "luca is now an agent (conversations of every business)." in widened.stdout
+    kept = ok(invoke(runner, "admin", "role", "luca", "agent", "--business", str(business["id"]), "--db", db))
+    assert f"luca is now an agent (conversations of business {business['id']})." in kept.stdout
+    # Said again without --business, an agent kept to one business stays so (found by an agency's
+    # review: it silently widened to every business); widening is said in words.
+    again = ok(invoke(runner, "admin", "role", "luca", "agent", "--db", db))
+    assert f"luca is now an agent (conversations of business {business['id']})." in again.stdout
+    fails(invoke(runner, "admin", "role", "luca", "agent", "--every-business", "--business", "1", "--db", db), 2,
+          "--every-business is for an agent, without --business")  # fmt: skip
+    fails(invoke(runner, "admin", "role", "luca", "owner", "--every-business", "--db", db), 2, "--every-business")
+    every = ok(invoke(runner, "admin", "role", "luca", "agent", "--every-business", "--db", db))
+    assert "luca is now an agent (conversations of every business)." in every.stdout
 
 
 def test_admin_without_a_terminal_says_to_use_password_stdin(runner: CliRunner, db: str) -> None:

@@ -25,7 +25,7 @@ from .keys import create_api_key, rotate_signing_key
 from .service import Service, timestamp
 from .settings import Settings
 from .stats import GROUPS, MAX_LIMIT, Stats, compute, parse_query
-from .store import Store
+from .store import Admin, Store
 from .storedb import OlderSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -380,9 +380,22 @@ def admin_create(db: str | None, base_url: str | None, username: str, password_s
 @click.argument("username")
 @click.argument("role", type=click.Choice(ROLES))
 @business_option
-def admin_role(db: str | None, base_url: str | None, username: str, role: str, business_id: int | None) -> None:
+@click.option("--every-business", is_flag=True, help="An agent of every business; without it, an agent kept to one "
+              "business stays so.")  # fmt: skip
+def admin_role(db: str | None, base_url: str | None, username: str, role: str, business_id: int | None,
+               every_business: bool) -> None:  # fmt: skip
     """Make someone an owner or an agent (of one business with --business); it holds from their next page."""
-    found = run_with_service(db, base_url, lambda s: set_role(s.store, username, role, business_id))
+    if every_business and (business_id is not None or role != "agent"):
+        raise click.UsageError("--every-business is for an agent, without --business")
+
+    async def work(service: Service) -> Admin:
+        keep = business_id
+        if role == "agent" and keep is None and not every_business:  # said again, it never widens what they see
+            now = next((a for a in await service.store.admins() if a.username == username), None)
+            keep = now.business_id if now is not None and now.role == "agent" else None
+        return await set_role(service.store, username, role, keep)
+
+    found = run_with_service(db, base_url, work)
     click.echo(f"{found.username} is now {role_words(found.role, found.business_id)}.")
 
 
