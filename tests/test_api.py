@@ -503,6 +503,18 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     assert api.client.head(API + "/links?limit=1", headers=api.auth).status_code == 200
 
 
+def test_an_unknown_business_or_agent_in_a_list_s_filter_is_refused_not_an_empty_list(api: Api) -> None:
+    """Found by an agency's review: `/conversations?business=99` answered `[]`, which reads as
+    "no conversations yet" for a business id typed wrong."""
+    shop = api.business()
+    agent = api.agent(shop["id"])
+    for path in ("/conversations", "/notifications", "/costs"):
+        assert reason(problem(api.get(path, params={"business": "99"}), 422, "business")) == "there is no business 99"
+        assert api.get(path, params={"business": str(shop["id"])}).status_code == 200
+    assert reason(problem(api.get("/conversations", params={"agent": "98"}), 422, "agent")) == "there is no agent 98"
+    assert ok(api.get("/conversations", params={"agent": str(agent["id"])}))["conversations"] == []
+
+
 # -- changing and disabling links -----------------------------------------------------
 
 

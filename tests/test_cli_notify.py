@@ -75,6 +75,9 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     assert bad_key.exit_code == 1 and "--key:" in bad_key.output and "idempotency" not in bad_key.output
     listed = json.loads(run("notifications", "list", "--json").output)
     assert [(n["id"], n["state"], n["source"]) for n in listed] == [(1, "queued", "cli")]
+    for command in (("notifications", "list"), ("costs",)):  # a business typed wrong: said, not "(none)"
+        unknown = run(*command, "--business", "99")
+        assert unknown.exit_code == 1 and "--business: there is no business 99" in unknown.output, unknown.output
     shown = json.loads(run("notifications", "show", "1", "--json").output)
     assert shown["parameters"] == ["Giulia", "the blue sofa"] and shown["idempotency_key"] == "order-1042"
     table = run("notifications", "show", "1").output  # a line a field, as the other show commands (a new user's)

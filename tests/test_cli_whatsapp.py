@@ -192,7 +192,7 @@ def test_conversations_list_and_show(chat: Callable[..., Result], whatsapp: What
     assert [(r["id"], r["wa_id"], r["window"]["may_send"], r["opted_out"]) for r in rows] == [
         (1, "393471234567", "text", False)
     ]
-    assert ok(chat("conversations", "list", "--business", "99")).stdout == "(none)\n"
+    fails(chat("conversations", "list", "--business", "99"), 1, "--business: there is no business 99")  # not "(none)"
     shown = ok(chat("conversations", "show", "1")).stdout
     assert "customer:   Giulia +393471234567" in shown and "customer  " in shown
     detail = json.loads(ok(chat("conversations", "show", "1", "--json")).stdout)

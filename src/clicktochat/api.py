@@ -206,6 +206,24 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
+async def business_filter(request: Request, service: Service) -> int | None:
+    """`?business=ID` of a list, or None; an unknown business is a 422, not an empty list that
+    would look like "nothing yet" (a typo'd id, found by an agency's review)."""
+    if "business" not in request.query_params:
+        return None
+    return await service.known_business(query_int(request, "business", 0, 1, 2**63 - 1), "business")
+
+
+async def agent_filter(request: Request, service: Service) -> int | None:
+    """`?agent=ID` of a list, or None; an unknown agent is a 422, as an unknown business is."""
+    if "agent" not in request.query_params:
+        return None
+    agent = query_int(request, "agent", 0, 1, 2**63 - 1)
+    if await service.store.agent(agent) is None:
+        raise InvalidInput("agent", f"there is no agent {agent}")
+    return agent
+
+
 def link_out(service: Service, link: ShortLink, clicks: int | None = None) -> LinkOut:
     return LinkOut(
         slug=link.slug, url=service.short_url(link.slug), channel=link.channel, to=link.address,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import customers
-from .api import endpoint, idempotency_key, out, query_int, read_body, resource
+from .api import agent_filter, business_filter, endpoint, idempotency_key, out, query_int, read_body, resource
 from .api_models import Body, Whole
 from .chatstore import Message
 from .conversations import MAX_TEXT_LENGTH
@@ -222,8 +222,7 @@ async def disconnect_number(request: Request, service: Service) -> Response:
 @endpoint
 async def list_conversations(request: Request, service: Service) -> Response:
     params = request.query_params
-    business = query_int(request, "business", 0, 1, 2**63 - 1) if "business" in params else None
-    agent = query_int(request, "agent", 0, 1, 2**63 - 1) if "agent" in params else None
+    business, agent = await business_filter(request, service), await agent_filter(request, service)
     only_open = params.get("open", "false")
     if only_open not in ("true", "false"):
         raise InvalidInput("open", "must be true or false")

@@ -77,7 +77,8 @@ def notifications_list(db: str | None, base_url: str | None, to: str | None, top
         phone = None
         if to is not None:
             phone = normalize_phone(to, service.settings.default_region, "to")
-        found = await service.whatsapp.chats.notifications(business_id, phone, topic, state, limit)
+        found = await service.whatsapp.chats.notifications(await service.known_business(business_id), phone, topic,
+                                                           state, limit)  # fmt: skip
         return [notification_out(n).model_dump(mode="json") for n in found]
 
     rows = run(db, base_url, work)
@@ -199,7 +200,10 @@ def costs_command(db: str | None, base_url: str | None, month: str | None, busin
                   as_json: bool) -> None:  # fmt: skip
     """The month's estimated WhatsApp costs, per business and category and per topic, from
     what was sent and Meta's pricing on its statuses, with the prices of CLICKTOCHAT_PRICE_TABLE."""
-    found = run(db, base_url, lambda s: month_costs(s, month, business_id)).model_dump(mode="json")
+    async def work(s: Service) -> Any:
+        return await month_costs(s, month, await s.known_business(business_id))
+
+    found = run(db, base_url, work).model_dump(mode="json")
     if as_json:
         return print_json(found)
     click.echo(f"{found['month']}: {money(found['total'])} {found['currency']} (prices: {found['price_table']})")

@@ -223,7 +223,10 @@ def summary(view: ConversationView) -> dict[str, Any]:
 def conversations_list(db: str | None, base_url: str | None, business_id: int | None, only_open: bool, limit: int,
                        as_json: bool) -> None:  # fmt: skip
     """Conversations, open ones first: until when you may write freely, and where each came from."""
-    views = run(db, base_url, lambda s: s.whatsapp.conversations(business_id, None, only_open, limit))
+    async def work(s: Service) -> list[ConversationView]:
+        return await s.whatsapp.conversations(await s.known_business(business_id), None, only_open, limit)
+
+    views = run(db, base_url, work)
     if as_json:
         return print_json([conversation_out(v).model_dump(mode="json") for v in views])
     print_table([summary(v) for v in views], ["id", "customer", "window", "may_send", "opted_out", "came_from", "last"])

@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import endpoint, idempotency_key, out, query_int, read_body, resource
+from .api import business_filter, endpoint, idempotency_key, out, query_int, read_body, resource
 from .api_models import Body, whole
 from .channels import normalize_phone
 from .errors import InvalidInput
@@ -121,7 +121,7 @@ async def create_notification(request: Request, service: Service) -> Response:
 @endpoint
 async def list_notifications(request: Request, service: Service) -> Response:
     params = request.query_params
-    business = query_int(request, "business", 0, 1, 2**63 - 1) if "business" in params else None
+    business = await business_filter(request, service)
     state = params.get("state")
     if state is not None and state not in STATES:
         raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
@@ -186,9 +186,7 @@ async def month_costs(service: Service, month: str | None, business: int | None)
 
 @endpoint
 async def costs(request: Request, service: Service) -> Response:
-    params = request.query_params
-    business = query_int(request, "business", 0, 1, 2**63 - 1) if "business" in params else None
-    return out(await month_costs(service, params.get("month"), business))
+    return out(await month_costs(service, request.query_params.get("month"), await business_filter(request, service)))
 
 
 routes = [

@@ -294,6 +294,13 @@ class Service(WidgetService):
             destination["channel"] = found.name
         return destination
 
+    async def known_business(self, business_id: int | None, field: str = "business_id") -> int | None:
+        """A list's business filter: None (every business), or one that exists; an unknown one is
+        refused, not answered with an empty list that looks like "nothing yet"."""
+        if business_id is not None and (not 0 < business_id < 2**63 or await self.store.business(business_id) is None):
+            raise InvalidInput(field, f"there is no business {business_id}")
+        return business_id
+
     async def business_of(self, link: ShortLink) -> int | None:
         if link.agent_id is not None:
             agent = await self.store.agent(link.agent_id)
