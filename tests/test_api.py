@@ -487,10 +487,11 @@ def test_list_links_refuses_bad_paging(api: Api, param: str, value: str, why: st
 
 def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -> None:
     """A filter the operation lacks (found by an agency: `/links?business=1` listed every
-    business's links) or a typo would answer for everything as if it had been applied."""
+    business's links, before it had that filter) or a typo would answer for everything as if
+    it had been applied."""
     api.link(to=NUMBER)
-    body = problem(api.get("/links", params={"business": "1", "limit": "5"}), 422, "business")
-    assert reason(body) == "is not a known parameter; the known ones are limit, offset"
+    body = problem(api.get("/links", params={"buisness": "1", "limit": "5"}), 422, "buisness")
+    assert reason(body) == "is not a known parameter; the known ones are limit, offset, business"
     assert reason(problem(api.get("/widgets", params={"business": "1"}), 422, "business")) == (
         "is not a known parameter; this request takes none")  # fmt: skip
     body = problem(api.get("/stats", params={"bussiness": "1", "x": "2"}), 422)
@@ -513,6 +514,22 @@ def test_an_unknown_business_or_agent_in_a_list_s_filter_is_refused_not_an_empty
         assert api.get(path, params={"business": str(shop["id"])}).status_code == 200
     assert reason(problem(api.get("/conversations", params={"agent": "98"}), 422, "agent")) == "there is no agent 98"
     assert ok(api.get("/conversations", params={"agent": str(agent["id"])}))["conversations"] == []
+
+
+def test_links_of_one_business_are_those_to_it_and_to_its_agents(api: Api, client: TestClient) -> None:
+    shop, bar = api.business(), api.business("Bar Sport")
+    giulia, marco = api.agent(shop["id"]), api.agent(bar["id"], "Marco")
+    mine = {api.link(business_id=shop["id"])["slug"], api.link(agent_id=giulia["id"])["slug"]}
+    theirs = {api.link(business_id=bar["id"])["slug"], api.link(agent_id=marco["id"])["slug"]}
+    api.link(to=NUMBER)  # a number's link is no business's
+    assert {x["slug"] for x in ok(api.get("/links", params={"business": shop["id"]}))["links"]} == mine
+    assert {x["slug"] for x in ok(api.get("/links", params={"business": bar["id"]}))["links"]} == theirs
+    assert len(ok(api.get("/links"))["links"]) == 5
+    assert len(ok(api.get("/links", params={"business": shop["id"], "limit": 1}))["links"]) == 1
+    moved = sorted(mine)[0]
+    assert api.patch(f"/links/{moved}", {"agent_id": marco["id"]}).status_code == 200  # it follows its destination
+    assert {x["slug"] for x in ok(api.get("/links", params={"business": bar["id"]}))["links"]} == theirs | {moved}
+    assert reason(problem(api.get("/links", params={"business": 99}), 422, "business")) == "there is no business 99"
 
 
 # -- changing and disabling links -----------------------------------------------------

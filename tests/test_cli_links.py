@@ -273,6 +273,9 @@ def test_link_list_table_and_json(runner: CliRunner, db: str, shop: dict[str, in
     assert listed["giulia"]["chat_url"] is None and listed["giulia"]["agent_id"] == shop["agent"]
     assert len(as_json(invoke(runner, "link", "list", "--db", db, "--json", "--limit", "2"))) == 2
     fails(invoke(runner, "link", "list", "--db", db, "--limit", "0"), 2, "--limit")
+    business = as_json(invoke(runner, "link", "list", "--db", db, "--json", "--business", str(shop["business"])))
+    assert {row["slug"] for row in business} == {"giulia", "negozio"}  # to it or to its agents; a number's is no one's
+    fails(invoke(runner, "link", "list", "--db", db, "--business", "99"), 1, "--business: there is no business 99")
 
 
 def test_link_show_edit_disable_enable(runner: CliRunner, db: str, shop: dict[str, int],

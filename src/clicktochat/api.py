@@ -297,7 +297,7 @@ async def create_link(request: Request, service: Service) -> Response:
 async def list_links(request: Request, service: Service) -> Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10**9)
-    links = await service.store.links(limit, offset)
+    links = await service.store.links(limit, offset, business_id=await business_filter(request, service))
     clicks = await service.store.click_counts("short", [link.slug for link in links])
     return out(LinkList(links=[link_out(service, link, clicks[link.slug]) for link in links]))
 

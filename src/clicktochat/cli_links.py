@@ -132,12 +132,13 @@ def link_create(db: str | None, base_url: str | None, short: bool, signed: bool,
 @link.command("list")
 @common_options
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--business", "business_id", type=int, help="Only the links to this business or to its agents.")
 @json_option
-def link_list(db: str | None, base_url: str | None, limit: int, as_json: bool) -> None:
+def link_list(db: str | None, base_url: str | None, limit: int, business_id: int | None, as_json: bool) -> None:
     """List short links, newest first."""
 
     async def work(service: Service) -> list[dict[str, Any]]:
-        links = await service.store.links(limit)
+        links = await service.store.links(limit, business_id=await service.known_business(business_id))
         clicks = await service.store.click_counts("short", [x.slug for x in links])
         return [link_row(service, x, clicks[x.slug]) | {"state": await service.link_state(x)} for x in links]
 

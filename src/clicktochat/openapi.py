@@ -82,7 +82,7 @@ TEXT_IDS = ("slug", "widget_id", "phone")
 
 # (method, path, summary, request body, {status: response model or None})
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] = [
-    ("get", "/links", "List short links, newest first (?limit, ?offset)", None, {200: LinkList}),
+    ("get", "/links", "List short links, newest first (?limit, ?offset, ?business)", None, {200: LinkList}),
     ("post", "/links", "Create a short link, or a signed link with short=false", LinkCreate,
      {201: [LinkOut, SignedLinkOut], 200: LinkOut, 409: None}),
     ("get", "/links/{slug}", "A short link with its click count", None, {200: LinkOut, 404: None}),
@@ -205,6 +205,8 @@ STATS_PARAMETERS = [
 LINKS_PARAMETERS = [
     ("limit", "Links at most (1-1000, default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
     ("offset", "Skip this many, newest first (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+    ("business", "Only the links to this business or to one of its agents (a link to a number has no business)",
+     {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
 ]
 
 MODELS: list[type[BaseModel]] = [

@@ -384,16 +384,20 @@ class Store(ClickStore):
         row = await self._one(f"SELECT {LINK_COLUMNS} FROM links WHERE slug = ?", (slug,))
         return _link(row) if row else None
 
-    async def links(self, limit: int = 100, offset: int = 0, search: str = "") -> list[ShortLink]:
-        """Newest first; `search` matches the slug, campaign, source or message, anywhere in them."""
+    async def links(self, limit: int = 100, offset: int = 0, search: str = "",
+                    business_id: int | None = None) -> list[ShortLink]:  # fmt: skip
+        """Newest first; `search` matches the slug, campaign, source or message, anywhere in them;
+        `business_id`: the links to the business or to one of its agents."""
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         # SQLite's LIKE ignores the case of ASCII letters only: so does ILIKE under the "C" collation.
         like = "COLLATE \"C\" ILIKE" if self.postgres else "LIKE"
+        business = (" AND (business_id = ?4 OR agent_id IN (SELECT id FROM agents WHERE business_id = ?4))"
+                    if business_id is not None else "")  # fmt: skip
         rows = await self._all(
-            f"SELECT {LINK_COLUMNS} FROM links WHERE ?1 = '%%' OR slug {like} ?1 ESCAPE '\\'"
-            f" OR campaign {like} ?1 ESCAPE '\\' OR source {like} ?1 ESCAPE '\\' OR text {like} ?1 ESCAPE '\\'"
-            " ORDER BY created_at DESC, slug LIMIT ?2 OFFSET ?3",
-            (pattern, limit, offset),
+            f"SELECT {LINK_COLUMNS} FROM links WHERE (?1 = '%%' OR slug {like} ?1 ESCAPE '\\'"
+            f" OR campaign {like} ?1 ESCAPE '\\' OR source {like} ?1 ESCAPE '\\' OR text {like} ?1 ESCAPE '\\')"
+            f"{business} ORDER BY created_at DESC, slug LIMIT ?2 OFFSET ?3",
+            (pattern, limit, offset, *([business_id] if business_id is not None else [])),
         )
         return [_link(row) for row in rows]
 
