@@ -448,6 +448,15 @@ def test_stats_show_the_clicks_with_a_chart_breakdowns_and_csv(
     assert "window,window,4," in csv.text
     assert "vetrina" in admin.get("/admin/?link=vetrina").text
     assert '<strong id="total-clicks">0</strong>' in admin.get("/admin/?campaign=other").text
+    # The API's widget and channel filters hold here too (found by a review: the dashboard's CSV
+    # dropped them and counted every click).
+    call(client, service.create_widget(shop["business"], "banco", {}))
+    assert admin.get("/admin/stats.csv?by=link&widget=banco").text.count("\n") == 1  # the header: nothing by widget
+    assert '<strong id="total-clicks">0</strong>' in admin.get("/admin/?widget=banco").text
+    assert '<strong id="total-clicks">0</strong>' in admin.get("/admin/?channel=telegram").text
+    assert '<strong id="total-clicks">4</strong>' in admin.get("/admin/?channel=whatsapp").text
+    filters = admin.get("/admin/?widget=banco").text
+    assert '<option value="banco" selected>banco</option>' in filters and '<select id="f-channel"' in filters
     for query, words in (("from=2026-13-01", "YYYY-MM-DD"), ("from=2026-11-02&to=2026-11-01", "must not be after"),
                          ("business=77", "there is no business 77"), ("business=%C2%B2", "must be a whole number"),
                          ("from=9999-12-31", "must be between 2000-01-01 and 2199-12-31"),

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from .accounts import LoginThrottle, authenticate
 from .agents import WEEKDAYS
 from .budget import client_address
+from .channels import CHANNELS
 from .charts import Series, line_chart
 from .errors import FieldError, Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge, ProblemError
 from .keys import create_api_key
@@ -50,7 +51,7 @@ MAX_FORM_BYTES = 64 * 1024
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Português", "de": "Deutsch",
                   "fr": "Français", "ar": "العربية"}  # fmt: skip
 BREAKDOWNS = ("campaign", "link", "agent", "channel", "via", "referrer", "device")
-STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent")
+STATS_FILTERS = ("from", "to", "business", "link", "campaign", "agent", "widget", "channel")  # as the API's
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -339,6 +340,8 @@ async def stats_page(request: Request, page: Page) -> Response:
         breakdown_csv={by: urlencode(shown | {"by": by}) for by in BREAKDOWNS},
         business_options=[("", "all")] + [(b.id, b.name) for b in businesses],
         agent_options=[("", "all")] + [(a.id, f"{a.name} ({names.get(a.business_id, '')})") for a in agents],
+        widget_options=[("", "all")] + [(w.id, w.id) for w in await service.store.widgets()],
+        channel_options=[("", "all")] + [(c.name, c.label) for c in CHANNELS.values()],
     )  # fmt: skip
 
 
