@@ -184,7 +184,8 @@ def chat(whatsapp: WhatsAppSetup) -> Callable[..., Result]:
 
 def test_conversations_list_and_show(chat: Callable[..., Result], whatsapp: WhatsAppSetup) -> None:
     table = ok(chat("conversations", "list")).stdout.splitlines()
-    assert table[0].split() == ["ID", "CUSTOMER", "WINDOW", "MAY_SEND", "OPTED_OUT", "CAME_FROM", "LAST"]
+    assert table[0].split() == ["ID", "BUSINESS_ID", "CUSTOMER", "WINDOW", "MAY_SEND", "OPTED_OUT", "CAME_FROM", "LAST"]
+    assert table[1].split()[:2] == ["1", str(whatsapp.business_id)]  # which client each is (an agency review)
     assert "Giulia +393471234567" in table[1] and "open until" in table[1] and " text " in table[1]
     assert table[1].rstrip().endswith("Ciao! Avete i cannoli?")
     rows = json.loads(ok(chat("conversations", "list", "--open", "--business", str(whatsapp.business_id),

@@ -84,7 +84,7 @@ def notifications_list(db: str | None, base_url: str | None, to: str | None, top
     rows = run(db, base_url, work)
     if as_json:
         return print_json(rows)
-    print_table(rows, ["id", "to", "topic", "template", "state", "created_at", "error"])
+    print_table(rows, ["id", "business_id", "to", "topic", "template", "state", "created_at", "error"])
 
 
 @notifications.command("show")

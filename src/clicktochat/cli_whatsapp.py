@@ -209,8 +209,9 @@ def came_from(view: ConversationView) -> str:
 def summary(view: ConversationView) -> dict[str, Any]:
     c, w = view.conversation, view.window
     who = " ".join(part for part in (c.name, f"+{c.wa_id}" if c.wa_id else c.user_id) if part)
-    return {"id": c.id, "customer": who, "window": f"open until {timestamp(w.open_until)}" if w.open else "closed",
-            "may_send": view.may_send, "opted_out": "yes" if view.opted_out else "no", "came_from": came_from(view),
+    return {"id": c.id, "business_id": c.business_id, "customer": who,
+            "window": f"open until {timestamp(w.open_until)}" if w.open else "closed", "may_send": view.may_send,
+            "opted_out": "yes" if view.opted_out else "no", "came_from": came_from(view),
             "last": (view.last[1] if view.last else "") or ""}  # fmt: skip
 
 
@@ -229,7 +230,8 @@ def conversations_list(db: str | None, base_url: str | None, business_id: int | 
     views = run(db, base_url, work)
     if as_json:
         return print_json([conversation_out(v).model_dump(mode="json") for v in views])
-    print_table([summary(v) for v in views], ["id", "customer", "window", "may_send", "opted_out", "came_from", "last"])
+    print_table([summary(v) for v in views],
+                ["id", "business_id", "customer", "window", "may_send", "opted_out", "came_from", "last"])  # fmt: skip
 
 
 @conversations.command("show")
