@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -25,6 +26,7 @@ from starlette.testclient import TestClient
 from clicktochat.accounts import create_admin
 from clicktochat.app import create_app
 from clicktochat.cli import cli
+from clicktochat.database import redacted
 from clicktochat.dbcopy import ROWID_COLUMNS, CopyError, Count, order
 from clicktochat.dbcopy import Table as CopiedTable
 from clicktochat.dblock import DatabaseLock
@@ -149,6 +151,9 @@ def test_a_copy_holds_every_row_of_every_table(installation: Installation, empty
         source = rows(installation.db, table, columns)
         if table == "seen_visitors":  # empty on SQLite; the copy fills it from the clicks (below)
             continue
+        if table == "meta":  # the file says where it went (test_the_file_copied_is_refused_until_reopened)
+            assert [row for row in source if row[0] == "copied_to"] == [("copied_to", source_mark(source, empty))]
+            source = [row for row in source if row[0] != "copied_to"]
         assert rows(empty, table, columns) == source, table
         assert source or table in ("rotations", "login_failures", "seen_visitors", "job_runs",  # one process
                                    "link_months", "admin_sessions", "outbox", "notifications", "consents",
@@ -229,8 +234,42 @@ def test_new_rows_after_a_copy_get_fresh_ids(installation: Installation, empty: 
             assert largest is None or next_id > largest, (table, column)
 
 
+def source_mark(meta: list[tuple[Any, ...]], target: str) -> str:
+    value = str(dict(meta)["copied_to"])
+    where, _, when = value.partition(" on ")
+    assert where == redacted(target) and re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d UTC", when), value
+    return value
+
+
+def test_the_file_copied_is_refused_until_reopened(installation: Installation, empty: str, tmp_path: Path) -> None:
+    """Found by an operator's review: the unit file and the cron line still named the SQLite
+    file after the copy, and a server or a nightly backup on it carried on, on data nobody saw."""
+    assert run("db", "copy", "--from", str(installation.db), "--to", empty).exit_code == 0
+    db = str(installation.db)
+    for command in (("link", "list", "--db", db), ("backup", str(tmp_path / "nightly.db"), "--db", db),
+                    ("serve", "--db", db, "--port", str(free_port()))):  # fmt: skip
+        refused = run(*command)
+        assert refused.exit_code == 1, (command, refused.output)
+        assert f"{db} was copied to postgresql://" in refused.stderr and "the installation lives" in refused.stderr
+        assert "pg_dump" in refused.stderr
+    assert not (tmp_path / "nightly.db").exists()
+    with pytest.raises(sqlite3.DatabaseError, match="clicktochat db reopen --db"):  # the server's own start
+        with TestClient(create_app(Settings(db=db, base_url=BASE), background=False)):
+            pass
+    again = run("db", "copy", "--from", db, "--to", empty)
+    assert again.exit_code == 1 and "was copied to postgresql://" in again.stderr and "db reopen" in again.stderr
+    reopened = run("db", "reopen", "--db", db)
+    assert reopened.exit_code == 0 and f"{db} is the installation's database again" in reopened.stdout
+    assert run("link", "list", "--db", db).exit_code == 0
+    assert run("backup", str(tmp_path / "nightly.db"), "--db", db).exit_code == 0
+    assert "was not copied anywhere: nothing to do" in run("db", "reopen", "--db", db).stdout
+    with DatabaseLock(installation.db):
+        assert "is in use by a running clicktochat" in run("db", "reopen", "--db", db).stderr
+
+
 def test_a_target_with_rows_is_refused_and_left_alone(installation: Installation, empty: str) -> None:
     assert run("db", "copy", "--from", str(installation.db), "--to", empty).exit_code == 0
+    assert run("db", "reopen", "--db", str(installation.db)).exit_code == 0  # to copy it again
     again = run("db", "copy", "--from", str(installation.db), "--to", empty)
     assert again.exit_code == 1 and again.stdout == ""
     assert again.stderr.startswith("Error: the target is not empty (signing_keys, ")

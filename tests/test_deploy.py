@@ -88,6 +88,32 @@ def test_the_systemd_unit_is_hardened(unit: Path) -> None:
     assert float(level.group(1)) <= 2.5, done.stdout  # systemd's scale: 0 (safe) to 10; 2.0 today ("OK")
 
 
+@pytest.fixture
+def instance_unit(tmp_path: Path) -> Path:
+    """examples/postgresql's template unit, as `clicktochat@8001.service` names an instance of it."""
+    program = Path(sys.executable).parent / "clicktochat"
+    template = tmp_path / "clicktochat@.service"
+    template.write_text(substituted((POSTGRESQL / "clicktochat@.service").read_text(),
+                                    {"ExecStart=/opt/clicktochat/bin/clicktochat serve": f"ExecStart={program} serve"}))
+    instance = tmp_path / "clicktochat@8001.service"
+    instance.symlink_to(template.name)
+    return instance
+
+
+def test_the_instances_template_unit_passes_verify_is_hardened_and_takes_its_port(instance_unit: Path) -> None:
+    done = run(tool("systemd-analyze"), "verify", "--man=no", str(instance_unit))
+    assert (done.returncode, done.stderr) == (0, "")
+    text = instance_unit.read_text()
+    assert "Environment=CLICKTOCHAT_PORT=%i" in text and "CLICKTOCHAT_DB=" not in text.split("[Service]")[1].split(
+        "EnvironmentFile")[0]  # the database comes from the settings file: never the SQLite file left behind
+    security = run(tool("systemd-analyze"), "security", "--offline=yes", str(instance_unit))
+    level = re.search(r"Overall exposure level for clicktochat@8001.service: (\d+\.\d)", security.stdout)
+    assert level and float(level.group(1)) <= 2.5, security.stdout + security.stderr
+    broken = instance_unit.resolve()
+    broken.write_text(broken.read_text().replace("Restart=on-failure", "Restart=on-failure\nRestartSecs=3"))
+    assert "Unknown key 'RestartSecs'" in run(tool("systemd-analyze"), "verify", "--man=no", str(instance_unit)).stderr
+
+
 # -- Caddy ----------------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .dblock import DatabaseLock, InUse, lock_path
 from .journal import drain_file, journal_dir
-from .storedb import made_by_newer, migrations, private
+from .storedb import made_by_newer, migrations, moved_to, private
 
 HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = ("meta", "signing_keys", "links")
@@ -95,6 +95,11 @@ def backup(db: Path, target: Path, now: datetime | None = None, folder: bool = F
     target's name."""
     if not db.is_file():
         raise BackupError(f"there is no database at {db}")
+    with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as conn:
+        where = moved_to(conn)
+    if where is not None:  # a cron line left from before the move would report a backup of nothing that matters
+        raise BackupError(f"{db} was copied to {where} (clicktochat db copy): the installation lives there "
+                          "now; back it up with pg_dump --format=custom --file=clicktochat.dump 'postgresql://...'")
     if folder:
         if not target.parent.is_dir():
             raise BackupError(f"the folder {target.parent} does not exist")

@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from .backup import BackupError, Person, backup, latest_schema, restore
+from .backup import BackupError, Person, backup, is_sqlite, latest_schema, restore
 from .database import failures, is_postgres, redacted, scrubbed
 from .dbcopy import CopyError, Count, Mismatch, copy
-from .dblock import InUse
+from .dblock import DatabaseLock, InUse
 from .journal import journal_dir, segments
 from .settings import Settings, well_formed
 from .store import Store
-from .storedb import OlderSchema
+from .storedb import MOVED, OlderSchema, moved_to
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,6 +173,31 @@ def db_upgrade(db: str | None) -> None:
         click.echo(f"{redacted(target)} is already at schema {now}")
     else:
         click.echo(f"{redacted(target)} brought from schema {found} to {now}")
+
+
+@db_group.command("reopen")
+@click.option("--db", help="The SQLite file `db copy` copied [env: CLICKTOCHAT_DB; default: clicktochat.db].")
+def db_reopen(db: str | None) -> None:
+    """Use an SQLite file again after `db copy` copied it into PostgreSQL (servers and commands
+    refuse it until then). What was done in PostgreSQL since the copy is not in it."""
+    if db is not None:
+        no_url(db, "--db", "the SQLite file `db copy` copied")
+    source = Path(db) if db is not None else database(None, "Give the SQLite file to reopen with --db.")
+    if not source.is_file() or not is_sqlite(source):
+        raise click.ClickException(f"there is no SQLite database at {source}")
+    try:
+        with DatabaseLock(source, exclusive=True), closing(sqlite3.connect(source)) as lite, lite:
+            where = moved_to(lite)
+            lite.execute("DELETE FROM meta WHERE key = ?", (MOVED,))
+    except InUse:
+        raise click.ClickException(f"{source} is in use by a running clicktochat: stop it first") from None
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"cannot use the database {source}: {exc}") from None
+    if where is None:
+        click.echo(f"{source} was not copied anywhere: nothing to do.")
+    else:
+        click.echo(f"{source} is the installation's database again (it had been copied to {where}; what was "
+                   "done there since is not in it).")  # fmt: skip
 
 
 @db_group.command("copy")

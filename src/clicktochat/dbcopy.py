@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .database import is_postgres, redacted, scrubbed
 from .dblock import DatabaseLock, InUse
 from .journal import drain_file
 from .store import Store
-from .storedb import made_by_newer, migrations
+from .storedb import MOVED, made_by_newer, migrations, moved_to
 from .visitors import DAY
 
 BATCH = 5_000
@@ -110,6 +111,7 @@ def copy(source: Path, target: str) -> Copied:
                 tables = _tables(lite)
                 with psycopg.connect(target) as pg:
                     counts = _copy_all(lite, pg, tables)
+            _mark_moved(source, target)  # still alone: no server starts on it between the two
     except psycopg.Error as exc:
         raise CopyError(f"cannot copy into {redacted(target)}: {scrubbed(str(exc), target).strip()}") from None
     except sqlite3.Error as exc:
@@ -132,7 +134,21 @@ def _source_schema(source: Path) -> int:
         raise CopyError(f"{source} is an SQLite database, but not clicktochat's")
     if schema > latest_schema():
         raise CopyError(f"{source} was {made_by_newer(schema, latest_schema())}")
+    with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        where = moved_to(db)
+    if where is not None:
+        raise CopyError(f"{source} was copied to {where} already. To copy it again (into another empty database), "
+                        f"first: clicktochat db reopen --db {source}")  # fmt: skip
     return int(schema)
+
+
+def _mark_moved(source: Path, target: str) -> None:
+    """The source says where it went: a server or a backup started on it by an old setting (the
+    unit file, the cron line) is refused, not left working on what nobody sees (storedb.Moved)."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with closing(sqlite3.connect(source)) as db, db:
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   (MOVED, f"{redacted(target)} on {when}"))  # fmt: skip
 
 
 async def _migrate(db: str) -> None:

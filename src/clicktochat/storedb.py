@@ -57,6 +57,34 @@ class NewerSchema(sqlite3.DatabaseError):
         self.found, self.latest = found, latest
 
 
+MOVED = "copied_to"
+"""The meta key `db copy` leaves in an SQLite file it copied: where to, and when."""
+
+
+class Moved(sqlite3.DatabaseError):
+    """`db copy` copied this SQLite file into PostgreSQL, where the installation lives now: a
+    server or a command on the file would work on a copy left behind, its clicks and changes
+    seen by no one, and a nightly backup of it would back up nothing that matters (found by an
+    operator's review). A database error, as NewerSchema is, so that every command says it."""
+
+    def __init__(self, path: str, where: str) -> None:
+        super().__init__(
+            f"{path} was copied to {where} (clicktochat db copy), where the installation lives now: use that "
+            "database (CLICKTOCHAT_DB), and back it up with pg_dump. To use this file again instead, giving up "
+            f"what was done there since: clicktochat db reopen --db {path}"
+        )
+        self.where = where
+
+
+def moved_to(db: sqlite3.Connection) -> str | None:
+    """Where `db copy` copied this SQLite database to, and when; None if it did not."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (MOVED,)).fetchone()
+    except sqlite3.OperationalError:  # no meta table: not clicktochat's, or older than anything that copies
+        return None
+    return str(row[0]) if row else None
+
+
 def made_by_newer(found: int, latest: int) -> str:
     """How every command says that a database (or a backup) is of a newer release."""
     return f"made by a newer clicktochat (schema {found}; this one knows up to {latest}): upgrade clicktochat first"
@@ -95,6 +123,9 @@ class StoreDB:
             store = cls(db)
             store.held = held
             await store.migrate(upgrade)
+            moved = await store._one("SELECT value FROM meta WHERE key = ?", (MOVED,))
+            if moved is not None:
+                raise Moved(path, moved[0])
         except BaseException:
             await db.close()
             held.release()
