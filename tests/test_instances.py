@@ -393,6 +393,14 @@ def test_clicks_wait_through_a_database_restart_and_health_says_degraded(
         service: Service = client.app.state.service  # type: ignore[attr-defined]
         turns = [call(client, service.in_turn(lambda rotation: resolve(team, None, rotation), True)) for _ in "ab"]
         assert [turn.agent_id for turn in turns] == [1, 2]  # type: ignore[attr-defined]  # its own turns
+        # The background loops (the watcher, the writer, the outbox, the webhook processor) say it in
+        # a line each, not a traceback a loop (found by an operator's review restarting PostgreSQL).
+        call(client, client.app.state.watcher.run_once())  # type: ignore[attr-defined]  # each at least once now
+        call(client, client.app.state.recorder.run_once())  # type: ignore[attr-defined]
+        loops = [r for r in caplog.records if r.name.startswith("clicktochat") and r.name != "clicktochat.app"]
+        assert not [r for r in loops if r.levelno >= logging.ERROR or r.exc_info], [r.getMessage() for r in loops]
+        for name in ("clicktochat.listen", "clicktochat.clicks"):
+            assert [r.levelname for r in loops if r.name == name and "not answering" in r.getMessage()] == ["WARNING"]
         own_server.resume()
         health = until_health(client, "ok", 15)
         assert call(client, service.whatsapp.chats.numbers()) == []  # the WhatsApp side's connection, reopened

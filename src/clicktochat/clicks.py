@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from .clickstore import Zones
+from .database import log_failure
 from .sharedstore import SharedStore, decide_uniques, forget_visitors, share_salts
 from .store import Store
 from .uniques import RecentVisitors
@@ -500,7 +501,7 @@ class ClickRecorder:
                     log.info("deleted %d click rows older than %d days", deleted, self.retention_days)
         except Exception as exc:
             if not self.failing:
-                log.exception("writing clicks failed; %d kept in memory for the next try", self.pending)
+                log_failure(log, "writing clicks failed; %d kept in memory for the next try", self.pending)
             else:  # not a traceback a second while the database is away
                 log.debug("writing clicks failed again (%s); %d kept in memory", exc, self.pending)
             self.failing = True

@@ -21,8 +21,10 @@ more (`pip install 'clicktochat[postgresql]'` adds it)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -82,6 +84,24 @@ def failures(target: str) -> tuple[type[Exception], ...]:
     except ImportError:
         return (sqlite3.Error, OSError, ImportError)
     return (sqlite3.Error, OSError, psycopg.Error)
+
+
+def away(exc: BaseException) -> bool:
+    """PostgreSQL not answering for a moment (a restart, the network): something to wait out,
+    not a bug. psycopg is looked up, not imported: an install on SQLite never loaded it."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled by a background loop: a traceback for a bug, one line
+    for a database that is away (a restart of PostgreSQL logged a traceback per loop, found by
+    an operator's review). Only its kind is said: libpq's words may quote the URL."""
+    exc = sys.exc_info()[1]
+    if exc is not None and away(exc):
+        logger.warning(message + " (the database is not answering: %s); trying again", *args, type(exc).__name__)
+    else:
+        logger.exception(message, *args)
 
 
 class IntegrityError(sqlite3.IntegrityError):

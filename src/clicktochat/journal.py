@@ -50,7 +50,7 @@ from pathlib import Path
 
 import simdjson
 
-from .database import is_postgres
+from .database import is_postgres, log_failure
 from .intake import Intake, Taken
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ class Journal:
             self._write_lock = os.open(self.directory / "write.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except Exception:  # the database locked or full, say: serve from SQLite alone, and try again later
             os.close(owner)
-            log.exception("could not move what the webhook journal holds into the database; trying again later")
+            log_failure(log, "could not move what the webhook journal holds into the database")
             self._retry = True
             return False
         except BaseException:

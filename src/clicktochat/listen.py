@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .database import log_failure
+
 if TYPE_CHECKING:
     from .service import Service
 
@@ -51,7 +53,7 @@ class RoutingWatcher:
             self.failing = False
         except Exception:  # a locked database, a restarting server: try again at the next tick
             if not self.failing:
-                log.exception("could not check for changes made by other processes")
+                log_failure(log, "could not check for changes made by other processes")
             self.failing = True
 
     def wake(self) -> None:

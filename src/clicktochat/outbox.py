@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .chatstore import ChatStore
+from .database import log_failure
 from .graph import GraphClient, GraphError
 from .numberstore import NumberKeys
 from .outboxstore import OutboxRow
@@ -82,6 +83,7 @@ class Sender:
         self.backoff = backoff
         self.interval = interval
         self.pace = Pace()
+        self.failing = False  # the last round failed: said once, not each tick until it works again
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -188,8 +190,11 @@ class Sender:
             try:
                 while await self.drain():
                     pass
+                self.failing = False
             except Exception:  # a locked database, say: try again at the next tick
-                log.exception("could not send queued messages")
+                if not self.failing:  # once, not a tick, while PostgreSQL restarts
+                    log_failure(log, "could not send queued messages")
+                self.failing = True
             try:
                 async with asyncio.timeout(self.interval):  # not wait_for: in 3.11 it can swallow a cancel
                     await self._wake.wait()

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from .budget import client_address, network
 from .chatstore import ChatStore
 from .conversations import parse
+from .database import log_failure
 from .errors import (
     FieldError,
     Forbidden,
@@ -371,6 +372,7 @@ class WebhookProcessor:
         self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self.moved = 0  # bodies the last round moved from the journal
+        self.failing = False  # the last round failed: said once, not each tick until it works again
 
     def wake(self) -> None:
         self._wake.set()
@@ -445,8 +447,11 @@ class WebhookProcessor:
                 await self.yield_to_intake()
                 while await self.run_once(MOVE_BATCH) == self.batch or self.moved:  # until nothing is left
                     await self.yield_to_intake()
+                self.failing = False
             except Exception:  # a locked or missing database: try again at the next tick
-                log.exception("could not apply webhook events")
+                if not self.failing:  # once, not a tick, while PostgreSQL restarts
+                    log_failure(log, "could not apply webhook events")
+                self.failing = True
             try:
                 async with asyncio.timeout(self.interval):  # not wait_for: in 3.11 it can swallow a cancel
                     await self._wake.wait()
