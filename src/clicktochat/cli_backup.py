@@ -228,6 +228,8 @@ def db_copy(given: str | None, target: str) -> None:
     if done.migrated_from is not None:
         click.echo(f"{source} was at schema {done.migrated_from}: brought up to {done.schema} first")
     print_counts(done.counts)
+    click.echo(f"seen_visitors: {done.remembered} visitors of the last two days' clicks remembered in PostgreSQL, "
+               "so that they are not new after the move (SQLite keeps none: one process recalls them itself)")
     click.echo(f"Copied {done.rows} rows in {len(done.counts)} tables from {source} to {shown}, every table "
                f"checked. Start the servers with CLICKTOCHAT_DB={shown}, the password in ~/.pgpass or PGPASSWORD"
                " (never on a command line, where ps shows it).")  # fmt: skip

@@ -80,6 +80,7 @@ class Copied:
     schema: int
     migrated_from: int | None  # the source's schema before this copy brought it up to date
     counts: list[Count]
+    remembered: int = 0  # visitors of the last clicks written into seen_visitors, after the comparison
 
     @property
     def rows(self) -> int:
@@ -110,13 +111,13 @@ def copy(source: Path, target: str) -> Copied:
                 lite.execute("BEGIN")  # one snapshot for every table
                 tables = _tables(lite)
                 with psycopg.connect(target) as pg:
-                    counts = _copy_all(lite, pg, tables)
+                    counts, remembered = _copy_all(lite, pg, tables)
             _mark_moved(source, target)  # still alone: no server starts on it between the two
     except psycopg.Error as exc:
         raise CopyError(f"cannot copy into {redacted(target)}: {scrubbed(str(exc), target).strip()}") from None
     except sqlite3.Error as exc:
         raise CopyError(f"cannot read {source}: {exc}") from None
-    return Copied(latest_schema(), before if before < latest_schema() else None, counts)
+    return Copied(latest_schema(), before if before < latest_schema() else None, counts, remembered)
 
 
 def _source_schema(source: Path) -> int:
@@ -214,7 +215,7 @@ def _alone(source: Path) -> Iterator[None]:
         yield
 
 
-def _copy_all(lite: sqlite3.Connection, pg: Any, tables: list[Table]) -> list[Count]:
+def _copy_all(lite: sqlite3.Connection, pg: Any, tables: list[Table]) -> tuple[list[Count], int]:
     ordered, deferred = order(tables)
     with pg.transaction():
         pg.execute("SELECT pg_advisory_xact_lock(%s)", (COPY_LOCK,))
@@ -233,20 +234,21 @@ def _copy_all(lite: sqlite3.Connection, pg: Any, tables: list[Table]) -> list[Co
         counts = [Count(t.name, ("rows", *t.integers), _totals(lite, t), _totals(pg, t)) for t in tables]
         if not all(count.same for count in counts):
             raise Mismatch(counts)  # leaving the block rolls the transaction back
-        _remember_visitors(pg)
-    return counts
+        remembered = _remember_visitors(pg)
+    return counts, remembered
 
 
-def _remember_visitors(pg: Any) -> None:
+def _remember_visitors(pg: Any) -> int:
     """One process on SQLite recalls the last window's visitors from the raw rows when it starts;
     instances on PostgreSQL ask `seen_visitors` (sharedstore.decide_uniques), filled here from
     the same rows, so that someone who clicked just before the move is not a new visitor just
     after it. The two days before the newest click: a visitor's key holds a day's salt, and
     older keys are forgotten by the instances anyway."""
-    pg.execute("INSERT INTO seen_visitors (visitor, last_at) SELECT visitor, max(at) FROM clicks"
-               " WHERE visitor IS NOT NULL AND robot IS NULL AND at >= (SELECT max(at) FROM clicks) - %s"
-               " GROUP BY visitor ON CONFLICT (visitor) DO UPDATE SET last_at = GREATEST(seen_visitors.last_at,"
-               " excluded.last_at)", (VISITORS_RECALLED,))  # fmt: skip
+    return int(pg.execute(
+        "INSERT INTO seen_visitors (visitor, last_at) SELECT visitor, max(at) FROM clicks"
+        " WHERE visitor IS NOT NULL AND robot IS NULL AND at >= (SELECT max(at) FROM clicks) - %s"
+        " GROUP BY visitor ON CONFLICT (visitor) DO UPDATE SET last_at = GREATEST(seen_visitors.last_at,"
+        " excluded.last_at)", (VISITORS_RECALLED,)).rowcount)
 
 
 class Mismatch(CopyError):
