@@ -376,7 +376,7 @@ def customer_name(wa_id: str) -> str:
 CUSTOMER_OPTIONS = [
     click.option("--from", "sender", required=True, help="The customer's phone number, e.g. +393471234567."),
     click.option("--name", help="The customer's profile name [default: the one they wrote with before, else "
-                 "a name of its own for each number]."),
+                 "one of seven picked by the number: the same every time]."),
     click.option("--number", "number_id", type=int, help="Our connected number [default: the only one]."),
     click.option("--webhook-url", help="Where to POST [default: the base URL + /webhooks/whatsapp]."),
 ]
