@@ -492,7 +492,7 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     api.link(to=NUMBER)
     body = problem(api.get("/links", params={"buisness": "1", "limit": "5"}), 422, "buisness")
     assert reason(body) == "is not a known parameter; the known ones are limit, offset, business"
-    assert reason(problem(api.get("/widgets", params={"business": "1"}), 422, "business")) == (
+    assert reason(problem(api.get("/businesses", params={"name": "Dolce"}), 422, "name")) == (
         "is not a known parameter; this request takes none")  # fmt: skip
     body = problem(api.get("/stats", params={"bussiness": "1", "x": "2"}), 422)
     assert [e["field"] for e in body["errors"]] == ["bussiness", "x"]
@@ -516,7 +516,7 @@ def test_an_unknown_business_or_agent_in_a_list_s_filter_is_refused_not_an_empty
     assert ok(api.get("/conversations", params={"agent": str(agent["id"])}))["conversations"] == []
 
 
-def test_links_of_one_business_are_those_to_it_and_to_its_agents(api: Api, client: TestClient) -> None:
+def test_links_and_widgets_of_one_business(api: Api, client: TestClient) -> None:
     shop, bar = api.business(), api.business("Bar Sport")
     giulia, marco = api.agent(shop["id"]), api.agent(bar["id"], "Marco")
     mine = {api.link(business_id=shop["id"])["slug"], api.link(agent_id=giulia["id"])["slug"]}
@@ -530,6 +530,11 @@ def test_links_of_one_business_are_those_to_it_and_to_its_agents(api: Api, clien
     assert api.patch(f"/links/{moved}", {"agent_id": marco["id"]}).status_code == 200  # it follows its destination
     assert {x["slug"] for x in ok(api.get("/links", params={"business": bar["id"]}))["links"]} == theirs | {moved}
     assert reason(problem(api.get("/links", params={"business": 99}), 422, "business")) == "there is no business 99"
+    for business in (shop, bar):  # and its widgets
+        call(client, client.app.state.service.create_widget(business["id"], f"w{business['id']}", {}))  # type: ignore[attr-defined]
+    assert [w["id"] for w in ok(api.get("/widgets", params={"business": bar["id"]}))["widgets"]] == [f"w{bar['id']}"]
+    assert len(ok(api.get("/widgets"))["widgets"]) == 2
+    assert reason(problem(api.get("/widgets", params={"business": 99}), 422, "business")) == "there is no business 99"
 
 
 # -- changing and disabling links -----------------------------------------------------

@@ -116,7 +116,8 @@ def test_widget_list_and_show_with_clicks(runner: CliRunner, db: str, shop: dict
     assert listed[0]["snippet"] == SNIPPET and listed[0]["allowed_domains"] == ["dolcevita.it"]
     only = as_json(widget(runner, db, "list", "--business", str(other["business"]), "--json"))
     assert [w["id"] for w in only] == ["bar"]
-    assert ok(widget(runner, db, "list", "--business", "99")).stdout == "(none)\n"
+    unknown = widget(runner, db, "list", "--business", "99")  # a business typed wrong: said, not "(none)"
+    assert unknown.exit_code == 1 and "--business: there is no business 99" in unknown.stderr
     lines = ok(widget(runner, db, "list")).stdout.splitlines()
     assert lines[0].split() == ["ID", "BUSINESS_ID", "CLICKS", "SITES", "SNIPPET"]
     assert lines[1].split()[:4] == ["shop", str(shop["business"]), "2", "dolcevita.it"] and lines[1].endswith(SNIPPET)

@@ -413,7 +413,7 @@ async def delete_agent(request: Request, service: Service) -> Response:
 
 @endpoint
 async def list_widgets(request: Request, service: Service) -> Response:
-    widgets = await service.store.widgets()
+    widgets = await service.store.widgets(await business_filter(request, service))
     counts = await service.store.click_counts("widget", [w.id for w in widgets])
     return out(WidgetList(widgets=[widget_out(service, w, counts[w.id]) for w in widgets]))
 

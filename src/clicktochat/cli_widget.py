@@ -147,7 +147,7 @@ def widget_list(db: str | None, base_url: str | None, business_id: int | None, a
     """List widgets with their clicks."""
 
     async def work(service: Service) -> list[dict[str, Any]]:
-        widgets = await service.store.widgets(business_id)
+        widgets = await service.store.widgets(await service.known_business(business_id))
         clicks = await service.store.click_counts("widget", [w.id for w in widgets])
         return [widget_row(service, w, clicks[w.id]) for w in widgets]
 

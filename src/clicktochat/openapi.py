@@ -202,11 +202,13 @@ STATS_PARAMETERS = [
     ("limit", "Rows at most when not grouping by time (1-1000, default 100)",
      {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
 ]  # fmt: skip
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+
 LINKS_PARAMETERS = [
     ("limit", "Links at most (1-1000, default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
     ("offset", "Skip this many, newest first (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}),
     ("business", "Only the links to this business or to one of its agents (a link to a number has no business)",
-     {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+     ID_SCHEMA),
 ]
 
 MODELS: list[type[BaseModel]] = [
@@ -274,6 +276,9 @@ def openapi(base_url: str) -> dict[str, Any]:
                  "schema": kind}
                 for name, description, kind in STATS_PARAMETERS
             ]  # fmt: skip
+        if path == "/widgets" and method == "get":
+            operation["parameters"] = [{"name": "business", "in": "query", "required": False, "description":
+                                        "Only this business's widgets", "schema": ID_SCHEMA}]  # fmt: skip
         if path == "/links" and method == "get":
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
