@@ -502,6 +502,8 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     assert ok(api.get("/links", params={"limit": "5", "offset": "0"}))["links"]  # documented ones work as before
     assert problem(api.get("/links/" + "x", params={"y": "1"}), 422, "y")
     assert api.client.head(API + "/links?limit=1", headers=api.auth).status_code == 200
+    twice = problem(api.get("/links?limit=5&limit=500&offset=0"), 422, "limit")  # which one was meant?
+    assert reason(twice) == "appears more than once in the query; send it once"
 
 
 def test_an_unknown_business_or_agent_in_a_list_s_filter_is_refused_not_an_empty_list(api: Api) -> None:

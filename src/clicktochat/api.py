@@ -180,12 +180,19 @@ def idempotency_key(request: Request, in_body: str | None) -> str | None:
 
 
 def refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
-    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    """Parameters the operation does not take, and ones given twice (each parser keeps one of the
+    values, its own: the client meant one of them, and we cannot tell which)."""
+    params = request.query_params
+    unknown = [name for name in dict.fromkeys(params) if name not in known]
+    errors = [FieldError(name[:100], "appears more than once in the query; send it once")
+              for name in dict.fromkeys(params) if name in known and len(params.getlist(name)) > 1]  # fmt: skip
     if unknown:
         takes = f"the known ones are {', '.join(known)}" if known else "this request takes none"
         if request.url.path.startswith("/api/v1/customers/"):
             takes += "; a person's export and erasure cover every business on this install"
-        raise InvalidInput.many([FieldError(name[:100], f"is not a known parameter; {takes}") for name in unknown])
+        errors += [FieldError(name[:100], f"is not a known parameter; {takes}") for name in unknown]
+    if errors:
+        raise InvalidInput.many(errors)
 
 
 @functools.cache
