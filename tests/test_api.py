@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from clicktochat.agents import WEEKDAYS
 from clicktochat.api import MAX_BODY_BYTES
 from clicktochat.api_models import TEXT_PATTERN
+from clicktochat.errors import InvalidInput
 from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
 from clicktochat.service import CreatedLink, Service, timestamp
@@ -346,22 +347,28 @@ def test_a_link_asked_for_again_with_its_idempotency_key_is_made_once(api: Api, 
     named = {"to": NUMBER, "slug": "menu"}
     assert created(api.post("/links", named, headers={"Idempotency-Key": "menu-1"}))["slug"] == "menu"
     assert ok(api.post("/links", named, headers={"Idempotency-Key": "menu-1"}))["slug"] == "menu"
+    # A short link's key asked for a signed link: other content, refused (found by a review: a 201).
+    signed_again = api.post("/links", asked | {"short": False}, headers={"Idempotency-Key": "order-77"})
+    assert problem(signed_again, 409)["detail"] == "This idempotency key was used for another link."
     # Signed links are not stored: the same content signs the same link, key or not.
     signed = {"to": NUMBER, "short": False, "text": "Ad"}
     assert created(api.post("/links", signed, headers={"Idempotency-Key": "ad-1"}))["url"] == created(
         api.post("/links", signed, headers={"Idempotency-Key": "ad-1"}))["url"]  # fmt: skip
 
 
-def test_the_same_key_sent_twice_at_once_makes_one_link(client: TestClient, service: Service) -> None:
+@pytest.mark.parametrize("slug", [None, "at-once"])
+def test_the_same_key_sent_many_times_at_once_makes_one_link(client: TestClient, service: Service,
+                                                             slug: str | None) -> None:  # fmt: skip
+    """With a slug too: PostgreSQL names the slug taken before the key (found by a review: 422s)."""
     request = ("at-once", "the hash of what was asked")
 
-    async def both() -> list[CreatedLink]:  # both look the key up before either has stored it
-        return await asyncio.gather(service.create_link(to=NUMBER, text="Ciao", request=request),
-                                    service.create_link(to=NUMBER, text="Ciao", request=request))  # fmt: skip
+    async def together() -> list[CreatedLink]:  # all look the key up before any has stored it
+        return await asyncio.gather(*(service.create_link(to=NUMBER, text="Ciao", slug=slug, request=request)
+                                      for _ in range(6)))  # fmt: skip
 
-    first, second = call(client, both())  # type: ignore[misc]
-    assert first.short is not None and second.short is not None
-    assert first.short.slug == second.short.slug and [first.again, second.again].count(True) == 1
+    made = call(client, together())
+    assert {m.short.slug for m in made} == {made[0].short.slug}  # type: ignore[attr-defined,union-attr]
+    assert [m.again for m in made].count(False) == 1  # type: ignore[attr-defined]
     assert len(call(client, service.store.links(10, 0))) == 1  # type: ignore[arg-type]
 
 
@@ -502,6 +509,8 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     assert ok(api.get("/links", params={"limit": "5", "offset": "0"}))["links"]  # documented ones work as before
     assert problem(api.get("/links/" + "x", params={"y": "1"}), 422, "y")
     assert api.client.head(API + "/links?limit=1", headers=api.auth).status_code == 200
+    stranger = api.client.get(API + "/links?foo=1")  # the key first: strangers learn nothing of the parameters
+    assert stranger.status_code == 401 and "foo" not in stranger.text
     twice = problem(api.get("/links?limit=5&limit=500&offset=0"), 422, "limit")  # which one was meant?
     assert reason(twice) == "appears more than once in the query; send it once"
 
@@ -1518,3 +1527,29 @@ def test_names_showing_nothing_or_holding_control_characters_are_refused(
 def test_names_in_any_script_and_with_emoji_are_taken(client: TestClient, auth: dict[str, str], name: str) -> None:
     made = client.post(f"{API}/businesses", json={"name": name}, headers=auth)
     assert made.status_code == 201 and made.json()["name"] == name
+
+
+@pytest.mark.postgresql
+def test_reads_at_the_time_of_a_refused_write_are_answered(client: TestClient, service: Service) -> None:
+    """Found by a review, on PostgreSQL: a read that ran on the store's connection inside
+    another request's failed transaction (a slug taken) failed with it, a 500."""
+    call(client, service.create_link(to=NUMBER, slug="taken"))
+
+    async def together() -> list[object]:
+        async def refused() -> list[str]:
+            fields = []
+            for _ in range(20):
+                try:
+                    await service.create_link(to=NUMBER, slug="taken")
+                except InvalidInput as exc:
+                    fields.append(exc.errors[0].field)
+            return fields
+
+        async def reads() -> list[object]:  # one after the other: some land between the write's statements
+            return [getattr(await service.store.link("taken"), "slug", None) for _ in range(100)]
+
+        return await asyncio.gather(refused(), reads(), reads())
+
+    refusals, *read = call(client, together())  # type: ignore[misc]
+    assert refusals == ["slug"] * 20
+    assert read == [["taken"] * 100] * 2

@@ -530,6 +530,8 @@ def test_admin_roles_from_the_command_line(runner: CliRunner, db: str) -> None:
     # review: it silently widened to every business); widening is said in words.
     again = ok(invoke(runner, "admin", "role", "luca", "agent", "--db", db))
     assert f"luca is now an agent (conversations of business {business['id']})." in again.stdout
+    shouted = ok(invoke(runner, "admin", "role", "LUCA", "agent", "--db", db))  # names match whatever their case
+    assert f"luca is now an agent (conversations of business {business['id']})." in shouted.stdout
     fails(invoke(runner, "admin", "role", "luca", "agent", "--every-business", "--business", "1", "--db", db), 2,
           "--every-business is for an agent, without --business")  # fmt: skip
     fails(invoke(runner, "admin", "role", "luca", "owner", "--every-business", "--db", db), 2, "--every-business")

@@ -256,6 +256,14 @@ def test_the_file_copied_is_refused_until_reopened(installation: Installation, e
         assert f"{db} was copied to postgresql://" in refused.stderr and "the installation lives" in refused.stderr
         assert "pg_dump" in refused.stderr
     assert not (tmp_path / "nightly.db").exists()
+    old_backup = tmp_path / "before-the-move.db"
+    with closing(sqlite3.connect(installation.db)) as lite, closing(sqlite3.connect(old_backup)) as copy:
+        lite.backup(copy)
+    with closing(sqlite3.connect(old_backup)) as copy, copy:
+        copy.execute("DELETE FROM meta WHERE key = 'copied_to'")  # as a backup made before the copy is
+    restored = run("restore", str(old_backup), "--db", db)  # an old runbook would make the file live again
+    assert restored.exit_code == 1 and "the installation lives there now; restore PostgreSQL with pg_restore" in \
+        restored.stderr and "db reopen" in restored.stderr  # fmt: skip
     with pytest.raises(sqlite3.DatabaseError, match="clicktochat db reopen --db"):  # the server's own start
         with TestClient(create_app(Settings(db=db, base_url=BASE), background=False)):
             pass

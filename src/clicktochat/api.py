@@ -56,6 +56,8 @@ LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
 # -- plumbing -------------------------------------------------------------------------
 
 M = TypeVar("M", bound=BaseModel)
+QUERY_NAMES = "clicktochat.query_names"
+"""The scope's key for the query parameters the operation takes (`resource`)."""
 Handler = Callable[[Request, Service], Awaitable[Response]]
 
 
@@ -75,6 +77,8 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             raise Unauthorized("This API key is not valid, or it has been revoked.")
         request.state.api_key_id = key_id  # who asked, for what is kept of it (a reply's sender)
         request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
+        if request.query_params and (known := request.scope.get(QUERY_NAMES)) is not None:
+            refuse_unknown(request, known)  # after the key: a stranger learns nothing of the parameters
         return await handler(request, service)
 
     return wrapper
@@ -488,8 +492,7 @@ def resource(path: str, **handlers: Callable[[Request], Awaitable[Response]]) ->
 
     async def dispatch(request: Request) -> Response:
         method = request.method if request.method in handlers else "GET"  # HEAD is answered as GET
-        if request.query_params:
-            refuse_unknown(request, query_names(method.lower(), documented))
+        request.scope[QUERY_NAMES] = query_names(method.lower(), documented)  # checked by `endpoint`
         return await handlers[method](request)
 
     return Route(path, dispatch, methods=list(handlers))

@@ -146,6 +146,13 @@ def restore(source: Path, db: Path, now: datetime | None = None) -> Restored:
         raise BackupError(f"the folder {db.parent} does not exist")
     incoming = db.with_name(db.name + ".restoring")
     with DatabaseLock(db, exclusive=True):
+        if db.is_file() and is_sqlite(db):
+            with closing(_at_rest(db)) as conn:
+                where = moved_to(conn)
+            if where is not None:  # an old runbook would bring back the file the move retired
+                raise BackupError(f"{db} was copied to {where} (clicktochat db copy): the installation lives "
+                                  "there now; restore PostgreSQL with pg_restore. To restore this file anyway, "
+                                  f"first: clicktochat db reopen --db {db}")  # fmt: skip
         try:
             try:
                 with closing(_at_rest(source)) as backup_file:

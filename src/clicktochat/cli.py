@@ -391,7 +391,7 @@ def admin_role(db: str | None, base_url: str | None, username: str, role: str, b
     async def work(service: Service) -> Admin:
         keep = business_id
         if role == "agent" and keep is None and not every_business:  # said again, it never widens what they see
-            now = next((a for a in await service.store.admins() if a.username == username), None)
+            now = next((a for a in await service.store.admins() if a.username.lower() == username.lower()), None)
             keep = now.business_id if now is not None and now.role == "agent" else None
         return await set_role(service.store, username, role, keep)
 

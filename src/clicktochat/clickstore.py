@@ -118,6 +118,7 @@ class ClickStore(StoreDB):
 
     async def clicks(self, link_kind: str, link_key: str) -> list[dict[str, Any]]:
         """The raw rows of one link, oldest first (for tests and exports)."""
+        await self._settled()
         async with self.db.execute(
             f"SELECT {', '.join(CLICK_COLUMNS)} FROM clicks WHERE link_kind = ? AND link_key = ? ORDER BY id",
             (link_kind, link_key),
@@ -127,6 +128,7 @@ class ClickStore(StoreDB):
     async def recent_visitors(self, since: int, chunk: int = 50_000) -> AsyncIterator[list[tuple[str, int]]]:
         """The visitor hash and time of each person's click row since `since`, `chunk` rows at a
         time: after an ad spike a window holds millions, which a list of them all would not fit."""
+        await self._settled()
         async with self.db.execute(
             "SELECT visitor, at FROM clicks WHERE at >= ? AND visitor IS NOT NULL AND robot IS NULL ORDER BY at",
             (since,),

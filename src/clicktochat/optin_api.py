@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import endpoint, out, query_int, read_body, resource
+from .api import business_filter, endpoint, out, read_body, resource
 from .api_models import Body, whole
 from .consent import Consent
 from .customers import USER_ID
@@ -92,8 +92,6 @@ def request_out(request: OptinRequest) -> RequestOut:
     )  # fmt: skip
 
 
-def business_param(request: Request) -> int | None:
-    return query_int(request, "business", 0, 1, 2**63 - 1) if "business" in request.query_params else None
 
 
 @endpoint
@@ -117,7 +115,8 @@ async def list_optins(request: Request, service: Service) -> Response:
         raise InvalidInput("phone", f"{phone.strip()!r} is a WhatsApp user id, and opt-ins are recorded by number; "
                                     f"GET /customers/{phone.strip()} shows all that is held about a user id, "
                                     "its consents included")  # fmt: skip
-    digits, entries, requests = await Optins(service).history(business_param(request), phone, "business")
+    business = await business_filter(request, service)
+    digits, entries, requests = await Optins(service).history(business, phone, "business")
     return out(OptinHistory(
         phone=digits, topics=Optins.topics_now(entries), consents=[consent_out(e) for e in entries],  # type: ignore[arg-type]
         pending=[request_out(r) for r in requests],
@@ -127,7 +126,7 @@ async def list_optins(request: Request, service: Service) -> Response:
 @endpoint
 async def remove_optin(request: Request, service: Service) -> Response:
     source = request.query_params.get("source", "api")
-    entry = await Optins(service).remove(business_param(request), request.path_params["phone"],
+    entry = await Optins(service).remove(await business_filter(request, service), request.path_params["phone"],
                                          request.query_params.get("topic"), source, field="business")  # fmt: skip
     return out(consent_out(entry))
 

@@ -166,7 +166,7 @@ class Service(WidgetService):
         if request is not None:
             if not IDEMPOTENCY_KEY.fullmatch(request[0]):
                 raise InvalidInput("idempotency_key", "must be 1 to 200 letters, digits or . _ : -")
-            if short and (made := await self._made_before(request)) is not None:
+            if (made := await self._made_before(request)) is not None:  # a signed link's request too: a 409
                 return made
         mistakes = Mistakes()  # every mistake at once: a form or a client fixes them in one go
         destination = await mistakes.wait(self._destination(to, channel, agent_id, business_id), None)
@@ -250,9 +250,10 @@ class Service(WidgetService):
         try:
             return await self.store.add_link(link, request)
         except sqlite3.IntegrityError as exc:
-            if "links.request_key" in str(exc) or "(request_key)=" in str(exc):  # SQLite's words, PostgreSQL's
+            # The same request at the same time: PostgreSQL may name the slug before the key.
+            if request is not None and await self.store.link_by_request(request[0]) is not None:
                 raise _KeyTaken from None
-            if "links.slug" not in str(exc) and "(slug)=" not in str(exc):
+            if "links.slug" not in str(exc) and "(slug)=" not in str(exc):  # SQLite's words, PostgreSQL's
                 raise
             if retry:
                 raise _SlugTaken from None

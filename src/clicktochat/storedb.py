@@ -80,7 +80,7 @@ def moved_to(db: sqlite3.Connection) -> str | None:
     """Where `db copy` copied this SQLite database to, and when; None if it did not."""
     try:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (MOVED,)).fetchone()
-    except sqlite3.OperationalError:  # no meta table: not clicktochat's, or older than anything that copies
+    except sqlite3.DatabaseError:  # no meta table (not clicktochat's), or a damaged file: others will say
         return None
     return str(row[0]) if row else None
 
@@ -95,6 +95,7 @@ class StoreDB:
         self.db = db
         self.postgres = postgres  # where SQL differs, which database's to speak
         self._write_lock = asyncio.Lock()
+        self._writer: asyncio.Task[Any] | None = None  # the task whose transaction is open, if any
         self.held: DatabaseLock | None = None  # `clicktochat restore` refuses while any store holds it
 
     @classmethod
@@ -159,6 +160,7 @@ class StoreDB:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
+            self._writer = asyncio.current_task()
             try:
                 await self._begin()
                 yield self.db
@@ -167,6 +169,16 @@ class StoreDB:
                 # Shielded: a cancelled task must not leave the connection inside a transaction.
                 await asyncio.shield(self._rollback())
                 raise
+            finally:
+                self._writer = None
+
+    async def _settled(self) -> None:
+        """A read waits out another task's open transaction on this one connection: it would see
+        that task's writes before their commit, and on PostgreSQL, once one of them failed (a slug
+        taken), fail itself until the rollback (two requests at once: a 500, found by a review)."""
+        if self._write_lock.locked() and self._writer is not asyncio.current_task():
+            async with self._write_lock:
+                pass
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE (PostgreSQL: BEGIN), tried again while another connection (the WhatsApp side's, the
@@ -269,10 +281,12 @@ class StoreDB:
         return int((await self._one("PRAGMA user_version"))[0])
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        await self._settled()
         async with self.db.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        await self._settled()
         async with self.db.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from .budget import client_address, network
 from .chatstore import ChatStore
 from .conversations import parse
-from .database import log_failure
+from .database import away, log_failure
 from .errors import (
     FieldError,
     Forbidden,
@@ -72,10 +73,16 @@ class RareWarning:
     _at: float | None = None
 
     def warn(self, exc_info: bool = False) -> None:
+        """`exc_info`: with the exception being handled, as a traceback, unless it is the database
+        being away (a restart of PostgreSQL): that is said in words (database.away)."""
         now = time.monotonic()
         if self._at is None or now - self._at >= self.every:
             self._at = now
-            log.warning(self.text, exc_info=exc_info)
+            error = sys.exc_info()[1] if exc_info else None
+            if error is not None and away(error):
+                log.warning("%s (the database is not answering: %s)", self.text, type(error).__name__)
+            else:
+                log.warning(self.text, exc_info=exc_info)
 
 
 disk_full = RareWarning("the disk is full: webhook bodies cannot be stored, and get 503 until there is room")
