@@ -256,7 +256,7 @@ def test_a_business_that_links_lead_to_cannot_be_deleted(
 
 
 def test_the_builder_makes_a_short_link_that_opens_the_chat(
-    client: TestClient, admin: Admin, shop: dict[str, int]
+    client: TestClient, admin: Admin, shop: dict[str, int], service: Service
 ) -> None:
     made = admin.post("/admin/links/new", {
         "destination": "agent", "agent_id": str(shop["giulia"]), "business_id": str(shop["business"]),
@@ -272,6 +272,10 @@ def test_the_builder_makes_a_short_link_that_opens_the_chat(
     assert read_qr(client.get("/qr/s/torta.png").content) == "https://chat.example.com/s/torta?qr"
     chat = client.get("/s/torta?utm_source=instagram", headers={"user-agent": IPHONE})
     assert chat.status_code == 302 and chat.headers["location"].startswith("https://wa.me/393471234567?text=Ciao")
+    typed = admin.post("/admin/links/new", {"destination": "business", "business_id": str(shop["business"]),
+                                            "to": "+39 333 111 2222", "kind": "short", "slug": "tavolo"})  # fmt: skip
+    assert typed.status_code == 422 and "an address is typed in, but who answers is a business" in typed.text
+    assert call(client, service.store.link("tavolo")) is None  # never made without the number typed in
     taken = admin.post("/admin/links/new", {"destination": "to", "to": "+39 347 123 4567", "kind": "short",
                                             "slug": "torta"})  # fmt: skip
     assert taken.status_code == 422 and "is already taken" in taken.text and 'value="torta"' in taken.text

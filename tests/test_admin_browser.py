@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from conftest import ANDROID, read_qr
+from conftest import ANDROID, IPHONE, read_qr
 from test_admin import every_admin_url
 from test_e2e import free_port, server
 from test_widget_browser import module_database
@@ -315,6 +315,28 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, site: Site)
     expect(page.locator("main")).to_contain_text("This form has expired or came from another site.")
     page.goto(f"{site.base}/admin/businesses")
     expect(page.locator("main")).not_to_contain_text("Forged shop")
+
+
+def test_filling_in_an_address_picks_one_address_as_who_answers(browser: Browser, site: Site) -> None:
+    """Found by a new user: a number typed while "A business" stayed picked was dropped, and the
+    link led to the business."""
+    context = new_context(browser)
+    page = context.new_page()
+    sign_in(page, site)
+    page.goto(f"{site.base}/admin/links/new")
+    expect(page.get_by_label("A business: whoever is available, in turn")).to_be_checked()
+    page.get_by_label("Address", exact=True).fill("+39 333 111 2222")
+    expect(page.get_by_label("One address: a number, a username, an e-mail")).to_be_checked()
+    page.get_by_label("Slug of the short link").fill("typed-number")
+    page.get_by_role("button", name="Make the link").click()
+    expect(page.get_by_label("The link")).to_have_value(f"{site.base}/s/typed-number")
+    assert httpx.get(f"{site.base}/s/typed-number", headers={"user-agent": IPHONE}).headers["location"].startswith(
+        "https://wa.me/393331112222")  # fmt: skip
+    page.goto(f"{site.base}/admin/links/new")
+    page.get_by_label("One agent").check()
+    page.get_by_label("Agent", exact=True).select_option(index=0)
+    expect(page.get_by_label("One agent")).to_be_checked()
+    context.close()
 
 
 def test_every_form_works_with_javascript_off(browser: Browser, site: Site) -> None:

@@ -124,7 +124,11 @@ def test_no_answer_is_a_retryable_error_that_names_no_secret() -> None:
     silent = asyncio.run(refusal_from(None, [], timeout=0.2))  # the server never answers: no clock to move here
     for error in (refused, silent):
         assert error.status == 0 and error.retryable
-        assert error.title.startswith("No answer from the Graph API") and TOKEN not in error.title
+        assert error.title.startswith("No answer from the Graph API at http://") and TOKEN not in error.title
+        assert "CLICKTOCHAT_GRAPH_URL" in error.title  # where to look (found by a new user who forgot it)
+    assert f"at http://127.0.0.1:{closed}/v26.0 (" in refused.title
+    hidden = GraphClient("http://user:secret@127.0.0.1:1/v26.0")  # a URL's password is never said
+    assert hidden.shown_url == "http://127.0.0.1:1/v26.0"
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

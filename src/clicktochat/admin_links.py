@@ -78,6 +78,10 @@ async def destination(service: Service, form: dict[str, str]) -> dict[str, Any]:
     """The form's choice of number, agent or business, as create_link and update_link take it."""
     kind = form.get("destination", "to")
     opens = form.get("opens") or None  # the channel a link to people opens; empty: each one's first
+    if kind in ("agent", "business") and form.get("to", "").strip():  # never dropped without a word
+        who = "an agent" if kind == "agent" else "a business"
+        raise InvalidInput("to", f'an address is typed in, but who answers is {who}: pick "One address" to send '
+                                 "the chats to it, or clear it")  # fmt: skip
     if kind == "agent":
         return {"agent_id": _int(form.get("agent_id", ""), "agent_id"), "channel": opens}
     if kind == "business":

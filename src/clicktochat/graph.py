@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -110,6 +111,8 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 class GraphClient:
     def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)  # said in errors: without a user or password a URL might carry
+        self.shown_url = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
 
@@ -134,7 +137,8 @@ class GraphClient:
                 status, reason, answer_headers = response.status, response.reason or "", response.headers
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:  # the token is in a header, never in the message
-            raise GraphError(0, 0, f"No answer from the Graph API ({type(exc).__name__}).") from None
+            raise GraphError(0, 0, f"No answer from the Graph API at {self.shown_url} ({type(exc).__name__}): is "
+                                   "CLICKTOCHAT_GRAPH_URL right, and is it up?") from None  # fmt: skip
         if status >= 400:
             raise error_from(status, reason, answer_headers, raw)
         try:

@@ -1,5 +1,6 @@
 // The dashboard works without this file. Where JavaScript runs it adds: "Copy" buttons
-// beside links and keys, an "are you sure?" before what cannot be undone, and a widget
+// beside links and keys, an "are you sure?" before what cannot be undone, the link form's
+// choice of who answers picked as its field is filled in, and a widget
 // preview that follows the settings form as it is edited (the unsaved settings are posted,
 // CSRF token included, as a draft).
 for (const button of document.querySelectorAll("button[data-confirm]")) {
@@ -26,6 +27,15 @@ for (const select of document.querySelectorAll("select[data-example-for]")) {
   select.addEventListener("change", () => {
     field.placeholder = select.selectedOptions[0]?.dataset.example ?? "";
   });
+}
+
+// Who answers a link: filling in a choice's own field picks it (found by a new user: an address
+// typed under "A business" was dropped; the server refuses that now, and this spares the trip).
+for (const [field, choice] of [["f-to", "d-to"], ["f-channel", "d-to"], ["f-business_id", "d-business"],
+                               ["f-agent_id", "d-agent"]]) {
+  const input = document.getElementById(field);
+  const radio = document.getElementById(choice);
+  if (input && radio) input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => (radio.checked = true));
 }
 
 const widgetForm = document.querySelector("form.widget-form");
