@@ -45,7 +45,7 @@ PUBLIC = {
     "/poster/s/{slug}": ("format", "lang"),
     "/qr/s/{slug}.{kind}": QR,
     "/qr/c/{token}.{kind}": QR,
-    "/qr/w/{widget}/{agent}.{kind}": (*QR, "u", "l"),
+    "/qr/w/{widget}/{agent}.{kind}": (*QR, "u", "l", "t"),
     "/widget.js": ("v",),
     "/widget.{version}.js": ("v",),
     "/api/widget/{widget}": ("lang", "hl", "preview"),

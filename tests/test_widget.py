@@ -263,6 +263,15 @@ def test_the_handoff_qr_code_leads_to_the_same_chat_on_the_phone(client: TestCli
     assert [row["source"] for row in rows] == ["qr"]  # type: ignore[attr-defined]
     assert client.get("/qr/w/nope/1.svg").status_code == 404
     assert client.get(f"/qr/w/shop/{giulia.id}.svg?size=nope").status_code == 422
+    # The page's title goes too, as a tap carries it (found by a new user: the scanned message
+    # read "a question about  https://..."), cut to 60 characters.
+    titled = client.get(f"/qr/w/shop/{giulia.id}.png", params={"u": "https://dolcevita.it/torte", "l": "it",
+                                                               "t": "Torte " + "x" * 80, "size": "400"})  # fmt: skip
+    url = read_qr(titled.content)
+    assert url.endswith(f"&t=Torte+{'x' * 54}")
+    scanned = client.get(url.removeprefix("https://chat.example.com"), headers={"user-agent": IPHONE})
+    assert f"Ho%20una%20domanda%20su%20Torte%20{'x' * 54}%20https%3A%2F%2Fdolcevita.it%2Ftorte" in \
+        scanned.headers["location"]  # fmt: skip
 
 
 def test_widget_js_is_served_gzipped_versioned_and_revalidated(client: TestClient) -> None:

@@ -216,7 +216,7 @@
       // "WhatsApp Web" names one messenger; the others' web apps are "the browser".
       const web = el("a", { class: "web", href: `${url}&web=1`, target: "_blank", rel: "noopener", referrerpolicy: "strict-origin" }, app == "whatsapp" ? words.web : words.browser);
       handoff.replaceChildren(
-        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, l: config.lang })}`, alt: words.scan, referrerpolicy: "strict-origin" }),
+        el("img", { src: `${origin}/qr/w/${id}/${agent.id}.svg?${new URLSearchParams({ ...ch, u, t: document.title.slice(0, 60), l: config.lang })}`, alt: words.scan, referrerpolicy: "strict-origin" }),
         el("p", {}, words.scan),
         web,
         back,

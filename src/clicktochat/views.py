@@ -554,15 +554,20 @@ async def widget_qr(request: Request) -> Response:
         raise NotFound("This widget has no such agent, so there is no QR code either.")
     page = page_url(request.query_params.get("u", ""), settings.allowed_domains)
     carried = {"via": "qr", "u": page, "l": request.query_params.get("l", "")[:5]}
+    if page and (title := request.query_params.get("t", "")[:MAX_QR_TITLE_LENGTH]):  # the message names it
+        carried["t"] = title  # (found by a new user: scanned, "a question about  https://..." had lost it)
     if request.query_params.get("ch", "") in CHANNELS:  # the channel the visitor picked
         carried["ch"] = request.query_params["ch"]
     data = f"{service.base_url}/w/{target.widget.id}/{agent}?" + urlencode(carried)
-    asked = {k: v for k, v in request.query_params.items() if k not in ("u", "l", "ch")}
+    asked = {k: v for k, v in request.query_params.items() if k not in ("u", "l", "ch", "t")}
     options = parse_options(public_options([], "", asked))
     return await qr_response(request, data, options, None, "public, max-age=3600")
 
 
 WIDGET_SCRIPT = ScriptEndpoint()
+MAX_QR_TITLE_LENGTH = 60
+"""A page title a desktop's QR code carries to the phone: enough to name the page, not so much
+that the code needs many more modules than its address does."""
 
 
 async def health(request: Request) -> Response:
