@@ -364,8 +364,8 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--slug", "vetrina", "--base-url", BASE))
     png = tmp_path / "vetrina.png"
     done = ok(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--size", "400", "--base-url", BASE))
-    assert done.stdout == f"Wrote {png}: QR version 3 for {BASE}/s/vetrina\n"
-    assert read_qr(png) == f"{BASE}/s/vetrina?qr"  # a scan, told apart from a tap on the link
+    assert done.stdout == f"Wrote {png}: QR version 3 for {BASE}/s/vetrina?qr (?qr: its scans are counted apart)\n"
+    assert read_qr(png) == f"{BASE}/s/vetrina?qr"  # a scan, told apart from a tap on the link: said as written
     signed = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE)))
     svg = tmp_path / "ad.svg"
     done = ok(invoke(runner, "qr", signed, "-o", str(svg), "--db", db, "--base-url", BASE))

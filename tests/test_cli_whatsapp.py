@@ -195,7 +195,7 @@ def test_conversations_list_and_show(chat: Callable[..., Result], whatsapp: What
     ]
     fails(chat("conversations", "list", "--business", "99"), 1, "--business: there is no business 99")  # not "(none)"
     shown = ok(chat("conversations", "show", "1")).stdout
-    assert "customer:   Giulia +393471234567" in shown and "customer  " in shown
+    assert "customer:    Giulia +393471234567" in shown and f"business id: {whatsapp.business_id}\n" in shown
     detail = json.loads(ok(chat("conversations", "show", "1", "--json")).stdout)
     assert [(m["direction"], m["text"]) for m in detail["messages"]] == [("in", "Ciao! Avete i cannoli?")]
     fails(chat("conversations", "show", "5"), 1, "There is no conversation 5.")

@@ -297,7 +297,7 @@ def qr_command(db: str | None, base_url: str | None, slug_or_url: str, output: s
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     tip = "" if "/s/" in url else "; a short link would make a smaller code"
-    click.echo(f"Wrote {output}: QR version {size_class} for {url}{tip}")
+    click.echo(f"Wrote {output}: QR version {size_class} for {scan_url(url)} (?qr: its scans are counted apart){tip}")
 
 
 async def check_live(service: Service, link: ShortLink, what: str) -> None:

@@ -246,9 +246,9 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
         return print_json(detail.model_dump(mode="json"))
     for key, value in summary(view).items():
         if key != "last":
-            click.echo(printable(f"{key.replace('_', ' ') + ':':<11} {value}".rstrip()))
+            click.echo(printable(f"{key.replace('_', ' ') + ':':<12} {value}".rstrip()))
     if view.reply_refused:
-        click.echo(f"{'reply:':<11} refused: {view.reply_refused}")
+        click.echo(f"{'reply:':<12} refused: {view.reply_refused}")
     click.echo()
     rows = [{"at": timestamp(m.at), "from": "customer" if m.direction == "in" else "business",
              "reply": m.outbox_id or "", "by": m.sent_by or "", "status": m.status or "", "text": shown_text(m),
