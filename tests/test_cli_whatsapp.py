@@ -337,6 +337,16 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
             assert "ad: Cannoli -20%" in cli_run(db, graph_url, "conversations", "list").stdout
             refused = cli_run(db, graph_url, "conversations", "reply", str(chat["id"]), "Ancora?")
             assert refused.returncode == 1 and "opted out" in refused.stderr
+            # A message written a day ago and more (delivered late): the window it opened has closed,
+            # which a newcomer can now see without waiting a day (a new user's report).
+            late = cli_run(db, graph_url, "simulate", "message", "--from", "+393470000025", "--text", "Ieri",
+                           "--hours-ago", "25")  # fmt: skip
+            assert late.returncode == 0 and "(25 h ago: the 24-hour window is closed)" in late.stdout, late.stderr
+            (old,) = until("yesterday's chat", lambda: [c for c in api.get("/conversations").json()["conversations"]
+                                                        if c["wa_id"] == "393470000025"])  # fmt: skip
+            assert old["window"]["may_send"] == "templates"
+            closed = cli_run(db, graph_url, "conversations", "reply", str(old["id"]), "Ci sei?")
+            assert closed.returncode == 1 and "window is closed" in closed.stderr, closed.stderr
 
             # A click on a link to the demo number, then the chat it opens: tied together by the
             # ref code (the demo number used to be one no link could be made to: a new user's report).

@@ -312,6 +312,22 @@ def test_a_free_form_send_after_24_hours_is_accepted_then_fails_with_131047() ->
     run(scenario)
 
 
+def test_a_message_delivered_late_does_not_close_a_window_a_newer_one_opened() -> None:
+    async def scenario(world: World) -> None:
+        await world.customer().send_text("now")
+        number, wa_id = world.customer().number.phone_number_id, world.customer().wa_id
+        assert wa_id is not None
+        world.standin.customer_wrote(number, wa_id, T0 - 25 * 3600)  # yesterday's, delivered after
+        world.clock.now = T0 + 3600
+        sent = (await world.send(text())).json()["messages"][0]["id"]
+        world.receiver.received.clear()
+        await world.standin.deliver(sent)
+        statuses = [only_value(body)["statuses"][0]["status"] for body in world.receiver.bodies()]
+        assert statuses == ["sent", "delivered"]
+
+    run(scenario)
+
+
 def test_fail_next_answers_with_meta_s_error_bodies_then_recovers() -> None:
     async def scenario(world: World) -> None:
         world.standin.fail_next(2, 429, 130429, retry_after=30)

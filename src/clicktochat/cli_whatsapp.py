@@ -305,7 +305,9 @@ def with_customer_notes(standin: GraphStandIn) -> Callable[[Scope, Receive, Send
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if number is None or not secrets.compare_digest(token.encode(), number.access_token.encode()):
             return await JSONResponse({"error": "unknown number or token"}, 401)(scope, receive, send)
-        standin.customer_wrote(number.phone_number_id, note.get("wa_id"), standin.clock())
+        at = note.get("at")
+        when = min(float(at), standin.clock()) if isinstance(at, (int, float)) else standin.clock()
+        standin.customer_wrote(number.phone_number_id, note.get("wa_id"), when)
         await JSONResponse({"ok": True})(scope, receive, send)
 
     return app
@@ -389,8 +391,9 @@ def customer_options(command: F) -> F:
 
 
 def write_in(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None, sender: str,
-             name: str | None, text: str, ad: dict[str, Any] | None = None) -> None:  # fmt: skip
-    """Sign a message as Meta does with the number's app secret and POST it to our webhook."""
+             name: str | None, text: str, ad: dict[str, Any] | None = None, ago: float = 0.0) -> None:  # fmt: skip
+    """Sign a message as Meta does with the number's app secret and POST it to our webhook;
+    `ago`: written that many seconds ago (its timestamp says so)."""
     wa_id = "".join(char for char in sender if char.isdigit())
     if not 6 <= len(wa_id) <= 15:
         raise click.BadParameter("give a phone number with its country code, e.g. +393471234567", param_hint="--from")
@@ -410,16 +413,17 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         url = webhook_url or f"{service.base_url}/webhooks/whatsapp"
         known = await service.whatsapp.chats.customer_name(found.id, whatsapp_number(wa_id))  # as conversations key it
         said = name or known or customer_name(wa_id)
-        deadline = time.monotonic() + NEW_NUMBER_WAIT
+        deadline, written = time.monotonic() + NEW_NUMBER_WAIT, time.time() - ago
+        customer = Customer(url, ours, wa_id, None, said, clock=lambda: written)
         while True:
             try:
-                answer = await Customer(url, ours, wa_id, None, said).send_text(text, referral=ad)
+                answer = await customer.send_text(text, referral=ad)
             except httpx.HTTPError as exc:
                 raise ProblemError(f"could not reach {url} ({exc}): is `clicktochat serve` running?") from None
             if answer.status_code != 403 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)  # a number connected a moment ago: the server reloads its keys every few seconds
-        await tell_standin(service.settings.graph_url, ours, wa_id)
+        await tell_standin(service.settings.graph_url, ours, wa_id, written)
         return url, found.display_phone_number, said, answer
 
     url, ours, name, answer = run(db, base_url, work)
@@ -427,10 +431,11 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         detail = answer.json().get("detail", answer.text) if "json" in answer.headers.get("content-type", "") else ""
         hint = f" (for {NEW_NUMBER_WAIT:g} s: is the server on this database?)" if answer.status_code == 403 else ""
         raise click.ClickException(f"{url} answered {answer.status_code}: {detail}{hint}")
-    click.echo(f"{name} (+{wa_id}) wrote to +{ours}: {text}")
+    when = f" ({ago / 3600:g} h ago: the 24-hour window {'is closed' if ago >= 86400 else 'is open'})" if ago else ""
+    click.echo(f"{name} (+{wa_id}) wrote to +{ours}: {text}{when}")
 
 
-async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str) -> None:
+async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str, at: float) -> None:
     """Open the customer's window on a local stand-in too (Meta's real API would learn it by itself)."""
     if urlsplit(graph_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Note: replies go to {graph_url}, which never heard from this customer and will refuse them; "
@@ -438,7 +443,7 @@ async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str) -> Non
                    err=True)  # fmt: skip
         return
     headers = {"Authorization": f"Bearer {number.access_token}"}
-    note = {"phone_number_id": number.phone_number_id, "wa_id": wa_id}
+    note = {"phone_number_id": number.phone_number_id, "wa_id": wa_id, "at": at}
     try:
         async with httpx.AsyncClient(timeout=5) as http:
             answer = await http.post(graph_url.rstrip("/") + NOTE_PATH, headers=headers, json=note)
@@ -455,16 +460,18 @@ async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str) -> Non
 @click.option("--text", default="Ciao! Avete ancora i cannoli?", show_default=True)
 @click.option("--referral-headline", help="The chat comes from a Click-to-WhatsApp ad with this headline.")
 @click.option("--ctwa-clid", help="The ad click's id Meta attaches [default with an ad: a random one].")
+@click.option("--hours-ago", type=click.FloatRange(0, 30 * 24), default=0.0,
+              help="Written this many hours ago (Meta delivers late for days): past 24, the window is closed.")
 def simulate_message(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None,
                      sender: str, name: str | None, text: str, referral_headline: str | None,
-                     ctwa_clid: str | None) -> None:  # fmt: skip
+                     ctwa_clid: str | None, hours_ago: float) -> None:  # fmt: skip
     """A customer writes to our number: a webhook signed as Meta signs it, POSTed to the server."""
     ad = None
     if referral_headline or ctwa_clid:
         ad = referral(source_url="https://fb.me/demo-ad", source_id="120200000000000001",
                       headline=referral_headline or "Our ad", body="Tap to chat with us on WhatsApp",
                       ctwa_clid=ctwa_clid or "ARA" + secrets.token_urlsafe(24))  # fmt: skip
-    write_in(db, base_url, webhook_url, number_id, sender, name, text, ad)
+    write_in(db, base_url, webhook_url, number_id, sender, name, text, ad, hours_ago * 3600)
 
 
 @simulate.command("stop")

@@ -167,10 +167,11 @@ class GraphStandIn:
     # -- what the customer side tells us
 
     def customer_wrote(self, phone_number_id: str, wa_id: str | None, at: float, user_id: str | None = None) -> None:
-        """The user wrote to this number at ``at``: their 24-hour window is open until ``at + 24 h``."""
+        """The user wrote to this number at ``at``: their 24-hour window is open until ``at + 24 h``
+        from their latest message (one delivered late does not close it)."""
         for key in (wa_id, user_id):
             if key:
-                self._last_wrote[(phone_number_id, key)] = at
+                self._last_wrote[(phone_number_id, key)] = max(at, self._last_wrote.get((phone_number_id, key), at))
         if wa_id and user_id:
             self._user_ids[wa_id] = user_id
         if wa_id and whatsapp_number(wa_id) != wa_id:
