@@ -665,6 +665,35 @@ def test_every_mistake_in_a_link_is_named_at_once(api: Api) -> None:
     assert (ok(api.get(f"/links/{slug}"))["text"], len(ok(api.get("/links"))["links"])) == ("t", 1)  # nothing stored
 
 
+def test_mistakes_are_named_at_once_whatever_else_was_refused(api: Api) -> None:
+    """Found by a review: each of these named one field of two or three."""
+    slug = api.link(to=NUMBER, slug="kept", text="t")["slug"]
+    body = problem(api.patch(f"/links/{slug}", {"text": "x" * 1001, "mode": "bogus"}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["mode", "text"]
+    body = problem(api.post("/links", {"agent_id": 999, "text": "x" * 1001, "slug": "admin"}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["agent_id", "slug", "text"]
+    twice = b'{"to": "+39 347 123 4567", "text": "a", "text": "b", "mode": "zz"}'
+    body = problem(api.raw("POST", "/links", twice, "application/json"), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["mode", "text"]
+    body = problem(api.post("/links", {"to": NUMBER, "short": False, "slug": "abc", "ref_code": True,
+                                       "title": "t" * 1000, "expires_in": 0}), 422)  # fmt: skip
+    assert sorted(e["field"] for e in body["errors"]) == ["expires_in", "ref_code", "slug", "title"]
+    assert [link["slug"] for link in ok(api.get("/links"))["links"]] == [slug]
+
+
+@pytest.mark.parametrize("where", ["header", "body"])
+def test_an_empty_idempotency_key_is_refused_not_taken_for_none(api: Api, where: str) -> None:
+    """Found by a review: `Idempotency-Key: ` made a new link at every retry."""
+    asked = {"to": NUMBER, "text": "empty-key"}
+    for _ in range(2):
+        if where == "header":
+            response = api.post("/links", asked, headers={"Idempotency-Key": ""})
+        else:
+            response = api.post("/links", asked | {"idempotency_key": ""})
+        assert invalid(response, "idempotency_key")
+    assert ok(api.get("/links"))["links"] == []
+
+
 def test_every_mistake_in_a_business_or_agent_is_named_at_once(api: Api) -> None:
     body = problem(api.post("/businesses", {"name": " ", "timezone": "Mars/Base", "colour": "red"}), 422)
     assert [e["field"] for e in body["errors"]] == ["name", "timezone", "colour"]

@@ -250,7 +250,8 @@ def test_the_file_copied_is_refused_until_reopened(installation: Installation, e
     assert run("db", "copy", "--from", str(installation.db), "--to", empty).exit_code == 0
     db = str(installation.db)
     for command in (("link", "list", "--db", db), ("backup", str(tmp_path / "nightly.db"), "--db", db),
-                    ("serve", "--db", db, "--port", str(free_port()))):  # fmt: skip
+                    ("serve", "--db", db, "--port", str(free_port())),
+                    ("simulate", "graph", "--db", db, "--port", str(free_port()))):  # fmt: skip
         refused = run(*command)
         assert refused.exit_code == 1, (command, refused.output)
         assert f"{db} was copied to postgresql://" in refused.stderr and "the installation lives" in refused.stderr

@@ -99,6 +99,9 @@ async def read_bytes(request: Request, media_types: tuple[str, ...], limit: int,
     return body
 
 
+REPEATED = "appears more than once in the body; send each field once"
+
+
 async def read_body(request: Request, model: type[M],
                     values: Callable[[dict[str, Any]], list[FieldError]] | None = None) -> M:  # fmt: skip
     """The body as `model`. `values`: the checks of values the service makes later, run on the
@@ -114,6 +117,8 @@ async def read_body(request: Request, model: type[M],
             raise MalformedRequest("The body is empty; send a JSON object." if not body else
                                    "The body must be a JSON object.") from None  # fmt: skip
         found = [FieldError(field_name(e["loc"]), _reason(e)) for e in errors]
+        if (repeated := repeated_key(body)) is not None and repeated not in {f.field for f in found}:
+            found.append(FieldError(repeated, REPEATED))
         if values is not None:
             named = {str(e["loc"][0]) for e in errors}  # the body's own fields the model refused
             try:
@@ -123,7 +128,7 @@ async def read_body(request: Request, model: type[M],
             found += values(raw)
         raise InvalidInput.many(found) from None
     if (repeated := repeated_key(body)) is not None:
-        raise InvalidInput(repeated, "appears more than once in the body; send each field once")
+        raise InvalidInput(repeated, REPEATED)
     return parsed
 
 
@@ -291,7 +296,7 @@ async def create_link(request: Request, service: Service) -> Response:
         fields["channel"] = None
     key = idempotency_key(request, body.idempotency_key)
     asked = body.model_dump(mode="json", exclude={"idempotency_key"}) | {"channel": fields["channel"]}  # expires_in
-    request_key = (key, hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()) if key else None
+    request_key = None if key is None else (key, hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest())
     created = await service.create_link(**fields, expires_at=expires, request=request_key)
     link = created.short or created.signed
     assert link is not None
@@ -321,7 +326,7 @@ async def get_link(request: Request, service: Service) -> Response:
 
 @endpoint
 async def update_link(request: Request, service: Service) -> Response:
-    changes = changes_of(await read_body(request, LinkUpdate))
+    changes = changes_of(await read_body(request, LinkUpdate, service.link_mistakes))
     if "expires_at" in changes:
         changes["expires_at"] = epoch(changes["expires_at"])
     link = await service.update_link(request.path_params["slug"], changes)

@@ -34,6 +34,7 @@ from .graph_standin import GraphStandIn, StandInNumber, describe
 from .payloads import referral
 from .service import Service, timestamp
 from .simulate import Customer
+from .storedb import Moved, moved_to
 from .whatsapp import ConversationView
 
 T = TypeVar("T")
@@ -319,12 +320,16 @@ def recorded_base_url(db: str | None) -> str | None:
     path = Path(target)
     if not is_postgres(target) and not path.exists():
         return None
+    where = None
     try:
         opened = database.connect(target) if is_postgres(target) else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         with closing(opened) as conn:
+            where = None if is_postgres(target) else moved_to(conn)
             row = conn.execute("SELECT value FROM meta WHERE key = 'base_url'").fetchone()
     except database.failures(target):
         return None
+    if where is not None:  # its webhooks would go to the server of a file nobody uses (as every command, refused)
+        raise click.ClickException(str(Moved(target, where)))
     return str(row[0]) if row and row[0] else None
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from .agents import Agent, Rotation, on_channel, route
-from .errors import InvalidInput
+from .errors import InvalidInput, Mistakes
 from .names import check_name
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -111,6 +111,27 @@ def check_mode(mode: str, field: str = "mode") -> str:
     if mode not in MODES:
         raise InvalidInput(field, f"{mode!r} is not one of auto, redirect, landing")
     return mode
+
+
+KIND_FIELDS = ("slug", "title", "ref_code", "agent_id", "business_id")
+
+
+def kind_mistakes(mistakes: Mistakes, short: bool, slug: Any = None, title: Any = None, ref_code: Any = None,
+                  agent_id: Any = None, business_id: Any = None) -> None:  # fmt: skip
+    """What only a short link takes, or only a signed one, given to the other (each kept in
+    `mistakes`)."""
+    if short:
+        if title is not None:
+            mistakes.refuse("title", "is for signed links; a short link's page shows its business's name")
+        return
+    if ref_code is not None:
+        mistakes.refuse("ref_code", "is for short links; signed links carry one when the number is connected")
+    if slug is not None:
+        mistakes.refuse("slug", "only short links have a slug; leave it out or set short to true")
+    for field_, value in (("agent_id", agent_id), ("business_id", business_id)):
+        if value is not None:  # a signed link carries a fixed number; who is on shift is only known at the click
+            mistakes.refuse(field_, "signed links lead to a fixed number (to); make a short link to lead to an agent "
+                                    "or business")  # fmt: skip
 
 
 class NotOffered(Exception):

@@ -16,6 +16,7 @@ from .channels import CHANNELS, check_text, deep_link, get_channel, link_notes
 from .errors import KEY_USED, Conflict, FieldError, InvalidInput, Mistakes, NotFound
 from .keys import signing_keys
 from .links import (
+    KIND_FIELDS,
     LinkCache,
     NotOffered,
     ShortLink,
@@ -24,6 +25,7 @@ from .links import (
     check_mode,
     check_slug,
     check_title,
+    kind_mistakes,
     random_slug,
     resolve,
 )
@@ -170,27 +172,21 @@ class Service(WidgetService):
                 return made
         mistakes = Mistakes()  # every mistake at once: a form or a client fixes them in one go
         destination = await mistakes.wait(self._destination(to, channel, agent_id, business_id), None)
-        if destination is not None:  # the text's limits are its channel's
-            text = mistakes.check(check_text, text, get_channel(destination["channel"] or "whatsapp"), otherwise=text)
+        # The text's limits are its channel's: the one asked for, or WhatsApp's, when the
+        # destination is refused (an unknown agent's text is still checked).
+        text_channel = destination["channel"] if destination is not None else channel
+        text = mistakes.check(check_text, text, CHANNELS.get(text_channel or "whatsapp", CHANNELS["whatsapp"]),
+                              otherwise=text)  # fmt: skip
         labels = {"campaign": mistakes.check(check_label, campaign, "campaign", otherwise=None),
                   "source": mistakes.check(check_label, source, "source", otherwise=None)}  # fmt: skip
         mode = mistakes.check(check_mode, mode, otherwise=mode)
         expires_at = mistakes.check(check_expiry, expires_at, otherwise=None)
         if short:
             slug = slug if slug is None else mistakes.check(check_slug, slug, otherwise=slug)
-            if title is not None:
-                mistakes.refuse("title", "is for signed links; a short link's page shows its business's name")
         else:
             title = mistakes.check(check_title, title, otherwise=None)
-            if ref_code is not None:
-                mistakes.refuse("ref_code", "is for short links; signed links carry one when the number is connected")
-            if slug is not None:
-                mistakes.refuse("slug", "only short links have a slug; leave it out or set short to true")
-            for field in ("agent_id", "business_id"):
-                if destination is not None and destination[field] is not None:
-                    # A signed link carries a fixed number; who is on shift is only known at the click.
-                    mistakes.refuse(field, "signed links lead to a fixed number (to); make a short link to lead to an "
-                                           "agent or business")  # fmt: skip
+        kind_mistakes(mistakes, short, slug=slug, title=title, ref_code=ref_code, agent_id=agent_id,
+                      business_id=business_id)  # fmt: skip
         mistakes.raise_any()
         assert destination is not None
         if not short:
@@ -235,6 +231,9 @@ class Service(WidgetService):
                             ("title", check_title)):  # fmt: skip
             if name in given:
                 mistakes.check(check, given[name], name, otherwise=None)
+        short = raw.get("short", True)
+        if isinstance(short, bool):  # else the model named it
+            kind_mistakes(mistakes, short, **{name: raw.get(name) for name in KIND_FIELDS})
         return mistakes.errors
 
     async def _made_before(self, request: tuple[str, str]) -> CreatedLink | None:
