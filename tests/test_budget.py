@@ -85,6 +85,10 @@ def test_styled_codes_are_the_owners(timed: TestClient, shop: dict[str, Any], au
     bad_key = {"authorization": "Bearer nope"}
     assert timed.get("/qr/s/vetrina.png?dark=0b3d91", headers=bad_key).status_code == 403
     assert timed.get("/qr/w/shop/any.png?dark=ff0000").status_code == 403  # the widget's code: never styled
+    # No option at all: a mistake to name (422), not an owner's privilege (403; found by a new user).
+    for path in ("/qr/s/vetrina.png?foo=1", "/qr/s/vetrina.png?size=300&foo=1&dark=ff0000", "/qr/w/shop/any.png?foo=1"):
+        unknown = timed.get(path, headers=json)
+        assert (unknown.status_code, unknown.json()["errors"][0]["field"]) == (422, "foo"), path
 
 
 def test_a_burst_of_new_renders_runs_out_and_the_clock_refills_it(

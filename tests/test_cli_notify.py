@@ -99,6 +99,9 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     assert (tmp_path / "giulia.json").stat().st_mode & 0o777 == 0o600  # one person's data: the owner's only
     data = json.loads((tmp_path / "giulia.json").read_text())
     assert data["phone"] == "393471234567" and [c["wording"] for c in data["consents"]] == ["Order updates on WhatsApp"]
+    monkeypatch.chdir(tmp_path)
+    dash = run("customer", "export", "393471234567", "-o", "-")  # as other tools: standard output, not a file "-"
+    assert json.loads(dash.stdout)["phone"] == "393471234567" and not (tmp_path / "-").exists()
     nowhere = run("customer", "export", "393471234567", "-o", str(tmp_path / "no-such-folder" / "g.json"))
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output and "Traceback" not in nowhere.output
     unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased

@@ -149,7 +149,16 @@ def test_bad_values_are_field_errors_with_exit_1(wa: Callable[..., Result]) -> N
           "--phone-number-id: Meta refused it")  # fmt: skip
     fails(wa("whatsapp", "connect", *IDS, "--business", "7", *FLAGS), 1, "There is no business 7.")
     ok(wa("business", "add", "Another shop"))
-    fails(wa("whatsapp", "connect", *IDS, *FLAGS), 1, "--business: give the business this number answers for")
+    fails(wa("whatsapp", "connect", *IDS, *FLAGS), 1, "--business: give the business this number answers for: "
+          "1 (Pasticceria Dolce Vita), 2 (Another shop) (clicktochat business list)")  # fmt: skip
+
+
+def test_with_no_business_yet_connect_says_to_add_one(standin: GraphStandIn, tmp_path: Path) -> None:
+    """Found by a new user: "there are 0; see clicktochat business list" said nothing to do."""
+    result = CliRunner().invoke(cli, ["whatsapp", "connect", *IDS, *FLAGS, "--db", str(tmp_path / "new.db")],
+                                env={"CLICKTOCHAT_GRAPH_URL": standin.url})  # type: ignore[attr-defined]  # fmt: skip
+    fails(result, 1, "--business: there is no business yet: add the one this number answers for first "
+                     "(clicktochat business add NAME)")  # fmt: skip
 
 
 def test_an_unreachable_graph_api_is_a_message(wa: Callable[..., Result]) -> None:

@@ -81,7 +81,8 @@ def test_with_two_businesses_an_opt_out_must_name_one_and_the_error_names_the_pa
     whatsapp.run(whatsapp.service.add_business("Bar Centrale", "Europe/Rome"))
     unnamed = whatsapp.client.delete(f"{API}/optins/393471234567", params={"topic": "orders"}, headers=whatsapp.auth)
     assert unnamed.status_code == 422 and unnamed.json()["errors"] == [
-        {"field": "business", "reason": "name the business (there is more than one)"}]
+        {"field": "business", "reason": f"name the business: {whatsapp.business_id} (Pasticceria Dolce Vita), "
+                                        "2 (Bar Centrale)"}]
     named = whatsapp.client.delete(f"{API}/optins/393471234567", params={"topic": "orders",
                                    "business": whatsapp.business_id}, headers=whatsapp.auth)  # fmt: skip
     assert named.status_code == 200 and named.json()["business_id"] == whatsapp.business_id
@@ -98,7 +99,8 @@ def test_with_two_businesses_a_history_is_one_business_s(whatsapp: WhatsAppSetup
                                   headers=whatsapp.auth).status_code == 200  # fmt: skip
     unnamed = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567"}, headers=whatsapp.auth)
     assert unnamed.status_code == 422 and unnamed.json()["errors"] == [
-        {"field": "business", "reason": "name the business (there is more than one)"}]
+        {"field": "business",
+         "reason": f"name the business: {whatsapp.business_id} (Pasticceria Dolce Vita), {bar.id} (Bar Centrale)"}]
     for business, state in ((whatsapp.business_id, "in"), (bar.id, "out")):
         history = whatsapp.client.get(f"{API}/optins", params={"phone": "+393471234567", "business": business},
                                       headers=whatsapp.auth).json()  # fmt: skip

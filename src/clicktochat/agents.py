@@ -55,6 +55,13 @@ to (UTC in a container), so a shop's hours and days would move with the machine 
 TIMEZONES = sorted(available_timezones() - SERVER_ZONES)  # the choices offered (dashboard, OpenAPI)
 
 
+def named(businesses: Sequence[Business], shown: int = 5) -> str:
+    """The businesses to choose from, as an error message lists them: ids and names."""
+    listed = ", ".join(f"{b.id} ({b.name})" for b in businesses[:shown])
+    more = f" and {len(businesses) - shown} more" if len(businesses) > shown else ""
+    return f"{listed}{more}"
+
+
 def check_timezone(name: str, field: str = "timezone") -> str:
     if name in SERVER_ZONES:
         raise InvalidInput(field, f"{name!r} depends on the server; give the place's zone, such as Europe/Rome")

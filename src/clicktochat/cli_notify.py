@@ -150,14 +150,15 @@ customer: click.Group = click.Group("customer", help="One person's data: export 
 @customer.command("export")
 @common_options
 @click.argument("phone")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the JSON here.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the JSON to this file (readable by its owner only); - or none: standard output.")
 def customer_export(db: str | None, base_url: str | None, phone: str, output: str | None) -> None:
     """Everything held about a phone number (consents with their wording, conversations,
     messages, statuses, notifications), as JSON: what to hand over when someone asks. PHONE may
     be a WhatsApp user id (e.g. IT.1234567890) for someone whose number WhatsApp withheld."""
     data = run(db, base_url, lambda s: customers.export(s, phone), {"phone": "PHONE"})
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    if output:  # readable by its owner only, as the database and its backups: it is one person's data
+    if output and output != "-":  # readable by its owner only, as the database and its backups: it is one person's data
         try:
             descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             os.fchmod(descriptor, 0o600)  # a file that was there keeps no wider mode

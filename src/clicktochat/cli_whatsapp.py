@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from . import database
+from .agents import named
 from .channels import whatsapp_number
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
@@ -156,9 +157,12 @@ def read_secrets(ctx: click.Context, from_stdin: bool, values: dict[str, str | N
 
 async def only_business(service: Service) -> int:
     found = await service.store.businesses()
+    if not found:
+        raise InvalidInput("business", "there is no business yet: add the one this number answers for first "
+                                       "(clicktochat business add NAME)")  # fmt: skip
     if len(found) != 1:
-        raise InvalidInput("business", f"give the business this number answers for (there are {len(found)}; "
-                           "see `clicktochat business list`)")  # fmt: skip
+        raise InvalidInput("business", f"give the business this number answers for: {named(found)} "
+                                       "(clicktochat business list)")  # fmt: skip
     return found[0].id
 
 

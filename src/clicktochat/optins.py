@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from .agents import Business
+from .agents import Business, named
 from .channels import international, normalize_phone
 from .consent import Consent, latest, may_reply
 from .errors import FieldError, InvalidInput, Mistakes, NotFound, Unavailable
@@ -252,8 +252,8 @@ class Optins:
         if business_id is None:
             businesses = await self.service.store.businesses()
             if len(businesses) != 1:
-                raise InvalidInput(field, "name the business (there is more than one)" if businesses else
-                                   "there is no business yet: add one first")  # fmt: skip
+                raise InvalidInput(field, f"name the business: {named(businesses)}" if businesses else
+                                   "there is no business yet: add one first (clicktochat business add)")  # fmt: skip
             return businesses[0]
         found = await self.service.store.business(business_id) if 0 < business_id < 2**63 else None
         if found is None:

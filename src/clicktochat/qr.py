@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,12 +48,19 @@ class QROptions:
     logo: str | None = None  # "channel" (its icon) or "business" (its uploaded logo); forces H
 
 
+QR_OPTIONS = frozenset({"size", "scale", "border", "error", "dark", "light", "inverted", "logo"})
+
+
+def check_names(params: Iterable[str]) -> None:
+    """A 422 naming the first parameter that is no QR option."""
+    for name in params:
+        if name not in QR_OPTIONS:
+            raise InvalidInput(name, f"is not a QR option; use {', '.join(sorted(QR_OPTIONS))}")
+
+
 def parse_options(params: Mapping[str, str]) -> QROptions:
     """Options from query parameters; each bad value is a 422 naming its parameter."""
-    known = {"size", "scale", "border", "error", "dark", "light", "inverted", "logo"}
-    for name in params:
-        if name not in known:
-            raise InvalidInput(name, f"is not a QR option; use {', '.join(sorted(known))}")
+    check_names(params)
     size = _number(params, "size", 64, 4096)
     scale = _number(params, "scale", 1, 100)
     if size is not None and scale is not None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from .errors import Forbidden
+from .qr import check_names
 
 PUBLIC_OPTIONS = frozenset({"size", "scale"})
 SIG = "sig"
@@ -52,6 +53,7 @@ def public_options(keys: Sequence[str], link: str, params: Mapping[str, str], ow
     """The QR options of a request, without `sig`; a 403 for options beyond size and scale
     from a caller who is neither the owner (`owner`: an API key) nor holding a signed address."""
     options = {name: value for name, value in params.items() if name != SIG}
+    check_names(options)  # a parameter that is no option at all is a mistake (422), not a privilege (403)
     extra = sorted(set(options) - PUBLIC_OPTIONS)
     if extra and not owner and not verified(keys, link, params):
         raise Forbidden(
