@@ -14,6 +14,7 @@ from clicktochat.payloads import inbound_message, new_wamid, referral
 from clicktochat.service import timestamp
 from clicktochat.stats import compute, parse_query
 from conftest import IPHONE, WhatsAppSetup, connect_db, flush
+from test_admin_roles import sign_in
 
 
 def make_link(setup: WhatsAppSetup, **fields: Any) -> str:
@@ -227,6 +228,7 @@ def test_stats_count_chats_started_and_the_share_of_clicks_that_became_one(whats
     rows = {r["key"]: (r["clicks"], r["conversations"], r["conversion"]) for r in by_link["rows"]}
     assert rows == {"short:vetrina": (4, 1, 0.25), "short:flyer": (1, 0, 0.0)}
     assert by_link["totals"]["conversations"] == 2  # every chat started, from a link or not
+    assert by_link["totals"]["conversations_from_clicks"] == 1  # what the rows add up to (found by a new user)
     assert by_link["totals"]["conversion"] == 0.2  # 1 chat from a click, 5 clicks
     by_campaign = whatsapp.client.get("/api/v1/stats", params={"by": "campaign"}, headers=whatsapp.auth).json()
     assert {r["key"]: r["conversations"] for r in by_campaign["rows"]} == {"vetrina": 1, "flyer": 0}
@@ -235,6 +237,8 @@ def test_stats_count_chats_started_and_the_share_of_clicks_that_became_one(whats
     csv_text = whatsapp.client.get("/api/v1/stats.csv", params={"by": "link"}, headers=whatsapp.auth).text
     assert "short:vetrina,short:vetrina,4,1,0,1,0.25" in csv_text.splitlines()[1:]
     shown = whatsapp.run(compute(whatsapp.service.store, parse_query({"by": "link"})))  # the CLI's and dashboard's
+    page = sign_in(whatsapp, "ana").get("/admin/", params={"by": "link"}).text
+    assert '(<span id="chats-from-clicks">1</span> from clicks: the rest began with an ad or the customer' in page
     assert shown.chats and shown.as_csv().splitlines()[0] == "link,label,clicks,uniques,bots,conversations,conversion"
 
 

@@ -426,7 +426,8 @@ def test_stats_prints_a_table_json_and_csv(runner: CliRunner, db: str, shop: dic
     ]
     assert "(Europe/Rome), by referrer" in table.stderr
     found = as_json(invoke(runner, "stats", "--db", db, "--campaign", "summer", "--json"))
-    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None}
+    assert found["totals"] == {"clicks": 3, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None,
+                               "conversations_from_clicks": 0}
     assert len(found["rows"]) == 30
     csv_text = ok(invoke(runner, "stats", "--db", db, "--by", "robot", "--csv")).stdout
     assert csv_text.splitlines() == [

@@ -56,7 +56,8 @@ def stats(service: Service, client: TestClient, **params: str) -> dict[str, Any]
 
 def test_totals_count_people_uniques_and_robots_apart(client: TestClient, service: Service, shop: Any) -> None:
     result = stats(service, client, **{"from": "2026-11-01", "to": "2026-11-30"})
-    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1, "conversations": 0, "conversion": None}
+    assert result["totals"] == {"clicks": 5, "uniques": 4, "bots": 1, "conversations": 0, "conversion": None,
+                                 "conversations_from_clicks": 0}
     assert result["timezone"] == "Europe/Rome"  # the only business's
 
 
@@ -130,7 +131,8 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
     by_agent = stats(service, client, **month, by="agent")["rows"]
     assert [(r["label"], r["clicks"]) for r in by_agent] == [("Giulia", 3), ("Marco", 2)]
     only_marco = stats(service, client, **month, agent=str(shop["marco"].id), by="device")
-    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None}
+    assert only_marco["totals"] == {"clicks": 2, "uniques": 1, "bots": 1, "conversations": 0, "conversion": None,
+                                    "conversations_from_clicks": 0}
     assert {r["key"]: (r["clicks"], r["bots"]) for r in only_marco["rows"]} == {
         "desktop": (1, 0), "mobile": (1, 0), "other": (0, 1)
     }  # fmt: skip
@@ -147,7 +149,8 @@ def test_filters_and_groupings(client: TestClient, service: Service, shop: Any) 
     assert stats(service, client, **month, channel="whatsapp")["totals"]["clicks"] == 5
     call(client, service.create_widget(shop["business"].id, "shop", {}))  # a widget nobody clicked yet
     assert stats(service, client, **month, widget="shop")["totals"] == {
-        "clicks": 0, "uniques": 0, "bots": 0, "conversations": 0, "conversion": None}  # fmt: skip
+        "clicks": 0, "uniques": 0, "bots": 0, "conversations": 0, "conversion": None,
+        "conversations_from_clicks": 0}  # fmt: skip
     assert stats(service, client, **month, by="link", limit="1")["rows"][0]["key"] == "short:vetrina"
 
 

@@ -344,6 +344,12 @@ class CountsOut(BaseModel):
     conversion: float | None = Field(None, description="Chats opened from a click (its ref code) per click")
 
 
+class TotalsOut(CountsOut):
+    conversations_from_clicks: int = Field(0, description="Of `conversations`, those opened from a click: by link, "
+                                           "campaign, agent, channel or widget, the rows add up to these; the rest "
+                                           "(an ad's, a chat begun by the customer) are in no row")  # fmt: skip
+
+
 class StatsRowOut(CountsOut):
     key: str = Field(description="The day, week (its Monday), month, link, campaign, agent id or value; '' for none")
     label: str = Field(description="For people: the agent's name, '(none)' for an empty key, else the key")
@@ -357,7 +363,7 @@ class StatsOut(BaseModel):
     timezone: str
     by: str
     filters: dict[str, str | int]
-    totals: CountsOut
+    totals: TotalsOut
     rows: list[StatsRowOut]
 
 

@@ -19,6 +19,7 @@ import click
 
 from . import __version__, database
 from .accounts import ROLES, check_password, check_username, create_admin, set_password, set_role
+from .clickstore import LINK_GROUPS
 from .database import is_postgres, redacted, scrubbed
 from .errors import InvalidInput, ProblemError
 from .keys import create_api_key, rotate_signing_key
@@ -484,6 +485,10 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
     print_table([{by: getattr(row, "label", "TOTAL"), "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots,
                   "chats": row.conversations, "conversion": "" if row.conversion is None else f"{row.conversion:.1%}"}
                  for row in rows], [by, "clicks", "uniques", "bots", *chats])  # fmt: skip
+    elsewhere = found.totals.conversations - found.totals.conversations_from_clicks
+    if chats and by in LINK_GROUPS and elsewhere:
+        click.echo(f"{elsewhere} of the TOTAL's chats began with no click (an ad, or a customer writing first): "
+                   f"no {by}'s row counts them.", err=True)  # fmt: skip
 
 
 def main() -> None:

@@ -119,7 +119,8 @@ KIND_FIELDS = ("slug", "title", "ref_code", "agent_id", "business_id")
 def kind_mistakes(mistakes: Mistakes, short: bool, slug: Any = None, title: Any = None, ref_code: Any = None,
                   agent_id: Any = None, business_id: Any = None) -> None:  # fmt: skip
     """What only a short link takes, or only a signed one, given to the other (each kept in
-    `mistakes`)."""
+    `mistakes`, unless the field is named there already: one mistake at a time per field)."""
+    named = {error.field for error in mistakes.errors}
     if short:
         if title is not None:
             mistakes.refuse("title", "is for signed links; a short link's page shows its business's name")
@@ -129,7 +130,8 @@ def kind_mistakes(mistakes: Mistakes, short: bool, slug: Any = None, title: Any 
     if slug is not None:
         mistakes.refuse("slug", "only short links have a slug; leave it out or set short to true")
     for field_, value in (("agent_id", agent_id), ("business_id", business_id)):
-        if value is not None:  # a signed link carries a fixed number; who is on shift is only known at the click
+        if value is not None and field_ not in named:  # a signed link carries a fixed number; the agent on shift
+            # is only known at the click
             mistakes.refuse(field_, "signed links lead to a fixed number (to); make a short link to lead to an agent "
                                     "or business")  # fmt: skip
 

@@ -185,8 +185,8 @@ class Service(WidgetService):
             slug = slug if slug is None else mistakes.check(check_slug, slug, otherwise=slug)
         else:
             title = mistakes.check(check_title, title, otherwise=None)
-        kind_mistakes(mistakes, short, slug=slug, title=title, ref_code=ref_code, agent_id=agent_id,
-                      business_id=business_id)  # fmt: skip
+        kind_mistakes(mistakes, short, slug=slug, title=title, ref_code=ref_code,  # a refused destination is named
+                      **{k: destination[k] for k in ("agent_id", "business_id")} if destination else {})  # fmt: skip
         mistakes.raise_any()
         assert destination is not None
         if not short:
@@ -233,7 +233,10 @@ class Service(WidgetService):
                 mistakes.check(check, given[name], name, otherwise=None)
         short = raw.get("short", True)
         if isinstance(short, bool):  # else the model named it
-            kind_mistakes(mistakes, short, **{name: raw.get(name) for name in KIND_FIELDS})
+            given_kind = {name: raw.get(name) for name in KIND_FIELDS}
+            if sum(raw.get(name) is not None for name in ("to", "agent_id", "business_id")) != 1:
+                given_kind.pop("agent_id"), given_kind.pop("business_id")  # no one destination: the service names it
+            kind_mistakes(mistakes, short, **given_kind)
         return mistakes.errors
 
     async def _made_before(self, request: tuple[str, str]) -> CreatedLink | None:

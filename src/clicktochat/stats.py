@@ -74,6 +74,9 @@ class Counts:
     bots: int  # robots, never in clicks
     conversations: int = 0  # WhatsApp chats started (the customer wrote with the window closed)
     conversion: float | None = None  # chats opened from a click (ref code) / clicks
+    # Of `conversations`, those opened from a click: by link, campaign, agent, channel or widget,
+    # the rows add up to these; the rest (an ad's, a chat nobody's link began) are no row's.
+    conversations_from_clicks: int = 0
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     else:  # chats are not counted by referrer, device... (only clicks know those)
         rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b) for key, c, u, b in found]
     counted = await store.chats_counted()
-    counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks if counted else 0))
+    counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks if counted else 0), all_chats[1])
     if not counted:  # no number tells which click became a chat: no conversion to show
         rows = [replace(row, conversion=None) for row in rows]
     return Stats(query, first_day, last_day, timezone, counts, rows, counted)
