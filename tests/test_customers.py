@@ -22,7 +22,8 @@ from clicktochat.payloads import (
     status_update,
     webhook_body,
 )
-from conftest import NUMBER, WhatsAppSetup, connect_db
+from conftest import IPHONE, NUMBER, WhatsAppSetup, connect_db, flush
+from test_attribution import make_link, text_of
 from test_notifications import API, PHONE, notify, opt_in, sync
 
 OTHER = "393489999999"
@@ -558,3 +559,35 @@ def test_a_customer_known_only_by_a_user_id_is_exported_and_erased(whatsapp: Wha
     assert [(c["state"], c["topic"], c["user_id"]) for c in after["consents"]] == [("out", "*", "IT.5550001")]  # type: ignore[attr-defined]
     assert [m["text"] for m in held(whatsapp, OTHER)["messages"]] == ["Buongiorno"]  # type: ignore[attr-defined]
     assert whatsapp.client.get(f"{API}/customers/XX.nobody", headers=whatsapp.auth).status_code == 200  # nothing held
+
+
+def test_an_erasure_leaves_the_costs_and_the_chats_counted_as_they_were(whatsapp: WhatsAppSetup) -> None:
+    """Found by a new user: erasing a customer lowered last month's cost estimate (Meta still
+    charges for what was sent) and took their chat out of the stats by link. What is kept says
+    nothing of them: a day, a link, a country, a price."""
+    sync(whatsapp)
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Ordine", campaign="vetrina", slug="vetrina")
+    ref_text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    flush(whatsapp.client)
+    whatsapp.run(whatsapp.customer().send_text(ref_text))  # a chat from the link
+    whatsapp.run(whatsapp.customer(wa_id="393470000002", user_id=None).send_text("Ciao"))  # someone else's
+    whatsapp.process()
+    opt_in(whatsapp)
+    assert notify(whatsapp).status_code == 202 and whatsapp.send() == 1
+    assert whatsapp.status(whatsapp.standin.sent[-1].wamid, "delivered").status_code == 200
+    whatsapp.process()
+
+    def counted() -> tuple[Any, ...]:
+        costs = whatsapp.client.get(f"{API}/costs", headers=whatsapp.auth).json()
+        by_link = whatsapp.client.get(f"{API}/stats", params={"by": "link"}, headers=whatsapp.auth).json()
+        return (costs["total"], costs["by_category"], costs["by_topic"], by_link["totals"], by_link["rows"])
+
+    before = counted()
+    assert before[0] > 0 and before[3]["conversations"] == 2 and before[4][0]["conversations"] == 1
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    assert counted() == before
+    with connect_db(whatsapp.service.settings.db) as db:
+        kept = [*db.execute("SELECT * FROM erased_sends"), *db.execute("SELECT * FROM erased_chat_starts")]
+    assert kept and not any("3471234567" in str(row) or "IT.1234567890" in str(row) for row in kept)
+    assert ("IT" in kept[0]) and ("vetrina" in kept[1])  # the country; the link's campaign
+    assert whatsapp.client.get(f"{API}/customers/{PHONE}", headers=whatsapp.auth).json()["conversations"] == []
