@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -303,19 +304,55 @@ def test_hostile_names_and_greetings_show_as_text(visit: Any) -> None:
     assert v.page.evaluate("window.pwned") is None
 
 
-def test_display_rules_paths_delay_and_scroll(visit: Any) -> None:
-    v = visit()
-    v.open("/about", w="rules", tall="1")
-    v.page.wait_for_timeout(1500)
-    v.page.mouse.wheel(0, 5000)
-    v.page.wait_for_timeout(300)
-    assert v.page.locator("clicktochat-widget").count() == 0  # not a /products/* page
+def shown_within(v: Visit, milliseconds: int) -> bool:
+    """Whether the button shows while the page's (installed, paused) clock moves on by at most
+    `milliseconds`, one at a time: each step is also a turn for the browser to run what came."""
+    for _ in range(milliseconds):
+        if v.page.locator("clicktochat-widget").count():
+            return True
+        v.page.clock.run_for(1)
+    return bool(v.page.locator("clicktochat-widget").count())
 
-    v.open("/products/cassata", w="rules", tall="1")
-    v.page.wait_for_timeout(1300)  # past the delay, but not scrolled
+
+def test_display_rules_paths_delay_and_scroll(visit: Any) -> None:
+    """The rules' widget: /products/* only, after 1 s, once half the page is scrolled. Time is
+    the page's clock, moved by the test, never slept."""
+    v = visit()
+    v.page.clock.install()
+    with v.page.expect_response(lambda r: "/api/widget/rules" in r.url):
+        v.open("/about", w="rules", tall="1")
+    v.page.clock.pause_at(v.page.evaluate("Date.now()") + 10)
+    v.page.mouse.wheel(0, 5000)
+    assert not shown_within(v, 1500)  # not a /products/* page
+
+    v = visit()
+    v.page.clock.install()
+    with v.page.expect_response(lambda r: "/api/widget/rules" in r.url):
+        v.open("/products/cassata", w="rules", tall="1")
+    v.page.clock.pause_at(v.page.evaluate("Date.now()") + 10)
+    v.page.clock.run_for(1500)  # past the delay, but not scrolled
     assert v.page.locator("clicktochat-widget").count() == 0
     v.page.mouse.wheel(0, 2500)
-    v.shadow(".launcher").wait_for(timeout=3000)
+    assert shown_within(v, 500)
+
+
+def test_the_delay_counts_from_the_pages_load_not_from_when_the_configuration_came(visit: Any) -> None:
+    """A configuration that comes late (a slow network) does not add to the delay (found by a
+    review: a 1 s delay became 1 s after the answer)."""
+    v = visit()
+    held: list[Route] = []
+    v.page.route(re.compile(r"/api/widget/rules\b"), lambda route: held.append(route))  # held back while the clock runs
+    v.page.clock.install()
+    v.open("/products/cassata", w="rules", tall="1")
+    v.page.clock.pause_at(v.page.evaluate("Date.now()") + 10)
+    v.page.mouse.wheel(0, 2500)  # scrolled
+    for _ in range(5000):  # the browser asks for it once its script runs: a bounded wait for that event
+        if held:
+            break
+        v.page.clock.run_for(1)
+    v.page.clock.run_for(1500)  # the delay has passed since the page's load
+    held[0].continue_()
+    assert shown_within(v, 500)  # at once, not a whole delay after the answer came
 
 
 def test_hide_when_nobody_is_available(visit: Any) -> None:

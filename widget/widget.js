@@ -69,17 +69,20 @@
       addEventListener("scroll", check, { passive: true });
     };
     // Single-page apps change the path without loading a page: the rules are read again at each change.
-    const follow = () => {
+    // The delay counts from the page's load (however long the configuration took to come), or from
+    // such a change (`moved`: an event, or true).
+    const follow = (moved) => {
       path = location.pathname;
       if (box) return (box.hidden = !here()) && hide();
       if (waiting || !here()) return;
       waiting = true;
-      delay ? setTimeout(whenScrolled, delay * 1000) : whenScrolled();
+      const wait = delay * 1000 - (moved ? 0 : performance.now());
+      wait > 0 ? setTimeout(whenScrolled, wait) : whenScrolled();
     };
     follow();
     addEventListener("popstate", follow);
     if (window.navigation) navigation.addEventListener("currententrychange", follow);
-    else setInterval(() => path !== location.pathname && follow(), 1000);
+    else setInterval(() => path !== location.pathname && follow(true), 1000);
   }
 
   function render(config) {
