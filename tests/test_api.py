@@ -681,6 +681,22 @@ def test_mistakes_are_named_at_once_whatever_else_was_refused(api: Api) -> None:
     assert [link["slug"] for link in ok(api.get("/links"))["links"]] == [slug]
 
 
+def test_a_mistake_is_named_once_and_only_where_it_is_one(api: Api) -> None:
+    """Found by a review of the test above: a Telegram link's `to` held to WhatsApp's rules, a
+    `short` refused taken for true, a field sent twice named twice."""
+    telegram = api.link(to="@dolcevita", channel="telegram")["slug"]
+    body = problem(api.patch(f"/links/{telegram}", {"to": "@anotherone", "mode": "bogus"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["mode"]
+    body = problem(api.post("/links", {"to": NUMBER, "short": "false", "title": "Shop"}), 422)
+    assert [e["field"] for e in body["errors"]] == ["short"]
+    twice = b'{"to": "+39 347 123 4567", "text": "a", "text": "' + b"x" * 1001 + b'", "mode": "zz"}'
+    body = problem(api.raw("POST", "/links", twice, "application/json"), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["mode", "text"]
+    twice = b'{"to": "+39 347 123 4567", "short": false, "slug": "a", "slug": "b", "mode": "zz"}'
+    body = problem(api.raw("POST", "/links", twice, "application/json"), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["mode", "slug"]
+
+
 @pytest.mark.parametrize("where", ["header", "body"])
 def test_an_empty_idempotency_key_is_refused_not_taken_for_none(api: Api, where: str) -> None:
     """Found by a review: `Idempotency-Key: ` made a new link at every retry."""

@@ -21,6 +21,8 @@ from clicktochat.csvcells import cell
     ("STOP\n=1+1", "STOP\n'=1+1"),
     ("x\r\n@SUM(1)", "x\r\n'@SUM(1)"),
     ("Basta\n -2", "Basta\n '-2"),
+    ('x;"=1+1;', 'x;"\'=1+1;'),
+    ('x\n ""@SUM(1)', 'x\n ""\'@SUM(1)'),
     ("x;=1+1;", "x;'=1+1;"),
     ("STOP ;=HYPERLINK(1);", "STOP ;'=HYPERLINK(1);"),
     ("x; =cmd|' /C calc'!A0", "x; '=cmd|' /C calc'!A0"),
@@ -52,9 +54,10 @@ def test_read_as_excel_reads_it_with_semicolons_no_cell_of_any_row_starts_a_form
     """There a quote opens a cell only at its start: after `x,` it is a character, so a line
     break inside our quoted cell ends the row and what follows starts the next one."""
     out = io.StringIO()
-    csv.writer(out).writerow(["2026-12-05", cell("STOP\n=1+1"), cell("x\r\n@SUM(1);+2"), cell("ok")])
+    csv.writer(out).writerow(["2026-12-05", cell("STOP\n=1+1"), cell("x\r\n@SUM(1);+2"), cell('x;"=1+1;'),
+                              cell('y\n"-2'), cell("ok")])  # fmt: skip
     rows = list(csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=";"))
     assert len(rows) > 1  # the line breaks did split it
     for row in rows:
         for part in row:
-            assert part.lstrip(" ")[:1] not in ("=", "+", "-", "@"), rows
+            assert part.lstrip(" \"")[:1] not in ("=", "+", "-", "@"), rows

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from clicktochat import pricing
 from clicktochat.conversations import parse
 from clicktochat.payloads import (
     batch,
@@ -22,6 +23,7 @@ from clicktochat.payloads import (
     status_update,
     webhook_body,
 )
+from clicktochat.pricing import PriceTable, estimate
 from conftest import IPHONE, NUMBER, WhatsAppSetup, connect_db, flush
 from test_attribution import make_link, text_of
 from test_notifications import API, PHONE, notify, opt_in, sync
@@ -591,3 +593,31 @@ def test_an_erasure_leaves_the_costs_and_the_chats_counted_as_they_were(whatsapp
     assert kept and not any("3471234567" in str(row) or "IT.1234567890" in str(row) for row in kept)
     assert ("IT" in kept[0]) and ("vetrina" in kept[1])  # the country; the link's campaign
     assert whatsapp.client.get(f"{API}/customers/{PHONE}", headers=whatsapp.auth).json()["conversations"] == []
+
+
+def test_messages_sent_in_the_same_second_keep_their_order_once_one_is_erased(
+    whatsapp: WhatsAppSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: the last free service message of a month is the one sent last; an
+    erased row sorted after live ones of its second, so another country's price was charged."""
+    sync(whatsapp)
+    for wa_id, text in (("393471234567", "Ciao"), ("4915123456789", "Hallo")):
+        whatsapp.run(whatsapp.customer(wa_id=wa_id, user_id=None).send_text(text))
+    whatsapp.process()
+    now = int(time.time())
+    with connect_db(whatsapp.service.settings.db) as db:  # two replies Meta took in the same second: Italy's first
+        chats = dict(db.execute("SELECT wa_id, id FROM conversations").fetchall())
+        for n, wa_id in enumerate(["393471234567", "4915123456789"]):
+            db.execute("INSERT INTO outbox (number_id, conversation_id, idempotency_key, payload, state,"
+                       " next_attempt_at, created_at, sent_at, wamid) VALUES (?, ?, ?, '{}', 'sent', 0, ?, ?, ?)",
+                       (whatsapp.number_id, chats[wa_id], f"same-second-{n}", now, now, f"wamid.same{n}"))  # fmt: skip
+        db.commit()
+    monkeypatch.setattr(pricing, "FREE_SERVICE_PER_MONTH", 1)  # the first is free, the second is charged
+    table = PriceTable({("IT", "service"): 1.0, ("DE", "service"): 5.0}, "EUR", "test")
+
+    def total() -> float:
+        return estimate(whatsapp.run(whatsapp.service.whatsapp.chats.sent_between(now - 60, now + 60)), table).total
+
+    assert total() == 5.0  # Germany's, sent second
+    assert whatsapp.client.delete(f"{API}/customers/393471234567", headers=whatsapp.auth).status_code == 200
+    assert total() == 5.0

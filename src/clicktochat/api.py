@@ -45,7 +45,7 @@ from .errors import FieldError, InvalidInput, MalformedRequest, PayloadTooLarge,
 from .keys import check_api_key
 from .links import ShortLink
 from .logos import MAX_UPLOAD_BYTES
-from .service import CreatedLink, Service, timestamp
+from .service import CreatedLink, Service, link_update_mistakes, timestamp
 from .stats import compute, parse_query
 from .tokens import token_key
 from .widget import SETTING_NAMES, Widget, check_settings
@@ -117,10 +117,11 @@ async def read_body(request: Request, model: type[M],
             raise MalformedRequest("The body is empty; send a JSON object." if not body else
                                    "The body must be a JSON object.") from None  # fmt: skip
         found = [FieldError(field_name(e["loc"]), _reason(e)) for e in errors]
+        named = {str(e["loc"][0]) for e in errors}  # the body's own fields the model refused
         if (repeated := repeated_key(body)) is not None and repeated not in {f.field for f in found}:
             found.append(FieldError(repeated, REPEATED))
+            named.add(repeated)  # named once: its values are not checked as well
         if values is not None:
-            named = {str(e["loc"][0]) for e in errors}  # the body's own fields the model refused
             try:
                 raw = {k: v for k, v in json.loads(body).items() if k not in named}
             except (ValueError, RecursionError):  # deeper than Python's parser goes: the model's say is enough
@@ -326,7 +327,7 @@ async def get_link(request: Request, service: Service) -> Response:
 
 @endpoint
 async def update_link(request: Request, service: Service) -> Response:
-    changes = changes_of(await read_body(request, LinkUpdate, service.link_mistakes))
+    changes = changes_of(await read_body(request, LinkUpdate, link_update_mistakes))
     if "expires_at" in changes:
         changes["expires_at"] = epoch(changes["expires_at"])
     link = await service.update_link(request.path_params["slug"], changes)

@@ -7,14 +7,15 @@ advises. In Italy, Germany, France, Spain and Portugal Excel splits a `.csv` on 
 our comma-separated writer does not quote: every part after a semicolon starts a cell there, and
 is defused the same way. So does every line: there a quote in the middle of a cell opens nothing,
 and a line break inside our quoted cell starts a new row (found by a review: a STOP message with
-a line break before `=1+1` went out as it came)."""
+a line break before `=1+1` went out as it came). Quotes before the sign are passed over: there
+`""=1+1` opens and closes a quote, and what follows is the cell."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-_STARTS = re.compile(r"(^|[;\n\r])( *)(?=[=+\-@\t\r])")
+_STARTS = re.compile(r"(^|[;\n\r])([ \"]*)(?=[=+\-@\t\r])")
 
 
 def cell(value: Any) -> str:

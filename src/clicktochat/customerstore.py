@@ -187,11 +187,11 @@ class CustomerStore(NotificationStore):
             db.execute("INSERT INTO erased_chat_starts (business_id, day, link_kind, link_key, campaign, agent_id,"
                        " channel) SELECT business_id, day, link_kind, link_key, campaign, agent_id, channel"
                        f" FROM chat_starts WHERE conversation_id IN ({c})", conversations)  # fmt: skip
-            for at, sent in self._sent(f"o.id IN ({_marks(outbox)})", outbox):
-                db.execute("INSERT INTO erased_sends (business_id, number_id, sent_at, category, topic, region,"
-                           " pricing) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (sent.business_id, sent.number_id, at, sent.category, sent.topic, region_of(sent.phone),
-                            json.dumps(sent.pricing) if sent.pricing else None))  # fmt: skip
+            for (at, outbox_id), sent in self._sent(f"o.id IN ({_marks(outbox)})", outbox):
+                db.execute("INSERT INTO erased_sends (business_id, number_id, sent_at, outbox_id, category, topic,"
+                           " region, pricing) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (sent.business_id, sent.number_id, at, outbox_id, sent.category, sent.topic,
+                            region_of(sent.phone), json.dumps(sent.pricing) if sent.pricing else None))  # fmt: skip
 
             def delete(table: str, where: str, params: Sequence[Any]) -> None:
                 deleted[table] = deleted.get(table, 0) + db.execute(f"DELETE FROM {table} WHERE {where}",

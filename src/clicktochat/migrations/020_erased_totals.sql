@@ -19,6 +19,7 @@ CREATE TABLE erased_sends (
     business_id INTEGER NOT NULL,
     number_id INTEGER NOT NULL,
     sent_at INTEGER NOT NULL,
+    outbox_id INTEGER NOT NULL,              -- the order it went out in, within a second (the free allowance)
     category TEXT NOT NULL,                  -- marketing, utility, authentication or service
     topic TEXT,
     region TEXT NOT NULL,                    -- the number's country (ISO 3166), or * when unknown

@@ -16,6 +16,7 @@ CREATE TABLE erased_sends (
     business_id BIGINT NOT NULL,
     number_id BIGINT NOT NULL,
     sent_at BIGINT NOT NULL,
+    outbox_id BIGINT NOT NULL,               -- the order it went out in, within a second (the free allowance)
     category TEXT NOT NULL,                  -- marketing, utility, authentication or service
     topic TEXT,
     region TEXT NOT NULL,                    -- the number's country (ISO 3166), or * when unknown
