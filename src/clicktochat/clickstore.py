@@ -98,7 +98,6 @@ class ClickStore(StoreDB):
         before (a number since disconnected)."""
         (found,) = await self._one(
             "SELECT EXISTS (SELECT 1 FROM whatsapp_numbers) OR EXISTS (SELECT 1 FROM chat_starts)"
-            " OR EXISTS (SELECT 1 FROM erased_chat_starts)"
         )
         return bool(found)
 
@@ -241,11 +240,9 @@ class ClickStore(StoreDB):
     ) -> dict[str, tuple[int, int]]:
         """(chats started, of which opened from a click) per group key, between two days, from
         chat_starts, grouped and filtered like link_days (its columns, with the same blanks)."""
-        starts = "SELECT day, business_id, link_kind, link_key, campaign, agent_id, channel FROM"  # and erased people's
         columns = ("SELECT day, business_id, coalesce(link_kind, '') AS link_kind, coalesce(link_key, '') AS link_key,"
                    " coalesce(campaign, '') AS campaign, coalesce(agent_id, 0) AS agent_id,"
-                   f" coalesce(channel, '') AS channel FROM ({starts} chat_starts UNION ALL"
-                   f" {starts} erased_chat_starts) AS starts")  # fmt: skip
+                   " coalesce(channel, '') AS channel FROM chat_starts")  # fmt: skip
         where = "day BETWEEN ? AND ?" + "".join(f" AND {name} = ?" for name in filters)
         if group in LINK_GROUPS:
             where += " AND link_kind != ''"  # a chat not opened from a link is no link's

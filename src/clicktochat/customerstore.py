@@ -14,7 +14,6 @@ from .channels import whatsapp_forms, whatsapp_number
 from .chatdb import RETRYABLE, UNIQUE_VIOLATION
 from .conversations import Event, Inbound, Status, parse
 from .notifystore import NotificationStore
-from .pricing import region_of
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +181,6 @@ class CustomerStore(NotificationStore):
                 f" UNION SELECT wamid FROM outbox WHERE id IN ({_marks(outbox)}) AND wamid IS NOT NULL",
                 [*conversations, *outbox]).fetchall()]  # fmt: skip
             deleted: dict[str, int] = {}
-            # What the stats and the cost estimate count stays, without them (found by a new user:
-            # an erasure lowered a month's costs after the fact and took chats out of the stats).
-            db.execute("INSERT INTO erased_chat_starts (business_id, day, link_kind, link_key, campaign, agent_id,"
-                       " channel) SELECT business_id, day, link_kind, link_key, campaign, agent_id, channel"
-                       f" FROM chat_starts WHERE conversation_id IN ({c})", conversations)  # fmt: skip
-            for (at, outbox_id), sent in self._sent(f"o.id IN ({_marks(outbox)})", outbox):
-                db.execute("INSERT INTO erased_sends (business_id, number_id, sent_at, outbox_id, category, topic,"
-                           " region, pricing) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (sent.business_id, sent.number_id, at, outbox_id, sent.category, sent.topic,
-                            region_of(sent.phone), json.dumps(sent.pricing) if sent.pricing else None))  # fmt: skip
 
             def delete(table: str, where: str, params: Sequence[Any]) -> None:
                 deleted[table] = deleted.get(table, 0) + db.execute(f"DELETE FROM {table} WHERE {where}",

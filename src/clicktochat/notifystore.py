@@ -206,39 +206,26 @@ class NotificationStore(OutboxStore):
         object from the message's statuses when it has come."""
 
         def work() -> list[Sent]:
-            sent = self._sent("o.sent_at >= ? AND o.sent_at < ? AND (? IS NULL OR w.business_id = ?)",
-                              (start, end, business_id, business_id))  # fmt: skip
-            erased = [((at, outbox_id), Sent(business, number, None, category, topic,
-                                             json.loads(pricing) if pricing else None, region))
-                      for business, number, at, outbox_id, category, topic, region, pricing in self._all(
-                "SELECT business_id, number_id, sent_at, outbox_id, category, topic, region, pricing FROM erased_sends"
-                " WHERE sent_at >= ? AND sent_at < ? AND (? IS NULL OR business_id = ?)",
-                (start, end, business_id, business_id))]  # fmt: skip
-            return [message for _, message in sorted(sent + erased, key=lambda pair: pair[0])]  # as they went out
+            rows = self._all(
+                "SELECT w.business_id, o.number_id, coalesce(n.phone, c.wa_id, r.phone),"
+                " coalesce(lower(n.category), CASE WHEN o.conversation_id IS NULL THEN 'utility' ELSE 'service' END),"
+                " n.topic, (SELECT s.pricing FROM wa_statuses s WHERE s.wamid = o.wamid AND s.number_id = o.number_id"
+                " AND s.pricing IS NOT NULL ORDER BY s.at DESC LIMIT 1), CASE WHEN r.id IS NULL THEN NULL"
+                " ELSE o.payload END"
+                " FROM outbox o JOIN whatsapp_numbers w ON w.id = o.number_id"
+                " LEFT JOIN notifications n ON n.outbox_id = o.id LEFT JOIN conversations c ON c.id = o.conversation_id"
+                " LEFT JOIN optin_requests r ON r.outbox_id = o.id"
+                " WHERE o.state = 'sent' AND o.sent_at >= ? AND o.sent_at < ? AND (? IS NULL OR w.business_id = ?)"
+                " ORDER BY o.sent_at, o.id", (start, end, business_id, business_id),
+            )  # fmt: skip
+            sent = []
+            for business, number, phone, category, topic, pricing, confirmation in rows:
+                if confirmation:  # a double opt-in's confirmation: its template's own category
+                    category = self._template_category(number, json.loads(confirmation)) or category
+                sent.append(Sent(business, number, phone, category, topic, json.loads(pricing) if pricing else None))
+            return sent
 
         return await self.run(work)
-
-    def _sent(self, where: str, params: Sequence[Any]) -> list[tuple[tuple[int, int], Sent]]:
-        """((when, outbox id), what) of each message Meta took among the outbox rows `where`
-        picks, in the order they went out."""
-        rows = self._all(
-            "SELECT w.business_id, o.number_id, o.sent_at, o.id, coalesce(n.phone, c.wa_id, r.phone),"
-            " coalesce(lower(n.category), CASE WHEN o.conversation_id IS NULL THEN 'utility' ELSE 'service' END),"
-            " n.topic, (SELECT s.pricing FROM wa_statuses s WHERE s.wamid = o.wamid AND s.number_id = o.number_id"
-            " AND s.pricing IS NOT NULL ORDER BY s.at DESC LIMIT 1), CASE WHEN r.id IS NULL THEN NULL"
-            " ELSE o.payload END"
-            " FROM outbox o JOIN whatsapp_numbers w ON w.id = o.number_id"
-            " LEFT JOIN notifications n ON n.outbox_id = o.id LEFT JOIN conversations c ON c.id = o.conversation_id"
-            f" LEFT JOIN optin_requests r ON r.outbox_id = o.id WHERE o.state = 'sent' AND {where}"
-            " ORDER BY o.sent_at, o.id", params,
-        )  # fmt: skip
-        sent = []
-        for business, number, at, outbox_id, phone, category, topic, pricing, confirmation in rows:
-            if confirmation:  # a double opt-in's confirmation: its template's own category
-                category = self._template_category(number, json.loads(confirmation)) or category
-            sent.append(((int(at), int(outbox_id)), Sent(business, number, phone, category, topic,
-                                                         json.loads(pricing) if pricing else None)))  # fmt: skip
-        return sent
 
     def _template_category(self, number_id: int, payload: dict[str, Any]) -> str | None:
         template = payload.get("template") or {}

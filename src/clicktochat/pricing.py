@@ -78,7 +78,6 @@ class Sent:
     category: str  # marketing, utility, authentication (templates) or service (replies)
     topic: str | None
     pricing: dict[str, Any] | None  # Meta's, from the message's statuses, when it has come
-    region: str | None = None  # the number's country, kept where the number is not (an erased customer's)
 
 
 @dataclass
@@ -122,7 +121,7 @@ def estimate(messages: Iterable[Sent], table: PriceTable) -> Estimate:
         if category == "service" and not free:
             service_count[message.number_id] = service_count.get(message.number_id, 0) + 1
             free = service_count[message.number_id] <= FREE_SERVICE_PER_MONTH
-        cost = 0.0 if free else table.price(message.region or region_of(message.phone), category)
+        cost = 0.0 if free else table.price(region_of(message.phone), category)
         for key, lines in (((message.business_id, category), result.by_category),
                            ((message.business_id, message.topic or ""), result.by_topic)):  # fmt: skip
             if lines is result.by_topic and not message.topic:
