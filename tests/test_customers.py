@@ -19,6 +19,7 @@ from clicktochat.payloads import (
     new_wamid,
     number_changed,
     post_signed,
+    sign,
     status_update,
     webhook_body,
 )
@@ -193,6 +194,8 @@ def test_a_late_status_of_an_erased_message_names_nobody_and_the_export_shows_ev
             return int(db.execute("SELECT count(*) FROM wa_statuses WHERE recipient = ?", (PHONE,)).fetchone()[0])
 
     assert statuses_naming_them() == 0
+    with connect_db(whatsapp.service.settings.db) as db:  # nor do the late statuses' bodies (a privacy review)
+        assert not [body for (body,) in db.execute("SELECT body FROM webhook_events") if PHONE.encode() in bytes(body)]
     whatsapp.clock.move(60)
     whatsapp.run(customer.send_text("Sono tornato"))  # they write again: what is new is theirs, and shown
     whatsapp.process()
@@ -579,3 +582,29 @@ def test_an_erasure_takes_the_persons_chats_and_sends_out_of_the_counts(whatsapp
     assert chats == 2 and total > 0
     assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
     assert counted() == (1, 0)
+
+
+def test_a_message_written_before_the_erasure_stays_erased_when_meta_delivers_it_in_other_bytes(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Found by a privacy review: only the same bytes were known again; the same message
+    re-serialised (as a redelivery may be) brought the erased conversation back."""
+    customer = whatsapp.customer(wa_id=PHONE, user_id="IT.1234567890")
+    whatsapp.run(customer.send_text("Una torta segreta, per favore"))
+    whatsapp.process()
+    with connect_db(whatsapp.service.settings.db) as db:
+        (body,) = db.execute("SELECT body FROM webhook_events").fetchone()
+    assert whatsapp.client.delete(f"{API}/customers/{PHONE}", headers=whatsapp.auth).status_code == 200
+    raw = json.dumps(json.loads(bytes(body)), separators=(", ", ": ")).encode()  # the same message, other bytes
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, NUMBER.app_secret)}
+    again = whatsapp.run(whatsapp.http().post("/webhooks/whatsapp", content=raw, headers=headers))
+    assert again.status_code == 200
+    whatsapp.process()
+    assert whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"] == []
+    with connect_db(whatsapp.service.settings.db) as db:
+        assert not [body for (body,) in db.execute("SELECT body FROM webhook_events") if b"segreta" in bytes(body)]
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text("Sono tornata"))  # written after it: theirs, and kept
+    whatsapp.process()
+    (chat,) = whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"]
+    assert chat["last_message"] == "Sono tornata"
