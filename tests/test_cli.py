@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 from clicktochat import __version__
 from clicktochat.app import create_app
 from clicktochat.cli import cli
+from clicktochat.dblock import DatabaseLock
 from clicktochat.settings import Settings
 from clicktochat.storedb import migrations
 from conftest import ANDROID, IPHONE, POSTGRES, connect_db, free_port, read_qr
@@ -576,6 +577,14 @@ def test_a_command_never_upgrades_the_database_behind_a_running_older_server(
     assert refused.exit_code == 1 and "schema 12" in refused.stderr and "clicktochat db upgrade" in refused.stderr
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 12
+    older_server = DatabaseLock(path)  # still running on it (found by an operator's review: upgraded under it)
+    for command in (["db", "upgrade"], ["serve", "--port", str(free_port())]):
+        refused = invoke(runner, *command, "--db", path)
+        assert refused.exit_code == 1 and "at schema 12 and open in another process" in refused.stderr, command
+        assert "stop it first" in refused.stderr and "Traceback" not in refused.output
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
+    older_server.release()
     upgraded = ok(invoke(runner, "db", "upgrade", "--db", path))
     assert f"from schema 12 to {len(migrations())}" in upgraded.stdout
     assert "already" in ok(invoke(runner, "db", "upgrade", "--db", path)).stdout

@@ -11,8 +11,10 @@ cut), so a lock file is never stale: the empty file itself means nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .database import is_postgres, redacted
@@ -54,6 +56,21 @@ class DatabaseLock:
             os.close(fd)
             raise
         self.fd: int | None = fd
+
+    @contextlib.contextmanager
+    def alone(self, why: str) -> Iterator[None]:
+        """The lock held exclusively for a while (a schema upgrade): `InUse`, saying `why`, when
+        another process has the database open; shared again after."""
+        assert self.fd is not None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # trying to convert it let ours go
+            raise InUse(why) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
 
     def release(self) -> None:
         if self.fd is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -56,6 +57,8 @@ class NewerSchema(sqlite3.DatabaseError):
                          "upgrade")  # fmt: skip
         self.found, self.latest = found, latest
 
+
+log = logging.getLogger(__name__)
 
 MOVED = "copied_to"
 """The meta key `db copy` leaves in an SQLite file it copied: where to, and when."""
@@ -217,6 +220,18 @@ class StoreDB:
             return
         if version and not upgrade:
             raise OlderSchema(version, migrations()[-1][0])
+        # Alone on it (found by an operator's review): an older server still running would go on
+        # serving, and writing, on a schema it does not know.
+        alone = self.held.alone(
+            f"the database is at schema {version} and open in another process (a server or a command, perhaps "
+            f"of the older clicktochat): stop it first; this one then brings it to schema {migrations()[-1][0]}"
+        ) if version and self.held is not None else contextlib.nullcontext()  # fmt: skip
+        with alone:
+            await self._migrate_sqlite()
+        if version:
+            log.info("brought the database from schema %d to %d", version, migrations()[-1][0])
+
+    async def _migrate_sqlite(self) -> None:
         await self.db.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: first
         try:
             async with self.transaction() as db:
