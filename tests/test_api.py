@@ -689,6 +689,8 @@ def test_a_mistake_is_named_once_and_only_where_it_is_one(api: Api) -> None:
     assert [e["field"] for e in body["errors"]] == ["mode"]
     body = problem(api.post("/links", {"to": NUMBER, "short": "false", "title": "Shop"}), 422)
     assert [e["field"] for e in body["errors"]] == ["short"]
+    body = problem(api.post("/links", {"to": NUMBER, "short": True, "title": "a\u202eb", "mode": "zz"}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["mode", "title"]  # its own mistake, named once
     twice = b'{"to": "+39 347 123 4567", "text": "a", "text": "' + b"x" * 1001 + b'", "mode": "zz"}'
     body = problem(api.raw("POST", "/links", twice, "application/json"), 422)
     assert sorted(e["field"] for e in body["errors"]) == ["mode", "text"]

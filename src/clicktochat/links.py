@@ -121,19 +121,15 @@ def kind_mistakes(mistakes: Mistakes, short: bool, slug: Any = None, title: Any 
     """What only a short link takes, or only a signed one, given to the other (each kept in
     `mistakes`, unless the field is named there already: one mistake at a time per field)."""
     named = {error.field for error in mistakes.errors}
-    if short:
-        if title is not None:
-            mistakes.refuse("title", "is for signed links; a short link's page shows its business's name")
-        return
-    if ref_code is not None:
-        mistakes.refuse("ref_code", "is for short links; signed links carry one when the number is connected")
-    if slug is not None:
-        mistakes.refuse("slug", "only short links have a slug; leave it out or set short to true")
-    for field_, value in (("agent_id", agent_id), ("business_id", business_id)):
-        if value is not None and field_ not in named:  # a signed link carries a fixed number; the agent on shift
-            # is only known at the click
-            mistakes.refuse(field_, "signed links lead to a fixed number (to); make a short link to lead to an agent "
-                                    "or business")  # fmt: skip
+    fixed = "signed links lead to a fixed number (to); make a short link to lead to an agent or business"
+    wrong = [("title", title, "is for signed links; a short link's page shows its business's name")] if short else [
+        ("ref_code", ref_code, "is for short links; signed links carry one when the number is connected"),
+        ("slug", slug, "only short links have a slug; leave it out or set short to true"),
+        ("agent_id", agent_id, fixed), ("business_id", business_id, fixed),  # the agent on shift: known at the click
+    ]  # fmt: skip
+    for field_, value, reason in wrong:
+        if value is not None and field_ not in named:
+            mistakes.refuse(field_, reason)
 
 
 class NotOffered(Exception):

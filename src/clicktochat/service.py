@@ -235,7 +235,7 @@ class Service(WidgetService):
         if isinstance(short, bool):
             given_kind = {name: raw.get(name) for name in KIND_FIELDS}
             if sum(raw.get(name) is not None for name in ("to", "agent_id", "business_id")) != 1:
-                given_kind.pop("agent_id"), given_kind.pop("business_id")  # no one destination: the service names it
+                del given_kind["agent_id"], given_kind["business_id"]  # no one destination: the service names it
             kind_mistakes(mistakes, short, **given_kind)
         return mistakes.errors
 
