@@ -398,6 +398,8 @@ def run_target(
     ports = [free_port() for _ in range(target.instances)]
     before = count_clicks(db)
     env: dict[str, str] = {}
+    if target.ours:
+        env |= {ENV_PREFIX + name.upper(): value for name, value in (pair.split("=", 1) for pair in args.setting)}
     if target.ours and script:
         env[f"{ENV_PREFIX}TRUSTED_PROXIES"] = HOST  # wrk is the proxy whose X-Forwarded-For is believed
     if target.src:
@@ -614,7 +616,17 @@ def main() -> None:
         default=1,
         help="With --db: also N servers on that database at once, each loaded apart (default 1: not run).",
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A setting for our servers (not bare), e.g. --setting FLUSH_INTERVAL=5 to see what a setting costs; "
+        "repeatable. NAME is a CLICKTOCHAT_ setting's name without the prefix.",
+    )
     args = parser.parse_args()
+    if any("=" not in pair for pair in args.setting):
+        raise SystemExit("--setting takes NAME=VALUE, e.g. FLUSH_INTERVAL=5")
     if args.db and not database.is_postgres(args.db):
         raise SystemExit("--db takes a PostgreSQL URL (postgresql://...): the SQLite file is the bench's own")
     if args.instances > 1 and not args.db:
