@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from clicktochat.app import App, create_app
+from clicktochat.clicks import ClickEvent
 from clicktochat.demo import seed_demo
 from clicktochat.service import Service
 from clicktochat.settings import Settings
@@ -354,7 +355,8 @@ def test_huge_headers_are_cut_before_they_are_kept(client: TestClient, service: 
     response = client.get(path + "?utm_source=" + "q" * 5000, headers=headers)
     assert response.status_code == 302
     pending = client.app.state.recorder._pending  # type: ignore[attr-defined]
-    (event,) = pending
+    (fields,) = pending
+    event = ClickEvent._make(fields)
     assert len(event.user_agent) == 512 and len(event.referer) == 2048 and len(event.query_string) == 2048
     assert clicks(client, service, "short", "huge") == 1
 

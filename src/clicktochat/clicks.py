@@ -332,8 +332,9 @@ class ClickRecorder:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.dropped = 0  # clicks refused because the database has been failing for a long while
-        self._pending: list[ClickEvent] = []
-        self._flushing: list[ClickEvent] = []  # taken by the flush under way, not written yet
+        # Clicks waiting, as plain tuples (record() says why); the writer makes them ClickEvents again.
+        self._pending: list[tuple[Any, ...]] = []
+        self._flushing: list[tuple[Any, ...]] = []  # taken by the flush under way, not written yet
         # Batches whose unique visitors the database has decided, not yet written: written as
         # they are (deciding again would find their own visitors seen). (rows, new visitors, refs, clicks)
         self._decided: list[tuple[list[ClickRow], set[str], list[tuple[Any, ...]], int]] = []
@@ -346,9 +347,13 @@ class ClickRecorder:
 
     def record(self, event: ClickEvent) -> None:
         """Called on the request path: an append, nothing else. Memory is bounded: if writes have
-        failed for so long that a million clicks wait, newer ones are counted as dropped."""
+        failed for so long that a million clicks wait, newer ones are counted as dropped.
+        Kept as a plain tuple: the garbage collector stops tracking a plain tuple of strings and
+        numbers at its first pass, where a NamedTuple stays tracked, and a second's clicks (tens
+        of thousands) walked by every older generation's pass made the slowest requests slower
+        (docs/performance.md, "The p99 and the garbage collector")."""
         if len(self._pending) + len(self._flushing) + self._decided_clicks < self.max_pending:
-            self._pending.append(event)
+            self._pending.append(tuple(event))
         else:
             self.dropped += 1
 
@@ -392,7 +397,7 @@ class ClickRecorder:
                 self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
                 self._flushing = []
 
-    async def _write(self, todo: list[ClickEvent]) -> int:
+    async def _write(self, todo: list[tuple[Any, ...]]) -> int:
         written = 0
         while todo:
             batch = todo[: self.batch_size]
@@ -411,7 +416,7 @@ class ClickRecorder:
             await self.store.set_meta("visitor_salts", self.salts.save())
         return written
 
-    async def _write_shared(self, todo: list[ClickEvent]) -> int:
+    async def _write_shared(self, todo: list[tuple[Any, ...]]) -> int:
         """_write() with other instances writing too (PostgreSQL): the day's salt is the one they
         use (sharedstore.share_salts), unique visitors are decided in the database
         (sharedstore.decide_uniques), and the totals go in a fixed order (two writers adding to
@@ -419,7 +424,7 @@ class ClickRecorder:
         written = await self._write_decided()
         while todo:
             batch = todo[: self.batch_size]
-            await self._share_salts(max(event.at for event in batch))
+            await self._share_salts(max(fields[0] for fields in batch))  # ClickEvent.at
             zones = await self.store.click_zones()
             merged, rows = await asyncio.to_thread(self.describe_all, batch, zones)
             visits, before = first_visits(rows, [event.visitor_before for event in merged])
@@ -448,15 +453,17 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    def describe_all(self, batch: list[ClickEvent], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
+    def describe_all(self, batch: list[tuple[Any, ...]], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
         """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
         merged = self.hashed(batch)
         return list(merged), [describe(event, n, zones) for event, n in merged.items()]
 
-    def hashed(self, batch: list[ClickEvent]) -> dict[ClickEvent, int]:
+    def hashed(self, batch: list[tuple[Any, ...]]) -> dict[ClickEvent, int]:
+        """The batch's distinct clicks, as ClickEvents again, each with its count."""
         merged: dict[ClickEvent, int] = {}
         hashes = self.salts.hashes
-        for event, n in Counter(batch).items():
+        for fields, n in Counter(batch).items():
+            event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
             if event.address:  # hashed here, once per distinct click, rather than on the request path
                 visitor, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
                 # event._replace(address="", visitor=visitor, visitor_before=before), at a quarter of the cost
@@ -465,7 +472,7 @@ class ClickRecorder:
         return merged
 
     def prepare(
-        self, batch: list[ClickEvent], zones: Zones
+        self, batch: list[tuple[Any, ...]], zones: Zones
     ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
         merged = self.hashed(batch)
         rows = [describe(event, n, zones) for event, n in merged.items()]
