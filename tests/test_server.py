@@ -96,6 +96,21 @@ def test_a_byte_past_the_cap_is_a_431(server: tuple[int, int]) -> None:
     assert status(exchange(port, head(MAX_HEAD_BYTES + 1))) == 431
 
 
+def test_a_head_behind_another_request_is_capped_too(server: tuple[int, int]) -> None:
+    """Pipelined: a request, then in the same reads a head that never ends. The bytes of a head
+    that arrive with the request before it may go uncounted (the cheap path), never more than
+    the cap: past twice the cap, the connection is refused (431, or reset while we still send)."""
+    port, _ = server
+    first = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    within = exchange(port, first + head(MAX_HEAD_BYTES // 2, end=False))
+    assert status(within) == 200 and within.count(b"HTTP/1.1 ") == 1  # the second head still awaited
+    try:
+        past = exchange(port, first + head(2 * MAX_HEAD_BYTES + 1, end=False))
+    except (BrokenPipeError, ConnectionResetError):
+        return  # closed on us while we were still sending or reading: refused
+    assert status(past) == 200 and b"HTTP/1.1 431 " in past
+
+
 def test_too_many_headers_are_a_431(server: tuple[int, int]) -> None:
     port, _ = server
     many = b"".join(b"X-%d: 1\r\n" % i for i in range(MAX_HEADERS + 1))

@@ -33,8 +33,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        # While a head is being read, feed at most what is left of its allowance: the bytes past
-        # it are the body (fed as usual once the head is complete) or more head (refused).
+        if not self._in_head:
+            return super().data_received(data)
+        if self._head_bytes + len(data) <= MAX_HEAD_BYTES:  # nearly every request: its whole head at once
+            self._head_bytes += len(data)  # (bytes of a next request in the same read go uncounted:
+            return super().data_received(data)  # a head can reach twice the cap, never more)
+        # Feed at most what is left of the head's allowance: the bytes past it are the body (fed
+        # as usual once the head is complete) or more head (refused).
         while data and self._in_head and not self.transport.is_closing():
             room = MAX_HEAD_BYTES - self._head_bytes
             if room <= 0:
