@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -162,6 +163,7 @@ class App(Starlette):
 
     def __init__(self, hosts: HostCheck, away: tuple[type[Exception], ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.state = AppState()
         self.hosts = hosts
         self.away = away  # the database's "not answering now" (database_away_errors)
         self.away_warn_every = 10.0  # seconds between two warnings while it is away (tests set it)
@@ -205,6 +207,26 @@ class App(Starlette):
             response = await server_error(Request(scope), exc)
             await response(scope, receive, send)
             raise
+
+
+class AppState(State):
+    """`app.state`, whose attributes are read at a plain attribute's cost. Starlette's State finds
+    each through `__getattr__`, after Python's own lookup has failed: about 0.35 µs, four times a
+    click. Each is kept as State keeps it and as an attribute of the instance, found first."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        super().__delattr__(key)
+        object.__delattr__(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.__setattr__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.__delattr__(key)
 
 
 CLICK_PREFIXES = ("/s/", "/c/", "/w/")  # never throttled, their 404s neither: a whole town may share one address
