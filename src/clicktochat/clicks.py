@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -62,6 +63,10 @@ class ClickEvent(NamedTuple):
     ref_address: str = ""  # the number the chat was opened with, which the ref code is looked up for
     business_id: int | None = None  # a business's link to a fixed number (no agent): whose day it counts in
 
+
+
+Fields = tuple[Any, ...]
+"""A ClickEvent's fields as a plain tuple: what waits for the writer (ClickRecorder.record)."""
 
 
 def refs_of(events: Iterator[ClickEvent] | list[ClickEvent]) -> list[tuple[Any, ...]]:
@@ -332,9 +337,11 @@ class ClickRecorder:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.dropped = 0  # clicks refused because the database has been failing for a long while
-        # Clicks waiting, as plain tuples (record() says why); the writer makes them ClickEvents again.
-        self._pending: list[tuple[Any, ...]] = []
-        self._flushing: list[tuple[Any, ...]] = []  # taken by the flush under way, not written yet
+        # Clicks waiting, each distinct one (a plain tuple: record() says why) with how many times
+        # it came; the writer makes them ClickEvents again. And how many clicks that is.
+        self._pending: dict[Fields, int] = {}
+        self._pending_clicks = 0
+        self._flushing = 0  # clicks taken by the flush under way, not written yet
         # Batches whose unique visitors the database has decided, not yet written: written as
         # they are (deciding again would find their own visitors seen). (rows, new visitors, refs, clicks)
         self._decided: list[tuple[list[ClickRow], set[str], list[tuple[Any, ...]], int]] = []
@@ -346,20 +353,25 @@ class ClickRecorder:
         self._pruned_at = 0.0
 
     def record(self, event: ClickEvent) -> None:
-        """Called on the request path: an append, nothing else. Memory is bounded: if writes have
+        """Called on the request path: a count, nothing else. Memory is bounded: if writes have
         failed for so long that a million clicks wait, newer ones are counted as dropped.
+        Identical clicks (one visitor, the same second) are merged here, a quarter of a
+        microsecond each, rather than by the writer's thread: its 7 ms a second of merging
+        (30,000 clicks) held the GIL away from the event loop, the slowest requests' time.
         Kept as a plain tuple: the garbage collector stops tracking a plain tuple of strings and
         numbers at its first pass, where a NamedTuple stays tracked, and a second's clicks (tens
-        of thousands) walked by every older generation's pass made the slowest requests slower
-        (docs/performance.md, "The p99 and the garbage collector")."""
-        if len(self._pending) + len(self._flushing) + self._decided_clicks < self.max_pending:
-            self._pending.append(tuple(event))
+        of thousands) walked by every older generation's pass made the slowest requests slower.
+        (docs/performance.md, "The p99".)"""
+        if self._pending_clicks + self._flushing + self._decided_clicks < self.max_pending:
+            fields = tuple(event)
+            self._pending[fields] = self._pending.get(fields, 0) + 1
+            self._pending_clicks += 1
         else:
             self.dropped += 1
 
     @property
     def pending(self) -> int:
-        return len(self._pending) + len(self._flushing) + self._decided_clicks
+        return self._pending_clicks + self._flushing + self._decided_clicks
 
     async def start(self, loop: bool = True, now: int | None = None) -> None:
         """Recall the visitors of the last window (a restart must not make them new), a chunk
@@ -389,50 +401,66 @@ class ClickRecorder:
         taking the GIL back from the event loop). What a failed write left stays pending, first.
         Flushes take turns: two at once would each write the other's decided batches."""
         async with self._flush_lock:
-            todo = self._flushing = self._pending  # still counted by record() and pending
-            self._pending = []
+            todo, self._pending = self._pending, {}  # `todo` loses each batch once it is written
+            self._flushing, self._pending_clicks = self._pending_clicks, 0  # still counted by pending
             try:
                 return await (self._write(todo) if self.shared is None else self._write_shared(todo))
             finally:
-                self._pending[:0] = todo  # what was not written (`todo` loses each batch once written)
-                self._flushing = []
+                if todo:  # what was not written waits first, then what came meanwhile
+                    for fields, n in self._pending.items():
+                        todo[fields] = todo.get(fields, 0) + n
+                    self._pending = todo
+                self._pending_clicks += self._flushing
+                self._flushing = 0
 
-    async def _write(self, todo: list[tuple[Any, ...]]) -> int:
+    def _take(self, todo: dict[Fields, int]) -> list[tuple[Fields, int]]:
+        """The next batch of `todo`: up to `batch_size` distinct clicks, each with its count."""
+        return list(islice(todo.items(), self.batch_size))
+
+    def _written(self, todo: dict[Fields, int], batch: list[tuple[Fields, int]]) -> int:
+        """Take a written batch out of `todo` and of the clicks being flushed; how many clicks it held."""
+        for fields, _ in batch:
+            del todo[fields]
+        clicks = sum(n for _, n in batch)
+        self._flushing -= clicks
+        return clicks
+
+    async def _write(self, todo: dict[Fields, int]) -> int:
         written = 0
         while todo:
-            batch = todo[: self.batch_size]
+            batch = self._take(todo)
             zones = await self.store.click_zones()
             # Parsing thousands of new user agents takes a while: off the event loop.
             rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, zones)
             link_days, link_months, dimension_days, link_dimension_days = totals
             await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
-            del todo[: len(batch)]
+            clicks = self._written(todo, batch)
             # Written: now they count as seen. In the worker thread too, a few microseconds a new
             # visitor, which the event loop would otherwise spend in one go, between two requests.
             await asyncio.to_thread(self.visitors.remember, seen)
-            written += len(batch)
+            written += clicks
         self.salts.expire(int(time.time()))
         if self.salts.changed:
             await self.store.set_meta("visitor_salts", self.salts.save())
         return written
 
-    async def _write_shared(self, todo: list[tuple[Any, ...]]) -> int:
+    async def _write_shared(self, todo: dict[Fields, int]) -> int:
         """_write() with other instances writing too (PostgreSQL): the day's salt is the one they
         use (sharedstore.share_salts), unique visitors are decided in the database
         (sharedstore.decide_uniques), and the totals go in a fixed order (two writers adding to
         the same rows lock them in the same order: no deadlock)."""
         written = await self._write_decided()
         while todo:
-            batch = todo[: self.batch_size]
-            await self._share_salts(max(fields[0] for fields in batch))  # ClickEvent.at
+            batch = self._take(todo)
+            await self._share_salts(max(fields[0] for fields, _ in batch))  # ClickEvent.at
             zones = await self.store.click_zones()
             merged, rows = await asyncio.to_thread(self.describe_all, batch, zones)
             visits, before = first_visits(rows, [event.visitor_before for event in merged])
             new = await decide_uniques(self.store, visits, before, self.salts.window)
             # Decided (committed): from here the batch is written as it is, even if this write fails.
-            self._decided.append((rows, new, refs_of(list(merged)), len(batch)))
-            self._decided_clicks += len(batch)
-            del todo[: len(batch)]
+            clicks = self._written(todo, batch)
+            self._decided.append((rows, new, refs_of(list(merged)), clicks))
+            self._decided_clicks += clicks
             written += await self._write_decided()
         await self._share_salts(int(time.time()))
         return written
@@ -453,16 +481,16 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    def describe_all(self, batch: list[tuple[Any, ...]], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
+    def describe_all(self, batch: list[tuple[Fields, int]], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
         """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
         merged = self.hashed(batch)
         return list(merged), [describe(event, n, zones) for event, n in merged.items()]
 
-    def hashed(self, batch: list[tuple[Any, ...]]) -> dict[ClickEvent, int]:
-        """The batch's distinct clicks, as ClickEvents again, each with its count."""
+    def hashed(self, batch: list[tuple[Fields, int]]) -> dict[ClickEvent, int]:
+        """The batch's distinct clicks, as ClickEvents again, visitors hashed, each with its count."""
         merged: dict[ClickEvent, int] = {}
         hashes = self.salts.hashes
-        for fields, n in Counter(batch).items():
+        for fields, n in batch:
             event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
             if event.address:  # hashed here, once per distinct click, rather than on the request path
                 visitor, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
@@ -472,7 +500,7 @@ class ClickRecorder:
         return merged
 
     def prepare(
-        self, batch: list[tuple[Any, ...]], zones: Zones
+        self, batch: list[tuple[Fields, int]], zones: Zones
     ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
         merged = self.hashed(batch)
         rows = [describe(event, n, zones) for event, n in merged.items()]
