@@ -102,7 +102,7 @@ async def measure(links: Links, db: str, args: argparse.Namespace) -> None:
                 times.append(await call_loop(app, path, args.requests, links.location))
                 await recorder.flush()  # the writer's work is measured below, not here
             costs[label] = statistics.median(times) / args.requests * 1e6
-            extra = f"  (+{costs[label] - costs['bare /x']:.1f} µs over bare)" if label != "bare /x" else ""
+            extra = f"  ({costs[label] - costs['bare /x']:+.1f} µs against bare)" if label != "bare /x" else ""
             print(f"  {label:<18} {costs[label]:7.1f} µs per request{extra}")
 
         # The click writer runs on the same event loop and CPU: its cost per click counts too.
