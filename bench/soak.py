@@ -28,7 +28,7 @@ What it does:
 A pool of browsers is the realistic case (most clicks come from a few thousand distinct
 strings); `--user-agents 0` is the adversarial one, where each click's robot check runs
 crawlerdetect's ~1,500 patterns on a string never seen (about a millisecond): the writer then
-falls behind and its pending list (bounded by ClickRecorder.max_pending) is what grows.
+falls behind and its pending clicks (bounded by ClickRecorder.max_pending) are what grows.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Click recording. The request only appends an event to a list in memory. A background task
-turns events into rows (robots told apart, user agents parsed, unique visitors decided) and
-writes them in batches, with the daily totals that stats read, in one transaction: the two
-never disagree, and no click waits on the disk. Stopping the recorder writes what is left,
-so a graceful shutdown loses nothing; a killed process loses at most one flush interval."""
+"""Click recording. The request only counts an event in memory (identical clicks are one entry
+with their count). A background task turns events into rows (robots told apart, user agents
+parsed, unique visitors decided) and writes them in batches, with the daily totals that stats
+read, in one transaction: the two never disagree, and no click waits on the disk. Stopping the
+recorder writes what is left, so a graceful shutdown loses nothing; a killed process loses at
+most one flush interval."""
 
 from __future__ import annotations
 
@@ -413,15 +414,20 @@ class ClickRecorder:
                 self._pending_clicks += self._flushing
                 self._flushing = 0
 
-    def _take(self, todo: dict[Fields, int]) -> list[tuple[Fields, int]]:
-        """The next batch of `todo`: up to `batch_size` distinct clicks, each with its count."""
-        return list(islice(todo.items(), self.batch_size))
+    def _take(self, todo: dict[Fields, int]) -> dict[Fields, int]:
+        """The next batch of `todo`: `todo` itself when it fits (nearly always: nothing is copied
+        on the event loop), else its first `batch_size` distinct clicks, each with its count."""
+        return todo if len(todo) <= self.batch_size else dict(islice(todo.items(), self.batch_size))
 
-    def _written(self, todo: dict[Fields, int], batch: list[tuple[Fields, int]]) -> int:
+    def _written(self, todo: dict[Fields, int], batch: dict[Fields, int]) -> int:
         """Take a written batch out of `todo` and of the clicks being flushed; how many clicks it held."""
-        for fields, _ in batch:
-            del todo[fields]
-        clicks = sum(n for _, n in batch)
+        if batch is todo:  # the rest of the flush: all the clicks still in flight
+            clicks = self._flushing
+            todo.clear()
+        else:  # a backlog, a batch at a time (a few milliseconds for 20,000 distinct clicks)
+            clicks = sum(batch.values())
+            for fields in batch:
+                del todo[fields]
         self._flushing -= clicks
         return clicks
 
@@ -452,7 +458,7 @@ class ClickRecorder:
         written = await self._write_decided()
         while todo:
             batch = self._take(todo)
-            await self._share_salts(max(fields[0] for fields, _ in batch))  # ClickEvent.at
+            await self._share_salts(max(fields[0] for fields in batch))  # ClickEvent.at
             zones = await self.store.click_zones()
             merged, rows = await asyncio.to_thread(self.describe_all, batch, zones)
             visits, before = first_visits(rows, [event.visitor_before for event in merged])
@@ -481,16 +487,16 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    def describe_all(self, batch: list[tuple[Fields, int]], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
+    def describe_all(self, batch: dict[Fields, int], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
         """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
         merged = self.hashed(batch)
         return list(merged), [describe(event, n, zones) for event, n in merged.items()]
 
-    def hashed(self, batch: list[tuple[Fields, int]]) -> dict[ClickEvent, int]:
+    def hashed(self, batch: dict[Fields, int]) -> dict[ClickEvent, int]:
         """The batch's distinct clicks, as ClickEvents again, visitors hashed, each with its count."""
         merged: dict[ClickEvent, int] = {}
         hashes = self.salts.hashes
-        for fields, n in batch:
+        for fields, n in batch.items():
             event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
             if event.address:  # hashed here, once per distinct click, rather than on the request path
                 visitor, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
@@ -500,7 +506,7 @@ class ClickRecorder:
         return merged
 
     def prepare(
-        self, batch: list[tuple[Fields, int]], zones: Zones
+        self, batch: dict[Fields, int], zones: Zones
     ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
         merged = self.hashed(batch)
         rows = [describe(event, n, zones) for event, n in merged.items()]

@@ -33,23 +33,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_head:
+        if len(data) <= MAX_HEAD_BYTES - self._head_bytes:  # nearly every read: fed whole, as uvicorn does
+            if self._in_head:  # (bytes of a next request's head in the same read go uncounted:
+                self._head_bytes += len(data)  # a head can reach twice the cap, never more)
             return super().data_received(data)
-        if self._head_bytes + len(data) <= MAX_HEAD_BYTES:  # nearly every request: its whole head at once
-            self._head_bytes += len(data)  # (bytes of a next request in the same read go uncounted:
-            return super().data_received(data)  # a head can reach twice the cap, never more)
-        # Feed at most what is left of the head's allowance: the bytes past it are the body (fed
-        # as usual once the head is complete) or more head (refused).
-        while data and self._in_head and not self.transport.is_closing():
-            room = MAX_HEAD_BYTES - self._head_bytes
-            if room <= 0:
-                self._too_large = True
-                return self.send_400_response("Request headers too large.")
-            part, data = data[:room], data[room:]
-            self._head_bytes += len(part)
+        # Otherwise a slice at a time: of a head, at most what is left of its allowance (past it,
+        # 431); of a body, at most the cap, so a head behind it in the same read is counted.
+        while data and not self.transport.is_closing():
+            if self._in_head:
+                room = MAX_HEAD_BYTES - self._head_bytes
+                if room <= 0:
+                    self._too_large = True
+                    return self.send_400_response("Request headers too large.")
+                part, data = data[:room], data[room:]
+                self._head_bytes += len(part)
+            else:
+                part, data = data[:MAX_HEAD_BYTES], data[MAX_HEAD_BYTES:]
             super().data_received(part)
-        if data and not self.transport.is_closing():
-            super().data_received(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
