@@ -65,7 +65,6 @@ class ClickEvent(NamedTuple):
     business_id: int | None = None  # a business's link to a fixed number (no agent): whose day it counts in
 
 
-
 Fields = tuple[Any, ...]
 """A ClickEvent's fields as a plain tuple: what waits for the writer (ClickRecorder.record)."""
 
@@ -362,7 +361,7 @@ class ClickRecorder:
         Kept as a plain tuple: the garbage collector stops tracking a plain tuple of strings and
         numbers at its first pass, where a NamedTuple stays tracked, and a second's clicks (tens
         of thousands) walked by every older generation's pass made the slowest requests slower.
-        (docs/performance.md, "The p99".)"""
+        (docs/performance.md, "The p99 below bare's".)"""
         if self._pending_clicks + self._flushing + self._decided_clicks < self.max_pending:
             fields = tuple(event)
             self._pending[fields] = self._pending.get(fields, 0) + 1
