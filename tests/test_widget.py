@@ -4,6 +4,7 @@ The script in a real browser is tested in test_widget_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from clicktochat.agents import Agent, Business, next_available
 from clicktochat.errors import InvalidInput
 from clicktochat.service import Service
+from clicktochat.settings import Settings
 from clicktochat.widget import (
     WORDS,
     Script,
@@ -166,6 +168,28 @@ def shop(client: TestClient, service: Service) -> dict[str, Any]:
     marco = call(client, service.add_agent(business.id, "Marco", "+39 348 765 4321", hours="sun 09:00-09:01"))  # type: ignore[attr-defined]
     widget = call(client, service.create_widget(business.id, "shop", {"allowed_domains": ["dolcevita.it"]}))  # type: ignore[attr-defined]
     return {"business": business, "giulia": giulia, "marco": marco, "widget": widget}
+
+
+def test_one_id_asked_for_many_times_at_once_is_made_once(settings: Settings) -> None:
+    """Found by CI: two `serve --demo` started together both looked, saw no widget `demo`, and
+    the second's insert failed. Whatever the interleaving, one request wins and the others are
+    told the id is taken; two instances of the app share the database."""
+
+    async def race() -> list[object]:
+        first, second = await Service.open(settings), await Service.open(settings)
+        try:
+            shop = await first.add_business("Dolce Vita", "Europe/Rome")
+            return await asyncio.gather(
+                *(service.create_widget(shop.id, "shop") for service in (first, second) * 4), return_exceptions=True
+            )
+        finally:
+            await first.close()
+            await second.close()
+
+    outcomes = asyncio.run(race())
+    assert [type(outcome) for outcome in outcomes].count(Widget) == 1, outcomes
+    refused = [str(outcome) for outcome in outcomes if isinstance(outcome, InvalidInput)]
+    assert refused == ["id: 'shop' is already taken; choose another id"] * 7
 
 
 def test_the_configuration_is_public_cors_readable_and_cached_briefly(client: TestClient, shop: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from .errors import InvalidInput
 from .service import Service
 
 DEMO_SLUGS = ("vetrina", "ordini", "torte")
@@ -48,4 +49,8 @@ async def seed_demo_widget(service: Service) -> None:
     """The widget `demo`, shown on the welcome page: its greeting pops up once per visit."""
     demo = json.loads(await service.store.get_meta("demo") or "null")
     if demo and await service.store.widget("demo") is None and await service.store.business(demo["business_id"]):
-        await service.create_widget(demo["business_id"], "demo", {"bubble": True, "bubble_delay": 2})
+        try:
+            await service.create_widget(demo["business_id"], "demo", {"bubble": True, "bubble_delay": 2})
+        except InvalidInput:  # another instance, started with this one, made it after we looked
+            if await service.store.widget("demo") is None:
+                raise

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from .errors import InvalidInput, NotFound
@@ -32,15 +33,35 @@ class WidgetService:
         await self._check_agents(checked, business_id)
         await self._check_optin_form(checked, business_id)
         stored = _changed(checked)
-        if widget_id is not None:
-            widget_id = check_widget_id(widget_id)
-            if await self.store.widget(widget_id) is not None:
-                raise InvalidInput("id", f"{widget_id!r} is already taken; choose another id")
-            widget = await self.store.add_widget(widget_id, business_id, stored)
+        if widget_id is None:
+            widget = await self._add_random(business_id, stored)
         else:
-            widget = await self.store.add_widget(random_widget_id(), business_id, stored)
+            widget_id = check_widget_id(widget_id)
+            added = None
+            if await self.store.widget(widget_id) is None:
+                added = await self._add(widget_id, business_id, stored)
+            if added is None:  # taken before we looked, or while we did (another request, another instance)
+                raise InvalidInput("id", f"{widget_id!r} is already taken; choose another id")
+            widget = added
         self.forget()
         return widget
+
+    async def _add(self, widget_id: str, business_id: int, stored: dict[str, Any]) -> Widget | None:
+        """None if the id was taken in the meantime."""
+        try:
+            return await self.store.add_widget(widget_id, business_id, stored)
+        except sqlite3.IntegrityError:
+            if await self.store.widget(widget_id) is not None:
+                return None
+            if await self.store.business(business_id) is None:  # deleted while we looked
+                raise InvalidInput("business_id", f"there is no business {business_id}") from None
+            raise
+
+    async def _add_random(self, business_id: int, stored: dict[str, Any]) -> Widget:
+        for _ in range(5):  # a collision among random ids is rare; five in a row means something else is wrong
+            if (widget := await self._add(random_widget_id(), business_id, stored)) is not None:
+                return widget
+        raise RuntimeError("five random widget ids in a row were taken")
 
     async def get_widget(self, widget_id: str) -> Widget:
         widget = await self.store.widget(widget_id.lower())
