@@ -104,6 +104,21 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
     assert no_csrf.status_code == 403
 
 
+def test_a_form_renamed_to_another_forms_name_is_told_so_and_keeps_its_own(admin: Admin,
+                                                                          whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    """Found by a review: the rename's unique violation was a 500."""
+    assert new_form(admin, whatsapp).status_code == 303
+    assert new_form(admin, whatsapp, slug="saldi").status_code == 303
+    page = admin.get("/admin/optins/saldi")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id),
+            "topics": "orders", "languages": ["en"], "wording_en": "Send me updates on WhatsApp."}  # fmt: skip
+    renamed = whatsapp.client.post("/admin/optins/saldi", data=data)
+    assert renamed.status_code == 422 and "taken by another form" in renamed.text
+    assert 'aria-invalid="true"' in renamed.text
+    forms = [whatsapp.run(whatsapp.service.whatsapp.chats.form(slug)) for slug in ("dolce", "saldi")]
+    assert [form.topics for form in forms] == [("orders", "offers")] * 2 and forms[0].id != forms[1].id
+
+
 def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Admin, whatsapp: WhatsAppSetup) -> None:
     base = {"business_id": str(whatsapp.business_id), "topic": "orders",
             "consent_text": "=HYPERLINK(\"http://evil.example\");=1+1", "consent_version": "1"}  # fmt: skip

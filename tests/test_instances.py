@@ -30,14 +30,18 @@ from clicktochat.accounts import LoginThrottle
 from clicktochat.agents import Agent
 from clicktochat.app import create_app
 from clicktochat.clicks import ClickEvent, ClickRecorder
+from clicktochat.errors import Conflict
 from clicktochat.links import ShortLink, Target, resolve
+from clicktochat.message_templates import Template
+from clicktochat.optinstore import OptinRequest, PendingExists
+from clicktochat.payloads import encode, inbound_message, new_wamid, webhook_body
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.sharedstore import SharedStore, Unreachable, merge_salts
 from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
 from clicktochat.webhooks import match_failed
-from conftest import IPHONE, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
+from conftest import IPHONE, NUMBER, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
 from pgserver import PostgresServer
 
 SIGN_IN_KEY = b"the instances' common key".ljust(32)
@@ -318,6 +322,100 @@ def test_one_sqlite_process_keeps_its_state_in_memory_as_before(sqlite_path: str
         assert db.execute("SELECT sum(clicks), sum(uniques) FROM link_days").fetchone() == (3, 1)
         for table in ("rotations", "login_failures", "seen_visitors", "job_runs"):
             assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+# -- the same key, written by two instances at once ---------------------------------------
+# Each of these was a 500, or a wrong answer, when two requests for the same thing reached two
+# instances together (found by a review): both looked, found nothing, and wrote.
+
+
+async def two_instances(pg_url: str) -> tuple[Service, Service, int]:
+    """Two instances on one database, and a business with a connected number and a template."""
+    one, two = await Service.open(Settings(db=pg_url)), await Service.open(Settings(db=pg_url))
+    shop = await one.add_business("Dolce Vita", "Europe/Rome")
+    await one.whatsapp.chats.connect_number(
+        shop.id, NUMBER.phone_number_id, NUMBER.waba_id, NUMBER.display_phone_number, NUMBER.verified_name,
+        NUMBER.access_token, NUMBER.app_secret, hashlib.sha256(b"verify").hexdigest(), int(time.time()),
+    )  # fmt: skip
+    for service in (one, two):
+        await service.whatsapp.reload()
+    return one, two, shop.id
+
+
+def test_one_number_signing_up_twice_at_once_gets_one_confirmation(pg_url: str) -> None:
+    """A double opt-in sent twice at once (a double tap reaching two instances): one request, and
+    the other is told one is waiting."""
+
+    async def scenario() -> list[object]:
+        one, two, shop = await two_instances(pg_url)
+        try:
+            now, outcomes = int(time.time()), []
+            for n in range(20):
+                outcomes += await asyncio.gather(*(
+                    service.whatsapp.chats.add_request(shop, None, f"3934712345{n:02d}", "orders", "page", "Yes", "1",
+                                                       None, now, now + DAY, DAY)
+                    for service in (one, two)
+                ), return_exceptions=True)  # fmt: skip
+            return outcomes
+        finally:
+            await one.close()
+            await two.close()
+
+    outcomes = asyncio.run(scenario())
+    assert [type(outcome) for outcome in outcomes].count(OptinRequest) == 20, outcomes
+    assert [type(outcome) for outcome in outcomes].count(PendingExists) == 20, outcomes
+
+
+def test_one_reply_key_sent_twice_at_once_with_two_texts_is_one_message_and_a_conflict(pg_url: str) -> None:
+    """The loser was told its message was queued, and handed the winner's."""
+
+    async def scenario() -> list[object]:
+        one, two, _ = await two_instances(pg_url)
+        try:
+            now = int(time.time())
+            value = inbound_message(wamid=new_wamid("393471234567"), timestamp=now, wa_id="393471234567",
+                                    user_id=None, name="Giulia", text="Ciao!")  # fmt: skip
+            body = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                                       display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+            await one.whatsapp.journal.add(body, [NUMBER.phone_number_id], now)
+            await one.whatsapp.processor.run_once()
+            (conversation,) = await one.whatsapp.chats.conversations()
+            return await asyncio.gather(*(
+                service.whatsapp.reply(conversation.id, text, "same-key", "cli")
+                for service, text in zip((one, two) * 4, ["one", "two"] * 4, strict=True)
+            ), return_exceptions=True)  # fmt: skip
+        finally:
+            await one.close()
+            await two.close()
+
+    outcomes = asyncio.run(scenario())
+    asked = ["one", "two"] * 4
+    queued = [(asked[n], outcome) for n, outcome in enumerate(outcomes) if isinstance(outcome, tuple)]
+    assert [created for _, (_, created) in queued].count(True) == 1, outcomes
+    assert len({row.id for _, (row, _) in queued}) == 1  # one message, and each got the text it asked for
+    assert all(row.payload["text"]["body"] == text for text, (row, _) in queued) and len(queued) == 4, outcomes
+    assert all(isinstance(outcome, Conflict) for outcome in outcomes if not isinstance(outcome, tuple)), outcomes
+
+
+def test_two_template_syncs_at_once_end_with_the_templates_meta_lists(pg_url: str) -> None:
+    """They deadlocked on PostgreSQL when Meta listed them in two orders."""
+    listed = [Template(f"t{n}", "en_US", "APPROVED", "UTILITY", "Ciao", (), []) for n in range(20)]
+
+    async def scenario() -> tuple[list[object], list[str]]:
+        one, two, _ = await two_instances(pg_url)
+        try:
+            (number,) = await one.whatsapp.chats.numbers()
+            outcomes = await asyncio.gather(*(
+                service.whatsapp.chats.replace_templates(number.id, listed[::order], int(time.time()))
+                for service, order in zip((one, two) * 4, (1, -1) * 4, strict=True)
+            ), return_exceptions=True)  # fmt: skip
+            return outcomes, [template.name for template, _ in await two.whatsapp.chats.templates(number.id)]
+        finally:
+            await one.close()
+            await two.close()
+
+    outcomes, names = asyncio.run(scenario())
+    assert outcomes == [None] * 8 and names == sorted(template.name for template in listed)
 
 
 # -- a database restart --------------------------------------------------------------------

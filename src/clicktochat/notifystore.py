@@ -6,6 +6,7 @@ failed or cancelled."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,23 +62,25 @@ class NotificationStore(OutboxStore):
     # -- templates -------------------------------------------------------------------
 
     async def replace_templates(self, number_id: int, templates: Sequence[Template], now: int) -> None:
-        """The number's templates become exactly these (one that Meta no longer lists is gone)."""
+        """The number's templates become exactly these (one that Meta no longer lists is gone; one
+        it lists twice, the last). Written in the order of their key, so two syncs at once (two
+        instances) wait for each other rather than deadlock on PostgreSQL."""
+        latest = {(t.name, t.language): t for t in templates}
 
-        def work() -> None:
-            with self._tx() as db:
-                db.execute("DELETE FROM message_templates WHERE number_id = ?", (number_id,))
-                db.executemany(  # a template Meta lists twice: the last one stays
-                    "INSERT INTO message_templates (number_id, name, language, status, category,"
-                    " body_parameters, body, components, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (number_id, name, language) DO UPDATE SET status = excluded.status,"
-                    " category = excluded.category, body_parameters = excluded.body_parameters, body = excluded.body,"
-                    " components = excluded.components, synced_at = excluded.synced_at",
-                    [(number_id, t.name, t.language, t.status, t.category, len(t.parameter_names), t.body,
-                      json.dumps({"components": t.components, "parameters": list(t.parameter_names)}), now)
-                     for t in templates],
-                )  # fmt: skip
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM message_templates WHERE number_id = ?", (number_id,))
+            db.executemany(
+                "INSERT INTO message_templates (number_id, name, language, status, category,"
+                " body_parameters, body, components, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (number_id, name, language) DO UPDATE SET status = excluded.status,"  # another sync's
+                " category = excluded.category, body_parameters = excluded.body_parameters, body = excluded.body,"
+                " components = excluded.components, synced_at = excluded.synced_at",
+                [(number_id, t.name, t.language, t.status, t.category, len(t.parameter_names), t.body,
+                  json.dumps({"components": t.components, "parameters": list(t.parameter_names)}), now)
+                 for _, t in sorted(latest.items())],
+            )  # fmt: skip
 
-        await self.run(work)
+        await self.run(self._retry, work)
 
     async def templates(self, number_id: int) -> list[tuple[Template, int]]:
         """(template, synced at) of a number, by name and language."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .channels import whatsapp_forms, whatsapp_number
-from .chatdb import ChatDB
+from .chatdb import UNIQUE_VIOLATION, ChatDB
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import Inbound, is_stop
 from .optin_words import topic_label
@@ -140,11 +140,15 @@ class OptinStore(ChatDB):
             changed = values["wording"] != form.wording or values.get("topic_labels", {}) != form.topic_labels
             bump = 1 if changed else 0
             with self._tx() as db:
-                db.execute(
-                    "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
-                    " languages = ?, double_optin = ?, template = ?, template_language = ?, topic_labels = ?,"
-                    " updated_at = ?, version = version + ? WHERE id = ?", (*_form_values(values), now, bump, form.id),
-                )  # fmt: skip
+                try:
+                    db.execute(
+                        "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
+                        " languages = ?, double_optin = ?, template = ?, template_language = ?, topic_labels = ?,"
+                        " updated_at = ?, version = version + ? WHERE id = ?",
+                        (*_form_values(values), now, bump, form.id),
+                    )  # fmt: skip
+                except sqlite3.IntegrityError:  # renamed to another form's slug
+                    raise KeyError(values["slug"]) from None
             found = self._form("id = ?", form.id)
             assert found is not None
             return found
@@ -212,27 +216,37 @@ class OptinStore(ChatDB):
         deleted; or `cancelled`) never reached the person: its request lapses now and it counts
         for neither limit, so they can try again once the business has put it right."""
 
+        def add(db: sqlite3.Connection) -> int:
+            db.execute("UPDATE optin_requests SET state = 'lapsed', decided_at = expires_at"
+                       " WHERE phone = ? AND state = 'pending' AND expires_at <= ?", (phone, now))  # fmt: skip
+            db.execute(f"UPDATE optin_requests SET state = 'lapsed', decided_at = ? WHERE phone = ?"
+                       f" AND state = 'pending' AND {UNSENT}", (now, phone))  # fmt: skip
+            # One statement, so one snapshot on PostgreSQL: another instance's request, committed
+            # between two reads, would have been missed by the first and found by the second.
+            found = self._one(
+                "SELECT state = 'pending' FROM optin_requests WHERE business_id = ? AND phone = ?"
+                f" AND (state = 'pending' OR (confirmation_at > ? AND NOT {UNSENT}"
+                " AND NOT (state = 'refused' AND outbox_id IS NULL)))"
+                " ORDER BY state = 'pending' DESC LIMIT 1", (business_id, phone, now - confirm_every),
+            )  # fmt: skip
+            if found and found[0]:
+                raise PendingExists(phone)
+            if found:
+                raise ConfirmedToday(phone)  # (its own quiet one, for a number opted out then, aside)
+            cursor = db.execute(
+                "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
+                " source, wording, version, proof, confirmation_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
+                 json.dumps(proof) if proof else None, now),
+            )  # fmt: skip
+            return int(cursor.fetchone()[0])
+
         def work() -> OptinRequest:
-            with self._tx() as db:
-                db.execute("UPDATE optin_requests SET state = 'lapsed', decided_at = expires_at"
-                           " WHERE phone = ? AND state = 'pending' AND expires_at <= ?", (phone, now))  # fmt: skip
-                db.execute(f"UPDATE optin_requests SET state = 'lapsed', decided_at = ? WHERE phone = ?"
-                           f" AND state = 'pending' AND {UNSENT}", (now, phone))  # fmt: skip
-                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND state = 'pending'",
-                             (business_id, phone)):  # fmt: skip
-                    raise PendingExists(phone)
-                if self._one("SELECT 1 FROM optin_requests WHERE business_id = ? AND phone = ? AND confirmation_at > ?"
-                             f" AND NOT {UNSENT} AND NOT (state = 'refused' AND outbox_id IS NULL)",
-                             (business_id, phone, now - confirm_every)):  # fmt: skip
-                    raise ConfirmedToday(phone)  # (its own quiet one, for a number opted out then, aside)
-                cursor = db.execute(
-                    "INSERT INTO optin_requests (business_id, form_id, phone, topic, state, created_at, expires_at,"
-                    " source, wording, version, proof, confirmation_at)"
-                    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (business_id, form_id, phone, topic, now, expires_at, source, wording, version,
-                     json.dumps(proof) if proof else None, now),
-                )  # fmt: skip
-                (request_id,) = cursor.fetchone()
+            # On PostgreSQL, the same number sent at the same time to two instances: both find no
+            # pending request, and the second insert breaks the unique index; run again, it finds
+            # the first's (SQLite's BEGIN IMMEDIATE already runs them one after the other).
+            request_id = self._retry(add, also=(UNIQUE_VIOLATION,))
             found = self._request("id = ?", request_id)
             assert found is not None
             return found

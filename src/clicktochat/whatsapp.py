@@ -241,9 +241,7 @@ class WhatsApp:
             key = f"reply:{conversation_id}:{idempotency_key}"
             previous = await self.chats.outbox_by_key(key)
             if previous is not None:
-                if previous.payload.get("text", {}).get("body") != text:
-                    raise Conflict("This idempotency key was used for another message.", [KEY_USED])
-                return previous, False
+                return _same_reply(previous, text), False
         view = await self.view(found)
         if view.reply_refused is not None:
             raise Conflict(view.reply_refused)
@@ -251,6 +249,8 @@ class WhatsApp:
         payload = text_payload(found.wa_id, found.user_id, text)
         row, created = await self.chats.enqueue(found.number_id, conversation_id, key, payload, text, "text",
                                                 int(self.clock()), sent_by)  # fmt: skip
+        if not created:  # the same key, sent at the same time by another request (or instance)
+            return _same_reply(row, text), False
         self.sender.wake()
         return row, created
 
@@ -270,6 +270,13 @@ class WhatsApp:
             gone = "The conversation no longer exists."
             reasons.append(gone if found is None else (await self.view(found)).reply_refused)
         return reasons
+
+
+def _same_reply(previous: OutboxRow, text: str) -> OutboxRow:
+    """The message a reply's idempotency key made before, if it asked for the same text."""
+    if previous.payload.get("text", {}).get("body") != text:
+        raise Conflict("This idempotency key was used for another message.", [KEY_USED])
+    return previous
 
 
 def connected_elsewhere(number: WhatsAppNumber) -> Conflict:
