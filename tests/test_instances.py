@@ -1,8 +1,9 @@
 """Several `clicktochat serve` processes on one PostgreSQL database (issue 13): every click
 counted once, every edit seen by the others at once (by notification), one rotation, one sign-in
-throttle, one count of unique visitors, each scheduled job run once, and a database restart
-survived. These tests always run on PostgreSQL: on the SQLite run of the suite they take a
-database of the session's server (conftest's `postgres_server`)."""
+throttle, one count of unique visitors, each scheduled job run once, the same key written by two
+at once kept once (or refused cleanly), and a database restart survived. These tests always run
+on PostgreSQL: on the SQLite run of the suite they take a database of the session's server
+(conftest's `postgres_server`)."""
 
 from __future__ import annotations
 
