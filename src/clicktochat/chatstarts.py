@@ -1,7 +1,6 @@
 """Where each chat came from: its start (the first message of a conversation, or the first
 after the window closed) tied to the click whose ref code it carried, or to the ad's referral;
-a first message applied after a later one; clicks written after the chat began; the chats a
-day by origin that the stats count (`chat_days`), kept as the starts change. The SQL runs
+a first message applied after a later one; clicks written after the chat began. The SQL runs
 inside `ChatStore.apply_events`' transaction, on `chatdb.ChatDB`'s connection and thread."""
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from .chatdb import ChatDB
 from .conversations import ENTRY_POINT, REF_AHEAD, REF_DAYS, SERVICE_WINDOW, Inbound
 
 LATE_CLICKS = 3600  # seconds a chat's ref code waits for its click to be written (match_late_clicks)
-CHAT_DAY = ("day, business_id, coalesce(link_kind, ''), coalesce(link_key, ''), coalesce(campaign, ''),"
-            " coalesce(agent_id, 0), coalesce(channel, '')")  # a start's row of chat_days, blanks as link_days'
 
 
 class ChatStartStore(ChatDB):
@@ -35,27 +32,11 @@ class ChatStartStore(ChatDB):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (conversation_id, business_id, message.at, day, message.wamid, ref, *(click or (None,) * 7), referral),
         )  # fmt: skip
-        start_id = cursor.fetchone()[0]
-        self._count(db, start_id, 1)
         # An ad's free entry point runs 72 h from the ad, through a chat start without one.
         entry_point = message.at + ENTRY_POINT if message.referral else None
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = coalesce(?, CASE WHEN"
                    " entry_point_until > ? THEN entry_point_until END) WHERE id = ?",
-                   (start_id, entry_point, message.at, conversation_id))  # fmt: skip
-
-    def _count(self, db: sqlite3.Connection, start_id: int, delta: int) -> None:
-        """Add `delta` (1 or -1) to the chats of the start's day and origin in `chat_days`, which
-        the stats read: a start that changes is taken out of its count, changed, and put back.
-        An erasure deletes starts, not counts (migrations/020 says why)."""
-        db.execute(
-            f"INSERT INTO chat_days (day, business_id, link_kind, link_key, campaign, agent_id, channel, chats)"
-            f" SELECT {CHAT_DAY}, ? FROM chat_starts WHERE id = ?"
-            " ON CONFLICT (day, link_kind, link_key, business_id, campaign, agent_id, channel)"
-            " DO UPDATE SET chats = chat_days.chats + excluded.chats", (delta, start_id),
-        )  # fmt: skip
-        if delta < 0:
-            db.execute("DELETE FROM chat_days WHERE day = (SELECT day FROM chat_starts WHERE id = ?) AND chats = 0",
-                       (start_id,))  # fmt: skip
+                   (cursor.fetchone()[0], entry_point, message.at, conversation_id))  # fmt: skip
 
     def _start_earlier(
         self, db: sqlite3.Connection, conversation_id: int, timezone: str, display: str, message: Inbound
@@ -72,7 +53,6 @@ class ChatStartStore(ChatDB):
             return
         start_id, link_kind, referral = found
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
-        self._count(db, start_id, -1)  # its day may change, and where it came from
         db.execute("UPDATE chat_starts SET at = ?, day = ?, wamid = ? WHERE id = ?",
                    (message.at, day, message.wamid, start_id))  # fmt: skip
         if message.ref and link_kind is None:  # a code no click has yet: match_late_clicks may find it
@@ -81,7 +61,6 @@ class ChatStartStore(ChatDB):
                 "UPDATE chat_starts SET ref = ?, link_kind = ?, link_key = ?, campaign = ?, agent_id = ?, channel = ?,"
                 " click_at = ?, visitor = ? WHERE id = ?", (message.ref, *(click or (None,) * 7), start_id),
             )  # fmt: skip
-        self._count(db, start_id, 1)
         if message.referral and referral is None:
             db.execute("UPDATE chat_starts SET referral = ? WHERE id = ?", (json.dumps(message.referral), start_id))
             db.execute("UPDATE conversations SET entry_point_until = ? WHERE id = ? AND start_id = ?",
@@ -132,12 +111,10 @@ class ChatStartStore(ChatDB):
             for start_id, conversation_id, ref, at, display in pending:
                 click = self._click_for(db, ref, at, display, conversation_id)
                 if click:
-                    self._count(db, start_id, -1)  # from no link's count to its link's
                     tied += db.execute(
                         "UPDATE chat_starts SET link_kind = ?, link_key = ?, campaign = ?, agent_id = ?, channel = ?,"
                         " click_at = ?, visitor = ? WHERE id = ? AND link_kind IS NULL", (*click, start_id),
                     ).rowcount  # fmt: skip
-                    self._count(db, start_id, 1)
             return tied
 
         def work() -> int:  # most rounds find none ready: no write transaction for them

@@ -97,7 +97,7 @@ class ClickStore(StoreDB):
         """Whether chats are counted at all: a WhatsApp number is connected, or chats were counted
         before (a number since disconnected)."""
         (found,) = await self._one(
-            "SELECT EXISTS (SELECT 1 FROM whatsapp_numbers) OR EXISTS (SELECT 1 FROM chat_days)"
+            "SELECT EXISTS (SELECT 1 FROM whatsapp_numbers) OR EXISTS (SELECT 1 FROM chat_starts)"
         )
         return bool(found)
 
@@ -239,13 +239,16 @@ class ClickStore(StoreDB):
         self, first_day: str, last_day: str, group: str, filters: Mapping[str, Any]
     ) -> dict[str, tuple[int, int]]:
         """(chats started, of which opened from a click) per group key, between two days, from
-        chat_days, grouped and filtered like link_days (its columns, with the same blanks)."""
+        chat_starts, grouped and filtered like link_days (its columns, with the same blanks)."""
+        columns = ("SELECT day, business_id, coalesce(link_kind, '') AS link_kind, coalesce(link_key, '') AS link_key,"
+                   " coalesce(campaign, '') AS campaign, coalesce(agent_id, 0) AS agent_id,"
+                   " coalesce(channel, '') AS channel FROM chat_starts")  # fmt: skip
         where = "day BETWEEN ? AND ?" + "".join(f" AND {name} = ?" for name in filters)
         if group in LINK_GROUPS:
             where += " AND link_kind != ''"  # a chat not opened from a link is no link's
         rows = await self._all(
-            f"SELECT {self._grouping(group)}, sum(chats), coalesce(sum(chats) FILTER (WHERE link_kind != ''), 0)"
-            f" FROM chat_days WHERE {where} GROUP BY 1", [first_day, last_day, *filters.values()],
+            f"SELECT {self._grouping(group)}, count(*), count(*) FILTER (WHERE link_kind != '') FROM ({columns}) AS s"
+            f" WHERE {where} GROUP BY 1", [first_day, last_day, *filters.values()],
         )  # fmt: skip
         return {str(key): (int(n), int(from_clicks)) for key, n, from_clicks in rows}
 
