@@ -4,8 +4,10 @@ of links to connected numbers; Click-to-WhatsApp ads carry Meta's referral."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -143,6 +145,33 @@ def test_a_first_message_delivered_after_a_later_one_still_says_where_the_chat_c
     chats = whatsapp.service.whatsapp.chats
     starts = whatsapp.run(chats.run(lambda: chats.db.execute("SELECT at FROM chat_starts").fetchall()))
     assert [tuple(row) for row in starts] == [(first_at,)]
+
+
+def test_a_chat_whose_first_message_came_late_counts_on_that_messages_day(whatsapp: WhatsAppSetup) -> None:
+    """The later message, just after midnight, starts the chat; the first one, just before,
+    arrives after it: the chat moves to the day before, in the stats too."""
+    rome = ZoneInfo("Europe/Rome")
+    today = datetime.fromtimestamp(whatsapp.clock() - 3600, rome).replace(hour=0, minute=0, second=0)
+    midnight = int(today.timestamp())
+    whatsapp.clock.now = midnight + 60  # a minute past it, whenever the test runs
+    customer = whatsapp.customer()
+
+    def message(at: int) -> None:
+        value = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=at, wa_id=customer.wa_id,
+                                user_id=customer.user_id, name=customer.name, text="Ciao")  # fmt: skip
+        assert whatsapp.run(customer.deliver(value)).status_code == 200
+        whatsapp.process()
+
+    def by_day() -> dict[str, int]:
+        params = {"from": datetime.fromtimestamp(midnight - 86400, rome).date().isoformat()}
+        stats = whatsapp.client.get("/api/v1/stats", params=params, headers=whatsapp.auth).json()
+        return {row["key"]: row["conversations"] for row in stats["rows"] if row["conversations"]}
+
+    before, after = (datetime.fromtimestamp(at, rome).date().isoformat() for at in (midnight - 10, midnight + 20))
+    message(midnight + 20)
+    assert by_day() == {after: 1}
+    message(midnight - 10)
+    assert by_day() == {before: 1}
 
 
 def test_a_new_chat_starts_when_the_customer_writes_after_the_window_closed(whatsapp: WhatsAppSetup) -> None:
