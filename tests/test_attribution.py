@@ -4,6 +4,8 @@ of links to connected numbers; Click-to-WhatsApp ads carry Meta's referral."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -172,6 +174,49 @@ def test_a_chat_whose_first_message_came_late_counts_on_that_messages_day(whatsa
     assert by_day() == {after: 1}
     message(midnight - 10)
     assert by_day() == {before: 1}
+
+
+@pytest.mark.postgresql
+def test_a_first_message_applied_while_another_instance_ties_the_chat_keeps_the_tie(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review, on PostgreSQL only: an instance applying a chat's earlier first message
+    read its start unlocked, saw no link (another instance was tying it to its late click, not yet
+    committed), waited, then wrote over the tie with nothing. The start is now read locked."""
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", campaign="vetrina", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    customer = whatsapp.customer()
+    at = int(whatsapp.clock())
+
+    def message(when: int) -> None:
+        value = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=when, wa_id=customer.wa_id,
+                                user_id=customer.user_id, name=customer.name, text=text)  # fmt: skip
+        assert whatsapp.run(customer.deliver(value)).status_code == 200
+
+    message(at)  # before the click writer's flush: a chat with a ref code and no link yet
+    whatsapp.process()
+    flush(whatsapp.client)
+    whatsapp.clock.move(60)
+    message(at - 30)  # an earlier message with the same code, delivered late; not applied yet
+    (chat,) = conversations(whatsapp)
+    with connect_db(whatsapp.service.settings.db) as other:  # the other instance, tying it: not committed
+        other.execute("BEGIN")
+        other.execute("UPDATE click_refs SET used_by = ? WHERE ref = ?", (chat["id"], find_ref(text)))
+        other.execute("UPDATE chat_starts SET link_kind = 'short', link_key = 'torte', campaign = 'vetrina'"
+                      " WHERE conversation_id = ?", (chat["id"],))  # fmt: skip
+        applying = threading.Thread(target=whatsapp.process)
+        applying.start()
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                   " AND datname = current_database()")  # fmt: skip
+        with connect_db(whatsapp.service.settings.db) as watcher:
+            for _ in range(3000):  # until this instance waits for the other's lock (an event, not a duration)
+                if watcher.execute(waiting).fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the earlier message was applied without waiting for the other instance")
+        other.execute("COMMIT")
+    applying.join()
+    came = conversations(whatsapp)[0]["came_from"]
+    assert (came["link_kind"], came["link_key"], came["campaign"]) == ("short", "torte", "vetrina")
 
 
 def test_a_new_chat_starts_when_the_customer_writes_after_the_window_closed(whatsapp: WhatsAppSetup) -> None:

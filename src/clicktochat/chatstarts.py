@@ -45,8 +45,11 @@ class ChatStartStore(ChatDB):
         and a body the journal could not take is applied before older ones it holds): the chat's
         start moves back to it, and where the chat came from is read from it too (its ref code,
         an ad's referral), where the later message said nothing of it."""
+        # Locked on PostgreSQL: another instance tying it to a late click (match_late_clicks) is
+        # waited for, and what it tied is read, not written over with what was there before.
+        lock = " FOR UPDATE" if self.postgres else ""
         found = db.execute(
-            "SELECT id, link_kind, referral FROM chat_starts WHERE conversation_id = ? AND at > ? AND at <= ?",
+            f"SELECT id, link_kind, referral FROM chat_starts WHERE conversation_id = ? AND at > ? AND at <= ?{lock}",
             (conversation_id, message.at, message.at + SERVICE_WINDOW),
         ).fetchone()  # fmt: skip
         if found is None:
