@@ -419,6 +419,50 @@ def test_two_template_syncs_at_once_end_with_the_templates_meta_lists(pg_url: st
     assert outcomes == [None] * 8 and names == sorted(template.name for template in listed)
 
 
+def test_the_template_sync_that_commits_last_leaves_exactly_its_list(pg_url: str) -> None:
+    """Found by a review: a sync that began while another was writing kept what the other wrote,
+    a template Meta no longer listed among them (its DELETE could not see rows committed later)."""
+    listed = [Template(name, "en_US", "APPROVED", "UTILITY", "Ciao", (), []) for name in ("t0", "tx")]
+
+    async def arranged() -> int:
+        one, two, _ = await two_instances(pg_url)
+        (number,) = await one.whatsapp.chats.numbers()
+        await one.close()
+        await two.close()
+        return number.id
+
+    async def sync(templates: list[Template]) -> list[str]:
+        service = await Service.open(Settings(db=pg_url))
+        try:
+            await service.whatsapp.chats.replace_templates(number_id, templates, int(time.time()))
+            return [template.name for template, _ in await service.whatsapp.chats.templates(number_id)]
+        finally:
+            await service.close()
+
+    number_id = asyncio.run(arranged())
+    names: list[list[str]] = []
+    with connect_db(pg_url) as other:  # another instance's sync of both templates, not committed yet
+        other.execute("BEGIN")
+        other.execute("SELECT 1 FROM whatsapp_numbers WHERE id = ? FOR NO KEY UPDATE", (number_id,))
+        other.execute("INSERT INTO message_templates (number_id, name, language, status, category, body_parameters,"
+                      " body, components, synced_at) VALUES (?, 't0', 'en_US', 'APPROVED', 'UTILITY', 0, 'Ciao',"
+                      " '{}', 0), (?, 'tx', 'en_US', 'APPROVED', 'UTILITY', 0, 'Ciao', '{}', 0)",
+                      (number_id, number_id))  # fmt: skip
+        later = threading.Thread(target=lambda: names.append(asyncio.run(sync(listed[:1]))))  # tx is gone now
+        later.start()
+        with connect_db(pg_url) as watcher:
+            for _ in range(3000):  # until the later sync waits for the other (an event, not a duration)
+                if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                   " AND datname = current_database()").fetchone()[0]:  # fmt: skip
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the later sync did not wait for the one in progress")
+        other.execute("COMMIT")
+    later.join()
+    assert names == [["t0"]]
+
+
 # -- a database restart --------------------------------------------------------------------
 
 

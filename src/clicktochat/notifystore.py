@@ -63,11 +63,14 @@ class NotificationStore(OutboxStore):
 
     async def replace_templates(self, number_id: int, templates: Sequence[Template], now: int) -> None:
         """The number's templates become exactly these (one that Meta no longer lists is gone; one
-        it lists twice, the last). Written in the order of their key, so two syncs at once (two
-        instances) wait for each other rather than deadlock on PostgreSQL."""
+        it lists twice, the last). Two syncs at once (two instances) take turns: on PostgreSQL
+        each locks the number's row first, so the second deletes what the first wrote (it would
+        not see rows committed after its DELETE began) and its list is the one that stays."""
         latest = {(t.name, t.language): t for t in templates}
 
         def work(db: sqlite3.Connection) -> None:
+            if self.postgres:
+                db.execute("SELECT 1 FROM whatsapp_numbers WHERE id = ? FOR NO KEY UPDATE", (number_id,))
             db.execute("DELETE FROM message_templates WHERE number_id = ?", (number_id,))
             db.executemany(
                 "INSERT INTO message_templates (number_id, name, language, status, category,"

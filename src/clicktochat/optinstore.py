@@ -116,16 +116,17 @@ class OptinStore(ChatDB):
 
     async def add_form(self, values: dict[str, Any], now: int) -> OptinForm:
         def work() -> OptinForm:
-            with self._tx() as db:
-                try:
+            try:
+                with self._tx() as db:
                     cursor = db.execute(
                         "INSERT INTO optin_forms (slug, business_id, title, topics, wording, languages, double_optin,"
                         " template, template_language, topic_labels, created_at, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", (*_form_values(values), now, now),
                     )  # fmt: skip
                     (form_id,) = cursor.fetchone()
-                except sqlite3.IntegrityError:
-                    raise KeyError(values["slug"]) from None
+            except sqlite3.IntegrityError:  # rolled back: read again outside it
+                self._slug_taken(values["slug"])
+                raise
             found = self._form("id = ?", form_id)
             assert found is not None
             return found
@@ -139,21 +140,28 @@ class OptinStore(ChatDB):
         def work() -> OptinForm:
             changed = values["wording"] != form.wording or values.get("topic_labels", {}) != form.topic_labels
             bump = 1 if changed else 0
-            with self._tx() as db:
-                try:
+            try:
+                with self._tx() as db:
                     db.execute(
                         "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
                         " languages = ?, double_optin = ?, template = ?, template_language = ?, topic_labels = ?,"
                         " updated_at = ?, version = version + ? WHERE id = ?",
                         (*_form_values(values), now, bump, form.id),
                     )  # fmt: skip
-                except sqlite3.IntegrityError:  # renamed to another form's slug
-                    raise KeyError(values["slug"]) from None
+            except sqlite3.IntegrityError:  # renamed to another form's slug? (rolled back: read outside it)
+                self._slug_taken(values["slug"])
+                raise
             found = self._form("id = ?", form.id)
             assert found is not None
             return found
 
         return await self.run(work)
+
+    def _slug_taken(self, slug: str) -> None:
+        """KeyError if another form has `slug` (what a unique violation on a form's write
+        usually means; otherwise, say a business deleted meanwhile, the caller's error stands)."""
+        if self._one("SELECT 1 FROM optin_forms WHERE slug = ?", (slug,)):
+            raise KeyError(slug) from None
 
     def _form(self, where: str, value: Any) -> OptinForm | None:
         row = self._one(f"SELECT {FORM_COLUMNS} FROM optin_forms WHERE {where}", (value,))
