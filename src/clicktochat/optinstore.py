@@ -138,10 +138,16 @@ class OptinStore(ChatDB):
         is called): consents name the version they were given under."""
 
         def work() -> OptinForm:
-            changed = values["wording"] != form.wording or values.get("topic_labels", {}) != form.topic_labels
-            bump = 1 if changed else 0
             try:
                 with self._tx() as db:
+                    # What the words are now, read in the write's transaction (locked on PostgreSQL):
+                    # compared with a copy read before, a save at the same moment by another admin
+                    # that changed them would leave its words under the old version number.
+                    lock = " FOR UPDATE" if self.postgres else ""
+                    stored = db.execute(f"SELECT wording, topic_labels FROM optin_forms WHERE id = ?{lock}",
+                                           (form.id,)).fetchone()  # fmt: skip
+                    words = (json.loads(stored[0]), json.loads(stored[1])) if stored else None
+                    bump = int(words != (values["wording"], values.get("topic_labels", {})))
                     db.execute(
                         "UPDATE optin_forms SET slug = ?, business_id = ?, title = ?, topics = ?, wording = ?,"
                         " languages = ?, double_optin = ?, template = ?, template_language = ?, topic_labels = ?,"

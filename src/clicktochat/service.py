@@ -33,7 +33,7 @@ from .logos import check_logo
 from .names import check_name
 from .notifications import IDEMPOTENCY_KEY
 from .posters import check_colour
-from .service_widgets import WidgetService
+from .service_widgets import CHANGE_TRIES, WidgetService
 from .settings import Settings
 from .sharedstore import SharedStore, Unreachable
 from .store import Store
@@ -512,10 +512,21 @@ class Service(WidgetService):
             update["timezone"] = None
         mistakes.raise_any()
         if channels is not None:
-            await self.store.set_agent_channels(agent_id, channels)
+            await self._edit_channels(agent, lambda fresh: self._new_channels(fresh, changes))
         await self.store.update_agent(agent_id, update)
         self.forget()
         return await self.get_agent(agent_id)
+
+    async def _edit_channels(self, agent: Agent, edit: Callable[[Agent], list[tuple[str, str]] | None]) -> None:
+        """Write `edit(agent)`'s channels, provided the agent's are still as read: if another
+        request changed them meanwhile (a channel added at the same moment), read them again and
+        redo the edit on those, so neither change undoes the other."""
+        for _ in range(CHANGE_TRIES):
+            channels = edit(agent)
+            if channels is None or await self.store.set_agent_channels(agent.id, channels, agent.channels):
+                return
+            agent = await self.get_agent(agent.id)
+        raise Conflict(f"Agent {agent.id}'s channels kept changing while this change was made; send it again.")
 
     def _first_channels(self, to: str | None, channel: str, channels: Any) -> list[tuple[str, str]]:
         """A new agent's channels: `channels`, or `to` on `channel`."""
@@ -552,11 +563,13 @@ class Service(WidgetService):
         agent = await self.get_agent(agent_id)
         found = get_channel(channel)
         address = found.normalize(to, self.settings.default_region, "address")
-        if agent.address_on(found.name) is not None:
-            channels = [(name, address if name == found.name else a) for name, a in agent.channels]
-        else:
-            channels = [*agent.channels, (found.name, address)]
-        await self.store.set_agent_channels(agent_id, channels)
+
+        def added(agent: Agent) -> list[tuple[str, str]]:
+            if agent.address_on(found.name) is not None:
+                return [(name, address if name == found.name else a) for name, a in agent.channels]
+            return [*agent.channels, (found.name, address)]
+
+        await self._edit_channels(agent, added)
         self.forget()
         return await self.get_agent(agent_id)
 
@@ -567,10 +580,15 @@ class Service(WidgetService):
         if agent.address_on(channel) is None:
             raise InvalidInput("channel", f"agent {agent_id} is not on {channel!r}; their channels: "
                                f"{', '.join(name for name, _ in agent.channels)}")  # fmt: skip
-        if len(agent.channels) == 1:
-            raise InvalidInput("channel", f"is agent {agent_id}'s only channel: an agent needs one "
-                               "(add another first, or remove the agent)")  # fmt: skip
-        await self.store.set_agent_channels(agent_id, [c for c in agent.channels if c[0] != channel])
+
+        def removed(agent: Agent) -> list[tuple[str, str]]:
+            left = [c for c in agent.channels if c[0] != channel]
+            if not left:
+                raise InvalidInput("channel", f"is agent {agent_id}'s only channel: an agent needs one "
+                                   "(add another first, or remove the agent)")  # fmt: skip
+            return left
+
+        await self._edit_channels(agent, removed)
         self.forget()
         return await self.get_agent(agent_id)
 

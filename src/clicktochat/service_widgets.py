@@ -6,10 +6,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .errors import InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .store import Store
 from .whatsapp import WhatsApp
 from .widget import Widget, WidgetSettings, apply_changes, check_settings, check_widget_id, random_widget_id
+
+CHANGE_TRIES = 5  # reads and tries of a change that another request's change keeps overtaking
 
 
 class WidgetService:
@@ -70,18 +72,25 @@ class WidgetService:
         return widget
 
     async def update_widget(self, widget_id: str, changes: dict[str, Any]) -> Widget:
-        """Change a widget's business or settings; a setting set to None goes back to its default."""
-        widget = await self.get_widget(widget_id)
+        """Change a widget's business or settings; a setting set to None goes back to its default.
+        Only what `changes` names changes: two requests at once changing two settings (or one
+        the business, the other a setting) both stay, each applied to what the other left."""
         changes = dict(changes)
-        business_id = changes.pop("business_id", None) or widget.business_id
-        if await self.store.business(business_id) is None:
-            raise InvalidInput("business_id", f"there is no business {business_id}")
-        checked = apply_changes(changes, widget.settings)
-        await self._check_agents(checked, business_id)
-        await self._check_optin_form(checked, business_id)
-        await self.store.update_widget(widget.id, business_id, _changed(checked))
-        self.forget()
-        return await self.get_widget(widget.id)
+        for _ in range(CHANGE_TRIES):
+            found = await self.store.widget_as_stored(widget_id.lower())
+            if found is None:
+                raise NotFound(f"There is no widget {widget_id!r}.")
+            widget, stored = found
+            business_id = changes.get("business_id") or widget.business_id
+            if await self.store.business(business_id) is None:
+                raise InvalidInput("business_id", f"there is no business {business_id}")
+            checked = apply_changes({k: v for k, v in changes.items() if k != "business_id"}, widget.settings)
+            await self._check_agents(checked, business_id)
+            await self._check_optin_form(checked, business_id)
+            if await self.store.update_widget(widget.id, business_id, _changed(checked), (widget.business_id, stored)):
+                self.forget()
+                return await self.get_widget(widget.id)
+        raise Conflict(f"Widget {widget_id!r} kept changing while this change was made; send it again.")
 
     async def delete_widget(self, widget_id: str) -> None:
         widget = await self.get_widget(widget_id)

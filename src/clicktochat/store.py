@@ -81,6 +81,10 @@ def _widget(row: Sequence[Any]) -> Widget:
     return Widget(row[0], row[1], settings_from_json(json.loads(row[2])), row[3], row[4])
 
 
+class _Changed(Exception):
+    """Raised inside a transaction to roll it back: what a compare-and-set expected was changed."""
+
+
 class Store(ClickStore):
     # -- meta -------------------------------------------------------------------------
 
@@ -301,17 +305,31 @@ class Store(ClickStore):
         assert agent is not None
         return agent
 
-    async def set_agent_channels(self, agent_id: int, channels: Sequence[tuple[str, str]]) -> None:
+    async def set_agent_channels(
+        self, agent_id: int, channels: Sequence[tuple[str, str]], was: Sequence[tuple[str, str]] | None = None
+    ) -> bool:
         """An agent's channels, all of them in order (at least one), replacing what it had;
-        agents.channel and agents.address follow the first."""
+        agents.channel and agents.address follow the first. With `was`, only if the agent still
+        has exactly those (False, nothing written, if another request changed them since they
+        were read: the caller reads again and redoes its change, rather than undo that one)."""
         (channel, address), *_ = channels
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE agents SET channel = ?, address = ?, updated_at = ? WHERE id = ?",
-                (channel, address, int(time.time()), agent_id),
-            )
-            await db.execute("DELETE FROM agent_channels WHERE agent_id = ?", (agent_id,))
-            await _write_channels(db, agent_id, channels)
+        try:
+            async with self.transaction() as db:
+                await db.execute(
+                    "UPDATE agents SET channel = ?, address = ?, updated_at = ? WHERE id = ?",
+                    (channel, address, int(time.time()), agent_id),
+                )  # first: on PostgreSQL, the agent's row stays locked until the commit
+                if was is not None:
+                    cursor = await db.execute(
+                        "SELECT channel, address FROM agent_channels WHERE agent_id = ? ORDER BY position", (agent_id,)
+                    )
+                    if [tuple(row) for row in await cursor.fetchall()] != [tuple(c) for c in was]:
+                        raise _Changed  # rolled back
+                await db.execute("DELETE FROM agent_channels WHERE agent_id = ?", (agent_id,))
+                await _write_channels(db, agent_id, channels)
+        except _Changed:
+            return False
+        return True
 
     async def business_channels(self, business_id: int) -> list[str]:
         """The channels a business offers, as agents.offered_channels orders them: by agent, then
@@ -483,12 +501,23 @@ class Store(ClickStore):
         )
         return [_widget(row) for row in rows]
 
-    async def update_widget(self, widget_id: str, business_id: int, settings: dict[str, Any]) -> None:
+    async def update_widget(
+        self, widget_id: str, business_id: int, settings: dict[str, Any], was: tuple[int, str] | None = None
+    ) -> bool:
+        """With `was` (business id, settings as stored: `widget_as_stored`), only if the widget
+        still has them: False, nothing written, if another request changed it since it was read."""
+        sql = "UPDATE widgets SET business_id = ?, settings = ?, updated_at = ? WHERE id = ?"
+        params: tuple[Any, ...] = (business_id, json.dumps(settings), int(time.time()), widget_id)
+        if was is not None:
+            sql, params = sql + " AND business_id = ? AND settings = ?", (*params, *was)
         async with self.transaction() as db:
-            await db.execute(
-                "UPDATE widgets SET business_id = ?, settings = ?, updated_at = ? WHERE id = ?",
-                (business_id, json.dumps(settings), int(time.time()), widget_id),
-            )
+            cursor = await db.execute(sql, params)
+            return cursor.rowcount == 1
+
+    async def widget_as_stored(self, widget_id: str) -> tuple[Widget, str] | None:
+        """The widget, and its settings as the database holds them (for `update_widget`'s `was`)."""
+        row = await self._one(f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE id = ?", (widget_id,))
+        return (_widget(row), str(row[2])) if row else None
 
     async def delete_widget(self, widget_id: str) -> bool:
         async with self.transaction() as db:
