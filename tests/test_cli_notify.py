@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
+from clicktochat.cli_notify import _plain
 from clicktochat.graph_standin import GraphStandIn
 from conftest import NUMBER, VERIFY_TOKEN, connect_db
 from test_cli_whatsapp import clean_env  # noqa: F401  (autouse: no CLICKTOCHAT_* from the caller's shell)
@@ -87,6 +88,13 @@ def test_notify_is_refused_without_consent_and_queued_with_it(run: Callable[...,
     assert after.exit_code == 1 and "opted out" in after.output
     old = run(*args)  # after the STOP, the first key's notification is shown, never sent again (a new user's)
     assert old.exit_code == 0 and "Nothing new was sent." in old.output
+
+
+def test_shown_fields_read_as_words_not_python() -> None:
+    """Found by a new user: `notifications show` printed Meta's pricing as a Python dict."""
+    pricing = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
+    assert _plain(pricing) == "billable: yes, pricing_model: PMP, category: marketing"
+    assert _plain(["Giulia", 2, False]) == "Giulia, 2, no"
 
 
 def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path: Path,

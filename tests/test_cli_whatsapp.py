@@ -245,7 +245,7 @@ def test_replies_are_refused_after_stop_and_when_the_window_closed(
 
 
 def test_simulate_message_needs_a_connected_number(wa: Callable[..., Result]) -> None:
-    fails(wa("simulate", "message", "--from", "+393471234567"), 1, "--number: give our number the customer writes to")
+    fails(wa("simulate", "message", "--from", "+393471234567"), 1, "No WhatsApp number is connected: connect one")
     fails(wa("simulate", "message", "--from", "12"), 2, "with its country code")
 
 

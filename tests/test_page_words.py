@@ -7,7 +7,7 @@ import re
 import string
 import time
 from html import unescape
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -196,8 +196,10 @@ def test_the_general_link_is_a_live_one_to_the_whole_business_without_a_campaign
     call(client, service.create_widget(shop, "forno"))
     page = client.get("/s/brief", headers={"user-agent": IPHONE, "accept-language": "es"})
     assert reach_button(page.text) == ("https://chat.example.com/w/forno/any?t=Forno", "Escribir a Forno")
-    followed = client.get("/w/forno/any?t=Forno", headers={"user-agent": IPHONE})
+    followed = client.get("/w/forno/any?t=Forno", headers={"user-agent": IPHONE, "accept-language": "es"})
     assert followed.status_code == 302 and followed.headers["location"].startswith("https://wa.me/393487654321")
+    # in the language of the page it came from (found by a new user: the message was in English)
+    assert parse_qs(urlsplit(followed.headers["location"]).query)["text"] == ["¡Hola! Tengo una pregunta sobre Forno"]
 
 
 def test_a_gone_link_of_no_business_asks_to_tell_whoever_shared_it(client: TestClient, service: Service) -> None:

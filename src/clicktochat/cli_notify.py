@@ -102,8 +102,18 @@ def notifications_show(db: str | None, base_url: str | None, notification_id: in
         return print_json(shown)
     for key, value in shown.items():  # a line a field, as `conversations show` heads its table
         if value not in (None, [], {}, ""):
-            text = ", ".join(map(str, value)) if isinstance(value, list) else value
-            click.echo(printable(f"{key.replace('_', ' ') + ':':<17} {text}".rstrip()))
+            click.echo(printable(f"{key.replace('_', ' ') + ':':<17} {_plain(value)}".rstrip()))
+
+
+def _plain(value: Any) -> str:
+    """A field as a person reads it: a list and a mapping (Meta's pricing) as words, not Python's."""
+    if isinstance(value, list):
+        return ", ".join(map(_plain, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_plain(item)}" for key, item in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 templates: click.Group = click.Group("templates", help="Message templates of connected numbers, as Meta lists them.")

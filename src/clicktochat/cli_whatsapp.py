@@ -30,7 +30,7 @@ from .chat_api import ConversationDetail, conversation_out, message_out, number_
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
 from .conversations import check_text
 from .database import is_postgres
-from .errors import FieldError, InvalidInput, ProblemError
+from .errors import Conflict, FieldError, InvalidInput, ProblemError
 from .graph_standin import GraphStandIn, StandInNumber, describe
 from .payloads import referral
 from .service import Service, timestamp
@@ -410,6 +410,9 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
     async def work(service: Service) -> tuple[str, str, str, httpx.Response]:
         numbers = await service.whatsapp.chats.numbers()
         keys = {k.id: k for k in service.whatsapp.keys}
+        if not numbers:
+            raise Conflict("No WhatsApp number is connected: connect one first (`clicktochat whatsapp connect`,"
+                           " against `clicktochat simulate graph`: see the README's walkthrough).")  # fmt: skip
         if number_id is None and len(numbers) != 1:
             raise InvalidInput("number", f"give our number the customer writes to (there are {len(numbers)} "
                                "connected; see `clicktochat whatsapp list`)")  # fmt: skip

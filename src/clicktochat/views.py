@@ -153,6 +153,14 @@ def channel_gone(channel: str, business: str | None, offered: list[str], url: st
     return ChannelGone(CHANNELS[channel].label, business, alternatives)
 
 
+def browser_languages(scope: Scope) -> str:
+    """The request's Accept-Language, as widget.pick_language reads a page's and browser's."""
+    for name, value in scope["headers"]:
+        if name == b"accept-language":
+            return str(value.decode("latin-1"))
+    return ""
+
+
 def asks_web(scope: Scope) -> bool:
     """?web=1: a desktop asked for the messenger's web app (the landing page's second button)."""
     query = scope["query_string"]
@@ -507,7 +515,9 @@ async def widget_click(service: Service, scope: Scope, counted: bool) -> Click:
         raise Unavailable("Nobody can take this chat yet: the business has not added anyone to answer.",
                           says="nobody")  # fmt: skip
     title = query.get("t", "")
-    text = fill_message(message_template(settings, pick_language(query.get("l", ""), "", settings.locale)), page, title)
+    browser = "" if query.get("l") or settings.locale else browser_languages(scope)  # a link made without the script
+    text = fill_message(message_template(settings, pick_language(query.get("l", ""), browser, settings.locale)),
+                        page, title)  # fmt: skip
     link_url = f"{service.base_url}/w/{widget.id}/{destination.agent_id}"
     shown = {"u": page, "t": title[:MAX_PAGE_TITLE_LENGTH]} if page and title else {"u": page} if page else {}
     if asked:  # the landing page's QR code carries the visitor's choice to the phone
