@@ -296,7 +296,9 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
         "CLICKTOCHAT_GRAPH_URL": graph_url, "CLICKTOCHAT_FLUSH_INTERVAL": "0.1"}  # fmt: skip
     serve = ["serve", "--demo", "--db", db, "--port", str(port)]
     graph = ["simulate", "graph", "--port", str(graph_port), "--db", db]
-    with process(serve, env, f"{base}/healthz"), process(graph, env, graph_url) as standin:
+    # The stand-in first (found by a new user: it read the server's address once, before the server had
+    # recorded it, and its statuses went to the default port for good), the server second.
+    with process(graph, env, graph_url) as standin, process(serve, env, f"{base}/healthz"):
         piped = "\n".join([cli_whatsapp.DEMO.access_token, cli_whatsapp.DEMO.app_secret,
                            cli_whatsapp.DEMO_VERIFY_TOKEN])  # fmt: skip
         connect = cli_run(db, graph_url, "whatsapp", "connect", "--phone-number-id", cli_whatsapp.DEMO.phone_number_id,
@@ -380,6 +382,7 @@ def test_the_simulator_walkthrough(db_path: str) -> None:
     # The stand-in says what reached it (a new user saw nothing and could not tell a send arrived).
     assert re.search(r"^Sent to \+393471234567: text 'Ciao Giulia!' \(wamid\.[^)]+\)$", standin.printed, re.M), \
         standin.printed  # type: ignore[attr-defined]
+    assert "(the server's address as its database records it, read at each status)" in standin.printed  # type: ignore[attr-defined]
 
 
 

@@ -468,6 +468,27 @@ def test_a_utility_template_inside_an_open_window_is_charged_as_our_cost_rules_s
     run(scenario)
 
 
+def test_a_status_the_server_does_not_take_is_said_once_and_goes_where_the_server_is_now() -> None:
+    """Found by a new user: `simulate graph` started before the server sent its statuses, for
+    good and without a word, to the address it had read at start."""
+
+    async def scenario(world: World) -> None:
+        await world.customer().send_text("hello")
+        wamid = (await world.send(text())).json()["messages"][0]["id"]
+        world.receiver.received.clear()
+        said: list[tuple[str, str, str]] = []
+        world.standin.on_undelivered = lambda *told: said.append(told)
+        world.standin.webhook_patience = 0.0
+        world.standin.find_webhook_url = lambda: "http://ourserver.test/not-yet"  # the server not there yet: 404
+        await world.standin.deliver_until_taken(wamid)
+        assert said == [(wamid, "sent", "HTTP 404")] and world.receiver.received == []
+        world.standin.find_webhook_url = lambda: WEBHOOK  # now it is
+        await world.standin.deliver_until_taken(wamid)
+        assert [only_value(body)["statuses"][0]["status"] for body in world.receiver.bodies()] == ["sent", "delivered"]
+
+    run(scenario)
+
+
 def test_the_stand_in_says_in_a_line_what_reached_it_and_how_it_will_end() -> None:
     """`simulate graph` prints these (a new user could not tell a send had arrived)."""
     template = {"messaging_product": "whatsapp", "to": "393471234567", "type": "template",

@@ -346,12 +346,22 @@ def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url:
     `sent` and `delivered` statuses back to the server's webhook."""
     import uvicorn
 
-    origin = settings_from(db=db, base_url=base_url).base_url or recorded_base_url(db) or "http://127.0.0.1:8000"
-    webhook_url = webhook_url or f"{origin.rstrip('/')}/webhooks/whatsapp"
-    standin = GraphStandIn([DEMO], webhook_url=webhook_url, auto_statuses=True)
+    configured = webhook_url or settings_from(db=db, base_url=base_url).base_url
+
+    def server_webhook() -> str:  # as the database says now: the server may start after the stand-in
+        origin = configured or recorded_base_url(db) or "http://127.0.0.1:8000"
+        return origin if webhook_url else f"{origin.rstrip('/')}/webhooks/whatsapp"
+
+    standin = GraphStandIn([DEMO], webhook_url=server_webhook(), auto_statuses=True)
+    standin.find_webhook_url = server_webhook
     standin.on_send = lambda sent: click.echo(describe(sent))  # what reached "Meta", as it comes
+    standin.on_undelivered = lambda wamid, status, why: click.echo(
+        f"  the {status!r} status of {wamid} was not taken by {server_webhook()} ({why}): is the server running"
+        f" there? It is sent again for {standin.webhook_patience:g} s, as Meta does for days."
+    )
     graph_url = f"http://127.0.0.1:{port}/v26.0"
-    click.echo(f"""Graph API stand-in on {graph_url}; statuses go to {webhook_url}
+    where = "" if configured else " (the server's address as its database records it, read at each status)"
+    click.echo(f"""Graph API stand-in on {graph_url}; statuses go to {server_webhook()}{where}
 
 Point the server and the CLI at it (in each terminal):
   export CLICKTOCHAT_GRAPH_URL={graph_url}
@@ -370,7 +380,8 @@ Connect it:
 Then a customer writes in:
   clicktochat simulate message --from +393471234567 --text "Ciao"
 """)  # fmt: skip
-    config = uvicorn.Config(with_customer_notes(standin), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(with_customer_notes(standin), host="127.0.0.1", port=port, log_level="warning",
+                            timeout_graceful_shutdown=1)  # statuses still being sent again do not hold a Ctrl-C
     uvicorn.Server(config).run()
 
 

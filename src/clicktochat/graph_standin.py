@@ -152,6 +152,11 @@ class GraphStandIn:
         self.http = http
         self.sent: list[SentMessage] = []
         self.on_send: Callable[[SentMessage], None] | None = None  # told of each send accepted (the CLI prints it)
+        # Where statuses go, asked at each one (the CLI: the server's address as its database says
+        # now, the server started after the stand-in); None: webhook_url.
+        self.find_webhook_url: Callable[[], str] | None = None
+        # Told once a status, the first time the server does not take it (the CLI prints it).
+        self.on_undelivered: Callable[[str, str, str], None] | None = None  # (wamid, status, url)
         self.answer_only: int | None = None  # see withhold_answers_after
         self._faults: list[_Fault] = []
         self._status_tasks: set[asyncio.Task[None]] = set()
@@ -376,11 +381,11 @@ class GraphStandIn:
 
     async def emit_status(self, wamid: str, status: StatusName, errors: list[JSON] | None = None) -> httpx.Response:
         """POST one signed status webhook for an accepted send to ``webhook_url``."""
-        if not self.webhook_url:
+        url = self.find_webhook_url() if self.find_webhook_url else self.webhook_url
+        if not url:
             raise RuntimeError("GraphStandIn has no webhook_url to send statuses to")
         number = self.numbers[self.find(wamid).phone_number_id]
-        return await post_signed(self.webhook_url, self.status_body(wamid, status, errors), number.app_secret,
-                                 self.http)
+        return await post_signed(url, self.status_body(wamid, status, errors), number.app_secret, self.http)
 
     async def _statuses_once_answering(self, wamid: str) -> None:
         while self.answer_only is not None:
@@ -395,10 +400,14 @@ class GraphStandIn:
             pause, waited = 0.1, 0.0
             while True:
                 try:
-                    if (await self.emit_status(wamid, status)).status_code == 200:
+                    answer = await self.emit_status(wamid, status)
+                    if answer.status_code == 200:
                         break
-                except httpx.HTTPError:
-                    pass
+                    refused = f"HTTP {answer.status_code}"
+                except httpx.HTTPError as exc:
+                    refused = f"{type(exc).__name__}: {exc}"
+                if waited == 0.0 and self.on_undelivered is not None:
+                    self.on_undelivered(wamid, status, refused)
                 if waited >= self.webhook_patience:
                     return
                 await asyncio.sleep(pause)
