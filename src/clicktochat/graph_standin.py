@@ -281,8 +281,17 @@ class GraphStandIn:
         contact = {"input": body["to"], "wa_id": sent.wa_id} if body.get("to") else \
             {"input": body["recipient"], "user_id": sent.user_id}
         answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": sent.wamid}]}
-        task = BackgroundTask(self.deliver_until_taken, sent.wamid) if self.auto_statuses and self.webhook_url else None
+        follow = self.auto_statuses and bool(self.webhook_url)
+        task = BackgroundTask(self._deliver_in_background, sent.wamid) if follow else None
         return JSONResponse(answer, background=task)
+
+    async def _deliver_in_background(self, wamid: str) -> None:
+        """deliver_until_taken after the answer; cut short without a traceback when the stand-in
+        stops (`simulate graph`'s Ctrl-C while a status is still being sent again)."""
+        try:
+            await self.deliver_until_taken(wamid)
+        except asyncio.CancelledError:
+            return
 
     def _invalid(self, body: Any) -> str | None:
         """What Meta would reject in a send request, or None."""
