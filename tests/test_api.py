@@ -372,6 +372,15 @@ def test_the_same_key_sent_many_times_at_once_makes_one_link(client: TestClient,
     assert len(call(client, service.store.links(10, 0))) == 1  # type: ignore[arg-type]
 
 
+def test_a_link_to_a_business_nobody_can_answer_yet_says_so(api: Api) -> None:
+    """Found by a new user: made without a word, its visitors got "nobody can answer"."""
+    shop = created(api.post("/businesses", {"name": "Gelateria", "timezone": "Europe/Rome"}))
+    link = created(api.post("/links", {"business_id": shop["id"], "slug": "gelato"}))
+    assert link["notes"] == ["the business has no agents yet: until one is added, visitors are told nobody can answer"]
+    created(api.post(f"/businesses/{shop['id']}/agents", {"name": "Ada", "address": NUMBER}))
+    assert ok(api.patch("/links/gelato", {"campaign": "estate"}))["notes"] == []
+
+
 def test_signed_link_takes_no_slug(api: Api) -> None:
     response = api.post("/links", {"to": NUMBER, "short": False, "slug": "mine"})
     assert invalid(response, "slug") == "only short links have a slug; leave it out or set short to true"

@@ -402,6 +402,8 @@ class Service(WidgetService):
         if link.channel is not None and agent_id is not None and not any(a.address_on(link.channel) for a in agents):
             agents = await self.store.agents(agents[0].business_id) if agents else []  # a colleague takes it
         notes: list[str] = []
+        if business_id is not None and not agents:
+            notes.append("the business has no agents yet: until one is added, visitors are told nobody can answer")
         for agent in agents:  # on the link's channel where it names one, else on each one's first
             if link.channel is not None and (address := agent.address_on(link.channel)) is not None:
                 found = link_notes(get_channel(link.channel), address, link.text)
