@@ -145,7 +145,7 @@ class OptinStore(ChatDB):
                     # that changed them would leave its words under the old version number.
                     lock = " FOR UPDATE" if self.postgres else ""
                     stored = db.execute(f"SELECT wording, topic_labels FROM optin_forms WHERE id = ?{lock}",
-                                           (form.id,)).fetchone()  # fmt: skip
+                                        (form.id,)).fetchone()  # fmt: skip
                     words = (json.loads(stored[0]), json.loads(stored[1])) if stored else None
                     bump = int(words != (values["wording"], values.get("topic_labels", {})))
                     db.execute(
