@@ -134,6 +134,19 @@ def connect_db(db: str) -> Iterator[Any]:
         conn.close()
 
 
+def until_waiting_for_a_lock(db: str, what: str) -> None:
+    """Return once a connection to PostgreSQL database `db` waits for another's lock (a row held
+    by a transaction the test keeps open): an event awaited, not a duration; `what` says, after
+    30 s, what should have waited."""
+    with connect_db(db) as watcher:
+        for _ in range(3000):
+            if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                               " AND datname = current_database()").fetchone()[0]:  # fmt: skip
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"{what} did not wait for the lock")
+
+
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> str:
     """A SQLite file whatever the run: for what only SQLite has (backups, the file lock)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +16,7 @@ from clicktochat.conversations import find_ref, is_stop, window, with_ref
 from clicktochat.payloads import inbound_message, new_wamid, referral
 from clicktochat.service import timestamp
 from clicktochat.stats import compute, parse_query
-from conftest import IPHONE, WhatsAppSetup, connect_db, flush
+from conftest import IPHONE, WhatsAppSetup, connect_db, flush, until_waiting_for_a_lock
 from test_admin_roles import sign_in
 
 
@@ -204,15 +203,7 @@ def test_a_first_message_applied_while_another_instance_ties_the_chat_keeps_the_
                       " WHERE conversation_id = ?", (chat["id"],))  # fmt: skip
         applying = threading.Thread(target=whatsapp.process)
         applying.start()
-        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                   " AND datname = current_database()")  # fmt: skip
-        with connect_db(whatsapp.service.settings.db) as watcher:
-            for _ in range(3000):  # until this instance waits for the other's lock (an event, not a duration)
-                if watcher.execute(waiting).fetchone()[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                raise AssertionError("the earlier message was applied without waiting for the other instance")
+        until_waiting_for_a_lock(whatsapp.service.settings.db, "applying the earlier message")
         other.execute("COMMIT")
     applying.join()
     came = conversations(whatsapp)[0]["came_from"]

@@ -42,7 +42,18 @@ from clicktochat.sharedstore import SharedStore, Unreachable, merge_salts
 from clicktochat.store import Store
 from clicktochat.visitors import DAY, Salts
 from clicktochat.webhooks import match_failed
-from conftest import IPHONE, NUMBER, POSTGRES, TEMPLATE, call, connect_db, flush, free_port, running
+from conftest import (
+    IPHONE,
+    NUMBER,
+    POSTGRES,
+    TEMPLATE,
+    call,
+    connect_db,
+    flush,
+    free_port,
+    running,
+    until_waiting_for_a_lock,
+)
 from pgserver import PostgresServer
 
 SIGN_IN_KEY = b"the instances' common key".ljust(32)
@@ -450,14 +461,7 @@ def test_the_template_sync_that_commits_last_leaves_exactly_its_list(pg_url: str
                       (number_id, number_id))  # fmt: skip
         later = threading.Thread(target=lambda: names.append(asyncio.run(sync(listed[:1]))))  # tx is gone now
         later.start()
-        with connect_db(pg_url) as watcher:
-            for _ in range(3000):  # until the later sync waits for the other (an event, not a duration)
-                if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                   " AND datname = current_database()").fetchone()[0]:  # fmt: skip
-                    break
-                time.sleep(0.01)
-            else:
-                raise AssertionError("the later sync did not wait for the one in progress")
+        until_waiting_for_a_lock(pg_url, "the later sync")
         other.execute("COMMIT")
     later.join()
     assert names == [["t0"]]
