@@ -10,10 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from clicktochat import database
 from clicktochat.optins import Optins
 from clicktochat.service import Service
 from clicktochat.settings import Settings
+from conftest import connect_db
 
 ROUNDS = 5
 
@@ -171,3 +174,58 @@ def test_the_agent_page_saving_a_name_keeps_a_channel_added_at_once(settings: Se
 
     lost = run(settings, two, scenario)
     assert lost == [], f"{len(lost)}/{ROUNDS} rounds lost a change: {lost}"
+
+
+# -- a row that keeps changing: after CHANGE_TRIES reads, 409 rather than a write on stale data --
+
+def keep_changing(db: str, table: str, then: str) -> None:
+    """A trigger on `table` standing for another request that changes the row every time this one
+    reads it: each update by the application finds it changed (`then`: SQLite's trigger body)."""
+    with connect_db(db) as conn:
+        if database.is_postgres(db):
+            action = "RETURN NULL" if "RAISE(IGNORE)" in then else (
+                "INSERT INTO agent_channels (agent_id, channel, address, position) "
+                "VALUES (NEW.id, 'telegram', '@elsewhere', 99); RETURN NEW")  # fmt: skip
+            when = "BEFORE" if "RAISE(IGNORE)" in then else "AFTER"
+            conn.execute(f"CREATE FUNCTION keep_changing() RETURNS trigger AS $$ BEGIN {action}; END $$"
+                         " LANGUAGE plpgsql")  # fmt: skip
+            conn.execute(f"CREATE TRIGGER keep_changing {when} UPDATE ON {table} FOR EACH ROW"
+                         " EXECUTE FUNCTION keep_changing()")  # fmt: skip
+        else:
+            when = "BEFORE" if "RAISE(IGNORE)" in then else "AFTER"
+            conn.execute(f"CREATE TRIGGER keep_changing {when} UPDATE ON {table} BEGIN {then}; END")
+
+
+def test_a_widget_that_keeps_changing_gets_409_and_keeps_what_it_had(
+    client: TestClient, auth: dict[str, str], settings: Settings
+) -> None:
+    shop = client.post("/api/v1/businesses", json={"name": "Dolce Vita", "timezone": "Europe/Rome"}, headers=auth)
+    created = client.post("/api/v1/widgets", json={"business_id": shop.json()["id"], "id": "busy"}, headers=auth)
+    assert created.status_code == 201, created.text
+    keep_changing(settings.db, "widgets", "SELECT RAISE(IGNORE)")
+
+    answer = client.patch("/api/v1/widgets/busy", json={"greeting": "Ciao!"}, headers=auth)
+
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "kept changing" in answer.json()["detail"] and "send it again" in answer.json()["detail"]
+    assert client.get("/api/v1/widgets/busy", headers=auth).json()["greeting"] != "Ciao!"
+
+
+def test_an_agent_whose_channels_keep_changing_gets_409_and_keeps_its_channels(
+    client: TestClient, auth: dict[str, str], settings: Settings
+) -> None:
+    shop = client.post("/api/v1/businesses", json={"name": "Dolce Vita", "timezone": "Europe/Rome"}, headers=auth)
+    agent = client.post(f"/api/v1/businesses/{shop.json()['id']}/agents",
+                        json={"name": "Anna", "address": "+39 347 123 4567"}, headers=auth).json()
+    keep_changing(settings.db, "agents", "INSERT INTO agent_channels (agent_id, channel, address, position)"
+                                         " VALUES (NEW.id, 'telegram', '@elsewhere', 99)")  # fmt: skip
+
+    answer = client.patch(f"/api/v1/agents/{agent['id']}",
+                          json={"channels": [{"channel": "signal", "address": "+39 347 123 4567"}]}, headers=auth)
+
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert f"Agent {agent['id']}'s channels kept changing" in answer.json()["detail"]
+    channels = client.get(f"/api/v1/agents/{agent['id']}", headers=auth).json()["channels"]
+    assert [c["channel"] for c in channels] == ["whatsapp"]
