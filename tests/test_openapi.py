@@ -99,7 +99,18 @@ def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
             parameters = operation.get("parameters", [])
             declared = [(p["name"], p["in"], p["required"]) for p in parameters if p["in"] == "path"]
             assert declared == [(name, "path", True) for name in names], (method, path)
-            assert all(p["in"] in ("path", "query") for p in parameters)
+            assert all(p["in"] in ("path", "query") or (p["in"], p["name"]) == ("header", "If-Match")
+                       for p in parameters)  # fmt: skip
+
+
+def test_what_honours_if_match_says_so(document: dict[str, Any]) -> None:
+    """The four things one edits say they answer with an ETag and take If-Match, and that a
+    stale one is a 412 (tests/test_versions.py checks the server does)."""
+    for path in ("/links/{slug}", "/businesses/{business_id}", "/agents/{agent_id}", "/widgets/{widget_id}"):
+        patch = document["paths"][path]["patch"]
+        assert ("If-Match", "header") in [(p["name"], p["in"]) for p in patch["parameters"]], path
+        assert "412" in patch["responses"] and "ETag" in patch["responses"]["200"]["headers"], path
+        assert "ETag" in document["paths"][path]["get"]["responses"]["200"]["headers"], path
 
 
 def test_stats_responses_match_the_document(client: TestClient, auth: dict[str, str], document: dict[str, Any]) -> None:

@@ -48,6 +48,7 @@ from .logos import MAX_UPLOAD_BYTES
 from .service import CreatedLink, Service, link_update_mistakes, timestamp
 from .stats import compute, parse_query
 from .tokens import token_key
+from .versions import tag
 from .widget import SETTING_NAMES, Widget, check_settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -175,8 +176,11 @@ def epoch(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
-def out(model: BaseModel, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
+def out(model: BaseModel, status_code: int = 200, version: object = None) -> JSONResponse:
+    """`model` as JSON; with `version` (the link, business, agent or widget as stored), its ETag,
+    for a later PATCH's If-Match (`versions`)."""
+    headers = None if version is None else {"ETag": tag(version)}
+    return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
 def idempotency_key(request: Request, in_body: str | None) -> str | None:
@@ -306,7 +310,7 @@ async def create_link(request: Request, service: Service) -> Response:
         slug = created.short.slug
         clicks = (await service.store.click_counts("short", [slug]))[slug] if created.again else 0
         return out(link_out(service, created.short, clicks).model_copy(update={"notes": notes}),
-                   200 if created.again else 201)  # fmt: skip
+                   200 if created.again else 201, created.short)  # fmt: skip
     return out(signed_out(service, created).model_copy(update={"notes": notes}), 201)
 
 
@@ -322,7 +326,7 @@ async def list_links(request: Request, service: Service) -> Response:
 @endpoint
 async def get_link(request: Request, service: Service) -> Response:
     link = await service.get_link(request.path_params["slug"])
-    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)), version=link)
 
 
 @endpoint
@@ -330,16 +334,17 @@ async def update_link(request: Request, service: Service) -> Response:
     changes = changes_of(await read_body(request, LinkUpdate, link_update_mistakes))
     if "expires_at" in changes:
         changes["expires_at"] = epoch(changes["expires_at"])
-    link = await service.update_link(request.path_params["slug"], changes)
+    link = await service.update_link(request.path_params["slug"], changes, request.headers.get("if-match"))
     notes = await service.link_notes(link)
-    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)).model_copy(update={"notes": notes}))
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)).model_copy(update={"notes": notes}),
+               version=link)  # fmt: skip
 
 
 @endpoint
 async def disable_link(request: Request, service: Service) -> Response:
     """Short links are never deleted: a printed slug must not lead somewhere new by accident."""
-    link = await service.update_link(request.path_params["slug"], {"disabled": True})
-    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)))
+    link = await service.update_link(request.path_params["slug"], {"disabled": True}, request.headers.get("if-match"))
+    return out(link_out(service, link, clicks=await service.link_clicks(link.slug)), version=link)
 
 
 # -- businesses and agents ------------------------------------------------------------
@@ -354,18 +359,22 @@ async def list_businesses(request: Request, service: Service) -> Response:
 @endpoint
 async def create_business(request: Request, service: Service) -> Response:
     body = await read_body(request, BusinessCreate)
-    return out(business_out(await service.add_business(body.name, body.timezone, body.colour)), 201)
+    business = await service.add_business(body.name, body.timezone, body.colour)
+    return out(business_out(business), 201, business)
 
 
 @endpoint
 async def get_business(request: Request, service: Service) -> Response:
-    return out(business_out(await service.get_business(request.path_params["business_id"])))
+    business = await service.get_business(request.path_params["business_id"])
+    return out(business_out(business), version=business)
 
 
 @endpoint
 async def update_business(request: Request, service: Service) -> Response:
     changes = changes_of(await read_body(request, BusinessUpdate))
-    return out(business_out(await service.update_business(request.path_params["business_id"], changes)))
+    business = await service.update_business(request.path_params["business_id"], changes,
+                                             request.headers.get("if-match"))  # fmt: skip
+    return out(business_out(business), version=business)
 
 
 @endpoint
@@ -403,12 +412,13 @@ async def create_agent(request: Request, service: Service) -> Response:
     channels = None if body.channels is None else [c.model_dump() for c in body.channels]
     agent = await service.add_agent(business.id, body.name, body.address, body.channel, body.hours, body.timezone,
                                     channels)  # fmt: skip
-    return out(agent_out(agent), 201)
+    return out(agent_out(agent), 201, agent)
 
 
 @endpoint
 async def get_agent(request: Request, service: Service) -> Response:
-    return out(agent_out(await service.get_agent(request.path_params["agent_id"])))
+    agent = await service.get_agent(request.path_params["agent_id"])
+    return out(agent_out(agent), version=agent)
 
 
 @endpoint
@@ -416,7 +426,8 @@ async def update_agent(request: Request, service: Service) -> Response:
     changes = changes_of(await read_body(request, AgentUpdate))
     if "channels" in changes:
         changes["channels"] = [c.model_dump() for c in changes["channels"]]
-    return out(agent_out(await service.update_agent(request.path_params["agent_id"], changes)))
+    agent = await service.update_agent(request.path_params["agent_id"], changes, request.headers.get("if-match"))
+    return out(agent_out(agent), version=agent)
 
 
 @endpoint
@@ -449,20 +460,20 @@ async def create_widget(request: Request, service: Service) -> Response:
     body = await read_body(request, WidgetCreate, widget_mistakes)
     settings = {k: v for k, v in changes_of(body).items() if v is not None and k not in ("business_id", "id")}
     widget = await service.create_widget(body.business_id, body.id, settings)
-    return out(widget_out(service, widget, 0), 201)
+    return out(widget_out(service, widget, 0), 201, widget)
 
 
 @endpoint
 async def get_widget(request: Request, service: Service) -> Response:
     widget = await service.get_widget(request.path_params["widget_id"])
-    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)))
+    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)), version=widget)
 
 
 @endpoint
 async def update_widget(request: Request, service: Service) -> Response:
     changes = changes_of(await read_body(request, WidgetUpdate, widget_mistakes))
-    widget = await service.update_widget(request.path_params["widget_id"], changes)
-    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)))
+    widget = await service.update_widget(request.path_params["widget_id"], changes, request.headers.get("if-match"))
+    return out(widget_out(service, widget, await service.store.click_count("widget", widget.id)), version=widget)
 
 
 @endpoint

@@ -221,6 +221,18 @@ MODELS: list[type[BaseModel]] = [
 ]  # fmt: skip
 
 
+# What answers with the thing's ETag (versions.tag), and what honours If-Match with it.
+TAGGED = {("post", "/links"), ("get", "/links/{slug}"), ("patch", "/links/{slug}"), ("delete", "/links/{slug}"),
+          ("post", "/businesses"), ("get", "/businesses/{business_id}"), ("patch", "/businesses/{business_id}"),
+          ("post", "/businesses/{business_id}/agents"), ("get", "/agents/{agent_id}"), ("patch", "/agents/{agent_id}"),
+          ("post", "/widgets"), ("get", "/widgets/{widget_id}"), ("patch", "/widgets/{widget_id}")}  # fmt: skip
+ETAG_HEADER = {"description": "The version of what is stored (a signed link has none); send it as If-Match to "
+                              "change it only if nobody has since", "schema": {"type": "string"}}  # fmt: skip
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "description": "Change it only if it is still this version (an ETag from a GET or an earlier change; "
+                           "`*`: any); otherwise 412, nothing changed.", "schema": {"type": "string"}}  # fmt: skip
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -319,6 +331,14 @@ def openapi(base_url: str) -> dict[str, Any]:
                 "413": {"description": "Logo over 512 KiB", "content": problem},
                 "415": {"description": "Not PNG, JPEG or WebP", "content": problem},
             }
+        if (method, path) in TAGGED:
+            for status in ("200", "201"):
+                if status in operation["responses"]:
+                    operation["responses"][status]["headers"] = {"ETag": ETAG_HEADER}
+        if method in ("patch", "delete") and (method, path) in TAGGED:
+            operation.setdefault("parameters", []).append(IF_MATCH)
+            operation["responses"]["412"] = {"description": "If-Match names another version: it was changed since "
+                                                            "it was read", "content": problem}  # fmt: skip
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",

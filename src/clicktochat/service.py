@@ -38,6 +38,7 @@ from .settings import Settings
 from .sharedstore import SharedStore, Unreachable
 from .store import Store
 from .tokens import LinkSigner, SignedLink, token_key
+from .versions import Check, as_stored
 from .whatsapp import WhatsApp
 from .widget import (
     WidgetTarget,
@@ -333,8 +334,9 @@ class Service(WidgetService):
             return "channel gone"
         return "active" if destination is not None else "nobody"
 
-    async def update_link(self, slug: str, changes: dict[str, Any]) -> ShortLink:
-        """Change a printed link: its destination, text, labels, mode, expiry or state."""
+    async def update_link(self, slug: str, changes: dict[str, Any], if_match: str | None = None) -> ShortLink:
+        """Change a printed link: its destination, text, labels, mode, expiry or state. `if_match`
+        (`versions`): only if the link is still the one those tags name."""
         link = await self.get_link(slug)
         mistakes = Mistakes()
         update: dict[str, Any] = await mistakes.wait(self._new_destination(link, changes), {})
@@ -357,7 +359,7 @@ class Service(WidgetService):
         if "ref_code" in changes:
             update["ref_code"] = None if changes["ref_code"] is None else int(bool(changes["ref_code"]))
         mistakes.raise_any()
-        await self.store.update_link(link.slug, update)
+        await self.store.update_link(link.slug, update, as_stored(self.store.link, link.slug, if_match, "This link"))
         self.forget()
         return await self.get_link(link.slug)
 
@@ -435,7 +437,7 @@ class Service(WidgetService):
             raise NotFound(f"There is no business {business_id}.")
         return business
 
-    async def update_business(self, business_id: int, changes: dict[str, Any]) -> Business:
+    async def update_business(self, business_id: int, changes: dict[str, Any], if_match: str | None = None) -> Business:
         await self.get_business(business_id)
         mistakes = Mistakes()
         update: dict[str, Any] = {}
@@ -452,7 +454,8 @@ class Service(WidgetService):
                 mistakes.refuse("fallback_agent_id", f"there is no agent {fallback} in this business")
             update["fallback_agent_id"] = fallback
         mistakes.raise_any()
-        await self.store.update_business(business_id, update)
+        await self.store.update_business(business_id, update,
+                                         as_stored(self.store.business, business_id, if_match, "This business"))
         self.forget()
         return await self.get_business(business_id)
 
@@ -499,7 +502,7 @@ class Service(WidgetService):
             raise NotFound(f"There is no agent {agent_id}.")
         return agent
 
-    async def update_agent(self, agent_id: int, changes: dict[str, Any]) -> Agent:
+    async def update_agent(self, agent_id: int, changes: dict[str, Any], if_match: str | None = None) -> Agent:
         agent = await self.get_agent(agent_id)
         mistakes = Mistakes()
         update: dict[str, Any] = {}
@@ -513,20 +516,27 @@ class Service(WidgetService):
         elif "timezone" in changes:
             update["timezone"] = None
         mistakes.raise_any()
-        if channels is not None:
-            await self._edit_channels(agent, lambda fresh: self._new_channels(fresh, changes))
-        await self.store.update_agent(agent_id, update)
+        check = as_stored(self.store.agent, agent_id, if_match, "This agent")
+        if channels is not None and await self._edit_channels(agent, lambda fresh: self._new_channels(fresh, changes),
+                                                              check):  # fmt: skip
+            check = None  # checked with the channels' write, the first of the two
+        await self.store.update_agent(agent_id, update, check)
         self.forget()
         return await self.get_agent(agent_id)
 
-    async def _edit_channels(self, agent: Agent, edit: Callable[[Agent], list[tuple[str, str]] | None]) -> None:
+    async def _edit_channels(
+        self, agent: Agent, edit: Callable[[Agent], list[tuple[str, str]] | None], check: Check | None = None
+    ) -> bool:
         """Write `edit(agent)`'s channels, provided the agent's are still as read: if another
         request changed them meanwhile (a channel added at the same moment), read them again and
-        redo the edit on those, so neither change undoes the other."""
+        redo the edit on those, so neither change undoes the other. False if `edit` changed
+        nothing (and nothing was written, nor `check` run)."""
         for _ in range(CHANGE_TRIES):
             channels = edit(agent)
-            if channels is None or await self.store.set_agent_channels(agent.id, channels, agent.channels):
-                return
+            if channels is None:
+                return False
+            if await self.store.set_agent_channels(agent.id, channels, agent.channels, check):
+                return True
             agent = await self.get_agent(agent.id)
         raise Conflict(f"Agent {agent.id}'s channels kept changing while this change was made; send it again.")
 

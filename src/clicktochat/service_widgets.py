@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import Conflict, InvalidInput, NotFound
 from .store import Store
+from .versions import require
 from .whatsapp import WhatsApp
 from .widget import Widget, WidgetSettings, apply_changes, check_settings, check_widget_id, random_widget_id
 
@@ -71,16 +72,19 @@ class WidgetService:
             raise NotFound(f"There is no widget {widget_id!r}.")
         return widget
 
-    async def update_widget(self, widget_id: str, changes: dict[str, Any]) -> Widget:
+    async def update_widget(self, widget_id: str, changes: dict[str, Any], if_match: str | None = None) -> Widget:
         """Change a widget's business or settings; a setting set to None goes back to its default.
         Only what `changes` names changes: two requests at once changing two settings (or one
-        the business, the other a setting) both stay, each applied to what the other left."""
+        the business, the other a setting) both stay, each applied to what the other left.
+        With `if_match` (`versions`), only while the widget is the one those tags name: each read
+        is checked, and the write is a compare-and-set on what was read."""
         changes = dict(changes)
         for _ in range(CHANGE_TRIES):
             found = await self.store.widget_as_stored(widget_id.lower())
             if found is None:
                 raise NotFound(f"There is no widget {widget_id!r}.")
             widget, stored = found
+            require(if_match, widget, "This widget")
             business_id = changes.get("business_id") or widget.business_id
             if await self.store.business(business_id) is None:
                 raise InvalidInput("business_id", f"there is no business {business_id}")

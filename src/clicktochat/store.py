@@ -17,6 +17,7 @@ from .agents import Agent, Business
 from .clickstore import ClickStore
 from .links import ShortLink, Target
 from .storedb import MIGRATION_LOCK, _fits, _returned_id
+from .versions import Check
 from .widget import Widget, WidgetTarget, settings_from_json
 
 AGENT_COLUMNS = (  # agents.Agent, in order; its channels as JSON [[channel, address], ...], first first
@@ -257,8 +258,8 @@ class Store(ClickStore):
         rows = await self._all("SELECT id, name, timezone, fallback_agent_id, colour FROM businesses ORDER BY id")
         return [Business(*row) for row in rows]
 
-    async def update_business(self, business_id: int, changes: dict[str, Any]) -> None:
-        await self._update("businesses", "id", business_id, changes)
+    async def update_business(self, business_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
+        await self._update("businesses", "id", business_id, changes, check)
 
     async def delete_business(self, business_id: int) -> bool:
         """False if unknown; sqlite3.IntegrityError if links still lead to it or its agents. Links
@@ -306,15 +307,20 @@ class Store(ClickStore):
         return agent
 
     async def set_agent_channels(
-        self, agent_id: int, channels: Sequence[tuple[str, str]], was: Sequence[tuple[str, str]] | None = None
+        self, agent_id: int, channels: Sequence[tuple[str, str]], was: Sequence[tuple[str, str]] | None = None,
+        check: Check | None = None,
     ) -> bool:
         """An agent's channels, all of them in order (at least one), replacing what it had;
         agents.channel and agents.address follow the first. With `was`, only if the agent still
         has exactly those (False, nothing written, if another request changed them since they
-        were read: the caller reads again and redoes its change, rather than undo that one)."""
+        were read: the caller reads again and redoes its change, rather than undo that one).
+        `check`, as `_update`'s, runs first, on the agent as it stands."""
         (channel, address), *_ = channels
         try:
             async with self.transaction() as db:
+                if check is not None:
+                    await self._hold(db, "agents", "id", agent_id)
+                    await check()
                 await db.execute(
                     "UPDATE agents SET channel = ?, address = ?, updated_at = ? WHERE id = ?",
                     (channel, address, int(time.time()), agent_id),
@@ -367,10 +373,10 @@ class Store(ClickStore):
         )
         return [_agent(row) for row in rows]
 
-    async def update_agent(self, agent_id: int, changes: dict[str, Any]) -> None:
+    async def update_agent(self, agent_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
         if "hours" in changes:
             changes = {**changes, "hours": json.dumps(changes["hours"]) if changes["hours"] else None}
-        await self._update("agents", "id", agent_id, changes)
+        await self._update("agents", "id", agent_id, changes, check)
 
     async def delete_agent(self, agent_id: int) -> bool:
         async with self.transaction() as db:
@@ -431,8 +437,8 @@ class Store(ClickStore):
         )
         return str(row[0]) if row else None
 
-    async def update_link(self, slug: str, changes: dict[str, Any]) -> None:
-        await self._update("links", "slug", slug, changes)
+    async def update_link(self, slug: str, changes: dict[str, Any], check: Check | None = None) -> None:
+        await self._update("links", "slug", slug, changes, check)
 
     async def target(self, slug: str) -> Target | None:
         """Everything a click on `slug` needs, in one read: the cache holds the result."""
@@ -458,7 +464,11 @@ class Store(ClickStore):
         return Target(link, business.name if business else None, tuple(agents), fallback, business_id,
                       tuple(colleagues))  # fmt: skip
 
-    async def _update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
+    async def _update(
+        self, table: str, key_column: str, key: Any, changes: dict[str, Any], check: Check | None = None
+    ) -> None:
+        """`changes` to one row. `check` (an If-Match, a form's `seen`) runs first in the same
+        transaction, on the row as it stands, and may raise to write nothing."""
         # Column names come from our own code (API models and CLI options), never from input.
         allowed = {"businesses": {"name", "timezone", "fallback_agent_id", "colour"},
                    "agents": {"name", "hours", "timezone"},  # channels: set_agent_channels
@@ -466,14 +476,25 @@ class Store(ClickStore):
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)} in {table}")
-        if not changes:
+        if not changes and check is None:
             return
         assignments = ", ".join(f"{column} = ?" for column in changes)
         async with self.transaction() as db:
-            await db.execute(
-                f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
-                (*changes.values(), int(time.time()), key),
-            )
+            if check is not None:
+                await self._hold(db, table, key_column, key)
+                await check()
+            if changes:
+                await db.execute(
+                    f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
+                    (*changes.values(), int(time.time()), key),
+                )
+
+    async def _hold(self, db: aiosqlite.Connection, table: str, key_column: str, key: Any) -> None:
+        """Inside a transaction, keep other connections from changing a row until the commit, so
+        that what is read of it next is what the write applies to: SQLite's BEGIN IMMEDIATE holds
+        the whole file already; PostgreSQL locks the row."""
+        if self.postgres:
+            await db.execute(f"SELECT 1 FROM {table} WHERE {key_column} = ? FOR NO KEY UPDATE", (key,))
 
     # -- widgets ----------------------------------------------------------------------
 
