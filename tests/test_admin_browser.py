@@ -466,3 +466,32 @@ def test_screenshots_of_the_main_pages(page: Page, site: Site) -> None:
         expect(page.locator("main h1")).to_be_visible()
         assert unlabelled_fields(page) == [], path
         shoot(page, name)
+
+
+def test_a_page_saved_after_someone_else_changed_it_keeps_both_and_says_so(page: Page, site: Site) -> None:
+    """Two tabs (two people) on one business's settings: the second to save is told, keeps what
+    they typed, and overwrites only when they save again."""
+    page.get_by_role("navigation").get_by_role("link", name="Businesses").click()
+    page.get_by_label("Name").fill("Forno Bianchi")
+    page.get_by_label("Time zone").fill("Europe/Rome")
+    page.get_by_role("button", name="Add business").click()
+    expect(page.get_by_role("heading", name="Forno Bianchi")).to_be_visible()
+    other = page.context.new_page()
+    other.goto(page.url.split("?")[0])
+    settings = page.locator("form", has=page.get_by_role("button", name="Save"))
+    theirs = other.locator("form", has=other.get_by_role("button", name="Save"))
+
+    theirs.get_by_label("Name").fill("Forno Bianchi & Figli")
+    theirs.get_by_role("button", name="Save").click()
+    expect(other.locator(".flash")).to_have_text("Saved.")
+    settings.get_by_label("Name").fill("Panificio Bianchi")
+    settings.get_by_role("button", name="Save").click()
+
+    expect(page.locator(".problems")).to_contain_text("someone changed this business after you opened this page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Forno Bianchi & Figli")  # what is stored
+    expect(page.locator("form", has=page.get_by_role("button", name="Save")).get_by_label("Name")).to_have_value(
+        "Panificio Bianchi")  # what was typed, kept
+    page.locator("form", has=page.get_by_role("button", name="Save")).get_by_role("button", name="Save").click()
+    expect(page.locator(".flash")).to_have_text("Saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Panificio Bianchi")
+    other.close()

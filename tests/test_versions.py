@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,7 +14,9 @@ from starlette.testclient import TestClient
 from clicktochat.settings import Settings
 from clicktochat.versions import matches, tag
 from conftest import connect_db, until_waiting_for_a_lock
+from test_admin import Admin, admin_account, sign_in
 
+__all__ = ["admin_account"]  # the fixture, for pytest
 API = "/api/v1"
 
 
@@ -125,3 +129,47 @@ def test_the_condition_is_checked_on_the_row_the_write_applies_to(
     assert answer.status_code == 412, answer.text
     assert client.get(path, headers=auth).json() | {"name": "Bella Napoli", "colour": None} == \
         client.get(path, headers=auth).json()  # fmt: skip
+
+
+# -- the dashboard: a hidden `seen` in each edit form ------------------------------------
+
+FORMS: dict[str, tuple[str, dict[str, str]]] = {  # the page of each thing, and a save of it made from that page
+    "link": ("/admin/links/vetrina", {"destination": "to", "to": "+39 347 765 4321", "channel": "whatsapp",
+                                      "text": "Buongiorno", "mode": "auto"}),
+    "agent": ("/admin/agents/{agent}", {"name": "Anna B", "channel": "whatsapp", "address": "+39 347 123 4567"}),
+    "widget": ("/admin/widgets/shop", {"greeting": "Ciao!", "position": "right"}),
+    "business": ("/admin/businesses/{business}", {"name": "Panificio", "timezone": "Europe/Rome"}),
+}  # fmt: skip
+
+
+@pytest.fixture
+def dashboard(client: TestClient, admin_account: str) -> Admin:
+    assert sign_in(client).status_code == 303
+    return Admin(client)
+
+
+@pytest.mark.parametrize("thing", sorted(FORMS))
+def test_a_form_saved_after_someone_else_changed_it_is_shown_again_and_saves_the_second_time(
+    client: TestClient, auth: dict[str, str], dashboard: Admin, thing: str
+) -> None:
+    admin = dashboard
+    paths = make(client, auth)
+    ids = {"agent": paths["agent"].rsplit("/", 1)[1], "business": paths["business"].rsplit("/", 1)[1]}
+    page_path, fields = FORMS[thing]
+    page_path = page_path.format(**ids)
+    opened = admin.get(page_path)
+    seen = re.search(r'name="seen" value="([^"]*)"', opened.text)
+    assert seen and html.unescape(seen.group(1)) == client.get(paths[thing], headers=auth).headers["etag"]
+    assert client.patch(paths[thing], json=CHANGES[thing][1], headers=auth).status_code == 200  # someone else
+    stored = client.get(paths[thing], headers=auth).json()
+
+    stale = admin.post(page_path, {"action": "save", "seen": html.unescape(seen.group(1)), **fields})
+
+    assert stale.status_code == 409, stale.text[:2000]
+    assert f"someone changed this {thing} after you opened this page" in stale.text
+    assert client.get(paths[thing], headers=auth).json() == stored  # nothing written
+    fresh = re.search(r'name="seen" value="([^"]*)"', stale.text)
+    assert fresh and html.unescape(fresh.group(1)) == client.get(paths[thing], headers=auth).headers["etag"]
+    again = admin.post(page_path, {"action": "save", "seen": html.unescape(fresh.group(1)), **fields})
+    assert again.status_code == 303, again.text[:2000]
+    assert client.get(paths[thing], headers=auth).json() != stored

@@ -74,7 +74,7 @@ LABELS = {  # the names the forms show, for the list of mistakes above a form
     "offset_x": "Pixels from the side", "offset_y": "Pixels from the bottom", "delay": "Seconds before it appears",
     "scroll": "Percent scrolled", "bubble_delay": "Seconds before the greeting", "show_on": "Only on these pages",
     "hide_on": "Never on these pages", "allowed_domains": "Allowed sites", "agent_ids": "Agents",
-    "label": "Label", "message": "Pre-filled message", "from": "From",
+    "label": "Label", "message": "Pre-filled message", "from": "From", "seen": "Changed meanwhile",
     **{f"hours.{day}": day.capitalize() for day in WEEKDAYS},
 }  # fmt: skip
 FLASHES = {  # ?done=... after a redirect: fixed words, never text from the URL
@@ -107,6 +107,18 @@ class Page:
 
 
 Handler = Callable[[Request, Page], Awaitable[Response]]
+
+
+def changed_meanwhile(what: str) -> FieldError:
+    """The form's `seen` (versions.tag of what the page showed) no longer names what is stored."""
+    return FieldError("seen", f"someone changed this {what} after you opened this page, so nothing was saved. What "
+                              "you typed is below: save again to put it in place of their change, or reload the page "
+                              "to start from what is stored now.")  # fmt: skip
+
+
+def form_status(errors: list[FieldError]) -> int:
+    """A form shown again: 409 when it was made on what has changed since, 422 for mistakes."""
+    return 409 if any(e.field == "seen" for e in errors) else 422 if errors else 200
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:

@@ -10,11 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, see_other
+from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, changed_meanwhile, form_status, see_other
 from .agents import TIMEZONES, WEEKDAYS, Agent, Business, as_written, format_hours, is_available
 from .channels import CHANNELS
 from .errors import Conflict, FieldError, InvalidInput, NotFound
 from .logos import MAX_UPLOAD_BYTES
+from .versions import PreconditionFailed, tag
 
 CHANNEL_OPTIONS = [(name, channel.label) for name, channel in CHANNELS.items()]
 
@@ -84,10 +85,12 @@ async def business_page(request: Request, page: Page) -> Response:
             await service.update_business(business.id, {
                 "name": form.get("name", ""), "timezone": form.get("timezone", ""), "colour": form.get("colour", ""),
                 "fallback_agent_id": _int(fallback, "fallback_agent_id") if fallback else None,
-            })  # fmt: skip
+            }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/businesses/{business.id}", "saved")
         except InvalidInput as exc:
             errors = exc.errors
+        except PreconditionFailed:
+            errors, business = [changed_meanwhile("business")], await service.get_business(business.id)
         except Conflict as exc:  # links or widgets still lead here
             errors = [FieldError("business", exc.detail)]
     return await render_business(page, business, errors)
@@ -97,7 +100,7 @@ async def render_business(page: Page, business: Business, errors: list[FieldErro
     store = page.service.store
     agents = await store.agents(business.id)
     return page.render(
-        "business.html", "businesses", 422 if errors else 200, errors=errors, business=business,
+        "business.html", "businesses", form_status(errors), errors=errors, business=business, seen=tag(business),
         agents=agent_rows(agents), widgets=await store.widgets(business.id), has_logo=await store.logo(business.id)
         is not None, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS, channel_options=CHANNEL_OPTIONS,
         fallback_options=[("", "none: anyone, in turn")] + [(a.id, a.name) for a in agents],
@@ -147,16 +150,18 @@ async def agent_page(request: Request, page: Page) -> Response:
             await service.update_agent(agent.id, {
                 "name": form.get("name", ""), "channel": form.get("channel") or agent.channel,
                 "address": form.get("address", ""), "hours": hours_from(form), "timezone": form.get("timezone") or None,
-            })  # fmt: skip
+            }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/agents/{agent.id}", "saved")
         except InvalidInput as exc:
             errors = exc.errors
+        except PreconditionFailed:
+            errors, agent = [changed_meanwhile("agent")], await service.get_agent(agent.id)
         except Conflict as exc:  # links still lead to this agent
             errors = [FieldError("agent", exc.detail)]
     business = await service.get_business(agent.business_id)
     (row,) = agent_rows([agent])
-    return page.render("agent.html", "businesses", 422 if errors else 200, errors=errors, row=row, agent=agent,
-                       business=business, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
+    return page.render("agent.html", "businesses", form_status(errors), errors=errors, row=row, agent=agent,
+                       seen=tag(agent), business=business, timezones=TIMEZONES, channels=CHANNELS, weekdays=WEEKDAYS,
                        channel_options=CHANNEL_OPTIONS)  # fmt: skip
 
 

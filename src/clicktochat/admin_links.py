@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import BOTH, Page, _int, admin_page, see_other
+from .admin import BOTH, Page, _int, admin_page, changed_meanwhile, form_status, see_other
 from .channels import CHANNELS
 from .errors import InvalidInput
 from .links import MODES, SLUG_PATTERN, ShortLink
@@ -23,6 +23,7 @@ from .qr import parse_options
 from .qr_access import signed_query
 from .service import Service, timestamp
 from .tokens import SignedLink
+from .versions import PreconditionFailed, tag
 
 QR_FIELDS = ("size", "border", "error", "dark", "light", "inverted", "logo")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -177,10 +178,12 @@ async def link_page(request: Request, page: Page) -> Response:
                 **await destination(service, form), "text": form.get("text", ""),
                 "campaign": form.get("campaign") or None, "source": form.get("source") or None,
                 "mode": form.get("mode") or "auto",
-            })  # fmt: skip
+            }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/links/{link.slug}", "saved")
         except InvalidInput as exc:
             errors = exc.errors
+        except PreconditionFailed:
+            errors, link = [changed_meanwhile("link")], await service.get_link(link.slug)
     qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}
     qr_query = signed_query(service.signer.keys, f"s/{link.slug}", qr_params)  # styled codes are the owner's
     try:
@@ -201,7 +204,8 @@ async def link_page(request: Request, page: Page) -> Response:
             "campaign": link.campaign or "", "source": link.source or "", "mode": link.mode,
         }  # fmt: skip
     return page.render(
-        "link.html", "links", 422 if errors else 200, errors=errors, link=link, url=service.short_url(link.slug),
+        "link.html", "links", form_status(errors), errors=errors, link=link, seen=tag(link),
+        url=service.short_url(link.slug),
         to=await describe(service, link), clicks=await service.link_clicks(link.slug), state=STATES[state][0],
         live=state == "active",
         qr_query=qr_query, qr_params=qr_params, expires=timestamp(link.expires_at),

@@ -9,8 +9,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import ADMIN_HEADERS, BOTH, LANGUAGE_NAMES, Page, _int, admin_page, render, see_other
+from .admin import (
+    ADMIN_HEADERS,
+    BOTH,
+    LANGUAGE_NAMES,
+    Page,
+    _int,
+    admin_page,
+    changed_meanwhile,
+    form_status,
+    render,
+    see_other,
+)
 from .errors import InvalidInput
+from .versions import PreconditionFailed, tag
 from .widget import LANGUAGES, WidgetSettings, apply_changes
 
 
@@ -73,16 +85,18 @@ async def widget_page(request: Request, page: Page) -> Response:
             if page.form.get("action") == "delete":
                 await service.delete_widget(widget.id)
                 return see_other("/admin/widgets", "deleted")
-            await service.update_widget(widget.id, widget_changes(page.form, page.lists))
+            await service.update_widget(widget.id, widget_changes(page.form, page.lists), page.form.get("seen") or None)
             return see_other(f"/admin/widgets/{widget.id}", "saved")
         except InvalidInput as exc:
             errors = exc.errors
+        except PreconditionFailed:
+            errors, widget = [changed_meanwhile("widget")], await service.get_widget(widget.id)
     settings: WidgetSettings = widget.settings
     if not page.form:
         page.form = {k: as_field(v) for k, v in settings.to_json().items()}
         page.lists = {"agent_ids": [str(a) for a in settings.agent_ids or ()]}
     return page.render(
-        "widget.html", "widgets", 422 if errors else 200, errors=errors, widget=widget, lists=page.lists,
+        "widget.html", "widgets", form_status(errors), errors=errors, widget=widget, seen=tag(widget), lists=page.lists,
         business=await service.get_business(widget.business_id), agents=await service.store.agents(widget.business_id),
         snippet=service.widget_snippet(widget.id),
         language_options=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
