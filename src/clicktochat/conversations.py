@@ -5,7 +5,6 @@ keywords people write to stop messages."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .channels import whatsapp_number
+from .intake import read_json
 
 SERVICE_WINDOW = 24 * 3600  # free-form messages are allowed this long after the customer's last one
 ENTRY_POINT = 72 * 3600  # a chat from a Click-to-WhatsApp ad or a Page button: every message free
@@ -122,11 +122,11 @@ log = logging.getLogger(__name__)
 
 
 def parse(body: bytes, numbers: list[str]) -> list[Event]:
-    """A stored body's events; nothing here raises. It was checked to be JSON when it came, but
-    a journal page a power cut zeroed, or JSON nested deeper than Python parses, is skipped."""
+    """A stored body's events; nothing here raises. It was checked to be JSON when it came (and
+    `read_json` reads all that is taken), but a journal page a power cut zeroed is skipped."""
     try:
-        return read_body(json.loads(body), set(numbers))
-    except (ValueError, RecursionError) as exc:
+        return read_body(read_json(body), set(numbers))
+    except ValueError as exc:
         log.warning("a stored webhook body is not JSON that can be read (%s); it is skipped", type(exc).__name__)
         return []
 
