@@ -144,6 +144,19 @@ def test_a_detail_without_a_translation_is_marked_as_english(client: TestClient,
     assert re.search(r'<p class="lead" lang="en">format: .a3. is not one of', unescape(page.text))
 
 
+
+@pytest.mark.parametrize("path", ["/poster/s/counter?format=a3", "/poster/s/nope", "/qr/s/nope.png",
+                                  "/optin/nope/poster"])  # fmt: skip
+def test_pages_for_whoever_prints_a_code_do_not_ask_them_to_tell_the_business(
+    client: TestClient, service: Service, path: str
+) -> None:
+    """Found by a review: a poster's error page asked the shop printing it to tell the shop."""
+    call(client, service.create_link(to="+39 347 123 4567", slug="counter"))
+    page = client.get(path, headers={"accept-language": "de"})
+    assert page.status_code in (404, 422) and lang_of(page.text) == "de"
+    assert WORDS["de"]["tell"] not in unescape(page.text)
+
+
 def test_nobody_to_answer_is_said_in_the_visitors_language(client: TestClient, service: Service) -> None:
     empty = call(client, service.add_business("Vuoto", "UTC"))
     call(client, service.create_link(business_id=empty.id, slug="empty"))  # type: ignore[attr-defined]

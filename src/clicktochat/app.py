@@ -321,7 +321,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     path = request.url.path
     context = {"status": status, "title": title, "detail": detail, "dashboard": path.startswith("/admin"),
-               "for_makers": path.startswith("/qr/") or path.endswith("/poster")}  # not "tell the business it fails"
+               "for_makers": path.startswith(("/qr/", "/poster/")) or path.endswith("/poster")}  # not "tell them"
     if not context["dashboard"]:  # a page people meet on links: in their language (the dashboard's is English)
         context |= error_words(request, exc, status, detail, says)
         headers["Vary"] = "Accept-Language"
