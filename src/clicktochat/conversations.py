@@ -362,12 +362,15 @@ def find_ref(text: str) -> str | None:
     return code if code and all(c in REF_ALPHABET for c in code) else None
 
 
+PADDING = " \t\r\n!.?¡¿…"  # what a STOP may be padded with past 80 characters ("STOP!!!!!!...", found by a review)
+
+
 def is_stop(text: str) -> bool:
     """STOP, ANNULLA, BAJA, PARAR, STOPP, ARRÊT... alone in a message, in any case, with
     punctuation or an emoji around it, or a short message starting with stop ("stop sending me
     this", "Stop promotions"). When in doubt it says stop: a customer who did not mean it only
     stops getting marketing and updates, and may ask for them again."""
-    if len(text) > 80 or not text:  # the common case, a real message, is decided here
+    if not text or len(text) > 80 and len(text.strip(PADDING)) > 80:  # a real message is decided here, most
         return False
     folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if c.isascii())  # accents dropped
     words = "".join(c if c.isalpha() else " " for c in folded).split()
