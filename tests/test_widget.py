@@ -219,6 +219,25 @@ def test_a_site_not_allowed_gets_a_403_it_can_read(client: TestClient, shop: dic
     assert "copycat.com" in client.get("/api/widget/shop", headers={"origin": "https://copycat.com"}).json()["detail"]
 
 
+def test_a_preview_anyone_can_ask_for_is_drawn_once_not_for_every_request(
+    client: TestClient, shop: dict[str, Any]
+) -> None:
+    """Found by a review: Origin is anyone's to write, and a preview named by our own origin was
+    drawn anew for every request, skipping the cache and the caller's budget. Only an owner's
+    draft is drawn each time; any other preview is the saved settings', cached."""
+    ours = {"origin": "https://chat.example.com"}
+    first = client.get("/api/widget/shop?preview=1", headers=ours)
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
+    assert first.json()["rules"]["show_on"] == []  # a preview: whatever the display rules
+    for n in range(40):  # more than a budget's burst: each would have cost a draw
+        again = client.get(f"/api/widget/shop?preview=made-up-{n}", headers=ours)
+        assert again.status_code == 200 and again.content == first.content
+    configs = client.app.state.widget_configs  # type: ignore[attr-defined]
+    assert len(configs) == 1  # drawn once, kept beside the public configuration
+    public = client.get("/api/widget/shop", headers={"origin": "https://dolcevita.it"})
+    assert public.headers["cache-control"] == "public, max-age=60" and len(configs) == 2  # each kept apart
+
+
 def test_unknown_widgets_are_a_404_in_json(client: TestClient, shop: dict[str, Any]) -> None:
     for path in ("/api/widget/nope", "/api/widget/%3Cscript%3E", "/api/widget/" + "a" * 300):
         response = client.get(path, headers={"accept": "text/html"})

@@ -216,15 +216,16 @@ class ConfigEndpoint:
         params = query(scope)
         lang = pick_language(params.get("lang", ""), params.get("hl", ""), settings.locale)
         preview = params.get("preview", "") if ours else ""
-        if preview:
-            body = self.draw(state, target, lang, preview)
+        if preview and preview != "1" and state.widget_drafts.get(preview, target.widget.id):
+            body = self.draw(state, target, lang, preview)  # a signed-in owner's draft, unsaved: drawn each time
             tag, headers = etag(body), _CONFIG_HEADERS["preview"]
-        else:
-            entry = state.widget_configs.get(target, lang)
+        else:  # Origin is anyone's to write: any other preview is the saved settings', cached as the public one
+            kind = lang + "|preview" if preview else lang  # (found by a review: drawn anew for every request)
+            entry = state.widget_configs.get(target, kind)
             if entry is None:
                 state.budget.spend(client_address(scope, state.proxies))
-                entry = state.widget_configs.put(target, lang, self.draw(state, target, lang, ""))
-            body, tag, headers = entry.body, entry.tag, _CONFIG_HEADERS["public"]
+                entry = state.widget_configs.put(target, kind, self.draw(state, target, lang, "1" if preview else ""))
+            body, tag, headers = entry.body, entry.tag, _CONFIG_HEADERS["preview" if preview else "public"]
         headers = [*headers, (b"etag", tag)]
         if matches(if_none_match, tag):
             return await respond(send, 304, headers)
