@@ -104,6 +104,9 @@ def test_the_page_named_in_the_message_loses_its_query_and_must_be_http_on_an_al
     assert page_url("javascript:alert(1)", ()) == "" and page_url("data:text/html,x", ()) == ""
     assert page_url("https://evil.com/", ("shop.it",)) == "" and page_url("http://[::1", ()) == ""
     assert len(page_url("https://shop.it/" + "a" * 5000, ())) == 500
+    assert page_url("https://evil.example@shop.it/p", ("shop.it",)) == "https://shop.it/p"  # no user info
+    assert page_url("https://ana:secret@SHOP.it:8443/p?x=1", ()) == "https://shop.it:8443/p"
+    assert page_url("http://[::1]:8000/p", ()) == "http://[::1]:8000/p" and page_url("https://shop.it:99999/", ()) == ""
 
 
 def test_the_message_fills_in_the_page_and_stays_tidy_without_it() -> None:

@@ -374,14 +374,18 @@ def same_origin(origin: str, referer: str, base_url: str) -> bool:
 
 def page_url(value: str, allowed: Iterable[str]) -> str:
     """The page a click came from, as the agent will read it: http(s) only, on an allowed site,
-    without its query string or fragment (they can carry personal data and session tokens)."""
+    without its query string or fragment (they can carry personal data and session tokens), nor
+    a user name or password before the host (`https://evil.example@shop.it/`: a review)."""
     try:
         parts = urlsplit(value.strip()[:2048])
+        port = parts.port
     except ValueError:
         return ""
-    if parts.scheme not in ("http", "https") or not parts.hostname or not domain_allowed(parts.hostname, allowed):
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host or not domain_allowed(host, allowed):
         return ""
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:MAX_PAGE_URL_LENGTH]
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"[:MAX_PAGE_URL_LENGTH]
 
 
 def fill_message(template: str, url: str, title: str) -> str:
