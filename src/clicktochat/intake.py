@@ -21,6 +21,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
@@ -36,7 +37,7 @@ class Taken(Enum):
     NOT_UTF8 = "not utf-8"  # nothing stored
 
 
-Row = tuple[int, bytes, str, str]  # received_at, body, body as text (for json_valid), numbers (JSON)
+Row = tuple[int, bytes, str, str, bool]  # received_at, body, body as text, numbers (JSON), read by simdjson already
 
 
 class Intake(ChatDB):
@@ -47,11 +48,12 @@ class Intake(ChatDB):
         self.last_arrival = 0.0  # time.monotonic() of the last body, 0 before the first
         self.rounds = 0  # transactions written (bodies / rounds: how well commits are shared)
 
-    async def add(self, body: bytes, text: str, numbers: Sequence[str], now: int) -> Taken:
+    async def add(self, body: bytes, text: str, numbers: Sequence[str], now: int, checked: bool = False) -> Taken:
         """Store a signed body (`text`: the same, decoded from UTF-8); returns once it is
-        committed, or once it is known not to be JSON."""
+        committed, or once it is known not to be JSON. `checked`: simdjson parsed it (the
+        journal's check), so `read_json` will; otherwise `is_json` decides, on this thread."""
         future: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((now, body, text, json.dumps(list(numbers))), future))
+        self._waiting.append(((now, body, text, json.dumps(list(numbers)), checked), future))
         self.last_arrival = time.monotonic()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="clicktochat-intake")
@@ -73,14 +75,19 @@ class Intake(ChatDB):
 
     def _insert(self, rows: list[Row]) -> list[Taken]:
         self.rounds += 1
-        hashes = [hashlib.sha256(body).hexdigest() for _, body, _, _ in rows]
-        valid = [is_json(text) for _, _, text, _ in rows] if self.postgres else []
+        hashes = [hashlib.sha256(body).hexdigest() for _, body, _, _, _ in rows]
+        # What read_json cannot read is not taken: SQLite's json_valid takes more (nesting to
+        # 2,000, numbers past 64 bits at any depth), and such a body got its 200, then was skipped.
+        valid = [checked or is_json(text) for _, _, text, _, checked in rows]
 
         def work(db: sqlite3.Connection) -> list[Taken]:
             if self.postgres:
                 return self._insert_postgres(db, rows, hashes, valid)
             taken = []
-            for (now, body, text, numbers), digest in zip(rows, hashes, strict=True):
+            for (now, body, text, numbers, _), digest, ok in zip(rows, hashes, valid, strict=True):
+                if not ok:
+                    taken.append(Taken.NOT_JSON)
+                    continue
                 cursor = db.execute(
                     "INSERT INTO webhook_events (received_at, body_hash, body, numbers) SELECT ?, ?, ?, ?"
                     " WHERE json_valid(?) ON CONFLICT (body_hash) DO NOTHING", (now, digest, body, numbers, text),
@@ -101,7 +108,7 @@ class Intake(ChatDB):
         is `is_json` (`valid`), and the JSON bodies go in one statement (one round trip), which
         says which it stored; the others were stored before."""
         json_rows = [(now, digest, body, numbers)
-                     for (now, body, _, numbers), digest, ok in zip(rows, hashes, valid, strict=True) if ok]
+                     for (now, body, _, numbers, _), digest, ok in zip(rows, hashes, valid, strict=True) if ok]
         stored: set[str] = set()
         if json_rows:
             cursor = db.execute(
@@ -122,8 +129,8 @@ class Intake(ChatDB):
 
 
 def is_json(text: str) -> bool:
-    """What SQLite's `json_valid` says, in Python (for PostgreSQL): RFC 8259 JSON, so no NaN or
-    Infinity; what `read_json` reads."""
+    """Whether a body is JSON that `read_json` reads: the check before a body is stored (on
+    PostgreSQL, which has no json_valid, and on SQLite for a body simdjson refused)."""
     try:
         read_json(text)
     except ValueError:
@@ -132,21 +139,30 @@ def is_json(text: str) -> bool:
 
 
 def read_json(data: str | bytes) -> Any:
-    """JSON as a stored body is read, everything the intake takes readable (a review found bodies
-    taken with a 200 and then skipped): integers of any length (past Python's 4,300 digits, kept
-    as their digits), and nesting as deep as SQLite's `json_valid` (1,000) and simdjson (1,024)
-    accept, where Python's own parser, on a thread's stack, stops near 970. ValueError if it is
-    not JSON (NaN and Infinity included), or nested deeper than simdjson parses."""
+    """JSON as a stored body is read, the same answer from any thread, so that what the intake
+    takes the processor reads (a review found bodies taken with a 200, then skipped).
+
+    simdjson first (C++: nesting to 1,024 whatever the caller's stack; 12 % faster than
+    json.loads on Meta's bodies); what it refuses, Python's parser on a thread of its own:
+    integers past 64 bits (past 4,300 digits, kept as their digits), numbers past a double, an
+    escaped lone surrogate. ValueError if neither reads it: not JSON (NaN, a byte-order mark),
+    nested deeper than 1,024, or a number simdjson refuses nested deeper than Python reaches."""
+    if data.startswith(b"\xef\xbb\xbf") if isinstance(data, bytes) else data.startswith("\ufeff"):
+        raise ValueError("a byte-order mark: not JSON (RFC 8259)")  # simdjson would skip it
     try:
-        text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
-        if text.startswith("\ufeff"):
-            raise ValueError("a byte-order mark: not JSON (RFC 8259)")
-        return _DECODER.decode(text)  # json.loads, with a decoder made once: ~8 % of a body's parse
-    except RecursionError:
-        try:
-            return simdjson.loads(data)  # C++, no Python recursion; NaN is not a number to it either
-        except (ValueError, RuntimeError) as exc:  # RuntimeError: its DEPTH_ERROR, BIGINT_ERROR
+        return simdjson.loads(data)
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: its DEPTH_ERROR, BIGINT_ERROR
+        if "DEPTH_ERROR" in str(exc):
             raise ValueError(f"not JSON that can be read: {exc}") from None
+    try:
+        return _PYTHON.submit(_python_json, data).result()
+    except RecursionError:
+        raise ValueError("not JSON that can be read: a number simdjson refuses, nested too deep") from None
+
+
+def _python_json(data: str | bytes) -> Any:
+    text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
+    return _DECODER.decode(text)
 
 
 def _whole(digits: str) -> int | str:
@@ -160,4 +176,7 @@ def _refuse(name: str) -> Any:
     raise ValueError(name)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse, parse_int=_whole)
+_DECODER = json.JSONDecoder(parse_constant=_refuse, parse_int=_whole)  # json.loads's options, made once
+# One thread for Python's parser: how deep it reaches depends on the stack it starts from, so the
+# intake's check and the processor's read must start from the same one.
+_PYTHON = ThreadPoolExecutor(1, thread_name_prefix="clicktochat-json")

@@ -315,10 +315,11 @@ class Journal:
     async def add(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
         """Keep a signed body; returns once it is on its way to disk (appended, or committed).
         simdjson checks the UTF-8 too: the body is decoded only when it goes to `intake`."""
-        if self._write_lock is None or self.backlog >= self.max_backlog or not self._valid(body):
-            return await self._to_database(body, numbers, now)
+        valid = self._valid(body)
+        if self._write_lock is None or self.backlog >= self.max_backlog or not valid:
+            return await self._to_database(body, numbers, now, valid)
         if not self._append(body, numbers, now):  # the lock is let go before the database is waited for
-            return await self._to_database(body, numbers, now)
+            return await self._to_database(body, numbers, now, True)
         self._last_arrival = time.monotonic()
         return Taken.STORED
 
@@ -364,12 +365,13 @@ class Journal:
             self._segment().unlink(missing_ok=True)
         self._size = 0
 
-    async def _to_database(self, body: bytes, numbers: Sequence[str], now: int) -> Taken:
+    async def _to_database(self, body: bytes, numbers: Sequence[str], now: int, checked: bool) -> Taken:
+        """`checked`: simdjson parsed it; else the intake checks it with `read_json`'s rules."""
         try:
             text = body.decode()
         except UnicodeDecodeError:
             return Taken.NOT_UTF8
-        return await self.intake.add(body, text, numbers, now)
+        return await self.intake.add(body, text, numbers, now, checked)
 
     def seal(self) -> None:
         """Close the segment being written (if it holds anything) and start the next."""

@@ -192,7 +192,7 @@ async def receive(scope: Scope, receive_: Receive) -> Response:
     if taken is Taken.NOT_UTF8:
         raise MalformedRequest("The body is not valid JSON: it is not UTF-8.")
     if taken is Taken.NOT_JSON:
-        raise MalformedRequest("The body is not valid JSON.")
+        raise MalformedRequest("The body is not valid JSON (or is nested deeper than 1,024 levels, which is not read).")
     whatsapp.processor.wake()
     return OK
 
