@@ -517,25 +517,26 @@ class Service(WidgetService):
             update["timezone"] = None
         mistakes.raise_any()
         check = as_stored(self.store.agent, agent_id, if_match, "This agent")
-        if channels is not None and await self._edit_channels(agent, lambda fresh: self._new_channels(fresh, changes),
-                                                              check):  # fmt: skip
-            check = None  # checked with the channels' write, the first of the two
-        await self.store.update_agent(agent_id, update, check)
+        if channels is None or not await self._edit_channels(
+            agent, lambda fresh: self._new_channels(fresh, changes), check, update
+        ):  # with channels, the other fields are written with them, in one transaction under one check
+            await self.store.update_agent(agent_id, update, check)
         self.forget()
         return await self.get_agent(agent_id)
 
     async def _edit_channels(
-        self, agent: Agent, edit: Callable[[Agent], list[tuple[str, str]] | None], check: Check | None = None
+        self, agent: Agent, edit: Callable[[Agent], list[tuple[str, str]] | None], check: Check | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> bool:
         """Write `edit(agent)`'s channels, provided the agent's are still as read: if another
         request changed them meanwhile (a channel added at the same moment), read them again and
-        redo the edit on those, so neither change undoes the other. False if `edit` changed
-        nothing (and nothing was written, nor `check` run)."""
+        redo the edit on those, so neither change undoes the other. `fields` (name, hours...) go in
+        the same transaction. False if `edit` changed nothing (nothing written, `check` not run)."""
         for _ in range(CHANGE_TRIES):
             channels = edit(agent)
             if channels is None:
                 return False
-            if await self.store.set_agent_channels(agent.id, channels, agent.channels, check):
+            if await self.store.set_agent_channels(agent.id, channels, agent.channels, check, fields):
                 return True
             agent = await self.get_agent(agent.id)
         raise Conflict(f"Agent {agent.id}'s channels kept changing while this change was made; send it again.")

@@ -308,13 +308,14 @@ class Store(ClickStore):
 
     async def set_agent_channels(
         self, agent_id: int, channels: Sequence[tuple[str, str]], was: Sequence[tuple[str, str]] | None = None,
-        check: Check | None = None,
+        check: Check | None = None, fields: dict[str, Any] | None = None,
     ) -> bool:
         """An agent's channels, all of them in order (at least one), replacing what it had;
         agents.channel and agents.address follow the first. With `was`, only if the agent still
         has exactly those (False, nothing written, if another request changed them since they
         were read: the caller reads again and redoes its change, rather than undo that one).
-        `check`, as `_update`'s, runs first, on the agent as it stands."""
+        `check`, as `_update`'s, runs first, on the agent as it stands; `fields` (`update_agent`'s)
+        are written in the same transaction, so one check covers the whole change."""
         (channel, address), *_ = channels
         try:
             async with self.transaction() as db:
@@ -333,6 +334,7 @@ class Store(ClickStore):
                         raise _Changed  # rolled back
                 await db.execute("DELETE FROM agent_channels WHERE agent_id = ?", (agent_id,))
                 await _write_channels(db, agent_id, channels)
+                await self._set(db, "agents", "id", agent_id, _agent_fields(fields or {}))
         except _Changed:
             return False
         return True
@@ -374,9 +376,7 @@ class Store(ClickStore):
         return [_agent(row) for row in rows]
 
     async def update_agent(self, agent_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
-        if "hours" in changes:
-            changes = {**changes, "hours": json.dumps(changes["hours"]) if changes["hours"] else None}
-        await self._update("agents", "id", agent_id, changes, check)
+        await self._update("agents", "id", agent_id, _agent_fields(changes), check)
 
     async def delete_agent(self, agent_id: int) -> bool:
         async with self.transaction() as db:
@@ -469,6 +469,17 @@ class Store(ClickStore):
     ) -> None:
         """`changes` to one row. `check` (an If-Match, a form's `seen`) runs first in the same
         transaction, on the row as it stands, and may raise to write nothing."""
+        if not changes and check is None:
+            return
+        async with self.transaction() as db:
+            if check is not None:
+                await self._hold(db, table, key_column, key)
+                await check()
+            await self._set(db, table, key_column, key, changes)
+
+    @staticmethod
+    async def _set(db: aiosqlite.Connection, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
+        """Inside a transaction: `changes` to one row (nothing if empty)."""
         # Column names come from our own code (API models and CLI options), never from input.
         allowed = {"businesses": {"name", "timezone", "fallback_agent_id", "colour"},
                    "agents": {"name", "hours", "timezone"},  # channels: set_agent_channels
@@ -476,18 +487,10 @@ class Store(ClickStore):
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)} in {table}")
-        if not changes and check is None:
-            return
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        async with self.transaction() as db:
-            if check is not None:
-                await self._hold(db, table, key_column, key)
-                await check()
-            if changes:
-                await db.execute(
-                    f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
-                    (*changes.values(), int(time.time()), key),
-                )
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            await db.execute(f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
+                             (*changes.values(), int(time.time()), key))  # fmt: skip
 
     async def _hold(self, db: aiosqlite.Connection, table: str, key_column: str, key: Any) -> None:
         """Inside a transaction, keep other connections from changing a row until the commit, so
@@ -555,6 +558,13 @@ class Store(ClickStore):
         has_logo = await self._one("SELECT 1 FROM logos WHERE business_id = ?", (business.id,)) is not None
         return WidgetTarget(widget, business, tuple(await self.agents(business.id)), has_logo)
 
+
+
+def _agent_fields(changes: dict[str, Any]) -> dict[str, Any]:
+    """An agent's changes as its row holds them (hours as JSON)."""
+    if "hours" in changes:
+        return {**changes, "hours": json.dumps(changes["hours"]) if changes["hours"] else None}
+    return changes
 
 
 async def _write_channels(db: aiosqlite.Connection, agent_id: int, channels: Sequence[tuple[str, str]]) -> None:
