@@ -46,6 +46,7 @@ from .sessions import (
 )
 from .stats import TIME_GROUPS, Stats, compute, parse_query
 from .store import Admin
+from .versions import tag
 
 MAX_FORM_BYTES = 64 * 1024
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español", "pt": "Português", "de": "Deutsch",
@@ -114,6 +115,14 @@ def changed_meanwhile(what: str) -> FieldError:
     return FieldError("seen", f"someone changed this {what} after you opened this page, so nothing was saved. What "
                               "you typed is below: save again to put it in place of their change, or reload the page "
                               "to start from what is stored now.")  # fmt: skip
+
+
+def stale(form: dict[str, str], thing: object, what: str) -> list[FieldError]:
+    """A form refused for its mistakes that was also made on what someone changed since: say so
+    now, as the page shown again carries what is stored now (a review: the next save, mistakes
+    fixed, overwrote the other change without a word)."""
+    seen = form.get("seen")
+    return [changed_meanwhile(what)] if seen and seen != tag(thing) else []
 
 
 def form_status(errors: list[FieldError]) -> int:

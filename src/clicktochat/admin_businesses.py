@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, changed_meanwhile, form_status, see_other
+from .admin import ADMIN_HEADERS, BOTH, Page, _id, _int, admin_page, changed_meanwhile, form_status, see_other, stale
 from .agents import TIMEZONES, WEEKDAYS, Agent, Business, as_written, format_hours, is_available
 from .channels import CHANNELS
 from .errors import Conflict, FieldError, InvalidInput, NotFound
@@ -88,7 +88,7 @@ async def business_page(request: Request, page: Page) -> Response:
             }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/businesses/{business.id}", "saved")
         except InvalidInput as exc:
-            errors = exc.errors
+            errors = exc.errors + (stale(form, business, "business") if form.get("action") == "save" else [])
         except PreconditionFailed:
             errors, business = [changed_meanwhile("business")], await service.get_business(business.id)
         except Conflict as exc:  # links or widgets still lead here
@@ -153,7 +153,7 @@ async def agent_page(request: Request, page: Page) -> Response:
             }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/agents/{agent.id}", "saved")
         except InvalidInput as exc:
-            errors = exc.errors
+            errors = exc.errors + (stale(form, agent, "agent") if form.get("action") == "save" else [])
         except PreconditionFailed:
             errors, agent = [changed_meanwhile("agent")], await service.get_agent(agent.id)
         except Conflict as exc:  # links still lead to this agent

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .admin import BOTH, Page, _int, admin_page, changed_meanwhile, form_status, see_other
+from .admin import BOTH, Page, _int, admin_page, changed_meanwhile, form_status, see_other, stale
 from .channels import CHANNELS
 from .errors import InvalidInput
 from .links import MODES, SLUG_PATTERN, ShortLink
@@ -181,7 +181,7 @@ async def link_page(request: Request, page: Page) -> Response:
             }, form.get("seen") or None)  # fmt: skip
             return see_other(f"/admin/links/{link.slug}", "saved")
         except InvalidInput as exc:
-            errors = exc.errors
+            errors = exc.errors + stale(form, link, "link")
         except PreconditionFailed:
             errors, link = [changed_meanwhile("link")], await service.get_link(link.slug)
     qr_params = {k: v for k, v in request.query_params.items() if k in QR_FIELDS and v}

@@ -20,6 +20,7 @@ from .admin import (
     form_status,
     render,
     see_other,
+    stale,
 )
 from .errors import InvalidInput
 from .versions import PreconditionFailed, tag
@@ -88,7 +89,7 @@ async def widget_page(request: Request, page: Page) -> Response:
             await service.update_widget(widget.id, widget_changes(page.form, page.lists), page.form.get("seen") or None)
             return see_other(f"/admin/widgets/{widget.id}", "saved")
         except InvalidInput as exc:
-            errors = exc.errors
+            errors = exc.errors + stale(page.form, widget, "widget")
         except PreconditionFailed:
             errors, widget = [changed_meanwhile("widget")], await service.get_widget(widget.id)
     settings: WidgetSettings = widget.settings
