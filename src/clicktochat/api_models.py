@@ -12,7 +12,8 @@ from .agents import TIMEZONES
 from .channels import CHANNELS, MAX_TEXT_LENGTH
 from .links import MAX_LABEL_LENGTH, SLUG_PATTERN
 from .notifications import IDEMPOTENCY_KEY
-from .service import MAX_EXPIRY_SECONDS, MAX_NAME_LENGTH
+from .service import MAX_EXPIRY_SECONDS
+from .service_agents import MAX_NAME_LENGTH
 from .widget import (
     DOMAIN_PATTERN,
     MAX_GREETING_LENGTH,
