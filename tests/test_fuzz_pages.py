@@ -14,7 +14,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from clicktochat import admin, optin_pages, views, webhooks
+from clicktochat import admin, optin_pages, qr_pages, views, webhooks
 from clicktochat.accounts import create_admin
 from clicktochat.app import create_app
 from clicktochat.optins import Optins
@@ -92,7 +92,8 @@ def get_routes(routes: list[Route]) -> set[str]:
 
 
 def test_every_get_route_is_fuzzed() -> None:
-    assert get_routes(views.routes) | get_routes(webhooks.routes) | get_routes(optin_pages.routes) == set(PUBLIC)
+    modules = (views, qr_pages, webhooks, optin_pages)
+    assert set().union(*(get_routes(module.routes) for module in modules)) == set(PUBLIC)
     assert get_routes(admin.routes) == set(DASHBOARD)
 
 

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, views, webhooks
+from . import __version__, admin, api, chat_api, notify_api, optin_api, optin_pages, qr_pages, views, webhooks
 from .accounts import LoginThrottle
 from .budget import Budget, client_address
 from .clicks import ClickRecorder
@@ -121,6 +121,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, backg
         away,
         routes=[
             *views.routes,
+            *qr_pages.routes,  # QR codes and posters
             *webhooks.routes,
             *optin_pages.routes,  # issue 10: the hosted opt-in page, its poster and QR, the widget's panel
             Mount("/api/v1", routes=[*api.routes, *chat_api.routes, *notify_api.routes, *optin_api.routes]),

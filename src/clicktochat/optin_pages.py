@@ -40,7 +40,8 @@ from .posters import POSTER_QR, Poster, poster_options
 from .qr import parse_options
 from .qr import render as render_qr
 from .qr_access import public_options
-from .views import PAGE_HEADERS, page, qr_response, spend
+from .qr_pages import qr_response, spend
+from .views import PAGE_HEADERS, page
 from .widget import WidgetTarget, domain_allowed
 from .widget import page_url as widget_page_url
 from .widget_http import WIDGET_HEADERS, asking_page, find_widget
