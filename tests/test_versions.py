@@ -110,6 +110,37 @@ def test_a_link_disabled_on_a_stale_etag_stays_enabled(client: TestClient, auth:
     assert client.get(path, headers=auth).json()["disabled"] is False
 
 
+@pytest.mark.parametrize("thing", ["business", "agent", "widget"])
+def test_a_delete_on_a_stale_etag_gets_412_and_deletes_nothing(
+    client: TestClient, auth: dict[str, str], thing: str
+) -> None:
+    """Someone changed it since it was read (a business renamed to be kept, say): the DELETE
+    made on the old version is refused; made on the current one, it goes through."""
+    business = client.post(f"{API}/businesses", json={"name": "Solo"}, headers=auth).json()["id"]
+    paths = {"business": f"{API}/businesses/{business}"}
+    agent = client.post(f"{API}/businesses/{business}/agents", json={"name": "Bob", "address": "+39 347 765 4321"},
+                        headers=auth)  # fmt: skip
+    paths["agent"] = f"{API}/agents/{agent.json()['id']}"
+    if thing == "widget":
+        assert client.post(f"{API}/widgets", json={"business_id": business, "id": "solo"}, headers=auth).is_success
+        paths["widget"] = f"{API}/widgets/solo"
+    elif thing == "business":
+        assert client.delete(paths["agent"], headers=auth).status_code == 204
+    path = paths[thing]
+    etag = client.get(path, headers=auth).headers["etag"]
+    change = CHANGES[thing][1]
+    assert client.patch(path, json=change, headers=auth).status_code == 200  # someone else, meanwhile
+
+    stale = client.delete(path, headers=auth | {"If-Match": etag})
+
+    assert stale.status_code == 412, stale.text
+    assert "was changed since it was read" in stale.json()["detail"]
+    assert client.get(path, headers=auth).status_code == 200
+    current = client.get(path, headers=auth).headers["etag"]
+    assert client.delete(path, headers=auth | {"If-Match": current}).status_code == 204
+    assert client.get(path, headers=auth).status_code == 404
+
+
 @pytest.mark.postgresql
 def test_the_condition_is_checked_on_the_row_the_write_applies_to(
     client: TestClient, auth: dict[str, str], settings: Settings

@@ -379,7 +379,7 @@ async def update_business(request: Request, service: Service) -> Response:
 
 @endpoint
 async def delete_business(request: Request, service: Service) -> Response:
-    await service.delete_business(request.path_params["business_id"])
+    await service.delete_business(request.path_params["business_id"], request.headers.get("if-match"))
     return Response(status_code=204)
 
 
@@ -432,7 +432,7 @@ async def update_agent(request: Request, service: Service) -> Response:
 
 @endpoint
 async def delete_agent(request: Request, service: Service) -> Response:
-    await service.delete_agent(request.path_params["agent_id"])
+    await service.delete_agent(request.path_params["agent_id"], request.headers.get("if-match"))
     return Response(status_code=204)
 
 
@@ -478,7 +478,7 @@ async def update_widget(request: Request, service: Service) -> Response:
 
 @endpoint
 async def delete_widget(request: Request, service: Service) -> Response:
-    await service.delete_widget(request.path_params["widget_id"])
+    await service.delete_widget(request.path_params["widget_id"], request.headers.get("if-match"))
     return Response(status_code=204)
 
 

@@ -224,8 +224,10 @@ MODELS: list[type[BaseModel]] = [
 # What answers with the thing's ETag (versions.tag), and what honours If-Match with it.
 TAGGED = {("post", "/links"), ("get", "/links/{slug}"), ("patch", "/links/{slug}"), ("delete", "/links/{slug}"),
           ("post", "/businesses"), ("get", "/businesses/{business_id}"), ("patch", "/businesses/{business_id}"),
-          ("post", "/businesses/{business_id}/agents"), ("get", "/agents/{agent_id}"), ("patch", "/agents/{agent_id}"),
-          ("post", "/widgets"), ("get", "/widgets/{widget_id}"), ("patch", "/widgets/{widget_id}")}  # fmt: skip
+          ("delete", "/businesses/{business_id}"), ("post", "/businesses/{business_id}/agents"),
+          ("get", "/agents/{agent_id}"), ("patch", "/agents/{agent_id}"), ("delete", "/agents/{agent_id}"),
+          ("post", "/widgets"), ("get", "/widgets/{widget_id}"), ("patch", "/widgets/{widget_id}"),
+          ("delete", "/widgets/{widget_id}")}  # fmt: skip
 ETAG_HEADER = {"description": "The version of what is stored (a signed link has none); send it as If-Match to "
                               "change it only if nobody has since", "schema": {"type": "string"}}  # fmt: skip
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,

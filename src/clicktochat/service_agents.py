@@ -76,10 +76,11 @@ class TeamService:
         self.forget()
         return await self.get_business(business_id)
 
-    async def delete_business(self, business_id: int) -> None:
+    async def delete_business(self, business_id: int, if_match: str | None = None) -> None:
         await self.get_business(business_id)
         try:
-            await self.store.delete_business(business_id)
+            await self.store.delete_business(business_id,
+                                             as_stored(self.store.business, business_id, if_match, "This business"))
         except sqlite3.IntegrityError:
             raise Conflict(
                 "Links or widgets still lead to this business or its agents; point them elsewhere first."
@@ -239,10 +240,10 @@ class TeamService:
         await self.get_business(business_id)
         return await self.store.business_channels(business_id)
 
-    async def delete_agent(self, agent_id: int) -> None:
+    async def delete_agent(self, agent_id: int, if_match: str | None = None) -> None:
         await self.get_agent(agent_id)
         try:
-            await self.store.delete_agent(agent_id)
+            await self.store.delete_agent(agent_id, as_stored(self.store.agent, agent_id, if_match, "This agent"))
         except sqlite3.IntegrityError:
             raise Conflict("Links still lead to this agent; point them elsewhere first.") from None
         self.forget()

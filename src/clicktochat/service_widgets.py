@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import Conflict, InvalidInput, NotFound
 from .store import Store
-from .versions import require
+from .versions import as_stored, require
 from .whatsapp import WhatsApp
 from .widget import Widget, WidgetSettings, apply_changes, check_settings, check_widget_id, random_widget_id
 
@@ -96,9 +96,9 @@ class WidgetService:
                 return await self.get_widget(widget.id)
         raise Conflict(f"Widget {widget_id!r} kept changing while this change was made; send it again.")
 
-    async def delete_widget(self, widget_id: str) -> None:
+    async def delete_widget(self, widget_id: str, if_match: str | None = None) -> None:
         widget = await self.get_widget(widget_id)
-        await self.store.delete_widget(widget.id)
+        await self.store.delete_widget(widget.id, as_stored(self.store.widget, widget.id, if_match, "This widget"))
         self.forget()
 
     async def _check_agents(self, settings: WidgetSettings, business_id: int) -> None:

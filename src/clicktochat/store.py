@@ -261,10 +261,12 @@ class Store(ClickStore):
     async def update_business(self, business_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
         await self._update("businesses", "id", business_id, changes, check)
 
-    async def delete_business(self, business_id: int) -> bool:
+    async def delete_business(self, business_id: int, check: Check | None = None) -> bool:
         """False if unknown; sqlite3.IntegrityError if links still lead to it or its agents. Links
-        to a fixed number of the business keep their number and lose its name."""
+        to a fixed number of the business keep their number and lose its name. `check` (an
+        If-Match) runs first in the same transaction, on the row as it stands."""
         async with self.transaction() as db:
+            await self._checked(db, "businesses", "id", business_id, check)
             await db.execute("UPDATE links SET business_id = NULL WHERE business_id = ? AND address IS NOT NULL",
                              (business_id,))  # fmt: skip
             cursor = await db.execute("DELETE FROM businesses WHERE id = ?", (business_id,))
@@ -378,8 +380,9 @@ class Store(ClickStore):
     async def update_agent(self, agent_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
         await self._update("agents", "id", agent_id, _agent_fields(changes), check)
 
-    async def delete_agent(self, agent_id: int) -> bool:
+    async def delete_agent(self, agent_id: int, check: Check | None = None) -> bool:
         async with self.transaction() as db:
+            await self._checked(db, "agents", "id", agent_id, check)
             cursor = await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
             return cursor.rowcount > 0
 
@@ -472,10 +475,16 @@ class Store(ClickStore):
         if not changes and check is None:
             return
         async with self.transaction() as db:
-            if check is not None:
-                await self._hold(db, table, key_column, key)
-                await check()
+            await self._checked(db, table, key_column, key, check)
             await self._set(db, table, key_column, key, changes)
+
+    async def _checked(self, db: aiosqlite.Connection, table: str, key_column: str, key: Any,
+                       check: Check | None) -> None:  # fmt: skip
+        """Inside a write's transaction: the row held (`_hold`), then `check` run on it as it
+        stands; it raises to write nothing. Nothing without a check."""
+        if check is not None:
+            await self._hold(db, table, key_column, key)
+            await check()
 
     @staticmethod
     async def _set(db: aiosqlite.Connection, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
@@ -543,8 +552,9 @@ class Store(ClickStore):
         row = await self._one(f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE id = ?", (widget_id,))
         return (_widget(row), str(row[2])) if row else None
 
-    async def delete_widget(self, widget_id: str) -> bool:
+    async def delete_widget(self, widget_id: str, check: Check | None = None) -> bool:
         async with self.transaction() as db:
+            await self._checked(db, "widgets", "id", widget_id, check)
             cursor = await db.execute("DELETE FROM widgets WHERE id = ?", (widget_id,))
             return cursor.rowcount > 0
 
