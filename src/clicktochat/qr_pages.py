@@ -16,6 +16,7 @@ from .budget import client_address
 from .channels import CHANNELS
 from .errors import InvalidInput, NotFound
 from .keys import check_api_key
+from .links import Target
 from .logos import channel_icon
 from .posters import make_poster, poster_channel, poster_options
 from .qr import KINDS, QROptions, etag, parse_options, render, scan_url
@@ -25,13 +26,21 @@ from .widget import page_url
 from .widget_http import find_widget
 
 
-async def short_link_qr(request: Request) -> Response:
-    """The QR code of a short link: its URL never changes, but the link may go, so revalidate."""
+async def live_short(request: Request, what: str) -> Target:
+    """The short link a code or poster is asked of: 404 if there is none, and a link turned off,
+    expired or gone answers as its click does (410, the friendly page)."""
     service = request.app.state.service
     target = await find_short(service, request.path_params["slug"])
     if target is None:
-        raise NotFound("There is no chat link here, so there is no QR code either.")
-    await short_click(service, request.scope, counted=False)  # a link turned off, expired or gone: its 410
+        raise NotFound(f"There is no chat link here, so there is no {what} either.")
+    await short_click(service, request.scope, counted=False)
+    return target
+
+
+async def short_link_qr(request: Request) -> Response:
+    """The QR code of a short link: its URL never changes, but the link may go, so revalidate."""
+    service = request.app.state.service
+    target = await live_short(request, "QR code")
     slug = target.link.slug
     params = public_options(service.signer.keys, f"s/{slug}", request.query_params, await api_owner(request))
     options = parse_options(params)
@@ -106,10 +115,7 @@ def not_modified(request: Request, tag: str) -> bool:
 async def poster(request: Request) -> Response:
     """A print-ready poster of a short link (?format=a4|a5|a6, ?lang=en|it|es|pt|de|fr)."""
     service = request.app.state.service
-    target = await find_short(service, request.path_params["slug"])
-    if target is None:
-        raise NotFound("There is no chat link here, so there is no poster either.")
-    await short_click(service, request.scope, counted=False)  # a link turned off, expired or gone: its 410
+    target = await live_short(request, "poster")
     page_format, lang = poster_options(request.query_params, request.headers.get("accept-language", ""))
     spend(request)  # a page drawn anew each time
     poster = await make_poster(service, target, page_format, lang)
