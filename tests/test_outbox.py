@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from typing import Any
+
+import httpx
+import pytest
 
 from clicktochat.outbox import UNKNOWN_OUTCOME_WAIT, Backoff
 from clicktochat.outboxstore import OutboxStore
@@ -128,6 +132,53 @@ def test_stop_opts_out_and_replies_wait_until_the_customer_writes_again(whatsapp
     assert reply(whatsapp, cid, "Certo, mi dica").status_code == 202  # they came back to ask: a service reply
     c = whatsapp.client.get(f"/api/v1/conversations/{cid}", headers=whatsapp.auth).json()
     assert c["reply_refused"] is None and c["window"]["may_send"] == "text"
+
+
+@pytest.mark.parametrize("meanwhile", ["stop", "erase"])
+def test_a_stop_or_an_erasure_while_a_batch_waits_holds_back_the_rest_of_it(
+    whatsapp: WhatsAppSetup, meanwhile: str
+) -> None:
+    """Found by a review with three instances: a batch was checked once, when claimed, and its
+    rows went on being sent for 9 s after the customer's STOP (or their erasure) was applied,
+    while they waited for Meta's pace or for the sends before them. Each row is checked again
+    at the moment it goes. Here Meta holds the first send until the STOP or erasure is done."""
+    cid = conversation(whatsapp)
+    for n in range(3):
+        assert reply(whatsapp, cid, f"Risposta {n}", key=f"held-{n}").status_code == 202
+    first_in, go_on = threading.Event(), threading.Event()
+
+    def hold(sent: Any) -> None:  # on the stand-in's thread: Meta slow to answer the first send
+        if not first_in.is_set():
+            first_in.set()
+            go_on.wait(60)
+
+    whatsapp.standin.on_send = hold
+    sender = whatsapp.service.whatsapp.sender
+    sender.concurrency = 1  # the other rows of the batch wait for the first send's answer
+
+    async def scenario() -> None:
+        sending = asyncio.create_task(sender.run_once())  # claims and checks all three, sends the first
+        try:
+            assert await asyncio.to_thread(first_in.wait, 60)
+            if meanwhile == "stop":
+                assert (await whatsapp.customer().send_text("STOP")).status_code == 200
+                assert await whatsapp.service.whatsapp.processor.run_once() == 1
+            else:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=whatsapp.client.app),
+                                             base_url="https://chat.example.com") as http:  # fmt: skip
+                    erased = await http.delete("/api/v1/customers/393471234567", headers=whatsapp.auth)
+                assert erased.status_code == 200, erased.text
+        finally:
+            go_on.set()
+        assert await sending == 3
+
+    whatsapp.run(scenario())
+    assert [m.body["text"]["body"] for m in whatsapp.standin.sent] == ["Risposta 0"]
+    if meanwhile == "stop":
+        held = [m for m in messages(whatsapp, cid) if m["direction"] == "out"][1:]
+        assert [m["status"] for m in held] == ["cancelled", "cancelled"], held
+    whatsapp.clock.move(3600)
+    assert whatsapp.send() == 0 and len(whatsapp.standin.sent) == 1  # nor later
 
 
 def test_nothing_may_be_sent_on_a_disconnected_number(whatsapp: WhatsAppSetup) -> None:

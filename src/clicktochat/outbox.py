@@ -27,6 +27,7 @@ CLAIM = 4  # rows claimed per round, per send at once: the next sends start whil
 
 
 MARKETING_STOPPED = 131050  # Meta's error: the person stopped this business's marketing messages
+GONE = "The message is no longer there to send (its person erased, or another sender took it)."
 UNKNOWN_OUTCOME_WAIT = 60
 """Seconds at least before trying again a send that got no answer (a timeout, a dropped
 connection): Meta may have taken it, and its `sent` status, naming the row, marks it sent."""
@@ -85,6 +86,8 @@ class Sender:
         self.pace = Pace()
         self.failing = False  # the last round failed: said once, not each tick until it works again
         self._wake = asyncio.Event()
+        self._due: list[tuple[OutboxRow, asyncio.Future[str | None]]] = []  # rows at the moment of sending
+        self._checking: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -165,6 +168,14 @@ class Sender:
         now = int(self.clock())
         if now >= claimed_at + self.lease / 2 and not await self.chats.renew(row.id, row.attempts, now + self.lease):
             return
+        # Checked again at the moment of sending, not only when claimed: a STOP or an erasure
+        # applied while the row waited for its turn (Meta's pace, a slow Meta, the batch before
+        # it) holds it back (found by a review: sends went on for 9 s after a STOP).
+        reason = await self.allowed_now(row)
+        if reason is not None:
+            if reason != GONE:
+                await self.chats.give_up(row.id, "cancelled", None, reason)
+            return
         try:
             wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
         except GraphError as error:
@@ -184,6 +195,33 @@ class Sender:
                     )  # fmt: skip
             return
         sent.append((row.id, wamid, int(self.clock())))
+
+    async def allowed_now(self, row: OutboxRow) -> str | None:
+        """Why `row` may not go now (`check` again, or GONE: erased, or no longer this claim's), or
+        None. Rows that reach this moment together are checked together (a few queries for all of
+        them): those that come while a check is on its way wait for the next one."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._due.append((row, future))
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._check_due(), name="clicktochat-send-check")
+        return await future
+
+    async def _check_due(self) -> None:
+        while self._due:
+            due, self._due = self._due, []
+            rows = [row for row, _ in due]
+            try:
+                ours = await self.chats.still_claimed(rows)
+                reasons = iter(await self.check([row for row in rows if row.id in ours]))
+            except Exception as exc:  # a locked database: these sends fail, their rows go again later
+                for _, future in due:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for row, future in due:
+                reason = next(reasons) if row.id in ours else GONE
+                if not future.done():  # its sender may have been cancelled meanwhile
+                    future.set_result(reason)
 
     async def run(self) -> None:
         while True:

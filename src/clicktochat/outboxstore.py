@@ -123,6 +123,19 @@ class OutboxStore(ChatDB):
 
         return await self.run(work)
 
+    async def still_claimed(self, rows: list[OutboxRow]) -> set[int]:
+        """Of `rows` (as claimed), the ids still this claim's: not erased with their person, not
+        taken back by another sender, not marked sent or given up meanwhile."""
+
+        def work() -> set[int]:
+            marks = ", ".join("?" * len(rows))
+            found = self._all(f"SELECT id, attempts FROM outbox WHERE id IN ({marks}) AND state = 'sending'",
+                              [row.id for row in rows])  # fmt: skip
+            attempts = {row.id: row.attempts for row in rows}
+            return {outbox_id for outbox_id, tries in found if attempts[outbox_id] == tries}
+
+        return await self.run(work) if rows else set()
+
     async def sent(self, outbox_id: int, wamid: str, now: int) -> None:
         await self.sent_many([(outbox_id, wamid, now)])
 
