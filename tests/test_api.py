@@ -21,6 +21,7 @@ from clicktochat.errors import InvalidInput
 from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
 from clicktochat.service import CreatedLink, Service, timestamp
+from clicktochat.settings import Settings
 from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, connect_db, flush
 
 API = "/api/v1"
@@ -1426,6 +1427,43 @@ def test_bad_agent_patch_is_422_and_changes_nothing(api: Api, fields: dict[str, 
     agent = api.agent(shop["id"])
     assert invalid(api.patch(f"/agents/{agent['id']}", fields), field) == why
     assert ok(api.get(f"/agents/{agent['id']}")) == agent
+
+
+def test_an_agent_a_widget_lists_is_409_and_the_widget_keeps_working(api: Api, client: TestClient) -> None:
+    """Found by a new user: deleting an agent a widget listed by id left the widget showing
+    nobody (every click a 503 saying the business had added nobody) and refusing every later
+    edit for an agent that no longer existed."""
+    shop = api.business()
+    anna, temp = api.agent(shop["id"]), api.agent(shop["id"], address=OTHER_NUMBER)
+    assert api.post("/widgets", {"business_id": shop["id"], "id": "w2", "agent_ids": [temp["id"]]}).status_code == 201
+    assert api.post("/widgets", {"business_id": shop["id"], "id": "w3", "agent_ids": [anna["id"], temp["id"]]}
+                    ).status_code == 201  # fmt: skip
+
+    body = problem(api.delete(f"/agents/{temp['id']}"), 409)
+    assert body["detail"].startswith("Widgets list this agent: w2, w3.")
+    assert ok(api.get(f"/agents/{temp['id']}"))["id"] == temp["id"]
+    assert ok(api.patch("/widgets/w3", {"greeting": "Ciao!"}))["agent_ids"] == [anna["id"], temp["id"]]
+
+    ok(api.patch("/widgets/w2", {"agent_ids": None}))
+    ok(api.patch("/widgets/w3", {"agent_ids": [anna["id"]]}))
+    assert api.delete(f"/agents/{temp['id']}").status_code == 204
+
+
+def test_a_widget_listing_an_agent_deleted_before_the_check_can_still_be_edited(
+    api: Api, client: TestClient, settings: Settings
+) -> None:
+    """A widget left listing a deleted agent (by a version without the check above) takes
+    edits that do not touch its agents; naming its agents again is checked."""
+    shop = api.business()
+    anna, temp = api.agent(shop["id"]), api.agent(shop["id"], address=OTHER_NUMBER)
+    assert api.post("/widgets", {"business_id": shop["id"], "id": "w4", "agent_ids": [anna["id"], temp["id"]]}
+                    ).status_code == 201  # fmt: skip
+    with connect_db(settings.db) as db:
+        db.execute("DELETE FROM agents WHERE id = ?", (temp["id"],))
+        db.commit()
+    assert ok(api.patch("/widgets/w4", {"greeting": "Ciao!"}))["greeting"] == "Ciao!"
+    refused = problem(api.patch("/widgets/w4", {"agent_ids": [anna["id"], temp["id"]]}), 422)
+    assert refused["errors"][0]["field"] == "agent_ids"
 
 
 def test_patching_only_the_channel_keeps_the_agents_number(api: Api, client: TestClient) -> None:

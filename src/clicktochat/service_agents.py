@@ -18,7 +18,7 @@ from .names import check_name
 from .posters import check_colour
 from .service_widgets import CHANGE_TRIES
 from .settings import Settings
-from .store import Store
+from .store import AgentListed, Store
 from .versions import Check, as_stored
 
 MAX_NAME_LENGTH = 200
@@ -246,6 +246,9 @@ class TeamService:
             await self.store.delete_agent(agent_id, as_stored(self.store.agent, agent_id, if_match, "This agent"))
         except sqlite3.IntegrityError:
             raise Conflict("Links still lead to this agent; point them elsewhere first.") from None
+        except AgentListed as exc:
+            raise Conflict(f"Widgets list this agent: {', '.join(exc.widgets)}. Take the agent out of their agents "
+                           "first, or let them list everyone.") from None
         self.forget()
 
 

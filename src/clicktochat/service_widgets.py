@@ -89,7 +89,8 @@ class WidgetService:
             if await self.store.business(business_id) is None:
                 raise InvalidInput("business_id", f"there is no business {business_id}")
             checked = apply_changes({k: v for k, v in changes.items() if k != "business_id"}, widget.settings)
-            await self._check_agents(checked, business_id)
+            if "agent_ids" in changes or business_id != widget.business_id:  # not one taken since
+                await self._check_agents(checked, business_id)
             await self._check_optin_form(checked, business_id)
             if await self.store.update_widget(widget.id, business_id, _changed(checked), (widget.business_id, stored)):
                 self.forget()

@@ -381,8 +381,16 @@ class Store(ClickStore):
         await self._update("agents", "id", agent_id, _agent_fields(changes), check)
 
     async def delete_agent(self, agent_id: int, check: Check | None = None) -> bool:
+        """False if unknown; sqlite3.IntegrityError if links lead to the agent; AgentListed if a
+        widget lists it among its agents (it would show nobody, or fewer than its owner chose)."""
         async with self.transaction() as db:
             await self._checked(db, "agents", "id", agent_id, check)
+            cursor = await db.execute("SELECT w.id, w.settings FROM widgets w JOIN agents a"
+                                      " ON a.business_id = w.business_id WHERE a.id = ?", (agent_id,))  # fmt: skip
+            listing = [widget_id for widget_id, settings in await cursor.fetchall()
+                       if agent_id in (json.loads(settings).get("agent_ids") or ())]  # fmt: skip
+            if listing:
+                raise AgentListed(sorted(listing))
             cursor = await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
             return cursor.rowcount > 0
 
@@ -568,6 +576,14 @@ class Store(ClickStore):
         has_logo = await self._one("SELECT 1 FROM logos WHERE business_id = ?", (business.id,)) is not None
         return WidgetTarget(widget, business, tuple(await self.agents(business.id)), has_logo)
 
+
+
+class AgentListed(Exception):
+    """An agent a widget lists by id cannot be deleted: `widgets` list it."""
+
+    def __init__(self, widgets: list[str]) -> None:
+        super().__init__(widgets)
+        self.widgets = widgets
 
 
 def _agent_fields(changes: dict[str, Any]) -> dict[str, Any]:
