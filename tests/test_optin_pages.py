@@ -280,6 +280,27 @@ def test_each_address_and_each_number_has_a_budget(whatsapp: WhatsAppSetup) -> N
     assert post(whatsapp, phone="347 000 0020").status_code == 200
 
 
+def test_a_numbers_budget_tells_no_other_business_and_a_refused_form_spends_none(whatsapp: WhatsAppSetup) -> None:
+    """Found by an attacker: the number's budget was one for the whole install, and a form
+    refused for a topic it does not offer spent it: posting a wrong topic to another business's
+    form showed, by when the 429 came, whether the number had signed up here, and locked a
+    stranger's number out of every form for an hour at no cost."""
+    make_form(whatsapp)
+    other = whatsapp.run(whatsapp.service.add_business("Bar Sport", "Europe/Rome"))
+    make_form(whatsapp, slug="bar", business_id=other.id)
+    for _ in range(6):  # a prober: a topic no form offers, nothing recorded, nothing spent
+        assert post(whatsapp, slug="bar", topic="nosuch").status_code == 422
+    for _ in range(3):  # the person, at the first business: all three of their budget still there
+        assert post(whatsapp).status_code == 200
+    assert post(whatsapp).status_code == 429
+    whatsapp.clock.move(4 * 30)  # the address's budget (one every 30 s) for four more; not the number's (an hour)
+    answers = [post(whatsapp, slug="bar").status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]  # the other business counts its own: as for a number never seen
+    whatsapp.clock.move(4 * 30)
+    fresh = [post(whatsapp, slug="bar", phone="347 000 0077").status_code for _ in range(4)]
+    assert fresh == answers
+
+
 def sync(whatsapp: WhatsAppSetup) -> None:
     whatsapp.run(whatsapp.service.whatsapp.notifications.sync_templates())
 
@@ -592,7 +613,7 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
     single = post(whatsapp, slug="uno", topic="offers", phone="347 000 0009")
     assert single.status_code == 422 and "Scegli uno degli argomenti." in single.text
     assert "choose one of" not in wrong.text
-    for _ in range(2):  # the number's budget: 3 at once (the wrong topic spent one), then one an hour
+    for _ in range(3):  # the number's budget: 3 at once (the wrong topic spent none), then one an hour
         assert post(whatsapp).status_code == 200
     busy = post(whatsapp)
     assert busy.status_code == 429 and busy.headers["retry-after"] == "3600"

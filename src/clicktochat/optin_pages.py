@@ -57,8 +57,8 @@ JSON_HEADERS = WIDGET_HEADERS | {"Cache-Control": "no-store"}
 
 class Limits:
     """Budgets for opt-in submissions: per address (a burst of 10, a shop's tablet or a family
-    behind one router, then one every 30 s) and per number (3, then one an hour), whatever
-    the form; and the confirmations double opt-in forms send, which the business pays for:
+    behind one router, then one every 30 s) and per number and business (3, then one an hour),
+    whatever the form; and the confirmations double opt-in forms send, which the business pays for:
     per business (`per_hour`), and per address (5, then one every 10 minutes), so that one
     address cannot spend a business's hour. Past any, a 429 with Retry-After."""
 
@@ -188,7 +188,9 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
             "The form's wording changed since it was shown: nothing was recorded; show it again.",
             [FieldError("version", f"is {fields['version']!r}, and the form is at version {view.form.version}")],
         )  # fmt: skip
-    spends = [(limits.numbers, phone, "this number", "busy_number")]
+    # The number's budget is the business's own: another business's form on the install must not
+    # tell its visitors (by a 429) that the number was typed in here (found by an attacker).
+    spends = [(limits.numbers, f"{view.form.business_id}:{phone}", "this number", "busy_number")]
     if view.form.double_optin:  # a confirmation may go out: the business pays for it
         spends += [(limits.confirmations_from, address, "your address", "busy"),
                    (limits.confirmations, str(view.form.business_id), "this business's forms this hour", "busy_form")]
@@ -209,9 +211,9 @@ async def submit(request: Request, fields: dict[str, str], view: Shown) -> tuple
         proof["widget"] = widget
     try:
         outcome = await Optins(service).submit(view.form, phone, "", topic, view.lang, source, proof)
-    except ProblemError:  # a topic not offered, a confirmation that cannot go now: nothing was sent
-        for budget, key in taken[1:]:
-            budget.refund(key)
+    except ProblemError:  # a topic not offered, a confirmation that cannot go now: nothing recorded or sent
+        for budget, key in taken:  # the number's too: else a refused form would spend a stranger's budget
+            budget.refund(key)  # for free, and show by its 429s whether others had typed the number in
         raise
     if outcome.state in ("waiting", "later"):  # no confirmation went out: it cost nothing
         for budget, key in taken[1:]:  # (not for a number that opted out: its "pending" must cost as any does,
