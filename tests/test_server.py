@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -175,6 +176,70 @@ def test_a_head_behind_a_body_in_the_same_read_is_capped_too() -> None:
     assert (more, out.count(b"HTTP/1.1 200 "), out.count(b"HTTP/1.1 431 ")) == (0, 1, 1)
     more, out = asyncio.run(head_fed([post, b"12345GET /x HTTP/1.1\r\nHost: a\r\n"]))  # all in one small read
     assert more == MAX_HEAD_BYTES // 1024 + 1 and b"HTTP/1.1 431 " in out  # the last one refused
+
+
+class Timers:
+    """The event loop, but its timers kept here, to be run when the test says: time moved by hand."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.handles = loop, []  # type: list[asyncio.TimerHandle]
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop)
+        self.handles.append(handle)
+        return handle
+
+    def pass_time(self) -> None:
+        """Every timer set so far comes due (a cancelled one does nothing)."""
+        due, self.handles = self.handles, []
+        for handle in due:
+            if not handle.cancelled():
+                handle._run()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loop, name)
+
+
+async def head_timed(reads: list[bytes]) -> tuple[Transport, Timers, LimitedHttpToolsProtocol]:
+    config = uvicorn.Config(_answer, http=LimitedHttpToolsProtocol, lifespan="off", log_level="error")
+    config.load()
+    timers = Timers(asyncio.get_running_loop())
+    protocol = LimitedHttpToolsProtocol(config, ServerState(), {}, _loop=timers)  # type: ignore[arg-type]
+    transport = Transport()
+    protocol.connection_made(transport)
+    for data in reads:
+        protocol.data_received(data)
+        for _ in range(5):  # the app's task answers a whole request
+            await asyncio.sleep(0)
+    return transport, timers, protocol
+
+
+@pytest.mark.parametrize("reads", [[], [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"],
+                                   [b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", b"GET /x HTTP/1.1\r\n"]])
+def test_a_head_that_does_not_all_come_in_time_is_a_408(reads: list[bytes]) -> None:
+    """Found by an attacker: a connection that opened (or began a head) and sent nothing more was
+    kept for ever; 3,000 of them stayed open for minutes, and with them the server ran out of
+    file descriptors. Now each head has HEAD_TIMEOUT seconds (time moved here, not slept)."""
+
+    async def scenario() -> tuple[bool, bytes]:
+        transport, timers, _ = await head_timed(reads)
+        assert not transport.closed  # before the time is up: kept
+        timers.pass_time()
+        return transport.closed, transport.out
+
+    closed, out = asyncio.run(scenario())
+    assert closed and out.count(b"HTTP/1.1 408 ") == 1
+    assert out.count(b"HTTP/1.1 200 ") == (1 if len(reads) == 2 else 0)  # the whole request before: answered
+
+
+def test_a_head_that_came_whole_is_not_cut_by_its_timer() -> None:
+    async def scenario() -> tuple[bool, bytes]:
+        transport, timers, protocol = await head_timed([b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"])
+        timers.pass_time()  # the head's timer was cancelled when the head ended; the keep-alive's closes
+        return transport.closed, transport.out
+
+    closed, out = asyncio.run(scenario())
+    assert b"HTTP/1.1 200 " in out and b" 408 " not in out
 
 
 def test_too_many_headers_are_a_431(server: tuple[int, int]) -> None:

@@ -1,8 +1,12 @@
 """The HTTP server `clicktochat serve` runs: uvicorn with httptools, whose protocol puts no limit
-on a request's head. httptools gathers an unfinished header line in memory until it ends, so ten
-connections each sending a 20 MB header took the process from 151 to 387 MB, and a 50 MB header
-was answered 200. `LimitedHttpToolsProtocol` counts the bytes of each request head (request line
-and headers) as they arrive, and its headers, and answers 431 and closes past either cap."""
+on a request's head, in size or in time. httptools gathers an unfinished header line in memory
+until it ends, so ten connections each sending a 20 MB header took the process from 151 to
+387 MB, and a 50 MB header was answered 200; and a connection that opened, or began a head, and
+then sent nothing more was kept for ever (3,000 of them held for minutes, until the process ran
+out of file descriptors). `LimitedHttpToolsProtocol` counts the bytes of each request head
+(request line and headers) as they arrive, and its headers, and answers 431 and closes past
+either cap; and gives each head `HEAD_TIMEOUT` seconds to arrive, from the connection's opening
+or the head's first byte, then answers 408 and closes, as nginx's `client_header_timeout` does."""
 
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from .settings import Settings
 MAX_HEAD_BYTES = 64 * 1024
 """The request line and all headers of one request (nginx's default allows 4 lines of 8 KiB)."""
 MAX_HEADERS = 100
+HEAD_TIMEOUT = 20.0
+"""Seconds a request's head may take to arrive, from the connection's opening or from its first
+byte (nginx allows 60; a phone on a slow network sends a head in well under a second)."""
 
 
 class HeadTooLarge(Exception):
@@ -31,8 +38,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._in_head, self._head_bytes, self._too_large = True, 0, False
         super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._in_head and self._head_timer is None:  # a next request's head begins
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
         if len(data) <= MAX_HEAD_BYTES - self._head_bytes:  # nearly every read: fed whole, as uvicorn does
             if self._in_head:  # (bytes of a next request's head in the same read go uncounted:
                 self._head_bytes += len(data)  # a head can reach twice the cap, never more)
@@ -59,7 +69,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        """HEAD_TIMEOUT passed and the head has not all come: 408 (unless a response to the
+        request before is still being sent: that is cut short), and the connection closed."""
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            body = b"The request's headers took too long to arrive.\n"
+            self.transport.write(
+                STATUS_LINE[408] + b"content-type: text/plain; charset=utf-8\r\n"
+                + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+            )  # fmt: skip
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
