@@ -22,7 +22,7 @@ from clicktochat.keys import create_api_key
 from clicktochat.links import RANDOM_SLUG_LENGTH, SLUG_ALPHABET
 from clicktochat.service import CreatedLink, Service, timestamp
 from clicktochat.settings import Settings
-from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, call, connect_db, flush
+from conftest import ANDROID, DESKTOP, IPHONE, WHATSAPP_PREVIEW, WhatsAppSetup, call, connect_db, flush
 
 API = "/api/v1"
 BASE = "https://chat.example.com"
@@ -193,6 +193,17 @@ def test_unknown_key_is_401(client: TestClient, api_key: str, key: str) -> None:
     key = key.format(key=api_key, key_upper=api_key.upper())
     response = client.get(f"{API}/links", headers={"Authorization": f"Bearer {key}"})
     assert_unauthorized(response, UNAUTHORIZED_BAD_KEY)
+
+
+@pytest.mark.parametrize("path", ["/links", "/businesses", "/conversations", "/notifications", "/whatsapp-numbers",
+                                  "/optins?phone=393471234567&business=1", "/stats", "/costs",
+                                  "/customers/393471234567"])  # fmt: skip
+def test_what_a_key_reads_is_kept_by_no_cache(whatsapp: WhatsAppSetup, path: str) -> None:
+    """Found by an attacker: only a customer's export said `no-store`; the rest (people's
+    numbers, conversations, consents) could be kept by a browser's cache."""
+    answer = whatsapp.client.get(f"/api/v1{path}", headers=whatsapp.auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
 
 
 def test_a_valid_key_works_with_any_case_of_the_scheme(client: TestClient, api_key: str) -> None:

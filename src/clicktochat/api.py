@@ -80,7 +80,11 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         request.state.signed_in = True  # its 404s are not a stranger's guesses (app.problem_response)
         if request.query_params and (known := request.scope.get(QUERY_NAMES)) is not None:
             refuse_unknown(request, known)  # after the key: a stranger learns nothing of the parameters
-        return await handler(request, service)
+        response = await handler(request, service)
+        # What a key reads (people's numbers, conversations, stats) is kept by no cache, a browser's
+        # or a proxy's, as the dashboard's pages are not (found by an attacker: only one did say so).
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     return wrapper
 
