@@ -366,6 +366,13 @@ def test_qr_writes_a_code_of_our_link(runner: CliRunner, db: str, tmp_path: Path
     done = ok(invoke(runner, "qr", "vetrina", "-o", str(png), "--db", db, "--size", "400", "--base-url", BASE))
     assert done.stdout == f"Wrote {png}: QR version 3 for {BASE}/s/vetrina?qr (?qr: its scans are counted apart)\n"
     assert read_qr(png) == f"{BASE}/s/vetrina?qr"  # a scan, told apart from a tap on the link: said as written
+    assert done.stderr == ""
+    # Another host's URL: our own link's code, and said so (found by a new user: the host went unsaid).
+    other = ok(invoke(runner, "qr", "https://evil.example/s/vetrina", "-o", str(png), "--db", db, "--base-url", BASE))
+    assert other.stderr == f"Note: evil.example is not this server's address; this is our own link, {BASE}/s/vetrina\n"
+    assert read_qr(png) == f"{BASE}/s/vetrina?qr"
+    same = ok(invoke(runner, "qr", f"{BASE}/s/vetrina", "-o", str(png), "--db", db, "--base-url", BASE))
+    assert same.stderr == ""
     signed = last_line(ok(invoke(runner, "link", "create", "--db", db, "--to", NUMBER, "--base-url", BASE)))
     svg = tmp_path / "ad.svg"
     done = ok(invoke(runner, "qr", signed, "-o", str(svg), "--db", db, "--base-url", BASE))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 import pytest
 from PIL import Image, ImageColor
@@ -23,6 +25,25 @@ def image_bytes(fmt: str, size: tuple[int, int] = (400, 300), colour: str = "#c0
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, format=fmt)
     return out.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and header, naming a size, with no pixels: what a decompression bomb
+    shows before it is decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [6000, 30000])
+def test_a_logo_too_large_says_so_whatever_its_size(side: int) -> None:
+    """Found by a new user: 6,000 pixels square was "larger than 4096 x 4096 pixels", but
+    30,000 (past Pillow's own limit) was "not an image"."""
+    with pytest.raises(InvalidInput, match="is larger than 4096 x 4096 pixels"):
+        check_logo(png_header(side, side))
 
 
 def test_uploads_are_re_encoded_as_small_pngs() -> None:

@@ -151,6 +151,16 @@ def test_the_cli_prints_a_poster_to_pdf(tmp_path: Path) -> None:
     assert decode_pdf(output) == ("https://chat.example.com/s/tavolo?qr", (148, 210), 1)
 
 
+def test_the_cli_writes_a_poster_only_to_a_pdf_file(tmp_path: Path) -> None:
+    """Found by a new user: `poster vetrina -o x.png` wrote a PDF named x.png."""
+    db = tmp_path / "cli.db"
+    cli(db, "link", "create", "--to", "+39 347 123 4567", "--slug", "tavolo")
+    done = subprocess.run([sys.executable, "-m", "clicktochat", "poster", "tavolo", "-o", str(tmp_path / "p.png"),
+                           "--db", str(db)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "the file must end in .pdf" in done.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
 def test_the_cli_says_how_to_get_chromium_when_it_is_missing(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     cli(db, "link", "create", "--to", "+39 347 123 4567", "--slug", "tavolo")

@@ -29,6 +29,14 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
         Settings.from_env({f"CLICKTOCHAT_{name}": value})
 
 
+def test_a_default_region_must_be_a_country() -> None:
+    """Found by a new user: with ZZ, every number typed without its country code was refused as
+    having "an unknown country code", naming the number rather than the setting."""
+    with pytest.raises(ValueError, match="CLICKTOCHAT_DEFAULT_REGION: 'ZZ' is not a country's two-letter code"):
+        Settings.from_env({"CLICKTOCHAT_DEFAULT_REGION": "ZZ"})
+    assert Settings.from_env({"CLICKTOCHAT_DEFAULT_REGION": "IT"}).default_region == "IT"
+
+
 def test_signing_keys_are_a_comma_separated_list() -> None:
     old, new = "o" * 32, "n" * 40
     assert Settings(secret_keys=f" {old} , {new} ,").signing_keys == [old, new]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from starlette.templating import Jinja2Templates
@@ -249,8 +250,13 @@ async def link_url(service: Service, slug_or_url: str) -> str:
     ref, signed = link_ref(slug_or_url)
     if signed:
         service.signer.verify(ref)
-        return service.signed_url(ref)
-    return service.short_url((await service.get_link(ref)).slug)
+        ours = service.signed_url(ref)
+    else:
+        ours = service.short_url((await service.get_link(ref)).slug)
+    given = urlsplit(slug_or_url).netloc.lower() if "://" in slug_or_url else ""
+    if given and given != urlsplit(ours).netloc.lower():  # found by a new user: the host went unsaid
+        click.echo(f"Note: {given} is not this server's address; this is our own link, {ours}", err=True)
+    return ours
 
 
 @click.command("qr")
@@ -339,6 +345,8 @@ def poster_command(db: str | None, base_url: str | None, slug: str, output: str,
            lang: str | None) -> None:  # fmt: skip
     """Print a short link's poster to PDF with headless Chromium (the same page as
     /poster/s/SLUG on the server). SLUG may be the short link's URL."""
+    if Path(output).suffix.lower() != ".pdf":  # found by a new user: a PDF was written as x.png
+        raise click.BadParameter("the file must end in .pdf", param_hint="--output")
     slug, signed = link_ref(slug)
     if signed:  # found by a new user: "There is no short link 'http://...'"
         raise click.ClickException("posters are for short links (/s/NAME), and this is a signed link: make a short "

@@ -39,8 +39,9 @@ def check_logo(data: bytes, field: str = "logo") -> bytes:
                 raise InvalidInput(field, "is larger than 4096 x 4096 pixels")
             image.load()
             logo = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
-            Image.DecompressionBombError):  # what Pillow raises for broken files  # fmt: skip
+    except Image.DecompressionBombError:  # past twice Pillow's pixel limit: refused when opened
+        raise InvalidInput(field, "is larger than 4096 x 4096 pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):  # broken files
         raise InvalidInput(field, "is not an image; send PNG, JPEG or WebP") from None
     logo.thumbnail((STORED_SIZE, STORED_SIZE))
     out = io.BytesIO()

@@ -11,6 +11,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
+
 from .database import is_postgres, redacted
 
 ENV_PREFIX = "CLICKTOCHAT_"
@@ -145,6 +147,10 @@ class Settings:
             # Without its scheme, every link and QR code printed would be a bare host name.
             raise ValueError(f"{ENV_PREFIX}BASE_URL (--base-url) must start with https:// (or http://): "
                              f"https://{self.base_url.split('://')[-1]}, not {self.base_url}")  # fmt: skip
+        if self.default_region and self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            # Else every number typed without its country code was refused as "an unknown country code".
+            raise ValueError(f"{ENV_PREFIX}DEFAULT_REGION: {self.default_region!r} is not a country's two-letter code "
+                             "(IT, US, GB...)")  # fmt: skip
         if not self.graph_url.startswith(("https://", "http://")):
             raise ValueError(f"{ENV_PREFIX}GRAPH_URL must start with https:// (or http:// for a local stand-in)")
         if any("/" in name or " " in name.strip() for name in self.trusted_hosts.split(",")):
