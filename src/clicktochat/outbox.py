@@ -218,6 +218,10 @@ class Sender:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            except BaseException:  # cancelled (the loop closing): so are the sends that wait on it
+                for _, future in [*due, *self._due]:
+                    future.cancel()
+                raise
             for row, future in due:
                 reason = next(reasons) if row.id in ours else GONE
                 if not future.done():  # its sender may have been cancelled meanwhile
