@@ -358,7 +358,7 @@ def test_a_confirmation_meta_refused_does_not_lock_the_person_out(whatsapp: What
     whatsapp.run(whatsapp.customer().tap_button("Yes", "confirm", context={"id": whatsapp.standin.sent[-1].wamid}))
     whatsapp.process()
     assert may_message(entries(whatsapp), "orders").allowed
-    assert "Riprova domani" in post(whatsapp, topic="offers").text  # one that reached them counts for the day
+    assert "già scritto" in post(whatsapp, topic="offers").text  # one that reached them counts for the day
 
 
 def test_a_form_whose_template_is_gone_says_so_in_the_visitors_language(whatsapp: WhatsAppSetup) -> None:
@@ -418,7 +418,7 @@ def test_never_more_than_one_confirmation_a_day_to_a_number(whatsapp: WhatsAppSe
     whatsapp.run(whatsapp.customer().send_text("sì grazie"))  # writing back confirms too
     whatsapp.process()
     assert [e.state for e in entries(whatsapp)] == ["in"]
-    assert "Riprova domani" in post(whatsapp, topic="offers").text
+    assert "già scritto" in post(whatsapp, topic="offers").text
     whatsapp.send()
     assert len(whatsapp.standin.sent) == 1
     whatsapp.clock.move(86_400)
@@ -601,6 +601,33 @@ def test_two_businesses_forms_tell_no_one_who_opted_out_of_either_nor_of_each_ot
         for slug in ("dolce", "bar"):
             again = post(whatsapp, slug=slug, phone="+" + phone)
             assert again.status_code == 200 and "Tocca Sì" not in again.text, (phone, slug)
+
+
+@pytest.mark.parametrize("tapped", ["Yes", "No"])
+def test_typing_a_number_in_again_tells_no_one_whether_its_owner_answered(whatsapp: WhatsAppSetup, tapped: str) -> None:
+    """Found by an attacker: typed in again the same day, a number whose owner had not answered
+    the confirmation was told "we already wrote to you", one whose owner had tapped Yes or No
+    "try again tomorrow": a stranger learnt that the person had reacted. One answer for both."""
+    double_form(whatsapp)
+    silent, answering = "393475550011", "393475550022"
+    for phone in (silent, answering):
+        assert "Tocca Sì" in post(whatsapp, phone="+" + phone).text
+    assert whatsapp.send() == 2
+    wamid = next(m.wamid for m in whatsapp.standin.sent if m.body["to"] == answering)
+    customer = whatsapp.customer(wa_id=answering, user_id=None)
+    whatsapp.run(customer.tap_button(tapped, "confirm" if tapped == "Yes" else "refuse", context={"id": wamid}))
+    whatsapp.process()
+    [request] = whatsapp.run(whatsapp.service.whatsapp.chats.requests(None, answering))
+    assert request.state == ("confirmed" if tapped == "Yes" else "refused")
+    whatsapp.clock.move(3600)  # the address's and the numbers' budgets refilled; the same day
+    pages = {phone: post(whatsapp, phone="+" + phone) for phone in (silent, answering)}
+    assert pages[silent].status_code == pages[answering].status_code == 200
+    assert pages[silent].text == pages[answering].text and "già scritto" in pages[silent].text
+    panels = {phone: whatsapp.client.post("/optin/dolce", headers={"accept": "application/json"},
+                                          data={"country": "IT", "phone": "+" + phone, "topic": "orders", "lang": "it"})
+              for phone in (silent, answering)}  # fmt: skip
+    assert panels[silent].json() == panels[answering].json() and panels[silent].json()["state"] == "waiting"
+    assert whatsapp.send() == 0  # and nothing sent to either
 
 
 def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: WhatsAppSetup) -> None:

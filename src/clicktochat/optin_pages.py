@@ -279,10 +279,13 @@ async def optin_submit(request: Request) -> Response:
             body["message"] = message
         headers = JSON_HEADERS | dict(getattr(exc, "headers", None) or {})
         return JSONResponse(body, exc.status, headers, media_type="application/problem+json")
-    message = view.words[outcome.state].replace("{topic}", view.form.topic_label(topic, view.lang))
+    # One answer whether the confirmation sent before still waits or was answered ("later": Yes or
+    # No tapped): two told a stranger who typed the number in again whether its owner had reacted.
+    state = "waiting" if outcome.state == "later" else outcome.state
+    message = view.words[state].replace("{topic}", view.form.topic_label(topic, view.lang))
     if as_json:
-        return JSONResponse({"state": outcome.state, "message": message}, headers=JSON_HEADERS)
-    return render(request, view, outcome=outcome.state, topic=topic)
+        return JSONResponse({"state": state, "message": message}, headers=JSON_HEADERS)
+    return render(request, view, outcome=state, topic=topic)
 
 
 async def optin_panel(request: Request) -> Response:

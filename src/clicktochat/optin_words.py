@@ -20,8 +20,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "Country", "phone": "Your WhatsApp number", "topic": "Updates about", "submit": "Get updates",
         "in": "Thank you! {business} will send you updates about “{topic}” on WhatsApp. Write STOP to end them.",
         "pending": "Almost done: we sent you a message on WhatsApp. Tap Yes there to confirm.",
-        "waiting": "We already sent you a message on WhatsApp: tap Yes there to confirm.",
-        "later": "We sent a confirmation to this number today already. Please try again tomorrow.",
+        "waiting": "We already sent this number a message on WhatsApp: tap Yes there to confirm. If it is no "
+        "longer there, please try again tomorrow.",
         "unavailable": "Sign-ups are not possible right now: "
         "{business} cannot send the confirmation. Please try again later.",
         "fix": "Please check the number.",
@@ -41,8 +41,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "Paese", "phone": "Il tuo numero WhatsApp", "topic": "Aggiornamenti su", "submit": "Iscriviti",
         "in": "Grazie! {business} ti manderà aggiornamenti su «{topic}» su WhatsApp. Scrivi STOP per fermarli.",
         "pending": "Quasi fatto: ti abbiamo scritto su WhatsApp. Tocca Sì per confermare.",
-        "waiting": "Ti abbiamo già scritto su WhatsApp: tocca Sì per confermare.",
-        "later": "Oggi abbiamo già mandato una conferma a questo numero. Riprova domani.",
+        "waiting": "Abbiamo già scritto a questo numero su WhatsApp: tocca Sì per confermare. Se il messaggio non "
+        "c'è più, riprova domani.",
         "unavailable": "Al momento non è possibile iscriversi: "
         "{business} non può mandare la conferma. Riprova più tardi.",
         "fix": "Controlla il numero.",
@@ -62,8 +62,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "País", "phone": "Tu número de WhatsApp", "topic": "Novedades sobre", "submit": "Suscribirme",
         "in": "¡Gracias! {business} te enviará novedades sobre «{topic}» por WhatsApp. Escribe STOP para pararlas.",
         "pending": "Casi listo: te hemos escrito por WhatsApp. Toca Sí para confirmar.",
-        "waiting": "Ya te hemos escrito por WhatsApp: toca Sí para confirmar.",
-        "later": "Hoy ya enviamos una confirmación a este número. Inténtalo mañana.",
+        "waiting": "Ya escribimos a este número por WhatsApp: toca Sí para confirmar. Si el mensaje ya no está, "
+        "inténtalo mañana.",
         "unavailable": "Ahora no es posible suscribirse: "
         "{business} no puede enviar la confirmación. Inténtalo más tarde.",
         "fix": "Revisa el número.",
@@ -83,8 +83,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "Land", "phone": "Ihre WhatsApp-Nummer", "topic": "Neuigkeiten zu", "submit": "Anmelden",
         "in": "Danke! {business} schickt Ihnen Neuigkeiten zu „{topic}“ auf WhatsApp. Mit STOP beenden Sie sie.",
         "pending": "Fast fertig: Wir haben Ihnen auf WhatsApp geschrieben. Tippen Sie dort auf Ja.",
-        "waiting": "Wir haben Ihnen schon auf WhatsApp geschrieben: Tippen Sie dort auf Ja.",
-        "later": "An diese Nummer ging heute schon eine Bestätigung. Bitte versuchen Sie es morgen.",
+        "waiting": "Wir haben dieser Nummer schon auf WhatsApp geschrieben: Tippen Sie dort auf Ja. Ist die "
+        "Nachricht nicht mehr da, versuchen Sie es bitte morgen.",
         "unavailable": "Eine Anmeldung ist gerade nicht möglich: "
         "{business} kann die Bestätigung nicht senden. Bitte versuchen Sie es später.",
         "fix": "Bitte prüfen Sie die Nummer.",
@@ -105,8 +105,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "Pays", "phone": "Votre numéro WhatsApp", "topic": "Nouvelles sur", "submit": "M'inscrire",
         "in": "Merci ! {business} vous enverra des nouvelles sur « {topic} » sur WhatsApp. Écrivez STOP pour arrêter.",
         "pending": "Presque fini : nous vous avons écrit sur WhatsApp. Touchez Oui pour confirmer.",
-        "waiting": "Nous vous avons déjà écrit sur WhatsApp : touchez Oui pour confirmer.",
-        "later": "Une confirmation est déjà partie vers ce numéro aujourd'hui. Réessayez demain.",
+        "waiting": "Nous avons déjà écrit à ce numéro sur WhatsApp : touchez Oui pour confirmer. Si le message "
+        "n'y est plus, réessayez demain.",
         "unavailable": "L'inscription n'est pas possible pour le moment : "
         "{business} ne peut pas envoyer la confirmation. Réessayez plus tard.",
         "fix": "Vérifiez le numéro.",
@@ -126,8 +126,8 @@ WORDS: dict[str, dict[str, str]] = {
         "country": "País", "phone": "Seu número de WhatsApp", "topic": "Novidades sobre", "submit": "Inscrever-me",
         "in": "Obrigado! {business} enviará novidades sobre “{topic}” pelo WhatsApp. Escreva STOP para parar.",
         "pending": "Quase pronto: escrevemos para você no WhatsApp. Toque em Sim para confirmar.",
-        "waiting": "Já escrevemos para você no WhatsApp: toque em Sim para confirmar.",
-        "later": "Hoje já enviamos uma confirmação para este número. Tente amanhã.",
+        "waiting": "Já escrevemos para este número no WhatsApp: toque em Sim para confirmar. Se a mensagem não "
+        "estiver mais lá, tente amanhã.",
         "unavailable": "Não é possível se inscrever agora: "
         "{business} não consegue enviar a confirmação. Tente mais tarde.",
         "fix": "Confira o número.",
