@@ -87,11 +87,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_head or self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:
-            body = b"The request's headers took too long to arrive.\n"
-            self.transport.write(
-                STATUS_LINE[408] + b"content-type: text/plain; charset=utf-8\r\n"
-                + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
-            )  # fmt: skip
+            self._refuse(408, b"The request's headers took too long to arrive.\n")
         self.transport.close()
 
     def on_message_complete(self) -> None:
@@ -101,12 +97,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if not self._too_large:
             return super().send_400_response(msg)
-        body = b"Request headers too large.\n"
+        self._refuse(431, b"Request headers too large.\n")
+        self.transport.close()
+
+    def _refuse(self, status: int, body: bytes) -> None:
+        """A plain-text answer written straight to the connection, which is then closed."""
         self.transport.write(
-            STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
+            STATUS_LINE[status] + b"content-type: text/plain; charset=utf-8\r\n"
             + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
         )  # fmt: skip
-        self.transport.close()
 
 
 SWITCH_INTERVAL = 0.001
