@@ -88,6 +88,36 @@ TEMPLATE = "clicktochat_migrated"  # migrated once; each test's database is a co
 _databases = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--only-database-tests", action="store_true",
+        help="run only the tests whose outcome depends on CLICKTOCHAT_TEST_DB: those that take `db_path` or "
+        "`module_db_path` and are not marked sqlite or postgresql (tests/run.sh's PostgreSQL pass; the SQLite pass "
+        "before it runs every test)",
+    )  # fmt: skip
+
+
+def depends_on_the_database(item: pytest.Item) -> bool:
+    """Whether a test runs differently on the two passes: it takes `db_path` (directly or through `settings`,
+    `client`, `whatsapp`...) or `module_db_path`, and is not marked to run on one database in both passes."""
+    fixtures = getattr(item, "fixturenames", ())
+    marked = item.get_closest_marker("sqlite") or item.get_closest_marker("postgresql")
+    return ("db_path" in fixtures or "module_db_path" in fixtures) and marked is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --only-database-tests, the tests that would run exactly as in the SQLite pass are deselected
+    (pytest counts them as such): a test that never touches `db_path`, or that is marked to run on one
+    database whichever the pass, gains nothing from running twice."""
+    if not config.getoption("--only-database-tests"):
+        return
+    kept = [item for item in items if depends_on_the_database(item)]
+    deselected = [item for item in items if not depends_on_the_database(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     with PostgresServer.start(tmp_path_factory.mktemp("postgresql")) as server:
@@ -119,6 +149,25 @@ def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     server.create_database(name, template=TEMPLATE)
     yield server.url(name)
     server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def module_db_path(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A test module's database, as `db_path` is a test's (for a server or a browser session that the module's
+    tests share): a SQLite file, or in the PostgreSQL pass a copy of the migrated template, dropped at the end."""
+    name = request.module.__name__.rpartition(".")[2]
+    if not POSTGRES:
+        yield str(tmp_path_factory.mktemp(name) / f"{name}.db")
+        return
+    # In a thread of its own: Playwright's sync API may already run an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        server: PostgresServer = thread.submit(request.getfixturevalue, "postgres_server").result()
+    database = f"{name}_{os.getpid()}"
+    server.create_database(database, template=TEMPLATE)
+    try:
+        yield server.url(database)
+    finally:
+        server.drop_database(database)
 
 
 @contextmanager

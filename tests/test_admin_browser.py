@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from conftest import ANDROID, IPHONE, read_qr
 from test_admin import every_admin_url
 from test_e2e import free_port, server
-from test_widget_browser import module_database
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
@@ -41,14 +40,14 @@ def add_admin(db: str, username: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
-    with module_database(tmp_path_factory, request, "admin") as db:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        add_admin(db, "ana")
-        add_admin(db, "bob")  # the one whose password gets guessed
-        with server(db, port, "--base-url", base, "--demo"):
-            yield Site(base)
+def site(module_db_path: str) -> Iterator[Site]:
+    db = module_db_path
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    add_admin(db, "ana")
+    add_admin(db, "bob")  # the one whose password gets guessed
+    with server(db, port, "--base-url", base, "--demo"):
+        yield Site(base)
 
 
 def new_context(browser: Browser, **options: Any) -> BrowserContext:

@@ -17,7 +17,6 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import DESKTOP
 from test_e2e import free_port, server
-from test_widget_browser import module_database
 
 MESSAGE = "Ciao! Vorrei prenotare 2 posti & #1 🍰"
 
@@ -38,15 +37,15 @@ async def seed(db: str, base: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+def site(module_db_path: str
          ) -> Iterator[tuple[str, dict[str, str]]]:  # fmt: skip
-    with module_database(tmp_path_factory, request, "channel_pages") as db:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-            links = thread.submit(asyncio.run, seed(db, base)).result()
-        with server(db, port, "--base-url", base):
-            yield base, links
+    db = module_db_path
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+        links = thread.submit(asyncio.run, seed(db, base)).result()
+    with server(db, port, "--base-url", base):
+        yield base, links
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from clicktochat.settings import Settings
 from clicktochat.widget import WORDS, fill_message
 from conftest import DESKTOP, IPHONE, read_qr
 from test_e2e import free_port, server
-from test_widget_browser import module_database, page_server
+from test_widget_browser import page_server
 
 # Each channel's address, as typed, and the agent who has it: Giulia five, Marco the other five.
 GIULIA = {"whatsapp": "+39 347 123 4567", "telegram": "@giulia_dv", "signal": "+49 1512 3456789",
@@ -54,15 +54,15 @@ class Shop:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Shop]:
-    with module_database(tmp_path_factory, request, "channels") as db:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-            addresses = thread.submit(asyncio.run, seed(db, base)).result()
-        httpd, pages = page_server(base)
-        with server(db, port, "--base-url", base):
-            yield Shop(base, pages, addresses)
+def shop(module_db_path: str) -> Iterator[Shop]:
+    db = module_db_path
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+        addresses = thread.submit(asyncio.run, seed(db, base)).result()
+    httpd, pages = page_server(base)
+    with server(db, port, "--base-url", base):
+        yield Shop(base, pages, addresses)
     httpd.shutdown()
     httpd.server_close()
 

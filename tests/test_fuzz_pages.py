@@ -20,7 +20,6 @@ from clicktochat.app import create_app
 from clicktochat.optins import Optins
 from clicktochat.settings import Settings
 from conftest import call, flush
-from test_widget_browser import module_database
 
 HOSTILE = [
     "http://%5B", "http://[::1", "//evil.example", "%5Cevil.example", "javascript:alert(1)", "../../etc/passwd",
@@ -98,11 +97,11 @@ def test_every_get_route_is_fuzzed() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+def demo(module_db_path: str
          ) -> Iterator[tuple[TestClient, dict[str, str]]]:  # fmt: skip
     """One app with the demo shop (links, a signed link, a widget) and an admin, for all the requests."""
-    with module_database(tmp_path_factory, request, "fuzz") as db:
-        yield from _demo(Settings(db=db, base_url="https://chat.example.com", flush_interval=60, demo=True))
+    db = module_db_path
+    yield from _demo(Settings(db=db, base_url="https://chat.example.com", flush_interval=60, demo=True))
 
 
 def _demo(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:

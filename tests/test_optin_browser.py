@@ -22,7 +22,7 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from test_admin_browser import CONTRAST
 from test_e2e import free_port, server
-from test_widget_browser import Site, Visit, module_database, page_server
+from test_widget_browser import Site, Visit, page_server
 
 PASSWORD = "correct horse battery"
 WORDING = {"en": "Yes, send me updates on WhatsApp about what I choose.",
@@ -45,9 +45,9 @@ async def seed(db: str, base: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
-    with module_database(tmp_path_factory, request, "optin") as db:
-        yield from _site(db)
+def site(module_db_path: str) -> Iterator[Site]:
+    db = module_db_path
+    yield from _site(db)
 
 
 def _site(db: str) -> Iterator[Site]:

@@ -24,7 +24,7 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import DESKTOP
 from test_e2e import free_port, server
-from test_widget_browser import module_database, page_server
+from test_widget_browser import page_server
 
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
 SHOP = "Pasticceria Dolce Vita"
@@ -53,15 +53,15 @@ async def seed(db: str, base: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
-    with module_database(tmp_path_factory, request, "pages") as db:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-            off_day = thread.submit(asyncio.run, seed(db, base)).result()
-        httpd, pages = page_server(base)
-        with server(db, port, "--base-url", base):
-            yield Site(base, pages, off_day)
+def site(module_db_path: str) -> Iterator[Site]:
+    db = module_db_path
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+        off_day = thread.submit(asyncio.run, seed(db, base)).result()
+    httpd, pages = page_server(base)
+    with server(db, port, "--base-url", base):
+        yield Site(base, pages, off_day)
     httpd.shutdown()
     httpd.server_close()
 

@@ -24,22 +24,18 @@ from uvicorn.server import ServerState
 
 from clicktochat.cli import cli
 from clicktochat.server import MAX_HEAD_BYTES, MAX_HEADERS, SWITCH_INTERVAL, LimitedHttpToolsProtocol
-from conftest import POSTGRES, TEMPLATE, free_port, output, running
+from conftest import free_port, output, running
 from pgserver import PostgresServer
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[tuple[int, int]]:
+def server(module_db_path: str) -> Iterator[tuple[int, int]]:
     """(port, pid) of `clicktochat serve`, on the run's database (a SQLite file, or PostgreSQL)."""
-    port, db = free_port(), str(tmp_path_factory.mktemp("server") / "server.db")
-    if POSTGRES:
-        postgres: PostgresServer = request.getfixturevalue("postgres_server")
-        postgres.create_database(f"server_{os.getpid()}", template=TEMPLATE)
-        db = postgres.url(f"server_{os.getpid()}")
-    process = subprocess.Popen([sys.executable, "-m", "clicktochat", "serve", "--db", db, "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    port = free_port()
+    argv = [sys.executable, "-m", "clicktochat", "serve", "--db", module_db_path, "--port", str(port)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while True:  # waiting for a process to start, not for something to happen in time

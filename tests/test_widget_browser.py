@@ -6,12 +6,10 @@ wa.me and web.whatsapp.com are intercepted, and every request is checked."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, e
 from clicktochat.agents import WEEKDAYS
 from clicktochat.service import Service
 from clicktochat.settings import Settings
-from conftest import ANDROID, DESKTOP, POSTGRES, TEMPLATE, read_qr
+from conftest import ANDROID, DESKTOP, read_qr
 from test_e2e import free_port, server
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -103,34 +101,16 @@ def page_server(base: str) -> tuple[ThreadingHTTPServer, str]:
     return httpd, f"http://localhost:{httpd.server_address[1]}"
 
 
-@contextmanager
-def module_database(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, name: str
-                    ) -> Iterator[str]:  # fmt: skip
-    """A test module's database, as conftest's db_path is a test's: a SQLite file, or (with
-    CLICKTOCHAT_TEST_DB=postgresql) a copy of the migrated template, dropped at the end."""
-    if not POSTGRES:
-        yield str(tmp_path_factory.mktemp(name) / f"{name}.db")
-        return
-    with ThreadPoolExecutor(1) as thread:  # its first start migrates with asyncio.run, not in Playwright's loop
-        postgres = thread.submit(request.getfixturevalue, "postgres_server").result()
-    database = f"{name}_{os.getpid()}"
-    postgres.create_database(database, template=TEMPLATE)
-    try:
-        yield postgres.url(database)
-    finally:
-        postgres.drop_database(database)
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Site]:
-    with module_database(tmp_path_factory, request, "widget") as db:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-            ids = thread.submit(asyncio.run, seed(db, base)).result()
-        httpd, pages = page_server(base)
-        with server(db, port, "--base-url", base):
-            yield Site(base, pages, ids, ids["off_day"])
+def site(module_db_path: str) -> Iterator[Site]:
+    db = module_db_path
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
+        ids = thread.submit(asyncio.run, seed(db, base)).result()
+    httpd, pages = page_server(base)
+    with server(db, port, "--base-url", base):
+        yield Site(base, pages, ids, ids["off_day"])
     httpd.shutdown()
     httpd.server_close()
 
