@@ -12,6 +12,7 @@ import pytest
 
 from clicktochat.accounts import create_admin
 from clicktochat.admin_chats import routes, time_left, when
+from clicktochat.consent import may_message
 from clicktochat.conversations import CHANGED_NUMBER
 from clicktochat.graph import GraphError
 from clicktochat.payloads import new_wamid, number_changed
@@ -197,7 +198,8 @@ def test_open_conversations_come_first_with_countdown_badges_and_where_they_came
     order = [int(i) for i in re.findall(r'<a href="/admin/conversations/(\d+)">', page.text)]
     assert order == [fresh, stopped, old]
     assert re.search(r'data-until="\d+" data-now="\d+">closes in 24 h 0 min<', page.text)
-    assert f'data-now="{int(whatsapp.clock.now)}"' in page.text and "closes in 19 h 0 min" in page.text  # Lucia
+    assert f'data-now="{int(whatsapp.clock.now)}"' in page.text
+    assert "closes in 19 h 0 min" not in page.text and "may not send" in page.text  # Lucia: not a green countdown
     assert "window closed" in page.text and "opted out" in page.text
     assert "ad: Sacher a domicilio" in page.text and "Avete la torta?" in page.text
     assert "<script>" not in page.text and ' style="' not in page.text
@@ -292,7 +294,8 @@ def test_once_the_window_closes_the_box_is_replaced_and_a_post_is_refused(whatsa
     assert CLOSED in page.text and "<textarea" not in page.text and "only templates" in page.text
     refused = whatsapp.client.post(url, data={**form, "text": "Ancora lì?"})
     assert refused.status_code == 409 and CLOSED in refused.text and 'role="alert"' in refused.text
-    assert "Ancora lì?" not in refused.text.split("<h2>Messages</h2>")[1]
+    assert "Ancora lì?" not in refused.text.split("<h2>Messages</h2>")[1].split('id="reply-heading"')[0]
+    assert '<blockquote class="unsent" id="unsent">Ancora lì?</blockquote>' in refused.text  # to copy, not lost
     whatsapp.send()
     assert whatsapp.standin.sent == []
     assert "window closed" in admin.get("/admin/conversations").text
@@ -304,6 +307,36 @@ def test_a_customer_who_wrote_stop_is_not_answered(whatsapp: WhatsAppSetup, admi
     assert "opted out" in page.text and "The customer opted out of messages" in page.text
     assert "<textarea" not in page.text
     assert 'May send: <strong id="may-send">nothing</strong>' in page.text  # it said "text" (a new user's report)
+    (row,) = re.findall(r"<tr><td>.*?</tr>", admin.get("/admin/conversations").text, re.S)
+    assert "may not send" in row and "countdown" not in row  # it showed "closes in 23 h 59 min" (a review's)
+
+
+def test_a_sentence_that_starts_with_stop_stops_updates_but_may_be_answered(whatsapp: WhatsAppSetup,
+                                                                          admin: Admin) -> None:  # fmt: skip
+    """Found by a review: "Stop, wait, I got the address wrong" opted the customer out, to be safe,
+    and then the agent could not answer the question just asked."""
+    conversation = customer_writes(whatsapp, "Stop, aspetta, ho sbagliato indirizzo")
+    url = f"/admin/conversations/{conversation}"
+    page = admin.get(url)
+    assert "opted out" in page.text and 'May send: <strong id="may-send">text</strong>' in page.text
+    assert whatsapp.client.post(url, data={**reply_form(page.text), "text": "Qual è quello giusto?"}).status_code == 303
+    whatsapp.send()
+    assert [m.body["text"]["body"] for m in whatsapp.standin.sent] == ["Qual è quello giusto?"]
+    (view,) = whatsapp.run(whatsapp.service.whatsapp.conversations())
+    entries = whatsapp.run(whatsapp.service.whatsapp.chats.consents(view.conversation.business_id,
+                                                                     view.conversation.wa_id, None))  # fmt: skip
+    assert not may_message(entries, "orders").allowed  # updates and marketing stay stopped
+
+
+def test_what_a_customer_wrote_cannot_turn_the_page_around_it(whatsapp: WhatsAppSetup, admin: Admin) -> None:
+    """Found by a review: a name holding U+202E (right-to-left override) reversed what followed it
+    in the list. Names and texts are isolated (<bdi>, dir="auto"), as the Unicode bidi rules advise."""
+    name, text = "Eve\u202e nomis", "\u202eCiao, avete la Sacher?"
+    conversation = customer_writes(whatsapp, text, name=name)
+    listed = admin.get("/admin/conversations").text
+    assert f"<bdi>{name}</bdi></a>" in listed and f"<bdi>{text}</bdi>" in listed
+    page = admin.get(f"/admin/conversations/{conversation}").text
+    assert f"<h1><bdi>{name}</bdi>" in page and f'<p class="body" dir="auto">{text}</p>' in page
 
 
 @pytest.mark.parametrize(("seconds", "said"), [

@@ -135,6 +135,7 @@ def test_answer_a_customer_from_the_reply_box_until_the_window_closes(
     expect(rows.nth(0)).to_contain_text("Giulia")
     expect(rows.nth(0).locator(".countdown")).to_have_text("closes in 24 h 0 min")
     expect(rows.nth(1)).to_contain_text("opted out")
+    expect(rows.nth(1)).to_contain_text("may not send")  # not a countdown: nothing may be sent to Lucia
     expect(rows.nth(2)).to_contain_text("window closed")
     expect(rows.nth(2)).to_contain_text("ad: Sacher a domicilio")
     page.clock.run_for(60_000)  # admin.js counts down from the server's time, not the browser's
@@ -159,6 +160,14 @@ def test_answer_a_customer_from_the_reply_box_until_the_window_closes(
     page.goto(page.url.split("?")[0])  # the same page, without the notice
     expect(page.locator(".msg.out .status")).to_have_text("delivered")
     shoot(page, "dashboard-conversation")
+
+    page.get_by_label("Message").fill("Ci vediamo sabato!")  # typed as the window closes, the page left open
+    page.clock.run_for(24 * 3600 * 1000)  # still "text" and a live Send button here, a review found
+    expect(page.locator("#may-send")).to_have_text("only templates")
+    expect(page.locator(".about .tag").first).to_have_text("closed")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    expect(page.get_by_role("alert")).to_contain_text("The 24-hour window has closed")
+    expect(page.get_by_label("Message")).to_have_value("Ci vediamo sabato!")  # the draft stays
 
     clock.move(24 * 3600 + 1)  # a day and a second after Giulia last wrote
     page.reload()

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from clicktochat.conversations import find_ref, is_stop, window, with_ref
+from clicktochat.conversations import find_ref, is_stop, says_stop, window, with_ref
 from clicktochat.payloads import inbound_message, new_wamid, referral
 from clicktochat.service import timestamp
 from clicktochat.stats import compute, parse_query
@@ -267,6 +267,10 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
                  "Non voglio più messaggi vocali, scrivete", "No more messages like the last one?",
                  "Basta, grazie!", "basta per favore", "basta, thanks", "Pare, obrigado"):  # "that's all, thanks"
         assert not is_stop(text), text
+    for whole in ("STOP", "Stop!", "Baja por favor", "Non scrivetemi più, grazie!", "Stop promotions", "🛑 stop"):
+        assert says_stop(whole), whole
+    for sentence in ("Stop, aspetta, ho sbagliato indirizzo", "stop sending", "Stop sending me this please", ""):
+        assert not says_stop(sentence), sentence  # is_stop reads the first two as stops: "when in doubt"
 
 
 def test_the_window_and_the_entry_point_follow_the_rules() -> None:

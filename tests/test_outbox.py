@@ -190,6 +190,19 @@ def test_nothing_may_be_sent_on_a_disconnected_number(whatsapp: WhatsAppSetup) -
     assert refused.status_code == 409 and "no longer connected" in refused.json()["detail"]
 
 
+def test_a_reply_waiting_on_a_429_when_its_number_is_disconnected_says_only_that(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: the cancelled reply kept the 429's code, 130429, beside the disconnection."""
+    cid = conversation(whatsapp)
+    whatsapp.standin.fail_next(1, 429, 130429)
+    assert reply(whatsapp, cid, "Uno").status_code == 202
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    assert messages(whatsapp, cid)[-1]["error_code"] == 130429  # waiting to be tried again
+    whatsapp.run(whatsapp.service.whatsapp.disconnect(whatsapp.number_id))
+    cancelled = messages(whatsapp, cid)[-1]
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "The number was disconnected."
+    assert cancelled["error_code"] is None
+
+
 def test_meta_stops_in_any_form_are_opt_outs(whatsapp: WhatsAppSetup) -> None:
     cid = conversation(whatsapp)
     whatsapp.run(whatsapp.customer().set_marketing("stop"))

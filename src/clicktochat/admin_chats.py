@@ -245,7 +245,7 @@ async def conversation_page(request: Request, page: Page) -> Response:
     key = page.form.get("idempotency_key") if status == 422 else None  # a mistake corrected is one message
     return show(
         page, "conversation.html", "conversations", status, errors, row=row(view, businesses, agents, now),
-        messages=shown, refused=refused, posted_refusal=status == 409, now=now,
+        messages=shown, refused=refused, posted_refusal=status == 409, now=now, typed=page.form.get("text", ""),
         idempotency_key=key or secrets.token_urlsafe(16),
     )  # fmt: skip
 

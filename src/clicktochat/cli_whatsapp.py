@@ -211,6 +211,9 @@ def came_from(view: ConversationView) -> str:
     return ""
 
 
+LAST_WIDTH = 60  # `conversations list` shows this much of each last message (`show` and --json give it whole)
+
+
 def summary(view: ConversationView) -> dict[str, Any]:
     c, w = view.conversation, view.window
     who = " ".join(part for part in (c.name, f"+{c.wa_id}" if c.wa_id else c.user_id) if part)
@@ -218,6 +221,12 @@ def summary(view: ConversationView) -> dict[str, Any]:
             "window": f"open until {timestamp(w.open_until)}" if w.open else "closed", "may_send": view.may_send,
             "opted_out": "yes" if view.opted_out else "no", "came_from": came_from(view),
             "last": (view.last[1] if view.last else "") or ""}  # fmt: skip
+
+
+def shortened(text: str, width: int = LAST_WIDTH) -> str:
+    """A message on one line of the table: its first line, cut at `width` characters with an ellipsis."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= width and line == text else line[: width - 1].rstrip() + "…"
 
 
 @conversations.command("list")
@@ -235,7 +244,7 @@ def conversations_list(db: str | None, base_url: str | None, business_id: int | 
     views = run(db, base_url, work)
     if as_json:
         return print_json([conversation_out(v).model_dump(mode="json") for v in views])
-    print_table([summary(v) for v in views],
+    print_table([summary(v) | {"last": shortened(summary(v)["last"])} for v in views],
                 ["id", "business_id", "customer", "window", "may_send", "opted_out", "came_from", "last"])  # fmt: skip
 
 
@@ -395,6 +404,9 @@ def customer_name(wa_id: str) -> str:
     return CUSTOMER_NAMES[int(wa_id) % len(CUSTOMER_NAMES)] if wa_id.isdigit() else CUSTOMER_NAMES[0]
 
 
+MEDIA = ("image", "video", "audio", "document", "sticker")
+CAPTIONED = ("image", "video", "document")  # the kinds Meta gives a caption
+
 CUSTOMER_OPTIONS = [
     click.option("--from", "sender", required=True, help="The customer's phone number, e.g. +393471234567."),
     click.option("--name", help="The customer's profile name [default: the one they wrote with before, else "
@@ -411,9 +423,11 @@ def customer_options(command: F) -> F:
 
 
 def write_in(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None, sender: str,
-             name: str | None, text: str, ad: dict[str, Any] | None = None, ago: float = 0.0) -> None:  # fmt: skip
+             name: str | None, text: str, ad: dict[str, Any] | None = None, ago: float = 0.0,
+             media: str | None = None) -> None:  # fmt: skip
     """Sign a message as Meta does with the number's app secret and POST it to our webhook;
-    `ago`: written that many seconds ago (its timestamp says so)."""
+    `ago`: written that many seconds ago (its timestamp says so); `media`: a photo, video... with
+    `text` as its caption (Meta sends no caption with audio or a sticker)."""
     wa_id = "".join(char for char in sender if char.isdigit())
     if not 6 <= len(wa_id) <= 15:
         raise click.BadParameter("give a phone number with its country code, e.g. +393471234567", param_hint="--from")
@@ -440,7 +454,8 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         customer = Customer(url, ours, wa_id, None, said, clock=lambda: written)
         while True:
             try:
-                answer = await customer.send_text(text, referral=ad)
+                answer = await (customer.send_media(media, caption=text if media in CAPTIONED else None)
+                                if media else customer.send_text(text, referral=ad))  # fmt: skip
             except httpx.HTTPError as exc:
                 raise ProblemError(f"could not reach {url} ({exc}): is `clicktochat serve` running?") from None
             if answer.status_code != 403 or time.monotonic() > deadline:
@@ -455,7 +470,8 @@ def write_in(db: str | None, base_url: str | None, webhook_url: str | None, numb
         hint = f" (for {NEW_NUMBER_WAIT:g} s: is the server on this database?)" if answer.status_code == 403 else ""
         raise click.ClickException(f"{url} answered {answer.status_code}: {detail}{hint}")
     when = f" ({ago / 3600:g} h ago: the 24-hour window {'is closed' if ago >= 86400 else 'is open'})" if ago else ""
-    click.echo(f"{name} (+{wa_id}) wrote to +{ours}: {text}{when}")
+    said = (f"[{media}] {text}" if media in CAPTIONED else f"[{media}]") if media else text
+    click.echo(f"{name} (+{wa_id}) wrote to +{ours}: {said}{when}")
 
 
 async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str, at: float) -> None:
@@ -484,17 +500,20 @@ async def tell_standin(graph_url: str, number: StandInNumber, wa_id: str, at: fl
 @click.option("--referral-headline", help="The chat comes from a Click-to-WhatsApp ad with this headline.")
 @click.option("--ctwa-clid", help="The ad click's id Meta attaches [default with an ad: a random one].")
 @click.option("--hours-ago", type=click.FloatRange(0, 30 * 24), default=0.0,
-              help="Written this many hours ago (Meta delivers late for days): past 24, the window is closed.")
+              help="Written this many hours ago (Meta delivers late for days): past 24, the window is closed; "
+              "23.98 leaves about a minute, to watch it close in the dashboard.")
+@click.option("--media", type=click.Choice(MEDIA), help="Send a photo, video... instead (its body is not sent, as "
+              "Meta sends only its id); --text is the caption of an image, a video or a document.")
 def simulate_message(db: str | None, base_url: str | None, webhook_url: str | None, number_id: int | None,
                      sender: str, name: str | None, text: str, referral_headline: str | None,
-                     ctwa_clid: str | None, hours_ago: float) -> None:  # fmt: skip
+                     ctwa_clid: str | None, hours_ago: float, media: str | None) -> None:  # fmt: skip
     """A customer writes to our number: a webhook signed as Meta signs it, POSTed to the server."""
     ad = None
     if referral_headline or ctwa_clid:
         ad = referral(source_url="https://fb.me/demo-ad", source_id="120200000000000001",
                       headline=referral_headline or "Our ad", body="Tap to chat with us on WhatsApp",
                       ctwa_clid=ctwa_clid or "ARA" + secrets.token_urlsafe(24))  # fmt: skip
-    write_in(db, base_url, webhook_url, number_id, sender, name, text, ad, hours_ago * 3600)
+    write_in(db, base_url, webhook_url, number_id, sender, name, text, ad, hours_ago * 3600, media)
 
 
 @simulate.command("stop")

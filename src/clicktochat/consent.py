@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .conversations import says_stop
+
 CONSENT_COLUMNS = "id, business_id, phone, user_id, topic, state, at, source, wording, version, proof"
 
 
@@ -61,6 +63,17 @@ def may_reply(entries: Sequence[Consent], last_inbound_at: int | None) -> Decisi
     if stop is not None and (last_inbound_at is None or last_inbound_at <= stop.at):
         return Decision(False, "The customer opted out of messages from this business and has not written since.")
     return Decision(True)
+
+
+def may_answer(entries: Sequence[Consent], last_inbound_at: int | None) -> Decision:
+    """An agent's free-form reply in the window: as `may_reply`, but an opt-out read from a sentence
+    that only starts with a stop word ("Stop, wait, I gave you the wrong address") does not hold the
+    answer back. It still stops updates and marketing, to be safe; a STOP said whole, a button, or
+    WhatsApp's own stop does hold it."""
+    stop = opted_out(entries)
+    if stop is not None and stop.source == "chat" and stop.wording and not says_stop(stop.wording):
+        return Decision(True)
+    return may_reply(entries, last_inbound_at)
 
 
 def may_message(entries: Sequence[Consent], topic: str) -> Decision:

@@ -367,26 +367,43 @@ PADDING = " \t\r\n!.?¡¿…"  # what a STOP may be padded with past 80 characte
 
 def is_stop(text: str) -> bool:
     """STOP, ANNULLA, BAJA, PARAR, STOPP, ARRÊT... alone in a message, in any case, with
-    punctuation or an emoji around it, or a short message starting with stop ("stop sending me
-    this", "Stop promotions"). When in doubt it says stop: a customer who did not mean it only
-    stops getting marketing and updates, and may ask for them again."""
-    if not text or len(text) > 80 and len(text.strip(PADDING)) > 80:  # a real message is decided here, most
-        return False
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if c.isascii())  # accents dropped
-    words = "".join(c if c.isalpha() else " " for c in folded).split()
+    punctuation or an emoji around it (`says_stop`), or a short message starting with stop ("stop
+    sending me this", "Stop promotions"). When in doubt it says stop: a customer who did not mean it
+    only stops getting marketing and updates, may ask for them again, and may still be answered
+    in the window (consent.may_answer)."""
+    words = _words(text)
     if not words:
         return False
-    said = " ".join(words)
-    if said in STOP_WORDS:
-        return True
-    for polite in THANKS:  # "non scrivetemi più, grazie"; but not "basta, grazie" ("that's all, thanks")
-        said = said.removesuffix(f" {polite}")
-    if " " in said and said in STOP_WORDS:
+    if _says_stop(words):
         return True
     if words[0] in POLITE and len(words) > 1:
         words = words[1:]
     short = len(words) <= 6 and "?" not in text
     return words[0] in STOP_STARTS and short and (len(words) == 1 or words[1] not in NOT_STOP)
+
+
+def says_stop(text: str) -> bool:
+    """The whole message is a stop: "STOP", "Baja por favor", "non scrivetemi più, grazie", not a
+    sentence that only starts with one ("Stop, wait, I gave you the wrong address")."""
+    words = _words(text)
+    return bool(words) and _says_stop(words)
+
+
+def _words(text: str) -> list[str]:
+    """A short message's words, lower case, accents dropped; none for a long one."""
+    if not text or len(text) > 80 and len(text.strip(PADDING)) > 80:  # a real message is decided here, most
+        return []
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if c.isascii())  # accents dropped
+    return "".join(c if c.isalpha() else " " for c in folded).split()
+
+
+def _says_stop(words: list[str]) -> bool:
+    said = " ".join(words)
+    if said in STOP_WORDS:
+        return True
+    for polite in THANKS:  # "non scrivetemi più, grazie"; but not "basta, grazie" ("that's all, thanks")
+        said = said.removesuffix(f" {polite}")
+    return said in STOP_WORDS and (" " in said or said in STOP_STARTS)  # "baja, por favor"
 
 
 def check_text(text: Any) -> str:

@@ -111,8 +111,9 @@ class NumberStore(ChatDB):
                     "UPDATE whatsapp_numbers SET disconnected_at = ?, access_token = NULL, app_secret = NULL,"
                     " verify_token_hash = NULL WHERE id = ? AND disconnected_at IS NULL", (now, number_id),
                 )  # fmt: skip
-                db.execute("UPDATE outbox SET state = 'cancelled', error = 'The number was disconnected.'"
-                           " WHERE number_id = ? AND state = 'queued'", (number_id,))  # fmt: skip
+                db.execute("UPDATE outbox SET state = 'cancelled', error_code = NULL,"  # not a 429's from before
+                           " error = 'The number was disconnected.' WHERE number_id = ? AND state = 'queued'",
+                           (number_id,))  # fmt: skip
                 self._bump(db)
                 return cursor.rowcount > 0
 

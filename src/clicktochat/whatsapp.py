@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chatstore import ChatStore, Conversation, Message
-from .consent import may_reply, opted_out
+from .consent import may_answer, opted_out
 from .conversations import Window, check_text, window
 from .errors import KEY_USED, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
@@ -193,7 +193,7 @@ class WhatsApp:
         if not win.open:
             refused = ("The 24-hour window is closed: the customer last wrote more than 24 hours ago, "
                        "so only an approved template may be sent.")  # fmt: skip
-        decision = may_reply(entries, c.last_inbound_at)
+        decision = may_answer(entries, c.last_inbound_at)
         if not decision.allowed:
             refused = decision.reason
         connected = any(k.id == c.number_id for k in self.keys)

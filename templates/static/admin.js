@@ -73,9 +73,30 @@ if (countdowns.length) {
     const hours = Math.floor(minutes / 60);
     return hours ? `closes in ${hours} h ${minutes % 60} min` : `closes in ${minutes} min`;
   };
+  const closed = (el) => {  // a conversation's page: what may be sent changes with it, the draft stays
+    el.classList.remove("on");
+    const maySend = document.getElementById("may-send");
+    if (maySend && maySend.textContent === "text") maySend.textContent = "only templates";
+    const form = document.querySelector("form.reply");
+    if (!form || form.dataset.closed) return;
+    form.dataset.closed = "1";
+    form.querySelector("button").disabled = true;
+    const note = document.createElement("p");
+    note.className = "refused";
+    note.setAttribute("role", "alert");
+    note.textContent = "The 24-hour window has closed: only an approved template may be sent now. "
+      + "What you typed stays here to copy.";
+    form.prepend(note);
+  };
   const tick = () => {
     const now = Date.now() / 1000 + skew;
-    for (const el of countdowns) el.textContent = timeLeft(Number(el.dataset.until) - now);
+    for (const el of countdowns) {
+      const left = Number(el.dataset.until) - now;
+      el.textContent = timeLeft(left);
+      if (left <= 0) closed(el);
+    }
   };
+  const soonest = Math.min(...[...countdowns].map((el) => Number(el.dataset.until)));
   setInterval(tick, 30000);
+  setTimeout(tick, Math.max(0, (soonest - (Date.now() / 1000 + skew)) * 1000) + 100);  // on the minute it closes
 }
