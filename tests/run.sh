@@ -53,9 +53,18 @@ python3 -m venv .venv
 # (`db_path`, `module_db_path`) and are not marked to run on one database in both passes. The others would
 # run exactly as they did; pytest counts them as deselected (conftest.py, --only-database-tests).
 # CLICKTOCHAT_TEST_DB=sqlite or =postgresql runs one pass, of every test.
+# The two passes run at once (each is mostly one core's work, and waits on servers and browsers): the SQLite
+# pass prints as it goes, the PostgreSQL pass's output follows it, whole, once both are done.
 if [ -n "${CLICKTOCHAT_TEST_DB:-}" ]; then
     .venv/bin/python -m pytest "$@"
 else
-    CLICKTOCHAT_TEST_DB=sqlite .venv/bin/python -m pytest "$@"
-    CLICKTOCHAT_TEST_DB=postgresql .venv/bin/python -m pytest --only-database-tests "$@"
+    log=$(mktemp)
+    CLICKTOCHAT_TEST_DB=postgresql .venv/bin/python -m pytest --only-database-tests "$@" >"$log" 2>&1 &
+    postgresql=$!
+    trap 'kill "$postgresql" 2>/dev/null; rm -f "$log"' EXIT
+    sqlite_status=0 postgresql_status=0
+    CLICKTOCHAT_TEST_DB=sqlite .venv/bin/python -m pytest "$@" || sqlite_status=$?
+    wait "$postgresql" || postgresql_status=$?
+    echo; echo "PostgreSQL pass (CLICKTOCHAT_TEST_DB=postgresql --only-database-tests):"; cat "$log"
+    [ "$sqlite_status" = 0 ] && [ "$postgresql_status" = 0 ]
 fi
