@@ -50,7 +50,8 @@ class Settings:
         "", "Two-letter country (e.g. IT, US) used to read phone numbers written without a country code."
     )
     flush_interval: float = setting(
-        1.0, "Seconds between two batched writes of recorded clicks: the most a killed process can lose."
+        1.0, "Seconds between two batched writes of recorded clicks: about the most a killed process can lose "
+        "(plus the write under way; see Durability)."
     )
     trusted_proxies: str = setting(
         "",
