@@ -304,6 +304,31 @@ def until(what: str, check: Callable[[], Any], seconds: float = 20) -> Any:
 
 
 @pytest.mark.e2e
+def test_the_stand_in_answers_sends_with_the_errors_asked_for(tmp_path: Path) -> None:
+    """`simulate graph --fail CODE`, once per option and in order, so that a newcomer can watch retries and
+    Meta's refusals without writing Python (a review's report); then sends are taken again."""
+    port = free_port()
+    graph_url = f"http://127.0.0.1:{port}/v26.0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTOCHAT_")}
+    args = ["simulate", "graph", "--port", str(port), "--db", str(tmp_path / "none.db"), "--fail", "131026",
+            "--fail", "130429"]  # fmt: skip
+    demo = cli_whatsapp.DEMO
+    with process(args, env, graph_url) as standin, httpx.Client(
+            base_url=graph_url, headers={"Authorization": f"Bearer {demo.access_token}"}) as graph:  # fmt: skip
+        note = {"phone_number_id": demo.phone_number_id, "wa_id": "393471234567", "at": time.time()}
+        assert graph.post(cli_whatsapp.NOTE_PATH, json=note).status_code == 200  # the customer wrote
+        body = {"messaging_product": "whatsapp", "to": "393471234567", "type": "text", "text": {"body": "Ciao"}}
+        answers = [graph.post(f"/{demo.phone_number_id}/messages", json=body) for _ in range(3)]
+    assert [(a.status_code, a.json().get("error", {}).get("code")) for a in answers] == [
+        (400, 131026), (429, 130429), (200, None)]  # fmt: skip
+    assert answers[2].json()["messages"][0]["id"].startswith("wamid.")
+    printed = standin.printed  # type: ignore[attr-defined]
+    assert "Refused a send to +393471234567: error 131026, as asked (--fail; HTTP 400)" in printed, printed
+    assert "Refused a send to +393471234567: error 130429, as asked (--fail; HTTP 429)" in printed
+    assert "Sent to +393471234567: text 'Ciao'" in printed
+
+
+@pytest.mark.e2e
 def test_the_simulator_walkthrough(db_path: str) -> None:
     db, port, graph_port = db_path, free_port(), free_port()
     base, graph_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{graph_port}/v26.0"

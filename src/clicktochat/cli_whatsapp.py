@@ -32,7 +32,7 @@ from .conversations import check_text
 from .database import is_postgres
 from .errors import Conflict, FieldError, InvalidInput, ProblemError
 from .graph_standin import GraphStandIn, StandInNumber, describe
-from .payloads import referral
+from .payloads import ERRORS, referral
 from .service import Service, timestamp
 from .simulate import Customer
 from .storedb import Moved, moved_to
@@ -350,7 +350,11 @@ def recorded_base_url(db: str | None) -> str | None:
 @common_options
 @click.option("--port", type=click.IntRange(1, 65535), default=9100, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--webhook-url", help="Where to send status webhooks [default: the base URL + /webhooks/whatsapp].")
-def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url: str | None) -> None:
+@click.option("--fail", "failures", multiple=True, type=click.Choice(sorted(map(str, ERRORS), key=int)),
+              help="Answer a send with this error of Meta's instead of taking it; once per --fail, in order "
+              "(--fail 130429 --fail 2: a rate limit, then an outage; the server tries again after each).")
+def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url: str | None,
+                   failures: tuple[str, ...]) -> None:  # fmt: skip
     """Run a stand-in for Meta's Graph API with a demo number: it accepts replies and sends
     `sent` and `delivered` statuses back to the server's webhook."""
     import uvicorn
@@ -363,6 +367,10 @@ def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url:
 
     standin = GraphStandIn([DEMO], webhook_url=server_webhook(), auto_statuses=True)
     standin.find_webhook_url = server_webhook
+    for code in map(int, failures):
+        standin.fail_next(1, FAILURE_STATUS.get(code, 400), code)
+    standin.on_fault = lambda to, code: click.echo(f"Refused a send to +{to.lstrip('+')}: error {code}, as asked"
+                                                   f" (--fail; HTTP {FAILURE_STATUS.get(code, 400)})")  # fmt: skip
     standin.on_send = lambda sent: click.echo(describe(sent))  # what reached "Meta", as it comes
     standin.on_undelivered = lambda wamid, status, why: click.echo(
         f"  the {status!r} status of {wamid} was not taken by {server_webhook()} ({why}): is the server running"
@@ -392,6 +400,9 @@ Then a customer writes in:
     config = uvicorn.Config(with_customer_notes(standin), host="127.0.0.1", port=port, log_level="warning",
                             timeout_graceful_shutdown=1)  # statuses still being sent again do not hold a Ctrl-C
     uvicorn.Server(config).run()
+
+
+FAILURE_STATUS = {130429: 429, 131056: 429, 80007: 429, 1: 500, 2: 503}  # the rest of Meta's errors: 400
 
 
 # Profile names for simulated customers, one per number (the README's +39 347 123 4567 is Giulia).

@@ -152,6 +152,7 @@ class GraphStandIn:
         self.http = http
         self.sent: list[SentMessage] = []
         self.on_send: Callable[[SentMessage], None] | None = None  # told of each send accepted (the CLI prints it)
+        self.on_fault: Callable[[str, int], None] | None = None  # told of each send refused by fail_next: to, code
         # Where statuses go, asked at each one (the CLI: the server's address as its database says
         # now, the server started after the stand-in); None: webhook_url.
         self.find_webhook_url: Callable[[], str] | None = None
@@ -265,6 +266,8 @@ class GraphStandIn:
             fault = self._faults.pop(0)
             title, details = ERRORS.get(fault.code, ("Unknown error", "Unknown error"))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            if self.on_fault is not None:
+                self.on_fault(str(body.get("to") or body.get("recipient") or ""), fault.code)
             return graph_error(fault.http_status, fault.code, fault.message or f"(#{fault.code}) {title}",
                                details=details, headers=headers)
         sent = self._accept(number, body)
