@@ -7,9 +7,7 @@ navigation stopped there (a 204)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,8 +19,7 @@ from clicktochat.service import Service
 from clicktochat.settings import Settings
 from clicktochat.widget import WORDS, fill_message
 from conftest import DESKTOP, IPHONE, read_qr
-from test_e2e import free_port, server
-from test_widget_browser import page_server
+from test_widget_browser import seeded_server
 
 # Each channel's address, as typed, and the agent who has it: Giulia five, Marco the other five.
 GIULIA = {"whatsapp": "+39 347 123 4567", "telegram": "@giulia_dv", "signal": "+49 1512 3456789",
@@ -55,16 +52,8 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(module_db_path: str) -> Iterator[Shop]:
-    db = module_db_path
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        addresses = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
+    with seeded_server(module_db_path, seed) as (base, pages, addresses):
         yield Shop(base, pages, addresses)
-    httpd.shutdown()
-    httpd.server_close()
 
 
 class Phone:

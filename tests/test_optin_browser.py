@@ -5,9 +5,7 @@ shown and where they were given, read back through the API."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +19,7 @@ from clicktochat.optins import Optins
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from test_admin_browser import CONTRAST
-from test_e2e import free_port, server
-from test_widget_browser import Site, Visit, page_server
+from test_widget_browser import Site, Visit, seeded_server
 
 PASSWORD = "correct horse battery"
 WORDING = {"en": "Yes, send me updates on WhatsApp about what I choose.",
@@ -46,20 +43,8 @@ async def seed(db: str, base: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def site(module_db_path: str) -> Iterator[Site]:
-    db = module_db_path
-    yield from _site(db)
-
-
-def _site(db: str) -> Iterator[Site]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        ids = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
+    with seeded_server(module_db_path, seed) as (base, pages, ids):
         yield Site(base, pages, ids, "")
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def history(site: Site, phone: str) -> list[dict[str, Any]]:

@@ -6,10 +6,8 @@ also save the screenshots the README shows (small PNGs: a narrow window, 64 colo
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,7 @@ from clicktochat.agents import WEEKDAYS
 from clicktochat.service import Service
 from clicktochat.settings import Settings
 from conftest import DESKTOP
-from test_e2e import free_port, server
-from test_widget_browser import page_server
+from test_widget_browser import seeded_server
 
 SCREENSHOTS = os.environ.get("CLICKTOCHAT_SCREENSHOTS")
 SHOP = "Pasticceria Dolce Vita"
@@ -54,16 +51,8 @@ async def seed(db: str, base: str) -> str:
 
 @pytest.fixture(scope="module")
 def site(module_db_path: str) -> Iterator[Site]:
-    db = module_db_path
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        off_day = thread.submit(asyncio.run, seed(db, base)).result()
-    httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
+    with seeded_server(module_db_path, seed) as (base, pages, off_day):
         yield Site(base, pages, off_day)
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture

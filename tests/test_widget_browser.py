@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -101,18 +102,30 @@ def page_server(base: str) -> tuple[ThreadingHTTPServer, str]:
     return httpd, f"http://localhost:{httpd.server_address[1]}"
 
 
-@pytest.fixture(scope="module")
-def site(module_db_path: str) -> Iterator[Site]:
-    db = module_db_path
+T = TypeVar("T")
+
+
+@contextmanager
+def seeded_server(db: str, seed: Callable[[str, str], Coroutine[Any, Any, T]]) -> Iterator[tuple[str, str, T]]:
+    """`clicktochat serve` on a free port over `db`, after `seed(db, base)`, and the page server beside it:
+    (the server's base URL, the pages' base URL, what `seed` returned)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with ThreadPoolExecutor(1) as thread:  # Playwright's loop may already run in this one
-        ids = thread.submit(asyncio.run, seed(db, base)).result()
+        seeded = thread.submit(asyncio.run, seed(db, base)).result()
     httpd, pages = page_server(base)
-    with server(db, port, "--base-url", base):
+    try:
+        with server(db, port, "--base-url", base):
+            yield base, pages, seeded
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def site(module_db_path: str) -> Iterator[Site]:
+    with seeded_server(module_db_path, seed) as (base, pages, ids):
         yield Site(base, pages, ids, ids["off_day"])
-    httpd.shutdown()
-    httpd.server_close()
 
 
 class Visit:
