@@ -33,7 +33,8 @@ def test_a_consent_is_recorded_with_its_words_and_the_number_normalised(whatsapp
 def test_bad_input_names_the_field(whatsapp: WhatsAppSetup) -> None:
     bad = (({"phone": "+39 12"}), "phone"), ({"phone": "347 123 4567"}, "phone"), ({"topic": "Orders!"}, "topic"), \
         ({"topic": "*"}, "topic"), ({"source": "meta"}, "source"), ({"consent_text": "  "}, "consent_text"), \
-        ({"consent_version": "v 1"}, "consent_version")  # fmt: skip
+        ({"consent_text": "\u200b"}, "consent_text"), ({"consent_text": "."}, "consent_text"), \
+        ({"consent_version": "v 1"}, "consent_version")  # fmt: skip  # nothing a person could read: a review's
     for change, field in bad:
         response = whatsapp.client.post(f"{API}/optins", json=CONSENT | change, headers=whatsapp.auth)
         assert response.status_code == 422, (change, response.text)

@@ -6,9 +6,9 @@
 const CSS = `
 .optin { border-top: 1px solid rgba(0, 0, 0, .12); padding: 10px 16px 14px; }
 .updates { width: 100%; border: 0; border-radius: 10px; padding: 10px; background: rgba(0, 0, 0, .06); font-weight: 600; }
-.optin form { display: grid; gap: 8px; margin-top: 10px; }
-.optin label { display: grid; gap: 2px; font-size: 13px; font-weight: 600; }
-.optin input, .optin select { font: inherit; padding: 7px; border: 1px solid #767676; border-radius: 8px; background: #fff; color: #111; }
+.optin form { display: grid; grid-template-columns: minmax(0, 1fr); gap: 8px; margin-top: 10px; }
+.optin label { display: grid; grid-template-columns: minmax(0, 1fr); gap: 2px; font-size: 13px; font-weight: 600; }
+.optin input, .optin select { min-width: 0; width: 100%; box-sizing: border-box; font: inherit; padding: 7px; border: 1px solid #767676; border-radius: 8px; background: #fff; color: #111; }
 .optin [aria-invalid="true"] { border-color: #b3261e; }
 .consent { font-size: 13px; margin: 0; }
 .send { border: 0; border-radius: 10px; padding: 10px; background: var(--colour); color: var(--text); font-weight: 600; }
@@ -43,7 +43,7 @@ export default ({ panel, handoff, el, id, config }) => {
     const phone = el("input", { name: "phone", type: "tel", inputmode: "tel", autocomplete: "tel-national", required: "", maxlength: "40" });
     const topic = el("select", { name: "topic" }, ...shown.topics.map(([value, label]) => el("option", { value }, label)));
     const trap = el("input", { name: shown.honeypot, tabindex: "-1", autocomplete: "off", "aria-hidden": "true", class: "hp" });
-    const said = el("p", { class: "said", role: "status" });
+    const said = el("p", { class: "said", id: "said", role: "status" });
     const send = el("button", { type: "submit", class: "send", "aria-describedby": "oc" }, words.submit);
     const fields = el(
       "form",
@@ -88,6 +88,7 @@ export default ({ panel, handoff, el, id, config }) => {
         }
         const wrongNumber = (answer.errors || []).some((error) => error.field === "phone");
         phone.setAttribute("aria-invalid", String(wrongNumber));
+        if (wrongNumber) phone.setAttribute("aria-describedby", "said"); else phone.removeAttribute("aria-describedby");
         said.textContent = wrongNumber ? words.fix : answer.message || answer.detail; // message: in the form's language
         if (wrongNumber) phone.focus();
         said.scrollIntoView({ block: "nearest" }); // below the fold of a scrolling panel, it would say nothing

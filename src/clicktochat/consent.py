@@ -67,7 +67,7 @@ def may_reply(entries: Sequence[Consent], last_inbound_at: int | None) -> Decisi
 
 def may_answer(entries: Sequence[Consent], last_inbound_at: int | None) -> Decision:
     """An agent's free-form reply in the window: as `may_reply`, but an opt-out read from a sentence
-    that only starts with a stop word ("Stop, wait, I gave you the wrong address") does not hold the
+    that only starts with a stop word ("Stop, wrong address!") does not hold the
     answer back. It still stops updates and marketing, to be safe; a STOP said whole, a button, or
     WhatsApp's own stop does hold it."""
     stop = opted_out(entries)

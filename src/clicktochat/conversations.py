@@ -384,7 +384,7 @@ def is_stop(text: str) -> bool:
 
 def says_stop(text: str) -> bool:
     """The whole message is a stop: "STOP", "Baja por favor", "non scrivetemi più, grazie", not a
-    sentence that only starts with one ("Stop, wait, I gave you the wrong address")."""
+    sentence that only starts with one ("Stop, wrong address!")."""
     words = _words(text)
     return bool(words) and _says_stop(words)
 

@@ -94,6 +94,9 @@ def check_source(value: Any, field: str = "source") -> str:
     return str(value)
 
 
+MIN_LETTERS = 2  # a consent's wording: "OK" at the least, whatever the script
+
+
 def check_wording(value: Any, field: str = "consent_text") -> str:
     """The exact sentence the person was shown: kept as proof, so it must be there."""
     if not isinstance(value, str) or not value.strip():
@@ -103,6 +106,8 @@ def check_wording(value: Any, field: str = "consent_text") -> str:
         raise InvalidInput(field, f"is {len(text)} characters long; at most {MAX_WORDING}")
     if any(ord(ch) < 32 and ch != "\n" or ord(ch) == 127 for ch in text):
         raise InvalidInput(field, "must not contain control characters")
+    if sum(ch.isalpha() for ch in text) < MIN_LETTERS:  # "\u200b" or "." shows the person nothing to agree to
+        raise InvalidInput(field, "must be words the customer can read: it holds no letters to show them")
     return text
 
 
