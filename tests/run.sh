@@ -65,6 +65,7 @@ else
     sqlite_status=0 postgresql_status=0
     CLICKTOCHAT_TEST_DB=sqlite .venv/bin/python -m pytest "$@" || sqlite_status=$?
     wait "$postgresql" || postgresql_status=$?
+    if [ "$postgresql_status" = 5 ]; then postgresql_status=0; fi  # 5: none of the tests asked for takes a database
     echo; echo "PostgreSQL pass (CLICKTOCHAT_TEST_DB=postgresql --only-database-tests):"; cat "$log"
     [ "$sqlite_status" = 0 ] && [ "$postgresql_status" = 0 ]
 fi
