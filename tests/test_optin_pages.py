@@ -646,6 +646,9 @@ def test_refusals_speak_the_forms_language_whatever_the_browsers(whatsapp: Whats
     assert busy.status_code == 429 and busy.headers["retry-after"] == "3600"
     assert "Troppe iscrizioni per questo numero in questo momento. Riprova tra 60 min." in busy.text
     assert 'lang="it"' in busy.text and "3600" not in busy.text
+    # Said as a refusal, with the form still filled in to try later (an updates review: it looked like the thank-you)
+    assert 'class="notice" role="alert">Troppe iscrizioni' in busy.text and 'class="done"' not in busy.text
+    assert 'value="347 123 4567"' in busy.text and "<form" in busy.text
     panel = whatsapp.client.post("/optin/dolce", headers={"Accept": "application/json"},
                                  data={"phone": "+393471234567", "topic": "orders", "lang": "it"})  # fmt: skip
     assert panel.status_code == 429 and panel.headers["content-type"] == "application/problem+json"

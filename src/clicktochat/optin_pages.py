@@ -136,6 +136,8 @@ def render(request: Request, view: Shown, status: int = 200, errors: dict[str, s
     country = values.get("country") or default_country(request.headers.get("accept-language", ""), view.lang,
                                                         request.app.state.service.settings.default_region)
     done = outcome_words(view, outcome, topic, wait) if outcome else ""
+    if status >= 400 and done:  # a refusal ("try again in 60 min") is not a thank-you: the form stays, filled in
+        done, notice = "", done
     response = page(
         request, "optin.html", status, view=view, errors=errors or {}, values=values, country=country,
         countries=country_names(view.lang), done=done, via=request.query_params.get("via", values.get("via", "")),
@@ -269,7 +271,7 @@ async def optin_submit(request: Request) -> Response:
             if as_json:
                 message = outcome_words(view, "unavailable")
                 raise
-            return render(request, view, 503, outcome="unavailable")
+            return render(request, view, 503, values=fields, outcome="unavailable")
     except ProblemError as exc:
         if not as_json:
             raise
