@@ -131,9 +131,11 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
     assert [(e.source, e.state) for e in entries] == [("dashboard", "in")] and may_message(entries, "orders").allowed
     whatsapp.clock.move(60)
     assert admin.post("/admin/consents", {"business_id": str(whatsapp.business_id), "phone": "+393471234567",
-                                          "action": "out"}).status_code == 303  # fmt: skip
+                                          "consent_text": "Asked by\nphone  <b>", "action": "out"}).status_code == 303
     page = admin.get("/admin/consents?q=3471234567")
     assert page.text.count("<tr>") == 3 and "opted out" in page.text and "every topic" in page.text
+    # what was typed in the box is the opt-out's note, not dropped (an updates review found it was)
+    assert "<small>note: Asked by phone &lt;b&gt;</small>" in page.text
     assert "+39 348" not in page.text
     # times as the conversations show them, in the business's zone (found by a new user: raw ISO)
     assert re.search(r'data-label="When">\d{1,2} \w{3} \d{4}, \d{2}:\d{2} CES?T<', page.text), page.text
@@ -144,6 +146,7 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
                                                                      ("393471234567", "in", "orders")]  # fmt: skip
     assert rows[1]["consent_text"] == "'=HYPERLINK(\"http://evil.example\");'=1+1"  # shown, never run
     assert rows[1]["topic_label"] == ""  # recorded at the counter: no form showed a topic's name
+    assert (rows[0]["note"], rows[1]["note"]) == ("Asked by phone <b>", "")
     # Meta's form of a Mexican mobile finds its E.164 entries (found upgrading a database)
     assert admin.post("/admin/consents", base | {"phone": "+52 55 1234 5678", "action": "in"}).status_code == 303
     assert "+52 55 1234 5678" in admin.get("/admin/consents?q=5215512345678").text

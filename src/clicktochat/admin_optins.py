@@ -41,7 +41,8 @@ NOTICES = {  # ?done=... after a redirect: fixed words, never text from the URL
 }  # fmt: skip
 PAGE_SIZE = 100
 CSV_COLUMNS = ["at", "business_id", "phone", "topic", "state", "source", "consent_text", "consent_version", "form",
-               "page", "visitor", "widget", "confirmed_by", "topic_label"]  # fmt: skip
+               "page", "visitor", "widget", "confirmed_by", "topic_label", "note"]  # fmt: skip
+NOTE_LENGTH = 500  # an opt-out's note, typed at the counter
 
 
 def show(page: Page, template: str, section: str, status: int = 200, errors: list[FieldError] | None = None,
@@ -174,8 +175,10 @@ async def consents_page(request: Request, page: Page) -> Response:
             business = form.get("business_id", "").strip()
             business_id = _int(business, "business_id") if business else None
             optins = Optins(service)
-            if form.get("action") == "out":
-                await optins.remove(business_id, form.get("phone", ""), form.get("topic") or None, "dashboard")
+            if form.get("action") == "out":  # what was typed in the box is kept as the opt-out's note
+                note = " ".join(form.get("consent_text", "").split())[:NOTE_LENGTH]  # ("asked by phone, 3 Dec")
+                await optins.remove(business_id, form.get("phone", ""), form.get("topic") or None, "dashboard",
+                                    {"note": note} if note else None)  # fmt: skip
             else:
                 await optins.add(business_id, form.get("phone", ""), form.get("topic", ""), "dashboard",
                                  form.get("consent_text", ""), form.get("consent_version", ""))  # fmt: skip
@@ -219,7 +222,7 @@ async def consents_csv(request: Request, page: Page) -> Response:
         writer.writerow([cell(v) for v in (
             timestamp(c.at), c.business_id, c.phone or c.user_id, c.topic, c.state, c.source, c.wording, c.version,
             proof.get("form"), proof.get("page"), proof.get("visitor"), proof.get("widget"), proof.get("confirmed_by"),
-            proof.get("topic_label"),
+            proof.get("topic_label"), proof.get("note"),
         )])  # fmt: skip
     headers = ADMIN_HEADERS | {"Content-Disposition": 'attachment; filename="clicktochat-consents.csv"'}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
