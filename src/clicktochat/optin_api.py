@@ -73,7 +73,9 @@ class OptinHistory(BaseModel):
     phone: str
     topics: dict[str, Literal["in", "out"]] = Field(description="Each topic's state now ('*': every topic)")
     consents: list[ConsentOut] = Field(description="Every entry, oldest first: nothing is ever overwritten")
-    pending: list[RequestOut] = Field(description="Double opt-in requests: waiting for the customer's Yes, or past")
+    requests: list[RequestOut] = Field(description="Double opt-in requests, oldest first: waiting for the "
+                                       "customer's Yes (pending), confirmed, refused or lapsed")
+    pending: list[RequestOut] = Field(description="Those of `requests` still waiting for the customer's Yes")
 
 
 def consent_out(entry: Consent) -> ConsentOut:
@@ -119,7 +121,7 @@ async def list_optins(request: Request, service: Service) -> Response:
     digits, entries, requests = await Optins(service).history(business, phone, "business")
     return out(OptinHistory(
         phone=digits, topics=Optins.topics_now(entries), consents=[consent_out(e) for e in entries],  # type: ignore[arg-type]
-        pending=[request_out(r) for r in requests],
+        requests=[request_out(r) for r in requests], pending=[request_out(r) for r in requests if r.state == "pending"],
     ))  # fmt: skip
 
 
