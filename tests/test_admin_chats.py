@@ -363,3 +363,31 @@ def test_a_spent_key_with_another_text_keeps_the_box_with_a_fresh_key(whatsapp: 
     assert "Sì, certo" in edited.text.split("<h2 id=\"reply-heading\">")[1]  # what was typed stays
     assert reply_form(edited.text)["idempotency_key"] != form["idempotency_key"]
     assert whatsapp.send() == 1
+
+
+def test_two_agents_answering_at_once_are_told_before_their_replies_cross(whatsapp: WhatsAppSetup,
+                                                                          admin: Admin) -> None:  # fmt: skip
+    """From a review playing a support agent: Ana and Bea both answered the same question, and
+    the customer got two answers with no warning to either."""
+    conversation = customer_writes(whatsapp)
+    url = f"/admin/conversations/{conversation}"
+    page = admin.get(url).text
+    seen = re.search(r'name="seen" value="(\d+)"', page)
+    assert seen and int(seen.group(1)) > 0
+    form = reply_form(page) | {"seen": seen.group(1)}
+    own = whatsapp.client.post(url, data={**form, "text": "Un attimo, controllo"})  # her own reply is no crossing
+    assert own.status_code == 303
+    form = reply_form(admin.get(url).text) | {"seen": seen.group(1)}  # a page loaded before her own reply
+    assert whatsapp.client.post(url, data={**form, "text": "Sì, c'è!"}).status_code == 303
+    page = admin.get(url).text
+    form = reply_form(page) | {"seen": re.findall(r'name="seen" value="(\d+)"', page)[0]}
+    whatsapp.run(whatsapp.service.whatsapp.reply(conversation, "Sì, la Sacher è pronta", None, "admin:bea"))
+    crossed = whatsapp.client.post(url, data={**form, "text": "Sì, ne abbiamo due"})
+    assert crossed.status_code == 409 and "Another reply was sent by bea while you were typing" in crossed.text
+    assert 'id="text-error"' in crossed.text and "Sì, ne abbiamo due</textarea>" in crossed.text  # the draft stays
+    assert crossed.text.count("Sì, la Sacher è pronta") == 1  # Bea's reply is shown above
+    again = reply_form(crossed.text) | {"seen": re.findall(r'name="seen" value="(\d+)"', crossed.text)[0]}
+    assert again["idempotency_key"] == form["idempotency_key"]  # still the same message
+    assert whatsapp.client.post(url, data={**again, "text": "Sì, ne abbiamo due"}).status_code == 303  # read: it goes
+    assert whatsapp.send() == 4
+    assert [s.body["text"]["body"] for s in whatsapp.standin.sent][-1] == "Sì, ne abbiamo due"

@@ -214,18 +214,22 @@ async def conversations_page(request: Request, page: Page) -> Response:
 async def conversation_page(request: Request, page: Page) -> Response:
     whatsapp, conversation_id = page.service.whatsapp, _id(request, "conversation_id")
     errors: list[FieldError] = []
-    status, conflict = 200, None
+    status, conflict, crossing = 200, None, False
     if page.admin.business_id is not None:  # an agent of another business: as if there were none
         found = await whatsapp.chats.conversation(conversation_id)
         if found is None or found.business_id != page.admin.business_id:
             raise NotFound(f"There is no conversation {conversation_id}.")
     if request.method == "POST":
         try:
+            await crossed(whatsapp, conversation_id, page.form, f"admin:{page.admin.username}")
             await whatsapp.reply(conversation_id, page.form.get("text", ""), page.form.get("idempotency_key") or None,
                                  f"admin:{page.admin.username}")  # fmt: skip
             return see_other(f"/admin/conversations/{conversation_id}", "queued")
         except InvalidInput as exc:
             errors, status = exc.errors, 422
+        except Crossed as exc:  # the same message still: its key kept
+            errors, status = [FieldError("text", exc.detail)], 409
+            crossing = True
         except Conflict as exc:  # the window closed, the customer opted out, the number is gone...
             conflict, status = exc.detail, 409
     view, messages = await whatsapp.conversation(conversation_id)
@@ -242,12 +246,32 @@ async def conversation_page(request: Request, page: Page) -> Response:
         refused = conflict
     shown = [{"m": m, "at": when(m.at, zone), "status": STATUS_WORDS.get(m.status or "", m.status),
               "by": sent_by_words(m.sent_by)} for m in messages]  # fmt: skip
-    key = page.form.get("idempotency_key") if status == 422 else None  # a mistake corrected is one message
+    key = page.form.get("idempotency_key") if status == 422 or crossing else None  # a mistake corrected: one message
     return show(
         page, "conversation.html", "conversations", status, errors, row=row(view, businesses, agents, now),
-        messages=shown, refused=refused, posted_refusal=status == 409, now=now, typed=page.form.get("text", ""),
-        idempotency_key=key or secrets.token_urlsafe(16),
+        messages=shown, refused=refused, posted_refusal=status == 409 and not errors, now=now,
+        typed=page.form.get("text", ""), idempotency_key=key or secrets.token_urlsafe(16),
+        seen=max((m.id for m in messages), default=0),
     )  # fmt: skip
+
+
+class Crossed(Conflict):
+    """Another agent replied while this one was typing: two answers would cross in the customer's chat."""
+
+
+async def crossed(whatsapp: Any, conversation_id: int, form: dict[str, str], me: str) -> None:
+    """Crossed when a reply that this agent had not seen (newer than the page's `seen`) was
+    written by someone else; the page then shows it, keeps the draft, and the next Send goes.
+    A form posted twice (its key already used) is the same message, not a crossing."""
+    seen, key = form.get("seen", ""), form.get("idempotency_key", "")
+    if not seen.isdigit() or (key and await whatsapp.chats.outbox_by_key(f"reply:{conversation_id}:{key}")):
+        return
+    _, messages = await whatsapp.conversation(conversation_id)
+    others = [m for m in messages if m.id > int(seen) and m.direction == "out" and m.sent_by != me]
+    if others:
+        by = sent_by_words(others[-1].sent_by) or "from elsewhere"
+        raise Crossed(f"Another reply was sent {by} while you were typing (above): read it, then send yours "
+                      "if it still fits.", [FieldError("text", "another reply was sent while you were typing")])
 
 
 routes: list[BaseRoute] = [
