@@ -351,6 +351,10 @@ def test_a_link_asked_for_again_with_its_idempotency_key_is_made_once(api: Api, 
         "must be 1 to 200 letters, digits or . _ : -")  # fmt: skip
     assert "in the body but" in invalid(api.post("/links", asked | {"idempotency_key": "a"},
                                                  headers={"Idempotency-Key": "b"}), "idempotency_key")  # fmt: skip
+    # The header twice: refused, not the first taken (a retry with the second alone would be a new link: an API review)
+    twice = api.client.post(API + "/links", json=asked, headers=[*api.auth.items(), ("Idempotency-Key", "order-77"),
+                                                                 ("Idempotency-Key", "order-79")])  # fmt: skip
+    assert "appears more than once" in invalid(twice, "idempotency_key")
     # Another key, or none: another link, as before.
     assert created(api.post("/links", asked, headers={"Idempotency-Key": "order-78"}))["slug"] != made["slug"]
     assert created(api.post("/links", asked))["slug"] != made["slug"]

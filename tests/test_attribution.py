@@ -50,6 +50,13 @@ def test_a_click_on_a_link_to_a_connected_number_starts_an_attributed_chat(whats
     came = c["came_from"]
     assert (came["link_kind"], came["link_key"], came["campaign"], came["ref"]) == ("short", "torte", "vetrina", ref)
     assert came["click_at"] is not None and came["referral"] is None
+    # Nothing ties the customer to their click rows: the chat's start keeps the click's link and time,
+    # not its visitor key, which one join with `clicks` turned into what they clicked that day (a privacy review).
+    with connect_db(whatsapp.service.settings.db) as db:
+        keys = db.execute("SELECT visitor FROM clicks").fetchall()
+        assert len(keys) == 2 and all(key for (key,) in keys)  # the clicks keep theirs, for unique visitors
+        assert db.execute("SELECT count(*) FROM chat_starts WHERE visitor IS NOT NULL").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM click_refs WHERE visitor IS NOT NULL").fetchone()[0] == 0
 
 
 def test_links_to_numbers_that_are_not_connected_keep_their_text_exactly(whatsapp: WhatsAppSetup) -> None:

@@ -190,7 +190,10 @@ def out(model: BaseModel, status_code: int = 200, version: object = None) -> JSO
 def idempotency_key(request: Request, in_body: str | None) -> str | None:
     """The request's key: in the body or in the Idempotency-Key header; two different ones are
     refused (a retry sent with the other would be taken for a new request)."""
-    header = request.headers.get("idempotency-key")
+    sent = request.headers.getlist("idempotency-key")
+    if len(sent) > 1:  # a retry that carried only one of them would be a new request (an API review)
+        raise InvalidInput("idempotency_key", "the Idempotency-Key header appears more than once; send it once")
+    header = sent[0] if sent else None
     if in_body is not None and header is not None and header != in_body:
         raise InvalidInput("idempotency_key", f"is {in_body!r} in the body but {header!r} in the Idempotency-Key "
                                               "header; send one key, or the same in both")  # fmt: skip

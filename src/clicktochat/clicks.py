@@ -70,10 +70,11 @@ Fields = tuple[Any, ...]
 
 
 def refs_of(events: Iterator[ClickEvent] | list[ClickEvent]) -> list[tuple[Any, ...]]:
-    """click_refs rows of the clicks whose message carried a ref code (events already hashed:
-    `visitor` is the visitor key, the address is gone)."""
+    """click_refs rows of the clicks whose message carried a ref code. Without the visitor key:
+    it would follow the click into the chat's start, and tie a named customer to their click rows
+    (migration 020)."""
     return [
-        (e.ref, e.at, e.link_kind, e.link_key, e.campaign, e.agent_id, e.channel, e.ref_address, e.visitor or None)
+        (e.ref, e.at, e.link_kind, e.link_key, e.campaign, e.agent_id, e.channel, e.ref_address, None)
         for e in events if e.ref
     ]  # fmt: skip
 

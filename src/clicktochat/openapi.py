@@ -180,7 +180,8 @@ OPTIN_PARAMETERS: dict[str, list[tuple[str, str, bool, dict[str, Any]]]] = {  # 
 CONVERSATION_PARAMETERS = [
     ("business", "Only this business's conversations", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
     ("agent", "Only chats opened through this agent's links", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
-    ("open", "true: only those whose window is open", {"type": "string", "enum": ["true", "false"]}),
+    ("open", "true: only those whose window is open; false (the default): every conversation, open or not",
+     {"type": "string", "enum": ["true", "false"]}),
     ("limit", "At most this many (1-500, default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
     ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 10**9}),
 ]
