@@ -147,6 +147,13 @@ def test_the_consent_list_searches_exports_and_records_at_the_counter(admin: Adm
     assert rows[1]["consent_text"] == "'=HYPERLINK(\"http://evil.example\");'=1+1"  # shown, never run
     assert rows[1]["topic_label"] == ""  # recorded at the counter: no form showed a topic's name
     assert (rows[0]["note"], rows[1]["note"]) == ("Asked by phone <b>", "")
+    # in again over that opt-out: only when said to be given again (a privacy review)
+    over = admin.post("/admin/consents", base | {"phone": "+39 347 123 4567", "action": "in"})
+    assert over.status_code == 422 and "had opted out" in over.text and "Given again" in over.text
+    assert admin.post("/admin/consents", base | {"phone": "+39 347 123 4567", "action": "in",
+                                                 "renewed": "on"}).status_code == 303  # fmt: skip
+    assert may_message(whatsapp.run(whatsapp.service.whatsapp.chats.consents(whatsapp.business_id, "393471234567",
+                                                                              None)), "orders").allowed  # fmt: skip
     # Meta's form of a Mexican mobile finds its E.164 entries (found upgrading a database)
     assert admin.post("/admin/consents", base | {"phone": "+52 55 1234 5678", "action": "in"}).status_code == 303
     assert "+52 55 1234 5678" in admin.get("/admin/consents?q=5215512345678").text

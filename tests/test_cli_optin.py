@@ -35,6 +35,12 @@ def test_add_list_remove(run: Callable[..., Result]) -> None:
     assert listed["consents"][0]["consent_text"] == "Send me order updates" and listed["topics"] == {"orders": "out"}
     table = run("optin", "list", "+393471234567").output
     assert "Send me order updates" in table and "now: orders: out" in table
+    # In again over that opt-out: only said to be given again (a privacy review)
+    args = ("optin", "add", "+39 347 123 4567", "--topic", "orders", "--text", "Yes again", "--version", "2026-12")
+    refused = run(*args)
+    assert refused.exit_code == 1 and "had opted out" in refused.output and "--renewed" in refused.output
+    renewed = run(*args, "--renewed")
+    assert renewed.exit_code == 0 and "opted in to orders" in renewed.output and "Note: +393471234567" in renewed.output
 
 
 def test_input_errors_name_the_flag(run: Callable[..., Result]) -> None:

@@ -138,18 +138,30 @@ def test_a_stop_button_opts_out_like_the_word(whatsapp: WhatsAppSetup, tap: str)
     assert not may_message(entries(whatsapp), "orders").allowed
 
 
-def test_recording_an_opt_in_over_a_stop_says_so(whatsapp: WhatsAppSetup) -> None:
+@pytest.mark.parametrize("how", ["stop", "erase"])
+def test_an_opt_in_over_an_opt_out_needs_renewed_and_says_what_it_undoes(whatsapp: WhatsAppSetup, how: str) -> None:
     """Found by a new user: the README's walkthrough recorded an opt-in for a number that had
-    written STOP a minute before, and nothing said so. It is allowed (a checkout may ask again,
-    and the person may say yes), but the owner is told what the entry undoes."""
+    written STOP a minute before, and nothing said so. Then a privacy review: an old call retried
+    (or a list imported again) signed up a person who had written STOP or been erased, and updates
+    went. It is refused unless the caller says the person gave it again (a checkout may ask again,
+    and the person may say yes), and the owner is told what the entry undoes."""
     first = whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth)
     assert first.status_code == 201 and first.json()["notes"] == []
     whatsapp.clock.move(60)
-    whatsapp.run(whatsapp.customer().send_text("STOP"))
-    whatsapp.process()
+    if how == "stop":
+        whatsapp.run(whatsapp.customer().send_text("STOP"))
+        whatsapp.process()
+    else:
+        erased = whatsapp.client.delete(f"{API}/customers/393471234567", headers=whatsapp.auth)
+        assert erased.status_code in (200, 204), erased.text
     whatsapp.clock.move(60)
-    again = whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth)
+    said = "STOP in the chat" if how == "stop" else "their data was erased"
+    refused = whatsapp.client.post(f"{API}/optins", json=CONSENT, headers=whatsapp.auth)
+    assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+    assert said in refused.json()["detail"] and [e["field"] for e in refused.json()["errors"]] == ["renewed"]
+    assert not may_message(entries(whatsapp), "orders").allowed  # nothing recorded
+    again = whatsapp.client.post(f"{API}/optins", json=CONSENT | {"renewed": True}, headers=whatsapp.auth)
     assert again.status_code == 201
     [note] = again.json()["notes"]
-    assert "opted out" in note and "STOP in the chat" in note and "new consent" in note
+    assert "opted out" in note and said in note and "new consent" in note
     assert may_message(entries(whatsapp), "orders").allowed

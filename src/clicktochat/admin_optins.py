@@ -19,7 +19,7 @@ from .agents import Business
 from .channels import display_phone
 from .consent import Consent
 from .csvcells import cell
-from .errors import FieldError, InvalidInput, NotFound
+from .errors import Conflict, FieldError, InvalidInput, NotFound
 from .optin_words import LANGUAGES
 from .optins import Optins, check_phone
 from .optinstore import OptinForm
@@ -32,7 +32,7 @@ LABELS = {
     "double_optin": "Double opt-in", "template": "Confirmation template", "template_language": "Template language",
     "phone": "Number", "topic": "Topic", "consent_text": "Consent sentence", "consent_version": "Version",
     "source": "Source", **{f"wording.{lang}": f"Sentence ({name})" for lang, name in LANGUAGE_NAMES.items()},
-    "wording": "Consent sentence",
+    "wording": "Consent sentence", "renewed": "Given again",
 }  # fmt: skip
 NOTICES = {  # ?done=... after a redirect: fixed words, never text from the URL
     "created": "The form is saved: share its page, print its poster, or turn it on in a widget.",
@@ -181,10 +181,13 @@ async def consents_page(request: Request, page: Page) -> Response:
                                     {"note": note} if note else None)  # fmt: skip
             else:
                 await optins.add(business_id, form.get("phone", ""), form.get("topic", ""), "dashboard",
-                                 form.get("consent_text", ""), form.get("consent_version", ""))  # fmt: skip
+                                 form.get("consent_text", ""), form.get("consent_version", ""),
+                                 renewed=form.get("renewed") == "on")  # fmt: skip
             return see_other("/admin/consents", "recorded", {"q": form.get("phone", "")})
-        except (InvalidInput, NotFound) as exc:
+        except (InvalidInput, NotFound, Conflict) as exc:  # Conflict: an opt-in over an opt-out, not said renewed
             errors = exc.errors or [FieldError("business_id", exc.detail)]
+            if isinstance(exc, Conflict):
+                errors = [FieldError("renewed", exc.detail)]
     try:
         search, business_id, offset, rows = await listed(page, PAGE_SIZE)
     except InvalidInput as exc:

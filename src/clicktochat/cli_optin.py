@@ -28,18 +28,20 @@ BUSINESS = click.option("--business", "business_id", type=int, help="The busines
 @click.option("--text", "wording", required=True, help="The exact sentence they agreed to.")
 @click.option("--version", "version", required=True, help="The version of that sentence, e.g. 2026-12.")
 @click.option("--source", type=click.Choice(SOURCES), default="cli", show_default=True, help="Where they gave it.")
+@click.option("--renewed", is_flag=True, help="They gave it again after opting out (STOP, erasure): else refused.")
 @BUSINESS
 @json_option
 def optin_add(db: str | None, base_url: str | None, phone: str, topic: str, wording: str, version: str, source: str,
-              business_id: int | None, as_json: bool) -> None:  # fmt: skip
+              renewed: bool, business_id: int | None, as_json: bool) -> None:  # fmt: skip
     """Record that PHONE (with its country code) opted in to a topic, with the words they were shown."""
     async def work(service: Service) -> tuple[Consent, list[str]]:
         optins = Optins(service)
-        entry = await optins.add(business_id, phone, topic, source, wording, version)
+        entry = await optins.add(business_id, phone, topic, source, wording, version, renewed=renewed)
         return entry, await optins.notes(entry)
 
     entry, notes = run_with_service(db, base_url, work,
-                                    {"phone": "PHONE", "consent_text": "--text", "consent_version": "--version"})
+                                    {"phone": "PHONE", "consent_text": "--text", "consent_version": "--version",
+                                     "renewed": "--renewed"})  # fmt: skip
     for note in notes:
         click.echo(f"Note: {note}", err=True)
     if as_json:

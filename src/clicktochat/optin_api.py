@@ -40,6 +40,8 @@ class OptinCreate(Body):
         None, description="The business it is given to; may be left out when there is only one.")  # fmt: skip
     page_url: str | None = Field(None, description="Where it was given (kept as proof).",
                                  json_schema_extra={"maxLength": 500})  # fmt: skip
+    renewed: bool = Field(False, description="True: the person gave this consent again after opting out (a STOP, "
+                                             "an erasure). Without it, an opt-in over an opt-out is refused (409).")
 
 
 class ConsentOut(BaseModel):
@@ -104,7 +106,7 @@ async def add_optin(request: Request, service: Service) -> Response:
         raise InvalidInput("source", f"must be one of {', '.join(SOURCES)}")
     optins = Optins(service)
     entry = await optins.add(body.business_id, body.phone, body.topic, body.source, body.consent_text,
-                             body.consent_version, proof)  # fmt: skip
+                             body.consent_version, proof, renewed=body.renewed)  # fmt: skip
     return out(consent_out(entry).model_copy(update={"notes": await optins.notes(entry)}), 201)
 
 

@@ -19,7 +19,7 @@ from phonenumbers import PhoneNumberType
 from .agents import Business, named
 from .channels import international, normalize_phone
 from .consent import Consent, latest, may_reply
-from .errors import FieldError, InvalidInput, Mistakes, NotFound, Unavailable
+from .errors import Conflict, FieldError, InvalidInput, Mistakes, NotFound, Unavailable
 from .graph import template_payload
 from .message_templates import approved_template
 from .optin_words import LANGUAGES
@@ -268,9 +268,11 @@ class Optins:
     # -- the ledger ------------------------------------------------------------------
 
     async def add(self, business_id: int | None, phone: Any, topic: Any, source: Any, wording: Any, version: Any,
-                  proof: dict[str, Any] | None = None, region: str = "") -> Consent:  # fmt: skip
+                  proof: dict[str, Any] | None = None, region: str = "", renewed: bool = False) -> Consent:  # fmt: skip
         """Record a consent given elsewhere (a shop's checkout, a till, the CLI): in force at once.
-        Every wrong value is named in one refusal."""
+        Every wrong value is named in one refusal. Over an opt-out (a STOP, an erasure), only with
+        `renewed`: the caller says the person gave it again since, where an old call retried, or a
+        list imported again, would otherwise sign them up behind their STOP (a privacy review)."""
         mistakes = Mistakes()
         phone = mistakes.check(check_phone, phone, region, otherwise="")
         topic = mistakes.check(check_topic, topic, otherwise="")
@@ -279,7 +281,19 @@ class Optins:
         version = mistakes.check(check_version, version, otherwise="")
         mistakes.raise_any()
         business = await self.business(business_id)
+        if not renewed:
+            before = latest(await self.chats.consents(business.id, phone, None), topic)
+            if before is not None and before.state == "out":
+                undone = f"+{phone} {self._undone(before)}"
+                raise Conflict(f"{undone}: nothing was recorded. Record it only if they gave their consent again since,"
+                               " and say so (renewed)",
+                               [FieldError("renewed", f"{undone}: set it only if they gave their consent again since")])
         return await self._entry(business.id, phone, topic, "in", source, wording, version, proof)
+
+    @staticmethod
+    def _undone(before: Consent) -> str:
+        how = STOPPED_BY.get(before.source, f"recorded from {before.source}")
+        return f"had opted out ({how}, {datetime.fromtimestamp(before.at, UTC).strftime('%Y-%m-%d %H:%M UTC')})"
 
     async def notes(self, entry: Consent) -> list[str]:
         """What the owner should know of an opt-in just recorded: that it undoes an opt-out (a STOP,
@@ -288,10 +302,8 @@ class Optins:
         before = latest(entries, entry.topic)
         if before is None or before.state != "out":
             return []
-        how = STOPPED_BY.get(before.source, f"recorded from {before.source}")
-        when = datetime.fromtimestamp(before.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return [f"+{entry.phone} had opted out ({how}, {when}); this entry, newer, opts them in to {entry.topic} "
-                "again: record it only with their new consent"]  # fmt: skip
+        return [f"+{entry.phone} {self._undone(before)}; this entry, newer, opts them in to {entry.topic} "
+                "again, as their new consent"]  # fmt: skip
 
     async def remove(self, business_id: int | None, phone: Any, topic: Any | None, source: Any,
                      proof: dict[str, Any] | None = None, field: str = "business_id") -> Consent:  # fmt: skip
