@@ -584,6 +584,14 @@ def test_an_erasure_takes_the_persons_chats_and_sends_out_of_the_counts(whatsapp
     assert counted() == (1, 0)
 
 
+def wal_of(path: str) -> bytes:
+    """The database's write-ahead log as it is on disk (b"" when there is none)."""
+    if not os.path.exists(path + "-wal"):
+        return b""
+    with open(path + "-wal", "rb") as file:
+        return file.read()
+
+
 def test_a_message_written_before_the_erasure_stays_erased_when_meta_delivers_it_in_other_bytes(
     whatsapp: WhatsAppSetup,
 ) -> None:
@@ -603,6 +611,14 @@ def test_a_message_written_before_the_erasure_stays_erased_when_meta_delivers_it
     assert whatsapp.client.get(f"{API}/conversations", headers=whatsapp.auth).json()["conversations"] == []
     with connect_db(whatsapp.service.settings.db) as db:
         assert not [body for (body,) in db.execute("SELECT body FROM webhook_events") if b"segreta" in bytes(body)]
+    path = whatsapp.service.settings.db  # nor left in the write-ahead log, where the server keeps running
+    assert b"segreta" not in wal_of(path)
+    # WhatsApp telling us they resumed marketing names them and their profile's name: emptied as well
+    whatsapp.run(whatsapp.customer(wa_id=PHONE, user_id="IT.1234567890", name="Giulia Segreta").set_marketing("resume"))
+    whatsapp.process()
+    with connect_db(path) as db:
+        assert not [body for (body,) in db.execute("SELECT body FROM webhook_events") if b"Segreta" in bytes(body)]
+    assert b"Segreta" not in wal_of(path)
     whatsapp.clock.move(60)
     whatsapp.run(customer.send_text("Sono tornata"))  # written after it: theirs, and kept
     whatsapp.process()

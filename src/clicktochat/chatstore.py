@@ -136,10 +136,16 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         applied since they were read (by another instance or process, or emptied by an erasure
         meanwhile, which must not be undone) are left out; on PostgreSQL so are those another
         instance is applying now (each body's row locked by the one applying it)."""
-        return await self.run(self._retry, lambda db: self._apply(db, bodies, now))
+        emptied: list[int] = []
+        applied: int = await self.run(self._retry, lambda db: self._apply(db, bodies, now, emptied))
+        if emptied and not self.postgres:  # the log still holds those bodies as they came: written back, emptied
+            await self.run(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))  # (as an erasure does)
+        return applied
 
-    def _apply(self, db: sqlite3.Connection, bodies: list[tuple[int, list[Event]]], now: int) -> int:
-        """`apply_events` inside the caller's transaction (an erasure applies what it found pending too)."""
+    def _apply(self, db: sqlite3.Connection, bodies: list[tuple[int, list[Event]]], now: int,
+               emptied: list[int] | None = None) -> int:  # fmt: skip
+        """`apply_events` inside the caller's transaction (an erasure applies what it found pending
+        too); `emptied` is given the ids of the bodies emptied for naming someone erased."""
         mine = bodies
         if bodies:  # SQLite: BEGIN IMMEDIATE already keeps every other writer out until the commit
             lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
@@ -153,7 +159,7 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         batch = _Batch()
         batch.erased = self._erased_among(db, {who for _, events in mine for event in events for who in (
             (event.recipient_id, event.recipient_user_id) if isinstance(event, Status) else
-            (event.wa_id, event.user_id) if isinstance(event, Inbound) else ()) if who})  # fmt: skip
+            (event.wa_id, event.user_id) if isinstance(event, Inbound | Preference) else ()) if who})  # fmt: skip
         naming_erased = []  # bodies that named someone erased, about what they wrote or were sent before
         for event_id, events in mine:
             dropped = False
@@ -168,9 +174,12 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
                         self._inbound(db, batch, event, number)
                 elif isinstance(event, Status):
                     dropped = self._status(db, batch, event, number[0], number[1]) or dropped
-                elif isinstance(event, Preference) and event.value == "stop":
-                    self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
-                                  "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+                elif isinstance(event, Preference):
+                    if event.value == "stop":  # recorded whoever it is: a person back since their erasure too
+                        self._consent(db, number[1], event.wa_id, event.user_id, "*", "out", event.at, "meta",
+                                      "Stopped marketing messages in WhatsApp", None, {"user_preferences": "stop"})
+                    # An erased person's name and ids in the raw body, kept 30 days: emptied (a privacy review)
+                    dropped = dropped or bool({event.wa_id, event.user_id} & batch.erased)
             if dropped:
                 naming_erased.append(event_id)
         # Emptied as an erasure empties the bodies it finds (found by a privacy review: a late
@@ -178,6 +187,8 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         # the same bytes again.
         db.executemany("UPDATE webhook_events SET body = ?, numbers = '[]' WHERE id = ?",
                        [(b"", event_id) for event_id in naming_erased])  # fmt: skip
+        if emptied is not None:
+            emptied[:] = naming_erased  # (each try of `_retry` says it afresh)
         db.executemany(
             "UPDATE conversations SET last_inbound_at = coalesce(max(last_inbound_at, ?1), ?1, last_inbound_at),"
             " last_message_at = max(last_message_at, ?2), name = coalesce(?3, name) WHERE id = ?4",
