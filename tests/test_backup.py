@@ -329,11 +329,17 @@ def test_a_restore_never_brings_back_someone_erased_after_the_backup(db: Path, t
     copy = tmp_path / "before.db"
     assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
     assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
+    with closing(sqlite3.connect(db)) as live:  # asked for a day ago
+        live.execute("UPDATE consents SET at = at - 86400 WHERE source = 'erase'")
+        live.commit()
+    (asked,) = rows(db, "SELECT DISTINCT at FROM consents WHERE source = 'erase'")
     restored = cli("restore", str(copy), "--db", str(db))
     assert restored.exit_code == 0, restored.output
     assert "Erased again: 1 number or user id erased after this backup was taken" in restored.stdout
     assert rows(db, "SELECT phone, state, source FROM consents ORDER BY phone, id") == [
         ("393471234567", "out", "erase"), ("393477654321", "in", "cli")]  # fmt: skip
+    # when they asked is kept, not the restore's time (found by a privacy review)
+    assert rows(db, "SELECT DISTINCT at FROM consents WHERE source = 'erase'") == [asked]
     again = cli("restore", str(copy), "--db", str(db))  # once more: the replaced one had the marker again
     assert again.exit_code == 0 and "Erased again: 1" in again.stdout
 
@@ -345,14 +351,14 @@ def test_a_restore_erases_again_who_was_erased_before_and_after_the_backup(db: P
     traceback on one that did not look like Meta's)."""
     assert cli("business", "add", "Forno", "--db", str(db)).exit_code == 0
 
-    def opt_in(version: str) -> None:
+    def opt_in(version: str, *again: str) -> None:
         added = cli("optin", "add", "+39 347 123 4567", "--topic", "orders", "--text", "Order updates", "--version",
-                    version, "--db", str(db))  # fmt: skip
+                    version, *again, "--db", str(db))  # fmt: skip
         assert added.exit_code == 0, added.output
 
     opt_in("1")
     assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
-    opt_in("2")  # they came back
+    opt_in("2", "--renewed")  # they came back
     copy = tmp_path / "between.db"
     assert cli("backup", str(copy), "--db", str(db)).exit_code == 0
     assert cli("customer", "erase", "+39 347 123 4567", "--yes", "--db", str(db)).exit_code == 0
@@ -362,9 +368,12 @@ def test_a_restore_erases_again_who_was_erased_before_and_after_the_backup(db: P
         live.commit()
     restored = cli("restore", str(copy), "--db", str(db))
     assert restored.exit_code == 0, restored.output
-    assert "Erased again: 2 numbers or user ids" in restored.stdout
+    assert "Erased again: 2 numbers or user ids" in restored.stdout, restored.stdout + restored.stderr
     assert ("393471234567", "in") not in rows(db, "SELECT phone, state FROM consents")
     assert ("it.7f3a-9c", "out", "erase") in rows(db, "SELECT user_id, state, source FROM consents")
+    markers = rows(db, "SELECT business_id, phone, user_id, at FROM consents WHERE source = 'erase'")
+    assert len(markers) == len(set(markers))  # each erasure's marker once (a privacy review found them doubled)
+    assert (1, None, "it.7f3a-9c", 2000000000) in markers  # with the time it was asked for, not the restore's
 
 
 def test_a_backup_with_a_transaction_cut_short_is_not_restored_half_done(db: Path, tmp_path: Path) -> None:

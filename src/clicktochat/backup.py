@@ -45,38 +45,41 @@ class Restored:
     backup: Checked
     db: Path
     aside: Path | None  # where the database that was replaced now is
-    erased_since: list[Person] = field(default_factory=list)  # to erase again in the restored database
+    erased_since: list[tuple[Person, int]] = field(default_factory=list)  # to erase again, with when they were
     erasures_unread: bool = False  # the replaced database's markers could not be read (damaged)
 
 
 Person = tuple[str, str]  # ("phone", E.164 digits) or ("user_id", the id as Meta gave it)
 
 
-def erasures(db: Path) -> dict[Person, int] | None:
-    """Each number's and user id's last erasure, by the id of the opt-out marker it left
+def erasures(db: Path) -> dict[Person, tuple[int, int]] | None:
+    """Each number's and user id's last erasure: the id of the opt-out marker it left
     (`customerstore.erase_customer`: consents' ids only grow, so a backup holds none of the
-    markers made after it, even in the same second); None if the database cannot be read."""
+    markers made after it, even in the same second) and its time; None if the database cannot be read."""
     try:
         with closing(_at_rest(db)) as conn:
             tables = _tables(conn)
             if "consents" not in tables:  # from before the consents (migration 005): nobody erased
                 return {}
-            rows = conn.execute("SELECT phone, user_id, max(id) FROM consents WHERE source = 'erase'"
+            rows = conn.execute("SELECT phone, user_id, max(id), max(at) FROM consents WHERE source = 'erase'"
                                 " GROUP BY phone, user_id").fetchall()  # fmt: skip
     except sqlite3.Error:
         return None
-    found: dict[Person, int] = {}
-    for phone, user_id, marker in rows:
+    found: dict[Person, tuple[int, int]] = {}
+    for phone, user_id, marker, at in rows:
         for person in (("phone", phone), ("user_id", user_id)):
             if person[1]:
-                found[person] = max(found.get(person, marker), marker)
+                found[person] = max(found.get(person, (marker, at)), (marker, at))
     return found
 
 
-def erased_since(replaced: dict[Person, int], restored: dict[Person, int]) -> list[Person]:
-    """Who was erased after the backup was taken: erased later in the replaced database than in
-    the backup, or not at all there (someone erased, back, then erased again is one of them)."""
-    return sorted(person for person, marker in replaced.items() if marker > restored.get(person, -1))
+def erased_since(replaced: dict[Person, tuple[int, int]],
+                 restored: dict[Person, tuple[int, int]]) -> list[tuple[Person, int]]:  # fmt: skip
+    """Who was erased after the backup was taken, and when: erased later in the replaced
+    database than in the backup, or not at all there (someone erased, back, then erased again
+    is one of them)."""
+    return sorted((person, at) for person, (marker, at) in replaced.items()
+                  if marker > restored.get(person, (-1, 0))[0])  # fmt: skip
 
 
 def latest_schema() -> int:

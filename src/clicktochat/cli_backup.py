@@ -104,7 +104,7 @@ def restore_command(db: str | None, path: str) -> None:
         click.echo(f"The server brings it from schema {done.backup.schema} to {latest_schema()} when it starts")
 
 
-def erase_again(db: Path, people: list[Person]) -> None:
+def erase_again(db: Path, people: list[tuple[Person, int]]) -> None:
     """Who was erased after the backup was taken is in it again: erased anew (the database is
     brought up to date first, as the server would), so that a restore never undoes an erasure.
     Each person on their own: one that fails is said, and the others are still erased."""
@@ -115,9 +115,10 @@ def erase_again(db: Path, people: list[Person]) -> None:
         failed = 0
         service = await Service.open(Settings.from_env(db=str(db)), upgrade=True)
         try:
-            for kind, value in people:
+            for (kind, value), at in people:  # the markers say when they asked, not when the backup came back
                 try:
-                    await customers.erase_person(service, *((value, None) if kind == "phone" else (None, value)))
+                    phone, user_id = (value, None) if kind == "phone" else (None, value)
+                    await customers.erase_person(service, phone, user_id, marked_at=at)
                 except Exception as exc:  # noqa: BLE001 - said, and the next person still erased
                     failed += 1
                     click.echo(f"Could not erase a {kind.replace('_', ' ')} again: {exc}", err=True)

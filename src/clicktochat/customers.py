@@ -54,13 +54,15 @@ async def erase(service: Service, phone: str) -> dict[str, int]:
     return await erase_person(service, *who(service, phone))
 
 
-async def erase_person(service: Service, digits: str | None, user_id: str | None) -> dict[str, int]:
-    """`erase`, for a number's E.164 digits or a user id as stored (a restore's markers name both)."""
+async def erase_person(service: Service, digits: str | None, user_id: str | None,
+                       marked_at: int | None = None) -> dict[str, int]:  # fmt: skip
+    """`erase`, for a number's E.164 digits or a user id as stored (a restore's markers name both,
+    and `marked_at` says when the erasure it repeats was asked for)."""
     await service.whatsapp.journal.drain()  # nothing about them may stay in the journal's files either
     # A body that names them may name others too: applied first, so that emptying it loses
     # nothing of theirs (what is about this person is then erased with the rest).
     await service.whatsapp.processor.catch_up()
-    return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()), user_id)
+    return await service.whatsapp.chats.erase_customer(digits, int(service.whatsapp.clock()), user_id, marked_at)
 
 
 def _readable(item: dict[str, Any]) -> dict[str, Any]:

@@ -161,12 +161,14 @@ class CustomerStore(NotificationStore):
 
         return await self.run(work)
 
-    async def erase_customer(self, phone: str | None, now: int, user_id: str | None = None) -> dict[str, int]:
+    async def erase_customer(self, phone: str | None, now: int, user_id: str | None = None,
+                             marked_at: int | None = None) -> dict[str, int]:  # fmt: skip
         """Delete everything about this number (or user id); then one opt-out entry per business,
         with no other data, so that no path messages it again. Returns what was deleted, per table.
         The raw webhook bodies that name the person are emptied and marked applied, their SHA-256
         kept: Meta redelivers a body for days, and the same bytes again must not bring back what
-        was erased (the hash says nothing without the body)."""
+        was erased (the hash says nothing without the body). `marked_at`: the markers' time, when
+        this repeats an erasure asked for then (a restore); a marker it already left is not doubled."""
 
         def erase(db: sqlite3.Connection) -> dict[str, int]:
             number, conversations, user_ids = self._hold_bodies(db, phone, user_id, now)
@@ -206,11 +208,16 @@ class CustomerStore(NotificationStore):
                 ).rowcount  # fmt: skip
             # The marker, per business: the number, and each user id WhatsApp tied to it (a review:
             # a status or a message naming the user id alone was not known as the erased person's).
+            # A restore repeating an erasure (`marked_at`) may meet a marker it left already: the
+            # number's erasure marks the user ids tied to it, which the restore names too.
+            again = (" AND NOT EXISTS (SELECT 1 FROM consents e WHERE e.business_id = b.id AND e.source = 'erase'"
+                     " AND e.at = ?4 AND coalesce(e.phone, '') = coalesce(?1, '')"
+                     " AND coalesce(e.user_id, '') = coalesce(?2, ''))") if marked_at is not None else ""
             for marker in [(number, None)] * bool(number) + [(None, u) for u in user_ids]:
                 db.execute(
                     "INSERT INTO consents (business_id, phone, user_id, topic, state, at, source, wording)"
-                    " SELECT id, ?, ?, '*', 'out', ?, 'erase', ? FROM businesses",
-                    (*marker, now, ERASED_WORDING),
+                    f" SELECT id, ?1, ?2, '*', 'out', ?4, 'erase', ?3 FROM businesses b WHERE TRUE{again}",
+                    (*marker, ERASED_WORDING, now if marked_at is None else marked_at),
                 )  # fmt: skip
             return deleted
 
