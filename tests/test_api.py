@@ -710,6 +710,11 @@ def test_a_mistake_is_named_once_and_only_where_it_is_one(api: Api) -> None:
     """Found by a review of the test above: a Telegram link's `to` held to WhatsApp's rules, a
     `short` refused taken for true, a field sent twice named twice."""
     telegram = api.link(to="@dolcevita", channel="telegram")["slug"]
+    # A ref code is for WhatsApp: on a Telegram link it was taken and echoed, and carried nothing (an API review)
+    carried = invalid(api.post("/links", {"to": "@dolcevita", "channel": "telegram", "ref_code": True}), "ref_code")
+    assert "is for links to WhatsApp" in carried
+    assert "is for links to WhatsApp" in invalid(api.patch(f"/links/{telegram}", {"ref_code": True}), "ref_code")
+    assert api.patch(f"/links/{telegram}", {"ref_code": False}).status_code == 200  # saying none is no mistake
     body = problem(api.patch(f"/links/{telegram}", {"to": "@anotherone", "mode": "bogus"}), 422)
     assert [e["field"] for e in body["errors"]] == ["mode"]
     body = problem(api.post("/links", {"to": NUMBER, "short": "false", "title": "Shop"}), 422)

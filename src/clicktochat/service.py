@@ -184,6 +184,8 @@ class Service(TeamService, WidgetService):
             title = mistakes.check(check_title, title, otherwise=None)
         kind_mistakes(mistakes, short, slug=slug, title=title, ref_code=ref_code,  # a refused destination is named
                       **{k: destination[k] for k in ("agent_id", "business_id")} if destination else {})  # fmt: skip
+        if ref_code and destination is not None and destination["channel"] not in (None, "whatsapp"):
+            mistakes.refuse("ref_code", f"is for links to WhatsApp: a {destination['channel']} link carries none")
         mistakes.raise_any()
         assert destination is not None
         if not short:
@@ -354,6 +356,8 @@ class Service(TeamService, WidgetService):
             update["expires_at"] = mistakes.check(check_expiry, changes["expires_at"], True, otherwise=None)
         if "ref_code" in changes:
             update["ref_code"] = None if changes["ref_code"] is None else int(bool(changes["ref_code"]))
+            if update["ref_code"] and channel != "whatsapp":
+                mistakes.refuse("ref_code", f"is for links to WhatsApp: a {channel} link carries none")
         mistakes.raise_any()
         await self.store.update_link(link.slug, update, as_stored(self.store.link, link.slug, if_match, "This link"))
         self.forget()
