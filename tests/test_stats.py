@@ -186,6 +186,11 @@ def test_the_api_needs_a_key_and_answers_json_or_csv(client: TestClient, auth: d
     month = {"from": "2026-11-01", "to": "2026-11-30", "by": "utm_source"}
     body = client.get(f"{API}/stats", params=month, headers=auth).json()
     assert body["totals"]["clicks"] == 5 and body["totals"]["conversations"] == 0 and body["from"] == "2026-11-01"
+    assert body["truncated"] is False
+    # Cut at `limit`, the answer says so (an API review: nothing did, and the rest could not be reached)
+    cut = client.get(f"{API}/stats", params=month | {"limit": "1"}, headers=auth).json()
+    assert len(cut["rows"]) == 1 and cut["truncated"] is True and cut["totals"] == body["totals"]
+    assert cut["rows"][0]["clicks"] == max(row["clicks"] for row in body["rows"])  # a largest
     for response in (
         client.get(f"{API}/stats", params=month, headers=auth | {"accept": "text/csv"}),
         client.get(f"{API}/stats.csv", params=month, headers=auth),

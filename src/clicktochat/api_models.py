@@ -366,6 +366,8 @@ class StatsOut(BaseModel):
     filters: dict[str, str | int]
     totals: TotalsOut
     rows: list[StatsRowOut]
+    truncated: bool = Field(description="More groups than `limit` (at most 1,000): the rows are the largest, the "
+                                        "totals count them all; narrow the range or the filters for the rest")
 
 
 class LinkOut(BaseModel):

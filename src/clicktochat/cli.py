@@ -485,6 +485,9 @@ def stats_command(db: str | None, base_url: str | None, as_json: bool, as_csv: b
     print_table([{by: getattr(row, "label", "TOTAL"), "clicks": row.clicks, "uniques": row.uniques, "bots": row.bots,
                   "chats": row.conversations, "conversion": "" if row.conversion is None else f"{row.conversion:.1%}"}
                  for row in rows], [by, "clicks", "uniques", "bots", *chats])  # fmt: skip
+    if found.truncated:
+        click.echo(f"Only the {len(found.rows)} largest {by} rows are shown (--limit); the TOTAL counts them all.",
+                   err=True)  # fmt: skip
     elsewhere = found.totals.conversations - found.totals.conversations_from_clicks
     if chats and by in LINK_GROUPS and elsewhere:
         click.echo(f"{elsewhere} of the TOTAL's chats began with no click (an ad, or a customer writing first): "

@@ -99,6 +99,7 @@ class Stats:
     totals: Counts
     rows: list[StatsRow] = field(default_factory=list)
     chats: bool = True  # chats are counted: a WhatsApp number is or was connected (else no conversion)
+    truncated: bool = False  # more groups than `limit`: the rows are the largest ones, the totals count all
 
     def as_dict(self) -> dict[str, object]:
         filters = {k: v for k, v in asdict(self.query).items() if v is not None and k not in (
@@ -111,6 +112,7 @@ class Stats:
             "filters": filters,
             "totals": asdict(self.totals),
             "rows": [asdict(row) for row in self.rows],
+            "truncated": self.truncated,
         }
 
     def as_csv(self, every_column: bool = False) -> str:
@@ -223,7 +225,9 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     ((_, clicks, uniques, bots),) = totals
     if not clicks + bots and (errors := await unknown(store, query)):  # a typo, not a quiet link
         raise InvalidInput.many(errors)
-    found = await read(store, query, span, query.by, limit)
+    found = await read(store, query, span, query.by, None if limit is None else limit + 1)  # one more: any left?
+    truncated = limit is not None and len(found) > limit
+    found = found[:limit]
     if query.by in TIME_GROUPS:
         found = fill_gaps(found, query.by, first_day, last_day)
     names = {str(a.id): a.name for a in await store.agents()} if query.by == "agent" else {}
@@ -232,7 +236,9 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
         chats = await store.conversation_totals(*span, query.by, query.filters())
         keys = {str(key) for key, *_ in found}
         if query.by not in TIME_GROUPS:  # chats from links whose clicks fell before the range
-            found += [(key, 0, 0, 0) for key in chats if key not in keys][: max(0, limit or 0) - len(found)]
+            others = [(key, 0, 0, 0) for key in chats if key not in keys]
+            truncated = truncated or len(others) > max(0, limit or 0) - len(found)
+            found += others[: max(0, limit or 0) - len(found)]
         rows = [StatsRow(str(key), label(query.by, str(key), names), c, u, b, *converted(chats.get(str(key)), c))
                 for key, c, u, b in found]  # fmt: skip
     else:  # chats are not counted by referrer, device... (only clicks know those)
@@ -241,7 +247,7 @@ async def compute(store: Store, query: StatsQuery, now: datetime | None = None) 
     counts = Counts(clicks, uniques, bots, *converted(all_chats, clicks if counted else 0), all_chats[1])
     if not counted:  # no number tells which click became a chat: no conversion to show
         rows = [replace(row, conversion=None) for row in rows]
-    return Stats(query, first_day, last_day, timezone, counts, rows, counted)
+    return Stats(query, first_day, last_day, timezone, counts, rows, counted, truncated)
 
 
 def converted(chats: tuple[int, int] | None, clicks: int) -> tuple[int, float | None]:
