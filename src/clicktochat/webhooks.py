@@ -163,7 +163,7 @@ async def receive(scope: Scope, receive_: Receive) -> Response:
         held: list[int] = []  # the bytes this body holds of the budget
         key = _address_key(address)
         try:
-            async with asyncio.timeout(whatsapp.read_deadline):
+            with whatsapp.deadlines.within(whatsapp.read_deadline):
                 body = await read_limited(receive_, whatsapp.read_budget, key, whatsapp.reader_wait, held)
         except TimeoutError:
             raise RequestTimeout(f"The body took more than {whatsapp.read_deadline:g} s to arrive.") from None

@@ -18,6 +18,7 @@ from typing import Any
 from .chatstore import ChatStore, Conversation, Message
 from .consent import may_answer, opted_out
 from .conversations import Window, check_text, window
+from .deadlines import Deadlines
 from .errors import KEY_USED, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .graph import GraphClient, GraphError, text_payload
 from .intake import Intake
@@ -72,6 +73,7 @@ class WhatsApp:
         self.read_budget = ReadBudget()  # bytes of webhook bodies being read...
         self.reader_wait = READER_WAIT  # ...how long a body waits for room...
         self.read_deadline = READ_DEADLINE  # ...and how long it may take to arrive
+        self.deadlines = Deadlines()
         self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
         self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
