@@ -105,6 +105,25 @@ def test_a_drain_from_another_process_takes_the_segment_being_written(whatsapp: 
     assert in_database(db_path) == [first, second]
 
 
+def test_the_server_keeps_write_lock_across_a_burst_and_lets_go_of_it(whatsapp: WhatsAppSetup, db_path: str) -> None:
+    """Taking write.lock for every body cost more than writing it: an append takes it and keeps
+    it for the next ones; the processor's round (or HOLD s later, a timer: the drain tests)
+    lets go, so a drain waits that long at most."""
+    whatsapp.service.whatsapp.journal.hold = 3600  # here, only the round lets go
+    bodies = [body_from(f"39347000000{i}") for i in range(3)]
+    for body in bodies:
+        assert post(whatsapp, body) == 200
+    with locked(journal_dir(db_path) / "write.lock", wait=False) as held:
+        assert not held  # the server has it
+    whatsapp.process()  # a round: moved, and the lock let go
+    with locked(journal_dir(db_path) / "write.lock", wait=False) as held:
+        assert held
+    assert in_database(db_path) == bodies
+    last = body_from("393470000009")
+    assert post(whatsapp, last) == 200  # taken again
+    assert in_journal(db_path) == [last]
+
+
 def test_while_a_drain_holds_the_journal_bodies_go_straight_to_the_database(whatsapp: WhatsAppSetup,
                                                                            db_path: str) -> None:  # fmt: skip
     body = body_from("393471234567")

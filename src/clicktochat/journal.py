@@ -15,9 +15,10 @@ On disk, `<db>-webhooks/` (0700):
   JSON, with a warning (nothing acknowledged is thrown away here);
 - `owner.lock`: the one server that journals holds it for its lifetime (another server on the
   same file stores straight into SQLite, `Intake`, and tries again now and then: `take_over`);
-- `write.lock`: taken, without waiting, around each append; whoever drains takes it (waiting),
-  so no body is appended to a segment while it is being emptied; an append that finds it taken
-  goes to `Intake` instead, and an append that fails lets go of it before it does;
+- `write.lock`: taken, without waiting, by an append, and kept HOLD s for the appends that
+  follow; whoever drains takes it (waiting), so no body is appended to a segment while it is
+  being emptied; an append that finds it taken goes to `Intake` instead, and an append that
+  fails lets go of it before it does;
 - `move.lock`: whoever moves segments into SQLite holds it, so a segment is never moved by two
   at once, nor after a drain has removed it. The server's mover never waits for it (a round a
   drain holds off moves nothing), so Intake's thread never waits behind a drain.
@@ -58,8 +59,9 @@ log = logging.getLogger(__name__)
 MAGIC = b"CTW1"
 FRAME = struct.Struct("<4sIqH")  # magic, body length, received_at, numbers length
 MOVE_BATCH = 200  # frames a move commits at once (and, under a burst, at most per MAX_YIELD)
+HOLD = 0.05  # seconds write.lock is kept after an append takes it (for the appends that follow)
 MOVE_BYTES = 32 * 1024 * 1024  # ...or fewer, once their bodies reach this
-MAX_BACKLOG = 1024 * 1024 * 1024  # bytes waiting to be moved; past it bodies go straight into SQLite
+MAX_BACKLOG = 4 * 1024 * 1024 * 1024  # bytes waiting to be moved; past it bodies go straight into SQLite
 SUFFIX = ".seg"
 APPEND = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
@@ -219,6 +221,9 @@ class Journal:
         self.directory = journal_dir(intake.path)
         self._owner: int | None = None
         self._write_lock: int | None = None
+        self._holding = False  # this server holds write.lock (taken by an append, kept until `let_go`)
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self.hold = HOLD  # (tests set it)
         self._fd: int | None = None
         self._seq = 0
         self._size = 0  # bytes in the segment being written
@@ -325,14 +330,28 @@ class Journal:
 
     def _append(self, body: bytes, numbers: Sequence[str], now: int) -> bool:
         """One `writev` of the framed body, under `write.lock`; False if a drain holds the lock
-        or the segment cannot be written (a full disk: what was written is cut off again)."""
+        or the segment cannot be written (a full disk: what was written is cut off again).
+
+        The lock is taken by an append and kept for the appends of the next HOLD seconds (then
+        `let_go`, on a timer): taking and letting go of it for every body, and checking the
+        segment each time, cost more than the write does (docs/performance.md). A drain, in
+        this process or another, waits HOLD s at most."""
         assert self._write_lock is not None
+        if not self._holding:
+            try:
+                fcntl.flock(self._write_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a drain is emptying the journal
+                return False
+            self._holding = True
+            self._hold_timer = asyncio.get_running_loop().call_later(self.hold, self.let_go)
+            try:
+                if self._fd is not None and os.fstat(self._fd).st_nlink == 0:  # a drain took it
+                    os.close(self._fd)
+                    self._fd = None
+            except OSError:
+                self._fd = None
         try:
-            fcntl.flock(self._write_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # a drain is emptying the journal
-            return False
-        try:
-            if self._fd is None or os.fstat(self._fd).st_nlink == 0:  # none yet, or a drain took it
+            if self._fd is None:
                 self._open_next()
             assert self._fd is not None
             parts = frame(body, numbers, now)
@@ -343,11 +362,19 @@ class Journal:
         except OSError as exc:
             log.warning("could not append a webhook body to the journal (%s); storing it in the database", exc)
             self._retire()
+            self.let_go()
             return False
-        finally:
-            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
         self._size += size
         return True
+
+    def let_go(self) -> None:
+        """Let go of `write.lock` (kept across a burst's appends): a drain may take it now."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if self._holding and self._write_lock is not None:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+        self._holding = False
 
     def _retire(self) -> None:
         """After a failed write: cut off what it wrote, keep the segment's whole frames for the
@@ -374,7 +401,9 @@ class Journal:
         return await self.intake.add(body, text, numbers, now, checked)
 
     def seal(self) -> None:
-        """Close the segment being written (if it holds anything) and start the next."""
+        """Close the segment being written (if it holds anything) and start the next; let go of
+        `write.lock`."""
+        self.let_go()
         if self._fd is None or not self._size:
             return
         self._sealed.append(Sealed(self._segment(), 0, self._size))
@@ -421,6 +450,7 @@ class Journal:
         """Everything in the journal into the database (any process: see `drain`)."""
         if self.intake.postgres:
             return 0
+        self.let_go()  # else the drain's thread would wait for it
         moved = await self._drain()
         self._sealed[:] = [s for s in self._sealed if s.path.exists()]
         return moved
@@ -428,6 +458,7 @@ class Journal:
     async def close(self) -> None:
         """Stop appending, move everything, then let go of the journal (a server stopped cleanly
         leaves it empty)."""
+        self.let_go()
         fd, self._fd = self._fd, None
         write_lock, self._write_lock = self._write_lock, None  # appends from now go to the database
         if fd is not None:
