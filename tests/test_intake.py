@@ -9,9 +9,11 @@ import time
 import pytest
 
 from clicktochat.intake import Taken
+from clicktochat.journal import MOVE_BATCH
 from clicktochat.payloads import encode, sign
-from clicktochat.webhooks import MAX_YIELD, QUIET
+from clicktochat.webhooks import BURST_BATCH, MAX_YIELD, QUIET
 from conftest import NUMBER, WhatsAppSetup, connect_db
+from test_journal import post
 from test_webhooks import URL, stored, text_body
 
 
@@ -65,6 +67,22 @@ def test_applying_waits_while_bodies_arrive_but_never_for_ever(whatsapp: WhatsAp
     assert processor.wait_before_applying(now, 0.0) == QUIET
     assert processor.wait_before_applying(now, MAX_YIELD - QUIET / 2) == pytest.approx(QUIET / 2)  # not past MAX_YIELD
     assert processor.wait_before_applying(now, MAX_YIELD) == 0.0
+
+
+def test_under_a_burst_a_round_applies_one_body(whatsapp: WhatsAppSetup) -> None:
+    """A round's SQLite work takes the GIL in turns with the event loop: while bodies keep
+    coming, a round applies (and moves) BURST_BATCH bodies; in a lull, its batch."""
+    processor, intake = whatsapp.service.whatsapp.processor, whatsapp.service.whatsapp.intake
+    processor.max_yield = 0.0  # no waiting here: the round is due
+    intake.last_arrival = time.monotonic() + 3600  # bodies still coming
+    assert whatsapp.run(processor.yield_to_intake()) == BURST_BATCH < processor.batch
+    intake.last_arrival = time.monotonic() - 10 * QUIET  # a lull
+    assert whatsapp.run(processor.yield_to_intake()) == processor.batch
+    for phone in ("393470000001", "393470000002", "393470000003"):
+        assert post(whatsapp, encode(text_body("Ciao", phone))) == 200
+    assert whatsapp.run(processor.run_once(BURST_BATCH, BURST_BATCH)) == 1  # what a round under a burst does
+    assert processor.moved == (1 if whatsapp.service.whatsapp.journal.on else 0)  # PostgreSQL: no journal
+    assert whatsapp.run(processor.run_once(MOVE_BATCH)) == 2
 
 
 @pytest.mark.postgresql  # a SQLite file has no connection to lose
