@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"CTW1"
 FRAME = struct.Struct("<4sIqH")  # magic, body length, received_at, numbers length
-MOVE_BATCH = 200  # frames a move commits at once (and, under a burst, at most per MAX_YIELD)
+MOVE_BATCH = 200  # frames a move commits at once, in a lull (under a burst, webhooks.BURST_BATCH a round)
 HOLD = 0.05  # seconds write.lock is kept after an append takes it (for the appends that follow)
 MOVE_BYTES = 32 * 1024 * 1024  # ...or fewer, once their bodies reach this
 MAX_BACKLOG = 4 * 1024 * 1024 * 1024  # bytes waiting to be moved; past it bodies go straight into SQLite

@@ -439,7 +439,7 @@ class WebhookProcessor:
         """Seconds to wait before the next batch (`now`: time.monotonic()): while bodies keep
         arriving, until none came for QUIET s, but MAX_YIELD s at most in all. In a burst,
         Meta's POSTs are acknowledged first and applied in the lulls, and a burst that never
-        ends still sees a batch applied every MAX_YIELD s."""
+        ends still sees BURST_BATCH bodies applied every MAX_YIELD s."""
         if self.journal is None or waited >= self.max_yield:
             return 0.0
         return max(0.0, min(QUIET - (now - self.journal.last_arrival), self.max_yield - waited))
