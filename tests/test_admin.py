@@ -155,7 +155,14 @@ def test_forms_without_the_right_csrf_token_are_refused(client: TestClient, admi
     fetch = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Evil shop"},
                         headers={"sec-fetch-site": "cross-site"})  # fmt: skip
     assert fetch.status_code == 403
+    for referer in ("http://evil.com/x", "https://chat.example.com.evil.com/", "http://["):  # no Origin: Referer
+        referred = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Evil shop"},
+                               headers={"referer": referer})  # fmt: skip
+        assert referred.status_code == 403, referer
     assert "Evil shop" not in client.get("/admin/businesses").text
+    ours = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Shop from our page"},
+                       headers={"referer": "https://chat.example.com/admin/businesses"})  # fmt: skip
+    assert ours.status_code == 303
     proxied = client.post("/admin/businesses", data={"csrf": admin.csrf, "name": "Shop behind a proxy"},
                           headers={"origin": "https://chat.example.com", "host": "127.0.0.1:8000"})  # fmt: skip
     assert proxied.status_code == 303  # the public origin is ours even when a proxy rewrites Host

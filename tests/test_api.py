@@ -32,6 +32,8 @@ OTHER_NUMBER = "+1 650 253 0000"
 OTHER_DIGITS = "16502530000"
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 ONE_DESTINATION = "give exactly one destination: a number (to), an agent (agent_id) or a business (business_id)"
+KEEPS_A_DESTINATION = ("a link always has a destination: leave this field out to keep it, or give a number (to), an"
+                       " agent (agent_id) or a business (business_id)")
 BAD_SLUG = ("is not a valid slug: use 1 to 64 letters a-z (no accents), digits, '-' or '_', starting and ending with"
             " a letter or digit")
 UNAUTHORIZED_NO_KEY = (
@@ -648,7 +650,9 @@ def test_patch_refuses_bad_changes(api: Api) -> None:
     assert invalid(api.patch(f"/links/{slug}", {"channel": "whatsapp"}), "channel") == (
         "change the channel together with the address (to)"
     )
-    assert invalid(api.patch(f"/links/{slug}", {"to": None}), "to") == ONE_DESTINATION
+    assert invalid(api.patch(f"/links/{slug}", {"to": None}), "to") == KEEPS_A_DESTINATION
+    for field in ("business_id", "agent_id"):  # null where it was null already: named, not `to` (found by a review)
+        assert invalid(api.patch(f"/links/{slug}", {field: None}), field) == KEEPS_A_DESTINATION
     assert invalid(api.patch(f"/links/{slug}", {"to": NUMBER, "agent_id": 1}), "agent_id") == ONE_DESTINATION
     assert invalid(api.patch(f"/links/{slug}", {"agent_id": 42}), "agent_id") == "there is no agent 42"
     assert invalid(api.patch(f"/links/{slug}", {"to": "12"}), "to").startswith("'12' has no country code")
@@ -1607,6 +1611,42 @@ def test_widgets_are_created_listed_changed_and_deleted(api: Api, client: TestCl
     assert api.delete("/widgets/shop").status_code == 204
     problem(api.get("/widgets/shop"), 404)
     problem(api.delete("/widgets/shop"), 404)
+
+
+def test_a_widget_lists_some_agents_or_every_agent_never_none(api: Api, client: TestClient) -> None:
+    """Found by a review: `agent_ids: []` was stored, and the widget listed nobody (a dead button),
+    while the CLI and the dashboard showed "every agent", and the dashboard's next save made it so."""
+    shop = api.business()
+    giulia = api.agent(shop["id"])
+    assert invalid(api.post("/widgets", {"business_id": shop["id"], "agent_ids": []}), "agent_ids") == (
+        "must list at least one agent id, or be null for every agent"
+    )
+    created(api.post("/widgets", {"business_id": shop["id"], "id": "shop", "agent_ids": [giulia["id"]]}))
+    problem(api.patch("/widgets/shop", {"agent_ids": []}), 422, "agent_ids")
+    assert ok(api.get("/widgets/shop"))["agent_ids"] == [giulia["id"]]
+    assert ok(api.patch("/widgets/shop", {"agent_ids": None}))["agent_ids"] is None
+    service = client.app.state.service  # type: ignore[attr-defined]
+    call(client, service.store.update_widget("shop", shop["id"], {"agent_ids": []}))  # as an older version stored it
+    assert ok(api.get("/widgets/shop"))["agent_ids"] is None
+    assert [a["name"] for a in client.get("/api/widget/shop").json()["agents"]] == ["Giulia"]
+
+
+def test_a_widget_patch_that_changes_nothing_keeps_its_version(api: Api) -> None:
+    """Found by a review: `{}` (or a business_id of null, taken as no change) wrote the widget
+    again, and another editor's If-Match then got 412; and null is no business."""
+    shop = api.business()
+    created(api.post("/widgets", {"business_id": shop["id"], "id": "shop", "colour": "#112233"}))
+    first = api.get("/widgets/shop")
+    etag = first.headers["etag"]
+    for body in ({}, {"colour": "#112233"}, {"business_id": shop["id"]}, {"greeting": None}):
+        same = api.patch("/widgets/shop", body)
+        assert same.status_code == 200 and same.headers["etag"] == etag, body
+        assert same.json()["updated_at"] == first.json()["updated_at"]
+    assert invalid(api.patch("/widgets/shop", {"business_id": None}), "business_id") == (
+        "Input should be a valid integer"
+    )
+    changed = api.patch("/widgets/shop", {"colour": "#445566"}, headers={"if-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
 def test_bad_widget_input_names_the_field(api: Api) -> None:

@@ -197,11 +197,19 @@ def same_site(request: Request) -> bool:
     Ours is the address asked for or the public base URL (a proxy may not pass Host on)."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return False
-    origin = request.headers.get("origin")
-    if origin is None:  # older browsers send none on same-origin POSTs
-        return True
     ours = {request.headers.get("host"), urlsplit(request.app.state.service.base_url).netloc}
-    return origin != "null" and urlsplit(origin).netloc in ours
+    origin = request.headers.get("origin")
+    if origin is None:  # older browsers send none on same-origin POSTs; a Referer, if any, is then the page's
+        referer = request.headers.get("referer")
+        return referer is None or _netloc(referer) in ours
+    return origin != "null" and _netloc(origin) in ours
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # http://[ : no address of ours
+        return None
 
 
 async def check_post(request: Request, keys: list[str], upload_limit: int = 0, session: str = "") -> Form:

@@ -51,7 +51,8 @@ def schema(**constraints: Any) -> Any:
 
     def add(field_schema: dict[str, Any]) -> None:
         field_schema.update(constraints)
-        if field_schema.get("default") in ("", []):
+        if field_schema.get("default") in ("", []) or (field_schema.get("default", 0) is None
+                                                      and "anyOf" not in field_schema):  # a field that takes no null
             del field_schema["default"]
 
     return add
@@ -78,8 +79,9 @@ ID = schema(minimum=1, maximum=2**63 - 1)
 
 
 def ID_LIST(field_schema: dict[str, Any]) -> None:  # noqa: N802 (a schema constant, as ID is)
-    """A list of ids, or null: each id as ID says."""
+    """A list of ids (at least one), or null: each id as ID says."""
     field_schema["anyOf"][0]["items"].update(minimum=1, maximum=2**63 - 1)
+    field_schema["anyOf"][0]["minItems"] = 1
 TIMEZONE = schema(enum=TIMEZONES)  # places only: not `localtime` (agents.SERVER_ZONES)
 TIMEZONE_OR_NULL = schema(enum=[*TIMEZONES, None])
 COLOUR_HELP = "The business's colour on its posters, #rrggbb (darkened there until it reads on white); null: ours."
@@ -301,7 +303,7 @@ class WidgetCreate(WidgetFields):
 
 
 class WidgetUpdate(WidgetFields):
-    business_id: Whole | None = Field(None, json_schema_extra=ID)
+    business_id: Whole = Field(None, json_schema_extra=ID)  # type: ignore[assignment]  # no null: it has no default
 
 
 class WidgetOut(BaseModel):

@@ -365,7 +365,10 @@ class Service(TeamService, WidgetService):
 
     async def _new_destination(self, link: ShortLink, changes: dict[str, Any]) -> dict[str, Any]:
         """The columns a change of `link`'s destination or channel sets (none if neither changes)."""
-        if {"to", "agent_id", "business_id"} & changes.keys():
+        if sent := [name for name in ("to", "agent_id", "business_id") if name in changes]:
+            if all(changes[name] is None for name in sent):  # null: no default destination to go back to
+                raise InvalidInput(sent[0], "a link always has a destination: leave this field out to keep it, or"
+                                            " give a number (to), an agent (agent_id) or a business (business_id)")
             if "channel" in changes:  # None: a link to people opens their first channel again
                 channel = changes["channel"]
             elif (changes.get("to") is not None) == (link.address is not None):

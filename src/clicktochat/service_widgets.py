@@ -79,6 +79,8 @@ class WidgetService:
         With `if_match` (`versions`), only while the widget is the one those tags name: each read
         is checked, and the write is a compare-and-set on what was read."""
         changes = dict(changes)
+        if "business_id" in changes and changes["business_id"] is None:  # a default for the others, not for this
+            raise InvalidInput("business_id", "a widget always belongs to a business: give its id, or leave it out")
         for _ in range(CHANGE_TRIES):
             found = await self.store.widget_as_stored(widget_id.lower())
             if found is None:
@@ -92,6 +94,8 @@ class WidgetService:
             if "agent_ids" in changes or business_id != widget.business_id:  # not one taken since
                 await self._check_agents(checked, business_id)
             await self._check_optin_form(checked, business_id)
+            if business_id == widget.business_id and checked == widget.settings:
+                return widget  # nothing changed: its version stays (a later If-Match with it still holds)
             if await self.store.update_widget(widget.id, business_id, _changed(checked), (widget.business_id, stored)):
                 self.forget()
                 return await self.get_widget(widget.id)

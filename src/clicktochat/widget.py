@@ -191,6 +191,8 @@ def settings_from_json(data: dict[str, Any]) -> WidgetSettings:
     """Settings as stored; unknown keys (from a newer version) are ignored, not fatal."""
     known = {key: value for key, value in data.items() if key in SETTING_NAMES}
     tuples = {key: tuple(value) for key, value in known.items() if isinstance(value, list)}
+    if known.get("agent_ids") == []:  # stored before [] was refused: every agent, as the dashboard and CLI showed it
+        tuples["agent_ids"] = None
     return WidgetSettings(**(known | tuples))
 
 
@@ -285,6 +287,8 @@ def _agent_ids(value: Any, field: str) -> tuple[int, ...] | None:
         isinstance(item, int) and not isinstance(item, bool) for item in value
     ):
         raise InvalidInput(field, "must be a list of agent ids, or null for every agent")
+    if not value:  # a panel listing nobody is a dead button: every agent is null, not []
+        raise InvalidInput(field, "must list at least one agent id, or be null for every agent")
     return tuple(dict.fromkeys(value))
 
 
