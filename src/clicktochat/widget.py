@@ -190,7 +190,8 @@ def apply_changes(changes: dict[str, Any], base: WidgetSettings) -> WidgetSettin
 def settings_from_json(data: dict[str, Any]) -> WidgetSettings:
     """Settings as stored; unknown keys (from a newer version) are ignored, not fatal."""
     known = {key: value for key, value in data.items() if key in SETTING_NAMES}
-    tuples = {key: tuple(value) for key, value in known.items() if isinstance(value, list)}
+    tuples: dict[str, tuple[Any, ...] | None] = {key: tuple(value) for key, value in known.items()
+                                                 if isinstance(value, list)}  # fmt: skip
     if known.get("agent_ids") == []:  # stored before [] was refused: every agent, as the dashboard and CLI showed it
         tuples["agent_ids"] = None
     return WidgetSettings(**(known | tuples))
