@@ -527,7 +527,7 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     body = problem(api.get("/links", params={"buisness": "1", "limit": "5"}), 422, "buisness")
     assert reason(body) == "is not a known parameter; the known ones are limit, offset, business"
     assert reason(problem(api.get("/businesses", params={"name": "Dolce"}), 422, "name")) == (
-        "is not a known parameter; this request takes none")  # fmt: skip
+        "is not a known parameter; the known ones are limit, offset")  # fmt: skip
     body = problem(api.get("/stats", params={"bussiness": "1", "x": "2"}), 422)
     assert [e["field"] for e in body["errors"]] == ["bussiness", "x"]
     assert problem(api.post("/links?dry_run=1", {"to": NUMBER}), 422, "dry_run")
@@ -540,6 +540,24 @@ def test_a_query_parameter_no_operation_takes_is_refused_not_ignored(api: Api) -
     assert stranger.status_code == 401 and "foo" not in stranger.text
     twice = problem(api.get("/links?limit=5&limit=500&offset=0"), 422, "limit")  # which one was meant?
     assert reason(twice) == "appears more than once in the query; send it once"
+
+
+def test_businesses_and_widgets_page_as_links_do(api: Api) -> None:
+    """Found by a review: `/widgets?limit=1` was a 422 and `/businesses` had no paging."""
+    shops = [api.business(f"Shop {i}") for i in range(3)]
+    for i, shop in enumerate(shops):
+        created(api.post("/widgets", {"business_id": shop["id"], "id": f"w{i}"}))
+    created(api.post("/widgets", {"business_id": shops[0]["id"], "id": "w3"}))
+    names = [[b["name"] for b in ok(api.get("/businesses", params=page))["businesses"]]
+             for page in ({}, {"limit": "2"}, {"limit": "2", "offset": "2"}, {"offset": "3"})]  # fmt: skip
+    assert names == [["Shop 0", "Shop 1", "Shop 2"], ["Shop 0", "Shop 1"], ["Shop 2"], []]
+    ids = [[w["id"] for w in ok(api.get("/widgets", params=page))["widgets"]]
+           for page in ({"limit": "1", "offset": "1"}, {"business": str(shops[0]["id"]), "limit": "1", "offset": "1"})]
+    assert ids == [["w1"], ["w3"]]
+    for path in ("/businesses", "/widgets"):
+        assert reason(problem(api.get(path, params={"limit": "0"}), 422, "limit")) == (
+            "must be a whole number from 1 to 1000")  # fmt: skip
+        problem(api.get(path, params={"offset": "-1"}), 422, "offset")
 
 
 def test_an_unknown_business_or_agent_in_a_list_s_filter_is_refused_not_an_empty_list(api: Api) -> None:

@@ -234,6 +234,11 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
+def page(request: Request) -> tuple[int, int]:
+    """`?limit` (1-1000, default 100) and `?offset` of a list that pages as /links does."""
+    return query_int(request, "limit", 100, 1, 1000), query_int(request, "offset", 0, 0, 10**9)
+
+
 async def business_filter(request: Request, service: Service) -> int | None:
     """`?business=ID` of a list, or None; an unknown business is a 422, not an empty list that
     would look like "nothing yet" (a typo'd id, found by an agency's review)."""
@@ -323,8 +328,7 @@ async def create_link(request: Request, service: Service) -> Response:
 
 @endpoint
 async def list_links(request: Request, service: Service) -> Response:
-    limit = query_int(request, "limit", 100, 1, 1000)
-    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit, offset = page(request)
     links = await service.store.links(limit, offset, business_id=await business_filter(request, service))
     clicks = await service.store.click_counts("short", [link.slug for link in links])
     return out(LinkList(links=[link_out(service, link, clicks[link.slug]) for link in links]))
@@ -359,7 +363,7 @@ async def disable_link(request: Request, service: Service) -> Response:
 
 @endpoint
 async def list_businesses(request: Request, service: Service) -> Response:
-    businesses = await service.store.businesses()
+    businesses = await service.store.businesses(*page(request))
     return out(BusinessList(businesses=[business_out(b) for b in businesses]))
 
 
@@ -448,7 +452,7 @@ async def delete_agent(request: Request, service: Service) -> Response:
 
 @endpoint
 async def list_widgets(request: Request, service: Service) -> Response:
-    widgets = await service.store.widgets(await business_filter(request, service))
+    widgets = await service.store.widgets(await business_filter(request, service), *page(request))
     counts = await service.store.click_counts("widget", [w.id for w in widgets])
     return out(WidgetList(widgets=[widget_out(service, w, counts[w.id]) for w in widgets]))
 

@@ -89,7 +89,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("patch", "/links/{slug}", "Change a short link (destination, text, mode, state...)", LinkUpdate,
      {200: LinkOut, 404: None}),
     ("delete", "/links/{slug}", "Disable a short link (slugs are never reused)", None, {200: LinkOut, 404: None}),
-    ("get", "/businesses", "List businesses", None, {200: BusinessList}),
+    ("get", "/businesses", "List businesses, oldest first (?limit, ?offset)", None, {200: BusinessList}),
     ("post", "/businesses", "Create a business", BusinessCreate, {201: BusinessOut}),
     ("get", "/businesses/{business_id}", "A business", None, {200: BusinessOut, 404: None}),
     ("patch", "/businesses/{business_id}", "Change a business", BusinessUpdate, {200: BusinessOut, 404: None}),
@@ -104,7 +104,8 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, dict[int, Any]]] =
     ("patch", "/agents/{agent_id}", "Change an agent (409: its channels kept changing meanwhile; send it again)",
      AgentUpdate, {200: AgentOut, 404: None, 409: None}),
     ("delete", "/agents/{agent_id}", "Delete an agent", None, {204: None, 404: None, 409: None}),
-    ("get", "/widgets", "List widgets, with their click counts", None, {200: WidgetList}),
+    ("get", "/widgets", "List widgets with their click counts, oldest first (?limit, ?offset, ?business)", None,
+     {200: WidgetList}),
     ("post", "/widgets", "Create a widget; the answer has the snippet to paste", WidgetCreate, {201: WidgetOut}),
     ("get", "/widgets/{widget_id}", "A widget", None, {200: WidgetOut, 404: None}),
     ("patch", "/widgets/{widget_id}", "Change a widget (null: back to the default; 409: it kept changing meanwhile)",
@@ -206,6 +207,10 @@ STATS_PARAMETERS = [
 ]  # fmt: skip
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
+PAGE_PARAMETERS = [  # /businesses and /widgets: in the order they were made
+    ("limit", "At most this many (1-1000, default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ("offset", "Skip this many, oldest first (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}),
+]
 LINKS_PARAMETERS = [
     ("limit", "Links at most (1-1000, default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
     ("offset", "Skip this many, newest first (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}),
@@ -292,9 +297,14 @@ def openapi(base_url: str) -> dict[str, Any]:
                  "schema": kind}
                 for name, description, kind in STATS_PARAMETERS
             ]  # fmt: skip
+        if path in ("/widgets", "/businesses") and method == "get":
+            operation["parameters"] = [
+                {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+                for name, description, schema in PAGE_PARAMETERS
+            ]
         if path == "/widgets" and method == "get":
-            operation["parameters"] = [{"name": "business", "in": "query", "required": False, "description":
-                                        "Only this business's widgets", "schema": ID_SCHEMA}]  # fmt: skip
+            operation["parameters"].append({"name": "business", "in": "query", "required": False, "description":
+                                            "Only this business's widgets", "schema": ID_SCHEMA})  # fmt: skip
         if path == "/links" and method == "get":
             operation["parameters"] = [
                 {"name": name, "in": "query", "required": False, "description": description, "schema": schema}

@@ -254,8 +254,11 @@ class Store(ClickStore):
         )
         return Business(*row) if row else None
 
-    async def businesses(self) -> list[Business]:
-        rows = await self._all("SELECT id, name, timezone, fallback_agent_id, colour FROM businesses ORDER BY id")
+    async def businesses(self, limit: int | None = None, offset: int = 0) -> list[Business]:
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        rows = await self._all(
+            f"SELECT id, name, timezone, fallback_agent_id, colour FROM businesses ORDER BY id{page}"
+        )
         return [Business(*row) for row in rows]
 
     async def update_business(self, business_id: int, changes: dict[str, Any], check: Check | None = None) -> None:
@@ -534,10 +537,11 @@ class Store(ClickStore):
         row = await self._one(f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE id = ?", (widget_id,))
         return _widget(row) if row else None
 
-    async def widgets(self, business_id: int | None = None) -> list[Widget]:
+    async def widgets(self, business_id: int | None = None, limit: int | None = None, offset: int = 0) -> list[Widget]:
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = await self._all(  # in the order they were made (PostgreSQL's row_id stands for SQLite's rowid)
             f"SELECT {WIDGET_COLUMNS} FROM widgets WHERE ? IS NULL OR business_id = ?"
-            f" ORDER BY created_at, {'row_id' if self.postgres else 'rowid'}",
+            f" ORDER BY created_at, {'row_id' if self.postgres else 'rowid'}{page}",
             (business_id, business_id),
         )
         return [_widget(row) for row in rows]

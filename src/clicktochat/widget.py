@@ -41,7 +41,8 @@ MAX_PATTERN_LENGTH = 200
 MAX_PAGE_URL_LENGTH = 500
 MAX_PAGE_TITLE_LENGTH = 150
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-DOMAIN_PATTERN = re.compile(rf"(\*\.)?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+# A wildcard stands for a site's subdomains: `*.com` (every site under .com) is no site's.
+DOMAIN_PATTERN = re.compile(rf"(\*\.(?=[^.]*\.))?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as optins.FORM_SLUG
 
@@ -272,13 +273,28 @@ def _paths(value: Any, field: str) -> tuple[str, ...]:
 
 
 def _domains(value: Any, field: str) -> tuple[str, ...]:
-    domains = [domain.lower().rstrip(".") for domain in _strings(value, field)]
+    domains = [_ascii_host(domain.lower().rstrip(".")) for domain in _strings(value, field)]
     for domain in domains:
+        if domain.startswith("*.") and "." not in domain[2:]:
+            raise InvalidInput(field, f"{domain!r} would allow every site under .{domain[2:]}; name your site:"
+                                      f" *.example.{domain[2:]}")  # fmt: skip
         if not DOMAIN_PATTERN.fullmatch(domain):
             raise InvalidInput(
                 field, f"{domain!r} is not a host name like example.com or *.example.com (no scheme, port or path)"
             )
     return tuple(dict.fromkeys(domains))
+
+
+def _ascii_host(domain: str) -> str:
+    """An internationalised name as browsers send it in Origin (bücher.example: xn--bcher-kva.example);
+    left as it was when it is no host name at all (the pattern then says so)."""
+    if domain.isascii():
+        return domain
+    wildcard, host = ("*.", domain[2:]) if domain.startswith("*.") else ("", domain)
+    try:
+        return wildcard + host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
 
 
 def _agent_ids(value: Any, field: str) -> tuple[int, ...] | None:
