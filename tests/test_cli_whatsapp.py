@@ -168,9 +168,11 @@ def test_an_unreachable_graph_api_is_a_message(wa: Callable[..., Result]) -> Non
 
 def test_disconnect(wa: Callable[..., Result]) -> None:
     ok(wa("whatsapp", "connect", *IDS, env=ENV))
-    assert ok(wa("whatsapp", "disconnect", "1")).stdout == "Disconnected number 1; its conversations stay.\n"
+    fails(wa("whatsapp", "disconnect", "1"), 1, "Nothing was disconnected. Answer y at the prompt, or pass --yes")
+    assert ok(wa("whatsapp", "list")).stdout.count("\n") == 2  # no terminal to ask on: still connected
+    assert ok(wa("whatsapp", "disconnect", "1", "--yes")).stdout == "Disconnected number 1; its conversations stay.\n"
     assert ok(wa("whatsapp", "list")).stdout.strip() == "(none)"
-    fails(wa("whatsapp", "disconnect", "1"), 1, "There is no connected number 1.")
+    fails(wa("whatsapp", "disconnect", "1", "--yes"), 1, "There is no connected number 1.")
 
 
 # -- conversations, on data made by signed webhooks ---------------------------------------------

@@ -185,9 +185,17 @@ def whatsapp_list(db: str | None, base_url: str | None, as_json: bool) -> None:
 @whatsapp.command("disconnect")
 @common_options
 @click.argument("number_id", type=int)
-def whatsapp_disconnect(db: str | None, base_url: str | None, number_id: int) -> None:
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def whatsapp_disconnect(db: str | None, base_url: str | None, number_id: int, yes: bool) -> None:
     """Disconnect a number: its secrets are wiped and its queued messages cancelled;
-    conversations stay."""
+    conversations stay. Asks first, as `customer erase` does (a cancelled message is not sent later)."""
+    if not yes and not interactive():
+        raise click.ClickException("Nothing was disconnected. Answer y at the prompt, or pass --yes (needed without"
+                                   " a terminal to ask on: a script, a pipe, cron).")  # fmt: skip
+    if not yes and not click.confirm(f"Disconnect number {number_id}, wiping its secrets and cancelling its queued"
+                                     " messages?", err=True):  # fmt: skip
+        click.echo("Cancelled: nothing was disconnected.", err=True)
+        sys.exit(1)
     run(db, base_url, lambda s: s.whatsapp.disconnect(number_id))
     click.echo(f"Disconnected number {number_id}; its conversations stay.")
 
