@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import rcssmin
 import rjsmin
+from publicsuffixlist import PublicSuffixList
 
 from .agents import Agent, Business, is_available, next_available, offered_channels
 from .channels import CHANNELS, MAX_TEXT_LENGTH
@@ -41,7 +43,8 @@ MAX_PATTERN_LENGTH = 200
 MAX_PAGE_URL_LENGTH = 500
 MAX_PAGE_TITLE_LENGTH = 150
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-# A wildcard stands for a site's subdomains: `*.com` (every site under .com) is no site's.
+# A wildcard stands for a site's subdomains: `*.com` (every site under .com) is no site's; nor is
+# `*.co.uk` or `*.github.io`, which the pattern cannot tell (public_suffix, below, does).
 DOMAIN_PATTERN = re.compile(rf"(\*\.(?=[^.]*\.))?(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 OPTIN_FORM_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # as optins.FORM_SLUG
@@ -275,14 +278,26 @@ def _paths(value: Any, field: str) -> tuple[str, ...]:
 def _domains(value: Any, field: str) -> tuple[str, ...]:
     domains = [_ascii_host(domain.lower().rstrip(".")) for domain in _strings(value, field)]
     for domain in domains:
-        if domain.startswith("*.") and "." not in domain[2:]:
-            raise InvalidInput(field, f"{domain!r} would allow every site under .{domain[2:]}; name your site:"
-                                      f" *.example.{domain[2:]}")  # fmt: skip
+        if domain.startswith("*.") and public_suffix(domain[2:]):
+            raise InvalidInput(field, f"{domain!r} would allow every site under .{domain[2:]}, where anyone can"
+                                      f" register a name; name your site: *.example.{domain[2:]}")  # fmt: skip
         if not DOMAIN_PATTERN.fullmatch(domain):
             raise InvalidInput(
                 field, f"{domain!r} is not a host name like example.com or *.example.com (no scheme, port or path)"
             )
     return tuple(dict.fromkeys(domains))
+
+
+@cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships (40 ms to read: once, when a setting is first checked)
+
+
+def public_suffix(name: str) -> bool:
+    """Whether anyone can register names under `name`: a top-level domain (com), a country's
+    second level (co.uk) or a host's shared space (github.io), from the Public Suffix List that
+    browsers tell sites apart by. A top-level name the list lacks (localhost, x) counts as one."""
+    return _suffixes().is_public(name)
 
 
 def _ascii_host(domain: str) -> str:
