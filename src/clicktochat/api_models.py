@@ -286,7 +286,8 @@ class WidgetFields(Body):
                                      json_schema_extra=widget_number(600))  # fmt: skip
     qr: bool | None = Field(None, description="Offer desktop visitors a QR code to continue on their phone.")
     allowed_domains: list[str] | None = Field(
-        None, description="Sites that may show the widget (example.com, *.example.com); default: any.",
+        None, description="Sites that may show the widget (example.com, *.example.com); default: any. A wildcard "
+        "over a public suffix (*.com, *.co.uk, *.github.io: the Public Suffix List) is refused.",
             json_schema_extra=DOMAINS
     )
     optin_form: str | None = Field(
