@@ -104,6 +104,19 @@ def test_mistakes_are_shown_beside_their_fields(admin: Admin, whatsapp: WhatsApp
     assert no_csrf.status_code == 403
 
 
+def test_an_edit_with_no_language_ticked_and_a_mistake_is_shown_again(admin: Admin, whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: unticking every language box (the browser then sends no `languages`)
+    and making a mistake elsewhere was a 500, and what the owner typed was lost."""
+    assert new_form(admin, whatsapp).status_code == 303
+    page = admin.get("/admin/optins/dolce")
+    data = {"csrf": csrf_of(page.text), "slug": "dolce", "business_id": str(whatsapp.business_id),
+            "topics": "Orders!", "wording_en": "Yes, updates please", "wording_it": "Sì, aggiornamenti"}  # fmt: skip
+    shown = whatsapp.client.post("/admin/optins/dolce", data=data)
+    assert shown.status_code == 422 and "Topics" in shown.text and "Yes, updates please" in shown.text
+    assert 'value="Orders!"' in shown.text
+    assert whatsapp.run(whatsapp.service.whatsapp.chats.form("dolce")).topics == ("orders", "offers")
+
+
 def test_a_form_renamed_to_another_forms_name_is_told_so_and_keeps_its_own(admin: Admin,
                                                                           whatsapp: WhatsAppSetup) -> None:  # fmt: skip
     """Found by a review: the rename's unique violation was a 500."""

@@ -266,7 +266,8 @@ def test_ref_codes_and_stop_words_are_read_as_people_write_them() -> None:
                  "Non voglio più messaggi", "smettete di scrivermi", "Non scrivetemi più, grazie!", "No more messages",
                  "Don't message me", "Do not contact me please", "No quiero más mensajes", "Keine Nachrichten mehr",
                  "Ne m'écrivez plus", "Não quero mais mensagens", "Remove me, thank you",  # a new user's
-                 "stop" + " " * 90 + "\n", "STOP" + "!" * 100, "\n" * 50 + "Basta!" + "\n" * 50):  # a review's
+                 "stop" + " " * 90 + "\n", "STOP" + "!" * 100, "\n" * 50 + "Basta!" + "\n" * 50,  # a review's
+                 "Arrêter", "arrêter les messages", "Abbestellen", "abbestellen bitte"):  # another's
         assert is_stop(word), word
     for text in ("non stop", "stopping by later", "", "Can you stop by the shop?", "Cancel my order 1234 and send",
                  "stop " * 10, "la torta è finita", "Basta così, grazie!", "Basta un cannolo, grazie",

@@ -112,6 +112,8 @@ def test_customer_export_and_erase(run: Callable[..., Result], db: str, tmp_path
     assert json.loads(dash.stdout)["phone"] == "393471234567" and not (tmp_path / "-").exists()
     nowhere = run("customer", "export", "393471234567", "-o", str(tmp_path / "no-such-folder" / "g.json"))
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output and "Traceback" not in nowhere.output
+    wrong = run("customer", "erase", "+39")  # no number at all: said before anything is asked (a review's)
+    assert wrong.exit_code == 1 and "is not a phone number" in wrong.output and "--yes" not in wrong.output
     unasked = run("customer", "erase", "393471234567")  # asks first; no terminal, no answer: nothing erased
     assert unasked.exit_code == 1 and "Nothing was erased" in unasked.output
     unasked = run("customer", "erase", "393471234567", input="y\n")  # a y piped in is no one answering

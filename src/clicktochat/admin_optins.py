@@ -149,7 +149,7 @@ async def form_page(request: Request, page: Page) -> Response:
     else:
         page.form = as_fields(form)
     businesses = {b.id: b for b in await service.store.businesses()}
-    ticked = page.lists.get("languages") if request.method == "POST" else list(form.languages)
+    ticked = page.lists.get("languages", []) if request.method == "POST" else list(form.languages)  # none: a 500 once
     return show(page, "optin_form.html", "optins", 422 if errors else 200, errors,
                 row=form_row(form, businesses, service.base_url), languages=LANGUAGE_NAMES, ticked=ticked,
                 business_options=[(b.id, b.name) for b in businesses.values() if b.id == form.business_id])  # fmt: skip

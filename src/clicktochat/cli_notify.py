@@ -189,6 +189,10 @@ def customer_erase(db: str | None, base_url: str | None, phone: str, yes: bool) 
     """Erase everything about a phone number (or a WhatsApp user id). One opt-out entry per
     business stays, holding nothing else, so that no update, reply or confirmation is ever sent
     to it again."""
+    async def check(s: Service) -> None:  # a number that is none is said so before any question (a review's)
+        customers.who(s, phone)
+
+    run(db, base_url, check, {"phone": "PHONE"})
     if not yes and not cli_whatsapp.interactive():  # a "y" piped in is no one answering (found by a new user)
         raise click.ClickException("Nothing was erased. Answer y at the prompt, or pass --yes (needed without a "
                                    "terminal to ask on: a script, a pipe, cron).")  # fmt: skip

@@ -23,7 +23,7 @@ REF_DAYS = 7
 REF_AHEAD = 3600  # a click up to this long after the message still counts: clocks disagree
 REF_PATTERN = re.compile(r"\(\s*ref[\s:#-]*([A-Za-z2-9]{5})\s*\)", re.IGNORECASE)
 STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accents, punctuation, emoji)
-    "stop", "annulla", "baja", "parar", "stopp", "arret", "unsubscribe", "cancelar",
+    "stop", "annulla", "baja", "parar", "stopp", "arret", "arreter", "unsubscribe", "cancelar", "abbestellen",
     "stopall", "stop all", "stop promotions", "stop promotion", "cancel", "end", "quit", "opt out", "optout",  # SMS
     "basta", "disiscrivimi", "darme de baja", "dar de baja", "abmelden", "desabonner", "desinscrire", "sair",
     "please stop", "stop please", "annulla iscrizione", "cancella iscrizione", "cancellami",
@@ -41,8 +41,8 @@ STOP_WORDS = frozenset({  # a whole message saying one of these (any case, accen
 THANKS = ("grazie", "thanks", "thank you", "gracias", "danke", "merci", "obrigado", "obrigada", "please",
           "per favore", "por favor", "bitte", "s il vous plait")  # a polite end does not hide a stop  # fmt: skip
 STOP_STARTS = frozenset({  # not "basta" ("basta così, grazie"), nor "annulla" or "cancel" (an order's)
-    "stop", "stopp", "unsubscribe", "arret", "arrete", "arretez", "baja", "abmelden", "desabonner", "desabonnez",
-    "desinscrire", "desinscrivez", "disiscrivimi",
+    "stop", "stopp", "unsubscribe", "arret", "arrete", "arreter", "arretez", "baja", "abmelden", "abbestellen",
+    "desabonner", "desabonnez", "desinscrire", "desinscrivez", "disiscrivimi",
 })  # fmt: skip
 POLITE = frozenset({"please", "pls", "bitte"})  # "Please unsubscribe me": read from the word after
 NOT_STOP = frozenset({"by", "in", "over", "at", "here", "there", "the", "a"})  # "stop by at 5": a visit, not a stop
