@@ -114,6 +114,16 @@ def test_topics_are_called_what_the_form_calls_them_in_each_language(whatsapp: W
     assert relabelled.version == 2 and relabelled.topic_label("offers", "it") == "Offers"
 
 
+def test_a_topic_sent_twice_with_two_values_asks_again_and_records_nothing(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: topic=orders&topic=offers recorded `offers`, the last, and said nothing."""
+    make_form(whatsapp)
+    data = {"country": "IT", "phone": "347 123 4567", "topic": ["orders", "offers"], "lang": "it"}
+    asked = whatsapp.client.post("/optin/dolce", data=data)
+    assert asked.status_code == 422 and "Scegli uno degli argomenti." in asked.text and entries(whatsapp) == []
+    same = whatsapp.client.post("/optin/dolce", data=data | {"topic": ["offers", "offers"]})
+    assert same.status_code == 200 and [e.topic for e in entries(whatsapp)] == ["offers"]
+
+
 @pytest.mark.parametrize(
     ("labels", "field", "reason"),
     [

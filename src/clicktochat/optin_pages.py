@@ -160,8 +160,12 @@ async def read_fields(request: Request) -> dict[str, str]:
         raise UnsupportedMediaType("Send the form as application/x-www-form-urlencoded (or multipart/form-data).")
     if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
         raise PayloadTooLarge(f"The form is larger than {MAX_FORM_BYTES} bytes.")
-    fields = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_BYTES)
-    return {k: v for k, v in fields.items() if isinstance(v, str)}
+    form = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_BYTES)
+    fields: dict[str, str] = {}
+    for key, value in form.multi_items():  # a field sent twice with two values (topic=a&topic=b) chose neither:
+        if isinstance(value, str):  # the person is asked again, where the last one was taken silently (a review's)
+            fields[key] = value if fields.get(key, value) == value else ""
+    return fields
 
 
 def wants_json(request: Request) -> bool:
