@@ -156,6 +156,29 @@ def test_what_cannot_be_sent_is_refused_before_it_is_queued(
     assert whatsapp.send() == 0 and whatsapp.standin.sent == []
 
 
+def test_a_retry_gets_the_first_answer_after_its_template_is_paused_or_its_number_is_gone(
+        whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    """Found by a review: the retry of a delivered update was a 422 (template paused since) or a
+    409 (number disconnected since): the shop was told its update had failed."""
+    sync(whatsapp)
+    opt_in(whatsapp)
+    queued = notify(whatsapp, idempotency_key="order-7")
+    assert queued.status_code == 202 and whatsapp.send() == 1
+    whatsapp.standin.templates = [{**t, "status": "PAUSED"} for t in whatsapp.standin.templates]
+    sync(whatsapp)
+    again = notify(whatsapp, idempotency_key="order-7", language=None)
+    assert again.status_code == 200 and again.json()["id"] == queued.json()["id"] and again.json()["state"] == "sent"
+    assert notify(whatsapp, idempotency_key="order-8").status_code == 422  # a new one: the template is paused
+    changed = notify(whatsapp, idempotency_key="order-7", parameters=["Giulia", "another sofa"])
+    assert changed.status_code != 200  # not the same request: not the first answer
+    gone = whatsapp.client.delete(f"{API}/whatsapp-numbers/{whatsapp.number_id}", headers=whatsapp.auth)
+    assert gone.status_code in (200, 204)
+    again = notify(whatsapp, idempotency_key="order-7")
+    assert again.status_code == 200 and again.json()["id"] == queued.json()["id"]
+    assert notify(whatsapp, idempotency_key="order-9").status_code == 409  # a new one: no number to send from
+    assert len(whatsapp.standin.sent) == 1
+
+
 def test_an_unapproved_template_is_refused(whatsapp: WhatsAppSetup) -> None:
     whatsapp.standin.templates = [{**whatsapp.standin.templates[1], "status": "PAUSED"}]
     sync(whatsapp)

@@ -90,6 +90,12 @@ class Notifications:
         if errors:
             raise InvalidInput.many(errors)
         assert isinstance(topic, str) and isinstance(template, str)
+        if idempotency_key is not None:  # a retry gets the first answer, whatever changed since: a template paused,
+            first = await self._earlier(business_id, idempotency_key)  # a number disconnected (found by a review)
+            if first is not None and (first.phone, first.topic, first.template) == (phone, topic, template) and (
+                    language in (None, first.language) and isinstance(parameters, list | None)
+                    and [str(p) for p in parameters or []] == list(first.parameters)):  # fmt: skip
+                return first, False
         number = await self._number_for(business_id)
         key = idempotency_key or f"auto:{secrets.token_urlsafe(16)}"
         if language is None and idempotency_key is not None:  # a retry: the language the first one took
@@ -120,6 +126,17 @@ class Notifications:
             raise Conflict("This idempotency key was used for another notification.", [KEY_USED])
         self.whatsapp.sender.wake()
         return made, created
+
+    async def _earlier(self, business_id: int | None, key: str) -> Notification | None:
+        """The notification queued under `key` for the business (without one: the only business
+        with a number, else the only business)."""
+        if business_id is None:
+            owners = {n.business_id for n in await self.chats.numbers(None)}
+            owners = owners or {b.id for b in await self.whatsapp.store.businesses()}
+            if len(owners) != 1:
+                return None
+            business_id = owners.pop()
+        return await self.chats.notifications_by_key(business_id, key)
 
     async def _number_for(self, business_id: int | None) -> Any:
         numbers = await self.chats.numbers(business_id)
