@@ -700,3 +700,32 @@ def test_the_headers_read_are_the_first_of_each_as_starlette_reads_them() -> Non
     for length in (b"-1", b"1e3", str(MAX_BODY_BYTES + 1).encode()):
         with pytest.raises(PayloadTooLarge):
             WebhookHeaders.read([(b"content-type", b"application/json"), (b"content-length", length)]).check_body()
+
+
+def test_a_reaction_after_a_stop_does_not_lift_it_but_a_message_does(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review: a reaction (even one taken back) counted as writing again, so replies
+    and confirmations went to someone who had said STOP."""
+    customer = whatsapp.customer(name="Ana")
+    assert whatsapp.run(customer.send_text("Ciao, info?")).status_code == 200
+    whatsapp.clock.move(60)
+    assert whatsapp.run(customer.send_text("STOP")).status_code == 200
+    assert whatsapp.process() == 2
+    chat = whatsapp.client.get("/api/v1/conversations", headers=whatsapp.auth).json()["conversations"][0]
+    said = whatsapp.client.get(f"/api/v1/conversations/{chat['id']}", headers=whatsapp.auth).json()["messages"][0]
+    for emoji in ("\U0001f44d", None):  # a thumbs up on the old message, then taken back
+        whatsapp.clock.move(60)
+        value = reaction(wamid=new_wamid(), timestamp=int(whatsapp.clock()), wa_id=chat["wa_id"], user_id=None,
+                         name="Ana", message_id=said["wamid"], emoji=emoji)  # fmt: skip
+        raw = encode(webhook_body(waba_id=NUMBER.waba_id, phone_number_id=NUMBER.phone_number_id,
+                                  display_phone_number=NUMBER.display_phone_number, value=value))  # fmt: skip
+        assert post(whatsapp, raw, sign(raw, NUMBER.app_secret)).status_code == 200
+    assert whatsapp.process() == 2
+    shown = whatsapp.client.get(f"/api/v1/conversations/{chat['id']}", headers=whatsapp.auth).json()
+    assert shown["reply_refused"] and "opted out" in shown["reply_refused"]
+    chats = whatsapp.service.whatsapp.chats
+    assert whatsapp.run(chats.last_written(whatsapp.business_id, chat["wa_id"])) == int(whatsapp.clock()) - 120
+    whatsapp.clock.move(60)
+    assert whatsapp.run(customer.send_text("Scusate, ho cambiato idea")).status_code == 200
+    assert whatsapp.process() == 1
+    shown = whatsapp.client.get(f"/api/v1/conversations/{chat['id']}", headers=whatsapp.auth).json()
+    assert shown["reply_refused"] is None

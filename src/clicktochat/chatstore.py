@@ -499,6 +499,13 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
 
         return await self.run(work) if conversation_ids else {}
 
+    async def last_written_in(self, conversation_id: int) -> int | None:
+        """When the customer last wrote in the conversation: as optinstore's `last_written`, a
+        reaction does not count."""
+        row = await self.run(self._one, "SELECT max(at) FROM wa_messages WHERE conversation_id = ?"
+                                        " AND direction = 'in' AND type <> 'reaction'", (conversation_id,))  # fmt: skip
+        return int(row[0]) if row and row[0] is not None else None
+
     async def unanswered_for(
         self, wa_id: str | None, user_id: str | None, number_id: int, since: int, until: int
     ) -> bool:

@@ -282,9 +282,12 @@ class OptinStore(ChatDB):
         return _request(row) if row else None
 
     async def last_written(self, business_id: int, phone: str) -> int | None:
-        """When the number last wrote to the business (any of its numbers), if ever."""
-        row = await self.run(self._one, "SELECT max(last_inbound_at) FROM conversations WHERE business_id = ?"
-                                        " AND wa_id IN (?, ?)", (business_id, phone, _twin(phone)))  # fmt: skip
+        """When the number last wrote to the business (any of its numbers), if ever. A reaction is
+        not writing: an emoji on an old message, or one taken back, lifts no STOP (a review's)."""
+        row = await self.run(self._one, "SELECT max(m.at) FROM conversations c JOIN wa_messages m"
+                                        " ON m.conversation_id = c.id AND m.direction = 'in' AND m.type <> 'reaction'"
+                                        " WHERE c.business_id = ? AND c.wa_id IN (?, ?)",
+                             (business_id, phone, _twin(phone)))  # fmt: skip
         return int(row[0]) if row and row[0] is not None else None
 
     async def requests(self, business_id: int | None, phone: str) -> list[OptinRequest]:

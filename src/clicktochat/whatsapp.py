@@ -195,7 +195,8 @@ class WhatsApp:
         if not win.open:
             refused = ("The 24-hour window is closed: the customer last wrote more than 24 hours ago, "
                        "so only an approved template may be sent.")  # fmt: skip
-        decision = may_answer(entries, c.last_inbound_at)
+        stop = opted_out(entries)  # then only a message written since lifts it, not a reaction (a review's)
+        decision = may_answer(entries, None if stop is None else await self.chats.last_written_in(c.id))
         if not decision.allowed:
             refused = decision.reason
         connected = any(k.id == c.number_id for k in self.keys)
