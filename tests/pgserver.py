@@ -14,6 +14,7 @@ the one given (pytest's tmp_path sits under a folder only root may enter): remov
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -39,6 +40,11 @@ SETTINGS = {
     "full_page_writes": "off",
     "max_connections": "300",  # pools of several app instances at once
 }
+
+MEMORY = Path("/dev/shm")
+"""Where `start(in_memory=True)` puts a cluster: a tmpfs on Linux. Each test's CREATE DATABASE writes ~1,000
+files of 9 MB in all, and DROP DATABASE removes them: on this machine's ext4 disk the two took 0.07-0.3 s, in
+memory 0.03 s (fsync is off either way: it is the files' creation and removal that the disk made slow)."""
 
 START_TIMEOUT = 30
 """Seconds pg_ctl waits for the server to accept connections (it checks, it does not sleep blindly)."""
@@ -84,17 +90,22 @@ class PostgresServer:
     _admin_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def start(cls, folder: Path) -> PostgresServer:
-        """initdb in `folder` (under root, if the postgres user cannot reach it: in a new temporary
-        folder), then start the server and wait until it accepts connections."""
+    def start(cls, folder: Path, in_memory: bool = False) -> PostgresServer:
+        """initdb in `folder` (`in_memory`: in a new folder of MEMORY instead, when the system has one;
+        under root, if the postgres user cannot reach it: in a new temporary folder), then start the
+        server and wait until it accepts connections."""
         as_user: list[str] = []
         temporary = False
+        if in_memory and MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK):
+            folder, temporary = Path(tempfile.mkdtemp(prefix="clicktochat-pg-", dir=MEMORY)), True
         folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # sbin: not on every root's PATH
             as_user = [runuser, "-u", USER, "--"]
             shutil.chown(folder, USER, USER)
             if subprocess.run([*as_user, "test", "-w", str(folder)], check=False).returncode != 0:
+                if temporary:
+                    shutil.rmtree(folder, ignore_errors=True)
                 folder, temporary = Path(tempfile.mkdtemp(prefix="clicktochat-pg-")), True
                 shutil.chown(folder, USER, USER)
         server = cls(find_bindir(), folder, free_port(), as_user, temporary)
@@ -195,6 +206,10 @@ class PostgresServer:
                 self._admin_conn.close()
                 self._admin_conn = None
 
+    def pool(self, template: str, prefix: str, size: int = 2) -> DatabasePool:
+        """Copies of `template` made ahead of time (see DatabasePool)."""
+        return DatabasePool(self, template, prefix, size)
+
     def _run(self, program: str, *args: str | Path) -> None:
         argv: Sequence[str | Path] = [*self.as_user, self.bindir / program, *args]
         # cwd: a folder the postgres user may enter (the caller's may be closed to it)
@@ -207,3 +222,83 @@ class PostgresServer:
     def _remove(self) -> None:
         if self.temporary and self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class DatabasePool:
+    """Copies of a template made ahead of time, and dropped once given back, by a thread of its own: a test takes
+    a database already made (or, when none is ready, one made there and then) instead of waiting for CREATE
+    DATABASE, and does not wait for DROP DATABASE either. Each database is a copy made for one test only, as
+    before; only when it is made and dropped changes. `close()` stops the thread and drops what is left."""
+
+    def __init__(self, server: PostgresServer, template: str, prefix: str, size: int) -> None:
+        self.server, self.template, self.prefix, self.size = server, template, prefix, size
+        self._names = itertools.count()
+        self._ready: list[str] = []
+        self._dropping: list[str] = []
+        self._failure: BaseException | None = None  # the thread's, raised by the next take() or give_back()
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._work, name="pgserver-pool", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        """A new copy of the template, for one test: its name."""
+        with self._changed:
+            self._raise_failure()
+            if self._ready:
+                name = self._ready.pop(0)
+                self._changed.notify_all()
+                return name
+            name = self._new_name()
+        self.server.create_database(name, template=self.template)
+        return name
+
+    def give_back(self, name: str) -> None:
+        """Drop it (soon, in the pool's thread; its connections are ended as drop_database does)."""
+        with self._changed:
+            self._raise_failure()
+            self._dropping.append(name)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the database pool's thread did not stop"
+        for name in [*self._ready, *self._dropping]:
+            self.server.drop_database(name)
+        self._ready, self._dropping = [], []
+        self._raise_failure()
+
+    def _new_name(self) -> str:
+        return f"{self.prefix}{next(self._names)}"
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise RuntimeError("the database pool's thread failed") from failure
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                while not self._closed and not self._dropping and len(self._ready) >= self.size:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                drop = self._dropping.pop(0) if self._dropping else None
+                make = None if drop is not None else self._new_name()
+            try:
+                if drop is not None:
+                    self.server.drop_database(drop)
+                else:
+                    assert make is not None
+                    self.server.create_database(make, template=self.template)
+            except BaseException as exc:  # said by the next take(); the tests then make their own copies
+                with self._changed:
+                    self._failure = exc
+                    self._closed = True
+                return
+            if make is not None:
+                with self._changed:
+                    self._ready.append(make)
