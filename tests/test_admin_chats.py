@@ -179,6 +179,23 @@ def test_connecting_again_and_disconnecting_with_a_confirmation_step(whatsapp: W
     assert "Buongiorno" in page.text and "no longer connected" in page.text and "<textarea" not in page.text
 
 
+def test_a_number_whose_token_meta_refused_says_to_connect_it_again(whatsapp: WhatsAppSetup, admin: Admin) -> None:
+    """A review's: Meta's 190 failed the number's messages and the dashboard still showed it as fine."""
+    url = f"/admin/conversations/{customer_writes(whatsapp)}"
+    assert whatsapp.client.post(url, data=reply_form(admin.get(url).text) | {"text": "Sì, c'è!"}).status_code == 303
+    whatsapp.standin.expire_token(NUMBER.phone_number_id, "EAAG" + "n" * 40)
+    assert whatsapp.send() == 1 and whatsapp.standin.sent == []
+    page = admin.get("/admin/whatsapp").text
+    assert "Meta refused its access token" in page and "connect the number again with a new token" in page
+    assert NUMBER.access_token not in page and "n" * 40 not in page
+    form = {"business_id": str(whatsapp.business_id), "phone_number_id": NUMBER.phone_number_id,
+            "waba_id": NUMBER.waba_id, "access_token": "EAAG" + "n" * 40, "app_secret": NUMBER.app_secret,
+            "verify_token": VERIFY_TOKEN}  # fmt: skip
+    assert admin.post("/admin/whatsapp", form).status_code == 303
+    assert "Meta refused its access token" not in admin.get("/admin/whatsapp").text
+    assert whatsapp.send() == 1 and [m.body["text"]["body"] for m in whatsapp.standin.sent] == ["Sì, c'è!"]
+
+
 # -- conversations -------------------------------------------------------------------------
 
 

@@ -193,6 +193,20 @@ def chat(whatsapp: WhatsAppSetup) -> Callable[..., Result]:
     return invoke
 
 
+def test_whatsapp_list_says_which_number_to_connect_again(chat: Callable[..., Result], whatsapp: WhatsAppSetup
+                                                         ) -> None:  # fmt: skip
+    """Meta refused a number's token (190): `whatsapp list` says so, and what to do, never the token."""
+    assert ok(chat("whatsapp", "list")).stdout.splitlines()[1].endswith("ok")
+    assert whatsapp.run(whatsapp.service.whatsapp.reply(1, "Sì, li abbiamo!")) and whatsapp.send() == 1
+    whatsapp.standin.expire_token(PNID, "EAAG" + "n" * 40)
+    assert whatsapp.run(whatsapp.service.whatsapp.reply(1, "Alla ricotta?")) and whatsapp.send() == 1
+    listed = ok(chat("whatsapp", "list"))
+    assert listed.stdout.splitlines()[1].endswith("connect again: token refused")
+    assert f"Number {whatsapp.number_id} must be connected again" in listed.stderr and "n" * 40 not in listed.output
+    (row,) = json.loads(ok(chat("whatsapp", "list", "--json")).stdout)
+    assert row["needs_reconnect"] and "connect the number again" in row["token_error"]
+
+
 def test_conversations_list_and_show(chat: Callable[..., Result], whatsapp: WhatsAppSetup) -> None:
     table = ok(chat("conversations", "list")).stdout.splitlines()
     assert table[0].split() == ["ID", "BUSINESS_ID", "CUSTOMER", "WINDOW", "MAY_SEND", "OPTED_OUT", "CAME_FROM", "LAST"]

@@ -328,6 +328,8 @@ def test_the_source_is_checked_and_brought_up_to_date(installation: Installation
         lite.execute("DROP INDEX links_request_key")  # and 019's
         for column in ("request_key", "request_hash"):
             lite.execute(f"ALTER TABLE links DROP COLUMN {column}")
+        for column in ("token_refused_at", "token_error"):  # and 021's
+            lite.execute(f"ALTER TABLE whatsapp_numbers DROP COLUMN {column}")
         lite.execute("PRAGMA user_version = 11")
     # An older server still running on it: refused before anything is migrated under it (found
     # by a review: the file was brought to the new schema, then the copy refused).

@@ -13,7 +13,7 @@ import pytest
 from clicktochat.message_templates import check_parameters, read_template, render
 from clicktochat.outbox import Pace
 from clicktochat.payloads import error
-from conftest import WhatsAppSetup, connect_db
+from conftest import NUMBER, WhatsAppSetup, connect_db
 
 API = "/api/v1"
 PHONE = "393471234567"
@@ -48,6 +48,17 @@ def test_templates_are_synced_from_meta_with_their_parameters(whatsapp: WhatsApp
     whatsapp.standin.templates = whatsapp.standin.templates[:1]  # Meta deleted one: it goes here too
     assert sync(whatsapp).json()["synced"] == {str(whatsapp.number_id): 1}
     assert whatsapp.client.get(f"{API}/whatsapp-numbers/999/templates", headers=whatsapp.auth).status_code == 404
+
+
+def test_a_template_sync_meta_refuses_for_the_token_marks_the_number_to_connect_again(whatsapp: WhatsAppSetup
+                                                                                      ) -> None:  # fmt: skip
+    """As a send's 190 does (test_outbox.py): the number is marked, whatever call Meta refused it on."""
+    whatsapp.standin.expire_token(NUMBER.phone_number_id, "EAAG" + "n" * 40)
+    refused = sync(whatsapp)
+    assert refused.status_code == 503 and "connect the number again" in refused.json()["detail"]
+    number = whatsapp.client.get(f"{API}/whatsapp-numbers/{whatsapp.number_id}", headers=whatsapp.auth).json()
+    assert number["needs_reconnect"] and "n" * 40 not in str(number)
+    assert whatsapp.client.get("/healthz").json()["status"] == "degraded"
 
 
 def test_a_notification_needs_consent_for_its_topic_and_goes_out_once(whatsapp: WhatsAppSetup) -> None:

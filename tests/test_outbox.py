@@ -12,10 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from clicktochat.graph_standin import StandInNumber
 from clicktochat.outbox import UNKNOWN_OUTCOME_WAIT, Backoff
 from clicktochat.outboxstore import OutboxStore
 from clicktochat.payloads import error, post_signed, status_update, webhook_body
+from clicktochat.simulate import Customer
 from conftest import NUMBER, WhatsAppSetup, free_port
+from test_notifications import opt_in, sync
 
 
 def conversation(setup: WhatsAppSetup, **customer: Any) -> int:
@@ -409,3 +412,132 @@ def test_a_send_with_no_answer_waits_for_meta_to_say_it_went_out(whatsapp: Whats
     whatsapp.run(whatsapp.service.whatsapp.chats.retry_later(row[0], int(whatsapp.clock()), None, "late"))
     whatsapp.run(whatsapp.service.whatsapp.chats.give_up(row[0], "failed", None, "late"))
     assert messages(whatsapp, cid)[-1]["status"] == "sent"
+
+
+SECOND = StandInNumber(phone_number_id="106540352242999", waba_id="102290129340999",
+                       display_phone_number="+39 347 000 2222", verified_name="Fiori Rosa",
+                       access_token="EAAG" + "y" * 40, app_secret="c" * 32)  # fmt: skip
+NEW_TOKEN = "EAAG" + "n" * 40
+
+
+def second_number(setup: WhatsAppSetup) -> tuple[int, int]:
+    """Another business's number on the same stand-in, with a conversation open: (number id, conversation id)."""
+    setup.standin.numbers[SECOND.phone_number_id] = SECOND
+    shop = setup.run(setup.service.add_business("Fiori Rosa", "Europe/Rome"))
+    number = setup.run(setup.service.whatsapp.connect(shop.id, SECOND.phone_number_id, SECOND.waba_id,
+                                                      SECOND.access_token, SECOND.app_secret, "another-verify-token"))
+    customer = Customer("https://chat.example.com/webhooks/whatsapp", SECOND, "393489990000", None, "Marco",
+                        setup.standin, http=setup.http(), clock=setup.clock)  # fmt: skip
+    setup.run(customer.send_text("Avete rose rosse?"))
+    setup.process()
+    listed = setup.client.get("/api/v1/conversations", params={"business": shop.id}, headers=setup.auth).json()
+    return number.id, int(listed["conversations"][0]["id"])
+
+
+def test_an_expired_token_holds_its_numbers_messages_until_it_is_connected_again(whatsapp: WhatsAppSetup) -> None:
+    """Found by a review of the WhatsApp side: Meta's 190 (the token expired) failed every queued
+    message of the number for good, and /healthz still said ok. The number is marked to be
+    connected again, its messages (replies and updates) wait, held, with their idempotency keys,
+    other numbers' go on, and connecting it again with a new token sends each held one once."""
+    cid = conversation(whatsapp)
+    other_number, other_cid = second_number(whatsapp)
+    sync(whatsapp)
+    opt_in(whatsapp)
+    update = whatsapp.client.post("/api/v1/notifications", headers=whatsapp.auth, json={
+        "to": "+39 347 123 4567", "topic": "orders", "template": "follow_up", "language": "en_US",
+        "parameters": ["Giulia", "the cake"], "idempotency_key": "order-7", "business": whatsapp.business_id})
+    assert update.status_code == 202, update.text
+    for n in range(3):
+        assert reply(whatsapp, cid, f"Risposta {n}", key=f"r-{n}").status_code == 202
+    assert reply(whatsapp, other_cid, "Sì, tutte!").status_code == 202
+    whatsapp.standin.expire_token(NUMBER.phone_number_id, NEW_TOKEN)  # mid-queue: nothing of number 1 sent yet
+
+    assert whatsapp.send() == 5
+    assert [(m.phone_number_id, m.body["text"]["body"]) for m in whatsapp.standin.sent] == [
+        (SECOND.phone_number_id, "Sì, tutte!")]  # the other number's reply went
+    held = [m for m in messages(whatsapp, cid) if m["direction"] == "out"]
+    assert [m["status"] for m in held] == ["queued"] * 3, held  # not failed
+    assert all(m["error_code"] == 190 and "connect the number again" in m["error"] for m in held)
+    notification = whatsapp.client.get(f"/api/v1/notifications/{update.json()['id']}", headers=whatsapp.auth).json()
+    assert notification["state"] == "queued" and notification["error_code"] == 190
+    numbers = {n["id"]: n for n in whatsapp.client.get("/api/v1/whatsapp-numbers", headers=whatsapp.auth
+                                                       ).json()["numbers"]}  # fmt: skip
+    assert numbers[whatsapp.number_id]["needs_reconnect"] and numbers[whatsapp.number_id]["token_refused_at"]
+    assert "connect the number again" in numbers[whatsapp.number_id]["token_error"]
+    assert not numbers[other_number]["needs_reconnect"]
+    health = whatsapp.client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    (reason,) = health.json()["reasons"]
+    assert f"WhatsApp number {whatsapp.number_id} " in reason and "access token" in reason
+    for secret in (NUMBER.access_token, NEW_TOKEN, NUMBER.app_secret):
+        assert secret not in health.text and secret not in str(numbers)
+
+    # Held, not tried again and again: a day later nothing is due, and a new reply waits with them.
+    whatsapp.clock.move(86400)
+    assert whatsapp.send() == 0
+    whatsapp.run(whatsapp.customer().send_text("Allora?"))
+    whatsapp.process()
+    assert reply(whatsapp, cid, "Risposta 3", key="r-3").status_code == 202
+    assert whatsapp.send() == 1 and whatsapp.send() == 0 and len(whatsapp.standin.sent) == 1
+    again = reply(whatsapp, cid, "Risposta 0", key="r-0")  # its idempotency key still names the held reply
+    assert again.status_code == 200 and again.json()["id"] == held[0]["outbox_id"]
+
+    # Connected again with the new token (the API's, the CLI's and the dashboard's connect): every
+    # held message goes, once.
+    connect = {"business_id": whatsapp.business_id, "phone_number_id": NUMBER.phone_number_id,
+               "waba_id": NUMBER.waba_id, "access_token": NEW_TOKEN, "app_secret": NUMBER.app_secret,
+               "verify_token": "verify-me-please"}  # fmt: skip
+    answer = whatsapp.client.post("/api/v1/whatsapp-numbers", json=connect, headers=whatsapp.auth)
+    assert answer.status_code == 200 and not answer.json()["needs_reconnect"] and answer.json()["token_error"] is None
+    assert whatsapp.client.get("/healthz").json() == {"status": "ok", "pending_clicks": 0}
+    assert whatsapp.send() == 5 and whatsapp.send() == 0
+    whatsapp.clock.move(86400)
+    assert whatsapp.send() == 0
+    mine = [m for m in whatsapp.standin.sent if m.phone_number_id == NUMBER.phone_number_id]
+    assert sorted(m.body["text"]["body"] if m.body["type"] == "text" else m.body["template"]["name"] for m in mine
+                  ) == ["Risposta 0", "Risposta 1", "Risposta 2", "Risposta 3", "follow_up"]  # fmt: skip
+    assert [m["status"] for m in messages(whatsapp, cid) if m["direction"] == "out"] == ["sent"] * 4
+    notification = whatsapp.client.get(f"/api/v1/notifications/{update.json()['id']}", headers=whatsapp.auth).json()
+    assert notification["state"] == "sent" and notification["error_code"] is None
+
+
+def test_a_token_refused_after_the_number_got_a_new_one_marks_nothing(whatsapp: WhatsAppSetup) -> None:
+    """A 190 for a send made with the old token, answered after the number was connected again
+    with a new one, neither marks the number nor holds its messages: the reply goes with the new token."""
+    cid = conversation(whatsapp)
+    assert reply(whatsapp, cid, "Eccomi").status_code == 202
+    whatsapp.standin.expire_token(NUMBER.phone_number_id, NEW_TOKEN)
+    chats = whatsapp.service.whatsapp.chats
+    (row,) = whatsapp.run(chats.claim(int(whatsapp.clock()), 60, 10))
+    whatsapp.run(whatsapp.service.whatsapp.connect(whatsapp.business_id, NUMBER.phone_number_id, NUMBER.waba_id,
+                                                   NEW_TOKEN, NUMBER.app_secret, "verify-me-please"))  # fmt: skip
+    assert not whatsapp.run(chats.refuse_token(whatsapp.number_id, NUMBER.access_token, row.id, 190, "expired",
+                                               int(whatsapp.clock())))  # fmt: skip
+    assert whatsapp.run(chats.number(whatsapp.number_id)).token_refused_at is None
+    assert whatsapp.run(chats.outbox_row(row.id)).state == "sending"  # not held: its sender sends it again
+
+
+def test_held_messages_go_when_another_process_connected_the_number_again(whatsapp: WhatsAppSetup) -> None:
+    """`clicktochat whatsapp connect` run while the server sends: the server's keys still say the
+    token was refused (it reads them again within a second). The messages released by the connect
+    are not held again for ever, nor sent again and again with the old token: the sender reads
+    the keys, and they go once with the new one."""
+    cid = conversation(whatsapp)
+    for n in range(2):
+        assert reply(whatsapp, cid, f"Risposta {n}", key=f"r-{n}").status_code == 202
+    whatsapp.standin.expire_token(NUMBER.phone_number_id, NEW_TOKEN)
+    assert whatsapp.send() == 2 and whatsapp.standin.sent == []
+    assert reply(whatsapp, cid, "Risposta 2", key="r-2").status_code == 202  # queued after the mark
+    chats = whatsapp.service.whatsapp.chats
+    # Another process connects it again (the CLI): the database changes, this server's keys do not yet.
+    whatsapp.run(chats.connect_number(whatsapp.business_id, NUMBER.phone_number_id, NUMBER.waba_id, "393470001111",
+                                      NUMBER.verified_name, NEW_TOKEN, NUMBER.app_secret, "hash",
+                                      int(whatsapp.clock())))  # fmt: skip
+    assert whatsapp.service.whatsapp.to_reconnect()  # stale, as a server's keys are for up to a second
+    for _ in range(3):
+        whatsapp.send()
+    assert sorted(m.body["text"]["body"] for m in whatsapp.standin.sent) == ["Risposta 0", "Risposta 1", "Risposta 2"]
+    assert [m["status"] for m in messages(whatsapp, cid) if m["direction"] == "out"] == ["sent"] * 3
+    assert not whatsapp.service.whatsapp.to_reconnect()
+    whatsapp.clock.move(86400)
+    assert whatsapp.send() == 0 and len(whatsapp.standin.sent) == 3

@@ -101,7 +101,8 @@ async def numbers_page(request: Request, page: Page) -> Response:
             errors, status = [FieldError("graph", exc.detail)], 503
     businesses = {b.id: b for b in await service.store.businesses()}
     rows = [{"number": n, "business": businesses.get(n.business_id), "phone": display_phone(n.display_phone_number),
-             "connected": when(n.connected_at, _zone(businesses, n.business_id))}
+             "connected": when(n.connected_at, _zone(businesses, n.business_id)),
+             "refused": when(n.token_refused_at, _zone(businesses, n.business_id)) if n.token_refused_at else None}
             for n in await service.whatsapp.chats.numbers()]  # fmt: skip
     return show(page, "whatsapp.html", "whatsapp", status, errors, rows=rows,
                 webhook_url=f"{service.base_url}/webhooks/whatsapp",

@@ -54,6 +54,10 @@ class NumberOut(BaseModel):
     verified_name: str | None
     connected_at: str | None
     webhook_url: str = Field(description="The callback URL to give Meta.")
+    needs_reconnect: bool = Field(description="Meta refused the number's access token (190, 102): its messages wait,"
+                                  " held, until it is connected again with a new token (POST /whatsapp-numbers)")
+    token_refused_at: str | None = Field(description="When Meta first refused the token")
+    token_error: str | None = Field(description="Meta's refusal, in words (never the token)")
 
 
 class NumberList(BaseModel):
@@ -155,7 +159,8 @@ def number_out(service: Service, number: WhatsAppNumber) -> NumberOut:
         id=number.id, business_id=number.business_id, phone_number_id=number.phone_number_id,
         waba_id=number.waba_id, display_phone_number=number.display_phone_number,
         verified_name=number.verified_name, connected_at=timestamp(number.connected_at),
-        webhook_url=f"{service.base_url}/webhooks/whatsapp",
+        webhook_url=f"{service.base_url}/webhooks/whatsapp", needs_reconnect=number.token_refused_at is not None,
+        token_refused_at=timestamp(number.token_refused_at), token_error=number.token_error,
     )  # fmt: skip
 
 

@@ -178,8 +178,13 @@ def whatsapp_list(db: str | None, base_url: str | None, as_json: bool) -> None:
     rows = run(db, base_url, work)
     if as_json:
         return print_json(rows)
-    print_table(rows, ["id", "business_id", "display_phone_number", "verified_name", "phone_number_id", "waba_id",
-                       "connected_at"])  # fmt: skip
+    shown = [row | {"status": "connect again: token refused" if row["needs_reconnect"] else "ok"} for row in rows]
+    print_table(shown, ["id", "business_id", "display_phone_number", "verified_name", "phone_number_id", "waba_id",
+                        "connected_at", "status"])  # fmt: skip
+    for row in rows:
+        if row["needs_reconnect"]:
+            click.echo(f"Number {row['id']} must be connected again (`whatsapp connect` with a new token): "
+                       f"{row['token_error']} Its messages wait until then.", err=True)  # fmt: skip
 
 
 @whatsapp.command("disconnect")
@@ -360,7 +365,8 @@ def recorded_base_url(db: str | None) -> str | None:
 @click.option("--webhook-url", help="Where to send status webhooks [default: the base URL + /webhooks/whatsapp].")
 @click.option("--fail", "failures", multiple=True, type=click.Choice(sorted(map(str, ERRORS), key=int)),
               help="Answer a send with this error of Meta's instead of taking it; once per --fail, in order "
-              "(--fail 130429 --fail 2: a rate limit, then an outage; the server tries again after each).")
+              "(--fail 130429 --fail 2: a rate limit, then an outage; the server tries again after each; --fail 190:"
+              " the token has expired, and the server holds the number's messages until it is connected again).")
 def simulate_graph(db: str | None, base_url: str | None, port: int, webhook_url: str | None,
                    failures: tuple[str, ...]) -> None:  # fmt: skip
     """Run a stand-in for Meta's Graph API with a demo number: it accepts replies and sends
@@ -410,7 +416,7 @@ Then a customer writes in:
     uvicorn.Server(config).run()
 
 
-FAILURE_STATUS = {130429: 429, 131056: 429, 80007: 429, 1: 500, 2: 503}  # the rest of Meta's errors: 400
+FAILURE_STATUS = {130429: 429, 131056: 429, 80007: 429, 1: 500, 2: 503, 190: 401}  # the rest of Meta's errors: 400
 
 
 # Profile names for simulated customers, one per number (the README's +39 347 123 4567 is Giulia).

@@ -26,6 +26,10 @@ DEFAULT_TIMEOUT = 15.0
 
 # Meta's error codes that say "not now" rather than "never".
 RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004}
+# Meta's codes for an access token that no longer works (expired, revoked, a changed password:
+# 190 "Access token has expired", 102 "API Session", as Meta's Graph API error handling lists
+# them): nothing sent with it will go until the number is connected again with a new token.
+TOKEN_REFUSED = {102, 190}
 # What a person is told; Meta's own title and details follow in `detail`.
 MESSAGES = {
     131047: "The 24-hour window is closed: the customer has not written in the last 24 hours, "
@@ -44,6 +48,7 @@ MESSAGES = {
     132001: "The template does not exist in this language, or is not approved.",
     133010: "The business number is not registered on the Cloud API.",
     190: "The access token has expired or is not valid: connect the number again with a new token.",
+    102: "The access token's session has expired or was revoked: connect the number again with a new token.",
     100: "Meta refused the request as malformed.",
     10: "The app has no permission for this number (whatsapp_business_messaging).",
     131031: "The business account is locked or restricted by Meta.",
@@ -66,6 +71,11 @@ class GraphError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status == 0 or self.status == 429 or self.status >= 500 or self.code in RETRYABLE
+
+    @property
+    def token_refused(self) -> bool:
+        """Meta refused the token itself: every send with it will fail the same way."""
+        return self.code in TOKEN_REFUSED
 
     @property
     def message(self) -> str:

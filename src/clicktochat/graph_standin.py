@@ -13,7 +13,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
@@ -118,6 +118,15 @@ def graph_error(http_status: int, code: int, message: str, *, type: str = "OAuth
     return JSONResponse({"error": body}, status_code=http_status, headers=headers)
 
 
+def expired_token(now: float) -> JSONResponse:
+    """Meta's answer to a call with an access token that has expired (Graph API error handling:
+    code 190, subcode 463), HTTP 401."""
+    day = "%A, %d-%b-%y %H:%M:%S PST"
+    return graph_error(401, 190, f"Error validating access token: Session has expired on"
+                       f" {time.strftime(day, time.gmtime(now - 60))}. The current time is"
+                       f" {time.strftime(day, time.gmtime(now))}.", subcode=463)  # fmt: skip
+
+
 def describe(sent: SentMessage) -> str:
     """One line for a person watching the stand-in: to whom, what, and how it will end."""
     who = f"+{sent.wa_id}" if sent.wa_id else str(sent.user_id)
@@ -165,6 +174,7 @@ class GraphStandIn:
         self._user_ids: dict[str, str] = {}  # wa_id -> BSUID, for users we have seen both of
         self._accounts: dict[str, str] = {}  # E.164 digits -> wa_id, where they differ (Mexico's 521...)
         self._stopped_marketing: set[tuple[str, str]] = set()
+        self._expired: set[str] = set()  # access tokens Meta no longer takes (expire_token)
         routes = [Route("/{node_id}", self._node, methods=["GET"]),
                   Route("/{node_id}/messages", self._send, methods=["POST"]),
                   Route("/{node_id}/message_templates", self._templates, methods=["GET"])]
@@ -192,6 +202,15 @@ class GraphStandIn:
         """Answer the next ``count`` valid sends with Meta's error body instead of accepting them."""
         self._faults += [_Fault(http_status, code, message, retry_after)] * count
 
+    def expire_token(self, phone_number_id: str, new_token: str) -> None:
+        """The number's access token expires now, as a token does when it is revoked, its system user
+        loses the asset, or (a temporary one) its day is over: every call with it is answered with
+        Meta's 401 `OAuthException` 190 (subcode 463, "Session has expired"). `new_token` is the one
+        the owner generates again, which the number takes from now on (connect it with that)."""
+        number = self.numbers[phone_number_id]
+        self._expired.add(number.access_token)
+        self.numbers[phone_number_id] = replace(number, access_token=new_token)
+
     def withhold_answers_after(self, count: int | None) -> None:
         """Take every send but answer only the first ``count`` taken so far: the rest wait unanswered,
         as when Meta took a message and its answer was lost with the connection (None answers
@@ -206,6 +225,8 @@ class GraphStandIn:
 
     def _authorise(self, request: Request, number: StandInNumber | None) -> JSONResponse | None:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token in self._expired:
+            return expired_token(self.clock())
         tokens = {number.access_token} if number else {n.access_token for n in self.numbers.values()}
         if not token or token not in tokens:
             return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
@@ -239,6 +260,8 @@ class GraphStandIn:
         waba_id = request.path_params["node_id"]
         numbers = [n for n in self.numbers.values() if n.waba_id == waba_id]
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token in self._expired:
+            return expired_token(self.clock())
         if not any(n.access_token == token for n in self.numbers.values()):
             return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
         if not numbers:

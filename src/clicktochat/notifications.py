@@ -51,6 +51,10 @@ class Notifications:
             try:
                 items = await self.whatsapp.graph.templates(number.waba_id, key.access_token)
             except GraphError as error:
+                if error.token_refused:  # as a send's: the number is to be connected again, its messages held
+                    await self.chats.refuse_token(number.id, key.access_token, None, error.code,
+                                                  f"{error.message} ({error.code})", int(self.whatsapp.clock()))
+                    await self.whatsapp.reload()
                 raise Unavailable(f"Meta did not list the templates of number {number.id}: {error.message}") from None
             templates = read_templates(items)
             await self.chats.replace_templates(number.id, templates, int(self.whatsapp.clock()))

@@ -9,7 +9,11 @@ from typing import Any
 from .chatdb import ChatDB
 
 MOVED = ":moved:"  # a number's row set aside when it went to another business: PHONE_NUMBER_ID:moved:ROW_ID
-NUMBER_COLUMNS = "id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at"
+NUMBER_COLUMNS = ("id, business_id, phone_number_id, waba_id, display_phone_number, verified_name, connected_at,"
+                  " token_refused_at, token_error")
+HELD = 2**62
+"""`next_attempt_at` of a queued message held while its number's token is refused: out of every
+claim's reach until the number is connected again (`connect_number`), its row and idempotency key kept."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class WhatsAppNumber:
     display_phone_number: str
     verified_name: str | None
     connected_at: int
+    token_refused_at: int | None = None  # Meta refused the token (190, 102): to be connected again
+    token_error: str | None = None  # Meta's refusal in our words, never the token
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class NumberKeys:
     access_token: str
     app_secret: str
     verify_token_hash: str
+    token_refused_at: int | None = None  # Meta refused the token: nothing is sent with it
 
 
 class NumberStore(ChatDB):
@@ -62,10 +69,16 @@ class NumberStore(ChatDB):
                     " display_phone_number = excluded.display_phone_number, verified_name = excluded.verified_name,"
                     " access_token = excluded.access_token, app_secret = excluded.app_secret,"
                     " verify_token_hash = excluded.verify_token_hash, connected_at = excluded.connected_at,"
-                    " disconnected_at = NULL WHERE whatsapp_numbers.business_id = excluded.business_id",
+                    " disconnected_at = NULL, token_refused_at = NULL, token_error = NULL"
+                    " WHERE whatsapp_numbers.business_id = excluded.business_id",
                     (business_id, phone_number_id, waba_id, display, verified_name, access_token, app_secret,
                      verify_token_hash, now),
                 )  # fmt: skip
+                # Messages held while its token was refused go now, with the new one.
+                db.execute("UPDATE outbox SET next_attempt_at = ?, error_code = NULL, error = NULL"
+                           " WHERE state = 'queued' AND next_attempt_at = ? AND number_id = (SELECT id FROM"
+                           " whatsapp_numbers WHERE phone_number_id = ? AND business_id = ?)",
+                           (now, HELD, phone_number_id, business_id))  # fmt: skip
                 self._bump(db)
             number = self._number("phone_number_id = ?", phone_number_id)
             assert number is not None
@@ -95,10 +108,52 @@ class NumberStore(ChatDB):
     async def number_keys(self) -> list[NumberKeys]:
         def work() -> list[NumberKeys]:
             rows = self._all(
-                "SELECT id, business_id, phone_number_id, access_token, app_secret, verify_token_hash"
-                " FROM whatsapp_numbers WHERE disconnected_at IS NULL ORDER BY id"
+                "SELECT id, business_id, phone_number_id, access_token, app_secret, verify_token_hash,"
+                " token_refused_at FROM whatsapp_numbers WHERE disconnected_at IS NULL ORDER BY id"
             )
             return [NumberKeys(*row) for row in rows]
+
+        return await self.run(work)
+
+    async def refuse_token(self, number_id: int, access_token: str, outbox_id: int | None, code: int,
+                           error: str, now: int) -> bool:  # fmt: skip
+        """Meta refused the number's `access_token` (190, 102): the number is marked to be connected
+        again, and its queued messages (and `outbox_id`, being sent) are held until it is, in one
+        transaction. False when the number has another token by now (connected again while the
+        refused send was on its way) or is gone: nothing is marked, nothing held."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                cursor = db.execute("UPDATE whatsapp_numbers SET token_refused_at = coalesce(token_refused_at, ?),"
+                                    " token_error = ? WHERE id = ? AND access_token = ? AND disconnected_at IS NULL",
+                                    (now, error, number_id, access_token))  # fmt: skip
+                if cursor.rowcount == 0:
+                    return False
+                db.execute("UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
+                           " error_code = ?, error = ? WHERE number_id = ? AND (state = 'queued'"
+                           " OR (state = 'sending' AND id = ?))",
+                           (HELD, code, error, number_id, outbox_id))  # fmt: skip
+                return True
+
+        return await self.run(work)
+
+    async def hold(self, outbox_id: int, code: int | None, error: str | None, now: int) -> bool:
+        """A claimed message of a number whose token is refused: back to the queue, held (`HELD`).
+        False when the number is no longer marked (connected again by another process, whose new
+        token this server has not read yet): the message is due again now, not held for ever."""
+
+        def work() -> bool:
+            with self._tx() as db:
+                marked = db.execute("SELECT 1 FROM outbox o JOIN whatsapp_numbers n ON n.id = o.number_id"
+                                    " WHERE o.id = ? AND n.token_refused_at IS NOT NULL", (outbox_id,)).fetchone()
+                if marked is None:
+                    db.execute("UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL"
+                               " WHERE id = ? AND state = 'sending'", (now, outbox_id))  # fmt: skip
+                    return False
+                db.execute("UPDATE outbox SET state = 'queued', next_attempt_at = ?, lease_until = NULL,"
+                           " error_code = ?, error = ? WHERE id = ? AND state = 'sending'",
+                           (HELD, code, error, outbox_id))  # fmt: skip
+                return True
 
         return await self.run(work)
 

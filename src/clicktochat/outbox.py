@@ -2,8 +2,9 @@
 background task. Rows are claimed with a lease, so no two senders send one row; sends that
 Meta refuses for now (429, 5xx, rate limits) are tried again with exponential backoff and
 jitter; refusals for good are kept as `failed` with Meta's code and a message people can read;
-and every row is checked again just before it goes (an opt-out or a closed window that came
-while it waited cancels it)."""
+a refused access token (190, 102) marks its number to be connected again and holds that number's
+messages, queued, until it is; and every row is checked again just before it goes (an opt-out or
+a closed window that came while it waited cancels it)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ CLAIM = 4  # rows claimed per round, per send at once: the next sends start whil
 
 MARKETING_STOPPED = 131050  # Meta's error: the person stopped this business's marketing messages
 GONE = "The message is no longer there to send (its person erased, or another sender took it)."
+WAITING_FOR_TOKEN = ("Waiting: Meta refused the number's access token; it goes once the number is connected again"
+                     " with a new token.")
 UNKNOWN_OUTCOME_WAIT = 60
 """Seconds at least before trying again a send that got no answer (a timeout, a dropped
 connection): Meta may have taken it, and its `sent` status, naming the row, marks it sent."""
@@ -72,9 +75,10 @@ class Sender:
     def __init__(
         self, chats: ChatStore, graph: GraphClient, keys: Callable[[], dict[int, NumberKeys]], check: Check,
         clock: Callable[[], float] = time.time, concurrency: int = 8, lease: int = 60,
-        backoff: Backoff = Backoff(), interval: float = 1.0,
+        backoff: Backoff = Backoff(), interval: float = 1.0, reload: Callable[[], Awaitable[None]] | None = None,
     ) -> None:  # fmt: skip
         self.chats = chats
+        self.reload = reload  # the numbers' keys read again, once a number's token was refused
         self.graph = graph
         self.keys = keys
         self.check = check
@@ -136,15 +140,17 @@ class Sender:
         """Send `rows` (claimed at `claimed_at`), `slots` at a time, then record what Meta took:
         awaited, or (`writes`) as a task of its own, so the caller's next batch need not wait."""
         claimed_at = int(self.clock()) if claimed_at is None else claimed_at
-        keys = self.keys()
         reasons = await self.check(rows)  # all rows at once: one hop to the database, not one per row
         sent: list[tuple[int, str, int]] = []
 
         async def one(row: OutboxRow, reason: str | None) -> None:
             async with slots:
-                key = keys.get(row.number_id)
+                key = self.keys().get(row.number_id)  # as now: a token refused meanwhile holds the rest
                 if key is None:
                     await self.chats.give_up(row.id, "cancelled", None, "The number is no longer connected.")
+                elif key.token_refused_at is not None:  # held until the number is connected again
+                    if not await self.chats.hold(row.id, None, WAITING_FOR_TOKEN, int(self.clock())):
+                        await self._reload()  # connected again elsewhere: its new token read before it goes
                 elif reason is not None:
                     await self.chats.give_up(row.id, "cancelled", None, reason)
                 else:
@@ -180,7 +186,9 @@ class Sender:
             wamid = await self.graph.send(key.phone_number_id, key.access_token, row.payload)
         except GraphError as error:
             detail = f"{error.message} ({error.code}{': ' + error.detail if error.detail else ''})"
-            if error.retryable and row.attempts < self.backoff.max_attempts:
+            if error.token_refused:
+                await self._token_refused(row, key, error.code, detail)
+            elif error.retryable and row.attempts < self.backoff.max_attempts:
                 delay = self.backoff.delay(row.attempts, error.retry_after)
                 if error.status == 0:  # no answer: Meta may have taken it, and its `sent` status would say so
                     delay = max(delay, UNKNOWN_OUTCOME_WAIT)
@@ -195,6 +203,23 @@ class Sender:
                     )  # fmt: skip
             return
         sent.append((row.id, wamid, int(self.clock())))
+
+    async def _token_refused(self, row: OutboxRow, key: NumberKeys, code: int, detail: str) -> None:
+        """Meta refused the number's token: the number is marked (the dashboard, the CLI, the API
+        and /healthz say so) and its messages held, not failed, until it is connected again; a
+        number connected again with a new token while this send was on its way sends it again now."""
+        if await self.chats.refuse_token(row.number_id, key.access_token, row.id, code, detail, int(self.clock())):
+            log.warning("WhatsApp number %d: Meta refused its access token (%d); its messages wait until it is"
+                        " connected again with a new token", row.number_id, code)  # fmt: skip
+            await self._reload()
+        else:  # the new token read first (another process connected it again), or the next try is refused too
+            await self._reload()
+            await self.chats.retry_later(row.id, int(self.clock()), None, "Meta refused the number's old access token:"
+                                         " sending again with the new one.")  # fmt: skip
+
+    async def _reload(self) -> None:
+        if self.reload is not None:
+            await self.reload()
 
     async def allowed_now(self, row: OutboxRow) -> str | None:
         """Why `row` may not go now (`check` again, or GONE: erased, or no longer this claim's), or

@@ -29,6 +29,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     # code: (title, error_data.details), as in Meta's "Cloud API error codes".
     1: ("API Unknown", "Invalid request or possible server error."),
     2: ("API Service", "Temporary due to downtime or due to being overloaded."),
+    190: ("Access token has expired", "Your access token has expired."),
     80007: ("Rate limit issues", "The WhatsApp Business Account has reached its rate limit."),
     130429: (
         "Rate limit hit",

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request
@@ -451,13 +451,21 @@ async def widget_avatar(request: Request) -> Response:
 WIDGET_SCRIPT = ScriptEndpoint()
 async def health(request: Request) -> Response:
     """`ok`, or `degraded` while the database cannot be reached (clicks are answered from the
-    caches and wait in memory: `pending_clicks`); 200 either way, so that a load balancer keeps
-    sending clicks to an instance that can still answer them."""
+    caches and wait in memory: `pending_clicks`), or while a WhatsApp number waits to be connected
+    again (Meta refused its token: `reasons` names it, never a secret); 200 either way, so that a
+    load balancer keeps sending clicks to an instance that can still answer them."""
     state = request.app.state
     watcher = getattr(state, "watcher", None)
     listening = watcher is None or watcher.listener is None or watcher.listener.up
     degraded = state.recorder.failing or (watcher is not None and watcher.failing) or not listening
-    return JSONResponse({"status": "degraded" if degraded else "ok", "pending_clicks": state.recorder.pending})
+    reasons = [f"WhatsApp number {key.id} (phone number id {key.phone_number_id}): Meta refused its access token;"
+               " its messages wait until it is connected again with a new token"
+               for key in state.service.whatsapp.to_reconnect()]  # in memory: no database read
+    answer: dict[str, Any] = {"status": "degraded" if degraded or reasons else "ok",
+                              "pending_clicks": state.recorder.pending}  # fmt: skip
+    if reasons:
+        answer["reasons"] = reasons
+    return JSONResponse(answer)
 
 
 SIGNED_CLICK, SHORT_CLICK = ClickEndpoint(signed_click), ClickEndpoint(short_click)

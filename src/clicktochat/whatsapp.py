@@ -74,7 +74,8 @@ class WhatsApp:
         self.reader_wait = READER_WAIT  # ...how long a body waits for room...
         self.read_deadline = READ_DEADLINE  # ...and how long it may take to arrive
         self.deadlines = Deadlines()
-        self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock)
+        self.sender = Sender(chats, self.graph, lambda: {k.id: k for k in self.keys}, self._still_allowed, clock,
+                             reload=self.reload)  # fmt: skip
         self.notifications = Notifications(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.jobs: SharedStore | None = None  # several instances: scheduled jobs run on one (Service.open)
@@ -171,12 +172,18 @@ class WhatsApp:
         if number.business_id != business_id:  # connected there meanwhile (another connect, another instance)
             raise connected_elsewhere(number)
         await self.reload()
+        self.sender.wake()  # messages held while its token was refused go now
         return number
 
     async def disconnect(self, number_id: int) -> None:
         if not await self.chats.disconnect_number(number_id, int(self.clock())):
             raise NotFound(f"There is no connected number {number_id}.")
         await self.reload()
+
+    def to_reconnect(self) -> list[NumberKeys]:
+        """Connected numbers whose access token Meta refused (190, 102), as this server last read
+        them (any instance's sender marks them; the routing version makes every server read again)."""
+        return [key for key in self.keys if key.token_refused_at is not None]
 
     async def get_number(self, number_id: int) -> WhatsAppNumber:
         number = await self.chats.number(number_id)
