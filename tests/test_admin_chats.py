@@ -199,6 +199,22 @@ def test_a_number_whose_token_meta_refused_says_to_connect_it_again(whatsapp: Wh
 # -- conversations -------------------------------------------------------------------------
 
 
+def test_a_conversation_shows_the_latest_ad_its_customer_came_from(whatsapp: WhatsAppSetup, admin: Admin) -> None:
+    """A review's: an ad clicked while the window was open was forgotten; the chat's start keeps the first."""
+    first = ad_referral(source_url="https://fb.me/first", source_id="120210", headline="Sacher a domicilio",
+                        body="Ordina ora", ctwa_clid="ARAkLkA8")  # fmt: skip
+    conversation = customer_writes(whatsapp, "Avete la torta?", referral=first)
+    page = admin.get(f"/admin/conversations/{conversation}").text
+    assert "Came from: ad: Sacher a domicilio." in page and "Latest from" not in page
+    whatsapp.clock.move(3600)
+    later = ad_referral(source_url="https://fb.me/later", source_id="120299", headline="Cannoli -20%",
+                        body="Solo oggi", ctwa_clid="ARAkLkB9")  # fmt: skip
+    customer_writes(whatsapp, "E i cannoli?", referral=later)
+    page = admin.get(f"/admin/conversations/{conversation}").text
+    assert "Came from: ad: Sacher a domicilio." in page and "Ad: https://fb.me/first" in page
+    assert "Latest from: ad: Cannoli -20% (a message of " in page and "Ad: https://fb.me/later" in page
+
+
 def test_open_conversations_come_first_with_countdown_badges_and_where_they_came_from(
     whatsapp: WhatsAppSetup, admin: Admin
 ) -> None:

@@ -437,3 +437,94 @@ def test_a_chat_another_instance_or_an_erasure_holds_is_left_to_it(whatsapp: Wha
     assert whatsapp.run(chats.match_late_clicks(int(whatsapp.clock()))) == 1
     assert whatsapp.run(chats.match_late_clicks(int(whatsapp.clock()))) == 0  # one click, one chat
     assert conversations(whatsapp)[0]["came_from"]["link_key"] == "torte"
+
+
+def attributions_of(setup: WhatsAppSetup) -> list[tuple[Any, ...]]:
+    chats = setup.service.whatsapp.chats
+    return [tuple(row) for row in setup.run(chats.run(lambda: chats.db.execute(
+        "SELECT wamid, ref, link_key, campaign, referral IS NOT NULL FROM attributions ORDER BY at, id").fetchall()))]
+
+
+def test_an_ad_or_a_link_clicked_while_the_window_is_open_is_recorded_and_shown_as_the_latest(
+    whatsapp: WhatsAppSetup,
+) -> None:
+    """Found by a review of the WhatsApp side: a customer who clicked another ad or link while
+    their 24-hour window was open lost where that message came from; only the chat's start said.
+    Every message that carries a referral or a ref code is recorded, once however often Meta
+    delivers it; the conversation shows the latest, the chat's start keeps the first."""
+    first = make_link(whatsapp, to="+39 347 000 1111", text="Una torta", campaign="vetrina", slug="torte")
+    second = make_link(whatsapp, to="+39 347 000 1111", text="E i biscotti?", campaign="natale", slug="biscotti")
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_text(text_of(whatsapp.client.get(first, headers={"user-agent": IPHONE}
+                                                                ).headers["location"])))  # fmt: skip
+    flush(whatsapp.client)
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert (c["came_from"]["link_key"], c["latest_came_from"]["link_key"]) == ("torte", "torte")
+
+    whatsapp.clock.move(600)  # the window is open: a click on an ad...
+    ad = referral(source_url="https://fb.me/3cr4Wqqkt", source_id="120212345678", headline="Biscotti di Natale",
+                  body="Scrivici!", ctwa_clid="ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD")  # fmt: skip
+    at = int(whatsapp.clock())
+    value = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=at, wa_id=customer.wa_id,
+                            user_id=customer.user_id, name=customer.name, text="Info sui biscotti", referral=ad)
+    assert whatsapp.run(customer.deliver(value)).status_code == 200
+    value["contacts"][0]["profile"]["name"] = "Giulia R."  # Meta again, in other bytes
+    assert whatsapp.run(customer.deliver(value)).status_code == 200
+    whatsapp.process()
+    (c,) = conversations(whatsapp)
+    assert c["came_from"]["link_key"] == "torte" and c["came_from"]["referral"] is None  # the start keeps the first
+    latest = c["latest_came_from"]
+    assert latest["referral"]["headline"] == "Biscotti di Natale" and latest["link_key"] is None
+    assert latest["referral"]["ctwa_clid"].startswith("ARAkLkA8") and latest["at"] == timestamp(at)
+
+    whatsapp.clock.move(600)  # ...then on another link, the customer quicker than the click writer
+    text = text_of(whatsapp.client.get(second, headers={"user-agent": IPHONE}).headers["location"])
+    whatsapp.run(customer.send_text(text))
+    whatsapp.process()
+    latest = conversations(whatsapp)[0]["latest_came_from"]
+    assert (latest["ref"], latest["link_key"], latest["referral"]) == (find_ref(text), None, None)
+    flush(whatsapp.client)
+    whatsapp.process()  # the click written: tied to it
+    detail = whatsapp.client.get(f"/api/v1/conversations/{c['id']}", headers=whatsapp.auth).json()
+    latest = detail["latest_came_from"]
+    assert (latest["link_kind"], latest["link_key"], latest["campaign"]) == ("short", "biscotti", "natale")
+    assert detail["came_from"]["link_key"] == "torte"
+
+    # An older message delivered late does not hide the latest; each message is recorded once.
+    late = inbound_message(wamid=new_wamid(customer.wa_id), timestamp=at - 60, wa_id=customer.wa_id,
+                           user_id=customer.user_id, name=customer.name, text="Anche panettoni?", referral=ad)
+    assert whatsapp.run(customer.deliver(late)).status_code == 200
+    whatsapp.process()
+    assert conversations(whatsapp)[0]["latest_came_from"]["link_key"] == "biscotti"
+    recorded = attributions_of(whatsapp)
+    assert [(ref is not None, key, campaign, said) for _, ref, key, campaign, said in recorded] == [
+        (True, "torte", "vetrina", False), (False, None, None, True), (False, None, None, True),
+        (True, "biscotti", "natale", False)]
+    assert len({wamid for wamid, *_ in recorded}) == 4
+    starts = whatsapp.run(whatsapp.service.whatsapp.chats.run(lambda: whatsapp.service.whatsapp.chats.db.execute(
+        "SELECT count(*), min(link_key) FROM chat_starts").fetchone()))  # fmt: skip
+    assert tuple(starts) == (1, "torte")  # one chat, started from the first link
+    stats = whatsapp.client.get("/api/v1/stats", params={"by": "link"}, headers=whatsapp.auth).json()
+    assert {r["key"]: r["conversations"] for r in stats["rows"]} == {"short:torte": 1, "short:biscotti": 0}
+    # Erased with the person, as the rest of their chat.
+    assert whatsapp.client.delete("/api/v1/customers/393471234567", headers=whatsapp.auth).status_code == 200
+    assert attributions_of(whatsapp) == []
+
+
+def test_the_same_links_message_sent_again_in_the_window_still_names_the_link(whatsapp: WhatsAppSetup) -> None:
+    """A click starts one chat, but the customer who sends that link's message again in their
+    chat (a second tap, a copy) still says where it came from: their own click, not a blank."""
+    path = make_link(whatsapp, to="+39 347 000 1111", text="Torta", campaign="vetrina", slug="torte")
+    text = text_of(whatsapp.client.get(path, headers={"user-agent": IPHONE}).headers["location"])
+    flush(whatsapp.client)
+    customer = whatsapp.customer()
+    whatsapp.run(customer.send_text(text))
+    whatsapp.clock.move(60)
+    whatsapp.run(customer.send_text(text))
+    whatsapp.process()
+    assert [key for _, _, key, _, _ in attributions_of(whatsapp)] == ["torte", "torte"]
+    other = whatsapp.customer(wa_id="393470000002", user_id=None)  # forwarded to a friend: not theirs
+    whatsapp.run(other.send_text(text))
+    whatsapp.process()
+    assert [key for _, _, key, _, _ in attributions_of(whatsapp)] == ["torte", "torte", None]

@@ -23,6 +23,8 @@ from click.testing import CliRunner, Result
 from clicktochat.cli import cli, cli_whatsapp  # cli first: it registers cli_whatsapp's groups
 from clicktochat.cli_whatsapp import CUSTOMER_NAMES, customer_name
 from clicktochat.graph_standin import GraphStandIn
+from clicktochat.payloads import referral
+from clicktochat.service import timestamp
 from conftest import IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, free_port
 
 SECRETS = (NUMBER.access_token, NUMBER.app_secret, VERIFY_TOKEN)
@@ -191,6 +193,19 @@ def chat(whatsapp: WhatsAppSetup) -> Callable[..., Result]:
         return result
 
     return invoke
+
+
+def test_conversations_show_says_the_latest_ad_the_customer_came_from(chat: Callable[..., Result],
+                                                                     whatsapp: WhatsAppSetup) -> None:  # fmt: skip
+    """The chat began without an ad; an ad tapped while the window was open is named as the latest."""
+    assert "latest from" not in ok(chat("conversations", "show", "1")).stdout
+    whatsapp.clock.move(600)
+    ad = referral(source_url="https://fb.me/x", source_id="1202", headline="Cannoli -20%", body="", ctwa_clid="ARAk")
+    assert whatsapp.run(whatsapp.customer().send_text("E i cannoli?", referral=ad)).status_code == 200
+    whatsapp.process()
+    shown = ok(chat("conversations", "show", "1")).stdout
+    at = timestamp(int(whatsapp.clock()))
+    assert "came from:" in shown and f"latest from: ad: Cannoli -20% (a message of {at})" in shown
 
 
 def test_whatsapp_list_says_which_number_to_connect_again(chat: Callable[..., Result], whatsapp: WhatsAppSetup

@@ -157,7 +157,8 @@ def test_a_copy_holds_every_row_of_every_table(installation: Installation, empty
         assert rows(empty, table, columns) == source, table
         assert source or table in ("rotations", "login_failures", "seen_visitors", "job_runs",  # one process
                                    "link_months", "admin_sessions", "outbox", "notifications", "consents",
-                                   "chat_starts", "click_refs", "wa_statuses", "message_templates", "optin_forms",
+                                   "chat_starts", "attributions", "click_refs", "wa_statuses", "message_templates",
+                                   "optin_forms",
                                    "optin_requests", "api_keys", "dimension_days")  # fmt: skip
     for table in ("logos", "links", "agents", "agent_channels", "clicks", "link_days", "conversations", "wa_messages",
                   "webhook_events", "signing_keys", "admins", "widgets", "whatsapp_numbers"):  # fmt: skip
@@ -230,7 +231,7 @@ def test_new_rows_after_a_copy_get_fresh_ids(installation: Installation, empty: 
         # every identity column: its next value is past what was copied
         found = pg.execute("SELECT table_name, column_name FROM information_schema.columns WHERE is_identity = 'YES' "
                            "AND table_schema = current_schema()").fetchall()  # fmt: skip
-        assert len(found) == 19  # every INTEGER PRIMARY KEY of SQLite, and the two rowid stand-ins
+        assert len(found) == 20  # every INTEGER PRIMARY KEY of SQLite, and the two rowid stand-ins
         for table, column in found:
             next_id, largest = pg.execute(f'SELECT nextval(pg_get_serial_sequence(%s, %s)), max("{column}") FROM '
                                           f'"{table}"', (table, column)).fetchone()  # type: ignore[misc]  # fmt: skip
@@ -330,6 +331,7 @@ def test_the_source_is_checked_and_brought_up_to_date(installation: Installation
             lite.execute(f"ALTER TABLE links DROP COLUMN {column}")
         for column in ("token_refused_at", "token_error"):  # and 021's
             lite.execute(f"ALTER TABLE whatsapp_numbers DROP COLUMN {column}")
+        lite.execute("DROP TABLE attributions")  # and 022's
         lite.execute("PRAGMA user_version = 11")
     # An older server still running on it: refused before anything is migrated under it (found
     # by a review: the file was brought to the new schema, then the copy refused).

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from .admin import BOTH, Page, _id, _int, admin_page, agent_page, render, see_other
 from .agents import Business
+from .attributionstore import Attribution
 from .channels import display_phone
 from .chatstore import ChatStart, Conversation
 from .errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
@@ -125,8 +126,8 @@ async def disconnect_page(request: Request, page: Page) -> Response:
 # -- conversations --------------------------------------------------------------------------
 
 
-def came_from(start: ChatStart | None, agents: dict[int, str]) -> list[str]:
-    """Where a chat came from, in a few words: the ad, the link or widget, campaign, agent."""
+def came_from(start: ChatStart | Attribution | None, agents: dict[int, str]) -> list[str]:
+    """Where a chat (or a message) came from, in a few words: the ad, the link or widget, campaign, agent."""
     if start is None:
         return []
     said = []
@@ -169,7 +170,11 @@ def row(view: ConversationView, businesses: dict[int, Business], agents: dict[in
     name, address = who(c)
     zone = _zone(businesses, c.business_id)
     business = businesses.get(c.business_id)
+    # A later message that said where it came from (another ad or link while the window was open)
+    latest = view.latest if view.latest and (c.start is None or view.latest.at > c.start.at) else None
     return {
+        "latest": came_from(latest, agents), "latest_at": when(latest.at, zone) if latest else "",
+        "latest_url": (latest.referral or {}).get("source_url") if latest else None,
         "c": c, "name": name, "address": address, "view": view, "open": w.open, "until": w.open_until,
         "left": time_left(w.open_until - now) if w.open_until is not None else "closed",
         "last": view.last, "at": when(c.last_message_at, zone), "came_from": came_from(c.start, agents),

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from . import customers
 from .api import agent_filter, business_filter, endpoint, idempotency_key, out, query_int, read_body, resource
 from .api_models import Body, Whole
+from .attributionstore import Attribution
 from .chatstore import Message
 from .conversations import MAX_TEXT_LENGTH
 from .errors import InvalidInput
@@ -88,6 +89,18 @@ class StartOut(BaseModel):
     referral: dict[str, Any] | None = Field(description="Meta's referral: the ad or post (source_id, ctwa_clid...)")
 
 
+class AttributionOut(BaseModel):
+    at: str | None = Field(description="When the customer wrote the message that said where it came from")
+    ref: str | None = Field(description="The ref code found in that message")
+    link_kind: str | None = Field(description="short, signed or widget: the click its ref code names")
+    link_key: str | None
+    campaign: str | None
+    agent_id: int | None
+    channel: str | None
+    click_at: str | None
+    referral: dict[str, Any] | None = Field(description="Meta's referral: the ad or post (source_id, ctwa_clid...)")
+
+
 class ConversationOut(BaseModel):
     id: int
     number_id: int
@@ -102,7 +115,10 @@ class ConversationOut(BaseModel):
     reply_refused: str | None = Field(description="Why a text reply cannot be sent now; null when it can")
     opted_out: bool = Field(description="The customer stopped messages from the business")
     may_have_blocked: bool = Field(description="Messages to them stay at 'sent' for days while others deliver")
-    came_from: StartOut | None
+    came_from: StartOut | None = Field(description="Where the chat came from: its start's click or ad (the first)")
+    latest_came_from: AttributionOut | None = Field(
+        None, description="The customer's latest message that carried an ad's referral or a link's ref code (a"
+        " click on another ad or link while the window was open); the chat's start keeps the first, in came_from")
     last_message: str | None = None
 
 
@@ -180,7 +196,18 @@ def conversation_out(view: ConversationView) -> ConversationOut:
         window=WindowOut(open=w.open, open_until=timestamp(w.open_until),
                          free_entry_point_until=timestamp(w.entry_point_until), may_send=view.may_send),  # type: ignore[arg-type]
         reply_refused=view.reply_refused, opted_out=view.opted_out, may_have_blocked=view.may_have_blocked,
-        came_from=came_from, last_message=view.last[1] if view.last else None,
+        came_from=came_from, latest_came_from=attribution_out(view.latest),
+        last_message=view.last[1] if view.last else None,
+    )  # fmt: skip
+
+
+def attribution_out(latest: Attribution | None) -> AttributionOut | None:
+    if latest is None:
+        return None
+    return AttributionOut(
+        at=timestamp(latest.at), ref=latest.ref, link_kind=latest.link_kind, link_key=latest.link_key,
+        campaign=latest.campaign, agent_id=latest.agent_id, channel=latest.channel,
+        click_at=timestamp(latest.click_at), referral=latest.referral,
     )  # fmt: skip
 
 

@@ -21,7 +21,8 @@ class ChatStartStore(ChatDB):
     def _start(
         self, db: sqlite3.Connection, conversation_id: int, business_id: int, timezone: str, display: str,
         message: Inbound,
-    ) -> None:  # fmt: skip
+    ) -> tuple[Any, ...] | None:  # fmt: skip
+        """A chat starts with `message`; the click its ref code names, taken for it, if any."""
         ref = message.ref
         click = self._click_for(db, ref, message.at, display, conversation_id) if ref else None
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
@@ -37,14 +38,16 @@ class ChatStartStore(ChatDB):
         db.execute("UPDATE conversations SET start_id = ?, entry_point_until = coalesce(?, CASE WHEN"
                    " entry_point_until > ? THEN entry_point_until END) WHERE id = ?",
                    (cursor.fetchone()[0], entry_point, message.at, conversation_id))  # fmt: skip
+        return click
 
     def _start_earlier(
         self, db: sqlite3.Connection, conversation_id: int, timezone: str, display: str, message: Inbound
-    ) -> None:
+    ) -> tuple[Any, ...] | None:
         """An earlier message of a chat, applied after a later one (Meta reorders its deliveries,
         and a body the journal could not take is applied before older ones it holds): the chat's
         start moves back to it, and where the chat came from is read from it too (its ref code,
-        an ad's referral), where the later message said nothing of it."""
+        an ad's referral), where the later message said nothing of it. Returns the click taken for
+        it, if any."""
         # Locked on PostgreSQL: another instance tying it to a late click (match_late_clicks) is
         # waited for, and what it tied is read, not written over with what was there before.
         lock = " FOR UPDATE" if self.postgres else ""
@@ -53,11 +56,12 @@ class ChatStartStore(ChatDB):
             (conversation_id, message.at, message.at + SERVICE_WINDOW),
         ).fetchone()  # fmt: skip
         if found is None:
-            return
+            return None
         start_id, link_kind, referral = found
         day = datetime.fromtimestamp(message.at, ZoneInfo(timezone)).date().isoformat()
         db.execute("UPDATE chat_starts SET at = ?, day = ?, wamid = ? WHERE id = ?",
                    (message.at, day, message.wamid, start_id))  # fmt: skip
+        click = None
         if message.ref and link_kind is None:  # a code no click has yet: match_late_clicks may find it
             click = self._click_for(db, message.ref, message.at, display, conversation_id)
             db.execute(
@@ -68,6 +72,7 @@ class ChatStartStore(ChatDB):
             db.execute("UPDATE chat_starts SET referral = ? WHERE id = ?", (json.dumps(message.referral), start_id))
             db.execute("UPDATE conversations SET entry_point_until = ? WHERE id = ? AND start_id = ?",
                        (message.at + ENTRY_POINT, conversation_id, start_id))  # fmt: skip
+        return click
 
     def _click_for(self, db: sqlite3.Connection, ref: str, at: int, display: str,
                    conversation_id: int) -> tuple[Any, ...] | None:  # fmt: skip

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .attributionstore import AttributionStore
 from .channels import whatsapp_forms, whatsapp_number
-from .chatstarts import ChatStartStore
 from .consent import CONSENT_COLUMNS, Consent, consent_from
 from .conversations import (
     ENTRY_POINT,
@@ -89,9 +89,10 @@ class Message:
     sent_by: str | None = None  # a reply: who wrote it ("admin:ana", "api:shop #3", "cli"), if known
 
 
-class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
-    """Webhook events, conversations, messages, statuses, chat starts and consents
-    (and opt-in forms and requests: `optinstore.OptinStore`; connected numbers: `numberstore.NumberStore`)."""
+class ChatStore(OptinStore, CustomerStore, AttributionStore, NumberStore):
+    """Webhook events, conversations, messages, statuses, chat starts and consents (and opt-in forms
+    and requests: `optinstore.OptinStore`; connected numbers: `numberstore.NumberStore`; where each
+    message came from: `attributionstore.AttributionStore`, over `chatstarts.ChatStartStore`)."""
 
     # -- webhook events --------------------------------------------------------------
 
@@ -302,12 +303,14 @@ class ChatStore(OptinStore, CustomerStore, ChatStartStore, NumberStore):
         if not message.written:
             return  # a notice (a changed number): no window, no new chat, no answer to a question
         last_inbound = customer.last_inbound
+        click = None  # the click its chat's start took for it
         if message.type == "reaction":
             pass  # opens the window, as Meta does, but starts no chat: no one clicked to send an emoji
         elif last_inbound is None or message.at >= last_inbound + SERVICE_WINDOW:
-            self._start(db, customer.id, business_id, timezone, display, message)
+            click = self._start(db, customer.id, business_id, timezone, display, message)
         elif message.at < last_inbound:
-            self._start_earlier(db, customer.id, timezone, display, message)
+            click = self._start_earlier(db, customer.id, timezone, display, message)
+        self._attribute(db, customer.id, display, message, click)  # every message that says (attributionstore.py)
         customer.last_inbound = max(last_inbound or 0, message.at)
         customer.name = message.name or customer.name
         if message.stop:

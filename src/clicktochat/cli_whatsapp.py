@@ -25,8 +25,10 @@ from starlette.types import Receive, Scope, Send
 
 from . import database
 from .agents import named
+from .attributionstore import Attribution
 from .channels import whatsapp_number
 from .chat_api import ConversationDetail, conversation_out, message_out, number_out, reply_out
+from .chatstore import ChatStart
 from .cli import common_options, json_option, print_json, print_table, printable, run_with_service, settings_from
 from .conversations import check_text
 from .database import is_postgres
@@ -212,7 +214,11 @@ conversations: click.Group = click.Group("conversations", help="Chats customers 
 
 
 def came_from(view: ConversationView) -> str:
-    start = view.conversation.start
+    return said(view.conversation.start)
+
+
+def said(start: ChatStart | Attribution | None) -> str:
+    """Where a chat (or a message) came from, in a few words: the ad, or the link and campaign."""
     if start is None:
         return ""
     if start.referral:
@@ -274,6 +280,9 @@ def conversations_show(db: str | None, base_url: str | None, conversation_id: in
     for key, value in summary(view).items():
         if key != "last":
             click.echo(printable(f"{key.replace('_', ' ') + ':':<12} {value}".rstrip()))
+    latest, start = view.latest, view.conversation.start
+    if latest is not None and (start is None or latest.at > start.at) and said(latest):  # another ad or link since
+        click.echo(printable(f"{'latest from:':<12} {said(latest)} (a message of {timestamp(latest.at)})"))
     if view.reply_refused:
         click.echo(f"{'reply:':<12} refused: {view.reply_refused}")
     click.echo()

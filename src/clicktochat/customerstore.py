@@ -147,6 +147,8 @@ class CustomerStore(NotificationStore):
                 "conversations": _rows(db, f"SELECT * FROM conversations WHERE id IN ({c}) ORDER BY id", conversations),
                 "chat_starts": _rows(db, f"SELECT * FROM chat_starts WHERE conversation_id IN ({c}) ORDER BY at",
                                      conversations),  # fmt: skip
+                "attributions": _rows(db, f"SELECT * FROM attributions WHERE conversation_id IN ({c}) ORDER BY at, id",
+                                      conversations),  # fmt: skip
                 "messages": messages,
                 "statuses": _rows(db, f"SELECT * FROM wa_statuses WHERE wamid IN ({_marks(wamids)}) OR recipient = ?"
                                       f" OR recipient IN ({u}) ORDER BY at", [*wamids, number, *user_ids]),  # fmt: skip
@@ -193,6 +195,7 @@ class CustomerStore(NotificationStore):
                    [*wamids, number, *user_ids])  # fmt: skip
             delete("wa_messages", f"conversation_id IN ({c})", conversations)
             delete("chat_starts", f"conversation_id IN ({c})", conversations)
+            delete("attributions", f"conversation_id IN ({c})", conversations)
             delete("click_refs", f"used_by IN ({c})", conversations)
             delete("notifications", "phone = ?", (number,))
             delete("optin_requests", "phone = ?", (number,))

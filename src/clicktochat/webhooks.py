@@ -403,8 +403,9 @@ class WebhookProcessor:
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await self.chats.prune_events(now - self.retention)
-        try:  # chats whose click was written after their first message
+        try:  # chats (and messages that said where they came from) whose click was written after them
             await self.chats.match_late_clicks(now)
+            await self.chats.match_late_attributions(now)
         except Exception:  # a locked database, say: applying must not wait for it
             match_failed.warn(exc_info=True)
         due = await self.chats.due_events(now, batch or self.batch)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .attributionstore import Attribution
 from .chatstore import ChatStore, Conversation, Message
 from .consent import may_answer, opted_out
 from .conversations import Window, check_text, window
@@ -50,6 +51,7 @@ class ConversationView:
     may_have_blocked: bool
     last: tuple[str, str | None] | None = None
     silenced: bool = False  # nothing may go: opted out and silent since, or the number is disconnected
+    latest: Attribution | None = None  # the latest message that said where it came from (its chat's start: the first)
 
     @property
     def may_send(self) -> str:
@@ -193,7 +195,8 @@ class WhatsApp:
 
     # -- conversations ---------------------------------------------------------------
 
-    async def view(self, conversation: Conversation, last: tuple[str, str | None] | None = None) -> ConversationView:
+    async def view(self, conversation: Conversation, last: tuple[str, str | None] | None = None,
+                   latest: Attribution | None = None) -> ConversationView:  # fmt: skip
         now = int(self.clock())
         c = conversation
         entries = await self.chats.consents(c.business_id, c.wa_id, c.user_id)
@@ -213,7 +216,7 @@ class WhatsApp:
             c.wa_id, c.user_id, c.number_id, now - BLOCK_SUSPECT_WITHIN, now - BLOCK_SUSPECT_AFTER
         )
         silenced = not decision.allowed or not connected
-        return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last, silenced)
+        return ConversationView(c, win, opted_out(entries) is not None, refused, blocked, last, silenced, latest)
 
     async def conversations(
         self, business_id: int | None = None, agent_id: int | None = None, only_open: bool = False,
@@ -223,14 +226,16 @@ class WhatsApp:
         since = int(self.clock()) - 24 * 3600 if only_open else None
         found = await self.chats.conversations(business_id, agent_id, since, limit, offset)
         last = await self.chats.last_messages([c.id for c in found])
-        views = [await self.view(c, last.get(c.id)) for c in found]
+        latest = await self.chats.latest_attributions([c.id for c in found])
+        views = [await self.view(c, last.get(c.id), latest.get(c.id)) for c in found]
         return sorted(views, key=lambda v: not v.window.open)
 
     async def conversation(self, conversation_id: int) -> tuple[ConversationView, list[Message]]:
         found = await self.chats.conversation(conversation_id)
         if found is None:
             raise NotFound(f"There is no conversation {conversation_id}.")
-        return await self.view(found), await self.chats.messages(conversation_id)
+        latest = (await self.chats.latest_attributions([found.id])).get(found.id)
+        return await self.view(found, latest=latest), await self.chats.messages(conversation_id)
 
     async def reply(
         self, conversation_id: int, text: Any, idempotency_key: str | None = None, sent_by: str | None = None
