@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -19,7 +18,8 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from .clickstore import Zones
+from .cells import Cell, CellCache, CellInfo, Totals, cell_totals
+from .clickstore import NO_ZONES, Zones
 from .database import log_failure
 from .sharedstore import SharedStore, decide_uniques, forget_visitors, share_salts
 from .store import Store
@@ -116,16 +116,69 @@ def describe(event: ClickEvent, n: int, zones: Zones) -> ClickRow:
         facts = analysis(query, referer, user_agent, event.probe)
     else:  # rare and long: not worth a place in the cache (whose memory this bounds)
         facts = analyse(query, referer, user_agent, event.probe)
-    if event.agent_id is not None or event.business_id is None:
-        business_id, timezone = zones.agents.get(event.agent_id or 0, (None, "UTC"))
-    else:
-        business_id, timezone = event.business_id, zones.businesses.get(event.business_id, "UTC")
+    business_id, timezone = where(event, zones)
     return ClickRow(
         event.at, event.link_kind, event.link_key, event.channel, event.agent_id, event.campaign, event.source,
         facts[0], facts[1], facts[2], facts[3], facts[4], facts[5], facts[6], facts[7], facts[8], facts[9],
         kept_text(event.page_path), facts[10], facts[11], business_id, local_day(event.at // 900, timezone),
         event.visitor or None, n, 0,
     )  # fmt: skip
+
+
+def where(event: ClickEvent, zones: Zones) -> tuple[int | None, str]:
+    """The business a click counts for, and its time zone: its agent's, else its own business's
+    (a link to a fixed number), else none and UTC."""
+    if event.agent_id is not None or event.business_id is None:
+        return zones.agents.get(event.agent_id or 0, (None, "UTC"))
+    return event.business_id, zones.businesses.get(event.business_id, "UTC")
+
+
+NO_BUSINESS = (None, "UTC")
+
+
+def cell_of(row: ClickRow) -> Cell:
+    """The click_cells columns of a described click (cells.CELL_COLUMNS)."""
+    return (
+        row.link_kind, row.link_key, row.business_id or 0, row.campaign or "", row.agent_id or 0, row.channel,
+        row.source or "", row.referrer_host or "", row.device_class, row.os_family, row.browser_family,
+        row.utm_source or "", row.utm_medium or "", row.utm_campaign or "", row.utm_content or "",
+        row.utm_term or "", row.page_path or "", row.ad_click or "", row.robot or "", row.via or "",
+    )  # fmt: skip
+
+
+def cell_for(event: ClickEvent, business_id: int | None) -> Cell:
+    """cell_of(describe(event, ...)) in fewer steps: what the writer does for a click it has not met."""
+    query, referer, user_agent = event.query_string, event.referer, event.user_agent
+    if len(query) + len(referer) <= MAX_CACHED_ANALYSIS:
+        facts = analysis(query, referer, user_agent, event.probe)
+    else:
+        facts = analyse(query, referer, user_agent, event.probe)
+    return (
+        event.link_kind, event.link_key, business_id or 0, event.campaign or "", event.agent_id or 0, event.channel,
+        event.source or "", facts[6] or "", facts[7], facts[8], facts[9], facts[0] or "", facts[1] or "",
+        facts[2] or "", facts[3] or "", facts[4] or "", kept_text(event.page_path) or "", facts[5] or "",
+        facts[10] or "", facts[11] or "",
+    )  # fmt: skip
+
+
+class LogRow(NamedTuple):
+    """One row of click_log (migration 021): `n` identical clicks of one cell in the same second,
+    `uniques` of them the visitor's first."""
+
+    at: int
+    cell: int
+    day: str
+    visitor: str | None
+    n: int
+    uniques: int
+
+
+class Visit(NamedTuple):
+    """What uniques.RecentVisitors reads of a row."""
+
+    at: int
+    visitor: str | None
+    robot: bool
 
 
 # What describe() reads from the query string, referrer and user agent: the utm_* values, the ad
@@ -199,121 +252,46 @@ def referrer_host(referer: str) -> str | None:
     return host[:253] if host else None
 
 
-def dimension_values(row: ClickRow) -> Iterator[tuple[str, str]]:
-    """The row's value for each of DIMENSIONS ("" when it has none), after the day's total."""
-    yield "", ""
-    yield "source", row.source or ""
-    yield "referrer", row.referrer_host or ""
-    yield "device", row.device_class
-    yield "os", row.os_family
-    yield "browser", row.browser_family
-    for key, value in zip(UTM_KEYS, row[7:12], strict=True):
-        yield key, value or ""
-    yield "page", row.page_path or ""
-    yield "ad_click", row.ad_click or ""
-    yield "robot", row.robot or ""
-    yield "via", row.via or ""
-
-
-# Where each of DIMENSIONS is in a link_dimension_days cell (daily_totals), after the day's total.
-CELL_DIMENSIONS = (("", -1), *((name, 7 + i) for i, name in enumerate(DIMENSIONS)))
-
-
-def daily_totals(rows: list[ClickRow]) -> tuple[list[tuple[Any, ...]], ...]:
-    """What `rows` add to the link_days, link_months, dimension_days (migration 003) and
-    link_dimension_days (migration 006) tables. Summed in stages, each over fewer keys than the
-    last: rows into link_dimension_days cells (a link's day and all its dimension values), cells
-    into one key per dimension value, those into each scope; not 14 dimensions times 4 scopes
-    for every row."""
-    cells: dict[tuple[Any, ...], list[int]] = {}
-    for row in rows:
-        cell = (
-            row.link_kind, row.link_key, row.day, row.business_id or 0, row.campaign or "", row.agent_id or 0,
-            row.channel, row.source or "", row.referrer_host or "", row.device_class, row.os_family,
-            row.browser_family, row.utm_source or "", row.utm_medium or "", row.utm_campaign or "",
-            row.utm_content or "", row.utm_term or "", row.page_path or "", row.ad_click or "", row.robot or "",
-            row.via or "",
-        )  # fmt: skip
-        total = cells.get(cell)
-        if total is None:
-            cells[cell] = total = [0, 0, 0]
-        if row.robot:
-            total[2] += row.n
-        else:
-            total[0] += row.n
-        total[1] += row.uniques
-    per_link: dict[tuple[Any, ...], list[int]] = {}
-    per_dimension: dict[tuple[Any, ...], list[int]] = {}
-    for cell, (clicks, uniques, bots) in cells.items():
-        kind, key, day, business, campaign, agent, channel = cell[:7]
-        link = (day, business, kind, key, campaign, agent, channel)
-        total = per_link.get(link)
-        if total is None:
-            per_link[link] = total = [0, 0, 0]
-        total[0] += clicks
-        total[1] += uniques
-        total[2] += bots
-        for name, i in CELL_DIMENSIONS:
-            found = (day, business, channel, campaign, agent, name, cell[i] if i >= 0 else "")
-            total = per_dimension.get(found)
-            if total is None:
-                per_dimension[found] = total = [0, 0, 0]
-            total[0] += clicks
-            total[1] += uniques
-            total[2] += bots
-    per_value: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (day, business, channel, campaign, agent, name, value), counts in per_dimension.items():
-        _add(per_value[("all", "", name, day, business, value)], counts)
-        _add(per_value[("channel", channel, name, day, business, value)], counts)
-        if campaign:
-            _add(per_value[("campaign", campaign, name, day, business, value)], counts)
-        if agent:
-            _add(per_value[("agent", str(agent), name, day, business, value)], counts)
-    per_month: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for link, counts in per_link.items():
-        _add(per_month[(link[0][:7], *link[1:])], counts)
-    return (
-        [(*k, *v) for k, v in per_link.items()],
-        [(*k, *v) for k, v in per_month.items()],
-        [(*k, *v) for k, v in per_value.items()],
-        [(*k, *v) for k, v in cells.items()],
-    )
-
-
-def _add(total: list[int], counts: Sequence[int]) -> None:
-    total[0] += counts[0]
-    total[1] += counts[1]
-    total[2] += counts[2]
-
-
 def first_visits(
-    rows: Sequence[ClickRow], before: Sequence[str]
+    visits: Sequence[Visit], before: Sequence[str]
 ) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
-    """Each person's visitor key in `rows` with the first and last second of their clicks, and
+    """Each person's visitor key in a batch with the first and last second of their clicks, and
     its key under yesterday's salt where there is one (robots have no say in uniques)."""
-    visits: dict[str, tuple[int, int]] = {}
+    firsts: dict[str, tuple[int, int]] = {}
     keys: dict[str, str] = {}
-    for row, key in zip(rows, before, strict=True):
-        if row.visitor and not row.robot:
-            first, last = visits.get(row.visitor, (row.at, row.at))
-            visits[row.visitor] = (min(first, row.at), max(last, row.at))
+    for visit, key in zip(visits, before, strict=True):
+        if visit.visitor and not visit.robot:
+            first, last = firsts.get(visit.visitor, (visit.at, visit.at))
+            firsts[visit.visitor] = (min(first, visit.at), max(last, visit.at))
             if key:
-                keys[row.visitor] = key
-    return visits, keys
+                keys[visit.visitor] = key
+    return firsts, keys
 
 
-def mark_uniques(rows: list[ClickRow], new: set[str]) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...]]:
+def mark_uniques(
+    rows: list[LogRow], visits: list[Visit], new: set[str], infos: Mapping[int, CellInfo]
+) -> tuple[list[LogRow], Totals]:
     """One unique for the first row of each visitor in `new` (the database said so), and the
-    totals the rows add, each list in its key's order."""
+    totals the rows add, each list in its key's order (two writers lock rows in the same order)."""
     left = set(new)
     marked = []
-    for row in sorted(rows, key=lambda r: r.at):
-        if row.visitor in left and not row.robot:
+    for row, visit in sorted(zip(rows, visits, strict=True), key=lambda pair: pair[0].at):
+        if row.visitor in left and not visit.robot:
             left.discard(row.visitor)
-            row = tuple.__new__(ClickRow, (*row[:-1], 1))  # row._replace(uniques=1)
+            row = tuple.__new__(LogRow, (*row[:-1], 1))  # row._replace(uniques=1)
         marked.append(row)
-    totals = tuple(sorted(part) for part in daily_totals(marked))
-    return marked, totals
+    return marked, cell_totals(marked, infos).sorted()
+
+
+class Decided(NamedTuple):
+    """A batch whose unique visitors the database has decided (several instances), not yet written."""
+
+    rows: list[LogRow]
+    visits: list[Visit]
+    infos: dict[int, CellInfo]
+    new: set[str]
+    refs: list[tuple[Any, ...]]
+    clicks: int
 
 
 class ClickRecorder:
@@ -333,6 +311,8 @@ class ClickRecorder:
         self.shared = shared
         self.salts = salts or Salts(1800)
         self.visitors = RecentVisitors(self.salts.window)
+        self.cells = CellCache()
+        self._zones = NO_ZONES  # the last batch's: when they change, cells are looked up again
         self.flush_interval = flush_interval
         self.retention_days = retention_days
         self.batch_size = batch_size
@@ -344,8 +324,8 @@ class ClickRecorder:
         self._pending_clicks = 0
         self._flushing = 0  # clicks taken by the flush under way, not written yet
         # Batches whose unique visitors the database has decided, not yet written: written as
-        # they are (deciding again would find their own visitors seen). (rows, new visitors, refs, clicks)
-        self._decided: list[tuple[list[ClickRow], set[str], list[tuple[Any, ...]], int]] = []
+        # they are (deciding again would find their own visitors seen).
+        self._decided: list[Decided] = []
         self._decided_clicks = 0  # the clicks of those batches
         self.failing = False  # the last write failed (the database is away): clicks wait in memory
         self._task: asyncio.Task[None] | None = None
@@ -436,10 +416,11 @@ class ClickRecorder:
         while todo:
             batch = self._take(todo)
             zones = await self.store.click_zones()
-            # Parsing thousands of new user agents takes a while: off the event loop.
-            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, batch, zones)
-            link_days, link_months, dimension_days, link_dimension_days = totals
-            await self.store.add_clicks(rows, link_days, link_months, dimension_days, link_dimension_days, refs)
+            # Hashing visitors and parsing new user agents takes a while: off the event loop.
+            merged = await asyncio.to_thread(self.hashed, batch)
+            await self._know_cells(merged, zones)
+            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, merged, zones)
+            await self.store.add_clicks(rows, totals, refs)
             clicks = self._written(todo, batch)
             # Written: now they count as seen. In the worker thread too, a few microseconds a new
             # visitor, which the event loop would otherwise spend in one go, between two requests.
@@ -460,12 +441,14 @@ class ClickRecorder:
             batch = self._take(todo)
             await self._share_salts(max(fields[0] for fields in batch))  # ClickEvent.at
             zones = await self.store.click_zones()
-            merged, rows = await asyncio.to_thread(self.describe_all, batch, zones)
-            visits, before = first_visits(rows, [event.visitor_before for event in merged])
-            new = await decide_uniques(self.store, visits, before, self.salts.window)
+            merged = await asyncio.to_thread(self.hashed, batch)
+            await self._know_cells(merged, zones)
+            rows, visits, infos = await asyncio.to_thread(self.rows, merged, zones)
+            firsts, before = first_visits(visits, [event.visitor_before for event, _ in merged])
+            new = await decide_uniques(self.store, firsts, before, self.salts.window)
             # Decided (committed): from here the batch is written as it is, even if this write fails.
             clicks = self._written(todo, batch)
-            self._decided.append((rows, new, refs_of(list(merged)), clicks))
+            self._decided.append(Decided(rows, visits, infos, new, refs_of([event for event, _ in merged]), clicks))
             self._decided_clicks += clicks
             written += await self._write_decided()
         await self._share_salts(int(time.time()))
@@ -474,12 +457,13 @@ class ClickRecorder:
     async def _write_decided(self) -> int:
         written = 0
         while self._decided:
-            rows, new, refs, count = self._decided[0]
-            marked, totals = await asyncio.to_thread(mark_uniques, rows, new)
-            await self.store.add_clicks(marked, totals[0], totals[1], totals[2], totals[3], refs)
+            decided = self._decided[0]
+            marked, totals = await asyncio.to_thread(mark_uniques, decided.rows, decided.visits, decided.new,
+                                                     decided.infos)  # fmt: skip
+            await self.store.add_clicks(marked, totals, decided.refs)
             self._decided.pop(0)
-            self._decided_clicks -= count
-            written += count
+            self._decided_clicks -= decided.clicks
+            written += decided.clicks
         return written
 
     async def _share_salts(self, now: int) -> None:
@@ -487,14 +471,19 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    def describe_all(self, batch: dict[Fields, int], zones: Zones) -> tuple[list[ClickEvent], list[ClickRow]]:
-        """The batch's distinct clicks (visitors hashed) and their rows, none unique yet."""
-        merged = self.hashed(batch)
-        return list(merged), [describe(event, n, zones) for event, n in merged.items()]
+    async def _know_cells(self, merged: list[tuple[ClickEvent, int]], zones: Zones) -> None:
+        """Ask the database for the ids of the batch's cells the writer has not met (new ones are
+        written, in a transaction of their own: a cell no click row names yet costs nothing)."""
+        if zones != self._zones:  # a business moved or changed time zone: its clicks' cells did
+            self.cells.by_fields.clear()
+            self._zones = zones
+        missing = await asyncio.to_thread(self.missing, merged, zones)
+        if missing:
+            self.cells.learn(await self.store.click_cells(missing))
 
-    def hashed(self, batch: dict[Fields, int]) -> dict[ClickEvent, int]:
+    def hashed(self, batch: dict[Fields, int]) -> list[tuple[ClickEvent, int]]:
         """The batch's distinct clicks, as ClickEvents again, visitors hashed, each with its count."""
-        merged: dict[ClickEvent, int] = {}
+        merged: list[tuple[ClickEvent, int]] = []
         hashes = self.salts.hashes
         for fields, n in batch.items():
             event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
@@ -502,20 +491,63 @@ class ClickRecorder:
                 visitor, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
                 # event._replace(address="", visitor=visitor, visitor_before=before), at a quarter of the cost
                 event = tuple.__new__(ClickEvent, (*event[:11], visitor, before, event[13], "", *event[15:]))
-            merged[event] = merged.get(event, 0) + n
+            merged.append((event, n))
         return merged
 
+    def missing(self, merged: list[tuple[ClickEvent, int]], zones: Zones) -> list[Cell]:
+        """The cells of `merged` the writer has no id for; the others' by_fields remembered."""
+        by_fields, known, remember = self.cells.by_fields, self.cells.known, self.cells.remember
+        found: dict[Cell, None] = {}
+        for event, _ in merged:
+            fields = (event[1:11], event[13], event[17])  # what makes the cell (ClickEvent's order), with zones
+            if fields not in by_fields:
+                cell = cell_for(event, where(event, zones)[0])
+                got = known.get(cell)
+                if got is None:
+                    found[cell] = None
+                else:
+                    remember(fields, got)
+        return list(found)
+
+    def rows(
+        self, merged: list[tuple[ClickEvent, int]], zones: Zones
+    ) -> tuple[list[LogRow], list[Visit], dict[int, CellInfo]]:
+        """The batch's raw rows, none unique yet, what decides their uniques, and their cells.
+        The loop every click goes through: a dictionary lookup, the day from a cache."""
+        rows: list[LogRow] = []
+        visits: list[Visit] = []
+        infos: dict[int, CellInfo] = {}
+        by_fields, known, remember = self.cells.by_fields, self.cells.known, self.cells.remember
+        agents, businesses = zones.agents, zones.businesses
+        for event, n in merged:
+            fields = (event[1:11], event[13], event[17])
+            found = by_fields.get(fields)
+            if found is None:  # missing() met it, and by_fields was emptied since
+                found = known[cell_for(event, where(event, zones)[0])]
+                remember(fields, found)
+            infos[found.id] = found
+            agent = event[4]
+            if agent is not None or event[17] is None:
+                zone = agents.get(agent or 0, NO_BUSINESS)[1]
+            else:
+                zone = businesses.get(event[17], "UTC")
+            at, visitor = event[0], event[11] or None
+            rows.append(tuple.__new__(LogRow, (at, found.id, local_day(at // 900, zone), visitor, n, 0)))
+            visits.append(tuple.__new__(Visit, (at, visitor, found.robot)))
+        return rows, visits, infos
+
     def prepare(
-        self, batch: dict[Fields, int], zones: Zones
-    ) -> tuple[list[ClickRow], tuple[list[tuple[Any, ...]], ...], dict[str, int], list[tuple[Any, ...]]]:
-        merged = self.hashed(batch)
-        rows = [describe(event, n, zones) for event, n in merged.items()]
-        uniques, seen = self.visitors.decide(rows, [event.visitor_before for event in merged])
+        self, merged: list[tuple[ClickEvent, int]], zones: Zones
+    ) -> tuple[list[LogRow], Totals, dict[str, int], list[tuple[Any, ...]]]:
+        """The batch's rows with their uniques, the totals they add, the visitors to remember once
+        written, and the ref codes."""
+        rows, visits, infos = self.rows(merged, zones)
+        uniques, seen = self.visitors.decide(visits, [event.visitor_before for event, _ in merged])
         rows = [
-            tuple.__new__(ClickRow, (*row[:-1], unique)) if unique else row  # row._replace(uniques=unique), cheaper
+            tuple.__new__(LogRow, (*row[:-1], unique)) if unique else row  # row._replace(uniques=unique), cheaper
             for row, unique in zip(rows, uniques, strict=True)
         ]
-        return rows, daily_totals(rows), seen, refs_of(list(merged))
+        return rows, cell_totals(rows, infos), seen, refs_of([event for event, _ in merged])
 
     async def prune(self, now: float) -> int:
         """Delete raw rows past the retention; the daily totals stay. With several instances, the

@@ -3,34 +3,21 @@ recalled at a start, pruning, and the totals that stats read. A part of `store.S
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
+from .cells import CELL_COLUMNS, FACT_COLUMNS, LINK_WIDTH, Cell, Totals, fact_key
 from .storedb import StoreDB, copy_rows, insert_rows
 
-CLICK_COLUMNS = (  # clicks.ClickRow, in order
+LOG_COLUMNS = ("at", "cell", "day", "visitor", "n", "uniques")  # clicks.LogRow, in order
+CLICK_COLUMNS = (  # clicks.ClickRow, in order: the clicks view (migration 021) has them
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
     "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ad_click", "referrer_host",
     "device_class", "os_family", "browser_family", "page_path", "robot", "via", "business_id", "day", "visitor",
     "n", "uniques",
 )  # fmt: skip
-LINK_DAY_COLUMNS = ("day", "business_id", "link_kind", "link_key", "campaign", "agent_id", "channel")
-DIMENSION_DAY_COLUMNS = ("scope", "scope_value", "dimension", "day", "business_id", "value")
-LINK_DIMENSION_DAY_COLUMNS = (  # migration 006: a link's day, then each of clicks.DIMENSIONS in order
-    "link_kind", "link_key", "day", "business_id", "campaign", "agent_id", "channel", "source", "referrer",
-    "device", "os", "browser", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "page",
-    "ad_click", "robot", "via",
-)  # fmt: skip
 COUNTERS = ("clicks", "uniques", "bots")
-# Raw columns of clicks.DIMENSIONS, for what the daily totals do not hold.
-DIMENSION_COLUMNS = {
-    "source": "source", "referrer": "referrer_host", "device": "device_class", "os": "os_family",
-    "browser": "browser_family", "utm_source": "utm_source", "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign", "utm_content": "utm_content", "utm_term": "utm_term", "page": "page_path",
-    "ad_click": "ad_click", "robot": "robot", "via": "via",
-}  # fmt: skip
 # How stats group rows, as SQL over any of the three tables.
 GROUPINGS = {
     "day": "day",
@@ -65,33 +52,74 @@ class ClickStore(StoreDB):
     async def add_clicks(
         self,
         rows: Sequence[Sequence[Any]],
-        link_days: Sequence[Sequence[Any]],
-        link_months: Sequence[Sequence[Any]],
-        dimension_days: Sequence[Sequence[Any]],
-        link_dimension_days: Sequence[Sequence[Any]] = (),
+        totals: Totals,
         refs: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """Raw rows (CLICK_COLUMNS) and what they add to the totals, together; `refs`: the ref
-        codes of clicks whose message carried one (conversations are tied to them)."""
-        totals = {"link_days": link_days, "link_months": link_months, "dimension_days": dimension_days,
-                  "link_dimension_days": link_dimension_days}  # fmt: skip
-        month_key = ("month", *LINK_DAY_COLUMNS[1:])
+        """Raw rows (clicks.LogRow) and what they add to the totals (cells.cell_totals), together;
+        `refs`: the ref codes of clicks whose message carried one (conversations are tied to them)."""
         write = copy_rows if self.postgres else insert_rows
         async with self.transaction() as db:
-            await write(db, f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)})", len(CLICK_COLUMNS), rows)
+            await write(db, f"INSERT INTO click_log ({', '.join(LOG_COLUMNS)})", len(LOG_COLUMNS), rows)
             if refs:
                 await write(
                     db, "INSERT INTO click_refs (ref, at, link_kind, link_key, campaign, agent_id, channel, address,"
                     " visitor)", 9, refs,
                 )  # fmt: skip
-            for table, key in (("link_days", LINK_DAY_COLUMNS), ("link_months", month_key),
-                               ("dimension_days", DIMENSION_DAY_COLUMNS),
-                               ("link_dimension_days", LINK_DIMENSION_DAY_COLUMNS)):  # fmt: skip
+            for table, key, added in (("cell_days", ("day", "cell"), totals.cell_days),
+                                      ("link_totals_days", ("day", "link"), totals.link_days),
+                                      ("link_totals_months", ("month", "link"), totals.link_months),
+                                      ("fact_days", ("day", "business_id", "fact"), totals.fact_days)):  # fmt: skip
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
                     f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
-                await write(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3,
-                            totals[table], upsert)  # fmt: skip
+                await write(db, f"INSERT INTO {table} ({', '.join(key + COUNTERS)})", len(key) + 3, added, upsert)
+
+    async def click_cells(self, cells: Sequence[Cell]) -> dict[Cell, tuple[int, int, int]]:
+        """The ids of each cell, of its link and of its fact (click_cells, click_links, click_facts:
+        migration 021), made where there are none yet; another instance may make the same at once."""
+        links = sorted({cell[:LINK_WIDTH] for cell in cells})
+        facts = {fact_key(cell[LINK_WIDTH:]): cell[LINK_WIDTH:] for cell in cells}
+        async with self.transaction() as db:
+            await insert_rows(db, f"INSERT INTO click_links ({', '.join(CELL_COLUMNS[:LINK_WIDTH])})", LINK_WIDTH,
+                              links, " ON CONFLICT DO NOTHING")  # fmt: skip
+            match = "(" + " AND ".join(f"{name} = ?" for name in CELL_COLUMNS[:LINK_WIDTH]) + ")"
+            link_ids: dict[tuple[Any, ...], int] = {}
+            for i in range(0, len(links), 100):
+                some = links[i : i + 100]
+                found = await self._in(db, f"SELECT {', '.join(CELL_COLUMNS[:LINK_WIDTH])}, id FROM click_links"
+                                       f" WHERE {' OR '.join([match] * len(some))}", [v for link in some for v in link])
+                link_ids |= {tuple(row[:-1]): int(row[-1]) for row in found}  # fmt: skip
+            await insert_rows(db, f"INSERT INTO click_facts (key, {', '.join(FACT_COLUMNS)})", 1 + len(FACT_COLUMNS),
+                              [(key, *fact) for key, fact in sorted(facts.items())], " ON CONFLICT DO NOTHING")
+            fact_ids = await self._by_key(db, list(facts))  # fmt: skip
+            ids = {cell: (link_ids[cell[:LINK_WIDTH]], fact_ids[fact_key(cell[LINK_WIDTH:])]) for cell in cells}
+            pairs = sorted(set(ids.values()))
+            await insert_rows(db, "INSERT INTO click_cells (link, fact)", 2, pairs, " ON CONFLICT DO NOTHING")
+            cell_ids: dict[tuple[int, int], int] = {}
+            for i in range(0, len(pairs), 200):
+                some = pairs[i : i + 200]
+                where = " OR ".join(["(link = ? AND fact = ?)"] * len(some))
+                found = await self._in(db, f"SELECT link, fact, id FROM click_cells WHERE {where}",
+                                       [v for pair in some for v in pair])  # fmt: skip
+                cell_ids |= {(int(link), int(fact)): int(cell_id) for link, fact, cell_id in found}
+        return {cell: (cell_ids[pair], *pair) for cell, pair in ids.items()}
+
+    async def _by_key(self, db: Any, keys: list[str]) -> dict[str, int]:
+        """The id of each of `keys` in click_facts. PostgreSQL's unique index is on md5(key): a
+        key can pass the size of a b-tree entry."""
+        by_key, each = ("md5(key) IN ({})", "md5(?)") if self.postgres else ("key IN ({})", "?")
+        ids: dict[str, int] = {}
+        for i in range(0, len(keys), 200):
+            some = keys[i : i + 200]
+            where = by_key.format(", ".join([each] * len(some)))
+            found = await self._in(db, f"SELECT key, id FROM click_facts WHERE {where}", some)
+            ids |= {key: int(found_id) for key, found_id in found}
+        return ids
+
+    @staticmethod
+    async def _in(db: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        async with db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
 
     async def chats_counted(self) -> bool:
         """Whether chats are counted at all: a WhatsApp number is connected, or chats were counted
@@ -148,7 +176,8 @@ class ClickStore(StoreDB):
         while True:
             async with self.transaction() as db:
                 cursor = await db.execute(
-                    "DELETE FROM clicks WHERE id IN (SELECT id FROM clicks WHERE at < ? LIMIT ?)", (before, chunk)
+                    "DELETE FROM click_log WHERE id IN (SELECT id FROM click_log WHERE at < ? LIMIT ?)",
+                    (before, chunk),
                 )
             deleted += cursor.rowcount
             if cursor.rowcount < chunk:
@@ -186,16 +215,20 @@ class ClickStore(StoreDB):
         return rows[:limit] if limit is not None else rows
 
     async def dimension_totals(
-        self, scope: str, scope_value: str, dimension: str, first_day: str, last_day: str, group: str,
-        business_id: int | None, limit: int | None = None,
+        self, dimension: str, first_day: str, last_day: str, group: str, business_id: int | None,
+        limit: int | None = None,
     ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
-        """The same from dimension_days: `group` is "value" or one of GROUPINGS."""
-        where = "scope = ? AND scope_value = ? AND dimension = ? AND day BETWEEN ? AND ?"
-        params: list[Any] = [scope, scope_value, dimension, first_day, last_day]
+        """The same over every link (of a business, or of all), from fact_days: `group` is "value"
+        (the dimension's, or '' for none) or one of GROUPINGS."""
+        if dimension and dimension not in FACT_COLUMNS:
+            raise ValueError(f"unknown dimension {dimension!r}")
+        where = "d.fact = f.id AND day BETWEEN ? AND ?"
+        params: list[Any] = [first_day, last_day]
         if business_id is not None:
             where += " AND business_id = ?"
             params.append(business_id)
-        return await self._totals("dimension_days", group, where, params, limit)
+        return await self._totals("fact_days d, click_facts f", group, where, params, limit,
+                                  value=f"f.{dimension}" if dimension else "''")  # fmt: skip
 
     async def link_dimension_totals(
         self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],
@@ -203,37 +236,11 @@ class ClickStore(StoreDB):
     ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
         """The same from link_dimension_days, for links' clicks by a dimension: `group` is
         "value" (the dimension's) or one of GROUPINGS; `filters` match columns of link_days."""
-        if dimension not in DIMENSION_COLUMNS:
+        if dimension not in FACT_COLUMNS:
             raise ValueError(f"unknown dimension {dimension!r}")
         where = "day BETWEEN ? AND ?" + "".join(f" AND {name} = ?" for name in filters)
         params = [first_day, last_day, *filters.values()]
         return await self._totals("link_dimension_days", group, where, params, limit, value=dimension)
-
-    async def raw_totals(
-        self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],
-        limit: int | None = None,
-    ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
-        """The same from the raw rows, for what the daily totals do not hold (a link's clicks by
-        referrer, say): only as far back as the retention."""
-        conditions = ["day BETWEEN ? AND ?"] + [f"coalesce({name}, ?) = ?" for name in filters]
-        params: list[Any] = [first_day, last_day]
-        for value in filters.values():
-            params += ["" if isinstance(value, str) else 0, value]
-        if "link_key" in filters:  # the index on (link_kind, link_key, at): days are at most 14 hours off UTC
-            conditions.append(
-                "link_kind = ? AND link_key = ? AND at BETWEEN ? - 86400 AND ? + 2 * 86400"
-            )
-            params += [filters.get("link_kind", "short"), filters["link_key"], _epoch(first_day), _epoch(last_day)]
-        value = f"coalesce({DIMENSION_COLUMNS[dimension]}, '')" if dimension else "''"
-        key = value if group == "value" else self._grouping(group)
-        sql = (
-            f"SELECT {key}, coalesce(sum(n) FILTER (WHERE robot IS NULL), 0), sum(uniques),"
-            f" coalesce(sum(n) FILTER (WHERE robot IS NOT NULL), 0) FROM clicks WHERE {' AND '.join(conditions)}"
-            f" GROUP BY 1 ORDER BY {_order(group)}"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [(k, int(c), int(u or 0), int(b)) for k, c, u, b in await self._all(sql, params)]
 
     async def conversation_totals(
         self, first_day: str, last_day: str, group: str, filters: Mapping[str, Any]
@@ -276,15 +283,6 @@ def whole_months(first_day: str, last_day: str) -> tuple[tuple[str, str], list[t
         return None
     edges = [(a.isoformat(), (b - timedelta(days=1)).isoformat()) for a, b in ((first, start), (end, after)) if a < b]
     return (start.isoformat()[:7], (end - timedelta(days=1)).isoformat()[:7]), edges
-
-
-
-def _epoch(day: str) -> int | None:
-    """Midnight UTC of a YYYY-MM-DD day, as SQLite's unixepoch() (None, matching nothing, for no day)."""
-    try:
-        return calendar.timegm(date.fromisoformat(day).timetuple())
-    except ValueError:
-        return None
 
 
 

@@ -259,23 +259,18 @@ def converted(chats: tuple[int, int] | None, clicks: int) -> tuple[int, float | 
 async def read(
     store: Store, query: StatsQuery, span: tuple[str, str], by: str, limit: int | None
 ) -> list[tuple[object, int, int, int]]:
-    """From whichever table holds the answer in the fewest rows: a dimension over every link, or
-    over one campaign, agent or channel, is in dimension_days; anything per link is in
-    link_days; one link's clicks by a dimension in link_dimension_days (migration 006)."""
+    """From whichever table holds the answer in the fewest rows: a dimension over every link is
+    in fact_days; anything per link is in link_days; one link's, campaign's, agent's or channel's
+    clicks by a dimension in link_dimension_days (the cells of migration 021)."""
     filters = query.filters()
-    scoped = {k: filters[k] for k in ("campaign", "agent_id", "channel") if k in filters}
-    per_link = "link_key" in filters or "link_kind" in filters or len(scoped) > 1
+    per_link = any(name in filters for name in ("link_key", "link_kind", "campaign", "agent_id", "channel"))
     dimension = by if by in DIMENSIONS else ""
     group = "value" if dimension else by
     if by in LINK_GROUPS or (per_link and not dimension):
         return await store.link_totals(*span, group, filters, limit)
     if per_link:
         return await store.link_dimension_totals(dimension, *span, group, filters, limit)
-    scope, scope_value = next(iter(scoped.items()), ("all", ""))
-    scope = {"agent_id": "agent"}.get(scope, scope)
-    return await store.dimension_totals(
-        scope, str(scope_value), dimension, *span, group, query.business_id, limit
-    )
+    return await store.dimension_totals(dimension, *span, group, query.business_id, limit)
 
 
 async def unknown(store: Store, query: StatsQuery) -> list[FieldError]:

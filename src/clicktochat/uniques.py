@@ -141,14 +141,14 @@ def _in_any(filters: list[Filter], p: Probes) -> bool:
 
 
 class Decidable(Protocol):
-    """What RecentVisitors reads of a click row (clicks.ClickRow)."""
+    """What RecentVisitors reads of a click (clicks.Visit): `robot` true for a robot's."""
 
     @property
     def at(self) -> int: ...
     @property
     def visitor(self) -> str | None: ...
     @property
-    def robot(self) -> str | None: ...
+    def robot(self) -> object: ...
 
 
 class RecentVisitors:
