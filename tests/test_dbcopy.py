@@ -33,6 +33,7 @@ from clicktochat.dblock import DatabaseLock
 from clicktochat.graph_standin import GraphStandIn
 from clicktochat.keys import create_api_key
 from clicktochat.settings import Settings
+from clicktochat.storedb import _split_sql, migrations
 from conftest import ANDROID, DESKTOP, IPHONE, NUMBER, VERIFY_TOKEN, Clock, WhatsAppSetup, call, flush, free_port
 from pgserver import PostgresServer
 
@@ -156,11 +157,12 @@ def test_a_copy_holds_every_row_of_every_table(installation: Installation, empty
             source = [row for row in source if row[0] != "copied_to"]
         assert rows(empty, table, columns) == source, table
         assert source or table in ("rotations", "login_failures", "seen_visitors", "job_runs",  # one process
-                                   "link_months", "admin_sessions", "outbox", "notifications", "consents",
+                                   "link_totals_months", "admin_sessions", "outbox", "notifications", "consents",
                                    "chat_starts", "attributions", "click_refs", "wa_statuses", "message_templates",
                                    "optin_forms",
-                                   "optin_requests", "api_keys", "dimension_days")  # fmt: skip
-    for table in ("logos", "links", "agents", "agent_channels", "clicks", "link_days", "conversations", "wa_messages",
+                                   "optin_requests", "api_keys")  # fmt: skip
+    for table in ("logos", "links", "agents", "agent_channels", "click_log", "click_cells", "click_links", "click_facts",
+                  "cell_days", "link_totals_days", "fact_days", "conversations", "wa_messages",
                   "webhook_events", "signing_keys", "admins", "widgets", "whatsapp_numbers"):  # fmt: skip
         assert rows(installation.db, table, schema[table]), f"the installation has no {table}: a weak test"
     # PostgreSQL's stand-in for the rowid, in SQLite's rowid order (the widget list's order)
@@ -219,10 +221,10 @@ def test_new_rows_after_a_copy_get_fresh_ids(installation: Installation, empty: 
         new_business = pg.execute("INSERT INTO businesses (name, timezone, created_at, updated_at) "
                                   "VALUES ('Bar Sport', 'UTC', 0, 0) RETURNING id").fetchone()  # fmt: skip
         assert new_business is not None and new_business[0] == 3  # the copied shop is 1; 2 was given once
-        (clicks,) = pg.execute("SELECT max(id) FROM clicks").fetchone()  # type: ignore[misc]
+        (clicks,) = pg.execute("SELECT max(id) FROM click_log").fetchone()  # type: ignore[misc]
         new_click = pg.execute(
-            "INSERT INTO clicks (at, link_kind, link_key, channel, n, uniques, day) VALUES "
-            "(1, 'short', 'vetrina', 'whatsapp', 1, 0, '2026-12-03') RETURNING id").fetchone()
+            "INSERT INTO click_log (at, cell, n, uniques, day) VALUES (1, 1, 1, 0, '2026-12-03') RETURNING id"
+        ).fetchone()
         assert new_click is not None and new_click[0] == clicks + 1
         (widget_row,) = pg.execute("SELECT max(row_id) FROM widgets").fetchone()  # type: ignore[misc]
         made = pg.execute("INSERT INTO widgets (id, business_id, created_at, updated_at) VALUES ('nuovo', 1, 0, 0) "
@@ -231,7 +233,7 @@ def test_new_rows_after_a_copy_get_fresh_ids(installation: Installation, empty: 
         # every identity column: its next value is past what was copied
         found = pg.execute("SELECT table_name, column_name FROM information_schema.columns WHERE is_identity = 'YES' "
                            "AND table_schema = current_schema()").fetchall()  # fmt: skip
-        assert len(found) == 20  # every INTEGER PRIMARY KEY of SQLite, and the two rowid stand-ins
+        assert len(found) == 23  # every INTEGER PRIMARY KEY of SQLite, and the two rowid stand-ins
         for table, column in found:
             next_id, largest = pg.execute(f'SELECT nextval(pg_get_serial_sequence(%s, %s)), max("{column}") FROM '
                                           f'"{table}"', (table, column)).fetchone()  # type: ignore[misc]  # fmt: skip
@@ -305,6 +307,26 @@ def test_one_row_anywhere_makes_a_target_not_empty(installation: Installation, e
     assert run("db", "copy", "--from", str(installation.db), "--to", empty).exit_code == 0  # the seeded meta is fine
 
 
+def undo_click_cells(lite: sqlite3.Connection) -> None:
+    """Migration 023 undone: its tables and views dropped, the tables it replaced made again as
+    migrations 1 to 22 left them (empty)."""
+    with closing(sqlite3.connect(":memory:")) as scratch:
+        for number, script in migrations():
+            for statement in _split_sql(script) if number < 23 else ():
+                scratch.execute(statement)
+        old = scratch.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('clicks', 'link_days', 'link_months', 'dimension_days',"
+            " 'link_dimension_days') AND sql IS NOT NULL ORDER BY type = 'index'"
+        ).fetchall()  # fmt: skip
+    for view in ("clicks", "link_days", "link_months", "link_dimension_days"):
+        lite.execute(f"DROP VIEW {view}")
+    for table in ("cell_days", "link_totals_days", "link_totals_months", "fact_days", "click_log", "click_cells",
+                  "click_facts", "click_links"):  # fmt: skip
+        lite.execute(f"DROP TABLE {table}")
+    for (sql,) in old:
+        lite.execute(sql)
+
+
 def test_the_source_is_checked_and_brought_up_to_date(installation: Installation, empty: str, tmp_path: Path) -> None:
     missing = run("db", "copy", "--from", str(tmp_path / "none.db"), "--to", empty)
     assert missing.exit_code == 1 and f"there is no database at {tmp_path / 'none.db'}" in missing.stderr
@@ -332,6 +354,7 @@ def test_the_source_is_checked_and_brought_up_to_date(installation: Installation
         for column in ("token_refused_at", "token_error"):  # and 021's
             lite.execute(f"ALTER TABLE whatsapp_numbers DROP COLUMN {column}")
         lite.execute("DROP TABLE attributions")  # and 022's
+        undo_click_cells(lite)  # and 023's
         lite.execute("PRAGMA user_version = 11")
     # An older server still running on it: refused before anything is migrated under it (found
     # by a review: the file was brought to the new schema, then the copy refused).

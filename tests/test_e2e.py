@@ -114,12 +114,9 @@ class Recorded(NamedTuple):
 
 
 # The daily totals: every link together, each dimension summed over its values, each link.
-EVERY_LINK = (
-    "SELECT coalesce(sum(clicks), 0), coalesce(sum(bots), 0) FROM dimension_days WHERE scope = 'all' AND dimension = ''"
-)
-PER_DIMENSION = (
-    "SELECT scope || ':' || dimension, sum(clicks), sum(bots) FROM dimension_days"
-    " WHERE scope IN ('all', 'channel') GROUP BY 1"  # every click has a channel
+EVERY_LINK = "SELECT coalesce(sum(clicks), 0), coalesce(sum(bots), 0) FROM fact_days"
+PER_DIMENSION = (  # each cell's day, summed per link's channel: every click has one (link_dimension_days)
+    "SELECT 'channel:' || channel, sum(clicks), sum(bots) FROM link_dimension_days GROUP BY 1"
 )
 PER_LINK = "SELECT link_kind, link_key, sum(clicks), sum(bots) FROM link_days GROUP BY 1, 2"
 

@@ -30,6 +30,10 @@ which the code reads in these two tables (click_refs' is also its primary key)."
 NOCASE_INDEXES = {"admins_username"}
 """Unique indexes on lower(column) that stand for SQLite's UNIQUE ... COLLATE NOCASE."""
 
+MD5_INDEXES = {"click_facts_key"}
+"""Unique indexes on md5(column) that stand for SQLite's UNIQUE on a text that can pass the size of
+a PostgreSQL b-tree entry (migration 023)."""
+
 ROUTING_BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'routing_version';"
 """The body of every SQLite trigger, which bump_routing_version() does (and NOTIFYs) on PostgreSQL.
 A trigger doing anything else must be written by hand on both sides, and this test taught about it."""
@@ -89,6 +93,8 @@ def sqlite_schema(path: Path) -> Schema:
                 continue
             parts = [row for row in db.execute(f"PRAGMA index_xinfo({name})").fetchall() if row[5]]  # key columns
             columns = tuple(f"lower({c})" if collation.upper() == "NOCASE" else c for _, _, c, _, collation, _ in parts)
+            if (table, columns) == ("click_facts", ("key",)):  # PostgreSQL's is on md5(key): MD5_INDEXES
+                columns = ("md5(key)",)
             where = None
             if partial:
                 (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
@@ -133,7 +139,8 @@ def pg_schema(conn: psycopg.Connection[Any]) -> Schema:
         "SELECT table_name, column_name, is_nullable, column_default FROM information_schema.columns"
         " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
     ):
-        schema.columns[table].append((name, nullable == "NO", default(dflt)))
+        if table in schema.columns:  # a table's, not a view's (migration 023's views have the old tables' names)
+            schema.columns[table].append((name, nullable == "NO", default(dflt)))
     for table, name, primary, unique, constraint, columns, where in rows(
         "SELECT t.relname, i.relname, x.indisprimary, x.indisunique,"
         "       EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid),"
@@ -230,7 +237,7 @@ def test_postgresql_schema_is_sqlite_schema(pg_url: str, tmp_path: Path) -> None
     assert pg.primary_keys["click_refs"] == ("id",)
     del pg.primary_keys["click_refs"], sqlite.primary_keys["click_refs"]
     assert sqlite.index_names - pg.index_names == set()
-    assert pg.index_names - sqlite.index_names == NOCASE_INDEXES
+    assert pg.index_names - sqlite.index_names == NOCASE_INDEXES | MD5_INDEXES
 
     assert sorted(pg.columns) == sorted(sqlite.columns)
     for table in sqlite.columns:
@@ -295,8 +302,7 @@ def test_a_routing_change_is_announced(pg_url: str) -> None:
         writer.execute("INSERT INTO links (slug, agent_id, created_at, updated_at) VALUES ('roma', 1, 1, 1)")
         listener.execute("LISTEN clicktochat")
 
-        writer.execute("INSERT INTO clicks (at, link_kind, link_key, channel, day) VALUES (1, 'short', 'roma',"
-                       " 'whatsapp', '2024-05-01')")  # not routing: says nothing  # fmt: skip
+        writer.execute("INSERT INTO click_log (at, cell, day) VALUES (1, 1, '2024-05-01')")  # not routing: says nothing
         with writer.transaction():  # one transaction, one notification
             writer.execute("UPDATE links SET text = 'Ciao' WHERE slug = 'roma'")
             writer.execute("UPDATE agents SET name = 'Ada L.' WHERE id = 1")

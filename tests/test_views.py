@@ -86,7 +86,7 @@ def test_preview_crawlers_get_open_graph_and_are_not_counted(client: TestClient,
     client.get(path, headers={"user-agent": IPHONE})
     assert clicks(client, service, "short", "cannoli") == 1
     # Robots are not lost, though: counted apart, by kind, for the owner to see.
-    robots = call(client, service.store.dimension_totals("all", "", "robot", "2000-01-01", "2100-01-01", "value", None))
+    robots = call(client, service.store.dimension_totals("robot", "2000-01-01", "2100-01-01", "value", None))
     assert {name: bots for name, _, _, bots in robots} == {  # type: ignore[attr-defined]
         "WhatsApp": 1, "facebookexternalhit": 1, "Twitterbot": 1, "no user agent": 1, "link checker": 1, "": 0,
     }
@@ -248,7 +248,7 @@ def test_the_click_path_reads_and_writes_nothing(client: TestClient, service: Se
         flush(client)  # the trace sees what the connection runs: the writer's statements show up
     finally:
         call(client, service.store.db.set_trace_callback(None))
-    assert any(s.startswith(("INSERT INTO clicks", "COPY clicks")) for s in statements), statements  # COPY: PostgreSQL
+    assert any(s.startswith(("INSERT INTO click_log", "COPY click_log")) for s in statements), statements  # COPY: PG
 
 
 def test_an_edit_from_another_process_reaches_the_running_server(client: TestClient, service: Service) -> None:

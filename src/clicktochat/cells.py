@@ -1,4 +1,4 @@
-"""What a click says beyond its time and visitor, as a number (migration 021). A click's link, its
+"""What a click says beyond its time and visitor, as a number (migration 023). A click's link, its
 business, campaign, agent and channel (a `click_links` row) and its value of each of
 clicks.DIMENSIONS (a `click_facts` row) make a *cell*, a `click_cells` row written once; raw rows
 and daily totals then name it by its id. The writer keeps the ids it has met (`CellCache`), so a
@@ -23,7 +23,7 @@ MAX_REMEMBERED = 50_000  # raw clicks' fields remembered with their cell: at mos
 
 
 def fact_key(fact: tuple[str, ...]) -> str:
-    """click_facts.key: the values joined by U+001F, as migration 021 joins them in SQL."""
+    """click_facts.key: the values joined by U+001F, as migration 023 joins them in SQL."""
     return "\x1f".join(fact)
 
 

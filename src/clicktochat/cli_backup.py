@@ -243,7 +243,7 @@ def print_counts(counts: list[Count]) -> None:
     for count in counts:
         verdict = "ok" if count.same else "DIFFERS"
         click.echo(f"{count.table.ljust(width)}  {count.source[0]:>10}  {count.target[0]:>10}  {verdict}")
-    for table, column, label in (("clicks", "n", "clicks counted"), ("clicks", "uniques", "unique clicks")):
+    for table, column, label in (("click_log", "n", "clicks counted"), ("click_log", "uniques", "unique clicks")):
         found = next((count for count in counts if count.table == table and column in count.names), None)
         if found is not None:
             before, after = found.total(column)

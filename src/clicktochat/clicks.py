@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -69,7 +70,7 @@ Fields = tuple[Any, ...]
 """A ClickEvent's fields as a plain tuple: what waits for the writer (ClickRecorder.record)."""
 
 
-def refs_of(events: Iterator[ClickEvent] | list[ClickEvent]) -> list[tuple[Any, ...]]:
+def refs_of(events: Iterable[ClickEvent]) -> list[tuple[Any, ...]]:
     """click_refs rows of the clicks whose message carried a ref code. Without the visitor key:
     it would follow the click into the chat's start, and tie a named customer to their click rows
     (migration 020)."""
@@ -162,7 +163,7 @@ def cell_for(event: ClickEvent, business_id: int | None) -> Cell:
 
 
 class LogRow(NamedTuple):
-    """One row of click_log (migration 021): `n` identical clicks of one cell in the same second,
+    """One row of click_log (migration 023): `n` identical clicks of one cell in the same second,
     `uniques` of them the visitor's first."""
 
     at: int
@@ -268,30 +269,56 @@ def first_visits(
     return firsts, keys
 
 
-def mark_uniques(
-    rows: list[LogRow], visits: list[Visit], new: set[str], infos: Mapping[int, CellInfo]
-) -> tuple[list[LogRow], Totals]:
+def mark_uniques(described: Described, new: set[str]) -> tuple[list[LogRow], Totals]:
     """One unique for the first row of each visitor in `new` (the database said so), and the
     totals the rows add, each list in its key's order (two writers lock rows in the same order)."""
     left = set(new)
-    marked = []
-    for row, visit in sorted(zip(rows, visits, strict=True), key=lambda pair: pair[0].at):
+    rows = []
+    for row, visit in sorted(zip(described.rows, described.visits, strict=True), key=lambda pair: pair[0].at):
         if row.visitor in left and not visit.robot:
             left.discard(row.visitor)
             row = tuple.__new__(LogRow, (*row[:-1], 1))  # row._replace(uniques=1)
-        marked.append(row)
-    return marked, cell_totals(marked, infos).sorted()
+        rows.append(row)
+    return rows, cell_totals(rows, described.infos).sorted()
+
+
+@dataclass
+class Described:
+    """A batch as ClickRecorder.describe() leaves it."""
+
+    rows: list[LogRow]
+    visits: list[Visit]  # each row's, for the unique-visitor decision
+    befores: list[str]  # each row's visitor key under yesterday's salt, or ""
+    infos: dict[int, CellInfo]  # the rows' cells, by id
+    missing: dict[Cell, list[int]]  # cells the writer had no id for, with their rows' places
+    refs: list[tuple[Any, ...]]  # click_refs rows
+
+    def place(self, known: Mapping[Cell, CellInfo]) -> None:
+        """Give the rows of `missing` their cells, now that the database has named them."""
+        for cell, places in self.missing.items():
+            found = known[cell]
+            self.infos[found.id] = found
+            for i in places:
+                self.rows[i] = self.rows[i]._replace(cell=found.id)
+        self.infos.pop(0, None)
+        self.missing = {}
 
 
 class Decided(NamedTuple):
     """A batch whose unique visitors the database has decided (several instances), not yet written."""
 
-    rows: list[LogRow]
-    visits: list[Visit]
-    infos: dict[int, CellInfo]
+    described: Described
     new: set[str]
-    refs: list[tuple[Any, ...]]
     clicks: int
+
+
+def marked(described: Described, uniques: list[int]) -> tuple[list[LogRow], Totals]:
+    """The rows with their uniques (RecentVisitors.decide's), and the totals they add."""
+    rows = [
+        tuple.__new__(LogRow, (*row[:-1], 1)) if unique else row  # row._replace(uniques=1), cheaper
+        for row, unique in zip(described.rows, uniques, strict=True)
+    ]
+    return rows, cell_totals(rows, described.infos)
 
 
 class ClickRecorder:
@@ -415,12 +442,11 @@ class ClickRecorder:
         written = 0
         while todo:
             batch = self._take(todo)
-            zones = await self.store.click_zones()
             # Hashing visitors and parsing new user agents takes a while: off the event loop.
-            merged = await asyncio.to_thread(self.hashed, batch)
-            await self._know_cells(merged, zones)
-            rows, totals, seen, refs = await asyncio.to_thread(self.prepare, merged, zones)
-            await self.store.add_clicks(rows, totals, refs)
+            described = await self._describe(batch)
+            uniques, seen = await asyncio.to_thread(self.visitors.decide, described.visits, described.befores)
+            rows, totals = await asyncio.to_thread(marked, described, uniques)
+            await self.store.add_clicks(rows, totals, described.refs)
             clicks = self._written(todo, batch)
             # Written: now they count as seen. In the worker thread too, a few microseconds a new
             # visitor, which the event loop would otherwise spend in one go, between two requests.
@@ -440,15 +466,12 @@ class ClickRecorder:
         while todo:
             batch = self._take(todo)
             await self._share_salts(max(fields[0] for fields in batch))  # ClickEvent.at
-            zones = await self.store.click_zones()
-            merged = await asyncio.to_thread(self.hashed, batch)
-            await self._know_cells(merged, zones)
-            rows, visits, infos = await asyncio.to_thread(self.rows, merged, zones)
-            firsts, before = first_visits(visits, [event.visitor_before for event, _ in merged])
+            described = await self._describe(batch)
+            firsts, before = first_visits(described.visits, described.befores)
             new = await decide_uniques(self.store, firsts, before, self.salts.window)
             # Decided (committed): from here the batch is written as it is, even if this write fails.
             clicks = self._written(todo, batch)
-            self._decided.append(Decided(rows, visits, infos, new, refs_of([event for event, _ in merged]), clicks))
+            self._decided.append(Decided(described, new, clicks))
             self._decided_clicks += clicks
             written += await self._write_decided()
         await self._share_salts(int(time.time()))
@@ -458,9 +481,8 @@ class ClickRecorder:
         written = 0
         while self._decided:
             decided = self._decided[0]
-            marked, totals = await asyncio.to_thread(mark_uniques, decided.rows, decided.visits, decided.new,
-                                                     decided.infos)  # fmt: skip
-            await self.store.add_clicks(marked, totals, decided.refs)
+            rows, totals = await asyncio.to_thread(mark_uniques, decided.described, decided.new)
+            await self.store.add_clicks(rows, totals, decided.described.refs)
             self._decided.pop(0)
             self._decided_clicks -= decided.clicks
             written += decided.clicks
@@ -471,60 +493,48 @@ class ClickRecorder:
         if self.salts.changed:
             self.salts = Salts(self.salts.window, await share_salts(self.store, self.salts.save()))
 
-    async def _know_cells(self, merged: list[tuple[ClickEvent, int]], zones: Zones) -> None:
-        """Ask the database for the ids of the batch's cells the writer has not met (new ones are
-        written, in a transaction of their own: a cell no click row names yet costs nothing)."""
+    async def _describe(self, batch: dict[Fields, int]) -> Described:
+        """describe() in a worker thread, then the cells it met for the first time from the
+        database (new ones written in a transaction of their own: a cell no row names costs nothing)."""
+        zones = await self.store.click_zones()
         if zones != self._zones:  # a business moved or changed time zone: its clicks' cells did
             self.cells.by_fields.clear()
             self._zones = zones
-        missing = await asyncio.to_thread(self.missing, merged, zones)
-        if missing:
-            self.cells.learn(await self.store.click_cells(missing))
+        described = await asyncio.to_thread(self.describe, batch, zones)
+        if described.missing:
+            self.cells.learn(await self.store.click_cells(list(described.missing)))
+            await asyncio.to_thread(described.place, self.cells.known)
+        return described
 
-    def hashed(self, batch: dict[Fields, int]) -> list[tuple[ClickEvent, int]]:
-        """The batch's distinct clicks, as ClickEvents again, visitors hashed, each with its count."""
-        merged: list[tuple[ClickEvent, int]] = []
-        hashes = self.salts.hashes
-        for fields, n in batch.items():
-            event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
-            if event.address:  # hashed here, once per distinct click, rather than on the request path
-                visitor, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
-                # event._replace(address="", visitor=visitor, visitor_before=before), at a quarter of the cost
-                event = tuple.__new__(ClickEvent, (*event[:11], visitor, before, event[13], "", *event[15:]))
-            merged.append((event, n))
-        return merged
-
-    def missing(self, merged: list[tuple[ClickEvent, int]], zones: Zones) -> list[Cell]:
-        """The cells of `merged` the writer has no id for; the others' by_fields remembered."""
-        by_fields, known, remember = self.cells.by_fields, self.cells.known, self.cells.remember
-        found: dict[Cell, None] = {}
-        for event, _ in merged:
-            fields = (event[1:11], event[13], event[17])  # what makes the cell (ClickEvent's order), with zones
-            if fields not in by_fields:
-                cell = cell_for(event, where(event, zones)[0])
-                got = known.get(cell)
-                if got is None:
-                    found[cell] = None
-                else:
-                    remember(fields, got)
-        return list(found)
-
-    def rows(
-        self, merged: list[tuple[ClickEvent, int]], zones: Zones
-    ) -> tuple[list[LogRow], list[Visit], dict[int, CellInfo]]:
-        """The batch's raw rows, none unique yet, what decides their uniques, and their cells.
-        The loop every click goes through: a dictionary lookup, the day from a cache."""
+    def describe(self, batch: dict[Fields, int], zones: Zones) -> Described:
+        """The batch's raw rows, none unique yet (visitors hashed here, once per distinct click,
+        rather than on the request path), and what decides their uniques. The loop every click
+        goes through: a dictionary lookup for its cell, a cached one for its day. A cell the
+        writer has not met waits in `missing`, its rows' places with it."""
         rows: list[LogRow] = []
         visits: list[Visit] = []
+        befores: list[str] = []
         infos: dict[int, CellInfo] = {}
+        missing: dict[Cell, list[int]] = {}
+        refs: list[tuple[Any, ...]] = []
         by_fields, known, remember = self.cells.by_fields, self.cells.known, self.cells.remember
-        agents, businesses = zones.agents, zones.businesses
-        for event, n in merged:
-            fields = (event[1:11], event[13], event[17])
-            found = by_fields.get(fields)
-            if found is None:  # missing() met it, and by_fields was emptied since
-                found = known[cell_for(event, where(event, zones)[0])]
-                remember(fields, found)
+        agents, businesses, hashes = zones.agents, zones.businesses, self.salts.hashes
+        for fields, n in batch.items():
+            event = tuple.__new__(ClickEvent, fields)  # ClickEvent._make(fields), cheaper
+            if event[14]:  # an address: hashed into the visitor's keys, then forgotten
+                today, before = hashes(event.at, event.address, event.user_agent, event.link_kind, event.link_key)
+                # event._replace(address="", visitor=today, visitor_before=before), at a quarter of the cost
+                event = tuple.__new__(ClickEvent, (*event[:11], today, before, event[13], "", *event[15:]))
+            key = (event[1:11], event[13], event[17])  # what makes its cell (ClickEvent's order), zones aside
+            found = by_fields.get(key)
+            if found is None:
+                cell = cell_for(event, where(event, zones)[0])
+                found = known.get(cell)
+                if found is None:
+                    missing.setdefault(cell, []).append(len(rows))
+                    found = CellInfo(0, 0, 0, cell[2], bool(cell[18]))  # its ids once known (place)
+                else:
+                    remember(key, found)
             infos[found.id] = found
             agent = event[4]
             if agent is not None or event[17] is None:
@@ -534,20 +544,10 @@ class ClickRecorder:
             at, visitor = event[0], event[11] or None
             rows.append(tuple.__new__(LogRow, (at, found.id, local_day(at // 900, zone), visitor, n, 0)))
             visits.append(tuple.__new__(Visit, (at, visitor, found.robot)))
-        return rows, visits, infos
-
-    def prepare(
-        self, merged: list[tuple[ClickEvent, int]], zones: Zones
-    ) -> tuple[list[LogRow], Totals, dict[str, int], list[tuple[Any, ...]]]:
-        """The batch's rows with their uniques, the totals they add, the visitors to remember once
-        written, and the ref codes."""
-        rows, visits, infos = self.rows(merged, zones)
-        uniques, seen = self.visitors.decide(visits, [event.visitor_before for event, _ in merged])
-        rows = [
-            tuple.__new__(LogRow, (*row[:-1], unique)) if unique else row  # row._replace(uniques=unique), cheaper
-            for row, unique in zip(rows, uniques, strict=True)
-        ]
-        return rows, cell_totals(rows, infos), seen, refs_of([event for event, _ in merged])
+            befores.append(event[12])
+            if event[15]:
+                refs.append(refs_of((event,))[0])
+        return Described(rows, visits, befores, infos, missing, refs)
 
     async def prune(self, now: float) -> int:
         """Delete raw rows past the retention; the daily totals stay. With several instances, the

@@ -11,7 +11,7 @@ from .cells import CELL_COLUMNS, FACT_COLUMNS, LINK_WIDTH, Cell, Totals, fact_ke
 from .storedb import StoreDB, copy_rows, insert_rows
 
 LOG_COLUMNS = ("at", "cell", "day", "visitor", "n", "uniques")  # clicks.LogRow, in order
-CLICK_COLUMNS = (  # clicks.ClickRow, in order: the clicks view (migration 021) has them
+CLICK_COLUMNS = (  # clicks.ClickRow, in order: the clicks view (migration 023) has them
     "at", "link_kind", "link_key", "channel", "agent_id", "campaign", "source",
     "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ad_click", "referrer_host",
     "device_class", "os_family", "browser_family", "page_path", "robot", "via", "business_id", "day", "visitor",
@@ -76,7 +76,7 @@ class ClickStore(StoreDB):
 
     async def click_cells(self, cells: Sequence[Cell]) -> dict[Cell, tuple[int, int, int]]:
         """The ids of each cell, of its link and of its fact (click_cells, click_links, click_facts:
-        migration 021), made where there are none yet; another instance may make the same at once."""
+        migration 023), made where there are none yet; another instance may make the same at once."""
         links = sorted({cell[:LINK_WIDTH] for cell in cells})
         facts = {fact_key(cell[LINK_WIDTH:]): cell[LINK_WIDTH:] for cell in cells}
         async with self.transaction() as db:
