@@ -281,7 +281,7 @@ async def report(
 ) -> None:  # fmt: skip
     (raw_rows,) = await store._one("SELECT count(*) FROM click_log")
     (day_rows,) = await store._one("SELECT (SELECT count(*) FROM cell_days) + (SELECT count(*) FROM link_totals_days)"
-                                   " + (SELECT count(*) FROM fact_days)")  # fmt: skip
+                                   " + (SELECT count(*) FROM dimension_days)")  # fmt: skip
     size = sum(f.stat().st_size for f in folder.glob(f"stats{round_}.db*")) / 1e9
     total = args.clicks + args.busy
     print(f"\nround {round_ + 1}, ingestion: {total / spent:,.0f} clicks/s through the click writer, "

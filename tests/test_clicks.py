@@ -359,7 +359,8 @@ async def raw_totals(
     params: list[Any] = [first_day, last_day]
     for value in filters.values():
         params += ["" if isinstance(value, str) else 0, value]
-    key = (f"coalesce({RAW_COLUMNS[dimension]}, '')" if dimension else "''") if group == "value" else store._grouping(group)
+    value = f"coalesce({RAW_COLUMNS[dimension]}, '')" if dimension else "''"
+    key = value if group == "value" else store._grouping(group)
     order = "1" if group in ("day", "week", "month") else "2 DESC, 4 DESC, 1"
     rows = await store._all(
         f"SELECT {key}, coalesce(sum(n) FILTER (WHERE robot IS NULL), 0), sum(uniques), coalesce(sum(n) FILTER"
@@ -455,7 +456,7 @@ def test_the_daily_totals_always_agree_with_the_raw_rows(db_path: str) -> None:
         assert sum(r[1] for r in per_link) == clicks and len(per_link) == 5
         by_source = await totals(store, "utm_source")
         assert sum(c for c, _, _ in by_source.values()) == clicks and set(by_source) == {"s0", "s1", "s2", "s3"}
-        # Every way of reading gives the same answer: fact_days, each scope's cells, link_days, raw rows.
+        # Every way of reading gives the same answer: dimension_days, each scope's cells, link_days, raw rows.
         span = ("2000-01-01", "2100-01-01")
         for group, dimension in (("day", ""), ("value", "utm_source"), ("value", "device"), ("value", "robot"),
                                  ("value", "via")):  # fmt: skip

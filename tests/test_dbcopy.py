@@ -161,8 +161,8 @@ def test_a_copy_holds_every_row_of_every_table(installation: Installation, empty
                                    "chat_starts", "attributions", "click_refs", "wa_statuses", "message_templates",
                                    "optin_forms",
                                    "optin_requests", "api_keys")  # fmt: skip
-    for table in ("logos", "links", "agents", "agent_channels", "click_log", "click_cells", "click_links", "click_facts",
-                  "cell_days", "link_totals_days", "fact_days", "conversations", "wa_messages",
+    for table in ("logos", "links", "agents", "agent_channels", "click_log", "click_cells", "click_links",
+                  "click_facts", "cell_days", "link_totals_days", "dimension_days", "conversations", "wa_messages",
                   "webhook_events", "signing_keys", "admins", "widgets", "whatsapp_numbers"):  # fmt: skip
         assert rows(installation.db, table, schema[table]), f"the installation has no {table}: a weak test"
     # PostgreSQL's stand-in for the rowid, in SQLite's rowid order (the widget list's order)
@@ -315,12 +315,12 @@ def undo_click_cells(lite: sqlite3.Connection) -> None:
             for statement in _split_sql(script) if number < 23 else ():
                 scratch.execute(statement)
         old = scratch.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('clicks', 'link_days', 'link_months', 'dimension_days',"
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('clicks', 'link_days', 'link_months',"
             " 'link_dimension_days') AND sql IS NOT NULL ORDER BY type = 'index'"
         ).fetchall()  # fmt: skip
     for view in ("clicks", "link_days", "link_months", "link_dimension_days"):
         lite.execute(f"DROP VIEW {view}")
-    for table in ("cell_days", "link_totals_days", "link_totals_months", "fact_days", "click_log", "click_cells",
+    for table in ("cell_days", "link_totals_days", "link_totals_months", "click_log", "click_cells",
                   "click_facts", "click_links"):  # fmt: skip
         lite.execute(f"DROP TABLE {table}")
     for (sql,) in old:

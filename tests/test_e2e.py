@@ -114,9 +114,12 @@ class Recorded(NamedTuple):
 
 
 # The daily totals: every link together, each dimension summed over its values, each link.
-EVERY_LINK = "SELECT coalesce(sum(clicks), 0), coalesce(sum(bots), 0) FROM fact_days"
-PER_DIMENSION = (  # each cell's day, summed per link's channel: every click has one (link_dimension_days)
-    "SELECT 'channel:' || channel, sum(clicks), sum(bots) FROM link_dimension_days GROUP BY 1"
+EVERY_LINK = (
+    "SELECT coalesce(sum(clicks), 0), coalesce(sum(bots), 0) FROM dimension_days WHERE scope = 'all' AND dimension = ''"
+)
+PER_DIMENSION = (  # every dimension summed over its values; each link's channel (every click has one)
+    "SELECT 'all:' || dimension, sum(clicks), sum(bots) FROM dimension_days GROUP BY 1"
+    " UNION ALL SELECT 'channel:' || channel, sum(clicks), sum(bots) FROM link_dimension_days GROUP BY 1"
 )
 PER_LINK = "SELECT link_kind, link_key, sum(clicks), sum(bots) FROM link_days GROUP BY 1, 2"
 

@@ -20,12 +20,14 @@ PINNED = {
         9: "eb90facec93e3f6d", 10: "9de755fec925ce1e", 11: "844e10996fdd73aa", 12: "27f8b3d76e546510",
         13: "e3b0c44298fc1c14", 14: "a246d3b6966c97dd", 15: "4724ccdef69828f2", 16: "37ff111d4a0e8048",
         17: "7522574b987b6a68", 18: "8b9eecffc6f882eb", 19: "f2b1f0a70bd726db", 20: "e9aa6162a3800288",
-        21: "6e5ceddea4fcf4cc", 22: "fa5af9b499d37c89", 23: "6a68bd27ab10ca5f",
+        21: "6e5ceddea4fcf4cc", 22: "fa5af9b499d37c89",
+        23: "aced7fb549066a92",
     },
     "migrations_pg": {
         11: "4ee78d50db1f8e32", 12: "6e8c6180dc72d7b8", 13: "17db4fd369edb924", 14: "a246d3b6966c97dd",
         15: "4724ccdef69828f2", 16: "37ff111d4a0e8048", 17: "103597748dcb8fb8", 18: "8b9eecffc6f882eb",
-        19: "f2b1f0a70bd726db", 20: "e9aa6162a3800288", 21: "b5ccfa26aa721bd6", 22: "723e03f46b41a814", 23: "cdb9e453ff83eac8",
+        19: "f2b1f0a70bd726db", 20: "e9aa6162a3800288", 21: "b5ccfa26aa721bd6", 22: "723e03f46b41a814",
+        23: "ae6e064d776ddfcd",
     },
 }  # fmt: skip
 

@@ -35,6 +35,7 @@ class CellInfo(NamedTuple):
     fact: int  # click_facts.id
     business_id: int
     robot: bool
+    values: tuple[str, ...]  # each of FACT_COLUMNS
 
 
 class CellCache:
@@ -52,7 +53,7 @@ class CellCache:
         if len(self.known) + len(found) > 4 * self.size:
             self.known.clear()
         for cell, (cell_id, link, fact) in found.items():
-            self.known[cell] = CellInfo(cell_id, link, fact, cell[2], bool(cell[18]))
+            self.known[cell] = CellInfo(cell_id, link, fact, cell[2], bool(cell[18]), cell[LINK_WIDTH:])
 
     def remember(self, fields: tuple[Any, ...], found: CellInfo) -> None:
         if len(self.by_fields) >= self.size:
@@ -67,7 +68,7 @@ class Totals(NamedTuple):
     cell_days: list[tuple[Any, ...]]  # (day, cell, ...)
     link_days: list[tuple[Any, ...]]  # link_totals_days: (day, link, ...)
     link_months: list[tuple[Any, ...]]  # link_totals_months: (month, link, ...)
-    fact_days: list[tuple[Any, ...]]  # (day, business_id, fact, ...)
+    dimension_days: list[tuple[Any, ...]]  # ("all", "", dimension, day, business_id, value, ...)
 
     def sorted(self) -> Totals:
         """Each list in its key's order: two writers add to shared rows in the same order (no deadlock)."""
@@ -77,7 +78,7 @@ class Totals(NamedTuple):
 def cell_totals(rows: Iterable[tuple[Any, ...]], infos: Mapping[int, CellInfo]) -> Totals:
     """What raw rows (at, cell, day, visitor, n, uniques) add to the totals: summed per cell and
     day first (a busy link's clicks share a few), then each cell's day into its link's day and
-    month and its business's fact's day."""
+    month and its business's fact's day, and each of those into each dimension's value."""
     per_cell: dict[tuple[str, int], list[int]] = {}
     for row in rows:
         key = (row[2], row[1])
@@ -97,8 +98,14 @@ def cell_totals(rows: Iterable[tuple[Any, ...]], infos: Mapping[int, CellInfo]) 
         _add(per_link, (day, found.link), counts)
         _add(per_month, (day[:7], found.link), counts)
         _add(per_fact, (day, found.business_id, found.fact), counts)
+    per_value: dict[tuple[Any, ...], list[int]] = {}
+    values = {found.fact: found.values for found in infos.values()}
+    for (day, business, fact), counts in per_fact.items():
+        _add(per_value, ("all", "", "", day, business, ""), counts)
+        for name, value in zip(FACT_COLUMNS, values[fact], strict=True):
+            _add(per_value, ("all", "", name, day, business, value), counts)
     return Totals(*([(*key, *counts) for key, counts in part.items()] for part in (per_cell, per_link, per_month,
-                                                                                   per_fact)))  # fmt: skip
+                                                                                   per_value)))  # fmt: skip
 
 
 def _add(totals: dict[Any, list[int]], key: Any, counts: list[int]) -> None:

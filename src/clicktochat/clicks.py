@@ -532,7 +532,7 @@ class ClickRecorder:
                 found = known.get(cell)
                 if found is None:
                     missing.setdefault(cell, []).append(len(rows))
-                    found = CellInfo(0, 0, 0, cell[2], bool(cell[18]))  # its ids once known (place)
+                    found = CellInfo(0, 0, 0, cell[2], bool(cell[18]), ())  # its ids once known (place)
                 else:
                     remember(key, found)
             infos[found.id] = found

@@ -17,6 +17,7 @@ CLICK_COLUMNS = (  # clicks.ClickRow, in order: the clicks view (migration 023) 
     "device_class", "os_family", "browser_family", "page_path", "robot", "via", "business_id", "day", "visitor",
     "n", "uniques",
 )  # fmt: skip
+DIMENSION_DAY_COLUMNS = ("scope", "scope_value", "dimension", "day", "business_id", "value")
 COUNTERS = ("clicks", "uniques", "bots")
 # How stats group rows, as SQL over any of the three tables.
 GROUPINGS = {
@@ -68,7 +69,7 @@ class ClickStore(StoreDB):
             for table, key, added in (("cell_days", ("day", "cell"), totals.cell_days),
                                       ("link_totals_days", ("day", "link"), totals.link_days),
                                       ("link_totals_months", ("month", "link"), totals.link_months),
-                                      ("fact_days", ("day", "business_id", "fact"), totals.fact_days)):  # fmt: skip
+                                      ("dimension_days", DIMENSION_DAY_COLUMNS, totals.dimension_days)):  # fmt: skip
                 upsert = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
                     f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
                 )
@@ -218,17 +219,14 @@ class ClickStore(StoreDB):
         self, dimension: str, first_day: str, last_day: str, group: str, business_id: int | None,
         limit: int | None = None,
     ) -> list[tuple[Any, int, int, int]]:  # fmt: skip
-        """The same over every link (of a business, or of all), from fact_days: `group` is "value"
-        (the dimension's, or '' for none) or one of GROUPINGS."""
-        if dimension and dimension not in FACT_COLUMNS:
-            raise ValueError(f"unknown dimension {dimension!r}")
-        where = "d.fact = f.id AND day BETWEEN ? AND ?"
-        params: list[Any] = [first_day, last_day]
+        """The same over every link (of a business, or of all), from dimension_days: `group` is
+        "value" (the dimension's, '' for the day's total) or one of GROUPINGS."""
+        where = "scope = 'all' AND scope_value = '' AND dimension = ? AND day BETWEEN ? AND ?"
+        params: list[Any] = [dimension, first_day, last_day]
         if business_id is not None:
             where += " AND business_id = ?"
             params.append(business_id)
-        return await self._totals("fact_days d, click_facts f", group, where, params, limit,
-                                  value=f"f.{dimension}" if dimension else "''")  # fmt: skip
+        return await self._totals("dimension_days", group, where, params, limit)
 
     async def link_dimension_totals(
         self, dimension: str, first_day: str, last_day: str, group: str, filters: Mapping[str, Any],

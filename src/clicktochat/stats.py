@@ -260,7 +260,7 @@ async def read(
     store: Store, query: StatsQuery, span: tuple[str, str], by: str, limit: int | None
 ) -> list[tuple[object, int, int, int]]:
     """From whichever table holds the answer in the fewest rows: a dimension over every link is
-    in fact_days; anything per link is in link_days; one link's, campaign's, agent's or channel's
+    in dimension_days; anything per link is in link_days; one link's, campaign's, agent's or channel's
     clicks by a dimension in link_dimension_days (the cells of migration 023)."""
     filters = query.filters()
     per_link = any(name in filters for name in ("link_key", "link_kind", "campaign", "agent_id", "channel"))

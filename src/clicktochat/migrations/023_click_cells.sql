@@ -4,10 +4,11 @@
 -- says beyond its time and visitor is a `click_cells` row, made once and then named by its id: its
 -- link (a `click_links` row: the link, its business, campaign, agent and channel) and its value of
 -- each dimension (a `click_facts` row), '' or 0 for none. Raw rows (`click_log`) and the daily
--- totals (`cell_days`, `link_totals_days`, `link_totals_months`, `fact_days`) hold ids and numbers,
--- keyed day first: a batch of clicks adds to the last pages of each, where a key led by the cell
--- or the link wrote a page of the file for nearly every click. The old names are views with the
--- old columns, for every reader; dimension_days is now fact_days, read through click_facts.
+-- totals (`cell_days`, `link_totals_days`, `link_totals_months`) hold ids and numbers, keyed day
+-- first: a batch of clicks adds to the last pages of each, where a key led by the cell or the link
+-- wrote a page of the file for nearly every click. The old names are views with the old columns,
+-- for every reader. dimension_days keeps the business's totals per dimension value (scope 'all');
+-- a campaign's, an agent's or a channel's are read from cell_days (stats.read).
 
 CREATE TABLE click_links (
     id INTEGER PRIMARY KEY,
@@ -148,25 +149,11 @@ INSERT INTO link_totals_months (link, month, clicks, uniques, bots)
 SELECT l.id, m.month, m.clicks, m.uniques, m.bots
 FROM link_months m JOIN click_links l USING (link_kind, link_key, business_id, campaign, agent_id, channel);
 
-CREATE TABLE fact_days (
-    day TEXT NOT NULL,
-    business_id INTEGER NOT NULL,        -- 0: no business
-    fact INTEGER NOT NULL,               -- click_facts.id
-    clicks INTEGER NOT NULL DEFAULT 0,
-    uniques INTEGER NOT NULL DEFAULT 0,
-    bots INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, business_id, fact)
-) WITHOUT ROWID;
-INSERT INTO fact_days (day, business_id, fact, clicks, uniques, bots)
-SELECT d.day, l.business_id, c.fact, sum(d.clicks), sum(d.uniques), sum(d.bots)
-FROM cell_days d JOIN click_cells c ON c.id = d.cell JOIN click_links l ON l.id = c.link GROUP BY 1, 2, 3;
-DROP VIEW full_cells;
-
 DROP TABLE clicks;
 DROP TABLE link_days;
 DROP TABLE link_months;
 DROP TABLE link_dimension_days;
-DROP TABLE dimension_days;
+DELETE FROM dimension_days WHERE scope != 'all';  -- a campaign's, agent's or channel's: from cell_days
 
 -- The old tables' names and columns, for every reader.
 CREATE VIEW clicks AS

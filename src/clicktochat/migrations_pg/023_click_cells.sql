@@ -143,25 +143,11 @@ INSERT INTO link_totals_months (link, month, clicks, uniques, bots)
 SELECT l.id, m.month, m.clicks, m.uniques, m.bots
 FROM link_months m JOIN click_links l USING (link_kind, link_key, business_id, campaign, agent_id, channel);
 
-CREATE TABLE fact_days (
-    day TEXT NOT NULL,
-    business_id BIGINT NOT NULL,        -- 0: no business
-    fact BIGINT NOT NULL,               -- click_facts.id
-    clicks BIGINT NOT NULL DEFAULT 0,
-    uniques BIGINT NOT NULL DEFAULT 0,
-    bots BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, business_id, fact)
-);
-INSERT INTO fact_days (day, business_id, fact, clicks, uniques, bots)
-SELECT d.day, l.business_id, c.fact, sum(d.clicks), sum(d.uniques), sum(d.bots)
-FROM cell_days d JOIN click_cells c ON c.id = d.cell JOIN click_links l ON l.id = c.link GROUP BY 1, 2, 3;
-DROP VIEW full_cells;
-
 DROP TABLE clicks;
 DROP TABLE link_days;
 DROP TABLE link_months;
 DROP TABLE link_dimension_days;
-DROP TABLE dimension_days;
+DELETE FROM dimension_days WHERE scope != 'all';  -- a campaign's, agent's or channel's: from cell_days
 
 -- The old tables' names and columns, for every reader.
 CREATE VIEW clicks AS
