@@ -594,3 +594,31 @@ def test_random_failures_and_flushes_lose_and_double_nothing(db_path: str, seed:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_an_agent_moved_to_another_business_counts_its_next_clicks_there(db_path: str) -> None:
+    """The writer remembers each click's cell (its link, business and dimension values) by the
+    click's raw fields; a business's agent moving, or its time zone changing, must not leave the
+    next clicks in the old business or day."""
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        store = await Store.open(db_path)
+        async with store.transaction() as db:
+            for name, zone in (("Roma", "Europe/Rome"), ("Tokyo", "Asia/Tokyo")):
+                await db.execute("INSERT INTO businesses (name, timezone, created_at, updated_at) VALUES (?, ?, 0, 0)",
+                                 (name, zone))  # fmt: skip
+            await db.execute("INSERT INTO agents (id, business_id, name, channel, address, created_at, updated_at)"
+                             " VALUES (3, 1, 'Ada', 'whatsapp', '393471234567', 0, 0)")  # fmt: skip
+        recorder = ClickRecorder(store, flush_interval=60)
+        late = event()._replace(at=1700000000 + 23 * 3600)  # 21:13 UTC on 15 November: the 16th in Tokyo
+        recorder.record(late._replace(visitor="a"))
+        await recorder.flush()
+        async with store.transaction() as db:
+            await db.execute("UPDATE agents SET business_id = 2 WHERE id = 3")
+        recorder.record(late._replace(visitor="b"))  # the same link, referrer, device: the same raw fields
+        await recorder.flush()
+        found = await store._all("SELECT business_id, day, clicks FROM link_days ORDER BY business_id")
+        await store.close()
+        return [tuple(row) for row in found]
+
+    assert asyncio.run(scenario()) == [(1, "2023-11-15", 1), (2, "2023-11-16", 1)]
