@@ -137,18 +137,9 @@ def where(event: ClickEvent, zones: Zones) -> tuple[int | None, str]:
 NO_BUSINESS = (None, "UTC")
 
 
-def cell_of(row: ClickRow) -> Cell:
-    """The click_cells columns of a described click (cells.CELL_COLUMNS)."""
-    return (
-        row.link_kind, row.link_key, row.business_id or 0, row.campaign or "", row.agent_id or 0, row.channel,
-        row.source or "", row.referrer_host or "", row.device_class, row.os_family, row.browser_family,
-        row.utm_source or "", row.utm_medium or "", row.utm_campaign or "", row.utm_content or "",
-        row.utm_term or "", row.page_path or "", row.ad_click or "", row.robot or "", row.via or "",
-    )  # fmt: skip
-
-
 def cell_for(event: ClickEvent, business_id: int | None) -> Cell:
-    """cell_of(describe(event, ...)) in fewer steps: what the writer does for a click it has not met."""
+    """The cell (cells.CELL_COLUMNS) of what describe() would store of `event`, '' and 0 for none:
+    what the writer works out for a click it has not met."""
     query, referer, user_agent = event.query_string, event.referer, event.user_agent
     if len(query) + len(referer) <= MAX_CACHED_ANALYSIS:
         facts = analysis(query, referer, user_agent, event.probe)
